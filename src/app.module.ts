@@ -1,0 +1,31 @@
+import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import type { AppConfig } from './config/config';
+import { ConfigModule } from './config/config.module';
+import { DatabaseModule } from './infra/database/database.module';
+import { HealthController } from './infra/health/health.controller';
+import { HttpMetricsMiddleware, MetricsController } from './infra/observability/metrics';
+import { QueueModule } from './infra/queue/queue.module';
+import { RedisModule } from './infra/redis/redis.module';
+import { AuditLogModule } from './modules/audit-log/audit-log.module';
+import { AuthModule } from './modules/auth/auth.module';
+import { ConsoleModule } from './modules/console/console.module';
+import { RegistryModule } from './modules/registry/registry.module';
+
+/** Capability modules, in dependency order. Each later capability appends itself here. */
+const CAPABILITIES = [AuditLogModule, AuthModule, RegistryModule];
+
+@Module({})
+export class AppModule implements NestModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    const api = config.role !== 'worker';
+    return {
+      module: AppModule,
+      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, QueueModule, ...CAPABILITIES, ...(api ? [ConsoleModule] : [])],
+      controllers: api ? [HealthController, MetricsController] : [],
+    };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes('*path');
+  }
+}

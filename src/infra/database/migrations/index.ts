@@ -1,0 +1,4 @@
+import { Registry1764300000000 } from './1764300000000-Registry';
+
+/** Every migration, in order. A capability adds its own file here; never edit a landed one. */
+export const MIGRATIONS = [Registry1764300000000];

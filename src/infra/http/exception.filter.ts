@@ -1,0 +1,88 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { QueryFailedError } from 'typeorm';
+import { DomainError } from './errors';
+import { currentContext } from './request-context';
+
+interface ErrorBody {
+  code: string;
+  message: string;
+  requestId?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Postgres constraint violations that come from bad client input, mapped to 409/400. */
+function fromPostgres(err: QueryFailedError): [HttpStatus, ErrorBody] | null {
+  const pg = err.driverError as { code?: string; constraint?: string; detail?: string; column?: string };
+  switch (pg.code) {
+    case '23505':
+      return [HttpStatus.CONFLICT, { code: 'CONFLICT.DUPLICATE', message: pg.detail ?? 'Duplicate value', details: { constraint: pg.constraint } }];
+    case '23503':
+      return [HttpStatus.CONFLICT, { code: 'CONFLICT.REFERENCE', message: pg.detail ?? 'Referenced by or referencing another record', details: { constraint: pg.constraint } }];
+    case '23514':
+    case '23502':
+    case '22P02':
+    case '22003':
+    case '22007':
+    case '22008':
+      return [HttpStatus.BAD_REQUEST, { code: 'VALIDATION_FAILED', message: pg.detail ?? err.message.split('\n')[0], details: { constraint: pg.constraint, column: pg.column } }];
+    default:
+      return null;
+  }
+}
+
+/**
+ * One error shape for every route. Never leaks internals on a 500: the response carries the
+ * request id, the log carries the stack.
+ */
+@Catch()
+export class GlobalExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw exception;
+    const res = host.switchToHttp().getResponse<Response>();
+    const req = host.switchToHttp().getRequest<Request>();
+    const requestId = currentContext()?.requestId ?? (req.headers['x-request-id'] as string | undefined);
+    let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
+    let body: ErrorBody = { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it' };
+
+    if (exception instanceof DomainError) {
+      status = exception.status;
+      body = { code: exception.code, message: exception.message, details: exception.details };
+      const retry = exception.details?.retryAfterSeconds;
+      if (typeof retry === 'number') res.setHeader('Retry-After', String(retry));
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const r = exception.getResponse();
+      const message = typeof r === 'string' ? r : ((r as { message?: unknown }).message ?? exception.message);
+      body = { code: httpCode(status), message: Array.isArray(message) ? message.join('; ') : String(message) };
+    } else if (exception instanceof QueryFailedError && fromPostgres(exception)) {
+      [status, body] = fromPostgres(exception)!;
+    } else if (isBodyParserError(exception)) {
+      status = exception.status;
+      body = { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_BODY', message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON' };
+    }
+    if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
+    if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
+  }
+}
+
+function isBodyParserError(e: unknown): e is { status: number; type: string } {
+  return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
+}
+
+function httpCode(status: number): string {
+  switch (status) {
+    case 400: return 'BAD_REQUEST';
+    case 401: return 'AUTH.UNAUTHENTICATED';
+    case 403: return 'AUTH.FORBIDDEN';
+    case 404: return 'NOT_FOUND';
+    case 405: return 'METHOD_NOT_ALLOWED';
+    case 409: return 'CONFLICT';
+    case 413: return 'PAYLOAD_TOO_LARGE';
+    case 415: return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429: return 'RATE_LIMITED';
+    default: return status >= 500 ? 'INTERNAL' : 'HTTP_' + status;
+  }
+}

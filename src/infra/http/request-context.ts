@@ -1,0 +1,24 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export type ActorType = 'user' | 'device' | 'system';
+
+export interface Actor {
+  type: ActorType;
+  id: string | null;
+  name: string;
+}
+
+export interface RequestContext {
+  requestId: string;
+  ip: string | null;
+  actor?: Actor;
+}
+
+/** Per-request context (request id, caller, address) for logs and the audit trail. */
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+export function currentContext(): RequestContext | undefined {
+  return requestContext.getStore();
+}
+
+export const SYSTEM_ACTOR: Actor = { type: 'system', id: null, name: 'system' };

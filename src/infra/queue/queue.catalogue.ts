@@ -1,0 +1,38 @@
+import type { JobsOptions } from 'bullmq';
+
+/**
+ * The one catalogue of queues and jobs. Names are stored in Redis with queued and scheduled
+ * jobs: never rename one in place; add a new name and migrate.
+ */
+export enum QueueName {
+  System = 'system',
+}
+
+export enum JobName {
+  /** Deletes refresh tokens past their expiry (daily). */
+  PruneRefreshTokens = 'auth.prune-refresh-tokens',
+}
+
+/** The payload each job carries. */
+export interface JobPayloads {
+  [JobName.PruneRefreshTokens]: { olderThanDays?: number };
+}
+
+export interface JobSpec {
+  queue: QueueName;
+  options: JobsOptions;
+}
+
+const retrying: JobsOptions = {
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 3600, count: 10000 },
+  removeOnFail: { age: 7 * 86400 },
+};
+
+/** Queue and default options for every job, in one place. */
+export const JOBS: Record<JobName, JobSpec> = {
+  [JobName.PruneRefreshTokens]: { queue: QueueName.System, options: retrying },
+};
+
+export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;

@@ -1,0 +1,64 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { EntityManager, Repository } from 'typeorm';
+import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
+import { AuditEntry } from './audit-entry.entity';
+
+export interface AuditRecord {
+  action: string; // e.g. 'create', 'update', 'delete', 'import', 'login'
+  entity: string; // e.g. 'school', 'camera'
+  entityId?: string | null;
+  schoolId?: string | null;
+  before?: object | null;
+  after?: object | null;
+}
+
+const SECRET_FIELDS = new Set(['passwordHash', 'password', 'secretHash', 'secret', 'tokenHash', 'qrToken']);
+
+function scrub(value: object | null | undefined): Record<string, unknown> | null {
+  if (!value) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) ? '[redacted]' : v;
+  return out;
+}
+
+/**
+ * Who did what, when, from where, with before/after. Always written through the caller's
+ * EntityManager so the entry commits (or rolls back) with the change itself.
+ */
+@Injectable()
+export class AuditService {
+  constructor(@InjectRepository(AuditEntry) private readonly repo: Repository<AuditEntry>) {}
+
+  async record(manager: EntityManager, rec: AuditRecord | AuditRecord[]): Promise<void> {
+    const recs = Array.isArray(rec) ? rec : [rec];
+    if (recs.length === 0) return;
+    const ctx = currentContext();
+    const actor = ctx?.actor ?? SYSTEM_ACTOR;
+    const rows = recs.map((r) => ({
+      actorType: actor.type,
+      actorId: actor.id,
+      actorName: actor.name,
+      ip: ctx?.ip ?? null,
+      requestId: ctx?.requestId ?? null,
+      action: r.action,
+      entity: r.entity,
+      entityId: r.entityId ?? null,
+      schoolId: r.schoolId ?? null,
+      before: scrub(r.before),
+      after: scrub(r.after),
+    }));
+    // Chunked multi-row inserts: an import of thousands of rows stays a handful of statements.
+    for (let i = 0; i < rows.length; i += 1000) await manager.insert(AuditEntry, rows.slice(i, i + 1000) as never);
+  }
+
+  async list(filter: { entity?: string; entityId?: string; actorId?: string; schoolId?: string; limit: number; beforeId?: string }): Promise<AuditEntry[]> {
+    const qb = this.repo.createQueryBuilder('a').orderBy('a.id', 'DESC').limit(filter.limit);
+    if (filter.entity) qb.andWhere('a.entity = :entity', { entity: filter.entity });
+    if (filter.entityId) qb.andWhere('a.entity_id = :entityId', { entityId: filter.entityId });
+    if (filter.actorId) qb.andWhere('a.actor_id = :actorId', { actorId: filter.actorId });
+    if (filter.schoolId) qb.andWhere('a.school_id = :schoolId', { schoolId: filter.schoolId });
+    if (filter.beforeId) qb.andWhere('a.id < :beforeId', { beforeId: filter.beforeId });
+    return qb.getMany();
+  }
+}

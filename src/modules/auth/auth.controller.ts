@@ -1,0 +1,55 @@
+import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { ALL_ROLES, AuthUser } from './roles';
+import { AuthService } from './auth.service';
+import { CurrentUser, Public, Roles } from './decorators';
+import { ChangePasswordDto, LoginDto, LogoutDto, RefreshDto } from './dto';
+import { UsersService } from './users.service';
+
+@ApiTags('auth')
+@Controller('auth')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly users: UsersService,
+  ) {}
+
+  @Public()
+  @Post('login')
+  @HttpCode(200)
+  login(@Body() dto: LoginDto, @Req() req: Request) {
+    return this.auth.login(dto.username, dto.password, req.ip ?? null);
+  }
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  refresh(@Body() dto: RefreshDto, @Req() req: Request) {
+    return this.auth.refresh(dto.refreshToken, req.ip ?? null);
+  }
+
+  @ApiBearerAuth()
+  @Roles(...ALL_ROLES)
+  @Post('logout')
+  @HttpCode(204)
+  async logout(@CurrentUser() user: AuthUser & { exp: number }, @Body() dto: LogoutDto): Promise<void> {
+    await this.auth.logout(user, dto.refreshToken);
+  }
+
+  @ApiBearerAuth()
+  @Roles(...ALL_ROLES)
+  @Get('me')
+  async me(@CurrentUser() user: AuthUser) {
+    const u = await this.users.get(user.id);
+    return { id: u.id, username: u.username, displayName: u.displayName, role: u.role, schoolId: u.schoolId };
+  }
+
+  @ApiBearerAuth()
+  @Roles(...ALL_ROLES)
+  @Post('password')
+  @HttpCode(204)
+  async changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto): Promise<void> {
+    await this.users.changeOwnPassword(user.id, dto.currentPassword, dto.newPassword);
+  }
+}

@@ -1,0 +1,113 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import { AuditService } from '../audit-log/audit.service';
+import { CreateDeviceCredentialDto } from './dto';
+import { DeviceCredential } from './entities/device-credential.entity';
+import type { AuthDevice } from './roles';
+import { sha256 } from './token.service';
+
+interface Cached {
+  device: AuthDevice;
+  secretHash: Buffer;
+  until: number;
+}
+
+const SUBJECT_TABLE = { camera: 'cameras', alarm_device: 'alarm_devices' } as const;
+
+/**
+ * Device credentials: `Authorization: Device <keyId>:<secret>`. Secrets are random 256-bit
+ * values, so a SHA-256 hash suffices (no slow KDF on the heartbeat hot path); verified
+ * credentials are cached in memory for `auth.deviceCredentialCacheSeconds`, which bounds how
+ * long a revoked credential may still be accepted by another api process.
+ */
+@Injectable()
+export class DeviceCredentialsService {
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  async create(dto: CreateDeviceCredentialDto): Promise<{ id: string; keyId: string; secret: string; authorization: string }> {
+    if (dto.kind === 'gateway' && dto.subjectId) throw Errors.validation([{ field: 'subjectId', reason: 'a gateway credential has no subject' }]);
+    return this.db.transaction(async (m) => {
+      let schoolId = dto.schoolId ?? null;
+      if (dto.kind !== 'gateway') {
+        const [row] = await m.query(`SELECT school_id FROM ${SUBJECT_TABLE[dto.kind]} WHERE id = $1`, [dto.subjectId]);
+        if (!row) throw Errors.validation([{ field: 'subjectId', reason: `no such ${dto.kind.replace('_', ' ')}` }]);
+        schoolId = row.school_id;
+      } else if (schoolId) {
+        const [row] = await m.query(`SELECT 1 FROM schools WHERE id = $1`, [schoolId]);
+        if (!row) throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+      }
+      const keyId = `dk_${randomBytes(9).toString('base64url')}`;
+      const secret = randomBytes(32).toString('base64url');
+      const cred = m.getRepository(DeviceCredential).create({
+        keyId,
+        secretHash: sha256(secret),
+        kind: dto.kind,
+        subjectId: dto.subjectId ?? null,
+        schoolId,
+        label: dto.label ?? '',
+      });
+      await m.save(cred);
+      await this.audit.record(m, { action: 'create', entity: 'device_credential', entityId: cred.id, schoolId, after: cred });
+      return { id: cred.id, keyId, secret, authorization: `Device ${keyId}:${secret}` };
+    });
+  }
+
+  async list(filter: { subjectId?: string; schoolId?: string }): Promise<DeviceCredential[]> {
+    const qb = this.db.getRepository(DeviceCredential).createQueryBuilder('c').orderBy('c.created_at', 'DESC').limit(1000);
+    if (filter.subjectId) qb.andWhere('c.subject_id = :s', { s: filter.subjectId });
+    if (filter.schoolId) qb.andWhere('c.school_id = :sc', { sc: filter.schoolId });
+    return qb.getMany();
+  }
+
+  async revoke(id: string): Promise<void> {
+    await this.db.transaction(async (m) => {
+      const cred = await m.findOneBy(DeviceCredential, { id });
+      if (!cred) throw Errors.notFound('device_credential', id);
+      if (cred.revokedAt) return;
+      await m.update(DeviceCredential, { id }, { revokedAt: new Date() });
+      await this.audit.record(m, { action: 'revoke', entity: 'device_credential', entityId: id, schoolId: cred.schoolId, before: cred });
+      this.cache.delete(cred.keyId);
+    });
+  }
+
+  /** Parses and verifies an Authorization header value; throws 401 on anything wrong. */
+  async verify(header: string | undefined): Promise<AuthDevice> {
+    const m = header ? /^Device\s+([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,128})$/.exec(header.trim()) : null;
+    if (!m) throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_REQUIRED', 'Device credentials required: Authorization: Device <keyId>:<secret>');
+    const [, keyId, secret] = m;
+    const now = Date.now();
+    let entry = this.cache.get(keyId);
+    if (!entry || entry.until < now) {
+      const cred = await this.db
+        .getRepository(DeviceCredential)
+        .createQueryBuilder('c')
+        .addSelect('c.secretHash')
+        .where('c.key_id = :keyId AND c.revoked_at IS NULL', { keyId })
+        .getOne();
+      if (!cred) {
+        this.cache.delete(keyId);
+        throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_INVALID', 'Unknown or revoked device credential');
+      }
+      entry = {
+        device: { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId },
+        secretHash: Buffer.from(cred.secretHash, 'hex'),
+        until: now + this.config.auth.deviceCredentialCacheSeconds * 1000,
+      };
+      if (this.cache.size > 200_000) this.cache.clear();
+      this.cache.set(keyId, entry);
+    }
+    const given = Buffer.from(sha256(secret), 'hex');
+    if (!timingSafeEqual(given, entry.secretHash)) throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_INVALID', 'Wrong device secret');
+    return entry.device;
+  }
+}

@@ -1,0 +1,85 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
+import jwt from 'jsonwebtoken';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import { REDIS, redisKey } from '../../infra/redis/redis.module';
+import { AuthUser, ROLE_NAMES, UserRole } from './roles';
+
+interface AccessClaims {
+  sub: string;
+  usr: string;
+  role: UserRole;
+  sch: string | null;
+  jti: string;
+  /** Issue time in milliseconds: revocation compares against it (iat has only seconds). */
+  ims: number;
+  exp: number;
+}
+
+export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Short-lived access JWTs (HS256). Revocation: a logout denies the token's jti until it would
+ * expire; disabling a user or a password change sets a "revoked before" time for all their tokens.
+ * Both live in Redis so every api process sees them at once.
+ */
+@Injectable()
+export class TokenService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {}
+
+  signAccess(user: { id: string; username: string; role: UserRole; schoolId: string | null }): { token: string; expiresIn: number; jti: string } {
+    const jti = randomUUID();
+    const expiresIn = this.config.auth.accessTtlSeconds;
+    const token = jwt.sign({ usr: user.username, role: user.role, sch: user.schoolId, ims: Date.now() }, this.config.auth.jwtSecret, {
+      algorithm: 'HS256',
+      subject: user.id,
+      jwtid: jti,
+      expiresIn,
+      issuer: 'shouhu',
+    });
+    return { token, expiresIn, jti };
+  }
+
+  /** Verifies signature, expiry and revocation; throws 401 with a reason code. */
+  async verifyAccess(token: string): Promise<AuthUser & { exp: number }> {
+    let claims: AccessClaims;
+    try {
+      claims = jwt.verify(token, this.config.auth.jwtSecret, { algorithms: ['HS256'], issuer: 'shouhu' }) as AccessClaims;
+    } catch (e) {
+      const expired = (e as Error).name === 'TokenExpiredError';
+      throw Errors.unauthorized(expired ? 'AUTH.TOKEN_EXPIRED' : 'AUTH.TOKEN_INVALID', expired ? 'Access token expired' : 'Access token invalid');
+    }
+    if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized('AUTH.TOKEN_INVALID', 'Access token invalid');
+    const [denied, revokedBefore] = await this.redis.mget(this.denyKey(claims.jti), this.userRevokedKey(claims.sub));
+    if (denied || (revokedBefore && claims.ims <= Number(revokedBefore)))
+      throw Errors.unauthorized('AUTH.TOKEN_REVOKED', 'Access token revoked');
+    return { id: claims.sub, username: claims.usr, role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
+  }
+
+  async denyAccessToken(jti: string, exp: number): Promise<void> {
+    const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
+    await this.redis.set(this.denyKey(jti), '1', 'EX', ttl);
+  }
+
+  /** Every access token of the user issued before now stops working. */
+  async revokeAllForUser(userId: string): Promise<void> {
+    await this.redis.set(this.userRevokedKey(userId), String(Date.now()), 'EX', this.config.auth.accessTtlSeconds + 5);
+  }
+
+  newRefreshToken(): { token: string; hash: string } {
+    const token = randomBytes(32).toString('base64url');
+    return { token, hash: sha256(token) };
+  }
+
+  private denyKey(jti: string): string {
+    return redisKey(this.config, 'auth', 'deny', jti);
+  }
+  private userRevokedKey(userId: string): string {
+    return redisKey(this.config, 'auth', 'revoked-before', userId);
+  }
+}

@@ -1,0 +1,109 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import { AuditService } from '../audit-log/audit.service';
+import { CreateUserDto, UpdateUserDto } from './dto';
+import { User } from './entities/user.entity';
+import { hashPassword, verifyPassword } from './password';
+import { TokenService } from './token.service';
+
+@Injectable()
+export class UsersService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly tokens: TokenService,
+    private readonly audit: AuditService,
+  ) {}
+
+  checkPasswordStrength(password: string, field = 'password'): void {
+    const min = this.config.auth.minPasswordLength;
+    if (password.length < min) throw Errors.validation([{ field, reason: `must have at least ${min} characters` }]);
+  }
+
+  private async assertSchoolExists(m: EntityManager, schoolId: string): Promise<void> {
+    const [row] = await m.query(`SELECT 1 FROM schools WHERE id = $1`, [schoolId]);
+    if (!row) throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+  }
+
+  async list(filter: { role?: string; schoolId?: string; limit: number; offset: number }): Promise<{ items: User[]; total: number }> {
+    const qb = this.db.getRepository(User).createQueryBuilder('u').orderBy('u.username').take(filter.limit).skip(filter.offset);
+    if (filter.role) qb.andWhere('u.role = :role', { role: filter.role });
+    if (filter.schoolId) qb.andWhere('u.school_id = :schoolId', { schoolId: filter.schoolId });
+    const [items, total] = await qb.getManyAndCount();
+    return { items, total };
+  }
+
+  async get(id: string): Promise<User> {
+    const u = await this.db.getRepository(User).findOneBy({ id });
+    if (!u) throw Errors.notFound('user', id);
+    return u;
+  }
+
+  async create(dto: CreateUserDto, manager?: EntityManager): Promise<User> {
+    this.checkPasswordStrength(dto.password);
+    if (dto.role !== 'school_security' && dto.schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'only school_security users belong to a school' }]);
+    const run = async (m: EntityManager) => {
+      if (dto.schoolId) await this.assertSchoolExists(m, dto.schoolId);
+      const exists = await m.getRepository(User).createQueryBuilder('u').where('lower(u.username) = lower(:n)', { n: dto.username }).getExists();
+      if (exists) throw Errors.conflict('USER.USERNAME_TAKEN', `Username ${dto.username} is taken`);
+      const user = m.getRepository(User).create({
+        username: dto.username,
+        displayName: dto.displayName ?? '',
+        passwordHash: await hashPassword(dto.password),
+        role: dto.role,
+        schoolId: dto.role === 'school_security' ? dto.schoolId! : null,
+        phone: dto.phone ?? '',
+      });
+      await m.save(user);
+      await this.audit.record(m, { action: 'create', entity: 'user', entityId: user.id, schoolId: user.schoolId, after: user });
+      return user;
+    };
+    return manager ? run(manager) : this.db.transaction(run);
+  }
+
+  async update(id: string, dto: UpdateUserDto): Promise<User> {
+    if (dto.password !== undefined) this.checkPasswordStrength(dto.password);
+    const user = await this.db.transaction(async (m) => {
+      const user = await m.getRepository(User).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!user) throw Errors.notFound('user', id);
+      const before = { ...user };
+      if (dto.displayName !== undefined) user.displayName = dto.displayName;
+      if (dto.phone !== undefined) user.phone = dto.phone;
+      if (dto.disabled !== undefined) user.disabled = dto.disabled;
+      if (dto.role !== undefined) user.role = dto.role;
+      if (dto.schoolId !== undefined) user.schoolId = dto.schoolId;
+      if (user.role !== 'school_security') user.schoolId = null;
+      if (user.role === 'school_security' && !user.schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required for school_security' }]);
+      if (user.schoolId && user.schoolId !== before.schoolId) await this.assertSchoolExists(m, user.schoolId);
+      if (dto.password !== undefined) user.passwordHash = await hashPassword(dto.password);
+      await m.save(user);
+      await this.audit.record(m, { action: 'update', entity: 'user', entityId: id, schoolId: user.schoolId, before, after: user });
+      return user;
+    });
+    // Role, scope, password or access changed: tokens that carry the old claims must stop working.
+    if (dto.password !== undefined || dto.disabled || dto.role !== undefined || dto.schoolId !== undefined) await this.tokens.revokeAllForUser(id);
+    return user;
+  }
+
+  async changeOwnPassword(id: string, current: string, next: string): Promise<void> {
+    this.checkPasswordStrength(next, 'newPassword');
+    const user = await this.db.getRepository(User).createQueryBuilder('u').addSelect('u.passwordHash').where('u.id = :id', { id }).getOne();
+    if (!user || !(await verifyPassword(user.passwordHash, current)))
+      throw Errors.validation([{ field: 'currentPassword', reason: 'is wrong' }]);
+    await this.update(id, { password: next });
+  }
+
+  /**
+   * The first admin: from configuration at boot (ADMIN_USERNAME / ADMIN_PASSWORD) or the
+   * `create-admin` CLI command. Existing users are left alone, so it is safe to repeat.
+   */
+  async ensureAdmin(username: string, password: string): Promise<'created' | 'exists'> {
+    const existing = await this.db.getRepository(User).createQueryBuilder('u').where('lower(u.username) = lower(:n)', { n: username }).getOne();
+    if (existing) return 'exists';
+    await this.create({ username, password, role: 'admin', displayName: 'Administrator' });
+    return 'created';
+  }
+}

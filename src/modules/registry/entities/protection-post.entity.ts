@@ -1,0 +1,26 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import type { PostWindowKind } from '../registry.constants';
+
+/**
+ * 护学岗: a school-protection post at a gate. `windows` names which of the school's timetable
+ * windows must be staffed; times come from the school's timetable unless overridden here.
+ */
+export interface PostWindow {
+  kind: PostWindowKind;
+  start?: string;
+  end?: string;
+}
+
+@Entity('protection_posts')
+export class ProtectionPost {
+  @PrimaryGeneratedColumn('uuid') id: string;
+  @Column({ type: 'text', unique: true }) code: string;
+  @Column({ type: 'uuid' }) schoolId: string;
+  @Column({ type: 'text' }) gate: string;
+  @Column({ type: 'jsonb' }) windows: PostWindow[];
+  @Column({ type: 'integer', default: 2 }) requiredHeadcount: number;
+  /** Printed as a QR code at the post; guards scan it to check in. */
+  @Column({ type: 'text', unique: true }) qrToken: string;
+  @CreateDateColumn({ type: 'timestamptz' }) createdAt: Date;
+  @UpdateDateColumn({ type: 'timestamptz' }) updatedAt: Date;
+}

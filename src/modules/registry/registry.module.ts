@@ -1,0 +1,31 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { AuditService } from '../audit-log/audit.service';
+import { AlarmDevice } from './entities/alarm-device.entity';
+import { Camera } from './entities/camera.entity';
+import { District } from './entities/district.entity';
+import { EducationGroup } from './entities/education-group.entity';
+import { Guard } from './entities/guard.entity';
+import { ProtectionPost } from './entities/protection-post.entity';
+import { School } from './entities/school.entity';
+import { Zone } from './entities/zone.entity';
+import { ResourceService } from './resource';
+import { resourceController, serviceToken } from './resource.controller';
+import { RegistryService } from './registry.service';
+import { RESOURCES } from './resources';
+
+const resourceProviders = RESOURCES.map((def) => ({
+  provide: serviceToken(def),
+  inject: [DataSource, AuditService, APP_CONFIG],
+  useFactory: (db: DataSource, audit: AuditService, config: AppConfig) => new ResourceService(def as never, db, audit, config),
+}));
+
+@Module({
+  imports: [TypeOrmModule.forFeature([District, Zone, EducationGroup, School, Camera, AlarmDevice, Guard, ProtectionPost])],
+  controllers: RESOURCES.map(resourceController),
+  providers: [...resourceProviders, RegistryService],
+  exports: [RegistryService, ...resourceProviders.map((p) => p.provide)],
+})
+export class RegistryModule {}

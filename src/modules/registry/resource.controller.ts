@@ -1,0 +1,59 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Patch, Post, Query, Type } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { UuidParam } from '../../infra/http/params';
+import { CurrentUser, Roles } from '../auth/decorators';
+import type { AuthUser } from '../auth/roles';
+import type { ResourceDef, ResourceService } from './resource';
+
+export const serviceToken = (def: ResourceDef) => `registry:${def.path}`;
+
+const pascal = (s: string) => s.replace(/(^|[-_])([a-z])/g, (_, __, c: string) => c.toUpperCase());
+
+/** Builds the REST controller of one registry resource: list, get, create, update, delete. */
+export function resourceController(def: ResourceDef): Type<unknown> {
+  @ApiTags(def.path)
+  @ApiBearerAuth()
+  @Controller(def.path)
+  class ResourceController {
+    constructor(@Inject(serviceToken(def)) private readonly svc: ResourceService<{ id: string }>) {}
+
+    @Roles(...def.readRoles)
+    @Get()
+    list(@Query() query: Record<string, unknown>, @CurrentUser() user: AuthUser) {
+      return this.svc.list(user, query);
+    }
+
+    @Roles(...def.readRoles)
+    @Get(':id')
+    get(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+      return this.svc.get(user, id);
+    }
+
+    @Roles(...def.writeRoles)
+    @Post()
+    create(@Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
+      return this.svc.create(user, body);
+    }
+
+    @Roles(...def.writeRoles)
+    @Patch(':id')
+    update(@UuidParam() id: string, @Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
+      return this.svc.update(user, id, body);
+    }
+
+    @Roles(...def.writeRoles)
+    @Delete(':id')
+    @HttpCode(204)
+    async remove(@UuidParam() id: string, @CurrentUser() user: AuthUser): Promise<void> {
+      await this.svc.remove(user, id);
+    }
+  }
+  // The global ValidationPipe and OpenAPI read parameter types from this metadata; point them at
+  // the resource's DTOs so one class serves every resource with full field-level validation.
+  const proto = ResourceController.prototype;
+  Reflect.defineMetadata('design:paramtypes', [def.queryDto, Object], proto, 'list');
+  Reflect.defineMetadata('design:paramtypes', [def.createDto, Object], proto, 'create');
+  Reflect.defineMetadata('design:paramtypes', [String, def.updateDto, Object], proto, 'update');
+  Object.defineProperty(ResourceController, 'name', { value: `${pascal(def.path)}Controller` });
+  return ResourceController;
+}

@@ -1,0 +1,132 @@
+import { INestApplication } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Redis from 'ioredis';
+import { Client } from 'pg';
+import request from 'supertest';
+import { bootstrap } from '../../src/bootstrap';
+import { AppConfig, loadConfig } from '../../src/config/config';
+import { UsersService } from '../../src/modules/auth/users.service';
+import type { UserRole } from '../../src/modules/auth/roles';
+
+export const ADMIN_DB_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+export const PASSWORD = 'correct-horse-battery';
+
+/** A database of its own for one test file: created empty, migrated by the app, dropped after. */
+export async function createDatabase(): Promise<{ url: string; name: string }> {
+  const name = `shouhu_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const c = new Client({ connectionString: ADMIN_DB_URL });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  const url = new URL(ADMIN_DB_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), name };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  const c = new Client({ connectionString: ADMIN_DB_URL });
+  await c.connect();
+  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await c.end();
+}
+
+export async function deleteRedisPrefix(prefix: string): Promise<void> {
+  const r = new Redis(TEST_REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await r.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  await r.quit();
+}
+
+export function testConfig(dbUrl: string, overrides: Record<string, unknown> = {}): AppConfig {
+  const prefix = `shouhu-test-${randomBytes(4).toString('hex')}`;
+  return loadConfig(
+    { ...process.env, NODE_ENV: 'test' },
+    deepMerge({ role: 'all', database: { url: dbUrl, poolSize: 5 }, redis: { url: TEST_REDIS_URL, keyPrefix: prefix }, http: { port: 0, host: '127.0.0.1' } }, overrides),
+  );
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export interface TestApp {
+  app: INestApplication;
+  config: AppConfig;
+  http: () => ReturnType<typeof request>;
+  baseUrl: string;
+  db: Client;
+  /** Creates a user with PASSWORD and returns an access token for it. */
+  userToken: (role: UserRole, schoolId?: string, username?: string) => Promise<{ token: string; userId: string; username: string }>;
+  close: () => Promise<void>;
+}
+
+/** Boots the real service (all roles) on a fresh database and Redis prefix. */
+export async function startApp(overrides: Record<string, unknown> = {}): Promise<TestApp> {
+  const { url, name } = await createDatabase();
+  const config = testConfig(url, overrides);
+  const app = (await bootstrap(config)) as INestApplication;
+  const port = (app.getHttpServer().address() as AddressInfo).port;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const db = new Client({ connectionString: url });
+  await db.connect();
+  let n = 0;
+  const t: TestApp = {
+    app,
+    config,
+    baseUrl,
+    db,
+    http: () => request(app.getHttpServer()),
+    userToken: async (role, schoolId, username) => {
+      const uname = username ?? `${role.replace('_', '')}${++n}`;
+      const user = await app.get(UsersService).create({ username: uname, password: PASSWORD, role, schoolId });
+      const res = await request(app.getHttpServer()).post('/api/v1/auth/login').send({ username: uname, password: PASSWORD });
+      if (res.status !== 200) throw new Error(`login failed for ${uname}: ${res.status} ${JSON.stringify(res.body)}`);
+      return { token: res.body.accessToken, userId: user.id, username: uname };
+    },
+    close: async () => {
+      await db.end();
+      await app.close();
+      await dropDatabase(name);
+      await deleteRedisPrefix(config.redis.keyPrefix);
+    },
+  };
+  return t;
+}
+
+export const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** A minimal district: one district, zone, group and two schools (A and B). */
+export async function seedMinimal(t: TestApp, adminToken: string) {
+  const h = auth(adminToken);
+  const district = (await t.http().post('/api/v1/districts').set(h).send({ code: 'd1', name: '测试区' }).expect(201)).body;
+  const zone = (await t.http().post('/api/v1/zones').set(h).send({ districtId: district.id, code: 'Z1', name: '一学区', level: 'primary' }).expect(201)).body;
+  const group = (await t.http().post('/api/v1/groups').set(h).send({ districtId: district.id, code: 'G1', name: '一集团' }).expect(201)).body;
+  const school = (code: string, name: string) =>
+    t
+      .http()
+      .post('/api/v1/schools')
+      .set(h)
+      .send({ districtId: district.id, zoneId: zone.id, groupId: group.id, code, name, type: 'primary', studentCount: 800, staffCount: 60, timetable: TIMETABLE })
+      .expect(201)
+      .then((r) => r.body);
+  const schoolA = await school('SA', '甲小学');
+  const schoolB = await school('SB', '乙小学');
+  return { district, zone, group, schoolA, schoolB };
+}
+
+export const TIMETABLE = {
+  weekdays: [1, 2, 3, 4, 5],
+  arrival: { start: '07:30', end: '08:10' },
+  dismissal: { start: '16:30', end: '17:10' },
+  schoolHours: { start: '07:30', end: '17:30' },
+};
