@@ -23,6 +23,7 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly handlers = new Map<JobName, JobHandler<JobName>>();
   private readonly queues = new Map<QueueName, Queue>();
   private readonly workers: Worker[] = [];
+  private readonly workerConnections: Redis[] = [];
   private connection?: Redis;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
@@ -88,8 +89,11 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
     if (missing.length) throw new Error(`No handler registered for job(s): ${missing.join(', ')}`);
     const concurrency = (this.config.queue as { concurrency: number } | undefined)?.concurrency ?? 20;
     for (const queueName of new Set(Object.values(JOBS).map((j) => j.queue))) {
+      // BullMQ does not close a connection it was given: keep it to close on shutdown.
+      const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
+      this.workerConnections.push(connection);
       const worker = new Worker(queueName, (job: Job) => this.run(job), {
-        connection: createRedis(this.config.redis.url, `shouhu-worker-${queueName}`),
+        connection,
         prefix: this.prefix,
         concurrency,
       });
@@ -108,6 +112,6 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
   async onApplicationShutdown(): Promise<void> {
     await Promise.allSettled(this.workers.map((w) => w.close()));
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    await this.connection?.quit().catch(() => undefined);
+    await Promise.allSettled([...this.workerConnections, ...(this.connection ? [this.connection] : [])].map((c) => c.quit()));
   }
 }

