@@ -8,11 +8,11 @@ import { QueueModule } from './infra/queue/queue.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuditLogModule } from './modules/audit-log/audit-log.module';
 import { AuthModule } from './modules/auth/auth.module';
-import { ConsoleModule } from './modules/console/console.module';
+import { ConsoleEventsModule, ConsoleModule } from './modules/console/console.module';
 import { RegistryModule } from './modules/registry/registry.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, RegistryModule];
+const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule];
 
 @Module({})
 export class AppModule implements NestModule {

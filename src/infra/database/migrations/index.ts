@@ -1,4 +1,5 @@
 import { Registry1764300000000 } from './1764300000000-Registry';
+import { ConsoleEvents1764300100000 } from './1764300100000-ConsoleEvents';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
-export const MIGRATIONS = [Registry1764300000000];
+export const MIGRATIONS = [Registry1764300000000, ConsoleEvents1764300100000];
