@@ -3,7 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type Redis from 'ioredis';
-import { json, urlencoded } from 'express';
+import { json, NextFunction, Request, Response, urlencoded } from 'express';
+import { malformedInput } from './infra/observability/metrics';
 import { AppModule } from './app.module';
 import { APP_CONFIG, AppConfig } from './config/config';
 import { runMigrations } from './infra/database/data-source';
@@ -18,6 +19,20 @@ export const API_PREFIX = 'api/v1';
 
 export class BootError extends Error {}
 
+/** Body-parser failures (bad JSON, too large) answered in the common error shape, never as a 500. */
+function bodyErrorHandler(err: { status?: number; type?: string } | undefined, req: Request, res: Response, next: NextFunction): void {
+  if (!err || typeof err.status !== 'number' || typeof err.type !== 'string') return next(err);
+  const tooLarge = err.status === 413;
+  malformedInput.inc({ source: 'http', reason: tooLarge ? 'too_large' : 'bad_body' });
+  res.status(tooLarge ? 413 : 400).json({
+    error: {
+      code: tooLarge ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_BODY',
+      message: tooLarge ? 'Request body too large' : 'Request body could not be parsed (expected JSON)',
+      requestId: res.getHeader('X-Request-Id'),
+    },
+  });
+}
+
 /** Configures an HTTP app exactly as production runs it (tests use this too). */
 export function configureHttp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.http.trustProxy);
@@ -25,6 +40,7 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): v
   app.use(requestIdMiddleware);
   app.use(json({ limit: `${config.http.bodyLimitKb}kb` }));
   app.use(urlencoded({ extended: false, limit: `${config.http.bodyLimitKb}kb` }));
+  app.use(bodyErrorHandler);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

@@ -80,7 +80,7 @@ export class AuthService {
 
   /** Rotates the refresh token. Presenting a spent token revokes its whole family (theft). */
   async refresh(refreshToken: string, ip: string | null): Promise<TokenPair> {
-    return this.db.transaction(async (m) => {
+    const result = await this.db.transaction(async (m): Promise<TokenPair | { reusedBy: string }> => {
       const repo = m.getRepository(RefreshToken);
       const row = await repo
         .createQueryBuilder('r')
@@ -89,16 +89,22 @@ export class AuthService {
         .getOne();
       if (!row || row.expiresAt.getTime() < Date.now()) throw Errors.unauthorized('AUTH.REFRESH_INVALID', 'Refresh token invalid or expired');
       if (row.revokedAt) {
+        // Commit the family revocation; the 401 is thrown after the transaction (a throw would roll it back).
         await repo.update({ familyId: row.familyId, revokedAt: IsNull() }, { revokedAt: new Date() });
-        await this.tokens.revokeAllForUser(row.userId);
-        this.logger.warn(`refresh token reuse for user ${row.userId}: family revoked`);
-        throw Errors.unauthorized('AUTH.REFRESH_REUSED', 'Refresh token already used; sign in again');
+        await this.audit.record(m, { action: 'refresh_reuse', entity: 'user', entityId: row.userId });
+        return { reusedBy: row.userId };
       }
       const user = await m.findOneBy(User, { id: row.userId });
       if (!user || user.disabled) throw Errors.unauthorized('AUTH.REFRESH_INVALID', 'Account disabled');
       await repo.update({ id: row.id }, { revokedAt: new Date() });
       return this.issue(repo, user, row.familyId, ip);
     });
+    if ('reusedBy' in result) {
+      await this.tokens.revokeAllForUser(result.reusedBy);
+      this.logger.warn(`refresh token reuse for user ${result.reusedBy}: family revoked`);
+      throw Errors.unauthorized('AUTH.REFRESH_REUSED', 'Refresh token already used; sign in again');
+    }
+    return result;
   }
 
   /** Revokes the refresh token (if given) and the access token in use. */

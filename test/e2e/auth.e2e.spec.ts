@@ -1,0 +1,112 @@
+import { auth, PASSWORD, startApp, TestApp } from '../support/harness';
+
+describe('authentication', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ auth: { loginMaxAttemptsPerAccount: 3, loginMaxAttemptsPerAddress: 1000 } });
+  });
+  afterAll(() => t.close());
+
+  const login = (username: string, password = PASSWORD) => t.http().post('/api/v1/auth/login').send({ username, password });
+
+  it('logs in with a password and returns a short-lived JWT plus a refresh token', async () => {
+    await t.userToken('operator', undefined, 'op.alpha');
+    const res = await login('OP.ALPHA').expect(200); // usernames are case-insensitive
+    expect(res.body).toMatchObject({ tokenType: 'Bearer', expiresIn: t.config.auth.accessTtlSeconds, user: { username: 'op.alpha', role: 'operator' } });
+    const me = await t.http().get('/api/v1/auth/me').set(auth(res.body.accessToken)).expect(200);
+    expect(me.body.role).toBe('operator');
+    const { rows } = await t.db.query(`SELECT password_hash FROM users WHERE username = 'op.alpha'`);
+    expect(rows[0].password_hash).toMatch(/^\$argon2id\$/);
+  });
+
+  it('refuses a wrong password with 401 and the same message as an unknown user', async () => {
+    const wrong = await login('op.alpha', 'nope-nope-nope').expect(401);
+    const unknown = await login('nobody-here', 'nope-nope-nope').expect(401);
+    expect(wrong.body.error.code).toBe('AUTH.INVALID_CREDENTIALS');
+    expect(unknown.body.error.message).toBe(wrong.body.error.message);
+  });
+
+  it('rate-limits failed logins per account (429 with Retry-After), even with the right password after', async () => {
+    await t.userToken('operator', undefined, 'op.limited');
+    for (let i = 0; i < 3; i++) await login('op.limited', 'wrong-password!').expect(401);
+    const blocked = await login('op.limited').expect(429);
+    expect(blocked.body.error.code).toBe('AUTH.TOO_MANY_ATTEMPTS');
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('rotates refresh tokens and revokes the family when a spent one is reused', async () => {
+    await t.userToken('supervisor', undefined, 'sup.rot');
+    const first = (await login('sup.rot').expect(200)).body;
+    const second = (await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(200)).body;
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    const reuse = await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(401);
+    expect(reuse.body.error.code).toBe('AUTH.REFRESH_REUSED');
+    // the whole family is gone, including the token issued by the rotation
+    await t.http().post('/api/v1/auth/refresh').send({ refreshToken: second.refreshToken }).expect(401);
+    await t.http().get('/api/v1/auth/me').set(auth(second.accessToken)).expect(401);
+  });
+
+  it('logout revokes the access token and the refresh token', async () => {
+    await t.userToken('auditor', undefined, 'aud.out');
+    const s = (await login('aud.out').expect(200)).body;
+    await t.http().post('/api/v1/auth/logout').set(auth(s.accessToken)).send({ refreshToken: s.refreshToken }).expect(204);
+    const after = await t.http().get('/api/v1/auth/me').set(auth(s.accessToken)).expect(401);
+    expect(after.body.error.code).toBe('AUTH.TOKEN_REVOKED');
+    await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }).expect(401);
+  });
+
+  it('disabling a user revokes their tokens at once', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const u = await t.userToken('operator', undefined, 'op.disabled');
+    await t.http().patch(`/api/v1/users/${u.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+    await t.http().get('/api/v1/auth/me').set(auth(u.token)).expect(401);
+    await login('op.disabled').expect(401);
+  });
+
+  it('rejects forged, malformed and expired tokens', async () => {
+    const good = (await t.userToken('operator')).token;
+    const [h, p] = good.split('.');
+    await t.http().get('/api/v1/auth/me').set(auth(`${h}.${p}.forged`)).expect(401);
+    await t.http().get('/api/v1/auth/me').set({ Authorization: 'Bearer' }).expect(401);
+    await t.http().get('/api/v1/auth/me').set({ Authorization: 'Basic abc' }).expect(401);
+    const jwt = await import('jsonwebtoken');
+    const expired = jwt.sign({ usr: 'x', role: 'admin', sch: null, ims: 0 }, t.config.auth.jwtSecret, { subject: '00000000-0000-4000-8000-000000000000', issuer: 'shouhu', expiresIn: -10 });
+    const res = await t.http().get('/api/v1/auth/me').set(auth(expired)).expect(401);
+    expect(res.body.error.code).toBe('AUTH.TOKEN_EXPIRED');
+  });
+
+  it('validates login input with field-level 400s and survives malformed JSON', async () => {
+    const res = await t.http().post('/api/v1/auth/login').send({ username: 42 }).expect(400);
+    expect(res.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(expect.arrayContaining(['username', 'password']));
+    const bad = await t.http().post('/api/v1/auth/login').set('Content-Type', 'application/json').send('{"username":').expect(400);
+    expect(bad.body.error.code).toBe('MALFORMED_BODY');
+  });
+
+  it('only admins manage users; school_security needs a school; short passwords are refused', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const op = (await t.userToken('operator')).token;
+    await t.http().get('/api/v1/users').set(auth(op)).expect(403);
+    const noSchool = await t.http().post('/api/v1/users').set(auth(admin)).send({ username: 'guard.x', password: PASSWORD, role: 'school_security' }).expect(400);
+    expect(noSchool.body.error.details.fields[0].field).toBe('schoolId');
+    const short = await t.http().post('/api/v1/users').set(auth(admin)).send({ username: 'op.short', password: 'abc', role: 'operator' }).expect(400);
+    expect(short.body.error.details.fields[0]).toEqual({ field: 'password', reason: expect.stringContaining('at least') });
+    const dup = await t.http().post('/api/v1/users').set(auth(admin)).send({ username: 'OP.ALPHA', password: PASSWORD, role: 'operator' }).expect(409);
+    expect(dup.body.error.code).toBe('USER.USERNAME_TAKEN');
+    const list = await t.http().get('/api/v1/users').set(auth(admin)).expect(200);
+    expect(JSON.stringify(list.body)).not.toContain('argon2');
+  });
+
+  it('changes the own password, checking the current one', async () => {
+    const u = await t.userToken('operator', undefined, 'op.pw');
+    await t.http().post('/api/v1/auth/password').set(auth(u.token)).send({ currentPassword: 'wrong-one-here', newPassword: 'a-new-long-password' }).expect(400);
+    await t.http().post('/api/v1/auth/password').set(auth(u.token)).send({ currentPassword: PASSWORD, newPassword: 'a-new-long-password' }).expect(204);
+    await login('op.pw', 'a-new-long-password').expect(200);
+    await t.http().get('/api/v1/auth/me').set(auth(u.token)).expect(401); // old sessions end
+  });
+
+  it('records logins, failures and user changes in the audit log with the address and request id', async () => {
+    const { rows } = await t.db.query(`SELECT action, ip, request_id FROM audit_log WHERE action IN ('login','login_failed') ORDER BY id`);
+    expect(rows.length).toBeGreaterThan(3);
+    expect(rows.every((r: { ip: string | null; request_id: string | null }) => r.ip && r.request_id)).toBe(true);
+  });
+});
