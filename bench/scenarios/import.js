@@ -1,4 +1,5 @@
 'use strict';
+/* global FormData, Blob */
 /**
  * Bench: bulk import of 4534 cameras (the size of the Banan district) as one CSV file over HTTP,
  * against a running service with the seeded district (ctx.baseUrl, ctx.adminToken).
