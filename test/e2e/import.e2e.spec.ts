@@ -149,6 +149,15 @@ describe('registry import and export', () => {
     expect(p.qr_token).toBeTruthy();
   });
 
+  it('reports a school name repeated inside the file as a row error', async () => {
+    const head = 'code,name,type,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd';
+    const csv = [head, 'SD,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30', 'SE,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30'].join('\n');
+    const res = await upload('schools', admin, csv).expect(400);
+    expect(res.body.error.details.errors).toEqual([{ row: 3, column: 'name', reason: expect.stringContaining('第 2 行') }]);
+    // A header-only file is a valid, empty import.
+    expect((await upload('schools', admin, head + '\n').expect(200)).body).toMatchObject({ rows: 0, created: 0 });
+  });
+
   it('links alarm buttons to cameras by deviceId:channelId', async () => {
     const csv = `code,schoolCode,areaKind,location,policeLinked,linkedCameras\nAB-1,SA,gatehouse,门卫室,true,${gb(1)}:${gb(1, '131')};${gb(2)}:${gb(2, '131')}\n`;
     expect((await upload('alarm-devices', admin, csv).expect(200)).body).toMatchObject({ created: 1 });

@@ -65,7 +65,6 @@ export class ImportService {
     const { maxRows } = this.config.import;
     if (table.rows.length > maxRows)
       throw Errors.badRequest('IMPORT.TOO_MANY_ROWS', `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, { maxRows, rows: table.rows.length });
-    if (table.rows.length === 0) throw Errors.badRequest('IMPORT.EMPTY', '文件中没有数据行');
     const columns = this.mapHeader(kind, table.header);
 
     const qr = this.db.createQueryRunner();
@@ -85,6 +84,13 @@ export class ImportService {
           const first = seen.get(JSON.stringify(key));
           if (first !== undefined) rowErrors.errors.push({ row: line, column: this.headerOf(kind, svc.def.naturalKey[0]), reason: `与第 ${first} 行重复（${key.join(' + ')}）` });
           else seen.set(JSON.stringify(key), line);
+        }
+        // School names are unique per district too: report a repeated name as a row error, not a 409.
+        if (kind === 'schools' && typeof data.name === 'string') {
+          const nameKey = JSON.stringify(['name', data.districtId, data.name]);
+          const first = seen.get(nameKey);
+          if (first !== undefined) rowErrors.errors.push({ row: line, column: 'name', reason: `学校名称与第 ${first} 行重复` });
+          else seen.set(nameKey, line);
         }
         errors.push(...rowErrors.errors);
         if (rowErrors.errors.length === 0) good.push({ line, data });
