@@ -11,6 +11,9 @@ import { Guard } from './entities/guard.entity';
 import { ProtectionPost } from './entities/protection-post.entity';
 import { School } from './entities/school.entity';
 import { Zone } from './entities/zone.entity';
+import { IMPORT_KINDS, ImportKind } from './import/columns';
+import { importController, UploadInterceptor } from './import/import.controller';
+import { ImportService } from './import/import.service';
 import { ResourceService } from './resource';
 import { resourceController, serviceToken } from './resource.controller';
 import { RegistryService } from './registry.service';
@@ -22,10 +25,13 @@ const resourceProviders = RESOURCES.map((def) => ({
   useFactory: (db: DataSource, audit: AuditService, config: AppConfig) => new ResourceService(def as never, db, audit, config),
 }));
 
+/** Bulk import/export routes for the lists that have a file layout (schools, cameras, …). */
+const importControllers = RESOURCES.filter((def) => def.path in IMPORT_KINDS).map((def) => importController(def, def.path as ImportKind));
+
 @Module({
   imports: [TypeOrmModule.forFeature([District, Zone, EducationGroup, School, Camera, AlarmDevice, Guard, ProtectionPost])],
-  controllers: RESOURCES.map(resourceController),
-  providers: [...resourceProviders, RegistryService],
+  controllers: [...RESOURCES.map(resourceController), ...importControllers],
+  providers: [...resourceProviders, RegistryService, ImportService, UploadInterceptor],
   exports: [RegistryService, ...resourceProviders.map((p) => p.provide)],
 })
 export class RegistryModule {}

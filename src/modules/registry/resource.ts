@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import type { AppConfig } from '../../config/config';
-import { Errors, FieldError } from '../../infra/http/errors';
+import { HttpStatus } from '@nestjs/common';
+import { DomainError, Errors, FieldError } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import type { AuditService } from '../audit-log/audit.service';
 import type { AuthUser, UserRole } from '../auth/roles';
@@ -81,6 +82,17 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   async list(user: AuthUser, query: Record<string, unknown>): Promise<Page<E>> {
     const limit = Math.min(Number(query.limit ?? this.config.registry.defaultPageSize), this.config.registry.maxPageSize);
     const offset = Number(query.offset ?? 0);
+    const [items, total] = await this.filtered(user, query).take(limit).skip(offset).getManyAndCount();
+    return { items, total, limit, offset };
+  }
+
+  /** Every row matching the list filters, unpaged (export). */
+  async listAll(user: AuthUser, query: Record<string, unknown>): Promise<E[]> {
+    return this.filtered(user, query).getMany();
+  }
+
+  /** The list query: school scope, the definition's filters, search and sort. */
+  private filtered(user: AuthUser, query: Record<string, unknown>): SelectQueryBuilder<E> {
     const qb = this.db.getRepository(this.def.entity).createQueryBuilder('e');
     if (this.def.school !== 'none') {
       const requested = this.def.school === 'self' ? undefined : (query.schoolId as string | undefined);
@@ -97,8 +109,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       qb.andWhere(`(${this.def.search.map((c) => `e.${c} ILIKE :like`).join(' OR ')})`, { like });
     }
     this.applySort(qb, (query.sort as string | undefined) ?? this.def.defaultSort);
-    const [items, total] = await qb.take(limit).skip(offset).getManyAndCount();
-    return { items, total, limit, offset };
+    return qb;
   }
 
   private applySort(qb: SelectQueryBuilder<E>, sort: string): void {
@@ -128,15 +139,27 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
 
   /** Checks references and the definition's own rules; throws one 400 listing every problem. */
   async validateRow(m: EntityManager, row: E, before: E | null): Promise<FieldError[]> {
-    const problems: FieldError[] = [];
-    for (const [prop, table] of Object.entries(this.def.refs)) {
-      const value = row[prop];
-      if (value === null || value === undefined || (before && before[prop] === value)) continue;
-      const [found] = await m.query(`SELECT 1 FROM ${table} WHERE id = $1`, [value]);
-      if (!found) problems.push({ field: prop, reason: `no such ${table.replace(/_/g, ' ').replace(/s$/, '')}` });
-    }
+    const [problems] = await this.missingRefs(m, [{ row, before }]);
     if (this.def.prepare) problems.push(...(await this.def.prepare(m, row, before)));
     return problems;
+  }
+
+  /** Reference checks for many rows at once: one query per referenced table, not per row. */
+  private async missingRefs(m: EntityManager, rows: { row: E; before: E | null }[]): Promise<FieldError[][]> {
+    const out = rows.map((): FieldError[] => []);
+    for (const [prop, table] of Object.entries(this.def.refs)) {
+      const pending = (r: { row: E; before: E | null }) => {
+        const value = r.row[prop];
+        return value !== null && value !== undefined && !(r.before && r.before[prop] === value);
+      };
+      const wanted = [...new Set(rows.filter(pending).map((r) => r.row[prop] as string))];
+      if (wanted.length === 0) continue;
+      const found = new Set((await m.query(`SELECT id FROM ${table} WHERE id = ANY($1::uuid[])`, [wanted])).map((r: { id: string }) => r.id));
+      rows.forEach((r, i) => {
+        if (pending(r) && !found.has(r.row[prop])) out[i].push({ field: prop, reason: `no such ${table.replace(/_/g, ' ').replace(/s$/, '')}` });
+      });
+    }
+    return out;
   }
 
   async create(user: AuthUser, dto: Partial<E>): Promise<E> {
@@ -193,45 +216,100 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   /**
    * Import: insert or update each row by its natural key, in the caller's transaction.
    * Returns the counts; problems found per row are returned, not thrown, so the caller can
-   * report every bad row and roll back.
+   * report every bad row and roll back. With `user`, every row (and the record it replaces)
+   * must be inside the user's scope, or the whole call fails with a 403 naming the row.
+   * Existing rows are fetched in one query and new rows inserted in batches: an import of
+   * thousands of rows is a handful of statements plus one per updated row.
    */
   async upsertRows(
     m: EntityManager,
     rows: { line: number; data: Partial<E> }[],
+    opts: { user?: AuthUser } = {},
   ): Promise<{ created: number; updated: number; unchanged: number; problems: FieldError[] }> {
-    let created = 0;
-    let updated = 0;
-    let unchanged = 0;
     const problems: FieldError[] = [];
     const repo = m.getRepository(this.def.entity);
-    const audits: Parameters<AuditService['record']>[1] = [];
-    for (const { line, data } of rows) {
-      const key = Object.fromEntries(this.def.naturalKey.map((k) => [k, data[k]]));
-      const before = await repo.findOneBy(key as never);
-      const row = before ? repo.merge(repo.create({ ...before }), data as E) : repo.create(data as E);
-      const rowProblems = await this.validateRow(m, row, before);
-      if (rowProblems.length) {
-        problems.push(...rowProblems.map((p) => ({ ...p, row: line })));
-        continue;
+    const existing = await this.fetchByNaturalKey(m, rows.map((r) => r.data));
+    const work = rows.map(({ line, data }) => {
+      const before = existing.get(this.keyOf(data)) ?? null;
+      const clean = Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined)) as E;
+      const row = before ? repo.merge(repo.create({ ...before }), clean) : repo.create(clean);
+      return { line, before, row };
+    });
+    if (opts.user) {
+      for (const { line, before, row } of work) {
+        try {
+          if (before) this.assertWriteScope(opts.user, this.schoolOf(before));
+          this.assertWriteScope(opts.user, this.schoolOf(row));
+        } catch (e) {
+          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? 'AUTH.OUT_OF_SCOPE', `第 ${line} 行：${(e as Error).message}`, { row: line });
+        }
       }
-      if (before && !changed(before, row)) {
-        unchanged++;
-        continue;
-      }
-      const saved = await repo.save(row);
-      audits.push({ action: before ? 'import_update' : 'import_create', entity: this.def.name, entityId: saved.id, schoolId: this.schoolOf(saved), before, after: saved });
-      if (before) updated++;
-      else created++;
     }
-    if (problems.length === 0) await this.audit.record(m, audits);
-    return { created, updated, unchanged, problems };
+    const refProblems = await this.missingRefs(m, work);
+    const inserts: E[] = [];
+    const updates: { before: E; row: E }[] = [];
+    let unchanged = 0;
+    for (const [i, { line, before, row }] of work.entries()) {
+      const rowProblems = [...refProblems[i], ...(this.def.prepare ? await this.def.prepare(m, row, before) : [])];
+      if (rowProblems.length) problems.push(...rowProblems.map((p) => ({ ...p, row: line })));
+      else if (!before) inserts.push(row);
+      else if (changedKeys(before, row).length) updates.push({ before, row });
+      else unchanged++;
+    }
+    if (problems.length) return { created: 0, updated: 0, unchanged: 0, problems };
+    for (let i = 0; i < inserts.length; i += 500) {
+      // InsertQueryBuilder writes the generated id and defaults back into the entities.
+      await m.createQueryBuilder().insert().into(this.def.entity).values(inserts.slice(i, i + 500)).execute();
+    }
+    for (const { before, row } of updates) {
+      const patch = Object.fromEntries(changedKeys(before, row).map((k) => [k, row[k]]));
+      await m.createQueryBuilder().update(this.def.entity).set(patch as never).where('id = :id', { id: before.id }).execute();
+    }
+    await this.audit.record(m, [
+      ...inserts.map((row) => ({ action: 'import_create', entity: this.def.name, entityId: row.id, schoolId: this.schoolOf(row), after: row })),
+      ...updates.map(({ before, row }) => ({ action: 'import_update', entity: this.def.name, entityId: row.id, schoolId: this.schoolOf(row), before, after: row })),
+    ]);
+    return { created: inserts.length, updated: updates.length, unchanged, problems };
+  }
+
+  private keyOf(row: ObjectLiteral): string {
+    return JSON.stringify(this.def.naturalKey.map((k) => (row[k] === undefined || row[k] === null ? null : String(row[k]))));
+  }
+
+  /** Existing rows for the given natural keys, locked for the transaction, by keyOf(). */
+  private async fetchByNaturalKey(m: EntityManager, rows: Partial<E>[]): Promise<Map<string, E>> {
+    const out = new Map<string, E>();
+    const keyed = rows.filter((r) => this.def.naturalKey.every((k) => typeof r[k] === 'string'));
+    for (let i = 0; i < keyed.length; i += 5000) {
+      const chunk = keyed.slice(i, i + 5000);
+      const cols = this.def.naturalKey.map((k) => `e.${snake(k)}`).join(', ');
+      const arrays = Object.fromEntries(this.def.naturalKey.map((k, j) => [`nk${j}`, chunk.map((r) => r[k] as string)]));
+      const found = await m
+        .getRepository(this.def.entity)
+        .createQueryBuilder('e')
+        .where(`(${cols}) IN (SELECT * FROM unnest(${Object.keys(arrays).map((p) => `:${p}::text[]`).join(', ')}))`, arrays)
+        .setLock('pessimistic_write')
+        .getMany();
+      for (const e of found) out.set(this.keyOf(e), e);
+    }
+    return out;
   }
 }
 
-function changed(a: ObjectLiteral, b: ObjectLiteral): boolean {
-  for (const k of Object.keys(b)) {
-    if (k === 'updatedAt' || k === 'createdAt') continue;
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) return true;
-  }
-  return false;
+const IGNORED = new Set(['id', 'createdAt', 'updatedAt']);
+
+/** Properties whose values differ (deep, key-order-insensitive: jsonb does not keep key order). */
+function changedKeys(a: ObjectLiteral, b: ObjectLiteral): string[] {
+  return Object.keys(b).filter((k) => !IGNORED.has(k) && !sameValue(a[k], b[k]));
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if ((a === null || a === undefined) && (b === null || b === undefined)) return true;
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as ObjectLiteral)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as ObjectLiteral)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameValue((a as ObjectLiteral)[k], (b as ObjectLiteral)[k]));
 }

@@ -1,0 +1,206 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validate } from 'class-validator';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../../config/config';
+import { Errors } from '../../../infra/http/errors';
+import { flattenValidationErrors } from '../../../infra/http/validation';
+import type { AuthUser } from '../../auth/roles';
+import type { ResourceService } from '../resource';
+import { Column, columnOfField, Draft, findColumn, IMPORT_KINDS, ImportKind, Lookups } from './columns';
+import { CellOut, FileFormat, readTable, writeCsv, writeXlsx } from './tabular';
+
+export interface RowError {
+  row: number;
+  column: string;
+  reason: string;
+}
+
+export interface ImportResult {
+  rows: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  dryRun: boolean;
+}
+
+export interface FileOut {
+  body: Buffer;
+  contentType: string;
+  filename: string;
+}
+
+/** At most this many row errors in one answer; `errorCount` still gives the total. */
+const MAX_REPORTED_ERRORS = 1000;
+
+const CONTENT_TYPES: Record<FileFormat, string> = {
+  csv: 'text/csv; charset=utf-8',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+};
+
+const LABELS: Record<ImportKind, string> = {
+  schools: '学校',
+  cameras: '摄像机',
+  'alarm-devices': '一键报警',
+  guards: '保安员',
+  'protection-posts': '护学岗',
+};
+
+type Svc = ResourceService<{ id: string }>;
+
+/**
+ * Bulk import and export of registry lists. Rows are validated with the same DTOs as the CRUD
+ * routes and written through ResourceService.upsertRows (reference checks, the definition's own
+ * rules, audit), all in one transaction per file: any bad row and nothing is written.
+ */
+@Injectable()
+export class ImportService {
+  constructor(
+    private readonly db: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async importFile(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
+    const table = await readTable(file);
+    const { maxRows } = this.config.import;
+    if (table.rows.length > maxRows)
+      throw Errors.badRequest('IMPORT.TOO_MANY_ROWS', `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, { maxRows, rows: table.rows.length });
+    const columns = this.mapHeader(kind, table.header);
+
+    const qr = this.db.createQueryRunner();
+    await qr.connect();
+    await qr.startTransaction();
+    try {
+      const m = qr.manager;
+      const refs = await this.lookups(m, kind === 'alarm-devices');
+      const errors: RowError[] = [];
+      const good: { line: number; data: Draft }[] = [];
+      const seen = new Map<string, number>();
+      for (const { line, cells } of table.rows) {
+        const rowErrors = await this.readRow(kind, svc, columns, cells, refs, line);
+        const data = rowErrors.data;
+        const key = svc.def.naturalKey.map((k) => data[k]);
+        if (key.every((v) => typeof v === 'string' && v !== '')) {
+          const first = seen.get(JSON.stringify(key));
+          if (first !== undefined) rowErrors.errors.push({ row: line, column: this.headerOf(kind, svc.def.naturalKey[0]), reason: `与第 ${first} 行重复（${key.join(' + ')}）` });
+          else seen.set(JSON.stringify(key), line);
+        }
+        // School names are unique per district too: report a repeated name as a row error, not a 409.
+        if (kind === 'schools' && typeof data.name === 'string') {
+          const nameKey = JSON.stringify(['name', data.districtId, data.name]);
+          const first = seen.get(nameKey);
+          if (first !== undefined) rowErrors.errors.push({ row: line, column: 'name', reason: `学校名称与第 ${first} 行重复` });
+          else seen.set(nameKey, line);
+        }
+        errors.push(...rowErrors.errors);
+        if (rowErrors.errors.length === 0) good.push({ line, data });
+      }
+      // The valid rows still go through the upsert so that reference and rule problems of
+      // every row come back in the same report; nothing is committed unless all is well.
+      const result = await svc.upsertRows(m, good as never, { user });
+      for (const p of result.problems) errors.push({ row: p.row ?? 0, column: columnOfField(IMPORT_KINDS[kind], p.field), reason: p.reason });
+      if (errors.length) {
+        await qr.rollbackTransaction();
+        errors.sort((a, b) => a.row - b.row);
+        throw Errors.badRequest('IMPORT.INVALID_ROWS', `${new Set(errors.map((e) => e.row)).size} 行有错误，未导入任何数据`, {
+          errors: errors.slice(0, MAX_REPORTED_ERRORS),
+          errorCount: errors.length,
+        });
+      }
+      if (dryRun) await qr.rollbackTransaction();
+      else await qr.commitTransaction();
+      return { rows: table.rows.length, created: result.created, updated: result.updated, unchanged: result.unchanged, dryRun };
+    } catch (e) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction();
+      throw e;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  /** Header cells → columns; unknown, duplicate or missing required columns fail the file (row 1). */
+  private mapHeader(kind: ImportKind, header: string[]): (Column | null)[] {
+    const all = IMPORT_KINDS[kind] as readonly Column[];
+    const errors: RowError[] = [];
+    const used = new Set<Column>();
+    const mapped = header.map((h) => {
+      if (h === '') return null;
+      const c = findColumn([...all], h);
+      if (!c) errors.push({ row: 1, column: h, reason: `未知的列；可用的列：${all.map((x) => x.header).join(', ')}` });
+      else if (used.has(c)) errors.push({ row: 1, column: h, reason: `重复的列（${c.header}）` });
+      else used.add(c);
+      return c && !c.readOnly ? c : null;
+    });
+    for (const c of all) if (c.required && !used.has(c)) errors.push({ row: 1, column: c.header, reason: `缺少必填列 ${c.header}（${c.aliases[0]}）` });
+    if (errors.length) throw Errors.badRequest('IMPORT.INVALID_HEADER', '表头有误，未导入任何数据', { errors, errorCount: errors.length });
+    return mapped;
+  }
+
+  /** One row → the create DTO shape (references resolved), validated like a POST body. */
+  private async readRow(kind: ImportKind, svc: Svc, columns: (Column | null)[], cells: string[], refs: Lookups, line: number) {
+    const data: Draft = {};
+    const errors: RowError[] = [];
+    cells.forEach((cell, i) => {
+      const c = columns[i];
+      if (c === undefined && cell !== '') errors.push({ row: line, column: `#${i + 1}`, reason: '该单元格没有表头' });
+      const reason = c?.read?.(cell, data, refs);
+      if (reason) errors.push({ row: line, column: c!.header, reason });
+    });
+    if (kind === 'schools' && data.districtId === undefined && refs.districts.size === 1) data.districtId = [...refs.districts.values()][0];
+    const dto = plainToInstance(svc.def.createDto as new () => object, data);
+    const failed = new Set(errors.map((e) => e.column));
+    for (const f of flattenValidationErrors(await validate(dto, { whitelist: true, forbidNonWhitelisted: true }))) {
+      const column = columnOfField(IMPORT_KINDS[kind] as unknown as Column[], f.field);
+      if (!failed.has(column)) errors.push({ row: line, column, reason: f.reason });
+    }
+    return { data, errors };
+  }
+
+  private headerOf(kind: ImportKind, field: string): string {
+    return columnOfField(IMPORT_KINDS[kind] as unknown as Column[], field);
+  }
+
+  /** Code ↔ id maps of the district structure (small), and of cameras when needed. */
+  private async lookups(m: EntityManager, withCameras: boolean): Promise<Lookups> {
+    const byId = new Map<string, string>();
+    const load = async (table: string) => {
+      const map = new Map<string, string>();
+      for (const r of (await m.query(`SELECT id, code FROM ${table}`)) as { id: string; code: string }[]) {
+        map.set(r.code, r.id);
+        byId.set(r.id, r.code);
+      }
+      return map;
+    };
+    const cameras = new Map<string, string>();
+    if (withCameras) {
+      for (const r of (await m.query(`SELECT id, device_id, channel_id FROM cameras`)) as { id: string; device_id: string; channel_id: string }[]) {
+        const key = `${r.device_id.trim()}:${r.channel_id.trim()}`;
+        cameras.set(key, r.id);
+        byId.set(r.id, key);
+      }
+    }
+    return { districts: await load('districts'), zones: await load('school_zones'), groups: await load('education_groups'), schools: await load('schools'), cameras, byId };
+  }
+
+  async exportFile(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
+    const rows = await svc.listAll(user, query);
+    const refs = await this.lookups(this.db.manager, kind === 'alarm-devices');
+    const columns = IMPORT_KINDS[kind] as readonly Column[];
+    const cells: CellOut[][] = rows.map((r) => columns.map((c) => c.write(r, refs)));
+    return this.file(kind, format, '', columns.map((c) => c.header), cells);
+  }
+
+  async template(kind: ImportKind, format: FileFormat): Promise<FileOut> {
+    const columns = (IMPORT_KINDS[kind] as readonly Column[]).filter((c) => !c.readOnly);
+    return this.file(kind, format, '模板', columns.map((c) => c.header), [], [
+      ['列', '中文名', '必填', '格式'],
+      ...columns.map((c) => [c.header, c.aliases[0] ?? '', c.required ? '是' : '', c.hint ?? '']),
+    ]);
+  }
+
+  private async file(kind: ImportKind, format: FileFormat, suffix: string, header: string[], rows: CellOut[][], notes?: string[][]): Promise<FileOut> {
+    const stamp = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai', dateStyle: 'short', timeStyle: 'short' }).format(new Date()).replace(/[-:]/g, '').replace(' ', '-');
+    const body = format === 'xlsx' ? await writeXlsx(LABELS[kind], header, rows, notes) : writeCsv(header, rows);
+    return { body, contentType: CONTENT_TYPES[format], filename: `${LABELS[kind]}${suffix}-${stamp}.${format}` };
+  }
+}

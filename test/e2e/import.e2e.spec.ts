@@ -1,0 +1,245 @@
+import ExcelJS from 'exceljs';
+import * as iconv from 'iconv-lite';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+
+const MAX_FILE = 64 * 1024;
+const MAX_ROWS = 300;
+
+const gb = (n: number, kind = '132') => `5001130000${kind}${String(n).padStart(7, '0')}`;
+
+function camerasCsv(rows: { school: string; n: number; name?: string; area?: string }[]): string {
+  const lines = ['schoolCode,deviceId,channelId,name,areaKind,location'];
+  for (const r of rows) lines.push([r.school, gb(r.n), gb(r.n, '131'), r.name ?? `摄像机${r.n}`, r.area ?? 'perimeter', `位置${r.n}`].join(','));
+  return lines.join('\n') + '\n';
+}
+
+async function xlsx(header: string[], rows: (string | number)[][]): Promise<Buffer> {
+  const wb = new ExcelJS.Workbook();
+  const ws = wb.addWorksheet('Sheet1');
+  ws.addRow(header);
+  rows.forEach((r) => ws.addRow(r));
+  return Buffer.from(await wb.xlsx.writeBuffer());
+}
+
+async function parseXlsx(buf: Buffer): Promise<string[][]> {
+  const wb = new ExcelJS.Workbook();
+  await wb.xlsx.load(buf as unknown as ArrayBuffer);
+  const out: string[][] = [];
+  wb.worksheets[0].eachRow((row) => out.push((row.values as unknown[]).slice(1).map((v) => String(v ?? ''))));
+  return out;
+}
+
+/** supertest: collect a binary response body. */
+const binary = ((res: NodeJS.ReadableStream, cb: (err: Error | null, body: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+}) as never;
+
+describe('registry import and export', () => {
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  const count = async (table: string) => Number((await t.db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n);
+  const upload = (kind: string, token: string, body: Buffer | string, name = 'file.csv', query = '') =>
+    t
+      .http()
+      .post(`/api/v1/import/${kind}${query}`)
+      .set(auth(token))
+      .attach('file', Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), name);
+
+  beforeAll(async () => {
+    t = await startApp({ import: { maxFileBytes: MAX_FILE, maxRows: MAX_ROWS } });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+  });
+  afterAll(() => t.close());
+
+  it('imports cameras from CSV with a BOM, and a second run changes nothing', async () => {
+    const csv = '\uFEFF' + camerasCsv([1, 2, 3].map((n) => ({ school: 'SA', n })));
+    const first = await upload('cameras', admin, csv).expect(200);
+    expect(first.body).toEqual({ rows: 3, created: 3, updated: 0, unchanged: 0, dryRun: false });
+    const again = await upload('cameras', admin, csv).expect(200);
+    expect(again.body).toMatchObject({ created: 0, updated: 0, unchanged: 3 });
+    const { rows } = await t.db.query(`SELECT action, count(*)::int AS n FROM audit_log WHERE entity = 'camera' GROUP BY action`);
+    expect(rows).toEqual([{ action: 'import_create', n: 3 }]);
+  });
+
+  it('updates by natural key and validates without writing on dryRun', async () => {
+    const csv = camerasCsv([{ school: 'SA', n: 1, name: '南大门(改)', area: 'main_gate' }, { school: 'SA', n: 4 }]);
+    const dry = await upload('cameras', admin, csv, 'f.csv', '?dryRun=true').expect(200);
+    expect(dry.body).toMatchObject({ created: 1, updated: 1, unchanged: 0, dryRun: true });
+    expect(await count('cameras')).toBe(3);
+    const res = await upload('cameras', admin, csv).expect(200);
+    expect(res.body).toMatchObject({ created: 1, updated: 1, dryRun: false });
+    const { rows } = await t.db.query(`SELECT name, area_kind FROM cameras WHERE device_id = $1`, [gb(1)]);
+    expect(rows[0]).toEqual({ name: '南大门(改)', area_kind: 'main_gate' });
+  });
+
+  it('imports from XLSX with Chinese headers', async () => {
+    const file = await xlsx(['学校代码', '设备编码', '通道编码', '名称', '区域类型'], [['SB', gb(10), gb(10, '131'), '北门', 'side_gate']]);
+    const res = await upload('cameras', admin, file, 'cams.xlsx').expect(200);
+    expect(res.body).toMatchObject({ created: 1 });
+    const { rows } = await t.db.query(`SELECT c.name FROM cameras c JOIN schools s ON s.id = c.school_id WHERE s.code = 'SB'`);
+    expect(rows).toEqual([{ name: '北门' }]);
+  });
+
+  it('reports every bad row (row, column, reason) and writes nothing', async () => {
+    const before = { cameras: await count('cameras'), audit: await count('audit_log') };
+    const csv = [
+      'schoolCode,deviceId,channelId,name,areaKind',
+      `SA,${gb(20)},${gb(20, '131')},好的,perimeter`, // row 2: fine
+      `SA,123,${gb(21, '131')},坏编码,perimeter`, // row 3: device id
+      `NOPE,${gb(22)},${gb(22, '131')},没有学校,perimeter`, // row 4: unknown school
+      `SA,${gb(23)},${gb(23, '131')},屋顶,roof`, // row 5: area kind
+      '',
+      `SA,${gb(20)},${gb(20, '131')},重复,perimeter`, // row 7: duplicate of row 2
+    ].join('\n');
+    const res = await upload('cameras', admin, csv).expect(400);
+    expect(res.body.error.code).toBe('IMPORT.INVALID_ROWS');
+    const errors: { row: number; column: string; reason: string }[] = res.body.error.details.errors;
+    expect(errors.map((e) => [e.row, e.column])).toEqual([
+      [3, 'deviceId'],
+      [4, 'schoolCode'],
+      [5, 'areaKind'],
+      [7, 'deviceId'],
+    ]);
+    expect(errors[1].reason).toContain('NOPE');
+    expect(errors[3].reason).toContain('第 2 行');
+    expect(await count('cameras')).toBe(before.cameras);
+    expect(await count('audit_log')).toBe(before.audit);
+  });
+
+  it('rejects a header with unknown or missing columns', async () => {
+    const res = await upload('cameras', admin, 'schoolCode,deviceId,colour\nSA,1,red\n').expect(400);
+    expect(res.body.error.code).toBe('IMPORT.INVALID_HEADER');
+    const columns = res.body.error.details.errors.map((e: { column: string }) => e.column);
+    expect(columns).toEqual(expect.arrayContaining(['colour', 'channelId', 'name', 'areaKind']));
+  });
+
+  it('decodes GB18030 CSV (Excel on zh-CN Windows) correctly', async () => {
+    const text = 'licenceNo,name,schoolCode,fullTime,phone\r\nGB-0001,张伟,SA,是,023-66221100\r\nGB-0002,欧阳娜娜,SA,否,\r\n';
+    const res = await upload('guards', admin, iconv.encode(text, 'gb18030')).expect(200);
+    expect(res.body).toMatchObject({ created: 2 });
+    const { rows } = await t.db.query(`SELECT name, full_time FROM guards ORDER BY licence_no`);
+    expect(rows).toEqual([
+      { name: '张伟', full_time: true },
+      { name: '欧阳娜娜', full_time: false },
+    ]);
+  });
+
+  it('imports schools with codes for zone/group and a flat timetable, and posts with windows', async () => {
+    const schools = [
+      'code,name,type,zoneCode,groupCode,studentCount,boarding,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd,holidays',
+      'SC,丙中学,初中,Z1,G1,1200,true,1-5,7:20,08:00,17:00,17:40,07:20,18:00,2026-10-01;2026-10-02',
+    ].join('\n');
+    const imported = await upload('schools', admin, schools);
+    expect(imported.body).toMatchObject({ created: 1 });
+    const s = (await t.db.query(`SELECT type, zone_id, timetable, calendar, boarding FROM schools WHERE code = 'SC'`)).rows[0];
+    expect(s).toMatchObject({ type: 'middle', zone_id: seed.zone.id, boarding: true });
+    expect(s.timetable).toEqual({ weekdays: [1, 2, 3, 4, 5], arrival: { start: '07:20', end: '08:00' }, dismissal: { start: '17:00', end: '17:40' }, schoolHours: { start: '07:20', end: '18:00' } });
+    expect(s.calendar.holidays).toEqual(['2026-10-01', '2026-10-02']);
+    // Re-import of the same file is a no-op even though jsonb reorders keys.
+    expect((await upload('schools', admin, schools).expect(200)).body).toMatchObject({ created: 0, unchanged: 1 });
+
+    const posts = 'code,schoolCode,gate,windows,requiredHeadcount\nPP-1,SC,南门,arrival;dismissal=16:50-17:40,3\n';
+    expect((await upload('protection-posts', admin, posts).expect(200)).body).toMatchObject({ created: 1 });
+    const p = (await t.db.query(`SELECT windows, qr_token FROM protection_posts WHERE code = 'PP-1'`)).rows[0];
+    expect(p.windows).toEqual([{ kind: 'arrival' }, { kind: 'dismissal', start: '16:50', end: '17:40' }]);
+    expect(p.qr_token).toBeTruthy();
+  });
+
+  it('reports a school name repeated inside the file as a row error', async () => {
+    const head = 'code,name,type,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd';
+    const csv = [head, 'SD,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30', 'SE,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30'].join('\n');
+    const res = await upload('schools', admin, csv).expect(400);
+    expect(res.body.error.details.errors).toEqual([{ row: 3, column: 'name', reason: expect.stringContaining('第 2 行') }]);
+    // A header-only file is a valid, empty import.
+    expect((await upload('schools', admin, head + '\n').expect(200)).body).toMatchObject({ rows: 0, created: 0 });
+  });
+
+  it('links alarm buttons to cameras by deviceId:channelId', async () => {
+    const csv = `code,schoolCode,areaKind,location,policeLinked,linkedCameras\nAB-1,SA,gatehouse,门卫室,true,${gb(1)}:${gb(1, '131')};${gb(2)}:${gb(2, '131')}\n`;
+    expect((await upload('alarm-devices', admin, csv).expect(200)).body).toMatchObject({ created: 1 });
+    const bad = `code,schoolCode,areaKind,linkedCameras\nAB-2,SA,gatehouse,${gb(10)}:${gb(10, '131')}\n`; // a camera of school SB
+    const res = await upload('alarm-devices', admin, bad).expect(400);
+    expect(res.body.error.details.errors).toEqual([expect.objectContaining({ row: 2, column: 'linkedCameras' })]);
+  });
+
+  it('exports lists that re-import unchanged (CSV and XLSX round trip)', async () => {
+    for (const kind of ['schools', 'cameras', 'alarm-devices', 'guards', 'protection-posts']) {
+      const csv = await t.http().get(`/api/v1/export/${kind}`).set(auth(admin)).buffer(true).parse(binary).expect(200);
+      expect(csv.headers['content-type']).toContain('text/csv');
+      expect(csv.headers['content-disposition']).toMatch(/attachment; filename=".+\.csv"; filename\*=UTF-8''/);
+      expect([...(csv.body as Buffer).subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+      const viaCsv = await upload(kind, admin, csv.body as Buffer);
+      expect([kind, viaCsv.status, viaCsv.body.error]).toEqual([kind, 200, undefined]);
+      expect(viaCsv.body).toMatchObject({ created: 0, updated: 0 });
+      expect(viaCsv.body.unchanged).toBeGreaterThan(0);
+
+      const x = await t.http().get(`/api/v1/export/${kind}?format=xlsx`).set(auth(admin)).buffer(true).parse(binary).expect(200);
+      const viaXlsx = await upload(kind, admin, x.body as Buffer, 'export.xlsx').expect(200);
+      expect(viaXlsx.body).toMatchObject({ created: 0, updated: 0, unchanged: viaCsv.body.unchanged });
+    }
+  });
+
+  it('exports with the list filters and school scope', async () => {
+    const res = await t.http().get(`/api/v1/export/cameras?format=xlsx&schoolId=${seed.schoolB.id}`).set(auth(admin)).buffer(true).parse(binary).expect(200);
+    const rows = await parseXlsx(res.body as Buffer);
+    expect(rows).toHaveLength(2);
+    expect(rows[1].slice(0, 2)).toEqual(['SB', gb(10)]);
+    const staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+    const own = await t.http().get('/api/v1/export/cameras').set(auth(staff)).buffer(true).parse(binary).expect(200);
+    const lines = (own.body as Buffer).toString('utf8').trim().split('\r\n');
+    expect(lines.slice(1).every((l) => l.startsWith('SA,'))).toBe(true);
+    await t.http().get(`/api/v1/export/cameras?schoolId=${seed.schoolB.id}`).set(auth(staff)).expect(403);
+    await t.http().get('/api/v1/export/cameras?format=pdf').set(auth(admin)).expect(400);
+  });
+
+  it('gives empty templates with the documented headers', async () => {
+    const csv = await t.http().get('/api/v1/import/templates/guards').set(auth(admin)).buffer(true).parse(binary).expect(200);
+    expect((csv.body as Buffer).toString('utf8')).toBe('\uFEFFlicenceNo,name,schoolCode,fullTime,phone,active\r\n');
+    const x = await t.http().get('/api/v1/import/templates/schools?format=xlsx').set(auth(admin)).buffer(true).parse(binary).expect(200);
+    const rows = await parseXlsx(x.body as Buffer);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toEqual(expect.arrayContaining(['code', 'zoneCode', 'weekdays', 'arrivalStart']));
+  });
+
+  it('refuses an oversize file with 413 naming the limit, and too many rows with 400', async () => {
+    const big = 'x'.repeat(MAX_FILE + 1);
+    const res = await upload('cameras', admin, big).expect(413);
+    expect(res.body.error.message).toContain(String(MAX_FILE));
+    const many = camerasCsv(Array.from({ length: MAX_ROWS + 1 }, (_, i) => ({ school: 'SA', n: 1000 + i, name: 'c' })));
+    expect(Buffer.byteLength(many)).toBeLessThan(MAX_FILE);
+    const tooMany = await upload('cameras', admin, many).expect(400);
+    expect(tooMany.body.error.code).toBe('IMPORT.TOO_MANY_ROWS');
+  });
+
+  it('answers 400 for unreadable or missing files, never 500', async () => {
+    await upload('cameras', admin, Buffer.from([0x50, 0x4b, 0x03, 0x04, 1, 2, 3]), 'x.xlsx').expect(400);
+    await upload('cameras', admin, Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0, 0]), 'x.xls').expect(400);
+    await upload('cameras', admin, 'a,"b\n1,2').expect(400);
+    await upload('cameras', admin, '').expect(400);
+    await t.http().post('/api/v1/import/cameras').set(auth(admin)).send({ rows: [] }).expect(400);
+    await t.http().post('/api/v1/import/cameras').set(auth(admin)).field('other', 'x').expect(400);
+    await upload('cameras', admin, camerasCsv([{ school: 'SA', n: 1 }]), 'f.csv', '?dryRun=maybe').expect(400);
+  });
+
+  it('answers 401 without auth and 403 for the wrong role or another school', async () => {
+    await t.http().post('/api/v1/import/cameras').attach('file', Buffer.from('a'), 'f.csv').expect(401);
+    await t.http().get('/api/v1/export/cameras').expect(401);
+    await t.http().get('/api/v1/import/templates/cameras').expect(401);
+    const operator = (await t.userToken('operator')).token;
+    await upload('cameras', operator, camerasCsv([{ school: 'SA', n: 50 }])).expect(403);
+    const staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+    await upload('cameras', staff, camerasCsv([{ school: 'SA', n: 50 }])).expect(403);
+    const own = await upload('guards', staff, 'licenceNo,name,schoolCode\nSS-0001,王五,SA\n').expect(200);
+    expect(own.body).toMatchObject({ created: 1 });
+    const other = await upload('guards', staff, 'licenceNo,name,schoolCode\nSS-0002,赵六,SA\nSS-0003,钱七,SB\n').expect(403);
+    expect(other.body.error).toMatchObject({ code: 'AUTH.OUT_OF_SCOPE', details: { row: 3 } });
+    // An existing guard of school A cannot be taken over by a file naming school A from school B's staff.
+    const staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
+    await upload('guards', staffB, 'licenceNo,name,schoolCode\nSS-0001,王五,SB\n').expect(403);
+    expect((await t.db.query(`SELECT count(*)::int AS n FROM guards WHERE licence_no IN ('SS-0002','SS-0003')`)).rows[0].n).toBe(0);
+  });
+});
