@@ -7,12 +7,17 @@ const NAMED = ['箭滩河小学', '鱼洞二小（龙泽路校区）', '鱼洞�
 
 describe('demo district seed', () => {
   let t: TestApp;
+  let production: SeedSummary;
+  let usersAfterProduction: number;
   let first: SeedSummary;
   const messages: string[] = [];
   const count = async (sql: string, params: unknown[] = []) => Number((await t.db.query(sql, params)).rows[0].n);
 
   beforeAll(async () => {
     t = await startApp();
+    // First as production would run it (district, no demo users), then as development.
+    production = await seedDemoDistrict(t.app, { ...t.config, env: 'production' }, { progress: (m) => messages.push(m) });
+    usersAfterProduction = await count(`SELECT count(*) AS n FROM users`);
     first = await seedDemoDistrict(t.app, t.config, { progress: (m) => messages.push(m) });
   });
   afterAll(() => t.close());
@@ -53,13 +58,11 @@ describe('demo district seed', () => {
 
   it('gives every camera valid GB/T 28181 ids (500113 prefix, NVR 118 / camera 132) and dormitory cameras only to boarding schools', async () => {
     const { rows } = await t.db.query(`SELECT device_id, channel_id FROM cameras`);
-    for (const r of rows) {
-      expect(r.device_id).toMatch(GB_ID_PATTERN);
-      expect(r.channel_id).toMatch(GB_ID_PATTERN);
-      expect(r.device_id.slice(0, 6)).toBe('500113');
-      expect(r.device_id.slice(10, 13)).toBe('118');
-      expect(r.channel_id.slice(10, 13)).toBe('132');
-    }
+    const bad = rows.filter(
+      (r) => !GB_ID_PATTERN.test(r.device_id) || !GB_ID_PATTERN.test(r.channel_id) || !r.device_id.startsWith('500113') || r.device_id.slice(10, 13) !== '118' || r.channel_id.slice(10, 13) !== '132',
+    );
+    expect(bad).toEqual([]);
+    expect(rows).toHaveLength(4534);
     expect(await count(`SELECT count(*) AS n FROM cameras c JOIN schools s ON s.id = c.school_id WHERE c.area_kind = 'dormitory' AND NOT s.boarding`)).toBe(0);
     expect(await count(`SELECT count(*) AS n FROM cameras WHERE area_kind = 'dormitory'`)).toBeGreaterThan(0);
   });
@@ -87,6 +90,14 @@ describe('demo district seed', () => {
     expect(await count(`SELECT count(*) AS n FROM schools s WHERE NOT EXISTS (SELECT 1 FROM protection_posts p WHERE p.school_id = s.id AND p.gate = '校门口')`)).toBe(0);
     const { rows: posts } = await t.db.query(`SELECT windows FROM protection_posts`);
     for (const p of posts) expect(p.windows.map((w: { kind: string }) => w.kind).sort()).toEqual(['arrival', 'dismissal']);
+  });
+
+  it('never creates demo users in production, but builds the district there', () => {
+    expect(production.created.cameras).toBe(4534);
+    expect(production.usersCreated).toEqual([]);
+    expect(usersAfterProduction).toBe(0);
+    expect(messages.some((m) => m.includes('never in production'))).toBe(true);
+    expect(first.created.cameras).toBe(0);
   });
 
   it('creates the demo users, who can log in and are scoped to their school', async () => {
