@@ -155,6 +155,9 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
     }),
   );
 
+  // Fresh statistics, so the first queries on the new district get sensible plans.
+  if (Object.values(created).some((n) => n > 0)) await db.query(`ANALYZE schools, cameras, alarm_devices, guards, protection_posts`);
+
   // Users go through UsersService (argon2 hash, audit), after the district has committed.
   const users: SeedSummary['users'] = [
     ...DEMO_STAFF.map(({ username, role }) => ({ username, role })),
