@@ -1,5 +1,6 @@
 import { malformedInput } from '../../src/infra/observability/metrics';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
+import { simulate } from '../../src/tools/simulate';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -302,6 +303,15 @@ describe('device health (liveness)', () => {
       await t.http().get('/api/v1/device-health/transitions').query({ from: 'last week' }).set(auth(op)).expect(400);
       await t.http().get('/api/v1/device-health/devices/not-a-uuid').set(auth(op)).expect(400);
       await t.http().post('/api/v1/device-health/maintenance-windows').set(auth(admin)).send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T11:30:00Z', reason: 'x' }).expect(400);
+    });
+  });
+
+  describe('simulator', () => {
+    it('plays the registered devices through the HTTP batch API', async () => {
+      const lines: string[] = [];
+      await simulate(t.app, t.config, { url: t.baseUrl, offline: 0, flap: 0, durationMs: 1, progress: (l) => lines.push(l) });
+      expect(lines.join('\n')).toMatch(/devices\s+6 .*\n.*sent 6, accepted 6, rejected 0/);
+      for (const c of ['A1', 'A2', 'A3', 'B1']) expect((await status(cams[c].id)).status).toBe('online');
     });
   });
 });
