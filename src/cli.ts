@@ -12,6 +12,8 @@ import { UsersService } from './modules/auth/users.service';
  *   migrate                         apply pending migrations
  *   create-admin <username>         create the first admin (password from ADMIN_PASSWORD or stdin)
  *   seed                            build the deterministic demo district (safe to run twice)
+ *   simulate [--devices N] [--offline 0.05] [--flap 0.01] [--duration 60s] [--url http://127.0.0.1:3000]
+ *                                   play registered devices sending heartbeats through the HTTP batch API
  */
 type Command = (args: string[], config: AppConfig) => Promise<void>;
 
@@ -49,6 +51,30 @@ const COMMANDS: Record<string, Command> = {
     await runMigrations(config);
     const { seedDemoDistrict } = await import('./tools/seed');
     await withContext(config, (ctx) => seedDemoDistrict(ctx, config, { progress: (m) => process.stdout.write(m + '\n') }));
+  },
+  simulate: async (args, config) => {
+    const opt = (name: string) => {
+      const i = args.indexOf(`--${name}`);
+      return i >= 0 ? args[i + 1] : undefined;
+    };
+    const share = (name: string, def: number) => {
+      const v = Number(opt(name) ?? def);
+      if (!(v >= 0 && v <= 1)) throw new Error(`--${name}: a share between 0 and 1`);
+      return v;
+    };
+    const { simulate, parseDuration } = await import('./tools/simulate');
+    const devices = opt('devices') === undefined ? undefined : Number(opt('devices'));
+    if (devices !== undefined && !(Number.isInteger(devices) && devices > 0)) throw new Error('--devices: a positive integer');
+    await withContext(config, (ctx) =>
+      simulate(ctx, config, {
+        url: opt('url') ?? `http://127.0.0.1:${config.http.port}`,
+        offline: share('offline', 0.05),
+        flap: share('flap', 0.01),
+        durationMs: parseDuration(opt('duration') ?? '60s'),
+        devices,
+        progress: (m) => process.stdout.write(m + '\n'),
+      }),
+    );
   },
 };
 

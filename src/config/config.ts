@@ -219,6 +219,17 @@ const SCHEMA: Record<string, Rule> = {
   'import.maxRows': rules.int(1, 10_000_000),
   'demo.seedOnStart': rules.bool(),
   'demo.userPassword': rules.str(),
+  // Device liveness (GB/T 28181-2016 §9.6.1: keepalive 60 s, offline after 3 missed; GB/T 29315: faults repaired within 24 h).
+  'liveness.intervalSeconds': rules.int(1, 86400),
+  'liveness.missedBeforeOffline': rules.int(1, 100),
+  'liveness.sweepEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled sweep (tests drive it)
+  'liveness.sweepBatchSize': rules.int(1, 100_000),
+  'liveness.bootGraceSeconds': rules.int(0, 7 * 86400), // 0 = intervalSeconds × missedBeforeOffline
+  'liveness.flapCount': rules.int(1, 1000),
+  'liveness.flapWindowMinutes': rules.int(1, 1440),
+  'liveness.faultOverdueHours': rules.int(1, 24 * 365),
+  'liveness.maxBatchSize': rules.int(1, 100_000),
+  'liveness.indexRefreshSeconds': rules.int(1, 86400),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {

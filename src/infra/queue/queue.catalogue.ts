@@ -11,11 +11,14 @@ export enum QueueName {
 export enum JobName {
   /** Deletes refresh tokens past their expiry (daily). */
   PruneRefreshTokens = 'auth.prune-refresh-tokens',
+  /** Finds devices past their liveness deadline and records offline transitions (every few seconds). */
+  LivenessSweep = 'device-health.sweep',
 }
 
 /** The payload each job carries. */
 export interface JobPayloads {
   [JobName.PruneRefreshTokens]: { olderThanDays?: number };
+  [JobName.LivenessSweep]: Record<string, never>;
 }
 
 export interface JobSpec {
@@ -33,6 +36,8 @@ const retrying: JobsOptions = {
 /** Queue and default options for every job, in one place. */
 export const JOBS: Record<JobName, JobSpec> = {
   [JobName.PruneRefreshTokens]: { queue: QueueName.System, options: retrying },
+  // A failed sweep is simply superseded by the next one a few seconds later: no retries, little history.
+  [JobName.LivenessSweep]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;

@@ -18,6 +18,8 @@ export interface ConsoleEventMap {
   'device.status_batch': { changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string }[]; [k: string]: unknown };
   /** A school's "devices offline" outage incident opened, changed or closed. */
   'device.outage': { schoolId: string; outageId: string; status: 'open' | 'closed'; offline: number; [k: string]: unknown };
+  /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
+  'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[]; [k: string]: unknown };
   /** A patrol audit or video patrol round produced a finding. */
   'patrol.finding': { findingId: string; schoolId: string; check: string; [k: string]: unknown };
 }

@@ -1,10 +1,45 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../../infra/database/returning';
 import { Errors } from '../../infra/http/errors';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
 import { School } from './entities/school.entity';
+import type { DeviceStatus } from './registry.constants';
+
+/** The two kinds of registered device whose liveness is watched. */
+export type WatchedDeviceKind = 'camera' | 'alarm_device';
+const DEVICE_TABLE: Record<WatchedDeviceKind, string> = { camera: 'cameras', alarm_device: 'alarm_devices' };
+
+/** What the liveness index needs of every device (external ids → uuid, school, interval). */
+export interface DeviceIndexRow {
+  id: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  /** Cameras: GB/T 28181 device id + channel id; alarm devices: code. */
+  deviceId: string | null;
+  channelId: string | null;
+  code: string | null;
+  keepaliveSeconds: number | null;
+  status: DeviceStatus;
+  updatedAt: Date;
+}
+
+export interface DeviceStatusRow {
+  id: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  name: string;
+  status: DeviceStatus;
+  lastSeenAt: Date | null;
+  keepaliveSeconds: number | null;
+}
+
+const STATUS_SELECT = (kind: WatchedDeviceKind) =>
+  kind === 'camera'
+    ? `SELECT id, 'camera' AS kind, school_id AS "schoolId", name, status, last_seen_at AS "lastSeenAt", keepalive_seconds AS "keepaliveSeconds" FROM cameras`
+    : `SELECT id, 'alarm_device' AS kind, school_id AS "schoolId", code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END AS name, status, last_seen_at AS "lastSeenAt", keepalive_seconds AS "keepaliveSeconds" FROM alarm_devices`;
 
 /**
  * What other capabilities may read from the registry. They go through here, never through
@@ -36,5 +71,102 @@ export class RegistryService {
     const d = await this.db.getRepository(AlarmDevice).findOneBy({ id });
     if (!d) throw Errors.notFound('alarm_device', id);
     return d;
+  }
+
+  // ---- Device liveness (used by device-health; the registry owns the status columns) ----
+
+  /**
+   * Streams every watched device in keyset-paged chunks (bounded memory at a million devices).
+   * With `updatedSince`, only rows created or edited since then (incremental index refresh).
+   */
+  async *deviceIndexRows(opts: { updatedSince?: Date; batch?: number } = {}): AsyncGenerator<DeviceIndexRow[]> {
+    const batch = opts.batch ?? 50_000;
+    for (const kind of ['camera', 'alarm_device'] as const) {
+      const cols =
+        kind === 'camera'
+          ? `id, school_id, device_id, channel_id, NULL::text AS code, keepalive_seconds, status, updated_at FROM cameras`
+          : `id, school_id, NULL::text AS device_id, NULL::text AS channel_id, code, keepalive_seconds, status, updated_at FROM alarm_devices`;
+      let after = '00000000-0000-0000-0000-000000000000';
+      for (;;) {
+        const rows: Record<string, unknown>[] = await this.db.query(
+          `SELECT ${cols} WHERE id > $1 AND ($2::timestamptz IS NULL OR updated_at >= $2) ORDER BY id LIMIT $3`,
+          [after, opts.updatedSince ?? null, batch],
+        );
+        if (rows.length === 0) break;
+        after = rows[rows.length - 1].id as string;
+        yield rows.map((r) => ({
+          id: r.id as string,
+          kind,
+          schoolId: r.school_id as string,
+          deviceId: r.device_id as string | null,
+          channelId: r.channel_id as string | null,
+          code: r.code as string | null,
+          keepaliveSeconds: r.keepalive_seconds as number | null,
+          status: r.status as DeviceStatus,
+          updatedAt: r.updated_at as Date,
+        }));
+        if (rows.length < batch) break;
+      }
+    }
+  }
+
+  /** Locks devices for a status change (in id order, so concurrent callers never deadlock) and returns their current state. */
+  async lockDevices(manager: EntityManager, kind: WatchedDeviceKind, ids: string[]): Promise<{ id: string; schoolId: string; status: DeviceStatus }[]> {
+    if (ids.length === 0) return [];
+    return manager.query(`SELECT id, school_id AS "schoolId", status FROM ${DEVICE_TABLE[kind]} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids]);
+  }
+
+  /**
+   * Sets the current status of many devices in one statement; only rows whose status differs
+   * change (so a repeated call is a no-op). `lastSeenAt` moves forward only; null keeps it.
+   * Returns the ids that changed.
+   */
+  async setDeviceStatuses(manager: EntityManager, kind: WatchedDeviceKind, changes: { id: string; lastSeenAt: Date | null }[], status: DeviceStatus): Promise<string[]> {
+    if (changes.length === 0) return [];
+    const rows = returningRows<{ id: string }>(
+      await manager.query(
+      `UPDATE ${DEVICE_TABLE[kind]} t SET status = $3, last_seen_at = GREATEST(t.last_seen_at, v.seen)
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, seen)
+        WHERE t.id = v.id AND t.status <> $3
+        RETURNING t.id`,
+      [changes.map((c) => c.id), changes.map((c) => c.lastSeenAt), status],
+      ),
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** Device counts by school and status (with the school's zone), for district summaries. */
+  deviceStatusCounts(filter: { schoolId?: string } = {}): Promise<{ schoolId: string; schoolName: string; zoneId: string | null; status: DeviceStatus; n: number }[]> {
+    return this.db.query(
+      `SELECT s.id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.status, count(*)::int AS n
+         FROM (SELECT school_id, status FROM cameras UNION ALL SELECT school_id, status FROM alarm_devices) d
+         JOIN schools s ON s.id = d.school_id
+        WHERE ($1::uuid IS NULL OR s.id = $1)
+        GROUP BY s.id, s.name, s.zone_id, d.status`,
+      [filter.schoolId ?? null],
+    );
+  }
+
+  /** A page of devices with their current status (never the whole fleet). */
+  async deviceStatusPage(
+    filter: { schoolId?: string; status?: DeviceStatus; kind?: WatchedDeviceKind; ids?: string[] },
+    limit: number,
+    offset: number,
+  ): Promise<{ items: DeviceStatusRow[]; total: number }> {
+    const kinds = filter.kind ? [filter.kind] : (['camera', 'alarm_device'] as const);
+    const union = kinds.map((k) => STATUS_SELECT(k)).join(' UNION ALL ');
+    const where = `WHERE ($1::uuid IS NULL OR "schoolId" = $1) AND ($2::text IS NULL OR status = $2) AND ($3::uuid[] IS NULL OR id = ANY($3))`;
+    const params = [filter.schoolId ?? null, filter.status ?? null, filter.ids ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(`SELECT * FROM (${union}) d ${where} ORDER BY "schoolId", kind, name, id LIMIT $4 OFFSET $5`, [...params, limit, offset]),
+      this.db.query(`SELECT count(*)::int AS total FROM (${union}) d ${where}`, params),
+    ]);
+    return { items, total };
+  }
+
+  /** One device of either kind with its current status, or null. */
+  async deviceStatus(id: string): Promise<DeviceStatusRow | null> {
+    const { items } = await this.deviceStatusPage({ ids: [id] }, 1, 0);
+    return items[0] ?? null;
   }
 }

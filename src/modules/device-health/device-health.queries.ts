@@ -1,0 +1,296 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { returningRows } from '../../infra/database/returning';
+import { Errors } from '../../infra/http/errors';
+import type { Page } from '../../infra/http/pagination';
+import { AuditService } from '../audit-log/audit.service';
+import type { DeviceStatus } from '../registry/registry.constants';
+import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { DeviceHealthService } from './device-health.service';
+import type { CreateMaintenanceWindowDto } from './dto';
+
+const SHANGHAI_OFFSET_MS = 8 * 3_600_000; // Asia/Shanghai has no DST
+const DAY_MS = 86_400_000;
+
+type Counts = { online: number; offline: number; unknown: number; fault: number; total: number; onlineRate: number | null };
+const emptyCounts = (): Counts => ({ online: 0, offline: 0, unknown: 0, fault: 0, total: 0, onlineRate: null });
+function addCount(c: Counts, status: DeviceStatus, n: number): void {
+  c[status] += n;
+  c.total += n;
+}
+const finish = <T extends Counts>(c: T): T => ({ ...c, onlineRate: c.total ? round4(c.online / c.total) : null });
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+/** Read side of device liveness: summaries and pages (never the whole fleet), history, online rate. */
+@Injectable()
+export class DeviceHealthQueries {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly health: DeviceHealthService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** District (or one school's) counts with online rate per zone and a page of schools, worst first. */
+  async summary(filter: { schoolId?: string; zoneId?: string }, limit = 50, offset = 0) {
+    const rows = await this.registry.deviceStatusCounts({ schoolId: filter.schoolId });
+    const total = emptyCounts();
+    const zones = new Map<string, Counts & { zoneId: string | null }>();
+    const schools = new Map<string, Counts & { schoolId: string; name: string; zoneId: string | null }>();
+    for (const r of rows) {
+      if (filter.zoneId && r.zoneId !== filter.zoneId) continue;
+      addCount(total, r.status, r.n);
+      const zk = r.zoneId ?? '';
+      if (!zones.has(zk)) zones.set(zk, { ...emptyCounts(), zoneId: r.zoneId });
+      addCount(zones.get(zk)!, r.status, r.n);
+      if (!schools.has(r.schoolId)) schools.set(r.schoolId, { ...emptyCounts(), schoolId: r.schoolId, name: r.schoolName, zoneId: r.zoneId });
+      addCount(schools.get(r.schoolId)!, r.status, r.n);
+    }
+    const schoolList = [...schools.values()].map(finish).sort((a, b) => (a.onlineRate ?? 1) - (b.onlineRate ?? 1) || a.name.localeCompare(b.name));
+    const [{ open }] = await this.db.query(
+      `SELECT count(*)::int AS open FROM device_outages WHERE closed_at IS NULL AND ($1::uuid IS NULL OR school_id = $1)`,
+      [filter.schoolId ?? null],
+    );
+    return {
+      totals: finish(total),
+      openOutages: open as number,
+      zones: [...zones.values()].map(finish),
+      schools: { items: schoolList.slice(offset, offset + limit), total: schoolList.length, limit, offset },
+    };
+  }
+
+  /** One school: counts, its open outage with the offline devices, devices flagged as flapping. */
+  async school(schoolId: string) {
+    await this.registry.school(schoolId);
+    const summary = await this.summary({ schoolId }, 1, 0);
+    const [outage] = await this.db.query(`SELECT * FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [schoolId]);
+    const flapping = await this.db.query(
+      `SELECT device_id AS "deviceId", kind, since, last_bounce_at AS "lastBounceAt", bounces FROM device_flapping WHERE school_id = $1 ORDER BY since LIMIT 500`,
+      [schoolId],
+    );
+    return {
+      schoolId,
+      counts: summary.totals,
+      openOutage: outage ? await this.outageWithFaults(outage) : null,
+      flapping,
+    };
+  }
+
+  async devices(filter: { schoolId?: string; status?: DeviceStatus; kind?: WatchedDeviceKind }, limit = 50, offset = 0) {
+    const page = await this.registry.deviceStatusPage(filter, limit, offset);
+    const seen = await this.health.lastSeen(page.items);
+    return { items: page.items.map((d, i) => ({ ...d, lastHeartbeatAt: seen[i] })), total: page.total, limit, offset };
+  }
+
+  async device(id: string) {
+    const d = await this.registry.deviceStatus(id);
+    if (!d) throw Errors.notFound('device', id);
+    const [seen] = await this.health.lastSeen([d]);
+    const [flap] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);
+    const [fault] = await this.db.query(`SELECT outage_id AS "outageId", since, overdue_at AS "overdueAt" FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`, [id]);
+    return { ...d, lastHeartbeatAt: seen, flapping: flap ?? null, openFault: fault ?? null };
+  }
+
+  async transitions(f: { deviceId?: string; schoolId?: string; from?: string; to?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
+    const where = `WHERE ($1::uuid IS NULL OR device_id = $1) AND ($2::uuid IS NULL OR school_id = $2)
+                     AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)`;
+    const params = [f.deviceId ?? null, f.schoolId ?? null, f.from ?? null, f.to ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(
+        `SELECT id::text, device_id AS "deviceId", kind, school_id AS "schoolId", from_status AS "from", to_status AS "to", at
+           FROM device_transitions ${where} ORDER BY at DESC, id DESC LIMIT $5 OFFSET $6`,
+        [...params, limit, offset],
+      ),
+      this.db.query(`SELECT count(*)::int AS total FROM device_transitions ${where}`, params),
+    ]);
+    return { items, total, limit, offset };
+  }
+
+  async outages(f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean }, limit = 50, offset = 0): Promise<Page<unknown>> {
+    const where = `WHERE ($1::uuid IS NULL OR school_id = $1)
+                     AND ($2::text IS NULL OR ($2 = 'open') = (closed_at IS NULL))
+                     AND ($3::boolean IS NULL OR $3 = (overdue_at IS NOT NULL))`;
+    const params = [f.schoolId ?? null, f.status ?? null, f.overdue ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(`SELECT * FROM device_outages ${where} ORDER BY opened_at DESC LIMIT $4 OFFSET $5`, [...params, limit, offset]),
+      this.db.query(`SELECT count(*)::int AS total FROM device_outages ${where}`, params),
+    ]);
+    return { items: items.map(outageDto), total, limit, offset };
+  }
+
+  async outage(id: string) {
+    const [o] = await this.db.query(`SELECT * FROM device_outages WHERE id = $1`, [id]);
+    if (!o) throw Errors.notFound('outage', id);
+    return this.outageWithFaults(o);
+  }
+
+  private async outageWithFaults(o: Record<string, unknown>) {
+    const faults = await this.db.query(
+      `SELECT device_id AS "deviceId", kind, since, recovered_at AS "recoveredAt", overdue_at AS "overdueAt"
+         FROM device_faults WHERE outage_id = $1 ORDER BY (recovered_at IS NULL) DESC, since LIMIT 1000`,
+      [o.id],
+    );
+    return { ...outageDto(o), faults };
+  }
+
+  /** Devices offline longer than faultOverdueHours: to be rectified (the patrol capability turns them into tasks). */
+  async overdueFaults(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
+    const where = `WHERE recovered_at IS NULL AND overdue_at IS NOT NULL AND ($1::uuid IS NULL OR school_id = $1)`;
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(
+        `SELECT device_id AS "deviceId", kind, school_id AS "schoolId", outage_id AS "outageId", since, overdue_at AS "overdueAt"
+           FROM device_faults ${where} ORDER BY since LIMIT $2 OFFSET $3`,
+        [f.schoolId ?? null, limit, offset],
+      ),
+      this.db.query(`SELECT count(*)::int AS total FROM device_faults ${where}`, [f.schoolId ?? null]),
+    ]);
+    return { items, total, limit, offset };
+  }
+
+  /**
+   * Online rate of one school per day (Asia/Shanghai): online device-time / device-time, counted
+   * only during school hours on school days and outside declared maintenance windows. A device
+   * whose status is unknown counts as not online. Days with nothing to count have rate null.
+   */
+  async onlineRate(schoolId: string, from: string, to: string) {
+    const school = await this.registry.school(schoolId);
+    const first = Date.parse(`${from}T00:00:00Z`);
+    const last = Date.parse(`${to}T00:00:00Z`);
+    if (!(last >= first)) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
+    if ((last - first) / DAY_MS > 62) throw Errors.validation([{ field: 'to', reason: 'at most 62 days after from' }]);
+    const rangeStart = first - SHANGHAI_OFFSET_MS;
+    const rangeEnd = last + DAY_MS - SHANGHAI_OFFSET_MS;
+
+    const devices = (await this.registry.deviceStatusPage({ schoolId }, 100_000, 0)).items.map((d) => d.id);
+    const before: { device_id: string; to_status: string }[] = await this.db.query(
+      `SELECT DISTINCT ON (device_id) device_id, to_status FROM device_transitions WHERE school_id = $1 AND at < $2 ORDER BY device_id, at DESC, id DESC`,
+      [schoolId, new Date(rangeStart)],
+    );
+    const during: { device_id: string; to_status: string; at: Date }[] = await this.db.query(
+      `SELECT device_id, to_status, at FROM device_transitions WHERE school_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id`,
+      [schoolId, new Date(rangeStart), new Date(rangeEnd)],
+    );
+    const windows: { starts_at: Date; ends_at: Date }[] = await this.db.query(
+      `SELECT starts_at, ends_at FROM maintenance_windows WHERE (school_id = $1 OR school_id IS NULL) AND starts_at < $3 AND ends_at > $2`,
+      [schoolId, new Date(rangeStart), new Date(rangeEnd)],
+    );
+
+    // Online intervals per device over the whole range.
+    const online = new Map<string, [number, number][]>();
+    const state = new Map(before.map((b) => [b.device_id, b.to_status === 'online' ? rangeStart : null] as [string, number | null]));
+    for (const t of during) {
+      const since = state.get(t.device_id) ?? null;
+      const at = new Date(t.at).getTime();
+      if (t.to_status === 'online') {
+        if (since === null) state.set(t.device_id, at);
+      } else if (since !== null) {
+        (online.get(t.device_id) ?? online.set(t.device_id, []).get(t.device_id)!).push([since, at]);
+        state.set(t.device_id, null);
+      }
+    }
+    for (const [id, since] of state) if (since !== null) (online.get(id) ?? online.set(id, []).get(id)!).push([since, rangeEnd]);
+
+    const tt = school.timetable;
+    const holidays = new Set(school.calendar?.holidays ?? []);
+    const terms = school.calendar?.terms ?? [];
+    const days = [];
+    for (let day = first; day <= last; day += DAY_MS) {
+      const date = new Date(day).toISOString().slice(0, 10);
+      const isoWeekday = ((new Date(day).getUTCDay() + 6) % 7) + 1;
+      const inTerm = terms.length === 0 || terms.some((t) => t.start <= date && date <= t.end);
+      const schoolDay = tt.weekdays.includes(isoWeekday) && !holidays.has(date) && inTerm;
+      let counted: [number, number][] = [];
+      if (schoolDay) {
+        const start = day + hhmm(tt.schoolHours.start) - SHANGHAI_OFFSET_MS;
+        const end = day + hhmm(tt.schoolHours.end) - SHANGHAI_OFFSET_MS;
+        counted = subtract([[start, end]], windows.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]));
+      }
+      const countedMs = counted.reduce((s, [a, b]) => s + (b - a), 0);
+      let onlineMs = 0;
+      if (countedMs > 0) for (const id of devices) for (const iv of online.get(id) ?? []) for (const c of counted) onlineMs += overlap(iv, c);
+      const denominator = countedMs * devices.length;
+      days.push({
+        date,
+        schoolDay,
+        countedSeconds: Math.round(countedMs / 1000),
+        devices: devices.length,
+        onlineRate: denominator > 0 ? round4(onlineMs / denominator) : null,
+      });
+    }
+    return { schoolId, timezone: 'Asia/Shanghai', schoolHours: tt.schoolHours, days };
+  }
+
+  // ---------------------------------------------------------------- maintenance windows
+
+  async listMaintenance(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
+    const where = `WHERE ($1::uuid IS NULL OR school_id = $1 OR school_id IS NULL)`;
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(`SELECT ${MW_COLS} FROM maintenance_windows ${where} ORDER BY starts_at DESC LIMIT $2 OFFSET $3`, [f.schoolId ?? null, limit, offset]),
+      this.db.query(`SELECT count(*)::int AS total FROM maintenance_windows ${where}`, [f.schoolId ?? null]),
+    ]);
+    return { items, total, limit, offset };
+  }
+
+  async createMaintenance(dto: CreateMaintenanceWindowDto, userId: string) {
+    if (Date.parse(dto.endsAt) <= Date.parse(dto.startsAt)) throw Errors.validation([{ field: 'endsAt', reason: 'must be after startsAt' }]);
+    if (dto.schoolId) await this.registry.school(dto.schoolId).catch(() => {
+      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+    });
+    return this.db.transaction(async (m) => {
+      const [row] = await m.query(
+        `INSERT INTO maintenance_windows (school_id, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${MW_COLS}`,
+        [dto.schoolId ?? null, dto.startsAt, dto.endsAt, dto.reason.trim(), userId],
+      );
+      await this.audit.record(m, { action: 'create', entity: 'maintenance_window', entityId: row.id, schoolId: row.schoolId, after: row });
+      return row;
+    });
+  }
+
+  async deleteMaintenance(id: string): Promise<void> {
+    await this.db.transaction(async (m) => {
+      const [row] = returningRows<{ schoolId: string | null }>(await m.query(`DELETE FROM maintenance_windows WHERE id = $1 RETURNING ${MW_COLS}`, [id]));
+      if (!row) throw Errors.notFound('maintenance_window', id);
+      await this.audit.record(m, { action: 'delete', entity: 'maintenance_window', entityId: id, schoolId: row.schoolId, before: row });
+    });
+  }
+}
+
+const MW_COLS = `id, school_id AS "schoolId", starts_at AS "startsAt", ends_at AS "endsAt", reason, created_by AS "createdBy", created_at AS "createdAt"`;
+
+function outageDto(o: Record<string, unknown>) {
+  return {
+    id: o.id,
+    schoolId: o.school_id,
+    status: o.closed_at ? 'closed' : 'open',
+    openedAt: o.opened_at,
+    closedAt: o.closed_at,
+    offline: o.offline_count,
+    peak: o.peak_count,
+    affected: o.affected_count,
+    overdue: o.overdue_at !== null,
+    overdueAt: o.overdue_at,
+  };
+}
+
+const hhmm = (s: string) => (Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5))) * 60_000;
+const overlap = (a: [number, number], b: [number, number]) => Math.max(0, Math.min(a[1], b[1]) - Math.max(a[0], b[0]));
+
+/** Intervals minus holes. */
+function subtract(base: [number, number][], holes: [number, number][]): [number, number][] {
+  let out = base;
+  for (const [hs, he] of holes) {
+    const next: [number, number][] = [];
+    for (const [s, e] of out) {
+      if (he <= s || hs >= e) next.push([s, e]);
+      else {
+        if (hs > s) next.push([s, hs]);
+        if (he < e) next.push([he, e]);
+      }
+    }
+    out = next;
+  }
+  return out;
+}

@@ -1,0 +1,542 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type Redis from 'ioredis';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { returningRows } from '../../infra/database/returning';
+import { REDIS, redisKey } from '../../infra/redis/redis.module';
+import { ConsoleEventsService } from '../console/console-events.service';
+import type { ConsoleEventInput } from '../console/console-events';
+import type { DeviceStatus } from '../registry/registry.constants';
+import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
+
+export interface LivenessConfig {
+  intervalSeconds: number;
+  missedBeforeOffline: number;
+  sweepEveryMs: number;
+  sweepBatchSize: number;
+  bootGraceSeconds: number;
+  flapCount: number;
+  flapWindowMinutes: number;
+  faultOverdueHours: number;
+  maxBatchSize: number;
+  indexRefreshSeconds: number;
+}
+
+export interface Transition {
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  from: DeviceStatus;
+  to: DeviceStatus;
+  at: Date;
+}
+
+export interface SweepResult {
+  offline: number;
+  batches: number;
+  overdue: number;
+}
+
+/**
+ * Atomically takes expired devices out of the deadline set and into the "not online" set, but
+ * only those whose deadline is still past: a heartbeat that raced the sweep wins. Returns the
+ * claimed members with the deadline they had.
+ */
+const CLAIM_LUA = `
+local out = {}
+local now = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= now then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('SADD', KEYS[2], ARGV[i])
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = s
+  end
+end
+return out`;
+
+/**
+ * Device liveness. Hot path: one ZADD (deadline = now + missed × interval, GT keeps the latest)
+ * and one SMISMEMBER against the "not online" set per batch, pipelined; no Postgres unless a
+ * device comes back. The sweep (BullMQ scheduler, worker role) pulls expired deadlines in
+ * batches and records offline transitions, outages and console events in one transaction per
+ * batch. Redis keys:
+ *   <prefix>:liveness:deadlines  ZSET member c:<uuid>|a:<uuid>, score = deadline (ms). A score
+ *                                with a .5 fraction was seeded at boot, not set by a heartbeat.
+ *   <prefix>:liveness:down       SET of members whose recorded status is not online.
+ */
+@Injectable()
+export class DeviceHealthService {
+  private readonly logger = new Logger('DeviceHealth');
+  readonly index = new LivenessIndex();
+  private readonly deadlinesKey: string;
+  private readonly downKey: string;
+  private lastRefreshAt = 0;
+  private lastFullLoadAt = 0;
+  private refreshing: Promise<void> | null = null;
+  private sweeping: Promise<SweepResult> | null = null;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly consoleEvents: ConsoleEventsService,
+  ) {
+    this.deadlinesKey = redisKey(config, 'liveness', 'deadlines');
+    this.downKey = redisKey(config, 'liveness', 'down');
+  }
+
+  get cfg(): LivenessConfig {
+    return this.config.liveness as LivenessConfig;
+  }
+
+  /** Milliseconds of silence after which a device is offline. */
+  thresholdMs(d?: Pick<IndexedDevice, 'intervalSec'>): number {
+    return (d?.intervalSec || this.cfg.intervalSeconds) * this.cfg.missedBeforeOffline * 1000;
+  }
+
+  private bootGraceMs(): number {
+    return this.cfg.bootGraceSeconds > 0 ? this.cfg.bootGraceSeconds * 1000 : this.thresholdMs();
+  }
+
+  // ---------------------------------------------------------------- index
+
+  /**
+   * Loads the registry into the index. `full` rebuilds it (drops removed devices); otherwise
+   * only rows changed since the last load. With `seedAt`, devices get a deadline if they have
+   * none (seedAt + threshold) and those not recorded online join the "not online" set, so their
+   * first heartbeat records the transition.
+   */
+  async loadIndex(opts: { full?: boolean; seedAt?: number } = {}): Promise<number> {
+    const startedAt = Date.now();
+    const target = opts.full ? new LivenessIndex() : this.index;
+    // A margin covers rows committed late by transactions that started before the last load.
+    const since = opts.full || this.lastRefreshAt === 0 ? undefined : new Date(this.lastRefreshAt - 10_000);
+    let n = 0;
+    for await (const rows of this.registry.deviceIndexRows({ updatedSince: since })) {
+      const p = opts.seedAt !== undefined ? this.redis.pipeline() : null;
+      const zadd: (string | number)[] = [this.deadlinesKey, 'NX'];
+      const down: string[] = [];
+      for (const row of rows) {
+        const d = target.put(row);
+        if (p) {
+          const m = memberOf(d);
+          zadd.push(opts.seedAt! + this.thresholdMs(d) + 0.5, m);
+          if (row.status !== 'online') down.push(m);
+        }
+      }
+      if (p) {
+        p.call('ZADD', zadd);
+        if (down.length) p.call('SADD', [this.downKey, ...down]);
+        await execOrThrow(p);
+      }
+      n += rows.length;
+    }
+    if (opts.full) {
+      this.index.replaceWith(target);
+      this.lastFullLoadAt = startedAt;
+    }
+    this.lastRefreshAt = startedAt;
+    return n;
+  }
+
+  /** Refreshes the index at most once per second (called on a lookup miss); concurrent callers share one load. */
+  async refreshOnMiss(): Promise<void> {
+    if (Date.now() - this.lastRefreshAt < 1000) return;
+    await this.periodicRefresh(false);
+  }
+
+  /** Incremental refresh; a full reload every ten periods drops deleted devices. */
+  periodicRefresh(seed: boolean): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const full = Date.now() - this.lastFullLoadAt > this.cfg.indexRefreshSeconds * 10_000;
+        await this.loadIndex({ full, seedAt: seed ? Date.now() : undefined });
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /**
+   * Boot of the process that sweeps: every registered device without a deadline gets
+   * boot + grace, and deadlines that passed while nobody was watching (the system was down) are
+   * lifted to boot + grace — a device never heard from since boot is not declared offline
+   * before a full threshold has passed (wvp-GB28181-pro #814: false offlines after a restart).
+   */
+  async seedAtBoot(bootAt = Date.now()): Promise<void> {
+    await this.loadIndex({ full: true, seedAt: bootAt - this.thresholdMs() + this.bootGraceMs() });
+    const lifted = bootAt + this.bootGraceMs() + 0.5;
+    for (;;) {
+      const stale = await this.redis.zrange(this.deadlinesKey, '-inf', `(${bootAt}`, 'BYSCORE', 'LIMIT', 0, 10_000);
+      if (stale.length === 0) break;
+      const args: (string | number)[] = [this.deadlinesKey, 'XX', 'GT'];
+      for (const m of stale) args.push(lifted, m);
+      await this.redis.call('ZADD', args);
+    }
+  }
+
+  // ---------------------------------------------------------------- hot path
+
+  /**
+   * Records heartbeats of devices by uuid (the entry point for any protocol front end, e.g. the
+   * GB/T 28181 SIP server). Unknown ids are returned, not thrown.
+   */
+  async recordHeartbeats(ids: string[], at: Date = new Date()): Promise<{ accepted: number; unknown: string[] }> {
+    const found: IndexedDevice[] = [];
+    let missing: string[] = [];
+    for (const id of ids) {
+      const d = this.index.get(id);
+      if (d) found.push(d);
+      else missing.push(id);
+    }
+    if (missing.length) {
+      await this.refreshOnMiss();
+      const still: string[] = [];
+      for (const id of missing) {
+        const d = this.index.get(id);
+        if (d) found.push(d);
+        else still.push(id);
+      }
+      missing = still;
+    }
+    await this.recordResolved(found, at.getTime());
+    return { accepted: found.length, unknown: missing };
+  }
+
+  /** O(1) per heartbeat: one pipelined round trip; Postgres only for devices coming back. */
+  async recordResolved(devices: IndexedDevice[], at: number): Promise<void> {
+    if (devices.length === 0) return;
+    const zadd: (string | number)[] = new Array(2 + devices.length * 2);
+    const members: string[] = new Array(devices.length + 1);
+    zadd[0] = this.deadlinesKey;
+    zadd[1] = 'GT';
+    members[0] = this.downKey;
+    for (let i = 0; i < devices.length; i++) {
+      const m = memberOf(devices[i]);
+      zadd[2 + 2 * i] = at + this.thresholdMs(devices[i]);
+      zadd[3 + 2 * i] = m;
+      members[i + 1] = m;
+    }
+    const p = this.redis.pipeline();
+    p.call('ZADD', zadd);
+    p.call('SMISMEMBER', members);
+    const [, flags] = (await execOrThrow(p)) as [unknown, number[]];
+    const back: IndexedDevice[] = [];
+    for (let i = 0; i < devices.length; i++) if (flags[i] === 1) back.push(devices[i]);
+    if (back.length) await this.markOnline(back, at);
+  }
+
+  /**
+   * Devices seen again while not online: recorded at once, in the request (it is the rare path).
+   * Each is claimed with SREM so concurrent heartbeats record one transition; on failure the
+   * claim is given back so the next heartbeat retries.
+   */
+  private async markOnline(devices: IndexedDevice[], at: number): Promise<void> {
+    const unique = [...new Map(devices.map((d) => [d.id, d])).values()];
+    const p = this.redis.pipeline();
+    for (const d of unique) p.srem(this.downKey, memberOf(d));
+    const res = await execOrThrow(p);
+    const claimed = unique.filter((_, i) => res[i] === 1);
+    if (claimed.length === 0) return;
+    const atDate = new Date(at);
+    try {
+      await this.db.transaction(async (m) => {
+        const transitions: Transition[] = [];
+        for (const kind of ['camera', 'alarm_device'] as const) {
+          const ids = claimed.filter((d) => d.kind === kind).map((d) => d.id);
+          if (!ids.length) continue;
+          const locked = new Map((await this.registry.lockDevices(m, kind, ids)).map((r) => [r.id, r]));
+          const changed = await this.registry.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate })), 'online');
+          for (const id of changed) {
+            const row = locked.get(id)!;
+            transitions.push({ deviceId: id, kind, schoolId: row.schoolId, from: row.status, to: 'online', at: atDate });
+          }
+        }
+        await this.applyTransitions(m, transitions, atDate);
+      });
+    } catch (e) {
+      await this.redis.sadd(this.downKey, ...claimed.map(memberOf)).catch(() => undefined);
+      this.logger.warn(`recording ${claimed.length} online transition(s) failed, will retry on next heartbeat: ${(e as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- sweep
+
+  /** One sweep at `now`; concurrent calls in this process share the run in progress. */
+  sweep(now = Date.now()): Promise<SweepResult> {
+    this.sweeping ??= this.runSweep(now).finally(() => (this.sweeping = null));
+    return this.sweeping;
+  }
+
+  /** One full sweep without sharing a run in progress (tests use it to prove concurrent sweeps are harmless). */
+  async runSweep(now: number): Promise<SweepResult> {
+    const result: SweepResult = { offline: 0, batches: 0, overdue: 0 };
+    for (;;) {
+      const raw = await this.redis.zrange(this.deadlinesKey, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, this.cfg.sweepBatchSize);
+      if (raw.length === 0) break;
+      result.offline += await this.sweepBatch(raw, now);
+      result.batches++;
+    }
+    result.overdue = await this.housekeeping(new Date(now));
+    return result;
+  }
+
+  /**
+   * One batch in one transaction: lock the device rows (so a heartbeat recording the device's
+   * return waits for this commit and then sees it offline), claim in Redis what is still
+   * expired, update the registry status, record transitions, outages and console events.
+   */
+  private async sweepBatch(members: string[], now: number): Promise<number> {
+    const byKind = { camera: [] as string[], alarm_device: [] as string[] };
+    for (const m of members) {
+      const { kind, id } = parseMember(m);
+      byKind[kind].push(id);
+    }
+    let claimed: string[] = [];
+    try {
+      return await this.db.transaction(async (m) => {
+        const locked = new Map<string, { schoolId: string; status: DeviceStatus }>();
+        for (const kind of ['camera', 'alarm_device'] as const) for (const r of await this.registry.lockDevices(m, kind, byKind[kind])) locked.set(r.id, r);
+        // Members whose device left the registry: drop them, nothing to record.
+        const gone = members.filter((mem) => !locked.has(parseMember(mem).id));
+        if (gone.length) await this.redis.zrem(this.deadlinesKey, ...gone);
+        const candidates = members.filter((mem) => locked.has(parseMember(mem).id));
+        if (candidates.length === 0) return 0;
+        const out = (await this.redis.eval(CLAIM_LUA, 2, this.deadlinesKey, this.downKey, now, ...candidates)) as string[];
+        claimed = out.filter((_, i) => i % 2 === 0);
+        const transitions: Transition[] = [];
+        for (const kind of ['camera', 'alarm_device'] as const) {
+          const changes: { id: string; lastSeenAt: Date | null; deadline: number }[] = [];
+          for (let i = 0; i < out.length; i += 2) {
+            const pm = parseMember(out[i]);
+            if (pm.kind !== kind) continue;
+            const score = Number(out[i + 1]);
+            const seeded = score % 1 !== 0; // a boot seed, not a heartbeat: last seen is unknown
+            changes.push({ id: pm.id, lastSeenAt: seeded ? null : new Date(score - this.thresholdMs(this.index.get(pm.id))), deadline: Math.floor(score) });
+          }
+          const changed = new Set(await this.registry.setDeviceStatuses(m, kind, changes, 'offline'));
+          for (const c of changes) {
+            if (!changed.has(c.id)) continue;
+            const row = locked.get(c.id)!;
+            transitions.push({ deviceId: c.id, kind, schoolId: row.schoolId, from: row.status, to: 'offline', at: new Date(c.deadline) });
+          }
+        }
+        await this.applyTransitions(m, transitions, new Date(now));
+        return transitions.length;
+      });
+    } catch (e) {
+      // Give the claimed devices back (due now) so the next sweep retries them.
+      if (claimed.length) {
+        const p = this.redis.pipeline();
+        p.call('ZADD', [this.deadlinesKey, 'NX', ...claimed.flatMap((c) => [now, c])]);
+        p.call('SREM', [this.downKey, ...claimed]);
+        await p.exec().catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
+  /** Flags faults open past faultOverdueHours (GB/T 29315) and forgets flapping that calmed down. */
+  private async housekeeping(now: Date): Promise<number> {
+    return this.db.transaction(async (m) => {
+      const windowStart = new Date(now.getTime() - this.cfg.flapWindowMinutes * 60_000);
+      await m.query(`DELETE FROM device_flapping WHERE last_bounce_at < $1`, [windowStart]);
+      const overdueBefore = new Date(now.getTime() - this.cfg.faultOverdueHours * 3_600_000);
+      const faults = returningRows<{ outage_id: string; device_id: string; kind: string }>(
+        await m.query(`UPDATE device_faults SET overdue_at = $1 WHERE recovered_at IS NULL AND overdue_at IS NULL AND since <= $2 RETURNING outage_id, device_id, kind`, [
+          now,
+          overdueBefore,
+        ]),
+      );
+      if (faults.length === 0) return 0;
+      const outages = returningRows<OutageRow>(
+        await m.query(`UPDATE device_outages SET overdue_at = COALESCE(overdue_at, $2), updated_at = $2 WHERE id = ANY($1::uuid[]) RETURNING *`, [
+          [...new Set(faults.map((f) => f.outage_id))],
+          now,
+        ]),
+      );
+      await this.consoleEvents.append(
+        m,
+        outages.map((o) => ({
+          type: 'device.outage' as const,
+          schoolId: o.school_id,
+          payload: {
+            ...outagePayload(o),
+            newlyOverdue: faults.filter((f) => f.outage_id === o.id).map((f) => ({ deviceId: f.device_id, kind: f.kind })),
+          },
+        })),
+      );
+      return faults.length;
+    });
+  }
+
+  // ---------------------------------------------------------------- transitions
+
+  /**
+   * Records transitions with everything that follows from them, in the caller's transaction:
+   * history rows, per-school outages (open / update / auto-close), flapping detection and one
+   * console event per school — never one per device.
+   */
+  async applyTransitions(m: EntityManager, ts: Transition[], now: Date): Promise<void> {
+    if (ts.length === 0) return;
+    await m.query(
+      `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])`,
+      [ts.map((t) => t.deviceId), ts.map((t) => t.kind), ts.map((t) => t.schoolId), ts.map((t) => t.from), ts.map((t) => t.to), ts.map((t) => t.at)],
+    );
+    const down = ts.filter((t) => t.to === 'offline');
+    const up = ts.filter((t) => t.to === 'online');
+    const touched = new Set<string>();
+    if (down.length) {
+      const schools = [...new Set(down.map((t) => t.schoolId))];
+      await m.query(
+        `INSERT INTO device_outages (school_id, opened_at) SELECT s, $2 FROM unnest($1::uuid[]) s
+         ON CONFLICT (school_id) WHERE closed_at IS NULL DO NOTHING`,
+        [schools, now],
+      );
+      const rows: { outage_id: string }[] = await m.query(
+        `INSERT INTO device_faults (outage_id, device_id, kind, school_id, since)
+         SELECT o.id, v.device_id, v.kind, v.school_id, v.at
+           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[]) AS v(device_id, kind, school_id, at)
+           JOIN device_outages o ON o.school_id = v.school_id AND o.closed_at IS NULL
+         ON CONFLICT (device_id) WHERE recovered_at IS NULL DO NOTHING
+         RETURNING outage_id`,
+        [down.map((t) => t.deviceId), down.map((t) => t.kind), down.map((t) => t.schoolId), down.map((t) => t.at)],
+      );
+      for (const r of rows) touched.add(r.outage_id);
+    }
+    if (up.length) {
+      const rows = returningRows<{ outage_id: string }>(
+        await m.query(
+        `UPDATE device_faults f SET recovered_at = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v(device_id, at)
+          WHERE f.device_id = v.device_id AND f.recovered_at IS NULL RETURNING f.outage_id`,
+        [up.map((t) => t.deviceId), up.map((t) => t.at)],
+        ),
+      );
+      for (const r of rows) touched.add(r.outage_id);
+    }
+    let outages: OutageRow[] = [];
+    if (touched.size) {
+      outages = returningRows<OutageRow>(
+        await m.query(
+        `UPDATE device_outages o
+            SET offline_count = c.open, affected_count = c.total, peak_count = GREATEST(o.peak_count, c.open), updated_at = $2,
+                closed_at = CASE WHEN c.open = 0 THEN GREATEST($2, o.opened_at) ELSE NULL END
+           FROM (SELECT outage_id, count(*) FILTER (WHERE recovered_at IS NULL)::int AS open, count(*)::int AS total
+                   FROM device_faults WHERE outage_id = ANY($1::uuid[]) GROUP BY outage_id) c
+          WHERE o.id = c.outage_id
+          RETURNING o.*`,
+        [[...touched], now],
+        ),
+      );
+    }
+    const flapping = await this.detectFlapping(m, ts, now);
+
+    const events: ConsoleEventInput[] = [];
+    const bySchool = new Map<string, Transition[]>();
+    for (const t of ts) (bySchool.get(t.schoolId) ?? bySchool.set(t.schoolId, []).get(t.schoolId)!).push(t);
+    for (const [schoolId, list] of bySchool) {
+      events.push({
+        type: 'device.status_batch',
+        schoolId,
+        payload: { changes: list.map((t) => ({ deviceId: t.deviceId, kind: t.kind, schoolId, from: t.from, to: t.to, at: t.at.toISOString() })) },
+      });
+    }
+    for (const o of outages) {
+      const mine = ts.filter((t) => t.schoolId === o.school_id);
+      events.push({
+        type: 'device.outage',
+        schoolId: o.school_id,
+        payload: { ...outagePayload(o), wentOffline: mine.filter((t) => t.to === 'offline').map((t) => t.deviceId), recovered: mine.filter((t) => t.to === 'online').map((t) => t.deviceId) },
+      });
+    }
+    for (const [schoolId, devices] of flapping) events.push({ type: 'device.flapping', schoolId, payload: { schoolId, devices } });
+    await this.consoleEvents.append(m, events);
+  }
+
+  /**
+   * A device that went offline more than flapCount times within flapWindowMinutes is flagged;
+   * only the first detection of an episode is returned (and reported), later bounces just
+   * update the flag. The flag clears once the device stays quiet for a window (housekeeping).
+   */
+  private async detectFlapping(m: EntityManager, ts: Transition[], now: Date): Promise<Map<string, { deviceId: string; kind: string; bounces: number }[]>> {
+    const out = new Map<string, { deviceId: string; kind: string; bounces: number }[]>();
+    const ids = [...new Set(ts.map((t) => t.deviceId))];
+    const windowStart = new Date(now.getTime() - this.cfg.flapWindowMinutes * 60_000);
+    const rows: { device_id: string; kind: string; school_id: string; bounces: number; last: Date; inserted: boolean }[] = await m.query(
+      `INSERT INTO device_flapping (device_id, kind, school_id, since, last_bounce_at, bounces)
+       SELECT device_id, min(kind), min(school_id::text)::uuid, $4, max(at), count(*)::int
+         FROM device_transitions
+        WHERE device_id = ANY($1::uuid[]) AND to_status = 'offline' AND at > $2
+        GROUP BY device_id HAVING count(*) > $3
+       ON CONFLICT (device_id) DO UPDATE SET last_bounce_at = EXCLUDED.last_bounce_at, bounces = EXCLUDED.bounces
+       RETURNING device_id, kind, school_id, bounces, (xmax = 0) AS inserted`,
+      [ids, windowStart, this.cfg.flapCount, now],
+    );
+    for (const r of rows) {
+      if (!r.inserted) continue;
+      (out.get(r.school_id) ?? out.set(r.school_id, []).get(r.school_id)!).push({ deviceId: r.device_id, kind: r.kind, bounces: r.bounces });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- reads from Redis
+
+  /** Last heartbeat time derived from the deadline (null if none since boot / offline). */
+  async lastSeen(devices: { id: string; kind: WatchedDeviceKind }[]): Promise<(Date | null)[]> {
+    if (devices.length === 0) return [];
+    const scores = (await this.redis.call('ZMSCORE', [this.deadlinesKey, ...devices.map(memberOf)])) as (string | null)[];
+    return scores.map((s, i) => {
+      if (s === null || Number(s) % 1 !== 0) return null;
+      return new Date(Number(s) - this.thresholdMs(this.index.get(devices[i].id)));
+    });
+  }
+
+  /** Sizes of the Redis structures (for the status endpoint and the benchmark). */
+  async redisCounts(): Promise<{ tracked: number; notOnline: number }> {
+    const [tracked, notOnline] = await Promise.all([this.redis.zcard(this.deadlinesKey), this.redis.scard(this.downKey)]);
+    return { tracked, notOnline };
+  }
+}
+
+export interface OutageRow {
+  id: string;
+  school_id: string;
+  opened_at: Date;
+  closed_at: Date | null;
+  offline_count: number;
+  peak_count: number;
+  affected_count: number;
+  overdue_at: Date | null;
+}
+
+function outagePayload(o: OutageRow) {
+  return {
+    schoolId: o.school_id,
+    outageId: o.id,
+    status: (o.closed_at ? 'closed' : 'open') as 'open' | 'closed',
+    offline: o.offline_count,
+    peak: o.peak_count,
+    affected: o.affected_count,
+    openedAt: new Date(o.opened_at).toISOString(),
+    closedAt: o.closed_at ? new Date(o.closed_at).toISOString() : null,
+    overdue: o.overdue_at !== null,
+  };
+}
+
+/** Runs a pipeline and throws the first command error (ioredis reports them per command). */
+async function execOrThrow(p: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+  const res = (await p.exec()) ?? [];
+  const out: unknown[] = new Array(res.length);
+  for (let i = 0; i < res.length; i++) {
+    if (res[i][0]) throw res[i][0];
+    out[i] = res[i][1];
+  }
+  return out;
+}

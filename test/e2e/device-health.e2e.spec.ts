@@ -1,0 +1,317 @@
+import { malformedInput } from '../../src/infra/observability/metrics';
+import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
+import { simulate } from '../../src/tools/simulate';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+
+/**
+ * Liveness rules are driven with an explicit clock: heartbeats go through the service (the
+ * protocol-agnostic entry) at virtual times, and sweeps run with an explicit `now`. The HTTP
+ * intake is exercised for auth, batches and recovery. The scheduled sweep is off (sweepEveryMs 0).
+ */
+describe('device health (liveness)', () => {
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let svc: DeviceHealthService;
+  const cams: Record<string, { id: string; deviceId: string; channelId: string }> = {};
+  let alarm: { id: string; code: string };
+  const cred: Record<string, string> = {};
+  const credId: Record<string, string> = {};
+  const MIN = 60_000;
+  const THRESHOLD = 3 * MIN; // 60 s × 3 missed (GB/T 28181 defaults)
+  const V = Date.now() + 7 * 86_400_000; // virtual time, far from anything real
+
+  const status = async (id: string) => (await t.db.query(`SELECT status, last_seen_at FROM cameras WHERE id = $1`, [id])).rows[0];
+  const transitions = async (id: string) =>
+    (await t.db.query(`SELECT from_status, to_status, at FROM device_transitions WHERE device_id = $1 ORDER BY id`, [id])).rows;
+  const openOutage = async (schoolId: string) =>
+    (await t.db.query(`SELECT * FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [schoolId])).rows[0];
+
+  beforeAll(async () => {
+    t = await startApp({ liveness: { sweepEveryMs: 0, flapCount: 2, flapWindowMinutes: 60 } });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    svc = t.app.get(DeviceHealthService);
+    const mk = async (name: string, schoolId: string, n: number) => {
+      const deviceId = `5001130000132${String(n).padStart(7, '0')}`;
+      const channelId = `5001130000131${String(n).padStart(7, '0')}`;
+      const res = await t.http().post('/api/v1/cameras').set(auth(admin)).send({ schoolId, deviceId, channelId, name, areaKind: 'perimeter' }).expect(201);
+      cams[name] = { id: res.body.id, deviceId, channelId };
+    };
+    await mk('A1', seed.schoolA.id, 1);
+    await mk('A2', seed.schoolA.id, 2);
+    await mk('A3', seed.schoolA.id, 3);
+    await mk('B1', seed.schoolB.id, 4);
+    alarm = (await t.http().post('/api/v1/alarm-devices').set(auth(admin)).send({ code: 'SA-BTN-01', schoolId: seed.schoolA.id, areaKind: 'main_gate' }).expect(201)).body;
+    const mkCred = async (name: string, body: Record<string, unknown>) => {
+      const res = await t.http().post('/api/v1/device-credentials').set(auth(admin)).send(body).expect(201);
+      cred[name] = res.body.authorization;
+      credId[name] = res.body.id;
+    };
+    await mkCred('camA2', { kind: 'camera', subjectId: cams.A2.id });
+    await mkCred('alarm', { kind: 'alarm_device', subjectId: alarm.id });
+    await mkCred('gateway', { kind: 'gateway' });
+    await mkCred('gatewayA', { kind: 'gateway', schoolId: seed.schoolA.id });
+    await mkCred('revoked', { kind: 'camera', subjectId: cams.A1.id });
+    // What the periodic refresh does for devices registered after boot.
+    await svc.loadIndex({ seedAt: Date.now() });
+  });
+  afterAll(() => t.close());
+
+  describe('intake', () => {
+    it('accepts the good entries of a mixed batch and reports the bad ones by index', async () => {
+      const before = (await malformedInput.get()).values.find((v) => v.labels.reason === 'heartbeat_entry')?.value ?? 0;
+      const res = await t
+        .http()
+        .post('/api/v1/device/heartbeats')
+        .set('Authorization', cred.gateway)
+        .send({
+          heartbeats: [
+            { deviceId: cams.A1.deviceId, channelId: cams.A1.channelId },
+            { deviceId: '123', channelId: cams.A1.channelId },
+            { code: 'NO-SUCH-BUTTON' },
+            42,
+            { code: alarm.code },
+            { deviceId: cams.B1.deviceId, channelId: cams.B1.channelId, code: 'x' },
+          ],
+        })
+        .expect(200);
+      expect(res.body.accepted).toBe(2);
+      expect(res.body.rejected).toEqual([
+        { index: 1, reason: 'malformed' },
+        { index: 2, reason: 'unknown_device' },
+        { index: 3, reason: 'malformed' },
+        { index: 5, reason: 'malformed' },
+      ]);
+      const after = (await malformedInput.get()).values.find((v) => v.labels.reason === 'heartbeat_entry')?.value ?? 0;
+      expect(after - before).toBe(3);
+      // Seen for the first time: online at once (unknown → online), recorded in history.
+      expect((await status(cams.A1.id)).status).toBe('online');
+      expect(await transitions(cams.A1.id)).toEqual([expect.objectContaining({ from_status: 'unknown', to_status: 'online' })]);
+      const a = (await t.db.query(`SELECT status FROM alarm_devices WHERE id = $1`, [alarm.id])).rows[0];
+      expect(a.status).toBe('online');
+    });
+
+    it('refuses a malformed or oversized batch as a whole with a field error', async () => {
+      const bad = await t.http().post('/api/v1/device/heartbeats').set('Authorization', cred.gateway).send({ beats: [] }).expect(400);
+      expect(bad.body.error.details.fields[0].field).toBe('heartbeats');
+      const big = Array.from({ length: 1001 }, () => ({ code: alarm.code }));
+      await t.http().post('/api/v1/device/heartbeats').set('Authorization', cred.gateway).send({ heartbeats: big }).expect(400);
+    });
+
+    it('lets a device report for itself', async () => {
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.camA2).expect(200);
+      expect((await status(cams.A2.id)).status).toBe('online');
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.alarm).expect(200);
+    });
+
+    it('refuses wrong, revoked and wrong-kind credentials, and a gateway outside its school', async () => {
+      await t.http().post('/api/v1/device/heartbeat').expect(401);
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', 'Device dk_nope:secret').expect(401);
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.camA2.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'))).expect(401);
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.revoked).expect(200);
+      await t.http().delete(`/api/v1/device-credentials/${credId.revoked}`).set(auth(admin)).expect(204);
+      const revoked = await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.revoked).expect(401);
+      expect(revoked.body.error.code).toBe('AUTH.DEVICE_CREDENTIALS_INVALID');
+      const kind = await t.http().post('/api/v1/device/heartbeats').set('Authorization', cred.camA2).send({ heartbeats: [{ code: alarm.code }] }).expect(403);
+      expect(kind.body.error.code).toBe('AUTH.WRONG_DEVICE_KIND');
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.gateway).expect(403);
+      const scoped = await t
+        .http()
+        .post('/api/v1/device/heartbeats')
+        .set('Authorization', cred.gatewayA)
+        .send({ heartbeats: [{ deviceId: cams.B1.deviceId, channelId: cams.B1.channelId }, { code: alarm.code }] })
+        .expect(200);
+      expect(scoped.body).toMatchObject({ accepted: 1, rejected: [{ index: 0, reason: 'out_of_scope' }] });
+    });
+  });
+
+  describe('liveness rules (explicit clock)', () => {
+    it('is offline after 3 missed intervals and not after 2', async () => {
+      await svc.recordHeartbeats([cams.A1.id, cams.A2.id, cams.B1.id], new Date(V));
+      await svc.sweep(V + 2 * MIN);
+      await svc.sweep(V + THRESHOLD - 1);
+      for (const c of ['A1', 'A2']) expect((await status(cams[c].id)).status).toBe('online');
+      const res = await svc.sweep(V + THRESHOLD);
+      expect(res.offline).toBeGreaterThanOrEqual(3);
+      for (const c of ['A1', 'A2', 'B1']) {
+        const s = await status(cams[c].id);
+        expect(s.status).toBe('offline');
+        expect(new Date(s.last_seen_at).getTime()).toBe(V);
+      }
+      expect((await transitions(cams.A1.id)).at(-1)).toMatchObject({ from_status: 'online', to_status: 'offline', at: new Date(V + THRESHOLD) });
+    });
+
+    it('groups offline devices into one outage per school and batches console events per school', async () => {
+      const a = await openOutage(seed.schoolA.id);
+      expect(a).toBeDefined();
+      const faults = (await t.db.query(`SELECT device_id FROM device_faults WHERE outage_id = $1 AND recovered_at IS NULL`, [a.id])).rows.map((r) => r.device_id);
+      expect(faults).toEqual(expect.arrayContaining([cams.A1.id, cams.A2.id]));
+      expect(a.offline_count).toBe(faults.length);
+      expect((await openOutage(seed.schoolB.id)).offline_count).toBe(1);
+      const events = (await t.db.query(`SELECT school_id, payload FROM console_events WHERE type = 'device.status_batch' AND payload::text LIKE '%"to": "offline"%'`)).rows;
+      const forA = events.filter((e) => e.school_id === seed.schoolA.id && e.payload.changes.some((c: { deviceId: string }) => c.deviceId === cams.A1.id));
+      expect(forA).toHaveLength(1); // one event per school for the whole sweep, not one per device
+      expect(forA[0].payload.changes.map((c: { deviceId: string }) => c.deviceId)).toEqual(expect.arrayContaining([cams.A1.id, cams.A2.id]));
+      const outageEvents = (await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.outage' AND school_id = $1`, [seed.schoolA.id])).rows;
+      expect(outageEvents.at(-1).payload).toMatchObject({ status: 'open', offline: faults.length });
+    });
+
+    it('recovers at once when seen again and closes the outage when all have recovered', async () => {
+      await svc.recordHeartbeats([cams.A1.id, alarm.id, cams.A3.id], new Date(V + 200_000));
+      expect((await status(cams.A1.id)).status).toBe('online');
+      expect((await transitions(cams.A1.id)).at(-1)).toMatchObject({ from_status: 'offline', to_status: 'online' });
+      const still = await openOutage(seed.schoolA.id);
+      expect(still.offline_count).toBe(1); // A2 still down
+      // A2 comes back over HTTP (real time): online immediately, no sweep needed.
+      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.camA2).expect(200);
+      expect((await status(cams.A2.id)).status).toBe('online');
+      expect(await openOutage(seed.schoolA.id)).toBeUndefined();
+      const closed = (await t.db.query(`SELECT * FROM device_outages WHERE id = $1`, [still.id])).rows[0];
+      expect(closed).toMatchObject({ offline_count: 0, peak_count: expect.any(Number) });
+      expect(closed.closed_at).not.toBeNull();
+      const user = (await t.userToken('operator')).token;
+      const page = await t.http().get('/api/v1/device-health/outages').query({ schoolId: seed.schoolA.id, status: 'closed' }).set(auth(user)).expect(200);
+      expect(page.body.items[0]).toMatchObject({ id: still.id, status: 'closed', offline: 0 });
+    });
+
+    it('records each transition once when two sweeps run concurrently', async () => {
+      const V2 = V + 1000 * 1000;
+      await svc.recordHeartbeats([cams.A1.id, cams.A2.id], new Date(V2));
+      const n0 = (await transitions(cams.A1.id)).length + (await transitions(cams.A2.id)).length;
+      await Promise.all([svc.runSweep(V2 + THRESHOLD), svc.runSweep(V2 + THRESHOLD), svc.runSweep(V2 + THRESHOLD)]);
+      await svc.runSweep(V2 + THRESHOLD);
+      const n1 = (await transitions(cams.A1.id)).length + (await transitions(cams.A2.id)).length;
+      expect(n1 - n0).toBe(2);
+      expect((await t.db.query(`SELECT count(*)::int AS n FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [seed.schoolA.id])).rows[0].n).toBe(1);
+    });
+
+    it('flags a fault open longer than 24 h as overdue, for rectification', async () => {
+      // B1 has been offline since V + THRESHOLD.
+      await svc.sweep(V + THRESHOLD + 23 * 3_600_000);
+      expect((await openOutage(seed.schoolB.id)).overdue_at).toBeNull();
+      const res = await svc.sweep(V + THRESHOLD + 24 * 3_600_000);
+      expect(res.overdue).toBeGreaterThanOrEqual(1);
+      expect((await openOutage(seed.schoolB.id)).overdue_at).not.toBeNull();
+      const op = (await t.userToken('operator')).token;
+      const list = await t.http().get('/api/v1/device-health/faults/overdue').set(auth(op)).expect(200);
+      expect(list.body.items.map((f: { deviceId: string }) => f.deviceId)).toContain(cams.B1.id);
+      const ev = (await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.outage' AND school_id = $1 ORDER BY seq DESC LIMIT 1`, [seed.schoolB.id])).rows[0];
+      expect(ev.payload).toMatchObject({ overdue: true, newlyOverdue: [{ deviceId: cams.B1.id, kind: 'camera' }] });
+    });
+
+    it('reports a flapping device once, not on every bounce', async () => {
+      const V3 = V + 2 * 86_400_000;
+      for (let k = 0; k < 5; k++) {
+        const at = V3 + k * 10 * MIN;
+        await svc.recordHeartbeats([cams.A3.id], new Date(at));
+        await svc.sweep(at + THRESHOLD);
+        expect((await status(cams.A3.id)).status).toBe('offline');
+      }
+      const flaps = (await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.flapping'`)).rows.filter((r) =>
+        r.payload.devices.some((d: { deviceId: string }) => d.deviceId === cams.A3.id),
+      );
+      expect(flaps).toHaveLength(1);
+      expect(flaps[0].payload.devices[0]).toMatchObject({ deviceId: cams.A3.id, bounces: 3 });
+      const row = (await t.db.query(`SELECT bounces FROM device_flapping WHERE device_id = $1`, [cams.A3.id])).rows[0];
+      expect(row.bounces).toBe(5);
+      // Quiet for a whole window: the flag clears.
+      await svc.sweep(V3 + 5 * 10 * MIN + 61 * MIN);
+      expect((await t.db.query(`SELECT 1 FROM device_flapping WHERE device_id = $1`, [cams.A3.id])).rowCount).toBe(0);
+    });
+
+    it('after a restart, declares a device never heard from offline only after a full threshold since boot', async () => {
+      const res = await t.http().post('/api/v1/cameras').set(auth(admin)).send({
+        schoolId: seed.schoolA.id, deviceId: '50011300001320000099', channelId: '50011300001310000099', name: 'A9', areaKind: 'perimeter',
+      }).expect(201);
+      const boot = V + 10 * 86_400_000;
+      // A1 was last heard long before the (simulated) downtime: its stale deadline is lifted too.
+      await svc.recordHeartbeats([cams.A1.id], new Date(boot - 86_400_000));
+      await svc.seedAtBoot(boot);
+      await svc.sweep(boot + THRESHOLD - 1);
+      expect((await status(res.body.id)).status).toBe('unknown');
+      expect((await status(cams.A1.id)).status).toBe('online');
+      await svc.sweep(boot + THRESHOLD + 1);
+      const s = await status(res.body.id);
+      expect(s.status).toBe('offline');
+      expect(s.last_seen_at).toBeNull(); // never heard: no invented last-seen time
+      expect((await status(cams.A1.id)).status).toBe('offline');
+    });
+  });
+
+  describe('user endpoints', () => {
+    it('summarises the district with counts and online rate per school and zone', async () => {
+      const op = (await t.userToken('operator')).token;
+      const res = await t.http().get('/api/v1/device-health/summary').set(auth(op)).expect(200);
+      expect(res.body.totals.total).toBe(6);
+      expect(res.body.totals.online + res.body.totals.offline + res.body.totals.unknown + res.body.totals.fault).toBe(6);
+      expect(res.body.zones).toHaveLength(1);
+      expect(res.body.schools.total).toBe(2);
+      const dev = await t.http().get('/api/v1/device-health/devices').query({ schoolId: seed.schoolA.id, kind: 'camera', limit: 2 }).set(auth(op)).expect(200);
+      expect(dev.body).toMatchObject({ total: 4, limit: 2 });
+      expect(dev.body.items).toHaveLength(2);
+      const one = await t.http().get(`/api/v1/device-health/devices/${cams.A1.id}`).set(auth(op)).expect(200);
+      expect(one.body).toMatchObject({ id: cams.A1.id, kind: 'camera', status: 'offline' });
+      const hist = await t.http().get('/api/v1/device-health/transitions').query({ deviceId: cams.A1.id, limit: 3 }).set(auth(op)).expect(200);
+      expect(hist.body.items).toHaveLength(3);
+      expect(hist.body.total).toBeGreaterThan(3);
+      const school = await t.http().get(`/api/v1/device-health/schools/${seed.schoolA.id}`).set(auth(op)).expect(200);
+      expect(school.body.openOutage.faults.length).toBeGreaterThan(0);
+    });
+
+    it('computes the online rate per day over school hours, excluding maintenance windows', async () => {
+      // B1 (school B's only device): online 07:30–12:30 on Monday 2025-03-03 (Asia/Shanghai), school hours 07:30–17:30.
+      await t.db.query(
+        `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES
+           ($1, 'camera', $2, 'unknown', 'online', '2025-03-03T07:30:00+08:00'), ($1, 'camera', $2, 'online', 'offline', '2025-03-03T12:30:00+08:00')`,
+        [cams.B1.id, seed.schoolB.id],
+      );
+      const op = (await t.userToken('operator')).token;
+      const q = { schoolId: seed.schoolB.id, from: '2025-03-03', to: '2025-03-08' };
+      const r1 = await t.http().get('/api/v1/device-health/online-rate').query(q).set(auth(op)).expect(200);
+      expect(r1.body.days[0]).toMatchObject({ date: '2025-03-03', schoolDay: true, countedSeconds: 36000, devices: 1, onlineRate: 0.5 });
+      expect(r1.body.days[1]).toMatchObject({ date: '2025-03-04', onlineRate: 0 });
+      expect(r1.body.days[5]).toMatchObject({ date: '2025-03-08', schoolDay: false, onlineRate: null });
+      const mw = await t
+        .http()
+        .post('/api/v1/device-health/maintenance-windows')
+        .set(auth(admin))
+        .send({ schoolId: seed.schoolB.id, startsAt: '2025-03-03T12:30:00+08:00', endsAt: '2025-03-03T17:30:00+08:00', reason: '机房电源检修' })
+        .expect(201);
+      const r2 = await t.http().get('/api/v1/device-health/online-rate').query(q).set(auth(op)).expect(200);
+      expect(r2.body.days[0]).toMatchObject({ countedSeconds: 18000, onlineRate: 1 });
+      await t.http().get('/api/v1/device-health/maintenance-windows').query({ schoolId: seed.schoolB.id }).set(auth(op)).expect(200);
+      await t.http().delete(`/api/v1/device-health/maintenance-windows/${mw.body.id}`).set(auth(admin)).expect(204);
+      const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'maintenance_window' ORDER BY id`);
+      expect(audit.rows.map((r) => r.action)).toEqual(['create', 'delete']);
+    });
+
+    it('answers 401 without a token, 403 outside role or school, 400 on bad input', async () => {
+      await t.http().get('/api/v1/device-health/summary').expect(401);
+      const staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+      const own = await t.http().get('/api/v1/device-health/summary').set(auth(staff)).expect(200);
+      expect(own.body.schools.items.map((s: { schoolId: string }) => s.schoolId)).toEqual([seed.schoolA.id]);
+      await t.http().get(`/api/v1/device-health/schools/${seed.schoolB.id}`).set(auth(staff)).expect(403);
+      await t.http().get('/api/v1/device-health/devices').query({ schoolId: seed.schoolB.id }).set(auth(staff)).expect(403);
+      await t.http().get(`/api/v1/device-health/devices/${cams.B1.id}`).set(auth(staff)).expect(403);
+      await t.http().get('/api/v1/device-health/online-rate').query({ schoolId: seed.schoolB.id, from: '2025-03-03', to: '2025-03-03' }).set(auth(staff)).expect(403);
+      const op = (await t.userToken('operator')).token;
+      await t.http().post('/api/v1/device-health/maintenance-windows').set(auth(op)).send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T13:30:00Z', reason: 'x' }).expect(403);
+      const bad = await t.http().get('/api/v1/device-health/online-rate').query({ schoolId: seed.schoolB.id, from: 'yesterday' }).set(auth(op)).expect(400);
+      expect(bad.body.error.code).toBe('VALIDATION_FAILED');
+      await t.http().get('/api/v1/device-health/devices').query({ status: 'sleepy' }).set(auth(op)).expect(400);
+      await t.http().get('/api/v1/device-health/transitions').query({ from: 'last week' }).set(auth(op)).expect(400);
+      await t.http().get('/api/v1/device-health/devices/not-a-uuid').set(auth(op)).expect(400);
+      await t.http().post('/api/v1/device-health/maintenance-windows').set(auth(admin)).send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T11:30:00Z', reason: 'x' }).expect(400);
+    });
+  });
+
+  describe('simulator', () => {
+    it('plays the registered devices through the HTTP batch API', async () => {
+      const lines: string[] = [];
+      await simulate(t.app, t.config, { url: t.baseUrl, offline: 0, flap: 0, durationMs: 1, progress: (l) => lines.push(l) });
+      expect(lines.join('\n')).toMatch(/devices\s+6 .*\n.*sent 6, accepted 6, rejected 0/);
+      for (const c of ['A1', 'A2', 'A3', 'B1']) expect((await status(cams[c].id)).status).toBe('online');
+    });
+  });
+});
