@@ -10,9 +10,10 @@ import { AuditLogModule } from './modules/audit-log/audit-log.module';
 import { AuthModule } from './modules/auth/auth.module';
 import { ConsoleEventsModule, ConsoleModule } from './modules/console/console.module';
 import { RegistryModule } from './modules/registry/registry.module';
+import { AlarmsModule } from './modules/alarms/alarms.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule];
+const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, AlarmsModule];
 
 @Module({})
 export class AppModule implements NestModule {

@@ -6,16 +6,26 @@ import type { JobsOptions } from 'bullmq';
  */
 export enum QueueName {
   System = 'system',
+  Alarms = 'alarms',
 }
 
 export enum JobName {
   /** Deletes refresh tokens past their expiry (daily). */
   PruneRefreshTokens = 'auth.prune-refresh-tokens',
+  /** An unacknowledged incident reaches an escalation level (delayed; id esc-<incident>-<level>). */
+  AlarmEscalate = 'alarms.escalate',
+  /** Delivers an incident to the police endpoint (id relay-<incident>; attempts/backoff from config). */
+  AlarmPoliceRelay = 'alarms.police-relay',
+  /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
+  AlarmRelayWatch = 'alarms.relay-watch',
 }
 
 /** The payload each job carries. */
 export interface JobPayloads {
   [JobName.PruneRefreshTokens]: { olderThanDays?: number };
+  [JobName.AlarmEscalate]: { incidentId: string; level: number };
+  [JobName.AlarmPoliceRelay]: { incidentId: string };
+  [JobName.AlarmRelayWatch]: { incidentId: string };
 }
 
 export interface JobSpec {
@@ -33,6 +43,9 @@ const retrying: JobsOptions = {
 /** Queue and default options for every job, in one place. */
 export const JOBS: Record<JobName, JobSpec> = {
   [JobName.PruneRefreshTokens]: { queue: QueueName.System, options: retrying },
+  [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;
