@@ -401,22 +401,25 @@ export class AlarmsService {
     this.assertRole(user, action === 'cancel' ? CANCEL_ROLES : action === 'note' ? RAISE_ROLES : ACT_ROLES);
     const actor = userActor(user);
     const scope = scopedSchoolId(user);
-    const sets: Record<IncidentAction, string> = {
-      acknowledge: `status = 'acknowledged', acknowledged_by_id = $3, acknowledged_by_name = $4, acknowledged_at = now()`,
-      dispatch: `status = 'dispatched', dispatched_at = now()`,
-      on_scene: `status = 'on_scene', on_scene_at = now()`,
-      resolve: `status = 'resolved', resolved_by_id = $3, resolved_by_name = $4, resolved_at = now(), outcome = $5, drill = drill OR $5 = 'drill'`,
-      cancel: `status = 'cancelled', cancelled_at = now(), cancel_reason = $6`,
-      note: `updated_at = now()`,
-      press: '',
-      escalate: '',
+    // Base parameters $1..$3; each action's own parameters follow from $4 (typed by their use).
+    const sets: Partial<Record<IncidentAction, [string, unknown[]]>> = {
+      acknowledge: [`status = 'acknowledged', acknowledged_by_id = $4, acknowledged_by_name = $5, acknowledged_at = now()`, [user.id, user.username]],
+      dispatch: [`status = 'dispatched', dispatched_at = now()`, []],
+      on_scene: [`status = 'on_scene', on_scene_at = now()`, []],
+      resolve: [
+        `status = 'resolved', resolved_by_id = $4, resolved_by_name = $5, resolved_at = now(), outcome = $6::text, drill = drill OR $6::text = 'drill'`,
+        [user.id, user.username, opts.outcome ?? null],
+      ],
+      cancel: [`status = 'cancelled', cancelled_at = now(), cancel_reason = $4`, [opts.note ?? '']],
+      note: [`note = note`, []],
     };
+    const [setSql, extra] = sets[action]!;
     const escalationJobs: string[] = [];
     const row = await this.db.transaction(async (m) => {
       const [[updated]] = (await m.query(
-        `UPDATE incidents SET ${sets[action]}, updated_at = now()
-         WHERE id = $1 AND status = ANY($2) AND ($7::uuid IS NULL OR school_id = $7) RETURNING *`,
-        [id, allowedFrom(action), user.id, user.username, opts.outcome ?? null, opts.note ?? null, scope],
+        `UPDATE incidents SET ${setSql}, updated_at = now()
+         WHERE id = $1 AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
+        [id, allowedFrom(action), scope, ...extra],
       )) as [IncidentRow[]];
       if (!updated) throw await this.refusal(m, id, action, user);
       await this.timeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
