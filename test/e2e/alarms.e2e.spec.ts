@@ -1,5 +1,5 @@
 import { QueueService } from '../../src/infra/queue/queue.service';
-import { JobName } from '../../src/infra/queue/queue.catalogue';
+import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { AlarmsService } from '../../src/modules/alarms/alarms.service';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
@@ -159,7 +159,7 @@ describe('alarms over HTTP', () => {
     const cfg = t.config.alarms as { escalationSeconds: Record<string, number[]> };
     cfg.escalationSeconds.P2 = [600, 1200];
     const r2 = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
-    const queue = t.app.get(QueueService).queue(t.app.get(QueueService) && (await import('../../src/infra/queue/queue.catalogue')).JOBS[JobName.AlarmEscalate].queue);
+    const queue = t.app.get(QueueService).queue(JOBS[JobName.AlarmEscalate].queue);
     await waitFor(async () => (await queue.getJob(`esc-${r2.body.id}-1`)) !== undefined, 10000, 'escalation job queued');
     await t.http().post(`/api/v1/incidents/${r2.body.id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
     expect(await queue.getJob(`esc-${r2.body.id}-1`)).toBeUndefined();
