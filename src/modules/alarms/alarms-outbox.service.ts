@@ -82,16 +82,23 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
   }
 
   private async dispatch(rows: OutboxRow[], redispatch: boolean): Promise<void> {
+    const fresh: OutboxRow[] = [];
     for (const row of rows) {
-      const spec = JOBS[row.job_name];
       if (redispatch) {
-        const job = await this.queue.queue(spec.queue).getJob(row.job_id);
+        const job = await this.queue.queue(JOBS[row.job_name].queue).getJob(row.job_id);
         if (job) {
           if (await job.isFailed()) await job.retry('failed');
           continue;
         }
       }
-      await this.queue.add(row.job_name, row.payload as never, { ...this.options(row.job_name, row.available_at), jobId: row.job_id });
+      fresh.push(row);
+    }
+    // One round trip per job name (deterministic ids: a job BullMQ already holds is left alone).
+    for (const name of new Set(fresh.map((r) => r.job_name))) {
+      await this.queue.addBulk(
+        name,
+        fresh.filter((r) => r.job_name === name).map((r) => ({ payload: r.payload as never, options: { ...this.options(name, r.available_at), jobId: r.job_id } })),
+      );
     }
     await this.db.query(`UPDATE alarm_outbox SET dispatched_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
   }

@@ -220,13 +220,16 @@ export class AlarmsService {
     return this.db.transaction(async (m) => {
       // Serialise events of one device: a retry and a fold never race into two incidents.
       await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [input.deviceId]);
-      const [seen] = await m.query(`SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2`, [input.deviceId, input.eventId]);
-      if (seen) return { incident: toView(await this.row(m, seen.incident_id)), created: false, folded: false };
       const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
-      const [open] = (await m.query(
-        `SELECT * FROM incidents WHERE ${foldCol} = $1 AND type = $2 AND status IN ('raised','acknowledged','dispatched','on_scene') ORDER BY first_press_at DESC LIMIT 1 FOR UPDATE`,
-        [input.deviceId, type],
-      )) as IncidentRow[];
+      // One round trip: was this event seen already, and is an alarm of this device open?
+      const [{ seen, open_id: openId }] = await m.query(
+        `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
+                (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND status IN ('raised','acknowledged','dispatched','on_scene')
+                 ORDER BY first_press_at DESC LIMIT 1) AS open_id`,
+        [input.deviceId, input.eventId, type],
+      );
+      if (seen) return { incident: toView(await this.row(m, seen)), created: false, folded: false };
+      const open = openId ? { id: openId as string } : null;
       if (open) {
         await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [open.id, input.deviceId, input.eventId, receivedAt]);
         const [[row]] = (await m.query(
@@ -238,6 +241,7 @@ export class AlarmsService {
         return { incident: toView(row), created: false, folded: true };
       }
       const { row, jobs } = await this.insertIncident(m, {
+        press: { deviceId: input.deviceId, eventId: input.eventId },
         spot,
         type,
         priority,
@@ -249,7 +253,6 @@ export class AlarmsService {
         actor,
         at: receivedAt,
       });
-      await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [row.id, input.deviceId, input.eventId, receivedAt]);
       return { incident: toView(row), created: true, folded: false, jobs };
     }).then((r) => this.afterRaise(r));
   }
@@ -323,16 +326,26 @@ export class AlarmsService {
       drill: boolean;
       actor: Actor;
       at: Date;
+      press?: { deviceId: string; eventId: string };
     },
   ) {
     const relayRequired = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority);
+    // Incident, its first timeline entry and (for a device) its press row in one statement.
     const [row] = (await m.query(
-      `INSERT INTO incidents (type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
-         first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11,
-         $12 OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = $4 AND starts_at <= $11 AND ends_at > $11),
-         $13, $14, clock_timestamp(), $15, $16, $17, $18)
-       RETURNING *`,
+      `WITH inc AS (
+         INSERT INTO incidents (type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
+           first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11,
+           $12 OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = $4 AND starts_at <= $11 AND ends_at > $11),
+           $13, $14, clock_timestamp(), $15, $16, $17, $18)
+         RETURNING *),
+       tl AS (
+         INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
+         SELECT id, $19, $22::uuid, $14, 'raised', $10, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc),
+       pr AS (
+         INSERT INTO incident_presses (incident_id, device_id, device_event_id, at)
+         SELECT id, $20, $21, $11 FROM inc WHERE $20::uuid IS NOT NULL)
+       SELECT * FROM inc`,
       [
         f.type,
         f.priority,
@@ -352,9 +365,12 @@ export class AlarmsService {
         JSON.stringify(f.spot.cameras),
         f.spot.schoolName,
         relayRequired,
+        f.actor.type,
+        f.press?.deviceId ?? null,
+        f.press?.eventId ?? null,
+        f.actor.type === 'system' ? null : f.actor.id,
       ],
     )) as IncidentRow[];
-    await this.timeline(m, row.id, f.actor, 'raised', f.note, { type: f.type, priority: f.priority, drill: row.drill });
     await this.events.append(m, { type: 'incident.raised', schoolId: row.school_id, payload: toSummary(row) });
     await this.audit.record(m, { action: 'raise', entity: 'incident', entityId: row.id, schoolId: row.school_id, after: { type: row.type, priority: row.priority, source: row.source, drill: row.drill } });
     const t0 = new Date(f.at).getTime();
