@@ -87,7 +87,11 @@ describe('alarms over HTTP', () => {
     const again = await press('evt-2').expect(200);
     expect(again.body).toMatchObject({ id: first.body.id, folded: true, pressCount: 2 });
     await press('evt-2').expect(200);
-    const { rows } = await t.db.query(`SELECT count(*)::int AS n, max(press_count) AS presses FROM incidents WHERE alarm_device_id = $1`, [button.id]);
+    // Staff raising at the button's spot make an incident of their own (no fold, no conflict).
+    const manual = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'other', location: '南门', alarmDeviceId: button.id }).expect(201);
+    expect(manual.body.cameras.map((c: { id: string }) => c.id)).toEqual([sideCam.id, gateCam.id]);
+    await t.http().post(`/api/v1/incidents/${manual.body.id}/cancel`).set(auth(staffA)).send({ reason: '重复' }).expect(200);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n, max(press_count) AS presses FROM incidents WHERE alarm_device_id = $1 AND source = 'device'`, [button.id]);
     expect(rows[0]).toEqual({ n: 1, presses: 2 });
   });
 

@@ -224,7 +224,7 @@ export class AlarmsService {
       // One round trip: was this event seen already, and is an alarm of this device open?
       const [{ seen, open_id: openId }] = await m.query(
         `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
-                (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND status IN ('raised','acknowledged','dispatched','on_scene')
+                (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
                  ORDER BY first_press_at DESC LIMIT 1) AS open_id`,
         [input.deviceId, input.eventId, type],
       );

@@ -55,8 +55,12 @@ export class Alarms1764300500000 implements MigrationInterface {
     await q.query(`CREATE INDEX incidents_school_idx ON incidents (school_id, first_press_at DESC)`);
     await q.query(`CREATE INDEX incidents_status_idx ON incidents (status, first_press_at DESC)`);
     await q.query(`CREATE INDEX incidents_first_press_idx ON incidents (first_press_at DESC)`);
-    // At most one open incident per alarm device: later presses fold into it.
-    await q.query(`CREATE UNIQUE INDEX incidents_open_device_uq ON incidents (alarm_device_id) WHERE alarm_device_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`);
+    // At most one open device-raised incident per alarm device and type: later presses fold into it
+    // (a backstop; intake serialises each device's events with an advisory lock).
+    await q.query(
+      `CREATE UNIQUE INDEX incidents_open_device_uq ON incidents (alarm_device_id, type) WHERE source = 'device' AND alarm_device_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`,
+    );
+    await q.query(`CREATE INDEX incidents_open_camera_idx ON incidents (camera_id) WHERE camera_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`);
 
     await q.query(`
       CREATE TABLE incident_presses (
