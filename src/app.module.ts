@@ -11,9 +11,10 @@ import { AuthModule } from './modules/auth/auth.module';
 import { ConsoleEventsModule, ConsoleModule } from './modules/console/console.module';
 import { RegistryModule } from './modules/registry/registry.module';
 import { DeviceHealthModule } from './modules/device-health/device-health.module';
+import { AlarmsModule } from './modules/alarms/alarms.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule];
+const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule];
 
 @Module({})
 export class AppModule implements NestModule {

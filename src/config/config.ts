@@ -230,6 +230,30 @@ const SCHEMA: Record<string, Rule> = {
   'liveness.faultOverdueHours': rules.int(1, 24 * 365),
   'liveness.maxBatchSize': rules.int(1, 100_000),
   'liveness.indexRefreshSeconds': rules.int(1, 86400),
+  // alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay
+  ...(['P1', 'P2', 'P3', 'P4'] as const).reduce<Record<string, Rule>>((acc, p) => {
+    acc[`alarms.escalationSeconds.${p}`] = (v) =>
+      Array.isArray(v) && v.length <= 5 && v.every((x, i) => typeof x === 'number' && x > 0 && x <= 86400 && (i === 0 || x > (v[i - 1] as number)))
+        ? null
+        : `must be a list of increasing delays in seconds, one per escalation level (got ${JSON.stringify(v)})`;
+    return acc;
+  }, {}),
+  ...['intrusion', 'violence', 'medical', 'fire', 'video_alarm', 'tamper', 'device_fault', 'other'].reduce<Record<string, Rule>>((acc, t) => {
+    acc[`alarms.priorityByType.${t}`] = rules.oneOf(['P1', 'P2', 'P3', 'P4']);
+    return acc;
+  }, {}),
+  'alarms.devicePressPriority': rules.oneOf(['P1', 'P2', 'P3', 'P4']),
+  'alarms.relayPriorities': (v) =>
+    Array.isArray(v) && v.every((x) => ['P1', 'P2', 'P3', 'P4'].includes(x as string)) ? null : `must be a list of P1..P4 (got ${JSON.stringify(v)})`,
+  'alarms.policeRelay.url': (v) => (v === '' ? null : rules.url(['http:', 'https:'])(v)),
+  'alarms.policeRelay.hmacSecret': rules.str(),
+  'alarms.policeRelay.timeoutMs': rules.int(100, 120000),
+  'alarms.policeRelay.attempts': rules.int(1, 1000),
+  'alarms.policeRelay.backoffMs': rules.int(10, 3600000),
+  'alarms.policeRelay.lateAfterSeconds': rules.num(0.1, 86400),
+  'alarms.outbox.pollMs': rules.int(50, 600000),
+  'alarms.outbox.redispatchAfterMs': rules.int(100, 86400000),
+  'alarms.outbox.batchSize': rules.int(1, 10000),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {
@@ -253,6 +277,8 @@ export function validateConfig(raw: Json): AppConfig {
   if (problems.length === 0) {
     if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize)
       problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
+    const relay = (cfg.alarms as { policeRelay: { url: string; hmacSecret: string } }).policeRelay;
+    if (relay.url && relay.hmacSecret.length < 16) problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');
     if (cfg.env === 'production') {
       if (cfg.auth.jwtSecret.length < 32) problems.push('auth.jwtSecret (JWT_SECRET): must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');

@@ -6,6 +6,7 @@ import type { JobsOptions } from 'bullmq';
  */
 export enum QueueName {
   System = 'system',
+  Alarms = 'alarms',
 }
 
 export enum JobName {
@@ -13,12 +14,21 @@ export enum JobName {
   PruneRefreshTokens = 'auth.prune-refresh-tokens',
   /** Finds devices past their liveness deadline and records offline transitions (every few seconds). */
   LivenessSweep = 'device-health.sweep',
+  /** An unacknowledged incident reaches an escalation level (delayed; id esc-<incident>-<level>). */
+  AlarmEscalate = 'alarms.escalate',
+  /** Delivers an incident to the police endpoint (id relay-<incident>; attempts/backoff from config). */
+  AlarmPoliceRelay = 'alarms.police-relay',
+  /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
+  AlarmRelayWatch = 'alarms.relay-watch',
 }
 
 /** The payload each job carries. */
 export interface JobPayloads {
   [JobName.PruneRefreshTokens]: { olderThanDays?: number };
   [JobName.LivenessSweep]: Record<string, never>;
+  [JobName.AlarmEscalate]: { incidentId: string; level: number };
+  [JobName.AlarmPoliceRelay]: { incidentId: string };
+  [JobName.AlarmRelayWatch]: { incidentId: string };
 }
 
 export interface JobSpec {
@@ -38,6 +48,9 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.PruneRefreshTokens]: { queue: QueueName.System, options: retrying },
   // A failed sweep is simply superseded by the next one a few seconds later: no retries, little history.
   [JobName.LivenessSweep]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;

@@ -7,13 +7,13 @@ export const CONSOLE_EVENT_VERSION = 1;
 
 export interface ConsoleEventMap {
   /** A new incident (alarm) was committed. */
-  'incident.raised': { incidentId: string; schoolId: string; [k: string]: unknown };
-  /** An incident changed state (acknowledged, dispatched, on scene, resolved, cancelled, note…). */
-  'incident.updated': { incidentId: string; schoolId: string; status: string; [k: string]: unknown };
-  /** An unacknowledged incident reached an escalation level. */
-  'incident.escalated': { incidentId: string; schoolId: string; level: number; [k: string]: unknown };
+  'incident.raised': IncidentSummary & { [k: string]: unknown };
+  /** An incident changed state (acknowledged, dispatched, on scene, resolved, cancelled, note, press…). */
+  'incident.updated': IncidentSummary & { change: string; [k: string]: unknown };
+  /** An unacknowledged incident reached an escalation level (supervisors are to be alerted). */
+  'incident.escalated': IncidentSummary & { level: number; [k: string]: unknown };
   /** Delivery of an incident to the police endpoint is late. */
-  'incident.relay_late': { incidentId: string; schoolId: string; [k: string]: unknown };
+  'incident.relay_late': IncidentSummary & { lateAfterSeconds: number; [k: string]: unknown };
   /** Device status transitions found by one liveness sweep, batched (never one event per device). */
   'device.status_batch': { changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string }[]; [k: string]: unknown };
   /** A school's "devices offline" outage incident opened, changed or closed. */
@@ -25,6 +25,43 @@ export interface ConsoleEventMap {
 }
 
 export type ConsoleEventType = keyof ConsoleEventMap;
+
+/** A camera covering an incident's spot, as the console shows it (no second request needed). */
+export interface IncidentCamera {
+  id: string;
+  name: string;
+  location: string;
+  areaKind: string;
+  streamUrl: string;
+  status: string;
+}
+
+/** Everything the console needs to render an incident (src/modules/alarms builds it). */
+export type IncidentSummary = {
+  incidentId: string;
+  schoolId: string;
+  schoolName: string;
+  zoneId: string | null;
+  type: string;
+  priority: 'P1' | 'P2' | 'P3' | 'P4';
+  source: 'device' | 'staff' | 'operator';
+  status: string;
+  location: string;
+  areaKind: string | null;
+  note: string;
+  alarmDeviceId: string | null;
+  cameraId: string | null;
+  pressCount: number;
+  firstPressAt: string;
+  lastPressAt: string;
+  drill: boolean;
+  outcome: string | null;
+  cameras: IncidentCamera[];
+  raisedBy: string;
+  acknowledgedBy: { id: string | null; name: string; at: string } | null;
+  escalationLevel: number;
+  relay: { required: boolean; deliveredAt: string | null; attempts: number; late: boolean };
+};
 
 export interface ConsoleEventInput<T extends ConsoleEventType = ConsoleEventType> {
   type: T;

@@ -1,0 +1,146 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { JobsOptions } from 'bullmq';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { JobName, JobPayloads, JOBS } from '../../infra/queue/queue.catalogue';
+import { QueueService } from '../../infra/queue/queue.service';
+import type { AlarmsConfig } from './alarms.constants';
+
+export interface OutboxJob<N extends JobName = JobName> {
+  name: N;
+  jobId: string;
+  payload: JobPayloads[N];
+  /** When the job should run (delayed jobs: escalation, relay watch). */
+  availableAt: Date;
+}
+
+interface OutboxRow {
+  id: string;
+  job_name: JobName;
+  job_id: string;
+  payload: object;
+  available_at: Date;
+  dispatched_at: Date | null;
+}
+
+/**
+ * Transactional outbox. Rows are inserted in the same transaction as the incident, so a crash
+ * between commit and enqueue loses nothing: the api "kicks" them right after commit (fast
+ * path), and a relay in the worker polls for rows not yet dispatched. A row stays pending
+ * until its handler marks it done (in the handler's own transaction); a row dispatched long
+ * ago and still not done is re-dispatched — its deterministic job id makes that a no-op while
+ * BullMQ still holds the job, and recreates it if Redis lost it (restart without persistence)
+ * or retries it if it ran out of attempts.
+ */
+@Injectable()
+export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('AlarmsOutbox');
+  private readonly cfg: AlarmsConfig;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private polling?: Promise<void>;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly queue: QueueService,
+  ) {
+    this.cfg = config.alarms as AlarmsConfig;
+  }
+
+  async insert(m: EntityManager, jobs: OutboxJob[]): Promise<OutboxRow[]> {
+    if (jobs.length === 0) return [];
+    return m.query(
+      `INSERT INTO alarm_outbox (job_name, job_id, payload, available_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
+       ON CONFLICT (job_id) DO NOTHING
+       RETURNING id, job_name, job_id, payload, available_at, dispatched_at`,
+      [jobs.map((j) => j.name), jobs.map((j) => j.jobId), jobs.map((j) => JSON.stringify(j.payload)), jobs.map((j) => j.availableAt.toISOString())],
+    );
+  }
+
+  /** Marks jobs done (call in the handler's transaction, with its effect). */
+  async markDone(m: EntityManager | DataSource, jobIds: string[]): Promise<void> {
+    if (jobIds.length) await m.query(`UPDATE alarm_outbox SET done_at = now() WHERE job_id = ANY($1) AND done_at IS NULL`, [jobIds]);
+  }
+
+  /** After commit: enqueue now rather than wait for the poll. Never throws (the poll catches up). */
+  kick(rows: OutboxRow[]): void {
+    if (rows.length === 0) return;
+    this.dispatch(rows, false).catch((e: Error) => this.logger.warn(`kick failed, the outbox relay will retry: ${e.message}`));
+  }
+
+  options(name: JobName, availableAt: Date): JobsOptions {
+    const delay = Math.max(0, new Date(availableAt).getTime() - Date.now());
+    const base: JobsOptions = { ...JOBS[name].options, delay };
+    if (name === JobName.AlarmPoliceRelay) {
+      const r = this.cfg.policeRelay;
+      return { ...base, attempts: r.attempts, backoff: { type: 'exponential', delay: r.backoffMs, jitter: 0.2 } };
+    }
+    return base;
+  }
+
+  private async dispatch(rows: OutboxRow[], redispatch: boolean): Promise<void> {
+    const fresh: OutboxRow[] = [];
+    for (const row of rows) {
+      if (redispatch) {
+        const job = await this.queue.queue(JOBS[row.job_name].queue).getJob(row.job_id);
+        if (job) {
+          if (await job.isFailed()) await job.retry('failed');
+          continue;
+        }
+      }
+      fresh.push(row);
+    }
+    // One round trip per job name (deterministic ids: a job BullMQ already holds is left alone).
+    for (const name of new Set(fresh.map((r) => r.job_name))) {
+      await this.queue.addBulk(
+        name,
+        fresh.filter((r) => r.job_name === name).map((r) => ({ payload: r.payload as never, options: { ...this.options(name, r.available_at), jobId: r.job_id } })),
+      );
+    }
+    await this.db.query(`UPDATE alarm_outbox SET dispatched_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+  }
+
+  /** One relay pass; returns how many rows it handled. */
+  async relayOnce(): Promise<number> {
+    const { batchSize, redispatchAfterMs } = this.cfg.outbox;
+    const fresh: OutboxRow[] = await this.db.query(
+      `SELECT id, job_name, job_id, payload, available_at, dispatched_at FROM alarm_outbox
+       WHERE done_at IS NULL AND dispatched_at IS NULL ORDER BY id LIMIT $1`,
+      [batchSize],
+    );
+    if (fresh.length) await this.dispatch(fresh, false);
+    const stale: OutboxRow[] = await this.db.query(
+      `SELECT id, job_name, job_id, payload, available_at, dispatched_at FROM alarm_outbox
+       WHERE done_at IS NULL AND dispatched_at < now() - make_interval(secs => $2 / 1000.0)
+         AND available_at < now() - make_interval(secs => $2 / 1000.0)
+       ORDER BY dispatched_at LIMIT $1`,
+      [batchSize, redispatchAfterMs],
+    );
+    if (stale.length) await this.dispatch(stale, true);
+    return fresh.length + stale.length;
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.config.role === 'api') return;
+    const loop = async () => {
+      if (this.stopped) return;
+      let handled = 0;
+      this.polling = this.relayOnce()
+        .then((n) => void (handled = n))
+        .catch((e: Error) => this.logger.warn(`outbox relay: ${e.message}`));
+      await this.polling;
+      // A full batch means more are waiting: go again at once.
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), handled >= this.cfg.outbox.batchSize ? 0 : this.cfg.outbox.pollMs);
+    };
+    this.timer = setTimeout(() => void loop(), 0);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.polling;
+  }
+}

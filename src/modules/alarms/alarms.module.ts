@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { RegistryModule } from '../registry/registry.module';
+import { AlarmsOutboxService } from './alarms-outbox.service';
+import { AlarmsController } from './alarms.controller';
+import { AlarmsJobs } from './alarms.jobs';
+import { AlarmsService } from './alarms.service';
+
+/**
+ * One-click alarms end to end: intake (devices, staff, operators), the incident lifecycle,
+ * escalation timers, the police relay and drills/statistics. The controller is mounted in
+ * every role (the worker has no HTTP server, so it is inert there); the job handlers and the
+ * outbox relay run where BullMQ workers run (worker, all).
+ */
+@Module({
+  imports: [RegistryModule],
+  controllers: [AlarmsController],
+  providers: [AlarmsService, AlarmsOutboxService, AlarmsJobs],
+  exports: [AlarmsService],
+})
+export class AlarmsModule {}

@@ -1,0 +1,91 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { AREA_KINDS } from '../registry/registry.constants';
+import { DEVICE_REPORT_TYPES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
+import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
+
+const EVENT_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const EVENT_ID_MSG = { message: 'eventId: 1–128 letters, digits or _.:-' };
+const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+
+/** A one-click alarm button press (device credential). */
+export class DevicePressDto {
+  @ApiProperty({ description: "the device's own event id; a retry with the same id returns the same incident" }) @Matches(EVENT_ID, EVENT_ID_MSG) eventId: string;
+  @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+  @ApiPropertyOptional({ description: 'a drill press (演练)' }) @IsOptional() @IsBoolean() drill?: boolean;
+}
+
+/** An alarm a camera (or its gateway) reports: video analytics, tamper, fault. */
+export class DeviceReportDto {
+  @ApiProperty() @Matches(EVENT_ID, EVENT_ID_MSG) eventId: string;
+  @ApiProperty({ enum: DEVICE_REPORT_TYPES }) @IsIn(DEVICE_REPORT_TYPES) type: IncidentType;
+  @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
+  @ApiPropertyOptional({ description: 'required for a gateway: the camera the event concerns' }) @IsOptional() @IsUUID() cameraId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+}
+
+/** An alarm raised by school security staff or a control-center user. */
+export class RaiseIncidentDto {
+  @ApiProperty() @IsUUID() schoolId: string;
+  @ApiProperty({ enum: MANUAL_TYPES }) @IsIn(MANUAL_TYPES) type: IncidentType;
+  @ApiProperty({ example: '南门' }) @IsString() @MinLength(1) @MaxLength(200) location: string;
+  @ApiPropertyOptional({ enum: AREA_KINDS }) @IsOptional() @IsIn(AREA_KINDS) areaKind?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
+  @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() alarmDeviceId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() drill?: boolean;
+}
+
+export class NoteDto {
+  @ApiProperty() @IsString() @MinLength(1) @MaxLength(2000) note: string;
+}
+
+export class OptionalNoteDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
+}
+
+export class ResolveDto {
+  @ApiProperty({ enum: OUTCOMES }) @IsIn(OUTCOMES) outcome: Outcome;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
+}
+
+export class CancelDto {
+  @ApiProperty({ example: '误按' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
+}
+
+export class IncidentQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() zoneId?: string;
+  @ApiPropertyOptional({ description: 'comma-separated statuses' })
+  @IsOptional()
+  @Transform(({ value }) => (typeof value === 'string' ? value.split(',') : value))
+  @ArrayMaxSize(6)
+  @IsIn(STATUSES, { each: true })
+  status?: IncidentStatus[];
+  @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
+  @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
+  @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() drill?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10000) limit?: number;
+  @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
+}
+
+export class StatsQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+}
+
+export class DrillWindowDto {
+  @ApiProperty() @IsUUID() schoolId: string;
+  @ApiProperty() @IsISO8601() startsAt: string;
+  @ApiProperty() @IsISO8601() endsAt: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+}
+
+export class DrillWindowQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+}

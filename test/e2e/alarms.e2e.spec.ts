@@ -1,0 +1,246 @@
+import { QueueService } from '../../src/infra/queue/queue.service';
+import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
+import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
+import { AlarmsService } from '../../src/modules/alarms/alarms.service';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
+
+const SECRET = 'test-police-hmac-secret-0123456789';
+
+describe('alarms over HTTP', () => {
+  let t: TestApp;
+  let police: PoliceReceiver;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let op1: { token: string; username: string };
+  let op2: { token: string; username: string };
+  let staffA: string;
+  let staffB: string;
+  let auditor: string;
+  let button: { id: string; authorization: string };
+  let gateCam: { id: string };
+  let sideCam: { id: string };
+
+  beforeAll(async () => {
+    police = await startPoliceReceiver(SECRET);
+    t = await startApp({
+      alarms: {
+        // P1 (buttons) escalate slowly so ordinary tests never see it; P2 fast for the escalation test.
+        escalationSeconds: { P1: [600, 1200], P2: [0.3, 0.6], P3: [600], P4: [600] },
+        policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 50, lateAfterSeconds: 0.5 },
+        outbox: { pollMs: 100, redispatchAfterMs: 2000, batchSize: 100 },
+      },
+    });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    op1 = await t.userToken('operator');
+    op2 = await t.userToken('operator');
+    staffA = (await t.userToken('school_security', seed.schoolA.id)).token;
+    staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
+    auditor = (await t.userToken('auditor')).token;
+    const cam = (deviceNo: string, name: string, areaKind: string) =>
+      t
+        .http()
+        .post('/api/v1/cameras')
+        .set(auth(admin))
+        .send({ schoolId: seed.schoolA.id, deviceId: `500113000013200000${deviceNo}`, channelId: `500113000013100000${deviceNo}`, name, areaKind, streamUrl: `rtsp://nvr/${deviceNo}` })
+        .expect(201)
+        .then((r) => r.body);
+    gateCam = await cam('01', '南大门', 'main_gate');
+    sideCam = await cam('02', '门卫室', 'gatehouse');
+    await cam('03', '操场', 'playground');
+    const dev = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'BTN-A-1', schoolId: seed.schoolA.id, location: '南门岗亭', areaKind: 'main_gate', policeLinked: true, linkedCameraIds: [sideCam.id] })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+    button = { id: dev.id, authorization: cred.authorization };
+  });
+  afterAll(async () => {
+    await t.close();
+    await police.close();
+  });
+
+  const press = (eventId: string, extra: object = {}) => t.http().post('/api/v1/incidents/press').set('Authorization', button.authorization).send({ eventId, ...extra });
+
+  it('commits a button press with its linked cameras and console event before answering', async () => {
+    const res = await press('evt-1').expect(201);
+    expect(res.body).toMatchObject({ status: 'raised', priority: 'P1', source: 'device', schoolName: '甲小学', location: '南门岗亭', pressCount: 1, created: true });
+    // linked camera first, then the cameras in the same area kind; the playground camera is not there
+    expect(res.body.cameras.map((c: { id: string }) => c.id)).toEqual([sideCam.id, gateCam.id]);
+    expect(res.body.cameras[1]).toMatchObject({ name: '南大门', streamUrl: 'rtsp://nvr/01' });
+    // Committed before the 2xx: the rows are visible to another connection right now.
+    const { rows } = await t.db.query(`SELECT type, payload FROM console_events WHERE payload->>'incidentId' = $1`, [res.body.id]);
+    expect(rows).toEqual([expect.objectContaining({ type: 'incident.raised' })]);
+    expect(rows[0].payload).toMatchObject({ schoolName: '甲小学', cameras: expect.any(Array), status: 'raised' });
+    const tl = await t.db.query(`SELECT action FROM incident_timeline WHERE incident_id = $1`, [res.body.id]);
+    expect(tl.rows.map((r) => r.action)).toEqual(['raised']);
+  });
+
+  it('answers a retried event with the same incident, and folds new presses into the open one', async () => {
+    const first = await press('evt-1').expect(200);
+    expect(first.body).toMatchObject({ created: false, folded: false, pressCount: 1 });
+    const again = await press('evt-2').expect(200);
+    expect(again.body).toMatchObject({ id: first.body.id, folded: true, pressCount: 2 });
+    await press('evt-2').expect(200);
+    // Staff raising at the button's spot make an incident of their own (no fold, no conflict).
+    const manual = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'other', location: '南门', alarmDeviceId: button.id }).expect(201);
+    expect(manual.body.cameras.map((c: { id: string }) => c.id)).toEqual([sideCam.id, gateCam.id]);
+    await t.http().post(`/api/v1/incidents/${manual.body.id}/cancel`).set(auth(staffA)).send({ reason: '重复' }).expect(200);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n, max(press_count) AS presses FROM incidents WHERE alarm_device_id = $1 AND source = 'device'`, [button.id]);
+    expect(rows[0]).toEqual({ n: 1, presses: 2 });
+  });
+
+  it('relays to the police endpoint with a valid signature, once, after the endpoint recovers, and warns when late', async () => {
+    const [incident] = (await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolA.id }).set(auth(op1.token)).expect(200)).body.items;
+    await waitFor(async () => police.accepted.has(incident.id), 10000, 'first relay');
+    // Now the endpoint fails: a new alarm is late, flagged for operators, then delivered once.
+    police.failing = true;
+    const r = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'violence', location: '教学楼三楼', note: '有人持械' }).expect(201);
+    await waitFor(async () => (await t.db.query(`SELECT relay_late FROM incidents WHERE id = $1`, [r.body.id])).rows[0].relay_late, 10000, 'relay_late');
+    const late = await t.db.query(`SELECT payload FROM console_events WHERE type = 'incident.relay_late' AND payload->>'incidentId' = $1`, [r.body.id]);
+    expect(late.rows).toHaveLength(1);
+    expect((police.requests.get(r.body.id) ?? 0) >= 1).toBe(true);
+    police.failing = false;
+    await waitFor(async () => (await t.db.query(`SELECT relay_delivered_at FROM incidents WHERE id = $1`, [r.body.id])).rows[0].relay_delivered_at, 15000, 'delivery');
+    expect(police.delivered.get(r.body.id)).toBe(1);
+    expect(police.delivered.get(incident.id)).toBe(1);
+    expect(police.badSignatures).toBe(0);
+    expect(police.bodies.get(r.body.id)).toMatchObject({ incidentId: r.body.id, drill: false, type: 'violence', school: { name: '甲小学' } });
+  });
+
+  it('lets exactly one of two concurrent operators acknowledge (the other gets 409 with who)', async () => {
+    const r = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '围墙' }).expect(201);
+    const [a, b] = await Promise.all([
+      t.http().post(`/api/v1/incidents/${r.body.id}/acknowledge`).set(auth(op1.token)).send({}),
+      t.http().post(`/api/v1/incidents/${r.body.id}/acknowledge`).set(auth(op2.token)).send({}),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    const winner = a.status === 200 ? a : b;
+    const loser = a.status === 200 ? b : a;
+    expect(loser.body.error.code).toBe('ALARM.ALREADY_ACKNOWLEDGED');
+    expect(loser.body.error.details.acknowledgedBy.name).toBe(winner.body.acknowledgedBy.name);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_timeline WHERE incident_id = $1 AND action = 'acknowledge'`, [r.body.id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('walks the lifecycle to resolution with a timeline entry per step', async () => {
+    const r = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'medical', location: '食堂' }).expect(201);
+    const id = r.body.id;
+    await t.http().post(`/api/v1/incidents/${id}/dispatch`).set(auth(op1.token)).send({}).expect(409);
+    await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({ note: '已联系门卫' }).expect(200);
+    await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(409);
+    await t.http().post(`/api/v1/incidents/${id}/dispatch`).set(auth(op1.token)).send({}).expect(200);
+    await t.http().post(`/api/v1/incidents/${id}/on-scene`).set(auth(op1.token)).send({}).expect(200);
+    await t.http().post(`/api/v1/incidents/${id}/notes`).set(auth(op2.token)).send({ note: '120 已到' }).expect(200);
+    await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'maybe' }).expect(400);
+    const done = await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'genuine' }).expect(200);
+    expect(done.body).toMatchObject({ status: 'resolved', outcome: 'genuine' });
+    const got = await t.http().get(`/api/v1/incidents/${id}`).set(auth(auditor)).expect(200);
+    const people = got.body.timeline.filter((e: { actorType: string }) => e.actorType === 'user');
+    expect(people.map((e: { action: string }) => e.action)).toEqual(['raised', 'acknowledge', 'dispatch', 'on_scene', 'note', 'resolve']);
+    expect(people[1]).toMatchObject({ actorName: op1.username, note: '已联系门卫' });
+  });
+
+  it('lets the school cancel before acknowledgement, with a reason', async () => {
+    const r = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'other', location: '门卫室' }).expect(201);
+    await t.http().post(`/api/v1/incidents/${r.body.id}/cancel`).set(auth(staffA)).send({}).expect(400);
+    const c = await t.http().post(`/api/v1/incidents/${r.body.id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(200);
+    expect(c.body).toMatchObject({ status: 'cancelled', cancelReason: '误按' });
+  });
+
+  it('escalates an unacknowledged incident at the configured delays, and acknowledgement cancels it', async () => {
+    const r = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
+    await waitFor(async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [r.body.id])).rows[0].escalation_level === 2, 15000, 'level 2');
+    const ev = await t.db.query(`SELECT payload->>'level' AS level FROM console_events WHERE type = 'incident.escalated' AND payload->>'incidentId' = $1 ORDER BY seq`, [r.body.id]);
+    expect(ev.rows.map((x) => x.level)).toEqual(['1', '2']);
+
+    // P2 with long delays this time (per-priority config), then acknowledged: the timers go.
+    const cfg = t.config.alarms as { escalationSeconds: Record<string, number[]> };
+    cfg.escalationSeconds.P2 = [600, 1200];
+    const r2 = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
+    const queue = t.app.get(QueueService).queue(JOBS[JobName.AlarmEscalate].queue);
+    await waitFor(async () => (await queue.getJob(`esc-${r2.body.id}-1`)) !== undefined, 10000, 'escalation job queued');
+    await t.http().post(`/api/v1/incidents/${r2.body.id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+    expect(await queue.getJob(`esc-${r2.body.id}-1`)).toBeUndefined();
+    expect(await queue.getJob(`esc-${r2.body.id}-2`)).toBeUndefined();
+    const ob = await t.db.query(`SELECT count(*)::int AS n FROM alarm_outbox WHERE job_id LIKE $1 AND done_at IS NULL`, [`esc-${r2.body.id}-%`]);
+    expect(ob.rows[0].n).toBe(0);
+    // Even a timer that slipped through re-checks the state and does nothing.
+    expect(await t.app.get(AlarmsJobs).escalate(r2.body.id, 1)).toBe('skipped');
+    cfg.escalationSeconds.P2 = [0.3, 0.6];
+  });
+
+  it('marks alarms in a drill window as drills end to end and keeps them out of the statistics', async () => {
+    const now = Date.now();
+    await t
+      .http()
+      .post('/api/v1/incidents/drill-windows')
+      .set(auth(staffB))
+      .send({ schoolId: seed.schoolB.id, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 600_000).toISOString(), note: '消防演练' })
+      .expect(201);
+    const r = await t.http().post('/api/v1/incidents').set(auth(staffB)).send({ schoolId: seed.schoolB.id, type: 'fire', location: '实验楼' }).expect(201);
+    expect(r.body.drill).toBe(true);
+    await waitFor(async () => police.bodies.get(r.body.id), 10000, 'drill relayed');
+    expect(police.bodies.get(r.body.id)).toMatchObject({ drill: true });
+    const stats = await t.http().get('/api/v1/incidents/stats').set(auth(op1.token)).expect(200);
+    expect(stats.body.bySchool.map((s: { schoolId: string }) => s.schoolId)).not.toContain(seed.schoolB.id);
+    const a = stats.body.bySchool.find((s: { schoolId: string }) => s.schoolId === seed.schoolA.id);
+    expect(a.count).toBeGreaterThan(0);
+    expect(typeof a.toConsoleP50).toBe('number');
+    expect(typeof a.toAcknowledgedP90).toBe('number');
+    expect(stats.body.byZone[0].zoneId).toBe(seed.zone.id);
+    expect(stats.body.byDay.length).toBeGreaterThan(0);
+  });
+
+  it('confines school staff to their own school', async () => {
+    await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolB.id, type: 'intrusion', location: 'x' }).expect(403);
+    const own = await t.http().get('/api/v1/incidents').set(auth(staffA)).expect(200);
+    expect(own.body.items.length).toBeGreaterThan(0);
+    expect(own.body.items.every((i: { schoolId: string }) => i.schoolId === seed.schoolA.id)).toBe(true);
+    await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolB.id }).set(auth(staffA)).expect(403);
+    const bIncident = (await t.http().get('/api/v1/incidents').set(auth(staffB)).expect(200)).body.items[0];
+    await t.http().get(`/api/v1/incidents/${bIncident.id}`).set(auth(staffA)).expect(403);
+    await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(403);
+    // The service enforces the same rules for the socket gateway.
+    const svc = t.app.get(AlarmsService);
+    await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject({ status: 403 });
+  });
+
+  it('answers 401, 403 and 400 per route', async () => {
+    const some = (await t.http().get('/api/v1/incidents').set(auth(op1.token)).expect(200)).body.items[0].id;
+    for (const [method, path] of [
+      ['get', '/api/v1/incidents'],
+      ['get', `/api/v1/incidents/${some}`],
+      ['get', '/api/v1/incidents/stats'],
+      ['post', '/api/v1/incidents'],
+      ['post', `/api/v1/incidents/${some}/acknowledge`],
+      ['post', `/api/v1/incidents/${some}/cancel`],
+      ['post', '/api/v1/incidents/press'],
+      ['post', '/api/v1/incidents/device-reports'],
+    ] as const)
+      await t.http()[method](path).send({}).expect(401);
+    await t.http().post(`/api/v1/incidents/${some}/acknowledge`).set(auth(auditor)).send({}).expect(403);
+    await t.http().post(`/api/v1/incidents/${some}/acknowledge`).set(auth(staffA)).send({}).expect(403);
+    await t.http().post('/api/v1/incidents').set(auth(auditor)).send({}).expect(403);
+    await t.http().post('/api/v1/incidents/press').set(auth(op1.token)).send({ eventId: 'x' }).expect(401);
+    const bad = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: 'nope', type: 'tamper', location: '' }).expect(400);
+    expect(bad.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['location', 'schoolId', 'type']);
+    await t.http().get('/api/v1/incidents/not-a-uuid').set(auth(op1.token)).expect(400);
+    await t.http().get('/api/v1/incidents/00000000-0000-4000-8000-000000000000').set(auth(op1.token)).expect(404);
+    await press('bad id with spaces').expect(400);
+    // A button credential cannot post camera reports.
+    await t.http().post('/api/v1/incidents/device-reports').set('Authorization', button.authorization).send({ eventId: 'v1', type: 'video_alarm' }).expect(403);
+  });
+
+  it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
+    const r = await t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId: 'tmp-1', type: 'tamper' }).expect(201);
+    expect(r.body).toMatchObject({ type: 'tamper', priority: 'P3', cameraId: gateCam.id, relay: { required: false } });
+    await t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId: 'tmp-1', type: 'tamper' }).expect(200);
+  });
+});

@@ -1,0 +1,67 @@
+import { createHmac } from 'node:crypto';
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A fake public-security endpoint (outside the system): verifies the HMAC signature, counts
+ * every request per Idempotency-Key, accepts each key once (a repeat is answered 200 but not
+ * counted again, as the real platform dedups), and can be told to fail for a while.
+ */
+export interface PoliceReceiver {
+  url: string;
+  /** Accepted (deduplicated) deliveries per key. */
+  accepted: Map<string, number>;
+  /** 2xx answers per key: more than 1 means the sender delivered the same alarm twice. */
+  delivered: Map<string, number>;
+  /** Every request per key, including failed ones and repeats. */
+  requests: Map<string, number>;
+  bodies: Map<string, Record<string, unknown>>;
+  badSignatures: number;
+  failing: boolean;
+  close: () => Promise<void>;
+}
+
+export async function startPoliceReceiver(secret: string): Promise<PoliceReceiver> {
+  const r: Omit<PoliceReceiver, 'url' | 'close'> = { accepted: new Map(), delivered: new Map(), requests: new Map(), bodies: new Map(), badSignatures: 0, failing: false };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const key = String(req.headers['idempotency-key'] ?? '');
+      r.requests.set(key, (r.requests.get(key) ?? 0) + 1);
+      const ts = String(req.headers['x-shouhu-timestamp'] ?? '');
+      const expected = `sha256=${createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex')}`;
+      if (req.headers['x-shouhu-signature'] !== expected) {
+        r.badSignatures++;
+        res.writeHead(401).end();
+        return;
+      }
+      if (r.failing) {
+        res.writeHead(503).end('unavailable');
+        return;
+      }
+      if (!r.accepted.has(key)) r.bodies.set(key, JSON.parse(body));
+      r.accepted.set(key, 1);
+      r.delivered.set(key, (r.delivered.get(key) ?? 0) + 1);
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const out = r as PoliceReceiver;
+  out.url = `http://127.0.0.1:${port}/alarm`;
+  out.close = () => new Promise((resolve) => server.close(() => resolve()));
+  return out;
+}
+
+/** Polls `check` until it returns a truthy value (bounded by `timeoutMs`). */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

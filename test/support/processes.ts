@@ -1,0 +1,66 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A child process we started, with its output kept for diagnosis. */
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv): Proc {
+  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out = (out + b.toString()).slice(-20000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Kills a process we started (by its own handle) and waits until it is gone. */
+export async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill(signal);
+  await p.exited;
+}
+
+/** A private redis-server (no persistence) on a free port: restarting it loses everything in it. */
+export async function startRedis(port: number): Promise<Proc> {
+  const p = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], process.env);
+  const deadline = Date.now() + 10000;
+  while (!p.output().includes('Ready to accept connections')) {
+    if (Date.now() > deadline || p.child.exitCode !== null) throw new Error(`redis-server did not start: ${p.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return p;
+}
+
+export async function waitHttp(url: string, timeoutMs = 30000, proc?: Proc): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    if (proc && proc.child.exitCode !== null) throw new Error(`process exited: ${proc.output()}`);
+    if (Date.now() > deadline) throw new Error(`${url} not up in time: ${proc?.output() ?? ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
