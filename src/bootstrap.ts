@@ -76,6 +76,12 @@ async function prepare(app: INestApplicationContext, config: AppConfig, logger: 
   }
 }
 
+/** A failed boot must not leave connections retrying in the background. */
+const closeAndThrow = (app: INestApplicationContext) => async (e: unknown): Promise<never> => {
+  await app.close().catch(() => undefined);
+  throw e;
+};
+
 /** Boots the process for its role: api and all serve HTTP, worker runs only the job processors. */
 export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; logger?: JsonLogger } = {}): Promise<INestApplication | INestApplicationContext> {
   const logger = opts.logger ?? new JsonLogger(config.log.level);
@@ -87,14 +93,14 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
   if (config.role === 'worker') {
     const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger, abortOnError: false });
     ctx.enableShutdownHooks();
-    await prepare(ctx, config, log);
+    await prepare(ctx, config, log).catch(closeAndThrow(ctx));
     await ctx.init();
     logger.log('worker started', 'Boot');
     return ctx;
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
   configureHttp(app, config);
-  await prepare(app, config, log);
+  await prepare(app, config, log).catch(closeAndThrow(app));
   await app.listen(config.http.port, config.http.host);
   logger.log(`${config.role} listening on http://${config.http.host}:${config.http.port} (docs at /api/docs)`, 'Boot');
   return app;

@@ -119,7 +119,8 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     parts.forEach((p, i) => {
       const desc = p.startsWith('-');
       const col = `e.${snake(p.replace(/^-/, ''))}`;
-      if (i === 0) qb.orderBy(col, desc ? 'DESC' : 'ASC', desc ? 'NULLS LAST' : 'NULLS FIRST');
+      // Postgres's default null ordering, so plain btree indexes can serve the sort.
+      if (i === 0) qb.orderBy(col, desc ? 'DESC' : 'ASC');
       else qb.addOrderBy(col, desc ? 'DESC' : 'ASC');
     });
     qb.addOrderBy('e.id', 'ASC'); // stable pages
