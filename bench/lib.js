@@ -53,19 +53,19 @@ function summarize(scenario, name, run, targets = {}) {
   return rows;
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), so runs pick the same inputs. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+// One PRNG for the seed and the benches (mulberry32, compiled from src/tools/seed/district.ts).
+const { prng } = require('../dist/tools/seed/district');
+
+/** Deletes every Redis key under `${prefix}:` (a bench run's own keys). */
+async function deleteRedisPrefix(redis, prefix) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
 }
 
-/** CPU seconds (user + system) a process has used so far (Linux /proc; NaN elsewhere). */
 function cpuSeconds(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -84,4 +84,4 @@ function meetsTarget(value, target) {
   return { '<=': value <= t, '>=': value >= t, '<': value < t, '>': value > t }[m[1]];
 }
 
-module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget };
+module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix };

@@ -16,7 +16,7 @@ const { randomBytes } = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
-const { runConcurrent, summarize, meetsTarget } = require('./lib');
+const { runConcurrent, summarize, meetsTarget, deleteRedisPrefix } = require('./lib');
 
 const root = path.join(__dirname, '..');
 const resultsDir = path.join(__dirname, 'results');
@@ -198,12 +198,7 @@ async function main() {
     await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => log(`could not drop ${dbName}: ${e.message}`));
     const Redis = require('ioredis');
     const r = new Redis(redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 1000);
-      if (keys.length) await r.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisPrefix(r, keyPrefix);
     await r.quit();
   };
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));

@@ -14,6 +14,7 @@ const { randomBytes } = require('node:crypto');
 const { join } = require('node:path');
 const { Client } = require('pg');
 const Redis = require('ioredis');
+const { deleteRedisPrefix } = require('../lib');
 
 const DIST = join(__dirname, '..', '..', 'dist');
 
@@ -186,12 +187,7 @@ async function run(ctx = {}) {
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
     const r = new Redis(redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length) await r.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisPrefix(r, prefix);
     await r.quit();
   }
   return results;

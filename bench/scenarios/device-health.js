@@ -21,6 +21,7 @@ const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { Client } = require('pg');
 const Redis = require('ioredis');
+const { deleteRedisPrefix } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
@@ -225,12 +226,7 @@ async function run(ctx = {}) {
   } finally {
     if (api) api.kill('SIGTERM');
     if (worker) await worker.close().catch(() => undefined);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisPrefix(redis, prefix);
     await redis.quit();
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
