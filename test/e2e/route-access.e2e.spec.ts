@@ -67,6 +67,25 @@ describe('route access', () => {
     expect(allowed).toEqual([]);
   });
 
+  it('answers 400 with field errors to a malformed body on every route that takes one', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const id = '00000000-0000-4000-8000-000000000000';
+    const wrong: string[] = [];
+    let checked = 0;
+    type Op = { requestBody?: { content?: Record<string, unknown> } };
+    for (const [path, ops] of Object.entries(doc.paths) as [string, Record<string, Op>][]) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (!['post', 'put', 'patch'].includes(method) || !op.requestBody?.content?.['application/json']) continue;
+        const res = await t.http()[method as 'post'](path.replace(/\{[^}]+\}/g, id)).set(auth(admin)).send({ unexpectedField: { nested: [1, 2] } });
+        if (res.status === 401 && String(res.body.error?.code).startsWith('AUTH.DEVICE_')) continue; // device route
+        checked++;
+        if (res.status !== 400 || !Array.isArray(res.body.error?.details?.fields)) wrong.push(`${method.toUpperCase()} ${path} → ${res.status} ${res.body.error?.code}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(checked).toBeGreaterThan(15);
+  });
+
   it('serves the OpenAPI UI and document', async () => {
     await t.http().get('/api/docs').redirects(1).expect(200);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/schools', '/api/v1/cameras/{id}', '/api/v1/auth/login']));
