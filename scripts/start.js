@@ -120,7 +120,7 @@ async function main() {
   await bootstrap(config, { migrate: false });
   const base = `http://localhost:${config.http.port}`;
   say(`ready: console ${base}/console · API docs ${base}/api/docs · health ${base}/health/ready`);
-  if (config.demo.seedOnStart) say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and one school_security user per school (see README)`);
+  if (config.demo.seedOnStart) say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and the school_security users listed above`);
 }
 
 main().catch((e) => {
