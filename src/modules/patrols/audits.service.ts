@@ -173,7 +173,9 @@ export class AuditsService {
 
     const started = Date.now();
     const schools = await this.schoolsOf(plan.scope as PlanScope);
+    const loaded = Date.now();
     const { results, findings } = await this.evaluate(schools, plan.checks as CheckName[], now, (plan.scope as PlanScope).kind === 'district');
+    const evaluated = Date.now();
     const failed = [...results.values()].filter((r) => Object.values(r).some((c) => c.status === 'fail')).length;
 
     const run = await this.db.transaction(async (m) => {
@@ -197,7 +199,7 @@ export class AuditsService {
       return row.id as string;
     });
     if (!run) return { run: await this.findRun(planId, slot), duplicate: true };
-    this.logger.log(`plan ${planId} slot ${slot.toISOString()}: ${schools.length} schools, ${failed} failing, ${findings.length} findings in ${Date.now() - started} ms`);
+    this.logger.log(`plan ${planId} slot ${slot.toISOString()}: ${schools.length} schools, ${failed} failing, ${findings.length} findings in ${Date.now() - started} ms (schools ${loaded - started}, checks ${evaluated - loaded}, write ${Date.now() - evaluated})`);
     return { run: await this.runById(run), duplicate: false };
   }
 
