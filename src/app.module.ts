@@ -12,9 +12,11 @@ import { ConsoleEventsModule, ConsoleModule } from './modules/console/console.mo
 import { RegistryModule } from './modules/registry/registry.module';
 import { DeviceHealthModule } from './modules/device-health/device-health.module';
 import { AlarmsModule } from './modules/alarms/alarms.module';
+import { PatrolsModule } from './modules/patrols/patrols.module';
+import { ComplianceModule } from './modules/compliance/compliance.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule];
+const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule, PatrolsModule, ComplianceModule];
 
 @Module({})
 export class AppModule implements NestModule {

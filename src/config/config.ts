@@ -254,6 +254,23 @@ const SCHEMA: Record<string, Rule> = {
   'alarms.outbox.pollMs': rules.int(50, 600000),
   'alarms.outbox.redispatchAfterMs': rules.int(100, 86400000),
   'alarms.outbox.batchSize': rules.int(1, 10000),
+  // patrols (src/modules/patrols): audits, protection posts, video rounds, staffing rule (公治〔2015〕168号 / GB/T 29315-2022)
+  'patrols.staffingRule': rules.oneOf(['gongzhi2015', 'gbt29315']),
+  'patrols.onlineRateThreshold': rules.num(0, 1),
+  'patrols.alarmTestOverdueDays': rules.int(1, 3650),
+  'patrols.postGraceMinutes': rules.int(0, 240),
+  'patrols.postEarlyMinutes': rules.int(0, 720),
+  'patrols.postCheckEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled post check (tests drive it)
+  'patrols.guardPatrolDailyMinimum': rules.int(0, 1000),
+  'patrols.gateOpenToleranceMinutes': rules.int(0, 1440),
+  'patrols.taskDeadlineHours': rules.int(1, 24 * 365),
+  'patrols.roundDefaultSize': rules.int(1, 1000),
+  'patrols.roundMaxSize': rules.int(1, 1000),
+  'patrols.roundReservationMinutes': rules.int(1, 1440),
+  'patrols.coveragePeriodDays': rules.int(1, 365),
+  // compliance (src/modules/compliance): daily snapshot of the four targets
+  'compliance.snapshotCron': rules.cron(),
+  'compliance.snapshotEnabled': rules.bool(),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {

@@ -7,6 +7,7 @@ import type { JobsOptions } from 'bullmq';
 export enum QueueName {
   System = 'system',
   Alarms = 'alarms',
+  Patrols = 'patrols',
 }
 
 export enum JobName {
@@ -20,6 +21,12 @@ export enum JobName {
   AlarmPoliceRelay = 'alarms.police-relay',
   /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
   AlarmRelayWatch = 'alarms.relay-watch',
+  /** One run of a patrol plan (job scheduler patrol-plan:<planId>; idempotent per plan and slot). */
+  PatrolRun = 'patrols.run',
+  /** Protection posts past window start + grace with too few on post become findings (every minute). */
+  PatrolPostCheck = 'patrols.post-check',
+  /** Daily snapshot of the four targets per school (idempotent per day). */
+  ComplianceSnapshot = 'compliance.snapshot',
 }
 
 /** The payload each job carries. */
@@ -29,6 +36,9 @@ export interface JobPayloads {
   [JobName.AlarmEscalate]: { incidentId: string; level: number };
   [JobName.AlarmPoliceRelay]: { incidentId: string };
   [JobName.AlarmRelayWatch]: { incidentId: string };
+  [JobName.PatrolRun]: { planId: string };
+  [JobName.PatrolPostCheck]: Record<string, never>;
+  [JobName.ComplianceSnapshot]: { date?: string };
 }
 
 export interface JobSpec {
@@ -51,6 +61,10 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.PatrolRun]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 3 } },
+  // Superseded by the next check a minute later; findings are idempotent per post and window anyway.
+  [JobName.PatrolPostCheck]: { queue: QueueName.Patrols, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  [JobName.ComplianceSnapshot]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 5 } },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;

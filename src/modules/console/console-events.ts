@@ -20,8 +20,18 @@ export interface ConsoleEventMap {
   'device.outage': { schoolId: string; outageId: string; status: 'open' | 'closed'; offline: number; [k: string]: unknown };
   /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
   'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[]; [k: string]: unknown };
-  /** A patrol audit or video patrol round produced a finding. */
-  'patrol.finding': { findingId: string; schoolId: string; check: string; [k: string]: unknown };
+  /**
+   * A patrol audit, video patrol round or protection-post check produced findings: batched, one
+   * event per school per run/round/check (`findings` capped; `total` is the full count).
+   */
+  'patrol.finding': {
+    schoolId: string | null;
+    source: 'audit' | 'round' | 'post';
+    runId: string | null;
+    total: number;
+    findings: { findingId: string; check: string; message: string; subjectLabel: string; taskId: string | null }[];
+    [k: string]: unknown;
+  };
 }
 
 export type ConsoleEventType = keyof ConsoleEventMap;

@@ -223,6 +223,31 @@ export class DeviceHealthQueries {
     return { schoolId, timezone: 'Asia/Shanghai', schoolHours: tt.schoolHours, days };
   }
 
+  /**
+   * Every status transition in [from, to), oldest first (for audits that reconstruct online time
+   * over a day; a day's transitions are bounded by fleet churn, never one row per heartbeat).
+   */
+  transitionsBetween(from: Date, to: Date): Promise<{ deviceId: string; schoolId: string; from: DeviceStatus; to: DeviceStatus; at: Date }[]> {
+    return this.db.query(
+      `SELECT device_id AS "deviceId", school_id AS "schoolId", from_status AS "from", to_status AS "to", at
+         FROM device_transitions WHERE at >= $1 AND at < $2 ORDER BY at, id`,
+      [from, to],
+    );
+  }
+
+  /**
+   * All open faults past liveness.faultOverdueHours at `now` (devices offline > 24 h by default),
+   * optionally for some schools; does not wait for the sweep to have flagged them.
+   */
+  overdueFaultRows(now: Date, schoolIds?: string[]): Promise<{ deviceId: string; kind: WatchedDeviceKind; schoolId: string; since: Date }[]> {
+    const cutoff = new Date(now.getTime() - this.health.cfg.faultOverdueHours * 3_600_000);
+    return this.db.query(
+      `SELECT device_id AS "deviceId", kind, school_id AS "schoolId", since FROM device_faults
+        WHERE recovered_at IS NULL AND since <= $1 AND ($2::uuid[] IS NULL OR school_id = ANY($2)) ORDER BY since`,
+      [cutoff, schoolIds ?? null],
+    );
+  }
+
   // ---------------------------------------------------------------- maintenance windows
 
   async listMaintenance(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {

@@ -5,8 +5,12 @@ import { returningRows } from '../../infra/database/returning';
 import { Errors } from '../../infra/http/errors';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
+import { ProtectionPost } from './entities/protection-post.entity';
 import { School } from './entities/school.entity';
 import type { DeviceStatus } from './registry.constants';
+
+export type { TermCalendar, Timetable } from './entities/school.entity';
+export type { PostWindow } from './entities/protection-post.entity';
 
 /** The two kinds of registered device whose liveness is watched. */
 export type WatchedDeviceKind = 'camera' | 'alarm_device';
@@ -169,4 +173,77 @@ export class RegistryService {
     const { items } = await this.deviceStatusPage({ ids: [id] }, 1, 0);
     return items[0] ?? null;
   }
+  // ---- Read models for patrol audits and compliance (issue 6) ----
+
+  /** Schools in a scope (any of zones, groups, ids; nothing = the whole registry), by code. */
+  schoolsIn(scope: { zoneIds?: string[]; groupIds?: string[]; ids?: string[] } = {}): Promise<School[]> {
+    const qb = this.db.getRepository(School).createQueryBuilder('s').orderBy('s.code');
+    if (scope.zoneIds) qb.andWhere('s.zone_id = ANY(:z)', { z: scope.zoneIds });
+    if (scope.groupIds) qb.andWhere('s.group_id = ANY(:g)', { g: scope.groupIds });
+    if (scope.ids) qb.andWhere('s.id = ANY(:ids)', { ids: scope.ids });
+    return qb.getMany();
+  }
+
+  /** Full-time, active guards per school (schools without any are absent from the map). */
+  async fullTimeGuardCounts(schoolIds?: string[]): Promise<Map<string, number>> {
+    const rows: { school_id: string; n: number }[] = await this.db.query(
+      `SELECT school_id, count(*)::int AS n FROM guards WHERE full_time AND active AND ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`,
+      [schoolIds ?? null],
+    );
+    return new Map(rows.map((r) => [r.school_id, r.n]));
+  }
+
+  /** Protection posts of some schools (all when omitted). */
+  posts(schoolIds?: string[]): Promise<ProtectionPost[]> {
+    const qb = this.db.getRepository(ProtectionPost).createQueryBuilder('p').orderBy('p.code');
+    if (schoolIds) qb.where('p.school_id = ANY(:ids)', { ids: schoolIds });
+    return qb.getMany();
+  }
+
+  async post(id: string): Promise<ProtectionPost> {
+    const p = await this.db.getRepository(ProtectionPost).findOneBy({ id });
+    if (!p) throw Errors.notFound('protection_post', id);
+    return p;
+  }
+
+  /** The post whose printed QR code carries this token, or null. */
+  postByQrToken(token: string): Promise<ProtectionPost | null> {
+    return this.db.getRepository(ProtectionPost).findOneBy({ qrToken: token });
+  }
+
+  /**
+   * Every camera and alarm button with what audits need (status, police link, last test), in
+   * one pass; `schoolIds` narrows it. At 100,000 devices this is a few MB of rows.
+   */
+  deviceStates(schoolIds?: string[]): Promise<DeviceStateRow[]> {
+    return this.db.query(
+      `SELECT id, 'camera' AS kind, school_id AS "schoolId", name, area_kind AS "areaKind", status, NULL::boolean AS "policeLinked", NULL::timestamptz AS "lastTestAt"
+         FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))
+       UNION ALL
+       SELECT id, 'alarm_device', school_id, code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END, area_kind, status, police_linked, last_test_at
+         FROM alarm_devices WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))`,
+      [schoolIds ?? null],
+    );
+  }
+
+  /** Cameras as patrol rounds pick them: id, school, zone, area kind (the whole fleet, light rows). */
+  cameraPicks(filter: { zoneId?: string; schoolId?: string } = {}): Promise<{ id: string; schoolId: string; zoneId: string | null; areaKind: string }[]> {
+    return this.db.query(
+      `SELECT c.id, c.school_id AS "schoolId", s.zone_id AS "zoneId", c.area_kind AS "areaKind"
+         FROM cameras c JOIN schools s ON s.id = c.school_id
+        WHERE ($1::uuid IS NULL OR s.zone_id = $1) AND ($2::uuid IS NULL OR c.school_id = $2)`,
+      [filter.zoneId ?? null, filter.schoolId ?? null],
+    );
+  }
+}
+
+export interface DeviceStateRow {
+  id: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  name: string;
+  areaKind: string;
+  status: DeviceStatus;
+  policeLinked: boolean | null;
+  lastTestAt: Date | null;
 }

@@ -11,6 +11,7 @@
 import type { AreaKind, SchoolType, ZoneLevel } from '../../modules/registry/registry.constants';
 import type { PostWindow } from '../../modules/registry/entities/protection-post.entity';
 import type { TermCalendar, Timetable } from '../../modules/registry/entities/school.entity';
+import { requiredGuards as staffingRequiredGuards } from '../../modules/patrols/staffing';
 
 export const DISTRICT = { code: 'CQ-BANAN', name: '重庆市巴南区', timezone: 'Asia/Shanghai' };
 /** GB/T 2260 administrative code of 巴南区: the first six digits of every GB/T 28181 id. */
@@ -30,11 +31,9 @@ export function gbId(type: string, serial: number): string {
   return `${CENTRE}${INDUSTRY_EDUCATION}${type}${NETWORK}${String(serial).padStart(6, '0')}`;
 }
 
-/** Required full-time guards (公治〔2015〕168号): <100 people ≥1; 100–1000 ≥2; above 1000, +1 per extra 500. */
+/** Required full-time guards: the rule lives with the patrol audits (src/modules/patrols/staffing.ts); the seed uses its default. */
 export function requiredGuards(people: number): number {
-  if (people < 100) return 1;
-  if (people <= 1000) return 2;
-  return 2 + Math.ceil((people - 1000) / 500);
+  return staffingRequiredGuards(people);
 }
 
 /** mulberry32: small, fast, good enough for demo data; fixed seed ⇒ same district every run. */

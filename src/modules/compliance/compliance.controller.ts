@@ -1,0 +1,77 @@
+import { Body, Controller, Get, Post, Query, Res, StreamableFile } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Inject } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Roles } from '../auth/decorators';
+import type { UserRole } from '../auth/roles';
+import { addDays, shanghaiDate } from '../patrols/schedule';
+import { writeCsv, writeXlsx } from '../registry/import/tabular';
+import { ComplianceService, exportRows } from './compliance.service';
+import { ComplianceDayQuery, ComplianceExportQuery, ComplianceRangeQuery, SnapshotDto } from './dto';
+
+const READ: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor'];
+const MANAGE: UserRole[] = ['admin', 'supervisor'];
+
+@ApiTags('compliance')
+@ApiBearerAuth()
+@Controller('compliance')
+export class ComplianceController {
+  constructor(
+    private readonly compliance: ComplianceService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  private page(q: { limit?: number; offset?: number }): [number, number] {
+    return [Math.min(q.limit ?? this.config.registry.defaultPageSize, this.config.registry.maxPageSize), q.offset ?? 0];
+  }
+
+  private range(q: ComplianceRangeQuery): [string, string] {
+    const to = q.to ?? shanghaiDate(new Date());
+    return [q.from ?? addDays(to, -29), to];
+  }
+
+  /** Per school for one day, with reasons (worst first). */
+  @Roles(...READ)
+  @Get('schools')
+  async schools(@Query() q: ComplianceDayQuery) {
+    const date = q.date ?? shanghaiDate(new Date());
+    const r = await this.compliance.district(date, q, ...this.page(q));
+    return r.worst;
+  }
+
+  /** District view: share of schools meeting each target, schools worst first. */
+  @Roles(...READ)
+  @Get('district')
+  district(@Query() q: ComplianceDayQuery) {
+    return this.compliance.district(q.date ?? shanghaiDate(new Date()), q, ...this.page(q));
+  }
+
+  @Roles(...READ)
+  @Get('trend')
+  trend(@Query() q: ComplianceRangeQuery) {
+    return this.compliance.trend(...this.range(q), q);
+  }
+
+  /** CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates. */
+  @Roles(...READ)
+  @Get('export')
+  async export(@Query() q: ComplianceExportQuery, @Res({ passthrough: true }) res: Response) {
+    const [from, to] = this.range(q);
+    const rows = (await this.compliance.range(from, to, q)).sort((a, b) => a.date.localeCompare(b.date) || a.schoolCode.localeCompare(b.schoolCode));
+    const table = exportRows(rows);
+    const format = q.format ?? 'xlsx';
+    const body = format === 'csv' ? writeCsv(table.header, table.rows) : await writeXlsx('四个100%', table.header, table.rows);
+    const filename = `四个100%达标_${from}_${to}.${format}`;
+    res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+    res.setHeader('Content-Disposition', `attachment; filename="compliance_${from}_${to}.${format}"; filename*=UTF-8''${encodeURIComponent(filename)}`);
+    return new StreamableFile(body);
+  }
+
+  /** Takes (or retakes) a day's snapshot now; the daily job does the same. */
+  @Roles(...MANAGE)
+  @Post('snapshots')
+  snapshot(@Body() dto: SnapshotDto) {
+    return this.compliance.snapshot(dto.date ?? shanghaiDate(new Date()));
+  }
+}

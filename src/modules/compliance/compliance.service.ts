@@ -1,0 +1,274 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import { AuditService } from '../audit-log/audit.service';
+import { DeviceHealthQueries } from '../device-health/device-health.queries';
+import { FieldService } from '../patrols/field.service';
+import { changesByDevice, onlineWithin } from '../patrols/online';
+import { patrolsConfig } from '../patrols/patrols.constants';
+import { addDays, dayStart, schoolHours, shanghaiDate } from '../patrols/schedule';
+import { requiredGuards } from '../patrols/staffing';
+import { RegistryService } from '../registry/registry.service';
+
+export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
+export type Target = (typeof TARGETS)[number];
+export const TARGET_LABEL: Record<Target, string> = { closedCampus: '校园封闭化管理', guards: '专职保安员配备', networked: '视频监控及一键报警联网', posts: '护学岗' };
+
+export interface SchoolCompliance {
+  date: string;
+  schoolId: string;
+  schoolCode: string;
+  schoolName: string;
+  zoneId: string | null;
+  groupId: string | null;
+  schoolDay: boolean;
+  closedCampus: boolean;
+  guards: boolean;
+  networked: boolean;
+  posts: boolean;
+  allMet: boolean;
+  failedCount: number;
+  reasons: Record<string, unknown>;
+}
+
+export interface ComplianceFilter {
+  zoneId?: string;
+  groupId?: string;
+  schoolId?: string;
+}
+
+const LIST_CAP = 50;
+
+/**
+ * The four "100%" targets per school per day (校园封闭化管理, 专职保安员配备, 视频监控及一键报警
+ * 联网, 护学岗), each pass/fail with its reasons. Today is computed on demand; the daily job
+ * snapshots each day (one row per date and school, replaced on a re-run).
+ */
+@Injectable()
+export class ComplianceService {
+  private readonly logger = new Logger('Compliance');
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly health: DeviceHealthQueries,
+    private readonly field: FieldService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /**
+   * Computes a date for the schools in `filter`, as of `now` for today (windows not yet due do
+   * not count) or the end of the day for past dates.
+   */
+  async compute(date: string, filter: ComplianceFilter = {}, now = new Date()): Promise<SchoolCompliance[]> {
+    const today = shanghaiDate(now);
+    if (date > today) throw Errors.validation([{ field: 'date', reason: 'must not be in the future' }]);
+    const asOf = date === today ? now : dayStart(addDays(date, 1));
+    const schools = await this.registry.schoolsIn({
+      zoneIds: filter.zoneId ? [filter.zoneId] : undefined,
+      groupIds: filter.groupId ? [filter.groupId] : undefined,
+      ids: filter.schoolId ? [filter.schoolId] : undefined,
+    });
+    if (schools.length === 0) return [];
+    const whole = !filter.zoneId && !filter.groupId && !filter.schoolId;
+    const ids = schools.map((s) => s.id);
+    const [devices, transitions, guards, windows, openings] = await Promise.all([
+      this.registry.deviceStates(whole ? undefined : ids),
+      this.health.transitionsBetween(dayStart(date), new Date(Math.max(asOf.getTime(), now.getTime()) + 1)),
+      this.registry.fullTimeGuardCounts(whole ? undefined : ids),
+      this.field.postWindowStatus(schools, date, asOf),
+      this.field.gateOpenings(schools, date, asOf),
+    ]);
+    const changes = changesByDevice(transitions);
+    const group = <T extends { schoolId: string }>(xs: T[]) => {
+      const m = new Map<string, T[]>();
+      for (const x of xs) (m.get(x.schoolId) ?? m.set(x.schoolId, []).get(x.schoolId)!).push(x);
+      return m;
+    };
+    const devBySchool = group(devices);
+    const winBySchool = group(windows);
+    const openBySchool = group(openings);
+    const rule = patrolsConfig(this.config).staffingRule;
+
+    return schools.map((s) => {
+      const hours = schoolHours(s.timetable, s.calendar, date);
+      // Devices must be online throughout school hours (up to now today); on a day without school, at the end of it.
+      const [ws, we] = hours ? [hours.start, asOf < hours.end ? asOf : hours.end] : [asOf, asOf];
+      const offlineCameras: { id: string; name: string }[] = [];
+      const offlineButtons: { id: string; name: string }[] = [];
+      const notLinked: { id: string; name: string }[] = [];
+      let buttons = 0;
+      let cameras = 0;
+      for (const d of devBySchool.get(s.id) ?? []) {
+        if (d.kind === 'camera') cameras++;
+        else buttons++;
+        const ok = we < ws ? d.status === 'online' : onlineWithin(d.status, changes.get(d.id) ?? [], ws, we).onlineThroughout;
+        if (!ok) (d.kind === 'camera' ? offlineCameras : offlineButtons).push({ id: d.id, name: d.name });
+        if (d.kind === 'alarm_device' && !d.policeLinked) notLinked.push({ id: d.id, name: d.name });
+      }
+      const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && notLinked.length === 0;
+
+      const required = requiredGuards(s.studentCount + s.staffCount, rule, s.studentCount);
+      const actual = guards.get(s.id) ?? 0;
+
+      const unstaffed = (winBySchool.get(s.id) ?? []).filter((w) => !w.staffed);
+      const gateList = openBySchool.get(s.id) ?? [];
+
+      const result = {
+        closedCampus: gateList.length === 0,
+        guards: actual >= required,
+        networked,
+        posts: unstaffed.length === 0,
+      };
+      const failedCount = TARGETS.filter((t) => !result[t]).length;
+      const reasons: Record<string, unknown> = {};
+      if (!result.closedCampus) reasons.closedCampus = { gates: gateList.slice(0, LIST_CAP).map((g) => ({ gate: g.gate, at: g.at, source: g.source })), count: gateList.length };
+      if (!result.guards) reasons.guards = { required, actual, short: required - actual, rule };
+      if (!result.networked)
+        reasons.networked = {
+          cameras,
+          buttons,
+          offlineCameras: offlineCameras.slice(0, LIST_CAP),
+          offlineCameraCount: offlineCameras.length,
+          offlineButtons: offlineButtons.slice(0, LIST_CAP),
+          notPoliceLinked: notLinked.slice(0, LIST_CAP),
+          ...(buttons === 0 ? { noAlarmButton: true } : {}),
+          ...(cameras === 0 ? { noCamera: true } : {}),
+        };
+      if (!result.posts) reasons.posts = { windows: unstaffed.map((w) => ({ postId: w.postId, post: w.postCode, gate: w.gate, window: w.kind, start: w.start, required: w.required, present: w.present })) };
+      return {
+        date,
+        schoolId: s.id,
+        schoolCode: s.code,
+        schoolName: s.name,
+        zoneId: s.zoneId,
+        groupId: s.groupId,
+        schoolDay: hours !== null,
+        ...result,
+        allMet: failedCount === 0,
+        failedCount,
+        reasons,
+      };
+    });
+  }
+
+  /** Stores a day's results for every school (one row per date and school; a re-run replaces them). */
+  async snapshot(date: string, now = new Date()): Promise<{ date: string; schools: number }> {
+    const rows = await this.compute(date, {}, now);
+    await this.db.transaction(async (m) => {
+      for (let i = 0; i < rows.length; i += 5000) {
+        const c = rows.slice(i, i + 5000);
+        await m.query(
+          `INSERT INTO compliance_daily (date, school_id, zone_id, group_id, school_day, closed_campus, guards, networked, posts, all_met, failed_count, reasons, computed_at)
+           SELECT $1::date, * , $12::timestamptz FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::boolean[], $6::boolean[], $7::boolean[], $8::boolean[], $9::boolean[], $10::boolean[], $11::int[], $13::jsonb[])
+             AS v(school_id, zone_id, group_id, school_day, closed_campus, guards, networked, posts, all_met, failed_count, reasons)
+           ON CONFLICT (date, school_id) DO UPDATE SET zone_id = EXCLUDED.zone_id, group_id = EXCLUDED.group_id, school_day = EXCLUDED.school_day,
+             closed_campus = EXCLUDED.closed_campus, guards = EXCLUDED.guards, networked = EXCLUDED.networked, posts = EXCLUDED.posts,
+             all_met = EXCLUDED.all_met, failed_count = EXCLUDED.failed_count, reasons = EXCLUDED.reasons, computed_at = EXCLUDED.computed_at`,
+          [
+            date,
+            c.map((r) => r.schoolId),
+            c.map((r) => r.zoneId),
+            c.map((r) => r.groupId),
+            c.map((r) => r.schoolDay),
+            c.map((r) => r.closedCampus),
+            c.map((r) => r.guards),
+            c.map((r) => r.networked),
+            c.map((r) => r.posts),
+            c.map((r) => r.allMet),
+            c.map((r) => r.failedCount),
+            now,
+            c.map((r) => JSON.stringify(r.reasons)),
+          ],
+        );
+      }
+      await this.audit.record(m, { action: 'snapshot', entity: 'compliance_daily', entityId: date, after: { date, schools: rows.length } });
+    });
+    this.logger.log(`compliance snapshot ${date}: ${rows.length} schools`);
+    return { date, schools: rows.length };
+  }
+
+  /** A day's rows: computed live for today, from the snapshot for past days (computed if none was taken). */
+  async day(date: string, filter: ComplianceFilter, now = new Date()): Promise<SchoolCompliance[]> {
+    if (date === shanghaiDate(now)) return this.compute(date, filter, now);
+    const rows = await this.stored(date, date, filter);
+    return rows.length ? rows : this.compute(date, filter, now);
+  }
+
+  private async stored(from: string, to: string, f: ComplianceFilter): Promise<SchoolCompliance[]> {
+    const rows: Record<string, unknown>[] = await this.db.query(
+      `SELECT to_char(date, 'YYYY-MM-DD') AS date, school_id AS "schoolId", zone_id AS "zoneId", group_id AS "groupId", school_day AS "schoolDay",
+              closed_campus AS "closedCampus", guards, networked, posts, all_met AS "allMet", failed_count AS "failedCount", reasons
+         FROM compliance_daily
+        WHERE date BETWEEN $1 AND $2 AND ($3::uuid IS NULL OR zone_id = $3) AND ($4::uuid IS NULL OR group_id = $4) AND ($5::uuid IS NULL OR school_id = $5)
+        ORDER BY date, school_id`,
+      [from, to, f.zoneId ?? null, f.groupId ?? null, f.schoolId ?? null],
+    );
+    if (rows.length === 0) return [];
+    const schools = new Map((await this.registry.schoolsIn({ ids: [...new Set(rows.map((r) => r.schoolId as string))] })).map((s) => [s.id, s]));
+    return rows.map((r) => ({ ...(r as unknown as SchoolCompliance), schoolCode: schools.get(r.schoolId as string)?.code ?? '', schoolName: schools.get(r.schoolId as string)?.name ?? '' }));
+  }
+
+  /** Rows for a date range (snapshots, plus today computed live), for trends and exports. */
+  async range(from: string, to: string, filter: ComplianceFilter, now = new Date()): Promise<SchoolCompliance[]> {
+    if (to < from) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
+    if (Date.parse(to) - Date.parse(from) > 366 * 86_400_000) throw Errors.validation([{ field: 'to', reason: 'at most 366 days after from' }]);
+    const today = shanghaiDate(now);
+    const rows = (await this.stored(from, to, filter)).filter((r) => r.date !== today);
+    if (from <= today && today <= to) rows.push(...(await this.compute(today, filter, now)));
+    return rows;
+  }
+
+  /** District view of a day: share of schools meeting each target, and schools worst first. */
+  async district(date: string, filter: ComplianceFilter, limit: number, offset: number, now = new Date()) {
+    const rows = await this.day(date, filter, now);
+    const worst = [...rows].sort((a, b) => b.failedCount - a.failedCount || a.schoolCode.localeCompare(b.schoolCode));
+    return { date, schools: rows.length, shares: shares(rows), worst: { items: worst.slice(offset, offset + limit), total: worst.length, limit, offset } };
+  }
+
+  async trend(from: string, to: string, filter: ComplianceFilter, now = new Date()) {
+    const rows = await this.range(from, to, filter, now);
+    const byDate = new Map<string, SchoolCompliance[]>();
+    for (const r of rows) (byDate.get(r.date) ?? byDate.set(r.date, []).get(r.date)!).push(r);
+    return { from, to, days: [...byDate].sort(([a], [b]) => a.localeCompare(b)).map(([date, rs]) => ({ date, schools: rs.length, shares: shares(rs) })) };
+  }
+}
+
+function shares(rows: SchoolCompliance[]) {
+  const n = rows.length;
+  const share = (k: Target | 'allMet') => (n ? Math.round((rows.filter((r) => r[k]).length / n) * 10_000) / 10_000 : null);
+  return { closedCampus: share('closedCampus'), guards: share('guards'), networked: share('networked'), posts: share('posts'), allMet: share('allMet') };
+}
+
+/** One export line per school and day: the four targets and why each failed, in zh-CN. */
+export function exportRows(rows: SchoolCompliance[]): { header: string[]; rows: (string | number)[][] } {
+  const yes = (b: boolean) => (b ? '达标' : '未达标');
+  const header = ['日期', '学校代码', '学校名称', '上课日', TARGET_LABEL.closedCampus, TARGET_LABEL.guards, TARGET_LABEL.networked, TARGET_LABEL.posts, '四个100%', '未达标原因'];
+  return {
+    header,
+    rows: rows.map((r) => [r.date, r.schoolCode, r.schoolName, r.schoolDay ? '是' : '否', yes(r.closedCampus), yes(r.guards), yes(r.networked), yes(r.posts), yes(r.allMet), describe(r.reasons)]),
+  };
+}
+
+function describe(reasons: Record<string, unknown>): string {
+  const out: string[] = [];
+  const c = reasons.closedCampus as { gates: { gate: string }[] } | undefined;
+  if (c) out.push(`校门开启：${[...new Set(c.gates.map((g) => g.gate))].join('、')}`);
+  const g = reasons.guards as { required: number; actual: number; short: number } | undefined;
+  if (g) out.push(`保安员 ${g.actual}/${g.required}，缺 ${g.short} 人`);
+  const n = reasons.networked as { offlineCameraCount: number; offlineButtons: unknown[]; notPoliceLinked: unknown[]; noAlarmButton?: boolean } | undefined;
+  if (n) {
+    const parts = [];
+    if (n.offlineCameraCount) parts.push(`${n.offlineCameraCount} 路摄像机离线`);
+    if (n.offlineButtons.length) parts.push(`${n.offlineButtons.length} 个一键报警离线`);
+    if (n.notPoliceLinked.length) parts.push(`${n.notPoliceLinked.length} 个一键报警未联网公安`);
+    if (n.noAlarmButton) parts.push('无一键报警');
+    out.push(parts.join('，') || '联网未达标');
+  }
+  const p = reasons.posts as { windows: { gate: string; window: string; present: number; required: number }[] } | undefined;
+  if (p) out.push(p.windows.map((w) => `护学岗 ${w.gate}${w.window === 'arrival' ? '上学' : '放学'} ${w.present}/${w.required}`).join('；'));
+  return out.join('；');
+}

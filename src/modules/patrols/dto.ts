@@ -1,0 +1,112 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
+import { PageQuery } from '../../infra/http/pagination';
+import { DATE_PATTERN } from '../registry/registry.constants';
+import { CHECKS, VERDICTS } from './patrols.constants';
+import type { CheckName, Verdict } from './patrols.constants';
+
+const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+
+export class PlanScopeDto {
+  @ApiProperty({ enum: ['district', 'zone', 'group', 'schools'] }) @IsIn(['district', 'zone', 'group', 'schools']) kind: 'district' | 'zone' | 'group' | 'schools';
+  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(10000) @IsUUID('all', { each: true }) ids?: string[];
+}
+
+export class CreatePlanDto {
+  @ApiProperty({ example: '每日上午巡查' }) @IsString() @MinLength(1) @MaxLength(200) name: string;
+  @ApiProperty({ example: '0 9 * * 1-5', description: 'cron in Asia/Shanghai (5 fields, or 6 with seconds)' }) @IsString() @MaxLength(200) cron: string;
+  @ApiProperty({ type: PlanScopeDto }) @ValidateNested() @Type(() => PlanScopeDto) scope: PlanScopeDto;
+  @ApiProperty({ enum: CHECKS, isArray: true }) @IsArray() @ArrayMinSize(1) @IsIn(CHECKS, { each: true }) checks: CheckName[];
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
+}
+
+export class UpdatePlanDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(200) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) cron?: string;
+  @ApiPropertyOptional({ type: PlanScopeDto }) @IsOptional() @ValidateNested() @Type(() => PlanScopeDto) scope?: PlanScopeDto;
+  @ApiPropertyOptional({ enum: CHECKS, isArray: true }) @IsOptional() @IsArray() @ArrayMinSize(1) @IsIn(CHECKS, { each: true }) checks?: CheckName[];
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
+}
+
+export class RunPlanDto {
+  @ApiPropertyOptional({ description: 'the time slot to run (default: the latest cron occurrence); the same slot runs once' }) @IsOptional() @IsISO8601() slot?: string;
+}
+
+export class RunQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() planId?: string;
+}
+
+export class RunSchoolsQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() failedOnly?: boolean;
+}
+
+export class FindingQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(64) check?: string;
+  @ApiPropertyOptional({ enum: ['audit', 'round', 'post'] }) @IsOptional() @IsIn(['audit', 'round', 'post']) source?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() runId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+}
+
+export class TaskQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional({ enum: ['open', 'closed'] }) @IsOptional() @IsIn(['open', 'closed']) status?: 'open' | 'closed';
+  @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() overdue?: boolean;
+}
+
+export class CloseTaskDto {
+  @ApiProperty({ example: '已更换摄像机电源' }) @IsString() @MinLength(1) @MaxLength(2000) note: string;
+  @ApiPropertyOptional({ description: 'a reference to evidence (photo id, file URL)' }) @IsOptional() @IsString() @MaxLength(500) evidenceRef?: string;
+}
+
+export class CheckInDto {
+  @ApiPropertyOptional({ description: "the token printed on the post's QR code (school security)" }) @IsOptional() @IsString() @MinLength(4) @MaxLength(200) qrToken?: string;
+  @ApiPropertyOptional({ description: 'the post, for an operator checking someone in on their behalf' }) @IsOptional() @IsUUID() postId?: string;
+  @ApiPropertyOptional({ example: '王建国' }) @IsOptional() @IsString() @MinLength(1) @MaxLength(100) personName?: string;
+  @ApiPropertyOptional({ enum: ['guard', 'police', 'staff', 'volunteer'] }) @IsOptional() @IsIn(['guard', 'police', 'staff', 'volunteer']) personRole?: string;
+}
+
+export class CheckinQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() postId?: string;
+  @ApiPropertyOptional({ example: '2026-03-02' }) @IsOptional() @Matches(DATE_PATTERN, { message: 'date: YYYY-MM-DD' }) date?: string;
+}
+
+export class GuardPatrolDto {
+  @ApiPropertyOptional({ description: 'required for control-center users; school security record for their own school' }) @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) guardName?: string;
+  @ApiPropertyOptional({ example: '教学楼-操场-围墙' }) @IsOptional() @IsString() @MaxLength(500) route?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
+}
+
+export class GateEventDto {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiProperty({ example: '南大门' }) @IsString() @MinLength(1) @MaxLength(100) gate: string;
+  @ApiProperty({ enum: ['open', 'closed'] }) @IsIn(['open', 'closed']) state: 'open' | 'closed';
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() at?: string;
+}
+
+export class StartRoundDto {
+  @ApiPropertyOptional({ minimum: 1, maximum: 1000 }) @IsOptional() @IsInt() @Min(1) @Max(1000) size?: number;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() zoneId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+}
+
+export class VerdictDto {
+  @ApiProperty({ enum: VERDICTS }) @IsIn(VERDICTS) verdict: Verdict;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
+  @ApiPropertyOptional({ description: 'a snapshot reference (image id or URL)' }) @IsOptional() @IsString() @MaxLength(500) snapshotRef?: string;
+}
+
+export class RoundQuery extends PageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() operatorId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+}
+
+export class CoverageQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() zoneId?: string;
+  @ApiPropertyOptional({ minimum: 1, maximum: 365 }) @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(365) periodDays?: number;
+}

@@ -1,0 +1,285 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { returningRows } from '../../infra/database/returning';
+import { Errors } from '../../infra/http/errors';
+import type { Page } from '../../infra/http/pagination';
+import { AuditService } from '../audit-log/audit.service';
+import type { AuthUser } from '../auth/roles';
+import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../auth/scope';
+import { RegistryService } from '../registry/registry.service';
+import { FindingsService, NewFinding } from './findings.service';
+import { patrolsConfig } from './patrols.constants';
+import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from './schedule';
+
+type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
+type PostLike = Awaited<ReturnType<RegistryService['posts']>>[number];
+
+/** One post window on a day, with the head count found at its deadline (window start + grace). */
+export interface PostWindowStatus {
+  postId: string;
+  postCode: string;
+  schoolId: string;
+  gate: string;
+  kind: string;
+  start: Date;
+  end: Date;
+  deadline: Date;
+  required: number;
+  present: number;
+  staffed: boolean;
+}
+
+/** A gate seen open in school hours: from gate events (open longer than the tolerance) or a video-round verdict. */
+export interface GateOpening {
+  schoolId: string;
+  gate: string;
+  at: Date;
+  source: 'gate_event' | 'round';
+  eventId?: string;
+  findingId?: string;
+}
+
+const CHECKIN_COLS = `id, post_id AS "postId", school_id AS "schoolId", person_name AS "personName", person_role AS "personRole", recorded_by AS "recordedBy",
+  on_behalf AS "onBehalf", checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt"`;
+
+/**
+ * What people on the ground report: protection-post check-ins and check-outs (护学岗), guard
+ * patrol check-ins (GB/T 29315-2022: ≥ 5 a day) and gate open/closed events, plus the day
+ * views that audits and compliance read from them.
+ */
+@Injectable()
+export class FieldService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly findingsSvc: FindingsService,
+    private readonly audit: AuditService,
+  ) {}
+
+  private get cfg() {
+    return patrolsConfig(this.config);
+  }
+
+  // ------------------------------------------------------------------ protection posts
+
+  /**
+   * Checks a person in at a post. School security identify the post by its QR token (their own
+   * school only); the control center may name the post by id and record on someone's behalf.
+   */
+  async checkIn(user: AuthUser, dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string }, at = new Date()) {
+    let post: PostLike | null = null;
+    if (dto.qrToken) post = await this.registry.postByQrToken(dto.qrToken);
+    else if (dto.postId) {
+      if (user.role === 'school_security') throw Errors.validation([{ field: 'qrToken', reason: 'school security check in by scanning the post QR code' }]);
+      post = await this.registry.post(dto.postId).catch(() => null);
+    } else throw Errors.validation([{ field: 'qrToken', reason: 'qrToken or postId is required' }]);
+    if (!post) throw Errors.notFound('protection_post', dto.postId);
+    assertSchoolScope(user, post.schoolId);
+    const onBehalf = user.role !== 'school_security';
+    const personName = (dto.personName ?? (onBehalf ? '' : user.username)).trim();
+    if (!personName) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
+    return this.db.transaction(async (m) => {
+      const [row] = await m.query(
+        `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${CHECKIN_COLS}`,
+        [post.id, post.schoolId, personName, dto.personRole ?? 'guard', user.id, onBehalf, at],
+      );
+      await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: row.id, schoolId: post.schoolId, after: row });
+      return { ...row, postCode: post.code, gate: post.gate };
+    });
+  }
+
+  async checkOut(user: AuthUser, id: string, at = new Date()) {
+    return this.db.transaction(async (m) => {
+      const [before] = await m.query(`SELECT ${CHECKIN_COLS} FROM post_checkins WHERE id = $1 FOR UPDATE`, [id]);
+      if (!before) throw Errors.notFound('post_checkin', id);
+      assertSchoolScope(user, before.schoolId);
+      if (before.checkedOutAt) throw Errors.conflict('POST_CHECKIN.ALREADY_CHECKED_OUT', '已签退');
+      const [after] = returningRows<Record<string, unknown>>(
+        await m.query(`UPDATE post_checkins SET checked_out_at = GREATEST($2, checked_in_at) WHERE id = $1 RETURNING ${CHECKIN_COLS}`, [id, at]),
+      );
+      await this.audit.record(m, { action: 'check_out', entity: 'post_checkin', entityId: id, schoolId: before.schoolId, before, after });
+      return after;
+    });
+  }
+
+  async checkins(user: AuthUser, f: { schoolId?: string; postId?: string; date?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+    const schoolId = effectiveSchoolFilter(user, f.schoolId);
+    const from = f.date ? dayStart(f.date) : null;
+    const to = f.date ? dayStart(addDays(f.date, 1)) : null;
+    const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::uuid IS NULL OR post_id = $2) AND ($3::timestamptz IS NULL OR (checked_in_at >= $3 AND checked_in_at < $4))`;
+    const params = [schoolId ?? null, f.postId ?? null, from, to];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(`SELECT ${CHECKIN_COLS} FROM post_checkins ${where} ORDER BY checked_in_at DESC LIMIT $5 OFFSET $6`, [...params, limit, offset]),
+      this.db.query(`SELECT count(*)::int AS total FROM post_checkins ${where}`, params),
+    ]);
+    return { items, total, limit, offset };
+  }
+
+  /**
+   * Every post window of `date` whose deadline has passed by `asOf`, with the head count at the
+   * deadline: people checked in no earlier than patrols.postEarlyMinutes before the window and
+   * not checked out before the deadline.
+   */
+  async postWindowStatus(schools: SchoolLike[], date: string, asOf: Date, posts?: PostLike[]): Promise<PostWindowStatus[]> {
+    const bySchool = new Map(schools.map((s) => [s.id, s]));
+    posts ??= await this.registry.posts(schools.map((s) => s.id));
+    const due: (PostWindowOnDay & { post: PostLike })[] = [];
+    for (const p of posts) {
+      const s = bySchool.get(p.schoolId);
+      if (!s) continue;
+      for (const w of postWindows(s.timetable, s.calendar, p.windows, date, this.cfg.postGraceMinutes)) if (w.deadline <= asOf) due.push({ ...w, post: p });
+    }
+    if (due.length === 0) return [];
+    const early = this.cfg.postEarlyMinutes * 60_000;
+    const counts: { i: number; n: number }[] = await this.db.query(
+      `SELECT v.i, count(DISTINCT c.person_name)::int AS n
+         FROM unnest($1::int[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS v(i, post_id, earliest, deadline)
+         LEFT JOIN post_checkins c ON c.post_id = v.post_id AND c.checked_in_at >= v.earliest AND c.checked_in_at <= v.deadline
+                                  AND (c.checked_out_at IS NULL OR c.checked_out_at > v.deadline)
+        GROUP BY v.i`,
+      [due.map((_, i) => i), due.map((d) => d.post.id), due.map((d) => new Date(d.start.getTime() - early)), due.map((d) => d.deadline)],
+    );
+    const present = new Map(counts.map((c) => [c.i, c.n]));
+    return due.map((d, i) => {
+      const n = present.get(i) ?? 0;
+      return {
+        postId: d.post.id,
+        postCode: d.post.code,
+        schoolId: d.post.schoolId,
+        gate: d.post.gate,
+        kind: d.kind,
+        start: d.start,
+        end: d.end,
+        deadline: d.deadline,
+        required: d.post.requiredHeadcount,
+        present: n,
+        staffed: n >= d.post.requiredHeadcount,
+      };
+    });
+  }
+
+  /**
+   * The scheduled post check: every window whose deadline passed within the last
+   * `lookbackMinutes` and is understaffed becomes a finding and a console event, once per post
+   * and window (dedup key), however often the check runs.
+   */
+  async checkPosts(now = new Date(), lookbackMinutes = 180): Promise<{ windows: number; findings: number }> {
+    const date = shanghaiDate(now);
+    const schools = await this.registry.schoolsIn();
+    const statuses = (await this.postWindowStatus(schools, date, now)).filter((w) => w.deadline.getTime() > now.getTime() - lookbackMinutes * 60_000);
+    const findings = statuses.filter((w) => !w.staffed).map((w) => unstaffedFinding(w, 'post', null));
+    if (findings.length === 0) return { windows: statuses.length, findings: 0 };
+    const stored = await this.db.transaction((m) => this.findingsSvc.record(m, findings, now));
+    return { windows: statuses.length, findings: stored.length };
+  }
+
+  // ------------------------------------------------------------------ guard patrols and gates
+
+  async recordGuardPatrol(user: AuthUser, dto: { schoolId?: string; guardName?: string; route?: string; note?: string }, at = new Date()) {
+    const schoolId = dto.schoolId ?? scopedSchoolId(user);
+    if (!schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required' }]);
+    assertSchoolScope(user, schoolId);
+    await this.registry.school(schoolId).catch(() => {
+      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+    });
+    return this.db.transaction(async (m) => {
+      const [row] = await m.query(
+        `INSERT INTO guard_patrols (school_id, recorded_by, guard_name, route, note, at) VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, school_id AS "schoolId", guard_name AS "guardName", route, note, at`,
+        [schoolId, user.id, dto.guardName?.trim() ?? '', dto.route?.trim() ?? '', dto.note?.trim() ?? '', at],
+      );
+      await this.audit.record(m, { action: 'create', entity: 'guard_patrol', entityId: row.id, schoolId, after: row });
+      return row;
+    });
+  }
+
+  /** Guard patrol check-ins per school on a Shanghai date. */
+  async guardPatrolCounts(schoolIds: string[], date: string): Promise<Map<string, number>> {
+    const rows: { school_id: string; n: number }[] = await this.db.query(
+      `SELECT school_id, count(*)::int AS n FROM guard_patrols WHERE at >= $1 AND at < $2 AND school_id = ANY($3) GROUP BY school_id`,
+      [dayStart(date), dayStart(addDays(date, 1)), schoolIds],
+    );
+    return new Map(rows.map((r) => [r.school_id, r.n]));
+  }
+
+  async recordGateEvent(user: AuthUser, dto: { schoolId?: string; gate: string; state: 'open' | 'closed'; at?: string }, now = new Date()) {
+    const schoolId = dto.schoolId ?? scopedSchoolId(user);
+    if (!schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required' }]);
+    assertSchoolScope(user, schoolId);
+    await this.registry.school(schoolId).catch(() => {
+      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+    });
+    const at = dto.at ? new Date(dto.at) : now;
+    if (at.getTime() > now.getTime() + 60_000) throw Errors.validation([{ field: 'at', reason: 'must not be in the future' }]);
+    return this.db.transaction(async (m) => {
+      const [row] = await m.query(
+        `INSERT INTO gate_events (school_id, gate, state, at, recorded_by) VALUES ($1, $2, $3, $4, $5) RETURNING id, school_id AS "schoolId", gate, state, at`,
+        [schoolId, dto.gate.trim(), dto.state, at, user.id],
+      );
+      await this.audit.record(m, { action: 'create', entity: 'gate_event', entityId: row.id, schoolId, after: row });
+      return row;
+    });
+  }
+
+  /**
+   * Gates open in school hours on `date` up to `asOf`: an 'open' event not followed by 'closed'
+   * for the same gate within patrols.gateOpenToleranceMinutes, and gate_open verdicts of video rounds.
+   */
+  async gateOpenings(schools: SchoolLike[], date: string, asOf: Date): Promise<GateOpening[]> {
+    const hours = new Map<string, { start: Date; end: Date }>();
+    for (const s of schools) {
+      const h = schoolHours(s.timetable, s.calendar, date);
+      if (h) hours.set(s.id, h);
+    }
+    if (hours.size === 0) return [];
+    const ids = [...hours.keys()];
+    const tol = this.cfg.gateOpenToleranceMinutes * 60_000;
+    const events: { id: string; school_id: string; gate: string; at: Date; closed_at: Date | null }[] = await this.db.query(
+      `SELECT id, school_id, gate, at, closed_at FROM (
+         SELECT id, school_id, gate, state, at,
+                (SELECT min(c.at) FROM gate_events c WHERE c.school_id = e.school_id AND c.gate = e.gate AND c.state = 'closed' AND c.at >= e.at) AS closed_at
+           FROM gate_events e WHERE e.at >= $1 AND e.at < $2 AND e.school_id = ANY($3) AND e.state = 'open') x`,
+      [dayStart(date), asOf, ids],
+    );
+    const out: GateOpening[] = [];
+    for (const e of events) {
+      const h = hours.get(e.school_id)!;
+      const at = new Date(e.at);
+      if (at < h.start || at >= h.end) continue;
+      const closedAt = e.closed_at ? new Date(e.closed_at).getTime() : Infinity;
+      // Judged once the tolerance has run out (or the gate closed); an open gate still within tolerance is not yet a violation.
+      if (closedAt - at.getTime() > tol && at.getTime() + tol <= asOf.getTime()) out.push({ schoolId: e.school_id, gate: e.gate, at, source: 'gate_event', eventId: e.id });
+    }
+    const verdicts: { id: string; school_id: string; subject_label: string; at: Date }[] = await this.db.query(
+      `SELECT id, school_id, subject_label, at FROM patrol_findings WHERE check_name = 'gate_open' AND source = 'round' AND at >= $1 AND at < $2 AND school_id = ANY($3)`,
+      [dayStart(date), asOf, ids],
+    );
+    for (const v of verdicts) {
+      const h = hours.get(v.school_id)!;
+      const at = new Date(v.at);
+      if (at >= h.start && at < h.end) out.push({ schoolId: v.school_id, gate: v.subject_label, at, source: 'round', findingId: v.id });
+    }
+    return out;
+  }
+}
+
+/** The finding an understaffed post window becomes (dedup per post and window). */
+export function unstaffedFinding(w: PostWindowStatus, source: 'post' | 'audit', runId: string | null): NewFinding {
+  const kind = w.kind === 'arrival' ? '上学' : '放学';
+  return {
+    source,
+    check: 'post_unstaffed',
+    schoolId: w.schoolId,
+    subjectKind: 'post',
+    subjectId: w.postId,
+    subjectLabel: `${w.postCode} ${w.gate}`,
+    message: `护学岗 ${w.gate}（${w.postCode}）${kind}时段在岗 ${w.present} 人，应到 ${w.required} 人`,
+    detail: { window: w.kind, start: w.start, deadline: w.deadline, required: w.required, present: w.present },
+    runId,
+    dedupKey: source === 'post' ? `post:${w.postId}:${w.start.toISOString()}` : null,
+    at: w.deadline,
+  };
+}

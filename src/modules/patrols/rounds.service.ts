@@ -1,0 +1,224 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import type { Page } from '../../infra/http/pagination';
+import { AuditService } from '../audit-log/audit.service';
+import type { AuthUser } from '../auth/roles';
+import { RegistryService } from '../registry/registry.service';
+import { FindingsService } from './findings.service';
+import { GATE_AREA_KINDS, patrolsConfig, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
+import { addDays, dayStart, isSchoolDay, shanghaiDate, shanghaiTime } from './schedule';
+
+export interface Candidate {
+  id: string;
+  schoolId: string;
+  areaKind: string;
+  lastPatrolledAt: Date | null;
+  /** A gate camera of a school now in its arrival/dismissal window, not yet looked at in this window. */
+  favoured: boolean;
+}
+
+/**
+ * Orders cameras for a round: favoured gate cameras first, then least recently patrolled
+ * (never patrolled first), ties by id so the order is stable. Pure.
+ */
+export function pickCameras(candidates: Candidate[], n: number): Candidate[] {
+  return [...candidates]
+    .sort(
+      (a, b) =>
+        Number(b.favoured) - Number(a.favoured) ||
+        (a.lastPatrolledAt?.getTime() ?? -Infinity) - (b.lastPatrolledAt?.getTime() ?? -Infinity) ||
+        (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    )
+    .slice(0, n);
+}
+
+const ITEM_COLS = `i.camera_id AS "cameraId", i.school_id AS "schoolId", i.position, i.favoured, i.verdict, i.note, i.snapshot_ref AS "snapshotRef", i.verdict_at AS "verdictAt", i.finding_id AS "findingId"`;
+
+/**
+ * Video patrol rounds: an operator looks at N cameras and records a verdict per camera. The
+ * cameras are chosen so that the whole fleet is looked at within patrols.coveragePeriodDays
+ * (least recently patrolled first), with gate cameras favoured while their school's
+ * arrival/dismissal window is on. Cameras handed to an unfinished round are held back from
+ * other operators for patrols.roundReservationMinutes.
+ */
+@Injectable()
+export class RoundsService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly findingsSvc: FindingsService,
+    private readonly audit: AuditService,
+  ) {}
+
+  private get cfg() {
+    return patrolsConfig(this.config);
+  }
+
+  async start(user: AuthUser, dto: { size?: number; zoneId?: string; schoolId?: string }, now = new Date()) {
+    const size = Math.min(dto.size ?? this.cfg.roundDefaultSize, this.cfg.roundMaxSize);
+    const [cams, marks, held, schools] = await Promise.all([
+      this.registry.cameraPicks({ zoneId: dto.zoneId, schoolId: dto.schoolId }),
+      this.db.query(`SELECT camera_id, last_patrolled_at FROM camera_patrol_marks`) as Promise<{ camera_id: string; last_patrolled_at: Date }[]>,
+      this.db.query(
+        `SELECT i.camera_id FROM patrol_round_items i JOIN patrol_rounds r ON r.id = i.round_id WHERE i.verdict IS NULL AND r.finished_at IS NULL AND r.started_at > $1`,
+        [new Date(now.getTime() - this.cfg.roundReservationMinutes * 60_000)],
+      ) as Promise<{ camera_id: string }[]>,
+      this.registry.schoolsIn(),
+    ]);
+    const last = new Map(marks.map((m) => [m.camera_id, new Date(m.last_patrolled_at)]));
+    const busy = new Set(held.map((h) => h.camera_id));
+    // Schools in an arrival or dismissal window right now, and when that window started.
+    const date = shanghaiDate(now);
+    const windowStart = new Map<string, Date>();
+    for (const s of schools) {
+      if (!isSchoolDay(s.timetable, s.calendar, date)) continue;
+      for (const w of [s.timetable.arrival, s.timetable.dismissal]) {
+        const a = shanghaiTime(date, w.start);
+        if (a <= now && now < shanghaiTime(date, w.end)) windowStart.set(s.id, a);
+      }
+    }
+    const candidates: Candidate[] = cams
+      .filter((c) => !busy.has(c.id))
+      .map((c) => {
+        const lp = last.get(c.id) ?? null;
+        const ws = windowStart.get(c.schoolId);
+        return { id: c.id, schoolId: c.schoolId, areaKind: c.areaKind, lastPatrolledAt: lp, favoured: !!ws && GATE_AREA_KINDS.includes(c.areaKind) && (!lp || lp < ws) };
+      });
+    const picked = pickCameras(candidates, size);
+    if (picked.length === 0) throw Errors.conflict('PATROL_ROUND.NO_CAMERAS', '没有可巡查的摄像机');
+    const id = await this.db.transaction(async (m) => {
+      const [r] = await m.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [user.id, user.username, picked.length, now]);
+      await m.query(
+        `INSERT INTO patrol_round_items (round_id, camera_id, school_id, position, favoured) SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::boolean[])`,
+        [r.id, picked.map((c) => c.id), picked.map((c) => c.schoolId), picked.map((_, i) => i + 1), picked.map((c) => c.favoured)],
+      );
+      await this.audit.record(m, { action: 'start', entity: 'patrol_round', entityId: r.id, after: { size: picked.length, zoneId: dto.zoneId ?? null, schoolId: dto.schoolId ?? null } });
+      return r.id as string;
+    });
+    return this.round(id);
+  }
+
+  async round(id: string) {
+    const [r] = await this.db.query(
+      `SELECT id, operator_id AS "operatorId", operator_name AS "operatorName", size, started_at AS "startedAt", finished_at AS "finishedAt" FROM patrol_rounds WHERE id = $1`,
+      [id],
+    );
+    if (!r) throw Errors.notFound('patrol_round', id);
+    const items: Record<string, unknown>[] = await this.db.query(`SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`, [id]);
+    const cams = new Map((await this.registry.cameras({ ids: items.map((i) => i.cameraId as string) })).map((c) => [c.id, c]));
+    return {
+      ...r,
+      items: items.map((i) => {
+        const c = cams.get(i.cameraId as string);
+        return { ...i, camera: c ? { name: c.name, location: c.location, areaKind: c.areaKind, streamUrl: c.streamUrl, status: c.status } : null };
+      }),
+    };
+  }
+
+  async rounds(f: { operatorId?: string; from?: string; to?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+    const where = `WHERE ($1::uuid IS NULL OR operator_id = $1) AND ($2::timestamptz IS NULL OR started_at >= $2) AND ($3::timestamptz IS NULL OR started_at < $3)`;
+    const params = [f.operatorId ?? null, f.from ?? null, f.to ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(
+        `SELECT id, operator_id AS "operatorId", operator_name AS "operatorName", size, started_at AS "startedAt", finished_at AS "finishedAt" FROM patrol_rounds ${where} ORDER BY started_at DESC LIMIT $4 OFFSET $5`,
+        [...params, limit, offset],
+      ),
+      this.db.query(`SELECT count(*)::int AS total FROM patrol_rounds ${where}`, params),
+    ]);
+    return { items, total, limit, offset };
+  }
+
+  /** Records the verdict on one camera of a round; anything but normal becomes a finding (and a task for the school). */
+  async verdict(user: AuthUser, roundId: string, cameraId: string, dto: { verdict: Verdict; note?: string; snapshotRef?: string }, now = new Date()) {
+    await this.db.transaction(async (m) => {
+      const [r] = await m.query(`SELECT operator_id, finished_at FROM patrol_rounds WHERE id = $1 FOR UPDATE`, [roundId]);
+      if (!r) throw Errors.notFound('patrol_round', roundId);
+      if (r.operator_id !== user.id && user.role === 'operator') throw Errors.forbidden('PATROL_ROUND.NOT_YOURS', '这是其他值班员的巡查轮次');
+      const [item] = await m.query(`SELECT camera_id, school_id, verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [roundId, cameraId]);
+      if (!item) throw Errors.notFound('patrol_round_item', cameraId);
+      if (item.verdict) throw Errors.conflict('PATROL_ROUND.ALREADY_JUDGED', '该摄像机已记录巡查结论');
+      let findingId: string | null = null;
+      if (dto.verdict !== 'normal') {
+        const [cam] = await this.registry.cameras({ ids: [cameraId] });
+        const label = cam?.name ?? cameraId;
+        const gate = dto.verdict === 'gate_open' ? cam?.location || cam?.name || '校门' : label;
+        const [stored] = await this.findingsSvc.record(
+          m,
+          [
+            {
+              source: 'round',
+              check: VERDICT_CHECK[dto.verdict],
+              schoolId: item.school_id,
+              subjectKind: dto.verdict === 'gate_open' ? 'gate' : 'camera',
+              subjectId: dto.verdict === 'gate_open' ? null : cameraId,
+              subjectLabel: gate,
+              message: `视频巡查 ${label}：${VERDICT_LABEL[dto.verdict]}${dto.note ? `（${dto.note.trim()}）` : ''}`,
+              detail: { cameraId, verdict: dto.verdict, note: dto.note ?? '', snapshotRef: dto.snapshotRef ?? null, operator: user.username },
+              roundId,
+              at: now,
+            },
+          ],
+          now,
+        );
+        findingId = stored?.id ?? null;
+      }
+      await m.query(
+        `UPDATE patrol_round_items SET verdict = $3, note = $4, snapshot_ref = $5, verdict_at = $6, finding_id = $7 WHERE round_id = $1 AND camera_id = $2`,
+        [roundId, cameraId, dto.verdict, dto.note?.trim() ?? '', dto.snapshotRef ?? null, now, findingId],
+      );
+      await m.query(
+        `INSERT INTO camera_patrol_marks (camera_id, school_id, last_patrolled_at, last_verdict) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (camera_id) DO UPDATE SET last_patrolled_at = GREATEST(camera_patrol_marks.last_patrolled_at, EXCLUDED.last_patrolled_at), last_verdict = EXCLUDED.last_verdict`,
+        [cameraId, item.school_id, now, dto.verdict],
+      );
+      await m.query(
+        `UPDATE patrol_rounds SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM patrol_round_items WHERE round_id = $1 AND verdict IS NULL)`,
+        [roundId, now],
+      );
+      await this.audit.record(m, { action: 'verdict', entity: 'patrol_round', entityId: roundId, schoolId: item.school_id, after: { cameraId, ...dto, findingId } });
+    });
+    return this.round(roundId);
+  }
+
+  /**
+   * Coverage over the last `periodDays` (default patrols.coveragePeriodDays) up to `now`: share
+   * of cameras patrolled, per school and per zone, and rounds per operator per day (Asia/Shanghai).
+   */
+  async coverage(f: { zoneId?: string; periodDays?: number }, now = new Date()) {
+    const days = f.periodDays ?? this.cfg.coveragePeriodDays;
+    const since = new Date(now.getTime() - days * 86_400_000);
+    const [cams, marks, schools] = await Promise.all([
+      this.registry.cameraPicks({ zoneId: f.zoneId }),
+      this.db.query(`SELECT camera_id FROM camera_patrol_marks WHERE last_patrolled_at >= $1 AND last_patrolled_at <= $2`, [since, now]) as Promise<{ camera_id: string }[]>,
+      this.registry.schoolsIn(f.zoneId ? { zoneIds: [f.zoneId] } : {}),
+    ]);
+    const seen = new Set(marks.map((m) => m.camera_id));
+    const name = new Map(schools.map((s) => [s.id, s.name]));
+    const per = <K>(key: (c: (typeof cams)[number]) => K) => {
+      const m = new Map<K, { cameras: number; patrolled: number }>();
+      for (const c of cams) {
+        const k = key(c);
+        const e = m.get(k) ?? m.set(k, { cameras: 0, patrolled: 0 }).get(k)!;
+        e.cameras++;
+        if (seen.has(c.id)) e.patrolled++;
+      }
+      return m;
+    };
+    const share = (e: { cameras: number; patrolled: number }) => (e.cameras ? Math.round((e.patrolled / e.cameras) * 10_000) / 10_000 : null);
+    const total = { cameras: cams.length, patrolled: cams.filter((c) => seen.has(c.id)).length };
+    const bySchool = [...per((c) => c.schoolId)].map(([schoolId, e]) => ({ schoolId, name: name.get(schoolId) ?? '', ...e, share: share(e) })).sort((a, b) => (a.share ?? 1) - (b.share ?? 1) || a.name.localeCompare(b.name));
+    const byZone = [...per((c) => c.zoneId)].map(([zoneId, e]) => ({ zoneId, ...e, share: share(e) }));
+    const fromDate = shanghaiDate(since);
+    const operators: { operatorId: string; operatorName: string; date: string; rounds: number; cameras: number }[] = await this.db.query(
+      `SELECT operator_id AS "operatorId", operator_name AS "operatorName", to_char(started_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD') AS date,
+              count(*)::int AS rounds, sum(size)::int AS cameras
+         FROM patrol_rounds WHERE started_at >= $1 AND started_at < $2 GROUP BY 1, 2, 3 ORDER BY 3 DESC, 2`,
+      [dayStart(fromDate), dayStart(addDays(shanghaiDate(now), 1))],
+    );
+    return { periodDays: days, since, until: now, total: { ...total, share: share(total) }, zones: byZone, schools: bySchool, roundsPerOperatorPerDay: operators };
+  }
+}

@@ -1,0 +1,323 @@
+import { QueueName } from '../../src/infra/queue/queue.catalogue';
+import { QueueService } from '../../src/infra/queue/queue.service';
+import type { AuthUser } from '../../src/modules/auth/roles';
+import { ComplianceService } from '../../src/modules/compliance/compliance.service';
+import { readTable } from '../../src/modules/registry/import/tabular';
+import { AuditsService } from '../../src/modules/patrols/audits.service';
+import { FieldService } from '../../src/modules/patrols/field.service';
+import { RoundsService } from '../../src/modules/patrols/rounds.service';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+
+/** Shanghai wall-clock time on a date as an instant. */
+const sh = (date: string, hhmm: string) => new Date(`${date}T${hhmm}:00+08:00`);
+const MONDAY = '2026-03-02';
+
+describe('patrols and compliance over HTTP', () => {
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let cams: { id: string; schoolId: string; areaKind: string }[];
+  let post: { id: string; qrToken: string };
+  let secA: { token: string; userId: string; username: string };
+  let secB: { token: string; userId: string; username: string };
+  let operator: { token: string; userId: string; username: string };
+  const asUser = (u: { userId: string; username: string }, role: AuthUser['role'], schoolId: string | null = null): AuthUser => ({ id: u.userId, username: u.username, role, schoolId, jti: 'test' });
+  const schedulers = () => t.app.get(QueueService).queue(QueueName.Patrols);
+
+  beforeAll(async () => {
+    t = await startApp({ patrols: { postCheckEveryMs: 0 }, compliance: { snapshotEnabled: false } });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    const h = auth(admin);
+    const cam = (schoolId: string, n: number, areaKind: string, location: string) =>
+      t.http().post('/api/v1/cameras').set(h).send({ schoolId, deviceId: `500113000013200000${String(n).padStart(2, '0')}`, channelId: `500113000013100000${String(n).padStart(2, '0')}`, name: `${location}${n}`, location, areaKind }).expect(201).then((r) => r.body);
+    cams = [await cam(seed.schoolA.id, 1, 'main_gate', '南大门'), await cam(seed.schoolA.id, 2, 'perimeter', '围墙'), await cam(seed.schoolB.id, 3, 'playground', '操场')];
+    await t.http().post('/api/v1/alarm-devices').set(h).send({ code: 'SA-AB01', schoolId: seed.schoolA.id, location: '门卫室', areaKind: 'gatehouse', policeLinked: true }).expect(201);
+    for (const [i, s] of [seed.schoolA.id, seed.schoolA.id, seed.schoolB.id].entries())
+      await t.http().post('/api/v1/guards').set(h).send({ schoolId: s, name: `保安${i}`, licenceNo: `CQ-T-${1000 + i}` }).expect(201);
+    const p = (await t.http().post('/api/v1/protection-posts').set(h).send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 2 }).expect(201)).body;
+    const [{ qr_token }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [p.id])).rows;
+    post = { id: p.id, qrToken: qr_token };
+    secA = await t.userToken('school_security', seed.schoolA.id);
+    secB = await t.userToken('school_security', seed.schoolB.id);
+    operator = await t.userToken('operator');
+  });
+  afterAll(() => t.close());
+
+  describe('patrol plans ↔ job schedulers', () => {
+    it('create, change, disable and delete a plan; its scheduler follows in Redis', async () => {
+      const created = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: '每日巡查', cron: '0 9 * * 1-5', scope: { kind: 'district' }, checks: ['guard_staffing'] }).expect(201);
+      const id = created.body.id;
+      const s = await schedulers().getJobScheduler(`patrol-plan:${id}`);
+      expect(s).toMatchObject({ pattern: '0 9 * * 1-5', tz: 'Asia/Shanghai' });
+      await t.http().patch(`/api/v1/patrol-plans/${id}`).set(auth(admin)).send({ cron: '30 16 * * *' }).expect(200);
+      expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toMatchObject({ pattern: '30 16 * * *' });
+      await t.http().patch(`/api/v1/patrol-plans/${id}`).set(auth(admin)).send({ enabled: false }).expect(200);
+      expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toBeFalsy();
+      await t.http().patch(`/api/v1/patrol-plans/${id}`).set(auth(admin)).send({ enabled: true }).expect(200);
+      expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toBeTruthy();
+      await t.http().delete(`/api/v1/patrol-plans/${id}`).set(auth(admin)).expect(204);
+      expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toBeFalsy();
+      await t.http().get(`/api/v1/patrol-plans/${id}`).set(auth(admin)).expect(404);
+    });
+
+    it('reconciles schedulers with the plans table at boot', async () => {
+      const id = (await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'r', cron: '0 8 * * *', scope: { kind: 'district' }, checks: ['gate_open'] }).expect(201)).body.id;
+      await t.app.get(QueueService).removeScheduler('patrols.run' as never, `patrol-plan:${id}`);
+      await schedulers().upsertJobScheduler('patrol-plan:00000000-0000-4000-8000-00000000dead', { pattern: '0 1 * * *' }, { name: 'patrols.run', data: { planId: '00000000-0000-4000-8000-00000000dead' } });
+      const r = await t.app.get(AuditsService).reconcileSchedulers();
+      expect(r.removed).toBe(1);
+      expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toBeTruthy();
+      expect(await schedulers().getJobScheduler('patrol-plan:00000000-0000-4000-8000-00000000dead')).toBeFalsy();
+      await t.http().delete(`/api/v1/patrol-plans/${id}`).set(auth(admin)).expect(204);
+    });
+
+    it('refuses bad plans (400), other roles (403) and no token (401)', async () => {
+      const bad = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['nope'] }).expect(400);
+      expect(bad.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(expect.arrayContaining(['checks']));
+      const badCron = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['gate_open'] }).expect(400);
+      expect(badCron.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['cron', 'scope.ids']);
+      await t.http().post('/api/v1/patrol-plans').set(auth(operator.token)).send({ name: 'x', cron: '0 9 * * *', scope: { kind: 'district' }, checks: ['gate_open'] }).expect(403);
+      await t.http().get('/api/v1/patrol-plans').set(auth(secA.token)).expect(403);
+      await t.http().get('/api/v1/patrol-plans').expect(401);
+      await t.http().post('/api/v1/patrol-plans/00000000-0000-4000-8000-000000000000/run').expect(401);
+    });
+  });
+
+  describe('runs, findings, tasks', () => {
+    let planId: string;
+    beforeAll(async () => {
+      planId = (await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: '保安配备', cron: '0 9 * * *', scope: { kind: 'schools', ids: [seed.schoolA.id, seed.schoolB.id] }, checks: ['guard_staffing', 'alarm_button'] }).expect(201)).body.id;
+    });
+
+    it('a run twice for the same slot counts once (also when concurrent)', async () => {
+      const slot = '2026-03-02T01:00:00.000Z';
+      const first = await t.http().post(`/api/v1/patrol-plans/${planId}/run`).set(auth(admin)).send({ slot }).expect(201);
+      expect(first.body).toMatchObject({ duplicate: false, schoolCount: 2, failedSchoolCount: 2 });
+      const again = await t.http().post(`/api/v1/patrol-plans/${planId}/run`).set(auth(admin)).send({ slot }).expect(200);
+      expect(again.body).toMatchObject({ id: first.body.id, duplicate: true });
+      const audits = t.app.get(AuditsService);
+      const slot2 = new Date('2026-03-03T01:00:00.000Z');
+      const [a, b] = await Promise.all([audits.runPlan(planId, { slot: slot2 }), audits.runPlan(planId, { slot: slot2 })]);
+      expect(a!.run.id).toBe(b!.run.id);
+      expect([a!.duplicate, b!.duplicate].sort()).toEqual([false, true]);
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM patrol_runs WHERE plan_id = $1`, [planId]);
+      expect(rows[0].n).toBe(2);
+      const f = await t.db.query(`SELECT run_id, count(*)::int AS n FROM patrol_findings WHERE run_id IN (SELECT id FROM patrol_runs WHERE plan_id = $1) GROUP BY run_id`, [planId]);
+      expect(f.rows.map((r) => r.n)).toEqual([first.body.findingCount, first.body.findingCount]);
+    });
+
+    it('findings open one task per problem, push console events, and school security close their own', async () => {
+      const runs = (await t.http().get('/api/v1/patrol-runs').query({ planId }).set(auth(admin)).expect(200)).body.items;
+      const schools = (await t.http().get(`/api/v1/patrol-runs/${runs[0].id}/schools`).set(auth(admin)).expect(200)).body.items;
+      const b = schools.find((s: { schoolId: string }) => s.schoolId === seed.schoolB.id);
+      expect(b.results.guard_staffing).toMatchObject({ status: 'fail', required: 2, actual: 1, short: 1 });
+      expect(b.results.alarm_button).toMatchObject({ status: 'fail', buttons: 0 });
+      const a = schools.find((s: { schoolId: string }) => s.schoolId === seed.schoolA.id);
+      expect(a.results.guard_staffing.status).toBe('pass');
+      expect(a.results.alarm_button.bad[0].problems).toEqual(['no_heartbeat', 'test_overdue']);
+
+      // Two runs found B short of guards: one open task with two findings.
+      const tasks = (await t.http().get('/api/v1/rectification-tasks').query({ schoolId: seed.schoolB.id, status: 'open' }).set(auth(admin)).expect(200)).body;
+      const staffing = tasks.items.find((x: { check: string }) => x.check === 'guard_staffing');
+      expect(staffing).toMatchObject({ findingCount: 2, status: 'open', checkLabel: '专职保安员配备不足' });
+      const ev = await t.db.query(`SELECT school_id, payload FROM console_events WHERE type = 'patrol.finding' AND payload->>'runId' = $1`, [runs[0].id]);
+      expect(ev.rows.map((r) => r.school_id).sort()).toEqual([seed.schoolA.id, seed.schoolB.id].sort());
+      const evB = ev.rows.find((r) => r.school_id === seed.schoolB.id).payload;
+      expect(evB).toMatchObject({ source: 'audit', total: 2 });
+      expect(evB.findings.map((x: { check: string }) => x.check).sort()).toEqual(['alarm_button', 'guard_staffing']);
+
+      // School security: own tasks only.
+      const own = (await t.http().get('/api/v1/rectification-tasks').set(auth(secB.token)).expect(200)).body;
+      expect(own.items.every((x: { schoolId: string }) => x.schoolId === seed.schoolB.id)).toBe(true);
+      await t.http().get('/api/v1/rectification-tasks').query({ schoolId: seed.schoolB.id }).set(auth(secA.token)).expect(403);
+      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secA.token)).send({ note: 'x' }).expect(403);
+      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({}).expect(400);
+      const auditor = (await t.userToken('auditor')).token;
+      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(auditor)).send({ note: 'x' }).expect(403);
+      const closed = await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({ note: '已招聘保安一名', evidenceRef: 'photo:123' }).expect(200);
+      expect(closed.body).toMatchObject({ status: 'closed', closeNote: '已招聘保安一名', evidenceRef: 'photo:123', closedBy: secB.userId });
+      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({ note: 'again' }).expect(409);
+      const detail = (await t.http().get(`/api/v1/rectification-tasks/${staffing.id}`).set(auth(secB.token)).expect(200)).body;
+      expect(detail.findings).toHaveLength(2);
+      // Found again after closing: a new task.
+      await t.app.get(AuditsService).runPlan(planId, { slot: new Date('2026-03-04T01:00:00.000Z') });
+      const reopened = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open' }).set(auth(secB.token)).expect(200)).body.items;
+      expect(reopened.filter((x: { check: string }) => x.check === 'guard_staffing')).toHaveLength(1);
+      await t.http().get('/api/v1/patrol-findings').query({ check: 'guard_staffing' }).set(auth(secB.token)).expect(200);
+      await t.http().get('/api/v1/rectification-tasks').expect(401);
+    });
+  });
+
+  describe('protection posts', () => {
+    it('school security check in by the QR token of their own school only; the center on their behalf', async () => {
+      const ok = await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ qrToken: post.qrToken }).expect(201);
+      expect(ok.body).toMatchObject({ postId: post.id, schoolId: seed.schoolA.id, personName: secA.username, onBehalf: false, gate: '南大门' });
+      await t.http().post('/api/v1/post-checkins').set(auth(secB.token)).send({ qrToken: post.qrToken }).expect(403);
+      await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ qrToken: 'no-such-token' }).expect(404);
+      await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ postId: post.id }).expect(400);
+      await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id }).expect(400);
+      const behalf = await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName: '李警官', personRole: 'police' }).expect(201);
+      expect(behalf.body).toMatchObject({ onBehalf: true, personRole: 'police' });
+      const out = await t.http().post(`/api/v1/post-checkins/${ok.body.id}/checkout`).set(auth(secA.token)).expect(200);
+      expect(out.body.checkedOutAt).toBeTruthy();
+      await t.http().post(`/api/v1/post-checkins/${behalf.body.id}/checkout`).set(auth(secB.token)).expect(403);
+      await t.http().post('/api/v1/post-checkins').send({ qrToken: post.qrToken }).expect(401);
+      const list = (await t.http().get('/api/v1/post-checkins').set(auth(secA.token)).expect(200)).body;
+      expect(list.total).toBe(2);
+    });
+
+    it('a post short of its head count at window start + grace becomes a finding and a console event, once per window', async () => {
+      const field = t.app.get(FieldService);
+      const op = asUser(operator, 'operator');
+      await field.checkIn(op, { postId: post.id, personName: '王建国' }, sh(MONDAY, '07:20'));
+      await field.checkIn(op, { postId: post.id, personName: '张伟' }, sh(MONDAY, '16:25'));
+      await field.checkIn(op, { postId: post.id, personName: '刘强' }, sh(MONDAY, '16:35'));
+      const early = await field.checkPosts(sh(MONDAY, '07:39'));
+      expect(early).toEqual({ windows: 0, findings: 0 });
+      const due = await field.checkPosts(sh(MONDAY, '07:41'));
+      expect(due).toEqual({ windows: 1, findings: 1 });
+      expect(await field.checkPosts(sh(MONDAY, '07:45'))).toEqual({ windows: 1, findings: 0 });
+      const { rows } = await t.db.query(`SELECT message, detail, task_id FROM patrol_findings WHERE source = 'post'`);
+      expect(rows).toHaveLength(1);
+      expect(rows[0].message).toContain('在岗 1 人，应到 2 人');
+      expect(rows[0].task_id).toBeTruthy();
+      const ev = await t.db.query(`SELECT payload FROM console_events WHERE type = 'patrol.finding' AND payload->>'source' = 'post'`);
+      expect(ev.rows).toHaveLength(1);
+      expect(ev.rows[0].payload.findings[0].check).toBe('post_unstaffed');
+      // Dismissal: two on post by 16:40 → staffed, no finding.
+      expect(await field.checkPosts(sh(MONDAY, '16:45'))).toEqual({ windows: 1, findings: 0 });
+      // A holiday has no windows.
+      expect(await field.checkPosts(sh('2026-03-07', '07:45'))).toEqual({ windows: 0, findings: 0 });
+    });
+
+    it('guard patrols and gate events: own school for school security, 400 on bad input', async () => {
+      await t.http().post('/api/v1/guard-patrols').set(auth(secA.token)).send({ route: '教学楼-操场' }).expect(201);
+      await t.http().post('/api/v1/guard-patrols').set(auth(secA.token)).send({ schoolId: seed.schoolB.id }).expect(403);
+      await t.http().post('/api/v1/guard-patrols').set(auth(operator.token)).send({}).expect(400);
+      await t.http().post('/api/v1/gate-events').set(auth(secA.token)).send({ gate: '南大门', state: 'ajar' }).expect(400);
+      await t.http().post('/api/v1/gate-events').set(auth(secB.token)).send({ schoolId: seed.schoolA.id, gate: '南大门', state: 'open' }).expect(403);
+      await t.http().post('/api/v1/gate-events').send({ gate: 'x', state: 'open' }).expect(401);
+    });
+  });
+
+  describe('video patrol rounds', () => {
+    it('picks never or least recently patrolled cameras first, records verdicts, and reports coverage', async () => {
+      const r1 = (await t.http().post('/api/v1/patrol-rounds').set(auth(operator.token)).send({ size: 2 }).expect(201)).body;
+      expect(r1.items).toHaveLength(2);
+      const other = await t.userToken('operator');
+      // While r1 is open its cameras are held back: another operator gets the remaining one.
+      const r2 = (await t.http().post('/api/v1/patrol-rounds').set(auth(other.token)).send({ size: 2 }).expect(201)).body;
+      expect(r2.items.map((i: { cameraId: string }) => i.cameraId)).toEqual(cams.map((c) => c.id).filter((id) => !r1.items.some((i: { cameraId: string }) => i.cameraId === id)));
+      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(other.token)).send({ verdict: 'normal' }).expect(403);
+      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'fine' }).expect(400);
+      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'normal' }).expect(200);
+      const done = (await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'obstructed', note: '镜头被树枝遮挡', snapshotRef: 'snap-1' }).expect(200)).body;
+      expect(done.finishedAt).toBeTruthy();
+      expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: 'snap-1' });
+      expect(done.items[1].findingId).toBeTruthy();
+      const [f] = (await t.db.query(`SELECT school_id, check_name, task_id FROM patrol_findings WHERE id = $1`, [done.items[1].findingId])).rows;
+      expect(f).toMatchObject({ check_name: 'round_obstructed', school_id: r1.items[1].schoolId });
+      expect(f.task_id).toBeTruthy();
+      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'normal' }).expect(409);
+
+      await t.http().post(`/api/v1/patrol-rounds/${r2.id}/cameras/${r2.items[0].cameraId}/verdict`).set(auth(other.token)).send({ verdict: 'normal' }).expect(200);
+      // All three patrolled now; the next round starts with the least recently patrolled.
+      const r3 = (await t.http().post('/api/v1/patrol-rounds').set(auth(operator.token)).send({ size: 3 }).expect(201)).body;
+      expect(r3.items.map((i: { cameraId: string }) => i.cameraId)).toEqual([r1.items[0].cameraId, r1.items[1].cameraId, r2.items[0].cameraId]);
+
+      const cov = (await t.http().get('/api/v1/patrol-coverage').set(auth(admin)).expect(200)).body;
+      expect(cov.total).toEqual({ cameras: 3, patrolled: 3, share: 1 });
+      expect(cov.zones).toEqual([{ zoneId: seed.zone.id, cameras: 3, patrolled: 3, share: 1 }]);
+      const perOp = cov.roundsPerOperatorPerDay.find((x: { operatorId: string }) => x.operatorId === operator.userId);
+      expect(perOp).toMatchObject({ rounds: 2, cameras: 5 });
+      await t.http().get('/api/v1/patrol-coverage').set(auth(secA.token)).expect(403);
+      await t.http().post('/api/v1/patrol-rounds').set(auth(secA.token)).send({}).expect(403);
+      await t.http().post('/api/v1/patrol-rounds').set(auth(admin)).send({ size: 0 }).expect(400);
+    });
+
+    it('favours gate cameras in their school’s arrival window', async () => {
+      const rounds = t.app.get(RoundsService);
+      const nextMonday = '2026-11-30';
+      const r = await rounds.start(asUser(operator, 'operator'), { size: 1 }, sh(nextMonday, '07:35'));
+      expect(r.items[0]).toMatchObject({ cameraId: cams[0].id, favoured: true });
+      const outside = await rounds.start(asUser(operator, 'operator'), { size: 1 }, sh(nextMonday, '10:00'));
+      expect(outside.items[0].favoured).toBe(false);
+    });
+  });
+
+  describe('compliance: the four targets', () => {
+    const date = MONDAY;
+    it('per school with reasons, snapshot idempotent per day, district view, trend and exports', async () => {
+      const field = t.app.get(FieldService);
+      // School A: devices online and police-linked since before the day, a gate left open at 10:00.
+      await t.db.query(`UPDATE cameras SET status = 'online' WHERE school_id = $1`, [seed.schoolA.id]);
+      await t.db.query(`UPDATE alarm_devices SET status = 'online', last_test_at = now() WHERE school_id = $1`, [seed.schoolA.id]);
+      await field.recordGateEvent(asUser(secA, 'school_security', seed.schoolA.id), { gate: '北门', state: 'open', at: sh(date, '10:00').toISOString() }, sh(date, '12:00'));
+      const compliance = t.app.get(ComplianceService);
+      const now = sh(date, '20:00');
+      const rows = await compliance.compute(date, {}, now);
+      const a = rows.find((r) => r.schoolId === seed.schoolA.id)!;
+      const b = rows.find((r) => r.schoolId === seed.schoolB.id)!;
+      expect(a).toMatchObject({ schoolDay: true, closedCampus: false, guards: true, networked: true, posts: false, allMet: false, failedCount: 2 });
+      expect(a.reasons.closedCampus).toMatchObject({ gates: [{ gate: '北门', source: 'gate_event' }] });
+      expect(a.reasons.posts).toMatchObject({ windows: [{ post: 'SA-HXG1', gate: '南大门', window: 'arrival', required: 2, present: 1 }] });
+      expect(b).toMatchObject({ closedCampus: true, guards: false, networked: false, posts: true, failedCount: 2 });
+      expect(b.reasons.guards).toMatchObject({ required: 2, actual: 1, short: 1 });
+      expect(b.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[2].id }], noAlarmButton: true });
+
+      // A camera that went offline during school hours breaks A's networked target for that day.
+      await t.db.query(`INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES ($1, 'camera', $2, 'online', 'offline', $3), ($1, 'camera', $2, 'offline', 'online', $4)`, [
+        cams[1].id,
+        seed.schoolA.id,
+        sh(date, '11:00'),
+        sh(date, '11:20'),
+      ]);
+      const a2 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
+      expect(a2.networked).toBe(false);
+      expect(a2.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[1].id }], offlineCameraCount: 1 });
+
+      await compliance.snapshot(date, now);
+      await compliance.snapshot(date, now);
+      const { rows: snap } = await t.db.query(`SELECT count(*)::int AS n FROM compliance_daily WHERE date = $1`, [date]);
+      expect(snap[0].n).toBe(2);
+
+      const auditor = (await t.userToken('auditor')).token;
+      const district = (await t.http().get('/api/v1/compliance/district').query({ date }).set(auth(auditor)).expect(200)).body;
+      expect(district.shares).toEqual({ closedCampus: 0.5, guards: 0.5, networked: 0, posts: 0.5, allMet: 0 });
+      expect(district.worst.items[0].failedCount).toBeGreaterThanOrEqual(district.worst.items[1].failedCount);
+      const perSchool = (await t.http().get('/api/v1/compliance/schools').query({ date, zoneId: seed.zone.id }).set(auth(auditor)).expect(200)).body;
+      expect(perSchool.total).toBe(2);
+      const trend = (await t.http().get('/api/v1/compliance/trend').query({ from: '2026-03-01', to: '2026-03-03' }).set(auth(auditor)).expect(200)).body;
+      expect(trend.days).toEqual([{ date, schools: 2, shares: district.shares }]);
+
+      const csv = await t.http().get('/api/v1/compliance/export').query({ format: 'csv', from: date, to: date, groupId: seed.group.id }).set(auth(auditor)).buffer(true).parse(binary).expect(200);
+      expect(csv.headers['content-type']).toMatch(/text\/csv/);
+      const csvTable = await readTable(csv.body);
+      expect(csvTable.header).toEqual(['日期', '学校代码', '学校名称', '上课日', '校园封闭化管理', '专职保安员配备', '视频监控及一键报警联网', '护学岗', '四个100%', '未达标原因']);
+      expect(csvTable.rows.map((r) => r.cells.slice(0, 9))).toEqual([
+        [date, 'SA', '甲小学', '是', '未达标', '达标', '未达标', '未达标', '未达标'],
+        [date, 'SB', '乙小学', '是', '达标', '未达标', '未达标', '达标', '未达标'],
+      ]);
+      expect(csvTable.rows[1].cells[9]).toContain('保安员 1/2，缺 1 人');
+      const xlsx = await t.http().get('/api/v1/compliance/export').query({ format: 'xlsx', from: date, to: date }).set(auth(auditor)).buffer(true).parse(binary).expect(200);
+      const xTable = await readTable(xlsx.body);
+      expect(xTable.format).toBe('xlsx');
+      expect(xTable.rows.map((r) => r.cells.slice(0, 9))).toEqual(csvTable.rows.map((r) => r.cells.slice(0, 9)));
+      expect(xTable.rows[0].cells[9]).toContain('校门开启：北门');
+
+      await t.http().get('/api/v1/compliance/export').query({ format: 'pdf' }).set(auth(auditor)).expect(400);
+      await t.http().get('/api/v1/compliance/district').query({ date: '2026-13-01' }).set(auth(auditor)).expect(400);
+      await t.http().get('/api/v1/compliance/district').set(auth(secA.token)).expect(403);
+      await t.http().get('/api/v1/compliance/export').expect(401);
+      await t.http().post('/api/v1/compliance/snapshots').set(auth(auditor)).send({}).expect(403);
+      await t.http().post('/api/v1/compliance/snapshots').set(auth(admin)).send({ date: 'today' }).expect(400);
+    });
+  });
+});
+
+const binary = ((res: NodeJS.ReadableStream, cb: (err: Error | null, body: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+}) as never;
