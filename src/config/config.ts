@@ -16,6 +16,8 @@ export interface AppConfig {
   http: { port: number; host: string; bodyLimitKb: number; trustProxy: boolean };
   database: { url: string; poolSize: number; embeddedFallback: boolean; embeddedDataDir: string; embeddedPort: number };
   redis: { url: string; keyPrefix: string };
+  /** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */
+  queue: { concurrency: number; lockDurationMs: number; stalledIntervalMs: number };
   log: { level: 'debug' | 'info' | 'warn' | 'error' | 'silent' };
   auth: {
     jwtSecret: string;
@@ -202,6 +204,9 @@ const SCHEMA: Record<string, Rule> = {
   'database.embeddedPort': rules.int(1, 65535),
   'redis.url': rules.url(['redis:', 'rediss:']),
   'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
+  'queue.concurrency': rules.int(1, 1000),
+  'queue.lockDurationMs': rules.int(1000, 3_600_000),
+  'queue.stalledIntervalMs': rules.int(1000, 3_600_000),
   'log.level': rules.oneOf(['debug', 'info', 'warn', 'error', 'silent']),
   'auth.jwtSecret': rules.str(),
   'auth.accessTtlSeconds': rules.int(30, 86400),

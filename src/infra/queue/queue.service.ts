@@ -87,7 +87,7 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
     if (!this.runsWorkers()) return;
     const missing = (Object.keys(JOBS) as JobName[]).filter((n) => !this.handlers.has(n));
     if (missing.length) throw new Error(`No handler registered for job(s): ${missing.join(', ')}`);
-    const concurrency = (this.config.queue as { concurrency: number } | undefined)?.concurrency ?? 20;
+    const { concurrency, lockDurationMs, stalledIntervalMs } = this.config.queue;
     for (const queueName of new Set(Object.values(JOBS).map((j) => j.queue))) {
       // BullMQ does not close a connection it was given: keep it to close on shutdown.
       const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
@@ -96,6 +96,8 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
         connection,
         prefix: this.prefix,
         concurrency,
+        lockDuration: lockDurationMs,
+        stalledInterval: stalledIntervalMs,
       });
       worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
       worker.on('error', (e) => this.logger.warn(`worker ${queueName}: ${e.message}`));
