@@ -30,6 +30,7 @@ export interface AppConfig {
     bootstrapAdminPassword: string;
     minPasswordLength: number;
     deviceCredentialCacheSeconds: number;
+    pruneRefreshTokensCron: string;
   };
   registry: { defaultPageSize: number; maxPageSize: number };
   import: { maxFileBytes: number; maxRows: number };
@@ -218,6 +219,7 @@ const SCHEMA: Record<string, Rule> = {
   'auth.bootstrapAdminPassword': rules.str(),
   'auth.minPasswordLength': rules.int(6, 128),
   'auth.deviceCredentialCacheSeconds': rules.int(0, 3600),
+  'auth.pruneRefreshTokensCron': rules.cron(),
   'registry.defaultPageSize': rules.int(1, 10000),
   'registry.maxPageSize': rules.int(1, 10000),
   'import.maxFileBytes': rules.int(1024, 1024 * 1024 * 1024),

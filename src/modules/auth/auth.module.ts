@@ -1,6 +1,7 @@
 import { Global, Inject, Module, OnModuleInit } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuthController } from './auth.controller';
@@ -25,12 +26,13 @@ import { UsersService } from './users.service';
 export class AuthModule implements OnModuleInit {
   constructor(
     @Inject(QueueService) private readonly queue: QueueService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly auth: AuthService,
   ) {
     this.queue.handle(JobName.PruneRefreshTokens, (p) => this.auth.pruneRefreshTokens(p.olderThanDays));
   }
 
   async onModuleInit(): Promise<void> {
-    await this.queue.upsertScheduler('auth.prune-refresh-tokens', JobName.PruneRefreshTokens, { pattern: '17 3 * * *' }, { olderThanDays: 1 });
+    await this.queue.upsertScheduler('auth.prune-refresh-tokens', JobName.PruneRefreshTokens, { pattern: this.config.auth.pruneRefreshTokensCron }, { olderThanDays: 1 });
   }
 }
