@@ -8,6 +8,8 @@ import { AuditsService } from '../../src/modules/patrols/audits.service';
 import { FieldService } from '../../src/modules/patrols/field.service';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { RoundsService } from '../../src/modules/patrols/rounds.service';
+import { schoolHours } from '../../src/modules/patrols/schedule';
+import { RegistryService } from '../../src/modules/registry/registry.service';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /** Shanghai wall-clock time on a date as an instant. */
@@ -303,6 +305,17 @@ describe('patrols and compliance over HTTP', () => {
       const a2 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
       expect(a2.networked).toBe(false);
       expect(a2.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[1].id }], offlineCameraCount: 1 });
+      // The audit's online rate: the bounced camera (online now) counts its 20 minutes off, the other its whole window.
+      const [schoolA] = await t.app.get(RegistryService).schoolsIn({ ids: [seed.schoolA.id] });
+      const hours = schoolHours(schoolA.timetable, schoolA.calendar, date)!;
+      const windowMs = Math.min(now.getTime(), hours.end.getTime()) - hours.start.getTime();
+      const { results } = await t.app.get(AuditsService).evaluate([schoolA], ['camera_online_rate'], now);
+      expect(results.get(seed.schoolA.id)!.camera_online_rate).toMatchObject({
+        cameras: 2,
+        notAlwaysOnline: 1,
+        rate: Math.round(((2 * windowMs - 20 * 60_000) / (2 * windowMs)) * 10_000) / 10_000,
+        worst: [{ id: cams[1].id, onlineRate: Math.round(((windowMs - 20 * 60_000) / windowMs) * 10_000) / 10_000 }],
+      });
 
       await compliance.snapshot(date, now);
       await compliance.snapshot(date, now);
