@@ -264,11 +264,29 @@ export class AuditsService {
     const set = (schoolId: string, check: string, r: CheckResult) => (results.get(schoolId)![check] = r);
     if (schools.length === 0) return { results, findings };
 
-    if (want.has('camera_online_rate')) {
+    // Everything the checks read, loaded at once (the queries overlap on the pool instead of queueing behind each other).
+    const none = Promise.resolve(null);
+    const [cameraData, buttonRows, faultData, guardCounts, postWindows, openings, patrolCounts] = await Promise.all([
+      want.has('camera_online_rate')
+        ? this.health.transitionsBetween(dayStart(date), new Date(now.getTime() + 1)).then(async (rows) => {
+            const changes = changesByDevice(rows);
+            return { changes, census: await this.registry.cameraCensus(filter, [...changes.keys()]) };
+          })
+        : none,
+      want.has('alarm_button') ? this.registry.alarmDeviceStates(filter) : none,
+      want.has('device_offline_24h')
+        ? this.health.overdueFaultRows(now, filter).then(async (faults) => ({ faults, names: await this.registry.deviceNames([...new Set(faults.map((f) => f.deviceId))]) }))
+        : none,
+      want.has('guard_staffing') ? this.registry.fullTimeGuardCounts(filter) : none,
+      want.has('post_unstaffed') ? this.field.postWindowStatus(schools, date, now) : none,
+      want.has('gate_open') ? this.field.gateOpenings(schools, date, now) : none,
+      want.has('guard_patrol_count') ? this.field.guardPatrolCounts(ids, date) : none,
+    ]);
+
+    if (cameraData) {
       // Only cameras not online now or with a transition today can fall short: the rest are
       // counted per school in SQL and contribute their whole window (100,000 rows never reach JS).
-      const changes = changesByDevice(await this.health.transitionsBetween(dayStart(date), new Date(now.getTime() + 1)));
-      const census = await this.registry.cameraCensus(filter, [...changes.keys()]);
+      const { changes, census } = cameraData;
       const watchBySchool = new Map<string, typeof census.watch>();
       for (const d of census.watch) (watchBySchool.get(d.schoolId) ?? watchBySchool.set(d.schoolId, []).get(d.schoolId)!).push(d);
       const threshold = this.cfg.onlineRateThreshold;
@@ -308,9 +326,9 @@ export class AuditsService {
       }
     }
 
-    if (want.has('alarm_button')) {
-      const bySchool = new Map<string, Awaited<ReturnType<RegistryService['alarmDeviceStates']>>>();
-      for (const d of await this.registry.alarmDeviceStates(filter)) (bySchool.get(d.schoolId) ?? bySchool.set(d.schoolId, []).get(d.schoolId)!).push(d);
+    if (buttonRows) {
+      const bySchool = new Map<string, typeof buttonRows>();
+      for (const d of buttonRows) (bySchool.get(d.schoolId) ?? bySchool.set(d.schoolId, []).get(d.schoolId)!).push(d);
       const testCutoff = now.getTime() - this.cfg.alarmTestOverdueDays * 86_400_000;
       for (const s of schools) {
         const buttons = bySchool.get(s.id) ?? [];
@@ -341,9 +359,8 @@ export class AuditsService {
       }
     }
 
-    if (want.has('device_offline_24h')) {
-      const faults = await this.health.overdueFaultRows(now, filter);
-      const names = await this.registry.deviceNames([...new Set(faults.map((f) => f.deviceId))]);
+    if (faultData) {
+      const { faults, names } = faultData;
       const bySchool = new Map<string, typeof faults>();
       for (const f of faults) if (results.has(f.schoolId)) (bySchool.get(f.schoolId) ?? bySchool.set(f.schoolId, []).get(f.schoolId)!).push(f);
       for (const s of schools) {
@@ -367,8 +384,8 @@ export class AuditsService {
       }
     }
 
-    if (want.has('guard_staffing')) {
-      const counts = await this.registry.fullTimeGuardCounts(filter);
+    if (guardCounts) {
+      const counts = guardCounts;
       for (const s of schools) {
         const required = requiredGuards(s.studentCount + s.staffCount, this.cfg.staffingRule, s.studentCount);
         const actual = counts.get(s.id) ?? 0;
@@ -387,8 +404,8 @@ export class AuditsService {
       }
     }
 
-    if (want.has('post_unstaffed')) {
-      const windows = await this.field.postWindowStatus(schools, date, now);
+    if (postWindows) {
+      const windows = postWindows;
       const bySchool = new Map<string, typeof windows>();
       for (const w of windows) (bySchool.get(w.schoolId) ?? bySchool.set(w.schoolId, []).get(w.schoolId)!).push(w);
       for (const s of schools) {
@@ -399,8 +416,7 @@ export class AuditsService {
       }
     }
 
-    if (want.has('gate_open')) {
-      const openings = await this.field.gateOpenings(schools, date, now);
+    if (openings) {
       const bySchool = new Map<string, typeof openings>();
       for (const o of openings) (bySchool.get(o.schoolId) ?? bySchool.set(o.schoolId, []).get(o.schoolId)!).push(o);
       for (const s of schools) {
@@ -423,8 +439,8 @@ export class AuditsService {
       }
     }
 
-    if (want.has('guard_patrol_count')) {
-      const counts = await this.field.guardPatrolCounts(ids, date);
+    if (patrolCounts) {
+      const counts = patrolCounts;
       const min = this.cfg.guardPatrolDailyMinimum;
       for (const s of schools) {
         const hours = schoolHours(s.timetable, s.calendar, date);
