@@ -1,3 +1,4 @@
+import { DataSource } from 'typeorm';
 import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import type { AuthUser } from '../../src/modules/auth/roles';
@@ -5,7 +6,10 @@ import { ComplianceService } from '../../src/modules/compliance/compliance.servi
 import { readTable } from '../../src/modules/registry/import/tabular';
 import { AuditsService } from '../../src/modules/patrols/audits.service';
 import { FieldService } from '../../src/modules/patrols/field.service';
+import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { RoundsService } from '../../src/modules/patrols/rounds.service';
+import { schoolHours } from '../../src/modules/patrols/schedule';
+import { RegistryService } from '../../src/modules/registry/registry.service';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /** Shanghai wall-clock time on a date as an instant. */
@@ -121,11 +125,17 @@ describe('patrols and compliance over HTTP', () => {
       const tasks = (await t.http().get('/api/v1/rectification-tasks').query({ schoolId: seed.schoolB.id, status: 'open' }).set(auth(admin)).expect(200)).body;
       const staffing = tasks.items.find((x: { check: string }) => x.check === 'guard_staffing');
       expect(staffing).toMatchObject({ findingCount: 2, status: 'open', checkLabel: '专职保安员配备不足' });
+      // An audit run sends district summary events (one per 500 schools), not one per school.
       const ev = await t.db.query(`SELECT school_id, payload FROM console_events WHERE type = 'patrol.finding' AND payload->>'runId' = $1`, [runs[0].id]);
-      expect(ev.rows.map((r) => r.school_id).sort()).toEqual([seed.schoolA.id, seed.schoolB.id].sort());
-      const evB = ev.rows.find((r) => r.school_id === seed.schoolB.id).payload;
-      expect(evB).toMatchObject({ source: 'audit', total: 2 });
-      expect(evB.findings.map((x: { check: string }) => x.check).sort()).toEqual(['alarm_button', 'guard_staffing']);
+      expect(ev.rows).toHaveLength(1);
+      expect(ev.rows[0].school_id).toBeNull();
+      const summary = ev.rows[0].payload;
+      expect(summary).toMatchObject({ source: 'audit', total: runs[0].findingCount, chunk: { index: 1, of: 1 } });
+      expect(summary.schools.map((x: { schoolId: string }) => x.schoolId).sort()).toEqual([seed.schoolA.id, seed.schoolB.id].sort());
+      const evB = summary.schools.find((x: { schoolId: string }) => x.schoolId === seed.schoolB.id);
+      expect(evB).toEqual({ schoolId: seed.schoolB.id, total: 2, checks: { alarm_button: 1, guard_staffing: 1 } });
+      const listedB = summary.findings.filter((x: { taskId: string }) => x.taskId && tasks.items.some((tk: { id: string }) => tk.id === x.taskId));
+      expect(listedB.map((x: { check: string }) => x.check).sort()).toEqual(['alarm_button', 'guard_staffing']);
 
       // School security: own tasks only.
       const own = (await t.http().get('/api/v1/rectification-tasks').set(auth(secB.token)).expect(200)).body;
@@ -146,6 +156,25 @@ describe('patrols and compliance over HTTP', () => {
       expect(reopened.filter((x: { check: string }) => x.check === 'guard_staffing')).toHaveLength(1);
       await t.http().get('/api/v1/patrol-findings').query({ check: 'guard_staffing' }).set(auth(secB.token)).expect(200);
       await t.http().get('/api/v1/rectification-tasks').expect(401);
+    });
+    it('deduplicated findings already stored count for nothing; the rest open or join one task and carry its id', async () => {
+      const svc = t.app.get(FindingsService);
+      const db = t.app.get(DataSource);
+      const now = new Date('2026-03-05T02:00:00.000Z');
+      const f = (dedupKey: string | null) => ({ source: 'audit' as const, check: 'gate_open', schoolId: seed.schoolB.id, subjectKind: 'gate' as const, subjectLabel: '东门', message: '东门 上课时段开启', dedupKey, at: now });
+      // The same dedup key twice in one batch is stored once.
+      const first = await db.transaction((m) => svc.record(m, [f('edge:gate:1'), f('edge:gate:1'), f(null)], now));
+      expect(first).toHaveLength(2);
+      expect(first[0].taskId).toBeTruthy();
+      expect(first[1].taskId).toBe(first[0].taskId);
+      const again = await db.transaction((m) => svc.record(m, [f('edge:gate:1'), f(null)], now));
+      expect(again.map((x) => x.taskId)).toEqual([first[0].taskId]);
+      const [task] = (await t.db.query(`SELECT finding_count FROM rectification_tasks WHERE id = $1`, [first[0].taskId])).rows;
+      expect(task.finding_count).toBe(3);
+      const stored = (await t.db.query(`SELECT dedup_key, task_id FROM patrol_findings WHERE subject_label = '东门' AND school_id = $1`, [seed.schoolB.id])).rows;
+      expect(stored).toHaveLength(3);
+      expect(stored.every((r) => r.task_id === first[0].taskId)).toBe(true);
+      expect(stored.filter((r) => r.dedup_key === 'edge:gate:1')).toHaveLength(1);
     });
   });
 
@@ -276,6 +305,17 @@ describe('patrols and compliance over HTTP', () => {
       const a2 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
       expect(a2.networked).toBe(false);
       expect(a2.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[1].id }], offlineCameraCount: 1 });
+      // The audit's online rate: the bounced camera (online now) counts its 20 minutes off, the other its whole window.
+      const [schoolA] = await t.app.get(RegistryService).schoolsIn({ ids: [seed.schoolA.id] });
+      const hours = schoolHours(schoolA.timetable, schoolA.calendar, date)!;
+      const windowMs = Math.min(now.getTime(), hours.end.getTime()) - hours.start.getTime();
+      const { results } = await t.app.get(AuditsService).evaluate([schoolA], ['camera_online_rate'], now);
+      expect(results.get(seed.schoolA.id)!.camera_online_rate).toMatchObject({
+        cameras: 2,
+        notAlwaysOnline: 1,
+        rate: Math.round(((2 * windowMs - 20 * 60_000) / (2 * windowMs)) * 10_000) / 10_000,
+        worst: [{ id: cams[1].id, onlineRate: Math.round(((windowMs - 20 * 60_000) / windowMs) * 10_000) / 10_000 }],
+      });
 
       await compliance.snapshot(date, now);
       await compliance.snapshot(date, now);

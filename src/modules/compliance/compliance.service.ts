@@ -75,9 +75,14 @@ export class ComplianceService {
     if (schools.length === 0) return [];
     const whole = !filter.zoneId && !filter.groupId && !filter.schoolId;
     const ids = schools.map((s) => s.id);
-    const [devices, transitions, guards, windows, openings] = await Promise.all([
-      this.registry.deviceStates(whole ? undefined : ids),
-      this.health.transitionsBetween(dayStart(date), new Date(Math.max(asOf.getTime(), now.getTime()) + 1)),
+    // Cameras: counted per school in SQL; only those not online now or with a transition since the
+    // day began can have been offline in the window, and only they are read (not the whole fleet).
+    const transitionsAndCameras = this.health
+      .transitionsBetween(dayStart(date), new Date(Math.max(asOf.getTime(), now.getTime()) + 1))
+      .then(async (transitions) => ({ transitions, census: await this.registry.cameraCensus(whole ? undefined : ids, [...new Set(transitions.map((t) => t.deviceId))]) }));
+    const [buttonRows, { transitions, census }, guards, windows, openings] = await Promise.all([
+      this.registry.alarmDeviceStates(whole ? undefined : ids),
+      transitionsAndCameras,
       this.registry.fullTimeGuardCounts(whole ? undefined : ids),
       this.field.postWindowStatus(schools, date, asOf),
       this.field.gateOpenings(schools, date, asOf),
@@ -88,7 +93,7 @@ export class ComplianceService {
       for (const x of xs) (m.get(x.schoolId) ?? m.set(x.schoolId, []).get(x.schoolId)!).push(x);
       return m;
     };
-    const devBySchool = group(devices);
+    const devBySchool = group([...census.watch, ...buttonRows]);
     const winBySchool = group(windows);
     const openBySchool = group(openings);
     const rule = patrolsConfig(this.config).staffingRule;
@@ -101,10 +106,9 @@ export class ComplianceService {
       const offlineButtons: { id: string; name: string }[] = [];
       const notLinked: { id: string; name: string }[] = [];
       let buttons = 0;
-      let cameras = 0;
+      const cameras = census.counts.get(s.id) ?? 0;
       for (const d of devBySchool.get(s.id) ?? []) {
-        if (d.kind === 'camera') cameras++;
-        else buttons++;
+        if (d.kind !== 'camera') buttons++;
         const ok = we < ws ? d.status === 'online' : onlineWithin(d.status, changes.get(d.id) ?? [], ws, we).onlineThroughout;
         if (!ok) (d.kind === 'camera' ? offlineCameras : offlineButtons).push({ id: d.id, name: d.name });
         if (d.kind === 'alarm_device' && !d.policeLinked) notLinked.push({ id: d.id, name: d.name });

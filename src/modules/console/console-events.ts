@@ -21,8 +21,11 @@ export interface ConsoleEventMap {
   /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
   'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[]; [k: string]: unknown };
   /**
-   * A patrol audit, video patrol round or protection-post check produced findings: batched, one
-   * event per school per run/round/check (`findings` capped; `total` is the full count).
+   * A patrol audit, video patrol round or protection-post check produced findings: batched.
+   * Rounds and post checks: one event per school (`findings` capped; `total` is the full count).
+   * Audit runs: a few district events (schoolId null), each covering up to 500 schools — `schools`
+   * lists every one with its count per check, `chunk` says which part of the run it is, `total`
+   * counts the chunk's findings and `findings` lists the first of them.
    */
   'patrol.finding': {
     schoolId: string | null;
@@ -30,6 +33,8 @@ export interface ConsoleEventMap {
     runId: string | null;
     total: number;
     findings: { findingId: string; check: string; message: string; subjectLabel: string; taskId: string | null }[];
+    chunk?: { index: number; of: number };
+    schools?: { schoolId: string | null; total: number; checks: Record<string, number> }[];
     [k: string]: unknown;
   };
 }

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -40,6 +41,8 @@ export interface StoredFinding {
 
 /** At most this many findings listed in one console event (the event carries the total). */
 const EVENT_FINDINGS_CAP = 50;
+/** Schools summarised in one audit-run console event. */
+const SCHOOLS_PER_EVENT = 500;
 
 const TASK_COLS = `id, school_id AS "schoolId", subject_key AS "subjectKey", check_name AS "check", title, status, deadline, finding_count AS "findingCount",
   closed_at AS "closedAt", closed_by AS "closedBy", close_note AS "closeNote", evidence_ref AS "evidenceRef", created_at AS "createdAt", updated_at AS "updatedAt"`;
@@ -48,9 +51,9 @@ const FINDING_COLS = `id, source, check_name AS "check", school_id AS "schoolId"
 
 /**
  * Findings and rectification tasks. Every source records findings here, in its own
- * transaction: findings are inserted in one statement, each school's problem opens a task
- * (or joins the task still open for the same subject), and one console event per school goes
- * out with the batch.
+ * transaction: each school's problem opens a task (or joins the task still open for the same
+ * subject), findings are inserted in one statement with their task, and console events go out
+ * with the batch (see consoleEvents).
  */
 @Injectable()
 export class FindingsService {
@@ -61,89 +64,122 @@ export class FindingsService {
     private readonly audit: AuditService,
   ) {}
 
+  /**
+   * Stores findings in the caller's transaction. Findings with a dedup key go in first (those
+   * already stored are dropped); then each school's problems open or join their tasks; then the
+   * rest go in with their task id already set, so no finding is written twice. Ids are made
+   * here, so the result keeps the input's order. Returns the findings stored.
+   */
   async record(m: EntityManager, findings: NewFinding[], now: Date): Promise<StoredFinding[]> {
     if (findings.length === 0) return [];
-    const subjectKey = (f: NewFinding) => `${f.schoolId ?? '-'}:${f.check}:${f.subjectId ?? f.subjectLabel ?? ''}`;
-    const inserted = returningRows<{ id: string; school_id: string | null; check_name: string; message: string; subject_label: string; subject_key: string }>(
-      await m.query(
-        `INSERT INTO patrol_findings (source, check_name, school_id, subject_kind, subject_id, subject_label, subject_key, message, detail, run_id, round_id, dedup_key, at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::uuid[], $11::uuid[], $12::text[], $13::timestamptz[])
-         ON CONFLICT (dedup_key) DO NOTHING
-         RETURNING id, school_id, check_name, message, subject_label, subject_key`,
-        [
-          findings.map((f) => f.source),
-          findings.map((f) => f.check),
-          findings.map((f) => f.schoolId),
-          findings.map((f) => f.subjectKind ?? null),
-          findings.map((f) => f.subjectId ?? null),
-          findings.map((f) => f.subjectLabel ?? ''),
-          findings.map(subjectKey),
-          findings.map((f) => f.message),
-          findings.map((f) => JSON.stringify(f.detail ?? {})),
-          findings.map((f) => f.runId ?? null),
-          findings.map((f) => f.roundId ?? null),
-          findings.map((f) => f.dedupKey ?? null),
-          findings.map((f) => f.at),
-        ],
-      ),
-    );
-    if (inserted.length === 0) return [];
+    const rows = findings.map((f) => ({ f, id: randomUUID(), subjectKey: `${f.schoolId ?? '-'}:${f.check}:${f.subjectId ?? f.subjectLabel ?? ''}`, taskId: null as string | null }));
 
-    // Tasks: one open task per subject; a repeat finding adds to its count instead of a new task.
-    const forSchool = inserted.filter((f) => f.school_id !== null);
-    const taskOf = new Map<string, string>();
-    if (forSchool.length) {
-      const bySubject = new Map<string, { schoolId: string; check: string; title: string; n: number }>();
-      for (const f of forSchool) {
-        const cur = bySubject.get(f.subject_key);
-        if (cur) cur.n++;
-        else bySubject.set(f.subject_key, { schoolId: f.school_id!, check: f.check_name, title: f.message, n: 1 });
-      }
-      const keys = [...bySubject.keys()];
-      const deadline = new Date(now.getTime() + patrolsConfig(this.config).taskDeadlineHours * 3_600_000);
-      const rows: { id: string; subject_key: string }[] = await m.query(
-        `WITH v AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[]) AS v(subject_key, school_id, check_name, title, n)),
-         ins AS (
-           INSERT INTO rectification_tasks (school_id, subject_key, check_name, title, deadline, finding_count, created_at, updated_at)
-           SELECT school_id, subject_key, check_name, title, $6, n, $7, $7 FROM v
-           ON CONFLICT (subject_key) WHERE status = 'open' DO UPDATE SET finding_count = rectification_tasks.finding_count + EXCLUDED.finding_count, updated_at = EXCLUDED.updated_at
-           RETURNING id, subject_key)
-         SELECT id, subject_key FROM ins`,
-        [keys, keys.map((k) => bySubject.get(k)!.schoolId), keys.map((k) => bySubject.get(k)!.check), keys.map((k) => bySubject.get(k)!.title), keys.map((k) => bySubject.get(k)!.n), deadline, now],
-      );
-      for (const r of rows) taskOf.set(r.subject_key, r.id);
-      await m.query(
-        `UPDATE patrol_findings f SET task_id = v.task_id FROM unnest($1::uuid[], $2::uuid[]) AS v(id, task_id) WHERE f.id = v.id`,
-        [forSchool.map((f) => f.id), forSchool.map((f) => taskOf.get(f.subject_key) ?? null)],
-      );
+    // 1. Deduplicated findings (a post window, a gate event): only those not yet stored count.
+    const dedup = rows.filter((r) => r.f.dedupKey);
+    let kept = rows;
+    if (dedup.length) {
+      const ins = returningRows<{ id: string }>(await this.insert(m, dedup, 'ON CONFLICT (dedup_key) DO NOTHING RETURNING id'));
+      const stored = new Set(ins.map((r) => r.id));
+      kept = rows.filter((r) => !r.f.dedupKey || stored.has(r.id));
+      if (kept.length === 0) return [];
     }
 
-    const stored: StoredFinding[] = inserted.map((f) => ({
-      id: f.id,
-      schoolId: f.school_id,
-      check: f.check_name,
-      message: f.message,
-      subjectLabel: f.subject_label,
-      taskId: f.school_id ? (taskOf.get(f.subject_key) ?? null) : null,
-    }));
+    // 2. Tasks: one open task per subject; a repeat finding adds to its count instead of a new task.
+    const bySubject = new Map<string, { schoolId: string; check: string; title: string; n: number }>();
+    for (const r of kept) {
+      if (r.f.schoolId === null) continue;
+      const cur = bySubject.get(r.subjectKey);
+      if (cur) cur.n++;
+      else bySubject.set(r.subjectKey, { schoolId: r.f.schoolId, check: r.f.check, title: r.f.message, n: 1 });
+    }
+    if (bySubject.size) {
+      const keys = [...bySubject.keys()];
+      const vals = [...bySubject.values()];
+      const deadline = new Date(now.getTime() + patrolsConfig(this.config).taskDeadlineHours * 3_600_000);
+      const tasks: { id: string; subject_key: string }[] = await m.query(
+        `INSERT INTO rectification_tasks (school_id, subject_key, check_name, title, deadline, finding_count, created_at, updated_at)
+         SELECT school_id, subject_key, check_name, title, $6, n, $7, $7 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[]) AS v(subject_key, school_id, check_name, title, n)
+         ON CONFLICT (subject_key) WHERE status = 'open' DO UPDATE SET finding_count = rectification_tasks.finding_count + EXCLUDED.finding_count, updated_at = EXCLUDED.updated_at
+         RETURNING id, subject_key`,
+        [keys, vals.map((v) => v.schoolId), vals.map((v) => v.check), vals.map((v) => v.title), vals.map((v) => v.n), deadline, now],
+      );
+      const taskOf = new Map(tasks.map((t) => [t.subject_key, t.id]));
+      for (const r of kept) if (r.f.schoolId !== null) r.taskId = taskOf.get(r.subjectKey) ?? null;
+    }
 
-    // Console: one event per school (and one district-level event for findings without a school).
-    const first = findings[0];
+    // 3. The other findings, task id included; the deduplicated ones (few) get theirs now.
+    const plain = kept.filter((r) => !r.f.dedupKey);
+    if (plain.length) await this.insert(m, plain, '');
+    const linked = kept.filter((r) => r.f.dedupKey && r.taskId);
+    if (linked.length)
+      await m.query(`UPDATE patrol_findings f SET task_id = v.task_id FROM unnest($1::uuid[], $2::uuid[]) AS v(id, task_id) WHERE f.id = v.id`, [linked.map((r) => r.id), linked.map((r) => r.taskId)]);
+
+    const stored: StoredFinding[] = kept.map((r) => ({ id: r.id, schoolId: r.f.schoolId, check: r.f.check, message: r.f.message, subjectLabel: r.f.subjectLabel ?? '', taskId: r.taskId }));
+    await this.events.append(m, this.consoleEvents(findings[0], stored));
+    return stored;
+  }
+
+  /** One statement, the rows as one JSON document (parsed by Postgres much faster than a dozen array literals). */
+  private insert(m: EntityManager, rows: { f: NewFinding; id: string; subjectKey: string; taskId: string | null }[], tail: string) {
+    const doc = rows.map((r) => ({
+      id: r.id,
+      source: r.f.source,
+      check_name: r.f.check,
+      school_id: r.f.schoolId,
+      subject_kind: r.f.subjectKind ?? null,
+      subject_id: r.f.subjectId ?? null,
+      subject_label: r.f.subjectLabel ?? '',
+      subject_key: r.subjectKey,
+      message: r.f.message,
+      detail: r.f.detail ?? {},
+      run_id: r.f.runId ?? null,
+      round_id: r.f.roundId ?? null,
+      dedup_key: r.f.dedupKey ?? null,
+      task_id: r.taskId,
+      at: r.f.at,
+    }));
+    return m.query(
+      `INSERT INTO patrol_findings (id, source, check_name, school_id, subject_kind, subject_id, subject_label, subject_key, message, detail, run_id, round_id, dedup_key, task_id, at)
+       SELECT id, source, check_name, school_id, subject_kind, subject_id, subject_label, subject_key, message, detail, run_id, round_id, dedup_key, task_id, at
+         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, source text, check_name text, school_id uuid, subject_kind text, subject_id uuid, subject_label text, subject_key text,
+                                                 message text, detail jsonb, run_id uuid, round_id uuid, dedup_key text, task_id uuid, at timestamptz)
+       ${tail}`,
+      [JSON.stringify(doc)],
+    );
+  }
+
+  /**
+   * Console events for stored findings. An audit run sends a few district events, each covering
+   * up to SCHOOLS_PER_EVENT schools (every school with its count per check, the first findings
+   * listed): a district run finds thousands of schools, and the console wants a summary, not
+   * an event per school. Rounds and post checks send one event per school (its staff see it).
+   */
+  private consoleEvents(first: NewFinding, stored: StoredFinding[]): ConsoleEventInput<'patrol.finding'>[] {
     const bySchool = new Map<string | null, StoredFinding[]>();
     for (const f of stored) (bySchool.get(f.schoolId) ?? bySchool.set(f.schoolId, []).get(f.schoolId)!).push(f);
-    const events: ConsoleEventInput<'patrol.finding'>[] = [...bySchool].map(([schoolId, list]) => ({
-      type: 'patrol.finding',
-      schoolId,
-      payload: {
-        schoolId,
-        source: first.source,
-        runId: first.runId ?? null,
-        total: list.length,
-        findings: list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId })),
-      },
-    }));
-    await this.events.append(m, events);
-    return stored;
+    const listed = (list: StoredFinding[]) => list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId }));
+    const base = { source: first.source, runId: first.runId ?? null };
+    if (first.source !== 'audit')
+      return [...bySchool].map(([schoolId, list]) => ({ type: 'patrol.finding', schoolId, payload: { schoolId, ...base, total: list.length, findings: listed(list) } }));
+
+    const schools = [...bySchool];
+    const of = Math.ceil(schools.length / SCHOOLS_PER_EVENT);
+    const events: ConsoleEventInput<'patrol.finding'>[] = [];
+    for (let i = 0; i < schools.length; i += SCHOOLS_PER_EVENT) {
+      const chunk = schools.slice(i, i + SCHOOLS_PER_EVENT);
+      const all = chunk.flatMap(([, list]) => list);
+      const perSchool = chunk.map(([schoolId, list]) => {
+        const checks: Record<string, number> = {};
+        for (const f of list) checks[f.check] = (checks[f.check] ?? 0) + 1;
+        return { schoolId, total: list.length, checks };
+      });
+      events.push({
+        type: 'patrol.finding',
+        schoolId: null,
+        payload: { schoolId: null, ...base, total: all.length, chunk: { index: i / SCHOOLS_PER_EVENT + 1, of }, schools: perSchool, findings: listed(all) },
+      });
+    }
+    return events;
   }
 
   // ------------------------------------------------------------------ reads and task closing

@@ -176,12 +176,17 @@ export class RegistryService {
   // ---- Read models for patrol audits and compliance (issue 6) ----
 
   /** Schools in a scope (any of zones, groups, ids; nothing = the whole registry), by code. */
+  /**
+   * Schools in a scope, ordered by code. Plain rows with the entity's fields (no entity
+   * hydration: a district of 5,000 schools is read by audits and compliance in one go).
+   */
   schoolsIn(scope: { zoneIds?: string[]; groupIds?: string[]; ids?: string[] } = {}): Promise<School[]> {
-    const qb = this.db.getRepository(School).createQueryBuilder('s').orderBy('s.code');
-    if (scope.zoneIds) qb.andWhere('s.zone_id = ANY(:z)', { z: scope.zoneIds });
-    if (scope.groupIds) qb.andWhere('s.group_id = ANY(:g)', { g: scope.groupIds });
-    if (scope.ids) qb.andWhere('s.id = ANY(:ids)', { ids: scope.ids });
-    return qb.getMany();
+    return this.db.query(
+      `SELECT ${SCHOOL_ROW_COLS} FROM schools
+        WHERE ($1::uuid[] IS NULL OR zone_id = ANY($1)) AND ($2::uuid[] IS NULL OR group_id = ANY($2)) AND ($3::uuid[] IS NULL OR id = ANY($3))
+        ORDER BY code`,
+      [scope.zoneIds ?? null, scope.groupIds ?? null, scope.ids ?? null],
+    );
   }
 
   /** Full-time, active guards per school (schools without any are absent from the map). */
@@ -195,9 +200,11 @@ export class RegistryService {
 
   /** Protection posts of some schools (all when omitted). */
   posts(schoolIds?: string[]): Promise<ProtectionPost[]> {
-    const qb = this.db.getRepository(ProtectionPost).createQueryBuilder('p').orderBy('p.code');
-    if (schoolIds) qb.where('p.school_id = ANY(:ids)', { ids: schoolIds });
-    return qb.getMany();
+    return this.db.query(
+      `SELECT id, code, school_id AS "schoolId", gate, windows, required_headcount AS "requiredHeadcount", qr_token AS "qrToken", created_at AS "createdAt", updated_at AS "updatedAt"
+         FROM protection_posts WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) ORDER BY code`,
+      [schoolIds ?? null],
+    );
   }
 
   async post(id: string): Promise<ProtectionPost> {
@@ -226,6 +233,46 @@ export class RegistryService {
     );
   }
 
+  /**
+   * Cameras for an audit without shipping the whole fleet: the count per school, and only the
+   * cameras whose online time can be short of the window — those not online now, and those in
+   * `changedIds` (devices with a status transition in the period). Every other camera has been
+   * online throughout. `schoolIds` narrows it.
+   */
+  async cameraCensus(schoolIds: string[] | undefined, changedIds: string[]): Promise<{ counts: Map<string, number>; watch: DeviceStateRow[] }> {
+    const [counts, watch] = await Promise.all([
+      this.db.query(`SELECT school_id, count(*)::int AS n FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`, [schoolIds ?? null]) as Promise<{ school_id: string; n: number }[]>,
+      this.db.query(
+        `SELECT id, 'camera' AS kind, school_id AS "schoolId", name, area_kind AS "areaKind", status, NULL::boolean AS "policeLinked", NULL::timestamptz AS "lastTestAt"
+           FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) AND (status <> 'online' OR id = ANY($2::uuid[]))`,
+        [schoolIds ?? null, changedIds],
+      ) as Promise<DeviceStateRow[]>,
+    ]);
+    return { counts: new Map(counts.map((r) => [r.school_id, r.n])), watch };
+  }
+
+  /** Alarm buttons with what audits need (status, police link, last test); `schoolIds` narrows it. */
+  alarmDeviceStates(schoolIds?: string[]): Promise<DeviceStateRow[]> {
+    return this.db.query(
+      `SELECT id, 'alarm_device' AS kind, school_id AS "schoolId", code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END AS name, area_kind AS "areaKind",
+              status, police_linked AS "policeLinked", last_test_at AS "lastTestAt"
+         FROM alarm_devices WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))`,
+      [schoolIds ?? null],
+    );
+  }
+
+  /** Names of some devices (cameras and alarm buttons) by id. */
+  async deviceNames(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows: { id: string; name: string }[] = await this.db.query(
+      `SELECT id, name FROM cameras WHERE id = ANY($1)
+       UNION ALL
+       SELECT id, code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END FROM alarm_devices WHERE id = ANY($1)`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
   /** Cameras as patrol rounds pick them: id, school, zone, area kind (the whole fleet, light rows). */
   cameraPicks(filter: { zoneId?: string; schoolId?: string } = {}): Promise<{ id: string; schoolId: string; zoneId: string | null; areaKind: string }[]> {
     return this.db.query(
@@ -236,6 +283,9 @@ export class RegistryService {
     );
   }
 }
+
+const SCHOOL_ROW_COLS = `id, district_id AS "districtId", zone_id AS "zoneId", group_id AS "groupId", code, name, type, address, lat, lng, student_count AS "studentCount",
+  staff_count AS "staffCount", boarding, timetable, calendar, created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export interface DeviceStateRow {
   id: string;
