@@ -219,21 +219,6 @@ export class RegistryService {
   }
 
   /**
-   * Every camera and alarm button with what audits need (status, police link, last test), in
-   * one pass; `schoolIds` narrows it. At 100,000 devices this is a few MB of rows.
-   */
-  deviceStates(schoolIds?: string[]): Promise<DeviceStateRow[]> {
-    return this.db.query(
-      `SELECT id, 'camera' AS kind, school_id AS "schoolId", name, area_kind AS "areaKind", status, NULL::boolean AS "policeLinked", NULL::timestamptz AS "lastTestAt"
-         FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))
-       UNION ALL
-       SELECT id, 'alarm_device', school_id, code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END, area_kind, status, police_linked, last_test_at
-         FROM alarm_devices WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))`,
-      [schoolIds ?? null],
-    );
-  }
-
-  /**
    * Cameras for an audit without shipping the whole fleet: the count per school, and only the
    * cameras whose online time can be short of the window — those not online now, and those in
    * `changedIds` (devices with a status transition in the period). Every other camera has been
