@@ -12,9 +12,10 @@ import { ConsoleEventsModule, ConsoleModule } from './modules/console/console.mo
 import { RegistryModule } from './modules/registry/registry.module';
 import { DeviceHealthModule } from './modules/device-health/device-health.module';
 import { AlarmsModule } from './modules/alarms/alarms.module';
+import { Gb28181Module } from './modules/gb28181/gb28181.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule];
+const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule, Gb28181Module];
 
 @Module({})
 export class AppModule implements NestModule {

@@ -2,6 +2,7 @@ import { Registry1764300000000 } from './1764300000000-Registry';
 import { ConsoleEvents1764300100000 } from './1764300100000-ConsoleEvents';
 import { DeviceHealth1764300400000 } from './1764300400000-DeviceHealth';
 import { Alarms1764300500000 } from './1764300500000-Alarms';
+import { Gb281811764300900000 } from './1764300900000-Gb28181';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
-export const MIGRATIONS = [Registry1764300000000, ConsoleEvents1764300100000, DeviceHealth1764300400000, Alarms1764300500000];
+export const MIGRATIONS = [Registry1764300000000, ConsoleEvents1764300100000, DeviceHealth1764300400000, Alarms1764300500000, Gb281811764300900000];
