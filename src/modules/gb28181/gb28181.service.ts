@@ -379,13 +379,39 @@ export class Gb28181Service {
           this.dirty.add(state.deviceId);
         }
         // Cameras the liveness index has not seen yet (just created) join it now, with a deadline.
-        if (state.cameraIds.some((c) => !this.health.index.get(c))) await this.health.loadIndex({ seedAt: Date.now() });
+        if (state.cameraIds.some((c) => !this.health.index.get(c))) await this.refreshIndex();
         return state.cameraIds;
       } finally {
         state.loadingCameras = null;
       }
     })();
     return state.loadingCameras;
+  }
+
+  private indexLoad: Promise<void> | null = null;
+  private indexAgain = false;
+
+  /**
+   * New cameras join the liveness index with a deadline (as the worker's periodic refresh would
+   * do a little later), so their first keepalive records them online. Concurrent callers share
+   * one load; a call during a load gets one more load after it (to see rows committed meanwhile).
+   */
+  private refreshIndex(): Promise<void> {
+    if (this.indexLoad) {
+      this.indexAgain = true;
+      return this.indexLoad;
+    }
+    this.indexLoad = (async () => {
+      try {
+        do {
+          this.indexAgain = false;
+          await this.health.loadIndex({ seedAt: Date.now() });
+        } while (this.indexAgain);
+      } finally {
+        this.indexLoad = null;
+      }
+    })();
+    return this.indexLoad;
   }
 
   // ------------------------------------------------------------------ MESSAGE
@@ -607,7 +633,7 @@ export class Gb28181Service {
       sipEvents.inc({ event: 'channels_placed' }, placed.length);
       const state = this.devices.get(deviceId);
       if (state) await this.camerasOf(state, true);
-      else await this.health.loadIndex({ seedAt: Date.now() });
+      else await this.refreshIndex();
     }
     return placed;
   }
@@ -721,42 +747,42 @@ export class Gb28181Service {
     await this.flushRegistrations();
   }
 
-  /** Writes the registration state of changed devices (one statement per 5000). */
-  flushRegistrations(): Promise<void> {
-    this.flushing ??= (async () => {
-      try {
-        while (this.dirty.size) {
-          const ids = [...this.dirty].slice(0, 5000);
-          for (const id of ids) this.dirty.delete(id);
-          const rows: RegistrationWrite[] = [];
-          for (const id of ids) {
-            const s = this.devices.get(id);
-            if (!s) continue;
-            rows.push({
-              deviceId: id,
-              schoolId: s.schoolId,
-              registered: s.registered,
-              callId: s.callId,
-              transport: s.peer?.transport ?? null,
-              contactAddress: s.peer?.address ?? null,
-              contactPort: s.peer?.port ?? null,
-              registeredAt: s.registeredAt ? new Date(s.registeredAt) : null,
-              expiresAt: s.expiresAt ? new Date(s.expiresAt) : null,
-              lastKeepaliveAt: s.lastKeepaliveAt ? new Date(s.lastKeepaliveAt) : null,
-            });
-          }
-          try {
-            await this.store.writeRegistrations(rows);
-          } catch (e) {
-            for (const id of ids) this.dirty.add(id);
-            throw e;
-          }
-        }
-      } finally {
-        this.flushing = null;
-      }
-    })();
+  /** Writes the registration state of changed devices (one statement per 5000); callers share a write in progress. */
+  async flushRegistrations(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.dirty.size === 0) return;
+    this.flushing = this.writeDirty().finally(() => (this.flushing = null));
     return this.flushing;
+  }
+
+  private async writeDirty(): Promise<void> {
+    while (this.dirty.size) {
+      const ids = [...this.dirty].slice(0, 5000);
+      for (const id of ids) this.dirty.delete(id);
+      const rows: RegistrationWrite[] = [];
+      for (const id of ids) {
+        const s = this.devices.get(id);
+        if (!s) continue;
+        rows.push({
+          deviceId: id,
+          schoolId: s.schoolId,
+          registered: s.registered,
+          callId: s.callId,
+          transport: s.peer?.transport ?? null,
+          contactAddress: s.peer?.address ?? null,
+          contactPort: s.peer?.port ?? null,
+          registeredAt: s.registeredAt ? new Date(s.registeredAt) : null,
+          expiresAt: s.expiresAt ? new Date(s.expiresAt) : null,
+          lastKeepaliveAt: s.lastKeepaliveAt ? new Date(s.lastKeepaliveAt) : null,
+        });
+      }
+      try {
+        await this.store.writeRegistrations(rows);
+      } catch (e) {
+        for (const id of ids) this.dirty.add(id);
+        throw e;
+      }
+    }
   }
 
   // ------------------------------------------------------------------ admin

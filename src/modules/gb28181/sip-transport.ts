@@ -74,7 +74,19 @@ export class SipTransport {
     this.limiter = new RateLimiter(opts.rateLimitPerSecond, opts.rateLimitBurst);
   }
 
+  /** Binds UDP and TCP on the same port; with port 0, retries a few random ports until both are free. */
   async start(): Promise<{ udpPort: number; tcpPort: number }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.bindBoth();
+      } catch (e) {
+        await this.stop();
+        if (this.opts.port !== 0 || attempt >= 10 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      }
+    }
+  }
+
+  private async bindBoth(): Promise<{ udpPort: number; tcpPort: number }> {
     const udp = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
     udp.on('message', (buf, rinfo) => this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }));
     udp.on('error', () => undefined); // ICMP unreachable etc. on send: the device is gone, nothing to do
@@ -85,6 +97,7 @@ export class SipTransport {
         resolve();
       });
     });
+    this.udp = udp;
     try {
       // A large receive buffer absorbs bursts (a district's devices re-registering at once).
       udp.setRecvBufferSize(this.opts.udpReceiveBufferBytes);
@@ -92,7 +105,6 @@ export class SipTransport {
     } catch {
       // The kernel caps it (net.core.rmem_max); the bound socket still works.
     }
-    this.udp = udp;
     const port = udp.address().port;
     const tcp = createServer((c) => this.accept(c));
     tcp.maxConnections = this.opts.maxTcpConnections;
@@ -171,9 +183,13 @@ export class SipTransport {
 
   async stop(): Promise<void> {
     for (const c of this.conns) c.destroy();
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
     await Promise.all([
-      new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r())),
-      new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r())),
+      new Promise<void>((r) => (udp ? udp.close(() => r()) : r())),
+      new Promise<void>((r) => (tcp ? tcp.close(() => r()) : r())),
     ]);
   }
 }
