@@ -277,8 +277,18 @@ export class Gb28181Service {
       body,
     });
     if (key) this.txCurrent.set(key, buf);
-    sipRequests.inc({ kind, status: String(status) });
+    this.countRequest(kind, status);
     this.transport?.send(peer, buf);
+  }
+
+  private readonly counters = new Map<string, { inc: () => void }>();
+
+  /** Labelled counter children cached: resolving labels per packet is measurable at keepalive rates. */
+  private countRequest(kind: string, status: number): void {
+    const k = kind + status;
+    let c = this.counters.get(k);
+    if (!c) this.counters.set(k, (c = sipRequests.labels(kind, String(status))));
+    c.inc();
   }
 
   // ------------------------------------------------------------------ REGISTER

@@ -38,13 +38,16 @@ export function encodeBody(xml: string): Buffer {
   return iconv.encode(xml, 'gb18030');
 }
 
+/** XML whitespace (space, tab, CR, LF) by char code: this runs per character on the keepalive hot path. */
+const isWs = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
 export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_000 }): XmlElement {
   let i = 0;
   let count = 0;
   const n = src.length;
   const skipMisc = () => {
     for (;;) {
-      while (i < n && /\s/.test(src[i])) i++;
+      while (i < n && isWs(src.charCodeAt(i))) i++;
       if (src.startsWith('<?', i)) {
         const e = src.indexOf('?>', i);
         if (e < 0) throw new XmlError('unterminated declaration');
@@ -73,7 +76,7 @@ export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_0
     i++;
     const el: XmlElement = { name: readName(), attrs: {}, children: [], text: '' };
     for (;;) {
-      while (i < n && /\s/.test(src[i])) i++;
+      while (i < n && isWs(src.charCodeAt(i))) i++;
       if (src.startsWith('/>', i)) {
         i += 2;
         return el;
@@ -83,10 +86,10 @@ export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_0
         break;
       }
       const a = readName();
-      while (i < n && /\s/.test(src[i])) i++;
+      while (i < n && isWs(src.charCodeAt(i))) i++;
       if (src[i] !== '=') throw new XmlError(`'=' expected at ${i}`);
       i++;
-      while (i < n && /\s/.test(src[i])) i++;
+      while (i < n && isWs(src.charCodeAt(i))) i++;
       const q = src[i];
       if (q !== '"' && q !== "'") throw new XmlError(`quote expected at ${i}`);
       const e = src.indexOf(q, i + 1);
@@ -101,7 +104,7 @@ export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_0
         i += 2;
         const close = readName();
         if (close !== el.name) throw new XmlError(`</${close}> closes <${el.name}>`);
-        while (i < n && /\s/.test(src[i])) i++;
+        while (i < n && isWs(src.charCodeAt(i))) i++;
         if (src[i] !== '>') throw new XmlError(`'>' expected at ${i}`);
         i++;
         el.text = text.trim();
