@@ -14,9 +14,20 @@ import { DeviceHealthModule } from './modules/device-health/device-health.module
 import { AlarmsModule } from './modules/alarms/alarms.module';
 import { PatrolsModule } from './modules/patrols/patrols.module';
 import { ComplianceModule } from './modules/compliance/compliance.module';
+import { Gb28181Module } from './modules/gb28181/gb28181.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
-const CAPABILITIES = [AuditLogModule, AuthModule, ConsoleEventsModule, RegistryModule, DeviceHealthModule, AlarmsModule, PatrolsModule, ComplianceModule];
+const CAPABILITIES = [
+  AuditLogModule,
+  AuthModule,
+  ConsoleEventsModule,
+  RegistryModule,
+  DeviceHealthModule,
+  AlarmsModule,
+  PatrolsModule,
+  ComplianceModule,
+  Gb28181Module,
+];
 
 @Module({})
 export class AppModule implements NestModule {

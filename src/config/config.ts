@@ -278,6 +278,25 @@ const SCHEMA: Record<string, Rule> = {
   // compliance (src/modules/compliance): daily snapshot of the four targets
   'compliance.snapshotCron': rules.cron(),
   'compliance.snapshotEnabled': rules.bool(),
+  // GB/T 28181 SIP front end (src/modules/gb28181/gb28181.config.ts)
+  'gb28181.enabled': rules.bool(),
+  'gb28181.host': rules.str({ nonEmpty: true }),
+  'gb28181.port': rules.int(0, 65535),
+  'gb28181.advertisedHost': rules.str(),
+  'gb28181.platformId': rules.str({ pattern: /^\d{20}$/, hint: 'must be a 20-digit GB/T 28181 id' }),
+  'gb28181.defaultPassword': rules.str(),
+  'gb28181.nonceTtlSeconds': rules.int(10, 86400),
+  'gb28181.maxMessageBytes': rules.int(1024, 65535),
+  'gb28181.rateLimitPerSecond': rules.int(0, 1_000_000),
+  'gb28181.rateLimitBurst': rules.int(1, 1_000_000),
+  'gb28181.udpReceiveBufferBytes': rules.int(65536, 256 * 1024 * 1024),
+  'gb28181.tcpIdleSeconds': rules.int(10, 86400),
+  'gb28181.maxTcpConnections': rules.int(1, 1_000_000),
+  'gb28181.queryTimeoutMs': rules.int(100, 120000),
+  'gb28181.catalogTimeoutMs': rules.int(100, 600000),
+  'gb28181.transactionTtlMs': rules.int(1000, 64000),
+  'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
+  'gb28181.housekeepingMs': rules.int(100, 600000),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {

@@ -266,6 +266,17 @@ export class DeviceHealthService {
     }
   }
 
+  /**
+   * Brings devices' deadlines forward to `at` (e.g. their GB/T 28181 registration ended): the
+   * next sweep records them offline through the usual path (transitions, outages, events).
+   * Only devices that have a deadline are touched; a later heartbeat pushes it back out.
+   */
+  async expire(ids: string[], at: Date = new Date()): Promise<void> {
+    const members = ids.map((id) => this.index.get(id)).filter((d): d is IndexedDevice => !!d).map(memberOf);
+    if (members.length === 0) return;
+    await this.redis.call('ZADD', [this.deadlinesKey, 'XX', ...members.flatMap((m) => [at.getTime(), m])]);
+  }
+
   // ---------------------------------------------------------------- sweep
 
   /** One sweep at `now`; concurrent calls in this process share the run in progress. */

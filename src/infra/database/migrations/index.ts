@@ -4,6 +4,15 @@ import { DeviceHealth1764300400000 } from './1764300400000-DeviceHealth';
 import { Alarms1764300500000 } from './1764300500000-Alarms';
 import { Patrols1764300700000 } from './1764300700000-Patrols';
 import { Compliance1764300800000 } from './1764300800000-Compliance';
+import { Gb281811764300900000 } from './1764300900000-Gb28181';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
-export const MIGRATIONS = [Registry1764300000000, ConsoleEvents1764300100000, DeviceHealth1764300400000, Alarms1764300500000, Patrols1764300700000, Compliance1764300800000];
+export const MIGRATIONS = [
+  Registry1764300000000,
+  ConsoleEvents1764300100000,
+  DeviceHealth1764300400000,
+  Alarms1764300500000,
+  Patrols1764300700000,
+  Compliance1764300800000,
+  Gb281811764300900000,
+];

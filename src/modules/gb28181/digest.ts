@@ -1,0 +1,119 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * HTTP Digest (RFC 2617, as used by SIP RFC 3261 §22 and GB/T 28181 §9.1.2.1), MD5 only.
+ * Passwords are stored as HA1 = MD5(user:realm:password), which is all verification needs.
+ */
+
+export const md5 = (s: string): string => createHash('md5').update(s, 'utf8').digest('hex');
+
+export function ha1(username: string, realm: string, password: string): string {
+  return md5(`${username}:${realm}:${password}`);
+}
+
+export interface DigestCredentials {
+  username: string;
+  realm: string;
+  nonce: string;
+  uri: string;
+  response: string;
+  algorithm?: string;
+  qop?: string;
+  nc?: string;
+  cnonce?: string;
+  opaque?: string;
+}
+
+/** Parses `Digest k="v", k=v, …`; null when it is not a Digest header or misses a field. */
+export function parseDigest(header: string): DigestCredentials | null {
+  const m = /^\s*Digest\s+(.*)$/is.exec(header);
+  if (!m) return null;
+  const out: Record<string, string> = {};
+  const re = /([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)/g;
+  let match: RegExpExecArray | null;
+  while ((match = re.exec(m[1])) !== null) out[match[1].toLowerCase()] = match[2] ?? match[3];
+  for (const k of ['username', 'realm', 'nonce', 'uri', 'response']) if (typeof out[k] !== 'string') return null;
+  if (!/^[0-9a-f]{32}$/i.test(out.response)) return null;
+  if (out.qop !== undefined && (out.nc === undefined || out.cnonce === undefined || !/^[0-9a-f]{8}$/i.test(out.nc))) return null;
+  return out as unknown as DigestCredentials;
+}
+
+/** The response a client with HA1 must send (qop=auth, or the RFC 2069 form without qop). */
+export function expectedResponse(h1: string, method: string, c: Pick<DigestCredentials, 'nonce' | 'uri' | 'qop' | 'nc' | 'cnonce'>): string {
+  const h2 = md5(`${method}:${c.uri}`);
+  return c.qop ? md5(`${h1}:${c.nonce}:${c.nc}:${c.cnonce}:${c.qop}:${h2}`) : md5(`${h1}:${c.nonce}:${h2}`);
+}
+
+export function responseMatches(h1: string, method: string, c: DigestCredentials): boolean {
+  const want = Buffer.from(expectedResponse(h1, method, c), 'latin1');
+  const got = Buffer.from(c.response.toLowerCase(), 'latin1');
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
+export type NonceCheck = 'ok' | 'unknown' | 'stale' | 'replay';
+
+/**
+ * Issues nonces the server can recognise (time + random + HMAC with a per-process key, so an
+ * unissued or tampered nonce is refused without a table lookup) and tracks the highest nonce
+ * count seen per nonce until it expires, refusing a repeated or lower count (replay).
+ */
+export class NonceTracker {
+  private readonly key = randomBytes(32);
+  private readonly lastNc = new Map<string, { nc: number; expiresAt: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  issue(): string {
+    const t = this.now().toString(36);
+    const r = randomBytes(8).toString('hex');
+    return `${t}${r}${this.sign(t + r)}`;
+  }
+
+  private sign(s: string): string {
+    return createHmac('sha256', this.key).update(s).digest('hex').slice(0, 16);
+  }
+
+  private issuedAt(nonce: string): number | null {
+    if (nonce.length < 33 || nonce.length > 64 || !/^[0-9a-z]+$/.test(nonce)) return null;
+    const body = nonce.slice(0, -16);
+    const mac = Buffer.from(nonce.slice(-16));
+    const want = Buffer.from(this.sign(body));
+    if (mac.length !== want.length || !timingSafeEqual(mac, want)) return null;
+    const t = parseInt(body.slice(0, -16), 36);
+    return Number.isFinite(t) ? t : null;
+  }
+
+  /**
+   * Validates a nonce and, with qop, its count. Call `commit` only once the response has been
+   * verified, so a wrong guess does not burn a legitimate client's count.
+   */
+  check(nonce: string, nc: string | undefined): NonceCheck {
+    const at = this.issuedAt(nonce);
+    if (at === null) return 'unknown';
+    if (this.now() - at > this.ttlMs) return 'stale';
+    if (nc !== undefined) {
+      const seen = this.lastNc.get(nonce);
+      if (seen && parseInt(nc, 16) <= seen.nc) return 'replay';
+    }
+    return 'ok';
+  }
+
+  commit(nonce: string, nc: string | undefined): void {
+    if (nc === undefined) return;
+    const at = this.issuedAt(nonce) ?? this.now();
+    this.lastNc.set(nonce, { nc: parseInt(nc, 16), expiresAt: at + this.ttlMs });
+  }
+
+  /** Forgets counts of expired nonces (called by the module's housekeeping timer). */
+  prune(): void {
+    const now = this.now();
+    for (const [k, v] of this.lastNc) if (v.expiresAt < now) this.lastNc.delete(k);
+  }
+
+  get tracked(): number {
+    return this.lastNc.size;
+  }
+}

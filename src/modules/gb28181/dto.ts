@@ -1,0 +1,56 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
+import { AREA_KINDS, GB_ID_PATTERN } from '../registry/registry.constants';
+
+const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+
+export class GbPage {
+  @ApiPropertyOptional({ minimum: 1, maximum: 500 }) @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(500) limit?: number;
+  @ApiPropertyOptional({ minimum: 0 }) @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
+}
+
+export class GbDeviceQuery extends GbPage {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional({ description: 'only devices whose registration is (not) current' }) @IsOptional() @Transform(toBool) @IsIn([true, false]) registered?: boolean;
+}
+
+export class GbChannelQuery extends GbPage {
+  @ApiPropertyOptional() @IsOptional() @Matches(GB_ID_PATTERN, { message: 'deviceId must be a 20-digit GB/T 28181 id' }) deviceId?: string;
+  @ApiPropertyOptional({ description: 'true: channels not yet placed as cameras' }) @IsOptional() @Transform(toBool) @IsIn([true, false]) unassigned?: boolean;
+}
+
+export class UpdateGbDeviceDto {
+  @ApiPropertyOptional({ description: 'the device SIP password (stored as digest HA1); null = the district default' })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsString()
+  @MinLength(6)
+  @MaxLength(64)
+  password?: string | null;
+
+  @ApiPropertyOptional({ description: 'the school the device belongs to (its reported channels are placed there); null = none' })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsUUID()
+  schoolId?: string | null;
+}
+
+export class AssignChannelDto {
+  @ApiProperty() @Matches(GB_ID_PATTERN, { message: 'deviceId must be a 20-digit GB/T 28181 id' }) deviceId: string;
+  @ApiProperty() @Matches(GB_ID_PATTERN, { message: 'channelId must be a 20-digit GB/T 28181 id' }) channelId: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(200) name?: string;
+  @ApiPropertyOptional({ enum: AREA_KINDS }) @IsOptional() @IsIn(AREA_KINDS) areaKind?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(200) location?: string;
+}
+
+export class AssignChannelsDto {
+  @ApiProperty() @IsUUID() schoolId: string;
+  @ApiProperty({ type: [AssignChannelDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(1000)
+  @ValidateNested({ each: true })
+  @Type(() => AssignChannelDto)
+  channels: AssignChannelDto[];
+}

@@ -1,0 +1,112 @@
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { Errors } from '../../infra/http/errors';
+import { AuditService } from '../audit-log/audit.service';
+import { Roles } from '../auth/decorators';
+import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { RegistryService } from '../registry/registry.service';
+import { ha1 } from './digest';
+import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, UpdateGbDeviceDto } from './dto';
+import { Gb28181Service } from './gb28181.service';
+import { Gb28181Store } from './gb28181.store';
+
+const GbIdParam = () =>
+  Param('deviceId', {
+    transform: (v: string) => {
+      if (!GB_ID_PATTERN.test(v)) throw Errors.validation([{ field: 'deviceId', reason: 'must be a 20-digit GB/T 28181 id' }]);
+      return v;
+    },
+  });
+
+/** Administration of GB/T 28181 devices: registration state, passwords, schools, channel placement. Admins only. */
+@ApiTags('gb28181')
+@ApiBearerAuth()
+@Controller('gb28181')
+export class Gb28181Controller {
+  constructor(
+    private readonly sip: Gb28181Service,
+    private readonly store: Gb28181Store,
+    private readonly registry: RegistryService,
+    private readonly audit: AuditService,
+    @InjectDataSource() private readonly db: DataSource,
+  ) {}
+
+  /** Devices with their registration state (live where this process runs the SIP server). */
+  @Roles('admin')
+  @Get('devices')
+  async devices(@Query() q: GbDeviceQuery) {
+    await this.sip.flushRegistrations().catch(() => undefined);
+    const limit = q.limit ?? 50;
+    const offset = q.offset ?? 0;
+    const page = await this.store.listDevices({ schoolId: q.schoolId, registered: q.registered, limit, offset });
+    const items = page.items.map((d) => {
+      const live = this.sip.live(d.deviceId as string);
+      return live ? { ...d, registered: live.registered, expiresAt: live.expiresAt, lastKeepaliveAt: live.lastKeepaliveAt ?? d.lastKeepaliveAt } : d;
+    });
+    return { items, total: page.total, limit, offset };
+  }
+
+  /** Sets a device's own password and/or its school; with a school, its unplaced channels become cameras there. */
+  @Roles('admin')
+  @Patch('devices/:deviceId')
+  async update(@GbIdParam() deviceId: string, @Body() dto: UpdateGbDeviceDto) {
+    if (dto.password === undefined && dto.schoolId === undefined) throw Errors.validation([{ field: 'password', reason: 'password or schoolId is required' }]);
+    if (dto.schoolId) await this.registry.school(dto.schoolId).catch(() => {
+      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+    });
+    const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.sip.domain, dto.password);
+    await this.sip.flushRegistrations().catch(() => undefined);
+    await this.db.transaction(async (m) => {
+      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.sip.domain, schoolId: dto.schoolId });
+      await this.audit.record(m, {
+        action: before ? 'update' : 'create',
+        entity: 'gb_device',
+        entityId: null,
+        schoolId: dto.schoolId ?? before?.schoolId ?? null,
+        before: before ? { deviceId, ...before } : null,
+        after: { deviceId, ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}), ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}) },
+      });
+    });
+    this.sip.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId });
+    const placed = dto.schoolId ? await this.sip.placeChannels(deviceId, dto.schoolId) : [];
+    return { deviceId, schoolId: dto.schoolId, ownPassword: h1 === undefined ? undefined : h1 !== null, placed };
+  }
+
+  /** Asks a registered device for its Catalog and DeviceInfo again. */
+  @Roles('admin')
+  @Post('devices/:deviceId/query')
+  @HttpCode(202)
+  async query(@GbIdParam() deviceId: string) {
+    const r = await this.sip.requery(deviceId);
+    if (!r) throw Errors.conflict('GB28181.NOT_REGISTERED', '设备未注册，无法查询');
+    return r;
+  }
+
+  /** Reported channels; `unassigned=true`: those waiting for an admin to place them in a school. */
+  @Roles('admin')
+  @Get('channels')
+  channels(@Query() q: GbChannelQuery) {
+    const limit = q.limit ?? 50;
+    const offset = q.offset ?? 0;
+    return this.store.listChannels({ deviceId: q.deviceId, unassigned: q.unassigned, limit, offset }).then((p) => ({ ...p, limit, offset }));
+  }
+
+  /** Places reported channels as cameras of a school. */
+  @Roles('admin')
+  @Post('channels/assign')
+  @HttpCode(200)
+  async assign(@Body() dto: AssignChannelsDto) {
+    await this.registry.school(dto.schoolId).catch(() => {
+      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+    });
+    const byDevice = new Map<string, AssignChannelsDto['channels']>();
+    for (const c of dto.channels) (byDevice.get(c.deviceId) ?? byDevice.set(c.deviceId, []).get(c.deviceId)!).push(c);
+    const placed = [];
+    for (const [deviceId, list] of byDevice) placed.push(...(await this.sip.placeChannels(deviceId, dto.schoolId, list)));
+    const done = new Set(placed.map((p) => p.deviceId + p.channelId));
+    const notFound = dto.channels.filter((c) => !done.has(c.deviceId + c.channelId)).map((c) => ({ deviceId: c.deviceId, channelId: c.channelId }));
+    return { placed, notFound };
+  }
+}

@@ -1,0 +1,192 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+
+/** A gb_devices row as the SIP front end uses it. */
+export interface GbDeviceRow {
+  deviceId: string;
+  passwordHa1: string | null;
+  ha1Realm: string | null;
+  schoolId: string | null;
+  registered: boolean;
+  callId: string | null;
+  transport: 'UDP' | 'TCP' | null;
+  contactAddress: string | null;
+  contactPort: number | null;
+  registeredAt: Date | null;
+  expiresAt: Date | null;
+  lastKeepaliveAt: Date | null;
+}
+
+/** Registration state written behind the SIP hot path, many devices per statement. */
+export interface RegistrationWrite {
+  deviceId: string;
+  schoolId: string | null;
+  registered: boolean;
+  callId: string | null;
+  transport: 'UDP' | 'TCP' | null;
+  contactAddress: string | null;
+  contactPort: number | null;
+  registeredAt: Date | null;
+  expiresAt: Date | null;
+  lastKeepaliveAt: Date | null;
+}
+
+export interface CatalogItem {
+  channelId: string;
+  name: string;
+  manufacturer: string;
+  model: string;
+  status: string;
+  parentId: string;
+  longitude: number | null;
+  latitude: number | null;
+}
+
+const DEVICE_COLS = `device_id AS "deviceId", password_ha1 AS "passwordHa1", ha1_realm AS "ha1Realm", school_id AS "schoolId", registered,
+  call_id AS "callId", transport, contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt",
+  expires_at AS "expiresAt", last_keepalive_at AS "lastKeepaliveAt"`;
+
+/** The module's own tables (gb_devices, gb_channels). */
+@Injectable()
+export class Gb28181Store {
+  constructor(@InjectDataSource() readonly db: DataSource) {}
+
+  async device(deviceId: string): Promise<GbDeviceRow | null> {
+    const [row] = await this.db.query(`SELECT ${DEVICE_COLS} FROM gb_devices WHERE device_id = $1`, [deviceId]);
+    return row ?? null;
+  }
+
+  /** Devices whose registration was still running when the process stopped (reloaded at boot). */
+  async *registered(batch = 10_000): AsyncGenerator<GbDeviceRow[]> {
+    let after = '';
+    for (;;) {
+      const rows: GbDeviceRow[] = await this.db.query(
+        `SELECT ${DEVICE_COLS} FROM gb_devices WHERE registered AND expires_at > now() AND device_id > $1 ORDER BY device_id LIMIT $2`,
+        [after, batch],
+      );
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1].deviceId;
+      yield rows;
+      if (rows.length < batch) return;
+    }
+  }
+
+  async writeRegistrations(rows: RegistrationWrite[]): Promise<void> {
+    if (rows.length === 0) return;
+    const col = <K extends keyof RegistrationWrite>(k: K) => rows.map((r) => r[k]);
+    await this.db.query(
+      `INSERT INTO gb_devices (device_id, school_id, registered, call_id, transport, contact_address, contact_port, registered_at, expires_at, last_keepalive_at)
+       SELECT * FROM unnest($1::text[], $2::uuid[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
+       ON CONFLICT (device_id) DO UPDATE SET
+         school_id = COALESCE(gb_devices.school_id, EXCLUDED.school_id),
+         registered = EXCLUDED.registered, call_id = EXCLUDED.call_id, transport = EXCLUDED.transport,
+         contact_address = EXCLUDED.contact_address, contact_port = EXCLUDED.contact_port,
+         registered_at = EXCLUDED.registered_at, expires_at = EXCLUDED.expires_at,
+         last_keepalive_at = GREATEST(gb_devices.last_keepalive_at, EXCLUDED.last_keepalive_at), updated_at = now()`,
+      [
+        col('deviceId'),
+        col('schoolId'),
+        col('registered'),
+        col('callId'),
+        col('transport'),
+        col('contactAddress'),
+        col('contactPort'),
+        col('registeredAt'),
+        col('expiresAt'),
+        col('lastKeepaliveAt'),
+      ],
+    );
+  }
+
+  async setDeviceInfo(deviceId: string, info: { name: string; manufacturer: string; model: string; firmware: string; channelCount: number | null }): Promise<void> {
+    await this.db.query(
+      `INSERT INTO gb_devices (device_id, name, manufacturer, model, firmware, channel_count) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (device_id) DO UPDATE SET name = $2, manufacturer = $3, model = $4, firmware = $5, channel_count = COALESCE($6, gb_devices.channel_count), updated_at = now()`,
+      [deviceId, info.name, info.manufacturer, info.model, info.firmware, info.channelCount],
+    );
+  }
+
+  /** Records the channels of one Catalog (new ones added, known ones updated; camera links kept). */
+  async saveCatalog(deviceId: string, items: CatalogItem[]): Promise<void> {
+    const col = <K extends keyof CatalogItem>(k: K) => items.map((i) => i[k]);
+    await this.db.transaction(async (m) => {
+      await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
+      await m.query(`UPDATE gb_devices SET catalog_at = now(), updated_at = now() WHERE device_id = $1`, [deviceId]);
+      if (items.length === 0) return;
+      await m.query(
+        `INSERT INTO gb_channels (device_id, channel_id, name, manufacturer, model, status, parent_id, longitude, latitude)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[])
+         ON CONFLICT (device_id, channel_id) DO UPDATE SET name = EXCLUDED.name, manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,
+           status = EXCLUDED.status, parent_id = EXCLUDED.parent_id, longitude = EXCLUDED.longitude, latitude = EXCLUDED.latitude, reported_at = now()`,
+        [deviceId, col('channelId'), col('name'), col('manufacturer'), col('model'), col('status'), col('parentId'), col('longitude'), col('latitude')],
+      );
+    });
+  }
+
+  /** Channels of the given devices not yet placed as cameras (optionally only some channel ids). */
+  unplacedChannels(deviceId: string, channelIds?: string[], m: EntityManager = this.db.manager): Promise<(CatalogItem & { deviceId: string })[]> {
+    return m.query(
+      `SELECT device_id AS "deviceId", channel_id AS "channelId", name, manufacturer, model, status, parent_id AS "parentId", longitude, latitude
+         FROM gb_channels WHERE device_id = $1 AND camera_id IS NULL AND ($2::text[] IS NULL OR channel_id = ANY($2)) ORDER BY channel_id`,
+      [deviceId, channelIds ?? null],
+    );
+  }
+
+  async linkCameras(m: EntityManager, links: { deviceId: string; channelId: string; cameraId: string }[]): Promise<void> {
+    if (links.length === 0) return;
+    await m.query(
+      `UPDATE gb_channels g SET camera_id = v.cam FROM unnest($1::text[], $2::text[], $3::uuid[]) AS v(d, c, cam)
+        WHERE g.device_id = v.d AND g.channel_id = v.c`,
+      [links.map((l) => l.deviceId), links.map((l) => l.channelId), links.map((l) => l.cameraId)],
+    );
+  }
+
+  // ---- admin reads ----
+
+  async listDevices(f: { schoolId?: string; registered?: boolean; limit: number; offset: number }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+    const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::boolean IS NULL OR (registered AND expires_at > now()) = $2)`;
+    const params = [f.schoolId ?? null, f.registered ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(
+        `SELECT device_id AS "deviceId", school_id AS "schoolId", registered AND expires_at > now() AS registered, transport,
+                contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt", expires_at AS "expiresAt",
+                last_keepalive_at AS "lastKeepaliveAt", name, manufacturer, model, firmware, channel_count AS "channelCount", catalog_at AS "catalogAt",
+                password_ha1 IS NOT NULL AS "ownPassword",
+                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id) AS channels,
+                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL) AS unassigned
+           FROM gb_devices d ${where} ORDER BY device_id LIMIT $3 OFFSET $4`,
+        [...params, f.limit, f.offset],
+      ),
+      this.db.query(`SELECT count(*)::int AS total FROM gb_devices ${where}`, params),
+    ]);
+    return { items, total };
+  }
+
+  async listChannels(f: { deviceId?: string; unassigned?: boolean; limit: number; offset: number }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+    // Organisation nodes (type codes 200-299) are never cameras: not listed as waiting for placement.
+    const where = `WHERE ($1::text IS NULL OR device_id = $1) AND ($2::boolean IS NULL OR (camera_id IS NULL) = $2)
+                     AND substr(channel_id, 11, 1) <> '2'`;
+    const params = [f.deviceId ?? null, f.unassigned ?? null];
+    const [items, [{ total }]] = await Promise.all([
+      this.db.query(
+        `SELECT device_id AS "deviceId", channel_id AS "channelId", name, manufacturer, model, status, parent_id AS "parentId",
+                longitude, latitude, camera_id AS "cameraId", reported_at AS "reportedAt"
+           FROM gb_channels ${where} ORDER BY device_id, channel_id LIMIT $3 OFFSET $4`,
+        [...params, f.limit, f.offset],
+      ),
+      this.db.query(`SELECT count(*)::int AS total FROM gb_channels ${where}`, params),
+    ]);
+    return { items, total };
+  }
+
+  /** Sets a device's password (as HA1) and/or school, creating its row if needed; returns the row before. */
+  async setDevice(m: EntityManager, deviceId: string, change: { ha1?: string | null; realm?: string; schoolId?: string | null }): Promise<{ before: { schoolId: string | null; ownPassword: boolean } | null }> {
+    const [before] = await m.query(`SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword" FROM gb_devices WHERE device_id = $1 FOR UPDATE`, [deviceId]);
+    await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
+    if (change.ha1 !== undefined)
+      await m.query(`UPDATE gb_devices SET password_ha1 = $2, ha1_realm = $3, updated_at = now() WHERE device_id = $1`, [deviceId, change.ha1, change.ha1 ? change.realm : null]);
+    if (change.schoolId !== undefined) await m.query(`UPDATE gb_devices SET school_id = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.schoolId]);
+    return { before: before ?? null };
+  }
+}

@@ -1,0 +1,173 @@
+import * as iconv from 'iconv-lite';
+
+/**
+ * MANSCDP (GB/T 28181 Annex A) bodies: small XML documents. Devices declare UTF-8, GB2312 or
+ * nothing and send GB2312/GB18030 bytes regardless, so bodies are always decoded as GB18030
+ * (a superset of GB2312 and of ASCII). The parser below handles the subset these documents
+ * use — elements, attributes, text, entities, CDATA, comments, declarations — with limits on
+ * depth and size, and throws XmlError on anything else.
+ */
+
+export class XmlError extends Error {}
+
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlElement[];
+  text: string;
+}
+
+const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+
+function decodeEntities(s: string): string {
+  if (s.indexOf('&') < 0) return s;
+  return s.replace(/&(#x[0-9a-fA-F]{1,6}|#\d{1,7}|[a-z]+);/g, (all, e: string) => {
+    if (e[0] === '#') {
+      const cp = e[1] === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : all;
+    }
+    return ENTITIES[e] ?? all;
+  });
+}
+
+export function decodeBody(body: Buffer): string {
+  return iconv.decode(body, 'gb18030');
+}
+
+export function encodeBody(xml: string): Buffer {
+  return iconv.encode(xml, 'gb18030');
+}
+
+/** XML whitespace (space, tab, CR, LF) by char code: this runs per character on the keepalive hot path. */
+const isWs = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_000 }): XmlElement {
+  let i = 0;
+  let count = 0;
+  const n = src.length;
+  const skipMisc = () => {
+    for (;;) {
+      while (i < n && isWs(src.charCodeAt(i))) i++;
+      if (src.startsWith('<?', i)) {
+        const e = src.indexOf('?>', i);
+        if (e < 0) throw new XmlError('unterminated declaration');
+        i = e + 2;
+      } else if (src.startsWith('<!--', i)) {
+        const e = src.indexOf('-->', i);
+        if (e < 0) throw new XmlError('unterminated comment');
+        i = e + 3;
+      } else if (src.startsWith('<!DOCTYPE', i)) {
+        throw new XmlError('DOCTYPE not allowed');
+      } else return;
+    }
+  };
+  const NAME = /[A-Za-z_][A-Za-z0-9_.:-]*/y;
+  const readName = (): string => {
+    NAME.lastIndex = i;
+    const m = NAME.exec(src);
+    if (!m) throw new XmlError(`name expected at ${i}`);
+    i += m[0].length;
+    return m[0];
+  };
+  const element = (depth: number): XmlElement => {
+    if (depth > limits.maxDepth) throw new XmlError('too deep');
+    if (++count > limits.maxElements) throw new XmlError('too many elements');
+    if (src[i] !== '<') throw new XmlError(`'<' expected at ${i}`);
+    i++;
+    const el: XmlElement = { name: readName(), attrs: {}, children: [], text: '' };
+    for (;;) {
+      while (i < n && isWs(src.charCodeAt(i))) i++;
+      if (src.startsWith('/>', i)) {
+        i += 2;
+        return el;
+      }
+      if (src[i] === '>') {
+        i++;
+        break;
+      }
+      const a = readName();
+      while (i < n && isWs(src.charCodeAt(i))) i++;
+      if (src[i] !== '=') throw new XmlError(`'=' expected at ${i}`);
+      i++;
+      while (i < n && isWs(src.charCodeAt(i))) i++;
+      const q = src[i];
+      if (q !== '"' && q !== "'") throw new XmlError(`quote expected at ${i}`);
+      const e = src.indexOf(q, i + 1);
+      if (e < 0) throw new XmlError('unterminated attribute');
+      el.attrs[a] = decodeEntities(src.slice(i + 1, e));
+      i = e + 1;
+    }
+    let text = '';
+    for (;;) {
+      if (i >= n) throw new XmlError(`unterminated <${el.name}>`);
+      if (src.startsWith('</', i)) {
+        i += 2;
+        const close = readName();
+        if (close !== el.name) throw new XmlError(`</${close}> closes <${el.name}>`);
+        while (i < n && isWs(src.charCodeAt(i))) i++;
+        if (src[i] !== '>') throw new XmlError(`'>' expected at ${i}`);
+        i++;
+        el.text = text.trim();
+        return el;
+      }
+      if (src.startsWith('<!--', i)) {
+        const e = src.indexOf('-->', i);
+        if (e < 0) throw new XmlError('unterminated comment');
+        i = e + 3;
+      } else if (src.startsWith('<![CDATA[', i)) {
+        const e = src.indexOf(']]>', i);
+        if (e < 0) throw new XmlError('unterminated CDATA');
+        text += src.slice(i + 9, e);
+        i = e + 3;
+      } else if (src[i] === '<') {
+        el.children.push(element(depth + 1));
+      } else {
+        const e = src.indexOf('<', i);
+        if (e < 0) throw new XmlError(`unterminated <${el.name}>`);
+        text += decodeEntities(src.slice(i, e));
+        i = e;
+      }
+    }
+  };
+  skipMisc();
+  const root = element(0);
+  skipMisc();
+  if (i < n && src.slice(i).trim() !== '' && src.slice(i).replace(/\0/g, '').trim() !== '') throw new XmlError('content after the root element');
+  return root;
+}
+
+/** The text of the first child with that name (case-sensitive as in the standard), or undefined. */
+export function childText(el: XmlElement, name: string): string | undefined {
+  for (const c of el.children) if (c.name === name) return c.text;
+  return undefined;
+}
+
+export function child(el: XmlElement, name: string): XmlElement | undefined {
+  return el.children.find((c) => c.name === name);
+}
+
+const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[c]};`);
+
+/** A MANSCDP document (Query / Response / Notify) with flat fields, GB18030-encoded. */
+export function buildManscdp(root: 'Query' | 'Response' | 'Notify', fields: [string, string | number][]): Buffer {
+  const inner = fields.map(([k, v]) => `<${k}>${escapeXml(String(v))}</${k}>\r\n`).join('');
+  return encodeBody(`<?xml version="1.0" encoding="GB2312"?>\r\n<${root}>\r\n${inner}</${root}>\r\n`);
+}
+
+/** What the platform understands of a MANSCDP message. */
+export interface ManscdpMessage {
+  root: string;
+  cmdType: string;
+  sn: string;
+  deviceId: string;
+  el: XmlElement;
+}
+
+export function parseManscdp(body: Buffer): ManscdpMessage {
+  const el = parseXml(decodeBody(body));
+  const cmdType = childText(el, 'CmdType');
+  const sn = childText(el, 'SN');
+  const deviceId = childText(el, 'DeviceID');
+  if (!cmdType || sn === undefined || !/^\d{1,10}$/.test(sn) || !deviceId) throw new XmlError('CmdType, SN and DeviceID are required');
+  return { root: el.name, cmdType, sn, deviceId, el };
+}

@@ -1,0 +1,157 @@
+import * as iconv from 'iconv-lite';
+import { expectedResponse, ha1, NonceTracker, parseDigest, responseMatches } from '../../src/modules/gb28181/digest';
+import { gbTime, incidentTypeOf, parseGbTime } from '../../src/modules/gb28181/gb-codes';
+import { buildManscdp, parseManscdp, parseXml, XmlError } from '../../src/modules/gb28181/manscdp';
+import { buildResponse, parseSip, SipParseError, SipRequest } from '../../src/modules/gb28181/sip-message';
+
+const REG = [
+  'REGISTER sip:34020000002000000001@3402000000 SIP/2.0',
+  'v: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1234',
+  'Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKproxy',
+  'f: <sip:34020000001320000001@3402000000>;tag=abc',
+  't: <sip:34020000001320000001@3402000000>',
+  'i: call-1@10.0.0.5',
+  'CSeq: 1 REGISTER',
+  'Contact: <sip:34020000001320000001@10.0.0.5:5060>',
+  'Subject: a folded',
+  '  header value',
+  'Expires: 3600',
+  'l: 0',
+  '',
+  '',
+].join('\r\n');
+
+const opts = { datagram: true, maxBytes: 8192 };
+
+describe('SIP parser', () => {
+  it('parses compact forms, Via lists, tags and folded headers', () => {
+    const m = parseSip(Buffer.from(REG, 'latin1'), opts) as SipRequest;
+    expect(m).toMatchObject({ kind: 'request', method: 'REGISTER', callId: 'call-1@10.0.0.5', cseq: { seq: 1, method: 'REGISTER' } });
+    expect(m.via).toEqual({ transport: 'UDP', host: '10.0.0.5', port: 5060, branch: 'z9hG4bK1234', rport: true });
+    expect(m.vias).toHaveLength(2);
+    expect(m.from).toMatchObject({ user: '34020000001320000001', tag: 'abc' });
+    expect(m.to.tag).toBeNull();
+    expect(m.headers.get('subject')).toEqual(['a folded header value']);
+    expect(m.body.length).toBe(0);
+  });
+
+  it('builds a response with received/rport, the To tag and every Via', () => {
+    const m = parseSip(Buffer.from(REG, 'latin1'), opts) as SipRequest;
+    const out = buildResponse(m, 200, { toTag: 't1', source: { address: '192.168.1.9', port: 40000 }, headers: [['Expires', 3600]] }).toString('latin1');
+    expect(out.startsWith('SIP/2.0 200 OK\r\n')).toBe(true);
+    expect(out).toContain('Via: SIP/2.0/UDP 10.0.0.5:5060;rport=40000;branch=z9hG4bK1234;received=192.168.1.9\r\n');
+    expect(out).toContain('Via: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKproxy\r\n');
+    expect(out).toContain('To: <sip:34020000001320000001@3402000000>;tag=t1\r\n');
+    expect(out).toContain('CSeq: 1 REGISTER\r\n');
+    expect(out.endsWith('Content-Length: 0\r\n\r\n')).toBe(true);
+  });
+
+  it('honours Content-Length and keeps GB18030 bytes of the body', () => {
+    const body = iconv.encode('<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID><Status>OK</Status><Name>南门</Name></Notify>', 'gb18030');
+    const head = REG.replace('REGISTER sip', 'MESSAGE sip').replace('1 REGISTER', '1 MESSAGE').replace('l: 0', `l: ${body.length}`);
+    const m = parseSip(Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('trailing')]), opts);
+    expect(m.body.equals(body)).toBe(true);
+    const doc = parseManscdp(m.body);
+    expect(doc).toMatchObject({ root: 'Notify', cmdType: 'Keepalive', sn: '1', deviceId: '34020000001320000001' });
+    expect(doc.el.children.find((c) => c.name === 'Name')?.text).toBe('南门');
+  });
+
+  const broken: [string, string, string][] = [
+    ['garbage', '\x00\x01\x02 hello', 'no_header_end'],
+    ['no Call-ID', REG.replace(/i: call-1@10.0.0.5\r\n/, ''), 'missing_call-id'],
+    ['CSeq method mismatch', REG.replace('1 REGISTER', '1 INVITE'), 'cseq_method_mismatch'],
+    ['no branch', REG.replace(';branch=z9hG4bK1234', ''), 'bad_via_branch'],
+    ['bad start line', REG.replace('SIP/2.0\r\n', 'HTTP/1.1\r\n'), 'bad_start_line'],
+    ['body shorter than Content-Length', REG.replace('l: 0', 'l: 50'), 'truncated_body'],
+    ['two Content-Lengths', REG.replace('l: 0', 'l: 0\r\nContent-Length: 0'), 'bad_content_length'],
+    ['header without colon', REG.replace('Expires: 3600', 'Expires 3600'), 'bad_header'],
+  ];
+  it.each(broken)('refuses %s', (_, text, reason) => {
+    expect(() => parseSip(Buffer.from(text, 'latin1'), opts)).toThrow(SipParseError);
+    try {
+      parseSip(Buffer.from(text, 'latin1'), opts);
+    } catch (e) {
+      expect((e as SipParseError).reason).toBe(reason);
+    }
+  });
+
+  it('refuses oversized messages and requires Content-Length on streams', () => {
+    expect(() => parseSip(Buffer.alloc(9000, 65), opts)).toThrow('too_large');
+    expect(() => parseSip(Buffer.from(REG.replace('l: 0\r\n', ''), 'latin1'), { datagram: false, maxBytes: 8192 })).toThrow('missing_content-length');
+  });
+});
+
+describe('digest (RFC 2617)', () => {
+  it('computes the RFC 2617 §3.5 test vector', () => {
+    const h1 = ha1('Mufasa', 'testrealm@host.com', 'Circle Of Life');
+    const r = expectedResponse(h1, 'GET', { nonce: 'dcd98b7102dd2f0e8b11d0f600bfb0c093', uri: '/dir/index.html', qop: 'auth', nc: '00000001', cnonce: '0a4f113b' });
+    expect(r).toBe('6629fae49393a05397450978507c4ef1');
+    const creds = parseDigest(
+      'Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41"',
+    )!;
+    expect(creds).toMatchObject({ username: 'Mufasa', qop: 'auth', nc: '00000001' });
+    expect(responseMatches(h1, 'GET', creds)).toBe(true);
+    expect(responseMatches(ha1('Mufasa', 'testrealm@host.com', 'wrong'), 'GET', creds)).toBe(false);
+  });
+
+  it('refuses malformed credentials', () => {
+    expect(parseDigest('Basic abc')).toBeNull();
+    expect(parseDigest('Digest username="a", realm="r", nonce="n", uri="u"')).toBeNull();
+    expect(parseDigest('Digest username="a", realm="r", nonce="n", uri="u", response="zz"')).toBeNull();
+  });
+
+  it('tracks nonces: unknown, stale, nonce-count replay', () => {
+    let now = 1_000_000;
+    const t = new NonceTracker(60_000, () => now);
+    const n = t.issue();
+    expect(t.check(n, '00000001')).toBe('ok');
+    t.commit(n, '00000001');
+    expect(t.check(n, '00000001')).toBe('replay');
+    expect(t.check(n, '00000002')).toBe('ok');
+    expect(t.check(n.slice(0, -1) + (n.endsWith('0') ? '1' : '0'), undefined)).toBe('unknown');
+    expect(t.check('not-a-nonce', undefined)).toBe('unknown');
+    now += 61_000;
+    expect(t.check(n, '00000003')).toBe('stale');
+    t.prune();
+    expect(t.tracked).toBe(0);
+  });
+});
+
+describe('MANSCDP and GB codes', () => {
+  it('decodes GB18030 whatever the declaration says, with entities and CDATA', () => {
+    const xml = '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c --><Response><CmdType>Catalog</CmdType><SN>7</SN><DeviceID>34020000001180000001</DeviceID><Name a="x&amp;y">大&lt;门&gt;<![CDATA[<b>]]></Name></Response>';
+    const doc = parseManscdp(iconv.encode(xml, 'gb18030'));
+    const name = doc.el.children.find((c) => c.name === 'Name')!;
+    expect(name.text).toBe('大<门><b>');
+    expect(name.attrs.a).toBe('x&y');
+  });
+
+  it('refuses broken XML and DOCTYPE', () => {
+    expect(() => parseXml('<a><b></a>')).toThrow(XmlError);
+    expect(() => parseXml('<!DOCTYPE x [<!ENTITY e "x">]><a/>')).toThrow(XmlError);
+    expect(() => parseXml('<a>' + '<b>'.repeat(40) + '</b>'.repeat(40) + '</a>')).toThrow('too deep');
+    expect(() => parseManscdp(Buffer.from('<Notify><CmdType>Keepalive</CmdType></Notify>'))).toThrow(XmlError);
+  });
+
+  it('round-trips what the platform builds', () => {
+    const doc = parseManscdp(buildManscdp('Query', [['CmdType', 'Catalog'], ['SN', 5], ['DeviceID', '34020000001320000001']]));
+    expect(doc).toMatchObject({ root: 'Query', cmdType: 'Catalog', sn: '5' });
+  });
+
+  it('formats and parses GB times in Asia/Shanghai', () => {
+    expect(gbTime(new Date('2026-11-28T13:30:00.000Z'))).toBe('2026-11-28T21:30:00.000');
+    expect(parseGbTime('2026-11-28T21:30:00')?.toISOString()).toBe('2026-11-28T13:30:00.000Z');
+    expect(parseGbTime('2026-11-28 21:30:00.5')?.toISOString()).toBe('2026-11-28T13:30:00.500Z');
+    expect(parseGbTime('2026-11-28T21:30:00Z')?.toISOString()).toBe('2026-11-28T21:30:00.000Z');
+    expect(parseGbTime('yesterday')).toBeNull();
+  });
+
+  it('maps alarm method/type to incident types', () => {
+    expect(incidentTypeOf(5, 6)).toBe('intrusion');
+    expect(incidentTypeOf(5, 2)).toBe('video_alarm');
+    expect(incidentTypeOf(2, 2)).toBe('tamper');
+    expect(incidentTypeOf(2, 1)).toBe('device_fault');
+    expect(incidentTypeOf(6, 1)).toBe('device_fault');
+    expect(incidentTypeOf(1, null)).toBe('other');
+  });
+});
