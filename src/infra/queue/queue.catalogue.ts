@@ -20,6 +20,8 @@ export enum JobName {
   AlarmPoliceRelay = 'alarms.police-relay',
   /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
   AlarmRelayWatch = 'alarms.relay-watch',
+  /** Deletes console events older than the replay window (console.pruneEveryMs). */
+  ConsolePrune = 'console.prune',
 }
 
 /** The payload each job carries. */
@@ -29,6 +31,7 @@ export interface JobPayloads {
   [JobName.AlarmEscalate]: { incidentId: string; level: number };
   [JobName.AlarmPoliceRelay]: { incidentId: string };
   [JobName.AlarmRelayWatch]: { incidentId: string };
+  [JobName.ConsolePrune]: Record<string, never>;
 }
 
 export interface JobSpec {
@@ -51,6 +54,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
+  // Superseded by the next run: no retries.
+  [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;
