@@ -51,6 +51,8 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   private timer?: NodeJS.Timeout;
   private reconnectTimer?: NodeJS.Timeout;
   private stopped = false;
+  private started = false;
+  private ready: Promise<void> = Promise.resolve();
   private running?: Promise<void>;
   private again = false;
   private gap?: { upTo: number; xmax: bigint };
@@ -71,11 +73,30 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
 
   async onApplicationBootstrap(): Promise<void> {
     // Start at the end: consoles get older events by replay (from the table), not from the feed.
-    const [{ max }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max FROM console_events`);
-    this.cursor = Number(max);
+    // But a transaction still running now (another process's) may hold a seq below that end and
+    // commit later: the start is final only once every transaction running now has ended.
+    const [{ max, xmax }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM console_events`);
+    this.ready = this.waitForHorizon(BigInt(xmax)).then(() => {
+      this.cursor = Number(max);
+      this.started = true;
+      this.wake();
+    });
     await this.listen().catch((e) => this.onListenerLost(e as Error));
     this.timer = setInterval(() => this.wake(), this.cfg.pollMs);
     this.timer.unref();
+  }
+
+  /** Resolves once the feed's start is final (normally at once; at most the longest transaction running at boot). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private async waitForHorizon(xmax: bigint): Promise<void> {
+    for (;;) {
+      const [{ xmin }] = await this.db.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
+      if (BigInt(xmin) >= xmax || this.stopped) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -114,7 +135,7 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
 
   /** Runs a delivery round now, or once more after the one in progress. */
   wake(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (this.running) {
       this.again = true;
       return;

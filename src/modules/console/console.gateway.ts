@@ -200,6 +200,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   private async catchUp(s: Session, lastSeq: number, gen: number): Promise<void> {
+    await this.feed.whenReady();
     if (gen !== s.generation || !s.socket.connected) return;
     const target = this.feed.cursor;
     let sent: number;
