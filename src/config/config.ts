@@ -297,6 +297,16 @@ const SCHEMA: Record<string, Rule> = {
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),
+  // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
+  'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
+  'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot
+  'console.replayPageSize': rules.int(10, 10000),
+  'console.deliveryBatchSize': rules.int(10, 100000),
+  'console.pollMs': rules.int(50, 600000), // safety net for missed NOTIFYs
+  'console.snapshotMaxIncidents': rules.int(1, 10000),
+  'console.pruneEveryMs': rules.int(0, 86400000), // 0 = no scheduled pruning
+  'console.redisAdapter': rules.bool(),
+  'console.adapterKey': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {

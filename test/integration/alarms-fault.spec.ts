@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
+import { loadConfig } from '../../src/config/config';
+import { TestConsole } from '../support/console-client';
 import { createDatabase, dropDatabase, TIMETABLE } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 import { freePort, Proc, ROOT, start, startRedis, stop, waitHttp } from '../support/processes';
@@ -15,6 +18,11 @@ import { freePort, Proc, ROOT, start, startRedis, stop, waitHttp } from '../supp
  * restarted. The police endpoint fails for the first part of the run. The presser retries on
  * connection errors with the same event id, as a device does. Afterwards every alarm exists
  * exactly once in Postgres and was delivered to the police endpoint under its dedup key.
+ *
+ * Two consoles watch over socket.io: one connected throughout (it is thrown off when the api is
+ * killed and resumes by itself), one that disconnects at 300 alarms and resumes at 600. Each ends
+ * with every one of the 1,000 incident.raised events once (after dedupe by seq), in seq order,
+ * and with exactly the events stored in console_events: no gaps.
  */
 const N = 1000;
 const CONCURRENCY = 16;
@@ -32,6 +40,7 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
   let worker: Proc | undefined;
   let configFile: string;
   const secrets: string[] = [];
+  const consoles: TestConsole[] = [];
 
   const env = (role: 'api' | 'worker'): NodeJS.ProcessEnv => ({
     ...process.env,
@@ -97,6 +106,7 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
   });
 
   afterAll(async () => {
+    for (const c of consoles) c.close();
     await stop(api);
     await stop(worker);
     await stop(redis);
@@ -110,7 +120,16 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     }
   });
 
-  it('keeps all 1,000 alarms and relays each once by dedup key', async () => {
+  it('keeps all 1,000 alarms and relays each once by dedup key, and every console gets each once', async () => {
+    const secret = loadConfig({ ...process.env, NODE_ENV: 'test', CONFIG_FILE: configFile }).auth.jwtSecret;
+    const token = jwt.sign({ usr: 'fault-console', role: 'operator', sch: null, ims: Date.now() }, secret, { algorithm: 'HS256', subject: randomUUID(), jwtid: randomUUID(), expiresIn: 3600, issuer: 'shouhu' });
+    const url = `http://127.0.0.1:${apiPort}`;
+    const steady = new TestConsole(url, token, { reconnection: true });
+    const away = new TestConsole(url, token, { reconnection: true });
+    consoles.push(steady, away);
+    await steady.ready();
+    await away.ready();
+    const startSeq = { steady: steady.snapshots[0].seq, away: away.snapshots[0].seq };
     let retries = 0;
     const pressOnce = async (i: number): Promise<void> => {
       // The device retries with the same event id until it gets a 2xx.
@@ -144,6 +163,12 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
       };
     };
     const triggers = [
+      at(300, async () => {
+        away.socket.disconnect(); // the second console goes away…
+      }),
+      at(600, async () => {
+        away.socket.connect(); // …and comes back, resuming from the last seq it saw
+      }),
       at(150, async () => {
         police.failing = false; // the endpoint recovers; queued relays now run
       }),
@@ -194,6 +219,26 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     expect(twice).toBeLessThanOrEqual(CONCURRENCY + 20);
     const pending = await pg.query(`SELECT count(*)::int AS n FROM alarm_outbox WHERE job_name = 'alarms.police-relay' AND done_at IS NULL`);
     expect(pending.rows[0].n).toBe(0);
-    process.stdout.write(`alarms-fault: ${N} alarms, ${retries} client retries, ${twice} deliveries deduplicated by the receiver\n`);
+
+    // The consoles: every incident once, in seq order, and exactly the stored events (no gaps).
+    for (const [name, c] of [['steady', steady], ['away', away]] as const) {
+      await c.until(() => c.events.filter((e) => e.type === 'incident.raised').length >= N, `${name}: all ${N} incidents`, 60_000);
+      const raisedIds = c.events.filter((e) => e.type === 'incident.raised').map((e) => e.payload.incidentId);
+      expect(raisedIds).toHaveLength(N);
+      expect(new Set(raisedIds).size).toBe(N);
+      expect(new Set(raisedIds)).toEqual(new Set(ids));
+      expect(c.reorders).toEqual([]);
+      const seqs = c.events.map((e) => e.seq);
+      expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1])).toBe(true);
+      const stored = (await pg.query(`SELECT seq FROM console_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, [startSeq[name], seqs[seqs.length - 1]])).rows.map((r) => Number(r.seq));
+      expect(seqs).toEqual(stored);
+      expect(c.snapshots).toHaveLength(1); // caught up by replay every time, never by a snapshot
+    }
+    expect(away.lives.length).toBeGreaterThanOrEqual(2);
+    expect(steady.lives.length).toBeGreaterThanOrEqual(2); // thrown off by the api restart, resumed
+    process.stdout.write(
+      `alarms-fault: ${N} alarms, ${retries} client retries, ${twice} deliveries deduplicated by the receiver; ` +
+        `consoles: steady ${steady.arrivals.length} arrivals / ${steady.events.length} events, away ${away.arrivals.length} / ${away.events.length}\n`,
+    );
   });
 });

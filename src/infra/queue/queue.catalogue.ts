@@ -27,6 +27,8 @@ export enum JobName {
   PatrolPostCheck = 'patrols.post-check',
   /** Daily snapshot of the four targets per school (idempotent per day). */
   ComplianceSnapshot = 'compliance.snapshot',
+  /** Deletes console events older than the replay window (console.pruneEveryMs). */
+  ConsolePrune = 'console.prune',
 }
 
 /** The payload each job carries. */
@@ -39,6 +41,7 @@ export interface JobPayloads {
   [JobName.PatrolRun]: { planId: string };
   [JobName.PatrolPostCheck]: Record<string, never>;
   [JobName.ComplianceSnapshot]: { date?: string };
+  [JobName.ConsolePrune]: Record<string, never>;
 }
 
 export interface JobSpec {
@@ -65,6 +68,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   // Superseded by the next check a minute later; findings are idempotent per post and window anyway.
   [JobName.PatrolPostCheck]: { queue: QueueName.Patrols, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
   [JobName.ComplianceSnapshot]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 5 } },
+  // Superseded by the next run: no retries.
+  [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
 };
 
 export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;

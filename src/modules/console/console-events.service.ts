@@ -1,19 +1,32 @@
-import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events';
+import { consoleConfig } from './console.config';
 
 export const CONSOLE_EVENTS_CHANNEL = 'shouhu_console_events';
 
 /**
  * Appends console events in the caller's transaction: an event exists exactly when the change
  * it describes committed. Each gets a monotonically increasing `seq`. NOTIFY is delivered by
- * Postgres only on commit, which wakes the delivery side (see the console gateway).
+ * Postgres only on commit, which wakes the delivery side (see ConsoleFeed).
  */
 @Injectable()
 export class ConsoleEventsService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+  ) {}
+
   async append(manager: EntityManager, events: ConsoleEventInput | ConsoleEventInput[]): Promise<number[]> {
     const list = Array.isArray(events) ? events : [events];
     if (list.length === 0) return [];
+    // The transaction must own an xid before it draws a seq: ConsoleFeed decides that a missing
+    // seq is a rolled-back one once every transaction older than a snapshot has ended, which
+    // holds only if the seq's transaction was already visible (had an xid) to that snapshot.
+    // Callers normally wrote something already; then this is a no-op round trip.
+    await manager.query(`SELECT pg_current_xact_id()`);
     const rows: { seq: string }[] = await manager.query(
       `INSERT INTO console_events (type, v, school_id, payload)
        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::jsonb[])
@@ -23,5 +36,22 @@ export class ConsoleEventsService {
     const seqs = rows.map((r) => Number(r.seq));
     await manager.query(`SELECT pg_notify($1, $2)`, [CONSOLE_EVENTS_CHANNEL, String(Math.max(...seqs))]);
     return seqs;
+  }
+
+  /**
+   * Retention: events older than the replay window can never be replayed (a console away that
+   * long gets a snapshot), so they go. Deleted in slices to keep each transaction short.
+   */
+  async prune(now = new Date()): Promise<number> {
+    const cutoff = new Date(now.getTime() - consoleConfig(this.config).replayWindowSeconds * 1000);
+    let total = 0;
+    for (;;) {
+      const [, n] = (await this.db.query(
+        `DELETE FROM console_events WHERE seq IN (SELECT seq FROM console_events WHERE at < $1 ORDER BY seq LIMIT 5000)`,
+        [cutoff],
+      )) as [unknown, number];
+      total += n;
+      if (n < 5000) return total;
+    }
   }
 }

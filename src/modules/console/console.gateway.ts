@@ -1,45 +1,261 @@
-import { Inject, Logger } from '@nestjs/common';
+import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
-import type { Server, Socket } from 'socket.io';
+import { createAdapter } from '@socket.io/redis-adapter';
+import type Redis from 'ioredis';
+import type { Namespace, Socket } from 'socket.io';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { Errors } from '../../infra/http/errors';
+import { createRedis, redisKey } from '../../infra/redis/redis.module';
+import { AlarmsService } from '../alarms/alarms.service';
+import { OPEN_STATUSES } from '../alarms/alarms.constants';
+import { scopedSchoolId } from '../auth/scope';
 import { TokenService } from '../auth/token.service';
 import type { AuthUser } from '../auth/roles';
+import { DeviceHealthQueries } from '../device-health/device-health.queries';
+import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from './console-actions';
+import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
+import { ConsoleConfig, consoleConfig } from './console.config';
+import { consoleMetrics } from './console.metrics';
 
 export const DISTRICT_ROOM = 'district';
 export const schoolRoom = (schoolId: string) => `school:${schoolId}`;
 
+type SessionUser = AuthUser & { exp: number };
+
+/** One connected console. */
+interface Session {
+  socket: Socket;
+  user: SessionUser;
+  /** The room it belongs to once live (district, or its school). */
+  room: string;
+  /** School filter for replays and buffered events (null = district-wide). */
+  scope: string | null;
+  /** While it catches up (replay or snapshot): the live events that arrive meanwhile. */
+  buffer: ConsoleEnvelope[] | null;
+  /** Resumes of one socket run one after another. */
+  chain: Promise<void>;
+  generation: number;
+  expiry?: NodeJS.Timeout;
+}
+
+const fail = (e: unknown): ActionAnswer => ({ ok: false, error: toActionError(e) });
+
 /**
- * The console's socket.io endpoint (namespace /console). A client authenticates in the
- * handshake (`auth: { token }` or an Authorization: Bearer header); anything else is refused
- * before the connection opens. Control-center roles join the district room, school staff
- * their school's room only.
+ * The console's socket.io endpoint (namespace /console).
+ *
+ * Authentication: in the handshake (`auth: { token, lastSeq? }` or an Authorization: Bearer
+ * header); anything else is refused before the connection opens. Control-center roles join the
+ * district room, school staff their school's room only. When the access token's `exp` passes,
+ * the server sends `auth_expired` and disconnects; a console refreshes its token before that and
+ * sends `reauth { token }` (same user) to extend the session.
+ *
+ * Delivery (at least once, in order, no gaps; clients dedupe by `seq`): every event is
+ * persisted in console_events before it is sent. On connect (or `resume { lastSeq }`) a console
+ * first catches up — the events after its lastSeq from the table, in order, or a `snapshot`
+ * (open incidents, device summary, the seq it stands for) when it was away too long or has no
+ * lastSeq — while the live events arriving meanwhile are buffered; then the buffer (events
+ * newer than what it was sent) and `live { seq }`, and it joins its room for live events.
+ *
+ * Several api processes: each runs its own ConsoleFeed and emits to its own sockets only
+ * (`server.local`). Every process reads the table anyway (for replays), nothing depends on a
+ * leader being alive, and since a socket lives on exactly one process, each event reaches each
+ * socket once. Emitting through the Redis adapter instead would deliver it once per process.
+ * The Redis adapter is still attached so that rooms span processes for anything that is not an
+ * event of the log (fetchSockets, disconnecting a user everywhere, the Redis emitter).
  */
 @WebSocketGateway({ namespace: '/console', cors: { origin: true, credentials: true } })
-export class ConsoleGateway implements OnGatewayInit {
+export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly logger = new Logger('ConsoleGateway');
-  @WebSocketServer() server: import('socket.io').Namespace;
+  private readonly cfg: ConsoleConfig;
+  private readonly catchingUp = new Set<Session>();
+  private readonly adapterClients: Redis[] = [];
+  @WebSocketServer() server: Namespace;
 
-  constructor(@Inject(TokenService) private readonly tokens: TokenService) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(TokenService) private readonly tokens: TokenService,
+    private readonly feed: ConsoleFeed,
+    private readonly alarms: AlarmsService,
+    private readonly devices: DeviceHealthQueries,
+  ) {
+    this.cfg = consoleConfig(config);
+  }
 
-  afterInit(ns: unknown): void {
-    (ns as Server).use(async (socket: Socket, next) => {
+  afterInit(nsArg: unknown): void {
+    const ns = nsArg as Namespace;
+    this.server ??= ns;
+    if (this.cfg.redisAdapter) {
+      const pub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-pub`);
+      const sub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-sub`);
+      for (const c of [pub, sub]) c.on('error', (e) => this.logger.warn(`socket.io redis adapter: ${e.message}`));
+      this.adapterClients.push(pub, sub);
+      ns.server.adapter(createAdapter(pub, sub, { key: redisKey(this.config, this.cfg.adapterKey) }));
+    }
+    ns.use(async (socket: Socket, next) => {
       const fromAuth = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
       const header = socket.handshake.headers.authorization;
       const token = typeof fromAuth === 'string' ? fromAuth : header?.startsWith('Bearer ') ? header.slice(7) : undefined;
       if (!token) return next(Object.assign(new Error('AUTH.UNAUTHENTICATED'), { data: { code: 'AUTH.UNAUTHENTICATED' } }));
       try {
         const user = await this.tokens.verifyAccess(token);
+        if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'school staff without a school');
         socket.data.user = user;
-        await socket.join(user.role === 'school_security' && user.schoolId ? schoolRoom(user.schoolId) : DISTRICT_ROOM);
         next();
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'AUTH.TOKEN_INVALID';
         next(Object.assign(new Error(code), { data: { code } }));
       }
     });
-    (ns as Server).on('connection', (socket: Socket) => {
-      const user = socket.data.user as AuthUser;
-      socket.emit('session', { v: 1, user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId } });
-    });
+    ns.on('connection', (socket: Socket) => this.onConnection(socket));
+    this.feed.subscribe((events) => this.deliver(events));
     this.logger.log('console gateway ready on /console');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.allSettled(this.adapterClients.map((c) => c.quit()));
+  }
+
+  private onConnection(socket: Socket): void {
+    const user = socket.data.user as SessionUser;
+    const scope = scopedSchoolId(user);
+    const s: Session = { socket, user, scope, room: scope ? schoolRoom(scope) : DISTRICT_ROOM, buffer: null, chain: Promise.resolve(), generation: 0 };
+    consoleMetrics.connected.inc();
+    this.armExpiry(s);
+    socket.emit('session', { v: 1, user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId }, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
+    socket.on('disconnect', () => {
+      consoleMetrics.connected.dec();
+      clearTimeout(s.expiry);
+      this.catchingUp.delete(s);
+      s.buffer = null;
+    });
+    socket.on('resume', (p: unknown) => this.resume(s, (p as { lastSeq?: unknown } | null)?.lastSeq));
+    socket.on('reauth', (p: unknown, ack?: unknown) => void this.reauth(s, p, ack));
+    for (const [name, action] of Object.entries(CONSOLE_ACTIONS)) {
+      socket.on(name, async (payload: unknown, ack?: unknown) => {
+        // A client that sends only a callback: the payload is missing.
+        if (typeof payload === 'function' && ack === undefined) [payload, ack] = [undefined, payload];
+        const answer = typeof ack === 'function' ? (ack as (a: ActionAnswer) => void) : () => undefined;
+        try {
+          if (this.expired(s)) return answer(fail(Errors.unauthorized('AUTH.TOKEN_EXPIRED', 'Access token expired')));
+          const dto = await validatePayload(action.dto as never, payload);
+          answer({ ok: true, incident: await action.run(this.alarms, s.user, dto) });
+          consoleMetrics.actions.inc({ action: name, result: 'ok' });
+        } catch (e) {
+          const a = fail(e);
+          if (!a.ok && a.error.status >= 500) this.logger.error(`console action ${name} failed: ${(e as Error).stack ?? e}`);
+          consoleMetrics.actions.inc({ action: name, result: a.ok ? 'ok' : a.error.code });
+          answer(a);
+        }
+      });
+    }
+    this.resume(s, (socket.handshake.auth as { lastSeq?: unknown } | undefined)?.lastSeq);
+  }
+
+  private expired(s: Session): boolean {
+    return s.user.exp * 1000 <= Date.now();
+  }
+
+  /** Disconnects the console when its token expires (unless it re-authenticated before). */
+  private armExpiry(s: Session): void {
+    clearTimeout(s.expiry);
+    const ms = Math.max(0, s.user.exp * 1000 - Date.now());
+    s.expiry = setTimeout(() => {
+      s.socket.emit('auth_expired', { code: 'AUTH.TOKEN_EXPIRED', message: 'Access token expired: log in or refresh, then reconnect' });
+      s.socket.disconnect(true);
+    }, Math.min(ms, 2 ** 31 - 1));
+    s.expiry.unref();
+  }
+
+  private async reauth(s: Session, payload: unknown, ack: unknown): Promise<void> {
+    const answer = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => undefined;
+    try {
+      const token = (payload as { token?: unknown } | null)?.token;
+      if (typeof token !== 'string') throw Errors.validation([{ field: 'token', reason: 'must be a string' }]);
+      const user = await this.tokens.verifyAccess(token);
+      // A session keeps its identity and scope; another user connects anew.
+      if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'token of another user');
+      s.user = user;
+      this.armExpiry(s);
+      answer({ ok: true, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
+    } catch (e) {
+      answer(fail(e));
+    }
+  }
+
+  /** Catch-up, then live. A later resume supersedes an earlier one still running. */
+  private resume(s: Session, lastSeqRaw: unknown): void {
+    const lastSeq = typeof lastSeqRaw === 'number' && Number.isSafeInteger(lastSeqRaw) && lastSeqRaw > 0 ? lastSeqRaw : 0;
+    const gen = ++s.generation;
+    // Leave the room now: from here on, live events for this console go to its buffer.
+    void s.socket.leave(s.room);
+    s.buffer = [];
+    this.catchingUp.add(s);
+    s.chain = s.chain
+      .then(() => this.catchUp(s, lastSeq, gen))
+      .catch((e) => {
+        this.logger.warn(`console catch-up failed for ${s.user.username}: ${(e as Error).message}`);
+        s.socket.emit('resync_failed', { code: 'CONSOLE.RESYNC_FAILED', message: 'Catch-up failed; reconnecting' });
+        s.socket.disconnect(true);
+      });
+  }
+
+  private async catchUp(s: Session, lastSeq: number, gen: number): Promise<void> {
+    await this.feed.whenReady();
+    if (gen !== s.generation || !s.socket.connected) return;
+    const target = this.feed.cursor;
+    let sent: number;
+    if (await this.feed.canReplay(lastSeq, target, s.scope)) {
+      let after = lastSeq;
+      for (;;) {
+        const page = await this.feed.read(after, target, s.scope, this.cfg.replayPageSize);
+        if (gen !== s.generation || !s.socket.connected) return;
+        for (const e of page) s.socket.emit('event', e);
+        consoleMetrics.replayed.inc(page.length);
+        if (page.length < this.cfg.replayPageSize) break;
+        after = page[page.length - 1].seq;
+      }
+      sent = Math.max(lastSeq, target);
+    } else {
+      const snapshot = await this.snapshot(s.user, target);
+      if (gen !== s.generation || !s.socket.connected) return;
+      s.socket.emit('snapshot', snapshot);
+      consoleMetrics.snapshots.inc();
+      sent = target;
+    }
+    // From here to join, nothing awaits: no live event can slip between the buffer and the room.
+    for (const e of s.buffer ?? []) {
+      if (e.seq > sent) {
+        s.socket.emit('event', e);
+        sent = e.seq;
+      }
+    }
+    s.buffer = null;
+    this.catchingUp.delete(s);
+    void s.socket.join(s.room);
+    s.socket.emit('live', { seq: sent });
+  }
+
+  /** What a console starts from when it cannot replay: open incidents and the device summary. */
+  private async snapshot(user: SessionUser, seq: number) {
+    const [incidents, devices] = await Promise.all([
+      this.alarms.list(user, { status: OPEN_STATUSES, limit: this.cfg.snapshotMaxIncidents }, this.cfg.snapshotMaxIncidents, this.cfg.snapshotMaxIncidents),
+      this.devices.summary({ schoolId: scopedSchoolId(user) ?? undefined }, 200, 0),
+    ]);
+    return { v: 1, seq, at: new Date().toISOString(), incidents: incidents.items, incidentsTotal: incidents.total, devices };
+  }
+
+  /** Live delivery of one feed batch to this process's sockets; empty rooms cost nothing. */
+  private deliver(events: ConsoleEnvelope[]): void {
+    const ns = this.server;
+    const rooms = ns.adapter.rooms;
+    const districtLive = (rooms.get(DISTRICT_ROOM)?.size ?? 0) > 0;
+    for (const e of events) {
+      const targets: string[] = districtLive ? [DISTRICT_ROOM] : [];
+      if (e.schoolId && (rooms.get(schoolRoom(e.schoolId))?.size ?? 0) > 0) targets.push(schoolRoom(e.schoolId));
+      // One emit for both rooms: encoded once, each socket gets it once.
+      if (targets.length) ns.local.to(targets).emit('event', e);
+      for (const s of this.catchingUp) if (s.buffer && (s.scope === null || s.scope === e.schoolId)) s.buffer.push(e);
+    }
+    consoleMetrics.delivered.inc(events.length);
   }
 }

@@ -1,0 +1,70 @@
+import { Type } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { IsUUID, validate } from 'class-validator';
+import { QueryFailedError } from 'typeorm';
+import { DomainError, Errors } from '../../infra/http/errors';
+import { flattenValidationErrors } from '../../infra/http/validation';
+import { AlarmsService, IncidentView } from '../alarms/alarms.service';
+import { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms/dto';
+import type { AuthUser } from '../auth/roles';
+
+/** The alarms DTOs of the REST routes, plus the incident id the URL carries there. */
+class IdNote extends OptionalNoteDto {
+  @IsUUID() id: string;
+}
+class IdRequiredNote extends NoteDto {
+  @IsUUID() id: string;
+}
+class IdResolve extends ResolveDto {
+  @IsUUID() id: string;
+}
+class IdCancel extends CancelDto {
+  @IsUUID() id: string;
+}
+
+interface Action<D> {
+  dto: Type<D>;
+  run: (alarms: AlarmsService, user: AuthUser, dto: D) => Promise<IncidentView>;
+}
+const action = <D>(dto: Type<D>, run: Action<D>['run']): Action<unknown> => ({ dto, run }) as Action<unknown>;
+
+/**
+ * Operator actions over the socket: the same AlarmsService methods (with their own role, scope
+ * and state-machine checks) as the REST routes under /api/v1/incidents, validated with the same DTOs.
+ */
+export const CONSOLE_ACTIONS: Record<string, Action<unknown>> = {
+  'incident:acknowledge': action(IdNote, (a, u, d) => a.acknowledge(u, d.id, d.note)),
+  'incident:dispatch': action(IdNote, (a, u, d) => a.dispatch(u, d.id, d.note)),
+  'incident:on_scene': action(IdNote, (a, u, d) => a.onScene(u, d.id, d.note)),
+  'incident:resolve': action(IdResolve, (a, u, d) => a.resolve(u, d.id, d.outcome, d.note)),
+  'incident:note': action(IdRequiredNote, (a, u, d) => a.addNote(u, d.id, d.note)),
+  'incident:cancel': action(IdCancel, (a, u, d) => a.cancel(u, d.id, d.reason)),
+};
+
+export interface ActionError {
+  status: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+export type ActionAnswer = { ok: true; incident: IncidentView } | { ok: false; error: ActionError };
+
+/** Validates like the global ValidationPipe (whitelist, no unknown fields, no implicit conversion). */
+export async function validatePayload<D extends object>(dto: Type<D>, payload: unknown): Promise<D> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw Errors.validation([{ field: '(payload)', reason: 'must be an object' }]);
+  }
+  const obj = plainToInstance(dto, payload, { enableImplicitConversion: false }) as D;
+  const errors = await validate(obj, { whitelist: true, forbidNonWhitelisted: true });
+  if (errors.length) throw Errors.validation(flattenValidationErrors(errors));
+  return obj;
+}
+
+/** The error shape of REST answers (`{ code, message, details }` plus the HTTP status it stands for). */
+export function toActionError(e: unknown): ActionError {
+  if (e instanceof DomainError) return { status: e.status, code: e.code, message: e.message, details: e.details };
+  if (e instanceof QueryFailedError && ['22P02', '23514', '23502'].includes((e.driverError as { code?: string }).code ?? '')) {
+    return { status: 400, code: 'VALIDATION_FAILED', message: e.message.split('\n')[0] };
+  }
+  return { status: 500, code: 'INTERNAL', message: 'Internal error' };
+}

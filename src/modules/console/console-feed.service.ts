@@ -1,0 +1,234 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { CONSOLE_EVENTS_CHANNEL } from './console-events.service';
+import type { ConsoleEventType } from './console-events';
+import { ConsoleConfig, consoleConfig } from './console.config';
+
+/** A console event as sent to clients (one socket.io event name: `event`). */
+export interface ConsoleEnvelope {
+  seq: number;
+  v: number;
+  type: ConsoleEventType;
+  at: string;
+  schoolId: string | null;
+  payload: unknown;
+}
+
+interface EventRow {
+  seq: string;
+  v: number;
+  type: ConsoleEventType;
+  at: Date;
+  school_id: string | null;
+  payload: unknown;
+}
+
+const toEnvelope = (r: EventRow): ConsoleEnvelope => ({ seq: Number(r.seq), v: r.v, type: r.type, at: new Date(r.at).toISOString(), schoolId: r.school_id, payload: r.payload });
+
+/**
+ * Reads console_events in seq order and hands each new event, exactly once and in order, to
+ * its subscribers (the gateway of this api process). Woken by LISTEN (Postgres sends NOTIFY on
+ * commit) and by a periodic poll (a NOTIFY sent while the listening connection was down is
+ * lost; the poll catches up).
+ *
+ * Seqs are drawn when a row is inserted, not when it commits, so seq 11 can become visible
+ * before seq 10. The feed therefore only advances over a contiguous prefix. A missing seq is
+ * either still in flight (wait for it) or rolled back (never comes): it is skipped once every
+ * transaction that was running when the gap was first seen has ended (the xmin of a later
+ * snapshot has passed the xmax of the snapshot that saw the gap). ConsoleEventsService makes
+ * sure a transaction owns an xid before it draws a seq, which makes that test exact.
+ *
+ * Every api process runs its own feed and delivers to its own sockets only (see the gateway).
+ */
+@Injectable()
+export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('ConsoleFeed');
+  private readonly cfg: ConsoleConfig;
+  private listener?: Client;
+  private timer?: NodeJS.Timeout;
+  private reconnectTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private started = false;
+  private ready: Promise<void> = Promise.resolve();
+  private running?: Promise<void>;
+  private again = false;
+  private gap?: { upTo: number; xmax: bigint };
+  private readonly subscribers: ((events: ConsoleEnvelope[]) => void)[] = [];
+  /** The last seq handed to subscribers: everything up to it was delivered (or was a hole). */
+  cursor = 0;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+  ) {
+    this.cfg = consoleConfig(config);
+  }
+
+  subscribe(fn: (events: ConsoleEnvelope[]) => void): void {
+    this.subscribers.push(fn);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    // Start at the end: consoles get older events by replay (from the table), not from the feed.
+    // But a transaction still running now (another process's) may hold a seq below that end and
+    // commit later: the start is final only once every transaction running now has ended.
+    const [{ max, xmax }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM console_events`);
+    this.ready = this.waitForHorizon(BigInt(xmax)).then(() => {
+      this.cursor = Number(max);
+      this.started = true;
+      this.wake();
+    });
+    await this.listen().catch((e) => this.onListenerLost(e as Error));
+    this.timer = setInterval(() => this.wake(), this.cfg.pollMs);
+    this.timer.unref();
+  }
+
+  /** Resolves once the feed's start is final (normally at once; at most the longest transaction running at boot). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private async waitForHorizon(xmax: bigint): Promise<void> {
+    for (;;) {
+      const [{ xmin }] = await this.db.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
+      if (BigInt(xmin) >= xmax || this.stopped) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.reconnectTimer);
+    await this.running?.catch(() => undefined);
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  private async listen(): Promise<void> {
+    const c = new Client({ connectionString: this.config.database.url, application_name: 'shouhu-console-feed' });
+    this.listener = c;
+    c.on('notification', () => this.wake());
+    c.on('error', (e) => this.onListenerLost(e));
+    c.on('end', () => this.onListenerLost(new Error('connection ended')));
+    await c.connect();
+    await c.query(`LISTEN ${CONSOLE_EVENTS_CHANNEL}`);
+    this.wake(); // whatever committed while we were not listening
+  }
+
+  private onListenerLost(e: Error): void {
+    if (this.stopped || this.reconnectTimer) return;
+    this.logger.warn(`console feed listener lost (${e.message}); reconnecting`);
+    const old = this.listener;
+    this.listener = undefined;
+    old?.removeAllListeners();
+    old?.on('error', () => undefined);
+    void old?.end().catch(() => undefined);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopped) this.listen().catch((err) => this.onListenerLost(err as Error));
+    }, 1000);
+    this.reconnectTimer.unref();
+  }
+
+  /** Runs a delivery round now, or once more after the one in progress. */
+  wake(): void {
+    if (this.stopped || !this.started) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          while ((await this.round()) && !this.stopped);
+        } catch (e) {
+          if (!this.stopped) this.logger.warn(`console feed round failed: ${(e as Error).message}`);
+        }
+      } while (this.again && !this.stopped);
+    })().finally(() => (this.running = undefined));
+  }
+
+  /** One read; returns true when a full batch was delivered (more may be waiting). */
+  private async round(): Promise<boolean> {
+    const limit = this.cfg.deliveryBatchSize;
+    // One statement: the rows and the snapshot that saw them.
+    const rows: (EventRow & { xmin: string; xmax: string })[] = await this.db.query(
+      `SELECT e.*, pg_snapshot_xmin(s.s)::text AS xmin, pg_snapshot_xmax(s.s)::text AS xmax
+       FROM (SELECT pg_current_snapshot() AS s) s
+       LEFT JOIN LATERAL (SELECT seq, v, type, at, school_id, payload FROM console_events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`,
+      [this.cursor, limit],
+    );
+    const xmin = BigInt(rows[0].xmin);
+    const xmax = BigInt(rows[0].xmax);
+    const out: ConsoleEnvelope[] = [];
+    let blocked = false;
+    for (const r of rows) {
+      if (r.seq === null) break; // no new rows (the LEFT JOIN's empty side)
+      const seq = Number(r.seq);
+      if (seq !== this.cursor + 1) {
+        if (this.gap && this.gap.upTo === seq && xmin >= this.gap.xmax) {
+          // Every transaction that could have held the missing seqs has ended: rolled back.
+          this.gap = undefined;
+        } else {
+          if (!this.gap || this.gap.upTo !== seq) this.gap = { upTo: seq, xmax };
+          blocked = true;
+          break;
+        }
+      }
+      this.cursor = seq;
+      out.push(toEnvelope(r));
+    }
+    if (out.length) {
+      for (const fn of this.subscribers) {
+        try {
+          fn(out);
+        } catch (e) {
+          this.logger.error(`console subscriber failed: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (blocked && this.gap) this.scheduleGapCheck();
+    return !blocked && out.length === limit;
+  }
+
+  /** A gap usually closes within milliseconds (its transaction commits and NOTIFYs); re-check soon anyway. */
+  private scheduleGapCheck(): void {
+    setTimeout(() => this.wake(), 50).unref();
+  }
+
+  /** Events in (after, upTo], oldest first, optionally of one school only. */
+  async read(after: number, upTo: number, schoolId: string | null, limit: number): Promise<ConsoleEnvelope[]> {
+    const rows: EventRow[] = await this.db.query(
+      `SELECT seq, v, type, at, school_id, payload FROM console_events
+       WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL OR school_id = $3) ORDER BY seq LIMIT $4`,
+      [after, upTo, schoolId, limit],
+    );
+    return rows.map(toEnvelope);
+  }
+
+  /**
+   * Can a console that last saw `lastSeq` catch up by replay, or does it need a snapshot? It needs
+   * one when its last event is older than the replay window or already pruned, or when it missed
+   * more than replayMaxEvents events.
+   */
+  async canReplay(lastSeq: number, upTo: number, schoolId: string | null): Promise<boolean> {
+    if (lastSeq <= 0) return false; // a fresh console: a snapshot is what it needs
+    if (lastSeq >= upTo) {
+      // Another api process may be a little ahead of this one; a seq beyond anything stored comes
+      // from another database (a reset): start over from a snapshot.
+      const [{ max }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max FROM console_events`);
+      return lastSeq <= Number(max);
+    }
+    const [last] = await this.db.query(`SELECT at FROM console_events WHERE seq <= $1 ORDER BY seq DESC LIMIT 1`, [lastSeq]);
+    if (!last || new Date(last.at).getTime() < Date.now() - this.cfg.replayWindowSeconds * 1000) return false;
+    const [{ n }] = await this.db.query(
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM console_events WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL OR school_id = $3) LIMIT $4) x`,
+      [lastSeq, upTo, schoolId, this.cfg.replayMaxEvents + 1],
+    );
+    return n <= this.cfg.replayMaxEvents;
+  }
+}

@@ -1,0 +1,11 @@
+import { Counter, Gauge } from 'prom-client';
+import { metrics } from '../../infra/observability/metrics';
+
+/** Console delivery figures (GET /metrics). */
+export const consoleMetrics = {
+  connected: new Gauge({ name: 'shouhu_console_connected', help: 'Consoles connected to this api process', registers: [metrics] }),
+  delivered: new Counter({ name: 'shouhu_console_events_delivered_total', help: 'Console events this api process delivered live', registers: [metrics] }),
+  replayed: new Counter({ name: 'shouhu_console_events_replayed_total', help: 'Console events replayed to reconnecting consoles', registers: [metrics] }),
+  snapshots: new Counter({ name: 'shouhu_console_snapshots_total', help: 'Snapshots sent to consoles that could not replay', registers: [metrics] }),
+  actions: new Counter({ name: 'shouhu_console_actions_total', help: 'Operator actions over the socket, by action and result', labelNames: ['action', 'result'], registers: [metrics] }),
+};

@@ -1,0 +1,298 @@
+import { INestApplication } from '@nestjs/common';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { DataSource } from 'typeorm';
+import { bootstrap } from '../../src/bootstrap';
+import { ConsoleEventsService } from '../../src/modules/console/console-events.service';
+import { auth, seedMinimal, startApp, TestApp, testConfig } from '../support/harness';
+import { Envelope, TestConsole, tryConnect } from '../support/console-client';
+
+/**
+ * The console gateway as a console uses it: authentication, school scoping, replay after a
+ * short absence, a snapshot after a long one, ordering under concurrent (and rolled-back)
+ * appends, operator actions with acknowledgements, and fan-out across two api processes.
+ */
+/** A minimal patrol.finding payload: these tests only need some event to carry. */
+const finding = (findingId: string, schoolId: string, check: string) => ({
+  schoolId,
+  source: 'audit' as const,
+  runId: null,
+  total: 1,
+  findings: [{ findingId, check, message: '', subjectLabel: '', taskId: null }],
+});
+
+describe('console gateway (socket.io)', () => {
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let op1: string;
+  let op2: string;
+  let staffA: string;
+  let auditor: string;
+  const open: TestConsole[] = [];
+
+  const consoleFor = (token: string, opts: { lastSeq?: number; reconnection?: boolean } = {}, url = t.baseUrl) => {
+    const c = new TestConsole(url, token, opts);
+    open.push(c);
+    return c;
+  };
+  const raise = async (schoolId: string, location = '南门', token = op1) =>
+    (await t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId, type: 'intrusion', location }).expect(201)).body as { id: string };
+  const raised = (c: TestConsole) => c.events.filter((e) => e.type === 'incident.raised');
+  const hasIncident = (c: TestConsole, id: string) => c.events.some((e) => e.payload.incidentId === id);
+
+  beforeAll(async () => {
+    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200 } });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    op1 = (await t.userToken('operator')).token;
+    op2 = (await t.userToken('operator')).token;
+    staffA = (await t.userToken('school_security', seed.schoolA.id)).token;
+    auditor = (await t.userToken('auditor')).token;
+  });
+
+  afterEach(() => {
+    for (const c of open.splice(0)) c.close();
+  });
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const sign = (claims: { sub: string; role: string; sch?: string | null }, expiresIn: number) =>
+    jwt.sign({ usr: 'someone', role: claims.role, sch: claims.sch ?? null, ims: Date.now() }, t.config.auth.jwtSecret, {
+      algorithm: 'HS256',
+      subject: claims.sub,
+      jwtid: randomUUID(),
+      expiresIn,
+      issuer: 'shouhu',
+    });
+
+  it('refuses missing, invalid and expired tokens in the handshake', async () => {
+    expect(await tryConnect(t.baseUrl, {})).toBe('AUTH.UNAUTHENTICATED');
+    expect(await tryConnect(t.baseUrl, { auth: { token: 'garbage' } })).toBe('AUTH.TOKEN_INVALID');
+    expect(await tryConnect(t.baseUrl, { auth: { token: sign({ sub: randomUUID(), role: 'operator' }, -10) } })).toBe('AUTH.TOKEN_EXPIRED');
+    expect(await tryConnect(t.baseUrl, { auth: { token: sign({ sub: randomUUID(), role: 'school_security', sch: null }, 60) } })).toBe('AUTH.FORBIDDEN');
+    expect(await tryConnect(t.baseUrl, { auth: { token: op1 } })).toBe('connected');
+  });
+
+  it('disconnects a console whose token expires mid-session, unless it re-authenticated', async () => {
+    const sub = randomUUID();
+    const c = consoleFor(sign({ sub, role: 'operator' }, 2));
+    await c.ready();
+    const expired = new Promise<{ code: string }>((r) => c.socket.on('auth_expired', r));
+    const gone = new Promise<string>((r) => c.socket.on('disconnect', r));
+    expect((await expired).code).toBe('AUTH.TOKEN_EXPIRED');
+    expect(await gone).toBe('io server disconnect');
+
+    const d = consoleFor(sign({ sub, role: 'operator' }, 2));
+    await d.ready();
+    const again = await d.emitAck<{ ok: boolean }>('reauth', { token: sign({ sub, role: 'operator' }, 600) });
+    expect(again.ok).toBe(true);
+    const other = await d.emitAck<{ ok: boolean; error: { code: string } }>('reauth', { token: sign({ sub: randomUUID(), role: 'operator' }, 600) });
+    expect(other).toMatchObject({ ok: false, error: { code: 'AUTH.FORBIDDEN' } });
+    // Still connected well after the first token's expiry: prove it with a live event.
+    await new Promise((r) => setTimeout(r, 2500));
+    const inc = await raise(seed.schoolA.id, '体育馆');
+    await d.until(() => hasIncident(d, inc.id), 'event after reauth');
+    expect(d.socket.connected).toBe(true);
+  });
+
+  it('gives school staff their own school only, the district everything', async () => {
+    const district = await consoleFor(op1).ready();
+    const staff = await consoleFor(staffA).ready();
+    expect(district.snapshots).toHaveLength(1); // no lastSeq: a fresh console starts from a snapshot
+    const b = await raise(seed.schoolB.id);
+    const a = await raise(seed.schoolA.id);
+    await district.until(() => hasIncident(district, a.id) && hasIncident(district, b.id), 'both incidents');
+    await staff.until(() => hasIncident(staff, a.id), 'own school incident');
+    expect(staff.events.every((e) => e.schoolId === seed.schoolA.id)).toBe(true);
+    expect(hasIncident(staff, b.id)).toBe(false);
+    const e = raised(district).find((x) => x.payload.incidentId === a.id)!;
+    expect(e).toMatchObject({ v: 1, type: 'incident.raised', schoolId: seed.schoolA.id, payload: { schoolName: '甲小学', location: '南门', status: 'raised' } });
+    expect(typeof e.seq).toBe('number');
+    // Replays are scoped too.
+    const replay = await consoleFor(staffA, { lastSeq: staff.snapshots[0].seq }).ready();
+    expect(replay.events.map((x) => x.payload.incidentId)).toEqual([a.id]);
+  });
+
+  it('replays what a console missed during a short absence, in order, then continues live', async () => {
+    const c = await consoleFor(op1).ready();
+    await raise(seed.schoolA.id, '北门');
+    await c.until(() => raised(c).length === 1, 'first');
+    const lastSeq = c.lastSeq;
+    c.close();
+    const missed = [];
+    for (let i = 0; i < 5; i++) missed.push((await raise(seed.schoolA.id, `教学楼${i}`)).id);
+    const back = await consoleFor(op1, { lastSeq }).ready();
+    expect(back.snapshots).toHaveLength(0);
+    expect(raised(back).map((e) => e.payload.incidentId)).toEqual(missed);
+    expect(back.events.every((e, i) => i === 0 || e.seq > back.events[i - 1].seq)).toBe(true);
+    expect(back.events[0].seq).toBeGreaterThan(lastSeq);
+    const live = await raise(seed.schoolA.id, '食堂');
+    await back.until(() => hasIncident(back, live.id), 'live after replay');
+  });
+
+  it('sends a snapshot after a long absence (too long ago, or too many events)', async () => {
+    const c = await consoleFor(op1).ready();
+    const inc = await raise(seed.schoolB.id, '西门');
+    await c.until(() => hasIncident(c, inc.id), 'incident');
+    const lastSeq = c.lastSeq;
+    c.close();
+    // The clock: the console's last event now lies beyond the replay window.
+    await t.db.query(`UPDATE console_events SET at = at - interval '2 hours' WHERE seq <= $1`, [lastSeq]);
+    const later = await raise(seed.schoolB.id, '东门');
+    const back = await consoleFor(op1, { lastSeq }).ready();
+    expect(back.snapshots).toHaveLength(1);
+    const ids = back.snapshots[0].incidents.map((i) => i.id);
+    expect(ids).toEqual(expect.arrayContaining([inc.id, later.id]));
+    expect(back.snapshots[0].incidents.every((i) => ['raised', 'acknowledged', 'dispatched', 'on_scene'].includes(i.status))).toBe(true);
+    expect(back.snapshots[0].devices).toMatchObject({ totals: expect.any(Object) });
+    expect(back.lives[0]).toBeGreaterThanOrEqual(back.snapshots[0].seq);
+
+    // Too many: more than console.replayMaxEvents (40 here) missed events.
+    const mark = back.lastSeq;
+    back.close();
+    const events = t.app.get(ConsoleEventsService);
+    await t.app.get(DataSource).transaction((m) =>
+      events.append(m, Array.from({ length: 45 }, (_, i) => ({ type: 'patrol.finding' as const, schoolId: seed.schoolA.id, payload: finding(`f${i}`, seed.schoolA.id, 'gate') }))),
+    );
+    const flood = await consoleFor(op1, { lastSeq: mark }).ready();
+    expect(flood.snapshots).toHaveLength(1);
+    expect(flood.events.filter((e) => e.seq <= flood.snapshots[0].seq)).toHaveLength(0);
+  });
+
+  it('delivers every committed event once and in seq order under concurrent appends, rolled-back ones skipped', async () => {
+    const c = await consoleFor(op1).ready();
+    const events = t.app.get(ConsoleEventsService);
+    const ds = t.app.get(DataSource);
+    const committed: number[] = [];
+    // 30 transactions, each appending 3 events and lingering a little before it commits, so
+    // commits land out of seq order; every fifth rolls back (its seqs become holes).
+    await Promise.all(
+      Array.from({ length: 30 }, async (_, k) => {
+        try {
+          await ds.transaction(async (m) => {
+            const seqs = await events.append(
+              m,
+              [0, 1, 2].map((j) => ({ type: 'patrol.finding' as const, schoolId: null, payload: finding(`c${k}-${j}`, seed.schoolA.id, 'order') })),
+            );
+            await new Promise((r) => setTimeout(r, (k * 7919) % 60));
+            if (k % 5 === 0) throw new Error('rollback');
+            committed.push(...seqs);
+          });
+        } catch (e) {
+          if ((e as Error).message !== 'rollback') throw e;
+        }
+      }),
+    );
+    committed.sort((a, b) => a - b);
+    await c.until(() => c.lastSeq >= committed[committed.length - 1], 'all committed events');
+    const got = c.events.filter((e) => e.type === 'patrol.finding').map((e) => e.seq);
+    expect(got).toEqual(committed);
+    expect(c.arrivals.length).toBe(c.events.length); // no duplicates on a steady connection
+    expect(c.reorders).toEqual([]);
+  });
+
+  it('runs operator actions over the socket with the same rules as REST', async () => {
+    const c1 = await consoleFor(op1).ready();
+    const c2 = await consoleFor(op2).ready();
+    const aud = await consoleFor(auditor).ready();
+    const staff = await consoleFor(staffA).ready();
+    const inc = await raise(seed.schoolA.id, '南门岗亭');
+
+    const first = await c1.emitAck<{ ok: boolean; incident: { status: string; acknowledgedBy: { name: string } } }>('incident:acknowledge', { id: inc.id, note: '收到' });
+    expect(first.ok).toBe(true);
+    expect(first.incident.status).toBe('acknowledged');
+    const second = await c2.emitAck<{ ok: boolean; error: { code: string; status: number; details: { acknowledgedBy: { name: string } } } }>('incident:acknowledge', { id: inc.id });
+    expect(second).toMatchObject({ ok: false, error: { status: 409, code: 'ALARM.ALREADY_ACKNOWLEDGED' } });
+    expect(second.error.details.acknowledgedBy.name).toBe(first.incident.acknowledgedBy.name);
+    // Read-only and school roles are refused as on REST.
+    expect(await aud.emitAck('incident:dispatch', { id: inc.id })).toMatchObject({ ok: false, error: { status: 403 } });
+    expect(await staff.emitAck('incident:dispatch', { id: inc.id })).toMatchObject({ ok: false, error: { status: 403 } });
+    expect(await c1.emitAck('incident:acknowledge', { id: randomUUID() })).toMatchObject({ ok: false, error: { status: 404, code: 'INCIDENT.NOT_FOUND' } });
+
+    expect(await c1.emitAck('incident:dispatch', { id: inc.id })).toMatchObject({ ok: true, incident: { status: 'dispatched' } });
+    expect(await c1.emitAck('incident:note', { id: inc.id, note: '保安已到岗亭' })).toMatchObject({ ok: true });
+    expect(await c1.emitAck('incident:on_scene', { id: inc.id })).toMatchObject({ ok: true, incident: { status: 'on_scene' } });
+    expect(await c1.emitAck('incident:resolve', { id: inc.id, outcome: 'false_alarm', note: '误报' })).toMatchObject({ ok: true, incident: { status: 'resolved', outcome: 'false_alarm' } });
+    // The REST view agrees, timeline included.
+    const view = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(op1)).expect(200)).body;
+    expect(view.timeline.map((x: { action: string }) => x.action)).toEqual(['raised', 'acknowledge', 'dispatch', 'note', 'on_scene', 'resolve']);
+    // Every console saw the updates as events.
+    await c2.until(() => c2.events.some((e) => e.type === 'incident.updated' && e.payload.incidentId === inc.id && e.payload.change === 'resolve'), 'resolve event');
+  });
+
+  it('answers malformed payloads with a validation error and keeps serving', async () => {
+    const c = await consoleFor(op1).ready();
+    const inc = await raise(seed.schoolA.id, '后门');
+    const bad = async (name: string, ...args: unknown[]) => c.emitAck<{ ok: boolean; error: { code: string; status: number; details?: { fields: { field: string }[] } } }>(name, ...args);
+    for (const [name, payload] of [
+      ['incident:acknowledge', 'garbage'],
+      ['incident:acknowledge', null],
+      ['incident:acknowledge', [1, 2]],
+      ['incident:acknowledge', { id: 'not-a-uuid' }],
+      ['incident:acknowledge', { id: inc.id, extra: true }],
+      ['incident:acknowledge', { id: inc.id, note: 42 }],
+      ['incident:resolve', { id: inc.id, outcome: 'bogus' }],
+      ['incident:note', { id: inc.id }],
+      ['incident:cancel', { id: inc.id, reason: '' }],
+    ] as [string, unknown][]) {
+      const a = await bad(name, payload);
+      expect(a).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', status: 400 } });
+    }
+    expect((await bad('incident:resolve', { id: inc.id, outcome: 'bogus' })).error.details!.fields[0].field).toBe('outcome');
+    expect(await bad('incident:acknowledge')).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } }); // only a callback
+    c.socket.emit('incident:acknowledge', { id: inc.id }); // no callback: acted on, nobody to answer
+    c.socket.emit('resume', 'nonsense'); // treated as "no lastSeq": a snapshot, then live again
+    c.socket.emit('no-such-event', { x: 1 });
+    await c.ready(2);
+    await c.until(() => c.events.some((e) => e.payload.incidentId === inc.id && e.payload.change === 'acknowledge'), 'acknowledged without a callback');
+    expect(await c.emitAck('incident:dispatch', { id: inc.id })).toMatchObject({ ok: true });
+    expect(c.socket.connected).toBe(true);
+  });
+
+  it('delivers an incident raised through api process A to a console on api process B, once', async () => {
+    const configB = testConfig(t.config.database.url, { role: 'api', redis: { keyPrefix: t.config.redis.keyPrefix }, console: { pollMs: 200 } });
+    const b = (await bootstrap(configB, { migrate: false })) as INestApplication;
+    try {
+      const urlB = `http://127.0.0.1:${(b.getHttpServer().address() as AddressInfo).port}`;
+      const onB = await consoleFor(op1, {}, urlB).ready();
+      const onA = await consoleFor(op2).ready();
+      const inc = await raise(seed.schoolB.id, '跨节点');
+      await onB.until(() => hasIncident(onB, inc.id), 'incident on node B');
+      // A later event as a marker: by then any duplicate of the first would have arrived.
+      const marker = await raise(seed.schoolB.id, '标记');
+      await onB.until(() => hasIncident(onB, marker.id), 'marker on node B');
+      await onA.until(() => hasIncident(onA, marker.id), 'marker on node A');
+      const count = (c: TestConsole, id: string) => c.arrivals.filter((e: Envelope) => e.type === 'incident.raised' && e.payload.incidentId === id).length;
+      expect(count(onB, inc.id)).toBe(1);
+      expect(count(onA, inc.id)).toBe(1);
+      // And an action taken on B is seen on A.
+      expect(await onB.emitAck('incident:acknowledge', { id: inc.id })).toMatchObject({ ok: true });
+      await onA.until(() => onA.events.some((e) => e.payload.incidentId === inc.id && e.payload.change === 'acknowledge'), 'ack from B on A');
+    } finally {
+      for (const c of open.splice(0)) c.close();
+      await b.close();
+    }
+  });
+
+  it('serves the web console and the socket.io client at /console', async () => {
+    await t.http().get('/console').expect(301).expect('Location', '/console/');
+    const page = await t.http().get('/console/').expect(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    await t.http().get('/console/vendor/socket.io.min.js').expect(200).expect('Content-Type', /javascript/);
+  });
+
+  it('prunes events older than the replay window', async () => {
+    const events = t.app.get(ConsoleEventsService);
+    const [{ n: before }] = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE at < now() - interval '1 hour'`).then((r) => r.rows);
+    expect(before).toBeGreaterThan(0);
+    const removed = await events.prune();
+    expect(removed).toBe(before);
+    const [{ n: after }] = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE at < now() - interval '1 hour'`).then((r) => r.rows);
+    expect(after).toBe(0);
+  });
+});

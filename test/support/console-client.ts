@@ -1,0 +1,110 @@
+import { io, Socket } from 'socket.io-client';
+
+export interface Envelope {
+  seq: number;
+  v: number;
+  type: string;
+  at: string;
+  schoolId: string | null;
+  payload: Record<string, unknown> & { incidentId?: string };
+}
+
+export interface Snapshot {
+  seq: number;
+  incidents: { id: string; status: string }[];
+  devices: unknown;
+}
+
+/**
+ * A console as a browser would run it: remembers the last seq it saw, dedupes by seq, resumes
+ * with `auth.lastSeq` on every (re)connect. Keeps what arrived, for assertions.
+ */
+export class TestConsole {
+  socket: Socket;
+  /** Every `event` as it arrived (duplicates included). */
+  arrivals: Envelope[] = [];
+  /** After dedupe by seq, in arrival order. */
+  events: Envelope[] = [];
+  snapshots: Snapshot[] = [];
+  lives: number[] = [];
+  /** An event arrived with a seq lower than one already seen and not seen before: a reorder. */
+  reorders: number[] = [];
+  lastSeq = 0;
+  private seen = new Set<number>();
+  private waiters: (() => void)[] = [];
+
+  constructor(url: string, token: string, opts: { lastSeq?: number; reconnection?: boolean } = {}) {
+    this.lastSeq = opts.lastSeq ?? 0;
+    this.socket = io(`${url}/console`, {
+      transports: ['websocket'],
+      reconnection: opts.reconnection ?? false,
+      reconnectionDelay: 200,
+      reconnectionDelayMax: 1000,
+      auth: (cb) => cb({ token, lastSeq: this.lastSeq }),
+    });
+    this.socket.on('event', (e: Envelope) => {
+      this.arrivals.push(e);
+      if (!this.seen.has(e.seq)) {
+        if (e.seq < this.lastSeq) this.reorders.push(e.seq);
+        this.seen.add(e.seq);
+        this.events.push(e);
+        this.lastSeq = Math.max(this.lastSeq, e.seq);
+      }
+      this.notify();
+    });
+    this.socket.on('snapshot', (s: Snapshot) => {
+      this.snapshots.push(s);
+      this.lastSeq = s.seq;
+      this.notify();
+    });
+    this.socket.on('live', (m: { seq: number }) => {
+      this.lives.push(m.seq);
+      this.notify();
+    });
+  }
+
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when `check()` holds (re-checked on every message), or rejects after timeoutMs. */
+  async until(check: () => boolean, what = 'condition', timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`console: timed out waiting for ${what} (have ${this.events.length} events, lastSeq ${this.lastSeq})`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+
+  /** Caught up `n` times (the n-th `live` marker arrived; one per connect or resume). */
+  async ready(n = 1): Promise<this> {
+    await this.until(() => this.lives.length >= n, `live #${n}`);
+    return this;
+  }
+
+  emitAck<T = unknown>(name: string, ...args: unknown[]): Promise<T> {
+    return new Promise((resolve) => this.socket.emit(name, ...args, (a: T) => resolve(a)));
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** Resolves with the connect_error message, or 'connected'. */
+export function tryConnect(url: string, opts: object): Promise<string> {
+  return new Promise((resolve) => {
+    const s = io(`${url}/console`, { ...opts, transports: ['websocket'], reconnection: false });
+    s.on('connect', () => {
+      s.close();
+      resolve('connected');
+    });
+    s.on('connect_error', (e) => {
+      s.close();
+      resolve(e.message);
+    });
+  });
+}
