@@ -117,9 +117,22 @@ async function main() {
     await COMMANDS.seed([], config);
   }
   const { bootstrap } = require(path.join(root, 'dist/bootstrap.js'));
-  await bootstrap(config, { migrate: false });
+  const app = await bootstrap(config, { migrate: false });
   const base = `http://localhost:${config.http.port}`;
   say(`ready: console ${base}/console · API docs ${base}/api/docs · health ${base}/health/ready`);
+  if (config.demo.simulateHeartbeats) {
+    // The demo district's devices send heartbeats through the real HTTP intake, so the console
+    // shows a living district (a few silent and flapping devices included). Off in production.
+    const { simulate } = require(path.join(root, 'dist/tools/simulate.js'));
+    say(`simulating heartbeats for the demo devices (${config.demo.simulateOffline * 100}% silent); set SHOUHU__DEMO__SIMULATE_HEARTBEATS=false to stop`);
+    simulate(app, config, {
+      url: `http://127.0.0.1:${config.http.port}`,
+      offline: config.demo.simulateOffline,
+      flap: config.demo.simulateFlap,
+      durationMs: Infinity,
+      progress: (line) => (/request failed/.test(line) ? say(line) : undefined),
+    }).catch((e) => say(`simulator stopped: ${e.message}`));
+  }
   if (config.demo.seedOnStart) say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and the school_security users listed above`);
 }
 

@@ -34,7 +34,8 @@ export interface AppConfig {
   };
   registry: { defaultPageSize: number; maxPageSize: number };
   import: { maxFileBytes: number; maxRows: number };
-  demo: { seedOnStart: boolean; userPassword: string };
+  /** The demo district (`npm start`): seeded users, and simulated heartbeats so it looks alive. */
+  demo: { seedOnStart: boolean; userPassword: string; simulateHeartbeats: boolean; simulateOffline: number; simulateFlap: number };
   [section: string]: unknown;
 }
 
@@ -226,6 +227,9 @@ const SCHEMA: Record<string, Rule> = {
   'import.maxRows': rules.int(1, 10_000_000),
   'demo.seedOnStart': rules.bool(),
   'demo.userPassword': rules.str(),
+  'demo.simulateHeartbeats': rules.bool(),
+  'demo.simulateOffline': rules.num(0, 1),
+  'demo.simulateFlap': rules.num(0, 1),
   // Device liveness (GB/T 28181-2016 §9.6.1: keepalive 60 s, offline after 3 missed; GB/T 29315: faults repaired within 24 h).
   'liveness.intervalSeconds': rules.int(1, 86400),
   'liveness.missedBeforeOffline': rules.int(1, 100),
@@ -335,6 +339,7 @@ export function validateConfig(raw: Json): AppConfig {
     if (cfg.env === 'production') {
       if (cfg.auth.jwtSecret.length < 32) problems.push('auth.jwtSecret (JWT_SECRET): must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');
+      if (cfg.demo.simulateHeartbeats) problems.push('demo.simulateHeartbeats: must be false in production (no simulated devices)');
     } else if (cfg.auth.jwtSecret === '') {
       cfg.auth.jwtSecret = DEV_SECRET;
     }

@@ -3,6 +3,7 @@ import type { AppConfig } from '../config/config';
 import { DeviceCredentialsService } from '../modules/auth/device-credentials.service';
 import type { LivenessConfig } from '../modules/device-health/device-health.service';
 import { RegistryService } from '../modules/registry/registry.service';
+import { prng } from './seed/district';
 
 export interface SimulateOptions {
   url: string;
@@ -31,11 +32,6 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
 
-/** A deterministic pseudo-random sequence, so two runs play the same devices the same way. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => ((x = (x * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
 
 /**
  * Plays registered devices sending heartbeats at their interval through the HTTP batch API,
@@ -46,7 +42,7 @@ export async function simulate(ctx: INestApplicationContext, config: AppConfig, 
   const live = config.liveness as LivenessConfig;
   const registry = ctx.get(RegistryService);
   const devices: SimDevice[] = [];
-  const random = rng(20260301);
+  const random = prng(20260301); // two runs play the same devices the same way
   const start = Date.now();
   outer: for await (const rows of registry.deviceIndexRows()) {
     for (const r of rows) {
