@@ -87,7 +87,9 @@ async function run(ctx = {}) {
 
     // 2. The api process.
     t0 = Date.now();
-    api = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    // BENCH_HEALTH_API_NODE_ARGS: extra node flags for the api (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const apiNodeArgs = (process.env.BENCH_HEALTH_API_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    api = spawn(process.execPath, [...apiNodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       env: {
         ...process.env,
         NODE_ENV: 'test',
