@@ -96,7 +96,12 @@ export class DeviceHealthService {
 
   /** Milliseconds of silence after which a device is offline. */
   thresholdMs(d?: Pick<IndexedDevice, 'intervalSec'>): number {
-    return (d?.intervalSec || this.cfg.intervalSeconds) * this.cfg.missedBeforeOffline * 1000;
+    return this.thresholdMsOf(d?.intervalSec ?? 0);
+  }
+
+  /** Same, from a keepalive override in seconds (0 = the configured default). */
+  thresholdMsOf(intervalSec: number): number {
+    return (intervalSec || this.cfg.intervalSeconds) * this.cfg.missedBeforeOffline * 1000;
   }
 
   private bootGraceMs(): number {
@@ -113,7 +118,7 @@ export class DeviceHealthService {
    */
   async loadIndex(opts: { full?: boolean; seedAt?: number } = {}): Promise<number> {
     const startedAt = Date.now();
-    const target = opts.full ? new LivenessIndex() : this.index;
+    const target = opts.full ? new LivenessIndex(this.index.size) : this.index;
     // A margin covers rows committed late by transactions that started before the last load.
     const since = opts.full || this.lastRefreshAt === 0 ? undefined : new Date(this.lastRefreshAt - 10_000);
     let n = 0;
@@ -122,10 +127,10 @@ export class DeviceHealthService {
       const zadd: (string | number)[] = [this.deadlinesKey, 'NX'];
       const down: string[] = [];
       for (const row of rows) {
-        const d = target.put(row);
+        const slot = target.put(row);
         if (p) {
-          const m = memberOf(d);
-          zadd.push(opts.seedAt! + this.thresholdMs(d) + 0.5, m);
+          const m = target.member(slot);
+          zadd.push(opts.seedAt! + this.thresholdMsOf(target.intervalSec(slot)) + 0.5, m);
           if (row.status !== 'online') down.push(m);
         }
       }
@@ -188,38 +193,43 @@ export class DeviceHealthService {
    * GB/T 28181 SIP server). Unknown ids are returned, not thrown.
    */
   async recordHeartbeats(ids: string[], at: Date = new Date()): Promise<{ accepted: number; unknown: string[] }> {
-    const found: IndexedDevice[] = [];
-    let missing: string[] = [];
-    for (const id of ids) {
-      const d = this.index.get(id);
-      if (d) found.push(d);
-      else missing.push(id);
-    }
-    if (missing.length) {
-      await this.refreshOnMiss();
-      const still: string[] = [];
-      for (const id of missing) {
-        const d = this.index.get(id);
-        if (d) found.push(d);
-        else still.push(id);
+    const resolve = () => {
+      const found: number[] = [];
+      const missing: string[] = [];
+      for (const id of ids) {
+        const s = this.index.slotOf(id);
+        if (s >= 0) found.push(s);
+        else missing.push(id);
       }
-      missing = still;
+      return { found, missing };
+    };
+    let r = resolve();
+    if (r.missing.length) {
+      await this.refreshOnMiss();
+      r = resolve(); // after the await: slots of a reloaded index differ
     }
-    await this.recordResolved(found, at.getTime());
-    return { accepted: found.length, unknown: missing };
+    await this.recordSlots(r.found, at.getTime());
+    return { accepted: r.found.length, unknown: r.missing };
   }
 
-  /** O(1) per heartbeat: one pipelined round trip; Postgres only for devices coming back. */
-  async recordResolved(devices: IndexedDevice[], at: number): Promise<void> {
-    if (devices.length === 0) return;
-    const zadd: (string | number)[] = new Array(2 + devices.length * 2);
-    const members: string[] = new Array(devices.length + 1);
+  /**
+   * O(1) per heartbeat: one pipelined round trip; Postgres only for devices coming back.
+   * `slots` are positions in `index`, resolved with no await in between (a full reload swaps
+   * the index and renumbers the slots).
+   */
+  async recordSlots(slots: readonly number[], at: number): Promise<void> {
+    if (slots.length === 0) return;
+    const index = this.index;
+    const zadd: (string | number)[] = new Array(2 + slots.length * 2);
+    const members: string[] = new Array(slots.length + 1);
     zadd[0] = this.deadlinesKey;
     zadd[1] = 'GT';
     members[0] = this.downKey;
-    for (let i = 0; i < devices.length; i++) {
-      const m = memberOf(devices[i]);
-      zadd[2 + 2 * i] = at + this.thresholdMs(devices[i]);
+    const defaultDeadline = at + this.thresholdMsOf(0);
+    for (let i = 0; i < slots.length; i++) {
+      const m = index.member(slots[i]);
+      const interval = index.intervalSec(slots[i]);
+      zadd[2 + 2 * i] = interval === 0 ? defaultDeadline : at + this.thresholdMsOf(interval);
       zadd[3 + 2 * i] = m;
       members[i + 1] = m;
     }
@@ -228,7 +238,7 @@ export class DeviceHealthService {
     p.call('SMISMEMBER', members);
     const [, flags] = (await execOrThrow(p)) as [unknown, number[]];
     const back: IndexedDevice[] = [];
-    for (let i = 0; i < devices.length; i++) if (flags[i] === 1) back.push(devices[i]);
+    for (let i = 0; i < slots.length; i++) if (flags[i] === 1) back.push(index.device(slots[i]));
     if (back.length) await this.markOnline(back, at);
   }
 

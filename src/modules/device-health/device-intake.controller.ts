@@ -5,9 +5,8 @@ import { Errors } from '../../infra/http/errors';
 import { malformedInput } from '../../infra/observability/metrics';
 import { CurrentDevice, DeviceRoute } from '../auth/decorators';
 import type { AuthDevice } from '../auth/roles';
-import { CODE_PATTERN, GB_ID_PATTERN } from '../registry/registry.constants';
+import { CODE_PATTERN } from '../registry/registry.constants';
 import { DeviceHealthService } from './device-health.service';
-import { alarmKey, cameraKey, IndexedDevice } from './liveness-index';
 
 export type RejectReason = 'malformed' | 'unknown_device' | 'out_of_scope';
 
@@ -49,47 +48,62 @@ export class DeviceIntakeController {
       throw Errors.validation([{ field: 'heartbeats', reason: 'must be a non-empty array of { deviceId, channelId } or { code }' }]);
     if (list.length > max) throw Errors.validation([{ field: 'heartbeats', reason: `at most ${max} entries per batch` }]);
     const at = new Date();
+    let r = this.resolve(list, gateway);
+    if (r.misses) {
+      await this.health.refreshOnMiss();
+      r = this.resolve(list, gateway); // after the await: slots of a reloaded index differ
+    }
+    const malformed = r.rejected.filter((x) => x.reason === 'malformed').length;
+    if (malformed) malformedInput.inc({ source: 'http', reason: 'heartbeat_entry' }, malformed);
+    await this.health.recordSlots(r.accepted, at.getTime());
+    return { accepted: r.accepted.length, rejected: r.rejected, at: at.toISOString() };
+  }
+
+  /** Index slots of the good entries, and the bad ones by index with a reason (in order). */
+  private resolve(list: unknown[], gateway: AuthDevice): { accepted: number[]; rejected: { index: number; reason: RejectReason }[]; misses: number } {
+    const index = this.health.index;
+    const accepted: number[] = [];
     const rejected: { index: number; reason: RejectReason }[] = [];
-    const accepted: IndexedDevice[] = [];
-    let misses: { index: number; key: string }[] = [];
+    let misses = 0;
     for (let i = 0; i < list.length; i++) {
-      const key = externalKey(list[i]);
-      if (key === null) {
+      const e = list[i];
+      let slot: number;
+      if (isCameraEntry(e)) slot = index.slotOfCamera(e.deviceId, e.channelId);
+      else if (isAlarmEntry(e)) slot = index.slotOfAlarm(e.code);
+      else {
         rejected.push({ index: i, reason: 'malformed' });
         continue;
       }
-      const d = this.health.index.byExternal(key);
-      if (d) this.admit(d, i, gateway, accepted, rejected);
-      else misses.push({ index: i, key });
+      if (slot < 0) {
+        rejected.push({ index: i, reason: 'unknown_device' });
+        misses++;
+      } else if (gateway.schoolId !== null && index.schoolId(slot) !== gateway.schoolId) rejected.push({ index: i, reason: 'out_of_scope' });
+      else accepted.push(slot);
     }
-    if (misses.length) {
-      await this.health.refreshOnMiss();
-      for (const { index, key } of misses) {
-        const d = this.health.index.byExternal(key);
-        if (d) this.admit(d, index, gateway, accepted, rejected);
-        else rejected.push({ index, reason: 'unknown_device' });
-      }
-      misses = [];
-      rejected.sort((a, b) => a.index - b.index);
-    }
-    const malformed = rejected.filter((r) => r.reason === 'malformed').length;
-    if (malformed) malformedInput.inc({ source: 'http', reason: 'heartbeat_entry' }, malformed);
-    await this.health.recordResolved(accepted, at.getTime());
-    return { accepted: accepted.length, rejected, at: at.toISOString() };
-  }
-
-  private admit(d: IndexedDevice, index: number, gateway: AuthDevice, accepted: IndexedDevice[], rejected: { index: number; reason: RejectReason }[]): void {
-    if (gateway.schoolId !== null && d.schoolId !== gateway.schoolId) rejected.push({ index, reason: 'out_of_scope' });
-    else accepted.push(d);
+    return { accepted, rejected, misses };
   }
 }
 
-/** The lookup key of one batch entry, or null when it is malformed. */
-function externalKey(e: unknown): string | null {
-  if (typeof e !== 'object' || e === null) return null;
+/** `{ deviceId, channelId }`, both 20-digit GB/T 28181 ids, nothing else (a hand check: this runs per entry). */
+function isCameraEntry(e: unknown): e is { deviceId: string; channelId: string } {
+  if (typeof e !== 'object' || e === null) return false;
   const { deviceId, channelId, code } = e as Record<string, unknown>;
-  if (typeof deviceId === 'string' && typeof channelId === 'string' && code === undefined)
-    return GB_ID_PATTERN.test(deviceId) && GB_ID_PATTERN.test(channelId) ? cameraKey(deviceId, channelId) : null;
-  if (typeof code === 'string' && deviceId === undefined && channelId === undefined) return CODE_PATTERN.test(code) ? alarmKey(code) : null;
-  return null;
+  return code === undefined && isGbId(deviceId) && isGbId(channelId);
+}
+
+/** `{ code }` matching CODE_PATTERN, nothing else. */
+function isAlarmEntry(e: unknown): e is { code: string } {
+  if (typeof e !== 'object' || e === null) return false;
+  const { deviceId, channelId, code } = e as Record<string, unknown>;
+  return deviceId === undefined && channelId === undefined && typeof code === 'string' && CODE_PATTERN.test(code);
+}
+
+/** Same as GB_ID_PATTERN (/^\d{20}$/), without a regex call per id. */
+function isGbId(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length !== 20) return false;
+  for (let i = 0; i < 20; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }

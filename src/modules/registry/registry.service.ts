@@ -86,22 +86,26 @@ export class RegistryService {
   /**
    * Streams every watched device in keyset-paged chunks (bounded memory at a million devices).
    * With `updatedSince`, only rows created or edited since then (incremental index refresh).
+   * Ordered by external key (GB/T 28181 device + channel id, alarm code) — the order in which a
+   * gateway reports its channels — so an in-memory index built from it keeps one gateway's
+   * devices together (device-health's hot path is bound by memory locality at that scale).
    */
   async *deviceIndexRows(opts: { updatedSince?: Date; batch?: number } = {}): AsyncGenerator<DeviceIndexRow[]> {
     const batch = opts.batch ?? 50_000;
     for (const kind of ['camera', 'alarm_device'] as const) {
-      const cols =
-        kind === 'camera'
-          ? `id, school_id, device_id, channel_id, NULL::text AS code, keepalive_seconds, status, updated_at FROM cameras`
-          : `id, school_id, NULL::text AS device_id, NULL::text AS channel_id, code, keepalive_seconds, status, updated_at FROM alarm_devices`;
-      let after = '00000000-0000-0000-0000-000000000000';
+      // Keyset on the unique external key (cameras: UNIQUE (device_id, channel_id); alarms: UNIQUE code).
+      const camera = kind === 'camera';
+      const sql = camera
+        ? `SELECT id, school_id, device_id, channel_id, NULL::text AS code, keepalive_seconds, status, updated_at FROM cameras
+            WHERE (device_id, channel_id) > ($2, $3) AND ($1::timestamptz IS NULL OR updated_at >= $1) ORDER BY device_id, channel_id LIMIT $4`
+        : `SELECT id, school_id, NULL::text AS device_id, NULL::text AS channel_id, code, keepalive_seconds, status, updated_at FROM alarm_devices
+            WHERE code > $2 AND ($1::timestamptz IS NULL OR updated_at >= $1) ORDER BY code LIMIT $3`;
+      let after: string[] = camera ? ['', ''] : [''];
       for (;;) {
-        const rows: Record<string, unknown>[] = await this.db.query(
-          `SELECT ${cols} WHERE id > $1 AND ($2::timestamptz IS NULL OR updated_at >= $2) ORDER BY id LIMIT $3`,
-          [after, opts.updatedSince ?? null, batch],
-        );
+        const rows: Record<string, unknown>[] = await this.db.query(sql, [opts.updatedSince ?? null, ...after, batch]);
         if (rows.length === 0) break;
-        after = rows[rows.length - 1].id as string;
+        const last = rows[rows.length - 1];
+        after = camera ? [last.device_id as string, last.channel_id as string] : [last.code as string];
         yield rows.map((r) => ({
           id: r.id as string,
           kind,
