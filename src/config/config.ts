@@ -311,6 +311,7 @@ const SCHEMA: Record<string, Rule> = {
   'console.pruneEveryMs': rules.int(0, 86400000), // 0 = no scheduled pruning
   'console.redisAdapter': rules.bool(),
   'console.adapterKey': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
+  'console.revocationCheckSeconds': rules.int(1, 3600),
 };
 
 export function registerConfigRules(section: Record<string, Rule>): void {

@@ -43,7 +43,7 @@ describe('console gateway (socket.io)', () => {
   const hasIncident = (c: TestConsole, id: string) => c.events.some((e) => e.payload.incidentId === id);
 
   beforeAll(async () => {
-    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200 } });
+    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200, revocationCheckSeconds: 1 } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     op1 = (await t.userToken('operator')).token;
@@ -97,6 +97,23 @@ describe('console gateway (socket.io)', () => {
     const inc = await raise(seed.schoolA.id, '体育馆');
     await d.until(() => hasIncident(d, inc.id), 'event after reauth');
     expect(d.socket.connected).toBe(true);
+  });
+
+  it('ends a console session when its user logs out or is disabled, before the token expires', async () => {
+    const out = await t.userToken('operator');
+    const c = await consoleFor(out.token).ready();
+    const ended = new Promise<{ code: string }>((r) => c.socket.on('auth_expired', r));
+    await t.http().post('/api/v1/auth/logout').set(auth(out.token)).send({}).expect(204);
+    expect((await ended).code).toBe('AUTH.TOKEN_REVOKED');
+
+    const gone = await t.userToken('operator');
+    const d = await consoleFor(gone.token).ready();
+    await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+    // An action right away is refused even before the periodic check ends the session.
+    const inc = await raise(seed.schoolA.id, '东门');
+    const refused = await d.emitAck<{ ok: boolean; error: { code: string } }>('incident:acknowledge', { id: inc.id });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'AUTH.TOKEN_REVOKED' } });
+    await d.until(() => !d.socket.connected, 'disconnect after revocation');
   });
 
   it('gives school staff their own school only, the district everything', async () => {

@@ -17,6 +17,8 @@ export interface ConsoleConfig {
   redisAdapter: boolean;
   /** Redis channel prefix of the adapter, under redis.keyPrefix. */
   adapterKey: string;
+  /** How often a connected console's token is re-checked for revocation (logout, disabled user). */
+  revocationCheckSeconds: number;
 }
 
 export const consoleConfig = (config: AppConfig): ConsoleConfig => config.console as ConsoleConfig;

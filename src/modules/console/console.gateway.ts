@@ -36,6 +36,9 @@ interface Session {
   chain: Promise<void>;
   generation: number;
   expiry?: NodeJS.Timeout;
+  /** The access token in use: re-verified for revocation before actions and periodically. */
+  token: string;
+  revocationCheck?: NodeJS.Timeout;
 }
 
 const fail = (e: unknown): ActionAnswer => ({ ok: false, error: toActionError(e) });
@@ -100,6 +103,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
         const user = await this.tokens.verifyAccess(token);
         if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'school staff without a school');
         socket.data.user = user;
+        socket.data.token = token;
         next();
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'AUTH.TOKEN_INVALID';
@@ -118,13 +122,16 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private onConnection(socket: Socket): void {
     const user = socket.data.user as SessionUser;
     const scope = scopedSchoolId(user);
-    const s: Session = { socket, user, scope, room: scope ? schoolRoom(scope) : DISTRICT_ROOM, buffer: null, chain: Promise.resolve(), generation: 0 };
+    const s: Session = { socket, user, token: socket.data.token as string, scope, room: scope ? schoolRoom(scope) : DISTRICT_ROOM, buffer: null, chain: Promise.resolve(), generation: 0 };
     consoleMetrics.connected.inc();
     this.armExpiry(s);
+    // A logout or a disabled account ends the console session within the check period, not at token expiry.
+    s.revocationCheck = setInterval(() => void this.stillValid(s), consoleConfig(this.config).revocationCheckSeconds * 1000).unref();
     socket.emit('session', { v: 1, user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId }, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
     socket.on('disconnect', () => {
       consoleMetrics.connected.dec();
       clearTimeout(s.expiry);
+      clearInterval(s.revocationCheck);
       this.catchingUp.delete(s);
       s.buffer = null;
     });
@@ -136,7 +143,12 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
         if (typeof payload === 'function' && ack === undefined) [payload, ack] = [undefined, payload];
         const answer = typeof ack === 'function' ? (ack as (a: ActionAnswer) => void) : () => undefined;
         try {
-          if (this.expired(s)) return answer(fail(Errors.unauthorized('AUTH.TOKEN_EXPIRED', 'Access token expired')));
+          const invalid = await this.stillValid(s, false);
+          if (invalid) {
+            answer(fail(invalid));
+            if ((invalid as { code?: string }).code === 'AUTH.TOKEN_REVOKED') this.endRevoked(s); // after the answer is on its way
+            return;
+          }
           const dto = await validatePayload(action.dto as never, payload);
           answer({ ok: true, incident: await action.run(this.alarms, s.user, dto) });
           consoleMetrics.actions.inc({ action: name, result: 'ok' });
@@ -151,8 +163,25 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     this.resume(s, (socket.handshake.auth as { lastSeq?: unknown } | undefined)?.lastSeq);
   }
 
-  private expired(s: Session): boolean {
-    return s.user.exp * 1000 <= Date.now();
+  /**
+   * Re-verifies the session's token (expiry and revocation, one Redis read). A revoked one ends
+   * the session; the error is returned for an action's answer.
+   */
+  private async stillValid(s: Session, endIfRevoked = true): Promise<unknown> {
+    try {
+      await this.tokens.verifyAccess(s.token);
+      return null;
+    } catch (e) {
+      if (endIfRevoked && (e as { code?: string }).code === 'AUTH.TOKEN_REVOKED') this.endRevoked(s);
+      return e;
+    }
+  }
+
+  private endRevoked(s: Session): void {
+    if (!s.socket.connected) return;
+    s.socket.emit('auth_expired', { code: 'AUTH.TOKEN_REVOKED', message: 'Session revoked: log in again' });
+    // Let the notice (and any action answer) flush before closing.
+    setImmediate(() => s.socket.disconnect(true));
   }
 
   /** Disconnects the console when its token expires (unless it re-authenticated before). */
@@ -175,6 +204,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       // A session keeps its identity and scope; another user connects anew.
       if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'token of another user');
       s.user = user;
+      s.token = token;
       this.armExpiry(s);
       answer({ ok: true, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
     } catch (e) {
