@@ -79,21 +79,22 @@ describe('console gateway (socket.io)', () => {
 
   it('disconnects a console whose token expires mid-session, unless it re-authenticated', async () => {
     const sub = randomUUID();
+    // Listeners go on before anything is awaited: the short token may lapse while the console catches up.
     const c = consoleFor(sign({ sub, role: 'operator' }, 2));
-    await c.ready();
     const expired = new Promise<{ code: string }>((r) => c.socket.on('auth_expired', r));
     const gone = new Promise<string>((r) => c.socket.on('disconnect', r));
     expect((await expired).code).toBe('AUTH.TOKEN_EXPIRED');
     expect(await gone).toBe('io server disconnect');
 
-    const d = consoleFor(sign({ sub, role: 'operator' }, 2));
-    await d.ready();
+    const d = consoleFor(sign({ sub, role: 'operator' }, 3));
+    await new Promise<void>((r) => (d.socket.connected ? r() : d.socket.once('connect', () => r())));
     const again = await d.emitAck<{ ok: boolean }>('reauth', { token: sign({ sub, role: 'operator' }, 600) });
     expect(again.ok).toBe(true);
     const other = await d.emitAck<{ ok: boolean; error: { code: string } }>('reauth', { token: sign({ sub: randomUUID(), role: 'operator' }, 600) });
     expect(other).toMatchObject({ ok: false, error: { code: 'AUTH.FORBIDDEN' } });
+    await d.ready();
     // Still connected well after the first token's expiry: prove it with a live event.
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 3500));
     const inc = await raise(seed.schoolA.id, '体育馆');
     await d.until(() => hasIncident(d, inc.id), 'event after reauth');
     expect(d.socket.connected).toBe(true);
