@@ -26,6 +26,10 @@ interface EventRow {
   payload: unknown;
 }
 
+/** Running top-level xids of this database's other sessions (a transaction holding a seq has one). */
+const RUNNING_XIDS_SQL = `SELECT coalesce(array_agg(backend_xid::text), '{}') AS running FROM pg_stat_activity
+  WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`;
+
 const toEnvelope = (r: EventRow): ConsoleEnvelope => ({ seq: Number(r.seq), v: r.v, type: r.type, at: new Date(r.at).toISOString(), schoolId: r.school_id, payload: r.payload });
 
 /**
@@ -37,9 +41,10 @@ const toEnvelope = (r: EventRow): ConsoleEnvelope => ({ seq: Number(r.seq), v: r
  * Seqs are drawn when a row is inserted, not when it commits, so seq 11 can become visible
  * before seq 10. The feed therefore only advances over a contiguous prefix. A missing seq is
  * either still in flight (wait for it) or rolled back (never comes): it is skipped once every
- * transaction that was running when the gap was first seen has ended (the xmin of a later
- * snapshot has passed the xmax of the snapshot that saw the gap). ConsoleEventsService makes
- * sure a transaction owns an xid before it draws a seq, which makes that test exact.
+ * transaction of this database that was running when the gap was seen has ended.
+ * ConsoleEventsService makes sure a transaction owns an xid before it draws a seq, so the one
+ * holding a missing seq is among them. Only this database's transactions count: a long
+ * transaction elsewhere on the server does not hold up delivery.
  *
  * Every api process runs its own feed and delivers to its own sockets only (see the gateway).
  */
@@ -55,7 +60,7 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   private ready: Promise<void> = Promise.resolve();
   private running?: Promise<void>;
   private again = false;
-  private gap?: { upTo: number; xmax: bigint };
+  private gap?: { upTo: number; running: string[] };
   private readonly subscribers: ((events: ConsoleEnvelope[]) => void)[] = [];
   /** The last seq handed to subscribers: everything up to it was delivered (or was a hole). */
   cursor = 0;
@@ -75,8 +80,9 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     // Start at the end: consoles get older events by replay (from the table), not from the feed.
     // But a transaction still running now (another process's) may hold a seq below that end and
     // commit later: the start is final only once every transaction running now has ended.
-    const [{ max, xmax }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM console_events`);
-    this.ready = this.waitForHorizon(BigInt(xmax)).then(() => {
+    const [{ max }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max FROM console_events`);
+    const running = await this.runningXids();
+    this.ready = this.waitUntilEnded(running).then(() => {
       this.cursor = Number(max);
       this.started = true;
       this.wake();
@@ -91,10 +97,16 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     return this.ready;
   }
 
-  private async waitForHorizon(xmax: bigint): Promise<void> {
-    for (;;) {
-      const [{ xmin }] = await this.db.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
-      if (BigInt(xmin) >= xmax || this.stopped) return;
+  /** Top-level transaction ids now running in this database (other sessions). */
+  private async runningXids(): Promise<string[]> {
+    const [{ running }] = await this.db.query(RUNNING_XIDS_SQL);
+    return running;
+  }
+
+  private async waitUntilEnded(xids: string[]): Promise<void> {
+    while (xids.length && !this.stopped) {
+      const now = new Set(await this.runningXids());
+      if (!xids.some((x) => now.has(x))) return;
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -155,26 +167,25 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   /** One read; returns true when a full batch was delivered (more may be waiting). */
   private async round(): Promise<boolean> {
     const limit = this.cfg.deliveryBatchSize;
-    // One statement: the rows and the snapshot that saw them.
-    const rows: (EventRow & { xmin: string; xmax: string })[] = await this.db.query(
-      `SELECT e.*, pg_snapshot_xmin(s.s)::text AS xmin, pg_snapshot_xmax(s.s)::text AS xmax
-       FROM (SELECT pg_current_snapshot() AS s) s
+    // One statement: the rows, and the transactions running when they were read.
+    const rows: (EventRow & { running: string[] })[] = await this.db.query(
+      `SELECT e.*, r.running
+       FROM (${RUNNING_XIDS_SQL}) r
        LEFT JOIN LATERAL (SELECT seq, v, type, at, school_id, payload FROM console_events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`,
       [this.cursor, limit],
     );
-    const xmin = BigInt(rows[0].xmin);
-    const xmax = BigInt(rows[0].xmax);
+    const running = rows[0].running;
     const out: ConsoleEnvelope[] = [];
     let blocked = false;
     for (const r of rows) {
       if (r.seq === null) break; // no new rows (the LEFT JOIN's empty side)
       const seq = Number(r.seq);
       if (seq !== this.cursor + 1) {
-        if (this.gap && this.gap.upTo === seq && xmin >= this.gap.xmax) {
+        if (this.gap && this.gap.upTo === seq && !this.gap.running.some((x) => running.includes(x))) {
           // Every transaction that could have held the missing seqs has ended: rolled back.
           this.gap = undefined;
         } else {
-          if (!this.gap || this.gap.upTo !== seq) this.gap = { upTo: seq, xmax };
+          if (!this.gap || this.gap.upTo !== seq) this.gap = { upTo: seq, running };
           blocked = true;
           break;
         }
