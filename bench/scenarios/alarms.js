@@ -15,7 +15,8 @@
  *    0 duplicated). The drain time is from the last scheduled press to the last receipt; the
  *    achieved intake rate (presses / time to the last 2xx) is reported with its ratio to
  *    Postgres's single-commit rate measured by the harness in the same run
- *    (ctx.baselines.pgCommitPerSec: one connection, one-row INSERT per commit).
+ *    (ctx.baselines.pgCommitPerSec: one connection, one-row INSERT per commit), and the
+ *    service's CPU per alarm over the burst (steadier than rates on a shared machine).
  * Each alarm uses its own button (a second press of an open alarm's button folds into it).
  * The buttons live in a school of the scenario's own (codes BENCH-*), with never-expiring
  * keepalives so they do not go offline during the rest of the run; afterwards the scenario
@@ -27,7 +28,7 @@
 const { spawn } = require('node:child_process');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { percentile } = require('../lib');
+const { percentile, cpuSeconds } = require('../lib');
 
 const ROOT = join(__dirname, '..', '..');
 const STEADY_SECONDS = Number(process.env.BENCH_ALARMS_STEADY_SECONDS || 10);
@@ -211,8 +212,12 @@ async function run(ctx) {
     const steady = await phase(WARMUP + 1, steadyN, 10);
     measure('steady_10ps', steady, steadyN, 10, '<= 100');
     ctx.log(`burst ${BURST_RATE}/s for ${BURST_SECONDS} s…`);
+    const cpu0 = cpuSeconds(ctx.pid);
     const burst = await phase(WARMUP + steadyN + 1, burstN, BURST_RATE);
+    const cpuMs = ((cpuSeconds(ctx.pid) - cpu0) * 1000) / burstN;
     const b = measure(`burst_${BURST_RATE}ps`, burst, burstN, BURST_RATE, null);
+    // Less noisy than rates on a shared machine: the service's own CPU per alarm (HTTP, intake, console delivery, outbox kick).
+    rows.push({ scenario, metric: `burst_${BURST_RATE}ps.service_cpu_per_alarm`, value: Math.round(cpuMs * 100) / 100, unit: 'ms', target: null });
     rows.push({ scenario, metric: `burst_${BURST_RATE}ps.drain_after_last_press`, value: Math.round(b.drainMs), unit: 'ms', target: null });
     const pgCommit = ctx.baselines.pgCommitPerSec;
     if (pgCommit) rows.push({ scenario, metric: `burst_${BURST_RATE}ps.intake_vs_pg_single_commit`, value: Math.round((b.intake / pgCommit) * 100) / 100, unit: 'ratio', target: null });
