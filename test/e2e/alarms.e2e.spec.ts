@@ -77,8 +77,18 @@ describe('alarms over HTTP', () => {
     const { rows } = await t.db.query(`SELECT type, payload FROM console_events WHERE payload->>'incidentId' = $1`, [res.body.id]);
     expect(rows).toEqual([expect.objectContaining({ type: 'incident.raised' })]);
     expect(rows[0].payload).toMatchObject({ schoolName: '甲小学', cameras: expect.any(Array), status: 'raised' });
+    // The console payload (built before the one-statement insert) says what the committed row says.
+    const { id, created: _c, folded: _f, dispatchedAt: _d, onSceneAt: _o, resolvedAt: _r, resolvedBy: _rb, cancelledAt: _ca, cancelReason: _cr, shownAt: _s, createdAt: _cd, updatedAt: _u, ...summary } = res.body;
+    expect(rows[0].payload).toEqual({ ...summary, incidentId: id });
     const tl = await t.db.query(`SELECT action FROM incident_timeline WHERE incident_id = $1`, [res.body.id]);
     expect(tl.rows.map((r) => r.action)).toEqual(['raised']);
+    // Audit entry, press row and outbox jobs committed with it.
+    const audit = await t.db.query(`SELECT action, actor_type, after FROM audit_log WHERE entity = 'incident' AND entity_id = $1`, [res.body.id]);
+    expect(audit.rows).toEqual([{ action: 'raise', actor_type: 'device', after: { type: 'other', priority: 'P1', source: 'device', drill: false } }]);
+    const presses = await t.db.query(`SELECT device_event_id FROM incident_presses WHERE incident_id = $1`, [res.body.id]);
+    expect(presses.rows).toEqual([{ device_event_id: 'evt-1' }]);
+    const outbox = await t.db.query(`SELECT job_name FROM alarm_outbox WHERE payload->>'incidentId' = $1 ORDER BY job_name`, [res.body.id]);
+    expect(outbox.rows.map((r) => r.job_name)).toEqual(expect.arrayContaining(['alarms.escalate', 'alarms.police-relay']));
   });
 
   it('answers a retried event with the same incident, and folds new presses into the open one', async () => {
@@ -185,6 +195,11 @@ describe('alarms over HTTP', () => {
       .expect(201);
     const r = await t.http().post('/api/v1/incidents').set(auth(staffB)).send({ schoolId: seed.schoolB.id, type: 'fire', location: '实验楼' }).expect(201);
     expect(r.body.drill).toBe(true);
+    // The drill window is decided inside the insert: the console event and the audit entry say so too.
+    const ev = await t.db.query(`SELECT payload->'drill' AS drill FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = $1`, [r.body.id]);
+    expect(ev.rows).toEqual([{ drill: true }]);
+    const audit = await t.db.query(`SELECT after->'drill' AS drill FROM audit_log WHERE entity = 'incident' AND entity_id = $1`, [r.body.id]);
+    expect(audit.rows).toEqual([{ drill: true }]);
     await waitFor(async () => police.bodies.get(r.body.id), 10000, 'drill relayed');
     expect(police.bodies.get(r.body.id)).toMatchObject({ drill: true });
     const stats = await t.http().get('/api/v1/incidents/stats').set(auth(op1.token)).expect(200);

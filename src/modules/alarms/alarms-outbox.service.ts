@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { JobsOptions } from 'bullmq';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { SqlParams } from '../../infra/database/sql-params';
 import { JobName, JobPayloads, JOBS } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import type { AlarmsConfig } from './alarms.constants';
@@ -15,7 +16,7 @@ export interface OutboxJob<N extends JobName = JobName> {
   availableAt: Date;
 }
 
-interface OutboxRow {
+export interface OutboxRow {
   id: string;
   job_name: JobName;
   job_id: string;
@@ -40,6 +41,8 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private polling?: Promise<void>;
+  private kicked: OutboxRow[] = [];
+  private kicking?: Promise<void>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -60,15 +63,40 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     );
   }
 
+  /**
+   * The insert as one data-modifying CTE body for a caller folding it into its own statement:
+   * the rows are written only if `whenExists` (a CTE of the caller) has a row. RETURNING gives
+   * the rows for `kick` (as the insert above does).
+   */
+  insertSql(p: SqlParams, jobs: OutboxJob[], whenExists: string): string {
+    return `INSERT INTO alarm_outbox (job_name, job_id, payload, available_at)
+       SELECT * FROM unnest(${p.add(jobs.map((j) => j.name))}::text[], ${p.add(jobs.map((j) => j.jobId))}::text[],
+         ${p.add(jobs.map((j) => JSON.stringify(j.payload)))}::jsonb[], ${p.add(jobs.map((j) => j.availableAt.toISOString()))}::timestamptz[])
+       WHERE EXISTS (SELECT 1 FROM ${whenExists})
+       ON CONFLICT (job_id) DO NOTHING
+       RETURNING id, job_name, job_id, payload, available_at, dispatched_at`;
+  }
+
   /** Marks jobs done (call in the handler's transaction, with its effect). */
   async markDone(m: EntityManager | DataSource, jobIds: string[]): Promise<void> {
     if (jobIds.length) await m.query(`UPDATE alarm_outbox SET done_at = now() WHERE job_id = ANY($1) AND done_at IS NULL`, [jobIds]);
   }
 
-  /** After commit: enqueue now rather than wait for the poll. Never throws (the poll catches up). */
+  /**
+   * After commit: enqueue now rather than wait for the poll. Never throws (the poll catches up).
+   * Rows kicked while a dispatch is in flight wait for it and go together: under a burst of
+   * alarms that is one addBulk and one UPDATE for many incidents, not one each.
+   */
   kick(rows: OutboxRow[]): void {
     if (rows.length === 0) return;
-    this.dispatch(rows, false).catch((e: Error) => this.logger.warn(`kick failed, the outbox relay will retry: ${e.message}`));
+    this.kicked.push(...rows);
+    if (this.kicking) return;
+    this.kicking = (async () => {
+      while (this.kicked.length) {
+        const batch = this.kicked.splice(0, this.cfg.outbox.batchSize);
+        await this.dispatch(batch, false).catch((e: Error) => this.logger.warn(`kick failed, the outbox relay will retry: ${e.message}`));
+      }
+    })().finally(() => (this.kicking = undefined));
   }
 
   options(name: JobName, availableAt: Date): JobsOptions {
@@ -142,5 +170,6 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.polling;
+    await this.kicking;
   }
 }

@@ -1,7 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import { SqlParams } from '../../infra/database/sql-params';
 import { Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { Actor } from '../../infra/http/request-context';
@@ -13,7 +15,7 @@ import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../aut
 import { ConsoleEventsService } from '../console/console-events.service';
 import type { IncidentCamera, IncidentSummary } from '../console/console-events';
 import { RegistryService } from '../registry/registry.service';
-import { AlarmsOutboxService, OutboxJob } from './alarms-outbox.service';
+import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
 import { AlarmsConfig, IncidentSource, IncidentStatus, IncidentType, jobIds, Outcome, Priority } from './alarms.constants';
 import { allowedFrom, IncidentAction, transition } from './incident-state';
 
@@ -169,6 +171,8 @@ interface Spot {
   cameras: IncidentCamera[];
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const userActor = (u: AuthUser): Actor => ({ type: 'user', id: u.id, name: u.username });
 
 /**
@@ -205,8 +209,8 @@ export class AlarmsService {
     let type: IncidentType;
     let priority: Priority;
     if (input.deviceKind === 'alarm_device') {
-      const dev = await this.registry.alarmDevice(input.deviceId);
-      spot = await this.spot(dev.schoolId, dev.location, dev.areaKind, dev.linkedCameraIds);
+      const dev = await this.registry.alarmDeviceSpot(input.deviceId);
+      spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
       priority = input.priority ?? this.cfg.devicePressPriority;
     } else {
@@ -217,30 +221,18 @@ export class AlarmsService {
       type = input.type ?? 'video_alarm';
       priority = input.priority ?? this.cfg.priorityByType[type];
     }
-    return this.db.transaction(async (m) => {
-      // Serialise events of one device: a retry and a fold never race into two incidents.
-      await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [input.deviceId]);
+    // Serialise events of one device (the lock): a retry and a fold never race into two incidents.
+    return this.transaction(input.deviceId, async (m) => {
       const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
-      // One round trip: was this event seen already, and is an alarm of this device open?
-      const [{ seen, open_id: openId }] = await m.query(
-        `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
-                (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
-                 ORDER BY first_press_at DESC LIMIT 1) AS open_id`,
-        [input.deviceId, input.eventId, type],
-      );
-      if (seen) return { incident: toView(await this.row(m, seen)), created: false, folded: false };
-      const open = openId ? { id: openId as string } : null;
-      if (open) {
-        await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [open.id, input.deviceId, input.eventId, receivedAt]);
-        const [[row]] = (await m.query(
-          `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
-          [open.id, receivedAt],
-        )) as [IncidentRow[]];
-        await this.timeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
-        await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'press' } });
-        return { incident: toView(row), created: false, folded: true };
-      }
-      const { row, jobs } = await this.insertIncident(m, {
+      // One round trip: was this event seen already, is an alarm of this device open — and if
+      // neither, the new incident with everything that goes with it.
+      const r = await this.insertIncident(m, {
+        check: {
+          sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
+                       (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
+                        ORDER BY first_press_at DESC LIMIT 1) AS open_id`,
+          params: [input.deviceId, input.eventId, type],
+        },
         press: { deviceId: input.deviceId, eventId: input.eventId },
         spot,
         type,
@@ -253,7 +245,17 @@ export class AlarmsService {
         actor,
         at: receivedAt,
       });
-      return { incident: toView(row), created: true, folded: false, jobs };
+      if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
+      if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
+      const openId = r.openId!;
+      await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [openId, input.deviceId, input.eventId, receivedAt]);
+      const [[row]] = (await m.query(
+        `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
+        [openId, receivedAt],
+      )) as [IncidentRow[]];
+      await this.timeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
+      await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'press' } });
+      return { incident: toView(row), created: false, folded: true };
     }).then((r) => this.afterRaise(r));
   }
 
@@ -272,28 +274,50 @@ export class AlarmsService {
     }
     const spot = await this.spot(input.schoolId, input.location, areaKind, linked);
     const actor = userActor(user);
-    return this.db
-      .transaction(async (m) => {
-        const { row, jobs } = await this.insertIncident(m, {
-          spot,
-          type: input.type,
-          priority: input.priority ?? this.cfg.priorityByType[input.type],
-          source: user.role === 'school_security' ? 'staff' : 'operator',
-          note: input.note ?? '',
-          alarmDeviceId: input.alarmDeviceId ?? null,
-          cameraId: null,
-          drill: input.drill ?? false,
-          actor,
-          at: receivedAt,
-        });
-        return { incident: toView(row), created: true, folded: false, jobs };
-      })
-      .then((r) => this.afterRaise(r));
+    return this.transaction(null, async (m) => {
+      const { row, jobs } = await this.insertIncident(m, {
+        spot,
+        type: input.type,
+        priority: input.priority ?? this.cfg.priorityByType[input.type],
+        source: user.role === 'school_security' ? 'staff' : 'operator',
+        note: input.note ?? '',
+        alarmDeviceId: input.alarmDeviceId ?? null,
+        cameraId: null,
+        drill: input.drill ?? false,
+        actor,
+        at: receivedAt,
+      });
+      return { incident: toView(row!), created: true, folded: false, jobs };
+    }).then((r) => this.afterRaise(r));
   }
 
-  private afterRaise(r: RaiseResult & { jobs?: Awaited<ReturnType<AlarmsOutboxService['insert']>> }): RaiseResult {
+  private afterRaise(r: RaiseResult & { jobs?: OutboxRow[] }): RaiseResult {
     if (r.jobs) this.outbox.kick(r.jobs);
     return { incident: r.incident, created: r.created, folded: r.folded };
+  }
+
+  /**
+   * A transaction on one pooled connection, answered only after COMMIT. With a `lockKey` (a
+   * device id), the first round trip both begins it and takes that device's advisory lock: BEGIN
+   * and the lock go as one simple-protocol query, so the key is inlined — it must be a uuid.
+   */
+  private async transaction<T>(lockKey: string | null, fn: (m: EntityManager) => Promise<T>): Promise<T> {
+    if (lockKey !== null && !UUID.test(lockKey)) throw new Error(`advisory lock key is not a uuid: ${lockKey}`);
+    const qr = this.db.createQueryRunner();
+    await qr.connect();
+    try {
+      await qr.query(lockKey === null ? 'BEGIN' : `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('${lockKey}', 0))`);
+      try {
+        const result = await fn(qr.manager);
+        await qr.query('COMMIT');
+        return result;
+      } catch (e) {
+        await qr.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      await qr.release();
+    }
   }
 
   /** Where the alarm is, with the cameras covering the spot (read through the registry). */
@@ -313,6 +337,15 @@ export class AlarmsService {
     return { schoolId, schoolName: school.name, zoneId: school.zoneId, location, areaKind, cameras };
   }
 
+  /**
+   * A new incident in ONE statement (one round trip): the incident, its first timeline entry,
+   * its press row (device alarms), its console event with the NOTIFY, its audit entry and its
+   * outbox jobs, as data-modifying CTEs — each table's part written by the module that owns it.
+   * The id is drawn here so the console payload and the outbox jobs are known beforehand; only
+   * `drill` (a drill window may cover the press) is decided inside the statement and merged in.
+   * With `check` (device intake), nothing is written if it finds the event seen or an incident
+   * open: the caller gets `seen` / `openId` instead of `row`.
+   */
   private async insertIncident(
     m: EntityManager,
     f: {
@@ -327,69 +360,108 @@ export class AlarmsService {
       actor: Actor;
       at: Date;
       press?: { deviceId: string; eventId: string };
+      /** A one-row SELECT of `seen` and `open_id`, with its own parameters from $1. */
+      check?: { sql: string; params: unknown[] };
     },
-  ) {
+  ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null }> {
     const relayRequired = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority);
-    // Incident, its first timeline entry and (for a device) its press row in one statement.
-    const [row] = (await m.query(
-      `WITH inc AS (
-         INSERT INTO incidents (type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
-           first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11,
-           $12 OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = $4 AND starts_at <= $11 AND ends_at > $11),
-           $13, $14, clock_timestamp(), $15, $16, $17, $18)
-         RETURNING *),
-       tl AS (
-         INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
-         SELECT id, $19, $22::uuid, $14, 'raised', $10, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc),
-       pr AS (
-         INSERT INTO incident_presses (incident_id, device_id, device_event_id, at)
-         SELECT id, $20, $21, $11 FROM inc WHERE $20::uuid IS NOT NULL)
-       SELECT * FROM inc`,
-      [
-        f.type,
-        f.priority,
-        f.source,
-        f.spot.schoolId,
-        f.spot.zoneId,
-        f.alarmDeviceId,
-        f.cameraId,
-        f.spot.location,
-        f.spot.areaKind,
-        f.note,
-        f.at,
-        f.drill,
-        f.actor.type === 'user' ? f.actor.id : null,
-        f.actor.name,
-        f.spot.cameras.map((c) => c.id),
-        JSON.stringify(f.spot.cameras),
-        f.spot.schoolName,
-        relayRequired,
-        f.actor.type,
-        f.press?.deviceId ?? null,
-        f.press?.eventId ?? null,
-        f.actor.type === 'system' ? null : f.actor.id,
-      ],
-    )) as IncidentRow[];
-    await this.events.append(m, { type: 'incident.raised', schoolId: row.school_id, payload: toSummary(row) });
-    await this.audit.record(m, { action: 'raise', entity: 'incident', entityId: row.id, schoolId: row.school_id, after: { type: row.type, priority: row.priority, source: row.source, drill: row.drill } });
-    const t0 = new Date(f.at).getTime();
+    const id = randomUUID();
+    const draft: IncidentRow = {
+      id,
+      type: f.type,
+      priority: f.priority,
+      source: f.source,
+      school_id: f.spot.schoolId,
+      zone_id: f.spot.zoneId,
+      alarm_device_id: f.alarmDeviceId,
+      camera_id: f.cameraId,
+      location: f.spot.location,
+      area_kind: f.spot.areaKind,
+      note: f.note,
+      status: 'raised',
+      press_count: 1,
+      first_press_at: f.at,
+      last_press_at: f.at,
+      drill: f.drill, // or a drill window: decided in SQL, merged into the payloads below
+      outcome: null,
+      raised_by_id: f.actor.type === 'user' ? f.actor.id : null,
+      raised_by_name: f.actor.name,
+      shown_at: null,
+      acknowledged_by_id: null,
+      acknowledged_by_name: null,
+      acknowledged_at: null,
+      dispatched_at: null,
+      on_scene_at: null,
+      resolved_by_id: null,
+      resolved_by_name: null,
+      resolved_at: null,
+      cancelled_at: null,
+      cancel_reason: null,
+      escalation_level: 0,
+      linked_camera_ids: f.spot.cameras.map((c) => c.id),
+      cameras: f.spot.cameras,
+      school_name: f.spot.schoolName,
+      relay_required: relayRequired,
+      relay_delivered_at: null,
+      relay_attempts: 0,
+      relay_late: false,
+      created_at: f.at,
+      updated_at: f.at,
+    };
+    const t0 = f.at.getTime();
     const jobs: OutboxJob[] = (this.cfg.escalationSeconds[f.priority] ?? []).map((s, i) => ({
       name: JobName.AlarmEscalate,
-      jobId: jobIds.escalation(row.id, i + 1),
-      payload: { incidentId: row.id, level: i + 1 },
+      jobId: jobIds.escalation(id, i + 1),
+      payload: { incidentId: id, level: i + 1 },
       availableAt: new Date(t0 + s * 1000),
     }));
     if (relayRequired) {
-      jobs.push({ name: JobName.AlarmPoliceRelay, jobId: jobIds.relay(row.id), payload: { incidentId: row.id }, availableAt: new Date(t0) });
+      jobs.push({ name: JobName.AlarmPoliceRelay, jobId: jobIds.relay(id), payload: { incidentId: id }, availableAt: new Date(t0) });
       jobs.push({
         name: JobName.AlarmRelayWatch,
-        jobId: jobIds.relayWatch(row.id),
-        payload: { incidentId: row.id },
+        jobId: jobIds.relayWatch(id),
+        payload: { incidentId: id },
         availableAt: new Date(t0 + this.cfg.policeRelay.lateAfterSeconds * 1000),
       });
     }
-    return { row, jobs: await this.outbox.insert(m, jobs) };
+
+    const p = new SqlParams();
+    const chk = f.check ? f.check.sql : `SELECT NULL::uuid AS seen, NULL::uuid AS open_id`;
+    f.check?.params.forEach((v) => p.add(v));
+    const [at, schoolId, actorId] = [p.add(f.at), p.add(f.spot.schoolId), p.add(f.actor.type === 'system' ? null : f.actor.id)];
+    const drillSql = `jsonb_build_object('drill', inc.drill)`;
+    const ctes = [
+      `chk AS (${chk})`,
+      `inc AS (
+         INSERT INTO incidents (id, type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
+           first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
+         SELECT ${p.add(id)}::uuid, ${p.add(f.type)}, ${p.add(f.priority)}, ${p.add(f.source)}, ${schoolId}::uuid, ${p.add(f.spot.zoneId)}::uuid,
+           ${p.add(f.alarmDeviceId)}::uuid, ${p.add(f.cameraId)}::uuid, ${p.add(f.spot.location)}, ${p.add(f.spot.areaKind)}, ${p.add(f.note)}, ${at}::timestamptz, ${at}::timestamptz,
+           ${p.add(f.drill)}::boolean OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = ${schoolId}::uuid AND starts_at <= ${at}::timestamptz AND ends_at > ${at}::timestamptz),
+           ${p.add(draft.raised_by_id)}::uuid, ${p.add(f.actor.name)}, clock_timestamp(), ${p.add(draft.linked_camera_ids)}::uuid[], ${p.add(JSON.stringify(f.spot.cameras))}::jsonb,
+           ${p.add(f.spot.schoolName)}, ${p.add(relayRequired)}::boolean
+         FROM chk WHERE chk.seen IS NULL AND chk.open_id IS NULL
+         RETURNING *)`,
+      `tl AS (
+         INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
+         SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc)`,
+      f.press
+        ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at FROM inc)`
+        : null,
+      `ev AS (${this.events.insertFromSql(p, 'inc', { type: 'incident.raised', schoolId: f.spot.schoolId, payload: toSummary(draft) }, drillSql)})`,
+      `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source } }, drillSql)})`,
+      jobs.length ? `ob AS (${this.outbox.insertSql(p, jobs, 'inc')})` : null,
+    ].filter(Boolean);
+    const [res] = (await m.query(
+      `WITH ${ctes.join(',\n')}
+       SELECT chk.seen, chk.open_id, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev) AS notified,
+              ${jobs.length ? `(SELECT json_agg(ob) FROM ob)` : 'NULL::json'} AS outbox, inc.*
+       FROM chk LEFT JOIN inc ON true`,
+      p.values,
+    )) as (IncidentRow & { seen: string | null; open_id: string | null; notified: unknown; outbox: OutboxRow[] | null })[];
+    const { seen, open_id: openId, notified: _n, outbox, ...row } = res;
+    if (!row.id) return { row: null, jobs: [], seen, openId };
+    return { row: row as IncidentRow, jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })), seen: null, openId: null };
   }
 
   // ---------- lifecycle ----------

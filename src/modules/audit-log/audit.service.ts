@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
+import type { SqlParams } from '../../infra/database/sql-params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { AuditEntry } from './audit-entry.entity';
 
@@ -50,6 +51,23 @@ export class AuditService {
     }));
     // Chunked multi-row inserts: an import of thousands of rows stays a handful of statements.
     for (let i = 0; i < rows.length; i += 1000) await manager.insert(AuditEntry, rows.slice(i, i + 1000) as never);
+  }
+
+  /**
+   * The entry as `INSERT … SELECT … FROM <from>`, for a caller that folds it into one statement
+   * with its change (a data-modifying CTE; same transaction, one round trip). One entry per row
+   * of `from`; `afterSql`, a jsonb expression over `from`, is merged into `after` (values only
+   * known inside the statement).
+   */
+  insertFromSql(p: SqlParams, from: string, rec: AuditRecord, afterSql?: string): string {
+    const ctx = currentContext();
+    const actor = ctx?.actor ?? SYSTEM_ACTOR;
+    const json = (v: object | null | undefined) => (v ? JSON.stringify(scrub(v)) : null); // SQL NULL, not jsonb 'null'
+    const after = afterSql ? `coalesce(${p.add(json(rec.after))}::jsonb, '{}') || ${afterSql}` : `${p.add(json(rec.after))}::jsonb`;
+    return `INSERT INTO audit_log (actor_type, actor_id, actor_name, ip, request_id, action, entity, entity_id, school_id, before, after)
+       SELECT ${p.add(actor.type)}, ${p.add(actor.id)}::uuid, ${p.add(actor.name)}, ${p.add(ctx?.ip ?? null)}, ${p.add(ctx?.requestId ?? null)},
+         ${p.add(rec.action)}, ${p.add(rec.entity)}, ${p.add(rec.entityId ?? null)}, ${p.add(rec.schoolId ?? null)}::uuid, ${p.add(json(rec.before))}::jsonb, ${after}
+       FROM ${from}`;
   }
 
   async list(filter: { entity?: string; entityId?: string; actorId?: string; schoolId?: string; limit: number; beforeId?: string }): Promise<AuditEntry[]> {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { SqlParams } from '../../infra/database/sql-params';
 import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events';
 import { consoleConfig } from './console.config';
 
@@ -36,6 +37,27 @@ export class ConsoleEventsService {
     const seqs = rows.map((r) => Number(r.seq));
     await manager.query(`SELECT pg_notify($1, $2)`, [CONSOLE_EVENTS_CHANNEL, String(Math.max(...seqs))]);
     return seqs;
+  }
+
+  /**
+   * The append as `INSERT … SELECT … FROM <from> RETURNING seq`, for a caller that folds it into
+   * one statement with its change (a data-modifying CTE: same transaction, one round trip). One
+   * event per row of `from`, which must be a CTE that *inserted* the change's row: reading it
+   * makes Postgres write that row (and give the transaction its xid) before this insert draws
+   * the seq — the order `append` gets from pg_current_xact_id(). `payloadSql`, a jsonb expression
+   * over `from`, is merged into the payload (values only known inside the statement). Wake the
+   * feed with `notifySql` over the returned seq.
+   */
+  insertFromSql(p: SqlParams, from: string, e: ConsoleEventInput, payloadSql?: string): string {
+    const payload = `${p.add(JSON.stringify(e.payload))}::jsonb${payloadSql ? ` || ${payloadSql}` : ''}`;
+    return `INSERT INTO console_events (type, v, school_id, payload)
+       SELECT ${p.add(e.type)}, ${p.add(CONSOLE_EVENT_VERSION)}::int, ${p.add(e.schoolId)}::uuid, ${payload} FROM ${from}
+       RETURNING seq`;
+  }
+
+  /** `pg_notify(…)` for a seq expression (delivered on commit, like `append`'s). */
+  notifySql(p: SqlParams, seqExpr: string): string {
+    return `pg_notify(${p.add(CONSOLE_EVENTS_CHANNEL)}, ${seqExpr}::text)`;
   }
 
   /**

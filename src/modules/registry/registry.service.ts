@@ -31,6 +31,17 @@ export interface DeviceIndexRow {
   updatedAt: Date;
 }
 
+export interface AlarmDeviceSpot {
+  id: string;
+  schoolId: string;
+  schoolName: string;
+  zoneId: string | null;
+  location: string;
+  areaKind: string;
+  linkedCameraIds: string[];
+  cameras: { id: string; name: string; location: string; areaKind: string; streamUrl: string; status: DeviceStatus }[];
+}
+
 export interface DeviceStatusRow {
   id: string;
   kind: WatchedDeviceKind;
@@ -79,6 +90,27 @@ export class RegistryService {
     const d = await this.db.getRepository(AlarmDevice).findOneBy({ id });
     if (!d) throw Errors.notFound('alarm_device', id);
     return d;
+  }
+
+  /**
+   * Where an alarm button is, for alarm intake, in one round trip: its school (name, zone), its
+   * location and area, and the cameras at that spot — its linked cameras, then the cameras in
+   * the same area of its school, each once, by name (as `cameras()` orders them).
+   */
+  async alarmDeviceSpot(id: string): Promise<AlarmDeviceSpot> {
+    const [row] = await this.db.query(
+      `SELECT d.id, d.school_id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.location, d.area_kind AS "areaKind",
+              d.linked_camera_ids AS "linkedCameraIds",
+              coalesce((SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'location', c.location, 'areaKind', c.area_kind,
+                                                            'streamUrl', c.stream_url, 'status', c.status)
+                                         ORDER BY c.id = ANY(d.linked_camera_ids) DESC, c.name)
+                        FROM cameras c
+                        WHERE c.id = ANY(d.linked_camera_ids) OR (c.school_id = d.school_id AND c.area_kind = d.area_kind)), '[]') AS cameras
+       FROM alarm_devices d JOIN schools s ON s.id = d.school_id WHERE d.id = $1`,
+      [id],
+    );
+    if (!row) throw Errors.notFound('alarm_device', id);
+    return row as AlarmDeviceSpot;
   }
 
   // ---- Device liveness (used by device-health; the registry owns the status columns) ----
