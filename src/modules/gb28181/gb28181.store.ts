@@ -19,18 +19,7 @@ export interface GbDeviceRow {
 }
 
 /** Registration state written behind the SIP hot path, many devices per statement. */
-export interface RegistrationWrite {
-  deviceId: string;
-  schoolId: string | null;
-  registered: boolean;
-  callId: string | null;
-  transport: 'UDP' | 'TCP' | null;
-  contactAddress: string | null;
-  contactPort: number | null;
-  registeredAt: Date | null;
-  expiresAt: Date | null;
-  lastKeepaliveAt: Date | null;
-}
+export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm'>;
 
 export interface CatalogItem {
   channelId: string;
