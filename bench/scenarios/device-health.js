@@ -222,17 +222,9 @@ async function run(ctx = {}) {
     const pick = [];
     for (let i = 0; i < dueCount; i++) pick.push(members[Math.floor((i * members.length) / dueCount)]);
     for (let i = 0; i < pick.length; i += 10000) await redis.call('ZADD', [deadlinesKey, 'XX', ...pick.slice(i, i + 10000).flatMap((m) => [now - 1000, m])]);
-    const qt = new Map();
-    if (process.env.DBG) {
-      const { EntityManager } = require('typeorm');
-      const orig = EntityManager.prototype.query;
-      EntityManager.prototype.query = async function (q, p) { const t = performance.now(); try { return await orig.call(this, q, p); } finally { const k = q.replace(/\s+/g, ' ').slice(0, 70); qt.set(k, (qt.get(k) ?? 0) + performance.now() - t); } };
-      const ev = redis.constructor.prototype.eval;
-    }
     s0 = performance.now();
     const res = await health.runSweep(now);
     const sweepMs = performance.now() - s0;
-    if (process.env.DBG) for (const [k, v] of [...qt].sort((a, b) => b[1] - a[1])) log(`${v.toFixed(0).padStart(6)} ms  ${k}`);
     log(`sweep: idle ${idleSweepMs.toFixed(1)} ms; ${res.offline} devices offline (${res.batches} batches) in ${sweepMs.toFixed(0)} ms`);
 
     results.push(

@@ -262,7 +262,7 @@ export class DeviceHealthService {
           const ids = claimed.filter((d) => d.kind === kind).map((d) => d.id);
           if (!ids.length) continue;
           const locked = new Map((await this.registry.lockDevices(m, kind, ids)).map((r) => [r.id, r]));
-          const changed = await this.registry.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate, tid: locked.get(id)?.tid })), 'online');
+          const changed = await this.registry.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate })), 'online');
           for (const id of changed) {
             const row = locked.get(id)!;
             transitions.push({ deviceId: id, kind, schoolId: row.schoolId, from: row.status, to: 'online', at: atDate });
@@ -322,7 +322,7 @@ export class DeviceHealthService {
     let claimed: string[] = [];
     try {
       return await this.db.transaction(async (m) => {
-        const locked = new Map<string, { schoolId: string; status: DeviceStatus; tid: string }>();
+        const locked = new Map<string, { schoolId: string; status: DeviceStatus }>();
         for (const kind of ['camera', 'alarm_device'] as const) for (const r of await this.registry.lockDevices(m, kind, byKind[kind])) locked.set(r.id, r);
         // Members whose device left the registry: drop them, nothing to record.
         const gone = members.filter((mem) => !locked.has(parseMember(mem).id));
@@ -333,13 +333,13 @@ export class DeviceHealthService {
         claimed = out.filter((_, i) => i % 2 === 0);
         const transitions: Transition[] = [];
         for (const kind of ['camera', 'alarm_device'] as const) {
-          const changes: { id: string; lastSeenAt: Date | null; deadline: number; tid: string }[] = [];
+          const changes: { id: string; lastSeenAt: Date | null; deadline: number }[] = [];
           for (let i = 0; i < out.length; i += 2) {
             const pm = parseMember(out[i]);
             if (pm.kind !== kind) continue;
             const score = Number(out[i + 1]);
             const seeded = score % 1 !== 0; // a boot seed, not a heartbeat: last seen is unknown
-            changes.push({ id: pm.id, lastSeenAt: seeded ? null : new Date(score - this.thresholdMs(this.index.get(pm.id))), deadline: Math.floor(score), tid: locked.get(pm.id)!.tid });
+            changes.push({ id: pm.id, lastSeenAt: seeded ? null : new Date(score - this.thresholdMs(this.index.get(pm.id))), deadline: Math.floor(score) });
           }
           const changed = new Set(await this.registry.setDeviceStatuses(m, kind, changes, 'offline'));
           for (const c of changes) {

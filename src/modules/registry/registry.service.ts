@@ -122,14 +122,10 @@ export class RegistryService {
     }
   }
 
-  /**
-   * Locks devices for a status change (in id order, so concurrent callers never deadlock) and
-   * returns their current state, with each row's physical address (`tid`): a locked row cannot
-   * move before the transaction ends, so setDeviceStatuses can reach it without the id index.
-   */
-  async lockDevices(manager: EntityManager, kind: WatchedDeviceKind, ids: string[]): Promise<{ id: string; schoolId: string; status: DeviceStatus; tid: string }[]> {
+  /** Locks devices for a status change (in id order, so concurrent callers never deadlock) and returns their current state. */
+  async lockDevices(manager: EntityManager, kind: WatchedDeviceKind, ids: string[]): Promise<{ id: string; schoolId: string; status: DeviceStatus }[]> {
     if (ids.length === 0) return [];
-    return manager.query(`SELECT id, school_id AS "schoolId", status, ctid::text AS tid FROM ${DEVICE_TABLE[kind]} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids]);
+    return manager.query(`SELECT id, school_id AS "schoolId", status FROM ${DEVICE_TABLE[kind]} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids]);
   }
 
   /**
@@ -137,27 +133,8 @@ export class RegistryService {
    * change (so a repeated call is a no-op). `lastSeenAt` moves forward only; null keeps it.
    * Returns the ids that changed.
    */
-  async setDeviceStatuses(
-    manager: EntityManager,
-    kind: WatchedDeviceKind,
-    changes: { id: string; lastSeenAt: Date | null; tid?: string }[],
-    status: DeviceStatus,
-  ): Promise<string[]> {
+  async setDeviceStatuses(manager: EntityManager, kind: WatchedDeviceKind, changes: { id: string; lastSeenAt: Date | null }[], status: DeviceStatus): Promise<string[]> {
     if (changes.length === 0) return [];
-    if (changes.every((c) => c.tid !== undefined)) {
-      // Rows locked by lockDevices in this transaction: a TID scan per row, not an index probe
-      // (the id check guards against a tid from elsewhere).
-      const rows = returningRows<{ id: string }>(
-        await manager.query(
-          `UPDATE ${DEVICE_TABLE[kind]} t SET status = $4, last_seen_at = GREATEST(t.last_seen_at, v.seen)
-             FROM unnest($1::tid[], $2::uuid[], $3::timestamptz[]) AS v(tid, id, seen)
-            WHERE t.ctid = v.tid AND t.id = v.id AND t.status <> $4
-            RETURNING t.id`,
-          [changes.map((c) => c.tid), changes.map((c) => c.id), changes.map((c) => c.lastSeenAt), status],
-        ),
-      );
-      return rows.map((r) => r.id);
-    }
     const rows = returningRows<{ id: string }>(
       await manager.query(
       `UPDATE ${DEVICE_TABLE[kind]} t SET status = $3, last_seen_at = GREATEST(t.last_seen_at, v.seen)
