@@ -235,6 +235,7 @@ const SCHEMA: Record<string, Rule> = {
   'liveness.missedBeforeOffline': rules.int(1, 100),
   'liveness.sweepEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled sweep (tests drive it)
   'liveness.sweepBatchSize': rules.int(1, 100_000),
+  'liveness.sweepParallelism': rules.int(1, 8),
   'liveness.bootGraceSeconds': rules.int(0, 7 * 86400), // 0 = intervalSeconds × missedBeforeOffline
   'liveness.flapCount': rules.int(1, 1000),
   'liveness.flapWindowMinutes': rules.int(1, 1440),

@@ -16,6 +16,8 @@ export interface LivenessConfig {
   missedBeforeOffline: number;
   sweepEveryMs: number;
   sweepBatchSize: number;
+  /** Batches of disjoint schools swept at once (Postgres connections used by a sweep). */
+  sweepParallelism?: number;
   bootGraceSeconds: number;
   flapCount: number;
   flapWindowMinutes: number;
@@ -298,14 +300,35 @@ export class DeviceHealthService {
   /** One full sweep without sharing a run in progress (tests use it to prove concurrent sweeps are harmless). */
   async runSweep(now: number): Promise<SweepResult> {
     const result: SweepResult = { offline: 0, batches: 0, overdue: 0 };
+    const lanes = Math.max(1, this.cfg.sweepParallelism ?? 1);
     for (;;) {
-      const raw = await this.redis.zrange(this.deadlinesKey, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, this.cfg.sweepBatchSize);
+      const raw = await this.redis.zrange(this.deadlinesKey, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, this.cfg.sweepBatchSize * lanes);
       if (raw.length === 0) break;
-      result.offline += await this.sweepBatch(raw, now);
-      result.batches++;
+      // A mass outage is bound by Postgres writes on one connection; batches of disjoint schools
+      // run side by side (they share no device, outage or flapping row, so they cannot deadlock
+      // or wait on each other).
+      const parts = lanes === 1 ? [raw] : this.splitBySchool(raw, lanes);
+      const settled = await Promise.allSettled(parts.filter((p) => p.length).map((p) => this.sweepBatch(p, now)));
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      for (const r of settled) if (r.status === 'fulfilled') result.offline += r.value;
+      result.batches += settled.length;
     }
     result.overdue = await this.housekeeping(new Date(now));
     return result;
+  }
+
+  /** Members split into `n` groups by school (members not in the index go to the first). */
+  private splitBySchool(members: string[], n: number): string[][] {
+    const parts: string[][] = Array.from({ length: n }, () => []);
+    const lane = new Map<string, number>();
+    for (const m of members) {
+      const s = this.index.slotOf(m.slice(2));
+      const school = s < 0 ? '' : this.index.schoolId(s);
+      let k = lane.get(school);
+      if (k === undefined) lane.set(school, (k = lane.size % n));
+      parts[k].push(m);
+    }
+    return parts;
   }
 
   /**
