@@ -5,7 +5,7 @@ import { Alarms1764300500000 } from './1764300500000-Alarms';
 import { Patrols1764300700000 } from './1764300700000-Patrols';
 import { Compliance1764300800000 } from './1764300800000-Compliance';
 import { Gb281811764300900000 } from './1764300900000-Gb28181';
-import { DeviceStatusHot1764300400300 } from './1764300400300-DeviceStatusHot';
+import { DeviceStatusHot1764301000000 } from './1764301000000-DeviceStatusHot';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -16,5 +16,5 @@ export const MIGRATIONS = [
   Patrols1764300700000,
   Compliance1764300800000,
   Gb281811764300900000,
-  DeviceStatusHot1764300400300,
+  DeviceStatusHot1764301000000,
 ];

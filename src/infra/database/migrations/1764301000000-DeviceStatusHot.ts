@@ -13,8 +13,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * page for the new row version. fillfactor applies to pages written from now on (a rewrite,
  * e.g. VACUUM FULL, spreads existing rows; not done here to keep the migration instant).
  */
-export class DeviceStatusHot1764300400300 implements MigrationInterface {
-  name = 'DeviceStatusHot1764300400300';
+export class DeviceStatusHot1764301000000 implements MigrationInterface {
+  name = 'DeviceStatusHot1764301000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`DROP INDEX IF EXISTS cameras_status_idx`);
