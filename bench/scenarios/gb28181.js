@@ -97,7 +97,10 @@ async function run(ctx = {}) {
     // 2. the service, SIP enabled
     const httpPort = await freePort();
     const sipPort = await freePort();
-    svc = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    // BENCH_GB_API_NODE_ARGS: extra node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/gbprof"
+    // (profiles are written when the service exits at the end of the scenario).
+    const nodeArgs = (process.env.BENCH_GB_API_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    svc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: {
