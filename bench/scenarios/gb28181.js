@@ -20,6 +20,11 @@
  *  5. Baseline: the same sipp keepalive run against a bare Node UDP "echo" (turns the request
  *     line into "SIP/2.0 200 OK", ~10 lines) in the same run: the machine's and sipp's own
  *     ceiling. The ratio says how much of it the platform keeps.
+ *     The CPU split (service, sipp, echo in cores, µs per message) shows which side is busy:
+ *     the echo run is paced by sipp's closed loop, not by the CPU, so the ratio can exceed 1.
+ *
+ * Profiling: BENCH_GB_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/gbprof" npm run bench -- gb28181,
+ * then node bench/tools/cpuprofile-top.js /tmp/gbprof/*.cpuprofile 40 <fromSec> <toSec>.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
