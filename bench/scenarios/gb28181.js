@@ -20,9 +20,14 @@
  *  5. Baseline: the same sipp keepalive run against a bare Node UDP "echo" (turns the request
  *     line into "SIP/2.0 200 OK", ~10 lines) in the same run: the machine's and sipp's own
  *     ceiling. The ratio says how much of it the platform keeps.
+ *     The CPU split (service, sipp, echo in cores, µs per message) shows which side is busy:
+ *     the echo run is paced by sipp's closed loop, not by the CPU, so the ratio can exceed 1.
+ *
+ * Profiling: BENCH_GB_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/gbprof" npm run bench -- gb28181,
+ * then node bench/tools/cpuprofile-top.js /tmp/gbprof/*.cpuprofile 40 <fromSec> <toSec>.
  */
 const { spawn, spawnSync } = require('node:child_process');
-const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -53,6 +58,22 @@ function runSipp(target, scenario, csv, args, cwd) {
     p.on('error', reject);
     p.on('exit', (code) => resolve({ code, ms: performance.now() - started, err }));
   });
+}
+
+/**
+ * CPU seconds from /proc (Linux; clock ticks at 100/s): [utime+stime of `pid`, cutime+cstime of
+ * this process — the reaped children, i.e. the sipp runs]. null where /proc is not there.
+ */
+function cpuSeconds(pid) {
+  try {
+    const f = (p) => readFileSync(p, 'utf8').split(') ').pop().split(' ');
+    const own = f(`/proc/${pid}/stat`);
+    const self = f('/proc/self/stat');
+    // after "pid (comm) ": state is field 0, utime 11, stime 12, cutime 13, cstime 14
+    return [(Number(own[11]) + Number(own[12])) / 100, (Number(self[13]) + Number(self[14])) / 100];
+  } catch {
+    return null;
+  }
 }
 
 async function keepalivesAnswered(httpBase) {
@@ -97,7 +118,10 @@ async function run(ctx = {}) {
     // 2. the service, SIP enabled
     const httpPort = await freePort();
     const sipPort = await freePort();
-    svc = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    // BENCH_GB_API_NODE_ARGS: extra node flags for the service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/gbprof"
+    // (profiles are written when the service exits at the end of the scenario).
+    const nodeArgs = (process.env.BENCH_GB_API_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    svc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: {
@@ -144,12 +168,20 @@ async function run(ctx = {}) {
     const keepaliveArgs = ['-m', '100000000', '-r', '100000', '-l', String(inflight), '-nr', '-timeout', `${seconds}s`, '-recv_timeout', '3000'];
     log(`keepalives for ${seconds} s…`);
     const k0 = await keepalivesAnswered(base);
+    const c0 = cpuSeconds(svc.pid);
     const t0 = performance.now();
     await runSipp(target, 'keepalive_only.xml', path.join(work, 'ka.csv'), keepaliveArgs, work);
     const elapsed = (performance.now() - t0) / 1000;
+    const c1 = cpuSeconds(svc.pid);
     const k1 = await keepalivesAnswered(base);
     const kaRate = (k1 - k0) / elapsed;
     rows.push({ scenario, metric: 'keepalive.rate', value: Math.round(kaRate), unit: 'req/s', target: '>= 17000' });
+    // Where the 2 cores went during the window: the service's and sipp's CPU, in cores.
+    if (c0 && c1) {
+      rows.push({ scenario, metric: 'keepalive.api_cpu', value: Math.round(((c1[0] - c0[0]) / elapsed) * 100) / 100, unit: 'cores', target: null });
+      rows.push({ scenario, metric: 'keepalive.sipp_cpu', value: Math.round(((c1[1] - c0[1]) / elapsed) * 100) / 100, unit: 'cores', target: null });
+      rows.push({ scenario, metric: 'keepalive.api_us_per_keepalive', value: Math.round(((c1[0] - c0[0]) / (k1 - k0)) * 1e7) / 10, unit: 'µs', target: null });
+    }
     const { rows: online } = await db.query(`SELECT count(*)::int AS n FROM cameras WHERE device_id = ANY($1) AND status = 'online'`, [ids]);
     if (online[0].n !== N) throw new Error(`expected ${N} bench cameras online, found ${online[0].n}`);
 
@@ -160,14 +192,21 @@ async function run(ctx = {}) {
     while (lines.length === 0) await sleep(20);
     const echoPort = Number(lines.shift());
     log(`echo baseline for ${seconds} s…`);
+    const ec0 = cpuSeconds(echo.pid);
     const e0 = performance.now();
     await runSipp(`127.0.0.1:${echoPort}`, 'keepalive_only.xml', path.join(work, 'ka.csv'), keepaliveArgs, work);
     const eElapsed = (performance.now() - e0) / 1000;
+    const ec1 = cpuSeconds(echo.pid);
     echo.stdin.write('count\n');
     while (!lines.some((l) => l.startsWith('n='))) await sleep(20);
     const echoed = Number(lines.find((l) => l.startsWith('n=')).slice(2));
     const echoRate = echoed / eElapsed;
     rows.push({ scenario, metric: 'echo_baseline.rate', value: Math.round(echoRate), unit: 'req/s', target: null });
+    if (ec0 && ec1) {
+      rows.push({ scenario, metric: 'echo_baseline.echo_cpu', value: Math.round(((ec1[0] - ec0[0]) / eElapsed) * 100) / 100, unit: 'cores', target: null });
+      rows.push({ scenario, metric: 'echo_baseline.sipp_cpu', value: Math.round(((ec1[1] - ec0[1]) / eElapsed) * 100) / 100, unit: 'cores', target: null });
+      rows.push({ scenario, metric: 'echo_baseline.us_per_echo', value: Math.round(((ec1[0] - ec0[0]) / echoed) * 1e7) / 10, unit: 'µs', target: null });
+    }
     rows.push({ scenario, metric: 'keepalive.ratio_to_echo', value: Math.round((kaRate / echoRate) * 100) / 100, unit: 'ratio', target: null });
     return rows;
   } finally {

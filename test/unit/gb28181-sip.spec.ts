@@ -2,6 +2,7 @@ import * as iconv from 'iconv-lite';
 import { expectedResponse, ha1, NonceTracker, parseDigest, responseMatches } from '../../src/modules/gb28181/digest';
 import { gbTime, incidentTypeOf, parseGbTime } from '../../src/modules/gb28181/gb-codes';
 import { buildManscdp, parseManscdp, parseXml, XmlError } from '../../src/modules/gb28181/manscdp';
+import { scanKeepalive } from '../../src/modules/gb28181/keepalive-fast';
 import { buildResponse, parseSip, SipParseError, SipRequest } from '../../src/modules/gb28181/sip-message';
 
 const REG = [
@@ -153,5 +154,62 @@ describe('MANSCDP and GB codes', () => {
     expect(incidentTypeOf(2, 1)).toBe('device_fault');
     expect(incidentTypeOf(6, 1)).toBe('device_fault');
     expect(incidentTypeOf(1, null)).toBe('other');
+  });
+});
+
+describe('keepalive fast path', () => {
+  const body = '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>7</SN>\r\n<DeviceID>34020000001320000001</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n';
+  const ka = (b: string = body, lines: string[] = []) =>
+    Buffer.from(
+      [
+        'MESSAGE sip:34020000002000000001@3402000000 SIP/2.0',
+        'Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKka1',
+        'From: "南门" <sip:34020000001320000001@3402000000>;tag=9',
+        'To: <sip:34020000002000000001@3402000000>',
+        'Call-ID:  ka-1@10.0.0.5 ',
+        'CSeq: 20 MESSAGE',
+        'Content-Type: Application/MANSCDP+xml',
+        'Max-Forwards: 70',
+        ...lines,
+        `Content-Length: ${Buffer.byteLength(b, 'latin1')}`,
+        '',
+        b,
+      ].join('\r\n'),
+      'latin1',
+    );
+  const respOpts = { toTag: 'abcd', source: { address: '10.9.9.9', port: 40000 } };
+
+  it('recognises a plain Keepalive and answers byte for byte as the general parser would', () => {
+    const buf = ka();
+    const fast = scanKeepalive(buf, 8192)!;
+    expect(fast).not.toBeNull();
+    const full = parseSip(buf, opts) as SipRequest;
+    expect(parseManscdp(full.body)).toMatchObject({ root: 'Notify', cmdType: 'Keepalive' });
+    expect(fast.from.user).toBe(full.from.user);
+    expect(buildResponse(fast, 200, respOpts).toString('latin1')).toBe(buildResponse(full, 200, respOpts).toString('latin1'));
+    // without the optional Status and the declaration, still the fast path
+    expect(scanKeepalive(ka('<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID></Notify>'), 8192)).not.toBeNull();
+  });
+
+  it('leaves anything unusual to the general parser', () => {
+    const other = (b: string, lines: string[] = []) => expect(scanKeepalive(ka(b, lines), 8192)).toBeNull();
+    other(body.replace('<Status>OK</Status>', '<Status>OK</Status><Info>x</Info>')); // another element
+    other(body.replace('<Notify>', '<Notify><Name>南门</Name>')); // non-ASCII text
+    other(body.replace('Keepalive', 'Alarm'));
+    other(body.replace('<SN>7</SN>', '<SN>x</SN>')); // the general parser refuses it
+    other(body.replace('</Notify>', '</Notify')); // malformed XML
+    other(body, ['User-Agent: a', 'User-Agent: b']); // duplicate header
+    other(body, ['Subject: x']); // a header it does not know
+    other(body, ['v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp']); // compact form
+    const plain = ka().toString('latin1');
+    const not = (s: string) => expect(scanKeepalive(Buffer.from(s, 'latin1'), 8192)).toBeNull();
+    not(plain.replace('Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKka1', 'Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKka1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp'));
+    not(plain.replace('To: <', 'To:\r\n <')); // folding
+    not(plain.replace('CSeq:', 'cseq:'));
+    not(plain.replace(/Content-Length: \d+\r\n/, '')); // no Content-Length
+    not(plain.replace('CSeq: 20 MESSAGE', 'CSeq: 20 REGISTER'));
+    not(plain.replace(/\r\n/g, '\n')); // bare LF
+    expect(scanKeepalive(ka(), 100)).toBeNull(); // oversized
+    expect(scanKeepalive(Buffer.from(REG, 'latin1'), 8192)).toBeNull();
   });
 });

@@ -13,7 +13,8 @@ import { alarmNote, gbTime, incidentTypeOf, isOrganisationNode, parseGbTime } fr
 import { Gb28181Config, gbConfig, sipDomain } from './gb28181.config';
 import { CatalogItem, Gb28181Store, GbDeviceRow, RegistrationWrite } from './gb28181.store';
 import { buildManscdp, child, childText, ManscdpMessage, parseManscdp, XmlError } from './manscdp';
-import { buildRequest, buildResponse, header, params, parseSip, SipParseError, SipRequest, SipResponse } from './sip-message';
+import { FastKeepalive, scanKeepalive } from './keepalive-fast';
+import { buildRequest, buildResponse, header, params, parseSip, ResponseBasis, SipParseError, SipRequest, SipResponse } from './sip-message';
 import { DropReason, Peer, SipTransport } from './sip-transport';
 
 const sipRequests = new Counter({
@@ -221,6 +222,8 @@ export class Gb28181Service {
   // ------------------------------------------------------------------ dispatch
 
   private onMessage(buf: Buffer, peer: Peer): void {
+    const ka = scanKeepalive(buf, this.cfg.maxMessageBytes);
+    if (ka && this.onFastKeepalive(ka, peer)) return;
     let msg;
     try {
       msg = parseSip(buf, { datagram: peer.transport === 'UDP', maxBytes: this.cfg.maxMessageBytes });
@@ -260,7 +263,7 @@ export class Gb28181Service {
   }
 
   /** An unexpected failure: answer 500 (not cached, so a retransmission retries) and log rarely. */
-  private fail(req: SipRequest | null, peer: Peer, key: string | null, kind: string, e: unknown): void {
+  private fail(req: ResponseBasis | null, peer: Peer, key: string | null, kind: string, e: unknown): void {
     if (key) {
       this.txCurrent.delete(key);
       this.txPrevious.delete(key);
@@ -269,7 +272,7 @@ export class Gb28181Service {
     if (req) this.reply(req, peer, 500, kind, null);
   }
 
-  private reply(req: SipRequest, peer: Peer, status: number, kind: string, key: string | null, headers?: [string, string | number][], body?: Buffer): void {
+  private reply(req: ResponseBasis, peer: Peer, status: number, kind: string, key: string | null, headers?: [string, string | number][], body?: Buffer): void {
     const buf = buildResponse(req, status, {
       toTag: tagOf(req.via.branch + req.callId),
       source: { address: peer.address, port: peer.port },
@@ -469,7 +472,35 @@ export class Gb28181Service {
     this.reply(req, peer, 200, 'message_other', key);
   }
 
-  private onKeepalive(req: SipRequest, peer: Peer, state: DeviceState, now: number): void {
+  /**
+   * A keepalive recognised by the fast path, handled as `onMessage` + `onManscdp` would: a
+   * retransmission of a cached transaction, or a keepalive from a registered device. Anything
+   * else (ids that are not 20 digits, unknown or unregistered devices: 400/403) returns false
+   * and goes the general way, so those answers are built in one place only.
+   */
+  private onFastKeepalive(ka: FastKeepalive, peer: Peer): boolean {
+    const id = ka.from.user;
+    if (this.txCurrent.size || this.txPrevious.size) {
+      const key = `${ka.via.branch}\n${ka.cseq.seq}MESSAGE\n${id}\n${ka.callId}`;
+      const cached = this.txCurrent.get(key) ?? this.txPrevious.get(key);
+      if (cached !== undefined) {
+        if (cached) this.transport?.send(peer, cached);
+        return true;
+      }
+    }
+    if (!GB_ID_PATTERN.test(id)) return false;
+    const state = this.devices.get(id);
+    const now = Date.now();
+    if (!state || !state.registered || state.expiresAt <= now) return false;
+    try {
+      this.onKeepalive(ka, peer, state, now);
+    } catch (e) {
+      this.fail(ka, peer, null, 'dispatch', e);
+    }
+    return true;
+  }
+
+  private onKeepalive(req: ResponseBasis, peer: Peer, state: DeviceState, now: number): void {
     // Not cached: the answer is deterministic (To tag from the branch), and a repeat is harmless.
     this.reply(req, peer, 200, 'keepalive', null);
     state.lastKeepaliveAt = now;

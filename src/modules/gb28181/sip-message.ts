@@ -133,7 +133,7 @@ export function params(s: string): Map<string, string> {
   return out;
 }
 
-function parseVia(v: string): Via {
+export function parseVia(v: string): Via {
   const m = /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z]+)\s+([^;\s]+)/i.exec(v);
   if (!m) throw new SipParseError('bad_via');
   const sentBy = m[2];
@@ -155,7 +155,7 @@ function parseVia(v: string): Via {
   return { transport: m[1].toUpperCase(), host, port, branch, rport: p.has('rport') };
 }
 
-function parseNameAddr(v: string, what: string): NameAddr {
+export function parseNameAddr(v: string, what: string): NameAddr {
   let uri: string;
   let rest: string;
   const lt = v.indexOf('<');
@@ -285,8 +285,11 @@ const REASONS: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/** What a response is built from (a parsed request, or the keepalive fast path's scan of one). */
+export type ResponseBasis = Pick<SipRequest, 'vias' | 'via' | 'from' | 'to' | 'callId' | 'cseq'>;
+
 /** A response to `req` (RFC 3261 §8.2.6): Via, From, To (+tag), Call-ID and CSeq copied. */
-export function buildResponse(req: SipRequest, status: number, opts: ResponseOptions): Buffer {
+export function buildResponse(req: ResponseBasis, status: number, opts: ResponseOptions): Buffer {
   let out = `SIP/2.0 ${status} ${REASONS[status] ?? 'Unknown'}\r\n`;
   for (let i = 0; i < req.vias.length; i++) {
     let v = req.vias[i];

@@ -1,5 +1,6 @@
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
-import { createServer, Server, Socket } from 'node:net';
+import { lookup as dnsLookup, LookupOneOptions } from 'node:dns';
+import { createServer, isIP, Server, Socket } from 'node:net';
 import { headerEnd } from './sip-message';
 
 /** Where a message came from, and how to answer it (the same socket for TCP). */
@@ -55,6 +56,17 @@ export class RateLimiter {
 }
 
 /**
+ * dgram resolves the destination of every send through dns.lookup (a deferred callback per
+ * datagram); answers always go to the packet's source, an IP literal, so those resolve at once.
+ */
+function literalLookup(hostname: string, options: number | LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(hostname);
+  if (family) return callback(null, hostname, family);
+  if (typeof options === 'number') dnsLookup(hostname, options, callback);
+  else dnsLookup(hostname, options, callback);
+}
+
+/**
  * UDP and TCP listeners on one address and port. UDP datagrams are messages; TCP streams are
  * framed by the header end and Content-Length. Every message goes to `onMessage` synchronously;
  * the handler never blocks the loop (async work is its own), so a slow or hostile peer cannot
@@ -87,7 +99,7 @@ export class SipTransport {
   }
 
   private async bindBoth(): Promise<{ udpPort: number; tcpPort: number }> {
-    const udp = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
+    const udp = createSocket({ type: this.opts.host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
     udp.on('message', (buf, rinfo) => this.receive(buf, { transport: 'UDP', address: rinfo.address, port: rinfo.port }));
     udp.on('error', () => undefined); // ICMP unreachable etc. on send: the device is gone, nothing to do
     await new Promise<void>((resolve, reject) => {
