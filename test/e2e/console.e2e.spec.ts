@@ -135,6 +135,30 @@ describe('console gateway (socket.io)', () => {
     expect(replay.events.map((x) => x.payload.incidentId)).toEqual([a.id]);
   });
 
+  it("sends school-only events to that school's staff, never to the district, live or replayed", async () => {
+    const district = await consoleFor(op1).ready();
+    const staff = await consoleFor(staffA).ready();
+    const events = t.app.get(ConsoleEventsService);
+    const schoolOnly = (schoolId: string, id: string) => ({
+      type: 'patrol.school_findings' as const,
+      schoolId,
+      payload: { schoolId, source: 'audit' as const, runId: null, total: 1, findings: [{ findingId: id, check: 'gate', message: '', subjectLabel: '', taskId: null }] },
+    });
+    const mark = district.lastSeq;
+    await t.app.get(DataSource).transaction((m) =>
+      events.append(m, [schoolOnly(seed.schoolA.id, 'so-a'), schoolOnly(seed.schoolB.id, 'so-b'), { type: 'patrol.finding', schoolId: seed.schoolA.id, payload: finding('pf-a', seed.schoolA.id, 'gate') }]),
+    );
+    await staff.until(() => staff.events.some((e) => e.type === 'patrol.finding'), 'the shared event on the school console');
+    await district.until(() => district.events.some((e) => e.type === 'patrol.finding'), 'the shared event on the district console');
+    expect(staff.events.filter((e) => e.type === 'patrol.school_findings').map((e) => e.schoolId)).toEqual([seed.schoolA.id]);
+    expect(district.events.some((e) => e.type === 'patrol.school_findings')).toBe(false);
+    // Replays follow the same rule.
+    district.close();
+    const back = await consoleFor(op1, { lastSeq: mark }).ready();
+    expect(back.events.some((e) => e.type === 'patrol.finding')).toBe(true);
+    expect(back.events.some((e) => e.type === 'patrol.school_findings')).toBe(false);
+  });
+
   it('replays what a console missed during a short absence, in order, then continues live', async () => {
     const c = await consoleFor(op1).ready();
     await raise(seed.schoolA.id, '北门');

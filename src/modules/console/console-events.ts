@@ -37,7 +37,22 @@ export interface ConsoleEventMap {
     schools?: { schoolId: string | null; total: number; checks: Record<string, number> }[];
     [k: string]: unknown;
   };
+  /**
+   * One school's findings from an audit run, for that school's staff only: the control center
+   * already gets the run as `patrol.finding` summaries (see SCHOOL_ONLY_EVENTS).
+   */
+  'patrol.school_findings': {
+    schoolId: string;
+    source: 'audit';
+    runId: string | null;
+    total: number;
+    findings: { findingId: string; check: string; message: string; subjectLabel: string; taskId: string | null }[];
+    [k: string]: unknown;
+  };
 }
+
+/** Event types delivered to their school's room only, never to the district room or district replays. */
+export const SCHOOL_ONLY_EVENTS: readonly ConsoleEventType[] = ['patrol.school_findings'];
 
 export type ConsoleEventType = keyof ConsoleEventMap;
 

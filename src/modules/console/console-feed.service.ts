@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { CONSOLE_EVENTS_CHANNEL } from './console-events.service';
-import type { ConsoleEventType } from './console-events';
+import { ConsoleEventType, SCHOOL_ONLY_EVENTS } from './console-events';
 import { ConsoleConfig, consoleConfig } from './console.config';
 
 /** A console event as sent to clients (one socket.io event name: `event`). */
@@ -215,8 +215,8 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   async read(after: number, upTo: number, schoolId: string | null, limit: number): Promise<ConsoleEnvelope[]> {
     const rows: EventRow[] = await this.db.query(
       `SELECT seq, v, type, at, school_id, payload FROM console_events
-       WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL OR school_id = $3) ORDER BY seq LIMIT $4`,
-      [after, upTo, schoolId, limit],
+       WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL AND type <> ALL($5) OR school_id = $3) ORDER BY seq LIMIT $4`,
+      [after, upTo, schoolId, limit, SCHOOL_ONLY_EVENTS],
     );
     return rows.map(toEnvelope);
   }
@@ -237,8 +237,8 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     const [last] = await this.db.query(`SELECT at FROM console_events WHERE seq <= $1 ORDER BY seq DESC LIMIT 1`, [lastSeq]);
     if (!last || new Date(last.at).getTime() < Date.now() - this.cfg.replayWindowSeconds * 1000) return false;
     const [{ n }] = await this.db.query(
-      `SELECT count(*)::int AS n FROM (SELECT 1 FROM console_events WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL OR school_id = $3) LIMIT $4) x`,
-      [lastSeq, upTo, schoolId, this.cfg.replayMaxEvents + 1],
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM console_events WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL AND type <> ALL($5) OR school_id = $3) LIMIT $4) x`,
+      [lastSeq, upTo, schoolId, this.cfg.replayMaxEvents + 1, SCHOOL_ONLY_EVENTS],
     );
     return n <= this.cfg.replayMaxEvents;
   }

@@ -14,6 +14,7 @@ import type { AuthUser } from '../auth/roles';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from './console-actions';
 import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
+import { SCHOOL_ONLY_EVENTS } from './console-events';
 import { ConsoleConfig, consoleConfig } from './console.config';
 import { consoleMetrics } from './console.metrics';
 
@@ -280,11 +281,12 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     const rooms = ns.adapter.rooms;
     const districtLive = (rooms.get(DISTRICT_ROOM)?.size ?? 0) > 0;
     for (const e of events) {
-      const targets: string[] = districtLive ? [DISTRICT_ROOM] : [];
+      const schoolOnly = SCHOOL_ONLY_EVENTS.includes(e.type);
+      const targets: string[] = districtLive && !schoolOnly ? [DISTRICT_ROOM] : [];
       if (e.schoolId && (rooms.get(schoolRoom(e.schoolId))?.size ?? 0) > 0) targets.push(schoolRoom(e.schoolId));
       // One emit for both rooms: encoded once, each socket gets it once.
       if (targets.length) ns.local.to(targets).emit('event', e);
-      for (const s of this.catchingUp) if (s.buffer && (s.scope === null || s.scope === e.schoolId)) s.buffer.push(e);
+      for (const s of this.catchingUp) if (s.buffer && (s.scope === null ? !schoolOnly : s.scope === e.schoolId)) s.buffer.push(e);
     }
     consoleMetrics.delivered.inc(events.length);
   }

@@ -152,9 +152,10 @@ export class FindingsService {
    * Console events for stored findings. An audit run sends a few district events, each covering
    * up to SCHOOLS_PER_EVENT schools (every school with its count per check, the first findings
    * listed): a district run finds thousands of schools, and the console wants a summary, not
-   * an event per school. Rounds and post checks send one event per school (its staff see it).
+   * an event per school; each school's staff get their own as `patrol.school_findings`.
+   * Rounds and post checks send one event per school (district and school both see it).
    */
-  private consoleEvents(first: NewFinding, stored: StoredFinding[]): ConsoleEventInput<'patrol.finding'>[] {
+  private consoleEvents(first: NewFinding, stored: StoredFinding[]): ConsoleEventInput<'patrol.finding' | 'patrol.school_findings'>[] {
     const bySchool = new Map<string | null, StoredFinding[]>();
     for (const f of stored) (bySchool.get(f.schoolId) ?? bySchool.set(f.schoolId, []).get(f.schoolId)!).push(f);
     const listed = (list: StoredFinding[]) => list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId }));
@@ -164,7 +165,11 @@ export class FindingsService {
 
     const schools = [...bySchool];
     const of = Math.ceil(schools.length / SCHOOLS_PER_EVENT);
-    const events: ConsoleEventInput<'patrol.finding'>[] = [];
+    const events: ConsoleEventInput<'patrol.finding' | 'patrol.school_findings'>[] = [];
+    // Each school's staff get their own findings live (school room only; the district has the summaries).
+    for (const [schoolId, list] of schools) {
+      if (schoolId) events.push({ type: 'patrol.school_findings', schoolId, payload: { schoolId, source: 'audit', runId: base.runId, total: list.length, findings: listed(list) } });
+    }
     for (let i = 0; i < schools.length; i += SCHOOLS_PER_EVENT) {
       const chunk = schools.slice(i, i + SCHOOLS_PER_EVENT);
       const all = chunk.flatMap(([, list]) => list);
