@@ -53,6 +53,14 @@ const COMMANDS: Record<string, Command> = {
     await withContext(config, (ctx) => seedDemoDistrict(ctx, config, { progress: (m) => process.stdout.write(m + '\n') }));
   },
   simulate: async (args, config) => {
+    if (args.includes('--help')) {
+      process.stdout.write(
+        'usage: npm run simulate -- [--devices N] [--offline 0.05] [--flap 0.01] [--duration 60s|5m|1h] [--url http://127.0.0.1:3000]\n' +
+          '  plays the registered cameras and alarm buttons sending heartbeats at their interval through the HTTP batch intake\n' +
+          '  (a gateway credential is created for the run); --offline devices stay silent, --flap devices fall silent and come back\n',
+      );
+      return;
+    }
     const opt = (name: string) => {
       const i = args.indexOf(`--${name}`);
       return i >= 0 ? args[i + 1] : undefined;
