@@ -12,6 +12,7 @@
   const API = '/api/v1';
   const OPEN = ['raised', 'acknowledged', 'dispatched', 'on_scene'];
   const PRIORITY_RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
+  const PATROL_MAX = 50; // patrol findings kept on screen (newest first)
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -26,6 +27,8 @@
     devices: null,
     seqs: [], // seqs applied, in order (the browser test reads it)
     sound: false,
+    patrol: [], // patrol findings panel entries, newest first (at most PATROL_MAX)
+    patrolTotal: 0, // findings received since login (the badge)
   };
   let socket = null;
   let refreshTimer = null;
@@ -35,6 +38,8 @@
     const s = (window.I18N[state.lang] || {})[key] ?? window.I18N['zh-CN'][key] ?? key;
     return vars ? s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k])) : s;
   };
+  /** t(key), or `fallback` when no language has the key (check names the dictionary does not know yet). */
+  const tOr = (key, fallback) => ((window.I18N[state.lang] || {})[key] ?? window.I18N['zh-CN'][key] ?? fallback);
   let timeFmt;
   const makeFmt = () => {
     timeFmt = new Intl.DateTimeFormat(state.lang === 'en' ? 'en-GB' : 'zh-CN', {
@@ -136,6 +141,8 @@
     state.incidents.clear();
     state.selected = state.detail = null;
     state.lastSeq = 0;
+    state.patrol = [];
+    state.patrolTotal = 0;
     document.body.dataset.view = 'login';
     $('login-error').textContent = message || '';
     render();
@@ -205,8 +212,72 @@
       if (state.selected === inc.id) void loadDetail(inc.id);
     } else if (e.type.startsWith('device.')) {
       devicesSoon();
+    } else if (e.type === 'patrol.finding' || e.type === 'patrol.school_findings') {
+      onPatrol(e, p);
     }
     schedule();
+  }
+
+  // ---------- patrol findings ----------
+  /**
+   * District audit runs arrive as summaries (schoolId null, `schools` per school, maybe in
+   * chunks): one panel entry per run, chunks merged. Per-school events (rounds, post checks,
+   * a school's own audit findings) become one entry per finding listed, plus "N more".
+   */
+  function onPatrol(e, p) {
+    const findings = Array.isArray(p.findings) ? p.findings : [];
+    const total = Number.isFinite(p.total) ? p.total : findings.length;
+    const base = { seq: e.seq, at: e.at, source: p.source };
+    state.patrolTotal += total;
+    let items;
+    if (!p.schoolId && Array.isArray(p.schools)) {
+      const prev = p.runId ? state.patrol.find((x) => x.kind === 'summary' && x.runId === p.runId) : null;
+      const schools = new Set(prev ? prev.schools : []);
+      for (const s of p.schools) if ((s.total ?? 1) > 0) schools.add(s.schoolId);
+      items = [{
+        ...base,
+        kind: 'summary',
+        key: 'run-' + (p.runId || e.seq),
+        runId: p.runId,
+        total: (prev ? prev.total : 0) + total,
+        schools: [...schools],
+        parts: (prev ? prev.parts : 0) + 1,
+        of: p.chunk?.of ?? 1,
+        sample: [...(prev ? prev.sample : []), ...findings.map((f) => f.message)].slice(0, 3),
+      }];
+      if (prev) state.patrol = state.patrol.filter((x) => x !== prev);
+    } else {
+      items = findings.map((f) => ({ ...base, kind: 'finding', key: 'f-' + f.findingId, findingId: f.findingId, check: f.check, message: f.message, subjectLabel: f.subjectLabel }));
+      if (total > findings.length) items.push({ ...base, kind: 'more', key: 'more-' + e.seq, more: total - findings.length });
+    }
+    state.patrol = [...items, ...state.patrol].slice(0, PATROL_MAX);
+  }
+
+  function renderPatrol() {
+    const src = (x) => tOr('patrol.source.' + x.source, x.source || '—');
+    $('patrol-list').replaceChildren(
+      ...state.patrol.map((x) => {
+        if (x.kind === 'summary') {
+          const text = t('patrol.summary', { n: x.total, m: x.schools.length }) + (x.parts < x.of ? t('patrol.part', { i: x.parts, of: x.of }) : '');
+          const sample = x.sample.length ? t('patrol.sample') + x.sample.join('；') : null;
+          return h('li', { class: 'finding kind-summary', dataset: { runId: x.runId || '' } },
+            h('span', { class: 'src' }, src(x)), h('strong', { class: 'msg', title: text }, text), h('time', {}, fmtTime(x.at)),
+            sample ? h('span', { class: 'sub', title: sample }, sample) : null);
+        }
+        if (x.kind === 'more') {
+          return h('li', { class: 'finding kind-more' }, h('span', { class: 'src' }, src(x)), h('span', { class: 'msg' }, t('patrol.more', { n: x.more })), h('time', {}, fmtTime(x.at)));
+        }
+        const sub = [x.subjectLabel, tOr('check.' + x.check, x.check)].filter(Boolean).join(' · ');
+        return h('li', { class: 'finding kind-finding', dataset: { findingId: x.findingId } },
+          h('span', { class: 'src' }, src(x)), h('span', { class: 'msg', title: x.message || '' }, x.message || '—'), h('time', {}, fmtTime(x.at)),
+          sub ? h('span', { class: 'sub', title: sub }, sub) : null);
+      }),
+    );
+    const badge = $('patrol-count');
+    badge.textContent = String(state.patrolTotal);
+    badge.classList.toggle('has', state.patrolTotal > 0);
+    badge.title = t('patrol.badgeTitle');
+    $('patrol-empty').hidden = state.patrol.length > 0;
   }
 
   // ---------- district view ----------
@@ -318,6 +389,7 @@
     $('stat-unacked').textContent = String(unacked);
     renderDistrict(list);
     renderDetail();
+    renderPatrol();
     updateAlert(unacked);
     renderSound();
     exposeState(list, unacked);
@@ -445,6 +517,7 @@
       unacked,
       alerting: unacked > 0,
       title: document.title,
+      patrol: { total: state.patrolTotal, entries: state.patrol.map((x) => ({ kind: x.kind, source: x.source, message: x.message, findingId: x.findingId })) },
     };
   }
 

@@ -1,12 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { DataSource } from 'typeorm';
+import { ConsoleEventsService } from '../../src/modules/console/console-events.service';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
  * The operators' web console in real headless Chromium (Debian's /usr/bin/chromium): log in,
  * an alarm raised through the API shows up with its alert, acknowledge it, lose the network
- * while more alarms come in, and get them replayed on reconnect. Leaves a screenshot in
+ * while more alarms come in, and get them replayed on reconnect; patrol findings show up live in
+ * their panel (a school's post check, a district audit summary). Leaves a screenshot in
  * test/artifacts/console.png.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -113,6 +116,46 @@ describe('web console in Chromium', () => {
     await page.click('.bar .lang-switch');
     expect(await page.textContent('#conn')).toContain('Online');
     await page.click('.bar .lang-switch');
+
+    // Patrol findings show up live in their panel, newest first: a post check at one school,
+    // then a district audit summary (two chunks of one run, merged into one entry).
+    expect(await page.textContent('#patrol-count')).toBe('0');
+    const events = t.app.get(ConsoleEventsService);
+    const ds = t.app.get(DataSource);
+    const postMessage = '护学岗 南门（P-01）早高峰时段在岗 0 人，应到 2 人<img src=x onerror=alert(1)>';
+    await ds.transaction((m) =>
+      events.append(m, {
+        type: 'patrol.finding',
+        schoolId: seed.schoolA.id,
+        payload: { schoolId: seed.schoolA.id, source: 'post', runId: null, total: 1, findings: [{ findingId: 'pf-post-1', check: 'post_unstaffed', message: postMessage, subjectLabel: 'P-01 南门', taskId: null }] },
+      }),
+    );
+    await page.waitForSelector('#patrol-list [data-finding-id="pf-post-1"]', { timeout: 2000 });
+    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .msg')).toBe(postMessage); // text, never markup
+    expect(await page.$('#patrol-list img')).toBeNull();
+    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .sub')).toContain('护学岗未到岗');
+    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .src')).toBe('护学岗检查');
+    const chunk = (index: number, schoolId: string, n: number) => ({
+      type: 'patrol.finding' as const,
+      schoolId: null,
+      payload: {
+        schoolId: null,
+        source: 'audit' as const,
+        runId: 'run-browser-1',
+        total: n,
+        chunk: { index, of: 2 },
+        schools: [{ schoolId, total: n, checks: { alarm_button: n } }],
+        findings: [{ findingId: `af-${index}`, check: 'alarm_button', message: `甲小学 未配备一键报警 ${index}`, subjectLabel: '甲小学', taskId: null }],
+      },
+    });
+    await ds.transaction((m) => events.append(m, chunk(0, seed.schoolA.id, 2)));
+    await page.waitForSelector('#patrol-list .kind-summary[data-run-id="run-browser-1"]');
+    await ds.transaction((m) => events.append(m, chunk(1, seed.schoolB.id, 3)));
+    await page.waitForFunction(() => (globalThis as unknown as { __consoleState: { patrol: { total: number } } }).__consoleState.patrol.total === 6);
+    expect(await page.$$('#patrol-list .kind-summary')).toHaveLength(1);
+    expect(await page.textContent('#patrol-list li:first-child .msg')).toBe('5 项发现，涉及 2 所学校');
+    expect(await page.textContent('#patrol-count')).toBe('6');
+    expect(await page.isVisible('#patrol-empty')).toBe(false);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.click(`[data-incident-id="${missed[1].id}"]`);
