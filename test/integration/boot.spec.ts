@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import { io } from 'socket.io-client';
 import { bootstrap } from '../../src/bootstrap';
-import { auth, createDatabase, dropDatabase, PASSWORD, startApp, TestApp, testConfig } from '../support/harness';
+import { auth, createDatabase, deleteRedisPrefix, dropDatabase, PASSWORD, startApp, TEST_REDIS_URL, TestApp, testConfig } from '../support/harness';
 
 /** Runs the compiled CLI with standard input closed (or fed `input`). */
 function runCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -106,7 +106,9 @@ describe('boot, health and infrastructure', () => {
   it('creates the first admin from the CLI, once, and never from a default password', async () => {
     const db = await createDatabase();
     try {
-      const env = { ...process.env, NODE_ENV: 'test', DATABASE_URL: db.url, ADMIN_PASSWORD: PASSWORD };
+      // Its own Redis key prefix too: the CLI must not touch a developer's keys.
+      const prefix = `shouhu-test-cli-${process.pid}`;
+      const env = { ...process.env, NODE_ENV: 'test', DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, ADMIN_PASSWORD: PASSWORD };
       // dist/ is built by the Jest global setup (test/support/global-setup.js).
       const cli = await runCli(['create-admin', 'chief'], env);
       expect(cli.stdout).toContain("admin 'chief' created");
@@ -121,12 +123,14 @@ describe('boot, health and infrastructure', () => {
       expect(weak.code).toBe(1);
     } finally {
       await dropDatabase(db.name);
+      await deleteRedisPrefix(`shouhu-test-cli-${process.pid}`);
     }
   });
 
   it('lets the configured first admin log in', async () => {
     const db = await createDatabase();
-    const app = await bootstrap(testConfig(db.url, { auth: { bootstrapAdminUsername: 'boss', bootstrapAdminPassword: PASSWORD } }));
+    const config = testConfig(db.url, { auth: { bootstrapAdminUsername: 'boss', bootstrapAdminPassword: PASSWORD } });
+    const app = await bootstrap(config);
     try {
       const server = (app as INestApplication).getHttpServer();
       const res = await request(server).post('/api/v1/auth/login').send({ username: 'boss', password: PASSWORD }).expect(200);
@@ -136,6 +140,7 @@ describe('boot, health and infrastructure', () => {
     } finally {
       await app.close();
       await dropDatabase(db.name);
+      await deleteRedisPrefix(config.redis.keyPrefix);
     }
   });
 });
