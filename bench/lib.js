@@ -66,6 +66,31 @@ async function deleteRedisPrefix(redis, prefix) {
   } while (cursor !== '0');
 }
 
+const net = require('node:net');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `check()` holds, polling every `everyMs`; rejects after `ms` naming `what`. */
+function until(check, ms, what, everyMs = 20) {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + ms;
+    const tick = () => (check() ? resolve() : Date.now() > deadline ? reject(new Error(`bench: timed out waiting for ${what}`)) : setTimeout(tick, everyMs));
+    tick();
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 function cpuSeconds(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -84,4 +109,4 @@ function meetsTarget(value, target) {
   return { '<=': value <= t, '>=': value >= t, '<': value < t, '>': value > t }[m[1]];
 }
 
-module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix };
+module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix, sleep, until, freePort };

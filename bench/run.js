@@ -14,9 +14,8 @@
 const { execFile, spawn } = require('node:child_process');
 const { randomBytes } = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
-const { runConcurrent, summarize, meetsTarget, deleteRedisPrefix } = require('./lib');
+const { runConcurrent, summarize, meetsTarget, deleteRedisPrefix, freePort } = require('./lib');
 
 const root = path.join(__dirname, '..');
 const resultsDir = path.join(__dirname, 'results');
@@ -33,16 +32,6 @@ function withDb(url, name) {
   return u.toString();
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function pgAdmin(sql) {
   const { Client } = require('pg');

@@ -28,7 +28,7 @@
 const { spawn } = require('node:child_process');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { percentile, cpuSeconds } = require('../lib');
+const { percentile, cpuSeconds, sleep, until } = require('../lib');
 
 const ROOT = join(__dirname, '..', '..');
 const STEADY_SECONDS = Number(process.env.BENCH_ALARMS_STEADY_SECONDS || 10);
@@ -37,15 +37,7 @@ const BURST_SECONDS = Number(process.env.BENCH_ALARMS_BURST_SECONDS || 10);
 const INFLIGHT = Number(process.env.BENCH_ALARMS_INFLIGHT || 256);
 const WARMUP = 20;
 const round = (x) => Math.round(x * 10) / 10;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function until(check, ms, what) {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + ms;
-    const tick = () => (check() ? resolve() : Date.now() > deadline ? reject(new Error(`alarms bench: timed out waiting for ${what}`)) : setTimeout(tick, 20));
-    tick();
-  });
-}
 
 /** The heartbeat simulator against the bench service; resolves once it plays its devices. */
 function startSimulator(ctx, seconds) {

@@ -14,22 +14,15 @@
  */
 const { Client } = require('pg');
 const { createServer } = require('node:http');
-const { percentile } = require('../lib');
+const { percentile, sleep, until: untilEvery } = require('../lib');
+const until = (check, ms, what) => untilEvery(check, ms, what, 10);
 
 const CLIENTS = Number(process.env.BENCH_CONSOLE_CLIENTS || 100);
 const ALARMS = Number(process.env.BENCH_CONSOLE_ALARMS || 100);
 const EVENTS = Number(process.env.BENCH_CONSOLE_EVENTS || 2000);
 const BATCH = 100;
 const round = (x) => Math.round(x * 10) / 10;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function until(check, ms, what) {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + ms;
-    const tick = () => (check() ? resolve() : Date.now() > deadline ? reject(new Error(`console bench: timed out waiting for ${what}`)) : setTimeout(tick, 10));
-    tick();
-  });
-}
 
 /** A realistic payload: an incident summary of the usual size. */
 function payload(i) {

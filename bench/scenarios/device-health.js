@@ -21,12 +21,11 @@ const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { Client } = require('pg');
 const Redis = require('ioredis');
-const { deleteRedisPrefix, cpuSeconds } = require('../lib');
+const { deleteRedisPrefix, cpuSeconds, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rssMb = (pid) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : null;

@@ -28,26 +28,15 @@
  */
 const { spawn, spawnSync } = require('node:child_process');
 const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { Client } = require('pg');
+const { freePort, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const SIPP = path.join(ROOT, 'test', 'protocol', 'sipp');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const PASSWORD = 'bench-gb-password';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function runSipp(target, scenario, csv, args, cwd) {
   return new Promise((resolve, reject) => {

@@ -1,33 +1,22 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { io } from 'socket.io-client';
 import { bootstrap } from '../../src/bootstrap';
+import { freePort, ROOT } from '../support/processes';
 import { auth, createDatabase, deleteRedisPrefix, dropDatabase, PASSWORD, startApp, TEST_REDIS_URL, TestApp, testConfig } from '../support/harness';
 
 /** Runs the compiled CLI with standard input closed (or fed `input`). */
 function runCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('node', ['dist/cli.js', ...args], { cwd: root, env });
+    const child = spawn('node', ['dist/cli.js', ...args], { cwd: ROOT, env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input);
-  });
-}
-const root = join(__dirname, '..', '..');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
   });
 }
 
