@@ -541,12 +541,6 @@ export class DeviceHealthService {
       return new Date(Number(s) - this.thresholdMs(this.index.get(devices[i].id)));
     });
   }
-
-  /** Sizes of the Redis structures (for the status endpoint and the benchmark). */
-  async redisCounts(): Promise<{ tracked: number; notOnline: number }> {
-    const [tracked, notOnline] = await Promise.all([this.redis.zcard(this.deadlinesKey), this.redis.scard(this.downKey)]);
-    return { tracked, notOnline };
-  }
 }
 
 export interface OutageRow {

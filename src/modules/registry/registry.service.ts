@@ -74,10 +74,6 @@ export class RegistryService {
     return s;
   }
 
-  schools(ids?: string[]): Promise<School[]> {
-    return ids ? this.db.getRepository(School).createQueryBuilder('s').where('s.id = ANY(:ids)', { ids }).getMany() : this.db.getRepository(School).find({ order: { code: 'ASC' } });
-  }
-
   cameras(filter: { schoolId?: string; ids?: string[]; areaKinds?: string[] }): Promise<Camera[]> {
     const qb = this.db.getRepository(Camera).createQueryBuilder('c').orderBy('c.name');
     if (filter.schoolId) qb.andWhere('c.school_id = :s', { s: filter.schoolId });
