@@ -130,6 +130,7 @@ async function main() {
       offline: config.demo.simulateOffline,
       flap: config.demo.simulateFlap,
       durationMs: Infinity,
+      credentialLabel: 'demo simulator (npm start)',
       progress: (line) => (/request failed/.test(line) ? say(line) : undefined),
     }).catch((e) => say(`simulator stopped: ${e.message}`));
   }

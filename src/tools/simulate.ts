@@ -14,6 +14,11 @@ export interface SimulateOptions {
   durationMs: number;
   /** Play only the first N registered devices (default: all cameras and alarm buttons). */
   devices?: number;
+  /**
+   * A fixed label for the run's gateway credential: earlier credentials with the same label are
+   * revoked first, so a simulator started again and again (the demo's `npm start`) keeps one.
+   */
+  credentialLabel?: string;
   progress?: (line: string) => void;
 }
 
@@ -59,7 +64,11 @@ export async function simulate(ctx: INestApplicationContext, config: AppConfig, 
     say('simulate: no cameras or alarm buttons registered (run `npm run seed` first)');
     return;
   }
-  const cred = await ctx.get(DeviceCredentialsService).create({ kind: 'gateway', label: `simulator ${new Date().toISOString()}` });
+  const creds = ctx.get(DeviceCredentialsService);
+  if (opts.credentialLabel) {
+    for (const c of await creds.list({})) if (c.kind === 'gateway' && c.label === opts.credentialLabel && !c.revokedAt) await creds.revoke(c.id);
+  }
+  const cred = await creds.create({ kind: 'gateway', label: opts.credentialLabel ?? `simulator ${new Date().toISOString()}` });
   const counts = { normal: 0, offline: 0, flap: 0 };
   for (const d of devices) counts[d.role]++;
   say(`simulate: ${devices.length} devices (${counts.offline} silent, ${counts.flap} flapping) → ${opts.url} for ${opts.durationMs / 1000}s`);

@@ -313,5 +313,12 @@ describe('device health (liveness)', () => {
       expect(lines.join('\n')).toMatch(/devices\s+6 .*\n.*sent 6, accepted 6, rejected 0/);
       for (const c of ['A1', 'A2', 'A3', 'B1']) expect((await status(cams[c].id)).status).toBe('online');
     });
+
+    it('started again with a fixed credential label, keeps one live gateway credential', async () => {
+      const label = 'demo simulator (test)';
+      for (let i = 0; i < 2; i++) await simulate(t.app, t.config, { url: t.baseUrl, offline: 0, flap: 0, durationMs: 1, credentialLabel: label });
+      const { rows } = await t.db.query(`SELECT revoked_at FROM device_credentials WHERE label = $1 ORDER BY created_at`, [label]);
+      expect(rows.map((r: { revoked_at: Date | null }) => r.revoked_at === null)).toEqual([false, true]);
+    });
   });
 });
