@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { DataSource } from 'typeorm';
-import { ConsoleEventsService } from '../../src/modules/console/console-events.service';
+import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**

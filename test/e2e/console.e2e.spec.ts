@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { DataSource } from 'typeorm';
 import { bootstrap } from '../../src/bootstrap';
-import { ConsoleEventsService } from '../../src/modules/console/console-events.service';
+import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
 import { auth, seedMinimal, startApp, TestApp, testConfig } from '../support/harness';
 import { Envelope, TestConsole, tryConnect } from '../support/console-client';
 

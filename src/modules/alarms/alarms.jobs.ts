@@ -5,7 +5,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { ConsoleEventsService } from '../console/console-events.service';
+import { ConsoleEventsService } from '../console-events/console-events.service';
 import { AlarmsOutboxService } from './alarms-outbox.service';
 import { AlarmsConfig, jobIds } from './alarms.constants';
 import { AlarmsService, IncidentRow, toSummary } from './alarms.service';

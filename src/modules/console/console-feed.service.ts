@@ -3,8 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { CONSOLE_EVENTS_CHANNEL } from './console-events.service';
-import { ConsoleEventType, SCHOOL_ONLY_EVENTS } from './console-events';
+import { CONSOLE_EVENTS_CHANNEL } from '../console-events/console-events.service';
+import { ConsoleEventType, SCHOOL_ONLY_EVENTS } from '../console-events/console-events';
 import { ConsoleConfig, consoleConfig } from './console.config';
 
 /** A console event as sent to clients (one socket.io event name: `event`). */

@@ -1,9 +1,8 @@
 import type { AppConfig } from '../../config/config';
+import type { ConsoleEventsConfig } from '../console-events/console-events.config';
 
-/** The `console` config section (rules in src/config/config.ts). */
-export interface ConsoleConfig {
-  /** A console away longer than this (its last event is older) gets a snapshot instead of a replay. */
-  replayWindowSeconds: number;
+/** The `console` config section (rules in src/config/config.ts); the event log's keys are in ConsoleEventsConfig. */
+export interface ConsoleConfig extends ConsoleEventsConfig {
   /** A console that missed more events than this gets a snapshot instead of a replay. */
   replayMaxEvents: number;
   replayPageSize: number;
@@ -12,7 +11,6 @@ export interface ConsoleConfig {
   /** Safety-net poll of console_events (NOTIFYs can be missed across a reconnect). */
   pollMs: number;
   snapshotMaxIncidents: number;
-  pruneEveryMs: number;
   /** Attach the socket.io Redis adapter (cross-node rooms, fetchSockets, the Redis emitter). */
   redisAdapter: boolean;
   /** Redis channel prefix of the adapter, under redis.keyPrefix. */

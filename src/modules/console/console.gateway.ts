@@ -14,7 +14,7 @@ import type { AuthUser } from '../auth/roles';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from './console-actions';
 import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
-import { SCHOOL_ONLY_EVENTS } from './console-events';
+import { SCHOOL_ONLY_EVENTS } from '../console-events/console-events';
 import { ConsoleConfig, consoleConfig } from './console.config';
 import { consoleMetrics } from './console.metrics';
 

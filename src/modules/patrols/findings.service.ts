@@ -9,8 +9,8 @@ import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../auth/roles';
 import { assertSchoolScope, effectiveSchoolFilter } from '../auth/scope';
-import { ConsoleEventsService } from '../console/console-events.service';
-import type { ConsoleEventInput } from '../console/console-events';
+import { ConsoleEventsService } from '../console-events/console-events.service';
+import type { ConsoleEventInput } from '../console-events/console-events';
 import { CHECK_LABEL, patrolsConfig } from './patrols.constants';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */

@@ -4,14 +4,14 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { SqlParams } from '../../infra/database/sql-params';
 import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events';
-import { consoleConfig } from './console.config';
+import { consoleEventsConfig } from './console-events.config';
 
 export const CONSOLE_EVENTS_CHANNEL = 'shouhu_console_events';
 
 /**
  * Appends console events in the caller's transaction: an event exists exactly when the change
  * it describes committed. Each gets a monotonically increasing `seq`. NOTIFY is delivered by
- * Postgres only on commit, which wakes the delivery side (see ConsoleFeed).
+ * Postgres only on commit, which wakes the delivery side (see ConsoleFeed in src/modules/console).
  */
 @Injectable()
 export class ConsoleEventsService {
@@ -65,7 +65,7 @@ export class ConsoleEventsService {
    * long gets a snapshot), so they go. Deleted in slices to keep each transaction short.
    */
   async prune(now = new Date()): Promise<number> {
-    const cutoff = new Date(now.getTime() - consoleConfig(this.config).replayWindowSeconds * 1000);
+    const cutoff = new Date(now.getTime() - consoleEventsConfig(this.config).replayWindowSeconds * 1000);
     let total = 0;
     for (;;) {
       const [, n] = (await this.db.query(
