@@ -7,19 +7,40 @@ export const CONSOLE_EVENT_VERSION = 1;
 
 export interface ConsoleEventMap {
   /** A new incident (alarm) was committed. */
-  'incident.raised': IncidentSummary & { [k: string]: unknown };
+  'incident.raised': IncidentSummary;
   /** An incident changed state (acknowledged, dispatched, on scene, resolved, cancelled, note, press…). */
-  'incident.updated': IncidentSummary & { change: string; [k: string]: unknown };
+  'incident.updated': IncidentSummary & { change: string };
   /** An unacknowledged incident reached an escalation level (supervisors are to be alerted). */
-  'incident.escalated': IncidentSummary & { level: number; [k: string]: unknown };
+  'incident.escalated': IncidentSummary & { level: number };
   /** Delivery of an incident to the police endpoint is late. */
-  'incident.relay_late': IncidentSummary & { lateAfterSeconds: number; [k: string]: unknown };
+  'incident.relay_late': IncidentSummary & { lateAfterSeconds: number };
   /** Device status transitions found by one liveness sweep, batched (never one event per device). */
-  'device.status_batch': { changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string }[]; [k: string]: unknown };
-  /** A school's "devices offline" outage incident opened, changed or closed. */
-  'device.outage': { schoolId: string; outageId: string; status: 'open' | 'closed'; offline: number; [k: string]: unknown };
+  'device.status_batch': { changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string }[] };
+  /**
+   * A school's "devices offline" outage incident opened, changed or closed (src/modules/device-health).
+   * A liveness sweep adds the devices of this school that went offline / came back in it
+   * (`wentOffline`, `recovered`); the overdue check adds the faults that just became overdue.
+   */
+  'device.outage': {
+    schoolId: string;
+    outageId: string;
+    status: 'open' | 'closed';
+    /** Devices of the school offline now (open faults of this outage). */
+    offline: number;
+    /** The most offline at once during the outage. */
+    peak: number;
+    /** Devices that were offline at some time during the outage. */
+    affected: number;
+    openedAt: string;
+    closedAt: string | null;
+    /** A fault of this outage is past the repair deadline (liveness.faultOverdueHours). */
+    overdue: boolean;
+    wentOffline?: string[];
+    recovered?: string[];
+    newlyOverdue?: { deviceId: string; kind: string }[];
+  };
   /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
-  'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[]; [k: string]: unknown };
+  'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[] };
   /**
    * A patrol audit, video patrol round or protection-post check produced findings: batched.
    * Rounds and post checks: one event per school (`findings` capped; `total` is the full count).
@@ -32,10 +53,9 @@ export interface ConsoleEventMap {
     source: 'audit' | 'round' | 'post';
     runId: string | null;
     total: number;
-    findings: { findingId: string; check: string; message: string; subjectLabel: string; taskId: string | null }[];
+    findings: PatrolFindingItem[];
     chunk?: { index: number; of: number };
     schools?: { schoolId: string | null; total: number; checks: Record<string, number> }[];
-    [k: string]: unknown;
   };
   /**
    * One school's findings from an audit run, for that school's staff only: the control center
@@ -46,9 +66,17 @@ export interface ConsoleEventMap {
     source: 'audit';
     runId: string | null;
     total: number;
-    findings: { findingId: string; check: string; message: string; subjectLabel: string; taskId: string | null }[];
-    [k: string]: unknown;
+    findings: PatrolFindingItem[];
   };
+}
+
+/** One finding as listed in a patrol event. */
+export interface PatrolFindingItem {
+  findingId: string;
+  check: string;
+  message: string;
+  subjectLabel: string;
+  taskId: string | null;
 }
 
 /** Event types delivered to their school's room only, never to the district room or district replays. */
@@ -93,16 +121,23 @@ export type IncidentSummary = {
   relay: { required: boolean; deliveredAt: string | null; attempts: number; late: boolean };
 };
 
-export interface ConsoleEventInput<T extends ConsoleEventType = ConsoleEventType> {
-  type: T;
-  /** The school the event concerns (its staff see it too); null = district only. */
-  schoolId: string | null;
-  payload: ConsoleEventMap[T];
-}
+/**
+ * An event to append: a union over the catalogue keyed by `type`, so each type takes exactly its
+ * own payload (a payload of another type, or a misspelled field, does not compile; see
+ * test/unit/console-events.types.spec.ts). `ConsoleEventInput<'a' | 'b'>` narrows it to some types.
+ */
+export type ConsoleEventInput<T extends ConsoleEventType = ConsoleEventType> = {
+  [K in T]: {
+    type: K;
+    /** The school the event concerns (its staff see it too); null = district only. */
+    schoolId: string | null;
+    payload: ConsoleEventMap[K];
+  };
+}[T];
 
 /** An event as stored and as sent to clients. */
-export interface ConsoleEvent<T extends ConsoleEventType = ConsoleEventType> extends ConsoleEventInput<T> {
+export type ConsoleEvent<T extends ConsoleEventType = ConsoleEventType> = ConsoleEventInput<T> & {
   seq: number;
   v: number;
   at: string;
-}
+};

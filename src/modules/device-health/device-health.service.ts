@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { ConsoleEventsService } from '../console-events/console-events.service';
-import type { ConsoleEventInput } from '../console-events/console-events';
+import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/console-events';
 import type { DeviceStatus } from '../registry/registry.constants';
 import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
 import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
@@ -407,8 +407,8 @@ export class DeviceHealthService {
       );
       await this.consoleEvents.append(
         m,
-        outages.map((o) => ({
-          type: 'device.outage' as const,
+        outages.map((o): ConsoleEventInput<'device.outage'> => ({
+          type: 'device.outage',
           schoolId: o.school_id,
           payload: {
             ...outagePayload(o),
@@ -554,7 +554,7 @@ export interface OutageRow {
   overdue_at: Date | null;
 }
 
-function outagePayload(o: OutageRow) {
+function outagePayload(o: OutageRow): ConsoleEventMap['device.outage'] {
   return {
     schoolId: o.school_id,
     outageId: o.id,

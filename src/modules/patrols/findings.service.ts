@@ -161,7 +161,7 @@ export class FindingsService {
     const listed = (list: StoredFinding[]) => list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId }));
     const base = { source: first.source, runId: first.runId ?? null };
     if (first.source !== 'audit')
-      return [...bySchool].map(([schoolId, list]) => ({ type: 'patrol.finding', schoolId, payload: { schoolId, ...base, total: list.length, findings: listed(list) } }));
+      return [...bySchool].map(([schoolId, list]): ConsoleEventInput<'patrol.finding'> => ({ type: 'patrol.finding', schoolId, payload: { schoolId, ...base, total: list.length, findings: listed(list) } }));
 
     const schools = [...bySchool];
     const of = Math.ceil(schools.length / SCHOOLS_PER_EVENT);
