@@ -3,7 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { AppConfig } from '../config/config';
 import { requestContext } from '../infra/http/request-context';
 import { AuditRecord, AuditService } from '../modules/audit-log/audit.service';
-import type { UserRole } from '../modules/auth/roles';
+import type { UserRole } from '../infra/access/roles';
 import { UsersService } from '../modules/auth/users.service';
 import { newQrToken } from '../modules/registry/resource';
 import { buildDistrict, DISTRICT, GROUPS, ZONES } from './seed/district';

@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
-import type { AuthUser } from '../../src/modules/auth/roles';
+import type { AuthUser } from '../../src/infra/access/roles';
 import { ComplianceService } from '../../src/modules/compliance/compliance.service';
 import { readTable } from '../../src/modules/registry/import/tabular';
 import { AuditsService } from '../../src/modules/patrols/audits.service';

@@ -1,5 +1,5 @@
 import { ModulesContainer } from '@nestjs/core';
-import { ACCESS_KEY } from '../../src/modules/auth/decorators';
+import { ACCESS_KEY } from '../../src/infra/access/decorators';
 import { auth, startApp, TestApp } from '../support/harness';
 
 /**

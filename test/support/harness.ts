@@ -7,7 +7,7 @@ import request from 'supertest';
 import { bootstrap } from '../../src/bootstrap';
 import { AppConfig, loadConfig } from '../../src/config/config';
 import { UsersService } from '../../src/modules/auth/users.service';
-import type { UserRole } from '../../src/modules/auth/roles';
+import type { UserRole } from '../../src/infra/access/roles';
 
 export const ADMIN_DB_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';

@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { Response } from 'express';
 import type Redis from 'ioredis';
 import { DataSource } from 'typeorm';
-import { Public } from '../../modules/auth/decorators';
+import { Public } from '../access/decorators';
 import { REDIS } from '../redis/redis.module';
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>

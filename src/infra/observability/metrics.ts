@@ -1,7 +1,7 @@
 import { Controller, Get, Header, Injectable, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import { Public } from '../../modules/auth/decorators';
+import { Public } from '../access/decorators';
 
 /** One registry per process; capabilities add their own counters to it. */
 export const metrics = new Registry();

@@ -5,8 +5,8 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
-import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../auth/decorators';
-import type { AuthDevice, AuthUser } from '../auth/roles';
+import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
+import type { AuthDevice, AuthUser } from '../../infra/access/roles';
 import { ACT_ROLES, AlarmsService, CANCEL_ROLES, RAISE_ROLES, READ_ROLES, RaiseResult } from './alarms.service';
 import { CancelDto, DevicePressDto, DeviceReportDto, DrillWindowDto, DrillWindowQuery, IncidentQuery, NoteDto, OptionalNoteDto, RaiseIncidentDto, ResolveDto, StatsQuery } from './dto';
 

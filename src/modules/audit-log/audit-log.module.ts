@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
-import { Roles } from '../auth/decorators';
+import { Roles } from '../../infra/access/decorators';
 import { AuditEntry } from './audit-entry.entity';
 import { AuditService } from './audit.service';
 

@@ -1,9 +1,9 @@
 import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { ALL_ROLES, AuthUser } from './roles';
+import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
 import { AuthService } from './auth.service';
-import { CurrentUser, Public, Roles } from './decorators';
+import { CurrentUser, Public, Roles } from '../../infra/access/decorators';
 import { ChangePasswordDto, LoginDto, LogoutDto, RefreshDto } from './dto';
 import { UsersService } from './users.service';
 

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
-import { Access, ACCESS_KEY } from './decorators';
+import { Access, ACCESS_KEY } from '../../infra/access/decorators';
 import { DeviceCredentialsService } from './device-credentials.service';
 import { TokenService } from './token.service';
 

@@ -11,7 +11,7 @@ import { AuditService } from '../audit-log/audit.service';
 import { RefreshToken } from './entities/refresh-token.entity';
 import { User } from './entities/user.entity';
 import { dummyHash, verifyPassword } from './password';
-import type { AuthUser } from './roles';
+import type { AuthUser } from '../../infra/access/roles';
 import { sha256, TokenService } from './token.service';
 
 export interface TokenPair {

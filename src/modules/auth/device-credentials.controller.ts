@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/co
 import { UuidParam } from '../../infra/http/params';
 import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsOptional, IsUUID } from 'class-validator';
-import { Roles } from './decorators';
+import { Roles } from '../../infra/access/decorators';
 import { DeviceCredentialsService } from './device-credentials.service';
 import { CreateDeviceCredentialDto } from './dto';
 

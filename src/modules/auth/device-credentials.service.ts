@@ -7,7 +7,7 @@ import { Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { CreateDeviceCredentialDto } from './dto';
 import { DeviceCredential } from './entities/device-credential.entity';
-import type { AuthDevice } from './roles';
+import type { AuthDevice } from '../../infra/access/roles';
 import { sha256 } from './token.service';
 
 interface Cached {

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
-import { DEVICE_KINDS, DeviceKind, ROLE_NAMES, UserRole } from './roles';
+import { DEVICE_KINDS, DeviceKind, ROLE_NAMES, UserRole } from '../../infra/access/roles';
 
 export class LoginDto {
   @ApiProperty({ example: 'operator1' }) @IsString() @MinLength(1) @MaxLength(64) username: string;

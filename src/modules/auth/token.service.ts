@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
-import { AuthUser, ROLE_NAMES, UserRole } from './roles';
+import { AuthUser, ROLE_NAMES, UserRole } from '../../infra/access/roles';
 
 interface AccessClaims {
   sub: string;

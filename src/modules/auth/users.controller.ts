@@ -4,9 +4,9 @@ import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsUUID } from 'class-validator';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { PageQuery } from '../../infra/http/pagination';
-import { Roles } from './decorators';
+import { Roles } from '../../infra/access/decorators';
 import { CreateUserDto, UpdateUserDto } from './dto';
-import { ROLE_NAMES } from './roles';
+import { ROLE_NAMES } from '../../infra/access/roles';
 import { UsersService } from './users.service';
 
 class UserQuery extends PageQuery {

@@ -6,7 +6,7 @@ import { DomainError, Errors } from '../../infra/http/errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
 import { AlarmsService, IncidentView } from '../alarms/alarms.service';
 import { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms/dto';
-import type { AuthUser } from '../auth/roles';
+import type { AuthUser } from '../../infra/access/roles';
 
 /** The alarms DTOs of the REST routes, plus the incident id the URL carries there. */
 class IdNote extends OptionalNoteDto {

@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { UuidParam } from '../../infra/http/params';
-import { CurrentUser, Roles } from '../auth/decorators';
-import { ALL_ROLES, AuthUser } from '../auth/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../auth/scope';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
+import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { DeviceHealthQueries } from './device-health.queries';
 import { CreateMaintenanceWindowDto, DeviceListQuery, MaintenanceQuery, OnlineRateQuery, OutageQuery, OverdueQuery, SummaryQuery, TransitionQuery } from './dto';
 

@@ -3,8 +3,8 @@ import { ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import { malformedInput } from '../../infra/observability/metrics';
-import { CurrentDevice, DeviceRoute } from '../auth/decorators';
-import type { AuthDevice } from '../auth/roles';
+import { CurrentDevice, DeviceRoute } from '../../infra/access/decorators';
+import type { AuthDevice } from '../../infra/access/roles';
 import { CODE_PATTERN } from '../registry/registry.constants';
 import { DeviceHealthService } from './device-health.service';
 

@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
-import { Roles } from '../auth/decorators';
+import { Roles } from '../../infra/access/decorators';
 import { GB_ID_PATTERN } from '../registry/registry.constants';
 import { RegistryService } from '../registry/registry.service';
 import { ha1 } from './digest';

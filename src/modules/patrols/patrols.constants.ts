@@ -1,5 +1,5 @@
 import type { AppConfig } from '../../config/config';
-import type { UserRole } from '../auth/roles';
+import type { UserRole } from '../../infra/access/roles';
 import type { StaffingRule } from './staffing';
 
 /** Checks a patrol plan may run. Stored in patrol_plans.checks: never rename one in place. */

@@ -4,8 +4,8 @@ import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { PageQuery } from '../../infra/http/pagination';
 import { UuidParam } from '../../infra/http/params';
-import { CurrentUser, Roles } from '../auth/decorators';
-import type { AuthUser } from '../auth/roles';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import type { AuthUser } from '../../infra/access/roles';
 import { AuditsService } from './audits.service';
 import {
   CheckInDto,

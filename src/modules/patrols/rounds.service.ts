@@ -5,7 +5,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
-import type { AuthUser } from '../auth/roles';
+import type { AuthUser } from '../../infra/access/roles';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService } from './findings.service';
 import { GATE_AREA_KINDS, patrolsConfig, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';

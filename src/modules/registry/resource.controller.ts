@@ -1,8 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Patch, Post, Query, Type } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { UuidParam } from '../../infra/http/params';
-import { CurrentUser, Roles } from '../auth/decorators';
-import type { AuthUser } from '../auth/roles';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import type { AuthUser } from '../../infra/access/roles';
 import type { ResourceDef, ResourceService } from './resource';
 
 export const serviceToken = (def: ResourceDef) => `registry:${def.path}`;

@@ -5,9 +5,9 @@ import { HttpStatus } from '@nestjs/common';
 import { DomainError, Errors, FieldError } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import type { AuditService } from '../audit-log/audit.service';
-import type { AuthUser, UserRole } from '../auth/roles';
-import { ALL_ROLES } from '../auth/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../auth/scope';
+import type { AuthUser, UserRole } from '../../infra/access/roles';
+import { ALL_ROLES } from '../../infra/access/roles';
+import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 
 type Ctor<T = unknown> = new (...args: never[]) => T;
 type Where = (value: unknown) => { sql: string; params?: Record<string, unknown> };

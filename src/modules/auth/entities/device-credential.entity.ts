@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import type { DeviceKind } from '../roles';
+import type { DeviceKind } from '../../../infra/access/roles';
 
 /** A device's own credential (never a user's): key id in clear, secret stored as SHA-256. */
 @Entity('device_credentials')

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { UserRole } from '../roles';
+import type { UserRole } from '../../../infra/access/roles';
 
 @Entity('users')
 export class User {

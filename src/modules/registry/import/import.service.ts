@@ -5,7 +5,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/config';
 import { Errors } from '../../../infra/http/errors';
 import { flattenValidationErrors } from '../../../infra/http/validation';
-import type { AuthUser } from '../../auth/roles';
+import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceService } from '../resource';
 import { Column, columnOfField, Draft, findColumn, IMPORT_KINDS, ImportKind, Lookups } from './columns';
 import { CellOut, FileFormat, readTable, writeCsv, writeXlsx } from './tabular';

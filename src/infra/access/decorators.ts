@@ -6,6 +6,8 @@ export const ACCESS_KEY = 'shouhu:access';
 /**
  * Every route declares who may call it, exactly once: `@Public()`, `@Roles(...)` or
  * `@DeviceRoute(...)`. A route with none is refused (and a test lists every route to check).
+ * This is the access contract only (metadata and types, importable from every layer); the
+ * global guard that enforces it is AuthGuard, in the auth module.
  */
 export type Access = { kind: 'public' } | { kind: 'roles'; roles: UserRole[] } | { kind: 'device'; kinds: DeviceKind[] };
 

@@ -1,4 +1,4 @@
-import { Errors } from '../../infra/http/errors';
+import { Errors } from '../http/errors';
 import type { AuthUser } from './roles';
 
 /** The school a user is confined to, or null for district-wide roles. */
