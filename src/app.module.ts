@@ -1,9 +1,7 @@
-import { DynamicModule, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import type { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './infra/database/database.module';
-import { HealthController } from './infra/health/health.controller';
-import { HttpMetricsMiddleware, MetricsController } from './infra/observability/metrics';
 import { QueueModule } from './infra/queue/queue.module';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuditLogModule } from './modules/audit-log/audit-log.module';
@@ -16,6 +14,7 @@ import { AlarmsModule } from './modules/alarms/alarms.module';
 import { PatrolsModule } from './modules/patrols/patrols.module';
 import { ComplianceModule } from './modules/compliance/compliance.module';
 import { Gb28181Module } from './modules/gb28181/gb28181.module';
+import { OpsModule } from './modules/ops/ops.module';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
 const CAPABILITIES = [
@@ -31,17 +30,12 @@ const CAPABILITIES = [
 ];
 
 @Module({})
-export class AppModule implements NestModule {
+export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     const api = config.role !== 'worker';
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, QueueModule, ...CAPABILITIES, ...(api ? [ConsoleModule] : [])],
-      controllers: api ? [HealthController, MetricsController] : [],
+      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, QueueModule, ...CAPABILITIES, ...(api ? [ConsoleModule, OpsModule] : [])],
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(HttpMetricsMiddleware).forRoutes('*path');
   }
 }

@@ -1,12 +1,10 @@
-import { Controller, Get, Header, Injectable, NestMiddleware } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import { Public } from '../access/decorators';
 
-/** One registry per process; capabilities add their own counters to it. */
+/** One registry per process; capabilities add their own counters to it (served at GET /metrics by OpsModule). */
 export const metrics = new Registry();
 collectDefaultMetrics({ register: metrics, prefix: 'shouhu_' });
 
+/** Recorded for every request by HttpMetricsMiddleware (OpsModule). */
 export const httpDuration = new Histogram({
   name: 'shouhu_http_request_duration_seconds',
   help: 'HTTP request duration by route and status',
@@ -22,26 +20,3 @@ export const malformedInput = new Counter({
   labelNames: ['source', 'reason'],
   registers: [metrics],
 });
-
-@Injectable()
-export class HttpMetricsMiddleware implements NestMiddleware {
-  use(req: Request, res: Response, next: NextFunction): void {
-    const end = httpDuration.startTimer();
-    res.on('finish', () => {
-      // The matched route pattern, never the raw URL: ids would explode the label set.
-      const route = (req.route?.path as string | undefined) ?? 'unmatched';
-      end({ method: req.method, route: req.baseUrl + route, status: String(res.statusCode) });
-    });
-    next();
-  }
-}
-
-@Controller()
-export class MetricsController {
-  @Public()
-  @Get('metrics')
-  @Header('Content-Type', metrics.contentType)
-  scrape(): Promise<string> {
-    return metrics.metrics();
-  }
-}
