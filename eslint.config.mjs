@@ -21,4 +21,11 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ group: ['../*/entities/*', '../*/*.entity'], message: "Use the owning module's exported service, not its tables." }] }],
     },
   },
+  {
+    // The config layer is below every module: modules import their section type from it, never the reverse.
+    files: ['src/config/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../modules/*', '../infra/*'], message: 'src/config imports nothing from modules or infra (declare the type in src/config/sections.ts).' }] }],
+    },
+  },
 );

@@ -1,7 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { AppConfig } from '../config/config';
 import { DeviceCredentialsService } from '../modules/auth/device-credentials.service';
-import type { LivenessConfig } from '../modules/device-health/device-health.service';
 import { RegistryService } from '../modules/registry/registry.service';
 import { prng } from './seed/district';
 
@@ -44,7 +43,7 @@ export function parseDuration(s: string): number {
  */
 export async function simulate(ctx: INestApplicationContext, config: AppConfig, opts: SimulateOptions): Promise<void> {
   const say = opts.progress ?? (() => undefined);
-  const live = config.liveness as LivenessConfig;
+  const live = config.liveness;
   const registry = ctx.get(RegistryService);
   const devices: SimDevice[] = [];
   const random = prng(20260301); // two runs play the same devices the same way

@@ -170,7 +170,7 @@ describe('alarms over HTTP', () => {
     expect(ev.rows.map((x) => x.level)).toEqual(['1', '2']);
 
     // P2 with long delays this time (per-priority config), then acknowledged: the timers go.
-    const cfg = t.config.alarms as { escalationSeconds: Record<string, number[]> };
+    const cfg = t.config.alarms;
     cfg.escalationSeconds.P2 = [600, 1200];
     const r2 = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
     const queue = t.app.get(QueueService).queue(JOBS[JobName.AlarmEscalate].queue);

@@ -1,4 +1,7 @@
-import { ConfigError, loadConfig } from '../../src/config/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, configDir, loadConfig, loadRawConfig, validateConfig } from '../../src/config/config';
+import { ConfigSchema, rules, SCHEMA } from '../../src/config/schema';
 
 const env = (extra: Record<string, string> = {}) => ({ NODE_ENV: 'test', ...extra });
 
@@ -47,5 +50,29 @@ describe('configuration', () => {
 
   it('refuses a bootstrap admin password shorter than the minimum', () => {
     expect(() => loadConfig(env({ ADMIN_USERNAME: 'root', ADMIN_PASSWORD: 'short' }))).toThrow(/auth\.bootstrapAdminPassword/);
+  });
+
+  it('has a rule for every leaf of config/default.json, and no rule without a default', () => {
+    const leaves = (o: Record<string, unknown>, prefix = ''): string[] =>
+      Object.entries(o).flatMap(([k, v]) =>
+        typeof v === 'object' && v !== null && !Array.isArray(v) ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`],
+      );
+    const defaults = leaves(JSON.parse(readFileSync(join(configDir(), 'default.json'), 'utf8')));
+    const ruled = Object.keys(SCHEMA);
+    expect(defaults.filter((k) => !ruled.includes(k))).toEqual([]);
+    expect(ruled.filter((k) => !defaults.includes(k))).toEqual([]);
+  });
+
+  it('ties the rules to the typed key paths, and names a key the files lack', () => {
+    // Compile-time half (npm run typecheck fails if either line stops being an error):
+    // @ts-expect-error a rule for a key AppConfig does not have (a typo) does not compile
+    const _typo: ConfigSchema = { ...SCHEMA, 'liveness.flapCont': rules.int(1, 10) };
+    const { 'liveness.flapCount': _dropped, ...rest } = SCHEMA;
+    // @ts-expect-error a leaf of AppConfig without a rule does not compile
+    const _missing: ConfigSchema = rest;
+    // Run-time half: a key absent from every file stops boot with its name.
+    const raw = loadRawConfig(env());
+    delete (raw.liveness as Record<string, unknown>).flapCount;
+    expect(() => validateConfig(raw)).toThrow(/liveness\.flapCount: is missing/);
   });
 });

@@ -3,10 +3,10 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { JobsOptions } from 'bullmq';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { AlarmsConfig } from '../../config/sections';
 import type { SqlParams } from '../../infra/database/sql-params';
 import { JobName, JobPayloads, JOBS } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import type { AlarmsConfig } from './alarms.constants';
 
 export interface OutboxJob<N extends JobName = JobName> {
   name: N;
@@ -49,7 +49,7 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     @InjectDataSource() private readonly db: DataSource,
     private readonly queue: QueueService,
   ) {
-    this.cfg = config.alarms as AlarmsConfig;
+    this.cfg = config.alarms;
   }
 
   async insert(m: EntityManager, jobs: OutboxJob[]): Promise<OutboxRow[]> {

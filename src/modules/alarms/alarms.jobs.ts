@@ -2,12 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { AlarmsConfig } from '../../config/sections';
 import { SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events/console-events.service';
 import { AlarmsOutboxService } from './alarms-outbox.service';
-import { AlarmsConfig, jobIds } from './alarms.constants';
+import { jobIds } from './alarms.constants';
 import { AlarmsService, IncidentRow, toSummary } from './alarms.service';
 import { postToPolice } from './police-relay.client';
 
@@ -28,7 +29,7 @@ export class AlarmsJobs {
     private readonly events: ConsoleEventsService,
     private readonly outbox: AlarmsOutboxService,
   ) {
-    this.cfg = config.alarms as AlarmsConfig;
+    this.cfg = config.alarms;
     queue.handle(JobName.AlarmEscalate, (p) => this.escalate(p.incidentId, p.level));
     queue.handle(JobName.AlarmPoliceRelay, (p, meta) => this.relay(p.incidentId, meta.attempt));
     queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId));

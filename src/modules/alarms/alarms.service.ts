@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { AlarmsConfig } from '../../config/sections';
 import { SqlParams } from '../../infra/database/sql-params';
 import { Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
@@ -16,7 +17,7 @@ import { ConsoleEventsService } from '../console-events/console-events.service';
 import type { IncidentCamera, IncidentSummary } from '../console-events/console-events';
 import { RegistryService } from '../registry/registry.service';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
-import { AlarmsConfig, IncidentSource, IncidentStatus, IncidentType, jobIds, Outcome, Priority } from './alarms.constants';
+import { IncidentSource, IncidentStatus, IncidentType, jobIds, Outcome, Priority } from './alarms.constants';
 import { allowedFrom, IncidentAction, transition } from './incident-state';
 
 /** Roles that act on incidents at the control center. */
@@ -194,7 +195,7 @@ export class AlarmsService {
     private readonly outbox: AlarmsOutboxService,
     private readonly queue: QueueService,
   ) {
-    this.cfg = config.alarms as AlarmsConfig;
+    this.cfg = config.alarms;
   }
 
   // ---------- intake ----------

@@ -29,7 +29,7 @@ export class ComplianceModule implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    const c = this.config.compliance as { snapshotCron: string; snapshotEnabled: boolean };
+    const c = this.config.compliance;
     if (c.snapshotEnabled) await this.queue.upsertScheduler(SNAPSHOT_SCHEDULER, JobName.ComplianceSnapshot, { pattern: c.snapshotCron, tz: TZ }, {});
     else await this.queue.removeScheduler(JobName.ComplianceSnapshot, SNAPSHOT_SCHEDULER);
   }

@@ -7,7 +7,6 @@ import { AuditService } from '../audit-log/audit.service';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { FieldService } from '../patrols/field.service';
 import { changesByDevice, onlineWithin } from '../patrols/online';
-import { patrolsConfig } from '../patrols/patrols.constants';
 import { addDays, dayStart, schoolHours, shanghaiDate } from '../patrols/schedule';
 import { requiredGuards } from '../patrols/staffing';
 import { RegistryService } from '../registry/registry.service';
@@ -96,7 +95,7 @@ export class ComplianceService {
     const devBySchool = group([...census.watch, ...buttonRows]);
     const winBySchool = group(windows);
     const openBySchool = group(openings);
-    const rule = patrolsConfig(this.config).staffingRule;
+    const rule = this.config.patrols.staffingRule;
 
     return schools.map((s) => {
       const hours = schoolHours(s.timetable, s.calendar, date);

@@ -3,7 +3,6 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from './console-events.service';
-import { consoleEventsConfig } from './console-events.config';
 
 const PRUNE_SCHEDULER = 'console.prune';
 
@@ -25,7 +24,7 @@ export class ConsoleEventsModule implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    const every = consoleEventsConfig(this.config).pruneEveryMs;
+    const every = this.config.console.pruneEveryMs;
     if (every > 0) await this.queue.upsertScheduler(PRUNE_SCHEDULER, JobName.ConsolePrune, { every }, {});
     else await this.queue.removeScheduler(JobName.ConsolePrune, PRUNE_SCHEDULER);
   }

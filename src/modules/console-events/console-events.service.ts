@@ -4,7 +4,6 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { SqlParams } from '../../infra/database/sql-params';
 import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events';
-import { consoleEventsConfig } from './console-events.config';
 
 export const CONSOLE_EVENTS_CHANNEL = 'shouhu_console_events';
 
@@ -65,7 +64,7 @@ export class ConsoleEventsService {
    * long gets a snapshot), so they go. Deleted in slices to keep each transaction short.
    */
   async prune(now = new Date()): Promise<number> {
-    const cutoff = new Date(now.getTime() - consoleEventsConfig(this.config).replayWindowSeconds * 1000);
+    const cutoff = new Date(now.getTime() - this.config.console.replayWindowSeconds * 1000);
     let total = 0;
     for (;;) {
       const [, n] = (await this.db.query(

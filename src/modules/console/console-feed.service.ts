@@ -3,9 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { ConsoleConfig } from '../../config/sections';
 import { CONSOLE_EVENTS_CHANNEL } from '../console-events/console-events.service';
 import { ConsoleEventType, SCHOOL_ONLY_EVENTS } from '../console-events/console-events';
-import { ConsoleConfig, consoleConfig } from './console.config';
 
 /** A console event as sent to clients (one socket.io event name: `event`). */
 export interface ConsoleEnvelope {
@@ -69,7 +69,7 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
   ) {
-    this.cfg = consoleConfig(config);
+    this.cfg = config.console;
   }
 
   subscribe(fn: (events: ConsoleEnvelope[]) => void): void {

@@ -4,6 +4,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import type Redis from 'ioredis';
 import type { Namespace, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { ConsoleConfig } from '../../config/sections';
 import { Errors } from '../../infra/http/errors';
 import { createRedis, redisKey } from '../../infra/redis/redis.module';
 import { AlarmsService } from '../alarms/alarms.service';
@@ -15,7 +16,6 @@ import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from './console-actions';
 import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
 import { SCHOOL_ONLY_EVENTS } from '../console-events/console-events';
-import { ConsoleConfig, consoleConfig } from './console.config';
 import { consoleMetrics } from './console.metrics';
 
 export const DISTRICT_ROOM = 'district';
@@ -82,7 +82,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     private readonly alarms: AlarmsService,
     private readonly devices: DeviceHealthQueries,
   ) {
-    this.cfg = consoleConfig(config);
+    this.cfg = config.console;
   }
 
   afterInit(nsArg: unknown): void {
@@ -127,7 +127,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     consoleMetrics.connected.inc();
     this.armExpiry(s);
     // A logout or a disabled account ends the console session within the check period, not at token expiry.
-    s.revocationCheck = setInterval(() => void this.stillValid(s), consoleConfig(this.config).revocationCheckSeconds * 1000).unref();
+    s.revocationCheck = setInterval(() => void this.stillValid(s), this.cfg.revocationCheckSeconds * 1000).unref();
     socket.emit('session', { v: 1, user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId }, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
     socket.on('disconnect', () => {
       consoleMetrics.connected.dec();

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type Redis from 'ioredis';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { LivenessConfig } from '../../config/sections';
 import { returningRows } from '../../infra/database/returning';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { ConsoleEventsService } from '../console-events/console-events.service';
@@ -10,21 +11,6 @@ import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/conso
 import type { DeviceStatus } from '../registry/registry.constants';
 import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
 import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
-
-export interface LivenessConfig {
-  intervalSeconds: number;
-  missedBeforeOffline: number;
-  sweepEveryMs: number;
-  sweepBatchSize: number;
-  /** Batches of disjoint schools swept at once (Postgres connections used by a sweep). */
-  sweepParallelism?: number;
-  bootGraceSeconds: number;
-  flapCount: number;
-  flapWindowMinutes: number;
-  faultOverdueHours: number;
-  maxBatchSize: number;
-  indexRefreshSeconds: number;
-}
 
 export interface Transition {
   deviceId: string;
@@ -93,7 +79,7 @@ export class DeviceHealthService {
   }
 
   get cfg(): LivenessConfig {
-    return this.config.liveness as LivenessConfig;
+    return this.config.liveness;
   }
 
   /** Milliseconds of silence after which a device is offline. */
@@ -300,7 +286,7 @@ export class DeviceHealthService {
   /** One full sweep without sharing a run in progress (tests use it to prove concurrent sweeps are harmless). */
   async runSweep(now: number): Promise<SweepResult> {
     const result: SweepResult = { offline: 0, batches: 0, overdue: 0 };
-    const lanes = Math.max(1, this.cfg.sweepParallelism ?? 1);
+    const lanes = Math.max(1, this.cfg.sweepParallelism);
     for (;;) {
       const raw = await this.redis.zrange(this.deadlinesKey, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, this.cfg.sweepBatchSize * lanes);
       if (raw.length === 0) break;

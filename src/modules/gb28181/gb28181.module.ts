@@ -4,7 +4,6 @@ import { AlarmsModule } from '../alarms/alarms.module';
 import { DeviceHealthModule } from '../device-health/device-health.module';
 import { RegistryModule } from '../registry/registry.module';
 import { Gb28181Controller } from './gb28181.controller';
-import { gbConfig } from './gb28181.config';
 import { Gb28181Service } from './gb28181.service';
 import { Gb28181Store } from './gb28181.store';
 
@@ -27,7 +26,7 @@ export class Gb28181Module implements OnApplicationBootstrap, BeforeApplicationS
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    if (gbConfig(this.config).enabled && this.config.role !== 'worker') await this.sip.start();
+    if (this.config.gb28181.enabled && this.config.role !== 'worker') await this.sip.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Counter } from 'prom-client';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { Gb28181Config } from '../../config/sections';
 import { Actor, requestContext } from '../../infra/http/request-context';
 import { malformedInput, metrics } from '../../infra/observability/metrics';
 import { AlarmsService } from '../alarms/alarms.service';
@@ -10,7 +11,7 @@ import { GB_ID_PATTERN } from '../registry/registry.constants';
 import { RegistryService } from '../registry/registry.service';
 import { ha1, NonceTracker, parseDigest, responseMatches } from './digest';
 import { alarmNote, gbTime, incidentTypeOf, isOrganisationNode, parseGbTime } from './gb-codes';
-import { Gb28181Config, gbConfig, sipDomain } from './gb28181.config';
+import { sipDomain } from './gb28181.config';
 import { CatalogItem, Gb28181Store, GbDeviceRow, RegistrationWrite } from './gb28181.store';
 import { buildManscdp, child, childText, ManscdpMessage, parseManscdp, XmlError } from './manscdp';
 import { FastKeepalive, scanKeepalive } from './keepalive-fast';
@@ -116,7 +117,7 @@ export class Gb28181Service {
     private readonly health: DeviceHealthService,
     private readonly alarms: AlarmsService,
   ) {
-    this.cfg = gbConfig(config);
+    this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
     this.nonces = new NonceTracker(this.cfg.nonceTtlSeconds * 1000);
   }
@@ -513,7 +514,7 @@ export class Gb28181Service {
   private queueHeartbeats(ids: string[]): void {
     if (ids.length === 0) return;
     for (const id of ids) this.heartbeatQueue.push(id);
-    const max = (this.config.liveness as { maxBatchSize: number }).maxBatchSize;
+    const max = this.config.liveness.maxBatchSize;
     if (this.heartbeatQueue.length >= max && this.heartbeatsInFlight < 4) void this.flushHeartbeats();
     else this.heartbeatFlush ??= setTimeout(() => void this.flushHeartbeats(), 10);
   }
@@ -522,7 +523,7 @@ export class Gb28181Service {
     if (this.heartbeatFlush) clearTimeout(this.heartbeatFlush);
     this.heartbeatFlush = null;
     if (this.heartbeatQueue.length === 0) return;
-    const max = (this.config.liveness as { maxBatchSize: number }).maxBatchSize;
+    const max = this.config.liveness.maxBatchSize;
     const batch = this.heartbeatQueue.splice(0, max);
     if (this.heartbeatQueue.length) this.heartbeatFlush = setTimeout(() => void this.flushHeartbeats(), 0);
     this.heartbeatsInFlight++;

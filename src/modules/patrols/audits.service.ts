@@ -13,7 +13,7 @@ import { RegistryService } from '../registry/registry.service';
 import { FieldService, unstaffedFinding } from './field.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { changesByDevice, onlineWithin } from './online';
-import { CheckName, CHECKS, patrolsConfig } from './patrols.constants';
+import { CheckName, CHECKS } from './patrols.constants';
 import { cronProblem, cronSlot, dayStart, schoolHours, shanghaiDate, toMinute, TZ } from './schedule';
 import { requiredGuards } from './staffing';
 
@@ -60,7 +60,7 @@ export class AuditsService {
   ) {}
 
   private get cfg() {
-    return patrolsConfig(this.config);
+    return this.config.patrols;
   }
 
   // ------------------------------------------------------------------ plans

@@ -10,7 +10,6 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService, NewFinding } from './findings.service';
-import { patrolsConfig } from './patrols.constants';
 import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from './schedule';
 
 type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
@@ -60,7 +59,7 @@ export class FieldService {
   ) {}
 
   private get cfg() {
-    return patrolsConfig(this.config);
+    return this.config.patrols;
   }
 
   // ------------------------------------------------------------------ protection posts

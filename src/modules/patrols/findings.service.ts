@@ -11,7 +11,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { ConsoleEventsService } from '../console-events/console-events.service';
 import type { ConsoleEventInput } from '../console-events/console-events';
-import { CHECK_LABEL, patrolsConfig } from './patrols.constants';
+import { CHECK_LABEL } from './patrols.constants';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */
 export interface NewFinding {
@@ -95,7 +95,7 @@ export class FindingsService {
     if (bySubject.size) {
       const keys = [...bySubject.keys()];
       const vals = [...bySubject.values()];
-      const deadline = new Date(now.getTime() + patrolsConfig(this.config).taskDeadlineHours * 3_600_000);
+      const deadline = new Date(now.getTime() + this.config.patrols.taskDeadlineHours * 3_600_000);
       const tasks: { id: string; subject_key: string }[] = await m.query(
         `INSERT INTO rectification_tasks (school_id, subject_key, check_name, title, deadline, finding_count, created_at, updated_at)
          SELECT school_id, subject_key, check_name, title, $6, n, $7, $7 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[]) AS v(subject_key, school_id, check_name, title, n)

@@ -1,6 +1,4 @@
-import type { AppConfig } from '../../config/config';
 import type { UserRole } from '../../infra/access/roles';
-import type { StaffingRule } from './staffing';
 
 /** Checks a patrol plan may run. Stored in patrol_plans.checks: never rename one in place. */
 export const CHECKS = [
@@ -62,21 +60,3 @@ export const ROUND_ROLES: UserRole[] = ['admin', 'supervisor', 'operator'];
 export const FIELD_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];
 export const TASK_READ_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor', 'school_security'];
 export const TASK_CLOSE_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];
-
-export interface PatrolsConfig {
-  staffingRule: StaffingRule;
-  onlineRateThreshold: number;
-  alarmTestOverdueDays: number;
-  postGraceMinutes: number;
-  postEarlyMinutes: number;
-  postCheckEveryMs: number;
-  guardPatrolDailyMinimum: number;
-  gateOpenToleranceMinutes: number;
-  taskDeadlineHours: number;
-  roundDefaultSize: number;
-  roundMaxSize: number;
-  roundReservationMinutes: number;
-  coveragePeriodDays: number;
-}
-
-export const patrolsConfig = (c: AppConfig) => c.patrols as PatrolsConfig;

@@ -7,7 +7,6 @@ import { RegistryModule } from '../registry/registry.module';
 import { AuditsService } from './audits.service';
 import { FieldService } from './field.service';
 import { FindingsService } from './findings.service';
-import { patrolsConfig } from './patrols.constants';
 import { FieldController, FindingsController, PatrolPlansController, PatrolRunsController, RoundsController } from './patrols.controller';
 import { RoundsService } from './rounds.service';
 import { slotFromJobId } from './schedule';
@@ -42,7 +41,7 @@ export class PatrolsModule implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    const every = patrolsConfig(this.config).postCheckEveryMs;
+    const every = this.config.patrols.postCheckEveryMs;
     if (every > 0) await this.queue.upsertScheduler(POST_CHECK_SCHEDULER, JobName.PatrolPostCheck, { every }, {});
     else await this.queue.removeScheduler(JobName.PatrolPostCheck, POST_CHECK_SCHEDULER);
     const r = await this.audits.reconcileSchedulers();

@@ -8,7 +8,7 @@ import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../../infra/access/roles';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService } from './findings.service';
-import { GATE_AREA_KINDS, patrolsConfig, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
+import { GATE_AREA_KINDS, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
 import { addDays, dayStart, isSchoolDay, shanghaiDate, shanghaiTime } from './schedule';
 
 export interface Candidate {
@@ -55,7 +55,7 @@ export class RoundsService {
   ) {}
 
   private get cfg() {
-    return patrolsConfig(this.config);
+    return this.config.patrols;
   }
 
   async start(user: AuthUser, dto: { size?: number; zoneId?: string; schoolId?: string }, now = new Date()) {

@@ -1,0 +1,187 @@
+import { AppConfig, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
+
+/**
+ * The validation rules of every config key. SCHEMA is keyed by the leaf paths of AppConfig, so
+ * the compiler refuses a rule for a key that does not exist and a key without a rule
+ * (test/unit/config.spec.ts checks config/default.json against it the same way at run time).
+ */
+
+/** A rule for one key; returns a problem description or null. */
+export type Rule = (value: unknown) => string | null;
+
+export const rules = {
+  int:
+    (min: number, max = Number.MAX_SAFE_INTEGER): Rule =>
+    (v) =>
+      typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+        ? null
+        : `must be an integer between ${min} and ${max} (got ${JSON.stringify(v)})`,
+  num:
+    (min: number, max: number): Rule =>
+    (v) =>
+      typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
+        ? null
+        : `must be a number between ${min} and ${max} (got ${JSON.stringify(v)})`,
+  bool: (): Rule => (v) => (typeof v === 'boolean' ? null : `must be true or false (got ${JSON.stringify(v)})`),
+  str:
+    (opts: { nonEmpty?: boolean; pattern?: RegExp; hint?: string } = {}): Rule =>
+    (v) => {
+      if (typeof v !== 'string') return `must be a string (got ${JSON.stringify(v)})`;
+      if (opts.nonEmpty && v.trim() === '') return 'must not be empty';
+      if (opts.pattern && !opts.pattern.test(v)) return `${opts.hint ?? `must match ${opts.pattern}`} (got ${JSON.stringify(v)})`;
+      return null;
+    },
+  oneOf:
+    (values: readonly string[]): Rule =>
+    (v) =>
+      typeof v === 'string' && values.includes(v) ? null : `must be one of ${values.join(', ')} (got ${JSON.stringify(v)})`,
+  url:
+    (protocols: string[]): Rule =>
+    (v) => {
+      if (typeof v !== 'string') return `must be a URL string (got ${JSON.stringify(v)})`;
+      try {
+        const u = new URL(v);
+        return protocols.includes(u.protocol) ? null : `must use ${protocols.join(' or ')} (got ${u.protocol})`;
+      } catch {
+        return `must be a valid URL (got ${JSON.stringify(v)})`;
+      }
+    },
+  /** A five- or six-field cron expression (validated loosely; the scheduler re-validates). */
+  cron: (): Rule => (v) =>
+    typeof v === 'string' && /^(\S+\s+){4,5}\S+$/.test(v.trim()) ? null : `must be a cron expression (got ${JSON.stringify(v)})`,
+};
+
+/**
+ * 'a.b.c' for every leaf of T: arrays and primitives are leaves, objects (sections, and the
+ * map-like ones keyed by a closed union such as Record<Priority, …>) are descended into.
+ */
+export type LeafPath<T> = {
+  [K in keyof T & string]: T[K] extends readonly unknown[] ? K : T[K] extends object ? `${K}.${LeafPath<T[K]>}` : K;
+}[keyof T & string];
+
+/** One rule per leaf of AppConfig, no more, no less. */
+export type ConfigSchema = { readonly [P in LeafPath<AppConfig>]: Rule };
+
+/** The same rule for every key of a map-like section (`prefix.<key>` for each of `keys`). */
+function perKey<P extends string, K extends string>(prefix: P, keys: readonly K[], rule: Rule): Record<`${P}.${K}`, Rule> {
+  return Object.fromEntries(keys.map((k) => [`${prefix}.${k}`, rule])) as Record<`${P}.${K}`, Rule>;
+}
+
+/** One validation pass covers every key and reports all problems at once. */
+export const SCHEMA: ConfigSchema = {
+  role: rules.oneOf(ROLES),
+  env: rules.oneOf(ENVS),
+  'http.port': rules.int(0, 65535),
+  'http.host': rules.str({ nonEmpty: true }),
+  'http.bodyLimitKb': rules.int(1, 1024 * 1024),
+  'http.trustProxy': rules.bool(),
+  'database.url': rules.url(['postgres:', 'postgresql:']),
+  'database.poolSize': rules.int(1, 500),
+  'database.embeddedFallback': rules.bool(),
+  'database.embeddedDataDir': rules.str({ nonEmpty: true }),
+  'database.embeddedPort': rules.int(1, 65535),
+  'redis.url': rules.url(['redis:', 'rediss:']),
+  'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
+  'queue.concurrency': rules.int(1, 1000),
+  'queue.lockDurationMs': rules.int(1000, 3_600_000),
+  'queue.stalledIntervalMs': rules.int(1000, 3_600_000),
+  'log.level': rules.oneOf(LOG_LEVELS),
+  'auth.jwtSecret': rules.str(),
+  'auth.accessTtlSeconds': rules.int(30, 86400),
+  'auth.refreshTtlSeconds': rules.int(300, 90 * 86400),
+  'auth.loginMaxAttemptsPerAccount': rules.int(1, 1000),
+  'auth.loginMaxAttemptsPerAddress': rules.int(1, 100000),
+  'auth.loginWindowSeconds': rules.int(1, 86400),
+  'auth.bootstrapAdminUsername': rules.str(),
+  'auth.bootstrapAdminPassword': rules.str(),
+  'auth.minPasswordLength': rules.int(6, 128),
+  'auth.deviceCredentialCacheSeconds': rules.int(0, 3600),
+  'auth.pruneRefreshTokensCron': rules.cron(),
+  'registry.defaultPageSize': rules.int(1, 10000),
+  'registry.maxPageSize': rules.int(1, 10000),
+  'import.maxFileBytes': rules.int(1024, 1024 * 1024 * 1024),
+  'import.maxRows': rules.int(1, 10_000_000),
+  'demo.seedOnStart': rules.bool(),
+  'demo.userPassword': rules.str(),
+  'demo.simulateHeartbeats': rules.bool(),
+  'demo.simulateOffline': rules.num(0, 1),
+  'demo.simulateFlap': rules.num(0, 1),
+  // Device liveness (GB/T 28181-2016 §9.6.1: keepalive 60 s, offline after 3 missed; GB/T 29315: faults repaired within 24 h).
+  'liveness.intervalSeconds': rules.int(1, 86400),
+  'liveness.missedBeforeOffline': rules.int(1, 100),
+  'liveness.sweepEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled sweep (tests drive it)
+  'liveness.sweepBatchSize': rules.int(1, 100_000),
+  'liveness.sweepParallelism': rules.int(1, 8),
+  'liveness.bootGraceSeconds': rules.int(0, 7 * 86400), // 0 = intervalSeconds × missedBeforeOffline
+  'liveness.flapCount': rules.int(1, 1000),
+  'liveness.flapWindowMinutes': rules.int(1, 1440),
+  'liveness.faultOverdueHours': rules.int(1, 24 * 365),
+  'liveness.maxBatchSize': rules.int(1, 100_000),
+  'liveness.indexRefreshSeconds': rules.int(1, 86400),
+  // alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay
+  ...perKey('alarms.escalationSeconds', PRIORITIES, (v) =>
+    Array.isArray(v) && v.length <= 5 && v.every((x, i) => typeof x === 'number' && x > 0 && x <= 86400 && (i === 0 || x > (v[i - 1] as number)))
+      ? null
+      : `must be a list of increasing delays in seconds, one per escalation level (got ${JSON.stringify(v)})`,
+  ),
+  ...perKey('alarms.priorityByType', INCIDENT_TYPES, rules.oneOf(PRIORITIES)),
+  'alarms.devicePressPriority': rules.oneOf(PRIORITIES),
+  'alarms.relayPriorities': (v) =>
+    Array.isArray(v) && v.every((x) => rules.oneOf(PRIORITIES)(x) === null) ? null : `must be a list of P1..P4 (got ${JSON.stringify(v)})`,
+  'alarms.policeRelay.url': (v) => (v === '' ? null : rules.url(['http:', 'https:'])(v)),
+  'alarms.policeRelay.hmacSecret': rules.str(),
+  'alarms.policeRelay.timeoutMs': rules.int(100, 120000),
+  'alarms.policeRelay.attempts': rules.int(1, 1000),
+  'alarms.policeRelay.backoffMs': rules.int(10, 3600000),
+  'alarms.policeRelay.lateAfterSeconds': rules.num(0.1, 86400),
+  'alarms.outbox.pollMs': rules.int(50, 600000),
+  'alarms.outbox.redispatchAfterMs': rules.int(100, 86400000),
+  'alarms.outbox.batchSize': rules.int(1, 10000),
+  // patrols (src/modules/patrols): audits, protection posts, video rounds, staffing rule (公治〔2015〕168号 / GB/T 29315-2022)
+  'patrols.staffingRule': rules.oneOf(STAFFING_RULES),
+  'patrols.onlineRateThreshold': rules.num(0, 1),
+  'patrols.alarmTestOverdueDays': rules.int(1, 3650),
+  'patrols.postGraceMinutes': rules.int(0, 240),
+  'patrols.postEarlyMinutes': rules.int(0, 720),
+  'patrols.postCheckEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled post check (tests drive it)
+  'patrols.guardPatrolDailyMinimum': rules.int(0, 1000),
+  'patrols.gateOpenToleranceMinutes': rules.int(0, 1440),
+  'patrols.taskDeadlineHours': rules.int(1, 24 * 365),
+  'patrols.roundDefaultSize': rules.int(1, 1000),
+  'patrols.roundMaxSize': rules.int(1, 1000),
+  'patrols.roundReservationMinutes': rules.int(1, 1440),
+  'patrols.coveragePeriodDays': rules.int(1, 365),
+  // compliance (src/modules/compliance): daily snapshot of the four targets
+  'compliance.snapshotCron': rules.cron(),
+  'compliance.snapshotEnabled': rules.bool(),
+  // GB/T 28181 SIP front end (src/modules/gb28181)
+  'gb28181.enabled': rules.bool(),
+  'gb28181.host': rules.str({ nonEmpty: true }),
+  'gb28181.port': rules.int(0, 65535),
+  'gb28181.advertisedHost': rules.str(),
+  'gb28181.platformId': rules.str({ pattern: /^\d{20}$/, hint: 'must be a 20-digit GB/T 28181 id' }),
+  'gb28181.defaultPassword': rules.str(),
+  'gb28181.nonceTtlSeconds': rules.int(10, 86400),
+  'gb28181.maxMessageBytes': rules.int(1024, 65535),
+  'gb28181.rateLimitPerSecond': rules.int(0, 1_000_000),
+  'gb28181.rateLimitBurst': rules.int(1, 1_000_000),
+  'gb28181.udpReceiveBufferBytes': rules.int(65536, 256 * 1024 * 1024),
+  'gb28181.tcpIdleSeconds': rules.int(10, 86400),
+  'gb28181.maxTcpConnections': rules.int(1, 1_000_000),
+  'gb28181.queryTimeoutMs': rules.int(100, 120000),
+  'gb28181.catalogTimeoutMs': rules.int(100, 600000),
+  'gb28181.transactionTtlMs': rules.int(1000, 64000),
+  'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
+  'gb28181.housekeepingMs': rules.int(100, 600000),
+  // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
+  'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
+  'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot
+  'console.replayPageSize': rules.int(10, 10000),
+  'console.deliveryBatchSize': rules.int(10, 100000),
+  'console.pollMs': rules.int(50, 600000), // safety net for missed NOTIFYs
+  'console.snapshotMaxIncidents': rules.int(1, 10000),
+  'console.pruneEveryMs': rules.int(0, 86400000), // 0 = no scheduled pruning
+  'console.redisAdapter': rules.bool(),
+  'console.adapterKey': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
+  'console.revocationCheckSeconds': rules.int(1, 3600),
+};

