@@ -295,6 +295,32 @@ describe('console gateway (socket.io)', () => {
     expect(c.socket.connected).toBe(true);
   });
 
+  it('answers what only Postgres refuses over the socket exactly as over REST', async () => {
+    const c = await consoleFor(op1).ready();
+    const inc = await raise(seed.schoolA.id, '西门');
+    const note = (text: string) => t.http().post(`/api/v1/incidents/${inc.id}/notes`).set(auth(op1)).send({ note: text });
+    const viaSocket = (text: string) => c.emitAck<{ ok: boolean; error: unknown }>('incident:note', { id: inc.id, note: text });
+    // A rule no DTO knows, only a constraint: this note may be written once per incident.
+    await t.db.query(`CREATE UNIQUE INDEX test_note_once ON incident_timeline (incident_id, note) WHERE note = '只记一次'`);
+    try {
+      await note('只记一次').expect(200);
+      const rest = (await note('只记一次').expect(409)).body.error;
+      expect(rest).toMatchObject({ code: 'CONFLICT.DUPLICATE', details: { constraint: 'test_note_once', fields: ['incidentId', 'note'] } });
+      expect(await viaSocket('只记一次')).toEqual({ ok: false, error: { status: 409, code: rest.code, message: rest.message, details: rest.details } });
+    } finally {
+      await t.db.query(`DROP INDEX test_note_once`);
+    }
+    // A data exception (a NUL byte Postgres cannot store in text): a 400 both ways, in our words.
+    const restNul = (await note('门卫\u0000已到').expect(400)).body.error;
+    expect(restNul).toMatchObject({ code: 'VALIDATION_FAILED', details: { fields: expect.any(Array) } });
+    expect(JSON.stringify(restNul)).not.toMatch(/invalid byte sequence|0x00/);
+    expect(await viaSocket('门卫\u0000已到')).toEqual({ ok: false, error: { status: 400, code: restNul.code, message: restNul.message, details: restNul.details } });
+    // Nothing of either attempt was written, and the incident still takes notes.
+    expect(await viaSocket('门卫已到')).toMatchObject({ ok: true });
+    const view = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(op1)).expect(200)).body;
+    expect(view.timeline.filter((x: { action: string }) => x.action === 'note').map((x: { note: string }) => x.note)).toEqual(['只记一次', '门卫已到']);
+  });
+
   it('delivers an incident raised through api process A to a console on api process B, once', async () => {
     const configB = testConfig(t.config.database.url, { role: 'api', redis: { keyPrefix: t.config.redis.keyPrefix }, console: { pollMs: 200 } });
     const b = (await bootstrap(configB, { migrate: false })) as INestApplication;

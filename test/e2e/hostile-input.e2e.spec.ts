@@ -44,6 +44,29 @@ describe('hostile input on every route', () => {
   ];
   const ids = ['not-a-uuid', '00000000-0000-0000-0000-000000000000', '%2e%2e%2f', 'A'.repeat(300)];
 
+  // Runs first: the sweep below logs the admin out and deletes what it can.
+  it('answers text Postgres cannot store (NUL bytes, lone surrogates) with a 400 in our words', async () => {
+    const token = (await t.userToken('admin')).token;
+    const districtId = (await t.http().get('/api/v1/districts').set(auth(token)).expect(200)).body.items[0].id;
+    let n = 0;
+    const writes: Record<string, (text: string) => Promise<{ status: number; body: { error?: { code: string } } }>> = {
+      'incident location': (text) => t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId: realIds[0], type: 'intrusion', location: text }),
+      'zone name': (text) => t.http().post('/api/v1/zones').set(auth(token)).send({ districtId, code: `ZH${++n}`, name: text, level: 'primary' }),
+      'school rename': (text) => t.http().patch(`/api/v1/schools/${realIds[0]}`).set(auth(token)).send({ name: text }),
+    };
+    const wrong: string[] = [];
+    for (const [what, write] of Object.entries(writes)) {
+      const control = await write('南门 ok');
+      if (control.status >= 300) wrong.push(`${what} (control) → ${control.status}`);
+      for (const bad of ['门卫\u0000室', '\udc00', 'a\ud800b']) {
+        const res = await write(bad);
+        const leaked = /invalid byte sequence|surrogate|0x00|cannot be converted|invalid input syntax/i.test(JSON.stringify(res.body));
+        if (res.status !== 400 || res.body.error?.code !== 'VALIDATION_FAILED' || leaked) wrong.push(`${what} ${JSON.stringify(bad)} → ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('answers every malformed request with a 4xx in the error shape', async () => {
     const failures: string[] = [];
     let requests = 0;

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { QueryFailedError } from 'typeorm';
 import { DomainError } from './errors';
+import { fromPostgres } from './pg-errors';
 import { currentContext } from './request-context';
 
 interface ErrorBody {
@@ -9,26 +9,6 @@ interface ErrorBody {
   message: string;
   requestId?: string;
   details?: Record<string, unknown>;
-}
-
-/** Postgres constraint violations that come from bad client input, mapped to 409/400. */
-function fromPostgres(err: QueryFailedError): [HttpStatus, ErrorBody] | null {
-  const pg = err.driverError as { code?: string; constraint?: string; detail?: string; column?: string };
-  switch (pg.code) {
-    case '23505':
-      return [HttpStatus.CONFLICT, { code: 'CONFLICT.DUPLICATE', message: pg.detail ?? 'Duplicate value', details: { constraint: pg.constraint } }];
-    case '23503':
-      return [HttpStatus.CONFLICT, { code: 'CONFLICT.REFERENCE', message: pg.detail ?? 'Referenced by or referencing another record', details: { constraint: pg.constraint } }];
-    case '23514':
-    case '23502':
-    case '22P02':
-    case '22003':
-    case '22007':
-    case '22008':
-      return [HttpStatus.BAD_REQUEST, { code: 'VALIDATION_FAILED', message: pg.detail ?? err.message.split('\n')[0], details: { constraint: pg.constraint, column: pg.column } }];
-    default:
-      return null;
-  }
 }
 
 /**
@@ -47,18 +27,18 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
     let body: ErrorBody = { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it' };
 
-    if (exception instanceof DomainError) {
-      status = exception.status;
-      body = { code: exception.code, message: exception.message, details: exception.details };
-      const retry = exception.details?.retryAfterSeconds;
+    // Bad input that only Postgres caught (constraint, data exception) is answered like ours.
+    const domain = exception instanceof DomainError ? exception : fromPostgres(exception);
+    if (domain) {
+      status = domain.status;
+      body = { code: domain.code, message: domain.message, details: domain.details };
+      const retry = domain.details?.retryAfterSeconds;
       if (typeof retry === 'number') res.setHeader('Retry-After', String(retry));
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       const r = exception.getResponse();
       const message = typeof r === 'string' ? r : ((r as { message?: unknown }).message ?? exception.message);
       body = { code: httpCode(status), message: Array.isArray(message) ? message.join('; ') : String(message) };
-    } else if (exception instanceof QueryFailedError && fromPostgres(exception)) {
-      [status, body] = fromPostgres(exception)!;
     } else if (isBodyParserError(exception)) {
       status = exception.status;
       body = { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_BODY', message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON' };

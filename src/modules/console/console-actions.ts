@@ -1,8 +1,8 @@
 import { Type } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { IsUUID, validate } from 'class-validator';
-import { QueryFailedError } from 'typeorm';
 import { DomainError, Errors } from '../../infra/http/errors';
+import { fromPostgres } from '../../infra/http/pg-errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
 import { AlarmsService, IncidentView } from '../alarms/alarms.service';
 import { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms/dto';
@@ -60,11 +60,12 @@ export async function validatePayload<D extends object>(dto: Type<D>, payload: u
   return obj;
 }
 
-/** The error shape of REST answers (`{ code, message, details }` plus the HTTP status it stands for). */
+/**
+ * The error shape of REST answers (`{ code, message, details }` plus the HTTP status it stands
+ * for), with the same Postgres mapping as the REST filter (infra/http/pg-errors.ts).
+ */
 export function toActionError(e: unknown): ActionError {
-  if (e instanceof DomainError) return { status: e.status, code: e.code, message: e.message, details: e.details };
-  if (e instanceof QueryFailedError && ['22P02', '23514', '23502'].includes((e.driverError as { code?: string }).code ?? '')) {
-    return { status: 400, code: 'VALIDATION_FAILED', message: e.message.split('\n')[0] };
-  }
+  const d = e instanceof DomainError ? e : fromPostgres(e);
+  if (d) return { status: d.status, code: d.code, message: d.message, details: d.details };
   return { status: 500, code: 'INTERNAL', message: 'Internal error' };
 }
