@@ -12,6 +12,7 @@ import { GlobalExceptionFilter } from './infra/http/exception.filter';
 import { requestIdMiddleware } from './infra/http/request-id.middleware';
 import { makeValidationPipe } from './infra/http/validation';
 import { JsonLogger } from './infra/observability/json-logger';
+import { ErrorCode } from './infra/http/error-codes';
 import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
 import { UsersService } from './modules/auth/users.service';
 
@@ -26,7 +27,7 @@ function bodyErrorHandler(err: { status?: number; type?: string } | undefined, r
   malformedInput.inc({ source: 'http', reason: tooLarge ? 'too_large' : 'bad_body' });
   res.status(tooLarge ? 413 : 400).json({
     error: {
-      code: tooLarge ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_BODY',
+      code: tooLarge ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY,
       message: tooLarge ? 'Request body too large' : 'Request body could not be parsed (expected JSON)',
       requestId: res.getHeader('X-Request-Id'),
     },

@@ -1,11 +1,11 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { DomainError } from './errors';
+import { DomainError, ErrorCode } from './errors';
 import { fromPostgres } from './pg-errors';
 import { currentContext } from './request-context';
 
 interface ErrorBody {
-  code: string;
+  code: ErrorCode | `HTTP_${number}`;
   message: string;
   requestId?: string;
   details?: Record<string, unknown>;
@@ -25,7 +25,7 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     const req = host.switchToHttp().getRequest<Request>();
     const requestId = currentContext()?.requestId ?? (req.headers['x-request-id'] as string | undefined);
     let status: number = HttpStatus.INTERNAL_SERVER_ERROR;
-    let body: ErrorBody = { code: 'INTERNAL', message: 'Internal error; quote the request id when reporting it' };
+    let body: ErrorBody = { code: ErrorCode.INTERNAL, message: 'Internal error; quote the request id when reporting it' };
 
     // Bad input that only Postgres caught (constraint, data exception) is answered like ours.
     const domain = exception instanceof DomainError ? exception : fromPostgres(exception);
@@ -41,7 +41,7 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       body = { code: httpCode(status), message: Array.isArray(message) ? message.join('; ') : String(message) };
     } else if (isBodyParserError(exception)) {
       status = exception.status;
-      body = { code: status === 413 ? 'PAYLOAD_TOO_LARGE' : 'MALFORMED_BODY', message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON' };
+      body = { code: status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY, message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON' };
     }
     if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
     if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
@@ -52,17 +52,17 @@ function isBodyParserError(e: unknown): e is { status: number; type: string } {
   return typeof e === 'object' && e !== null && typeof (e as { type?: unknown }).type === 'string' && typeof (e as { status?: unknown }).status === 'number';
 }
 
-function httpCode(status: number): string {
+function httpCode(status: number): ErrorBody['code'] {
   switch (status) {
-    case 400: return 'BAD_REQUEST';
-    case 401: return 'AUTH.UNAUTHENTICATED';
-    case 403: return 'AUTH.FORBIDDEN';
-    case 404: return 'NOT_FOUND';
-    case 405: return 'METHOD_NOT_ALLOWED';
-    case 409: return 'CONFLICT';
-    case 413: return 'PAYLOAD_TOO_LARGE';
-    case 415: return 'UNSUPPORTED_MEDIA_TYPE';
-    case 429: return 'RATE_LIMITED';
-    default: return status >= 500 ? 'INTERNAL' : 'HTTP_' + status;
+    case 400: return ErrorCode.HTTP.BAD_REQUEST;
+    case 401: return ErrorCode.AUTH.UNAUTHENTICATED;
+    case 403: return ErrorCode.AUTH.FORBIDDEN;
+    case 404: return ErrorCode.HTTP.NOT_FOUND;
+    case 405: return ErrorCode.HTTP.METHOD_NOT_ALLOWED;
+    case 409: return ErrorCode.HTTP.CONFLICT;
+    case 413: return ErrorCode.PAYLOAD_TOO_LARGE;
+    case 415: return ErrorCode.HTTP.UNSUPPORTED_MEDIA_TYPE;
+    case 429: return ErrorCode.HTTP.RATE_LIMITED;
+    default: return status >= 500 ? ErrorCode.INTERNAL : `HTTP_${status}`;
   }
 }

@@ -1,7 +1,7 @@
 import { HttpStatus } from '@nestjs/common';
 import { DatabaseError } from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { DomainError, Errors } from './errors';
+import { DomainError, ErrorCode, Errors } from './errors';
 
 /** The fields of a Postgres error this mapping reads (pg's DatabaseError; TypeORM keeps it as driverError). */
 interface PgFields {
@@ -65,7 +65,7 @@ export function fromPostgres(e: unknown): DomainError | null {
   const fields = fieldsOf(pg);
   const constraint = pg.constraint;
   const invalid = (message: string, reason = message) =>
-    new DomainError(HttpStatus.BAD_REQUEST, 'VALIDATION_FAILED', message, { fields: fields.map((field) => ({ field, reason })), constraint });
+    new DomainError(HttpStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED, message, { fields: fields.map((field) => ({ field, reason })), constraint });
   if (code.startsWith('22')) return invalid(DATA_MESSAGES[code] ?? 'A value is not valid for its field');
   switch (code) {
     case '23502':
@@ -73,11 +73,11 @@ export function fromPostgres(e: unknown): DomainError | null {
     case '23514':
       return invalid('A value is not allowed by a rule of its record', 'is not allowed');
     case '23505':
-      return Errors.conflict('CONFLICT.DUPLICATE', 'A record with this value already exists', { constraint, fields });
+      return Errors.conflict(ErrorCode.CONFLICT.DUPLICATE, 'A record with this value already exists', { constraint, fields });
     case '23503':
     case '23001':
-      return Errors.conflict('CONFLICT.REFERENCE', 'Referenced by or referencing another record', { constraint, fields });
+      return Errors.conflict(ErrorCode.CONFLICT.REFERENCE, 'Referenced by or referencing another record', { constraint, fields });
     default:
-      return code.startsWith('23') ? new DomainError(HttpStatus.CONFLICT, 'CONFLICT', 'Conflicts with another record', { constraint, fields }) : null;
+      return code.startsWith('23') ? new DomainError(HttpStatus.CONFLICT, ErrorCode.HTTP.CONFLICT, 'Conflicts with another record', { constraint, fields }) : null;
   }
 }

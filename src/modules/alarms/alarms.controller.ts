@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Inject, Post, Query, Res } from '@nest
 import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
@@ -29,7 +29,7 @@ export class AlarmsController {
   @DeviceRoute('alarm_device')
   @Post('press')
   async press(@CurrentDevice() device: AuthDevice, @Body() dto: DevicePressDto, @Res({ passthrough: true }) res: Response) {
-    if (!device.subjectId) throw Errors.forbidden('AUTH.WRONG_DEVICE_KIND', 'credential has no alarm device');
+    if (!device.subjectId) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, 'credential has no alarm device');
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     return answer(res, await this.alarms.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...dto }, actor));
   }

@@ -5,7 +5,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import { SqlParams } from '../../infra/database/sql-params';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { Actor } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
@@ -216,7 +216,7 @@ export class AlarmsService {
       priority = input.priority ?? this.cfg.devicePressPriority;
     } else {
       const [cam] = await this.registry.cameras({ ids: [input.deviceId] });
-      if (!cam) throw Errors.notFound('camera', input.deviceId);
+      if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
       if (input.gatewaySchoolId && input.gatewaySchoolId !== cam.schoolId) throw Errors.outOfScope();
       spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
       type = input.type ?? 'video_alarm';
@@ -532,18 +532,18 @@ export class AlarmsService {
   /** Why a conditional update touched nothing: 404, 403, or the state machine's 409. */
   private async refusal(m: EntityManager, id: string, action: IncidentAction, user: AuthUser) {
     const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) return Errors.notFound('incident', id);
+    if (!row) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     const scope = scopedSchoolId(user);
     if (scope && row.school_id !== scope) return Errors.outOfScope();
     const t = transition(row.status, action, 'user');
-    if (!t.ok && t.code === 'ALARM.ALREADY_ACKNOWLEDGED') {
+    if (!t.ok && t.code === ErrorCode.ALARM.ALREADY_ACKNOWLEDGED) {
       return Errors.conflict(t.code, `${t.message}（${row.acknowledged_by_name}）`, {
         acknowledgedBy: { id: row.acknowledged_by_id, name: row.acknowledged_by_name },
         acknowledgedAt: iso(row.acknowledged_at),
         status: row.status,
       });
     }
-    return Errors.conflict(t.ok ? 'ALARM.CONCURRENT_CHANGE' : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, { status: row.status });
+    return Errors.conflict(t.ok ? ErrorCode.ALARM.CONCURRENT_CHANGE : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, { status: row.status });
   }
 
   // ---------- reads ----------
@@ -551,7 +551,7 @@ export class AlarmsService {
   async get(user: AuthUser, id: string) {
     this.assertRole(user, READ_ROLES);
     const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) throw Errors.notFound('incident', id);
+    if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     assertSchoolScope(user, row.school_id);
     const timeline = await this.db.query(
       `SELECT at, actor_type AS "actorType", actor_id AS "actorId", actor_name AS "actorName", action, note, data FROM incident_timeline WHERE incident_id = $1 ORDER BY id`,
@@ -662,7 +662,7 @@ export class AlarmsService {
 
   async row(m: EntityManager | DataSource, id: string): Promise<IncidentRow> {
     const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) throw Errors.notFound('incident', id);
+    if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     return row;
   }
 
@@ -679,6 +679,6 @@ export class AlarmsService {
   }
 
   private assertRole(user: AuthUser, roles: UserRole[]): void {
-    if (!roles.includes(user.role)) throw Errors.forbidden('AUTH.ROLE_FORBIDDEN', `Role ${user.role} may not do this`);
+    if (!roles.includes(user.role)) throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, `Role ${user.role} may not do this`);
   }
 }

@@ -1,4 +1,5 @@
 import type { IncidentStatus } from './alarms.constants';
+import { ErrorCode } from '../../infra/http/errors';
 
 /**
  * The incident lifecycle as a pure function: raised → acknowledged → dispatched → on_scene →
@@ -22,7 +23,7 @@ const NEXT: Partial<Record<IncidentAction, { from: IncidentStatus[]; to: Inciden
 
 export type TransitionResult =
   | { ok: true; to: IncidentStatus; changes: boolean }
-  | { ok: false; code: 'ALARM.ALREADY_ACKNOWLEDGED' | 'ALARM.INVALID_TRANSITION' | 'ALARM.LATCHED'; message: string };
+  | { ok: false; code: (typeof ErrorCode.ALARM)['ALREADY_ACKNOWLEDGED' | 'INVALID_TRANSITION' | 'LATCHED']; message: string };
 
 /** The states from which `action` may start (used in conditional UPDATE … WHERE status = ANY(…)). */
 export function allowedFrom(action: IncidentAction): IncidentStatus[] {
@@ -31,15 +32,15 @@ export function allowedFrom(action: IncidentAction): IncidentStatus[] {
 
 export function transition(from: IncidentStatus, action: IncidentAction, actor: ActorKind = 'user'): TransitionResult {
   const rule = NEXT[action];
-  if (!rule) return { ok: false, code: 'ALARM.INVALID_TRANSITION', message: `unknown action ${action}` };
+  if (!rule) return { ok: false, code: ErrorCode.ALARM.INVALID_TRANSITION, message: `unknown action ${action}` };
   if (rule.people && actor !== 'user') {
     return action === 'resolve'
-      ? { ok: false, code: 'ALARM.LATCHED', message: '报警已锁定，只能由值班人员人工解除' }
-      : { ok: false, code: 'ALARM.INVALID_TRANSITION', message: `${action} must be done by a person` };
+      ? { ok: false, code: ErrorCode.ALARM.LATCHED, message: '报警已锁定，只能由值班人员人工解除' }
+      : { ok: false, code: ErrorCode.ALARM.INVALID_TRANSITION, message: `${action} must be done by a person` };
   }
   if (!rule.from.includes(from)) {
-    if (action === 'acknowledge' && from !== 'cancelled') return { ok: false, code: 'ALARM.ALREADY_ACKNOWLEDGED', message: '该报警已被其他人员确认' };
-    return { ok: false, code: 'ALARM.INVALID_TRANSITION', message: `不能在状态 ${from} 下执行 ${action}` };
+    if (action === 'acknowledge' && from !== 'cancelled') return { ok: false, code: ErrorCode.ALARM.ALREADY_ACKNOWLEDGED, message: '该报警已被其他人员确认' };
+    return { ok: false, code: ErrorCode.ALARM.INVALID_TRANSITION, message: `不能在状态 ${from} 下执行 ${action}` };
   }
   return { ok: true, to: rule.to ?? from, changes: rule.to !== null && rule.to !== from };
 }

@@ -1,7 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
 import { Access, ACCESS_KEY } from '../../infra/access/decorators';
 import { DeviceCredentialsService } from './device-credentials.service';
@@ -23,24 +23,24 @@ export class AuthGuard implements CanActivate {
     if (context.getType() !== 'http') return true; // the socket gateway authenticates its own handshake
     const access = this.reflector.getAllAndOverride<Access | undefined>(ACCESS_KEY, [context.getHandler(), context.getClass()]);
     const req = context.switchToHttp().getRequest<Request & { user?: unknown; device?: unknown }>();
-    if (!access) throw Errors.forbidden('AUTH.ROUTE_UNDECLARED', 'Route declares no access rule');
+    if (!access) throw Errors.forbidden(ErrorCode.AUTH.ROUTE_UNDECLARED, 'Route declares no access rule');
     if (access.kind === 'public') return true;
     const header = req.headers.authorization;
     if (access.kind === 'device') {
       const device = await this.devices.verify(header);
-      if (!access.kinds.includes(device.kind)) throw Errors.forbidden('AUTH.WRONG_DEVICE_KIND', `This route is for ${access.kinds.join('/')} devices`);
+      if (!access.kinds.includes(device.kind)) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, `This route is for ${access.kinds.join('/')} devices`);
       req.device = device;
       const ctx = currentContext();
       if (ctx) ctx.actor = { type: 'device', id: device.subjectId, name: device.keyId };
       return true;
     }
     const bearer = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    if (!bearer) throw Errors.unauthorized('AUTH.UNAUTHENTICATED', 'Bearer access token required');
+    if (!bearer) throw Errors.unauthorized(ErrorCode.AUTH.UNAUTHENTICATED, 'Bearer access token required');
     const user = await this.tokens.verifyAccess(bearer);
     req.user = user;
     const ctx = currentContext();
     if (ctx) ctx.actor = { type: 'user', id: user.id, name: user.username };
-    if (!access.roles.includes(user.role)) throw Errors.forbidden('AUTH.ROLE_FORBIDDEN', `Role ${user.role} may not do this`);
+    if (!access.roles.includes(user.role)) throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, `Role ${user.role} may not do this`);
     return true;
   }
 }

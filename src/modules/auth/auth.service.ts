@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { AuditService } from '../audit-log/audit.service';
@@ -46,7 +46,7 @@ export class AuthService {
     const { loginMaxAttemptsPerAccount, loginMaxAttemptsPerAddress, loginWindowSeconds } = this.config.auth;
     if (Number(acct ?? 0) >= loginMaxAttemptsPerAccount || Number(addr ?? 0) >= loginMaxAttemptsPerAddress) {
       const ttl = Math.max(await this.redis.ttl(Number(acct ?? 0) >= loginMaxAttemptsPerAccount ? acctKey : ipKey), 1);
-      throw Errors.tooMany('AUTH.TOO_MANY_ATTEMPTS', `Too many failed logins; try again in ${ttl} s`, ttl);
+      throw Errors.tooMany(ErrorCode.AUTH.TOO_MANY_ATTEMPTS, `Too many failed logins; try again in ${ttl} s`, ttl);
     }
     const user = await this.db
       .getRepository(User)
@@ -66,7 +66,7 @@ export class AuthService {
       await this.db.transaction((m) =>
         this.audit.record(m, { action: 'login_failed', entity: 'user', entityId: user?.id ?? null, after: { username } }),
       );
-      throw Errors.unauthorized('AUTH.INVALID_CREDENTIALS', 'Wrong username or password');
+      throw Errors.unauthorized(ErrorCode.AUTH.INVALID_CREDENTIALS, 'Wrong username or password');
     }
     await this.redis.del(acctKey);
     const ctx = currentContext();
@@ -87,7 +87,7 @@ export class AuthService {
         .setLock('pessimistic_write')
         .where('r.token_hash = :h', { h: sha256(refreshToken) })
         .getOne();
-      if (!row || row.expiresAt.getTime() < Date.now()) throw Errors.unauthorized('AUTH.REFRESH_INVALID', 'Refresh token invalid or expired');
+      if (!row || row.expiresAt.getTime() < Date.now()) throw Errors.unauthorized(ErrorCode.AUTH.REFRESH_INVALID, 'Refresh token invalid or expired');
       if (row.revokedAt) {
         // Commit the family revocation; the 401 is thrown after the transaction (a throw would roll it back).
         await repo.update({ familyId: row.familyId, revokedAt: IsNull() }, { revokedAt: new Date() });
@@ -95,14 +95,14 @@ export class AuthService {
         return { reusedBy: row.userId };
       }
       const user = await m.findOneBy(User, { id: row.userId });
-      if (!user || user.disabled) throw Errors.unauthorized('AUTH.REFRESH_INVALID', 'Account disabled');
+      if (!user || user.disabled) throw Errors.unauthorized(ErrorCode.AUTH.REFRESH_INVALID, 'Account disabled');
       await repo.update({ id: row.id }, { revokedAt: new Date() });
       return this.issue(repo, user, row.familyId, ip);
     });
     if ('reusedBy' in result) {
       await this.tokens.revokeAllForUser(result.reusedBy);
       this.logger.warn(`refresh token reuse for user ${result.reusedBy}: family revoked`);
-      throw Errors.unauthorized('AUTH.REFRESH_REUSED', 'Refresh token already used; sign in again');
+      throw Errors.unauthorized(ErrorCode.AUTH.REFRESH_REUSED, 'Refresh token already used; sign in again');
     }
     return result;
   }

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { CreateDeviceCredentialDto } from './dto';
 import { DeviceCredential } from './entities/device-credential.entity';
@@ -72,7 +72,7 @@ export class DeviceCredentialsService {
   async revoke(id: string): Promise<void> {
     await this.db.transaction(async (m) => {
       const cred = await m.findOneBy(DeviceCredential, { id });
-      if (!cred) throw Errors.notFound('device_credential', id);
+      if (!cred) throw Errors.notFound(ErrorCode.DEVICE_CREDENTIAL.NOT_FOUND, id);
       if (cred.revokedAt) return;
       await m.update(DeviceCredential, { id }, { revokedAt: new Date() });
       await this.audit.record(m, { action: 'revoke', entity: 'device_credential', entityId: id, schoolId: cred.schoolId, before: cred });
@@ -83,7 +83,7 @@ export class DeviceCredentialsService {
   /** Parses and verifies an Authorization header value; throws 401 on anything wrong. */
   async verify(header: string | undefined): Promise<AuthDevice> {
     const m = header ? /^Device\s+([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,128})$/.exec(header.trim()) : null;
-    if (!m) throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_REQUIRED', 'Device credentials required: Authorization: Device <keyId>:<secret>');
+    if (!m) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_REQUIRED, 'Device credentials required: Authorization: Device <keyId>:<secret>');
     const [, keyId, secret] = m;
     const now = Date.now();
     let entry = this.cache.get(keyId);
@@ -96,7 +96,7 @@ export class DeviceCredentialsService {
         .getOne();
       if (!cred) {
         this.cache.delete(keyId);
-        throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_INVALID', 'Unknown or revoked device credential');
+        throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Unknown or revoked device credential');
       }
       entry = {
         device: { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId },
@@ -107,7 +107,7 @@ export class DeviceCredentialsService {
       this.cache.set(keyId, entry);
     }
     const given = Buffer.from(sha256(secret), 'hex');
-    if (!timingSafeEqual(given, entry.secretHash)) throw Errors.unauthorized('AUTH.DEVICE_CREDENTIALS_INVALID', 'Wrong device secret');
+    if (!timingSafeEqual(given, entry.secretHash)) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Wrong device secret');
     return entry.device;
   }
 }

@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { AuthUser, ROLE_NAMES, UserRole } from '../../infra/access/roles';
 
@@ -52,12 +52,12 @@ export class TokenService {
       claims = jwt.verify(token, this.config.auth.jwtSecret, { algorithms: ['HS256'], issuer: 'shouhu' }) as AccessClaims;
     } catch (e) {
       const expired = (e as Error).name === 'TokenExpiredError';
-      throw Errors.unauthorized(expired ? 'AUTH.TOKEN_EXPIRED' : 'AUTH.TOKEN_INVALID', expired ? 'Access token expired' : 'Access token invalid');
+      throw Errors.unauthorized(expired ? ErrorCode.AUTH.TOKEN_EXPIRED : ErrorCode.AUTH.TOKEN_INVALID, expired ? 'Access token expired' : 'Access token invalid');
     }
-    if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized('AUTH.TOKEN_INVALID', 'Access token invalid');
+    if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     const [denied, revokedBefore] = await this.redis.mget(this.denyKey(claims.jti), this.userRevokedKey(claims.sub));
     if (denied || (revokedBefore && claims.ims <= Number(revokedBefore)))
-      throw Errors.unauthorized('AUTH.TOKEN_REVOKED', 'Access token revoked');
+      throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
     return { id: claims.sub, username: claims.usr, role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
   }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { CreateUserDto, UpdateUserDto } from './dto';
 import { User } from './entities/user.entity';
@@ -38,7 +38,7 @@ export class UsersService {
 
   async get(id: string): Promise<User> {
     const u = await this.db.getRepository(User).findOneBy({ id });
-    if (!u) throw Errors.notFound('user', id);
+    if (!u) throw Errors.notFound(ErrorCode.USER.NOT_FOUND, id);
     return u;
   }
 
@@ -48,7 +48,7 @@ export class UsersService {
     const run = async (m: EntityManager) => {
       if (dto.schoolId) await this.assertSchoolExists(m, dto.schoolId);
       const exists = await m.getRepository(User).createQueryBuilder('u').where('lower(u.username) = lower(:n)', { n: dto.username }).getExists();
-      if (exists) throw Errors.conflict('USER.USERNAME_TAKEN', `Username ${dto.username} is taken`);
+      if (exists) throw Errors.conflict(ErrorCode.USER.USERNAME_TAKEN, `Username ${dto.username} is taken`);
       const user = m.getRepository(User).create({
         username: dto.username,
         displayName: dto.displayName ?? '',
@@ -68,7 +68,7 @@ export class UsersService {
     if (dto.password !== undefined) this.checkPasswordStrength(dto.password);
     const user = await this.db.transaction(async (m) => {
       const user = await m.getRepository(User).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
-      if (!user) throw Errors.notFound('user', id);
+      if (!user) throw Errors.notFound(ErrorCode.USER.NOT_FOUND, id);
       const before = { ...user };
       if (dto.displayName !== undefined) user.displayName = dto.displayName;
       if (dto.phone !== undefined) user.phone = dto.phone;

@@ -1,7 +1,7 @@
 import { Type } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { IsUUID, validate } from 'class-validator';
-import { DomainError, Errors } from '../../infra/http/errors';
+import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
 import { AlarmsService, IncidentView } from '../alarms/alarms.service';
@@ -43,7 +43,7 @@ export const CONSOLE_ACTIONS: Record<string, Action<unknown>> = {
 
 export interface ActionError {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   details?: Record<string, unknown>;
 }
@@ -67,5 +67,5 @@ export async function validatePayload<D extends object>(dto: Type<D>, payload: u
 export function toActionError(e: unknown): ActionError {
   const d = e instanceof DomainError ? e : fromPostgres(e);
   if (d) return { status: d.status, code: d.code, message: d.message, details: d.details };
-  return { status: 500, code: 'INTERNAL', message: 'Internal error' };
+  return { status: 500, code: ErrorCode.INTERNAL, message: 'Internal error' };
 }

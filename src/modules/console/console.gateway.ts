@@ -5,7 +5,7 @@ import type Redis from 'ioredis';
 import type { Namespace, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { createRedis, redisKey } from '../../infra/redis/redis.module';
 import { AlarmsService } from '../alarms/alarms.service';
 import { OPEN_STATUSES } from '../alarms/alarms.constants';
@@ -99,15 +99,15 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       const fromAuth = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
       const header = socket.handshake.headers.authorization;
       const token = typeof fromAuth === 'string' ? fromAuth : header?.startsWith('Bearer ') ? header.slice(7) : undefined;
-      if (!token) return next(Object.assign(new Error('AUTH.UNAUTHENTICATED'), { data: { code: 'AUTH.UNAUTHENTICATED' } }));
+      if (!token) return next(Object.assign(new Error(ErrorCode.AUTH.UNAUTHENTICATED), { data: { code: ErrorCode.AUTH.UNAUTHENTICATED } }));
       try {
         const user = await this.tokens.verifyAccess(token);
-        if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'school staff without a school');
+        if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'school staff without a school');
         socket.data.user = user;
         socket.data.token = token;
         next();
       } catch (e) {
-        const code = (e as { code?: string }).code ?? 'AUTH.TOKEN_INVALID';
+        const code = (e as { code?: string }).code ?? ErrorCode.AUTH.TOKEN_INVALID;
         next(Object.assign(new Error(code), { data: { code } }));
       }
     });
@@ -147,7 +147,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
           const invalid = await this.stillValid(s, false);
           if (invalid) {
             answer(fail(invalid));
-            if ((invalid as { code?: string }).code === 'AUTH.TOKEN_REVOKED') this.endRevoked(s); // after the answer is on its way
+            if ((invalid as { code?: string }).code === ErrorCode.AUTH.TOKEN_REVOKED) this.endRevoked(s); // after the answer is on its way
             return;
           }
           const dto = await validatePayload(action.dto as never, payload);
@@ -173,14 +173,14 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       await this.tokens.verifyAccess(s.token);
       return null;
     } catch (e) {
-      if (endIfRevoked && (e as { code?: string }).code === 'AUTH.TOKEN_REVOKED') this.endRevoked(s);
+      if (endIfRevoked && (e as { code?: string }).code === ErrorCode.AUTH.TOKEN_REVOKED) this.endRevoked(s);
       return e;
     }
   }
 
   private endRevoked(s: Session): void {
     if (!s.socket.connected) return;
-    s.socket.emit('auth_expired', { code: 'AUTH.TOKEN_REVOKED', message: 'Session revoked: log in again' });
+    s.socket.emit('auth_expired', { code: ErrorCode.AUTH.TOKEN_REVOKED, message: 'Session revoked: log in again' });
     // Let the notice (and any action answer) flush before closing.
     setImmediate(() => s.socket.disconnect(true));
   }
@@ -190,7 +190,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     clearTimeout(s.expiry);
     const ms = Math.max(0, s.user.exp * 1000 - Date.now());
     s.expiry = setTimeout(() => {
-      s.socket.emit('auth_expired', { code: 'AUTH.TOKEN_EXPIRED', message: 'Access token expired: log in or refresh, then reconnect' });
+      s.socket.emit('auth_expired', { code: ErrorCode.AUTH.TOKEN_EXPIRED, message: 'Access token expired: log in or refresh, then reconnect' });
       s.socket.disconnect(true);
     }, Math.min(ms, 2 ** 31 - 1));
     s.expiry.unref();
@@ -203,7 +203,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       if (typeof token !== 'string') throw Errors.validation([{ field: 'token', reason: 'must be a string' }]);
       const user = await this.tokens.verifyAccess(token);
       // A session keeps its identity and scope; another user connects anew.
-      if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId) throw Errors.forbidden('AUTH.FORBIDDEN', 'token of another user');
+      if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId) throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'token of another user');
       s.user = user;
       s.token = token;
       this.armExpiry(s);
@@ -225,7 +225,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       .then(() => this.catchUp(s, lastSeq, gen))
       .catch((e) => {
         this.logger.warn(`console catch-up failed for ${s.user.username}: ${(e as Error).message}`);
-        s.socket.emit('resync_failed', { code: 'CONSOLE.RESYNC_FAILED', message: 'Catch-up failed; reconnecting' });
+        s.socket.emit('resync_failed', { code: ErrorCode.CONSOLE.RESYNC_FAILED, message: 'Catch-up failed; reconnecting' });
         s.socket.disconnect(true);
       });
   }

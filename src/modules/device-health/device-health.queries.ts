@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { DeviceStatus } from '../registry/registry.constants';
@@ -87,7 +87,7 @@ export class DeviceHealthQueries {
 
   async device(id: string) {
     const d = await this.registry.deviceStatus(id);
-    if (!d) throw Errors.notFound('device', id);
+    if (!d) throw Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, id);
     const [seen] = await this.health.lastSeen([d]);
     const [flap] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);
     const [fault] = await this.db.query(`SELECT outage_id AS "outageId", since, overdue_at AS "overdueAt" FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`, [id]);
@@ -123,7 +123,7 @@ export class DeviceHealthQueries {
 
   async outage(id: string) {
     const [o] = await this.db.query(`SELECT * FROM device_outages WHERE id = $1`, [id]);
-    if (!o) throw Errors.notFound('outage', id);
+    if (!o) throw Errors.notFound(ErrorCode.OUTAGE.NOT_FOUND, id);
     return this.outageWithFaults(o);
   }
 
@@ -277,7 +277,7 @@ export class DeviceHealthQueries {
   async deleteMaintenance(id: string): Promise<void> {
     await this.db.transaction(async (m) => {
       const [row] = returningRows<{ schoolId: string | null }>(await m.query(`DELETE FROM maintenance_windows WHERE id = $1 RETURNING ${MW_COLS}`, [id]));
-      if (!row) throw Errors.notFound('maintenance_window', id);
+      if (!row) throw Errors.notFound(ErrorCode.MAINTENANCE_WINDOW.NOT_FOUND, id);
       await this.audit.record(m, { action: 'delete', entity: 'maintenance_window', entityId: id, schoolId: row.schoolId, before: row });
     });
   }

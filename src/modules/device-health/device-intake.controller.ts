@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post } from '@nestjs/common';
 import { ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { malformedInput } from '../../infra/observability/metrics';
 import { CurrentDevice, DeviceRoute } from '../../infra/access/decorators';
 import type { AuthDevice } from '../../infra/access/roles';
@@ -30,7 +30,7 @@ export class DeviceIntakeController {
   async heartbeat(@CurrentDevice() device: AuthDevice) {
     const at = new Date();
     const { unknown } = await this.health.recordHeartbeats([device.subjectId!], at);
-    if (unknown.length) throw Errors.notFound('device', device.subjectId!);
+    if (unknown.length) throw Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, device.subjectId!);
     return { accepted: 1, at: at.toISOString() };
   }
 

@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nes
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { Roles } from '../../infra/access/decorators';
 import { GB_ID_PATTERN } from '../registry/registry.constants';
@@ -80,7 +80,7 @@ export class Gb28181Controller {
   @HttpCode(202)
   async query(@GbIdParam() deviceId: string) {
     const r = await this.sip.requery(deviceId);
-    if (!r) throw Errors.conflict('GB28181.NOT_REGISTERED', '设备未注册，无法查询');
+    if (!r) throw Errors.conflict(ErrorCode.GB28181.NOT_REGISTERED, '设备未注册，无法查询');
     return r;
   }
 

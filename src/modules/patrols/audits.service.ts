@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { JobName, QueueName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
@@ -97,7 +97,7 @@ export class AuditsService {
     this.validate(dto);
     const plan = await this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${PLAN_COLS} FROM patrol_plans WHERE id = $1 FOR UPDATE`, [id]);
-      if (!before) throw Errors.notFound('patrol_plan', id);
+      if (!before) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
       const [after] = returningRows<Record<string, unknown>>(
         await m.query(
           `UPDATE patrol_plans SET name = COALESCE($2, name), cron = COALESCE($3, cron), scope = COALESCE($4, scope), checks = COALESCE($5, checks),
@@ -115,7 +115,7 @@ export class AuditsService {
   async deletePlan(id: string): Promise<void> {
     await this.db.transaction(async (m) => {
       const [before] = returningRows<Record<string, unknown>>(await m.query(`DELETE FROM patrol_plans WHERE id = $1 RETURNING ${PLAN_COLS}`, [id]));
-      if (!before) throw Errors.notFound('patrol_plan', id);
+      if (!before) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
       await this.audit.record(m, { action: 'delete', entity: 'patrol_plan', entityId: id, before });
     });
     await this.queue.removeScheduler(JobName.PatrolRun, schedulerId(id));
@@ -123,7 +123,7 @@ export class AuditsService {
 
   async plan(id: string) {
     const [row] = await this.db.query(`SELECT ${PLAN_COLS} FROM patrol_plans WHERE id = $1`, [id]);
-    if (!row) throw Errors.notFound('patrol_plan', id);
+    if (!row) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
     return row;
   }
 
@@ -211,7 +211,7 @@ export class AuditsService {
 
   async runById(id: string) {
     const [row] = await this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE id = $1`, [id]);
-    if (!row) throw Errors.notFound('patrol_run', id);
+    if (!row) throw Errors.notFound(ErrorCode.PATROL_RUN.NOT_FOUND, id);
     return row;
   }
 

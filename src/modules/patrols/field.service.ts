@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../../infra/access/roles';
@@ -75,7 +75,7 @@ export class FieldService {
       if (user.role === 'school_security') throw Errors.validation([{ field: 'qrToken', reason: 'school security check in by scanning the post QR code' }]);
       post = await this.registry.post(dto.postId).catch(() => null);
     } else throw Errors.validation([{ field: 'qrToken', reason: 'qrToken or postId is required' }]);
-    if (!post) throw Errors.notFound('protection_post', dto.postId);
+    if (!post) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, dto.postId);
     assertSchoolScope(user, post.schoolId);
     const onBehalf = user.role !== 'school_security';
     const personName = (dto.personName ?? (onBehalf ? '' : user.username)).trim();
@@ -93,9 +93,9 @@ export class FieldService {
   async checkOut(user: AuthUser, id: string, at = new Date()) {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${CHECKIN_COLS} FROM post_checkins WHERE id = $1 FOR UPDATE`, [id]);
-      if (!before) throw Errors.notFound('post_checkin', id);
+      if (!before) throw Errors.notFound(ErrorCode.POST_CHECKIN.NOT_FOUND, id);
       assertSchoolScope(user, before.schoolId);
-      if (before.checkedOutAt) throw Errors.conflict('POST_CHECKIN.ALREADY_CHECKED_OUT', '已签退');
+      if (before.checkedOutAt) throw Errors.conflict(ErrorCode.POST_CHECKIN.ALREADY_CHECKED_OUT, '已签退');
       const [after] = returningRows<Record<string, unknown>>(
         await m.query(`UPDATE post_checkins SET checked_out_at = GREATEST($2, checked_in_at) WHERE id = $1 RETURNING ${CHECKIN_COLS}`, [id, at]),
       );

@@ -4,7 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../../infra/access/roles';
@@ -215,7 +215,7 @@ export class FindingsService {
 
   async task(user: AuthUser, id: string) {
     const [t] = await this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1`, [id]);
-    if (!t) throw Errors.notFound('rectification_task', id);
+    if (!t) throw Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
     assertSchoolScope(user, t.schoolId);
     const findings = await this.db.query(`SELECT ${FINDING_COLS} FROM patrol_findings WHERE task_id = $1 ORDER BY at DESC LIMIT 100`, [id]);
     return { ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check, findings };
@@ -224,9 +224,9 @@ export class FindingsService {
   async closeTask(user: AuthUser, id: string, dto: { note: string; evidenceRef?: string }, now = new Date()) {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1 FOR UPDATE`, [id]);
-      if (!before) throw Errors.notFound('rectification_task', id);
+      if (!before) throw Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
       assertSchoolScope(user, before.schoolId);
-      if (before.status === 'closed') throw Errors.conflict('RECTIFICATION_TASK.ALREADY_CLOSED', '该整改任务已关闭');
+      if (before.status === 'closed') throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.ALREADY_CLOSED, '该整改任务已关闭');
       const [after] = returningRows<Record<string, unknown>>(
         await m.query(
           `UPDATE rectification_tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4, evidence_ref = $5, updated_at = $2 WHERE id = $1 RETURNING ${TASK_COLS}`,

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../../infra/access/roles';
@@ -89,7 +89,7 @@ export class RoundsService {
         return { id: c.id, schoolId: c.schoolId, areaKind: c.areaKind, lastPatrolledAt: lp, favoured: !!ws && GATE_AREA_KINDS.includes(c.areaKind) && (!lp || lp < ws) };
       });
     const picked = pickCameras(candidates, size);
-    if (picked.length === 0) throw Errors.conflict('PATROL_ROUND.NO_CAMERAS', '没有可巡查的摄像机');
+    if (picked.length === 0) throw Errors.conflict(ErrorCode.PATROL_ROUND.NO_CAMERAS, '没有可巡查的摄像机');
     const id = await this.db.transaction(async (m) => {
       const [r] = await m.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [user.id, user.username, picked.length, now]);
       await m.query(
@@ -107,7 +107,7 @@ export class RoundsService {
       `SELECT id, operator_id AS "operatorId", operator_name AS "operatorName", size, started_at AS "startedAt", finished_at AS "finishedAt" FROM patrol_rounds WHERE id = $1`,
       [id],
     );
-    if (!r) throw Errors.notFound('patrol_round', id);
+    if (!r) throw Errors.notFound(ErrorCode.PATROL_ROUND.NOT_FOUND, id);
     const items: Record<string, unknown>[] = await this.db.query(`SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`, [id]);
     const cams = new Map((await this.registry.cameras({ ids: items.map((i) => i.cameraId as string) })).map((c) => [c.id, c]));
     return {
@@ -136,11 +136,11 @@ export class RoundsService {
   async verdict(user: AuthUser, roundId: string, cameraId: string, dto: { verdict: Verdict; note?: string; snapshotRef?: string }, now = new Date()) {
     await this.db.transaction(async (m) => {
       const [r] = await m.query(`SELECT operator_id, finished_at FROM patrol_rounds WHERE id = $1 FOR UPDATE`, [roundId]);
-      if (!r) throw Errors.notFound('patrol_round', roundId);
-      if (r.operator_id !== user.id && user.role === 'operator') throw Errors.forbidden('PATROL_ROUND.NOT_YOURS', '这是其他值班员的巡查轮次');
+      if (!r) throw Errors.notFound(ErrorCode.PATROL_ROUND.NOT_FOUND, roundId);
+      if (r.operator_id !== user.id && user.role === 'operator') throw Errors.forbidden(ErrorCode.PATROL_ROUND.NOT_YOURS, '这是其他值班员的巡查轮次');
       const [item] = await m.query(`SELECT camera_id, school_id, verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [roundId, cameraId]);
-      if (!item) throw Errors.notFound('patrol_round_item', cameraId);
-      if (item.verdict) throw Errors.conflict('PATROL_ROUND.ALREADY_JUDGED', '该摄像机已记录巡查结论');
+      if (!item) throw Errors.notFound(ErrorCode.PATROL_ROUND_ITEM.NOT_FOUND, cameraId);
+      if (item.verdict) throw Errors.conflict(ErrorCode.PATROL_ROUND.ALREADY_JUDGED, '该摄像机已记录巡查结论');
       let findingId: string | null = null;
       if (dto.verdict !== 'normal') {
         const [cam] = await this.registry.cameras({ ids: [cameraId] });

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../../infra/database/returning';
-import { Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
@@ -70,7 +70,7 @@ export class RegistryService {
 
   async school(id: string): Promise<School> {
     const s = await this.db.getRepository(School).findOneBy({ id });
-    if (!s) throw Errors.notFound('school', id);
+    if (!s) throw Errors.notFound(ErrorCode.SCHOOL.NOT_FOUND, id);
     return s;
   }
 
@@ -84,7 +84,7 @@ export class RegistryService {
 
   async alarmDevice(id: string): Promise<AlarmDevice> {
     const d = await this.db.getRepository(AlarmDevice).findOneBy({ id });
-    if (!d) throw Errors.notFound('alarm_device', id);
+    if (!d) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id);
     return d;
   }
 
@@ -105,7 +105,7 @@ export class RegistryService {
        FROM alarm_devices d JOIN schools s ON s.id = d.school_id WHERE d.id = $1`,
       [id],
     );
-    if (!row) throw Errors.notFound('alarm_device', id);
+    if (!row) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id);
     return row as AlarmDeviceSpot;
   }
 
@@ -245,7 +245,7 @@ export class RegistryService {
 
   async post(id: string): Promise<ProtectionPost> {
     const p = await this.db.getRepository(ProtectionPost).findOneBy({ id });
-    if (!p) throw Errors.notFound('protection_post', id);
+    if (!p) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, id);
     return p;
   }
 
@@ -324,7 +324,7 @@ export class RegistryService {
     if (channels.length === 0) return [];
     const run = async (m: EntityManager) => {
       const [school] = await m.query(`SELECT id FROM schools WHERE id = $1`, [schoolId]);
-      if (!school) throw Errors.notFound('school', schoolId);
+      if (!school) throw Errors.notFound(ErrorCode.SCHOOL.NOT_FOUND, schoolId);
       const created = returningRows<{ id: string; device_id: string; channel_id: string; name: string }>(
         await m.query(
           `INSERT INTO cameras (school_id, device_id, channel_id, name, location, area_kind, vendor, model)

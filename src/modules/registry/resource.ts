@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DataSource, EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import type { AppConfig } from '../../config/config';
 import { HttpStatus } from '@nestjs/common';
-import { DomainError, Errors, FieldError } from '../../infra/http/errors';
+import { DomainError, ErrorCode, Errors, FieldError } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import type { AuditService } from '../audit-log/audit.service';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
@@ -11,6 +11,10 @@ import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../
 
 type Ctor<T = unknown> = new (...args: never[]) => T;
 type Where = (value: unknown) => { sql: string; params?: Record<string, unknown> };
+
+/** The registry resources: each has `<NAME>.NOT_FOUND` and `<NAME>.DUPLICATE` in the error catalogue. */
+export type ResourceName = 'district' | 'zone' | 'group' | 'school' | 'camera' | 'alarm_device' | 'guard' | 'protection_post';
+const codesOf = (name: ResourceName) => ErrorCode[name.toUpperCase() as Uppercase<ResourceName>];
 
 /**
  * Everything that differs between registry resources (schools, cameras, guards…). One generic
@@ -21,7 +25,7 @@ export interface ResourceDef<E extends ObjectLiteral = ObjectLiteral> {
   /** Route segment under /api/v1 and OpenAPI tag. */
   path: string;
   /** Singular name used in audit entries and error codes. */
-  name: string;
+  name: ResourceName;
   entity: Ctor<E>;
   table: string;
   createDto: Ctor;
@@ -132,13 +136,13 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
 
   async get(user: AuthUser, id: string): Promise<E> {
     const row = await this.db.getRepository(this.def.entity).findOneBy({ id } as never);
-    if (!row) throw Errors.notFound(this.def.name, id);
+    if (!row) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
     assertSchoolScope(user, this.schoolOf(row));
     return row;
   }
 
   private assertWriteScope(user: AuthUser, schoolId: string | null): void {
-    if (scopedSchoolId(user) !== null && this.def.school === 'none') throw Errors.forbidden('AUTH.ROLE_FORBIDDEN', 'District-level records are managed by the control center');
+    if (scopedSchoolId(user) !== null && this.def.school === 'none') throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, 'District-level records are managed by the control center');
     assertSchoolScope(user, schoolId);
   }
 
@@ -183,7 +187,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   async update(user: AuthUser, id: string, dto: Partial<E>): Promise<E> {
     return this.db.transaction(async (m) => {
       const before = await m.getRepository(this.def.entity).findOne({ where: { id } as never, lock: { mode: 'pessimistic_write' } });
-      if (!before) throw Errors.notFound(this.def.name, id);
+      if (!before) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
       this.assertWriteScope(user, this.schoolOf(before));
       const row = m.getRepository(this.def.entity).merge(m.getRepository(this.def.entity).create({ ...before }), dto as E);
       this.assertWriteScope(user, this.schoolOf(row)); // moving a row to another school needs scope there too
@@ -199,7 +203,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   async remove(user: AuthUser, id: string): Promise<void> {
     await this.db.transaction(async (m) => {
       const before = await m.getRepository(this.def.entity).findOne({ where: { id } as never, lock: { mode: 'pessimistic_write' } });
-      if (!before) throw Errors.notFound(this.def.name, id);
+      if (!before) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
       this.assertWriteScope(user, this.schoolOf(before));
       await m.delete(this.def.entity, { id } as never);
       await this.audit.record(m, { action: 'delete', entity: this.def.name, entityId: id, schoolId: this.schoolOf(before), before });
@@ -212,7 +216,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     const params = this.def.naturalKey.map((k) => row[k]);
     const [clash] = await m.query(`SELECT id FROM ${this.def.table} WHERE ${cond} AND id IS DISTINCT FROM $${params.length + 1}`, [...params, row.id ?? null]);
     if (clash)
-      throw Errors.conflict(`${this.def.name.toUpperCase()}.DUPLICATE`, `A ${this.def.name} with this ${this.def.naturalKey.join(' + ')} already exists`, {
+      throw Errors.conflict(codesOf(this.def.name).DUPLICATE, `A ${this.def.name} with this ${this.def.naturalKey.join(' + ')} already exists`, {
         fields: this.def.naturalKey,
         existingId: clash.id,
       });
@@ -246,7 +250,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
           if (before) this.assertWriteScope(opts.user, this.schoolOf(before));
           this.assertWriteScope(opts.user, this.schoolOf(row));
         } catch (e) {
-          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? 'AUTH.OUT_OF_SCOPE', `第 ${line} 行：${(e as Error).message}`, { row: line });
+          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? ErrorCode.AUTH.OUT_OF_SCOPE, `第 ${line} 行：${(e as Error).message}`, { row: line });
         }
       }
     }

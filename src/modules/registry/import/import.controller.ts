@@ -6,7 +6,7 @@ import type { Request, Response } from 'express';
 import multer from 'multer';
 import { Observable } from 'rxjs';
 import { APP_CONFIG, AppConfig } from '../../../config/config';
-import { Errors } from '../../../infra/http/errors';
+import { ErrorCode, Errors } from '../../../infra/http/errors';
 import { CurrentUser, Roles } from '../../../infra/access/decorators';
 import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceDef, ResourceService } from '../resource';
@@ -48,17 +48,17 @@ export class UploadInterceptor implements NestInterceptor {
   async intercept(ctx: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     const req = ctx.switchToHttp().getRequest<Request>();
     const res = ctx.switchToHttp().getResponse<Response>();
-    if (!req.is('multipart/form-data')) throw Errors.badRequest('IMPORT.NOT_MULTIPART', '请以 multipart/form-data 上传文件，字段名为 file');
+    if (!req.is('multipart/form-data')) throw Errors.badRequest(ErrorCode.IMPORT.NOT_MULTIPART, '请以 multipart/form-data 上传文件，字段名为 file');
     await new Promise<void>((resolve, reject) =>
       this.upload(req, res, (err?: unknown) => {
         if (!err) return resolve();
         const code = (err as { code?: string }).code;
         if (code === 'LIMIT_FILE_SIZE') reject(Errors.payloadTooLarge(`文件超过 ${mb(this.limit)}（${this.limit} 字节）的上限，请拆分后分别导入`));
-        else if (code === 'LIMIT_UNEXPECTED_FILE' || code === 'LIMIT_FILE_COUNT') reject(Errors.badRequest('IMPORT.BAD_UPLOAD', '只能上传一个文件，字段名为 file'));
-        else reject(Errors.badRequest('IMPORT.BAD_UPLOAD', `上传内容无法解析：${(err as Error).message}`));
+        else if (code === 'LIMIT_UNEXPECTED_FILE' || code === 'LIMIT_FILE_COUNT') reject(Errors.badRequest(ErrorCode.IMPORT.BAD_UPLOAD, '只能上传一个文件，字段名为 file'));
+        else reject(Errors.badRequest(ErrorCode.IMPORT.BAD_UPLOAD, `上传内容无法解析：${(err as Error).message}`));
       }),
     );
-    if (!req.file) throw Errors.badRequest('IMPORT.NO_FILE', '缺少文件：请在字段 file 中上传 CSV 或 XLSX 文件');
+    if (!req.file) throw Errors.badRequest(ErrorCode.IMPORT.NO_FILE, '缺少文件：请在字段 file 中上传 CSV 或 XLSX 文件');
     return next.handle();
   }
 }

@@ -3,7 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/config';
-import { Errors } from '../../../infra/http/errors';
+import { ErrorCode, Errors } from '../../../infra/http/errors';
 import { flattenValidationErrors } from '../../../infra/http/validation';
 import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceService } from '../resource';
@@ -64,7 +64,7 @@ export class ImportService {
     const table = await readTable(file);
     const { maxRows } = this.config.import;
     if (table.rows.length > maxRows)
-      throw Errors.badRequest('IMPORT.TOO_MANY_ROWS', `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, { maxRows, rows: table.rows.length });
+      throw Errors.badRequest(ErrorCode.IMPORT.TOO_MANY_ROWS, `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, { maxRows, rows: table.rows.length });
     const columns = this.mapHeader(kind, table.header);
 
     const qr = this.db.createQueryRunner();
@@ -102,7 +102,7 @@ export class ImportService {
       if (errors.length) {
         await qr.rollbackTransaction();
         errors.sort((a, b) => a.row - b.row);
-        throw Errors.badRequest('IMPORT.INVALID_ROWS', `${new Set(errors.map((e) => e.row)).size} 行有错误，未导入任何数据`, {
+        throw Errors.badRequest(ErrorCode.IMPORT.INVALID_ROWS, `${new Set(errors.map((e) => e.row)).size} 行有错误，未导入任何数据`, {
           errors: errors.slice(0, MAX_REPORTED_ERRORS),
           errorCount: errors.length,
         });
@@ -132,7 +132,7 @@ export class ImportService {
       return c && !c.readOnly ? c : null;
     });
     for (const c of all) if (c.required && !used.has(c)) errors.push({ row: 1, column: c.header, reason: `缺少必填列 ${c.header}（${c.aliases[0]}）` });
-    if (errors.length) throw Errors.badRequest('IMPORT.INVALID_HEADER', '表头有误，未导入任何数据', { errors, errorCount: errors.length });
+    if (errors.length) throw Errors.badRequest(ErrorCode.IMPORT.INVALID_HEADER, '表头有误，未导入任何数据', { errors, errorCount: errors.length });
     return mapped;
   }
 

@@ -2,7 +2,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import ExcelJS from 'exceljs';
 import * as iconv from 'iconv-lite';
-import { Errors } from '../../../infra/http/errors';
+import { ErrorCode, Errors } from '../../../infra/http/errors';
 
 /**
  * Reading and writing the spreadsheet files of bulk import/export. A file becomes a header
@@ -17,7 +17,7 @@ export interface Table {
 
 export type FileFormat = 'csv' | 'xlsx';
 
-const unreadable = (why: string) => Errors.badRequest('IMPORT.UNREADABLE_FILE', `无法读取文件：${why}`);
+const unreadable = (why: string) => Errors.badRequest(ErrorCode.IMPORT.UNREADABLE_FILE, `无法读取文件：${why}`);
 
 /** CSV text from bytes: UTF-8 (with or without BOM) or, when not valid UTF-8, GB18030 (Excel on zh-CN Windows). */
 export function decodeCsv(buf: Buffer): string {

@@ -1,0 +1,237 @@
+/**
+ * Every `code` the API answers with (REST `{ error: { code } }`, socket acknowledgements and
+ * socket notices), grouped by capability. Clients and tests match these strings: never change
+ * one in place. A key path spells its code (`ErrorCode.ALARM.LATCHED` is 'ALARM.LATCHED'), except
+ * the framework fallbacks under `HTTP`. `Errors.*` and `DomainError` accept only these, so a
+ * misspelled code does not compile. Statuses in brackets.
+ */
+export const ErrorCode = {
+  // ---- any route
+  /** [400] A body, query or path value is invalid; `details.fields`: `[{ field, reason, row? }]`. */
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  /** [400] The body is not valid JSON. */
+  MALFORMED_BODY: 'MALFORMED_BODY',
+  /** [413] The body or the uploaded file is over its limit. */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** [500] A fault of ours; the answer carries the request id, the log the stack. */
+  INTERNAL: 'INTERNAL',
+  /** A framework HttpException, by status (any other status: `HTTP_<status>`). */
+  HTTP: {
+    /** [400] */
+    BAD_REQUEST: 'BAD_REQUEST',
+    /** [404] No such route. */
+    NOT_FOUND: 'NOT_FOUND',
+    /** [405] */
+    METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+    /** [409] Also an integrity violation other than duplicate/reference (pg-errors.ts). */
+    CONFLICT: 'CONFLICT',
+    /** [415] */
+    UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+    /** [429] */
+    RATE_LIMITED: 'RATE_LIMITED',
+  },
+  /** Integrity violations only Postgres caught (pg-errors.ts); `details`: `{ constraint, fields }`. */
+  CONFLICT: {
+    /** [409] A unique key is taken. */
+    DUPLICATE: 'CONFLICT.DUPLICATE',
+    /** [409] The record references a missing one, or is still referenced. */
+    REFERENCE: 'CONFLICT.REFERENCE',
+  },
+
+  // ---- auth: users, tokens, device credentials, route access
+  AUTH: {
+    /** [401] No credentials (no bearer token, no socket token). */
+    UNAUTHENTICATED: 'AUTH.UNAUTHENTICATED',
+    /** [403] Not allowed (generic; a console token of another user, school staff without a school). */
+    FORBIDDEN: 'AUTH.FORBIDDEN',
+    /** [403] The record belongs to another school than the user's. */
+    OUT_OF_SCOPE: 'AUTH.OUT_OF_SCOPE',
+    /** [403] The user's role may not do this. */
+    ROLE_FORBIDDEN: 'AUTH.ROLE_FORBIDDEN',
+    /** [403] The route declares no access rule (@Public/@Roles/@DeviceRoute): refused. */
+    ROUTE_UNDECLARED: 'AUTH.ROUTE_UNDECLARED',
+    /** [403] A device credential of a kind this device route does not take. */
+    WRONG_DEVICE_KIND: 'AUTH.WRONG_DEVICE_KIND',
+    /** [401] A device route without `Authorization: Device <keyId>:<secret>`. */
+    DEVICE_CREDENTIALS_REQUIRED: 'AUTH.DEVICE_CREDENTIALS_REQUIRED',
+    /** [401] Unknown or revoked device key, or a wrong secret. */
+    DEVICE_CREDENTIALS_INVALID: 'AUTH.DEVICE_CREDENTIALS_INVALID',
+    /** [401] Access token expired (also the socket's `auth_expired` notice). */
+    TOKEN_EXPIRED: 'AUTH.TOKEN_EXPIRED',
+    /** [401] Access token malformed or badly signed. */
+    TOKEN_INVALID: 'AUTH.TOKEN_INVALID',
+    /** [401] Access token revoked (logout, disabled account); ends a console session. */
+    TOKEN_REVOKED: 'AUTH.TOKEN_REVOKED',
+    /** [401] Wrong username or password. */
+    INVALID_CREDENTIALS: 'AUTH.INVALID_CREDENTIALS',
+    /** [429] Too many failed logins for the account or address; `details.retryAfterSeconds`. */
+    TOO_MANY_ATTEMPTS: 'AUTH.TOO_MANY_ATTEMPTS',
+    /** [401] Refresh token unknown, expired, or its account disabled. */
+    REFRESH_INVALID: 'AUTH.REFRESH_INVALID',
+    /** [401] Refresh token used twice: every token of the user is revoked. */
+    REFRESH_REUSED: 'AUTH.REFRESH_REUSED',
+  },
+  USER: {
+    /** [404] */
+    NOT_FOUND: 'USER.NOT_FOUND',
+    /** [409] */
+    USERNAME_TAKEN: 'USER.USERNAME_TAKEN',
+  },
+  DEVICE_CREDENTIAL: {
+    /** [404] */
+    NOT_FOUND: 'DEVICE_CREDENTIAL.NOT_FOUND',
+  },
+
+  // ---- registry: schools and their devices, posts, guards (one pair per resource: resource.ts)
+  DISTRICT: {
+    /** [404] */
+    NOT_FOUND: 'DISTRICT.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'DISTRICT.DUPLICATE',
+  },
+  ZONE: {
+    /** [404] */
+    NOT_FOUND: 'ZONE.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'ZONE.DUPLICATE',
+  },
+  GROUP: {
+    /** [404] */
+    NOT_FOUND: 'GROUP.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'GROUP.DUPLICATE',
+  },
+  SCHOOL: {
+    /** [404] */
+    NOT_FOUND: 'SCHOOL.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'SCHOOL.DUPLICATE',
+  },
+  CAMERA: {
+    /** [404] */
+    NOT_FOUND: 'CAMERA.NOT_FOUND',
+    /** [409] Natural key (GB/T 28181 device + channel id) taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'CAMERA.DUPLICATE',
+  },
+  ALARM_DEVICE: {
+    /** [404] */
+    NOT_FOUND: 'ALARM_DEVICE.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'ALARM_DEVICE.DUPLICATE',
+  },
+  GUARD: {
+    /** [404] */
+    NOT_FOUND: 'GUARD.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'GUARD.DUPLICATE',
+  },
+  PROTECTION_POST: {
+    /** [404] */
+    NOT_FOUND: 'PROTECTION_POST.NOT_FOUND',
+    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    DUPLICATE: 'PROTECTION_POST.DUPLICATE',
+  },
+  /** Registry import (CSV/XLSX); nothing is imported when any of these is answered. */
+  IMPORT: {
+    /** [400] The upload is not multipart/form-data. */
+    NOT_MULTIPART: 'IMPORT.NOT_MULTIPART',
+    /** [400] More than one file, or an unparsable upload. */
+    BAD_UPLOAD: 'IMPORT.BAD_UPLOAD',
+    /** [400] No `file` field. */
+    NO_FILE: 'IMPORT.NO_FILE',
+    /** [400] Not a readable CSV/XLSX (empty, old .xls, corrupt, no header row). */
+    UNREADABLE_FILE: 'IMPORT.UNREADABLE_FILE',
+    /** [400] Unknown, missing or repeated columns; `details.errors`. */
+    INVALID_HEADER: 'IMPORT.INVALID_HEADER',
+    /** [400] Rows over import.maxRows; `details`: `{ maxRows, rows }`. */
+    TOO_MANY_ROWS: 'IMPORT.TOO_MANY_ROWS',
+    /** [400] Some rows are invalid; `details.errors`: `[{ row, column, reason }]`. */
+    INVALID_ROWS: 'IMPORT.INVALID_ROWS',
+  },
+
+  // ---- device health
+  DEVICE: {
+    /** [404] No camera or alarm device with this id (also a device heartbeat for one no longer registered). */
+    NOT_FOUND: 'DEVICE.NOT_FOUND',
+  },
+  OUTAGE: {
+    /** [404] */
+    NOT_FOUND: 'OUTAGE.NOT_FOUND',
+  },
+  MAINTENANCE_WINDOW: {
+    /** [404] */
+    NOT_FOUND: 'MAINTENANCE_WINDOW.NOT_FOUND',
+  },
+
+  // ---- alarms (一键报警) and the incident lifecycle
+  INCIDENT: {
+    /** [404] */
+    NOT_FOUND: 'INCIDENT.NOT_FOUND',
+  },
+  ALARM: {
+    /** [409] Someone acknowledged first; `details`: `{ acknowledgedBy, acknowledgedAt, status }`. */
+    ALREADY_ACKNOWLEDGED: 'ALARM.ALREADY_ACKNOWLEDGED',
+    /** [409] The action is not allowed in the incident's status; `details.status`. */
+    INVALID_TRANSITION: 'ALARM.INVALID_TRANSITION',
+    /** [409] An emergency alarm latches: only a person resolves it. */
+    LATCHED: 'ALARM.LATCHED',
+    /** [409] The status changed under the request; refresh and retry. */
+    CONCURRENT_CHANGE: 'ALARM.CONCURRENT_CHANGE',
+  },
+
+  // ---- console (socket.io)
+  CONSOLE: {
+    /** Socket notice `resync_failed`: catch-up failed, the client reconnects. */
+    RESYNC_FAILED: 'CONSOLE.RESYNC_FAILED',
+  },
+
+  // ---- GB/T 28181 SIP front end
+  GB28181: {
+    /** [409] The device is not registered, so the platform cannot query it. */
+    NOT_REGISTERED: 'GB28181.NOT_REGISTERED',
+  },
+
+  // ---- patrols: audits, rounds, protection posts (护学岗), rectification
+  PATROL_PLAN: {
+    /** [404] */
+    NOT_FOUND: 'PATROL_PLAN.NOT_FOUND',
+  },
+  PATROL_RUN: {
+    /** [404] */
+    NOT_FOUND: 'PATROL_RUN.NOT_FOUND',
+  },
+  PATROL_ROUND: {
+    /** [404] */
+    NOT_FOUND: 'PATROL_ROUND.NOT_FOUND',
+    /** [409] No camera is left to look at (all reserved by other rounds, or none registered). */
+    NO_CAMERAS: 'PATROL_ROUND.NO_CAMERAS',
+    /** [403] An operator judging another operator's round. */
+    NOT_YOURS: 'PATROL_ROUND.NOT_YOURS',
+    /** [409] The camera already has a verdict in this round. */
+    ALREADY_JUDGED: 'PATROL_ROUND.ALREADY_JUDGED',
+  },
+  PATROL_ROUND_ITEM: {
+    /** [404] The camera is not in this round. */
+    NOT_FOUND: 'PATROL_ROUND_ITEM.NOT_FOUND',
+  },
+  POST_CHECKIN: {
+    /** [404] */
+    NOT_FOUND: 'POST_CHECKIN.NOT_FOUND',
+    /** [409] */
+    ALREADY_CHECKED_OUT: 'POST_CHECKIN.ALREADY_CHECKED_OUT',
+  },
+  RECTIFICATION_TASK: {
+    /** [404] */
+    NOT_FOUND: 'RECTIFICATION_TASK.NOT_FOUND',
+    /** [409] */
+    ALREADY_CLOSED: 'RECTIFICATION_TASK.ALREADY_CLOSED',
+  },
+} as const;
+
+type Leaves<T> = T extends string ? T : { [K in keyof T]: Leaves<T[K]> }[keyof T];
+
+/** One of the catalogued codes. */
+export type ErrorCode = Leaves<typeof ErrorCode>;
+
+/** The codes `Errors.notFound` answers with (`<ENTITY>.NOT_FOUND`, 404). */
+export type NotFoundCode = Extract<ErrorCode, `${string}.NOT_FOUND`>;
