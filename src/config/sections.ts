@@ -18,7 +18,7 @@ export type Priority = (typeof PRIORITIES)[number];
 /** Incident types. Stored in the database (incidents table): never rename one without a migration. */
 export const INCIDENT_TYPES = ['intrusion', 'violence', 'medical', 'fire', 'video_alarm', 'tamper', 'device_fault', 'other'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
-/** Full-time guard staffing rules (patrols/staffing.ts): 公治〔2015〕168号 or GB/T 29315-2022. */
+/** Full-time guard staffing rules (school-day/staffing.ts): 公治〔2015〕168号 or GB/T 29315-2022. */
 export const STAFFING_RULES = ['gongzhi2015', 'gbt29315'] as const;
 export type StaffingRule = (typeof STAFFING_RULES)[number];
 

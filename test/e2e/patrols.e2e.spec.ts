@@ -8,8 +8,8 @@ import { AuditsService } from '../../src/modules/patrols/audits.service';
 import { FieldService } from '../../src/modules/patrols/field.service';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { RoundsService } from '../../src/modules/patrols/rounds.service';
-import { schoolHours } from '../../src/modules/patrols/schedule';
 import { RegistryService } from '../../src/modules/registry/registry.service';
+import { schoolHours } from '../../src/modules/school-day/calendar';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /** Shanghai wall-clock time on a date as an instant. */

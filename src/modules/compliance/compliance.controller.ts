@@ -5,8 +5,8 @@ import { Inject } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Roles } from '../../infra/access/decorators';
 import type { UserRole } from '../../infra/access/roles';
-import { addDays, shanghaiDate } from '../patrols/schedule';
 import { writeCsv, writeXlsx } from '../registry/import/tabular';
+import { addDays, shanghaiDate } from '../school-day/calendar';
 import { ComplianceService, exportRows } from './compliance.service';
 import { ComplianceDayQuery, ComplianceExportQuery, ComplianceRangeQuery, SnapshotDto } from './dto';
 

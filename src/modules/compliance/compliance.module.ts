@@ -4,8 +4,9 @@ import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { DeviceHealthModule } from '../device-health/device-health.module';
 import { PatrolsModule } from '../patrols/patrols.module';
-import { shanghaiDate, slotFromJobId, TZ } from '../patrols/schedule';
+import { slotFromJobId } from '../patrols/schedule';
 import { RegistryModule } from '../registry/registry.module';
+import { shanghaiDate, TZ } from '../school-day/calendar';
 import { ComplianceController } from './compliance.controller';
 import { ComplianceService } from './compliance.service';
 

@@ -7,9 +7,9 @@ import { AuditService } from '../audit-log/audit.service';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { FieldService } from '../patrols/field.service';
 import { changesByDevice, onlineWithin } from '../patrols/online';
-import { addDays, dayStart, schoolHours, shanghaiDate } from '../patrols/schedule';
-import { requiredGuards } from '../patrols/staffing';
 import { RegistryService } from '../registry/registry.service';
+import { addDays, dayStart, schoolHours, shanghaiDate } from '../school-day/calendar';
+import { requiredGuardsFor } from '../school-day/staffing';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -114,7 +114,7 @@ export class ComplianceService {
       }
       const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && notLinked.length === 0;
 
-      const required = requiredGuards(s.studentCount + s.staffCount, rule, s.studentCount);
+      const required = requiredGuardsFor(s, rule);
       const actual = guards.get(s.id) ?? 0;
 
       const unstaffed = (winBySchool.get(s.id) ?? []).filter((w) => !w.staffed);

@@ -8,6 +8,7 @@ import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { DeviceStatus } from '../registry/registry.constants';
 import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { schoolHours } from '../school-day/calendar';
 import { DeviceHealthService } from './device-health.service';
 import type { CreateMaintenanceWindowDto } from './dto';
 
@@ -194,20 +195,13 @@ export class DeviceHealthQueries {
     for (const [id, since] of state) if (since !== null) (online.get(id) ?? online.set(id, []).get(id)!).push([since, rangeEnd]);
 
     const tt = school.timetable;
-    const holidays = new Set(school.calendar?.holidays ?? []);
-    const terms = school.calendar?.terms ?? [];
     const days = [];
     for (let day = first; day <= last; day += DAY_MS) {
       const date = new Date(day).toISOString().slice(0, 10);
-      const isoWeekday = ((new Date(day).getUTCDay() + 6) % 7) + 1;
-      const inTerm = terms.length === 0 || terms.some((t) => t.start <= date && date <= t.end);
-      const schoolDay = tt.weekdays.includes(isoWeekday) && !holidays.has(date) && inTerm;
+      const hours = schoolHours(tt, school.calendar, date);
+      const schoolDay = hours !== null;
       let counted: [number, number][] = [];
-      if (schoolDay) {
-        const start = day + hhmm(tt.schoolHours.start) - SHANGHAI_OFFSET_MS;
-        const end = day + hhmm(tt.schoolHours.end) - SHANGHAI_OFFSET_MS;
-        counted = subtract([[start, end]], windows.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]));
-      }
+      if (hours) counted = subtract([[hours.start.getTime(), hours.end.getTime()]], windows.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]));
       const countedMs = counted.reduce((s, [a, b]) => s + (b - a), 0);
       let onlineMs = 0;
       if (countedMs > 0) for (const id of devices) for (const iv of online.get(id) ?? []) for (const c of counted) onlineMs += overlap(iv, c);
@@ -300,7 +294,6 @@ function outageDto(o: Record<string, unknown>) {
   };
 }
 
-const hhmm = (s: string) => (Number(s.slice(0, 2)) * 60 + Number(s.slice(3, 5))) * 60_000;
 const overlap = (a: [number, number], b: [number, number]) => Math.max(0, Math.min(a[1], b[1]) - Math.max(a[0], b[0]));
 
 /** Intervals minus holes. */

@@ -14,8 +14,9 @@ import { FieldService, unstaffedFinding } from './field.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { changesByDevice, onlineWithin } from './online';
 import { CheckName, CHECKS } from './patrols.constants';
-import { cronProblem, cronSlot, dayStart, schoolHours, shanghaiDate, toMinute, TZ } from './schedule';
-import { requiredGuards } from './staffing';
+import { dayStart, schoolHours, shanghaiDate, TZ } from '../school-day/calendar';
+import { requiredGuardsFor } from '../school-day/staffing';
+import { cronProblem, cronSlot, toMinute } from './schedule';
 
 export type PlanScope = { kind: 'district' } | { kind: 'zone' | 'group' | 'schools'; ids: string[] };
 export interface PlanInput {
@@ -387,7 +388,7 @@ export class AuditsService {
     if (guardCounts) {
       const counts = guardCounts;
       for (const s of schools) {
-        const required = requiredGuards(s.studentCount + s.staffCount, this.cfg.staffingRule, s.studentCount);
+        const required = requiredGuardsFor(s, this.cfg.staffingRule);
         const actual = counts.get(s.id) ?? 0;
         set(s.id, 'guard_staffing', { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), rule: this.cfg.staffingRule });
         if (actual < required)

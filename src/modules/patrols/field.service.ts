@@ -10,7 +10,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService, NewFinding } from './findings.service';
-import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from './schedule';
+import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day/calendar';
 
 type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
 type PostLike = Awaited<ReturnType<RegistryService['posts']>>[number];

@@ -9,7 +9,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService } from './findings.service';
 import { GATE_AREA_KINDS, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
-import { addDays, dayStart, isSchoolDay, shanghaiDate, shanghaiTime } from './schedule';
+import { addDays, dayStart, gateWindows, shanghaiDate } from '../school-day/calendar';
 
 export interface Candidate {
   id: string;
@@ -74,13 +74,7 @@ export class RoundsService {
     // Schools in an arrival or dismissal window right now, and when that window started.
     const date = shanghaiDate(now);
     const windowStart = new Map<string, Date>();
-    for (const s of schools) {
-      if (!isSchoolDay(s.timetable, s.calendar, date)) continue;
-      for (const w of [s.timetable.arrival, s.timetable.dismissal]) {
-        const a = shanghaiTime(date, w.start);
-        if (a <= now && now < shanghaiTime(date, w.end)) windowStart.set(s.id, a);
-      }
-    }
+    for (const s of schools) for (const w of gateWindows(s.timetable, s.calendar, date)) if (w.start <= now && now < w.end) windowStart.set(s.id, w.start);
     const candidates: Candidate[] = cams
       .filter((c) => !busy.has(c.id))
       .map((c) => {

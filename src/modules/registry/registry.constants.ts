@@ -24,8 +24,7 @@ export type AreaKind = (typeof AREA_KINDS)[number];
 export const DEVICE_STATUSES = ['unknown', 'online', 'offline', 'fault'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
-export const POST_WINDOW_KINDS = ['arrival', 'dismissal'] as const;
-export type PostWindowKind = (typeof POST_WINDOW_KINDS)[number];
+export { POST_WINDOW_KINDS, type PostWindowKind } from '../school-day/calendar';
 
 /** GB/T 28181 ids are 20 decimal digits (centre code, industry, type, serial). */
 export const GB_ID_PATTERN = /^\d{20}$/;

@@ -9,9 +9,8 @@
  * 渝汇小学 as a branch of the 清华小学 group, and the schools the report names.
  */
 import type { AreaKind, SchoolType, ZoneLevel } from '../../modules/registry/registry.constants';
-import type { PostWindow } from '../../modules/registry/entities/protection-post.entity';
-import type { TermCalendar, Timetable } from '../../modules/registry/entities/school.entity';
-import { requiredGuards as staffingRequiredGuards } from '../../modules/patrols/staffing';
+import type { PostWindow, TermCalendar, Timetable } from '../../modules/school-day/calendar';
+import { requiredGuards as staffingRequiredGuards } from '../../modules/school-day/staffing';
 
 export const DISTRICT = { code: 'CQ-BANAN', name: '重庆市巴南区', timezone: 'Asia/Shanghai' };
 /** GB/T 2260 administrative code of 巴南区: the first six digits of every GB/T 28181 id. */
@@ -31,7 +30,7 @@ export function gbId(type: string, serial: number): string {
   return `${CENTRE}${INDUSTRY_EDUCATION}${type}${NETWORK}${String(serial).padStart(6, '0')}`;
 }
 
-/** Required full-time guards: the rule lives with the patrol audits (src/modules/patrols/staffing.ts); the seed uses its default. */
+/** Required full-time guards: the rule lives in the school-day kernel (src/modules/school-day/staffing.ts); the seed uses its default. */
 export function requiredGuards(people: number): number {
   return staffingRequiredGuards(people);
 }

@@ -1,16 +1,12 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { PostWindowKind } from '../registry.constants';
+import type { PostWindow } from '../../school-day/calendar';
+
+export type { PostWindow } from '../../school-day/calendar';
 
 /**
  * 护学岗: a school-protection post at a gate. `windows` names which of the school's timetable
  * windows must be staffed; times come from the school's timetable unless overridden here.
  */
-export interface PostWindow {
-  kind: PostWindowKind;
-  start?: string;
-  end?: string;
-}
-
 @Entity('protection_posts')
 export class ProtectionPost {
   @PrimaryGeneratedColumn('uuid') id: string;

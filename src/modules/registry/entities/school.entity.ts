@@ -1,25 +1,9 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import type { TermCalendar, Timetable } from '../../school-day/calendar';
 import type { SchoolType } from '../registry.constants';
 
-export interface TimeWindow {
-  start: string; // HH:mm, Asia/Shanghai
-  end: string;
-}
-
-/** When the school is in session on a school day; protection-post windows derive from it. */
-export interface Timetable {
-  /** ISO weekdays (1 = Monday … 7 = Sunday) that are school days. */
-  weekdays: number[];
-  arrival: TimeWindow;
-  dismissal: TimeWindow;
-  /** School hours: gates closed, cameras counted for the online rate. */
-  schoolHours: TimeWindow;
-}
-
-export interface TermCalendar {
-  terms: { start: string; end: string }[]; // YYYY-MM-DD inclusive
-  holidays: string[]; // YYYY-MM-DD days without school inside a term
-}
+// The shapes are the school-day kernel's (it computes school days and hours from them); stored here.
+export type { TermCalendar, TimeWindow, Timetable } from '../../school-day/calendar';
 
 @Entity('schools')
 export class School {
