@@ -1,7 +1,8 @@
 import { malformedInput } from '../../src/infra/observability/metrics';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
+import { OnlineTimeService } from '../../src/modules/device-health/online-time.service';
 import { simulate } from '../../src/tools/simulate';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { auth, seedMinimal, startApp, TestApp, TIMETABLE } from '../support/harness';
 
 /**
  * Liveness rules are driven with an explicit clock: heartbeats go through the service (the
@@ -222,7 +223,7 @@ describe('device health (liveness)', () => {
 
     it('after a restart, declares a device never heard from offline only after a full threshold since boot', async () => {
       const res = await t.http().post('/api/v1/cameras').set(auth(admin)).send({
-        schoolId: seed.schoolA.id, deviceId: '50011300001320000099', channelId: '50011300001310000099', name: 'A9', areaKind: 'perimeter',
+        schoolId: seed.schoolA.id, deviceId: '50011300001189999901', channelId: '50011300001329999901', name: 'A9', areaKind: 'perimeter',
       }).expect(201);
       const boot = V + 10 * 86_400_000;
       // A1 was last heard long before the (simulated) downtime: its stale deadline is lifted too.
@@ -284,6 +285,39 @@ describe('device health (liveness)', () => {
       await t.http().delete(`/api/v1/device-health/maintenance-windows/${mw.body.id}`).set(auth(admin)).expect(204);
       const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'maintenance_window' ORDER BY id`);
       expect(audit.rows.map((r) => r.action)).toEqual(['create', 'delete']);
+    });
+
+    it('counts online time one way for the report and the audits: up to now, from the current status when there is no history', async () => {
+      // School C's only camera was registered online (as an import or a seed does) and has no transitions at all.
+      const schoolC = (
+        await t.http().post('/api/v1/schools').set(auth(admin)).send({ districtId: seed.district.id, code: 'SC', name: '丙小学', type: 'primary', timetable: TIMETABLE }).expect(201)
+      ).body;
+      const c1 = (
+        await t.http().post('/api/v1/cameras').set(auth(admin)).send({ schoolId: schoolC.id, deviceId: '50011300001187777701', channelId: '50011300001327777701', name: 'C1', areaKind: 'perimeter' }).expect(201)
+      ).body;
+      await t.db.query(`UPDATE cameras SET status = 'online' WHERE id = $1`, [c1.id]);
+      const online = t.app.get(OnlineTimeService);
+      const noon = new Date('2025-03-03T12:30:00+08:00'); // Monday; school hours 07:30–17:30
+      // Online all along; only the 5 h of school hours before `now` count, and the next day has not begun.
+      let r = await online.dailyRate(schoolC.id, '2025-03-03', '2025-03-04', noon);
+      expect(r.days).toEqual([
+        { date: '2025-03-03', schoolDay: true, countedSeconds: 18000, devices: 1, onlineRate: 1 },
+        { date: '2025-03-04', schoolDay: true, countedSeconds: 0, devices: 1, onlineRate: null },
+      ]);
+      // Offline 10:30–11:30: 4 h of 5 h, in the report and in the audits' per-school figures alike.
+      await t.db.query(
+        `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES
+           ($1, 'camera', $2, 'online', 'offline', '2025-03-03T10:30:00+08:00'), ($1, 'camera', $2, 'offline', 'online', '2025-03-03T11:30:00+08:00')`,
+        [c1.id, schoolC.id],
+      );
+      r = await online.dailyRate(schoolC.id, '2025-03-03', '2025-03-03', noon);
+      expect(r.days[0]).toMatchObject({ countedSeconds: 18000, onlineRate: 0.8 });
+      const school = { id: schoolC.id, timetable: TIMETABLE, calendar: null };
+      const day = (await online.inSchoolHours([school], '2025-03-03', noon, { kinds: ['camera', 'alarm_device'], now: noon })).get(schoolC.id)!;
+      expect(day).toMatchObject({ devices: { camera: 1, alarm_device: 0 }, onlineMs: { camera: 4 * 3_600_000, alarm_device: 0 } });
+      expect(day.notAlwaysOnline).toEqual([{ id: c1.id, kind: 'camera', name: 'C1', onlineMs: 4 * 3_600_000, windowMs: 5 * 3_600_000 }]);
+      // Leave the fleet as the later tests count it.
+      await t.http().delete(`/api/v1/cameras/${c1.id}`).set(auth(admin)).expect(204);
     });
 
     it('answers 401 without a token, 403 outside role or school, 400 on bad input', async () => {

@@ -1,4 +1,3 @@
-import { onlineWithin } from '../../src/modules/patrols/online';
 import { pickCameras } from '../../src/modules/patrols/rounds.service';
 import { cronProblem, cronSlot, runKey, slotFromJobId } from '../../src/modules/patrols/schedule';
 
@@ -25,25 +24,6 @@ describe('cron slots (the run idempotency key)', () => {
     expect(runKey('p1', new Date('2026-03-02T01:01:00.000Z'))).not.toBe(a);
     expect(slotFromJobId('repeat:patrol-plan:0b1e6c1a-1111-4000-8000-000000000000:1772413200000')?.toISOString()).toBe('2026-03-02T01:00:00.000Z');
     expect(slotFromJobId('some-other-id')).toBeNull();
-  });
-});
-
-describe('online time from transitions', () => {
-  const s = new Date('2026-03-02T00:00:00Z');
-  const e = new Date('2026-03-02T10:00:00Z');
-  const at = (h: number) => new Date(s.getTime() + h * 3_600_000);
-  it('no transitions: the current status held all along', () => {
-    expect(onlineWithin('online', [], s, e)).toEqual({ onlineMs: 10 * 3_600_000, windowMs: 10 * 3_600_000, onlineThroughout: true });
-    expect(onlineWithin('offline', [], s, e).onlineMs).toBe(0);
-  });
-  it('the first transition after the start tells the state at the start', () => {
-    const r = onlineWithin('online', [{ from: 'online', to: 'offline', at: at(2) }, { from: 'offline', to: 'online', at: at(3) }], s, e);
-    expect(r.onlineMs).toBe(9 * 3_600_000);
-    expect(r.onlineThroughout).toBe(false);
-    // Transitions after the window only tell the state: offline until 12:00 means offline all window.
-    expect(onlineWithin('online', [{ from: 'offline', to: 'online', at: at(12) }], s, e).onlineMs).toBe(0);
-    // Transitions before the window are ignored.
-    expect(onlineWithin('online', [{ from: 'offline', to: 'online', at: at(-1) }], s, e).onlineThroughout).toBe(true);
   });
 });
 

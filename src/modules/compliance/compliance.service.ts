@@ -4,11 +4,10 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
-import { DeviceHealthQueries } from '../device-health/device-health.queries';
+import { OnlineTimeService } from '../device-health/online-time.service';
 import { FieldService } from '../patrols/field.service';
-import { changesByDevice, onlineWithin } from '../patrols/online';
 import { RegistryService } from '../registry/registry.service';
-import { addDays, dayStart, schoolHours, shanghaiDate } from '../school-day/calendar';
+import { addDays, dayStart, shanghaiDate } from '../school-day/calendar';
 import { requiredGuardsFor } from '../school-day/staffing';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
@@ -53,7 +52,7 @@ export class ComplianceService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
-    private readonly health: DeviceHealthQueries,
+    private readonly onlineTime: OnlineTimeService,
     private readonly field: FieldService,
     private readonly audit: AuditService,
   ) {}
@@ -74,44 +73,33 @@ export class ComplianceService {
     if (schools.length === 0) return [];
     const whole = !filter.zoneId && !filter.groupId && !filter.schoolId;
     const ids = schools.map((s) => s.id);
-    // Cameras: counted per school in SQL; only those not online now or with a transition since the
-    // day began can have been offline in the window, and only they are read (not the whole fleet).
-    const transitionsAndCameras = this.health
-      .transitionsBetween(dayStart(date), new Date(Math.max(asOf.getTime(), now.getTime()) + 1))
-      .then(async (transitions) => ({ transitions, census: await this.registry.cameraCensus(whole ? undefined : ids, [...new Set(transitions.map((t) => t.deviceId))]) }));
-    const [buttonRows, { transitions, census }, guards, windows, openings] = await Promise.all([
+    // Devices must be online throughout school hours (up to asOf); on a day without school, at asOf.
+    const [buttonRows, online, guards, windows, openings] = await Promise.all([
       this.registry.alarmDeviceStates(whole ? undefined : ids),
-      transitionsAndCameras,
+      this.onlineTime.inSchoolHours(schools, date, asOf, { kinds: ['camera', 'alarm_device'], wholeDistrict: whole, now }),
       this.registry.fullTimeGuardCounts(whole ? undefined : ids),
       this.field.postWindowStatus(schools, date, asOf),
       this.field.gateOpenings(schools, date, asOf),
     ]);
-    const changes = changesByDevice(transitions);
     const group = <T extends { schoolId: string }>(xs: T[]) => {
       const m = new Map<string, T[]>();
       for (const x of xs) (m.get(x.schoolId) ?? m.set(x.schoolId, []).get(x.schoolId)!).push(x);
       return m;
     };
-    const devBySchool = group([...census.watch, ...buttonRows]);
+    const buttonsBySchool = group(buttonRows);
     const winBySchool = group(windows);
     const openBySchool = group(openings);
     const rule = this.config.patrols.staffingRule;
 
     return schools.map((s) => {
-      const hours = schoolHours(s.timetable, s.calendar, date);
-      // Devices must be online throughout school hours (up to now today); on a day without school, at the end of it.
-      const [ws, we] = hours ? [hours.start, asOf < hours.end ? asOf : hours.end] : [asOf, asOf];
-      const offlineCameras: { id: string; name: string }[] = [];
-      const offlineButtons: { id: string; name: string }[] = [];
-      const notLinked: { id: string; name: string }[] = [];
-      let buttons = 0;
-      const cameras = census.counts.get(s.id) ?? 0;
-      for (const d of devBySchool.get(s.id) ?? []) {
-        if (d.kind !== 'camera') buttons++;
-        const ok = we < ws ? d.status === 'online' : onlineWithin(d.status, changes.get(d.id) ?? [], ws, we).onlineThroughout;
-        if (!ok) (d.kind === 'camera' ? offlineCameras : offlineButtons).push({ id: d.id, name: d.name });
-        if (d.kind === 'alarm_device' && !d.policeLinked) notLinked.push({ id: d.id, name: d.name });
-      }
+      const o = online.get(s.id)!;
+      const hours = o.hours;
+      const idName = (d: { id: string; name: string }) => ({ id: d.id, name: d.name });
+      const offlineCameras = o.notAlwaysOnline.filter((d) => d.kind === 'camera').map(idName);
+      const offlineButtons = o.notAlwaysOnline.filter((d) => d.kind === 'alarm_device').map(idName);
+      const notLinked = (buttonsBySchool.get(s.id) ?? []).filter((d) => !d.policeLinked).map(idName);
+      const buttons = o.devices.alarm_device;
+      const cameras = o.devices.camera;
       const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && notLinked.length === 0;
 
       const required = requiredGuardsFor(s, rule);

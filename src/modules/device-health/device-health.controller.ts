@@ -5,6 +5,7 @@ import { CurrentUser, Roles } from '../../infra/access/decorators';
 import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { DeviceHealthQueries } from './device-health.queries';
+import { OnlineTimeService } from './online-time.service';
 import { CreateMaintenanceWindowDto, DeviceListQuery, MaintenanceQuery, OnlineRateQuery, OutageQuery, OverdueQuery, SummaryQuery, TransitionQuery } from './dto';
 
 /** What operators see of device liveness. School security staff see their own school only. */
@@ -12,7 +13,10 @@ import { CreateMaintenanceWindowDto, DeviceListQuery, MaintenanceQuery, OnlineRa
 @ApiBearerAuth()
 @Controller('device-health')
 export class DeviceHealthController {
-  constructor(private readonly q: DeviceHealthQueries) {}
+  constructor(
+    private readonly q: DeviceHealthQueries,
+    private readonly onlineTime: OnlineTimeService,
+  ) {}
 
   /** Online / offline / unknown counts, online rate per zone and a page of schools (worst first). */
   @Roles(...ALL_ROLES)
@@ -69,12 +73,12 @@ export class DeviceHealthController {
     return this.q.overdueFaults({ schoolId: effectiveSchoolFilter(user, query.schoolId) }, query.limit, query.offset);
   }
 
-  /** Online rate per day for one school, school hours only, maintenance windows excluded. */
+  /** Online rate per day for one school, school hours (up to now) only, maintenance windows excluded. */
   @Roles(...ALL_ROLES)
   @Get('online-rate')
   onlineRate(@Query() query: OnlineRateQuery, @CurrentUser() user: AuthUser) {
     assertSchoolScope(user, query.schoolId);
-    return this.q.onlineRate(query.schoolId, query.from, query.to);
+    return this.onlineTime.dailyRate(query.schoolId, query.from, query.to);
   }
 
   @Roles(...ALL_ROLES)

@@ -7,6 +7,7 @@ import { DeviceHealthController } from './device-health.controller';
 import { DeviceHealthQueries } from './device-health.queries';
 import { DeviceHealthService } from './device-health.service';
 import { DeviceIntakeController } from './device-intake.controller';
+import { OnlineTimeService } from './online-time.service';
 
 const SWEEP_SCHEDULER = 'device-health.sweep';
 
@@ -17,8 +18,8 @@ const SWEEP_SCHEDULER = 'device-health.sweep';
 @Module({
   imports: [RegistryModule],
   controllers: [DeviceIntakeController, DeviceHealthController],
-  providers: [DeviceHealthService, DeviceHealthQueries],
-  exports: [DeviceHealthService, DeviceHealthQueries],
+  providers: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService],
+  exports: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService],
 })
 export class DeviceHealthModule implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('DeviceHealth');

@@ -8,12 +8,8 @@ import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { DeviceStatus } from '../registry/registry.constants';
 import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
-import { schoolHours } from '../school-day/calendar';
 import { DeviceHealthService } from './device-health.service';
 import type { CreateMaintenanceWindowDto } from './dto';
-
-const SHANGHAI_OFFSET_MS = 8 * 3_600_000; // Asia/Shanghai has no DST
-const DAY_MS = 86_400_000;
 
 type Counts = { online: number; offline: number; unknown: number; fault: number; total: number; onlineRate: number | null };
 const emptyCounts = (): Counts => ({ online: 0, offline: 0, unknown: 0, fault: 0, total: 0, onlineRate: null });
@@ -24,7 +20,7 @@ function addCount(c: Counts, status: DeviceStatus, n: number): void {
 const finish = <T extends Counts>(c: T): T => ({ ...c, onlineRate: c.total ? round4(c.online / c.total) : null });
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
-/** Read side of device liveness: summaries and pages (never the whole fleet), history, online rate. */
+/** Read side of device liveness: summaries and pages (never the whole fleet), history, faults, maintenance windows (online time: OnlineTimeService). */
 @Injectable()
 export class DeviceHealthQueries {
   constructor(
@@ -152,84 +148,6 @@ export class DeviceHealthQueries {
   }
 
   /**
-   * Online rate of one school per day (Asia/Shanghai): online device-time / device-time, counted
-   * only during school hours on school days and outside declared maintenance windows. A device
-   * whose status is unknown counts as not online. Days with nothing to count have rate null.
-   */
-  async onlineRate(schoolId: string, from: string, to: string) {
-    const school = await this.registry.school(schoolId);
-    const first = Date.parse(`${from}T00:00:00Z`);
-    const last = Date.parse(`${to}T00:00:00Z`);
-    if (!(last >= first)) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
-    if ((last - first) / DAY_MS > 62) throw Errors.validation([{ field: 'to', reason: 'at most 62 days after from' }]);
-    const rangeStart = first - SHANGHAI_OFFSET_MS;
-    const rangeEnd = last + DAY_MS - SHANGHAI_OFFSET_MS;
-
-    const devices = (await this.registry.deviceStatusPage({ schoolId }, 100_000, 0)).items.map((d) => d.id);
-    const before: { device_id: string; to_status: string }[] = await this.db.query(
-      `SELECT DISTINCT ON (device_id) device_id, to_status FROM device_transitions WHERE school_id = $1 AND at < $2 ORDER BY device_id, at DESC, id DESC`,
-      [schoolId, new Date(rangeStart)],
-    );
-    const during: { device_id: string; to_status: string; at: Date }[] = await this.db.query(
-      `SELECT device_id, to_status, at FROM device_transitions WHERE school_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id`,
-      [schoolId, new Date(rangeStart), new Date(rangeEnd)],
-    );
-    const windows: { starts_at: Date; ends_at: Date }[] = await this.db.query(
-      `SELECT starts_at, ends_at FROM maintenance_windows WHERE (school_id = $1 OR school_id IS NULL) AND starts_at < $3 AND ends_at > $2`,
-      [schoolId, new Date(rangeStart), new Date(rangeEnd)],
-    );
-
-    // Online intervals per device over the whole range.
-    const online = new Map<string, [number, number][]>();
-    const state = new Map(before.map((b) => [b.device_id, b.to_status === 'online' ? rangeStart : null] as [string, number | null]));
-    for (const t of during) {
-      const since = state.get(t.device_id) ?? null;
-      const at = new Date(t.at).getTime();
-      if (t.to_status === 'online') {
-        if (since === null) state.set(t.device_id, at);
-      } else if (since !== null) {
-        (online.get(t.device_id) ?? online.set(t.device_id, []).get(t.device_id)!).push([since, at]);
-        state.set(t.device_id, null);
-      }
-    }
-    for (const [id, since] of state) if (since !== null) (online.get(id) ?? online.set(id, []).get(id)!).push([since, rangeEnd]);
-
-    const tt = school.timetable;
-    const days = [];
-    for (let day = first; day <= last; day += DAY_MS) {
-      const date = new Date(day).toISOString().slice(0, 10);
-      const hours = schoolHours(tt, school.calendar, date);
-      const schoolDay = hours !== null;
-      let counted: [number, number][] = [];
-      if (hours) counted = subtract([[hours.start.getTime(), hours.end.getTime()]], windows.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]));
-      const countedMs = counted.reduce((s, [a, b]) => s + (b - a), 0);
-      let onlineMs = 0;
-      if (countedMs > 0) for (const id of devices) for (const iv of online.get(id) ?? []) for (const c of counted) onlineMs += overlap(iv, c);
-      const denominator = countedMs * devices.length;
-      days.push({
-        date,
-        schoolDay,
-        countedSeconds: Math.round(countedMs / 1000),
-        devices: devices.length,
-        onlineRate: denominator > 0 ? round4(onlineMs / denominator) : null,
-      });
-    }
-    return { schoolId, timezone: 'Asia/Shanghai', schoolHours: tt.schoolHours, days };
-  }
-
-  /**
-   * Every status transition in [from, to), oldest first (for audits that reconstruct online time
-   * over a day; a day's transitions are bounded by fleet churn, never one row per heartbeat).
-   */
-  transitionsBetween(from: Date, to: Date): Promise<{ deviceId: string; schoolId: string; from: DeviceStatus; to: DeviceStatus; at: Date }[]> {
-    return this.db.query(
-      `SELECT device_id AS "deviceId", school_id AS "schoolId", from_status AS "from", to_status AS "to", at
-         FROM device_transitions WHERE at >= $1 AND at < $2 ORDER BY at, id`,
-      [from, to],
-    );
-  }
-
-  /**
    * All open faults past liveness.faultOverdueHours at `now` (devices offline > 24 h by default),
    * optionally for some schools; does not wait for the sweep to have flagged them.
    */
@@ -292,23 +210,4 @@ function outageDto(o: Record<string, unknown>) {
     overdue: o.overdue_at !== null,
     overdueAt: o.overdue_at,
   };
-}
-
-const overlap = (a: [number, number], b: [number, number]) => Math.max(0, Math.min(a[1], b[1]) - Math.max(a[0], b[0]));
-
-/** Intervals minus holes. */
-function subtract(base: [number, number][], holes: [number, number][]): [number, number][] {
-  let out = base;
-  for (const [hs, he] of holes) {
-    const next: [number, number][] = [];
-    for (const [s, e] of out) {
-      if (he <= s || hs >= e) next.push([s, e]);
-      else {
-        if (hs > s) next.push([s, hs]);
-        if (he < e) next.push([he, e]);
-      }
-    }
-    out = next;
-  }
-  return out;
 }

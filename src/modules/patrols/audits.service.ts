@@ -9,12 +9,12 @@ import { JobName, QueueName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log/audit.service';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
+import { OnlineTimeService } from '../device-health/online-time.service';
 import { RegistryService } from '../registry/registry.service';
 import { FieldService, unstaffedFinding } from './field.service';
 import { FindingsService, NewFinding } from './findings.service';
-import { changesByDevice, onlineWithin } from './online';
 import { CheckName, CHECKS } from './patrols.constants';
-import { dayStart, schoolHours, shanghaiDate, TZ } from '../school-day/calendar';
+import { schoolHours, shanghaiDate, TZ } from '../school-day/calendar';
 import { requiredGuardsFor } from '../school-day/staffing';
 import { cronProblem, cronSlot, toMinute } from './schedule';
 
@@ -55,6 +55,7 @@ export class AuditsService {
     @Inject(QueueService) private readonly queue: QueueService,
     private readonly registry: RegistryService,
     private readonly health: DeviceHealthQueries,
+    private readonly onlineTime: OnlineTimeService,
     private readonly field: FieldService,
     private readonly findingsSvc: FindingsService,
     private readonly audit: AuditService,
@@ -267,13 +268,8 @@ export class AuditsService {
 
     // Everything the checks read, loaded at once (the queries overlap on the pool instead of queueing behind each other).
     const none = Promise.resolve(null);
-    const [cameraData, buttonRows, faultData, guardCounts, postWindows, openings, patrolCounts] = await Promise.all([
-      want.has('camera_online_rate')
-        ? this.health.transitionsBetween(dayStart(date), new Date(now.getTime() + 1)).then(async (rows) => {
-            const changes = changesByDevice(rows);
-            return { changes, census: await this.registry.cameraCensus(filter, [...changes.keys()]) };
-          })
-        : none,
+    const [online, buttonRows, faultData, guardCounts, postWindows, openings, patrolCounts] = await Promise.all([
+      want.has('camera_online_rate') ? this.onlineTime.inSchoolHours(schools, date, now, { kinds: ['camera'], wholeDistrict, now }) : none,
       want.has('alarm_button') ? this.registry.alarmDeviceStates(filter) : none,
       want.has('device_offline_24h')
         ? this.health.overdueFaultRows(now, filter).then(async (faults) => ({ faults, names: await this.registry.deviceNames([...new Set(faults.map((f) => f.deviceId))]) }))
@@ -284,33 +280,18 @@ export class AuditsService {
       want.has('guard_patrol_count') ? this.field.guardPatrolCounts(ids, date) : none,
     ]);
 
-    if (cameraData) {
-      // Only cameras not online now or with a transition today can fall short: the rest are
-      // counted per school in SQL and contribute their whole window (100,000 rows never reach JS).
-      const { changes, census } = cameraData;
-      const watchBySchool = new Map<string, typeof census.watch>();
-      for (const d of census.watch) (watchBySchool.get(d.schoolId) ?? watchBySchool.set(d.schoolId, []).get(d.schoolId)!).push(d);
+    if (online) {
       const threshold = this.cfg.onlineRateThreshold;
       for (const s of schools) {
-        const hours = schoolHours(s.timetable, s.calendar, date);
-        const camCount = census.counts.get(s.id) ?? 0;
-        if (!hours || now <= hours.start || camCount === 0) {
-          set(s.id, 'camera_online_rate', { status: 'n/a', reason: !hours ? 'no school today' : camCount === 0 ? 'no cameras' : 'before school hours' });
+        const o = online.get(s.id)!;
+        const camCount = o.devices.camera;
+        if (!o.hours || now <= o.hours.start || camCount === 0) {
+          set(s.id, 'camera_online_rate', { status: 'n/a', reason: !o.hours ? 'no school today' : camCount === 0 ? 'no cameras' : 'before school hours' });
           continue;
         }
-        const end = now < hours.end ? now : hours.end;
-        const watched = watchBySchool.get(s.id) ?? [];
-        const windowMs = Math.max(0, end.getTime() - hours.start.getTime());
-        let online = (camCount - watched.length) * windowMs;
-        let total = (camCount - watched.length) * windowMs;
-        const offline: { id: string; name: string; onlineRate: number }[] = [];
-        for (const c of watched) {
-          const r = onlineWithin(c.status, changes.get(c.id) ?? [], hours.start, end);
-          online += r.onlineMs;
-          total += r.windowMs;
-          if (!r.onlineThroughout) offline.push({ id: c.id, name: c.name, onlineRate: r.windowMs ? round4(r.onlineMs / r.windowMs) : 0 });
-        }
-        const rate = total ? round4(online / total) : 1;
+        const total = camCount * (o.window.end.getTime() - o.window.start.getTime());
+        const offline = o.notAlwaysOnline.map((d) => ({ id: d.id, name: d.name, onlineRate: d.windowMs ? round4(d.onlineMs / d.windowMs) : 0 }));
+        const rate = total ? round4(o.onlineMs.camera / total) : 1;
         const ok = rate >= threshold;
         set(s.id, 'camera_online_rate', { status: ok ? 'pass' : 'fail', rate, threshold, cameras: camCount, notAlwaysOnline: offline.length, worst: offline.sort((a, b) => a.onlineRate - b.onlineRate).slice(0, LIST_CAP) });
         if (!ok)

@@ -1,0 +1,196 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { Errors } from '../../infra/http/errors';
+import type { DeviceStatus } from '../registry/registry.constants';
+import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, TZ } from '../school-day/calendar';
+import { changesByDevice, countedWindow, onlineWithin, StatusChange, subtractIntervals } from './online-time';
+
+/** One device's online time in the counted window (milliseconds). */
+export interface DeviceOnlineTime {
+  id: string;
+  kind: WatchedDeviceKind;
+  /** Camera name, or alarm button code + location. */
+  name: string;
+  onlineMs: number;
+  windowMs: number;
+}
+
+/** A school's devices' online time in school hours on one date, as of an instant. */
+export interface SchoolOnlineTime {
+  schoolId: string;
+  /** School hours that date (Asia/Shanghai); null on a day without school. */
+  hours: Interval | null;
+  /**
+   * What was counted: school hours up to `asOf`; before school hours have begun or without
+   * school, the zero-length window at `asOf` (devices are then judged by their state at `asOf`).
+   */
+  window: Interval;
+  /** Devices of each requested kind (0 for a kind not requested). */
+  devices: Record<WatchedDeviceKind, number>;
+  /** Online milliseconds summed over the devices of each kind; at most devices × window length. */
+  onlineMs: Record<WatchedDeviceKind, number>;
+  /** Devices not online throughout the window (for a zero-length window: not online at `asOf`), in registry order, uncapped. */
+  notAlwaysOnline: DeviceOnlineTime[];
+}
+
+/** The online rate of one school on one day, as the online-rate report gives it. */
+export interface DailyOnlineRate {
+  date: string;
+  schoolDay: boolean;
+  /** School hours counted (up to now, minus maintenance windows), in seconds. */
+  countedSeconds: number;
+  devices: number;
+  /** Online device-time / (counted time × devices), 4 decimals; null when nothing was counted. */
+  onlineRate: number | null;
+}
+
+type TransitionRow = StatusChange & { deviceId: string; schoolId: string; from: DeviceStatus; to: DeviceStatus };
+
+const DAY_MS = 86_400_000;
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+/**
+ * The one owner of "online time in school hours" (cameras and alarm buttons): patrol audits,
+ * compliance and the online-rate report all count it here, with the same reconstruction
+ * (src/modules/device-health/online-time.ts) and the same window (school hours from the
+ * school-day kernel, never past the instant judged).
+ */
+@Injectable()
+export class OnlineTimeService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+  ) {}
+
+  /**
+   * Online time in school hours on `date` (Asia/Shanghai) of every device of `kinds` in
+   * `schools`, counted up to `asOf` (see SchoolOnlineTime.window). One result per school.
+   *
+   * Batched for a district: a handful of queries whatever the number of schools. Only devices
+   * that can fall short are read one by one — those not online now and those with a transition
+   * since the day began (read up to `now`, so the current status closes each history); every
+   * other device was online throughout and is counted per school in SQL. `wholeDistrict`: the
+   * schools are the whole registry (no id list is shipped to Postgres). Declared maintenance
+   * windows are not excluded here (audits and compliance judge them like any other time); the
+   * online-rate report excludes them.
+   */
+  async inSchoolHours(
+    schools: (SchoolCalendar & { id: string })[],
+    date: string,
+    asOf: Date,
+    opts: { kinds: readonly WatchedDeviceKind[]; wholeDistrict?: boolean; now?: Date },
+  ): Promise<Map<string, SchoolOnlineTime>> {
+    const out = new Map<string, SchoolOnlineTime>();
+    if (schools.length === 0 || opts.kinds.length === 0) return out;
+    const filter = opts.wholeDistrict ? undefined : schools.map((s) => s.id);
+    const until = new Date(Math.max(asOf.getTime(), (opts.now ?? new Date()).getTime()) + 1);
+    const [changes, buttons] = await Promise.all([
+      this.transitionsBetween(dayStart(date), until).then((rows) => changesByDevice(rows)),
+      opts.kinds.includes('alarm_device') ? this.registry.alarmDeviceStates(filter) : [],
+    ]);
+    const census = opts.kinds.includes('camera') ? await this.registry.cameraCensus(filter, [...changes.keys()]) : null;
+
+    for (const s of schools) {
+      const hours = schoolHours(s.timetable, s.calendar, date);
+      out.set(s.id, {
+        schoolId: s.id,
+        hours,
+        window: countedWindow(hours, asOf),
+        devices: { camera: census?.counts.get(s.id) ?? 0, alarm_device: 0 },
+        onlineMs: { camera: 0, alarm_device: 0 },
+        notAlwaysOnline: [],
+      });
+    }
+    const watched = new Map<string, Record<WatchedDeviceKind, number>>();
+    const watch = (d: { id: string; kind: WatchedDeviceKind; schoolId: string; name: string; status: string }) => {
+      const o = out.get(d.schoolId);
+      if (!o) return;
+      const r = onlineWithin(d.status, changes.get(d.id) ?? [], o.window.start, o.window.end);
+      o.onlineMs[d.kind] += r.onlineMs;
+      const w = watched.get(d.schoolId) ?? watched.set(d.schoolId, { camera: 0, alarm_device: 0 }).get(d.schoolId)!;
+      w[d.kind]++;
+      if (!r.onlineThroughout) o.notAlwaysOnline.push({ id: d.id, kind: d.kind, name: d.name, onlineMs: r.onlineMs, windowMs: r.windowMs });
+    };
+    for (const d of census?.watch ?? []) watch(d);
+    for (const b of buttons) {
+      const o = out.get(b.schoolId);
+      if (o) o.devices.alarm_device++;
+      if (b.status !== 'online' || changes.has(b.id)) watch(b);
+    }
+    // Devices not read one by one were online throughout: each adds the whole window.
+    for (const o of out.values()) {
+      const w = watched.get(o.schoolId);
+      const windowMs = o.window.end.getTime() - o.window.start.getTime();
+      for (const k of ['camera', 'alarm_device'] as const) o.onlineMs[k] += (o.devices[k] - (w?.[k] ?? 0)) * windowMs;
+    }
+    return out;
+  }
+
+  /**
+   * Online rate of one school per day from `from` to `to` (Asia/Shanghai, inclusive, at most 62
+   * days apart): online device-time / device-time over school hours on school days, up to `now`
+   * and outside declared maintenance windows (the school's and district-wide ones). Every
+   * camera and alarm button of the school counts; a status other than online counts as not
+   * online. Days with nothing to count (no school, not yet begun) have rate null.
+   * Errors: 404 unknown school; 400 `to` before `from` or more than 62 days after it.
+   */
+  async dailyRate(schoolId: string, from: string, to: string, now = new Date()): Promise<{ schoolId: string; timezone: string; schoolHours: { start: string; end: string }; days: DailyOnlineRate[] }> {
+    const school = await this.registry.school(schoolId);
+    const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS;
+    if (!(span >= 0)) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
+    if (span > 62) throw Errors.validation([{ field: 'to', reason: 'at most 62 days after from' }]);
+    const rangeStart = dayStart(from);
+    const rangeEnd = dayStart(addDays(to, 1));
+
+    const devices = (await this.registry.deviceStatusPage({ schoolId }, 100_000, 0)).items;
+    const ids = devices.map((d) => d.id);
+    const [during, after, maintenance] = await Promise.all([
+      this.db.query(
+        `SELECT device_id AS "deviceId", from_status AS "from", to_status AS "to", at FROM device_transitions
+          WHERE device_id = ANY($1::uuid[]) AND at >= $2 AND at < $3 ORDER BY at, id`,
+        [ids, rangeStart, rangeEnd],
+      ) as Promise<(StatusChange & { deviceId: string })[]>,
+      // The state at the range's end: the `from` of each device's first later transition (else its current status).
+      this.db.query(
+        `SELECT d.id AS "deviceId", t.from_status AS "from"
+           FROM unnest($1::uuid[]) AS d(id)
+           CROSS JOIN LATERAL (SELECT from_status FROM device_transitions WHERE device_id = d.id AND at >= $2 ORDER BY at, id LIMIT 1) t`,
+        [ids, rangeEnd],
+      ) as Promise<{ deviceId: string; from: DeviceStatus }[]>,
+      this.db.query(`SELECT starts_at, ends_at FROM maintenance_windows WHERE (school_id = $1 OR school_id IS NULL) AND starts_at < $3 AND ends_at > $2`, [
+        schoolId,
+        rangeStart,
+        rangeEnd,
+      ]) as Promise<{ starts_at: Date; ends_at: Date }[]>,
+    ]);
+    const changes = changesByDevice(during);
+    const statusAtEnd = new Map(after.map((r) => [r.deviceId, r.from]));
+    const holes = maintenance.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]);
+
+    const days: DailyOnlineRate[] = [];
+    for (let date = from; date <= to; date = addDays(date, 1)) {
+      const hours = schoolHours(school.timetable, school.calendar, date);
+      const w = countedWindow(hours, now);
+      const counted = w.end > w.start ? subtractIntervals([[w.start.getTime(), w.end.getTime()]], holes) : [];
+      const countedMs = counted.reduce((s, [a, b]) => s + (b - a), 0);
+      let onlineMs = 0;
+      if (countedMs > 0)
+        for (const d of devices)
+          for (const [a, b] of counted) onlineMs += onlineWithin(statusAtEnd.get(d.id) ?? d.status, changes.get(d.id) ?? [], new Date(a), new Date(b)).onlineMs;
+      const denominator = countedMs * devices.length;
+      days.push({ date, schoolDay: hours !== null, countedSeconds: Math.round(countedMs / 1000), devices: devices.length, onlineRate: denominator > 0 ? round4(onlineMs / denominator) : null });
+    }
+    return { schoolId, timezone: TZ, schoolHours: school.timetable.schoolHours, days };
+  }
+
+  /** Every status transition in [from, to), oldest first (a day's are bounded by fleet churn, never one row per heartbeat). */
+  private transitionsBetween(from: Date, to: Date): Promise<TransitionRow[]> {
+    return this.db.query(
+      `SELECT device_id AS "deviceId", school_id AS "schoolId", from_status AS "from", to_status AS "to", at
+         FROM device_transitions WHERE at >= $1 AND at < $2 ORDER BY at, id`,
+      [from, to],
+    );
+  }
+}
