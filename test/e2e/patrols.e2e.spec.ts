@@ -5,6 +5,7 @@ import type { AuthUser } from '../../src/infra/access/roles';
 import { ComplianceService } from '../../src/modules/compliance/compliance.service';
 import { readTable } from '../../src/modules/registry/import/tabular';
 import { AuditsService } from '../../src/modules/patrols/audits.service';
+import { DAY_FACTS, DayFactsService } from '../../src/modules/patrols/day-facts.service';
 import { FieldService } from '../../src/modules/patrols/field.service';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { RoundsService } from '../../src/modules/patrols/rounds.service';
@@ -352,6 +353,32 @@ describe('patrols and compliance over HTTP', () => {
       await t.http().get('/api/v1/compliance/export').expect(401);
       await t.http().post('/api/v1/compliance/snapshots').set(auth(auditor)).send({}).expect(403);
       await t.http().post('/api/v1/compliance/snapshots').set(auth(admin)).send({ date: 'today' }).expect(400);
+    });
+
+    it("loads a school day's facts for audits and compliance in one batch: as many queries for two schools as for one", async () => {
+      const facts = t.app.get(DayFactsService);
+      const registry = t.app.get(RegistryService);
+      const db = t.app.get(DataSource);
+      const [schoolA, schoolB] = await registry.schoolsIn({ ids: [seed.schoolA.id, seed.schoolB.id] });
+      const now = sh(MONDAY, '20:00');
+      const spy = jest.spyOn(db, 'query');
+      try {
+        const one = await facts.load([schoolA], MONDAY, now, DAY_FACTS, { now });
+        const queriesForOne = spy.mock.calls.length;
+        spy.mockClear();
+        const two = await facts.load([schoolA, schoolB], MONDAY, now, DAY_FACTS, { now });
+        expect(spy.mock.calls.length).toBe(queriesForOne);
+        expect(two.get(seed.schoolA.id)).toEqual(one.get(seed.schoolA.id));
+        // Every fact asked for is there, empty rather than missing for a school without any.
+        expect(two.get(seed.schoolB.id)).toMatchObject({ buttons: [], overdueFaults: [], guards: { required: 2, actual: 1 }, posts: [], gates: [], guardPatrols: 0, online: { devices: { camera: 1, alarm_device: 0 } } });
+        expect(two.get(seed.schoolA.id)).toMatchObject({ guards: { required: 2, actual: 2 }, posts: [{ postCode: 'SA-HXG1' }, { postCode: 'SA-HXG1' }], gates: [{ gate: '北门' }], online: { devices: { camera: 2, alarm_device: 1 } } });
+        // Only what is asked for is loaded.
+        spy.mockClear();
+        expect(await facts.load([schoolA], MONDAY, now, ['guards'], { now })).toEqual(new Map([[seed.schoolA.id, { guards: { required: 2, actual: 2, rule: 'gongzhi2015' } }]]));
+        expect(spy.mock.calls.length).toBe(1);
+      } finally {
+        spy.mockRestore();
+      }
     });
   });
 });

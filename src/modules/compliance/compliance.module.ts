@@ -2,7 +2,6 @@ import { Inject, Module, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { DeviceHealthModule } from '../device-health/device-health.module';
 import { PatrolsModule } from '../patrols/patrols.module';
 import { slotFromJobId } from '../patrols/schedule';
 import { RegistryModule } from '../registry/registry.module';
@@ -14,7 +13,7 @@ const SNAPSHOT_SCHEDULER = 'compliance.snapshot';
 
 /** The four targets per school per day: on demand, daily snapshots, district view, trend, exports (issue 6). */
 @Module({
-  imports: [RegistryModule, DeviceHealthModule, PatrolsModule],
+  imports: [RegistryModule, PatrolsModule],
   controllers: [ComplianceController],
   providers: [ComplianceService],
   exports: [ComplianceService],

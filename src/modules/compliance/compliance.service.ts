@@ -1,14 +1,11 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
-import { OnlineTimeService } from '../device-health/online-time.service';
-import { FieldService } from '../patrols/field.service';
+import { DayFact, DayFactsService } from '../patrols/day-facts.service';
 import { RegistryService } from '../registry/registry.service';
 import { addDays, dayStart, shanghaiDate } from '../school-day/calendar';
-import { requiredGuardsFor } from '../school-day/staffing';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -38,6 +35,9 @@ export interface ComplianceFilter {
 }
 
 const LIST_CAP = 50;
+/** What the four targets judge of a school's day. */
+const FACTS: DayFact[] = ['cameraOnline', 'buttonOnline', 'buttons', 'guards', 'posts', 'gates'];
+const idName = (d: { id: string; name: string }) => ({ id: d.id, name: d.name });
 
 /**
  * The four "100%" targets per school per day (校园封闭化管理, 专职保安员配备, 视频监控及一键报警
@@ -49,11 +49,9 @@ export class ComplianceService {
   private readonly logger = new Logger('Compliance');
 
   constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
-    private readonly onlineTime: OnlineTimeService,
-    private readonly field: FieldService,
+    private readonly dayFacts: DayFactsService,
     private readonly audit: AuditService,
   ) {}
 
@@ -72,41 +70,23 @@ export class ComplianceService {
     });
     if (schools.length === 0) return [];
     const whole = !filter.zoneId && !filter.groupId && !filter.schoolId;
-    const ids = schools.map((s) => s.id);
     // Devices must be online throughout school hours (up to asOf); on a day without school, at asOf.
-    const [buttonRows, online, guards, windows, openings] = await Promise.all([
-      this.registry.alarmDeviceStates(whole ? undefined : ids),
-      this.onlineTime.inSchoolHours(schools, date, asOf, { kinds: ['camera', 'alarm_device'], wholeDistrict: whole, now }),
-      this.registry.fullTimeGuardCounts(whole ? undefined : ids),
-      this.field.postWindowStatus(schools, date, asOf),
-      this.field.gateOpenings(schools, date, asOf),
-    ]);
-    const group = <T extends { schoolId: string }>(xs: T[]) => {
-      const m = new Map<string, T[]>();
-      for (const x of xs) (m.get(x.schoolId) ?? m.set(x.schoolId, []).get(x.schoolId)!).push(x);
-      return m;
-    };
-    const buttonsBySchool = group(buttonRows);
-    const winBySchool = group(windows);
-    const openBySchool = group(openings);
-    const rule = this.config.patrols.staffingRule;
+    const facts = await this.dayFacts.load(schools, date, asOf, FACTS, { wholeDistrict: whole, now });
 
     return schools.map((s) => {
-      const o = online.get(s.id)!;
+      const f = facts.get(s.id)!;
+      const o = f.online!;
       const hours = o.hours;
-      const idName = (d: { id: string; name: string }) => ({ id: d.id, name: d.name });
       const offlineCameras = o.notAlwaysOnline.filter((d) => d.kind === 'camera').map(idName);
       const offlineButtons = o.notAlwaysOnline.filter((d) => d.kind === 'alarm_device').map(idName);
-      const notLinked = (buttonsBySchool.get(s.id) ?? []).filter((d) => !d.policeLinked).map(idName);
+      const notLinked = f.buttons!.filter((d) => !d.policeLinked).map(idName);
       const buttons = o.devices.alarm_device;
       const cameras = o.devices.camera;
       const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && notLinked.length === 0;
 
-      const required = requiredGuardsFor(s, rule);
-      const actual = guards.get(s.id) ?? 0;
-
-      const unstaffed = (winBySchool.get(s.id) ?? []).filter((w) => !w.staffed);
-      const gateList = openBySchool.get(s.id) ?? [];
+      const { required, actual, rule } = f.guards!;
+      const unstaffed = f.posts!.filter((w) => !w.staffed);
+      const gateList = f.gates!;
 
       const result = {
         closedCampus: gateList.length === 0,

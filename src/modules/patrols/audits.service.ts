@@ -8,14 +8,12 @@ import type { Page } from '../../infra/http/pagination';
 import { JobName, QueueName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log/audit.service';
-import { DeviceHealthQueries } from '../device-health/device-health.queries';
-import { OnlineTimeService } from '../device-health/online-time.service';
 import { RegistryService } from '../registry/registry.service';
-import { FieldService, unstaffedFinding } from './field.service';
+import { DayFact, DayFactsService } from './day-facts.service';
+import { unstaffedFinding } from './field.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { CheckName, CHECKS } from './patrols.constants';
 import { schoolHours, shanghaiDate, TZ } from '../school-day/calendar';
-import { requiredGuardsFor } from '../school-day/staffing';
 import { cronProblem, cronSlot, toMinute } from './schedule';
 
 export type PlanScope = { kind: 'district' } | { kind: 'zone' | 'group' | 'schools'; ids: string[] };
@@ -54,9 +52,7 @@ export class AuditsService {
     @InjectDataSource() private readonly db: DataSource,
     @Inject(QueueService) private readonly queue: QueueService,
     private readonly registry: RegistryService,
-    private readonly health: DeviceHealthQueries,
-    private readonly onlineTime: OnlineTimeService,
-    private readonly field: FieldService,
+    private readonly dayFacts: DayFactsService,
     private readonly findingsSvc: FindingsService,
     private readonly audit: AuditService,
   ) {}
@@ -252,38 +248,24 @@ export class AuditsService {
   // ------------------------------------------------------------------ checks
 
   /**
-   * Evaluates checks for schools at `now` (Asia/Shanghai day of `now`). Data is loaded once for
-   * all schools (devices, the day's transitions, guards, posts, check-ins): a district of
-   * 5,000 schools and 100,000 cameras is a handful of queries, not one per school.
+   * Evaluates checks for schools at `now` (Asia/Shanghai day of `now`). The facts the checks
+   * read are loaded once for all schools (DayFactsService): a district of 5,000 schools and
+   * 100,000 cameras is a handful of queries, not one per school.
    */
   async evaluate(schools: Awaited<ReturnType<RegistryService['schoolsIn']>>, checks: CheckName[], now: Date, wholeDistrict = false) {
     const want = new Set(checks.filter((c) => (CHECKS as readonly string[]).includes(c)));
     const date = shanghaiDate(now);
-    const ids = schools.map((s) => s.id);
-    const filter = wholeDistrict ? undefined : ids; // the whole district: no id list to ship to Postgres
     const results = new Map<string, Record<string, CheckResult>>(schools.map((s) => [s.id, {}]));
     const findings: NewFinding[] = [];
     const set = (schoolId: string, check: string, r: CheckResult) => (results.get(schoolId)![check] = r);
     if (schools.length === 0) return { results, findings };
+    const facts = await this.dayFacts.load(schools, date, now, [...want].map((c) => CHECK_FACT[c]), { wholeDistrict, now });
+    const factsOf = (id: string) => facts.get(id)!;
 
-    // Everything the checks read, loaded at once (the queries overlap on the pool instead of queueing behind each other).
-    const none = Promise.resolve(null);
-    const [online, buttonRows, faultData, guardCounts, postWindows, openings, patrolCounts] = await Promise.all([
-      want.has('camera_online_rate') ? this.onlineTime.inSchoolHours(schools, date, now, { kinds: ['camera'], wholeDistrict, now }) : none,
-      want.has('alarm_button') ? this.registry.alarmDeviceStates(filter) : none,
-      want.has('device_offline_24h')
-        ? this.health.overdueFaultRows(now, filter).then(async (faults) => ({ faults, names: await this.registry.deviceNames([...new Set(faults.map((f) => f.deviceId))]) }))
-        : none,
-      want.has('guard_staffing') ? this.registry.fullTimeGuardCounts(filter) : none,
-      want.has('post_unstaffed') ? this.field.postWindowStatus(schools, date, now) : none,
-      want.has('gate_open') ? this.field.gateOpenings(schools, date, now) : none,
-      want.has('guard_patrol_count') ? this.field.guardPatrolCounts(ids, date) : none,
-    ]);
-
-    if (online) {
+    if (want.has('camera_online_rate')) {
       const threshold = this.cfg.onlineRateThreshold;
       for (const s of schools) {
-        const o = online.get(s.id)!;
+        const o = factsOf(s.id).online!;
         const camCount = o.devices.camera;
         if (!o.hours || now <= o.hours.start || camCount === 0) {
           set(s.id, 'camera_online_rate', { status: 'n/a', reason: !o.hours ? 'no school today' : camCount === 0 ? 'no cameras' : 'before school hours' });
@@ -308,12 +290,10 @@ export class AuditsService {
       }
     }
 
-    if (buttonRows) {
-      const bySchool = new Map<string, typeof buttonRows>();
-      for (const d of buttonRows) (bySchool.get(d.schoolId) ?? bySchool.set(d.schoolId, []).get(d.schoolId)!).push(d);
+    if (want.has('alarm_button')) {
       const testCutoff = now.getTime() - this.cfg.alarmTestOverdueDays * 86_400_000;
       for (const s of schools) {
-        const buttons = bySchool.get(s.id) ?? [];
+        const buttons = factsOf(s.id).buttons!;
         const bad: { id: string; name: string; problems: string[] }[] = [];
         for (const b of buttons) {
           const problems: string[] = [];
@@ -341,16 +321,13 @@ export class AuditsService {
       }
     }
 
-    if (faultData) {
-      const { faults, names } = faultData;
-      const bySchool = new Map<string, typeof faults>();
-      for (const f of faults) if (results.has(f.schoolId)) (bySchool.get(f.schoolId) ?? bySchool.set(f.schoolId, []).get(f.schoolId)!).push(f);
+    if (want.has('device_offline_24h')) {
       for (const s of schools) {
-        const list = bySchool.get(s.id) ?? [];
-        set(s.id, 'device_offline_24h', { status: list.length ? 'fail' : 'pass', devices: list.length, list: list.slice(0, LIST_CAP).map((f) => ({ id: f.deviceId, kind: f.kind, name: names.get(f.deviceId) ?? '', since: f.since })) });
+        const list = factsOf(s.id).overdueFaults!;
+        set(s.id, 'device_offline_24h', { status: list.length ? 'fail' : 'pass', devices: list.length, list: list.slice(0, LIST_CAP).map((f) => ({ id: f.deviceId, kind: f.kind, name: f.name ?? '', since: f.since })) });
         for (const f of list) {
           const hours = Math.floor((now.getTime() - new Date(f.since).getTime()) / 3_600_000);
-          const name = names.get(f.deviceId) ?? f.deviceId;
+          const name = f.name ?? f.deviceId;
           findings.push({
             source: 'audit',
             check: 'device_offline_24h',
@@ -366,12 +343,10 @@ export class AuditsService {
       }
     }
 
-    if (guardCounts) {
-      const counts = guardCounts;
+    if (want.has('guard_staffing')) {
       for (const s of schools) {
-        const required = requiredGuardsFor(s, this.cfg.staffingRule);
-        const actual = counts.get(s.id) ?? 0;
-        set(s.id, 'guard_staffing', { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), rule: this.cfg.staffingRule });
+        const { required, actual, rule } = factsOf(s.id).guards!;
+        set(s.id, 'guard_staffing', { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), rule });
         if (actual < required)
           findings.push({
             source: 'audit',
@@ -380,29 +355,24 @@ export class AuditsService {
             subjectKind: 'school',
             subjectLabel: s.name,
             message: `${s.name} 专职保安员 ${actual} 人，应配 ${required} 人，缺 ${required - actual} 人`,
-            detail: { required, actual, rule: this.cfg.staffingRule },
+            detail: { required, actual, rule },
             at: now,
           });
       }
     }
 
-    if (postWindows) {
-      const windows = postWindows;
-      const bySchool = new Map<string, typeof windows>();
-      for (const w of windows) (bySchool.get(w.schoolId) ?? bySchool.set(w.schoolId, []).get(w.schoolId)!).push(w);
+    if (want.has('post_unstaffed')) {
       for (const s of schools) {
-        const list = bySchool.get(s.id) ?? [];
+        const list = factsOf(s.id).posts!;
         const bad = list.filter((w) => !w.staffed);
         set(s.id, 'post_unstaffed', list.length ? { status: bad.length ? 'fail' : 'pass', windows: list.length, unstaffed: bad.map(windowReason) } : { status: 'n/a', reason: 'no post window due yet today' });
         for (const w of bad) findings.push(unstaffedFinding(w, 'audit', null));
       }
     }
 
-    if (openings) {
-      const bySchool = new Map<string, typeof openings>();
-      for (const o of openings) (bySchool.get(o.schoolId) ?? bySchool.set(o.schoolId, []).get(o.schoolId)!).push(o);
+    if (want.has('gate_open')) {
       for (const s of schools) {
-        const list = bySchool.get(s.id) ?? [];
+        const list = factsOf(s.id).gates!;
         const hours = schoolHours(s.timetable, s.calendar, date);
         set(s.id, 'gate_open', !hours ? { status: 'n/a', reason: 'no school today' } : { status: list.length ? 'fail' : 'pass', openings: list.map((o) => ({ gate: o.gate, at: o.at, source: o.source })) });
         // Round verdicts already are findings; gate events become one here.
@@ -421,12 +391,11 @@ export class AuditsService {
       }
     }
 
-    if (patrolCounts) {
-      const counts = patrolCounts;
+    if (want.has('guard_patrol_count')) {
       const min = this.cfg.guardPatrolDailyMinimum;
       for (const s of schools) {
         const hours = schoolHours(s.timetable, s.calendar, date);
-        const n = counts.get(s.id) ?? 0;
+        const n = factsOf(s.id).guardPatrols!;
         if (!hours || now < hours.end) {
           set(s.id, 'guard_patrol_count', { status: 'n/a', count: n, minimum: min, reason: !hours ? 'no school today' : 'judged after school hours' });
           continue;
@@ -449,6 +418,17 @@ export class AuditsService {
     return { results, findings };
   }
 }
+
+/** The day fact each check judges. */
+const CHECK_FACT: Record<CheckName, DayFact> = {
+  camera_online_rate: 'cameraOnline',
+  device_offline_24h: 'overdueFaults',
+  alarm_button: 'buttons',
+  post_unstaffed: 'posts',
+  guard_staffing: 'guards',
+  gate_open: 'gates',
+  guard_patrol_count: 'guardPatrols',
+};
 
 const BUTTON_PROBLEM: Record<string, string> = { no_heartbeat: '无心跳', not_police_linked: '未与公安联网', test_overdue: '测试超期' };
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;

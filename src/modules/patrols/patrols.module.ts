@@ -5,6 +5,7 @@ import { QueueService } from '../../infra/queue/queue.service';
 import { DeviceHealthModule } from '../device-health/device-health.module';
 import { RegistryModule } from '../registry/registry.module';
 import { AuditsService } from './audits.service';
+import { DayFactsService } from './day-facts.service';
 import { FieldService } from './field.service';
 import { FindingsService } from './findings.service';
 import { FieldController, FindingsController, PatrolPlansController, PatrolRunsController, RoundsController } from './patrols.controller';
@@ -20,8 +21,8 @@ const POST_CHECK_SCHEDULER = 'patrols.post-check';
 @Module({
   imports: [RegistryModule, DeviceHealthModule],
   controllers: [PatrolPlansController, PatrolRunsController, FindingsController, FieldController, RoundsController],
-  providers: [AuditsService, FieldService, FindingsService, RoundsService],
-  exports: [AuditsService, FieldService, FindingsService],
+  providers: [AuditsService, DayFactsService, FieldService, FindingsService, RoundsService],
+  exports: [AuditsService, DayFactsService, FieldService, FindingsService],
 })
 export class PatrolsModule implements OnModuleInit {
   private readonly logger = new Logger('Patrols');
