@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log/audit.service';
 import { DayFact, DayFactsService } from '../patrols/day-facts.service';
+import { windowReason } from '../patrols/field.service';
 import { RegistryService } from '../registry/registry.service';
 import { addDays, dayStart, shanghaiDate } from '../school-day/calendar';
 
@@ -109,7 +110,7 @@ export class ComplianceService {
           ...(buttons === 0 ? { noAlarmButton: true } : {}),
           ...(cameras === 0 ? { noCamera: true } : {}),
         };
-      if (!result.posts) reasons.posts = { windows: unstaffed.map((w) => ({ postId: w.postId, post: w.postCode, gate: w.gate, window: w.kind, start: w.start, required: w.required, present: w.present })) };
+      if (!result.posts) reasons.posts = { windows: unstaffed.map(windowReason) };
       return {
         date,
         schoolId: s.id,

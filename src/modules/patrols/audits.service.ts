@@ -9,11 +9,11 @@ import { JobName, QueueName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log/audit.service';
 import { RegistryService } from '../registry/registry.service';
-import { DayFact, DayFactsService } from './day-facts.service';
-import { unstaffedFinding } from './field.service';
+import { shanghaiDate, TZ } from '../school-day/calendar';
+import { AUDIT_CHECKS, CheckContext, CheckResult } from './audit-checks';
+import { DayFactsService } from './day-facts.service';
 import { FindingsService, NewFinding } from './findings.service';
-import { CheckName, CHECKS } from './patrols.constants';
-import { schoolHours, shanghaiDate, TZ } from '../school-day/calendar';
+import { CheckName } from './patrols.constants';
 import { cronProblem, cronSlot, toMinute } from './schedule';
 
 export type PlanScope = { kind: 'district' } | { kind: 'zone' | 'group' | 'schools'; ids: string[] };
@@ -25,17 +25,10 @@ export interface PlanInput {
   enabled?: boolean;
 }
 
-/** One check's verdict for one school in a run. */
-export interface CheckResult {
-  status: 'pass' | 'fail' | 'n/a';
-  [k: string]: unknown;
-}
-
 const PLAN_COLS = `id, name, cron, scope, checks, enabled, created_by AS "createdBy", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const RUN_COLS = `id, plan_id AS "planId", slot, evaluated_at AS "evaluatedAt", trigger, checks, school_count AS "schoolCount", failed_school_count AS "failedSchoolCount",
   finding_count AS "findingCount", duration_ms AS "durationMs", created_at AS "createdAt"`;
 export const schedulerId = (planId: string) => `patrol-plan:${planId}`;
-const LIST_CAP = 20; // devices named in one school's result (the count is always complete)
 
 /**
  * Scheduled patrol audits: plans (cron in Asia/Shanghai, scope, checks) mirrored as BullMQ job
@@ -248,193 +241,26 @@ export class AuditsService {
   // ------------------------------------------------------------------ checks
 
   /**
-   * Evaluates checks for schools at `now` (Asia/Shanghai day of `now`). The facts the checks
-   * read are loaded once for all schools (DayFactsService): a district of 5,000 schools and
-   * 100,000 cameras is a handful of queries, not one per school.
+   * Evaluates checks for schools at `now` (Asia/Shanghai day of `now`): the facts the checks
+   * read are loaded once for all schools (DayFactsService: a district of 5,000 schools and
+   * 100,000 cameras is a handful of queries, not one per school), then each check
+   * (audit-checks.ts) judges each school. Results per school and check; findings in check order.
    */
   async evaluate(schools: Awaited<ReturnType<RegistryService['schoolsIn']>>, checks: CheckName[], now: Date, wholeDistrict = false) {
-    const want = new Set(checks.filter((c) => (CHECKS as readonly string[]).includes(c)));
-    const date = shanghaiDate(now);
+    const want = AUDIT_CHECKS.filter((c) => checks.includes(c.name));
     const results = new Map<string, Record<string, CheckResult>>(schools.map((s) => [s.id, {}]));
     const findings: NewFinding[] = [];
-    const set = (schoolId: string, check: string, r: CheckResult) => (results.get(schoolId)![check] = r);
-    if (schools.length === 0) return { results, findings };
-    const facts = await this.dayFacts.load(schools, date, now, [...want].map((c) => CHECK_FACT[c]), { wholeDistrict, now });
-    const factsOf = (id: string) => facts.get(id)!;
-
-    if (want.has('camera_online_rate')) {
-      const threshold = this.cfg.onlineRateThreshold;
+    if (schools.length === 0 || want.length === 0) return { results, findings };
+    const ctx: CheckContext = { now, date: shanghaiDate(now), cfg: this.cfg };
+    const facts = await this.dayFacts.load(schools, ctx.date, now, want.map((c) => c.fact), { wholeDistrict, now });
+    for (const check of want)
       for (const s of schools) {
-        const o = factsOf(s.id).online!;
-        const camCount = o.devices.camera;
-        if (!o.hours || now <= o.hours.start || camCount === 0) {
-          set(s.id, 'camera_online_rate', { status: 'n/a', reason: !o.hours ? 'no school today' : camCount === 0 ? 'no cameras' : 'before school hours' });
-          continue;
-        }
-        const total = camCount * (o.window.end.getTime() - o.window.start.getTime());
-        const offline = o.notAlwaysOnline.map((d) => ({ id: d.id, name: d.name, onlineRate: d.windowMs ? round4(d.onlineMs / d.windowMs) : 0 }));
-        const rate = total ? round4(o.onlineMs.camera / total) : 1;
-        const ok = rate >= threshold;
-        set(s.id, 'camera_online_rate', { status: ok ? 'pass' : 'fail', rate, threshold, cameras: camCount, notAlwaysOnline: offline.length, worst: offline.sort((a, b) => a.onlineRate - b.onlineRate).slice(0, LIST_CAP) });
-        if (!ok)
-          findings.push({
-            source: 'audit',
-            check: 'camera_online_rate',
-            schoolId: s.id,
-            subjectKind: 'school',
-            subjectLabel: s.name,
-            message: `${s.name} 上课时段摄像机在线率 ${pct(rate)}，低于 ${pct(threshold)}`,
-            detail: { rate, threshold, cameras: camCount, worst: offline.slice(0, LIST_CAP) },
-            at: now,
-          });
+        const { result, findings: found } = check.judge(s, facts.get(s.id)!, ctx);
+        results.get(s.id)![check.name] = result;
+        for (const f of found) findings.push(f);
       }
-    }
-
-    if (want.has('alarm_button')) {
-      const testCutoff = now.getTime() - this.cfg.alarmTestOverdueDays * 86_400_000;
-      for (const s of schools) {
-        const buttons = factsOf(s.id).buttons!;
-        const bad: { id: string; name: string; problems: string[] }[] = [];
-        for (const b of buttons) {
-          const problems: string[] = [];
-          if (b.status !== 'online') problems.push('no_heartbeat');
-          if (!b.policeLinked) problems.push('not_police_linked');
-          if (!b.lastTestAt || new Date(b.lastTestAt).getTime() < testCutoff) problems.push('test_overdue');
-          if (problems.length) {
-            bad.push({ id: b.id, name: b.name, problems });
-            findings.push({
-              source: 'audit',
-              check: 'alarm_button',
-              schoolId: s.id,
-              subjectKind: 'alarm_device',
-              subjectId: b.id,
-              subjectLabel: b.name,
-              message: `一键报警 ${b.name}：${problems.map((p) => BUTTON_PROBLEM[p]).join('、')}`,
-              detail: { problems, status: b.status, lastTestAt: b.lastTestAt },
-              at: now,
-            });
-          }
-        }
-        set(s.id, 'alarm_button', buttons.length === 0 ? { status: 'fail', buttons: 0, reason: 'no alarm button' } : { status: bad.length ? 'fail' : 'pass', buttons: buttons.length, bad: bad.slice(0, LIST_CAP) });
-        if (buttons.length === 0)
-          findings.push({ source: 'audit', check: 'alarm_button', schoolId: s.id, subjectKind: 'school', subjectLabel: s.name, message: `${s.name} 未配备一键报警`, at: now });
-      }
-    }
-
-    if (want.has('device_offline_24h')) {
-      for (const s of schools) {
-        const list = factsOf(s.id).overdueFaults!;
-        set(s.id, 'device_offline_24h', { status: list.length ? 'fail' : 'pass', devices: list.length, list: list.slice(0, LIST_CAP).map((f) => ({ id: f.deviceId, kind: f.kind, name: f.name ?? '', since: f.since })) });
-        for (const f of list) {
-          const hours = Math.floor((now.getTime() - new Date(f.since).getTime()) / 3_600_000);
-          const name = f.name ?? f.deviceId;
-          findings.push({
-            source: 'audit',
-            check: 'device_offline_24h',
-            schoolId: s.id,
-            subjectKind: f.kind,
-            subjectId: f.deviceId,
-            subjectLabel: name,
-            message: `${f.kind === 'camera' ? '摄像机' : '一键报警'} ${name} 已离线 ${hours} 小时`,
-            detail: { since: f.since, hours },
-            at: now,
-          });
-        }
-      }
-    }
-
-    if (want.has('guard_staffing')) {
-      for (const s of schools) {
-        const { required, actual, rule } = factsOf(s.id).guards!;
-        set(s.id, 'guard_staffing', { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), rule });
-        if (actual < required)
-          findings.push({
-            source: 'audit',
-            check: 'guard_staffing',
-            schoolId: s.id,
-            subjectKind: 'school',
-            subjectLabel: s.name,
-            message: `${s.name} 专职保安员 ${actual} 人，应配 ${required} 人，缺 ${required - actual} 人`,
-            detail: { required, actual, rule },
-            at: now,
-          });
-      }
-    }
-
-    if (want.has('post_unstaffed')) {
-      for (const s of schools) {
-        const list = factsOf(s.id).posts!;
-        const bad = list.filter((w) => !w.staffed);
-        set(s.id, 'post_unstaffed', list.length ? { status: bad.length ? 'fail' : 'pass', windows: list.length, unstaffed: bad.map(windowReason) } : { status: 'n/a', reason: 'no post window due yet today' });
-        for (const w of bad) findings.push(unstaffedFinding(w, 'audit', null));
-      }
-    }
-
-    if (want.has('gate_open')) {
-      for (const s of schools) {
-        const list = factsOf(s.id).gates!;
-        const hours = schoolHours(s.timetable, s.calendar, date);
-        set(s.id, 'gate_open', !hours ? { status: 'n/a', reason: 'no school today' } : { status: list.length ? 'fail' : 'pass', openings: list.map((o) => ({ gate: o.gate, at: o.at, source: o.source })) });
-        // Round verdicts already are findings; gate events become one here.
-        for (const o of list.filter((x) => x.source === 'gate_event'))
-          findings.push({
-            source: 'audit',
-            check: 'gate_open',
-            schoolId: s.id,
-            subjectKind: 'gate',
-            subjectLabel: o.gate,
-            message: `${s.name} ${o.gate} 上课时段开启超过 ${this.cfg.gateOpenToleranceMinutes} 分钟`,
-            detail: { at: o.at, eventId: o.eventId },
-            dedupKey: `gate:${o.eventId}`,
-            at: o.at,
-          });
-      }
-    }
-
-    if (want.has('guard_patrol_count')) {
-      const min = this.cfg.guardPatrolDailyMinimum;
-      for (const s of schools) {
-        const hours = schoolHours(s.timetable, s.calendar, date);
-        const n = factsOf(s.id).guardPatrols!;
-        if (!hours || now < hours.end) {
-          set(s.id, 'guard_patrol_count', { status: 'n/a', count: n, minimum: min, reason: !hours ? 'no school today' : 'judged after school hours' });
-          continue;
-        }
-        set(s.id, 'guard_patrol_count', { status: n >= min ? 'pass' : 'fail', count: n, minimum: min });
-        if (n < min)
-          findings.push({
-            source: 'audit',
-            check: 'guard_patrol_count',
-            schoolId: s.id,
-            subjectKind: 'school',
-            subjectLabel: s.name,
-            message: `${s.name} 今日保安巡查 ${n} 次，少于 ${min} 次`,
-            detail: { count: n, minimum: min, date },
-            dedupKey: `guard_patrols:${s.id}:${date}`,
-            at: now,
-          });
-      }
-    }
     return { results, findings };
   }
 }
 
-/** The day fact each check judges. */
-const CHECK_FACT: Record<CheckName, DayFact> = {
-  camera_online_rate: 'cameraOnline',
-  device_offline_24h: 'overdueFaults',
-  alarm_button: 'buttons',
-  post_unstaffed: 'posts',
-  guard_staffing: 'guards',
-  gate_open: 'gates',
-  guard_patrol_count: 'guardPatrols',
-};
-
-const BUTTON_PROBLEM: Record<string, string> = { no_heartbeat: '无心跳', not_police_linked: '未与公安联网', test_overdue: '测试超期' };
-const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const normScope = (s: PlanScope): PlanScope => (s.kind === 'district' ? { kind: 'district' } : { kind: s.kind, ids: [...new Set(s.ids)] });
-
-export function windowReason(w: { postId: string; postCode: string; gate: string; kind: string; start: Date; required: number; present: number }) {
-  return { postId: w.postId, post: w.postCode, gate: w.gate, window: w.kind, start: w.start, required: w.required, present: w.present };
-}

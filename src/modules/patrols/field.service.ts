@@ -265,6 +265,11 @@ export class FieldService {
   }
 }
 
+/** An understaffed post window as audit results and compliance reasons list it. */
+export function windowReason(w: PostWindowStatus) {
+  return { postId: w.postId, post: w.postCode, gate: w.gate, window: w.kind, start: w.start, required: w.required, present: w.present };
+}
+
 /** The finding an understaffed post window becomes (dedup per post and window). */
 export function unstaffedFinding(w: PostWindowStatus, source: 'post' | 'audit', runId: string | null): NewFinding {
   const kind = w.kind === 'arrival' ? '上学' : '放学';
