@@ -5,7 +5,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
-import { Gb28181Service } from '../../src/modules/gb28181/gb28181.service';
+import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
+import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -49,7 +50,7 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
       },
       liveness: { sweepEveryMs: 0 },
     });
-    port = t.app.get(Gb28181Service).port;
+    port = t.app.get(SipServer).port;
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     work = mkdtempSync(join(tmpdir(), 'sipp-'));
@@ -170,7 +171,7 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
 
   it('registers a device with digest (its own password), with a GB Date, and adopts the school of its cameras', async () => {
     await expectSipp('register.xml', { rows: [[DEV_A, creds(DEV_A, 'own-pass-01')]] });
-    await t.app.get(Gb28181Service).flushRegistrations();
+    await t.app.get(GbDeviceStates).flushRegistrations();
     const d = await device(DEV_A);
     expect(d).toMatchObject({ registered: true, schoolId: seed.schoolA.id, transport: 'UDP' });
   });

@@ -9,7 +9,9 @@ import { GB_ID_PATTERN } from '../registry/registry.constants';
 import { RegistryService } from '../registry/registry.service';
 import { ha1 } from './digest';
 import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, UpdateGbDeviceDto } from './dto';
-import { Gb28181Service } from './gb28181.service';
+import { GbCameras } from './gb-cameras';
+import { GbCatalog } from './gb-catalog';
+import { GbDeviceStates } from './gb-device-states';
 import { Gb28181Store } from './gb28181.store';
 
 const GbIdParam = () =>
@@ -26,7 +28,9 @@ const GbIdParam = () =>
 @Controller('gb28181')
 export class Gb28181Controller {
   constructor(
-    private readonly sip: Gb28181Service,
+    private readonly states: GbDeviceStates,
+    private readonly cameras: GbCameras,
+    private readonly catalog: GbCatalog,
     private readonly store: Gb28181Store,
     private readonly registry: RegistryService,
     private readonly audit: AuditService,
@@ -37,12 +41,12 @@ export class Gb28181Controller {
   @Roles('admin')
   @Get('devices')
   async devices(@Query() q: GbDeviceQuery) {
-    await this.sip.flushRegistrations().catch(() => undefined);
+    await this.states.flushRegistrations().catch(() => undefined);
     const limit = q.limit ?? 50;
     const offset = q.offset ?? 0;
     const page = await this.store.listDevices({ schoolId: q.schoolId, registered: q.registered, limit, offset });
     const items = page.items.map((d) => {
-      const live = this.sip.live(d.deviceId as string);
+      const live = this.states.live(d.deviceId as string);
       return live ? { ...d, registered: live.registered, expiresAt: live.expiresAt, lastKeepaliveAt: live.lastKeepaliveAt ?? d.lastKeepaliveAt } : d;
     });
     return { items, total: page.total, limit, offset };
@@ -56,10 +60,10 @@ export class Gb28181Controller {
     if (dto.schoolId) await this.registry.school(dto.schoolId).catch(() => {
       throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
     });
-    const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.sip.domain, dto.password);
-    await this.sip.flushRegistrations().catch(() => undefined);
+    const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.states.domain, dto.password);
+    await this.states.flushRegistrations().catch(() => undefined);
     await this.db.transaction(async (m) => {
-      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.sip.domain, schoolId: dto.schoolId });
+      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.states.domain, schoolId: dto.schoolId });
       await this.audit.record(m, {
         action: before ? 'update' : 'create',
         entity: 'gb_device',
@@ -69,8 +73,8 @@ export class Gb28181Controller {
         after: { deviceId, ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}), ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}) },
       });
     });
-    this.sip.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId });
-    const placed = dto.schoolId ? await this.sip.placeChannels(deviceId, dto.schoolId) : [];
+    this.states.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId });
+    const placed = dto.schoolId ? await this.cameras.placeChannels(deviceId, dto.schoolId) : [];
     return { deviceId, schoolId: dto.schoolId, ownPassword: h1 === undefined ? undefined : h1 !== null, placed };
   }
 
@@ -79,7 +83,7 @@ export class Gb28181Controller {
   @Post('devices/:deviceId/query')
   @HttpCode(202)
   async query(@GbIdParam() deviceId: string) {
-    const r = await this.sip.requery(deviceId);
+    const r = await this.catalog.requery(deviceId);
     if (!r) throw Errors.conflict(ErrorCode.GB28181.NOT_REGISTERED, '设备未注册，无法查询');
     return r;
   }
@@ -104,7 +108,7 @@ export class Gb28181Controller {
     const byDevice = new Map<string, AssignChannelsDto['channels']>();
     for (const c of dto.channels) (byDevice.get(c.deviceId) ?? byDevice.set(c.deviceId, []).get(c.deviceId)!).push(c);
     const placed = [];
-    for (const [deviceId, list] of byDevice) placed.push(...(await this.sip.placeChannels(deviceId, dto.schoolId, list)));
+    for (const [deviceId, list] of byDevice) placed.push(...(await this.cameras.placeChannels(deviceId, dto.schoolId, list)));
     const done = new Set(placed.map((p) => p.deviceId + p.channelId));
     const notFound = dto.channels.filter((c) => !done.has(c.deviceId + c.channelId)).map((c) => ({ deviceId: c.deviceId, channelId: c.channelId }));
     return { placed, notFound };

@@ -1,0 +1,129 @@
+import { Injectable } from '@nestjs/common';
+import { DeviceHealthService } from '../device-health/device-health.service';
+import { RegistryService } from '../registry/registry.service';
+import { isOrganisationNode } from './gb-codes';
+import { DeviceState, GbDeviceStates } from './gb-device-states';
+import { sipEvents } from './gb28181.metrics';
+import { Gb28181Store } from './gb28181.store';
+
+/** A channel an admin places, with optional overrides of what the device reported. */
+export interface ChannelPlacement {
+  channelId: string;
+  name?: string;
+  areaKind?: string;
+  location?: string;
+}
+
+export interface PlacedChannel {
+  deviceId: string;
+  channelId: string;
+  cameraId: string;
+  created: boolean;
+}
+
+/**
+ * The link between GB/T 28181 devices and registry cameras: which cameras a device's keepalives
+ * stand for, placing reported channels as cameras, and keeping the liveness index in step so a
+ * new camera's first keepalive counts.
+ */
+@Injectable()
+export class GbCameras {
+  private indexLoad: Promise<void> | null = null;
+  private indexAgain = false;
+
+  constructor(
+    private readonly store: Gb28181Store,
+    private readonly states: GbDeviceStates,
+    private readonly registry: RegistryService,
+    private readonly health: DeviceHealthService,
+  ) {}
+
+  /**
+   * Registry cameras of a device (looked up once, then after catalogs and assignments). A device
+   * with no school yet inherits the school of cameras already registered under its id.
+   */
+  camerasOf(state: DeviceState, reload = false): Promise<string[]> {
+    if (state.cameraIds && !reload) return Promise.resolve(state.cameraIds);
+    state.loadingCameras ??= (async () => {
+      try {
+        const cams = await this.registry.gbDeviceCameras(state.deviceId);
+        state.cameraIds = cams.map((c) => c.id);
+        if (!state.schoolId && cams.length) {
+          state.schoolId = cams[0].schoolId;
+          this.states.touch(state.deviceId);
+        }
+        // Cameras the liveness index has not seen yet (just created) join it now, with a deadline.
+        if (state.cameraIds.some((c) => !this.health.index.get(c))) await this.refreshIndex();
+        return state.cameraIds;
+      } finally {
+        state.loadingCameras = null;
+      }
+    })();
+    return state.loadingCameras;
+  }
+
+  /** Registration ended: the device's cameras go offline at the next device-health sweep. */
+  async expire(state: DeviceState, at: number): Promise<void> {
+    const ids = await this.camerasOf(state);
+    if (ids.length) await this.health.expire(ids, new Date(at));
+  }
+
+  /**
+   * Creates registry cameras for a device's unplaced channels (organisation nodes excepted)
+   * under a school, links them, and brings them into device health.
+   */
+  async placeChannels(deviceId: string, schoolId: string, only?: ChannelPlacement[]): Promise<PlacedChannel[]> {
+    const placed = await this.store.db.transaction(async (m) => {
+      const rows = (await this.store.unplacedChannels(deviceId, only?.map((o) => o.channelId), m)).filter((c) => !isOrganisationNode(c.channelId));
+      const extra = new Map((only ?? []).map((o) => [o.channelId, o]));
+      const cams = await this.registry.provisionGbCameras(
+        schoolId,
+        rows.map((r) => ({
+          deviceId,
+          channelId: r.channelId,
+          name: extra.get(r.channelId)?.name ?? r.name,
+          areaKind: extra.get(r.channelId)?.areaKind,
+          location: extra.get(r.channelId)?.location,
+          vendor: r.manufacturer,
+          model: r.model,
+        })),
+        m,
+      );
+      await this.store.linkCameras(
+        m,
+        cams.map((c) => ({ deviceId: c.deviceId, channelId: c.channelId, cameraId: c.id })),
+      );
+      return cams.map((c) => ({ deviceId: c.deviceId, channelId: c.channelId, cameraId: c.id, created: c.created }));
+    });
+    if (placed.length) {
+      sipEvents.inc({ event: 'channels_placed' }, placed.length);
+      const state = this.states.devices.get(deviceId);
+      if (state) await this.camerasOf(state, true);
+      else await this.refreshIndex();
+    }
+    return placed;
+  }
+
+  /**
+   * New cameras join the liveness index with a deadline (as the worker's periodic refresh would
+   * do a little later), so their first keepalive records them online. Concurrent callers share
+   * one load; a call during a load gets one more load after it (to see rows committed meanwhile).
+   */
+  private refreshIndex(): Promise<void> {
+    if (this.indexLoad) {
+      this.indexAgain = true;
+      return this.indexLoad;
+    }
+    this.indexLoad = (async () => {
+      try {
+        do {
+          this.indexAgain = false;
+          await this.health.loadIndex({ seedAt: Date.now() });
+        } while (this.indexAgain);
+      } finally {
+        this.indexLoad = null;
+      }
+    })();
+    return this.indexLoad;
+  }
+}

@@ -1,0 +1,139 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { malformedInput } from '../../infra/observability/metrics';
+import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { GbCameras } from './gb-cameras';
+import { DeviceState, GbDeviceStates } from './gb-device-states';
+import type { Gb28181Config } from '../../config/sections';
+import { sipEvents } from './gb28181.metrics';
+import { CatalogItem, Gb28181Store } from './gb28181.store';
+import { buildManscdp, child, childText, ManscdpMessage } from './manscdp';
+import { SipClient } from './sip-client';
+import { SipEndpoint } from './sip-endpoint';
+
+interface CatalogAssembly {
+  deviceId: string;
+  sumNum: number;
+  items: Map<string, CatalogItem>;
+  timer: NodeJS.Timeout;
+}
+
+const CATALOG_MAX_ITEMS = 10_000;
+
+/**
+ * What a device has: the platform's Catalog (§9.5.3) and DeviceInfo (§9.5.4) queries, and their
+ * answers — Catalog responses assembled from their parts (SumNum) into gb_channels, whose
+ * channels become cameras when the device has a school; DeviceInfo recorded on the device.
+ */
+@Injectable()
+export class GbCatalog {
+  private readonly cfg: Gb28181Config;
+  private readonly assemblies = new Map<string, CatalogAssembly>();
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly store: Gb28181Store,
+    private readonly states: GbDeviceStates,
+    private readonly cameras: GbCameras,
+    private readonly client: SipClient,
+    private readonly endpoint: SipEndpoint,
+  ) {
+    this.cfg = config.gb28181;
+  }
+
+  /** After registration: Catalog (§9.5.3) and DeviceInfo (§9.5.4) queries. */
+  async queryDevice(state: DeviceState): Promise<{ catalog: number; deviceInfo: number }> {
+    const q = (cmd: string) =>
+      this.client.sendMessage(
+        state,
+        buildManscdp('Query', [
+          ['CmdType', cmd],
+          ['SN', this.client.nextSn()],
+          ['DeviceID', state.deviceId],
+        ]),
+      );
+    const [catalog, deviceInfo] = await Promise.all([q('Catalog'), q('DeviceInfo')]);
+    sipEvents.inc({ event: catalog === 200 ? 'catalog_query_ok' : 'catalog_query_failed' });
+    return { catalog, deviceInfo };
+  }
+
+  /** Queries a registered device again (admin); null when it is not registered here. */
+  async requery(deviceId: string): Promise<{ catalog: number; deviceInfo: number } | null> {
+    const s = this.states.devices.get(deviceId);
+    if (!s || !s.registered || !s.peer) return null;
+    return this.queryDevice(s);
+  }
+
+  /** One part of a Catalog response (already answered 200). */
+  onCatalogPart(state: DeviceState, doc: ManscdpMessage): void {
+    const sumNum = Number(childText(doc.el, 'SumNum'));
+    if (!Number.isInteger(sumNum) || sumNum < 0 || sumNum > CATALOG_MAX_ITEMS) {
+      malformedInput.inc({ source: 'sip', reason: 'catalog_sumnum' });
+      return;
+    }
+    const k = `${state.deviceId}:${doc.sn}`;
+    let a = this.assemblies.get(k);
+    if (!a) {
+      a = { deviceId: state.deviceId, sumNum, items: new Map(), timer: setTimeout(() => void this.finishCatalog(k, true), this.cfg.catalogTimeoutMs) };
+      a.timer.unref();
+      this.assemblies.set(k, a);
+    }
+    const list = child(doc.el, 'DeviceList');
+    for (const item of list?.children ?? []) {
+      if (item.name !== 'Item') continue;
+      const ch = childText(item, 'DeviceID') ?? '';
+      if (!GB_ID_PATTERN.test(ch)) {
+        malformedInput.inc({ source: 'sip', reason: 'catalog_item' });
+        continue;
+      }
+      const num = (s: string | undefined) => (s && /^-?\d{1,3}(\.\d+)?$/.test(s) && Number(s) !== 0 ? Number(s) : null);
+      a.items.set(ch, {
+        channelId: ch,
+        name: (childText(item, 'Name') ?? '').slice(0, 200),
+        manufacturer: (childText(item, 'Manufacturer') ?? '').slice(0, 100),
+        model: (childText(item, 'Model') ?? '').slice(0, 100),
+        status: (childText(item, 'Status') ?? '').slice(0, 20),
+        parentId: (childText(item, 'ParentID') ?? '').slice(0, 200),
+        longitude: num(childText(item, 'Longitude')),
+        latitude: num(childText(item, 'Latitude')),
+      });
+    }
+    if (a.items.size >= a.sumNum) void this.finishCatalog(k, false);
+  }
+
+  /** All parts arrived (or the wait ran out): record the channels and place them as cameras if the device has a school. */
+  private async finishCatalog(k: string, timedOut: boolean): Promise<void> {
+    const a = this.assemblies.get(k);
+    if (!a) return;
+    this.assemblies.delete(k);
+    clearTimeout(a.timer);
+    sipEvents.inc({ event: timedOut ? 'catalog_partial' : 'catalog_complete' });
+    try {
+      const items = [...a.items.values()];
+      await this.store.saveCatalog(a.deviceId, items);
+      const state = this.states.devices.get(a.deviceId);
+      if (state?.schoolId) await this.cameras.placeChannels(a.deviceId, state.schoolId);
+    } catch (e) {
+      this.endpoint.warn(`catalog of ${a.deviceId} not recorded: ${(e as Error).message}`);
+    }
+  }
+
+  /** A DeviceInfo response (already answered 200): recorded on the device, in the background. */
+  onDeviceInfo(state: DeviceState, doc: ManscdpMessage): void {
+    this.store
+      .setDeviceInfo(state.deviceId, {
+        name: (childText(doc.el, 'DeviceName') ?? '').slice(0, 200),
+        manufacturer: (childText(doc.el, 'Manufacturer') ?? '').slice(0, 100),
+        model: (childText(doc.el, 'Model') ?? '').slice(0, 100),
+        firmware: (childText(doc.el, 'Firmware') ?? '').slice(0, 100),
+        channelCount: /^\d{1,6}$/.test(childText(doc.el, 'Channel') ?? '') ? Number(childText(doc.el, 'Channel')) : null,
+      })
+      .catch((e) => this.endpoint.warn(`DeviceInfo of ${state.deviceId} not saved: ${(e as Error).message}`));
+  }
+
+  /** Shutdown: catalogs still being assembled are dropped. */
+  stop(): void {
+    for (const c of this.assemblies.values()) clearTimeout(c.timer);
+    this.assemblies.clear();
+  }
+}

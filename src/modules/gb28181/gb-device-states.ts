@@ -1,0 +1,172 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { sipDomain } from './gb28181.config';
+import { Gb28181Store, GbDeviceRow, RegistrationWrite } from './gb28181.store';
+import { Peer } from './sip-transport';
+
+/** What the SIP front end keeps in memory per device (the hot path never reads Postgres). */
+export interface DeviceState {
+  deviceId: string;
+  ha1: string | null;
+  ha1Realm: string | null;
+  schoolId: string | null;
+  registered: boolean;
+  callId: string | null;
+  peer: Peer | null;
+  registeredAt: number | null;
+  expiresAt: number;
+  lastKeepaliveAt: number | null;
+  /** Registry cameras under this device id; null until looked up. */
+  cameraIds: string[] | null;
+  loadingCameras: Promise<string[]> | null;
+}
+
+/** The live view of one device's registration (admin). */
+export interface LiveRegistration {
+  registered: boolean;
+  expiresAt: Date | null;
+  lastKeepaliveAt: Date | null;
+  transport: string | null;
+  address: string | null;
+}
+
+/**
+ * The per-device state of the SIP front end, in memory (authoritative for registration and
+ * keepalive while the SIP server runs) and written behind to gb_devices in batches: changed
+ * devices are marked with `touch` and written by `flushRegistrations` (housekeeping, shutdown,
+ * and before admin reads).
+ */
+@Injectable()
+export class GbDeviceStates {
+  /** The SIP domain, the digest realm of the HA1s kept here. */
+  readonly domain: string;
+  /** Known devices by 20-digit id. Read directly on the keepalive hot path (one look-up per message). */
+  readonly devices = new Map<string, DeviceState>();
+  private readonly dirty = new Set<string>();
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly store: Gb28181Store,
+  ) {
+    this.domain = sipDomain(config.gb28181);
+  }
+
+  /** Resumes the registrations still running when the process stopped; returns how many. */
+  async load(): Promise<number> {
+    let n = 0;
+    const now = Date.now();
+    for await (const rows of this.store.registered()) {
+      for (const r of rows) {
+        const s = this.fromRow(r);
+        if (r.contactAddress && r.contactPort && r.transport === 'UDP') s.peer = { transport: 'UDP', address: r.contactAddress, port: r.contactPort };
+        s.registered = r.expiresAt !== null && r.expiresAt.getTime() > now;
+        this.devices.set(s.deviceId, s);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private fromRow(r: GbDeviceRow | null, deviceId?: string): DeviceState {
+    return {
+      deviceId: r?.deviceId ?? deviceId!,
+      ha1: r?.passwordHa1 ?? null,
+      ha1Realm: r?.ha1Realm ?? null,
+      schoolId: r?.schoolId ?? null,
+      registered: false,
+      callId: r?.callId ?? null,
+      peer: null,
+      registeredAt: r?.registeredAt ? r.registeredAt.getTime() : null,
+      expiresAt: r?.expiresAt ? r.expiresAt.getTime() : 0,
+      lastKeepaliveAt: r?.lastKeepaliveAt ? r.lastKeepaliveAt.getTime() : null,
+      cameraIds: null,
+      loadingCameras: null,
+    };
+  }
+
+  /**
+   * The state of a device, from memory or its row. Only devices with a row are kept; an unknown
+   * id gets a fresh state that is kept once it authenticates (`keep`).
+   */
+  async stateOf(deviceId: string): Promise<DeviceState> {
+    let s = this.devices.get(deviceId);
+    if (s) return s;
+    const row = await this.store.device(deviceId);
+    s = this.devices.get(deviceId) ?? this.fromRow(row, deviceId);
+    if (row) this.devices.set(deviceId, s);
+    return s;
+  }
+
+  keep(state: DeviceState): void {
+    this.devices.set(state.deviceId, state);
+  }
+
+  /** The device's registration state changed: it is written at the next flush. */
+  touch(deviceId: string): void {
+    this.dirty.add(deviceId);
+  }
+
+  /** Writes the registration state of changed devices (one statement per 5000); callers share a write in progress. */
+  async flushRegistrations(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.dirty.size === 0) return;
+    this.flushing = this.writeDirty().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  private async writeDirty(): Promise<void> {
+    while (this.dirty.size) {
+      const ids = [...this.dirty].slice(0, 5000);
+      for (const id of ids) this.dirty.delete(id);
+      const rows: RegistrationWrite[] = [];
+      for (const id of ids) {
+        const s = this.devices.get(id);
+        if (!s) continue;
+        rows.push({
+          deviceId: id,
+          schoolId: s.schoolId,
+          registered: s.registered,
+          callId: s.callId,
+          transport: s.peer?.transport ?? null,
+          contactAddress: s.peer?.address ?? null,
+          contactPort: s.peer?.port ?? null,
+          registeredAt: s.registeredAt ? new Date(s.registeredAt) : null,
+          expiresAt: s.expiresAt ? new Date(s.expiresAt) : null,
+          lastKeepaliveAt: s.lastKeepaliveAt ? new Date(s.lastKeepaliveAt) : null,
+        });
+      }
+      try {
+        await this.store.writeRegistrations(rows);
+      } catch (e) {
+        for (const id of ids) this.dirty.add(id);
+        throw e;
+      }
+    }
+  }
+
+  /** Live view of a device (memory is authoritative for registration and keepalive); null when not in memory. */
+  live(deviceId: string): LiveRegistration | null {
+    const s = this.devices.get(deviceId);
+    if (!s) return null;
+    const registered = s.registered && s.expiresAt > Date.now();
+    return {
+      registered,
+      expiresAt: s.expiresAt ? new Date(s.expiresAt) : null,
+      lastKeepaliveAt: s.lastKeepaliveAt ? new Date(s.lastKeepaliveAt) : null,
+      transport: s.peer?.transport ?? null,
+      address: s.peer ? `${s.peer.address}:${s.peer.port}` : null,
+    };
+  }
+
+  /** After an admin change: the new password / school take effect at once. */
+  applyAdminChange(deviceId: string, change: { ha1?: string | null; schoolId?: string | null }): void {
+    const s = this.devices.get(deviceId);
+    if (!s) return;
+    if (change.ha1 !== undefined) {
+      s.ha1 = change.ha1;
+      s.ha1Realm = change.ha1 ? this.domain : null;
+    }
+    if (change.schoolId !== undefined) s.schoolId = change.schoolId;
+  }
+}

@@ -1,0 +1,121 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { Gb28181Config } from '../../config/sections';
+import { sipDomain } from './gb28181.config';
+import { SipEndpoint } from './sip-endpoint';
+import { buildRequest, SipResponse } from './sip-message';
+import { Peer } from './sip-transport';
+
+/** Where a platform request goes: a device id and where it last spoke from (null = unreachable). */
+export interface SipTarget {
+  deviceId: string;
+  peer: Peer | null;
+}
+
+interface ClientTx {
+  resolve: (status: number) => void;
+  retransmit?: NodeJS.Timeout;
+  timeout: NodeJS.Timeout;
+}
+
+const T1 = 500;
+const T2 = 4000;
+
+/**
+ * The platform's client transactions: the one place that sends a request to a device and awaits
+ * its response (RFC 3261 §17.1.2), with the MANSCDP SN counter. Responses arriving at the
+ * endpoint are matched here by Via branch.
+ */
+@Injectable()
+export class SipClient {
+  private readonly cfg: Gb28181Config;
+  private readonly domain: string;
+  private readonly pending = new Map<string, ClientTx>();
+  private sn = Math.floor(Math.random() * 100000);
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly endpoint: SipEndpoint,
+  ) {
+    this.cfg = config.gb28181;
+    this.domain = sipDomain(this.cfg);
+  }
+
+  /** The next MANSCDP command sequence number (SN). */
+  nextSn(): number {
+    this.sn = (this.sn + 1) % 1_000_000_000;
+    return this.sn;
+  }
+
+  /**
+   * A MESSAGE to the device where it last spoke from, as a non-INVITE client transaction
+   * (RFC 3261 §17.1.2: retransmitted over UDP from T1 up to T2 until answered or timed out).
+   * Resolves with the final status, 408 on timeout, 503 when the device cannot be reached.
+   */
+  sendMessage(target: SipTarget, body: Buffer): Promise<number> {
+    const peer = target.peer;
+    if (!peer || !this.endpoint.reachable(peer)) return Promise.resolve(503);
+    const advertised = this.endpoint.advertised;
+    const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
+    const buf = buildRequest({
+      method: 'MESSAGE',
+      uri: `sip:${target.deviceId}@${peer.address.includes(':') ? `[${peer.address}]` : peer.address}:${peer.port}`,
+      via: `SIP/2.0/${peer.transport} ${advertised}:${this.endpoint.port};rport;branch=${branch}`,
+      from: `<sip:${this.cfg.platformId}@${this.domain}>;tag=${randomBytes(4).toString('hex')}`,
+      to: `<sip:${target.deviceId}@${this.domain}>`,
+      callId: `${randomBytes(8).toString('hex')}@${advertised}`,
+      cseq: 1,
+      headers: [['User-Agent', 'Shouhu']],
+      body,
+      contentType: 'Application/MANSCDP+xml',
+    });
+    return new Promise<number>((resolve) => {
+      const tx: ClientTx = {
+        resolve: (status) => {
+          clearTimeout(tx.timeout);
+          if (tx.retransmit) clearTimeout(tx.retransmit);
+          this.pending.delete(branch);
+          resolve(status);
+        },
+        timeout: setTimeout(() => tx.resolve(408), this.cfg.queryTimeoutMs),
+      };
+      tx.timeout.unref();
+      if (peer.transport === 'UDP') {
+        let interval = T1;
+        const again = () => {
+          this.endpoint.send(peer, buf);
+          interval = Math.min(interval * 2, T2);
+          tx.retransmit = setTimeout(again, interval);
+          tx.retransmit.unref();
+        };
+        tx.retransmit = setTimeout(again, interval);
+        tx.retransmit.unref();
+      }
+      this.pending.set(branch, tx);
+      this.endpoint.send(peer, buf);
+    });
+  }
+
+  /** A response from a device: a provisional one stops retransmissions, a final one ends its transaction. */
+  onResponse(res: SipResponse): void {
+    const tx = this.pending.get(res.via.branch);
+    if (!tx) return;
+    if (res.status < 200) {
+      if (tx.retransmit) clearTimeout(tx.retransmit);
+      tx.retransmit = undefined;
+      return;
+    }
+    tx.resolve(res.status);
+  }
+
+  /** Shutdown: every transaction still waiting ends with 503. */
+  stop(): void {
+    for (const tx of this.pending.values()) {
+      clearTimeout(tx.timeout);
+      if (tx.retransmit) clearTimeout(tx.retransmit);
+      tx.resolve(503);
+    }
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,166 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { malformedInput } from '../../infra/observability/metrics';
+import type { Gb28181Config } from '../../config/sections';
+import { sipDropped, sipRequests } from './gb28181.metrics';
+import { buildResponse, ResponseBasis } from './sip-message';
+import { DropReason, Peer, SipTransport } from './sip-transport';
+
+/** FNV-1a: a cheap deterministic tag, so a retransmitted request gets the very same To tag. */
+function tagOf(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * The platform's SIP endpoint: the UDP+TCP socket (with its per-source rate limit), the cache of
+ * server-transaction answers that makes a retransmitted request get the very same answer, and
+ * the reply helpers every handler answers with. It knows nothing of what the messages mean:
+ * `start` takes the one function that routes them (SipServer).
+ */
+@Injectable()
+export class SipEndpoint {
+  private readonly logger = new Logger('GB28181');
+  private readonly cfg: Gb28181Config;
+  private transport?: SipTransport;
+  /** Answers of recent server transactions (null = still being worked on); two generations rotated every TTL. */
+  private txCurrent = new Map<string, Buffer | null>();
+  private txPrevious = new Map<string, Buffer | null>();
+  private rotation: NodeJS.Timeout | null = null;
+  private lastWarnAt = 0;
+  /** The address put in Via/Call-ID of the platform's own requests. */
+  advertised = '';
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.cfg = config.gb28181;
+  }
+
+  get port(): number {
+    return this.transport?.localPort ?? 0;
+  }
+
+  get running(): boolean {
+    return !!this.transport;
+  }
+
+  async start(onMessage: (buf: Buffer, peer: Peer) => void): Promise<void> {
+    const host = this.cfg.host;
+    this.advertised = this.cfg.advertisedHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    this.transport = new SipTransport(
+      {
+        host,
+        port: this.cfg.port,
+        maxMessageBytes: this.cfg.maxMessageBytes,
+        udpReceiveBufferBytes: this.cfg.udpReceiveBufferBytes,
+        tcpIdleSeconds: this.cfg.tcpIdleSeconds,
+        maxTcpConnections: this.cfg.maxTcpConnections,
+        rateLimitPerSecond: this.cfg.rateLimitPerSecond,
+        rateLimitBurst: this.cfg.rateLimitBurst,
+      },
+      onMessage,
+      (reason: DropReason) => {
+        if (reason === 'too_large' || reason === 'tcp_framing' || reason === 'tcp_overflow') malformedInput.inc({ source: 'sip', reason });
+        sipDropped.inc({ reason });
+      },
+    );
+    await this.transport.start();
+    this.rotation = setInterval(() => {
+      this.txPrevious = this.txCurrent;
+      this.txCurrent = new Map();
+    }, this.cfg.transactionTtlMs);
+    this.rotation.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.rotation) clearInterval(this.rotation);
+    this.rotation = null;
+    await this.transport?.stop();
+    this.transport = undefined;
+  }
+
+  /** Forgets idle rate-limit buckets (housekeeping). */
+  prune(now: number): void {
+    this.transport?.limiter.prune(now);
+  }
+
+  /** True when a reply can go to `peer` (the socket is up; a TCP peer's connection is still open). */
+  reachable(peer: Peer): boolean {
+    return !!this.transport && (peer.transport !== 'TCP' || (!!peer.conn && !peer.conn.destroyed));
+  }
+
+  send(peer: Peer, buf: Buffer): void {
+    this.transport?.send(peer, buf);
+  }
+
+  warn(message: string): void {
+    // At most one warning per 10 s: a failing dependency must not flood the log at packet rate.
+    const now = Date.now();
+    if (now - this.lastWarnAt < 10_000) return;
+    this.lastWarnAt = now;
+    this.logger.warn(message);
+  }
+
+  log(message: string): void {
+    this.logger.log(message);
+  }
+
+  // ------------------------------------------------------------------ server transactions
+
+  /** True while no answer is cached (the keepalive fast path then skips building a key). */
+  get noneCached(): boolean {
+    return this.txCurrent.size === 0 && this.txPrevious.size === 0;
+  }
+
+  /**
+   * A retransmission of a request seen within the TTL: the same answer again, or nothing while
+   * the first is being worked on. Returns false when `key` is a new transaction.
+   */
+  retransmitted(key: string, peer: Peer): boolean {
+    const cached = this.txCurrent.get(key) ?? this.txPrevious.get(key);
+    if (cached === undefined) return false;
+    if (cached) this.transport?.send(peer, cached);
+    return true;
+  }
+
+  /** The request under `key` is being worked on asynchronously: its retransmissions are swallowed until it is answered. */
+  working(key: string): void {
+    this.txCurrent.set(key, null);
+  }
+
+  /** An unexpected failure: answer 500 (not cached, so a retransmission retries) and log rarely. */
+  fail(req: ResponseBasis | null, peer: Peer, key: string | null, kind: string, e: unknown): void {
+    if (key) {
+      this.txCurrent.delete(key);
+      this.txPrevious.delete(key);
+    }
+    this.warn(`GB28181 ${kind} failed: ${(e as Error)?.message ?? e}`);
+    if (req) this.reply(req, peer, 500, kind, null);
+  }
+
+  /** Answers `req`; with a `key`, the answer is cached for its retransmissions. */
+  reply(req: ResponseBasis, peer: Peer, status: number, kind: string, key: string | null, headers?: [string, string | number][], body?: Buffer): void {
+    const buf = buildResponse(req, status, {
+      toTag: tagOf(req.via.branch + req.callId),
+      source: { address: peer.address, port: peer.port },
+      headers,
+      body,
+    });
+    if (key) this.txCurrent.set(key, buf);
+    this.countRequest(kind, status);
+    this.transport?.send(peer, buf);
+  }
+
+  private readonly counters = new Map<string, { inc: () => void }>();
+
+  /** Labelled counter children cached: resolving labels per packet is measurable at keepalive rates. */
+  private countRequest(kind: string, status: number): void {
+    const k = kind + status;
+    let c = this.counters.get(k);
+    if (!c) this.counters.set(k, (c = sipRequests.labels(kind, String(status))));
+    c.inc();
+  }
+}

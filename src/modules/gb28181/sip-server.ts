@@ -1,0 +1,155 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { malformedInput } from '../../infra/observability/metrics';
+import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { GbAlarms } from './gb-alarms';
+import { GbCatalog } from './gb-catalog';
+import { GbDeviceStates } from './gb-device-states';
+import { GbKeepalive } from './gb-keepalive';
+import { GbRegistrar } from './gb-registrar';
+import type { Gb28181Config } from '../../config/sections';
+import { sipDomain } from './gb28181.config';
+import { scanKeepalive } from './keepalive-fast';
+import { ManscdpMessage, parseManscdp, XmlError } from './manscdp';
+import { SipClient } from './sip-client';
+import { SipEndpoint } from './sip-endpoint';
+import { header, parseSip, SipParseError, SipRequest } from './sip-message';
+import { Peer } from './sip-transport';
+
+const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, OPTIONS, ACK'];
+
+/**
+ * The GB/T 28181 SIP front end: device registration (digest), keepalives into device health,
+ * alarms into the alarm pipeline, and the platform's Catalog / DeviceInfo queries whose answers
+ * provision channels as registry cameras. Runs in the api role (and all); one process owns the
+ * SIP port. This class starts and stops the pieces and routes each message to the one that
+ * handles it: REGISTER → GbRegistrar, MESSAGE (MANSCDP, by root and CmdType) → GbKeepalive /
+ * GbAlarms / GbCatalog, responses → SipClient. New methods and commands get a handler and a line here.
+ */
+@Injectable()
+export class SipServer {
+  private readonly cfg: Gb28181Config;
+  private readonly domain: string;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly endpoint: SipEndpoint,
+    private readonly states: GbDeviceStates,
+    private readonly client: SipClient,
+    private readonly registrar: GbRegistrar,
+    private readonly keepalive: GbKeepalive,
+    private readonly alarms: GbAlarms,
+    private readonly catalog: GbCatalog,
+  ) {
+    this.cfg = config.gb28181;
+    this.domain = sipDomain(this.cfg);
+  }
+
+  get port(): number {
+    return this.endpoint.port;
+  }
+
+  get running(): boolean {
+    return this.endpoint.running;
+  }
+
+  async start(): Promise<void> {
+    const n = await this.states.load();
+    await this.endpoint.start((buf, peer) => this.onMessage(buf, peer));
+    const t = setInterval(() => void this.housekeeping().catch((e) => this.endpoint.warn(`housekeeping failed: ${(e as Error).message}`)), this.cfg.housekeepingMs);
+    t.unref();
+    this.timers.push(t);
+    this.endpoint.log(`SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed`);
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.keepalive.stopTimer();
+    this.catalog.stop();
+    this.client.stop();
+    await this.endpoint.stop();
+    await this.keepalive.flush().catch(() => undefined);
+    await this.states.flushRegistrations().catch(() => undefined);
+  }
+
+  /** Expired registrations go offline; nonce counts and rate-limit buckets are pruned; registration state is written. */
+  private async housekeeping(): Promise<void> {
+    const now = Date.now();
+    await this.registrar.expireDue(now);
+    this.endpoint.prune(now);
+    await this.states.flushRegistrations();
+  }
+
+  // ------------------------------------------------------------------ dispatch
+
+  private onMessage(buf: Buffer, peer: Peer): void {
+    const ka = scanKeepalive(buf, this.cfg.maxMessageBytes);
+    if (ka && this.keepalive.onFast(ka, peer)) return;
+    let msg;
+    try {
+      msg = parseSip(buf, { datagram: peer.transport === 'UDP', maxBytes: this.cfg.maxMessageBytes });
+    } catch (e) {
+      malformedInput.inc({ source: 'sip', reason: e instanceof SipParseError ? e.reason : 'parse' });
+      return;
+    }
+    try {
+      if (msg.kind === 'response') return this.client.onResponse(msg);
+      if (msg.method === 'ACK') return;
+      const key = msg.method === 'MESSAGE' || msg.method === 'REGISTER' ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}` : null;
+      // A retransmission: the same answer again, or nothing while the first is being worked on.
+      if (key !== null && this.endpoint.retransmitted(key, peer)) return;
+      switch (msg.method) {
+        case 'REGISTER':
+          this.endpoint.working(key!);
+          this.registrar.onRegister(msg, peer, key!).catch((e) => this.endpoint.fail(msg, peer, key, 'register', e));
+          return;
+        case 'MESSAGE':
+          this.onManscdp(msg, peer, key!);
+          return;
+        case 'OPTIONS':
+          this.endpoint.reply(msg, peer, 200, 'options', null, [ALLOW]);
+          return;
+        default:
+          this.endpoint.reply(msg, peer, 405, 'other', null, [ALLOW]);
+      }
+    } catch (e) {
+      this.endpoint.fail(msg.kind === 'request' ? msg : null, peer, null, 'dispatch', e);
+    }
+  }
+
+  private onManscdp(req: SipRequest, peer: Peer, key: string): void {
+    const id = req.from.user;
+    if (!GB_ID_PATTERN.test(id)) return this.endpoint.reply(req, peer, 400, 'message', key);
+    const ct = header(req, 'content-type');
+    if (!ct || !/^application\/manscdp\+xml\b/i.test(ct)) return this.endpoint.reply(req, peer, 415, 'message', key, [['Accept', 'Application/MANSCDP+xml']]);
+    let doc: ManscdpMessage;
+    try {
+      doc = parseManscdp(req.body);
+    } catch (e) {
+      malformedInput.inc({ source: 'sip', reason: e instanceof XmlError ? 'manscdp' : 'body' });
+      return this.endpoint.reply(req, peer, 400, 'message', key);
+    }
+    const state = this.states.devices.get(id);
+    const now = Date.now();
+    // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1).
+    if (!state || !state.registered || state.expiresAt <= now) return this.endpoint.reply(req, peer, 403, doc.cmdType === 'Keepalive' ? 'keepalive' : 'message', doc.cmdType === 'Keepalive' ? null : key);
+    if (doc.root === 'Notify' && doc.cmdType === 'Keepalive') return this.keepalive.onKeepalive(req, peer, state, now);
+    if (doc.root === 'Notify' && doc.cmdType === 'Alarm') {
+      this.endpoint.working(key);
+      this.alarms.onAlarm(req, peer, key, state, doc).catch((e) => this.endpoint.fail(req, peer, key, 'alarm', e));
+      return;
+    }
+    if (doc.root === 'Response' && doc.cmdType === 'Catalog') {
+      this.endpoint.reply(req, peer, 200, 'catalog', key);
+      return this.catalog.onCatalogPart(state, doc);
+    }
+    if (doc.root === 'Response' && doc.cmdType === 'DeviceInfo') {
+      this.endpoint.reply(req, peer, 200, 'device_info', key);
+      return this.catalog.onDeviceInfo(state, doc);
+    }
+    // Other notifications (MediaStatus, MobilePosition…) are acknowledged and not used.
+    this.endpoint.reply(req, peer, 200, 'message_other', key);
+  }
+}
