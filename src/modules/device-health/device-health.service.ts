@@ -10,6 +10,7 @@ import { ConsoleEventsService } from '../console-events/console-events.service';
 import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/console-events';
 import type { DeviceStatus } from '../registry/registry.constants';
 import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { RejectedEntry, resolveEntries } from './gateway-heartbeats';
 import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
 
 export interface Transition {
@@ -181,7 +182,7 @@ export class DeviceHealthService {
    * GB/T 28181 SIP server). Unknown ids are returned, not thrown.
    */
   async recordHeartbeats(ids: string[], at: Date = new Date()): Promise<{ accepted: number; unknown: string[] }> {
-    const resolve = () => {
+    const r = await this.resolveFresh(() => {
       const found: number[] = [];
       const missing: string[] = [];
       for (const id of ids) {
@@ -189,15 +190,43 @@ export class DeviceHealthService {
         if (s >= 0) found.push(s);
         else missing.push(id);
       }
-      return { found, missing };
-    };
-    let r = resolve();
-    if (r.missing.length) {
-      await this.refreshOnMiss();
-      r = resolve(); // after the await: slots of a reloaded index differ
-    }
+      return { found, missing, misses: missing.length };
+    });
     await this.recordSlots(r.found, at.getTime());
     return { accepted: r.found.length, unknown: r.missing };
+  }
+
+  /** Most entries in one gateway batch (`liveness.maxBatchSize`). */
+  get maxBatchSize(): number {
+    return this.cfg.maxBatchSize;
+  }
+
+  /**
+   * Records a gateway's batch of heartbeats: entries `{ deviceId, channelId }` (GB/T 28181 ids)
+   * or `{ code }` (alarm button). Good entries are accepted; the others come back by index with a
+   * reason (malformed, unknown_device, out_of_scope: a gateway bound to a school reports only its
+   * devices — `schoolId` null = any school). At most `maxBatchSize` entries (the caller checks).
+   */
+  async recordGatewayHeartbeats(entries: readonly unknown[], schoolId: string | null, at: Date): Promise<{ accepted: number; rejected: RejectedEntry[] }> {
+    const r = await this.resolveFresh(() => resolveEntries(this.index, entries, schoolId));
+    await this.recordSlots(r.accepted, at.getTime());
+    return { accepted: r.accepted.length, rejected: r.rejected };
+  }
+
+  /**
+   * Resolves against the index; on a miss, refreshes it (at most once a second) and resolves
+   * again — after the await, since the slots of a reloaded index differ.
+   */
+  private async resolveFresh<R extends { misses: number }>(resolve: () => R): Promise<R> {
+    const r = resolve();
+    if (r.misses === 0) return r;
+    await this.refreshOnMiss();
+    return resolve();
+  }
+
+  /** True when the liveness index knows the device (uuid); a device it does not know yet gets no deadline from a heartbeat. */
+  isIndexed(id: string): boolean {
+    return this.index.slotOf(id) >= 0;
   }
 
   /**

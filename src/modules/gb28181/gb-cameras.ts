@@ -53,7 +53,7 @@ export class GbCameras {
           this.states.touch(state.deviceId);
         }
         // Cameras the liveness index has not seen yet (just created) join it now, with a deadline.
-        if (state.cameraIds.some((c) => !this.health.index.get(c))) await this.refreshIndex();
+        if (state.cameraIds.some((c) => !this.health.isIndexed(c))) await this.refreshIndex();
         return state.cameraIds;
       } finally {
         state.loadingCameras = null;
