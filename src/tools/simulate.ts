@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { AppConfig } from '../config/config';
 import { DeviceCredentialsService } from '../modules/auth/device-credentials.service';
-import { RegistryService } from '../modules/registry/registry.service';
+import { DeviceStatusService } from '../modules/registry/device-status.service';
 import { prng } from './seed/district';
 
 export interface SimulateOptions {
@@ -44,11 +44,11 @@ export function parseDuration(s: string): number {
 export async function simulate(ctx: INestApplicationContext, config: AppConfig, opts: SimulateOptions): Promise<void> {
   const say = opts.progress ?? (() => undefined);
   const live = config.liveness;
-  const registry = ctx.get(RegistryService);
+  const statuses = ctx.get(DeviceStatusService);
   const devices: SimDevice[] = [];
   const random = prng(20260301); // two runs play the same devices the same way
   const start = Date.now();
-  outer: for await (const rows of registry.deviceIndexRows()) {
+  outer: for await (const rows of statuses.deviceIndexRows()) {
     for (const r of rows) {
       if (opts.devices !== undefined && devices.length >= opts.devices) break outer;
       const entry: Entry = r.kind === 'camera' ? { deviceId: r.deviceId!, channelId: r.channelId! } : { code: r.code! };

@@ -1,5 +1,5 @@
 import { alarmKey, cameraKey, LivenessIndex } from '../../src/modules/device-health/liveness-index';
-import type { DeviceIndexRow } from '../../src/modules/registry/registry.service';
+import type { DeviceIndexRow } from '../../src/modules/registry/device-status.service';
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const gb = (prefix: string, n: number) => prefix + String(n).padStart(7, '0');

@@ -7,7 +7,8 @@ import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { DeviceStatus } from '../registry/registry.constants';
-import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
+import { RegistryService } from '../registry/registry.service';
 import { DeviceHealthService } from './device-health.service';
 import type { CreateMaintenanceWindowDto } from './dto';
 
@@ -27,13 +28,14 @@ export class DeviceHealthQueries {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
+    private readonly statuses: DeviceStatusService,
     private readonly health: DeviceHealthService,
     private readonly audit: AuditService,
   ) {}
 
   /** District (or one school's) counts with online rate per zone and a page of schools, worst first. */
   async summary(filter: { schoolId?: string; zoneId?: string }, limit = 50, offset = 0) {
-    const rows = await this.registry.deviceStatusCounts({ schoolId: filter.schoolId });
+    const rows = await this.statuses.deviceStatusCounts({ schoolId: filter.schoolId });
     const total = emptyCounts();
     const zones = new Map<string, Counts & { zoneId: string | null }>();
     const schools = new Map<string, Counts & { schoolId: string; name: string; zoneId: string | null }>();
@@ -77,13 +79,13 @@ export class DeviceHealthQueries {
   }
 
   async devices(filter: { schoolId?: string; status?: DeviceStatus; kind?: WatchedDeviceKind }, limit = 50, offset = 0) {
-    const page = await this.registry.deviceStatusPage(filter, limit, offset);
+    const page = await this.statuses.deviceStatusPage(filter, limit, offset);
     const seen = await this.health.lastSeen(page.items);
     return { items: page.items.map((d, i) => ({ ...d, lastHeartbeatAt: seen[i] })), total: page.total, limit, offset };
   }
 
   async device(id: string) {
-    const d = await this.registry.deviceStatus(id);
+    const d = await this.statuses.deviceStatus(id);
     if (!d) throw Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, id);
     const [seen] = await this.health.lastSeen([d]);
     const [flap] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);

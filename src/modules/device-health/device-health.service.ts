@@ -9,7 +9,7 @@ import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { ConsoleEventsService } from '../console-events/console-events.service';
 import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/console-events';
 import type { DeviceStatus } from '../registry/registry.constants';
-import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
 import { RejectedEntry, resolveEntries } from './gateway-heartbeats';
 import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
 
@@ -72,7 +72,7 @@ export class DeviceHealthService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(REDIS) private readonly redis: Redis,
     @InjectDataSource() private readonly db: DataSource,
-    private readonly registry: RegistryService,
+    private readonly statuses: DeviceStatusService,
     private readonly consoleEvents: ConsoleEventsService,
   ) {
     this.deadlinesKey = redisKey(config, 'liveness', 'deadlines');
@@ -111,7 +111,7 @@ export class DeviceHealthService {
     // A margin covers rows committed late by transactions that started before the last load.
     const since = opts.full || this.lastRefreshAt === 0 ? undefined : new Date(this.lastRefreshAt - 10_000);
     let n = 0;
-    for await (const rows of this.registry.deviceIndexRows({ updatedSince: since })) {
+    for await (const rows of this.statuses.deviceIndexRows({ updatedSince: since })) {
       const p = opts.seedAt !== undefined ? this.redis.pipeline() : null;
       const zadd: (string | number)[] = [this.deadlinesKey, 'NX'];
       const down: string[] = [];
@@ -278,8 +278,8 @@ export class DeviceHealthService {
         for (const kind of ['camera', 'alarm_device'] as const) {
           const ids = claimed.filter((d) => d.kind === kind).map((d) => d.id);
           if (!ids.length) continue;
-          const locked = new Map((await this.registry.lockDevices(m, kind, ids)).map((r) => [r.id, r]));
-          const changed = await this.registry.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate })), 'online');
+          const locked = new Map((await this.statuses.lockDevices(m, kind, ids)).map((r) => [r.id, r]));
+          const changed = await this.statuses.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate })), 'online');
           for (const id of changed) {
             const row = locked.get(id)!;
             transitions.push({ deviceId: id, kind, schoolId: row.schoolId, from: row.status, to: 'online', at: atDate });
@@ -361,7 +361,7 @@ export class DeviceHealthService {
     try {
       return await this.db.transaction(async (m) => {
         const locked = new Map<string, { schoolId: string; status: DeviceStatus }>();
-        for (const kind of ['camera', 'alarm_device'] as const) for (const r of await this.registry.lockDevices(m, kind, byKind[kind])) locked.set(r.id, r);
+        for (const kind of ['camera', 'alarm_device'] as const) for (const r of await this.statuses.lockDevices(m, kind, byKind[kind])) locked.set(r.id, r);
         // Members whose device left the registry: drop them, nothing to record.
         const gone = members.filter((mem) => !locked.has(parseMember(mem).id));
         if (gone.length) await this.redis.zrem(this.deadlinesKey, ...gone);
@@ -379,7 +379,7 @@ export class DeviceHealthService {
             const seeded = score % 1 !== 0; // a boot seed, not a heartbeat: last seen is unknown
             changes.push({ id: pm.id, lastSeenAt: seeded ? null : new Date(score - this.thresholdMs(this.index.get(pm.id))), deadline: Math.floor(score) });
           }
-          const changed = new Set(await this.registry.setDeviceStatuses(m, kind, changes, 'offline'));
+          const changed = new Set(await this.statuses.setDeviceStatuses(m, kind, changes, 'offline'));
           for (const c of changes) {
             if (!changed.has(c.id)) continue;
             const row = locked.get(c.id)!;

@@ -1,4 +1,4 @@
-import type { DeviceIndexRow, WatchedDeviceKind } from '../registry/registry.service';
+import type { DeviceIndexRow, WatchedDeviceKind } from '../registry/device-status.service';
 
 /** One watched device as the hot path needs it; `intervalSec` 0 = the configured default. */
 export interface IndexedDevice {

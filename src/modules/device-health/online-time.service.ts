@@ -3,7 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
 import type { DeviceStatus } from '../registry/registry.constants';
-import { RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
+import { RegistryService } from '../registry/registry.service';
 import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, TZ } from '../school-day/calendar';
 import { changesByDevice, countedWindow, onlineWithin, StatusChange, subtractIntervals } from './online-time';
 
@@ -62,6 +63,7 @@ export class OnlineTimeService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
+    private readonly statuses: DeviceStatusService,
   ) {}
 
   /**
@@ -88,9 +90,9 @@ export class OnlineTimeService {
     const until = new Date(Math.max(asOf.getTime(), (opts.now ?? new Date()).getTime()) + 1);
     const [changes, buttons] = await Promise.all([
       this.transitionsBetween(dayStart(date), until).then((rows) => changesByDevice(rows)),
-      opts.kinds.includes('alarm_device') ? this.registry.alarmDeviceStates(filter) : [],
+      opts.kinds.includes('alarm_device') ? this.statuses.alarmDeviceStates(filter) : [],
     ]);
-    const census = opts.kinds.includes('camera') ? await this.registry.cameraCensus(filter, [...changes.keys()]) : null;
+    const census = opts.kinds.includes('camera') ? await this.statuses.cameraCensus(filter, [...changes.keys()]) : null;
 
     for (const s of schools) {
       const hours = schoolHours(s.timetable, s.calendar, date);
@@ -144,7 +146,7 @@ export class OnlineTimeService {
     const rangeStart = dayStart(from);
     const rangeEnd = dayStart(addDays(to, 1));
 
-    const devices = (await this.registry.deviceStatusPage({ schoolId }, 100_000, 0)).items;
+    const devices = (await this.statuses.deviceStatusPage({ schoolId }, 100_000, 0)).items;
     const ids = devices.map((d) => d.id);
     const [during, after, maintenance] = await Promise.all([
       this.db.query(

@@ -3,7 +3,7 @@ import { Actor, requestContext } from '../../infra/http/request-context';
 import { malformedInput } from '../../infra/observability/metrics';
 import { AlarmsService } from '../alarms/alarms.service';
 import { GB_ID_PATTERN } from '../registry/registry.constants';
-import { RegistryService } from '../registry/registry.service';
+import { GbProvisioningService } from '../registry/gb-provisioning.service';
 import { alarmNote, incidentTypeOf, parseGbTime } from './gb-codes';
 import { DeviceState } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';
@@ -22,7 +22,7 @@ export class GbAlarms {
   constructor(
     private readonly endpoint: SipEndpoint,
     private readonly client: SipClient,
-    private readonly registry: RegistryService,
+    private readonly provisioning: GbProvisioningService,
     private readonly alarms: AlarmsService,
   ) {}
 
@@ -42,7 +42,7 @@ export class GbAlarms {
     const time = childText(el, 'AlarmTime') ?? '';
     const at = parseGbTime(time);
     const channel = GB_ID_PATTERN.test(doc.deviceId) ? doc.deviceId : state.deviceId;
-    const cams = await this.registry.gbDeviceCameras(state.deviceId);
+    const cams = await this.provisioning.gbDeviceCameras(state.deviceId);
     const cam = cams.find((c) => c.channelId === channel) ?? (channel === state.deviceId && cams.length === 1 ? cams[0] : undefined);
     if (!cam) {
       // The device did its part; nobody can act on an alarm from a channel not placed in a school yet.

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DeviceHealthService } from '../device-health/device-health.service';
-import { RegistryService } from '../registry/registry.service';
+import { GbProvisioningService } from '../registry/gb-provisioning.service';
 import { isOrganisationNode } from './gb-codes';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';
@@ -34,7 +34,7 @@ export class GbCameras {
   constructor(
     private readonly store: Gb28181Store,
     private readonly states: GbDeviceStates,
-    private readonly registry: RegistryService,
+    private readonly provisioning: GbProvisioningService,
     private readonly health: DeviceHealthService,
   ) {}
 
@@ -46,7 +46,7 @@ export class GbCameras {
     if (state.cameraIds && !reload) return Promise.resolve(state.cameraIds);
     state.loadingCameras ??= (async () => {
       try {
-        const cams = await this.registry.gbDeviceCameras(state.deviceId);
+        const cams = await this.provisioning.gbDeviceCameras(state.deviceId);
         state.cameraIds = cams.map((c) => c.id);
         if (!state.schoolId && cams.length) {
           state.schoolId = cams[0].schoolId;
@@ -76,7 +76,7 @@ export class GbCameras {
     const placed = await this.store.db.transaction(async (m) => {
       const rows = (await this.store.unplacedChannels(deviceId, only?.map((o) => o.channelId), m)).filter((c) => !isOrganisationNode(c.channelId));
       const extra = new Map((only ?? []).map((o) => [o.channelId, o]));
-      const cams = await this.registry.provisionGbCameras(
+      const cams = await this.provisioning.provisionGbCameras(
         schoolId,
         rows.map((r) => ({
           deviceId,

@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DeviceHealthQueries } from '../device-health/device-health.queries';
 import { OnlineTimeService, SchoolOnlineTime } from '../device-health/online-time.service';
-import { DeviceStateRow, RegistryService, WatchedDeviceKind } from '../registry/registry.service';
+import { DeviceStateRow, DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
+import { RegistryService } from '../registry/registry.service';
 import { requiredGuardsFor, StaffingRule } from '../school-day/staffing';
 import { FieldService, GateOpening, PostWindowStatus } from './field.service';
 
@@ -50,6 +51,7 @@ export class DayFactsService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly registry: RegistryService,
+    private readonly statuses: DeviceStatusService,
     private readonly health: DeviceHealthQueries,
     private readonly onlineTime: OnlineTimeService,
     private readonly field: FieldService,
@@ -70,7 +72,7 @@ export class DayFactsService {
     const none = Promise.resolve(null);
     const [online, buttons, faults, guards, posts, gates, patrols] = await Promise.all([
       kinds.length ? this.onlineTime.inSchoolHours(schools, date, asOf, { kinds, wholeDistrict: opts.wholeDistrict, now: opts.now }) : none,
-      w.has('buttons') ? this.registry.alarmDeviceStates(filter) : none,
+      w.has('buttons') ? this.statuses.alarmDeviceStates(filter) : none,
       w.has('overdueFaults') ? this.overdueFaults(asOf, filter) : none,
       w.has('guards') ? this.registry.fullTimeGuardCounts(filter) : none,
       w.has('posts') ? this.field.postWindowStatus(schools, date, asOf) : none,

@@ -8,12 +8,13 @@ import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log/audit.service';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
+import { ProtectionPostsService } from '../registry/protection-posts.service';
 import { RegistryService } from '../registry/registry.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day/calendar';
 
 type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
-type PostLike = Awaited<ReturnType<RegistryService['posts']>>[number];
+type PostLike = Awaited<ReturnType<ProtectionPostsService['posts']>>[number];
 
 /** One post window on a day, with the head count found at its deadline (window start + grace). */
 export interface PostWindowStatus {
@@ -54,6 +55,7 @@ export class FieldService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
+    private readonly protectionPosts: ProtectionPostsService,
     private readonly findingsSvc: FindingsService,
     private readonly audit: AuditService,
   ) {}
@@ -70,10 +72,10 @@ export class FieldService {
    */
   async checkIn(user: AuthUser, dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string }, at = new Date()) {
     let post: PostLike | null = null;
-    if (dto.qrToken) post = await this.registry.postByQrToken(dto.qrToken);
+    if (dto.qrToken) post = await this.protectionPosts.postByQrToken(dto.qrToken);
     else if (dto.postId) {
       if (user.role === 'school_security') throw Errors.validation([{ field: 'qrToken', reason: 'school security check in by scanning the post QR code' }]);
-      post = await this.registry.post(dto.postId).catch(() => null);
+      post = await this.protectionPosts.post(dto.postId).catch(() => null);
     } else throw Errors.validation([{ field: 'qrToken', reason: 'qrToken or postId is required' }]);
     if (!post) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, dto.postId);
     assertSchoolScope(user, post.schoolId);
@@ -124,7 +126,7 @@ export class FieldService {
    */
   async postWindowStatus(schools: SchoolLike[], date: string, asOf: Date, posts?: PostLike[]): Promise<PostWindowStatus[]> {
     const bySchool = new Map(schools.map((s) => [s.id, s]));
-    posts ??= await this.registry.posts(schools.map((s) => s.id));
+    posts ??= await this.protectionPosts.posts(schools.map((s) => s.id));
     const due: (PostWindowOnDay & { post: PostLike })[] = [];
     for (const p of posts) {
       const s = bySchool.get(p.schoolId);

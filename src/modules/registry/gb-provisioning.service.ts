@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../../infra/database/returning';
+import { ErrorCode, Errors } from '../../infra/http/errors';
+import { AuditService } from '../audit-log/audit.service';
+
+/** Cameras provisioned from GB/T 28181 devices' channels (used by the SIP front end). */
+@Injectable()
+export class GbProvisioningService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The cameras (channels) registered under a GB/T 28181 device id. */
+  gbDeviceCameras(deviceId: string): Promise<{ id: string; channelId: string; schoolId: string }[]> {
+    return this.db.query(`SELECT id, channel_id AS "channelId", school_id AS "schoolId" FROM cameras WHERE device_id = $1 ORDER BY channel_id`, [deviceId]);
+  }
+
+  /**
+   * Creates cameras for channels a device reported (idempotent on device id + channel id: an
+   * existing camera is kept as the operators edited it). Returns every channel's camera id and
+   * whether it was created now. Audited in the caller's transaction when given.
+   */
+  async provisionGbCameras(
+    schoolId: string,
+    channels: { deviceId: string; channelId: string; name: string; vendor: string; model: string; areaKind?: string; location?: string }[],
+    manager?: EntityManager,
+  ): Promise<{ id: string; deviceId: string; channelId: string; created: boolean }[]> {
+    if (channels.length === 0) return [];
+    const run = async (m: EntityManager) => {
+      const [school] = await m.query(`SELECT id FROM schools WHERE id = $1`, [schoolId]);
+      if (!school) throw Errors.notFound(ErrorCode.SCHOOL.NOT_FOUND, schoolId);
+      const created = returningRows<{ id: string; device_id: string; channel_id: string; name: string }>(
+        await m.query(
+          `INSERT INTO cameras (school_id, device_id, channel_id, name, location, area_kind, vendor, model)
+           SELECT $1, v.d, v.c, v.n, v.l, v.k, v.v, v.m
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS v(d, c, n, l, k, v, m)
+           ON CONFLICT (device_id, channel_id) DO NOTHING
+           RETURNING id, device_id, channel_id, name`,
+          [
+            schoolId,
+            channels.map((c) => c.deviceId),
+            channels.map((c) => c.channelId),
+            channels.map((c) => (c.name.trim() || c.channelId).slice(0, 200)),
+            channels.map((c) => c.location ?? ''),
+            channels.map((c) => c.areaKind ?? 'other'),
+            channels.map((c) => c.vendor.slice(0, 100)),
+            channels.map((c) => c.model.slice(0, 100)),
+          ],
+        ),
+      );
+      await this.audit.record(
+        m,
+        created.map((r) => ({ action: 'create', entity: 'camera', entityId: r.id, schoolId, after: { deviceId: r.device_id, channelId: r.channel_id, name: r.name, source: 'gb28181' } })),
+      );
+      const all: { id: string; device_id: string; channel_id: string }[] = await m.query(
+        `SELECT c.id, c.device_id, c.channel_id FROM cameras c JOIN unnest($1::text[], $2::text[]) AS v(d, ch) ON c.device_id = v.d AND c.channel_id = v.ch`,
+        [channels.map((c) => c.deviceId), channels.map((c) => c.channelId)],
+      );
+      const fresh = new Set(created.map((r) => r.id));
+      return all.map((r) => ({ id: r.id, deviceId: r.device_id, channelId: r.channel_id, created: fresh.has(r.id) }));
+    };
+    return manager ? run(manager) : this.db.transaction(run);
+  }
+}
