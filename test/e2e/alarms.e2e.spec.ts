@@ -1,7 +1,7 @@
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
-import { AlarmsService } from '../../src/modules/alarms/alarms.service';
+import { IncidentLifecycleService } from '../../src/modules/alarms/incident-lifecycle.service';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 
@@ -222,7 +222,7 @@ describe('alarms over HTTP', () => {
     await t.http().get(`/api/v1/incidents/${bIncident.id}`).set(auth(staffA)).expect(403);
     await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(403);
     // The service enforces the same rules for the socket gateway.
-    const svc = t.app.get(AlarmsService);
+    const svc = t.app.get(IncidentLifecycleService);
     await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject({ status: 403 });
   });
 

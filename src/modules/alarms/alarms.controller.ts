@@ -7,7 +7,11 @@ import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
 import type { AuthDevice, AuthUser } from '../../infra/access/roles';
-import { ACT_ROLES, AlarmsService, CANCEL_ROLES, RAISE_ROLES, READ_ROLES, RaiseResult } from './alarms.service';
+import { AlarmIntakeService, RaiseResult } from './alarm-intake.service';
+import { ACT_ROLES, CANCEL_ROLES, RAISE_ROLES, READ_ROLES } from './alarms.access';
+import { DrillWindowsService } from './drill-windows.service';
+import { IncidentLifecycleService } from './incident-lifecycle.service';
+import { IncidentQueriesService } from './incident-queries.service';
 import { CancelDto, DevicePressDto, DeviceReportDto, DrillWindowDto, DrillWindowQuery, IncidentQuery, NoteDto, OptionalNoteDto, RaiseIncidentDto, ResolveDto, StatsQuery } from './dto';
 
 /** New incident: 201; a retried event or a press folded into an open incident: 200. */
@@ -21,7 +25,10 @@ function answer(res: Response, r: RaiseResult) {
 @Controller('incidents')
 export class AlarmsController {
   constructor(
-    private readonly alarms: AlarmsService,
+    private readonly intake: AlarmIntakeService,
+    private readonly lifecycle: IncidentLifecycleService,
+    private readonly queries: IncidentQueriesService,
+    private readonly drills: DrillWindowsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -31,7 +38,7 @@ export class AlarmsController {
   async press(@CurrentDevice() device: AuthDevice, @Body() dto: DevicePressDto, @Res({ passthrough: true }) res: Response) {
     if (!device.subjectId) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, 'credential has no alarm device');
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
-    return answer(res, await this.alarms.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...dto }, actor));
+    return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...dto }, actor));
   }
 
   @ApiSecurity('device')
@@ -42,7 +49,7 @@ export class AlarmsController {
     if (!cameraId) throw Errors.validation([{ field: 'cameraId', reason: 'required for a gateway' }]);
     if (device.kind === 'camera' && dto.cameraId && dto.cameraId !== device.subjectId) throw Errors.outOfScope();
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
-    const r = await this.alarms.raiseFromDevice(
+    const r = await this.intake.raiseFromDevice(
       { deviceKind: 'camera', deviceId: cameraId, eventId: dto.eventId, type: dto.type, priority: dto.priority, note: dto.note, gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null },
       actor,
     );
@@ -52,78 +59,78 @@ export class AlarmsController {
   @Roles(...RAISE_ROLES)
   @Post()
   async raise(@CurrentUser() user: AuthUser, @Body() dto: RaiseIncidentDto, @Res({ passthrough: true }) res: Response) {
-    return answer(res, await this.alarms.raiseManual(user, dto));
+    return answer(res, await this.intake.raiseManual(user, dto));
   }
 
   @Roles(...READ_ROLES)
   @Get()
   list(@CurrentUser() user: AuthUser, @Query() q: IncidentQuery) {
-    return this.alarms.list(user, q, this.config.registry.maxPageSize, this.config.registry.defaultPageSize);
+    return this.queries.list(user, q, this.config.registry.maxPageSize, this.config.registry.defaultPageSize);
   }
 
   @Roles(...READ_ROLES)
   @Get('stats')
   stats(@CurrentUser() user: AuthUser, @Query() q: StatsQuery) {
-    return this.alarms.stats(user, q);
+    return this.queries.stats(user, q);
   }
 
   @Roles(...RAISE_ROLES)
   @Post('drill-windows')
   createDrill(@CurrentUser() user: AuthUser, @Body() dto: DrillWindowDto) {
-    return this.alarms.createDrillWindow(user, dto);
+    return this.drills.createDrillWindow(user, dto);
   }
 
   @Roles(...READ_ROLES)
   @Get('drill-windows')
   listDrills(@CurrentUser() user: AuthUser, @Query() q: DrillWindowQuery) {
-    return this.alarms.listDrillWindows(user, q);
+    return this.drills.listDrillWindows(user, q);
   }
 
   @Roles(...READ_ROLES)
   @Get(':id')
   get(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
-    return this.alarms.get(user, id);
+    return this.queries.get(user, id);
   }
 
   @Roles(...ACT_ROLES)
   @Post(':id/acknowledge')
   @HttpCode(200)
   acknowledge(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: OptionalNoteDto) {
-    return this.alarms.acknowledge(user, id, dto.note);
+    return this.lifecycle.acknowledge(user, id, dto.note);
   }
 
   @Roles(...ACT_ROLES)
   @Post(':id/dispatch')
   @HttpCode(200)
   dispatch(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: OptionalNoteDto) {
-    return this.alarms.dispatch(user, id, dto.note);
+    return this.lifecycle.dispatch(user, id, dto.note);
   }
 
   @Roles(...ACT_ROLES)
   @Post(':id/on-scene')
   @HttpCode(200)
   onScene(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: OptionalNoteDto) {
-    return this.alarms.onScene(user, id, dto.note);
+    return this.lifecycle.onScene(user, id, dto.note);
   }
 
   @Roles(...ACT_ROLES)
   @Post(':id/resolve')
   @HttpCode(200)
   resolve(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: ResolveDto) {
-    return this.alarms.resolve(user, id, dto.outcome, dto.note);
+    return this.lifecycle.resolve(user, id, dto.outcome, dto.note);
   }
 
   @Roles(...CANCEL_ROLES)
   @Post(':id/cancel')
   @HttpCode(200)
   cancel(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: CancelDto) {
-    return this.alarms.cancel(user, id, dto.reason);
+    return this.lifecycle.cancel(user, id, dto.reason);
   }
 
   @Roles(...RAISE_ROLES)
   @Post(':id/notes')
   @HttpCode(200)
   note(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: NoteDto) {
-    return this.alarms.addNote(user, id, dto.note);
+    return this.lifecycle.addNote(user, id, dto.note);
   }
 }

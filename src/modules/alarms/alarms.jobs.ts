@@ -9,7 +9,8 @@ import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events/console-events.service';
 import { AlarmsOutboxService } from './alarms-outbox.service';
 import { jobIds } from './alarms.constants';
-import { AlarmsService, IncidentRow, toSummary } from './alarms.service';
+import { IncidentRow, toSummary } from './incident-row';
+import { appendTimeline } from './incident-timeline';
 import { postToPolice } from './police-relay.client';
 
 /**
@@ -25,7 +26,6 @@ export class AlarmsJobs {
     @Inject(APP_CONFIG) config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     queue: QueueService,
-    private readonly alarms: AlarmsService,
     private readonly events: ConsoleEventsService,
     private readonly outbox: AlarmsOutboxService,
   ) {
@@ -42,7 +42,7 @@ export class AlarmsJobs {
       let result = 'skipped';
       if (row && row.status === 'raised' && row.escalation_level < level) {
         const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [IncidentRow[]];
-        await this.alarms.timeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `未确认，升级至第 ${level} 级，已通知值班主管`, { level });
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `未确认，升级至第 ${level} 级，已通知值班主管`, { level });
         await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level } });
         result = `escalated to ${level}`;
       }
@@ -83,7 +83,7 @@ export class AlarmsJobs {
         [incidentId, attempt],
       )) as [IncidentRow[]];
       if (up) {
-        await this.alarms.timeline(m, incidentId, SYSTEM_ACTOR, 'relayed', `已推送公安联网平台（第 ${attempt} 次尝试）`, { attempt });
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relayed', `已推送公安联网平台（第 ${attempt} 次尝试）`, { attempt });
         await this.events.append(m, { type: 'incident.updated', schoolId: up.school_id, payload: { ...toSummary(up), change: 'relayed' } });
       }
       await this.outbox.markDone(m, [jobIds.relay(incidentId)]);
@@ -101,7 +101,7 @@ export class AlarmsJobs {
       )) as [IncidentRow[]];
       if (up) {
         const s = this.cfg.policeRelay.lateAfterSeconds;
-        await this.alarms.timeline(m, incidentId, SYSTEM_ACTOR, 'relay_late', `推送公安联网平台超过 ${s} 秒仍未成功，正在重试`, { attempts: up.relay_attempts });
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_late', `推送公安联网平台超过 ${s} 秒仍未成功，正在重试`, { attempts: up.relay_attempts });
         await this.events.append(m, { type: 'incident.relay_late', schoolId: up.school_id, payload: { ...toSummary(up), lateAfterSeconds: s } });
       }
       await this.outbox.markDone(m, [jobIds.relayWatch(incidentId)]);

@@ -3,7 +3,10 @@ import { RegistryModule } from '../registry/registry.module';
 import { AlarmsOutboxService } from './alarms-outbox.service';
 import { AlarmsController } from './alarms.controller';
 import { AlarmsJobs } from './alarms.jobs';
-import { AlarmsService } from './alarms.service';
+import { AlarmIntakeService } from './alarm-intake.service';
+import { DrillWindowsService } from './drill-windows.service';
+import { IncidentLifecycleService } from './incident-lifecycle.service';
+import { IncidentQueriesService } from './incident-queries.service';
 
 /**
  * One-click alarms end to end: intake (devices, staff, operators), the incident lifecycle,
@@ -14,7 +17,7 @@ import { AlarmsService } from './alarms.service';
 @Module({
   imports: [RegistryModule],
   controllers: [AlarmsController],
-  providers: [AlarmsService, AlarmsOutboxService, AlarmsJobs],
-  exports: [AlarmsService],
+  providers: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, DrillWindowsService, AlarmsOutboxService, AlarmsJobs],
+  exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService],
 })
 export class AlarmsModule {}

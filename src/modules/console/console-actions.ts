@@ -4,7 +4,8 @@ import { IsUUID, validate } from 'class-validator';
 import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
-import { AlarmsService, IncidentView } from '../alarms/alarms.service';
+import { IncidentLifecycleService } from '../alarms/incident-lifecycle.service';
+import type { IncidentView } from '../alarms/incident-row';
 import { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms/dto';
 import type { AuthUser } from '../../infra/access/roles';
 
@@ -24,12 +25,12 @@ class IdCancel extends CancelDto {
 
 interface Action<D> {
   dto: Type<D>;
-  run: (alarms: AlarmsService, user: AuthUser, dto: D) => Promise<IncidentView>;
+  run: (lifecycle: IncidentLifecycleService, user: AuthUser, dto: D) => Promise<IncidentView>;
 }
 const action = <D>(dto: Type<D>, run: Action<D>['run']): Action<unknown> => ({ dto, run }) as Action<unknown>;
 
 /**
- * Operator actions over the socket: the same AlarmsService methods (with their own role, scope
+ * Operator actions over the socket: the same IncidentLifecycleService methods (with their own role, scope
  * and state-machine checks) as the REST routes under /api/v1/incidents, validated with the same DTOs.
  */
 export const CONSOLE_ACTIONS: Record<string, Action<unknown>> = {

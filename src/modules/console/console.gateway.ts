@@ -7,7 +7,8 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { createRedis, redisKey } from '../../infra/redis/redis.module';
-import { AlarmsService } from '../alarms/alarms.service';
+import { IncidentLifecycleService } from '../alarms/incident-lifecycle.service';
+import { IncidentQueriesService } from '../alarms/incident-queries.service';
 import { OPEN_STATUSES } from '../alarms/alarms.constants';
 import { scopedSchoolId } from '../../infra/access/scope';
 import { TokenService } from '../auth/token.service';
@@ -79,7 +80,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(TokenService) private readonly tokens: TokenService,
     private readonly feed: ConsoleFeed,
-    private readonly alarms: AlarmsService,
+    private readonly lifecycle: IncidentLifecycleService,
+    private readonly incidents: IncidentQueriesService,
     private readonly devices: DeviceHealthQueries,
   ) {
     this.cfg = config.console;
@@ -151,7 +153,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
             return;
           }
           const dto = await validatePayload(action.dto as never, payload);
-          answer({ ok: true, incident: await action.run(this.alarms, s.user, dto) });
+          answer({ ok: true, incident: await action.run(this.lifecycle, s.user, dto) });
           consoleMetrics.actions.inc({ action: name, result: 'ok' });
         } catch (e) {
           const a = fail(e);
@@ -269,7 +271,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   /** What a console starts from when it cannot replay: open incidents and the device summary. */
   private async snapshot(user: SessionUser, seq: number) {
     const [incidents, devices] = await Promise.all([
-      this.alarms.list(user, { status: OPEN_STATUSES, limit: this.cfg.snapshotMaxIncidents }, this.cfg.snapshotMaxIncidents, this.cfg.snapshotMaxIncidents),
+      this.incidents.list(user, { status: OPEN_STATUSES, limit: this.cfg.snapshotMaxIncidents }, this.cfg.snapshotMaxIncidents, this.cfg.snapshotMaxIncidents),
       this.devices.summary({ schoolId: scopedSchoolId(user) ?? undefined }, 200, 0),
     ]);
     return { v: 1, seq, at: new Date().toISOString(), incidents: incidents.items, incidentsTotal: incidents.total, devices };

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Actor, requestContext } from '../../infra/http/request-context';
 import { malformedInput } from '../../infra/observability/metrics';
-import { AlarmsService } from '../alarms/alarms.service';
+import { AlarmIntakeService } from '../alarms/alarm-intake.service';
 import { GB_ID_PATTERN } from '../registry/registry.constants';
 import { GbProvisioningService } from '../registry/gb-provisioning.service';
 import { alarmNote, incidentTypeOf, parseGbTime } from './gb-codes';
@@ -23,7 +23,7 @@ export class GbAlarms {
     private readonly endpoint: SipEndpoint,
     private readonly client: SipClient,
     private readonly provisioning: GbProvisioningService,
-    private readonly alarms: AlarmsService,
+    private readonly intake: AlarmIntakeService,
   ) {}
 
   /** An Alarm Notify from a registered device; `key` is its transaction (marked as being worked on). */
@@ -53,7 +53,7 @@ export class GbAlarms {
     const actor: Actor = { type: 'device', id: cam.id, name: `GB28181 ${state.deviceId}` };
     const incidentType = incidentTypeOf(method, type);
     await requestContext.run({ requestId: `sip-${req.callId}`.slice(0, 100), ip: peer.address, actor }, () =>
-      this.alarms.raiseFromDevice(
+      this.intake.raiseFromDevice(
         {
           deviceKind: 'camera',
           deviceId: cam.id,

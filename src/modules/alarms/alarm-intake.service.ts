@@ -4,119 +4,21 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
+import type { AuthUser } from '../../infra/access/roles';
+import { assertSchoolScope } from '../../infra/access/scope';
 import { SqlParams } from '../../infra/database/sql-params';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import type { Page } from '../../infra/http/pagination';
 import { Actor } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
-import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log/audit.service';
-import type { AuthUser, UserRole } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { ConsoleEventsService } from '../console-events/console-events.service';
-import type { IncidentCamera, IncidentSummary } from '../console-events/console-events';
+import type { IncidentCamera } from '../console-events/console-events';
 import { RegistryService } from '../registry/registry.service';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
-import { IncidentSource, IncidentStatus, IncidentType, jobIds, Outcome, Priority } from './alarms.constants';
-import { allowedFrom, IncidentAction, transition } from './incident-state';
-
-/** Roles that act on incidents at the control center. */
-export const ACT_ROLES: UserRole[] = ['operator', 'supervisor', 'admin'];
-export const RAISE_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security'];
-export const CANCEL_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security'];
-export const READ_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security', 'auditor'];
-
-/** An incident row as Postgres returns it. */
-export interface IncidentRow {
-  id: string;
-  type: IncidentType;
-  priority: Priority;
-  source: IncidentSource;
-  school_id: string;
-  zone_id: string | null;
-  alarm_device_id: string | null;
-  camera_id: string | null;
-  location: string;
-  area_kind: string | null;
-  note: string;
-  status: IncidentStatus;
-  press_count: number;
-  first_press_at: Date;
-  last_press_at: Date;
-  drill: boolean;
-  outcome: Outcome | null;
-  raised_by_id: string | null;
-  raised_by_name: string;
-  shown_at: Date | null;
-  acknowledged_by_id: string | null;
-  acknowledged_by_name: string | null;
-  acknowledged_at: Date | null;
-  dispatched_at: Date | null;
-  on_scene_at: Date | null;
-  resolved_by_id: string | null;
-  resolved_by_name: string | null;
-  resolved_at: Date | null;
-  cancelled_at: Date | null;
-  cancel_reason: string | null;
-  escalation_level: number;
-  linked_camera_ids: string[];
-  cameras: IncidentCamera[];
-  school_name: string;
-  relay_required: boolean;
-  relay_delivered_at: Date | null;
-  relay_attempts: number;
-  relay_late: boolean;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-
-export function toSummary(r: IncidentRow): IncidentSummary {
-  return {
-    incidentId: r.id,
-    schoolId: r.school_id,
-    schoolName: r.school_name,
-    zoneId: r.zone_id,
-    type: r.type,
-    priority: r.priority,
-    source: r.source,
-    status: r.status,
-    location: r.location,
-    areaKind: r.area_kind,
-    note: r.note,
-    alarmDeviceId: r.alarm_device_id,
-    cameraId: r.camera_id,
-    pressCount: r.press_count,
-    firstPressAt: iso(r.first_press_at)!,
-    lastPressAt: iso(r.last_press_at)!,
-    drill: r.drill,
-    outcome: r.outcome,
-    cameras: r.cameras,
-    raisedBy: r.raised_by_name,
-    acknowledgedBy: r.acknowledged_at ? { id: r.acknowledged_by_id, name: r.acknowledged_by_name ?? '', at: iso(r.acknowledged_at)! } : null,
-    escalationLevel: r.escalation_level,
-    relay: { required: r.relay_required, deliveredAt: iso(r.relay_delivered_at), attempts: r.relay_attempts, late: r.relay_late },
-  };
-}
-
-/** The API view: the console summary plus the remaining timestamps. */
-export function toView(r: IncidentRow) {
-  return {
-    id: r.id,
-    ...toSummary(r),
-    dispatchedAt: iso(r.dispatched_at),
-    onSceneAt: iso(r.on_scene_at),
-    resolvedAt: iso(r.resolved_at),
-    resolvedBy: r.resolved_by_name,
-    cancelledAt: iso(r.cancelled_at),
-    cancelReason: r.cancel_reason,
-    shownAt: iso(r.shown_at),
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-  };
-}
-export type IncidentView = ReturnType<typeof toView>;
+import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
+import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
+import { IncidentRow, IncidentView, toSummary, toView } from './incident-row';
+import { appendTimeline } from './incident-timeline';
 
 export interface RaiseResult {
   incident: IncidentView;
@@ -150,19 +52,6 @@ export interface ManualAlarmInput {
   drill?: boolean;
 }
 
-export interface IncidentListQuery {
-  schoolId?: string;
-  zoneId?: string;
-  status?: IncidentStatus[];
-  type?: IncidentType;
-  priority?: Priority;
-  drill?: boolean;
-  from?: string;
-  to?: string;
-  limit?: number;
-  offset?: number;
-}
-
 interface Spot {
   schoolId: string;
   schoolName: string;
@@ -174,16 +63,14 @@ interface Spot {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const userActor = (u: AuthUser): Actor => ({ type: 'user', id: u.id, name: u.username });
-
 /**
- * Alarm intake and the incident lifecycle. Every change commits the incident, its timeline
- * entry, its console event, its audit entry and its outbox jobs in one transaction; the
- * caller gets its answer only after that commit. Methods take the acting user and do their
- * own role and scope checks, so the console socket gateway can call them as the REST routes do.
+ * Alarm intake: device presses and reports (HTTP device routes, the GB/T 28181 SIP front end)
+ * and alarms raised by staff and operators. A new incident commits with its timeline entry,
+ * console event, audit entry and outbox jobs in one statement before the caller gets its answer;
+ * presses fold into the device's open incident and event ids make retries idempotent.
  */
 @Injectable()
-export class AlarmsService {
+export class AlarmIntakeService {
   private readonly cfg: AlarmsConfig;
 
   constructor(
@@ -193,12 +80,9 @@ export class AlarmsService {
     private readonly events: ConsoleEventsService,
     private readonly audit: AuditService,
     private readonly outbox: AlarmsOutboxService,
-    private readonly queue: QueueService,
   ) {
     this.cfg = config.alarms;
   }
-
-  // ---------- intake ----------
 
   /**
    * An alarm reported by a device (HTTP device routes, and the GB/T 28181 SIP front end).
@@ -254,7 +138,7 @@ export class AlarmsService {
         `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
         [openId, receivedAt],
       )) as [IncidentRow[]];
-      await this.timeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
+      await appendTimeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
       await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'press' } });
       return { incident: toView(row), created: false, folded: true };
     }).then((r) => this.afterRaise(r));
@@ -262,7 +146,7 @@ export class AlarmsService {
 
   /** An alarm raised by school security staff (own school only) or a control-center user. */
   async raiseManual(user: AuthUser, input: ManualAlarmInput): Promise<RaiseResult> {
-    this.assertRole(user, RAISE_ROLES);
+    assertRole(user, RAISE_ROLES);
     assertSchoolScope(user, input.schoolId);
     const receivedAt = new Date();
     let linked: string[] = [];
@@ -465,220 +349,10 @@ export class AlarmsService {
     return { row: row as IncidentRow, jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })), seen: null, openId: null };
   }
 
-  // ---------- lifecycle ----------
-
-  acknowledge(user: AuthUser, id: string, note?: string) {
-    return this.act(user, id, 'acknowledge', { note });
-  }
-  dispatch(user: AuthUser, id: string, note?: string) {
-    return this.act(user, id, 'dispatch', { note });
-  }
-  onScene(user: AuthUser, id: string, note?: string) {
-    return this.act(user, id, 'on_scene', { note });
-  }
-  resolve(user: AuthUser, id: string, outcome: Outcome, note?: string) {
-    return this.act(user, id, 'resolve', { note, outcome });
-  }
-  cancel(user: AuthUser, id: string, reason: string) {
-    return this.act(user, id, 'cancel', { note: reason });
-  }
-  addNote(user: AuthUser, id: string, note: string) {
-    return this.act(user, id, 'note', { note });
-  }
-
-  private async act(user: AuthUser, id: string, action: IncidentAction, opts: { note?: string; outcome?: Outcome }): Promise<IncidentView> {
-    this.assertRole(user, action === 'cancel' ? CANCEL_ROLES : action === 'note' ? RAISE_ROLES : ACT_ROLES);
-    const actor = userActor(user);
-    const scope = scopedSchoolId(user);
-    // Base parameters $1..$3; each action's own parameters follow from $4 (typed by their use).
-    const sets: Partial<Record<IncidentAction, [string, unknown[]]>> = {
-      acknowledge: [`status = 'acknowledged', acknowledged_by_id = $4, acknowledged_by_name = $5, acknowledged_at = now()`, [user.id, user.username]],
-      dispatch: [`status = 'dispatched', dispatched_at = now()`, []],
-      on_scene: [`status = 'on_scene', on_scene_at = now()`, []],
-      resolve: [
-        `status = 'resolved', resolved_by_id = $4, resolved_by_name = $5, resolved_at = now(), outcome = $6::text, drill = drill OR $6::text = 'drill'`,
-        [user.id, user.username, opts.outcome ?? null],
-      ],
-      cancel: [`status = 'cancelled', cancelled_at = now(), cancel_reason = $4`, [opts.note ?? '']],
-      note: [`note = note`, []],
-    };
-    const [setSql, extra] = sets[action]!;
-    const escalationJobs: string[] = [];
-    const row = await this.db.transaction(async (m) => {
-      const [[updated]] = (await m.query(
-        `UPDATE incidents SET ${setSql}, updated_at = now()
-         WHERE id = $1 AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
-        [id, allowedFrom(action), scope, ...extra],
-      )) as [IncidentRow[]];
-      if (!updated) throw await this.refusal(m, id, action, user);
-      await this.timeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
-      await this.events.append(m, { type: 'incident.updated', schoolId: updated.school_id, payload: { ...toSummary(updated), change: action } });
-      await this.audit.record(m, { action, entity: 'incident', entityId: id, schoolId: updated.school_id, after: { status: updated.status, note: opts.note, outcome: opts.outcome } });
-      if (action === 'acknowledge' || action === 'cancel') {
-        // Escalation is over: mark its outbox rows done (no re-dispatch) and drop the timers after commit.
-        const [rows] = (await m.query(
-          `UPDATE alarm_outbox SET done_at = now() WHERE job_name = $1 AND payload->>'incidentId' = $2 AND done_at IS NULL RETURNING job_id`,
-          [JobName.AlarmEscalate, id],
-        )) as [{ job_id: string }[]];
-        escalationJobs.push(...rows.map((r) => r.job_id));
-      }
-      return updated;
-    });
-    // The handler re-checks the state anyway, so a failed removal is harmless.
-    await Promise.allSettled(escalationJobs.map((j) => this.queue.removeJob(JobName.AlarmEscalate, j)));
-    return toView(row);
-  }
-
-  /** Why a conditional update touched nothing: 404, 403, or the state machine's 409. */
-  private async refusal(m: EntityManager, id: string, action: IncidentAction, user: AuthUser) {
-    const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
-    const scope = scopedSchoolId(user);
-    if (scope && row.school_id !== scope) return Errors.outOfScope();
-    const t = transition(row.status, action, 'user');
-    if (!t.ok && t.code === ErrorCode.ALARM.ALREADY_ACKNOWLEDGED) {
-      return Errors.conflict(t.code, `${t.message}（${row.acknowledged_by_name}）`, {
-        acknowledgedBy: { id: row.acknowledged_by_id, name: row.acknowledged_by_name },
-        acknowledgedAt: iso(row.acknowledged_at),
-        status: row.status,
-      });
-    }
-    return Errors.conflict(t.ok ? ErrorCode.ALARM.CONCURRENT_CHANGE : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, { status: row.status });
-  }
-
-  // ---------- reads ----------
-
-  async get(user: AuthUser, id: string) {
-    this.assertRole(user, READ_ROLES);
-    const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
-    assertSchoolScope(user, row.school_id);
-    const timeline = await this.db.query(
-      `SELECT at, actor_type AS "actorType", actor_id AS "actorId", actor_name AS "actorName", action, note, data FROM incident_timeline WHERE incident_id = $1 ORDER BY id`,
-      [id],
-    );
-    return { ...toView(row), timeline };
-  }
-
-  async list(user: AuthUser, q: IncidentListQuery, maxPage: number, defaultPage: number): Promise<Page<IncidentView>> {
-    this.assertRole(user, READ_ROLES);
-    const schoolId = effectiveSchoolFilter(user, q.schoolId);
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      where.push(sql.replace('?', `$${params.length}`));
-    };
-    if (schoolId) add('school_id = ?', schoolId);
-    if (q.zoneId) add('zone_id = ?', q.zoneId);
-    if (q.status?.length) add('status = ANY(?)', q.status);
-    if (q.type) add('type = ?', q.type);
-    if (q.priority) add('priority = ?', q.priority);
-    if (q.drill !== undefined) add('drill = ?', q.drill);
-    if (q.from) add('first_press_at >= ?', q.from);
-    if (q.to) add('first_press_at < ?', q.to);
-    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const limit = Math.min(q.limit ?? defaultPage, maxPage);
-    const offset = q.offset ?? 0;
-    const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
-    const rows = (await this.db.query(`SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`, params)) as IncidentRow[];
-    return { items: rows.map(toView), total, limit, offset };
-  }
-
-  /**
-   * Per-step durations (ms from the first press) at p50/p90, per school, per zone and per day
-   * (Asia/Shanghai). Drills and test alarms stay out.
-   */
-  async stats(user: AuthUser, q: { from?: string; to?: string; schoolId?: string }) {
-    this.assertRole(user, READ_ROLES);
-    const schoolId = effectiveSchoolFilter(user, q.schoolId);
-    const from = q.from ?? new Date(Date.now() - 30 * 86400_000).toISOString();
-    const to = q.to ?? new Date(Date.now() + 60_000).toISOString();
-    const steps = {
-      toConsole: 'shown_at',
-      toAcknowledged: 'acknowledged_at',
-      toRelayed: 'relay_delivered_at',
-      toOnScene: 'on_scene_at',
-      toResolved: 'resolved_at',
-    };
-    const cols = Object.entries(steps)
-      .map(([k, c]) => `EXTRACT(EPOCH FROM ${c} - first_press_at) * 1000 AS "${k}"`)
-      .join(', ');
-    const aggs = Object.keys(steps)
-      .map(
-        (k) =>
-          `percentile_cont(0.5) WITHIN GROUP (ORDER BY "${k}") AS "${k}P50", percentile_cont(0.9) WITHIN GROUP (ORDER BY "${k}") AS "${k}P90"`,
-      )
-      .join(', ');
-    const rows: Record<string, unknown>[] = await this.db.query(
-      `WITH d AS (
-         SELECT school_id, zone_id, school_name, (first_press_at AT TIME ZONE 'Asia/Shanghai')::date::text AS day, ${cols}
-         FROM incidents
-         WHERE NOT drill AND coalesce(outcome, '') NOT IN ('drill', 'test')
-           AND first_press_at >= $1 AND first_press_at < $2 AND ($3::uuid IS NULL OR school_id = $3)
-       )
-       SELECT CASE WHEN GROUPING(school_id, school_name) = 0 THEN 'school' WHEN GROUPING(zone_id) = 0 THEN 'zone' ELSE 'day' END AS dim,
-              school_id AS "schoolId", school_name AS "schoolName", zone_id AS "zoneId", day, count(*)::int AS count, ${aggs}
-       FROM d GROUP BY GROUPING SETS ((school_id, school_name), (zone_id), (day))
-       ORDER BY dim, "schoolName", day`,
-      [from, to, schoolId ?? null],
-    );
-    const pick = (dim: string) =>
-      rows
-        .filter((r) => r.dim === dim)
-        .map(({ dim: _d, ...r }) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /P[59]0$/.test(k) ? Number(v) : v])));
-    return { from, to, unit: 'ms', bySchool: pick('school'), byZone: pick('zone'), byDay: pick('day') };
-  }
-
-  // ---------- drill windows ----------
-
-  async createDrillWindow(user: AuthUser, dto: { schoolId: string; startsAt: string; endsAt: string; note?: string }) {
-    this.assertRole(user, RAISE_ROLES);
-    assertSchoolScope(user, dto.schoolId);
-    if (new Date(dto.endsAt) <= new Date(dto.startsAt)) throw Errors.validation([{ field: 'endsAt', reason: 'must be after startsAt' }]);
-    await this.registry.school(dto.schoolId);
-    return this.db.transaction(async (m) => {
-      const [row] = await m.query(
-        `INSERT INTO drill_windows (school_id, starts_at, ends_at, note, created_by_name) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, school_id AS "schoolId", starts_at AS "startsAt", ends_at AS "endsAt", note, created_by_name AS "createdBy"`,
-        [dto.schoolId, dto.startsAt, dto.endsAt, dto.note ?? '', user.username],
-      );
-      await this.audit.record(m, { action: 'create', entity: 'drill_window', entityId: row.id, schoolId: dto.schoolId, after: row });
-      return row;
-    });
-  }
-
-  async listDrillWindows(user: AuthUser, q: { schoolId?: string }) {
-    this.assertRole(user, READ_ROLES);
-    const schoolId = effectiveSchoolFilter(user, q.schoolId);
-    return this.db.query(
-      `SELECT id, school_id AS "schoolId", starts_at AS "startsAt", ends_at AS "endsAt", note, created_by_name AS "createdBy"
-       FROM drill_windows WHERE ($1::uuid IS NULL OR school_id = $1) ORDER BY starts_at DESC LIMIT 500`,
-      [schoolId ?? null],
-    );
-  }
-
-  // ---------- helpers ----------
-
-  async row(m: EntityManager | DataSource, id: string): Promise<IncidentRow> {
+  /** An incident row by id (404 if none). */
+  private async row(m: EntityManager | DataSource, id: string): Promise<IncidentRow> {
     const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
     if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     return row;
-  }
-
-  async timeline(m: EntityManager, incidentId: string, actor: Actor, action: string, note: string, data: object | null = null): Promise<void> {
-    await m.query(`INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
-      incidentId,
-      actor.type,
-      actor.type === 'system' ? null : actor.id,
-      actor.name,
-      action,
-      note,
-      data ? JSON.stringify(data) : null,
-    ]);
-  }
-
-  private assertRole(user: AuthUser, roles: UserRole[]): void {
-    if (!roles.includes(user.role)) throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, `Role ${user.role} may not do this`);
   }
 }

@@ -1,0 +1,111 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import type { AuthUser } from '../../infra/access/roles';
+import { scopedSchoolId } from '../../infra/access/scope';
+import { ErrorCode, Errors } from '../../infra/http/errors';
+import { JobName } from '../../infra/queue/queue.catalogue';
+import { QueueService } from '../../infra/queue/queue.service';
+import { AuditService } from '../audit-log/audit.service';
+import { ConsoleEventsService } from '../console-events/console-events.service';
+import { ACT_ROLES, assertRole, CANCEL_ROLES, RAISE_ROLES, userActor } from './alarms.access';
+import type { Outcome } from './alarms.constants';
+import { IncidentRow, IncidentView, iso, toSummary, toView } from './incident-row';
+import { allowedFrom, IncidentAction, transition } from './incident-state';
+import { appendTimeline } from './incident-timeline';
+
+/**
+ * The incident lifecycle: acknowledge, dispatch, on scene, resolve, cancel and notes. Each is one
+ * conditional update (the state machine's allowed "from" states, the user's school) committed
+ * with its timeline entry, console event and audit entry; when it touches nothing, the refusal
+ * says why (404, 403, 409). Methods take the acting user and do their own role and scope checks,
+ * so the console socket gateway calls them as the REST routes do.
+ */
+@Injectable()
+export class IncidentLifecycleService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly events: ConsoleEventsService,
+    private readonly audit: AuditService,
+    private readonly queue: QueueService,
+  ) {}
+
+  acknowledge(user: AuthUser, id: string, note?: string) {
+    return this.act(user, id, 'acknowledge', { note });
+  }
+  dispatch(user: AuthUser, id: string, note?: string) {
+    return this.act(user, id, 'dispatch', { note });
+  }
+  onScene(user: AuthUser, id: string, note?: string) {
+    return this.act(user, id, 'on_scene', { note });
+  }
+  resolve(user: AuthUser, id: string, outcome: Outcome, note?: string) {
+    return this.act(user, id, 'resolve', { note, outcome });
+  }
+  cancel(user: AuthUser, id: string, reason: string) {
+    return this.act(user, id, 'cancel', { note: reason });
+  }
+  addNote(user: AuthUser, id: string, note: string) {
+    return this.act(user, id, 'note', { note });
+  }
+
+  private async act(user: AuthUser, id: string, action: IncidentAction, opts: { note?: string; outcome?: Outcome }): Promise<IncidentView> {
+    assertRole(user, action === 'cancel' ? CANCEL_ROLES : action === 'note' ? RAISE_ROLES : ACT_ROLES);
+    const actor = userActor(user);
+    const scope = scopedSchoolId(user);
+    // Base parameters $1..$3; each action's own parameters follow from $4 (typed by their use).
+    const sets: Partial<Record<IncidentAction, [string, unknown[]]>> = {
+      acknowledge: [`status = 'acknowledged', acknowledged_by_id = $4, acknowledged_by_name = $5, acknowledged_at = now()`, [user.id, user.username]],
+      dispatch: [`status = 'dispatched', dispatched_at = now()`, []],
+      on_scene: [`status = 'on_scene', on_scene_at = now()`, []],
+      resolve: [
+        `status = 'resolved', resolved_by_id = $4, resolved_by_name = $5, resolved_at = now(), outcome = $6::text, drill = drill OR $6::text = 'drill'`,
+        [user.id, user.username, opts.outcome ?? null],
+      ],
+      cancel: [`status = 'cancelled', cancelled_at = now(), cancel_reason = $4`, [opts.note ?? '']],
+      note: [`note = note`, []],
+    };
+    const [setSql, extra] = sets[action]!;
+    const escalationJobs: string[] = [];
+    const row = await this.db.transaction(async (m) => {
+      const [[updated]] = (await m.query(
+        `UPDATE incidents SET ${setSql}, updated_at = now()
+         WHERE id = $1 AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
+        [id, allowedFrom(action), scope, ...extra],
+      )) as [IncidentRow[]];
+      if (!updated) throw await this.refusal(m, id, action, user);
+      await appendTimeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
+      await this.events.append(m, { type: 'incident.updated', schoolId: updated.school_id, payload: { ...toSummary(updated), change: action } });
+      await this.audit.record(m, { action, entity: 'incident', entityId: id, schoolId: updated.school_id, after: { status: updated.status, note: opts.note, outcome: opts.outcome } });
+      if (action === 'acknowledge' || action === 'cancel') {
+        // Escalation is over: mark its outbox rows done (no re-dispatch) and drop the timers after commit.
+        const [rows] = (await m.query(
+          `UPDATE alarm_outbox SET done_at = now() WHERE job_name = $1 AND payload->>'incidentId' = $2 AND done_at IS NULL RETURNING job_id`,
+          [JobName.AlarmEscalate, id],
+        )) as [{ job_id: string }[]];
+        escalationJobs.push(...rows.map((r) => r.job_id));
+      }
+      return updated;
+    });
+    // The handler re-checks the state anyway, so a failed removal is harmless.
+    await Promise.allSettled(escalationJobs.map((j) => this.queue.removeJob(JobName.AlarmEscalate, j)));
+    return toView(row);
+  }
+
+  /** Why a conditional update touched nothing: 404, 403, or the state machine's 409. */
+  private async refusal(m: EntityManager, id: string, action: IncidentAction, user: AuthUser) {
+    const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
+    if (!row) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
+    const scope = scopedSchoolId(user);
+    if (scope && row.school_id !== scope) return Errors.outOfScope();
+    const t = transition(row.status, action, 'user');
+    if (!t.ok && t.code === ErrorCode.ALARM.ALREADY_ACKNOWLEDGED) {
+      return Errors.conflict(t.code, `${t.message}（${row.acknowledged_by_name}）`, {
+        acknowledgedBy: { id: row.acknowledged_by_id, name: row.acknowledged_by_name },
+        acknowledgedAt: iso(row.acknowledged_at),
+        status: row.status,
+      });
+    }
+    return Errors.conflict(t.ok ? ErrorCode.ALARM.CONCURRENT_CHANGE : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, { status: row.status });
+  }
+}

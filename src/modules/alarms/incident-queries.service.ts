@@ -1,0 +1,111 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type { AuthUser } from '../../infra/access/roles';
+import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
+import { ErrorCode, Errors } from '../../infra/http/errors';
+import type { Page } from '../../infra/http/pagination';
+import { assertRole, READ_ROLES } from './alarms.access';
+import type { IncidentStatus, IncidentType, Priority } from './alarms.constants';
+import { IncidentRow, IncidentView, toView } from './incident-row';
+
+export interface IncidentListQuery {
+  schoolId?: string;
+  zoneId?: string;
+  status?: IncidentStatus[];
+  type?: IncidentType;
+  priority?: Priority;
+  drill?: boolean;
+  from?: string;
+  to?: string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Reads of incidents within the user's school scope: one with its timeline, pages, response-time statistics. */
+@Injectable()
+export class IncidentQueriesService {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  async get(user: AuthUser, id: string) {
+    assertRole(user, READ_ROLES);
+    const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
+    if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
+    assertSchoolScope(user, row.school_id);
+    const timeline = await this.db.query(
+      `SELECT at, actor_type AS "actorType", actor_id AS "actorId", actor_name AS "actorName", action, note, data FROM incident_timeline WHERE incident_id = $1 ORDER BY id`,
+      [id],
+    );
+    return { ...toView(row), timeline };
+  }
+
+  async list(user: AuthUser, q: IncidentListQuery, maxPage: number, defaultPage: number): Promise<Page<IncidentView>> {
+    assertRole(user, READ_ROLES);
+    const schoolId = effectiveSchoolFilter(user, q.schoolId);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (schoolId) add('school_id = ?', schoolId);
+    if (q.zoneId) add('zone_id = ?', q.zoneId);
+    if (q.status?.length) add('status = ANY(?)', q.status);
+    if (q.type) add('type = ?', q.type);
+    if (q.priority) add('priority = ?', q.priority);
+    if (q.drill !== undefined) add('drill = ?', q.drill);
+    if (q.from) add('first_press_at >= ?', q.from);
+    if (q.to) add('first_press_at < ?', q.to);
+    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const limit = Math.min(q.limit ?? defaultPage, maxPage);
+    const offset = q.offset ?? 0;
+    const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
+    const rows = (await this.db.query(`SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`, params)) as IncidentRow[];
+    return { items: rows.map(toView), total, limit, offset };
+  }
+
+  /**
+   * Per-step durations (ms from the first press) at p50/p90, per school, per zone and per day
+   * (Asia/Shanghai). Drills and test alarms stay out.
+   */
+  async stats(user: AuthUser, q: { from?: string; to?: string; schoolId?: string }) {
+    assertRole(user, READ_ROLES);
+    const schoolId = effectiveSchoolFilter(user, q.schoolId);
+    const from = q.from ?? new Date(Date.now() - 30 * 86400_000).toISOString();
+    const to = q.to ?? new Date(Date.now() + 60_000).toISOString();
+    const steps = {
+      toConsole: 'shown_at',
+      toAcknowledged: 'acknowledged_at',
+      toRelayed: 'relay_delivered_at',
+      toOnScene: 'on_scene_at',
+      toResolved: 'resolved_at',
+    };
+    const cols = Object.entries(steps)
+      .map(([k, c]) => `EXTRACT(EPOCH FROM ${c} - first_press_at) * 1000 AS "${k}"`)
+      .join(', ');
+    const aggs = Object.keys(steps)
+      .map(
+        (k) =>
+          `percentile_cont(0.5) WITHIN GROUP (ORDER BY "${k}") AS "${k}P50", percentile_cont(0.9) WITHIN GROUP (ORDER BY "${k}") AS "${k}P90"`,
+      )
+      .join(', ');
+    const rows: Record<string, unknown>[] = await this.db.query(
+      `WITH d AS (
+         SELECT school_id, zone_id, school_name, (first_press_at AT TIME ZONE 'Asia/Shanghai')::date::text AS day, ${cols}
+         FROM incidents
+         WHERE NOT drill AND coalesce(outcome, '') NOT IN ('drill', 'test')
+           AND first_press_at >= $1 AND first_press_at < $2 AND ($3::uuid IS NULL OR school_id = $3)
+       )
+       SELECT CASE WHEN GROUPING(school_id, school_name) = 0 THEN 'school' WHEN GROUPING(zone_id) = 0 THEN 'zone' ELSE 'day' END AS dim,
+              school_id AS "schoolId", school_name AS "schoolName", zone_id AS "zoneId", day, count(*)::int AS count, ${aggs}
+       FROM d GROUP BY GROUPING SETS ((school_id, school_name), (zone_id), (day))
+       ORDER BY dim, "schoolName", day`,
+      [from, to, schoolId ?? null],
+    );
+    const pick = (dim: string) =>
+      rows
+        .filter((r) => r.dim === dim)
+        .map(({ dim: _d, ...r }) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /P[59]0$/.test(k) ? Number(v) : v])));
+    return { from, to, unit: 'ms', bySchool: pick('school'), byZone: pick('zone'), byDay: pick('day') };
+  }
+}
