@@ -7,6 +7,7 @@ import { DeviceHealthController } from './device-health.controller';
 import { DeviceHealthQueries } from './device-health.queries';
 import { DeviceHealthService } from './device-health.service';
 import { DeviceIntakeController } from './device-intake.controller';
+import { DeviceTransitionsService } from './device-transitions.service';
 import { OnlineTimeService } from './online-time.service';
 
 const SWEEP_SCHEDULER = 'device-health.sweep';
@@ -18,7 +19,7 @@ const SWEEP_SCHEDULER = 'device-health.sweep';
 @Module({
   imports: [RegistryModule],
   controllers: [DeviceIntakeController, DeviceHealthController],
-  providers: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService],
+  providers: [DeviceHealthService, DeviceTransitionsService, DeviceHealthQueries, OnlineTimeService],
   exports: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService],
 })
 export class DeviceHealthModule implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {

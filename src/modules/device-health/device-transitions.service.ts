@@ -1,0 +1,206 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { LivenessConfig } from '../../config/sections';
+import { returningRows } from '../../infra/database/returning';
+import { ConsoleEventsService } from '../console-events/console-events.service';
+import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/console-events';
+import type { DeviceStatus } from '../registry/registry.constants';
+import type { WatchedDeviceKind } from '../registry/device-status.service';
+
+/** A device's recorded status change (the registry row has already been updated). */
+export interface Transition {
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  from: DeviceStatus;
+  to: DeviceStatus;
+  at: Date;
+}
+
+/**
+ * What follows from device status transitions, in Postgres: the history rows, per-school outages
+ * (open / update / auto-close, overdue faults), flapping, and the console events that report
+ * them — one per school, never one per device. The liveness hot path and the sweep decide the
+ * transitions (DeviceHealthService); this records them in the caller's transaction.
+ */
+@Injectable()
+export class DeviceTransitionsService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly consoleEvents: ConsoleEventsService,
+  ) {}
+
+  private get cfg(): LivenessConfig {
+    return this.config.liveness;
+  }
+
+  /**
+   * Records transitions with everything that follows from them, in the caller's transaction:
+   * history rows, per-school outages (open / update / auto-close), flapping detection and one
+   * console event per school — never one per device.
+   */
+  async applyTransitions(m: EntityManager, ts: Transition[], now: Date): Promise<void> {
+    if (ts.length === 0) return;
+    await m.query(
+      `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])`,
+      [ts.map((t) => t.deviceId), ts.map((t) => t.kind), ts.map((t) => t.schoolId), ts.map((t) => t.from), ts.map((t) => t.to), ts.map((t) => t.at)],
+    );
+    const down = ts.filter((t) => t.to === 'offline');
+    const up = ts.filter((t) => t.to === 'online');
+    const touched = new Set<string>();
+    if (down.length) {
+      const schools = [...new Set(down.map((t) => t.schoolId))];
+      await m.query(
+        `INSERT INTO device_outages (school_id, opened_at) SELECT s, $2 FROM unnest($1::uuid[]) s
+         ON CONFLICT (school_id) WHERE closed_at IS NULL DO NOTHING`,
+        [schools, now],
+      );
+      const rows: { outage_id: string }[] = await m.query(
+        `INSERT INTO device_faults (outage_id, device_id, kind, school_id, since)
+         SELECT o.id, v.device_id, v.kind, v.school_id, v.at
+           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[]) AS v(device_id, kind, school_id, at)
+           JOIN device_outages o ON o.school_id = v.school_id AND o.closed_at IS NULL
+         ON CONFLICT (device_id) WHERE recovered_at IS NULL DO NOTHING
+         RETURNING outage_id`,
+        [down.map((t) => t.deviceId), down.map((t) => t.kind), down.map((t) => t.schoolId), down.map((t) => t.at)],
+      );
+      for (const r of rows) touched.add(r.outage_id);
+    }
+    if (up.length) {
+      const rows = returningRows<{ outage_id: string }>(
+        await m.query(
+        `UPDATE device_faults f SET recovered_at = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v(device_id, at)
+          WHERE f.device_id = v.device_id AND f.recovered_at IS NULL RETURNING f.outage_id`,
+        [up.map((t) => t.deviceId), up.map((t) => t.at)],
+        ),
+      );
+      for (const r of rows) touched.add(r.outage_id);
+    }
+    let outages: OutageRow[] = [];
+    if (touched.size) {
+      outages = returningRows<OutageRow>(
+        await m.query(
+        `UPDATE device_outages o
+            SET offline_count = c.open, affected_count = c.total, peak_count = GREATEST(o.peak_count, c.open), updated_at = $2,
+                closed_at = CASE WHEN c.open = 0 THEN GREATEST($2, o.opened_at) ELSE NULL END
+           FROM (SELECT outage_id, count(*) FILTER (WHERE recovered_at IS NULL)::int AS open, count(*)::int AS total
+                   FROM device_faults WHERE outage_id = ANY($1::uuid[]) GROUP BY outage_id) c
+          WHERE o.id = c.outage_id
+          RETURNING o.*`,
+        [[...touched], now],
+        ),
+      );
+    }
+    const flapping = await this.detectFlapping(m, ts, now);
+
+    const events: ConsoleEventInput[] = [];
+    const bySchool = new Map<string, Transition[]>();
+    for (const t of ts) (bySchool.get(t.schoolId) ?? bySchool.set(t.schoolId, []).get(t.schoolId)!).push(t);
+    for (const [schoolId, list] of bySchool) {
+      events.push({
+        type: 'device.status_batch',
+        schoolId,
+        payload: { changes: list.map((t) => ({ deviceId: t.deviceId, kind: t.kind, schoolId, from: t.from, to: t.to, at: t.at.toISOString() })) },
+      });
+    }
+    for (const o of outages) {
+      const mine = ts.filter((t) => t.schoolId === o.school_id);
+      events.push({
+        type: 'device.outage',
+        schoolId: o.school_id,
+        payload: { ...outagePayload(o), wentOffline: mine.filter((t) => t.to === 'offline').map((t) => t.deviceId), recovered: mine.filter((t) => t.to === 'online').map((t) => t.deviceId) },
+      });
+    }
+    for (const [schoolId, devices] of flapping) events.push({ type: 'device.flapping', schoolId, payload: { schoolId, devices } });
+    await this.consoleEvents.append(m, events);
+  }
+
+  /**
+   * A device that went offline more than flapCount times within flapWindowMinutes is flagged;
+   * only the first detection of an episode is returned (and reported), later bounces just
+   * update the flag. The flag clears once the device stays quiet for a window (housekeeping).
+   */
+  private async detectFlapping(m: EntityManager, ts: Transition[], now: Date): Promise<Map<string, { deviceId: string; kind: string; bounces: number }[]>> {
+    const out = new Map<string, { deviceId: string; kind: string; bounces: number }[]>();
+    const ids = [...new Set(ts.map((t) => t.deviceId))];
+    const windowStart = new Date(now.getTime() - this.cfg.flapWindowMinutes * 60_000);
+    const rows: { device_id: string; kind: string; school_id: string; bounces: number; last: Date; inserted: boolean }[] = await m.query(
+      `INSERT INTO device_flapping (device_id, kind, school_id, since, last_bounce_at, bounces)
+       SELECT device_id, min(kind), min(school_id::text)::uuid, $4, max(at), count(*)::int
+         FROM device_transitions
+        WHERE device_id = ANY($1::uuid[]) AND to_status = 'offline' AND at > $2
+        GROUP BY device_id HAVING count(*) > $3
+       ON CONFLICT (device_id) DO UPDATE SET last_bounce_at = EXCLUDED.last_bounce_at, bounces = EXCLUDED.bounces
+       RETURNING device_id, kind, school_id, bounces, (xmax = 0) AS inserted`,
+      [ids, windowStart, this.cfg.flapCount, now],
+    );
+    for (const r of rows) {
+      if (!r.inserted) continue;
+      (out.get(r.school_id) ?? out.set(r.school_id, []).get(r.school_id)!).push({ deviceId: r.device_id, kind: r.kind, bounces: r.bounces });
+    }
+    return out;
+  }
+
+  /** Flags faults open past faultOverdueHours (GB/T 29315) and forgets flapping that calmed down. */
+  async housekeeping(now: Date): Promise<number> {
+    return this.db.transaction(async (m) => {
+      const windowStart = new Date(now.getTime() - this.cfg.flapWindowMinutes * 60_000);
+      await m.query(`DELETE FROM device_flapping WHERE last_bounce_at < $1`, [windowStart]);
+      const overdueBefore = new Date(now.getTime() - this.cfg.faultOverdueHours * 3_600_000);
+      const faults = returningRows<{ outage_id: string; device_id: string; kind: string }>(
+        await m.query(`UPDATE device_faults SET overdue_at = $1 WHERE recovered_at IS NULL AND overdue_at IS NULL AND since <= $2 RETURNING outage_id, device_id, kind`, [
+          now,
+          overdueBefore,
+        ]),
+      );
+      if (faults.length === 0) return 0;
+      const outages = returningRows<OutageRow>(
+        await m.query(`UPDATE device_outages SET overdue_at = COALESCE(overdue_at, $2), updated_at = $2 WHERE id = ANY($1::uuid[]) RETURNING *`, [
+          [...new Set(faults.map((f) => f.outage_id))],
+          now,
+        ]),
+      );
+      await this.consoleEvents.append(
+        m,
+        outages.map((o): ConsoleEventInput<'device.outage'> => ({
+          type: 'device.outage',
+          schoolId: o.school_id,
+          payload: {
+            ...outagePayload(o),
+            newlyOverdue: faults.filter((f) => f.outage_id === o.id).map((f) => ({ deviceId: f.device_id, kind: f.kind })),
+          },
+        })),
+      );
+      return faults.length;
+    });
+  }
+}
+
+export interface OutageRow {
+  id: string;
+  school_id: string;
+  opened_at: Date;
+  closed_at: Date | null;
+  offline_count: number;
+  peak_count: number;
+  affected_count: number;
+  overdue_at: Date | null;
+}
+
+function outagePayload(o: OutageRow): ConsoleEventMap['device.outage'] {
+  return {
+    schoolId: o.school_id,
+    outageId: o.id,
+    status: (o.closed_at ? 'closed' : 'open') as 'open' | 'closed',
+    offline: o.offline_count,
+    peak: o.peak_count,
+    affected: o.affected_count,
+    openedAt: new Date(o.opened_at).toISOString(),
+    closedAt: o.closed_at ? new Date(o.closed_at).toISOString() : null,
+    overdue: o.overdue_at !== null,
+  };
+}
