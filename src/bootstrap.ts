@@ -1,7 +1,7 @@
 import { INestApplication, INestApplicationContext, Logger, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type Redis from 'ioredis';
 import { json, NextFunction, Request, Response, urlencoded } from 'express';
 import { malformedInput } from './infra/observability/metrics';
@@ -34,8 +34,11 @@ function bodyErrorHandler(err: { status?: number; type?: string } | undefined, r
   });
 }
 
-/** Configures an HTTP app exactly as production runs it (tests use this too). */
-export function configureHttp(app: NestExpressApplication, config: AppConfig): void {
+/**
+ * Configures an HTTP app exactly as production runs it (tests use this too). Returns its OpenAPI
+ * document (served at /api/docs; src/tools/openapi.ts builds it without services for the web types).
+ */
+export function configureHttp(app: NestExpressApplication, config: AppConfig): OpenAPIObject {
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(requestIdMiddleware);
@@ -63,6 +66,7 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): v
       .build(),
   );
   SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
+  return doc;
 }
 
 /** Checks run once before serving: Redis eviction policy, migrations, first admin. */
