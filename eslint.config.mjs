@@ -1,12 +1,14 @@
 import js from '@eslint/js';
+import pluginVue from 'eslint-plugin-vue';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**', 'src/console-web/vendor/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly', AbortController: 'readonly', performance: 'readonly', fetch: 'readonly', structuredClone: 'readonly', window: 'readonly', document: 'readonly', localStorage: 'readonly', navigator: 'readonly', io: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', URL: 'readonly', AbortController: 'readonly', performance: 'readonly', fetch: 'readonly', structuredClone: 'readonly' } },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-require-imports': 'off',
@@ -28,4 +30,18 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ group: ['../modules/*', '../infra/*'], message: 'src/config imports nothing from modules or infra (declare the type in src/config/sections.ts).' }] }],
     },
   },
+  // The web console (web/): Vue single-file components and browser TypeScript.
+  ...pluginVue.configs['flat/essential'],
+  {
+    files: ['web/**/*.{ts,mts,vue}'],
+    languageOptions: { globals: { ...globals.browser }, parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.vue'], sourceType: 'module' } },
+    rules: {
+      // Text is always text: no markup from data.
+      'vue/no-v-html': 'error',
+      'vue/multi-word-component-names': 'off',
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./){2,}src/', message: 'The web app imports server code only through web/src/shared/server-events.ts.' }] }],
+    },
+  },
+  { files: ['web/src/shared/server-events.ts'], rules: { 'no-restricted-imports': 'off' } },
+  { files: ['web/vite.config.mts', 'web/build/**'], languageOptions: { globals: { ...globals.node } } },
 );

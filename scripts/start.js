@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
  * `npm start`: the one command that runs the service with the demo district.
- *  1. builds the TypeScript (incremental);
+ *  1. builds the TypeScript (incremental) and the web console (when its sources changed);
  *  2. finds Postgres at DATABASE_URL (default localhost); if none answers and
  *     database.embeddedFallback is on, starts an embedded Postgres under .data/pg;
  *  3. checks Redis at REDIS_URL and, if it does not answer, says exactly what to do;
@@ -68,6 +68,7 @@ async function startEmbedded(config) {
 async function main() {
   say('building…');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(__dirname, 'build-web.js'), '--if-stale'], { cwd: root, stdio: 'inherit' });
   const { loadConfig } = require(path.join(root, 'dist/config/config.js'));
   let config = loadConfig();
 

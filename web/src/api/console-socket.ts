@@ -1,0 +1,112 @@
+import { io, type Socket } from 'socket.io-client';
+import type { ActionAnswer, ActionName, ActionPayloads, AnyConsoleEvent, ClientToServerEvents, ServerToClientEvents, Snapshot } from './console-protocol';
+
+export type ConnState = 'offline' | 'connecting' | 'online';
+
+export interface ConsoleConnectionOptions {
+  token(): string | null;
+  /** Get a fresh access token (the server refused or ended the session for an expired one). */
+  refresh(): Promise<boolean>;
+  /** The session cannot be renewed: log out. */
+  expired(): void;
+  onState(s: ConnState): void;
+  onSnapshot(s: Snapshot): void;
+  /** Each event once, in seq order (replays and live delivery overlap; duplicates are dropped here). */
+  onEvent(e: AnyConsoleEvent): void;
+  /** Socket.IO path prefix (default same origin). */
+  url?: string;
+  actionTimeoutMs?: number;
+}
+
+const AUTH_CODES = new Set(['AUTH.TOKEN_EXPIRED', 'AUTH.TOKEN_REVOKED', 'AUTH.TOKEN_INVALID', 'AUTH.UNAUTHENTICATED']);
+
+/**
+ * The typed console socket (namespace /console). Delivery contract (see the gateway): every
+ * event has a `seq`; on each (re)connect we send the highest seq we hold as `auth.lastSeq` and get
+ * the events after it (a replay) or a snapshot, then `live`. Anything at or below our seq is a
+ * duplicate and dropped. `online` means caught up and live, not merely connected.
+ */
+export class ConsoleConnection {
+  private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
+  private stopped = false;
+  lastSeq = 0;
+
+  constructor(private readonly opts: ConsoleConnectionOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.opts.onState('connecting');
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(`${this.opts.url ?? ''}/console`, {
+      transports: ['websocket', 'polling'],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5000,
+      // Called on every (re)connect: the current token and the last seq we hold.
+      auth: (cb) => cb({ token: this.opts.token(), lastSeq: this.lastSeq }),
+    });
+    this.socket = socket;
+    socket.on('connect', () => this.opts.onState('connecting')); // online once caught up (`live`)
+    socket.on('live', () => this.opts.onState('online'));
+    socket.on('snapshot', (s) => {
+      this.lastSeq = s.seq;
+      this.opts.onSnapshot(s);
+    });
+    socket.on('event', (e) => {
+      if (e.seq <= this.lastSeq) return;
+      this.lastSeq = e.seq;
+      this.opts.onEvent(e);
+    });
+    socket.on('disconnect', (reason) => {
+      this.opts.onState('offline');
+      // The server ended the session (token expired or revoked, or catch-up failed): renew, then reconnect ourselves.
+      if (reason === 'io server disconnect') void this.renewAndConnect();
+    });
+    socket.on('connect_error', (err) => {
+      this.opts.onState('offline');
+      const code = (err as Error & { data?: { code?: string } }).data?.code ?? err.message;
+      if (AUTH_CODES.has(code)) void this.renewAndConnect();
+      // Otherwise socket.io keeps retrying by itself (active), unless it gave up.
+      else if (!socket.active) setTimeout(() => !this.stopped && socket.connect(), 2000);
+    });
+  }
+
+  private async renewAndConnect(): Promise<void> {
+    if (this.stopped) return;
+    const ok = await this.opts.refresh();
+    if (this.stopped) return;
+    if (ok) this.socket?.connect();
+    else this.opts.expired();
+  }
+
+  /** The server keeps the session alive with the new token (same user). */
+  reauth(token: string): void {
+    if (this.socket?.connected) this.socket.emit('reauth', { token }, () => undefined);
+  }
+
+  get connected(): boolean {
+    return !!this.socket?.connected;
+  }
+
+  /** An operator action; the server answers in the ack (same rules and errors as REST). */
+  act<A extends ActionName>(name: A, payload: ActionPayloads[A]): Promise<ActionAnswer> {
+    const socket = this.socket;
+    if (!socket?.connected) return Promise.resolve({ ok: false, error: { status: 0, code: 'NETWORK', message: 'offline' } });
+    return new Promise((resolve) => {
+      const ack = (err: Error | null, answer: ActionAnswer) => resolve(err ? { ok: false, error: { status: 0, code: 'TIMEOUT', message: err.message } } : answer);
+      // The payload type is checked by this method's signature; socket.io's emit cannot follow a generic event name.
+      socket.timeout(this.opts.actionTimeoutMs ?? 10000).emit(name as 'incident:note', payload as ActionPayloads['incident:note'], ack);
+    });
+  }
+
+  /** Drops the transport as a network failure would (the client reconnects by itself). For tests and drills. */
+  dropTransport(): void {
+    this.socket?.io.engine?.close();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket?.removeAllListeners();
+    this.socket?.close();
+    this.socket = null;
+    this.opts.onState('offline');
+  }
+}

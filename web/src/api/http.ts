@@ -1,0 +1,109 @@
+import type { paths } from '@/shared/api-schema';
+import { ApiError } from './errors';
+import type { DeviceSummary, IncidentDetail, IncidentView, Me, Page, TokenPair } from './responses';
+
+/**
+ * The typed REST client. Paths, path parameters, query strings and JSON bodies are checked
+ * against the api's OpenAPI document (web/src/shared/api-schema.d.ts, generated); response bodies
+ * against `ResponseTypes` below until the document declares them. Errors become `ApiError` with
+ * the server's stable code; a request never waits longer than `timeoutMs`.
+ */
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+type Op<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
+/** The paths that have an operation for method M. */
+export type PathFor<M extends Method> = { [P in keyof paths]: [Op<P, M>] extends [never] ? never : P }[keyof paths];
+type Params<O> = O extends { parameters: infer X } ? X : never;
+type QueryOf<O> = Params<O> extends { query?: infer Q } ? Q : never;
+type PathParamsOf<O> = Params<O> extends { path: infer X } ? X : never;
+type BodyOf<O> = O extends { requestBody: { content: { 'application/json': infer B } } } ? B : O extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+
+export interface RequestOptions<O> {
+  path?: PathParamsOf<O>;
+  query?: QueryOf<O>;
+  body?: BodyOf<O>;
+  /** No Authorization header, no refresh on 401 (login, refresh). */
+  anonymous?: boolean;
+}
+
+/** Response bodies by `method path` (hand-written: see api/responses.ts). */
+export interface ResponseTypes {
+  'post /api/v1/auth/login': TokenPair;
+  'post /api/v1/auth/refresh': TokenPair;
+  'post /api/v1/auth/logout': void;
+  'get /api/v1/auth/me': Me;
+  'get /api/v1/incidents': Page<IncidentView>;
+  'get /api/v1/incidents/{id}': IncidentDetail;
+  'get /api/v1/device-health/summary': DeviceSummary;
+}
+type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
+
+export interface AuthProvider {
+  /** The access token to send, or null (then the request is not made: 401 locally). */
+  token(): string | null;
+  /** After a 401: get a new access token; true = retry once. */
+  refresh(): Promise<boolean>;
+}
+
+export class ApiClient {
+  private auth: AuthProvider | null = null;
+
+  constructor(
+    private readonly baseUrl = '',
+    private readonly timeoutMs = 15000,
+  ) {}
+
+  setAuth(auth: AuthProvider): void {
+    this.auth = auth;
+  }
+
+  get<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}): Promise<ResponseOf<'get', P>> {
+    return this.request('get', path, opts);
+  }
+
+  post<P extends PathFor<'post'>>(path: P, opts: RequestOptions<Op<P, 'post'>> = {}): Promise<ResponseOf<'post', P>> {
+    return this.request('post', path, opts);
+  }
+
+  async request<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, retried = false): Promise<ResponseOf<M, P>> {
+    const pathParams = (opts.path ?? {}) as Record<string, unknown>;
+    let url = this.baseUrl + String(path).replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String(pathParams[k])));
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries((opts.query ?? {}) as Record<string, unknown>)) {
+      if (v === undefined || v === null) continue;
+      query.set(k, Array.isArray(v) ? v.join(',') : String(v));
+    }
+    if ([...query.keys()].length) url += `?${query}`;
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (!opts.anonymous) {
+      const token = this.auth?.token();
+      if (!token) throw new ApiError(401, 'AUTH.UNAUTHENTICATED', 'no session');
+      headers.Authorization = `Bearer ${token}`;
+    }
+    let res: Response;
+    try {
+      res = await fetch(url, { method: method.toUpperCase(), headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (e) {
+      const timedOut = (e as Error)?.name === 'TimeoutError';
+      throw new ApiError(0, timedOut ? 'TIMEOUT' : 'NETWORK', (e as Error)?.message ?? 'network error');
+    }
+    const text = res.status === 204 ? '' : await res.text().catch(() => '');
+    let data: unknown = undefined;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = undefined;
+    }
+    if (res.status === 401 && !opts.anonymous && !retried && this.auth && (await this.auth.refresh())) {
+      return this.request(method, path, opts, true);
+    }
+    if (!res.ok) {
+      const err = (data as { error?: { code?: string; message?: string; details?: Record<string, unknown>; requestId?: string } } | undefined)?.error;
+      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? res.statusText, err?.details, err?.requestId);
+    }
+    return data as ResponseOf<M, P>;
+  }
+}
+
+/** The one client of the app (same origin; Vite's dev server proxies /api). */
+export const api = new ApiClient();

@@ -1,0 +1,81 @@
+import type { Role } from '@/domain';
+import type { IncidentSummary } from '@/shared/server-events';
+
+/**
+ * Response bodies of the routes the console calls. The OpenAPI document has no response schemas
+ * yet (every route answers `200: description ""`), so these are written by hand from the
+ * server's code, building on the shared console types where they exist. When the routes declare
+ * their responses, replace each with the generated type (see api/http.ts `ResponseTypes`).
+ */
+
+/** POST /auth/login, /auth/refresh (src/modules/auth/auth.service.ts `issue`). */
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  /** Seconds the access token lives. */
+  expiresIn: number;
+  tokenType: 'Bearer';
+  user: Me;
+}
+
+/** GET /auth/me. */
+export interface Me {
+  id: string;
+  username: string;
+  displayName: string | null;
+  role: Role;
+  schoolId: string | null;
+}
+
+/** An incident as the REST routes and socket actions answer it (alarms.service.ts `toView`). */
+export type IncidentView = IncidentSummary & {
+  id: string;
+  dispatchedAt: string | null;
+  onSceneAt: string | null;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  cancelledAt: string | null;
+  cancelReason: string | null;
+  shownAt: string | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+};
+
+export interface TimelineEntry {
+  at: string;
+  actorType: 'user' | 'device' | 'system';
+  actorId: string | null;
+  /** The actor's username (display names are not recorded yet). */
+  actorName: string;
+  action: string;
+  note: string;
+  data: Record<string, unknown> | null;
+}
+
+/** GET /incidents/{id}. */
+export type IncidentDetail = IncidentView & { timeline: TimelineEntry[] };
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface DeviceCounts {
+  online: number;
+  offline: number;
+  unknown: number;
+  fault: number;
+  total: number;
+  /** 0–1, null without devices. */
+  onlineRate: number | null;
+}
+
+/** GET /device-health/summary (device-health.queries.ts `summary`); also the snapshot's `devices`. */
+export interface DeviceSummary {
+  totals: DeviceCounts;
+  openOutages: number;
+  zones: (DeviceCounts & { zoneId: string | null })[];
+  schools: Page<DeviceCounts & { schoolId: string; name: string; zoneId: string | null }>;
+}

@@ -1,0 +1,61 @@
+import { reactive } from 'vue';
+
+/**
+ * The alarm sound (Web Audio, no audio files). Browsers let a page start audio only after a
+ * user gesture on it: logging in is one, but after a reload the context starts `suspended`,
+ * and the console must ask for a click (SoundPrompt) while alarms are open.
+ */
+export const sound = reactive({
+  /** 'none' until the first check; 'unavailable' without Web Audio. */
+  state: 'none' as 'none' | 'running' | 'suspended' | 'unavailable',
+  /** Alarm tones played (tests read it). */
+  beeps: 0,
+});
+
+let ctx: AudioContext | null = null;
+
+function track(c: AudioContext): void {
+  sound.state = c.state === 'running' ? 'running' : 'suspended';
+  c.onstatechange = () => (sound.state = c.state === 'running' ? 'running' : 'suspended');
+}
+
+function create(): AudioContext | null {
+  if (ctx) return ctx;
+  try {
+    ctx = new AudioContext();
+    track(ctx);
+  } catch {
+    sound.state = 'unavailable';
+  }
+  return ctx;
+}
+
+/** Finds out whether sound can play now (after a reload it usually cannot). */
+export function checkSound(): void {
+  create();
+}
+
+/** Call from a click or key handler: starts (or resumes) audio. */
+export function unlockSound(): void {
+  const c = create();
+  if (c && c.state !== 'running') void c.resume().then(() => track(c), () => undefined);
+}
+
+/** One alarm tone: two square-wave notes (0.45 s); a P1 tone is higher and louder. */
+export function beep(urgent: boolean): void {
+  if (!ctx || ctx.state !== 'running') return;
+  const t0 = ctx.currentTime;
+  const notes = urgent ? [988, 740] : [880, 660];
+  notes.forEach((f, i) => {
+    const o = ctx!.createOscillator();
+    const g = ctx!.createGain();
+    o.type = 'square';
+    o.frequency.value = f;
+    g.gain.setValueAtTime(urgent ? 0.12 : 0.08, t0 + i * 0.25);
+    g.gain.setValueAtTime(0, t0 + i * 0.25 + 0.2);
+    o.connect(g).connect(ctx!.destination);
+    o.start(t0 + i * 0.25);
+    o.stop(t0 + i * 0.25 + 0.22);
+  });
+  sound.beeps++;
+}

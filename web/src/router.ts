@@ -1,0 +1,66 @@
+import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from 'vue-router';
+import type { Role } from '@/domain';
+import ConsoleLayout from '@/layout/ConsoleLayout.vue';
+import { useSession } from '@/stores/session';
+import LoginView from '@/views/LoginView.vue';
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** Reachable without a session (the login page). */
+    public?: boolean;
+    /** Roles the route serves (absent: any logged-in role). */
+    roles?: readonly Role[];
+  }
+}
+
+export interface Surface {
+  name: string;
+  path: string;
+  /** Roles it serves; a role's home is the first surface listing it. */
+  roles: readonly Role[];
+  component: () => Promise<unknown>;
+}
+
+/**
+ * The app's surfaces, each a lazily loaded chunk for the roles it serves. Phase 1 has the
+ * operator surface (school staff and auditors get it with only the actions their role may take);
+ * the guard's phone app, the supervisor/auditor surfaces and the video wall add entries here.
+ */
+export const SURFACES: Surface[] = [
+  {
+    name: 'operator',
+    path: '/operator',
+    roles: ['operator', 'supervisor', 'admin', 'auditor', 'school_security'],
+    component: () => import('@/surfaces/operator/OperatorSurface.vue'),
+  },
+];
+
+export function homeFor(role: Role | null): RouteLocationRaw {
+  const s = role ? SURFACES.find((x) => x.roles.includes(role)) : undefined;
+  return s ? { name: s.name } : { name: 'login' };
+}
+
+const routes: RouteRecordRaw[] = [
+  { path: '/login', name: 'login', component: LoginView, meta: { public: true } },
+  {
+    path: '/',
+    component: ConsoleLayout,
+    children: [
+      { path: '', name: 'home', component: { render: () => null }, beforeEnter: () => homeFor(useSession().role) },
+      ...SURFACES.map((s): RouteRecordRaw => ({ path: s.path.slice(1), name: s.name, component: s.component, meta: { roles: s.roles } })),
+    ],
+  },
+  { path: '/:pathMatch(.*)*', redirect: '/' },
+];
+
+export const router = createRouter({ history: createWebHistory('/console/'), routes });
+
+router.beforeEach(async (to) => {
+  const session = useSession();
+  if (!session.authenticated && session.tokens) await session.restore();
+  if (to.meta.public) return session.authenticated ? homeFor(session.role) : true;
+  if (!session.authenticated) return { name: 'login', query: to.name === 'home' ? {} : { redirect: to.fullPath } };
+  const roles = to.matched.flatMap((r) => r.meta.roles ?? []);
+  if (roles.length && !roles.includes(session.role!)) return homeFor(session.role);
+  return true;
+});
