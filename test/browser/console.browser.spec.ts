@@ -1,34 +1,27 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { DataSource } from 'typeorm';
 import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
+import { ConsolePage, launchChromium, openConsole } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import type { Browser } from 'playwright-core';
 
 /**
- * The operators' web console in real headless Chromium (Debian's /usr/bin/chromium): log in,
- * an alarm raised through the API shows up with its alert, acknowledge it, lose the network
- * while more alarms come in, and get them replayed on reconnect; patrol findings show up live in
- * their panel (a school's post check, a district audit summary). Leaves a screenshot in
- * test/artifacts/console.png.
+ * The operators' web console (the built SPA, dist/console-web) in real headless Chromium: log in,
+ * an alarm raised through the API shows up with its alert (a P1 takes over the screen), acknowledge
+ * it there and from the detail, lose the network while more alarms come in and get them replayed
+ * on reconnect (oldest unacknowledged first), switch language, and see patrol findings live. No
+ * page error or CSP violation anywhere. Leaves test/artifacts/console.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** The bits of the page's globals the test reads (the test compiles without the DOM lib). */
 type Doc = { document: { title: string } };
-const ARTIFACTS = join(__dirname, '..', 'artifacts');
 
 describe('web console in Chromium', () => {
   let t: TestApp;
   let browser: Browser;
-  let context: BrowserContext;
-  let page: Page;
+  let cp: ConsolePage;
   let raiser: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  const pageErrors: string[] = [];
 
-  const raise = async (location: string, type = 'intrusion') =>
-    (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolA.id, type, location, areaKind: 'main_gate' }).expect(201)).body as { id: string };
-  const state = () => page.evaluate(() => (globalThis as unknown as { __consoleState: { conn: string; lastSeq: number; seqs: (number | { snapshot: number })[]; unacked: number; incidents: { id: string; status: string }[] } }).__consoleState);
+  const raise = async (location: string, type = 'intrusion', priority?: string) =>
+    (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolA.id, type, location, areaKind: 'main_gate', priority }).expect(201)).body as { id: string };
 
   beforeAll(async () => {
     t = await startApp();
@@ -42,14 +35,7 @@ describe('web console in Chromium', () => {
       .set(auth(admin))
       .send({ schoolId: seed.schoolA.id, deviceId: '50011300001320000001', channelId: '50011300001310000001', name: '南大门', location: '南门外', areaKind: 'main_gate', streamUrl: 'rtsp://nvr-a/01' })
       .expect(201);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      // playwright gives every launch a fresh temporary profile (user-data dir) of its own
-    });
-    context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
@@ -58,41 +44,54 @@ describe('web console in Chromium', () => {
   });
 
   it('logs in, alerts on a new alarm, acknowledges it, and replays what it missed offline', async () => {
-    await page.goto(`${t.baseUrl}/console`);
-    await page.fill('#username', 'duty_op');
-    await page.fill('#password', PASSWORD);
-    await page.click('#login-btn');
-    await page.waitForSelector('body[data-conn="online"]');
+    cp = await openConsole(browser, t.baseUrl, { path: '/console' });
+    const { page, context } = cp;
+    await page.waitForSelector('#login h1');
     expect(await page.textContent('#login h1')).toContain('视频监控巡查管控中心'); // zh-CN by default
+    await cp.login('duty_op', PASSWORD);
+    await page.waitForSelector('body[data-conn="online"]');
 
-    // An alarm through the API shows up within a second, with its alert.
+    // A P1 alarm through the API shows up within a second, with its alert, and takes over the screen.
     const first = await raise('南门岗亭');
-    await page.waitForSelector(`[data-incident-id="${first.id}"][data-status="raised"]`, { timeout: 1000 });
+    await page.waitForSelector(`[data-incident-id="${first.id}"][data-status="raised"]`, { state: 'attached', timeout: 1000 });
+    await page.waitForSelector(`#takeover[data-incident-id="${first.id}"]`);
     await page.waitForSelector('body[data-alert="on"]');
-    expect((await state()).unacked).toBe(1);
+    expect((await cp.state()).unacked).toBe(1);
     // The tab title flashes: on, then off again.
     await page.waitForFunction(() => (globalThis as unknown as Doc).document.title.startsWith('【新报警】'));
     await page.waitForFunction(() => !(globalThis as unknown as Doc).document.title.startsWith('【新报警】'));
     expect(await page.textContent('#alert-banner')).toContain('未确认报警：1');
+    expect(await page.textContent('#takeover')).toContain('甲小学');
+    expect(await page.textContent('#takeover .cameras')).toContain('南大门');
 
-    // Detail with the linked camera, then acknowledge.
-    await page.click(`[data-incident-id="${first.id}"]`);
+    // Acknowledge it there: the takeover ends, and the detail (camera, timeline) is on screen.
+    await page.click('#takeover-ack');
+    await page.waitForSelector(`[data-incident-id="${first.id}"][data-status="acknowledged"]`);
+    await page.waitForSelector('#takeover', { state: 'detached' });
     await page.waitForSelector('#detail .cameras li');
     expect(await page.textContent('#detail .cameras')).toContain('rtsp://nvr-a/01');
     expect(await page.textContent('#detail h2')).toContain('甲小学');
-    await page.waitForSelector('#detail .timeline li');
-    await page.click('#act-acknowledge');
-    await page.waitForSelector(`[data-incident-id="${first.id}"][data-status="acknowledged"]`);
+    await page.waitForSelector('#detail .timeline li[data-action="acknowledge"]');
     await page.waitForSelector('body[data-alert="off"]');
     await page.waitForFunction(() => !(globalThis as unknown as Doc).document.title.startsWith('【新报警】'));
-    expect((await state()).unacked).toBe(0);
+    expect((await cp.state()).unacked).toBe(0);
+
+    // A P2 alarm: no takeover; acknowledged from its detail.
+    const second = await raise('西门', 'other');
+    await page.waitForSelector(`[data-incident-id="${second.id}"][data-status="raised"]`);
+    expect((await cp.state()).takeover).toBeNull();
+    await page.click(`#incidents [data-incident-id="${second.id}"]`);
+    await page.waitForSelector('#detail .timeline li');
+    await page.click('#act-acknowledge');
+    await page.waitForSelector(`[data-incident-id="${second.id}"][data-status="acknowledged"]`);
+    await page.waitForSelector('body[data-alert="off"]');
 
     // The network drops while more alarms come in.
-    const before = await state();
+    const before = await cp.state();
     await context.setOffline(true);
     await page.evaluate(() => (globalThis as unknown as { __consoleTest: { dropConnection: () => void } }).__consoleTest.dropConnection());
     await page.waitForSelector('body[data-conn="offline"]');
-    const missed = [await raise('操场', 'medical'), await raise('食堂', 'fire'), await raise('北门')];
+    const missed = [await raise('操场', 'medical', 'P2'), await raise('食堂', 'fire', 'P2'), await raise('北门', 'intrusion', 'P2')];
     expect(await page.getAttribute('body', 'data-conn')).toBe('offline');
     expect(await page.$(`[data-incident-id="${missed[0].id}"]`)).toBeNull();
 
@@ -100,7 +99,7 @@ describe('web console in Chromium', () => {
     await context.setOffline(false);
     await page.waitForSelector('body[data-conn="online"]', { timeout: 20000 });
     for (const m of missed) await page.waitForSelector(`[data-incident-id="${m.id}"][data-status="raised"]`);
-    const after = await state();
+    const after = await cp.state();
     const newSeqs = after.seqs.slice(before.seqs.length);
     expect(newSeqs.every((s) => typeof s === 'number')).toBe(true); // no snapshot: a replay
     expect(newSeqs).toHaveLength(3);
@@ -108,14 +107,16 @@ describe('web console in Chromium', () => {
     expect((newSeqs as number[])[0]).toBeGreaterThan(before.lastSeq);
     await page.waitForSelector('body[data-alert="on"]');
     expect(after.unacked).toBe(3);
-    // Most severe and newest first: the P1s first (北门 newest), then…
+    // Unacknowledged first, then by priority, then OLDEST first: the one waiting longest is on top.
     const order = await page.$$eval('#incidents li', (els) => els.map((e) => (e as unknown as { dataset: { incidentId: string } }).dataset.incidentId));
-    expect(order[0]).toBe(missed[2].id);
+    expect(order.slice(0, 3)).toEqual(missed.map((m) => m.id));
+    expect(order.slice(3).sort()).toEqual([first.id, second.id].sort());
 
     // English switch.
     await page.click('.bar .lang-switch');
     expect(await page.textContent('#conn')).toContain('Online');
     await page.click('.bar .lang-switch');
+    expect(await page.textContent('#conn')).toContain('在线');
 
     // Patrol findings show up live in their panel, newest first: a post check at one school,
     // then a district audit summary (two chunks of one run, merged into one entry).
@@ -157,10 +158,11 @@ describe('web console in Chromium', () => {
     expect(await page.textContent('#patrol-count')).toBe('6');
     expect(await page.isVisible('#patrol-empty')).toBe(false);
 
-    mkdirSync(ARTIFACTS, { recursive: true });
     await page.click(`[data-incident-id="${missed[1].id}"]`);
     await page.waitForSelector('#detail .timeline li');
-    await page.screenshot({ path: join(ARTIFACTS, 'console.png') });
-    expect(pageErrors).toEqual([]);
+    await cp.screenshot('console');
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+    await cp.close();
   });
 });
