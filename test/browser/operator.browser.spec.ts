@@ -204,14 +204,23 @@ describe('operator surface in Chromium', () => {
     await expectClean(cp);
   });
 
-  it('after a reload with alarms open, a blocking prompt turns the sound on', async () => {
+  it('when the console is opened again with alarms open, a blocking prompt turns the sound on', async () => {
     await raise('南门');
     const cp = await loggedIn();
     const { page } = cp;
     expect((await cp.state()).sound.state).toBe('running'); // logging in was the gesture
     expect(await page.isVisible('#sound-prompt')).toBe(false);
 
-    await page.reload();
+    // The console opened again in this tab (the session is kept in sessionStorage), as a browser
+    // starts it: with no user gesture. Two things would give it one and let audio start: Chromium
+    // carries a click over to the next same-origin page (hence about:blank in between), and
+    // playwright's waits evaluate in the page as a user gesture (hence waiting on the network and
+    // the clock only until the console has set up its audio).
+    await page.goto('about:blank');
+    const me = page.waitForResponse((r) => r.url().endsWith('/api/v1/auth/me'));
+    await page.goto(`${t.baseUrl}/console/`);
+    await me;
+    await page.waitForTimeout(1500);
     await page.waitForSelector('body[data-conn="online"]');
     await page.waitForSelector('#sound-prompt', { state: 'visible' });
     expect((await cp.state()).sound.state).toBe('suspended');

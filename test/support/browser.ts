@@ -7,6 +7,10 @@ import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
  * by playwright-core). `openConsole` gives a page with the app's test hooks on and everything a
  * test must fail on collected: uncaught page errors, CSP violations (a `securitypolicyviolation`
  * listener installed before the app loads, and Chromium's console reports).
+ *
+ * Audio: playwright's waits and evaluations run in the page as user gestures, and Chromium carries
+ * a click over to the next same-origin page; either lets a page start audio. A test of how the
+ * console starts without a gesture waits on network events and time only (see the sound prompt test).
  */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

@@ -1,4 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
+import type { RefreshResult } from './http';
 import type { ActionAnswer, ActionName, ActionPayloads, AnyConsoleEvent, ClientToServerEvents, ServerToClientEvents, Snapshot } from './console-protocol';
 
 export type ConnState = 'offline' | 'connecting' | 'online';
@@ -6,8 +7,8 @@ export type ConnState = 'offline' | 'connecting' | 'online';
 export interface ConsoleConnectionOptions {
   token(): string | null;
   /** Get a fresh access token (the server refused or ended the session for an expired one). */
-  refresh(): Promise<boolean>;
-  /** The session cannot be renewed: log out. */
+  refresh(): Promise<RefreshResult>;
+  /** The server refused to renew the session: log out. */
   expired(): void;
   onState(s: ConnState): void;
   onSnapshot(s: Snapshot): void;
@@ -16,6 +17,8 @@ export interface ConsoleConnectionOptions {
   /** Socket.IO path prefix (default same origin). */
   url?: string;
   actionTimeoutMs?: number;
+  /** Wait before retrying a renewal the server could not answer. */
+  renewRetryMs?: number;
 }
 
 const AUTH_CODES = new Set(['AUTH.TOKEN_EXPIRED', 'AUTH.TOKEN_REVOKED', 'AUTH.TOKEN_INVALID', 'AUTH.UNAUTHENTICATED']);
@@ -29,6 +32,7 @@ const AUTH_CODES = new Set(['AUTH.TOKEN_EXPIRED', 'AUTH.TOKEN_REVOKED', 'AUTH.TO
 export class ConsoleConnection {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
   private stopped = false;
+  private renewTimer: ReturnType<typeof setTimeout> | null = null;
   lastSeq = 0;
 
   constructor(private readonly opts: ConsoleConnectionOptions) {}
@@ -69,12 +73,19 @@ export class ConsoleConnection {
     });
   }
 
+  /** Renew the token, then reconnect; while the server cannot renew it (5xx, network), keep trying. */
   private async renewAndConnect(): Promise<void> {
+    if (this.stopped || this.renewTimer) return;
+    const r = await this.opts.refresh();
     if (this.stopped) return;
-    const ok = await this.opts.refresh();
-    if (this.stopped) return;
-    if (ok) this.socket?.connect();
-    else this.opts.expired();
+    if (r === 'ok') this.socket?.connect();
+    else if (r === 'invalid') this.opts.expired();
+    else {
+      this.renewTimer = setTimeout(() => {
+        this.renewTimer = null;
+        void this.renewAndConnect();
+      }, this.opts.renewRetryMs ?? 3000);
+    }
   }
 
   /** The server keeps the session alive with the new token (same user). */
@@ -104,6 +115,8 @@ export class ConsoleConnection {
 
   stop(): void {
     this.stopped = true;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
     this.socket?.removeAllListeners();
     this.socket?.close();
     this.socket = null;

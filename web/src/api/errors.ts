@@ -37,6 +37,7 @@ const BY_CODE: Record<string, MessageKey> = {
   NOT_FOUND: 'errors.notFound',
   NETWORK: 'errors.network',
   TIMEOUT: 'errors.timeout',
+  UNAVAILABLE: 'errors.unavailable',
 };
 
 /** The message for an error code, in the page's language (codes ending in .NOT_FOUND included). */
@@ -47,6 +48,7 @@ export function errorMsg(e: { code: string; details?: Record<string, unknown>; r
   }
   const key = BY_CODE[e.code] ?? (e.code.endsWith('.NOT_FOUND') ? 'errors.notFound' : null);
   if (key) return { key };
+  if (e.status === 503) return { key: 'errors.unavailable' };
   if (e.code === 'INTERNAL' || (e.status ?? 0) >= 500) return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
   return { key: 'errors.unknown', params: { code: e.code } };
 }

@@ -37,11 +37,14 @@ export interface ResponseTypes {
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 
+/** 'invalid': the server refused to renew the session; 'unavailable': it could not answer now (network, 5xx). */
+export type RefreshResult = 'ok' | 'invalid' | 'unavailable';
+
 export interface AuthProvider {
   /** The access token to send, or null (then the request is not made: 401 locally). */
   token(): string | null;
-  /** After a 401: get a new access token; true = retry once. */
-  refresh(): Promise<boolean>;
+  /** After a 401: get a new access token ('ok': the request is retried once). */
+  refresh(): Promise<RefreshResult>;
 }
 
 export class ApiClient {
@@ -94,8 +97,10 @@ export class ApiClient {
     } catch {
       data = undefined;
     }
-    if (res.status === 401 && !opts.anonymous && !retried && this.auth && (await this.auth.refresh())) {
-      return this.request(method, path, opts, true);
+    if (res.status === 401 && !opts.anonymous && !retried && this.auth) {
+      const r = await this.auth.refresh();
+      if (r === 'ok') return this.request(method, path, opts, true);
+      if (r === 'unavailable') throw new ApiError(503, 'UNAVAILABLE', 'session renewal unavailable');
     }
     if (!res.ok) {
       const err = (data as { error?: { code?: string; message?: string; details?: Record<string, unknown>; requestId?: string } } | undefined)?.error;

@@ -1,12 +1,14 @@
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import { api } from '@/api/http';
 import { ApiError } from '@/api/errors';
+import { api, type RefreshResult } from '@/api/http';
 import type { Me, TokenPair } from '@/api/responses';
 import type { Msg } from '@/i18n';
 import { Scope } from '@/lib/scope';
 
 const STORAGE_KEY = 'shouhu.session';
+/** After a refresh that could not reach a working server: try again this much later. */
+const REFRESH_RETRY_MS = 5000;
 
 interface Tokens {
   accessToken: string;
@@ -24,20 +26,25 @@ function readStored(): Tokens | null {
   }
 }
 
+/** A refresh refused by the server (401) ends the session; a server that cannot answer now (network, 5xx) does not. */
+const isTransient = (e: unknown) => !(e instanceof ApiError) || e.status === 0 || e.status >= 500 || e.status === 429;
+
 /**
  * The login session: tokens (kept per browser tab in sessionStorage, as before), the user, the
  * token refresh schedule, and the `scope` that owns every timer and connection of the session.
- * Logout — by the user or because the session cannot be renewed — ends the scope, so nothing of
- * the old session runs afterwards.
+ * Logout — by the user, or because the server refuses to renew the session — ends the scope, so
+ * nothing of the old session runs afterwards. A server that cannot be reached or answers 5xx
+ * (Postgres down) never logs the operator out: renewal is retried until it works or is refused.
  */
 export const useSession = defineStore('session', () => {
   const tokens = shallowRef<Tokens | null>(readStored());
   const me = ref<Me | null>(null);
-  /** Why the user is on the login page (session expired…), shown there once. */
+  /** Why the user is on the login page (session expired, server unavailable…), shown there. */
   const notice = ref<Msg | null>(null);
   let scope = new Scope();
   const scopeRef = shallowRef(scope);
   const endHandlers: (() => void)[] = [];
+  const tokenListeners: ((token: string) => void)[] = [];
 
   const authenticated = computed(() => !!tokens.value && !!me.value);
   const role = computed(() => me.value?.role ?? null);
@@ -50,36 +57,38 @@ export const useSession = defineStore('session', () => {
 
   let cancelRefreshTimer = (): void => undefined;
   /** Refresh at 80 % of the access token's life (the socket gets the new token by `reauth`). */
-  function scheduleRefresh(): void {
+  function scheduleRefresh(ms?: number): void {
     cancelRefreshTimer();
     if (!tokens.value) return;
-    const ms = Math.max(5000, (tokens.value.expiresAt - Date.now()) * 0.8);
-    cancelRefreshTimer = scope.timeout(() => void refresh(), ms);
+    const delay = ms ?? Math.max(5000, (tokens.value.expiresAt - Date.now()) * 0.8);
+    cancelRefreshTimer = scope.timeout(() => {
+      void refresh().then((r) => {
+        if (r === 'invalid') expire();
+        else if (r === 'unavailable') scheduleRefresh(REFRESH_RETRY_MS);
+      });
+    }, delay);
   }
 
-  const tokenListeners: ((token: string) => void)[] = [];
   /** Called with each new access token (the console socket re-authenticates with it). */
   function onNewToken(fn: (token: string) => void): void {
     tokenListeners.push(fn);
   }
 
-  let refreshing: Promise<boolean> | null = null;
-  /** One refresh at a time; false when the session cannot be renewed. */
-  function refresh(): Promise<boolean> {
+  let refreshing: Promise<RefreshResult> | null = null;
+  /** One refresh at a time. 'invalid': the server refused (the session is over); 'unavailable': try later. */
+  function refresh(): Promise<RefreshResult> {
     const current = tokens.value;
-    if (!current) return Promise.resolve(false);
+    if (!current) return Promise.resolve('invalid');
     const mine = scope;
-    refreshing ??= (async () => {
+    refreshing ??= (async (): Promise<RefreshResult> => {
       try {
         const pair = await api.post('/api/v1/auth/refresh', { body: { refreshToken: current.refreshToken }, anonymous: true });
-        if (mine.ended) return false;
+        if (mine.ended) return 'invalid';
         save(pair);
         for (const fn of tokenListeners) fn(pair.accessToken);
-        return true;
+        return 'ok';
       } catch (e) {
-        // A network failure is not the end of the session: the next attempt may work.
-        if (e instanceof ApiError && e.status === 0) return !!tokens.value && tokens.value.expiresAt > Date.now();
-        return false;
+        return isTransient(e) ? 'unavailable' : 'invalid';
       } finally {
         setTimeout(() => (refreshing = null), 0);
       }
@@ -90,9 +99,9 @@ export const useSession = defineStore('session', () => {
   api.setAuth({
     token: () => tokens.value?.accessToken ?? null,
     refresh: async () => {
-      const ok = await refresh();
-      if (!ok && tokens.value) expire();
-      return ok;
+      const r = await refresh();
+      if (r === 'invalid') expire();
+      return r;
     },
   });
 
@@ -101,20 +110,28 @@ export const useSession = defineStore('session', () => {
     newScope();
     notice.value = null;
     save(pair);
-    me.value = await api.get('/api/v1/auth/me');
+    me.value = pair.user ?? (await api.get('/api/v1/auth/me'));
   }
 
-  /** After a reload: the stored tokens, if they still work. */
+  /**
+   * After a reload: the stored tokens, if they still work. A server that cannot answer now keeps
+   * them (the login page offers to retry); a refusal ends the session.
+   */
   async function restore(): Promise<boolean> {
     if (!tokens.value) return false;
     if (me.value) return true;
     try {
-      if (tokens.value.expiresAt <= Date.now() + 5000 && !(await refresh())) throw new ApiError(401, 'AUTH.TOKEN_EXPIRED', 'expired');
-      scheduleRefresh();
+      if (tokens.value.expiresAt <= Date.now() + 5000) {
+        const r = await refresh();
+        if (r !== 'ok') throw r === 'invalid' ? new ApiError(401, 'AUTH.TOKEN_EXPIRED', 'expired') : new ApiError(503, 'UNAVAILABLE', 'unavailable');
+      }
       me.value = await api.get('/api/v1/auth/me');
+      scheduleRefresh();
+      notice.value = null;
       return true;
     } catch (e) {
-      end(e instanceof ApiError && e.status === 401 ? { key: 'login.expired' } : null);
+      if (isTransient(e)) notice.value = { key: 'errors.unavailable' };
+      else end({ key: 'login.expired' });
       return false;
     }
   }
@@ -125,16 +142,14 @@ export const useSession = defineStore('session', () => {
     scopeRef.value = scope;
   }
 
-  /** Runs when the session ends (logout or expiry): stores reset themselves here. */
+  /** Runs when the session ends (logout or refusal): stores reset themselves here. */
   function onEnd(fn: () => void): void {
     endHandlers.push(fn);
   }
 
   function end(message: Msg | null): void {
     cancelRefreshTimer();
-    scope.end();
-    scope = new Scope();
-    scopeRef.value = scope;
+    newScope();
     tokens.value = null;
     me.value = null;
     sessionStorage.removeItem(STORAGE_KEY);
@@ -156,7 +171,7 @@ export const useSession = defineStore('session', () => {
     end(null);
   }
 
-  /** The session could not be renewed (only while one is active: a finished session never "expires"). */
+  /** The server refused to renew the session (only while one is active: a finished session never "expires"). */
   function expire(): void {
     if (tokens.value) end({ key: 'login.expired' });
   }
