@@ -39,9 +39,9 @@ export default tseslint.config(
       // Text is always text: no markup from data.
       'vue/no-v-html': 'error',
       'vue/multi-word-component-names': 'off',
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./){2,}src/', message: 'The web app imports server code only through web/src/shared/server-events.ts.' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./){2,}src/', message: 'The web app imports server code only through web/src/shared/server.ts.' }] }],
     },
   },
-  { files: ['web/src/shared/server-events.ts'], rules: { 'no-restricted-imports': 'off' } },
+  { files: ['web/src/shared/server.ts'], rules: { 'no-restricted-imports': 'off' } },
   { files: ['web/vite.config.mts', 'web/build/**'], languageOptions: { globals: { ...globals.node } } },
 );

@@ -6,7 +6,7 @@
  *   node scripts/build-web.js             always (part of `npm run build`)
  *   node scripts/build-web.js --if-stale  only when an input is newer than the last build
  *                                         (`npm start` and the test suite's global setup)
- * Inputs: everything under web/ (but node_modules), the server files web/src/shared/server-events.ts
+ * Inputs: everything under web/ (but node_modules), the server files web/src/shared/server.ts
  * re-exports, and package-lock.json.
  */
 'use strict';
@@ -27,9 +27,9 @@ function newestMtime(p) {
   return m;
 }
 
-/** The server source files the web app imports (types), read from its one re-export file. */
+/** The server source files the web app imports (types), read from the one file that imports them. */
 function sharedServerFiles() {
-  const file = path.join(web, 'src', 'shared', 'server-events.ts');
+  const file = path.join(web, 'src', 'shared', 'server.ts');
   const text = fs.readFileSync(file, 'utf8');
   return [...text.matchAll(/from\s+'([^']+)'/g)].map((m) => path.resolve(path.dirname(file), m[1]) + '.ts');
 }

@@ -1,5 +1,5 @@
 import type { components } from '@/shared/api-schema';
-import type { ConsoleEvent, ConsoleEventType } from '@/shared/server-events';
+import type { ConsoleEvent, ConsoleEventType } from '@/shared/server';
 import type { DeviceSummary, IncidentView } from './responses';
 
 /**

@@ -1,7 +1,8 @@
 import type { Msg } from '@/i18n';
 import type { MessageKey } from '@/i18n/zh-CN';
+import type { ErrorCode } from '@/shared/server';
 
-/** A failed request or socket action: the server's stable `code` (errors.ts), never its English message. */
+/** A failed request or socket action: the server's stable `code`, never its (English) message. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -15,40 +16,105 @@ export class ApiError extends Error {
   }
 }
 
-const BY_CODE: Record<string, MessageKey> = {
+/** Codes of the client itself (no answer from the server). */
+type ClientCode = 'NETWORK' | 'TIMEOUT' | 'UNAVAILABLE';
+
+/**
+ * The message for every code the server catalogues (src/infra/http/error-codes.ts): the type
+ * makes this table exhaustive, so a code added on the server breaks the web build until it has
+ * a message in both languages.
+ */
+const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
+  VALIDATION_FAILED: 'errors.validation',
+  MALFORMED_BODY: 'errors.validation',
+  PAYLOAD_TOO_LARGE: 'errors.tooLarge',
+  INTERNAL: 'errors.internal',
+  BAD_REQUEST: 'errors.validation',
+  NOT_FOUND: 'errors.notFound',
+  METHOD_NOT_ALLOWED: 'errors.forbidden',
+  CONFLICT: 'errors.conflict',
+  UNSUPPORTED_MEDIA_TYPE: 'errors.validation',
+  RATE_LIMITED: 'errors.tooManyAttempts',
+  'CONFLICT.DUPLICATE': 'errors.duplicate',
+  'CONFLICT.REFERENCE': 'errors.conflict',
+  'AUTH.UNAUTHENTICATED': 'errors.unauthenticated',
+  'AUTH.FORBIDDEN': 'errors.forbidden',
+  'AUTH.OUT_OF_SCOPE': 'errors.outOfScope',
+  'AUTH.ROLE_FORBIDDEN': 'errors.roleForbidden',
+  'AUTH.ROUTE_UNDECLARED': 'errors.forbidden',
+  'AUTH.WRONG_DEVICE_KIND': 'errors.forbidden',
+  'AUTH.DEVICE_CREDENTIALS_REQUIRED': 'errors.unauthenticated',
+  'AUTH.DEVICE_CREDENTIALS_INVALID': 'errors.unauthenticated',
+  'AUTH.TOKEN_EXPIRED': 'errors.tokenExpired',
+  'AUTH.TOKEN_INVALID': 'errors.tokenExpired',
+  'AUTH.TOKEN_REVOKED': 'errors.tokenRevoked',
+  'AUTH.INVALID_CREDENTIALS': 'errors.invalidCredentials',
+  'AUTH.TOO_MANY_ATTEMPTS': 'errors.tooManyAttempts',
+  'AUTH.REFRESH_INVALID': 'errors.tokenExpired',
+  'AUTH.REFRESH_REUSED': 'errors.tokenRevoked',
+  'USER.NOT_FOUND': 'errors.notFound',
+  'USER.USERNAME_TAKEN': 'errors.duplicate',
+  'DEVICE_CREDENTIAL.NOT_FOUND': 'errors.notFound',
+  'DISTRICT.NOT_FOUND': 'errors.notFound',
+  'DISTRICT.DUPLICATE': 'errors.duplicate',
+  'ZONE.NOT_FOUND': 'errors.notFound',
+  'ZONE.DUPLICATE': 'errors.duplicate',
+  'GROUP.NOT_FOUND': 'errors.notFound',
+  'GROUP.DUPLICATE': 'errors.duplicate',
+  'SCHOOL.NOT_FOUND': 'errors.notFound',
+  'SCHOOL.DUPLICATE': 'errors.duplicate',
+  'CAMERA.NOT_FOUND': 'errors.notFound',
+  'CAMERA.DUPLICATE': 'errors.duplicate',
+  'ALARM_DEVICE.NOT_FOUND': 'errors.notFound',
+  'ALARM_DEVICE.DUPLICATE': 'errors.duplicate',
+  'GUARD.NOT_FOUND': 'errors.notFound',
+  'GUARD.DUPLICATE': 'errors.duplicate',
+  'PROTECTION_POST.NOT_FOUND': 'errors.notFound',
+  'PROTECTION_POST.DUPLICATE': 'errors.duplicate',
+  'IMPORT.NOT_MULTIPART': 'errors.importFile',
+  'IMPORT.BAD_UPLOAD': 'errors.importFile',
+  'IMPORT.NO_FILE': 'errors.importFile',
+  'IMPORT.UNREADABLE_FILE': 'errors.importFile',
+  'IMPORT.INVALID_HEADER': 'errors.importFile',
+  'IMPORT.TOO_MANY_ROWS': 'errors.importFile',
+  'IMPORT.INVALID_ROWS': 'errors.importFile',
+  'DEVICE.NOT_FOUND': 'errors.notFound',
+  'OUTAGE.NOT_FOUND': 'errors.notFound',
+  'MAINTENANCE_WINDOW.NOT_FOUND': 'errors.notFound',
+  'INCIDENT.NOT_FOUND': 'errors.notFound',
   'ALARM.ALREADY_ACKNOWLEDGED': 'errors.alreadyAcknowledged',
   'ALARM.INVALID_TRANSITION': 'errors.invalidTransition',
   'ALARM.LATCHED': 'errors.latched',
   'ALARM.CONCURRENT_CHANGE': 'errors.concurrentChange',
-  'AUTH.ROLE_FORBIDDEN': 'errors.roleForbidden',
-  'AUTH.OUT_OF_SCOPE': 'errors.outOfScope',
-  'AUTH.FORBIDDEN': 'errors.forbidden',
-  'AUTH.UNAUTHENTICATED': 'errors.unauthenticated',
-  'AUTH.TOKEN_EXPIRED': 'errors.tokenExpired',
-  'AUTH.TOKEN_INVALID': 'errors.tokenExpired',
-  'AUTH.TOKEN_REVOKED': 'errors.tokenRevoked',
-  'AUTH.REFRESH_INVALID': 'errors.tokenExpired',
-  'AUTH.REFRESH_REUSED': 'errors.tokenRevoked',
-  'AUTH.INVALID_CREDENTIALS': 'errors.invalidCredentials',
-  'AUTH.TOO_MANY_ATTEMPTS': 'errors.tooManyAttempts',
-  VALIDATION_FAILED: 'errors.validation',
-  BAD_REQUEST: 'errors.validation',
-  MALFORMED_BODY: 'errors.validation',
-  NOT_FOUND: 'errors.notFound',
+  'CONSOLE.RESYNC_FAILED': 'errors.unavailable',
+  'GB28181.NOT_REGISTERED': 'errors.conflict',
+  'PATROL_PLAN.NOT_FOUND': 'errors.notFound',
+  'PATROL_RUN.NOT_FOUND': 'errors.notFound',
+  'PATROL_ROUND.NOT_FOUND': 'errors.notFound',
+  'PATROL_ROUND.NO_CAMERAS': 'errors.conflict',
+  'PATROL_ROUND.NOT_YOURS': 'errors.forbidden',
+  'PATROL_ROUND.ALREADY_JUDGED': 'errors.conflict',
+  'PATROL_ROUND_ITEM.NOT_FOUND': 'errors.notFound',
+  'POST_CHECKIN.NOT_FOUND': 'errors.notFound',
+  'POST_CHECKIN.ALREADY_CHECKED_OUT': 'errors.conflict',
+  'RECTIFICATION_TASK.NOT_FOUND': 'errors.notFound',
+  'RECTIFICATION_TASK.ALREADY_CLOSED': 'errors.conflict',
   NETWORK: 'errors.network',
   TIMEOUT: 'errors.timeout',
   UNAVAILABLE: 'errors.unavailable',
 };
 
-/** The message for an error code, in the page's language (codes ending in .NOT_FOUND included). */
+/** The message for an error, in the page's language. */
 export function errorMsg(e: { code: string; details?: Record<string, unknown>; requestId?: string; status?: number }): Msg {
   if (e.code === 'ALARM.ALREADY_ACKNOWLEDGED') {
     const by = (e.details?.acknowledgedBy as { name?: unknown } | undefined)?.name;
     return { key: 'errors.alreadyAcknowledged', params: { name: typeof by === 'string' && by ? by : '—' } };
   }
-  const key = BY_CODE[e.code] ?? (e.code.endsWith('.NOT_FOUND') ? 'errors.notFound' : null);
+  if (e.code === 'INTERNAL') return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
+  const key = (BY_CODE as Record<string, MessageKey | undefined>)[e.code];
   if (key) return { key };
+  // Not catalogued (an older or newer server): by status, never the raw code alone.
   if (e.status === 503) return { key: 'errors.unavailable' };
-  if (e.code === 'INTERNAL' || (e.status ?? 0) >= 500) return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
+  if ((e.status ?? 0) >= 500) return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
   return { key: 'errors.unknown', params: { code: e.code } };
 }

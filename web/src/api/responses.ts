@@ -1,5 +1,5 @@
 import type { Role } from '@/domain';
-import type { IncidentSummary } from '@/shared/server-events';
+import type { IncidentSummary } from '@/shared/server';
 
 /**
  * Response bodies of the routes the console calls. The OpenAPI document has no response schemas

@@ -7,7 +7,7 @@ import type { IncidentDetail, IncidentView } from '@/api/responses';
 import { isOpen, OPEN_STATUSES, type Outcome, PRIORITY_RANK } from '@/domain';
 import type { Msg } from '@/i18n';
 import { can, type IncidentAction } from '@/permissions';
-import type { IncidentSummary } from '@/shared/server-events';
+import type { IncidentSummary } from '@/shared/server';
 import { useFeed } from './feed';
 import { useSession } from './session';
 

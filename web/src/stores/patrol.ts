@@ -1,7 +1,7 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { AnyConsoleEvent } from '@/api/console-protocol';
-import type { ConsoleEventMap } from '@/shared/server-events';
+import type { ConsoleEventMap } from '@/shared/server';
 import { useFeed } from './feed';
 import { useSession } from './session';
 
