@@ -57,11 +57,15 @@ describe('operator surface in Chromium', () => {
     raiser = (await t.userToken('operator', undefined, 'raiser')).token;
     await t.userToken('operator', undefined, 'duty_op');
     await t.userToken('school_security', seed.schoolB.id, 'guard_b');
+    await t.userToken('auditor', undefined, 'audit_1');
     browser = await launchChromium();
   });
 
   afterEach(async () => {
     for (const cp of open.splice(0)) await cp.close();
+    // An unacknowledged P1 left by one test would take over the next one's screen.
+    const raised = (await t.http().get('/api/v1/incidents?status=raised&limit=500').set(auth(raiser)).expect(200)).body as { items: { id: string }[] };
+    for (const i of raised.items) await t.http().post(`/api/v1/incidents/${i.id}/acknowledge`).set(auth(raiser)).send({});
   });
 
   afterAll(async () => {
@@ -176,15 +180,16 @@ describe('operator surface in Chromium', () => {
     const cp = await loggedIn();
     const { page } = cp;
     await page.waitForSelector(`#takeover[data-incident-id="${older.id}"]`);
-    expect(await page.textContent('#takeover .more')).toContain('另有 1 起一级报警待确认');
+    await page.waitForSelector('#takeover .more:has-text("另有 1 起一级报警待确认")');
     expect(await page.textContent('#takeover .waiting')).toMatch(/\d+ 秒|分/);
     // The escalation level (P1 escalates after 2 s here) shows in the takeover and the list.
     await page.waitForSelector('#takeover .escalation:text("第 1 级")', { timeout: 15000 });
     await page.waitForSelector(`#incidents [data-incident-id="${older.id}"] .esc:text("已升级 1 级")`);
+    await page.waitForSelector(`#incidents [data-incident-id="${newer.id}"]`, { state: 'attached' });
     const order = await page.$$eval('#incidents li', (els) => els.map((e) => (e as unknown as { dataset: { incidentId: string } }).dataset.incidentId));
     expect(order.slice(0, 2)).toEqual([older.id, newer.id]);
-    // The sound keeps going.
-    expect((await cp.state()).sound.state).toBe('running');
+    // The sound keeps going (audio started with the login click).
+    await page.waitForFunction(() => (globalThis as unknown as { __consoleState: { sound: { state: string } } }).__consoleState.sound.state === 'running');
     const beeps = (await cp.state()).sound.beeps;
     await page.waitForFunction((n) => (globalThis as unknown as { __consoleState: { sound: { beeps: number } } }).__consoleState.sound.beeps >= n + 2, beeps);
     await cp.screenshot('operator-p1-takeover');
@@ -325,6 +330,18 @@ describe('operator surface in Chromium', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
     await cp.screenshot('console-phone');
     await expectClean(cp);
-    await t.http().post(`/api/v1/incidents/${p1.id}/acknowledge`).set(auth(raiser)).send({}).expect(200);
+  });
+
+  it('auditors see the incidents and no action buttons, and no P1 takeover', async () => {
+    const p1 = await raise('审计 东门', 'intrusion');
+    const cp = await loggedIn('audit_1');
+    const { page } = cp;
+    await page.click(`#incidents [data-incident-id="${p1.id}"]`);
+    await page.waitForSelector('#detail .timeline li');
+    expect(await page.$$('#detail .actions button, #act-note, #act-cancel, #act-resolve')).toHaveLength(0);
+    expect(await page.textContent('#detail')).toContain('当前角色只能查看');
+    expect(await page.$('#takeover')).toBeNull();
+    expect(await page.textContent('#who')).toContain('审计员');
+    await expectClean(cp);
   });
 });

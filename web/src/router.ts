@@ -64,3 +64,15 @@ router.beforeEach(async (to) => {
   if (roles.length && !roles.includes(session.role!)) return homeFor(session.role);
   return true;
 });
+
+/**
+ * A console left open across a deploy asks for a lazy chunk the new build no longer has: load the
+ * new build (once; a second failure in a row is left to the error display).
+ */
+router.onError((e: Error) => {
+  if (!/dynamically imported module|Importing a module script failed|error loading dynamically/i.test(e.message)) return;
+  if (sessionStorage.getItem('shouhu.chunkReload')) return;
+  sessionStorage.setItem('shouhu.chunkReload', '1');
+  location.reload();
+});
+router.afterEach(() => sessionStorage.removeItem('shouhu.chunkReload'));

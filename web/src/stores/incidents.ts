@@ -240,6 +240,7 @@ export const useIncidents = defineStore('incidents', () => {
     }
     if (action === 'note' && !note) return false;
     busy.add(id);
+    const scope = session.scope;
     const version = versions.get(id) ?? 0;
     const answer = await (action === 'resolve'
       ? feed.act('incident:resolve', { id, outcome: d.outcome!, ...withNote })
@@ -249,6 +250,7 @@ export const useIncidents = defineStore('incidents', () => {
           ? feed.act('incident:note', { id, note })
           : feed.act(`incident:${action}`, { id, ...withNote }));
     busy.delete(id);
+    if (scope.ended) return false; // logged out meanwhile: the answer belongs to a finished session
     if (!answer.ok) {
       messages.set(id, { ok: false, msg: { key: 'act.failed' }, reason: errorMsg(answer.error) });
       return false;
