@@ -27,11 +27,17 @@ function newestMtime(p) {
   return m;
 }
 
-/** The server source files the web app imports (types), read from the one file that imports them. */
+/** The server source files the web app imports (types), from the one file that imports them, and theirs in turn. */
 function sharedServerFiles() {
-  const file = path.join(web, 'src', 'shared', 'server.ts');
-  const text = fs.readFileSync(file, 'utf8');
-  return [...text.matchAll(/from\s+'([^']+)'/g)].map((m) => path.resolve(path.dirname(file), m[1]) + '.ts');
+  const seen = new Set();
+  const visit = (file) => {
+    if (seen.has(file) || !fs.existsSync(file)) return;
+    seen.add(file);
+    for (const m of fs.readFileSync(file, 'utf8').matchAll(/from\s+'(\.[^']+)'/g)) visit(path.resolve(path.dirname(file), m[1]) + '.ts');
+  };
+  const entry = path.join(web, 'src', 'shared', 'server.ts');
+  for (const m of fs.readFileSync(entry, 'utf8').matchAll(/from\s+'(\.[^']+)'/g)) visit(path.resolve(path.dirname(entry), m[1]) + '.ts');
+  return [...seen];
 }
 
 function stale() {

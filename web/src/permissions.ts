@@ -4,7 +4,7 @@ export type IncidentAction = 'acknowledge' | 'dispatch' | 'on_scene' | 'resolve'
 
 /**
  * Who may do what to an incident — mirrors ACT_ROLES / RAISE_ROLES / CANCEL_ROLES in
- * src/modules/alarms/alarms.service.ts (the server checks every action anyway; this only decides
+ * src/modules/alarms/alarms.access.ts (the server checks every action anyway; this only decides
  * which buttons a role is shown).
  */
 const ACTION_ROLES: Record<IncidentAction, readonly Role[]> = {

@@ -1,10 +1,10 @@
 import type { Role } from '@/domain';
-import type { IncidentSummary } from '@/shared/server';
+import type { IncidentView } from '@/shared/server';
 
 /**
  * Response bodies of the routes the console calls. The OpenAPI document has no response schemas
  * yet (every route answers `200: description ""`), so these are written by hand from the
- * server's code, building on the shared console types where they exist. When the routes declare
+ * server's code, or taken from the server's own types where they are importable (IncidentView). When the routes declare
  * their responses, replace each with the generated type (see api/http.ts `ResponseTypes`).
  */
 
@@ -27,19 +27,8 @@ export interface Me {
   schoolId: string | null;
 }
 
-/** An incident as the REST routes and socket actions answer it (alarms.service.ts `toView`). */
-export type IncidentView = IncidentSummary & {
-  id: string;
-  dispatchedAt: string | null;
-  onSceneAt: string | null;
-  resolvedAt: string | null;
-  resolvedBy: string | null;
-  cancelledAt: string | null;
-  cancelReason: string | null;
-  shownAt: string | null;
-  createdAt: string | null;
-  updatedAt: string | null;
-};
+/** An incident as the REST routes and socket actions answer it: the server's own type. */
+export type { IncidentView };
 
 export interface TimelineEntry {
   at: string;
