@@ -3,7 +3,7 @@ import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import type { AuthUser } from '../../src/infra/access/roles';
 import { ComplianceService } from '../../src/modules/compliance/compliance.service';
-import { readTable } from '../../src/modules/registry/import/tabular';
+import { readTable } from '../../src/infra/tabular/tabular';
 import { AuditsService } from '../../src/modules/patrols/audits.service';
 import { DAY_FACTS, DayFactsService } from '../../src/modules/patrols/day-facts.service';
 import { FieldService } from '../../src/modules/patrols/field.service';

@@ -1,5 +1,6 @@
 import { pickCameras } from '../../src/modules/patrols/rounds.service';
-import { cronProblem, cronSlot, runKey, slotFromJobId } from '../../src/modules/patrols/schedule';
+import { slotFromJobId } from '../../src/infra/queue/queue.catalogue';
+import { cronProblem, cronSlot, runKey } from '../../src/modules/patrols/schedule';
 
 describe('cron slots (the run idempotency key)', () => {
   it('validates cron expressions', () => {

@@ -72,4 +72,21 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
 };
 
-export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: { jobId: string; attempt: number }) => Promise<unknown>;
+/**
+ * What a handler learns about its job besides the payload. `scheduledFor`: the time slot a job
+ * made by a job scheduler belongs to (null for other jobs), so a retried or late run lands in the
+ * same slot.
+ */
+export interface JobMeta {
+  jobId: string;
+  attempt: number;
+  scheduledFor: Date | null;
+}
+
+export type JobHandler<N extends JobName> = (payload: JobPayloads[N], meta: JobMeta) => Promise<unknown>;
+
+/** The scheduled time carried by a BullMQ job-scheduler job id (`repeat:<schedulerId>:<millis>`), or null. */
+export function slotFromJobId(jobId: string): Date | null {
+  const m = /^repeat:.+:(\d{10,})$/.exec(jobId);
+  return m ? new Date(Number(m[1])) : null;
+}

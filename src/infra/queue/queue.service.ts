@@ -3,7 +3,7 @@ import { Job, JobsOptions, Queue, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { createRedis } from '../redis/redis.module';
-import { JOBS, JobHandler, JobName, JobPayloads, QueueName } from './queue.catalogue';
+import { JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
 
 export interface SchedulerRepeat {
   /** Cron pattern, evaluated in `tz` (default Asia/Shanghai). */
@@ -108,7 +108,8 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
   private async run(job: Job): Promise<unknown> {
     const handler = this.handlers.get(job.name as JobName);
     if (!handler) throw new Error(`No handler for job ${job.name}`);
-    return handler(job.data, { jobId: job.id ?? '', attempt: job.attemptsMade + 1 });
+    const jobId = job.id ?? '';
+    return handler(job.data, { jobId, attempt: job.attemptsMade + 1, scheduledFor: slotFromJobId(jobId) });
   }
 
   async onApplicationShutdown(): Promise<void> {

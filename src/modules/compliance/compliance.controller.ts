@@ -5,7 +5,7 @@ import { Inject } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Roles } from '../../infra/access/decorators';
 import type { UserRole } from '../../infra/access/roles';
-import { writeCsv, writeXlsx } from '../registry/import/tabular';
+import { writeCsv, writeXlsx } from '../../infra/tabular/tabular';
 import { addDays, shanghaiDate } from '../school-day/calendar';
 import { ComplianceService, exportRows } from './compliance.service';
 import { ComplianceDayQuery, ComplianceExportQuery, ComplianceRangeQuery, SnapshotDto } from './dto';

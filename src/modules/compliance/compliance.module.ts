@@ -3,7 +3,6 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { PatrolsModule } from '../patrols/patrols.module';
-import { slotFromJobId } from '../patrols/schedule';
 import { RegistryModule } from '../registry/registry.module';
 import { shanghaiDate, TZ } from '../school-day/calendar';
 import { ComplianceController } from './compliance.controller';
@@ -25,7 +24,7 @@ export class ComplianceModule implements OnModuleInit {
     private readonly compliance: ComplianceService,
   ) {
     // The day is the scheduled time's day, so a retry after midnight still snapshots the intended day.
-    this.queue.handle(JobName.ComplianceSnapshot, ({ date }, { jobId }) => this.compliance.snapshot(date ?? shanghaiDate(slotFromJobId(jobId) ?? new Date())));
+    this.queue.handle(JobName.ComplianceSnapshot, ({ date }, { scheduledFor }) => this.compliance.snapshot(date ?? shanghaiDate(scheduledFor ?? new Date())));
   }
 
   async onModuleInit(): Promise<void> {

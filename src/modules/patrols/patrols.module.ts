@@ -10,7 +10,6 @@ import { FieldService } from './field.service';
 import { FindingsService } from './findings.service';
 import { FieldController, FindingsController, PatrolPlansController, PatrolRunsController, RoundsController } from './patrols.controller';
 import { RoundsService } from './rounds.service';
-import { slotFromJobId } from './schedule';
 
 const POST_CHECK_SCHEDULER = 'patrols.post-check';
 
@@ -33,9 +32,9 @@ export class PatrolsModule implements OnModuleInit {
     private readonly audits: AuditsService,
     private readonly field: FieldService,
   ) {
-    this.queue.handle(JobName.PatrolRun, async ({ planId }, { jobId }) => {
+    this.queue.handle(JobName.PatrolRun, async ({ planId }, { scheduledFor }) => {
       // The slot is the scheduled time the job carries, so a retry or a late worker lands in the same slot.
-      const slot = slotFromJobId(jobId) ?? undefined;
+      const slot = scheduledFor ?? undefined;
       return this.audits.runPlan(planId, { slot, trigger: 'schedule' }).then((r) => (r ? { runId: r.run?.id, duplicate: r.duplicate } : { skipped: 'plan deleted' }));
     });
     this.queue.handle(JobName.PatrolPostCheck, () => this.field.checkPosts());

@@ -1,6 +1,6 @@
 /**
- * When patrol plans run: cron expressions in Asia/Shanghai, the time slot a run belongs to (its
- * idempotency key), and the slot a BullMQ job-scheduler job carries. Pure. The school day itself
+ * When patrol plans run: cron expressions in Asia/Shanghai, and the time slot a run belongs to (its
+ * idempotency key). Pure. The school day itself
  * (school days, hours, post windows) is src/modules/school-day/calendar.ts.
  */
 import { CronExpressionParser } from 'cron-parser';
@@ -25,12 +25,6 @@ export function cronProblem(expr: string): string | null {
 export function cronSlot(expr: string, at: Date): Date {
   const it = CronExpressionParser.parse(expr, { tz: TZ, currentDate: new Date(at.getTime() + 1) });
   return it.prev().toDate();
-}
-
-/** The scheduled time carried by a BullMQ job-scheduler job id (`repeat:<schedulerId>:<millis>`), or null. */
-export function slotFromJobId(jobId: string): Date | null {
-  const m = /^repeat:.+:(\d{10,})$/.exec(jobId);
-  return m ? new Date(Number(m[1])) : null;
 }
 
 /** The idempotency key of one run: a plan in one time slot (minute resolution). */

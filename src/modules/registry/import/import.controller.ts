@@ -13,7 +13,7 @@ import type { ResourceDef, ResourceService } from '../resource';
 import { serviceToken } from '../resource.controller';
 import type { ImportKind } from './columns';
 import { FileOut, ImportService } from './import.service';
-import type { FileFormat } from './tabular';
+import type { FileFormat } from '../../../infra/tabular/tabular';
 
 const FORMATS = ['csv', 'xlsx'] as const;
 

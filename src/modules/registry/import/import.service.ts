@@ -8,7 +8,7 @@ import { flattenValidationErrors } from '../../../infra/http/validation';
 import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceService } from '../resource';
 import { Column, columnOfField, Draft, findColumn, IMPORT_KINDS, ImportKind, Lookups } from './columns';
-import { CellOut, FileFormat, readTable, writeCsv, writeXlsx } from './tabular';
+import { CellOut, FileFormat, readTable, writeCsv, writeXlsx } from '../../../infra/tabular/tabular';
 
 export interface RowError {
   row: number;

@@ -2,7 +2,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import ExcelJS from 'exceljs';
 import * as iconv from 'iconv-lite';
-import { ErrorCode, Errors } from '../../../infra/http/errors';
+import { ErrorCode, Errors } from '../http/errors';
 
 /**
  * Reading and writing the spreadsheet files of bulk import/export. A file becomes a header
