@@ -4,17 +4,17 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './infra/database/database.module';
 import { QueueModule } from './infra/queue/queue.module';
 import { RedisModule } from './infra/redis/redis.module';
-import { AuditLogModule } from './modules/audit-log/audit-log.module';
-import { AuthModule } from './modules/auth/auth.module';
-import { ConsoleEventsModule } from './modules/console-events/console-events.module';
-import { ConsoleModule } from './modules/console/console.module';
-import { RegistryModule } from './modules/registry/registry.module';
-import { DeviceHealthModule } from './modules/device-health/device-health.module';
-import { AlarmsModule } from './modules/alarms/alarms.module';
-import { PatrolsModule } from './modules/patrols/patrols.module';
-import { ComplianceModule } from './modules/compliance/compliance.module';
-import { Gb28181Module } from './modules/gb28181/gb28181.module';
-import { OpsModule } from './modules/ops/ops.module';
+import { AuditLogModule } from './modules/audit-log';
+import { AuthModule } from './modules/auth';
+import { ConsoleEventsModule } from './modules/console-events';
+import { ConsoleModule } from './modules/console';
+import { RegistryModule } from './modules/registry';
+import { DeviceHealthModule } from './modules/device-health';
+import { AlarmsModule } from './modules/alarms';
+import { PatrolsModule } from './modules/patrols';
+import { ComplianceModule } from './modules/compliance';
+import { Gb28181Module } from './modules/gb28181';
+import { OpsModule } from './modules/ops';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
 const CAPABILITIES = [

@@ -14,7 +14,7 @@ import { makeValidationPipe } from './infra/http/validation';
 import { JsonLogger } from './infra/observability/json-logger';
 import { ErrorCode } from './infra/http/error-codes';
 import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
-import { UsersService } from './modules/auth/users.service';
+import { UsersService } from './modules/auth';
 
 export const API_PREFIX = 'api/v1';
 

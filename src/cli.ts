@@ -5,7 +5,7 @@ import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/config';
 import { runMigrations } from './infra/database/data-source';
 import { JsonLogger } from './infra/observability/json-logger';
-import { UsersService } from './modules/auth/users.service';
+import { UsersService } from './modules/auth';
 
 /**
  * Operator commands: `node dist/cli.js <command>`.

@@ -2,10 +2,10 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import type { AppConfig } from '../config/config';
 import { requestContext } from '../infra/http/request-context';
-import { AuditRecord, AuditService } from '../modules/audit-log/audit.service';
+import { AuditRecord, AuditService } from '../modules/audit-log';
 import type { UserRole } from '../infra/access/roles';
-import { UsersService } from '../modules/auth/users.service';
-import { newQrToken } from '../modules/registry/resource';
+import { UsersService } from '../modules/auth';
+import { newQrToken } from '../modules/registry';
 import { buildDistrict, DISTRICT, GROUPS, ZONES } from './seed/district';
 
 export interface SeedOptions {

@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { AppConfig } from '../config/config';
-import { DeviceCredentialsService } from '../modules/auth/device-credentials.service';
-import { DeviceStatusService } from '../modules/registry/device-status.service';
+import { DeviceCredentialsService } from '../modules/auth';
+import { DeviceStatusService } from '../modules/registry';
 import { prng } from './seed/district';
 
 export interface SimulateOptions {

@@ -6,7 +6,7 @@ import type { AlarmsConfig } from '../../config/sections';
 import { SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { ConsoleEventsService } from '../console-events/console-events.service';
+import { ConsoleEventsService } from '../console-events';
 import { AlarmsOutboxService } from './alarms-outbox.service';
 import { jobIds } from './alarms.constants';
 import { IncidentRow, toSummary } from './incident-row';

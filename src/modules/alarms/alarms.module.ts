@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { RegistryModule } from '../registry/registry.module';
+import { RegistryModule } from '../registry';
 import { AlarmsOutboxService } from './alarms-outbox.service';
 import { AlarmsController } from './alarms.controller';
 import { AlarmsJobs } from './alarms.jobs';

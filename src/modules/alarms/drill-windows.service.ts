@@ -4,8 +4,8 @@ import { DataSource } from 'typeorm';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log/audit.service';
-import { RegistryService } from '../registry/registry.service';
+import { AuditService } from '../audit-log';
+import { RegistryService } from '../registry';
 import { assertRole, RAISE_ROLES, READ_ROLES } from './alarms.access';
 
 /** Drill windows (演练): alarms raised at the school inside one are marked as drills at intake. */

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { AREA_KINDS } from '../registry/registry.constants';
+import { AREA_KINDS } from '../registry';
 import { DEVICE_REPORT_TYPES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 

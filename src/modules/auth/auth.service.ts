@@ -7,7 +7,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
 import { REDIS, redisKey } from '../../infra/redis/redis.module';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import { RefreshToken } from './entities/refresh-token.entity';
 import { User } from './entities/user.entity';
 import { dummyHash, verifyPassword } from './password';

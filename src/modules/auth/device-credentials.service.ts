@@ -4,7 +4,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import { CreateDeviceCredentialDto } from './dto';
 import { DeviceCredential } from './entities/device-credential.entity';
 import type { AuthDevice } from '../../infra/access/roles';

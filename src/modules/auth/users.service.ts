@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import { CreateUserDto, UpdateUserDto } from './dto';
 import { User } from './entities/user.entity';
 import { hashPassword, verifyPassword } from './password';

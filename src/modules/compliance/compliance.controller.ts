@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Roles } from '../../infra/access/decorators';
 import type { UserRole } from '../../infra/access/roles';
 import { writeCsv, writeXlsx } from '../../infra/tabular/tabular';
-import { addDays, shanghaiDate } from '../school-day/calendar';
+import { addDays, shanghaiDate } from '../school-day';
 import { ComplianceService, exportRows } from './compliance.service';
 import { ComplianceDayQuery, ComplianceExportQuery, ComplianceRangeQuery, SnapshotDto } from './dto';
 

@@ -2,9 +2,9 @@ import { Inject, Module, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { PatrolsModule } from '../patrols/patrols.module';
-import { RegistryModule } from '../registry/registry.module';
-import { shanghaiDate, TZ } from '../school-day/calendar';
+import { PatrolsModule } from '../patrols';
+import { RegistryModule } from '../registry';
+import { shanghaiDate, TZ } from '../school-day';
 import { ComplianceController } from './compliance.controller';
 import { ComplianceService } from './compliance.service';
 

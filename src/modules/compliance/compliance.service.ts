@@ -2,11 +2,10 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log/audit.service';
-import { DayFact, DayFactsService } from '../patrols/day-facts.service';
-import { windowReason } from '../patrols/field.service';
-import { RegistryService } from '../registry/registry.service';
-import { addDays, dayStart, shanghaiDate } from '../school-day/calendar';
+import { AuditService } from '../audit-log';
+import { DayFact, DayFactsService, windowReason } from '../patrols';
+import { RegistryService } from '../registry';
+import { addDays, dayStart, shanghaiDate } from '../school-day';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
 export type Target = (typeof TARGETS)[number];

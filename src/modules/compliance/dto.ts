@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsUUID, Matches } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
-import { DATE_PATTERN } from '../registry/registry.constants';
+import { DATE_PATTERN } from '../registry';
 
 const DATE = { message: 'must be a date YYYY-MM-DD' };
 

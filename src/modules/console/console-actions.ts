@@ -4,9 +4,7 @@ import { IsUUID, validate } from 'class-validator';
 import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
-import { IncidentLifecycleService } from '../alarms/incident-lifecycle.service';
-import type { IncidentView } from '../alarms/incident-row';
-import { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms/dto';
+import { CancelDto, IncidentLifecycleService, type IncidentView, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms';
 import type { AuthUser } from '../../infra/access/roles';
 
 /** The alarms DTOs of the REST routes, plus the incident id the URL carries there. */

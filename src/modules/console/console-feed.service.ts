@@ -4,8 +4,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
-import { CONSOLE_EVENTS_CHANNEL } from '../console-events/console-events.service';
-import { ConsoleEventType, SCHOOL_ONLY_EVENTS } from '../console-events/console-events';
+import { CONSOLE_EVENTS_CHANNEL, ConsoleEventType, SCHOOL_ONLY_EVENTS } from '../console-events';
 
 /** A console event as sent to clients (one socket.io event name: `event`). */
 export interface ConsoleEnvelope {

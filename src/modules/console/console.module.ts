@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import { AlarmsModule } from '../alarms/alarms.module';
-import { DeviceHealthModule } from '../device-health/device-health.module';
+import { AlarmsModule } from '../alarms';
+import { DeviceHealthModule } from '../device-health';
 import { ConsoleFeed } from './console-feed.service';
 import { ConsoleGateway } from './console.gateway';
 import { ConsoleWebService } from './console-web';

@@ -2,7 +2,7 @@ import { Inject, Logger, Module, OnApplicationBootstrap, OnApplicationShutdown, 
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { RegistryModule } from '../registry/registry.module';
+import { RegistryModule } from '../registry';
 import { DeviceHealthController } from './device-health.controller';
 import { DeviceHealthQueries } from './device-health.queries';
 import { DeviceHealthService } from './device-health.service';

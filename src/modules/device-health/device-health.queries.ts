@@ -5,10 +5,8 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import { AuditService } from '../audit-log/audit.service';
-import type { DeviceStatus } from '../registry/registry.constants';
-import { DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
-import { RegistryService } from '../registry/registry.service';
+import { AuditService } from '../audit-log';
+import { type DeviceStatus, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
 import { DeviceHealthService } from './device-health.service';
 import type { CreateMaintenanceWindowDto } from './dto';
 

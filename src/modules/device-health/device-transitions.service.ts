@@ -4,10 +4,8 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { LivenessConfig } from '../../config/sections';
 import { returningRows } from '../../infra/database/returning';
-import { ConsoleEventsService } from '../console-events/console-events.service';
-import type { ConsoleEventInput, ConsoleEventMap } from '../console-events/console-events';
-import type { DeviceStatus } from '../registry/registry.constants';
-import type { WatchedDeviceKind } from '../registry/device-status.service';
+import { type ConsoleEventInput, type ConsoleEventMap, ConsoleEventsService } from '../console-events';
+import type { DeviceStatus, WatchedDeviceKind } from '../registry';
 
 /** A device's recorded status change (the registry row has already been updated). */
 export interface Transition {

@@ -1,8 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { DATE_PATTERN, DEVICE_STATUSES, DeviceStatus } from '../registry/registry.constants';
-import type { WatchedDeviceKind } from '../registry/device-status.service';
+import { DATE_PATTERN, DEVICE_STATUSES, DeviceStatus, type WatchedDeviceKind } from '../registry';
 
 const KINDS = ['camera', 'alarm_device'] as const;
 

@@ -1,4 +1,4 @@
-import { CODE_PATTERN } from '../registry/registry.constants';
+import { CODE_PATTERN } from '../registry';
 import { LivenessIndex } from './liveness-index';
 
 export type RejectReason = 'malformed' | 'unknown_device' | 'out_of_scope';

@@ -1,4 +1,4 @@
-import type { DeviceIndexRow, WatchedDeviceKind } from '../registry/device-status.service';
+import type { DeviceIndexRow, WatchedDeviceKind } from '../registry';
 
 /** One watched device as the hot path needs it; `intervalSec` 0 = the configured default. */
 export interface IndexedDevice {

@@ -2,10 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
-import type { DeviceStatus } from '../registry/registry.constants';
-import { DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
-import { RegistryService } from '../registry/registry.service';
-import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, TZ } from '../school-day/calendar';
+import { type DeviceStatus, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
+import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, TZ } from '../school-day';
 import { changesByDevice, countedWindow, onlineWithin, StatusChange, subtractIntervals } from './online-time';
 
 /** One device's online time in the counted window (milliseconds). */

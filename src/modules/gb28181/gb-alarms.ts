@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Actor, requestContext } from '../../infra/http/request-context';
 import { malformedInput } from '../../infra/observability/metrics';
-import { AlarmIntakeService } from '../alarms/alarm-intake.service';
-import { GB_ID_PATTERN } from '../registry/registry.constants';
-import { GbProvisioningService } from '../registry/gb-provisioning.service';
+import { AlarmIntakeService } from '../alarms';
+import { GB_ID_PATTERN, GbProvisioningService } from '../registry';
 import { alarmNote, incidentTypeOf, parseGbTime } from './gb-codes';
 import { DeviceState } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';

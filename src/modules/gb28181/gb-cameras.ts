@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { DeviceHealthService } from '../device-health/device-health.service';
-import { GbProvisioningService } from '../registry/gb-provisioning.service';
+import { DeviceHealthService } from '../device-health';
+import { GbProvisioningService } from '../registry';
 import { isOrganisationNode } from './gb-codes';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
-import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import type { Gb28181Config } from '../../config/sections';

@@ -1,4 +1,4 @@
-import type { IncidentType } from '../alarms/alarms.constants';
+import type { IncidentType } from '../alarms';
 
 /** China has had no daylight saving since 1991: Asia/Shanghai is UTC+8 all year. */
 const SHANGHAI_OFFSET_MS = 8 * 3_600_000;

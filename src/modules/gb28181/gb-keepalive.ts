@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { DeviceHealthService } from '../device-health/device-health.service';
-import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { DeviceHealthService } from '../device-health';
+import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import { FastKeepalive } from './keepalive-fast';

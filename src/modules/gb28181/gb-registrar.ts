@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { GB_ID_PATTERN } from '../registry';
 import { ha1, NonceTracker, parseDigest, responseMatches } from './digest';
 import { GbCameras } from './gb-cameras';
 import { GbCatalog } from './gb-catalog';

@@ -1,8 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Module, OnApplicationBootstrap } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { AlarmsModule } from '../alarms/alarms.module';
-import { DeviceHealthModule } from '../device-health/device-health.module';
-import { RegistryModule } from '../registry/registry.module';
+import { AlarmsModule } from '../alarms';
+import { DeviceHealthModule } from '../device-health';
+import { RegistryModule } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCameras } from './gb-cameras';
 import { GbCatalog } from './gb-catalog';

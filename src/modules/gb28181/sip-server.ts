@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
-import { GB_ID_PATTERN } from '../registry/registry.constants';
+import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
 import { GbDeviceStates } from './gb-device-states';

@@ -4,8 +4,8 @@
  * loads the facts once for all schools and runs the checks a plan names, in AUDIT_CHECKS order.
  */
 import type { PatrolsConfig } from '../../config/sections';
-import type { RegistryService } from '../registry/registry.service';
-import { schoolHours } from '../school-day/calendar';
+import type { RegistryService } from '../registry';
+import { schoolHours } from '../school-day';
 import type { DayFact, SchoolDayFacts } from './day-facts.service';
 import { unstaffedFinding, windowReason } from './field.service';
 import type { NewFinding } from './findings.service';

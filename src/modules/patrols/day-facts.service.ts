@@ -1,10 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { DeviceHealthQueries } from '../device-health/device-health.queries';
-import { OnlineTimeService, SchoolOnlineTime } from '../device-health/online-time.service';
-import { DeviceStateRow, DeviceStatusService, WatchedDeviceKind } from '../registry/device-status.service';
-import { RegistryService } from '../registry/registry.service';
-import { requiredGuardsFor, StaffingRule } from '../school-day/staffing';
+import { DeviceHealthQueries, OnlineTimeService, SchoolOnlineTime } from '../device-health';
+import { DeviceStateRow, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
+import { requiredGuardsFor, StaffingRule } from '../school-day';
 import { FieldService, GateOpening, PostWindowStatus } from './field.service';
 
 /** The facts of a school's day that audits and compliance judge; each is loaded only when asked for. */

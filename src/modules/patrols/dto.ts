@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
-import { DATE_PATTERN } from '../registry/registry.constants';
+import { DATE_PATTERN } from '../registry';
 import { CHECKS, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
 

@@ -5,13 +5,12 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
-import { ProtectionPostsService } from '../registry/protection-posts.service';
-import { RegistryService } from '../registry/registry.service';
+import { ProtectionPostsService, RegistryService } from '../registry';
 import { FindingsService, NewFinding } from './findings.service';
-import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day/calendar';
+import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day';
 
 type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
 type PostLike = Awaited<ReturnType<ProtectionPostsService['posts']>>[number];

@@ -6,11 +6,10 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
-import { ConsoleEventsService } from '../console-events/console-events.service';
-import type { ConsoleEventInput } from '../console-events/console-events';
+import { type ConsoleEventInput, ConsoleEventsService } from '../console-events';
 import { CHECK_LABEL } from './patrols.constants';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */

@@ -4,12 +4,12 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
-import { RegistryService } from '../registry/registry.service';
+import { RegistryService } from '../registry';
 import { FindingsService } from './findings.service';
 import { GATE_AREA_KINDS, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
-import { addDays, dayStart, gateWindows, shanghaiDate } from '../school-day/calendar';
+import { addDays, dayStart, gateWindows, shanghaiDate } from '../school-day';
 
 export interface Candidate {
   id: string;

@@ -4,7 +4,7 @@
  * (school days, hours, post windows) is src/modules/school-day/calendar.ts.
  */
 import { CronExpressionParser } from 'cron-parser';
-import { TZ } from '../school-day/calendar';
+import { TZ } from '../school-day';
 
 /** Validates a cron expression (5 or 6 fields) in Asia/Shanghai; returns a reason or null. */
 export function cronProblem(expr: string): string | null {

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../../infra/database/returning';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 
 /** Cameras provisioned from GB/T 28181 devices' channels (used by the SIP front end). */
 @Injectable()

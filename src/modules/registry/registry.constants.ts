@@ -24,7 +24,7 @@ export type AreaKind = (typeof AREA_KINDS)[number];
 export const DEVICE_STATUSES = ['unknown', 'online', 'offline', 'fault'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
-export { POST_WINDOW_KINDS, type PostWindowKind } from '../school-day/calendar';
+export { POST_WINDOW_KINDS, type PostWindowKind } from '../school-day';
 
 /** GB/T 28181 ids are 20 decimal digits (centre code, industry, type, serial). */
 export const GB_ID_PATTERN = /^\d{20}$/;

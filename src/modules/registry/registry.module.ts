@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { AuditService } from '../audit-log/audit.service';
+import { AuditService } from '../audit-log';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
 import { District } from './entities/district.entity';

@@ -4,7 +4,7 @@ import type { AppConfig } from '../../config/config';
 import { HttpStatus } from '@nestjs/common';
 import { DomainError, ErrorCode, Errors, FieldError } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import type { AuditService } from '../audit-log/audit.service';
+import type { AuditService } from '../audit-log';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { ALL_ROLES } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';

@@ -8,9 +8,8 @@
  * groups (鱼洞二小、鱼洞四小、清华小学…) from which 大城小学 and 融汇小学 became independent,
  * 渝汇小学 as a branch of the 清华小学 group, and the schools the report names.
  */
-import type { AreaKind, SchoolType, ZoneLevel } from '../../modules/registry/registry.constants';
-import type { PostWindow, TermCalendar, Timetable } from '../../modules/school-day/calendar';
-import { requiredGuards as staffingRequiredGuards } from '../../modules/school-day/staffing';
+import type { AreaKind, SchoolType, ZoneLevel } from '../../modules/registry';
+import { type PostWindow, requiredGuards as staffingRequiredGuards, type TermCalendar, type Timetable } from '../../modules/school-day';
 
 export const DISTRICT = { code: 'CQ-BANAN', name: '重庆市巴南区', timezone: 'Asia/Shanghai' };
 /** GB/T 2260 administrative code of 巴南区: the first six digits of every GB/T 28181 id. */

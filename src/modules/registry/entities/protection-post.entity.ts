@@ -1,7 +1,7 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { PostWindow } from '../../school-day/calendar';
+import type { PostWindow } from '../../school-day';
 
-export type { PostWindow } from '../../school-day/calendar';
+export type { PostWindow } from '../../school-day';
 
 /**
  * 护学岗: a school-protection post at a gate. `windows` names which of the school's timetable

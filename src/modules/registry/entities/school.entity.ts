@@ -1,9 +1,9 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { TermCalendar, Timetable } from '../../school-day/calendar';
+import type { TermCalendar, Timetable } from '../../school-day';
 import type { SchoolType } from '../registry.constants';
 
 // The shapes are the school-day kernel's (it computes school days and hours from them); stored here.
-export type { TermCalendar, TimeWindow, Timetable } from '../../school-day/calendar';
+export type { TermCalendar, TimeWindow, Timetable } from '../../school-day';
 
 @Entity('schools')
 export class School {

@@ -1,0 +1,9 @@
+/** The public surface of the alarms module: other modules and the app import only from here (checked by npm run lint). */
+export { AlarmIntakeService } from './alarm-intake.service';
+export { OPEN_STATUSES } from './alarms.constants';
+export type { IncidentType } from './alarms.constants';
+export { AlarmsModule } from './alarms.module';
+export { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from './dto';
+export { IncidentLifecycleService } from './incident-lifecycle.service';
+export { IncidentQueriesService } from './incident-queries.service';
+export type { IncidentView } from './incident-row';
