@@ -16,20 +16,7 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: true }],
     },
   },
-  {
-    // Module boundaries: a module reaches another only through its exported services.
-    files: ['src/modules/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../*/entities/*', '../*/*.entity'], message: "Use the owning module's exported service, not its tables." }] }],
-    },
-  },
-  {
-    // The config layer is below every module: modules import their section type from it, never the reverse.
-    files: ['src/config/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../modules/*', '../infra/*'], message: 'src/config imports nothing from modules or infra (declare the type in src/config/sections.ts).' }] }],
-    },
-  },
+  // Layer and module boundaries are checked by dependency-cruiser (.dependency-cruiser.js), also part of npm run lint.
   // The web console (web/): Vue single-file components and browser TypeScript.
   ...pluginVue.configs['flat/essential'],
   {
