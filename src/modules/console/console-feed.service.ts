@@ -227,17 +227,19 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
    */
   async canReplay(lastSeq: number, upTo: number, schoolId: string | null): Promise<boolean> {
     if (lastSeq <= 0) return false; // a fresh console: a snapshot is what it needs
-    if (lastSeq >= upTo) {
-      // Another api process may be a little ahead of this one; a seq beyond anything stored comes
-      // from another database (a reset): start over from a snapshot.
-      const [{ max }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max FROM console_events`);
-      return lastSeq <= Number(max);
-    }
+    // Away longer than the replay window (its last event is older, or pruned): a snapshot — decided
+    // before looking at this process's cursor, so the answer does not depend on whether the feed has
+    // read the newest commits yet.
     const [last] = await this.db.query(`SELECT at FROM console_events WHERE seq <= $1 ORDER BY seq DESC LIMIT 1`, [lastSeq]);
     if (!last || new Date(last.at).getTime() < Date.now() - this.cfg.replayWindowSeconds * 1000) return false;
+    // Count what it missed up to the newest stored event, not just up to this process's cursor (which
+    // may lag the newest commits by a moment); a seq beyond anything stored comes from another
+    // database (a reset): start over from a snapshot.
+    const [{ max }] = await this.db.query(`SELECT coalesce(max(seq), 0)::bigint AS max FROM console_events`);
+    if (lastSeq > Number(max)) return false;
     const [{ n }] = await this.db.query(
       `SELECT count(*)::int AS n FROM (SELECT 1 FROM console_events WHERE seq > $1 AND seq <= $2 AND ($3::uuid IS NULL AND type <> ALL($5) OR school_id = $3) LIMIT $4) x`,
-      [lastSeq, upTo, schoolId, this.cfg.replayMaxEvents + 1, SCHOOL_ONLY_EVENTS],
+      [lastSeq, Math.max(upTo, Number(max)), schoolId, this.cfg.replayMaxEvents + 1, SCHOOL_ONLY_EVENTS],
     );
     return n <= this.cfg.replayMaxEvents;
   }
