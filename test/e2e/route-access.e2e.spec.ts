@@ -59,7 +59,10 @@ describe('route access', () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       if (path.startsWith('/api/v1/auth/') || path.startsWith('/api/v1/device/')) continue;
       for (const method of Object.keys(ops).filter((m) => m !== 'get')) {
-        const res = await t.http()[method as 'post'](path.replace(/\{[^}]+\}/g, id)).set(auth(auditor)).send({});
+        const http = t.http();
+        const res = await http[method as 'post'](path.replace(/\{[^}]+\}/g, id))
+          .set(auth(auditor))
+          .send({});
         const deviceRoute = res.status === 401 && String(res.body.error?.code).startsWith('AUTH.DEVICE_');
         if (res.status !== 403 && !deviceRoute) allowed.push(`${method.toUpperCase()} ${path} → ${res.status}`);
       }
@@ -76,10 +79,14 @@ describe('route access', () => {
     for (const [path, ops] of Object.entries(doc.paths) as [string, Record<string, Op>][]) {
       for (const [method, op] of Object.entries(ops)) {
         if (!['post', 'put', 'patch'].includes(method) || !op.requestBody?.content?.['application/json']) continue;
-        const res = await t.http()[method as 'post'](path.replace(/\{[^}]+\}/g, id)).set(auth(admin)).send({ unexpectedField: { nested: [1, 2] } });
+        const http = t.http();
+        const res = await http[method as 'post'](path.replace(/\{[^}]+\}/g, id))
+          .set(auth(admin))
+          .send({ unexpectedField: { nested: [1, 2] } });
         if (res.status === 401 && String(res.body.error?.code).startsWith('AUTH.DEVICE_')) continue; // device route
         checked++;
-        if (res.status !== 400 || !Array.isArray(res.body.error?.details?.fields)) wrong.push(`${method.toUpperCase()} ${path} → ${res.status} ${res.body.error?.code}`);
+        if (res.status !== 400 || !Array.isArray(res.body.error?.details?.fields))
+          wrong.push(`${method.toUpperCase()} ${path} → ${res.status} ${res.body.error?.code}`);
       }
     }
     expect(wrong).toEqual([]);
