@@ -54,7 +54,7 @@ module.exports = {
     },
     {
       name: 'module-through-index',
-      comment: "Another module is reached only through its index.ts: never its entities, queries or internals.",
+      comment: 'Another module is reached only through its index.ts: never its entities, queries or internals.',
       severity: 'error',
       from: { path: '^src/modules/([^/]+)/' },
       to: { path: '^src/modules/[^/]+/', pathNot: ['^src/modules/$1/', '^src/modules/[^/]+/index\\.ts$'] },

@@ -32,7 +32,6 @@ function withDb(url, name) {
   return u.toString();
 }
 
-
 async function pgAdmin(sql) {
   const { Client } = require('pg');
   const c = new Client({ connectionString: adminDbUrl });
@@ -46,7 +45,9 @@ async function pgAdmin(sql) {
 
 function run(cmd, args, env) {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: root, env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${args.join(' ')} failed: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile(cmd, args, { cwd: root, env, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${args.join(' ')} failed: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 

@@ -57,10 +57,14 @@ function main() {
     process.stdout.write(`[build-web] building the web console (${why})\n`);
   }
   execFileSync(process.execPath, [bin('vue-tsc', 'bin/vue-tsc.js'), '-p', path.join(web, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
-  execFileSync(process.execPath, [bin('vite', 'bin/vite.js'), 'build', '--config', path.join(web, 'vite.config.mts'), '--logLevel', process.env.WEB_BUILD_LOG ?? 'info'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    [bin('vite', 'bin/vite.js'), 'build', '--config', path.join(web, 'vite.config.mts'), '--logLevel', process.env.WEB_BUILD_LOG ?? 'info'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
 }
 
 main();

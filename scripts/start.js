@@ -53,7 +53,16 @@ async function startEmbedded(config) {
   }
   const dir = path.resolve(root, config.database.embeddedDataDir);
   const port = config.database.embeddedPort;
-  const pg = new EmbeddedPostgres({ databaseDir: dir, user: 'postgres', password: 'postgres', port, persistent: true, createPostgresUser: true, onLog: () => {}, onError: () => {} });
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: 'postgres',
+    password: 'postgres',
+    port,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: () => {},
+  });
   if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
     say(`initialising an embedded Postgres in ${dir}`);
     await pg.initialise();
@@ -135,7 +144,8 @@ async function main() {
       progress: (line) => (/request failed/.test(line) ? say(line) : undefined),
     }).catch((e) => say(`simulator stopped: ${e.message}`));
   }
-  if (config.demo.seedOnStart) say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and the school_security users listed above`);
+  if (config.demo.seedOnStart)
+    say(`demo logins (password: ${config.demo.userPassword}): admin, operator1, supervisor1, auditor1, and the school_security users listed above`);
 }
 
 main().catch((e) => {

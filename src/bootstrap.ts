@@ -82,10 +82,12 @@ async function prepare(app: INestApplicationContext, config: AppConfig, logger: 
 }
 
 /** A failed boot must not leave connections retrying in the background. */
-const closeAndThrow = (app: INestApplicationContext) => async (e: unknown): Promise<never> => {
-  await app.close().catch(() => undefined);
-  throw e;
-};
+const closeAndThrow =
+  (app: INestApplicationContext) =>
+  async (e: unknown): Promise<never> => {
+    await app.close().catch(() => undefined);
+    throw e;
+  };
 
 /** Boots the process for its role: api and all serve HTTP, worker runs only the job processors. */
 export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; logger?: JsonLogger } = {}): Promise<INestApplication | INestApplicationContext> {

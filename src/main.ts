@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   try {
     await bootstrap(config);
   } catch (e) {
-    const msg = e instanceof BootError ? e.message : (e as Error).stack ?? String(e);
+    const msg = e instanceof BootError ? e.message : ((e as Error).stack ?? String(e));
     process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', context: 'Boot', msg }) + '\n');
     process.exit(1);
   }

@@ -38,7 +38,6 @@ const INFLIGHT = Number(process.env.BENCH_ALARMS_INFLIGHT || 256);
 const WARMUP = 20;
 const round = (x) => Math.round(x * 10) / 10;
 
-
 /** The heartbeat simulator against the bench service; resolves once it plays its devices. */
 function startSimulator(ctx, seconds) {
   const child = spawn(process.execPath, ['dist/cli.js', 'simulate', '--url', ctx.baseUrl, '--duration', `${seconds}s`], {
@@ -65,7 +64,19 @@ function startSimulator(ctx, seconds) {
     await exited;
     clearTimeout(t);
   };
-  return { started, stop, failedRequests: () => Number((/failed=(\d+)/.exec(out.split('\n').reverse().find((l) => /failed=/.test(l)) ?? '') ?? [0, 0])[1]) };
+  return {
+    started,
+    stop,
+    failedRequests: () =>
+      Number(
+        (/failed=(\d+)/.exec(
+          out
+            .split('\n')
+            .reverse()
+            .find((l) => /failed=/.test(l)) ?? '',
+        ) ?? [0, 0])[1],
+      ),
+  };
 }
 
 async function run(ctx) {
@@ -90,13 +101,17 @@ async function run(ctx) {
 
     // Fixtures: a school of our own in the seeded district, cameras at its gate, one button per alarm.
     const [{ district_id: districtId, zone_id: zoneId }] = (await pg.query(`SELECT district_id, zone_id FROM schools ORDER BY code LIMIT 1`)).rows;
-    const timetable = { weekdays: [1, 2, 3, 4, 5], arrival: { start: '07:30', end: '08:10' }, dismissal: { start: '16:30', end: '17:10' }, schoolHours: { start: '07:30', end: '17:30' } };
+    const timetable = {
+      weekdays: [1, 2, 3, 4, 5],
+      arrival: { start: '07:30', end: '08:10' },
+      dismissal: { start: '16:30', end: '17:10' },
+      schoolHours: { start: '07:30', end: '17:30' },
+    };
     [{ id: schoolId }] = (
-      await pg.query(`INSERT INTO schools (district_id, zone_id, code, name, type, timetable) VALUES ($1, $2, 'BENCH-ALARMS', '压测报警小学', 'primary', $3) RETURNING id`, [
-        districtId,
-        zoneId,
-        JSON.stringify(timetable),
-      ])
+      await pg.query(
+        `INSERT INTO schools (district_id, zone_id, code, name, type, timetable) VALUES ($1, $2, 'BENCH-ALARMS', '压测报警小学', 'primary', $3) RETURNING id`,
+        [districtId, zoneId, JSON.stringify(timetable)],
+      )
     ).rows;
     const cams = (
       await pg.query(
@@ -212,7 +227,14 @@ async function run(ctx) {
     rows.push({ scenario, metric: `burst_${BURST_RATE}ps.service_cpu_per_alarm`, value: Math.round(cpuMs * 100) / 100, unit: 'ms', target: null });
     rows.push({ scenario, metric: `burst_${BURST_RATE}ps.drain_after_last_press`, value: Math.round(b.drainMs), unit: 'ms', target: null });
     const pgCommit = ctx.baselines.pgCommitPerSec;
-    if (pgCommit) rows.push({ scenario, metric: `burst_${BURST_RATE}ps.intake_vs_pg_single_commit`, value: Math.round((b.intake / pgCommit) * 100) / 100, unit: 'ratio', target: null });
+    if (pgCommit)
+      rows.push({
+        scenario,
+        metric: `burst_${BURST_RATE}ps.intake_vs_pg_single_commit`,
+        value: Math.round((b.intake / pgCommit) * 100) / 100,
+        unit: 'ratio',
+        target: null,
+      });
 
     // Postgres: every pressed alarm once (one incident per button, one press row per event id).
     const [db] = (

@@ -17,7 +17,16 @@ const { gzipSync } = require('node:zlib');
 
 const RUNS = Number(process.env.BENCH_CONSOLE_WEB_RUNS || 5);
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => Math.round(x * 10) / 10;
 
@@ -38,7 +47,8 @@ async function initialJs(baseUrl) {
     raw += code.length;
     gz += gzipSync(code, { level: 9 }).length;
     // Static imports only (`import … from "./x.js"` / `import "./x.js"`); dynamic import() is lazy.
-    for (const m of code.toString('utf8').matchAll(/(?:^|[;\n}])\s*import\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+\.js)["']/g)) await visit(new URL(m[1], res.url).pathname);
+    for (const m of code.toString('utf8').matchAll(/(?:^|[;\n}])\s*import\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+\.js)["']/g))
+      await visit(new URL(m[1], res.url).pathname);
   };
   await visit(entry[1]);
   return { raw, gz, files: seen.size };
@@ -67,7 +77,10 @@ async function run(ctx) {
       await context.addInitScript(() => {
         window.__longest = 0;
         try {
-          new PerformanceObserver((l) => l.getEntries().forEach((e) => (window.__longest = Math.max(window.__longest, e.duration)))).observe({ type: 'longtask', buffered: true });
+          new PerformanceObserver((l) => l.getEntries().forEach((e) => (window.__longest = Math.max(window.__longest, e.duration)))).observe({
+            type: 'longtask',
+            buffered: true,
+          });
         } catch {
           /* no long-task timing */
         }
@@ -85,7 +98,12 @@ async function run(ctx) {
       await page.goto(`${ctx.baseUrl}/console/`);
       await page.fill('#username', 'operator1');
       await page.fill('#password', password);
-      const ready = () => page.waitForFunction(() => document.body.dataset.conn === 'online' && /\d/.test(document.querySelector('#stat-devices')?.textContent ?? ''), undefined, { timeout: 30000, polling: 'raf' });
+      const ready = () =>
+        page.waitForFunction(
+          () => document.body.dataset.conn === 'online' && /\d/.test(document.querySelector('#stat-devices')?.textContent ?? ''),
+          undefined,
+          { timeout: 30000, polling: 'raf' },
+        );
       counting = true;
       const t0 = performance.now();
       await page.click('#login-btn');

@@ -23,12 +23,25 @@ const EVENTS = Number(process.env.BENCH_CONSOLE_EVENTS || 2000);
 const BATCH = 100;
 const round = (x) => Math.round(x * 10) / 10;
 
-
 /** A realistic payload: an incident summary of the usual size. */
 function payload(i) {
   return {
-    findingId: `bench-${i}`, schoolId: null, check: 'bench', schoolName: '压测学校', location: '南门岗亭', type: 'intrusion', priority: 'P1', status: 'raised',
-    cameras: Array.from({ length: 3 }, (_, k) => ({ id: `cam-${k}`, name: `南大门${k}`, location: '南门外', areaKind: 'main_gate', streamUrl: `rtsp://nvr/${k}`, status: 'online' })),
+    findingId: `bench-${i}`,
+    schoolId: null,
+    check: 'bench',
+    schoolName: '压测学校',
+    location: '南门岗亭',
+    type: 'intrusion',
+    priority: 'P1',
+    status: 'raised',
+    cameras: Array.from({ length: 3 }, (_, k) => ({
+      id: `cam-${k}`,
+      name: `南大门${k}`,
+      location: '南门外',
+      areaKind: 'main_gate',
+      streamUrl: `rtsp://nvr/${k}`,
+      status: 'online',
+    })),
   };
 }
 
@@ -84,7 +97,10 @@ async function run(ctx) {
     const t0 = performance.now();
     for (let i = 0; i < EVENTS; i += BATCH) {
       await pg.query('BEGIN');
-      await pg.query(`INSERT INTO console_events (type, v, school_id, payload) SELECT 'patrol.finding', 1, NULL, $1::jsonb FROM generate_series(1, $2)`, [body, Math.min(BATCH, EVENTS - i)]);
+      await pg.query(`INSERT INTO console_events (type, v, school_id, payload) SELECT 'patrol.finding', 1, NULL, $1::jsonb FROM generate_series(1, $2)`, [
+        body,
+        Math.min(BATCH, EVENTS - i),
+      ]);
       await pg.query(`SELECT pg_notify('shouhu_console_events', '0')`);
       await pg.query('COMMIT');
     }
@@ -126,7 +142,8 @@ async function rawSocketIo(events) {
     const p = payload(0);
     const t0 = performance.now();
     for (let i = 0; i < events; i += BATCH) {
-      for (let j = i; j < Math.min(events, i + BATCH); j++) server.to('room').emit('event', { seq: j, v: 1, type: 'patrol.finding', at: new Date().toISOString(), schoolId: null, payload: p });
+      for (let j = i; j < Math.min(events, i + BATCH); j++)
+        server.to('room').emit('event', { seq: j, v: 1, type: 'patrol.finding', at: new Date().toISOString(), schoolId: null, payload: p });
       await new Promise((r) => setImmediate(r));
     }
     await until(() => counts.every((n) => n >= events), 120000, 'raw deliveries');

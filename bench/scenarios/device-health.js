@@ -52,13 +52,16 @@ async function run(ctx = {}) {
   const redis = new Redis(redisUrl);
   try {
     const { loadConfig } = dist('config/config');
-    const config = loadConfig({ ...process.env, NODE_ENV: 'test' }, {
-      role: 'worker',
-      database: { url: dbUrl, poolSize: 10 },
-      redis: { url: redisUrl, keyPrefix: prefix },
-      log: { level: 'warn' },
-      liveness: { sweepEveryMs: 0 },
-    });
+    const config = loadConfig(
+      { ...process.env, NODE_ENV: 'test' },
+      {
+        role: 'worker',
+        database: { url: dbUrl, poolSize: 10 },
+        redis: { url: redisUrl, keyPrefix: prefix },
+        log: { level: 'warn' },
+        liveness: { sweepEveryMs: 0 },
+      },
+    );
     await dist('infra/database/data-source').runMigrations(config);
 
     // 1. N cameras under 1000 schools, server-side.
@@ -106,7 +109,9 @@ async function run(ctx = {}) {
     });
     for (;;) {
       if (api.exitCode !== null) throw new Error(`api exited with ${api.exitCode}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok).catch(() => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/health/live`)
+        .then((r) => r.ok)
+        .catch(() => false);
       if (ok) break;
       await sleep(250);
     }
@@ -155,11 +160,22 @@ async function run(ctx = {}) {
     const post = (body) =>
       new Promise((resolve, reject) => {
         const req = http.request(
-          { host: '127.0.0.1', port, path: '/api/v1/device/heartbeats', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Device dk_bench:${secret}` } },
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/api/v1/device/heartbeats',
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Device dk_bench:${secret}` },
+          },
           (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
-            res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(Buffer.concat(chunks).toString()).accepted) : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`))));
+            res.on('end', () =>
+              res.statusCode === 200
+                ? resolve(JSON.parse(Buffer.concat(chunks).toString()).accepted)
+                : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`)),
+            );
           },
         );
         req.on('error', reject);
@@ -197,7 +213,9 @@ async function run(ctx = {}) {
     const apiCpuSeconds = accepted / perApiCpu;
     const rssAfter = rssMb(api.pid);
     agent.destroy();
-    log(`http batch ingest: ${Math.round(ingestRate)} heartbeats/s over ${requests} requests (${C} connections), ${Math.round(perApiCpu)} per api CPU-second; api CPU ${apiCpuSeconds.toFixed(1)} s, load generator CPU ${genCpuSeconds.toFixed(1)} s; api RSS ${rssAfter} MB`);
+    log(
+      `http batch ingest: ${Math.round(ingestRate)} heartbeats/s over ${requests} requests (${C} connections), ${Math.round(perApiCpu)} per api CPU-second; api CPU ${apiCpuSeconds.toFixed(1)} s, load generator CPU ${genCpuSeconds.toFixed(1)} s; api RSS ${rssAfter} MB`,
+    );
     api.kill('SIGTERM');
     await new Promise((r) => api.once('exit', r));
     api = undefined;
@@ -229,7 +247,13 @@ async function run(ctx = {}) {
     results.push(
       { scenario: 'device-health', metric: 'http_batch_ingest', value: Math.round(ingestRate), unit: 'heartbeats/s', target: '>= 100000' },
       { scenario: 'device-health', metric: 'http_batch_ingest_per_api_cpu_second', value: Math.round(perApiCpu), unit: 'heartbeats/cpu-s', target: null },
-      { scenario: 'device-health', metric: 'load_generator_cpu_share', value: Math.round((genCpuSeconds / (genCpuSeconds + apiCpuSeconds)) * 1000) / 1000, unit: 'ratio', target: null },
+      {
+        scenario: 'device-health',
+        metric: 'load_generator_cpu_share',
+        value: Math.round((genCpuSeconds / (genCpuSeconds + apiCpuSeconds)) * 1000) / 1000,
+        unit: 'ratio',
+        target: null,
+      },
       { scenario: 'device-health', metric: 'redis_pipelined_zadd', value: Math.round(redisRate), unit: 'members/s', target: null },
       { scenario: 'device-health', metric: 'ingest_to_redis_ratio', value: Math.round((ingestRate / redisRate) * 1000) / 1000, unit: 'ratio', target: null },
       { scenario: 'device-health', metric: 'registered_devices', value: N, unit: 'devices', target: null },

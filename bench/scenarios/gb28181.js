@@ -37,11 +37,13 @@ const ROOT = path.join(__dirname, '..', '..');
 const SIPP = path.join(ROOT, 'test', 'protocol', 'sipp');
 const PASSWORD = 'bench-gb-password';
 
-
 function runSipp(target, scenario, csv, args, cwd) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const p = spawn('sipp', [target, '-sf', path.join(SIPP, scenario), '-inf', csv, '-i', '127.0.0.1', '-nostdin', ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('sipp', [target, '-sf', path.join(SIPP, scenario), '-inf', csv, '-i', '127.0.0.1', '-nostdin', ...args], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);
@@ -68,7 +70,9 @@ function cpuSeconds(pid) {
 async function keepalivesAnswered(httpBase) {
   const text = await (await fetch(`${httpBase}/metrics`)).text();
   let n = 0;
-  for (const line of text.split('\n')) if (line.startsWith('shouhu_gb28181_requests_total{') && line.includes('kind="keepalive"') && line.includes('status="200"')) n += Number(line.split(' ').pop());
+  for (const line of text.split('\n'))
+    if (line.startsWith('shouhu_gb28181_requests_total{') && line.includes('kind="keepalive"') && line.includes('status="200"'))
+      n += Number(line.split(' ').pop());
   return n;
 }
 
@@ -101,7 +105,10 @@ async function run(ctx = {}) {
       `INSERT INTO cameras (school_id, device_id, channel_id, name, area_kind, status) SELECT $1, d, d, '基准' || d, 'perimeter', 'online' FROM unnest($2::text[]) d`,
       [schoolId, ids],
     );
-    writeFileSync(path.join(work, 'reg.csv'), ['SEQUENTIAL', ...ids.map((id) => `${id};[authentication username=${id} password=${PASSWORD}];`)].join('\n') + '\n');
+    writeFileSync(
+      path.join(work, 'reg.csv'),
+      ['SEQUENTIAL', ...ids.map((id) => `${id};[authentication username=${id} password=${PASSWORD}];`)].join('\n') + '\n',
+    );
     writeFileSync(path.join(work, 'ka.csv'), ['SEQUENTIAL', ...ids.map((id) => `${id};`)].join('\n') + '\n');
 
     // 2. the service, SIP enabled
@@ -148,7 +155,13 @@ async function run(ctx = {}) {
 
     // 3. registrations
     log(`registering ${N} devices…`);
-    const reg = await runSipp(target, 'register.xml', path.join(work, 'reg.csv'), ['-m', String(N), '-r', '20000', '-l', '1000', '-timeout', '60s', '-timeout_error'], work);
+    const reg = await runSipp(
+      target,
+      'register.xml',
+      path.join(work, 'reg.csv'),
+      ['-m', String(N), '-r', '20000', '-l', '1000', '-timeout', '60s', '-timeout_error'],
+      work,
+    );
     if (reg.code !== 0) throw new Error(`sipp register exited ${reg.code}: ${reg.err.slice(0, 1000)}`);
     rows.push({ scenario, metric: 'register.rate', value: Math.round((N / reg.ms) * 1000), unit: 'req/s', target: null });
     await sleep(2500); // let the post-registration queries settle

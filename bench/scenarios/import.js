@@ -32,7 +32,17 @@ function csv(schools, stamp, n) {
   const areas = ['main_gate', 'side_gate', 'perimeter', 'stairwell', 'playground', 'canteen', 'classroom_corridor'];
   for (let i = 0; i < n; i++) {
     const serial = String(i).padStart(7, '0');
-    lines.push([schools[i % schools.length], `9900000000132${serial}`, `9900000000131${serial}`, `基准摄像机${i}-${stamp}`, areas[i % areas.length], `基准位置${i}`, 'bench'].join(','));
+    lines.push(
+      [
+        schools[i % schools.length],
+        `9900000000132${serial}`,
+        `9900000000131${serial}`,
+        `基准摄像机${i}-${stamp}`,
+        areas[i % areas.length],
+        `基准位置${i}`,
+        'bench',
+      ].join(','),
+    );
   }
   return '\uFEFF' + lines.join('\r\n') + '\r\n';
 }

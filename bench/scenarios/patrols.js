@@ -140,14 +140,18 @@ async function generate(db, S, C) {
       WHERE c.device_id LIKE '9%' AND right(c.device_id, 7)::int % 100 = 1`,
     [today],
   );
-  await db.query(`INSERT INTO device_outages (id, school_id, opened_at) SELECT gen_random_uuid(), school_id, now() - interval '2 days' FROM cameras WHERE device_id LIKE '9%' AND right(device_id, 7)::int % 500 = 0 GROUP BY school_id`);
+  await db.query(
+    `INSERT INTO device_outages (id, school_id, opened_at) SELECT gen_random_uuid(), school_id, now() - interval '2 days' FROM cameras WHERE device_id LIKE '9%' AND right(device_id, 7)::int % 500 = 0 GROUP BY school_id`,
+  );
   await db.query(
     `INSERT INTO device_faults (outage_id, device_id, kind, school_id, since)
      SELECT o.id, c.id, 'camera', c.school_id, now() - interval '2 days' FROM cameras c JOIN device_outages o ON o.school_id = c.school_id AND o.closed_at IS NULL
       WHERE c.device_id LIKE '9%' AND right(c.device_id, 7)::int % 500 = 0`,
   );
   await db.query('COMMIT');
-  await db.query('ANALYZE schools; ANALYZE cameras; ANALYZE alarm_devices; ANALYZE guards; ANALYZE protection_posts; ANALYZE post_checkins; ANALYZE device_transitions; ANALYZE device_faults');
+  await db.query(
+    'ANALYZE schools; ANALYZE cameras; ANALYZE alarm_devices; ANALYZE guards; ANALYZE protection_posts; ANALYZE post_checkins; ANALYZE device_transitions; ANALYZE device_faults',
+  );
 }
 
 async function cleanup(db) {

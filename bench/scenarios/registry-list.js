@@ -46,7 +46,13 @@ async function run(ctx) {
   const rate = (done / elapsed) * 1000;
   rows.push({ scenario: 'registry-list', metric: 'all.rate', value: Math.round(rate), unit: 'req/s', target: '>= 100' });
   if (ctx.baselines.httpNoopPerSec)
-    rows.push({ scenario: 'registry-list', metric: 'all.rate_vs_http_noop', value: Math.round((rate / ctx.baselines.httpNoopPerSec) * 1000) / 1000, unit: 'ratio', target: null });
+    rows.push({
+      scenario: 'registry-list',
+      metric: 'all.rate_vs_http_noop',
+      value: Math.round((rate / ctx.baselines.httpNoopPerSec) * 1000) / 1000,
+      unit: 'ratio',
+      target: null,
+    });
   return rows;
 }
 

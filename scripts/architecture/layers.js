@@ -20,5 +20,4 @@ const LAYERS = [
   ['console', 'ops'],
 ];
 
-
 module.exports = { LAYERS };

@@ -132,10 +132,10 @@ export function validateConfig(raw: Json): AppConfig {
   // Every leaf of AppConfig has a rule (ConfigSchema), so once they all pass, raw is an AppConfig.
   const cfg = raw as unknown as AppConfig;
   if (problems.length === 0) {
-    if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize)
-      problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
+    if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize) problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
     const relay = cfg.alarms.policeRelay;
-    if (relay.url && relay.hmacSecret.length < 16) problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');
+    if (relay.url && relay.hmacSecret.length < 16)
+      problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');
     if (cfg.env === 'production') {
       if (cfg.auth.jwtSecret.length < 32) problems.push('auth.jwtSecret (JWT_SECRET): must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');

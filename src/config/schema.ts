@@ -13,15 +13,11 @@ export const rules = {
   int:
     (min: number, max = Number.MAX_SAFE_INTEGER): Rule =>
     (v) =>
-      typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
-        ? null
-        : `must be an integer between ${min} and ${max} (got ${JSON.stringify(v)})`,
+      typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? null : `must be an integer between ${min} and ${max} (got ${JSON.stringify(v)})`,
   num:
     (min: number, max: number): Rule =>
     (v) =>
-      typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
-        ? null
-        : `must be a number between ${min} and ${max} (got ${JSON.stringify(v)})`,
+      typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `must be a number between ${min} and ${max} (got ${JSON.stringify(v)})`,
   bool: (): Rule => (v) => (typeof v === 'boolean' ? null : `must be true or false (got ${JSON.stringify(v)})`),
   str:
     (opts: { nonEmpty?: boolean; pattern?: RegExp; hint?: string } = {}): Rule =>
@@ -47,8 +43,7 @@ export const rules = {
       }
     },
   /** A five- or six-field cron expression (validated loosely; the scheduler re-validates). */
-  cron: (): Rule => (v) =>
-    typeof v === 'string' && /^(\S+\s+){4,5}\S+$/.test(v.trim()) ? null : `must be a cron expression (got ${JSON.stringify(v)})`,
+  cron: (): Rule => (v) => (typeof v === 'string' && /^(\S+\s+){4,5}\S+$/.test(v.trim()) ? null : `must be a cron expression (got ${JSON.stringify(v)})`),
 };
 
 /**

@@ -15,7 +15,12 @@ import { loadConfig } from '../config/config';
  */
 export async function buildOpenApiDocument(): Promise<OpenAPIObject> {
   const config = loadConfig({ NODE_ENV: 'test' }, { role: 'all' });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { preview: true, logger: false, abortOnError: false, bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    preview: true,
+    logger: false,
+    abortOnError: false,
+    bodyParser: false,
+  });
   try {
     return configureHttp(app, config);
   } finally {

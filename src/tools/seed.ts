@@ -77,7 +77,9 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
 
   const started = Date.now();
   const d = buildDistrict();
-  say(`seed: demo district ${DISTRICT.name} — ${d.schools.length} schools, ${d.cameras.length} cameras, ${d.alarms.length} alarm buttons, ${d.guards.length} guards, ${d.posts.length} protection posts`);
+  say(
+    `seed: demo district ${DISTRICT.name} — ${d.schools.length} schools, ${d.cameras.length} cameras, ${d.alarms.length} alarm buttons, ${d.guards.length} guards, ${d.posts.length} protection posts`,
+  );
 
   const db = ctx.get(DataSource);
   const audit = ctx.get(AuditService);
@@ -91,29 +93,78 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
       const step = async (entity: string, table: string, columns: Record<string, string>, rows: Row[], schoolOf?: (r: Row) => string | null) => {
         const inserted = await insertMissing(m, table, columns, rows);
         created[table] = inserted.length;
-        const recs: AuditRecord[] = inserted.map((r) => ({ action: 'seed_create', entity, entityId: r.id as string, schoolId: schoolOf?.(r) ?? null, after: r }));
+        const recs: AuditRecord[] = inserted.map((r) => ({
+          action: 'seed_create',
+          entity,
+          entityId: r.id as string,
+          schoolId: schoolOf?.(r) ?? null,
+          after: r,
+        }));
         await audit.record(m, recs);
         say(`seed: ${table.padEnd(16)} ${String(rows.length).padStart(5)} (${inserted.length} new)`);
       };
 
       await step('district', 'districts', { code: 'text', name: 'text', timezone: 'text' }, [DISTRICT]);
       const [{ id: districtId }] = await m.query(`SELECT id FROM districts WHERE code = $1`, [DISTRICT.code]);
-      await step('zone', 'school_zones', { districtId: 'uuid', code: 'text', name: 'text', level: 'text' }, ZONES.map((z) => ({ ...z, districtId })));
-      await step('group', 'education_groups', { districtId: 'uuid', code: 'text', name: 'text' }, GROUPS.map((g) => ({ ...g, districtId })));
-      const zoneIds = await idsByCode(m, 'school_zones', ZONES.map((z) => z.code));
-      const groupIds = await idsByCode(m, 'education_groups', GROUPS.map((g) => g.code));
+      await step(
+        'zone',
+        'school_zones',
+        { districtId: 'uuid', code: 'text', name: 'text', level: 'text' },
+        ZONES.map((z) => ({ ...z, districtId })),
+      );
+      await step(
+        'group',
+        'education_groups',
+        { districtId: 'uuid', code: 'text', name: 'text' },
+        GROUPS.map((g) => ({ ...g, districtId })),
+      );
+      const zoneIds = await idsByCode(
+        m,
+        'school_zones',
+        ZONES.map((z) => z.code),
+      );
+      const groupIds = await idsByCode(
+        m,
+        'education_groups',
+        GROUPS.map((g) => g.code),
+      );
 
       await step(
         'school',
         'schools',
-        { districtId: 'uuid', zoneId: 'uuid', groupId: 'uuid', code: 'text', name: 'text', type: 'text', address: 'text', lat: 'float8', lng: 'float8', studentCount: 'int', staffCount: 'int', boarding: 'bool', timetable: 'jsonb', calendar: 'jsonb' },
-        d.schools.map((s) => ({ ...s, districtId, zoneId: s.zoneCode ? zoneIds.get(s.zoneCode) : null, groupId: s.groupCode ? groupIds.get(s.groupCode) : null })),
+        {
+          districtId: 'uuid',
+          zoneId: 'uuid',
+          groupId: 'uuid',
+          code: 'text',
+          name: 'text',
+          type: 'text',
+          address: 'text',
+          lat: 'float8',
+          lng: 'float8',
+          studentCount: 'int',
+          staffCount: 'int',
+          boarding: 'bool',
+          timetable: 'jsonb',
+          calendar: 'jsonb',
+        },
+        d.schools.map((s) => ({
+          ...s,
+          districtId,
+          zoneId: s.zoneCode ? zoneIds.get(s.zoneCode) : null,
+          groupId: s.groupCode ? groupIds.get(s.groupCode) : null,
+        })),
         (r) => r.id as string,
       );
-      const schoolIds = await idsByCode(m, 'schools', d.schools.map((s) => s.code));
+      const schoolIds = await idsByCode(
+        m,
+        'schools',
+        d.schools.map((s) => s.code),
+      );
       const missing = d.schools.filter((s) => !schoolIds.has(s.code));
       // A school of the same name under another code blocks ours: say so rather than half-seed.
-      if (missing.length) throw new Error(`seed: schools not present after insert (name taken by another code?): ${missing.map((s) => `${s.code} ${s.name}`).join(', ')}`);
+      if (missing.length)
+        throw new Error(`seed: schools not present after insert (name taken by another code?): ${missing.map((s) => `${s.code} ${s.name}`).join(', ')}`);
       const bySchool = (code: string) => schoolIds.get(code)!;
       const ownSchool = (r: Row) => r.schoolId as string;
 
@@ -143,7 +194,13 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
         }),
         ownSchool,
       );
-      await step('guard', 'guards', { schoolId: 'uuid', name: 'text', licenceNo: 'text', fullTime: 'bool', phone: 'text' }, d.guards.map((g) => ({ ...g, schoolId: bySchool(g.schoolCode) })), ownSchool);
+      await step(
+        'guard',
+        'guards',
+        { schoolId: 'uuid', name: 'text', licenceNo: 'text', fullTime: 'bool', phone: 'text' },
+        d.guards.map((g) => ({ ...g, schoolId: bySchool(g.schoolCode) })),
+        ownSchool,
+      );
       // QR tokens are secrets printed at the gate: random, only generated for posts not yet present.
       await step(
         'protection_post',
@@ -168,9 +225,15 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
     say(`seed: demo users skipped (${config.env === 'production' ? 'never in production' : 'demo.userPassword is empty'})`);
   } else {
     const usersService = ctx.get(UsersService);
-    const schoolIds = await idsByCode(db.manager, 'schools', d.schools.map((s) => s.code));
+    const schoolIds = await idsByCode(
+      db.manager,
+      'schools',
+      d.schools.map((s) => s.code),
+    );
     const existing = new Set<string>(
-      (await db.query(`SELECT lower(username) AS u FROM users WHERE lower(username) = ANY($1)`, [users.map((u) => u.username.toLowerCase())])).map((r: { u: string }) => r.u),
+      (await db.query(`SELECT lower(username) AS u FROM users WHERE lower(username) = ANY($1)`, [users.map((u) => u.username.toLowerCase())])).map(
+        (r: { u: string }) => r.u,
+      ),
     );
     await requestContext.run(actor, async () => {
       for (const spec of DEMO_STAFF.filter((u) => !existing.has(u.username))) {
@@ -178,7 +241,13 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
         usersCreated.push(spec.username);
       }
       for (const s of d.schools.filter((x) => x.securityUser && !existing.has(x.securityUser))) {
-        await usersService.create({ username: s.securityUser!, password, role: 'school_security', schoolId: schoolIds.get(s.code), displayName: `${s.name}保卫干部` });
+        await usersService.create({
+          username: s.securityUser!,
+          password,
+          role: 'school_security',
+          schoolId: schoolIds.get(s.code),
+          displayName: `${s.name}保卫干部`,
+        });
         usersCreated.push(s.securityUser!);
       }
     });

@@ -36,7 +36,6 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
 
-
 /**
  * Plays registered devices sending heartbeats at their interval through the HTTP batch API,
  * as a gateway (a credential created for the run). This is how the demo looks alive.
@@ -109,7 +108,8 @@ export async function simulate(ctx: INestApplicationContext, config: AppConfig, 
         continue;
       }
       due.push(d.entry);
-      if (d.role === 'flap' && random() < 0.5) d.next = now + thresholdMs(d) + d.intervalMs; // fall silent past the threshold, then return
+      if (d.role === 'flap' && random() < 0.5)
+        d.next = now + thresholdMs(d) + d.intervalMs; // fall silent past the threshold, then return
       else d.next = now + (d.next === start ? random() * d.intervalMs : d.intervalMs);
     }
     const batches: Entry[][] = [];

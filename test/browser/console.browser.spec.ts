@@ -21,7 +21,14 @@ describe('web console in Chromium', () => {
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
 
   const raise = async (location: string, type = 'intrusion', priority?: string) =>
-    (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolA.id, type, location, areaKind: 'main_gate', priority }).expect(201)).body as { id: string };
+    (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(raiser))
+        .send({ schoolId: seed.schoolA.id, type, location, areaKind: 'main_gate', priority })
+        .expect(201)
+    ).body as { id: string };
 
   beforeAll(async () => {
     t = await startApp();
@@ -33,7 +40,15 @@ describe('web console in Chromium', () => {
       .http()
       .post('/api/v1/cameras')
       .set(auth(admin))
-      .send({ schoolId: seed.schoolA.id, deviceId: '50011300001320000001', channelId: '50011300001310000001', name: '南大门', location: '南门外', areaKind: 'main_gate', streamUrl: 'rtsp://nvr-a/01' })
+      .send({
+        schoolId: seed.schoolA.id,
+        deviceId: '50011300001320000001',
+        channelId: '50011300001310000001',
+        name: '南大门',
+        location: '南门外',
+        areaKind: 'main_gate',
+        streamUrl: 'rtsp://nvr-a/01',
+      })
       .expect(201);
     browser = await launchChromium();
   });
@@ -128,7 +143,13 @@ describe('web console in Chromium', () => {
       events.append(m, {
         type: 'patrol.finding',
         schoolId: seed.schoolA.id,
-        payload: { schoolId: seed.schoolA.id, source: 'post', runId: null, total: 1, findings: [{ findingId: 'pf-post-1', check: 'post_unstaffed', message: postMessage, subjectLabel: 'P-01 南门', taskId: null }] },
+        payload: {
+          schoolId: seed.schoolA.id,
+          source: 'post',
+          runId: null,
+          total: 1,
+          findings: [{ findingId: 'pf-post-1', check: 'post_unstaffed', message: postMessage, subjectLabel: 'P-01 南门', taskId: null }],
+        },
       }),
     );
     await page.waitForSelector('#patrol-list [data-finding-id="pf-post-1"]', { timeout: 2000 });

@@ -24,8 +24,16 @@ describe('operator surface in Chromium', () => {
   const open: ConsolePage[] = [];
 
   const raise = async (location: string, type = 'other', schoolId?: string) =>
-    (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: schoolId ?? seed.schoolA.id, type, location, areaKind: 'main_gate' }).expect(201)).body as { id: string };
-  const timeline = async (id: string) => ((await t.http().get(`/api/v1/incidents/${id}`).set(auth(raiser)).expect(200)).body as { timeline: { action: string }[] }).timeline.map((e) => e.action);
+    (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(raiser))
+        .send({ schoolId: schoolId ?? seed.schoolA.id, type, location, areaKind: 'main_gate' })
+        .expect(201)
+    ).body as { id: string };
+  const timeline = async (id: string) =>
+    ((await t.http().get(`/api/v1/incidents/${id}`).set(auth(raiser)).expect(200)).body as { timeline: { action: string }[] }).timeline.map((e) => e.action);
   const console = async (opts: Parameters<typeof openConsole>[2] = {}) => {
     const cp = await openConsole(browser, t.baseUrl, opts);
     open.push(cp);
@@ -112,7 +120,11 @@ describe('operator surface in Chromium', () => {
 
     const phone = await console({ viewport: PHONE, isMobile: true });
     await phone.page.waitForSelector('#login-btn');
-    expect(await phone.page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    expect(
+      await phone.page.evaluate(
+        () => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth,
+      ),
+    ).toBeLessThanOrEqual(PHONE.width);
     await phone.screenshot('login-phone');
     await expectClean(phone);
   });
@@ -245,10 +257,14 @@ describe('operator surface in Chromium', () => {
     const fire = await raise('北楼', 'fire');
     await waitFor(async () => (await timeline(fire.id)).includes('relay_late'), 20000, 'relay_late');
     police.failing = false;
-    await waitFor(async () => {
-      const tl = await timeline(fire.id);
-      return tl.includes('relayed') && tl.includes('escalated');
-    }, 20000, 'relayed and escalated');
+    await waitFor(
+      async () => {
+        const tl = await timeline(fire.id);
+        return tl.includes('relayed') && tl.includes('escalated');
+      },
+      20000,
+      'relayed and escalated',
+    );
 
     const cp = await loggedIn();
     const { page } = cp;
@@ -309,7 +325,11 @@ describe('operator surface in Chromium', () => {
     const cp = await loggedIn('guard_b', { viewport: PHONE, isMobile: true });
     const { page } = cp;
     // The snapshot carried 3 (console.snapshotMaxIncidents); the console loads the rest.
-    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll: (s: string) => { length: number } } }).document.querySelectorAll('#incidents li').length === 6);
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { querySelectorAll: (s: string) => { length: number } } }).document.querySelectorAll('#incidents li').length ===
+        6,
+    );
     expect((await cp.state()).seqs[0]).toEqual(expect.objectContaining({ snapshot: expect.any(Number) }));
     const order = await page.$$eval('#incidents li', (els) => els.map((e) => (e as unknown as { dataset: { incidentId: string } }).dataset.incidentId));
     expect(order).toEqual(ids);
@@ -327,7 +347,9 @@ describe('operator surface in Chromium', () => {
     const p1 = await raise('乙校 南门', 'intrusion', seed.schoolB.id);
     await page.waitForSelector(`#incidents [data-incident-id="${p1.id}"]`);
     expect(await page.$('#takeover')).toBeNull();
-    expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    expect(
+      await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth),
+    ).toBeLessThanOrEqual(PHONE.width);
     await cp.screenshot('console-phone');
     await expectClean(cp);
   });

@@ -39,18 +39,37 @@ describe('console session in Chromium', () => {
     const { page } = cp;
     await cp.login('night_op', PASSWORD);
     await page.waitForSelector('body[data-conn="online"]');
-    const incident = (await t.http().post('/api/v1/incidents').set(auth(user.token)).send({ schoolId: await schoolId(), type: 'other', location: '值班室' }).expect(201)).body as { id: string };
+    const incident = (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(user.token))
+        .send({ schoolId: await schoolId(), type: 'other', location: '值班室' })
+        .expect(201)
+    ).body as { id: string };
     await page.waitForSelector(`[data-incident-id="${incident.id}"]`);
 
     // An access token that lasts 3 s (the real signer, a short life), while renewal answers 503.
-    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 3 } }, null as never).signAccess({ id: user.userId, username: 'night_op', role: 'operator', schoolId: null });
+    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 3 } }, null as never).signAccess({
+      id: user.userId,
+      username: 'night_op',
+      role: 'operator',
+      schoolId: null,
+    });
     const s = await stored();
     let refreshes = 0;
     await page.route('**/api/v1/auth/refresh', (route) => {
       refreshes++;
-      return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'INTERNAL', message: 'database unavailable' } }) });
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'INTERNAL', message: 'database unavailable' } }),
+      });
     });
-    await page.evaluate((v) => (globalThis as unknown as Store).sessionStorage.setItem('shouhu.session', v), JSON.stringify({ ...s, accessToken: short.token, expiresAt: Date.now() + 15 * 60_000 }));
+    await page.evaluate(
+      (v) => (globalThis as unknown as Store).sessionStorage.setItem('shouhu.session', v),
+      JSON.stringify({ ...s, accessToken: short.token, expiresAt: Date.now() + 15 * 60_000 }),
+    );
     await page.reload();
     await page.waitForSelector('body[data-conn="online"]');
     await page.waitForSelector(`[data-incident-id="${incident.id}"]`);
@@ -88,7 +107,22 @@ describe('console session in Chromium', () => {
       .http()
       .post('/api/v1/schools')
       .set(h)
-      .send({ districtId: district.id, zoneId: zone.id, groupId: group.id, code: 'S9', name: '丙小学', type: 'primary', studentCount: 500, staffCount: 40, timetable: { weekdays: [1, 2, 3, 4, 5], arrival: { start: '07:30', end: '08:10' }, dismissal: { start: '16:30', end: '17:10' }, schoolHours: { start: '07:30', end: '17:30' } } })
+      .send({
+        districtId: district.id,
+        zoneId: zone.id,
+        groupId: group.id,
+        code: 'S9',
+        name: '丙小学',
+        type: 'primary',
+        studentCount: 500,
+        staffCount: 40,
+        timetable: {
+          weekdays: [1, 2, 3, 4, 5],
+          arrival: { start: '07:30', end: '08:10' },
+          dismissal: { start: '16:30', end: '17:10' },
+          schoolHours: { start: '07:30', end: '17:30' },
+        },
+      })
       .expect(201);
     return school.body.id;
   }

@@ -43,7 +43,14 @@ describe('alarms over HTTP', () => {
         .http()
         .post('/api/v1/cameras')
         .set(auth(admin))
-        .send({ schoolId: seed.schoolA.id, deviceId: `500113000013200000${deviceNo}`, channelId: `500113000013100000${deviceNo}`, name, areaKind, streamUrl: `rtsp://nvr/${deviceNo}` })
+        .send({
+          schoolId: seed.schoolA.id,
+          deviceId: `500113000013200000${deviceNo}`,
+          channelId: `500113000013100000${deviceNo}`,
+          name,
+          areaKind,
+          streamUrl: `rtsp://nvr/${deviceNo}`,
+        })
         .expect(201)
         .then((r) => r.body);
     gateCam = await cam('01', '南大门', 'main_gate');
@@ -65,11 +72,24 @@ describe('alarms over HTTP', () => {
     await police.close();
   });
 
-  const press = (eventId: string, extra: object = {}) => t.http().post('/api/v1/incidents/press').set('Authorization', button.authorization).send({ eventId, ...extra });
+  const press = (eventId: string, extra: object = {}) =>
+    t
+      .http()
+      .post('/api/v1/incidents/press')
+      .set('Authorization', button.authorization)
+      .send({ eventId, ...extra });
 
   it('commits a button press with its linked cameras and console event before answering', async () => {
     const res = await press('evt-1').expect(201);
-    expect(res.body).toMatchObject({ status: 'raised', priority: 'P1', source: 'device', schoolName: '甲小学', location: '南门岗亭', pressCount: 1, created: true });
+    expect(res.body).toMatchObject({
+      status: 'raised',
+      priority: 'P1',
+      source: 'device',
+      schoolName: '甲小学',
+      location: '南门岗亭',
+      pressCount: 1,
+      created: true,
+    });
     // linked camera first, then the cameras in the same area kind; the playground camera is not there
     expect(res.body.cameras.map((c: { id: string }) => c.id)).toEqual([sideCam.id, gateCam.id]);
     expect(res.body.cameras[1]).toMatchObject({ name: '南大门', streamUrl: 'rtsp://nvr/01' });
@@ -78,7 +98,21 @@ describe('alarms over HTTP', () => {
     expect(rows).toEqual([expect.objectContaining({ type: 'incident.raised' })]);
     expect(rows[0].payload).toMatchObject({ schoolName: '甲小学', cameras: expect.any(Array), status: 'raised' });
     // The console payload (built before the one-statement insert) says what the committed row says.
-    const { id, created: _c, folded: _f, dispatchedAt: _d, onSceneAt: _o, resolvedAt: _r, resolvedBy: _rb, cancelledAt: _ca, cancelReason: _cr, shownAt: _s, createdAt: _cd, updatedAt: _u, ...summary } = res.body;
+    const {
+      id,
+      created: _c,
+      folded: _f,
+      dispatchedAt: _d,
+      onSceneAt: _o,
+      resolvedAt: _r,
+      resolvedBy: _rb,
+      cancelledAt: _ca,
+      cancelReason: _cr,
+      shownAt: _s,
+      createdAt: _cd,
+      updatedAt: _u,
+      ...summary
+    } = res.body;
     expect(rows[0].payload).toEqual({ ...summary, incidentId: id });
     const tl = await t.db.query(`SELECT action FROM incident_timeline WHERE incident_id = $1`, [res.body.id]);
     expect(tl.rows.map((r) => r.action)).toEqual(['raised']);
@@ -98,10 +132,18 @@ describe('alarms over HTTP', () => {
     expect(again.body).toMatchObject({ id: first.body.id, folded: true, pressCount: 2 });
     await press('evt-2').expect(200);
     // Staff raising at the button's spot make an incident of their own (no fold, no conflict).
-    const manual = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'other', location: '南门', alarmDeviceId: button.id }).expect(201);
+    const manual = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'other', location: '南门', alarmDeviceId: button.id })
+      .expect(201);
     expect(manual.body.cameras.map((c: { id: string }) => c.id)).toEqual([sideCam.id, gateCam.id]);
     await t.http().post(`/api/v1/incidents/${manual.body.id}/cancel`).set(auth(staffA)).send({ reason: '重复' }).expect(200);
-    const { rows } = await t.db.query(`SELECT count(*)::int AS n, max(press_count) AS presses FROM incidents WHERE alarm_device_id = $1 AND source = 'device'`, [button.id]);
+    const { rows } = await t.db.query(
+      `SELECT count(*)::int AS n, max(press_count) AS presses FROM incidents WHERE alarm_device_id = $1 AND source = 'device'`,
+      [button.id],
+    );
     expect(rows[0]).toEqual({ n: 1, presses: 2 });
   });
 
@@ -110,13 +152,22 @@ describe('alarms over HTTP', () => {
     await waitFor(async () => police.accepted.has(incident.id), 10000, 'first relay');
     // Now the endpoint fails: a new alarm is late, flagged for operators, then delivered once.
     police.failing = true;
-    const r = await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'violence', location: '教学楼三楼', note: '有人持械' }).expect(201);
+    const r = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'violence', location: '教学楼三楼', note: '有人持械' })
+      .expect(201);
     await waitFor(async () => (await t.db.query(`SELECT relay_late FROM incidents WHERE id = $1`, [r.body.id])).rows[0].relay_late, 10000, 'relay_late');
     const late = await t.db.query(`SELECT payload FROM console_events WHERE type = 'incident.relay_late' AND payload->>'incidentId' = $1`, [r.body.id]);
     expect(late.rows).toHaveLength(1);
     expect((police.requests.get(r.body.id) ?? 0) >= 1).toBe(true);
     police.failing = false;
-    await waitFor(async () => (await t.db.query(`SELECT relay_delivered_at FROM incidents WHERE id = $1`, [r.body.id])).rows[0].relay_delivered_at, 15000, 'delivery');
+    await waitFor(
+      async () => (await t.db.query(`SELECT relay_delivered_at FROM incidents WHERE id = $1`, [r.body.id])).rows[0].relay_delivered_at,
+      15000,
+      'delivery',
+    );
     expect(police.delivered.get(r.body.id)).toBe(1);
     expect(police.delivered.get(incident.id)).toBe(1);
     expect(police.badSignatures).toBe(0);
@@ -124,7 +175,12 @@ describe('alarms over HTTP', () => {
   });
 
   it('lets exactly one of two concurrent operators acknowledge (the other gets 409 with who)', async () => {
-    const r = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '围墙' }).expect(201);
+    const r = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(op1.token))
+      .send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '围墙' })
+      .expect(201);
     const [a, b] = await Promise.all([
       t.http().post(`/api/v1/incidents/${r.body.id}/acknowledge`).set(auth(op1.token)).send({}),
       t.http().post(`/api/v1/incidents/${r.body.id}/acknowledge`).set(auth(op2.token)).send({}),
@@ -164,15 +220,32 @@ describe('alarms over HTTP', () => {
   });
 
   it('escalates an unacknowledged incident at the configured delays, and acknowledgement cancels it', async () => {
-    const r = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
-    await waitFor(async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [r.body.id])).rows[0].escalation_level === 2, 15000, 'level 2');
-    const ev = await t.db.query(`SELECT payload->>'level' AS level FROM console_events WHERE type = 'incident.escalated' AND payload->>'incidentId' = $1 ORDER BY seq`, [r.body.id]);
+    const r = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(op1.token))
+      .send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' })
+      .expect(201);
+    await waitFor(
+      async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [r.body.id])).rows[0].escalation_level === 2,
+      15000,
+      'level 2',
+    );
+    const ev = await t.db.query(
+      `SELECT payload->>'level' AS level FROM console_events WHERE type = 'incident.escalated' AND payload->>'incidentId' = $1 ORDER BY seq`,
+      [r.body.id],
+    );
     expect(ev.rows.map((x) => x.level)).toEqual(['1', '2']);
 
     // P2 with long delays this time (per-priority config), then acknowledged: the timers go.
     const cfg = t.config.alarms;
     cfg.escalationSeconds.P2 = [600, 1200];
-    const r2 = await t.http().post('/api/v1/incidents').set(auth(op1.token)).send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' }).expect(201);
+    const r2 = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(op1.token))
+      .send({ schoolId: seed.schoolA.id, type: 'other', location: '车库', priority: 'P2' })
+      .expect(201);
     const queue = t.app.get(QueueService).queue(JOBS[JobName.AlarmEscalate].queue);
     await waitFor(async () => (await queue.getJob(`esc-${r2.body.id}-1`)) !== undefined, 10000, 'escalation job queued');
     await t.http().post(`/api/v1/incidents/${r2.body.id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
@@ -196,7 +269,9 @@ describe('alarms over HTTP', () => {
     const r = await t.http().post('/api/v1/incidents').set(auth(staffB)).send({ schoolId: seed.schoolB.id, type: 'fire', location: '实验楼' }).expect(201);
     expect(r.body.drill).toBe(true);
     // The drill window is decided inside the insert: the console event and the audit entry say so too.
-    const ev = await t.db.query(`SELECT payload->'drill' AS drill FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = $1`, [r.body.id]);
+    const ev = await t.db.query(`SELECT payload->'drill' AS drill FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = $1`, [
+      r.body.id,
+    ]);
     expect(ev.rows).toEqual([{ drill: true }]);
     const audit = await t.db.query(`SELECT after->'drill' AS drill FROM audit_log WHERE entity = 'incident' AND entity_id = $1`, [r.body.id]);
     expect(audit.rows).toEqual([{ drill: true }]);
@@ -223,7 +298,9 @@ describe('alarms over HTTP', () => {
     await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(403);
     // The service enforces the same rules for the socket gateway.
     const svc = t.app.get(IncidentLifecycleService);
-    await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject({ status: 403 });
+    await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject(
+      { status: 403 },
+    );
   });
 
   it('answers 401, 403 and 400 per route', async () => {
@@ -254,7 +331,12 @@ describe('alarms over HTTP', () => {
 
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {
     const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
-    const r = await t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId: 'tmp-1', type: 'tamper' }).expect(201);
+    const r = await t
+      .http()
+      .post('/api/v1/incidents/device-reports')
+      .set('Authorization', cred.authorization)
+      .send({ eventId: 'tmp-1', type: 'tamper' })
+      .expect(201);
     expect(r.body).toMatchObject({ type: 'tamper', priority: 'P3', cameraId: gateCam.id, relay: { required: false } });
     await t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId: 'tmp-1', type: 'tamper' }).expect(200);
   });

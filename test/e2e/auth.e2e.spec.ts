@@ -66,11 +66,19 @@ describe('authentication', () => {
   it('rejects forged, malformed and expired tokens', async () => {
     const good = (await t.userToken('operator')).token;
     const [h, p] = good.split('.');
-    await t.http().get('/api/v1/auth/me').set(auth(`${h}.${p}.forged`)).expect(401);
+    await t
+      .http()
+      .get('/api/v1/auth/me')
+      .set(auth(`${h}.${p}.forged`))
+      .expect(401);
     await t.http().get('/api/v1/auth/me').set({ Authorization: 'Bearer' }).expect(401);
     await t.http().get('/api/v1/auth/me').set({ Authorization: 'Basic abc' }).expect(401);
     const jwt = await import('jsonwebtoken');
-    const expired = jwt.sign({ usr: 'x', role: 'admin', sch: null, ims: 0 }, t.config.auth.jwtSecret, { subject: '00000000-0000-4000-8000-000000000000', issuer: 'shouhu', expiresIn: -10 });
+    const expired = jwt.sign({ usr: 'x', role: 'admin', sch: null, ims: 0 }, t.config.auth.jwtSecret, {
+      subject: '00000000-0000-4000-8000-000000000000',
+      issuer: 'shouhu',
+      expiresIn: -10,
+    });
     const res = await t.http().get('/api/v1/auth/me').set(auth(expired)).expect(401);
     expect(res.body.error.code).toBe('AUTH.TOKEN_EXPIRED');
   });
@@ -86,7 +94,12 @@ describe('authentication', () => {
     const admin = (await t.userToken('admin')).token;
     const op = (await t.userToken('operator')).token;
     await t.http().get('/api/v1/users').set(auth(op)).expect(403);
-    const noSchool = await t.http().post('/api/v1/users').set(auth(admin)).send({ username: 'guard.x', password: PASSWORD, role: 'school_security' }).expect(400);
+    const noSchool = await t
+      .http()
+      .post('/api/v1/users')
+      .set(auth(admin))
+      .send({ username: 'guard.x', password: PASSWORD, role: 'school_security' })
+      .expect(400);
     expect(noSchool.body.error.details.fields[0].field).toBe('schoolId');
     const short = await t.http().post('/api/v1/users').set(auth(admin)).send({ username: 'op.short', password: 'abc', role: 'operator' }).expect(400);
     expect(short.body.error.details.fields[0]).toEqual({ field: 'password', reason: expect.stringContaining('at least') });

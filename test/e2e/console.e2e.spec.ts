@@ -128,7 +128,12 @@ describe('console gateway (socket.io)', () => {
     expect(staff.events.every((e) => e.schoolId === seed.schoolA.id)).toBe(true);
     expect(hasIncident(staff, b.id)).toBe(false);
     const e = raised(district).find((x) => x.payload.incidentId === a.id)!;
-    expect(e).toMatchObject({ v: 1, type: 'incident.raised', schoolId: seed.schoolA.id, payload: { schoolName: '甲小学', location: '南门', status: 'raised' } });
+    expect(e).toMatchObject({
+      v: 1,
+      type: 'incident.raised',
+      schoolId: seed.schoolA.id,
+      payload: { schoolName: '甲小学', location: '南门', status: 'raised' },
+    });
     expect(typeof e.seq).toBe('number');
     // Replays are scoped too.
     const replay = await consoleFor(staffA, { lastSeq: staff.snapshots[0].seq }).ready();
@@ -142,12 +147,24 @@ describe('console gateway (socket.io)', () => {
     const schoolOnly = (schoolId: string, id: string) => ({
       type: 'patrol.school_findings' as const,
       schoolId,
-      payload: { schoolId, source: 'audit' as const, runId: null, total: 1, findings: [{ findingId: id, check: 'gate', message: '', subjectLabel: '', taskId: null }] },
+      payload: {
+        schoolId,
+        source: 'audit' as const,
+        runId: null,
+        total: 1,
+        findings: [{ findingId: id, check: 'gate', message: '', subjectLabel: '', taskId: null }],
+      },
     });
     const mark = district.lastSeq;
-    await t.app.get(DataSource).transaction((m) =>
-      events.append(m, [schoolOnly(seed.schoolA.id, 'so-a'), schoolOnly(seed.schoolB.id, 'so-b'), { type: 'patrol.finding', schoolId: seed.schoolA.id, payload: finding('pf-a', seed.schoolA.id, 'gate') }]),
-    );
+    await t.app
+      .get(DataSource)
+      .transaction((m) =>
+        events.append(m, [
+          schoolOnly(seed.schoolA.id, 'so-a'),
+          schoolOnly(seed.schoolB.id, 'so-b'),
+          { type: 'patrol.finding', schoolId: seed.schoolA.id, payload: finding('pf-a', seed.schoolA.id, 'gate') },
+        ]),
+      );
     await staff.until(() => staff.events.some((e) => e.type === 'patrol.finding'), 'the shared event on the school console');
     await district.until(() => district.events.some((e) => e.type === 'patrol.finding'), 'the shared event on the district console');
     expect(staff.events.filter((e) => e.type === 'patrol.school_findings').map((e) => e.schoolId)).toEqual([seed.schoolA.id]);
@@ -198,7 +215,14 @@ describe('console gateway (socket.io)', () => {
     back.close();
     const events = t.app.get(ConsoleEventsService);
     await t.app.get(DataSource).transaction((m) =>
-      events.append(m, Array.from({ length: 45 }, (_, i) => ({ type: 'patrol.finding' as const, schoolId: seed.schoolA.id, payload: finding(`f${i}`, seed.schoolA.id, 'gate') }))),
+      events.append(
+        m,
+        Array.from({ length: 45 }, (_, i) => ({
+          type: 'patrol.finding' as const,
+          schoolId: seed.schoolA.id,
+          payload: finding(`f${i}`, seed.schoolA.id, 'gate'),
+        })),
+      ),
     );
     const flood = await consoleFor(op1, { lastSeq: mark }).ready();
     expect(flood.snapshots).toHaveLength(1);
@@ -244,10 +268,16 @@ describe('console gateway (socket.io)', () => {
     const staff = await consoleFor(staffA).ready();
     const inc = await raise(seed.schoolA.id, '南门岗亭');
 
-    const first = await c1.emitAck<{ ok: boolean; incident: { status: string; acknowledgedBy: { name: string } } }>('incident:acknowledge', { id: inc.id, note: '收到' });
+    const first = await c1.emitAck<{ ok: boolean; incident: { status: string; acknowledgedBy: { name: string } } }>('incident:acknowledge', {
+      id: inc.id,
+      note: '收到',
+    });
     expect(first.ok).toBe(true);
     expect(first.incident.status).toBe('acknowledged');
-    const second = await c2.emitAck<{ ok: boolean; error: { code: string; status: number; details: { acknowledgedBy: { name: string } } } }>('incident:acknowledge', { id: inc.id });
+    const second = await c2.emitAck<{ ok: boolean; error: { code: string; status: number; details: { acknowledgedBy: { name: string } } } }>(
+      'incident:acknowledge',
+      { id: inc.id },
+    );
     expect(second).toMatchObject({ ok: false, error: { status: 409, code: 'ALARM.ALREADY_ACKNOWLEDGED' } });
     expect(second.error.details.acknowledgedBy.name).toBe(first.incident.acknowledgedBy.name);
     // Read-only and school roles are refused as on REST.
@@ -258,18 +288,25 @@ describe('console gateway (socket.io)', () => {
     expect(await c1.emitAck('incident:dispatch', { id: inc.id })).toMatchObject({ ok: true, incident: { status: 'dispatched' } });
     expect(await c1.emitAck('incident:note', { id: inc.id, note: '保安已到岗亭' })).toMatchObject({ ok: true });
     expect(await c1.emitAck('incident:on_scene', { id: inc.id })).toMatchObject({ ok: true, incident: { status: 'on_scene' } });
-    expect(await c1.emitAck('incident:resolve', { id: inc.id, outcome: 'false_alarm', note: '误报' })).toMatchObject({ ok: true, incident: { status: 'resolved', outcome: 'false_alarm' } });
+    expect(await c1.emitAck('incident:resolve', { id: inc.id, outcome: 'false_alarm', note: '误报' })).toMatchObject({
+      ok: true,
+      incident: { status: 'resolved', outcome: 'false_alarm' },
+    });
     // The REST view agrees, timeline included.
     const view = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(op1)).expect(200)).body;
     expect(view.timeline.map((x: { action: string }) => x.action)).toEqual(['raised', 'acknowledge', 'dispatch', 'note', 'on_scene', 'resolve']);
     // Every console saw the updates as events.
-    await c2.until(() => c2.events.some((e) => e.type === 'incident.updated' && e.payload.incidentId === inc.id && e.payload.change === 'resolve'), 'resolve event');
+    await c2.until(
+      () => c2.events.some((e) => e.type === 'incident.updated' && e.payload.incidentId === inc.id && e.payload.change === 'resolve'),
+      'resolve event',
+    );
   });
 
   it('answers malformed payloads with a validation error and keeps serving', async () => {
     const c = await consoleFor(op1).ready();
     const inc = await raise(seed.schoolA.id, '后门');
-    const bad = async (name: string, ...args: unknown[]) => c.emitAck<{ ok: boolean; error: { code: string; status: number; details?: { fields: { field: string }[] } } }>(name, ...args);
+    const bad = async (name: string, ...args: unknown[]) =>
+      c.emitAck<{ ok: boolean; error: { code: string; status: number; details?: { fields: { field: string }[] } } }>(name, ...args);
     for (const [name, payload] of [
       ['incident:acknowledge', 'garbage'],
       ['incident:acknowledge', null],
@@ -314,7 +351,10 @@ describe('console gateway (socket.io)', () => {
     const restNul = (await note('门卫\u0000已到').expect(400)).body.error;
     expect(restNul).toMatchObject({ code: 'VALIDATION_FAILED', details: { fields: expect.any(Array) } });
     expect(JSON.stringify(restNul)).not.toMatch(/invalid byte sequence|0x00/);
-    expect(await viaSocket('门卫\u0000已到')).toEqual({ ok: false, error: { status: 400, code: restNul.code, message: restNul.message, details: restNul.details } });
+    expect(await viaSocket('门卫\u0000已到')).toEqual({
+      ok: false,
+      error: { status: 400, code: restNul.code, message: restNul.message, details: restNul.details },
+    });
     // Nothing of either attempt was written, and the incident still takes notes.
     expect(await viaSocket('门卫已到')).toMatchObject({ ok: true });
     const view = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(op1)).expect(200)).body;
@@ -352,7 +392,11 @@ describe('console gateway (socket.io)', () => {
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     const entry = /<script type="module"[^>]*src="([^"]+)"/.exec(page.text)![1];
-    await t.http().get(entry).expect(200).expect('Content-Type', /javascript/);
+    await t
+      .http()
+      .get(entry)
+      .expect(200)
+      .expect('Content-Type', /javascript/);
   });
 
   it('prunes events older than the replay window', async () => {

@@ -43,7 +43,9 @@ describe('device health (liveness)', () => {
     await mk('A2', seed.schoolA.id, 2);
     await mk('A3', seed.schoolA.id, 3);
     await mk('B1', seed.schoolB.id, 4);
-    alarm = (await t.http().post('/api/v1/alarm-devices').set(auth(admin)).send({ code: 'SA-BTN-01', schoolId: seed.schoolA.id, areaKind: 'main_gate' }).expect(201)).body;
+    alarm = (
+      await t.http().post('/api/v1/alarm-devices').set(auth(admin)).send({ code: 'SA-BTN-01', schoolId: seed.schoolA.id, areaKind: 'main_gate' }).expect(201)
+    ).body;
     const mkCred = async (name: string, body: Record<string, unknown>) => {
       const res = await t.http().post('/api/v1/device-credentials').set(auth(admin)).send(body).expect(201);
       cred[name] = res.body.authorization;
@@ -109,12 +111,24 @@ describe('device health (liveness)', () => {
     it('refuses wrong, revoked and wrong-kind credentials, and a gateway outside its school', async () => {
       await t.http().post('/api/v1/device/heartbeat').expect(401);
       await t.http().post('/api/v1/device/heartbeat').set('Authorization', 'Device dk_nope:secret').expect(401);
-      await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.camA2.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'))).expect(401);
+      await t
+        .http()
+        .post('/api/v1/device/heartbeat')
+        .set(
+          'Authorization',
+          cred.camA2.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a')),
+        )
+        .expect(401);
       await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.revoked).expect(200);
       await t.http().delete(`/api/v1/device-credentials/${credId.revoked}`).set(auth(admin)).expect(204);
       const revoked = await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.revoked).expect(401);
       expect(revoked.body.error.code).toBe('AUTH.DEVICE_CREDENTIALS_INVALID');
-      const kind = await t.http().post('/api/v1/device/heartbeats').set('Authorization', cred.camA2).send({ heartbeats: [{ code: alarm.code }] }).expect(403);
+      const kind = await t
+        .http()
+        .post('/api/v1/device/heartbeats')
+        .set('Authorization', cred.camA2)
+        .send({ heartbeats: [{ code: alarm.code }] })
+        .expect(403);
       expect(kind.body.error.code).toBe('AUTH.WRONG_DEVICE_KIND');
       await t.http().post('/api/v1/device/heartbeat').set('Authorization', cred.gateway).expect(403);
       const scoped = await t
@@ -146,11 +160,15 @@ describe('device health (liveness)', () => {
     it('groups offline devices into one outage per school and batches console events per school', async () => {
       const a = await openOutage(seed.schoolA.id);
       expect(a).toBeDefined();
-      const faults = (await t.db.query(`SELECT device_id FROM device_faults WHERE outage_id = $1 AND recovered_at IS NULL`, [a.id])).rows.map((r) => r.device_id);
+      const faults = (await t.db.query(`SELECT device_id FROM device_faults WHERE outage_id = $1 AND recovered_at IS NULL`, [a.id])).rows.map(
+        (r) => r.device_id,
+      );
       expect(faults).toEqual(expect.arrayContaining([cams.A1.id, cams.A2.id]));
       expect(a.offline_count).toBe(faults.length);
       expect((await openOutage(seed.schoolB.id)).offline_count).toBe(1);
-      const events = (await t.db.query(`SELECT school_id, payload FROM console_events WHERE type = 'device.status_batch' AND payload::text LIKE '%"to": "offline"%'`)).rows;
+      const events = (
+        await t.db.query(`SELECT school_id, payload FROM console_events WHERE type = 'device.status_batch' AND payload::text LIKE '%"to": "offline"%'`)
+      ).rows;
       const forA = events.filter((e) => e.school_id === seed.schoolA.id && e.payload.changes.some((c: { deviceId: string }) => c.deviceId === cams.A1.id));
       expect(forA).toHaveLength(1); // one event per school for the whole sweep, not one per device
       expect(forA[0].payload.changes.map((c: { deviceId: string }) => c.deviceId)).toEqual(expect.arrayContaining([cams.A1.id, cams.A2.id]));
@@ -184,7 +202,9 @@ describe('device health (liveness)', () => {
       await svc.runSweep(V2 + THRESHOLD);
       const n1 = (await transitions(cams.A1.id)).length + (await transitions(cams.A2.id)).length;
       expect(n1 - n0).toBe(2);
-      expect((await t.db.query(`SELECT count(*)::int AS n FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [seed.schoolA.id])).rows[0].n).toBe(1);
+      expect((await t.db.query(`SELECT count(*)::int AS n FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [seed.schoolA.id])).rows[0].n).toBe(
+        1,
+      );
     });
 
     it('flags a fault open longer than 24 h as overdue, for rectification', async () => {
@@ -197,7 +217,9 @@ describe('device health (liveness)', () => {
       const op = (await t.userToken('operator')).token;
       const list = await t.http().get('/api/v1/device-health/faults/overdue').set(auth(op)).expect(200);
       expect(list.body.items.map((f: { deviceId: string }) => f.deviceId)).toContain(cams.B1.id);
-      const ev = (await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.outage' AND school_id = $1 ORDER BY seq DESC LIMIT 1`, [seed.schoolB.id])).rows[0];
+      const ev = (
+        await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.outage' AND school_id = $1 ORDER BY seq DESC LIMIT 1`, [seed.schoolB.id])
+      ).rows[0];
       expect(ev.payload).toMatchObject({ overdue: true, newlyOverdue: [{ deviceId: cams.B1.id, kind: 'camera' }] });
     });
 
@@ -222,9 +244,18 @@ describe('device health (liveness)', () => {
     });
 
     it('after a restart, declares a device never heard from offline only after a full threshold since boot', async () => {
-      const res = await t.http().post('/api/v1/cameras').set(auth(admin)).send({
-        schoolId: seed.schoolA.id, deviceId: '50011300001189999901', channelId: '50011300001329999901', name: 'A9', areaKind: 'perimeter',
-      }).expect(201);
+      const res = await t
+        .http()
+        .post('/api/v1/cameras')
+        .set(auth(admin))
+        .send({
+          schoolId: seed.schoolA.id,
+          deviceId: '50011300001189999901',
+          channelId: '50011300001329999901',
+          name: 'A9',
+          areaKind: 'perimeter',
+        })
+        .expect(201);
       const boot = V + 10 * 86_400_000;
       // A1 was last heard long before the (simulated) downtime: its stale deadline is lifted too.
       await svc.recordHeartbeats([cams.A1.id], new Date(boot - 86_400_000));
@@ -290,10 +321,20 @@ describe('device health (liveness)', () => {
     it('counts online time one way for the report and the audits: up to now, from the current status when there is no history', async () => {
       // School C's only camera was registered online (as an import or a seed does) and has no transitions at all.
       const schoolC = (
-        await t.http().post('/api/v1/schools').set(auth(admin)).send({ districtId: seed.district.id, code: 'SC', name: '丙小学', type: 'primary', timetable: TIMETABLE }).expect(201)
+        await t
+          .http()
+          .post('/api/v1/schools')
+          .set(auth(admin))
+          .send({ districtId: seed.district.id, code: 'SC', name: '丙小学', type: 'primary', timetable: TIMETABLE })
+          .expect(201)
       ).body;
       const c1 = (
-        await t.http().post('/api/v1/cameras').set(auth(admin)).send({ schoolId: schoolC.id, deviceId: '50011300001187777701', channelId: '50011300001327777701', name: 'C1', areaKind: 'perimeter' }).expect(201)
+        await t
+          .http()
+          .post('/api/v1/cameras')
+          .set(auth(admin))
+          .send({ schoolId: schoolC.id, deviceId: '50011300001187777701', channelId: '50011300001327777701', name: 'C1', areaKind: 'perimeter' })
+          .expect(201)
       ).body;
       await t.db.query(`UPDATE cameras SET status = 'online' WHERE id = $1`, [c1.id]);
       const online = t.app.get(OnlineTimeService);
@@ -328,15 +369,30 @@ describe('device health (liveness)', () => {
       await t.http().get(`/api/v1/device-health/schools/${seed.schoolB.id}`).set(auth(staff)).expect(403);
       await t.http().get('/api/v1/device-health/devices').query({ schoolId: seed.schoolB.id }).set(auth(staff)).expect(403);
       await t.http().get(`/api/v1/device-health/devices/${cams.B1.id}`).set(auth(staff)).expect(403);
-      await t.http().get('/api/v1/device-health/online-rate').query({ schoolId: seed.schoolB.id, from: '2025-03-03', to: '2025-03-03' }).set(auth(staff)).expect(403);
+      await t
+        .http()
+        .get('/api/v1/device-health/online-rate')
+        .query({ schoolId: seed.schoolB.id, from: '2025-03-03', to: '2025-03-03' })
+        .set(auth(staff))
+        .expect(403);
       const op = (await t.userToken('operator')).token;
-      await t.http().post('/api/v1/device-health/maintenance-windows').set(auth(op)).send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T13:30:00Z', reason: 'x' }).expect(403);
+      await t
+        .http()
+        .post('/api/v1/device-health/maintenance-windows')
+        .set(auth(op))
+        .send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T13:30:00Z', reason: 'x' })
+        .expect(403);
       const bad = await t.http().get('/api/v1/device-health/online-rate').query({ schoolId: seed.schoolB.id, from: 'yesterday' }).set(auth(op)).expect(400);
       expect(bad.body.error.code).toBe('VALIDATION_FAILED');
       await t.http().get('/api/v1/device-health/devices').query({ status: 'sleepy' }).set(auth(op)).expect(400);
       await t.http().get('/api/v1/device-health/transitions').query({ from: 'last week' }).set(auth(op)).expect(400);
       await t.http().get('/api/v1/device-health/devices/not-a-uuid').set(auth(op)).expect(400);
-      await t.http().post('/api/v1/device-health/maintenance-windows').set(auth(admin)).send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T11:30:00Z', reason: 'x' }).expect(400);
+      await t
+        .http()
+        .post('/api/v1/device-health/maintenance-windows')
+        .set(auth(admin))
+        .send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T11:30:00Z', reason: 'x' })
+        .expect(400);
     });
   });
 

@@ -51,7 +51,12 @@ describe('hostile input on every route', () => {
     let n = 0;
     const writes: Record<string, (text: string) => Promise<{ status: number; body: { error?: { code: string } } }>> = {
       'incident location': (text) => t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId: realIds[0], type: 'intrusion', location: text }),
-      'zone name': (text) => t.http().post('/api/v1/zones').set(auth(token)).send({ districtId, code: `ZH${++n}`, name: text, level: 'primary' }),
+      'zone name': (text) =>
+        t
+          .http()
+          .post('/api/v1/zones')
+          .set(auth(token))
+          .send({ districtId, code: `ZH${++n}`, name: text, level: 'primary' }),
       'school rename': (text) => t.http().patch(`/api/v1/schools/${realIds[0]}`).set(auth(token)).send({ name: text }),
     };
     const wrong: string[] = [];
@@ -61,7 +66,8 @@ describe('hostile input on every route', () => {
       for (const bad of ['门卫\u0000室', '\udc00', 'a\ud800b']) {
         const res = await write(bad);
         const leaked = /invalid byte sequence|surrogate|0x00|cannot be converted|invalid input syntax/i.test(JSON.stringify(res.body));
-        if (res.status !== 400 || res.body.error?.code !== 'VALIDATION_FAILED' || leaked) wrong.push(`${what} ${JSON.stringify(bad)} → ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+        if (res.status !== 400 || res.body.error?.code !== 'VALIDATION_FAILED' || leaked)
+          wrong.push(`${what} ${JSON.stringify(bad)} → ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       }
     }
     expect(wrong).toEqual([]);
@@ -78,7 +84,8 @@ describe('hostile input on every route', () => {
           const attempts: (() => Promise<{ status: number; body: { error?: unknown } }>)[] = [];
           for (const q of queries) attempts.push(() => t.http()[method as 'get'](`${url}?${q}`).set(auth(admin)));
           if (method !== 'get' && method !== 'delete') {
-            for (const b of bodies) attempts.push(() => t.http()[method as 'post'](url).set(auth(admin)).set('Content-Type', 'application/json').send(JSON.stringify(b)));
+            for (const b of bodies)
+              attempts.push(() => t.http()[method as 'post'](url).set(auth(admin)).set('Content-Type', 'application/json').send(JSON.stringify(b)));
             attempts.push(() => t.http()[method as 'post'](url).set(auth(admin)).set('Content-Type', 'application/json').send('{"unterminated": '));
             attempts.push(() => t.http()[method as 'post'](url).set(auth(admin)).set('Content-Type', 'text/plain').send('hello'));
           }

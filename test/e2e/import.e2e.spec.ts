@@ -66,7 +66,10 @@ describe('registry import and export', () => {
   });
 
   it('updates by natural key and validates without writing on dryRun', async () => {
-    const csv = camerasCsv([{ school: 'SA', n: 1, name: '南大门(改)', area: 'main_gate' }, { school: 'SA', n: 4 }]);
+    const csv = camerasCsv([
+      { school: 'SA', n: 1, name: '南大门(改)', area: 'main_gate' },
+      { school: 'SA', n: 4 },
+    ]);
     const dry = await upload('cameras', admin, csv, 'f.csv', '?dryRun=true').expect(200);
     expect(dry.body).toMatchObject({ created: 1, updated: 1, unchanged: 0, dryRun: true });
     expect(await count('cameras')).toBe(3);
@@ -137,7 +140,12 @@ describe('registry import and export', () => {
     expect(imported.body).toMatchObject({ created: 1 });
     const s = (await t.db.query(`SELECT type, zone_id, timetable, calendar, boarding FROM schools WHERE code = 'SC'`)).rows[0];
     expect(s).toMatchObject({ type: 'middle', zone_id: seed.zone.id, boarding: true });
-    expect(s.timetable).toEqual({ weekdays: [1, 2, 3, 4, 5], arrival: { start: '07:20', end: '08:00' }, dismissal: { start: '17:00', end: '17:40' }, schoolHours: { start: '07:20', end: '18:00' } });
+    expect(s.timetable).toEqual({
+      weekdays: [1, 2, 3, 4, 5],
+      arrival: { start: '07:20', end: '08:00' },
+      dismissal: { start: '17:00', end: '17:40' },
+      schoolHours: { start: '07:20', end: '18:00' },
+    });
     expect(s.calendar.holidays).toEqual(['2026-10-01', '2026-10-02']);
     // Re-import of the same file is a no-op even though jsonb reorders keys.
     expect((await upload('schools', admin, schools).expect(200)).body).toMatchObject({ created: 0, unchanged: 1 });

@@ -26,7 +26,13 @@ describe('patrols and compliance over HTTP', () => {
   let secA: { token: string; userId: string; username: string };
   let secB: { token: string; userId: string; username: string };
   let operator: { token: string; userId: string; username: string };
-  const asUser = (u: { userId: string; username: string }, role: AuthUser['role'], schoolId: string | null = null): AuthUser => ({ id: u.userId, username: u.username, role, schoolId, jti: 'test' });
+  const asUser = (u: { userId: string; username: string }, role: AuthUser['role'], schoolId: string | null = null): AuthUser => ({
+    id: u.userId,
+    username: u.username,
+    role,
+    schoolId,
+    jti: 'test',
+  });
   const schedulers = () => t.app.get(QueueService).queue(QueueName.Patrols);
 
   beforeAll(async () => {
@@ -35,12 +41,46 @@ describe('patrols and compliance over HTTP', () => {
     seed = await seedMinimal(t, admin);
     const h = auth(admin);
     const cam = (schoolId: string, n: number, areaKind: string, location: string) =>
-      t.http().post('/api/v1/cameras').set(h).send({ schoolId, deviceId: `500113000013200000${String(n).padStart(2, '0')}`, channelId: `500113000013100000${String(n).padStart(2, '0')}`, name: `${location}${n}`, location, areaKind }).expect(201).then((r) => r.body);
-    cams = [await cam(seed.schoolA.id, 1, 'main_gate', '南大门'), await cam(seed.schoolA.id, 2, 'perimeter', '围墙'), await cam(seed.schoolB.id, 3, 'playground', '操场')];
-    await t.http().post('/api/v1/alarm-devices').set(h).send({ code: 'SA-AB01', schoolId: seed.schoolA.id, location: '门卫室', areaKind: 'gatehouse', policeLinked: true }).expect(201);
+      t
+        .http()
+        .post('/api/v1/cameras')
+        .set(h)
+        .send({
+          schoolId,
+          deviceId: `500113000013200000${String(n).padStart(2, '0')}`,
+          channelId: `500113000013100000${String(n).padStart(2, '0')}`,
+          name: `${location}${n}`,
+          location,
+          areaKind,
+        })
+        .expect(201)
+        .then((r) => r.body);
+    cams = [
+      await cam(seed.schoolA.id, 1, 'main_gate', '南大门'),
+      await cam(seed.schoolA.id, 2, 'perimeter', '围墙'),
+      await cam(seed.schoolB.id, 3, 'playground', '操场'),
+    ];
+    await t
+      .http()
+      .post('/api/v1/alarm-devices')
+      .set(h)
+      .send({ code: 'SA-AB01', schoolId: seed.schoolA.id, location: '门卫室', areaKind: 'gatehouse', policeLinked: true })
+      .expect(201);
     for (const [i, s] of [seed.schoolA.id, seed.schoolA.id, seed.schoolB.id].entries())
-      await t.http().post('/api/v1/guards').set(h).send({ schoolId: s, name: `保安${i}`, licenceNo: `CQ-T-${1000 + i}` }).expect(201);
-    const p = (await t.http().post('/api/v1/protection-posts').set(h).send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 2 }).expect(201)).body;
+      await t
+        .http()
+        .post('/api/v1/guards')
+        .set(h)
+        .send({ schoolId: s, name: `保安${i}`, licenceNo: `CQ-T-${1000 + i}` })
+        .expect(201);
+    const p = (
+      await t
+        .http()
+        .post('/api/v1/protection-posts')
+        .set(h)
+        .send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 2 })
+        .expect(201)
+    ).body;
     const [{ qr_token }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [p.id])).rows;
     post = { id: p.id, qrToken: qr_token };
     secA = await t.userToken('school_security', seed.schoolA.id);
@@ -51,7 +91,12 @@ describe('patrols and compliance over HTTP', () => {
 
   describe('patrol plans ↔ job schedulers', () => {
     it('create, change, disable and delete a plan; its scheduler follows in Redis', async () => {
-      const created = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: '每日巡查', cron: '0 9 * * 1-5', scope: { kind: 'district' }, checks: ['guard_staffing'] }).expect(201);
+      const created = await t
+        .http()
+        .post('/api/v1/patrol-plans')
+        .set(auth(admin))
+        .send({ name: '每日巡查', cron: '0 9 * * 1-5', scope: { kind: 'district' }, checks: ['guard_staffing'] })
+        .expect(201);
       const id = created.body.id;
       const s = await schedulers().getJobScheduler(`patrol-plan:${id}`);
       expect(s).toMatchObject({ pattern: '0 9 * * 1-5', tz: 'Asia/Shanghai' });
@@ -67,9 +112,20 @@ describe('patrols and compliance over HTTP', () => {
     });
 
     it('reconciles schedulers with the plans table at boot', async () => {
-      const id = (await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'r', cron: '0 8 * * *', scope: { kind: 'district' }, checks: ['gate_open'] }).expect(201)).body.id;
+      const id = (
+        await t
+          .http()
+          .post('/api/v1/patrol-plans')
+          .set(auth(admin))
+          .send({ name: 'r', cron: '0 8 * * *', scope: { kind: 'district' }, checks: ['gate_open'] })
+          .expect(201)
+      ).body.id;
       await t.app.get(QueueService).removeScheduler('patrols.run' as never, `patrol-plan:${id}`);
-      await schedulers().upsertJobScheduler('patrol-plan:00000000-0000-4000-8000-00000000dead', { pattern: '0 1 * * *' }, { name: 'patrols.run', data: { planId: '00000000-0000-4000-8000-00000000dead' } });
+      await schedulers().upsertJobScheduler(
+        'patrol-plan:00000000-0000-4000-8000-00000000dead',
+        { pattern: '0 1 * * *' },
+        { name: 'patrols.run', data: { planId: '00000000-0000-4000-8000-00000000dead' } },
+      );
       const r = await t.app.get(AuditsService).reconcileSchedulers();
       expect(r.removed).toBe(1);
       expect(await schedulers().getJobScheduler(`patrol-plan:${id}`)).toBeTruthy();
@@ -78,11 +134,26 @@ describe('patrols and compliance over HTTP', () => {
     });
 
     it('refuses bad plans (400), other roles (403) and no token (401)', async () => {
-      const bad = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['nope'] }).expect(400);
+      const bad = await t
+        .http()
+        .post('/api/v1/patrol-plans')
+        .set(auth(admin))
+        .send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['nope'] })
+        .expect(400);
       expect(bad.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(expect.arrayContaining(['checks']));
-      const badCron = await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['gate_open'] }).expect(400);
+      const badCron = await t
+        .http()
+        .post('/api/v1/patrol-plans')
+        .set(auth(admin))
+        .send({ name: 'x', cron: '61 * * * *', scope: { kind: 'zone' }, checks: ['gate_open'] })
+        .expect(400);
       expect(badCron.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['cron', 'scope.ids']);
-      await t.http().post('/api/v1/patrol-plans').set(auth(operator.token)).send({ name: 'x', cron: '0 9 * * *', scope: { kind: 'district' }, checks: ['gate_open'] }).expect(403);
+      await t
+        .http()
+        .post('/api/v1/patrol-plans')
+        .set(auth(operator.token))
+        .send({ name: 'x', cron: '0 9 * * *', scope: { kind: 'district' }, checks: ['gate_open'] })
+        .expect(403);
       await t.http().get('/api/v1/patrol-plans').set(auth(secA.token)).expect(403);
       await t.http().get('/api/v1/patrol-plans').expect(401);
       await t.http().post('/api/v1/patrol-plans/00000000-0000-4000-8000-000000000000/run').expect(401);
@@ -92,7 +163,19 @@ describe('patrols and compliance over HTTP', () => {
   describe('runs, findings, tasks', () => {
     let planId: string;
     beforeAll(async () => {
-      planId = (await t.http().post('/api/v1/patrol-plans').set(auth(admin)).send({ name: '保安配备', cron: '0 9 * * *', scope: { kind: 'schools', ids: [seed.schoolA.id, seed.schoolB.id] }, checks: ['guard_staffing', 'alarm_button'] }).expect(201)).body.id;
+      planId = (
+        await t
+          .http()
+          .post('/api/v1/patrol-plans')
+          .set(auth(admin))
+          .send({
+            name: '保安配备',
+            cron: '0 9 * * *',
+            scope: { kind: 'schools', ids: [seed.schoolA.id, seed.schoolB.id] },
+            checks: ['guard_staffing', 'alarm_button'],
+          })
+          .expect(201)
+      ).body.id;
     });
 
     it('a run twice for the same slot counts once (also when concurrent)', async () => {
@@ -108,7 +191,10 @@ describe('patrols and compliance over HTTP', () => {
       expect([a!.duplicate, b!.duplicate].sort()).toEqual([false, true]);
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM patrol_runs WHERE plan_id = $1`, [planId]);
       expect(rows[0].n).toBe(2);
-      const f = await t.db.query(`SELECT run_id, count(*)::int AS n FROM patrol_findings WHERE run_id IN (SELECT id FROM patrol_runs WHERE plan_id = $1) GROUP BY run_id`, [planId]);
+      const f = await t.db.query(
+        `SELECT run_id, count(*)::int AS n FROM patrol_findings WHERE run_id IN (SELECT id FROM patrol_runs WHERE plan_id = $1) GROUP BY run_id`,
+        [planId],
+      );
       expect(f.rows.map((r) => r.n)).toEqual([first.body.findingCount, first.body.findingCount]);
     });
 
@@ -146,7 +232,12 @@ describe('patrols and compliance over HTTP', () => {
       await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({}).expect(400);
       const auditor = (await t.userToken('auditor')).token;
       await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(auditor)).send({ note: 'x' }).expect(403);
-      const closed = await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({ note: '已招聘保安一名', evidenceRef: 'photo:123' }).expect(200);
+      const closed = await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${staffing.id}/close`)
+        .set(auth(secB.token))
+        .send({ note: '已招聘保安一名', evidenceRef: 'photo:123' })
+        .expect(200);
       expect(closed.body).toMatchObject({ status: 'closed', closeNote: '已招聘保安一名', evidenceRef: 'photo:123', closedBy: secB.userId });
       await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({ note: 'again' }).expect(409);
       const detail = (await t.http().get(`/api/v1/rectification-tasks/${staffing.id}`).set(auth(secB.token)).expect(200)).body;
@@ -162,7 +253,16 @@ describe('patrols and compliance over HTTP', () => {
       const svc = t.app.get(FindingsService);
       const db = t.app.get(DataSource);
       const now = new Date('2026-03-05T02:00:00.000Z');
-      const f = (dedupKey: string | null) => ({ source: 'audit' as const, check: 'gate_open', schoolId: seed.schoolB.id, subjectKind: 'gate' as const, subjectLabel: '东门', message: '东门 上课时段开启', dedupKey, at: now });
+      const f = (dedupKey: string | null) => ({
+        source: 'audit' as const,
+        check: 'gate_open',
+        schoolId: seed.schoolB.id,
+        subjectKind: 'gate' as const,
+        subjectLabel: '东门',
+        message: '东门 上课时段开启',
+        dedupKey,
+        at: now,
+      });
       // The same dedup key twice in one batch is stored once.
       const first = await db.transaction((m) => svc.record(m, [f('edge:gate:1'), f('edge:gate:1'), f(null)], now));
       expect(first).toHaveLength(2);
@@ -172,7 +272,8 @@ describe('patrols and compliance over HTTP', () => {
       expect(again.map((x) => x.taskId)).toEqual([first[0].taskId]);
       const [task] = (await t.db.query(`SELECT finding_count FROM rectification_tasks WHERE id = $1`, [first[0].taskId])).rows;
       expect(task.finding_count).toBe(3);
-      const stored = (await t.db.query(`SELECT dedup_key, task_id FROM patrol_findings WHERE subject_label = '东门' AND school_id = $1`, [seed.schoolB.id])).rows;
+      const stored = (await t.db.query(`SELECT dedup_key, task_id FROM patrol_findings WHERE subject_label = '东门' AND school_id = $1`, [seed.schoolB.id]))
+        .rows;
       expect(stored).toHaveLength(3);
       expect(stored.every((r) => r.task_id === first[0].taskId)).toBe(true);
       expect(stored.filter((r) => r.dedup_key === 'edge:gate:1')).toHaveLength(1);
@@ -187,7 +288,12 @@ describe('patrols and compliance over HTTP', () => {
       await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ qrToken: 'no-such-token' }).expect(404);
       await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ postId: post.id }).expect(400);
       await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id }).expect(400);
-      const behalf = await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName: '李警官', personRole: 'police' }).expect(201);
+      const behalf = await t
+        .http()
+        .post('/api/v1/post-checkins')
+        .set(auth(operator.token))
+        .send({ postId: post.id, personName: '李警官', personRole: 'police' })
+        .expect(201);
       expect(behalf.body).toMatchObject({ onBehalf: true, personRole: 'police' });
       const out = await t.http().post(`/api/v1/post-checkins/${ok.body.id}/checkout`).set(auth(secA.token)).expect(200);
       expect(out.body.checkedOutAt).toBeTruthy();
@@ -238,20 +344,54 @@ describe('patrols and compliance over HTTP', () => {
       const other = await t.userToken('operator');
       // While r1 is open its cameras are held back: another operator gets the remaining one.
       const r2 = (await t.http().post('/api/v1/patrol-rounds').set(auth(other.token)).send({ size: 2 }).expect(201)).body;
-      expect(r2.items.map((i: { cameraId: string }) => i.cameraId)).toEqual(cams.map((c) => c.id).filter((id) => !r1.items.some((i: { cameraId: string }) => i.cameraId === id)));
-      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(other.token)).send({ verdict: 'normal' }).expect(403);
-      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'fine' }).expect(400);
-      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'normal' }).expect(200);
-      const done = (await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'obstructed', note: '镜头被树枝遮挡', snapshotRef: 'snap-1' }).expect(200)).body;
+      expect(r2.items.map((i: { cameraId: string }) => i.cameraId)).toEqual(
+        cams.map((c) => c.id).filter((id) => !r1.items.some((i: { cameraId: string }) => i.cameraId === id)),
+      );
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`)
+        .set(auth(other.token))
+        .send({ verdict: 'normal' })
+        .expect(403);
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`)
+        .set(auth(operator.token))
+        .send({ verdict: 'fine' })
+        .expect(400);
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`)
+        .set(auth(operator.token))
+        .send({ verdict: 'normal' })
+        .expect(200);
+      const done = (
+        await t
+          .http()
+          .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`)
+          .set(auth(operator.token))
+          .send({ verdict: 'obstructed', note: '镜头被树枝遮挡', snapshotRef: 'snap-1' })
+          .expect(200)
+      ).body;
       expect(done.finishedAt).toBeTruthy();
       expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: 'snap-1' });
       expect(done.items[1].findingId).toBeTruthy();
       const [f] = (await t.db.query(`SELECT school_id, check_name, task_id FROM patrol_findings WHERE id = $1`, [done.items[1].findingId])).rows;
       expect(f).toMatchObject({ check_name: 'round_obstructed', school_id: r1.items[1].schoolId });
       expect(f.task_id).toBeTruthy();
-      await t.http().post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`).set(auth(operator.token)).send({ verdict: 'normal' }).expect(409);
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`)
+        .set(auth(operator.token))
+        .send({ verdict: 'normal' })
+        .expect(409);
 
-      await t.http().post(`/api/v1/patrol-rounds/${r2.id}/cameras/${r2.items[0].cameraId}/verdict`).set(auth(other.token)).send({ verdict: 'normal' }).expect(200);
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${r2.id}/cameras/${r2.items[0].cameraId}/verdict`)
+        .set(auth(other.token))
+        .send({ verdict: 'normal' })
+        .expect(200);
       // All three patrolled now; the next round starts with the least recently patrolled.
       const r3 = (await t.http().post('/api/v1/patrol-rounds').set(auth(operator.token)).send({ size: 3 }).expect(201)).body;
       expect(r3.items.map((i: { cameraId: string }) => i.cameraId)).toEqual([r1.items[0].cameraId, r1.items[1].cameraId, r2.items[0].cameraId]);
@@ -283,7 +423,11 @@ describe('patrols and compliance over HTTP', () => {
       // School A: devices online and police-linked since before the day, a gate left open at 10:00.
       await t.db.query(`UPDATE cameras SET status = 'online' WHERE school_id = $1`, [seed.schoolA.id]);
       await t.db.query(`UPDATE alarm_devices SET status = 'online', last_test_at = now() WHERE school_id = $1`, [seed.schoolA.id]);
-      await field.recordGateEvent(asUser(secA, 'school_security', seed.schoolA.id), { gate: '北门', state: 'open', at: sh(date, '10:00').toISOString() }, sh(date, '12:00'));
+      await field.recordGateEvent(
+        asUser(secA, 'school_security', seed.schoolA.id),
+        { gate: '北门', state: 'open', at: sh(date, '10:00').toISOString() },
+        sh(date, '12:00'),
+      );
       const compliance = t.app.get(ComplianceService);
       const now = sh(date, '20:00');
       const rows = await compliance.compute(date, {}, now);
@@ -297,12 +441,10 @@ describe('patrols and compliance over HTTP', () => {
       expect(b.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[2].id }], noAlarmButton: true });
 
       // A camera that went offline during school hours breaks A's networked target for that day.
-      await t.db.query(`INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES ($1, 'camera', $2, 'online', 'offline', $3), ($1, 'camera', $2, 'offline', 'online', $4)`, [
-        cams[1].id,
-        seed.schoolA.id,
-        sh(date, '11:00'),
-        sh(date, '11:20'),
-      ]);
+      await t.db.query(
+        `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES ($1, 'camera', $2, 'online', 'offline', $3), ($1, 'camera', $2, 'offline', 'online', $4)`,
+        [cams[1].id, seed.schoolA.id, sh(date, '11:00'), sh(date, '11:20')],
+      );
       const a2 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
       expect(a2.networked).toBe(false);
       expect(a2.reasons.networked).toMatchObject({ offlineCameras: [{ id: cams[1].id }], offlineCameraCount: 1 });
@@ -332,16 +474,41 @@ describe('patrols and compliance over HTTP', () => {
       const trend = (await t.http().get('/api/v1/compliance/trend').query({ from: '2026-03-01', to: '2026-03-03' }).set(auth(auditor)).expect(200)).body;
       expect(trend.days).toEqual([{ date, schools: 2, shares: district.shares }]);
 
-      const csv = await t.http().get('/api/v1/compliance/export').query({ format: 'csv', from: date, to: date, groupId: seed.group.id }).set(auth(auditor)).buffer(true).parse(binary).expect(200);
+      const csv = await t
+        .http()
+        .get('/api/v1/compliance/export')
+        .query({ format: 'csv', from: date, to: date, groupId: seed.group.id })
+        .set(auth(auditor))
+        .buffer(true)
+        .parse(binary)
+        .expect(200);
       expect(csv.headers['content-type']).toMatch(/text\/csv/);
       const csvTable = await readTable(csv.body);
-      expect(csvTable.header).toEqual(['日期', '学校代码', '学校名称', '上课日', '校园封闭化管理', '专职保安员配备', '视频监控及一键报警联网', '护学岗', '四个100%', '未达标原因']);
+      expect(csvTable.header).toEqual([
+        '日期',
+        '学校代码',
+        '学校名称',
+        '上课日',
+        '校园封闭化管理',
+        '专职保安员配备',
+        '视频监控及一键报警联网',
+        '护学岗',
+        '四个100%',
+        '未达标原因',
+      ]);
       expect(csvTable.rows.map((r) => r.cells.slice(0, 9))).toEqual([
         [date, 'SA', '甲小学', '是', '未达标', '达标', '未达标', '未达标', '未达标'],
         [date, 'SB', '乙小学', '是', '达标', '未达标', '未达标', '达标', '未达标'],
       ]);
       expect(csvTable.rows[1].cells[9]).toContain('保安员 1/2，缺 1 人');
-      const xlsx = await t.http().get('/api/v1/compliance/export').query({ format: 'xlsx', from: date, to: date }).set(auth(auditor)).buffer(true).parse(binary).expect(200);
+      const xlsx = await t
+        .http()
+        .get('/api/v1/compliance/export')
+        .query({ format: 'xlsx', from: date, to: date })
+        .set(auth(auditor))
+        .buffer(true)
+        .parse(binary)
+        .expect(200);
       const xTable = await readTable(xlsx.body);
       expect(xTable.format).toBe('xlsx');
       expect(xTable.rows.map((r) => r.cells.slice(0, 9))).toEqual(csvTable.rows.map((r) => r.cells.slice(0, 9)));
@@ -370,11 +537,26 @@ describe('patrols and compliance over HTTP', () => {
         expect(spy.mock.calls.length).toBe(queriesForOne);
         expect(two.get(seed.schoolA.id)).toEqual(one.get(seed.schoolA.id));
         // Every fact asked for is there, empty rather than missing for a school without any.
-        expect(two.get(seed.schoolB.id)).toMatchObject({ buttons: [], overdueFaults: [], guards: { required: 2, actual: 1 }, posts: [], gates: [], guardPatrols: 0, online: { devices: { camera: 1, alarm_device: 0 } } });
-        expect(two.get(seed.schoolA.id)).toMatchObject({ guards: { required: 2, actual: 2 }, posts: [{ postCode: 'SA-HXG1' }, { postCode: 'SA-HXG1' }], gates: [{ gate: '北门' }], online: { devices: { camera: 2, alarm_device: 1 } } });
+        expect(two.get(seed.schoolB.id)).toMatchObject({
+          buttons: [],
+          overdueFaults: [],
+          guards: { required: 2, actual: 1 },
+          posts: [],
+          gates: [],
+          guardPatrols: 0,
+          online: { devices: { camera: 1, alarm_device: 0 } },
+        });
+        expect(two.get(seed.schoolA.id)).toMatchObject({
+          guards: { required: 2, actual: 2 },
+          posts: [{ postCode: 'SA-HXG1' }, { postCode: 'SA-HXG1' }],
+          gates: [{ gate: '北门' }],
+          online: { devices: { camera: 2, alarm_device: 1 } },
+        });
         // Only what is asked for is loaded.
         spy.mockClear();
-        expect(await facts.load([schoolA], MONDAY, now, ['guards'], { now })).toEqual(new Map([[seed.schoolA.id, { guards: { required: 2, actual: 2, rule: 'gongzhi2015' } }]]));
+        expect(await facts.load([schoolA], MONDAY, now, ['guards'], { now })).toEqual(
+          new Map([[seed.schoolA.id, { guards: { required: 2, actual: 2, rule: 'gongzhi2015' } }]]),
+        );
         expect(spy.mock.calls.length).toBe(1);
       } finally {
         spy.mockRestore();

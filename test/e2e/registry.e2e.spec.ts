@@ -42,7 +42,13 @@ describe('registry over HTTP', () => {
       .http()
       .post('/api/v1/cameras')
       .set(auth(admin))
-      .send({ schoolId: '00000000-0000-4000-8000-000000000000', deviceId: '50011300001320000009', channelId: '50011300001310000009', name: 'x', areaKind: 'perimeter' })
+      .send({
+        schoolId: '00000000-0000-4000-8000-000000000000',
+        deviceId: '50011300001320000009',
+        channelId: '50011300001310000009',
+        name: 'x',
+        areaKind: 'perimeter',
+      })
       .expect(400);
     expect(res.body.error.details.fields).toEqual([{ field: 'schoolId', reason: 'no such school' }]);
   });
@@ -69,18 +75,8 @@ describe('registry over HTTP', () => {
     await t.http().get('/api/v1/cameras').query({ schoolId: seed.schoolB.id }).set(auth(staff)).expect(403);
     await t.http().get(`/api/v1/schools/${seed.schoolB.id}`).set(auth(staff)).expect(403);
     await t.http().get(`/api/v1/schools/${seed.schoolA.id}`).set(auth(staff)).expect(200);
-    await t
-      .http()
-      .post('/api/v1/guards')
-      .set(auth(staff))
-      .send({ schoolId: seed.schoolB.id, name: '李四', licenceNo: 'LIC-0001' })
-      .expect(403);
-    await t
-      .http()
-      .post('/api/v1/guards')
-      .set(auth(staff))
-      .send({ schoolId: seed.schoolA.id, name: '李四', licenceNo: 'LIC-0001' })
-      .expect(201);
+    await t.http().post('/api/v1/guards').set(auth(staff)).send({ schoolId: seed.schoolB.id, name: '李四', licenceNo: 'LIC-0001' }).expect(403);
+    await t.http().post('/api/v1/guards').set(auth(staff)).send({ schoolId: seed.schoolA.id, name: '李四', licenceNo: 'LIC-0001' }).expect(201);
   });
 
   it('answers 401 without credentials and 403 for the wrong role', async () => {

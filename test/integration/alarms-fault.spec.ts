@@ -87,13 +87,14 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     pg = new Client({ connectionString: db.url });
     await pg.connect();
     const [{ id: districtId }] = (await pg.query(`INSERT INTO districts (code, name) VALUES ('fd', '故障区') RETURNING id`)).rows;
-    const [{ id: zoneId }] = (await pg.query(`INSERT INTO school_zones (district_id, code, name, level) VALUES ($1, 'FZ', '故障学区', 'primary') RETURNING id`, [districtId])).rows;
+    const [{ id: zoneId }] = (
+      await pg.query(`INSERT INTO school_zones (district_id, code, name, level) VALUES ($1, 'FZ', '故障学区', 'primary') RETURNING id`, [districtId])
+    ).rows;
     const [{ id: schoolId }] = (
-      await pg.query(`INSERT INTO schools (district_id, zone_id, code, name, type, timetable) VALUES ($1, $2, 'FS', '故障测试小学', 'primary', $3) RETURNING id`, [
-        districtId,
-        zoneId,
-        JSON.stringify(TIMETABLE),
-      ])
+      await pg.query(
+        `INSERT INTO schools (district_id, zone_id, code, name, type, timetable) VALUES ($1, $2, 'FS', '故障测试小学', 'primary', $3) RETURNING id`,
+        [districtId, zoneId, JSON.stringify(TIMETABLE)],
+      )
     ).rows;
     // One button per alarm (a button with an open alarm folds further presses into it).
     await pg.query(
@@ -122,7 +123,13 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
 
   it('keeps all 1,000 alarms and relays each once by dedup key, and every console gets each once', async () => {
     const secret = loadConfig({ ...process.env, NODE_ENV: 'test', CONFIG_FILE: configFile }).auth.jwtSecret;
-    const token = jwt.sign({ usr: 'fault-console', role: 'operator', sch: null, ims: Date.now() }, secret, { algorithm: 'HS256', subject: randomUUID(), jwtid: randomUUID(), expiresIn: 3600, issuer: 'shouhu' });
+    const token = jwt.sign({ usr: 'fault-console', role: 'operator', sch: null, ims: Date.now() }, secret, {
+      algorithm: 'HS256',
+      subject: randomUUID(),
+      jwtid: randomUUID(),
+      expiresIn: 3600,
+      issuer: 'shouhu',
+    });
     const url = `http://127.0.0.1:${apiPort}`;
     const steady = new TestConsole(url, token, { reconnection: true });
     const away = new TestConsole(url, token, { reconnection: true });
@@ -203,11 +210,13 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     const presses = await pg.query(`SELECT count(*)::int AS n FROM incident_presses`);
     expect(presses.rows[0].n).toBe(N);
 
-    await waitFor(async () => (await pg.query(`SELECT count(*)::int AS n FROM incidents WHERE relay_delivered_at IS NOT NULL`)).rows[0].n === N, 150_000, 'every relay delivered').catch(
-      (e) => {
-        throw new Error(`${(e as Error).message}\nworker: ${worker?.output()}\napi: ${api?.output()}`);
-      },
-    );
+    await waitFor(
+      async () => (await pg.query(`SELECT count(*)::int AS n FROM incidents WHERE relay_delivered_at IS NOT NULL`)).rows[0].n === N,
+      150_000,
+      'every relay delivered',
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\nworker: ${worker?.output()}\napi: ${api?.output()}`);
+    });
     const ids = (await pg.query(`SELECT id FROM incidents`)).rows.map((r) => r.id as string);
     // Every incident reached the police endpoint under its own dedup key, and nothing else did.
     expect(police.accepted.size).toBe(N);
@@ -221,7 +230,10 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     expect(pending.rows[0].n).toBe(0);
 
     // The consoles: every incident once, in seq order, and exactly the stored events (no gaps).
-    for (const [name, c] of [['steady', steady], ['away', away]] as const) {
+    for (const [name, c] of [
+      ['steady', steady],
+      ['away', away],
+    ] as const) {
       await c.until(() => c.events.filter((e) => e.type === 'incident.raised').length >= N, `${name}: all ${N} incidents`, 60_000);
       const raisedIds = c.events.filter((e) => e.type === 'incident.raised').map((e) => e.payload.incidentId);
       expect(raisedIds).toHaveLength(N);
@@ -230,7 +242,9 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
       expect(c.reorders).toEqual([]);
       const seqs = c.events.map((e) => e.seq);
       expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1])).toBe(true);
-      const stored = (await pg.query(`SELECT seq FROM console_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, [startSeq[name], seqs[seqs.length - 1]])).rows.map((r) => Number(r.seq));
+      const stored = (
+        await pg.query(`SELECT seq FROM console_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, [startSeq[name], seqs[seqs.length - 1]])
+      ).rows.map((r) => Number(r.seq));
       expect(seqs).toEqual(stored);
       expect(c.snapshots).toHaveLength(1); // caught up by replay every time, never by a snapshot
     }

@@ -75,7 +75,11 @@ describe('boot, health and infrastructure', () => {
 
   it('refuses to boot on a Redis whose maxmemory-policy would evict queued jobs', async () => {
     const port = await freePort();
-    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru'], { stdio: 'ignore' });
+    const server = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru'],
+      { stdio: 'ignore' },
+    );
     try {
       const r = new Redis(port, '127.0.0.1', { retryStrategy: (n) => (n > 50 ? null : 100) });
       await r.ping(); // queued until the server accepts connections

@@ -64,7 +64,11 @@ describe('Postgres errors → API errors', () => {
     expect(nul).toMatchObject({ status: 400, code: 'VALIDATION_FAILED', details: { fields: [{ field: 'name', reason: 'is required' }] } });
 
     const check = mapped(await pgError(`INSERT INTO t_guards (name, headcount) VALUES ('李四', 0)`));
-    expect(check).toMatchObject({ status: 400, code: 'VALIDATION_FAILED', details: { constraint: 't_guards_headcount_check', fields: [{ field: 'headcount' }] } });
+    expect(check).toMatchObject({
+      status: 400,
+      code: 'VALIDATION_FAILED',
+      details: { constraint: 't_guards_headcount_check', fields: [{ field: 'headcount' }] },
+    });
   });
 
   it.each([

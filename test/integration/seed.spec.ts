@@ -3,7 +3,20 @@ import { buildDistrict, requiredGuards } from '../../src/tools/seed/district';
 import { GB_ID_PATTERN } from '../../src/modules/registry/registry.constants';
 import { auth, startApp, TestApp } from '../support/harness';
 
-const NAMED = ['箭滩河小学', '鱼洞二小（龙泽路校区）', '鱼洞四小', '典雅小学', '渝汇小学', '南温泉小学', '清华小学', '华南城中学', '云水苑幼儿园', '大城小学', '融汇小学', '田家炳中学'];
+const NAMED = [
+  '箭滩河小学',
+  '鱼洞二小（龙泽路校区）',
+  '鱼洞四小',
+  '典雅小学',
+  '渝汇小学',
+  '南温泉小学',
+  '清华小学',
+  '华南城中学',
+  '云水苑幼儿园',
+  '大城小学',
+  '融汇小学',
+  '田家炳中学',
+];
 
 describe('demo district seed', () => {
   let t: TestApp;
@@ -42,7 +55,9 @@ describe('demo district seed', () => {
   });
 
   it('has every school the report names, with its zone and realistic fields', async () => {
-    const { rows } = await t.db.query(`SELECT name, type, zone_id, address, lat, lng, student_count, timetable, calendar FROM schools WHERE name = ANY($1)`, [NAMED]);
+    const { rows } = await t.db.query(`SELECT name, type, zone_id, address, lat, lng, student_count, timetable, calendar FROM schools WHERE name = ANY($1)`, [
+      NAMED,
+    ]);
     expect(rows.map((r) => r.name).sort()).toEqual([...NAMED].sort());
     for (const r of rows) {
       expect(r.zone_id).not.toBeNull();
@@ -53,13 +68,20 @@ describe('demo district seed', () => {
       expect(r.timetable.arrival.start < r.timetable.arrival.end).toBe(true);
       expect(r.calendar.holidays).toContain('2026-10-01');
     }
-    expect(await count(`SELECT count(*) AS n FROM schools s JOIN education_groups g ON g.id = s.group_id WHERE s.name = '渝汇小学' AND g.name = '清华小学教育集团'`)).toBe(1);
+    expect(
+      await count(`SELECT count(*) AS n FROM schools s JOIN education_groups g ON g.id = s.group_id WHERE s.name = '渝汇小学' AND g.name = '清华小学教育集团'`),
+    ).toBe(1);
   });
 
   it('gives every camera valid GB/T 28181 ids (500113 prefix, NVR 118 / camera 132) and dormitory cameras only to boarding schools', async () => {
     const { rows } = await t.db.query(`SELECT device_id, channel_id FROM cameras`);
     const bad = rows.filter(
-      (r) => !GB_ID_PATTERN.test(r.device_id) || !GB_ID_PATTERN.test(r.channel_id) || !r.device_id.startsWith('500113') || r.device_id.slice(10, 13) !== '118' || r.channel_id.slice(10, 13) !== '132',
+      (r) =>
+        !GB_ID_PATTERN.test(r.device_id) ||
+        !GB_ID_PATTERN.test(r.channel_id) ||
+        !r.device_id.startsWith('500113') ||
+        r.device_id.slice(10, 13) !== '118' ||
+        r.channel_id.slice(10, 13) !== '132',
     );
     expect(bad).toEqual([]);
     expect(rows).toHaveLength(4534);
@@ -87,7 +109,9 @@ describe('demo district seed', () => {
     const short = rows.filter((r) => r.guards < requiredGuards(r.people)).length;
     expect(short).toBeGreaterThan(0);
     expect(short).toBeLessThan(rows.length * 0.2);
-    expect(await count(`SELECT count(*) AS n FROM schools s WHERE NOT EXISTS (SELECT 1 FROM protection_posts p WHERE p.school_id = s.id AND p.gate = '校门口')`)).toBe(0);
+    expect(
+      await count(`SELECT count(*) AS n FROM schools s WHERE NOT EXISTS (SELECT 1 FROM protection_posts p WHERE p.school_id = s.id AND p.gate = '校门口')`),
+    ).toBe(0);
     const { rows: posts } = await t.db.query(`SELECT windows FROM protection_posts`);
     for (const p of posts) expect(p.windows.map((w: { kind: string }) => w.kind).sort()).toEqual(['arrival', 'dismissal']);
   });

@@ -71,7 +71,19 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
 
   /** Runs sipp against the platform; resolves with its exit code and error log. */
   function sipp(scenario: string, opts: { rows?: string[][]; calls?: number; rate?: number; keys?: Record<string, string>; tcp?: boolean; ooc?: string } = {}) {
-    const args = [`127.0.0.1:${port}`, '-sf', join(SCENARIOS, scenario), '-i', '127.0.0.1', '-nostdin', '-timeout', '30s', '-timeout_error', '-trace_err', ...(process.env.SIPP_TRACE ? ['-trace_msg'] : [])];
+    const args = [
+      `127.0.0.1:${port}`,
+      '-sf',
+      join(SCENARIOS, scenario),
+      '-i',
+      '127.0.0.1',
+      '-nostdin',
+      '-timeout',
+      '30s',
+      '-timeout_error',
+      '-trace_err',
+      ...(process.env.SIPP_TRACE ? ['-trace_msg'] : []),
+    ];
     args.push('-m', String(opts.calls ?? opts.rows?.length ?? 1), '-r', String(opts.rate ?? 50), '-l', '500');
     args.push('-default_behaviors', 'all,-bye', '-recv_timeout', '8000');
     if (opts.rows) {
@@ -124,7 +136,9 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
 
   const device = async (id: string) => {
     const res = await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200);
-    return (res.body.items as { deviceId: string; registered: boolean; schoolId: string | null; transport: string | null; manufacturer: string; model: string }[]).find((d) => d.deviceId === id);
+    return (
+      res.body.items as { deviceId: string; registered: boolean; schoolId: string | null; transport: string | null; manufacturer: string; model: string }[]
+    ).find((d) => d.deviceId === id);
   };
   const cameraStatus = async (id: string) => (await t.db.query(`SELECT status FROM cameras WHERE id = $1`, [id])).rows[0]?.status;
 
@@ -177,7 +191,12 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   });
 
   it('answers a wrong password with 403, and the district default does not open a device that has its own', async () => {
-    await expectSipp('register_wrong_password.xml', { rows: [[DEV_A, creds(DEV_A, 'wrong-password')], [DEV_A, creds(DEV_A, DEFAULT_PASSWORD)]] });
+    await expectSipp('register_wrong_password.xml', {
+      rows: [
+        [DEV_A, creds(DEV_A, 'wrong-password')],
+        [DEV_A, creds(DEV_A, DEFAULT_PASSWORD)],
+      ],
+    });
     expect((await device(DEV_X))?.registered ?? false).toBe(false);
   });
 
@@ -240,7 +259,14 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
       .http()
       .post('/api/v1/gb28181/channels/assign')
       .set(auth(admin))
-      .send({ schoolId: seed.schoolB.id, channels: [{ deviceId: DEV_B, channelId: keys.ch1, areaKind: 'main_gate' }, { deviceId: DEV_B, channelId: keys.ch2, name: '东墙' }, { deviceId: DEV_B, channelId: ch(DEV_B, 9) }] })
+      .send({
+        schoolId: seed.schoolB.id,
+        channels: [
+          { deviceId: DEV_B, channelId: keys.ch1, areaKind: 'main_gate' },
+          { deviceId: DEV_B, channelId: keys.ch2, name: '东墙' },
+          { deviceId: DEV_B, channelId: ch(DEV_B, 9) },
+        ],
+      })
       .expect(200);
     expect(res.body.placed).toHaveLength(2);
     expect(res.body.notFound).toEqual([{ deviceId: DEV_B, channelId: ch(DEV_B, 9) }]);
@@ -263,7 +289,9 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     });
     expect(cams.map((c: { name: string }) => c.name)).toEqual(['南大门', '东侧围墙', '操场']);
     expect(cams.every((c: { school_id: string }) => c.school_id === seed.schoolA.id)).toBe(true);
-    const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE entity = 'camera' AND action = 'create' AND after->>'deviceId' = $1`, [DEV_C]);
+    const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE entity = 'camera' AND action = 'create' AND after->>'deviceId' = $1`, [
+      DEV_C,
+    ]);
     expect(audit.rows[0].n).toBe(3);
   });
 

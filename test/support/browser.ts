@@ -13,7 +13,16 @@ import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
  * console starts without a gesture waits on network events and time only (see the sound prompt test).
  */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 export const ARTIFACTS = join(__dirname, '..', 'artifacts');
 export const DESKTOP = { width: 1440, height: 900 };
 export const PHONE = { width: 390, height: 844 };
@@ -59,14 +68,26 @@ export async function openConsole(
   baseUrl: string,
   opts: { viewport?: { width: number; height: number }; path?: string; isMobile?: boolean; fakeClock?: boolean } = {},
 ): Promise<ConsolePage> {
-  const context = await browser.newContext({ viewport: opts.viewport ?? DESKTOP, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', isMobile: opts.isMobile, hasTouch: opts.isMobile });
+  const context = await browser.newContext({
+    viewport: opts.viewport ?? DESKTOP,
+    locale: 'zh-CN',
+    timezoneId: 'Asia/Shanghai',
+    isMobile: opts.isMobile,
+    hasTouch: opts.isMobile,
+  });
   // Timers the test can fast-forward (time still flows on its own until then).
   if (opts.fakeClock) await context.clock.install();
   await context.addInitScript(() => {
-    const w = globalThis as unknown as Win & { document: { addEventListener: (n: string, f: (e: { violatedDirective: string; blockedURI: string; sourceFile: string; lineNumber: number }) => void) => void } };
+    const w = globalThis as unknown as Win & {
+      document: {
+        addEventListener: (n: string, f: (e: { violatedDirective: string; blockedURI: string; sourceFile: string; lineNumber: number }) => void) => void;
+      };
+    };
     w.__SHOUHU_TEST__ = true;
     w.__cspViolations = [];
-    w.document.addEventListener('securitypolicyviolation', (e) => w.__cspViolations!.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
+    w.document.addEventListener('securitypolicyviolation', (e) =>
+      w.__cspViolations!.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`),
+    );
   });
   const page = await context.newPage();
   const errors: string[] = [];
@@ -107,7 +128,8 @@ export async function openConsole(
 export function rawKeysOnPage(page: Page, allow: string[] = []): Promise<string[]> {
   return page.evaluate((allowList) => {
     type N = { nodeType: number; nodeValue: string | null; parentElement: { closest: (s: string) => unknown } | null };
-    const doc = (globalThis as unknown as { document: { body: unknown; createTreeWalker: (root: unknown, what: number) => { nextNode: () => N | null } } }).document;
+    const doc = (globalThis as unknown as { document: { body: unknown; createTreeWalker: (root: unknown, what: number) => { nextNode: () => N | null } } })
+      .document;
     const walker = doc.createTreeWalker(doc.body, 4 /* NodeFilter.SHOW_TEXT */);
     const found: string[] = [];
     const patterns = [/\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b/g, /\b[a-z][a-zA-Z0-9]*(?:\.[a-zA-Z_][a-zA-Z0-9_]*)+\b/g, /\b[A-Z][A-Z0-9]*(?:[._][A-Z0-9]+)+\b/g];

@@ -7,5 +7,9 @@ const { join } = require('node:path');
 module.exports = async () => {
   const root = join(__dirname, '..', '..');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  execFileSync(process.execPath, [join(root, 'scripts', 'build-web.js'), '--if-stale'], { cwd: root, stdio: 'inherit', env: { ...process.env, WEB_BUILD_LOG: 'warn' } });
+  execFileSync(process.execPath, [join(root, 'scripts', 'build-web.js'), '--if-stale'], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, WEB_BUILD_LOG: 'warn' },
+  });
 };

@@ -47,14 +47,20 @@ export function testConfig(dbUrl: string, overrides: Record<string, unknown> = {
   const prefix = `shouhu-test-${randomBytes(4).toString('hex')}`;
   return loadConfig(
     { ...process.env, NODE_ENV: 'test' },
-    deepMerge({ role: 'all', database: { url: dbUrl, poolSize: 5 }, redis: { url: TEST_REDIS_URL, keyPrefix: prefix }, http: { port: 0, host: '127.0.0.1' } }, overrides),
+    deepMerge(
+      { role: 'all', database: { url: dbUrl, poolSize: 5 }, redis: { url: TEST_REDIS_URL, keyPrefix: prefix }, http: { port: 0, host: '127.0.0.1' } },
+      overrides,
+    ),
   );
 }
 
 function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object'
+        ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -116,7 +122,17 @@ export async function seedMinimal(t: TestApp, adminToken: string) {
       .http()
       .post('/api/v1/schools')
       .set(h)
-      .send({ districtId: district.id, zoneId: zone.id, groupId: group.id, code, name, type: 'primary', studentCount: 800, staffCount: 60, timetable: TIMETABLE })
+      .send({
+        districtId: district.id,
+        zoneId: zone.id,
+        groupId: group.id,
+        code,
+        name,
+        type: 'primary',
+        studentCount: 800,
+        staffCount: 60,
+        timetable: TIMETABLE,
+      })
       .expect(201)
       .then((r) => r.body);
   const schoolA = await school('SA', '甲小学');

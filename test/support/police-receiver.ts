@@ -22,7 +22,14 @@ export interface PoliceReceiver {
 }
 
 export async function startPoliceReceiver(secret: string): Promise<PoliceReceiver> {
-  const r: Omit<PoliceReceiver, 'url' | 'close'> = { accepted: new Map(), delivered: new Map(), requests: new Map(), bodies: new Map(), badSignatures: 0, failing: false };
+  const r: Omit<PoliceReceiver, 'url' | 'close'> = {
+    accepted: new Map(),
+    delivered: new Map(),
+    requests: new Map(),
+    bodies: new Map(),
+    badSignatures: 0,
+    failing: false,
+  };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

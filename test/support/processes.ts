@@ -41,7 +41,11 @@ export async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGKIL
 
 /** A private redis-server (no persistence) on a free port: restarting it loses everything in it. */
 export async function startRedis(port: number): Promise<Proc> {
-  const p = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], process.env);
+  const p = start(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+    process.env,
+  );
   const deadline = Date.now() + 10000;
   while (!p.output().includes('Ready to accept connections')) {
     if (Date.now() > deadline || p.child.exitCode !== null) throw new Error(`redis-server did not start: ${p.output()}`);

@@ -63,7 +63,11 @@ const accepted: AppendArg = [
   { type: 'incident.relay_late', schoolId: SCHOOL, payload: { ...summary, lateAfterSeconds: 30 } },
   { type: 'device.outage', schoolId: SCHOOL, payload: { ...outage, wentOffline: ['d1'], recovered: [] } },
   { type: 'device.outage', schoolId: SCHOOL, payload: { ...outage, newlyOverdue: [{ deviceId: 'd1', kind: 'camera' }] } },
-  { type: 'patrol.finding', schoolId: null, payload: { schoolId: null, source: 'audit', runId: null, total: 1, findings: [finding], chunk: { index: 1, of: 1 } } },
+  {
+    type: 'patrol.finding',
+    schoolId: null,
+    payload: { schoolId: null, source: 'audit', runId: null, total: 1, findings: [finding], chunk: { index: 1, of: 1 } },
+  },
 ];
 const narrowed: ConsoleEventInput<'patrol.finding' | 'patrol.school_findings'> = {
   type: 'patrol.school_findings',

@@ -48,7 +48,11 @@ describe('error code catalogue', () => {
     const _unknownEntity = () => Errors.notFound('SCHOOLS.NOT_FOUND');
     // @ts-expect-error nor a catalogued code that is not a not-found code
     const _notANotFound = () => Errors.notFound(ErrorCode.ALARM.LATCHED);
-    expect(Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, 'p1')).toMatchObject({ status: 404, code: 'PROTECTION_POST.NOT_FOUND', message: 'protection_post p1 not found' });
+    expect(Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, 'p1')).toMatchObject({
+      status: 404,
+      code: 'PROTECTION_POST.NOT_FOUND',
+      message: 'protection_post p1 not found',
+    });
     expect(Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND).message).toBe('incident not found');
   });
 });

@@ -48,7 +48,10 @@ describe('SIP parser', () => {
   });
 
   it('honours Content-Length and keeps GB18030 bytes of the body', () => {
-    const body = iconv.encode('<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID><Status>OK</Status><Name>南门</Name></Notify>', 'gb18030');
+    const body = iconv.encode(
+      '<?xml version="1.0"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID><Status>OK</Status><Name>南门</Name></Notify>',
+      'gb18030',
+    );
     const head = REG.replace('REGISTER sip', 'MESSAGE sip').replace('1 REGISTER', '1 MESSAGE').replace('l: 0', `l: ${body.length}`);
     const m = parseSip(Buffer.concat([Buffer.from(head, 'latin1'), body, Buffer.from('trailing')]), opts);
     expect(m.body.equals(body)).toBe(true);
@@ -85,7 +88,13 @@ describe('SIP parser', () => {
 describe('digest (RFC 2617)', () => {
   it('computes the RFC 2617 §3.5 test vector', () => {
     const h1 = ha1('Mufasa', 'testrealm@host.com', 'Circle Of Life');
-    const r = expectedResponse(h1, 'GET', { nonce: 'dcd98b7102dd2f0e8b11d0f600bfb0c093', uri: '/dir/index.html', qop: 'auth', nc: '00000001', cnonce: '0a4f113b' });
+    const r = expectedResponse(h1, 'GET', {
+      nonce: 'dcd98b7102dd2f0e8b11d0f600bfb0c093',
+      uri: '/dir/index.html',
+      qop: 'auth',
+      nc: '00000001',
+      cnonce: '0a4f113b',
+    });
     expect(r).toBe('6629fae49393a05397450978507c4ef1');
     const creds = parseDigest(
       'Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41"',
@@ -120,7 +129,8 @@ describe('digest (RFC 2617)', () => {
 
 describe('MANSCDP and GB codes', () => {
   it('decodes GB18030 whatever the declaration says, with entities and CDATA', () => {
-    const xml = '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c --><Response><CmdType>Catalog</CmdType><SN>7</SN><DeviceID>34020000001180000001</DeviceID><Name a="x&amp;y">大&lt;门&gt;<![CDATA[<b>]]></Name></Response>';
+    const xml =
+      '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c --><Response><CmdType>Catalog</CmdType><SN>7</SN><DeviceID>34020000001180000001</DeviceID><Name a="x&amp;y">大&lt;门&gt;<![CDATA[<b>]]></Name></Response>';
     const doc = parseManscdp(iconv.encode(xml, 'gb18030'));
     const name = doc.el.children.find((c) => c.name === 'Name')!;
     expect(name.text).toBe('大<门><b>');
@@ -135,7 +145,13 @@ describe('MANSCDP and GB codes', () => {
   });
 
   it('round-trips what the platform builds', () => {
-    const doc = parseManscdp(buildManscdp('Query', [['CmdType', 'Catalog'], ['SN', 5], ['DeviceID', '34020000001320000001']]));
+    const doc = parseManscdp(
+      buildManscdp('Query', [
+        ['CmdType', 'Catalog'],
+        ['SN', 5],
+        ['DeviceID', '34020000001320000001'],
+      ]),
+    );
     expect(doc).toMatchObject({ root: 'Query', cmdType: 'Catalog', sn: '5' });
   });
 
@@ -158,7 +174,8 @@ describe('MANSCDP and GB codes', () => {
 });
 
 describe('keepalive fast path', () => {
-  const body = '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>7</SN>\r\n<DeviceID>34020000001320000001</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n';
+  const body =
+    '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>7</SN>\r\n<DeviceID>34020000001320000001</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n';
   const ka = (b: string = body, lines: string[] = []) =>
     Buffer.from(
       [
@@ -203,7 +220,12 @@ describe('keepalive fast path', () => {
     other(body, ['v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp']); // compact form
     const plain = ka().toString('latin1');
     const not = (s: string) => expect(scanKeepalive(Buffer.from(s, 'latin1'), 8192)).toBeNull();
-    not(plain.replace('Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKka1', 'Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKka1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp'));
+    not(
+      plain.replace(
+        'Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKka1',
+        'Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKka1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp',
+      ),
+    );
     not(plain.replace('To: <', 'To:\r\n <')); // folding
     not(plain.replace('CSeq:', 'cseq:'));
     not(plain.replace(/Content-Length: \d+\r\n/, '')); // no Content-Length

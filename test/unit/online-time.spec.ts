@@ -9,7 +9,15 @@ describe('online time from transitions', () => {
     expect(onlineWithin('offline', [], s, e).onlineMs).toBe(0);
   });
   it('the first transition after the start tells the state at the start', () => {
-    const r = onlineWithin('online', [{ from: 'online', to: 'offline', at: at(2) }, { from: 'offline', to: 'online', at: at(3) }], s, e);
+    const r = onlineWithin(
+      'online',
+      [
+        { from: 'online', to: 'offline', at: at(2) },
+        { from: 'offline', to: 'online', at: at(3) },
+      ],
+      s,
+      e,
+    );
     expect(r.onlineMs).toBe(9 * 3_600_000);
     expect(r.onlineThroughout).toBe(false);
     // Transitions after the window only tell the state: offline until 12:00 means offline all window.
@@ -33,7 +41,19 @@ describe('the counted window and maintenance holes', () => {
     expect(countedWindow({ start: hours.end, end: hours.start }, new Date('2026-03-02T12:00:00Z'))).toEqual({ start: hours.end, end: hours.end });
   });
   it('subtracts holes from intervals', () => {
-    expect(subtractIntervals([[0, 100]], [[20, 30], [90, 120], [-5, 1]])).toEqual([[1, 20], [30, 90]]);
+    expect(
+      subtractIntervals(
+        [[0, 100]],
+        [
+          [20, 30],
+          [90, 120],
+          [-5, 1],
+        ],
+      ),
+    ).toEqual([
+      [1, 20],
+      [30, 90],
+    ]);
     expect(subtractIntervals([[0, 100]], [[0, 100]])).toEqual([]);
     expect(subtractIntervals([[0, 100]], [[100, 200]])).toEqual([[0, 100]]);
   });

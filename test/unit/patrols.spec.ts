@@ -30,7 +30,13 @@ describe('cron slots (the run idempotency key)', () => {
 
 describe('round selection', () => {
   it('favoured gate cameras first, then never patrolled, then least recently patrolled', () => {
-    const c = (id: string, last: string | null, favoured = false) => ({ id, schoolId: 's', areaKind: favoured ? 'main_gate' : 'perimeter', lastPatrolledAt: last ? new Date(last) : null, favoured });
+    const c = (id: string, last: string | null, favoured = false) => ({
+      id,
+      schoolId: 's',
+      areaKind: favoured ? 'main_gate' : 'perimeter',
+      lastPatrolledAt: last ? new Date(last) : null,
+      favoured,
+    });
     const picked = pickCameras([c('a', '2026-03-01'), c('b', null), c('c', '2026-02-20'), c('d', '2026-03-01T12:00:00Z', true), c('e', null)], 4);
     expect(picked.map((x) => x.id)).toEqual(['d', 'b', 'e', 'c']);
   });

@@ -1,7 +1,12 @@
 import { gateWindows, isSchoolDay, postWindows, schoolHours, shanghaiDate } from '../../src/modules/school-day/calendar';
 import { requiredGuards, requiredGuardsFor } from '../../src/modules/school-day/staffing';
 
-const TT = { weekdays: [1, 2, 3, 4, 5], arrival: { start: '07:30', end: '08:10' }, dismissal: { start: '16:30', end: '17:10' }, schoolHours: { start: '07:30', end: '17:30' } };
+const TT = {
+  weekdays: [1, 2, 3, 4, 5],
+  arrival: { start: '07:30', end: '08:10' },
+  dismissal: { start: '16:30', end: '17:10' },
+  schoolHours: { start: '07:30', end: '17:30' },
+};
 
 describe('guard staffing rule', () => {
   const sizes = [99, 100, 999, 1000, 1499, 1500, 1501];

@@ -21,7 +21,11 @@ export function initialJsBudget(opts: { maxGzipKb: number }): Plugin {
         for (const dep of byName.get(file)?.imports ?? []) visit(dep);
       };
       for (const c of chunks) if (c.isEntry) visit(c.fileName);
-      const files = [...initial].map((f) => ({ file: f, raw: Buffer.byteLength(byName.get(f)!.code), gzip: gzipSync(byName.get(f)!.code, { level: 9 }).length }));
+      const files = [...initial].map((f) => ({
+        file: f,
+        raw: Buffer.byteLength(byName.get(f)!.code),
+        gzip: gzipSync(byName.get(f)!.code, { level: 9 }).length,
+      }));
       const gzip = files.reduce((s, f) => s + f.gzip, 0);
       const raw = files.reduce((s, f) => s + f.raw, 0);
       const all = chunks.reduce((s, c) => s + gzipSync(c.code, { level: 9 }).length, 0);
@@ -30,7 +34,11 @@ export function initialJsBudget(opts: { maxGzipKb: number }): Plugin {
       this.emitFile({
         type: 'asset',
         fileName: 'build-stats.json',
-        source: JSON.stringify({ initialJsGzipBytes: gzip, initialJsRawBytes: raw, allJsGzipBytes: all, budgetGzipBytes: opts.maxGzipKb * 1024, files }, null, 2),
+        source: JSON.stringify(
+          { initialJsGzipBytes: gzip, initialJsRawBytes: raw, allJsGzipBytes: all, budgetGzipBytes: opts.maxGzipKb * 1024, files },
+          null,
+          2,
+        ),
       });
       if (gzip > opts.maxGzipKb * 1024) this.error(`initial JS is ${kb(gzip)} KB gzipped, over the ${opts.maxGzipKb} KB budget`);
     },

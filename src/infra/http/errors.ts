@@ -31,8 +31,7 @@ export class DomainError extends Error {
 export const Errors = {
   validation: (fields: FieldError[], message = 'Request is invalid') =>
     new DomainError(HttpStatus.BAD_REQUEST, ErrorCode.VALIDATION_FAILED, message, { fields }),
-  badRequest: (code: ErrorCode, message: string, details?: Record<string, unknown>) =>
-    new DomainError(HttpStatus.BAD_REQUEST, code, message, details),
+  badRequest: (code: ErrorCode, message: string, details?: Record<string, unknown>) => new DomainError(HttpStatus.BAD_REQUEST, code, message, details),
   unauthorized: (code: ErrorCode = ErrorCode.AUTH.UNAUTHENTICATED, message = 'Authentication required') =>
     new DomainError(HttpStatus.UNAUTHORIZED, code, message),
   forbidden: (code: ErrorCode = ErrorCode.AUTH.FORBIDDEN, message = 'Not allowed') => new DomainError(HttpStatus.FORBIDDEN, code, message),
@@ -40,9 +39,7 @@ export const Errors = {
   /** 404 `<ENTITY>.NOT_FOUND`, with the message "<entity> <id> not found". */
   notFound: (code: NotFoundCode, id?: string) =>
     new DomainError(HttpStatus.NOT_FOUND, code, `${code.slice(0, -'.NOT_FOUND'.length).toLowerCase()} ${id ?? ''} not found`.replace(/\s+/g, ' ').trim()),
-  conflict: (code: ErrorCode, message: string, details?: Record<string, unknown>) =>
-    new DomainError(HttpStatus.CONFLICT, code, message, details),
-  tooMany: (code: ErrorCode, message: string, retryAfterSeconds: number) =>
-    new DomainError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds }),
+  conflict: (code: ErrorCode, message: string, details?: Record<string, unknown>) => new DomainError(HttpStatus.CONFLICT, code, message, details),
+  tooMany: (code: ErrorCode, message: string, retryAfterSeconds: number) => new DomainError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds }),
   payloadTooLarge: (message: string) => new DomainError(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, message),
 };

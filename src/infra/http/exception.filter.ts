@@ -41,7 +41,10 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       body = { code: httpCode(status), message: Array.isArray(message) ? message.join('; ') : String(message) };
     } else if (isBodyParserError(exception)) {
       status = exception.status;
-      body = { code: status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY, message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON' };
+      body = {
+        code: status === 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY,
+        message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON',
+      };
     }
     if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
     if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
@@ -54,15 +57,25 @@ function isBodyParserError(e: unknown): e is { status: number; type: string } {
 
 function httpCode(status: number): ErrorBody['code'] {
   switch (status) {
-    case 400: return ErrorCode.HTTP.BAD_REQUEST;
-    case 401: return ErrorCode.AUTH.UNAUTHENTICATED;
-    case 403: return ErrorCode.AUTH.FORBIDDEN;
-    case 404: return ErrorCode.HTTP.NOT_FOUND;
-    case 405: return ErrorCode.HTTP.METHOD_NOT_ALLOWED;
-    case 409: return ErrorCode.HTTP.CONFLICT;
-    case 413: return ErrorCode.PAYLOAD_TOO_LARGE;
-    case 415: return ErrorCode.HTTP.UNSUPPORTED_MEDIA_TYPE;
-    case 429: return ErrorCode.HTTP.RATE_LIMITED;
-    default: return status >= 500 ? ErrorCode.INTERNAL : `HTTP_${status}`;
+    case 400:
+      return ErrorCode.HTTP.BAD_REQUEST;
+    case 401:
+      return ErrorCode.AUTH.UNAUTHENTICATED;
+    case 403:
+      return ErrorCode.AUTH.FORBIDDEN;
+    case 404:
+      return ErrorCode.HTTP.NOT_FOUND;
+    case 405:
+      return ErrorCode.HTTP.METHOD_NOT_ALLOWED;
+    case 409:
+      return ErrorCode.HTTP.CONFLICT;
+    case 413:
+      return ErrorCode.PAYLOAD_TOO_LARGE;
+    case 415:
+      return ErrorCode.HTTP.UNSUPPORTED_MEDIA_TYPE;
+    case 429:
+      return ErrorCode.HTTP.RATE_LIMITED;
+    default:
+      return status >= 500 ? ErrorCode.INTERNAL : `HTTP_${status}`;
   }
 }

@@ -78,6 +78,8 @@ export function fromPostgres(e: unknown): DomainError | null {
     case '23001':
       return Errors.conflict(ErrorCode.CONFLICT.REFERENCE, 'Referenced by or referencing another record', { constraint, fields });
     default:
-      return code.startsWith('23') ? new DomainError(HttpStatus.CONFLICT, ErrorCode.HTTP.CONFLICT, 'Conflicts with another record', { constraint, fields }) : null;
+      return code.startsWith('23')
+        ? new DomainError(HttpStatus.CONFLICT, ErrorCode.HTTP.CONFLICT, 'Conflicts with another record', { constraint, fields })
+        : null;
   }
 }

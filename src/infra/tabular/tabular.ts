@@ -94,9 +94,7 @@ function toTable(format: FileFormat, records: string[][]): Table {
   const [first, ...rest] = records;
   if (!first || first.every((c) => c.trim() === '')) throw unreadable('第 1 行应为表头');
   const header = first.map((h) => h.replace(/^\uFEFF/, '').trim());
-  const rows = rest
-    .map((cells, i) => ({ line: i + 2, cells: cells.map((c) => c.trim()) }))
-    .filter((r) => r.cells.some((c) => c !== ''));
+  const rows = rest.map((cells, i) => ({ line: i + 2, cells: cells.map((c) => c.trim()) })).filter((r) => r.cells.some((c) => c !== ''));
   return { format, header, rows };
 }
 

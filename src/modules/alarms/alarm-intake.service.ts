@@ -132,7 +132,12 @@ export class AlarmIntakeService {
       if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
       if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
       const openId = r.openId!;
-      await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [openId, input.deviceId, input.eventId, receivedAt]);
+      await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [
+        openId,
+        input.deviceId,
+        input.eventId,
+        receivedAt,
+      ]);
       const [[row]] = (await m.query(
         `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
         [openId, receivedAt],
@@ -345,7 +350,12 @@ export class AlarmIntakeService {
     )) as (IncidentRow & { seen: string | null; open_id: string | null; notified: unknown; outbox: OutboxRow[] | null })[];
     const { seen, open_id: openId, notified: _n, outbox, ...row } = res;
     if (!row.id) return { row: null, jobs: [], seen, openId };
-    return { row: row as IncidentRow, jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })), seen: null, openId: null };
+    return {
+      row: row as IncidentRow,
+      jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })),
+      seen: null,
+      openId: null,
+    };
   }
 
   /** An incident row by id (404 if none). */

@@ -125,7 +125,9 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     for (const name of new Set(fresh.map((r) => r.job_name))) {
       await this.queue.addBulk(
         name,
-        fresh.filter((r) => r.job_name === name).map((r) => ({ payload: r.payload as never, options: { ...this.options(name, r.available_at), jobId: r.job_id } })),
+        fresh
+          .filter((r) => r.job_name === name)
+          .map((r) => ({ payload: r.payload as never, options: { ...this.options(name, r.available_at), jobId: r.job_id } })),
       );
     }
     await this.db.query(`UPDATE alarm_outbox SET dispatched_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);

@@ -12,7 +12,19 @@ import { ACT_ROLES, CANCEL_ROLES, RAISE_ROLES, READ_ROLES } from './alarms.acces
 import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentQueriesService } from './incident-queries.service';
-import { CancelDto, DevicePressDto, DeviceReportDto, DrillWindowDto, DrillWindowQuery, IncidentQuery, NoteDto, OptionalNoteDto, RaiseIncidentDto, ResolveDto, StatsQuery } from './dto';
+import {
+  CancelDto,
+  DevicePressDto,
+  DeviceReportDto,
+  DrillWindowDto,
+  DrillWindowQuery,
+  IncidentQuery,
+  NoteDto,
+  OptionalNoteDto,
+  RaiseIncidentDto,
+  ResolveDto,
+  StatsQuery,
+} from './dto';
 
 /** New incident: 201; a retried event or a press folded into an open incident: 200. */
 function answer(res: Response, r: RaiseResult) {
@@ -50,7 +62,15 @@ export class AlarmsController {
     if (device.kind === 'camera' && dto.cameraId && dto.cameraId !== device.subjectId) throw Errors.outOfScope();
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     const r = await this.intake.raiseFromDevice(
-      { deviceKind: 'camera', deviceId: cameraId, eventId: dto.eventId, type: dto.type, priority: dto.priority, note: dto.note, gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null },
+      {
+        deviceKind: 'camera',
+        deviceId: cameraId,
+        eventId: dto.eventId,
+        type: dto.type,
+        priority: dto.priority,
+        note: dto.note,
+        gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
+      },
       actor,
     );
     return answer(res, r);

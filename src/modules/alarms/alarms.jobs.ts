@@ -41,7 +41,9 @@ export class AlarmsJobs {
       const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1 FOR UPDATE`, [incidentId])) as IncidentRow[];
       let result = 'skipped';
       if (row && row.status === 'raised' && row.escalation_level < level) {
-        const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [IncidentRow[]];
+        const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [
+          IncidentRow[],
+        ];
         await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `未确认，升级至第 ${level} 级，已通知值班主管`, { level });
         await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level } });
         result = `escalated to ${level}`;

@@ -11,7 +11,9 @@ const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : val
 
 /** A one-click alarm button press (device credential). */
 export class DevicePressDto {
-  @ApiProperty({ description: "the device's own event id; a retry with the same id returns the same incident" }) @Matches(EVENT_ID, EVENT_ID_MSG) eventId: string;
+  @ApiProperty({ description: "the device's own event id; a retry with the same id returns the same incident" })
+  @Matches(EVENT_ID, EVENT_ID_MSG)
+  eventId: string;
   @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
   @ApiPropertyOptional({ description: 'a drill press (演练)' }) @IsOptional() @IsBoolean() drill?: boolean;

@@ -76,7 +76,13 @@ export class IncidentLifecycleService {
       if (!updated) throw await this.refusal(m, id, action, user);
       await appendTimeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
       await this.events.append(m, { type: 'incident.updated', schoolId: updated.school_id, payload: { ...toSummary(updated), change: action } });
-      await this.audit.record(m, { action, entity: 'incident', entityId: id, schoolId: updated.school_id, after: { status: updated.status, note: opts.note, outcome: opts.outcome } });
+      await this.audit.record(m, {
+        action,
+        entity: 'incident',
+        entityId: id,
+        schoolId: updated.school_id,
+        after: { status: updated.status, note: opts.note, outcome: opts.outcome },
+      });
       if (action === 'acknowledge' || action === 'cancel') {
         // Escalation is over: mark its outbox rows done (no re-dispatch) and drop the timers after commit.
         const [rows] = (await m.query(
@@ -106,6 +112,8 @@ export class IncidentLifecycleService {
         status: row.status,
       });
     }
-    return Errors.conflict(t.ok ? ErrorCode.ALARM.CONCURRENT_CHANGE : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, { status: row.status });
+    return Errors.conflict(t.ok ? ErrorCode.ALARM.CONCURRENT_CHANGE : t.code, t.ok ? '报警状态刚被其他人更改，请刷新后重试' : t.message, {
+      status: row.status,
+    });
   }
 }

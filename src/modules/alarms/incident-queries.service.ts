@@ -60,7 +60,10 @@ export class IncidentQueriesService {
     const limit = Math.min(q.limit ?? defaultPage, maxPage);
     const offset = q.offset ?? 0;
     const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
-    const rows = (await this.db.query(`SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`, params)) as IncidentRow[];
+    const rows = (await this.db.query(
+      `SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`,
+      params,
+    )) as IncidentRow[];
     return { items: rows.map(toView), total, limit, offset };
   }
 
@@ -84,10 +87,7 @@ export class IncidentQueriesService {
       .map(([k, c]) => `EXTRACT(EPOCH FROM ${c} - first_press_at) * 1000 AS "${k}"`)
       .join(', ');
     const aggs = Object.keys(steps)
-      .map(
-        (k) =>
-          `percentile_cont(0.5) WITHIN GROUP (ORDER BY "${k}") AS "${k}P50", percentile_cont(0.9) WITHIN GROUP (ORDER BY "${k}") AS "${k}P90"`,
-      )
+      .map((k) => `percentile_cont(0.5) WITHIN GROUP (ORDER BY "${k}") AS "${k}P50", percentile_cont(0.9) WITHIN GROUP (ORDER BY "${k}") AS "${k}P90"`)
       .join(', ');
     const rows: Record<string, unknown>[] = await this.db.query(
       `WITH d AS (

@@ -33,6 +33,11 @@ export class AuthModule implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.queue.upsertScheduler('auth.prune-refresh-tokens', JobName.PruneRefreshTokens, { pattern: this.config.auth.pruneRefreshTokensCron }, { olderThanDays: 1 });
+    await this.queue.upsertScheduler(
+      'auth.prune-refresh-tokens',
+      JobName.PruneRefreshTokens,
+      { pattern: this.config.auth.pruneRefreshTokensCron },
+      { olderThanDays: 1 },
+    );
   }
 }

@@ -56,16 +56,8 @@ export class AuthService {
       .getOne();
     const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyPassword(await dummyHash(), password);
     if (!user || !ok || user.disabled) {
-      await this.redis
-        .multi()
-        .incr(acctKey)
-        .expire(acctKey, loginWindowSeconds, 'NX')
-        .incr(ipKey)
-        .expire(ipKey, loginWindowSeconds, 'NX')
-        .exec();
-      await this.db.transaction((m) =>
-        this.audit.record(m, { action: 'login_failed', entity: 'user', entityId: user?.id ?? null, after: { username } }),
-      );
+      await this.redis.multi().incr(acctKey).expire(acctKey, loginWindowSeconds, 'NX').incr(ipKey).expire(ipKey, loginWindowSeconds, 'NX').exec();
+      await this.db.transaction((m) => this.audit.record(m, { action: 'login_failed', entity: 'user', entityId: user?.id ?? null, after: { username } }));
       throw Errors.unauthorized(ErrorCode.AUTH.INVALID_CREDENTIALS, 'Wrong username or password');
     }
     await this.redis.del(acctKey);
@@ -110,9 +102,7 @@ export class AuthService {
   /** Revokes the refresh token (if given) and the access token in use. */
   async logout(user: AuthUser & { exp?: number }, refreshToken?: string): Promise<void> {
     if (refreshToken) {
-      await this.db
-        .getRepository(RefreshToken)
-        .update({ tokenHash: sha256(refreshToken), userId: user.id, revokedAt: IsNull() }, { revokedAt: new Date() });
+      await this.db.getRepository(RefreshToken).update({ tokenHash: sha256(refreshToken), userId: user.id, revokedAt: IsNull() }, { revokedAt: new Date() });
     }
     await this.tokens.denyAccessToken(user.jti, user.exp ?? Math.floor(Date.now() / 1000) + this.config.auth.accessTtlSeconds);
     await this.db.transaction((m) => this.audit.record(m, { action: 'logout', entity: 'user', entityId: user.id }));

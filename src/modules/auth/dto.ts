@@ -16,7 +16,10 @@ export class LogoutDto {
 }
 
 export class CreateUserDto {
-  @ApiProperty({ example: 'guard.jth01' }) @IsString() @Matches(/^[A-Za-z0-9_.@-]{3,64}$/, { message: 'username: 3–64 letters, digits or _.@-' }) username: string;
+  @ApiProperty({ example: 'guard.jth01' })
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.@-]{3,64}$/, { message: 'username: 3–64 letters, digits or _.@-' })
+  username: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) displayName?: string;
   @ApiProperty() @IsString() @MinLength(1) @MaxLength(256) password: string;
   @ApiProperty({ enum: ROLE_NAMES }) @IsIn(ROLE_NAMES) role: UserRole;

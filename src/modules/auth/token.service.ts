@@ -52,12 +52,14 @@ export class TokenService {
       claims = jwt.verify(token, this.config.auth.jwtSecret, { algorithms: ['HS256'], issuer: 'shouhu' }) as AccessClaims;
     } catch (e) {
       const expired = (e as Error).name === 'TokenExpiredError';
-      throw Errors.unauthorized(expired ? ErrorCode.AUTH.TOKEN_EXPIRED : ErrorCode.AUTH.TOKEN_INVALID, expired ? 'Access token expired' : 'Access token invalid');
+      throw Errors.unauthorized(
+        expired ? ErrorCode.AUTH.TOKEN_EXPIRED : ErrorCode.AUTH.TOKEN_INVALID,
+        expired ? 'Access token expired' : 'Access token invalid',
+      );
     }
     if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     const [denied, revokedBefore] = await this.redis.mget(this.denyKey(claims.jti), this.userRevokedKey(claims.sub));
-    if (denied || (revokedBefore && claims.ims <= Number(revokedBefore)))
-      throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
+    if (denied || (revokedBefore && claims.ims <= Number(revokedBefore))) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
     return { id: claims.sub, username: claims.usr, role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
   }
 

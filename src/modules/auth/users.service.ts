@@ -44,7 +44,8 @@ export class UsersService {
 
   async create(dto: CreateUserDto, manager?: EntityManager): Promise<User> {
     this.checkPasswordStrength(dto.password);
-    if (dto.role !== 'school_security' && dto.schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'only school_security users belong to a school' }]);
+    if (dto.role !== 'school_security' && dto.schoolId)
+      throw Errors.validation([{ field: 'schoolId', reason: 'only school_security users belong to a school' }]);
     const run = async (m: EntityManager) => {
       if (dto.schoolId) await this.assertSchoolExists(m, dto.schoolId);
       const exists = await m.getRepository(User).createQueryBuilder('u').where('lower(u.username) = lower(:n)', { n: dto.username }).getExists();
@@ -91,8 +92,7 @@ export class UsersService {
   async changeOwnPassword(id: string, current: string, next: string): Promise<void> {
     this.checkPasswordStrength(next, 'newPassword');
     const user = await this.db.getRepository(User).createQueryBuilder('u').addSelect('u.passwordHash').where('u.id = :id', { id }).getOne();
-    if (!user || !(await verifyPassword(user.passwordHash, current)))
-      throw Errors.validation([{ field: 'currentPassword', reason: 'is wrong' }]);
+    if (!user || !(await verifyPassword(user.passwordHash, current))) throw Errors.validation([{ field: 'currentPassword', reason: 'is wrong' }]);
     await this.update(id, { password: next });
   }
 

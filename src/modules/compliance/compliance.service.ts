@@ -9,7 +9,12 @@ import { addDays, dayStart, shanghaiDate } from '../school-day';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
 export type Target = (typeof TARGETS)[number];
-export const TARGET_LABEL: Record<Target, string> = { closedCampus: '校园封闭化管理', guards: '专职保安员配备', networked: '视频监控及一键报警联网', posts: '护学岗' };
+export const TARGET_LABEL: Record<Target, string> = {
+  closedCampus: '校园封闭化管理',
+  guards: '专职保安员配备',
+  networked: '视频监控及一键报警联网',
+  posts: '护学岗',
+};
 
 export interface SchoolCompliance {
   date: string;
@@ -96,7 +101,8 @@ export class ComplianceService {
       };
       const failedCount = TARGETS.filter((t) => !result[t]).length;
       const reasons: Record<string, unknown> = {};
-      if (!result.closedCampus) reasons.closedCampus = { gates: gateList.slice(0, LIST_CAP).map((g) => ({ gate: g.gate, at: g.at, source: g.source })), count: gateList.length };
+      if (!result.closedCampus)
+        reasons.closedCampus = { gates: gateList.slice(0, LIST_CAP).map((g) => ({ gate: g.gate, at: g.at, source: g.source })), count: gateList.length };
       if (!result.guards) reasons.guards = { required, actual, short: required - actual, rule };
       if (!result.networked)
         reasons.networked = {
@@ -180,7 +186,11 @@ export class ComplianceService {
     );
     if (rows.length === 0) return [];
     const schools = new Map((await this.registry.schoolsIn({ ids: [...new Set(rows.map((r) => r.schoolId as string))] })).map((s) => [s.id, s]));
-    return rows.map((r) => ({ ...(r as unknown as SchoolCompliance), schoolCode: schools.get(r.schoolId as string)?.code ?? '', schoolName: schools.get(r.schoolId as string)?.name ?? '' }));
+    return rows.map((r) => ({
+      ...(r as unknown as SchoolCompliance),
+      schoolCode: schools.get(r.schoolId as string)?.code ?? '',
+      schoolName: schools.get(r.schoolId as string)?.name ?? '',
+    }));
   }
 
   /** Rows for a date range (snapshots, plus today computed live), for trends and exports. */
@@ -217,10 +227,32 @@ function shares(rows: SchoolCompliance[]) {
 /** One export line per school and day: the four targets and why each failed, in zh-CN. */
 export function exportRows(rows: SchoolCompliance[]): { header: string[]; rows: (string | number)[][] } {
   const yes = (b: boolean) => (b ? '达标' : '未达标');
-  const header = ['日期', '学校代码', '学校名称', '上课日', TARGET_LABEL.closedCampus, TARGET_LABEL.guards, TARGET_LABEL.networked, TARGET_LABEL.posts, '四个100%', '未达标原因'];
+  const header = [
+    '日期',
+    '学校代码',
+    '学校名称',
+    '上课日',
+    TARGET_LABEL.closedCampus,
+    TARGET_LABEL.guards,
+    TARGET_LABEL.networked,
+    TARGET_LABEL.posts,
+    '四个100%',
+    '未达标原因',
+  ];
   return {
     header,
-    rows: rows.map((r) => [r.date, r.schoolCode, r.schoolName, r.schoolDay ? '是' : '否', yes(r.closedCampus), yes(r.guards), yes(r.networked), yes(r.posts), yes(r.allMet), describe(r.reasons)]),
+    rows: rows.map((r) => [
+      r.date,
+      r.schoolCode,
+      r.schoolName,
+      r.schoolDay ? '是' : '否',
+      yes(r.closedCampus),
+      yes(r.guards),
+      yes(r.networked),
+      yes(r.posts),
+      yes(r.allMet),
+      describe(r.reasons),
+    ]),
   };
 }
 

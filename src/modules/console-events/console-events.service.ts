@@ -67,10 +67,9 @@ export class ConsoleEventsService {
     const cutoff = new Date(now.getTime() - this.config.console.replayWindowSeconds * 1000);
     let total = 0;
     for (;;) {
-      const [, n] = (await this.db.query(
-        `DELETE FROM console_events WHERE seq IN (SELECT seq FROM console_events WHERE at < $1 ORDER BY seq LIMIT 5000)`,
-        [cutoff],
-      )) as [unknown, number];
+      const [, n] = (await this.db.query(`DELETE FROM console_events WHERE seq IN (SELECT seq FROM console_events WHERE at < $1 ORDER BY seq LIMIT 5000)`, [
+        cutoff,
+      ])) as [unknown, number];
       total += n;
       if (n < 5000) return total;
     }

@@ -29,7 +29,14 @@ interface EventRow {
 const RUNNING_XIDS_SQL = `SELECT coalesce(array_agg(backend_xid::text), '{}') AS running FROM pg_stat_activity
   WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`;
 
-const toEnvelope = (r: EventRow): ConsoleEnvelope => ({ seq: Number(r.seq), v: r.v, type: r.type, at: new Date(r.at).toISOString(), schoolId: r.school_id, payload: r.payload });
+const toEnvelope = (r: EventRow): ConsoleEnvelope => ({
+  seq: Number(r.seq),
+  v: r.v,
+  type: r.type,
+  at: new Date(r.at).toISOString(),
+  schoolId: r.school_id,
+  payload: r.payload,
+});
 
 /**
  * Reads console_events in seq order and hands each new event, exactly once and in order, to

@@ -42,7 +42,9 @@ export class ConsoleWebService implements OnModuleInit {
     if (!app) return;
     app.get('/', (_req: Request, res: Response) => res.redirect(302, '/console/'));
     // Relative URLs and the router's base need the trailing slash.
-    app.get('/console', (req: Request, res: Response, next: NextFunction) => (req.originalUrl.split('?')[0] === '/console' ? res.redirect(301, '/console/') : next()));
+    app.get('/console', (req: Request, res: Response, next: NextFunction) =>
+      req.originalUrl.split('?')[0] === '/console' ? res.redirect(301, '/console/') : next(),
+    );
     const dir = consoleWebDir();
     if (!dir) {
       this.logger.warn('web console not built (dist/console-web is missing): run `npm run build`; /console answers 503 until then');
@@ -64,8 +66,21 @@ export class ConsoleWebService implements OnModuleInit {
       res.setHeader('Cache-Control', 'public, max-age=86400');
       res.sendFile(join(dir, 'favicon.ico'));
     });
-    app.use('/console/assets', serveStatic(join(dir, 'assets'), { index: false, fallthrough: false, immutable: true, maxAge: '365d', setHeaders: securityHeaders }));
-    app.use('/console', serveStatic(dir, { index: false, maxAge: 0, setHeaders: (res) => { securityHeaders(res); res.setHeader('Cache-Control', 'no-cache'); } }));
+    app.use(
+      '/console/assets',
+      serveStatic(join(dir, 'assets'), { index: false, fallthrough: false, immutable: true, maxAge: '365d', setHeaders: securityHeaders }),
+    );
+    app.use(
+      '/console',
+      serveStatic(dir, {
+        index: false,
+        maxAge: 0,
+        setHeaders: (res) => {
+          securityHeaders(res);
+          res.setHeader('Cache-Control', 'no-cache');
+        },
+      }),
+    );
     app.get(/^\/console\/.*/, sendIndex);
   }
 }

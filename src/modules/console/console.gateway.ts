@@ -123,12 +123,25 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private onConnection(socket: Socket): void {
     const user = socket.data.user as SessionUser;
     const scope = scopedSchoolId(user);
-    const s: Session = { socket, user, token: socket.data.token as string, scope, room: scope ? schoolRoom(scope) : DISTRICT_ROOM, buffer: null, chain: Promise.resolve(), generation: 0 };
+    const s: Session = {
+      socket,
+      user,
+      token: socket.data.token as string,
+      scope,
+      room: scope ? schoolRoom(scope) : DISTRICT_ROOM,
+      buffer: null,
+      chain: Promise.resolve(),
+      generation: 0,
+    };
     consoleMetrics.connected.inc();
     this.armExpiry(s);
     // A logout or a disabled account ends the console session within the check period, not at token expiry.
     s.revocationCheck = setInterval(() => void this.stillValid(s), this.cfg.revocationCheckSeconds * 1000).unref();
-    socket.emit('session', { v: 1, user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId }, tokenExpiresAt: new Date(user.exp * 1000).toISOString() });
+    socket.emit('session', {
+      v: 1,
+      user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId },
+      tokenExpiresAt: new Date(user.exp * 1000).toISOString(),
+    });
     socket.on('disconnect', () => {
       consoleMetrics.connected.dec();
       clearTimeout(s.expiry);
@@ -189,10 +202,13 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private armExpiry(s: Session): void {
     clearTimeout(s.expiry);
     const ms = Math.max(0, s.user.exp * 1000 - Date.now());
-    s.expiry = setTimeout(() => {
-      s.socket.emit('auth_expired', { code: ErrorCode.AUTH.TOKEN_EXPIRED, message: 'Access token expired: log in or refresh, then reconnect' });
-      s.socket.disconnect(true);
-    }, Math.min(ms, 2 ** 31 - 1));
+    s.expiry = setTimeout(
+      () => {
+        s.socket.emit('auth_expired', { code: ErrorCode.AUTH.TOKEN_EXPIRED, message: 'Access token expired: log in or refresh, then reconnect' });
+        s.socket.disconnect(true);
+      },
+      Math.min(ms, 2 ** 31 - 1),
+    );
     s.expiry.unref();
   }
 
@@ -203,7 +219,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       if (typeof token !== 'string') throw Errors.validation([{ field: 'token', reason: 'must be a string' }]);
       const user = await this.tokens.verifyAccess(token);
       // A session keeps its identity and scope; another user connects anew.
-      if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId) throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'token of another user');
+      if (user.id !== s.user.id || user.role !== s.user.role || user.schoolId !== s.user.schoolId)
+        throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'token of another user');
       s.user = user;
       s.token = token;
       this.armExpiry(s);

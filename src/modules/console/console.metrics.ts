@@ -7,5 +7,10 @@ export const consoleMetrics = {
   delivered: new Counter({ name: 'shouhu_console_events_delivered_total', help: 'Console events this api process delivered live', registers: [metrics] }),
   replayed: new Counter({ name: 'shouhu_console_events_replayed_total', help: 'Console events replayed to reconnecting consoles', registers: [metrics] }),
   snapshots: new Counter({ name: 'shouhu_console_snapshots_total', help: 'Snapshots sent to consoles that could not replay', registers: [metrics] }),
-  actions: new Counter({ name: 'shouhu_console_actions_total', help: 'Operator actions over the socket, by action and result', labelNames: ['action', 'result'], registers: [metrics] }),
+  actions: new Counter({
+    name: 'shouhu_console_actions_total',
+    help: 'Operator actions over the socket, by action and result',
+    labelNames: ['action', 'result'],
+    registers: [metrics],
+  }),
 };

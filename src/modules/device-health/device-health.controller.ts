@@ -6,7 +6,16 @@ import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { DeviceHealthQueries } from './device-health.queries';
 import { OnlineTimeService } from './online-time.service';
-import { CreateMaintenanceWindowDto, DeviceListQuery, MaintenanceQuery, OnlineRateQuery, OutageQuery, OverdueQuery, SummaryQuery, TransitionQuery } from './dto';
+import {
+  CreateMaintenanceWindowDto,
+  DeviceListQuery,
+  MaintenanceQuery,
+  OnlineRateQuery,
+  OutageQuery,
+  OverdueQuery,
+  SummaryQuery,
+  TransitionQuery,
+} from './dto';
 
 /** What operators see of device liveness. School security staff see their own school only. */
 @ApiTags('device-health')

@@ -87,7 +87,10 @@ export class DeviceHealthQueries {
     if (!d) throw Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, id);
     const [seen] = await this.health.lastSeen([d]);
     const [flap] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);
-    const [fault] = await this.db.query(`SELECT outage_id AS "outageId", since, overdue_at AS "overdueAt" FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`, [id]);
+    const [fault] = await this.db.query(
+      `SELECT outage_id AS "outageId", since, overdue_at AS "overdueAt" FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`,
+      [id],
+    );
     return { ...d, lastHeartbeatAt: seen, flapping: flap ?? null, openFault: fault ?? null };
   }
 
@@ -173,9 +176,10 @@ export class DeviceHealthQueries {
 
   async createMaintenance(dto: CreateMaintenanceWindowDto, userId: string) {
     if (Date.parse(dto.endsAt) <= Date.parse(dto.startsAt)) throw Errors.validation([{ field: 'endsAt', reason: 'must be after startsAt' }]);
-    if (dto.schoolId) await this.registry.school(dto.schoolId).catch(() => {
-      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
-    });
+    if (dto.schoolId)
+      await this.registry.school(dto.schoolId).catch(() => {
+        throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+      });
     return this.db.transaction(async (m) => {
       const [row] = await m.query(
         `INSERT INTO maintenance_windows (school_id, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${MW_COLS}`,

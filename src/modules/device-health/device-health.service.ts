@@ -267,7 +267,12 @@ export class DeviceHealthService {
           const ids = claimed.filter((d) => d.kind === kind).map((d) => d.id);
           if (!ids.length) continue;
           const locked = new Map((await this.statuses.lockDevices(m, kind, ids)).map((r) => [r.id, r]));
-          const changed = await this.statuses.setDeviceStatuses(m, kind, ids.map((id) => ({ id, lastSeenAt: atDate })), 'online');
+          const changed = await this.statuses.setDeviceStatuses(
+            m,
+            kind,
+            ids.map((id) => ({ id, lastSeenAt: atDate })),
+            'online',
+          );
           for (const id of changed) {
             const row = locked.get(id)!;
             transitions.push({ deviceId: id, kind, schoolId: row.schoolId, from: row.status, to: 'online', at: atDate });
@@ -287,7 +292,10 @@ export class DeviceHealthService {
    * Only devices that have a deadline are touched; a later heartbeat pushes it back out.
    */
   async expire(ids: string[], at: Date = new Date()): Promise<void> {
-    const members = ids.map((id) => this.index.get(id)).filter((d): d is IndexedDevice => !!d).map(memberOf);
+    const members = ids
+      .map((id) => this.index.get(id))
+      .filter((d): d is IndexedDevice => !!d)
+      .map(memberOf);
     if (members.length === 0) return;
     await this.redis.call('ZADD', [this.deadlinesKey, 'XX', ...members.flatMap((m) => [at.getTime(), m])]);
   }

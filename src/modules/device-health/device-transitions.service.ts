@@ -71,9 +71,9 @@ export class DeviceTransitionsService {
     if (up.length) {
       const rows = returningRows<{ outage_id: string }>(
         await m.query(
-        `UPDATE device_faults f SET recovered_at = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v(device_id, at)
+          `UPDATE device_faults f SET recovered_at = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v(device_id, at)
           WHERE f.device_id = v.device_id AND f.recovered_at IS NULL RETURNING f.outage_id`,
-        [up.map((t) => t.deviceId), up.map((t) => t.at)],
+          [up.map((t) => t.deviceId), up.map((t) => t.at)],
         ),
       );
       for (const r of rows) touched.add(r.outage_id);
@@ -82,14 +82,14 @@ export class DeviceTransitionsService {
     if (touched.size) {
       outages = returningRows<OutageRow>(
         await m.query(
-        `UPDATE device_outages o
+          `UPDATE device_outages o
             SET offline_count = c.open, affected_count = c.total, peak_count = GREATEST(o.peak_count, c.open), updated_at = $2,
                 closed_at = CASE WHEN c.open = 0 THEN GREATEST($2, o.opened_at) ELSE NULL END
            FROM (SELECT outage_id, count(*) FILTER (WHERE recovered_at IS NULL)::int AS open, count(*)::int AS total
                    FROM device_faults WHERE outage_id = ANY($1::uuid[]) GROUP BY outage_id) c
           WHERE o.id = c.outage_id
           RETURNING o.*`,
-        [[...touched], now],
+          [[...touched], now],
         ),
       );
     }
@@ -110,7 +110,11 @@ export class DeviceTransitionsService {
       events.push({
         type: 'device.outage',
         schoolId: o.school_id,
-        payload: { ...outagePayload(o), wentOffline: mine.filter((t) => t.to === 'offline').map((t) => t.deviceId), recovered: mine.filter((t) => t.to === 'online').map((t) => t.deviceId) },
+        payload: {
+          ...outagePayload(o),
+          wentOffline: mine.filter((t) => t.to === 'offline').map((t) => t.deviceId),
+          recovered: mine.filter((t) => t.to === 'online').map((t) => t.deviceId),
+        },
       });
     }
     for (const [schoolId, devices] of flapping) events.push({ type: 'device.flapping', schoolId, payload: { schoolId, devices } });
@@ -150,10 +154,10 @@ export class DeviceTransitionsService {
       await m.query(`DELETE FROM device_flapping WHERE last_bounce_at < $1`, [windowStart]);
       const overdueBefore = new Date(now.getTime() - this.cfg.faultOverdueHours * 3_600_000);
       const faults = returningRows<{ outage_id: string; device_id: string; kind: string }>(
-        await m.query(`UPDATE device_faults SET overdue_at = $1 WHERE recovered_at IS NULL AND overdue_at IS NULL AND since <= $2 RETURNING outage_id, device_id, kind`, [
-          now,
-          overdueBefore,
-        ]),
+        await m.query(
+          `UPDATE device_faults SET overdue_at = $1 WHERE recovered_at IS NULL AND overdue_at IS NULL AND since <= $2 RETURNING outage_id, device_id, kind`,
+          [now, overdueBefore],
+        ),
       );
       if (faults.length === 0) return 0;
       const outages = returningRows<OutageRow>(

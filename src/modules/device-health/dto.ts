@@ -30,7 +30,11 @@ export class TransitionQuery extends LimitOffset {
 export class OutageQuery extends LimitOffset {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiPropertyOptional({ enum: ['open', 'closed'] }) @IsOptional() @IsIn(['open', 'closed']) status?: 'open' | 'closed';
-  @ApiPropertyOptional() @IsOptional() @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value)) @IsIn([true, false]) overdue?: boolean;
+  @ApiPropertyOptional()
+  @IsOptional()
+  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsIn([true, false])
+  overdue?: boolean;
 }
 
 export class OverdueQuery extends LimitOffset {
@@ -40,7 +44,9 @@ export class OverdueQuery extends LimitOffset {
 export class OnlineRateQuery {
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @Matches(DATE_PATTERN, { message: 'from: a date YYYY-MM-DD' }) from: string;
-  @ApiProperty({ example: '2026-03-06', description: 'last day, inclusive; at most 62 days after from' }) @Matches(DATE_PATTERN, { message: 'to: a date YYYY-MM-DD' }) to: string;
+  @ApiProperty({ example: '2026-03-06', description: 'last day, inclusive; at most 62 days after from' })
+  @Matches(DATE_PATTERN, { message: 'to: a date YYYY-MM-DD' })
+  to: string;
 }
 
 export class MaintenanceQuery extends LimitOffset {

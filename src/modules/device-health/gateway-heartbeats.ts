@@ -14,7 +14,11 @@ export interface RejectedEntry {
  * ones by index with a reason (in order). A gateway bound to a school (`schoolId` not null) may
  * only report that school's devices. `misses` counts unknown devices (worth an index refresh).
  */
-export function resolveEntries(index: LivenessIndex, list: readonly unknown[], schoolId: string | null): { accepted: number[]; rejected: RejectedEntry[]; misses: number } {
+export function resolveEntries(
+  index: LivenessIndex,
+  list: readonly unknown[],
+  schoolId: string | null,
+): { accepted: number[]; rejected: RejectedEntry[]; misses: number } {
   const accepted: number[] = [];
   const rejected: RejectedEntry[] = [];
   let misses = 0;

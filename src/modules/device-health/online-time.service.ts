@@ -136,7 +136,12 @@ export class OnlineTimeService {
    * online. Days with nothing to count (no school, not yet begun) have rate null.
    * Errors: 404 unknown school; 400 `to` before `from` or more than 62 days after it.
    */
-  async dailyRate(schoolId: string, from: string, to: string, now = new Date()): Promise<{ schoolId: string; timezone: string; schoolHours: { start: string; end: string }; days: DailyOnlineRate[] }> {
+  async dailyRate(
+    schoolId: string,
+    from: string,
+    to: string,
+    now = new Date(),
+  ): Promise<{ schoolId: string; timezone: string; schoolHours: { start: string; end: string }; days: DailyOnlineRate[] }> {
     const school = await this.registry.school(schoolId);
     const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS;
     if (!(span >= 0)) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
@@ -180,7 +185,13 @@ export class OnlineTimeService {
         for (const d of devices)
           for (const [a, b] of counted) onlineMs += onlineWithin(statusAtEnd.get(d.id) ?? d.status, changes.get(d.id) ?? [], new Date(a), new Date(b)).onlineMs;
       const denominator = countedMs * devices.length;
-      days.push({ date, schoolDay: hours !== null, countedSeconds: Math.round(countedMs / 1000), devices: devices.length, onlineRate: denominator > 0 ? round4(onlineMs / denominator) : null });
+      days.push({
+        date,
+        schoolDay: hours !== null,
+        countedSeconds: Math.round(countedMs / 1000),
+        devices: devices.length,
+        onlineRate: denominator > 0 ? round4(onlineMs / denominator) : null,
+      });
     }
     return { schoolId, timezone: TZ, schoolHours: school.timetable.schoolHours, days };
   }

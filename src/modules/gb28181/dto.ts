@@ -1,6 +1,22 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
 
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
@@ -12,7 +28,11 @@ export class GbPage {
 
 export class GbDeviceQuery extends GbPage {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
-  @ApiPropertyOptional({ description: 'only devices whose registration is (not) current' }) @IsOptional() @Transform(toBool) @IsIn([true, false]) registered?: boolean;
+  @ApiPropertyOptional({ description: 'only devices whose registration is (not) current' })
+  @IsOptional()
+  @Transform(toBool)
+  @IsIn([true, false])
+  registered?: boolean;
 }
 
 export class GbChannelQuery extends GbPage {

@@ -59,7 +59,15 @@ export class GbAlarms {
           // Deterministic: a device repeating the alarm (new transaction, same SN and time) folds into the same incident.
           eventId: `gb28181:${state.deviceId}:${channel}:${doc.sn}:${at ? at.toISOString() : time}`,
           type: incidentType,
-          note: alarmNote({ method, type, priority, description: (childText(el, 'AlarmDescription') ?? '').slice(0, 500), time, longitude: childText(el, 'Longitude'), latitude: childText(el, 'Latitude') }),
+          note: alarmNote({
+            method,
+            type,
+            priority,
+            description: (childText(el, 'AlarmDescription') ?? '').slice(0, 500),
+            time,
+            longitude: childText(el, 'Longitude'),
+            latitude: childText(el, 'Latitude'),
+          }),
         },
         actor,
       ),

@@ -74,7 +74,13 @@ export class GbCameras {
    */
   async placeChannels(deviceId: string, schoolId: string, only?: ChannelPlacement[]): Promise<PlacedChannel[]> {
     const placed = await this.store.db.transaction(async (m) => {
-      const rows = (await this.store.unplacedChannels(deviceId, only?.map((o) => o.channelId), m)).filter((c) => !isOrganisationNode(c.channelId));
+      const rows = (
+        await this.store.unplacedChannels(
+          deviceId,
+          only?.map((o) => o.channelId),
+          m,
+        )
+      ).filter((c) => !isOrganisationNode(c.channelId));
       const extra = new Map((only ?? []).map((o) => [o.channelId, o]));
       const cams = await this.provisioning.provisionGbCameras(
         schoolId,

@@ -66,7 +66,15 @@ export function incidentTypeOf(method: number, type: number | null): IncidentTyp
 const METHOD_NAMES: Record<number, string> = { 1: '电话报警', 2: '设备报警', 3: '短信报警', 4: 'GPS报警', 5: '视频报警', 6: '设备故障报警', 7: '其他报警' };
 
 /** A zh-CN note for the incident (what operators read), from the alarm's fields. */
-export function alarmNote(a: { method: number; type: number | null; priority: number | null; description: string; time: string; longitude?: string; latitude?: string }): string {
+export function alarmNote(a: {
+  method: number;
+  type: number | null;
+  priority: number | null;
+  description: string;
+  time: string;
+  longitude?: string;
+  latitude?: string;
+}): string {
   const parts = [`GB/T 28181 ${METHOD_NAMES[a.method] ?? `报警方式${a.method}`}`];
   if (a.type !== null) parts.push(`类型 ${a.type}`);
   if (a.priority !== null) parts.push(`级别 ${a.priority}`);

@@ -59,7 +59,11 @@ export class GbKeepalive {
     state.lastKeepaliveAt = now;
     state.peer = peer; // NAT mappings move; queries go where the device is now
     if (state.cameraIds) this.queueHeartbeats(state.cameraIds);
-    else void this.cameras.camerasOf(state).then((ids) => this.queueHeartbeats(ids), (e) => this.endpoint.warn(`camera lookup failed: ${(e as Error).message}`));
+    else
+      void this.cameras.camerasOf(state).then(
+        (ids) => this.queueHeartbeats(ids),
+        (e) => this.endpoint.warn(`camera lookup failed: ${(e as Error).message}`),
+      );
   }
 
   /** Heartbeats are batched (one pipelined Redis round trip per batch), as the HTTP gateway route does. */

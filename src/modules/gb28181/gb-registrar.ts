@@ -46,10 +46,12 @@ export class GbRegistrar {
   async onRegister(req: SipRequest, peer: Peer, key: string): Promise<void> {
     const id = req.from.user;
     // Ids that are not 20 digits are malformed input for GB/T 28181: 400, never a challenge.
-    if (!GB_ID_PATTERN.test(id)) return this.endpoint.reply(req, peer, 400, 'register', key, [['Warning', '399 shouhu "From user must be a 20-digit GB/T 28181 id"']]);
+    if (!GB_ID_PATTERN.test(id))
+      return this.endpoint.reply(req, peer, 400, 'register', key, [['Warning', '399 shouhu "From user must be a 20-digit GB/T 28181 id"']]);
     const contact = header(req, 'contact');
     const rawExpires = header(req, 'expires') ?? (contact ? params(contact.replace(/^[^>]*>/, '')).get('expires') : undefined);
-    if (rawExpires === undefined || !/^\d{1,10}$/.test(rawExpires)) return this.endpoint.reply(req, peer, 400, 'register', key, [['Warning', '399 shouhu "Expires required"']]);
+    if (rawExpires === undefined || !/^\d{1,10}$/.test(rawExpires))
+      return this.endpoint.reply(req, peer, 400, 'register', key, [['Warning', '399 shouhu "Expires required"']]);
     const expires = Number(rawExpires);
     const authz = header(req, 'authorization');
     if (!authz) return this.challenge(req, peer, key, false);

@@ -56,9 +56,10 @@ export class Gb28181Controller {
   @Patch('devices/:deviceId')
   async update(@GbIdParam() deviceId: string, @Body() dto: UpdateGbDeviceDto) {
     if (dto.password === undefined && dto.schoolId === undefined) throw Errors.validation([{ field: 'password', reason: 'password or schoolId is required' }]);
-    if (dto.schoolId) await this.registry.school(dto.schoolId).catch(() => {
-      throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
-    });
+    if (dto.schoolId)
+      await this.registry.school(dto.schoolId).catch(() => {
+        throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
+      });
     const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.states.domain, dto.password);
     await this.states.flushRegistrations().catch(() => undefined);
     await this.db.transaction(async (m) => {
@@ -69,7 +70,11 @@ export class Gb28181Controller {
         entityId: null,
         schoolId: dto.schoolId ?? before?.schoolId ?? null,
         before: before ? { deviceId, ...before } : null,
-        after: { deviceId, ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}), ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}) },
+        after: {
+          deviceId,
+          ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}),
+          ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}),
+        },
       });
     });
     this.states.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId });

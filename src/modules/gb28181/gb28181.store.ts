@@ -88,7 +88,10 @@ export class Gb28181Store {
     );
   }
 
-  async setDeviceInfo(deviceId: string, info: { name: string; manufacturer: string; model: string; firmware: string; channelCount: number | null }): Promise<void> {
+  async setDeviceInfo(
+    deviceId: string,
+    info: { name: string; manufacturer: string; model: string; firmware: string; channelCount: number | null },
+  ): Promise<void> {
     await this.db.query(
       `INSERT INTO gb_devices (device_id, name, manufacturer, model, firmware, channel_count) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (device_id) DO UPDATE SET name = $2, manufacturer = $3, model = $4, firmware = $5, channel_count = COALESCE($6, gb_devices.channel_count), updated_at = now()`,
@@ -133,7 +136,12 @@ export class Gb28181Store {
 
   // ---- admin reads ----
 
-  async listDevices(f: { schoolId?: string; registered?: boolean; limit: number; offset: number }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+  async listDevices(f: {
+    schoolId?: string;
+    registered?: boolean;
+    limit: number;
+    offset: number;
+  }): Promise<{ items: Record<string, unknown>[]; total: number }> {
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::boolean IS NULL OR (registered AND expires_at > now()) = $2)`;
     const params = [f.schoolId ?? null, f.registered ?? null];
     const [items, [{ total }]] = await Promise.all([
@@ -152,7 +160,12 @@ export class Gb28181Store {
     return { items, total };
   }
 
-  async listChannels(f: { deviceId?: string; unassigned?: boolean; limit: number; offset: number }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+  async listChannels(f: {
+    deviceId?: string;
+    unassigned?: boolean;
+    limit: number;
+    offset: number;
+  }): Promise<{ items: Record<string, unknown>[]; total: number }> {
     // Organisation nodes (type codes 200-299) are never cameras: not listed as waiting for placement.
     const where = `WHERE ($1::text IS NULL OR device_id = $1) AND ($2::boolean IS NULL OR (camera_id IS NULL) = $2)
                      AND substr(channel_id, 11, 1) <> '2'`;
@@ -170,12 +183,24 @@ export class Gb28181Store {
   }
 
   /** Sets a device's password (as HA1) and/or school, creating its row if needed; returns the row before. */
-  async setDevice(m: EntityManager, deviceId: string, change: { ha1?: string | null; realm?: string; schoolId?: string | null }): Promise<{ before: { schoolId: string | null; ownPassword: boolean } | null }> {
-    const [before] = await m.query(`SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword" FROM gb_devices WHERE device_id = $1 FOR UPDATE`, [deviceId]);
+  async setDevice(
+    m: EntityManager,
+    deviceId: string,
+    change: { ha1?: string | null; realm?: string; schoolId?: string | null },
+  ): Promise<{ before: { schoolId: string | null; ownPassword: boolean } | null }> {
+    const [before] = await m.query(
+      `SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword" FROM gb_devices WHERE device_id = $1 FOR UPDATE`,
+      [deviceId],
+    );
     await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
     if (change.ha1 !== undefined)
-      await m.query(`UPDATE gb_devices SET password_ha1 = $2, ha1_realm = $3, updated_at = now() WHERE device_id = $1`, [deviceId, change.ha1, change.ha1 ? change.realm : null]);
-    if (change.schoolId !== undefined) await m.query(`UPDATE gb_devices SET school_id = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.schoolId]);
+      await m.query(`UPDATE gb_devices SET password_ha1 = $2, ha1_realm = $3, updated_at = now() WHERE device_id = $1`, [
+        deviceId,
+        change.ha1,
+        change.ha1 ? change.realm : null,
+      ]);
+    if (change.schoolId !== undefined)
+      await m.query(`UPDATE gb_devices SET school_id = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.schoolId]);
     return { before: before ?? null };
   }
 }

@@ -57,7 +57,10 @@ export class SipServer {
   async start(): Promise<void> {
     const n = await this.states.load();
     await this.endpoint.start((buf, peer) => this.onMessage(buf, peer));
-    const t = setInterval(() => void this.housekeeping().catch((e) => this.endpoint.warn(`housekeeping failed: ${(e as Error).message}`)), this.cfg.housekeepingMs);
+    const t = setInterval(
+      () => void this.housekeeping().catch((e) => this.endpoint.warn(`housekeeping failed: ${(e as Error).message}`)),
+      this.cfg.housekeepingMs,
+    );
     t.unref();
     this.timers.push(t);
     this.endpoint.log(`SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed`);
@@ -97,7 +100,8 @@ export class SipServer {
     try {
       if (msg.kind === 'response') return this.client.onResponse(msg);
       if (msg.method === 'ACK') return;
-      const key = msg.method === 'MESSAGE' || msg.method === 'REGISTER' ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}` : null;
+      const key =
+        msg.method === 'MESSAGE' || msg.method === 'REGISTER' ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}` : null;
       // A retransmission: the same answer again, or nothing while the first is being worked on.
       if (key !== null && this.endpoint.retransmitted(key, peer)) return;
       switch (msg.method) {
@@ -134,7 +138,8 @@ export class SipServer {
     const state = this.states.devices.get(id);
     const now = Date.now();
     // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1).
-    if (!state || !state.registered || state.expiresAt <= now) return this.endpoint.reply(req, peer, 403, doc.cmdType === 'Keepalive' ? 'keepalive' : 'message', doc.cmdType === 'Keepalive' ? null : key);
+    if (!state || !state.registered || state.expiresAt <= now)
+      return this.endpoint.reply(req, peer, 403, doc.cmdType === 'Keepalive' ? 'keepalive' : 'message', doc.cmdType === 'Keepalive' ? null : key);
     if (doc.root === 'Notify' && doc.cmdType === 'Keepalive') return this.keepalive.onKeepalive(req, peer, state, now);
     if (doc.root === 'Notify' && doc.cmdType === 'Alarm') {
       this.endpoint.working(key);

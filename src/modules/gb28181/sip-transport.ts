@@ -59,7 +59,11 @@ export class RateLimiter {
  * dgram resolves the destination of every send through dns.lookup (a deferred callback per
  * datagram); answers always go to the packet's source, an IP literal, so those resolve at once.
  */
-function literalLookup(hostname: string, options: number | LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+function literalLookup(
+  hostname: string,
+  options: number | LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
   const family = isIP(hostname);
   if (family) return callback(null, hostname, family);
   if (typeof options === 'number') dnsLookup(hostname, options, callback);
@@ -199,9 +203,6 @@ export class SipTransport {
     const tcp = this.tcp;
     this.udp = undefined;
     this.tcp = undefined;
-    await Promise.all([
-      new Promise<void>((r) => (udp ? udp.close(() => r()) : r())),
-      new Promise<void>((r) => (tcp ? tcp.close(() => r()) : r())),
-    ]);
+    await Promise.all([new Promise<void>((r) => (udp ? udp.close(() => r()) : r())), new Promise<void>((r) => (tcp ? tcp.close(() => r()) : r()))]);
   }
 }

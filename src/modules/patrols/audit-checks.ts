@@ -50,7 +50,9 @@ export const cameraOnlineRate: Check = (s, f, { now, cfg }) => {
   const threshold = cfg.onlineRateThreshold;
   const total = cameras * (o.window.end.getTime() - o.window.start.getTime());
   const rate = total ? round4(o.onlineMs.camera / total) : 1;
-  const worst = o.notAlwaysOnline.map((d) => ({ id: d.id, name: d.name, onlineRate: d.windowMs ? round4(d.onlineMs / d.windowMs) : 0 })).sort((a, b) => a.onlineRate - b.onlineRate);
+  const worst = o.notAlwaysOnline
+    .map((d) => ({ id: d.id, name: d.name, onlineRate: d.windowMs ? round4(d.onlineMs / d.windowMs) : 0 }))
+    .sort((a, b) => a.onlineRate - b.onlineRate);
   const ok = rate >= threshold;
   const result: CheckResult = { status: ok ? 'pass' : 'fail', rate, threshold, cameras, notAlwaysOnline: worst.length, worst: worst.slice(0, LIST_CAP) };
   if (ok) return { result, findings: [] };
@@ -80,7 +82,9 @@ export const alarmButtons: Check = (s, f, { now, cfg }) => {
   if (buttons.length === 0)
     return {
       result: { status: 'fail', buttons: 0, reason: 'no alarm button' },
-      findings: [{ source: 'audit', check: 'alarm_button', schoolId: s.id, subjectKind: 'school', subjectLabel: s.name, message: `${s.name} 未配备一键报警`, at: now }],
+      findings: [
+        { source: 'audit', check: 'alarm_button', schoolId: s.id, subjectKind: 'school', subjectLabel: s.name, message: `${s.name} 未配备一键报警`, at: now },
+      ],
     };
   const testCutoff = now.getTime() - cfg.alarmTestOverdueDays * 86_400_000;
   const bad: { id: string; name: string; problems: string[] }[] = [];
@@ -111,7 +115,11 @@ export const alarmButtons: Check = (s, f, { now, cfg }) => {
 export const devicesOfflineTooLong: Check = (s, f, { now }) => {
   const list = f.overdueFaults!;
   return {
-    result: { status: list.length ? 'fail' : 'pass', devices: list.length, list: list.slice(0, LIST_CAP).map((d) => ({ id: d.deviceId, kind: d.kind, name: d.name ?? '', since: d.since })) },
+    result: {
+      status: list.length ? 'fail' : 'pass',
+      devices: list.length,
+      list: list.slice(0, LIST_CAP).map((d) => ({ id: d.deviceId, kind: d.kind, name: d.name ?? '', since: d.since })),
+    },
     findings: list.map((d) => {
       const hours = Math.floor((now.getTime() - new Date(d.since).getTime()) / 3_600_000);
       const name = d.name ?? d.deviceId;
@@ -157,7 +165,10 @@ export const postsStaffed: Check = (_s, f) => {
   const windows = f.posts!;
   if (windows.length === 0) return { result: { status: 'n/a', reason: 'no post window due yet today' }, findings: [] };
   const bad = windows.filter((w) => !w.staffed);
-  return { result: { status: bad.length ? 'fail' : 'pass', windows: windows.length, unstaffed: bad.map(windowReason) }, findings: bad.map((w) => unstaffedFinding(w, 'audit', null)) };
+  return {
+    result: { status: bad.length ? 'fail' : 'pass', windows: windows.length, unstaffed: bad.map(windowReason) },
+    findings: bad.map((w) => unstaffedFinding(w, 'audit', null)),
+  };
 };
 
 /**
@@ -191,7 +202,8 @@ export const guardPatrolCount: Check = (s, f, { now, date, cfg }) => {
   const hours = schoolHours(s.timetable, s.calendar, date);
   const count = f.guardPatrols!;
   const minimum = cfg.guardPatrolDailyMinimum;
-  if (!hours || now < hours.end) return { result: { status: 'n/a', count, minimum, reason: !hours ? 'no school today' : 'judged after school hours' }, findings: [] };
+  if (!hours || now < hours.end)
+    return { result: { status: 'n/a', count, minimum, reason: !hours ? 'no school today' : 'judged after school hours' }, findings: [] };
   const result: CheckResult = { status: count >= minimum ? 'pass' : 'fail', count, minimum };
   if (count >= minimum) return { result, findings: [] };
   return {

@@ -93,7 +93,14 @@ export class AuditsService {
         await m.query(
           `UPDATE patrol_plans SET name = COALESCE($2, name), cron = COALESCE($3, cron), scope = COALESCE($4, scope), checks = COALESCE($5, checks),
                   enabled = COALESCE($6, enabled), updated_at = now() WHERE id = $1 RETURNING ${PLAN_COLS}`,
-          [id, dto.name?.trim() ?? null, dto.cron?.trim() ?? null, dto.scope ? JSON.stringify(normScope(dto.scope)) : null, dto.checks ? [...new Set(dto.checks)] : null, dto.enabled ?? null],
+          [
+            id,
+            dto.name?.trim() ?? null,
+            dto.cron?.trim() ?? null,
+            dto.scope ? JSON.stringify(normScope(dto.scope)) : null,
+            dto.checks ? [...new Set(dto.checks)] : null,
+            dto.enabled ?? null,
+          ],
         ),
       );
       await this.audit.record(m, { action: 'update', entity: 'patrol_plan', entityId: id, before, after });
@@ -180,18 +187,29 @@ export class AuditsService {
       const ids = [...results.keys()];
       for (let i = 0; i < ids.length; i += 5000) {
         const chunk = ids.slice(i, i + 5000).map((id) => ({ s: id, p: !Object.values(results.get(id)!).some((c) => c.status === 'fail'), r: results.get(id) }));
-        await m.query(`INSERT INTO patrol_run_schools (run_id, school_id, passed, results) SELECT $1, s, p, r FROM jsonb_to_recordset($2::jsonb) AS x(s uuid, p boolean, r jsonb)`, [
-          row.id,
-          JSON.stringify(chunk),
-        ]);
+        await m.query(
+          `INSERT INTO patrol_run_schools (run_id, school_id, passed, results) SELECT $1, s, p, r FROM jsonb_to_recordset($2::jsonb) AS x(s uuid, p boolean, r jsonb)`,
+          [row.id, JSON.stringify(chunk)],
+        );
       }
-      const stored = await this.findingsSvc.record(m, findings.map((f) => ({ ...f, runId: row.id })), now);
+      const stored = await this.findingsSvc.record(
+        m,
+        findings.map((f) => ({ ...f, runId: row.id })),
+        now,
+      );
       await m.query(`UPDATE patrol_runs SET finding_count = $2, duration_ms = $3 WHERE id = $1`, [row.id, stored.length, Date.now() - started]);
-      await this.audit.record(m, { action: 'run', entity: 'patrol_plan', entityId: planId, after: { runId: row.id, slot, schools: schools.length, failed, findings: stored.length } });
+      await this.audit.record(m, {
+        action: 'run',
+        entity: 'patrol_plan',
+        entityId: planId,
+        after: { runId: row.id, slot, schools: schools.length, failed, findings: stored.length },
+      });
       return row.id as string;
     });
     if (!run) return { run: await this.findRun(planId, slot), duplicate: true };
-    this.logger.log(`plan ${planId} slot ${slot.toISOString()}: ${schools.length} schools, ${failed} failing, ${findings.length} findings in ${Date.now() - started} ms (schools ${loaded - started}, checks ${evaluated - loaded}, write ${Date.now() - evaluated})`);
+    this.logger.log(
+      `plan ${planId} slot ${slot.toISOString()}: ${schools.length} schools, ${failed} failing, ${findings.length} findings in ${Date.now() - started} ms (schools ${loaded - started}, checks ${evaluated - loaded}, write ${Date.now() - evaluated})`,
+    );
     return { run: await this.runById(run), duplicate: false };
   }
 
@@ -208,7 +226,11 @@ export class AuditsService {
 
   async runs(f: { planId?: string }, limit: number, offset: number): Promise<Page<unknown>> {
     const [items, [{ total }]] = await Promise.all([
-      this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE ($1::uuid IS NULL OR plan_id = $1) ORDER BY slot DESC, id LIMIT $2 OFFSET $3`, [f.planId ?? null, limit, offset]),
+      this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE ($1::uuid IS NULL OR plan_id = $1) ORDER BY slot DESC, id LIMIT $2 OFFSET $3`, [
+        f.planId ?? null,
+        limit,
+        offset,
+      ]),
       this.db.query(`SELECT count(*)::int AS total FROM patrol_runs WHERE ($1::uuid IS NULL OR plan_id = $1)`, [f.planId ?? null]),
     ]);
     return { items, total, limit, offset };
@@ -219,7 +241,12 @@ export class AuditsService {
     await this.runById(runId);
     const where = `WHERE run_id = $1 AND ($2::boolean IS NOT TRUE OR NOT passed)`;
     const [items, [{ total }]] = await Promise.all([
-      this.db.query(`SELECT school_id AS "schoolId", passed, results FROM patrol_run_schools ${where} ORDER BY passed, school_id LIMIT $3 OFFSET $4`, [runId, f.failedOnly ?? null, limit, offset]),
+      this.db.query(`SELECT school_id AS "schoolId", passed, results FROM patrol_run_schools ${where} ORDER BY passed, school_id LIMIT $3 OFFSET $4`, [
+        runId,
+        f.failedOnly ?? null,
+        limit,
+        offset,
+      ]),
       this.db.query(`SELECT count(*)::int AS total FROM patrol_run_schools ${where}`, [runId, f.failedOnly ?? null]),
     ]);
     return { items, total, limit, offset };
@@ -252,7 +279,13 @@ export class AuditsService {
     const findings: NewFinding[] = [];
     if (schools.length === 0 || want.length === 0) return { results, findings };
     const ctx: CheckContext = { now, date: shanghaiDate(now), cfg: this.cfg };
-    const facts = await this.dayFacts.load(schools, ctx.date, now, want.map((c) => c.fact), { wholeDistrict, now });
+    const facts = await this.dayFacts.load(
+      schools,
+      ctx.date,
+      now,
+      want.map((c) => c.fact),
+      { wholeDistrict, now },
+    );
     for (const check of want)
       for (const s of schools) {
         const { result, findings: found } = check.judge(s, facts.get(s.id)!, ctx);

@@ -60,7 +60,13 @@ export class DayFactsService {
    * end of the day for a past date): one entry per school. `now` (default: the clock) bounds the
    * transitions read for online time; `wholeDistrict`: `schools` is the whole registry.
    */
-  async load(schools: SchoolRow[], date: string, asOf: Date, want: Iterable<DayFact>, opts: { wholeDistrict?: boolean; now?: Date } = {}): Promise<Map<string, SchoolDayFacts>> {
+  async load(
+    schools: SchoolRow[],
+    date: string,
+    asOf: Date,
+    want: Iterable<DayFact>,
+    opts: { wholeDistrict?: boolean; now?: Date } = {},
+  ): Promise<Map<string, SchoolDayFacts>> {
     const w = new Set(want);
     const out = new Map<string, SchoolDayFacts>(schools.map((s) => [s.id, {}]));
     if (schools.length === 0 || w.size === 0) return out;

@@ -1,6 +1,23 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
 import { DATE_PATTERN } from '../registry';
 import { CHECKS, VERDICTS } from './patrols.constants';
@@ -9,7 +26,8 @@ import type { CheckName, Verdict } from './patrols.constants';
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
 
 export class PlanScopeDto {
-  @ApiProperty({ enum: ['district', 'zone', 'group', 'schools'] }) @IsIn(['district', 'zone', 'group', 'schools']) kind: 'district' | 'zone' | 'group' | 'schools';
+  @ApiProperty({ enum: ['district', 'zone', 'group', 'schools'] }) @IsIn(['district', 'zone', 'group', 'schools']) kind:
+    'district' | 'zone' | 'group' | 'schools';
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(10000) @IsUUID('all', { each: true }) ids?: string[];
 }
 
@@ -30,7 +48,10 @@ export class UpdatePlanDto {
 }
 
 export class RunPlanDto {
-  @ApiPropertyOptional({ description: 'the time slot to run (default: the latest cron occurrence); the same slot runs once' }) @IsOptional() @IsISO8601() slot?: string;
+  @ApiPropertyOptional({ description: 'the time slot to run (default: the latest cron occurrence); the same slot runs once' })
+  @IsOptional()
+  @IsISO8601()
+  slot?: string;
 }
 
 export class RunQuery extends PageQuery {
@@ -62,7 +83,12 @@ export class CloseTaskDto {
 }
 
 export class CheckInDto {
-  @ApiPropertyOptional({ description: "the token printed on the post's QR code (school security)" }) @IsOptional() @IsString() @MinLength(4) @MaxLength(200) qrToken?: string;
+  @ApiPropertyOptional({ description: "the token printed on the post's QR code (school security)" })
+  @IsOptional()
+  @IsString()
+  @MinLength(4)
+  @MaxLength(200)
+  qrToken?: string;
   @ApiPropertyOptional({ description: 'the post, for an operator checking someone in on their behalf' }) @IsOptional() @IsUUID() postId?: string;
   @ApiPropertyOptional({ example: '王建国' }) @IsOptional() @IsString() @MinLength(1) @MaxLength(100) personName?: string;
   @ApiPropertyOptional({ enum: ['guard', 'police', 'staff', 'volunteer'] }) @IsOptional() @IsIn(['guard', 'police', 'staff', 'volunteer']) personRole?: string;
@@ -75,7 +101,10 @@ export class CheckinQuery extends PageQuery {
 }
 
 export class GuardPatrolDto {
-  @ApiPropertyOptional({ description: 'required for control-center users; school security record for their own school' }) @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional({ description: 'required for control-center users; school security record for their own school' })
+  @IsOptional()
+  @IsUUID()
+  schoolId?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) guardName?: string;
   @ApiPropertyOptional({ example: '教学楼-操场-围墙' }) @IsOptional() @IsString() @MaxLength(500) route?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;

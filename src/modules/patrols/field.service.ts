@@ -251,7 +251,8 @@ export class FieldService {
       if (at < h.start || at >= h.end) continue;
       const closedAt = e.closed_at ? new Date(e.closed_at).getTime() : Infinity;
       // Judged once the tolerance has run out (or the gate closed); an open gate still within tolerance is not yet a violation.
-      if (closedAt - at.getTime() > tol && at.getTime() + tol <= asOf.getTime()) out.push({ schoolId: e.school_id, gate: e.gate, at, source: 'gate_event', eventId: e.id });
+      if (closedAt - at.getTime() > tol && at.getTime() + tol <= asOf.getTime())
+        out.push({ schoolId: e.school_id, gate: e.gate, at, source: 'gate_event', eventId: e.id });
     }
     const verdicts: { id: string; school_id: string; subject_label: string; at: Date }[] = await this.db.query(
       `SELECT id, school_id, subject_label, at FROM patrol_findings WHERE check_name = 'gate_open' AND source = 'round' AND at >= $1 AND at < $2 AND school_id = ANY($3)`,

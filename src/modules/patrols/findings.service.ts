@@ -71,7 +71,12 @@ export class FindingsService {
    */
   async record(m: EntityManager, findings: NewFinding[], now: Date): Promise<StoredFinding[]> {
     if (findings.length === 0) return [];
-    const rows = findings.map((f) => ({ f, id: randomUUID(), subjectKey: `${f.schoolId ?? '-'}:${f.check}:${f.subjectId ?? f.subjectLabel ?? ''}`, taskId: null as string | null }));
+    const rows = findings.map((f) => ({
+      f,
+      id: randomUUID(),
+      subjectKey: `${f.schoolId ?? '-'}:${f.check}:${f.subjectId ?? f.subjectLabel ?? ''}`,
+      taskId: null as string | null,
+    }));
 
     // 1. Deduplicated findings (a post window, a gate event): only those not yet stored count.
     const dedup = rows.filter((r) => r.f.dedupKey);
@@ -111,9 +116,19 @@ export class FindingsService {
     if (plain.length) await this.insert(m, plain, '');
     const linked = kept.filter((r) => r.f.dedupKey && r.taskId);
     if (linked.length)
-      await m.query(`UPDATE patrol_findings f SET task_id = v.task_id FROM unnest($1::uuid[], $2::uuid[]) AS v(id, task_id) WHERE f.id = v.id`, [linked.map((r) => r.id), linked.map((r) => r.taskId)]);
+      await m.query(`UPDATE patrol_findings f SET task_id = v.task_id FROM unnest($1::uuid[], $2::uuid[]) AS v(id, task_id) WHERE f.id = v.id`, [
+        linked.map((r) => r.id),
+        linked.map((r) => r.taskId),
+      ]);
 
-    const stored: StoredFinding[] = kept.map((r) => ({ id: r.id, schoolId: r.f.schoolId, check: r.f.check, message: r.f.message, subjectLabel: r.f.subjectLabel ?? '', taskId: r.taskId }));
+    const stored: StoredFinding[] = kept.map((r) => ({
+      id: r.id,
+      schoolId: r.f.schoolId,
+      check: r.f.check,
+      message: r.f.message,
+      subjectLabel: r.f.subjectLabel ?? '',
+      taskId: r.taskId,
+    }));
     await this.events.append(m, this.consoleEvents(findings[0], stored));
     return stored;
   }
@@ -157,17 +172,27 @@ export class FindingsService {
   private consoleEvents(first: NewFinding, stored: StoredFinding[]): ConsoleEventInput<'patrol.finding' | 'patrol.school_findings'>[] {
     const bySchool = new Map<string | null, StoredFinding[]>();
     for (const f of stored) (bySchool.get(f.schoolId) ?? bySchool.set(f.schoolId, []).get(f.schoolId)!).push(f);
-    const listed = (list: StoredFinding[]) => list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId }));
+    const listed = (list: StoredFinding[]) =>
+      list.slice(0, EVENT_FINDINGS_CAP).map((f) => ({ findingId: f.id, check: f.check, message: f.message, subjectLabel: f.subjectLabel, taskId: f.taskId }));
     const base = { source: first.source, runId: first.runId ?? null };
     if (first.source !== 'audit')
-      return [...bySchool].map(([schoolId, list]): ConsoleEventInput<'patrol.finding'> => ({ type: 'patrol.finding', schoolId, payload: { schoolId, ...base, total: list.length, findings: listed(list) } }));
+      return [...bySchool].map(([schoolId, list]): ConsoleEventInput<'patrol.finding'> => ({
+        type: 'patrol.finding',
+        schoolId,
+        payload: { schoolId, ...base, total: list.length, findings: listed(list) },
+      }));
 
     const schools = [...bySchool];
     const of = Math.ceil(schools.length / SCHOOLS_PER_EVENT);
     const events: ConsoleEventInput<'patrol.finding' | 'patrol.school_findings'>[] = [];
     // Each school's staff get their own findings live (school room only; the district has the summaries).
     for (const [schoolId, list] of schools) {
-      if (schoolId) events.push({ type: 'patrol.school_findings', schoolId, payload: { schoolId, source: 'audit', runId: base.runId, total: list.length, findings: listed(list) } });
+      if (schoolId)
+        events.push({
+          type: 'patrol.school_findings',
+          schoolId,
+          payload: { schoolId, source: 'audit', runId: base.runId, total: list.length, findings: listed(list) },
+        });
     }
     for (let i = 0; i < schools.length; i += SCHOOLS_PER_EVENT) {
       const chunk = schools.slice(i, i + SCHOOLS_PER_EVENT);
@@ -188,7 +213,12 @@ export class FindingsService {
 
   // ------------------------------------------------------------------ reads and task closing
 
-  async findings(user: AuthUser, f: { schoolId?: string; check?: string; source?: string; runId?: string; from?: string; to?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+  async findings(
+    user: AuthUser,
+    f: { schoolId?: string; check?: string; source?: string; runId?: string; from?: string; to?: string },
+    limit: number,
+    offset: number,
+  ): Promise<Page<unknown>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR check_name = $2) AND ($3::text IS NULL OR source = $3)
                      AND ($4::uuid IS NULL OR run_id = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)`;
@@ -200,13 +230,23 @@ export class FindingsService {
     return { items, total, limit, offset };
   }
 
-  async tasks(user: AuthUser, f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean }, limit: number, offset: number, now = new Date()): Promise<Page<unknown>> {
+  async tasks(
+    user: AuthUser,
+    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean },
+    limit: number,
+    offset: number,
+    now = new Date(),
+  ): Promise<Page<unknown>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR status = $2)
                      AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4))`;
     const params = [schoolId ?? null, f.status ?? null, f.overdue ?? null, now];
     const [items, [{ total }]] = await Promise.all([
-      this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY (status = 'open') DESC, deadline, id LIMIT $5 OFFSET $6`, [...params, limit, offset]),
+      this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY (status = 'open') DESC, deadline, id LIMIT $5 OFFSET $6`, [
+        ...params,
+        limit,
+        offset,
+      ]),
       this.db.query(`SELECT count(*)::int AS total FROM rectification_tasks ${where}`, params),
     ]);
     return { items: items.map((t: Record<string, unknown>) => ({ ...t, checkLabel: CHECK_LABEL[t.check as string] ?? t.check })), total, limit, offset };

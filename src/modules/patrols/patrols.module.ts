@@ -35,7 +35,9 @@ export class PatrolsModule implements OnModuleInit {
     this.queue.handle(JobName.PatrolRun, async ({ planId }, { scheduledFor }) => {
       // The slot is the scheduled time the job carries, so a retry or a late worker lands in the same slot.
       const slot = scheduledFor ?? undefined;
-      return this.audits.runPlan(planId, { slot, trigger: 'schedule' }).then((r) => (r ? { runId: r.run?.id, duplicate: r.duplicate } : { skipped: 'plan deleted' }));
+      return this.audits
+        .runPlan(planId, { slot, trigger: 'schedule' })
+        .then((r) => (r ? { runId: r.run?.id, duplicate: r.duplicate } : { skipped: 'plan deleted' }));
     });
     this.queue.handle(JobName.PatrolPostCheck, () => this.field.checkPosts());
   }

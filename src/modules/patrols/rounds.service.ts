@@ -80,17 +80,33 @@ export class RoundsService {
       .map((c) => {
         const lp = last.get(c.id) ?? null;
         const ws = windowStart.get(c.schoolId);
-        return { id: c.id, schoolId: c.schoolId, areaKind: c.areaKind, lastPatrolledAt: lp, favoured: !!ws && GATE_AREA_KINDS.includes(c.areaKind) && (!lp || lp < ws) };
+        return {
+          id: c.id,
+          schoolId: c.schoolId,
+          areaKind: c.areaKind,
+          lastPatrolledAt: lp,
+          favoured: !!ws && GATE_AREA_KINDS.includes(c.areaKind) && (!lp || lp < ws),
+        };
       });
     const picked = pickCameras(candidates, size);
     if (picked.length === 0) throw Errors.conflict(ErrorCode.PATROL_ROUND.NO_CAMERAS, '没有可巡查的摄像机');
     const id = await this.db.transaction(async (m) => {
-      const [r] = await m.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [user.id, user.username, picked.length, now]);
+      const [r] = await m.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [
+        user.id,
+        user.username,
+        picked.length,
+        now,
+      ]);
       await m.query(
         `INSERT INTO patrol_round_items (round_id, camera_id, school_id, position, favoured) SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::boolean[])`,
         [r.id, picked.map((c) => c.id), picked.map((c) => c.schoolId), picked.map((_, i) => i + 1), picked.map((c) => c.favoured)],
       );
-      await this.audit.record(m, { action: 'start', entity: 'patrol_round', entityId: r.id, after: { size: picked.length, zoneId: dto.zoneId ?? null, schoolId: dto.schoolId ?? null } });
+      await this.audit.record(m, {
+        action: 'start',
+        entity: 'patrol_round',
+        entityId: r.id,
+        after: { size: picked.length, zoneId: dto.zoneId ?? null, schoolId: dto.schoolId ?? null },
+      });
       return r.id as string;
     });
     return this.round(id);
@@ -102,7 +118,9 @@ export class RoundsService {
       [id],
     );
     if (!r) throw Errors.notFound(ErrorCode.PATROL_ROUND.NOT_FOUND, id);
-    const items: Record<string, unknown>[] = await this.db.query(`SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`, [id]);
+    const items: Record<string, unknown>[] = await this.db.query(`SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`, [
+      id,
+    ]);
     const cams = new Map((await this.registry.cameras({ ids: items.map((i) => i.cameraId as string) })).map((c) => [c.id, c]));
     return {
       ...r,
@@ -173,7 +191,13 @@ export class RoundsService {
         `UPDATE patrol_rounds SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM patrol_round_items WHERE round_id = $1 AND verdict IS NULL)`,
         [roundId, now],
       );
-      await this.audit.record(m, { action: 'verdict', entity: 'patrol_round', entityId: roundId, schoolId: item.school_id, after: { cameraId, ...dto, findingId } });
+      await this.audit.record(m, {
+        action: 'verdict',
+        entity: 'patrol_round',
+        entityId: roundId,
+        schoolId: item.school_id,
+        after: { cameraId, ...dto, findingId },
+      });
     });
     return this.round(roundId);
   }
@@ -187,7 +211,9 @@ export class RoundsService {
     const since = new Date(now.getTime() - days * 86_400_000);
     const [cams, marks, schools] = await Promise.all([
       this.registry.cameraPicks({ zoneId: f.zoneId }),
-      this.db.query(`SELECT camera_id FROM camera_patrol_marks WHERE last_patrolled_at >= $1 AND last_patrolled_at <= $2`, [since, now]) as Promise<{ camera_id: string }[]>,
+      this.db.query(`SELECT camera_id FROM camera_patrol_marks WHERE last_patrolled_at >= $1 AND last_patrolled_at <= $2`, [since, now]) as Promise<
+        { camera_id: string }[]
+      >,
       this.registry.schoolsIn(f.zoneId ? { zoneIds: [f.zoneId] } : {}),
     ]);
     const seen = new Set(marks.map((m) => m.camera_id));
@@ -204,7 +230,9 @@ export class RoundsService {
     };
     const share = (e: { cameras: number; patrolled: number }) => (e.cameras ? Math.round((e.patrolled / e.cameras) * 10_000) / 10_000 : null);
     const total = { cameras: cams.length, patrolled: cams.filter((c) => seen.has(c.id)).length };
-    const bySchool = [...per((c) => c.schoolId)].map(([schoolId, e]) => ({ schoolId, name: name.get(schoolId) ?? '', ...e, share: share(e) })).sort((a, b) => (a.share ?? 1) - (b.share ?? 1) || a.name.localeCompare(b.name));
+    const bySchool = [...per((c) => c.schoolId)]
+      .map(([schoolId, e]) => ({ schoolId, name: name.get(schoolId) ?? '', ...e, share: share(e) }))
+      .sort((a, b) => (a.share ?? 1) - (b.share ?? 1) || a.name.localeCompare(b.name));
     const byZone = [...per((c) => c.zoneId)].map(([zoneId, e]) => ({ zoneId, ...e, share: share(e) }));
     const fromDate = shanghaiDate(since);
     const operators: { operatorId: string; operatorName: string; date: string; rounds: number; cameras: number }[] = await this.db.query(
@@ -213,6 +241,14 @@ export class RoundsService {
          FROM patrol_rounds WHERE started_at >= $1 AND started_at < $2 GROUP BY 1, 2, 3 ORDER BY 3 DESC, 2`,
       [dayStart(fromDate), dayStart(addDays(shanghaiDate(now), 1))],
     );
-    return { periodDays: days, since, until: now, total: { ...total, share: share(total) }, zones: byZone, schools: bySchool, roundsPerOperatorPerDay: operators };
+    return {
+      periodDays: days,
+      since,
+      until: now,
+      total: { ...total, share: share(total) },
+      zones: byZone,
+      schools: bySchool,
+      roundsPerOperatorPerDay: operators,
+    };
   }
 }

@@ -108,22 +108,29 @@ export class DeviceStatusService {
    * change (so a repeated call is a no-op). `lastSeenAt` moves forward only; null keeps it.
    * Returns the ids that changed.
    */
-  async setDeviceStatuses(manager: EntityManager, kind: WatchedDeviceKind, changes: { id: string; lastSeenAt: Date | null }[], status: DeviceStatus): Promise<string[]> {
+  async setDeviceStatuses(
+    manager: EntityManager,
+    kind: WatchedDeviceKind,
+    changes: { id: string; lastSeenAt: Date | null }[],
+    status: DeviceStatus,
+  ): Promise<string[]> {
     if (changes.length === 0) return [];
     const rows = returningRows<{ id: string }>(
       await manager.query(
-      `UPDATE ${DEVICE_TABLE[kind]} t SET status = $3, last_seen_at = GREATEST(t.last_seen_at, v.seen)
+        `UPDATE ${DEVICE_TABLE[kind]} t SET status = $3, last_seen_at = GREATEST(t.last_seen_at, v.seen)
          FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, seen)
         WHERE t.id = v.id AND t.status <> $3
         RETURNING t.id`,
-      [changes.map((c) => c.id), changes.map((c) => c.lastSeenAt), status],
+        [changes.map((c) => c.id), changes.map((c) => c.lastSeenAt), status],
       ),
     );
     return rows.map((r) => r.id);
   }
 
   /** Device counts by school and status (with the school's zone), for district summaries. */
-  deviceStatusCounts(filter: { schoolId?: string } = {}): Promise<{ schoolId: string; schoolName: string; zoneId: string | null; status: DeviceStatus; n: number }[]> {
+  deviceStatusCounts(
+    filter: { schoolId?: string } = {},
+  ): Promise<{ schoolId: string; schoolName: string; zoneId: string | null; status: DeviceStatus; n: number }[]> {
     return this.db.query(
       `SELECT s.id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.status, count(*)::int AS n
          FROM (SELECT school_id, status FROM cameras UNION ALL SELECT school_id, status FROM alarm_devices) d
@@ -165,7 +172,9 @@ export class DeviceStatusService {
    */
   async cameraCensus(schoolIds: string[] | undefined, changedIds: string[]): Promise<{ counts: Map<string, number>; watch: DeviceStateRow[] }> {
     const [counts, watch] = await Promise.all([
-      this.db.query(`SELECT school_id, count(*)::int AS n FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`, [schoolIds ?? null]) as Promise<{ school_id: string; n: number }[]>,
+      this.db.query(`SELECT school_id, count(*)::int AS n FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`, [
+        schoolIds ?? null,
+      ]) as Promise<{ school_id: string; n: number }[]>,
       this.db.query(
         `SELECT id, 'camera' AS kind, school_id AS "schoolId", name, area_kind AS "areaKind", status, NULL::boolean AS "policeLinked", NULL::timestamptz AS "lastTestAt"
            FROM cameras WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) AND (status <> 'online' OR id = ANY($2::uuid[]))`,

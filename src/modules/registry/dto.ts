@@ -130,7 +130,12 @@ export class CreateCameraDto {
   @ApiProperty({ enum: AREA_KINDS }) @IsIn(AREA_KINDS) areaKind: AreaKind;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) vendor?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) model?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) @Matches(/^$|^(rtsp|rtmp|https?|webrtc):\/\/\S+$/, { message: 'streamUrl: an rtsp/rtmp/http(s)/webrtc URL' }) streamUrl?: string;
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
+  @Matches(/^$|^(rtsp|rtmp|https?|webrtc):\/\/\S+$/, { message: 'streamUrl: an rtsp/rtmp/http(s)/webrtc URL' })
+  streamUrl?: string;
   @ApiPropertyOptional({ nullable: true }) @IsOptional() @IsInt() @Min(1) @Max(86400) keepaliveSeconds?: number | null;
 }
 export class UpdateCameraDto extends PartialType(CreateCameraDto) {}
@@ -141,7 +146,13 @@ export class CreateAlarmDeviceDto {
   @ApiPropertyOptional({ example: '门卫室' }) @IsOptional() @IsString() @MaxLength(200) location?: string;
   @ApiProperty({ enum: AREA_KINDS }) @IsIn(AREA_KINDS) areaKind: AreaKind;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() policeLinked?: boolean;
-  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(64) @ArrayUnique() @IsUUID(undefined, { each: true }) linkedCameraIds?: string[];
+  @ApiPropertyOptional({ type: [String] })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(64)
+  @ArrayUnique()
+  @IsUUID(undefined, { each: true })
+  linkedCameraIds?: string[];
   @ApiPropertyOptional({ nullable: true }) @IsOptional() @IsInt() @Min(1) @Max(86400) keepaliveSeconds?: number | null;
 }
 export class UpdateAlarmDeviceDto extends PartialType(CreateAlarmDeviceDto) {}
@@ -168,7 +179,13 @@ export class CreateProtectionPostDto {
   @ApiProperty({ example: 'PP-BN-P-001-1' }) @Matches(CODE_PATTERN, CODE_MSG) code: string;
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ example: '南大门' }) @IsString() @MinLength(1) @MaxLength(100) gate: string;
-  @ApiProperty({ type: [PostWindowDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(8) @ValidateNested({ each: true }) @Type(() => PostWindowDto) windows: PostWindowDto[];
+  @ApiProperty({ type: [PostWindowDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(8)
+  @ValidateNested({ each: true })
+  @Type(() => PostWindowDto)
+  windows: PostWindowDto[];
   @ApiPropertyOptional({ minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) requiredHeadcount?: number;
 }
 export class UpdateProtectionPostDto extends PartialType(CreateProtectionPostDto) {}

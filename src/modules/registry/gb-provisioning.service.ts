@@ -53,7 +53,13 @@ export class GbProvisioningService {
       );
       await this.audit.record(
         m,
-        created.map((r) => ({ action: 'create', entity: 'camera', entityId: r.id, schoolId, after: { deviceId: r.device_id, channelId: r.channel_id, name: r.name, source: 'gb28181' } })),
+        created.map((r) => ({
+          action: 'create',
+          entity: 'camera',
+          entityId: r.id,
+          schoolId,
+          after: { deviceId: r.device_id, channelId: r.channel_id, name: r.name, source: 'gb28181' },
+        })),
       );
       const all: { id: string; device_id: string; channel_id: string }[] = await m.query(
         `SELECT c.id, c.device_id, c.channel_id FROM cameras c JOIN unnest($1::text[], $2::text[]) AS v(d, ch) ON c.device_id = v.d AND c.channel_id = v.ch`,

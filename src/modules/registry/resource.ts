@@ -51,11 +51,15 @@ const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCas
 
 /** Filter helpers shared by the definitions. */
 export const where = {
-  eq: (column: string, param: string): Where => (v) => ({ sql: `e.${column} = :${param}`, params: { [param]: v } }),
-  viaSchool: (schoolColumn: string, param: string): Where => (v) => ({
-    sql: `e.school_id IN (SELECT id FROM schools WHERE ${schoolColumn} = :${param})`,
-    params: { [param]: v },
-  }),
+  eq:
+    (column: string, param: string): Where =>
+    (v) => ({ sql: `e.${column} = :${param}`, params: { [param]: v } }),
+  viaSchool:
+    (schoolColumn: string, param: string): Where =>
+    (v) => ({
+      sql: `e.school_id IN (SELECT id FROM schools WHERE ${schoolColumn} = :${param})`,
+      params: { [param]: v },
+    }),
 };
 
 export const schoolOwnedFilters = (): Record<string, Where> => ({
@@ -142,7 +146,8 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   }
 
   private assertWriteScope(user: AuthUser, schoolId: string | null): void {
-    if (scopedSchoolId(user) !== null && this.def.school === 'none') throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, 'District-level records are managed by the control center');
+    if (scopedSchoolId(user) !== null && this.def.school === 'none')
+      throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, 'District-level records are managed by the control center');
     assertSchoolScope(user, schoolId);
   }
 
@@ -237,7 +242,10 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   ): Promise<{ created: number; updated: number; unchanged: number; problems: FieldError[] }> {
     const problems: FieldError[] = [];
     const repo = m.getRepository(this.def.entity);
-    const existing = await this.fetchByNaturalKey(m, rows.map((r) => r.data));
+    const existing = await this.fetchByNaturalKey(
+      m,
+      rows.map((r) => r.data),
+    );
     const work = rows.map(({ line, data }) => {
       const before = existing.get(this.keyOf(data)) ?? null;
       const clean = Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined)) as E;
@@ -250,7 +258,9 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
           if (before) this.assertWriteScope(opts.user, this.schoolOf(before));
           this.assertWriteScope(opts.user, this.schoolOf(row));
         } catch (e) {
-          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? ErrorCode.AUTH.OUT_OF_SCOPE, `第 ${line} 行：${(e as Error).message}`, { row: line });
+          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? ErrorCode.AUTH.OUT_OF_SCOPE, `第 ${line} 行：${(e as Error).message}`, {
+            row: line,
+          });
         }
       }
     }
@@ -268,15 +278,32 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     if (problems.length) return { created: 0, updated: 0, unchanged: 0, problems };
     for (let i = 0; i < inserts.length; i += 500) {
       // InsertQueryBuilder writes the generated id and defaults back into the entities.
-      await m.createQueryBuilder().insert().into(this.def.entity).values(inserts.slice(i, i + 500)).execute();
+      await m
+        .createQueryBuilder()
+        .insert()
+        .into(this.def.entity)
+        .values(inserts.slice(i, i + 500))
+        .execute();
     }
     for (const { before, row } of updates) {
       const patch = Object.fromEntries(changedKeys(before, row).map((k) => [k, row[k]]));
-      await m.createQueryBuilder().update(this.def.entity).set(patch as never).where('id = :id', { id: before.id }).execute();
+      await m
+        .createQueryBuilder()
+        .update(this.def.entity)
+        .set(patch as never)
+        .where('id = :id', { id: before.id })
+        .execute();
     }
     await this.audit.record(m, [
       ...inserts.map((row) => ({ action: 'import_create', entity: this.def.name, entityId: row.id, schoolId: this.schoolOf(row), after: row })),
-      ...updates.map(({ before, row }) => ({ action: 'import_update', entity: this.def.name, entityId: row.id, schoolId: this.schoolOf(row), before, after: row })),
+      ...updates.map(({ before, row }) => ({
+        action: 'import_update',
+        entity: this.def.name,
+        entityId: row.id,
+        schoolId: this.schoolOf(row),
+        before,
+        after: row,
+      })),
     ]);
     return { created: inserts.length, updated: updates.length, unchanged, problems };
   }
@@ -296,7 +323,12 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       const found = await m
         .getRepository(this.def.entity)
         .createQueryBuilder('e')
-        .where(`(${cols}) IN (SELECT * FROM unnest(${Object.keys(arrays).map((p) => `:${p}::text[]`).join(', ')}))`, arrays)
+        .where(
+          `(${cols}) IN (SELECT * FROM unnest(${Object.keys(arrays)
+            .map((p) => `:${p}::text[]`)
+            .join(', ')}))`,
+          arrays,
+        )
         .setLock('pessimistic_write')
         .getMany();
       for (const e of found) out.set(this.keyOf(e), e);

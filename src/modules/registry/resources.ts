@@ -103,8 +103,7 @@ export const SCHOOLS: ResourceDef<School> = {
     s.calendar?.terms?.forEach((term, i) => {
       if (term.start > term.end) problems.push({ field: `calendar.terms.${i}`, reason: 'start must not be after end' });
     });
-    if ((s.lat === null || s.lat === undefined) !== (s.lng === null || s.lng === undefined))
-      problems.push({ field: 'lat', reason: 'lat and lng go together' });
+    if ((s.lat === null || s.lat === undefined) !== (s.lng === null || s.lng === undefined)) problems.push({ field: 'lat', reason: 'lat and lng go together' });
     return problems;
   },
 };

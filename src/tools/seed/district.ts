@@ -61,15 +61,87 @@ interface Town {
 }
 
 const TOWNS: Town[] = [
-  { name: '鱼洞', kind: '街道', lat: 29.383, lng: 106.521, urban: true, middleZone: 'BN-ZM1', primaryZone: 'BN-ZP01', roads: ['鱼洞新市街', '箭河路', '巴滨路', '渝南大道', '新华书店街', '龙海大道'] },
-  { name: '龙洲湾', kind: '街道', lat: 29.356, lng: 106.531, urban: true, middleZone: 'BN-ZM1', primaryZone: 'BN-ZP02', roads: ['龙洲大道', '龙泽路', '龙湖路', '巴县大道', '典雅路', '龙德路'] },
-  { name: '李家沱', kind: '街道', lat: 29.469, lng: 106.528, urban: true, middleZone: 'BN-ZM2', primaryZone: 'BN-ZP03', roads: ['渝南大道', '李九路', '融汇大道', '马王坪正街', '鱼胡路'] },
-  { name: '花溪', kind: '街道', lat: 29.449, lng: 106.559, urban: true, middleZone: 'BN-ZM2', primaryZone: 'BN-ZP04', roads: ['红光大道', '花溪正街', '大江路', '工业园路', '民主新街'] },
-  { name: '南泉', kind: '街道', lat: 29.432, lng: 106.626, urban: false, middleZone: 'BN-ZM2', primaryZone: 'BN-ZP05', roads: ['南泉路', '虎啸路', '迎宾路', '温泉路'] },
-  { name: '一品', kind: '街道', lat: 29.368, lng: 106.651, urban: false, middleZone: 'BN-ZM3', primaryZone: 'BN-ZP06', roads: ['一品正街', '兴隆路', '彭家湾路'] },
-  { name: '南彭', kind: '街道', lat: 29.302, lng: 106.622, urban: false, middleZone: 'BN-ZM1', primaryZone: 'BN-ZP06', roads: ['南彭大道', '华南城路', '公路物流基地大道'] },
+  {
+    name: '鱼洞',
+    kind: '街道',
+    lat: 29.383,
+    lng: 106.521,
+    urban: true,
+    middleZone: 'BN-ZM1',
+    primaryZone: 'BN-ZP01',
+    roads: ['鱼洞新市街', '箭河路', '巴滨路', '渝南大道', '新华书店街', '龙海大道'],
+  },
+  {
+    name: '龙洲湾',
+    kind: '街道',
+    lat: 29.356,
+    lng: 106.531,
+    urban: true,
+    middleZone: 'BN-ZM1',
+    primaryZone: 'BN-ZP02',
+    roads: ['龙洲大道', '龙泽路', '龙湖路', '巴县大道', '典雅路', '龙德路'],
+  },
+  {
+    name: '李家沱',
+    kind: '街道',
+    lat: 29.469,
+    lng: 106.528,
+    urban: true,
+    middleZone: 'BN-ZM2',
+    primaryZone: 'BN-ZP03',
+    roads: ['渝南大道', '李九路', '融汇大道', '马王坪正街', '鱼胡路'],
+  },
+  {
+    name: '花溪',
+    kind: '街道',
+    lat: 29.449,
+    lng: 106.559,
+    urban: true,
+    middleZone: 'BN-ZM2',
+    primaryZone: 'BN-ZP04',
+    roads: ['红光大道', '花溪正街', '大江路', '工业园路', '民主新街'],
+  },
+  {
+    name: '南泉',
+    kind: '街道',
+    lat: 29.432,
+    lng: 106.626,
+    urban: false,
+    middleZone: 'BN-ZM2',
+    primaryZone: 'BN-ZP05',
+    roads: ['南泉路', '虎啸路', '迎宾路', '温泉路'],
+  },
+  {
+    name: '一品',
+    kind: '街道',
+    lat: 29.368,
+    lng: 106.651,
+    urban: false,
+    middleZone: 'BN-ZM3',
+    primaryZone: 'BN-ZP06',
+    roads: ['一品正街', '兴隆路', '彭家湾路'],
+  },
+  {
+    name: '南彭',
+    kind: '街道',
+    lat: 29.302,
+    lng: 106.622,
+    urban: false,
+    middleZone: 'BN-ZM1',
+    primaryZone: 'BN-ZP06',
+    roads: ['南彭大道', '华南城路', '公路物流基地大道'],
+  },
   { name: '惠民', kind: '街道', lat: 29.327, lng: 106.568, urban: false, middleZone: 'BN-ZM1', primaryZone: 'BN-ZP02', roads: ['惠民正街', '惠鱼路'] },
-  { name: '界石', kind: '镇', lat: 29.402, lng: 106.681, urban: false, middleZone: 'BN-ZM3', primaryZone: 'BN-ZP07', roads: ['界石正街', '桂花大道', '石岗路', '界石大道'] },
+  {
+    name: '界石',
+    kind: '镇',
+    lat: 29.402,
+    lng: 106.681,
+    urban: false,
+    middleZone: 'BN-ZM3',
+    primaryZone: 'BN-ZP07',
+    roads: ['界石正街', '桂花大道', '石岗路', '界石大道'],
+  },
   { name: '安澜', kind: '镇', lat: 29.271, lng: 106.683, urban: false, middleZone: 'BN-ZM3', primaryZone: 'BN-ZP10', roads: ['安澜正街', '新安路'] },
   { name: '跳石', kind: '镇', lat: 29.252, lng: 106.553, urban: false, middleZone: 'BN-ZM1', primaryZone: 'BN-ZP10', roads: ['跳石正街', '金竹路'] },
   { name: '木洞', kind: '镇', lat: 29.561, lng: 106.843, urban: false, middleZone: 'BN-ZM4', primaryZone: 'BN-ZP08', roads: ['木洞正街', '滨江路', '中坝路'] },
@@ -180,10 +252,56 @@ const TYPE_LETTER: Record<SchoolType, string> = { kindergarten: 'K', primary: 'P
 
 /** Local place names (小区、片区、山水) that schools in town are named after. */
 const PLACES = [
-  '巴滨路', '龙海', '箭河', '鱼轿', '新华', '渝南', '龙湖', '龙德', '云篆山水', '滨江', '红光', '马王坪', '鱼胡',
-  '春晖', '民主', '大江', '白鹤', '仙女', '龙凤', '彩云湖', '金竹', '清溪', '虎啸', '桂花', '石岗', '莲花',
-  '观音岩', '长生', '天坪', '文石', '芦溪', '小观', '清和', '马义', '堡堂', '中坝', '江滨', '兴隆', '彭家湾',
-  '惠鱼', '新安', '五布', '百节', '双新', '丰岩', '鹿角', '梓潼', '南湖', '明月', '寨子',
+  '巴滨路',
+  '龙海',
+  '箭河',
+  '鱼轿',
+  '新华',
+  '渝南',
+  '龙湖',
+  '龙德',
+  '云篆山水',
+  '滨江',
+  '红光',
+  '马王坪',
+  '鱼胡',
+  '春晖',
+  '民主',
+  '大江',
+  '白鹤',
+  '仙女',
+  '龙凤',
+  '彩云湖',
+  '金竹',
+  '清溪',
+  '虎啸',
+  '桂花',
+  '石岗',
+  '莲花',
+  '观音岩',
+  '长生',
+  '天坪',
+  '文石',
+  '芦溪',
+  '小观',
+  '清和',
+  '马义',
+  '堡堂',
+  '中坝',
+  '江滨',
+  '兴隆',
+  '彭家湾',
+  '惠鱼',
+  '新安',
+  '五布',
+  '百节',
+  '双新',
+  '丰岩',
+  '鹿角',
+  '梓潼',
+  '南湖',
+  '明月',
+  '寨子',
 ];
 
 export interface SchoolRow {
@@ -295,7 +413,14 @@ export function buildSchools(): SchoolRow[] {
   const weighted = TOWNS.flatMap((t) => Array(t.urban ? 5 : 1).fill(t) as Town[]);
   for (const type of Object.keys(TYPE_COUNTS) as SchoolType[]) {
     let serial = specs.filter((s) => s.type === type).length;
-    const groupsOfType = type === 'kindergarten' ? ['BN-G11', 'BN-G12'] : type === 'primary' ? ['BN-G01', 'BN-G02', 'BN-G03', 'BN-G04', 'BN-G05', 'BN-G06'] : type === 'middle' || type === 'nine_year' ? ['BN-G07', 'BN-G08', 'BN-G09', 'BN-G10'] : [];
+    const groupsOfType =
+      type === 'kindergarten'
+        ? ['BN-G11', 'BN-G12']
+        : type === 'primary'
+          ? ['BN-G01', 'BN-G02', 'BN-G03', 'BN-G04', 'BN-G05', 'BN-G06']
+          : type === 'middle' || type === 'nine_year'
+            ? ['BN-G07', 'BN-G08', 'BN-G09', 'BN-G10']
+            : [];
     while (serial < TYPE_COUNTS[type]) {
       // Every town gets its centre kindergarten, primary and middle school before any town gets a second.
       const town = serial < TOWNS.length + 3 && ['kindergarten', 'primary', 'middle'].includes(type) ? TOWNS[serial % TOWNS.length] : pick(weighted);
@@ -331,7 +456,8 @@ export function buildSchools(): SchoolRow[] {
     const students = s.students ?? Math.round((min + rand() * rand() * (max - min)) / 10) * 10;
     const staff = Math.max(8, Math.round(students / PUPILS_PER_STAFF[s.type] + rand() * 8));
     // Rural middle and nine-year schools board; high and vocational schools mostly do.
-    const boarding = s.boarding ?? (s.type === 'high' || s.type === 'vocational' || ((s.type === 'middle' || s.type === 'nine_year') && !town.urban && rand() < 0.7));
+    const boarding =
+      s.boarding ?? (s.type === 'high' || s.type === 'vocational' || ((s.type === 'middle' || s.type === 'nine_year') && !town.urban && rand() < 0.7));
     const road = pick(town.roads);
     const zoneCode = s.type === 'vocational' ? null : s.type === 'middle' || s.type === 'high' || s.type === 'nine_year' ? town.middleZone : town.primaryZone;
     return {
@@ -510,13 +636,28 @@ export function buildDistrict(): District {
     const at = (k: AreaKind) => mine.filter((c) => c.areaKind === k).map((c) => ({ deviceId: c.deviceId, channelId: c.channelId }));
 
     // 一键报警: mandatory at the gatehouse, linked to police and to the gate cameras.
-    alarms.push({ schoolCode: school.code, code: `${school.code}-AB01`, location: '门卫室', areaKind: 'gatehouse', policeLinked: true, linkedCameras: [...at('gatehouse'), ...at('main_gate')] });
+    alarms.push({
+      schoolCode: school.code,
+      code: `${school.code}-AB01`,
+      location: '门卫室',
+      areaKind: 'gatehouse',
+      policeLinked: true,
+      linkedCameras: [...at('gatehouse'), ...at('main_gate')],
+    });
     const people = school.studentCount + school.staffCount;
     if (people > 1500 || school.boarding) {
       const kind: AreaKind = school.boarding && at('dormitory').length ? 'dormitory' : at('side_gate').length ? 'side_gate' : 'teaching_building';
-      alarms.push({ schoolCode: school.code, code: `${school.code}-AB02`, location: kind === 'dormitory' ? '宿管室' : kind === 'side_gate' ? '侧门' : '教学楼大厅', areaKind: kind, policeLinked: true, linkedCameras: at(kind) });
+      alarms.push({
+        schoolCode: school.code,
+        code: `${school.code}-AB02`,
+        location: kind === 'dormitory' ? '宿管室' : kind === 'side_gate' ? '侧门' : '教学楼大厅',
+        areaKind: kind,
+        policeLinked: true,
+        linkedCameras: at(kind),
+      });
     }
-    if (people > 3000) alarms.push({ schoolCode: school.code, code: `${school.code}-AB03`, location: '校长办公室', areaKind: 'other', policeLinked: false, linkedCameras: [] });
+    if (people > 3000)
+      alarms.push({ schoolCode: school.code, code: `${school.code}-AB03`, location: '校长办公室', areaKind: 'other', policeLinked: false, linkedCameras: [] });
 
     // Guards: most schools meet the rule, about one in twelve is deliberately one or two short.
     const required = requiredGuards(people);
@@ -527,7 +668,10 @@ export function buildDistrict(): District {
       guardSerial++;
       guards.push({
         schoolCode: school.code,
-        name: SURNAMES[Math.floor(rand() * SURNAMES.length)] + GIVEN[Math.floor(rand() * GIVEN.length)] + (rand() < 0.6 ? GIVEN[Math.floor(rand() * GIVEN.length)] : ''),
+        name:
+          SURNAMES[Math.floor(rand() * SURNAMES.length)] +
+          GIVEN[Math.floor(rand() * GIVEN.length)] +
+          (rand() < 0.6 ? GIVEN[Math.floor(rand() * GIVEN.length)] : ''),
         licenceNo: `CQBN-2026-${String(guardSerial).padStart(5, '0')}`,
         fullTime: g < fullTime,
         // 1990000xxxx: obviously fake numbers, never a real subscriber.
@@ -538,7 +682,8 @@ export function buildDistrict(): District {
     // 护学岗 at the main gate in both windows; big schools also at the side gate.
     const windows: PostWindow[] = [{ kind: 'arrival' }, { kind: 'dismissal' }];
     posts.push({ schoolCode: school.code, code: `${school.code}-HXG1`, gate: '校门口', windows, requiredHeadcount: people > 2000 ? 3 : 2 });
-    if (people > 2000 && at('side_gate').length) posts.push({ schoolCode: school.code, code: `${school.code}-HXG2`, gate: '侧门', windows, requiredHeadcount: 2 });
+    if (people > 2000 && at('side_gate').length)
+      posts.push({ schoolCode: school.code, code: `${school.code}-HXG2`, gate: '侧门', windows, requiredHeadcount: 2 });
   });
 
   return { schools, cameras, alarms, guards, posts };

@@ -102,7 +102,8 @@ export class ConsoleConnection {
     const socket = this.socket;
     if (!socket?.connected) return Promise.resolve({ ok: false, error: { status: 0, code: 'NETWORK', message: 'offline' } });
     return new Promise((resolve) => {
-      const ack = (err: Error | null, answer: ActionAnswer) => resolve(err ? { ok: false, error: { status: 0, code: 'TIMEOUT', message: err.message } } : answer);
+      const ack = (err: Error | null, answer: ActionAnswer) =>
+        resolve(err ? { ok: false, error: { status: 0, code: 'TIMEOUT', message: err.message } } : answer);
       // The payload type is checked by this method's signature; socket.io's emit cannot follow a generic event name.
       socket.timeout(this.opts.actionTimeoutMs ?? 10000).emit(name as 'incident:note', payload as ActionPayloads['incident:note'], ack);
     });

@@ -15,7 +15,11 @@ export type PathFor<M extends Method> = { [P in keyof paths]: [Op<P, M>] extends
 type Params<O> = O extends { parameters: infer X } ? X : never;
 type QueryOf<O> = Params<O> extends { query?: infer Q } ? Q : never;
 type PathParamsOf<O> = Params<O> extends { path: infer X } ? X : never;
-type BodyOf<O> = O extends { requestBody: { content: { 'application/json': infer B } } } ? B : O extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+type BodyOf<O> = O extends { requestBody: { content: { 'application/json': infer B } } }
+  ? B
+  : O extends { requestBody?: { content: { 'application/json': infer B } } }
+    ? B
+    : never;
 
 export interface RequestOptions<O> {
   path?: PathParamsOf<O>;
@@ -85,7 +89,12 @@ export class ApiClient {
     }
     let res: Response;
     try {
-      res = await fetch(url, { method: method.toUpperCase(), headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await fetch(url, {
+        method: method.toUpperCase(),
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
     } catch (e) {
       const timedOut = (e as Error)?.name === 'TimeoutError';
       throw new ApiError(0, timedOut ? 'TIMEOUT' : 'NETWORK', (e as Error)?.message ?? 'network error');

@@ -38,7 +38,11 @@ export function checkSound(): void {
 /** Call from a click or key handler: starts (or resumes) audio. */
 export function unlockSound(): void {
   const c = create();
-  if (c && c.state !== 'running') void c.resume().then(() => track(c), () => undefined);
+  if (c && c.state !== 'running')
+    void c.resume().then(
+      () => track(c),
+      () => undefined,
+    );
 }
 
 /** One alarm tone: two square-wave notes (0.45 s); a P1 tone is higher and louder. */

@@ -4,6 +4,13 @@
  * only (`export type`), so nothing of the server is bundled. When a catalogue moves, change its
  * path here and nowhere else.
  */
-export type { ConsoleEvent, ConsoleEventMap, ConsoleEventType, IncidentCamera, IncidentSummary, PatrolFindingItem } from '../../../src/modules/console-events/console-events';
+export type {
+  ConsoleEvent,
+  ConsoleEventMap,
+  ConsoleEventType,
+  IncidentCamera,
+  IncidentSummary,
+  PatrolFindingItem,
+} from '../../../src/modules/console-events/console-events';
 export type { ErrorCode } from '../../../src/infra/http/error-codes';
 export type { IncidentView } from '../../../src/modules/alarms/incident-row';

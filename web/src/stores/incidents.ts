@@ -94,7 +94,9 @@ export const useIncidents = defineStore('incidents', () => {
     if (!id) return null;
     const inc = incidents.get(id);
     const d = detail.value?.id === id ? detail.value : null;
-    return d && inc ? { ...d, ...inc, resolvedBy: d.resolvedBy, resolvedAt: d.resolvedAt, cancelReason: d.cancelReason, timeline: d.timeline } : (d ?? inc ?? null);
+    return d && inc
+      ? { ...d, ...inc, resolvedBy: d.resolvedBy, resolvedAt: d.resolvedAt, cancelReason: d.cancelReason, timeline: d.timeline }
+      : (d ?? inc ?? null);
   });
 
   function draft(id: string): Draft {
@@ -288,5 +290,26 @@ export const useIncidents = defineStore('incidents', () => {
   feed.subscribe({ snapshot: onSnapshot, event: onEvent });
   session.onEnd(reset);
 
-  return { incidents, ordered, open, unacked, unackedP1, selectedId, selected, detail, detailError, drafts, messages, busy, recent, snapshotTotal, loadingRest, partial, draft, select, act, reset };
+  return {
+    incidents,
+    ordered,
+    open,
+    unacked,
+    unackedP1,
+    selectedId,
+    selected,
+    detail,
+    detailError,
+    drafts,
+    messages,
+    busy,
+    recent,
+    snapshotTotal,
+    loadingRest,
+    partial,
+    draft,
+    select,
+    act,
+    reset,
+  };
 });

@@ -9,7 +9,19 @@ import { useSession } from './session';
 const MAX_ENTRIES = 50;
 
 export type PatrolEntry =
-  | { kind: 'summary'; key: string; seq: number; at: string; source: string; runId: string | null; total: number; schools: string[]; parts: number; of: number; sample: string[] }
+  | {
+      kind: 'summary';
+      key: string;
+      seq: number;
+      at: string;
+      source: string;
+      runId: string | null;
+      total: number;
+      schools: string[];
+      parts: number;
+      of: number;
+      sample: string[];
+    }
   | { kind: 'finding'; key: string; seq: number; at: string; source: string; findingId: string; check: string; message: string; subjectLabel: string }
   | { kind: 'more'; key: string; seq: number; at: string; source: string; more: number };
 
@@ -52,7 +64,15 @@ export const usePatrol = defineStore('patrol', () => {
       ];
       if (prev) entries.value = entries.value.filter((x) => x !== prev);
     } else {
-      items = findings.map((f) => ({ ...base, kind: 'finding' as const, key: `f-${f.findingId}`, findingId: f.findingId, check: f.check, message: f.message, subjectLabel: f.subjectLabel }));
+      items = findings.map((f) => ({
+        ...base,
+        kind: 'finding' as const,
+        key: `f-${f.findingId}`,
+        findingId: f.findingId,
+        check: f.check,
+        message: f.message,
+        subjectLabel: f.subjectLabel,
+      }));
       if (count > findings.length) items.push({ ...base, kind: 'more', key: `more-${e.seq}`, more: count - findings.length });
     }
     entries.value = [...items, ...entries.value].slice(0, MAX_ENTRIES);

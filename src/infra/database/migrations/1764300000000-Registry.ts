@@ -191,7 +191,20 @@ export class Registry1764300000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['audit_log', 'device_credentials', 'refresh_tokens', 'users', 'protection_posts', 'guards', 'alarm_devices', 'cameras', 'schools', 'education_groups', 'school_zones', 'districts'])
+    for (const t of [
+      'audit_log',
+      'device_credentials',
+      'refresh_tokens',
+      'users',
+      'protection_posts',
+      'guards',
+      'alarm_devices',
+      'cameras',
+      'schools',
+      'education_groups',
+      'school_zones',
+      'districts',
+    ])
       await q.query(`DROP TABLE IF EXISTS ${t}`);
   }
 }

@@ -79,6 +79,7 @@ export class DeviceHealth1764300400000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['maintenance_windows', 'device_flapping', 'device_faults', 'device_outages', 'device_transitions']) await q.query(`DROP TABLE IF EXISTS ${t}`);
+    for (const t of ['maintenance_windows', 'device_flapping', 'device_faults', 'device_outages', 'device_transitions'])
+      await q.query(`DROP TABLE IF EXISTS ${t}`);
   }
 }

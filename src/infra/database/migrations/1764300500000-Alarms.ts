@@ -60,7 +60,9 @@ export class Alarms1764300500000 implements MigrationInterface {
     await q.query(
       `CREATE UNIQUE INDEX incidents_open_device_uq ON incidents (alarm_device_id, type) WHERE source = 'device' AND alarm_device_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`,
     );
-    await q.query(`CREATE INDEX incidents_open_camera_idx ON incidents (camera_id) WHERE camera_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`);
+    await q.query(
+      `CREATE INDEX incidents_open_camera_idx ON incidents (camera_id) WHERE camera_id IS NOT NULL AND status IN ('raised','acknowledged','dispatched','on_scene')`,
+    );
 
     await q.query(`
       CREATE TABLE incident_presses (

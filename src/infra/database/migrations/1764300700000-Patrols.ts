@@ -164,7 +164,19 @@ export class Patrols1764300700000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['camera_patrol_marks', 'patrol_round_items', 'patrol_rounds', 'gate_events', 'guard_patrols', 'post_checkins', 'patrol_findings', 'rectification_tasks', 'patrol_run_schools', 'patrol_runs', 'patrol_plans'])
+    for (const t of [
+      'camera_patrol_marks',
+      'patrol_round_items',
+      'patrol_rounds',
+      'gate_events',
+      'guard_patrols',
+      'post_checkins',
+      'patrol_findings',
+      'rectification_tasks',
+      'patrol_run_schools',
+      'patrol_runs',
+      'patrol_plans',
+    ])
       await q.query(`DROP TABLE IF EXISTS ${t}`);
   }
 }

@@ -94,7 +94,14 @@ const col = {
     write: (r) => (getPath(r, field) ? 'true' : 'false'),
   }),
   /** A reference by code to another record, resolved to its id. */
-  ref: (header: string, aliases: string[], field: string, map: keyof Omit<Lookups, 'byId' | 'cameras'>, what: string, o: ColOpts & { nullable?: boolean } = {}): Column => ({
+  ref: (
+    header: string,
+    aliases: string[],
+    field: string,
+    map: keyof Omit<Lookups, 'byId' | 'cameras'>,
+    what: string,
+    o: ColOpts & { nullable?: boolean } = {},
+  ): Column => ({
     header,
     aliases,
     field,
@@ -165,7 +172,10 @@ const schoolColumns: Column[] = [
   col.text('code', ['学校代码', '代码'], 'code', { required: true }),
   col.text('name', ['学校名称', '名称'], 'name', { required: true }),
   {
-    ...col.text('type', ['学校类型', '类型'], 'type', { required: true, hint: 'kindergarten/primary/middle/high/vocational/nine_year（或 幼儿园/小学/初中/高中/职高/九年一贯制）' }),
+    ...col.text('type', ['学校类型', '类型'], 'type', {
+      required: true,
+      hint: 'kindergarten/primary/middle/high/vocational/nine_year（或 幼儿园/小学/初中/高中/职高/九年一贯制）',
+    }),
     read: (cell, d) => void (d.type = cell === '' ? undefined : (SCHOOL_TYPE_ALIASES[cell] ?? cell)),
   },
   col.ref('districtCode', ['区县代码', '区代码'], 'districtId', 'districts', '区县', { hint: '只有一个区县时可留空' }),
@@ -207,7 +217,11 @@ const schoolColumns: Column[] = [
         .filter((s) => s.trim())
         .map((s) => s.split('..').map((x) => x.trim()));
       if (terms.some((t) => t.length !== 2)) return `学期应如 2026-09-01..2027-01-20，多个用 ; 分隔，实际为"${cell}"`;
-      setPath(d, 'calendar.terms', terms.map(([start, end]) => ({ start, end })));
+      setPath(
+        d,
+        'calendar.terms',
+        terms.map(([start, end]) => ({ start, end })),
+      );
       (d.calendar as Draft).holidays ??= []; // the calendar is written whole: a file with terms only has no holidays
     },
     write: (r) => ((r.calendar?.terms as { start: string; end: string }[]) ?? []).map((t) => `${t.start}..${t.end}`).join(';'),
@@ -218,7 +232,14 @@ const schoolColumns: Column[] = [
     field: 'calendar.holidays',
     hint: '2026-10-01;2026-10-02',
     read: (cell, d) => {
-      setPath(d, 'calendar.holidays', cell.split(/[;；,，]/).map((s) => s.trim()).filter(Boolean));
+      setPath(
+        d,
+        'calendar.holidays',
+        cell
+          .split(/[;；,，]/)
+          .map((s) => s.trim())
+          .filter(Boolean),
+      );
       (d.calendar as Draft).terms ??= [];
     },
     write: (r) => ((r.calendar?.holidays as string[]) ?? []).join(';'),
@@ -256,7 +277,10 @@ const alarmDeviceColumns: Column[] = [
     read: (cell, d, refs) => {
       const ids: string[] = [];
       const missing: string[] = [];
-      for (const key of cell.split(/[;；]/).map((s) => s.trim()).filter(Boolean)) {
+      for (const key of cell
+        .split(/[;；]/)
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         const id = refs.cameras.get(key);
         if (id) ids.push(id);
         else missing.push(key);
@@ -283,7 +307,10 @@ const guardColumns: Column[] = [
 /** `arrival;dismissal`, with an optional override: `arrival=07:20-08:00;dismissal`. */
 export function parseWindows(cell: string): { kind: string; start?: string; end?: string }[] | null {
   const out: { kind: string; start?: string; end?: string }[] = [];
-  for (const part of cell.split(/[;；,，]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const part of cell
+    .split(/[;；,，]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([a-z_]+)(?:=(\d{1,2}:\d\d)-(\d{1,2}:\d\d))?$/.exec(part);
     if (!m) return null;
     const hhmm = (t: string) => (t.length === 4 ? `0${t}` : t);
@@ -307,7 +334,10 @@ const postColumns: Column[] = [
       if (!w) return `时段应如 arrival;dismissal，实际为"${cell}"`;
       d.windows = w;
     },
-    write: (r) => ((r.windows as { kind: string; start?: string; end?: string }[]) ?? []).map((w) => (w.start && w.end ? `${w.kind}=${w.start}-${w.end}` : w.kind)).join(';'),
+    write: (r) =>
+      ((r.windows as { kind: string; start?: string; end?: string }[]) ?? [])
+        .map((w) => (w.start && w.end ? `${w.kind}=${w.start}-${w.end}` : w.kind))
+        .join(';'),
   },
   col.num('requiredHeadcount', ['应到人数'], 'requiredHeadcount'),
 ];
@@ -329,8 +359,6 @@ export function findColumn(columns: Column[], header: string): Column | undefine
 
 /** The column a DTO error path (e.g. `timetable.arrival.start`, `windows.0.kind`) belongs to. */
 export function columnOfField(columns: Column[], field: string): string {
-  const hit =
-    columns.find((c) => field === c.field || field.startsWith(c.field + '.')) ??
-    columns.find((c) => c.field.startsWith(field + '.'));
+  const hit = columns.find((c) => field === c.field || field.startsWith(c.field + '.')) ?? columns.find((c) => c.field.startsWith(field + '.'));
   return hit?.header ?? field;
 }

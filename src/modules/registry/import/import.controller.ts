@@ -1,4 +1,20 @@
-import { CallHandler, Controller, ExecutionContext, Get, HttpCode, Inject, Injectable, NestInterceptor, Post, Query, Req, Res, StreamableFile, Type, UseInterceptors } from '@nestjs/common';
+import {
+  CallHandler,
+  Controller,
+  ExecutionContext,
+  Get,
+  HttpCode,
+  Inject,
+  Injectable,
+  NestInterceptor,
+  Post,
+  Query,
+  Req,
+  Res,
+  StreamableFile,
+  Type,
+  UseInterceptors,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsOptional } from 'class-validator';
@@ -54,7 +70,8 @@ export class UploadInterceptor implements NestInterceptor {
         if (!err) return resolve();
         const code = (err as { code?: string }).code;
         if (code === 'LIMIT_FILE_SIZE') reject(Errors.payloadTooLarge(`文件超过 ${mb(this.limit)}（${this.limit} 字节）的上限，请拆分后分别导入`));
-        else if (code === 'LIMIT_UNEXPECTED_FILE' || code === 'LIMIT_FILE_COUNT') reject(Errors.badRequest(ErrorCode.IMPORT.BAD_UPLOAD, '只能上传一个文件，字段名为 file'));
+        else if (code === 'LIMIT_UNEXPECTED_FILE' || code === 'LIMIT_FILE_COUNT')
+          reject(Errors.badRequest(ErrorCode.IMPORT.BAD_UPLOAD, '只能上传一个文件，字段名为 file'));
         else reject(Errors.badRequest(ErrorCode.IMPORT.BAD_UPLOAD, `上传内容无法解析：${(err as Error).message}`));
       }),
     );
@@ -95,7 +112,9 @@ export function importController(def: ResourceDef, kind: ImportKind): Type<unkno
     @HttpCode(200)
     @UseInterceptors(UploadInterceptor)
     @ApiConsumes('multipart/form-data')
-    @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'CSV (UTF-8 or GB18030) or XLSX' } } } })
+    @ApiBody({
+      schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'CSV (UTF-8 or GB18030) or XLSX' } } },
+    })
     import(@Req() req: Request, @Query() query: ImportQuery, @CurrentUser() user: AuthUser) {
       return this.imports.importFile(kind, this.svc, user, req.file!.buffer, query.dryRun === true);
     }

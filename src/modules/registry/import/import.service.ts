@@ -64,7 +64,10 @@ export class ImportService {
     const table = await readTable(file);
     const { maxRows } = this.config.import;
     if (table.rows.length > maxRows)
-      throw Errors.badRequest(ErrorCode.IMPORT.TOO_MANY_ROWS, `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, { maxRows, rows: table.rows.length });
+      throw Errors.badRequest(ErrorCode.IMPORT.TOO_MANY_ROWS, `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, {
+        maxRows,
+        rows: table.rows.length,
+      });
     const columns = this.mapHeader(kind, table.header);
 
     const qr = this.db.createQueryRunner();
@@ -82,7 +85,8 @@ export class ImportService {
         const key = svc.def.naturalKey.map((k) => data[k]);
         if (key.every((v) => typeof v === 'string' && v !== '')) {
           const first = seen.get(JSON.stringify(key));
-          if (first !== undefined) rowErrors.errors.push({ row: line, column: this.headerOf(kind, svc.def.naturalKey[0]), reason: `与第 ${first} 行重复（${key.join(' + ')}）` });
+          if (first !== undefined)
+            rowErrors.errors.push({ row: line, column: this.headerOf(kind, svc.def.naturalKey[0]), reason: `与第 ${first} 行重复（${key.join(' + ')}）` });
           else seen.set(JSON.stringify(key), line);
         }
         // School names are unique per district too: report a repeated name as a row error, not a 409.
@@ -179,7 +183,14 @@ export class ImportService {
         byId.set(r.id, key);
       }
     }
-    return { districts: await load('districts'), zones: await load('school_zones'), groups: await load('education_groups'), schools: await load('schools'), cameras, byId };
+    return {
+      districts: await load('districts'),
+      zones: await load('school_zones'),
+      groups: await load('education_groups'),
+      schools: await load('schools'),
+      cameras,
+      byId,
+    };
   }
 
   async exportFile(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
@@ -187,19 +198,32 @@ export class ImportService {
     const refs = await this.lookups(this.db.manager, kind === 'alarm-devices');
     const columns = IMPORT_KINDS[kind] as readonly Column[];
     const cells: CellOut[][] = rows.map((r) => columns.map((c) => c.write(r, refs)));
-    return this.file(kind, format, '', columns.map((c) => c.header), cells);
+    return this.file(
+      kind,
+      format,
+      '',
+      columns.map((c) => c.header),
+      cells,
+    );
   }
 
   async template(kind: ImportKind, format: FileFormat): Promise<FileOut> {
     const columns = (IMPORT_KINDS[kind] as readonly Column[]).filter((c) => !c.readOnly);
-    return this.file(kind, format, '模板', columns.map((c) => c.header), [], [
-      ['列', '中文名', '必填', '格式'],
-      ...columns.map((c) => [c.header, c.aliases[0] ?? '', c.required ? '是' : '', c.hint ?? '']),
-    ]);
+    return this.file(
+      kind,
+      format,
+      '模板',
+      columns.map((c) => c.header),
+      [],
+      [['列', '中文名', '必填', '格式'], ...columns.map((c) => [c.header, c.aliases[0] ?? '', c.required ? '是' : '', c.hint ?? ''])],
+    );
   }
 
   private async file(kind: ImportKind, format: FileFormat, suffix: string, header: string[], rows: CellOut[][], notes?: string[][]): Promise<FileOut> {
-    const stamp = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai', dateStyle: 'short', timeStyle: 'short' }).format(new Date()).replace(/[-:]/g, '').replace(' ', '-');
+    const stamp = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai', dateStyle: 'short', timeStyle: 'short' })
+      .format(new Date())
+      .replace(/[-:]/g, '')
+      .replace(' ', '-');
     const body = format === 'xlsx' ? await writeXlsx(LABELS[kind], header, rows, notes) : writeCsv(header, rows);
     return { body, contentType: CONTENT_TYPES[format], filename: `${LABELS[kind]}${suffix}-${stamp}.${format}` };
   }
