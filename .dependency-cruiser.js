@@ -54,10 +54,17 @@ module.exports = {
     },
     {
       name: 'module-through-index',
-      comment: 'Another module is reached only through its index.ts: never its entities, queries or internals.',
+      comment: 'Another module is reached only through its index.ts (or a *.catalogue.ts of event types): never its entities, queries or internals.',
       severity: 'error',
       from: { path: '^src/modules/([^/]+)/' },
-      to: { path: '^src/modules/[^/]+/', pathNot: ['^src/modules/$1/', '^src/modules/[^/]+/index\\.ts$'] },
+      to: { path: '^src/modules/[^/]+/', pathNot: ['^src/modules/$1/', '^src/modules/[^/]+/(index|[^/]+\\.catalogue)\\.ts$'] },
+    },
+    {
+      name: 'catalogues-are-pure',
+      comment: 'A *.catalogue.ts holds types and constants only (the web console imports it too): it imports only other catalogues.',
+      severity: 'error',
+      from: { path: '\\.catalogue\\.ts$' },
+      to: { path: '^src/', pathNot: '\\.catalogue\\.ts$' },
     },
     {
       name: 'app-through-index',

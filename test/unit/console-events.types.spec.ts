@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConsoleEventInput, ConsoleEventMap, IncidentSummary } from '../../src/modules/console-events/console-events';
+import type { ConsoleEventInput, ConsoleEventMap, IncidentSummary } from '../../src/modules/console-events/console-events.catalogue';
 import type { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
 
 /**

@@ -1,4 +1,4 @@
-import type { IncidentCamera, IncidentSummary } from '../console-events';
+import type { IncidentCamera, IncidentSummary } from '../console-events/console-events.catalogue';
 import type { IncidentSource, IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 
 /** An incident row as Postgres returns it. */

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { SqlParams } from '../../infra/database/sql-params';
-import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events';
+import { CONSOLE_EVENT_VERSION, ConsoleEventInput } from './console-events.catalogue';
 
 export const CONSOLE_EVENTS_CHANNEL = 'shouhu_console_events';
 

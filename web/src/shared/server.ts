@@ -11,6 +11,6 @@ export type {
   IncidentCamera,
   IncidentSummary,
   PatrolFindingItem,
-} from '../../../src/modules/console-events/console-events';
+} from '../../../src/modules/console-events/console-events.catalogue';
 export type { ErrorCode } from '../../../src/infra/http/error-codes';
 export type { IncidentView } from '../../../src/modules/alarms/incident-row';
