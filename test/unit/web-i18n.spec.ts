@@ -31,7 +31,7 @@ function sources(dir: string): string[] {
 /** Console event type names ('patrol.finding'…), read from the server catalogue the web app imports: not message keys. */
 function eventTypes(): Set<string> {
   const reexport = join(WEB_SRC, 'shared', 'server.ts');
-  const from = /from '([^']+\/console-events)'/.exec(readFileSync(reexport, 'utf8'))![1];
+  const from = /from '([^']+\/console-events\.catalogue)'/.exec(readFileSync(reexport, 'utf8'))![1];
   const catalogue = readFileSync(join(WEB_SRC, 'shared', `${from}.ts`), 'utf8');
   return new Set([...catalogue.matchAll(/^\s*'([a-z_]+\.[a-z_]+)':/gm)].map((m) => m[1]));
 }
