@@ -14,6 +14,7 @@ import { AlarmsModule } from './modules/alarms';
 import { PatrolsModule } from './modules/patrols';
 import { ComplianceModule } from './modules/compliance';
 import { Gb28181Module } from './modules/gb28181';
+import { NotificationsModule } from './modules/notifications';
 import { OpsModule } from './modules/ops';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
@@ -27,6 +28,7 @@ const CAPABILITIES = [
   PatrolsModule,
   ComplianceModule,
   Gb28181Module,
+  NotificationsModule,
 ];
 
 @Module({})

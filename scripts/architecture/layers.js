@@ -12,8 +12,8 @@ const LAYERS = [
   ['auth', 'registry'],
   // Device liveness; alarm intake and the incident lifecycle.
   ['device-health', 'alarms'],
-  // Patrol audits, video patrol rounds, protection-post check-ins.
-  ['patrols'],
+  // Patrol audits, video patrol rounds, protection-post check-ins; escalation messages to people (roster, policy, channels).
+  ['patrols', 'notifications'],
   // The four targets; the GB/T 28181 SIP front end (devices → health, alarms, cameras).
   ['compliance', 'gb28181'],
   // What people look at: the live console; health and metrics endpoints.

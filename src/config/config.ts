@@ -117,6 +117,7 @@ export function loadRawConfig(env: NodeJS.ProcessEnv = process.env, overrides: J
 }
 
 const DEV_SECRET = 'development-only-secret-do-not-use-in-production';
+const DEV_LINK_SECRET = 'development-only-link-secret-do-not-use-in-production';
 
 export function validateConfig(raw: Json): AppConfig {
   const problems: string[] = [];
@@ -138,10 +139,12 @@ export function validateConfig(raw: Json): AppConfig {
       problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');
     if (cfg.env === 'production') {
       if (cfg.auth.jwtSecret.length < 32) problems.push('auth.jwtSecret (JWT_SECRET): must be set to at least 32 characters in production');
+      if (cfg.notifications.linkSecret.length < 32) problems.push('notifications.linkSecret: must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');
       if (cfg.demo.simulateHeartbeats) problems.push('demo.simulateHeartbeats: must be false in production (no simulated devices)');
-    } else if (cfg.auth.jwtSecret === '') {
-      cfg.auth.jwtSecret = DEV_SECRET;
+    } else {
+      if (cfg.auth.jwtSecret === '') cfg.auth.jwtSecret = DEV_SECRET;
+      if (cfg.notifications.linkSecret === '') cfg.notifications.linkSecret = DEV_LINK_SECRET;
     }
     if (cfg.auth.bootstrapAdminPassword && cfg.auth.bootstrapAdminPassword.length < cfg.auth.minPasswordLength)
       problems.push(`auth.bootstrapAdminPassword (ADMIN_PASSWORD): must have at least ${cfg.auth.minPasswordLength} characters`);

@@ -1,4 +1,4 @@
-import { AppConfig, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
+import { AppConfig, DUTY_ROLES, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
 
 /**
  * The validation rules of every config key. SCHEMA is keyed by the leaf paths of AppConfig, so
@@ -179,4 +179,19 @@ export const SCHEMA: ConfigSchema = {
   'console.redisAdapter': rules.bool(),
   'console.adapterKey': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
   'console.revocationCheckSeconds': rules.int(1, 3600),
+  // notifications (src/modules/notifications): escalation messages, delivery retries, default policy, roster gaps
+  'notifications.publicBaseUrl': (v) => rules.url(['http:', 'https:'])(v) ?? (String(v).endsWith('/') ? 'must not end with /' : null),
+  'notifications.linkSecret': rules.str(),
+  'notifications.linkTtlSeconds': rules.int(60, 7 * 86400),
+  'notifications.timeoutMs': rules.int(100, 60000),
+  'notifications.attempts': rules.int(1, 1000),
+  'notifications.retryDelayMs': rules.int(10, 3_600_000),
+  'notifications.redispatchAfterMs': rules.int(100, 86_400_000),
+  'notifications.reconcileEveryMs': rules.int(0, 3_600_000),
+  'notifications.defaultLevelRoles': (v) =>
+    Array.isArray(v) && v.length > 0 && v.every((x) => rules.oneOf(DUTY_ROLES)(x) === null)
+      ? null
+      : `must be a non-empty list of ${DUTY_ROLES.join(', ')} (got ${JSON.stringify(v)})`,
+  'notifications.rosterCheckEveryMs': rules.int(0, 86_400_000),
+  'notifications.rosterLookaheadHours': rules.int(1, 24 * 31),
 };

@@ -21,6 +21,12 @@ export type IncidentType = (typeof INCIDENT_TYPES)[number];
 /** Full-time guard staffing rules (school-day/staffing.ts): 公治〔2015〕168号 or GB/T 29315-2022. */
 export const STAFFING_RULES = ['gongzhi2015', 'gbt29315'] as const;
 export type StaffingRule = (typeof STAFFING_RULES)[number];
+/**
+ * Duty roles of the roster (值班表, src/modules/notifications): the operator desk (值班员), the duty
+ * supervisor (值班主管) and the bureau leader on call (带班领导). Stored in duty_shifts: never rename one.
+ */
+export const DUTY_ROLES = ['operator_desk', 'duty_supervisor', 'bureau_leader'] as const;
+export type DutyRole = (typeof DUTY_ROLES)[number];
 
 export interface HttpConfig {
   port: number;
@@ -228,6 +234,33 @@ export interface ConsoleConfig extends ConsoleEventsConfig {
 }
 
 /**
+ * Escalation notifications (src/modules/notifications): links in messages, delivery retries,
+ * the default escalation policy, the roster gap check.
+ */
+export interface NotificationsConfig {
+  /** The console's address as people's phones reach it; links in messages start with it (no trailing slash). */
+  publicBaseUrl: string;
+  /** HMAC-SHA256 key of the links in messages; '' outside production = a fixed development key, production demands ≥ 32 characters. */
+  linkSecret: string;
+  /** How long a link in a message opens its incident. */
+  linkTtlSeconds: number;
+  /** Per HTTP request to a provider (WeCom, DingTalk, Feishu, SMS gateway). */
+  timeoutMs: number;
+  /** Attempts per message before it is recorded failed, and the pause between them. */
+  attempts: number;
+  retryDelayMs: number;
+  /** Messages neither sent nor finally failed this long after they were queued are queued again (a job Redis lost). */
+  redispatchAfterMs: number;
+  /** Period of that check; 0 = no scheduled check (tests drive it). */
+  reconcileEveryMs: number;
+  /** Default policy: the duty role told at escalation level N is entry N (the last one for deeper levels). */
+  defaultLevelRoles: DutyRole[];
+  /** Roster gap check: how often (0 = never; tests drive it) and how far ahead it looks. */
+  rosterCheckEveryMs: number;
+  rosterLookaheadHours: number;
+}
+
+/**
  * Typed application configuration: every section, every key (no index signature: a key that is
  * not declared here does not compile, and every leaf has a validation rule in ./schema.ts).
  */
@@ -249,4 +282,5 @@ export interface AppConfig {
   compliance: ComplianceConfig;
   gb28181: Gb28181Config;
   console: ConsoleConfig;
+  notifications: NotificationsConfig;
 }

@@ -179,6 +179,24 @@ export const ErrorCode = {
     CONCURRENT_CHANGE: 'ALARM.CONCURRENT_CHANGE',
   },
 
+  // ---- notifications: duty roster (值班表), channels, escalation policy, links in messages
+  DUTY_SHIFT: {
+    /** [404] */
+    NOT_FOUND: 'DUTY_SHIFT.NOT_FOUND',
+    /** [409] Only a shift on duty now (started, not ended) can be handed over. */
+    NOT_ON_DUTY: 'DUTY_SHIFT.NOT_ON_DUTY',
+  },
+  NOTIFICATION_CHANNEL: {
+    /** [404] */
+    NOT_FOUND: 'NOTIFICATION_CHANNEL.NOT_FOUND',
+  },
+  NOTIFICATION_LINK: {
+    /** [400] The link is not one of ours (malformed or the signature does not match). */
+    INVALID: 'NOTIFICATION_LINK.INVALID',
+    /** [410] The link was ours but has expired; open the console and find the incident there. */
+    EXPIRED: 'NOTIFICATION_LINK.EXPIRED',
+  },
+
   // ---- console (socket.io)
   CONSOLE: {
     /** Socket notice `resync_failed`: catch-up failed, the client reconnects. */

@@ -40,6 +40,7 @@ export const Errors = {
   notFound: (code: NotFoundCode, id?: string) =>
     new DomainError(HttpStatus.NOT_FOUND, code, `${code.slice(0, -'.NOT_FOUND'.length).toLowerCase()} ${id ?? ''} not found`.replace(/\s+/g, ' ').trim()),
   conflict: (code: ErrorCode, message: string, details?: Record<string, unknown>) => new DomainError(HttpStatus.CONFLICT, code, message, details),
+  gone: (code: ErrorCode, message: string) => new DomainError(HttpStatus.GONE, code, message),
   tooMany: (code: ErrorCode, message: string, retryAfterSeconds: number) => new DomainError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds }),
   payloadTooLarge: (message: string) => new DomainError(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, message),
 };

@@ -8,6 +8,8 @@ export enum QueueName {
   System = 'system',
   Alarms = 'alarms',
   Patrols = 'patrols',
+  /** Escalation messages to people (WeCom, DingTalk, Feishu, SMS): their own workers, so a slow provider never delays alarms. */
+  Notifications = 'notifications',
 }
 
 export enum JobName {
@@ -29,6 +31,18 @@ export enum JobName {
   ComplianceSnapshot = 'compliance.snapshot',
   /** Deletes console events older than the replay window (console.pruneEveryMs). */
   ConsolePrune = 'console.prune',
+  /**
+   * An incident reached an escalation level: tell the people the escalation policy names (written by
+   * the alarms escalate handler into its outbox with the level, id notice-<incident>-<level>; handled by
+   * src/modules/notifications, which marks the outbox row done).
+   */
+  NotifyEscalation = 'notifications.escalation',
+  /** One message to one recipient through one channel (id ntf-<delivery>; retried up to notifications.attempts). */
+  NotifyDeliver = 'notifications.deliver',
+  /** Messages queued long ago and neither sent nor failed are queued again (notifications.reconcileEveryMs). */
+  NotifyReconcile = 'notifications.reconcile',
+  /** Uncovered hours in the duty roster ahead become findings on the console (notifications.rosterCheckEveryMs). */
+  RosterGapCheck = 'notifications.roster-gap-check',
 }
 
 /** The payload each job carries. */
@@ -42,6 +56,10 @@ export interface JobPayloads {
   [JobName.PatrolPostCheck]: Record<string, never>;
   [JobName.ComplianceSnapshot]: { date?: string };
   [JobName.ConsolePrune]: Record<string, never>;
+  [JobName.NotifyEscalation]: { incidentId: string; level: number };
+  [JobName.NotifyDeliver]: { deliveryId: string };
+  [JobName.NotifyReconcile]: Record<string, never>;
+  [JobName.RosterGapCheck]: Record<string, never>;
 }
 
 export interface JobSpec {
@@ -70,6 +88,12 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.ComplianceSnapshot]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 5 } },
   // Superseded by the next run: no retries.
   [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
+  [JobName.NotifyEscalation]: { queue: QueueName.Notifications, options: retrying },
+  // Attempts and the pause between them come from notifications.attempts / retryDelayMs (set where the job is added).
+  [JobName.NotifyDeliver]: { queue: QueueName.Notifications, options: retrying },
+  // Superseded by the next run: no retries.
+  [JobName.NotifyReconcile]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
+  [JobName.RosterGapCheck]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
 };
 
 /**

@@ -23,4 +23,6 @@ export const jobIds = {
   escalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}`,
   relay: (incidentId: string) => `relay-${incidentId}`,
   relayWatch: (incidentId: string) => `relaywatch-${incidentId}`,
+  /** The escalation handed to the notifications (JobName.NotifyEscalation). */
+  notice: (incidentId: string, level: number) => `notice-${incidentId}-${level}`,
 };

@@ -7,7 +7,7 @@ import { SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events';
-import { AlarmsOutboxService } from './alarms-outbox.service';
+import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
 import { jobIds } from './alarms.constants';
 import { IncidentRow, toSummary } from './incident-row';
 import { appendTimeline } from './incident-timeline';
@@ -35,22 +35,33 @@ export class AlarmsJobs {
     queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId));
   }
 
-  /** Unacknowledged after the configured delay: notify supervisors (console event + timeline). */
+  /**
+   * Unacknowledged after the configured delay: record the level (timeline, console event) and, in
+   * the same transaction, hand the escalation to whoever tells people — a NotifyEscalation job
+   * through the outbox (src/modules/notifications handles it and marks it done). The timeline says
+   * only what happened here; who was told, how, and whether it arrived, the notifications add.
+   */
   async escalate(incidentId: string, level: number): Promise<string> {
-    return this.db.transaction(async (m) => {
+    let notice: OutboxRow[] = [];
+    const result = await this.db.transaction(async (m) => {
       const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1 FOR UPDATE`, [incidentId])) as IncidentRow[];
       let result = 'skipped';
       if (row && row.status === 'raised' && row.escalation_level < level) {
         const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [
           IncidentRow[],
         ];
-        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `未确认，升级至第 ${level} 级，已通知值班主管`, { level });
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `超时未确认，升级至第 ${level} 级`, { level });
         await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level } });
+        notice = await this.outbox.insert(m, [
+          { name: JobName.NotifyEscalation, jobId: jobIds.notice(incidentId, level), payload: { incidentId, level }, availableAt: new Date() },
+        ]);
         result = `escalated to ${level}`;
       }
       await this.outbox.markDone(m, [jobIds.escalation(incidentId, level)]);
       return result;
     });
+    this.outbox.kick(notice);
+    return result;
   }
 
   /** One delivery attempt to the police endpoint; throws on failure (BullMQ backs off and retries). */

@@ -6,6 +6,7 @@ import { AlarmsJobs } from './alarms.jobs';
 import { AlarmIntakeService } from './alarm-intake.service';
 import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
+import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentQueriesService } from './incident-queries.service';
 
 /**
@@ -17,7 +18,15 @@ import { IncidentQueriesService } from './incident-queries.service';
 @Module({
   imports: [RegistryModule],
   controllers: [AlarmsController],
-  providers: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, DrillWindowsService, AlarmsOutboxService, AlarmsJobs],
-  exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService],
+  providers: [
+    AlarmIntakeService,
+    IncidentLifecycleService,
+    IncidentQueriesService,
+    DrillWindowsService,
+    AlarmsOutboxService,
+    AlarmsJobs,
+    IncidentNoticesService,
+  ],
+  exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService],
 })
 export class AlarmsModule {}

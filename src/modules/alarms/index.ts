@@ -5,5 +5,6 @@ export type { IncidentType } from './alarms.constants';
 export { AlarmsModule } from './alarms.module';
 export { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from './dto';
 export { IncidentLifecycleService } from './incident-lifecycle.service';
+export { IncidentNoticesService, type NoticeTimelineEntry } from './incident-notices.service';
 export { IncidentQueriesService } from './incident-queries.service';
 export type { IncidentView } from './incident-row';

@@ -68,6 +68,48 @@ export interface ConsoleEventMap {
     total: number;
     findings: PatrolFindingItem[];
   };
+  /**
+   * One message about an escalated incident changed state (src/modules/notifications): queued,
+   * sent, retrying, failed, cancelled (acknowledged first), suppressed (channel silenced) or
+   * no_recipient (nobody on duty). District only.
+   */
+  'notification.delivery': NotificationDeliveryItem;
+  /** A notification channel started failing, recovered, or was silenced / unsilenced for maintenance. District only. */
+  'notification.channel': {
+    channelId: string;
+    name: string;
+    kind: string;
+    state: 'failing' | 'recovered' | 'silenced' | 'unsilenced';
+    /** The provider's answer or the network error of the failure. */
+    error: string | null;
+    silencedUntil: string | null;
+  };
+  /**
+   * The roster check found hours ahead with nobody on duty in a role (each gap reported once).
+   * `from`/`to` are clipped to the hours checked; `to` null = still uncovered at the end of them. District only.
+   */
+  'duty.roster_gap': { gaps: { dutyRole: string; from: string; to: string | null }[] };
+  /** A duty shift was added, changed, removed or handed over: consoles refresh "on duty now". District only. */
+  'duty.roster_changed': { shiftId: string; change: 'created' | 'updated' | 'deleted' | 'handover' };
+}
+
+/** One message to one recipient through one channel, as the console lists it under the incident. */
+export interface NotificationDeliveryItem {
+  deliveryId: string;
+  incidentId: string;
+  level: number;
+  channelId: string | null;
+  channelKind: string | null;
+  channelName: string | null;
+  recipientName: string;
+  /** The duty role the recipient was picked for (null: a named user or a group). */
+  dutyRole: string | null;
+  status: 'pending' | 'retrying' | 'sent' | 'failed' | 'cancelled' | 'suppressed' | 'no_recipient';
+  attempts: number;
+  /** The provider's answer code (WeCom/DingTalk errcode, Feishu code, HTTP status), or the network error. */
+  providerCode: string | null;
+  sentAt: string | null;
+  updatedAt: string;
 }
 
 /** One finding as listed in a patrol event. */

@@ -6,6 +6,7 @@ import { Patrols1764300700000 } from './1764300700000-Patrols';
 import { Compliance1764300800000 } from './1764300800000-Compliance';
 import { Gb281811764300900000 } from './1764300900000-Gb28181';
 import { DeviceStatusHot1764301000000 } from './1764301000000-DeviceStatusHot';
+import { Notifications1764302400000 } from './1764302400000-Notifications';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   Compliance1764300800000,
   Gb281811764300900000,
   DeviceStatusHot1764301000000,
+  Notifications1764302400000,
 ];

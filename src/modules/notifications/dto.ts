@@ -1,0 +1,129 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsISO8601,
+  IsInt,
+  Max,
+  Min,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  MaxLength,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
+import type { ChannelKind, DutyRole } from './notifications.constants';
+
+/** A duty shift (值班): who holds a duty role from when to when (ISO 8601 with offset, e.g. 2026-12-01T08:00:00+08:00). */
+export class CreateShiftDto {
+  @ApiProperty({ enum: DUTY_ROLES }) @IsIn(DUTY_ROLES) dutyRole: DutyRole;
+  @ApiProperty() @IsUUID() userId: string;
+  @ApiProperty({ example: '2026-12-01T08:00:00+08:00' }) @IsISO8601({ strict: true }) startsAt: string;
+  @ApiProperty({ example: '2026-12-01T20:00:00+08:00' }) @IsISO8601({ strict: true }) endsAt: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+}
+
+export class UpdateShiftDto {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() userId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true }) startsAt?: string;
+  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true }) endsAt?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+}
+
+/** 交接班: the shift on duty now ends now, and the incoming person holds the role until the shift's end. */
+export class HandoverDto {
+  @ApiProperty() @IsUUID() toUserId: string;
+  @ApiPropertyOptional({ description: 'what the incoming person must know (交接事项)' }) @IsOptional() @IsString() @MaxLength(2000) note?: string;
+}
+
+export class ShiftQuery {
+  @ApiPropertyOptional({ description: 'default: 1 day ago' }) @IsOptional() @IsISO8601({ strict: true }) from?: string;
+  @ApiPropertyOptional({ description: 'default: 7 days ahead (at most 62 days after from)' }) @IsOptional() @IsISO8601({ strict: true }) to?: string;
+  @ApiPropertyOptional({ enum: DUTY_ROLES }) @IsOptional() @IsIn(DUTY_ROLES) dutyRole?: DutyRole;
+}
+
+export class GapQuery {
+  @ApiPropertyOptional({ description: 'hours ahead to look (default notifications.rosterLookaheadHours)', minimum: 1, maximum: 744 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(744)
+  hours?: number;
+}
+
+export class CreateChannelDto {
+  @ApiProperty({ enum: CHANNEL_KINDS }) @IsIn(CHANNEL_KINDS) kind: ChannelKind;
+  @ApiProperty({ example: '指挥中心值班群' }) @IsString() @MinLength(1) @MaxLength(100) name: string;
+  @ApiProperty({ description: 'the robot webhook (with its key/access_token) or the gateway URL; write-only, answered masked' })
+  @IsString()
+  @MaxLength(2000)
+  webhookUrl: string;
+  @ApiPropertyOptional({ description: 'DingTalk 加签 / Feishu 签名校验 secret, SMS gateway HMAC key; write-only' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  secret?: string;
+  @ApiPropertyOptional({ description: 'SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings' })
+  @IsOptional()
+  @IsObject()
+  template?: Record<string, unknown>;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
+}
+
+export class UpdateChannelDto {
+  @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(100) name?: string;
+  @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(2000) webhookUrl?: string;
+  @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(200) secret?: string;
+  @ApiPropertyOptional() @IsOptional() @IsObject() template?: Record<string, unknown>;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
+}
+
+/** Silences a channel for a maintenance window (never the console: it is not a channel). */
+export class SilenceChannelDto {
+  @ApiProperty({ description: 'end of the maintenance window (at most 7 days ahead)' }) @IsISO8601({ strict: true }) until: string;
+  @ApiProperty({ example: '运营商短信网关维护' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
+}
+
+const TARGET_KINDS = ['duty', 'user', 'group'] as const;
+
+/** Whom a level tells: the person on duty in a role, a named user, or a group channel as such. */
+export class PolicyTargetDto {
+  @ApiProperty({ enum: TARGET_KINDS }) @IsIn(TARGET_KINDS) kind: (typeof TARGET_KINDS)[number];
+  @ApiPropertyOptional({ enum: DUTY_ROLES, description: 'kind duty' }) @IsOptional() @IsIn(DUTY_ROLES) dutyRole?: DutyRole;
+  @ApiPropertyOptional({ description: 'kind user' }) @IsOptional() @IsUUID() userId?: string;
+  @ApiPropertyOptional({ description: 'kind group' }) @IsOptional() @IsUUID() channelId?: string;
+}
+
+export class PolicyLevelDto {
+  @ApiProperty({ type: [PolicyTargetDto] })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(20)
+  @ValidateNested({ each: true })
+  @Type(() => PolicyTargetDto)
+  targets: PolicyTargetDto[];
+  @ApiPropertyOptional({ type: [String], nullable: true, description: 'channels for the people of this level; null or omitted = every enabled channel' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(20)
+  @IsUUID('all', { each: true })
+  channelIds?: string[] | null;
+}
+
+export class UpdatePolicyDto {
+  @ApiProperty({ type: [PolicyLevelDto], description: 'one entry per escalation level of the priority (alarms.escalationSeconds)' })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(5)
+  @ValidateNested({ each: true })
+  @Type(() => PolicyLevelDto)
+  levels: PolicyLevelDto[];
+}

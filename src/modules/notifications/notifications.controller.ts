@@ -1,0 +1,202 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsIn } from 'class-validator';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { PRIORITIES, type Priority } from '../../config/sections';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import { CENTER_ROLES, type AuthUser } from '../../infra/access/roles';
+import { ErrorCode, Errors } from '../../infra/http/errors';
+import { UuidParam } from '../../infra/http/params';
+import { IncidentQueriesService } from '../alarms';
+import { verifyLink } from './ack-links';
+import { ChannelsService } from './channels.service';
+import { DeliveriesService } from './deliveries.service';
+import {
+  CreateChannelDto,
+  CreateShiftDto,
+  GapQuery,
+  HandoverDto,
+  ShiftQuery,
+  SilenceChannelDto,
+  UpdateChannelDto,
+  UpdatePolicyDto,
+  UpdateShiftDto,
+} from './dto';
+import { PolicyService } from './policy.service';
+import { RosterService } from './roster.service';
+
+class PriorityParam {
+  @IsIn(PRIORITIES) priority: Priority;
+}
+
+/** Who may change the roster and silence channels; who may read them (the control center). */
+const ROSTER_ROLES = ['supervisor', 'admin'] as const;
+
+@ApiTags('duty')
+@ApiBearerAuth()
+@Controller('duty')
+export class DutyController {
+  constructor(
+    private readonly roster: RosterService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours). */
+  @Roles(...CENTER_ROLES)
+  @Get('now')
+  async now() {
+    const at = new Date();
+    const to = new Date(at.getTime() + this.config.notifications.rosterLookaheadHours * 3600_000);
+    const gaps = (await this.roster.gaps(at, to)).map(({ dutyRole, from, to: end }) => ({ dutyRole, from, to: end }));
+    return { at: at.toISOString(), onDuty: await this.roster.onDuty(at), gaps };
+  }
+
+  @Roles(...CENTER_ROLES)
+  @Get('gaps')
+  async gaps(@Query() q: GapQuery) {
+    const at = new Date();
+    const hours = q.hours ?? this.config.notifications.rosterLookaheadHours;
+    const gaps = await this.roster.gaps(at, new Date(at.getTime() + hours * 3600_000));
+    return { from: at.toISOString(), hours, gaps: gaps.map(({ dutyRole, from, to }) => ({ dutyRole, from, to })) };
+  }
+
+  @Roles(...CENTER_ROLES)
+  @Get('shifts')
+  list(@Query() q: ShiftQuery) {
+    return this.roster.list(q);
+  }
+
+  @Roles(...CENTER_ROLES)
+  @Get('shifts/:id')
+  get(@UuidParam() id: string) {
+    return this.roster.get(id);
+  }
+
+  @Roles(...ROSTER_ROLES)
+  @Post('shifts')
+  create(@Body() dto: CreateShiftDto, @CurrentUser() user: AuthUser) {
+    return this.roster.create(dto, user.id);
+  }
+
+  @Roles(...ROSTER_ROLES)
+  @Patch('shifts/:id')
+  update(@UuidParam() id: string, @Body() dto: UpdateShiftDto) {
+    return this.roster.update(id, dto);
+  }
+
+  @Roles(...ROSTER_ROLES)
+  @Delete('shifts/:id')
+  @HttpCode(204)
+  async remove(@UuidParam() id: string) {
+    await this.roster.remove(id);
+  }
+
+  /** 交接班: the shift on duty now ends now and the incoming person takes the role until its planned end. */
+  @Roles(...ROSTER_ROLES)
+  @Post('shifts/:id/handover')
+  @HttpCode(200)
+  handover(@UuidParam() id: string, @Body() dto: HandoverDto) {
+    return this.roster.handover(id, dto);
+  }
+}
+
+@ApiTags('notifications')
+@ApiBearerAuth()
+@Controller('notifications')
+export class NotificationsController {
+  constructor(
+    private readonly channels: ChannelsService,
+    private readonly policy: PolicyService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Roles(...CENTER_ROLES)
+  @Get('channels')
+  listChannels() {
+    return this.channels.list();
+  }
+
+  @Roles('admin')
+  @Post('channels')
+  createChannel(@Body() dto: CreateChannelDto) {
+    return this.channels.create(dto);
+  }
+
+  @Roles('admin')
+  @Patch('channels/:id')
+  updateChannel(@UuidParam() id: string, @Body() dto: UpdateChannelDto) {
+    return this.channels.update(id, dto);
+  }
+
+  @Roles('admin')
+  @Delete('channels/:id')
+  @HttpCode(204)
+  async removeChannel(@UuidParam() id: string) {
+    await this.channels.remove(id);
+  }
+
+  /** Sends a test message now and answers the provider's reply (`ok`, `code`, `detail`). */
+  @Roles('admin')
+  @Post('channels/:id/test')
+  @HttpCode(200)
+  testChannel(@UuidParam() id: string) {
+    return this.channels.test(id);
+  }
+
+  /** A maintenance window: messages due meanwhile are recorded as suppressed; the console is never silenced. */
+  @Roles(...ROSTER_ROLES)
+  @Post('channels/:id/silence')
+  @HttpCode(200)
+  silence(@UuidParam() id: string, @Body() dto: SilenceChannelDto) {
+    return this.channels.silence(id, dto);
+  }
+
+  @Roles(...ROSTER_ROLES)
+  @Delete('channels/:id/silence')
+  unsilence(@UuidParam() id: string) {
+    return this.channels.unsilence(id);
+  }
+
+  @Roles(...CENTER_ROLES)
+  @Get('policies')
+  policies() {
+    return this.policy.list();
+  }
+
+  @Roles('admin')
+  @Put('policies/:priority')
+  updatePolicy(@Param() p: PriorityParam, @Body() dto: UpdatePolicyDto, @CurrentUser() user: AuthUser) {
+    return this.policy.update(p.priority, dto, user.id);
+  }
+
+  /**
+   * Resolves the link of a message (after login): the incident it opens. 400 NOTIFICATION_LINK.INVALID,
+   * 410 NOTIFICATION_LINK.EXPIRED (notifications.linkTtlSeconds).
+   */
+  @Roles(...CENTER_ROLES)
+  @Get('links/:token')
+  link(@Param('token') token: string) {
+    const r = verifyLink(this.config.notifications.linkSecret, String(token));
+    if (!r.ok && r.reason === 'expired') throw Errors.gone(ErrorCode.NOTIFICATION_LINK.EXPIRED, 'This link has expired: find the incident on the console');
+    if (!r.ok) throw Errors.badRequest(ErrorCode.NOTIFICATION_LINK.INVALID, 'Not a valid incident link');
+    return { incidentId: r.incidentId, expiresAt: r.expiresAt.toISOString() };
+  }
+}
+
+/** The messages sent about one incident (who, how, whether it arrived), within the caller's scope. */
+@ApiTags('incidents')
+@ApiBearerAuth()
+@Controller('incidents')
+export class IncidentNotificationsController {
+  constructor(
+    private readonly deliveries: DeliveriesService,
+    private readonly incidents: IncidentQueriesService,
+  ) {}
+
+  @Roles(...CENTER_ROLES)
+  @Get(':id/notifications')
+  async list(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+    await this.incidents.get(user, id); // 404 / scope, as the incident itself
+    return { items: await this.deliveries.forIncident(id) };
+  }
+}

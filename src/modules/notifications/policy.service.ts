@@ -1,0 +1,136 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { PRIORITIES, type Priority } from '../../config/sections';
+import { Errors, FieldError } from '../../infra/http/errors';
+import { AuditService } from '../audit-log';
+import { UsersService } from '../auth';
+import { UpdatePolicyDto } from './dto';
+import type { DutyRole } from './notifications.constants';
+import { assertDutyPerson } from './users';
+
+export type PolicyTarget = { kind: 'duty'; dutyRole: DutyRole } | { kind: 'user'; userId: string } | { kind: 'group'; channelId: string };
+
+/** One escalation level: whom to tell and through which channels (null = every enabled channel). */
+export interface PolicyLevel {
+  targets: PolicyTarget[];
+  channelIds: string[] | null;
+}
+
+export interface PolicyView {
+  priority: Priority;
+  /** Levels with the delay after which each is reached (alarms.escalationSeconds: the timers are the alarms module's). */
+  levels: (PolicyLevel & { level: number; afterSeconds: number })[];
+  source: 'default' | 'stored';
+  updatedAt: string | null;
+}
+
+/**
+ * The escalation policy per priority: for each escalation level, whom to notify (the person on
+ * duty in a role, a named user, a group channel) and through which channels. Defaults come from
+ * config (one level per alarms.escalationSeconds delay, the duty roles of
+ * notifications.defaultLevelRoles, every enabled channel); admins store their own.
+ */
+@Injectable()
+export class PolicyService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly users: UsersService,
+    private readonly audit: AuditService,
+  ) {}
+
+  private delays(p: Priority): number[] {
+    return this.config.alarms.escalationSeconds[p] ?? [];
+  }
+
+  defaults(p: Priority): PolicyLevel[] {
+    const roles = this.config.notifications.defaultLevelRoles;
+    return this.delays(p).map((_, i) => ({ targets: [{ kind: 'duty', dutyRole: roles[Math.min(i, roles.length - 1)] }], channelIds: null }));
+  }
+
+  private shape(p: Priority, levels: PolicyLevel[], source: PolicyView['source'], updatedAt: Date | null): PolicyView {
+    const delays = this.delays(p);
+    return {
+      priority: p,
+      levels: delays.map((afterSeconds, i) => ({ level: i + 1, afterSeconds, ...(levels[i] ?? this.defaults(p)[i]) })),
+      source,
+      updatedAt: updatedAt ? new Date(updatedAt).toISOString() : null,
+    };
+  }
+
+  async list(): Promise<PolicyView[]> {
+    const rows: { priority: Priority; levels: PolicyLevel[]; updated_at: Date }[] = await this.db.query(`SELECT * FROM escalation_policies`);
+    return PRIORITIES.map((p) => {
+      const r = rows.find((x) => x.priority === p);
+      return r ? this.shape(p, r.levels, 'stored', r.updated_at) : this.shape(p, this.defaults(p), 'default', null);
+    });
+  }
+
+  async get(p: Priority): Promise<PolicyView> {
+    const [r] = (await this.db.query(`SELECT * FROM escalation_policies WHERE priority = $1`, [p])) as { levels: PolicyLevel[]; updated_at: Date }[];
+    return r ? this.shape(p, r.levels, 'stored', r.updated_at) : this.shape(p, this.defaults(p), 'default', null);
+  }
+
+  /** The level to act on, or null when the policy has none (more timers than levels cannot happen: levels follow the delays). */
+  async level(p: Priority, level: number): Promise<PolicyLevel | null> {
+    return (await this.get(p)).levels[level - 1] ?? null;
+  }
+
+  async update(p: Priority, dto: UpdatePolicyDto, actorId: string | null): Promise<PolicyView> {
+    const delays = this.delays(p);
+    if (dto.levels.length !== delays.length)
+      throw Errors.validation([
+        {
+          field: 'levels',
+          reason: `${p} escalates ${delays.length} time(s) (alarms.escalationSeconds: ${delays.join(', ')} s): give exactly one level for each`,
+        },
+      ]);
+    const channelIds = new Set((await this.db.query(`SELECT id FROM notification_channels`)).map((r: { id: string }) => r.id));
+    const problems: FieldError[] = [];
+    const levels: PolicyLevel[] = [];
+    for (const [i, l] of dto.levels.entries()) {
+      const targets: PolicyTarget[] = [];
+      for (const [j, t] of l.targets.entries()) {
+        const field = `levels[${i}].targets[${j}]`;
+        if (t.kind === 'duty') {
+          if (!t.dutyRole) problems.push({ field: `${field}.dutyRole`, reason: 'required for kind duty' });
+          else targets.push({ kind: 'duty', dutyRole: t.dutyRole });
+        } else if (t.kind === 'user') {
+          if (!t.userId) problems.push({ field: `${field}.userId`, reason: 'required for kind user' });
+          else {
+            try {
+              await assertDutyPerson(this.users, t.userId, `${field}.userId`);
+              targets.push({ kind: 'user', userId: t.userId });
+            } catch (e) {
+              problems.push(...((e as { details?: { fields?: FieldError[] } }).details?.fields ?? []));
+            }
+          }
+        } else if (!t.channelId) problems.push({ field: `${field}.channelId`, reason: 'required for kind group' });
+        else if (!channelIds.has(t.channelId)) problems.push({ field: `${field}.channelId`, reason: 'no such channel' });
+        else targets.push({ kind: 'group', channelId: t.channelId });
+      }
+      for (const [j, c] of (l.channelIds ?? []).entries())
+        if (!channelIds.has(c)) problems.push({ field: `levels[${i}].channelIds[${j}]`, reason: 'no such channel' });
+      levels.push({ targets, channelIds: l.channelIds ?? null });
+    }
+    if (problems.length) throw Errors.validation(problems);
+    return this.db.transaction(async (m) => {
+      const [before] = (await m.query(`SELECT levels FROM escalation_policies WHERE priority = $1 FOR UPDATE`, [p])) as { levels: PolicyLevel[] }[];
+      const [row] = (await m.query(
+        `INSERT INTO escalation_policies (priority, levels, updated_by_id, updated_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (priority) DO UPDATE SET levels = EXCLUDED.levels, updated_by_id = EXCLUDED.updated_by_id, updated_at = now() RETURNING *`,
+        [p, JSON.stringify(levels), actorId],
+      )) as { levels: PolicyLevel[]; updated_at: Date }[];
+      await this.audit.record(m, {
+        action: 'update',
+        entity: 'escalation_policy',
+        entityId: null,
+        before: before ?? { default: this.defaults(p) },
+        after: { priority: p, levels },
+      });
+      return this.shape(p, row.levels, 'stored', row.updated_at);
+    });
+  }
+}
