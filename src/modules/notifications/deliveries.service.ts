@@ -44,16 +44,6 @@ export type DeliveryView = NotificationDeliveryItem & { address: string | null; 
 
 type Planned = Omit<DeliveryRow, 'id' | 'attempts' | 'provider_code' | 'sent_at' | 'updated_at' | 'last_error'> & { last_error: string | null };
 
-const STATUS_ZH: Record<DeliveryStatus, string> = {
-  pending: '待发送',
-  retrying: '重试中',
-  sent: '已送达',
-  failed: '失败',
-  cancelled: '已取消',
-  suppressed: '渠道维护中未发送',
-  no_recipient: '无人可通知',
-};
-
 /**
  * Escalation messages end to end. An escalation (NotifyEscalation, from the alarms outbox) is
  * planned into one row per recipient × channel — the dedup key (incident, level, recipient,

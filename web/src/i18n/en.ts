@@ -172,6 +172,9 @@ const en: Messages = {
     other: 'Other check',
   },
   errors: {
+    notOnDuty: 'Only a shift on duty now can be handed over',
+    linkInvalid: 'This link is not valid: find the alarm on the console',
+    linkExpired: 'This link has expired: find the alarm on the console',
     alreadyAcknowledged: 'Already acknowledged by {name}',
     invalidTransition: 'Not possible in the current state',
     latched: 'The alarm is latched: only duty staff can clear it',

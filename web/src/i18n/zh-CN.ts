@@ -167,6 +167,9 @@ const zhCN = {
     other: '其他检查项',
   },
   errors: {
+    notOnDuty: '只能交接正在值班的班次',
+    linkInvalid: '链接无效，请在控制台中查找该报警',
+    linkExpired: '链接已过期，请在控制台中查找该报警',
     alreadyAcknowledged: '该报警已被 {name} 确认',
     invalidTransition: '当前状态下不能执行此操作',
     latched: '报警已锁定，只能由值班人员人工解除',

@@ -1,0 +1,399 @@
+import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
+import { QueueService } from '../../src/infra/queue/queue.service';
+import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
+import { UsersService } from '../../src/modules/auth/users.service';
+import { DeliveriesService } from '../../src/modules/notifications/deliveries.service';
+import { RosterService } from '../../src/modules/notifications/roster.service';
+import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { waitFor } from '../support/police-receiver';
+
+/**
+ * Escalation that reaches a person, end to end on the real app with fake WeCom / DingTalk / Feishu /
+ * SMS receivers that check signatures as the platforms do. Escalation delays are short (config);
+ * nothing here measures time.
+ */
+describe('notifications: roster, policy, channels, delivery', () => {
+  jest.setTimeout(90_000);
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let op: { token: string; userId: string; username: string };
+  let sup: { token: string; userId: string; username: string };
+  let leader: { token: string; userId: string; username: string };
+  let auditor: string;
+  let wecom: FakeReceiver;
+  let dingtalk: FakeReceiver;
+  let feishu: FakeReceiver;
+  let sms: FakeReceiver;
+  const ch: Record<string, string> = {};
+
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const raise = async (location: string, priority = 'P1') =>
+    (await t.http().post('/api/v1/incidents').set(auth(op.token)).send({ schoolId: seed.schoolA.id, type: 'intrusion', location, priority }).expect(201))
+      .body as { id: string };
+  const about = (r: FakeReceiver, location: string) => r.received.filter((m) => m.text.includes(location));
+  const deliveries = async (incidentId: string) =>
+    (await t.http().get(`/api/v1/incidents/${incidentId}/notifications`).set(auth(op.token)).expect(200)).body.items as {
+      level: number;
+      channelKind: string;
+      status: string;
+      recipientName: string;
+      attempts: number;
+      providerCode: string | null;
+    }[];
+  const timeline = async (incidentId: string) =>
+    (await t.http().get(`/api/v1/incidents/${incidentId}`).set(auth(op.token)).expect(200)).body.timeline as {
+      action: string;
+      note: string;
+      data: Record<string, unknown>;
+    }[];
+
+  beforeAll(async () => {
+    [wecom, dingtalk, feishu, sms] = await Promise.all([
+      startFakeReceiver('wecom'),
+      startFakeReceiver('dingtalk'),
+      startFakeReceiver('feishu'),
+      startFakeReceiver('sms'),
+    ]);
+    t = await startApp({
+      alarms: { escalationSeconds: { P1: [1, 3], P2: [1, 600], P3: [600], P4: [600] }, outbox: { pollMs: 100, redispatchAfterMs: 2000, batchSize: 100 } },
+      notifications: {
+        publicBaseUrl: 'https://shouhu.test',
+        retryDelayMs: 250,
+        attempts: 100,
+        reconcileEveryMs: 0,
+        rosterCheckEveryMs: 0,
+        redispatchAfterMs: 1000,
+      },
+    });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    op = await t.userToken('operator');
+    sup = await t.userToken('supervisor');
+    leader = await t.userToken('supervisor');
+    auditor = (await t.userToken('auditor')).token;
+    const users = t.app.get(UsersService);
+    await users.update(sup.userId, { phone: '13800000001', displayName: '张主管' });
+    await users.update(leader.userId, { phone: '13900000002', displayName: '李局长' });
+    const add = async (kind: string, r: FakeReceiver, extra: Record<string, unknown> = {}) => {
+      const res = await t
+        .http()
+        .post('/api/v1/notifications/channels')
+        .set(auth(admin))
+        .send({ kind, name: `${kind} 值班`, webhookUrl: r.url, ...(r.secret ? { secret: r.secret } : {}), ...extra })
+        .expect(201);
+      ch[kind] = res.body.id;
+      return res.body;
+    };
+    const w = await add('wecom', wecom);
+    expect(w.webhookUrl).not.toContain(wecom.url.split('key=')[1]); // masked
+    expect(w).not.toHaveProperty('secret');
+    await add('dingtalk', dingtalk);
+    await add('feishu', feishu);
+    await add('sms', sms, { template: { to: '{{phone}}', content: '{{text}}', incident: '{{incidentId}}' } });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([wecom, dingtalk, feishu, sms].map((r) => r?.close()));
+  });
+
+  describe('duty roster', () => {
+    it('refuses bad shifts with field-level 400s and non-supervisors with 403', async () => {
+      const now = Date.now();
+      const bad = await t
+        .http()
+        .post('/api/v1/duty/shifts')
+        .set(auth(admin))
+        .send({ dutyRole: 'duty_supervisor', userId: sup.userId, startsAt: iso(now), endsAt: iso(now - 1000) })
+        .expect(400);
+      expect(bad.body.error.details.fields[0].field).toBe('endsAt');
+      const role = await t
+        .http()
+        .post('/api/v1/duty/shifts')
+        .set(auth(admin))
+        .send({ dutyRole: 'chef', userId: sup.userId, startsAt: iso(now), endsAt: iso(now + 1000) })
+        .expect(400);
+      expect(role.body.error.details.fields.map((f: { field: string }) => f.field)).toContain('dutyRole');
+      const staff = await t.userToken('school_security', seed.schoolA.id);
+      const notCenter = await t
+        .http()
+        .post('/api/v1/duty/shifts')
+        .set(auth(admin))
+        .send({ dutyRole: 'duty_supervisor', userId: staff.userId, startsAt: iso(now), endsAt: iso(now + 1000) })
+        .expect(400);
+      expect(notCenter.body.error.details.fields[0].field).toBe('userId');
+      await t
+        .http()
+        .post('/api/v1/duty/shifts')
+        .set(auth(op.token))
+        .send({ dutyRole: 'duty_supervisor', userId: sup.userId, startsAt: iso(now), endsAt: iso(now + 1000) })
+        .expect(403);
+      await t.http().get('/api/v1/duty/shifts/not-a-uuid').set(auth(op.token)).expect(400);
+      await t.http().get('/api/v1/duty/shifts/00000000-0000-4000-8000-000000000000').set(auth(op.token)).expect(404);
+    });
+
+    it('reports a gap once, shows who is on duty now, and hands a shift over (audited)', async () => {
+      const roster = t.app.get(RosterService);
+      // Nobody on the roster yet: every role is a gap, reported once to the console.
+      const first = await roster.checkGaps();
+      expect(first.gaps.map((g) => g.dutyRole).sort()).toEqual(['bureau_leader', 'duty_supervisor', 'operator_desk']);
+      expect(first.reported).toBe(3);
+      expect((await roster.checkGaps()).reported).toBe(0);
+      const ev = await t.db.query(`SELECT payload FROM console_events WHERE type = 'duty.roster_gap' ORDER BY seq`);
+      expect(ev.rows).toHaveLength(1);
+      expect(ev.rows[0].payload.gaps).toHaveLength(3);
+
+      const now = Date.now();
+      const day = 86400_000;
+      const mk = (dutyRole: string, userId: string, from: number, to: number) =>
+        t
+          .http()
+          .post('/api/v1/duty/shifts')
+          .set(auth(sup.token))
+          .send({ dutyRole, userId, startsAt: iso(from), endsAt: iso(to), note: '白班' })
+          .expect(201)
+          .then((r) => r.body);
+      const supShift = await mk('duty_supervisor', sup.userId, now - 3600_000, now + 2 * day);
+      await mk('bureau_leader', leader.userId, now - 3600_000, now + 2 * day);
+      // The operator desk is covered only for the next 2 hours, then again from hour 4: a gap of two hours.
+      await mk('operator_desk', op.userId, now - 3600_000, now + 2 * 3600_000);
+      await mk('operator_desk', op.userId, now + 4 * 3600_000, now + 2 * day);
+      const gapCheck = await roster.checkGaps();
+      expect(gapCheck.gaps).toEqual([{ dutyRole: 'operator_desk', from: iso(now + 2 * 3600_000), to: iso(now + 4 * 3600_000) }]);
+      expect(gapCheck.reported).toBe(1);
+
+      const dutyNow = (await t.http().get('/api/v1/duty/now').set(auth(auditor)).expect(200)).body;
+      expect(dutyNow.onDuty.duty_supervisor.map((s: { userName: string }) => s.userName)).toEqual(['张主管']);
+      expect(dutyNow.onDuty.duty_supervisor[0].phone).toBe('138****0001');
+      expect(dutyNow.gaps).toHaveLength(1);
+
+      // Handover to the leader and back: the current shift ends now, the next holds the role to its end.
+      const h = await t
+        .http()
+        .post(`/api/v1/duty/shifts/${supShift.id}/handover`)
+        .set(auth(sup.token))
+        .send({ toUserId: leader.userId, note: '交接：北门摄像头待修' })
+        .expect(200);
+      expect(h.body.started).toMatchObject({ userId: leader.userId, endsAt: supShift.endsAt, handedOverFromId: supShift.id, dutyRole: 'duty_supervisor' });
+      await t.http().post(`/api/v1/duty/shifts/${supShift.id}/handover`).set(auth(sup.token)).send({ toUserId: leader.userId }).expect(409);
+      await t.http().post(`/api/v1/duty/shifts/${h.body.started.id}/handover`).set(auth(sup.token)).send({ toUserId: sup.userId }).expect(200);
+      const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'duty_shift' AND action = 'handover'`);
+      expect(audit.rows).toHaveLength(2);
+      const after = (await t.http().get('/api/v1/duty/now').set(auth(op.token)).expect(200)).body;
+      expect(after.onDuty.duty_supervisor.map((s: { userId: string }) => s.userId)).toEqual([sup.userId]);
+    });
+  });
+
+  describe('escalation', () => {
+    beforeAll(async () => {
+      // P1: level 1 → the duty supervisor by WeCom and SMS, plus the Feishu group; level 2 → the bureau leader by DingTalk.
+      await t
+        .http()
+        .put('/api/v1/notifications/policies/P1')
+        .set(auth(admin))
+        .send({
+          levels: [
+            {
+              targets: [
+                { kind: 'duty', dutyRole: 'duty_supervisor' },
+                { kind: 'group', channelId: ch.feishu },
+              ],
+              channelIds: [ch.wecom, ch.sms],
+            },
+            { targets: [{ kind: 'duty', dutyRole: 'bureau_leader' }], channelIds: [ch.dingtalk] },
+          ],
+        })
+        .expect(200);
+      await t
+        .http()
+        .put('/api/v1/notifications/policies/P2')
+        .set(auth(admin))
+        .send({
+          levels: [
+            { targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: [ch.wecom] },
+            { targets: [{ kind: 'duty', dutyRole: 'bureau_leader' }], channelIds: [ch.dingtalk] },
+          ],
+        })
+        .expect(200);
+    });
+
+    it('validates the policy: one level per escalation delay, existing channels, admins only', async () => {
+      const wrong = await t
+        .http()
+        .put('/api/v1/notifications/policies/P3')
+        .set(auth(admin))
+        .send({ levels: [{ targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }] }, { targets: [{ kind: 'duty', dutyRole: 'bureau_leader' }] }] })
+        .expect(400);
+      expect(wrong.body.error.details.fields[0].field).toBe('levels');
+      const missing = await t
+        .http()
+        .put('/api/v1/notifications/policies/P3')
+        .set(auth(admin))
+        .send({ levels: [{ targets: [{ kind: 'group', channelId: '00000000-0000-4000-8000-000000000000' }, { kind: 'user' }] }] })
+        .expect(400);
+      expect(missing.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual([
+        'levels[0].targets[0].channelId',
+        'levels[0].targets[1].userId',
+      ]);
+      await t.http().put('/api/v1/notifications/policies/P9').set(auth(admin)).send({ levels: [] }).expect(400);
+      await t.http().put('/api/v1/notifications/policies/P3').set(auth(sup.token)).send({ levels: [] }).expect(403);
+      const list = (await t.http().get('/api/v1/notifications/policies').set(auth(op.token)).expect(200)).body;
+      expect(list.find((p: { priority: string }) => p.priority === 'P1')).toMatchObject({
+        source: 'stored',
+        levels: [{ afterSeconds: 1 }, { afterSeconds: 3 }],
+      });
+      expect(list.find((p: { priority: string }) => p.priority === 'P4')).toMatchObject({
+        source: 'default',
+        levels: [{ level: 1, targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: null }],
+      });
+    });
+
+    it("level 1 reaches the duty supervisor's channels and the group, level 2 the leader's; the timeline says who, how and that it arrived", async () => {
+      const inc = await raise('一号楼东门');
+      await waitFor(async () => about(dingtalk, '一号楼东门').length > 0, 30000, 'level 2 at the leader');
+      const wc = about(wecom, '一号楼东门');
+      const sm = about(sms, '一号楼东门');
+      const fs = about(feishu, '一号楼东门');
+      expect(wc).toHaveLength(1);
+      expect(sm).toHaveLength(1);
+      expect(fs).toHaveLength(1);
+      expect(about(dingtalk, '一号楼东门')).toHaveLength(1);
+      // The message: school, place, type, time raised, waiting time, recipient and the signed link.
+      const md = (wc[0].body.markdown as { content: string }).content;
+      expect(md).toContain('甲小学');
+      expect(md).toContain('类型：入侵（P1）');
+      expect(md).toMatch(/报警时间：\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}（北京时间）/);
+      expect(md).toMatch(/已 \d+ 秒 无人确认|已 \d+ 秒无人确认/);
+      expect(md).toContain('张主管（值班主管）');
+      expect(md).toMatch(/\(https:\/\/shouhu\.test\/console\/ack\/[A-Za-z0-9_-]{22}\.[0-9a-z]+\.[A-Za-z0-9_-]{22}\)/);
+      expect(sm[0].body).toMatchObject({ to: '13800000001', incident: inc.id });
+      expect(sm[0].key).toBe(`${inc.id}:1:u:${sup.userId}:${ch.sms}`);
+      expect(about(dingtalk, '一号楼东门')[0].mentions).toEqual(['13900000002']);
+      // No platform refused a signature or a format.
+      expect([wecom, dingtalk, feishu, sms].flatMap((r) => r.rejected)).toEqual([]);
+
+      await waitFor(async () => (await deliveries(inc.id)).filter((d) => d.status === 'sent').length === 4, 10000, 'four deliveries recorded sent');
+      const ds = await deliveries(inc.id);
+      expect(ds.map((d) => [d.level, d.channelKind, d.status]).sort()).toEqual([
+        [1, 'feishu', 'sent'],
+        [1, 'sms', 'sent'],
+        [1, 'wecom', 'sent'],
+        [2, 'dingtalk', 'sent'],
+      ]);
+      const tl = await timeline(inc.id);
+      expect(tl.map((e) => e.note).join('\n')).not.toContain('已通知值班主管');
+      const sent = tl.filter((e) => e.action === 'notified').map((e) => e.note);
+      expect(sent).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^已通过企业微信「wecom 值班」通知 张主管（值班主管）：送达（应答 0/),
+          expect.stringMatching(/^已通过钉钉「dingtalk 值班」通知 李局长（带班领导）：送达（应答 0/),
+          expect.stringMatching(/^已通过短信\/语音「sms 值班」通知 张主管（值班主管）：送达（应答 HTTP 200/),
+        ]),
+      );
+      // The console heard of every delivery.
+      const ev = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE type = 'notification.delivery' AND payload->>'incidentId' = $1`, [
+        inc.id,
+      ]);
+      expect(ev.rows[0].n).toBeGreaterThanOrEqual(8); // 4 queued + 4 sent
+    });
+
+    it('acknowledging between the levels cancels level 2', async () => {
+      const inc = await raise('二号楼', 'P2'); // P2: level 1 at 1 s, level 2 at 600 s
+      await waitFor(async () => about(wecom, '二号楼').length > 0, 20000, 'level 1');
+      await t.http().post(`/api/v1/incidents/${inc.id}/acknowledge`).set(auth(sup.token)).send({}).expect(200);
+      const queue = t.app.get(QueueService).queue(JOBS[JobName.AlarmEscalate].queue);
+      expect(await queue.getJob(`esc-${inc.id}-2`)).toBeUndefined();
+      // Even a level-2 timer that fired anyway re-checks the state: no escalation, no notice, no message.
+      expect(await t.app.get(AlarmsJobs).escalate(inc.id, 2)).toBe('skipped');
+      expect(await t.app.get(DeliveriesService).escalation(inc.id, 2)).toBe('already handled');
+      expect((await deliveries(inc.id)).filter((d) => d.level === 2)).toEqual([]);
+      expect(about(dingtalk, '二号楼')).toEqual([]);
+    });
+
+    it('a receiver failing for a while gets the message exactly once afterwards; the failure is a console banner and a metric', async () => {
+      wecom.failUntil = Date.now() + 2500;
+      const failedBefore = wecom.failedOnDemand;
+      const inc = await raise('三号楼', 'P2');
+      await waitFor(async () => about(wecom, '三号楼').length > 0, 30000, 'delivery after the outage');
+      expect(wecom.failedOnDemand).toBeGreaterThan(failedBefore);
+      await waitFor(async () => (await deliveries(inc.id)).some((d) => d.status === 'sent'), 10000, 'recorded sent');
+      // Nothing more arrives: a reconcile pass and a re-run of the escalation add nothing.
+      await t.app.get(DeliveriesService).reconcile();
+      await t.app.get(DeliveriesService).escalation(inc.id, 1);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(about(wecom, '三号楼')).toHaveLength(1);
+      const [d] = (await deliveries(inc.id)).filter((x) => x.level === 1);
+      expect(d.attempts).toBeGreaterThan(1);
+      const tl = await timeline(inc.id);
+      expect(tl.some((e) => e.action === 'notify_failed' && /第 1 次发送失败（应答 -1 系统繁忙）/.test(e.note))).toBe(true);
+      const states = await t.db.query(
+        `SELECT payload->>'state' AS state FROM console_events WHERE type = 'notification.channel' AND payload->>'channelId' = $1 ORDER BY seq`,
+        [ch.wecom],
+      );
+      expect(states.rows.map((r) => r.state).slice(-2)).toEqual(['failing', 'recovered']);
+      const metrics = await t.http().get('/metrics').expect(200);
+      expect(metrics.text).toMatch(/shouhu_notification_attempts_total\{kind="wecom",outcome="retrying"\} [1-9]/);
+    });
+
+    it('a silenced channel is skipped and recorded as such (audited); nobody on duty is recorded too', async () => {
+      const bad = await t
+        .http()
+        .post(`/api/v1/notifications/channels/${ch.sms}/silence`)
+        .set(auth(sup.token))
+        .send({ until: iso(Date.now() - 1000), reason: 'x' })
+        .expect(400);
+      expect(bad.body.error.details.fields[0].field).toBe('until');
+      await t
+        .http()
+        .post(`/api/v1/notifications/channels/${ch.sms}/silence`)
+        .set(auth(op.token))
+        .send({ until: iso(Date.now() + 3600_000), reason: '维护' })
+        .expect(403);
+      const s = await t
+        .http()
+        .post(`/api/v1/notifications/channels/${ch.sms}/silence`)
+        .set(auth(sup.token))
+        .send({ until: iso(Date.now() + 3600_000), reason: '运营商网关维护' })
+        .expect(200);
+      expect(s.body).toMatchObject({ state: 'silenced', silenceReason: '运营商网关维护' });
+      const inc = await raise('四号楼', 'P1');
+      await waitFor(async () => (await deliveries(inc.id)).some((d) => d.channelKind === 'sms' && d.status === 'suppressed'), 20000, 'sms suppressed');
+      expect(about(sms, '四号楼')).toEqual([]);
+      await t.http().post(`/api/v1/incidents/${inc.id}/acknowledge`).set(auth(sup.token)).send({}).expect(200);
+      await t.http().delete(`/api/v1/notifications/channels/${ch.sms}/silence`).set(auth(sup.token)).expect(200);
+      const audit = await t.db.query(
+        `SELECT action FROM audit_log WHERE entity = 'notification_channel' AND entity_id = $1 AND action LIKE '%silence' ORDER BY id`,
+        [ch.sms],
+      );
+      expect(audit.rows.map((r) => r.action)).toEqual(['silence', 'unsilence']);
+
+      // The duty supervisor's shift is removed: the next escalation records that nobody was on duty.
+      const shifts = (await t.http().get('/api/v1/duty/shifts?dutyRole=duty_supervisor').set(auth(op.token)).expect(200)).body as {
+        id: string;
+        endsAt: string;
+      }[];
+      for (const x of shifts) await t.http().delete(`/api/v1/duty/shifts/${x.id}`).set(auth(sup.token)).expect(204);
+      const inc2 = await raise('五号楼', 'P2');
+      await waitFor(async () => (await deliveries(inc2.id)).some((d) => d.status === 'no_recipient'), 20000, 'no recipient recorded');
+      const tl = await timeline(inc2.id);
+      expect(tl.map((e) => e.note)).toEqual(expect.arrayContaining([expect.stringContaining('值班主管当前无人值班')]));
+      await t.http().post(`/api/v1/incidents/${inc2.id}/acknowledge`).set(auth(sup.token)).send({}).expect(200);
+    });
+
+    it('the link in a message opens its incident after login; forged or expired links are refused', async () => {
+      const msg = wecom.received.find((m) => m.text.includes('一号楼东门'))!;
+      const token = /\/console\/ack\/([^)\s]+)/.exec(msg.text)![1];
+      const r = await t.http().get(`/api/v1/notifications/links/${token}`).set(auth(sup.token)).expect(200);
+      const [inc] = (await t.db.query(`SELECT id FROM incidents WHERE location = '一号楼东门'`)).rows;
+      expect(r.body.incidentId).toBe(inc.id);
+      await t.http().get(`/api/v1/notifications/links/${token}`).expect(401);
+      const forged = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+      expect((await t.http().get(`/api/v1/notifications/links/${forged}`).set(auth(sup.token)).expect(400)).body.error.code).toBe('NOTIFICATION_LINK.INVALID');
+      const { signLink } = await import('../../src/modules/notifications/ack-links');
+      const old = signLink(t.config.notifications.linkSecret, inc.id, new Date(Date.now() - 1000));
+      expect((await t.http().get(`/api/v1/notifications/links/${old}`).set(auth(sup.token)).expect(410)).body.error.code).toBe('NOTIFICATION_LINK.EXPIRED');
+    });
+  });
+});
