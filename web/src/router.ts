@@ -47,6 +47,8 @@ const routes: RouteRecordRaw[] = [
     component: ConsoleLayout,
     children: [
       { path: '', name: 'home', component: { render: () => null }, beforeEnter: () => homeFor(useSession().role) },
+      // The link in an escalation message (login first; then it opens the incident).
+      { path: 'ack/:token', name: 'ack', component: () => import('@/views/AckView.vue') },
       ...SURFACES.map((s): RouteRecordRaw => ({ path: s.path.slice(1), name: s.name, component: s.component, meta: { roles: s.roles } })),
     ],
   },

@@ -1,6 +1,6 @@
 import type { paths } from '@/shared/api-schema';
 import { ApiError } from './errors';
-import type { DeviceSummary, IncidentDetail, IncidentView, Me, Page, TokenPair } from './responses';
+import type { DeviceSummary, DutyNow, IncidentDetail, IncidentView, Me, NotificationChannel, NotificationDelivery, Page, TokenPair } from './responses';
 
 /**
  * The typed REST client. Paths, path parameters, query strings and JSON bodies are checked
@@ -38,6 +38,10 @@ export interface ResponseTypes {
   'get /api/v1/incidents': Page<IncidentView>;
   'get /api/v1/incidents/{id}': IncidentDetail;
   'get /api/v1/device-health/summary': DeviceSummary;
+  'get /api/v1/duty/now': DutyNow;
+  'get /api/v1/notifications/channels': NotificationChannel[];
+  'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
+  'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

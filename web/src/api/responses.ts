@@ -1,5 +1,5 @@
 import type { Role } from '@/domain';
-import type { IncidentView } from '@/shared/server';
+import type { IncidentView, NotificationDeliveryItem } from '@/shared/server';
 
 /**
  * Response bodies of the routes the console calls. The OpenAPI document has no response schemas
@@ -68,3 +68,44 @@ export interface DeviceSummary {
   zones: (DeviceCounts & { zoneId: string | null })[];
   schools: Page<DeviceCounts & { schoolId: string; name: string; zoneId: string | null }>;
 }
+
+/** Duty roles of the roster (src/config/sections.ts DUTY_ROLES). */
+export type DutyRole = 'operator_desk' | 'duty_supervisor' | 'bureau_leader';
+
+/** A duty shift (src/modules/notifications/roster.service.ts ShiftView). */
+export interface DutyShift {
+  id: string;
+  dutyRole: DutyRole;
+  userId: string;
+  userName: string;
+  phone: string | null;
+  startsAt: string;
+  endsAt: string;
+  note: string;
+  handedOverFromId: string | null;
+}
+
+/** GET /duty/now. */
+export interface DutyNow {
+  at: string;
+  onDuty: Record<DutyRole, DutyShift[]>;
+  gaps: { dutyRole: DutyRole; from: string; to: string | null }[];
+}
+
+/** A notification channel (channels.service.ts ChannelView). */
+export interface NotificationChannel {
+  id: string;
+  kind: 'wecom' | 'dingtalk' | 'feishu' | 'sms';
+  name: string;
+  webhookUrl: string;
+  hasSecret: boolean;
+  enabled: boolean;
+  silencedUntil: string | null;
+  silenceReason: string | null;
+  failingSince: string | null;
+  lastError: string | null;
+  state: 'disabled' | 'silenced' | 'failing' | 'ok';
+}
+
+/** One message about an incident (deliveries.service.ts DeliveryView). */
+export type NotificationDelivery = NotificationDeliveryItem & { address: string | null; lastError: string | null; dueAt: string };

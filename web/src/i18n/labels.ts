@@ -15,7 +15,24 @@ export const roleKey = (s: string): MessageKey | null => (isOneOf(ROLES, s) ? `r
 const SOURCES = ['device', 'staff', 'operator'] as const;
 export const sourceKey = (s: string): MessageKey | null => (isOneOf(SOURCES, s) ? `source.${s}` : null);
 
-const TIMELINE = ['raised', 'press', 'acknowledge', 'dispatch', 'on_scene', 'resolve', 'cancel', 'note', 'escalated', 'relayed', 'relay_late'] as const;
+const TIMELINE = [
+  'raised',
+  'press',
+  'acknowledge',
+  'dispatch',
+  'on_scene',
+  'resolve',
+  'cancel',
+  'note',
+  'escalated',
+  'relayed',
+  'relay_late',
+  'notified',
+  'notify_failed',
+  'notify_skipped',
+  'notify_planned',
+  'notify_cancelled',
+] as const;
 export const timelineKey = (s: string): MessageKey => (isOneOf(TIMELINE, s) ? `timeline.${s}` : 'timeline.other');
 
 const PATROL_SOURCES = ['audit', 'round', 'post'] as const;
@@ -36,3 +53,10 @@ const CHECKS = [
   'round_other',
 ] as const;
 export const checkKey = (s: string): MessageKey => (isOneOf(CHECKS, s) ? `check.${s}` : 'check.other');
+
+const DELIVERY_STATUSES = ['pending', 'retrying', 'sent', 'failed', 'cancelled', 'suppressed', 'no_recipient'] as const;
+export const deliveryStatusKey = (s: string): MessageKey => (isOneOf(DELIVERY_STATUSES, s) ? `notify.status.${s}` : 'timeline.other');
+const CHANNEL_KINDS = ['wecom', 'dingtalk', 'feishu', 'sms'] as const;
+export const channelKindKey = (s: string | null): MessageKey => (isOneOf(CHANNEL_KINDS, s) ? `notify.channel.${s}` : 'notify.channel.none');
+const DUTY_ROLES = ['operator_desk', 'duty_supervisor', 'bureau_leader'] as const;
+export const dutyRoleKey = (s: string | null): MessageKey => (isOneOf(DUTY_ROLES, s) ? `duty.role.${s}` : 'timeline.other');

@@ -10,6 +10,8 @@ export const sound = reactive({
   state: 'none' as 'none' | 'running' | 'suspended' | 'unavailable',
   /** Alarm tones played (tests read it). */
   beeps: 0,
+  /** Escalation tones played (tests read it). */
+  escalations: 0,
 });
 
 let ctx: AudioContext | null = null;
@@ -62,4 +64,25 @@ export function beep(urgent: boolean): void {
     o.stop(t0 + i * 0.25 + 0.22);
   });
   sound.beeps++;
+}
+
+/**
+ * The escalation tone: distinct from the alarm beep — a rising three-note sweep (sawtooth,
+ * 523 → 784 → 1047 Hz, 0.9 s), played once when an alarm reaches a new escalation level.
+ */
+export function escalationTone(): void {
+  sound.escalations++;
+  if (!ctx || ctx.state !== 'running') return;
+  const t0 = ctx.currentTime;
+  [523, 784, 1047].forEach((f, i) => {
+    const o = ctx!.createOscillator();
+    const g = ctx!.createGain();
+    o.type = 'sawtooth';
+    o.frequency.value = f;
+    g.gain.setValueAtTime(0.1, t0 + i * 0.3);
+    g.gain.setValueAtTime(0, t0 + i * 0.3 + 0.27);
+    o.connect(g).connect(ctx!.destination);
+    o.start(t0 + i * 0.3);
+    o.stop(t0 + i * 0.3 + 0.28);
+  });
 }

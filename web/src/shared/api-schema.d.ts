@@ -512,6 +512,86 @@ export type paths = {
         patch: operations["DistrictsController_update"];
         trace?: never;
     };
+    "/api/v1/duty/gaps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["DutyController_gaps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/duty/now": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["DutyController_now"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/duty/shifts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["DutyController_list"];
+        put?: never;
+        post: operations["DutyController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/duty/shifts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["DutyController_get"];
+        put?: never;
+        post?: never;
+        delete: operations["DutyController_remove"];
+        options?: never;
+        head?: never;
+        patch: operations["DutyController_update"];
+        trace?: never;
+    };
+    "/api/v1/duty/shifts/{id}/handover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["DutyController_handover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/export/alarm-devices": {
         parameters: {
             query?: never;
@@ -1024,6 +1104,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/{id}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["IncidentNotificationsController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/{id}/on-scene": {
         parameters: {
             query?: never;
@@ -1113,6 +1209,118 @@ export type paths = {
         };
         get: operations["AlarmsController_stats"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["NotificationsController_listChannels"];
+        put?: never;
+        post: operations["NotificationsController_createChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["NotificationsController_removeChannel"];
+        options?: never;
+        head?: never;
+        patch: operations["NotificationsController_updateChannel"];
+        trace?: never;
+    };
+    "/api/v1/notifications/channels/{id}/silence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["NotificationsController_silence"];
+        delete: operations["NotificationsController_unsilence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/channels/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["NotificationsController_testChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/links/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["NotificationsController_link"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["NotificationsController_policies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/policies/{priority}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["NotificationsController_updatePolicy"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1630,6 +1838,19 @@ export type components = {
             streamUrl?: string;
             vendor?: string;
         };
+        CreateChannelDto: {
+            enabled?: boolean;
+            /** @enum {string} */
+            kind: "wecom" | "dingtalk" | "feishu" | "sms";
+            /** @example 指挥中心值班群 */
+            name: string;
+            /** @description DingTalk 加签 / Feishu 签名校验 secret, SMS gateway HMAC key; write-only */
+            secret?: string;
+            /** @description SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings */
+            template?: Record<string, never>;
+            /** @description the robot webhook (with its key/access_token) or the gateway URL; write-only, answered masked */
+            webhookUrl: string;
+        };
         CreateDeviceCredentialDto: {
             /** @enum {string} */
             kind: "camera" | "alarm_device" | "gateway";
@@ -1712,6 +1933,16 @@ export type components = {
             type: "kindergarten" | "primary" | "middle" | "high" | "vocational" | "nine_year";
             zoneId?: Record<string, never> | null;
         };
+        CreateShiftDto: {
+            /** @enum {string} */
+            dutyRole: "operator_desk" | "duty_supervisor" | "bureau_leader";
+            /** @example 2026-12-01T20:00:00+08:00 */
+            endsAt: string;
+            note?: string;
+            /** @example 2026-12-01T08:00:00+08:00 */
+            startsAt: string;
+            userId: string;
+        };
         CreateUserDto: {
             displayName?: string;
             password: string;
@@ -1779,6 +2010,11 @@ export type components = {
             /** @description required for control-center users; school security record for their own school */
             schoolId?: string;
         };
+        HandoverDto: {
+            /** @description what the incoming person must know (交接事项) */
+            note?: string;
+            toUserId: string;
+        };
         LoginDto: {
             password: string;
             /** @example operator1 */
@@ -1797,6 +2033,24 @@ export type components = {
             ids?: string[];
             /** @enum {string} */
             kind: "district" | "zone" | "group" | "schools";
+        };
+        PolicyLevelDto: {
+            /** @description channels for the people of this level; null or omitted = every enabled channel */
+            channelIds?: string[] | null;
+            targets: components["schemas"]["PolicyTargetDto"][];
+        };
+        PolicyTargetDto: {
+            /** @description kind group */
+            channelId?: string;
+            /**
+             * @description kind duty
+             * @enum {string}
+             */
+            dutyRole?: "operator_desk" | "duty_supervisor" | "bureau_leader";
+            /** @enum {string} */
+            kind: "duty" | "user" | "group";
+            /** @description kind user */
+            userId?: string;
         };
         PostWindowDto: {
             /** @description override of the timetable end */
@@ -1831,6 +2085,12 @@ export type components = {
         RunPlanDto: {
             /** @description the time slot to run (default: the latest cron occurrence); the same slot runs once */
             slot?: string;
+        };
+        SilenceChannelDto: {
+            /** @example 运营商短信网关维护 */
+            reason: string;
+            /** @description end of the maintenance window (at most 7 days ahead) */
+            until: string;
         };
         SnapshotDto: {
             /** @description YYYY-MM-DD; default today */
@@ -1892,6 +2152,15 @@ export type components = {
             streamUrl?: string;
             vendor?: string;
         };
+        UpdateChannelDto: {
+            enabled?: boolean;
+            name?: string;
+            /** @description omit to keep */
+            secret?: string;
+            template?: Record<string, never>;
+            /** @description omit to keep */
+            webhookUrl?: string;
+        };
         UpdateDistrictDto: {
             /** @example banan */
             code?: string;
@@ -1930,6 +2199,10 @@ export type components = {
             name?: string;
             scope?: components["schemas"]["PlanScopeDto"];
         };
+        UpdatePolicyDto: {
+            /** @description one entry per escalation level of the priority (alarms.escalationSeconds) */
+            levels: components["schemas"]["PolicyLevelDto"][];
+        };
         UpdateProtectionPostDto: {
             /** @example PP-BN-P-001-1 */
             code?: string;
@@ -1957,6 +2230,12 @@ export type components = {
             /** @enum {string} */
             type?: "kindergarten" | "primary" | "middle" | "high" | "vocational" | "nine_year";
             zoneId?: Record<string, never> | null;
+        };
+        UpdateShiftDto: {
+            endsAt?: string;
+            note?: string;
+            startsAt?: string;
+            userId?: string;
         };
         UpdateUserDto: {
             disabled?: boolean;
@@ -2929,6 +3208,171 @@ export interface operations {
             };
         };
     };
+    DutyController_gaps: {
+        parameters: {
+            query?: {
+                /** @description hours ahead to look (default notifications.rosterLookaheadHours) */
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_now: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_list: {
+        parameters: {
+            query?: {
+                dutyRole?: "operator_desk" | "duty_supervisor" | "bureau_leader";
+                /** @description default: 1 day ago */
+                from?: string;
+                /** @description default: 7 days ahead (at most 62 days after from) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateShiftDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateShiftDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DutyController_handover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoverDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     AlarmDevicesImportController_export: {
         parameters: {
             query?: {
@@ -3851,6 +4295,25 @@ export interface operations {
             };
         };
     };
+    IncidentNotificationsController_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     AlarmsController_onScene: {
         parameters: {
             query?: never;
@@ -3991,6 +4454,204 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_listChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_createChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateChannelDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_removeChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_updateChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateChannelDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceChannelDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_unsilence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_testChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_policies: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    NotificationsController_updatePolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePolicyDto"];
+            };
+        };
         responses: {
             200: {
                 headers: {

@@ -10,6 +10,7 @@ export type {
   ConsoleEventType,
   IncidentCamera,
   IncidentSummary,
+  NotificationDeliveryItem,
   PatrolFindingItem,
 } from '../../../src/modules/console-events/console-events.catalogue';
 export type { ErrorCode } from '../../../src/infra/http/error-codes';

@@ -38,12 +38,15 @@ const rank = (p: string) => PRIORITY_RANK[p as keyof typeof PRIORITY_RANK] ?? 9;
 const time = (iso: string) => Date.parse(iso) || 0;
 
 /**
- * Order of the live list: unacknowledged first, then by priority, then OLDEST first — the alarm
- * that has waited longest (and escalated) is at the top, never sunk below newer ones.
+ * Order of the live list: unacknowledged first — escalated ones first of those, highest level
+ * first — then by priority, then OLDEST first: the alarm that has waited longest is at the top,
+ * never sunk below newer ones.
  */
 export function compareIncidents(a: Incident, b: Incident): number {
+  const esc = (i: Incident) => (i.status === 'raised' ? i.escalationLevel : 0);
   return (
     Number(b.status === 'raised') - Number(a.status === 'raised') ||
+    esc(b) - esc(a) ||
     rank(a.priority) - rank(b.priority) ||
     time(a.firstPressAt) - time(b.firstPressAt) ||
     a.id.localeCompare(b.id)
