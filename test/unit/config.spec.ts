@@ -41,11 +41,13 @@ describe('configuration', () => {
     }
   });
 
-  it('in production demands a real JWT secret and no demo seeding', () => {
+  it('in production demands a real JWT secret, a real link secret and no demo seeding', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/auth\.jwtSecret/);
-    const ok = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })).toThrow(/notifications\.linkSecret/);
+    const secrets = { JWT_SECRET: 'x'.repeat(40), SHOUHU__NOTIFICATIONS__LINK_SECRET: 'y'.repeat(40) };
+    const ok = loadConfig({ NODE_ENV: 'production', ...secrets });
     expect(ok.demo.seedOnStart).toBe(false);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
+    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets, SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
   });
 
   it('refuses a bootstrap admin password shorter than the minimum', () => {

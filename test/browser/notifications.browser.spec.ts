@@ -1,0 +1,159 @@
+import type { Browser } from 'playwright-core';
+import { UsersService } from '../../src/modules/auth/users.service';
+import { signLink } from '../../src/modules/notifications/ack-links';
+import { ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
+import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import { waitFor } from '../support/police-receiver';
+
+type EscState = {
+  incidents: { id: string; escalationLevel: number }[];
+  selected: string | null;
+  escalation: {
+    heard: number;
+    tones: number;
+    notices: { level: number; channel: string | null; status: string; recipient: string }[];
+    noticesFor: string | null;
+  };
+  missingKeys: string[];
+};
+
+/**
+ * Escalation on the operator console in Chromium: the message link lands on its incident after
+ * login; an escalated alarm moves to the top with its level and sounds the escalation tone; the
+ * notices sent for the selected incident are listed; who is on duty, the roster's gaps and a
+ * failing channel are shown. Escalation delays are short (config); nothing measures time.
+ */
+describe('escalation on the console (Chromium)', () => {
+  jest.setTimeout(120_000);
+  let t: TestApp;
+  let browser: Browser;
+  let wecom: FakeReceiver;
+  let raiser: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  const open: ConsolePage[] = [];
+
+  const raise = async (location: string) =>
+    (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolA.id, type: 'other', location, priority: 'P2' }).expect(201))
+      .body as { id: string };
+  const state = async (cp: ConsolePage) => (await cp.state()) as unknown as EscState;
+
+  beforeAll(async () => {
+    wecom = await startFakeReceiver('wecom');
+    t = await startApp({
+      alarms: { escalationSeconds: { P1: [600], P2: [600], P3: [600], P4: [600] } },
+      notifications: { retryDelayMs: 200, reconcileEveryMs: 0, rosterCheckEveryMs: 0 },
+    });
+    const admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    raiser = (await t.userToken('operator', undefined, 'raiser')).token;
+    const sup = await t.userToken('supervisor', undefined, 'sup_zhang');
+    await t.app.get(UsersService).update(sup.userId, { displayName: '张主管', phone: '13800000001' });
+    const ch = await t
+      .http()
+      .post('/api/v1/notifications/channels')
+      .set(auth(admin))
+      .send({ kind: 'wecom', name: '指挥中心群', webhookUrl: wecom.url })
+      .expect(201);
+    await t
+      .http()
+      .put('/api/v1/notifications/policies/P2')
+      .set(auth(admin))
+      .send({
+        levels: [
+          { targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: [ch.body.id] },
+          { targets: [{ kind: 'duty', dutyRole: 'bureau_leader' }] },
+        ],
+      })
+      .expect(400); // P2 has one level in this config: refused
+    await t
+      .http()
+      .put('/api/v1/notifications/policies/P2')
+      .set(auth(admin))
+      .send({ levels: [{ targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: [ch.body.id] }] })
+      .expect(200);
+    const now = Date.now();
+    await t
+      .http()
+      .post('/api/v1/duty/shifts')
+      .set(auth(admin))
+      .send({
+        dutyRole: 'duty_supervisor',
+        userId: sup.userId,
+        startsAt: new Date(now - 3600_000).toISOString(),
+        endsAt: new Date(now + 3 * 86400_000).toISOString(),
+      })
+      .expect(201);
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    for (const cp of open) await cp.close();
+    await browser?.close();
+    await t?.close();
+    await wecom?.close();
+  });
+
+  it('the link in a message opens its incident after login', async () => {
+    const inc = await raise('链接测试点');
+    const token = signLink(t.config.notifications.linkSecret, inc.id, new Date(Date.now() + 600_000));
+    const cp = await openConsole(browser, t.baseUrl, { path: `/console/ack/${token}` });
+    open.push(cp);
+    await cp.login('sup_zhang', PASSWORD);
+    await waitFor(async () => (await state(cp))?.selected === inc.id, 20000, 'the incident selected');
+    expect(cp.page.url()).toMatch(/\/console\/operator$/);
+    await cp.page.waitForSelector(`#detail`);
+    // A link that does not verify says so, in the page's language.
+    await cp.page.goto(`${t.baseUrl}/console/ack/not-a-token`);
+    await cp.page.waitForSelector('#ack-error');
+    expect(await cp.page.textContent('#ack-error')).toContain('链接无效');
+    expect(await cp.problems()).toEqual([]);
+    await t.http().post(`/api/v1/incidents/${inc.id}/acknowledge`).set(auth(raiser)).send({});
+  });
+
+  it('an escalated alarm goes to the top with its level and its own tone; its notices, the duty roster and a failing channel are shown', async () => {
+    const cp = await openConsole(browser, t.baseUrl);
+    open.push(cp);
+    await cp.login('sup_zhang', PASSWORD);
+    await cp.page.waitForSelector('body[data-conn="online"]');
+    await cp.page.waitForSelector('#duty-strip');
+    // On duty now, and the roles nobody holds shown as gaps.
+    await cp.page.waitForSelector('[data-duty-role="duty_supervisor"] strong');
+    expect(await cp.page.textContent('[data-duty-role="duty_supervisor"]')).toContain('张主管');
+    expect(await cp.page.textContent('[data-duty-role="bureau_leader"]')).toContain('无人值班');
+    expect(Number(await cp.page.getAttribute('#duty-strip', 'data-gaps'))).toBe(2);
+
+    const older = await raise('老报警（不升级）');
+    t.config.alarms.escalationSeconds.P2 = [1];
+    const newer = await raise('新报警（升级）');
+    t.config.alarms.escalationSeconds.P2 = [600];
+    await waitFor(async () => (await state(cp)).escalation?.heard >= 1, 30000, 'the escalation event');
+    const s = await state(cp);
+    expect(s.escalation.tones).toBeGreaterThanOrEqual(1);
+    // Escalated first, although the other alarm has waited longer.
+    expect(s.incidents.map((i) => i.id).slice(0, 2)).toEqual([newer.id, older.id]);
+    expect(s.incidents[0].escalationLevel).toBe(1);
+    const row = cp.page.locator(`[data-incident-id="${newer.id}"]`).first();
+    expect(await row.getAttribute('class')).toContain('escalated');
+    expect(await row.textContent()).toContain('1');
+
+    await row.click();
+    await cp.page.waitForSelector('#notices li[data-status="sent"][data-channel="wecom"]', { timeout: 20000 });
+    expect(await cp.page.textContent('#notices')).toContain('张主管（值班主管）');
+    expect(await cp.page.textContent('#notices')).toContain('已送达');
+    expect((await state(cp)).escalation.notices).toEqual([{ level: 1, channel: 'wecom', status: 'sent', recipient: '张主管（值班主管）' }]);
+    expect(await rawKeysOnPage(cp.page, ['sup_zhang', 'raiser'])).toEqual([]);
+
+    // The group robot starts failing: the console says so.
+    wecom.failUntil = Date.now() + 3_600_000;
+    t.config.alarms.escalationSeconds.P2 = [1];
+    await raise('渠道故障时的报警');
+    t.config.alarms.escalationSeconds.P2 = [600];
+    await cp.page.waitForSelector('#channel-failing', { timeout: 30000 });
+    expect(await cp.page.textContent('#channel-failing')).toContain('指挥中心群');
+    await cp.screenshot('escalation-console');
+    expect(await cp.problems()).toEqual([]);
+    expect((await state(cp)).missingKeys).toEqual([]);
+    wecom.failUntil = 0;
+  });
+});

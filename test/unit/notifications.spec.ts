@@ -1,0 +1,107 @@
+import { createHmac } from 'node:crypto';
+import { signLink, verifyLink } from '../../src/modules/notifications/ack-links';
+import { maskUrl } from '../../src/modules/notifications/channels.service';
+import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
+import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer } from '../../src/modules/notifications/providers';
+
+const incident = {
+  incidentId: '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc',
+  schoolName: '甲小学',
+  location: '北门\n岗亭',
+  type: 'intrusion',
+  priority: 'P1',
+  firstPressAt: '2026-11-30T05:00:00.000Z',
+  drill: false,
+} as never;
+const msg = renderMessage({
+  incident,
+  level: 1,
+  recipient: '张主管（值班主管）',
+  phone: '13800000001',
+  link: 'https://x/console/ack/t',
+  now: new Date('2026-11-30T05:00:35Z'),
+});
+const opts = { timeoutMs: 1000, idempotencyKey: 'k', now: new Date(1764478835123), mentionMobiles: ['13800000001'] };
+
+describe('notifications: messages, signatures, links', () => {
+  it('writes the message in Chinese with Asia/Shanghai times and the waiting time', () => {
+    expect(shanghaiDateTime('2026-11-30T17:30:05Z')).toBe('2026-12-01 01:30:05');
+    expect(waitedZh(35_000)).toBe('35 秒');
+    expect(waitedZh(185_000)).toBe('3 分 05 秒');
+    expect(waitedZh(7_500_000)).toBe('2 小时 05 分');
+    expect(msg.lines).toEqual([
+      '学校：甲小学',
+      '位置：北门 岗亭',
+      '类型：入侵（P1）',
+      '报警时间：2026-11-30 13:00:00（北京时间）',
+      '已 35 秒 无人确认',
+      '通知：张主管（值班主管）',
+    ]);
+    expect(msg.text).toContain('https://x/console/ack/t');
+  });
+
+  it('signs DingTalk in the query (timestamp ms, HMAC-SHA256 of "ts\\nsecret", base64, URL-encoded)', () => {
+    const secret = 'SECabc';
+    const req = buildRequest({ kind: 'dingtalk', webhookUrl: 'https://oapi.dingtalk.com/robot/send?access_token=T', secret, template: null }, msg, opts);
+    const u = new URL(req.url);
+    expect(u.searchParams.get('access_token')).toBe('T');
+    expect(u.searchParams.get('timestamp')).toBe('1764478835123');
+    const want = createHmac('sha256', secret).update(`1764478835123\n${secret}`).digest('base64');
+    expect(u.searchParams.get('sign')).toBe(want);
+    expect(req.url).toContain(`sign=${encodeURIComponent(want)}`);
+    expect(dingtalkSign(secret, 1764478835123)).toBe(want);
+    expect(JSON.parse(req.body)).toMatchObject({ msgtype: 'markdown', at: { atMobiles: ['13800000001'], isAtAll: false } });
+  });
+
+  it('signs Feishu in the body (timestamp s, HMAC-SHA256 keyed by "ts\\nsecret" over nothing, base64)', () => {
+    const req = buildRequest({ kind: 'feishu', webhookUrl: 'https://open.feishu.cn/open-apis/bot/v2/hook/x', secret: 's3', template: null }, msg, opts);
+    const body = JSON.parse(req.body);
+    expect(body.timestamp).toBe('1764478835');
+    expect(body.sign).toBe(createHmac('sha256', '1764478835\ns3').update('').digest('base64'));
+    expect(feishuSign('s3', 1764478835)).toBe(body.sign);
+    expect(body.msg_type).toBe('post');
+    expect(body.content.post.zh_cn.content.at(-1)).toEqual([{ tag: 'a', text: '打开报警并确认', href: 'https://x/console/ack/t' }]);
+  });
+
+  it('keeps WeCom markdown within 4096 bytes and fills SMS templates as data', () => {
+    const long = { ...msg, lines: [...msg.lines, '很长'.repeat(3000)] };
+    const req = buildRequest({ kind: 'wecom', webhookUrl: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k', secret: '', template: null }, long, opts);
+    expect(Buffer.byteLength(JSON.parse(req.body).markdown.content, 'utf8')).toBeLessThanOrEqual(4096);
+    expect(fillTemplate({ to: '{{phone}}', body: ['{{text}}', 3], x: '{{nope}}' }, { phone: '1"3', text: 'a\nb' })).toEqual({
+      to: '1"3',
+      body: ['a\nb', 3],
+      x: '{{nope}}',
+    });
+    const sms = buildRequest({ kind: 'sms', webhookUrl: 'https://gw/sms', secret: 'k'.repeat(16), template: null }, msg, opts);
+    expect(sms.headers['X-Shouhu-Signature']).toBe(`sha256=${createHmac('sha256', 'k'.repeat(16)).update(`1764478835123.${sms.body}`).digest('hex')}`);
+  });
+
+  it('reads answers: robot codes decide, transient ones are retried', () => {
+    expect(readAnswer('wecom', 200, '{"errcode":0,"errmsg":"ok"}')).toMatchObject({ ok: true });
+    expect(readAnswer('wecom', 200, '{"errcode":45009,"errmsg":"api freq out of limit"}')).toMatchObject({ ok: false, retryable: true, code: '45009' });
+    expect(readAnswer('dingtalk', 200, '{"errcode":310000,"errmsg":"sign not match"}')).toMatchObject({ ok: false, retryable: false });
+    expect(readAnswer('feishu', 200, '{"code":19021,"msg":"sign match fail"}')).toMatchObject({ ok: false, retryable: false });
+    expect(readAnswer('feishu', 200, '{"StatusCode":0,"StatusMessage":"success"}')).toMatchObject({ ok: true });
+    expect(readAnswer('sms', 503, 'down')).toMatchObject({ ok: false, retryable: true, code: 'HTTP 503' });
+    expect(readAnswer('sms', 400, 'bad')).toMatchObject({ ok: false, retryable: false });
+  });
+
+  it('signs links that expire and cannot be forged', () => {
+    const now = new Date('2026-11-30T05:00:00Z');
+    const tok = signLink('secret-1', incident.incidentId, new Date(now.getTime() + 1800_000));
+    expect(tok.length).toBeLessThan(60);
+    expect(verifyLink('secret-1', tok, now)).toMatchObject({ ok: true, incidentId: incident.incidentId });
+    expect(verifyLink('secret-2', tok, now)).toEqual({ ok: false, reason: 'invalid' });
+    expect(verifyLink('secret-1', tok, new Date(now.getTime() + 1801_000))).toEqual({ ok: false, reason: 'expired' });
+    const [id, exp, sig] = tok.split('.');
+    expect(verifyLink('secret-1', `${id}.${(parseInt(exp, 36) + 3600).toString(36)}.${sig}`, now)).toEqual({ ok: false, reason: 'invalid' });
+    expect(verifyLink('secret-1', 'garbage', now)).toEqual({ ok: false, reason: 'invalid' });
+  });
+
+  it('masks webhook keys', () => {
+    expect(maskUrl('https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa')).toBe(
+      'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…5aaa',
+    );
+    expect(maskUrl('https://open.feishu.cn/open-apis/bot/v2/hook/abcdefghijklmnopqrstuvwxyz')).toBe('https://open.feishu.cn/open-apis/bot/v2/hook/…wxyz');
+  });
+});
