@@ -48,6 +48,8 @@ export interface FakeReceiver {
   failUntil: number;
   /** Clock skew of the fake platform (ms added to its "now"), to test timestamp freshness. */
   skewMs: number;
+  /** How long it takes to answer an accepted message (a slow provider keeps sends in flight). */
+  delayMs: number;
   close: () => Promise<void>;
 }
 
@@ -71,7 +73,7 @@ type Verdict = { ok: true; mentions?: string[] } | { ok: false; status?: number;
 export async function startFakeReceiver(platform: Platform, opts: { secret?: string; token?: string } = {}): Promise<FakeReceiver> {
   const token = opts.token ?? `tok${Math.random().toString(36).slice(2, 12)}${Date.now().toString(36)}`;
   const secret = opts.secret ?? (platform === 'wecom' ? '' : `SEC${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`);
-  const r: Omit<FakeReceiver, 'url' | 'close'> = { platform, secret, received: [], rejected: [], failedOnDemand: 0, failUntil: 0, skewMs: 0 };
+  const r: Omit<FakeReceiver, 'url' | 'close'> = { platform, secret, received: [], rejected: [], failedOnDemand: 0, failUntil: 0, skewMs: 0, delayMs: 0 };
   const now = () => Date.now() + r.skewMs;
 
   const answer = (res: ServerResponse, status: number, body: unknown) =>
@@ -162,16 +164,21 @@ export async function startFakeReceiver(platform: Platform, opts: { secret?: str
         // The platforms' "system busy" / rate-limit answers (HTTP 200 with a code).
         return robotAnswer(res, platform === 'feishu' ? 9499 : -1, platform === 'feishu' ? 'Too Many Request' : '系统繁忙');
       }
-      r.received.push({
-        platform,
-        at: Date.now(),
-        body,
-        text: strings(body).join('\n'),
-        key: (req.headers['idempotency-key'] as string | undefined) ?? null,
-        mentions: v.mentions ?? [],
-      });
-      if (platform === 'sms') return answer(res, 200, { ok: true, id: r.received.length });
-      return robotAnswer(res, 0, platform === 'feishu' ? 'success' : 'ok');
+      const accept = () => {
+        r.received.push({
+          platform,
+          at: Date.now(),
+          body,
+          text: strings(body).join('\n'),
+          key: (req.headers['idempotency-key'] as string | undefined) ?? null,
+          mentions: v.mentions ?? [],
+        });
+        if (platform === 'sms') return answer(res, 200, { ok: true, id: r.received.length });
+        return robotAnswer(res, 0, platform === 'feishu' ? 'success' : 'ok');
+      };
+      // Recorded when the answer goes out: a sender killed before then may or may not have been heard — as with a real provider.
+      if (r.delayMs > 0) setTimeout(accept, r.delayMs);
+      else accept();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
