@@ -4,8 +4,9 @@ import { maskUrl } from '../../src/modules/notifications/channels.service';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
 import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer } from '../../src/modules/notifications/providers';
 
+const INCIDENT_ID = '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc';
 const incident = {
-  incidentId: '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc',
+  incidentId: INCIDENT_ID,
   schoolName: '甲小学',
   location: '北门\n岗亭',
   type: 'intrusion',
@@ -88,9 +89,9 @@ describe('notifications: messages, signatures, links', () => {
 
   it('signs links that expire and cannot be forged', () => {
     const now = new Date('2026-11-30T05:00:00Z');
-    const tok = signLink('secret-1', incident.incidentId, new Date(now.getTime() + 1800_000));
+    const tok = signLink('secret-1', INCIDENT_ID, new Date(now.getTime() + 1800_000));
     expect(tok.length).toBeLessThan(60);
-    expect(verifyLink('secret-1', tok, now)).toMatchObject({ ok: true, incidentId: incident.incidentId });
+    expect(verifyLink('secret-1', tok, now)).toMatchObject({ ok: true, incidentId: INCIDENT_ID });
     expect(verifyLink('secret-2', tok, now)).toEqual({ ok: false, reason: 'invalid' });
     expect(verifyLink('secret-1', tok, new Date(now.getTime() + 1801_000))).toEqual({ ok: false, reason: 'expired' });
     const [id, exp, sig] = tok.split('.');
