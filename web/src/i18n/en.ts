@@ -151,6 +151,9 @@ const en: Messages = {
     outcomeText: 'Outcome: {outcome}',
   },
   notify: {
+    planned: 'Level {level} escalation: notifying {n}',
+    cancelledEntry: 'Level {level} notice cancelled: the alarm was handled',
+    entry: 'Level {level} · {recipient} · {via}: {status}',
     title: 'Escalation notices',
     none: 'No notices sent yet',
     level: 'Level {n}',

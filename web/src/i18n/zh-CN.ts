@@ -146,6 +146,9 @@ const zhCN = {
     outcomeText: '结果：{outcome}',
   },
   notify: {
+    planned: '第 {level} 级升级：通知 {n} 个对象',
+    cancelledEntry: '第 {level} 级升级通知取消：报警已被处理',
+    entry: '第 {level} 级 · {recipient} · {via}：{status}',
     title: '升级通知',
     none: '尚未发送通知',
     level: '第 {n} 级',
