@@ -4,7 +4,8 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { Gb28181Config } from '../../config/sections';
 import { sipDomain } from './gb28181.config';
 import { SipEndpoint } from './sip-endpoint';
-import { buildRequest, SipResponse } from './sip-message';
+import { InviteClient, InviteError, PlayAnswer, PlayRequest } from './invite-client';
+import { buildRequest, SipRequest, SipResponse } from './sip-message';
 import { Peer } from './sip-transport';
 
 /** Where a platform request goes: a device id and where it last spoke from (null = unreachable). */
@@ -33,6 +34,8 @@ export class SipClient {
   private readonly domain: string;
   private readonly pending = new Map<string, ClientTx>();
   private sn = Math.floor(Math.random() * 100000);
+  /** Real-time play (§9.2): the INVITE client transaction, its ACK and the dialog's BYE (invite-client.ts). */
+  private readonly invites: InviteClient;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -40,6 +43,28 @@ export class SipClient {
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
+    this.invites = new InviteClient({
+      send: (peer, buf) => this.endpoint.send(peer, buf),
+      advertised: () => this.endpoint.advertised,
+      port: () => this.endpoint.port,
+      domain: this.domain,
+      platformId: this.cfg.platformId,
+    });
+  }
+
+  /**
+   * INVITE for real-time play of a channel (SDP offer: RTP/PS payload 96, y= SSRC), ACK of the
+   * 2xx; resolves with the device's answer and the dialog (`bye()`, `onEnded`). Rejects with
+   * InviteError: `offline` (no reachable peer), `busy` (486), `rejected`, `timeout`, `bad_answer`.
+   */
+  invite(target: SipTarget, req: PlayRequest): Promise<{ answer: PlayAnswer; bye: () => void; onEnded: (cb: (why: string) => void) => void }> {
+    if (!target.peer || !this.endpoint.reachable(target.peer)) return Promise.reject(new InviteError('offline', `device ${target.deviceId} is not reachable`));
+    return this.invites.invite(target.peer, req);
+  }
+
+  /** A request inside one of our dialogs (the device's BYE): the response to send, or null when it is not ours. */
+  onDialogRequest(req: SipRequest, peer: Peer): Buffer | null {
+    return this.invites.onRequest(req, peer);
   }
 
   /** The next MANSCDP command sequence number (SN). */
@@ -99,6 +124,7 @@ export class SipClient {
 
   /** A response from a device: a provisional one stops retransmissions, a final one ends its transaction. */
   onResponse(res: SipResponse): void {
+    if (this.invites.onResponse(res)) return;
     const tx = this.pending.get(res.via.branch);
     if (!tx) return;
     if (res.status < 200) {
@@ -111,6 +137,7 @@ export class SipClient {
 
   /** Shutdown: every transaction still waiting ends with 503. */
   stop(): void {
+    this.invites.close(); // BYE every live dialog while the socket is still open
     for (const tx of this.pending.values()) {
       clearTimeout(tx.timeout);
       if (tx.retransmit) clearTimeout(tx.retransmit);

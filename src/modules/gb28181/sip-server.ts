@@ -4,7 +4,8 @@ import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
-import { GbDeviceStates } from './gb-device-states';
+import { GbDeviceStates, LiveRegistration } from './gb-device-states';
+import { InviteError, PlayAnswer, PlayRequest } from './invite-client';
 import { GbKeepalive } from './gb-keepalive';
 import { GbRegistrar } from './gb-registrar';
 import type { Gb28181Config } from '../../config/sections';
@@ -16,7 +17,7 @@ import { SipEndpoint } from './sip-endpoint';
 import { header, parseSip, SipParseError, SipRequest } from './sip-message';
 import { Peer } from './sip-transport';
 
-const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, OPTIONS, ACK'];
+const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, OPTIONS, ACK, BYE'];
 
 /**
  * The GB/T 28181 SIP front end: device registration (digest), keepalives into device health,
@@ -52,6 +53,23 @@ export class SipServer {
 
   get running(): boolean {
     return this.endpoint.running;
+  }
+
+  /** A device's registration as this process sees it (null: never seen). */
+  live(deviceId: string): LiveRegistration | null {
+    return this.states.live(deviceId);
+  }
+
+  /**
+   * Real-time play of a channel of a registered device (GB/T 28181 §9.2): INVITE where the device
+   * last spoke from, ACK; the dialog ends with `bye()` or the device's BYE (`onEnded`). Rejects with
+   * InviteError (`offline` when it is not registered here).
+   */
+  invite(req: PlayRequest): Promise<{ answer: PlayAnswer; bye: () => void; onEnded: (cb: (why: string) => void) => void }> {
+    const s = this.states.devices.get(req.deviceId);
+    if (!this.running || !s || !s.registered || s.expiresAt <= Date.now())
+      return Promise.reject(new InviteError('offline', `device ${req.deviceId} is not registered`));
+    return this.client.invite({ deviceId: req.deviceId, peer: s.peer }, req);
   }
 
   async start(): Promise<void> {
@@ -115,6 +133,13 @@ export class SipServer {
         case 'OPTIONS':
           this.endpoint.reply(msg, peer, 200, 'options', null, [ALLOW]);
           return;
+        case 'BYE': {
+          // A device ending a live-play dialog; a BYE we know nothing of gets 481.
+          const answer = this.client.onDialogRequest(msg, peer);
+          if (answer) this.endpoint.send(peer, answer);
+          else this.endpoint.reply(msg, peer, 481, 'bye', null);
+          return;
+        }
         default:
           this.endpoint.reply(msg, peer, 405, 'other', null, [ALLOW]);
       }
