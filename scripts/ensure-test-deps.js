@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /*
- * `npm test` pre-step: the protocol tests need a real SIP peer (sipp, Debian package sip-tester)
+ * `npm test` pre-step: the protocol tests need a real SIP peer (sipp, Debian package sip-tester),
+ * the video tests ffmpeg and an RTSP camera (GStreamer's RTSP server through Debian's python3-gi),
  * and the browser tests Debian's chromium (+ a CJK font for readable screenshots). On a fresh
  * Debian machine where we are root, install what is missing; elsewhere say exactly what to do.
  */
@@ -11,8 +12,30 @@ const { existsSync } = require('node:fs');
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const hasCjkFont = () => spawnSync('sh', ['-c', "fc-list 2>/dev/null | grep -qi 'wqy\\|wenquanyi\\|noto.*cjk'"], { stdio: 'ignore' }).status === 0;
 
+/** GStreamer's RTSP server and the encoders the RTSP test camera uses, seen from Debian's python3. */
+const hasGstRtsp = () =>
+  spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      "import gi; gi.require_version('Gst','1.0'); gi.require_version('GstRtspServer','1.0'); from gi.repository import Gst, GstRtspServer; Gst.init(None); import sys; sys.exit(0 if all(Gst.ElementFactory.find(e) for e in ['videotestsrc','x264enc','x265enc','rtph264pay','rtph265pay']) else 1)",
+    ],
+    { stdio: 'ignore' },
+  ).status === 0;
+const GST = [
+  'python3-gi',
+  'gir1.2-gst-rtsp-server-1.0',
+  'gstreamer1.0-plugins-base',
+  'gstreamer1.0-plugins-good',
+  'gstreamer1.0-plugins-ugly',
+  'gstreamer1.0-plugins-bad',
+];
+
 const missing = [];
 if (!has('sipp')) missing.push('sip-tester');
+if (!has('ffmpeg') || !has('ffprobe')) missing.push('ffmpeg');
+if (!has('setpriv')) missing.push('util-linux');
+if (!hasGstRtsp()) missing.push(...GST);
 if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
 if (!hasCjkFont()) missing.push('fonts-wqy-zenhei');
 if (missing.length === 0) process.exit(0);
@@ -23,7 +46,8 @@ if (!root || !has('apt-get')) {
   process.stderr.write(
     `[test] missing system packages: ${missing.join(' ')}\n` +
       `       Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}\n` +
-      `       (sipp plays GB/T 28181 cameras in test/protocol; chromium drives the console in test/browser)\n`,
+      `       (sipp plays GB/T 28181 cameras in test/protocol; ffmpeg and GStreamer's RTSP server serve the video tests;\n` +
+      `        chromium drives the console in test/browser)\n`,
   );
   process.exit(fatal.length ? 1 : 0);
 }

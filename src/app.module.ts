@@ -16,6 +16,7 @@ import { ComplianceModule } from './modules/compliance';
 import { Gb28181Module } from './modules/gb28181';
 import { NotificationsModule } from './modules/notifications';
 import { OpsModule } from './modules/ops';
+import { VideoModule } from './modules/video';
 
 /** Capability modules, in dependency order. Each later capability appends itself here. */
 const CAPABILITIES = [
@@ -29,6 +30,7 @@ const CAPABILITIES = [
   ComplianceModule,
   Gb28181Module,
   NotificationsModule,
+  VideoModule,
 ];
 
 @Module({})

@@ -16,6 +16,8 @@ const LAYERS = [
   ['patrols', 'notifications'],
   // The four targets; the GB/T 28181 SIP front end (devices → health, alarms, cameras).
   ['compliance', 'gb28181'],
+  // Live video: GB/T 28181 live play (over gb28181's SIP) and RTSP pulls, snapshots, evidence pictures.
+  ['video'],
   // What people look at: the live console; health and metrics endpoints.
   ['console', 'ops'],
 ];

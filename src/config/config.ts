@@ -134,6 +134,8 @@ export function validateConfig(raw: Json): AppConfig {
   const cfg = raw as unknown as AppConfig;
   if (problems.length === 0) {
     if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize) problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
+    if (cfg.video.rtpPortMin > cfg.video.rtpPortMax) problems.push('video.rtpPortMin: must not exceed video.rtpPortMax');
+    if (cfg.video.restartBackoffMinMs > cfg.video.restartBackoffMaxMs) problems.push('video.restartBackoffMinMs: must not exceed video.restartBackoffMaxMs');
     const relay = cfg.alarms.policeRelay;
     if (relay.url && relay.hmacSecret.length < 16)
       problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');

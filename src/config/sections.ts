@@ -233,6 +233,68 @@ export interface ConsoleConfig extends ConsoleEventsConfig {
   revocationCheckSeconds: number;
 }
 
+/** Live video (src/modules/video): media path, GB/T 28181 live play, snapshots, evidence. Times in ms unless named otherwise. */
+export interface VideoConfig {
+  /** Serve live video and snapshots in this process (api and all roles). */
+  enabled: boolean;
+  /** The ffmpeg binary (Debian `ffmpeg`; the Docker image installs it). */
+  ffmpegPath: string;
+  /** Where RTP from GB/T 28181 devices is received: bind address, and the address put in the SDP ('' = gb28181.advertisedHost, else 127.0.0.1 when bound to a wildcard). */
+  rtpHost: string;
+  rtpAdvertisedHost: string;
+  /** RTP port range (UDP and TCP, inclusive); one port per live GB/T 28181 channel. Publish it in docker-compose. */
+  rtpPortMin: number;
+  rtpPortMax: number;
+  /** Drop RTP whose SSRC is not the one negotiated (GB/T 28181 §9.2 `y=`). */
+  ssrcCheck: boolean;
+  /** Jitter buffer: packets held waiting for a gap, and the longest wait. */
+  jitterPackets: number;
+  jitterDelayMs: number;
+  /** How GB/T 28181 media is asked for by default: UDP, TCP passive (device connects) or TCP active (we connect). */
+  gbTransport: 'udp' | 'tcp-passive' | 'tcp-active';
+  /** INVITE: how long the device has to answer (final response). */
+  inviteTimeoutMs: number;
+  /** After the device's 200 (or ffmpeg's start for RTSP): longest wait for the first keyframe. */
+  firstMediaTimeoutMs: number;
+  /** A live stream with no media for this long stops, with an error to its viewers. */
+  stallTimeoutMs: number;
+  /** After the last viewer leaves, the upstream lingers this long (a reopened tile needs no new INVITE). */
+  lingerMs: number;
+  /** Most upstreams (cameras played) at once in this process; more: 503. */
+  maxStreams: number;
+  maxViewersPerStream: number;
+  /** Most H.265 → H.264 transcodes at once (Chromium's MSE has no HEVC); more: 503. */
+  maxTranscodes: number;
+  transcodeBitrateKbps: number;
+  /** Remuxer restarts while viewers remain: backoff from min to max, at most maxRestarts a minute. */
+  restartBackoffMinMs: number;
+  restartBackoffMaxMs: number;
+  maxRestartsPerMinute: number;
+  /** Bytes queued to a viewer before it is skipped to the next keyframe; 4× this closes it. */
+  viewerMaxBufferBytes: number;
+  /** Last GOP kept for late viewers (bytes); a larger GOP is not cached. */
+  gopCacheMaxBytes: number;
+  /** PS bytes queued to ffmpeg before input is dropped until the next keyframe. */
+  remuxerMaxQueueBytes: number;
+  /** RTSP pulls: transport and socket timeout. */
+  rtspTransport: 'tcp' | 'udp';
+  rtspTimeoutMs: number;
+  /** Stream tokens: lifetime; secret ('' = derived from auth.jwtSecret). */
+  tokenTtlSeconds: number;
+  tokenSecret: string;
+  /** Base of the WebSocket URL given to players ('' = the same origin as the API). */
+  publicWsBase: string;
+  /** Snapshots: a camera's JPEG is reused this long; the longest a snapshot may take. */
+  snapshotCacheMs: number;
+  snapshotTimeoutMs: number;
+  /** ffmpeg JPEG encoders started ahead of snapshots (starting one costs 0.1–0.4 s); 0 = start on demand. */
+  snapshotWarmEncoders: number;
+  /** Evidence snapshots: directory, retention (GB/T 29315: 30 days), purge schedule. */
+  evidenceDir: string;
+  evidenceRetentionDays: number;
+  evidencePurgeCron: string;
+}
+
 /**
  * Escalation notifications (src/modules/notifications): links in messages, delivery retries,
  * the default escalation policy, the roster gap check.
@@ -283,4 +345,5 @@ export interface AppConfig {
   gb28181: Gb28181Config;
   console: ConsoleConfig;
   notifications: NotificationsConfig;
+  video: VideoConfig;
 }

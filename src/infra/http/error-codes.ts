@@ -209,6 +209,60 @@ export const ErrorCode = {
     NOT_REGISTERED: 'GB28181.NOT_REGISTERED',
   },
 
+  // ---- live video, snapshots, evidence (src/modules/video); REST statuses, and the same codes in a player's `{type:'error'}` frame
+  VIDEO: {
+    /** [409] The camera has no address this server can play (no rtsp://, GB/T 28181 not running here, unsupported scheme). */
+    NO_STREAM_ADDRESS: 'VIDEO.NO_STREAM_ADDRESS',
+    /** [503] The GB/T 28181 device is not registered. */
+    DEVICE_OFFLINE: 'VIDEO.DEVICE_OFFLINE',
+    /** [503] The device answered 486 Busy Here (it serves no more streams). */
+    DEVICE_BUSY: 'VIDEO.DEVICE_BUSY',
+    /** [502] The device refused the INVITE (another ≥ 300); `details.sipStatus`. */
+    DEVICE_REJECTED: 'VIDEO.DEVICE_REJECTED',
+    /** [502] The device's SDP answer is unusable. */
+    BAD_ANSWER: 'VIDEO.BAD_ANSWER',
+    /** [504] No final answer to the INVITE within video.inviteTimeoutMs. */
+    INVITE_TIMEOUT: 'VIDEO.INVITE_TIMEOUT',
+    /** [504] No picture within video.firstMediaTimeoutMs. */
+    NO_MEDIA: 'VIDEO.NO_MEDIA',
+    /** [504] (players) No media for video.stallTimeoutMs: the stream stopped. */
+    STALLED: 'VIDEO.STALLED',
+    /** [502] (players) The camera ended the stream (its BYE, TCP media closed). */
+    UPSTREAM_ENDED: 'VIDEO.UPSTREAM_ENDED',
+    /** [502] ffmpeg could not pull or remux the stream (RTSP refused, bad stream, restarts exhausted). */
+    UPSTREAM_FAILED: 'VIDEO.UPSTREAM_FAILED',
+    /** [503] video.maxStreams cameras are playing in this process. */
+    CAPACITY: 'VIDEO.CAPACITY',
+    /** [503] video.maxViewersPerStream viewers on this camera. */
+    VIEWER_CAPACITY: 'VIDEO.VIEWER_CAPACITY',
+    /** [503] An H.265 camera needs a transcode and video.maxTranscodes are running. */
+    TRANSCODE_CAPACITY: 'VIDEO.TRANSCODE_CAPACITY',
+    /** [503] No free port in video.rtpPortMin..rtpPortMax. */
+    NO_RTP_PORT: 'VIDEO.NO_RTP_PORT',
+    /** [504] No snapshot within video.snapshotTimeoutMs. */
+    SNAPSHOT_TIMEOUT: 'VIDEO.SNAPSHOT_TIMEOUT',
+    /** [503] video.enabled is false in this process. */
+    DISABLED: 'VIDEO.DISABLED',
+    /** [503] The server is shutting down. */
+    SHUTTING_DOWN: 'VIDEO.SHUTTING_DOWN',
+    /** [401] (WebSocket upgrade) The stream token is missing, malformed or not ours. */
+    TOKEN_INVALID: 'VIDEO.TOKEN_INVALID',
+    /** [401] (WebSocket upgrade) The stream token expired: ask for a new ticket. */
+    TOKEN_EXPIRED: 'VIDEO.TOKEN_EXPIRED',
+    /** [403] (WebSocket upgrade) The token is for another camera. */
+    TOKEN_WRONG_CAMERA: 'VIDEO.TOKEN_WRONG_CAMERA',
+    /** (players) The viewer's connection could not keep up: closed. */
+    VIEWER_TOO_SLOW: 'VIDEO.VIEWER_TOO_SLOW',
+    /** [409] An evidence picture no longer matches its recorded SHA-256. */
+    EVIDENCE_CHECKSUM_MISMATCH: 'VIDEO.EVIDENCE_CHECKSUM_MISMATCH',
+    /** [410] An evidence picture is recorded but gone from the store. */
+    EVIDENCE_MISSING: 'VIDEO.EVIDENCE_MISSING',
+  },
+  EVIDENCE: {
+    /** [404] */
+    NOT_FOUND: 'EVIDENCE.NOT_FOUND',
+  },
+
   // ---- patrols: audits, rounds, protection posts (护学岗), rectification
   PATROL_PLAN: {
     /** [404] */

@@ -43,6 +43,8 @@ export enum JobName {
   NotifyReconcile = 'notifications.reconcile',
   /** Uncovered hours in the duty roster ahead become findings on the console (notifications.rosterCheckEveryMs). */
   RosterGapCheck = 'notifications.roster-gap-check',
+  /** Deletes evidence snapshots past video.evidenceRetentionDays (daily, video.evidencePurgeCron). */
+  VideoEvidencePurge = 'video.evidence-purge',
 }
 
 /** The payload each job carries. */
@@ -60,6 +62,7 @@ export interface JobPayloads {
   [JobName.NotifyDeliver]: { deliveryId: string };
   [JobName.NotifyReconcile]: Record<string, never>;
   [JobName.RosterGapCheck]: Record<string, never>;
+  [JobName.VideoEvidencePurge]: Record<string, never>;
 }
 
 export interface JobSpec {
@@ -94,6 +97,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   // Superseded by the next run: no retries.
   [JobName.NotifyReconcile]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
   [JobName.RosterGapCheck]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
+  // Idempotent (deletes what is past retention); a failed run retries, else the next day's catches up.
+  [JobName.VideoEvidencePurge]: { queue: QueueName.System, options: { ...retrying, attempts: 3 } },
 };
 
 /**

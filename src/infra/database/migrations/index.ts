@@ -7,6 +7,7 @@ import { Compliance1764300800000 } from './1764300800000-Compliance';
 import { Gb281811764300900000 } from './1764300900000-Gb28181';
 import { DeviceStatusHot1764301000000 } from './1764301000000-DeviceStatusHot';
 import { Notifications1764302400000 } from './1764302400000-Notifications';
+import { VideoEvidence1764302500000 } from './1764302500000-VideoEvidence';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   Gb281811764300900000,
   DeviceStatusHot1764301000000,
   Notifications1764302400000,
+  VideoEvidence1764302500000,
 ];

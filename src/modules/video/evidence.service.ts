@@ -1,0 +1,126 @@
+import { HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { ErrorCode } from '../../infra/http/error-codes';
+import { DomainError, Errors } from '../../infra/http/errors';
+import { returningRows } from '../../infra/database/returning';
+import { JobName } from '../../infra/queue/queue.catalogue';
+import { QueueService } from '../../infra/queue/queue.service';
+import type { AuthUser } from '../../infra/access/roles';
+import { assertSchoolScope } from '../../infra/access/scope';
+import { EvidenceNotFound, EvidenceStore, FileEvidenceStore, sha256 } from './evidence-store';
+import { jpegSize } from './media/jpeg';
+import { videoConfig } from './video.config';
+import { VideoService } from './video.service';
+
+export const EVIDENCE_PURGE_SCHEDULER = 'video.evidence-purge';
+
+export interface EvidenceRecord {
+  id: string;
+  cameraId: string;
+  schoolId: string;
+  sha256: string;
+  bytes: number;
+  width: number;
+  height: number;
+  /** What it was taken for: `manual`, later `alarm.raise`, `alarm.raise+10s`, `patrol.verdict`, `post.checkin`. */
+  purpose: string;
+  /** The record it belongs to (incident, round item, check-in id), when there is one. */
+  refId: string | null;
+  capturedAt: Date;
+}
+
+const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
+
+/**
+ * Evidence snapshots: a JPEG of a camera at a moment, stored (video.evidenceDir by default) with
+ * its SHA-256 recorded here, read back only if it still matches, and purged after
+ * video.evidenceRetentionDays (GB/T 29315: 30 days) by a daily job. Phase 2 calls `capture`
+ * from alarms (at raise and +10 s), patrol verdicts and post check-ins.
+ */
+@Injectable()
+export class EvidenceService {
+  private readonly logger = new Logger('Evidence');
+  readonly store: EvidenceStore;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly video: VideoService,
+    @Inject(QueueService) queue: QueueService,
+  ) {
+    this.store = new FileEvidenceStore(videoConfig(config).evidenceDir);
+    queue.handle(JobName.VideoEvidencePurge, () => this.purge());
+  }
+
+  /** Takes a snapshot of a camera now and keeps it as evidence (scope checked when a user asks). */
+  async capture(user: AuthUser | null, cameraId: string, purpose: string, refId: string | null = null): Promise<EvidenceRecord> {
+    const shot = await this.video.snapshot(user, cameraId);
+    const size = jpegSize(shot.jpeg)!;
+    const put = await this.store.put(shot.takenAt, shot.jpeg, 'jpg');
+    const [row] = returningRows<EvidenceRecord>(
+      await this.db.query(
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLS}`,
+        [shot.cameraId, shot.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, purpose, refId, shot.takenAt],
+      ),
+    );
+    return row;
+  }
+
+  /** An evidence picture, verified against its recorded SHA-256 (409 when it no longer matches). */
+  async read(user: AuthUser, id: string): Promise<{ record: EvidenceRecord; jpeg: Buffer }> {
+    const rows: (EvidenceRecord & { storageKey: string })[] = await this.db.query(
+      `SELECT ${COLS}, storage_key AS "storageKey" FROM video_evidence WHERE id = $1`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) throw Errors.notFound(ErrorCode.EVIDENCE.NOT_FOUND, id);
+    assertSchoolScope(user, row.schoolId);
+    let jpeg: Buffer;
+    try {
+      jpeg = await this.store.get(row.storageKey);
+    } catch (e) {
+      if (e instanceof EvidenceNotFound)
+        throw new DomainError(HttpStatus.GONE, ErrorCode.VIDEO.EVIDENCE_MISSING, `the picture of evidence ${id} is no longer in the store`);
+      throw e;
+    }
+    if (sha256(jpeg) !== row.sha256)
+      throw new DomainError(
+        HttpStatus.CONFLICT,
+        ErrorCode.VIDEO.EVIDENCE_CHECKSUM_MISMATCH,
+        `evidence ${id} does not match its recorded SHA-256: it was altered or damaged`,
+      );
+    const { storageKey: _k, ...record } = row;
+    return { record, jpeg };
+  }
+
+  /** Deletes evidence past retention: rows (and their files), then files the store still has from before the cutoff. Idempotent. */
+  async purge(now = new Date()): Promise<{ rows: number; files: number }> {
+    const days = videoConfig(this.config).evidenceRetentionDays;
+    const cutoff = new Date(now.getTime() - days * 86_400_000);
+    let rows = 0;
+    let files = 0;
+    for (;;) {
+      const gone = returningRows<{ storage_key: string }>(
+        await this.db.query(
+          `DELETE FROM video_evidence WHERE id IN (SELECT id FROM video_evidence WHERE captured_at < $1 ORDER BY captured_at LIMIT 1000) RETURNING storage_key`,
+          [cutoff],
+        ),
+      );
+      for (const g of gone) await this.store.delete(g.storage_key);
+      rows += gone.length;
+      if (gone.length < 1000) break;
+    }
+    // Files without a row (a crash between writing the file and the row) go by their date prefix.
+    for (;;) {
+      const keys = await this.store.listExpired(cutoff, 1000);
+      for (const k of keys) await this.store.delete(k);
+      files += keys.length;
+      if (keys.length < 1000) break;
+    }
+    if (rows || files) this.logger.log(`purged ${rows} evidence record(s) and ${files} stray file(s) older than ${days} days`);
+    return { rows, files };
+  }
+}

@@ -1,0 +1,320 @@
+import { BeforeApplicationShutdown, HttpStatus, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { execFile } from 'node:child_process';
+import { Gauge, Counter } from 'prom-client';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { ErrorCode } from '../../infra/http/error-codes';
+import { DomainError, Errors } from '../../infra/http/errors';
+import { metrics } from '../../infra/observability/metrics';
+import type { AuthUser } from '../../infra/access/roles';
+import { assertSchoolScope } from '../../infra/access/scope';
+import { InviteError, SipServer } from '../gb28181';
+import { RegistryService } from '../registry';
+import { GbPlayer, LiveStream, StreamSource, ViewerSink } from './live-stream';
+import { JpegEncoders } from './media/jpeg';
+import { RtpPortPool } from './media/rtp-receiver';
+import { StreamClaims, StreamTokens } from './stream-token';
+import { VideoConfig, videoConfig } from './video.config';
+import { VideoErrors } from './video.errors';
+
+const streamsGauge = new Gauge({ name: 'shouhu_video_streams', help: 'Live upstreams (cameras being played) in this process', registers: [metrics] });
+const viewersGauge = new Gauge({ name: 'shouhu_video_viewers', help: 'Video viewers (WebSocket players) in this process', registers: [metrics] });
+const streamEvents = new Counter({
+  name: 'shouhu_video_events_total',
+  help: 'Video stream events (started, failed by code, snapshots…)',
+  labelNames: ['event'],
+  registers: [metrics],
+});
+
+export const WS_PATH = '/api/v1/video/ws';
+
+export interface CameraRef {
+  id: string;
+  schoolId: string;
+  deviceId: string;
+  channelId: string;
+  streamUrl: string;
+}
+
+export interface PlayTicket {
+  cameraId: string;
+  token: string;
+  expiresAt: Date;
+  /** Where the player connects: a path on this origin (ws: / wss: as the page), or an absolute ws(s) URL when video.publicWsBase is set. */
+  url: string;
+  codec: string;
+  width: number;
+  height: number;
+  transcoded: boolean;
+}
+
+/**
+ * Live video: one upstream per camera (GB/T 28181 INVITE or RTSP pull) shared by its viewers,
+ * stream tokens for the players, and snapshots (from the running stream's last keyframe, else
+ * a short pull). Streams live in the process that serves them; GB/T 28181 cameras need the
+ * process that runs the SIP server (gb28181.enabled).
+ */
+@Injectable()
+export class VideoService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Video');
+  readonly cfg: VideoConfig;
+  readonly tokens: StreamTokens;
+  private readonly streams = new Map<string, LiveStream>();
+  private readonly pool: RtpPortPool;
+  private transcodes = 0;
+  private ssrcSeq = Math.floor(Math.random() * 10000);
+  private readonly snapshots = new Map<string, { at: number; jpeg: Buffer } | Promise<Buffer>>();
+  private lastWarnAt = 0;
+  private closing = false;
+  viewerCount = 0;
+  private jpeg?: JpegEncoders;
+  /** The JPEG of each stream's current keyframe (weakly held: gone with the stream). */
+  private readonly keyframeJpegs = new WeakMap<LiveStream, { fragment: Buffer; jpeg: Promise<Buffer> }>();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly registry: RegistryService,
+    @Optional() private readonly gb?: SipServer,
+  ) {
+    this.cfg = videoConfig(config);
+    this.pool = new RtpPortPool(this.cfg.rtpPortMin, this.cfg.rtpPortMax);
+    this.tokens = new StreamTokens(this.cfg.tokenSecret || config.auth.jwtSecret, this.cfg.tokenTtlSeconds);
+  }
+
+  /** Says at boot (not at the first click) when ffmpeg is missing; the rest of the service runs on. Not awaited: boot does not wait for it. */
+  onApplicationBootstrap(): void {
+    if (!this.cfg.enabled || this.config.role === 'worker') return;
+    execFile(this.cfg.ffmpegPath, ['-hide_banner', '-version'], { timeout: 10_000 }, (err) => {
+      if (err)
+        this.logger.error(
+          `video.ffmpegPath: ${this.cfg.ffmpegPath} cannot be run (${err.message}); live video and snapshots will fail (apt-get install ffmpeg)`,
+        );
+      else if (!this.closing) this.encoders().fill();
+    });
+  }
+
+  private encoders(): JpegEncoders {
+    this.jpeg ??= new JpegEncoders(this.cfg.ffmpegPath, this.cfg.snapshotWarmEncoders);
+    return this.jpeg;
+  }
+
+  // ---------------------------------------------------------------- cameras
+
+  /** A camera the user may see (404 unknown, 403 other school). */
+  async camera(user: AuthUser | null, id: string): Promise<CameraRef> {
+    const [c] = await this.registry.cameras({ ids: [id] });
+    if (!c) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, id);
+    if (user) assertSchoolScope(user, c.schoolId);
+    return { id: c.id, schoolId: c.schoolId, deviceId: c.deviceId, channelId: c.channelId, streamUrl: c.streamUrl };
+  }
+
+  /**
+   * How a camera is played: its `streamUrl` when it is rtsp/rtmp/http(s) (ffmpeg pulls it), else
+   * GB/T 28181 live play of device + channel through the SIP server of this process.
+   */
+  sourceOf(c: CameraRef): StreamSource {
+    const url = c.streamUrl.trim();
+    if (/^(rtsp|rtsps|rtmp|https?):\/\//i.test(url)) return { kind: 'url', url };
+    if (url) throw VideoErrors.noStreamAddress(c.id, `unsupported stream address scheme (${url.split(':')[0]})`);
+    if (!this.gb?.running) throw VideoErrors.noStreamAddress(c.id, 'no rtsp:// address, and GB/T 28181 is not enabled in this process');
+    const live = this.gb.live(c.deviceId);
+    if (!live?.registered) throw VideoErrors.deviceOffline(c.deviceId);
+    return { kind: 'gb', deviceId: c.deviceId, channelId: c.channelId, transport: this.cfg.gbTransport };
+  }
+
+  private gbPlayer(): GbPlayer | null {
+    const gb = this.gb;
+    if (!gb?.running) return null;
+    return {
+      invite: async (req) => {
+        try {
+          return await gb.invite(req);
+        } catch (e) {
+          if (!(e instanceof InviteError)) throw e;
+          if (e.reason === 'offline') throw VideoErrors.deviceOffline(req.deviceId);
+          if (e.reason === 'busy') throw VideoErrors.deviceBusy(req.deviceId);
+          if (e.reason === 'timeout') throw VideoErrors.inviteTimeout(req.deviceId, req.timeoutMs);
+          if (e.reason === 'rejected') throw VideoErrors.deviceRejected(req.deviceId, e.status ?? 0);
+          throw new DomainError(HttpStatus.BAD_GATEWAY, ErrorCode.VIDEO.BAD_ANSWER, e.message);
+        }
+      },
+    };
+  }
+
+  /** GB/T 28181-2016 Annex F: 0 (real time) + digits 4–8 of the SIP domain + a 4-digit sequence. */
+  private nextSsrc(): string {
+    this.ssrcSeq = (this.ssrcSeq + 1) % 10000;
+    const domain = (this.config.gb28181 as { platformId: string }).platformId.slice(0, 10);
+    return `0${domain.slice(3, 8)}${String(this.ssrcSeq).padStart(4, '0')}`;
+  }
+
+  private advertisedHost(): string {
+    if (this.cfg.rtpAdvertisedHost) return this.cfg.rtpAdvertisedHost;
+    const gbHost = (this.config.gb28181 as { advertisedHost: string }).advertisedHost;
+    if (gbHost) return gbHost;
+    const h = this.cfg.rtpHost;
+    return h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h;
+  }
+
+  // ---------------------------------------------------------------- streams
+
+  /** The camera's running stream, or a new one (503 past video.maxStreams). */
+  acquire(c: CameraRef): LiveStream {
+    if (!this.cfg.enabled) throw VideoErrors.disabled();
+    if (this.closing) throw VideoErrors.stopped();
+    const running = this.streams.get(c.id);
+    if (running && !running.isStopped()) return running;
+    const source = this.sourceOf(c);
+    if (this.streams.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
+    const s = new LiveStream(c.id, source, {
+      cfg: this.cfg,
+      gb: this.gbPlayer(),
+      pool: this.pool,
+      rtpAdvertisedHost: this.advertisedHost(),
+      nextSsrc: () => this.nextSsrc(),
+      transcodes: {
+        take: () => (this.transcodes < this.cfg.maxTranscodes ? (this.transcodes++, true) : false),
+        give: () => (this.transcodes = Math.max(0, this.transcodes - 1)),
+      },
+      onClosed: (x) => {
+        if (this.streams.get(x.cameraId) === x) this.streams.delete(x.cameraId);
+        streamsGauge.set(this.streams.size);
+        streamEvents.inc({ event: x.error ? `failed:${x.error.code}` : 'stopped' });
+      },
+      warn: (m) => this.warn(m),
+    });
+    this.streams.set(c.id, s);
+    streamsGauge.set(this.streams.size);
+    streamEvents.inc({ event: 'started' });
+    s.start();
+    return s;
+  }
+
+  stream(cameraId: string): LiveStream | undefined {
+    return this.streams.get(cameraId);
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  get transcodesRunning(): number {
+    return this.transcodes;
+  }
+
+  /**
+   * `POST /cameras/:id/stream`: starts (or joins) the camera's stream, waits for its first
+   * keyframe — so a failure is an HTTP error the console can show (offline, busy, timeout) — and
+   * mints the token its player shows on the WebSocket. The stream then lingers for the player.
+   */
+  async play(user: AuthUser, cameraId: string): Promise<PlayTicket> {
+    const c = await this.camera(user, cameraId);
+    const s = this.acquire(c);
+    const release = s.hold();
+    try {
+      await s.ready;
+    } finally {
+      release();
+    }
+    const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId);
+    const q = `camera=${encodeURIComponent(c.id)}&token=${encodeURIComponent(token)}`;
+    const info = s.info!;
+    return {
+      cameraId: c.id,
+      token,
+      expiresAt,
+      url: `${this.cfg.publicWsBase.replace(/\/$/, '')}${WS_PATH}?${q}`,
+      codec: info.codec,
+      width: info.width,
+      height: info.height,
+      transcoded: s.transcoded,
+    };
+  }
+
+  /** A WebSocket viewer with a verified token: attached to the camera's stream (started again if it lingered out). */
+  async attach(claims: StreamClaims, sink: ViewerSink): Promise<() => void> {
+    const c = await this.camera(null, claims.c);
+    const s = this.acquire(c);
+    const v = s.addViewer(sink);
+    this.viewerCount++;
+    viewersGauge.set(this.viewerCount);
+    let gone = false;
+    return () => {
+      if (gone) return;
+      gone = true;
+      this.viewerCount--;
+      viewersGauge.set(this.viewerCount);
+      s.removeViewer(v);
+    };
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  /**
+   * A JPEG of the camera now: from the running stream's last keyframe, else the stream is started
+   * for it (and lingers, so a patrol wall's next look is instant). Reused for video.snapshotCacheMs;
+   * concurrent requests for one camera share one grab. 504 past video.snapshotTimeoutMs.
+   */
+  async snapshot(user: AuthUser | null, cameraId: string): Promise<{ jpeg: Buffer; takenAt: Date; cameraId: string; schoolId: string }> {
+    const c = await this.camera(user, cameraId);
+    const cached = this.snapshots.get(c.id);
+    const now = Date.now();
+    if (cached && !(cached instanceof Promise) && now - cached.at < this.cfg.snapshotCacheMs)
+      return { jpeg: cached.jpeg, takenAt: new Date(cached.at), cameraId: c.id, schoolId: c.schoolId };
+    if (cached instanceof Promise) return { jpeg: await cached, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
+    const p = this.grab(c);
+    this.snapshots.set(c.id, p);
+    try {
+      const jpeg = await p;
+      this.snapshots.set(c.id, { at: Date.now(), jpeg });
+      const t = setTimeout(() => {
+        const e = this.snapshots.get(c.id);
+        if (e && !(e instanceof Promise) && Date.now() - e.at >= this.cfg.snapshotCacheMs) this.snapshots.delete(c.id);
+      }, this.cfg.snapshotCacheMs + 10);
+      t.unref();
+      streamEvents.inc({ event: 'snapshot' });
+      return { jpeg, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
+    } catch (e) {
+      this.snapshots.delete(c.id);
+      throw e;
+    }
+  }
+
+  private async grab(c: CameraRef): Promise<Buffer> {
+    const deadline = Date.now() + this.cfg.snapshotTimeoutMs;
+    const s = this.acquire(c);
+    const release = s.hold();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(this.cfg.snapshotTimeoutMs)), this.cfg.snapshotTimeoutMs);
+      });
+      await Promise.race([s.ready, timeout]);
+      const k = s.keyframe();
+      if (!k) throw VideoErrors.snapshotTimeout(this.cfg.snapshotTimeoutMs);
+      // The picture of a keyframe is decoded once, however many ask before the next keyframe.
+      const memo = this.keyframeJpegs.get(s);
+      if (memo?.fragment === k.fragment) return await Promise.race([memo.jpeg, timeout]);
+      const jpeg = this.encoders().encode(k.init, k.fragment, Math.max(500, deadline - Date.now()));
+      this.keyframeJpegs.set(s, { fragment: k.fragment, jpeg });
+      jpeg.catch(() => this.keyframeJpegs.delete(s));
+      return await Promise.race([jpeg, timeout]);
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  private warn(m: string): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < 5000) return;
+    this.lastWarnAt = now;
+    this.logger.warn(m);
+  }
+
+  /** Streams stop (ffmpeg killed, BYE sent) while the SIP server can still send the BYEs. */
+  beforeApplicationShutdown(): void {
+    this.closing = true;
+    this.jpeg?.close();
+    for (const s of [...this.streams.values()]) s.stop('shutdown');
+  }
+}
