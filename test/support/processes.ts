@@ -68,3 +68,12 @@ export async function waitHttp(url: string, timeoutMs = 30000, proc?: Proc): Pro
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Polls `check` until it holds (or throws after `ms`, naming `what`), as bench/lib.js does. */
+export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
