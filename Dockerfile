@@ -25,6 +25,11 @@ RUN npm run build \
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     PORT=3000
+# Live video: Debian's ffmpeg remuxes camera streams (setpriv, from util-linux, ties each ffmpeg's
+# life to the service's: no orphan after a crash).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg util-linux \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
@@ -32,6 +37,8 @@ COPY --from=build --chown=node:node /app/dist ./dist
 COPY --chown=node:node config ./config
 USER node
 EXPOSE 3000
+# GB/T 28181: SIP (when gb28181.enabled) and the RTP range of live video (video.rtpPortMin..Max).
+EXPOSE 5060/udp 5060/tcp 30000-30499/udp 30000-30499/tcp
 # Readiness checks Postgres and Redis; the worker role serves no HTTP, so compose gives it none.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "if(process.env.ROLE==='worker')process.exit(0);fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
