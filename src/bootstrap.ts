@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type Redis from 'ioredis';
-import { json, NextFunction, Request, Response, urlencoded } from 'express';
+import { json, NextFunction, Request, Response } from 'express';
 import { malformedInput } from './infra/observability/metrics';
 import { AppModule } from './app.module';
 import { APP_CONFIG, AppConfig } from './config/config';
@@ -11,6 +11,7 @@ import { runMigrations } from './infra/database/data-source';
 import { GlobalExceptionFilter } from './infra/http/exception.filter';
 import { requestIdMiddleware } from './infra/http/request-id.middleware';
 import { makeValidationPipe } from './infra/http/validation';
+import { BODY_ERRORS, jsonOnly, jsonVerifier, textGuard } from './infra/http/input-guards';
 import { JsonLogger } from './infra/observability/json-logger';
 import { ErrorCode } from './infra/http/error-codes';
 import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
@@ -20,18 +21,46 @@ export const API_PREFIX = 'api/v1';
 
 export class BootError extends Error {}
 
-/** Body-parser failures (bad JSON, too large) answered in the common error shape, never as a 500. */
-function bodyErrorHandler(err: { status?: number; type?: string } | undefined, req: Request, res: Response, next: NextFunction): void {
+/** Body-parser failures (bad JSON, too large, too deep, not UTF-8) answered in the common error shape, never as a 500. */
+function bodyErrorHandler(err: { status?: number; type?: string; message?: string } | undefined, req: Request, res: Response, next: NextFunction): void {
   if (!err || typeof err.status !== 'number' || typeof err.type !== 'string') return next(err);
+  const ours = BODY_ERRORS[err.type];
   const tooLarge = err.status === 413;
-  malformedInput.inc({ source: 'http', reason: tooLarge ? 'too_large' : 'bad_body' });
-  res.status(tooLarge ? 413 : 400).json({
+  malformedInput.inc({ source: 'http', reason: ours ? err.type : tooLarge ? 'too_large' : 'bad_body' });
+  res.status(ours ? err.status : tooLarge ? 413 : 400).json({
     error: {
-      code: tooLarge ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY,
-      message: tooLarge ? 'Request body too large' : 'Request body could not be parsed (expected JSON)',
+      code: ours ?? (tooLarge ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.MALFORMED_BODY),
+      message: ours ? err.message : tooLarge ? 'Request body too large' : 'Request body could not be parsed (expected JSON)',
       requestId: res.getHeader('X-Request-Id'),
     },
   });
+}
+
+/** The routes that take a multipart file upload instead of JSON (registry import). */
+const UPLOAD_ROUTES = /^\/api\/v1\/import\/(?!templates\/)[a-z-]+$/;
+
+/**
+ * Headers of the OpenAPI UI: its own script and styles only (Swagger UI sets inline styles), no
+ * framing (clickjacking), no sniffing.
+ */
+const DOCS_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+function docsHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('Content-Security-Policy', DOCS_CSP);
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  next();
 }
 
 /**
@@ -42,9 +71,12 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(requestIdMiddleware);
-  app.use(json({ limit: `${config.http.bodyLimitKb}kb` }));
-  app.use(urlencoded({ extended: false, limit: `${config.http.bodyLimitKb}kb` }));
+  // JSON only (no form bodies: a foreign page must not be able to post to us), checked for depth,
+  // key count and UTF-8 before it is parsed, and for storable text once it is.
+  app.use(jsonOnly(UPLOAD_ROUTES));
+  app.use(json({ limit: `${config.http.bodyLimitKb}kb`, verify: jsonVerifier({ maxDepth: config.http.jsonMaxDepth, maxKeys: config.http.jsonMaxKeys }) }));
   app.use(bodyErrorHandler);
+  app.use(textGuard);
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },
@@ -65,7 +97,11 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
       .addApiKey({ type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device <keyId>:<secret>' }, 'device')
       .build(),
   );
-  SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
+  // The document tells an attacker every route and field: served only where ops.apiDocs is on (off in production).
+  if (config.ops.apiDocs) {
+    app.use(['/api/docs', '/api/docs-json'], docsHeaders);
+    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs-json' });
+  }
   return doc;
 }
 
@@ -109,7 +145,7 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
   configureHttp(app, config);
   await prepare(app, config, log).catch(closeAndThrow(app));
   await app.listen(config.http.port, config.http.host);
-  logger.log(`${config.role} listening on http://${config.http.host}:${config.http.port} (docs at /api/docs)`, 'Boot');
+  logger.log(`${config.role} listening on http://${config.http.host}:${config.http.port}${config.ops.apiDocs ? ' (docs at /api/docs)' : ''}`, 'Boot');
   return app;
 }
 

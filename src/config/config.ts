@@ -32,6 +32,7 @@ const ENV_ALIASES: Record<string, string> = {
   JWT_SECRET: 'auth.jwtSecret',
   ADMIN_USERNAME: 'auth.bootstrapAdminUsername',
   ADMIN_PASSWORD: 'auth.bootstrapAdminPassword',
+  METRICS_TOKEN: 'ops.metricsToken',
 };
 
 type Json = Record<string, unknown>;
@@ -144,6 +145,8 @@ export function validateConfig(raw: Json): AppConfig {
       if (cfg.notifications.linkSecret.length < 32) problems.push('notifications.linkSecret: must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');
       if (cfg.demo.simulateHeartbeats) problems.push('demo.simulateHeartbeats: must be false in production (no simulated devices)');
+      if (cfg.ops.metricsToken === '')
+        problems.push('ops.metricsToken (METRICS_TOKEN): must be set in production (at least 16 characters; Prometheus sends it as a bearer token)');
     } else {
       if (cfg.auth.jwtSecret === '') cfg.auth.jwtSecret = DEV_SECRET;
       if (cfg.notifications.linkSecret === '') cfg.notifications.linkSecret = DEV_LINK_SECRET;

@@ -70,6 +70,8 @@ export const SCHEMA: ConfigSchema = {
   'http.host': rules.str({ nonEmpty: true }),
   'http.bodyLimitKb': rules.int(1, 1024 * 1024),
   'http.trustProxy': rules.bool(),
+  'http.jsonMaxDepth': rules.int(4, 1000),
+  'http.jsonMaxKeys': rules.int(100, 10_000_000),
   'database.url': rules.url(['postgres:', 'postgresql:']),
   'database.poolSize': rules.int(1, 500),
   'database.embeddedFallback': rules.bool(),
@@ -230,4 +232,7 @@ export const SCHEMA: ConfigSchema = {
   'video.evidenceDir': rules.str({ nonEmpty: true }),
   'video.evidenceRetentionDays': rules.int(1, 3650),
   'video.evidencePurgeCron': rules.cron(),
+  // ops: the OpenAPI document and the metrics endpoint
+  'ops.apiDocs': rules.bool(),
+  'ops.metricsToken': rules.str({ pattern: /^$|^[\x21-\x7e]{16,256}$/, hint: "'' or 16–256 printable ASCII characters" }),
 };

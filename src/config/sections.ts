@@ -33,6 +33,9 @@ export interface HttpConfig {
   host: string;
   bodyLimitKb: number;
   trustProxy: boolean;
+  /** Deepest nesting of a JSON body, and most object keys in one (refused with 400 BODY_TOO_COMPLEX before parsing). */
+  jsonMaxDepth: number;
+  jsonMaxKeys: number;
 }
 
 export interface DatabaseConfig {
@@ -295,6 +298,14 @@ export interface VideoConfig {
   evidencePurgeCron: string;
 }
 
+/** The operations surface: the OpenAPI document and Prometheus metrics. */
+export interface OpsConfig {
+  /** Serve /api/docs and /api/docs-json (the full route and field list): on in development and tests, off in production. */
+  apiDocs: boolean;
+  /** Bearer token GET /metrics demands; '' = no token (refused in production: set METRICS_TOKEN, at least 16 characters). */
+  metricsToken: string;
+}
+
 /**
  * Escalation notifications (src/modules/notifications): links in messages, delivery retries,
  * the default escalation policy, the roster gap check.
@@ -346,4 +357,5 @@ export interface AppConfig {
   console: ConsoleConfig;
   notifications: NotificationsConfig;
   video: VideoConfig;
+  ops: OpsConfig;
 }

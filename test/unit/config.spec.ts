@@ -41,13 +41,17 @@ describe('configuration', () => {
     }
   });
 
-  it('in production demands a real JWT secret, a real link secret and no demo seeding', () => {
+  it('in production demands a real JWT secret, a real link secret, a metrics token, no demo seeding and no API document', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/auth\.jwtSecret/);
     expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })).toThrow(/notifications\.linkSecret/);
     const secrets = { JWT_SECRET: 'x'.repeat(40), SHOUHU__NOTIFICATIONS__LINK_SECRET: 'y'.repeat(40) };
-    const ok = loadConfig({ NODE_ENV: 'production', ...secrets });
+    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets })).toThrow(/ops\.metricsToken/);
+    const prod = { NODE_ENV: 'production', ...secrets, METRICS_TOKEN: 'm'.repeat(20) };
+    const ok = loadConfig(prod);
     expect(ok.demo.seedOnStart).toBe(false);
-    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets, SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
+    expect(ok.ops).toEqual({ apiDocs: false, metricsToken: 'm'.repeat(20) });
+    expect(() => loadConfig({ ...prod, SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
+    expect(() => loadConfig({ ...prod, METRICS_TOKEN: 'short' })).toThrow(/ops\.metricsToken/);
   });
 
   it('refuses a bootstrap admin password shorter than the minimum', () => {

@@ -11,6 +11,8 @@ export const ErrorCode = {
   VALIDATION_FAILED: 'VALIDATION_FAILED',
   /** [400] The body is not valid JSON. */
   MALFORMED_BODY: 'MALFORMED_BODY',
+  /** [400] The JSON body is nested deeper or has more keys than allowed (http.jsonMaxDepth, http.jsonMaxKeys). */
+  BODY_TOO_COMPLEX: 'BODY_TOO_COMPLEX',
   /** [413] The body or the uploaded file is over its limit. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** [500] A fault of ours; the answer carries the request id, the log the stack. */

@@ -4,6 +4,7 @@ import { IsUUID, validate } from 'class-validator';
 import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
 import { flattenValidationErrors } from '../../infra/http/validation';
+import { ILL_FORMED_TEXT, illFormedText } from '../../infra/http/input-guards';
 import { CancelDto, IncidentLifecycleService, type IncidentView, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms';
 import type { AuthUser } from '../../infra/access/roles';
 
@@ -48,11 +49,16 @@ export interface ActionError {
 }
 export type ActionAnswer = { ok: true; incident: IncidentView } | { ok: false; error: ActionError };
 
-/** Validates like the global ValidationPipe (whitelist, no unknown fields, no implicit conversion). */
+/**
+ * Validates like the REST edge and the global ValidationPipe: storable text only (no NUL, no lone
+ * surrogates: infra/http/input-guards.ts), whitelist, no unknown fields, no implicit conversion.
+ */
 export async function validatePayload<D extends object>(dto: Type<D>, payload: unknown): Promise<D> {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     throw Errors.validation([{ field: '(payload)', reason: 'must be an object' }]);
   }
+  const badText = illFormedText(payload, '');
+  if (badText.length) throw Errors.validation(badText, ILL_FORMED_TEXT);
   const obj = plainToInstance(dto, payload, { enableImplicitConversion: false }) as D;
   const errors = await validate(obj, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length) throw Errors.validation(flattenValidationErrors(errors));

@@ -27,6 +27,7 @@ type ClientCode = 'NETWORK' | 'TIMEOUT' | 'UNAVAILABLE';
 const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   VALIDATION_FAILED: 'errors.validation',
   MALFORMED_BODY: 'errors.validation',
+  BODY_TOO_COMPLEX: 'errors.validation',
   PAYLOAD_TOO_LARGE: 'errors.tooLarge',
   INTERNAL: 'errors.internal',
   BAD_REQUEST: 'errors.validation',
