@@ -35,6 +35,23 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: true }],
     },
   },
+  {
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'class-validator',
+              importNames: ['IsISO8601', 'IsDateString', 'IsDate', 'MinDate', 'MaxDate'],
+              message: 'Dates go through the one strict validator: IsStrictDate / IsStrictDateTime from src/infra/http/dates.ts.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   // Layer and module boundaries are checked by dependency-cruiser (.dependency-cruiser.js), also part of npm run lint.
   // The web console (web/): Vue single-file components and browser TypeScript.
   ...pluginVue.configs['flat/essential'],

@@ -46,7 +46,9 @@ async function run(ctx) {
     planId = plan.body.id;
     const rssBefore = mem(ctx.pid, 'VmRSS');
 
-    const slot = (m) => new Date(Date.UTC(2020, 0, 1, 0, m)).toISOString();
+    // Manual runs name a recent past slot (patrols.manualSlotMaxAgeHours); each run of this scenario has a plan of its own.
+    const base = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000;
+    const slot = (m) => new Date(base + m * 60_000).toISOString();
     const first = await ctx.http('POST', `/api/v1/patrol-plans/${planId}/run`, { slot: slot(0) });
     if (first.status !== 201 || first.body.schoolCount !== S) throw new Error(`run: ${first.status} ${JSON.stringify(first.body)}`);
     ctx.log(`first run: ${first.ms.toFixed(0)} ms, ${first.body.failedSchoolCount} failing schools, ${first.body.findingCount} findings`);

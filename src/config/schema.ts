@@ -148,6 +148,8 @@ export const SCHEMA: ConfigSchema = {
   'patrols.roundMaxSize': rules.int(1, 1000),
   'patrols.roundReservationMinutes': rules.int(1, 1440),
   'patrols.coveragePeriodDays': rules.int(1, 365),
+  'patrols.minCronIntervalSeconds': rules.int(1, 86400),
+  'patrols.manualSlotMaxAgeHours': rules.int(1, 24 * 366),
   // compliance (src/modules/compliance): daily snapshot of the four targets
   'compliance.snapshotCron': rules.cron(),
   'compliance.snapshotEnabled': rules.bool(),

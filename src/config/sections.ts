@@ -170,6 +170,10 @@ export interface PatrolsConfig {
   /** How long a round holds its cameras from other operators' rounds. */
   roundReservationMinutes: number;
   coveragePeriodDays: number;
+  /** Shortest interval between two runs of a plan's cron (a district audit takes seconds). */
+  minCronIntervalSeconds: number;
+  /** How far back a manual run may name its slot (a run evaluates the current facts). */
+  manualSlotMaxAgeHours: number;
 }
 
 /** Compliance (src/modules/compliance): the daily snapshot of the four targets. */

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { AREA_KINDS } from '../registry';
+import { IsStrictDateTime } from '../../infra/http/dates';
 import { DEVICE_REPORT_TYPES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 
@@ -69,22 +70,22 @@ export class IncidentQuery {
   @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
   @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() drill?: boolean;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10000) limit?: number;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
 }
 
 export class StatsQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
 }
 
 export class DrillWindowDto {
   @ApiProperty() @IsUUID() schoolId: string;
-  @ApiProperty() @IsISO8601() startsAt: string;
-  @ApiProperty() @IsISO8601() endsAt: string;
+  @ApiProperty() @IsStrictDateTime() startsAt: string;
+  @ApiProperty() @IsStrictDateTime() endsAt: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 

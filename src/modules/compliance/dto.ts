@@ -1,9 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsUUID, Matches } from 'class-validator';
+import { IsIn, IsOptional, IsUUID } from 'class-validator';
+import { IsStrictDate } from '../../infra/http/dates';
 import { PageQuery } from '../../infra/http/pagination';
-import { DATE_PATTERN } from '../registry';
-
-const DATE = { message: 'must be a date YYYY-MM-DD' };
 
 export class ComplianceFilterQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() zoneId?: string;
@@ -12,12 +10,12 @@ export class ComplianceFilterQuery extends PageQuery {
 }
 
 export class ComplianceDayQuery extends ComplianceFilterQuery {
-  @ApiPropertyOptional({ description: 'YYYY-MM-DD (Asia/Shanghai); default today' }) @IsOptional() @Matches(DATE_PATTERN, DATE) date?: string;
+  @ApiPropertyOptional({ description: 'YYYY-MM-DD (Asia/Shanghai); default today' }) @IsOptional() @IsStrictDate() date?: string;
 }
 
 export class ComplianceRangeQuery extends ComplianceFilterQuery {
-  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default 29 days before `to`' }) @IsOptional() @Matches(DATE_PATTERN, DATE) from?: string;
-  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @Matches(DATE_PATTERN, DATE) to?: string;
+  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default 29 days before `to`' }) @IsOptional() @IsStrictDate() from?: string;
+  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @IsStrictDate() to?: string;
 }
 
 export class ComplianceExportQuery extends ComplianceRangeQuery {
@@ -25,5 +23,5 @@ export class ComplianceExportQuery extends ComplianceRangeQuery {
 }
 
 export class SnapshotDto {
-  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @Matches(DATE_PATTERN, DATE) date?: string;
+  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @IsStrictDate() date?: string;
 }

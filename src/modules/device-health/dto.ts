@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { DATE_PATTERN, DEVICE_STATUSES, DeviceStatus, type WatchedDeviceKind } from '../registry';
+import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsStrictDate, IsStrictDateTime } from '../../infra/http/dates';
+import { DEVICE_STATUSES, DeviceStatus, type WatchedDeviceKind } from '../registry';
 
 const KINDS = ['camera', 'alarm_device'] as const;
 
@@ -23,8 +24,8 @@ export class DeviceListQuery extends LimitOffset {
 export class TransitionQuery extends LimitOffset {
   @ApiPropertyOptional() @IsOptional() @IsUUID() deviceId?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
-  @ApiPropertyOptional({ description: 'ISO 8601, inclusive' }) @IsOptional() @IsISO8601({ strict: true }) from?: string;
-  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsISO8601({ strict: true }) to?: string;
+  @ApiPropertyOptional({ description: 'ISO 8601, inclusive' }) @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsStrictDateTime() to?: string;
 }
 
 export class OutageQuery extends LimitOffset {
@@ -43,9 +44,9 @@ export class OverdueQuery extends LimitOffset {
 
 export class OnlineRateQuery {
   @ApiProperty() @IsUUID() schoolId: string;
-  @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @Matches(DATE_PATTERN, { message: 'from: a date YYYY-MM-DD' }) from: string;
+  @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @IsStrictDate() from: string;
   @ApiProperty({ example: '2026-03-06', description: 'last day, inclusive; at most 62 days after from' })
-  @Matches(DATE_PATTERN, { message: 'to: a date YYYY-MM-DD' })
+  @IsStrictDate()
   to: string;
 }
 
@@ -55,7 +56,7 @@ export class MaintenanceQuery extends LimitOffset {
 
 export class CreateMaintenanceWindowDto {
   @ApiPropertyOptional({ description: 'omit for a district-wide window' }) @IsOptional() @IsUUID() schoolId?: string;
-  @ApiProperty() @IsISO8601({ strict: true }) startsAt: string;
-  @ApiProperty() @IsISO8601({ strict: true }) endsAt: string;
+  @ApiProperty() @IsStrictDateTime() startsAt: string;
+  @ApiProperty() @IsStrictDateTime() endsAt: string;
   @ApiProperty({ example: '机房电源检修' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
 }

@@ -14,7 +14,7 @@ import { AUDIT_CHECKS, CheckContext, CheckResult } from './audit-checks';
 import { DayFactsService } from './day-facts.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { CheckName } from './patrols.constants';
-import { cronProblem, cronSlot, toMinute } from './schedule';
+import { cronMinGapSeconds, cronProblem, cronSlot, toMinute } from './schedule';
 
 export type PlanScope = { kind: 'district' } | { kind: 'zone' | 'group' | 'schools'; ids: string[] };
 export interface PlanInput {
@@ -60,7 +60,13 @@ export class AuditsService {
     const fields: { field: string; reason: string }[] = [];
     if (p.cron !== undefined) {
       const why = cronProblem(p.cron);
+      const min = this.cfg.minCronIntervalSeconds;
       if (why) fields.push({ field: 'cron', reason: why });
+      else if (cronMinGapSeconds(p.cron) < min)
+        fields.push({
+          field: 'cron',
+          reason: `runs more often than every ${min} s (patrols.minCronIntervalSeconds): an audit of the district needs that long`,
+        });
     }
     if (p.scope) {
       const ids = (p.scope as { ids?: string[] }).ids;
@@ -156,6 +162,18 @@ export class AuditsService {
   }
 
   // ------------------------------------------------------------------ runs
+
+  /**
+   * A manual run's slot: not in the future (it would take the slot of the real scheduled run
+   * before its time) and not older than patrols.manualSlotMaxAgeHours (a run evaluates today's
+   * facts: filed under a slot years ago it would be a false record). Field-level 400.
+   */
+  checkManualSlot(slot: Date, now = new Date()): void {
+    const maxAge = this.cfg.manualSlotMaxAgeHours;
+    if (toMinute(slot) > toMinute(now)) throw Errors.validation([{ field: 'slot', reason: 'must not be in the future' }]);
+    if (now.getTime() - slot.getTime() > maxAge * 3_600_000)
+      throw Errors.validation([{ field: 'slot', reason: `must be within the last ${maxAge} hours (patrols.manualSlotMaxAgeHours)` }]);
+  }
 
   /**
    * Runs a plan for a time slot (default: the cron occurrence at or before `now`). Returns the

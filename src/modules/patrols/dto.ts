@@ -7,11 +7,9 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsISO8601,
   IsOptional,
   IsString,
   IsUUID,
-  Matches,
   Max,
   MaxLength,
   Min,
@@ -19,7 +17,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
-import { DATE_PATTERN } from '../registry';
+import { IsStrictDate, IsStrictDateTime } from '../../infra/http/dates';
 import { CHECKS, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
 
@@ -50,7 +48,7 @@ export class UpdatePlanDto {
 export class RunPlanDto {
   @ApiPropertyOptional({ description: 'the time slot to run (default: the latest cron occurrence); the same slot runs once' })
   @IsOptional()
-  @IsISO8601()
+  @IsStrictDateTime()
   slot?: string;
 }
 
@@ -67,8 +65,8 @@ export class FindingQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(64) check?: string;
   @ApiPropertyOptional({ enum: ['audit', 'round', 'post'] }) @IsOptional() @IsIn(['audit', 'round', 'post']) source?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() runId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
 }
 
 export class TaskQuery extends PageQuery {
@@ -97,7 +95,7 @@ export class CheckInDto {
 export class CheckinQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() postId?: string;
-  @ApiPropertyOptional({ example: '2026-03-02' }) @IsOptional() @Matches(DATE_PATTERN, { message: 'date: YYYY-MM-DD' }) date?: string;
+  @ApiPropertyOptional({ example: '2026-03-02' }) @IsOptional() @IsStrictDate() date?: string;
 }
 
 export class GuardPatrolDto {
@@ -114,7 +112,7 @@ export class GateEventDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiProperty({ example: '南大门' }) @IsString() @MinLength(1) @MaxLength(100) gate: string;
   @ApiProperty({ enum: ['open', 'closed'] }) @IsIn(['open', 'closed']) state: 'open' | 'closed';
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() at?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() at?: string;
 }
 
 export class StartRoundDto {
@@ -131,8 +129,8 @@ export class VerdictDto {
 
 export class RoundQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() operatorId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
 }
 
 export class CoverageQuery {

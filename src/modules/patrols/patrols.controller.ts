@@ -81,7 +81,9 @@ export class PatrolPlansController {
   @Post(':id/run')
   async run(@UuidParam() id: string, @Body() dto: RunPlanDto, @Res({ passthrough: true }) res: Response) {
     await this.audits.plan(id);
-    const r = await this.audits.runPlan(id, { slot: dto.slot ? new Date(dto.slot) : new Date(), trigger: 'manual' });
+    const slot = dto.slot ? new Date(dto.slot) : new Date();
+    this.audits.checkManualSlot(slot);
+    const r = await this.audits.runPlan(id, { slot, trigger: 'manual' });
     res.status(r!.duplicate ? 200 : 201);
     return { ...r!.run, duplicate: r!.duplicate };
   }

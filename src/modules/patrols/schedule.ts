@@ -19,6 +19,28 @@ export function cronProblem(expr: string): string | null {
 }
 
 /**
+ * The shortest gap (seconds) between consecutive runs of a cron, over its next `samples`
+ * occurrences from a fixed reference (a cron's fields repeat within a year, and its within-day
+ * and day-to-day gaps within a few hundred occurrences). Infinity for a cron that fires once or never.
+ */
+export function cronMinGapSeconds(expr: string, samples = 500): number {
+  const it = CronExpressionParser.parse(expr, { tz: TZ, currentDate: new Date('2026-01-01T00:00:00Z') });
+  let min = Infinity;
+  try {
+    let prev = it.next().getTime();
+    for (let i = 1; i < samples && it.hasNext(); i++) {
+      const at = it.next().getTime();
+      min = Math.min(min, (at - prev) / 1000);
+      prev = at;
+      if (min <= 1) break; // every second: cannot get shorter
+    }
+  } catch {
+    // no further occurrence
+  }
+  return min;
+}
+
+/**
  * The time slot a run belongs to: the latest occurrence of the cron at or before `at`. A late
  * or retried job lands in the same slot as long as the next occurrence has not come.
  */

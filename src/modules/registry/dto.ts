@@ -21,11 +21,11 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
+import { IsStrictDate } from '../../infra/http/dates';
 import {
   AREA_KINDS,
   AreaKind,
   CODE_PATTERN,
-  DATE_PATTERN,
   DEVICE_STATUSES,
   GB_ID_PATTERN,
   HHMM_PATTERN,
@@ -39,7 +39,6 @@ import {
 
 const CODE_MSG = { message: '$property: letters, digits and _.- (at most 64), starting with a letter or digit' };
 const HHMM_MSG = { message: '$property: a time HH:mm (00:00–23:59)' };
-const DATE_MSG = { message: '$property: a date YYYY-MM-DD' };
 const GB_MSG = { message: '$property: a GB/T 28181 id of exactly 20 digits' };
 const PHONE = /^$|^\+?[0-9-]{5,20}$/;
 /** Query booleans arrive as strings. */
@@ -92,13 +91,13 @@ export class TimetableDto {
 }
 
 export class DateRangeDto {
-  @ApiProperty({ example: '2026-09-01' }) @Matches(DATE_PATTERN, DATE_MSG) start: string;
-  @ApiProperty({ example: '2027-01-20' }) @Matches(DATE_PATTERN, DATE_MSG) end: string;
+  @ApiProperty({ example: '2026-09-01' }) @IsStrictDate() start: string;
+  @ApiProperty({ example: '2027-01-20' }) @IsStrictDate() end: string;
 }
 
 export class CalendarDto {
   @ApiProperty({ type: [DateRangeDto] }) @IsArray() @ArrayMaxSize(20) @ValidateNested({ each: true }) @Type(() => DateRangeDto) terms: DateRangeDto[];
-  @ApiProperty({ example: ['2026-10-01'] }) @IsArray() @ArrayMaxSize(366) @Matches(DATE_PATTERN, { each: true, ...DATE_MSG }) holidays: string[];
+  @ApiProperty({ example: ['2026-10-01'] }) @IsArray() @ArrayMaxSize(366) @IsStrictDate({ each: true }) holidays: string[];
 }
 
 export class CreateSchoolDto {

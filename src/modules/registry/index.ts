@@ -3,7 +3,7 @@ export { DeviceStatusService } from './device-status.service';
 export type { DeviceIndexRow, DeviceStateRow, WatchedDeviceKind } from './device-status.service';
 export { GbProvisioningService } from './gb-provisioning.service';
 export { ProtectionPostsService } from './protection-posts.service';
-export { AREA_KINDS, CODE_PATTERN, DATE_PATTERN, DEVICE_STATUSES, GB_ID_PATTERN } from './registry.constants';
+export { AREA_KINDS, CODE_PATTERN, DEVICE_STATUSES, GB_ID_PATTERN } from './registry.constants';
 export type { AreaKind, DeviceStatus, SchoolType, ZoneLevel } from './registry.constants';
 export { RegistryModule } from './registry.module';
 export { RegistryService } from './registry.service';

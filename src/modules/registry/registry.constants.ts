@@ -29,5 +29,4 @@ export { POST_WINDOW_KINDS, type PostWindowKind } from '../school-day';
 /** GB/T 28181 ids are 20 decimal digits (centre code, industry, type, serial). */
 export const GB_ID_PATTERN = /^\d{20}$/;
 export const HHMM_PATTERN = /^([01]\d|2[0-3]):[0-5]\d$/;
-export const DATE_PATTERN = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 export const CODE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
