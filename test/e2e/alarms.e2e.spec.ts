@@ -294,8 +294,9 @@ describe('alarms over HTTP', () => {
     expect(own.body.items.every((i: { schoolId: string }) => i.schoolId === seed.schoolA.id)).toBe(true);
     await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolB.id }).set(auth(staffA)).expect(403);
     const bIncident = (await t.http().get('/api/v1/incidents').set(auth(staffB)).expect(200)).body.items[0];
-    await t.http().get(`/api/v1/incidents/${bIncident.id}`).set(auth(staffA)).expect(403);
-    await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(403);
+    // Another school's incident is answered like a missing one (no existence oracle).
+    await t.http().get(`/api/v1/incidents/${bIncident.id}`).set(auth(staffA)).expect(404);
+    await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(404);
     // The service enforces the same rules for the socket gateway.
     const svc = t.app.get(IncidentLifecycleService);
     await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject(

@@ -366,9 +366,9 @@ describe('device health (liveness)', () => {
       const staff = (await t.userToken('school_security', seed.schoolA.id)).token;
       const own = await t.http().get('/api/v1/device-health/summary').set(auth(staff)).expect(200);
       expect(own.body.schools.items.map((s: { schoolId: string }) => s.schoolId)).toEqual([seed.schoolA.id]);
-      await t.http().get(`/api/v1/device-health/schools/${seed.schoolB.id}`).set(auth(staff)).expect(403);
+      await t.http().get(`/api/v1/device-health/schools/${seed.schoolB.id}`).set(auth(staff)).expect(404);
       await t.http().get('/api/v1/device-health/devices').query({ schoolId: seed.schoolB.id }).set(auth(staff)).expect(403);
-      await t.http().get(`/api/v1/device-health/devices/${cams.B1.id}`).set(auth(staff)).expect(403);
+      await t.http().get(`/api/v1/device-health/devices/${cams.B1.id}`).set(auth(staff)).expect(404);
       await t
         .http()
         .get('/api/v1/device-health/online-rate')

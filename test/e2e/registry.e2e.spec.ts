@@ -73,7 +73,7 @@ describe('registry over HTTP', () => {
     const own = await t.http().get('/api/v1/cameras').set(auth(staff)).expect(200);
     expect(own.body.items.every((c: { schoolId: string }) => c.schoolId === seed.schoolA.id)).toBe(true);
     await t.http().get('/api/v1/cameras').query({ schoolId: seed.schoolB.id }).set(auth(staff)).expect(403);
-    await t.http().get(`/api/v1/schools/${seed.schoolB.id}`).set(auth(staff)).expect(403);
+    await t.http().get(`/api/v1/schools/${seed.schoolB.id}`).set(auth(staff)).expect(404); // another school: as if missing
     await t.http().get(`/api/v1/schools/${seed.schoolA.id}`).set(auth(staff)).expect(200);
     await t.http().post('/api/v1/guards').set(auth(staff)).send({ schoolId: seed.schoolB.id, name: '李四', licenceNo: 'LIC-0001' }).expect(403);
     await t.http().post('/api/v1/guards').set(auth(staff)).send({ schoolId: seed.schoolA.id, name: '李四', licenceNo: 'LIC-0001' }).expect(201);

@@ -88,49 +88,49 @@ export const ErrorCode = {
   DISTRICT: {
     /** [404] */
     NOT_FOUND: 'DISTRICT.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'DISTRICT.DUPLICATE',
   },
   ZONE: {
     /** [404] */
     NOT_FOUND: 'ZONE.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'ZONE.DUPLICATE',
   },
   GROUP: {
     /** [404] */
     NOT_FOUND: 'GROUP.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'GROUP.DUPLICATE',
   },
   SCHOOL: {
     /** [404] */
     NOT_FOUND: 'SCHOOL.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'SCHOOL.DUPLICATE',
   },
   CAMERA: {
     /** [404] */
     NOT_FOUND: 'CAMERA.NOT_FOUND',
-    /** [409] Natural key (GB/T 28181 device + channel id) taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key (GB/T 28181 device + channel id) taken; `details`: `{ fields, existingId? }`. */
     DUPLICATE: 'CAMERA.DUPLICATE',
   },
   ALARM_DEVICE: {
     /** [404] */
     NOT_FOUND: 'ALARM_DEVICE.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'ALARM_DEVICE.DUPLICATE',
   },
   GUARD: {
     /** [404] */
     NOT_FOUND: 'GUARD.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'GUARD.DUPLICATE',
   },
   PROTECTION_POST: {
     /** [404] */
     NOT_FOUND: 'PROTECTION_POST.NOT_FOUND',
-    /** [409] Natural key taken; `details`: `{ fields, existingId }`. */
+    /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'PROTECTION_POST.DUPLICATE',
   },
   /** Registry import (CSV/XLSX); nothing is imported when any of these is answered. */

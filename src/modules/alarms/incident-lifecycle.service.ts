@@ -98,12 +98,12 @@ export class IncidentLifecycleService {
     return toView(row);
   }
 
-  /** Why a conditional update touched nothing: 404, 403, or the state machine's 409. */
+  /** Why a conditional update touched nothing: 404 (another school's incident too: no existence oracle), or the state machine's 409. */
   private async refusal(m: EntityManager, id: string, action: IncidentAction, user: AuthUser) {
     const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
     if (!row) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     const scope = scopedSchoolId(user);
-    if (scope && row.school_id !== scope) return Errors.outOfScope();
+    if (scope && row.school_id !== scope) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     const t = transition(row.status, action, 'user');
     if (!t.ok && t.code === ErrorCode.ALARM.ALREADY_ACKNOWLEDGED) {
       return Errors.conflict(t.code, `${t.message}（${row.acknowledged_by_name}）`, {

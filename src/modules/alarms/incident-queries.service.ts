@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
+import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { assertRole, READ_ROLES } from './alarms.access';
@@ -30,8 +30,9 @@ export class IncidentQueriesService {
   async get(user: AuthUser, id: string) {
     assertRole(user, READ_ROLES);
     const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
-    if (!row) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
-    assertSchoolScope(user, row.school_id);
+    const missing = () => Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
+    if (!row) throw missing();
+    assertRecordInScope(user, row.school_id, missing);
     const timeline = await this.db.query(
       `SELECT at, actor_type AS "actorType", actor_id AS "actorId", actor_name AS "actorName", action, note, data FROM incident_timeline WHERE incident_id = $1 ORDER BY id`,
       [id],

@@ -5,6 +5,11 @@ import { IsOptional, IsUUID } from 'class-validator';
 import { Roles } from '../../infra/access/decorators';
 import { DeviceCredentialsService } from './device-credentials.service';
 import { CreateDeviceCredentialDto } from './dto';
+import type { DeviceCredential } from './entities/device-credential.entity';
+import { viewOf } from '../../infra/http/views';
+
+/** A credential as listed (never its secret hash; the secret itself is shown once, by create). */
+const credentialView = viewOf<DeviceCredential, keyof DeviceCredential>(['id', 'keyId', 'kind', 'subjectId', 'schoolId', 'label', 'revokedAt', 'createdAt']);
 
 class CredentialQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() subjectId?: string;
@@ -19,8 +24,8 @@ export class DeviceCredentialsController {
 
   @Roles('admin')
   @Get()
-  list(@Query() q: CredentialQuery) {
-    return this.creds.list(q);
+  async list(@Query() q: CredentialQuery) {
+    return (await this.creds.list(q)).map(credentialView);
   }
 
   /** The secret is shown once, in this response; only its hash is stored. */

@@ -8,6 +8,11 @@ import { Roles } from '../../infra/access/decorators';
 import { CreateUserDto, UpdateUserDto } from './dto';
 import { ROLE_NAMES } from '../../infra/access/roles';
 import { UsersService } from './users.service';
+import type { User } from './entities/user.entity';
+import { viewOf } from '../../infra/http/views';
+
+/** What a user record shows (never its password hash): the response allow-list of /users. */
+const userView = viewOf<User, keyof User>(['id', 'username', 'displayName', 'role', 'schoolId', 'phone', 'disabled', 'lastLoginAt', 'createdAt', 'updatedAt']);
 
 class UserQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ROLE_NAMES }) @IsOptional() @IsIn(ROLE_NAMES) role?: string;
@@ -29,24 +34,24 @@ export class UsersController {
     const limit = Math.min(q.limit ?? this.config.registry.defaultPageSize, this.config.registry.maxPageSize);
     const offset = q.offset ?? 0;
     const page = await this.users.list({ role: q.role, schoolId: q.schoolId, limit, offset });
-    return { ...page, limit, offset };
+    return { items: page.items.map(userView), total: page.total, limit, offset };
   }
 
   @Roles('admin')
   @Get(':id')
-  get(@UuidParam() id: string) {
-    return this.users.get(id);
+  async get(@UuidParam() id: string) {
+    return userView(await this.users.get(id));
   }
 
   @Roles('admin')
   @Post()
-  create(@Body() dto: CreateUserDto) {
-    return this.users.create(dto);
+  async create(@Body() dto: CreateUserDto) {
+    return userView(await this.users.create(dto));
   }
 
   @Roles('admin')
   @Patch(':id')
-  update(@UuidParam() id: string, @Body() dto: UpdateUserDto) {
-    return this.users.update(id, dto);
+  async update(@UuidParam() id: string, @Body() dto: UpdateUserDto) {
+    return userView(await this.users.update(id, dto));
   }
 }

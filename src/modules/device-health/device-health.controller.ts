@@ -3,7 +3,8 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { UuidParam } from '../../infra/http/params';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
 import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
+import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
+import { ErrorCode, Errors } from '../../infra/http/errors';
 import { DeviceHealthQueries } from './device-health.queries';
 import { OnlineTimeService } from './online-time.service';
 import {
@@ -37,7 +38,7 @@ export class DeviceHealthController {
   @Roles(...ALL_ROLES)
   @Get('schools/:schoolId')
   school(@UuidParam('schoolId') schoolId: string, @CurrentUser() user: AuthUser) {
-    assertSchoolScope(user, schoolId);
+    assertRecordInScope(user, schoolId, () => Errors.notFound(ErrorCode.SCHOOL.NOT_FOUND, schoolId));
     return this.q.school(schoolId);
   }
 
@@ -51,7 +52,7 @@ export class DeviceHealthController {
   @Get('devices/:id')
   async device(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
     const d = await this.q.device(id);
-    assertSchoolScope(user, d.schoolId);
+    assertRecordInScope(user, d.schoolId, () => Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, id));
     return d;
   }
 
@@ -71,7 +72,7 @@ export class DeviceHealthController {
   @Get('outages/:id')
   async outage(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
     const o = await this.q.outage(id);
-    assertSchoolScope(user, o.schoolId as string);
+    assertRecordInScope(user, o.schoolId as string, () => Errors.notFound(ErrorCode.OUTAGE.NOT_FOUND, id));
     return o;
   }
 

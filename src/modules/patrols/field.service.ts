@@ -7,7 +7,7 @@ import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
+import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { ProtectionPostsService, RegistryService } from '../registry';
 import { FindingsService, NewFinding } from './findings.service';
 import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day';
@@ -76,8 +76,9 @@ export class FieldService {
       if (user.role === 'school_security') throw Errors.validation([{ field: 'qrToken', reason: 'school security check in by scanning the post QR code' }]);
       post = await this.protectionPosts.post(dto.postId).catch(() => null);
     } else throw Errors.validation([{ field: 'qrToken', reason: 'qrToken or postId is required' }]);
-    if (!post) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, dto.postId);
-    assertSchoolScope(user, post.schoolId);
+    const missing = () => Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, dto.postId);
+    if (!post) throw missing();
+    assertRecordInScope(user, post.schoolId, missing); // a QR token of another school is as unknown as a wrong one
     const onBehalf = user.role !== 'school_security';
     const personName = (dto.personName ?? (onBehalf ? '' : user.username)).trim();
     if (!personName) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
@@ -94,8 +95,9 @@ export class FieldService {
   async checkOut(user: AuthUser, id: string, at = new Date()) {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${CHECKIN_COLS} FROM post_checkins WHERE id = $1 FOR UPDATE`, [id]);
-      if (!before) throw Errors.notFound(ErrorCode.POST_CHECKIN.NOT_FOUND, id);
-      assertSchoolScope(user, before.schoolId);
+      const missing = () => Errors.notFound(ErrorCode.POST_CHECKIN.NOT_FOUND, id);
+      if (!before) throw missing();
+      assertRecordInScope(user, before.schoolId, missing);
       if (before.checkedOutAt) throw Errors.conflict(ErrorCode.POST_CHECKIN.ALREADY_CHECKED_OUT, '已签退');
       const [after] = returningRows<Record<string, unknown>>(
         await m.query(`UPDATE post_checkins SET checked_out_at = GREATEST($2, checked_in_at) WHERE id = $1 RETURNING ${CHECKIN_COLS}`, [id, at]),

@@ -8,7 +8,7 @@ import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter } from '../../infra/access/scope';
+import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { type ConsoleEventInput, ConsoleEventsService } from '../console-events';
 import { CHECK_LABEL } from './patrols.constants';
 
@@ -254,8 +254,9 @@ export class FindingsService {
 
   async task(user: AuthUser, id: string) {
     const [t] = await this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1`, [id]);
-    if (!t) throw Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
-    assertSchoolScope(user, t.schoolId);
+    const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
+    if (!t) throw missing();
+    assertRecordInScope(user, t.schoolId, missing);
     const findings = await this.db.query(`SELECT ${FINDING_COLS} FROM patrol_findings WHERE task_id = $1 ORDER BY at DESC LIMIT 100`, [id]);
     return { ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check, findings };
   }
@@ -263,8 +264,9 @@ export class FindingsService {
   async closeTask(user: AuthUser, id: string, dto: { note: string; evidenceRef?: string }, now = new Date()) {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1 FOR UPDATE`, [id]);
-      if (!before) throw Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
-      assertSchoolScope(user, before.schoolId);
+      const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
+      if (!before) throw missing();
+      assertRecordInScope(user, before.schoolId, missing);
       if (before.status === 'closed') throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.ALREADY_CLOSED, '该整改任务已关闭');
       const [after] = returningRows<Record<string, unknown>>(
         await m.query(

@@ -9,7 +9,7 @@ export const serviceToken = (def: ResourceDef) => `registry:${def.path}`;
 
 const pascal = (s: string) => s.replace(/(^|[-_])([a-z])/g, (_, __, c: string) => c.toUpperCase());
 
-/** Builds the REST controller of one registry resource: list, get, create, update, delete. */
+/** Builds the REST controller of one registry resource: list, get, create, update, delete; answers carry the resource's view (its allow-list) only. */
 export function resourceController(def: ResourceDef): Type<unknown> {
   @ApiTags(def.path)
   @ApiBearerAuth()
@@ -25,20 +25,20 @@ export function resourceController(def: ResourceDef): Type<unknown> {
 
     @Roles(...def.readRoles)
     @Get(':id')
-    get(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
-      return this.svc.get(user, id);
+    async get(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+      return this.svc.view(await this.svc.get(user, id));
     }
 
     @Roles(...def.writeRoles)
     @Post()
-    create(@Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
-      return this.svc.create(user, body);
+    async create(@Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
+      return this.svc.view(await this.svc.create(user, body));
     }
 
     @Roles(...def.writeRoles)
     @Patch(':id')
-    update(@UuidParam() id: string, @Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
-      return this.svc.update(user, id, body);
+    async update(@UuidParam() id: string, @Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
+      return this.svc.view(await this.svc.update(user, id, body));
     }
 
     @Roles(...def.writeRoles)

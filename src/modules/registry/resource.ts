@@ -4,10 +4,11 @@ import type { AppConfig } from '../../config/config';
 import { HttpStatus } from '@nestjs/common';
 import { DomainError, ErrorCode, Errors, FieldError } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
+import { pick } from '../../infra/http/views';
 import type { AuditService } from '../audit-log';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { ALL_ROLES } from '../../infra/access/roles';
-import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
+import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 
 type Ctor<T = unknown> = new (...args: never[]) => T;
 type Where = (value: unknown) => { sql: string; params?: Record<string, unknown> };
@@ -41,6 +42,8 @@ export interface ResourceDef<E extends ObjectLiteral = ObjectLiteral> {
   search: string[];
   /** Properties that reference another table: checked before writing, for a field-level 400. */
   refs: Record<string, string>;
+  /** The response allow-list: the properties a caller sees (infra/http/views.ts); nothing else of the row is ever sent. */
+  view: readonly (keyof E & string)[];
   /** Columns that identify a row for idempotent import (upsert). */
   naturalKey: (keyof E & string)[];
   /** Extra checks and derived fields before a write. */
@@ -87,13 +90,19 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     return this.def.school === 'self' ? row.id : this.def.school === 'column' ? row.schoolId : null;
   }
 
-  async list(user: AuthUser, query: Record<string, unknown>): Promise<Page<E>> {
+  /** A row as callers see it: its allow-listed properties only. */
+  view(row: E): Partial<E> {
+    return pick(row, this.def.view) as Partial<E>;
+  }
+
+  async list(user: AuthUser, query: Record<string, unknown>): Promise<Page<Partial<E>>> {
     const limit = Math.min(Number(query.limit ?? this.config.registry.defaultPageSize), this.config.registry.maxPageSize);
     const offset = Number(query.offset ?? 0);
     // Plain rows (hydrating entities cost more CPU than the query on large pages), and the
     // count in parallel: a window count(*) would make Postgres read every row for each page.
     const qb = this.filtered(user, query).select([]);
-    for (const c of this.db.getMetadata(this.def.entity).columns) qb.addSelect(`e.${c.databaseName}`, c.propertyName);
+    const shown = new Set<string>(this.def.view);
+    for (const c of this.db.getMetadata(this.def.entity).columns) if (shown.has(c.propertyName)) qb.addSelect(`e.${c.databaseName}`, c.propertyName);
     const [rows, total] = await Promise.all([qb.limit(limit).offset(offset).getRawMany<E>(), this.filtered(user, query).getCount()]);
     return { items: rows, total, limit, offset };
   }
@@ -141,8 +150,15 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
   async get(user: AuthUser, id: string): Promise<E> {
     const row = await this.db.getRepository(this.def.entity).findOneBy({ id } as never);
     if (!row) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
-    assertSchoolScope(user, this.schoolOf(row));
+    this.assertVisible(user, row);
     return row;
+  }
+
+  /** A record of another school is answered like a missing one (no existence oracle). */
+  private assertVisible(user: AuthUser, row: E): void {
+    assertRecordInScope(user, this.def.school === 'none' ? scopedSchoolId(user) : this.schoolOf(row), () =>
+      Errors.notFound(codesOf(this.def.name).NOT_FOUND, row.id),
+    );
   }
 
   private assertWriteScope(user: AuthUser, schoolId: string | null): void {
@@ -182,7 +198,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       this.assertWriteScope(user, this.schoolOf(row));
       const problems = await this.validateRow(m, row, null);
       if (problems.length) throw Errors.validation(problems);
-      await this.assertNaturalKeyFree(m, row);
+      await this.assertNaturalKeyFree(m, row, user);
       const saved = await m.save(row);
       await this.audit.record(m, { action: 'create', entity: this.def.name, entityId: saved.id, schoolId: this.schoolOf(saved), after: saved });
       return saved;
@@ -193,12 +209,13 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     return this.db.transaction(async (m) => {
       const before = await m.getRepository(this.def.entity).findOne({ where: { id } as never, lock: { mode: 'pessimistic_write' } });
       if (!before) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
+      this.assertVisible(user, before);
       this.assertWriteScope(user, this.schoolOf(before));
       const row = m.getRepository(this.def.entity).merge(m.getRepository(this.def.entity).create({ ...before }), dto as E);
       this.assertWriteScope(user, this.schoolOf(row)); // moving a row to another school needs scope there too
       const problems = await this.validateRow(m, row, before);
       if (problems.length) throw Errors.validation(problems);
-      await this.assertNaturalKeyFree(m, row);
+      await this.assertNaturalKeyFree(m, row, user);
       const saved = await m.save(row);
       await this.audit.record(m, { action: 'update', entity: this.def.name, entityId: id, schoolId: this.schoolOf(saved), before, after: saved });
       return saved;
@@ -209,22 +226,33 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     await this.db.transaction(async (m) => {
       const before = await m.getRepository(this.def.entity).findOne({ where: { id } as never, lock: { mode: 'pessimistic_write' } });
       if (!before) throw Errors.notFound(codesOf(this.def.name).NOT_FOUND, id);
+      this.assertVisible(user, before);
       this.assertWriteScope(user, this.schoolOf(before));
       await m.delete(this.def.entity, { id } as never);
       await this.audit.record(m, { action: 'delete', entity: this.def.name, entityId: id, schoolId: this.schoolOf(before), before });
     });
   }
 
-  /** A friendly 409 naming the key, instead of a bare unique-violation. */
-  private async assertNaturalKeyFree(m: EntityManager, row: E): Promise<void> {
+  /**
+   * A friendly 409 naming the key, instead of a bare unique-violation. The existing record's id
+   * is given only to a caller who may see that record: another school's staff learn that the
+   * value is taken (a unique key cannot hide that), never which record holds it.
+   */
+  private async assertNaturalKeyFree(m: EntityManager, row: E, user: AuthUser): Promise<void> {
     const cond = this.def.naturalKey.map((k, i) => `${snake(k)} = $${i + 1}`).join(' AND ');
     const params = this.def.naturalKey.map((k) => row[k]);
-    const [clash] = await m.query(`SELECT id FROM ${this.def.table} WHERE ${cond} AND id IS DISTINCT FROM $${params.length + 1}`, [...params, row.id ?? null]);
-    if (clash)
-      throw Errors.conflict(codesOf(this.def.name).DUPLICATE, `A ${this.def.name} with this ${this.def.naturalKey.join(' + ')} already exists`, {
-        fields: this.def.naturalKey,
-        existingId: clash.id,
-      });
+    const school = this.def.school === 'column' ? 'school_id' : this.def.school === 'self' ? 'id' : 'NULL::uuid';
+    const [clash] = await m.query(`SELECT id, ${school} AS school_id FROM ${this.def.table} WHERE ${cond} AND id IS DISTINCT FROM $${params.length + 1}`, [
+      ...params,
+      row.id ?? null,
+    ]);
+    if (!clash) return;
+    const own = scopedSchoolId(user);
+    const visible = own === null || this.def.school === 'none' || clash.school_id === own;
+    throw Errors.conflict(codesOf(this.def.name).DUPLICATE, `A ${this.def.name} with this ${this.def.naturalKey.join(' + ')} already exists`, {
+      fields: this.def.naturalKey,
+      ...(visible ? { existingId: clash.id } : {}),
+    });
   }
 
   /**

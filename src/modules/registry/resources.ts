@@ -30,6 +30,7 @@ export const DISTRICTS: ResourceDef<District> = {
   defaultSort: 'code',
   search: [],
   refs: {},
+  view: ['id', 'code', 'name', 'timezone', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
 };
 
@@ -49,6 +50,7 @@ export const ZONES: ResourceDef<Zone> = {
   defaultSort: 'code',
   search: ['name', 'code'],
   refs: { districtId: 'districts' },
+  view: ['id', 'districtId', 'code', 'name', 'level', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
 };
 
@@ -68,6 +70,7 @@ export const GROUPS: ResourceDef<EducationGroup> = {
   defaultSort: 'code',
   search: ['name', 'code'],
   refs: { districtId: 'districts' },
+  view: ['id', 'districtId', 'code', 'name', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
 };
 
@@ -92,6 +95,25 @@ export const SCHOOLS: ResourceDef<School> = {
   defaultSort: 'code',
   search: ['name', 'code', 'address'],
   refs: { districtId: 'districts', zoneId: 'school_zones', groupId: 'education_groups' },
+  view: [
+    'id',
+    'districtId',
+    'zoneId',
+    'groupId',
+    'code',
+    'name',
+    'type',
+    'address',
+    'lat',
+    'lng',
+    'studentCount',
+    'staffCount',
+    'boarding',
+    'timetable',
+    'calendar',
+    'createdAt',
+    'updatedAt',
+  ],
   naturalKey: ['code'],
   prepare: async (_m, s) => {
     const t = s.timetable;
@@ -129,6 +151,23 @@ export const CAMERAS: ResourceDef<Camera> = {
   defaultSort: 'deviceId,channelId',
   search: ['name', 'location', 'channel_id'],
   refs: { schoolId: 'schools' },
+  view: [
+    'id',
+    'schoolId',
+    'deviceId',
+    'channelId',
+    'name',
+    'location',
+    'areaKind',
+    'status',
+    'lastSeenAt',
+    'vendor',
+    'model',
+    'streamUrl',
+    'keepaliveSeconds',
+    'createdAt',
+    'updatedAt',
+  ],
   naturalKey: ['deviceId', 'channelId'],
 };
 
@@ -153,6 +192,21 @@ export const ALARM_DEVICES: ResourceDef<AlarmDevice> = {
   defaultSort: 'code',
   search: ['code', 'location'],
   refs: { schoolId: 'schools' },
+  view: [
+    'id',
+    'code',
+    'schoolId',
+    'location',
+    'areaKind',
+    'policeLinked',
+    'linkedCameraIds',
+    'status',
+    'lastSeenAt',
+    'lastTestAt',
+    'keepaliveSeconds',
+    'createdAt',
+    'updatedAt',
+  ],
   naturalKey: ['code'],
   prepare: async (m: EntityManager, d) => {
     const ids = d.linkedCameraIds ?? [];
@@ -180,6 +234,7 @@ export const GUARDS: ResourceDef<Guard> = {
   defaultSort: 'name',
   search: ['name', 'licence_no', 'phone'],
   refs: { schoolId: 'schools' },
+  view: ['id', 'schoolId', 'name', 'licenceNo', 'fullTime', 'phone', 'active', 'createdAt', 'updatedAt'],
   naturalKey: ['licenceNo'],
 };
 
@@ -199,6 +254,7 @@ export const PROTECTION_POSTS: ResourceDef<ProtectionPost> = {
   defaultSort: 'code',
   search: ['code', 'gate'],
   refs: { schoolId: 'schools' },
+  view: ['id', 'code', 'schoolId', 'gate', 'windows', 'requiredHeadcount', 'qrToken', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
   prepare: async (_m, p) => {
     p.qrToken ||= newQrToken();
