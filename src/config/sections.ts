@@ -85,9 +85,24 @@ export interface RegistryConfig {
   maxPageSize: number;
 }
 
+/** Bulk import (registry CSV/XLSX): limits a file must keep, and the parser pool that reads files off the event loop. */
 export interface ImportConfig {
   maxFileBytes: number;
+  /** Data rows per file; reading stops at the first row past it. */
   maxRows: number;
+  /** Columns per row (the widest registry layout has 22). */
+  maxColumns: number;
+  /** Unpacked size of an XLSX (all entries): a zip bomb stops here. */
+  maxUnzippedBytes: number;
+  /** Plausibility (0–1) a CSV's decoding needs before it is believed (infra/tabular/charset.ts); below it, "save as UTF-8". */
+  charsetMinScore: number;
+  /** Worker threads parsing uploads, files waiting beyond them (then 503), time and heap per file. */
+  parseWorkers: number;
+  parseQueue: number;
+  parseTimeoutMs: number;
+  parseMemoryMb: number;
+  /** Decoded rows a dry run shows back (with the detected encoding). */
+  previewRows: number;
 }
 
 /** The demo district (`npm start`): seeded users, and simulated heartbeats so it looks alive. */

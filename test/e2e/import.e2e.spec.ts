@@ -58,7 +58,7 @@ describe('registry import and export', () => {
   it('imports cameras from CSV with a BOM, and a second run changes nothing', async () => {
     const csv = '\uFEFF' + camerasCsv([1, 2, 3].map((n) => ({ school: 'SA', n })));
     const first = await upload('cameras', admin, csv).expect(200);
-    expect(first.body).toEqual({ rows: 3, created: 3, updated: 0, unchanged: 0, dryRun: false });
+    expect(first.body).toEqual({ rows: 3, created: 3, updated: 0, unchanged: 0, dryRun: false, encoding: 'UTF-8 (BOM)' });
     const again = await upload('cameras', admin, csv).expect(200);
     expect(again.body).toMatchObject({ created: 0, updated: 0, unchanged: 3 });
     const { rows } = await t.db.query(`SELECT action, count(*)::int AS n FROM audit_log WHERE entity = 'camera' GROUP BY action`);

@@ -149,6 +149,12 @@ export const ErrorCode = {
     TOO_MANY_ROWS: 'IMPORT.TOO_MANY_ROWS',
     /** [400] Some rows are invalid; `details.errors`: `[{ row, column, reason }]`. */
     INVALID_ROWS: 'IMPORT.INVALID_ROWS',
+    /** [400] A CSV whose encoding cannot be told for sure (UTF-8 vs GBK, or another code page): save as UTF-8; `details`: `{ scores, detected }`. */
+    UNSURE_ENCODING: 'IMPORT.UNSURE_ENCODING',
+    /** [400] More columns than import.maxColumns, or a sheet bigger than import.maxUnzippedBytes unpacked (a zip bomb); `details` names the limit. */
+    TOO_LARGE_CONTENT: 'IMPORT.TOO_LARGE_CONTENT',
+    /** [503] Every file parser is busy and the queue is full (import.parseQueue); `details.retryAfterSeconds`. */
+    BUSY: 'IMPORT.BUSY',
   },
 
   // ---- device health

@@ -1,3 +1,4 @@
+import { ParsePool } from '../../infra/tabular/tabular';
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -34,7 +35,16 @@ const importControllers = RESOURCES.filter((def) => def.path in IMPORT_KINDS).ma
 @Module({
   imports: [TypeOrmModule.forFeature([District, Zone, EducationGroup, School, Camera, AlarmDevice, Guard, ProtectionPost])],
   controllers: [...RESOURCES.map(resourceController), ...importControllers],
-  providers: [...resourceProviders, RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ImportService, UploadInterceptor],
+  providers: [
+    ...resourceProviders,
+    RegistryService,
+    DeviceStatusService,
+    ProtectionPostsService,
+    GbProvisioningService,
+    ImportService,
+    UploadInterceptor,
+    ParsePool,
+  ],
   exports: [RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ...resourceProviders.map((p) => p.provide)],
 })
 export class RegistryModule {}

