@@ -163,6 +163,17 @@ export interface AlarmsConfig {
   relayPriorities: Priority[];
   policeRelay: PoliceRelayConfig;
   outbox: { pollMs: number; redispatchAfterMs: number; batchSize: number };
+  /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
+  pressesPerSecond: number;
+  pressBurst: number;
+  /**
+   * Presses folded into an open incident are all recorded; the console hears of the first
+   * `foldAnnounceFirst`, then of every `foldAnnounceEvery`-th, and of the latest count once the
+   * button has been quiet for `foldQuietMs`.
+   */
+  foldAnnounceFirst: number;
+  foldAnnounceEvery: number;
+  foldQuietMs: number;
 }
 
 /** Patrols (src/modules/patrols): audits, protection posts (护学岗), video rounds, staffing rule. */
@@ -253,6 +264,14 @@ export interface ConsoleConfig extends ConsoleEventsConfig {
   adapterKey: string;
   /** How often a connected console's token is re-checked for revocation (logout, disabled user). */
   revocationCheckSeconds: number;
+  /** Socket actions (and resumes) per second and burst, per socket and per user (this process); past them: CONSOLE.TOO_MANY_ACTIONS. */
+  actionsPerSecond: number;
+  actionBurst: number;
+  userActionsPerSecond: number;
+  userActionBurst: number;
+  /** Open consoles per access token and per user (this process); more are refused at connect. */
+  maxSocketsPerToken: number;
+  maxSocketsPerUser: number;
 }
 
 /** Live video (src/modules/video): media path, GB/T 28181 live play, snapshots, evidence. Times in ms unless named otherwise. */

@@ -175,6 +175,8 @@ export const ErrorCode = {
   INCIDENT: {
     /** [404] */
     NOT_FOUND: 'INCIDENT.NOT_FOUND',
+    /** [429] A button pressing faster than alarms.pressesPerSecond/pressBurst; `details.retryAfterSeconds` (presses within the limit fold into the open incident). */
+    TOO_MANY_PRESSES: 'INCIDENT.TOO_MANY_PRESSES',
   },
   ALARM: {
     /** [409] Someone acknowledged first; `details`: `{ acknowledgedBy, acknowledgedAt, status }`. */
@@ -209,6 +211,10 @@ export const ErrorCode = {
   CONSOLE: {
     /** Socket notice `resync_failed`: catch-up failed, the client reconnects. */
     RESYNC_FAILED: 'CONSOLE.RESYNC_FAILED',
+    /** [429] Socket actions faster than console.actionsPerSecond (per socket) or console.userActionsPerSecond (per user); `details.retryAfterSeconds`. */
+    TOO_MANY_ACTIONS: 'CONSOLE.TOO_MANY_ACTIONS',
+    /** [429] More open consoles than console.maxSocketsPerToken / maxSocketsPerUser (connect_error data); `details.retryAfterSeconds`. */
+    TOO_MANY_SOCKETS: 'CONSOLE.TOO_MANY_SOCKETS',
   },
 
   // ---- GB/T 28181 SIP front end

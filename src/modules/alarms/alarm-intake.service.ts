@@ -18,6 +18,7 @@ import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
 import { IncidentRow, IncidentView, toSummary, toView } from './incident-row';
 import { appendTimeline } from './incident-timeline';
+import { PressFoldingService } from './press-folding.service';
 
 export interface RaiseResult {
   incident: IncidentView;
@@ -79,6 +80,7 @@ export class AlarmIntakeService {
     private readonly events: ConsoleEventsService,
     private readonly audit: AuditService,
     private readonly outbox: AlarmsOutboxService,
+    private readonly folding: PressFoldingService,
   ) {
     this.cfg = config.alarms;
   }
@@ -143,7 +145,7 @@ export class AlarmIntakeService {
         [openId, receivedAt],
       )) as [IncidentRow[]];
       await appendTimeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
-      await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'press' } });
+      await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
       return { incident: toView(row), created: false, folded: true };
     }).then((r) => this.afterRaise(r));
   }

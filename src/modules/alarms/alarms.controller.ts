@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
+import { RateLimiter } from '../../infra/http/rate-limit';
 import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
@@ -36,19 +37,26 @@ function answer(res: Response, r: RaiseResult) {
 @ApiBearerAuth()
 @Controller('incidents')
 export class AlarmsController {
+  /** Per button (this process): a flood from one device is refused, the presses within it fold (PressFoldingService). */
+  private readonly presses: RateLimiter;
+
   constructor(
     private readonly intake: AlarmIntakeService,
     private readonly lifecycle: IncidentLifecycleService,
     private readonly queries: IncidentQueriesService,
     private readonly drills: DrillWindowsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
+  }
 
   @ApiSecurity('device')
   @DeviceRoute('alarm_device')
   @Post('press')
   async press(@CurrentDevice() device: AuthDevice, @Body() dto: DevicePressDto, @Res({ passthrough: true }) res: Response) {
     if (!device.subjectId) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, 'credential has no alarm device');
+    const wait = this.presses.take(device.subjectId);
+    if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...dto }, actor));
   }
@@ -60,6 +68,8 @@ export class AlarmsController {
     const cameraId = device.kind === 'camera' ? device.subjectId : dto.cameraId;
     if (!cameraId) throw Errors.validation([{ field: 'cameraId', reason: 'required for a gateway' }]);
     if (device.kind === 'camera' && dto.cameraId && dto.cameraId !== device.subjectId) throw Errors.outOfScope();
+    const wait = this.presses.take(`camera:${cameraId}`);
+    if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     const r = await this.intake.raiseFromDevice(
       {

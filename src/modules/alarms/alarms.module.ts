@@ -8,6 +8,7 @@ import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentQueriesService } from './incident-queries.service';
+import { PressFoldingService } from './press-folding.service';
 
 /**
  * One-click alarms end to end: intake (devices, staff, operators), the incident lifecycle,
@@ -26,6 +27,7 @@ import { IncidentQueriesService } from './incident-queries.service';
     AlarmsOutboxService,
     AlarmsJobs,
     IncidentNoticesService,
+    PressFoldingService,
   ],
   exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService],
 })

@@ -16,6 +16,7 @@ import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from '.
 import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
 import { SCHOOL_ONLY_EVENTS } from '../console-events';
 import { consoleMetrics } from './console.metrics';
+import { ConsoleLimits } from './console-limits';
 
 export const DISTRICT_ROOM = 'district';
 export const schoolRoom = (schoolId: string) => `school:${schoolId}`;
@@ -72,6 +73,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly cfg: ConsoleConfig;
   private readonly catchingUp = new Set<Session>();
   private readonly adapterClients: Redis[] = [];
+  private readonly limits: ConsoleLimits;
   @WebSocketServer() server: Namespace;
 
   constructor(
@@ -83,6 +85,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     private readonly devices: DeviceHealthQueries,
   ) {
     this.cfg = config.console;
+    this.limits = new ConsoleLimits(config.console);
   }
 
   afterInit(nsArg: unknown): void {
@@ -103,6 +106,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       try {
         const user = await this.tokens.verifyAccess(token);
         if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'school staff without a school');
+        const refused = this.limits.admit(user.jti, user.id);
+        if (refused) return next(Object.assign(new Error(refused.code), { data: { code: refused.code, ...refused.details } }));
         socket.data.user = user;
         socket.data.token = token;
         next();
@@ -144,18 +149,28 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     });
     socket.on('disconnect', () => {
       consoleMetrics.connected.dec();
+      this.limits.release(user.jti, user.id);
       clearTimeout(s.expiry);
       clearInterval(s.revocationCheck);
       this.catchingUp.delete(s);
       s.buffer = null;
     });
-    socket.on('resume', (p: unknown) => this.resume(s, (p as { lastSeq?: unknown } | null)?.lastSeq));
+    socket.on('resume', (p: unknown) => {
+      const limited = this.limits.take(socket.id, user.id); // a catch-up reads the event log: not on every whim
+      if (limited) socket.emit('rate_limited', { code: limited.code, message: limited.message, ...limited.details });
+      else this.resume(s, (p as { lastSeq?: unknown } | null)?.lastSeq);
+    });
     socket.on('reauth', (p: unknown, ack?: unknown) => void this.reauth(s, p, ack));
     for (const [name, action] of Object.entries(CONSOLE_ACTIONS)) {
       socket.on(name, async (payload: unknown, ack?: unknown) => {
         // A client that sends only a callback: the payload is missing.
         if (typeof payload === 'function' && ack === undefined) [payload, ack] = [undefined, payload];
         const answer = typeof ack === 'function' ? (ack as (a: ActionAnswer) => void) : () => undefined;
+        const limited = this.limits.take(socket.id, s.user.id);
+        if (limited) {
+          consoleMetrics.actions.inc({ action: name, result: limited.code });
+          return answer(fail(limited));
+        }
         try {
           const invalid = await this.stillValid(s, false);
           if (invalid) {
