@@ -6,7 +6,6 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
-  IsISO8601,
   IsInt,
   Max,
   Min,
@@ -18,6 +17,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
+import { IsStrictDateTime } from '../../infra/http/dates';
 import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
 import type { ChannelKind, DutyRole } from './notifications.constants';
 
@@ -25,15 +25,15 @@ import type { ChannelKind, DutyRole } from './notifications.constants';
 export class CreateShiftDto {
   @ApiProperty({ enum: DUTY_ROLES }) @IsIn(DUTY_ROLES) dutyRole: DutyRole;
   @ApiProperty() @IsUUID() userId: string;
-  @ApiProperty({ example: '2026-12-01T08:00:00+08:00' }) @IsISO8601({ strict: true }) startsAt: string;
-  @ApiProperty({ example: '2026-12-01T20:00:00+08:00' }) @IsISO8601({ strict: true }) endsAt: string;
+  @ApiProperty({ example: '2026-12-01T08:00:00+08:00' }) @IsStrictDateTime() startsAt: string;
+  @ApiProperty({ example: '2026-12-01T20:00:00+08:00' }) @IsStrictDateTime() endsAt: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
 export class UpdateShiftDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() userId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true }) startsAt?: string;
-  @ApiPropertyOptional() @IsOptional() @IsISO8601({ strict: true }) endsAt?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() startsAt?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() endsAt?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
@@ -44,8 +44,8 @@ export class HandoverDto {
 }
 
 export class ShiftQuery {
-  @ApiPropertyOptional({ description: 'default: 1 day ago' }) @IsOptional() @IsISO8601({ strict: true }) from?: string;
-  @ApiPropertyOptional({ description: 'default: 7 days ahead (at most 62 days after from)' }) @IsOptional() @IsISO8601({ strict: true }) to?: string;
+  @ApiPropertyOptional({ description: 'default: 1 day ago' }) @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional({ description: 'default: 7 days ahead (at most 62 days after from)' }) @IsOptional() @IsStrictDateTime() to?: string;
   @ApiPropertyOptional({ enum: DUTY_ROLES }) @IsOptional() @IsIn(DUTY_ROLES) dutyRole?: DutyRole;
 }
 
@@ -88,7 +88,7 @@ export class UpdateChannelDto {
 
 /** Silences a channel for a maintenance window (never the console: it is not a channel). */
 export class SilenceChannelDto {
-  @ApiProperty({ description: 'end of the maintenance window (at most 7 days ahead)' }) @IsISO8601({ strict: true }) until: string;
+  @ApiProperty({ description: 'end of the maintenance window (at most 7 days ahead)' }) @IsStrictDateTime() until: string;
   @ApiProperty({ example: '运营商短信网关维护' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
 }
 
