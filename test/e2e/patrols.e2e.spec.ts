@@ -408,7 +408,14 @@ describe('patrols and compliance over HTTP', () => {
 
     it('favours gate cameras in their school’s arrival window', async () => {
       const rounds = t.app.get(RoundsService);
-      const nextMonday = '2026-11-30';
+      // A school Monday at least two days ahead of the real clock: rounds started above (at the real now) hold
+      // their cameras for patrols.roundReservationMinutes, so a fixed date near today would find none free.
+      const [school] = await t.app.get(RegistryService).schoolsIn({ ids: [seed.schoolA.id] });
+      let nextMonday = '';
+      for (let d = new Date(Date.now() + 2 * 86_400_000); !nextMonday; d = new Date(d.getTime() + 86_400_000)) {
+        const day = d.toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' });
+        if (new Date(`${day}T12:00:00+08:00`).getUTCDay() === 1 && schoolHours(school.timetable, school.calendar, day)) nextMonday = day;
+      }
       const r = await rounds.start(asUser(operator, 'operator'), { size: 1 }, sh(nextMonday, '07:35'));
       expect(r.items[0]).toMatchObject({ cameraId: cams[0].id, favoured: true });
       const outside = await rounds.start(asUser(operator, 'operator'), { size: 1 }, sh(nextMonday, '10:00'));
