@@ -147,6 +147,53 @@ describe('alarms over HTTP', () => {
     expect(rows[0]).toEqual({ n: 1, presses: 2 });
   });
 
+  it('takes a staff or operator alarm once per client event id: a retry is 200 with the same incident, another body 409', async () => {
+    const body = { schoolId: seed.schoolA.id, type: 'intrusion', location: '北门', note: '有人翻墙' };
+    const raise = (token: string, extra: object = {}, key?: string) => {
+      const req = t.http().post('/api/v1/incidents').set(auth(token));
+      if (key !== undefined) req.set('Idempotency-Key', key);
+      return req.send({ ...body, ...extra });
+    };
+    // Header form: the first answer is 201, each retry 200 with the same incident — also when they race.
+    const first = await raise(staffA, {}, 'guard-phone-0001').expect(201);
+    expect(first.body).toMatchObject({ created: true, priority: 'P1', source: 'staff' });
+    const retries = await Promise.all([1, 2, 3, 4].map(() => raise(staffA, {}, 'guard-phone-0001')));
+    expect(retries.map((r) => [r.status, r.body.id, r.body.created])).toEqual(Array(4).fill([200, first.body.id, false]));
+    // Body form, racing from the first request on: exactly one incident.
+    const racing = await Promise.all([1, 2, 3].map(() => raise(op1.token, { clientEventId: 'op-console:42' })));
+    expect(racing.map((r) => r.status).sort()).toEqual([200, 200, 201]);
+    expect(new Set(racing.map((r) => r.body.id)).size).toBe(1);
+    // Header and body naming the same id agree; naming different ones is a field-level 400.
+    await raise(op1.token, { clientEventId: 'op-console:42' }, 'op-console:42').expect(200);
+    const differ = await raise(op1.token, { clientEventId: 'op-console:42' }, 'op-console:43').expect(400);
+    expect(differ.body.error.details.fields).toEqual([{ field: 'clientEventId', reason: expect.any(String) }]);
+    const badKey = await raise(op1.token, {}, 'has spaces').expect(400);
+    expect(badKey.body.error.details.fields).toEqual([{ field: 'Idempotency-Key', reason: expect.any(String) }]);
+    // The same id with another alarm is refused with a code of its own, naming the incident it belongs to.
+    const reused = await raise(staffA, { location: '南门' }, 'guard-phone-0001').expect(409);
+    expect(reused.body.error).toMatchObject({
+      code: 'INCIDENT.CLIENT_EVENT_REUSED',
+      details: { clientEventId: 'guard-phone-0001', incidentId: first.body.id },
+    });
+    // Unique per user: another user's same id is a new alarm of its own.
+    const otherUser = await raise(op2.token, {}, 'guard-phone-0001').expect(201);
+    expect(otherUser.body.id).not.toBe(first.body.id);
+    // One incident, one set of jobs (two escalation levels of P1, police relay and its watch) per client event.
+    const outbox = await t.db.query(
+      `SELECT job_name, count(*)::int AS n FROM alarm_outbox WHERE payload->>'incidentId' = $1 GROUP BY job_name ORDER BY job_name`,
+      [first.body.id],
+    );
+    expect(outbox.rows).toEqual([
+      { job_name: 'alarms.escalate', n: 2 },
+      { job_name: 'alarms.police-relay', n: 1 },
+      { job_name: 'alarms.relay-watch', n: 1 },
+    ]);
+    const timeline = await t.db.query(`SELECT count(*)::int AS n FROM incident_timeline WHERE incident_id = $1 AND action = 'raised'`, [first.body.id]);
+    expect(timeline.rows[0].n).toBe(1);
+    for (const id of [first.body.id, racing[0].body.id, otherUser.body.id])
+      await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(op1.token)).send({ reason: '测试' }).expect(200);
+  });
+
   it('relays to the police endpoint with a valid signature, once, after the endpoint recovers, and warns when late', async () => {
     const [incident] = (await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolA.id }).set(auth(op1.token)).expect(200)).body.items;
     await waitFor(async () => police.accepted.has(incident.id), 10000, 'first relay');

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -50,6 +50,12 @@ export interface ManualAlarmInput {
   priority?: Priority;
   alarmDeviceId?: string;
   drill?: boolean;
+  /**
+   * The client's own event id (body `clientEventId` or header `Idempotency-Key`; 1–128 of
+   * `A-Za-z0-9_.:-`), unique per user: a retry with the same id and body returns the same incident
+   * (created: false → 200); the same id with a different body is 409 INCIDENT.CLIENT_EVENT_REUSED.
+   */
+  clientEventId?: string;
 }
 
 interface Spot {
@@ -59,6 +65,18 @@ interface Spot {
   location: string;
   areaKind: string | null;
   cameras: IncidentCamera[];
+}
+
+/** The hash a retry must match: the alarm's fields (not the client event id), in a fixed order, absent = null. */
+function requestHash(i: ManualAlarmInput): string {
+  const fields = [i.schoolId, i.type, i.location, i.areaKind, i.note, i.priority, i.alarmDeviceId, i.drill].map((v) => v ?? null);
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+}
+
+/** The advisory-lock key of one user's client event: a uuid-shaped digest of both. */
+function clientEventLock(userId: string, clientEventId: string): string {
+  const h = createHash('sha256').update(`${userId}\n${clientEventId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -165,8 +183,24 @@ export class AlarmIntakeService {
     }
     const spot = await this.spot(input.schoolId, input.location, areaKind, linked);
     const actor = userActor(user);
-    return this.transaction(null, async (m) => {
+    const client = input.clientEventId === undefined ? null : { id: input.clientEventId, hash: requestHash(input) };
+    // Serialise one user's retries of one client event (the lock): the second waits for the first to commit, then finds it.
+    return this.transaction(client && clientEventLock(user.id, client.id), async (m) => {
+      if (client) {
+        const [prev] = (await m.query(`SELECT incident_id, request_hash FROM incident_client_events WHERE user_id = $1 AND client_event_id = $2`, [
+          user.id,
+          client.id,
+        ])) as { incident_id: string; request_hash: string }[];
+        if (prev && prev.request_hash !== client.hash) {
+          throw Errors.conflict(ErrorCode.INCIDENT.CLIENT_EVENT_REUSED, '该事件编号已用于另一条报警；重试须与首次请求内容相同', {
+            clientEventId: client.id,
+            incidentId: prev.incident_id,
+          });
+        }
+        if (prev) return { incident: toView(await this.row(m, prev.incident_id)), created: false, folded: false };
+      }
       const { row, jobs } = await this.insertIncident(m, {
+        clientEvent: client ? { userId: user.id, eventId: client.id, hash: client.hash } : undefined,
         spot,
         type: input.type,
         priority: input.priority ?? this.cfg.priorityByType[input.type],
@@ -251,6 +285,8 @@ export class AlarmIntakeService {
       actor: Actor;
       at: Date;
       press?: { deviceId: string; eventId: string };
+      /** A staff/operator alarm's client event id (idempotency key, unique per user) with the hash of its request. */
+      clientEvent?: { userId: string; eventId: string; hash: string };
       /** A one-row SELECT of `seen` and `open_id`, with its own parameters from $1. */
       check?: { sql: string; params: unknown[] };
     },
@@ -338,6 +374,10 @@ export class AlarmIntakeService {
          SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc)`,
       f.press
         ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at FROM inc)`
+        : null,
+      f.clientEvent
+        ? `ce AS (INSERT INTO incident_client_events (user_id, client_event_id, incident_id, request_hash)
+             SELECT ${p.add(f.clientEvent.userId)}::uuid, ${p.add(f.clientEvent.eventId)}, id, ${p.add(f.clientEvent.hash)} FROM inc)`
         : null,
       `ev AS (${this.events.insertFromSql(p, 'inc', { type: 'incident.raised', schoolId: f.spot.schoolId, payload: toSummary(draft) }, drillSql)})`,
       `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source } }, drillSql)})`,

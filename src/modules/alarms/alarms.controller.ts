@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Inject, Post, Query, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
@@ -14,6 +14,7 @@ import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentQueriesService } from './incident-queries.service';
 import {
+  CLIENT_EVENT_ID,
   CancelDto,
   DevicePressDto,
   DeviceReportDto,
@@ -86,10 +87,23 @@ export class AlarmsController {
     return answer(res, r);
   }
 
+  /** New incident: 201; a retry of a client event id (body `clientEventId` or `Idempotency-Key`) already taken: 200, the same incident. */
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'the client event id (same rule as clientEventId; both given must agree)' })
   @Roles(...RAISE_ROLES)
   @Post()
-  async raise(@CurrentUser() user: AuthUser, @Body() dto: RaiseIncidentDto, @Res({ passthrough: true }) res: Response) {
-    return answer(res, await this.intake.raiseManual(user, dto));
+  async raise(
+    @CurrentUser() user: AuthUser,
+    @Body() dto: RaiseIncidentDto,
+    @Headers('idempotency-key') header: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    if (header !== undefined) {
+      if (!CLIENT_EVENT_ID.test(header)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
+      if (dto.clientEventId !== undefined && dto.clientEventId !== header) {
+        throw Errors.validation([{ field: 'clientEventId', reason: 'differs from the Idempotency-Key header' }]);
+      }
+    }
+    return answer(res, await this.intake.raiseManual(user, { ...dto, clientEventId: dto.clientEventId ?? header }));
   }
 
   @Roles(...READ_ROLES)

@@ -39,7 +39,18 @@ export class RaiseIncidentDto {
   @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
   @ApiPropertyOptional() @IsOptional() @IsUUID() alarmDeviceId?: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() drill?: boolean;
+  @ApiPropertyOptional({
+    description:
+      "the client's own event id (or the Idempotency-Key header), unique per user: a retry with the same id and body returns the same incident (200); the same id with another body is 409 INCIDENT.CLIENT_EVENT_REUSED",
+    example: '6f1c2a5e-3b9d-4c1a-9e2f-0a7b8c9d1e2f',
+  })
+  @IsOptional()
+  @Matches(EVENT_ID, { message: 'clientEventId: 1–128 letters, digits or _.:-' })
+  clientEventId?: string;
 }
+
+/** The `Idempotency-Key` header of `POST /incidents`: the same rule as `clientEventId`. */
+export const CLIENT_EVENT_ID = EVENT_ID;
 
 export class NoteDto {
   @ApiProperty() @IsString() @MinLength(1) @MaxLength(2000) note: string;

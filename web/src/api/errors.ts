@@ -86,6 +86,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'OUTAGE.NOT_FOUND': 'errors.notFound',
   'MAINTENANCE_WINDOW.NOT_FOUND': 'errors.notFound',
   'INCIDENT.TOO_MANY_PRESSES': 'errors.tooManyAttempts',
+  'INCIDENT.CLIENT_EVENT_REUSED': 'errors.conflict',
   'CONSOLE.TOO_MANY_ACTIONS': 'errors.tooManyAttempts',
   'CONSOLE.TOO_MANY_SOCKETS': 'errors.tooManyAttempts',
   'INCIDENT.NOT_FOUND': 'errors.notFound',

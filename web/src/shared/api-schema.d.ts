@@ -2134,6 +2134,11 @@ export type components = {
             alarmDeviceId?: string;
             /** @enum {string} */
             areaKind?: "main_gate" | "side_gate" | "gatehouse" | "perimeter" | "stairwell" | "dormitory" | "canteen" | "playground" | "classroom_corridor" | "teaching_building" | "parking" | "other";
+            /**
+             * @description the client's own event id (or the Idempotency-Key header), unique per user: a retry with the same id and body returns the same incident (200); the same id with another body is 409 INCIDENT.CLIENT_EVENT_REUSED
+             * @example 6f1c2a5e-3b9d-4c1a-9e2f-0a7b8c9d1e2f
+             */
+            clientEventId?: string;
             drill?: boolean;
             /** @example 南门 */
             location: string;
@@ -4298,7 +4303,10 @@ export interface operations {
     AlarmsController_raise: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the client event id (same rule as clientEventId; both given must agree) */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };

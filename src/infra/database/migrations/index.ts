@@ -8,6 +8,7 @@ import { Gb281811764300900000 } from './1764300900000-Gb28181';
 import { DeviceStatusHot1764301000000 } from './1764301000000-DeviceStatusHot';
 import { Notifications1764302400000 } from './1764302400000-Notifications';
 import { VideoEvidence1764302500000 } from './1764302500000-VideoEvidence';
+import { IncidentClientEvents1764311400000 } from './1764311400000-IncidentClientEvents';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   DeviceStatusHot1764301000000,
   Notifications1764302400000,
   VideoEvidence1764302500000,
+  IncidentClientEvents1764311400000,
 ];
