@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { static as serveStatic, NextFunction, Request, Response } from 'express';
 
-/** The console only talks to its own origin; no framing (clickjacking), no inline script or style, no eval. */
-export const CONSOLE_CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
+/** The console only talks to its own origin (and video WebSockets); no framing (clickjacking), no inline script or style, no eval; blob: media and images for live video (MSE) and evidence pictures fetched with the session token. */
+export const CONSOLE_CSP =
+  "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
 /**
  * Where the built web console is: dist/console-web, written by `npm run build` (Vite, from web/).

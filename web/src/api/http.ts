@@ -1,6 +1,17 @@
 import type { paths } from '@/shared/api-schema';
 import { ApiError } from './errors';
-import type { DeviceSummary, DutyNow, IncidentDetail, IncidentView, Me, NotificationChannel, NotificationDelivery, Page, TokenPair } from './responses';
+import type {
+  DeviceSummary,
+  DutyNow,
+  IncidentDetail,
+  IncidentView,
+  Me,
+  NotificationChannel,
+  NotificationDelivery,
+  Page,
+  PlayTicket,
+  TokenPair,
+} from './responses';
 
 /**
  * The typed REST client. Paths, path parameters, query strings and JSON bodies are checked
@@ -42,6 +53,7 @@ export interface ResponseTypes {
   'get /api/v1/notifications/channels': NotificationChannel[];
   'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
   'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
+  'post /api/v1/cameras/{id}/stream': PlayTicket;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

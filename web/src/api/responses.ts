@@ -109,3 +109,15 @@ export interface NotificationChannel {
 
 /** One message about an incident (deliveries.service.ts DeliveryView). */
 export type NotificationDelivery = NotificationDeliveryItem & { address: string | null; lastError: string | null; dueAt: string };
+
+/** POST /cameras/{id}/stream (src/modules/video/video.service.ts `PlayTicket`): the player opens `url` (a WebSocket) before `expiresAt`. */
+export interface PlayTicket {
+  cameraId: string;
+  token: string;
+  expiresAt: string;
+  url: string;
+  codec: string;
+  width: number;
+  height: number;
+  transcoded: boolean;
+}

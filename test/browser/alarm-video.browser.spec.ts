@@ -1,0 +1,168 @@
+import type { Browser, Page } from 'playwright-core';
+import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import { makeClip } from '../support/video/elementary';
+import { GbCamera } from '../support/video/gb-camera';
+
+/**
+ * Alarm detail plays the incident's cameras (issue 15 phase 2) in real headless Chromium against
+ * the built console: an alarm at the main gate links the school's three gate cameras; the first
+ * two — simulated GB/T 28181 cameras (ffmpeg test pattern as real-camera PS over RTP) — play at
+ * once side by side (currentTime advances, a frame is not blank), one INVITE each; the third is
+ * offered on demand and, its device never registered, says "设备离线" when asked. Closing the
+ * detail (another incident selected) closes the players' sockets. Leaves
+ * test/artifacts/alarm-video.png.
+ */
+const PLATFORM = '34020000002000000001';
+const PASSWORD_CAM = 'cam-pass-alarm-video';
+type VideoEl = { currentTime: number; videoWidth: number; videoHeight: number };
+type Doc = {
+  querySelector: (s: string) => VideoEl | null;
+  createElement: (t: string) => {
+    width: number;
+    height: number;
+    getContext: (k: string) => {
+      drawImage: (v: unknown, x: number, y: number) => void;
+      getImageData: (x: number, y: number, w: number, h: number) => { data: Uint8ClampedArray };
+    };
+  };
+};
+
+/** currentTime of the camera's <video>. */
+const currentTime = (page: Page, cameraId: string) =>
+  page.evaluate((id) => (globalThis as unknown as { document: Doc }).document.querySelector(`[data-camera="${id}"] video`)?.currentTime ?? -1, cameraId);
+
+/** How much of a frame drawn from the camera's <video> is picture: distinct colours and lit samples. */
+const frameOf = (page: Page, cameraId: string) =>
+  page.evaluate((id) => {
+    const doc = (globalThis as unknown as { document: Doc }).document;
+    const v = doc.querySelector(`[data-camera="${id}"] video`)!;
+    const c = doc.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const { data } = ctx.getImageData(0, 0, c.width, c.height);
+    const colours = new Set<number>();
+    let lit = 0;
+    let samples = 0;
+    for (let i = 0; i < data.length; i += 4 * 97) {
+      samples++;
+      colours.add((data[i] >> 4) * 256 + (data[i + 1] >> 4) * 16 + (data[i + 2] >> 4));
+      if (data[i] + data[i + 1] + data[i + 2] > 60) lit++;
+    }
+    return { width: c.width, height: c.height, colours: colours.size, litShare: samples ? lit / samples : 0 };
+  }, cameraId);
+
+describe('alarm detail plays the linked cameras (Chromium)', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let cp: ConsolePage;
+  const cams: GbCamera[] = [];
+  const cameraIds: string[] = [];
+  let offlineId: string;
+  let raiser: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+
+  beforeAll(async () => {
+    const base = 24000 + Math.floor(Math.random() * 300) * 100;
+    t = await startApp({
+      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD_CAM, rateLimitPerSecond: 0 },
+      video: { rtpHost: '127.0.0.1', rtpPortMin: base, rtpPortMax: base + 49, lingerMs: 500 },
+      liveness: { sweepEveryMs: 0 },
+    });
+    const admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    raiser = (await t.userToken('operator', undefined, 'raiser')).token;
+    await t.userToken('operator', undefined, 'duty_op');
+    const clip = await makeClip({ width: 640, height: 360, bitrateKbps: 600 });
+    const camera = async (deviceId: string, name: string) =>
+      (
+        await t
+          .http()
+          .post('/api/v1/cameras')
+          .set(auth(admin))
+          .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name, areaKind: 'main_gate' })
+          .expect(201)
+      ).body.id as string;
+    for (const [n, deviceId] of ['34020000001320000801', '34020000001320000802'].entries()) {
+      cameraIds.push(await camera(deviceId, `南门${n + 1}`));
+      const cam = new GbCamera({ deviceId, password: PASSWORD_CAM, platform: { host: '127.0.0.1', port: t.app.get(SipServer).port, id: PLATFORM }, clip });
+      await cam.start();
+      cams.push(cam);
+    }
+    offlineId = await camera('34020000001320000803', '南门3'); // never registers
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await cp?.close();
+    await browser?.close();
+    for (const c of cams) await c.stop();
+    await t?.close();
+  });
+
+  it('plays the first two cameras at once, the third on demand with the reason it cannot', async () => {
+    const inc = (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(raiser))
+        .send({ schoolId: seed.schoolA.id, type: 'other', location: '南大门', areaKind: 'main_gate' })
+        .expect(201)
+    ).body as { id: string; cameras: { id: string }[] };
+    expect(inc.cameras.map((c) => c.id).sort()).toEqual([...cameraIds, offlineId].sort());
+    const autoplayed = inc.cameras.slice(0, 2).map((c) => c.id);
+    const onDemand = inc.cameras[2].id;
+
+    cp = await openConsole(browser, t.baseUrl);
+    await cp.login('duty_op', PASSWORD);
+    const { page } = cp;
+    await page.waitForSelector('body[data-conn="online"]');
+    await page.click(`#incidents [data-incident-id="${inc.id}"]`);
+    await page.waitForSelector('#incident-cameras');
+
+    for (const id of autoplayed) {
+      if (id === offlineId) {
+        await page.waitForSelector(`[data-camera="${id}"][data-state="error"]`, { timeout: 15000 });
+        continue;
+      }
+      await page.waitForSelector(`[data-camera="${id}"][data-state="playing"]`, { timeout: 20000 });
+      const t0 = await currentTime(page, id);
+      await page.waitForFunction(
+        ([cam, start]) =>
+          ((globalThis as unknown as { document: Doc }).document.querySelector(`[data-camera="${cam}"] video`)?.currentTime ?? -1) > (start as number) + 1,
+        [id, t0] as const,
+        { timeout: 15000 },
+      );
+      const frame = await frameOf(page, id);
+      expect(frame).toMatchObject({ width: 640, height: 360 });
+      expect(frame.colours).toBeGreaterThan(8); // testsrc2: colour bars and a moving pattern
+      expect(frame.litShare).toBeGreaterThan(0.3);
+    }
+    // The third waits for the operator: no INVITE for it until asked.
+    expect(await page.getAttribute(`[data-camera="${onDemand}"]`, 'data-state')).toBe('idle');
+    await page.click(`[data-camera="${onDemand}"] .video-play`);
+    if (onDemand === offlineId) {
+      await page.waitForSelector(`[data-camera="${onDemand}"][data-state="error"]`, { timeout: 15000 });
+      expect(await page.textContent(`[data-camera="${onDemand}"] figcaption .error`)).toBe('设备离线');
+    } else {
+      await page.waitForSelector(`[data-camera="${onDemand}"][data-state="playing"]`, { timeout: 20000 });
+    }
+    for (const c of cams) expect(c.count('INVITE')).toBe(1);
+    expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+    await cp.screenshot('alarm-video');
+
+    // Another incident selected: the detail goes, its players' sockets close, the streams linger out (BYE).
+    const other = (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolB.id, type: 'other', location: '操场' }).expect(201))
+      .body as { id: string };
+    await page.click(`#incidents [data-incident-id="${other.id}"]`);
+    await page.waitForSelector('#detail:not(:has(#incident-cameras))');
+    const deadline = Date.now() + 15000;
+    while (cams.some((c) => c.count('BYE') < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const c of cams) expect(c.count('BYE')).toBe(1);
+  });
+});
