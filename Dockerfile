@@ -8,7 +8,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The web console (web/, built by Vite into dist/console-web) and the scripts of `npm run build`;
 # config/ because the build generates the web's API types from the api's OpenAPI document.
