@@ -1,4 +1,4 @@
-import { AppConfig, DUTY_ROLES, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
+import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
 
 /**
  * The validation rules of every config key. SCHEMA is keyed by the leaf paths of AppConfig, so
@@ -147,6 +147,14 @@ export const SCHEMA: ConfigSchema = {
   'alarms.foldAnnounceFirst': rules.int(1, 1000),
   'alarms.foldAnnounceEvery': rules.int(1, 100000),
   'alarms.foldQuietMs': rules.int(100, 600000),
+  'alarms.drills.maxWindowMinutes': rules.int(1, 24 * 60),
+  'alarms.drills.maxStartPastMinutes': rules.int(0, 60),
+  'alarms.drills.maxLeadDays': rules.int(1, 366),
+  'alarms.drills.relay': rules.oneOf(DRILL_RELAY_MODES),
+  'alarms.drills.relayLabel': rules.str({ nonEmpty: true }),
+  'alarms.buttonTests.testModeMinutes': rules.int(1, 60),
+  'alarms.buttonTests.testModeMaxMinutes': rules.int(1, 60),
+  'alarms.buttonTests.testModeRefreshMs': rules.int(100, 60000),
   // patrols (src/modules/patrols): audits, protection posts, video rounds, staffing rule (公治〔2015〕168号 / GB/T 29315-2022)
   'patrols.staffingRule': rules.oneOf(STAFFING_RULES),
   'patrols.onlineRateThreshold': rules.num(0, 1),
@@ -166,6 +174,7 @@ export const SCHEMA: ConfigSchema = {
   // compliance (src/modules/compliance): daily snapshot of the four targets
   'compliance.snapshotCron': rules.cron(),
   'compliance.snapshotEnabled': rules.bool(),
+  'compliance.networkedWithinDays': rules.int(1, 366),
   // GB/T 28181 SIP front end (src/modules/gb28181)
   'gb28181.enabled': rules.bool(),
   'gb28181.host': rules.str({ nonEmpty: true }),

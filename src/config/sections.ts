@@ -174,6 +174,43 @@ export interface AlarmsConfig {
   foldAnnounceFirst: number;
   foldAnnounceEvery: number;
   foldQuietMs: number;
+  drills: DrillsConfig;
+  buttonTests: ButtonTestsConfig;
+}
+
+export const DRILL_RELAY_MODES = ['marked', 'none'] as const;
+
+/**
+ * Drill windows (演练, issue 11 §2): a window marks the alarms of its school as drills, so it is
+ * bounded. Only control-center roles create one directly; school staff request one (pending) for
+ * an operator to approve.
+ */
+export interface DrillsConfig {
+  /** Longest window (minutes). */
+  maxWindowMinutes: number;
+  /** How far in the past a window may start (minutes): it never reaches back over alarms already raised as real. */
+  maxStartPastMinutes: number;
+  /** How far ahead a window may be planned (days). */
+  maxLeadDays: number;
+  /**
+   * Drills and the police endpoint: 'marked' = relayed with `drill: true` and `drillLabel` (the
+   * platform must not dispatch officers); 'none' = never relayed. An alarm turned real is relayed either way.
+   */
+  relay: (typeof DRILL_RELAY_MODES)[number];
+  /** The label a drill relay carries (`drillLabel`, and before its note). */
+  relayLabel: string;
+}
+
+/** Alarm-button self-tests (issue 11 §3). */
+export interface ButtonTestsConfig {
+  /** Test mode a guard starts for one button: default and longest length (minutes). */
+  testModeMinutes: number;
+  testModeMaxMinutes: number;
+  /**
+   * How often each process re-reads which buttons are in test mode (ms). A press on another node
+   * within this time after test mode started counts as real (the safe direction).
+   */
+  testModeRefreshMs: number;
 }
 
 /** Patrols (src/modules/patrols): audits, protection posts (护学岗), video rounds, staffing rule. */
@@ -206,6 +243,12 @@ export interface PatrolsConfig {
 export interface ComplianceConfig {
   snapshotCron: string;
   snapshotEnabled: boolean;
+  /**
+   * "Networked with the police" is measured (issue 11 §3): a school counts when a delivery to the
+   * police endpoint of one of its police-linked buttons (real alarm or self-test) succeeded within
+   * this many days before the instant judged.
+   */
+  networkedWithinDays: number;
 }
 
 /** GB/T 28181 SIP front end (src/modules/gb28181). */

@@ -307,12 +307,14 @@ describe('alarms over HTTP', () => {
 
   it('marks alarms in a drill window as drills end to end and keeps them out of the statistics', async () => {
     const now = Date.now();
-    await t
+    // The school requests it, an operator approves it (test/e2e/drill-windows.e2e.spec.ts has the rules).
+    const w = await t
       .http()
       .post('/api/v1/incidents/drill-windows')
       .set(auth(staffB))
       .send({ schoolId: seed.schoolB.id, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 600_000).toISOString(), note: '消防演练' })
       .expect(201);
+    await t.http().post(`/api/v1/incidents/drill-windows/${w.body.id}/approve`).set(auth(op1.token)).expect(200);
     const r = await t.http().post('/api/v1/incidents').set(auth(staffB)).send({ schoolId: seed.schoolB.id, type: 'fire', location: '实验楼' }).expect(201);
     expect(r.body.drill).toBe(true);
     // The drill window is decided inside the insert: the console event and the audit entry say so too.

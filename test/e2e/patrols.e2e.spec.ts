@@ -427,9 +427,13 @@ describe('patrols and compliance over HTTP', () => {
     const date = MONDAY;
     it('per school with reasons, snapshot idempotent per day, district view, trend and exports', async () => {
       const field = t.app.get(FieldService);
-      // School A: devices online and police-linked since before the day, a gate left open at 10:00.
+      // School A: devices online since before the day, its police-linked button relayed to the police that morning
+      // (issue 11 §3: networked is measured — test/e2e/button-tests.e2e.spec.ts drives the real relay), a gate left open at 10:00.
       await t.db.query(`UPDATE cameras SET status = 'online' WHERE school_id = $1`, [seed.schoolA.id]);
-      await t.db.query(`UPDATE alarm_devices SET status = 'online', last_test_at = now() WHERE school_id = $1`, [seed.schoolA.id]);
+      await t.db.query(`UPDATE alarm_devices SET status = 'online', last_test_at = now(), last_police_relay_at = $2 WHERE school_id = $1`, [
+        seed.schoolA.id,
+        sh(date, '09:00'),
+      ]);
       await field.recordGateEvent(
         asUser(secA, 'school_security', seed.schoolA.id),
         { gate: '北门', state: 'open', at: sh(date, '10:00').toISOString() },

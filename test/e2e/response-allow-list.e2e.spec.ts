@@ -125,7 +125,12 @@ describe('response allow-lists', () => {
       'POST /api/v1/incidents/device-reports': { eventId: 'walker-2', type: 'video_alarm', cameraId: camera.id },
       'POST /api/v1/device/heartbeats': { heartbeats: [{ deviceId: camera.id, kind: 'camera' }] },
       'POST /api/v1/incidents': { schoolId: A, type: 'fire', location: '食堂' },
-      'POST /api/v1/incidents/drill-windows': { schoolId: A, startsAt: '2026-03-02T08:00:00+08:00', endsAt: '2026-03-02T09:00:00+08:00' },
+      // Drill windows are bounded from now (alarms.drills): a fixed date would be refused one day.
+      'POST /api/v1/incidents/drill-windows': {
+        schoolId: A,
+        startsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        endsAt: new Date(Date.now() + 5_400_000).toISOString(),
+      },
       'POST /api/v1/incidents/{id}/resolve': { outcome: 'false_alarm' },
       'POST /api/v1/incidents/{id}/cancel': { reason: '误按' },
       'POST /api/v1/incidents/{id}/notes': { note: '已到场' },

@@ -189,6 +189,18 @@ export const ErrorCode = {
     LATCHED: 'ALARM.LATCHED',
     /** [409] The status changed under the request; refresh and retry. */
     CONCURRENT_CHANGE: 'ALARM.CONCURRENT_CHANGE',
+    /** [409] "Make real" on an incident that is not a drill, or no longer open; `details.status`, `details.drill`. */
+    NOT_A_DRILL: 'ALARM.NOT_A_DRILL',
+  },
+  DRILL_WINDOW: {
+    /** [404] (another school's window too: no existence oracle) */
+    NOT_FOUND: 'DRILL_WINDOW.NOT_FOUND',
+    /** [409] Approve: the window is not pending (already approved). */
+    NOT_PENDING: 'DRILL_WINDOW.NOT_PENDING',
+    /** [409] Approve or end: the window is already over; `details.endsAt`. */
+    OVER: 'DRILL_WINDOW.OVER',
+    /** [409] End: the window is not approved (a pending request is deleted instead). */
+    NOT_APPROVED: 'DRILL_WINDOW.NOT_APPROVED',
   },
 
   // ---- notifications: duty roster (值班表), channels, escalation policy, links in messages

@@ -23,6 +23,8 @@ export enum JobName {
   AlarmPoliceRelay = 'alarms.police-relay',
   /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
   AlarmRelayWatch = 'alarms.relay-watch',
+  /** Delivers an alarm-button self-test press to the police endpoint, marked as a test (id testrelay-<test>). */
+  AlarmButtonTestRelay = 'alarms.button-test-relay',
   /** One run of a patrol plan (job scheduler patrol-plan:<planId>; idempotent per plan and slot). */
   PatrolRun = 'patrols.run',
   /** Protection posts past window start + grace with too few on post become findings (every minute). */
@@ -52,8 +54,10 @@ export interface JobPayloads {
   [JobName.PruneRefreshTokens]: { olderThanDays?: number };
   [JobName.LivenessSweep]: Record<string, never>;
   [JobName.AlarmEscalate]: { incidentId: string; level: number };
-  [JobName.AlarmPoliceRelay]: { incidentId: string };
-  [JobName.AlarmRelayWatch]: { incidentId: string };
+  /** `real`: the delivery of a drill an operator turned real (ids relay-<incident>-real, relaywatch-<incident>-real). */
+  [JobName.AlarmPoliceRelay]: { incidentId: string; real?: boolean };
+  [JobName.AlarmRelayWatch]: { incidentId: string; real?: boolean };
+  [JobName.AlarmButtonTestRelay]: { testId: string };
   [JobName.PatrolRun]: { planId: string };
   [JobName.PatrolPostCheck]: Record<string, never>;
   [JobName.ComplianceSnapshot]: { date?: string };
@@ -85,6 +89,7 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
   [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmButtonTestRelay]: { queue: QueueName.Alarms, options: retrying },
   [JobName.PatrolRun]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 3 } },
   // Superseded by the next check a minute later; findings are idempotent per post and window anyway.
   [JobName.PatrolPostCheck]: { queue: QueueName.Patrols, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },

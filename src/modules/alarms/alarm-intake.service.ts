@@ -112,11 +112,13 @@ export class AlarmIntakeService {
     let spot: Spot;
     let type: IncidentType;
     let priority: Priority;
+    let policeLinked = true;
     if (input.deviceKind === 'alarm_device') {
       const dev = await this.registry.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
       priority = input.priority ?? this.cfg.devicePressPriority;
+      policeLinked = dev.policeLinked;
     } else {
       const [cam] = await this.registry.cameras({ ids: [input.deviceId] });
       if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
@@ -146,6 +148,7 @@ export class AlarmIntakeService {
         alarmDeviceId: input.deviceKind === 'alarm_device' ? input.deviceId : null,
         cameraId: input.deviceKind === 'camera' ? input.deviceId : null,
         drill: input.drill ?? false,
+        policeLinked,
         actor,
         at: receivedAt,
       });
@@ -282,6 +285,8 @@ export class AlarmIntakeService {
       alarmDeviceId: string | null;
       cameraId: string | null;
       drill: boolean;
+      /** false: a press of a button not wired to the police (一键报警联网) — never relayed. Staff, operator and camera alarms: true. */
+      policeLinked?: boolean;
       actor: Actor;
       at: Date;
       press?: { deviceId: string; eventId: string };
@@ -291,7 +296,7 @@ export class AlarmIntakeService {
       check?: { sql: string; params: unknown[] };
     },
   ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null }> {
-    const relayRequired = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority);
+    const relayRequired = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority) && f.policeLinked !== false;
     const id = randomUUID();
     const draft: IncidentRow = {
       id,
@@ -364,7 +369,7 @@ export class AlarmIntakeService {
            first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
          SELECT ${p.add(id)}::uuid, ${p.add(f.type)}, ${p.add(f.priority)}, ${p.add(f.source)}, ${schoolId}::uuid, ${p.add(f.spot.zoneId)}::uuid,
            ${p.add(f.alarmDeviceId)}::uuid, ${p.add(f.cameraId)}::uuid, ${p.add(f.spot.location)}, ${p.add(f.spot.areaKind)}, ${p.add(f.note)}, ${at}::timestamptz, ${at}::timestamptz,
-           ${p.add(f.drill)}::boolean OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = ${schoolId}::uuid AND starts_at <= ${at}::timestamptz AND ends_at > ${at}::timestamptz),
+           ${p.add(f.drill)}::boolean OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = ${schoolId}::uuid AND status = 'approved' AND starts_at <= ${at}::timestamptz AND ends_at > ${at}::timestamptz),
            ${p.add(draft.raised_by_id)}::uuid, ${p.add(f.actor.name)}, clock_timestamp(), ${p.add(draft.linked_camera_ids)}::uuid[], ${p.add(JSON.stringify(f.spot.cameras))}::jsonb,
            ${p.add(f.spot.schoolName)}, ${p.add(relayRequired)}::boolean
          FROM chk WHERE chk.seen IS NULL AND chk.open_id IS NULL

@@ -15,14 +15,19 @@ export const STATUSES = ['raised', 'acknowledged', 'dispatched', 'on_scene', 're
 export type IncidentStatus = (typeof STATUSES)[number];
 export const OPEN_STATUSES: IncidentStatus[] = ['raised', 'acknowledged', 'dispatched', 'on_scene'];
 
+/** pending: requested by school staff, marks nothing until a control-center user approves it. */
+export const DRILL_WINDOW_STATUSES = ['pending', 'approved'] as const;
+
 export const OUTCOMES = ['genuine', 'false_alarm', 'drill', 'test'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** Deterministic BullMQ job ids (BullMQ forbids ':' in custom ids, hence '-'). */
 export const jobIds = {
   escalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}`,
-  relay: (incidentId: string) => `relay-${incidentId}`,
-  relayWatch: (incidentId: string) => `relaywatch-${incidentId}`,
+  relay: (incidentId: string, real = false) => `relay-${incidentId}${real ? '-real' : ''}`,
+  relayWatch: (incidentId: string, real = false) => `relaywatch-${incidentId}${real ? '-real' : ''}`,
+  /** Escalation timers of a drill turned real (the drill's own timers did nothing). */
+  realEscalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}-real`,
   /** The escalation handed to the notifications (JobName.NotifyEscalation). */
   notice: (incidentId: string, level: number) => `notice-${incidentId}-${level}`,
 };

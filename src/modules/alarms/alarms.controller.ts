@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Inject, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -10,6 +10,7 @@ import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/acce
 import type { AuthDevice, AuthUser } from '../../infra/access/roles';
 import { AlarmIntakeService, RaiseResult } from './alarm-intake.service';
 import { ACT_ROLES, CANCEL_ROLES, RAISE_ROLES, READ_ROLES } from './alarms.access';
+import { ButtonTestsService } from './button-tests.service';
 import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentQueriesService } from './incident-queries.service';
@@ -46,6 +47,7 @@ export class AlarmsController {
     private readonly lifecycle: IncidentLifecycleService,
     private readonly queries: IncidentQueriesService,
     private readonly drills: DrillWindowsService,
+    private readonly tests: ButtonTestsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
@@ -59,7 +61,15 @@ export class AlarmsController {
     const wait = this.presses.take(device.subjectId);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
-    return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...dto }, actor));
+    // A self-test (issue 11 §3): recorded, no incident, never dispatched.
+    const test = dto.test === true ? 'device_flag' : this.tests.inTestMode(device.subjectId) ? 'test_mode' : null;
+    if (test) {
+      const r = await this.tests.pressed(device.subjectId, dto.eventId, test, actor);
+      res.status(r.created ? 201 : 200);
+      return { test: r.test, created: r.created };
+    }
+    const { test: _t, ...press } = dto;
+    return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...press }, actor));
   }
 
   @ApiSecurity('device')
@@ -118,6 +128,7 @@ export class AlarmsController {
     return this.queries.stats(user, q);
   }
 
+  /** Control center: an approved window (201); school staff: a pending request (201, status 'pending') for an operator to approve. */
   @Roles(...RAISE_ROLES)
   @Post('drill-windows')
   createDrill(@CurrentUser() user: AuthUser, @Body() dto: DrillWindowDto) {
@@ -128,6 +139,28 @@ export class AlarmsController {
   @Get('drill-windows')
   listDrills(@CurrentUser() user: AuthUser, @Query() q: DrillWindowQuery) {
     return this.drills.listDrillWindows(user, q);
+  }
+
+  @Roles(...ACT_ROLES)
+  @Post('drill-windows/:id/approve')
+  @HttpCode(200)
+  approveDrill(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
+    return this.drills.approve(user, id);
+  }
+
+  @Roles(...ACT_ROLES)
+  @Post('drill-windows/:id/end')
+  @HttpCode(200)
+  endDrill(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
+    return this.drills.end(user, id);
+  }
+
+  /** Control center: any window; school staff: withdraw a pending request of their school. 204. */
+  @Roles(...RAISE_ROLES)
+  @Delete('drill-windows/:id')
+  @HttpCode(204)
+  async deleteDrill(@CurrentUser() user: AuthUser, @UuidParam() id: string): Promise<void> {
+    await this.drills.remove(user, id);
   }
 
   @Roles(...READ_ROLES)
@@ -162,6 +195,14 @@ export class AlarmsController {
   @HttpCode(200)
   resolve(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: ResolveDto) {
     return this.lifecycle.resolve(user, id, dto.outcome, dto.note);
+  }
+
+  /** A drill turned into a real alarm with one action: relayed as real, escalates (issue 11 §2). */
+  @Roles(...ACT_ROLES)
+  @Post(':id/make-real')
+  @HttpCode(200)
+  makeReal(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: OptionalNoteDto) {
+    return this.lifecycle.makeReal(user, id, dto.note);
   }
 
   @Roles(...CANCEL_ROLES)

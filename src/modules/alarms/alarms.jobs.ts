@@ -8,6 +8,7 @@ import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events';
 import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
+import { ButtonTestsService } from './button-tests.service';
 import { jobIds } from './alarms.constants';
 import { IncidentRow, toSummary } from './incident-row';
 import { appendTimeline } from './incident-timeline';
@@ -28,11 +29,12 @@ export class AlarmsJobs {
     queue: QueueService,
     private readonly events: ConsoleEventsService,
     private readonly outbox: AlarmsOutboxService,
+    private readonly buttonTests: ButtonTestsService,
   ) {
     this.cfg = config.alarms;
-    queue.handle(JobName.AlarmEscalate, (p) => this.escalate(p.incidentId, p.level));
-    queue.handle(JobName.AlarmPoliceRelay, (p, meta) => this.relay(p.incidentId, meta.attempt));
-    queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId));
+    queue.handle(JobName.AlarmEscalate, (p, meta) => this.escalate(p.incidentId, p.level, meta.jobId));
+    queue.handle(JobName.AlarmPoliceRelay, (p, meta) => this.relay(p.incidentId, meta.attempt, p.real ?? false));
+    queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId, p.real ?? false));
   }
 
   /**
@@ -41,12 +43,13 @@ export class AlarmsJobs {
    * through the outbox (src/modules/notifications handles it and marks it done). The timeline says
    * only what happened here; who was told, how, and whether it arrived, the notifications add.
    */
-  async escalate(incidentId: string, level: number): Promise<string> {
+  /** A drill (演练) does not escalate: its timers do nothing; turned real, it gets timers of its own (jobIds.realEscalation). */
+  async escalate(incidentId: string, level: number, jobId = jobIds.escalation(incidentId, level)): Promise<string> {
     let notice: OutboxRow[] = [];
     const result = await this.db.transaction(async (m) => {
       const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1 FOR UPDATE`, [incidentId])) as IncidentRow[];
       let result = 'skipped';
-      if (row && row.status === 'raised' && row.escalation_level < level) {
+      if (row && row.status === 'raised' && !row.drill && row.escalation_level < level) {
         const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [
           IncidentRow[],
         ];
@@ -57,23 +60,35 @@ export class AlarmsJobs {
         ]);
         result = `escalated to ${level}`;
       }
-      await this.outbox.markDone(m, [jobIds.escalation(incidentId, level)]);
+      await this.outbox.markDone(m, [jobId]);
       return result;
     });
     this.outbox.kick(notice);
     return result;
   }
 
-  /** One delivery attempt to the police endpoint; throws on failure (BullMQ backs off and retries). */
-  async relay(incidentId: string, attempt: number): Promise<string> {
+  /**
+   * One delivery attempt to the police endpoint; throws on failure (BullMQ backs off and retries).
+   * A drill goes out marked (`drill: true`, `drillLabel`) or not at all (alarms.drills.relay). A
+   * drill turned real (`real`) is delivered again as real under its own key `<incident>-real`
+   * (the platform deduplicates by key, so the drill's delivery would hide it).
+   */
+  async relay(incidentId: string, attempt: number, real = false): Promise<string> {
+    const jobId = jobIds.relay(incidentId, real);
     const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [incidentId])) as IncidentRow[];
     if (!row || row.relay_delivered_at || !this.cfg.policeRelay.url) {
-      await this.outbox.markDone(this.db, [jobIds.relay(incidentId)]);
+      await this.outbox.markDone(this.db, [jobId]);
       return 'nothing to do';
+    }
+    if (row.drill && this.cfg.drills.relay === 'none') {
+      await this.outbox.markDone(this.db, [jobId]);
+      return 'drill not relayed';
     }
     const body = {
       incidentId: row.id,
       drill: row.drill, // 演练: the receiver must not dispatch officers for a drill
+      ...(row.drill ? { drillLabel: this.cfg.drills.relayLabel } : {}),
+      ...(real ? { madeRealFromDrill: true } : {}),
       type: row.type,
       priority: row.priority,
       source: row.source,
@@ -84,7 +99,7 @@ export class AlarmsJobs {
       cameras: row.cameras.map((c) => ({ id: c.id, name: c.name, streamUrl: c.streamUrl })),
     };
     try {
-      await postToPolice(this.cfg.policeRelay, row.id, body);
+      await postToPolice(this.cfg.policeRelay, real ? `${row.id}-real` : row.id, body);
     } catch (e) {
       await this.db.query(`UPDATE incidents SET relay_attempts = greatest(relay_attempts, $2) WHERE id = $1`, [incidentId, attempt]);
       throw e;
@@ -96,28 +111,31 @@ export class AlarmsJobs {
         [incidentId, attempt],
       )) as [IncidentRow[]];
       if (up) {
-        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relayed', `已推送公安联网平台（第 ${attempt} 次尝试）`, { attempt });
+        const what = up.drill ? `（${this.cfg.drills.relayLabel}）` : '';
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relayed', `已推送公安联网平台${what}（第 ${attempt} 次尝试）`, { attempt, drill: up.drill });
         await this.events.append(m, { type: 'incident.updated', schoolId: up.school_id, payload: { ...toSummary(up), change: 'relayed' } });
+        // "Networked with the police" is measured: the button's last delivery that succeeded (issue 11 §3).
+        if (up.alarm_device_id) await this.buttonTests.relayed(m, up.alarm_device_id);
       }
-      await this.outbox.markDone(m, [jobIds.relay(incidentId)]);
+      await this.outbox.markDone(m, [jobId]);
     });
     return 'delivered';
   }
 
-  /** Runs `lateAfterSeconds` after the press: undelivered by then → operator-visible warning. */
-  async relayWatch(incidentId: string): Promise<string> {
+  /** Runs `lateAfterSeconds` after the press: undelivered by then → operator-visible warning (not for a drill that is not to be relayed). */
+  async relayWatch(incidentId: string, real = false): Promise<string> {
     return this.db.transaction(async (m) => {
       const [[up]] = (await m.query(
         `UPDATE incidents SET relay_late = true, updated_at = now()
-         WHERE id = $1 AND relay_required AND relay_delivered_at IS NULL AND NOT relay_late RETURNING *`,
-        [incidentId],
+         WHERE id = $1 AND relay_required AND relay_delivered_at IS NULL AND NOT relay_late AND NOT (drill AND $2::boolean) RETURNING *`,
+        [incidentId, this.cfg.drills.relay === 'none'],
       )) as [IncidentRow[]];
       if (up) {
         const s = this.cfg.policeRelay.lateAfterSeconds;
         await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_late', `推送公安联网平台超过 ${s} 秒仍未成功，正在重试`, { attempts: up.relay_attempts });
         await this.events.append(m, { type: 'incident.relay_late', schoolId: up.school_id, payload: { ...toSummary(up), lateAfterSeconds: s } });
       }
-      await this.outbox.markDone(m, [jobIds.relayWatch(incidentId)]);
+      await this.outbox.markDone(m, [jobIds.relayWatch(incidentId, real)]);
       return up ? 'late' : 'on time';
     });
   }

@@ -4,6 +4,8 @@ import { AlarmsOutboxService } from './alarms-outbox.service';
 import { AlarmsController } from './alarms.controller';
 import { AlarmsJobs } from './alarms.jobs';
 import { AlarmIntakeService } from './alarm-intake.service';
+import { ButtonTestsController } from './button-tests.controller';
+import { ButtonTestsService } from './button-tests.service';
 import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentNoticesService } from './incident-notices.service';
@@ -18,7 +20,7 @@ import { PressFoldingService } from './press-folding.service';
  */
 @Module({
   imports: [RegistryModule],
-  controllers: [AlarmsController],
+  controllers: [AlarmsController, ButtonTestsController],
   providers: [
     AlarmIntakeService,
     IncidentLifecycleService,
@@ -28,6 +30,7 @@ import { PressFoldingService } from './press-folding.service';
     AlarmsJobs,
     IncidentNoticesService,
     PressFoldingService,
+    ButtonTestsService,
   ],
   exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService],
 })

@@ -3,7 +3,7 @@ import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { AREA_KINDS } from '../registry';
 import { IsStrictDateTime } from '../../infra/http/dates';
-import { DEVICE_REPORT_TYPES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
+import { DEVICE_REPORT_TYPES, DRILL_WINDOW_STATUSES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 
 const EVENT_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -18,6 +18,10 @@ export class DevicePressDto {
   @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
   @ApiPropertyOptional({ description: 'a drill press (演练)' }) @IsOptional() @IsBoolean() drill?: boolean;
+  @ApiPropertyOptional({ description: "a self-test press (测试): recorded as the button's test, no incident, never dispatched (issue 11 §3)" })
+  @IsOptional()
+  @IsBoolean()
+  test?: boolean;
 }
 
 /** An alarm a camera (or its gateway) reports: video analytics, tamper, fault. */
@@ -65,6 +69,16 @@ export class ResolveDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
 }
 
+/** A guard's test mode for one button: presses within it are test presses. */
+export class TestModeDto {
+  @ApiPropertyOptional({ description: 'minutes (default alarms.buttonTests.testModeMinutes, at most testModeMaxMinutes)' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(60)
+  minutes?: number;
+}
+
 export class CancelDto {
   @ApiProperty({ example: '误按' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
 }
@@ -93,13 +107,20 @@ export class StatsQuery {
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
 }
 
+/**
+ * A drill window (演练). Bounded by alarms.drills: at most maxWindowMinutes long (default 120),
+ * starting no earlier than maxStartPastMinutes ago (default 5) and within maxLeadDays; else a
+ * field-level 400. School staff get a pending request, control-center users an approved window.
+ */
 export class DrillWindowDto {
   @ApiProperty() @IsUUID() schoolId: string;
-  @ApiProperty() @IsStrictDateTime() startsAt: string;
-  @ApiProperty() @IsStrictDateTime() endsAt: string;
+  @ApiProperty({ description: 'ISO 8601 with offset; not more than alarms.drills.maxStartPastMinutes ago' }) @IsStrictDateTime() startsAt: string;
+  @ApiProperty({ description: 'ISO 8601 with offset; after startsAt, at most alarms.drills.maxWindowMinutes later' }) @IsStrictDateTime() endsAt: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
 export class DrillWindowQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional({ description: 'only approved windows in force now' }) @IsOptional() @Transform(toBool) @IsBoolean() active?: boolean;
+  @ApiPropertyOptional({ enum: DRILL_WINDOW_STATUSES }) @IsOptional() @IsIn(DRILL_WINDOW_STATUSES) status?: (typeof DRILL_WINDOW_STATUSES)[number];
 }

@@ -1,4 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { AlarmsConfig } from '../../config/sections';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { AuthUser } from '../../infra/access/roles';
@@ -9,7 +11,9 @@ import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log';
 import { ConsoleEventsService } from '../console-events';
 import { ACT_ROLES, assertRole, CANCEL_ROLES, RAISE_ROLES, userActor } from './alarms.access';
-import type { Outcome } from './alarms.constants';
+import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
+import { jobIds, OPEN_STATUSES, type Outcome } from './alarms.constants';
+import { ButtonTestsService } from './button-tests.service';
 import { IncidentRow, IncidentView, iso, toSummary, toView } from './incident-row';
 import { allowedFrom, IncidentAction, transition } from './incident-state';
 import { appendTimeline } from './incident-timeline';
@@ -23,12 +27,79 @@ import { appendTimeline } from './incident-timeline';
  */
 @Injectable()
 export class IncidentLifecycleService {
+  private readonly cfg: AlarmsConfig;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly events: ConsoleEventsService,
     private readonly audit: AuditService,
     private readonly queue: QueueService,
-  ) {}
+    private readonly outbox: AlarmsOutboxService,
+    private readonly buttonTests: ButtonTestsService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.cfg = config.alarms;
+  }
+
+  /**
+   * One action turns an open drill into a real alarm (issue 11 §2): `drill` false, then — in the
+   * same transaction — a police delivery as real (its own key `<incident>-real`, whether or not the
+   * drill went out marked) when the incident is one to relay, and escalation timers counted from
+   * the raise time (an overdue level fires at once; acknowledged incidents do not escalate).
+   * Control-center roles; 409 ALARM.NOT_A_DRILL when it is not a drill or no longer open.
+   */
+  async makeReal(user: AuthUser, id: string, note?: string): Promise<IncidentView> {
+    assertRole(user, ACT_ROLES);
+    const scope = scopedSchoolId(user);
+    let jobs: OutboxRow[] = [];
+    const row = await this.db.transaction(async (m) => {
+      const [[up]] = (await m.query(
+        `UPDATE incidents SET drill = false, relay_delivered_at = NULL, relay_attempts = 0, relay_late = false, updated_at = now()
+         WHERE id = $1 AND drill AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
+        [id, OPEN_STATUSES, scope],
+      )) as [IncidentRow[]];
+      if (!up) {
+        const [cur] = (await m.query(`SELECT status, drill, school_id FROM incidents WHERE id = $1`, [id])) as IncidentRow[];
+        if (!cur || (scope && cur.school_id !== scope)) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
+        throw Errors.conflict(ErrorCode.ALARM.NOT_A_DRILL, '该报警不是演练或已结束', { status: cur.status, drill: cur.drill });
+      }
+      const actor = userActor(user);
+      await appendTimeline(m, id, actor, 'made_real', note ?? '', null);
+      await this.events.append(m, { type: 'incident.updated', schoolId: up.school_id, payload: { ...toSummary(up), change: 'made_real' } });
+      await this.audit.record(m, {
+        action: 'make_real',
+        entity: 'incident',
+        entityId: id,
+        schoolId: up.school_id,
+        before: { drill: true },
+        after: { drill: false, note },
+      });
+      const t0 = new Date(up.first_press_at).getTime();
+      const now = Date.now();
+      const out: OutboxJob[] =
+        up.status === 'raised'
+          ? (this.cfg.escalationSeconds[up.priority] ?? []).map((sec, i) => ({
+              name: JobName.AlarmEscalate,
+              jobId: jobIds.realEscalation(id, i + 1),
+              payload: { incidentId: id, level: i + 1 },
+              availableAt: new Date(Math.max(now, t0 + sec * 1000)),
+            }))
+          : [];
+      if (up.relay_required && this.cfg.policeRelay.url) {
+        out.push({ name: JobName.AlarmPoliceRelay, jobId: jobIds.relay(id, true), payload: { incidentId: id, real: true }, availableAt: new Date(now) });
+        out.push({
+          name: JobName.AlarmRelayWatch,
+          jobId: jobIds.relayWatch(id, true),
+          payload: { incidentId: id, real: true },
+          availableAt: new Date(now + this.cfg.policeRelay.lateAfterSeconds * 1000),
+        });
+      }
+      jobs = await this.outbox.insert(m, out);
+      return up;
+    });
+    this.outbox.kick(jobs);
+    return toView(row);
+  }
 
   acknowledge(user: AuthUser, id: string, note?: string) {
     return this.act(user, id, 'acknowledge', { note });
@@ -76,6 +147,8 @@ export class IncidentLifecycleService {
       if (!updated) throw await this.refusal(m, id, action, user);
       await appendTimeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
       await this.events.append(m, { type: 'incident.updated', schoolId: updated.school_id, payload: { ...toSummary(updated), change: action } });
+      // Resolved as a test: the button's self-test is recorded (issue 11 §3).
+      if (action === 'resolve' && opts.outcome === 'test') await this.buttonTests.fromOutcome(m, updated, user);
       await this.audit.record(m, {
         action,
         entity: 'incident',

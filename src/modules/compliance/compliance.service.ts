@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
@@ -53,12 +54,17 @@ const idName = (d: { id: string; name: string }) => ({ id: d.id, name: d.name })
 export class ComplianceService {
   private readonly logger = new Logger('Compliance');
 
+  private readonly networkedWithinDays: number;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly registry: RegistryService,
     private readonly dayFacts: DayFactsService,
     private readonly audit: AuditService,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.networkedWithinDays = config.compliance.networkedWithinDays;
+  }
 
   /**
    * Computes a date for the schools in `filter`, as of `now` for today (windows not yet due do
@@ -87,7 +93,11 @@ export class ComplianceService {
       const notLinked = f.buttons!.filter((d) => !d.policeLinked).map(idName);
       const buttons = o.devices.alarm_device;
       const cameras = o.devices.camera;
-      const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && notLinked.length === 0;
+      // Linked with the police is measured, not a flag: a relay of a police-linked button (real or test) delivered within the period.
+      const linked = f.buttons!.filter((d) => d.policeLinked);
+      const lastRelay = Math.max(0, ...linked.map((d) => (d.lastPoliceRelayAt ? new Date(d.lastPoliceRelayAt).getTime() : 0)));
+      const relayVerified = lastRelay > asOf.getTime() - this.networkedWithinDays * 86_400_000;
+      const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && relayVerified;
 
       const { required, actual, rule } = f.guards!;
       const unstaffed = f.posts!.filter((w) => !w.staffed);
@@ -112,6 +122,10 @@ export class ComplianceService {
           offlineCameraCount: offlineCameras.length,
           offlineButtons: offlineButtons.slice(0, LIST_CAP),
           notPoliceLinked: notLinked.slice(0, LIST_CAP),
+          ...(relayVerified
+            ? {}
+            : { noRecentPoliceRelay: { lastPoliceRelayAt: lastRelay ? new Date(lastRelay).toISOString() : null, withinDays: this.networkedWithinDays } }),
+          ...(linked.length === 0 ? { noPoliceLinkedButton: true } : {}),
           ...(buttons === 0 ? { noAlarmButton: true } : {}),
           ...(cameras === 0 ? { noCamera: true } : {}),
         };
@@ -262,12 +276,21 @@ function describe(reasons: Record<string, unknown>): string {
   if (c) out.push(`校门开启：${[...new Set(c.gates.map((g) => g.gate))].join('、')}`);
   const g = reasons.guards as { required: number; actual: number; short: number } | undefined;
   if (g) out.push(`保安员 ${g.actual}/${g.required}，缺 ${g.short} 人`);
-  const n = reasons.networked as { offlineCameraCount: number; offlineButtons: unknown[]; notPoliceLinked: unknown[]; noAlarmButton?: boolean } | undefined;
+  const n = reasons.networked as
+    | {
+        offlineCameraCount: number;
+        offlineButtons: unknown[];
+        noAlarmButton?: boolean;
+        noPoliceLinkedButton?: boolean;
+        noRecentPoliceRelay?: { lastPoliceRelayAt: string | null; withinDays: number };
+      }
+    | undefined;
   if (n) {
     const parts = [];
     if (n.offlineCameraCount) parts.push(`${n.offlineCameraCount} 路摄像机离线`);
     if (n.offlineButtons.length) parts.push(`${n.offlineButtons.length} 个一键报警离线`);
-    if (n.notPoliceLinked.length) parts.push(`${n.notPoliceLinked.length} 个一键报警未联网公安`);
+    if (n.noPoliceLinkedButton) parts.push('无与公安联网的一键报警');
+    else if (n.noRecentPoliceRelay) parts.push(`${n.noRecentPoliceRelay.withinDays} 天内无成功推送公安的报警或测试`);
     if (n.noAlarmButton) parts.push('无一键报警');
     out.push(parts.join('，') || '联网未达标');
   }

@@ -39,6 +39,26 @@ export interface ConsoleEventMap {
     recovered?: string[];
     newlyOverdue?: { deviceId: string; kind: string }[];
   };
+  /**
+   * A drill window (演练) was created, requested by a school, approved, ended early or deleted
+   * (src/modules/alarms). Consoles show the approved windows in force (startsAt ≤ now < endsAt)
+   * and the pending requests to approve.
+   */
+  'drill.window': DrillWindowItem & { change: DrillWindowChange };
+  /**
+   * An alarm button's self-test (issue 11 §3): a test press was recorded (`tested`: device flag, test
+   * mode, or an incident resolved with outcome `test`), or a guard started / ended its test mode.
+   */
+  'button.test': {
+    alarmDeviceId: string;
+    schoolId: string;
+    change: 'tested' | 'test_mode_started' | 'test_mode_ended';
+    testId: string | null;
+    kind: 'device_flag' | 'test_mode' | 'outcome' | null;
+    at: string;
+    by: string;
+    testModeUntil: string | null;
+  };
   /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
   'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[] };
   /**
@@ -111,6 +131,24 @@ export interface NotificationDeliveryItem {
   sentAt: string | null;
   updatedAt: string;
 }
+
+/** A drill window as the API lists it and the console shows it. */
+export interface DrillWindowItem {
+  id: string;
+  schoolId: string;
+  schoolName: string;
+  startsAt: string;
+  endsAt: string;
+  note: string;
+  /** pending: requested by the school, marks nothing until approved. */
+  status: 'pending' | 'approved';
+  createdBy: string;
+  approvedBy: string | null;
+  approvedAt: string | null;
+  endedBy: string | null;
+  endedAt: string | null;
+}
+export type DrillWindowChange = 'created' | 'requested' | 'approved' | 'ended' | 'deleted';
 
 /** One finding as listed in a patrol event. */
 export interface PatrolFindingItem {

@@ -4,6 +4,8 @@ export type {
   ConsoleEventInput,
   ConsoleEventMap,
   ConsoleEventType,
+  DrillWindowChange,
+  DrillWindowItem,
   IncidentCamera,
   IncidentSummary,
   NotificationDeliveryItem,

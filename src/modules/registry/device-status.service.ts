@@ -46,6 +46,8 @@ export interface DeviceStateRow {
   status: DeviceStatus;
   policeLinked: boolean | null;
   lastTestAt: Date | null;
+  /** Alarm buttons: the last delivery to the police endpoint that succeeded (real or test press); cameras: null. */
+  lastPoliceRelayAt?: Date | null;
 }
 
 /**
@@ -188,7 +190,7 @@ export class DeviceStatusService {
   alarmDeviceStates(schoolIds?: string[]): Promise<DeviceStateRow[]> {
     return this.db.query(
       `SELECT id, 'alarm_device' AS kind, school_id AS "schoolId", code || CASE WHEN location <> '' THEN ' ' || location ELSE '' END AS name, area_kind AS "areaKind",
-              status, police_linked AS "policeLinked", last_test_at AS "lastTestAt"
+              status, police_linked AS "policeLinked", last_test_at AS "lastTestAt", last_police_relay_at AS "lastPoliceRelayAt"
          FROM alarm_devices WHERE ($1::uuid[] IS NULL OR school_id = ANY($1))`,
       [schoolIds ?? null],
     );

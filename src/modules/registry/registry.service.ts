@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
@@ -17,7 +17,10 @@ export interface AlarmDeviceSpot {
   zoneId: string | null;
   location: string;
   areaKind: string;
+  code: string;
   linkedCameraIds: string[];
+  /** Wired to the public-security platform (一键报警联网): only such a button's presses are relayed to the police. */
+  policeLinked: boolean;
   cameras: { id: string; name: string; location: string; areaKind: string; streamUrl: string; status: DeviceStatus }[];
 }
 
@@ -59,8 +62,8 @@ export class RegistryService {
    */
   async alarmDeviceSpot(id: string): Promise<AlarmDeviceSpot> {
     const [row] = await this.db.query(
-      `SELECT d.id, d.school_id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.location, d.area_kind AS "areaKind",
-              d.linked_camera_ids AS "linkedCameraIds",
+      `SELECT d.id, d.code, d.school_id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.location, d.area_kind AS "areaKind",
+              d.linked_camera_ids AS "linkedCameraIds", d.police_linked AS "policeLinked",
               coalesce((SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'location', c.location, 'areaKind', c.area_kind,
                                                             'streamUrl', c.stream_url, 'status', c.status)
                                          ORDER BY c.id = ANY(d.linked_camera_ids) DESC, c.name)
@@ -71,6 +74,37 @@ export class RegistryService {
     );
     if (!row) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id);
     return row as AlarmDeviceSpot;
+  }
+
+  // ---- Alarm-button self-tests and police relays (issue 11 §3; written by src/modules/alarms) ----
+
+  /** A button's self-test at `at` by `byName` (last_test_at only moves forward), in the caller's transaction. */
+  async recordButtonTest(m: EntityManager, id: string, at: Date, byName: string): Promise<void> {
+    await m.query(
+      `UPDATE alarm_devices SET last_test_at = $2, last_test_by_name = $3, updated_at = now() WHERE id = $1 AND (last_test_at IS NULL OR last_test_at <= $2)`,
+      [id, at, byName],
+    );
+  }
+
+  /** A delivery to the police endpoint succeeded for this button (police-linked ones only), in the caller's transaction. */
+  async recordButtonPoliceRelay(m: EntityManager, id: string): Promise<void> {
+    await m.query(`UPDATE alarm_devices SET last_police_relay_at = now() WHERE id = $1 AND police_linked`, [id]);
+  }
+
+  /** Test mode until `until` (null: ended); returns the button's school, or 404. */
+  async setButtonTestMode(m: EntityManager, id: string, until: Date | null, byName: string | null): Promise<{ schoolId: string; testModeUntil: Date | null }> {
+    const [[row]] = (await m.query(
+      `UPDATE alarm_devices SET test_mode_until = $2, test_mode_by_name = $3, updated_at = now() WHERE id = $1
+       RETURNING school_id AS "schoolId", test_mode_until AS "testModeUntil"`,
+      [id, until, byName],
+    )) as [{ schoolId: string; testModeUntil: Date | null }[]];
+    if (!row) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id);
+    return row;
+  }
+
+  /** Buttons in test mode now, with the end of it. */
+  async buttonsInTestMode(): Promise<{ id: string; until: Date; by: string | null }[]> {
+    return this.db.query(`SELECT id, test_mode_until AS until, test_mode_by_name AS by FROM alarm_devices WHERE test_mode_until > now()`);
   }
 
   // ---- Read models for patrol audits and compliance (issue 6) ----

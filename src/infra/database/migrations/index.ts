@@ -9,6 +9,7 @@ import { DeviceStatusHot1764301000000 } from './1764301000000-DeviceStatusHot';
 import { Notifications1764302400000 } from './1764302400000-Notifications';
 import { VideoEvidence1764302500000 } from './1764302500000-VideoEvidence';
 import { IncidentClientEvents1764311400000 } from './1764311400000-IncidentClientEvents';
+import { DrillsAndButtonTests1764311611000 } from './1764311611000-DrillsAndButtonTests';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   Notifications1764302400000,
   VideoEvidence1764302500000,
   IncidentClientEvents1764311400000,
+  DrillsAndButtonTests1764311611000,
 ];

@@ -1,0 +1,178 @@
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
+
+const SECRET = 'test-police-hmac-secret-0123456789';
+const MIN = 60_000;
+
+/** Issue 11 §2: drill windows can no longer silence real alarms. */
+describe('drill windows (governed) and drills made real', () => {
+  let t: TestApp;
+  let police: PoliceReceiver;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let op: string;
+  let staffA: string;
+  let staffB: string;
+
+  beforeAll(async () => {
+    police = await startPoliceReceiver(SECRET);
+    t = await startApp({
+      alarms: {
+        // P1 escalates fast here: a drill's timers must do nothing, a drill made real must escalate.
+        escalationSeconds: { P1: [0.3, 0.6], P2: [600], P3: [600], P4: [600] },
+        policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 50, lateAfterSeconds: 0.5 },
+        outbox: { pollMs: 100, redispatchAfterMs: 2000, batchSize: 100 },
+        drills: { maxWindowMinutes: 120, maxStartPastMinutes: 5, maxLeadDays: 90, relay: 'marked', relayLabel: '演练' },
+      },
+    });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    op = (await t.userToken('operator')).token;
+    staffA = (await t.userToken('school_security', seed.schoolA.id)).token;
+    staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
+  });
+  afterAll(async () => {
+    await t.close();
+    await police.close();
+  });
+
+  const window = (token: string, schoolId: string, fromMs: number, toMs: number, note = '消防演练') =>
+    t
+      .http()
+      .post('/api/v1/incidents/drill-windows')
+      .set(auth(token))
+      .send({ schoolId, startsAt: new Date(Date.now() + fromMs).toISOString(), endsAt: new Date(Date.now() + toMs).toISOString(), note });
+  const raise = (token: string, schoolId: string, type = 'fire') =>
+    t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId, type, location: '实验楼' }).expect(201);
+  const fields = (body: { error: { details: { fields: { field: string }[] } } }) => body.error.details.fields.map((f) => f.field).sort();
+
+  it('refuses an unbounded window with a field-level 400 (the 100-year window), for staff and operators alike', async () => {
+    for (const token of [staffA, op]) {
+      const r = await t
+        .http()
+        .post('/api/v1/incidents/drill-windows')
+        .set(auth(token))
+        .send({ schoolId: seed.schoolA.id, startsAt: '0001-01-01T00:00:00Z', endsAt: '9999-12-31T23:59:59Z' })
+        .expect(400);
+      expect(r.body.error.code).toBe('VALIDATION_FAILED');
+      expect(fields(r.body)).toEqual(['endsAt', 'startsAt']);
+    }
+    // Longer than alarms.drills.maxWindowMinutes; starting further back than maxStartPastMinutes; beyond maxLeadDays; end before start.
+    expect(fields((await window(op, seed.schoolA.id, MIN, 122 * MIN).expect(400)).body)).toEqual(['endsAt']);
+    expect(fields((await window(op, seed.schoolA.id, -10 * MIN, 30 * MIN).expect(400)).body)).toEqual(['startsAt']);
+    expect(fields((await window(op, seed.schoolA.id, 91 * 86_400_000, 91 * 86_400_000 + MIN).expect(400)).body)).toEqual(['startsAt']);
+    expect(fields((await window(op, seed.schoolA.id, 30 * MIN, 10 * MIN).expect(400)).body)).toEqual(['endsAt']);
+    // The longest allowed window, starting within the allowed past, is taken.
+    const ok = await window(op, seed.schoolA.id, -4 * MIN, 116 * MIN).expect(201);
+    await t.http().delete(`/api/v1/incidents/drill-windows/${ok.body.id}`).set(auth(op)).expect(204);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM drill_windows`);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("makes school staff's window a pending request that marks nothing until an operator approves it", async () => {
+    const req = await window(staffB, seed.schoolB.id, -MIN, 30 * MIN).expect(201);
+    expect(req.body).toMatchObject({ status: 'pending', schoolId: seed.schoolB.id, schoolName: '乙小学', approvedBy: null });
+    // Pending: a real alarm stays real.
+    expect((await raise(staffB, seed.schoolB.id)).body.drill).toBe(false);
+    // Staff can neither approve nor end; another school's staff do not see it.
+    await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/approve`).set(auth(staffB)).expect(403);
+    await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/end`).set(auth(staffB)).expect(403);
+    await t.http().delete(`/api/v1/incidents/drill-windows/${req.body.id}`).set(auth(staffA)).expect(404);
+    const ok = await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/approve`).set(auth(op)).expect(200);
+    expect(ok.body).toMatchObject({ status: 'approved', approvedBy: expect.any(String) });
+    const again = await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/approve`).set(auth(op)).expect(409);
+    expect(again.body.error.code).toBe('DRILL_WINDOW.NOT_PENDING');
+    // Approved: the school's alarms are drills; school A's are not.
+    expect((await raise(staffB, seed.schoolB.id)).body.drill).toBe(true);
+    expect((await raise(staffA, seed.schoolA.id)).body.drill).toBe(false);
+    // Staff may not delete an approved window (only withdraw a pending request).
+    await t.http().delete(`/api/v1/incidents/drill-windows/${req.body.id}`).set(auth(staffB)).expect(403);
+
+    // Visible on the console while active, and audited.
+    const active = (await t.http().get('/api/v1/incidents/drill-windows').query({ active: true }).set(auth(op)).expect(200)).body;
+    expect(active.map((w: { id: string }) => w.id)).toEqual([req.body.id]);
+    const ev = await t.db.query(
+      `SELECT payload->>'change' AS change, school_id FROM console_events WHERE type = 'drill.window' AND payload->>'id' = $1 ORDER BY seq`,
+      [req.body.id],
+    );
+    expect(ev.rows).toEqual([
+      { change: 'requested', school_id: seed.schoolB.id },
+      { change: 'approved', school_id: seed.schoolB.id },
+    ]);
+
+    // Ended early: alarms from now on are real again; it is no longer active.
+    const ended = await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/end`).set(auth(op)).expect(200);
+    expect(new Date(ended.body.endsAt).getTime()).toBeLessThanOrEqual(Date.now());
+    expect((await raise(staffB, seed.schoolB.id)).body.drill).toBe(false);
+    expect((await t.http().get('/api/v1/incidents/drill-windows').query({ active: true }).set(auth(staffB)).expect(200)).body).toEqual([]);
+    expect((await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/end`).set(auth(op)).expect(409)).body.error.code).toBe('DRILL_WINDOW.OVER');
+    await t.http().delete(`/api/v1/incidents/drill-windows/${req.body.id}`).set(auth(op)).expect(204);
+    const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'drill_window' AND entity_id = $1 ORDER BY id`, [req.body.id]);
+    expect(audit.rows.map((r) => r.action)).toEqual(['create', 'approve', 'end', 'delete']);
+  });
+
+  it('lets the school withdraw its own pending request, and answers 404 for a missing window', async () => {
+    const req = await window(staffA, seed.schoolA.id, 60 * MIN, 90 * MIN).expect(201);
+    await t.http().delete(`/api/v1/incidents/drill-windows/${req.body.id}`).set(auth(staffA)).expect(204);
+    await t.http().post(`/api/v1/incidents/drill-windows/${req.body.id}/approve`).set(auth(op)).expect(404);
+    await t.http().post('/api/v1/incidents/drill-windows/not-a-uuid/approve').set(auth(op)).expect(400);
+  });
+
+  it('a drill does not escalate; one action makes it real: relayed to the police as real, and it escalates', async () => {
+    const w = await window(op, seed.schoolA.id, -MIN, 30 * MIN).expect(201);
+    expect(w.body.status).toBe('approved');
+    const drill = (await raise(staffA, seed.schoolA.id)).body;
+    expect(drill.drill).toBe(true);
+    // Its level-1 timer ran (its outbox row is done) and changed nothing.
+    await waitFor(
+      async () => (await t.db.query(`SELECT done_at FROM alarm_outbox WHERE job_id = $1`, [`esc-${drill.id}-2`])).rows[0]?.done_at,
+      10000,
+      'drill timers ran',
+    );
+    expect((await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [drill.id])).rows[0].escalation_level).toBe(0);
+    // It went to the police marked as a drill (alarms.drills.relay 'marked').
+    await waitFor(async () => police.bodies.get(drill.id), 10000, 'drill relayed');
+    expect(police.bodies.get(drill.id)).toMatchObject({ drill: true, drillLabel: '演练' });
+
+    await t.http().post(`/api/v1/incidents/${drill.id}/make-real`).set(auth(staffA)).send({}).expect(403);
+    const real = await t.http().post(`/api/v1/incidents/${drill.id}/make-real`).set(auth(op)).send({ note: '不是演练' }).expect(200);
+    expect(real.body).toMatchObject({ drill: false, status: 'raised' });
+    await waitFor(async () => police.bodies.get(`${drill.id}-real`), 10000, 'relayed as real');
+    expect(police.bodies.get(`${drill.id}-real`)).toMatchObject({ incidentId: drill.id, drill: false, madeRealFromDrill: true });
+    await waitFor(
+      async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [drill.id])).rows[0].escalation_level === 2,
+      10000,
+      'escalated',
+    );
+    const tl = (await t.http().get(`/api/v1/incidents/${drill.id}`).set(auth(op)).expect(200)).body.timeline.map((e: { action: string }) => e.action);
+    expect(tl).toEqual(expect.arrayContaining(['made_real', 'escalated']));
+    const again = await t.http().post(`/api/v1/incidents/${drill.id}/make-real`).set(auth(op)).send({}).expect(409);
+    expect(again.body.error.code).toBe('ALARM.NOT_A_DRILL');
+    const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'incident' AND entity_id = $1 AND action = 'make_real'`, [drill.id]);
+    expect(audit.rows).toHaveLength(1);
+    await t.http().post(`/api/v1/incidents/drill-windows/${w.body.id}/end`).set(auth(op)).expect(200);
+  });
+
+  it('keeps drills from the police when configured (alarms.drills.relay none), and still relays one made real', async () => {
+    t.config.alarms.drills.relay = 'none';
+    try {
+      const w = await window(op, seed.schoolB.id, -MIN, 30 * MIN).expect(201);
+      const drill = (await raise(staffB, seed.schoolB.id)).body;
+      expect(drill.drill).toBe(true);
+      await waitFor(
+        async () => (await t.db.query(`SELECT done_at FROM alarm_outbox WHERE job_id = $1`, [`relaywatch-${drill.id}`])).rows[0]?.done_at,
+        10000,
+        'relay and watch ran',
+      );
+      expect(police.requests.has(drill.id)).toBe(false);
+      expect((await t.db.query(`SELECT relay_late FROM incidents WHERE id = $1`, [drill.id])).rows[0].relay_late).toBe(false);
+      await t.http().post(`/api/v1/incidents/${drill.id}/make-real`).set(auth(op)).send({}).expect(200);
+      await waitFor(async () => police.bodies.get(`${drill.id}-real`), 10000, 'relayed as real');
+      expect(police.bodies.get(`${drill.id}-real`)).toMatchObject({ drill: false });
+      expect(police.badSignatures).toBe(0);
+      await t.http().delete(`/api/v1/incidents/drill-windows/${w.body.id}`).set(auth(op)).expect(204);
+    } finally {
+      t.config.alarms.drills.relay = 'marked';
+    }
+  });
+});
