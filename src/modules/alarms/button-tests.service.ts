@@ -13,7 +13,7 @@ import { AuditService } from '../audit-log';
 import { ConsoleEventsService } from '../console-events';
 import { RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
-import { assertRole, RAISE_ROLES, READ_ROLES, userActor } from './alarms.access';
+import { assertRole, RAISE_ROLES, READ_ROLES } from './alarms.access';
 import { postToPolice } from './police-relay.client';
 
 export type ButtonTestKind = 'device_flag' | 'test_mode' | 'outcome';
@@ -147,7 +147,7 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
         ])) as TestRow[];
         return { test: view(seen), created: false };
       }
-      await this.tested(m, row, actor);
+      await this.tested(m, row);
       if (relayRequired)
         jobs = await this.outbox.insert(m, [
           { name: JobName.AlarmButtonTestRelay, jobId: `testrelay-${row.id}`, payload: { testId: row.id }, availableAt: at },
@@ -165,14 +165,13 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
    */
   async fromOutcome(m: EntityManager, incident: { id: string; alarm_device_id: string | null; school_id: string; first_press_at: Date }, user: AuthUser) {
     if (!incident.alarm_device_id) return;
-    const actor = userActor(user);
     const [row] = (await m.query(
       `INSERT INTO alarm_button_tests (alarm_device_id, school_id, at, kind, incident_id, by_type, by_id, by_name, police_linked)
        SELECT d.id, $2, $3, 'outcome', $4, 'user', $5, $6, d.police_linked FROM alarm_devices d WHERE d.id = $1
        ON CONFLICT (incident_id) DO NOTHING RETURNING *`,
       [incident.alarm_device_id, incident.school_id, incident.first_press_at, incident.id, user.id, user.username],
     )) as TestRow[];
-    if (row) await this.tested(m, row, actor);
+    if (row) await this.tested(m, row);
   }
 
   /** A guard (own school) or a control-center user puts one button in test mode for `minutes` (default and maximum from config). */
@@ -240,7 +239,7 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
     return 'delivered';
   }
 
-  private async tested(m: EntityManager, row: TestRow, actor: Actor): Promise<void> {
+  private async tested(m: EntityManager, row: TestRow): Promise<void> {
     await this.registry.recordButtonTest(m, row.alarm_device_id, row.at, row.by_name);
     await this.audit.record(m, {
       action: 'test',
