@@ -1,5 +1,6 @@
 import type { paths } from '@/shared/api-schema';
 import { ApiError } from './errors';
+import type { DrillWindowItem } from '@/shared/server';
 import type {
   DeviceSummary,
   DutyNow,
@@ -54,6 +55,10 @@ export interface ResponseTypes {
   'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
   'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
   'post /api/v1/cameras/{id}/stream': PlayTicket;
+  'get /api/v1/incidents/drill-windows': DrillWindowItem[];
+  'post /api/v1/incidents/drill-windows/{id}/approve': DrillWindowItem;
+  'post /api/v1/incidents/drill-windows/{id}/end': DrillWindowItem;
+  'post /api/v1/incidents/{id}/make-real': IncidentView;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

@@ -90,6 +90,7 @@ const en: Messages = {
     relayLate: 'late',
   },
   act: {
+    makeReal: 'Make it a real alarm',
     acknowledge: 'Acknowledge',
     dispatch: 'Dispatch',
     on_scene: 'On scene',
@@ -172,6 +173,13 @@ const en: Messages = {
     channel: { wecom: 'WeCom', dingtalk: 'DingTalk', feishu: 'Feishu', sms: 'SMS/voice', none: '—' },
     failing: 'Notification channel failing: {names}',
     silenced: 'Silenced for maintenance: {names}',
+  },
+  drill: {
+    title: 'Drills',
+    active: '{school}: drill in progress {from}–{to}',
+    pending: '{school} requests a drill {from}–{to}',
+    approve: 'Approve',
+    end: 'End drill',
   },
   duty: {
     title: 'On duty',

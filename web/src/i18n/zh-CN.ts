@@ -92,6 +92,7 @@ const zhCN = {
     relayLate: '送达超时',
   },
   act: {
+    makeReal: '转为真实报警',
     acknowledge: '确认',
     dispatch: '派警',
     on_scene: '到场',
@@ -167,6 +168,13 @@ const zhCN = {
     channel: { wecom: '企业微信', dingtalk: '钉钉', feishu: '飞书', sms: '短信/语音', none: '—' },
     failing: '通知渠道故障：{names}',
     silenced: '维护静默中：{names}',
+  },
+  drill: {
+    title: '演练',
+    active: '{school} 演练中 {from}–{to}',
+    pending: '{school} 申请演练 {from}–{to}',
+    approve: '批准',
+    end: '结束演练',
   },
   duty: {
     title: '当前值班',

@@ -8,6 +8,7 @@ export type {
   ConsoleEvent,
   ConsoleEventMap,
   ConsoleEventType,
+  DrillWindowItem,
   IncidentCamera,
   IncidentSummary,
   NotificationDeliveryItem,
