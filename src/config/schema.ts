@@ -1,4 +1,4 @@
-import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
+import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, GB_ALARM_PRIORITIES, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
 
 /**
  * The validation rules of every config key. SCHEMA is keyed by the leaf paths of AppConfig, so
@@ -194,6 +194,7 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),
+  ...perKey('gb28181.alarmPriorities', GB_ALARM_PRIORITIES, rules.oneOf(PRIORITIES)),
   // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
   'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
   'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot

@@ -281,7 +281,16 @@ export interface Gb28181Config {
   maxExpiresSeconds: number;
   /** Period of expiry checks, nonce pruning and registration write-behind. */
   housekeepingMs: number;
+  /**
+   * The incident priority of an alarm's `AlarmPriority` (GB/T 28181-2016 §A.2.6.4: 1 一级警情, the most
+   * urgent … 4 四级警情). An alarm without one (or another value) takes `alarms.priorityByType` of its type.
+   */
+  alarmPriorities: Record<GbAlarmPriority, Priority>;
 }
+
+/** The `AlarmPriority` values of GB/T 28181-2016 §A.2.6.4. */
+export const GB_ALARM_PRIORITIES = ['1', '2', '3', '4'] as const;
+export type GbAlarmPriority = (typeof GB_ALARM_PRIORITIES)[number];
 
 /** The keys of the `console` section the event log reads (src/modules/console-events): retention. */
 export interface ConsoleEventsConfig {

@@ -21,6 +21,8 @@ const DEV_A = '34020000001320000001'; // an IPC already in the registry (school 
 const DEV_B = '34020000001180000002'; // an NVR nobody placed yet
 const DEV_C = '34020000001180000003'; // an NVR an admin assigned to school A before it registered
 const DEV_D = '34020000001320000004'; // an IPC over TCP
+const DEV_E = '34020000001180000005'; // an NVR assigned to school B whose channels nobody placed
+const DEV_F = '34020000001320000006'; // an IPC of no school and no camera
 const DEV_X = '34020000001320000099'; // never registers
 /** sipp expands an [authentication] keyword coming from the injection file (not one nesting [field] keywords). */
 const creds = (dev: string, password: string) => `[authentication username=${dev} password=${password}]`;
@@ -234,6 +236,57 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     expect(rows[0].note).toContain('视频报警');
     const presses = await t.db.query(`SELECT device_event_id FROM incident_presses WHERE device_id = $1`, [cameraA]);
     expect(presses.rows).toEqual([{ device_event_id: `gb28181:${DEV_A}:${DEV_A}:4711:2026-11-28T13:30:00.000Z` }]);
+  });
+
+  it("raises an alarm of a channel nobody placed at the device's school, priority from AlarmPriority, no AlarmMethod as type other", async () => {
+    await t.http().patch(`/api/v1/gb28181/devices/${DEV_E}`).set(auth(admin)).send({ schoolId: seed.schoolB.id }).expect(200);
+    const channel = ch(DEV_E, 7);
+    await expectSipp('alarm_fields.xml', {
+      rows: [[DEV_E, creds(DEV_E, DEFAULT_PASSWORD), channel, '801', '<AlarmPriority>2</AlarmPriority>', '', 'Fence cut']],
+    });
+    const { rows } = await t.db.query(
+      `SELECT id, type, priority, source, school_id, school_name, camera_id, location, note FROM incidents WHERE location LIKE $1`,
+      [`%${DEV_E}%`],
+    );
+    expect(rows).toEqual([
+      expect.objectContaining({ type: 'other', priority: 'P2', source: 'device', school_id: seed.schoolB.id, school_name: seed.schoolB.name, camera_id: null }),
+    ]);
+    expect(rows[0].location).toContain(channel);
+    expect(rows[0].note).toContain('Fence cut');
+    // The school's own staff see it as theirs.
+    const staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
+    await t.http().get(`/api/v1/incidents/${rows[0].id}`).set(auth(staffB)).expect(200);
+  });
+
+  it('raises an unplaced device alarm the district sees (device id, channel, description) for a device of no school; AlarmMethod 0 is other', async () => {
+    const row = (sn: string) => [
+      DEV_F,
+      creds(DEV_F, DEFAULT_PASSWORD),
+      DEV_F,
+      sn,
+      '<AlarmPriority>3</AlarmPriority>',
+      '<AlarmMethod>0</AlarmMethod>',
+      'Lens covered',
+    ];
+    await expectSipp('alarm_fields.xml', { rows: [row('901')] });
+    const op = (await t.userToken('operator')).token;
+    const list = await t.http().get('/api/v1/incidents').query({ limit: 500 }).set(auth(op)).expect(200);
+    const mine = list.body.items.filter((i: { location: string }) => i.location.includes(DEV_F));
+    expect(mine).toEqual([expect.objectContaining({ schoolId: null, type: 'other', priority: 'P3', source: 'device', status: 'raised', pressCount: 1 })]);
+    expect(mine[0].location).toContain(DEV_F);
+    expect(mine[0].note).toContain('Lens covered');
+    const ev = await t.db.query(`SELECT school_id FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = $1`, [mine[0].id]);
+    expect(ev.rows).toEqual([{ school_id: null }]);
+    // No school's staff sees it; it is not relayed to the police (nowhere to send them).
+    const staffA = (await t.userToken('school_security', seed.schoolA.id)).token;
+    await t.http().get(`/api/v1/incidents/${mine[0].id}`).set(auth(staffA)).expect(404);
+    expect((await t.db.query(`SELECT relay_required FROM incidents WHERE id = $1`, [mine[0].id])).rows).toEqual([{ relay_required: false }]);
+    // The device repeating the alarm changes nothing; a new alarm of the channel folds into the open incident.
+    await expectSipp('alarm_fields.xml', { rows: [row('901'), row('902')] });
+    const after = await t.http().get(`/api/v1/incidents/${mine[0].id}`).set(auth(op)).expect(200);
+    expect(after.body).toMatchObject({ pressCount: 2, schoolId: null });
+    const n = await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE location LIKE $1`, [`%${DEV_F}%`]);
+    expect(n.rows[0].n).toBe(1);
   });
 
   it('queries Catalog and DeviceInfo after registration; channels of a device without a school wait for an admin', async () => {

@@ -58,8 +58,32 @@ export interface ManualAlarmInput {
   clientEventId?: string;
 }
 
+/**
+ * An alarm from a registered GB/T 28181 device whose channel is not placed in a school (no registry
+ * camera): raised at the device's school when known, otherwise as an unplaced device alarm (no
+ * school: the district sees it, school staff do not). Never dropped.
+ */
+export interface UnplacedGbAlarmInput {
+  /** The device's 20-digit id (the SIP From) and the channel the alarm names (DeviceID of the Notify). */
+  gbDeviceId: string;
+  channelId: string;
+  /** The device's school (gb_devices.school_id), null when nobody placed it. */
+  schoolId: string | null;
+  /** Deterministic per alarm: a repeat returns the same incident. */
+  eventId: string;
+  type: IncidentType;
+  priority?: Priority;
+  note: string;
+}
+
+/** The id an unplaced GB/T 28181 channel's alarms are keyed by (presses, the lock, the audit actor): a uuid-shaped digest of device and channel. */
+export function unplacedChannelKey(gbDeviceId: string, channelId: string): string {
+  return uuidOf(`gb28181-channel\n${gbDeviceId}\n${channelId}`);
+}
+
 interface Spot {
-  schoolId: string;
+  /** null: an unplaced device alarm (no school known). */
+  schoolId: string | null;
   schoolName: string;
   zoneId: string | null;
   location: string;
@@ -73,10 +97,15 @@ function requestHash(i: ManualAlarmInput): string {
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
-/** The advisory-lock key of one user's client event: a uuid-shaped digest of both. */
-function clientEventLock(userId: string, clientEventId: string): string {
-  const h = createHash('sha256').update(`${userId}\n${clientEventId}`).digest('hex');
+/** A uuid-shaped SHA-256 digest of a text (advisory-lock keys, keys of things without a row of their own). */
+function uuidOf(text: string): string {
+  const h = createHash('sha256').update(text).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The advisory-lock key of one user's client event. */
+function clientEventLock(userId: string, clientEventId: string): string {
+  return uuidOf(`${userId}\n${clientEventId}`);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -127,28 +156,107 @@ export class AlarmIntakeService {
       type = input.type ?? 'video_alarm';
       priority = input.priority ?? this.cfg.priorityByType[type];
     }
-    // Serialise events of one device (the lock): a retry and a fold never race into two incidents.
-    return this.transaction(input.deviceId, async (m) => {
-      const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
-      // One round trip: was this event seen already, is an alarm of this device open — and if
-      // neither, the new incident with everything that goes with it.
-      const r = await this.insertIncident(m, {
-        check: {
-          sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
-                       (SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
-                        ORDER BY first_press_at DESC LIMIT 1) AS open_id`,
-          params: [input.deviceId, input.eventId, type],
-        },
-        press: { deviceId: input.deviceId, eventId: input.eventId },
+    const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
+    return this.deviceEvent(
+      {
+        deviceId: input.deviceId,
+        eventId: input.eventId,
+        openSql: `SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
+                  ORDER BY first_press_at DESC LIMIT 1`,
         spot,
         type,
         priority,
-        source: 'device',
         note: input.note ?? '',
         alarmDeviceId: input.deviceKind === 'alarm_device' ? input.deviceId : null,
         cameraId: input.deviceKind === 'camera' ? input.deviceId : null,
         drill: input.drill ?? false,
         policeLinked,
+        at: receivedAt,
+      },
+      actor,
+    );
+  }
+
+  /**
+   * A GB/T 28181 alarm from a channel not placed in a school: an incident at the device's school
+   * when known (a school since deleted counts as unknown), otherwise one without a school that the
+   * district sees. Located by device id and channel; repeats fold like any device alarm.
+   */
+  async raiseFromUnplacedGbChannel(input: UnplacedGbAlarmInput, actor: Actor): Promise<RaiseResult> {
+    const receivedAt = new Date();
+    const location = `GB/T 28181 设备 ${input.gbDeviceId} 通道 ${input.channelId}`;
+    let spot: Spot = { schoolId: null, schoolName: '', zoneId: null, location, areaKind: null, cameras: [] };
+    if (input.schoolId) {
+      spot = await this.spot(input.schoolId, location, null, []).catch((e: unknown) => {
+        if ((e as { status?: number }).status === 404) return spot;
+        throw e;
+      });
+    }
+    const key = unplacedChannelKey(input.gbDeviceId, input.channelId);
+    return this.deviceEvent(
+      {
+        deviceId: key,
+        eventId: input.eventId,
+        openSql: `SELECT i.id FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
+                  ORDER BY i.first_press_at DESC LIMIT 1`,
+        spot,
+        type: input.type,
+        priority: input.priority ?? this.cfg.priorityByType[input.type],
+        note: input.note,
+        alarmDeviceId: null,
+        cameraId: null,
+        drill: false,
+        policeLinked: true, // no school: not relayed anyway
+        at: receivedAt,
+      },
+      actor,
+    );
+  }
+
+  /**
+   * One device event: the same event id again returns its incident, an open incident of the device
+   * (found by `openSql`: $1 device id, $3 type) takes it as a press, otherwise a new incident.
+   */
+  private deviceEvent(
+    e: {
+      deviceId: string;
+      eventId: string;
+      openSql: string;
+      spot: Spot;
+      type: IncidentType;
+      priority: Priority;
+      note: string;
+      alarmDeviceId: string | null;
+      cameraId: string | null;
+      drill: boolean;
+      /** false: a button not wired to the police — never relayed. */
+      policeLinked: boolean;
+      /** When the request arrived: the press time. */
+      at: Date;
+    },
+    actor: Actor,
+  ): Promise<RaiseResult> {
+    const receivedAt = e.at;
+    // Serialise events of one device (the lock): a retry and a fold never race into two incidents.
+    return this.transaction(e.deviceId, async (m) => {
+      // One round trip: was this event seen already, is an alarm of this device open — and if
+      // neither, the new incident with everything that goes with it.
+      const r = await this.insertIncident(m, {
+        check: {
+          sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen, (${e.openSql}) AS open_id`,
+          params: [e.deviceId, e.eventId, e.type],
+        },
+        press: { deviceId: e.deviceId, eventId: e.eventId },
+        spot: e.spot,
+        type: e.type,
+        priority: e.priority,
+        source: 'device',
+        note: e.note,
+        alarmDeviceId: e.alarmDeviceId,
+        cameraId: e.cameraId,
+        drill: e.drill,
+        policeLinked: e.policeLinked,
         actor,
         at: receivedAt,
       });
@@ -157,15 +265,15 @@ export class AlarmIntakeService {
       const openId = r.openId!;
       await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [
         openId,
-        input.deviceId,
-        input.eventId,
+        e.deviceId,
+        e.eventId,
         receivedAt,
       ]);
       const [[row]] = (await m.query(
         `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
         [openId, receivedAt],
       )) as [IncidentRow[]];
-      await appendTimeline(m, row.id, actor, 'press', input.note ?? '', { eventId: input.eventId, pressCount: row.press_count });
+      await appendTimeline(m, row.id, actor, 'press', e.note, { eventId: e.eventId, pressCount: row.press_count });
       await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
       return { incident: toView(row), created: false, folded: true };
     }).then((r) => this.afterRaise(r));
@@ -296,7 +404,9 @@ export class AlarmIntakeService {
       check?: { sql: string; params: unknown[] };
     },
   ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null }> {
-    const relayRequired = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority) && f.policeLinked !== false;
+    // Not relayed: a button not wired to the police; an unplaced device alarm (no school: the police could not be told where; the district acts on it).
+    const relayRequired =
+      this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority) && f.policeLinked !== false && f.spot.schoolId !== null;
     const id = randomUUID();
     const draft: IncidentRow = {
       id,

@@ -161,9 +161,13 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
   /**
    * An incident of a button resolved with outcome `test` (in the resolve's transaction): the press
    * was a test, recorded at the press time, by the person who resolved it. Nothing for an incident
-   * without a button.
+   * without a button (an incident of a button always has its school: incidents_school_required).
    */
-  async fromOutcome(m: EntityManager, incident: { id: string; alarm_device_id: string | null; school_id: string; first_press_at: Date }, user: AuthUser) {
+  async fromOutcome(
+    m: EntityManager,
+    incident: { id: string; alarm_device_id: string | null; school_id: string | null; first_press_at: Date },
+    user: AuthUser,
+  ) {
     if (!incident.alarm_device_id) return;
     const [row] = (await m.query(
       `INSERT INTO alarm_button_tests (alarm_device_id, school_id, at, kind, incident_id, by_type, by_id, by_name, police_linked)

@@ -7,7 +7,8 @@ export interface IncidentRow {
   type: IncidentType;
   priority: Priority;
   source: IncidentSource;
-  school_id: string;
+  /** null: an unplaced device alarm (GB/T 28181 channel of no known school). */
+  school_id: string | null;
   zone_id: string | null;
   alarm_device_id: string | null;
   camera_id: string | null;

@@ -177,7 +177,8 @@ export interface IncidentCamera {
 /** Everything the console needs to render an incident (src/modules/alarms builds it). */
 export type IncidentSummary = {
   incidentId: string;
-  schoolId: string;
+  /** null: an unplaced device alarm (a GB/T 28181 channel of no known school; location names device and channel), district only. */
+  schoolId: string | null;
   schoolName: string;
   zoneId: string | null;
   type: string;

@@ -41,7 +41,7 @@ export function isOrganisationNode(id: string): boolean {
 
 /**
  * GB/T 28181-2016 §A.2.6.4 alarm classification → incident type.
- *   AlarmMethod: 1 phone, 2 device, 3 SMS, 4 GPS, 5 video, 6 device fault, 7 other.
+ *   AlarmMethod: 1 phone, 2 device, 3 SMS, 4 GPS, 5 video, 6 device fault, 7 other; 0 = not stated (missing or 0) → other.
  *   AlarmType for method 2: 1 video lost, 2 tamper (防拆), 3 storage full, 4 over-temperature, 5 under-temperature.
  *   AlarmType for method 5: 1 manual, 2 motion, 3 left object, 4 removed object, 5 tripwire,
  *     6 intrusion, 7 retrograde, 8 loitering, 9 flow count, 10 density, 11 video anomaly, 12 fast moving.
@@ -75,7 +75,7 @@ export function alarmNote(a: {
   longitude?: string;
   latitude?: string;
 }): string {
-  const parts = [`GB/T 28181 ${METHOD_NAMES[a.method] ?? `报警方式${a.method}`}`];
+  const parts = [`GB/T 28181 ${a.method === 0 ? '报警（未注明报警方式）' : (METHOD_NAMES[a.method] ?? `报警方式${a.method}`)}`];
   if (a.type !== null) parts.push(`类型 ${a.type}`);
   if (a.priority !== null) parts.push(`级别 ${a.priority}`);
   if (a.time) parts.push(`时间 ${a.time}`);

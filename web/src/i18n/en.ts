@@ -44,6 +44,7 @@ const en: Messages = {
     unacked: 'Unacknowledged',
     schoolsOutage: 'Schools with outages',
     openPerSchool: 'Open incidents per school',
+    unplacedDevice: 'Device of no school',
     none: 'None',
   },
   list: {

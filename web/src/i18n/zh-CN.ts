@@ -46,6 +46,7 @@ const zhCN = {
     unacked: '未确认',
     schoolsOutage: '设备离线的学校',
     openPerSchool: '各校未结报警',
+    unplacedDevice: '未归属学校的设备',
     none: '无',
   },
   list: {

@@ -10,6 +10,7 @@ import { Notifications1764302400000 } from './1764302400000-Notifications';
 import { VideoEvidence1764302500000 } from './1764302500000-VideoEvidence';
 import { IncidentClientEvents1764311400000 } from './1764311400000-IncidentClientEvents';
 import { DrillsAndButtonTests1764311611000 } from './1764311611000-DrillsAndButtonTests';
+import { UnplacedDeviceAlarms1764311700000 } from './1764311700000-UnplacedDeviceAlarms';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   VideoEvidence1764302500000,
   IncidentClientEvents1764311400000,
   DrillsAndButtonTests1764311611000,
+  UnplacedDeviceAlarms1764311700000,
 ];
