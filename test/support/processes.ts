@@ -20,8 +20,8 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
-export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Proc {
+  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (b: Buffer) => {
     out = (out + b.toString()).slice(-20000);
