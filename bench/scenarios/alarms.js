@@ -10,9 +10,10 @@
  * queue on the client side counts too):
  *  - steady: 10 alarms/s for 10 s — press → console receipt p50/p99/max, target p99 ≤ 100 ms
  *    (the issue);
- *  - burst: 1,000 alarms/s for 10 s — it may queue, but nothing may be lost: every press is
- *    answered 2xx, received once on the console and present once in Postgres (target 0 lost,
- *    0 duplicated). The drain time is from the last scheduled press to the last receipt; the
+ *  - burst: 1,000 alarms/s for 10 s over 10,000 buttons (issue 11 §6) — taken as offered: every
+ *    press answered 2xx, received once on the console and present once in Postgres (target 0
+ *    lost, 0 duplicated), press → 2xx and press → console p99 ≤ 500 ms, intake ≥ the offered
+ *    rate within that latency (count ÷ (burst seconds + 0.5 s)). The drain time is from the last scheduled press to the last receipt; the
  *    achieved intake rate (presses / time to the last 2xx) is reported with its ratio to
  *    Postgres's single-commit rate measured by the harness in the same run
  *    (ctx.baselines.pgCommitPerSec: one connection, one-row INSERT per commit), and the
@@ -191,7 +192,8 @@ async function run(ctx) {
       await until(() => out.every((p) => received.has(p.id)), 120_000, 'every answered alarm on the console').catch(() => undefined);
       return { out, start, lastDue };
     };
-    const measure = (name, p, count, rate, p99Target) => {
+    /** targets: press → console p99, press → 2xx p99, intake (alarms/s over the phase: count ÷ first due → last 2xx). */
+    const measure = (name, p, count, rate, p99Target, answerTarget = null, intakeTarget = null) => {
       const receipt = p.out.filter((x) => received.has(x.id)).map((x) => received.get(x.id)[0] - x.due);
       const answer = p.out.map((x) => x.answered - x.due);
       const lost = count - p.out.filter((x) => received.has(x.id)).length;
@@ -204,8 +206,8 @@ async function run(ctx) {
         { scenario, metric: `${name}.press_to_console.p99`, value: round(percentile(receipt, 99)), unit: 'ms', target: p99Target },
         { scenario, metric: `${name}.press_to_console.max`, value: round(Math.max(...receipt)), unit: 'ms', target: null },
         { scenario, metric: `${name}.press_to_2xx.p50`, value: round(percentile(answer, 50)), unit: 'ms', target: null },
-        { scenario, metric: `${name}.press_to_2xx.p99`, value: round(percentile(answer, 99)), unit: 'ms', target: null },
-        { scenario, metric: `${name}.intake_rate`, value: round(intake), unit: 'alarms/s', target: null },
+        { scenario, metric: `${name}.press_to_2xx.p99`, value: round(percentile(answer, 99)), unit: 'ms', target: answerTarget },
+        { scenario, metric: `${name}.intake_rate`, value: round(intake), unit: 'alarms/s', target: intakeTarget },
         { scenario, metric: `${name}.lost_on_console`, value: lost, unit: 'alarms', target: '<= 0' },
         { scenario, metric: `${name}.duplicated_on_console`, value: dup, unit: 'alarms', target: '<= 0' },
         { scenario, metric: `${name}.unanswered`, value: p.out.unanswered, unit: 'alarms', target: '<= 0' },
@@ -222,7 +224,10 @@ async function run(ctx) {
     const cpu0 = cpuSeconds(ctx.pid);
     const burst = await phase(WARMUP + steadyN + 1, burstN, BURST_RATE);
     const cpuMs = ((cpuSeconds(ctx.pid) - cpu0) * 1000) / burstN;
-    const b = measure(`burst_${BURST_RATE}ps`, burst, burstN, BURST_RATE, null);
+    // Issue 11 §6: taken as offered — the last press answered within the 500 ms latency target of the
+    // burst's end, i.e. count ÷ (burst seconds + 0.5 s): ≥ 952/s for 1,000/s × 10 s — and p99s ≤ 500 ms.
+    const intakeTarget = Math.floor(burstN / (BURST_SECONDS + 0.5));
+    const b = measure(`burst_${BURST_RATE}ps`, burst, burstN, BURST_RATE, '<= 500', '<= 500', `>= ${intakeTarget}`);
     // Less noisy than rates on a shared machine: the service's own CPU per alarm (HTTP, intake, console delivery, outbox kick).
     rows.push({ scenario, metric: `burst_${BURST_RATE}ps.service_cpu_per_alarm`, value: Math.round(cpuMs * 100) / 100, unit: 'ms', target: null });
     rows.push({ scenario, metric: `burst_${BURST_RATE}ps.drain_after_last_press`, value: Math.round(b.drainMs), unit: 'ms', target: null });
@@ -233,7 +238,8 @@ async function run(ctx) {
         metric: `burst_${BURST_RATE}ps.intake_vs_pg_single_commit`,
         value: Math.round((b.intake / pgCommit) * 100) / 100,
         unit: 'ratio',
-        target: null,
+        // The intake target over this run's Postgres single-commit rate: above 1 only by group commit.
+        target: `>= ${Math.ceil((intakeTarget / pgCommit) * 100) / 100}`,
       });
 
     // Postgres: every pressed alarm once (one incident per button, one press row per event id).
