@@ -528,6 +528,12 @@ describe('patrols and compliance over HTTP', () => {
       await t.http().get('/api/v1/compliance/export').query({ format: 'pdf' }).set(auth(auditor)).expect(400);
       await t.http().get('/api/v1/compliance/district').query({ date: '2026-13-01' }).set(auth(auditor)).expect(400);
       await t.http().get('/api/v1/compliance/district').set(auth(secA.token)).expect(403);
+      // School security read their own school's day with its reasons (the guard phone), whatever filter they send; never another school's.
+      const own = (await t.http().get('/api/v1/compliance/schools').query({ date, zoneId: seed.zone.id }).set(auth(secA.token)).expect(200)).body;
+      expect(own.total).toBe(1);
+      expect(own.items[0]).toMatchObject({ schoolId: seed.schoolA.id, closedCampus: false, guards: true, allMet: false });
+      expect(own.items[0].reasons.closedCampus.gates[0].gate).toBe('北门');
+      await t.http().get('/api/v1/compliance/schools').query({ date, schoolId: seed.schoolB.id }).set(auth(secA.token)).expect(403);
       await t.http().get('/api/v1/compliance/export').expect(401);
       await t.http().post('/api/v1/compliance/snapshots').set(auth(auditor)).send({}).expect(403);
       await t.http().post('/api/v1/compliance/snapshots').set(auth(admin)).send({ date: 'today' }).expect(400);

@@ -22,11 +22,19 @@ export interface Surface {
 }
 
 /**
- * The app's surfaces, each a lazily loaded chunk for the roles it serves. Phase 1 has the
- * operator surface (school staff and auditors get it with only the actions their role may take);
- * the guard's phone app, the supervisor/auditor surfaces and the video wall add entries here.
+ * The app's surfaces, each a lazily loaded chunk for the roles it serves: the operator surface
+ * (auditors get it with no actions) and the school guard's phone app (school_security's home;
+ * they may still open the operator page, with only their actions). The supervisor/auditor
+ * surfaces and the video wall add entries here.
  */
 export const SURFACES: Surface[] = [
+  // School security's home: their phone app (the operator page stays reachable at /operator for a desktop).
+  {
+    name: 'guard',
+    path: '/guard',
+    roles: ['school_security'],
+    component: () => import('@/surfaces/guard/GuardSurface.vue'),
+  },
   {
     name: 'operator',
     path: '/operator',

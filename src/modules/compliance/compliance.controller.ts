@@ -3,14 +3,17 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Inject } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { Roles } from '../../infra/access/decorators';
-import type { UserRole } from '../../infra/access/roles';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import type { AuthUser, UserRole } from '../../infra/access/roles';
+import { effectiveSchoolFilter } from '../../infra/access/scope';
 import { writeCsv, writeXlsx } from '../../infra/tabular/tabular';
 import { addDays, shanghaiDate } from '../school-day';
 import { ComplianceService, exportRows } from './compliance.service';
 import { ComplianceDayQuery, ComplianceExportQuery, ComplianceRangeQuery, SnapshotDto } from './dto';
 
 const READ: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor'];
+/** GET /compliance/schools: also school security staff, for their own school only (the guard phone shows why it fails a target). */
+const SCHOOL_READ: UserRole[] = [...READ, 'school_security'];
 const MANAGE: UserRole[] = ['admin', 'supervisor'];
 
 @ApiTags('compliance')
@@ -31,12 +34,17 @@ export class ComplianceController {
     return [q.from ?? addDays(to, -29), to];
   }
 
-  /** Per school for one day, with reasons (worst first). */
-  @Roles(...READ)
+  /**
+   * Per school for one day, with reasons (worst first): `{ items: SchoolCompliance[], total, limit, offset }`.
+   * School security staff get their own school only (zone/group filters ignored; another school's id: 403 AUTH.OUT_OF_SCOPE).
+   */
+  @Roles(...SCHOOL_READ)
   @Get('schools')
-  async schools(@Query() q: ComplianceDayQuery) {
+  async schools(@CurrentUser() user: AuthUser, @Query() q: ComplianceDayQuery) {
     const date = q.date ?? shanghaiDate(new Date());
-    const r = await this.compliance.district(date, q, ...this.page(q));
+    const schoolId = effectiveSchoolFilter(user, q.schoolId);
+    const filter = user.role === 'school_security' ? { schoolId } : { ...q, schoolId };
+    const r = await this.compliance.district(date, filter, ...this.page(q));
     return r.worst;
   }
 

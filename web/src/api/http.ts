@@ -4,6 +4,7 @@ import type { DrillWindowItem } from '@/shared/server';
 import type {
   DeviceSummary,
   DutyNow,
+  GuardPatrol,
   IncidentDetail,
   IncidentView,
   Me,
@@ -11,6 +12,10 @@ import type {
   NotificationDelivery,
   Page,
   PlayTicket,
+  PostCheckin,
+  RaisedIncident,
+  RectificationTask,
+  SchoolCompliance,
   TokenPair,
 } from './responses';
 
@@ -39,6 +44,10 @@ export interface RequestOptions<O> {
   body?: BodyOf<O>;
   /** No Authorization header, no refresh on 401 (login, refresh). */
   anonymous?: boolean;
+  /** Extra request headers (e.g. `Idempotency-Key`). */
+  headers?: Record<string, string>;
+  /** This request's own time limit (default: the client's). */
+  timeoutMs?: number;
 }
 
 /** Response bodies by `method path` (hand-written: see api/responses.ts). */
@@ -59,6 +68,15 @@ export interface ResponseTypes {
   'post /api/v1/incidents/drill-windows/{id}/approve': DrillWindowItem;
   'post /api/v1/incidents/drill-windows/{id}/end': DrillWindowItem;
   'post /api/v1/incidents/{id}/make-real': IncidentView;
+  'post /api/v1/incidents': RaisedIncident;
+  'post /api/v1/incidents/{id}/cancel': IncidentView;
+  'post /api/v1/post-checkins': PostCheckin;
+  'get /api/v1/post-checkins': Page<PostCheckin>;
+  'post /api/v1/post-checkins/{id}/checkout': PostCheckin;
+  'post /api/v1/guard-patrols': GuardPatrol;
+  'get /api/v1/rectification-tasks': Page<RectificationTask>;
+  'post /api/v1/rectification-tasks/{id}/close': RectificationTask;
+  'get /api/v1/compliance/schools': Page<SchoolCompliance>;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 
@@ -101,7 +119,7 @@ export class ApiClient {
       query.set(k, Array.isArray(v) ? v.join(',') : String(v));
     }
     if ([...query.keys()].length) url += `?${query}`;
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { ...opts.headers, Accept: 'application/json' };
     if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     if (!opts.anonymous) {
       const token = this.auth?.token();
@@ -114,7 +132,7 @@ export class ApiClient {
         method: method.toUpperCase(),
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
       });
     } catch (e) {
       const timedOut = (e as Error)?.name === 'TimeoutError';

@@ -121,3 +121,75 @@ export interface PlayTicket {
   height: number;
   transcoded: boolean;
 }
+
+/** POST /incidents: the incident, and whether this request made it (201) or an earlier try did (200, a retry with the same Idempotency-Key). */
+export type RaisedIncident = IncidentView & { created: boolean; folded: boolean };
+
+/** POST /post-checkins (src/modules/patrols/field.service.ts `checkIn`). */
+export interface PostCheckin {
+  id: string;
+  postId: string;
+  schoolId: string;
+  personName: string;
+  personRole: string;
+  checkedInAt: string;
+  checkedOutAt: string | null;
+  postCode?: string;
+  gate?: string;
+}
+
+/** POST /guard-patrols (field.service.ts `recordGuardPatrol`). */
+export interface GuardPatrol {
+  id: string;
+  schoolId: string;
+  guardName: string;
+  route: string;
+  note: string;
+  at: string;
+}
+
+/** A rectification task (findings.service.ts TASK_COLS; `title` is the server's zh-CN text). */
+export interface RectificationTask {
+  id: string;
+  schoolId: string;
+  check: string;
+  title: string;
+  status: 'open' | 'closed';
+  deadline: string;
+  findingCount: number;
+  closedAt: string | null;
+  closeNote: string | null;
+  evidenceRef: string | null;
+  createdAt: string;
+}
+
+/** Why a school fails a target (src/modules/compliance/compliance.service.ts `compute`). */
+export interface ComplianceReasons {
+  closedCampus?: { gates: { gate: string; at: string; source: string }[]; count: number };
+  guards?: { required: number; actual: number; short: number };
+  networked?: {
+    cameras: number;
+    buttons: number;
+    offlineCameraCount: number;
+    offlineButtons: { id: string; name: string }[];
+    notPoliceLinked: { id: string; name: string }[];
+    noAlarmButton?: boolean;
+    noCamera?: boolean;
+  };
+  posts?: { windows: { post: string; gate: string; window: string; start: string; required: number; present: number }[] };
+}
+
+/** One school's day against the four targets (GET /compliance/schools items). */
+export interface SchoolCompliance {
+  date: string;
+  schoolId: string;
+  schoolName: string;
+  schoolDay: boolean;
+  closedCampus: boolean;
+  guards: boolean;
+  networked: boolean;
+  posts: boolean;
+  allMet: boolean;
+  failedCount: number;
+  reasons: ComplianceReasons;
+}

@@ -1,3 +1,4 @@
+import guardEn from './guard.en';
 import type { Messages } from './zh-CN';
 
 /** English: the same keys as zh-CN (the compiler refuses a missing or extra one). */
@@ -274,6 +275,7 @@ const en: Messages = {
     unknown: 'Failed (error code {code})',
   },
   notFound: { title: 'Page not found', back: 'Back' },
+  guard: guardEn,
 };
 
 export default en;

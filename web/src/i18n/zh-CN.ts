@@ -1,3 +1,5 @@
+import guardZhCN from './guard.zh-CN';
+
 /**
  * Every string the console shows, in Simplified Chinese (the default language). The English
  * dictionary (en.ts) has the same shape, checked by the compiler and by test/unit/web-i18n.spec.ts.
@@ -269,6 +271,7 @@ const zhCN = {
     unknown: '操作失败（错误代码 {code}）',
   },
   notFound: { title: '页面不存在', back: '返回' },
+  guard: guardZhCN,
 } as const;
 
 type Widen<T> = { -readonly [K in keyof T]: T[K] extends string ? string : Widen<T[K]> };
