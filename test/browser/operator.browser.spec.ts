@@ -322,7 +322,8 @@ describe('operator surface in Chromium', () => {
   it('school staff on a phone get every open incident of their school (past the snapshot limit), oldest first, with only their actions', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push((await raise(`乙校 ${i + 1} 号楼`, 'other', seed.schoolB.id)).id);
-    const cp = await loggedIn('guard_b', { viewport: PHONE, isMobile: true });
+    // Their home is the guard app (guard.browser.spec.ts); the operator page is still theirs to open, with their actions only.
+    const cp = await loggedIn('guard_b', { viewport: PHONE, isMobile: true, path: '/console/operator' });
     const { page } = cp;
     // The snapshot carried 3 (console.snapshotMaxIncidents); the console loads the rest.
     await page.waitForFunction(

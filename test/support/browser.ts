@@ -27,10 +27,20 @@ export const ARTIFACTS = join(__dirname, '..', 'artifacts');
 export const DESKTOP = { width: 1440, height: 900 };
 export const PHONE = { width: 390, height: 844 };
 
-/** playwright gives every launch a fresh temporary profile (user-data dir) of its own. */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+/**
+ * playwright gives every launch a fresh temporary profile (user-data dir) of its own. `extraArgs`:
+ * e.g. a fake camera (`fakeCameraArgs`).
+ */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
+
+/** Chromium's camera is this video file (.y4m or .mjpeg, looped), and pages may use it without asking. */
+export const fakeCameraArgs = (videoFile: string): string[] => [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  `--use-file-for-fake-video-capture=${videoFile}`,
+];
 
 /** What the page's `window.__consoleState` holds (web/src: App.vue and the mounted surfaces' parts). */
 export interface ConsoleState {
@@ -66,7 +76,16 @@ type Win = { __consoleState: ConsoleState; __cspViolations?: string[]; __SHOUHU_
 export async function openConsole(
   browser: Browser,
   baseUrl: string,
-  opts: { viewport?: { width: number; height: number }; path?: string; isMobile?: boolean; fakeClock?: boolean } = {},
+  opts: {
+    viewport?: { width: number; height: number };
+    path?: string;
+    isMobile?: boolean;
+    fakeClock?: boolean;
+    /** Browser permissions granted to the console's origin (e.g. 'geolocation', 'camera'). */
+    permissions?: string[];
+    /** Where the phone says it is (with the 'geolocation' permission). */
+    geolocation?: { latitude: number; longitude: number; accuracy?: number };
+  } = {},
 ): Promise<ConsolePage> {
   const context = await browser.newContext({
     viewport: opts.viewport ?? DESKTOP,
@@ -74,7 +93,9 @@ export async function openConsole(
     timezoneId: 'Asia/Shanghai',
     isMobile: opts.isMobile,
     hasTouch: opts.isMobile,
+    geolocation: opts.geolocation,
   });
+  if (opts.permissions?.length) await context.grantPermissions(opts.permissions, { origin: baseUrl });
   // Timers the test can fast-forward (time still flows on its own until then).
   if (opts.fakeClock) await context.clock.install();
   await context.addInitScript(() => {

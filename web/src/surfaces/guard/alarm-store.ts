@@ -76,8 +76,9 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
         if (info.error) error.value = errorMsg(info.error instanceof ApiError ? info.error : new ApiError(0, 'NETWORK', String(info.error)));
       },
     });
-    stop();
-    if (mine.signal.aborted) return;
+    const aborted = mine.signal.aborted;
+    stop(); // (runs the cleanup now: aborts this finished delivery's controller)
+    if (aborted) return;
     if (got) {
       incident.value = got;
       store(null);

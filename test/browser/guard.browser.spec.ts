@@ -1,0 +1,254 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Route } from 'playwright-core';
+import QRCode from 'qrcode';
+import { DataSource } from 'typeorm';
+import { CONSOLE_CSP } from '../../src/modules/console/console-web';
+import { FindingsService } from '../../src/modules/patrols/findings.service';
+import { ConsolePage, fakeCameraArgs, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+
+/**
+ * The school guard's phone app (issue 13), in headless Chromium at 390×844 against the built
+ * console: the guard's home after login; one-click alarm with the phone's position whose answer
+ * is lost on the way back — the retry with the same Idempotency-Key yields the one incident — and
+ * cancelling it as a false alarm; protection-post check-in by scanning the post's QR code with
+ * the camera (Chromium's fake camera plays a video made here from the real token); the school's
+ * own rectification tasks (closed), patrol log and compliance with its reasons; English without
+ * raw keys; the web app manifest and icons under the console's CSP. Screenshots go to test/artifacts/.
+ */
+type Win = { document: { documentElement: { scrollWidth: number } } };
+
+describe('guard phone surface in Chromium', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let dir: string;
+  const open: ConsolePage[] = [];
+
+  const expectClean = async (cp: ConsolePage) => {
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+  };
+  const phoneWidth = (cp: ConsolePage) => cp.page.evaluate(() => (globalThis as unknown as Win).document.documentElement.scrollWidth);
+  const guardConsole = async (b: Browser, opts: Parameters<typeof openConsole>[2] = {}) => {
+    const cp = await openConsole(b, t.baseUrl, { viewport: PHONE, isMobile: true, ...opts });
+    open.push(cp);
+    await cp.login('guard_a', PASSWORD);
+    await cp.page.waitForSelector('#guard');
+    await cp.page.waitForSelector('body[data-conn="online"]');
+    return cp;
+  };
+
+  beforeAll(async () => {
+    t = await startApp();
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    await t.userToken('school_security', seed.schoolA.id, 'guard_a');
+    browser = await launchChromium();
+    dir = mkdtempSync(join(tmpdir(), 'shouhu-guard-'));
+  });
+
+  afterEach(async () => {
+    for (const cp of open.splice(0)) await cp.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is installable: manifest and icons served under /console with the CSP, linked from the page', async () => {
+    const page = await t.http().get('/console/').expect(200);
+    expect(page.text).toContain('<link rel="manifest" href="/console/manifest.webmanifest" />');
+    const res = await t.http().get('/console/manifest.webmanifest').expect(200);
+    expect(res.headers['content-type']).toMatch(/application\/manifest\+json/);
+    expect(res.headers['content-security-policy']).toBe(CONSOLE_CSP);
+    const manifest = JSON.parse(res.text) as { start_url: string; scope: string; display: string; icons: { src: string; sizes: string; purpose: string }[] };
+    expect(manifest).toMatchObject({ start_url: '/console/', scope: '/console/', display: 'standalone' });
+    expect(manifest.icons.map((i) => i.sizes)).toEqual(expect.arrayContaining(['192x192', '512x512']));
+    expect(manifest.icons.some((i) => i.purpose === 'maskable')).toBe(true);
+    for (const icon of manifest.icons) {
+      const png = await t.http().get(icon.src).buffer(true).expect(200);
+      expect(png.headers['content-type']).toBe('image/png');
+      const [w, h] = [(png.body as Buffer).readUInt32BE(16), (png.body as Buffer).readUInt32BE(20)];
+      expect(`${w}x${h}`).toBe(icon.sizes);
+    }
+  });
+
+  it('raises an alarm with one press; the answer lost on the way back is retried with the same key and yields one incident; then cancels it as false', async () => {
+    const cp = await guardConsole(browser, { permissions: ['geolocation'], geolocation: { latitude: 31.2304, longitude: 121.4737, accuracy: 12 } });
+    const { page } = cp;
+    expect(page.url()).toMatch(/\/console\/guard$/);
+    expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
+    // Only the guard's actions: no operator list, detail or acknowledge buttons.
+    expect(await page.$$('#incidents, #detail, #act-acknowledge, #act-resolve')).toHaveLength(0);
+    await page.waitForSelector('#alarm-geo[data-geo="ok"]');
+    await cp.screenshot('guard-alarm-phone');
+
+    // The first try reaches the server (committed) but its answer never comes back to the phone.
+    const keys: string[] = [];
+    let lost = 0;
+    await page.route('**/api/v1/incidents', async (route: Route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+      if (lost++ === 0) {
+        await route.fetch();
+        return route.abort('connectionreset');
+      }
+      return route.continue();
+    });
+    await page.click('[data-type="medical"]');
+    await page.fill('#alarm-place', '南门岗亭');
+    await page.click('#alarm-btn');
+    await page.waitForSelector('#alarm-status[data-phase="retrying"]');
+    expect(await page.isDisabled('#alarm-btn')).toBe(true); // no second alarm while this one is on its way
+    await page.waitForSelector('#alarm-status[data-phase="received"]', { timeout: 15000 });
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toMatch(/^guard-[0-9a-f-]{36}$/);
+    expect(keys[1]).toBe(keys[0]);
+
+    const list = (await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolA.id }).set(auth(admin)).expect(200)).body as {
+      total: number;
+      items: { id: string; type: string; location: string; note: string; status: string; source: string }[];
+    };
+    expect(list.total).toBe(1);
+    const [inc] = list.items;
+    expect(inc).toMatchObject({ type: 'medical', location: '南门岗亭', status: 'raised' });
+    expect(inc.note).toContain('GPS 31.230400,121.473700 ±12m');
+    expect((await cp.state()) as unknown).toMatchObject({ alarm: { phase: 'received', incidentId: inc.id } });
+    expect(await page.textContent('#alarm-status')).toContain('指挥中心已收到报警');
+    await cp.screenshot('guard-alarm-received');
+
+    // The school's open alarms, live: it is there with a cancel button; cancelled as a false alarm it leaves the list.
+    const row = `#guard-incidents li[data-incident-id="${inc.id}"]`;
+    await page.waitForSelector(row);
+    await page.click(`${row} .cancel-btn`);
+    await page.waitForSelector(row, { state: 'detached' });
+    const after = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(admin)).expect(200)).body as { status: string; cancelReason: string };
+    expect(after).toMatchObject({ status: 'cancelled', cancelReason: '误按' });
+    await page.click('#alarm-done');
+    expect(await page.$('#alarm-status')).toBeNull();
+    await expectClean(cp);
+  });
+
+  it('checks in at a protection post by scanning its QR code with the phone camera', async () => {
+    const post = (
+      await t
+        .http()
+        .post('/api/v1/protection-posts')
+        .set(auth(admin))
+        .send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 1 })
+        .expect(201)
+    ).body as { id: string };
+    const [{ qr_token: token }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [post.id])).rows;
+    // The printed code as the camera sees it: the QR image on a white sheet, as a looping video file.
+    const png = join(dir, 'post-qr.png');
+    const video = join(dir, 'post-qr.y4m');
+    await QRCode.toFile(png, token, { width: 360, margin: 4, errorCorrectionLevel: 'M' });
+    execFileSync('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-loop',
+      '1',
+      '-i',
+      png,
+      '-vf',
+      'pad=640:480:(ow-iw)/2:(oh-ih)/2:white,format=yuv420p',
+      '-r',
+      '10',
+      '-frames:v',
+      '20',
+      video,
+    ]);
+
+    const camBrowser = await launchChromium(fakeCameraArgs(video));
+    try {
+      const cp = await guardConsole(camBrowser, { permissions: ['camera'] });
+      const { page } = cp;
+      await page.click('#tab-checkin');
+      await page.click('#scan-btn');
+      await page.waitForSelector('#checkin-result', { timeout: 20000 });
+      expect(await page.textContent('#checkin-result')).toContain('SA-HXG1');
+      const checkins = (await t.http().get('/api/v1/post-checkins').query({ postId: post.id }).set(auth(admin)).expect(200)).body as {
+        total: number;
+        items: { personName: string; schoolId: string; checkedOutAt: string | null }[];
+      };
+      expect(checkins.total).toBe(1);
+      expect(checkins.items[0]).toMatchObject({ personName: 'guard_a', schoolId: seed.schoolA.id, checkedOutAt: null });
+      // The camera is released once the code is read.
+      expect(await page.$('.g-camera.on')).toBeNull();
+      await page.waitForSelector('#checkin-list li');
+      expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
+      await cp.screenshot('guard-checkin');
+      await expectClean(cp);
+      open.splice(open.indexOf(cp), 1);
+      await cp.close();
+    } finally {
+      await camBrowser.close();
+    }
+  });
+
+  it("closes the school's own rectification tasks, logs a patrol, shows why the school fails a target; English shows no raw keys", async () => {
+    const findings = t.app.get(FindingsService);
+    const finding = (schoolId: string, label: string) => ({
+      source: 'audit' as const,
+      check: 'device_offline_24h',
+      schoolId,
+      subjectKind: 'school' as const,
+      subjectId: schoolId,
+      subjectLabel: label,
+      message: `${label} 摄像机离线超过24小时`,
+      at: new Date(),
+    });
+    await t.app.get(DataSource).transaction((m) => findings.record(m, [finding(seed.schoolA.id, '甲小学'), finding(seed.schoolB.id, '乙小学')], new Date()));
+
+    const cp = await guardConsole(browser);
+    const { page } = cp;
+    await page.click('#tab-tasks');
+    await page.waitForSelector('#guard-tasks li[data-task-id]');
+    const tasks = await page.$$('#guard-tasks li[data-task-id]');
+    expect(tasks).toHaveLength(1); // their school's only
+    const taskId = await tasks[0].getAttribute('data-task-id');
+    await cp.screenshot('guard-tasks');
+    await page.click('#guard-tasks .task-close');
+    await page.waitForSelector('#guard-tasks .g-error:text("请填写整改情况")');
+    await page.fill('#guard-tasks .task-note', '已更换摄像机电源');
+    await page.fill('#guard-tasks .task-evidence', 'IMG_0042');
+    await page.click('#guard-tasks .task-close');
+    await page.waitForSelector('#tasks-closed');
+    const task = (await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(admin)).expect(200)).body as Record<string, unknown>;
+    expect(task).toMatchObject({ schoolId: seed.schoolA.id, status: 'closed', closeNote: '已更换摄像机电源', evidenceRef: 'IMG_0042' });
+
+    await page.click('#tab-patrol');
+    await page.fill('#patrol-route', '教学楼-操场-围墙');
+    await page.click('#patrol-submit');
+    await page.waitForSelector('#patrol-done');
+    const { rows } = await t.db.query(`SELECT route, guard_name FROM guard_patrols WHERE school_id = $1`, [seed.schoolA.id]);
+    expect(rows).toEqual([{ route: '教学楼-操场-围墙', guard_name: 'guard_a' }]);
+
+    // No camera and no alarm button registered: the networked target fails, and the page says why.
+    await page.click('#tab-compliance');
+    await page.waitForSelector('#guard-compliance li[data-target="networked"][data-met="false"]');
+    expect(await page.textContent('#guard-compliance li[data-target="networked"]')).toContain('未接入摄像机');
+    await cp.screenshot('guard-compliance');
+
+    await page.click('.lang-switch');
+    await page.waitForSelector('#tab-alarm:has-text("Alarm")');
+    expect(await page.textContent('#guard-compliance li[data-target="networked"]')).toContain('No camera connected');
+    for (const tab of ['compliance', 'tasks', 'patrol', 'checkin', 'alarm']) {
+      await page.click(`#tab-${tab}`);
+      await page.waitForSelector(`#guard-${tab}`);
+      await page.waitForSelector(`#guard-${tab} .g-hint:has-text("Loading…")`, { state: 'detached' });
+      expect({ tab, raw: await rawKeysOnPage(page, ['guard_a']) }).toEqual({ tab, raw: [] });
+    }
+    await cp.screenshot('guard-english');
+    expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
+    await expectClean(cp);
+  });
+});
