@@ -367,4 +367,46 @@ describe('operator surface in Chromium', () => {
     expect(await page.textContent('#who')).toContain('审计员');
     await expectClean(cp);
   });
+
+  it('drill windows (issue 11 §2): the school requests one, the operator approves it on the console, sees it while active, makes a drill real and ends it', async () => {
+    const guard = (await t.userToken('school_security', seed.schoolB.id)).token;
+    const req = await t
+      .http()
+      .post('/api/v1/incidents/drill-windows')
+      .set(auth(guard))
+      .send({ schoolId: seed.schoolB.id, startsAt: new Date(Date.now() - 60_000).toISOString(), endsAt: new Date(Date.now() + 1_800_000).toISOString() })
+      .expect(201);
+    const cp = await loggedIn();
+    const { page } = cp;
+    await page.waitForSelector(`#drill-strip .drill-pending[data-window="${req.body.id}"]`);
+    expect(await page.textContent('#drill-strip')).toContain('乙小学 申请演练');
+    await page.click(`#drill-strip .drill-pending[data-window="${req.body.id}"] .drill-approve`);
+    await page.waitForSelector(`#drill-strip .drill-active[data-window="${req.body.id}"]`);
+    expect(await page.textContent('#drill-strip')).toContain('乙小学 演练中');
+
+    // An alarm there is a drill; one click makes it real (relayed to the police as real).
+    const drill = (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(guard))
+        .send({ schoolId: seed.schoolB.id, type: 'other', location: '演练 操场', priority: 'P3' })
+        .expect(201)
+    ).body as { id: string; drill: boolean };
+    expect(drill.drill).toBe(true);
+    await page.click(`#incidents [data-incident-id="${drill.id}"]`);
+    await page.waitForSelector('#act-make-real');
+    await page.click('#act-make-real');
+    await waitFor(async () => !(await t.http().get(`/api/v1/incidents/${drill.id}`).set(auth(raiser)).expect(200)).body.drill, 10000, 'made real');
+    await page.waitForSelector('#act-make-real', { state: 'detached' });
+    expect(await timeline(drill.id)).toContain('made_real');
+    await page.waitForSelector('#detail .timeline li[data-action="made_real"]');
+    expect(await page.textContent('#detail .timeline li[data-action="made_real"]')).toContain('演练转为真实报警');
+    await cp.screenshot('operator-drill');
+
+    // Ended on the console: the strip goes.
+    await page.click(`#drill-strip .drill-active[data-window="${req.body.id}"] .drill-end`);
+    await page.waitForSelector('#drill-strip', { state: 'detached' });
+    await expectClean(cp);
+  });
 });

@@ -143,6 +143,7 @@ const en: Messages = {
     escalated: 'Escalated',
     relayed: 'Sent to police',
     relay_late: 'Police relay late',
+    made_real: 'Drill made a real alarm',
     notified: 'Notified',
     notify_failed: 'Notification failed',
     notify_skipped: 'Not notified',

@@ -17,6 +17,7 @@ export const sourceKey = (s: string): MessageKey | null => (isOneOf(SOURCES, s) 
 
 const TIMELINE = [
   'raised',
+  'made_real',
   'press',
   'acknowledge',
   'dispatch',

@@ -139,6 +139,7 @@ const zhCN = {
     escalated: '升级提醒',
     relayed: '已推送公安',
     relay_late: '推送公安超时',
+    made_real: '演练转为真实报警',
     notified: '已通知',
     notify_failed: '通知失败',
     notify_skipped: '未通知',
