@@ -86,7 +86,7 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
   });
   app.useGlobalPipes(makeValidationPipe());
   app.useGlobalFilters(new GlobalExceptionFilter());
-  app.enableShutdownHooks();
+  // Signals are handled by main.ts (exitOnSignals: a deadline, and what did not close named).
   const doc = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
@@ -135,7 +135,6 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
   }
   if (config.role === 'worker') {
     const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger, abortOnError: false });
-    ctx.enableShutdownHooks();
     await prepare(ctx, config, log).catch(closeAndThrow(ctx));
     await ctx.init();
     logger.log('worker started', 'Boot');

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { BootError, bootstrap } from './bootstrap';
 import { ConfigError, loadConfig } from './config/config';
+import { exitOnSignals } from './infra/lifecycle/shutdown';
 
 async function main(): Promise<void> {
   let config;
@@ -14,7 +15,10 @@ async function main(): Promise<void> {
     throw e;
   }
   try {
-    await bootstrap(config);
+    const app = await bootstrap(config);
+    exitOnSignals(app, config.ops.shutdownDeadlineMs, (level, msg) =>
+      process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, context: 'Shutdown', msg }) + '\n'),
+    );
   } catch (e) {
     const msg = e instanceof BootError ? e.message : ((e as Error).stack ?? String(e));
     process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', context: 'Boot', msg }) + '\n');

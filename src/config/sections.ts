@@ -45,12 +45,26 @@ export interface DatabaseConfig {
   embeddedFallback: boolean;
   embeddedDataDir: string;
   embeddedPort: number;
+  /**
+   * Longest wait for a pooled connection (a new one, or a free one of a full pool), in ms. Past it
+   * the request fails with 503 UNAVAILABLE.DATABASE (retryable): with Postgres down, intake
+   * answers within this bound instead of hanging.
+   */
+  connectTimeoutMs: number;
 }
 
 export interface RedisConfig {
   url: string;
   /** Prefix of every Redis key and BullMQ queue of this deployment. */
   keyPrefix: string;
+  /**
+   * Every command on the shared command connection and the queue producers' connection fails
+   * after this many ms (Redis down or slow): no request waits on Redis longer. BullMQ workers'
+   * blocking connections are not bounded (BullMQ requires it; they are not on a request path).
+   */
+  commandTimeoutMs: number;
+  /** Connection attempt timeout, in ms. */
+  connectTimeoutMs: number;
 }
 
 /** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */
@@ -58,6 +72,11 @@ export interface QueueConfig {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
+  /**
+   * Job schedulers are re-created on every Redis (re)connect and checked this often (ms): a Redis
+   * that came back empty gets them back within this period at worst.
+   */
+  schedulerReconcileMs: number;
 }
 
 export interface LogConfig {
@@ -72,6 +91,13 @@ export interface AuthConfig {
   loginMaxAttemptsPerAccount: number;
   loginMaxAttemptsPerAddress: number;
   loginWindowSeconds: number;
+  /**
+   * Failed logins of one account from all addresses together in a window (slower than the per
+   * (account, address) limit loginMaxAttemptsPerAccount, so one address cannot lock everyone out).
+   */
+  loginMaxAttemptsPerAccountGlobal: number;
+  /** How often (ms) an api process reads revocations other processes wrote (Postgres is the truth; memory the cache). */
+  revocationSyncMs: number;
   /** Created at boot when set and no such user exists. */
   bootstrapAdminUsername: string;
   bootstrapAdminPassword: string;
@@ -394,6 +420,12 @@ export interface OpsConfig {
   apiDocs: boolean;
   /** Bearer token GET /metrics demands; '' = no token (refused in production: set METRICS_TOKEN, at least 16 characters). */
   metricsToken: string;
+  /** SIGTERM/SIGINT: close what closes within this many ms, then exit naming what did not (exit code 1). */
+  shutdownDeadlineMs: number;
+  /** How often (ms) the degraded-state probe (Redis, queue backlog, police relay) runs and the console hears of a change. */
+  stateEveryMs: number;
+  /** Outbox jobs due this many seconds ago and not yet handed to the queue: the console shows "queue behind". */
+  queueBehindSeconds: number;
 }
 
 /**

@@ -13,7 +13,9 @@ export function dataSourceOptions(config: Pick<AppConfig, 'database'>, entities:
     namingStrategy: new SnakeNamingStrategy(),
     uuidExtension: 'pgcrypto',
     synchronize: false,
-    extra: { max: config.database.poolSize, application_name: 'shouhu' },
+    // connectionTimeoutMillis bounds both a new connection and the wait for a free one of a full
+    // pool: with Postgres down a request fails (503 UNAVAILABLE.DATABASE) instead of waiting.
+    extra: { max: config.database.poolSize, application_name: 'shouhu', connectionTimeoutMillis: config.database.connectTimeoutMs },
   };
 }
 

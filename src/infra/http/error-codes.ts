@@ -17,6 +17,17 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** [500] A fault of ours; the answer carries the request id, the log the stack. */
   INTERNAL: 'INTERNAL',
+  /**
+   * A store the request needs did not answer; nothing was committed. Retryable: `details.retryAfterSeconds`
+   * (and Retry-After). A device repeats the same request with the same event id (docs/ARCHITECTURE.md,
+   * "Device retry contract"); a retry that finds the event committed gets the same incident.
+   */
+  UNAVAILABLE: {
+    /** [503] Postgres unreachable, the connection died mid-transaction, or no connection within database.connectTimeoutMs. */
+    DATABASE: 'UNAVAILABLE.DATABASE',
+    /** [503] Redis did not answer within redis.commandTimeoutMs (only routes that cannot work without it: device heartbeats). */
+    REDIS: 'UNAVAILABLE.REDIS',
+  },
   /** A framework HttpException, by status (any other status: `HTTP_<status>`). */
   HTTP: {
     /** [400] */

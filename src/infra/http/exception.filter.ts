@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import type { Request, Response } from 'express';
 import { DomainError, ErrorCode } from './errors';
 import { fromPostgres } from './pg-errors';
+import { fromUnavailable } from './unavailable';
 import { currentContext } from './request-context';
 
 interface ErrorBody {
@@ -28,7 +29,8 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     let body: ErrorBody = { code: ErrorCode.INTERNAL, message: 'Internal error; quote the request id when reporting it' };
 
     // Bad input that only Postgres caught (constraint, data exception) is answered like ours.
-    const domain = exception instanceof DomainError ? exception : fromPostgres(exception);
+    // A store that did not answer is a retryable 503, not a 500 (unavailable.ts).
+    const domain = exception instanceof DomainError ? exception : (fromPostgres(exception) ?? fromUnavailable(exception));
     if (domain) {
       status = domain.status;
       body = { code: domain.code, message: domain.message, details: domain.details };
@@ -46,7 +48,9 @@ export class GlobalExceptionFilter implements ExceptionFilter {
         message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON',
       };
     }
-    if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
+    if (status === 503 && domain)
+      this.logger.warn(`${req.method} ${req.url}: ${domain.code} (${exception instanceof Error ? exception.message : String(exception)})`);
+    else if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
     if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
   }
 }

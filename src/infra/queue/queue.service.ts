@@ -1,8 +1,9 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { Job, JobsOptions, Queue, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { createRedis } from '../redis/redis.module';
+import { closing, withinMs } from '../lifecycle/shutdown';
+import { createRedis, quitWithin } from '../redis/redis.module';
 import { JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
 
 export interface SchedulerRepeat {
@@ -13,18 +14,41 @@ export interface SchedulerRepeat {
   every?: number;
 }
 
+interface WantedScheduler {
+  name: JobName;
+  repeat: SchedulerRepeat;
+  payload: unknown;
+}
+
+/** Work to redo whenever Redis (re)connects, and every queue.schedulerReconcileMs: `reconnect` is false on the first connect and on the periodic pass. */
+export type ReconcileHook = (why: { reconnect: boolean }) => Promise<unknown>;
+
 /**
  * Typed access to BullMQ. Modules register exactly one handler per job in their constructor;
  * in the worker role, boot fails if a job in the catalogue has none.
+ *
+ * Producers (add, schedulers) use a bounded connection (redis.commandTimeoutMs): with Redis down
+ * they fail at once instead of waiting, and callers fall back on their outbox. Workers keep the
+ * unbounded blocking connections BullMQ requires.
+ *
+ * Job schedulers a module declares with `upsertScheduler` are wanted state: re-created on every
+ * Redis (re)connect and whenever the periodic check (queue.schedulerReconcileMs) finds one
+ * missing (a Redis that came back empty), and `missingSchedulers` tells readiness which are gone.
  */
 @Injectable()
-export class QueueService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Queue');
   private readonly handlers = new Map<JobName, JobHandler<JobName>>();
   private readonly queues = new Map<QueueName, Queue>();
   private readonly workers: Worker[] = [];
   private readonly workerConnections: Redis[] = [];
   private connection?: Redis;
+  private readonly wanted = new Map<string, WantedScheduler>();
+  private readonly hooks: { name: string; fn: ReconcileHook }[] = [];
+  private reconcileTimer?: NodeJS.Timeout;
+  private reconciling?: Promise<void>;
+  private connectedOnce = false;
+  private closed = false;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
@@ -33,8 +57,84 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private conn(): Redis {
-    this.connection ??= createRedis(this.config.redis.url, `shouhu-${this.config.role}-queue`);
+    if (!this.connection) {
+      this.connection = createRedis(this.config.redis.url, `shouhu-${this.config.role}-queue`, this.config.redis);
+      this.connection.on('error', () => undefined); // reported by the queues' own error events
+      this.connection.on('ready', () => {
+        const reconnect = this.connectedOnce;
+        this.connectedOnce = true;
+        if (reconnect) this.logger.log('redis is back: re-creating job schedulers and catching up');
+        void this.reconcile({ reconnect });
+      });
+    }
     return this.connection;
+  }
+
+  /**
+   * `p`, or an error after twice redis.commandTimeoutMs: BullMQ waits for its first connection
+   * before sending anything, so a call made before Redis was ever reached would otherwise wait.
+   */
+  bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    const ms = this.config.redis.commandTimeoutMs * 2;
+    return withinMs(p, ms).then((r) => {
+      if (r === 'timeout') throw new Error(`redis: ${what} not answered within ${ms} ms`);
+      return r;
+    });
+  }
+
+  /** True while the producers' connection to Redis is up. */
+  get redisReady(): boolean {
+    return this.connection?.status === 'ready';
+  }
+
+  /** Registers work to redo on every Redis (re)connect and periodic check (e.g. a module's own schedulers, timers Redis lost). */
+  onReconcile(name: string, fn: ReconcileHook): void {
+    this.hooks.push({ name, fn });
+  }
+
+  onModuleInit(): void {
+    this.conn();
+    this.reconcileTimer = setInterval(() => void this.reconcile({ reconnect: false }), this.config.queue.schedulerReconcileMs);
+    this.reconcileTimer.unref();
+  }
+
+  /**
+   * Re-creates wanted schedulers Redis does not have, then runs the hooks. One pass at a time;
+   * failures are logged (Redis down: the next connect or period tries again).
+   */
+  reconcile(why: { reconnect: boolean }): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.reconciling ??= (async () => {
+      try {
+        const missing = await this.missingSchedulers();
+        for (const id of missing) {
+          const w = this.wanted.get(id);
+          if (w) await this.applyScheduler(id, w);
+        }
+        if (missing.length) this.logger.warn(`job schedulers re-created: ${missing.join(', ')}`);
+      } catch (e) {
+        this.logger.warn(`job schedulers not reconciled: ${(e as Error).message}`);
+      }
+      for (const h of this.hooks) {
+        if (this.closed) break;
+        await h.fn(why).catch((e: Error) => this.logger.warn(`${h.name} after redis (re)connect: ${e.message}`));
+      }
+    })().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
+  /** Wanted schedulers Redis does not hold now (throws when Redis cannot be asked). */
+  async missingSchedulers(): Promise<string[]> {
+    const missing: string[] = [];
+    for (const [id, w] of this.wanted) {
+      if (!(await this.bounded(this.queue(JOBS[w.name].queue).getJobScheduler(id), `scheduler ${id}`))) missing.push(id);
+    }
+    return missing;
+  }
+
+  /** The ids of the schedulers this process wants (readiness reports them). */
+  wantedSchedulers(): string[] {
+    return [...this.wanted.keys()];
   }
 
   queue(name: QueueName): Queue {
@@ -55,28 +155,61 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
   /** Adds a job; pass a deterministic `jobId` wherever a duplicate must collapse into one. */
   async add<N extends JobName>(name: N, payload: JobPayloads[N], options: JobsOptions = {}): Promise<string | undefined> {
     const spec = JOBS[name];
-    const job = await this.queue(spec.queue).add(name, payload, { ...spec.options, ...options });
+    const job = await this.bounded(this.queue(spec.queue).add(name, payload, { ...spec.options, ...options }), `add ${name}`);
     return job.id;
   }
 
   async addBulk<N extends JobName>(name: N, jobs: { payload: JobPayloads[N]; options?: JobsOptions }[]): Promise<void> {
     if (jobs.length === 0) return;
     const spec = JOBS[name];
-    await this.queue(spec.queue).addBulk(jobs.map((j) => ({ name, data: j.payload, opts: { ...spec.options, ...j.options } })));
+    await this.bounded(this.queue(spec.queue).addBulk(jobs.map((j) => ({ name, data: j.payload, opts: { ...spec.options, ...j.options } }))), `add ${name}`);
   }
 
   async removeJob(name: JobName, jobId: string): Promise<void> {
-    await this.queue(JOBS[name].queue).remove(jobId);
+    await this.bounded(this.queue(JOBS[name].queue).remove(jobId), `remove ${jobId}`);
   }
 
-  async upsertScheduler<N extends JobName>(schedulerId: string, name: N, repeat: SchedulerRepeat, payload: JobPayloads[N]): Promise<void> {
-    const spec = JOBS[name];
-    const opts = repeat.pattern ? { pattern: repeat.pattern, tz: repeat.tz ?? 'Asia/Shanghai' } : { every: repeat.every };
-    await this.queue(spec.queue).upsertJobScheduler(schedulerId, opts, { name, data: payload, opts: spec.options });
+  /**
+   * A job scheduler. Default (`wanted`): a scheduler of the deployment (sweeps, prunes, checks) —
+   * remembered and kept by `reconcile`; with Redis down it is created when Redis is back, and the
+   * call does not fail. `{ wanted: false }`: a scheduler whose owner keeps its own truth in
+   * Postgres and reconciles it through `onReconcile` (patrol plans); failures are thrown.
+   */
+  async upsertScheduler<N extends JobName>(
+    schedulerId: string,
+    name: N,
+    repeat: SchedulerRepeat,
+    payload: JobPayloads[N],
+    opts: { wanted?: boolean } = {},
+  ): Promise<void> {
+    const w: WantedScheduler = { name, repeat, payload };
+    if (opts.wanted === false) return this.applyScheduler(schedulerId, w);
+    this.wanted.set(schedulerId, w);
+    await this.applyScheduler(schedulerId, w).catch((e: Error) =>
+      this.logger.warn(`job scheduler ${schedulerId} not created now (${e.message}); it will be when Redis answers`),
+    );
   }
 
-  async removeScheduler(name: JobName, schedulerId: string): Promise<void> {
-    await this.queue(JOBS[name].queue).removeJobScheduler(schedulerId);
+  private async applyScheduler(schedulerId: string, w: WantedScheduler): Promise<void> {
+    const spec = JOBS[w.name];
+    const r = w.repeat;
+    const opts = r.pattern ? { pattern: r.pattern, tz: r.tz ?? 'Asia/Shanghai' } : { every: r.every };
+    await this.bounded(
+      this.queue(spec.queue).upsertJobScheduler(schedulerId, opts, { name: w.name, data: w.payload, opts: spec.options }),
+      `scheduler ${schedulerId}`,
+    );
+  }
+
+  /** Removes a scheduler (a wanted one is forgotten first; with Redis down, only that). */
+  async removeScheduler(name: JobName, schedulerId: string, opts: { wanted?: boolean } = {}): Promise<void> {
+    if (opts.wanted === false) {
+      await this.bounded(this.queue(JOBS[name].queue).removeJobScheduler(schedulerId), `remove scheduler ${schedulerId}`);
+      return;
+    }
+    this.wanted.delete(schedulerId);
+    await this.bounded(this.queue(JOBS[name].queue).removeJobScheduler(schedulerId), `remove scheduler ${schedulerId}`).catch((e: Error) =>
+      this.logger.warn(`job scheduler ${schedulerId} not removed now: ${e.message}`),
+    );
   }
 
   private runsWorkers(): boolean {
@@ -112,9 +245,31 @@ export class QueueService implements OnApplicationBootstrap, OnApplicationShutdo
     return handler(job.data, { jobId, attempt: job.attemptsMade + 1, scheduledFor: slotFromJobId(jobId) });
   }
 
+  /**
+   * Workers finish their running jobs, then every connection closes. Each step is bounded: with
+   * Redis down a worker's close never completes, so after a step's share of the shutdown deadline
+   * its connections are dropped (a job cut short is retried after its lock lapses).
+   */
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled(this.workers.map((w) => w.close()));
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    await Promise.allSettled([...this.workerConnections, ...(this.connection ? [this.connection] : [])].map((c) => c.quit()));
+    this.closed = true;
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    const stepMs = Math.max(1000, Math.floor(this.config.ops.shutdownDeadlineMs / 3));
+    await closing('queue workers', async () => {
+      const r = await withinMs(Promise.allSettled(this.workers.map((w) => w.close())), stepMs);
+      if (r === 'timeout') {
+        this.logger.warn(`queue workers did not close within ${stepMs} ms (Redis down?): dropping their connections`);
+        for (const c of this.workerConnections) c.disconnect();
+        await withinMs(Promise.allSettled(this.workers.map((w) => w.close(true))), 1000);
+      }
+    });
+    await closing('queue producers', async () => {
+      const r = await withinMs(Promise.allSettled([...this.queues.values()].map((q) => q.close())), stepMs);
+      if (r === 'timeout') this.connection?.disconnect();
+    });
+    await closing('queue connections', () =>
+      Promise.all(
+        [...this.workerConnections, ...(this.connection ? [this.connection] : [])].map((c) => quitWithin(c, this.config.redis.commandTimeoutMs)),
+      ).then(() => undefined),
+    );
   }
 }

@@ -6,6 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import type { SqlParams } from '../../infra/database/sql-params';
 import { JobName, JobPayloads, JOBS } from '../../infra/queue/queue.catalogue';
+import { closing } from '../../infra/lifecycle/shutdown';
 import { QueueService } from '../../infra/queue/queue.service';
 
 export interface OutboxJob<N extends JobName = JobName> {
@@ -88,7 +89,8 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
    * alarms that is one addBulk and one UPDATE for many incidents, not one each.
    */
   kick(rows: OutboxRow[]): void {
-    if (rows.length === 0) return;
+    // Redis down: nothing to try now; the relay catches up (and re-creates timers) when it is back.
+    if (rows.length === 0 || !this.queue.redisReady) return;
     this.kicked.push(...rows);
     if (this.kicking) return;
     this.kicking = (async () => {
@@ -113,9 +115,9 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     const fresh: OutboxRow[] = [];
     for (const row of rows) {
       if (redispatch) {
-        const job = await this.queue.queue(JOBS[row.job_name].queue).getJob(row.job_id);
+        const job = await this.queue.bounded(this.queue.queue(JOBS[row.job_name].queue).getJob(row.job_id), `job ${row.job_id}`);
         if (job) {
-          if (await job.isFailed()) await job.retry('failed');
+          if (await this.queue.bounded(job.isFailed(), `job ${row.job_id}`)) await this.queue.bounded(job.retry('failed'), `retry ${row.job_id}`);
           continue;
         }
       }
@@ -135,6 +137,7 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
 
   /** One relay pass; returns how many rows it handled. */
   async relayOnce(): Promise<number> {
+    if (!this.queue.redisReady) return 0; // nothing can be handed over now; resync runs when Redis is back
     const { batchSize, redispatchAfterMs } = this.cfg.outbox;
     const fresh: OutboxRow[] = await this.db.query(
       `SELECT id, job_name, job_id, payload, available_at, dispatched_at FROM alarm_outbox
@@ -153,8 +156,35 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     return fresh.length + stale.length;
   }
 
+  /**
+   * Redis is back (possibly empty): every pending row is handed to BullMQ again at once — jobs it
+   * still holds are left alone (deterministic ids), lost ones are re-created with the delay left
+   * from their due time (an escalation already overdue runs now). Without this, timers lost with
+   * Redis would wait for the re-dispatch period (outbox.redispatchAfterMs). Returns the rows handed over.
+   */
+  async resync(): Promise<number> {
+    let after = '0';
+    let n = 0;
+    for (;;) {
+      const rows: OutboxRow[] = await this.db.query(
+        `SELECT id, job_name, job_id, payload, available_at, dispatched_at FROM alarm_outbox
+         WHERE done_at IS NULL AND id > $1 ORDER BY id LIMIT $2`,
+        [after, this.cfg.outbox.batchSize],
+      );
+      if (rows.length === 0) return n;
+      await this.dispatch(rows, false);
+      n += rows.length;
+      after = rows[rows.length - 1].id;
+    }
+  }
+
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
+    this.queue.onReconcile('alarm outbox resync', async ({ reconnect }) => {
+      if (!reconnect) return;
+      const n = await this.resync();
+      if (n) this.logger.log(`redis is back: ${n} pending alarm job(s) handed to the queue again`);
+    });
     const loop = async () => {
       if (this.stopped) return;
       let handled = 0;
@@ -171,7 +201,10 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.polling;
-    await this.kicking;
+    // Bounded: each Redis call fails within redis.commandTimeoutMs; what is not dispatched stays in the outbox.
+    await closing('alarm outbox relay', async () => {
+      await this.polling;
+      await this.kicking;
+    });
   }
 }

@@ -12,6 +12,7 @@ import { DeviceCredentialsService } from './device-credentials.service';
 import { DeviceCredential } from './entities/device-credential.entity';
 import { RefreshToken } from './entities/refresh-token.entity';
 import { User } from './entities/user.entity';
+import { RevocationsService } from './revocations.service';
 import { TokenService } from './token.service';
 import { UsersController } from './users.controller';
 import { UsersService } from './users.service';
@@ -20,8 +21,8 @@ import { UsersService } from './users.service';
 @Module({
   imports: [TypeOrmModule.forFeature([User, RefreshToken, DeviceCredential])],
   controllers: [AuthController, UsersController, DeviceCredentialsController],
-  providers: [TokenService, AuthService, UsersService, DeviceCredentialsService, { provide: APP_GUARD, useClass: AuthGuard }],
-  exports: [TokenService, UsersService, DeviceCredentialsService],
+  providers: [RevocationsService, TokenService, AuthService, UsersService, DeviceCredentialsService, { provide: APP_GUARD, useClass: AuthGuard }],
+  exports: [RevocationsService, TokenService, UsersService, DeviceCredentialsService],
 })
 export class AuthModule implements OnModuleInit {
   constructor(

@@ -1,12 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import type Redis from 'ioredis';
 import { DataSource, IsNull } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
-import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { AuditService } from '../audit-log';
 import { RefreshToken } from './entities/refresh-token.entity';
 import { User } from './entities/user.entity';
@@ -29,23 +27,45 @@ export class AuthService {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
     @InjectDataSource() private readonly db: DataSource,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
   ) {}
 
   /**
-   * Failed attempts are counted per account and per address in fixed windows; past the limit
-   * every attempt is refused with 429 (even with the right password) until the window ends.
+   * Attempts are counted in Postgres (login_attempts, fixed windows of auth.loginWindowSeconds)
+   * BEFORE the password is checked, in one atomic statement, so parallel attempts cannot slip past
+   * the limit. Three counters: the (account, address) pair (auth.loginMaxAttemptsPerAccount), the
+   * account from all addresses (auth.loginMaxAttemptsPerAccountGlobal, higher: one address cannot
+   * lock an account out for everyone) and the address (auth.loginMaxAttemptsPerAddress, against
+   * password spraying). Past a limit the attempt is refused with 429 AUTH.TOO_MANY_ATTEMPTS and
+   * Retry-After (even with the right password) until that window ends. A successful login takes
+   * its own attempt back and clears the pair. The address is the socket's, or the one the proxy
+   * names when http.trustProxy is set (Express `trust proxy`: X-Forwarded-For). No Redis: logins
+   * work while Redis is down.
    */
   async login(username: string, password: string, ip: string | null): Promise<TokenPair> {
-    const acctKey = redisKey(this.config, 'auth', 'fail', 'acct', username.toLowerCase());
-    const ipKey = redisKey(this.config, 'auth', 'fail', 'ip', ip ?? 'unknown');
-    const [acct, addr] = await this.redis.mget(acctKey, ipKey);
-    const { loginMaxAttemptsPerAccount, loginMaxAttemptsPerAddress, loginWindowSeconds } = this.config.auth;
-    if (Number(acct ?? 0) >= loginMaxAttemptsPerAccount || Number(addr ?? 0) >= loginMaxAttemptsPerAddress) {
-      const ttl = Math.max(await this.redis.ttl(Number(acct ?? 0) >= loginMaxAttemptsPerAccount ? acctKey : ipKey), 1);
+    const acct = username.toLowerCase();
+    const addr = ip ?? 'unknown';
+    const { loginMaxAttemptsPerAccount, loginMaxAttemptsPerAccountGlobal, loginMaxAttemptsPerAddress, loginWindowSeconds } = this.config.auth;
+    const keys = { pair: `pair:${acct}|${addr}`, acct: `acct:${acct}`, addr: `addr:${addr}` };
+    const counted: { key: string; count: number; retry_after: number }[] = await this.db.query(
+      `INSERT INTO login_attempts (key, count, window_ends)
+       SELECT k, 1, now() + make_interval(secs => $2) FROM unnest($1::text[]) k
+       ON CONFLICT (key) DO UPDATE SET
+         count = CASE WHEN login_attempts.window_ends <= now() THEN 1 ELSE login_attempts.count + 1 END,
+         window_ends = CASE WHEN login_attempts.window_ends <= now() THEN excluded.window_ends ELSE login_attempts.window_ends END
+       RETURNING key, count, ceil(extract(epoch FROM window_ends - now()))::int AS retry_after`,
+      [[keys.pair, keys.acct, keys.addr], loginWindowSeconds],
+    );
+    const limit: Record<string, number> = {
+      [keys.pair]: loginMaxAttemptsPerAccount,
+      [keys.acct]: loginMaxAttemptsPerAccountGlobal,
+      [keys.addr]: loginMaxAttemptsPerAddress,
+    };
+    const over = counted.filter((c) => c.count > limit[c.key]);
+    if (over.length) {
+      const ttl = Math.max(1, ...over.map((c) => c.retry_after));
       throw Errors.tooMany(ErrorCode.AUTH.TOO_MANY_ATTEMPTS, `Too many failed logins; try again in ${ttl} s`, ttl);
     }
     const user = await this.db
@@ -56,11 +76,14 @@ export class AuthService {
       .getOne();
     const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyPassword(await dummyHash(), password);
     if (!user || !ok || user.disabled) {
-      await this.redis.multi().incr(acctKey).expire(acctKey, loginWindowSeconds, 'NX').incr(ipKey).expire(ipKey, loginWindowSeconds, 'NX').exec();
       await this.db.transaction((m) => this.audit.record(m, { action: 'login_failed', entity: 'user', entityId: user?.id ?? null, after: { username } }));
       throw Errors.unauthorized(ErrorCode.AUTH.INVALID_CREDENTIALS, 'Wrong username or password');
     }
-    await this.redis.del(acctKey);
+    await this.db.query(
+      `WITH p AS (DELETE FROM login_attempts WHERE key = $1)
+       UPDATE login_attempts SET count = greatest(count - 1, 0) WHERE key = ANY($2::text[])`,
+      [keys.pair, [keys.acct, keys.addr]],
+    );
     const ctx = currentContext();
     if (ctx) ctx.actor = { type: 'user', id: user.id, name: user.username };
     return this.db.transaction(async (m) => {
@@ -104,8 +127,10 @@ export class AuthService {
     if (refreshToken) {
       await this.db.getRepository(RefreshToken).update({ tokenHash: sha256(refreshToken), userId: user.id, revokedAt: IsNull() }, { revokedAt: new Date() });
     }
-    await this.tokens.denyAccessToken(user.jti, user.exp ?? Math.floor(Date.now() / 1000) + this.config.auth.accessTtlSeconds);
-    await this.db.transaction((m) => this.audit.record(m, { action: 'logout', entity: 'user', entityId: user.id }));
+    await this.db.transaction(async (m) => {
+      await this.tokens.denyAccessToken(user.jti, user.exp ?? Math.floor(Date.now() / 1000) + this.config.auth.accessTtlSeconds, m);
+      await this.audit.record(m, { action: 'logout', entity: 'user', entityId: user.id });
+    });
   }
 
   private async issue(repo: import('typeorm').Repository<RefreshToken>, user: User, familyId: string, ip: string | null): Promise<TokenPair> {
@@ -130,6 +155,9 @@ export class AuthService {
   /** Daily job: spent and expired refresh tokens are of no further use. */
   async pruneRefreshTokens(olderThanDays = 1): Promise<number> {
     const res = await this.db.query(`DELETE FROM refresh_tokens WHERE expires_at < now() - make_interval(days => $1)`, [olderThanDays]);
+    // Access-token revocations past the tokens' expiry, and attempt counters of ended windows, protect nothing.
+    await this.db.query(`DELETE FROM token_revocations WHERE expires_at < now()`);
+    await this.db.query(`DELETE FROM login_attempts WHERE window_ends < now()`);
     return (res as [unknown, number])[1] ?? 0;
   }
 }

@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type Redis from 'ioredis';
 import jwt from 'jsonwebtoken';
+import type { EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { REDIS, redisKey } from '../../infra/redis/redis.module';
 import { AuthUser, ROLE_NAMES, UserRole } from '../../infra/access/roles';
+import { RevocationsService } from './revocations.service';
 
 interface AccessClaims {
   sub: string;
@@ -23,13 +23,14 @@ export const sha256 = (s: string): string => createHash('sha256').update(s).dige
 /**
  * Short-lived access JWTs (HS256). Revocation: a logout denies the token's jti until it would
  * expire; disabling a user or a password change sets a "revoked before" time for all their tokens.
- * Both live in Redis so every api process sees them at once.
+ * Both are kept by RevocationsService: Postgres the truth, each process's memory the cache a
+ * request checks (no Redis on this path; see its failure direction).
  */
 @Injectable()
 export class TokenService {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    private readonly revocations: RevocationsService,
   ) {}
 
   signAccess(user: { id: string; username: string; role: UserRole; schoolId: string | null }): { token: string; expiresIn: number; jti: string } {
@@ -58,30 +59,22 @@ export class TokenService {
       );
     }
     if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
-    const [denied, revokedBefore] = await this.redis.mget(this.denyKey(claims.jti), this.userRevokedKey(claims.sub));
-    if (denied || (revokedBefore && claims.ims <= Number(revokedBefore))) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
+    if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
     return { id: claims.sub, username: claims.usr, role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
   }
 
-  async denyAccessToken(jti: string, exp: number): Promise<void> {
-    const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
-    await this.redis.set(this.denyKey(jti), '1', 'EX', ttl);
+  /** The access token stops working (in `m`'s transaction when given). */
+  async denyAccessToken(jti: string, exp: number, m?: EntityManager): Promise<void> {
+    await this.revocations.revokeToken(jti, exp, m);
   }
 
-  /** Every access token of the user issued before now stops working. */
-  async revokeAllForUser(userId: string): Promise<void> {
-    await this.redis.set(this.userRevokedKey(userId), String(Date.now()), 'EX', this.config.auth.accessTtlSeconds + 5);
+  /** Every access token of the user issued before now stops working (in `m`'s transaction when given). */
+  async revokeAllForUser(userId: string, m?: EntityManager): Promise<void> {
+    await this.revocations.revokeUser(userId, m);
   }
 
   newRefreshToken(): { token: string; hash: string } {
     const token = randomBytes(32).toString('base64url');
     return { token, hash: sha256(token) };
-  }
-
-  private denyKey(jti: string): string {
-    return redisKey(this.config, 'auth', 'deny', jti);
-  }
-  private userRevokedKey(userId: string): string {
-    return redisKey(this.config, 'auth', 'revoked-before', userId);
   }
 }

@@ -82,10 +82,14 @@ export class UsersService {
       if (dto.password !== undefined) user.passwordHash = await hashPassword(dto.password);
       await m.save(user);
       await this.audit.record(m, { action: 'update', entity: 'user', entityId: id, schoolId: user.schoolId, before, after: user });
+      // Role, scope, password or access changed: tokens that carry the old claims stop working —
+      // every access token issued so far and every refresh token (issue 12 §6), with the change.
+      if (dto.password !== undefined || dto.disabled || dto.role !== undefined || dto.schoolId !== undefined) {
+        await m.query(`UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
+        await this.tokens.revokeAllForUser(id, m);
+      }
       return user;
     });
-    // Role, scope, password or access changed: tokens that carry the old claims must stop working.
-    if (dto.password !== undefined || dto.disabled || dto.role !== undefined || dto.schoolId !== undefined) await this.tokens.revokeAllForUser(id);
     return user;
   }
 

@@ -3,6 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { IsUUID, validate } from 'class-validator';
 import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
+import { fromUnavailable } from '../../infra/http/unavailable';
 import { flattenValidationErrors } from '../../infra/http/validation';
 import { ILL_FORMED_TEXT, illFormedText } from '../../infra/http/input-guards';
 import { CancelDto, IncidentLifecycleService, type IncidentView, NoteDto, OptionalNoteDto, ResolveDto } from '../alarms';
@@ -70,7 +71,7 @@ export async function validatePayload<D extends object>(dto: Type<D>, payload: u
  * for), with the same Postgres mapping as the REST filter (infra/http/pg-errors.ts).
  */
 export function toActionError(e: unknown): ActionError {
-  const d = e instanceof DomainError ? e : fromPostgres(e);
+  const d = e instanceof DomainError ? e : (fromPostgres(e) ?? fromUnavailable(e));
   if (d) return { status: d.status, code: d.code, message: d.message, details: d.details };
   return { status: 500, code: ErrorCode.INTERNAL, message: 'Internal error' };
 }

@@ -6,10 +6,11 @@ import type { Namespace, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { createRedis, redisKey } from '../../infra/redis/redis.module';
+import { closing } from '../../infra/lifecycle/shutdown';
+import { createRedis, quitWithin, redisKey } from '../../infra/redis/redis.module';
 import { IncidentLifecycleService, IncidentQueriesService, OPEN_STATUSES } from '../alarms';
 import { scopedSchoolId } from '../../infra/access/scope';
-import { TokenService } from '../auth';
+import { RevocationsService, TokenService } from '../auth';
 import type { AuthUser } from '../../infra/access/roles';
 import { DeviceHealthQueries } from '../device-health';
 import { ActionAnswer, CONSOLE_ACTIONS, toActionError, validatePayload } from './console-actions';
@@ -72,6 +73,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly logger = new Logger('ConsoleGateway');
   private readonly cfg: ConsoleConfig;
   private readonly catchingUp = new Set<Session>();
+  private readonly sessions = new Set<Session>();
   private readonly adapterClients: Redis[] = [];
   private readonly limits: ConsoleLimits;
   @WebSocketServer() server: Namespace;
@@ -79,6 +81,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(TokenService) private readonly tokens: TokenService,
+    @Inject(RevocationsService) private readonly revocations: RevocationsService,
     private readonly feed: ConsoleFeed,
     private readonly lifecycle: IncidentLifecycleService,
     private readonly incidents: IncidentQueriesService,
@@ -92,7 +95,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     const ns = nsArg as Namespace;
     this.server ??= ns;
     if (this.cfg.redisAdapter) {
-      const pub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-pub`);
+      // The publisher is bounded (a broadcast with Redis down fails rather than piles up); the subscriber waits.
+      const pub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-pub`, this.config.redis);
       const sub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-sub`);
       for (const c of [pub, sub]) c.on('error', (e) => this.logger.warn(`socket.io redis adapter: ${e.message}`));
       this.adapterClients.push(pub, sub);
@@ -117,12 +121,17 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       }
     });
     ns.on('connection', (socket: Socket) => this.onConnection(socket));
+    // A logout, password change or disabled account (in any api process: heard within
+    // auth.revocationSyncMs) closes the affected consoles at once (issue 12 §12).
+    this.revocations.onRevoked((r) => {
+      for (const s of this.sessions) if (r.kind === 'token' ? s.user.jti === r.jti : s.user.id === r.userId) void this.stillValid(s);
+    });
     this.feed.subscribe((events) => this.deliver(events));
     this.logger.log('console gateway ready on /console');
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled(this.adapterClients.map((c) => c.quit()));
+    await closing('socket.io redis adapter', () => Promise.all(this.adapterClients.map((c) => quitWithin(c, this.config.redis.commandTimeoutMs))));
   }
 
   private onConnection(socket: Socket): void {
@@ -139,8 +148,9 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       generation: 0,
     };
     consoleMetrics.connected.inc();
+    this.sessions.add(s);
     this.armExpiry(s);
-    // A logout or a disabled account ends the console session within the check period, not at token expiry.
+    // Revocations close the session as they are heard of (afterInit); this check is the backstop.
     s.revocationCheck = setInterval(() => void this.stillValid(s), this.cfg.revocationCheckSeconds * 1000).unref();
     socket.emit('session', {
       v: 1,
@@ -149,6 +159,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     });
     socket.on('disconnect', () => {
       consoleMetrics.connected.dec();
+      this.sessions.delete(s);
       this.limits.release(user.jti, user.id);
       clearTimeout(s.expiry);
       clearInterval(s.revocationCheck);
@@ -193,7 +204,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /**
-   * Re-verifies the session's token (expiry and revocation, one Redis read). A revoked one ends
+   * Re-verifies the session's token (expiry and revocation, from memory: RevocationsService). A revoked one ends
    * the session; the error is returned for an action's answer.
    */
   private async stillValid(s: Session, endIfRevoked = true): Promise<unknown> {

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import type Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { Public } from '../../infra/access/decorators';
+import { QueueService } from '../../infra/queue/queue.service';
 import { REDIS } from '../../infra/redis/redis.module';
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
@@ -16,6 +17,7 @@ export class HealthController {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(QueueService) private readonly queue: QueueService,
   ) {}
 
   /** The process is up (for restart decisions). */
@@ -25,7 +27,13 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Postgres and Redis answer (for load-balancer decisions). */
+  /**
+   * Postgres and Redis answer, and every job scheduler this deployment needs exists in Redis (a
+   * Redis that came back empty has none until they are re-created: QueueService.reconcile). 503
+   * while any is not so; `checks.schedulers.missing` names the missing ones. Alarm intake keeps
+   * working through a Redis outage — this tells the operator and the load balancer, it is not a
+   * reason to stop taking alarms on this process alone.
+   */
   @Public()
   @Get('ready')
   async ready(@Res({ passthrough: true }) res: Response) {
@@ -38,9 +46,17 @@ export class HealthController {
         return { ok: false, error: (e as Error).message };
       }
     };
-    const [postgres, redis] = await Promise.all([check(() => this.db.query('SELECT 1')), check(() => this.redis.ping())]);
-    const ok = postgres.ok && redis.ok;
+    let missing: string[] = [];
+    const [postgres, redis, schedulers] = await Promise.all([
+      check(() => this.db.query('SELECT 1')),
+      check(() => this.redis.ping()),
+      check(async () => {
+        missing = await this.queue.missingSchedulers();
+        if (missing.length) throw new Error(`missing job schedulers: ${missing.join(', ')}`);
+      }),
+    ]);
+    const ok = postgres.ok && redis.ok && schedulers.ok;
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
-    return { status: ok ? 'ok' : 'unavailable', checks: { postgres, redis } };
+    return { status: ok ? 'ok' : 'unavailable', checks: { postgres, redis, schedulers: { ...schedulers, missing } } };
   }
 }

@@ -122,7 +122,7 @@ export class AuditsService {
       if (!before) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
       await this.audit.record(m, { action: 'delete', entity: 'patrol_plan', entityId: id, before });
     });
-    await this.queue.removeScheduler(JobName.PatrolRun, schedulerId(id));
+    await this.syncScheduler({ id, cron: '', enabled: false });
   }
 
   async plan(id: string) {
@@ -139,12 +139,25 @@ export class AuditsService {
     return { items, total, limit, offset };
   }
 
-  private async syncScheduler(plan: { id: string; cron: string; enabled: boolean }): Promise<void> {
-    if (plan.enabled) await this.queue.upsertScheduler(schedulerId(plan.id), JobName.PatrolRun, { pattern: plan.cron, tz: TZ }, { planId: plan.id });
-    else await this.queue.removeScheduler(JobName.PatrolRun, schedulerId(plan.id));
+  /**
+   * The plan's scheduler follows the plan (Postgres is the truth). With Redis down the change
+   * waits for the next reconcile (on reconnect, and every queue.schedulerReconcileMs): the plan
+   * itself is saved, so the route does not fail.
+   */
+  private async syncScheduler(plan: { id: string; cron: string; enabled: boolean }, opts: { throwOnRedis?: boolean } = {}): Promise<void> {
+    const apply = plan.enabled
+      ? this.queue.upsertScheduler(schedulerId(plan.id), JobName.PatrolRun, { pattern: plan.cron, tz: TZ }, { planId: plan.id }, { wanted: false })
+      : this.queue.removeScheduler(JobName.PatrolRun, schedulerId(plan.id), { wanted: false });
+    await apply.catch((e: Error) => {
+      if (opts.throwOnRedis) throw e;
+      this.logger.warn(`scheduler of patrol plan ${plan.id} left to the next reconcile: ${e.message}`);
+    });
   }
 
-  /** At boot: one scheduler per enabled plan, none for deleted or disabled plans (Redis may have been emptied, or a change lost). */
+  /**
+   * At boot, on every Redis (re)connect and periodically (QueueService.onReconcile): one scheduler
+   * per enabled plan, none for deleted or disabled plans (Redis may have been emptied, or a change lost).
+   */
   async reconcileSchedulers(): Promise<{ upserted: number; removed: number }> {
     const plans: { id: string; cron: string; enabled: boolean }[] = await this.db.query(`SELECT id, cron, enabled FROM patrol_plans`);
     const wanted = new Set(plans.filter((p) => p.enabled).map((p) => schedulerId(p.id)));
@@ -153,11 +166,11 @@ export class AuditsService {
     for (const s of existing) {
       const id = s.key ?? (s as { id?: string }).id;
       if (id?.startsWith('patrol-plan:') && !wanted.has(id)) {
-        await this.queue.removeScheduler(JobName.PatrolRun, id);
+        await this.queue.removeScheduler(JobName.PatrolRun, id, { wanted: false });
         removed++;
       }
     }
-    for (const p of plans) await this.syncScheduler(p);
+    for (const p of plans) await this.syncScheduler(p, { throwOnRedis: true });
     return { upserted: wanted.size, removed };
   }
 

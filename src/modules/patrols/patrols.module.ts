@@ -46,7 +46,11 @@ export class PatrolsModule implements OnModuleInit {
     const every = this.config.patrols.postCheckEveryMs;
     if (every > 0) await this.queue.upsertScheduler(POST_CHECK_SCHEDULER, JobName.PatrolPostCheck, { every }, {});
     else await this.queue.removeScheduler(JobName.PatrolPostCheck, POST_CHECK_SCHEDULER);
-    const r = await this.audits.reconcileSchedulers();
-    if (r.removed) this.logger.log(`patrol plan schedulers: ${r.upserted} kept, ${r.removed} stale removed`);
+    const reconcile = async () => {
+      const r = await this.audits.reconcileSchedulers();
+      if (r.removed) this.logger.log(`patrol plan schedulers: ${r.upserted} kept, ${r.removed} stale removed`);
+    };
+    this.queue.onReconcile('patrol plan schedulers', reconcile);
+    await reconcile().catch((e: Error) => this.logger.warn(`patrol plan schedulers left to the next reconcile (Redis down?): ${e.message}`));
   }
 }

@@ -82,6 +82,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'IMPORT.UNSURE_ENCODING': 'errors.importFile',
   'IMPORT.TOO_LARGE_CONTENT': 'errors.importFile',
   'IMPORT.BUSY': 'errors.unavailable',
+  'UNAVAILABLE.DATABASE': 'errors.unavailable',
+  'UNAVAILABLE.REDIS': 'errors.unavailable',
   'DEVICE.NOT_FOUND': 'errors.notFound',
   'OUTAGE.NOT_FOUND': 'errors.notFound',
   'MAINTENANCE_WINDOW.NOT_FOUND': 'errors.notFound',

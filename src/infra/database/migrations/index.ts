@@ -11,6 +11,7 @@ import { VideoEvidence1764302500000 } from './1764302500000-VideoEvidence';
 import { IncidentClientEvents1764311400000 } from './1764311400000-IncidentClientEvents';
 import { DrillsAndButtonTests1764311611000 } from './1764311611000-DrillsAndButtonTests';
 import { UnplacedDeviceAlarms1764311700000 } from './1764311700000-UnplacedDeviceAlarms';
+import { TokenRevocations1764313700000 } from './1764313700000-TokenRevocations';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   IncidentClientEvents1764311400000,
   DrillsAndButtonTests1764311611000,
   UnplacedDeviceAlarms1764311700000,
+  TokenRevocations1764313700000,
 ];
