@@ -76,10 +76,14 @@ export interface TestApp {
   close: () => Promise<void>;
 }
 
-/** Boots the real service (all roles) on a fresh database and Redis prefix. */
-export async function startApp(overrides: Record<string, unknown> = {}): Promise<TestApp> {
+/**
+ * Boots the real service (all roles) on a fresh database and Redis prefix. `appDbUrl` changes the
+ * address the service uses for its database (e.g. through a TCP proxy that a test cuts); the
+ * test's own client (`db`) connects directly.
+ */
+export async function startApp(overrides: Record<string, unknown> = {}, opts: { appDbUrl?: (url: string) => string } = {}): Promise<TestApp> {
   const { url, name } = await createDatabase();
-  const config = testConfig(url, overrides);
+  const config = testConfig(opts.appDbUrl ? opts.appDbUrl(url) : url, overrides);
   const app = (await bootstrap(config)) as INestApplication;
   const port = (app.getHttpServer().address() as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -27,6 +27,21 @@ export interface IncidentListQuery {
 export class IncidentQueriesService {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
+  /**
+   * How well alarms are getting out (for the console's degraded-state banner): `queueBehind`, outbox
+   * jobs (escalation timers, police relay, notices) due more than `behindSeconds` ago and not done; `policeRelayFailing`, alarms of the last day the police endpoint has not taken
+   * after a failed attempt (or flagged late). District-wide counts, no access check: callers decide who sees them.
+   */
+  async deliveryHealth(behindSeconds: number): Promise<{ queueBehind: number; policeRelayFailing: number }> {
+    const [r] = (await this.db.query(
+      `SELECT (SELECT count(*)::int FROM alarm_outbox WHERE done_at IS NULL AND available_at < now() - make_interval(secs => $1)) AS "queueBehind",
+              (SELECT count(*)::int FROM incidents WHERE relay_required AND relay_delivered_at IS NULL AND status <> 'cancelled'
+                 AND (relay_attempts >= 2 OR relay_late) AND first_press_at > now() - interval '1 day') AS "policeRelayFailing"`,
+      [behindSeconds],
+    )) as { queueBehind: number; policeRelayFailing: number }[];
+    return r;
+  }
+
   async get(user: AuthUser, id: string) {
     assertRole(user, READ_ROLES);
     const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [id])) as IncidentRow[];

@@ -18,6 +18,7 @@ import { ConsoleEnvelope, ConsoleFeed } from './console-feed.service';
 import { SCHOOL_ONLY_EVENTS } from '../console-events';
 import { consoleMetrics } from './console.metrics';
 import { ConsoleLimits } from './console-limits';
+import { ConsoleStateService, SystemState } from './console-state';
 
 export const DISTRICT_ROOM = 'district';
 export const schoolRoom = (schoolId: string) => `school:${schoolId}`;
@@ -86,6 +87,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     private readonly lifecycle: IncidentLifecycleService,
     private readonly incidents: IncidentQueriesService,
     private readonly devices: DeviceHealthQueries,
+    private readonly state: ConsoleStateService,
   ) {
     this.cfg = config.console;
     this.limits = new ConsoleLimits(config.console);
@@ -121,6 +123,10 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       }
     });
     ns.on('connection', (socket: Socket) => this.onConnection(socket));
+    // The degraded-state banner: every console hears of a change at once.
+    this.state.onChange((st) => {
+      for (const s of this.sessions) s.socket.emit('system_state', this.stateFor(s, st));
+    });
     // A logout, password change or disabled account (in any api process: heard within
     // auth.revocationSyncMs) closes the affected consoles at once (issue 12 §12).
     this.revocations.onRevoked((r) => {
@@ -152,6 +158,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     this.armExpiry(s);
     // Revocations close the session as they are heard of (afterInit); this check is the backstop.
     s.revocationCheck = setInterval(() => void this.stillValid(s), this.cfg.revocationCheckSeconds * 1000).unref();
+    socket.emit('system_state', this.stateFor(s, this.state.current));
     socket.emit('session', {
       v: 1,
       user: { id: user.id, username: user.username, role: user.role, schoolId: user.schoolId },
@@ -215,6 +222,11 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       if (endIfRevoked && (e as { code?: string }).code === ErrorCode.AUTH.TOKEN_REVOKED) this.endRevoked(s);
       return e;
     }
+  }
+
+  /** School staff see whether the system is degraded, not the district's police-relay count. */
+  private stateFor(s: Session, st: SystemState): SystemState {
+    return s.scope ? { ...st, policeRelayFailing: 0 } : st;
   }
 
   private endRevoked(s: Session): void {

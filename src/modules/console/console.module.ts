@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AlarmsModule } from '../alarms';
 import { DeviceHealthModule } from '../device-health';
 import { ConsoleFeed } from './console-feed.service';
+import { ConsoleStateService } from './console-state';
 import { ConsoleGateway } from './console.gateway';
 import { ConsoleWebService } from './console-web';
 
@@ -12,7 +13,7 @@ import { ConsoleWebService } from './console-web';
  */
 @Module({
   imports: [AlarmsModule, DeviceHealthModule],
-  providers: [ConsoleFeed, ConsoleGateway, ConsoleWebService],
+  providers: [ConsoleFeed, ConsoleGateway, ConsoleWebService, ConsoleStateService],
   exports: [ConsoleGateway, ConsoleFeed],
 })
 export class ConsoleModule {}

@@ -1,0 +1,102 @@
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
+
+/**
+ * Issue 11 §1/§1b: Postgres faults under alarm intake. The service reaches Postgres through a TCP
+ * proxy the test controls (the shared Postgres itself keeps running).
+ * - The connection of a press dies mid-transaction: 503 UNAVAILABLE.DATABASE with Retry-After (not
+ *   a 500); the device's retry with the same event id, once Postgres answers again, makes exactly one incident.
+ * - Postgres unreachable: a press is answered 503 UNAVAILABLE.DATABASE within 2 s (the request is
+ *   aborted — and the test fails — if it is not), never a hang.
+ */
+describe('intake with Postgres faults (slow)', () => {
+  jest.setTimeout(90_000);
+  let t: TestApp;
+  let proxy: TcpProxy;
+  let button: { id: string; authorization: string };
+
+  beforeAll(async () => {
+    const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    t = await startApp(
+      {},
+      {
+        appDbUrl: (url) => {
+          const u = new URL(url);
+          u.hostname = '127.0.0.1';
+          u.port = String(proxy.port);
+          return u.toString();
+        },
+      },
+    );
+    const admin = (await t.userToken('admin')).token;
+    const seed = await seedMinimal(t, admin);
+    const dev = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'PG-1', schoolId: seed.schoolA.id, location: '东门', areaKind: 'main_gate', policeLinked: false })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+    button = { id: dev.id, authorization: cred.authorization };
+  });
+
+  afterAll(async () => {
+    await proxy?.up();
+    await t?.close();
+    await proxy?.close();
+  });
+
+  const press = (eventId: string, timeoutMs: number) =>
+    fetch(`${t.baseUrl}/api/v1/incidents/press`, {
+      method: 'POST',
+      headers: { Authorization: button.authorization, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ eventId }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+
+  it('answers a press whose connection dies mid-transaction with a retryable 503, and the retry makes one incident', async () => {
+    // Hold the device's lock on the test's direct connection: the press waits inside its transaction.
+    await t.db.query(`SELECT pg_advisory_lock(hashtextextended($1, 0))`, [button.id]);
+    const pending = press('mid-tx-1', 10_000);
+    const deadline = Date.now() + 10_000;
+    // Wait until the press's transaction is waiting on the lock, then cut its connection.
+    for (;;) {
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+      if (rows[0].n > 0) break;
+      if (Date.now() > deadline) throw new Error('the press never reached its transaction');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    proxy.cut();
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('UNAVAILABLE.DATABASE');
+    expect(body.error.message).not.toMatch(/terminated|ECONN/); // our words, not the driver's
+    await t.db.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [button.id]);
+    // The device retries the same event: one incident.
+    let retry = await press('mid-tx-1', 5000);
+    if (retry.status === 503) retry = await press('mid-tx-1', 5000); // the pool may hand out one more dead connection
+    expect(retry.status).toBe(201);
+    const again = await press('mid-tx-1', 5000);
+    expect(again.status).toBe(200);
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = $1 AND device_event_id = 'mid-tx-1'`, [button.id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('answers 503 UNAVAILABLE.DATABASE within 2 s while Postgres is unreachable, and takes the retry once it is back', async () => {
+    await proxy.down();
+    for (const eventId of ['pg-down-1', 'pg-down-2']) {
+      const res = await press(eventId, 2000);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE.DATABASE');
+    }
+    await proxy.up();
+    let res = await press('pg-down-1', 5000);
+    if (res.status === 503) res = await press('pg-down-1', 5000);
+    expect([200, 201]).toContain(res.status);
+  });
+});

@@ -1,0 +1,189 @@
+import { QueueService } from '../../src/infra/queue/queue.service';
+import { TestConsole } from '../support/console-client';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
+import { freePort, Proc, startRedis, stop } from '../support/processes';
+import Redis from 'ioredis';
+
+/**
+ * Issue 11 §1/§1b: alarm intake and logins do not depend on Redis. The service runs on a
+ * redis-server of this test's own, which is killed mid-run (no persistence: it comes back
+ * empty) while the service keeps running. While it is down, button presses, a staff alarm and a
+ * login are each answered 2xx within 1 s (a request that does not answer in time is aborted and
+ * fails the test), committed with the time they arrived. When Redis is back: the escalations that
+ * fell due meanwhile fire at once (timers from the raise time, recreated from Postgres — not after
+ * the outbox re-dispatch period, set far out here), every alarm reaches the police endpoint once,
+ * the job schedulers are back (readiness), a logged-out token is still refused, and the console
+ * connected throughout got every event once, in order, with no gap.
+ */
+const N = 12;
+const SECRET = 'redis-outage-hmac-secret-0123456789';
+const ESCALATE_AFTER_S = 2;
+
+describe('intake with Redis down (slow)', () => {
+  jest.setTimeout(120_000);
+  let t: TestApp;
+  let redis: Proc | undefined;
+  let redisPort: number;
+  let police: PoliceReceiver;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  const buttons: { id: string; authorization: string }[] = [];
+  const consoles: TestConsole[] = [];
+
+  beforeAll(async () => {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort);
+    police = await startPoliceReceiver(SECRET);
+    t = await startApp({
+      redis: { url: `redis://127.0.0.1:${redisPort}/0` },
+      alarms: {
+        escalationSeconds: { P1: [ESCALATE_AFTER_S, 3600], P2: [ESCALATE_AFTER_S, 3600], P3: [3600], P4: [3600] },
+        policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 200, lateAfterSeconds: 3600 },
+        // Far out: what catches up after the outage must not be the periodic re-dispatch.
+        outbox: { pollMs: 200, redispatchAfterMs: 600_000, batchSize: 200 },
+      },
+      // The periodic check is far out too: schedulers come back because Redis reconnected.
+      queue: { schedulerReconcileMs: 600_000 },
+    });
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    for (let i = 0; i < N; i++) {
+      const dev = (
+        await t
+          .http()
+          .post('/api/v1/alarm-devices')
+          .set(auth(admin))
+          .send({ code: `RO-${i}`, schoolId: seed.schoolA.id, location: `岗亭${i}`, areaKind: 'main_gate', policeLinked: true })
+          .expect(201)
+      ).body;
+      const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+      buttons.push({ id: dev.id, authorization: cred.authorization });
+    }
+  });
+
+  afterAll(async () => {
+    for (const c of consoles) c.close();
+    await t?.close();
+    await stop(redis);
+    await police?.close();
+  });
+
+  /** A request that must be answered within 1 s (else it is aborted and the test fails). */
+  const within1s = (path: string, init: { method?: string; headers?: Record<string, string>; body?: unknown }) =>
+    fetch(`${t.baseUrl}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { 'Content-Type': 'application/json', ...init.headers },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      signal: AbortSignal.timeout(1000),
+    });
+
+  it('takes presses, staff alarms and logins while Redis is down, and catches up once it is back', async () => {
+    const operator = await t.userToken('operator');
+    const staff = await t.userToken('school_security', seed.schoolA.id);
+    const leaver = await t.userToken('operator');
+    const steady = new TestConsole(t.baseUrl, operator.token, { reconnection: true });
+    consoles.push(steady);
+    await steady.ready();
+    const startSeq = steady.snapshots[0].seq;
+    await t.http().post('/api/v1/auth/logout').set(auth(leaver.token)).send({}).expect(204);
+    await t.http().get('/api/v1/incidents').set(auth(leaver.token)).expect(401);
+    await t.http().get('/health/ready').expect(200);
+
+    await stop(redis); // SIGKILL: Redis is gone, and comes back empty
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const sentAt = Date.now();
+      const res = await within1s('/api/v1/incidents/press', {
+        method: 'POST',
+        headers: { Authorization: buttons[i].authorization },
+        body: { eventId: `down-${i}` },
+      });
+      expect(res.status).toBe(201);
+      const body = (await res.json()) as { id: string; firstPressAt: string };
+      // The press time is when the request arrived, not when Redis came back.
+      expect(new Date(body.firstPressAt).getTime()).toBeGreaterThanOrEqual(sentAt - 5);
+      expect(new Date(body.firstPressAt).getTime()).toBeLessThanOrEqual(Date.now());
+      ids.push(body.id);
+    }
+    // A retried press (same event id) while Redis is down: the same incident.
+    const again = await within1s('/api/v1/incidents/press', {
+      method: 'POST',
+      headers: { Authorization: buttons[0].authorization },
+      body: { eventId: 'down-0' },
+    });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(ids[0]);
+    const raised = await within1s('/api/v1/incidents', {
+      method: 'POST',
+      headers: auth(staff.token),
+      body: { schoolId: seed.schoolA.id, type: 'intrusion', location: '北门' },
+    });
+    expect(raised.status).toBe(201);
+    ids.push(((await raised.json()) as { id: string }).id);
+    const login = await within1s('/api/v1/auth/login', { method: 'POST', body: { username: staff.username, password: PASSWORD } });
+    expect(login.status).toBe(200);
+    const fresh = ((await login.json()) as { accessToken: string }).accessToken;
+    expect((await within1s('/api/v1/incidents?limit=5', { headers: auth(fresh) })).status).toBe(200);
+    // The logged-out token stays refused (revocations live in Postgres, not only in Redis).
+    const refused = await within1s('/api/v1/incidents', { headers: auth(leaver.token) });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('AUTH.TOKEN_REVOKED');
+    // Readiness tells the load balancer and the operator.
+    const notReady = await fetch(`${t.baseUrl}/health/ready`, { signal: AbortSignal.timeout(5000) });
+    expect(notReady.status).toBe(503);
+    expect(((await notReady.json()) as { checks: { redis: { ok: boolean } } }).checks.redis.ok).toBe(false);
+
+    // Let the level-1 escalations fall due while Redis is still down: none can run yet.
+    await new Promise((r) => setTimeout(r, ESCALATE_AFTER_S * 1000 + 1000));
+    const early = await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE escalation_level > 0`);
+    expect(early.rows[0].n).toBe(0);
+
+    redis = await startRedis(redisPort); // back, empty
+    // Overdue escalations fire at once (recreated from Postgres on reconnect, due time from the raise time).
+    await waitFor(
+      async () => (await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE id = ANY($1) AND escalation_level = 1`, [ids])).rows[0].n === ids.length,
+      10_000,
+      'every overdue escalation after Redis returned',
+    );
+    await waitFor(async () => ids.every((id) => police.accepted.get(id) === 1), 15_000, 'every alarm relayed');
+    await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 10_000, 'job schedulers re-created');
+
+    // Each escalation and relay went out once.
+    const esc = await t.db.query(
+      `SELECT incident_id, count(*)::int AS n FROM incident_timeline WHERE action = 'escalated' AND incident_id = ANY($1) GROUP BY incident_id`,
+      [ids],
+    );
+    expect(esc.rows).toHaveLength(ids.length);
+    expect(esc.rows.every((r) => r.n === 1)).toBe(true);
+    expect(ids.every((id) => police.delivered.get(id) === 1)).toBe(true);
+    expect(police.badSignatures).toBe(0);
+    // Still refused after Redis came back empty.
+    await t.http().get('/api/v1/incidents').set(auth(leaver.token)).expect(401);
+
+    // The console got every event once, in order, with no gap (raised and escalated alike).
+    const last = Number((await t.db.query(`SELECT max(seq) AS s FROM console_events`)).rows[0].s);
+    await steady.until(() => steady.lastSeq >= last, 'every event', 15_000);
+    const stored = (await t.db.query(`SELECT seq FROM console_events WHERE seq > $1 AND seq <= $2 ORDER BY seq`, [startSeq, last])).rows.map((r) =>
+      Number(r.seq),
+    );
+    const seqs = steady.events.map((e) => e.seq).filter((s) => s <= last);
+    expect(seqs).toEqual(stored);
+    expect(steady.reorders).toEqual([]);
+    const raisedIds = steady.events.filter((e) => e.type === 'incident.raised').map((e) => e.payload.incidentId);
+    expect(new Set(raisedIds)).toEqual(new Set(ids));
+    expect(steady.events.filter((e) => e.type === 'incident.escalated')).toHaveLength(ids.length);
+  });
+
+  it('readiness fails while a job scheduler is missing from an emptied Redis, and passes once it is re-created', async () => {
+    await t.http().get('/health/ready').expect(200);
+    const r = new Redis(`redis://127.0.0.1:${redisPort}/0`);
+    await r.flushall(); // emptied without a disconnect (no reconnect to trigger the reconcile)
+    await r.quit();
+    const res = await t.http().get('/health/ready').expect(503);
+    expect(res.body.checks.schedulers.ok).toBe(false);
+    expect(res.body.checks.schedulers.missing).toEqual(expect.arrayContaining(['auth.prune-refresh-tokens']));
+    await t.app.get(QueueService).reconcile({ reconnect: false }); // what the periodic check (queue.schedulerReconcileMs) runs
+    await t.http().get('/health/ready').expect(200);
+  });
+});
