@@ -34,6 +34,48 @@ describe('authentication', () => {
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
   });
 
+  it('counts parallel wrong-password logins before checking them: 15 at once, at most the limit are checked (issue 12 §7)', async () => {
+    await t.userToken('operator', undefined, 'op.race');
+    const answers = await Promise.all(Array.from({ length: 15 }, () => login('op.race', 'wrong-password!')));
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(12);
+    await login('op.race').expect(429); // the right password too, until the window ends
+  });
+
+  it('a good login gives its attempt back: the limit counts failures, not logins', async () => {
+    await t.userToken('operator', undefined, 'op.often');
+    for (let i = 0; i < 6; i++) await login('op.often').expect(200);
+    await login('op.often', 'wrong-password!').expect(401);
+    await login('op.often').expect(200);
+  });
+
+  it('revokes refresh tokens with the access tokens on a password, role or scope change and on disable (issue 12 §6)', async () => {
+    const admin = (await t.userToken('admin')).token;
+    for (const change of [{ password: 'another-horse-battery' }, { role: 'supervisor' }, { disabled: true }]) {
+      const u = await t.userToken('operator');
+      const s = (await login(u.username).expect(200)).body;
+      await t.http().patch(`/api/v1/users/${u.userId}`).set(auth(admin)).send(change).expect(200);
+      const refused = await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }).expect(401);
+      expect(refused.body.error.code).toBe('AUTH.REFRESH_INVALID');
+      await t.http().get('/api/v1/auth/me').set(auth(s.accessToken)).expect(401);
+    }
+  });
+
+  it('takes revocations from Postgres, the truth: one written by another process refuses the token within auth.revocationSyncMs', async () => {
+    const u = await t.userToken('operator');
+    await t.http().get('/api/v1/auth/me').set(auth(u.token)).expect(200);
+    const { jti, exp } = JSON.parse(Buffer.from(u.token.split('.')[1], 'base64url').toString()) as { jti: string; exp: number };
+    await t.db.query(`INSERT INTO token_revocations (kind, subject, expires_at) VALUES ('token', $1, to_timestamp($2))`, [jti, exp]);
+    const deadline = Date.now() + t.config.auth.revocationSyncMs * 5 + 2000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      status = (await t.http().get('/api/v1/auth/me').set(auth(u.token))).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(401);
+  });
+
   it('rotates refresh tokens and revokes the family when a spent one is reused', async () => {
     await t.userToken('supervisor', undefined, 'sup.rot');
     const first = (await login('sup.rot').expect(200)).body;

@@ -45,6 +45,7 @@ describe('intake with Redis down (slow)', () => {
       },
       // The periodic check is far out too: schedulers come back because Redis reconnected.
       queue: { schedulerReconcileMs: 600_000 },
+      ops: { stateEveryMs: 300 },
     });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
@@ -84,6 +85,8 @@ describe('intake with Redis down (slow)', () => {
     const leaver = await t.userToken('operator');
     const steady = new TestConsole(t.baseUrl, operator.token, { reconnection: true });
     consoles.push(steady);
+    const states: { redis: string; database: string }[] = [];
+    steady.socket.on('system_state', (st: { redis: string; database: string }) => states.push(st));
     await steady.ready();
     const startSeq = steady.snapshots[0].seq;
     await t.http().post('/api/v1/auth/logout').set(auth(leaver.token)).send({}).expect(204);
@@ -136,6 +139,9 @@ describe('intake with Redis down (slow)', () => {
 
     // Let the level-1 escalations fall due while Redis is still down: none can run yet.
     await new Promise((r) => setTimeout(r, ESCALATE_AFTER_S * 1000 + 1000));
+    // The console was told (degraded-state banner), while it still shows incidents live.
+    expect(states[0]).toMatchObject({ redis: 'ok', database: 'ok' });
+    expect(states.at(-1)).toMatchObject({ redis: 'down', database: 'ok' });
     const early = await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE escalation_level > 0`);
     expect(early.rows[0].n).toBe(0);
 
@@ -148,6 +154,7 @@ describe('intake with Redis down (slow)', () => {
     );
     await waitFor(async () => ids.every((id) => police.accepted.get(id) === 1), 15_000, 'every alarm relayed');
     await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 10_000, 'job schedulers re-created');
+    await steady.until(() => states.at(-1)?.redis === 'ok', 'the banner cleared');
 
     // Each escalation and relay went out once.
     const esc = await t.db.query(

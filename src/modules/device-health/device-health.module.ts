@@ -45,6 +45,12 @@ export class DeviceHealthModule implements OnModuleInit, OnApplicationBootstrap,
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    // Redis came back (possibly empty: the deadlines are gone): every device without a deadline
+    // gets one a full threshold from now, so a device silent since then still goes offline, and
+    // one heard from since keeps its own (NX). A Redis that kept its data is left as it was.
+    this.queue.onReconcile('liveness deadlines', async ({ reconnect }) => {
+      if (reconnect && this.sweeps) await this.health.loadIndex({ full: true, seedAt: Date.now() });
+    });
     const started = Date.now();
     if (this.sweeps) await this.health.seedAtBoot(started);
     else await this.health.loadIndex({ full: true });

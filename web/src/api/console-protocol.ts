@@ -45,7 +45,23 @@ export interface ActionPayloads {
 }
 export type ActionName = keyof ActionPayloads;
 
+/**
+ * The degraded-state banner (gateway `system_state`, src/modules/console/console-state.ts): sent on
+ * connect and on every change.
+ */
+export interface SystemState {
+  v: number;
+  redis: 'ok' | 'down';
+  database: 'ok' | 'down';
+  /** Alarm jobs overdue by more than ops.queueBehindSeconds. */
+  queueBehind: number;
+  /** Alarms the police endpoint has not taken after a failed attempt (0 for school staff). */
+  policeRelayFailing: number;
+  at: string;
+}
+
 export interface ServerToClientEvents {
+  system_state: (s: SystemState) => void;
   session: (s: { v: number; user: { id: string; username: string; role: string; schoolId: string | null }; tokenExpiresAt: string }) => void;
   snapshot: (s: Snapshot) => void;
   event: (e: AnyConsoleEvent) => void;

@@ -1,6 +1,15 @@
 import { io, type Socket } from 'socket.io-client';
 import type { RefreshResult } from './http';
-import type { ActionAnswer, ActionName, ActionPayloads, AnyConsoleEvent, ClientToServerEvents, ServerToClientEvents, Snapshot } from './console-protocol';
+import type {
+  ActionAnswer,
+  ActionName,
+  ActionPayloads,
+  AnyConsoleEvent,
+  ClientToServerEvents,
+  ServerToClientEvents,
+  Snapshot,
+  SystemState,
+} from './console-protocol';
 
 export type ConnState = 'offline' | 'connecting' | 'online';
 
@@ -14,6 +23,8 @@ export interface ConsoleConnectionOptions {
   onSnapshot(s: Snapshot): void;
   /** Each event once, in seq order (replays and live delivery overlap; duplicates are dropped here). */
   onEvent(e: AnyConsoleEvent): void;
+  /** The server's degraded state (Redis, database, queue backlog, police relay): on connect and on change. */
+  onSystemState?(s: SystemState): void;
   /** Socket.IO path prefix (default same origin). */
   url?: string;
   actionTimeoutMs?: number;
@@ -50,6 +61,7 @@ export class ConsoleConnection {
     this.socket = socket;
     socket.on('connect', () => this.opts.onState('connecting')); // online once caught up (`live`)
     socket.on('live', () => this.opts.onState('online'));
+    socket.on('system_state', (s) => this.opts.onSystemState?.(s));
     socket.on('snapshot', (s) => {
       this.lastSeq = s.seq;
       this.opts.onSnapshot(s);

@@ -19,6 +19,13 @@ const en: Messages = {
   },
   role: { admin: 'Administrator', operator: 'Operator', supervisor: 'Supervisor', school_security: 'School security', auditor: 'Auditor' },
   conn: { online: '● Online', connecting: '● Connecting…', offline: '● Offline — reconnecting…' },
+  degraded: {
+    title: 'Running degraded',
+    redis: 'Queue service (Redis) down: alarms are still taken and shown; escalations and police relay catch up when it is back',
+    database: 'Database unreachable: alarms cannot be taken now; devices retry by themselves',
+    queueBehind: '{n} alarm jobs (escalation, relay) are overdue',
+    policeRelay: '{n} alarms not yet delivered to the police platform; retrying',
+  },
   sound: {
     on: 'Sound on',
     off: 'Sound off: click to enable',

@@ -22,6 +22,13 @@ const zhCN = {
   },
   role: { admin: '系统管理员', operator: '值班员', supervisor: '值班主管', school_security: '学校安保', auditor: '审计员' },
   conn: { online: '● 在线', connecting: '● 正在连接…', offline: '● 离线 — 正在自动重连…' },
+  degraded: {
+    title: '系统降级运行',
+    redis: '队列服务（Redis）中断：报警照常接收和显示，升级提醒与公安联网推送将在恢复后补发',
+    database: '数据库不可达：报警暂时无法接收，设备将自动重试',
+    queueBehind: '{n} 项报警任务（升级、推送）已逾期未处理',
+    policeRelay: '{n} 起报警推送公安联网平台失败，正在重试',
+  },
   sound: {
     on: '声音已开启',
     off: '声音未开启，点击开启',

@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
-import type { ActionAnswer, ActionName, ActionPayloads, AnyConsoleEvent, Snapshot } from '@/api/console-protocol';
+import type { ActionAnswer, ActionName, ActionPayloads, AnyConsoleEvent, Snapshot, SystemState } from '@/api/console-protocol';
 import { ConsoleConnection, type ConnState } from '@/api/console-socket';
 import { testHooksEnabled } from '@/lib/test-hooks';
 import { useSession } from './session';
@@ -18,6 +18,8 @@ export const useFeed = defineStore('feed', () => {
   const session = useSession();
   const conn = ref<ConnState>('offline');
   const lastSeq = ref(0);
+  /** The server's degraded state, as last heard (null before the first connect). */
+  const systemState = ref<SystemState | null>(null);
   /** Seqs applied, in order, snapshots as `{ snapshot: seq }` (kept only for tests). */
   const seqs: (number | { snapshot: number })[] = [];
   const listeners = new Set<FeedListener>();
@@ -30,6 +32,7 @@ export const useFeed = defineStore('feed', () => {
       refresh: () => session.refresh(),
       expired: () => session.expire(),
       onState: (s) => (conn.value = s),
+      onSystemState: (s) => (systemState.value = s),
       onSnapshot: (s) => {
         lastSeq.value = s.seq;
         if (testHooksEnabled) seqs.push({ snapshot: s.seq });
@@ -52,6 +55,7 @@ export const useFeed = defineStore('feed', () => {
     lastSeq.value = 0;
     seqs.length = 0;
     conn.value = 'offline';
+    systemState.value = null;
   }
 
   session.onNewToken((token) => connection?.reauth(token));
@@ -66,5 +70,5 @@ export const useFeed = defineStore('feed', () => {
     return connection.act(name, payload);
   }
 
-  return { conn, lastSeq, seqs, start, stop, subscribe, act, dropTransport: () => connection?.dropTransport() };
+  return { conn, lastSeq, systemState, seqs, start, stop, subscribe, act, dropTransport: () => connection?.dropTransport() };
 });
