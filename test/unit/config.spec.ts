@@ -49,7 +49,7 @@ describe('configuration', () => {
     const prod = { NODE_ENV: 'production', ...secrets, METRICS_TOKEN: 'm'.repeat(20) };
     const ok = loadConfig(prod);
     expect(ok.demo.seedOnStart).toBe(false);
-    expect(ok.ops).toEqual({ apiDocs: false, metricsToken: 'm'.repeat(20) });
+    expect(ok.ops).toMatchObject({ apiDocs: false, metricsToken: 'm'.repeat(20) });
     expect(() => loadConfig({ ...prod, SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
     expect(() => loadConfig({ ...prod, METRICS_TOKEN: 'short' })).toThrow(/ops\.metricsToken/);
   });

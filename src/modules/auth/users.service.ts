@@ -85,7 +85,8 @@ export class UsersService {
       // Role, scope, password or access changed: tokens that carry the old claims stop working —
       // every access token issued so far and every refresh token (issue 12 §6), with the change.
       if (dto.password !== undefined || dto.disabled || dto.role !== undefined || dto.schoolId !== undefined) {
-        await m.query(`UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, [id]);
+        // Deleted, not marked spent: a spent token presented again reads as theft (REFRESH_REUSED); these are simply void.
+        await m.query(`DELETE FROM refresh_tokens WHERE user_id = $1`, [id]);
         await this.tokens.revokeAllForUser(id, m);
       }
       return user;
