@@ -1,5 +1,6 @@
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { SCHEMA } from './schema';
 import type { AppConfig } from './sections';
 
@@ -117,8 +118,49 @@ export function loadRawConfig(env: NodeJS.ProcessEnv = process.env, overrides: J
   return deepMerge(raw, overrides);
 }
 
-const DEV_SECRET = 'development-only-secret-do-not-use-in-production';
-const DEV_LINK_SECRET = 'development-only-link-secret-do-not-use-in-production';
+/**
+ * Secrets that must never sign anything outside tests: values published in this repository or its
+ * history (former development constants, the test configuration's) and placeholders people paste.
+ */
+const KNOWN_SECRETS = new Set([
+  'development-only-secret-do-not-use-in-production',
+  'development-only-link-secret-do-not-use-in-production',
+  'test-secret-test-secret-test-secret!',
+  'test-link-secret-test-link-secret!',
+  'changeme',
+  'change-me',
+  'secret',
+  'your-secret-here',
+]);
+const MIN_SECRET_LENGTH = 32;
+
+/** Why a signing secret is unacceptable outside tests, or null: short, published, or with too few distinct characters. */
+function weakSecret(value: string): string | null {
+  if (value.length < MIN_SECRET_LENGTH) return `must be at least ${MIN_SECRET_LENGTH} characters`;
+  if (KNOWN_SECRETS.has(value)) return 'is a published value (from this repository): set a random one';
+  if (new Set(value).size < 8) return 'is not random enough (fewer than 8 distinct characters)';
+  return null;
+}
+
+/**
+ * The demo's signing secrets when none is configured (development only): random, made once per
+ * data directory (`auth.secretsFile`, mode 0600) and read back on later starts, so sessions survive
+ * a restart and no two installations share a secret. Several processes starting at once agree
+ * (the first writer wins: exclusive create).
+ */
+function demoSecrets(file: string): { jwtSecret: string; linkSecret: string } {
+  const fresh = { jwtSecret: randomBytes(48).toString('base64url'), linkSecret: randomBytes(48).toString('base64url') };
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    try {
+      writeFileSync(file, JSON.stringify(fresh), { flag: 'wx', mode: 0o600 });
+      return fresh;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as { jwtSecret: string; linkSecret: string };
+}
 
 export function validateConfig(raw: Json): AppConfig {
   const problems: string[] = [];
@@ -140,16 +182,27 @@ export function validateConfig(raw: Json): AppConfig {
     const relay = cfg.alarms.policeRelay;
     if (relay.url && relay.hmacSecret.length < 16)
       problems.push('alarms.policeRelay.hmacSecret: must be set (at least 16 characters) when alarms.policeRelay.url is set');
+    // Signing secrets: no constant anywhere. Production demands them; development makes random ones
+    // per data directory when unset; tests may use the test configuration's (or a random one).
+    if (cfg.env === 'development' && (cfg.auth.jwtSecret === '' || cfg.notifications.linkSecret === '')) {
+      const demo = demoSecrets(cfg.auth.secretsFile);
+      if (cfg.auth.jwtSecret === '') cfg.auth.jwtSecret = demo.jwtSecret;
+      if (cfg.notifications.linkSecret === '') cfg.notifications.linkSecret = demo.linkSecret;
+    }
+    if (cfg.env === 'test') {
+      if (cfg.auth.jwtSecret === '') cfg.auth.jwtSecret = randomBytes(48).toString('base64url');
+      if (cfg.notifications.linkSecret === '') cfg.notifications.linkSecret = randomBytes(48).toString('base64url');
+    } else {
+      const jwtProblem = cfg.auth.jwtSecret === '' ? 'must be set' : weakSecret(cfg.auth.jwtSecret);
+      if (jwtProblem) problems.push(`auth.jwtSecret (JWT_SECRET): ${jwtProblem}`);
+      const linkProblem = cfg.notifications.linkSecret === '' ? 'must be set' : weakSecret(cfg.notifications.linkSecret);
+      if (linkProblem) problems.push(`notifications.linkSecret: ${linkProblem}`);
+    }
     if (cfg.env === 'production') {
-      if (cfg.auth.jwtSecret.length < 32) problems.push('auth.jwtSecret (JWT_SECRET): must be set to at least 32 characters in production');
-      if (cfg.notifications.linkSecret.length < 32) problems.push('notifications.linkSecret: must be set to at least 32 characters in production');
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');
       if (cfg.demo.simulateHeartbeats) problems.push('demo.simulateHeartbeats: must be false in production (no simulated devices)');
       if (cfg.ops.metricsToken === '')
         problems.push('ops.metricsToken (METRICS_TOKEN): must be set in production (at least 16 characters; Prometheus sends it as a bearer token)');
-    } else {
-      if (cfg.auth.jwtSecret === '') cfg.auth.jwtSecret = DEV_SECRET;
-      if (cfg.notifications.linkSecret === '') cfg.notifications.linkSecret = DEV_LINK_SECRET;
     }
     if (cfg.auth.bootstrapAdminPassword && cfg.auth.bootstrapAdminPassword.length < cfg.auth.minPasswordLength)
       problems.push(`auth.bootstrapAdminPassword (ADMIN_PASSWORD): must have at least ${cfg.auth.minPasswordLength} characters`);

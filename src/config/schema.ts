@@ -88,6 +88,7 @@ export const SCHEMA: ConfigSchema = {
   'queue.schedulerReconcileMs': rules.int(1000, 3_600_000),
   'log.level': rules.oneOf(LOG_LEVELS),
   'auth.jwtSecret': rules.str(),
+  'auth.secretsFile': rules.str({ nonEmpty: true }),
   'auth.accessTtlSeconds': rules.int(30, 86400),
   'auth.refreshTtlSeconds': rules.int(300, 90 * 86400),
   'auth.loginMaxAttemptsPerAccount': rules.int(1, 1000),

@@ -84,8 +84,14 @@ export interface LogConfig {
 }
 
 export interface AuthConfig {
-  /** '' outside production = a fixed development secret; production demands ≥ 32 characters. */
+  /**
+   * HS256 signing secret. '' in development = a random one made once per data directory
+   * (secretsFile); production demands one. Outside tests a short (< 32), published or non-random
+   * value stops boot.
+   */
   jwtSecret: string;
+  /** Where development keeps the secrets it generated (JSON, mode 0600; relative to the working directory). */
+  secretsFile: string;
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
   loginMaxAttemptsPerAccount: number;

@@ -105,6 +105,19 @@ describe('authentication', () => {
     await login('op.disabled').expect(401);
   });
 
+  it('refuses a school_security token without a school over HTTP, as the console does (issue 12 §8)', async () => {
+    const jwt = await import('jsonwebtoken');
+    const token = jwt.sign({ usr: 'orphan', role: 'school_security', sch: null, ims: Date.now() }, t.config.auth.jwtSecret, {
+      algorithm: 'HS256',
+      subject: '00000000-0000-4000-8000-000000000001',
+      jwtid: '00000000-0000-4000-8000-000000000002',
+      issuer: 'shouhu',
+      expiresIn: 60,
+    });
+    const res = await t.http().get('/api/v1/incidents').set(auth(token)).expect(403);
+    expect(res.body.error.code).toBe('AUTH.FORBIDDEN');
+  });
+
   it('rejects forged, malformed and expired tokens', async () => {
     const good = (await t.userToken('operator')).token;
     const [h, p] = good.split('.');

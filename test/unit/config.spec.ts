@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, configDir, loadConfig, loadRawConfig, validateConfig } from '../../src/config/config';
 import { ConfigSchema, rules, SCHEMA } from '../../src/config/schema';
@@ -43,8 +44,8 @@ describe('configuration', () => {
 
   it('in production demands a real JWT secret, a real link secret, a metrics token, no demo seeding and no API document', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/auth\.jwtSecret/);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })).toThrow(/notifications\.linkSecret/);
-    const secrets = { JWT_SECRET: 'x'.repeat(40), SHOUHU__NOTIFICATIONS__LINK_SECRET: 'y'.repeat(40) };
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'Kq3v9ZpL2mX8rT5wB7nY1cF4hJ6dG0sA' })).toThrow(/notifications\.linkSecret/);
+    const secrets = { JWT_SECRET: 'Kq3v9ZpL2mX8rT5wB7nY1cF4hJ6dG0sA', SHOUHU__NOTIFICATIONS__LINK_SECRET: 'Zt8pQ2wE5rY7uI9oP1aS3dF6gH4jK0lX' };
     expect(() => loadConfig({ NODE_ENV: 'production', ...secrets })).toThrow(/ops\.metricsToken/);
     const prod = { NODE_ENV: 'production', ...secrets, METRICS_TOKEN: 'm'.repeat(20) };
     const ok = loadConfig(prod);
@@ -52,6 +53,25 @@ describe('configuration', () => {
     expect(ok.ops).toMatchObject({ apiDocs: false, metricsToken: 'm'.repeat(20) });
     expect(() => loadConfig({ ...prod, SHOUHU__DEMO__SEED_ON_START: 'true' })).toThrow(/demo\.seedOnStart/);
     expect(() => loadConfig({ ...prod, METRICS_TOKEN: 'short' })).toThrow(/ops\.metricsToken/);
+  });
+
+  it('has no constant signing secret: development makes a random one per data directory, every environment but tests refuses a known, short or non-random one (issue 12 §8)', () => {
+    const dirA = mkdtempSync(join(tmpdir(), 'shouhu-secrets-'));
+    const dirB = mkdtempSync(join(tmpdir(), 'shouhu-secrets-'));
+    const dev = (dir: string) => loadConfig({ NODE_ENV: 'development', SHOUHU__AUTH__SECRETS_FILE: join(dir, 'secrets.json') });
+    const a = dev(dirA);
+    expect(a.auth.jwtSecret.length).toBeGreaterThanOrEqual(32);
+    expect(a.notifications.linkSecret).not.toBe(a.auth.jwtSecret);
+    expect(dev(dirA).auth.jwtSecret).toBe(a.auth.jwtSecret); // kept across restarts
+    expect(dev(dirB).auth.jwtSecret).not.toBe(a.auth.jwtSecret); // never shared between installations
+    expect((statSync(join(dirA, 'secrets.json')).mode & 0o777).toString(8)).toBe('600');
+    for (const NODE_ENV of ['development', 'production']) {
+      for (const bad of ['development-only-secret-do-not-use-in-production', 'test-secret-test-secret-test-secret!', 'short-secret', 'x'.repeat(40)])
+        expect(() => loadConfig({ NODE_ENV, JWT_SECRET: bad, METRICS_TOKEN: 'm'.repeat(20), SHOUHU__AUTH__SECRETS_FILE: join(dirA, 'secrets.json') })).toThrow(
+          /auth\.jwtSecret/,
+        );
+    }
+    expect(loadConfig({ NODE_ENV: 'test' }).auth.jwtSecret).toBe('test-secret-test-secret-test-secret!');
   });
 
   it('refuses a bootstrap admin password shorter than the minimum', () => {

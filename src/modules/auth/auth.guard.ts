@@ -37,6 +37,8 @@ export class AuthGuard implements CanActivate {
     const bearer = header && /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (!bearer) throw Errors.unauthorized(ErrorCode.AUTH.UNAUTHENTICATED, 'Bearer access token required');
     const user = await this.tokens.verifyAccess(bearer);
+    // As at the console's handshake: school staff act only within a school (issue 12 §8).
+    if (user.role === 'school_security' && !user.schoolId) throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'school staff without a school');
     req.user = user;
     const ctx = currentContext();
     if (ctx) ctx.actor = { type: 'user', id: user.id, name: user.username };
