@@ -17,7 +17,7 @@ import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harne
  * cancelling it as a false alarm; protection-post check-in by scanning the post's QR code with
  * the camera (Chromium's fake camera plays a video made here from the real token); the school's
  * own rectification tasks (closed), patrol log and compliance with its reasons; English without
- * raw keys; the web app manifest and icons under the console's CSP. Screenshots go to test/artifacts/.
+ * raw keys; an alarm-button test started from the phone; the web app manifest and icons under the console's CSP. Screenshots go to test/artifacts/.
  */
 type Win = { document: { documentElement: { scrollWidth: number } } };
 
@@ -249,6 +249,43 @@ describe('guard phone surface in Chromium', () => {
     }
     await cp.screenshot('guard-english');
     expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
+    await expectClean(cp);
+  });
+  it('starts an alarm-button test: the press that follows is recorded as a test, no alarm; ending it makes presses real again', async () => {
+    const h = auth(admin);
+    const dev = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(h)
+        .send({ code: 'SA-BTN-1', schoolId: seed.schoolA.id, location: '门卫室', areaKind: 'gatehouse', policeLinked: false })
+        .expect(201)
+    ).body as { id: string };
+    const cred = (await t.http().post('/api/v1/device-credentials').set(h).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body as {
+      authorization: string;
+    };
+    const incidents = async () =>
+      ((await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolA.id }).set(h).expect(200)).body as { total: number }).total;
+    const before = await incidents();
+
+    const cp = await guardConsole(browser);
+    const { page } = cp;
+    await page.click('#tab-patrol');
+    const row = `#guard-buttons li[data-button-id="${dev.id}"]`;
+    await page.click(`${row} .button-test-start`);
+    await page.waitForSelector(`${row}[data-test-mode="true"]`);
+    // The guard presses the real button.
+    await t.http().post('/api/v1/incidents/press').set('Authorization', cred.authorization).send({ eventId: 'guard-test-1' }).expect(201);
+    await page.waitForSelector(`${row} .button-test-seen`, { timeout: 15000 });
+    expect(await incidents()).toBe(before);
+    const tests = (await t.http().get(`/api/v1/alarm-buttons/${dev.id}/tests`).set(h).expect(200)).body as { kind: string; by: string }[];
+    expect(tests).toEqual([expect.objectContaining({ kind: 'test_mode', by: expect.stringContaining('guard_a') })]);
+    await cp.screenshot('guard-button-test');
+    await page.click(`${row} .button-test-end`);
+    await page.waitForSelector(`${row}[data-test-mode="false"]`);
+    const { rows } = await t.db.query(`SELECT test_mode_until FROM alarm_devices WHERE id = $1`, [dev.id]);
+    expect(rows[0].test_mode_until).toBeNull();
+    expect(await rawKeysOnPage(page, ['guard_a'])).toEqual([]);
     await expectClean(cp);
   });
 });

@@ -2,6 +2,8 @@ import type { paths } from '@/shared/api-schema';
 import { ApiError } from './errors';
 import type { DrillWindowItem } from '@/shared/server';
 import type {
+  AlarmButton,
+  ButtonTest,
   DeviceSummary,
   DutyNow,
   GuardPatrol,
@@ -16,6 +18,7 @@ import type {
   RaisedIncident,
   RectificationTask,
   SchoolCompliance,
+  TestModeAnswer,
   TokenPair,
 } from './responses';
 
@@ -77,6 +80,10 @@ export interface ResponseTypes {
   'get /api/v1/rectification-tasks': Page<RectificationTask>;
   'post /api/v1/rectification-tasks/{id}/close': RectificationTask;
   'get /api/v1/compliance/schools': Page<SchoolCompliance>;
+  'get /api/v1/alarm-devices': Page<AlarmButton>;
+  'post /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
+  'delete /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
+  'get /api/v1/alarm-buttons/{id}/tests': ButtonTest[];
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 
@@ -108,6 +115,10 @@ export class ApiClient {
 
   post<P extends PathFor<'post'>>(path: P, opts: RequestOptions<Op<P, 'post'>> = {}): Promise<ResponseOf<'post', P>> {
     return this.request('post', path, opts);
+  }
+
+  delete<P extends PathFor<'delete'>>(path: P, opts: RequestOptions<Op<P, 'delete'>> = {}): Promise<ResponseOf<'delete', P>> {
+    return this.request('delete', path, opts);
   }
 
   async request<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, retried = false): Promise<ResponseOf<M, P>> {

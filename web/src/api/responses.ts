@@ -193,3 +193,34 @@ export interface SchoolCompliance {
   failedCount: number;
   reasons: ComplianceReasons;
 }
+
+/** An alarm button as the registry lists it (src/modules/registry/resources.ts ALARM_DEVICES view, the fields the guard app reads). */
+export interface AlarmButton {
+  id: string;
+  code: string;
+  schoolId: string;
+  location: string;
+  status: string;
+  policeLinked: boolean;
+  lastTestAt: string | null;
+  lastTestByName: string | null;
+  /** Presses before this time are test presses (a guard's test mode); null: off. */
+  testModeUntil: string | null;
+}
+
+/** POST/DELETE /alarm-buttons/{id}/test-mode. */
+export interface TestModeAnswer {
+  alarmDeviceId: string;
+  testModeUntil: string | null;
+}
+
+/** A recorded self-test of a button (src/modules/alarms/button-tests.service.ts ButtonTestView). */
+export interface ButtonTest {
+  id: string;
+  alarmDeviceId: string;
+  at: string;
+  kind: 'device_flag' | 'test_mode' | 'outcome';
+  by: string;
+  policeLinked: boolean;
+  relay: { required: boolean; deliveredAt: string | null; attempts: number };
+}
