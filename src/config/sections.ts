@@ -206,6 +206,11 @@ export interface AlarmsConfig {
   foldAnnounceFirst: number;
   foldAnnounceEvery: number;
   foldQuietMs: number;
+  /**
+   * Evidence at raise (issue 15): a JPEG of each linked camera is taken this many seconds after the
+   * raise, once per entry (default 0 and 10), and attached to the incident's timeline. [] = none.
+   */
+  evidenceSnapshotSeconds: number[];
   drills: DrillsConfig;
   buttonTests: ButtonTestsConfig;
 }

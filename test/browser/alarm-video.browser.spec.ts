@@ -10,8 +10,9 @@ import { GbCamera } from '../support/video/gb-camera';
  * the built console: an alarm at the main gate links the school's three gate cameras; the first
  * two — simulated GB/T 28181 cameras (ffmpeg test pattern as real-camera PS over RTP) — play at
  * once side by side (currentTime advances, a frame is not blank), one INVITE each; the third is
- * offered on demand and, its device never registered, says "设备离线" when asked. Closing the
- * detail (another incident selected) closes the players' sockets. Leaves
+ * offered on demand and, its device never registered, says "设备离线" when asked. The evidence
+ * strip shows the pictures taken at the raise and 1 s later (and the offline camera's reason).
+ * Closing the detail (another incident selected) closes the players' sockets. Leaves
  * test/artifacts/alarm-video.png.
  */
 const PLATFORM = '34020000002000000001';
@@ -70,6 +71,7 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     t = await startApp({
       gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD_CAM, rateLimitPerSecond: 0 },
       video: { rtpHost: '127.0.0.1', rtpPortMin: base, rtpPortMax: base + 49, lingerMs: 500 },
+      alarms: { evidenceSnapshotSeconds: [0, 1] },
       liveness: { sweepEveryMs: 0 },
     });
     const admin = (await t.userToken('admin')).token;
@@ -150,7 +152,25 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     } else {
       await page.waitForSelector(`[data-camera="${onDemand}"][data-state="playing"]`, { timeout: 20000 });
     }
-    for (const c of cams) expect(c.count('INVITE')).toBe(1);
+    // One upstream (INVITE dialog) per camera, however many look at it (the evidence job's snapshots may have played it before).
+    for (const c of cams) expect(c.plays.size).toBe(1);
+
+    // The evidence strip: pictures of the two cameras at the raise and 1 s later, and the offline one's reason.
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { querySelectorAll: (s: string) => { length: number } } }).document.querySelectorAll(
+          '#evidence-strip figure[data-state="shown"] img',
+        ).length === 4,
+      undefined,
+      { timeout: 20000 },
+    );
+    await page.waitForSelector('#evidence-strip figure[data-state="failed"]');
+    const widths = await page.$$eval('#evidence-strip figure[data-state="shown"] img', (imgs) =>
+      imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth),
+    );
+    expect(widths).toEqual([640, 640, 640, 640]);
+    expect(await page.textContent('#evidence-strip figure[data-state="failed"] .missing')).toBe('设备离线');
+    await page.waitForSelector('#detail .timeline li[data-action="evidence_failed"]');
     expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
     expect(await cp.problems()).toEqual([]);
     expect((await cp.state()).missingKeys).toEqual([]);
@@ -162,7 +182,10 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     await page.click(`#incidents [data-incident-id="${other.id}"]`);
     await page.waitForSelector('#detail:not(:has(#incident-cameras))');
     const deadline = Date.now() + 15000;
-    while (cams.some((c) => c.count('BYE') < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    for (const c of cams) expect(c.count('BYE')).toBe(1);
+    while (cams.some((c) => c.plays.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const c of cams) {
+      expect(c.plays.size).toBe(0);
+      expect(c.count('BYE')).toBe(c.count('INVITE'));
+    }
   });
 });

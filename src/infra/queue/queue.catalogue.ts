@@ -10,7 +10,15 @@ export enum QueueName {
   Patrols = 'patrols',
   /** Escalation messages to people (WeCom, DingTalk, Feishu, SMS): their own workers, so a slow provider never delays alarms. */
   Notifications = 'notifications',
+  /**
+   * Jobs that need live video (snapshots of GB/T 28181 cameras need the process that holds the SIP
+   * server): worked in the api processes (roles api and all), not in workers — see API_QUEUES.
+   */
+  Video = 'video',
 }
+
+/** Queues whose workers run in api processes (role api or all) instead of worker processes. */
+export const API_QUEUES: readonly QueueName[] = [QueueName.Video];
 
 export enum JobName {
   /** Deletes refresh tokens past their expiry (daily). */
@@ -47,6 +55,12 @@ export enum JobName {
   RosterGapCheck = 'notifications.roster-gap-check',
   /** Deletes evidence snapshots past video.evidenceRetentionDays (daily, video.evidencePurgeCron). */
   VideoEvidencePurge = 'video.evidence-purge',
+  /**
+   * Evidence of an incident: a JPEG of each linked camera, attached to its timeline (written by the
+   * alarms intake into its outbox at raise, one per offset of alarms.evidenceSnapshotSeconds, id
+   * evidence-<incident>-<round>; handled by src/modules/video, which marks the outbox row done).
+   */
+  VideoIncidentEvidence = 'video.incident-evidence',
 }
 
 /** The payload each job carries. */
@@ -67,6 +81,8 @@ export interface JobPayloads {
   [JobName.NotifyReconcile]: Record<string, never>;
   [JobName.RosterGapCheck]: Record<string, never>;
   [JobName.VideoEvidencePurge]: Record<string, never>;
+  /** `round`: 0, 1… (the offset's index); `afterSeconds`: its offset from the raise. */
+  [JobName.VideoIncidentEvidence]: { incidentId: string; round: number; afterSeconds: number };
 }
 
 export interface JobSpec {
@@ -104,6 +120,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.RosterGapCheck]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
   // Idempotent (deletes what is past retention); a failed run retries, else the next day's catches up.
   [JobName.VideoEvidencePurge]: { queue: QueueName.System, options: { ...retrying, attempts: 3 } },
+  // A camera that cannot be grabbed is an answer (written on the timeline), not a failure: retries are for Postgres/Redis faults.
+  [JobName.VideoIncidentEvidence]: { queue: QueueName.Video, options: { ...retrying, attempts: 5 } },
 };
 
 /**

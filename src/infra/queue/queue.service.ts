@@ -4,7 +4,7 @@ import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { closing, withinMs } from '../lifecycle/shutdown';
 import { createRedis, quitWithin } from '../redis/redis.module';
-import { JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
+import { API_QUEUES, JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
 
 export interface SchedulerRepeat {
   /** Cron pattern, evaluated in `tz` (default Asia/Shanghai). */
@@ -25,7 +25,8 @@ export type ReconcileHook = (why: { reconnect: boolean }) => Promise<unknown>;
 
 /**
  * Typed access to BullMQ. Modules register exactly one handler per job in their constructor;
- * in the worker role, boot fails if a job in the catalogue has none.
+ * a process that works a queue (workers: all but API_QUEUES; api: API_QUEUES; all: every queue)
+ * fails to boot if a job of that queue has none.
  *
  * Producers (add, schedulers) use a bounded connection (redis.commandTimeoutMs): with Redis down
  * they fail at once instead of waiting, and callers fall back on their outbox. Workers keep the
@@ -212,16 +213,21 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     );
   }
 
-  private runsWorkers(): boolean {
-    return this.config.role === 'worker' || this.config.role === 'all';
+  /** The queues this process works: worker → all but API_QUEUES; api → API_QUEUES; all → every queue. */
+  workedQueues(): QueueName[] {
+    const all = [...new Set(Object.values(JOBS).map((j) => j.queue))];
+    const role = this.config.role;
+    if (role === 'all') return all;
+    return all.filter((q) => API_QUEUES.includes(q) === (role === 'api'));
   }
 
   onApplicationBootstrap(): void {
-    if (!this.runsWorkers()) return;
-    const missing = (Object.keys(JOBS) as JobName[]).filter((n) => !this.handlers.has(n));
+    const worked = this.workedQueues();
+    if (worked.length === 0) return;
+    const missing = (Object.keys(JOBS) as JobName[]).filter((n) => worked.includes(JOBS[n].queue) && !this.handlers.has(n));
     if (missing.length) throw new Error(`No handler registered for job(s): ${missing.join(', ')}`);
     const { concurrency, lockDurationMs, stalledIntervalMs } = this.config.queue;
-    for (const queueName of new Set(Object.values(JOBS).map((j) => j.queue))) {
+    for (const queueName of worked) {
       // BullMQ does not close a connection it was given: keep it to close on shutdown.
       const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
       this.workerConnections.push(connection);

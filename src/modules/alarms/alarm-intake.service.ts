@@ -457,6 +457,16 @@ export class AlarmIntakeService {
       payload: { incidentId: id, level: i + 1 },
       availableAt: new Date(t0 + s * 1000),
     }));
+    // Evidence (src/modules/video handles it): a picture of each linked camera at each configured offset.
+    if (f.spot.cameras.length)
+      this.cfg.evidenceSnapshotSeconds.forEach((s, round) =>
+        jobs.push({
+          name: JobName.VideoIncidentEvidence,
+          jobId: jobIds.evidence(id, round),
+          payload: { incidentId: id, round, afterSeconds: s },
+          availableAt: new Date(t0 + s * 1000),
+        }),
+      );
     if (relayRequired) {
       jobs.push({ name: JobName.AlarmPoliceRelay, jobId: jobIds.relay(id), payload: { incidentId: id }, availableAt: new Date(t0) });
       jobs.push({

@@ -30,4 +30,6 @@ export const jobIds = {
   realEscalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}-real`,
   /** The escalation handed to the notifications (JobName.NotifyEscalation). */
   notice: (incidentId: string, level: number) => `notice-${incidentId}-${level}`,
+  /** Evidence pictures of the linked cameras at the round-th offset of alarms.evidenceSnapshotSeconds (JobName.VideoIncidentEvidence). */
+  evidence: (incidentId: string, round: number) => `evidence-${incidentId}-${round}`,
 };

@@ -53,6 +53,21 @@ export class IncidentNoticesService {
     );
   }
 
+  /**
+   * For handlers of other jobs the alarms outbox carries (VideoIncidentEvidence): locks the job's
+   * outbox row in the caller's transaction and says whether it is done already (a retried or
+   * duplicated job then writes nothing again). A job without a row counts as done.
+   */
+  async lockOutboxJob(m: EntityManager, jobId: string): Promise<{ done: boolean }> {
+    const rows: { done: boolean }[] = await m.query(`SELECT done_at IS NOT NULL AS done FROM alarm_outbox WHERE job_id = $1 FOR UPDATE`, [jobId]);
+    return { done: rows[0]?.done ?? true };
+  }
+
+  /** Outbox jobs handled (call in the handler's transaction, with its effect). */
+  async outboxJobsDone(m: EntityManager | DataSource, jobIds: string[]): Promise<void> {
+    await this.outbox.markDone(m, jobIds);
+  }
+
   /** The NotifyEscalation jobs of these incidents and levels are handled (call in the handler's transaction). */
   async noticesDone(m: EntityManager, notices: { incidentId: string; level: number }[]): Promise<void> {
     await this.outbox.markDone(

@@ -54,19 +54,50 @@ export class EvidenceService {
     queue.handle(JobName.VideoEvidencePurge, () => this.purge());
   }
 
-  /** Takes a snapshot of a camera now and keeps it as evidence (scope checked when a user asks). */
-  async capture(user: AuthUser | null, cameraId: string, purpose: string, refId: string | null = null): Promise<EvidenceRecord> {
+  /**
+   * Takes a snapshot of a camera now and keeps it as evidence (scope checked when a user asks).
+   * With a `dedupKey` (jobs: `alarm.raise:<incident>:<camera>` …) it is taken once: a second call
+   * answers the first picture, and a race between two calls keeps one picture (the loser's file is
+   * removed). Errors: those of `VideoService.snapshot` (offline, busy, timeout… as DomainErrors).
+   */
+  async capture(
+    user: AuthUser | null,
+    cameraId: string,
+    purpose: string,
+    refId: string | null = null,
+    dedupKey: string | null = null,
+  ): Promise<EvidenceRecord> {
+    if (dedupKey) {
+      const before = await this.byDedupKey(dedupKey);
+      if (before) return before;
+    }
     const shot = await this.video.snapshot(user, cameraId);
     const size = jpegSize(shot.jpeg)!;
     const put = await this.store.put(shot.takenAt, shot.jpeg, 'jpg');
     const [row] = returningRows<EvidenceRecord>(
       await this.db.query(
-        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLS}`,
-        [shot.cameraId, shot.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, purpose, refId, shot.takenAt],
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING ${COLS}`,
+        [shot.cameraId, shot.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, purpose, refId, shot.takenAt, dedupKey],
       ),
     );
-    return row;
+    if (row) return row;
+    await this.store.delete(put.key);
+    const first = await this.byDedupKey(dedupKey!);
+    if (!first) throw new Error(`evidence ${dedupKey} conflicted but cannot be read back`);
+    return first;
+  }
+
+  private async byDedupKey(key: string): Promise<EvidenceRecord | null> {
+    const rows: EvidenceRecord[] = await this.db.query(`SELECT ${COLS} FROM video_evidence WHERE dedup_key = $1`, [key]);
+    return rows[0] ?? null;
+  }
+
+  /** Evidence records by id (no scope check: for modules that show pictures of their own records). */
+  async records(ids: string[]): Promise<EvidenceRecord[]> {
+    if (ids.length === 0) return [];
+    return this.db.query(`SELECT ${COLS} FROM video_evidence WHERE id = ANY($1::uuid[]) ORDER BY captured_at`, [ids]);
   }
 
   /** An evidence picture, verified against its recorded SHA-256 (409 when it no longer matches). */

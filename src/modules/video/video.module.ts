@@ -3,8 +3,10 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { Gb28181Module } from '../gb28181';
+import { AlarmsModule } from '../alarms';
 import { RegistryModule } from '../registry';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
+import { IncidentEvidenceService } from './incident-evidence.service';
 import { PlayerWebService } from './player-web';
 import { videoConfig } from './video.config';
 import { VideoController } from './video.controller';
@@ -17,9 +19,9 @@ import { VideoWebSocket } from './video-ws';
  * SIP server for GB/T 28181 cameras); the evidence purge runs wherever jobs run.
  */
 @Module({
-  imports: [RegistryModule, Gb28181Module],
+  imports: [RegistryModule, Gb28181Module, AlarmsModule],
   controllers: [VideoController],
-  providers: [VideoService, EvidenceService, VideoWebSocket, PlayerWebService],
+  providers: [VideoService, EvidenceService, IncidentEvidenceService, VideoWebSocket, PlayerWebService],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {

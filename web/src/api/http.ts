@@ -122,33 +122,7 @@ export class ApiClient {
   }
 
   async request<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, retried = false): Promise<ResponseOf<M, P>> {
-    const pathParams = (opts.path ?? {}) as Record<string, unknown>;
-    let url = this.baseUrl + String(path).replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String(pathParams[k])));
-    const query = new URLSearchParams();
-    for (const [k, v] of Object.entries((opts.query ?? {}) as Record<string, unknown>)) {
-      if (v === undefined || v === null) continue;
-      query.set(k, Array.isArray(v) ? v.join(',') : String(v));
-    }
-    if ([...query.keys()].length) url += `?${query}`;
-    const headers: Record<string, string> = { ...opts.headers, Accept: 'application/json' };
-    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-    if (!opts.anonymous) {
-      const token = this.auth?.token();
-      if (!token) throw new ApiError(401, 'AUTH.UNAUTHENTICATED', 'no session');
-      headers.Authorization = `Bearer ${token}`;
-    }
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method: method.toUpperCase(),
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
-      });
-    } catch (e) {
-      const timedOut = (e as Error)?.name === 'TimeoutError';
-      throw new ApiError(0, timedOut ? 'TIMEOUT' : 'NETWORK', (e as Error)?.message ?? 'network error');
-    }
+    const res = await this.send(method, path, opts, 'application/json');
     const text = res.status === 204 ? '' : await res.text().catch(() => '');
     let data: unknown = undefined;
     try {
@@ -161,11 +135,68 @@ export class ApiClient {
       if (r === 'ok') return this.request(method, path, opts, true);
       if (r === 'unavailable') throw new ApiError(503, 'UNAVAILABLE', 'session renewal unavailable');
     }
-    if (!res.ok) {
-      const err = (data as { error?: { code?: string; message?: string; details?: Record<string, unknown>; requestId?: string } } | undefined)?.error;
-      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? res.statusText, err?.details, err?.requestId);
-    }
+    if (!res.ok) throw this.failure(res, data);
     return data as ResponseOf<M, P>;
+  }
+
+  /** A binary answer (evidence pictures: `<img>` cannot send the session token) as a Blob; errors as for `request`. */
+  async blob<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}, retried = false): Promise<Blob> {
+    const res = await this.send('get', path, opts, '*/*');
+    if (res.status === 401 && !opts.anonymous && !retried && this.auth) {
+      const r = await this.auth.refresh();
+      if (r === 'ok') return this.blob(path, opts, true);
+      if (r === 'unavailable') throw new ApiError(503, 'UNAVAILABLE', 'session renewal unavailable');
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      let data: unknown = undefined;
+      try {
+        data = text ? JSON.parse(text) : undefined;
+      } catch {
+        data = undefined;
+      }
+      throw this.failure(res, data);
+    }
+    try {
+      return await res.blob();
+    } catch (e) {
+      throw new ApiError(0, 'NETWORK', (e as Error)?.message ?? 'network error');
+    }
+  }
+
+  private failure(res: Response, data: unknown): ApiError {
+    const err = (data as { error?: { code?: string; message?: string; details?: Record<string, unknown>; requestId?: string } } | undefined)?.error;
+    return new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? res.statusText, err?.details, err?.requestId);
+  }
+
+  /** Builds the URL and headers and sends; a request never waits longer than `timeoutMs` (TIMEOUT), a network failure is NETWORK. */
+  private async send<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, accept: string): Promise<Response> {
+    const pathParams = (opts.path ?? {}) as Record<string, unknown>;
+    let url = this.baseUrl + String(path).replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String(pathParams[k])));
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries((opts.query ?? {}) as Record<string, unknown>)) {
+      if (v === undefined || v === null) continue;
+      query.set(k, Array.isArray(v) ? v.join(',') : String(v));
+    }
+    if ([...query.keys()].length) url += `?${query}`;
+    const headers: Record<string, string> = { ...opts.headers, Accept: accept };
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (!opts.anonymous) {
+      const token = this.auth?.token();
+      if (!token) throw new ApiError(401, 'AUTH.UNAUTHENTICATED', 'no session');
+      headers.Authorization = `Bearer ${token}`;
+    }
+    try {
+      return await fetch(url, {
+        method: method.toUpperCase(),
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
+      });
+    } catch (e) {
+      const timedOut = (e as Error)?.name === 'TimeoutError';
+      throw new ApiError(0, timedOut ? 'TIMEOUT' : 'NETWORK', (e as Error)?.message ?? 'network error');
+    }
   }
 }
 

@@ -33,6 +33,8 @@ const TIMELINE = [
   'notify_skipped',
   'notify_planned',
   'notify_cancelled',
+  'evidence',
+  'evidence_failed',
 ] as const;
 export const timelineKey = (s: string): MessageKey => (isOneOf(TIMELINE, s) ? `timeline.${s}` : 'timeline.other');
 

@@ -12,6 +12,7 @@ import { IncidentClientEvents1764311400000 } from './1764311400000-IncidentClien
 import { DrillsAndButtonTests1764311611000 } from './1764311611000-DrillsAndButtonTests';
 import { UnplacedDeviceAlarms1764311700000 } from './1764311700000-UnplacedDeviceAlarms';
 import { TokenRevocations1764313700000 } from './1764313700000-TokenRevocations';
+import { IncidentEvidence1764315100000 } from './1764315100000-IncidentEvidence';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   DrillsAndButtonTests1764311611000,
   UnplacedDeviceAlarms1764311700000,
   TokenRevocations1764313700000,
+  IncidentEvidence1764315100000,
 ];

@@ -1,0 +1,107 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { DomainError } from '../../infra/http/errors';
+import { JobName, JobPayloads } from '../../infra/queue/queue.catalogue';
+import { QueueService } from '../../infra/queue/queue.service';
+import { IncidentNoticesService, type NoticeTimelineEntry } from '../alarms';
+import { ConsoleEventsService, type IncidentCamera } from '../console-events';
+import { EvidenceService } from './evidence.service';
+import { VideoService } from './video.service';
+import { VideoErrors } from './video.errors';
+
+/** What one camera gave for an incident's evidence round (the timeline entry's `data`). */
+export interface IncidentEvidenceEntry {
+  round: number;
+  afterSeconds: number;
+  cameraId: string;
+  cameraName: string;
+  /** Taken: the evidence record (GET /api/v1/video/evidence/:id shows it). */
+  evidenceId?: string;
+  sha256?: string;
+  width?: number;
+  height?: number;
+  capturedAt?: string;
+  /** Not taken: the video error code (VIDEO.DEVICE_OFFLINE, VIDEO.SNAPSHOT_TIMEOUT…) and its message. */
+  code?: string;
+  message?: string;
+}
+
+/** `alarm.raise` for the picture at the raise, `alarm.raise+10s` for the one 10 s later. */
+export const incidentEvidencePurpose = (afterSeconds: number) => (afterSeconds === 0 ? 'alarm.raise' : `alarm.raise+${afterSeconds}s`);
+
+/**
+ * Evidence at an alarm (issue 15): the VideoIncidentEvidence job — written by the alarms intake
+ * into its outbox, committed with the incident, one per offset of alarms.evidenceSnapshotSeconds
+ * (0 and 10 s) — grabs a JPEG of each linked camera, in parallel, each bounded by
+ * video.snapshotTimeoutMs (+ a margin for the store), and writes one timeline entry per camera:
+ * `evidence` (with the evidence id) or `evidence_failed` (with the video error code: offline,
+ * busy, no answer, timeout). A camera that cannot be grabbed is an answer, never a hang or a retry.
+ * Idempotent: pictures are keyed `alarm.raise[+Ns]:<incident>:<camera>` (a retry reuses them), and
+ * the entries are written with the outbox row marked done, in one transaction that first locks the
+ * row (a done row writes nothing again). Postgres/Redis faults throw: the job retries.
+ * Runs in the api processes (QueueName.Video): GB/T 28181 cameras are played where the SIP server is.
+ */
+@Injectable()
+export class IncidentEvidenceService {
+  private readonly logger = new Logger('IncidentEvidence');
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly evidence: EvidenceService,
+    private readonly video: VideoService,
+    private readonly notices: IncidentNoticesService,
+    private readonly events: ConsoleEventsService,
+    queue: QueueService,
+  ) {
+    queue.handle(JobName.VideoIncidentEvidence, (p, meta) => this.run(p, meta.jobId));
+  }
+
+  async run(p: JobPayloads[JobName.VideoIncidentEvidence], jobId: string): Promise<{ taken: number; failed: number; skipped?: boolean }> {
+    const inc = (await this.notices.summaries([p.incidentId])).get(p.incidentId);
+    if (!inc || inc.cameras.length === 0) {
+      await this.notices.outboxJobsDone(this.db, [jobId]);
+      return { taken: 0, failed: 0, skipped: true };
+    }
+    const purpose = incidentEvidencePurpose(p.afterSeconds);
+    const results = await Promise.all(inc.cameras.map((c) => this.one(c, p, purpose)));
+    const entries: NoticeTimelineEntry[] = results.map((r) => ({
+      incidentId: p.incidentId,
+      action: r.evidenceId ? 'evidence' : 'evidence_failed',
+      note: r.evidenceId ? `${r.cameraName}：已取证（报警后 ${p.afterSeconds} 秒）` : `${r.cameraName}：未能取证（${r.code}）`,
+      data: r,
+    }));
+    let written = false;
+    await this.db.transaction(async (m) => {
+      if ((await this.notices.lockOutboxJob(m, jobId)).done) return;
+      await this.notices.appendTimeline(m, entries);
+      await this.notices.outboxJobsDone(m, [jobId]);
+      await this.events.append(m, { type: 'incident.updated', schoolId: inc.schoolId, payload: { ...inc, change: 'evidence' } });
+      written = true;
+    });
+    const failed = results.filter((r) => !r.evidenceId).length;
+    if (written && failed) this.logger.warn(`incident ${p.incidentId} round ${p.round}: ${failed} of ${results.length} camera(s) gave no picture`);
+    return { taken: results.length - failed, failed };
+  }
+
+  /** One camera's picture, or why there is none. Throws only what is not the camera's answer (Postgres, the store). */
+  private async one(c: IncidentCamera, p: JobPayloads[JobName.VideoIncidentEvidence], purpose: string): Promise<IncidentEvidenceEntry> {
+    const base = { round: p.round, afterSeconds: p.afterSeconds, cameraId: c.id, cameraName: c.name };
+    const limitMs = this.video.cfg.snapshotTimeoutMs + 2000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const rec = await Promise.race([
+        this.evidence.capture(null, c.id, purpose, p.incidentId, `${purpose}:${p.incidentId}:${c.id}`),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(limitMs)), limitMs);
+        }),
+      ]);
+      return { ...base, evidenceId: rec.id, sha256: rec.sha256, width: rec.width, height: rec.height, capturedAt: new Date(rec.capturedAt).toISOString() };
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      return { ...base, code: e.code, message: e.message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

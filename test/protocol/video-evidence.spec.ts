@@ -1,0 +1,158 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { jpegSize } from '../../src/modules/video/media/jpeg';
+import { IncidentEvidenceService } from '../../src/modules/video/incident-evidence.service';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { until } from '../support/processes';
+import { Clip, makeClip } from '../support/video/elementary';
+import { GbCamera } from '../support/video/gb-camera';
+
+/**
+ * Evidence at an alarm (issue 15 phase 2) with simulated GB/T 28181 cameras: the raise commits
+ * VideoIncidentEvidence jobs in the alarms outbox (offsets alarms.evidenceSnapshotSeconds, here
+ * 0 and 2 s); each grabs a JPEG of every linked camera and writes one timeline entry per camera —
+ * the picture's evidence id (a valid JPEG of the camera's size, SHA-256 checked on read) or, for a
+ * camera that is offline or never answers, the reason — within the snapshot bound, never a hang.
+ * A job run again writes nothing twice (pictures keyed per incident, round and camera; the outbox
+ * row is locked and marked done with the entries).
+ */
+const PASSWORD = 'cam-pass-evidence';
+const PLATFORM = '34020000002000000001';
+let seq = 0;
+const devId = () => `3402000000132${String(20000000 + ++seq).slice(1)}`;
+
+interface Entry {
+  action: string;
+  data: { round: number; afterSeconds: number; cameraId: string; cameraName: string; evidenceId?: string; code?: string; sha256?: string };
+}
+
+describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
+  let t: TestApp;
+  let admin: string;
+  let operator: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let clip: Clip;
+  let sipPort: number;
+  const cameras: GbCamera[] = [];
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'evidence-'));
+
+  beforeAll(async () => {
+    clip = await makeClip({ codec: 'h264', width: 320, height: 240, gop: 25 });
+    const base = 20000 + Math.floor(Math.random() * 400) * 100;
+    t = await startApp({
+      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD, rateLimitPerSecond: 0, queryTimeoutMs: 1000 },
+      video: { rtpHost: '127.0.0.1', rtpPortMin: base, rtpPortMax: base + 99, lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000, evidenceDir },
+      alarms: { evidenceSnapshotSeconds: [0, 2] },
+      liveness: { sweepEveryMs: 0 },
+    });
+    sipPort = t.app.get(SipServer).port;
+    admin = (await t.userToken('admin')).token;
+    operator = (await t.userToken('operator')).token;
+    seed = await seedMinimal(t, admin);
+  });
+
+  afterAll(async () => {
+    for (const c of cameras) await c.stop();
+    await t?.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
+  });
+
+  /** A registry camera at the area; `device`: a simulated device that registers (else it never does: offline). */
+  async function camera(areaKind: string, device?: Partial<ConstructorParameters<typeof GbCamera>[0]>) {
+    const deviceId = devId();
+    const res = await t
+      .http()
+      .post('/api/v1/cameras')
+      .set(auth(admin))
+      .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name: `摄像机${deviceId.slice(-3)}`, areaKind })
+      .expect(201);
+    if (device) {
+      const cam = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, clip, ...device });
+      cameras.push(cam);
+      await cam.start();
+    }
+    return res.body.id as string;
+  }
+
+  const raise = async (areaKind: string) =>
+    (await t.http().post('/api/v1/incidents').set(auth(operator)).send({ schoolId: seed.schoolA.id, type: 'other', location: '大门', areaKind }).expect(201))
+      .body as { id: string; cameras: { id: string }[] };
+  const entries = async (incidentId: string): Promise<Entry[]> =>
+    ((await t.http().get(`/api/v1/incidents/${incidentId}`).set(auth(operator)).expect(200)).body.timeline as Entry[]).filter((e) =>
+      e.action.startsWith('evidence'),
+    );
+
+  it('takes a picture of each linked camera at the raise and 2 s later; an offline camera is said so on the timeline', async () => {
+    const online = await camera('main_gate', {});
+    const offline = await camera('main_gate');
+    const inc = await raise('main_gate');
+    expect(inc.cameras.map((c) => c.id).sort()).toEqual([online, offline].sort());
+
+    let list: Entry[] = [];
+    await until(async () => (list = await entries(inc.id)).length === 4, 20000, 'four evidence entries');
+    const taken = list.filter((e) => e.action === 'evidence');
+    const failed = list.filter((e) => e.action === 'evidence_failed');
+    expect(taken.map((e) => [e.data.cameraId, e.data.round, e.data.afterSeconds])).toEqual([
+      [online, 0, 0],
+      [online, 1, 2],
+    ]);
+    expect(failed.map((e) => [e.data.cameraId, e.data.round, e.data.code])).toEqual([
+      [offline, 0, 'VIDEO.DEVICE_OFFLINE'],
+      [offline, 1, 'VIDEO.DEVICE_OFFLINE'],
+    ]);
+    for (const e of taken) {
+      const pic = await t
+        .http()
+        .get(`/api/v1/video/evidence/${e.data.evidenceId}`)
+        .set(auth(operator))
+        .buffer(true)
+        .parse((res, cb) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => cb(null, Buffer.concat(chunks)));
+        })
+        .expect(200);
+      expect(pic.headers['content-type']).toBe('image/jpeg');
+      expect(pic.headers['x-content-sha256']).toBe(e.data.sha256);
+      expect(jpegSize(pic.body as Buffer)).toEqual({ width: 320, height: 240 });
+    }
+    const rows = await t.db.query(`SELECT purpose, ref_id FROM video_evidence WHERE ref_id = $1 ORDER BY captured_at`, [inc.id]);
+    expect(rows.rows.map((r) => r.purpose)).toEqual(['alarm.raise', 'alarm.raise+2s']);
+    const outbox = await t.db.query(
+      `SELECT job_id, done_at IS NOT NULL AS done FROM alarm_outbox WHERE job_id LIKE 'evidence-%' AND payload->>'incidentId' = $1`,
+      [inc.id],
+    );
+    expect(outbox.rows.map((r) => [r.job_id, r.done]).sort()).toEqual([
+      [`evidence-${inc.id}-0`, true],
+      [`evidence-${inc.id}-1`, true],
+    ]);
+    const events = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE type = 'incident.updated' AND payload->>'change' = 'evidence'`);
+    expect(events.rows[0].n).toBeGreaterThanOrEqual(2);
+
+    // Run again (a retried or duplicated job): no second picture, no second entry.
+    await t.app.get(IncidentEvidenceService).run({ incidentId: inc.id, round: 0, afterSeconds: 0 }, `evidence-${inc.id}-0`);
+    expect(await entries(inc.id)).toHaveLength(4);
+    expect((await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE ref_id = $1`, [inc.id])).rows[0].n).toBe(2);
+  });
+
+  it('a camera that never answers the INVITE is on the timeline with its reason, bounded by the snapshot timeout', async () => {
+    const silent = await camera('playground', { invite: 'silent' });
+    const inc = await raise('playground');
+    expect(inc.cameras.map((c) => c.id)).toEqual([silent]);
+    let list: Entry[] = [];
+    await until(async () => (list = await entries(inc.id)).length === 2, 30000, 'two evidence entries');
+    expect(list.map((e) => [e.action, e.data.code])).toEqual([
+      ['evidence_failed', 'VIDEO.INVITE_TIMEOUT'],
+      ['evidence_failed', 'VIDEO.INVITE_TIMEOUT'],
+    ]);
+  });
+
+  it('an incident without cameras gets no evidence jobs', async () => {
+    const inc = await raise('dormitory');
+    expect(inc.cameras).toEqual([]);
+    const outbox = await t.db.query(`SELECT count(*)::int AS n FROM alarm_outbox WHERE job_id LIKE $1`, [`evidence-${inc.id}-%`]);
+    expect(outbox.rows[0].n).toBe(0);
+  });
+});
