@@ -195,6 +195,13 @@ export interface AlarmsConfig {
   relayPriorities: Priority[];
   policeRelay: PoliceRelayConfig;
   outbox: { pollMs: number; redispatchAfterMs: number; batchSize: number };
+  /**
+   * Group commit of device events (presses, camera and GB/T 28181 alarms): events arriving within
+   * `windowMs` of the first share one transaction (one BEGIN and COMMIT; each device's events in
+   * arrival order under its advisory lock), at most `maxBatch` per transaction and `maxConcurrent`
+   * such transactions at once per process (more wait and join the next group). windowMs 0 = none.
+   */
+  groupCommit: { windowMs: number; maxBatch: number; maxConcurrent: number };
   /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
   pressesPerSecond: number;
   pressBurst: number;

@@ -96,9 +96,9 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
         [districtId, zoneId, JSON.stringify(TIMETABLE)],
       )
     ).rows;
-    // One button per alarm (a button with an open alarm folds further presses into it).
+    // One button per alarm (a button with an open alarm folds further presses into it), police-linked: only those relay.
     await pg.query(
-      `WITH d AS (INSERT INTO alarm_devices (code, school_id, location, area_kind) SELECT 'FB-' || g, $1, '岗亭' || g, 'main_gate' FROM generate_series(1, $2) g RETURNING id, code)
+      `WITH d AS (INSERT INTO alarm_devices (code, school_id, location, area_kind, police_linked) SELECT 'FB-' || g, $1, '岗亭' || g, 'main_gate', true FROM generate_series(1, $2) g RETURNING id, code)
        INSERT INTO device_credentials (key_id, secret_hash, kind, subject_id, school_id)
        SELECT 'dk_f' || substr(code, 4), encode(sha256(('sf' || substr(code, 4))::bytea), 'hex'), 'alarm_device', id, $1 FROM d`,
       [schoolId, N],

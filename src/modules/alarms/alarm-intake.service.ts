@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -8,7 +8,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope } from '../../infra/access/scope';
 import { SqlParams } from '../../infra/database/sql-params';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { Actor } from '../../infra/http/request-context';
+import { Actor, currentContext, requestContext, type RequestContext } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { AuditService } from '../audit-log';
 import { ConsoleEventsService, type IncidentCamera } from '../console-events';
@@ -108,6 +108,42 @@ function clientEventLock(userId: string, clientEventId: string): string {
   return uuidOf(`${userId}\n${clientEventId}`);
 }
 
+/** A device event as the intake applies it (see deviceEvent). */
+interface DeviceEvent {
+  deviceId: string;
+  eventId: string;
+  openSql: string;
+  spot: Spot;
+  type: IncidentType;
+  priority: Priority;
+  note: string;
+  alarmDeviceId: string | null;
+  cameraId: string | null;
+  drill: boolean;
+  /** false: a button not wired to the police — never relayed. */
+  policeLinked: boolean;
+  /** When the request arrived: the press time. */
+  at: Date;
+}
+
+interface ArrivalTicket {
+  turn: Promise<void>;
+  done: () => void;
+}
+
+interface QueuedDeviceEvent {
+  e: DeviceEvent;
+  actor: Actor;
+  /** The caller's request context: the group runs each event in it (the audit entry names the caller). */
+  ctx: RequestContext | undefined;
+  since: number;
+  resolve: (r: RaiseResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Runs fn in a request context (or none). */
+const inContext = <T>(ctx: RequestContext | undefined, fn: () => Promise<T>): Promise<T> => (ctx ? requestContext.run(ctx, fn) : requestContext.exit(fn));
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -117,8 +153,18 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * presses fold into the device's open incident and event ids make retries idempotent.
  */
 @Injectable()
-export class AlarmIntakeService {
+export class AlarmIntakeService implements OnApplicationShutdown {
   private readonly cfg: AlarmsConfig;
+  /** Device events waiting for a group transaction (alarms.groupCommit). */
+  private readonly queued: QueuedDeviceEvent[] = [];
+  private groupTimer: NodeJS.Timeout | null = null;
+  private groupsInFlight = 0;
+  /** Group transactions in flight (shutdown waits for them). */
+  private readonly groups = new Set<Promise<void>>();
+  /** Devices with events in a group still committing: their next events wait for the next group. */
+  private readonly devicesInFlight = new Set<string>();
+  /** Per device, the tail of its line of arrivals (see arrive). */
+  private readonly arrivals = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -137,6 +183,19 @@ export class AlarmIntakeService {
    * One-click presses fold into the device's open incident; event ids make retries idempotent.
    */
   async raiseFromDevice(input: DeviceAlarmInput, actor: Actor): Promise<RaiseResult> {
+    const ticket = this.arrive(input.deviceId);
+    let e: DeviceEvent;
+    try {
+      e = await this.deviceEventOf(input);
+    } catch (err) {
+      ticket.done();
+      throw err;
+    }
+    return this.deviceEvent(e, actor, ticket);
+  }
+
+  /** The event of a device alarm: where, what, how urgent (registry reads; no transaction yet). */
+  private async deviceEventOf(input: DeviceAlarmInput): Promise<DeviceEvent> {
     const receivedAt = new Date();
     let spot: Spot;
     let type: IncidentType;
@@ -157,24 +216,21 @@ export class AlarmIntakeService {
       priority = input.priority ?? this.cfg.priorityByType[type];
     }
     const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
-    return this.deviceEvent(
-      {
-        deviceId: input.deviceId,
-        eventId: input.eventId,
-        openSql: `SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
+    return {
+      deviceId: input.deviceId,
+      eventId: input.eventId,
+      openSql: `SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
                   ORDER BY first_press_at DESC LIMIT 1`,
-        spot,
-        type,
-        priority,
-        note: input.note ?? '',
-        alarmDeviceId: input.deviceKind === 'alarm_device' ? input.deviceId : null,
-        cameraId: input.deviceKind === 'camera' ? input.deviceId : null,
-        drill: input.drill ?? false,
-        policeLinked,
-        at: receivedAt,
-      },
-      actor,
-    );
+      spot,
+      type,
+      priority,
+      note: input.note ?? '',
+      alarmDeviceId: input.deviceKind === 'alarm_device' ? input.deviceId : null,
+      cameraId: input.deviceKind === 'camera' ? input.deviceId : null,
+      drill: input.drill ?? false,
+      policeLinked,
+      at: receivedAt,
+    };
   }
 
   /**
@@ -184,15 +240,17 @@ export class AlarmIntakeService {
    */
   async raiseFromUnplacedGbChannel(input: UnplacedGbAlarmInput, actor: Actor): Promise<RaiseResult> {
     const receivedAt = new Date();
+    const key = unplacedChannelKey(input.gbDeviceId, input.channelId);
+    const ticket = this.arrive(key);
     const location = `GB/T 28181 设备 ${input.gbDeviceId} 通道 ${input.channelId}`;
     let spot: Spot = { schoolId: null, schoolName: '', zoneId: null, location, areaKind: null, cameras: [] };
     if (input.schoolId) {
       spot = await this.spot(input.schoolId, location, null, []).catch((e: unknown) => {
         if ((e as { status?: number }).status === 404) return spot;
+        ticket.done();
         throw e;
       });
     }
-    const key = unplacedChannelKey(input.gbDeviceId, input.channelId);
     return this.deviceEvent(
       {
         deviceId: key,
@@ -211,72 +269,174 @@ export class AlarmIntakeService {
         at: receivedAt,
       },
       actor,
+      ticket,
     );
   }
 
   /**
    * One device event: the same event id again returns its incident, an open incident of the device
    * (found by `openSql`: $1 device id, $3 type) takes it as a press, otherwise a new incident.
+   * Group commit (alarms.groupCommit): events arriving within a few milliseconds share one
+   * transaction; each device's events keep their arrival order under its advisory lock.
    */
-  private deviceEvent(
-    e: {
-      deviceId: string;
-      eventId: string;
-      openSql: string;
-      spot: Spot;
-      type: IncidentType;
-      priority: Priority;
-      note: string;
-      alarmDeviceId: string | null;
-      cameraId: string | null;
-      drill: boolean;
-      /** false: a button not wired to the police — never relayed. */
-      policeLinked: boolean;
-      /** When the request arrived: the press time. */
-      at: Date;
-    },
-    actor: Actor,
-  ): Promise<RaiseResult> {
-    const receivedAt = e.at;
-    // Serialise events of one device (the lock): a retry and a fold never race into two incidents.
-    return this.transaction(e.deviceId, async (m) => {
-      // One round trip: was this event seen already, is an alarm of this device open — and if
-      // neither, the new incident with everything that goes with it.
-      const r = await this.insertIncident(m, {
-        check: {
-          sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen, (${e.openSql}) AS open_id`,
-          params: [e.deviceId, e.eventId, e.type],
+  private async deviceEvent(e: DeviceEvent, actor: Actor, ticket: ArrivalTicket): Promise<RaiseResult> {
+    if (this.cfg.groupCommit.windowMs === 0) {
+      ticket.done(); // the device's lock orders its events
+      return this.transaction([e.deviceId], (m) => this.applyDeviceEvent(m, e, actor)).then((r) => this.afterRaise(r));
+    }
+    await ticket.turn; // the device's earlier arrivals are queued first
+    return new Promise<RaiseResult>((resolve, reject) => {
+      this.queued.push({ e, actor, ctx: currentContext(), since: performance.now(), resolve, reject });
+      ticket.done();
+      this.scheduleGroup();
+    });
+  }
+
+  /**
+   * A place in a device's line: `turn` resolves once the device's earlier arrivals are queued (or
+   * failed before), `done` lets the next one go. Registry reads run in parallel; queueing keeps arrival order.
+   */
+  private arrive(key: string): ArrivalTicket {
+    const turn = this.arrivals.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const tail = turn.then(() => mine);
+    this.arrivals.set(key, tail);
+    void tail.then(() => {
+      if (this.arrivals.get(key) === tail) this.arrivals.delete(key);
+    });
+    return { turn, done };
+  }
+
+  /** Starts a group when one may start (a free slot) and should (full, or its first event waited the window); else arms the window timer. */
+  private scheduleGroup(): void {
+    const g = this.cfg.groupCommit;
+    if (this.queued.length === 0 || this.groupsInFlight >= g.maxConcurrent) return; // a finishing group schedules again
+    const waited = performance.now() - this.queued[0].since;
+    if (this.queued.length >= g.maxBatch || waited >= g.windowMs) return this.startGroup();
+    this.groupTimer ??= setTimeout(() => {
+      this.groupTimer = null;
+      this.startGroup();
+    }, g.windowMs - waited);
+  }
+
+  /**
+   * Takes the next group from the queue in order, leaving a device whose events are in a group
+   * still committing (and its later events) for a later group: each device's events commit in
+   * arrival order, one group at a time.
+   */
+  private startGroup(): void {
+    if (this.groupTimer) clearTimeout(this.groupTimer);
+    this.groupTimer = null;
+    const g = this.cfg.groupCommit;
+    if (this.queued.length === 0 || this.groupsInFlight >= g.maxConcurrent) return;
+    const batch: QueuedDeviceEvent[] = [];
+    const rest: QueuedDeviceEvent[] = [];
+    const held = new Set<string>();
+    for (const q of this.queued) {
+      const id = q.e.deviceId;
+      if (batch.length < g.maxBatch && !this.devicesInFlight.has(id) && !held.has(id)) batch.push(q);
+      else {
+        rest.push(q);
+        held.add(id);
+      }
+    }
+    if (batch.length === 0) return; // every waiting device is committing: the finishing group schedules again
+    this.queued.splice(0, this.queued.length, ...rest);
+    const devices = new Set(batch.map((q) => q.e.deviceId));
+    for (const id of devices) this.devicesInFlight.add(id);
+    this.groupsInFlight++;
+    const done = this.commitGroup(batch).finally(() => {
+      for (const id of devices) this.devicesInFlight.delete(id);
+      this.groupsInFlight--;
+      this.groups.delete(done);
+      this.scheduleGroup();
+    });
+    this.groups.add(done);
+    this.scheduleGroup();
+  }
+
+  /** Shutdown: events already taken are committed (and answered) before the database goes; no window is waited. */
+  async onApplicationShutdown(): Promise<void> {
+    while (this.queued.length || this.groups.size) {
+      if (this.queued.length && this.groupsInFlight < this.cfg.groupCommit.maxConcurrent) this.startGroup();
+      if (this.groups.size === 0) break; // cannot happen (nothing committing holds a device back), but never wait on nothing
+      await Promise.race(this.groups);
+    }
+  }
+
+  /**
+   * One transaction for a group: every device's lock (in one order: no deadlock between groups),
+   * each event in arrival order (with its own request context: the audit names its caller), one
+   * COMMIT, then every caller answered. If it fails, each event is tried again alone so one bad
+   * event never fails the others (retries are idempotent by event id).
+   */
+  private async commitGroup(batch: QueuedDeviceEvent[]): Promise<void> {
+    let results: (RaiseResult & { jobs?: OutboxRow[] })[];
+    try {
+      results = await this.transaction(
+        batch.map((q) => q.e.deviceId),
+        async (m) => {
+          const out: (RaiseResult & { jobs?: OutboxRow[] })[] = [];
+          for (const q of batch) out.push(await inContext(q.ctx, () => this.applyDeviceEvent(m, q.e, q.actor)));
+          return out;
         },
-        press: { deviceId: e.deviceId, eventId: e.eventId },
-        spot: e.spot,
-        type: e.type,
-        priority: e.priority,
-        source: 'device',
-        note: e.note,
-        alarmDeviceId: e.alarmDeviceId,
-        cameraId: e.cameraId,
-        drill: e.drill,
-        policeLinked: e.policeLinked,
-        actor,
-        at: receivedAt,
-      });
-      if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
-      if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
-      const openId = r.openId!;
-      await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [
-        openId,
-        e.deviceId,
-        e.eventId,
-        receivedAt,
-      ]);
-      const [[row]] = (await m.query(
-        `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
-        [openId, receivedAt],
-      )) as [IncidentRow[]];
-      await appendTimeline(m, row.id, actor, 'press', e.note, { eventId: e.eventId, pressCount: row.press_count });
-      await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
-      return { incident: toView(row), created: false, folded: true };
-    }).then((r) => this.afterRaise(r));
+      );
+    } catch (err) {
+      if (batch.length === 1) return batch[0].reject(err);
+      await Promise.all(
+        batch.map((q) =>
+          inContext(q.ctx, () => this.transaction([q.e.deviceId], (m) => this.applyDeviceEvent(m, q.e, q.actor))).then(
+            (r) => q.resolve(this.afterRaise(r)),
+            (e: unknown) => q.reject(e),
+          ),
+        ),
+      );
+      return;
+    }
+    this.outbox.kick(results.flatMap((r) => r.jobs ?? []));
+    batch.forEach((q, i) => q.resolve({ incident: results[i].incident, created: results[i].created, folded: results[i].folded }));
+  }
+
+  /** A device event inside a transaction holding its device's lock. */
+  private async applyDeviceEvent(m: EntityManager, e: DeviceEvent, actor: Actor): Promise<RaiseResult & { jobs?: OutboxRow[] }> {
+    const receivedAt = e.at;
+    // One round trip: was this event seen already, is an alarm of this device open — and if
+    // neither, the new incident with everything that goes with it.
+    const r = await this.insertIncident(m, {
+      check: {
+        sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen, (${e.openSql}) AS open_id`,
+        params: [e.deviceId, e.eventId, e.type],
+      },
+      press: { deviceId: e.deviceId, eventId: e.eventId },
+      spot: e.spot,
+      type: e.type,
+      priority: e.priority,
+      source: 'device',
+      note: e.note,
+      alarmDeviceId: e.alarmDeviceId,
+      cameraId: e.cameraId,
+      drill: e.drill,
+      policeLinked: e.policeLinked,
+      actor,
+      at: receivedAt,
+    });
+    if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
+    if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
+    const openId = r.openId!;
+    await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [
+      openId,
+      e.deviceId,
+      e.eventId,
+      receivedAt,
+    ]);
+    const [[row]] = (await m.query(
+      `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
+      [openId, receivedAt],
+    )) as [IncidentRow[]];
+    await appendTimeline(m, row.id, actor, 'press', e.note, { eventId: e.eventId, pressCount: row.press_count });
+    await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
+    return { incident: toView(row), created: false, folded: true };
   }
 
   /** An alarm raised by school security staff (own school only) or a control-center user. */
@@ -296,7 +456,7 @@ export class AlarmIntakeService {
     const actor = userActor(user);
     const client = input.clientEventId === undefined ? null : { id: input.clientEventId, hash: requestHash(input) };
     // Serialise one user's retries of one client event (the lock): the second waits for the first to commit, then finds it.
-    return this.transaction(client && clientEventLock(user.id, client.id), async (m) => {
+    return this.transaction(client && [clientEventLock(user.id, client.id)], async (m) => {
       if (client) {
         const [prev] = (await m.query(`SELECT incident_id, request_hash FROM incident_client_events WHERE user_id = $1 AND client_event_id = $2`, [
           user.id,
@@ -333,16 +493,25 @@ export class AlarmIntakeService {
   }
 
   /**
-   * A transaction on one pooled connection, answered only after COMMIT. With a `lockKey` (a
-   * device id), the first round trip both begins it and takes that device's advisory lock: BEGIN
-   * and the lock go as one simple-protocol query, so the key is inlined — it must be a uuid.
+   * A transaction on one pooled connection, answered only after COMMIT. With `lockKeys` (device
+   * ids, or digests shaped like them), the first round trip both begins it and takes those
+   * advisory locks, in the order of their lock keys (two transactions never wait on each other
+   * in a circle): BEGIN and the locks go as one simple-protocol query, so the keys are inlined —
+   * each must be a uuid.
    */
-  private async transaction<T>(lockKey: string | null, fn: (m: EntityManager) => Promise<T>): Promise<T> {
-    if (lockKey !== null && !UUID.test(lockKey)) throw new Error(`advisory lock key is not a uuid: ${lockKey}`);
+  private async transaction<T>(lockKeys: string[] | null, fn: (m: EntityManager) => Promise<T>): Promise<T> {
+    const keys = [...new Set(lockKeys ?? [])];
+    for (const k of keys) if (!UUID.test(k)) throw new Error(`advisory lock key is not a uuid: ${k}`);
+    const begin =
+      keys.length === 0
+        ? 'BEGIN'
+        : keys.length === 1
+          ? `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('${keys[0]}', 0))`
+          : `BEGIN; SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h FROM unnest(ARRAY['${keys.join("','")}']) k ORDER BY 1 OFFSET 0) s`;
     const qr = this.db.createQueryRunner();
     await qr.connect();
     try {
-      await qr.query(lockKey === null ? 'BEGIN' : `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('${lockKey}', 0))`);
+      await qr.query(begin);
       try {
         const result = await fn(qr.manager);
         await qr.query('COMMIT');
