@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -410,12 +411,23 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     const before = await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' });
     // Over TCP so every message reaches the server (a UDP flood would partly die in kernel buffers).
     const flood = Array.from({ length: 20000 }, (_, i) => request('OPTIONS', DEV_X, [], `z9hG4bKflood${i}`).replace('SIP/2.0/UDP', 'SIP/2.0/TCP')).join('');
-    const c = connect(port, '127.0.0.1');
-    c.on('data', () => undefined);
-    c.on('error', () => undefined);
-    c.write(flood);
-    await until('drops counted', async () => (await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' })) > before);
-    c.destroy();
+    // The limiter's clock stands still during the flood (the clock is faked, the rest is real): a loaded machine
+    // that reads the flood slower than rateLimitPerSecond would otherwise refill the bucket as fast as it drains.
+    const frozen = Date.now();
+    const allow = RateLimiter.prototype.allow;
+    const spy = jest.spyOn(RateLimiter.prototype, 'allow').mockImplementation(function (this: RateLimiter, key: string) {
+      return allow.call(this, key, frozen);
+    });
+    try {
+      const c = connect(port, '127.0.0.1');
+      c.on('data', () => undefined);
+      c.on('error', () => undefined);
+      c.write(flood);
+      await until('drops counted', async () => (await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' })) > before);
+      c.destroy();
+    } finally {
+      spy.mockRestore();
+    }
     const [ok] = await udp([request('OPTIONS', DEV_X)]);
     expect(ok).toMatch(/^SIP\/2\.0 200 /);
   });
