@@ -136,6 +136,45 @@ describe('guard phone surface in Chromium', () => {
     await expectClean(cp);
   });
 
+  it('an alarm not yet confirmed survives a reload: the page sends it again with the same key, and there is one incident', async () => {
+    const h = auth(admin);
+    const count = async () =>
+      ((await t.http().get('/api/v1/incidents').query({ schoolId: seed.schoolA.id }).set(h).expect(200)).body as { total: number }).total;
+    const before = await count();
+    const cp = await guardConsole(browser);
+    const { page } = cp;
+    // The network is gone: every try fails before reaching the server.
+    const keys: string[] = [];
+    await page.route('**/api/v1/incidents', async (route: Route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+      return route.abort('internetdisconnected');
+    });
+    await page.fill('#alarm-place', '操场');
+    await page.click('#alarm-btn');
+    await page.waitForSelector('#alarm-status[data-phase="retrying"]');
+    expect(await count()).toBe(before);
+    await cp.screenshot('guard-alarm-retrying');
+
+    // The phone reloads the page with the network back: the same alarm goes, once.
+    await page.unroute('**/api/v1/incidents');
+    await page.route('**/api/v1/incidents', async (route: Route) => {
+      if (route.request().method() === 'POST') keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+      return route.continue();
+    });
+    await page.reload();
+    await page.waitForSelector('#alarm-status[data-phase="received"]', { timeout: 15000 });
+    expect(new Set(keys).size).toBe(1);
+    expect(await count()).toBe(before + 1);
+    await page.click('#alarm-done');
+    // Done: nothing left to resend on the next visit.
+    await page.reload();
+    await page.waitForSelector('#alarm-btn:not([disabled])');
+    expect(await page.$('#alarm-status')).toBeNull();
+    expect(await count()).toBe(before + 1);
+    await expectClean(cp);
+  });
+
   it('checks in at a protection post by scanning its QR code with the phone camera', async () => {
     const post = (
       await t
