@@ -162,3 +162,8 @@ export function errorMsg(e: { code: string; details?: Record<string, unknown>; r
   if ((e.status ?? 0) >= 500) return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
   return { key: 'errors.unknown', params: { code: e.code } };
 }
+
+/** The message for anything a request threw: an ApiError by its code, anything else as a network failure. */
+export function anyErrorMsg(e: unknown): Msg {
+  return e instanceof ApiError ? errorMsg(e) : { key: 'errors.network' };
+}

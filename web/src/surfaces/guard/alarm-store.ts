@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia';
 import { ref, shallowRef } from 'vue';
-import { ApiError, errorMsg } from '@/api/errors';
+import { anyErrorMsg, ApiError } from '@/api/errors';
 import { api } from '@/api/http';
 import type { RaisedIncident } from '@/api/responses';
 import type { Msg } from '@/i18n';
@@ -73,7 +73,7 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
         phase.value = ph;
         attempt.value = info.attempt;
         retryAt.value = info.retryInMs ? Date.now() + info.retryInMs : null;
-        if (info.error) error.value = errorMsg(info.error instanceof ApiError ? info.error : new ApiError(0, 'NETWORK', String(info.error)));
+        if (info.error) error.value = anyErrorMsg(info.error);
       },
     });
     const aborted = mine.signal.aborted;
