@@ -4,7 +4,8 @@
  *  1. builds the TypeScript (incremental) and the web console (when its sources changed);
  *  2. finds Postgres at DATABASE_URL (default localhost); if none answers and
  *     database.embeddedFallback is on, starts an embedded Postgres under .data/pg;
- *  3. checks Redis at REDIS_URL and, if it does not answer, says exactly what to do;
+ *  0. checks first that the ports it will listen on are free (else: "set PORT"), before anything else;
+ *  3. checks Redis at REDIS_URL and, if it does not answer, says exactly what to do (no stack);
  *  4. migrates, seeds the demo district (idempotent), and starts the service (role "all").
  */
 'use strict';
@@ -79,7 +80,10 @@ async function main() {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   execFileSync(process.execPath, [path.join(__dirname, 'build-web.js'), '--if-stale'], { cwd: root, stdio: 'inherit' });
   const { loadConfig } = require(path.join(root, 'dist/config/config.js'));
+  const { checkPorts } = require(path.join(root, 'dist/preflight.js'));
   let config = loadConfig();
+  // A busy port is said first ("set PORT"), before Postgres, migrations and seeding.
+  await checkPorts(config);
 
   const reach = await canConnect(new URL('/postgres', config.database.url).toString());
   if (reach === true) {
@@ -101,6 +105,7 @@ async function main() {
 
   const Redis = require('ioredis');
   const r = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  r.on('error', () => undefined); // said below, once: no ioredis "Unhandled error event" stack
   try {
     await r.connect();
     await r.ping();
@@ -149,6 +154,13 @@ async function main() {
 }
 
 main().catch((e) => {
-  process.stderr.write(`[start] ${e.stack || e.message}\n`);
+  // What the operator can fix (a busy port, no Redis) without a stack; anything else with it.
+  let fixable = false;
+  try {
+    fixable = e instanceof require(path.join(root, 'dist/preflight.js')).BootError;
+  } catch {
+    /* not built: the build's own error is what to show */
+  }
+  process.stderr.write(`[start] ${fixable ? e.message : e.stack || e.message}\n`);
   process.exit(1);
 });

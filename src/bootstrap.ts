@@ -16,10 +16,11 @@ import { JsonLogger } from './infra/observability/json-logger';
 import { ErrorCode } from './infra/http/error-codes';
 import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
 import { UsersService } from './modules/auth';
+import { BootError, bootListeners, checkPorts, checkRedis, describeBindError } from './preflight';
 
 export const API_PREFIX = 'api/v1';
 
-export class BootError extends Error {}
+export { BootError };
 
 /** Body-parser failures (bad JSON, too large, too deep, not UTF-8) answered in the common error shape, never as a 500. */
 function bodyErrorHandler(err: { status?: number; type?: string; message?: string } | undefined, req: Request, res: Response, next: NextFunction): void {
@@ -129,6 +130,11 @@ const closeAndThrow =
 export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; logger?: JsonLogger } = {}): Promise<INestApplication | INestApplicationContext> {
   const logger = opts.logger ?? new JsonLogger(config.log.level);
   const log = new Logger('Boot');
+  // First what the operator can fix at once — a busy port (fatal), a missing Redis (said once; the
+  // service starts without it) — before migrations touch anything.
+  await checkPorts(config);
+  const noRedis = await checkRedis(config);
+  if (noRedis) logger.warn(noRedis, 'Boot');
   if (opts.migrate !== false) {
     const applied = await runMigrations(config);
     if (applied.length) logger.log(`applied migrations: ${applied.join(', ')}`, 'Boot');
@@ -137,14 +143,19 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
     const ctx = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger, abortOnError: false });
     await prepare(ctx, config, log).catch(closeAndThrow(ctx));
     await ctx.init();
-    logger.log('worker started', 'Boot');
+    logger.log('ready: worker started (job processors and schedulers)', 'Boot');
     return ctx;
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
   configureHttp(app, config);
   await prepare(app, config, log).catch(closeAndThrow(app));
-  await app.listen(config.http.port, config.http.host);
-  logger.log(`${config.role} listening on http://${config.http.host}:${config.http.port}${config.ops.apiDocs ? ' (docs at /api/docs)' : ''}`, 'Boot');
+  await app.listen(config.http.port, config.http.host).catch(async (e: NodeJS.ErrnoException) => {
+    await app.close().catch(() => undefined);
+    // Taken between checkPorts and now: the same message as the check's.
+    const http = bootListeners(config).find((l) => l.key === 'http.port');
+    throw http && (e.code === 'EADDRINUSE' || e.code === 'EACCES') ? new BootError(describeBindError(http, e)) : e;
+  });
+  logger.log(`ready: ${config.role} listening on http://${config.http.host}:${config.http.port}${config.ops.apiDocs ? ' (docs at /api/docs)' : ''}`, 'Boot');
   return app;
 }
 

@@ -82,6 +82,7 @@ export const SCHEMA: ConfigSchema = {
   'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
   'redis.commandTimeoutMs': rules.int(50, 60000),
   'redis.connectTimeoutMs': rules.int(100, 60000),
+  'redis.bootTimeoutMs': rules.int(100, 600_000),
   'queue.concurrency': rules.int(1, 1000),
   'queue.lockDurationMs': rules.int(1000, 3_600_000),
   'queue.stalledIntervalMs': rules.int(1000, 3_600_000),

@@ -65,6 +65,8 @@ export interface RedisConfig {
   commandTimeoutMs: number;
   /** Connection attempt timeout, in ms. */
   connectTimeoutMs: number;
+  /** How long boot waits for Redis to answer PING (ms) before it says so once, naming REDIS_URL, and starts without it. */
+  bootTimeoutMs: number;
 }
 
 /** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */

@@ -5,6 +5,13 @@ const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as cons
 export type LogLevel = keyof typeof LEVELS;
 
 /**
+ * Nest's own start-up narration (one line per module, controller, route and socket message: ~200
+ * lines) is written at debug, not info, so that info holds what an operator needs — migrations
+ * applied, the "ready" line, warnings. LOG_LEVEL=debug shows it again.
+ */
+const FRAMEWORK_CHATTER = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'WebSocketsController', 'NestFactory', 'NestApplication']);
+
+/**
  * Structured JSON lines on stdout, one object per line, with the request id of the request
  * being served (AsyncLocalStorage). Hot paths must not log per message at info level.
  */
@@ -19,9 +26,11 @@ export class JsonLogger implements LoggerService {
   }
 
   private write(level: Exclude<LogLevel, 'silent'>, message: unknown, rest: unknown[]): void {
-    if (LEVELS[level] < LEVELS[this.level]) return;
     // Nest passes the context as the last string argument.
-    const context = typeof rest[rest.length - 1] === 'string' ? (rest.pop() as string) : undefined;
+    const context = typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
+    if (level === 'info' && context && FRAMEWORK_CHATTER.has(context)) level = 'debug';
+    if (LEVELS[level] < LEVELS[this.level]) return;
+    if (context !== undefined) rest.pop();
     const entry: Record<string, unknown> = { time: new Date().toISOString(), level };
     if (context) entry.context = context;
     const ctx = currentContext();

@@ -1,0 +1,173 @@
+import { execFileSync } from 'node:child_process';
+import { createSocket, Socket } from 'node:dgram';
+import { createServer, Server } from 'node:net';
+import { Client } from 'pg';
+import { createDatabase, dropDatabase, TEST_REDIS_URL } from '../support/harness';
+import { freePort, Proc, ROOT, start, stop, until, waitHttp } from '../support/processes';
+
+/**
+ * Start-up as an operator meets it (issue 17 §2), on the compiled service (`node dist/main.js`)
+ * and on `npm start` (scripts/start.js): a busy port is said first — before migrations and seeding —
+ * naming the setting (PORT, or the SIP port's key), with no stack; an unreachable Redis is one
+ * clear message (REDIS_URL) with no ioredis stack before it — `npm start` stops there, the service
+ * starts without it (issue 11: alarms are taken into Postgres); at info level the log holds
+ * what an operator needs and the "ready" line, not Nest's route-by-route narration.
+ */
+describe('start-up messages', () => {
+  jest.setTimeout(240_000);
+  let db: { url: string; name: string };
+  let holder: Server;
+  let heldPort: number;
+  let udp: Socket | undefined;
+  const procs: Proc[] = [];
+
+  const env = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
+    ...process.env,
+    NODE_ENV: 'test',
+    ROLE: 'all',
+    HOST: '127.0.0.1',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_KEY_PREFIX: `shouhu-startup-${process.pid}`,
+    LOG_LEVEL: 'info',
+    ...extra,
+  });
+  const run = async (args: string[], e: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> => {
+    const p = start('node', args, e);
+    procs.push(p);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([p.exited, new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 120_000)))]);
+    clearTimeout(timer);
+    if (code === 'hung') throw new Error(`still running: ${p.output()}`);
+    return { code, out: p.output() };
+  };
+  const migrated = async (): Promise<boolean> => {
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    const { rows } = await c.query(`SELECT to_regclass('public.migrations') IS NOT NULL AS m, to_regclass('public.schools') IS NOT NULL AS s`);
+    await c.end();
+    return rows[0].m || rows[0].s;
+  };
+  const noStack = (out: string) => {
+    expect(out).not.toMatch(/\n\s+at \S+.*\(.*:\d+:\d+\)/);
+    expect(out).not.toMatch(/"stack"|Unhandled error event|\[ioredis\]/);
+  };
+
+  beforeAll(async () => {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+    db = await createDatabase();
+    holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    heldPort = (holder.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    for (const p of procs) await stop(p);
+    udp?.close();
+    await new Promise((r) => holder.close(r));
+    await dropDatabase(db.name);
+  });
+
+  it('node dist/main.js: a busy HTTP port stops it before migrations, saying "set PORT", without a stack', async () => {
+    const { code, out } = await run(['dist/main.js'], env({ PORT: String(heldPort) }));
+    expect(code).toBe(1);
+    expect(out).toContain(`port ${heldPort}/tcp on 127.0.0.1 (http.port) is already in use`);
+    expect(out).toContain('set PORT to a free port');
+    noStack(out);
+    expect(await migrated()).toBe(false);
+  });
+
+  it('node dist/main.js: a busy SIP port names gb28181.port and its setting', async () => {
+    udp = createSocket('udp4');
+    await new Promise<void>((r) => udp!.bind(0, '127.0.0.1', () => r()));
+    const sipPort = udp.address().port;
+    const { code, out } = await run(
+      ['dist/main.js'],
+      env({ PORT: String(await freePort()), SHOUHU__GB28181__ENABLED: 'true', SHOUHU__GB28181__HOST: '127.0.0.1', SHOUHU__GB28181__PORT: String(sipPort) }),
+    );
+    expect(code).toBe(1);
+    expect(out).toContain(`port ${sipPort}/udp on 127.0.0.1 (gb28181.port) is already in use`);
+    expect(out).toContain('SHOUHU__GB28181__PORT');
+    noStack(out);
+    expect(await migrated()).toBe(false);
+  });
+
+  it('npm start: a busy port is said before Postgres, migrations and seeding', async () => {
+    const { code, out } = await run(['scripts/start.js'], env({ NODE_ENV: 'development', PORT: String(heldPort) }));
+    expect(code).toBe(1);
+    expect(out).toContain(`[start] port ${heldPort}/tcp on 127.0.0.1 (http.port) is already in use by another process: stop it, or set PORT`);
+    expect(out).not.toMatch(/Postgres:|migrations applied|seed/i);
+    noStack(out);
+    expect(await migrated()).toBe(false);
+  });
+
+  it('node dist/main.js: an unreachable Redis is said once, first, naming REDIS_URL, without a stack, and boot goes on', async () => {
+    const dead = await freePort();
+    const port = await freePort();
+    const p = start(
+      'node',
+      ['dist/main.js'],
+      env({ PORT: String(port), REDIS_URL: `redis://:s3cret@127.0.0.1:${dead}/0`, SHOUHU__REDIS__BOOT_TIMEOUT_MS: '1500' }),
+    );
+    procs.push(p);
+    // Issue 11: the service does not stop for a missing Redis (alarms go to Postgres); it says why it is degraded,
+    // then boot goes on (migrations, then the modules, whose own reconnect warnings follow).
+    await until(
+      () => /applied migrations/.test(p.output()) && /"level":"warn","context":"(Queue|Redis|ConsoleGateway)"/.test(p.output()),
+      60000,
+      'boot to go on past the warning',
+    );
+    expect(p.child.exitCode).toBeNull();
+    await stop(p, 'SIGKILL');
+    const out = p.output();
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; context?: string; msg: string });
+    expect(lines[0]).toEqual({
+      time: expect.any(String),
+      level: 'warn',
+      context: 'Boot',
+      msg: expect.stringContaining(`Redis does not answer at redis://:***@127.0.0.1:${dead}/0 (REDIS_URL, redis.url) after 1500 ms: connect ECONNREFUSED`),
+    });
+    expect(lines.filter((l) => l.msg.includes('Redis does not answer'))).toHaveLength(1);
+    expect(out).not.toContain('s3cret');
+    noStack(out);
+  });
+
+  it('npm start: an unreachable Redis prints the good message with no ioredis stack before it', async () => {
+    const dead = await freePort();
+    const { code, out } = await run(
+      ['scripts/start.js'],
+      env({ NODE_ENV: 'development', PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${dead}/0` }),
+    );
+    expect(code).toBe(1);
+    expect(out).toContain(`Redis does not answer at redis://127.0.0.1:${dead}/0`);
+    expect(out).toContain('maxmemory-policy noeviction');
+    noStack(out);
+  });
+
+  it('logs at info what an operator needs and the ready line, not route-by-route narration (debug keeps it)', async () => {
+    const port = await freePort();
+    const p = start('node', ['dist/main.js'], env({ PORT: String(port) }));
+    procs.push(p);
+    await waitHttp(`http://127.0.0.1:${port}/health/ready`, 60000, p);
+    await stop(p, 'SIGTERM');
+    const lines = p
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; context?: string; msg: string });
+    expect(lines.filter((l) => l.level === 'info' && /Mapped \{|dependencies initialized|subscribed to the/.test(l.msg))).toEqual([]);
+    expect(lines.filter((l) => ['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'WebSocketsController'].includes(l.context ?? ''))).toEqual([]);
+    expect(lines.filter((l) => l.level === 'info' && l.msg.startsWith(`ready: all listening on http://127.0.0.1:${port}`))).toHaveLength(1);
+    expect(lines.length).toBeLessThan(20);
+
+    const port2 = await freePort();
+    const d = start('node', ['dist/main.js'], env({ PORT: String(port2), LOG_LEVEL: 'debug' }));
+    procs.push(d);
+    await waitHttp(`http://127.0.0.1:${port2}/health/ready`, 60000, d);
+    await stop(d, 'SIGTERM');
+    expect(d.output()).toMatch(/"level":"debug","context":"RouterExplorer","msg":"Mapped \{\/metrics, GET\} route"/);
+  });
+});
