@@ -111,6 +111,37 @@ describe('drill windows (governed) and drills made real', () => {
     expect(audit.rows.map((r) => r.action)).toEqual(['create', 'approve', 'end', 'delete']);
   });
 
+  it('refuses a drill flag from school staff (403) and ignores one from a device: outside an approved window an alarm is real', async () => {
+    const r = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'fire', location: '实验楼', drill: true })
+      .expect(403);
+    expect(r.body.error.code).toBe('AUTH.ROLE_FORBIDDEN');
+    const dev = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'BTN-DRILL', schoolId: seed.schoolA.id, location: '门卫室', areaKind: 'gatehouse', policeLinked: true })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+    const press = await t.http().post('/api/v1/incidents/press').set('Authorization', cred.authorization).send({ eventId: 'd-1', drill: true }).expect(201);
+    expect(press.body.drill).toBe(false);
+    await waitFor(
+      async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [press.body.id])).rows[0].escalation_level >= 1,
+      10000,
+      'escalated',
+    );
+    // A control-center user may still mark an alarm raised for an exercise as a drill.
+    expect(
+      (await t.http().post('/api/v1/incidents').set(auth(op)).send({ schoolId: seed.schoolA.id, type: 'fire', location: '操场', drill: true }).expect(201)).body
+        .drill,
+    ).toBe(true);
+  });
+
   it('lets the school withdraw its own pending request, and answers 404 for a missing window', async () => {
     const req = await window(staffA, seed.schoolA.id, 60 * MIN, 90 * MIN).expect(201);
     await t.http().delete(`/api/v1/incidents/drill-windows/${req.body.id}`).set(auth(staffA)).expect(204);

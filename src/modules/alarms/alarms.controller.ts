@@ -68,7 +68,8 @@ export class AlarmsController {
       res.status(r.created ? 201 : 200);
       return { test: r.test, created: r.created };
     }
-    const { test: _t, ...press } = dto;
+    // A device's own drill flag is not trusted (it would silence escalation): a press is a drill only inside an approved drill window.
+    const { test: _t, drill: _d, ...press } = dto;
     return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...press }, actor));
   }
 
@@ -107,6 +108,9 @@ export class AlarmsController {
     @Headers('idempotency-key') header: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ) {
+    // A drill silences escalation: school staff get one only through an approved drill window (issue 11 §2).
+    if (dto.drill === true && !ACT_ROLES.includes(user.role))
+      throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, '学校报警不能自行标记为演练：请申请演练时段，由监控中心批准');
     if (header !== undefined) {
       if (!CLIENT_EVENT_ID.test(header)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
       if (dto.clientEventId !== undefined && dto.clientEventId !== header) {

@@ -80,6 +80,8 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
   private readonly cfg: AlarmsConfig;
   private testMode = new Map<string, { until: number; by: string }>();
   private timer?: NodeJS.Timeout;
+  private refreshFailing = false;
+  private refreshing = false;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -105,12 +107,20 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
   }
 
   private async refresh(): Promise<void> {
+    if (this.refreshing) return; // a slow read is not stacked up
+    this.refreshing = true;
     try {
       const rows = await this.registry.buttonsInTestMode();
       this.testMode = new Map(rows.map((r) => [r.id, { until: new Date(r.until).getTime(), by: r.by ?? '' }]));
+      if (this.refreshFailing) this.logger.log('test-mode refresh works again');
+      this.refreshFailing = false;
     } catch (e) {
-      // Fails toward real alarms: a stale entry ends at its own deadline anyway.
-      this.logger.warn(`test-mode refresh failed: ${(e as Error).message}`);
+      // Fails toward real alarms: a stale entry ends at its own deadline anyway. Logged once per outage, not every period.
+      if (!this.refreshFailing)
+        this.logger.warn(`test-mode refresh failed (a test mode started on another process counts as real until it works): ${(e as Error).message}`);
+      this.refreshFailing = true;
+    } finally {
+      this.refreshing = false;
     }
   }
 

@@ -17,7 +17,10 @@ export class DevicePressDto {
   eventId: string;
   @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
-  @ApiPropertyOptional({ description: 'a drill press (演练)' }) @IsOptional() @IsBoolean() drill?: boolean;
+  @ApiPropertyOptional({ description: 'ignored: a press is a drill (演练) only inside an approved drill window (issue 11 §2)' })
+  @IsOptional()
+  @IsBoolean()
+  drill?: boolean;
   @ApiPropertyOptional({ description: "a self-test press (测试): recorded as the button's test, no incident, never dispatched (issue 11 §3)" })
   @IsOptional()
   @IsBoolean()
@@ -42,7 +45,10 @@ export class RaiseIncidentDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
   @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
   @ApiPropertyOptional() @IsOptional() @IsUUID() alarmDeviceId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsBoolean() drill?: boolean;
+  @ApiPropertyOptional({ description: 'control-center roles only (school staff: 403; their drills come from approved drill windows)' })
+  @IsOptional()
+  @IsBoolean()
+  drill?: boolean;
   @ApiPropertyOptional({
     description:
       "the client's own event id (or the Idempotency-Key header), unique per user: a retry with the same id and body returns the same incident (200); the same id with another body is 409 INCIDENT.CLIENT_EVENT_REUSED",

@@ -2136,7 +2136,7 @@ export type components = {
             start: string;
         };
         DevicePressDto: {
-            /** @description a drill press (演练) */
+            /** @description ignored: a press is a drill (演练) only inside an approved drill window (issue 11 §2) */
             drill?: boolean;
             /** @description the device's own event id; a retry with the same id returns the same incident */
             eventId: string;
@@ -2239,6 +2239,7 @@ export type components = {
              * @example 6f1c2a5e-3b9d-4c1a-9e2f-0a7b8c9d1e2f
              */
             clientEventId?: string;
+            /** @description control-center roles only (school staff: 403; their drills come from approved drill windows) */
             drill?: boolean;
             /** @example 南门 */
             location: string;
