@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { jpegSize } from '../../src/modules/video/media/jpeg';
+import { CheckinEvidenceService } from '../../src/modules/video/checkin-evidence.service';
 import { IncidentEvidenceService } from '../../src/modules/video/incident-evidence.service';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { until } from '../support/processes';
@@ -16,7 +17,8 @@ import { GbCamera } from '../support/video/gb-camera';
  * the picture's evidence id (a valid JPEG of the camera's size, SHA-256 checked on read) or, for a
  * camera that is offline or never answers, the reason — within the snapshot bound, never a hang.
  * A job run again writes nothing twice (pictures keyed per incident, round and camera; the outbox
- * row is locked and marked done with the entries).
+ * row is locked and marked done with the entries). A protection-post check-in at a post with a
+ * gate camera stores that camera's picture (or the reason there is none) with the check-in.
  */
 const PASSWORD = 'cam-pass-evidence';
 const PLATFORM = '34020000002000000001';
@@ -147,6 +149,79 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
       ['evidence_failed', 'VIDEO.INVITE_TIMEOUT'],
       ['evidence_failed', 'VIDEO.INVITE_TIMEOUT'],
     ]);
+  });
+
+  it("a post check-in stores the gate camera's picture of the moment; an offline gate camera is recorded as such", async () => {
+    const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
+    const post = async (code: string, gateCameraId?: string) =>
+      (
+        await t
+          .http()
+          .post('/api/v1/protection-posts')
+          .set(auth(admin))
+          .send({ code, schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }], gateCameraId })
+          .expect(201)
+      ).body as { id: string; qrToken: string; gateCameraId: string | null };
+    const gateCam = await camera('side_gate', {});
+    const offlineCam = await camera('side_gate');
+    const withCam = await post('PP-EV-1', gateCam);
+    expect(withCam.gateCameraId).toBe(gateCam);
+    const withOffline = await post('PP-EV-2', offlineCam);
+    const without = await post('PP-EV-3');
+
+    const checkIn = async (qrToken: string) =>
+      (await t.http().post('/api/v1/post-checkins').set(auth(guard)).send({ qrToken }).expect(201)).body as { id: string; evidenceStatus: string };
+    const a = await checkIn(withCam.qrToken);
+    expect(a.evidenceStatus).toBe('pending');
+    const b = await checkIn(withOffline.qrToken);
+    const c = await checkIn(without.qrToken);
+    expect(c.evidenceStatus).toBe('none');
+
+    type Row = { id: string; evidenceStatus: string; evidenceId: string | null; evidenceError: string | null; cameraId: string | null };
+    let rows: Row[] = [];
+    await until(
+      async () => {
+        rows = (await t.http().get('/api/v1/post-checkins').query({ schoolId: seed.schoolA.id }).set(auth(guard)).expect(200)).body.items as Row[];
+        return rows.filter((r) => r.evidenceStatus === 'pending').length === 0;
+      },
+      20000,
+      'check-in pictures taken',
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(byId.get(a.id)).toMatchObject({ evidenceStatus: 'taken', cameraId: gateCam, evidenceError: null });
+    expect(byId.get(b.id)).toMatchObject({ evidenceStatus: 'failed', cameraId: offlineCam, evidenceId: null, evidenceError: 'VIDEO.DEVICE_OFFLINE' });
+    expect(byId.get(c.id)).toMatchObject({ evidenceStatus: 'none', cameraId: null, evidenceId: null });
+    // The guard sees the picture of their own check-in: a JPEG of the gate camera's size.
+    const pic = await t
+      .http()
+      .get(`/api/v1/video/evidence/${byId.get(a.id)!.evidenceId}`)
+      .set(auth(guard))
+      .buffer(true)
+      .parse((res, cb) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (x: Buffer) => chunks.push(x));
+        res.on('end', () => cb(null, Buffer.concat(chunks)));
+      })
+      .expect(200);
+    expect(jpegSize(pic.body as Buffer)).toEqual({ width: 320, height: 240 });
+    const ev = await t.db.query(`SELECT purpose, ref_id, camera_id FROM video_evidence WHERE ref_id = $1`, [a.id]);
+    expect(ev.rows).toEqual([{ purpose: 'post.checkin', ref_id: a.id, camera_id: gateCam }]);
+
+    // Run again: nothing changes (only a pending check-in is written; the picture is keyed).
+    expect(await t.app.get(CheckinEvidenceService).run({ checkinId: a.id })).toEqual({ status: 'skipped' });
+
+    // A gate camera of another school is refused, naming the field.
+    const otherDevice = devId();
+    const otherCam = (
+      await t
+        .http()
+        .post('/api/v1/cameras')
+        .set(auth(admin))
+        .send({ schoolId: seed.schoolB.id, deviceId: otherDevice, channelId: otherDevice, name: '乙校门', areaKind: 'main_gate' })
+        .expect(201)
+    ).body.id as string;
+    const bad = await t.http().patch(`/api/v1/protection-posts/${withCam.id}`).set(auth(admin)).send({ gateCameraId: otherCam }).expect(400);
+    expect(JSON.stringify(bad.body)).toContain('gateCameraId');
   });
 
   it('an incident without cameras gets no evidence jobs', async () => {

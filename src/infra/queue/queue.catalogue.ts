@@ -61,6 +61,12 @@ export enum JobName {
    * evidence-<incident>-<round>; handled by src/modules/video, which marks the outbox row done).
    */
   VideoIncidentEvidence = 'video.incident-evidence',
+  /**
+   * A protection-post check-in at a post with a gate camera: that camera's picture of the moment,
+   * stored with the check-in (added by src/modules/patrols after the check-in commits, id
+   * checkin-snap-<checkin>; handled by src/modules/video).
+   */
+  VideoCheckinSnapshot = 'video.checkin-snapshot',
 }
 
 /** The payload each job carries. */
@@ -83,6 +89,7 @@ export interface JobPayloads {
   [JobName.VideoEvidencePurge]: Record<string, never>;
   /** `round`: 0, 1… (the offset's index); `afterSeconds`: its offset from the raise. */
   [JobName.VideoIncidentEvidence]: { incidentId: string; round: number; afterSeconds: number };
+  [JobName.VideoCheckinSnapshot]: { checkinId: string };
 }
 
 export interface JobSpec {
@@ -122,6 +129,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.VideoEvidencePurge]: { queue: QueueName.System, options: { ...retrying, attempts: 3 } },
   // A camera that cannot be grabbed is an answer (written on the timeline), not a failure: retries are for Postgres/Redis faults.
   [JobName.VideoIncidentEvidence]: { queue: QueueName.Video, options: { ...retrying, attempts: 5 } },
+  // As above: an offline camera is recorded on the check-in (failed + code), retries are for our own faults.
+  [JobName.VideoCheckinSnapshot]: { queue: QueueName.Video, options: { ...retrying, attempts: 5 } },
 };
 
 /**

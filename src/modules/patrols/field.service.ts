@@ -3,6 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
+import { JobName } from '../../infra/queue/queue.catalogue';
+import { QueueService } from '../../infra/queue/queue.service';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
@@ -41,7 +43,18 @@ export interface GateOpening {
 }
 
 const CHECKIN_COLS = `id, post_id AS "postId", school_id AS "schoolId", person_name AS "personName", person_role AS "personRole", recorded_by AS "recordedBy",
-  on_behalf AS "onBehalf", checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt"`;
+  on_behalf AS "onBehalf", checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt",
+  camera_id AS "cameraId", evidence_id AS "evidenceId", evidence_status AS "evidenceStatus", evidence_error AS "evidenceError"`;
+
+/** A check-in as the gate-camera snapshot job reads it (src/modules/video). */
+export interface CheckinForSnapshot {
+  id: string;
+  schoolId: string;
+  postId: string;
+  cameraId: string | null;
+  checkedInAt: Date;
+  evidenceStatus: 'none' | 'pending' | 'taken' | 'failed';
+}
 
 /**
  * What people on the ground report: protection-post check-ins and check-outs (护学岗), guard
@@ -57,6 +70,7 @@ export class FieldService {
     private readonly protectionPosts: ProtectionPostsService,
     private readonly findingsSvc: FindingsService,
     private readonly audit: AuditService,
+    private readonly queue: QueueService,
   ) {}
 
   private get cfg() {
@@ -82,14 +96,48 @@ export class FieldService {
     const onBehalf = user.role !== 'school_security';
     const personName = (dto.personName ?? (onBehalf ? '' : user.username)).trim();
     if (!personName) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
-    return this.db.transaction(async (m) => {
-      const [row] = await m.query(
-        `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${CHECKIN_COLS}`,
-        [post.id, post.schoolId, personName, dto.personRole ?? 'guard', user.id, onBehalf, at],
+    const cameraId = post.gateCameraId ?? null;
+    const row = await this.db.transaction(async (m) => {
+      const [r] = await m.query(
+        `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at, camera_id, evidence_status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${CHECKIN_COLS}`,
+        [post.id, post.schoolId, personName, dto.personRole ?? 'guard', user.id, onBehalf, at, cameraId, cameraId ? 'pending' : 'none'],
       );
-      await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: row.id, schoolId: post.schoolId, after: row });
-      return { ...row, postCode: post.code, gate: post.gate };
+      await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: r.id, schoolId: post.schoolId, after: r });
+      return r as { id: string; evidenceStatus: string; evidenceError: string | null };
     });
+    // The gate camera's picture of this moment (src/modules/video takes it). Redis down: the
+    // check-in stands and says the picture could not be asked for (never a pending one forever).
+    if (cameraId) {
+      try {
+        await this.queue.add(JobName.VideoCheckinSnapshot, { checkinId: row.id }, { jobId: `checkin-snap-${row.id}` });
+      } catch {
+        await this.recordCheckinSnapshot(row.id, { evidenceId: null, error: 'QUEUE_UNAVAILABLE' }).catch(() => undefined);
+        Object.assign(row, { evidenceStatus: 'failed', evidenceError: 'QUEUE_UNAVAILABLE' });
+      }
+    }
+    return { ...row, postCode: post.code, gate: post.gate };
+  }
+
+  /** A check-in for the gate-camera snapshot job, or null when it is gone. */
+  async checkinForSnapshot(id: string): Promise<CheckinForSnapshot | null> {
+    const [row] = await this.db.query(
+      `SELECT id, school_id AS "schoolId", post_id AS "postId", camera_id AS "cameraId", checked_in_at AS "checkedInAt", evidence_status AS "evidenceStatus"
+         FROM post_checkins WHERE id = $1`,
+      [id],
+    );
+    return (row as CheckinForSnapshot | undefined) ?? null;
+  }
+
+  /** Stores the gate-camera picture (evidence id) or why there is none (video error code) with a pending check-in; false when it was not pending. */
+  async recordCheckinSnapshot(id: string, r: { evidenceId: string | null; error: string | null }): Promise<boolean> {
+    const rows = returningRows(
+      await this.db.query(
+        `UPDATE post_checkins SET evidence_id = $2, evidence_status = $3, evidence_error = $4 WHERE id = $1 AND evidence_status = 'pending' RETURNING id`,
+        [id, r.evidenceId, r.evidenceId ? 'taken' : 'failed', r.evidenceId ? null : r.error],
+      ),
+    );
+    return rows.length > 0;
   }
 
   async checkOut(user: AuthUser, id: string, at = new Date()) {

@@ -1,5 +1,6 @@
 /** The public surface of the patrols module: other modules and the app import only from here (checked by npm run lint). */
 export { DayFactsService } from './day-facts.service';
 export type { DayFact } from './day-facts.service';
-export { windowReason } from './field.service';
+export { FieldService, windowReason } from './field.service';
+export type { CheckinForSnapshot } from './field.service';
 export { PatrolsModule } from './patrols.module';

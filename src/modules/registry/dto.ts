@@ -186,6 +186,10 @@ export class CreateProtectionPostDto {
   @Type(() => PostWindowDto)
   windows: PostWindowDto[];
   @ApiPropertyOptional({ minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) requiredHeadcount?: number;
+  @ApiPropertyOptional({ description: "the camera that sees the gate (a camera of the post's school); null unlinks", nullable: true })
+  @IsOptional()
+  @IsUUID()
+  gateCameraId?: string | null;
 }
 export class UpdateProtectionPostDto extends PartialType(CreateProtectionPostDto) {}
 

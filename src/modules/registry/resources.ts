@@ -256,12 +256,17 @@ export const PROTECTION_POSTS: ResourceDef<ProtectionPost> = {
   sortable: ['code', 'gate', 'requiredHeadcount', 'createdAt'],
   defaultSort: 'code',
   search: ['code', 'gate'],
-  refs: { schoolId: 'schools' },
-  view: ['id', 'code', 'schoolId', 'gate', 'windows', 'requiredHeadcount', 'qrToken', 'createdAt', 'updatedAt'],
+  refs: { schoolId: 'schools', gateCameraId: 'cameras' },
+  view: ['id', 'code', 'schoolId', 'gate', 'windows', 'requiredHeadcount', 'qrToken', 'gateCameraId', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
-  prepare: async (_m, p) => {
+  prepare: async (m, p) => {
     p.qrToken ||= newQrToken();
-    return (p.windows ?? []).flatMap((w, i) => windowOrder(`windows.${i}`, w));
+    const errors = (p.windows ?? []).flatMap((w, i) => windowOrder(`windows.${i}`, w));
+    if (p.gateCameraId) {
+      const [cam]: { school_id: string }[] = await m.query(`SELECT school_id FROM cameras WHERE id = $1`, [p.gateCameraId]);
+      if (cam && cam.school_id !== p.schoolId) errors.push({ field: 'gateCameraId', reason: "must be a camera of the post's school" });
+    }
+    return errors;
   },
 };
 

@@ -12,6 +12,7 @@ import { assertSchoolScope } from '../../infra/access/scope';
 import { EvidenceNotFound, EvidenceStore, FileEvidenceStore, sha256 } from './evidence-store';
 import { jpegSize } from './media/jpeg';
 import { videoConfig } from './video.config';
+import { VideoErrors } from './video.errors';
 import { VideoService } from './video.service';
 
 export const EVIDENCE_PURGE_SCHEDULER = 'video.evidence-purge';
@@ -87,6 +88,36 @@ export class EvidenceService {
     const first = await this.byDedupKey(dedupKey!);
     if (!first) throw new Error(`evidence ${dedupKey} conflicted but cannot be read back`);
     return first;
+  }
+
+  /**
+   * `capture` for jobs (no user), bounded by video.snapshotTimeoutMs + 2 s (the store and Postgres
+   * on top of the snapshot's own bound): a camera that gives no picture is an answer (`code`: the
+   * video error code — offline, busy, no answer, timeout), never a hang. Throws only what is not
+   * the camera's answer (Postgres, the store): the job retries.
+   */
+  async captureBounded(
+    cameraId: string,
+    purpose: string,
+    refId: string,
+    dedupKey: string,
+  ): Promise<{ record: EvidenceRecord; code?: undefined; message?: undefined } | { record?: undefined; code: string; message: string }> {
+    const limitMs = this.video.cfg.snapshotTimeoutMs + 2000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const record = await Promise.race([
+        this.capture(null, cameraId, purpose, refId, dedupKey),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(limitMs)), limitMs);
+        }),
+      ]);
+      return { record };
+    } catch (e) {
+      if (!(e instanceof DomainError)) throw e;
+      return { code: e.code, message: e.message };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async byDedupKey(key: string): Promise<EvidenceRecord | null> {

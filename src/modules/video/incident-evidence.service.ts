@@ -1,14 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { DomainError } from '../../infra/http/errors';
 import { JobName, JobPayloads } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { IncidentNoticesService, type NoticeTimelineEntry } from '../alarms';
 import { ConsoleEventsService, type IncidentCamera } from '../console-events';
 import { EvidenceService } from './evidence.service';
-import { VideoService } from './video.service';
-import { VideoErrors } from './video.errors';
 
 /** What one camera gave for an incident's evidence round (the timeline entry's `data`). */
 export interface IncidentEvidenceEntry {
@@ -49,7 +46,6 @@ export class IncidentEvidenceService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly evidence: EvidenceService,
-    private readonly video: VideoService,
     private readonly notices: IncidentNoticesService,
     private readonly events: ConsoleEventsService,
     queue: QueueService,
@@ -84,24 +80,12 @@ export class IncidentEvidenceService {
     return { taken: results.length - failed, failed };
   }
 
-  /** One camera's picture, or why there is none. Throws only what is not the camera's answer (Postgres, the store). */
+  /** One camera's picture, or why there is none. */
   private async one(c: IncidentCamera, p: JobPayloads[JobName.VideoIncidentEvidence], purpose: string): Promise<IncidentEvidenceEntry> {
     const base = { round: p.round, afterSeconds: p.afterSeconds, cameraId: c.id, cameraName: c.name };
-    const limitMs = this.video.cfg.snapshotTimeoutMs + 2000;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const rec = await Promise.race([
-        this.evidence.capture(null, c.id, purpose, p.incidentId, `${purpose}:${p.incidentId}:${c.id}`),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(limitMs)), limitMs);
-        }),
-      ]);
-      return { ...base, evidenceId: rec.id, sha256: rec.sha256, width: rec.width, height: rec.height, capturedAt: new Date(rec.capturedAt).toISOString() };
-    } catch (e) {
-      if (!(e instanceof DomainError)) throw e;
-      return { ...base, code: e.code, message: e.message };
-    } finally {
-      clearTimeout(timer);
-    }
+    const r = await this.evidence.captureBounded(c.id, purpose, p.incidentId, `${purpose}:${p.incidentId}:${c.id}`);
+    if (!r.record) return { ...base, code: r.code, message: r.message };
+    const rec = r.record;
+    return { ...base, evidenceId: rec.id, sha256: rec.sha256, width: rec.width, height: rec.height, capturedAt: new Date(rec.capturedAt).toISOString() };
   }
 }

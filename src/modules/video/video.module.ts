@@ -4,7 +4,9 @@ import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { Gb28181Module } from '../gb28181';
 import { AlarmsModule } from '../alarms';
+import { PatrolsModule } from '../patrols';
 import { RegistryModule } from '../registry';
+import { CheckinEvidenceService } from './checkin-evidence.service';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
 import { PlayerWebService } from './player-web';
@@ -19,9 +21,9 @@ import { VideoWebSocket } from './video-ws';
  * SIP server for GB/T 28181 cameras); the evidence purge runs wherever jobs run.
  */
 @Module({
-  imports: [RegistryModule, Gb28181Module, AlarmsModule],
+  imports: [RegistryModule, Gb28181Module, AlarmsModule, PatrolsModule],
   controllers: [VideoController],
-  providers: [VideoService, EvidenceService, IncidentEvidenceService, VideoWebSocket, PlayerWebService],
+  providers: [VideoService, EvidenceService, IncidentEvidenceService, CheckinEvidenceService, VideoWebSocket, PlayerWebService],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {

@@ -2076,6 +2076,8 @@ export type components = {
             code: string;
             /** @example 南大门 */
             gate: string;
+            /** @description the camera that sees the gate (a camera of the post's school); null unlinks */
+            gateCameraId?: Record<string, never> | null;
             requiredHeadcount?: number;
             schoolId: string;
             windows: components["schemas"]["PostWindowDto"][];
@@ -2388,6 +2390,8 @@ export type components = {
             code?: string;
             /** @example 南大门 */
             gate?: string;
+            /** @description the camera that sees the gate (a camera of the post's school); null unlinks */
+            gateCameraId?: Record<string, never> | null;
             requiredHeadcount?: number;
             schoolId?: string;
             windows?: components["schemas"]["PostWindowDto"][];

@@ -13,6 +13,7 @@ import { DrillsAndButtonTests1764311611000 } from './1764311611000-DrillsAndButt
 import { UnplacedDeviceAlarms1764311700000 } from './1764311700000-UnplacedDeviceAlarms';
 import { TokenRevocations1764313700000 } from './1764313700000-TokenRevocations';
 import { IncidentEvidence1764315100000 } from './1764315100000-IncidentEvidence';
+import { PostGateCamera1764316900000 } from './1764316900000-PostGateCamera';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   UnplacedDeviceAlarms1764311700000,
   TokenRevocations1764313700000,
   IncidentEvidence1764315100000,
+  PostGateCamera1764316900000,
 ];

@@ -17,6 +17,8 @@ export class ProtectionPost {
   @Column({ type: 'integer', default: 2 }) requiredHeadcount: number;
   /** Printed as a QR code at the post; guards scan it to check in. */
   @Column({ type: 'text', unique: true }) qrToken: string;
+  /** The camera that sees the post's gate (same school): a check-in gets its picture of the moment. */
+  @Column({ type: 'uuid', nullable: true }) gateCameraId: string | null;
   @CreateDateColumn({ type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ type: 'timestamptz' }) updatedAt: Date;
 }
