@@ -83,8 +83,10 @@ describe('web console in Chromium', () => {
     await page.click('#takeover-ack');
     await page.waitForSelector(`[data-incident-id="${first.id}"][data-status="acknowledged"]`);
     await page.waitForSelector('#takeover', { state: 'detached' });
-    await page.waitForSelector('#detail .cameras li');
-    expect(await page.textContent('#detail .cameras')).toContain('rtsp://nvr-a/01');
+    // The detail plays the spot's cameras (a player per camera, named); the stream address itself is never shown.
+    await page.waitForSelector('#detail #incident-cameras .camera-player');
+    expect(await page.textContent('#detail #incident-cameras')).toContain('南大门');
+    expect(await page.textContent('#detail')).not.toContain('rtsp://');
     expect(await page.textContent('#detail h2')).toContain('甲小学');
     await page.waitForSelector('#detail .timeline li[data-action="acknowledge"]');
     await page.waitForSelector('body[data-alert="off"]');
@@ -117,8 +119,9 @@ describe('web console in Chromium', () => {
     const after = await cp.state();
     const newSeqs = after.seqs.slice(before.seqs.length);
     expect(newSeqs.every((s) => typeof s === 'number')).toBe(true); // no snapshot: a replay
-    expect(newSeqs).toHaveLength(3);
-    expect(newSeqs as number[]).toEqual([...(newSeqs as number[])].sort((a, b) => a - b));
+    // The three raises, and whatever else happened meanwhile (evidence snapshots of their cameras, say), each once, in order.
+    expect(newSeqs.length).toBeGreaterThanOrEqual(3);
+    expect(newSeqs as number[]).toEqual([...new Set(newSeqs as number[])].sort((a, b) => a - b));
     expect((newSeqs as number[])[0]).toBeGreaterThan(before.lastSeq);
     await page.waitForSelector('body[data-alert="on"]');
     expect(after.unacked).toBe(3);

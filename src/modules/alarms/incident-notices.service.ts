@@ -30,9 +30,11 @@ export class IncidentNoticesService {
   ) {}
 
   /** Incidents as the console shows them (missing ids are absent from the map). */
-  async summaries(ids: string[], m: EntityManager | DataSource = this.db): Promise<Map<string, IncidentSummary>> {
+  async summaries(ids: string[], m: EntityManager | DataSource = this.db, opts: { lock?: boolean } = {}): Promise<Map<string, IncidentSummary>> {
     if (ids.length === 0) return new Map();
-    const rows = (await m.query(`SELECT * FROM incidents WHERE id = ANY($1::uuid[])`, [ids])) as IncidentRow[];
+    // lock (in the caller's transaction): waits for a lifecycle change in flight to commit, so that an event
+    // appended with this summary never carries a state older than one appended before it (a stale 'raised').
+    const rows = (await m.query(`SELECT * FROM incidents WHERE id = ANY($1::uuid[])${opts.lock ? ' FOR SHARE' : ''}`, [ids])) as IncidentRow[];
     return new Map(rows.map((r) => [r.id, toSummary(r)]));
   }
 

@@ -72,7 +72,9 @@ export class IncidentEvidenceService {
       if ((await this.notices.lockOutboxJob(m, jobId)).done) return;
       await this.notices.appendTimeline(m, entries);
       await this.notices.outboxJobsDone(m, [jobId]);
-      await this.events.append(m, { type: 'incident.updated', schoolId: inc.schoolId, payload: { ...inc, change: 'evidence' } });
+      // The incident as it is now, not as it was before the pictures were taken: it may have been acknowledged meanwhile.
+      const now = (await this.notices.summaries([p.incidentId], m, { lock: true })).get(p.incidentId) ?? inc;
+      await this.events.append(m, { type: 'incident.updated', schoolId: now.schoolId, payload: { ...now, change: 'evidence' } });
       written = true;
     });
     const failed = results.filter((r) => !r.evidenceId).length;
