@@ -3,6 +3,7 @@ import type { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './infra/database/database.module';
 import { QueueModule } from './infra/queue/queue.module';
+import { RetentionModule } from './infra/database/retention';
 import { RedisModule } from './infra/redis/redis.module';
 import { AuditLogModule } from './modules/audit-log';
 import { AuthModule } from './modules/auth';
@@ -39,7 +40,15 @@ export class AppModule {
     const api = config.role !== 'worker';
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), DatabaseModule, RedisModule, QueueModule, ...CAPABILITIES, ...(api ? [ConsoleModule, OpsModule] : [])],
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule,
+        RedisModule,
+        QueueModule,
+        RetentionModule,
+        ...CAPABILITIES,
+        ...(api ? [ConsoleModule, OpsModule] : []),
+      ],
     };
   }
 }

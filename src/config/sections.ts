@@ -479,6 +479,27 @@ export interface NotificationsConfig {
  * Typed application configuration: every section, every key (no index signature: a key that is
  * not declared here does not compile, and every leaf has a validation rule in ./schema.ts).
  */
+/**
+ * Retention of high-volume records (src/infra/database/retention.ts), purged daily in bounded
+ * batches. Incidents with their timelines, presses and evidence, and patrol results are kept (years;
+ * no purge yet); snapshots and clips follow video.evidenceRetentionDays (30 days, GB/T 29315);
+ * console events console.* (the replay window).
+ */
+export interface RetentionConfig {
+  /** When the purge runs (cron, Asia/Shanghai: the scheduler's zone). */
+  purgeCron: string;
+  /** Audit log, in days: at least 180 (网络安全法 §21: network logs kept no less than six months). */
+  auditLogDays: number;
+  /** Device status transitions (online/offline/fault history), in days. */
+  deviceTransitionsDays: number;
+  /** Rows deleted per statement: each batch is one short transaction, so intake never waits long on it. */
+  batchSize: number;
+  /** Pause between batches, in ms (gives the disk and the alarm path room). */
+  batchPauseMs: number;
+  /** Most batches per kind and run; the rest waits for the next run (a run is bounded in time). */
+  maxBatchesPerRun: number;
+}
+
 export interface AppConfig {
   role: Role;
   env: Env;
@@ -500,4 +521,5 @@ export interface AppConfig {
   notifications: NotificationsConfig;
   video: VideoConfig;
   ops: OpsConfig;
+  retention: RetentionConfig;
 }

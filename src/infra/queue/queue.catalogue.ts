@@ -41,6 +41,8 @@ export enum JobName {
   ComplianceSnapshot = 'compliance.snapshot',
   /** Deletes console events older than the replay window (console.pruneEveryMs). */
   ConsolePrune = 'console.prune',
+  /** Deletes audit log and device transitions past their retention, in bounded batches (retention.*, daily). */
+  RetentionPurge = 'retention.purge',
   /**
    * An incident reached an escalation level: tell the people the escalation policy names (written by
    * the alarms escalate handler into its outbox with the level, id notice-<incident>-<level>; handled by
@@ -82,6 +84,7 @@ export interface JobPayloads {
   [JobName.PatrolPostCheck]: Record<string, never>;
   [JobName.ComplianceSnapshot]: { date?: string };
   [JobName.ConsolePrune]: Record<string, never>;
+  [JobName.RetentionPurge]: Record<string, never>;
   [JobName.NotifyEscalation]: { incidentId: string; level: number };
   [JobName.NotifyDeliver]: { deliveryId: string };
   [JobName.NotifyReconcile]: Record<string, never>;
@@ -119,6 +122,8 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.ComplianceSnapshot]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 5 } },
   // Superseded by the next run: no retries.
   [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
+  // Superseded by the next day's run: no retries.
+  [JobName.RetentionPurge]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
   [JobName.NotifyEscalation]: { queue: QueueName.Notifications, options: retrying },
   // Attempts and the pause between them come from notifications.attempts / retryDelayMs (set where the job is added).
   [JobName.NotifyDeliver]: { queue: QueueName.Notifications, options: retrying },
