@@ -57,6 +57,8 @@ describe('drill windows (governed) and drills made real', () => {
       expect(r.body.error.code).toBe('VALIDATION_FAILED');
       expect(fields(r.body)).toEqual(['endsAt', 'startsAt']);
     }
+    // A century from now on, with well-formed dates: still bounded by length.
+    for (const token of [staffA, op]) expect(fields((await window(token, seed.schoolA.id, -MIN, 100 * 365 * 86_400_000).expect(400)).body)).toEqual(['endsAt']);
     // Longer than alarms.drills.maxWindowMinutes; starting further back than maxStartPastMinutes; beyond maxLeadDays; end before start.
     expect(fields((await window(op, seed.schoolA.id, MIN, 122 * MIN).expect(400)).body)).toEqual(['endsAt']);
     expect(fields((await window(op, seed.schoolA.id, -10 * MIN, 30 * MIN).expect(400)).body)).toEqual(['startsAt']);
