@@ -70,6 +70,28 @@ describe('alarm intake: group commit', () => {
     expect(ev.rows[0].n).toBe(31);
   });
 
+  it('reads the credentials and spots of presses arriving together in one go, each press answered on its own', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const creds: string[] = [];
+    for (const i of [36, 37, 38]) {
+      const c = await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: buttons[i] }).expect(201);
+      creds.push(c.body.authorization as string);
+    }
+    const [, keySecret] = creds[0].split(' ');
+    const wrongSecret = `Device ${keySecret.split(':')[0]}:${'x'.repeat(43)}`;
+    const send = (authorization: string, eventId: string) => t.http().post('/api/v1/incidents/press').set('Authorization', authorization).send({ eventId });
+    const answers = await Promise.all([
+      send(creds[0], 'd-0'),
+      send('Device dk_unknown_key:secret', 'd-x'),
+      send(creds[1], 'd-1'),
+      send(wrongSecret, 'd-w'),
+      send(creds[2], 'd-2'),
+      send(creds[1], 'd-1'),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([201, 401, 201, 401, 201, 200]);
+    expect(answers.map((a) => a.body.alarmDeviceId ?? null)).toEqual([buttons[36], null, buttons[37], null, buttons[38], buttons[37]]);
+  });
+
   it('fails only the bad event of a group: the others are committed on their own', async () => {
     const good = [32, 33, 34].map((i) => press(buttons[i], `c-${i}`));
     // Text Postgres refuses (NUL) makes the group's transaction fail; the HTTP edge refuses it earlier, the service must not depend on that.

@@ -12,7 +12,7 @@ import { Actor, currentContext, requestContext, type RequestContext } from '../.
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { AuditService } from '../audit-log';
 import { ConsoleEventsService, type IncidentCamera } from '../console-events';
-import { RegistryService } from '../registry';
+import { type AlarmDeviceSpot, RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
 import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
@@ -163,6 +163,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
   private readonly groups = new Set<Promise<void>>();
   /** Devices with events in a group still committing: their next events wait for the next group. */
   private readonly devicesInFlight = new Set<string>();
+  /** Buttons whose spot is wanted, read together once per event-loop turn (see alarmDeviceSpot). */
+  private spotWaiters = new Map<string, { resolve: (s: AlarmDeviceSpot) => void; reject: (e: unknown) => void }[]>();
+  private spotLoad: NodeJS.Immediate | null = null;
   /** Per device, the tail of its line of arrivals (see arrive). */
   private readonly arrivals = new Map<string, Promise<void>>();
 
@@ -202,7 +205,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     let priority: Priority;
     let policeLinked = true;
     if (input.deviceKind === 'alarm_device') {
-      const dev = await this.registry.alarmDeviceSpot(input.deviceId);
+      const dev = await this.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
       priority = input.priority ?? this.cfg.devicePressPriority;
@@ -290,6 +293,39 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       ticket.done();
       this.scheduleGroup();
     });
+  }
+
+  /**
+   * A button's spot (404 ALARM_DEVICE.NOT_FOUND if none). The presses that arrive in one
+   * event-loop turn are read in one query: no added wait, one round trip for a burst.
+   */
+  private alarmDeviceSpot(id: string): Promise<AlarmDeviceSpot> {
+    return new Promise((resolve, reject) => {
+      const list = this.spotWaiters.get(id);
+      if (list) list.push({ resolve, reject });
+      else this.spotWaiters.set(id, [{ resolve, reject }]);
+      this.spotLoad ??= setImmediate(() => this.loadSpots());
+    });
+  }
+
+  private loadSpots(): void {
+    this.spotLoad = null;
+    const waiters = this.spotWaiters;
+    this.spotWaiters = new Map();
+    this.registry.alarmDeviceSpots([...waiters.keys()]).then(
+      (spots) => {
+        for (const [id, list] of waiters) {
+          const spot = spots.get(id);
+          for (const w of list) {
+            if (spot) w.resolve(spot);
+            else w.reject(Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id));
+          }
+        }
+      },
+      (e: unknown) => {
+        for (const list of waiters.values()) for (const w of list) w.reject(e);
+      },
+    );
   }
 
   /**

@@ -16,6 +16,15 @@ interface Cached {
   until: number;
 }
 
+interface CredentialRow {
+  id: string;
+  keyId: string;
+  kind: AuthDevice['kind'];
+  subjectId: string | null;
+  schoolId: string | null;
+  secretHash: string;
+}
+
 const SUBJECT_TABLE = { camera: 'cameras', alarm_device: 'alarm_devices' } as const;
 
 /**
@@ -27,6 +36,9 @@ const SUBJECT_TABLE = { camera: 'cameras', alarm_device: 'alarm_devices' } as co
 @Injectable()
 export class DeviceCredentialsService {
   private readonly cache = new Map<string, Cached>();
+  /** Key ids to look up, read together once per event-loop turn (a burst of devices: one query, not one each). */
+  private lookups = new Map<string, { resolve: (c: CredentialRow | null) => void; reject: (e: unknown) => void }[]>();
+  private lookupTick: NodeJS.Immediate | null = null;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -88,12 +100,7 @@ export class DeviceCredentialsService {
     const now = Date.now();
     let entry = this.cache.get(keyId);
     if (!entry || entry.until < now) {
-      const cred = await this.db
-        .getRepository(DeviceCredential)
-        .createQueryBuilder('c')
-        .addSelect('c.secretHash')
-        .where('c.key_id = :keyId AND c.revoked_at IS NULL', { keyId })
-        .getOne();
+      const cred = await this.lookup(keyId);
       if (!cred) {
         this.cache.delete(keyId);
         throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Unknown or revoked device credential');
@@ -109,5 +116,36 @@ export class DeviceCredentialsService {
     const given = Buffer.from(sha256(secret), 'hex');
     if (!timingSafeEqual(given, entry.secretHash)) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Wrong device secret');
     return entry.device;
+  }
+
+  /** A live (not revoked) credential by key id, or null; the lookups of one event-loop turn share one query. */
+  private lookup(keyId: string): Promise<CredentialRow | null> {
+    return new Promise((resolve, reject) => {
+      const list = this.lookups.get(keyId);
+      if (list) list.push({ resolve, reject });
+      else this.lookups.set(keyId, [{ resolve, reject }]);
+      this.lookupTick ??= setImmediate(() => this.runLookups());
+    });
+  }
+
+  private runLookups(): void {
+    this.lookupTick = null;
+    const waiting = this.lookups;
+    this.lookups = new Map();
+    this.db
+      .query(
+        `SELECT id, key_id AS "keyId", kind, subject_id AS "subjectId", school_id AS "schoolId", secret_hash AS "secretHash"
+         FROM device_credentials WHERE key_id = ANY($1::text[]) AND revoked_at IS NULL`,
+        [[...waiting.keys()]],
+      )
+      .then(
+        (rows: CredentialRow[]) => {
+          const byKey = new Map(rows.map((r) => [r.keyId, r]));
+          for (const [k, list] of waiting) for (const w of list) w.resolve(byKey.get(k) ?? null);
+        },
+        (e: unknown) => {
+          for (const list of waiting.values()) for (const w of list) w.reject(e);
+        },
+      );
   }
 }

@@ -6,5 +6,5 @@ export { ProtectionPostsService } from './protection-posts.service';
 export { AREA_KINDS, CODE_PATTERN, DEVICE_STATUSES, GB_ID_PATTERN } from './registry.constants';
 export type { AreaKind, DeviceStatus, SchoolType, ZoneLevel } from './registry.constants';
 export { RegistryModule } from './registry.module';
-export { RegistryService } from './registry.service';
+export { RegistryService, type AlarmDeviceSpot } from './registry.service';
 export { newQrToken } from './resource';

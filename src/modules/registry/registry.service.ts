@@ -24,6 +24,16 @@ export interface AlarmDeviceSpot {
   cameras: { id: string; name: string; location: string; areaKind: string; streamUrl: string; status: DeviceStatus }[];
 }
 
+/** A button with its school and the cameras covering its spot (linked first, then those of its area); callers add the WHERE. */
+const ALARM_DEVICE_SPOT_SQL = `SELECT d.id, d.code, d.school_id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.location, d.area_kind AS "areaKind",
+              d.linked_camera_ids AS "linkedCameraIds", d.police_linked AS "policeLinked",
+              coalesce((SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'location', c.location, 'areaKind', c.area_kind,
+                                                            'streamUrl', c.stream_url, 'status', c.status)
+                                         ORDER BY c.id = ANY(d.linked_camera_ids) DESC, c.name)
+                        FROM cameras c
+                        WHERE c.id = ANY(d.linked_camera_ids) OR (c.school_id = d.school_id AND c.area_kind = d.area_kind)), '[]') AS cameras
+       FROM alarm_devices d JOIN schools s ON s.id = d.school_id`;
+
 /**
  * What other capabilities may read from the registry: schools, cameras and alarm buttons, the
  * spot of an alarm, guards. They go through the registry's services, never through its tables,
@@ -61,19 +71,15 @@ export class RegistryService {
    * the same area of its school, each once, by name (as `cameras()` orders them).
    */
   async alarmDeviceSpot(id: string): Promise<AlarmDeviceSpot> {
-    const [row] = await this.db.query(
-      `SELECT d.id, d.code, d.school_id AS "schoolId", s.name AS "schoolName", s.zone_id AS "zoneId", d.location, d.area_kind AS "areaKind",
-              d.linked_camera_ids AS "linkedCameraIds", d.police_linked AS "policeLinked",
-              coalesce((SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'location', c.location, 'areaKind', c.area_kind,
-                                                            'streamUrl', c.stream_url, 'status', c.status)
-                                         ORDER BY c.id = ANY(d.linked_camera_ids) DESC, c.name)
-                        FROM cameras c
-                        WHERE c.id = ANY(d.linked_camera_ids) OR (c.school_id = d.school_id AND c.area_kind = d.area_kind)), '[]') AS cameras
-       FROM alarm_devices d JOIN schools s ON s.id = d.school_id WHERE d.id = $1`,
-      [id],
-    );
+    const [row] = (await this.db.query(`${ALARM_DEVICE_SPOT_SQL} WHERE d.id = $1`, [id])) as AlarmDeviceSpot[];
     if (!row) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id);
-    return row as AlarmDeviceSpot;
+    return row;
+  }
+
+  /** Many buttons' spots in one query (the intake batches the presses that arrive together); an unknown id is absent from the map. */
+  async alarmDeviceSpots(ids: string[]): Promise<Map<string, AlarmDeviceSpot>> {
+    const rows = (await this.db.query(`${ALARM_DEVICE_SPOT_SQL} WHERE d.id = ANY($1::uuid[])`, [ids])) as AlarmDeviceSpot[];
+    return new Map(rows.map((r) => [r.id, r]));
   }
 
   // ---- Alarm-button self-tests and police relays (issue 11 §3; written by src/modules/alarms) ----
