@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
-import { ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
+import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 import { makeClip } from '../support/video/elementary';
 import { GbCamera } from '../support/video/gb-camera';
@@ -12,8 +12,9 @@ import { GbCamera } from '../support/video/gb-camera';
  * once side by side (currentTime advances, a frame is not blank), one INVITE each; the third is
  * offered on demand and, its device never registered, says "设备离线" when asked. The evidence
  * strip shows the pictures taken at the raise and 1 s later (and the offline camera's reason).
- * Closing the detail (another incident selected) closes the players' sockets. Leaves
- * test/artifacts/alarm-video.png.
+ * Closing the detail (another incident selected) closes the players' sockets. A guard's check-in
+ * at a post with a gate camera shows that camera's picture of the moment on the phone. Leaves
+ * test/artifacts/alarm-video.png and guard-gate-picture.png.
  */
 const PLATFORM = '34020000002000000001';
 const PASSWORD_CAM = 'cam-pass-alarm-video';
@@ -186,6 +187,43 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     for (const c of cams) {
       expect(c.plays.size).toBe(0);
       expect(c.count('BYE')).toBe(c.count('INVITE'));
+    }
+  });
+
+  it("a guard's post check-in shows the gate camera's picture of the moment on the phone", async () => {
+    const admin = (await t.userToken('admin')).token;
+    const guard = await t.userToken('school_security', seed.schoolA.id, 'guard_gate');
+    const post = (
+      await t
+        .http()
+        .post('/api/v1/protection-posts')
+        .set(auth(admin))
+        .send({ code: 'SA-GATE-1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }], gateCameraId: cameraIds[0] })
+        .expect(201)
+    ).body as { qrToken: string };
+    const checkin = (await t.http().post('/api/v1/post-checkins').set(auth(guard.token)).send({ qrToken: post.qrToken }).expect(201)).body as {
+      id: string;
+      evidenceStatus: string;
+    };
+    expect(checkin.evidenceStatus).toBe('pending');
+    const phone = await openConsole(browser, t.baseUrl, { viewport: PHONE, isMobile: true });
+    try {
+      await phone.login('guard_gate', PASSWORD);
+      await phone.page.click('#tab-checkin');
+      const img = `#checkin-list li[data-checkin-id="${checkin.id}"] .evidence-picture[data-state="shown"] img`;
+      await phone.page.waitForSelector(img, { timeout: 20000 });
+      await phone.page.waitForFunction(
+        (sel) =>
+          ((globalThis as unknown as { document: { querySelector: (s: string) => { naturalWidth: number } | null } }).document.querySelector(sel)
+            ?.naturalWidth ?? 0) > 0,
+        img,
+      );
+      expect(await phone.page.$eval(img, (i) => (i as unknown as { naturalWidth: number }).naturalWidth)).toBe(640);
+      expect(await phone.problems()).toEqual([]);
+      expect(await rawKeysOnPage(phone.page, ['guard_gate'])).toEqual([]);
+      await phone.screenshot('guard-gate-picture');
+    } finally {
+      await phone.close();
     }
   });
 });

@@ -136,6 +136,12 @@ export interface PostCheckin {
   checkedOutAt: string | null;
   postCode?: string;
   gate?: string;
+  /** The post's gate camera at check-in (null: the post has none). */
+  cameraId?: string | null;
+  /** The gate camera's picture of the moment: none (no camera), pending, taken (evidenceId), failed (evidenceError: a video error code). */
+  evidenceStatus?: 'none' | 'pending' | 'taken' | 'failed';
+  evidenceId?: string | null;
+  evidenceError?: string | null;
 }
 
 /** POST /guard-patrols (field.service.ts `recordGuardPatrol`). */

@@ -62,6 +62,9 @@ const guardEn: Widen<typeof guardZhCN> = {
     none: 'No check-ins today',
     checkout: 'Check out',
     checkedOut: 'Checked out {time}',
+    gatePending: 'Taking the gate picture…',
+    gateFailed: 'No gate picture: {reason}',
+    gatePicture: 'The gate at check-in',
   },
   patrol: {
     title: 'Guard patrol log',

@@ -61,6 +61,9 @@ const guardZhCN = {
     none: '今日尚无签到',
     checkout: '签退',
     checkedOut: '已签退 {time}',
+    gatePending: '正在抓拍门口画面…',
+    gateFailed: '未能抓拍门口画面：{reason}',
+    gatePicture: '签到时的门口画面',
   },
   patrol: {
     title: '保安巡查登记',
