@@ -48,7 +48,9 @@ export class GlobalExceptionFilter implements ExceptionFilter {
         message: status === 413 ? 'Request body too large' : 'Request body is not valid JSON',
       };
     }
-    if (status === 503 && domain)
+    // A 5xx we chose to answer (a store that did not answer, a camera offline or silent) is expected: one line at
+    // warn. Only what we did not foresee is an error with its stack, for the engineer on call.
+    if (status >= 500 && domain)
       this.logger.warn(`${req.method} ${req.url}: ${domain.code} (${exception instanceof Error ? exception.message : String(exception)})`);
     else if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
     if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
