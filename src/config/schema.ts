@@ -81,6 +81,7 @@ export const SCHEMA: ConfigSchema = {
   'redis.url': rules.url(['redis:', 'rediss:']),
   'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
   'redis.commandTimeoutMs': rules.int(50, 60000),
+  'redis.queueCommandTimeoutMs': rules.int(50, 600000),
   'redis.connectTimeoutMs': rules.int(100, 60000),
   'redis.bootTimeoutMs': rules.int(100, 600_000),
   'retention.purgeCron': rules.cron(),

@@ -47,8 +47,9 @@ export interface DatabaseConfig {
   embeddedPort: number;
   /**
    * Longest wait for a pooled connection (a new one, or a free one of a full pool), in ms. Past it
-   * the request fails with 503 UNAVAILABLE.DATABASE (retryable): with Postgres down, intake
-   * answers within this bound instead of hanging.
+   * the request fails with 503 UNAVAILABLE.DATABASE (retryable) instead of hanging (a Postgres host
+   * that drops packets). A Postgres that is down refuses connections: that answers 503 at once.
+   * Not tighter: under a burst, jobs and requests legitimately wait for a free connection.
    */
   connectTimeoutMs: number;
 }
@@ -58,11 +59,19 @@ export interface RedisConfig {
   /** Prefix of every Redis key and BullMQ queue of this deployment. */
   keyPrefix: string;
   /**
-   * Every command on the shared command connection and the queue producers' connection fails
-   * after this many ms (Redis down or slow): no request waits on Redis longer. BullMQ workers'
-   * blocking connections are not bounded (BullMQ requires it; they are not on a request path).
+   * Every command on the shared command connection (device heartbeats, readiness) and the
+   * socket.io publisher fails after this many ms (Redis down or slow): no request waits on Redis
+   * longer. BullMQ workers' blocking connections are not bounded (BullMQ requires it; they are not
+   * on a request path).
    */
   commandTimeoutMs: number;
+  /**
+   * The same bound for the queue producers' connection (outbox dispatch, schedulers): not on a
+   * request path (intake skips the queue while Redis is down), and a bulk add of hundreds of jobs
+   * is one Lua call that a loaded Redis may take a while to run — too tight a bound would fail it
+   * for ever (and leave it to run anyway).
+   */
+  queueCommandTimeoutMs: number;
   /** Connection attempt timeout, in ms. */
   connectTimeoutMs: number;
   /** How long boot waits for Redis to answer PING (ms) before it says so once, naming REDIS_URL, and starts without it. */

@@ -214,8 +214,14 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
       async () => (await pg.query(`SELECT count(*)::int AS n FROM incidents WHERE relay_delivered_at IS NOT NULL`)).rows[0].n === N,
       150_000,
       'every relay delivered',
-    ).catch((e) => {
-      throw new Error(`${(e as Error).message}\nworker: ${worker?.output()}\napi: ${api?.output()}`);
+    ).catch(async (e) => {
+      const diag = await pg.query(
+        `SELECT job_name, (dispatched_at IS NULL) AS undispatched, (done_at IS NULL) AS pending, count(*)::int AS n, min(available_at) AS first FROM alarm_outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+      );
+      const att = await pg.query(`SELECT relay_attempts, (relay_delivered_at IS NULL) AS open, count(*)::int AS n FROM incidents GROUP BY 1, 2 ORDER BY 1, 2`);
+      throw new Error(
+        `${(e as Error).message}\noutbox: ${JSON.stringify(diag.rows)}\nattempts: ${JSON.stringify(att.rows)}\npolice requests: ${police.requests.size}, accepted ${police.accepted.size}\nworker: ${worker?.output()}\napi: ${api?.output()}`,
+      );
     });
     const ids = (await pg.query(`SELECT id FROM incidents`)).rows.map((r) => r.id as string);
     // Every incident reached the police endpoint under its own dedup key, and nothing else did.

@@ -194,3 +194,52 @@ describe('intake with Redis down (slow)', () => {
     await t.http().get('/health/ready').expect(200);
   });
 });
+
+/**
+ * A restart during a Redis outage (the engineer's first move) must not leave the service down: it
+ * boots without Redis, takes presses and logins, and builds what needs Redis (schedulers, liveness
+ * deadlines) once Redis answers.
+ */
+describe('boot with Redis down (slow)', () => {
+  jest.setTimeout(90_000);
+  let t: TestApp;
+  let redis: Proc | undefined;
+  let redisPort: number;
+
+  beforeAll(async () => {
+    redisPort = await freePort(); // nothing listens there yet
+    t = await startApp({ redis: { url: `redis://127.0.0.1:${redisPort}/0` }, queue: { schedulerReconcileMs: 1000 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await stop(redis);
+  });
+
+  it('boots, takes a press and a login, and is ready once Redis answers', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const seed = await seedMinimal(t, admin);
+    const dev = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'BOOT-1', schoolId: seed.schoolA.id, location: '西门', areaKind: 'main_gate', policeLinked: false })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+    const res = await fetch(`${t.baseUrl}/api/v1/incidents/press`, {
+      method: 'POST',
+      headers: { Authorization: cred.authorization, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ eventId: 'boot-1' }),
+      signal: AbortSignal.timeout(1000),
+    });
+    expect(res.status).toBe(201);
+    await t.http().get('/health/ready').expect(503);
+    redis = await startRedis(redisPort);
+    await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 15_000, 'ready once Redis answers');
+    const r = new Redis(`redis://127.0.0.1:${redisPort}/0`);
+    const deadlines = await r.zcard(`${t.config.redis.keyPrefix}:liveness:deadlines`);
+    await r.quit();
+    expect(deadlines).toBeGreaterThanOrEqual(1); // the button got its liveness deadline
+  });
+});

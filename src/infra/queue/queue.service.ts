@@ -57,9 +57,30 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     return `${this.config.redis.keyPrefix}:bull`;
   }
 
+  private firstReady?: Promise<boolean>;
+
+  /**
+   * Resolves true once the producers' connection is ready, or false after redis.connectTimeoutMs
+   * (one wait shared by every caller: a boot with Redis down is delayed by it once, not per call).
+   */
+  private ready(): Promise<boolean> {
+    const c = this.conn();
+    if (c.status === 'ready') return Promise.resolve(true);
+    this.firstReady ??= new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.config.redis.connectTimeoutMs);
+      timer.unref();
+      c.once('ready', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    return this.firstReady.then((ok) => ok && c.status === 'ready');
+  }
+
   private conn(): Redis {
     if (!this.connection) {
-      this.connection = createRedis(this.config.redis.url, `shouhu-${this.config.role}-queue`, this.config.redis);
+      const { queueCommandTimeoutMs, connectTimeoutMs } = this.config.redis;
+      this.connection = createRedis(this.config.redis.url, `shouhu-${this.config.role}-queue`, { commandTimeoutMs: queueCommandTimeoutMs, connectTimeoutMs });
       this.connection.on('error', () => undefined); // reported by the queues' own error events
       this.connection.on('ready', () => {
         const reconnect = this.connectedOnce;
@@ -72,11 +93,11 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   }
 
   /**
-   * `p`, or an error after twice redis.commandTimeoutMs: BullMQ waits for its first connection
-   * before sending anything, so a call made before Redis was ever reached would otherwise wait.
+   * `p`, or an error after redis.queueCommandTimeoutMs (plus a second): BullMQ waits for its first
+   * connection before sending anything, so a call made before Redis was ever reached would otherwise wait.
    */
   bounded<T>(p: Promise<T>, what: string): Promise<T> {
-    const ms = this.config.redis.commandTimeoutMs * 2;
+    const ms = this.config.redis.queueCommandTimeoutMs + 1000;
     return withinMs(p, ms).then((r) => {
       if (r === 'timeout') throw new Error(`redis: ${what} not answered within ${ms} ms`);
       return r;
@@ -186,6 +207,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     const w: WantedScheduler = { name, repeat, payload };
     if (opts.wanted === false) return this.applyScheduler(schedulerId, w);
     this.wanted.set(schedulerId, w);
+    if (!(await this.ready())) return; // Redis down: created by reconcile when it answers
     await this.applyScheduler(schedulerId, w).catch((e: Error) =>
       this.logger.warn(`job scheduler ${schedulerId} not created now (${e.message}); it will be when Redis answers`),
     );
@@ -208,6 +230,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
       return;
     }
     this.wanted.delete(schedulerId);
+    if (!(await this.ready())) return;
     await this.bounded(this.queue(JOBS[name].queue).removeJobScheduler(schedulerId), `remove scheduler ${schedulerId}`).catch((e: Error) =>
       this.logger.warn(`job scheduler ${schedulerId} not removed now: ${e.message}`),
     );

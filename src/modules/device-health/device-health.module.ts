@@ -48,12 +48,23 @@ export class DeviceHealthModule implements OnModuleInit, OnApplicationBootstrap,
     // Redis came back (possibly empty: the deadlines are gone): every device without a deadline
     // gets one a full threshold from now, so a device silent since then still goes offline, and
     // one heard from since keeps its own (NX). A Redis that kept its data is left as it was.
+    // Redis down at boot: the index is loaded without deadlines and they are seeded when Redis answers.
+    let seeded = false;
     this.queue.onReconcile('liveness deadlines', async ({ reconnect }) => {
-      if (reconnect && this.sweeps) await this.health.loadIndex({ full: true, seedAt: Date.now() });
+      if (!this.sweeps || (seeded && !reconnect)) return;
+      await (seeded ? this.health.loadIndex({ full: true, seedAt: Date.now() }) : this.health.seedAtBoot());
+      seeded = true;
     });
     const started = Date.now();
-    if (this.sweeps) await this.health.seedAtBoot(started);
-    else await this.health.loadIndex({ full: true });
+    if (this.sweeps) {
+      await this.health.seedAtBoot(started).then(
+        () => (seeded = true),
+        async (e: Error) => {
+          this.logger.warn(`liveness deadlines not seeded at boot (${e.message}); they will be when Redis answers`);
+          await this.health.loadIndex({ full: true });
+        },
+      );
+    } else await this.health.loadIndex({ full: true });
     this.logger.log(`liveness index: ${this.health.index.size} devices in ${Date.now() - started} ms`);
     // New and edited devices reach the index (and, for the sweeping role, get a deadline) within a period.
     this.timer = setInterval(() => {

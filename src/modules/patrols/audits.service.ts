@@ -145,6 +145,10 @@ export class AuditsService {
    * itself is saved, so the route does not fail.
    */
   private async syncScheduler(plan: { id: string; cron: string; enabled: boolean }, opts: { throwOnRedis?: boolean } = {}): Promise<void> {
+    if (!opts.throwOnRedis && !this.queue.redisReady) {
+      this.logger.warn(`scheduler of patrol plan ${plan.id} left to the next reconcile: Redis is down`);
+      return;
+    }
     const apply = plan.enabled
       ? this.queue.upsertScheduler(schedulerId(plan.id), JobName.PatrolRun, { pattern: plan.cron, tz: TZ }, { planId: plan.id }, { wanted: false })
       : this.queue.removeScheduler(JobName.PatrolRun, schedulerId(plan.id), { wanted: false });
@@ -161,7 +165,8 @@ export class AuditsService {
   async reconcileSchedulers(): Promise<{ upserted: number; removed: number }> {
     const plans: { id: string; cron: string; enabled: boolean }[] = await this.db.query(`SELECT id, cron, enabled FROM patrol_plans`);
     const wanted = new Set(plans.filter((p) => p.enabled).map((p) => schedulerId(p.id)));
-    const existing = await this.queue.queue(QueueName.Patrols).getJobSchedulers(0, -1);
+    if (!this.queue.redisReady) throw new Error('Redis is down');
+    const existing = await this.queue.bounded(this.queue.queue(QueueName.Patrols).getJobSchedulers(0, -1), 'patrol plan schedulers');
     let removed = 0;
     for (const s of existing) {
       const id = s.key ?? (s as { id?: string }).id;
