@@ -7,6 +7,8 @@ import { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import request from 'supertest';
 import { bootstrap } from '../../src/bootstrap';
+import { JOBS, JobName } from '../../src/infra/queue/queue.catalogue';
+import { QueueService } from '../../src/infra/queue/queue.service';
 import { TestConsole } from '../support/console-client';
 import { auth, createDatabase, deleteRedisPrefix, dropDatabase, seedMinimal, startApp, testConfig, TestApp } from '../support/harness';
 
@@ -57,7 +59,8 @@ describe('backup (pg_dump) and restore (pg_restore) onto an empty Redis', () => 
     // The backup, taken while the service runs (pg_dump reads one consistent snapshot).
     const file = join(dir, 'shouhu.dump');
     execFileSync('pg_dump', ['--format=custom', '--no-owner', `--file=${file}`, `--dbname=${t.config.database.url}`]);
-    const pending = (await t.db.query(`SELECT job_id FROM alarm_outbox WHERE done_at IS NULL`)).rows.map((r) => r.job_id as string);
+    const pendingRows = (await t.db.query(`SELECT job_name, job_id FROM alarm_outbox WHERE done_at IS NULL`)).rows as { job_name: JobName; job_id: string }[];
+    const pending = pendingRows.map((r) => r.job_id);
     expect(pending.length).toBeGreaterThan(0); // escalations not yet due are pending
 
     // The old system is gone: its database dropped, its Redis keys deleted.
@@ -68,6 +71,8 @@ describe('backup (pg_dump) and restore (pg_restore) onto an empty Redis', () => 
     execFileSync('pg_restore', ['--no-owner', '--exit-on-error', '--single-transaction', `--dbname=${restored.url}`, file]);
     const config = testConfig(restored.url); // a fresh, empty Redis prefix
     prefix2 = config.redis.keyPrefix;
+    // Re-dispatch far away: only the resync on the first connection can hand the lost timers to the new Redis in time.
+    config.alarms.outbox.redispatchAfterMs = 600_000;
     app2 = (await bootstrap(config)) as INestApplication;
     const url2 = `http://127.0.0.1:${(app2.getHttpServer().address() as AddressInfo).port}`;
 
@@ -107,5 +112,14 @@ describe('backup (pg_dump) and restore (pg_restore) onto an empty Redis', () => 
     const { rows } = await db.query(`SELECT job_id FROM alarm_outbox WHERE job_id = ANY($1) AND done_at IS NULL ORDER BY job_id`, [pending]);
     await db.end();
     expect(rows.map((r) => r.job_id).sort()).toEqual([...pending].sort());
+    // …and hands them to the new, empty Redis at its first connection, not a re-dispatch period later.
+    const queue = app2.get(QueueService);
+    const deadline = Date.now() + 10_000;
+    const missing = async () => {
+      const found = await Promise.all(pendingRows.map((r) => queue.queue(JOBS[r.job_name].queue).getJob(r.job_id)));
+      return pendingRows.filter((_, i) => !found[i]).map((r) => r.job_id);
+    };
+    while ((await missing()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await missing()).toEqual([]);
   });
 });

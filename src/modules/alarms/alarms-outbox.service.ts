@@ -180,11 +180,22 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
 
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
-    this.queue.onReconcile('alarm outbox resync', async ({ reconnect }) => {
-      if (!reconnect) return;
-      const n = await this.resync();
-      if (n) this.logger.log(`redis is back: ${n} pending alarm job(s) handed to the queue again`);
-    });
+    // On a reconnect (Redis may be back empty) and on the first connect too: a process booting onto an empty
+    // Redis — after a restore, a Redis replaced while everything was down — would otherwise leave the timers it
+    // lost to the re-dispatch period. Jobs Redis still holds keep their deterministic ids and are left alone.
+    let synced = false;
+    const resync = async (reconnect: boolean) => {
+      if (!reconnect && synced) return;
+      synced = true;
+      const n = await this.resync().catch((e: Error) => {
+        synced = false; // the next connect or periodic pass tries again
+        throw e;
+      });
+      if (n) this.logger.log(`${reconnect ? 'redis is back' : 'first connection to redis'}: ${n} pending alarm job(s) handed to the queue again`);
+    };
+    this.queue.onReconcile('alarm outbox resync', ({ reconnect }) => resync(reconnect));
+    // The first connection may have come before this hook was registered.
+    if (this.queue.redisReady) void resync(false).catch((e: Error) => this.logger.warn(`alarm outbox resync: ${e.message}`));
     const loop = async () => {
       if (this.stopped) return;
       let handled = 0;
