@@ -53,11 +53,23 @@ export class AlarmsJobs {
         const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [
           IncidentRow[],
         ];
-        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `超时未确认，升级至第 ${level} 级`, { level });
-        await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level } });
-        notice = await this.outbox.insert(m, [
-          { name: JobName.NotifyEscalation, jobId: jobIds.notice(incidentId, level), payload: { incidentId, level }, availableAt: new Date() },
-        ]);
+        // Every level passed is escalated and told, not only the last: when timers run late (a worker down, Redis
+        // back after an outage) the level-2 job may run before the level-1 one, which would then find nothing to
+        // do — and the duty supervisor of level 1 would never hear of the alarm.
+        const passed = Array.from({ length: level - row.escalation_level }, (_, i) => row.escalation_level + 1 + i);
+        for (const l of passed) {
+          await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `超时未确认，升级至第 ${l} 级`, { level: l });
+          await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level: l } });
+        }
+        notice = await this.outbox.insert(
+          m,
+          passed.map((l) => ({
+            name: JobName.NotifyEscalation,
+            jobId: jobIds.notice(incidentId, l),
+            payload: { incidentId, level: l },
+            availableAt: new Date(),
+          })),
+        );
         result = `escalated to ${level}`;
       }
       await this.outbox.markDone(m, [jobId]);
