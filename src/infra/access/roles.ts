@@ -14,7 +14,12 @@ export interface AuthUser {
   /** Set for school_security: the one school they may see and change. */
   schoolId: string | null;
   jti: string;
+  /** The name people know them by (users.display_name); empty or absent: shown by username. */
+  displayName?: string;
 }
+
+/** The name shown for a user in records others read (timelines, resolved-by, drill windows): display name, else username. */
+export const shownName = (u: Pick<AuthUser, 'username' | 'displayName'>): string => u.displayName?.trim() || u.username;
 
 export const DEVICE_KINDS = ['camera', 'alarm_device', 'gateway'] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];

@@ -1,4 +1,4 @@
-import type { AuthUser, UserRole } from '../../infra/access/roles';
+import { type AuthUser, type UserRole, shownName } from '../../infra/access/roles';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Actor } from '../../infra/http/request-context';
 
@@ -9,7 +9,7 @@ export const CANCEL_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'sch
 export const READ_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security', 'auditor'];
 
 /** The acting user as recorded on timelines and audit entries. */
-export const userActor = (u: AuthUser): Actor => ({ type: 'user', id: u.id, name: u.username });
+export const userActor = (u: AuthUser): Actor => ({ type: 'user', id: u.id, name: shownName(u) });
 
 /**
  * The services check roles themselves (as well as the routes' @Roles), so the console socket

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
-import type { AuthUser } from '../../infra/access/roles';
+import { type AuthUser, shownName } from '../../infra/access/roles';
 import { assertRecordInScope } from '../../infra/access/scope';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Actor } from '../../infra/http/request-context';
@@ -183,7 +183,7 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
       `INSERT INTO alarm_button_tests (alarm_device_id, school_id, at, kind, incident_id, by_type, by_id, by_name, police_linked)
        SELECT d.id, $2, $3, 'outcome', $4, 'user', $5, $6, d.police_linked FROM alarm_devices d WHERE d.id = $1
        ON CONFLICT (incident_id) DO NOTHING RETURNING *`,
-      [incident.alarm_device_id, incident.school_id, incident.first_press_at, incident.id, user.id, user.username],
+      [incident.alarm_device_id, incident.school_id, incident.first_press_at, incident.id, user.id, shownName(user)],
     )) as TestRow[];
     if (row) await this.tested(m, row);
   }
@@ -282,7 +282,7 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
     const dev = await this.registry.alarmDeviceSpot(alarmDeviceId);
     assertRecordInScope(user, dev.schoolId, () => Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, alarmDeviceId));
     const r = await this.db.transaction(async (m) => {
-      const r = await this.registry.setButtonTestMode(m, alarmDeviceId, until, until ? user.username : null);
+      const r = await this.registry.setButtonTestMode(m, alarmDeviceId, until, until ? shownName(user) : null);
       await this.audit.record(m, {
         action: until ? 'test_mode_start' : 'test_mode_end',
         entity: 'alarm_device',
@@ -300,14 +300,14 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
           testId: null,
           kind: null,
           at: new Date().toISOString(),
-          by: user.username,
+          by: shownName(user),
           testModeUntil: iso(r.testModeUntil),
         },
       });
       return r;
     });
     // This process knows at once; the others within testModeRefreshMs.
-    if (until) this.testMode.set(alarmDeviceId, { until: until.getTime(), by: user.username });
+    if (until) this.testMode.set(alarmDeviceId, { until: until.getTime(), by: shownName(user) });
     else this.testMode.delete(alarmDeviceId);
     return { alarmDeviceId, testModeUntil: iso(r.testModeUntil) };
   }

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { DrillsConfig } from '../../config/sections';
-import type { AuthUser } from '../../infra/access/roles';
+import { type AuthUser, shownName } from '../../infra/access/roles';
 import { assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
@@ -81,9 +81,9 @@ export class DrillWindowsService {
           dto.note ?? '',
           approved ? 'approved' : 'pending',
           user.id,
-          user.username,
+          shownName(user),
           approved ? user.id : null,
-          approved ? user.username : null,
+          approved ? shownName(user) : null,
         ],
       )) as Row[];
       return this.changed(m, row, school.name, approved ? 'created' : 'requested', 'create', null);
@@ -99,7 +99,7 @@ export class DrillWindowsService {
       if (new Date(before.endsAt) <= new Date()) throw Errors.conflict(ErrorCode.DRILL_WINDOW.OVER, '该演练时段已结束', { endsAt: iso(before.endsAt) });
       const [[row]] = (await m.query(
         `UPDATE drill_windows SET status = 'approved', approved_by_id = $2, approved_by_name = $3, approved_at = now() WHERE id = $1 RETURNING ${COLS}`,
-        [id, user.id, user.username],
+        [id, user.id, shownName(user)],
       )) as [Row[]];
       return this.changed(m, row, await this.schoolName(row.schoolId), 'approved', 'approve', before);
     });
@@ -116,7 +116,7 @@ export class DrillWindowsService {
       const [[row]] = (await m.query(
         `UPDATE drill_windows SET ends_at = clock_timestamp(), starts_at = least(starts_at, clock_timestamp() - interval '1 millisecond'),
            ended_by_name = $2, ended_at = clock_timestamp() WHERE id = $1 RETURNING ${COLS}`,
-        [id, user.username],
+        [id, shownName(user)],
       )) as [Row[]];
       return this.changed(m, row, await this.schoolName(row.schoolId), 'ended', 'end', before);
     });

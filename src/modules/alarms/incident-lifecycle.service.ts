@@ -3,7 +3,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import type { AuthUser } from '../../infra/access/roles';
+import { type AuthUser, shownName } from '../../infra/access/roles';
 import { scopedSchoolId } from '../../infra/access/scope';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { JobName } from '../../infra/queue/queue.catalogue';
@@ -126,12 +126,12 @@ export class IncidentLifecycleService {
     const scope = scopedSchoolId(user);
     // Base parameters $1..$3; each action's own parameters follow from $4 (typed by their use).
     const sets: Partial<Record<IncidentAction, [string, unknown[]]>> = {
-      acknowledge: [`status = 'acknowledged', acknowledged_by_id = $4, acknowledged_by_name = $5, acknowledged_at = now()`, [user.id, user.username]],
+      acknowledge: [`status = 'acknowledged', acknowledged_by_id = $4, acknowledged_by_name = $5, acknowledged_at = now()`, [user.id, shownName(user)]],
       dispatch: [`status = 'dispatched', dispatched_at = now()`, []],
       on_scene: [`status = 'on_scene', on_scene_at = now()`, []],
       resolve: [
         `status = 'resolved', resolved_by_id = $4, resolved_by_name = $5, resolved_at = now(), outcome = $6::text, drill = drill OR $6::text = 'drill'`,
-        [user.id, user.username, opts.outcome ?? null],
+        [user.id, shownName(user), opts.outcome ?? null],
       ],
       cancel: [`status = 'cancelled', cancelled_at = now(), cancel_reason = $4`, [opts.note ?? '']],
       note: [`note = note`, []],

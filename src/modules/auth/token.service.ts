@@ -10,6 +10,8 @@ import { RevocationsService } from './revocations.service';
 interface AccessClaims {
   sub: string;
   usr: string;
+  /** Display name at issue time (absent in tokens issued before it was carried). */
+  dn?: string;
   role: UserRole;
   sch: string | null;
   jti: string;
@@ -33,16 +35,24 @@ export class TokenService {
     private readonly revocations: RevocationsService,
   ) {}
 
-  signAccess(user: { id: string; username: string; role: UserRole; schoolId: string | null }): { token: string; expiresIn: number; jti: string } {
+  signAccess(user: { id: string; username: string; displayName?: string; role: UserRole; schoolId: string | null }): {
+    token: string;
+    expiresIn: number;
+    jti: string;
+  } {
     const jti = randomUUID();
     const expiresIn = this.config.auth.accessTtlSeconds;
-    const token = jwt.sign({ usr: user.username, role: user.role, sch: user.schoolId, ims: Date.now() }, this.config.auth.jwtSecret, {
-      algorithm: 'HS256',
-      subject: user.id,
-      jwtid: jti,
-      expiresIn,
-      issuer: 'shouhu',
-    });
+    const token = jwt.sign(
+      { usr: user.username, dn: user.displayName ?? '', role: user.role, sch: user.schoolId, ims: Date.now() },
+      this.config.auth.jwtSecret,
+      {
+        algorithm: 'HS256',
+        subject: user.id,
+        jwtid: jti,
+        expiresIn,
+        issuer: 'shouhu',
+      },
+    );
     return { token, expiresIn, jti };
   }
 
@@ -60,7 +70,7 @@ export class TokenService {
     }
     if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
-    return { id: claims.sub, username: claims.usr, role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
+    return { id: claims.sub, username: claims.usr, displayName: claims.dn ?? '', role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
   }
 
   /** The access token stops working (in `m`'s transaction when given). */

@@ -8,7 +8,7 @@ import { QueueService } from '../../infra/queue/queue.service';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
-import type { AuthUser } from '../../infra/access/roles';
+import { type AuthUser, shownName } from '../../infra/access/roles';
 import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { ProtectionPostsService, RegistryService } from '../registry';
 import { FindingsService, NewFinding } from './findings.service';
@@ -94,7 +94,7 @@ export class FieldService {
     if (!post) throw missing();
     assertRecordInScope(user, post.schoolId, missing); // a QR token of another school is as unknown as a wrong one
     const onBehalf = user.role !== 'school_security';
-    const personName = (dto.personName ?? (onBehalf ? '' : user.username)).trim();
+    const personName = (dto.personName ?? (onBehalf ? '' : shownName(user))).trim();
     if (!personName) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
     const cameraId = post.gateCameraId ?? null;
     const row = await this.db.transaction(async (m) => {

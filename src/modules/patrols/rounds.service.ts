@@ -5,7 +5,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
-import type { AuthUser } from '../../infra/access/roles';
+import { type AuthUser, shownName } from '../../infra/access/roles';
 import { RegistryService } from '../registry';
 import { FindingsService } from './findings.service';
 import { GATE_AREA_KINDS, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
@@ -93,7 +93,7 @@ export class RoundsService {
     const id = await this.db.transaction(async (m) => {
       const [r] = await m.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, $2, $3, $4) RETURNING id`, [
         user.id,
-        user.username,
+        shownName(user),
         picked.length,
         now,
       ]);
@@ -169,7 +169,7 @@ export class RoundsService {
               subjectId: dto.verdict === 'gate_open' ? null : cameraId,
               subjectLabel: gate,
               message: `视频巡查 ${label}：${VERDICT_LABEL[dto.verdict]}${dto.note ? `（${dto.note.trim()}）` : ''}`,
-              detail: { cameraId, verdict: dto.verdict, note: dto.note ?? '', snapshotRef: dto.snapshotRef ?? null, operator: user.username },
+              detail: { cameraId, verdict: dto.verdict, note: dto.note ?? '', snapshotRef: dto.snapshotRef ?? null, operator: shownName(user) },
               roundId,
               at: now,
             },
