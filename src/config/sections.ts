@@ -224,6 +224,8 @@ export interface AlarmsConfig {
   foldAnnounceFirst: number;
   foldAnnounceEvery: number;
   foldQuietMs: number;
+  /** Most incidents one GET /incidents/export may hold; more matching is a 400 asking for a narrower range. */
+  exportMaxRows: number;
   /**
    * Evidence at raise (issue 15): a JPEG of each linked camera is taken this many seconds after the
    * raise, once per entry (default 0 and 10), and attached to the incident's timeline. [] = none.

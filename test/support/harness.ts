@@ -72,7 +72,7 @@ export interface TestApp {
   baseUrl: string;
   db: Client;
   /** Creates a user with PASSWORD and returns an access token for it. */
-  userToken: (role: UserRole, schoolId?: string, username?: string) => Promise<{ token: string; userId: string; username: string }>;
+  userToken: (role: UserRole, schoolId?: string, username?: string, displayName?: string) => Promise<{ token: string; userId: string; username: string }>;
   close: () => Promise<void>;
 }
 
@@ -96,9 +96,9 @@ export async function startApp(overrides: Record<string, unknown> = {}, opts: { 
     baseUrl,
     db,
     http: () => request(app.getHttpServer()),
-    userToken: async (role, schoolId, username) => {
+    userToken: async (role, schoolId, username, displayName) => {
       const uname = username ?? `${role.replace('_', '')}${++n}`;
-      const user = await app.get(UsersService).create({ username: uname, password: PASSWORD, role, schoolId });
+      const user = await app.get(UsersService).create({ username: uname, password: PASSWORD, role, schoolId, displayName });
       const res = await request(app.getHttpServer()).post('/api/v1/auth/login').send({ username: uname, password: PASSWORD });
       if (res.status !== 200) throw new Error(`login failed for ${uname}: ${res.status} ${JSON.stringify(res.body)}`);
       return { token: res.body.accessToken, userId: user.id, username: uname };

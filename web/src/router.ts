@@ -41,6 +41,13 @@ export const SURFACES: Surface[] = [
     roles: ['operator', 'supervisor', 'admin', 'auditor', 'school_security'],
     component: () => import('@/surfaces/operator/OperatorSurface.vue'),
   },
+  // Alarm history (search, filters, export): nobody's home, reached from the header.
+  {
+    name: 'history',
+    path: '/history',
+    roles: ['operator', 'supervisor', 'admin', 'auditor', 'school_security'],
+    component: () => import('@/surfaces/history/HistorySurface.vue'),
+  },
 ];
 
 export function homeFor(role: Role | null): RouteLocationRaw {

@@ -4,6 +4,7 @@
  * never rename one without a migration.
  */
 export { INCIDENT_TYPES, PRIORITIES, type IncidentType, type Priority } from '../../config/sections';
+import type { IncidentType } from '../../config/sections';
 /** Types school staff and operators pick from; the others come from devices. */
 export const MANUAL_TYPES = ['intrusion', 'violence', 'medical', 'fire', 'other'] as const;
 export const DEVICE_REPORT_TYPES = ['video_alarm', 'tamper', 'device_fault', 'intrusion', 'fire', 'other'] as const;
@@ -20,6 +21,30 @@ export const DRILL_WINDOW_STATUSES = ['pending', 'approved'] as const;
 
 export const OUTCOMES = ['genuine', 'false_alarm', 'drill', 'test'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
+
+/** A complete code → name table, looked up by any string a row holds (an unknown code: undefined). */
+const labels = <K extends string>(m: Record<K, string>): Readonly<Record<string, string | undefined>> => m;
+
+/** zh-CN names in messages and exports (the console has its own, in both languages). */
+export const INCIDENT_TYPE_LABEL = labels<IncidentType>({
+  intrusion: '入侵',
+  violence: '暴力事件',
+  medical: '急救',
+  fire: '火情',
+  video_alarm: '视频告警',
+  tamper: '设备破坏',
+  device_fault: '设备故障',
+  other: '其他',
+});
+export const STATUS_LABEL = labels<IncidentStatus>({
+  raised: '待确认',
+  acknowledged: '已确认',
+  dispatched: '已派警',
+  on_scene: '已到场',
+  resolved: '已处置',
+  cancelled: '已撤销',
+});
+export const OUTCOME_LABEL = labels<Outcome>({ genuine: '真实警情', false_alarm: '误报', drill: '演练', test: '测试' });
 
 /** Deterministic BullMQ job ids (BullMQ forbids ':' in custom ids, hence '-'). */
 export const jobIds = {

@@ -100,11 +100,29 @@ export class IncidentQuery {
   status?: IncidentStatus[];
   @ApiPropertyOptional({ enum: INCIDENT_TYPES }) @IsOptional() @IsIn(INCIDENT_TYPES) type?: IncidentType;
   @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
+  @ApiPropertyOptional({ description: 'comma-separated outcomes of closed incidents (genuine, false_alarm, drill, test)' })
+  @IsOptional()
+  @Transform(({ value }) => (typeof value === 'string' ? value.split(',') : value))
+  @ArrayMaxSize(4)
+  @IsIn(OUTCOMES, { each: true })
+  outcome?: Outcome[];
+  @ApiPropertyOptional({
+    description: 'words found (case-insensitive) in the school name, place, notes, cancel reason or the names of who raised, acknowledged or resolved it',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  q?: string;
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() drill?: boolean;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10000) limit?: number;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
+}
+
+/** GET /incidents/export: the list's filters (no paging) and the file format. */
+export class IncidentExportQuery extends IncidentQuery {
+  @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';
 }
 
 export class StatsQuery {

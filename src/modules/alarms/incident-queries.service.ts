@@ -6,7 +6,7 @@ import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/s
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
 import { assertRole, READ_ROLES } from './alarms.access';
-import type { IncidentStatus, IncidentType, Priority } from './alarms.constants';
+import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 import { IncidentRow, IncidentView, toView } from './incident-row';
 
 export interface IncidentListQuery {
@@ -15,6 +15,9 @@ export interface IncidentListQuery {
   status?: IncidentStatus[];
   type?: IncidentType;
   priority?: Priority;
+  outcome?: Outcome[];
+  /** Words searched in school name, place, notes (also those added later), cancel reason and people's names; every word must match. */
+  q?: string;
   drill?: boolean;
   from?: string;
   to?: string;
@@ -57,6 +60,33 @@ export class IncidentQueriesService {
 
   async list(user: AuthUser, q: IncidentListQuery, maxPage: number, defaultPage: number): Promise<Page<IncidentView>> {
     assertRole(user, READ_ROLES);
+    const [w, params] = this.filter(user, q);
+    const limit = Math.min(q.limit ?? defaultPage, maxPage);
+    const offset = q.offset ?? 0;
+    const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
+    const rows = (await this.db.query(
+      `SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`,
+      params,
+    )) as IncidentRow[];
+    return { items: rows.map(toView), total, limit, offset };
+  }
+
+  /**
+   * Every incident the filters match (oldest first), for an export: at most `maxRows`, else a
+   * field-level 400 on `from` asking for a narrower range (a partial file would pass for a whole one).
+   */
+  async all(user: AuthUser, q: IncidentListQuery, maxRows: number): Promise<IncidentView[]> {
+    assertRole(user, READ_ROLES);
+    const [w, params] = this.filter(user, q);
+    const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
+    if (total > maxRows)
+      throw Errors.validation([{ field: 'from', reason: `${total} incidents match, more than ${maxRows} (alarms.exportMaxRows): narrow the time range` }]);
+    const rows = (await this.db.query(`SELECT * FROM incidents ${w} ORDER BY first_press_at, id`, params)) as IncidentRow[];
+    return rows.map(toView);
+  }
+
+  /** The WHERE clause and parameters of a list query, within the user's school scope. */
+  private filter(user: AuthUser, q: IncidentListQuery): [string, unknown[]] {
     const schoolId = effectiveSchoolFilter(user, q.schoolId);
     const where: string[] = [];
     const params: unknown[] = [];
@@ -69,18 +99,20 @@ export class IncidentQueriesService {
     if (q.status?.length) add('status = ANY(?)', q.status);
     if (q.type) add('type = ?', q.type);
     if (q.priority) add('priority = ?', q.priority);
+    if (q.outcome?.length) add('outcome = ANY(?)', q.outcome);
     if (q.drill !== undefined) add('drill = ?', q.drill);
     if (q.from) add('first_press_at >= ?', q.from);
     if (q.to) add('first_press_at < ?', q.to);
-    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const limit = Math.min(q.limit ?? defaultPage, maxPage);
-    const offset = q.offset ?? 0;
-    const [{ total }] = await this.db.query(`SELECT count(*)::int AS total FROM incidents ${w}`, params);
-    const rows = (await this.db.query(
-      `SELECT * FROM incidents ${w} ORDER BY first_press_at DESC, id LIMIT ${limit} OFFSET ${offset}`,
-      params,
-    )) as IncidentRow[];
-    return { items: rows.map(toView), total, limit, offset };
+    for (const word of (q.q ?? '').split(/\s+/).filter(Boolean).slice(0, 8)) {
+      // LIKE wildcards in what was typed are literal text; notes added later (the timeline) count too.
+      params.push(`%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      const p = `$${params.length}`;
+      where.push(
+        `(concat_ws(' ', school_name, location, note, cancel_reason, raised_by_name, acknowledged_by_name, resolved_by_name) ILIKE ${p} ESCAPE '\\'` +
+          ` OR EXISTS (SELECT 1 FROM incident_timeline t WHERE t.incident_id = incidents.id AND t.note ILIKE ${p} ESCAPE '\\'))`,
+      );
+    }
+    return [where.length ? `WHERE ${where.join(' AND ')}` : '', params];
   }
 
   /**

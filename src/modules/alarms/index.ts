@@ -1,6 +1,6 @@
 /** The public surface of the alarms module: other modules and the app import only from here (checked by npm run lint). */
 export { AlarmIntakeService, unplacedChannelKey, type UnplacedGbAlarmInput } from './alarm-intake.service';
-export { OPEN_STATUSES } from './alarms.constants';
+export { INCIDENT_TYPE_LABEL, OPEN_STATUSES } from './alarms.constants';
 export type { IncidentType, Priority } from './alarms.constants';
 export { AlarmsModule } from './alarms.module';
 export { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from './dto';

@@ -1,5 +1,5 @@
 import type { IncidentSummary } from '../console-events';
-import { INCIDENT_TYPE_LABEL } from './notifications.constants';
+import { INCIDENT_TYPE_LABEL } from '../alarms';
 
 /** What a message says, in every form a channel needs (markdown for robots, plain text for SMS). */
 export interface OutboundMessage {

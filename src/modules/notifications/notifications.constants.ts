@@ -26,16 +26,6 @@ export const CHANNEL_LABEL: Record<ChannelKind, string> = {
   feishu: '飞书',
   sms: '短信/语音',
 };
-export const INCIDENT_TYPE_LABEL: Record<string, string> = {
-  intrusion: '入侵',
-  violence: '暴力事件',
-  medical: '急救',
-  fire: '火情',
-  video_alarm: '视频告警',
-  tamper: '设备破坏',
-  device_fault: '设备故障',
-  other: '其他',
-};
 
 /** Deterministic BullMQ job ids (no ':' allowed). */
 export const notifyJobIds = {

@@ -17,6 +17,7 @@ import type {
   PostCheckin,
   RaisedIncident,
   RectificationTask,
+  SchoolItem,
   SchoolCompliance,
   TestModeAnswer,
   TokenPair,
@@ -61,6 +62,7 @@ export interface ResponseTypes {
   'get /api/v1/auth/me': Me;
   'get /api/v1/incidents': Page<IncidentView>;
   'get /api/v1/incidents/{id}': IncidentDetail;
+  'get /api/v1/schools': Page<SchoolItem>;
   'get /api/v1/device-health/summary': DeviceSummary;
   'get /api/v1/duty/now': DutyNow;
   'get /api/v1/notifications/channels': NotificationChannel[];

@@ -34,7 +34,7 @@ export interface TimelineEntry {
   at: string;
   actorType: 'user' | 'device' | 'system';
   actorId: string | null;
-  /** The actor's username (display names are not recorded yet). */
+  /** The actor's display name (their username when they have none). */
   actorName: string;
   action: string;
   note: string;
@@ -43,6 +43,15 @@ export interface TimelineEntry {
 
 /** GET /incidents/{id}. */
 export type IncidentDetail = IncidentView & { timeline: TimelineEntry[] };
+
+/** GET /schools items (src/modules/registry/entities/school.entity.ts): the fields the console uses. */
+export interface SchoolItem {
+  id: string;
+  code: string;
+  name: string;
+  zoneId: string | null;
+  address: string;
+}
 
 export interface Page<T> {
   items: T[];

@@ -1328,6 +1328,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["AlarmsController_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/press": {
         parameters: {
             query?: never;
@@ -4448,7 +4464,11 @@ export interface operations {
                 from?: string;
                 limit?: number;
                 offset?: number;
+                /** @description comma-separated outcomes of closed incidents (genuine, false_alarm, drill, test) */
+                outcome?: string[];
                 priority?: "P1" | "P2" | "P3" | "P4";
+                /** @description words found (case-insensitive) in the school name, place, notes, cancel reason or the names of who raised, acknowledged or resolved it */
+                q?: string;
                 schoolId?: string;
                 /** @description comma-separated statuses */
                 status?: string[];
@@ -4802,6 +4822,40 @@ export interface operations {
             path: {
                 id: string;
             };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    AlarmsController_export: {
+        parameters: {
+            query?: {
+                drill?: boolean;
+                format?: "csv" | "xlsx";
+                from?: string;
+                limit?: number;
+                offset?: number;
+                /** @description comma-separated outcomes of closed incidents (genuine, false_alarm, drill, test) */
+                outcome?: string[];
+                priority?: "P1" | "P2" | "P3" | "P4";
+                /** @description words found (case-insensitive) in the school name, place, notes, cancel reason or the names of who raised, acknowledged or resolved it */
+                q?: string;
+                schoolId?: string;
+                /** @description comma-separated statuses */
+                status?: string[];
+                to?: string;
+                type?: "intrusion" | "violence" | "medical" | "fire" | "video_alarm" | "tamper" | "device_fault" | "other";
+                zoneId?: string;
+            };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;

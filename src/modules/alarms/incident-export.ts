@@ -1,0 +1,62 @@
+import { TZ } from '../school-day';
+import { INCIDENT_TYPE_LABEL, OUTCOME_LABEL, STATUS_LABEL } from './alarms.constants';
+import type { IncidentView } from './incident-row';
+
+const stamp = new Intl.DateTimeFormat('sv-SE', {
+  timeZone: TZ,
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+});
+/** 'YYYY-MM-DD HH:mm:ss' in Asia/Shanghai (the district's clock), '' for none. */
+const local = (iso: string | null | undefined): string => (iso ? stamp.format(new Date(iso)) : '');
+
+/**
+ * GET /incidents/export: one line per incident, zh-CN headers and names, times in Asia/Shanghai.
+ * Text cells are written through the tabular writers, which neutralise formula-like cells (CSV
+ * injection) — a school name or note typed as `=HYPERLINK(…)` stays text.
+ */
+export function incidentExportRows(items: IncidentView[]): { header: string[]; rows: (string | number)[][] } {
+  const header = [
+    '编号',
+    '学校',
+    '类型',
+    '优先级',
+    '状态',
+    '处置结果',
+    '演练',
+    '地点',
+    '报警时间',
+    '报警人',
+    '确认时间',
+    '确认人',
+    '处置完毕时间',
+    '处置人',
+    '撤销原因',
+    '备注',
+  ];
+  return {
+    header,
+    rows: items.map((i) => [
+      i.id,
+      i.schoolName,
+      INCIDENT_TYPE_LABEL[i.type] ?? i.type,
+      i.priority,
+      STATUS_LABEL[i.status] ?? i.status,
+      i.outcome ? (OUTCOME_LABEL[i.outcome] ?? i.outcome) : '',
+      i.drill ? '是' : '否',
+      i.location,
+      local(i.firstPressAt),
+      i.raisedBy,
+      local(i.acknowledgedBy?.at),
+      i.acknowledgedBy?.name ?? '',
+      local(i.resolvedAt),
+      i.resolvedBy ?? '',
+      i.cancelReason ?? '',
+      i.note,
+    ]),
+  };
+}

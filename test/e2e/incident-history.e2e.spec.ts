@@ -1,0 +1,133 @@
+import { readTable } from '../../src/infra/tabular/tabular';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+
+/**
+ * Alarm history (issue 13): closed incidents found again by outcome, school, type, time and words,
+ * people shown by display name, and the same filters exported as CSV/XLSX through the export rules
+ * (UTF-8 BOM, formula-like text neutralised, Asia/Shanghai times), bounded by alarms.exportMaxRows.
+ */
+describe('incident history: filters, search, display names, export', () => {
+  let t: TestApp;
+  let op: string;
+  let staffB: string;
+  let auditor: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  const ids: Record<string, string> = {};
+
+  const raise = async (schoolId: string, type: string, location: string, note?: string) =>
+    (await t.http().post('/api/v1/incidents').set(auth(op)).send({ schoolId, type, location, note }).expect(201)).body.id as string;
+  const step = (id: string, action: string, body: object = {}) => t.http().post(`/api/v1/incidents/${id}/${action}`).set(auth(op)).send(body).expect(200);
+  const list = (query: Record<string, string>, token = op) =>
+    t
+      .http()
+      .get('/api/v1/incidents')
+      .set(auth(token))
+      .query(query)
+      .then((r) => r.body);
+  const found = async (query: Record<string, string>, token = op) => ((await list(query, token)).items as { id: string }[]).map((i) => i.id).sort();
+
+  beforeAll(async () => {
+    t = await startApp({ alarms: { exportMaxRows: 4 } });
+    const admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    op = (await t.userToken('operator', undefined, 'op.zhang', '值班员张三')).token;
+    staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
+    auditor = (await t.userToken('auditor')).token;
+    ids.fire = await raise(seed.schoolA.id, 'fire', '=HYPERLINK("http://evil.example","点我")', '厨房冒烟');
+    await step(ids.fire, 'acknowledge');
+    await step(ids.fire, 'notes', { note: '消防已到场，灭火器扑灭' });
+    await step(ids.fire, 'resolve', { outcome: 'genuine' });
+    ids.medical = await raise(seed.schoolB.id, 'medical', '操场');
+    await step(ids.medical, 'acknowledge');
+    await step(ids.medical, 'resolve', { outcome: 'false_alarm', note: '学生摔倒，已自行恢复' });
+    ids.cancelled = await raise(seed.schoolA.id, 'intrusion', '北门');
+    await step(ids.cancelled, 'cancel', { reason: '误按' });
+    ids.open = await raise(seed.schoolA.id, 'violence', '100%_食堂');
+    ids.other = await raise(seed.schoolB.id, 'other', '图书馆');
+  });
+  afterAll(() => t.close());
+
+  it('records who acknowledged and resolved by display name, in the view and the timeline', async () => {
+    const d = (await t.http().get(`/api/v1/incidents/${ids.fire}`).set(auth(op)).expect(200)).body;
+    expect(d.acknowledgedBy.name).toBe('值班员张三');
+    expect(d.resolvedBy).toBe('值班员张三');
+    expect(d.raisedBy).toBe('值班员张三');
+    expect(new Set(d.timeline.filter((e: { actorType: string }) => e.actorType === 'user').map((e: { actorName: string }) => e.actorName))).toEqual(
+      new Set(['值班员张三']),
+    );
+  });
+
+  it('filters by outcome, status, school, type and time', async () => {
+    expect(await found({ outcome: 'false_alarm' })).toEqual([ids.medical]);
+    expect(await found({ outcome: 'genuine,false_alarm' })).toEqual([ids.fire, ids.medical].sort());
+    expect(await found({ status: 'resolved,cancelled', schoolId: seed.schoolA.id })).toEqual([ids.fire, ids.cancelled].sort());
+    expect(await found({ type: 'medical' })).toEqual([ids.medical]);
+    expect((await list({ to: '2000-01-01T00:00:00+08:00' })).total).toBe(0);
+    expect((await list({ from: '2000-01-01T00:00:00+08:00', status: 'resolved,cancelled' })).total).toBe(3);
+  });
+
+  it('searches words in place, notes added later, cancel reason and names; wildcards are literal', async () => {
+    expect(await found({ q: '灭火器' })).toEqual([ids.fire]);
+    expect(await found({ q: '误按' })).toEqual([ids.cancelled]);
+    expect(await found({ q: '操场 自行恢复' })).toEqual([ids.medical]);
+    expect(await found({ q: '操场 灭火器' })).toEqual([]);
+    expect(await found({ q: '100%_' })).toEqual([ids.open]);
+    expect(await found({ q: '%' })).toEqual([ids.open]);
+    expect(await found({ q: '张三', status: 'resolved' })).toEqual([ids.fire, ids.medical].sort());
+    // School staff: their own school only, whatever they search.
+    expect(await found({ q: '操场' }, staffB)).toEqual([ids.medical]);
+    expect(await found({ q: '灭火器' }, staffB)).toEqual([]);
+  });
+
+  it('answers field-level 400s to bad filters', async () => {
+    const bad = async (query: Record<string, string>, field: string) => {
+      const res = await t.http().get('/api/v1/incidents').set(auth(op)).query(query).expect(400);
+      expect(JSON.stringify(res.body.error)).toContain(field);
+    };
+    await bad({ outcome: 'maybe' }, 'outcome');
+    await bad({ q: 'x'.repeat(101) }, 'q');
+    const res = await t.http().get('/api/v1/incidents/export').set(auth(op)).query({ format: 'pdf' }).expect(400);
+    expect(JSON.stringify(res.body.error)).toContain('format');
+  });
+
+  it('exports the filtered incidents as CSV with a BOM, zh-CN names, Shanghai times and neutralised formulas', async () => {
+    const res = await t.http().get('/api/v1/incidents/export').set(auth(auditor)).query({ format: 'csv', schoolId: seed.schoolA.id }).buffer(true).expect(200);
+    expect(res.headers['content-type']).toContain('text/csv');
+    const buf = Buffer.isBuffer(res.body) ? res.body : Buffer.from(res.text, 'utf8');
+    expect([...buf.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const table = await readTable(buf);
+    expect(table.header).toContain('处置结果');
+    expect(table.rows).toHaveLength(3);
+    const raw = buf.toString('utf8');
+    expect(raw).toContain(`'=HYPERLINK`);
+    const fire = table.rows.find((r) => r.cells[0] === ids.fire)!.cells;
+    const col = (name: string) => fire[table.header.indexOf(name)];
+    expect(col('类型')).toBe('火情');
+    expect(col('处置结果')).toBe('真实警情');
+    expect(col('处置人')).toBe('值班员张三');
+    // The first press, written as the district's wall clock.
+    const d = (await t.http().get(`/api/v1/incidents/${ids.fire}`).set(auth(op)).expect(200)).body;
+    const shanghai = new Date(Date.parse(d.firstPressAt) + 8 * 3600_000).toISOString().replace('T', ' ').slice(0, 19);
+    expect(col('报警时间')).toBe(shanghai);
+  });
+
+  it('exports XLSX by default; school staff get their own school; too many rows is a 400 asking for a narrower range', async () => {
+    const x = await t
+      .http()
+      .get('/api/v1/incidents/export')
+      .set(auth(staffB))
+      .buffer(true)
+      .parse((r, cb) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => cb(null, Buffer.concat(chunks)));
+      })
+      .expect(200);
+    expect(x.headers['content-type']).toContain('spreadsheetml');
+    const table = await readTable(x.body as Buffer);
+    expect(table.rows.map((r) => r.cells[0]).sort()).toEqual([ids.medical, ids.other].sort());
+    const tooMany = await t.http().get('/api/v1/incidents/export').set(auth(op)).query({ format: 'csv' }).expect(400);
+    expect(tooMany.body.error.details?.fields ?? tooMany.body.error).toEqual(expect.anything());
+    expect(JSON.stringify(tooMany.body.error)).toContain('from');
+  });
+});
