@@ -1,6 +1,7 @@
 import * as iconv from 'iconv-lite';
 import { expectedResponse, ha1, NonceTracker, parseDigest, responseMatches } from '../../src/modules/gb28181/digest';
 import { gbTime, incidentTypeOf, parseGbTime } from '../../src/modules/gb28181/gb-codes';
+import { decodeBody, detectCharset } from '../../src/modules/gb28181/charset';
 import { buildManscdp, parseManscdp, parseXml, XmlError } from '../../src/modules/gb28181/manscdp';
 import { scanKeepalive } from '../../src/modules/gb28181/keepalive-fast';
 import { buildResponse, parseSip, SipParseError, SipRequest } from '../../src/modules/gb28181/sip-message';
@@ -135,6 +136,37 @@ describe('MANSCDP and GB codes', () => {
     const name = doc.el.children.find((c) => c.name === 'Name')!;
     expect(name.text).toBe('大<门><b>');
     expect(name.attrs.a).toBe('x&y');
+  });
+
+  it('chooses the charset by BOM, override, declaration when valid, else detection (issue 16 §1)', () => {
+    const doc = (declared: string | null, text: string) => `${declared === null ? '' : `<?xml version="1.0" encoding="${declared}"?>`}<a>${text}</a>`;
+    const gb = (s: string) => iconv.encode(s, 'gb18030');
+    const u8 = (s: string) => Buffer.from(s, 'utf8');
+    // ASCII: no decision to make (the keepalive path).
+    expect(detectCharset(u8(doc('GB2312', 'OK'))).charset).toBe('ASCII');
+    // Declared UTF-8 and valid; declared UTF-8 but GB bytes (firmware that lies); declared GB2312 with UTF-8 bytes.
+    expect(decodeBody(u8(doc('UTF-8', '大门口')))).toBe(doc('UTF-8', '大门口'));
+    expect(decodeBody(gb(doc('UTF-8', '大门口')))).toBe(doc('UTF-8', '大门口'));
+    expect(decodeBody(u8(doc('GB2312', '有人翻越围墙')))).toBe(doc('GB2312', '有人翻越围墙'));
+    expect(decodeBody(u8(doc(null, '东侧围墙')))).toBe(doc(null, '东侧围墙'));
+    // GB18030 exact beyond GB2312: two-byte GBK (萳, 喆, 堃), four-byte BMP (㐀) and supplementary (𠀾).
+    for (const s of ['萳', '㐀', '𠀾', '喆镕堃', '南大门']) {
+      expect(decodeBody(gb(doc('GB2312', s)))).toBe(doc('GB2312', s));
+      expect(decodeBody(gb(doc(null, s)))).toBe(doc(null, s));
+    }
+    // BOMs are stripped (UTF-8 and GB18030's 84 31 95 33).
+    expect(decodeBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), u8(doc('UTF-8', '操场'))]))).toBe(doc('UTF-8', '操场'));
+    expect(decodeBody(Buffer.concat([Buffer.from([0x84, 0x31, 0x95, 0x33]), gb(doc('GB2312', '操场'))]))).toBe(doc('GB2312', '操场'));
+    // Valid in both and reads as GB2312 text: the declaration (GB2312) wins; the device override decides otherwise.
+    expect(detectCharset(u8(doc('GB2312', '西楼'))).charset).toBe('GB18030');
+    expect(decodeBody(u8(doc('GB2312', '西楼')), 'UTF-8')).toBe(doc('GB2312', '西楼'));
+    expect(decodeBody(gb(doc('UTF-8', '喆镕堃')), 'GB18030')).toBe(doc('UTF-8', '喆镕堃'));
+    // A BOM-prefixed document parses (it was a 400).
+    const bom = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      u8('<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID></Notify>'),
+    ]);
+    expect(parseManscdp(bom).cmdType).toBe('Alarm');
   });
 
   it('refuses broken XML and DOCTYPE', () => {

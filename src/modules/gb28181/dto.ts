@@ -18,6 +18,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
+import { type Charset, CHARSETS } from './charset';
 
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
 
@@ -54,6 +55,14 @@ export class UpdateGbDeviceDto {
   @ValidateIf((_, v) => v !== null)
   @IsUUID()
   schoolId?: string | null;
+
+  @ApiPropertyOptional({
+    enum: CHARSETS,
+    description: 'how its MANSCDP bodies are decoded: auto (declared encoding when valid, else detected), or always GB18030 / UTF-8',
+  })
+  @IsOptional()
+  @IsIn(CHARSETS)
+  charset?: Charset;
 }
 
 export class AssignChannelDto {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { sipDomain } from './gb28181.config';
 import { Gb28181Store, GbDeviceRow, RegistrationWrite } from './gb28181.store';
+import { Charset } from './charset';
 import { Peer } from './sip-transport';
 
 /** What the SIP front end keeps in memory per device (the hot path never reads Postgres). */
@@ -16,6 +17,8 @@ export interface DeviceState {
   registeredAt: number | null;
   expiresAt: number;
   lastKeepaliveAt: number | null;
+  /** How its MANSCDP bodies are decoded (gb_devices.charset; charset.ts). */
+  charset: Charset;
   /** Registry cameras under this device id; null until looked up. */
   cameraIds: string[] | null;
   loadingCameras: Promise<string[]> | null;
@@ -80,6 +83,7 @@ export class GbDeviceStates {
       registeredAt: r?.registeredAt ? r.registeredAt.getTime() : null,
       expiresAt: r?.expiresAt ? r.expiresAt.getTime() : 0,
       lastKeepaliveAt: r?.lastKeepaliveAt ? r.lastKeepaliveAt.getTime() : null,
+      charset: r?.charset ?? 'auto',
       cameraIds: null,
       loadingCameras: null,
     };
@@ -160,7 +164,7 @@ export class GbDeviceStates {
   }
 
   /** After an admin change: the new password / school take effect at once. */
-  applyAdminChange(deviceId: string, change: { ha1?: string | null; schoolId?: string | null }): void {
+  applyAdminChange(deviceId: string, change: { ha1?: string | null; schoolId?: string | null; charset?: Charset }): void {
     const s = this.devices.get(deviceId);
     if (!s) return;
     if (change.ha1 !== undefined) {
@@ -168,5 +172,6 @@ export class GbDeviceStates {
       s.ha1Realm = change.ha1 ? this.domain : null;
     }
     if (change.schoolId !== undefined) s.schoolId = change.schoolId;
+    if (change.charset !== undefined) s.charset = change.charset;
   }
 }

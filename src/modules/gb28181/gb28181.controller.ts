@@ -51,11 +51,15 @@ export class Gb28181Controller {
     return { items, total: page.total, limit, offset };
   }
 
-  /** Sets a device's own password and/or its school; with a school, its unplaced channels become cameras there. */
+  /**
+   * Sets a device's own password, its school and/or its charset (auto / GB18030 / UTF-8, for firmware
+   * that declares one encoding and sends another); with a school, its unplaced channels become cameras there.
+   */
   @Roles('admin')
   @Patch('devices/:deviceId')
   async update(@GbIdParam() deviceId: string, @Body() dto: UpdateGbDeviceDto) {
-    if (dto.password === undefined && dto.schoolId === undefined) throw Errors.validation([{ field: 'password', reason: 'password or schoolId is required' }]);
+    if (dto.password === undefined && dto.schoolId === undefined && dto.charset === undefined)
+      throw Errors.validation([{ field: 'password', reason: 'password, schoolId or charset is required' }]);
     if (dto.schoolId)
       await this.registry.school(dto.schoolId).catch(() => {
         throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
@@ -63,7 +67,7 @@ export class Gb28181Controller {
     const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.states.domain, dto.password);
     await this.states.flushRegistrations().catch(() => undefined);
     await this.db.transaction(async (m) => {
-      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.states.domain, schoolId: dto.schoolId });
+      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.states.domain, schoolId: dto.schoolId, charset: dto.charset });
       await this.audit.record(m, {
         action: before ? 'update' : 'create',
         entity: 'gb_device',
@@ -74,12 +78,13 @@ export class Gb28181Controller {
           deviceId,
           ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}),
           ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}),
+          ...(dto.charset !== undefined ? { charset: dto.charset } : {}),
         },
       });
     });
-    this.states.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId });
+    this.states.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId, charset: dto.charset });
     const placed = dto.schoolId ? await this.cameras.placeChannels(deviceId, dto.schoolId) : [];
-    return { deviceId, schoolId: dto.schoolId, ownPassword: h1 === undefined ? undefined : h1 !== null, placed };
+    return { deviceId, schoolId: dto.schoolId, ownPassword: h1 === undefined ? undefined : h1 !== null, charset: dto.charset, placed };
   }
 
   /** Asks a registered device for its Catalog and DeviceInfo again. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import type { Charset } from './charset';
 
 /** A gb_devices row as the SIP front end uses it. */
 export interface GbDeviceRow {
@@ -16,10 +17,11 @@ export interface GbDeviceRow {
   registeredAt: Date | null;
   expiresAt: Date | null;
   lastKeepaliveAt: Date | null;
+  charset: Charset;
 }
 
 /** Registration state written behind the SIP hot path, many devices per statement. */
-export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm'>;
+export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm' | 'charset'>;
 
 export interface CatalogItem {
   channelId: string;
@@ -34,7 +36,7 @@ export interface CatalogItem {
 
 const DEVICE_COLS = `device_id AS "deviceId", password_ha1 AS "passwordHa1", ha1_realm AS "ha1Realm", school_id AS "schoolId", registered,
   call_id AS "callId", transport, contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt",
-  expires_at AS "expiresAt", last_keepalive_at AS "lastKeepaliveAt"`;
+  expires_at AS "expiresAt", last_keepalive_at AS "lastKeepaliveAt", charset`;
 
 /** The module's own tables (gb_devices, gb_channels). */
 @Injectable()
@@ -149,7 +151,7 @@ export class Gb28181Store {
         `SELECT device_id AS "deviceId", school_id AS "schoolId", registered AND expires_at > now() AS registered, transport,
                 contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt", expires_at AS "expiresAt",
                 last_keepalive_at AS "lastKeepaliveAt", name, manufacturer, model, firmware, channel_count AS "channelCount", catalog_at AS "catalogAt",
-                password_ha1 IS NOT NULL AS "ownPassword",
+                password_ha1 IS NOT NULL AS "ownPassword", charset,
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id) AS channels,
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL) AS unassigned
            FROM gb_devices d ${where} ORDER BY device_id LIMIT $3 OFFSET $4`,
@@ -186,10 +188,10 @@ export class Gb28181Store {
   async setDevice(
     m: EntityManager,
     deviceId: string,
-    change: { ha1?: string | null; realm?: string; schoolId?: string | null },
-  ): Promise<{ before: { schoolId: string | null; ownPassword: boolean } | null }> {
+    change: { ha1?: string | null; realm?: string; schoolId?: string | null; charset?: Charset },
+  ): Promise<{ before: { schoolId: string | null; ownPassword: boolean; charset: Charset } | null }> {
     const [before] = await m.query(
-      `SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword" FROM gb_devices WHERE device_id = $1 FOR UPDATE`,
+      `SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword", charset FROM gb_devices WHERE device_id = $1 FOR UPDATE`,
       [deviceId],
     );
     await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
@@ -201,6 +203,7 @@ export class Gb28181Store {
       ]);
     if (change.schoolId !== undefined)
       await m.query(`UPDATE gb_devices SET school_id = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.schoolId]);
+    if (change.charset !== undefined) await m.query(`UPDATE gb_devices SET charset = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.charset]);
     return { before: before ?? null };
   }
 }

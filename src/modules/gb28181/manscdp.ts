@@ -1,9 +1,10 @@
-import * as iconv from 'iconv-lite';
+import { Charset, decodeBody, encodeBody } from './charset';
+
+export { decodeBody, encodeBody };
 
 /**
- * MANSCDP (GB/T 28181 Annex A) bodies: small XML documents. Devices declare UTF-8, GB2312 or
- * nothing and send GB2312/GB18030 bytes regardless, so bodies are always decoded as GB18030
- * (a superset of GB2312 and of ASCII). The parser below handles the subset these documents
+ * MANSCDP (GB/T 28181 Annex A) bodies: small XML documents, GB18030 or UTF-8 (see charset.ts
+ * for how a body's charset is chosen). The parser below handles the subset these documents
  * use — elements, attributes, text, entities, CDATA, comments, declarations — with limits on
  * depth and size, and throws XmlError on anything else.
  */
@@ -28,14 +29,6 @@ function decodeEntities(s: string): string {
     }
     return ENTITIES[e] ?? all;
   });
-}
-
-export function decodeBody(body: Buffer): string {
-  return iconv.decode(body, 'gb18030');
-}
-
-export function encodeBody(xml: string): Buffer {
-  return iconv.encode(xml, 'gb18030');
 }
 
 /** XML whitespace (space, tab, CR, LF) by char code: this runs per character on the keepalive hot path. */
@@ -163,8 +156,9 @@ export interface ManscdpMessage {
   el: XmlElement;
 }
 
-export function parseManscdp(body: Buffer): ManscdpMessage {
-  const el = parseXml(decodeBody(body));
+/** Parses a MANSCDP body; `charset` is the sending device's setting (auto: declared or detected). Throws XmlError. */
+export function parseManscdp(body: Buffer, charset: Charset = 'auto'): ManscdpMessage {
+  const el = parseXml(decodeBody(body, charset));
   const cmdType = childText(el, 'CmdType');
   const sn = childText(el, 'SN');
   const deviceId = childText(el, 'DeviceID');

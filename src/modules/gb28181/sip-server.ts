@@ -153,14 +153,14 @@ export class SipServer {
     if (!GB_ID_PATTERN.test(id)) return this.endpoint.reply(req, peer, 400, 'message', key);
     const ct = header(req, 'content-type');
     if (!ct || !/^application\/manscdp\+xml\b/i.test(ct)) return this.endpoint.reply(req, peer, 415, 'message', key, [['Accept', 'Application/MANSCDP+xml']]);
+    const state = this.states.devices.get(id);
     let doc: ManscdpMessage;
     try {
-      doc = parseManscdp(req.body);
+      doc = parseManscdp(req.body, state?.charset);
     } catch (e) {
       malformedInput.inc({ source: 'sip', reason: e instanceof XmlError ? 'manscdp' : 'body' });
       return this.endpoint.reply(req, peer, 400, 'message', key);
     }
-    const state = this.states.devices.get(id);
     const now = Date.now();
     // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1).
     if (!state || !state.registered || state.expiresAt <= now)

@@ -15,14 +15,16 @@ import { frame4571, playClip } from './rtp-send';
  * port) or active (we listen and put our port in the answer). A BYE stops the stream.
  *
  * Behaviours for failure tests: `invite: 'busy'` (486), `'silent'` (never answers), `'no-media'`
- * (200 but sends nothing). Every SIP request it receives is recorded in `log`.
+ * (200 but sends nothing). Every SIP request it receives is recorded in `log` (MANSCDP queries
+ * also in `queries`, see `waitForQuery`); `message` sends any MANSCDP body as raw bytes (charsets,
+ * catalogs, channel status). Without a clip it plays the signalling device of an NVR (INVITE: 488).
  */
 export interface GbCameraOptions {
   deviceId: string;
   password: string;
   platform: { host: string; port: number; id: string };
   transport?: 'UDP' | 'TCP';
-  clip: Clip;
+  clip?: Clip;
   keepaliveMs?: number;
   invite?: 'answer' | 'busy' | 'silent' | 'no-media';
   /** Answer with an SSRC of our own (some devices do) instead of the offer's. */
@@ -41,6 +43,8 @@ interface Play {
 
 export class GbCamera {
   readonly log: { method: string; callId: string; at: number; body: string }[] = [];
+  /** MANSCDP requests of the platform (Query / Notify / Control …) by CmdType and SN, in order. */
+  readonly queries: { root: string; cmdType: string; sn: string; body: string }[] = [];
   readonly plays = new Map<string, Play>();
   registered = false;
   packetsSent = 0;
@@ -84,8 +88,11 @@ export class GbCamera {
       this.localPort = c.localPort!;
     }
     await this.register();
-    this.keepalive = setInterval(() => void this.sendKeepalive().catch(() => undefined), this.o.keepaliveMs ?? 5000);
-    this.keepalive.unref();
+    // keepaliveMs 0: no periodic keepalives (the test sends them).
+    if (this.o.keepaliveMs !== 0) {
+      this.keepalive = setInterval(() => void this.sendKeepalive().catch(() => undefined), this.o.keepaliveMs ?? 5000);
+      this.keepalive.unref();
+    }
   }
 
   private onTcp(chunk: Buffer): void {
@@ -118,7 +125,7 @@ export class GbCamera {
   }
 
   /** Sends a request and waits for its final response. */
-  private request(method: string, extra: [string, string | number][], body = '', contentType = ''): Promise<SipMessage> {
+  private request(method: string, extra: [string, string | number][], body: string | Buffer = '', contentType = ''): Promise<SipMessage> {
     const branch = `z9hG4bK${randomBytes(6).toString('hex')}`;
     const buf = buildRequest({
       method,
@@ -129,7 +136,7 @@ export class GbCamera {
       callId: method === 'REGISTER' ? this.callId : `${randomBytes(6).toString('hex')}@127.0.0.1`,
       cseq: this.cseq++,
       headers: extra,
-      body: Buffer.from(body, 'latin1'),
+      body: typeof body === 'string' ? Buffer.from(body, 'latin1') : body,
       contentType,
     });
     return new Promise((resolve, reject) => {
@@ -167,6 +174,23 @@ export class GbCamera {
     return r.kind === 'response' ? r.status : 0;
   }
 
+  /** Sends a MESSAGE with this body (bytes as given) and resolves with the platform's final status. */
+  async message(body: string | Buffer, contentType = 'Application/MANSCDP+xml'): Promise<number> {
+    const r = await this.request('MESSAGE', [], body, contentType);
+    return r.kind === 'response' ? r.status : 0;
+  }
+
+  /** The next platform MANSCDP request of that CmdType not yet taken (waits up to `ms`). */
+  async waitForQuery(cmdType: string, ms = 5000): Promise<{ root: string; cmdType: string; sn: string; body: string }> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const i = this.queries.findIndex((q) => q.cmdType === cmdType);
+      if (i >= 0) return this.queries.splice(i, 1)[0];
+      if (Date.now() > end) throw new Error(`no ${cmdType} query from the platform within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   private onData(buf: Buffer): void {
     let msg: SipMessage;
     try {
@@ -194,8 +218,13 @@ export class GbCamera {
         }),
       );
     switch (msg.method) {
-      case 'MESSAGE':
+      case 'MESSAGE': {
+        const text = msg.body.toString('latin1');
+        const root = /<(Query|Control|Notify|Response)>/.exec(text)?.[1];
+        const cmdType = /<CmdType>([^<]*)<\/CmdType>/.exec(text)?.[1];
+        if (root && cmdType) this.queries.push({ root, cmdType, sn: /<SN>(\d+)<\/SN>/.exec(text)?.[1] ?? '', body: text });
         return reply(200);
+      }
       case 'INVITE':
         return void this.onInvite(msg, reply);
       case 'ACK': {
@@ -241,7 +270,7 @@ export class GbCamera {
     const host = /^c=IN IP4 (\S+)/m.exec(sdp)?.[1] ?? '127.0.0.1';
     const m = /^m=video (\d+) (\S+) 96/m.exec(sdp);
     const ssrcText = this.o.ownSsrc ?? /^y=(\d+)/m.exec(sdp)?.[1] ?? '0';
-    if (!m) return reply(488);
+    if (!m || !this.o.clip) return reply(488);
     const port = Number(m[1]);
     const tcp = m[2].startsWith('TCP');
     const platformSetup = /^a=setup:(\w+)/m.exec(sdp)?.[1] ?? 'passive';
@@ -294,7 +323,7 @@ export class GbCamera {
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
       s.on('error', () => undefined);
       const stop = playClip(
-        this.o.clip,
+        this.o.clip!,
         play.ssrc,
         (packets) => {
           for (const p of packets) s.send(p, m.port, m.host);
@@ -326,7 +355,7 @@ export class GbCamera {
     conn.on('error', () => undefined);
     conn.setNoDelay(true);
     if (!this.plays.has(play.callId)) return void conn.destroy();
-    const stop = playClip(this.o.clip, play.ssrc, (packets) => {
+    const stop = playClip(this.o.clip!, play.ssrc, (packets) => {
       if (conn.destroyed) return;
       conn.write(Buffer.concat(packets.map(frame4571)));
       this.packetsSent += packets.length;

@@ -2368,6 +2368,11 @@ export type components = {
             timezone?: string;
         };
         UpdateGbDeviceDto: {
+            /**
+             * @description how its MANSCDP bodies are decoded: auto (declared encoding when valid, else detected), or always GB18030 / UTF-8
+             * @enum {string}
+             */
+            charset?: "auto" | "GB18030" | "UTF-8";
             /** @description the device SIP password (stored as digest HA1); null = the district default */
             password?: Record<string, never>;
             /** @description the school the device belongs to (its reported channels are placed there); null = none */

@@ -14,6 +14,7 @@ import { UnplacedDeviceAlarms1764311700000 } from './1764311700000-UnplacedDevic
 import { TokenRevocations1764313700000 } from './1764313700000-TokenRevocations';
 import { IncidentEvidence1764315100000 } from './1764315100000-IncidentEvidence';
 import { PostGateCamera1764316900000 } from './1764316900000-PostGateCamera';
+import { GbDeviceCharset1764318100000 } from './1764318100000-GbDeviceCharset';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   TokenRevocations1764313700000,
   IncidentEvidence1764315100000,
   PostGateCamera1764316900000,
+  GbDeviceCharset1764318100000,
 ];

@@ -1,0 +1,186 @@
+import * as iconv from 'iconv-lite';
+import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { until } from '../support/processes';
+import { GbCamera } from '../support/video/gb-camera';
+
+/**
+ * GB/T 28181 as real Hikvision / Dahua / Uniview fleets speak it (issue 16), each case against our
+ * simulated device (test/support/video/gb-camera.ts, a real SIP UA over UDP/TCP) with the platform's
+ * state read back through the HTTP API.
+ */
+const PASSWORD = 'fleet-pass-01';
+const PLATFORM = '34020000002000000001';
+let seq = 0;
+/** A fresh NVR id (type 118) and its channel ids (type 131). */
+const nvrId = () => `3402000000118${String(10000000 + ++seq).slice(1)}`;
+const chId = (dev: string, n: number) => `${dev.slice(0, 10)}131${dev.slice(15, 20)}${String(n).padStart(2, '0')}`;
+
+type Enc = 'UTF-8' | 'GB18030';
+const encode = (xml: string, enc: Enc) => (enc === 'UTF-8' ? Buffer.from(xml, 'utf8') : iconv.encode(xml, 'gb18030'));
+const decl = (declared: string | null) => (declared === null ? '' : `<?xml version="1.0" encoding="${declared}"?>\r\n`);
+
+/** A one-part Catalog response (§A.2.6.3 Response/Catalog) as `enc` bytes, declaring `declared`. */
+function catalogBody(dev: string, sn: string, items: { id: string; name: string; status?: string }[], enc: Enc, declared: string | null, bom = false): Buffer {
+  const list = items
+    .map((i) => `<Item><DeviceID>${i.id}</DeviceID><Name>${i.name}</Name><Manufacturer>Dahua</Manufacturer><Status>${i.status ?? 'ON'}</Status></Item>`)
+    .join('\r\n');
+  const xml = `${decl(declared)}<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>${sn}</SN>\r\n<DeviceID>${dev}</DeviceID>\r\n<SumNum>${items.length}</SumNum>\r\n<DeviceList Num="${items.length}">\r\n${list}\r\n</DeviceList>\r\n</Response>\r\n`;
+  const body = encode(xml, enc);
+  return bom ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]) : body;
+}
+
+describe('GB/T 28181 fleets (issue 16)', () => {
+  let t: TestApp;
+  let admin: string;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let sipPort: number;
+  const devices: GbCamera[] = [];
+
+  beforeAll(async () => {
+    t = await startApp({
+      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD, queryTimeoutMs: 1000, housekeepingMs: 200 },
+      liveness: { sweepEveryMs: 0 },
+    });
+    sipPort = t.app.get(SipServer).port;
+    admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+  });
+
+  afterAll(async () => {
+    for (const d of devices) await d.stop();
+    await t?.close();
+  });
+
+  /** A simulated NVR placed in school A (optionally with a charset) and registered; resolves once the platform has queried its Catalog. */
+  async function nvr(o: { charset?: string; transport?: 'UDP' | 'TCP' } = {}) {
+    const deviceId = nvrId();
+    await t
+      .http()
+      .patch(`/api/v1/gb28181/devices/${deviceId}`)
+      .set(auth(admin))
+      .send({ schoolId: seed.schoolA.id, ...(o.charset ? { charset: o.charset } : {}) })
+      .expect(200);
+    const dev = new GbCamera({
+      deviceId,
+      password: PASSWORD,
+      platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
+      keepaliveMs: 0,
+      transport: o.transport,
+    });
+    devices.push(dev);
+    await dev.start();
+    const query = await dev.waitForQuery('Catalog');
+    return { deviceId, dev, sn: query.sn };
+  }
+
+  const cameras = async (deviceId: string) =>
+    (await t.http().get('/api/v1/cameras').query({ deviceId, limit: 100 }).set(auth(admin)).expect(200)).body.items as {
+      id: string;
+      channelId: string;
+      name: string;
+      status: string;
+    }[];
+
+  /** Waits for the cameras of these channels and returns their names by channel id. */
+  async function namesOf(deviceId: string, n: number): Promise<Record<string, string>> {
+    let names: Record<string, string> = {};
+    await until(
+      async () => {
+        const cams = await cameras(deviceId);
+        names = Object.fromEntries(cams.map((c) => [c.channelId, c.name]));
+        return cams.length === n;
+      },
+      10000,
+      `${n} cameras of ${deviceId}`,
+    );
+    return names;
+  }
+
+  describe('charsets (§1)', () => {
+    it('decodes a Catalog declared UTF-8 as UTF-8: the channel and the camera made from it are named 大门口', async () => {
+      const { deviceId, dev, sn } = await nvr();
+      const ch = chId(deviceId, 1);
+      expect(await dev.message(catalogBody(deviceId, sn, [{ id: ch, name: '大门口' }], 'UTF-8', 'UTF-8'))).toBe(200);
+      expect(await namesOf(deviceId, 1)).toEqual({ [ch]: '大门口' });
+      const listed = await t.http().get('/api/v1/gb28181/channels').query({ deviceId }).set(auth(admin)).expect(200);
+      expect(listed.body.items.map((c: { name: string }) => c.name)).toEqual(['大门口']);
+    });
+
+    it('takes a UTF-8 body with a byte-order mark (no 400), and a body declared GB2312 that is UTF-8 as UTF-8', async () => {
+      const { deviceId, dev, sn } = await nvr();
+      const items = [
+        { id: chId(deviceId, 1), name: '有人翻越围墙' },
+        { id: chId(deviceId, 2), name: '东侧围墙' },
+      ];
+      expect(await dev.message(catalogBody(deviceId, sn, items.slice(0, 1), 'UTF-8', 'UTF-8', true))).toBe(200);
+      expect(await namesOf(deviceId, 1)).toEqual({ [items[0].id]: '有人翻越围墙' });
+      const again = String(Number(sn) + 1000);
+      expect(await dev.message(catalogBody(deviceId, again, items, 'UTF-8', 'GB2312'))).toBe(200);
+      expect(await namesOf(deviceId, 2)).toEqual({ [items[0].id]: '有人翻越围墙', [items[1].id]: '东侧围墙' });
+    });
+
+    it('keeps GB18030 exact, beyond GB2312 too (萳, 㐀, 𠀾, 喆镕堃), declared GB2312, GB18030 or not at all', async () => {
+      const { deviceId, dev, sn } = await nvr();
+      const names = ['萳', '㐀', '𠀾', '喆镕堃', '南大门'];
+      const items = names.map((name, i) => ({ id: chId(deviceId, i + 1), name }));
+      expect(await dev.message(catalogBody(deviceId, sn, items.slice(0, 2), 'GB18030', 'GB2312'))).toBe(200);
+      await namesOf(deviceId, 2);
+      expect(await dev.message(catalogBody(deviceId, String(Number(sn) + 1000), items.slice(0, 4), 'GB18030', 'GB18030'))).toBe(200);
+      await namesOf(deviceId, 4);
+      expect(await dev.message(catalogBody(deviceId, String(Number(sn) + 2000), items, 'GB18030', null))).toBe(200);
+      expect(await namesOf(deviceId, 5)).toEqual(Object.fromEntries(items.map((i) => [i.id, i.name])));
+    });
+
+    it('passes a UTF-8 alarm description into the incident note', async () => {
+      const { deviceId, dev } = await nvr();
+      const ch = chId(deviceId, 1);
+      const xml = `<?xml version="1.0" encoding="UTF-8"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>${ch}</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>2026-11-28T21:30:00</AlarmTime>\r\n<AlarmDescription>有人翻越围墙</AlarmDescription>\r\n</Notify>\r\n`;
+      expect(await dev.message(Buffer.from(xml, 'utf8'))).toBe(200);
+      const op = (await t.userToken('operator')).token;
+      const list = await t.http().get('/api/v1/incidents').query({ limit: 500 }).set(auth(op)).expect(200);
+      const mine = list.body.items.filter((i: { location: string }) => i.location.includes(deviceId));
+      expect(mine).toHaveLength(1);
+      expect(mine[0].note).toContain('有人翻越围墙');
+    });
+
+    it('follows the per-device override: UTF-8 bytes that also read as GB2312 text are UTF-8 when the device is set to UTF-8', async () => {
+      // 西楼 in UTF-8 (E8 A5 BF E6 A5 BC) is also valid, GB2312-looking GB18030: auto must take the declaration.
+      const auto = await nvr();
+      const a = chId(auto.deviceId, 1);
+      expect(await auto.dev.message(catalogBody(auto.deviceId, auto.sn, [{ id: a, name: '西楼' }], 'UTF-8', 'GB2312'))).toBe(200);
+      expect(await namesOf(auto.deviceId, 1)).toEqual({ [a]: iconv.decode(Buffer.from('西楼', 'utf8'), 'gb18030') });
+
+      const forced = await nvr({ charset: 'UTF-8' });
+      const f = chId(forced.deviceId, 1);
+      expect(await forced.dev.message(catalogBody(forced.deviceId, forced.sn, [{ id: f, name: '西楼' }], 'UTF-8', 'GB2312'))).toBe(200);
+      expect(await namesOf(forced.deviceId, 1)).toEqual({ [f]: '西楼' });
+
+      // And GB18030 for a device whose firmware declares UTF-8 but sends GB18030 (a full catalog again): the API shows and audits the setting.
+      await t.http().patch(`/api/v1/gb28181/devices/${forced.deviceId}`).set(auth(admin)).send({ charset: 'GB18030' }).expect(200);
+      const listed = await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200);
+      expect(listed.body.items.find((d: { deviceId: string }) => d.deviceId === forced.deviceId)).toMatchObject({ charset: 'GB18030' });
+      const f2 = chId(forced.deviceId, 2);
+      expect(
+        await forced.dev.message(
+          catalogBody(
+            forced.deviceId,
+            '9001',
+            [
+              { id: f, name: '西楼' },
+              { id: f2, name: '喆镕堃' },
+            ],
+            'GB18030',
+            'UTF-8',
+          ),
+        ),
+      ).toBe(200);
+      expect((await namesOf(forced.deviceId, 2))[f2]).toBe('喆镕堃');
+      const audit = await t.db.query(`SELECT after FROM audit_log WHERE entity = 'gb_device' AND after->>'deviceId' = $1 ORDER BY at`, [forced.deviceId]);
+      expect(audit.rows.map((r: { after: { charset?: string } }) => r.after.charset)).toEqual(['UTF-8', 'GB18030']);
+
+      const bad = await t.http().patch(`/api/v1/gb28181/devices/${forced.deviceId}`).set(auth(admin)).send({ charset: 'BIG5' }).expect(400);
+      expect(JSON.stringify(bad.body)).toContain('charset');
+    });
+  });
+});
