@@ -100,7 +100,9 @@ describe('alarm history in Chromium', () => {
     expect(await rows(cp)).toEqual([ids.false]);
     expect(await page.$('#h-school')).toBeNull();
     // Nothing wider than the phone's screen.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    expect(
+      await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth),
+    ).toBeLessThanOrEqual(PHONE.width);
     await cp.screenshot('history-phone');
     expect(await cp.problems()).toEqual([]);
   });
