@@ -69,7 +69,9 @@ function docsHeaders(_req: Request, res: Response, next: NextFunction): void {
  * document (served at /api/docs; src/tools/openapi.ts builds it without services for the web types).
  */
 export function configureHttp(app: NestExpressApplication, config: AppConfig): OpenAPIObject {
-  app.set('trust proxy', config.http.trustProxy);
+  // SHOUHU__HTTP__TRUST_PROXY=2 arrives as the string "2": a hop count, not an address named "2".
+  const trustProxy = config.http.trustProxy;
+  app.set('trust proxy', typeof trustProxy === 'string' && /^\d+$/.test(trustProxy.trim()) ? Number(trustProxy) : trustProxy);
   app.disable('x-powered-by');
   app.use(requestIdMiddleware);
   // JSON only (no form bodies: a foreign page must not be able to post to us), checked for depth,

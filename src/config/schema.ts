@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, GB_ALARM_PRIORITIES, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
 
 /**
@@ -5,6 +6,15 @@ import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, GB_ALARM_PRIORITIES, IN
  * the compiler refuses a rule for a key that does not exist and a key without a rule
  * (test/unit/config.spec.ts checks config/default.json against it the same way at run time).
  */
+
+/** One entry of http.trustProxy's list: an Express name, an IP address or a subnet (what proxy-addr compiles without throwing). */
+function isProxyAddress(entry: string): boolean {
+  const [addr, bits, more] = entry.trim().split('/');
+  if (more !== undefined) return false;
+  if (bits === undefined && ['loopback', 'linklocal', 'uniquelocal'].includes(addr)) return true;
+  const family = isIP(addr);
+  return family !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+}
 
 /** A rule for one key; returns a problem description or null. */
 export type Rule = (value: unknown) => string | null;
@@ -69,7 +79,12 @@ export const SCHEMA: ConfigSchema = {
   'http.port': rules.int(0, 65535),
   'http.host': rules.str({ nonEmpty: true }),
   'http.bodyLimitKb': rules.int(1, 1024 * 1024),
-  'http.trustProxy': rules.bool(),
+  'http.trustProxy': (v) =>
+    typeof v === 'boolean' ||
+    (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 10) ||
+    (typeof v === 'string' && (/^\s*([1-9]|10)\s*$/.test(v) || v.split(',').every(isProxyAddress)))
+      ? null
+      : `must be false, true, a hop count 1–10, or proxy addresses/subnets such as 'loopback, 10.0.0.0/8' (got ${JSON.stringify(v)})`,
   'http.jsonMaxDepth': rules.int(4, 1000),
   'http.jsonMaxKeys': rules.int(100, 10_000_000),
   'database.url': rules.url(['postgres:', 'postgresql:']),
@@ -291,5 +306,6 @@ export const SCHEMA: ConfigSchema = {
   'ops.shutdownDeadlineMs': rules.int(1000, 600000),
   'ops.stateEveryMs': rules.int(200, 60000),
   'ops.queueBehindSeconds': rules.int(1, 3600),
+  'ops.readyCheckTimeoutMs': rules.int(100, 30000),
   'ops.metricsToken': rules.str({ pattern: /^$|^[\x21-\x7e]{16,256}$/, hint: "'' or 16–256 printable ASCII characters" }),
 };

@@ -32,7 +32,15 @@ export interface HttpConfig {
   port: number;
   host: string;
   bodyLimitKb: number;
-  trustProxy: boolean;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (login limits, audit log):
+   * Express `trust proxy`. false = the TCP peer; a number = that many proxy hops counted from the
+   * right; a string = the proxies' addresses/subnets or Express names, comma-separated
+   * ('loopback, 10.0.0.0/8'): the address is the right-most one not in that list, so entries a
+   * client put in the header itself are ignored. true = trust any sender (the left-most address):
+   * only behind a proxy that overwrites the header.
+   */
+  trustProxy: boolean | number | string;
   /** Deepest nesting of a JSON body, and most object keys in one (refused with 400 BODY_TOO_COMPLEX before parsing). */
   jsonMaxDepth: number;
   jsonMaxKeys: number;
@@ -457,6 +465,8 @@ export interface OpsConfig {
   stateEveryMs: number;
   /** Outbox jobs due this many seconds ago and not yet handed to the queue: the console shows "queue behind". */
   queueBehindSeconds: number;
+  /** GET /health/ready: each dependency check (Postgres, Redis, job schedulers) fails as `timeout` after this many ms. */
+  readyCheckTimeoutMs: number;
 }
 
 /**

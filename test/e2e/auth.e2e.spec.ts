@@ -178,3 +178,39 @@ describe('authentication', () => {
     expect(rows.every((r: { ip: string | null; request_id: string | null }) => r.ip && r.request_id)).toBe(true);
   });
 });
+
+describe('login limits behind a reverse proxy (http.trustProxy names the proxies: issue 12 §7)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // The test client connects over loopback: loopback is the proxy, the address is the right-most other one.
+    t = await startApp({
+      http: { trustProxy: 'loopback' },
+      auth: { loginMaxAttemptsPerAccount: 3, loginMaxAttemptsPerAccountGlobal: 8, loginMaxAttemptsPerAddress: 1000 },
+    });
+  });
+  afterAll(() => t.close());
+
+  const login = (username: string, forwardedFor: string, password = PASSWORD) =>
+    t.http().post('/api/v1/auth/login').set('X-Forwarded-For', forwardedFor).send({ username, password });
+
+  it('counts the address the proxy saw; what the client wrote into the header cannot dodge the limit or lock out others', async () => {
+    const { username } = await t.userToken('operator', undefined, 'op.proxied');
+    // An attacker at 203.0.113.7 rotates a forged left-most entry: still one (account, address) pair.
+    for (let i = 0; i < 3; i++) await login(username, `198.51.100.${i}, 203.0.113.7`, 'wrong-password!').expect(401);
+    const blocked = await login(username, '198.51.100.99, 203.0.113.7').expect(429);
+    expect(blocked.body.error.code).toBe('AUTH.TOO_MANY_ATTEMPTS');
+    // The owner, behind the same proxy from another address, still gets in.
+    await login(username, '192.0.2.10').expect(200);
+    // The limit was counted against the address the proxy saw, not the forged ones.
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM login_attempts WHERE key = $1`, [`pair:${username}|203.0.113.7`]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('the slower per-account limit still stops an attacker who owns many addresses', async () => {
+    const { username } = await t.userToken('operator', undefined, 'op.sprayed');
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await login(username, `203.0.113.${100 + i}`, 'wrong-password!')).status);
+    expect(statuses.slice(0, 8).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(8)).toEqual([429, 429]);
+  });
+});

@@ -24,6 +24,9 @@ describe('configuration', () => {
     [{ REDIS_URL: 'not a url' }, 'redis.url'],
     [{ SHOUHU__AUTH__LOGIN_WINDOW_SECONDS: '-5' }, 'auth.loginWindowSeconds'],
     [{ SHOUHU__DEMO__SEED_ON_START: 'maybe' }, 'demo.seedOnStart'],
+    [{ SHOUHU__HTTP__TRUST_PROXY: '1.2' }, 'http.trustProxy'],
+    [{ SHOUHU__HTTP__TRUST_PROXY: '10.0.0.0/33' }, 'http.trustProxy'],
+    [{ SHOUHU__HTTP__TRUST_PROXY: '11' }, 'http.trustProxy'],
   ])('refuses %j naming the key %s', (extra, key) => {
     expect(() => loadConfig(env(extra))).toThrow(ConfigError);
     try {
@@ -31,6 +34,14 @@ describe('configuration', () => {
     } catch (e) {
       expect((e as ConfigError).problems.join('\n')).toContain(key);
     }
+  });
+
+  it.each([
+    ['false', false],
+    ['2', '2'], // a hop count (bootstrap hands Express the number)
+    ['loopback, 10.0.0.0/8, fd00::/8', 'loopback, 10.0.0.0/8, fd00::/8'],
+  ])('takes http.trustProxy %j', (raw, expected) => {
+    expect(loadConfig(env({ SHOUHU__HTTP__TRUST_PROXY: raw })).http.trustProxy).toEqual(expected);
   });
 
   it('reports every problem at once', () => {

@@ -1,20 +1,49 @@
-import { Controller, Get, HttpStatus, Inject, Res } from '@nestjs/common';
+import { Controller, Get, HttpStatus, Inject, Logger, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Response } from 'express';
 import type Redis from 'ioredis';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Public } from '../../infra/access/decorators';
 import { QueueService } from '../../infra/queue/queue.service';
 import { REDIS } from '../../infra/redis/redis.module';
 
+class CheckTimeout extends Error {}
+
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
-  Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+  Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new CheckTimeout(`timed out after ${ms} ms`)), ms).unref())]);
+
+/** Socket-level failures: the dependency is not there (as opposed to answering with an error). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * What a public readiness answer may say about a failed check: a fixed word, never the driver's own
+ * message (it carries host names, ports, user names and SQL — issue 12: no internal text in answers).
+ * The detail goes to the log.
+ */
+export type ReadyFailure = 'timeout' | 'unreachable' | 'failed' | 'missing_schedulers';
+
+const failureOf = (e: unknown): ReadyFailure => {
+  if (e instanceof CheckTimeout) return 'timeout';
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && UNREACHABLE.has(code)) return 'unreachable';
+  const msg = (e as Error)?.message ?? '';
+  if (/Command timed out/i.test(msg)) return 'timeout'; // ioredis commandTimeout
+  // ioredis with its offline queue off / a closed client, and pg's pool after a terminated connection
+  if (/Connection is closed|Stream isn't writeable|max retries per request|Connection terminated|ECONNREFUSED/i.test(msg)) return 'unreachable';
+  return 'failed';
+};
 
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
+  private readonly log = new Logger('Health');
+  /** Last failure logged per check: a load balancer probes every few seconds, the log says each change once. */
+  private readonly lastFailure = new Map<string, string>();
+
   constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(QueueService) private readonly queue: QueueService,
@@ -33,24 +62,37 @@ export class HealthController {
    * while any is not so; `checks.schedulers.missing` names the missing ones. Alarm intake keeps
    * working through a Redis outage — this tells the operator and the load balancer, it is not a
    * reason to stop taking alarms on this process alone.
+   *
+   * Answer: `{ status: 'ok' | 'unavailable', checks: { postgres, redis, schedulers } }`, each check
+   * `{ ok: true, ms }` or `{ ok: false, error: ReadyFailure }` (a fixed word; the driver's message is
+   * logged once per change, never returned — this endpoint is public). Each check gives up after
+   * `ops.readyCheckTimeoutMs` (`timeout`).
    */
   @Public()
   @Get('ready')
   async ready(@Res({ passthrough: true }) res: Response) {
-    const check = async (fn: () => Promise<unknown>) => {
+    let missing: string[] = [];
+    const timeoutMs = this.config.ops.readyCheckTimeoutMs;
+    const check = async (name: string, fn: () => Promise<unknown>) => {
       const t = Date.now();
       try {
-        await withTimeout(fn(), 2000);
-        return { ok: true, ms: Date.now() - t };
+        await withTimeout(fn(), timeoutMs);
+        if (this.lastFailure.delete(name)) this.log.log(`ready: ${name} answers again`);
+        return { ok: true as const, ms: Date.now() - t };
       } catch (e) {
-        return { ok: false, error: (e as Error).message };
+        const error: ReadyFailure = name === 'schedulers' && !(e instanceof CheckTimeout) && missing.length ? 'missing_schedulers' : failureOf(e);
+        const detail = `${error}: ${(e as Error)?.message ?? String(e)}`;
+        if (this.lastFailure.get(name) !== detail) {
+          this.lastFailure.set(name, detail);
+          this.log.warn(`ready: ${name} not ready (${detail})`);
+        }
+        return { ok: false as const, error };
       }
     };
-    let missing: string[] = [];
     const [postgres, redis, schedulers] = await Promise.all([
-      check(() => this.db.query('SELECT 1')),
-      check(() => this.redis.ping()),
-      check(async () => {
+      check('postgres', () => this.db.query('SELECT 1')),
+      check('redis', () => this.redis.ping()),
+      check('schedulers', async () => {
         missing = await this.queue.missingSchedulers();
         if (missing.length) throw new Error(`missing job schedulers: ${missing.join(', ')}`);
       }),
