@@ -14,13 +14,28 @@ export interface AuditRecord {
   after?: object | null;
 }
 
-const SECRET_FIELDS = new Set(['passwordHash', 'password', 'secretHash', 'secret', 'tokenHash', 'qrToken']);
+/**
+ * Keys whose values never reach the audit log, at any depth (a user's `{ credentials: { password } }`,
+ * an import row, a channel's nested settings): matched on the key with case and `_`/`-` ignored, so
+ * `password_hash`, `sipPassword`, `accessToken`, `qrToken`, `apiKey`, `privateKey` are all caught.
+ */
+const SECRET_KEY = /pass(word|wd)|secret|token|apikey|privatekey|credential/;
+/** Deeper than this is replaced whole: the audit log is not a place for arbitrary trees. */
+const SCRUB_MAX_DEPTH = 8;
 
-function scrub(value: object | null | undefined): Record<string, unknown> | null {
-  if (!value) return null;
+function scrubValue(v: unknown, depth: number): unknown {
+  if (v === null || typeof v !== 'object' || v instanceof Date) return v;
+  if (depth >= SCRUB_MAX_DEPTH) return '[too deep]';
+  if (Array.isArray(v)) return v.map((x) => scrubValue(x, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) ? '[redacted]' : v;
+  for (const [k, x] of Object.entries(v)) out[k] = SECRET_KEY.test(k.toLowerCase().replace(/[_-]/g, '')) ? '[redacted]' : scrubValue(x, depth + 1);
   return out;
+}
+
+/** `value` with every secret-looking key's value replaced by '[redacted]', at every depth (exported for its unit test). */
+export function scrub(value: object | null | undefined): Record<string, unknown> | null {
+  if (!value) return null;
+  return scrubValue(value, 0) as Record<string, unknown>;
 }
 
 /**
