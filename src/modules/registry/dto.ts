@@ -41,6 +41,7 @@ const CODE_MSG = { message: '$property: letters, digits and _.- (at most 64), st
 const HHMM_MSG = { message: '$property: a time HH:mm (00:00–23:59)' };
 const GB_MSG = { message: '$property: a GB/T 28181 id of exactly 20 digits' };
 const PHONE = /^$|^\+?[0-9-]{5,20}$/;
+const PHONE_MSG = { message: 'phone: digits and dashes, optional leading +' };
 /** Query booleans arrive as strings. */
 const QueryBool = () => Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value));
 
@@ -113,6 +114,16 @@ export class CreateSchoolDto {
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(100000) studentCount?: number;
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(20000) staffCount?: number;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() boarding?: boolean;
+  @ApiPropertyOptional({ example: '李安' }) @IsOptional() @IsString() @MaxLength(100) securityChiefName?: string;
+  @ApiPropertyOptional({ example: '023-66881234' }) @IsOptional() @Matches(PHONE, PHONE_MSG) securityChiefPhone?: string;
+  @ApiPropertyOptional({ example: '王校长' }) @IsOptional() @IsString() @MaxLength(100) principalName?: string;
+  @ApiPropertyOptional() @IsOptional() @Matches(PHONE, PHONE_MSG) principalPhone?: string;
+  @ApiPropertyOptional({ example: '鱼洞派出所', description: 'the police station of the area (辖区派出所)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  policeStationName?: string;
+  @ApiPropertyOptional() @IsOptional() @Matches(PHONE, PHONE_MSG) policeStationPhone?: string;
   @ApiProperty() @ValidateNested() @Type(() => TimetableDto) timetable: TimetableDto;
   @ApiPropertyOptional() @IsOptional() @ValidateNested() @Type(() => CalendarDto) calendar?: CalendarDto;
 }
@@ -163,7 +174,7 @@ export class CreateGuardDto {
   @ApiProperty({ example: '张伟' }) @IsString() @MinLength(1) @MaxLength(50) name: string;
   @ApiProperty({ example: 'CQ-BA-2021-00017' }) @Matches(/^[A-Za-z0-9-]{4,32}$/, { message: 'licenceNo: 4–32 letters, digits or dashes' }) licenceNo: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() fullTime?: boolean;
-  @ApiPropertyOptional() @IsOptional() @Matches(PHONE, { message: 'phone: digits and dashes, optional leading +' }) phone?: string;
+  @ApiPropertyOptional() @IsOptional() @Matches(PHONE, PHONE_MSG) phone?: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() active?: boolean;
 }
 export class UpdateGuardDto extends PartialType(CreateGuardDto) {}

@@ -4,14 +4,17 @@ import type { DrillWindowItem } from '@/shared/server';
 import type {
   AlarmButton,
   ButtonTest,
+  DeviceStatusItem,
   DeviceSummary,
   DutyNow,
+  GuardItem,
   GuardPatrol,
   IncidentDetail,
   IncidentView,
   Me,
   NotificationChannel,
   NotificationDelivery,
+  OutageItem,
   Page,
   PlayTicket,
   PostCheckin,
@@ -63,6 +66,10 @@ export interface ResponseTypes {
   'get /api/v1/incidents': Page<IncidentView>;
   'get /api/v1/incidents/{id}': IncidentDetail;
   'get /api/v1/schools': Page<SchoolItem>;
+  'get /api/v1/schools/{id}': SchoolItem;
+  'get /api/v1/guards': Page<GuardItem>;
+  'get /api/v1/device-health/devices': Page<DeviceStatusItem>;
+  'get /api/v1/device-health/outages': Page<OutageItem>;
   'get /api/v1/device-health/summary': DeviceSummary;
   'get /api/v1/duty/now': DutyNow;
   'get /api/v1/notifications/channels': NotificationChannel[];

@@ -51,6 +51,22 @@ export interface SchoolItem {
   name: string;
   zoneId: string | null;
   address: string;
+  securityChiefName: string;
+  securityChiefPhone: string;
+  principalName: string;
+  principalPhone: string;
+  policeStationName: string;
+  policeStationPhone: string;
+}
+
+/** GET /guards items (src/modules/registry/entities/guard.entity.ts). */
+export interface GuardItem {
+  id: string;
+  schoolId: string;
+  name: string;
+  phone: string;
+  fullTime: boolean;
+  active: boolean;
 }
 
 export interface Page<T> {
@@ -76,6 +92,33 @@ export interface DeviceSummary {
   openOutages: number;
   zones: (DeviceCounts & { zoneId: string | null })[];
   schools: Page<DeviceCounts & { schoolId: string; name: string; zoneId: string | null }>;
+}
+
+/** GET /device-health/devices items (device-health.queries.ts `devices`). */
+export interface DeviceStatusItem {
+  id: string;
+  kind: 'camera' | 'alarm_device';
+  schoolId: string;
+  name: string;
+  status: 'online' | 'offline' | 'unknown' | 'fault';
+  /** Last sign of life the registry holds (null: never seen). */
+  lastSeenAt: string | null;
+  lastHeartbeatAt: string | null;
+  keepaliveSeconds: number | null;
+}
+
+/** GET /device-health/outages items (device-health.queries.ts `outageDto`). */
+export interface OutageItem {
+  id: string;
+  schoolId: string;
+  status: 'open' | 'closed';
+  openedAt: string;
+  closedAt: string | null;
+  offline: number;
+  peak: number;
+  affected: number;
+  overdue: boolean;
+  overdueAt: string | null;
 }
 
 /** Duty roles of the roster (src/config/sections.ts DUTY_ROLES). */

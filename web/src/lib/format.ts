@@ -44,3 +44,9 @@ export function useTicking(): () => void {
     }
   };
 }
+
+const dayFormat = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' });
+/** The day (YYYY-MM-DD) it is in Asia/Shanghai at `at` (default now): the district's day boundaries. */
+export function shanghaiDate(at: number | Date = Date.now()): string {
+  return dayFormat.format(at);
+}

@@ -2110,6 +2110,19 @@ export type components = {
             lng?: Record<string, never> | null;
             /** @example 箭滩河小学 */
             name: string;
+            /**
+             * @description the police station of the area (辖区派出所)
+             * @example 鱼洞派出所
+             */
+            policeStationName?: string;
+            policeStationPhone?: string;
+            /** @example 王校长 */
+            principalName?: string;
+            principalPhone?: string;
+            /** @example 李安 */
+            securityChiefName?: string;
+            /** @example 023-66881234 */
+            securityChiefPhone?: string;
             staffCount?: number;
             studentCount?: number;
             timetable: components["schemas"]["TimetableDto"];
@@ -2429,6 +2442,19 @@ export type components = {
             lng?: Record<string, never> | null;
             /** @example 箭滩河小学 */
             name?: string;
+            /**
+             * @description the police station of the area (辖区派出所)
+             * @example 鱼洞派出所
+             */
+            policeStationName?: string;
+            policeStationPhone?: string;
+            /** @example 王校长 */
+            principalName?: string;
+            principalPhone?: string;
+            /** @example 李安 */
+            securityChiefName?: string;
+            /** @example 023-66881234 */
+            securityChiefPhone?: string;
             staffCount?: number;
             studentCount?: number;
             timetable?: components["schemas"]["TimetableDto"];

@@ -15,6 +15,7 @@ import { TokenRevocations1764313700000 } from './1764313700000-TokenRevocations'
 import { IncidentEvidence1764315100000 } from './1764315100000-IncidentEvidence';
 import { PostGateCamera1764316900000 } from './1764316900000-PostGateCamera';
 import { GbDeviceCharset1764318100000 } from './1764318100000-GbDeviceCharset';
+import { SchoolCard1764318500000 } from './1764318500000-SchoolCard';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -35,4 +36,5 @@ export const MIGRATIONS = [
   IncidentEvidence1764315100000,
   PostGateCamera1764316900000,
   GbDeviceCharset1764318100000,
+  SchoolCard1764318500000,
 ];

@@ -20,6 +20,13 @@ export class School {
   @Column({ type: 'integer', default: 0 }) studentCount: number;
   @Column({ type: 'integer', default: 0 }) staffCount: number;
   @Column({ type: 'boolean', default: false }) boarding: boolean;
+  /** The school card an operator sees on each alarm (issue 13): who to call, and the police station of the area. */
+  @Column({ type: 'text', default: '' }) securityChiefName: string;
+  @Column({ type: 'text', default: '' }) securityChiefPhone: string;
+  @Column({ type: 'text', default: '' }) principalName: string;
+  @Column({ type: 'text', default: '' }) principalPhone: string;
+  @Column({ type: 'text', default: '' }) policeStationName: string;
+  @Column({ type: 'text', default: '' }) policeStationPhone: string;
   @Column({ type: 'jsonb' }) timetable: Timetable;
   @Column({ type: 'jsonb', default: () => `'{"terms":[],"holidays":[]}'` }) calendar: TermCalendar;
   @CreateDateColumn({ type: 'timestamptz' }) createdAt: Date;
