@@ -229,6 +229,7 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.maxTcpConnections': rules.int(1, 1_000_000),
   'gb28181.queryTimeoutMs': rules.int(100, 120000),
   'gb28181.catalogTimeoutMs': rules.int(100, 600000),
+  'gb28181.catalogSubscribeSeconds': rules.int(0, 86400),
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),

@@ -340,6 +340,12 @@ export interface Gb28181Config {
   queryTimeoutMs: number;
   /** How long the parts of a Catalog response (SumNum) are awaited before what arrived is kept. */
   catalogTimeoutMs: number;
+  /**
+   * Catalog subscription (GB/T 28181-2016 §9.11.1 SUBSCRIBE Event: Catalog) requested after each
+   * registration, in seconds, refreshed at 80 % of what the device grants (RFC 6665 §4.1.2.1);
+   * 0 = do not subscribe. Devices then NOTIFY channel changes (ON / OFF / VLOST / DEFECT) at once.
+   */
+  catalogSubscribeSeconds: number;
   /** How long an answer is kept to answer a retransmitted request identically. */
   transactionTtlMs: number;
   /** Longest registration granted (a device asking for more gets this). */

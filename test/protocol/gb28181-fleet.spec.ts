@@ -1,4 +1,5 @@
 import * as iconv from 'iconv-lite';
+import { DeviceHealthService } from '../../src/modules/device-health';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { until } from '../support/processes';
@@ -39,7 +40,16 @@ describe('GB/T 28181 fleets (issue 16)', () => {
 
   beforeAll(async () => {
     t = await startApp({
-      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD, queryTimeoutMs: 1000, housekeepingMs: 200 },
+      gb28181: {
+        enabled: true,
+        host: '127.0.0.1',
+        port: 0,
+        platformId: PLATFORM,
+        defaultPassword: PASSWORD,
+        queryTimeoutMs: 1000,
+        housekeepingMs: 200,
+        catalogSubscribeSeconds: 2,
+      },
       liveness: { sweepEveryMs: 0 },
     });
     sipPort = t.app.get(SipServer).port;
@@ -181,6 +191,105 @@ describe('GB/T 28181 fleets (issue 16)', () => {
 
       const bad = await t.http().patch(`/api/v1/gb28181/devices/${forced.deviceId}`).set(auth(admin)).send({ charset: 'BIG5' }).expect(400);
       expect(JSON.stringify(bad.body)).toContain('charset');
+    });
+  });
+
+  describe('per-channel status (§2)', () => {
+    const sweep = () => t.app.get(DeviceHealthService).sweep(Date.now() + 1);
+    const statuses = async (deviceId: string) => Object.fromEntries((await cameras(deviceId)).map((c) => [c.channelId, c.status]));
+    async function expectStatuses(deviceId: string, want: Record<string, string>) {
+      let got: Record<string, string> = {};
+      await until(
+        async () => {
+          got = await statuses(deviceId);
+          return Object.entries(want).every(([k, v]) => got[k] === v);
+        },
+        10000,
+        `statuses ${JSON.stringify(want)}`,
+      ).catch(() => expect(got).toEqual(want));
+    }
+    const transitions = async (cameraId: string) =>
+      (await t.db.query(`SELECT to_status FROM device_transitions WHERE device_id = $1 ORDER BY at, id`, [cameraId])).rows.map(
+        (r: { to_status: string }) => r.to_status,
+      );
+    const notifyBody = (dev: string, events: [string, string][]) =>
+      `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Catalog</CmdType>\r\n<SN>${++seq}</SN>\r\n<DeviceID>${dev}</DeviceID>\r\n<SumNum>${events.length}</SumNum>\r\n<DeviceList Num="${events.length}">\r\n${events
+        .map(([id, ev]) => `<Item><DeviceID>${id}</DeviceID><Event>${ev}</Event></Item>`)
+        .join('\r\n')}\r\n</DeviceList>\r\n</Notify>\r\n`;
+
+    /** An NVR of three channels placed in school A, the second reported Status OFF in its Catalog. */
+    async function nvrWithChannels() {
+      const n = await nvr();
+      const ch = [1, 2, 3].map((i) => chId(n.deviceId, i));
+      const items = [
+        { id: ch[0], name: '南门', status: 'ON' },
+        { id: ch[1], name: '北门', status: 'OFF' },
+        { id: ch[2], name: '操场', status: 'ON' },
+      ];
+      expect(await n.dev.message(catalogBody(n.deviceId, n.sn, items, 'GB18030', 'GB2312'))).toBe(200);
+      await namesOf(n.deviceId, 3);
+      const ids = Object.fromEntries((await cameras(n.deviceId)).map((c) => [c.channelId, c.id]));
+      return { ...n, ch, cam: ch.map((c) => ids[c]) };
+    }
+
+    it('a channel reported Status OFF in the Catalog is offline (transition, outage) and the NVR keepalive does not bring it back', async () => {
+      const { deviceId, dev, ch, cam } = await nvrWithChannels();
+      expect(await dev.sendKeepalive()).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[2]]: 'online' });
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'online' });
+      expect(await dev.sendKeepalive()).toBe(200);
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'online' });
+      expect(await transitions(cam[1])).toEqual(['offline']);
+      const faults = await t.db.query(`SELECT device_id FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`, [cam[1]]);
+      expect(faults.rows).toHaveLength(1);
+      const outages = await t.http().get('/api/v1/device-health/outages').set(auth(admin)).expect(200);
+      expect(JSON.stringify(outages.body)).toContain(seed.schoolA.id);
+    });
+
+    it('Catalog notifications: Event OFF (NOTIFY) takes the camera offline, Event ON (MESSAGE) brings it back at once', async () => {
+      const { deviceId, dev, ch, cam } = await nvrWithChannels();
+      expect(await dev.sendKeepalive()).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[2]]: 'online' });
+      expect(await dev.notify(notifyBody(deviceId, [[ch[0], 'OFF']]))).toBe(200);
+      await until(async () => (await sweep()) && (await statuses(deviceId))[ch[0]] === 'offline', 10000, 'channel 1 offline');
+      expect(await dev.sendKeepalive()).toBe(200);
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'offline', [ch[2]]: 'online' });
+      expect(await dev.message(notifyBody(deviceId, [[ch[0], 'ON']]))).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online' });
+      expect(await transitions(cam[0])).toEqual(['online', 'offline', 'online']);
+      // VLOST (video lost) counts as down; the status is kept on the channel.
+      expect(await dev.message(notifyBody(deviceId, [[ch[2], 'VLOST']]))).toBe(200);
+      await until(async () => (await sweep()) && (await statuses(deviceId))[ch[2]] === 'offline', 10000, 'channel 3 offline');
+      const listed = await t.http().get('/api/v1/gb28181/channels').query({ deviceId }).set(auth(admin)).expect(200);
+      expect(listed.body.items.find((c: { channelId: string }) => c.channelId === ch[2]).status).toBe('VLOST');
+      expect(cam).toHaveLength(3);
+    });
+
+    it('Keepalive <Info><DeviceList> of faulty channels: those cameras go offline; a keepalive without them brings them back', async () => {
+      const { deviceId, dev, ch, cam } = await nvrWithChannels();
+      expect(await dev.sendKeepalive()).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[2]]: 'online' });
+      expect(await dev.sendKeepalive([ch[2]])).toBe(200);
+      await until(async () => (await sweep()) && (await statuses(deviceId))[ch[2]] === 'offline', 10000, 'channel 3 offline');
+      expect(await dev.sendKeepalive([ch[2]])).toBe(200);
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'offline' });
+      expect(await dev.sendKeepalive()).toBe(200);
+      // Back, but the channel its Catalog reported OFF stays down.
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'online' });
+      expect(await transitions(cam[2])).toEqual(['online', 'offline', 'online']);
+    });
+
+    it('subscribes to Catalog changes after registration and refreshes the subscription in the same dialog (Call-ID, next CSeq)', async () => {
+      const { dev } = await nvr();
+      await until(() => dev.count('SUBSCRIBE') >= 2, 8000, 'a SUBSCRIBE refresh');
+      const subs = dev.log.filter((l) => l.method === 'SUBSCRIBE');
+      expect(new Set(subs.map((s) => s.callId)).size).toBe(1);
+      expect(subs[1].cseq).toBe(subs[0].cseq + 1);
+      expect(subs[0].body).toContain('<CmdType>Catalog</CmdType>');
     });
   });
 });

@@ -46,8 +46,14 @@ export class GbCameras {
     if (state.cameraIds && !reload) return Promise.resolve(state.cameraIds);
     state.loadingCameras ??= (async () => {
       try {
-        const cams = await this.provisioning.gbDeviceCameras(state.deviceId);
+        const [cams, off] = await Promise.all([
+          this.provisioning.gbDeviceCameras(state.deviceId),
+          state.offChannels ? Promise.resolve(null) : this.store.downChannels(state.deviceId),
+        ]);
+        if (off) state.offChannels ??= new Set(off);
         state.cameraIds = cams.map((c) => c.id);
+        state.cameraByChannel = new Map(cams.map((c) => [c.channelId, c.id]));
+        this.recomputeHeartbeats(state);
         if (!state.schoolId && cams.length) {
           state.schoolId = cams[0].schoolId;
           this.states.touch(state.deviceId);
@@ -60,6 +66,30 @@ export class GbCameras {
       }
     })();
     return state.loadingCameras;
+  }
+
+  /**
+   * The cameras a keepalive of this device refreshes: all of its cameras but those of channels it
+   * reported down (GB/T 28181 Catalog Status OFF, Notify Event OFF/VLOST/DEFECT, Keepalive faulty
+   * list). Computed here, when either side changes, so the keepalive path only reads an array.
+   */
+  recomputeHeartbeats(state: DeviceState): void {
+    if (!state.cameraIds || !state.cameraByChannel) return;
+    const down = this.downCameras(state);
+    state.heartbeatIds = down.size === 0 ? state.cameraIds : state.cameraIds.filter((id) => !down.has(id));
+  }
+
+  /** Camera ids of the device's channels reported down (needs `camerasOf` loaded). */
+  downCameras(state: DeviceState): Set<string> {
+    const out = new Set<string>();
+    const map = state.cameraByChannel;
+    if (!map) return out;
+    for (const set of [state.offChannels, state.faultyChannels])
+      for (const ch of set ?? []) {
+        const cam = map.get(ch);
+        if (cam) out.add(cam);
+      }
+    return out;
   }
 
   /** Registration ended: the device's cameras go offline at the next device-health sweep. */

@@ -1,8 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
+import { GbChannelStatus } from './gb-channel-status';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import type { Gb28181Config } from '../../config/sections';
 import { sipEvents } from './gb28181.metrics';
@@ -37,6 +39,7 @@ export class GbCatalog {
     private readonly cameras: GbCameras,
     private readonly client: SipClient,
     private readonly endpoint: SipEndpoint,
+    private readonly channels: GbChannelStatus,
   ) {
     this.cfg = config.gb28181;
   }
@@ -55,6 +58,39 @@ export class GbCatalog {
     const [catalog, deviceInfo] = await Promise.all([q('Catalog'), q('DeviceInfo')]);
     sipEvents.inc({ event: catalog === 200 ? 'catalog_query_ok' : 'catalog_query_failed' });
     return { catalog, deviceInfo };
+  }
+
+  /**
+   * SUBSCRIBE to the device's Catalog changes (GB/T 28181-2016 §9.11.1) for `catalogSubscribeSeconds`,
+   * refreshed at 80 % of the period the device granted (RFC 6665 §4.1.2.1: refresh before expiry);
+   * a refused or unanswered SUBSCRIBE is tried again at the same pace (many older devices do not
+   * support it; their catalog statuses and keepalives still count). Ends with the registration.
+   */
+  async subscribeCatalog(state: DeviceState): Promise<void> {
+    const expires = this.cfg.catalogSubscribeSeconds;
+    if (expires === 0 || !state.registered) return;
+    const sub = (state.subscription ??= {
+      callId: `${randomBytes(8).toString('hex')}@${this.endpoint.advertised}`,
+      fromTag: randomBytes(4).toString('hex'),
+      cseq: 0,
+      timer: null,
+    });
+    if (sub.timer) clearTimeout(sub.timer);
+    sub.timer = null;
+    sub.cseq++;
+    const r = await this.client.subscribe(state, { callId: sub.callId, fromTag: sub.fromTag, cseq: sub.cseq, expires, sn: this.client.nextSn() });
+    const ok = r.status >= 200 && r.status < 300;
+    sipEvents.inc({ event: ok ? 'catalog_subscribed' : 'catalog_subscribe_failed' });
+    if (state.subscription !== sub || !state.registered) return;
+    const period = ok && r.expires ? Math.min(r.expires, expires) : expires;
+    sub.timer = setTimeout(() => void this.subscribeCatalog(state).catch(() => undefined), Math.max(1000, period * 800));
+    sub.timer.unref();
+  }
+
+  /** The registration ended: no more subscription refreshes (the device's own subscription lapses). */
+  endSubscription(state: DeviceState): void {
+    if (state.subscription?.timer) clearTimeout(state.subscription.timer);
+    state.subscription = null;
   }
 
   /** Queries a registered device again (admin); null when it is not registered here. */
@@ -113,6 +149,8 @@ export class GbCatalog {
       await this.store.saveCatalog(a.deviceId, items);
       const state = this.states.devices.get(a.deviceId);
       if (state?.schoolId) await this.cameras.placeChannels(a.deviceId, state.schoolId);
+      // Each channel's own Status: a channel reported OFF is a camera offline, whatever the NVR's keepalives say.
+      if (state) await this.channels.onCatalog(state, items);
     } catch (e) {
       this.endpoint.warn(`catalog of ${a.deviceId} not recorded: ${(e as Error).message}`);
     }
@@ -135,5 +173,6 @@ export class GbCatalog {
   stop(): void {
     for (const c of this.assemblies.values()) clearTimeout(c.timer);
     this.assemblies.clear();
+    for (const s of this.states.devices.values()) if (s.subscription) this.endSubscription(s);
   }
 }

@@ -22,6 +22,19 @@ export interface DeviceState {
   /** Registry cameras under this device id; null until looked up. */
   cameraIds: string[] | null;
   loadingCameras: Promise<string[]> | null;
+  /** Camera id by channel id (with `cameraIds`). */
+  cameraByChannel: Map<string, string> | null;
+  /**
+   * Channels the device reported down (GB/T 28181-2016 §A.2.6.3 Catalog `Status` OFF, Catalog
+   * Notify `Event` OFF/VLOST/DEFECT), and those its last Keepalive listed as faulty (§A.2.5
+   * `<Info><DeviceList>`); null until loaded from gb_channels.
+   */
+  offChannels: Set<string> | null;
+  faultyChannels: Set<string>;
+  /** The cameras a keepalive refreshes: `cameraIds` without those of down channels (recomputed when either changes). */
+  heartbeatIds: string[] | null;
+  /** The Catalog subscription (§9.11.1 SUBSCRIBE Event: Catalog) and its refresh timer. */
+  subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null } | null;
 }
 
 /** The live view of one device's registration (admin). */
@@ -86,6 +99,11 @@ export class GbDeviceStates {
       charset: r?.charset ?? 'auto',
       cameraIds: null,
       loadingCameras: null,
+      cameraByChannel: null,
+      offChannels: null,
+      faultyChannels: new Set(),
+      heartbeatIds: null,
+      subscription: null,
     };
   }
 

@@ -3,8 +3,10 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DeviceHealthService } from '../device-health';
 import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
+import { GbChannelStatus } from './gb-channel-status';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import { FastKeepalive } from './keepalive-fast';
+import { XmlElement } from './manscdp';
 import { SipEndpoint } from './sip-endpoint';
 import { ResponseBasis } from './sip-message';
 import { Peer } from './sip-transport';
@@ -27,6 +29,7 @@ export class GbKeepalive {
     private readonly states: GbDeviceStates,
     private readonly cameras: GbCameras,
     private readonly health: DeviceHealthService,
+    private readonly channels: GbChannelStatus,
   ) {
     this.maxBatchSize = config.liveness.maxBatchSize;
   }
@@ -52,16 +55,18 @@ export class GbKeepalive {
     return true;
   }
 
-  /** A keepalive from a registered device: answered, and its cameras' heartbeats queued. */
-  onKeepalive(req: ResponseBasis, peer: Peer, state: DeviceState, now: number): void {
+  /** A keepalive from a registered device: answered, and the heartbeats of its cameras not reported down queued. */
+  onKeepalive(req: ResponseBasis, peer: Peer, state: DeviceState, now: number, el: XmlElement | null = null): void {
+    // Faulty channels listed in <Info> (or none: a plain keepalive after a list) — one size check on the fast path.
+    if (el || state.faultyChannels.size) this.channels.onKeepalive(state, el);
     // Not cached: the answer is deterministic (To tag from the branch), and a repeat is harmless.
     this.endpoint.reply(req, peer, 200, 'keepalive', null);
     state.lastKeepaliveAt = now;
     state.peer = peer; // NAT mappings move; queries go where the device is now
-    if (state.cameraIds) this.queueHeartbeats(state.cameraIds);
+    if (state.heartbeatIds) this.queueHeartbeats(state.heartbeatIds);
     else
       void this.cameras.camerasOf(state).then(
-        (ids) => this.queueHeartbeats(ids),
+        () => this.queueHeartbeats(state.heartbeatIds ?? []),
         (e) => this.endpoint.warn(`camera lookup failed: ${(e as Error).message}`),
       );
   }

@@ -95,11 +95,13 @@ export class GbRegistrar {
       // A (re)started device: learn its cameras and school, then ask what it has (§9.5, §9.5.3).
       await this.cameras.camerasOf(state, true);
       void this.catalog.queryDevice(state);
+      void this.catalog.subscribeCatalog(state).catch((e) => this.endpoint.warn(`SUBSCRIBE of ${id} failed: ${(e as Error).message}`));
     }
   }
 
   private unregister(state: DeviceState, now: number): void {
     state.registered = false;
+    this.catalog.endSubscription(state);
     state.expiresAt = Math.min(state.expiresAt, now);
     this.states.touch(state.deviceId);
   }
@@ -110,6 +112,7 @@ export class GbRegistrar {
     for (const s of this.states.devices.values()) {
       if (s.registered && s.expiresAt <= now) {
         s.registered = false;
+        this.catalog.endSubscription(s);
         this.states.touch(s.deviceId);
         expired.push(s);
       }

@@ -5,6 +5,7 @@ import { DeviceHealthModule } from '../device-health';
 import { RegistryModule } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCameras } from './gb-cameras';
+import { GbChannelStatus } from './gb-channel-status';
 import { GbCatalog } from './gb-catalog';
 import { GbDeviceStates } from './gb-device-states';
 import { GbKeepalive } from './gb-keepalive';
@@ -29,7 +30,7 @@ import { SipServer } from './sip-server';
 @Module({
   imports: [RegistryModule, DeviceHealthModule, AlarmsModule],
   controllers: [Gb28181Controller],
-  providers: [Gb28181Store, GbDeviceStates, SipEndpoint, SipClient, GbCameras, GbCatalog, GbRegistrar, GbKeepalive, GbAlarms, SipServer],
+  providers: [Gb28181Store, GbDeviceStates, SipEndpoint, SipClient, GbCameras, GbChannelStatus, GbCatalog, GbRegistrar, GbKeepalive, GbAlarms, SipServer],
   exports: [SipServer],
 })
 export class Gb28181Module implements OnApplicationBootstrap, BeforeApplicationShutdown {

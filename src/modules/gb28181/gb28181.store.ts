@@ -118,6 +118,24 @@ export class Gb28181Store {
     });
   }
 
+  /** Channels of a device whose last reported status is down (GB/T 28181 Status OFF, Event OFF/VLOST/DEFECT). */
+  async downChannels(deviceId: string): Promise<string[]> {
+    const rows: { channelId: string }[] = await this.db.query(
+      `SELECT channel_id AS "channelId" FROM gb_channels WHERE device_id = $1 AND upper(status) IN ('OFF', 'OFFLINE', 'VLOST', 'DEFECT')`,
+      [deviceId],
+    );
+    return rows.map((r) => r.channelId);
+  }
+
+  /** Records channels' status as reported by a Catalog notification (channels not in gb_channels yet are skipped). */
+  async setChannelStatuses(deviceId: string, changes: { channelId: string; status: string }[]): Promise<void> {
+    if (changes.length === 0) return;
+    await this.db.query(
+      `UPDATE gb_channels g SET status = v.s, reported_at = now() FROM unnest($2::text[], $3::text[]) AS v(c, s) WHERE g.device_id = $1 AND g.channel_id = v.c`,
+      [deviceId, changes.map((c) => c.channelId), changes.map((c) => c.status.slice(0, 20))],
+    );
+  }
+
   /** Channels of the given devices not yet placed as cameras (optionally only some channel ids). */
   unplacedChannels(deviceId: string, channelIds?: string[], m: EntityManager = this.db.manager): Promise<(CatalogItem & { deviceId: string })[]> {
     return m.query(

@@ -5,7 +5,7 @@ import type { Gb28181Config } from '../../config/sections';
 import { sipDomain } from './gb28181.config';
 import { SipEndpoint } from './sip-endpoint';
 import { InviteClient, InviteError, PlayAnswer, PlayRequest } from './invite-client';
-import { buildRequest, SipRequest, SipResponse } from './sip-message';
+import { buildRequest, header, SipRequest, SipResponse } from './sip-message';
 import { Peer } from './sip-transport';
 
 /** Where a platform request goes: a device id and where it last spoke from (null = unreachable). */
@@ -15,7 +15,7 @@ export interface SipTarget {
 }
 
 interface ClientTx {
-  resolve: (status: number) => void;
+  resolve: (status: number, res?: SipResponse) => void;
   retransmit?: NodeJS.Timeout;
   timeout: NodeJS.Timeout;
 }
@@ -79,29 +79,71 @@ export class SipClient {
    * Resolves with the final status, 408 on timeout, 503 when the device cannot be reached.
    */
   sendMessage(target: SipTarget, body: Buffer): Promise<number> {
+    return this.request(target, { method: 'MESSAGE', body }).then((r) => (typeof r === 'number' ? r : r.status));
+  }
+
+  /**
+   * SUBSCRIBE to the device's Catalog changes (GB/T 28181-2016 §9.11.1; RFC 6665): `Event: Catalog`,
+   * the Catalog query as body. A refresh reuses the Call-ID and From tag with the next CSeq.
+   * Resolves with the status and the Expires the device granted (null when it did not say).
+   */
+  async subscribe(
+    target: SipTarget,
+    s: { callId: string; fromTag: string; cseq: number; expires: number; sn: number },
+  ): Promise<{ status: number; expires: number | null }> {
+    const body = Buffer.from(
+      `<?xml version="1.0" encoding="GB2312"?>\r\n<Query>\r\n<CmdType>Catalog</CmdType>\r\n<SN>${s.sn}</SN>\r\n<DeviceID>${target.deviceId}</DeviceID>\r\n</Query>\r\n`,
+      'latin1',
+    );
+    const r = await this.request(target, {
+      method: 'SUBSCRIBE',
+      body,
+      callId: s.callId,
+      fromTag: s.fromTag,
+      cseq: s.cseq,
+      headers: [
+        ['Event', `Catalog;id=${s.sn}`],
+        ['Expires', s.expires],
+        ['Contact', `<sip:${this.cfg.platformId}@${this.endpoint.advertised}:${this.endpoint.port}>`],
+      ],
+    });
+    if (typeof r === 'number') return { status: r, expires: null };
+    const granted = header(r, 'expires');
+    return { status: r.status, expires: granted && /^\d{1,10}$/.test(granted) ? Number(granted) : null };
+  }
+
+  /**
+   * A request to the device where it last spoke from, as a non-INVITE client transaction
+   * (RFC 3261 §17.1.2: retransmitted over UDP from T1 up to T2 until answered or timed out).
+   * Resolves with the final response, 408 on timeout, 503 when the device cannot be reached.
+   */
+  private request(
+    target: SipTarget,
+    r: { method: string; body: Buffer; callId?: string; fromTag?: string; cseq?: number; headers?: [string, string | number][] },
+  ): Promise<SipResponse | number> {
     const peer = target.peer;
     if (!peer || !this.endpoint.reachable(peer)) return Promise.resolve(503);
     const advertised = this.endpoint.advertised;
     const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
     const buf = buildRequest({
-      method: 'MESSAGE',
+      method: r.method,
       uri: `sip:${target.deviceId}@${peer.address.includes(':') ? `[${peer.address}]` : peer.address}:${peer.port}`,
       via: `SIP/2.0/${peer.transport} ${advertised}:${this.endpoint.port};rport;branch=${branch}`,
-      from: `<sip:${this.cfg.platformId}@${this.domain}>;tag=${randomBytes(4).toString('hex')}`,
+      from: `<sip:${this.cfg.platformId}@${this.domain}>;tag=${r.fromTag ?? randomBytes(4).toString('hex')}`,
       to: `<sip:${target.deviceId}@${this.domain}>`,
-      callId: `${randomBytes(8).toString('hex')}@${advertised}`,
-      cseq: 1,
-      headers: [['User-Agent', 'Shouhu']],
-      body,
+      callId: r.callId ?? `${randomBytes(8).toString('hex')}@${advertised}`,
+      cseq: r.cseq ?? 1,
+      headers: [['User-Agent', 'Shouhu'], ...(r.headers ?? [])],
+      body: r.body,
       contentType: 'Application/MANSCDP+xml',
     });
-    return new Promise<number>((resolve) => {
+    return new Promise<SipResponse | number>((resolve) => {
       const tx: ClientTx = {
-        resolve: (status) => {
+        resolve: (status, res) => {
           clearTimeout(tx.timeout);
           if (tx.retransmit) clearTimeout(tx.retransmit);
           this.pending.delete(branch);
-          resolve(status);
+          resolve(res ?? status);
         },
         timeout: setTimeout(() => tx.resolve(408), this.cfg.queryTimeoutMs),
       };
@@ -132,7 +174,7 @@ export class SipClient {
       tx.retransmit = undefined;
       return;
     }
-    tx.resolve(res.status);
+    tx.resolve(res.status, res);
   }
 
   /** Shutdown: every transaction still waiting ends with 503. */

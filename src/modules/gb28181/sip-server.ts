@@ -4,6 +4,7 @@ import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
+import { GbChannelStatus } from './gb-channel-status';
 import { GbDeviceStates, LiveRegistration } from './gb-device-states';
 import { InviteError, PlayAnswer, PlayRequest } from './invite-client';
 import { GbKeepalive } from './gb-keepalive';
@@ -17,7 +18,7 @@ import { SipEndpoint } from './sip-endpoint';
 import { header, parseSip, SipParseError, SipRequest } from './sip-message';
 import { Peer } from './sip-transport';
 
-const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, OPTIONS, ACK, BYE'];
+const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE'];
 
 /**
  * The GB/T 28181 SIP front end: device registration (digest), keepalives into device health,
@@ -42,6 +43,7 @@ export class SipServer {
     private readonly keepalive: GbKeepalive,
     private readonly alarms: GbAlarms,
     private readonly catalog: GbCatalog,
+    private readonly channels: GbChannelStatus,
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
@@ -119,7 +121,9 @@ export class SipServer {
       if (msg.kind === 'response') return this.client.onResponse(msg);
       if (msg.method === 'ACK') return;
       const key =
-        msg.method === 'MESSAGE' || msg.method === 'REGISTER' ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}` : null;
+        msg.method === 'MESSAGE' || msg.method === 'REGISTER' || msg.method === 'NOTIFY'
+          ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}`
+          : null;
       // A retransmission: the same answer again, or nothing while the first is being worked on.
       if (key !== null && this.endpoint.retransmitted(key, peer)) return;
       switch (msg.method) {
@@ -128,6 +132,7 @@ export class SipServer {
           this.registrar.onRegister(msg, peer, key!).catch((e) => this.endpoint.fail(msg, peer, key, 'register', e));
           return;
         case 'MESSAGE':
+        case 'NOTIFY': // in our Catalog subscription (§9.11.2): a MANSCDP body like a MESSAGE's
           this.onManscdp(msg, peer, key!);
           return;
         case 'OPTIONS':
@@ -165,7 +170,13 @@ export class SipServer {
     // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1).
     if (!state || !state.registered || state.expiresAt <= now)
       return this.endpoint.reply(req, peer, 403, doc.cmdType === 'Keepalive' ? 'keepalive' : 'message', doc.cmdType === 'Keepalive' ? null : key);
-    if (doc.root === 'Notify' && doc.cmdType === 'Keepalive') return this.keepalive.onKeepalive(req, peer, state, now);
+    if (doc.root === 'Notify' && doc.cmdType === 'Keepalive') return this.keepalive.onKeepalive(req, peer, state, now, doc.el);
+    if (doc.root === 'Notify' && doc.cmdType === 'Catalog') {
+      // A channel's change (§9.11.2), by NOTIFY in our Catalog subscription or by MESSAGE.
+      this.endpoint.reply(req, peer, 200, 'catalog_notify', key);
+      this.channels.onCatalogNotify(state, doc.el).catch((e) => this.endpoint.warn(`catalog notify of ${id} not applied: ${(e as Error).message}`));
+      return;
+    }
     if (doc.root === 'Notify' && doc.cmdType === 'Alarm') {
       this.endpoint.working(key);
       this.alarms.onAlarm(req, peer, key, state, doc).catch((e) => this.endpoint.fail(req, peer, key, 'alarm', e));

@@ -42,7 +42,7 @@ interface Play {
 }
 
 export class GbCamera {
-  readonly log: { method: string; callId: string; at: number; body: string }[] = [];
+  readonly log: { method: string; callId: string; cseq: number; at: number; body: string }[] = [];
   /** MANSCDP requests of the platform (Query / Notify / Control …) by CmdType and SN, in order. */
   readonly queries: { root: string; cmdType: string; sn: string; body: string }[] = [];
   readonly plays = new Map<string, Play>();
@@ -168,8 +168,12 @@ export class GbCamera {
     this.registered = expires > 0;
   }
 
-  async sendKeepalive(): Promise<number> {
-    const body = `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>${this.sn++}</SN>\r\n<DeviceID>${this.o.deviceId}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n`;
+  /** A Keepalive (§A.2.5); `faulty`: channel ids listed as faulty in `<Info><DeviceList>` (an NVR with dead cameras). */
+  async sendKeepalive(faulty?: string[]): Promise<number> {
+    const info = faulty
+      ? `<Info>\r\n<DeviceList Num="${faulty.length}">\r\n${faulty.map((id) => `<Item><DeviceID>${id}</DeviceID></Item>\r\n`).join('')}</DeviceList>\r\n</Info>\r\n`
+      : '';
+    const body = `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>${this.sn++}</SN>\r\n<DeviceID>${this.o.deviceId}</DeviceID>\r\n<Status>OK</Status>\r\n${info}</Notify>\r\n`;
     const r = await this.request('MESSAGE', [], body, 'Application/MANSCDP+xml');
     return r.kind === 'response' ? r.status : 0;
   }
@@ -177,6 +181,20 @@ export class GbCamera {
   /** Sends a MESSAGE with this body (bytes as given) and resolves with the platform's final status. */
   async message(body: string | Buffer, contentType = 'Application/MANSCDP+xml'): Promise<number> {
     const r = await this.request('MESSAGE', [], body, contentType);
+    return r.kind === 'response' ? r.status : 0;
+  }
+
+  /** A NOTIFY in the platform's Catalog subscription (§9.11.2) with this body; resolves with the platform's status. */
+  async notify(body: string | Buffer): Promise<number> {
+    const r = await this.request(
+      'NOTIFY',
+      [
+        ['Event', 'Catalog'],
+        ['Subscription-State', 'active'],
+      ],
+      body,
+      'Application/MANSCDP+xml',
+    );
     return r.kind === 'response' ? r.status : 0;
   }
 
@@ -207,7 +225,7 @@ export class GbCamera {
       }
       return;
     }
-    this.log.push({ method: msg.method, callId: msg.callId, at: Date.now(), body: msg.body.toString('latin1') });
+    this.log.push({ method: msg.method, callId: msg.callId, cseq: msg.cseq.seq, at: Date.now(), body: msg.body.toString('latin1') });
     const reply = (status: number, extra: { headers?: [string, string | number][]; body?: string; contentType?: string } = {}) =>
       this.send(
         buildResponse(msg as SipRequest, status, {
@@ -225,6 +243,9 @@ export class GbCamera {
         if (root && cmdType) this.queries.push({ root, cmdType, sn: /<SN>(\d+)<\/SN>/.exec(text)?.[1] ?? '', body: text });
         return reply(200);
       }
+      case 'SUBSCRIBE':
+        // Granted as asked (§9.11.1).
+        return reply(200, { headers: [['Expires', header(msg, 'expires') ?? '3600']] });
       case 'INVITE':
         return void this.onInvite(msg, reply);
       case 'ACK': {

@@ -1,0 +1,130 @@
+import { Injectable } from '@nestjs/common';
+import { DeviceHealthService } from '../device-health';
+import { GB_ID_PATTERN } from '../registry';
+import { GbCameras } from './gb-cameras';
+import { DeviceState } from './gb-device-states';
+import { sipEvents } from './gb28181.metrics';
+import { Gb28181Store } from './gb28181.store';
+import { child, childText, XmlElement } from './manscdp';
+import { SipEndpoint } from './sip-endpoint';
+
+/** A channel as its device reports it: up, down, or a word we do not know (no change). */
+export type ChannelReport = 'on' | 'off' | null;
+
+/**
+ * A Catalog `Status` (GB/T 28181-2016 §A.2.6.3: ON / OFF; firmware also sends ONLINE / OFFLINE / OK)
+ * or a Catalog Notify `Event` (§A.2.6.3 / 2022 §A.2.5.3: ON, OFF, VLOST video lost, DEFECT fault;
+ * ADD / UPDATE carry a Status; DEL removes the channel).
+ */
+export function channelReport(word: string | undefined): ChannelReport {
+  switch ((word ?? '').trim().toUpperCase()) {
+    case 'ON':
+    case 'ONLINE':
+    case 'OK':
+      return 'on';
+    case 'OFF':
+    case 'OFFLINE':
+    case 'VLOST':
+    case 'DEFECT':
+    case 'DEL':
+      return 'off';
+    default:
+      return null;
+  }
+}
+
+/**
+ * Each channel's own state (issue 16 §2): a camera behind a live NVR follows what the NVR reports
+ * of that channel, not the NVR's keepalive. Down (Catalog Status OFF, Catalog Notify Event
+ * OFF/VLOST/DEFECT, listed in a Keepalive's `<Info>` as faulty) → the camera's deadline is brought
+ * forward (DeviceHealthService.expire), so the next sweep records it offline with its transition,
+ * outage and fault timer, and the NVR's keepalives no longer refresh it; up (ON) → a heartbeat, so
+ * it is back online at once. Statuses from catalogs and notifications are kept in gb_channels
+ * (a restart keeps knowing which channels are down); the keepalive list is replaced by each
+ * keepalive that carries one, and a plain keepalive means none is faulty.
+ */
+@Injectable()
+export class GbChannelStatus {
+  constructor(
+    private readonly store: Gb28181Store,
+    private readonly cameras: GbCameras,
+    private readonly health: DeviceHealthService,
+    private readonly endpoint: SipEndpoint,
+  ) {}
+
+  /** A complete Catalog was recorded: every channel's Status counts (unknown words change nothing). */
+  async onCatalog(state: DeviceState, items: { channelId: string; status: string }[]): Promise<void> {
+    await this.apply(
+      state,
+      items.map((i) => [i.channelId, channelReport(i.status)]),
+    );
+  }
+
+  /** A Catalog notification (NOTIFY after SUBSCRIBE, or MESSAGE, §9.11.2): each Item's Event (or Status). */
+  async onCatalogNotify(state: DeviceState, el: XmlElement): Promise<void> {
+    const reports: [string, ChannelReport][] = [];
+    const changes: { channelId: string; status: string }[] = [];
+    for (const item of child(el, 'DeviceList')?.children ?? []) {
+      if (item.name !== 'Item') continue;
+      const ch = childText(item, 'DeviceID') ?? '';
+      if (!GB_ID_PATTERN.test(ch)) continue;
+      const event = childText(item, 'Event');
+      const r = channelReport(event === undefined || /^(ADD|UPDATE)$/i.test(event) ? childText(item, 'Status') : event);
+      if (r === null) continue;
+      reports.push([ch, r]);
+      changes.push({ channelId: ch, status: r === 'on' ? 'ON' : (event ?? 'OFF').toUpperCase() });
+    }
+    sipEvents.inc({ event: 'catalog_notify' });
+    await this.store.setChannelStatuses(state.deviceId, changes);
+    await this.apply(state, reports);
+  }
+
+  /**
+   * The faulty channels of a keepalive (§A.2.5: `<Info><DeviceList><Item>` or `<Info><DeviceID>`),
+   * replacing the previous list; `el` null = a plain keepalive (none faulty). Synchronous for the
+   * keepalive's own heartbeats (they skip the faulty ones at once); the transitions follow in the background.
+   */
+  onKeepalive(state: DeviceState, el: XmlElement | null): void {
+    const info = el ? child(el, 'Info') : undefined;
+    if (!info && state.faultyChannels.size === 0) return;
+    const listed = new Set<string>();
+    const add = (id: string | undefined) => id && GB_ID_PATTERN.test(id.trim()) && listed.add(id.trim());
+    for (const c of info?.children ?? []) {
+      if (c.name === 'DeviceID') add(c.text);
+      else if (c.name === 'DeviceList') for (const item of c.children) if (item.name === 'Item') add(childText(item, 'DeviceID') ?? item.text);
+    }
+    const before = state.faultyChannels;
+    if (listed.size === before.size && [...listed].every((ch) => before.has(ch))) return;
+    const recovered = [...before].filter((ch) => !listed.has(ch));
+    state.faultyChannels = listed;
+    this.cameras.recomputeHeartbeats(state);
+    void this.apply(
+      state,
+      recovered.map((ch) => [ch, state.offChannels?.has(ch) ? 'off' : 'on']),
+    ).catch((e) => this.endpoint.warn(`channel status of ${state.deviceId} not applied: ${(e as Error).message}`));
+  }
+
+  /**
+   * Applies reports: the device's down set changes, the heartbeat list is recomputed, cameras of
+   * down channels are expired (idempotent: only cameras that still have a deadline are touched)
+   * and cameras of channels that came back get a heartbeat.
+   */
+  private async apply(state: DeviceState, reports: [string, ChannelReport][]): Promise<void> {
+    await this.cameras.camerasOf(state);
+    const off = (state.offChannels ??= new Set());
+    const back: string[] = [];
+    for (const [ch, r] of reports) {
+      if (r === 'off') off.add(ch);
+      else if (r === 'on') {
+        off.delete(ch);
+        if (!state.faultyChannels.has(ch)) back.push(ch);
+      }
+    }
+    this.cameras.recomputeHeartbeats(state);
+    const down = [...this.cameras.downCameras(state)];
+    const up = back.map((ch) => state.cameraByChannel?.get(ch)).filter((id): id is string => !!id);
+    const now = new Date();
+    if (down.length) await this.health.expire(down, now);
+    if (up.length && state.registered) await this.health.recordHeartbeats(up, now);
+  }
+}
