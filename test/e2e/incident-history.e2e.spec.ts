@@ -79,6 +79,21 @@ describe('incident history: filters, search, display names, export', () => {
     expect(await found({ q: '灭火器' }, staffB)).toEqual([]);
   });
 
+  it('counts closed and false alarms in the response statistics (the false-alarm rate)', async () => {
+    const stats = (await t.http().get('/api/v1/incidents/stats').set(auth(op)).expect(200)).body;
+    const day = stats.byDay.reduce(
+      (n: { closed: number; falseAlarms: number; count: number }, d: typeof n) => ({
+        count: n.count + d.count,
+        closed: n.closed + d.closed,
+        falseAlarms: n.falseAlarms + d.falseAlarms,
+      }),
+      { count: 0, closed: 0, falseAlarms: 0 },
+    );
+    expect(day).toEqual({ count: 5, closed: 2, falseAlarms: 1 });
+    const b = stats.bySchool.find((r: { schoolId: string }) => r.schoolId === seed.schoolB.id);
+    expect(b).toMatchObject({ count: 2, closed: 1, falseAlarms: 1 });
+  });
+
   it('answers field-level 400s to bad filters', async () => {
     const bad = async (query: Record<string, string>, field: string) => {
       const res = await t.http().get('/api/v1/incidents').set(auth(op)).query(query).expect(400);

@@ -48,6 +48,13 @@ export const SURFACES: Surface[] = [
     roles: ['operator', 'supervisor', 'admin', 'auditor', 'school_security'],
     component: () => import('@/surfaces/history/HistorySurface.vue'),
   },
+  // Statistics, trends, audit log and exports (ECharts lives in this chunk only); read-only, auditors included.
+  {
+    name: 'supervisor',
+    path: '/supervisor',
+    roles: ['supervisor', 'admin', 'auditor', 'operator'],
+    component: () => import('@/surfaces/supervisor/SupervisorSurface.vue'),
+  },
 ];
 
 export function homeFor(role: Role | null): RouteLocationRaw {

@@ -117,7 +117,8 @@ export class IncidentQueriesService {
 
   /**
    * Per-step durations (ms from the first press) at p50/p90, per school, per zone and per day
-   * (Asia/Shanghai). Drills and test alarms stay out.
+   * (Asia/Shanghai), with `count` (alarms), `closed` (resolved with an outcome) and `falseAlarms`
+   * (outcome false_alarm): the false-alarm rate is falseAlarms / closed. Drills and test alarms stay out.
    */
   async stats(user: AuthUser, q: { from?: string; to?: string; schoolId?: string }) {
     assertRole(user, READ_ROLES);
@@ -139,13 +140,14 @@ export class IncidentQueriesService {
       .join(', ');
     const rows: Record<string, unknown>[] = await this.db.query(
       `WITH d AS (
-         SELECT school_id, zone_id, school_name, (first_press_at AT TIME ZONE 'Asia/Shanghai')::date::text AS day, ${cols}
+         SELECT school_id, zone_id, school_name, (first_press_at AT TIME ZONE 'Asia/Shanghai')::date::text AS day, outcome, ${cols}
          FROM incidents
          WHERE NOT drill AND coalesce(outcome, '') NOT IN ('drill', 'test')
            AND first_press_at >= $1 AND first_press_at < $2 AND ($3::uuid IS NULL OR school_id = $3)
        )
        SELECT CASE WHEN GROUPING(school_id, school_name) = 0 THEN 'school' WHEN GROUPING(zone_id) = 0 THEN 'zone' ELSE 'day' END AS dim,
-              school_id AS "schoolId", school_name AS "schoolName", zone_id AS "zoneId", day, count(*)::int AS count, ${aggs}
+              school_id AS "schoolId", school_name AS "schoolName", zone_id AS "zoneId", day, count(*)::int AS count,
+              count(*) FILTER (WHERE outcome IS NOT NULL)::int AS closed, count(*) FILTER (WHERE outcome = 'false_alarm')::int AS "falseAlarms", ${aggs}
        FROM d GROUP BY GROUPING SETS ((school_id, school_name), (zone_id), (day))
        ORDER BY dim, "schoolName", day`,
       [from, to, schoolId ?? null],

@@ -3,6 +3,8 @@ import { ApiError } from './errors';
 import type { DrillWindowItem } from '@/shared/server';
 import type {
   AlarmButton,
+  AuditEntryItem,
+  ComplianceTrend,
   ButtonTest,
   DeviceStatusItem,
   DeviceSummary,
@@ -10,6 +12,7 @@ import type {
   GuardItem,
   GuardPatrol,
   IncidentDetail,
+  IncidentStats,
   IncidentView,
   Me,
   NotificationChannel,
@@ -70,6 +73,9 @@ export interface ResponseTypes {
   'get /api/v1/guards': Page<GuardItem>;
   'get /api/v1/device-health/devices': Page<DeviceStatusItem>;
   'get /api/v1/device-health/outages': Page<OutageItem>;
+  'get /api/v1/incidents/stats': IncidentStats;
+  'get /api/v1/compliance/trend': ComplianceTrend;
+  'get /api/v1/audit-log': { items: AuditEntryItem[]; nextBeforeId: string | null };
   'get /api/v1/device-health/summary': DeviceSummary;
   'get /api/v1/duty/now': DutyNow;
   'get /api/v1/notifications/channels': NotificationChannel[];

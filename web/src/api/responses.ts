@@ -121,6 +121,57 @@ export interface OutageItem {
   overdueAt: string | null;
 }
 
+/** One row of GET /incidents/stats (incident-queries.service.ts `stats`): durations in ms from the first press, null without data. */
+export interface StatsRow {
+  schoolId: string | null;
+  schoolName: string | null;
+  zoneId: string | null;
+  day: string | null;
+  count: number;
+  closed: number;
+  falseAlarms: number;
+  toConsoleP50: number | null;
+  toConsoleP90: number | null;
+  toAcknowledgedP50: number | null;
+  toAcknowledgedP90: number | null;
+  toRelayedP50: number | null;
+  toRelayedP90: number | null;
+  toOnSceneP50: number | null;
+  toOnSceneP90: number | null;
+  toResolvedP50: number | null;
+  toResolvedP90: number | null;
+}
+
+/** GET /incidents/stats. */
+export interface IncidentStats {
+  from: string;
+  to: string;
+  unit: 'ms';
+  bySchool: StatsRow[];
+  byZone: StatsRow[];
+  byDay: StatsRow[];
+}
+
+/** GET /compliance/trend (compliance.service.ts `trend`): shares 0–1 of schools meeting each target, null without schools. */
+export interface ComplianceTrend {
+  from: string;
+  to: string;
+  days: { date: string; schools: number; shares: Record<'closedCampus' | 'guards' | 'networked' | 'posts' | 'allMet', number | null> }[];
+}
+
+/** GET /audit-log items (audit-entry.entity.ts). */
+export interface AuditEntryItem {
+  id: string;
+  at: string;
+  actorType: string;
+  actorId: string | null;
+  actorName: string;
+  action: string;
+  entity: string;
+  entityId: string | null;
+  schoolId: string | null;
+}
+
 /** Duty roles of the roster (src/config/sections.ts DUTY_ROLES). */
 export type DutyRole = 'operator_desk' | 'duty_supervisor' | 'bureau_leader';
 

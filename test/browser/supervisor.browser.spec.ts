@@ -1,0 +1,102 @@
+import type { Browser } from 'playwright-core';
+import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+
+/**
+ * Supervisor and auditor surface (issue 13): response times and the false-alarm rate as ECharts
+ * charts and a table, the four targets' trend, the audit log, exports; the charts' code is loaded
+ * only with this surface (the operator's page never fetches it); auditors get the same read-only
+ * page, on a phone too; English without raw keys. Screenshots in test/artifacts/.
+ */
+describe('supervisor and auditor surface in Chromium', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  const open: ConsolePage[] = [];
+
+  beforeAll(async () => {
+    t = await startApp();
+    const admin = (await t.userToken('admin')).token;
+    seed = await seedMinimal(t, admin);
+    const op = (await t.userToken('operator', undefined, 'stats_op')).token;
+    await t.userToken('supervisor', undefined, 'sup_1');
+    await t.userToken('auditor', undefined, 'audit_1');
+    const raise = async (schoolId: string, location: string) =>
+      (await t.http().post('/api/v1/incidents').set(auth(op)).send({ schoolId, type: 'other', location }).expect(201)).body.id as string;
+    const close = async (id: string, outcome: string) => {
+      await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op)).send({}).expect(200);
+      await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op)).send({ outcome }).expect(200);
+    };
+    await close(await raise(seed.schoolA.id, '南门'), 'genuine');
+    await close(await raise(seed.schoolA.id, '北门'), 'false_alarm');
+    await close(await raise(seed.schoolB.id, '操场'), 'genuine');
+    await close(await raise(seed.schoolB.id, '食堂'), 'genuine');
+    browser = await launchChromium();
+  });
+
+  afterEach(async () => {
+    for (const cp of open.splice(0)) await cp.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  const login = async (user: string, opts: Parameters<typeof openConsole>[2] = {}) => {
+    const cp = await openConsole(browser, t.baseUrl, opts);
+    open.push(cp);
+    await cp.login(user, PASSWORD);
+    return cp;
+  };
+
+  it('charts response times and the false-alarm rate, shows the trend and the audit log, exports; the charts load with this surface only', async () => {
+    const scripts: string[] = [];
+    const cp = await openConsole(browser, t.baseUrl);
+    open.push(cp);
+    const { page } = cp;
+    page.on('request', (r) => r.resourceType() === 'script' && scripts.push(r.url()));
+    await cp.login('sup_1', PASSWORD);
+    await page.waitForSelector('#list-empty');
+    expect(scripts.some((u) => /SupervisorSurface/.test(u))).toBe(false);
+
+    await page.click('#nav-supervisor');
+    await page.waitForSelector('#s-count:text("4")');
+    expect(scripts.some((u) => /SupervisorSurface/.test(u))).toBe(true);
+    expect(await page.textContent('#s-false-rate')).toBe('25.0%');
+    expect(await page.textContent(`#s-schools tr[data-school-id="${seed.schoolA.id}"] .false-rate`)).toBe('50.0%');
+    await page.waitForSelector('#chart-response canvas');
+    expect(Number(await page.getAttribute('#chart-response', 'data-points'))).toBeGreaterThan(0);
+    expect(Number(await page.getAttribute('#chart-false', 'data-points'))).toBe(2);
+    await cp.screenshot('supervisor-stats');
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-incidents')]);
+    expect(download.suggestedFilename()).toMatch(/\.xlsx$/);
+
+    await page.click('[data-tab="compliance"]');
+    await page.waitForSelector('#chart-trend canvas');
+    expect(Number(await page.getAttribute('#chart-trend', 'data-points'))).toBeGreaterThan(0);
+
+    await page.click('[data-tab="audit"]');
+    await page.waitForSelector('#s-audit tr[data-audit-id]');
+    expect(await page.textContent('#s-audit')).toContain('stats_op');
+
+    await page.click('.bar .lang-switch');
+    await page.waitForSelector('[data-tab="audit"]:text("Audit log")');
+    await page.click('[data-tab="stats"]');
+    await page.waitForSelector('#s-false-rate');
+    expect(await rawKeysOnPage(page, ['sup_1'])).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+  });
+
+  it('an auditor on a phone gets the same read-only page: no action buttons anywhere', async () => {
+    const cp = await login('audit_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
+    const { page } = cp;
+    await page.waitForSelector('#s-count:text("4")');
+    await page.waitForSelector('#chart-response canvas');
+    expect(await page.$$('.act, #act-acknowledge, #act-resolve, #takeover')).toHaveLength(0);
+    await cp.screenshot('supervisor-auditor-phone');
+    expect(await cp.problems()).toEqual([]);
+  });
+});
