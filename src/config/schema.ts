@@ -181,6 +181,7 @@ export const SCHEMA: ConfigSchema = {
   'alarms.foldAnnounceEvery': rules.int(1, 100000),
   'alarms.foldQuietMs': rules.int(100, 600000),
   'alarms.exportMaxRows': rules.int(1, 1000000),
+  'alarms.handoverDefaultShiftHours': rules.int(1, 72),
   'alarms.drills.maxWindowMinutes': rules.int(1, 24 * 60),
   'alarms.drills.maxStartPastMinutes': rules.int(0, 60),
   'alarms.drills.maxLeadDays': rules.int(1, 366),

@@ -232,6 +232,8 @@ export interface AlarmsConfig {
   foldAnnounceFirst: number;
   foldAnnounceEvery: number;
   foldQuietMs: number;
+  /** A shift handover without `since` and without an earlier handover covers this many hours back. */
+  handoverDefaultShiftHours: number;
   /** Most incidents one GET /incidents/export may hold; more matching is a 400 asking for a narrower range. */
   exportMaxRows: number;
   /**

@@ -21,6 +21,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     await t.userToken('operator', undefined, 'desk_op');
+    await t.userToken('operator', undefined, 'next_op', '白班值班员');
     const h = auth(admin);
     await t
       .http()
@@ -136,6 +137,28 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     await page.click('#drill-close');
     await page.waitForSelector('#drill', { state: 'detached' });
     expect(await rawKeysOnPage(page)).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+  });
+
+  it('shift handover: one operator hands over with a note, the next sees it waiting and takes over', async () => {
+    const first = await login();
+    await first.page.click('#handover-start');
+    await first.page.fill('#handover-note', '南门摄像机离线已报修');
+    await first.page.click('#handover-submit');
+    await first.page.waitForSelector('#handover .pending:has-text("等待下一班值班员确认接班")');
+    expect(await first.page.$('#handover .take-over')).toBeNull();
+
+    const cp = await openConsole(browser, t.baseUrl);
+    open.push(cp);
+    await cp.login('next_op', PASSWORD);
+    const { page } = cp;
+    await page.waitForSelector('#handover .pending .note:text("南门摄像机离线已报修")');
+    expect(await page.textContent('#handover .pending')).toContain('desk_op');
+    await cp.screenshot('operator-handover');
+    await page.click('#handover .take-over');
+    await page.waitForSelector('#handover-message.ok');
+    await page.waitForSelector('#handover .pending', { state: 'detached' });
+    expect(await rawKeysOnPage(page, ['desk_op'])).toEqual([]);
     expect(await cp.problems()).toEqual([]);
   });
 });

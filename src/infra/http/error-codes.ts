@@ -203,6 +203,14 @@ export const ErrorCode = {
     /** [409] "Make real" on an incident that is not a drill, or no longer open; `details.status`, `details.drill`. */
     NOT_A_DRILL: 'ALARM.NOT_A_DRILL',
   },
+  HANDOVER: {
+    /** [404] */
+    NOT_FOUND: 'HANDOVER.NOT_FOUND',
+    /** [409] Someone acknowledged the handover first; `details`: `{ acknowledgedBy, acknowledgedAt }`. */
+    ALREADY_ACKNOWLEDGED: 'HANDOVER.ALREADY_ACKNOWLEDGED',
+    /** [409] The operator who handed over cannot take over their own shift. */
+    OWN: 'HANDOVER.OWN',
+  },
   DRILL_WINDOW: {
     /** [404] (another school's window too: no existence oracle) */
     NOT_FOUND: 'DRILL_WINDOW.NOT_FOUND',

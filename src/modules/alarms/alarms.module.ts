@@ -7,6 +7,8 @@ import { AlarmIntakeService } from './alarm-intake.service';
 import { ButtonTestsController } from './button-tests.controller';
 import { ButtonTestsService } from './button-tests.service';
 import { DrillWindowsService } from './drill-windows.service';
+import { HandoversController } from './handovers.controller';
+import { HandoversService } from './handovers.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentQueriesService } from './incident-queries.service';
@@ -20,7 +22,7 @@ import { PressFoldingService } from './press-folding.service';
  */
 @Module({
   imports: [RegistryModule],
-  controllers: [AlarmsController, ButtonTestsController],
+  controllers: [AlarmsController, ButtonTestsController, HandoversController],
   providers: [
     AlarmIntakeService,
     IncidentLifecycleService,
@@ -31,6 +33,7 @@ import { PressFoldingService } from './press-folding.service';
     IncidentNoticesService,
     PressFoldingService,
     ButtonTestsService,
+    HandoversService,
   ],
   exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService],
 })

@@ -120,6 +120,20 @@ export class IncidentQuery {
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
 }
 
+/** POST /handovers: what the leaving operator adds to the record. */
+export class ShiftHandoverDto {
+  @ApiPropertyOptional({ description: 'for the next operator: what to watch, what was promised' }) @IsOptional() @IsString() @MaxLength(2000) note?: string;
+  @ApiPropertyOptional({ description: 'start of the shift handed over (ISO 8601); default: the last handover, else alarms.handoverDefaultShiftHours ago' })
+  @IsOptional()
+  @IsStrictDateTime()
+  since?: string;
+}
+
+export class ShiftHandoverQuery {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100 }) @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) limit?: number;
+  @ApiPropertyOptional({ description: 'only those not yet acknowledged' }) @IsOptional() @Transform(toBool) @IsBoolean() pending?: boolean;
+}
+
 /** GET /incidents/export: the list's filters (no paging) and the file format. */
 export class IncidentExportQuery extends IncidentQuery {
   @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';

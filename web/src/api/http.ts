@@ -11,6 +11,7 @@ import type {
   DutyNow,
   GuardItem,
   GuardPatrol,
+  HandoverView,
   IncidentDetail,
   IncidentStats,
   IncidentView,
@@ -74,6 +75,9 @@ export interface ResponseTypes {
   'get /api/v1/device-health/devices': Page<DeviceStatusItem>;
   'get /api/v1/device-health/outages': Page<OutageItem>;
   'get /api/v1/incidents/stats': IncidentStats;
+  'get /api/v1/handovers': { items: HandoverView[] };
+  'post /api/v1/handovers': HandoverView;
+  'post /api/v1/handovers/{id}/acknowledge': HandoverView;
   'get /api/v1/compliance/trend': ComplianceTrend;
   'get /api/v1/audit-log': { items: AuditEntryItem[]; nextBeforeId: string | null };
   'get /api/v1/device-health/summary': DeviceSummary;

@@ -172,6 +172,29 @@ export interface AuditEntryItem {
   schoolId: string | null;
 }
 
+/** GET/POST /handovers (src/modules/alarms/handovers.service.ts HandoverView). */
+export interface HandoverView {
+  id: string;
+  fromUserId: string;
+  fromName: string;
+  shiftFrom: string;
+  at: string;
+  note: string;
+  summary: {
+    open: number;
+    unacknowledged: number;
+    oldestOpen: { id: string; schoolName: string; location: string; type: string; priority: string; status: string; firstPressAt: string }[];
+    raised: number;
+    resolved: number;
+    falseAlarms: number;
+    cancelled: number;
+    escalations: number;
+    notes: number;
+    latestNotes: { incidentId: string; at: string; actorName: string; note: string }[];
+  };
+  acknowledgedBy: { id: string; name: string; at: string } | null;
+}
+
 /** Duty roles of the roster (src/config/sections.ts DUTY_ROLES). */
 export type DutyRole = 'operator_desk' | 'duty_supervisor' | 'bureau_leader';
 

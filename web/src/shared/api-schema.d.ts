@@ -928,6 +928,38 @@ export type paths = {
         patch: operations["GuardsController_update"];
         trace?: never;
     };
+    "/api/v1/handovers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["HandoversController_list"];
+        put?: never;
+        post: operations["HandoversController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/handovers/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["HandoversController_acknowledge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/import/alarm-devices": {
         parameters: {
             query?: never;
@@ -2292,6 +2324,12 @@ export type components = {
         RunPlanDto: {
             /** @description the time slot to run (default: the latest cron occurrence); the same slot runs once */
             slot?: string;
+        };
+        ShiftHandoverDto: {
+            /** @description for the next operator: what to watch, what was promised */
+            note?: string;
+            /** @description start of the shift handed over (ISO 8601); default: the last handover, else alarms.handoverDefaultShiftHours ago */
+            since?: string;
         };
         SilenceChannelDto: {
             /** @example 运营商短信网关维护 */
@@ -4234,6 +4272,67 @@ export interface operations {
                 "application/json": components["schemas"]["UpdateGuardDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    HandoversController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description only those not yet acknowledged */
+                pending?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    HandoversController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShiftHandoverDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    HandoversController_acknowledge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {

@@ -16,6 +16,7 @@ import { IncidentEvidence1764315100000 } from './1764315100000-IncidentEvidence'
 import { PostGateCamera1764316900000 } from './1764316900000-PostGateCamera';
 import { GbDeviceCharset1764318100000 } from './1764318100000-GbDeviceCharset';
 import { SchoolCard1764318500000 } from './1764318500000-SchoolCard';
+import { ShiftHandovers1764318700000 } from './1764318700000-ShiftHandovers';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -37,4 +38,5 @@ export const MIGRATIONS = [
   PostGateCamera1764316900000,
   GbDeviceCharset1764318100000,
   SchoolCard1764318500000,
+  ShiftHandovers1764318700000,
 ];
