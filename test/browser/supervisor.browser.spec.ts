@@ -1,4 +1,6 @@
 import type { Browser } from 'playwright-core';
+import { DataSource } from 'typeorm';
+import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
@@ -31,6 +33,18 @@ describe('supervisor and auditor surface in Chromium', () => {
     await close(await raise(seed.schoolA.id, '北门'), 'false_alarm');
     await close(await raise(seed.schoolB.id, '操场'), 'genuine');
     await close(await raise(seed.schoolB.id, '食堂'), 'genuine');
+    const finding = (schoolId: string, label: string) => ({
+      source: 'audit' as const,
+      check: 'device_offline_24h',
+      schoolId,
+      subjectKind: 'school' as const,
+      subjectId: schoolId,
+      subjectLabel: label,
+      message: `${label} 摄像机离线超过24小时`,
+      at: new Date(),
+    });
+    const findings = t.app.get(FindingsService);
+    await t.app.get(DataSource).transaction((m) => findings.record(m, [finding(seed.schoolA.id, '甲小学'), finding(seed.schoolB.id, '乙小学')], new Date()));
     browser = await launchChromium();
   });
 
@@ -76,6 +90,15 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.click('[data-tab="compliance"]');
     await page.waitForSelector('#chart-trend canvas');
     expect(Number(await page.getAttribute('#chart-trend', 'data-points'))).toBeGreaterThan(0);
+
+    await page.click('[data-tab="patrol"]');
+    await page.waitForSelector('#s-tasks tr[data-task-id]');
+    expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(2);
+    expect(await page.textContent('#s-tasks')).toContain('甲小学');
+    expect(await page.$$('#s-findings li[data-finding-id]')).toHaveLength(2);
+    await page.click('[data-task-filter="closed"]');
+    await page.waitForSelector('#s-tasks-total:text("共 0 条")');
+    await cp.screenshot('supervisor-patrol');
 
     await page.click('[data-tab="audit"]');
     await page.waitForSelector('#s-audit tr[data-audit-id]');

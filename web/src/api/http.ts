@@ -9,6 +9,7 @@ import type {
   DeviceStatusItem,
   DeviceSummary,
   DutyNow,
+  FindingItem,
   GuardItem,
   GuardPatrol,
   HandoverView,
@@ -97,6 +98,7 @@ export interface ResponseTypes {
   'post /api/v1/post-checkins/{id}/checkout': PostCheckin;
   'post /api/v1/guard-patrols': GuardPatrol;
   'get /api/v1/rectification-tasks': Page<RectificationTask>;
+  'get /api/v1/patrol-findings': Page<FindingItem>;
   'post /api/v1/rectification-tasks/{id}/close': RectificationTask;
   'get /api/v1/compliance/schools': Page<SchoolCompliance>;
   'get /api/v1/alarm-devices': Page<AlarmButton>;

@@ -295,6 +295,21 @@ export interface RectificationTask {
   createdAt: string;
 }
 
+/** GET /patrol-findings items (src/modules/patrols/findings.service.ts FINDING_COLS). */
+export interface FindingItem {
+  id: string;
+  source: string;
+  check: string;
+  schoolId: string;
+  subjectKind: string;
+  subjectId: string | null;
+  subjectLabel: string;
+  message: string;
+  runId: string | null;
+  taskId: string | null;
+  at: string;
+}
+
 /** Why a school fails a target (src/modules/compliance/compliance.service.ts `compute`). */
 export interface ComplianceReasons {
   closedCampus?: { gates: { gate: string; at: string; source: string }[]; count: number };
