@@ -316,6 +316,13 @@ export interface SchoolRow {
   studentCount: number;
   staffCount: number;
   boarding: boolean;
+  /** The school card (issue 13). Demo values: names by role, fictitious numbers derived from the index (no random draw, so the rest of the seed is unchanged). */
+  securityChiefName: string;
+  securityChiefPhone: string;
+  principalName: string;
+  principalPhone: string;
+  policeStationName: string;
+  policeStationPhone: string;
   timetable: Timetable;
   calendar: TermCalendar;
   /** Index 1…n in code order: the school's block of GB/T 28181 serials. */
@@ -472,6 +479,12 @@ export function buildSchools(): SchoolRow[] {
       studentCount: students,
       staffCount: staff,
       boarding,
+      securityChiefName: `${s.name}保卫干部`,
+      securityChiefPhone: `1380230${String(i + 1).padStart(4, '0')}`,
+      principalName: `${s.name}校长`,
+      principalPhone: `023-6629${String(i + 1).padStart(4, '0')}`,
+      policeStationName: `巴南区公安分局${town.name}派出所`,
+      policeStationPhone: `023-6630${String(TOWNS.indexOf(town) + 1).padStart(4, '0')}`,
       timetable: timetableFor(s.type, [0, 0, 5, 10, -5][Math.floor(rand() * 5)]),
       calendar: CALENDAR_2026_27,
       index: i + 1,
