@@ -133,13 +133,15 @@ describe('registry import and export', () => {
 
   it('imports schools with codes for zone/group and a flat timetable, and posts with windows', async () => {
     const schools = [
-      'code,name,type,zoneCode,groupCode,studentCount,boarding,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd,holidays',
-      'SC,丙中学,初中,Z1,G1,1200,true,1-5,7:20,08:00,17:00,17:40,07:20,18:00,2026-10-01;2026-10-02',
+      'code,name,type,zoneCode,groupCode,studentCount,boarding,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd,holidays,辖区派出所,派出所电话',
+      'SC,丙中学,初中,Z1,G1,1200,true,1-5,7:20,08:00,17:00,17:40,07:20,18:00,2026-10-01;2026-10-02,鱼洞派出所,023-66880110',
     ].join('\n');
     const imported = await upload('schools', admin, schools);
     expect(imported.body).toMatchObject({ created: 1 });
-    const s = (await t.db.query(`SELECT type, zone_id, timetable, calendar, boarding FROM schools WHERE code = 'SC'`)).rows[0];
-    expect(s).toMatchObject({ type: 'middle', zone_id: seed.zone.id, boarding: true });
+    const s = (
+      await t.db.query(`SELECT type, zone_id, timetable, calendar, boarding, police_station_name, police_station_phone FROM schools WHERE code = 'SC'`)
+    ).rows[0];
+    expect(s).toMatchObject({ type: 'middle', zone_id: seed.zone.id, boarding: true, police_station_name: '鱼洞派出所', police_station_phone: '023-66880110' });
     expect(s.timetable).toEqual({
       weekdays: [1, 2, 3, 4, 5],
       arrival: { start: '07:20', end: '08:00' },

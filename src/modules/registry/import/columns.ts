@@ -187,6 +187,13 @@ const schoolColumns: Column[] = [
   col.num('studentCount', ['学生人数'], 'studentCount'),
   col.num('staffCount', ['教职工人数'], 'staffCount'),
   col.bool('boarding', ['寄宿'], 'boarding'),
+  // The school card shown on each alarm (issue 13).
+  col.text('securityChiefName', ['安保负责人'], 'securityChiefName'),
+  col.text('securityChiefPhone', ['安保负责人电话'], 'securityChiefPhone'),
+  col.text('principalName', ['校长'], 'principalName'),
+  col.text('principalPhone', ['校长电话'], 'principalPhone'),
+  col.text('policeStationName', ['辖区派出所'], 'policeStationName'),
+  col.text('policeStationPhone', ['派出所电话'], 'policeStationPhone'),
   {
     header: 'weekdays',
     aliases: ['上课日'],
