@@ -1,5 +1,6 @@
 import { DataSource, DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../../config/config';
+import { GuardedClient } from './guarded-client';
 import { MIGRATIONS } from './migrations';
 import { SnakeNamingStrategy } from './naming.strategy';
 
@@ -15,7 +16,8 @@ export function dataSourceOptions(config: Pick<AppConfig, 'database'>, entities:
     synchronize: false,
     // connectionTimeoutMillis bounds both a new connection and the wait for a free one of a full
     // pool: with Postgres down a request fails (503 UNAVAILABLE.DATABASE) instead of waiting.
-    extra: { max: config.database.poolSize, application_name: 'shouhu', connectionTimeoutMillis: config.database.connectTimeoutMs },
+    // Client: every pooled connection keeps an 'error' listener (guarded-client.ts: an unheard error exits the process).
+    extra: { max: config.database.poolSize, application_name: 'shouhu', connectionTimeoutMillis: config.database.connectTimeoutMs, Client: GuardedClient },
   };
 }
 

@@ -14,6 +14,13 @@ const RETRYABLE_SQLSTATE = /^(08...|57P0[123]|53300|40001|40P01)$/;
 const PG_CONNECTION =
   /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED|ECONNRESET|terminating connection|Connection refused|the database system is (starting up|shutting down)/i;
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+/**
+ * TypeORM's own words for the same thing: a transaction's connection died (pg_terminate_backend,
+ * a Postgres restart, a cut network) and TypeORM released its query runner on the connection's
+ * error event, so the transaction's next statement fails with these instead of a pg error.
+ * Nothing of that transaction was committed.
+ */
+const TYPEORM_CONNECTION_GONE = new Set(['QueryRunnerProviderAlreadyReleasedError', 'QueryRunnerAlreadyReleasedError', 'ConnectionIsNotSetError']);
 
 /** What ioredis and our bounded queue calls say when Redis is down or too slow. */
 const REDIS_DOWN = /^(Command timed out|Stream isn't writeable|Connection is closed|Reached the max retries per request limit|redis: .* not answered within)/;
@@ -39,7 +46,8 @@ export function fromUnavailable(e: unknown): DomainError | null {
   const code = typeof err.code === 'string' ? err.code : '';
   const db =
     (err instanceof DatabaseError && RETRYABLE_SQLSTATE.test(code)) ||
-    (!(err instanceof DatabaseError) && (PG_CONNECTION.test(message) || SOCKET_CODES.has(code)));
+    (!(err instanceof DatabaseError) && (PG_CONNECTION.test(message) || SOCKET_CODES.has(code))) ||
+    (typeof err.name === 'string' && TYPEORM_CONNECTION_GONE.has(err.name));
   if (db && !REDIS_DOWN.test(message)) {
     return new DomainError(
       HttpStatus.SERVICE_UNAVAILABLE,

@@ -1,0 +1,36 @@
+import { auth, TestApp } from './harness';
+
+/** An alarm button (一键报警) of the registry with its device credential, ready to press. */
+export interface TestButton {
+  id: string;
+  code: string;
+  authorization: string;
+}
+
+/** Creates a button at a school and its credential (admin token). */
+export async function createButton(
+  t: TestApp,
+  adminToken: string,
+  o: { schoolId: string; code: string; location?: string; areaKind?: string; policeLinked?: boolean },
+): Promise<TestButton> {
+  const dev = (
+    await t
+      .http()
+      .post('/api/v1/alarm-devices')
+      .set(auth(adminToken))
+      .send({ code: o.code, schoolId: o.schoolId, location: o.location ?? '东门', areaKind: o.areaKind ?? 'main_gate', policeLinked: o.policeLinked ?? false })
+      .expect(201)
+  ).body;
+  const cred = (await t.http().post('/api/v1/device-credentials').set(auth(adminToken)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
+  return { id: dev.id, code: o.code, authorization: cred.authorization };
+}
+
+/** One press over real HTTP (fetch, not supertest: a timeout aborts it as a device would give up). */
+export function press(baseUrl: string, button: TestButton, eventId: string, timeoutMs = 10_000): Promise<Response> {
+  return fetch(`${baseUrl}/api/v1/incidents/press`, {
+    method: 'POST',
+    headers: { Authorization: button.authorization, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ eventId }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+}
