@@ -7,6 +7,7 @@ import type { AlarmsConfig } from '../../config/sections';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope } from '../../infra/access/scope';
 import { SqlParams } from '../../infra/database/sql-params';
+import { turnBatch } from '../../infra/database/turn-batch';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { Actor, currentContext, requestContext, type RequestContext } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
@@ -164,8 +165,6 @@ export class AlarmIntakeService implements OnApplicationShutdown {
   /** Devices with events in a group still committing: their next events wait for the next group. */
   private readonly devicesInFlight = new Set<string>();
   /** Buttons whose spot is wanted, read together once per event-loop turn (see alarmDeviceSpot). */
-  private spotWaiters = new Map<string, { resolve: (s: AlarmDeviceSpot) => void; reject: (e: unknown) => void }[]>();
-  private spotLoad: NodeJS.Immediate | null = null;
   /** Per device, the tail of its line of arrivals (see arrive). */
   private readonly arrivals = new Map<string, Promise<void>>();
 
@@ -299,34 +298,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    * A button's spot (404 ALARM_DEVICE.NOT_FOUND if none). The presses that arrive in one
    * event-loop turn are read in one query: no added wait, one round trip for a burst.
    */
-  private alarmDeviceSpot(id: string): Promise<AlarmDeviceSpot> {
-    return new Promise((resolve, reject) => {
-      const list = this.spotWaiters.get(id);
-      if (list) list.push({ resolve, reject });
-      else this.spotWaiters.set(id, [{ resolve, reject }]);
-      this.spotLoad ??= setImmediate(() => this.loadSpots());
-    });
-  }
-
-  private loadSpots(): void {
-    this.spotLoad = null;
-    const waiters = this.spotWaiters;
-    this.spotWaiters = new Map();
-    this.registry.alarmDeviceSpots([...waiters.keys()]).then(
-      (spots) => {
-        for (const [id, list] of waiters) {
-          const spot = spots.get(id);
-          for (const w of list) {
-            if (spot) w.resolve(spot);
-            else w.reject(Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id));
-          }
-        }
-      },
-      (e: unknown) => {
-        for (const list of waiters.values()) for (const w of list) w.reject(e);
-      },
-    );
-  }
+  private readonly alarmDeviceSpot = turnBatch<string, AlarmDeviceSpot>(
+    (ids) => this.registry.alarmDeviceSpots([...ids]),
+    (id) => Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, id),
+  );
 
   /**
    * A place in a device's line: `turn` resolves once the device's earlier arrivals are queued (or

@@ -8,6 +8,7 @@ import { AuditService } from '../audit-log';
 import { CreateDeviceCredentialDto } from './dto';
 import { DeviceCredential } from './entities/device-credential.entity';
 import type { AuthDevice } from '../../infra/access/roles';
+import { turnBatch } from '../../infra/database/turn-batch';
 import { sha256 } from './token.service';
 
 interface Cached {
@@ -37,8 +38,6 @@ const SUBJECT_TABLE = { camera: 'cameras', alarm_device: 'alarm_devices' } as co
 export class DeviceCredentialsService {
   private readonly cache = new Map<string, Cached>();
   /** Key ids to look up, read together once per event-loop turn (a burst of devices: one query, not one each). */
-  private lookups = new Map<string, { resolve: (c: CredentialRow | null) => void; reject: (e: unknown) => void }[]>();
-  private lookupTick: NodeJS.Immediate | null = null;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -119,33 +118,15 @@ export class DeviceCredentialsService {
   }
 
   /** A live (not revoked) credential by key id, or null; the lookups of one event-loop turn share one query. */
-  private lookup(keyId: string): Promise<CredentialRow | null> {
-    return new Promise((resolve, reject) => {
-      const list = this.lookups.get(keyId);
-      if (list) list.push({ resolve, reject });
-      else this.lookups.set(keyId, [{ resolve, reject }]);
-      this.lookupTick ??= setImmediate(() => this.runLookups());
-    });
-  }
-
-  private runLookups(): void {
-    this.lookupTick = null;
-    const waiting = this.lookups;
-    this.lookups = new Map();
-    this.db
-      .query(
+  private readonly lookup = turnBatch<string, CredentialRow | null>(
+    async (keyIds) => {
+      const rows: CredentialRow[] = await this.db.query(
         `SELECT id, key_id AS "keyId", kind, subject_id AS "subjectId", school_id AS "schoolId", secret_hash AS "secretHash"
          FROM device_credentials WHERE key_id = ANY($1::text[]) AND revoked_at IS NULL`,
-        [[...waiting.keys()]],
-      )
-      .then(
-        (rows: CredentialRow[]) => {
-          const byKey = new Map(rows.map((r) => [r.keyId, r]));
-          for (const [k, list] of waiting) for (const w of list) w.resolve(byKey.get(k) ?? null);
-        },
-        (e: unknown) => {
-          for (const list of waiting.values()) for (const w of list) w.reject(e);
-        },
+        [keyIds],
       );
-  }
+      return new Map(rows.map((r) => [r.keyId, r]));
+    },
+    () => null,
+  );
 }
