@@ -1,9 +1,8 @@
 import type { Browser, Page } from 'playwright-core';
-import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
-import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
-import { makeClip } from '../support/video/elementary';
+import { auth, PASSWORD, TestApp } from '../support/harness';
 import { GbCamera } from '../support/video/gb-camera';
+import { GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
 
 /**
  * Alarm detail plays the incident's cameras (issue 15 phase 2) in real headless Chromium against
@@ -16,7 +15,6 @@ import { GbCamera } from '../support/video/gb-camera';
  * at a post with a gate camera shows that camera's picture of the moment on the phone. Leaves
  * test/artifacts/alarm-video.png and guard-gate-picture.png.
  */
-const PLATFORM = '34020000002000000001';
 const PASSWORD_CAM = 'cam-pass-alarm-video';
 type VideoEl = { currentTime: number; videoWidth: number; videoHeight: number };
 type Doc = {
@@ -58,6 +56,7 @@ const frameOf = (page: Page, cameraId: string) =>
   }, cameraId);
 
 describe('alarm detail plays the linked cameras (Chromium)', () => {
+  let site: GbVideoSite;
   let t: TestApp;
   let browser: Browser;
   let cp: ConsolePage;
@@ -65,45 +64,32 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
   const cameraIds: string[] = [];
   let offlineId: string;
   let raiser: string;
-  let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let seed: GbVideoSite['seed'];
 
   beforeAll(async () => {
-    const base = 24000 + Math.floor(Math.random() * 300) * 100;
-    t = await startApp({
-      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD_CAM, rateLimitPerSecond: 0 },
-      video: { rtpHost: '127.0.0.1', rtpPortMin: base, rtpPortMax: base + 49, lingerMs: 500 },
-      alarms: { evidenceSnapshotSeconds: [0, 1] },
-      liveness: { sweepEveryMs: 0 },
+    site = await startGbVideoSite({
+      password: PASSWORD_CAM,
+      clip: { width: 640, height: 360, bitrateKbps: 600 },
+      rtpPorts: 50,
+      video: { lingerMs: 500 },
+      overrides: { alarms: { evidenceSnapshotSeconds: [0, 1] } },
     });
-    const admin = (await t.userToken('admin')).token;
-    seed = await seedMinimal(t, admin);
+    ({ t, seed } = site);
     raiser = (await t.userToken('operator', undefined, 'raiser')).token;
     await t.userToken('operator', undefined, 'duty_op');
-    const clip = await makeClip({ width: 640, height: 360, bitrateKbps: 600 });
-    const camera = async (deviceId: string, name: string) =>
-      (
-        await t
-          .http()
-          .post('/api/v1/cameras')
-          .set(auth(admin))
-          .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name, areaKind: 'main_gate' })
-          .expect(201)
-      ).body.id as string;
-    for (const [n, deviceId] of ['34020000001320000801', '34020000001320000802'].entries()) {
-      cameraIds.push(await camera(deviceId, `南门${n + 1}`));
-      const cam = new GbCamera({ deviceId, password: PASSWORD_CAM, platform: { host: '127.0.0.1', port: t.app.get(SipServer).port, id: PLATFORM }, clip });
-      await cam.start();
-      cams.push(cam);
+    for (const n of [1, 2]) {
+      const c = await site.camera({ name: `南门${n}`, device: {} });
+      cameraIds.push(c.id);
+      cams.push(c.cam!);
     }
-    offlineId = await camera('34020000001320000803', '南门3'); // never registers
+    offlineId = (await site.camera({ name: '南门3' })).id; // never registers
     browser = await launchChromium();
   });
 
   afterAll(async () => {
     await cp?.close();
     await browser?.close();
-    for (const c of cams) await c.stop();
-    await t?.close();
+    await site?.close();
   });
 
   it('plays the first two cameras at once, the third on demand with the reason it cannot', async () => {
@@ -186,7 +172,7 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     while (cams.some((c) => c.plays.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     for (const c of cams) {
       expect(c.plays.size).toBe(0);
-      expect(c.count('BYE')).toBe(c.count('INVITE'));
+      expect(c.dialogs('BYE')).toBe(c.dialogs('INVITE'));
     }
   });
 

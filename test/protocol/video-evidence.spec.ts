@@ -1,14 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { jpegSize } from '../../src/modules/video/media/jpeg';
 import { CheckinEvidenceService } from '../../src/modules/video/checkin-evidence.service';
 import { IncidentEvidenceService } from '../../src/modules/video/incident-evidence.service';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
-import { Clip, makeClip } from '../support/video/elementary';
-import { GbCamera } from '../support/video/gb-camera';
+import { GbCameraOptions } from '../support/video/gb-camera';
+import { gbCameraId, GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
 
 /**
  * Evidence at an alarm (issue 15 phase 2) with simulated GB/T 28181 cameras: the raise commits
@@ -21,9 +17,6 @@ import { GbCamera } from '../support/video/gb-camera';
  * gate camera stores that camera's picture (or the reason there is none) with the check-in.
  */
 const PASSWORD = 'cam-pass-evidence';
-const PLATFORM = '34020000002000000001';
-let seq = 0;
-const devId = () => `3402000000132${String(20000000 + ++seq).slice(1)}`;
 
 interface Entry {
   action: string;
@@ -31,52 +24,27 @@ interface Entry {
 }
 
 describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
+  let site: GbVideoSite;
   let t: TestApp;
   let admin: string;
   let operator: string;
-  let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  let clip: Clip;
-  let sipPort: number;
-  const cameras: GbCamera[] = [];
-  const evidenceDir = mkdtempSync(join(tmpdir(), 'evidence-'));
+  let seed: GbVideoSite['seed'];
 
   beforeAll(async () => {
-    clip = await makeClip({ codec: 'h264', width: 320, height: 240, gop: 25 });
-    const base = 20000 + Math.floor(Math.random() * 400) * 100;
-    t = await startApp({
-      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD, rateLimitPerSecond: 0, queryTimeoutMs: 1000 },
-      video: { rtpHost: '127.0.0.1', rtpPortMin: base, rtpPortMax: base + 99, lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000, evidenceDir },
-      alarms: { evidenceSnapshotSeconds: [0, 2] },
-      liveness: { sweepEveryMs: 0 },
+    site = await startGbVideoSite({
+      password: PASSWORD,
+      gb28181: { queryTimeoutMs: 1000 },
+      video: { lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000 },
+      overrides: { alarms: { evidenceSnapshotSeconds: [0, 2] } },
     });
-    sipPort = t.app.get(SipServer).port;
-    admin = (await t.userToken('admin')).token;
+    ({ t, admin, seed } = site);
     operator = (await t.userToken('operator')).token;
-    seed = await seedMinimal(t, admin);
   });
 
-  afterAll(async () => {
-    for (const c of cameras) await c.stop();
-    await t?.close();
-    rmSync(evidenceDir, { recursive: true, force: true });
-  });
+  afterAll(() => site?.close());
 
   /** A registry camera at the area; `device`: a simulated device that registers (else it never does: offline). */
-  async function camera(areaKind: string, device?: Partial<ConstructorParameters<typeof GbCamera>[0]>) {
-    const deviceId = devId();
-    const res = await t
-      .http()
-      .post('/api/v1/cameras')
-      .set(auth(admin))
-      .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name: `摄像机${deviceId.slice(-3)}`, areaKind })
-      .expect(201);
-    if (device) {
-      const cam = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, clip, ...device });
-      cameras.push(cam);
-      await cam.start();
-    }
-    return res.body.id as string;
-  }
+  const camera = async (areaKind: string, device?: Partial<GbCameraOptions>) => (await site.camera({ areaKind, device })).id;
 
   const raise = async (areaKind: string) =>
     (await t.http().post('/api/v1/incidents').set(auth(operator)).send({ schoolId: seed.schoolA.id, type: 'other', location: '大门', areaKind }).expect(201))
@@ -94,6 +62,8 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
 
     let list: Entry[] = [];
     await until(async () => (list = await entries(inc.id)).length === 4, 20000, 'four evidence entries');
+    // Rounds run concurrently (round 0 may wait for the stream that round 1 also uses): order by round.
+    list.sort((a, b) => a.data.round - b.data.round);
     const taken = list.filter((e) => e.action === 'evidence');
     const failed = list.filter((e) => e.action === 'evidence_failed');
     expect(taken.map((e) => [e.data.cameraId, e.data.round, e.data.afterSeconds])).toEqual([
@@ -211,7 +181,7 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
     expect(await t.app.get(CheckinEvidenceService).run({ checkinId: a.id })).toEqual({ status: 'skipped' });
 
     // A gate camera of another school is refused, naming the field.
-    const otherDevice = devId();
+    const otherDevice = gbCameraId();
     const otherCam = (
       await t
         .http()

@@ -1,14 +1,11 @@
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { VideoService } from '../../src/modules/video/video.service';
 import { jpegSize } from '../../src/modules/video/media/jpeg';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
-import { Clip, makeClip } from '../support/video/elementary';
-import { GbCamera } from '../support/video/gb-camera';
+import { makeClip } from '../support/video/elementary';
+import { GbCameraOptions } from '../support/video/gb-camera';
+import { gbCameraId, GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
 import { openViewer, probe } from '../support/video/player-client';
 import { moofStartsWithKeyframe } from '../../src/modules/video/media/fmp4';
 import { StreamTokens } from '../../src/modules/video/stream-token';
@@ -21,60 +18,28 @@ import { StreamTokens } from '../../src/modules/video/stream-token';
  * Every check decodes what a player received with ffprobe.
  */
 const PASSWORD = 'cam-pass-0001';
-const PLATFORM = '34020000002000000001';
-let seq = 0;
-const devId = () => `3402000000132${String(10000000 + ++seq).slice(1)}`;
 
 describe('GB/T 28181 live video (simulated camera)', () => {
+  let site: GbVideoSite;
   let t: TestApp;
   let admin: string;
-  let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  let clip: Clip;
-  let sipPort: number;
-  const cameras: GbCamera[] = [];
-  const evidenceDir = mkdtempSync(join(tmpdir(), 'evidence-'));
+  let seed: GbVideoSite['seed'];
 
   beforeAll(async () => {
-    clip = await makeClip({ codec: 'h264', width: 320, height: 240, gop: 25 });
-    const base = 20000 + Math.floor(Math.random() * 400) * 100;
-    t = await startApp({
-      gb28181: { enabled: true, host: '127.0.0.1', port: 0, platformId: PLATFORM, defaultPassword: PASSWORD, rateLimitPerSecond: 0, queryTimeoutMs: 1000 },
-      video: {
-        rtpHost: '127.0.0.1',
-        rtpPortMin: base,
-        rtpPortMax: base + 99,
-        lingerMs: 800,
-        inviteTimeoutMs: 1500,
-        firstMediaTimeoutMs: 3000,
-        stallTimeoutMs: 2500,
-        evidenceDir,
-      },
-      liveness: { sweepEveryMs: 0 },
+    site = await startGbVideoSite({
+      password: PASSWORD,
+      gb28181: { queryTimeoutMs: 1000 },
+      video: { lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000, stallTimeoutMs: 2500 },
     });
-    sipPort = t.app.get(SipServer).port;
-    admin = (await t.userToken('admin')).token;
-    seed = await seedMinimal(t, admin);
+    ({ t, admin, seed } = site);
   });
 
-  afterAll(async () => {
-    for (const c of cameras) await c.stop();
-    await t?.close();
-    rmSync(evidenceDir, { recursive: true, force: true });
-  });
+  afterAll(() => site?.close());
 
   /** A registry camera and a registered simulated device for it. */
-  async function camera(o: Partial<ConstructorParameters<typeof GbCamera>[0]> = {}) {
-    const deviceId = devId();
-    const res = await t
-      .http()
-      .post('/api/v1/cameras')
-      .set(auth(admin))
-      .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name: `南门 ${deviceId.slice(-3)}`, areaKind: 'main_gate' })
-      .expect(201);
-    const cam = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, clip, ...o });
-    cameras.push(cam);
-    await cam.start();
-    return { id: res.body.id as string, cam };
+  async function camera(o: Partial<GbCameraOptions> = {}) {
+    const c = await site.camera({ device: o });
+    return { id: c.id, cam: c.cam! };
   }
 
   const play = (id: string, token = admin) => t.http().post(`/api/v1/cameras/${id}/stream`).set(auth(token));
@@ -90,7 +55,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     expect(offer).toMatch(/^a=rtpmap:96 PS\/90000\r$/m);
     expect(offer).toMatch(/^a=recvonly\r$/m);
     expect(offer).toMatch(/^y=0\d{9}\r$/m);
-    expect(cam.count('ACK')).toBe(1);
+    expect(cam.dialogs('ACK')).toBe(1);
 
     const v = await openViewer(t.baseUrl, res.body.url);
     await v.frames(40);
@@ -101,7 +66,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     expect(p).toMatchObject({ codec: 'h264', width: 320, height: 240 });
     expect(p.frames).toBeGreaterThanOrEqual(30);
 
-    await until(() => cam.count('BYE') === 1, 5000, 'BYE after the linger');
+    await until(() => cam.dialogs('BYE') === 1, 5000, 'BYE after the linger');
     expect(t.app.get(VideoService).stream(id)).toBeUndefined();
     expect(cam.plays.size).toBe(0);
   });
@@ -121,7 +86,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
         const p = await probe(Buffer.concat(v.watched.binary));
         expect(p.frames).toBeGreaterThanOrEqual(20);
         expect(video.stream(id)?.rtpStats?.badSsrc ?? 0).toBe(0);
-        await until(() => cam.count('BYE') === 1, 5000, `BYE (${mode})`);
+        await until(() => cam.dialogs('BYE') === 1, 5000, `BYE (${mode})`);
       } finally {
         video.cfg.gbTransport = 'udp';
       }
@@ -136,7 +101,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     const second = await play(id).expect(200);
     const b = await openViewer(t.baseUrl, second.body.url);
     await b.frames(10);
-    expect(cam.count('INVITE')).toBe(1);
+    expect(cam.dialogs('INVITE')).toBe(1);
     expect(b.watched.meta).toHaveLength(1);
     // binary[0] is the init segment; the first fragment a late viewer gets is a keyframe.
     expect(moofStartsWithKeyframe(b.watched.binary[1])).toBe(true);
@@ -145,16 +110,16 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     a.close();
     await a.closed;
     await new Promise((r) => setTimeout(r, 1200)); // past the linger: b still watches, so no BYE
-    expect(cam.count('BYE')).toBe(0);
+    expect(cam.dialogs('BYE')).toBe(0);
     b.close();
-    await until(() => cam.count('BYE') === 1, 5000, 'BYE after the last viewer');
-    expect(cam.count('INVITE')).toBe(1);
+    await until(() => cam.dialogs('BYE') === 1, 5000, 'BYE after the last viewer');
+    expect(cam.dialogs('INVITE')).toBe(1);
   });
 
   it('answers clear errors and never hangs: unknown camera 404, no address 409, device offline 503, busy 503, no answer 504, no media 504 (and BYE)', async () => {
     const missing = await play('00000000-0000-4000-8000-000000000000').expect(404);
     expect(missing.body.error.code).toBe('CAMERA.NOT_FOUND');
-    const deviceId = devId();
+    const deviceId = gbCameraId();
     const webrtc = await t
       .http()
       .post('/api/v1/cameras')
@@ -162,7 +127,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
       .send({ schoolId: seed.schoolA.id, deviceId, channelId: deviceId, name: 'x', areaKind: 'other', streamUrl: 'webrtc://nvr/1' })
       .expect(201);
     expect((await play(webrtc.body.id).expect(409)).body.error.code).toBe('VIDEO.NO_STREAM_ADDRESS');
-    const offlineId = devId();
+    const offlineId = gbCameraId();
     const offline = await t
       .http()
       .post('/api/v1/cameras')
@@ -174,7 +139,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
 
     const busy = await camera({ invite: 'busy' });
     expect((await play(busy.id).expect(503)).body.error.code).toBe('VIDEO.DEVICE_BUSY');
-    expect(busy.cam.count('ACK')).toBe(1); // the 486 is ACKed in its transaction
+    expect(busy.cam.dialogs('ACK')).toBe(1); // the 486 is ACKed in its transaction
 
     const silent = await camera({ invite: 'silent' });
     const timedOut = await play(silent.id).expect(504);
@@ -183,7 +148,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
 
     const mute = await camera({ invite: 'no-media' });
     expect((await play(mute.id).expect(504)).body.error.code).toBe('VIDEO.NO_MEDIA');
-    await until(() => mute.cam.count('BYE') === 1, 3000, 'BYE of the stream that sent nothing');
+    await until(() => mute.cam.dialogs('BYE') === 1, 3000, 'BYE of the stream that sent nothing');
     expect(t.app.get(VideoService).stream(mute.id)).toBeUndefined();
   });
 
@@ -244,7 +209,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     b.cam.freeze();
     await v2.closed;
     expect(v2.watched.errors[0]?.code).toBe('VIDEO.STALLED');
-    await until(() => b.cam.count('BYE') === 1, 3000, 'BYE of the stalled stream');
+    await until(() => b.cam.dialogs('BYE') === 1, 3000, 'BYE of the stalled stream');
   });
 
   it('restarts a crashed ffmpeg while viewers remain (same INVITE; the player gets a new init segment)', async () => {
@@ -259,7 +224,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     await v.frames(n + 10);
     expect(stream.remuxerPid).not.toBe(pid);
     expect(stream.remuxerStarts).toBe(2);
-    expect(cam.count('INVITE')).toBe(1);
+    expect(cam.dialogs('INVITE')).toBe(1);
     // What came after the restart decodes on its own (a fresh init + keyframe).
     const restartAt = v.watched.binary.findIndex((b, i) => i > 0 && b.toString('latin1', 4, 8) === 'ftyp');
     expect((await probe(Buffer.concat(v.watched.binary.slice(restartAt)))).frames).toBeGreaterThanOrEqual(5);
@@ -325,7 +290,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
       })
       .expect(200);
     expect(Buffer.compare(again.body, shot.body)).toBe(0); // the cache
-    expect(cam.count('INVITE')).toBe(1);
+    expect(cam.dialogs('INVITE')).toBe(1);
 
     const ev = await t.http().post(`/api/v1/cameras/${id}/evidence`).set(auth(admin)).send({ purpose: 'manual', refId: 'case-1' }).expect(201);
     expect(ev.body).toMatchObject({ cameraId: id, schoolId: seed.schoolA.id, width: 320, height: 240, purpose: 'manual', refId: 'case-1' });
@@ -361,7 +326,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     expect((await probe(Buffer.concat(v.watched.binary))).codec).toBe('h264');
     const b = await camera({ clip: hevc });
     expect((await play(b.id).expect(503)).body.error.code).toBe('VIDEO.TRANSCODE_CAPACITY');
-    await until(() => b.cam.count('BYE') === 1, 3000, 'BYE of the refused transcode');
+    await until(() => b.cam.dialogs('BYE') === 1, 3000, 'BYE of the refused transcode');
     v.close();
     await until(() => video.transcodesRunning === 0, 5000, 'the transcode slot back');
   });

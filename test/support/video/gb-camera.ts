@@ -65,8 +65,14 @@ export class GbCamera {
     return this.o.transport ?? 'UDP';
   }
 
+  /** Requests of this method received, retransmissions included. */
   count(method: string): number {
     return this.log.filter((l) => l.method === method).length;
+  }
+
+  /** Dialogs (distinct Call-IDs) that had a request of this method: what a retransmission under load does not change. */
+  dialogs(method: string): number {
+    return new Set(this.log.filter((l) => l.method === method).map((l) => l.callId)).size;
   }
 
   async start(): Promise<void> {
