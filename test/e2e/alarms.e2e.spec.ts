@@ -12,7 +12,7 @@ describe('alarms over HTTP', () => {
   let police: PoliceReceiver;
   let admin: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  let op1: { token: string; username: string };
+  let op1: { token: string; username: string; userId: string };
   let op2: { token: string; username: string };
   let staffA: string;
   let staffB: string;
@@ -246,7 +246,7 @@ describe('alarms over HTTP', () => {
     const id = r.body.id;
     await t.http().post(`/api/v1/incidents/${id}/dispatch`).set(auth(op1.token)).send({}).expect(409);
     await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({ note: '已联系门卫' }).expect(200);
-    await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(409);
+    await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(403); // not theirs (and acknowledged)
     await t.http().post(`/api/v1/incidents/${id}/dispatch`).set(auth(op1.token)).send({}).expect(200);
     await t.http().post(`/api/v1/incidents/${id}/on-scene`).set(auth(op1.token)).send({}).expect(200);
     await t.http().post(`/api/v1/incidents/${id}/notes`).set(auth(op2.token)).send({ note: '120 已到' }).expect(200);
@@ -257,6 +257,40 @@ describe('alarms over HTTP', () => {
     const people = got.body.timeline.filter((e: { actorType: string }) => e.actorType === 'user');
     expect(people.map((e: { action: string }) => e.action)).toEqual(['raised', 'acknowledge', 'dispatch', 'on_scene', 'note', 'resolve']);
     expect(people[1]).toMatchObject({ actorName: op1.username, note: '已联系门卫' });
+  });
+
+  it("lets a school's staff cancel only an alarm they raised: a button's, an operator's or a colleague's latches (adversarial pass F1)", async () => {
+    const colleague = (await t.userToken('school_security', seed.schoolA.id)).token;
+    const byOperator = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(op1.token))
+      .send({ schoolId: seed.schoolA.id, type: 'violence', location: '操场' })
+      .expect(201);
+    const byColleague = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(colleague))
+      .send({ schoolId: seed.schoolA.id, type: 'other', location: '北门' })
+      .expect(201);
+    const pressed = await press(`f1-${Date.now()}`); // a new incident, or folded into the button's open one
+    expect([200, 201]).toContain(pressed.status);
+    for (const id of [byOperator.body.id, byColleague.body.id, pressed.body.id]) {
+      const refused = await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '没事' }).expect(403);
+      expect(refused.body.error.code).toBe('ALARM.CANCEL_NOT_OWN');
+    }
+    for (const id of [byOperator.body.id, byColleague.body.id])
+      expect((await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200)).body.status).toBe('raised');
+    // Its escalation is untouched.
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM alarm_outbox WHERE payload->>'incidentId' = $1 AND done_at IS NULL`, [
+      byOperator.body.id,
+    ]);
+    expect(rows[0].n).toBeGreaterThan(0);
+    // The colleague withdraws their own; the control center cancels any.
+    await t.http().post(`/api/v1/incidents/${byColleague.body.id}/cancel`).set(auth(colleague)).send({ reason: '误按' }).expect(200);
+    await t.http().post(`/api/v1/incidents/${byOperator.body.id}/cancel`).set(auth(op1.token)).send({ reason: '演练' }).expect(200);
+    expect(byOperator.body.raisedById).toBe(op1.userId);
+    expect(pressed.body.raisedById).toBeNull();
   });
 
   it('lets the school cancel before acknowledgement, with a reason', async () => {
@@ -377,6 +411,26 @@ describe('alarms over HTTP', () => {
     await press('bad id with spaces').expect(400);
     // A button credential cannot post camera reports.
     await t.http().post('/api/v1/incidents/device-reports').set('Authorization', button.authorization).send({ eventId: 'v1', type: 'video_alarm' }).expect(403);
+  });
+
+  it('a more urgent report folded into an open incident raises its priority, its escalation and its police relay (adversarial pass F3)', async () => {
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
+    const report = (eventId: string, priority: string, note: string) =>
+      t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId, type: 'video_alarm', priority, note });
+    const low = await report('f3-1', 'P4', '画面异常').expect(201);
+    expect(low.body).toMatchObject({ priority: 'P4', relay: { required: false } });
+    const high = await report('f3-2', 'P1', '持刀人员翻越围墙').expect(200);
+    expect(high.body).toMatchObject({ id: low.body.id, folded: true, priority: 'P1', relay: { required: true } });
+    const got = await t.http().get(`/api/v1/incidents/${low.body.id}`).set(auth(op1.token)).expect(200);
+    expect(got.body.timeline.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['press', 'priority_raised']));
+    // P1's timers from the report that raised it, and the police are told.
+    const { rows } = await t.db.query(`SELECT job_id FROM alarm_outbox WHERE payload->>'incidentId' = $1 ORDER BY job_id`, [low.body.id]);
+    expect(rows.map((r: { job_id: string }) => r.job_id)).toEqual(
+      expect.arrayContaining([`esc-${low.body.id}-1-P1`, `esc-${low.body.id}-2-P1`, `relay-${low.body.id}`]),
+    );
+    await waitFor(async () => police.accepted.has(low.body.id), 10000, 'relayed once P1');
+    // A less urgent report later does not lower it.
+    expect((await report('f3-3', 'P3', '再次触发').expect(200)).body.priority).toBe('P1');
   });
 
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {

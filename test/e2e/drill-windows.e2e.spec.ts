@@ -1,4 +1,5 @@
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { createButton, press } from '../support/devices';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 
 const SECRET = 'test-police-hmac-secret-0123456789';
@@ -142,6 +143,30 @@ describe('drill windows (governed) and drills made real', () => {
       (await t.http().post('/api/v1/incidents').set(auth(op)).send({ schoolId: seed.schoolA.id, type: 'fire', location: '操场', drill: true }).expect(201)).body
         .drill,
     ).toBe(true);
+  });
+
+  it('a real press after the window has ended opens its own real incident instead of joining the open drill (adversarial pass F11)', async () => {
+    const button = await createButton(t, admin, { schoolId: seed.schoolB.id, code: 'BTN-F11', policeLinked: true });
+    const win = await window(op, seed.schoolB.id, -MIN, 30 * MIN).expect(201);
+    const during = await press(t.baseUrl, button, 'f11-1');
+    expect(during.status).toBe(201);
+    const drill = (await during.json()) as { id: string; drill: boolean };
+    expect(drill.drill).toBe(true);
+    // A second press inside the window folds into the drill.
+    expect(((await (await press(t.baseUrl, button, 'f11-2')).json()) as { id: string }).id).toBe(drill.id);
+    await t.http().post(`/api/v1/incidents/drill-windows/${win.body.id}/end`).set(auth(op)).expect(200);
+    const after = await press(t.baseUrl, button, 'f11-3');
+    expect(after.status).toBe(201);
+    const real = (await after.json()) as { id: string; drill: boolean; relay: { required: boolean } };
+    expect(real.id).not.toBe(drill.id);
+    expect(real).toMatchObject({ drill: false, relay: { required: true } });
+    await waitFor(
+      async () => (await t.db.query(`SELECT escalation_level FROM incidents WHERE id = $1`, [real.id])).rows[0].escalation_level >= 1,
+      10000,
+      'real one escalated',
+    );
+    // And the drill itself is still a drill, its press count untouched by the real press.
+    expect((await t.db.query(`SELECT drill, press_count FROM incidents WHERE id = $1`, [drill.id])).rows[0]).toEqual({ drill: true, press_count: 2 });
   });
 
   it('lets the school withdraw its own pending request, and answers 404 for a missing window', async () => {

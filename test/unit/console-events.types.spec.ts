@@ -37,6 +37,7 @@ const summary: IncidentSummary = {
   outcome: null,
   cameras: [],
   raisedBy: 'guard',
+  raisedById: null,
   acknowledgedBy: null,
   escalationLevel: 0,
   relay: { required: true, deliveredAt: null, attempts: 0, late: false },

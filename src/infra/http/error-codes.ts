@@ -202,6 +202,8 @@ export const ErrorCode = {
     CONCURRENT_CHANGE: 'ALARM.CONCURRENT_CHANGE',
     /** [409] "Make real" on an incident that is not a drill, or no longer open; `details.status`, `details.drill`. */
     NOT_A_DRILL: 'ALARM.NOT_A_DRILL',
+    /** [403] A school's security staff cancel only an alarm they raised themselves (not a button's, a camera's or another person's). */
+    CANCEL_NOT_OWN: 'ALARM.CANCEL_NOT_OWN',
   },
   HANDOVER: {
     /** [404] */

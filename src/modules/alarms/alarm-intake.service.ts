@@ -113,6 +113,7 @@ function clientEventLock(userId: string, clientEventId: string): string {
 interface DeviceEvent {
   deviceId: string;
   eventId: string;
+  /** The device's open incidents (id, drill, first_press_at); params $1 device id, $3 type. */
   openSql: string;
   spot: Spot;
   type: IncidentType;
@@ -221,8 +222,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     return {
       deviceId: input.deviceId,
       eventId: input.eventId,
-      openSql: `SELECT id FROM incidents WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
-                  ORDER BY first_press_at DESC LIMIT 1`,
+      openSql: `SELECT id, drill, first_press_at FROM incidents
+                WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')`,
       spot,
       type,
       priority,
@@ -257,9 +258,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       {
         deviceId: key,
         eventId: input.eventId,
-        openSql: `SELECT i.id FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
-                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
-                  ORDER BY i.first_press_at DESC LIMIT 1`,
+        openSql: `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')`,
         spot,
         type: input.type,
         priority: input.priority ?? this.cfg.priorityByType[input.type],
@@ -277,7 +277,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
 
   /**
    * One device event: the same event id again returns its incident, an open incident of the device
-   * (found by `openSql`: $1 device id, $3 type) takes it as a press, otherwise a new incident.
+   * (`openSql`, $1 device id, $3 type: the device's open incidents as id, drill, first_press_at;
+   * the newest that may take the press does) takes it as a press, otherwise a new incident.
    * Group commit (alarms.groupCommit): events arriving within a few milliseconds share one
    * transaction; each device's events keep their arrival order under its advisory lock.
    */
@@ -416,8 +417,16 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     // neither, the new incident with everything that goes with it.
     const r = await this.insertIncident(m, {
       check: {
-        sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen, (${e.openSql}) AS open_id`,
-        params: [e.deviceId, e.eventId, e.type],
+        // A real incident takes any press of its device; a drill takes only presses that are drills
+        // too (the device said so, $4, or an approved drill window of the school, $5, covers the press
+        // time, $6 — as insertIncident decides), so a real press after the window opens its own real
+        // incident instead of vanishing into the drill (adversarial pass F11).
+        sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
+                (SELECT o.id FROM (${e.openSql}) o
+                 WHERE NOT o.drill OR $4::boolean OR EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $5::uuid AND w.status = 'approved'
+                                                               AND w.starts_at <= $6::timestamptz AND w.ends_at > $6::timestamptz)
+                 ORDER BY o.first_press_at DESC LIMIT 1) AS open_id`,
+        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at],
       },
       press: { deviceId: e.deviceId, eventId: e.eventId },
       spot: e.spot,
@@ -441,13 +450,53 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       e.eventId,
       receivedAt,
     ]);
+    // A more urgent press raises the incident's priority (P1 < P4 as text): a level-1 alarm folded
+    // into an open level-4 one stayed P4 — no police relay, escalation after 15 min instead of 30 s
+    // (adversarial pass F3). Relay becomes required when the new priority is one to relay.
+    const relayWanted = this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(e.priority) && e.policeLinked && e.spot.schoolId !== null;
     const [[row]] = (await m.query(
-      `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now() WHERE id = $1 RETURNING *`,
-      [openId, receivedAt],
-    )) as [IncidentRow[]];
-    await appendTimeline(m, row.id, actor, 'press', e.note, { eventId: e.eventId, pressCount: row.press_count });
-    await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
-    return { incident: toView(row), created: false, folded: true };
+      `WITH old AS (SELECT priority, relay_required FROM incidents WHERE id = $1)
+       UPDATE incidents i SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2),
+         priority = least(i.priority, $3::text), relay_required = i.relay_required OR ($4::boolean AND NOT i.drill AND $3::text < i.priority), updated_at = now()
+       FROM old WHERE i.id = $1 RETURNING i.*, old.priority AS prev_priority, old.relay_required AS prev_relay_required`,
+      [openId, receivedAt, e.priority, relayWanted],
+    )) as [(IncidentRow & { prev_priority: Priority; prev_relay_required: boolean })[]];
+    await appendTimeline(m, row.id, actor, 'press', e.note, { eventId: e.eventId, pressCount: row.press_count, priority: e.priority });
+    if (row.priority === row.prev_priority) {
+      await this.folding.folded(m, row); // recorded above; the console hears of it now or, folded, later
+      return { incident: toView(row), created: false, folded: true };
+    }
+    await appendTimeline(m, row.id, actor, 'priority_raised', `${row.prev_priority} → ${row.priority}`, { from: row.prev_priority, to: row.priority });
+    await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'priority_raised' } });
+    await this.audit.record(m, {
+      action: 'priority_raised',
+      entity: 'incident',
+      entityId: row.id,
+      schoolId: row.school_id,
+      before: { priority: row.prev_priority },
+      after: { priority: row.priority, eventId: e.eventId },
+    });
+    // The new priority's timers, counted from this press (the old ones stay: a level already reached is not repeated).
+    const t0 = receivedAt.getTime();
+    const jobs: OutboxJob[] =
+      row.status === 'raised' && !row.drill
+        ? (this.cfg.escalationSeconds[row.priority] ?? []).map((s, i) => ({
+            name: JobName.AlarmEscalate,
+            jobId: jobIds.raisedEscalation(row.id, i + 1, row.priority),
+            payload: { incidentId: row.id, level: i + 1 },
+            availableAt: new Date(t0 + s * 1000),
+          }))
+        : [];
+    if (row.relay_required && !row.prev_relay_required) {
+      jobs.push({ name: JobName.AlarmPoliceRelay, jobId: jobIds.relay(row.id), payload: { incidentId: row.id }, availableAt: new Date(t0) });
+      jobs.push({
+        name: JobName.AlarmRelayWatch,
+        jobId: jobIds.relayWatch(row.id),
+        payload: { incidentId: row.id },
+        availableAt: new Date(t0 + this.cfg.policeRelay.lateAfterSeconds * 1000),
+      });
+    }
+    return { incident: toView(row), created: false, folded: true, jobs: await this.outbox.insert(m, jobs) };
   }
 
   /** An alarm raised by school security staff (own school only) or a control-center user. */

@@ -6,6 +6,13 @@ import type { Actor } from '../../infra/http/request-context';
 export const ACT_ROLES: UserRole[] = ['operator', 'supervisor', 'admin'];
 export const RAISE_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security'];
 export const CANCEL_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security'];
+/**
+ * Roles that may cancel only what they raised themselves: a guard withdraws their own mis-press
+ * from the phone, but an alarm from a button, a camera or the control center latches until duty
+ * staff release it (GB 50394-2007 §5.2: an emergency alarm is latched and released only by
+ * authorised staff). Otherwise cancelling stops the escalation of someone else's alarm.
+ */
+export const CANCEL_OWN_ONLY_ROLES: UserRole[] = ['school_security'];
 export const READ_ROLES: UserRole[] = ['operator', 'supervisor', 'admin', 'school_security', 'auditor'];
 
 /** The acting user as recorded on timelines and audit entries. */

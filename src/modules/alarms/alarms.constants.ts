@@ -53,6 +53,8 @@ export const jobIds = {
   relayWatch: (incidentId: string, real = false) => `relaywatch-${incidentId}${real ? '-real' : ''}`,
   /** Escalation timers of a drill turned real (the drill's own timers did nothing). */
   realEscalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}-real`,
+  /** The timers of a folded press that raised the incident's priority (counted from that press). */
+  raisedEscalation: (incidentId: string, level: number, priority: string) => `esc-${incidentId}-${level}-${priority}`,
   /** The escalation handed to the notifications (JobName.NotifyEscalation). */
   notice: (incidentId: string, level: number) => `notice-${incidentId}-${level}`,
   /** Evidence pictures of the linked cameras at the round-th offset of alarms.evidenceSnapshotSeconds (JobName.VideoIncidentEvidence). */

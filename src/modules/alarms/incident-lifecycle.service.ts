@@ -10,7 +10,7 @@ import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log';
 import { ConsoleEventsService } from '../console-events';
-import { ACT_ROLES, assertRole, CANCEL_ROLES, RAISE_ROLES, userActor } from './alarms.access';
+import { ACT_ROLES, assertRole, CANCEL_OWN_ONLY_ROLES, CANCEL_ROLES, RAISE_ROLES, userActor } from './alarms.access';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
 import { jobIds, OPEN_STATUSES, type Outcome } from './alarms.constants';
 import { ButtonTestsService } from './button-tests.service';
@@ -137,12 +137,16 @@ export class IncidentLifecycleService {
       note: [`note = note`, []],
     };
     const [setSql, extra] = sets[action]!;
+    // Cancel by a role limited to its own alarms: only incidents this user raised (refusal: 403 CANCEL_NOT_OWN).
+    const ownerOnly = action === 'cancel' && CANCEL_OWN_ONLY_ROLES.includes(user.role) ? user.id : null;
+    const ownerParam = `$${4 + extra.length}`;
     const escalationJobs: string[] = [];
     const row = await this.db.transaction(async (m) => {
       const [[updated]] = (await m.query(
         `UPDATE incidents SET ${setSql}, updated_at = now()
-         WHERE id = $1 AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
-        [id, allowedFrom(action), scope, ...extra],
+         WHERE id = $1 AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3)
+           AND (${ownerParam}::uuid IS NULL OR raised_by_id = ${ownerParam}) RETURNING *`,
+        [id, allowedFrom(action), scope, ...extra, ownerOnly],
       )) as [IncidentRow[]];
       if (!updated) throw await this.refusal(m, id, action, user);
       await appendTimeline(m, id, actor, action, opts.note ?? '', opts.outcome ? { outcome: opts.outcome } : null);
@@ -177,6 +181,9 @@ export class IncidentLifecycleService {
     if (!row) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     const scope = scopedSchoolId(user);
     if (scope && row.school_id !== scope) return Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
+    if (action === 'cancel' && CANCEL_OWN_ONLY_ROLES.includes(user.role) && row.raised_by_id !== user.id) {
+      return Errors.forbidden(ErrorCode.ALARM.CANCEL_NOT_OWN, '只能撤销本人发起的报警；按钮、摄像机或指挥中心发起的报警由值班人员处置');
+    }
     const t = transition(row.status, action, 'user');
     if (!t.ok && t.code === ErrorCode.ALARM.ALREADY_ACKNOWLEDGED) {
       return Errors.conflict(t.code, `${t.message}（${row.acknowledged_by_name}）`, {

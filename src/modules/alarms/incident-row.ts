@@ -70,6 +70,7 @@ export function toSummary(r: IncidentRow): IncidentSummary {
     outcome: r.outcome,
     cameras: r.cameras,
     raisedBy: r.raised_by_name,
+    raisedById: r.raised_by_id,
     acknowledgedBy: r.acknowledged_at ? { id: r.acknowledged_by_id, name: r.acknowledged_by_name ?? '', at: iso(r.acknowledged_at)! } : null,
     escalationLevel: r.escalation_level,
     relay: { required: r.relay_required, deliveredAt: iso(r.relay_delivered_at), attempts: r.relay_attempts, late: r.relay_late },

@@ -197,6 +197,8 @@ export type IncidentSummary = {
   outcome: string | null;
   cameras: IncidentCamera[];
   raisedBy: string;
+  /** The user who raised it (null: a device, or the system); a school's staff may cancel only their own. */
+  raisedById: string | null;
   acknowledgedBy: { id: string | null; name: string; at: string } | null;
   escalationLevel: number;
   relay: { required: boolean; deliveredAt: string | null; attempts: number; late: boolean };

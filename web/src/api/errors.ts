@@ -97,6 +97,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'ALARM.LATCHED': 'errors.latched',
   'ALARM.CONCURRENT_CHANGE': 'errors.concurrentChange',
   'ALARM.NOT_A_DRILL': 'errors.notADrill',
+  'ALARM.CANCEL_NOT_OWN': 'errors.cancelNotOwn',
   'DRILL_WINDOW.NOT_FOUND': 'errors.notFound',
   'HANDOVER.NOT_FOUND': 'errors.notFound',
   'HANDOVER.ALREADY_ACKNOWLEDGED': 'errors.handoverTaken',

@@ -17,6 +17,7 @@ import { PostGateCamera1764316900000 } from './1764316900000-PostGateCamera';
 import { GbDeviceCharset1764318100000 } from './1764318100000-GbDeviceCharset';
 import { SchoolCard1764318500000 } from './1764318500000-SchoolCard';
 import { ShiftHandovers1764318700000 } from './1764318700000-ShiftHandovers';
+import { OpenDeviceIncidentPerDrill1764320100000 } from './1764320100000-OpenDeviceIncidentPerDrill';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   GbDeviceCharset1764318100000,
   SchoolCard1764318500000,
   ShiftHandovers1764318700000,
+  OpenDeviceIncidentPerDrill1764320100000,
 ];
