@@ -86,6 +86,8 @@ describe('supervisor and auditor surface in Chromium', () => {
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-incidents')]);
     expect(download.suggestedFilename()).toMatch(/\.xlsx$/);
+    const [stats] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-stats')]);
+    expect(stats.suggestedFilename()).toMatch(/^响应统计_.*\.xlsx$/);
 
     await page.click('[data-tab="compliance"]');
     await page.waitForSelector('#chart-trend canvas');

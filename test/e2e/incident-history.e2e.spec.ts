@@ -94,6 +94,17 @@ describe('incident history: filters, search, display names, export', () => {
     expect(b).toMatchObject({ count: 2, closed: 1, falseAlarms: 1 });
   });
 
+  it('exports the response statistics: per school and per day, the false-alarm rate, seconds', async () => {
+    const res = await t.http().get('/api/v1/incidents/stats/export').set(auth(auditor)).query({ format: 'csv' }).buffer(true).expect(200);
+    const buf = Buffer.isBuffer(res.body) ? res.body : Buffer.from(res.text, 'utf8');
+    const table = await readTable(buf);
+    expect(table.header.slice(0, 6)).toEqual(['分组', '名称', '报警数', '已处置', '误报', '误报率']);
+    const b = table.rows.find((r) => r.cells[0] === '学校' && r.cells[1] === '乙小学')!.cells;
+    expect(b.slice(2, 6)).toEqual(['2', '1', '1', '100.0%']);
+    expect(table.rows.some((r) => r.cells[0] === '日期')).toBe(true);
+    await t.http().get('/api/v1/incidents/stats/export').set(auth(auditor)).query({ format: 'pdf' }).expect(400);
+  });
+
   it('answers field-level 400s to bad filters', async () => {
     const bad = async (query: Record<string, string>, field: string) => {
       const res = await t.http().get('/api/v1/incidents').set(auth(op)).query(query).expect(400);

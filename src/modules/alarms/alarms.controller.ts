@@ -14,7 +14,7 @@ import { ACT_ROLES, CANCEL_ROLES, RAISE_ROLES, READ_ROLES } from './alarms.acces
 import { ButtonTestsService } from './button-tests.service';
 import { DrillWindowsService } from './drill-windows.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
-import { incidentExportRows } from './incident-export';
+import { incidentExportRows, statsExportRows } from './incident-export';
 import { IncidentQueriesService } from './incident-queries.service';
 import {
   CLIENT_EVENT_ID,
@@ -29,6 +29,7 @@ import {
   OptionalNoteDto,
   RaiseIncidentDto,
   ResolveDto,
+  StatsExportQuery,
   StatsQuery,
 } from './dto';
 
@@ -133,6 +134,23 @@ export class AlarmsController {
   @Get('stats')
   stats(@CurrentUser() user: AuthUser, @Query() q: StatsQuery) {
     return this.queries.stats(user, q);
+  }
+
+  /** The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN headers, seconds. */
+  @Roles(...READ_ROLES)
+  @Get('stats/export')
+  async statsExport(@CurrentUser() user: AuthUser, @Query() q: StatsExportQuery, @Res({ passthrough: true }) res: Response) {
+    const { format = 'xlsx', ...range } = q;
+    const stats = await this.queries.stats(user, range);
+    const table = statsExportRows(stats as unknown as Parameters<typeof statsExportRows>[0]);
+    const body = format === 'csv' ? writeCsv(table.header, table.rows) : await writeXlsx('响应统计', table.header, table.rows);
+    const span = `${stats.from.slice(0, 10)}_${stats.to.slice(0, 10)}`;
+    res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+    res.setHeader(
+      'Content-Disposition',
+      `attachment; filename="response-stats_${span}.${format}"; filename*=UTF-8''${encodeURIComponent(`响应统计_${span}.${format}`)}`,
+    );
+    return new StreamableFile(body);
   }
 
   /**

@@ -145,6 +145,10 @@ export class StatsQuery {
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
 }
 
+export class StatsExportQuery extends StatsQuery {
+  @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';
+}
+
 /**
  * A drill window (演练). Bounded by alarms.drills: at most maxWindowMinutes long (default 120),
  * starting no earlier than maxStartPastMinutes ago (default 5) and within maxLeadDays; else a

@@ -60,3 +60,34 @@ export function incidentExportRows(items: IncidentView[]): { header: string[]; r
     ]),
   };
 }
+
+type StatsRowOut = Record<string, unknown> & { count: number; closed: number; falseAlarms: number };
+const seconds = (ms: unknown): number | string => (typeof ms === 'number' && Number.isFinite(ms) ? Math.round(ms / 100) / 10 : '');
+
+/**
+ * GET /incidents/stats/export: the response-time statistics as a table, one line per school then
+ * per day (Asia/Shanghai): alarms, closed, false alarms and their rate, and each step's p50/p90 in
+ * seconds from the first press. Drills and tests are not in the statistics.
+ */
+export function statsExportRows(stats: { bySchool: StatsRowOut[]; byDay: StatsRowOut[] }): { header: string[]; rows: (string | number)[][] } {
+  const steps: [string, string][] = [
+    ['toAcknowledged', '确认'],
+    ['toRelayed', '联网送达'],
+    ['toOnScene', '到场'],
+    ['toResolved', '处置完毕'],
+  ];
+  const header = ['分组', '名称', '报警数', '已处置', '误报', '误报率', ...steps.flatMap(([, l]) => [`${l}用时P50(秒)`, `${l}用时P90(秒)`])];
+  const line = (group: string, name: string, r: StatsRowOut) => [
+    group,
+    name,
+    r.count,
+    r.closed,
+    r.falseAlarms,
+    r.closed > 0 ? `${((r.falseAlarms / r.closed) * 100).toFixed(1)}%` : '',
+    ...steps.flatMap(([k]) => [seconds(r[`${k}P50`]), seconds(r[`${k}P90`])]),
+  ];
+  return {
+    header,
+    rows: [...stats.bySchool.map((r) => line('学校', String(r.schoolName ?? ''), r)), ...stats.byDay.map((r) => line('日期', String(r.day ?? ''), r))],
+  };
+}

@@ -356,6 +356,8 @@ const en: Messages = {
     exportIncidents: 'Export alarms (Excel)',
     exportCompliance: 'Export compliance (Excel)',
     complianceFile: 'compliance',
+    exportStats: 'Export response times (Excel)',
+    statsFile: 'response-times',
     at: 'Time',
     actor: 'By',
     action: 'Action',

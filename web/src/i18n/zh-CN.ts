@@ -352,6 +352,8 @@ const zhCN = {
     exportIncidents: '导出报警记录（Excel）',
     exportCompliance: '导出达标情况（Excel）',
     complianceFile: '四个100%达标',
+    exportStats: '导出响应统计（Excel）',
+    statsFile: '响应统计',
     at: '时间',
     actor: '操作人',
     action: '操作',

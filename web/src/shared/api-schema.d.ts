@@ -1408,6 +1408,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/stats/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["AlarmsController_statsExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/notifications/channels": {
         parameters: {
             query?: never;
@@ -5022,6 +5038,28 @@ export interface operations {
     AlarmsController_stats: {
         parameters: {
             query?: {
+                from?: string;
+                schoolId?: string;
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    AlarmsController_statsExport: {
+        parameters: {
+            query?: {
+                format?: "csv" | "xlsx";
                 from?: string;
                 schoolId?: string;
                 to?: string;
