@@ -408,7 +408,6 @@ describe('alarms over HTTP', () => {
     expect(bad.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['location', 'schoolId', 'type']);
     await t.http().get('/api/v1/incidents/not-a-uuid').set(auth(op1.token)).expect(400);
     await t.http().get('/api/v1/incidents/00000000-0000-4000-8000-000000000000').set(auth(op1.token)).expect(404);
-    await press('bad id with spaces').expect(400);
     // A button credential cannot post camera reports.
     await t.http().post('/api/v1/incidents/device-reports').set('Authorization', button.authorization).send({ eventId: 'v1', type: 'video_alarm' }).expect(403);
   });
@@ -431,6 +430,31 @@ describe('alarms over HTTP', () => {
     await waitFor(async () => police.accepted.has(low.body.id), 10000, 'relayed once P1');
     // A less urgent report later does not lower it.
     expect((await report('f3-3', 'P3', '再次触发').expect(200)).body.priority).toBe('P1');
+  });
+
+  it("never refuses an authenticated device's alarm for its body: odd fields, types and event ids go into the note (adversarial pass F12)", async () => {
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
+    const report = (body: unknown) =>
+      t
+        .http()
+        .post('/api/v1/incidents/device-reports')
+        .set('Authorization', cred.authorization)
+        .send(body as object);
+    // Firmware with a timestamp field and a type code of its own, and an event id with a space: the alarm is raised.
+    const odd = await report({ eventId: 'f12 1', type: 'smoke_v2', priority: 'P9', at: '2020-01-01T00:00:00Z', battery: 80 });
+    expect([200, 201]).toContain(odd.status);
+    expect(odd.body).toMatchObject({ type: 'video_alarm', cameraId: gateCam.id });
+    const got = await t.http().get(`/api/v1/incidents/${odd.body.id}`).set(auth(op1.token)).expect(200);
+    const said = JSON.stringify(got.body.timeline) + got.body.note;
+    for (const word of ['设备报文异常', 'smoke_v2', 'P9', 'at', 'battery', 'f12 1']) expect(said).toContain(word);
+    // The device's retry of the same malformed event id finds the same event (no second press).
+    const retry = await report({ eventId: 'f12 1', type: 'smoke_v2' }).expect(200);
+    expect(retry.body).toMatchObject({ id: odd.body.id, folded: false });
+    // No body at all: still an alarm.
+    const empty = await t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization);
+    expect([200, 201]).toContain(empty.status);
+    // Without a credential nothing is taken.
+    await t.http().post('/api/v1/incidents/device-reports').send({ eventId: 'x', type: 'video_alarm' }).expect(401);
   });
 
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {

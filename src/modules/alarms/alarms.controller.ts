@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Res, StreamableFile } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
@@ -32,6 +32,7 @@ import {
   StatsExportQuery,
   StatsQuery,
 } from './dto';
+import { noteWithProblems, readDevicePress, readDeviceReport } from './device-alarm-body';
 
 /** New incident: 201; a retried event or a press folded into an open incident: 200. */
 function answer(res: Response, r: RaiseResult) {
@@ -60,7 +61,9 @@ export class AlarmsController {
   @ApiSecurity('device')
   @DeviceRoute('alarm_device')
   @Post('press')
-  async press(@CurrentDevice() device: AuthDevice, @Body() dto: DevicePressDto, @Res({ passthrough: true }) res: Response) {
+  @ApiBody({ type: DevicePressDto, description: 'read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note' })
+  async press(@CurrentDevice() device: AuthDevice, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
+    const { dto, problems } = readDevicePress(body);
     if (!device.subjectId) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, 'credential has no alarm device');
     const wait = this.presses.take(device.subjectId);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
@@ -74,13 +77,23 @@ export class AlarmsController {
     }
     // A device's own drill flag is not trusted (it would silence escalation): a press is a drill only inside an approved drill window.
     const { test: _t, drill: _d, ...press } = dto;
-    return answer(res, await this.intake.raiseFromDevice({ deviceKind: 'alarm_device', deviceId: device.subjectId, ...press }, actor));
+    return answer(
+      res,
+      await this.intake.raiseFromDevice(
+        { deviceKind: 'alarm_device', deviceId: device.subjectId, ...press, note: noteWithProblems(press.note, problems) },
+        actor,
+      ),
+    );
   }
 
   @ApiSecurity('device')
   @DeviceRoute('camera', 'gateway')
   @Post('device-reports')
-  async deviceReport(@CurrentDevice() device: AuthDevice, @Body() dto: DeviceReportDto, @Res({ passthrough: true }) res: Response) {
+  @ApiBody({ type: DeviceReportDto, description: 'read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note' })
+  async deviceReport(@CurrentDevice() device: AuthDevice, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
+    const { dto, problems, cameraIdInvalid } = readDeviceReport(body);
+    // A gateway's report names its camera: without a usable one it cannot be placed (the gateway retries with one).
+    if (cameraIdInvalid && device.kind === 'gateway') throw Errors.validation([{ field: 'cameraId', reason: 'must be a UUID' }]);
     const cameraId = device.kind === 'camera' ? device.subjectId : dto.cameraId;
     if (!cameraId) throw Errors.validation([{ field: 'cameraId', reason: 'required for a gateway' }]);
     if (device.kind === 'camera' && dto.cameraId && dto.cameraId !== device.subjectId) throw Errors.outOfScope();
@@ -94,7 +107,7 @@ export class AlarmsController {
         eventId: dto.eventId,
         type: dto.type,
         priority: dto.priority,
-        note: dto.note,
+        note: noteWithProblems(dto.note, problems),
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
       },
       actor,

@@ -4866,6 +4866,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DeviceReportDto"];
@@ -5021,6 +5022,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DevicePressDto"];
