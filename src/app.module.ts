@@ -5,6 +5,7 @@ import { DatabaseModule } from './infra/database/database.module';
 import { QueueModule } from './infra/queue/queue.module';
 import { RetentionModule } from './infra/database/retention';
 import { RedisModule } from './infra/redis/redis.module';
+import { TabularModule } from './infra/tabular/tabular';
 import { AuditLogModule } from './modules/audit-log';
 import { AuthModule } from './modules/auth';
 import { ConsoleEventsModule } from './modules/console-events';
@@ -46,6 +47,7 @@ export class AppModule {
         RedisModule,
         QueueModule,
         RetentionModule,
+        TabularModule,
         ...CAPABILITIES,
         ...(api ? [ConsoleModule, OpsModule] : []),
       ],

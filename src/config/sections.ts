@@ -145,6 +145,10 @@ export interface ImportConfig {
   maxColumns: number;
   /** Unpacked size of an XLSX (all entries): a zip bomb stops here. */
   maxUnzippedBytes: number;
+  /** Characters per cell (header or data; the longest registry field is 500): a file with a longer cell is refused while it is read, before the cell is built. */
+  maxCellChars: number;
+  /** Imports and exports running at once in this process (reading, checking, writing, building the file); past it, 503 IMPORT.BUSY with Retry-After. */
+  maxConcurrent: number;
   /** Plausibility (0–1) a CSV's decoding needs before it is believed (infra/tabular/charset.ts); below it, "save as UTF-8". */
   charsetMinScore: number;
   /** Worker threads parsing uploads, files waiting beyond them (then 503), time and heap per file. */

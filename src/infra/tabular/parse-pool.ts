@@ -7,6 +7,7 @@ import type { ImportConfig } from '../../config/sections';
 import { DomainError, ErrorCode, Errors } from '../http/errors';
 import type { ParseRequest } from './tabular.worker';
 import type { ReadLimits, Table } from './table-reader';
+import type { CellOut } from './writer';
 
 /** The compiled worker script (from the TypeScript sources under jest: the build `npm test` makes first). */
 function workerScript(): string {
@@ -14,10 +15,12 @@ function workerScript(): string {
   return existsSync(here) ? here : join(__dirname, '..', '..', '..', 'dist', 'infra', 'tabular', 'tabular.worker.js');
 }
 
+type Request = { kind: 'read'; bytes: Uint8Array } | Omit<Extract<ParseRequest, { kind: 'write' }>, 'id'>;
+
 interface Job {
   id: number;
-  bytes: Uint8Array;
-  resolve: (t: Table) => void;
+  req: Request;
+  resolve: (t: Table | Buffer) => void;
   reject: (e: unknown) => void;
 }
 
@@ -27,14 +30,21 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
-type Answer = { id: number; table?: Table; error?: { status: number; code: ErrorCode; message: string; details?: Record<string, unknown> }; fault?: string };
+type Answer = {
+  id: number;
+  table?: Table;
+  bytes?: Uint8Array;
+  error?: { status: number; code: ErrorCode; message: string; details?: Record<string, unknown> };
+  fault?: string;
+};
 
 /**
- * Uploaded spreadsheets are parsed in worker threads, never on the event loop that delivers
- * alarms: a small pool (import.parseWorkers), each worker with a heap cap (import.parseMemoryMb)
- * and a time limit per file (import.parseTimeoutMs: the worker is terminated and replaced), and a
- * bounded queue (import.parseQueue) — past it, 503 IMPORT.BUSY with Retry-After instead of
- * piling up uploads in memory.
+ * Uploaded spreadsheets are parsed, and export files built, in worker threads, never on the event
+ * loop that delivers alarms: a small pool (import.parseWorkers), each worker with a heap cap
+ * (import.parseMemoryMb) and a time limit per file (import.parseTimeoutMs: the worker is
+ * terminated and replaced), and a bounded queue (import.parseQueue) — past it, 503 IMPORT.BUSY
+ * with Retry-After instead of piling up uploads in memory. `exclusive` bounds whole imports and
+ * exports (read, check, write; query, build) per process to import.maxConcurrent, also 503.
  */
 @Injectable()
 export class ParsePool implements OnModuleDestroy {
@@ -44,23 +54,57 @@ export class ParsePool implements OnModuleDestroy {
   private readonly queue: Job[] = [];
   private seq = 0;
   private closed = false;
+  private running = 0;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.cfg = config.import;
   }
 
   get limits(): ReadLimits {
-    const { maxRows, maxColumns, maxUnzippedBytes, charsetMinScore } = this.cfg;
-    return { maxRows, maxColumns, maxUnzippedBytes, charsetMinScore };
+    const { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, charsetMinScore } = this.cfg;
+    return { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, charsetMinScore };
+  }
+
+  private get retryAfter(): number {
+    return Math.max(1, Math.ceil(this.cfg.parseTimeoutMs / 1000 / 4));
+  }
+
+  /**
+   * Runs one whole import or export, at most import.maxConcurrent at once in this process; past
+   * it, 503 IMPORT.BUSY with Retry-After at once (nothing is read or queried).
+   */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.cfg.maxConcurrent) {
+      const retry = this.retryAfter;
+      throw new DomainError(503, ErrorCode.IMPORT.BUSY, `正在进行的导入导出过多，请 ${retry} 秒后重试`, {
+        retryAfterSeconds: retry,
+        maxConcurrent: this.cfg.maxConcurrent,
+      });
+    }
+    this.running++;
+    try {
+      return await work();
+    } finally {
+      this.running--;
+    }
   }
 
   /** Parses a file off the event loop; rejects with our DomainErrors (400 unreadable/too large, 503 busy). */
   read(file: Buffer): Promise<Table> {
+    return this.submit({ kind: 'read', bytes: new Uint8Array(file) }) as Promise<Table>;
+  }
+
+  /** Builds a CSV (UTF-8 with BOM) or XLSX export off the event loop (writer.ts); 503 IMPORT.BUSY when the queue is full. */
+  async write(format: 'csv' | 'xlsx', sheet: string, header: string[], rows: CellOut[][], notes?: string[][]): Promise<Buffer> {
+    return (await this.submit({ kind: 'write', format, sheet, header, rows, notes })) as Buffer;
+  }
+
+  private submit(req: Request): Promise<Table | Buffer> {
     if (this.closed) return Promise.reject(new DomainError(503, ErrorCode.IMPORT.BUSY, '服务正在停止，请稍后重试', { retryAfterSeconds: 5 }));
     const waiting = this.queue.length;
     const idle = this.slots.some((s) => !s.job) || this.slots.length < this.cfg.parseWorkers;
     if (!idle && waiting >= this.cfg.parseQueue) {
-      const retry = Math.max(1, Math.ceil(this.cfg.parseTimeoutMs / 1000 / 4));
+      const retry = this.retryAfter;
       return Promise.reject(
         new DomainError(503, ErrorCode.IMPORT.BUSY, `正在解析的文件过多，请 ${retry} 秒后重试`, {
           retryAfterSeconds: retry,
@@ -69,8 +113,8 @@ export class ParsePool implements OnModuleDestroy {
         }),
       );
     }
-    return new Promise<Table>((resolve, reject) => {
-      this.queue.push({ id: ++this.seq, bytes: new Uint8Array(file), resolve, reject });
+    return new Promise<Table | Buffer>((resolve, reject) => {
+      this.queue.push({ id: ++this.seq, req, resolve, reject });
       this.pump();
     });
   }
@@ -83,8 +127,10 @@ export class ParsePool implements OnModuleDestroy {
       const job = this.queue.shift()!;
       slot.job = job;
       slot.timer = setTimeout(() => this.fail(slot!, 'timeout'), this.cfg.parseTimeoutMs);
-      const req: ParseRequest = { id: job.id, bytes: job.bytes, limits: this.limits };
-      slot.worker.postMessage(req, [job.bytes.buffer as ArrayBuffer]);
+      if (job.req.kind === 'read') {
+        const req: ParseRequest = { id: job.id, kind: 'read', bytes: job.req.bytes, limits: this.limits };
+        slot.worker.postMessage(req, [job.req.bytes.buffer as ArrayBuffer]);
+      } else slot.worker.postMessage({ ...job.req, id: job.id } satisfies ParseRequest);
     }
   }
 
@@ -97,9 +143,11 @@ export class ParsePool implements OnModuleDestroy {
       if (!job || job.id !== a.id) return;
       this.done(slot);
       if (a.table) job.resolve(a.table);
+      else if (a.bytes) job.resolve(Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength));
       else if (a.error) job.reject(new DomainError(a.error.status, a.error.code, a.error.message, a.error.details));
       else {
         this.logger.warn(`parse worker fault: ${a.fault}`);
+        if (job.req.kind === 'write') return job.reject(new Error(`export build failed: ${a.fault}`));
         job.reject(Errors.badRequest(ErrorCode.IMPORT.UNREADABLE_FILE, '无法读取文件：内容无法解析'));
       }
     });
@@ -126,6 +174,13 @@ export class ParsePool implements OnModuleDestroy {
     this.remove(slot);
     void slot.worker.terminate();
     this.logger.warn(`parse worker stopped (${why})`);
+    if (job.req.kind === 'write')
+      return job.reject(
+        new DomainError(503, ErrorCode.IMPORT.BUSY, '导出文件未能在时限内生成，请缩小范围后重试', {
+          retryAfterSeconds: this.retryAfter,
+          parseTimeoutMs: this.cfg.parseTimeoutMs,
+        }),
+      );
     job.reject(
       Errors.badRequest(
         ErrorCode.IMPORT.TOO_LARGE_CONTENT,

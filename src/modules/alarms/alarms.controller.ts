@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiBody, ApiHeader, ApiSecurity, ApiTags } from '@nestjs
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { writeCsv, writeXlsx } from '../../infra/tabular/tabular';
+import { ParsePool } from '../../infra/tabular/tabular';
 import { RateLimiter } from '../../infra/http/rate-limit';
 import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
@@ -53,6 +53,7 @@ export class AlarmsController {
     private readonly queries: IncidentQueriesService,
     private readonly drills: DrillWindowsService,
     private readonly tests: ButtonTestsService,
+    private readonly tabular: ParsePool,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
@@ -175,8 +176,11 @@ export class AlarmsController {
   @Get('export')
   async export(@CurrentUser() user: AuthUser, @Query() q: IncidentExportQuery, @Res({ passthrough: true }) res: Response) {
     const { format = 'xlsx', limit: _l, offset: _o, ...filters } = q;
-    const table = incidentExportRows(await this.queries.all(user, filters, this.config.alarms.exportMaxRows));
-    const body = format === 'csv' ? writeCsv(table.header, table.rows) : await writeXlsx('报警记录', table.header, table.rows);
+    // Bounded per process (import.maxConcurrent) and built in a worker thread: never on the loop that takes presses.
+    const body = await this.tabular.exclusive(async () => {
+      const table = incidentExportRows(await this.queries.all(user, filters, this.config.alarms.exportMaxRows));
+      return this.tabular.write(format, '报警记录', table.header, table.rows);
+    });
     const day = new Date().toISOString().slice(0, 10);
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
     res.setHeader(

@@ -1,4 +1,3 @@
-import { ParsePool } from '../../infra/tabular/tabular';
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -35,16 +34,7 @@ const importControllers = RESOURCES.filter((def) => def.path in IMPORT_KINDS).ma
 @Module({
   imports: [TypeOrmModule.forFeature([District, Zone, EducationGroup, School, Camera, AlarmDevice, Guard, ProtectionPost])],
   controllers: [...RESOURCES.map(resourceController), ...importControllers],
-  providers: [
-    ...resourceProviders,
-    RegistryService,
-    DeviceStatusService,
-    ProtectionPostsService,
-    GbProvisioningService,
-    ImportService,
-    UploadInterceptor,
-    ParsePool,
-  ],
+  providers: [...resourceProviders, RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ImportService, UploadInterceptor],
   exports: [RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ...resourceProviders.map((p) => p.provide)],
 })
 export class RegistryModule {}

@@ -81,6 +81,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'IMPORT.INVALID_ROWS': 'errors.importFile',
   'IMPORT.UNSURE_ENCODING': 'errors.importFile',
   'IMPORT.TOO_LARGE_CONTENT': 'errors.importFile',
+  'IMPORT.CELL_TOO_LONG': 'errors.importFile',
   'IMPORT.BUSY': 'errors.unavailable',
   'UNAVAILABLE.DATABASE': 'errors.unavailable',
   'UNAVAILABLE.REDIS': 'errors.unavailable',

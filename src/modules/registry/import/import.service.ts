@@ -8,7 +8,7 @@ import { flattenValidationErrors } from '../../../infra/http/validation';
 import type { AuthUser } from '../../../infra/access/roles';
 import type { ResourceService } from '../resource';
 import { Column, columnOfField, Draft, findColumn, IMPORT_KINDS, ImportKind, Lookups } from './columns';
-import { CellOut, FileFormat, ParsePool, Table, writeCsv, writeXlsx } from '../../../infra/tabular/tabular';
+import { CellOut, FileFormat, ParsePool, Table } from '../../../infra/tabular/tabular';
 
 export interface RowError {
   row: number;
@@ -68,7 +68,12 @@ export class ImportService {
     private readonly parser: ParsePool,
   ) {}
 
-  async importFile(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
+  /** One import: at most import.maxConcurrent at once per process (503 IMPORT.BUSY past it). */
+  importFile(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
+    return this.parser.exclusive(() => this.importNow(kind, svc, user, file, dryRun));
+  }
+
+  private async importNow(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
     const table = await this.parser.read(file); // in a worker thread, within the row/column/size limits
     const columns = this.mapHeader(kind, table.header);
 
@@ -205,7 +210,12 @@ export class ImportService {
     };
   }
 
-  async exportFile(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
+  /** One export (query, then the file built in a worker thread): at most import.maxConcurrent imports/exports at once per process. */
+  exportFile(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
+    return this.parser.exclusive(() => this.exportNow(kind, svc, user, query, format));
+  }
+
+  private async exportNow(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
     const rows = await svc.listAll(user, query);
     const refs = await this.lookups(this.db.manager, kind === 'alarm-devices');
     const columns = IMPORT_KINDS[kind] as readonly Column[];
@@ -236,7 +246,7 @@ export class ImportService {
       .format(new Date())
       .replace(/[-:]/g, '')
       .replace(' ', '-');
-    const body = format === 'xlsx' ? await writeXlsx(LABELS[kind], header, rows, notes) : writeCsv(header, rows);
+    const body = await this.parser.write(format, LABELS[kind], header, rows, notes);
     return { body, contentType: CONTENT_TYPES[format], filename: `${LABELS[kind]}${suffix}-${stamp}.${format}` };
   }
 }
