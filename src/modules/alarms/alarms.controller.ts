@@ -157,7 +157,7 @@ export class AlarmsController {
     const { format = 'xlsx', ...range } = q;
     const stats = await this.queries.stats(user, range);
     const table = statsExportRows(stats as unknown as Parameters<typeof statsExportRows>[0]);
-    const body = format === 'csv' ? writeCsv(table.header, table.rows) : await writeXlsx('响应统计', table.header, table.rows);
+    const body = await this.tabular.exclusive(() => this.tabular.write(format, '响应统计', table.header, table.rows));
     const span = `${stats.from.slice(0, 10)}_${stats.to.slice(0, 10)}`;
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
     res.setHeader(
