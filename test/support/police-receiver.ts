@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * A fake public-security endpoint (outside the system): verifies the HMAC signature, counts
  * every request per Idempotency-Key, accepts each key once (a repeat is answered 200 but not
- * counted again, as the real platform dedups), and can be told to fail for a while.
+ * counted again, as the real platform dedups), and can be told to fail for a while, or to hang
+ * (take the request and never answer, as a black-holed endpoint does).
  */
 export interface PoliceReceiver {
   url: string;
@@ -18,6 +19,8 @@ export interface PoliceReceiver {
   bodies: Map<string, Record<string, unknown>>;
   badSignatures: number;
   failing: boolean;
+  /** Take requests and never answer them (until close). */
+  hanging: boolean;
   close: () => Promise<void>;
 }
 
@@ -29,7 +32,9 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
     bodies: new Map(),
     badSignatures: 0,
     failing: false,
+    hanging: false,
   };
+  const held = new Set<import('node:http').ServerResponse>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -42,6 +47,10 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
       if (req.headers['x-shouhu-signature'] !== expected) {
         r.badSignatures++;
         res.writeHead(401).end();
+        return;
+      }
+      if (r.hanging) {
+        held.add(res);
         return;
       }
       if (r.failing) {
@@ -58,7 +67,10 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
   const port = (server.address() as AddressInfo).port;
   const out = r as PoliceReceiver;
   out.url = `http://127.0.0.1:${port}/alarm`;
-  out.close = () => new Promise((resolve) => server.close(() => resolve()));
+  out.close = () => {
+    for (const res of held) res.destroy();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
   return out;
 }
 

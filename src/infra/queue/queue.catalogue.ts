@@ -15,6 +15,12 @@ export enum QueueName {
    * server): worked in the api processes (roles api and all), not in workers — see API_QUEUES.
    */
   Video = 'video',
+  /**
+   * Deliveries to the public-security platform (一键报警联网): their own workers, so an endpoint that
+   * hangs until its timeout holds only these — escalations ran 12–16 s late behind hung relays
+   * when they shared the alarms queue's workers (adversarial pass F15).
+   */
+  PoliceRelay = 'police-relay',
 }
 
 /** Queues whose workers run in api processes (role api or all) instead of worker processes. */
@@ -113,9 +119,9 @@ export const JOBS: Record<JobName, JobSpec> = {
   // A failed sweep is simply superseded by the next one a few seconds later: no retries, little history.
   [JobName.LivenessSweep]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
   [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
-  [JobName.AlarmPoliceRelay]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmPoliceRelay]: { queue: QueueName.PoliceRelay, options: retrying },
   [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
-  [JobName.AlarmButtonTestRelay]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmButtonTestRelay]: { queue: QueueName.PoliceRelay, options: retrying },
   [JobName.PatrolRun]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 3 } },
   // Superseded by the next check a minute later; findings are idempotent per post and window anyway.
   [JobName.PatrolPostCheck]: { queue: QueueName.Patrols, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
