@@ -79,6 +79,8 @@ describe('alarm buttons: police link and self-tests', () => {
     const before = (await t.app.get(ComplianceService).compute(date, { schoolId: seed.schoolB.id })).find((r) => r.schoolId === seed.schoolB.id)!;
     expect(before.reasons.networked).toMatchObject({ noRecentPoliceRelay: { lastPoliceRelayAt: null, withinDays: 30 } });
 
+    // The device's flag counts inside the test mode school staff started (attack F9: never on its own).
+    await t.http().post(`/api/v1/alarm-buttons/${b.id}/test-mode`).set(auth(staffB.token)).send({ minutes: 5 }).expect(200);
     const r = await press(b, 'test-1', { test: true }).expect(201);
     expect(r.body).toMatchObject({ created: true, test: { alarmDeviceId: b.id, kind: 'device_flag', policeLinked: true, relay: { required: true } } });
     expect(await incidentsOf(b.id)).toEqual([]);
@@ -95,10 +97,13 @@ describe('alarm buttons: police link and self-tests', () => {
     await waitFor(async () => (await device(b.id)).last_police_relay_at, 10000, 'relay stamped');
     expect(police.delivered.get(key)).toBe(1);
     // Console event and audit entry.
-    const ev = await t.db.query(`SELECT payload FROM console_events WHERE type = 'button.test' AND payload->>'alarmDeviceId' = $1`, [b.id]);
+    const ev = await t.db.query(
+      `SELECT payload FROM console_events WHERE type = 'button.test' AND payload->>'alarmDeviceId' = $1 AND payload->>'change' = 'tested'`,
+      [b.id],
+    );
     expect(ev.rows.map((x) => x.payload)).toEqual([expect.objectContaining({ change: 'tested', kind: 'device_flag', testId: r.body.test.id })]);
     const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'alarm_device' AND entity_id = $1 ORDER BY id`, [b.id]);
-    expect(audit.rows.map((x) => x.action)).toEqual(['create', 'test']);
+    expect(audit.rows.map((x) => x.action)).toEqual(['create', 'test_mode_start', 'test']);
     // "Networked with the police" is measured: the delivered relay now counts for the school.
     const after = (await t.app.get(ComplianceService).compute(date, { schoolId: seed.schoolB.id })).find((x) => x.schoolId === seed.schoolB.id)!;
     expect(after.reasons.networked).not.toHaveProperty('noRecentPoliceRelay');
@@ -106,6 +111,15 @@ describe('alarm buttons: police link and self-tests', () => {
     const list = (await t.http().get(`/api/v1/alarm-buttons/${b.id}/tests`).set(auth(staffB.token)).expect(200)).body;
     expect(list.map((x: { id: string }) => x.id)).toEqual([r.body.test.id]);
     await t.http().get(`/api/v1/alarm-buttons/${b.id}/tests`).set(auth(staffA.token)).expect(404);
+  });
+
+  it("a device's own test flag outside an approved test mode is a real alarm, never a test (attack F9)", async () => {
+    const b = await button(seed.schoolA.id, false);
+    const r = await press(b, 'flag-1', { test: true }).expect(201);
+    expect(r.body).toMatchObject({ status: 'raised', drill: false });
+    expect(r.body).not.toHaveProperty('test');
+    expect(await incidentsOf(b.id)).toEqual([r.body.id]);
+    expect((await device(b.id)).last_test_at).toBeNull();
   });
 
   it("a guard's test mode makes one button's presses tests for a few minutes; ended, presses are real again", async () => {

@@ -69,8 +69,12 @@ export class AlarmsController {
     const wait = this.presses.take(device.subjectId);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
-    // A self-test (issue 11 §3): recorded, no incident, never dispatched.
-    const test = dto.test === true ? 'device_flag' : this.tests.inTestMode(device.subjectId) ? 'test_mode' : null;
+    // A self-test (issue 11 §3): recorded, no incident, never dispatched — only inside the button's approved test mode.
+    // The device's own `test` flag alone never downgrades a press (attack F9: a real press sent as a test is an alarm lost);
+    // outside test mode it is a real alarm, the flag noted.
+    const inTestMode = this.tests.inTestMode(device.subjectId);
+    const test = inTestMode ? (dto.test === true ? 'device_flag' : 'test_mode') : null;
+    if (dto.test === true && !inTestMode) problems.push('test 标记不在测试模式内，按真实报警处理');
     if (test) {
       const r = await this.tests.pressed(device.subjectId, dto.eventId, test, actor);
       res.status(r.created ? 201 : 200);
