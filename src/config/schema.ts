@@ -225,8 +225,11 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.defaultPassword': rules.str(),
   'gb28181.nonceTtlSeconds': rules.int(10, 86400),
   'gb28181.maxMessageBytes': rules.int(1024, 65535),
+  'gb28181.maxTcpMessageBytes': rules.int(1024 * 1024, 64 * 1024 * 1024), // ≥ 1 MiB (issue 16 §3)
   'gb28181.rateLimitPerSecond': rules.int(0, 1_000_000),
   'gb28181.rateLimitBurst': rules.int(1, 1_000_000),
+  'gb28181.deviceRateLimitPerSecond': rules.int(0, 1_000_000),
+  'gb28181.deviceRateLimitBurst': rules.int(1, 1_000_000),
   'gb28181.udpReceiveBufferBytes': rules.int(65536, 256 * 1024 * 1024),
   'gb28181.tcpIdleSeconds': rules.int(10, 86400),
   'gb28181.maxTcpConnections': rules.int(1, 1_000_000),

@@ -335,10 +335,30 @@ export interface Gb28181Config {
   /** District default device password, used for devices without their own; '' = none (such devices are refused). */
   defaultPassword: string;
   nonceTtlSeconds: number;
+  /**
+   * Largest UDP message (bytes); a larger datagram is answered 513 Message Too Large (RFC 3261
+   * §21.5.11) so the device can retry over TCP (§18.1.1). Default 65507, the most one IPv4 datagram holds.
+   */
   maxMessageBytes: number;
-  /** Messages per second per source address:port (0 = no limit) and the burst allowed. */
+  /** Largest message on a TCP connection (≥ 1 MiB: a big NVR's or a lower platform's Catalog in one part); larger closes the connection. */
+  maxTcpMessageBytes: number;
+  /**
+   * The per-source ceiling against abuse, far above any one device: messages per second and burst
+   * per UDP address:port or per TCP connection, where a lower platform or an NVR gateway speaks for
+   * thousands of devices (issue 16: 1,000 keepalives/s through one socket). Over it, UDP datagrams
+   * are dropped and counted (shouhu_gb28181_dropped_total{reason="rate_limited"}, a warning per 10 s)
+   * and a TCP connection is no longer read until a token is due (back-pressure, nothing dropped). 0 = none.
+   */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
+  /**
+   * The per-device limit (by the 20-digit id in From, for registered devices): messages per second
+   * and burst. A device keeps alive every 60 s (GB/T 28181-2016 §9.6) and sends alarms and catalog
+   * parts in bursts — 500 covers a 256-channel NVR's Catalog one item per message. Over it: UDP is
+   * answered 503 with Retry-After (RFC 3261 §21.5.4), TCP is held (back-pressure). 0 = none.
+   */
+  deviceRateLimitPerSecond: number;
+  deviceRateLimitBurst: number;
   udpReceiveBufferBytes: number;
   tcpIdleSeconds: number;
   maxTcpConnections: number;

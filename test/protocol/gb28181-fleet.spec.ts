@@ -1,6 +1,9 @@
 import * as iconv from 'iconv-lite';
 import { DeviceHealthService } from '../../src/modules/device-health';
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { GbCamera } from '../support/video/gb-camera';
@@ -291,5 +294,147 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       expect(subs[1].cseq).toBe(subs[0].cseq + 1);
       expect(subs[0].body).toContain('<CmdType>Catalog</CmdType>');
     });
+  });
+});
+
+describe('GB/T 28181 TCP and limits (issue 16 §3)', () => {
+  let t: TestApp;
+  let admin: string;
+  let sipPort: number;
+  const devices: GbCamera[] = [];
+
+  beforeAll(async () => {
+    t = await startApp({
+      gb28181: {
+        enabled: true,
+        host: '127.0.0.1',
+        port: 0,
+        platformId: PLATFORM,
+        defaultPassword: PASSWORD,
+        queryTimeoutMs: 1000,
+        catalogSubscribeSeconds: 0,
+        maxMessageBytes: 32768,
+        rateLimitPerSecond: 1000,
+        rateLimitBurst: 300,
+        deviceRateLimitPerSecond: 400,
+        deviceRateLimitBurst: 50,
+      },
+      liveness: { sweepEveryMs: 0 },
+    });
+    sipPort = t.app.get(SipServer).port;
+    admin = (await t.userToken('admin')).token;
+  });
+
+  afterAll(async () => {
+    for (const d of devices) await d.stop();
+    await t?.close();
+  });
+
+  async function device(transport: 'UDP' | 'TCP' = 'UDP') {
+    const deviceId = nvrId();
+    const dev = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, keepaliveMs: 0, transport });
+    devices.push(dev);
+    await dev.start();
+    return { deviceId, dev, sn: (await dev.waitForQuery('Catalog')).sn };
+  }
+
+  async function metric(name: string, labels: Record<string, string>): Promise<number> {
+    const text = (await t.http().get('/metrics').expect(200)).text;
+    let sum = 0;
+    for (const line of text.split('\n'))
+      if (line.startsWith(name + '{') && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
+    return sum;
+  }
+
+  /** Runs `fn` with the limiter's clock standing still (no refill while a burst is measured; the rest is real). */
+  async function frozen<T>(fn: () => Promise<T>): Promise<T> {
+    const at = Date.now();
+    const take = RateLimiter.prototype.take;
+    const spy = jest.spyOn(RateLimiter.prototype, 'take').mockImplementation(function (this: RateLimiter, b) {
+      return take.call(this, b, at);
+    });
+    try {
+      return await fn();
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  const channels = async (deviceId: string) =>
+    (await t.http().get('/api/v1/gb28181/channels').query({ deviceId, limit: 1 }).set(auth(admin)).expect(200)).body.total as number;
+  const bigCatalog = (dev: string, sn: string, n: number, pad: number) =>
+    catalogBody(
+      dev,
+      sn,
+      Array.from({ length: n }, (_, i) => ({ id: `${dev.slice(0, 10)}131${String(i).padStart(7, '0')}`, name: `通道${i}-${'门'.repeat(pad)}` })),
+      'UTF-8',
+      'UTF-8',
+    );
+
+  it('400 back-to-back MESSAGEs on one TCP connection over the device limit are all answered (back-pressure, nothing dropped)', async () => {
+    const { dev } = await device('TCP');
+    const held = await metric('shouhu_gb28181_events_total', { event: 'device_rate_held' });
+    const statuses = await Promise.all(Array.from({ length: 400 }, () => dev.sendKeepalive()));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(400);
+    expect(await metric('shouhu_gb28181_events_total', { event: 'device_rate_held' })).toBeGreaterThan(held);
+  });
+
+  it('over UDP a device over its limit is answered 503 (Retry-After), never silently', async () => {
+    const { dev } = await device('UDP');
+    const statuses = await frozen(() => Promise.all(Array.from({ length: 80 }, () => dev.sendKeepalive())));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(50);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(30);
+  });
+
+  it('the per-source ceiling is far above one device: many devices behind one UDP socket pass; past it datagrams are counted', async () => {
+    const before = await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' });
+    const s = createSocket('udp4');
+    let answered = 0;
+    s.on('message', () => answered++);
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    await frozen(async () => {
+      // OPTIONS of 320 different ids from one socket (a lower platform): the 300 of the ceiling's burst are answered.
+      for (let i = 0; i < 320; i++) {
+        const id = `3402000000132${String(5000000 + i)}`;
+        const msg = `OPTIONS sip:${PLATFORM}@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKceil${i}\r\nFrom: <sip:${id}@3402000000>;tag=c${i}\r\nTo: <sip:${PLATFORM}@3402000000>\r\nCall-ID: ceil-${i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`;
+        s.send(Buffer.from(msg, 'latin1'), sipPort, '127.0.0.1');
+      }
+      await until(async () => (await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' })) >= before + 20, 10000, 'drops counted');
+    });
+    await until(() => answered === 300, 5000, '300 answers');
+    s.close();
+    expect(await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' })).toBe(before + 20);
+  });
+
+  it('takes a 40 KB Catalog over TCP and one of about 1 MiB; closes a TCP connection whose message is over maxTcpMessageBytes', async () => {
+    const { deviceId, dev, sn } = await device('TCP');
+    const body40k = bigCatalog(deviceId, sn, 200, 30);
+    expect(body40k.length).toBeGreaterThan(40_000);
+    expect(body40k.length).toBeLessThan(65_507);
+    expect(await dev.message(body40k)).toBe(200);
+    await until(async () => (await channels(deviceId)) === 200, 10000, '200 channels');
+    const body1m = bigCatalog(deviceId, String(Number(sn) + 1), 4000, 41);
+    expect(body1m.length).toBeGreaterThan(1_000_000);
+    expect(body1m.length).toBeLessThan(1024 * 1024 - 1000);
+    expect(await dev.message(body1m)).toBe(200);
+    await until(async () => (await channels(deviceId)) === 4000, 20000, '4000 channels');
+
+    const c = connect(sipPort, '127.0.0.1');
+    c.on('error', () => undefined);
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    c.write(`MESSAGE sip:${PLATFORM}@3402000000 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKbig\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`);
+    await closed;
+  });
+
+  it('over UDP: a datagram over maxMessageBytes is answered 513, a Content-Length longer than the body 400', async () => {
+    const { deviceId, dev, sn } = await device('UDP');
+    expect(await dev.message(bigCatalog(deviceId, sn, 200, 30))).toBe(513);
+    const s = createSocket('udp4');
+    const got = new Promise<string>((r) => s.on('message', (m) => r(m.toString('latin1'))));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const msg = `OPTIONS sip:${PLATFORM}@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKcl\r\nFrom: <sip:${deviceId}@3402000000>;tag=x\r\nTo: <sip:${PLATFORM}@3402000000>\r\nCall-ID: cl-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 50\r\n\r\nshort`;
+    s.send(Buffer.from(msg, 'latin1'), sipPort, '127.0.0.1');
+    expect(await got).toMatch(/^SIP\/2\.0 400 /);
+    s.close();
   });
 });

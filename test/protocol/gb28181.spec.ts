@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
-import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -387,9 +386,9 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
       Buffer.alloc(40_000, 'A'),
       request('MESSAGE', DEV_D, ['Content-Type: Application/MANSCDP+xml'], undefined, '<Notify><CmdType>Keepalive</Notify>'),
     ]);
-    // Only the MESSAGE with a broken body is answered (400); the others get nothing.
-    expect(answers).toHaveLength(1);
-    expect(answers[0]).toMatch(/^SIP\/2\.0 400 /);
+    // The request whose Content-Length is longer than the datagram and the MESSAGE with a broken body are answered 400; the others get nothing.
+    expect(answers).toHaveLength(2);
+    expect(answers.every((a) => /^SIP\/2\.0 400 /.test(a))).toBe(true);
     expect(await metric('shouhu_malformed_input_total', { source: 'sip' })).toBe(before + 6);
     await expectSipp('malformed.xml', { rows: [[DEV_X]] });
     expect(await metric('shouhu_malformed_input_total', { source: 'sip' })).toBe(before + 7);
@@ -405,30 +404,5 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     expect(await answer).toMatch(/^SIP\/2\.0 200 /);
     good.destroy();
     await closed;
-  });
-
-  it('rate-limits a flooding source without affecting others', async () => {
-    const before = await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' });
-    // Over TCP so every message reaches the server (a UDP flood would partly die in kernel buffers).
-    const flood = Array.from({ length: 20000 }, (_, i) => request('OPTIONS', DEV_X, [], `z9hG4bKflood${i}`).replace('SIP/2.0/UDP', 'SIP/2.0/TCP')).join('');
-    // The limiter's clock stands still during the flood (the clock is faked, the rest is real): a loaded machine
-    // that reads the flood slower than rateLimitPerSecond would otherwise refill the bucket as fast as it drains.
-    const frozen = Date.now();
-    const allow = RateLimiter.prototype.allow;
-    const spy = jest.spyOn(RateLimiter.prototype, 'allow').mockImplementation(function (this: RateLimiter, key: string) {
-      return allow.call(this, key, frozen);
-    });
-    try {
-      const c = connect(port, '127.0.0.1');
-      c.on('data', () => undefined);
-      c.on('error', () => undefined);
-      c.write(flood);
-      await until('drops counted', async () => (await metric('shouhu_gb28181_dropped_total', { reason: 'rate_limited' })) > before);
-      c.destroy();
-    } finally {
-      spy.mockRestore();
-    }
-    const [ok] = await udp([request('OPTIONS', DEV_X)]);
-    expect(ok).toMatch(/^SIP\/2\.0 200 /);
   });
 });

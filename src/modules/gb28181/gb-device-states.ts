@@ -3,7 +3,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { sipDomain } from './gb28181.config';
 import { Gb28181Store, GbDeviceRow, RegistrationWrite } from './gb28181.store';
 import { Charset } from './charset';
-import { Peer } from './sip-transport';
+import { Bucket, Peer } from './sip-transport';
 
 /** What the SIP front end keeps in memory per device (the hot path never reads Postgres). */
 export interface DeviceState {
@@ -33,6 +33,8 @@ export interface DeviceState {
   faultyChannels: Set<string>;
   /** The cameras a keepalive refreshes: `cameraIds` without those of down channels (recomputed when either changes). */
   heartbeatIds: string[] | null;
+  /** Its token bucket of the per-device rate limit (SipEndpoint.deviceLimited); null until its first message. */
+  bucket: Bucket | null;
   /** The Catalog subscription (§9.11.1 SUBSCRIBE Event: Catalog) and its refresh timer. */
   subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null } | null;
 }
@@ -104,6 +106,7 @@ export class GbDeviceStates {
       faultyChannels: new Set(),
       heartbeatIds: null,
       subscription: null,
+      bucket: null,
     };
   }
 

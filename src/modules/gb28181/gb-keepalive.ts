@@ -47,6 +47,7 @@ export class GbKeepalive {
     const state = this.states.devices.get(id);
     const now = Date.now();
     if (!state || !state.registered || state.expiresAt <= now) return false;
+    if (this.endpoint.deviceLimited(state, ka, peer)) return true;
     try {
       this.onKeepalive(ka, peer, state, now);
     } catch (e) {

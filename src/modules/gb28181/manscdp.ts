@@ -34,7 +34,8 @@ function decodeEntities(s: string): string {
 /** XML whitespace (space, tab, CR, LF) by char code: this runs per character on the keepalive hot path. */
 const isWs = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
 
-export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 20_000 }): XmlElement {
+/** Element limit: a 1 MiB TCP Catalog (gb28181.maxTcpMessageBytes) holds ~10,000 items of ~10 elements each. */
+export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 200_000 }): XmlElement {
   let i = 0;
   let count = 0;
   const n = src.length;

@@ -2,9 +2,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
 import type { Gb28181Config } from '../../config/sections';
-import { sipDropped, sipRequests } from './gb28181.metrics';
+import { sipDropped, sipEvents, sipRequests } from './gb28181.metrics';
 import { buildResponse, ResponseBasis } from './sip-message';
-import { DropReason, Peer, SipTransport } from './sip-transport';
+import { Bucket, DropReason, Peer, RateLimiter, SipTransport } from './sip-transport';
 
 /** FNV-1a: a cheap deterministic tag, so a retransmitted request gets the very same To tag. */
 function tagOf(s: string): string {
@@ -34,9 +34,30 @@ export class SipEndpoint {
   private lastWarnAt = 0;
   /** The address put in Via/Call-ID of the platform's own requests. */
   advertised = '';
+  /** The per-device limit (gb28181.deviceRateLimitPerSecond); buckets live on the device states. */
+  private readonly deviceLimiter: RateLimiter;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.cfg = config.gb28181;
+    this.deviceLimiter = new RateLimiter(this.cfg.deviceRateLimitPerSecond, this.cfg.deviceRateLimitBurst);
+  }
+
+  /**
+   * The per-device limit, never silent: true when the request must not be handled — over UDP it
+   * has been answered 503 with Retry-After (RFC 3261 §21.5.4: the device retries). Over TCP the
+   * request is handled and the connection is held until the device's next token (back-pressure).
+   */
+  deviceLimited(device: { bucket: Bucket | null }, req: ResponseBasis, peer: Peer): boolean {
+    if (this.deviceLimiter.perSecond <= 0) return false;
+    const wait = this.deviceLimiter.take((device.bucket ??= this.deviceLimiter.fresh()));
+    if (wait === 0) return false;
+    sipEvents.inc({ event: peer.transport === 'TCP' ? 'device_rate_held' : 'device_rate_limited' });
+    if (peer.transport === 'TCP') {
+      peer.holdUntil = Date.now() + wait;
+      return false;
+    }
+    this.reply(req, peer, 503, 'rate_limited', null, [['Retry-After', Math.max(1, Math.ceil(wait / 1000))]]);
+    return true;
   }
 
   get port(): number {
@@ -47,14 +68,25 @@ export class SipEndpoint {
     return !!this.transport;
   }
 
-  async start(onMessage: (buf: Buffer, peer: Peer) => void): Promise<void> {
+  /**
+   * Opens the socket. `onOversized`: a UDP datagram over gb28181.maxMessageBytes (the server
+   * answers it 513, RFC 3261 §21.5.11). A wildcard host with no advertised host is warned about
+   * at boot: the platform's own requests would carry Via 127.0.0.1 and devices could not answer.
+   */
+  async start(onMessage: (buf: Buffer, peer: Peer) => void, onOversized?: (buf: Buffer, peer: Peer) => void): Promise<void> {
     const host = this.cfg.host;
-    this.advertised = this.cfg.advertisedHost || (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+    const wildcard = host === '0.0.0.0' || host === '::';
+    this.advertised = this.cfg.advertisedHost || (wildcard ? '127.0.0.1' : host);
+    if (wildcard && !this.cfg.advertisedHost)
+      this.logger.warn(
+        `gb28181.host is ${host} and gb28181.advertisedHost is not set: the platform's requests (queries, SUBSCRIBE, INVITE) carry Via 127.0.0.1 and devices cannot answer them — set SHOUHU__GB28181__ADVERTISED_HOST to the address devices reach`,
+      );
     this.transport = new SipTransport(
       {
         host,
         port: this.cfg.port,
         maxMessageBytes: this.cfg.maxMessageBytes,
+        maxTcpMessageBytes: this.cfg.maxTcpMessageBytes,
         udpReceiveBufferBytes: this.cfg.udpReceiveBufferBytes,
         tcpIdleSeconds: this.cfg.tcpIdleSeconds,
         maxTcpConnections: this.cfg.maxTcpConnections,
@@ -62,10 +94,14 @@ export class SipEndpoint {
         rateLimitBurst: this.cfg.rateLimitBurst,
       },
       onMessage,
-      (reason: DropReason) => {
+      (reason: DropReason, peer?: Peer) => {
+        if (reason === 'tcp_held') return sipEvents.inc({ event: 'tcp_backpressure' });
         if (reason === 'too_large' || reason === 'tcp_framing' || reason === 'tcp_overflow') malformedInput.inc({ source: 'sip', reason });
         sipDropped.inc({ reason });
+        if (reason === 'rate_limited' && peer)
+          this.warn(`SIP source ${peer.address}:${peer.port} is over the per-source ceiling (gb28181.rateLimitPerSecond): its datagrams are dropped`);
       },
+      onOversized,
     );
     await this.transport.start();
     this.rotation = setInterval(() => {

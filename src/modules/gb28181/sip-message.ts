@@ -35,7 +35,11 @@ const CANONICAL: Record<string, string> = {
 };
 
 export class SipParseError extends Error {
-  constructor(public readonly reason: string) {
+  /** `basis`: what a response needs, when the request could be read that far (e.g. a UDP body shorter than Content-Length: 400). */
+  constructor(
+    public readonly reason: string,
+    public readonly basis?: ResponseBasis,
+  ) {
     super(reason);
     this.name = 'SipParseError';
   }
@@ -246,7 +250,7 @@ export function parseSip(buf: Buffer, opts: { datagram: boolean; maxBytes: numbe
   if (cl) {
     if (cl.length > 1 || !/^\d{1,9}$/.test(cl[0])) throw new SipParseError('bad_content_length');
     length = Number(cl[0]);
-    if (length > available) throw new SipParseError('truncated_body');
+    if (length > available) throw new SipParseError('truncated_body', msg.kind === 'request' ? { vias, via, from, to, callId, cseq } : undefined);
   } else if (!opts.datagram) throw new SipParseError('missing_content-length');
   const body = buf.subarray(bodyStart, bodyStart + length);
   return { ...msg, headers, vias, via, from, to, callId, cseq, body } as SipMessage;

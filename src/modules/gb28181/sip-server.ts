@@ -76,7 +76,10 @@ export class SipServer {
 
   async start(): Promise<void> {
     const n = await this.states.load();
-    await this.endpoint.start((buf, peer) => this.onMessage(buf, peer));
+    await this.endpoint.start(
+      (buf, peer) => this.onMessage(buf, peer),
+      (buf, peer) => this.onOversized(buf, peer),
+    );
     const t = setInterval(
       () => void this.housekeeping().catch((e) => this.endpoint.warn(`housekeeping failed: ${(e as Error).message}`)),
       this.cfg.housekeepingMs,
@@ -107,14 +110,28 @@ export class SipServer {
 
   // ------------------------------------------------------------------ dispatch
 
+  /** A UDP datagram over gb28181.maxMessageBytes: a request is answered 513 (RFC 3261 §21.5.11; the device may retry over TCP). */
+  private onOversized(buf: Buffer, peer: Peer): void {
+    try {
+      const msg = parseSip(buf, { datagram: true, maxBytes: buf.length });
+      if (msg.kind === 'request' && msg.method !== 'ACK') this.endpoint.reply(msg, peer, 513, 'too_large', null);
+    } catch {
+      // Not even a SIP header: counted as too_large by the transport, nothing to answer.
+    }
+  }
+
   private onMessage(buf: Buffer, peer: Peer): void {
-    const ka = scanKeepalive(buf, this.cfg.maxMessageBytes);
+    const maxBytes = peer.transport === 'UDP' ? this.cfg.maxMessageBytes : this.cfg.maxTcpMessageBytes;
+    const ka = scanKeepalive(buf, maxBytes);
     if (ka && this.keepalive.onFast(ka, peer)) return;
     let msg;
     try {
-      msg = parseSip(buf, { datagram: peer.transport === 'UDP', maxBytes: this.cfg.maxMessageBytes });
+      msg = parseSip(buf, { datagram: peer.transport === 'UDP', maxBytes });
     } catch (e) {
       malformedInput.inc({ source: 'sip', reason: e instanceof SipParseError ? e.reason : 'parse' });
+      // A datagram whose body is shorter than its Content-Length (RFC 3261 §18.3): 400, so the device knows.
+      if (e instanceof SipParseError && e.basis)
+        this.endpoint.reply(e.basis, peer, 400, 'malformed', null, [['Warning', '399 shouhu "Content-Length exceeds the body"']]);
       return;
     }
     try {
@@ -126,6 +143,9 @@ export class SipServer {
           : null;
       // A retransmission: the same answer again, or nothing while the first is being worked on.
       if (key !== null && this.endpoint.retransmitted(key, peer)) return;
+      // The per-device limit (registered devices; unknown ids have the per-source ceiling only).
+      const known = key !== null ? this.states.devices.get(msg.from.user) : undefined;
+      if (known && this.endpoint.deviceLimited(known, msg, peer)) return;
       switch (msg.method) {
         case 'REGISTER':
           this.endpoint.working(key!);

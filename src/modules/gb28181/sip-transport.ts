@@ -9,49 +9,81 @@ export interface Peer {
   address: string;
   port: number;
   conn?: Socket;
+  /**
+   * TCP: the connection's reading is held until this time (ms since epoch) — back-pressure set by
+   * the transport's per-source ceiling or by the server's per-device limit; 0 = not held.
+   */
+  holdUntil?: number;
 }
 
 export interface TransportOptions {
   host: string;
   port: number;
+  /** Largest UDP datagram taken as a message; larger ones go to `onOversized` (answered 513). */
   maxMessageBytes: number;
+  /** Largest message on a TCP stream (a large Catalog); larger ones close the connection. */
+  maxTcpMessageBytes: number;
   udpReceiveBufferBytes: number;
   tcpIdleSeconds: number;
   maxTcpConnections: number;
+  /** The per-source ceiling (address:port over UDP, the connection over TCP), against abuse; 0 = none. */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
 }
 
-export type DropReason = 'rate_limited' | 'too_large' | 'tcp_framing' | 'tcp_overflow' | 'too_many_connections';
+/** Why input was not taken (counted); `tcp_held` is not a drop: the connection waits, its message is kept. */
+export type DropReason = 'rate_limited' | 'too_large' | 'tcp_framing' | 'tcp_overflow' | 'too_many_connections' | 'tcp_held';
+
+/** A token bucket's state; kept by whoever owns the thing limited (a source, a connection, a device). */
+export interface Bucket {
+  tokens: number;
+  at: number;
+}
 
 /**
- * Per-source token bucket (source = address:port, i.e. one device or one NAT mapping). Buckets
- * idle for a minute are forgotten by `prune`.
+ * Token buckets of one rate: `take` spends a token or says how long until there is one. The
+ * buckets live with what they limit (no key strings per message). UDP sources are kept here by
+ * address and port; buckets idle for a minute are forgotten by `prune`.
  */
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly sources = new Map<string, Map<number, Bucket>>();
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
+    readonly perSecond: number,
+    readonly burst: number,
   ) {}
 
-  allow(key: string, now = Date.now()): boolean {
-    if (this.perSecond <= 0) return true;
-    let b = this.buckets.get(key);
-    if (!b) {
-      b = { tokens: this.burst, at: now };
-      this.buckets.set(key, b);
-    } else {
+  /** 0 when a token was taken; otherwise the milliseconds until one is available (nothing taken). */
+  take(b: Bucket, now = Date.now()): number {
+    if (this.perSecond <= 0) return 0;
+    if (now > b.at) {
       b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.perSecond) / 1000);
       b.at = now;
     }
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / this.perSecond));
+  }
+
+  fresh(now = Date.now()): Bucket {
+    return { tokens: this.burst, at: now };
+  }
+
+  /** The bucket of a UDP source (address, port). */
+  source(address: string, port: number, now = Date.now()): Bucket {
+    let ports = this.sources.get(address);
+    if (!ports) this.sources.set(address, (ports = new Map()));
+    let b = ports.get(port);
+    if (!b) ports.set(port, (b = this.fresh(now)));
+    return b;
   }
 
   prune(now = Date.now()): void {
-    for (const [k, b] of this.buckets) if (now - b.at > 60_000) this.buckets.delete(k);
+    for (const [a, ports] of this.sources) {
+      for (const [p, b] of ports) if (now - b.at > 60_000) ports.delete(p);
+      if (ports.size === 0) this.sources.delete(a);
+    }
   }
 }
 
@@ -73,8 +105,12 @@ function literalLookup(
 /**
  * UDP and TCP listeners on one address and port. UDP datagrams are messages; TCP streams are
  * framed by the header end and Content-Length. Every message goes to `onMessage` synchronously;
- * the handler never blocks the loop (async work is its own), so a slow or hostile peer cannot
- * stall the others: a TCP peer that sends oversized or unframeable data is disconnected.
+ * the handler never blocks the loop (async work is its own). Limits, never silent: a UDP source
+ * over its ceiling is counted and dropped (answering a flood would amplify it), a datagram over
+ * `maxMessageBytes` goes to `onOversized` (the server answers 513); a TCP connection over its
+ * ceiling, or held by the server (`peer.holdUntil`, the per-device limit), stops being read until
+ * its time — back-pressure, no message dropped (TCP peers do not retransmit). A TCP peer that
+ * sends unframeable data or a message over `maxTcpMessageBytes` is disconnected.
  */
 export class SipTransport {
   private udp?: UdpSocket;
@@ -85,7 +121,8 @@ export class SipTransport {
   constructor(
     private readonly opts: TransportOptions,
     private readonly onMessage: (buf: Buffer, peer: Peer) => void,
-    private readonly onDrop: (reason: DropReason) => void,
+    private readonly onDrop: (reason: DropReason, peer?: Peer) => void,
+    private readonly onOversized: (buf: Buffer, peer: Peer) => void = () => undefined,
   ) {
     this.limiter = new RateLimiter(opts.rateLimitPerSecond, opts.rateLimitBurst);
   }
@@ -141,8 +178,11 @@ export class SipTransport {
   }
 
   private receive(buf: Buffer, peer: Peer): void {
-    if (!this.limiter.allow(`${peer.transport}:${peer.address}:${peer.port}`)) return this.onDrop('rate_limited');
-    if (buf.length > this.opts.maxMessageBytes) return this.onDrop('too_large');
+    if (this.limiter.perSecond > 0 && this.limiter.take(this.limiter.source(peer.address, peer.port)) > 0) return this.onDrop('rate_limited', peer);
+    if (buf.length > this.opts.maxMessageBytes) {
+      this.onDrop('too_large', peer);
+      return this.onOversized(buf, peer);
+    }
     this.onMessage(buf, peer);
   }
 
@@ -151,12 +191,27 @@ export class SipTransport {
     c.setNoDelay(true);
     c.setTimeout(this.opts.tcpIdleSeconds * 1000, () => c.destroy());
     c.on('error', () => undefined);
-    c.on('close', () => this.conns.delete(c));
-    const peer: Peer = { transport: 'TCP', address: c.remoteAddress ?? '', port: c.remotePort ?? 0, conn: c };
+    const peer: Peer = { transport: 'TCP', address: c.remoteAddress ?? '', port: c.remotePort ?? 0, conn: c, holdUntil: 0 };
+    const bucket = this.limiter.fresh();
     let pending: Buffer = Buffer.alloc(0);
-    c.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let held: NodeJS.Timeout | null = null;
+    c.on('close', () => {
+      this.conns.delete(c);
+      if (held) clearTimeout(held);
+    });
+    /** Stops reading until `ms` from now, then goes on with what is buffered. */
+    const hold = (ms: number) => {
+      c.pause();
+      held = setTimeout(() => {
+        held = null;
+        if (c.destroyed) return;
+        c.resume();
+        drain();
+      }, ms);
+    };
+    const drain = (): void => {
       for (;;) {
+        if (held) return;
         // RFC 5626 keep-alive: CRLFCRLF ping, CRLF pong; stray CRLFs between messages are skipped.
         let skip = 0;
         while (skip < pending.length && (pending[skip] === 13 || pending[skip] === 10)) skip++;
@@ -167,20 +222,36 @@ export class SipTransport {
         if (pending.length === 0) return;
         const end = headerEnd(pending);
         if (!end) {
-          if (pending.length > this.opts.maxMessageBytes) return this.kill(c, 'tcp_overflow');
+          if (pending.length > this.opts.maxTcpMessageBytes) return this.kill(c, 'tcp_overflow');
           return;
         }
         const head = pending.toString('latin1', 0, end.at);
         const cl = /(?:^|\n)(?:content-length|l)[ \t]*:[ \t]*(\d{1,9})[ \t]*\r?$/im.exec(head);
         if (!cl) return this.kill(c, 'tcp_framing');
         const total = end.at + end.sepLen + Number(cl[1]);
-        if (total > this.opts.maxMessageBytes) return this.kill(c, 'too_large');
+        if (total > this.opts.maxTcpMessageBytes) return this.kill(c, 'too_large');
         if (pending.length < total) return;
+        // The per-source ceiling: wait for a token instead of dropping (the message stays buffered).
+        const wait = this.limiter.take(bucket);
+        if (wait > 0) {
+          this.onDrop('tcp_held', peer);
+          return hold(wait);
+        }
         const msg = pending.subarray(0, total);
         pending = pending.subarray(total);
-        this.receive(msg, peer);
+        this.onMessage(msg, peer);
         if (c.destroyed) return;
+        // The server's per-device limit asked this connection to wait.
+        if (peer.holdUntil) {
+          const ms = peer.holdUntil - Date.now();
+          peer.holdUntil = 0;
+          if (ms > 0) return hold(ms);
+        }
       }
+    };
+    c.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      drain();
     });
   }
 
