@@ -295,6 +295,142 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       expect(subs[0].body).toContain('<CmdType>Catalog</CmdType>');
     });
   });
+
+  describe('catalog semantics (§4)', () => {
+    /** A Catalog in parts of the same SN (§9.5.3: each part carries SumNum), GB18030, with ParentID / BusinessGroupID. */
+    const part = (dev: string, sn: string, sumNum: number, items: { id: string; name: string; parent?: string; group?: string }[]) =>
+      iconv.encode(
+        `<?xml version="1.0" encoding="GB2312"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>${sn}</SN>\r\n<DeviceID>${dev}</DeviceID>\r\n<SumNum>${sumNum}</SumNum>\r\n<DeviceList Num="${items.length}">\r\n${items
+          .map(
+            (i) =>
+              `<Item><DeviceID>${i.id}</DeviceID><Name>${i.name}</Name>${i.parent ? `<ParentID>${i.parent}</ParentID>` : ''}${i.group ? `<BusinessGroupID>${i.group}</BusinessGroupID>` : ''}<Status>ON</Status></Item>`,
+          )
+          .join('\r\n')}\r\n</DeviceList>\r\n</Response>\r\n`,
+        'gb18030',
+      );
+    type TreeNode = { id: string; name: string; kind: string; children: TreeNode[] };
+    const shape = (n: TreeNode): unknown => [n.name, n.kind, n.children.map(shape)];
+    const listed = async (deviceId: string) =>
+      (await t.http().get('/api/v1/gb28181/channels').query({ deviceId, limit: 500 }).set(auth(admin)).expect(200)).body.items as {
+        channelId: string;
+        kind: string;
+        removed: boolean;
+        cameraId: string | null;
+      }[];
+
+    it('civil codes, business groups and virtual organisations count toward SumNum (no stall) and form the organisation tree; 134/135 are alarm inputs/outputs, not cameras', async () => {
+      const { deviceId, dev, sn } = await nvr();
+      const base = deviceId.slice(0, 10);
+      const group = `${base}2150000001`;
+      const org = `${base}2160000001`;
+      const cam1 = chId(deviceId, 1);
+      const cam2 = chId(deviceId, 2);
+      const alarmIn = `${base}1340000001`;
+      const alarmOut = `${base}1350000001`;
+      const first = [
+        { id: '34', name: '安徽省' },
+        { id: '3402', name: '芜湖市' },
+        { id: '34020000', name: '镜湖区' },
+        { id: group, name: '校园安防', parent: '34020000' },
+      ];
+      const second = [
+        { id: org, name: '东校区', parent: group, group },
+        { id: cam1, name: '东门', parent: `${deviceId}/${org}` },
+        { id: cam2, name: '西门', group },
+        { id: alarmIn, name: '红外对射', parent: org },
+        { id: alarmOut, name: '声光报警器', parent: org },
+      ];
+      expect(await dev.message(part(deviceId, sn, 9, first))).toBe(200);
+      expect(await dev.message(part(deviceId, sn, 9, second))).toBe(200);
+      // Complete at once (the assembly wait, catalogTimeoutMs, is 30 s here).
+      expect(await namesOf(deviceId, 2)).toEqual({ [cam1]: '东门', [cam2]: '西门' });
+      const channels = await listed(deviceId);
+      expect(Object.fromEntries(channels.map((c) => [c.channelId, c.kind]))).toEqual({
+        [cam1]: 'camera',
+        [cam2]: 'camera',
+        [alarmIn]: 'alarm_input',
+        [alarmOut]: 'alarm_output',
+      });
+      expect(channels.filter((c) => c.kind !== 'camera').every((c) => c.cameraId === null)).toBe(true);
+      const tree = await t.http().get(`/api/v1/gb28181/devices/${deviceId}/organisation`).set(auth(admin)).expect(200);
+      expect(tree.body.roots.map(shape)).toEqual([
+        [
+          '安徽省',
+          'organisation',
+          [
+            [
+              '芜湖市',
+              'organisation',
+              [
+                [
+                  '镜湖区',
+                  'organisation',
+                  [
+                    [
+                      '校园安防',
+                      'organisation',
+                      [
+                        ['西门', 'camera', []],
+                        [
+                          '东校区',
+                          'organisation',
+                          [
+                            ['东门', 'camera', []],
+                            ['红外对射', 'alarm_input', []],
+                            ['声光报警器', 'alarm_output', []],
+                          ],
+                        ],
+                      ],
+                    ],
+                  ],
+                ],
+              ],
+            ],
+          ],
+        ],
+      ]);
+      await t.http().get(`/api/v1/gb28181/devices/${nvrId()}/organisation`).set(auth(admin)).expect(404);
+    });
+
+    it('a new full Catalog (new SN) replaces the set: channels it leaves out are removed and their cameras go offline; SumNum 0 clears', async () => {
+      const { deviceId, dev, sn } = await nvr();
+      const ch = [1, 2, 3].map((i) => chId(deviceId, i));
+      expect(
+        await dev.message(
+          part(deviceId, sn, 3, [
+            { id: ch[0], name: '一' },
+            { id: ch[1], name: '二' },
+            { id: ch[2], name: '三' },
+          ]),
+        ),
+      ).toBe(200);
+      await namesOf(deviceId, 3);
+      expect(await dev.sendKeepalive()).toBe(200);
+      await until(async () => (await cameras(deviceId)).every((c) => c.status === 'online'), 10000, 'all online');
+      expect(
+        await dev.message(
+          part(deviceId, String(Number(sn) + 1), 2, [
+            { id: ch[0], name: '一' },
+            { id: ch[2], name: '三' },
+          ]),
+        ),
+      ).toBe(200);
+      await until(async () => (await listed(deviceId)).some((c) => c.removed), 10000, 'a removed channel');
+      expect(Object.fromEntries((await listed(deviceId)).map((c) => [c.channelId, c.removed]))).toEqual({ [ch[0]]: false, [ch[1]]: true, [ch[2]]: false });
+      await t.app.get(DeviceHealthService).sweep(Date.now() + 1);
+      expect(Object.fromEntries((await cameras(deviceId)).map((c) => [c.channelId, c.status]))).toEqual({
+        [ch[0]]: 'online',
+        [ch[1]]: 'offline',
+        [ch[2]]: 'online',
+      });
+      expect(await dev.message(part(deviceId, String(Number(sn) + 2), 0, []))).toBe(200);
+      await until(async () => (await listed(deviceId)).every((c) => c.removed), 10000, 'every channel removed');
+      const d = (await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200)).body.items.find(
+        (x: { deviceId: string }) => x.deviceId === deviceId,
+      );
+      expect(d).toMatchObject({ channels: 0, unassigned: 0 });
+    });
+  });
 });
 
 describe('GB/T 28181 TCP and limits (issue 16 §3)', () => {

@@ -258,6 +258,8 @@ export const ErrorCode = {
   GB28181: {
     /** [409] The device is not registered, so the platform cannot query it. */
     NOT_REGISTERED: 'GB28181.NOT_REGISTERED',
+    /** [404] No such device, or it has reported no Catalog yet (its organisation tree). */
+    NOT_FOUND: 'GB28181.NOT_FOUND',
   },
 
   // ---- live video, snapshots, evidence (src/modules/video); REST statuses, and the same codes in a player's `{type:'error'}` frame

@@ -2,8 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
-import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
+import { CATALOG_ITEM_ID, channelKind } from './gb-codes';
 import { GbChannelStatus } from './gb-channel-status';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import type { Gb28181Config } from '../../config/sections';
@@ -17,6 +17,8 @@ interface CatalogAssembly {
   deviceId: string;
   sumNum: number;
   items: Map<string, CatalogItem>;
+  /** Items that could not be taken (bad ids): they still count toward SumNum, so the Catalog completes. */
+  refused: number;
   timer: NodeJS.Timeout;
 }
 
@@ -110,21 +112,31 @@ export class GbCatalog {
     const k = `${state.deviceId}:${doc.sn}`;
     let a = this.assemblies.get(k);
     if (!a) {
-      a = { deviceId: state.deviceId, sumNum, items: new Map(), timer: setTimeout(() => void this.finishCatalog(k, true), this.cfg.catalogTimeoutMs) };
+      a = {
+        deviceId: state.deviceId,
+        sumNum,
+        items: new Map(),
+        refused: 0,
+        timer: setTimeout(() => void this.finishCatalog(k, true), this.cfg.catalogTimeoutMs),
+      };
       a.timer.unref();
       this.assemblies.set(k, a);
     }
     const list = child(doc.el, 'DeviceList');
     for (const item of list?.children ?? []) {
       if (item.name !== 'Item') continue;
-      const ch = childText(item, 'DeviceID') ?? '';
-      if (!GB_ID_PATTERN.test(ch)) {
+      const ch = (childText(item, 'DeviceID') ?? '').trim();
+      // Civil codes (2–8 digits), business groups and virtual organisations are items too: they count toward SumNum.
+      if (!CATALOG_ITEM_ID.test(ch)) {
         malformedInput.inc({ source: 'sip', reason: 'catalog_item' });
+        a.refused++;
         continue;
       }
       const num = (s: string | undefined) => (s && /^-?\d{1,3}(\.\d+)?$/.test(s) && Number(s) !== 0 ? Number(s) : null);
       a.items.set(ch, {
         channelId: ch,
+        kind: channelKind(ch),
+        businessGroupId: (childText(item, 'BusinessGroupID') ?? '').slice(0, 20),
         name: (childText(item, 'Name') ?? '').slice(0, 200),
         manufacturer: (childText(item, 'Manufacturer') ?? '').slice(0, 100),
         model: (childText(item, 'Model') ?? '').slice(0, 100),
@@ -134,7 +146,7 @@ export class GbCatalog {
         latitude: num(childText(item, 'Latitude')),
       });
     }
-    if (a.items.size >= a.sumNum) void this.finishCatalog(k, false);
+    if (a.items.size + a.refused >= a.sumNum) void this.finishCatalog(k, false);
   }
 
   /** All parts arrived (or the wait ran out): record the channels and place them as cameras if the device has a school. */
@@ -146,11 +158,14 @@ export class GbCatalog {
     sipEvents.inc({ event: timedOut ? 'catalog_partial' : 'catalog_complete' });
     try {
       const items = [...a.items.values()];
-      await this.store.saveCatalog(a.deviceId, items);
+      // A complete Catalog is the device's whole set (a new SN, a new set; SumNum 0: none): what it no longer lists is removed.
+      const removed = await this.store.saveCatalog(a.deviceId, items, !timedOut);
+      if (removed.length) sipEvents.inc({ event: 'channels_removed' }, removed.length);
       const state = this.states.devices.get(a.deviceId);
       if (state?.schoolId) await this.cameras.placeChannels(a.deviceId, state.schoolId);
-      // Each channel's own Status: a channel reported OFF is a camera offline, whatever the NVR's keepalives say.
-      if (state) await this.channels.onCatalog(state, items);
+      // Each channel's own Status: a channel reported OFF (or removed) is a camera offline, whatever the NVR's keepalives say.
+      if (state)
+        await this.channels.onCatalog(state, [...items.filter((i) => i.kind === 'camera'), ...removed.map((channelId) => ({ channelId, status: 'OFF' }))]);
     } catch (e) {
       this.endpoint.warn(`catalog of ${a.deviceId} not recorded: ${(e as Error).message}`);
     }

@@ -33,10 +33,27 @@ export function gbTypeCode(id: string): number {
   return Number(id.slice(10, 13));
 }
 
-/** Catalog items that are organisation nodes (business groups 215, virtual organisations 216, systems 200…), not channels. */
+/** Catalog items that are organisation nodes (civil codes of 2–8 digits, business groups 215, virtual organisations 216, systems 200…), not channels. */
 export function isOrganisationNode(id: string): boolean {
+  if (id.length !== 20) return true;
   const t = gbTypeCode(id);
   return t >= 200 && t <= 299;
+}
+
+/** A Catalog item's id: a 20-digit GB/T 28181 id, or a civil code (GB/T 2260) of 2, 4, 6 or 8 digits (province … basic unit). */
+export const CATALOG_ITEM_ID = /^(?:\d{2}|\d{4}|\d{6}|\d{8}|\d{20})$/;
+
+export type ChannelKind = 'camera' | 'alarm_input' | 'alarm_output' | 'organisation';
+
+/**
+ * What a Catalog item is, by its id (GB/T 28181-2016 Appendix D type codes): organisation nodes
+ * (civil codes, 2xx), alarm input 134 / output 135 devices (not cameras: no video), otherwise a
+ * camera channel (131 camera, 132 IPC, and device ids of single-channel devices).
+ */
+export function channelKind(id: string): ChannelKind {
+  if (isOrganisationNode(id)) return 'organisation';
+  const t = gbTypeCode(id);
+  return t === 134 ? 'alarm_input' : t === 135 ? 'alarm_output' : 'camera';
 }
 
 /**

@@ -97,6 +97,35 @@ export class Gb28181Controller {
     return r;
   }
 
+  /**
+   * A device's organisation tree as its Catalog reports it (GB/T 28181-2016 §A.2.6.3, Appendix D):
+   * civil codes (GB/T 2260, 2–8 digits), business groups (215), virtual organisations (216) and the
+   * channels under them. A node's parent: the last ParentID segment that is a node of the tree, else
+   * its BusinessGroupID, else the longest civil code its id starts with; nodes with none are roots.
+   * Removed items are left out. 404 when the device reported nothing.
+   */
+  @Roles('admin')
+  @Get('devices/:deviceId/organisation')
+  async organisation(@GbIdParam() deviceId: string) {
+    const rows = await this.store.catalogTree(deviceId);
+    if (rows.length === 0) throw Errors.notFound(ErrorCode.GB28181.NOT_FOUND, deviceId);
+    type Node = { id: string; name: string; kind: string; cameraId: string | null; children: Node[] };
+    const nodes = new Map<string, Node>(rows.map((r) => [r.id, { id: r.id, name: r.name, kind: r.kind, cameraId: r.cameraId, children: [] }]));
+    const parentOf = (r: (typeof rows)[number]): string | null => {
+      const segs = r.parentId.split('/').map((s) => s.trim());
+      for (let i = segs.length - 1; i >= 0; i--) if (segs[i] !== r.id && nodes.has(segs[i])) return segs[i];
+      if (r.businessGroupId && r.businessGroupId !== r.id && nodes.has(r.businessGroupId)) return r.businessGroupId;
+      for (const n of [8, 6, 4, 2]) if (n < r.id.length && nodes.has(r.id.slice(0, n))) return r.id.slice(0, n);
+      return null;
+    };
+    const roots: Node[] = [];
+    for (const r of rows) {
+      const p = parentOf(r);
+      (p ? nodes.get(p)!.children : roots).push(nodes.get(r.id)!);
+    }
+    return { deviceId, roots };
+  }
+
   /** Reported channels; `unassigned=true`: those waiting for an admin to place them in a school. */
   @Roles('admin')
   @Get('channels')

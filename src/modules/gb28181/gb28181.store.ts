@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../../infra/database/returning';
 import type { Charset } from './charset';
+import type { ChannelKind } from './gb-codes';
 
 /** A gb_devices row as the SIP front end uses it. */
 export interface GbDeviceRow {
@@ -25,6 +27,9 @@ export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm' | '
 
 export interface CatalogItem {
   channelId: string;
+  kind: ChannelKind;
+  /** BusinessGroupID of a virtual-organisation item or channel (§A.2.6.3, 2016), '' when none. */
+  businessGroupId: string;
   name: string;
   manufacturer: string;
   model: string;
@@ -101,27 +106,63 @@ export class Gb28181Store {
     );
   }
 
-  /** Records the channels of one Catalog (new ones added, known ones updated; camera links kept). */
-  async saveCatalog(deviceId: string, items: CatalogItem[]): Promise<void> {
+  /**
+   * Records the items of one Catalog (new ones added, known ones updated; camera links kept). With
+   * `replace` (a complete Catalog: every part of its SumNum arrived), items it no longer lists are
+   * marked removed; returns their ids (newly removed only).
+   */
+  async saveCatalog(deviceId: string, items: CatalogItem[], replace = false): Promise<string[]> {
     const col = <K extends keyof CatalogItem>(k: K) => items.map((i) => i[k]);
-    await this.db.transaction(async (m) => {
+    return this.db.transaction(async (m) => {
       await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
       await m.query(`UPDATE gb_devices SET catalog_at = now(), updated_at = now() WHERE device_id = $1`, [deviceId]);
-      if (items.length === 0) return;
-      await m.query(
-        `INSERT INTO gb_channels (device_id, channel_id, name, manufacturer, model, status, parent_id, longitude, latitude)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[])
-         ON CONFLICT (device_id, channel_id) DO UPDATE SET name = EXCLUDED.name, manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,
-           status = EXCLUDED.status, parent_id = EXCLUDED.parent_id, longitude = EXCLUDED.longitude, latitude = EXCLUDED.latitude, reported_at = now()`,
-        [deviceId, col('channelId'), col('name'), col('manufacturer'), col('model'), col('status'), col('parentId'), col('longitude'), col('latitude')],
+      if (items.length)
+        await m.query(
+          `INSERT INTO gb_channels (device_id, channel_id, name, manufacturer, model, status, parent_id, longitude, latitude, kind, business_group_id)
+           SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::text[], $11::text[])
+           ON CONFLICT (device_id, channel_id) DO UPDATE SET name = EXCLUDED.name, manufacturer = EXCLUDED.manufacturer, model = EXCLUDED.model,
+             status = EXCLUDED.status, parent_id = EXCLUDED.parent_id, longitude = EXCLUDED.longitude, latitude = EXCLUDED.latitude,
+             kind = EXCLUDED.kind, business_group_id = EXCLUDED.business_group_id, removed_at = NULL, reported_at = now()`,
+          [
+            deviceId,
+            col('channelId'),
+            col('name'),
+            col('manufacturer'),
+            col('model'),
+            col('status'),
+            col('parentId'),
+            col('longitude'),
+            col('latitude'),
+            col('kind'),
+            col('businessGroupId'),
+          ],
+        );
+      if (!replace) return [];
+      const removed: { channelId: string }[] = returningRows(
+        await m.query(
+          `UPDATE gb_channels SET removed_at = now() WHERE device_id = $1 AND removed_at IS NULL AND NOT (channel_id = ANY($2::text[])) RETURNING channel_id AS "channelId"`,
+          [deviceId, col('channelId')],
+        ),
       );
+      return removed.map((r) => r.channelId);
     });
+  }
+
+  /** A device's organisation nodes and channels not removed (for its organisation tree). */
+  catalogTree(
+    deviceId: string,
+  ): Promise<{ id: string; name: string; kind: ChannelKind; parentId: string; businessGroupId: string; cameraId: string | null }[]> {
+    return this.db.query(
+      `SELECT channel_id AS id, name, kind, parent_id AS "parentId", business_group_id AS "businessGroupId", camera_id AS "cameraId"
+         FROM gb_channels WHERE device_id = $1 AND removed_at IS NULL ORDER BY channel_id`,
+      [deviceId],
+    );
   }
 
   /** Channels of a device whose last reported status is down (GB/T 28181 Status OFF, Event OFF/VLOST/DEFECT). */
   async downChannels(deviceId: string): Promise<string[]> {
     const rows: { channelId: string }[] = await this.db.query(
-      `SELECT channel_id AS "channelId" FROM gb_channels WHERE device_id = $1 AND upper(status) IN ('OFF', 'OFFLINE', 'VLOST', 'DEFECT')`,
+      `SELECT channel_id AS "channelId" FROM gb_channels WHERE device_id = $1 AND (removed_at IS NOT NULL OR upper(status) IN ('OFF', 'OFFLINE', 'VLOST', 'DEFECT'))`,
       [deviceId],
     );
     return rows.map((r) => r.channelId);
@@ -140,7 +181,7 @@ export class Gb28181Store {
   unplacedChannels(deviceId: string, channelIds?: string[], m: EntityManager = this.db.manager): Promise<(CatalogItem & { deviceId: string })[]> {
     return m.query(
       `SELECT device_id AS "deviceId", channel_id AS "channelId", name, manufacturer, model, status, parent_id AS "parentId", longitude, latitude
-         FROM gb_channels WHERE device_id = $1 AND camera_id IS NULL AND ($2::text[] IS NULL OR channel_id = ANY($2)) ORDER BY channel_id`,
+         FROM gb_channels WHERE device_id = $1 AND camera_id IS NULL AND kind = 'camera' AND removed_at IS NULL AND ($2::text[] IS NULL OR channel_id = ANY($2)) ORDER BY channel_id`,
       [deviceId, channelIds ?? null],
     );
   }
@@ -170,8 +211,8 @@ export class Gb28181Store {
                 contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt", expires_at AS "expiresAt",
                 last_keepalive_at AS "lastKeepaliveAt", name, manufacturer, model, firmware, channel_count AS "channelCount", catalog_at AS "catalogAt",
                 password_ha1 IS NOT NULL AS "ownPassword", charset,
-                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id) AS channels,
-                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL) AS unassigned
+                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.kind <> 'organisation' AND c.removed_at IS NULL) AS channels,
+                (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL AND c.kind = 'camera' AND c.removed_at IS NULL) AS unassigned
            FROM gb_devices d ${where} ORDER BY device_id LIMIT $3 OFFSET $4`,
         [...params, f.limit, f.offset],
       ),
@@ -186,14 +227,14 @@ export class Gb28181Store {
     limit: number;
     offset: number;
   }): Promise<{ items: Record<string, unknown>[]; total: number }> {
-    // Organisation nodes (type codes 200-299) are never cameras: not listed as waiting for placement.
-    const where = `WHERE ($1::text IS NULL OR device_id = $1) AND ($2::boolean IS NULL OR (camera_id IS NULL) = $2)
-                     AND substr(channel_id, 11, 1) <> '2'`;
+    // Organisation nodes (civil codes, type codes 200-299) are never cameras: not listed (see catalogTree); alarm inputs/outputs are, with their kind.
+    const where = `WHERE ($1::text IS NULL OR device_id = $1) AND ($2::boolean IS NULL OR (camera_id IS NULL AND kind = 'camera' AND removed_at IS NULL) = $2)
+                     AND kind <> 'organisation'`;
     const params = [f.deviceId ?? null, f.unassigned ?? null];
     const [items, [{ total }]] = await Promise.all([
       this.db.query(
         `SELECT device_id AS "deviceId", channel_id AS "channelId", name, manufacturer, model, status, parent_id AS "parentId",
-                longitude, latitude, camera_id AS "cameraId", reported_at AS "reportedAt"
+                longitude, latitude, camera_id AS "cameraId", reported_at AS "reportedAt", kind, removed_at IS NOT NULL AS removed
            FROM gb_channels ${where} ORDER BY device_id, channel_id LIMIT $3 OFFSET $4`,
         [...params, f.limit, f.offset],
       ),

@@ -108,6 +108,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'DRILL_WINDOW.NOT_APPROVED': 'errors.drillNotApproved',
   'CONSOLE.RESYNC_FAILED': 'errors.unavailable',
   'GB28181.NOT_REGISTERED': 'errors.conflict',
+  'GB28181.NOT_FOUND': 'errors.notFound',
   'VIDEO.NO_STREAM_ADDRESS': 'errors.videoNoAddress',
   'VIDEO.DEVICE_OFFLINE': 'errors.videoOffline',
   'VIDEO.DEVICE_BUSY': 'errors.videoBusy',

@@ -832,6 +832,22 @@ export type paths = {
         patch: operations["Gb28181Controller_update"];
         trace?: never;
     };
+    "/api/v1/gb28181/devices/{deviceId}/organisation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["Gb28181Controller_organisation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/gb28181/devices/{deviceId}/query": {
         parameters: {
             query?: never;
@@ -4032,6 +4048,25 @@ export interface operations {
                 "application/json": components["schemas"]["UpdateGbDeviceDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_organisation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {

@@ -18,6 +18,7 @@ import { GbDeviceCharset1764318100000 } from './1764318100000-GbDeviceCharset';
 import { SchoolCard1764318500000 } from './1764318500000-SchoolCard';
 import { ShiftHandovers1764318700000 } from './1764318700000-ShiftHandovers';
 import { OpenDeviceIncidentPerDrill1764320100000 } from './1764320100000-OpenDeviceIncidentPerDrill';
+import { GbCatalogSemantics1764320500000 } from './1764320500000-GbCatalogSemantics';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -41,4 +42,5 @@ export const MIGRATIONS = [
   SchoolCard1764318500000,
   ShiftHandovers1764318700000,
   OpenDeviceIncidentPerDrill1764320100000,
+  GbCatalogSemantics1764320500000,
 ];
