@@ -179,6 +179,8 @@ export const SCHEMA: ConfigSchema = {
   'alarms.groupCommit.maxConcurrent': rules.int(1, 100),
   'alarms.pressesPerSecond': rules.num(0.1, 10000),
   'alarms.pressBurst': rules.int(1, 100000),
+  'alarms.userNotesPerSecond': rules.num(0.01, 1000),
+  'alarms.userNotesBurst': rules.int(1, 10000),
   'alarms.foldAnnounceFirst': rules.int(1, 1000),
   'alarms.foldAnnounceEvery': rules.int(1, 100000),
   'alarms.foldQuietMs': rules.int(100, 600000),

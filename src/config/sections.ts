@@ -228,6 +228,9 @@ export interface AlarmsConfig {
   /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
   pressesPerSecond: number;
   pressBurst: number;
+  /** Notes per second and burst one user may add to incidents over REST (this process); past them 429 INCIDENT.TOO_MANY_NOTES with Retry-After. */
+  userNotesPerSecond: number;
+  userNotesBurst: number;
   /**
    * Presses folded into an open incident are all recorded; the console hears of the first
    * `foldAnnounceFirst`, then of every `foldAnnounceEvery`-th, and of the latest count once the

@@ -190,6 +190,8 @@ export const ErrorCode = {
     NOT_FOUND: 'INCIDENT.NOT_FOUND',
     /** [429] A button pressing faster than alarms.pressesPerSecond/pressBurst; `details.retryAfterSeconds` (presses within the limit fold into the open incident). */
     TOO_MANY_PRESSES: 'INCIDENT.TOO_MANY_PRESSES',
+    /** [429] One user adding notes faster than alarms.userNotesPerSecond/userNotesBurst (attack F17); `details.retryAfterSeconds`. */
+    TOO_MANY_NOTES: 'INCIDENT.TOO_MANY_NOTES',
     /** [409] A client event id (`clientEventId` / `Idempotency-Key`) this user already sent with a different alarm; `details`: `{ clientEventId, incidentId }`. A retry must repeat the same body. */
     CLIENT_EVENT_REUSED: 'INCIDENT.CLIENT_EVENT_REUSED',
   },

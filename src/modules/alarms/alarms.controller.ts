@@ -46,6 +46,7 @@ function answer(res: Response, r: RaiseResult) {
 export class AlarmsController {
   /** Per button (this process): a flood from one device is refused, the presses within it fold (PressFoldingService). */
   private readonly presses: RateLimiter;
+  private readonly notes: RateLimiter;
 
   constructor(
     private readonly intake: AlarmIntakeService,
@@ -57,6 +58,7 @@ export class AlarmsController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
+    this.notes = new RateLimiter(config.alarms.userNotesPerSecond, config.alarms.userNotesBurst);
   }
 
   @ApiSecurity('device')
@@ -282,6 +284,9 @@ export class AlarmsController {
   @Post(':id/notes')
   @HttpCode(200)
   note(@CurrentUser() user: AuthUser, @UuidParam() id: string, @Body() dto: NoteDto) {
+    // Per user, not per route (attack F17: 300 notes = 300 console events for every operator).
+    const wait = this.notes.take(user.id);
+    if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_NOTES, '备注提交过于频繁，请稍后再试', Math.ceil(wait / 1000));
     return this.lifecycle.addNote(user, id, dto.note);
   }
 }

@@ -89,6 +89,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'OUTAGE.NOT_FOUND': 'errors.notFound',
   'MAINTENANCE_WINDOW.NOT_FOUND': 'errors.notFound',
   'INCIDENT.TOO_MANY_PRESSES': 'errors.tooManyAttempts',
+  'INCIDENT.TOO_MANY_NOTES': 'errors.tooManyAttempts',
   'INCIDENT.CLIENT_EVENT_REUSED': 'errors.conflict',
   'CONSOLE.TOO_MANY_ACTIONS': 'errors.tooManyAttempts',
   'CONSOLE.TOO_MANY_SOCKETS': 'errors.tooManyAttempts',
