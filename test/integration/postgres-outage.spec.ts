@@ -6,20 +6,26 @@ import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
  * proxy the test controls (the shared Postgres itself keeps running).
  * - The connection of a press dies mid-transaction: 503 UNAVAILABLE.DATABASE with Retry-After (not
  *   a 500); the device's retry with the same event id, once Postgres answers again, makes exactly one incident.
- * - Postgres unreachable: a press is answered 503 UNAVAILABLE.DATABASE within 2 s (the request is
- *   aborted — and the test fails — if it is not), never a hang.
+ * - Postgres refusing or unreachable (a host that drops packets: the proxy accepts and never
+ *   answers): a press is answered 503 UNAVAILABLE.DATABASE within 2 s (the request is aborted — and
+ *   the test fails — if it is not), never a hang: opening a connection has its own bound
+ *   (database.connectTimeoutMs), apart from the wait for a free connection of a busy pool.
+ * - A busy pool is not an outage: with the request pool's one connection held longer than the
+ *   connect bound, a request waits its own bound (database.poolWaitMs) and is answered 2xx.
  */
 describe('intake with Postgres faults (slow)', () => {
   jest.setTimeout(90_000);
   let t: TestApp;
   let proxy: TcpProxy;
   let button: { id: string; authorization: string };
+  let admin: string;
 
   beforeAll(async () => {
     const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
     proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
     t = await startApp(
-      {},
+      // One request connection: the busy-pool case below holds it; the jobs pool is apart and never lends it.
+      { database: { poolSize: 1 } },
       {
         appDbUrl: (url) => {
           const u = new URL(url);
@@ -29,7 +35,7 @@ describe('intake with Postgres faults (slow)', () => {
         },
       },
     );
-    const admin = (await t.userToken('admin')).token;
+    admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
     const dev = (
       await t
@@ -98,5 +104,41 @@ describe('intake with Postgres faults (slow)', () => {
     let res = await press('pg-down-1', 5000);
     if (res.status === 503) res = await press('pg-down-1', 5000);
     expect([200, 201]).toContain(res.status);
+  });
+
+  it('answers 503 UNAVAILABLE.DATABASE within 2 s while Postgres does not answer at all, and takes the retry once it does', async () => {
+    await proxy.blackhole();
+    for (const eventId of ['pg-hole-1', 'pg-hole-2', 'pg-hole-3']) {
+      const res = await press(eventId, 2000);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE.DATABASE');
+    }
+    await proxy.up();
+    // The device retry contract: the same event after Retry-After, until a 2xx (a connection attempt begun
+    // during the outage may still be failing; the next press probes afresh).
+    let res = await press('pg-hole-1', 5000);
+    for (let i = 0; i < 5 && res.status === 503; i++) {
+      await new Promise((r) => setTimeout(r, Number(res.headers.get('retry-after')) * 1000));
+      res = await press('pg-hole-1', 5000);
+    }
+    expect([200, 201]).toContain(res.status);
+  });
+
+  it('lets a request wait for a busy pool past the connect bound instead of answering 503', async () => {
+    // The press holds the one request connection inside its transaction (waiting on the device lock).
+    await t.db.query(`SELECT pg_advisory_lock(hashtextextended($1, 0))`, [button.id]);
+    const held = press('busy-1', 20_000);
+    for (;;) {
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
+      if (rows[0].n > 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const waiting = fetch(`${t.baseUrl}/api/v1/incidents?limit=1`, { headers: auth(admin), signal: AbortSignal.timeout(20_000) });
+    // Longer than opening a connection may take: a pool wait bounded by that would have answered 503 by now.
+    await new Promise((r) => setTimeout(r, t.config.database.connectTimeoutMs + 500));
+    await t.db.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [button.id]);
+    expect([200, 201]).toContain((await held).status); // 200: folded into the button's open incident
+    expect((await waiting).status).toBe(200);
   });
 });

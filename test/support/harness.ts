@@ -48,7 +48,12 @@ export function testConfig(dbUrl: string, overrides: Record<string, unknown> = {
   return loadConfig(
     { ...process.env, NODE_ENV: 'test' },
     deepMerge(
-      { role: 'all', database: { url: dbUrl, poolSize: 5 }, redis: { url: TEST_REDIS_URL, keyPrefix: prefix }, http: { port: 0, host: '127.0.0.1' } },
+      {
+        role: 'all',
+        database: { url: dbUrl, poolSize: 5, jobsPoolSize: 5 },
+        redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
+        http: { port: 0, host: '127.0.0.1' },
+      },
       overrides,
     ),
   );

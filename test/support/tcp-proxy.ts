@@ -4,12 +4,15 @@ import type { AddressInfo } from 'node:net';
 /**
  * A TCP proxy in front of a real server (Postgres), for network faults a test cannot cause on
  * the shared server: `cut()` kills every open connection mid-stream (the server "dies" under a
- * transaction), `down()` also stops accepting (connection refused), `up()` accepts again.
+ * transaction), `down()` also stops accepting (connection refused), `blackhole()` cuts too and then
+ * accepts connections it never forwards nor answers (a host that drops packets: unreachable, not
+ * refused), `up()` forwards again.
  */
 export interface TcpProxy {
   port: number;
   cut: () => void;
   down: () => Promise<void>;
+  blackhole: () => Promise<void>;
   up: () => Promise<void>;
   close: () => Promise<void>;
 }
@@ -18,8 +21,15 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let boundPort = port;
+  let dropping = false;
   const listen = async () => {
     server = createServer((client) => {
+      if (dropping) {
+        sockets.add(client);
+        client.on('close', () => sockets.delete(client));
+        client.on('error', () => undefined);
+        return; // accepted, never answered
+      }
       const upstream = createConnection(targetPort, targetHost);
       for (const s of [client, upstream]) {
         sockets.add(s);
@@ -37,6 +47,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
     sockets.clear();
   };
   const down = async () => {
+    dropping = false;
     const s = server;
     server = undefined;
     cut();
@@ -48,7 +59,14 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
     },
     cut,
     down,
+    blackhole: async () => {
+      dropping = true;
+      cut();
+      if (!server) await listen();
+    },
     up: async () => {
+      if (dropping) cut(); // connections accepted while dropping were never forwarded
+      dropping = false;
       if (!server) await listen();
     },
     close: down,

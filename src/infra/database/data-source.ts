@@ -1,8 +1,8 @@
 import { DataSource, DataSourceOptions } from 'typeorm';
 import type { AppConfig } from '../../config/config';
-import { GuardedClient } from './guarded-client';
 import { MIGRATIONS } from './migrations';
 import { SnakeNamingStrategy } from './naming.strategy';
+import { routedDriver } from './pools';
 
 export function dataSourceOptions(config: Pick<AppConfig, 'database'>, entities: DataSourceOptions['entities'] = []): DataSourceOptions {
   return {
@@ -14,16 +14,17 @@ export function dataSourceOptions(config: Pick<AppConfig, 'database'>, entities:
     namingStrategy: new SnakeNamingStrategy(),
     uuidExtension: 'pgcrypto',
     synchronize: false,
-    // connectionTimeoutMillis bounds both a new connection and the wait for a free one of a full
-    // pool: with Postgres down a request fails (503 UNAVAILABLE.DATABASE) instead of waiting.
-    // Client: every pooled connection keeps an 'error' listener (guarded-client.ts: an unheard error exits the process).
-    extra: { max: config.database.poolSize, application_name: 'shouhu', connectionTimeoutMillis: config.database.connectTimeoutMs, Client: GuardedClient },
+    // Two pools (request path, jobs) chosen per call, each with its own size and wait; opening a connection
+    // has its own bound (database.connectTimeoutMs): see pools.ts. Connections are GuardedClients (an unheard error exits the process).
+    driver: routedDriver(config.database),
+    extra: { application_name: 'shouhu' },
   };
 }
 
 /** Applies pending migrations; safe to run from several processes (TypeORM takes a lock per transaction). */
 export async function runMigrations(config: Pick<AppConfig, 'database'>): Promise<string[]> {
-  const ds = new DataSource(dataSourceOptions(config));
+  // Two connections, whatever the service's pools: the held lock and the migrations' own.
+  const ds = new DataSource(dataSourceOptions({ database: { ...config.database, poolSize: 2, jobsPoolSize: 1 } }));
   await ds.initialize();
   // Serialise concurrent boots (api and worker starting together) on one held connection.
   const lock = ds.createQueryRunner();

@@ -1,6 +1,7 @@
 import { HttpStatus } from '@nestjs/common';
 import { DatabaseError } from 'pg';
 import { QueryFailedError } from 'typeorm';
+import { DbConnectionUnavailableError } from '../database/pools';
 import { DomainError, ErrorCode } from './errors';
 
 /**
@@ -45,6 +46,7 @@ export function fromUnavailable(e: unknown): DomainError | null {
   const message = typeof err.message === 'string' ? err.message : '';
   const code = typeof err.code === 'string' ? err.code : '';
   const db =
+    err instanceof DbConnectionUnavailableError ||
     (err instanceof DatabaseError && RETRYABLE_SQLSTATE.test(code)) ||
     (!(err instanceof DatabaseError) && (PG_CONNECTION.test(message) || SOCKET_CODES.has(code))) ||
     (typeof err.name === 'string' && TYPEORM_CONNECTION_GONE.has(err.name));

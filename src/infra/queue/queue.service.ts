@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { Job, JobsOptions, Queue, Worker } from 'bullmq';
+import { DelayedError, Job, JobsOptions, Queue, Worker } from 'bullmq';
 import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import { DbConnectionUnavailableError, inJobsPool } from '../database/pools';
 import { closing, withinMs } from '../lifecycle/shutdown';
 import { createRedis, quitWithin } from '../redis/redis.module';
 import { API_QUEUES, JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
@@ -31,6 +32,11 @@ export type ReconcileHook = (why: { reconnect: boolean }) => Promise<unknown>;
  * Producers (add, schedulers) use a bounded connection (redis.commandTimeoutMs): with Redis down
  * they fail at once instead of waiting, and callers fall back on their outbox. Workers keep the
  * unbounded blocking connections BullMQ requires.
+ *
+ * Handlers and reconcile hooks run on the jobs pool of Postgres (database.jobsPoolSize), never on
+ * intake's. A handler that could not get a connection (DbConnectionUnavailableError) is put back as
+ * delayed by queue.noConnectionRetryMs without spending an attempt: retried, never lost for it.
+ * Concurrency per queue: queue.notificationsConcurrency, queue.videoConcurrency, else queue.concurrency.
  *
  * Job schedulers a module declares with `upsertScheduler` are wanted state: re-created on every
  * Redis (re)connect and whenever the periodic check (queue.schedulerReconcileMs) finds one
@@ -126,7 +132,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
    */
   reconcile(why: { reconnect: boolean }): Promise<void> {
     if (this.closed) return Promise.resolve();
-    this.reconciling ??= (async () => {
+    this.reconciling ??= inJobsPool(async () => {
       try {
         const missing = await this.missingSchedulers();
         for (const id of missing) {
@@ -141,7 +147,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
         if (this.closed) break;
         await h.fn(why).catch((e: Error) => this.logger.warn(`${h.name} after redis (re)connect: ${e.message}`));
       }
-    })().finally(() => (this.reconciling = undefined));
+    }).finally(() => (this.reconciling = undefined));
     return this.reconciling;
   }
 
@@ -249,12 +255,13 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     if (worked.length === 0) return;
     const missing = (Object.keys(JOBS) as JobName[]).filter((n) => worked.includes(JOBS[n].queue) && !this.handlers.has(n));
     if (missing.length) throw new Error(`No handler registered for job(s): ${missing.join(', ')}`);
-    const { concurrency, lockDurationMs, stalledIntervalMs } = this.config.queue;
+    const { lockDurationMs, stalledIntervalMs } = this.config.queue;
     for (const queueName of worked) {
+      const concurrency = this.concurrency(queueName);
       // BullMQ does not close a connection it was given: keep it to close on shutdown.
       const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
       this.workerConnections.push(connection);
-      const worker = new Worker(queueName, (job: Job) => this.run(job), {
+      const worker = new Worker(queueName, (job: Job, token?: string) => this.run(job, token), {
         connection,
         prefix: this.prefix,
         concurrency,
@@ -267,11 +274,28 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     }
   }
 
-  private async run(job: Job): Promise<unknown> {
+  /** Jobs worked at once for a queue (queue.notificationsConcurrency, queue.videoConcurrency, else queue.concurrency). */
+  concurrency(queueName: QueueName): number {
+    const q = this.config.queue;
+    if (queueName === QueueName.Notifications) return q.notificationsConcurrency;
+    if (queueName === QueueName.Video) return q.videoConcurrency;
+    return q.concurrency;
+  }
+
+  private async run(job: Job, token?: string): Promise<unknown> {
     const handler = this.handlers.get(job.name as JobName);
     if (!handler) throw new Error(`No handler for job ${job.name}`);
     const jobId = job.id ?? '';
-    return handler(job.data, { jobId, attempt: job.attemptsMade + 1, scheduledFor: slotFromJobId(jobId) });
+    try {
+      return await inJobsPool(() => handler(job.data, { jobId, attempt: job.attemptsMade + 1, scheduledFor: slotFromJobId(jobId) }));
+    } catch (e) {
+      if (!(e instanceof DbConnectionUnavailableError) || !token) throw e;
+      // No connection (jobs pool busy past its wait, Postgres down): not the job's fault — try again later
+      // without spending one of its attempts (a job with one attempt would otherwise be lost to a burst).
+      this.logger.warn(`job ${job.name} ${jobId}: ${e.message}; again in ${this.config.queue.noConnectionRetryMs} ms`);
+      await job.moveToDelayed(Date.now() + this.config.queue.noConnectionRetryMs, token);
+      throw new DelayedError();
+    }
   }
 
   /**

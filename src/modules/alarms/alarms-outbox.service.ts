@@ -4,6 +4,7 @@ import type { JobsOptions } from 'bullmq';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
+import { inJobsPool } from '../../infra/database/pools';
 import type { SqlParams } from '../../infra/database/sql-params';
 import { JobName, JobPayloads, JOBS } from '../../infra/queue/queue.catalogue';
 import { closing } from '../../infra/lifecycle/shutdown';
@@ -195,11 +196,11 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     };
     this.queue.onReconcile('alarm outbox resync', ({ reconnect }) => resync(reconnect));
     // The first connection may have come before this hook was registered.
-    if (this.queue.redisReady) void resync(false).catch((e: Error) => this.logger.warn(`alarm outbox resync: ${e.message}`));
+    if (this.queue.redisReady) void inJobsPool(() => resync(false)).catch((e: Error) => this.logger.warn(`alarm outbox resync: ${e.message}`));
     const loop = async () => {
       if (this.stopped) return;
       let handled = 0;
-      this.polling = this.relayOnce()
+      this.polling = inJobsPool(() => this.relayOnce()) // background work: the jobs pool, never intake's connections
         .then((n) => void (handled = n))
         .catch((e: Error) => this.logger.warn(`outbox relay: ${e.message}`));
       await this.polling;

@@ -1,0 +1,176 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as pg from 'pg';
+import type { DatabaseConfig } from '../../config/sections';
+import { GuardedClient } from './guarded-client';
+
+/**
+ * Two Postgres pools behind the one TypeORM DataSource, chosen per call by where the call comes from:
+ *
+ * - **request** (`database.poolSize`, wait `database.poolWaitMs`): HTTP requests, SIP (GB/T 28181)
+ *   alarms, sockets — everything not marked as background work. Alarm intake lives here, so a burst
+ *   of jobs can never take the connections a press needs.
+ * - **jobs** (`database.jobsPoolSize`, wait `database.jobsPoolWaitMs`): BullMQ handlers and the
+ *   background loops (outbox relay, reconcile passes), marked with `inJobsPool` (QueueService does it
+ *   for every handler). A burst of presses queues jobs; they wait here, not in front of intake.
+ *
+ * Bounds, kept apart (issue 11 §1/§6):
+ * - `database.connectTimeoutMs` bounds opening a new connection (TCP + startup + auth). A Postgres
+ *   that refuses answers at once; one that does not answer (packets dropped) fails after this.
+ * - `database.poolWaitMs` / `jobsPoolWaitMs` bound the wait for a free connection of a full pool,
+ *   which a burst legitimately has.
+ * - While Postgres is unreachable (the last attempt to open a connection failed and none succeeded
+ *   since), one caller at a time per pool probes with a new connection and every other caller fails at
+ *   once, and a failed attempt fails the callers queued behind it: intake answers 503
+ *   UNAVAILABLE.DATABASE within connectTimeoutMs instead of queueing behind attempts that fail too.
+ *
+ * Failure direction: every failure to obtain a connection is a `DbConnectionUnavailableError`
+ * (nothing was run): a request answers 503 UNAVAILABLE.DATABASE with Retry-After (the device
+ * retries the same event id), a job is put back as delayed without spending an attempt
+ * (QueueService, queue.noConnectionRetryMs) — never lost, never failed for it.
+ */
+export type PoolName = 'request' | 'jobs';
+
+const scope = new AsyncLocalStorage<PoolName>();
+
+/** Runs `fn` (and everything it starts) on the jobs pool. */
+export function inJobsPool<T>(fn: () => T): T {
+  return scope.run('jobs', fn);
+}
+
+/** The pool a database call made here would use. */
+export function currentPool(): PoolName {
+  return scope.getStore() ?? 'request';
+}
+
+/** No connection could be obtained (pool wait exceeded, Postgres refused or unreachable): nothing was run. */
+export class DbConnectionUnavailableError extends Error {
+  readonly code = 'DB_CONNECTION_UNAVAILABLE';
+  constructor(
+    readonly pool: PoolName,
+    readonly reason: 'pool_wait' | 'connect' | 'unreachable',
+    cause?: unknown,
+  ) {
+    super(
+      reason === 'pool_wait'
+        ? `no free ${pool} database connection within the pool wait`
+        : reason === 'unreachable'
+          ? `database unreachable (a connection attempt is in progress)`
+          : `could not connect to the database (${pool} pool): ${(cause as Error | undefined)?.message ?? 'unknown'}`,
+      { cause },
+    );
+    this.name = 'DbConnectionUnavailableError';
+  }
+}
+
+export interface PoolCounts {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
+}
+
+interface Waiter {
+  settled: boolean;
+  fail: (e: Error) => void;
+}
+
+type ConnectCallback = (err: Error | undefined, client?: pg.PoolClient, release?: (e?: unknown) => void) => void;
+
+/** What pg-pool says when a full pool had no client free within its wait (its connectionTimeoutMillis). */
+const POOL_WAIT_MESSAGE = 'timeout exceeded when trying to connect';
+
+/**
+ * The pool object TypeORM is given (as `driver.Pool`): it holds the request and jobs pools and
+ * routes `connect` by `currentPool()`. TypeORM's Postgres driver uses only `connect`, `end` and `on`.
+ */
+export class RoutedPool {
+  readonly pools: Record<PoolName, pg.Pool>;
+  private unreachable = false;
+  private readonly probing: Record<PoolName, boolean> = { request: false, jobs: false };
+  private readonly waiters: Record<PoolName, Set<Waiter>> = { request: new Set(), jobs: new Set() };
+
+  constructor(options: pg.PoolConfig, db: Pick<DatabaseConfig, 'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs'>) {
+    const connectTimeoutMs = db.connectTimeoutMs;
+    // The pool's connectionTimeoutMillis is the wait for a free client; each client's own one bounds opening it.
+    // GuardedClient: every connection keeps an 'error' listener (guarded-client.ts).
+    class BoundedClient extends GuardedClient {
+      constructor(config?: pg.ClientConfig) {
+        super({ ...config, connectionTimeoutMillis: connectTimeoutMs });
+      }
+    }
+    const make = (max: number, waitMs: number) => new pg.Pool({ ...options, max, connectionTimeoutMillis: waitMs, Client: BoundedClient });
+    this.pools = { request: make(db.poolSize, db.poolWaitMs), jobs: make(db.jobsPoolSize, db.jobsPoolWaitMs) };
+  }
+
+  on(event: 'error', listener: (e: Error) => void): this {
+    for (const p of Object.values(this.pools)) p.on(event, listener);
+    return this;
+  }
+
+  connect(cb?: ConnectCallback): Promise<pg.PoolClient> | void {
+    const name = currentPool();
+    const pool = this.pools[name];
+    const run = new Promise<{ client: pg.PoolClient; release: (e?: unknown) => void }>((resolve, reject) => {
+      const probe = this.unreachable && pool.idleCount === 0;
+      if (probe && this.probing[name]) return reject(new DbConnectionUnavailableError(name, 'unreachable'));
+      if (probe) this.probing[name] = true;
+      const waiter: Waiter = { settled: false, fail: (e) => ((waiter.settled = true), reject(e)) };
+      this.waiters[name].add(waiter);
+      pool.connect((err, client, release) => {
+        this.waiters[name].delete(waiter);
+        if (probe) this.probing[name] = false;
+        if (waiter.settled) {
+          // Failed already (Postgres found unreachable meanwhile): a client that turns up goes straight back.
+          if (client) release(err);
+          return;
+        }
+        waiter.settled = true;
+        if (err || !client) {
+          const waited = err?.message === POOL_WAIT_MESSAGE;
+          if (!waited) {
+            this.unreachable = true;
+            // Callers queued behind this attempt would each try again and wait as long: they fail now.
+            for (const w of this.waiters[name]) w.fail(new DbConnectionUnavailableError(name, 'unreachable', err));
+            this.waiters[name].clear();
+          }
+          return reject(new DbConnectionUnavailableError(name, waited ? 'pool_wait' : 'connect', err));
+        }
+        this.unreachable = false;
+        resolve({ client, release: release as (e?: unknown) => void });
+      });
+    });
+    if (!cb) return run.then((r) => r.client);
+    run.then(
+      (r) => cb(undefined, r.client, r.release),
+      (e: Error) => cb(e),
+    );
+  }
+
+  end(cb?: (err?: Error) => void): Promise<void> | void {
+    const done = Promise.all(Object.values(this.pools).map((p) => p.end())).then(() => undefined);
+    if (!cb) return done;
+    done.then(
+      () => cb(),
+      (e: Error) => cb(e),
+    );
+  }
+
+  /** Connections per pool (metrics, readiness detail). */
+  counts(): Record<PoolName, PoolCounts> {
+    const c = (p: pg.Pool): PoolCounts => ({ total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount, max: p.options.max });
+    return { request: c(this.pools.request), jobs: c(this.pools.jobs) };
+  }
+}
+
+/** The `driver` TypeORM loads instead of `pg`: pg itself, with its Pool replaced by a RoutedPool of these settings. */
+export function routedDriver(db: Pick<DatabaseConfig, 'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs'>): typeof pg {
+  const driver = Object.create(pg) as typeof pg & { Pool: unknown };
+  Object.defineProperty(driver, 'Pool', {
+    value: class extends RoutedPool {
+      constructor(options: pg.PoolConfig) {
+        super(options, db);
+      }
+    },
+  });
+  return driver;
+}
