@@ -178,6 +178,9 @@ export function validateConfig(raw: Json): AppConfig {
   if (problems.length === 0) {
     if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize) problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
     if (cfg.video.rtpPortMin > cfg.video.rtpPortMax) problems.push('video.rtpPortMin: must not exceed video.rtpPortMax');
+    // pg-pool bounds opening a connection by the pool's wait too: a shorter wait would cut connects short and read as an outage.
+    for (const k of ['poolWaitMs', 'jobsPoolWaitMs'] as const)
+      if (cfg.database[k] < cfg.database.connectTimeoutMs) problems.push(`database.${k}: must not be less than database.connectTimeoutMs`);
     if (cfg.video.restartBackoffMinMs > cfg.video.restartBackoffMaxMs) problems.push('video.restartBackoffMinMs: must not exceed video.restartBackoffMaxMs');
     const relay = cfg.alarms.policeRelay;
     if (relay.url && relay.hmacSecret.length < 16)

@@ -74,6 +74,7 @@ export interface DatabaseConfig {
   /**
    * Longest wait of a request for a free connection of a full request pool, in ms (a burst of presses
    * legitimately waits: group commit folds them). Past it: 503 UNAVAILABLE.DATABASE, retryable.
+   * At least connectTimeoutMs (checked at boot: pg-pool bounds opening a connection by it too).
    */
   poolWaitMs: number;
   /**

@@ -1,4 +1,4 @@
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { alarmButtons, auth, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
 import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
 
 /**
@@ -37,16 +37,7 @@ describe('intake with Postgres faults (slow)', () => {
     );
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
-    const dev = (
-      await t
-        .http()
-        .post('/api/v1/alarm-devices')
-        .set(auth(admin))
-        .send({ code: 'PG-1', schoolId: seed.schoolA.id, location: '东门', areaKind: 'main_gate', policeLinked: false })
-        .expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
-    button = { id: dev.id, authorization: cred.authorization };
+    [button] = await alarmButtons(t, admin, seed.schoolA.id, 1, 'PG');
   });
 
   afterAll(async () => {
@@ -55,13 +46,7 @@ describe('intake with Postgres faults (slow)', () => {
     await proxy?.close();
   });
 
-  const press = (eventId: string, timeoutMs: number) =>
-    fetch(`${t.baseUrl}/api/v1/incidents/press`, {
-      method: 'POST',
-      headers: { Authorization: button.authorization, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ eventId }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+  const press = (eventId: string, timeoutMs: number) => pressButton(t, button, eventId, timeoutMs);
 
   it('answers a press whose connection dies mid-transaction with a retryable 503, and the retry makes one incident', async () => {
     // Hold the device's lock on the test's direct connection: the press waits inside its transaction.

@@ -27,6 +27,7 @@ describe('configuration', () => {
     [{ SHOUHU__HTTP__TRUST_PROXY: '1.2' }, 'http.trustProxy'],
     [{ SHOUHU__HTTP__TRUST_PROXY: '10.0.0.0/33' }, 'http.trustProxy'],
     [{ SHOUHU__HTTP__TRUST_PROXY: '11' }, 'http.trustProxy'],
+    [{ SHOUHU__DATABASE__JOBS_POOL_WAIT_MS: '200' }, 'database.jobsPoolWaitMs'],
   ])('refuses %j naming the key %s', (extra, key) => {
     expect(() => loadConfig(env(extra))).toThrow(ConfigError);
     try {
