@@ -110,8 +110,13 @@ export interface RedisConfig {
 
 /** BullMQ workers: a job whose worker dies is retried after its lock lapses (lockDurationMs). */
 export interface QueueConfig {
-  /** Jobs worked at once per queue and process (system, alarms, patrols). */
+  /** Jobs worked at once per queue and process (system, patrols). */
   concurrency: number;
+  /**
+   * Jobs of the alarms queue worked at once (escalation timers, police relay): escalations falling due
+   * together wait in a batch (batchMax) rather than for a worker slot, so this is the batch's supply.
+   */
+  alarmsConcurrency: number;
   /**
    * Jobs of the notifications queue worked at once: mostly waiting on providers' HTTP answers (bounded by
    * notifications.timeoutMs), so more than the others; their database work waits in the jobs pool.
@@ -135,6 +140,13 @@ export interface QueueConfig {
    * Postgres down) is put back as delayed by this many ms, without spending one of its attempts.
    */
   noConnectionRetryMs: number;
+  /**
+   * Handlers that fold the jobs arriving together into one transaction (escalations, notification
+   * planning and sends: src/infra/queue/batcher.ts) take at most batchMax per batch and run at most
+   * batchConcurrency batches at once per process.
+   */
+  batchMax: number;
+  batchConcurrency: number;
 }
 
 export interface LogConfig {

@@ -93,13 +93,16 @@ describe('intake with Postgres faults (slow)', () => {
 
   it('answers 503 UNAVAILABLE.DATABASE within 2 s while Postgres does not answer at all, and takes the retry once it does', async () => {
     await proxy.blackhole();
-    for (const eventId of ['pg-hole-1', 'pg-hole-2', 'pg-hole-3']) {
-      const res = await press(eventId, 2000);
-      expect(res.status).toBe(503);
-      expect(res.headers.get('retry-after')).toBe('1');
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE.DATABASE');
+    try {
+      for (const eventId of ['pg-hole-1', 'pg-hole-2', 'pg-hole-3']) {
+        const res = await press(eventId, 2000);
+        expect(res.status).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('1');
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE.DATABASE');
+      }
+    } finally {
+      await proxy.up();
     }
-    await proxy.up();
     // The device retry contract: the same event after Retry-After, until a 2xx (a connection attempt begun
     // during the outage may still be failing; the next press probes afresh).
     let res = await press('pg-hole-1', 5000);

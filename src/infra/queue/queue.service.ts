@@ -36,7 +36,7 @@ export type ReconcileHook = (why: { reconnect: boolean }) => Promise<unknown>;
  * Handlers and reconcile hooks run on the jobs pool of Postgres (database.jobsPoolSize), never on
  * intake's. A handler that could not get a connection (DbConnectionUnavailableError) is put back as
  * delayed by queue.noConnectionRetryMs without spending an attempt: retried, never lost for it.
- * Concurrency per queue: queue.notificationsConcurrency, queue.videoConcurrency, else queue.concurrency.
+ * Concurrency per queue: queue.alarmsConcurrency, notificationsConcurrency, videoConcurrency, else queue.concurrency.
  *
  * Job schedulers a module declares with `upsertScheduler` are wanted state: re-created on every
  * Redis (re)connect and whenever the periodic check (queue.schedulerReconcileMs) finds one
@@ -274,9 +274,10 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     }
   }
 
-  /** Jobs worked at once for a queue (queue.notificationsConcurrency, queue.videoConcurrency, else queue.concurrency). */
+  /** Jobs worked at once for a queue (queue.alarmsConcurrency, notificationsConcurrency, videoConcurrency, else queue.concurrency). */
   concurrency(queueName: QueueName): number {
     const q = this.config.queue;
+    if (queueName === QueueName.Alarms) return q.alarmsConcurrency;
     if (queueName === QueueName.Notifications) return q.notificationsConcurrency;
     if (queueName === QueueName.Video) return q.videoConcurrency;
     return q.concurrency;

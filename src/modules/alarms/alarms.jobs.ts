@@ -5,14 +5,22 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import { SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
+import { Batcher } from '../../infra/queue/batcher';
 import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events';
 import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
 import { ButtonTestsService } from './button-tests.service';
 import { jobIds } from './alarms.constants';
+import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentRow, toSummary } from './incident-row';
 import { appendTimeline } from './incident-timeline';
 import { postToPolice } from './police-relay.client';
+
+interface EscalateItem {
+  incidentId: string;
+  level: number;
+  jobId: string;
+}
 
 /**
  * The work driven from committed incidents: escalation timers, police relay, late-relay watch.
@@ -22,6 +30,7 @@ import { postToPolice } from './police-relay.client';
 @Injectable()
 export class AlarmsJobs {
   private readonly cfg: AlarmsConfig;
+  private readonly escalations: Batcher<EscalateItem, string>;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -30,8 +39,10 @@ export class AlarmsJobs {
     private readonly events: ConsoleEventsService,
     private readonly outbox: AlarmsOutboxService,
     private readonly buttonTests: ButtonTestsService,
+    private readonly notices: IncidentNoticesService,
   ) {
     this.cfg = config.alarms;
+    this.escalations = new Batcher((items) => this.escalateMany(items), { maxBatch: config.queue.batchMax, maxConcurrent: config.queue.batchConcurrency });
     queue.handle(JobName.AlarmEscalate, (p, meta) => this.escalate(p.incidentId, p.level, meta.jobId));
     queue.handle(JobName.AlarmPoliceRelay, (p, meta) => this.relay(p.incidentId, meta.attempt, p.real ?? false));
     queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId, p.real ?? false));
@@ -42,41 +53,70 @@ export class AlarmsJobs {
    * the same transaction, hand the escalation to whoever tells people — a NotifyEscalation job
    * through the outbox (src/modules/notifications handles it and marks it done). The timeline says
    * only what happened here; who was told, how, and whether it arrived, the notifications add.
+   * Escalations falling due together (a burst of alarms) are folded into one transaction (Batcher:
+   * queue.batchMax, queue.batchConcurrency) — one lock, update, timeline, event and outbox statement
+   * for all of them, not one transaction each queueing for connections.
    */
   /** A drill (演练) does not escalate: its timers do nothing; turned real, it gets timers of its own (jobIds.realEscalation). */
-  async escalate(incidentId: string, level: number, jobId = jobIds.escalation(incidentId, level)): Promise<string> {
+  escalate(incidentId: string, level: number, jobId = jobIds.escalation(incidentId, level)): Promise<string> {
+    return this.escalations.run({ incidentId, level, jobId });
+  }
+
+  private async escalateMany(items: EscalateItem[]): Promise<string[]> {
     let notice: OutboxRow[] = [];
-    const result = await this.db.transaction(async (m) => {
-      const [row] = (await m.query(`SELECT * FROM incidents WHERE id = $1 FOR UPDATE`, [incidentId])) as IncidentRow[];
-      let result = 'skipped';
-      if (row && row.status === 'raised' && !row.drill && row.escalation_level < level) {
-        const [[up]] = (await m.query(`UPDATE incidents SET escalation_level = $2, updated_at = now() WHERE id = $1 RETURNING *`, [incidentId, level])) as [
-          IncidentRow[],
-        ];
+    const out = await this.db.transaction(async (m) => {
+      const ids = [...new Set(items.map((i) => i.incidentId))].sort();
+      // Locked in id order: two batches never wait on each other in a cycle.
+      const rows = (await m.query(`SELECT * FROM incidents WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids])) as IncidentRow[];
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const want = new Map<string, number>();
+      for (const it of items) want.set(it.incidentId, Math.max(want.get(it.incidentId) ?? 0, it.level));
+      const ups = [...want]
+        .map(([id, level]) => ({ row: byId.get(id), level }))
+        .filter((u): u is { row: IncidentRow; level: number } => !!u.row && u.row.status === 'raised' && !u.row.drill && u.row.escalation_level < u.level);
+      const from = new Map(ups.map((u) => [u.row.id, u.row.escalation_level]));
+      const to = new Map(ups.map((u) => [u.row.id, u.level]));
+      if (ups.length) {
+        const [updated] = (await m.query(
+          `UPDATE incidents i SET escalation_level = v.l, updated_at = now() FROM unnest($1::uuid[], $2::int[]) AS v(id, l) WHERE i.id = v.id RETURNING i.*`,
+          [ups.map((u) => u.row.id), ups.map((u) => u.level)],
+        )) as [IncidentRow[]];
         // Every level passed is escalated and told, not only the last: when timers run late (a worker down, Redis
         // back after an outage) the level-2 job may run before the level-1 one, which would then find nothing to
         // do — and the duty supervisor of level 1 would never hear of the alarm.
-        const passed = Array.from({ length: level - row.escalation_level }, (_, i) => row.escalation_level + 1 + i);
-        for (const l of passed) {
-          await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'escalated', `超时未确认，升级至第 ${l} 级`, { level: l });
-          await this.events.append(m, { type: 'incident.escalated', schoolId: up.school_id, payload: { ...toSummary(up), level: l } });
-        }
+        const passed = updated.flatMap((up) => {
+          const f = from.get(up.id) ?? 0;
+          return Array.from({ length: up.escalation_level - f }, (_, i) => ({ up, level: f + 1 + i }));
+        });
+        await this.notices.appendTimeline(
+          m,
+          passed.map((p) => ({ incidentId: p.up.id, action: 'escalated', note: `超时未确认，升级至第 ${p.level} 级`, data: { level: p.level } })),
+        );
+        await this.events.append(
+          m,
+          passed.map((p) => ({ type: 'incident.escalated' as const, schoolId: p.up.school_id, payload: { ...toSummary(p.up), level: p.level } })),
+        );
         notice = await this.outbox.insert(
           m,
-          passed.map((l) => ({
+          passed.map((p) => ({
             name: JobName.NotifyEscalation,
-            jobId: jobIds.notice(incidentId, l),
-            payload: { incidentId, level: l },
+            jobId: jobIds.notice(p.up.id, p.level),
+            payload: { incidentId: p.up.id, level: p.level },
             availableAt: new Date(),
           })),
         );
-        result = `escalated to ${level}`;
       }
-      await this.outbox.markDone(m, [jobId]);
-      return result;
+      await this.outbox.markDone(
+        m,
+        items.map((i) => i.jobId),
+      );
+      return items.map((i) => {
+        const t = to.get(i.incidentId);
+        return t !== undefined && i.level > (from.get(i.incidentId) ?? 0) ? `escalated to ${t}` : 'skipped';
+      });
     });
     this.outbox.kick(notice);
-    return result;
+    return out;
   }
 
   /**

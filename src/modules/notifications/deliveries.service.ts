@@ -2,8 +2,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import type { NotificationsConfig } from '../../config/sections';
+import type { NotificationsConfig, Priority } from '../../config/sections';
 import { JobName, JOBS } from '../../infra/queue/queue.catalogue';
+import { Batcher } from '../../infra/queue/batcher';
 import { QueueService } from '../../infra/queue/queue.service';
 import { IncidentNoticesService, NoticeTimelineEntry } from '../alarms';
 import { UsersService } from '../auth';
@@ -13,7 +14,7 @@ import { ChannelRow, ChannelsService, isSilenced, toTarget } from './channels.se
 import { renderMessage } from './message';
 import { CHANNEL_LABEL, DUTY_ROLE_LABEL, DutyRole, DeliveryStatus, notifyJobIds, OPEN_DELIVERY } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
-import { PolicyService } from './policy.service';
+import { PolicyLevel, PolicyService, PolicyView } from './policy.service';
 import { ProviderAnswer, sendOnce } from './providers';
 import { RosterService } from './roster.service';
 import { maskPhone, people, Person } from './users';
@@ -42,6 +43,24 @@ export interface DeliveryRow {
 /** A message as the console lists it under its incident (the catalogue's item plus the masked address and last error). */
 export type DeliveryView = NotificationDeliveryItem & { address: string | null; lastError: string | null; dueAt: string };
 
+/** One attempt's outcome: the row's new status, the provider's answer (null: closed without a send) and the channel used. */
+interface Outcome {
+  row: DeliveryRow;
+  status: DeliveryStatus;
+  answer: ProviderAnswer | null;
+  error: string | null;
+  channel?: ChannelRow;
+}
+
+/** Reads shared by the plans of one batch. */
+interface PlanContext {
+  now: Date;
+  level: (p: Priority, level: number) => Promise<PolicyLevel | null>;
+  channels: () => Promise<ChannelRow[]>;
+  onDuty: (role: DutyRole) => Promise<string[]>;
+  people: (ids: string[]) => Promise<Map<string, Person>>;
+}
+
 type Planned = Omit<DeliveryRow, 'id' | 'attempts' | 'provider_code' | 'sent_at' | 'updated_at' | 'last_error'> & { last_error: string | null };
 
 /**
@@ -56,6 +75,8 @@ type Planned = Omit<DeliveryRow, 'id' | 'attempts' | 'provider_code' | 'sent_at'
 export class DeliveriesService {
   private readonly logger = new Logger('Notifications');
   private readonly cfg: NotificationsConfig;
+  private readonly escalations: Batcher<{ incidentId: string; level: number }, string>;
+  private readonly deliveries: Batcher<{ deliveryId: string; attempt: number }, string>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -69,6 +90,9 @@ export class DeliveriesService {
     private readonly events: ConsoleEventsService,
   ) {
     this.cfg = config.notifications;
+    const batch = { maxBatch: config.queue.batchMax, maxConcurrent: config.queue.batchConcurrency };
+    this.escalations = new Batcher((items) => this.escalationMany(items), batch);
+    this.deliveries = new Batcher((items) => this.deliverMany(items), batch);
   }
 
   static view(r: DeliveryRow): DeliveryView {
@@ -115,56 +139,113 @@ export class DeliveriesService {
 
   // ---------- planning (NotifyEscalation) ----------
 
-  /** Handles one escalation: plans its messages, records the plan, queues them. Idempotent. */
-  async escalation(incidentId: string, level: number): Promise<string> {
-    const incident = (await this.notices.summaries([incidentId])).get(incidentId);
-    if (!incident || incident.status !== 'raised') {
-      await this.db.transaction(async (m) => {
-        if (incident)
-          await this.notices.appendTimeline(m, [{ incidentId, action: 'notify_cancelled', note: `第 ${level} 级升级通知取消：报警已被处理`, data: { level } }]);
-        await this.notices.noticesDone(m, [{ incidentId, level }]);
-      });
-      return incident ? 'already handled' : 'no such incident';
-    }
-    const planned = await this.plan(incident, level);
+  /**
+   * Handles one escalation: plans its messages, records the plan, queues them. Idempotent.
+   * Escalations handled together (a burst falling due at once) are folded (Batcher: queue.batchMax,
+   * queue.batchConcurrency): one read of the incidents, the policy, channels, roster and people for
+   * all of them, one transaction recording every plan, one queue round trip.
+   */
+  escalation(incidentId: string, level: number): Promise<string> {
+    return this.escalations.run({ incidentId, level });
+  }
+
+  private async escalationMany(items: { incidentId: string; level: number }[]): Promise<string[]> {
+    const incidents = await this.notices.summaries([...new Set(items.map((i) => i.incidentId))]);
+    const ctx = this.planContext();
+    const seen = new Set<string>();
+    const plans = await Promise.all(
+      items.map(async (it) => {
+        const incident = incidents.get(it.incidentId);
+        const key = `${it.incidentId}:${it.level}`;
+        const first = !seen.has(key);
+        seen.add(key);
+        if (!incident || incident.status !== 'raised') return { it, incident, planned: null, first };
+        return { it, incident, planned: first ? await this.plan(incident, it.level, ctx) : [], first };
+      }),
+    );
     const rows = await this.db.transaction(async (m) => {
-      const inserted = await this.insert(m, planned);
-      if (inserted.length) {
-        await this.notices.appendTimeline(m, [
-          { incidentId, action: 'notify_planned', note: this.planNote(level, inserted), data: { level, count: inserted.length } },
-        ]);
+      const entries: NoticeTimelineEntry[] = plans
+        .filter((p) => p.incident && p.planned === null && p.first)
+        .map((p) => ({
+          incidentId: p.it.incidentId,
+          action: 'notify_cancelled',
+          note: `第 ${p.it.level} 级升级通知取消：报警已被处理`,
+          data: { level: p.it.level },
+        }));
+      const inserted = await this.insert(
+        m,
+        plans.flatMap((p) => p.planned ?? []),
+      );
+      const groups = new Map<string, DeliveryRow[]>();
+      for (const r of inserted) groups.set(`${r.incident_id}:${r.level}`, [...(groups.get(`${r.incident_id}:${r.level}`) ?? []), r]);
+      for (const g of groups.values())
+        entries.push({
+          incidentId: g[0].incident_id,
+          action: 'notify_planned',
+          note: this.planNote(g[0].level, g),
+          data: { level: g[0].level, count: g.length },
+        });
+      entries.push(...inserted.filter((r) => !OPEN_DELIVERY.includes(r.status)).map((r) => this.attemptEntry(r, null)));
+      await this.notices.appendTimeline(m, entries);
+      if (inserted.length)
         await this.events.append(
           m,
           inserted.map((r) => ({ type: 'notification.delivery' as const, schoolId: null, payload: this.item(r) })),
         );
-        const closed = inserted.filter((r) => !OPEN_DELIVERY.includes(r.status));
-        if (closed.length)
-          await this.notices.appendTimeline(
-            m,
-            closed.map((r) => this.attemptEntry(r, null)),
-          );
-      }
-      await this.notices.noticesDone(m, [{ incidentId, level }]);
-      // Rows of an earlier run of this job that are still open are queued again below (same job ids: no duplicates).
-      return (await m.query(`SELECT * FROM notification_deliveries WHERE incident_id = $1 AND level = $2 AND status = ANY($3)`, [
-        incidentId,
-        level,
-        OPEN_DELIVERY,
-      ])) as DeliveryRow[];
+      await this.notices.noticesDone(
+        m,
+        items.map((i) => ({ incidentId: i.incidentId, level: i.level })),
+      );
+      const live = plans.filter((p) => p.planned !== null && p.first);
+      if (live.length === 0) return [] as DeliveryRow[];
+      // Rows of an earlier run of these jobs that are still open are queued again below (same job ids: no duplicates).
+      return (await m.query(
+        `SELECT d.* FROM notification_deliveries d JOIN unnest($1::uuid[], $2::int[]) AS v(i, l) ON d.incident_id = v.i AND d.level = v.l
+         WHERE d.status = ANY($3)`,
+        [live.map((p) => p.it.incidentId), live.map((p) => p.it.level), OPEN_DELIVERY],
+      )) as DeliveryRow[];
     });
     await this.enqueue(rows);
-    return `planned ${planned.length}, queued ${rows.length}`;
+    return plans.map((p) => {
+      if (!p.incident) return 'no such incident';
+      if (p.planned === null) return 'already handled';
+      const queued = rows.filter((r) => r.incident_id === p.it.incidentId && r.level === p.it.level).length;
+      return `planned ${p.planned.length}, queued ${queued}`;
+    });
+  }
+
+  /** Reads shared by the plans of one batch: each policy, the channels, each duty role and each person once. */
+  private planContext(): PlanContext {
+    const now = new Date();
+    const policies = new Map<string, Promise<PolicyView>>();
+    const duty = new Map<DutyRole, Promise<string[]>>();
+    const persons = new Map<string, Promise<Person | undefined>>();
+    let channels: Promise<ChannelRow[]> | undefined;
+    const memo = <K, V>(m: Map<K, Promise<V>>, k: K, f: () => Promise<V>) => {
+      if (!m.has(k)) m.set(k, f());
+      return m.get(k)!;
+    };
+    return {
+      now,
+      level: async (p, l) => (await memo(policies, p, () => this.policy.get(p))).levels[l - 1] ?? null,
+      channels: () => (channels ??= this.channels.rows()),
+      onDuty: (role) => memo(duty, role, () => this.roster.onDutyUserIds(role, now)),
+      people: async (ids) => {
+        const got = await Promise.all(ids.map((id) => memo(persons, id, async () => (await people(this.users, [id])).get(id))));
+        return new Map(got.filter((p): p is Person => !!p).map((p) => [p.id, p]));
+      },
+    };
   }
 
   /** Recipients × channels of a level. People with nobody on duty, or no channel to reach them, are rows too (status no_recipient). */
-  private async plan(incident: IncidentSummary, level: number): Promise<Planned[]> {
-    const lv = await this.policy.level(incident.priority, level);
+  private async plan(incident: IncidentSummary, level: number, ctx: PlanContext): Promise<Planned[]> {
+    const lv = await ctx.level(incident.priority, level);
     if (!lv) return [];
-    const now = new Date();
+    const now = ctx.now;
     const due = this.dueAt(incident, level);
     const base = { incident_id: incident.incidentId, level, due_at: due };
     const key = (...parts: string[]) => [incident.incidentId, level, ...parts].join(':');
-    const all = await this.channels.rows();
+    const all = await ctx.channels();
     const byId = new Map(all.map((c) => [c.id, c]));
     const personChannels = (lv.channelIds ? lv.channelIds.map((id) => byId.get(id)).filter((c): c is ChannelRow => !!c) : all).filter((c) => c.enabled);
     const out: Planned[] = [];
@@ -185,16 +266,13 @@ export class DeliveriesService {
     const wanted: { userId: string; role: DutyRole | null }[] = [];
     for (const t of lv.targets) {
       if (t.kind === 'duty') {
-        const ids = await this.roster.onDutyUserIds(t.dutyRole, now);
+        const ids = await ctx.onDuty(t.dutyRole);
         if (ids.length === 0)
           out.push(none(`duty-${t.dutyRole}`, DUTY_ROLE_LABEL[t.dutyRole], t.dutyRole, `${DUTY_ROLE_LABEL[t.dutyRole]}当前无人值班（值班表空缺）`));
         for (const id of ids) wanted.push({ userId: id, role: t.dutyRole });
       } else if (t.kind === 'user') wanted.push({ userId: t.userId, role: null });
     }
-    const who = await people(
-      this.users,
-      wanted.map((w) => w.userId),
-    );
+    const who = await ctx.people(wanted.map((w) => w.userId));
     const seen = new Set<string>();
     for (const w of wanted) {
       if (seen.has(w.userId)) continue;
@@ -353,17 +431,66 @@ export class DeliveriesService {
 
   // ---------- sending (NotifyDeliver) ----------
 
-  /** One attempt at one message. Throws to have BullMQ retry it; returns once the row is finished. */
-  async deliver(deliveryId: string, attempt: number): Promise<string> {
-    const [row] = (await this.db.query(`SELECT * FROM notification_deliveries WHERE id = $1`, [deliveryId])) as DeliveryRow[];
-    if (!row || !OPEN_DELIVERY.includes(row.status)) return 'finished already';
-    const incident = (await this.notices.summaries([row.incident_id])).get(row.incident_id);
-    if (!incident || incident.status !== 'raised') return this.finish(row, 'cancelled', null, null);
-    const channel = row.channel_id ? await this.channels.row(row.channel_id).catch(() => null) : null;
-    if (!channel || !channel.enabled) return this.finish(row, 'failed', null, '渠道已删除或停用');
+  /**
+   * One attempt at one message. Throws to have BullMQ retry it; returns once the row is finished.
+   * Attempts made together are folded (Batcher): one read of the rows, incidents and channels, the
+   * sends in parallel, one transaction recording every outcome.
+   */
+  deliver(deliveryId: string, attempt: number): Promise<string> {
+    return this.deliveries.run({ deliveryId, attempt });
+  }
+
+  private async deliverMany(items: { deliveryId: string; attempt: number }[]): Promise<(string | Error)[]> {
+    const rows = (await this.db.query(`SELECT * FROM notification_deliveries WHERE id = ANY($1::uuid[])`, [
+      [...new Set(items.map((i) => i.deliveryId))],
+    ])) as DeliveryRow[];
+    const open = rows.filter((r) => OPEN_DELIVERY.includes(r.status));
+    const incidents = await this.notices.summaries([...new Set(open.map((r) => r.incident_id))]);
+    const channels = new Map((open.some((r) => r.channel_id) ? await this.channels.rows() : []).map((c) => [c.id, c]));
+    const attempt = new Map<string, number>();
+    for (const i of items) attempt.set(i.deliveryId, Math.max(attempt.get(i.deliveryId) ?? 0, i.attempt));
     const now = new Date();
-    if (isSilenced(channel, now)) return this.finish(row, 'suppressed', null, channel.silence_reason);
-    if (channel.kind === 'sms' && row.recipient_user_id && !row.address) return this.finish(row, 'failed', null, '该用户没有手机号');
+    const outcomes = await Promise.all(
+      open.map(async (row): Promise<Outcome | Error> => {
+        try {
+          return await this.attempt(
+            row,
+            attempt.get(row.id) ?? 1,
+            incidents.get(row.incident_id),
+            row.channel_id ? channels.get(row.channel_id) : undefined,
+            now,
+          );
+        } catch (e) {
+          return e as Error;
+        }
+      }),
+    );
+    const done = outcomes.filter((o): o is Outcome => !(o instanceof Error));
+    await this.finish(done);
+    const byId = new Map(open.map((r, i) => [r.id, outcomes[i]]));
+    return items.map((i) => {
+      const o = byId.get(i.deliveryId);
+      if (!o) return 'finished already';
+      if (o instanceof Error) return o;
+      if (o.status === 'retrying') return new Error(`notification ${i.deliveryId} via ${o.channel?.kind}: ${o.answer?.code} ${o.answer?.detail}`);
+      if (o.status === 'failed' && o.answer) return `failed: ${o.answer.code}`;
+      return o.status;
+    });
+  }
+
+  /** What one attempt comes to: closed without a send (acknowledged, channel gone or silenced, no phone) or the provider's answer. */
+  private async attempt(
+    row: DeliveryRow,
+    attempt: number,
+    incident: IncidentSummary | undefined,
+    channel: ChannelRow | undefined,
+    now: Date,
+  ): Promise<Outcome> {
+    const closed = (status: DeliveryStatus, error: string | null): Outcome => ({ row, status, answer: null, error });
+    if (!incident || incident.status !== 'raised') return closed('cancelled', null);
+    if (!channel || !channel.enabled) return closed('failed', '渠道已删除或停用');
+    if (isSilenced(channel, now)) return closed('suppressed', channel.silence_reason);
+    if (channel.kind === 'sms' && row.recipient_user_id && !row.address) return closed('failed', '该用户没有手机号');
     const msg = renderMessage({
       incident,
       level: row.level,
@@ -380,30 +507,50 @@ export class DeliveriesService {
     });
     if (answer.ok) {
       notificationMetrics.latency.observe({ kind: channel.kind }, Math.max(0, Date.now() - new Date(row.due_at).getTime()) / 1000);
-      return this.finish(row, 'sent', answer, null, channel);
+      return { row, status: 'sent', answer, error: null, channel };
     }
     const last = attempt >= this.cfg.attempts || !answer.retryable;
-    await this.finish(row, last ? 'failed' : 'retrying', answer, `${answer.code} ${answer.detail}`.trim(), channel);
-    if (last) return `failed: ${answer.code}`;
-    throw new Error(`notification ${deliveryId} via ${channel.kind}: ${answer.code} ${answer.detail}`);
+    return { row, status: last ? 'failed' : 'retrying', answer, error: `${answer.code} ${answer.detail}`.trim(), channel };
   }
 
-  /** Records an attempt's outcome (row, timeline, console event, channel health) in one transaction; only an open row changes. */
-  private async finish(row: DeliveryRow, status: DeliveryStatus, answer: ProviderAnswer | null, error: string | null, channel?: ChannelRow): Promise<string> {
-    const counted = answer !== null;
+  /** Records attempts' outcomes (rows, timeline, console events, channel health) in one transaction; only open rows change. */
+  private async finish(outcomes: Outcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
     await this.db.transaction(async (m) => {
-      const [[up]] = (await m.query(
-        `UPDATE notification_deliveries SET status = $2, attempts = attempts + $3, provider_code = coalesce($4, provider_code), last_error = $5,
-           sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, updated_at = now()
-         WHERE id = $1 AND status = ANY($6) RETURNING *`,
-        [row.id, status, counted ? 1 : 0, answer?.code ?? null, error?.slice(0, 500) ?? null, OPEN_DELIVERY],
+      const [ups] = (await m.query(
+        `UPDATE notification_deliveries d SET status = v.status, attempts = d.attempts + v.counted, provider_code = coalesce(v.code, d.provider_code),
+           last_error = v.err, sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v(id, status, counted, code, err)
+         WHERE d.id = v.id AND d.status = ANY($6) RETURNING d.*`,
+        [
+          outcomes.map((o) => o.row.id),
+          outcomes.map((o) => o.status),
+          outcomes.map((o) => (o.answer ? 1 : 0)),
+          outcomes.map((o) => o.answer?.code ?? null),
+          outcomes.map((o) => o.error?.slice(0, 500) ?? null),
+          OPEN_DELIVERY,
+        ],
       )) as [DeliveryRow[]];
-      if (!up) return;
-      await this.notices.appendTimeline(m, [this.attemptEntry(up, answer)]);
-      await this.events.append(m, { type: 'notification.delivery', schoolId: null, payload: this.item(up) });
-      if (channel && answer) await this.channels.recordHealth(m, channel, answer);
+      if (ups.length === 0) return;
+      const byId = new Map(outcomes.map((o) => [o.row.id, o]));
+      await this.notices.appendTimeline(
+        m,
+        ups.map((up) => this.attemptEntry(up, byId.get(up.id)?.answer ?? null)),
+      );
+      await this.events.append(
+        m,
+        ups.map((up) => ({ type: 'notification.delivery' as const, schoolId: null, payload: this.item(up) })),
+      );
+      // Channel health once per channel (in id order: concurrent batches lock them alike); one that answered in this batch works.
+      const health = new Map<string, { channel: ChannelRow; answer: ProviderAnswer }>();
+      for (const up of ups) {
+        const o = byId.get(up.id);
+        if (!o?.channel || !o.answer) continue;
+        const h = health.get(o.channel.id);
+        if (!h || (o.answer.ok && !h.answer.ok)) health.set(o.channel.id, { channel: o.channel, answer: o.answer });
+      }
+      for (const id of [...health.keys()].sort()) await this.channels.recordHealth(m, health.get(id)!.channel, health.get(id)!.answer);
     });
-    if (counted) notificationMetrics.attempts.inc({ kind: row.channel_kind ?? 'none', outcome: status });
-    return status;
+    for (const o of outcomes) if (o.answer) notificationMetrics.attempts.inc({ kind: o.row.channel_kind ?? 'none', outcome: o.status });
   }
 }
