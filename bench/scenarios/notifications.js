@@ -118,6 +118,19 @@ async function run(ctx) {
     const lat = [...first.values()];
     const lost = N - first.size;
     const dup = got.length - first.size;
+    // Where the time goes (informational): each stage's commit, from the due time, read back from Postgres
+    // (now() of the stage's transaction, i.e. its start). escalated: the escalate job's transaction; planned: the
+    // plan's transaction (the deliveries rows); dispatched: the send jobs handed to the queue; sent: the outcome recorded.
+    const stages = (
+      await pg.query(
+        `SELECT extract(epoch FROM t.at) * 1000 AS escalated, extract(epoch FROM d.created_at) * 1000 AS planned,
+                extract(epoch FROM d.dispatched_at) * 1000 AS dispatched, extract(epoch FROM d.sent_at) * 1000 AS sent, d.incident_id
+         FROM notification_deliveries d JOIN incident_timeline t ON t.incident_id = d.incident_id AND t.action = 'escalated' AND (t.data->>'level')::int = 1
+         WHERE d.level = 1 AND d.incident_id = ANY($1::uuid[])`,
+        [[...due.keys()]],
+      )
+    ).rows;
+    const stage = (k) => stages.filter((r) => r[k] !== null).map((r) => Number(r[k]) - due.get(r.incident_id));
     const rejected = sms.rejected.length;
     if (rejected) throw new Error(`the gateway refused ${rejected} messages: ${JSON.stringify(sms.rejected.slice(0, 3))}`);
     return [
@@ -125,6 +138,20 @@ async function run(ctx) {
       { scenario: 'notifications', metric: 'escalation_to_receiver.p99', value: round(percentile(lat, 99)), unit: 'ms', target: '<= 1000' },
       { scenario: 'notifications', metric: 'escalation_to_receiver.max', value: round(Math.max(...lat)), unit: 'ms', target: null },
       { scenario: 'notifications', metric: 'escalations_due_spread', value: spread, unit: 'ms', target: null },
+      ...['escalated', 'planned', 'dispatched', 'sent'].map((k) => ({
+        scenario: 'notifications',
+        metric: `stage.${k}.p99`,
+        value: round(percentile(stage(k), 99)),
+        unit: 'ms',
+        target: null,
+      })),
+      ...['escalated', 'planned', 'dispatched', 'sent'].map((k) => ({
+        scenario: 'notifications',
+        metric: `stage.${k}.p50`,
+        value: round(percentile(stage(k), 50)),
+        unit: 'ms',
+        target: null,
+      })),
       { scenario: 'notifications', metric: 'lost', value: lost, unit: 'count', target: '<= 0' },
       { scenario: 'notifications', metric: 'duplicated', value: dup, unit: 'count', target: '<= 0' },
     ];

@@ -18,10 +18,11 @@ import { GuardedClient } from './guarded-client';
  *   that refuses answers at once; one that does not answer (packets dropped) fails after this.
  * - `database.poolWaitMs` / `jobsPoolWaitMs` bound the wait for a free connection of a full pool,
  *   which a burst legitimately has.
- * - While Postgres is unreachable (the last attempt to open a connection failed and none succeeded
- *   since), one caller at a time per pool probes with a new connection and every other caller fails at
- *   once, and a failed attempt fails the callers queued behind it: intake answers 503
- *   UNAVAILABLE.DATABASE within connectTimeoutMs instead of queueing behind attempts that fail too.
+ * - While Postgres is unreachable from a pool (its last attempt to open a connection failed and none
+ *   succeeded since; per pool, so a jobs connection slow to open never fails intake), one caller at a
+ *   time probes with a new connection, at most once per connectTimeoutMs, and every other caller fails
+ *   at once; a failed attempt fails the callers queued behind it too. A press answers 503
+ *   UNAVAILABLE.DATABASE within about one connectTimeoutMs, never queued behind attempts that fail too.
  *
  * Failure direction: every failure to obtain a connection is a `DbConnectionUnavailableError`
  * (nothing was run): a request answers 503 UNAVAILABLE.DATABASE with Retry-After (the device
@@ -54,7 +55,7 @@ export class DbConnectionUnavailableError extends Error {
       reason === 'pool_wait'
         ? `no free ${pool} database connection within the pool wait`
         : reason === 'unreachable'
-          ? `database unreachable (a connection attempt is in progress)`
+          ? `database unreachable (the last attempt to connect failed; the next one is under way or due shortly)`
           : `could not connect to the database (${pool} pool): ${(cause as Error | undefined)?.message ?? 'unknown'}`,
       { cause },
     );
@@ -85,12 +86,16 @@ const POOL_WAIT_MESSAGE = 'timeout exceeded when trying to connect';
  */
 export class RoutedPool {
   readonly pools: Record<PoolName, pg.Pool>;
-  private unreachable = false;
+  /** Per pool: the last attempt to open one of its connections failed and none succeeded since. */
+  private readonly unreachable: Record<PoolName, boolean> = { request: false, jobs: false };
   private readonly probing: Record<PoolName, boolean> = { request: false, jobs: false };
+  private readonly failedAt: Record<PoolName, number> = { request: 0, jobs: 0 };
+  private readonly connectTimeoutMs: number;
   private readonly waiters: Record<PoolName, Set<Waiter>> = { request: new Set(), jobs: new Set() };
 
   constructor(options: pg.PoolConfig, db: Pick<DatabaseConfig, 'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs'>) {
     const connectTimeoutMs = db.connectTimeoutMs;
+    this.connectTimeoutMs = connectTimeoutMs;
     // The pool's connectionTimeoutMillis is the wait for a free client; each client's own one bounds opening it.
     // GuardedClient: every connection keeps an 'error' listener (guarded-client.ts).
     class BoundedClient extends GuardedClient {
@@ -111,8 +116,11 @@ export class RoutedPool {
     const name = currentPool();
     const pool = this.pools[name];
     const run = new Promise<{ client: pg.PoolClient; release: (e?: unknown) => void }>((resolve, reject) => {
-      const probe = this.unreachable && pool.idleCount === 0;
-      if (probe && this.probing[name]) return reject(new DbConnectionUnavailableError(name, 'unreachable'));
+      const probe = this.unreachable[name] && pool.idleCount === 0;
+      // One probe at a time, and none sooner than connectTimeoutMs after the last failure: a request making
+      // several database calls never waits for more than one attempt.
+      if (probe && (this.probing[name] || Date.now() - this.failedAt[name] < this.connectTimeoutMs))
+        return reject(new DbConnectionUnavailableError(name, 'unreachable'));
       if (probe) this.probing[name] = true;
       const waiter: Waiter = { settled: false, fail: (e) => ((waiter.settled = true), reject(e)) };
       this.waiters[name].add(waiter);
@@ -128,14 +136,15 @@ export class RoutedPool {
         if (err || !client) {
           const waited = err?.message === POOL_WAIT_MESSAGE;
           if (!waited) {
-            this.unreachable = true;
+            this.unreachable[name] = true;
+            this.failedAt[name] = Date.now();
             // Callers queued behind this attempt would each try again and wait as long: they fail now.
             for (const w of this.waiters[name]) w.fail(new DbConnectionUnavailableError(name, 'unreachable', err));
             this.waiters[name].clear();
           }
           return reject(new DbConnectionUnavailableError(name, waited ? 'pool_wait' : 'connect', err));
         }
-        this.unreachable = false;
+        this.unreachable[name] = false;
         resolve({ client, release: release as (e?: unknown) => void });
       });
     });
