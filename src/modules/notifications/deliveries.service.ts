@@ -278,7 +278,6 @@ export class DeliveriesService {
   private async plan(incident: IncidentSummary, level: number, ctx: PlanContext): Promise<Planned[]> {
     const lv = await ctx.level(incident.priority, level);
     if (!lv) return [];
-    const now = ctx.now;
     const due = this.dueAt(incident, level);
     const base = { incident_id: incident.incidentId, level, due_at: due };
     const key = (...parts: string[]) => [incident.incidentId, level, ...parts].join(':');
