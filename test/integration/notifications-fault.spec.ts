@@ -58,7 +58,7 @@ describe('notifications: nothing is lost when the worker dies (slow)', () => {
       configFile,
       JSON.stringify({
         database: { poolSize: 10 },
-        queue: { concurrency: 10, lockDurationMs: 2000, stalledIntervalMs: 1000 },
+        queue: { concurrency: 10, alarmsConcurrency: 10, notificationsConcurrency: 10, lockDurationMs: 2000, stalledIntervalMs: 1000 },
         alarms: { escalationSeconds: { P1: [2, 4], P2: [600], P3: [600], P4: [600] }, outbox: { pollMs: 250, redispatchAfterMs: 3000, batchSize: 500 } },
         notifications: { retryDelayMs: 300, timeoutMs: 3000, reconcileEveryMs: 1000, redispatchAfterMs: 3000, rosterCheckEveryMs: 0 },
       }),
@@ -144,7 +144,7 @@ describe('notifications: nothing is lost when the worker dies (slow)', () => {
     for (const m of sms.received) keys.set(m.key!, (keys.get(m.key!) ?? 0) + 1);
     expect(keys.size).toBe(expected);
     const dups = [...keys.values()].reduce((a, n) => a + n - 1, 0);
-    expect(dups).toBeLessThanOrEqual(10); // at most the sends in flight at the kill (queue.concurrency)
+    expect(dups).toBeLessThanOrEqual(10); // at most the sends in flight at the kill (queue.notificationsConcurrency)
     expect(sms.rejected).toEqual([]);
     const to = new Set(sms.received.map((m) => m.body.to));
     expect([...to].sort()).toEqual(['13800000011', '13900000022']);

@@ -66,9 +66,8 @@ type Planned = Omit<DeliveryRow, 'id' | 'attempts' | 'provider_code' | 'sent_at'
 /**
  * Escalation messages end to end. An escalation (NotifyEscalation, from the alarms outbox) is
  * planned into one row per recipient × channel — the dedup key (incident, level, recipient,
- * channel) makes a re-run add nothing — the planning job makes each new row's first attempt itself
- * (no queue hop), and a row still open after it is one BullMQ job (ntf-<row>) that sends it,
- * retried with a pause until it is sent, finally fails, or no longer matters (acknowledged).
+ * channel) makes a re-run add nothing — and each row is one BullMQ job (ntf-<row>) that sends
+ * it, retried with a pause until it is sent, finally fails, or no longer matters (acknowledged).
  * Every attempt is a timeline entry and a console event; the rows are also this module's outbox:
  * a row left unfinished with no job behind it (Redis lost it) is queued again by the reconciler.
  */
@@ -164,7 +163,6 @@ export class DeliveriesService {
         return { it, incident, planned: first ? await this.plan(incident, it.level, ctx) : [], first };
       }),
     );
-    let fresh = new Set<string>();
     const rows = await this.db.transaction(async (m) => {
       const entries: NoticeTimelineEntry[] = plans
         .filter((p) => p.incident && p.planned === null && p.first)
@@ -178,7 +176,6 @@ export class DeliveriesService {
         m,
         plans.flatMap((p) => p.planned ?? []),
       );
-      fresh = new Set(inserted.filter((r) => OPEN_DELIVERY.includes(r.status)).map((r) => r.id));
       const groups = new Map<string, DeliveryRow[]>();
       for (const r of inserted) groups.set(`${r.incident_id}:${r.level}`, [...(groups.get(`${r.incident_id}:${r.level}`) ?? []), r]);
       for (const g of groups.values())
@@ -208,47 +205,13 @@ export class DeliveriesService {
         [live.map((p) => p.it.incidentId), live.map((p) => p.it.level), OPEN_DELIVERY],
       )) as DeliveryRow[];
     });
-    // Rows of an earlier run still open: their jobs (same ids). Rows planned now: the first attempt here, at once —
-    // no queue hop, no re-read — and a job only for those still open after it (after retryDelayMs, like any retry).
-    await this.enqueue(rows.filter((r) => !fresh.has(r.id)));
-    await this.firstAttempts(
-      rows.filter((r) => fresh.has(r.id)),
-      incidents,
-      ctx,
-    );
+    await this.enqueue(rows);
     return plans.map((p) => {
       if (!p.incident) return 'no such incident';
       if (p.planned === null) return 'already handled';
       const queued = rows.filter((r) => r.incident_id === p.it.incidentId && r.level === p.it.level).length;
       return `planned ${p.planned.length}, queued ${queued}`;
     });
-  }
-
-  /**
-   * The first attempt at messages just planned. No job exists for them yet (job ids are made by enqueue) and
-   * the reconciler leaves them alone for redispatchAfterMs, so nothing else sends them meanwhile; those still
-   * open afterwards (a provider failing, an error of ours) get their job. A crash before that leaves them open:
-   * the reconciler queues them after redispatchAfterMs.
-   */
-  private async firstAttempts(rows: DeliveryRow[], incidents: Map<string, IncidentSummary>, ctx: PlanContext): Promise<void> {
-    if (rows.length === 0) return;
-    const channels = new Map((await ctx.channels()).map((c) => [c.id, c]));
-    const now = new Date();
-    const outcomes = await Promise.all(
-      rows.map(async (row): Promise<Outcome | Error> => {
-        try {
-          return await this.attempt(row, 1, incidents.get(row.incident_id), row.channel_id ? channels.get(row.channel_id) : undefined, now);
-        } catch (e) {
-          return e as Error;
-        }
-      }),
-    );
-    await this.finish(outcomes.filter((o): o is Outcome => !(o instanceof Error)));
-    const again = rows.filter((_, i) => {
-      const o = outcomes[i];
-      return o instanceof Error || OPEN_DELIVERY.includes(o.status);
-    });
-    await this.enqueue(again, this.cfg.retryDelayMs);
   }
 
   /** Reads shared by the plans of one batch: each policy, the channels, each duty role and each person once. */
@@ -366,10 +329,9 @@ export class DeliveriesService {
     if (rows.length === 0) return [];
     const col = <K extends keyof Planned>(k: K) => rows.map((r) => r[k]);
     return m.query(
-      // dispatched_at: handed to a sender now (the planning job's own first attempt): the reconciler leaves it for redispatchAfterMs.
       `INSERT INTO notification_deliveries (incident_id, level, dedup_key, channel_id, channel_kind, channel_name, recipient_user_id, recipient_name,
-         duty_role, address, status, last_error, due_at, dispatched_at)
-       SELECT *, now() FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::text[], $10::text[],
+         duty_role, address, status, last_error, due_at)
+       SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::text[], $10::text[],
          $11::text[], $12::text[], $13::timestamptz[])
        ON CONFLICT (dedup_key) DO NOTHING RETURNING *`,
       [
@@ -434,11 +396,11 @@ export class DeliveriesService {
     return { ...JOBS[JobName.NotifyDeliver].options, attempts: this.cfg.attempts, backoff: { type: 'fixed', delay: this.cfg.retryDelayMs } };
   }
 
-  async enqueue(rows: Pick<DeliveryRow, 'id'>[], delayMs = 0): Promise<void> {
+  async enqueue(rows: Pick<DeliveryRow, 'id'>[]): Promise<void> {
     if (rows.length === 0) return;
     await this.queue.addBulk(
       JobName.NotifyDeliver,
-      rows.map((r) => ({ payload: { deliveryId: r.id }, options: { ...this.jobOptions(), jobId: notifyJobIds.deliver(r.id), delay: delayMs } })),
+      rows.map((r) => ({ payload: { deliveryId: r.id }, options: { ...this.jobOptions(), jobId: notifyJobIds.deliver(r.id) } })),
     );
     await this.db.query(`UPDATE notification_deliveries SET dispatched_at = now() WHERE id = ANY($1::uuid[])`, [rows.map((r) => r.id)]);
   }
