@@ -248,6 +248,8 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.catalogTimeoutMs': rules.int(100, 600000),
   'gb28181.catalogSubscribeSeconds': rules.int(0, 86400),
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
+  'gb28181.alarmRepeatWindowMs': rules.int(1000, 600_000),
+  'gb28181.alarmRepeatMaxKeys': rules.int(100, 10_000_000),
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),
   ...perKey('gb28181.alarmPriorities', GB_ALARM_PRIORITIES, rules.oneOf(PRIORITIES)),

@@ -428,6 +428,15 @@ export interface Gb28181Config {
   catalogSubscribeSeconds: number;
   /** How long an answer is kept to answer a retransmitted request identically. */
   transactionTtlMs: number;
+  /**
+   * How long an alarm is recognised as a repeat of an earlier one (same Call-ID and CSeq, or same
+   * channel, SN and AlarmTime): it folds into the same press. Default 32 s, RFC 3261 §17.1.2.2 Timer F
+   * (64·T1), the longest a device retransmits one non-INVITE transaction (GB/T 28181-2016 §9 uses
+   * RFC 3261 transactions). Past it the same SN is a new alarm: SNs restart when a device reboots.
+   */
+  alarmRepeatWindowMs: number;
+  /** Alarms remembered for that window at most (the oldest forgotten first). */
+  alarmRepeatMaxKeys: number;
   /** Longest registration granted (a device asking for more gets this). */
   maxExpiresSeconds: number;
   /** Period of expiry checks, nonce pruning and registration write-behind. */

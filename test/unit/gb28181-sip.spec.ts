@@ -4,6 +4,8 @@ import { gbTime, incidentTypeOf, parseGbTime } from '../../src/modules/gb28181/g
 import { decodeBody, detectCharset } from '../../src/modules/gb28181/charset';
 import { buildManscdp, parseManscdp, parseXml, XmlError } from '../../src/modules/gb28181/manscdp';
 import { scanKeepalive } from '../../src/modules/gb28181/keepalive-fast';
+import { AlarmRepeats } from '../../src/modules/gb28181/gb-alarms';
+import { storableText } from '../../src/infra/text/storable';
 import { buildResponse, parseSip, SipParseError, SipRequest } from '../../src/modules/gb28181/sip-message';
 
 const REG = [
@@ -173,7 +175,40 @@ describe('MANSCDP and GB codes', () => {
     expect(() => parseXml('<a><b></a>')).toThrow(XmlError);
     expect(() => parseXml('<!DOCTYPE x [<!ENTITY e "x">]><a/>')).toThrow(XmlError);
     expect(() => parseXml('<a>' + '<b>'.repeat(40) + '</b>'.repeat(40) + '</a>')).toThrow('too deep');
-    expect(() => parseManscdp(Buffer.from('<Notify><CmdType>Keepalive</CmdType></Notify>'))).toThrow(XmlError);
+    expect(() => parseManscdp(Buffer.from('<Notify><SN>1</SN><DeviceID>34020000001320000001</DeviceID></Notify>'))).toThrow(XmlError);
+    expect(() => parseManscdp(Buffer.from('<Notify><CmdType>Keepalive</CmdType'))).toThrow(XmlError);
+  });
+
+  it('reads what a registered device sends rather than refusing it: any SN, no DeviceID, text made storable, a broken Alarm salvaged', () => {
+    const nul = Buffer.from('<Notify><CmdType>Alarm</CmdType><SN>1732950000123</SN><AlarmDescription>a\0b&#xD800;c</AlarmDescription></Notify>', 'latin1');
+    const doc = parseManscdp(nul);
+    expect(doc).toMatchObject({ cmdType: 'Alarm', sn: '1732950000123', deviceId: '' });
+    expect(doc.el.children.find((c) => c.name === 'AlarmDescription')!.text).toBe('ab\ufffdc');
+    expect(parseManscdp(Buffer.from('<Notify><CmdType>Keepalive</CmdType><SN>abc</SN><DeviceID>x</DeviceID></Notify>')).sn).toBe('abc');
+    const broken = parseManscdp(
+      Buffer.from('<Notify><CmdType>Alarm</CmdType><SN>9</SN><AlarmMethod>5</AlarmMethod><AlarmDescription>x &amp; y</AlarmDescription><Info>'),
+    );
+    expect(broken.cmdType).toBe('Alarm');
+    expect(broken.sn).toBe('9');
+    expect(broken.el.children.find((c) => c.name === 'AlarmDescription')!.text).toBe('x & y');
+  });
+
+  it('forgets alarm repeats after the window: a rebooted device reusing an SN raises a new alarm, a retransmission within it does not', () => {
+    const r = new AlarmRepeats(32_000, 1000);
+    const tx = (callId: string, seq = 1) => ({ callId, cseq: { seq } });
+    const first = r.eventId('D', 'C', '1', '', tx('a'), 0);
+    expect(r.eventId('D', 'C', '1', '', tx('b'), 10_000)).toBe(first); // the same SN again, new transaction
+    expect(r.eventId('D', 'C', '2', '', tx('a'), 20_000)).toBe(first); // the same transaction
+    expect(r.eventId('D', 'C', '1', '', tx('c'), 40_000)).not.toBe(first); // past the window: a new alarm
+    expect(r.eventId('D', 'C', '3', '', tx('d'), 40_000)).not.toBe(r.eventId('D', 'C', '4', '', tx('e'), 40_000));
+  });
+
+  it('cuts text for a bounded column without splitting a surrogate pair', () => {
+    expect(storableText('ab😀', 3)).toBe('ab');
+    expect(storableText('a\0b', 10)).toBe('ab');
+    expect(storableText('\ud800x')).toBe('\ufffdx');
+    const ok = 'plain';
+    expect(storableText(ok)).toBe(ok);
   });
 
   it('round-trips what the platform builds', () => {
@@ -236,6 +271,8 @@ describe('keepalive fast path', () => {
     expect(parseManscdp(full.body)).toMatchObject({ root: 'Notify', cmdType: 'Keepalive' });
     expect(fast.from.user).toBe(full.from.user);
     expect(buildResponse(fast, 200, respOpts).toString('latin1')).toBe(buildResponse(full, 200, respOpts).toString('latin1'));
+    // a millisecond-timestamp SN (some firmwares): still the fast path
+    expect(scanKeepalive(ka(body.replace('<SN>7</SN>', '<SN>1732950000123</SN>')), 8192)).not.toBeNull();
     // without the optional Status and the declaration, still the fast path
     expect(scanKeepalive(ka('<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID></Notify>'), 8192)).not.toBeNull();
   });
@@ -245,7 +282,7 @@ describe('keepalive fast path', () => {
     other(body.replace('<Status>OK</Status>', '<Status>OK</Status><Info>x</Info>')); // another element
     other(body.replace('<Notify>', '<Notify><Name>南门</Name>')); // non-ASCII text
     other(body.replace('Keepalive', 'Alarm'));
-    other(body.replace('<SN>7</SN>', '<SN>x</SN>')); // the general parser refuses it
+    other(body.replace('<SN>7</SN>', '<SN>x</SN>')); // not digits: the general path (which keeps it as text)
     other(body.replace('</Notify>', '</Notify')); // malformed XML
     other(body, ['User-Agent: a', 'User-Agent: b']); // duplicate header
     other(body, ['Subject: x']); // a header it does not know

@@ -3,6 +3,7 @@ import { parse } from 'csv-parse';
 import ExcelJS from 'exceljs';
 import unzipper from 'unzipper';
 import { ErrorCode, Errors, excerpt } from '../http/errors';
+import { storableText } from '../text/storable';
 import { decodeText, TextEncoding } from './charset';
 
 /**
@@ -76,7 +77,8 @@ class Collector {
     while (last > 0 && (raw[last - 1] ?? '').trim() === '') last--;
     if (last > this.limits.maxColumns) throw tooManyColumns(this.limits.maxColumns, line);
     for (let i = 0; i < last; i++) if ((raw[i] ?? '').length > this.limits.maxCellChars) throw cellTooLong(this.limits.maxCellChars, line, i + 1);
-    const cells = raw.slice(0, last).map((c) => (c ?? '').trim());
+    // Cells are outside text that did not pass the HTTP edge's text guard: made storable (infra/text/storable.ts).
+    const cells = raw.slice(0, last).map((c) => storableText((c ?? '').trim()));
     if (this.header === null) {
       if (cells.length === 0 || line !== 1) throw unreadable('第 1 行应为表头');
       this.header = cells.map((h) => h.replace(/^\uFEFF/, ''));

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
+import { storableText } from '../../infra/text/storable';
 import { GbCameras } from './gb-cameras';
 import { CATALOG_ITEM_ID, channelKind } from './gb-codes';
 import { GbChannelStatus } from './gb-channel-status';
@@ -136,12 +137,12 @@ export class GbCatalog {
       a.items.set(ch, {
         channelId: ch,
         kind: channelKind(ch),
-        businessGroupId: (childText(item, 'BusinessGroupID') ?? '').slice(0, 20),
-        name: (childText(item, 'Name') ?? '').slice(0, 200),
-        manufacturer: (childText(item, 'Manufacturer') ?? '').slice(0, 100),
-        model: (childText(item, 'Model') ?? '').slice(0, 100),
-        status: (childText(item, 'Status') ?? '').slice(0, 20),
-        parentId: (childText(item, 'ParentID') ?? '').slice(0, 200),
+        businessGroupId: storableText(childText(item, 'BusinessGroupID') ?? '', 20),
+        name: storableText(childText(item, 'Name') ?? '', 200),
+        manufacturer: storableText(childText(item, 'Manufacturer') ?? '', 100),
+        model: storableText(childText(item, 'Model') ?? '', 100),
+        status: storableText(childText(item, 'Status') ?? '', 20),
+        parentId: storableText(childText(item, 'ParentID') ?? '', 200),
         longitude: num(childText(item, 'Longitude')),
         latitude: num(childText(item, 'Latitude')),
       });
@@ -175,10 +176,10 @@ export class GbCatalog {
   onDeviceInfo(state: DeviceState, doc: ManscdpMessage): void {
     this.store
       .setDeviceInfo(state.deviceId, {
-        name: (childText(doc.el, 'DeviceName') ?? '').slice(0, 200),
-        manufacturer: (childText(doc.el, 'Manufacturer') ?? '').slice(0, 100),
-        model: (childText(doc.el, 'Model') ?? '').slice(0, 100),
-        firmware: (childText(doc.el, 'Firmware') ?? '').slice(0, 100),
+        name: storableText(childText(doc.el, 'DeviceName') ?? '', 200),
+        manufacturer: storableText(childText(doc.el, 'Manufacturer') ?? '', 100),
+        model: storableText(childText(doc.el, 'Model') ?? '', 100),
+        firmware: storableText(childText(doc.el, 'Firmware') ?? '', 100),
         channelCount: /^\d{1,6}$/.test(childText(doc.el, 'Channel') ?? '') ? Number(childText(doc.el, 'Channel')) : null,
       })
       .catch((e) => this.endpoint.warn(`DeviceInfo of ${state.deviceId} not saved: ${(e as Error).message}`));

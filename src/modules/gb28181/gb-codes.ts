@@ -1,3 +1,4 @@
+import { storableText } from '../../infra/text/storable';
 import type { IncidentType } from '../alarms';
 
 /** China has had no daylight saving since 1991: Asia/Shanghai is UTC+8 all year. */
@@ -91,6 +92,8 @@ export function alarmNote(a: {
   time: string;
   longitude?: string;
   latitude?: string;
+  /** Fields the platform could not read, as `Name=value` (the alarm is raised all the same; operators see what the device said). */
+  unreadable?: string[];
 }): string {
   const parts = [`GB/T 28181 ${a.method === 0 ? '报警（未注明报警方式）' : (METHOD_NAMES[a.method] ?? `报警方式${a.method}`)}`];
   if (a.type !== null) parts.push(`类型 ${a.type}`);
@@ -98,5 +101,6 @@ export function alarmNote(a: {
   if (a.time) parts.push(`时间 ${a.time}`);
   if (a.description) parts.push(a.description);
   if (a.longitude && a.latitude) parts.push(`位置 ${a.longitude},${a.latitude}`);
-  return parts.join('；').slice(0, 1000);
+  if (a.unreadable?.length) parts.push(`无法识别的字段 ${a.unreadable.join(' ')}`);
+  return storableText(parts.join('；'), 1000);
 }

@@ -35,7 +35,7 @@ const REQUIRED = 1 | 2 | 4 | 8 | 16 | 32 | 64;
 
 /** XML whitespace only (not \s: latin1 NBSP and friends are not XML whitespace). */
 const KEEPALIVE_BODY =
-  /^[ \t\r\n]*(?:<\?xml[\x20-\x3e\x40-\x7e\t\r\n]*\?>[ \t\r\n]*)?<Notify>[ \t\r\n]*<CmdType>Keepalive<\/CmdType>[ \t\r\n]*<SN>\d{1,10}<\/SN>[ \t\r\n]*<DeviceID>[0-9A-Za-z]{1,64}<\/DeviceID>[ \t\r\n]*(?:<Status>[A-Za-z]{0,16}<\/Status>[ \t\r\n]*)?<\/Notify>[ \t\r\n]*$/;
+  /^[ \t\r\n]*(?:<\?xml[\x20-\x3e\x40-\x7e\t\r\n]*\?>[ \t\r\n]*)?<Notify>[ \t\r\n]*<CmdType>Keepalive<\/CmdType>[ \t\r\n]*<SN>\d{1,20}<\/SN>[ \t\r\n]*<DeviceID>[0-9A-Za-z]{1,64}<\/DeviceID>[ \t\r\n]*(?:<Status>[A-Za-z]{0,16}<\/Status>[ \t\r\n]*)?<\/Notify>[ \t\r\n]*$/;
 const CSEQ = /^(\d{1,10})[ \t]+MESSAGE$/;
 const CONTENT_TYPE = /^application\/manscdp\+xml\b/i;
 

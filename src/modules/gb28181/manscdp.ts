@@ -1,3 +1,4 @@
+import { storableText } from '../../infra/text/storable';
 import { Charset, decodeBody, encodeBody } from './charset';
 
 export { decodeBody, encodeBody };
@@ -6,7 +7,8 @@ export { decodeBody, encodeBody };
  * MANSCDP (GB/T 28181 Annex A) bodies: small XML documents, GB18030 or UTF-8 (see charset.ts
  * for how a body's charset is chosen). The parser below handles the subset these documents
  * use — elements, attributes, text, entities, CDATA, comments, declarations — with limits on
- * depth and size, and throws XmlError on anything else.
+ * depth and size, and throws XmlError on anything else. Every text and attribute value leaves
+ * the parser storable (infra/text/storable.ts: no NUL, no lone surrogate, e.g. from `&#xD800;`).
  */
 
 export class XmlError extends Error {}
@@ -88,7 +90,7 @@ export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 200_
       if (q !== '"' && q !== "'") throw new XmlError(`quote expected at ${i}`);
       const e = src.indexOf(q, i + 1);
       if (e < 0) throw new XmlError('unterminated attribute');
-      el.attrs[a] = decodeEntities(src.slice(i + 1, e));
+      el.attrs[a] = storableText(decodeEntities(src.slice(i + 1, e)));
       i = e + 1;
     }
     let text = '';
@@ -101,7 +103,7 @@ export function parseXml(src: string, limits = { maxDepth: 16, maxElements: 200_
         while (i < n && isWs(src.charCodeAt(i))) i++;
         if (src[i] !== '>') throw new XmlError(`'>' expected at ${i}`);
         i++;
-        el.text = text.trim();
+        el.text = storableText(text.trim());
         return el;
       }
       if (src.startsWith('<!--', i)) {
@@ -157,12 +159,44 @@ export interface ManscdpMessage {
   el: XmlElement;
 }
 
-/** Parses a MANSCDP body; `charset` is the sending device's setting (auto: declared or detected). Throws XmlError. */
+/** Longest SN kept (GB/T 28181 says an integer; devices send millisecond timestamps, negatives, text). */
+const MAX_SN_CHARS = 32;
+
+/**
+ * Parses a MANSCDP body; `charset` is the sending device's setting (auto: declared or detected).
+ * Only CmdType is required: SN is kept as text of any form (cut to 32 characters; a millisecond
+ * timestamp or `abc` from a registered device must not cost a keepalive or an alarm) and DeviceID
+ * may be missing (callers fall back to the sender's id). A body that is not well-formed XML but
+ * reads as an Alarm (`<CmdType>Alarm</CmdType>`) is salvaged field by field: "never lose an
+ * alarm" comes before "reject bad input" (GB/T 28181-2016 §9.4: the alarm is the point of the
+ * message). Throws XmlError when nothing usable can be read.
+ */
 export function parseManscdp(body: Buffer, charset: Charset = 'auto'): ManscdpMessage {
-  const el = parseXml(decodeBody(body, charset));
-  const cmdType = childText(el, 'CmdType');
-  const sn = childText(el, 'SN');
-  const deviceId = childText(el, 'DeviceID');
-  if (!cmdType || sn === undefined || !/^\d{1,10}$/.test(sn) || !deviceId) throw new XmlError('CmdType, SN and DeviceID are required');
+  const text = decodeBody(body, charset);
+  let el: XmlElement;
+  try {
+    el = parseXml(text);
+  } catch (e) {
+    const salvaged = salvageAlarm(text);
+    if (!salvaged) throw e;
+    el = salvaged;
+  }
+  const cmdType = childText(el, 'CmdType')?.trim();
+  if (!cmdType) throw new XmlError('CmdType is required');
+  const sn = (childText(el, 'SN') ?? '').trim().slice(0, MAX_SN_CHARS);
+  const deviceId = (childText(el, 'DeviceID') ?? '').trim();
   return { root: el.name, cmdType, sn, deviceId, el };
+}
+
+/** The flat fields of a broken body that says it is an Alarm (leaf elements by regular expression), or null. */
+function salvageAlarm(text: string): XmlElement | null {
+  if (!/<CmdType>\s*Alarm\s*<\/CmdType>/i.test(text)) return null;
+  const root = /<\s*([A-Za-z]+)[^>]*>/.exec(text.replace(/<\?[^>]*\?>/g, ''))?.[1] ?? 'Notify';
+  const el: XmlElement = { name: root, attrs: {}, children: [], text: '' };
+  const leaf = /<([A-Za-z][A-Za-z0-9_]{0,40})>([^<]{0,2000})<\/\1>/g;
+  for (let m = leaf.exec(text); m && el.children.length < 64; m = leaf.exec(text))
+    el.children.push({ name: m[1], attrs: {}, children: [], text: storableText(decodeEntities(m[2]).trim()) });
+  el.children = el.children.filter((c) => c.name !== 'CmdType');
+  el.children.unshift({ name: 'CmdType', attrs: {}, children: [], text: 'Alarm' });
+  return el;
 }

@@ -197,7 +197,8 @@ export class SipServer {
       this.channels.onCatalogNotify(state, doc.el).catch((e) => this.endpoint.warn(`catalog notify of ${id} not applied: ${(e as Error).message}`));
       return;
     }
-    if (doc.root === 'Notify' && doc.cmdType === 'Alarm') {
+    // An Alarm under any root a device sends (Notify, or Response as some firmwares do): never dropped (§9.4).
+    if (/^alarm$/i.test(doc.cmdType) && doc.root !== 'Query' && doc.root !== 'Control') {
       this.endpoint.working(key);
       this.alarms.onAlarm(req, peer, key, state, doc).catch((e) => this.endpoint.fail(req, peer, key, 'alarm', e));
       return;

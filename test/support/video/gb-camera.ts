@@ -75,7 +75,8 @@ export class GbCamera {
     return new Set(this.log.filter((l) => l.method === method).map((l) => l.callId)).size;
   }
 
-  async start(): Promise<void> {
+  /** Opens the socket and REGISTERs; `register: false` only opens it (another party naming the device id: spoofing tests). */
+  async start(o: { register?: boolean } = {}): Promise<void> {
     if (this.transport === 'UDP') {
       const s = createSocket('udp4');
       s.on('message', (m) => this.onData(m));
@@ -93,6 +94,7 @@ export class GbCamera {
       this.tcp = c;
       this.localPort = c.localPort!;
     }
+    if (o.register === false) return;
     await this.register();
     // keepaliveMs 0: no periodic keepalives (the test sends them).
     if (this.o.keepaliveMs !== 0) {

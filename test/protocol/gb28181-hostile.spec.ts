@@ -1,0 +1,206 @@
+import { SipServer } from '../../src/modules/gb28181/sip-server';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { until } from '../support/processes';
+import { GbCamera } from '../support/video/gb-camera';
+
+/**
+ * GB/T 28181 under the independent tester's attacks (/work/wt/notes/attack.md F2, F4, F6, F10,
+ * F14, F16): alarms that must not be lost for odd or unstorable fields, alarm repeats that are
+ * not kept for ever, messages bound to the registration, bounded catalog assembly. Each case is
+ * played by our simulated device (a real SIP UA over UDP/TCP, test/support/video/gb-camera.ts)
+ * and the platform's state is read back through the HTTP API.
+ */
+const PASSWORD = 'hostile-pass-1';
+const PLATFORM = '34020000002000000001';
+/** Alarms within this of each other (same SN or transaction) are one press; past it a new alarm. */
+const REPEAT_WINDOW_MS = 1500;
+let seq = 0;
+const deviceIdOf = (n: number) => `3402000000118${String(20000000 + n).slice(1)}`;
+const channelOf = (dev: string, n: number) => `${dev.slice(0, 10)}131${dev.slice(15, 20)}${String(n).padStart(2, '0')}`;
+
+const alarmXml = (fields: string, root = 'Notify') =>
+  `<?xml version="1.0" encoding="GB2312"?>\r\n<${root}>\r\n<CmdType>Alarm</CmdType>\r\n${fields}</${root}>\r\n`;
+const field = (name: string, value: string) => `<${name}>${value}</${name}>\r\n`;
+const catalogXml = (dev: string, sn: string, sumNum: number, items: { id: string; name: string }[]) =>
+  `<?xml version="1.0" encoding="GB2312"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>${sn}</SN>\r\n<DeviceID>${dev}</DeviceID>\r\n<SumNum>${sumNum}</SumNum>\r\n<DeviceList Num="${items.length}">\r\n${items
+    .map((i) => `<Item><DeviceID>${i.id}</DeviceID><Name>${i.name}</Name><Status>ON</Status></Item>`)
+    .join('\r\n')}\r\n</DeviceList>\r\n</Response>\r\n`;
+
+interface Incident {
+  id: string;
+  location: string;
+  note: string;
+  type: string;
+  status: string;
+  pressCount: number;
+}
+
+describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F14)', () => {
+  let t: TestApp;
+  let admin: string;
+  let operator: string;
+  let schoolId: string;
+  let sipPort: number;
+  const peers: GbCamera[] = [];
+
+  beforeAll(async () => {
+    t = await startApp({
+      gb28181: {
+        enabled: true,
+        host: '127.0.0.1',
+        port: 0,
+        platformId: PLATFORM,
+        defaultPassword: PASSWORD,
+        queryTimeoutMs: 1000,
+        housekeepingMs: 200,
+        catalogSubscribeSeconds: 0,
+        catalogTimeoutMs: 600000,
+        alarmRepeatWindowMs: REPEAT_WINDOW_MS,
+      },
+      liveness: { sweepEveryMs: 0 },
+    });
+    sipPort = t.app.get(SipServer).port;
+    admin = (await t.userToken('admin')).token;
+    operator = (await t.userToken('operator')).token;
+    schoolId = (await seedMinimal(t, admin)).schoolA.id;
+  });
+
+  afterAll(async () => {
+    for (const p of peers) await p.stop();
+    await t?.close();
+  });
+
+  /** A peer speaking as `deviceId` from its own socket; registered unless `register: false`. */
+  async function peer(deviceId: string, o: { register?: boolean; transport?: 'UDP' | 'TCP' } = {}): Promise<GbCamera> {
+    const p = new GbCamera({
+      deviceId,
+      password: PASSWORD,
+      platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
+      keepaliveMs: 0,
+      transport: o.transport,
+    });
+    peers.push(p);
+    await p.start({ register: o.register });
+    return p;
+  }
+
+  /** A new device placed at school A, registered; resolves with the SN of the platform's Catalog query. */
+  async function device(o: { transport?: 'UDP' | 'TCP' } = {}) {
+    const deviceId = deviceIdOf(++seq);
+    await t.http().patch(`/api/v1/gb28181/devices/${deviceId}`).set(auth(admin)).send({ schoolId }).expect(200);
+    const dev = await peer(deviceId, o);
+    const query = await dev.waitForQuery('Catalog');
+    return { deviceId, dev, sn: query.sn };
+  }
+
+  const incidentsAt = async (channel: string): Promise<Incident[]> =>
+    (await t.http().get('/api/v1/incidents').query({ limit: 500 }).set(auth(operator)).expect(200)).body.items.filter((i: Incident) =>
+      i.location.includes(channel),
+    );
+  const cameras = async (deviceId: string): Promise<{ channelId: string; name: string; status: string }[]> =>
+    (await t.http().get('/api/v1/cameras').query({ deviceId, limit: 500 }).set(auth(admin)).expect(200)).body.items;
+  const registration = async (deviceId: string) =>
+    (
+      (await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200)).body.items as {
+        deviceId: string;
+        lastKeepaliveAt: string | null;
+      }[]
+    ).find((d) => d.deviceId === deviceId);
+  describe('F2: text that cannot be stored never costs an alarm or a catalog', () => {
+    it('raises an alarm whose description holds a NUL byte or a &#xD800; entity, the bad characters removed or replaced', async () => {
+      const { deviceId, dev } = await device();
+      const nul = channelOf(deviceId, 1);
+      const surrogate = channelOf(deviceId, 2);
+      const body = (ch: string, sn: string, desc: string) =>
+        Buffer.from(alarmXml(field('SN', sn) + field('DeviceID', ch) + field('AlarmMethod', '5') + field('AlarmDescription', desc)), 'latin1');
+      expect(await dev.message(body(nul, '1', 'north\0gate'))).toBe(200);
+      expect(await dev.message(body(surrogate, '2', 'east&#xD800;wall'))).toBe(200);
+      const [a] = await incidentsAt(nul);
+      expect(a.note).toContain('northgate');
+      const [b] = await incidentsAt(surrogate);
+      expect(b.note).toContain('east\ufffdwall');
+    });
+
+    it('keeps a whole catalog when one channel name holds a NUL byte', async () => {
+      const { deviceId, dev, sn } = await device();
+      const items = [1, 2, 3].map((n) => ({ id: channelOf(deviceId, n), name: n === 2 ? 'bad\0name' : `cam ${n}` }));
+      expect(await dev.message(Buffer.from(catalogXml(deviceId, sn, 3, items), 'latin1'))).toBe(200);
+      await until(async () => (await cameras(deviceId)).length === 3, 10000, 'three cameras');
+      expect((await cameras(deviceId)).map((c) => c.name).sort()).toEqual(['badname', 'cam 1', 'cam 3']);
+    });
+  });
+
+  describe('F4: an alarm of a registered device is never refused for an odd field', () => {
+    it('raises each odd alarm as an incident (type other, the odd values in the note); 400 only when nothing alarm-like can be read', async () => {
+      const { deviceId, dev } = await device();
+      const cases: [string, Buffer][] = [
+        ['video', Buffer.from(alarmXml(field('SN', '11') + field('AlarmMethod', 'video')), 'latin1')],
+        ['5/6', Buffer.from(alarmXml(field('SN', '12') + field('AlarmMethod', '5/6')), 'latin1')],
+        ['-1', Buffer.from(alarmXml(field('SN', '13') + field('AlarmMethod', '-1')), 'latin1')],
+        ['100', Buffer.from(alarmXml(field('SN', '14') + field('AlarmMethod', '100')), 'latin1')],
+        ['long SN', Buffer.from(alarmXml(field('SN', '123456789012345') + field('AlarmMethod', '5')), 'latin1')],
+        ['text SN', Buffer.from(alarmXml(field('SN', 'abc') + field('AlarmMethod', '5')), 'latin1')],
+        ['BOM', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(alarmXml(field('SN', '16') + field('AlarmMethod', '2')), 'utf8')])],
+        ['Response root', Buffer.from(alarmXml(field('SN', '17') + field('AlarmMethod', '5'), 'Response'), 'latin1')],
+        [
+          'broken XML',
+          Buffer.from(`<Notify><CmdType>Alarm</CmdType><SN>18</SN><AlarmMethod>5</AlarmMethod><AlarmDescription>broken</AlarmDescription>`, 'latin1'),
+        ],
+      ];
+      for (const [i, [what, bytes]] of cases.entries()) {
+        // Each on its own channel: one incident each (a channel's open incident would fold the next one).
+        const ch = channelOf(deviceId, i + 1);
+        const withChannel = Buffer.from(
+          bytes.toString('latin1').replace('<CmdType>Alarm</CmdType>', `<CmdType>Alarm</CmdType><DeviceID>${ch}</DeviceID>`),
+          'latin1',
+        );
+        expect([what, await dev.message(withChannel)]).toEqual([what, 200]);
+        const found = await incidentsAt(ch);
+        expect([what, found.length]).toEqual([what, 1]);
+      }
+      const [video] = await incidentsAt(channelOf(deviceId, 1));
+      expect(video.type).toBe('other');
+      expect(video.note).toContain('AlarmMethod=video');
+      expect((await incidentsAt(channelOf(deviceId, 2)))[0].note).toContain('AlarmMethod=5/6');
+      // Nothing alarm-like: still a 400.
+      expect(await dev.message(Buffer.from('<Notify><SN>1</SN></Notify>', 'latin1'))).toBe(400);
+      expect(await dev.message(Buffer.from('not xml at all', 'latin1'))).toBe(400);
+    });
+
+    it('counts keepalives whose SN is a millisecond timestamp or text: the device stays alive', async () => {
+      const { deviceId, dev } = await device();
+      const ka = (sn: string) =>
+        `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>${sn}</SN>\r\n<DeviceID>${deviceId}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n`;
+      expect(await dev.message(ka('1732950000123'))).toBe(200);
+      const first = (await registration(deviceId))!.lastKeepaliveAt;
+      expect(first).not.toBeNull();
+      expect(await dev.message(ka('-5'))).toBe(200);
+      await until(async () => (await registration(deviceId))!.lastKeepaliveAt !== first, 5000, 'a second keepalive counted');
+    });
+  });
+
+  describe('F14: alarm repeats are recognised for a bounded window only', () => {
+    it('folds a repeat of the same SN, and raises a new incident for the same SN after a reboot once the first is resolved', async () => {
+      const { deviceId, dev } = await device();
+      const ch = channelOf(deviceId, 1);
+      const alarm = (desc: string) =>
+        Buffer.from(
+          alarmXml(field('SN', '1') + field('DeviceID', ch) + field('AlarmMethod', '2') + field('AlarmPriority', '1') + field('AlarmDescription', desc)),
+          'latin1',
+        );
+      expect(await dev.message(alarm('first'))).toBe(200);
+      expect(await dev.message(alarm('first'))).toBe(200); // the device repeats it (a new transaction, same SN)
+      const [first] = await incidentsAt(ch);
+      expect(first.pressCount).toBe(1);
+      await t.http().post(`/api/v1/incidents/${first.id}/acknowledge`).set(auth(operator)).send({}).expect(200);
+      await t.http().post(`/api/v1/incidents/${first.id}/resolve`).set(auth(operator)).send({ outcome: 'genuine' }).expect(200);
+      // The device reboots: its SN counter restarts, it has no clock. Past the window, SN 1 is a new alarm.
+      await new Promise((r) => setTimeout(r, REPEAT_WINDOW_MS + 100));
+      expect(await dev.message(alarm('after reboot'))).toBe(200);
+      await until(async () => (await incidentsAt(ch)).length === 2, 5000, 'a second incident');
+      const second = (await incidentsAt(ch)).find((i) => i.id !== first.id)!;
+      expect(second.status).toBe('raised');
+      expect(second.note).toContain('after reboot');
+    });
+  });
+});
