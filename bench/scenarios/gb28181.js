@@ -152,6 +152,8 @@ async function run(ctx = {}) {
       await sleep(100);
     }
     const target = `127.0.0.1:${sipPort}`;
+    // Registration and keepalives are separate sipp runs: the same local port, since messages are bound to the registration's address.
+    const devicePort = ['-p', String(await freePort())];
 
     // 3. registrations
     log(`registering ${N} devices…`);
@@ -159,7 +161,7 @@ async function run(ctx = {}) {
       target,
       'register.xml',
       path.join(work, 'reg.csv'),
-      ['-m', String(N), '-r', '20000', '-l', '1000', '-timeout', '60s', '-timeout_error'],
+      ['-m', String(N), '-r', '20000', '-l', '1000', '-timeout', '60s', '-timeout_error', ...devicePort],
       work,
     );
     if (reg.code !== 0) throw new Error(`sipp register exited ${reg.code}: ${reg.err.slice(0, 1000)}`);
@@ -172,7 +174,7 @@ async function run(ctx = {}) {
     const k0 = await keepalivesAnswered(base);
     const c0 = cpuSeconds(svc.pid);
     const t0 = performance.now();
-    await runSipp(target, 'keepalive_only.xml', path.join(work, 'ka.csv'), keepaliveArgs, work);
+    await runSipp(target, 'keepalive_only.xml', path.join(work, 'ka.csv'), [...keepaliveArgs, ...devicePort], work);
     const elapsed = (performance.now() - t0) / 1000;
     const c1 = cpuSeconds(svc.pid);
     const k1 = await keepalivesAnswered(base);

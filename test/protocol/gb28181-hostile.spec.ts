@@ -35,7 +35,7 @@ interface Incident {
   pressCount: number;
 }
 
-describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F14)', () => {
+describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F14 F16)', () => {
   let t: TestApp;
   let admin: string;
   let operator: string;
@@ -54,7 +54,6 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F14)', ()
         queryTimeoutMs: 1000,
         housekeepingMs: 200,
         catalogSubscribeSeconds: 0,
-        catalogTimeoutMs: 600000,
         alarmRepeatWindowMs: REPEAT_WINDOW_MS,
       },
       liveness: { sweepEveryMs: 0 },
@@ -106,6 +105,14 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F14)', ()
         lastKeepaliveAt: string | null;
       }[]
     ).find((d) => d.deviceId === deviceId);
+  async function metric(name: string, labels: Record<string, string>): Promise<number> {
+    const text = (await t.http().get('/metrics').expect(200)).text;
+    let sum = 0;
+    for (const line of text.split('\n'))
+      if (line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
+    return sum;
+  }
+
   describe('F2: text that cannot be stored never costs an alarm or a catalog', () => {
     it('raises an alarm whose description holds a NUL byte or a &#xD800; entity, the bad characters removed or replaced', async () => {
       const { deviceId, dev } = await device();
@@ -201,6 +208,40 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F14)', ()
       const second = (await incidentsAt(ch)).find((i) => i.id !== first.id)!;
       expect(second.status).toBe('raised');
       expect(second.note).toContain('after reboot');
+    });
+  });
+
+  describe('F6 + F16: MESSAGEs are taken only from where the device registered', () => {
+    it('refuses an alarm, a keepalive and a catalog naming a registered device from another socket (403, counted); the device itself still works', async () => {
+      const { deviceId, dev, sn } = await device();
+      const spoof = await peer(deviceId, { register: false });
+      const ch = channelOf(deviceId, 1);
+      const before = await metric('shouhu_gb28181_events_total', { event: 'message_wrong_source' });
+      expect(await spoof.message(alarmXml(field('SN', '5') + field('DeviceID', ch) + field('AlarmMethod', '5') + field('AlarmDescription', 'SPOOFED')))).toBe(
+        403,
+      );
+      const seen = (await registration(deviceId))!.lastKeepaliveAt;
+      expect(await spoof.sendKeepalive()).toBe(403);
+      const fakes = Array.from({ length: 5 }, (_, i) => ({ id: channelOf(deviceId, 50 + i), name: `fake ${i}` }));
+      expect(await spoof.message(catalogXml(deviceId, sn, 5, fakes))).toBe(403);
+      expect(await metric('shouhu_gb28181_events_total', { event: 'message_wrong_source' })).toBe(before + 3);
+      expect(await incidentsAt(ch)).toEqual([]);
+      expect((await registration(deviceId))!.lastKeepaliveAt).toBe(seen);
+      // The registered device: its keepalive, alarm and catalog are taken.
+      expect(await dev.sendKeepalive()).toBe(200);
+      expect(await dev.message(alarmXml(field('SN', '6') + field('DeviceID', ch) + field('AlarmMethod', '5') + field('AlarmDescription', 'REAL')))).toBe(200);
+      expect((await incidentsAt(ch)).map((i) => i.note).join()).toContain('REAL');
+      expect(await dev.message(catalogXml(deviceId, sn, 1, [{ id: channelOf(deviceId, 2), name: 'real' }]))).toBe(200);
+      await until(async () => (await cameras(deviceId)).length === 1, 10000, 'the real camera');
+      expect((await cameras(deviceId)).map((c) => c.name)).toEqual(['real']);
+    });
+
+    it('binds a TCP registration to its connection, and a device that moved is taken again once it registers from there', async () => {
+      const { deviceId } = await device({ transport: 'TCP' });
+      const other = await peer(deviceId, { register: false, transport: 'TCP' });
+      expect(await other.sendKeepalive()).toBe(403);
+      await other.register();
+      expect(await other.sendKeepalive()).toBe(200);
     });
   });
 });

@@ -8,6 +8,7 @@ import { DeviceHealthService } from '../../src/modules/device-health/device-heal
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { freePort } from '../support/processes';
 
 /**
  * GB/T 28181 against a real SIP peer: sipp (Debian sip-tester) plays the cameras and NVRs with
@@ -72,7 +73,10 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   });
 
   /** Runs sipp against the platform; resolves with its exit code and error log. */
-  function sipp(scenario: string, opts: { rows?: string[][]; calls?: number; rate?: number; keys?: Record<string, string>; tcp?: boolean; ooc?: string } = {}) {
+  function sipp(
+    scenario: string,
+    opts: { rows?: string[][]; calls?: number; rate?: number; keys?: Record<string, string>; tcp?: boolean; ooc?: string; localPort?: number } = {},
+  ) {
     const args = [
       `127.0.0.1:${port}`,
       '-sf',
@@ -96,6 +100,8 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     for (const [k, v] of Object.entries(opts.keys ?? {})) args.push('-key', k, v);
     if (opts.ooc) args.push('-oocsf', join(SCENARIOS, opts.ooc));
     if (opts.tcp) args.push('-t', 't1');
+    // Devices registered by one run and kept alive by another must speak from the same port (messages are bound to the registration).
+    if (opts.localPort) args.push('-p', String(opts.localPort));
     return new Promise<{ code: number; log: string }>((resolve, reject) => {
       const p = spawn('sipp', args, { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
@@ -362,10 +368,11 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
       `INSERT INTO cameras (school_id, device_id, channel_id, name, area_kind) SELECT $1, d, d, '批量' || d, 'perimeter' FROM unnest($2::text[]) d`,
       [seed.schoolB.id, ids],
     );
-    await expectSipp('register.xml', { rows: ids.map((id) => [id, creds(id, DEFAULT_PASSWORD)]), rate: 400 });
+    const localPort = await freePort();
+    await expectSipp('register.xml', { rows: ids.map((id) => [id, creds(id, DEFAULT_PASSWORD)]), rate: 400, localPort });
     const reg = await t.http().get('/api/v1/gb28181/devices').query({ registered: 'true', limit: 500 }).set(auth(admin)).expect(200);
     expect(reg.body.items.filter((d: { deviceId: string }) => ids.includes(d.deviceId))).toHaveLength(200);
-    await expectSipp('keepalive_only.xml', { rows: ids.map((id) => [id]), rate: 400 });
+    await expectSipp('keepalive_only.xml', { rows: ids.map((id) => [id]), rate: 400, localPort });
     await until('200 cameras online', async () => {
       const r = await t.db.query(`SELECT count(*)::int AS n FROM cameras WHERE device_id = ANY($1) AND status = 'online'`, [ids]);
       return r.rows[0].n === 200;

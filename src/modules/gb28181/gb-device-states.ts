@@ -39,6 +39,20 @@ export interface DeviceState {
   subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null } | null;
 }
 
+/**
+ * Whether a message came from where the device registered: the REGISTER's source address and port
+ * over UDP, its very connection over TCP. The REGISTER's digest (RFC 2617) authenticates the
+ * registration only; MESSAGEs carry no credentials, so anything else naming a registered device id
+ * is someone else's (GB/T 28181-2016 §9.1: a device talks to the platform only once registered).
+ * A device whose NAT mapping moved registers again (it does when its keepalives are refused, §9.6.1).
+ */
+export function fromRegisteredPeer(state: DeviceState, peer: Peer): boolean {
+  const p = state.peer;
+  if (!p || p.transport !== peer.transport) return false;
+  if (p.transport === 'TCP') return p.conn !== undefined && p.conn === peer.conn && !p.conn.destroyed;
+  return p.port === peer.port && p.address === peer.address;
+}
+
 /** The live view of one device's registration (admin). */
 export interface LiveRegistration {
   registered: boolean;

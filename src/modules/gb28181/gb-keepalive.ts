@@ -4,7 +4,7 @@ import { DeviceHealthService } from '../device-health';
 import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
 import { GbChannelStatus } from './gb-channel-status';
-import { DeviceState, GbDeviceStates } from './gb-device-states';
+import { DeviceState, fromRegisteredPeer, GbDeviceStates } from './gb-device-states';
 import { FastKeepalive } from './keepalive-fast';
 import { XmlElement } from './manscdp';
 import { SipEndpoint } from './sip-endpoint';
@@ -37,7 +37,8 @@ export class GbKeepalive {
   /**
    * A keepalive recognised by the fast path, handled as the general path would: a
    * retransmission of a cached transaction, or a keepalive from a registered device. Anything
-   * else (ids that are not 20 digits, unknown or unregistered devices: 400/403) returns false
+   * else (ids that are not 20 digits, unknown or unregistered devices, a source other than the
+   * registration's: 400/403) returns false
    * and goes the general way, so those answers are built in one place only.
    */
   onFast(ka: FastKeepalive, peer: Peer): boolean {
@@ -46,7 +47,7 @@ export class GbKeepalive {
     if (!GB_ID_PATTERN.test(id)) return false;
     const state = this.states.devices.get(id);
     const now = Date.now();
-    if (!state || !state.registered || state.expiresAt <= now) return false;
+    if (!state || !state.registered || state.expiresAt <= now || !fromRegisteredPeer(state, peer)) return false;
     if (this.endpoint.deviceLimited(state, ka, peer)) return true;
     try {
       this.onKeepalive(ka, peer, state, now);
@@ -63,7 +64,6 @@ export class GbKeepalive {
     // Not cached: the answer is deterministic (To tag from the branch), and a repeat is harmless.
     this.endpoint.reply(req, peer, 200, 'keepalive', null);
     state.lastKeepaliveAt = now;
-    state.peer = peer; // NAT mappings move; queries go where the device is now
     if (state.heartbeatIds) this.queueHeartbeats(state.heartbeatIds);
     else
       void this.cameras.camerasOf(state).then(

@@ -5,7 +5,8 @@ import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
 import { GbChannelStatus } from './gb-channel-status';
-import { GbDeviceStates, LiveRegistration } from './gb-device-states';
+import { fromRegisteredPeer, GbDeviceStates, LiveRegistration } from './gb-device-states';
+import { sipEvents } from './gb28181.metrics';
 import { InviteError, PlayAnswer, PlayRequest } from './invite-client';
 import { GbKeepalive } from './gb-keepalive';
 import { GbRegistrar } from './gb-registrar';
@@ -187,20 +188,27 @@ export class SipServer {
       return this.endpoint.reply(req, peer, 400, 'message', key);
     }
     const now = Date.now();
-    // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1).
+    const keepalive = doc.cmdType === 'Keepalive';
+    // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1)…
     if (!state || !state.registered || state.expiresAt <= now)
-      return this.endpoint.reply(req, peer, 403, doc.cmdType === 'Keepalive' ? 'keepalive' : 'message', doc.cmdType === 'Keepalive' ? null : key);
-    if (doc.root === 'Notify' && doc.cmdType === 'Keepalive') return this.keepalive.onKeepalive(req, peer, state, now, doc.el);
-    if (doc.root === 'Notify' && doc.cmdType === 'Catalog') {
-      // A channel's change (§9.11.2), by NOTIFY in our Catalog subscription or by MESSAGE.
-      this.endpoint.reply(req, peer, 200, 'catalog_notify', key);
-      this.channels.onCatalogNotify(state, doc.el).catch((e) => this.endpoint.warn(`catalog notify of ${id} not applied: ${(e as Error).message}`));
-      return;
+      return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
+    // …nor from anywhere but where it registered: a forged From cannot raise alarms, keep a dead device online or create cameras.
+    if (!fromRegisteredPeer(state, peer)) {
+      sipEvents.inc({ event: 'message_wrong_source' });
+      this.endpoint.warn(`GB28181 ${doc.cmdType} naming ${id} from ${peer.transport} ${peer.address}:${peer.port}, not its registration: refused (403)`);
+      return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
     }
+    if (doc.root === 'Notify' && keepalive) return this.keepalive.onKeepalive(req, peer, state, now, doc.el);
     // An Alarm under any root a device sends (Notify, or Response as some firmwares do): never dropped (§9.4).
     if (/^alarm$/i.test(doc.cmdType) && doc.root !== 'Query' && doc.root !== 'Control') {
       this.endpoint.working(key);
       this.alarms.onAlarm(req, peer, key, state, doc).catch((e) => this.endpoint.fail(req, peer, key, 'alarm', e));
+      return;
+    }
+    if (doc.root === 'Notify' && doc.cmdType === 'Catalog') {
+      // A channel's change (§9.11.2), by NOTIFY in our Catalog subscription or by MESSAGE.
+      this.endpoint.reply(req, peer, 200, 'catalog_notify', key);
+      this.channels.onCatalogNotify(state, doc.el).catch((e) => this.endpoint.warn(`catalog notify of ${id} not applied: ${(e as Error).message}`));
       return;
     }
     if (doc.root === 'Response' && doc.cmdType === 'Catalog') {
