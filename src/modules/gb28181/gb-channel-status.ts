@@ -109,18 +109,7 @@ export class GbChannelStatus {
    * down channels are expired (idempotent: only cameras that still have a deadline are touched)
    * and cameras of channels that came back get a heartbeat.
    */
-  private apply(state: DeviceState, reports: [string, ChannelReport][]): Promise<void> {
-    // One device's applications run one after another: a Catalog's "ON" still writing its heartbeat
-    // must not land after a later keepalive's "faulty" expired that camera (seen as a camera back
-    // online with its channel still reported faulty).
-    const next = (this.applying.get(state) ?? Promise.resolve()).catch(() => undefined).then(() => this.applyNow(state, reports));
-    this.applying.set(state, next);
-    return next;
-  }
-
-  private readonly applying = new WeakMap<DeviceState, Promise<void>>();
-
-  private async applyNow(state: DeviceState, reports: [string, ChannelReport][]): Promise<void> {
+  private async apply(state: DeviceState, reports: [string, ChannelReport][]): Promise<void> {
     await this.cameras.camerasOf(state);
     const off = (state.offChannels ??= new Set());
     const back: string[] = [];
@@ -133,13 +122,9 @@ export class GbChannelStatus {
     }
     this.cameras.recomputeHeartbeats(state);
     const down = [...this.cameras.downCameras(state)];
+    const up = back.map((ch) => state.cameraByChannel?.get(ch)).filter((id): id is string => !!id);
     const now = new Date();
     if (down.length) await this.health.expire(down, now);
-    // Read after the await: a channel reported faulty or off meanwhile is not brought back.
-    const up = back
-      .filter((ch) => !state.faultyChannels.has(ch) && !state.offChannels?.has(ch))
-      .map((ch) => state.cameraByChannel?.get(ch))
-      .filter((id): id is string => !!id);
     if (up.length && state.registered) await this.health.recordHeartbeats(up, now);
   }
 }
