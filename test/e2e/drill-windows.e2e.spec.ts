@@ -37,12 +37,15 @@ describe('drill windows (governed) and drills made real', () => {
     await police.close();
   });
 
-  const window = (token: string, schoolId: string, fromMs: number, toMs: number, note = '消防演练') =>
-    t
+  // "Now" is read once per window: two reads a millisecond apart made the longest allowed window 1 ms too long.
+  const window = (token: string, schoolId: string, fromMs: number, toMs: number, note = '消防演练') => {
+    const now = Date.now();
+    return t
       .http()
       .post('/api/v1/incidents/drill-windows')
       .set(auth(token))
-      .send({ schoolId, startsAt: new Date(Date.now() + fromMs).toISOString(), endsAt: new Date(Date.now() + toMs).toISOString(), note });
+      .send({ schoolId, startsAt: new Date(now + fromMs).toISOString(), endsAt: new Date(now + toMs).toISOString(), note });
+  };
   const raise = (token: string, schoolId: string, type = 'fire') =>
     t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId, type, location: '实验楼' }).expect(201);
   const fields = (body: { error: { details: { fields: { field: string }[] } } }) => body.error.details.fields.map((f) => f.field).sort();
