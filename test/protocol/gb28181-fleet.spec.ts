@@ -2,6 +2,7 @@ import * as iconv from 'iconv-lite';
 import { DeviceHealthService } from '../../src/modules/device-health';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
+import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
@@ -275,9 +276,6 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       const { deviceId, dev, ch, cam } = await nvrWithChannels();
       expect(await dev.sendKeepalive()).toBe(200);
       await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[2]]: 'online' });
-      // The Catalog's own statuses are applied in the background: let them land first (its ON for
-      // channel 3 racing a later faulty list is a known open race, see the closing note of 2026-11-30).
-      await until(async () => (await sweep()) && (await statuses(deviceId))[ch[1]] === 'offline', 10000, 'the Catalog applied');
       expect(await dev.sendKeepalive([ch[2]])).toBe(200);
       await until(async () => (await sweep()) && (await statuses(deviceId))[ch[2]] === 'offline', 10000, 'channel 3 offline');
       expect(await dev.sendKeepalive([ch[2]])).toBe(200);
@@ -287,6 +285,82 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       // Back, but the channel its Catalog reported OFF stays down.
       await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'online' });
       expect(await transitions(cam[2])).toEqual(['online', 'offline', 'online']);
+    });
+
+    /**
+     * Holds the next heartbeat write of the app (DeviceHealthService.recordHeartbeats) whose ids
+     * `match`, until `release` — a write decided earlier made to arrive late, deterministically.
+     * `release` resolves when the held write has finished.
+     */
+    function holdNextHeartbeatWrite(match: (ids: string[]) => boolean) {
+      const health = t.app.get(DeviceHealthService);
+      const original = health.recordHeartbeats;
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      let reached!: () => void;
+      const held = new Promise<void>((r) => (reached = r));
+      let done: Promise<unknown> = Promise.resolve();
+      health.recordHeartbeats = function (this: DeviceHealthService, ...args: Parameters<DeviceHealthService['recordHeartbeats']>) {
+        if (!match(args[0])) return original.apply(this, args);
+        health.recordHeartbeats = original;
+        reached();
+        const write = gate.then(() => original.apply(this, args));
+        done = write;
+        return write;
+      };
+      return {
+        held,
+        release: async () => {
+          open();
+          await done;
+        },
+        restore: () => (health.recordHeartbeats = original),
+      };
+    }
+
+    it('a heartbeat decided before a faulty list never lands after it: a Catalog ON and a keepalive heartbeat held back do not revive the faulty channel', async () => {
+      const n = await nvr();
+      const { deviceId, dev } = n;
+      const ch = [1, 2, 3].map((i) => chId(deviceId, i));
+      const state = () => t.app.get(GbDeviceStates).devices.get(deviceId);
+      // 1. The Catalog's heartbeat for its ON channels (1 and 3) is held after it was decided.
+      const catalogWrite = holdNextHeartbeatWrite((ids) => ids.some((id) => state()?.cameraIds?.includes(id)));
+      const items = [
+        { id: ch[0], name: '南门', status: 'ON' },
+        { id: ch[1], name: '北门', status: 'OFF' },
+        { id: ch[2], name: '操场', status: 'ON' },
+      ];
+      try {
+        expect(await dev.message(catalogBody(deviceId, n.sn, items, 'GB18030', 'GB2312'))).toBe(200);
+        await catalogWrite.held;
+        // Meanwhile a keepalive lists channel 3 as faulty: its camera is expired and swept offline.
+        expect(await dev.sendKeepalive([ch[2]])).toBe(200);
+        await until(async () => (await sweep()) && (await statuses(deviceId))[ch[2]] === 'offline', 10000, 'channel 3 offline');
+      } finally {
+        catalogWrite.restore();
+        await catalogWrite.release();
+      }
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'offline' });
+      const cam3 = (await cameras(deviceId)).find((c) => c.channelId === ch[2])!.id;
+      expect(await transitions(cam3)).toEqual(['offline']);
+
+      // 2. Back (a keepalive without it), then a plain keepalive's own queued heartbeat is held while the next one lists it faulty.
+      expect(await dev.sendKeepalive()).toBe(200);
+      await expectStatuses(deviceId, { [ch[2]]: 'online' });
+      const keepaliveWrite = holdNextHeartbeatWrite((ids) => ids.includes(cam3));
+      try {
+        expect(await dev.sendKeepalive()).toBe(200);
+        await keepaliveWrite.held;
+        expect(await dev.sendKeepalive([ch[2]])).toBe(200);
+        await until(async () => (await sweep()) && (await statuses(deviceId))[ch[2]] === 'offline', 10000, 'channel 3 offline again');
+      } finally {
+        keepaliveWrite.restore();
+        await keepaliveWrite.release();
+      }
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'offline' });
+      expect(await transitions(cam3)).toEqual(['offline', 'online', 'offline']);
     });
 
     it('subscribes to Catalog changes after registration and refreshes the subscription in the same dialog (Call-ID, next CSeq)', async () => {

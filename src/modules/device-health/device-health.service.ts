@@ -168,18 +168,31 @@ export class DeviceHealthService {
   /**
    * Records heartbeats of devices by uuid (the entry point for any protocol front end, e.g. the
    * GB/T 28181 SIP server). Unknown ids are returned, not thrown.
+   *
+   * `keep` (optional) is asked about each id at the moment of the write, in the same synchronous
+   * step that sends it to Redis, so a caller's "still up?" decision and the write cannot be
+   * separated by anything else: a heartbeat decided earlier (before a caller's `expire`) is either
+   * sent before that expire on the same Redis connection (which then lowers it) or not sent at all.
+   * Ids it refuses are neither accepted nor unknown.
    */
-  async recordHeartbeats(ids: string[], at: Date = new Date()): Promise<{ accepted: number; unknown: string[] }> {
-    const r = await this.resolveFresh(() => {
+  async recordHeartbeats(ids: string[], at: Date = new Date(), keep?: (id: string) => boolean): Promise<{ accepted: number; unknown: string[] }> {
+    const resolve = () => {
       const found: number[] = [];
       const missing: string[] = [];
       for (const id of ids) {
+        if (keep && !keep(id)) continue;
         const s = this.index.slotOf(id);
         if (s >= 0) found.push(s);
         else missing.push(id);
       }
-      return { found, missing, misses: missing.length };
-    });
+      return { found, missing };
+    };
+    let r = resolve();
+    if (r.missing.length) {
+      await this.refreshOnMiss();
+      r = resolve();
+    }
+    // No await between the last resolve (and `keep`) and recordSlots sending its pipeline.
     await this.recordSlots(r.found, at.getTime());
     return { accepted: r.found.length, unknown: r.missing };
   }

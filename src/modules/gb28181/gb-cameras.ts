@@ -77,7 +77,21 @@ export class GbCameras {
     if (!state.cameraIds || !state.cameraByChannel) return;
     const down = this.downCameras(state);
     state.heartbeatIds = down.size === 0 ? state.cameraIds : state.cameraIds.filter((id) => !down.has(id));
+    for (const id of state.downCameraIds ?? []) if (!down.has(id)) this.down.delete(id);
+    for (const id of down) this.down.add(id);
+    state.downCameraIds = down.size ? down : null;
   }
+
+  /**
+   * Cameras of all devices whose channel is reported down now (the union of `downCameras` as of
+   * the last `recomputeHeartbeats`). Heartbeats decided earlier are checked against it at the
+   * moment they are written (DeviceHealthService.recordHeartbeats `keep`), so one decided before a
+   * channel went down never lands after that channel's expiry.
+   */
+  private readonly down = new Set<string>();
+
+  /** Whether a heartbeat may be written for this camera now (its channel is not reported down); see `down`. */
+  readonly mayBeat = (cameraId: string): boolean => this.down.size === 0 || !this.down.has(cameraId);
 
   /** Camera ids of the device's channels reported down (needs `camerasOf` loaded). */
   downCameras(state: DeviceState): Set<string> {

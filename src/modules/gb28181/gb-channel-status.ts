@@ -108,6 +108,15 @@ export class GbChannelStatus {
    * Applies reports: the device's down set changes, the heartbeat list is recomputed, cameras of
    * down channels are expired (idempotent: only cameras that still have a deadline are touched)
    * and cameras of channels that came back get a heartbeat.
+   *
+   * Applications of one device run side by side (none waits for another: a stuck one holds
+   * nothing back), so their Redis writes may interleave. What keeps the outcome right is that
+   * every write is decided at the moment it is sent, from the state as it is then, on the one
+   * Redis connection of DeviceHealthService (which keeps the order of what is sent): the down set
+   * is read right before `expire`, and the heartbeat of a channel that came back is sent only if
+   * its camera is still not down and the device still registered (`keep`, checked in the same
+   * synchronous step as the write). So a Catalog's ON still on its way when a later keepalive
+   * lists that channel as faulty is dropped, and the faulty list's expiry is never undone by it.
    */
   private async apply(state: DeviceState, reports: [string, ChannelReport][]): Promise<void> {
     await this.cameras.camerasOf(state);
@@ -123,8 +132,7 @@ export class GbChannelStatus {
     this.cameras.recomputeHeartbeats(state);
     const down = [...this.cameras.downCameras(state)];
     const up = back.map((ch) => state.cameraByChannel?.get(ch)).filter((id): id is string => !!id);
-    const now = new Date();
-    if (down.length) await this.health.expire(down, now);
-    if (up.length && state.registered) await this.health.recordHeartbeats(up, now);
+    if (down.length) await this.health.expire(down, new Date());
+    if (up.length) await this.health.recordHeartbeats(up, new Date(), (id) => state.registered && this.cameras.mayBeat(id));
   }
 }

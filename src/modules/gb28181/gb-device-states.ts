@@ -31,6 +31,8 @@ export interface DeviceState {
    */
   offChannels: Set<string> | null;
   faultyChannels: Set<string>;
+  /** Cameras of its down channels as of the last recompute (GbCameras keeps their union); null = none. */
+  downCameraIds: Set<string> | null;
   /** The cameras a keepalive refreshes: `cameraIds` without those of down channels (recomputed when either changes). */
   heartbeatIds: string[] | null;
   /** Its token bucket of the per-device rate limit (SipEndpoint.deviceLimited); null until its first message. */
@@ -118,6 +120,7 @@ export class GbDeviceStates {
       cameraByChannel: null,
       offChannels: null,
       faultyChannels: new Set(),
+      downCameraIds: null,
       heartbeatIds: null,
       subscription: null,
       bucket: null,

@@ -91,7 +91,8 @@ export class GbKeepalive {
     if (this.heartbeatQueue.length) this.heartbeatFlush = setTimeout(() => void this.flush(), 0);
     this.heartbeatsInFlight++;
     try {
-      await this.health.recordHeartbeats(batch, new Date());
+      // Checked again as it is written: a camera whose channel was reported down since its keepalive is left out.
+      await this.health.recordHeartbeats(batch, new Date(), this.cameras.mayBeat);
     } catch (e) {
       this.endpoint.warn(`recording ${batch.length} keepalive heartbeat(s) failed: ${(e as Error).message}`);
     } finally {
