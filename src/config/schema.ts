@@ -246,6 +246,10 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.maxTcpConnections': rules.int(1, 1_000_000),
   'gb28181.queryTimeoutMs': rules.int(100, 120000),
   'gb28181.catalogTimeoutMs': rules.int(100, 600000),
+  'gb28181.catalogMaxAssembliesPerDevice': rules.int(1, 64),
+  'gb28181.catalogMaxAssemblies': rules.int(1, 1_000_000),
+  'gb28181.catalogSaveConcurrency': rules.int(1, 64),
+  'gb28181.catalogRowsPerStatement': rules.int(1, 1000), // attack notes F10: ≤ 1000 channels per statement
   'gb28181.catalogSubscribeSeconds': rules.int(0, 86400),
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.alarmRepeatWindowMs': rules.int(1000, 600_000),

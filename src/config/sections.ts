@@ -421,6 +421,31 @@ export interface Gb28181Config {
   /** How long the parts of a Catalog response (SumNum) are awaited before what arrived is kept. */
   catalogTimeoutMs: number;
   /**
+   * Catalog responses being assembled from their parts at once, per device (one per SN). A device
+   * answers one query at a time; 4 leaves room for a re-query and a retransmitted old one. Past it
+   * the device's oldest is dropped (attack notes F10: parts with ever-new SNs). Default 4.
+   */
+  catalogMaxAssembliesPerDevice: number;
+  /**
+   * Catalog responses being assembled at once, all devices. Past it a part opening a new one is
+   * dropped and counted (shouhu_gb28181_events_total{event="catalog_refused"}); a Catalog complete in
+   * one message needs none. Default 2000: a district's NVRs re-queried together after a restart
+   * (≈ 500 NVRs for 4534 cameras) four times over.
+   */
+  catalogMaxAssemblies: number;
+  /**
+   * Catalog saves (with placing their cameras) running at once, all devices: they share the database
+   * pool with alarm intake, so a flood of catalogs never takes it over (F10). Each device has at
+   * most one save running and one waiting; a newer catalog replaces the waiting one. Default 2.
+   */
+  catalogSaveConcurrency: number;
+  /**
+   * Channels per SQL statement when a Catalog is saved (at most 1000: a statement's parameters and
+   * its time on the connection stay bounded; STACK.md measured multi-row INSERTs of 1000 at ~40k
+   * rows/s here). Default 1000.
+   */
+  catalogRowsPerStatement: number;
+  /**
    * Catalog subscription (GB/T 28181-2016 §9.11.1 SUBSCRIBE Event: Catalog) requested after each
    * registration, in seconds, refreshed at 80 % of what the device grants (RFC 6665 §4.1.2.1);
    * 0 = do not subscribe. Devices then NOTIFY channel changes (ON / OFF / VLOST / DEFECT) at once.

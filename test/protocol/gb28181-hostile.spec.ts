@@ -1,3 +1,4 @@
+import { GbCatalog } from '../../src/modules/gb28181/gb-catalog';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { until } from '../support/processes';
@@ -14,6 +15,8 @@ const PASSWORD = 'hostile-pass-1';
 const PLATFORM = '34020000002000000001';
 /** Alarms within this of each other (same SN or transaction) are one press; past it a new alarm. */
 const REPEAT_WINDOW_MS = 1500;
+/** Catalogs being assembled at once in all (gb28181.catalogMaxAssemblies, small here). */
+const MAX_ASSEMBLIES = 6;
 let seq = 0;
 const deviceIdOf = (n: number) => `3402000000118${String(20000000 + n).slice(1)}`;
 const channelOf = (dev: string, n: number) => `${dev.slice(0, 10)}131${dev.slice(15, 20)}${String(n).padStart(2, '0')}`;
@@ -35,7 +38,7 @@ interface Incident {
   pressCount: number;
 }
 
-describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F14 F16)', () => {
+describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F14 F16)', () => {
   let t: TestApp;
   let admin: string;
   let operator: string;
@@ -55,6 +58,11 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F14 F1
         housekeepingMs: 200,
         catalogSubscribeSeconds: 0,
         alarmRepeatWindowMs: REPEAT_WINDOW_MS,
+        // F10: small bounds so the cases reach them with a few messages (defaults 4 / 2000 / 2 / 1000).
+        catalogMaxAssembliesPerDevice: 4,
+        catalogMaxAssemblies: MAX_ASSEMBLIES,
+        catalogSaveConcurrency: 2,
+        catalogRowsPerStatement: 10,
       },
       liveness: { sweepEveryMs: 0 },
     });
@@ -242,6 +250,82 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F14 F1
       expect(await other.sendKeepalive()).toBe(403);
       await other.register();
       expect(await other.sendKeepalive()).toBe(200);
+    });
+  });
+  describe('F10: catalogs in many parts and many SNs cannot take over memory or the database pool', () => {
+    const channels = async (deviceId: string) =>
+      (await t.db.query(`SELECT channel_id, removed_at IS NOT NULL AS removed FROM gb_channels WHERE device_id = $1 ORDER BY channel_id`, [deviceId])).rows as {
+        channel_id: string;
+        removed: boolean;
+      }[];
+    const items = (deviceId: string, from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => ({ id: channelOf(deviceId, from + i), name: `cam ${from + i}` }));
+
+    it('keeps at most 4 open catalogs per device (the oldest dropped) and MAX in all (a new one refused); a Catalog in one message always goes through', async () => {
+      const catalogs = t.app.get(GbCatalog);
+      const a = await device();
+      const evicted = await metric('shouhu_gb28181_events_total', { event: 'catalog_evicted' });
+      const refused = await metric('shouhu_gb28181_events_total', { event: 'catalog_refused' });
+      // Six never-finished catalogs (first part of two) with ever-new SNs: the device keeps its newest four.
+      for (let n = 1; n <= 6; n++) expect(await a.dev.message(catalogXml(a.deviceId, String(1000 + n), 2, items(a.deviceId, n, n)))).toBe(200);
+      expect(catalogs.openAssemblies(a.deviceId)).toBe(4);
+      expect(await metric('shouhu_gb28181_events_total', { event: 'catalog_evicted' })).toBe(evicted + 2);
+      // The newest still completes with its second part.
+      expect(await a.dev.message(catalogXml(a.deviceId, '1006', 2, items(a.deviceId, 60, 60)))).toBe(200);
+      await until(async () => (await channels(a.deviceId)).length === 2, 10000, 'the completed catalog saved');
+      expect((await channels(a.deviceId)).map((c) => c.channel_id)).toEqual([channelOf(a.deviceId, 6), channelOf(a.deviceId, 60)]);
+      expect(catalogs.openAssemblies(a.deviceId)).toBe(3);
+      // Another device fills the rest; past MAX in all a new one is refused, counted.
+      const b = await device();
+      const room = MAX_ASSEMBLIES - catalogs.openAssemblies();
+      for (let n = 1; n <= room + 1; n++) expect(await b.dev.message(catalogXml(b.deviceId, String(2000 + n), 2, items(b.deviceId, n, n)))).toBe(200);
+      expect(catalogs.openAssemblies()).toBe(MAX_ASSEMBLIES);
+      expect(catalogs.openAssemblies(b.deviceId)).toBe(room);
+      expect(await metric('shouhu_gb28181_events_total', { event: 'catalog_refused' })).toBe(refused + 1);
+      // A Catalog complete in one message needs no assembly: taken even now.
+      const c = await device();
+      expect(await c.dev.message(catalogXml(c.deviceId, c.sn, 1, items(c.deviceId, 1, 1)))).toBe(200);
+      await until(async () => (await cameras(c.deviceId)).length === 1, 10000, 'the one-message catalog placed');
+    });
+
+    it('saves one catalog per device at a time with one waiting (a newer one replaces it), two at once in all, in statements of at most 10 channels here', async () => {
+      const [x, y, z] = [await device(), await device(), await device()];
+      const superseded = await metric('shouhu_gb28181_events_total', { event: 'catalog_superseded' });
+      // The test's own connection holds the device rows of x and y: their saves wait on the lock, holding both save slots.
+      await t.db.query('BEGIN');
+      try {
+        await t.db.query(`SELECT 1 FROM gb_devices WHERE device_id = ANY($1) FOR UPDATE`, [[x.deviceId, y.deviceId]]);
+        expect(await x.dev.message(catalogXml(x.deviceId, '1', 25, items(x.deviceId, 1, 25)))).toBe(200);
+        for (const [sn, from] of [
+          ['2', 26],
+          ['3', 31],
+          ['4', 36],
+        ] as const)
+          expect(await x.dev.message(catalogXml(x.deviceId, sn, 5, items(x.deviceId, from, from + 4)))).toBe(200);
+        expect(await y.dev.message(catalogXml(y.deviceId, '1', 1, items(y.deviceId, 1, 1)))).toBe(200);
+        expect(await z.dev.message(catalogXml(z.deviceId, '1', 1, items(z.deviceId, 1, 1)))).toBe(200);
+        const waiting = async () =>
+          Number(
+            (
+              await t.db.query(
+                `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE gb_devices SET catalog_at%'`,
+              )
+            ).rows[0].n,
+          );
+        await until(async () => (await waiting()) === 2, 10000, 'two catalog saves waiting on the lock');
+        // Two saves at once in all: z's waits its turn (not even on the lock); x's 3rd and 4th each replaced the one waiting.
+        expect(await waiting()).toBe(2);
+        expect(await channels(z.deviceId)).toEqual([]);
+        expect(await metric('shouhu_gb28181_events_total', { event: 'catalog_superseded' })).toBe(superseded + 2);
+      } finally {
+        await t.db.query('COMMIT');
+      }
+      await until(async () => (await channels(z.deviceId)).length === 1, 10000, "z's catalog saved");
+      const want = (from: number, to: number, removed: boolean) => items(x.deviceId, from, to).map((i) => ({ channel_id: i.id, removed }));
+      // x: its first catalog (25 channels, three statements), then its latest (the 4th) replacing it — the 2nd and 3rd never written.
+      await until(async () => (await channels(x.deviceId)).some((c) => c.removed), 10000, "x's latest catalog saved");
+      expect(await channels(x.deviceId)).toEqual([...want(1, 25, true), ...want(36, 40, false)]);
+      await until(async () => (await cameras(x.deviceId)).length === 30, 10000, "x's cameras");
     });
   });
 });

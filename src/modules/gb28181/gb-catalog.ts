@@ -20,10 +20,18 @@ interface CatalogAssembly {
   items: Map<string, CatalogItem>;
   /** Items that could not be taken (bad ids): they still count toward SumNum, so the Catalog completes. */
   refused: number;
-  timer: NodeJS.Timeout;
+  /** The wait for the other parts; null until the assembly is kept open. */
+  timer: NodeJS.Timeout | null;
 }
 
 const CATALOG_MAX_ITEMS = 10_000;
+
+/** A Catalog to record: a complete one (`replace`) or what arrived of one before the wait ran out. */
+interface CatalogSave {
+  deviceId: string;
+  items: CatalogItem[];
+  replace: boolean;
+}
 
 /**
  * What a device has: the platform's Catalog (§9.5.3) and DeviceInfo (§9.5.4) queries, and their
@@ -33,7 +41,15 @@ const CATALOG_MAX_ITEMS = 10_000;
 @Injectable()
 export class GbCatalog {
   private readonly cfg: Gb28181Config;
+  /** Open assemblies by `deviceId:SN`, oldest first (Map order). */
   private readonly assemblies = new Map<string, CatalogAssembly>();
+  /** Open assemblies per device (their keys, oldest first). */
+  private readonly assembliesOf = new Map<string, string[]>();
+  /** Per device with a save running or waiting: at most one running and one waiting (a newer catalog replaces it). */
+  private readonly saves = new Map<string, { running: boolean; waiting: CatalogSave | null }>();
+  /** Devices whose waiting save may start (insertion order = first come, first served). */
+  private readonly ready = new Set<string>();
+  private savesRunning = 0;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -111,18 +127,8 @@ export class GbCatalog {
       return;
     }
     const k = `${state.deviceId}:${doc.sn}`;
-    let a = this.assemblies.get(k);
-    if (!a) {
-      a = {
-        deviceId: state.deviceId,
-        sumNum,
-        items: new Map(),
-        refused: 0,
-        timer: setTimeout(() => void this.finishCatalog(k, true), this.cfg.catalogTimeoutMs),
-      };
-      a.timer.unref();
-      this.assemblies.set(k, a);
-    }
+    const open = this.assemblies.get(k);
+    const a: CatalogAssembly = open ?? { deviceId: state.deviceId, sumNum, items: new Map(), refused: 0, timer: null };
     const list = child(doc.el, 'DeviceList');
     for (const item of list?.children ?? []) {
       if (item.name !== 'Item') continue;
@@ -147,28 +153,107 @@ export class GbCatalog {
         latitude: num(childText(item, 'Latitude')),
       });
     }
-    if (a.items.size + a.refused >= a.sumNum) void this.finishCatalog(k, false);
+    if (a.items.size + a.refused >= a.sumNum) {
+      if (open) this.closeAssembly(k, a);
+      sipEvents.inc({ event: 'catalog_complete' });
+      this.queueSave({ deviceId: a.deviceId, items: [...a.items.values()], replace: true });
+    } else if (!open) this.openAssembly(k, a);
   }
 
-  /** All parts arrived (or the wait ran out): record the channels and place them as cameras if the device has a school. */
-  private async finishCatalog(k: string, timedOut: boolean): Promise<void> {
+  /**
+   * Keeps an assembly open for its next parts (attack notes F10: parts with ever-new SNs must not
+   * pile up): a device over `catalogMaxAssembliesPerDevice` loses its oldest; over
+   * `catalogMaxAssemblies` in all, the new one is not opened (this part is dropped, counted).
+   */
+  private openAssembly(k: string, a: CatalogAssembly): void {
+    const mine = this.assembliesOf.get(a.deviceId) ?? [];
+    while (mine.length >= this.cfg.catalogMaxAssembliesPerDevice) {
+      const oldest = mine[0];
+      this.closeAssembly(oldest, this.assemblies.get(oldest)!);
+      sipEvents.inc({ event: 'catalog_evicted' });
+    }
+    if (this.assemblies.size >= this.cfg.catalogMaxAssemblies) {
+      sipEvents.inc({ event: 'catalog_refused' });
+      return;
+    }
+    a.timer = setTimeout(() => this.timedOut(k), this.cfg.catalogTimeoutMs);
+    a.timer.unref();
+    this.assemblies.set(k, a);
+    mine.push(k);
+    this.assembliesOf.set(a.deviceId, mine);
+  }
+
+  private closeAssembly(k: string, a: CatalogAssembly): void {
+    if (a.timer) clearTimeout(a.timer);
+    this.assemblies.delete(k);
+    const mine = this.assembliesOf.get(a.deviceId);
+    const i = mine?.indexOf(k) ?? -1;
+    if (i >= 0) mine!.splice(i, 1);
+    if (mine && mine.length === 0) this.assembliesOf.delete(a.deviceId);
+  }
+
+  /** The wait for the rest of a Catalog ran out: what arrived is kept (nothing is removed for it). */
+  private timedOut(k: string): void {
     const a = this.assemblies.get(k);
     if (!a) return;
-    this.assemblies.delete(k);
-    clearTimeout(a.timer);
-    sipEvents.inc({ event: timedOut ? 'catalog_partial' : 'catalog_complete' });
+    this.closeAssembly(k, a);
+    sipEvents.inc({ event: 'catalog_partial' });
+    this.queueSave({ deviceId: a.deviceId, items: [...a.items.values()], replace: false });
+  }
+
+  /** Open assemblies (all devices, or one device's). */
+  openAssemblies(deviceId?: string): number {
+    return deviceId === undefined ? this.assemblies.size : (this.assembliesOf.get(deviceId)?.length ?? 0);
+  }
+
+  /**
+   * Queues a save: one device's saves run one after another, the one waiting is replaced by a newer
+   * one (the device's latest catalog is what counts; counted as catalog_superseded), and at most
+   * `catalogSaveConcurrency` run at once, devices first come first served.
+   */
+  private queueSave(save: CatalogSave): void {
+    let d = this.saves.get(save.deviceId);
+    if (!d) this.saves.set(save.deviceId, (d = { running: false, waiting: null }));
+    if (d.waiting) sipEvents.inc({ event: 'catalog_superseded' });
+    d.waiting = save;
+    if (!d.running) this.ready.add(save.deviceId);
+    this.pumpSaves();
+  }
+
+  private pumpSaves(): void {
+    while (this.savesRunning < this.cfg.catalogSaveConcurrency && this.ready.size) {
+      const deviceId = this.ready.values().next().value as string;
+      this.ready.delete(deviceId);
+      const d = this.saves.get(deviceId);
+      if (!d?.waiting) continue;
+      const save = d.waiting;
+      d.waiting = null;
+      d.running = true;
+      this.savesRunning++;
+      void this.recordCatalog(save).finally(() => {
+        this.savesRunning--;
+        d.running = false;
+        if (d.waiting) this.ready.add(deviceId);
+        else if (this.saves.get(deviceId) === d) this.saves.delete(deviceId);
+        this.pumpSaves();
+      });
+    }
+  }
+
+  /** Records the channels, places them as cameras if the device has a school, and applies their statuses. */
+  private async recordCatalog(save: CatalogSave): Promise<void> {
+    const { deviceId, items } = save;
     try {
-      const items = [...a.items.values()];
       // A complete Catalog is the device's whole set (a new SN, a new set; SumNum 0: none): what it no longer lists is removed.
-      const removed = await this.store.saveCatalog(a.deviceId, items, !timedOut);
+      const removed = await this.store.saveCatalog(deviceId, items, save.replace, this.cfg.catalogRowsPerStatement);
       if (removed.length) sipEvents.inc({ event: 'channels_removed' }, removed.length);
-      const state = this.states.devices.get(a.deviceId);
-      if (state?.schoolId) await this.cameras.placeChannels(a.deviceId, state.schoolId);
+      const state = this.states.devices.get(deviceId);
+      if (state?.schoolId) await this.cameras.placeChannels(deviceId, state.schoolId);
       // Each channel's own Status: a channel reported OFF (or removed) is a camera offline, whatever the NVR's keepalives say.
       if (state)
         await this.channels.onCatalog(state, [...items.filter((i) => i.kind === 'camera'), ...removed.map((channelId) => ({ channelId, status: 'OFF' }))]);
     } catch (e) {
-      this.endpoint.warn(`catalog of ${a.deviceId} not recorded: ${(e as Error).message}`);
+      this.endpoint.warn(`catalog of ${deviceId} not recorded: ${(e as Error).message}`);
     }
   }
 
@@ -185,10 +270,13 @@ export class GbCatalog {
       .catch((e) => this.endpoint.warn(`DeviceInfo of ${state.deviceId} not saved: ${(e as Error).message}`));
   }
 
-  /** Shutdown: catalogs still being assembled are dropped. */
+  /** Shutdown: catalogs still being assembled, and saves not started, are dropped. */
   stop(): void {
-    for (const c of this.assemblies.values()) clearTimeout(c.timer);
+    for (const c of this.assemblies.values()) if (c.timer) clearTimeout(c.timer);
     this.assemblies.clear();
+    this.assembliesOf.clear();
+    this.ready.clear();
+    for (const d of this.saves.values()) d.waiting = null;
     for (const s of this.states.devices.values()) if (s.subscription) this.endSubscription(s);
   }
 }

@@ -109,14 +109,21 @@ export class Gb28181Store {
   /**
    * Records the items of one Catalog (new ones added, known ones updated; camera links kept). With
    * `replace` (a complete Catalog: every part of its SumNum arrived), items it no longer lists are
-   * marked removed; returns their ids (newly removed only).
+   * marked removed; returns their ids (newly removed only). One transaction; at most `rowsPerStatement`
+   * channels per statement (attack notes F10: a 10,000-item Catalog is ten statements, not one).
+   * The device row is locked first, so saves of one device never interleave.
    */
-  async saveCatalog(deviceId: string, items: CatalogItem[], replace = false): Promise<string[]> {
-    const col = <K extends keyof CatalogItem>(k: K) => items.map((i) => i[k]);
+  async saveCatalog(deviceId: string, items: CatalogItem[], replace: boolean, rowsPerStatement: number): Promise<string[]> {
+    const chunks = <T>(list: T[]): T[][] => {
+      const out: T[][] = [];
+      for (let i = 0; i < list.length; i += rowsPerStatement) out.push(list.slice(i, i + rowsPerStatement));
+      return out;
+    };
     return this.db.transaction(async (m) => {
       await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
       await m.query(`UPDATE gb_devices SET catalog_at = now(), updated_at = now() WHERE device_id = $1`, [deviceId]);
-      if (items.length)
+      for (const part of chunks(items)) {
+        const col = <K extends keyof CatalogItem>(k: K) => part.map((i) => i[k]);
         await m.query(
           `INSERT INTO gb_channels (device_id, channel_id, name, manufacturer, model, status, parent_id, longitude, latitude, kind, business_group_id)
            SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::text[], $11::text[])
@@ -137,14 +144,25 @@ export class Gb28181Store {
             col('businessGroupId'),
           ],
         );
+      }
       if (!replace) return [];
-      const removed: { channelId: string }[] = returningRows(
-        await m.query(
-          `UPDATE gb_channels SET removed_at = now() WHERE device_id = $1 AND removed_at IS NULL AND NOT (channel_id = ANY($2::text[])) RETURNING channel_id AS "channelId"`,
-          [deviceId, col('channelId')],
-        ),
-      );
-      return removed.map((r) => r.channelId);
+      // What it no longer lists, worked out here (the device row is locked: no other save of it meanwhile), then marked in chunks.
+      const listed = new Set(items.map((i) => i.channelId));
+      const known: { channelId: string }[] = await m.query(`SELECT channel_id AS "channelId" FROM gb_channels WHERE device_id = $1 AND removed_at IS NULL`, [
+        deviceId,
+      ]);
+      const gone = known.map((r) => r.channelId).filter((c) => !listed.has(c));
+      const removed: string[] = [];
+      for (const part of chunks(gone)) {
+        const rows: { channelId: string }[] = returningRows(
+          await m.query(
+            `UPDATE gb_channels SET removed_at = now() WHERE device_id = $1 AND removed_at IS NULL AND channel_id = ANY($2::text[]) RETURNING channel_id AS "channelId"`,
+            [deviceId, part],
+          ),
+        );
+        for (const r of rows) removed.push(r.channelId);
+      }
+      return removed;
     });
   }
 
