@@ -34,6 +34,7 @@ const ENV_ALIASES: Record<string, string> = {
   ADMIN_USERNAME: 'auth.bootstrapAdminUsername',
   ADMIN_PASSWORD: 'auth.bootstrapAdminPassword',
   METRICS_TOKEN: 'ops.metricsToken',
+  POST_QR_SECRET: 'patrols.postQrSecret',
 };
 
 type Json = Record<string, unknown>;
@@ -200,6 +201,8 @@ export function validateConfig(raw: Json): AppConfig {
       if (jwtProblem) problems.push(`auth.jwtSecret (JWT_SECRET): ${jwtProblem}`);
       const linkProblem = cfg.notifications.linkSecret === '' ? 'must be set' : weakSecret(cfg.notifications.linkSecret);
       if (linkProblem) problems.push(`notifications.linkSecret: ${linkProblem}`);
+      const qrProblem = cfg.patrols.postQrSecret === '' ? null : weakSecret(cfg.patrols.postQrSecret);
+      if (qrProblem) problems.push(`patrols.postQrSecret: ${qrProblem}`);
     }
     if (cfg.env === 'production') {
       if (cfg.demo.seedOnStart) problems.push('demo.seedOnStart: must be false in production (no demo users or passwords)');

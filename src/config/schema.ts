@@ -223,6 +223,11 @@ export const SCHEMA: ConfigSchema = {
   'patrols.coveragePeriodDays': rules.int(1, 365),
   'patrols.minCronIntervalSeconds': rules.int(1, 86400),
   'patrols.manualSlotMaxAgeHours': rules.int(1, 24 * 366),
+  'patrols.guardPatrolMinGapMinutes': rules.int(0, 720), // 0 = no spacing rule
+  'patrols.checkinMinGapSeconds': rules.int(0, 3600), // 0 = no spacing rule
+  'patrols.postQrWindowMinutes': rules.int(1, 7 * 1440),
+  'patrols.postQrGraceWindows': rules.int(0, 30),
+  'patrols.postQrSecret': rules.str(), // '' = derived from auth.jwtSecret
   // compliance (src/modules/compliance): daily snapshot of the four targets
   'compliance.snapshotCron': rules.cron(),
   'compliance.snapshotEnabled': rules.bool(),

@@ -362,6 +362,30 @@ export interface PatrolsConfig {
   minCronIntervalSeconds: number;
   /** How far back a manual run may name its slot (a run evaluates the current facts). */
   manualSlotMaxAgeHours: number;
+  /**
+   * Shortest time between two guard patrols of the same guard at the same school (minutes);
+   * sooner: 429 GUARD_PATROL.TOO_FREQUENT. A walk of the grounds takes longer than this, and
+   * GB/T 29315-2022's "≥ 5 patrols a day" means rounds spread over the day — five records in
+   * 0.4 s are not five patrols (attack F8c). Default 10.
+   */
+  guardPatrolMinGapMinutes: number;
+  /**
+   * Shortest time between two post check-ins by the same school-security account (seconds);
+   * sooner: 429 POST_CHECKIN.TOO_FREQUENT (attack F8c). A person is at one gate at a time: a
+   * check-in also checks the person out of any other post they were still checked in at. Default 30.
+   */
+  checkinMinGapSeconds: number;
+  /**
+   * A post's QR code is a signed payload that changes every this many minutes on the
+   * Asia/Shanghai clock (src/modules/patrols/post-qr.ts, attack F8b: the old fixed token was
+   * readable by the guard, who checked in from anywhere). Default 1440: a printed sheet a day,
+   * valid from Shanghai midnight; a gatehouse screen showing the print page may use minutes.
+   */
+  postQrWindowMinutes: number;
+  /** Earlier windows whose codes a check-in still takes (default 1: yesterday's sheet until today's is up). */
+  postQrGraceWindows: number;
+  /** HMAC key of post QR codes; '' = derived from auth.jwtSecret. Outside tests, a set value must be ≥ 32 random characters. */
+  postQrSecret: string;
 }
 
 /** Compliance (src/modules/compliance): the daily snapshot of the four targets. */

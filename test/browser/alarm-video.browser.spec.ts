@@ -186,8 +186,10 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
         .set(auth(admin))
         .send({ code: 'SA-GATE-1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }], gateCameraId: cameraIds[0] })
         .expect(201)
-    ).body as { qrToken: string };
-    const checkin = (await t.http().post('/api/v1/post-checkins').set(auth(guard.token)).send({ qrToken: post.qrToken }).expect(201)).body as {
+    ).body as { id: string };
+    // What the post's printed QR code says (the bureau prints it; the post's own token is never sent).
+    const { payload } = (await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(admin)).expect(200)).body as { payload: string };
+    const checkin = (await t.http().post('/api/v1/post-checkins').set(auth(guard.token)).send({ qrToken: payload }).expect(201)).body as {
       id: string;
       evidenceStatus: string;
     };

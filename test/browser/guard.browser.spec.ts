@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Route } from 'playwright-core';
-import QRCode from 'qrcode';
 import { DataSource } from 'typeorm';
 import { CONSOLE_CSP } from '../../src/modules/console/console-web';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
@@ -184,11 +183,28 @@ describe('guard phone surface in Chromium', () => {
         .send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 1 })
         .expect(201)
     ).body as { id: string };
-    const [{ qr_token: token }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [post.id])).rows;
-    // The printed code as the camera sees it: the QR image on a white sheet, as a looping video file.
+    // The bureau prints the post's code from the console (its print page draws the signed payload
+    // of today's window with the qrcode library; the post's own token is never sent, attack F8b).
     const png = join(dir, 'post-qr.png');
     const video = join(dir, 'post-qr.y4m');
-    await QRCode.toFile(png, token, { width: 360, margin: 4, errorCorrectionLevel: 'M' });
+    await t.userToken('supervisor', undefined, 'qr_printer');
+    // Straight to the print page (the header links there too; the desk's alarm dialogs stay on the desk).
+    const printer = await openConsole(browser, t.baseUrl, { path: '/console/post-qr' });
+    open.push(printer);
+    await printer.login('qr_printer', PASSWORD);
+    await printer.page.waitForSelector('#post-qr');
+    expect(await printer.page.getAttribute('#nav-postQr', 'href')).toBe('/console/post-qr');
+    await printer.page.selectOption('#qr-school', seed.schoolA.id);
+    const sheet = printer.page.locator(`section.sheet[data-post-id="${post.id}"] img.qr`);
+    await sheet.waitFor();
+    const printed = (await printer.state()) as { postQr?: { posts: { id: string; payload: string }[] } };
+    const { payload } = (await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(admin)).expect(200)).body as { payload: string };
+    expect(printed.postQr?.posts).toEqual([{ id: post.id, payload }]);
+    expect(await rawKeysOnPage(printer.page)).toEqual([]);
+    await printer.screenshot('post-qr-print');
+    await expectClean(printer);
+    // The printed code as the camera sees it: the sheet's QR image on white, as a looping video file.
+    await sheet.screenshot({ path: png });
     execFileSync('ffmpeg', [
       '-v',
       'error',

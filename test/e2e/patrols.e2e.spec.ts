@@ -81,11 +81,12 @@ describe('patrols and compliance over HTTP', () => {
         .send({ code: 'SA-HXG1', schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }, { kind: 'dismissal' }], requiredHeadcount: 2 })
         .expect(201)
     ).body;
-    const [{ qr_token }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [p.id])).rows;
-    post = { id: p.id, qrToken: qr_token };
     secA = await t.userToken('school_security', seed.schoolA.id);
     secB = await t.userToken('school_security', seed.schoolB.id);
     operator = await t.userToken('operator');
+    // What the printed QR code says: the signed payload of the current window (never the post's own token).
+    const qr = (await t.http().get(`/api/v1/protection-posts/${p.id}/qr`).set(auth(operator.token)).expect(200)).body;
+    post = { id: p.id, qrToken: qr.payload };
   });
   afterAll(() => t.close());
 
@@ -281,7 +282,44 @@ describe('patrols and compliance over HTTP', () => {
   });
 
   describe('protection posts', () => {
-    it('school security check in by the QR token of their own school only; the center on their behalf', async () => {
+    it("the post's QR token is never sent; the bureau prints a signed code that rotates, and a check-in verifies it (attack F8b)", async () => {
+      const [{ qr_token: secret }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [post.id])).rows;
+      const seen = [
+        (await t.http().get(`/api/v1/protection-posts/${post.id}`).set(auth(secA.token)).expect(200)).body,
+        (await t.http().get('/api/v1/protection-posts').set(auth(secA.token)).expect(200)).body,
+        (await t.http().get(`/api/v1/protection-posts/${post.id}`).set(auth(admin)).expect(200)).body,
+      ];
+      expect(JSON.stringify(seen)).not.toContain(secret);
+      expect(seen[0].qrToken).toBeUndefined();
+      // School security cannot print one (they would scan it from home); the bureau can.
+      await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(secA.token)).expect(403);
+      await t.http().get(`/api/v1/protection-posts/00000000-0000-4000-8000-000000000000/qr`).set(auth(operator.token)).expect(404);
+      const qr = (await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(admin)).expect(200)).body;
+      expect(qr).toMatchObject({ postId: post.id, postCode: 'SA-HXG1', gate: '南大门', windowMinutes: 1440, payload: expect.stringMatching(/^SHQR1\./) });
+      expect(qr.payload).not.toContain(secret);
+      // A Shanghai day: valid from Shanghai midnight, taken until the end of the next day (one grace window).
+      expect(new Date(qr.validFrom).toLocaleTimeString('en-GB', { timeZone: 'Asia/Shanghai' })).toBe('00:00:00');
+      expect(new Date(qr.validUntil).getTime() - new Date(qr.validFrom).getTime()).toBe(2 * 86_400_000);
+      // The raw token, a forged or altered signature, another window: refused.
+      const field = t.app.get(FieldService);
+      const me = asUser(secA, 'school_security', seed.schoolA.id);
+      const [pfx, id, win, sig] = (qr.payload as string).split('.');
+      for (const forged of [secret, `${pfx}.${id}.${win}.${'A'.repeat(22)}`, `${pfx}.${id}.${Number(win) + 1}.${sig}`, `${pfx}.${id}.${win}.${sig}x`])
+        await expect(field.checkIn(me, { qrToken: forged })).rejects.toMatchObject({ status: 404, code: 'PROTECTION_POST.NOT_FOUND' });
+      // Two days on, the printed sheet has expired: a 400 that says so, field-level.
+      const later = new Date(new Date(qr.validUntil).getTime() + 1000);
+      await expect(field.checkIn(me, { qrToken: qr.payload }, later)).rejects.toMatchObject({
+        status: 400,
+        code: 'PROTECTION_POST.QR_EXPIRED',
+        details: { fields: [expect.objectContaining({ field: 'qrToken' })] },
+      });
+      // Yesterday's sheet is still taken today (grace), tomorrow's is printed from tomorrow.
+      const tomorrow = await field.postQr(post.id, new Date(new Date(qr.nextAt).getTime() + 1000));
+      expect(tomorrow.payload).not.toBe(qr.payload);
+      await expect(field.checkIn(me, { qrToken: tomorrow.payload })).rejects.toMatchObject({ status: 404 });
+    });
+
+    it('school security check in by the QR code of their own school only; the center on their behalf', async () => {
       const ok = await t.http().post('/api/v1/post-checkins').set(auth(secA.token)).send({ qrToken: post.qrToken }).expect(201);
       expect(ok.body).toMatchObject({ postId: post.id, schoolId: seed.schoolA.id, personName: secA.username, onBehalf: false, gate: '南大门' });
       await t.http().post('/api/v1/post-checkins').set(auth(secB.token)).send({ qrToken: post.qrToken }).expect(404); // as unknown as a wrong token
@@ -306,9 +344,9 @@ describe('patrols and compliance over HTTP', () => {
     it('a post short of its head count at window start + grace becomes a finding and a console event, once per window', async () => {
       const field = t.app.get(FieldService);
       const op = asUser(operator, 'operator');
-      await field.checkIn(op, { postId: post.id, personName: '王建国' }, sh(MONDAY, '07:20'));
-      await field.checkIn(op, { postId: post.id, personName: '张伟' }, sh(MONDAY, '16:25'));
-      await field.checkIn(op, { postId: post.id, personName: '刘强' }, sh(MONDAY, '16:35'));
+      await field.checkIn(op, { postId: post.id, personName: '王建国', personRole: 'police' }, sh(MONDAY, '07:20'));
+      await field.checkIn(op, { postId: post.id, personName: '保安0' }, sh(MONDAY, '16:25')); // guards on the roster
+      await field.checkIn(op, { postId: post.id, personName: '保安1' }, sh(MONDAY, '16:35'));
       const early = await field.checkPosts(sh(MONDAY, '07:39'));
       expect(early).toEqual({ windows: 0, findings: 0 });
       const due = await field.checkPosts(sh(MONDAY, '07:41'));
@@ -325,6 +363,77 @@ describe('patrols and compliance over HTTP', () => {
       expect(await field.checkPosts(sh(MONDAY, '16:45'))).toEqual({ windows: 1, findings: 0 });
       // A holiday has no windows.
       expect(await field.checkPosts(sh('2026-03-07', '07:45'))).toEqual({ windows: 0, findings: 0 });
+    });
+
+    it('check-ins name real people: school security themselves, the center a roster guard (attack F8a); one person fills one post at a time', async () => {
+      const bad = async (token: string, body: object, field: string) => {
+        const r = await t.http().post('/api/v1/post-checkins').set(auth(token)).send(body).expect(400);
+        expect(r.body.error.details.fields).toEqual([expect.objectContaining({ field })]);
+      };
+      const own = await t.userToken('school_security', seed.schoolA.id);
+      const qr = await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(operator.token)).expect(200);
+      await bad(own.token, { qrToken: qr.body.payload, personName: '冒名顶替' }, 'personName');
+      await bad(own.token, { qrToken: qr.body.payload, personRole: 'police' }, 'personRole');
+      await bad(operator.token, { postId: post.id, personName: '凭空捏造' }, 'personName'); // as a guard: not on the roster
+      await bad(operator.token, { postId: post.id, personName: '保安2' }, 'personName'); // another school's guard
+      const first = (await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName: '保安1' }).expect(201)).body;
+      // The same guard checked in at another post of the school has left the first one.
+      const p2 = (
+        await t
+          .http()
+          .post('/api/v1/protection-posts')
+          .set(auth(operator.token))
+          .send({ code: 'SA-HXG2', schoolId: seed.schoolA.id, gate: '北门', windows: [{ kind: 'arrival' }], requiredHeadcount: 1 })
+          .expect(201)
+      ).body;
+      const second = (await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: p2.id, personName: '保安1' }).expect(201)).body;
+      const moved = (await t.db.query(`SELECT checked_out_at FROM post_checkins WHERE id = $1`, [first.id])).rows[0];
+      expect(moved.checked_out_at).toBeTruthy();
+      await t.db.query(`DELETE FROM post_checkins WHERE id = ANY($1)`, [[first.id, second.id]]);
+      await t.http().delete(`/api/v1/protection-posts/${p2.id}`).set(auth(operator.token)).expect(204);
+    });
+
+    it('a burst of check-ins or patrols is refused with 429 and a clear code (attack F8c)', async () => {
+      const own = await t.userToken('school_security', seed.schoolA.id);
+      const qr = (await t.http().get(`/api/v1/protection-posts/${post.id}/qr`).set(auth(operator.token)).expect(200)).body.payload;
+      await t.http().post('/api/v1/post-checkins').set(auth(own.token)).send({ qrToken: qr }).expect(201);
+      const again = await t.http().post('/api/v1/post-checkins').set(auth(own.token)).send({ qrToken: qr });
+      expect([again.status, again.body.error.code, again.headers['retry-after']]).toEqual([429, 'POST_CHECKIN.TOO_FREQUENT', expect.stringMatching(/^\d+$/)]);
+      // Five patrols of one guard at once: one is recorded, four refused (serialised, not racing each other).
+      const burst = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          t.http().post('/api/v1/guard-patrols').set(auth(operator.token)).send({ schoolId: seed.schoolA.id, guardName: '保安0' }),
+        ),
+      );
+      expect(burst.map((r) => r.status).sort()).toEqual([201, 429, 429, 429, 429]);
+      expect(burst.find((r) => r.status === 429)!.body.error.code).toBe('GUARD_PATROL.TOO_FREQUENT');
+      // Who patrolled is a real guard: school security themselves, the center a guard on the roster.
+      await t.http().post('/api/v1/guard-patrols').set(auth(operator.token)).send({ schoolId: seed.schoolA.id, guardName: '不存在' }).expect(400);
+      await t.http().post('/api/v1/guard-patrols').set(auth(own.token)).send({ guardName: '别人' }).expect(400);
+      // Spaced patrols are all counted.
+      const field = t.app.get(FieldService);
+      const me = asUser(own, 'school_security', seed.schoolA.id);
+      for (const hhmm of ['08:00', '08:10', '09:00']) await field.recordGuardPatrol(me, {}, sh('2026-03-03', hhmm));
+      await expect(field.recordGuardPatrol(me, {}, sh('2026-03-03', '08:05'))).rejects.toMatchObject({ code: 'GUARD_PATROL.TOO_FREQUENT' });
+      expect((await field.guardPatrolCounts([seed.schoolA.id], '2026-03-03')).get(seed.schoolA.id)).toBe(3);
+    });
+
+    it("only the bureau edits a post's windows and head count; school security get 403 (attack F8d)", async () => {
+      for (const [method, url, body] of [
+        ['patch', `/api/v1/protection-posts/${post.id}`, { requiredHeadcount: 1 }],
+        ['patch', `/api/v1/protection-posts/${post.id}`, { windows: [{ kind: 'dismissal' }] }],
+        ['delete', `/api/v1/protection-posts/${post.id}`, {}],
+        ['post', '/api/v1/protection-posts', { code: 'SA-HXG9', schoolId: seed.schoolA.id, gate: '西门', windows: [{ kind: 'arrival' }] }],
+      ] as const) {
+        const r = await t.http()[method](url).set(auth(secA.token)).send(body);
+        expect([method, r.status, r.body.error?.code]).toEqual([method, 403, 'AUTH.ROLE_FORBIDDEN']);
+      }
+      const [row] = (await t.db.query(`SELECT required_headcount, windows FROM protection_posts WHERE id = $1`, [post.id])).rows;
+      expect(row.required_headcount).toBe(2);
+      for (const token of [operator.token, (await t.userToken('supervisor')).token]) {
+        await t.http().patch(`/api/v1/protection-posts/${post.id}`).set(auth(token)).send({ requiredHeadcount: 3 }).expect(200);
+        await t.http().patch(`/api/v1/protection-posts/${post.id}`).set(auth(token)).send({ requiredHeadcount: 2 }).expect(200);
+      }
     });
 
     it('guard patrols and gate events: own school for school security, 400 on bad input', async () => {
@@ -575,12 +684,51 @@ describe('patrols and compliance over HTTP', () => {
         // Only what is asked for is loaded.
         spy.mockClear();
         expect(await facts.load([schoolA], MONDAY, now, ['guards'], { now })).toEqual(
-          new Map([[seed.schoolA.id, { guards: { required: 2, actual: 2, rule: 'gongzhi2015' } }]]),
+          new Map([[seed.schoolA.id, { guards: { required: 2, actual: 2, declared: 0, rule: 'gongzhi2015' } }]]),
         );
         expect(loaderQueries()).toBe(1);
       } finally {
         spy.mockRestore();
       }
+    });
+
+    it('guards school staff enter or import are declared, not counted, until the bureau verifies them (attack F8e)', async () => {
+      const facts = t.app.get(DayFactsService);
+      const [schoolB] = await t.app.get(RegistryService).schoolsIn({ ids: [seed.schoolB.id] });
+      const now = sh(MONDAY, '20:00');
+      const guardsOfB = async () => (await facts.load([schoolB], MONDAY, now, ['guards'], { now })).get(seed.schoolB.id)!.guards;
+      expect(await guardsOfB()).toMatchObject({ required: 2, actual: 1, declared: 0 });
+      // School security add a full-time guard (and import another): declared only, the target still short.
+      const g = (
+        await t.http().post('/api/v1/guards').set(auth(secB.token)).send({ schoolId: seed.schoolB.id, name: '钱七', licenceNo: 'CQ-T-2001' }).expect(201)
+      ).body;
+      expect(g).toMatchObject({ fullTime: true, verifiedAt: null, verifiedByName: null });
+      const csv = Buffer.from('licenceNo,schoolCode,name,fullTime\nCQ-T-2002,' + seed.schoolB.code + ',孙八,是\n', 'utf8');
+      const imported = await t.http().post('/api/v1/import/guards').set(auth(secB.token)).attach('file', csv, 'guards.csv');
+      expect([imported.status, imported.body.created]).toEqual([200, 1]);
+      expect(await guardsOfB()).toMatchObject({ actual: 1, declared: 2 });
+      // A client cannot declare itself verified (field-level 400), school staff cannot verify (403).
+      const selfVerified = await t.http().patch(`/api/v1/guards/${g.id}`).set(auth(secB.token)).send({ verifiedAt: new Date().toISOString() }).expect(400);
+      expect(selfVerified.body.error.code).toBe('VALIDATION_FAILED');
+      await t.http().post(`/api/v1/guards/${g.id}/verify`).set(auth(secB.token)).expect(403);
+      await t.http().post('/api/v1/guards/00000000-0000-4000-8000-000000000000/verify').set(auth(operator.token)).expect(404);
+      const verified = (await t.http().post(`/api/v1/guards/${g.id}/verify`).set(auth(operator.token)).expect(200)).body;
+      expect(verified).toMatchObject({ id: g.id, verifiedAt: expect.any(String), verifiedByName: operator.username });
+      expect(await guardsOfB()).toMatchObject({ actual: 2, declared: 1 });
+      // Declared guards are listed for the bureau to review.
+      const pending = (await t.http().get('/api/v1/guards').query({ schoolId: seed.schoolB.id, verified: false }).set(auth(operator.token)).expect(200)).body;
+      expect(pending.items.map((x: { name: string }) => x.name)).toEqual(['孙八']);
+      // A phone number is the school's own business; a new name makes the guard declared again.
+      await t.http().patch(`/api/v1/guards/${g.id}`).set(auth(secB.token)).send({ phone: '13800000000' }).expect(200);
+      expect(await guardsOfB()).toMatchObject({ actual: 2 });
+      const renamed = (await t.http().patch(`/api/v1/guards/${g.id}`).set(auth(secB.token)).send({ name: '钱七七' }).expect(200)).body;
+      expect(renamed.verifiedAt).toBeNull();
+      expect(await guardsOfB()).toMatchObject({ actual: 1, declared: 2 });
+      // What the bureau enters itself is verified by that entry.
+      const byBureau = (
+        await t.http().post('/api/v1/guards').set(auth(admin)).send({ schoolId: seed.schoolB.id, name: '周九', licenceNo: 'CQ-T-2003' }).expect(201)
+      ).body;
+      expect(byBureau.verifiedAt).toBeTruthy();
     });
   });
 });

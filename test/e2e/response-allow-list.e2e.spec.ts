@@ -137,7 +137,7 @@ describe('response allow-lists', () => {
       'POST /api/v1/patrol-plans': { name: '夜巡', cron: '0 22 * * *', scope: { kind: 'district' }, checks: ['gate_open'] },
       'PATCH /api/v1/patrol-plans/{id}': { name: '巡查 2' },
       'POST /api/v1/rectification-tasks/{id}/close': { note: '已关门' },
-      'POST /api/v1/post-checkins': { postId: post.id, personName: '赵六' },
+      'POST /api/v1/post-checkins': { postId: post.id, personName: '张伟' }, // a guard on the roster (attack F8a)
       'POST /api/v1/guard-patrols': { schoolId: A, guardName: '张伟' },
       'POST /api/v1/gate-events': { schoolId: A, gate: '南门', state: 'closed' },
       'POST /api/v1/patrol-rounds/{id}/cameras/{cameraId}/verdict': { verdict: 'ok' },

@@ -123,7 +123,6 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
   });
 
   it("a post check-in stores the gate camera's picture of the moment; an offline gate camera is recorded as such", async () => {
-    const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
     const post = async (code: string, gateCameraId?: string) =>
       (
         await t
@@ -132,7 +131,7 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
           .set(auth(admin))
           .send({ code, schoolId: seed.schoolA.id, gate: '南大门', windows: [{ kind: 'arrival' }], gateCameraId })
           .expect(201)
-      ).body as { id: string; qrToken: string; gateCameraId: string | null };
+      ).body as { id: string; gateCameraId: string | null };
     const gateCam = await camera('side_gate', {});
     const offlineCam = await camera('side_gate');
     const withCam = await post('PP-EV-1', gateCam);
@@ -140,12 +139,17 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
     const withOffline = await post('PP-EV-2', offlineCam);
     const without = await post('PP-EV-3');
 
-    const checkIn = async (qrToken: string) =>
-      (await t.http().post('/api/v1/post-checkins').set(auth(guard)).send({ qrToken }).expect(201)).body as { id: string; evidenceStatus: string };
-    const a = await checkIn(withCam.qrToken);
+    // A guard of the school each (one person checks in at one post at a time), scanning the post's printed code.
+    const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
+    const checkIn = async (postId: string, by?: string) => {
+      const qrToken = (await t.http().get(`/api/v1/protection-posts/${postId}/qr`).set(auth(admin)).expect(200)).body.payload as string;
+      const token = by ?? (await t.userToken('school_security', seed.schoolA.id)).token;
+      return (await t.http().post('/api/v1/post-checkins').set(auth(token)).send({ qrToken }).expect(201)).body as { id: string; evidenceStatus: string };
+    };
+    const a = await checkIn(withCam.id, guard); // the guard who then looks at their picture
     expect(a.evidenceStatus).toBe('pending');
-    const b = await checkIn(withOffline.qrToken);
-    const c = await checkIn(without.qrToken);
+    const b = await checkIn(withOffline.id);
+    const c = await checkIn(without.id);
     expect(c.evidenceStatus).toBe('none');
 
     type Row = { id: string; evidenceStatus: string; evidenceId: string | null; evidenceError: string | null; cameraId: string | null };

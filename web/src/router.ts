@@ -55,6 +55,13 @@ export const SURFACES: Surface[] = [
     roles: ['supervisor', 'admin', 'auditor', 'operator'],
     component: () => import('@/surfaces/supervisor/SupervisorSurface.vue'),
   },
+  // Protection-post QR codes to print (the bureau's; school security never see a code, attack F8b): nobody's home, reached from the header.
+  {
+    name: 'postQr',
+    path: '/post-qr',
+    roles: ['operator', 'supervisor', 'admin'],
+    component: () => import('@/surfaces/post-qr/PostQrSurface.vue'),
+  },
 ];
 
 export function homeFor(role: Role | null): RouteLocationRaw {

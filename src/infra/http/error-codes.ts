@@ -143,6 +143,11 @@ export const ErrorCode = {
     NOT_FOUND: 'PROTECTION_POST.NOT_FOUND',
     /** [409] Natural key taken; `details`: `{ fields, existingId? }` (the id only for a caller who may see that record). */
     DUPLICATE: 'PROTECTION_POST.DUPLICATE',
+    /**
+     * [400] The post's QR code is ours but its time window is over (patrols.postQrWindowMinutes,
+     * attack F8b): print or show the current code (GET /protection-posts/{id}/qr); `details.fields`.
+     */
+    QR_EXPIRED: 'PROTECTION_POST.QR_EXPIRED',
   },
   /** Registry import (CSV/XLSX); nothing is imported when any of these is answered. */
   IMPORT: {
@@ -192,6 +197,8 @@ export const ErrorCode = {
     TOO_MANY_PRESSES: 'INCIDENT.TOO_MANY_PRESSES',
     /** [429] One user adding notes faster than alarms.userNotesPerSecond/userNotesBurst (attack F17); `details.retryAfterSeconds`. */
     TOO_MANY_NOTES: 'INCIDENT.TOO_MANY_NOTES',
+    /** [429] One user raising alarms faster than alarms.userRaisesPerMinute/userRaiseBurst (attack F17); `details.retryAfterSeconds`. Repeats of one alarm fold instead (alarms.staffFoldSeconds). */
+    TOO_MANY_RAISES: 'INCIDENT.TOO_MANY_RAISES',
     /** [409] A client event id (`clientEventId` / `Idempotency-Key`) this user already sent with a different alarm; `details`: `{ clientEventId, incidentId }`. A retry must repeat the same body. */
     CLIENT_EVENT_REUSED: 'INCIDENT.CLIENT_EVENT_REUSED',
   },
@@ -226,6 +233,16 @@ export const ErrorCode = {
     OVER: 'DRILL_WINDOW.OVER',
     /** [409] End: the window is not approved (a pending request is deleted instead). */
     NOT_APPROVED: 'DRILL_WINDOW.NOT_APPROVED',
+    /**
+     * [409] With this window the school's drill windows (pending and approved, chained, back to back
+     * or overlapping) would silence it for more than alarms.drills.maxWindowMinutes within
+     * alarms.drills.silencePeriodHours (attack F9); `details`: `{ silencedMinutes, maxWindowMinutes, periodHours }`.
+     */
+    SILENCE_LIMIT: 'DRILL_WINDOW.SILENCE_LIMIT',
+  },
+  BUTTON_TEST: {
+    /** [429] The button's test mode was started alarms.buttonTests.maxTestModesPerDay times this Asia/Shanghai day (attack F9); `details.retryAfterSeconds` (to the next day). */
+    DAILY_LIMIT: 'BUTTON_TEST.DAILY_LIMIT',
   },
 
   // ---- notifications: duty roster (值班表), channels, escalation policy, links in messages
@@ -346,6 +363,12 @@ export const ErrorCode = {
     NOT_FOUND: 'POST_CHECKIN.NOT_FOUND',
     /** [409] */
     ALREADY_CHECKED_OUT: 'POST_CHECKIN.ALREADY_CHECKED_OUT',
+    /** [429] The same account checked in less than patrols.checkinMinGapSeconds ago (attack F8c); `details.retryAfterSeconds`. */
+    TOO_FREQUENT: 'POST_CHECKIN.TOO_FREQUENT',
+  },
+  GUARD_PATROL: {
+    /** [429] The same guard's last patrol at this school is less than patrols.guardPatrolMinGapMinutes away (attack F8c); `details.retryAfterSeconds`. */
+    TOO_FREQUENT: 'GUARD_PATROL.TOO_FREQUENT',
   },
   RECTIFICATION_TASK: {
     /** [404] */

@@ -99,7 +99,7 @@ export class ComplianceService {
       const relayVerified = lastRelay > asOf.getTime() - this.networkedWithinDays * 86_400_000;
       const networked = cameras > 0 && buttons > 0 && offlineCameras.length === 0 && offlineButtons.length === 0 && relayVerified;
 
-      const { required, actual, rule } = f.guards!;
+      const { required, actual, declared, rule } = f.guards!;
       const unstaffed = f.posts!.filter((w) => !w.staffed);
       const gateList = f.gates!;
 
@@ -113,7 +113,7 @@ export class ComplianceService {
       const reasons: Record<string, unknown> = {};
       if (!result.closedCampus)
         reasons.closedCampus = { gates: gateList.slice(0, LIST_CAP).map((g) => ({ gate: g.gate, at: g.at, source: g.source })), count: gateList.length };
-      if (!result.guards) reasons.guards = { required, actual, short: required - actual, rule };
+      if (!result.guards) reasons.guards = { required, actual, short: required - actual, rule, ...(declared ? { declared } : {}) };
       if (!result.networked)
         reasons.networked = {
           cameras,

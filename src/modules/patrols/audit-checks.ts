@@ -140,8 +140,8 @@ export const devicesOfflineTooLong: Check = (s, f, { now }) => {
 
 /** Full-time guards at least what the staffing rule in force requires (公治〔2015〕168号 / GB/T 29315-2022). */
 export const guardStaffing: Check = (s, f, { now }) => {
-  const { required, actual, rule } = f.guards!;
-  const result: CheckResult = { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), rule };
+  const { required, actual, declared, rule } = f.guards!;
+  const result: CheckResult = { status: actual >= required ? 'pass' : 'fail', required, actual, short: Math.max(0, required - actual), declared, rule };
   if (actual >= required) return { result, findings: [] };
   return {
     result,
@@ -152,8 +152,8 @@ export const guardStaffing: Check = (s, f, { now }) => {
         schoolId: s.id,
         subjectKind: 'school',
         subjectLabel: s.name,
-        message: `${s.name} 专职保安员 ${actual} 人，应配 ${required} 人，缺 ${required - actual} 人`,
-        detail: { required, actual, rule },
+        message: `${s.name} 专职保安员 ${actual} 人，应配 ${required} 人，缺 ${required - actual} 人${declared ? `（另有 ${declared} 人待区教委核验）` : ''}`,
+        detail: { required, actual, declared, rule },
         at: now,
       },
     ],

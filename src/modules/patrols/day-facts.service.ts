@@ -26,8 +26,8 @@ export interface SchoolDayFacts {
   buttons?: DeviceStateRow[];
   /** overdueFaults: its devices offline past liveness.faultOverdueHours, oldest first. */
   overdueFaults?: OverdueFault[];
-  /** guards: active full-time guards against the number the staffing rule in force requires. */
-  guards?: { required: number; actual: number; rule: StaffingRule };
+  /** guards: active full-time guards the bureau verified (`actual`) and those only declared by the school, against the number the staffing rule in force requires. */
+  guards?: { required: number; actual: number; declared?: number; rule: StaffingRule };
   /** posts: its protection-post windows whose head-count deadline has passed, with the head count. */
   posts?: PostWindowStatus[];
   /** gates: gates seen open in school hours (gate events past the tolerance, video-round verdicts). */
@@ -93,7 +93,7 @@ export class DayFactsService {
       if (online) f.online = online.get(s.id);
       if (byButtons) f.buttons = byButtons.get(s.id) ?? [];
       if (byFaults) f.overdueFaults = byFaults.get(s.id) ?? [];
-      if (guards) f.guards = { required: requiredGuardsFor(s, rule), actual: guards.get(s.id) ?? 0, rule };
+      if (guards) f.guards = { required: requiredGuardsFor(s, rule), actual: guards.get(s.id)?.verified ?? 0, declared: guards.get(s.id)?.declared ?? 0, rule };
       if (byPosts) f.posts = byPosts.get(s.id) ?? [];
       if (byGates) f.gates = byGates.get(s.id) ?? [];
       if (patrols) f.guardPatrols = patrols.get(s.id) ?? 0;

@@ -81,7 +81,7 @@ export class CloseTaskDto {
 }
 
 export class CheckInDto {
-  @ApiPropertyOptional({ description: "the token printed on the post's QR code (school security)" })
+  @ApiPropertyOptional({ description: "what the post's QR code says (school security): the signed, rotating payload of GET /protection-posts/{id}/qr" })
   @IsOptional()
   @IsString()
   @MinLength(4)

@@ -1,11 +1,12 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { returningRows } from '../../infra/database/returning';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { ErrorCode, Errors } from '../../infra/http/errors';
+import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
+import { parsePostQr, postQrKey, postQrSignatureOk, qrWindowBounds, qrWindowOf, signPostQr } from './post-qr';
 import type { Page } from '../../infra/http/pagination';
 import { AuditService } from '../audit-log';
 import { type AuthUser, shownName } from '../../infra/access/roles';
@@ -77,15 +78,34 @@ export class FieldService {
     return this.config.patrols;
   }
 
+  private key?: Buffer;
+  /** The HMAC key of post QR codes (patrols.postQrSecret, or derived from auth.jwtSecret). */
+  private get qrKey(): Buffer {
+    return (this.key ??= postQrKey(this.cfg.postQrSecret, this.config.auth.jwtSecret));
+  }
+
   // ------------------------------------------------------------------ protection posts
 
   /**
-   * Checks a person in at a post. School security identify the post by its QR token (their own
-   * school only); the control center may name the post by id and record on someone's behalf.
+   * Checks a person in at a post. School security identify the post by its QR code (their own
+   * school only) and check in themselves; the control center may name the post by id and record
+   * on someone's behalf.
+   *
+   * Who is checked in (attack F8a: a guard checked in invented people to fill the head count):
+   * - school security: the authenticated user, by their shown name (a different `personName`:
+   *   400), as a guard or school staff (`personRole` police/volunteer: 400 — those are checked in
+   *   by the control center);
+   * - on behalf, as a guard (the default role): a guard on the school's roster (active guards
+   *   table row of that name), else 400 `personName`; police, staff and volunteers are not on the
+   *   roster and are taken by name.
+   * Plausibility (attack F8c): the same account checking in again within
+   * patrols.checkinMinGapSeconds is refused (429 POST_CHECKIN.TOO_FREQUENT); a person is at one
+   * gate at a time, so a check-in checks them out of any other post of the school they were still
+   * checked in at (one person never fills two posts' head counts).
    */
   async checkIn(user: AuthUser, dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string }, at = new Date()) {
     let post: PostLike | null = null;
-    if (dto.qrToken) post = await this.protectionPosts.postByQrToken(dto.qrToken);
+    if (dto.qrToken) post = await this.postOfQr(user, dto.qrToken, at);
     else if (dto.postId) {
       if (user.role === 'school_security') throw Errors.validation([{ field: 'qrToken', reason: 'school security check in by scanning the post QR code' }]);
       post = await this.protectionPosts.post(dto.postId).catch(() => null);
@@ -94,14 +114,25 @@ export class FieldService {
     if (!post) throw missing();
     assertRecordInScope(user, post.schoolId, missing); // a QR token of another school is as unknown as a wrong one
     const onBehalf = user.role !== 'school_security';
-    const personName = (dto.personName ?? (onBehalf ? '' : shownName(user))).trim();
-    if (!personName) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
+    const personRole = dto.personRole ?? 'guard';
+    const personName = await this.checkinPerson(user, post.schoolId, onBehalf, dto.personName, personRole);
     const cameraId = post.gateCameraId ?? null;
     const row = await this.db.transaction(async (m) => {
+      if (!onBehalf) await this.assertCheckinSpacing(m, user, at);
+      // Moving to this post ends the person's open check-ins at the school's other posts.
+      const moved: { id: string }[] = returningRows(
+        await m.query(
+          `UPDATE post_checkins SET checked_out_at = GREATEST($4, checked_in_at)
+            WHERE school_id = $1 AND person_name = $2 AND post_id <> $3 AND checked_out_at IS NULL AND checked_in_at <= $4 RETURNING id`,
+          [post.schoolId, personName, post.id, at],
+        ),
+      );
+      for (const x of moved)
+        await this.audit.record(m, { action: 'check_out', entity: 'post_checkin', entityId: x.id, schoolId: post.schoolId, after: { movedTo: post.id } });
       const [r] = await m.query(
         `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at, camera_id, evidence_status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${CHECKIN_COLS}`,
-        [post.id, post.schoolId, personName, dto.personRole ?? 'guard', user.id, onBehalf, at, cameraId, cameraId ? 'pending' : 'none'],
+        [post.id, post.schoolId, personName, personRole, user.id, onBehalf, at, cameraId, cameraId ? 'pending' : 'none'],
       );
       await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: r.id, schoolId: post.schoolId, after: r });
       return r as { id: string; evidenceStatus: string; evidenceError: string | null };
@@ -117,6 +148,85 @@ export class FieldService {
       }
     }
     return { ...row, postCode: post.code, gate: post.gate };
+  }
+
+  /**
+   * The post a scanned QR payload names (post-qr.ts): 404 PROTECTION_POST.NOT_FOUND when it is
+   * not one of ours, its signature is wrong, it names a post of another school (as unknown as a
+   * wrong code) or a window not yet begun; 400 PROTECTION_POST.QR_EXPIRED when its window is
+   * over (older than patrols.postQrGraceWindows).
+   */
+  private async postOfQr(user: AuthUser, text: string, at: Date): Promise<PostLike> {
+    const missing = () => Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND);
+    const claim = parsePostQr(text);
+    if (!claim) throw missing();
+    const post = await this.protectionPosts.post(claim.postId).catch(() => null);
+    if (!post || !postQrSignatureOk(this.qrKey, claim, post.qrToken)) throw missing();
+    assertRecordInScope(user, post.schoolId, missing);
+    const now = qrWindowOf(at, this.cfg.postQrWindowMinutes);
+    if (claim.window > now) throw missing();
+    if (claim.window < now - this.cfg.postQrGraceWindows)
+      throw new DomainError(HttpStatus.BAD_REQUEST, ErrorCode.PROTECTION_POST.QR_EXPIRED, '岗位二维码已过期', {
+        fields: [{ field: 'qrToken', reason: 'this QR code has expired: scan the one now shown at the post' }],
+      });
+    return post;
+  }
+
+  /**
+   * The QR code of a post to print or show at the gate (bureau roles; post-qr.ts): the payload of
+   * the window `at` falls in, when it starts being valid and until when a check-in takes it (its
+   * window plus patrols.postQrGraceWindows), and when the next one is due. Never the post's token.
+   */
+  async postQr(postId: string, at = new Date()) {
+    const post = await this.protectionPosts.post(postId);
+    const minutes = this.cfg.postQrWindowMinutes;
+    const window = qrWindowOf(at, minutes);
+    const { from, until } = qrWindowBounds(window, minutes);
+    return {
+      postId: post.id,
+      postCode: post.code,
+      schoolId: post.schoolId,
+      gate: post.gate,
+      payload: signPostQr(this.qrKey, post.id, window, post.qrToken),
+      validFrom: from.toISOString(),
+      validUntil: qrWindowBounds(window + this.cfg.postQrGraceWindows, minutes).until.toISOString(),
+      nextAt: until.toISOString(),
+      windowMinutes: minutes,
+    };
+  }
+
+  /** The name a check-in records (see checkIn: the user themselves, or a roster guard / a named non-guard on behalf); 400 otherwise. */
+  private async checkinPerson(user: AuthUser, schoolId: string, onBehalf: boolean, given: string | undefined, role: string): Promise<string> {
+    const name = given?.trim() ?? '';
+    if (!onBehalf) {
+      const self = shownName(user).trim();
+      if (name && name !== self)
+        throw Errors.validation([
+          { field: 'personName', reason: 'school security check in themselves; others are checked in with their own account or by the control center' },
+        ]);
+      if (role !== 'guard' && role !== 'staff') throw Errors.validation([{ field: 'personRole', reason: 'school security check in as guard or staff' }]);
+      return self;
+    }
+    if (!name) throw Errors.validation([{ field: 'personName', reason: 'required when checking in on behalf of someone' }]);
+    if (role === 'guard' && !(await this.registry.isActiveGuard(schoolId, name)))
+      throw Errors.validation([{ field: 'personName', reason: "not an active guard on the school's guard roster" }]);
+    return name;
+  }
+
+  /** 429 when this account checked in less than patrols.checkinMinGapSeconds before `at` (serialised per account). */
+  private async assertCheckinSpacing(m: EntityManager, user: AuthUser, at: Date): Promise<void> {
+    const gapMs = this.cfg.checkinMinGapSeconds * 1000;
+    if (gapMs <= 0) return;
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`checkin:${user.id}`]);
+    const [last] = (await m.query(`SELECT max(checked_in_at) AS at FROM post_checkins WHERE recorded_by = $1 AND checked_in_at > $2 AND checked_in_at < $3`, [
+      user.id,
+      new Date(at.getTime() - gapMs),
+      new Date(at.getTime() + gapMs),
+    ])) as { at: Date | null }[];
+    if (last?.at) {
+      const wait = Math.max(1, Math.ceil((new Date(last.at).getTime() + gapMs - at.getTime()) / 1000));
+      throw Errors.tooMany(ErrorCode.POST_CHECKIN.TOO_FREQUENT, '签到过于频繁', wait);
+    }
   }
 
   /** A check-in for the gate-camera snapshot job, or null when it is gone. */
@@ -228,6 +338,13 @@ export class FieldService {
 
   // ------------------------------------------------------------------ guard patrols and gates
 
+  /**
+   * A guard patrol check-in (GB/T 29315-2022: ≥ 5 a day, counted per school). Who patrolled
+   * (attack F8a/F8c): school security record their own patrols (a different `guardName`: 400);
+   * the control center names a guard on the school's roster (400 otherwise). The same guard's
+   * patrols at a school are at least patrols.guardPatrolMinGapMinutes apart (429
+   * GUARD_PATROL.TOO_FREQUENT with Retry-After): five records in 0.4 s are not five patrols.
+   */
   async recordGuardPatrol(user: AuthUser, dto: { schoolId?: string; guardName?: string; route?: string; note?: string }, at = new Date()) {
     const schoolId = dto.schoolId ?? scopedSchoolId(user);
     if (!schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required' }]);
@@ -235,11 +352,37 @@ export class FieldService {
     await this.registry.school(schoolId).catch(() => {
       throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
     });
+    const given = dto.guardName?.trim() ?? '';
+    let guardName: string;
+    if (user.role === 'school_security') {
+      guardName = shownName(user).trim();
+      if (given && given !== guardName) throw Errors.validation([{ field: 'guardName', reason: 'school security record their own patrols' }]);
+    } else {
+      if (!given) throw Errors.validation([{ field: 'guardName', reason: 'required when recording a patrol on behalf of a guard' }]);
+      if (!(await this.registry.isActiveGuard(schoolId, given)))
+        throw Errors.validation([{ field: 'guardName', reason: "not an active guard on the school's guard roster" }]);
+      guardName = given;
+    }
+    const gapMs = this.cfg.guardPatrolMinGapMinutes * 60_000;
     return this.db.transaction(async (m) => {
+      if (gapMs > 0) {
+        // Serialised per guard and school, so a burst of parallel requests cannot all see "none yet".
+        await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`guard-patrol:${schoolId}:${guardName}`]);
+        const [near] = (await m.query(`SELECT max(at) AS at FROM guard_patrols WHERE school_id = $1 AND guard_name = $2 AND at > $3 AND at < $4`, [
+          schoolId,
+          guardName,
+          new Date(at.getTime() - gapMs),
+          new Date(at.getTime() + gapMs),
+        ])) as { at: Date | null }[];
+        if (near?.at) {
+          const wait = Math.max(1, Math.ceil((new Date(near.at).getTime() + gapMs - at.getTime()) / 1000));
+          throw Errors.tooMany(ErrorCode.GUARD_PATROL.TOO_FREQUENT, '距同一保安上次巡查时间太短', wait);
+        }
+      }
       const [row] = await m.query(
         `INSERT INTO guard_patrols (school_id, recorded_by, guard_name, route, note, at) VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, school_id AS "schoolId", guard_name AS "guardName", route, note, at`,
-        [schoolId, user.id, dto.guardName?.trim() ?? '', dto.route?.trim() ?? '', dto.note?.trim() ?? '', at],
+        [schoolId, user.id, guardName, dto.route?.trim() ?? '', dto.note?.trim() ?? '', at],
       );
       await this.audit.record(m, { action: 'create', entity: 'guard_patrol', entityId: row.id, schoolId, after: row });
       return row;

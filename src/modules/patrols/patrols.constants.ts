@@ -58,5 +58,7 @@ export const READ_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'audit
 export const ROUND_ROLES: UserRole[] = ['admin', 'supervisor', 'operator'];
 /** Check in/out of posts, guard patrols, gate events: the school's own staff, or the center on their behalf. */
 export const FIELD_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];
+/** Who print a post's QR code (the bureau: attack F8b — never the school security who scan it). */
+export const QR_ROLES: UserRole[] = ['admin', 'supervisor', 'operator'];
 export const TASK_READ_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor', 'school_security'];
 export const TASK_CLOSE_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];

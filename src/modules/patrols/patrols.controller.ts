@@ -27,7 +27,7 @@ import {
 } from './dto';
 import { FieldService } from './field.service';
 import { FindingsService } from './findings.service';
-import { FIELD_ROLES, PLAN_ROLES, READ_ROLES, ROUND_ROLES, TASK_CLOSE_ROLES, TASK_READ_ROLES } from './patrols.constants';
+import { FIELD_ROLES, PLAN_ROLES, QR_ROLES, READ_ROLES, ROUND_ROLES, TASK_CLOSE_ROLES, TASK_READ_ROLES } from './patrols.constants';
 import type { PlanScope } from './audits.service';
 import { RoundsService } from './rounds.service';
 
@@ -160,6 +160,18 @@ export class FieldController {
     private readonly field: FieldService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /**
+   * The QR code to print (or show on a gatehouse screen) at a post: `{ postId, postCode, schoolId,
+   * gate, payload, validFrom, validUntil, nextAt, windowMinutes }` — the console draws `payload` as
+   * a QR code. Bureau roles only (school security never see a code they could scan from home,
+   * attack F8b); 404 for an unknown post. The payload changes every patrols.postQrWindowMinutes.
+   */
+  @Roles(...QR_ROLES)
+  @Get('protection-posts/:id/qr')
+  postQr(@UuidParam() id: string) {
+    return this.field.postQr(id);
+  }
 
   @Roles(...FIELD_ROLES)
   @Post('post-checkins')

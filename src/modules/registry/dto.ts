@@ -247,6 +247,11 @@ export class AlarmDeviceQuery extends SchoolOwnedQuery {
 
 export class GuardQuery extends SchoolOwnedQuery {
   @ApiPropertyOptional() @IsOptional() @QueryBool() @IsBoolean() fullTime?: boolean;
+  @ApiPropertyOptional({ description: 'verified by the bureau (true) or only declared by the school (false)' })
+  @IsOptional()
+  @QueryBool()
+  @IsBoolean()
+  verified?: boolean;
   @ApiPropertyOptional() @IsOptional() @QueryBool() @IsBoolean() active?: boolean;
 }
 

@@ -18,14 +18,10 @@ export class ProtectionPostsService {
     );
   }
 
+  /** One post with its secret QR token (patrols sign the post's QR codes with it; never sent to a client). */
   async post(id: string): Promise<ProtectionPost> {
     const p = await this.db.getRepository(ProtectionPost).findOneBy({ id });
     if (!p) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, id);
     return p;
-  }
-
-  /** The post whose printed QR code carries this token, or null. */
-  postByQrToken(token: string): Promise<ProtectionPost | null> {
-    return this.db.getRepository(ProtectionPost).findOneBy({ qrToken: token });
   }
 }

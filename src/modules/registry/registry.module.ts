@@ -18,6 +18,7 @@ import { ResourceService } from './resource';
 import { resourceController, serviceToken } from './resource.controller';
 import { DeviceStatusService } from './device-status.service';
 import { GbProvisioningService } from './gb-provisioning.service';
+import { GuardVerificationController } from './guards.controller';
 import { ProtectionPostsService } from './protection-posts.service';
 import { RegistryService } from './registry.service';
 import { RESOURCES } from './resources';
@@ -33,7 +34,7 @@ const importControllers = RESOURCES.filter((def) => def.path in IMPORT_KINDS).ma
 
 @Module({
   imports: [TypeOrmModule.forFeature([District, Zone, EducationGroup, School, Camera, AlarmDevice, Guard, ProtectionPost])],
-  controllers: [...RESOURCES.map(resourceController), ...importControllers],
+  controllers: [GuardVerificationController, ...RESOURCES.map(resourceController), ...importControllers],
   providers: [...resourceProviders, RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ImportService, UploadInterceptor],
   exports: [RegistryService, DeviceStatusService, ProtectionPostsService, GbProvisioningService, ...resourceProviders.map((p) => p.provide)],
 })

@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AlarmDevice } from './entities/alarm-device.entity';
 import { Camera } from './entities/camera.entity';
+import { Guard } from './entities/guard.entity';
 import { School } from './entities/school.entity';
 import type { DeviceStatus } from './registry.constants';
 
@@ -129,13 +130,41 @@ export class RegistryService {
     );
   }
 
-  /** Full-time, active guards per school (schools without any are absent from the map). */
-  async fullTimeGuardCounts(schoolIds?: string[]): Promise<Map<string, number>> {
-    const rows: { school_id: string; n: number }[] = await this.db.query(
-      `SELECT school_id, count(*)::int AS n FROM guards WHERE full_time AND active AND ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`,
+  /**
+   * Full-time, active guards per school that the bureau has verified (schools without any are
+   * absent from the map), and those only declared by the school (attack F8e: an import of
+   * invented guards does not by itself meet the target; resources.ts stampGuardVerification).
+   */
+  async fullTimeGuardCounts(schoolIds?: string[]): Promise<Map<string, { verified: number; declared: number }>> {
+    const rows: { school_id: string; verified: number; declared: number }[] = await this.db.query(
+      `SELECT school_id, count(*) FILTER (WHERE verified_at IS NOT NULL)::int AS verified, count(*) FILTER (WHERE verified_at IS NULL)::int AS declared
+         FROM guards WHERE full_time AND active AND ($1::uuid[] IS NULL OR school_id = ANY($1)) GROUP BY school_id`,
       [schoolIds ?? null],
     );
-    return new Map(rows.map((r) => [r.school_id, r.n]));
+    return new Map(rows.map((r) => [r.school_id, { verified: r.verified, declared: r.declared }]));
+  }
+
+  /**
+   * The bureau verifies a guard a school declared (attack F8e): from now on they count for the
+   * full-time-guards target. In the caller's transaction; the row before and after, or null when
+   * there is no such guard.
+   */
+  async verifyGuard(m: EntityManager, id: string, byName: string): Promise<{ before: Guard; after: Guard } | null> {
+    const repo = m.getRepository(Guard);
+    const before = await repo.findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!before) return null;
+    if (before.verifiedAt) return { before, after: before };
+    const after = await repo.save({ ...before, verifiedAt: new Date(), verifiedByName: byName });
+    return { before, after };
+  }
+
+  /**
+   * Is `name` an active guard on the school's roster (guards table, exact name after trimming)?
+   * Check-ins and patrols recorded on someone's behalf must name a guard who exists (attack F8a).
+   */
+  async isActiveGuard(schoolId: string, name: string): Promise<boolean> {
+    const rows: unknown[] = await this.db.query(`SELECT 1 FROM guards WHERE school_id = $1 AND active AND btrim(name) = $2 LIMIT 1`, [schoolId, name.trim()]);
+    return rows.length > 0;
   }
 
   /** Names of some devices (cameras and alarm buttons) by id. */

@@ -48,6 +48,8 @@ export interface ResourceDef<E extends ObjectLiteral = ObjectLiteral> {
   naturalKey: (keyof E & string)[];
   /** Extra checks and derived fields before a write. */
   prepare?: (m: EntityManager, row: E, before: E | null) => Promise<FieldError[]>;
+  /** Fields set from who writes (create, update, import; `user` absent: the system, e.g. the seed). */
+  stamp?: (row: E, before: E | null, user: AuthUser | undefined) => void;
 }
 
 const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
@@ -73,6 +75,12 @@ export const schoolOwnedFilters = (): Record<string, Where> => ({
 
 export const CENTER_WRITE: UserRole[] = ['admin'];
 export const SCHOOL_WRITE: UserRole[] = ['admin', 'school_security'];
+/**
+ * The bureau (区教委 control center: operator, supervisor, admin): who sets what is audited — a
+ * protection post's windows and head count (attack F8d: a guard lowered their own post's head
+ * count to pass) — and who verifies what schools declare (guards, attack F8e).
+ */
+export const BUREAU_WRITE: UserRole[] = ['admin', 'supervisor', 'operator'];
 export { ALL_ROLES };
 
 export const newQrToken = () => randomBytes(18).toString('base64url');
@@ -196,6 +204,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     return this.db.transaction(async (m) => {
       const row = m.getRepository(this.def.entity).create(dto as E);
       this.assertWriteScope(user, this.schoolOf(row));
+      this.def.stamp?.(row, null, user);
       const problems = await this.validateRow(m, row, null);
       if (problems.length) throw Errors.validation(problems);
       await this.assertNaturalKeyFree(m, row, user);
@@ -213,6 +222,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       this.assertWriteScope(user, this.schoolOf(before));
       const row = m.getRepository(this.def.entity).merge(m.getRepository(this.def.entity).create({ ...before }), dto as E);
       this.assertWriteScope(user, this.schoolOf(row)); // moving a row to another school needs scope there too
+      this.def.stamp?.(row, before, user);
       const problems = await this.validateRow(m, row, before);
       if (problems.length) throw Errors.validation(problems);
       await this.assertNaturalKeyFree(m, row, user);
@@ -278,6 +288,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       const before = existing.get(this.keyOf(data)) ?? null;
       const clean = Object.fromEntries(Object.entries(data).filter(([, v]) => v !== undefined)) as E;
       const row = before ? repo.merge(repo.create({ ...before }), clean) : repo.create(clean);
+      this.def.stamp?.(row, before, opts.user);
       return { line, before, row };
     });
     if (opts.user) {

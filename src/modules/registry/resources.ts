@@ -9,10 +9,32 @@ import { ProtectionPost } from './entities/protection-post.entity';
 import { School } from './entities/school.entity';
 import { Guard } from './entities/guard.entity';
 import { Zone } from './entities/zone.entity';
-import { ALL_ROLES, CENTER_WRITE, newQrToken, ResourceDef, SCHOOL_WRITE, schoolOwnedFilters, where } from './resource';
+import type { AuthUser } from '../../infra/access/roles';
+import { shownName } from '../../infra/access/roles';
+import { ALL_ROLES, BUREAU_WRITE, CENTER_WRITE, newQrToken, ResourceDef, SCHOOL_WRITE, schoolOwnedFilters, where } from './resource';
 
 const windowOrder = (label: string, w: { start?: string; end?: string } | undefined): FieldError[] =>
   w?.start && w.end && w.start >= w.end ? [{ field: label, reason: 'start must be before end' }] : [];
+
+/** What makes a guard count for the full-time-guards target: a school's change to any of these needs the bureau's verification again. */
+const GUARD_COUNTED: (keyof Guard)[] = ['schoolId', 'name', 'licenceNo', 'fullTime', 'active'];
+
+/**
+ * Attack F8e (school staff imported invented full-time guards to meet the target): what the
+ * bureau writes is verified by that write; what school staff create or import is declared
+ * (verified_at null) until the bureau verifies it (POST /guards/{id}/verify), and a school's
+ * change to a counted field makes a verified guard declared again. Only verified guards count
+ * (RegistryService.fullTimeGuardCounts).
+ */
+export function stampGuardVerification(g: Guard, before: Guard | null, user: AuthUser | undefined): void {
+  if (!user || BUREAU_WRITE.includes(user.role)) {
+    const changed = !before || !before.verifiedAt || GUARD_COUNTED.some((k) => before[k] !== g[k]);
+    if (changed) Object.assign(g, { verifiedAt: new Date(), verifiedByName: user ? shownName(user) : '' });
+    return;
+  }
+  if (!before || GUARD_COUNTED.some((k) => before[k] !== g[k])) Object.assign(g, { verifiedAt: null, verifiedByName: null });
+  else Object.assign(g, { verifiedAt: before.verifiedAt, verifiedByName: before.verifiedByName });
+}
 
 export const DISTRICTS: ResourceDef<District> = {
   path: 'districts',
@@ -238,13 +260,19 @@ export const GUARDS: ResourceDef<Guard> = {
   school: 'column',
   readRoles: ALL_ROLES,
   writeRoles: SCHOOL_WRITE,
-  filters: { ...schoolOwnedFilters(), fullTime: where.eq('full_time', 'fullTime'), active: where.eq('active', 'active') },
+  filters: {
+    ...schoolOwnedFilters(),
+    fullTime: where.eq('full_time', 'fullTime'),
+    active: where.eq('active', 'active'),
+    verified: (v) => ({ sql: v === true ? 'e.verified_at IS NOT NULL' : 'e.verified_at IS NULL' }),
+  },
   sortable: ['name', 'licenceNo', 'createdAt'],
   defaultSort: 'name',
   search: ['name', 'licence_no', 'phone'],
   refs: { schoolId: 'schools' },
-  view: ['id', 'schoolId', 'name', 'licenceNo', 'fullTime', 'phone', 'active', 'createdAt', 'updatedAt'],
+  view: ['id', 'schoolId', 'name', 'licenceNo', 'fullTime', 'phone', 'active', 'verifiedAt', 'verifiedByName', 'createdAt', 'updatedAt'],
   naturalKey: ['licenceNo'],
+  stamp: stampGuardVerification,
 };
 
 export const PROTECTION_POSTS: ResourceDef<ProtectionPost> = {
@@ -257,13 +285,15 @@ export const PROTECTION_POSTS: ResourceDef<ProtectionPost> = {
   queryDto: dto.ProtectionPostQuery,
   school: 'column',
   readRoles: ALL_ROLES,
-  writeRoles: SCHOOL_WRITE,
+  // A post's windows and head count are what the 护学岗 audit checks: set by the bureau only; school staff read them (403 on writes, attack F8d).
+  writeRoles: BUREAU_WRITE,
   filters: schoolOwnedFilters(),
   sortable: ['code', 'gate', 'requiredHeadcount', 'createdAt'],
   defaultSort: 'code',
   search: ['code', 'gate'],
   refs: { schoolId: 'schools', gateCameraId: 'cameras' },
-  view: ['id', 'code', 'schoolId', 'gate', 'windows', 'requiredHeadcount', 'qrToken', 'gateCameraId', 'createdAt', 'updatedAt'],
+  // Never the QR token (attack F8b: a guard who read it checked in from anywhere): the bureau prints signed, rotating codes (GET /protection-posts/{id}/qr).
+  view: ['id', 'code', 'schoolId', 'gate', 'windows', 'requiredHeadcount', 'gateCameraId', 'createdAt', 'updatedAt'],
   naturalKey: ['code'],
   prepare: async (m, p) => {
     p.qrToken ||= newQrToken();

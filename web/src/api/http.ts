@@ -23,6 +23,8 @@ import type {
   Page,
   PlayTicket,
   PostCheckin,
+  PostQr,
+  ProtectionPostItem,
   RaisedIncident,
   RectificationTask,
   SchoolItem,
@@ -94,6 +96,8 @@ export interface ResponseTypes {
   'post /api/v1/incidents': RaisedIncident;
   'post /api/v1/incidents/{id}/cancel': IncidentView;
   'post /api/v1/post-checkins': PostCheckin;
+  'get /api/v1/protection-posts': Page<ProtectionPostItem>;
+  'get /api/v1/protection-posts/{id}/qr': PostQr;
   'get /api/v1/post-checkins': Page<PostCheckin>;
   'post /api/v1/post-checkins/{id}/checkout': PostCheckin;
   'post /api/v1/guard-patrols': GuardPatrol;

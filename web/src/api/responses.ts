@@ -69,6 +69,30 @@ export interface GuardItem {
   active: boolean;
 }
 
+/** GET /protection-posts items (registry view: never the post's QR token). */
+export interface ProtectionPostItem {
+  id: string;
+  code: string;
+  schoolId: string;
+  gate: string;
+  windows: { kind: string; start?: string; end?: string }[];
+  requiredHeadcount: number;
+  gateCameraId: string | null;
+}
+
+/** GET /protection-posts/{id}/qr (src/modules/patrols/field.service.ts postQr): the signed code of the current window. */
+export interface PostQr {
+  postId: string;
+  postCode: string;
+  schoolId: string;
+  gate: string;
+  payload: string;
+  validFrom: string;
+  validUntil: string;
+  nextAt: string;
+  windowMinutes: number;
+}
+
 export interface Page<T> {
   items: T[];
   total: number;

@@ -944,6 +944,22 @@ export type paths = {
         patch: operations["GuardsController_update"];
         trace?: never;
     };
+    "/api/v1/guards/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["GuardVerificationController_verify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/handovers": {
         parameters: {
             query?: never;
@@ -1792,6 +1808,22 @@ export type paths = {
         patch: operations["ProtectionPostsController_update"];
         trace?: never;
     };
+    "/api/v1/protection-posts/{id}/qr": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["FieldController_postQr"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rectification-tasks": {
         parameters: {
             query?: never;
@@ -2046,7 +2078,7 @@ export type components = {
             personRole?: "guard" | "police" | "staff" | "volunteer";
             /** @description the post, for an operator checking someone in on their behalf */
             postId?: string;
-            /** @description the token printed on the post's QR code (school security) */
+            /** @description what the post's QR code says (school security): the signed, rotating payload of GET /protection-posts/{id}/qr */
             qrToken?: string;
         };
         CloseTaskDto: {
@@ -3873,6 +3905,8 @@ export interface operations {
                 schoolId?: string;
                 /** @description comma-separated fields, "-" for descending */
                 sort?: string;
+                /** @description verified by the bureau (true) or only declared by the school (false) */
+                verified?: boolean;
                 zoneId?: string;
             };
             header?: never;
@@ -4234,6 +4268,8 @@ export interface operations {
                 schoolId?: string;
                 /** @description comma-separated fields, "-" for descending */
                 sort?: string;
+                /** @description verified by the bureau (true) or only declared by the school (false) */
+                verified?: boolean;
                 zoneId?: string;
             };
             header?: never;
@@ -4323,6 +4359,25 @@ export interface operations {
                 "application/json": components["schemas"]["UpdateGuardDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    GuardVerificationController_verify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
@@ -5809,6 +5864,25 @@ export interface operations {
                 "application/json": components["schemas"]["UpdateProtectionPostDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    FieldController_postQr: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
