@@ -188,6 +188,7 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
       );
       const camId = new Map(camRows.map((c) => [`${c.device_id}/${c.channel_id}|${c.school_id}`, c.id]));
 
+      const seededAt = new Date().toISOString();
       await step(
         'alarm_device',
         'alarm_devices',
@@ -203,8 +204,9 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
       await step(
         'guard',
         'guards',
-        { schoolId: 'uuid', name: 'text', licenceNo: 'text', fullTime: 'bool', phone: 'text' },
-        d.guards.map((g) => ({ ...g, schoolId: bySchool(g.schoolCode) })),
+        { schoolId: 'uuid', name: 'text', licenceNo: 'text', fullTime: 'bool', phone: 'text', verifiedAt: 'timestamptz', verifiedByName: 'text' },
+        // The demo district's roster stands for one the bureau has verified (only verified guards count, attack F8e).
+        d.guards.map((g) => ({ ...g, schoolId: bySchool(g.schoolCode), verifiedAt: seededAt, verifiedByName: '' })),
         ownSchool,
       );
       // QR tokens are secrets printed at the gate: random, only generated for posts not yet present.
