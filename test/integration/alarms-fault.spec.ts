@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,9 +6,9 @@ import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
 import { loadConfig } from '../../src/config/config';
 import { TestConsole } from '../support/console-client';
-import { createDatabase, dropDatabase, TIMETABLE } from '../support/harness';
+import { createDatabase, releaseDatabase, TIMETABLE } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
-import { freePort, Proc, ROOT, start, startRedis, stop, waitHttp } from '../support/processes';
+import { freePort, Proc, start, startRedis, stop, waitHttp } from '../support/processes';
 
 /**
  * Proof that nothing is lost: 1,000 button presses over HTTP against separate api and worker
@@ -63,8 +62,8 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
   };
 
   beforeAll(async () => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-    db = await createDatabase();
+    // dist/ (node dist/main.js) is built by the Jest global setup (test/support/global-setup.js).
+    db = await createDatabase({ migrated: true });
     police = await startPoliceReceiver(SECRET);
     police.failing = true;
     redisPort = await freePort();
@@ -113,7 +112,7 @@ describe('alarms: nothing is lost across crashes (slow)', () => {
     await stop(redis);
     await pg?.end();
     await police?.close();
-    if (db) await dropDatabase(db.name);
+    if (db) await releaseDatabase(db.name);
     try {
       unlinkSync(configFile);
     } catch {

@@ -1,13 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
-import { createDatabase, dropDatabase, TIMETABLE } from '../support/harness';
+import { createDatabase, releaseDatabase, TIMETABLE } from '../support/harness';
 import { waitFor } from '../support/police-receiver';
-import { freePort, Proc, ROOT, start, startRedis, stop, waitHttp } from '../support/processes';
+import { freePort, Proc, start, startRedis, stop, waitHttp } from '../support/processes';
 
 /**
  * Escalations and their messages survive a worker SIGKILL: separate api and worker processes
@@ -47,8 +46,8 @@ describe('notifications: nothing is lost when the worker dies (slow)', () => {
   });
 
   beforeAll(async () => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-    db = await createDatabase();
+    // dist/ (node dist/main.js) is built by the Jest global setup (test/support/global-setup.js).
+    db = await createDatabase({ migrated: true });
     sms = await startFakeReceiver('sms', { secret: SMS_SECRET });
     sms.delayMs = 400;
     redisPort = await freePort();
@@ -106,7 +105,7 @@ describe('notifications: nothing is lost when the worker dies (slow)', () => {
     await stop(redis);
     await pg?.end();
     await sms?.close();
-    if (db) await dropDatabase(db.name);
+    if (db) await releaseDatabase(db.name);
     try {
       unlinkSync(configFile);
     } catch {

@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDatabase, dropDatabase } from '../support/harness';
-import { freePort, Proc, ROOT, start, startRedis, stop, waitHttp } from '../support/processes';
+import { createDatabase, releaseDatabase } from '../support/harness';
+import { freePort, Proc, start, startRedis, stop, waitHttp } from '../support/processes';
 
 /**
  * Issue 11 §1: a graceful shutdown has a deadline. The built service (one process, all roles) on
@@ -22,8 +21,8 @@ describe('shutdown with Redis down (slow)', () => {
   let configFile: string;
 
   beforeAll(async () => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-    db = await createDatabase();
+    // dist/ (node dist/main.js) is built by the Jest global setup (test/support/global-setup.js).
+    db = await createDatabase({ migrated: true });
     configFile = join(tmpdir(), `shouhu-shutdown-${randomBytes(4).toString('hex')}.json`);
     writeFileSync(configFile, JSON.stringify({ ops: { shutdownDeadlineMs: DEADLINE_MS }, database: { poolSize: 4 } }));
   });
@@ -31,7 +30,7 @@ describe('shutdown with Redis down (slow)', () => {
   afterAll(async () => {
     await stop(svc);
     await stop(redis);
-    if (db) await dropDatabase(db.name);
+    if (db) await releaseDatabase(db.name);
     try {
       unlinkSync(configFile);
     } catch {

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createDatabase, deleteRedisPrefix, dropDatabase, TEST_REDIS_URL, TIMETABLE } from '../support/harness';
+import { createDatabase, deleteRedisPrefix, releaseDatabase, TEST_REDIS_URL, TIMETABLE } from '../support/harness';
 import { freePort, Proc, start, stop, until, waitHttp } from '../support/processes';
 import { RtspSource, startRtspSource } from '../support/video/rtsp-source';
 import { openViewer } from '../support/video/player-client';
@@ -46,13 +46,13 @@ describe('video: no ffmpeg outlives a crashed service', () => {
   afterAll(async () => {
     await stop(api);
     await src?.stop();
-    if (db) await dropDatabase(db.name);
+    if (db) await releaseDatabase(db.name);
     await deleteRedisPrefix(prefix);
   });
 
   /** Boots the compiled service on the test database and starts `n` RTSP cameras' streams; returns the players' tickets. */
   async function bootAndPlay(n: number, env: NodeJS.ProcessEnv = {}): Promise<{ base: string; urls: string[] }> {
-    db ??= await createDatabase();
+    db ??= await createDatabase({ migrated: true });
     src ??= await startRtspSource();
     const port = await freePort();
     api = start('node', ['dist/main.js'], {

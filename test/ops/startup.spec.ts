@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { createSocket, Socket } from 'node:dgram';
 import { createServer, Server } from 'node:net';
 import { Client } from 'pg';
 import { createDatabase, dropDatabase, TEST_REDIS_URL } from '../support/harness';
-import { freePort, Proc, ROOT, start, stop, until, waitHttp } from '../support/processes';
+import { freePort, Proc, start, stop, until, waitHttp } from '../support/processes';
 
 /**
  * Start-up as an operator meets it (issue 17 §2), on the compiled service (`node dist/main.js`)
@@ -54,7 +53,7 @@ describe('start-up messages', () => {
   };
 
   beforeAll(async () => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+    // dist/ (node dist/main.js) is built by the Jest global setup (test/support/global-setup.js).
     db = await createDatabase();
     holder = createServer();
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));

@@ -8,21 +8,24 @@ import { bootstrap } from '../../src/bootstrap';
 import { AppConfig, loadConfig } from '../../src/config/config';
 import { UsersService } from '../../src/modules/auth/users.service';
 import type { UserRole } from '../../src/infra/access/roles';
+import { ADMIN_DB_URL, databaseUrl, RUN_ENV, TEMPLATE_ENV } from './test-databases';
 
-export const ADMIN_DB_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export { ADMIN_DB_URL };
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 export const PASSWORD = 'correct-horse-battery';
 
-/** A database of its own for one test file: created empty, migrated by the app, dropped after. */
-export async function createDatabase(): Promise<{ url: string; name: string }> {
-  const name = `shouhu_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+/**
+ * A database of its own for one test file: empty, or with `migrated` a copy of the run's migrated
+ * template (test-databases.js; without a global setup, empty and migrated by the app at boot).
+ */
+export async function createDatabase(opts: { migrated?: boolean } = {}): Promise<{ url: string; name: string }> {
+  const name = `shouhu_t_${process.env[RUN_ENV] ?? process.pid}_${randomBytes(4).toString('hex')}`;
+  const template = opts.migrated ? process.env[TEMPLATE_ENV] : undefined;
   const c = new Client({ connectionString: ADMIN_DB_URL });
   await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
+  await c.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   await c.end();
-  const url = new URL(ADMIN_DB_URL);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), name };
+  return { url: databaseUrl(name), name };
 }
 
 export async function dropDatabase(name: string): Promise<void> {
@@ -30,6 +33,11 @@ export async function dropDatabase(name: string): Promise<void> {
   await c.connect();
   await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await c.end();
+}
+
+/** The end of a file's database: with a global setup, dropped with the run's others when the run ends (test-databases.js). */
+export async function releaseDatabase(name: string): Promise<void> {
+  if (!process.env[RUN_ENV]) await dropDatabase(name);
 }
 
 export async function deleteRedisPrefix(prefix: string): Promise<void> {
@@ -82,12 +90,12 @@ export interface TestApp {
 }
 
 /**
- * Boots the real service (all roles) on a fresh database and Redis prefix. `appDbUrl` changes the
+ * Boots the real service (all roles) on a fresh migrated database and Redis prefix. `appDbUrl` changes the
  * address the service uses for its database (e.g. through a TCP proxy that a test cuts); the
  * test's own client (`db`) connects directly.
  */
 export async function startApp(overrides: Record<string, unknown> = {}, opts: { appDbUrl?: (url: string) => string } = {}): Promise<TestApp> {
-  const { url, name } = await createDatabase();
+  const { url, name } = await createDatabase({ migrated: true });
   const config = testConfig(opts.appDbUrl ? opts.appDbUrl(url) : url, overrides);
   const app = (await bootstrap(config)) as INestApplication;
   const port = (app.getHttpServer().address() as AddressInfo).port;
@@ -111,7 +119,7 @@ export async function startApp(overrides: Record<string, unknown> = {}, opts: { 
     close: async () => {
       await db.end();
       await app.close();
-      await dropDatabase(name);
+      await releaseDatabase(name);
       await deleteRedisPrefix(config.redis.keyPrefix);
     },
   };

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
-import ExcelJS from 'exceljs';
-import unzipper from 'unzipper';
+import type ExcelJS from 'exceljs';
+import type unzipper from 'unzipper';
+import { loadExcel, loadUnzipper } from './xlsx-libs';
 import { ErrorCode, Errors, excerpt } from '../http/errors';
 import { storableText } from '../text/storable';
 import { decodeText, TextEncoding } from './charset';
@@ -142,7 +143,7 @@ async function readCsv(buf: Buffer, limits: ReadLimits): Promise<Table> {
 async function preflightXlsx(buf: Buffer, limits: ReadLimits): Promise<void> {
   let dir: Awaited<ReturnType<typeof unzipper.Open.buffer>>;
   try {
-    dir = await unzipper.Open.buffer(buf);
+    dir = await (await loadUnzipper()).Open.buffer(buf);
   } catch (e) {
     throw unreadable(`XLSX 文件损坏 (${(e as Error).message})`);
   }
@@ -214,7 +215,7 @@ const column = (letters: string) => [...letters].reduce((n, c) => n * 26 + c.cha
 async function readXlsx(buf: Buffer, limits: ReadLimits): Promise<Table> {
   await preflightXlsx(buf, limits);
   const out = new Collector(limits);
-  const reader = new ExcelJS.stream.xlsx.WorkbookReader(Readable.from([buf]), {
+  const reader = new (await loadExcel()).stream.xlsx.WorkbookReader(Readable.from([buf]), {
     worksheets: 'emit',
     sharedStrings: 'cache',
     styles: 'cache', // dates and times are numbers with a date format

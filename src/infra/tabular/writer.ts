@@ -1,5 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
-import ExcelJS from 'exceljs';
+import { loadExcel } from './xlsx-libs';
 
 /**
  * Writing the spreadsheet files of bulk export and templates; runs in ParsePool's worker threads
@@ -26,6 +26,7 @@ export function writeCsv(header: string[], rows: CellOut[][]): Buffer {
 
 /** XLSX with every column stored as text, so 20-digit device ids and codes survive Excel (text cells are never formulas). */
 export async function writeXlsx(sheetName: string, header: string[], rows: CellOut[][], notes?: string[][]): Promise<Buffer> {
+  const ExcelJS = await loadExcel();
   const wb = new ExcelJS.Workbook();
   const ws = wb.addWorksheet(sheetName);
   ws.columns = header.map((h) => ({ header: h, width: Math.max(12, h.length + 4), style: { numFmt: '@' } }));
