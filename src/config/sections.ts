@@ -147,6 +147,16 @@ export interface QueueConfig {
    */
   batchMax: number;
   batchConcurrency: number;
+  /**
+   * While Redis is unreachable, BullMQ runs nothing: no escalation, police relay or notification until it
+   * returned (attack note F18) — at 3 a.m. the supervisor's phone would not ring. Jobs the catalogue marks
+   * `duringOutage` are then run in this process straight from their outbox rows in Postgres, which already
+   * hold every timer (due time) and are idempotent to run twice: after Redis has been unreachable for
+   * `afterMs` (a blip or a reconnect does not switch over), every `pollMs` a process that works those queues
+   * claims up to `batchSize` due rows for `leaseMs` (another process takes a row again only after that: a
+   * process that died mid-run, or a failed run's retry pause) and runs them. Back to BullMQ once Redis answers.
+   */
+  outage: { afterMs: number; pollMs: number; leaseMs: number; batchSize: number };
 }
 
 export interface LogConfig {

@@ -3,6 +3,7 @@ import { TestConsole } from '../support/console-client';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 import { freePort, Proc, startRedis, stop } from '../support/processes';
+import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
 import Redis from 'ioredis';
 
 /**
@@ -10,11 +11,11 @@ import Redis from 'ioredis';
  * redis-server of this test's own, which is killed mid-run (no persistence: it comes back
  * empty) while the service keeps running. While it is down, button presses, a staff alarm and a
  * login are each answered 2xx within 1 s (a request that does not answer in time is aborted and
- * fails the test), committed with the time they arrived. When Redis is back: the escalations that
- * fell due meanwhile fire at once (timers from the raise time, recreated from Postgres — not after
- * the outbox re-dispatch period, set far out here), every alarm reaches the police endpoint once,
- * the job schedulers are back (readiness), a logged-out token is still refused, and the console
- * connected throughout got every event once, in order, with no gap.
+ * fails the test), committed with the time they arrived. Escalations do not wait for Redis (attack
+ * note F18): once Redis has been unreachable for queue.outage.afterMs, the escalations falling due,
+ * the police relay and the duty group's WeCom message run from Postgres in the service itself. When
+ * Redis is back (empty): nothing is sent twice, the job schedulers are back (readiness), a logged-out
+ * token is still refused, and the console connected throughout got every event once, in order, with no gap.
  */
 const N = 12;
 const SECRET = 'redis-outage-hmac-secret-0123456789';
@@ -26,6 +27,7 @@ describe('intake with Redis down (slow)', () => {
   let redis: Proc | undefined;
   let redisPort: number;
   let police: PoliceReceiver;
+  let wecom: FakeReceiver;
   let admin: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
   const buttons: { id: string; authorization: string }[] = [];
@@ -35,6 +37,7 @@ describe('intake with Redis down (slow)', () => {
     redisPort = await freePort();
     redis = await startRedis(redisPort);
     police = await startPoliceReceiver(SECRET);
+    wecom = await startFakeReceiver('wecom');
     t = await startApp({
       redis: { url: `redis://127.0.0.1:${redisPort}/0` },
       alarms: {
@@ -44,11 +47,22 @@ describe('intake with Redis down (slow)', () => {
         outbox: { pollMs: 200, redispatchAfterMs: 600_000, batchSize: 200 },
       },
       // The periodic check is far out too: schedulers come back because Redis reconnected.
-      queue: { schedulerReconcileMs: 600_000 },
+      queue: { schedulerReconcileMs: 600_000, outage: { afterMs: 1000, pollMs: 200, leaseMs: 5000, batchSize: 100 } },
       ops: { stateEveryMs: 300 },
     });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
+    // Level 1 of every priority tells the duty group by WeCom (level 2 is an hour out).
+    const channel = (
+      await t.http().post('/api/v1/notifications/channels').set(auth(admin)).send({ kind: 'wecom', name: '值班群', webhookUrl: wecom.url }).expect(201)
+    ).body;
+    for (const p of ['P1', 'P2'])
+      await t
+        .http()
+        .put(`/api/v1/notifications/policies/${p}`)
+        .set(auth(admin))
+        .send({ levels: [{ targets: [{ kind: 'group', channelId: channel.id }] }, { targets: [{ kind: 'group', channelId: channel.id }] }] })
+        .expect(200);
     for (let i = 0; i < N; i++) {
       const dev = (
         await t
@@ -68,6 +82,7 @@ describe('intake with Redis down (slow)', () => {
     await t?.close();
     await stop(redis);
     await police?.close();
+    await wecom?.close();
   });
 
   /** A request that must be answered within 1 s (else it is aborted and the test fails). */
@@ -141,22 +156,22 @@ describe('intake with Redis down (slow)', () => {
     // A public endpoint: a fixed word, never the driver's message with addresses and ports.
     expect(notReadyText).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|:\d{4,5}/);
 
-    // Let the level-1 escalations fall due while Redis is still down: none can run yet.
-    await new Promise((r) => setTimeout(r, ESCALATE_AFTER_S * 1000 + 1000));
+    // Redis still down: the escalations fall due and run from Postgres, the police hear of every alarm, the duty group is told.
+    await waitFor(
+      async () => (await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE id = ANY($1) AND escalation_level = 1`, [ids])).rows[0].n === ids.length,
+      20_000,
+      'every escalation while Redis is down',
+    );
+    await waitFor(async () => ids.every((id) => police.accepted.get(id) === 1), 15_000, 'every alarm relayed while Redis is down');
+    await waitFor(async () => wecom.received.length >= ids.length, 15_000, 'the duty group told of every alarm while Redis is down');
+    const sent = await t.db.query(`SELECT count(*)::int AS n FROM notification_deliveries WHERE incident_id = ANY($1) AND status = 'sent'`, [ids]);
+    expect(sent.rows[0].n).toBe(ids.length);
     // The console was told (degraded-state banner), while it still shows incidents live.
     expect(states[0]).toMatchObject({ redis: 'ok', database: 'ok' });
     expect(states.at(-1)).toMatchObject({ redis: 'down', database: 'ok' });
-    const early = await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE escalation_level > 0`);
-    expect(early.rows[0].n).toBe(0);
+    expect(t.app.get(QueueService).redisReady).toBe(false);
 
-    redis = await startRedis(redisPort); // back, empty
-    // Overdue escalations fire at once (recreated from Postgres on reconnect, due time from the raise time).
-    await waitFor(
-      async () => (await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE id = ANY($1) AND escalation_level = 1`, [ids])).rows[0].n === ids.length,
-      10_000,
-      'every overdue escalation after Redis returned',
-    );
-    await waitFor(async () => ids.every((id) => police.accepted.get(id) === 1), 15_000, 'every alarm relayed');
+    redis = await startRedis(redisPort); // back, empty: what ran meanwhile is done in Postgres and is not handed to BullMQ again
     await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 10_000, 'job schedulers re-created');
     await steady.until(() => states.at(-1)?.redis === 'ok', 'the banner cleared');
 
@@ -169,6 +184,14 @@ describe('intake with Redis down (slow)', () => {
     expect(esc.rows.every((r) => r.n === 1)).toBe(true);
     expect(ids.every((id) => police.delivered.get(id) === 1)).toBe(true);
     expect(police.badSignatures).toBe(0);
+    // One WeCom message per alarm (the group's level 1), none again after Redis returned; timelines say it arrived.
+    expect(wecom.received).toHaveLength(ids.length);
+    expect(wecom.rejected).toEqual([]);
+    const notified = await t.db.query(
+      `SELECT count(DISTINCT incident_id)::int AS n FROM incident_timeline WHERE action = 'notified' AND incident_id = ANY($1)`,
+      [ids],
+    );
+    expect(notified.rows[0].n).toBe(ids.length);
     // Still refused after Redis came back empty.
     await t.http().get('/api/v1/incidents').set(auth(leaver.token)).expect(401);
 
@@ -202,7 +225,9 @@ describe('intake with Redis down (slow)', () => {
 /**
  * A restart during a Redis outage (the engineer's first move) must not leave the service down: it
  * boots without Redis, takes presses and logins, and builds what needs Redis (schedulers, liveness
- * deadlines) once Redis answers.
+ * deadlines) once Redis answers. Here the in-process outage runner is kept off (queue.outage.afterMs
+ * far out), so an escalation falling due meanwhile waits for Redis — and then runs at once, its timer
+ * re-created from the outbox with the due time from the raise time.
  */
 describe('boot with Redis down (slow)', () => {
   jest.setTimeout(90_000);
@@ -212,7 +237,11 @@ describe('boot with Redis down (slow)', () => {
 
   beforeAll(async () => {
     redisPort = await freePort(); // nothing listens there yet
-    t = await startApp({ redis: { url: `redis://127.0.0.1:${redisPort}/0` }, queue: { schedulerReconcileMs: 1000 } });
+    t = await startApp({
+      redis: { url: `redis://127.0.0.1:${redisPort}/0` },
+      queue: { schedulerReconcileMs: 1000, outage: { afterMs: 600_000, pollMs: 200, leaseMs: 5000, batchSize: 100 } },
+      alarms: { escalationSeconds: { P1: [1, 3600], P2: [1, 3600], P3: [3600], P4: [3600] } },
+    });
   });
   afterAll(async () => {
     await t?.close();
@@ -238,8 +267,13 @@ describe('boot with Redis down (slow)', () => {
       signal: AbortSignal.timeout(1000),
     });
     expect(res.status).toBe(201);
+    const incidentId = ((await res.json()) as { id: string }).id;
     await t.http().get('/health/ready').expect(503);
+    const level = async () => (await t.db.query(`SELECT escalation_level AS l FROM incidents WHERE id = $1`, [incidentId])).rows[0].l as number;
+    await new Promise((r) => setTimeout(r, 1500)); // due after 1 s: nothing runs it without Redis when the outage runner is off
+    expect(await level()).toBe(0);
     redis = await startRedis(redisPort);
+    await waitFor(async () => (await level()) === 1, 15_000, 'the overdue escalation once Redis is back');
     await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 15_000, 'ready once Redis answers');
     const r = new Redis(`redis://127.0.0.1:${redisPort}/0`);
     const deadlines = await r.zcard(`${t.config.redis.keyPrefix}:liveness:deadlines`);

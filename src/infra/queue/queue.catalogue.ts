@@ -104,6 +104,12 @@ export interface JobPayloads {
 export interface JobSpec {
   queue: QueueName;
   options: JobsOptions;
+  /**
+   * Run in-process from its outbox row while Redis is unreachable (QueueService.runHere, queue.outage):
+   * only for work that must not wait for Redis — a person or the police must hear of an alarm — and
+   * whose handler is idempotent (it may run once here and once more from BullMQ after Redis returns).
+   */
+  duringOutage?: true;
 }
 
 const retrying: JobsOptions = {
@@ -118,9 +124,9 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.PruneRefreshTokens]: { queue: QueueName.System, options: retrying },
   // A failed sweep is simply superseded by the next one a few seconds later: no retries, little history.
   [JobName.LivenessSweep]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
-  [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying },
-  [JobName.AlarmPoliceRelay]: { queue: QueueName.PoliceRelay, options: retrying },
-  [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying },
+  [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying, duringOutage: true },
+  [JobName.AlarmPoliceRelay]: { queue: QueueName.PoliceRelay, options: retrying, duringOutage: true },
+  [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying, duringOutage: true },
   [JobName.AlarmButtonTestRelay]: { queue: QueueName.PoliceRelay, options: retrying },
   [JobName.PatrolRun]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 3 } },
   // Superseded by the next check a minute later; findings are idempotent per post and window anyway.
@@ -130,9 +136,9 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.ConsolePrune]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
   // Superseded by the next day's run: no retries.
   [JobName.RetentionPurge]: { queue: QueueName.System, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
-  [JobName.NotifyEscalation]: { queue: QueueName.Notifications, options: retrying },
+  [JobName.NotifyEscalation]: { queue: QueueName.Notifications, options: retrying, duringOutage: true },
   // Attempts and the pause between them come from notifications.attempts / retryDelayMs (set where the job is added).
-  [JobName.NotifyDeliver]: { queue: QueueName.Notifications, options: retrying },
+  [JobName.NotifyDeliver]: { queue: QueueName.Notifications, options: retrying, duringOutage: true },
   // Superseded by the next run: no retries.
   [JobName.NotifyReconcile]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },
   [JobName.RosterGapCheck]: { queue: QueueName.Notifications, options: { attempts: 1, removeOnComplete: { count: 20 }, removeOnFail: { count: 20 } } },

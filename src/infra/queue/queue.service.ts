@@ -21,6 +21,9 @@ interface WantedScheduler {
   payload: unknown;
 }
 
+/** Runs the caller's due outbox work in this process while Redis is unreachable (QueueService.runHere); returns how many jobs it started. */
+export type OutageHook = () => Promise<number>;
+
 /** Work to redo whenever Redis (re)connects, and every queue.schedulerReconcileMs: `reconnect` is false on the first connect and on the periodic pass. */
 export type ReconcileHook = (why: { reconnect: boolean }) => Promise<unknown>;
 
@@ -56,6 +59,12 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private reconciling?: Promise<void>;
   private connectedOnce = false;
   private closed = false;
+  private readonly outageHooks: { name: string; fn: OutageHook }[] = [];
+  private readonly runningHere = new Map<string, Promise<void>>();
+  private downSince?: number;
+  private outageLogged = false;
+  private outageTimer?: NodeJS.Timeout;
+  private outagePass?: Promise<void>;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
@@ -118,6 +127,87 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   /** Registers work to redo on every Redis (re)connect and periodic check (e.g. a module's own schedulers, timers Redis lost). */
   onReconcile(name: string, fn: ReconcileHook): void {
     this.hooks.push({ name, fn });
+  }
+
+  /**
+   * Registers the owner of an outbox whose `duringOutage` jobs (queue.catalogue.ts) must not wait for
+   * Redis. Once Redis has been unreachable for queue.outage.afterMs, every queue.outage.pollMs a process
+   * that works those queues calls `fn`, which claims its due rows (for queue.outage.leaseMs) and starts
+   * them with `runHere`. Failures are logged and retried after the lease; never thrown.
+   */
+  duringOutage(name: string, fn: OutageHook): void {
+    this.outageHooks.push({ name, fn });
+  }
+
+  /** True once Redis has been unreachable for queue.outage.afterMs (outbox owners then run due work here). */
+  get inOutage(): boolean {
+    return this.downSince !== undefined && Date.now() - this.downSince >= this.config.queue.outage.afterMs;
+  }
+
+  /** The `duringOutage` jobs this process may run here (their queue is one it works), for the owners' claim queries. */
+  outageJobs(): JobName[] {
+    const worked = this.workedQueues();
+    return (Object.keys(JOBS) as JobName[]).filter((n) => JOBS[n].duringOutage && worked.includes(JOBS[n].queue));
+  }
+
+  /**
+   * Starts a `duringOutage` job's handler in this process, as a worker would (jobs pool, same payload
+   * and job id), for work taken straight from an outbox while Redis is unreachable. Does not wait for
+   * it (a hung police endpoint must not hold the escalations claimed with it); a job id already running
+   * here is not started twice. Returns whether it started. A failure is logged; the caller's lease
+   * lapses and it is claimed again.
+   */
+  runHere<N extends JobName>(name: N, payload: JobPayloads[N], meta: { jobId: string; attempt: number }): boolean {
+    const handler = this.handlers.get(name);
+    if (!JOBS[name].duringOutage || !handler || this.closed || this.runningHere.has(meta.jobId)) return false;
+    const run = inJobsPool(() => handler(payload, { jobId: meta.jobId, attempt: meta.attempt, scheduledFor: slotFromJobId(meta.jobId) }))
+      .then(() => undefined)
+      .catch((e: Error) => this.logger.warn(`job ${name} ${meta.jobId} run here during the redis outage failed (attempt ${meta.attempt}): ${e.message}`))
+      .finally(() => this.runningHere.delete(meta.jobId));
+    this.runningHere.set(meta.jobId, run);
+    return true;
+  }
+
+  /** One outage tick: tracks how long Redis has been unreachable and, past queue.outage.afterMs, runs the owners' hooks. */
+  private async outageTick(): Promise<number> {
+    if (this.redisReady) {
+      if (this.outageLogged) this.logger.log('redis answers again: jobs go through the queue again');
+      this.downSince = undefined;
+      this.outageLogged = false;
+      return 0;
+    }
+    this.downSince ??= Date.now();
+    if (!this.inOutage || this.outageHooks.length === 0) return 0;
+    if (!this.outageLogged) {
+      this.outageLogged = true;
+      this.logger.warn(
+        `redis unreachable for ${Date.now() - this.downSince} ms: escalations, police relay and notifications run from Postgres in this process`,
+      );
+    }
+    let started = 0;
+    for (const h of this.outageHooks) {
+      if (this.closed) break;
+      started += await inJobsPool(h.fn).catch((e: Error) => {
+        this.logger.warn(`${h.name} during the redis outage: ${e.message}`);
+        return 0;
+      });
+    }
+    return started;
+  }
+
+  private startOutageLoop(): void {
+    const { pollMs, batchSize } = this.config.queue.outage;
+    const loop = () => {
+      if (this.closed) return;
+      let started = 0;
+      this.outagePass = this.outageTick()
+        .then((n) => void (started = n))
+        .finally(() => {
+          // A full batch means more are due: go again at once.
+          if (!this.closed) this.outageTimer = setTimeout(loop, started >= batchSize ? 0 : pollMs);
+        });
+    };
+    this.outageTimer = setTimeout(loop, pollMs);
   }
 
   onModuleInit(): void {
@@ -272,6 +362,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
       worker.on('error', (e) => this.logger.warn(`worker ${queueName}: ${e.message}`));
       this.workers.push(worker);
     }
+    if (this.outageJobs().length) this.startOutageLoop();
   }
 
   /** Jobs worked at once for a queue (queue.alarmsConcurrency, notificationsConcurrency, videoConcurrency, else queue.concurrency). */
@@ -307,7 +398,10 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.outageTimer) clearTimeout(this.outageTimer);
     const stepMs = Math.max(1000, Math.floor(this.config.ops.shutdownDeadlineMs / 3));
+    // Jobs started here during an outage: what does not finish within the step stays due in its outbox.
+    await closing('jobs run during the redis outage', () => withinMs(Promise.allSettled([this.outagePass, ...this.runningHere.values()]), stepMs));
     await closing('queue workers', async () => {
       const r = await withinMs(Promise.allSettled(this.workers.map((w) => w.close())), stepMs);
       if (r === 'timeout') {

@@ -45,6 +45,8 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
   private polling?: Promise<void>;
   private kicked: OutboxRow[] = [];
   private kicking?: Promise<void>;
+  /** Runs started here per job id during Redis outages (the attempt number handlers are given). */
+  private readonly attemptsHere = new Map<string, number>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -179,8 +181,44 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
     }
   }
 
+  /**
+   * Redis unreachable (QueueService.duringOutage): claims the due rows of jobs that must not wait for
+   * it — escalations, police relay, relay watch, notification planning (JOBS[…].duringOutage) — for
+   * queue.outage.leaseMs (dispatched_at: a row another process or an earlier run claimed within the
+   * lease is left alone; SKIP LOCKED: two processes never claim one row at once) and starts them here.
+   * Their handlers mark the rows done with their effect, so a row run here is not handed to BullMQ
+   * when Redis returns (resync takes only rows not done); one still running then is run again from
+   * BullMQ and does nothing twice (handlers lock and check). Returns how many it started.
+   */
+  async runDueHere(): Promise<number> {
+    const names = this.queue.outageJobs();
+    if (names.length === 0) return 0;
+    const { leaseMs, batchSize } = this.config.queue.outage;
+    // An UPDATE's query() answer is [rows, count].
+    const [rows] = (await this.db.query(
+      `UPDATE alarm_outbox o SET dispatched_at = now()
+       FROM (SELECT id FROM alarm_outbox
+             WHERE done_at IS NULL AND available_at <= now() AND job_name = ANY($1)
+               AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => $2 / 1000.0))
+             ORDER BY available_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
+       WHERE o.id = c.id
+       RETURNING o.id, o.job_name, o.job_id, o.payload, o.available_at, o.dispatched_at`,
+      [names, leaseMs, batchSize],
+    )) as [OutboxRow[], number];
+    let started = 0;
+    for (const r of rows) {
+      const attempt = (this.attemptsHere.get(r.job_id) ?? 0) + 1;
+      if (!this.queue.runHere(r.job_name, r.payload as never, { jobId: r.job_id, attempt })) continue;
+      this.attemptsHere.set(r.job_id, attempt);
+      started++;
+    }
+    if (this.attemptsHere.size > 10 * batchSize) this.attemptsHere.clear(); // only a display count for retries; bounded
+    return started;
+  }
+
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
+    this.queue.duringOutage('alarm outbox', () => this.runDueHere());
     // On a reconnect (Redis may be back empty) and on the first connect too: a process booting onto an empty
     // Redis — after a restore, a Redis replaced while everything was down — would otherwise leave the timers it
     // lost to the re-dispatch period. Jobs Redis still holds keep their deterministic ids and are left alone.

@@ -397,7 +397,8 @@ export class DeliveriesService {
   }
 
   async enqueue(rows: Pick<DeliveryRow, 'id'>[]): Promise<void> {
-    if (rows.length === 0) return;
+    // Redis unreachable: the rows stay undispatched; runDueHere sends them meanwhile, reconcile queues them once it is back.
+    if (rows.length === 0 || !this.queue.redisReady) return;
     await this.queue.addBulk(
       JobName.NotifyDeliver,
       rows.map((r) => ({ payload: { deliveryId: r.id }, options: { ...this.jobOptions(), jobId: notifyJobIds.deliver(r.id) } })),
@@ -409,11 +410,11 @@ export class DeliveriesService {
    * Unfinished rows queued more than redispatchAfterMs ago: a job BullMQ still holds is left alone
    * (a failed one retried), a lost one is added again. Returns how many were queued again.
    */
-  async reconcile(): Promise<number> {
+  async reconcile(olderThanMs = this.cfg.redispatchAfterMs): Promise<number> {
     const stale = (await this.db.query(
       `SELECT id FROM notification_deliveries WHERE status = ANY($1) AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => $2 / 1000.0))
        ORDER BY dispatched_at NULLS FIRST LIMIT 1000`,
-      [OPEN_DELIVERY, this.cfg.redispatchAfterMs],
+      [OPEN_DELIVERY, olderThanMs],
     )) as { id: string }[];
     const lost: { id: string }[] = [];
     const q = this.queue.queue(JOBS[JobName.NotifyDeliver].queue);
@@ -426,6 +427,26 @@ export class DeliveriesService {
     if (stale.length) await this.db.query(`UPDATE notification_deliveries SET dispatched_at = now() WHERE id = ANY($1::uuid[])`, [stale.map((r) => r.id)]);
     if (lost.length) this.logger.warn(`re-queued ${lost.length} notification(s) whose job was lost`);
     return lost.length;
+  }
+
+  /**
+   * Redis unreachable (QueueService.duringOutage): claims open rows not dispatched, or last claimed
+   * more than notifications.retryDelayMs ago (BullMQ's pause between attempts; also the lease against
+   * another process), and sends them here — attempt number from the row's own count. A row sent here
+   * is finished in Postgres, so reconcile does not queue it again once Redis is back. Returns how many started.
+   */
+  async runDueHere(): Promise<number> {
+    if (!this.queue.outageJobs().includes(JobName.NotifyDeliver)) return 0;
+    const [rows] = (await this.db.query(
+      `UPDATE notification_deliveries d SET dispatched_at = now()
+       FROM (SELECT id FROM notification_deliveries
+             WHERE status = ANY($1) AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => $2 / 1000.0))
+             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) c
+       WHERE d.id = c.id RETURNING d.id, d.attempts`,
+      [OPEN_DELIVERY, this.cfg.retryDelayMs, this.config.queue.outage.batchSize],
+    )) as [{ id: string; attempts: number }[], number];
+    return rows.filter((r) => this.queue.runHere(JobName.NotifyDeliver, { deliveryId: r.id }, { jobId: notifyJobIds.deliver(r.id), attempt: r.attempts + 1 }))
+      .length;
   }
 
   // ---------- sending (NotifyDeliver) ----------

@@ -27,7 +27,7 @@ export class NotificationsModule implements OnModuleInit {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly queue: QueueService,
-    deliveries: DeliveriesService,
+    private readonly deliveries: DeliveriesService,
     roster: RosterService,
   ) {
     queue.handle(JobName.NotifyEscalation, (p) => deliveries.escalation(p.incidentId, p.level));
@@ -38,6 +38,9 @@ export class NotificationsModule implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     if (this.config.role === 'api') return;
+    // Redis unreachable: messages are sent from Postgres here; back: what is still open is queued at once, not after redispatchAfterMs.
+    this.queue.duringOutage('notification deliveries', () => this.deliveries.runDueHere());
+    this.queue.onReconcile('notification deliveries', ({ reconnect }) => (reconnect ? this.deliveries.reconcile(0) : Promise.resolve(0)));
     const n = this.config.notifications;
     if (n.reconcileEveryMs > 0) await this.queue.upsertScheduler(notifyJobIds.reconcile, JobName.NotifyReconcile, { every: n.reconcileEveryMs }, {});
     else await this.queue.removeScheduler(JobName.NotifyReconcile, notifyJobIds.reconcile);
