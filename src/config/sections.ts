@@ -648,6 +648,12 @@ export interface NotificationsConfig {
   /** Roster gap check: how often (0 = never; tests drive it) and how far ahead it looks. */
   rosterCheckEveryMs: number;
   rosterLookaheadHours: number;
+  /**
+   * May a channel's webhook be a private, loopback, link-local or reserved address (attack note A16:
+   * an admin could point one at the metadata service or Redis)? false: providers are public services;
+   * true for a gateway inside the bureau's own network (and the tests' fake providers on loopback).
+   */
+  allowPrivateTargets: boolean;
 }
 
 /**

@@ -99,6 +99,25 @@ describe('notifications: roster, policy, channels, delivery', () => {
     await Promise.all([wecom, dingtalk, feishu, sms].map((r) => r?.close()));
   });
 
+  it('refuses a webhook at a private, loopback or metadata address with a field-level 400 when private targets are not allowed (A16)', async () => {
+    // The suite's fake providers live on loopback (config/test.json allows it); production's default refuses it.
+    t.config.notifications.allowPrivateTargets = false;
+    try {
+      for (const webhookUrl of ['http://169.254.169.254/latest/meta-data/', 'http://127.0.0.1:6379/', 'http://localhost:5432/', 'http://[::1]/x']) {
+        const r = await t
+          .http()
+          .post('/api/v1/notifications/channels')
+          .set(auth(admin))
+          .send({ kind: 'wecom', name: `内网 ${webhookUrl}`, webhookUrl })
+          .expect(400);
+        expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['webhookUrl']);
+      }
+      await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ webhookUrl: 'http://10.0.0.8/hook' }).expect(400);
+    } finally {
+      t.config.notifications.allowPrivateTargets = true;
+    }
+  });
+
   describe('duty roster', () => {
     it('refuses bad shifts with field-level 400s and non-supervisors with 403', async () => {
       const now = Date.now();

@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import { signLink, verifyLink } from '../../src/modules/notifications/ack-links';
 import { maskUrl } from '../../src/modules/notifications/channels.service';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
-import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer } from '../../src/modules/notifications/providers';
+import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce } from '../../src/modules/notifications/providers';
+import { isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
 
 const INCIDENT_ID = '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc';
 const incident = {
@@ -22,7 +23,7 @@ const msg = renderMessage({
   link: 'https://x/console/ack/t',
   now: new Date('2026-11-30T05:00:35Z'),
 });
-const opts = { timeoutMs: 1000, idempotencyKey: 'k', now: new Date(1764478835123), mentionMobiles: ['13800000001'] };
+const opts = { timeoutMs: 1000, allowPrivateTargets: false, idempotencyKey: 'k', now: new Date(1764478835123), mentionMobiles: ['13800000001'] };
 
 describe('notifications: messages, signatures, links', () => {
   it('writes the message in Chinese with Asia/Shanghai times and the waiting time', () => {
@@ -85,6 +86,40 @@ describe('notifications: messages, signatures, links', () => {
     expect(readAnswer('feishu', 200, '{"StatusCode":0,"StatusMessage":"success"}')).toMatchObject({ ok: true });
     expect(readAnswer('sms', 503, 'down')).toMatchObject({ ok: false, retryable: true, code: 'HTTP 503' });
     expect(readAnswer('sms', 400, 'bad')).toMatchObject({ ok: false, retryable: false });
+  });
+
+  it('never shows what a non-provider answered (A16): a JSON message field, else only the size', () => {
+    expect(readAnswer('sms', 500, '{"message":"gateway overloaded"}').detail).toBe('gateway overloaded');
+    expect(readAnswer('sms', 500, 'redis_version:7.0.15\r\nrole:master').detail).toBe('(33 bytes)');
+    expect(readAnswer('wecom', 200, '{"ok":true,"instance":"i-0abc"}').detail).toBe('no answer code (31 bytes)');
+    expect(readAnswer('wecom', 200, 'ami-id\nhostname').detail).toBe('unreadable answer (15 bytes)');
+  });
+
+  it('refuses private, loopback, link-local and reserved webhook targets unless allowed (A16)', async () => {
+    for (const a of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.31.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:127.0.0.1',
+    ])
+      expect([a, isPrivateAddress(a)]).toEqual([a, true]);
+    for (const a of ['8.8.8.8', '101.226.4.6', '2400:3200::1', '172.32.0.1']) expect([a, isPrivateAddress(a)]).toEqual([a, false]);
+    expect(await refusedTarget(new URL('http://169.254.169.254/latest/meta-data/'), false)).toMatch(/169\.254\.169\.254/);
+    expect(await refusedTarget(new URL('http://[::1]:6379/'), false)).toMatch(/::1/);
+    expect(await refusedTarget(new URL('http://localhost:6379/'), false)).toMatch(/localhost/);
+    expect(await refusedTarget(new URL('http://127.0.0.1:6379/'), true)).toBeNull();
+    expect(await refusedTarget(new URL('https://8.8.8.8/robot/send'), false)).toBeNull();
+    // Checked again at send time: nothing is sent, and the attempt is not retried.
+    const answer = await sendOnce({ kind: 'wecom', webhookUrl: 'http://127.0.0.1:9/cgi-bin/webhook/send?key=k', secret: '', template: null }, msg, opts);
+    expect(answer).toMatchObject({ ok: false, retryable: false, code: 'BLOCKED_ADDRESS' });
   });
 
   it('signs links that expire and cannot be forged', () => {

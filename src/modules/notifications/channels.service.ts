@@ -10,6 +10,7 @@ import { renderMessage } from './message';
 import type { ChannelKind } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
 import { ChannelTarget, ProviderAnswer, sendOnce } from './providers';
+import { refusedTarget } from './target-address';
 
 export interface ChannelRow {
   id: string;
@@ -119,8 +120,11 @@ export class ChannelsService {
     return c;
   }
 
-  /** Kind-specific rules: an http(s) URL; the SMS gateway signs with a secret of ≥ 16 characters. */
-  private check(kind: ChannelKind, webhookUrl: string, secret: string): void {
+  /**
+   * Kind-specific rules: an http(s) URL to a public address (target-address.ts; unless
+   * notifications.allowPrivateTargets); the SMS gateway signs with a secret of ≥ 16 characters.
+   */
+  private async check(kind: ChannelKind, webhookUrl: string, secret: string): Promise<void> {
     let u: URL;
     try {
       u = new URL(webhookUrl);
@@ -129,6 +133,8 @@ export class ChannelsService {
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be http or https' }]);
     if (this.config.env === 'production' && u.protocol !== 'https:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be https in production' }]);
+    const refused = await refusedTarget(u, this.config.notifications.allowPrivateTargets);
+    if (refused) throw Errors.validation([{ field: 'webhookUrl', reason: `${refused}: not a provider's address (notifications.allowPrivateTargets)` }]);
     if (kind === 'sms' && secret.length < 16)
       throw Errors.validation([{ field: 'secret', reason: 'the SMS gateway signature needs a secret of at least 16 characters' }]);
   }
@@ -137,7 +143,7 @@ export class ChannelsService {
 
   async create(dto: CreateChannelDto): Promise<ChannelView> {
     const secret = dto.secret ?? '';
-    this.check(dto.kind, dto.webhookUrl, secret);
+    await this.check(dto.kind, dto.webhookUrl, secret);
     if (dto.template && dto.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
     const row = await this.db.transaction(async (m) => {
       const [row] = (await m.query(
@@ -155,7 +161,7 @@ export class ChannelsService {
       const before = await this.row(id, m, true);
       const url = dto.webhookUrl ?? before.webhook_url;
       const secret = dto.secret ?? before.secret;
-      this.check(before.kind, url, secret);
+      await this.check(before.kind, url, secret);
       if (dto.template && before.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
       const [[row]] = (await m.query(
         `UPDATE notification_channels SET name = $2, webhook_url = $3, secret = $4, template = $5, enabled = $6,
@@ -272,6 +278,7 @@ export class ChannelsService {
     });
     const answer = await sendOnce(toTarget(c), msg, {
       timeoutMs: this.config.notifications.timeoutMs,
+      allowPrivateTargets: this.config.notifications.allowPrivateTargets,
       idempotencyKey: `test-${id}-${now.getTime()}`,
       now,
       mentionMobiles: [],

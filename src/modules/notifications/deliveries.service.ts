@@ -521,6 +521,7 @@ export class DeliveriesService {
     });
     const answer = await sendOnce(toTarget(channel), msg, {
       timeoutMs: this.cfg.timeoutMs,
+      allowPrivateTargets: this.cfg.allowPrivateTargets,
       idempotencyKey: row.dedup_key,
       now,
       mentionMobiles: channel.kind !== 'sms' && row.address ? [row.address] : [],

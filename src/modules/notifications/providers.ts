@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { OutboundMessage } from './message';
 import type { ChannelKind } from './notifications.constants';
+import { refusedTarget } from './target-address';
 
 /** A channel as the senders need it (secrets included: never sent to a client). */
 export interface ChannelTarget {
@@ -22,6 +23,8 @@ export interface ProviderAnswer {
 
 export interface SendOptions {
   timeoutMs: number;
+  /** notifications.allowPrivateTargets: may the webhook be a private, loopback or reserved address (target-address.ts). */
+  allowPrivateTargets: boolean;
   /** The message's dedup key (incident, level, recipient, channel): sent to gateways that deduplicate. */
   idempotencyKey: string;
   now: Date;
@@ -137,22 +140,38 @@ const TRANSIENT: Record<ChannelKind, Set<number>> = {
   sms: new Set(),
 };
 
+/**
+ * What of an answer body is shown (timeline, channel test): a JSON body's own message field
+ * (errmsg, msg, message, error), never raw text — a webhook pointed somewhere else must not
+ * relay what that service answered (attack note A16).
+ */
+function errorText(text: string): string {
+  try {
+    const b = JSON.parse(text) as Record<string, unknown>;
+    const m = b.errmsg ?? b.msg ?? b.message ?? b.error ?? b.StatusMessage;
+    if (typeof m === 'string') return m.slice(0, 200);
+  } catch {
+    // not JSON: said by its size only
+  }
+  return text ? `(${Buffer.byteLength(text)} bytes)` : '';
+}
+
 /** Reads a provider's answer: robots answer HTTP 200 with their own code, which decides. */
 export function readAnswer(kind: ChannelKind, status: number, text: string): ProviderAnswer {
   const retryableStatus = status === 408 || status === 429 || status >= 500;
-  if (status < 200 || status >= 300) return { ok: false, retryable: retryableStatus, code: `HTTP ${status}`, detail: text.slice(0, 200) };
-  if (kind === 'sms') return { ok: true, retryable: false, code: `HTTP ${status}`, detail: text.slice(0, 200) };
+  if (status < 200 || status >= 300) return { ok: false, retryable: retryableStatus, code: `HTTP ${status}`, detail: errorText(text) };
+  if (kind === 'sms') return { ok: true, retryable: false, code: `HTTP ${status}`, detail: errorText(text) };
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    return { ok: false, retryable: true, code: `HTTP ${status}`, detail: `unreadable answer: ${text.slice(0, 100)}` };
+    return { ok: false, retryable: true, code: `HTTP ${status}`, detail: `unreadable answer (${Buffer.byteLength(text)} bytes)` };
   }
   // WeCom / DingTalk: { errcode, errmsg }; Feishu: { code, msg } (older hooks: { StatusCode, StatusMessage }).
   const code = Number(body.errcode ?? body.code ?? body.StatusCode ?? NaN);
   const msg = String(body.errmsg ?? body.msg ?? body.StatusMessage ?? '');
   if (code === 0) return { ok: true, retryable: false, code: '0', detail: msg };
-  if (Number.isNaN(code)) return { ok: false, retryable: true, code: `HTTP ${status}`, detail: `no answer code: ${text.slice(0, 100)}` };
+  if (Number.isNaN(code)) return { ok: false, retryable: true, code: `HTTP ${status}`, detail: `no answer code (${Buffer.byteLength(text)} bytes)` };
   return { ok: false, retryable: TRANSIENT[kind].has(code), code: String(code), detail: msg.slice(0, 200) };
 }
 
@@ -164,6 +183,8 @@ export async function sendOnce(ch: ChannelTarget, m: OutboundMessage, o: SendOpt
   } catch (e) {
     return { ok: false, retryable: false, code: 'CONFIG', detail: (e as Error).message };
   }
+  const refused = await refusedTarget(new URL(req.url), o.allowPrivateTargets);
+  if (refused) return { ok: false, retryable: false, code: 'BLOCKED_ADDRESS', detail: refused };
   try {
     const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'error' });
     return readAnswer(ch.kind, res.status, await res.text());
