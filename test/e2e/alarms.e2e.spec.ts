@@ -300,6 +300,59 @@ describe('alarms over HTTP', () => {
     expect(c.body).toMatchObject({ status: 'cancelled', cancelReason: '误按' });
   });
 
+  it('withdraws at the police an alarm cancelled by the school or resolved as false, after the alarm itself; never a genuine one (A17)', async () => {
+    const timeline = async (id: string) =>
+      ((await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200)).body.timeline as { action: string; note: string }[]).map(
+        (e) => e.action,
+      );
+    // Cancelled by the guard who raised it (mis-press): the alarm went out, then its withdrawal, signed, under its own key.
+    const misPress = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '北门' })
+      .expect(201);
+    await t.http().post(`/api/v1/incidents/${misPress.body.id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(200);
+    await waitFor(async () => police.accepted.has(`${misPress.body.id}-withdraw`), 10000, 'withdrawal of the cancelled alarm');
+    expect(police.accepted.get(misPress.body.id)).toBe(1);
+    expect(police.bodies.get(`${misPress.body.id}-withdraw`)).toMatchObject({
+      incidentId: misPress.body.id,
+      withdrawn: true,
+      status: 'cancelled',
+      reason: '误按',
+    });
+    await waitFor(async () => (await timeline(misPress.body.id)).includes('relay_withdrawn'), 10000, 'withdrawal on the timeline');
+    // Resolved as a false alarm by an operator: withdrawn; resolved as genuine: not.
+    const falseAlarm = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'fire', location: '实验楼' })
+      .expect(201);
+    const genuine = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'violence', location: '操场' })
+      .expect(201);
+    for (const [id, outcome] of [
+      [falseAlarm.body.id, 'false_alarm'],
+      [genuine.body.id, 'genuine'],
+    ]) {
+      await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+      await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome }).expect(200);
+    }
+    await waitFor(async () => police.accepted.has(`${falseAlarm.body.id}-withdraw`), 10000, 'withdrawal of the false alarm');
+    expect(police.bodies.get(`${falseAlarm.body.id}-withdraw`)).toMatchObject({ withdrawn: true, status: 'resolved', outcome: 'false_alarm' });
+    await waitFor(async () => police.accepted.has(genuine.body.id), 10000, 'the genuine alarm relayed');
+    const jobs = await t.db.query(`SELECT job_id FROM alarm_outbox WHERE job_name = 'alarms.police-withdraw' AND payload->>'incidentId' = $1`, [
+      genuine.body.id,
+    ]);
+    expect(jobs.rows).toEqual([]);
+    expect(police.accepted.has(`${genuine.body.id}-withdraw`)).toBe(false);
+    expect(police.badSignatures).toBe(0);
+  });
+
   it('escalates an unacknowledged incident at the configured delays, and acknowledgement cancels it', async () => {
     const r = await t
       .http()

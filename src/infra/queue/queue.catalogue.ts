@@ -37,6 +37,11 @@ export enum JobName {
   AlarmPoliceRelay = 'alarms.police-relay',
   /** Flags an incident whose police delivery is late (delayed; id relaywatch-<incident>). */
   AlarmRelayWatch = 'alarms.relay-watch',
+  /**
+   * Tells the police endpoint that an alarm it was sent is withdrawn — cancelled by the school, or
+   * resolved as a false alarm or a test (attack note A17: officers dispatched to a mis-press) (id withdraw-<incident>).
+   */
+  AlarmPoliceWithdraw = 'alarms.police-withdraw',
   /** Delivers an alarm-button self-test press to the police endpoint, marked as a test (id testrelay-<test>). */
   AlarmButtonTestRelay = 'alarms.button-test-relay',
   /** One run of a patrol plan (job scheduler patrol-plan:<planId>; idempotent per plan and slot). */
@@ -86,6 +91,7 @@ export interface JobPayloads {
   [JobName.AlarmPoliceRelay]: { incidentId: string; real?: boolean };
   [JobName.AlarmRelayWatch]: { incidentId: string; real?: boolean };
   [JobName.AlarmButtonTestRelay]: { testId: string };
+  [JobName.AlarmPoliceWithdraw]: { incidentId: string };
   [JobName.PatrolRun]: { planId: string };
   [JobName.PatrolPostCheck]: Record<string, never>;
   [JobName.ComplianceSnapshot]: { date?: string };
@@ -127,6 +133,7 @@ export const JOBS: Record<JobName, JobSpec> = {
   [JobName.AlarmEscalate]: { queue: QueueName.Alarms, options: retrying, duringOutage: true },
   [JobName.AlarmPoliceRelay]: { queue: QueueName.PoliceRelay, options: retrying, duringOutage: true },
   [JobName.AlarmRelayWatch]: { queue: QueueName.Alarms, options: retrying, duringOutage: true },
+  [JobName.AlarmPoliceWithdraw]: { queue: QueueName.PoliceRelay, options: retrying, duringOutage: true },
   [JobName.AlarmButtonTestRelay]: { queue: QueueName.PoliceRelay, options: retrying },
   [JobName.PatrolRun]: { queue: QueueName.Patrols, options: { ...retrying, attempts: 3 } },
   // Superseded by the next check a minute later; findings are idempotent per post and window anyway.

@@ -21,6 +21,8 @@ export const DRILL_WINDOW_STATUSES = ['pending', 'approved'] as const;
 
 export const OUTCOMES = ['genuine', 'false_alarm', 'drill', 'test'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
+/** Outcomes after which an alarm relayed to the police is withdrawn there (a drill was relayed marked as one already). */
+export const WITHDRAWN_OUTCOMES: Outcome[] = ['false_alarm', 'test'];
 
 /** A complete code → name table, looked up by any string a row holds (an unknown code: undefined). */
 const labels = <K extends string>(m: Record<K, string>): Readonly<Record<string, string | undefined>> => m;
@@ -51,6 +53,8 @@ export const jobIds = {
   escalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}`,
   relay: (incidentId: string, real = false) => `relay-${incidentId}${real ? '-real' : ''}`,
   relayWatch: (incidentId: string, real = false) => `relaywatch-${incidentId}${real ? '-real' : ''}`,
+  /** The withdrawal sent to the police after a relayed alarm is cancelled or resolved as false/test (JobName.AlarmPoliceWithdraw). */
+  withdraw: (incidentId: string) => `withdraw-${incidentId}`,
   /** Escalation timers of a drill turned real (the drill's own timers did nothing). */
   realEscalation: (incidentId: string, level: number) => `esc-${incidentId}-${level}-real`,
   /** The timers of a folded press that raised the incident's priority (counted from that press). */

@@ -46,6 +46,7 @@ export class AlarmsJobs {
     queue.handle(JobName.AlarmEscalate, (p, meta) => this.escalate(p.incidentId, p.level, meta.jobId));
     queue.handle(JobName.AlarmPoliceRelay, (p, meta) => this.relay(p.incidentId, meta.attempt, p.real ?? false));
     queue.handle(JobName.AlarmRelayWatch, (p) => this.relayWatch(p.incidentId, p.real ?? false));
+    queue.handle(JobName.AlarmPoliceWithdraw, (p, meta) => this.withdraw(p.incidentId, meta.attempt));
   }
 
   /**
@@ -172,6 +173,48 @@ export class AlarmsJobs {
       await this.outbox.markDone(m, [jobId]);
     });
     return 'delivered';
+  }
+
+  /**
+   * Tells the police endpoint an alarm it was sent is withdrawn (cancelled by the school, resolved
+   * as a false alarm or a test): same signature and retries as the alarm, under its own key
+   * `<incident>-withdraw` (body `withdrawn: true`, the status, outcome, reason and time). The alarm
+   * goes first: while its delivery is still pending this throws and is retried; an alarm that was
+   * never sent (no endpoint, a drill not relayed) has nothing to withdraw. Sent twice at worst (a run
+   * here and one from BullMQ after an outage) under one key; recorded once.
+   */
+  async withdraw(incidentId: string, attempt: number): Promise<string> {
+    const jobId = jobIds.withdraw(incidentId);
+    const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [incidentId])) as IncidentRow[];
+    if (!row || !this.cfg.policeRelay.url) {
+      await this.outbox.markDone(this.db, [jobId]);
+      return 'nothing to do';
+    }
+    if (!row.relay_delivered_at) {
+      const pending = (await this.db.query(`SELECT 1 FROM alarm_outbox WHERE job_id = ANY($1) AND done_at IS NULL`, [
+        [jobIds.relay(incidentId), jobIds.relay(incidentId, true)],
+      ])) as unknown[];
+      if (pending.length) throw new Error(`incident ${incidentId}: the alarm is not delivered to the police yet; withdrawn after it`);
+      await this.outbox.markDone(this.db, [jobId]);
+      return 'never relayed';
+    }
+    await postToPolice(this.cfg.policeRelay, `${row.id}-withdraw`, {
+      incidentId: row.id,
+      withdrawn: true,
+      status: row.status,
+      outcome: row.outcome,
+      reason: row.cancel_reason ?? null,
+      withdrawnAt: new Date(row.cancelled_at ?? row.resolved_at ?? Date.now()).toISOString(),
+      school: { id: row.school_id, name: row.school_name },
+    });
+    await this.db.transaction(async (m) => {
+      if ((await this.notices.lockOutboxJob(m, jobId)).done) return;
+      const why = row.status === 'cancelled' ? '报警已撤销' : `处置结果为${row.outcome === 'test' ? '测试' : '误报'}`;
+      await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_withdrawn', `已通知公安联网平台撤警：${why}（第 ${attempt} 次尝试）`, { attempt });
+      await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'relay_withdrawn' } });
+      await this.outbox.markDone(m, [jobId]);
+    });
+    return 'withdrawn';
   }
 
   /** Runs `lateAfterSeconds` after the press: undelivered by then → operator-visible warning (not for a drill that is not to be relayed). */

@@ -12,7 +12,7 @@ import { AuditService } from '../audit-log';
 import { ConsoleEventsService } from '../console-events';
 import { ACT_ROLES, assertRole, CANCEL_OWN_ONLY_ROLES, CANCEL_ROLES, RAISE_ROLES, userActor } from './alarms.access';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
-import { jobIds, OPEN_STATUSES, type Outcome } from './alarms.constants';
+import { jobIds, OPEN_STATUSES, type Outcome, WITHDRAWN_OUTCOMES } from './alarms.constants';
 import { ButtonTestsService } from './button-tests.service';
 import { IncidentRow, IncidentView, iso, toSummary, toView } from './incident-row';
 import { allowedFrom, IncidentAction, transition } from './incident-state';
@@ -141,6 +141,7 @@ export class IncidentLifecycleService {
     const ownerOnly = action === 'cancel' && CANCEL_OWN_ONLY_ROLES.includes(user.role) ? user.id : null;
     const ownerParam = `$${4 + extra.length}`;
     const escalationJobs: string[] = [];
+    let withdraw: OutboxRow[] = [];
     const row = await this.db.transaction(async (m) => {
       const [[updated]] = (await m.query(
         `UPDATE incidents SET ${setSql}, updated_at = now()
@@ -168,8 +169,14 @@ export class IncidentLifecycleService {
         )) as [{ job_id: string }[]];
         escalationJobs.push(...rows.map((r) => r.job_id));
       }
+      // An alarm the police were (or are being) sent, now cancelled or found false: they are told, so nobody is dispatched to a mis-press.
+      if (updated.relay_required && (action === 'cancel' || (action === 'resolve' && WITHDRAWN_OUTCOMES.includes(opts.outcome!))))
+        withdraw = await this.outbox.insert(m, [
+          { name: JobName.AlarmPoliceWithdraw, jobId: jobIds.withdraw(id), payload: { incidentId: id }, availableAt: new Date() },
+        ]);
       return updated;
     });
+    this.outbox.kick(withdraw);
     // The handler re-checks the state anyway, so a failed removal is harmless.
     await Promise.allSettled(escalationJobs.map((j) => this.queue.removeJob(JobName.AlarmEscalate, j)));
     return toView(row);

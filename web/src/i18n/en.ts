@@ -150,6 +150,7 @@ const en: Messages = {
     escalated: 'Escalated',
     relayed: 'Sent to police',
     relay_late: 'Police relay late',
+    relay_withdrawn: 'Police told: withdrawn',
     made_real: 'Drill made a real alarm',
     priority_raised: 'Priority raised',
     notified: 'Notified',

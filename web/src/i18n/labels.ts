@@ -28,6 +28,7 @@ const TIMELINE = [
   'escalated',
   'relayed',
   'relay_late',
+  'relay_withdrawn',
   'notified',
   'notify_failed',
   'notify_skipped',

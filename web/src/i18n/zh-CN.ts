@@ -146,6 +146,7 @@ const zhCN = {
     escalated: '升级提醒',
     relayed: '已推送公安',
     relay_late: '推送公安超时',
+    relay_withdrawn: '已通知公安撤警',
     made_real: '演练转为真实报警',
     priority_raised: '级别提升',
     notified: '已通知',
