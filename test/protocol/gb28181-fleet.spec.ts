@@ -3,6 +3,7 @@ import { DeviceHealthService } from '../../src/modules/device-health';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
+import { Gb28181Store } from '../../src/modules/gb28181/gb28181.store';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
@@ -370,6 +371,64 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       expect(new Set(subs.map((s) => s.callId)).size).toBe(1);
       expect(subs[1].cseq).toBe(subs[0].cseq + 1);
       expect(subs[0].body).toContain('<CmdType>Catalog</CmdType>');
+    });
+  });
+
+  describe('tolerance (§5)', () => {
+    const device = async (deviceId: string) =>
+      ((await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200)).body.items as Record<string, unknown>[]).find(
+        (d) => d.deviceId === deviceId,
+      );
+    const sim = (deviceId: string, o: Partial<ConstructorParameters<typeof GbCamera>[0]> = {}) => {
+      const d = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, keepaliveMs: 0, ...o });
+      devices.push(d);
+      return d;
+    };
+
+    it('registers and keeps alive a device that sends nc=1 (no leading zeros) and Vias without a branch (RFC 2543); the platform reaches it', async () => {
+      const deviceId = nvrId();
+      const dev = sim(deviceId, { nc: '1', viaBranch: false });
+      await dev.start();
+      expect(await dev.sendKeepalive()).toBe(200);
+      expect(await dev.message(catalogBody(deviceId, '1', [{ id: chId(deviceId, 1), name: '南门' }], 'UTF-8', 'UTF-8'))).toBe(200);
+      await dev.waitForQuery('Catalog');
+      expect(await device(deviceId)).toMatchObject({ registered: true, transport: 'UDP' });
+    });
+
+    it('takes a digest username other than the device id when an admin set it for that device (own or district password), and only that one', async () => {
+      const own = nvrId();
+      await t.http().patch(`/api/v1/gb28181/devices/${own}`).set(auth(admin)).send({ authUsername: 'hik-admin', password: 'own-pass-77' }).expect(200);
+      await sim(own, { authUsername: 'hik-admin', password: 'own-pass-77' }).start();
+      expect(await device(own)).toMatchObject({ registered: true, authUsername: 'hik-admin', ownPassword: true });
+      // The device id as username no longer opens it; a new username without the password again is refused (the HA1 is bound to it).
+      await expect(sim(own, { password: 'own-pass-77' }).start()).rejects.toThrow('got 403');
+      const bad = await t.http().patch(`/api/v1/gb28181/devices/${own}`).set(auth(admin)).send({ authUsername: 'other' }).expect(400);
+      expect(JSON.stringify(bad.body)).toContain('password');
+      await t.http().patch(`/api/v1/gb28181/devices/${own}`).set(auth(admin)).send({ authUsername: 'a"b' }).expect(400);
+
+      const district = nvrId();
+      await t.http().patch(`/api/v1/gb28181/devices/${district}`).set(auth(admin)).send({ authUsername: 'dahua' }).expect(200);
+      const dev = sim(district, { authUsername: 'dahua' });
+      await dev.start();
+      expect(await dev.sendKeepalive()).toBe(200);
+      const audit = await t.db.query(`SELECT after FROM audit_log WHERE entity = 'gb_device' AND after->>'deviceId' = $1`, [district]);
+      expect(audit.rows.map((r: { after: { authUsername?: string } }) => r.after.authUsername)).toEqual(['dahua']);
+    });
+
+    it('a device that registers again over another transport and address is reached there, and that is kept for a restart', async () => {
+      const { deviceId, dev } = await nvr({ transport: 'TCP' });
+      const moved = sim(deviceId, { transport: 'UDP' });
+      await moved.start();
+      await moved.waitForQuery('Catalog');
+      expect(await dev.sendKeepalive()).toBe(403);
+      expect(await moved.sendKeepalive()).toBe(200);
+      expect(await device(deviceId)).toMatchObject({ transport: 'UDP', contactAddress: '127.0.0.1', contactPort: moved.sipPort });
+      await t.http().post(`/api/v1/gb28181/devices/${deviceId}/query`).set(auth(admin)).expect(202);
+      await moved.waitForQuery('Catalog');
+      // What a restarted process loads (gb_devices): the new transport and address.
+      const reloaded = new GbDeviceStates(t.config, t.app.get(Gb28181Store));
+      await reloaded.load();
+      expect(reloaded.devices.get(deviceId)?.peer).toEqual({ transport: 'UDP', address: '127.0.0.1', port: moved.sipPort });
     });
   });
 

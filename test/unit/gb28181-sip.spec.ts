@@ -32,6 +32,8 @@ describe('SIP parser', () => {
     const m = parseSip(Buffer.from(REG, 'latin1'), opts) as SipRequest;
     expect(m).toMatchObject({ kind: 'request', method: 'REGISTER', callId: 'call-1@10.0.0.5', cseq: { seq: 1, method: 'REGISTER' } });
     expect(m.via).toEqual({ transport: 'UDP', host: '10.0.0.5', port: 5060, branch: 'z9hG4bK1234', rport: true });
+    // RFC 2543 devices send no branch (issue 16 §5): taken, branch ''.
+    expect(parseSip(Buffer.from(REG.replace(';branch=z9hG4bK1234', ''), 'latin1'), opts).via).toMatchObject({ host: '10.0.0.5', branch: '' });
     expect(m.vias).toHaveLength(2);
     expect(m.from).toMatchObject({ user: '34020000001320000001', tag: 'abc' });
     expect(m.to.tag).toBeNull();
@@ -67,7 +69,7 @@ describe('SIP parser', () => {
     ['garbage', '\x00\x01\x02 hello', 'no_header_end'],
     ['no Call-ID', REG.replace(/i: call-1@10.0.0.5\r\n/, ''), 'missing_call-id'],
     ['CSeq method mismatch', REG.replace('1 REGISTER', '1 INVITE'), 'cseq_method_mismatch'],
-    ['no branch', REG.replace(';branch=z9hG4bK1234', ''), 'bad_via_branch'],
+    ['a branch over 128 characters', REG.replace(';branch=z9hG4bK1234', `;branch=z9hG4bK${'a'.repeat(130)}`), 'bad_via_branch'],
     ['bad start line', REG.replace('SIP/2.0\r\n', 'HTTP/1.1\r\n'), 'bad_start_line'],
     ['body shorter than Content-Length', REG.replace('l: 0', 'l: 50'), 'truncated_body'],
     ['two Content-Lengths', REG.replace('l: 0', 'l: 0\r\nContent-Length: 0'), 'bad_content_length'],
@@ -103,6 +105,15 @@ describe('digest (RFC 2617)', () => {
       'Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41"',
     )!;
     expect(creds).toMatchObject({ username: 'Mufasa', qop: 'auth', nc: '00000001' });
+    // nc without its leading zeros (issue 16 §5), hashed as sent; nine digits or not hex: refused.
+    const short = parseDigest(
+      'Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=1, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1"',
+    );
+    expect(short).toMatchObject({ nc: '1' });
+    expect(responseMatches(h1, 'GET', { ...short!, response: expectedResponse(h1, 'GET', short!) })).toBe(true);
+    expect(expectedResponse(h1, 'GET', short!)).not.toBe(expectedResponse(h1, 'GET', { ...short!, nc: '00000001' }));
+    for (const nc of ['000000001', 'g1'])
+      expect(parseDigest(`Digest username="a", realm="r", nonce="n", uri="u", qop=auth, nc=${nc}, cnonce="c", response="${'0'.repeat(32)}"`)).toBeNull();
     expect(responseMatches(h1, 'GET', creds)).toBe(true);
     expect(responseMatches(ha1('Mufasa', 'testrealm@host.com', 'wrong'), 'GET', creds)).toBe(false);
   });

@@ -34,7 +34,9 @@ export function parseDigest(header: string): DigestCredentials | null {
   while ((match = re.exec(m[1])) !== null) out[match[1].toLowerCase()] = match[2] ?? match[3];
   for (const k of ['username', 'realm', 'nonce', 'uri', 'response']) if (typeof out[k] !== 'string') return null;
   if (!/^[0-9a-f]{32}$/i.test(out.response)) return null;
-  if (out.qop !== undefined && (out.nc === undefined || out.cnonce === undefined || !/^[0-9a-f]{8}$/i.test(out.nc))) return null;
+  // nc is 8 hex digits in RFC 2617 §3.2.2, but some firmware sends `nc=1` (issue 16 §5): 1–8 hex digits, used in the
+  // response exactly as sent (the device hashed its own spelling) and compared by value for replays.
+  if (out.qop !== undefined && (out.nc === undefined || out.cnonce === undefined || !/^[0-9a-f]{1,8}$/i.test(out.nc))) return null;
   return out as unknown as DigestCredentials;
 }
 

@@ -50,6 +50,17 @@ export class UpdateGbDeviceDto {
   @MaxLength(64)
   password?: string | null;
 
+  @ApiPropertyOptional({
+    description:
+      'the digest username the device registers with when it is not its device id (some firmware and lower platforms); null = the device id. ' +
+      'Changing it on a device with its own password needs the password again (the stored HA1 is bound to the username)',
+  })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsString()
+  @Matches(/^[\x21\x23-\x5b\x5d-\x7e]{1,64}$/, { message: 'authUsername must be 1-64 visible ASCII characters without " or \\' })
+  authUsername?: string | null;
+
   @ApiPropertyOptional({ description: 'the school the device belongs to (its reported channels are placed there); null = none' })
   @IsOptional()
   @ValidateIf((_, v) => v !== null)

@@ -17,6 +17,8 @@ export interface DeviceState {
   registeredAt: number | null;
   expiresAt: number;
   lastKeepaliveAt: number | null;
+  /** The digest username it registers with when not its device id (gb_devices.auth_username, issue 16 §5); null = the device id. */
+  authUsername: string | null;
   /** How its MANSCDP bodies are decoded (gb_devices.charset; charset.ts). */
   charset: Charset;
   /** Registry cameras under this device id; null until looked up. */
@@ -115,6 +117,7 @@ export class GbDeviceStates {
       expiresAt: r?.expiresAt ? r.expiresAt.getTime() : 0,
       lastKeepaliveAt: r?.lastKeepaliveAt ? r.lastKeepaliveAt.getTime() : null,
       charset: r?.charset ?? 'auto',
+      authUsername: r?.authUsername ?? null,
       cameraIds: null,
       loadingCameras: null,
       cameraByChannel: null,
@@ -202,13 +205,14 @@ export class GbDeviceStates {
   }
 
   /** After an admin change: the new password / school take effect at once. */
-  applyAdminChange(deviceId: string, change: { ha1?: string | null; schoolId?: string | null; charset?: Charset }): void {
+  applyAdminChange(deviceId: string, change: { ha1?: string | null; authUsername?: string | null; schoolId?: string | null; charset?: Charset }): void {
     const s = this.devices.get(deviceId);
     if (!s) return;
     if (change.ha1 !== undefined) {
       s.ha1 = change.ha1;
       s.ha1Realm = change.ha1 ? this.domain : null;
     }
+    if (change.authUsername !== undefined) s.authUsername = change.authUsername;
     if (change.schoolId !== undefined) s.schoolId = change.schoolId;
     if (change.charset !== undefined) s.charset = change.charset;
   }

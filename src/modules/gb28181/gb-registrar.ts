@@ -57,7 +57,6 @@ export class GbRegistrar {
     if (!authz) return this.challenge(req, peer, key, false);
     const creds = parseDigest(authz);
     if (!creds) return this.endpoint.reply(req, peer, 400, 'register', key);
-    if (creds.username !== id) return this.endpoint.reply(req, peer, 403, 'register', key);
     if (creds.realm !== this.domain) return this.challenge(req, peer, key, false);
     if (creds.algorithm && creds.algorithm.toUpperCase() !== 'MD5') return this.challenge(req, peer, key, false);
     if (creds.qop !== undefined && creds.qop !== 'auth') return this.challenge(req, peer, key, false);
@@ -65,7 +64,10 @@ export class GbRegistrar {
     if (nonce !== 'ok') return this.challenge(req, peer, key, nonce !== 'unknown');
 
     const state = await this.states.stateOf(id);
-    const h1 = state.ha1 && state.ha1Realm === this.domain ? state.ha1 : this.cfg.defaultPassword ? ha1(id, this.domain, this.cfg.defaultPassword) : null;
+    // The digest username is the device id (§9.1.2.1) unless an admin set another for this device (issue 16 §5).
+    const user = state.authUsername ?? id;
+    if (creds.username !== user) return this.endpoint.reply(req, peer, 403, 'register', key);
+    const h1 = state.ha1 && state.ha1Realm === this.domain ? state.ha1 : this.cfg.defaultPassword ? ha1(user, this.domain, this.cfg.defaultPassword) : null;
     if (!h1 || !responseMatches(h1, 'REGISTER', creds)) return this.endpoint.reply(req, peer, 403, 'register', key);
     this.nonces.commit(creds.nonce, creds.qop ? creds.nc : undefined);
     this.states.keep(state);

@@ -58,16 +58,27 @@ export class Gb28181Controller {
   @Roles('admin')
   @Patch('devices/:deviceId')
   async update(@GbIdParam() deviceId: string, @Body() dto: UpdateGbDeviceDto) {
-    if (dto.password === undefined && dto.schoolId === undefined && dto.charset === undefined)
-      throw Errors.validation([{ field: 'password', reason: 'password, schoolId or charset is required' }]);
+    if (dto.password === undefined && dto.schoolId === undefined && dto.charset === undefined && dto.authUsername === undefined)
+      throw Errors.validation([{ field: 'password', reason: 'password, authUsername, schoolId or charset is required' }]);
     if (dto.schoolId)
       await this.registry.school(dto.schoolId).catch(() => {
         throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
       });
-    const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(deviceId, this.states.domain, dto.password);
+    // The HA1 is bound to the digest username (RFC 2617 §3.2.2.2): a new username on a device with its own password needs the password again.
+    const current = await this.store.device(deviceId);
+    const username = (dto.authUsername !== undefined ? dto.authUsername : current?.authUsername) ?? deviceId;
+    if (dto.authUsername !== undefined && dto.authUsername !== (current?.authUsername ?? null) && current?.passwordHa1 && dto.password === undefined)
+      throw Errors.validation([{ field: 'password', reason: 'password is required with a new authUsername (the stored digest is bound to the username)' }]);
+    const h1 = dto.password === undefined ? undefined : dto.password === null ? null : ha1(username, this.states.domain, dto.password);
     await this.states.flushRegistrations().catch(() => undefined);
     await this.db.transaction(async (m) => {
-      const { before } = await this.store.setDevice(m, deviceId, { ha1: h1, realm: this.states.domain, schoolId: dto.schoolId, charset: dto.charset });
+      const { before } = await this.store.setDevice(m, deviceId, {
+        ha1: h1,
+        realm: this.states.domain,
+        authUsername: dto.authUsername,
+        schoolId: dto.schoolId,
+        charset: dto.charset,
+      });
       await this.audit.record(m, {
         action: before ? 'update' : 'create',
         entity: 'gb_device',
@@ -79,12 +90,20 @@ export class Gb28181Controller {
           ...(dto.schoolId !== undefined ? { schoolId: dto.schoolId } : {}),
           ...(dto.password !== undefined ? { password: dto.password === null ? null : 'set' } : {}),
           ...(dto.charset !== undefined ? { charset: dto.charset } : {}),
+          ...(dto.authUsername !== undefined ? { authUsername: dto.authUsername } : {}),
         },
       });
     });
-    this.states.applyAdminChange(deviceId, { ha1: h1, schoolId: dto.schoolId, charset: dto.charset });
+    this.states.applyAdminChange(deviceId, { ha1: h1, authUsername: dto.authUsername, schoolId: dto.schoolId, charset: dto.charset });
     const placed = dto.schoolId ? await this.cameras.placeChannels(deviceId, dto.schoolId) : [];
-    return { deviceId, schoolId: dto.schoolId, ownPassword: h1 === undefined ? undefined : h1 !== null, charset: dto.charset, placed };
+    return {
+      deviceId,
+      schoolId: dto.schoolId,
+      ownPassword: h1 === undefined ? undefined : h1 !== null,
+      charset: dto.charset,
+      authUsername: dto.authUsername,
+      placed,
+    };
   }
 
   /** Asks a registered device for its Catalog and DeviceInfo again. */

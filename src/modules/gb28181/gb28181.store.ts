@@ -20,10 +20,12 @@ export interface GbDeviceRow {
   expiresAt: Date | null;
   lastKeepaliveAt: Date | null;
   charset: Charset;
+  /** The digest username when it is not the device id (issue 16 §5); null = the device id. */
+  authUsername: string | null;
 }
 
 /** Registration state written behind the SIP hot path, many devices per statement. */
-export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm' | 'charset'>;
+export type RegistrationWrite = Omit<GbDeviceRow, 'passwordHa1' | 'ha1Realm' | 'charset' | 'authUsername'>;
 
 export interface CatalogItem {
   channelId: string;
@@ -41,7 +43,7 @@ export interface CatalogItem {
 
 const DEVICE_COLS = `device_id AS "deviceId", password_ha1 AS "passwordHa1", ha1_realm AS "ha1Realm", school_id AS "schoolId", registered,
   call_id AS "callId", transport, contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt",
-  expires_at AS "expiresAt", last_keepalive_at AS "lastKeepaliveAt", charset`;
+  expires_at AS "expiresAt", last_keepalive_at AS "lastKeepaliveAt", charset, auth_username AS "authUsername"`;
 
 /** The module's own tables (gb_devices, gb_channels). */
 @Injectable()
@@ -228,7 +230,7 @@ export class Gb28181Store {
         `SELECT device_id AS "deviceId", school_id AS "schoolId", registered AND expires_at > now() AS registered, transport,
                 contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt", expires_at AS "expiresAt",
                 last_keepalive_at AS "lastKeepaliveAt", name, manufacturer, model, firmware, channel_count AS "channelCount", catalog_at AS "catalogAt",
-                password_ha1 IS NOT NULL AS "ownPassword", charset,
+                password_ha1 IS NOT NULL AS "ownPassword", charset, auth_username AS "authUsername",
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.kind <> 'organisation' AND c.removed_at IS NULL) AS channels,
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL AND c.kind = 'camera' AND c.removed_at IS NULL) AS unassigned
            FROM gb_devices d ${where} ORDER BY device_id LIMIT $3 OFFSET $4`,
@@ -261,14 +263,14 @@ export class Gb28181Store {
     return { items, total };
   }
 
-  /** Sets a device's password (as HA1) and/or school, creating its row if needed; returns the row before. */
+  /** Sets a device's password (as HA1), digest username, school and/or charset, creating its row if needed; returns the row before. */
   async setDevice(
     m: EntityManager,
     deviceId: string,
-    change: { ha1?: string | null; realm?: string; schoolId?: string | null; charset?: Charset },
-  ): Promise<{ before: { schoolId: string | null; ownPassword: boolean; charset: Charset } | null }> {
+    change: { ha1?: string | null; realm?: string; authUsername?: string | null; schoolId?: string | null; charset?: Charset },
+  ): Promise<{ before: { schoolId: string | null; ownPassword: boolean; charset: Charset; authUsername: string | null } | null }> {
     const [before] = await m.query(
-      `SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword", charset FROM gb_devices WHERE device_id = $1 FOR UPDATE`,
+      `SELECT school_id AS "schoolId", password_ha1 IS NOT NULL AS "ownPassword", charset, auth_username AS "authUsername" FROM gb_devices WHERE device_id = $1 FOR UPDATE`,
       [deviceId],
     );
     await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
@@ -281,6 +283,8 @@ export class Gb28181Store {
     if (change.schoolId !== undefined)
       await m.query(`UPDATE gb_devices SET school_id = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.schoolId]);
     if (change.charset !== undefined) await m.query(`UPDATE gb_devices SET charset = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.charset]);
+    if (change.authUsername !== undefined)
+      await m.query(`UPDATE gb_devices SET auth_username = $2, updated_at = now() WHERE device_id = $1`, [deviceId, change.authUsername]);
     return { before: before ?? null };
   }
 }

@@ -180,7 +180,8 @@ export class SipEndpoint {
   /** Answers `req`; with a `key`, the answer is cached for its retransmissions. */
   reply(req: ResponseBasis, peer: Peer, status: number, kind: string, key: string | null, headers?: [string, string | number][], body?: Buffer): void {
     const buf = buildResponse(req, status, {
-      toTag: tagOf(req.via.branch + req.callId),
+      // Deterministic, so a retransmission gets the very same answer; without a branch (RFC 2543) the CSeq tells requests of one Call-ID apart.
+      toTag: tagOf((req.via.branch || `${req.cseq.seq}`) + req.callId),
       source: { address: peer.address, port: peer.port },
       headers,
       body,

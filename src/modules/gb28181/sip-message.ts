@@ -154,8 +154,10 @@ export function parseVia(v: string): Via {
   } else throw new SipParseError('bad_via');
   if (port !== null && (port < 1 || port > 65535)) throw new SipParseError('bad_via');
   const p = params(v);
+  // No branch: an RFC 2543 device (RFC 3261 §8.1.1.7, §17.2.3 keeps them working): '' here, and its transactions are told
+  // apart by Call-ID, CSeq and From (sip-server's transaction key) — answered, not refused (issue 16 §5).
   const branch = p.get('branch') ?? '';
-  if (!branch || branch.length > 128) throw new SipParseError('bad_via_branch');
+  if (branch.length > 128) throw new SipParseError('bad_via_branch');
   return { transport: m[1].toUpperCase(), host, port, branch, rport: p.has('rport') };
 }
 

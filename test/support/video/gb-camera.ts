@@ -31,6 +31,11 @@ export interface GbCameraOptions {
   ownSsrc?: string;
   /** Swap packets within frames (the platform must reorder). */
   reorder?: boolean;
+  /** Digest quirks of real firmware (issue 16 §5): another username than the device id, `nc=1` instead of `00000001`. */
+  authUsername?: string;
+  nc?: string;
+  /** false: Vias without a branch, as RFC 2543 devices send them (answers are then matched by Call-ID and CSeq). */
+  viaBranch?: boolean;
 }
 
 interface Play {
@@ -60,6 +65,11 @@ export class GbCamera {
   private sn = 1;
 
   constructor(readonly o: GbCameraOptions) {}
+
+  /** The local port of its SIP socket (UDP) or connection (TCP). */
+  get sipPort(): number {
+    return this.localPort;
+  }
 
   get transport(): 'UDP' | 'TCP' {
     return this.o.transport ?? 'UDP';
@@ -125,7 +135,7 @@ export class GbCamera {
   }
 
   private via(branch: string): string {
-    return `SIP/2.0/${this.transport} 127.0.0.1:${this.localPort};rport;branch=${branch}`;
+    return `SIP/2.0/${this.transport} 127.0.0.1:${this.localPort};rport${this.o.viaBranch === false ? '' : `;branch=${branch}`}`;
   }
 
   private get domain(): string {
@@ -134,15 +144,17 @@ export class GbCamera {
 
   /** Sends a request and waits for its final response. */
   private request(method: string, extra: [string, string | number][], body: string | Buffer = '', contentType = ''): Promise<SipMessage> {
-    const branch = `z9hG4bK${randomBytes(6).toString('hex')}`;
+    const callId = method === 'REGISTER' ? this.callId : `${randomBytes(6).toString('hex')}@127.0.0.1`;
+    const cseq = this.cseq++;
+    const branch = this.o.viaBranch === false ? `${callId} ${cseq}` : `z9hG4bK${randomBytes(6).toString('hex')}`;
     const buf = buildRequest({
       method,
       uri: `sip:${this.o.platform.id}@${this.domain}`,
       via: this.via(branch),
       from: `<sip:${this.o.deviceId}@${this.domain}>;tag=${randomBytes(3).toString('hex')}`,
       to: `<sip:${method === 'REGISTER' ? this.o.deviceId : this.o.platform.id}@${this.domain}>`,
-      callId: method === 'REGISTER' ? this.callId : `${randomBytes(6).toString('hex')}@127.0.0.1`,
-      cseq: this.cseq++,
+      callId,
+      cseq,
       headers: extra,
       body: typeof body === 'string' ? Buffer.from(body, 'latin1') : body,
       contentType,
@@ -168,9 +180,10 @@ export class GbCamera {
     const nonce = /nonce="([^"]+)"/.exec(header(first, 'www-authenticate') ?? '')![1];
     const uri = `sip:${this.o.platform.id}@${this.domain}`;
     const cnonce = randomBytes(4).toString('hex');
-    const nc = '00000001';
-    const response = expectedResponse(ha1(this.o.deviceId, realm, this.o.password), 'REGISTER', { nonce, uri, qop: 'auth', nc, cnonce });
-    const authz = `Digest username="${this.o.deviceId}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
+    const nc = this.o.nc ?? '00000001';
+    const user = this.o.authUsername ?? this.o.deviceId;
+    const response = expectedResponse(ha1(user, realm, this.o.password), 'REGISTER', { nonce, uri, qop: 'auth', nc, cnonce });
+    const authz = `Digest username="${user}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
     const second = await this.request('REGISTER', [contact, ['Expires', expires], ['Authorization', authz]]);
     if (second.kind !== 'response' || second.status !== 200) throw new Error(`REGISTER: expected 200, got ${second.kind === 'response' ? second.status : '?'}`);
     this.registered = expires > 0;
@@ -226,9 +239,10 @@ export class GbCamera {
     }
     if (msg.kind === 'response') {
       if (msg.status < 200) return;
-      const w = this.waiters.get(msg.via.branch);
+      const key = msg.via.branch || `${msg.callId} ${msg.cseq.seq}`;
+      const w = this.waiters.get(key);
       if (w) {
-        this.waiters.delete(msg.via.branch);
+        this.waiters.delete(key);
         w(msg);
       }
       return;

@@ -2483,6 +2483,8 @@ export type components = {
             timezone?: string;
         };
         UpdateGbDeviceDto: {
+            /** @description the digest username the device registers with when it is not its device id (some firmware and lower platforms); null = the device id. Changing it on a device with its own password needs the password again (the stored HA1 is bound to the username) */
+            authUsername?: Record<string, never>;
             /**
              * @description how its MANSCDP bodies are decoded: auto (declared encoding when valid, else detected), or always GB18030 / UTF-8
              * @enum {string}

@@ -19,6 +19,7 @@ import { SchoolCard1764318500000 } from './1764318500000-SchoolCard';
 import { ShiftHandovers1764318700000 } from './1764318700000-ShiftHandovers';
 import { OpenDeviceIncidentPerDrill1764320100000 } from './1764320100000-OpenDeviceIncidentPerDrill';
 import { GbCatalogSemantics1764320500000 } from './1764320500000-GbCatalogSemantics';
+import { GbAuthUsername1764320700000 } from './1764320700000-GbAuthUsername';
 import { ComplianceIntegrity1764320800000 } from './1764320800000-ComplianceIntegrity';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
@@ -44,5 +45,6 @@ export const MIGRATIONS = [
   ShiftHandovers1764318700000,
   OpenDeviceIncidentPerDrill1764320100000,
   GbCatalogSemantics1764320500000,
+  GbAuthUsername1764320700000,
   ComplianceIntegrity1764320800000,
 ];
