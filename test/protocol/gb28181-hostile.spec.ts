@@ -290,6 +290,9 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
 
     it('saves one catalog per device at a time with one waiting (a newer one replaces it), two at once in all, in statements of at most 10 channels here', async () => {
       const [x, y, z] = [await device(), await device(), await device()];
+      // Saves of earlier cases (placing cameras, their statuses) are over: both slots are free.
+      const catalogs = t.app.get(GbCatalog);
+      await until(() => catalogs.savesInFlight().running === 0, 10000, 'no catalog save running');
       const superseded = await metric('shouhu_gb28181_events_total', { event: 'catalog_superseded' });
       // The test's own connection holds the device rows of x and y: their saves wait on the lock, holding both save slots.
       await t.db.query('BEGIN');
@@ -304,17 +307,19 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
           expect(await x.dev.message(catalogXml(x.deviceId, sn, 5, items(x.deviceId, from, from + 4)))).toBe(200);
         expect(await y.dev.message(catalogXml(y.deviceId, '1', 1, items(y.deviceId, 1, 1)))).toBe(200);
         expect(await z.dev.message(catalogXml(z.deviceId, '1', 1, items(z.deviceId, 1, 1)))).toBe(200);
-        const waiting = async () =>
-          Number(
-            (
-              await t.db.query(
-                `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE gb_devices SET catalog_at%'`,
-              )
-            ).rows[0].n,
-          );
-        await until(async () => (await waiting()) === 2, 10000, 'two catalog saves waiting on the lock');
-        // Two saves at once in all: z's waits its turn (not even on the lock); x's 3rd and 4th each replaced the one waiting.
-        expect(await waiting()).toBe(2);
+        // Both save slots are taken by x and y, each blocked by this connection's lock in the database (not counting the registration write-behind).
+        const blocked = async () =>
+          (
+            await t.db.query(
+              `SELECT left(query, 60) AS query FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) AND query NOT LIKE 'INSERT INTO gb_devices (device_id, school_id%'`,
+            )
+          ).rows as { query: string }[];
+        await until(async () => (await blocked()).length === 2, 10000, 'two catalog saves blocked on the lock').catch(async (e) => {
+          throw new Error(`${(e as Error).message}: ${JSON.stringify(catalogs.savesInFlight())} ${JSON.stringify(await blocked())}`);
+        });
+        // Two at once in all: z's waits its turn (not even in the database); x's 3rd and 4th each replaced the one waiting.
+        expect(catalogs.savesInFlight()).toEqual({ running: 2, waiting: 2 });
+        expect((await blocked()).length).toBe(2);
         expect(await channels(z.deviceId)).toEqual([]);
         expect(await metric('shouhu_gb28181_events_total', { event: 'catalog_superseded' })).toBe(superseded + 2);
       } finally {

@@ -201,6 +201,13 @@ export class GbCatalog {
     this.queueSave({ deviceId: a.deviceId, items: [...a.items.values()], replace: false });
   }
 
+  /** Catalog saves running and waiting (all devices). */
+  savesInFlight(): { running: number; waiting: number } {
+    let waiting = 0;
+    for (const d of this.saves.values()) if (d.waiting) waiting++;
+    return { running: this.savesRunning, waiting };
+  }
+
   /** Open assemblies (all devices, or one device's). */
   openAssemblies(deviceId?: string): number {
     return deviceId === undefined ? this.assemblies.size : (this.assembliesOf.get(deviceId)?.length ?? 0);

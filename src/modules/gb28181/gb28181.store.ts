@@ -122,8 +122,10 @@ export class Gb28181Store {
       return out;
     };
     return this.db.transaction(async (m) => {
-      await m.query(`INSERT INTO gb_devices (device_id) VALUES ($1) ON CONFLICT DO NOTHING`, [deviceId]);
-      await m.query(`UPDATE gb_devices SET catalog_at = now(), updated_at = now() WHERE device_id = $1`, [deviceId]);
+      await m.query(
+        `INSERT INTO gb_devices (device_id, catalog_at) VALUES ($1, now()) ON CONFLICT (device_id) DO UPDATE SET catalog_at = now(), updated_at = now()`,
+        [deviceId],
+      );
       for (const part of chunks(items)) {
         const col = <K extends keyof CatalogItem>(k: K) => part.map((i) => i[k]);
         await m.query(
