@@ -433,6 +433,16 @@ describe('alarms over HTTP', () => {
     // Another school's incident is answered like a missing one (no existence oracle).
     await t.http().get(`/api/v1/incidents/${bIncident.id}`).set(auth(staffA)).expect(404);
     await t.http().post(`/api/v1/incidents/${bIncident.id}/notes`).set(auth(staffA)).send({ note: 'x' }).expect(404);
+    // Naming another school's button answers like an unknown one (A10).
+    for (const alarmDeviceId of [button.id, '00000000-0000-4000-8000-000000000000']) {
+      const r = await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(staffB))
+        .send({ schoolId: seed.schoolB.id, type: 'intrusion', location: 'x', alarmDeviceId })
+        .expect(404);
+      expect(r.body.error.code).toBe('ALARM_DEVICE.NOT_FOUND');
+    }
     // The service enforces the same rules for the socket gateway.
     const svc = t.app.get(IncidentLifecycleService);
     await expect(svc.acknowledge({ id: 'x', username: 's', role: 'school_security', schoolId: seed.schoolA.id, jti: 'j' }, bIncident.id)).rejects.toMatchObject(

@@ -251,10 +251,13 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     const foreignKey = new StreamTokens('another-secret-entirely-0123456789', 60).mint('u', id, seed.schoolA.id).token;
     expect(await refused(`camera=${id}&token=${encodeURIComponent(foreignKey)}`)).toBe(401);
     expect(video.tokens.verify(token, id)).toMatchObject({ c: id, s: seed.schoolA.id });
-    // A school's security staff play their school's cameras only.
+    // A school's security staff play their school's cameras only; another school's camera answers as a missing one (no existence oracle, A10).
     const guardB = (await t.userToken('school_security', seed.schoolB.id)).token;
-    expect((await play(id, guardB).expect(403)).body.error.code).toBe('AUTH.OUT_OF_SCOPE');
-    expect((await t.http().get(`/api/v1/cameras/${id}/snapshot`).set(auth(guardB)).expect(403)).body.error.code).toBe('AUTH.OUT_OF_SCOPE');
+    const missing = '00000000-0000-4000-8000-000000000000';
+    for (const cam of [id, missing]) {
+      expect((await play(cam, guardB).expect(404)).body.error.code).toBe('CAMERA.NOT_FOUND');
+      expect((await t.http().get(`/api/v1/cameras/${cam}/snapshot`).set(auth(guardB)).expect(404)).body.error.code).toBe('CAMERA.NOT_FOUND');
+    }
     const guardA = (await t.userToken('school_security', seed.schoolA.id)).token;
     await play(id, guardA).expect(200);
     await t.http().post(`/api/v1/cameras/${id}/stream`).expect(401);

@@ -508,7 +508,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     let areaKind = input.areaKind ?? null;
     if (input.alarmDeviceId) {
       const dev = await this.registry.alarmDevice(input.alarmDeviceId);
-      if (dev.schoolId !== input.schoolId) throw Errors.validation([{ field: 'alarmDeviceId', reason: 'belongs to another school' }]);
+      // Another school's button answers as an unknown one (no existence oracle, attack note A10).
+      if (dev.schoolId !== input.schoolId) throw Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, input.alarmDeviceId);
       linked = dev.linkedCameraIds;
       areaKind ??= dev.areaKind;
     }

@@ -8,7 +8,7 @@ import { returningRows } from '../../infra/database/returning';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import type { AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope } from '../../infra/access/scope';
+import { assertRecordInScope } from '../../infra/access/scope';
 import { EvidenceNotFound, EvidenceStore, FileEvidenceStore, sha256 } from './evidence-store';
 import { jpegSize } from './media/jpeg';
 import { videoConfig } from './video.config';
@@ -139,7 +139,7 @@ export class EvidenceService {
     );
     const row = rows[0];
     if (!row) throw Errors.notFound(ErrorCode.EVIDENCE.NOT_FOUND, id);
-    assertSchoolScope(user, row.schoolId);
+    assertRecordInScope(user, row.schoolId, () => Errors.notFound(ErrorCode.EVIDENCE.NOT_FOUND, id)); // another school's: as missing (A10)
     let jpeg: Buffer;
     try {
       jpeg = await this.store.get(row.storageKey);

@@ -6,7 +6,7 @@ import { ErrorCode } from '../../infra/http/error-codes';
 import { DomainError, Errors } from '../../infra/http/errors';
 import { metrics } from '../../infra/observability/metrics';
 import type { AuthUser } from '../../infra/access/roles';
-import { assertSchoolScope } from '../../infra/access/scope';
+import { assertRecordInScope } from '../../infra/access/scope';
 import { InviteError, SipServer } from '../gb28181';
 import { RegistryService } from '../registry';
 import { GbPlayer, LiveStream, StreamSource, ViewerSink } from './live-stream';
@@ -99,11 +99,11 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
 
   // ---------------------------------------------------------------- cameras
 
-  /** A camera the user may see (404 unknown, 403 other school). */
+  /** A camera the user may see (404 unknown, and 404 for another school's: no existence oracle, attack note A10). */
   async camera(user: AuthUser | null, id: string): Promise<CameraRef> {
     const [c] = await this.registry.cameras({ ids: [id] });
     if (!c) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, id);
-    if (user) assertSchoolScope(user, c.schoolId);
+    if (user) assertRecordInScope(user, c.schoolId, () => Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, id));
     return { id: c.id, schoolId: c.schoolId, deviceId: c.deviceId, channelId: c.channelId, streamUrl: c.streamUrl };
   }
 
