@@ -144,6 +144,7 @@ export const SCHEMA: ConfigSchema = {
   'import.maxColumns': rules.int(8, 16384),
   'import.maxUnzippedBytes': rules.int(1024 * 1024, 4 * 1024 * 1024 * 1024),
   'import.maxCellChars': rules.int(100, 1_000_000),
+  'import.maxTotalChars': rules.int(10_000, 1_000_000_000),
   'import.maxConcurrent': rules.int(1, 64),
   'import.charsetMinScore': rules.num(0.5, 1),
   'import.parseWorkers': rules.int(1, 64),

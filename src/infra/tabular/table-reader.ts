@@ -10,7 +10,8 @@ import { decodeText, TextEncoding } from './charset';
 /**
  * Parsing an uploaded CSV/XLSX into a Table, streaming, and stopping at the first limit passed
  * rather than reading on: rows (import.maxRows), columns (import.maxColumns), unpacked size of an
- * XLSX (import.maxUnzippedBytes: a 409 KB zip can hold a 400 MB sheet). Runs in a worker thread
+ * XLSX (import.maxUnzippedBytes: a 409 KB zip can hold a 400 MB sheet), characters of all cells
+ * together (import.maxTotalChars: shared strings count at every reference). Runs in a worker thread
  * (tabular.worker.ts), so nothing here ever blocks the api's event loop; pure of Nest and config.
  */
 export interface ReadLimits {
@@ -19,6 +20,12 @@ export interface ReadLimits {
   maxUnzippedBytes: number;
   /** Characters per cell (header or data): a longer cell refuses the file before anything is built from it. */
   maxCellChars: number;
+  /**
+   * Characters of the whole file, counted per cell as it is read: a cell pointing at a shared
+   * string counts its full length at every reference (a 690 KB XLSX of 300,000 references to one
+   * 2,000-character string is 600 M characters once handed over, though the worker holds it once).
+   */
+  maxTotalChars: number;
   /** Plausibility a CSV's decoding needs (charset.ts). */
   charsetMinScore: number;
 }
@@ -55,6 +62,13 @@ const cellTooLong = (maxCellChars: number, line?: number, col?: number) =>
     { maxCellChars, ...(line ? { row: line } : {}), ...(col ? { column: col } : {}) },
   );
 
+const tooMuchText = (maxTotalChars: number, line: number) =>
+  Errors.badRequest(
+    ErrorCode.IMPORT.TOO_MUCH_TEXT,
+    `文件内容超过每个文件 ${maxTotalChars} 个字符的上限（读到第 ${line} 行；引用同一共享字符串的单元格每处都计入），请拆分后分别导入`,
+    { maxTotalChars, row: line },
+  );
+
 /**
  * Bytes of XML text between two tags an XLSX may hold per cell: a character is at most 4 bytes of
  * UTF-8 or an entity such as `&#x4E2D;` (8), so a run longer than this is surely a cell past
@@ -70,6 +84,8 @@ export const unguard = (cell: string) => (GUARDED.test(cell) ? cell.slice(1) : c
 class Collector {
   header: string[] | null = null;
   rows: Table['rows'] = [];
+  /** Characters of every kept cell so far (per reference, before trimming). */
+  private chars = 0;
 
   constructor(private readonly limits: ReadLimits) {}
 
@@ -77,7 +93,12 @@ class Collector {
     let last = raw.length;
     while (last > 0 && (raw[last - 1] ?? '').trim() === '') last--;
     if (last > this.limits.maxColumns) throw tooManyColumns(this.limits.maxColumns, line);
-    for (let i = 0; i < last; i++) if ((raw[i] ?? '').length > this.limits.maxCellChars) throw cellTooLong(this.limits.maxCellChars, line, i + 1);
+    for (let i = 0; i < last; i++) {
+      const n = (raw[i] ?? '').length;
+      if (n > this.limits.maxCellChars) throw cellTooLong(this.limits.maxCellChars, line, i + 1);
+      this.chars += n;
+    }
+    if (this.chars > this.limits.maxTotalChars) throw tooMuchText(this.limits.maxTotalChars, line);
     // Cells are outside text that did not pass the HTTP edge's text guard: made storable (infra/text/storable.ts).
     const cells = raw.slice(0, last).map((c) => storableText((c ?? '').trim()));
     if (this.header === null) {

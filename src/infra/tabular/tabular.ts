@@ -13,7 +13,14 @@ export { TabularModule } from './tabular.module';
 export { neutralise, writeCsv, writeXlsx } from './writer';
 export type { CellOut } from './writer';
 
-const IN_PROCESS: ReadLimits = { maxRows: 1_000_000, maxColumns: 256, maxUnzippedBytes: 512 * 1024 * 1024, maxCellChars: 32_767, charsetMinScore: 0.8 };
+const IN_PROCESS: ReadLimits = {
+  maxRows: 1_000_000,
+  maxColumns: 256,
+  maxUnzippedBytes: 512 * 1024 * 1024,
+  maxCellChars: 32_767,
+  maxTotalChars: 256_000_000,
+  charsetMinScore: 0.8,
+};
 
 /** Reads a CSV/XLSX in this thread (tests, tools); the api reads uploads through ParsePool. */
 export function readTable(buf: Buffer, limits: ReadLimits = IN_PROCESS): Promise<Table> {

@@ -83,6 +83,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'IMPORT.UNSURE_ENCODING': 'errors.importFile',
   'IMPORT.TOO_LARGE_CONTENT': 'errors.importFile',
   'IMPORT.CELL_TOO_LONG': 'errors.importFile',
+  'IMPORT.TOO_MUCH_TEXT': 'errors.importFile',
   'IMPORT.BUSY': 'errors.unavailable',
   'UNAVAILABLE.DATABASE': 'errors.unavailable',
   'UNAVAILABLE.REDIS': 'errors.unavailable',
