@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ErrorCode } from '../../src/infra/http/error-codes';
 import { Errors } from '../../src/infra/http/errors';
+import { toActionError } from '../../src/modules/console/console-actions';
 
 /** Every [key path, code] of the catalogue. */
 function entries(node: object, path: string[] = []): [string[], string][] {
@@ -54,5 +55,20 @@ describe('error code catalogue', () => {
       message: 'protection_post p1 not found',
     });
     expect(Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND).message).toBe('incident not found');
+  });
+});
+
+describe('errors over the console socket', () => {
+  it('are bounded like HTTP answers: long messages and details cut, lists capped (issue 12: no route echoes unbounded input)', () => {
+    const huge = 'x'.repeat(200_000);
+    const e = Errors.validation(Array.from({ length: 5000 }, (_, i) => ({ field: `f${i}`, reason: huge })));
+    e.message = huge;
+    const answer = toActionError(e);
+    expect(answer).toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    expect(answer.message.length).toBeLessThan(1100);
+    const fields = (answer.details as { fields: ({ reason: string } | { truncated: number })[] }).fields;
+    expect(fields).toHaveLength(1001);
+    expect(fields.at(-1)).toEqual({ truncated: 4000 });
+    expect(Math.max(...fields.slice(0, -1).map((f) => (f as { reason: string }).reason.length))).toBeLessThan(250);
   });
 });

@@ -1,7 +1,7 @@
 import { Type } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { IsUUID, validate } from 'class-validator';
-import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
+import { boundDetails, DomainError, ErrorCode, Errors, excerpt } from '../../infra/http/errors';
 import { fromPostgres } from '../../infra/http/pg-errors';
 import { fromUnavailable } from '../../infra/http/unavailable';
 import { flattenValidationErrors } from '../../infra/http/validation';
@@ -72,6 +72,7 @@ export async function validatePayload<D extends object>(dto: Type<D>, payload: u
  */
 export function toActionError(e: unknown): ActionError {
   const d = e instanceof DomainError ? e : (fromPostgres(e) ?? fromUnavailable(e));
-  if (d) return { status: d.status, code: d.code, message: d.message, details: d.details };
+  // Bounded like every HTTP answer (errors.ts boundDetails, excerpt): an action must not echo unbounded input back over the socket.
+  if (d) return { status: d.status, code: d.code, message: excerpt(d.message, 1000), details: d.details && (boundDetails(d.details) as typeof d.details) };
   return { status: 500, code: ErrorCode.INTERNAL, message: 'Internal error' };
 }
