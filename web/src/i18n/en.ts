@@ -21,7 +21,7 @@ const en: Messages = {
   conn: { online: '● Online', connecting: '● Connecting…', offline: '● Offline — reconnecting…' },
   degraded: {
     title: 'Running degraded',
-    redis: 'Queue service (Redis) down: alarms are still taken and shown; escalations and police relay catch up when it is back',
+    redis: 'Queue service (Redis) down: alarms are still taken and shown; escalations, police relay and duty notifications run straight from the database',
     database: 'Database unreachable: alarms cannot be taken now; devices retry by themselves',
     queueBehind: '{n} alarm jobs (escalation, relay) are overdue',
     policeRelay: '{n} alarms not yet delivered to the police platform; retrying',

@@ -24,7 +24,7 @@ const zhCN = {
   conn: { online: '● 在线', connecting: '● 正在连接…', offline: '● 离线 — 正在自动重连…' },
   degraded: {
     title: '系统降级运行',
-    redis: '队列服务（Redis）中断：报警照常接收和显示，升级提醒与公安联网推送将在恢复后补发',
+    redis: '队列服务（Redis）中断：报警照常接收和显示，升级提醒、公安联网推送和值班通知改由数据库直接执行',
     database: '数据库不可达：报警暂时无法接收，设备将自动重试',
     queueBehind: '{n} 项报警任务（升级、推送）已逾期未处理',
     policeRelay: '{n} 起报警推送公安联网平台失败，正在重试',
