@@ -304,6 +304,21 @@ export interface AlarmsConfig {
   userNotesPerSecond: number;
   userNotesBurst: number;
   /**
+   * Alarms one user may raise over REST (POST /incidents), per minute and as a burst; past them
+   * 429 INCIDENT.TOO_MANY_RAISES with Retry-After (attack F17: one account flooded the consoles).
+   * Per user in each process; repeats of the same alarm fold first (staffFoldSeconds) and are
+   * not refused. Defaults 6/min, burst 10: a person reports a few different emergencies at most.
+   */
+  userRaisesPerMinute: number;
+  userRaiseBurst: number;
+  /**
+   * A school-security user's alarm of the same school, type and location as their own alarm still
+   * open and raised less than this many seconds ago folds into it (press count + 1, timeline
+   * `press`; answer 200 `folded: true`) instead of opening another incident (attack F17). Like a
+   * button's repeated presses (GB 50394: every press recorded, one alarm). Default 300; 0 = off.
+   */
+  staffFoldSeconds: number;
+  /**
    * Presses folded into an open incident are all recorded; the console hears of the first
    * `foldAnnounceFirst`, then of every `foldAnnounceEvery`-th, and of the latest count once the
    * button has been quiet for `foldQuietMs`.
@@ -332,8 +347,14 @@ export const DRILL_RELAY_MODES = ['marked', 'none'] as const;
  * an operator to approve.
  */
 export interface DrillsConfig {
-  /** Longest window (minutes). */
+  /**
+   * Longest window (minutes), and also the most drill time a school may have within any
+   * `silencePeriodHours` — windows chained back to back or overlapping count together (attack F9:
+   * twelve 2-hour windows in a row silenced a school for a day).
+   */
   maxWindowMinutes: number;
+  /** The rolling period the school's drill time is capped in (hours; default 24: a drill a day). */
+  silencePeriodHours: number;
   /** How far in the past a window may start (minutes): it never reaches back over alarms already raised as real. */
   maxStartPastMinutes: number;
   /** How far ahead a window may be planned (days). */
@@ -357,6 +378,13 @@ export interface ButtonTestsConfig {
    * within this time after test mode started counts as real (the safe direction).
    */
   testModeRefreshMs: number;
+  /**
+   * Test modes one button may start per Asia/Shanghai day; the next start: 429
+   * BUTTON_TEST.DAILY_LIMIT until midnight (attack F9: test modes started back to back kept a
+   * button silent — its presses recorded as tests — for hours). A test is due monthly
+   * (patrols.alarmTestOverdueDays 30); 3 leaves room for a retry or two. Default 3.
+   */
+  maxTestModesPerDay: number;
 }
 
 /** Patrols (src/modules/patrols): audits, protection posts (护学岗), video rounds, staffing rule. */

@@ -141,6 +141,28 @@ describe('alarm buttons: police link and self-tests', () => {
     expect(audit.rows.map((x) => x.action)).toEqual(['create', 'test_mode_start', 'test', 'test_mode_end']);
   });
 
+  it('caps test modes per button and Asia/Shanghai day: back-to-back test modes cannot keep a button silent (attack F9)', async () => {
+    const b = await button(seed.schoolA.id, false);
+    const other = await button(seed.schoolA.id, false);
+    // Three starts (alarms.buttonTests.maxTestModesPerDay), each ended or renewed; the fourth is refused, in parallel too.
+    for (let i = 0; i < 3; i++) await t.http().post(`/api/v1/alarm-buttons/${b.id}/test-mode`).set(auth(staffA.token)).send({ minutes: 30 }).expect(200);
+    const refused = await Promise.all([0, 1].map(() => t.http().post(`/api/v1/alarm-buttons/${b.id}/test-mode`).set(auth(op.token)).send({ minutes: 5 })));
+    for (const r of refused) {
+      expect([r.status, r.body.error.code]).toEqual([429, 'BUTTON_TEST.DAILY_LIMIT']);
+      // Until the next Shanghai midnight.
+      const retry = Number(r.headers['retry-after']);
+      expect(retry).toBeGreaterThan(0);
+      expect(retry).toBeLessThanOrEqual(86_400);
+      expect(new Date(Date.now() + retry * 1000).toLocaleTimeString('en-GB', { timeZone: 'Asia/Shanghai' })).toMatch(/^00:00:0\d$/);
+    }
+    // Ending test mode is always allowed; the refused starts left the button's test mode as it was; another button is not affected.
+    await t.http().delete(`/api/v1/alarm-buttons/${b.id}/test-mode`).set(auth(staffA.token)).expect(200);
+    expect((await press(b, 'cap-1').expect(201)).body).toMatchObject({ status: 'raised' });
+    await t.http().post(`/api/v1/alarm-buttons/${other.id}/test-mode`).set(auth(staffA.token)).send({ minutes: 5 }).expect(200);
+    const starts = await t.db.query(`SELECT count(*)::int AS n FROM alarm_button_test_modes WHERE alarm_device_id = $1`, [b.id]);
+    expect(starts.rows[0].n).toBe(3);
+  });
+
   it('resolving an alarm with outcome test records the test at the press time, by the resolver; the audit check then passes it', async () => {
     const tested = await button(seed.schoolA.id, true);
     const untested = await button(seed.schoolA.id, true);

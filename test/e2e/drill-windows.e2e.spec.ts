@@ -75,6 +75,35 @@ describe('drill windows (governed) and drills made real', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('refuses chained, back-to-back or overlapping windows that would silence a school longer than maxWindowMinutes in silencePeriodHours (attack F9)', async () => {
+    const schoolC = (
+      await t
+        .http()
+        .post('/api/v1/schools')
+        .set(auth(admin))
+        .send({ districtId: seed.district.id, code: 'SC', name: '丙小学', type: 'primary', timetable: seed.schoolA.timetable })
+        .expect(201)
+    ).body.id as string;
+    const H = 60 * MIN;
+    await window(op, schoolC, H, H + 90 * MIN).expect(201);
+    // Back to back (90 + 60 min), and overlapping so that the union grows past 120 min: refused with the figures.
+    const chained = await window(op, schoolC, H + 90 * MIN, H + 150 * MIN).expect(409);
+    expect(chained.body.error).toMatchObject({ code: 'DRILL_WINDOW.SILENCE_LIMIT', details: { silencedMinutes: 150, maxWindowMinutes: 120, periodHours: 24 } });
+    expect((await window(op, schoolC, H + 80 * MIN, H + 140 * MIN).expect(409)).body.error.code).toBe('DRILL_WINDOW.SILENCE_LIMIT');
+    // Before it, with a gap: every window within the period counts.
+    expect((await window(op, schoolC, H - 60 * MIN, H - 20 * MIN).expect(409)).body.error.details.silencedMinutes).toBe(130);
+    // Overlapping within the cap, and a window more than the period later, are fine.
+    await window(op, schoolC, H + 30 * MIN, H + 100 * MIN).expect(201);
+    await window(op, schoolC, H + 90 * MIN + 24 * H, H + 200 * MIN + 24 * H).expect(201);
+    // Two requests at once that each fit alone but not together: one is taken.
+    const both = await Promise.all([0, 1].map((i) => window(op, schoolC, 3 * 24 * H + i * 70 * MIN, 3 * 24 * H + (i + 1) * 70 * MIN)));
+    expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+    // Other schools are not affected.
+    const a = await window(op, seed.schoolA.id, 10 * 24 * H, 10 * 24 * H + 100 * MIN).expect(201);
+    await t.http().delete(`/api/v1/incidents/drill-windows/${a.body.id}`).set(auth(op)).expect(204);
+    await t.db.query(`DELETE FROM drill_windows WHERE school_id = $1`, [schoolC]);
+  });
+
   it("makes school staff's window a pending request that marks nothing until an operator approves it", async () => {
     const req = await window(staffB, seed.schoolB.id, -MIN, 30 * MIN).expect(201);
     expect(req.body).toMatchObject({ status: 'pending', schoolId: seed.schoolB.id, schoolName: '乙小学', approvedBy: null });

@@ -15,6 +15,7 @@ import { RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
 import { assertRole, RAISE_ROLES, READ_ROLES } from './alarms.access';
 import { postToPolice } from './police-relay.client';
+import { addDays, dayStart, shanghaiDate } from '../school-day';
 
 export type ButtonTestKind = 'device_flag' | 'test_mode' | 'outcome';
 
@@ -278,10 +279,39 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
     });
   }
 
+  /**
+   * Records a test-mode start, in the start's transaction, after checking the daily cap: at most
+   * alarms.buttonTests.maxTestModesPerDay starts per button and Asia/Shanghai day (attack F9),
+   * else 429 BUTTON_TEST.DAILY_LIMIT with Retry-After to the next Shanghai midnight. Serialised
+   * per button (advisory lock), so parallel starts cannot all slip under the cap.
+   */
+  private async countTestModeStart(m: EntityManager, user: AuthUser, alarmDeviceId: string, until: Date): Promise<void> {
+    const now = new Date();
+    const today = shanghaiDate(now);
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`test-mode:${alarmDeviceId}`]);
+    const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM alarm_button_test_modes WHERE alarm_device_id = $1 AND started_at >= $2`, [
+      alarmDeviceId,
+      dayStart(today),
+    ])) as { n: number }[];
+    const max = this.cfg.buttonTests.maxTestModesPerDay;
+    if (n >= max) {
+      const wait = Math.max(1, Math.ceil((dayStart(addDays(today, 1)).getTime() - now.getTime()) / 1000));
+      throw Errors.tooMany(ErrorCode.BUTTON_TEST.DAILY_LIMIT, `该报警按钮今日已开启 ${n} 次测试模式（每日最多 ${max} 次）`, wait);
+    }
+    await m.query(`INSERT INTO alarm_button_test_modes (alarm_device_id, started_at, until, by_id, by_name) VALUES ($1, $2, $3, $4, $5)`, [
+      alarmDeviceId,
+      now,
+      until,
+      user.id,
+      shownName(user),
+    ]);
+  }
+
   private async setTestMode(user: AuthUser, alarmDeviceId: string, until: Date | null) {
     const dev = await this.registry.alarmDeviceSpot(alarmDeviceId);
     assertRecordInScope(user, dev.schoolId, () => Errors.notFound(ErrorCode.ALARM_DEVICE.NOT_FOUND, alarmDeviceId));
     const r = await this.db.transaction(async (m) => {
+      if (until) await this.countTestModeStart(m, user, alarmDeviceId, until);
       const r = await this.registry.setButtonTestMode(m, alarmDeviceId, until, until ? shownName(user) : null);
       await this.audit.record(m, {
         action: until ? 'test_mode_start' : 'test_mode_end',

@@ -61,7 +61,9 @@ export class DrillWindowsService {
    * Creates a window: approved when a control-center user creates it, pending when school staff
    * request it. 400 (field-level) when it is not bounded: `endsAt` not after `startsAt`, longer than
    * alarms.drills.maxWindowMinutes, `startsAt` more than maxStartPastMinutes ago or more than
-   * maxLeadDays ahead, or `endsAt` already past.
+   * maxLeadDays ahead, or `endsAt` already past. 409 DRILL_WINDOW.SILENCE_LIMIT when, with it, the
+   * school's windows would add up to more than maxWindowMinutes within silencePeriodHours
+   * (assertSilenceCap).
    */
   async createDrillWindow(user: AuthUser, dto: { schoolId: string; startsAt: string; endsAt: string; note?: string }): Promise<DrillWindowView> {
     assertRole(user, RAISE_ROLES);
@@ -70,6 +72,7 @@ export class DrillWindowsService {
     const school = await this.registry.school(dto.schoolId);
     const approved = ACT_ROLES.includes(user.role);
     return this.db.transaction(async (m) => {
+      await this.assertSilenceCap(m, dto.schoolId, { startsAt: new Date(dto.startsAt), endsAt: new Date(dto.endsAt) });
       const [row] = (await m.query(
         `INSERT INTO drill_windows (school_id, starts_at, ends_at, note, status, created_by_id, created_by_name, approved_by_id, approved_by_name, approved_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $5 = 'approved' THEN now() END)
@@ -164,6 +167,35 @@ export class DrillWindowsService {
     if (fields.length) throw Errors.validation(fields, '演练时段超出允许范围');
   }
 
+  /**
+   * Attack F9: each window was bounded, but windows chained back to back (or overlapping) kept a
+   * school's alarms drills — no escalation, no dispatch — for as long as one liked. The school's
+   * windows (pending and approved, the new one included) may cover at most
+   * alarms.drills.maxWindowMinutes within any alarms.drills.silencePeriodHours; otherwise 409
+   * DRILL_WINDOW.SILENCE_LIMIT with `{ silencedMinutes, maxWindowMinutes, periodHours }` (a pending
+   * request in the way is deleted first). Serialised per school (advisory lock), so two requests
+   * at once cannot each fit alone and overflow together.
+   */
+  private async assertSilenceCap(m: EntityManager, schoolId: string, w: { startsAt: Date; endsAt: Date }): Promise<void> {
+    const periodMs = this.cfg.silencePeriodHours * 3_600_000;
+    const capMs = this.cfg.maxWindowMinutes * 60_000;
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`drill-silence:${schoolId}`]);
+    const near = (await m.query(
+      `SELECT starts_at AS "startsAt", ends_at AS "endsAt" FROM drill_windows WHERE school_id = $1 AND ends_at > $2 AND starts_at < $3`,
+      [schoolId, new Date(w.startsAt.getTime() - periodMs), new Date(w.endsAt.getTime() + periodMs)],
+    )) as { startsAt: Date; endsAt: Date }[];
+    const silenced = maxCoveredWithin(
+      [...near, w].map((x) => [new Date(x.startsAt).getTime(), new Date(x.endsAt).getTime()]),
+      periodMs,
+    );
+    if (silenced > capMs)
+      throw Errors.conflict(
+        ErrorCode.DRILL_WINDOW.SILENCE_LIMIT,
+        `该校演练时段连续或重叠，${this.cfg.silencePeriodHours} 小时内合计 ${Math.ceil(silenced / 60_000)} 分钟，超过 ${this.cfg.maxWindowMinutes} 分钟`,
+        { silencedMinutes: Math.ceil(silenced / 60_000), maxWindowMinutes: this.cfg.maxWindowMinutes, periodHours: this.cfg.silencePeriodHours },
+      );
+  }
+
   /** The window locked for a change; 404 when missing or another school's (no existence oracle). */
   private async lock(m: EntityManager, user: AuthUser, id: string): Promise<Row> {
     const [row] = (await m.query(`SELECT ${COLS} FROM drill_windows WHERE id = $1 FOR UPDATE`, [id])) as Row[];
@@ -207,4 +239,26 @@ export class DrillWindowsService {
       endedAt: iso(r.endedAt),
     };
   }
+}
+
+/**
+ * The most time (ms) the union of `intervals` ([start, end) in ms) covers within any period of
+ * `periodMs`. The maximum is reached by a period starting where a merged interval starts, so
+ * only those starts are tried.
+ */
+export function maxCoveredWithin(intervals: [number, number][], periodMs: number): number {
+  const merged: [number, number][] = [];
+  for (const [s, e] of [...intervals].filter(([s, e]) => e > s).sort((a, b) => a[0] - b[0])) {
+    const last = merged[merged.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else merged.push([s, e]);
+  }
+  let best = 0;
+  for (const [from] of merged) {
+    const to = from + periodMs;
+    let covered = 0;
+    for (const [s, e] of merged) if (e > from && s < to) covered += Math.min(e, to) - Math.max(s, from);
+    best = Math.max(best, covered);
+  }
+  return best;
 }
