@@ -307,7 +307,7 @@ export interface AlarmsConfig {
    * Alarms one user may raise over REST (POST /incidents), per minute and as a burst; past them
    * 429 INCIDENT.TOO_MANY_RAISES with Retry-After (attack F17: one account flooded the consoles).
    * Per user in each process; repeats of the same alarm fold first (staffFoldSeconds) and are
-   * not refused. Defaults 6/min, burst 10: a person reports a few different emergencies at most.
+   * not refused. Defaults 10/min, burst 20: a person reports a few different emergencies at a time, not dozens.
    */
   userRaisesPerMinute: number;
   userRaiseBurst: number;

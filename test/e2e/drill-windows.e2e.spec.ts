@@ -46,8 +46,15 @@ describe('drill windows (governed) and drills made real', () => {
       .set(auth(token))
       .send({ schoolId, startsAt: new Date(now + fromMs).toISOString(), endsAt: new Date(now + toMs).toISOString(), note });
   };
+  // A place of its own each time: a user's repeat of their own open alarm at one place folds into it (attack F17).
+  let room = 0;
   const raise = (token: string, schoolId: string, type = 'fire') =>
-    t.http().post('/api/v1/incidents').set(auth(token)).send({ schoolId, type, location: '实验楼' }).expect(201);
+    t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(token))
+      .send({ schoolId, type, location: `实验楼 ${++room} 室` })
+      .expect(201);
   const fields = (body: { error: { details: { fields: { field: string }[] } } }) => body.error.details.fields.map((f) => f.field).sort();
 
   it('refuses an unbounded window with a field-level 400 (the 100-year window), for staff and operators alike', async () => {

@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../../infra/database/returning';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import type { AuthUser } from '../../infra/access/roles';
@@ -499,8 +500,20 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     return { incident: toView(row), created: false, folded: true, jobs: await this.outbox.insert(m, jobs) };
   }
 
-  /** An alarm raised by school security staff (own school only) or a control-center user. */
-  async raiseManual(user: AuthUser, input: ManualAlarmInput): Promise<RaiseResult> {
+  /**
+   * An alarm raised by school security staff (own school only) or a control-center user.
+   *
+   * Attack F17 (one account flooded the consoles with the same alarm): a school-security user's
+   * alarm of the same school, type, location and priority as their own alarm that is still open,
+   * not a drill, and last pressed less than alarms.staffFoldSeconds ago folds into it (not while
+   * an approved drill window of the school is on: that alarm is a drill of its own) — press
+   * count + 1, a `press` on its timeline, the console told as for a button's presses
+   * (PressFoldingService) — and is answered `created: false, folded: true` (200). Serialised per
+   * user and spot (advisory lock), so a burst folds rather than racing into N incidents.
+   * `beforeCreate` runs only when a new incident is about to be opened (the caller's per-user
+   * rate limit: repeats that fold are never refused); what it throws is answered.
+   */
+  async raiseManual(user: AuthUser, input: ManualAlarmInput, beforeCreate?: () => void): Promise<RaiseResult> {
     assertRole(user, RAISE_ROLES);
     assertSchoolScope(user, input.schoolId);
     const receivedAt = new Date();
@@ -516,8 +529,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     const spot = await this.spot(input.schoolId, input.location, areaKind, linked);
     const actor = userActor(user);
     const client = input.clientEventId === undefined ? null : { id: input.clientEventId, hash: requestHash(input) };
+    const foldMs = user.role === 'school_security' && !input.drill ? this.cfg.staffFoldSeconds * 1000 : 0;
+    const priority = input.priority ?? this.cfg.priorityByType[input.type];
+    const foldKey = foldMs > 0 ? uuidOf(`staff-fold\n${user.id}\n${input.schoolId}\n${input.type}\n${spot.location}\n${priority}`) : null;
+    const locks = [...(client ? [clientEventLock(user.id, client.id)] : []), ...(foldKey ? [foldKey] : [])];
     // Serialise one user's retries of one client event (the lock): the second waits for the first to commit, then finds it.
-    return this.transaction(client && [clientEventLock(user.id, client.id)], async (m) => {
+    return this.transaction(locks.length ? locks : null, async (m) => {
       if (client) {
         const [prev] = (await m.query(`SELECT incident_id, request_hash FROM incident_client_events WHERE user_id = $1 AND client_event_id = $2`, [
           user.id,
@@ -531,6 +548,28 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         }
         if (prev) return { incident: toView(await this.row(m, prev.incident_id)), created: false, folded: false };
       }
+      if (foldMs > 0) {
+        const folded = await this.foldStaffAlarm(
+          m,
+          user,
+          actor,
+          { schoolId: input.schoolId, type: input.type, location: spot.location, priority },
+          input.note ?? '',
+          receivedAt,
+          foldMs,
+        );
+        if (folded) {
+          if (client)
+            await m.query(`INSERT INTO incident_client_events (user_id, client_event_id, incident_id, request_hash) VALUES ($1, $2, $3, $4)`, [
+              user.id,
+              client.id,
+              folded.id,
+              client.hash,
+            ]);
+          return { incident: toView(folded), created: false, folded: true };
+        }
+      }
+      beforeCreate?.();
       const { row, jobs } = await this.insertIncident(m, {
         clientEvent: client ? { userId: user.id, eventId: client.id, hash: client.hash } : undefined,
         spot,
@@ -546,6 +585,35 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       });
       return { incident: toView(row!), created: true, folded: false, jobs };
     }).then((r) => this.afterRaise(r));
+  }
+
+  /** The user's own open alarm of this spot pressed within `foldMs`, with this press folded in (see raiseManual); null when there is none. */
+  private async foldStaffAlarm(
+    m: EntityManager,
+    user: AuthUser,
+    actor: Actor,
+    key: { schoolId: string; type: string; location: string; priority: string },
+    note: string,
+    at: Date,
+    foldMs: number,
+  ): Promise<IncidentRow | null> {
+    const [updated] = returningRows<IncidentRow>(
+      await m.query(
+        `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $6), updated_at = now()
+        WHERE id = (SELECT id FROM incidents
+                     WHERE source = 'staff' AND raised_by_id = $1 AND school_id = $2 AND type = $3 AND location = $4 AND priority = $5 AND NOT drill
+                       AND status IN ('raised','acknowledged','dispatched','on_scene') AND last_press_at > $7
+                       -- inside an approved drill window the alarm is a drill of its own (never folded into a real one, nor the reverse: F11)
+                       AND NOT EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $2 AND w.status = 'approved' AND w.starts_at <= $6 AND w.ends_at > $6)
+                     ORDER BY last_press_at DESC LIMIT 1)
+        RETURNING *`,
+        [user.id, key.schoolId, key.type, key.location, key.priority, at, new Date(at.getTime() - foldMs)],
+      ),
+    );
+    if (!updated) return null;
+    await appendTimeline(m, updated.id, actor, 'press', note, { pressCount: updated.press_count, source: 'staff' });
+    await this.folding.folded(m, updated);
+    return updated;
   }
 
   private afterRaise(r: RaiseResult & { jobs?: OutboxRow[] }): RaiseResult {

@@ -47,6 +47,8 @@ export class AlarmsController {
   /** Per button (this process): a flood from one device is refused, the presses within it fold (PressFoldingService). */
   private readonly presses: RateLimiter;
   private readonly notes: RateLimiter;
+  /** Per user (this process): alarms raised over REST that open a new incident (attack F17; repeats fold first). */
+  private readonly raises: RateLimiter;
 
   constructor(
     private readonly intake: AlarmIntakeService,
@@ -59,6 +61,7 @@ export class AlarmsController {
   ) {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
     this.notes = new RateLimiter(config.alarms.userNotesPerSecond, config.alarms.userNotesBurst);
+    this.raises = new RateLimiter(config.alarms.userRaisesPerMinute / 60, config.alarms.userRaiseBurst);
   }
 
   @ApiSecurity('device')
@@ -122,7 +125,12 @@ export class AlarmsController {
     return answer(res, r);
   }
 
-  /** New incident: 201; a retry of a client event id (body `clientEventId` or `Idempotency-Key`) already taken: 200, the same incident. */
+  /**
+   * New incident: 201; a retry of a client event id (body `clientEventId` or `Idempotency-Key`) already taken: 200, the same incident;
+   * a school-security user's repeat of their own open alarm (same school, type, location, priority, within alarms.staffFoldSeconds):
+   * 200 `folded: true`, the same incident with its press count raised (attack F17). More new incidents from one user than
+   * alarms.userRaisesPerMinute/userRaiseBurst: 429 INCIDENT.TOO_MANY_RAISES with Retry-After.
+   */
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'the client event id (same rule as clientEventId; both given must agree)' })
   @Roles(...RAISE_ROLES)
   @Post()
@@ -141,7 +149,12 @@ export class AlarmsController {
         throw Errors.validation([{ field: 'clientEventId', reason: 'differs from the Idempotency-Key header' }]);
       }
     }
-    return answer(res, await this.intake.raiseManual(user, { ...dto, clientEventId: dto.clientEventId ?? header }));
+    // 429 only for a new incident: a retry of a client event or a repeat that folds is always taken (AlarmIntakeService.raiseManual).
+    const limit = () => {
+      const wait = this.raises.take(user.id);
+      if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_RAISES, '报警提交过于频繁', Math.ceil(wait / 1000));
+    };
+    return answer(res, await this.intake.raiseManual(user, { ...dto, clientEventId: dto.clientEventId ?? header }, limit));
   }
 
   @Roles(...READ_ROLES)
