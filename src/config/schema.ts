@@ -96,6 +96,8 @@ export const SCHEMA: ConfigSchema = {
   'database.connectTimeoutMs': rules.int(100, 60000),
   'database.poolWaitMs': rules.int(100, 600000),
   'database.jobsPoolWaitMs': rules.int(100, 600000),
+  'database.queryTimeoutMs': rules.int(500, 600000),
+  'database.jobsQueryTimeoutMs': rules.int(500, 3_600_000),
   'redis.url': rules.url(['redis:', 'rediss:']),
   'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
   'redis.commandTimeoutMs': rules.int(50, 60000),

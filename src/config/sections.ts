@@ -82,6 +82,27 @@ export interface DatabaseConfig {
    * as delayed (queue.noConnectionRetryMs) without spending an attempt: retried, never lost.
    */
   jobsPoolWaitMs: number;
+  /**
+   * Longest a statement of the request pool may go unanswered, in ms (attack A18: a Postgres that stops
+   * answering on open connections — a stalled server, a network partition — held presses for the whole
+   * stall, 12-25 s). Past it the query fails, its connection is destroyed (never handed out again: a late
+   * answer would land on the next caller's query) and the request answers 503 UNAVAILABLE.DATABASE with
+   * Retry-After: the device retries the same event id, which the dedup makes safe. Postgres is told the
+   * same bound (statement_timeout), so a statement blocked on a lock is cancelled on the server too.
+   * Default 5000: an intake statement takes milliseconds; the longest legitimate wait is one queued on
+   * a lock behind a burst (its button's lock, group commit), which commits within this bound (pool-burst:
+   * 40 simultaneous presses on a 3-connection pool, all 201). 5 s is the budget a request already has
+   * for a free connection (poolWaitMs), leaves the heaviest request-path reads (a district's export or
+   * compliance query) room, and is well below the stall the attack saw. The bound is per statement.
+   */
+  queryTimeoutMs: number;
+  /**
+   * The same bound for the jobs pool, in ms: background work (retention sweeps, reconcile passes, outbox
+   * relay batches) legitimately runs longer statements, and nobody waits on it; a job whose statement
+   * timed out fails and is retried by its queue. Default 60000: a minute still frees a stalled job's
+   * connection, and no batched background statement comes near it.
+   */
+  jobsQueryTimeoutMs: number;
 }
 
 export interface RedisConfig {

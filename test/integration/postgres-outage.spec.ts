@@ -1,3 +1,5 @@
+import { DataSource } from 'typeorm';
+import type { RoutedPool } from '../../src/infra/database/pools';
 import { alarmButtons, auth, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
 import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
 
@@ -10,6 +12,10 @@ import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
  *   answers): a press is answered 503 UNAVAILABLE.DATABASE within 2 s (the request is aborted — and
  *   the test fails — if it is not), never a hang: opening a connection has its own bound
  *   (database.connectTimeoutMs), apart from the wait for a free connection of a busy pool.
+ * - Postgres that stops answering on open connections (a stalled server, a partition: attack A18): a
+ *   press is answered 503 UNAVAILABLE.DATABASE once its statement has gone unanswered for
+ *   database.queryTimeoutMs, not after the whole stall; the stalled connection is discarded, never
+ *   lent again; the retry with the same event id once Postgres answers makes one incident.
  * - A busy pool is not an outage: with the request pool's one connection held longer than the
  *   connect bound, a request waits its own bound (database.poolWaitMs) and is answered 2xx.
  */
@@ -115,6 +121,36 @@ describe('intake with Postgres faults (slow)', () => {
       await proxy.up();
     }
     expect([200, 201]).toContain((await retryUntilTaken('pg-hole-1')).status);
+  });
+
+  it('answers 503 UNAVAILABLE.DATABASE after database.queryTimeoutMs when Postgres stops answering on open connections, and never reuses that connection', async () => {
+    const pools = (t.app.get(DataSource).driver as unknown as { master: RoutedPool }).master.pools;
+    // The request pool's one connection, idle and known by its backend pid: the press below gets it.
+    const c = await pools.request.connect();
+    const { pid } = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number };
+    c.release();
+    const bound = t.config.database.queryTimeoutMs;
+    proxy.freeze();
+    try {
+      // Aborted (the test fails) if the press waits for the stall instead of its bound.
+      const res = await press('pg-freeze-1', bound + 5000);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE.DATABASE');
+      // A new connection is not answered either: bounded by the connect bound.
+      expect((await press('pg-freeze-2', bound + 5000)).status).toBe(503);
+    } finally {
+      await proxy.up();
+    }
+    // The stalled connection was destroyed (its backend is gone), not handed back to the pool.
+    const deadline = Date.now() + 10_000;
+    while ((await t.db.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n > 0) {
+      if (Date.now() > deadline) throw new Error('the stalled connection is still open');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect([200, 201]).toContain((await retryUntilTaken('pg-freeze-1')).status); // 200: folded into the button's open incident
+    const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = $1 AND device_event_id = 'pg-freeze-1'`, [button.id]);
+    expect(rows[0].n).toBe(1);
   });
 
   it('lets a request wait for a busy pool past the connect bound instead of answering 503', async () => {

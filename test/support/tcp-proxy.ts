@@ -6,48 +6,72 @@ import type { AddressInfo } from 'node:net';
  * the shared server: `cut()` kills every open connection mid-stream (the server "dies" under a
  * transaction), `down()` also stops accepting (connection refused), `blackhole()` cuts too and then
  * accepts connections it never forwards nor answers (a host that drops packets: unreachable, not
- * refused), `up()` forwards again.
+ * refused), `freeze()` keeps the open connections but stops forwarding on them, holding their bytes
+ * (a stalled server or a network partition: the client's queries go unanswered; new connections are
+ * accepted and never answered), `up()` forwards again (after a freeze, the held bytes first).
  */
 export interface TcpProxy {
   port: number;
   cut: () => void;
   down: () => Promise<void>;
   blackhole: () => Promise<void>;
+  freeze: () => void;
   up: () => Promise<void>;
   close: () => Promise<void>;
+  /** Client connections currently open through the proxy (forwarded ones only). */
+  readonly open: number;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number, port = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  /** Accepted while dropping (blackhole, freeze): never forwarded. */
+  const limbo = new Set<Socket>();
+  const clients = new Set<Socket>();
   let server: Server | undefined;
   let boundPort = port;
   let dropping = false;
+  let frozen = false;
+  let held: [Socket, Buffer][] = [];
   const listen = async () => {
     server = createServer((client) => {
       if (dropping) {
-        sockets.add(client);
-        client.on('close', () => sockets.delete(client));
+        limbo.add(client);
+        client.on('close', () => limbo.delete(client));
         client.on('error', () => undefined);
         return; // accepted, never answered
       }
       const upstream = createConnection(targetPort, targetHost);
+      clients.add(client);
+      client.on('close', () => clients.delete(client));
       for (const s of [client, upstream]) {
         sockets.add(s);
         s.on('close', () => sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      const forward = (from: Socket, to: Socket) => {
+        from.on('data', (chunk: Buffer) => (frozen ? held.push([to, chunk]) : to.write(chunk)));
+        from.on('close', () => to.destroy());
+      };
+      forward(client, upstream);
+      forward(upstream, client);
     });
     await new Promise<void>((resolve) => server!.listen(boundPort, '127.0.0.1', resolve));
     boundPort = (server.address() as AddressInfo).port;
   };
   await listen();
+  const dropLimbo = () => {
+    for (const s of limbo) s.destroy();
+    limbo.clear();
+  };
   const cut = () => {
+    held = [];
     for (const s of sockets) s.destroy();
     sockets.clear();
+    dropLimbo();
   };
   const down = async () => {
     dropping = false;
+    frozen = false;
     const s = server;
     server = undefined;
     cut();
@@ -57,16 +81,26 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
     get port() {
       return boundPort;
     },
+    get open() {
+      return clients.size;
+    },
     cut,
     down,
     blackhole: async () => {
+      frozen = false;
       dropping = true;
       cut();
       if (!server) await listen();
     },
+    freeze: () => {
+      frozen = true;
+      dropping = true;
+    },
     up: async () => {
-      if (dropping) cut(); // connections accepted while dropping were never forwarded
+      dropLimbo(); // connections accepted while dropping were never forwarded
       dropping = false;
+      frozen = false;
+      for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
       if (!server) await listen();
     },
     close: down,

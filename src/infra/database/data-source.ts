@@ -23,8 +23,9 @@ export function dataSourceOptions(config: Pick<AppConfig, 'database'>, entities:
 
 /** Applies pending migrations; safe to run from several processes (TypeORM takes a lock per transaction). */
 export async function runMigrations(config: Pick<AppConfig, 'database'>): Promise<string[]> {
-  // Two connections, whatever the service's pools: the held lock and the migrations' own.
-  const ds = new DataSource(dataSourceOptions({ database: { ...config.database, poolSize: 2, jobsPoolSize: 1 } }));
+  // Two connections, whatever the service's pools: the held lock and the migrations' own. No statement bound:
+  // the lock waits for another process's migrations, and a migration may rewrite a large table.
+  const ds = new DataSource(dataSourceOptions({ database: { ...config.database, poolSize: 2, jobsPoolSize: 1, queryTimeoutMs: 0, jobsQueryTimeoutMs: 0 } }));
   await ds.initialize();
   // Serialise concurrent boots (api and worker starting together) on one held connection.
   const lock = ds.createQueryRunner();

@@ -1,7 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as pg from 'pg';
 import type { DatabaseConfig } from '../../config/sections';
-import { GuardedClient } from './guarded-client';
+import { DbQueryTimeoutError, GuardedClient } from './guarded-client';
+
+export { DbQueryTimeoutError };
 
 /**
  * Two Postgres pools behind the one TypeORM DataSource, chosen per call by where the call comes from:
@@ -18,6 +20,10 @@ import { GuardedClient } from './guarded-client';
  *   that refuses answers at once; one that does not answer (packets dropped) fails after this.
  * - `database.poolWaitMs` / `jobsPoolWaitMs` bound the wait for a free connection of a full pool,
  *   which a burst legitimately has.
+ * - `database.queryTimeoutMs` / `jobsQueryTimeoutMs` bound every statement on an open connection (a
+ *   Postgres that stalls, a partition: attack A18): the connection is destroyed, never lent again
+ *   (guarded-client.ts), and the request answers 503 UNAVAILABLE.DATABASE; Postgres gets the same
+ *   bound as statement_timeout.
  * - While Postgres is unreachable from a pool (its last attempt to open a connection failed and none
  *   succeeded since; per pool, so a jobs connection slow to open never fails intake), one caller at a
  *   time probes with a new connection, at most once per connectTimeoutMs, and every other caller fails
@@ -75,6 +81,12 @@ interface Waiter {
   fail: (e: Error) => void;
 }
 
+/** The database settings the pools use; queryTimeoutMs / jobsQueryTimeoutMs 0 = unbounded (migrations only). */
+export type PoolSettings = Pick<
+  DatabaseConfig,
+  'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs' | 'queryTimeoutMs' | 'jobsQueryTimeoutMs'
+>;
+
 type ConnectCallback = (err: Error | undefined, client?: pg.PoolClient, release?: (e?: unknown) => void) => void;
 
 /** What pg-pool says when a full pool had no client free within its wait (its connectionTimeoutMillis). */
@@ -93,18 +105,23 @@ export class RoutedPool {
   private readonly connectTimeoutMs: number;
   private readonly waiters: Record<PoolName, Set<Waiter>> = { request: new Set(), jobs: new Set() };
 
-  constructor(options: pg.PoolConfig, db: Pick<DatabaseConfig, 'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs'>) {
+  constructor(options: pg.PoolConfig, db: PoolSettings) {
     const connectTimeoutMs = db.connectTimeoutMs;
     this.connectTimeoutMs = connectTimeoutMs;
     // The pool's connectionTimeoutMillis is the wait for a free client; each client's own one bounds opening it.
-    // GuardedClient: every connection keeps an 'error' listener (guarded-client.ts).
-    class BoundedClient extends GuardedClient {
-      constructor(config?: pg.ClientConfig) {
-        super({ ...config, connectionTimeoutMillis: connectTimeoutMs });
-      }
-    }
-    const make = (max: number, waitMs: number) => new pg.Pool({ ...options, max, connectionTimeoutMillis: waitMs, Client: BoundedClient });
-    this.pools = { request: make(db.poolSize, db.poolWaitMs), jobs: make(db.jobsPoolSize, db.jobsPoolWaitMs) };
+    // GuardedClient: every connection keeps an 'error' listener and, with a bound, discards itself when a statement goes unanswered.
+    const client = (queryTimeoutMs: number) =>
+      class BoundedClient extends GuardedClient {
+        constructor(config?: pg.ClientConfig) {
+          super({ ...config, connectionTimeoutMillis: connectTimeoutMs, ...(queryTimeoutMs > 0 ? { statement_timeout: queryTimeoutMs } : {}) }, queryTimeoutMs);
+        }
+      };
+    const make = (max: number, waitMs: number, queryTimeoutMs: number) =>
+      new pg.Pool({ ...options, max, connectionTimeoutMillis: waitMs, Client: client(queryTimeoutMs) });
+    this.pools = {
+      request: make(db.poolSize, db.poolWaitMs, db.queryTimeoutMs),
+      jobs: make(db.jobsPoolSize, db.jobsPoolWaitMs, db.jobsQueryTimeoutMs),
+    };
   }
 
   on(event: 'error', listener: (e: Error) => void): this {
@@ -172,7 +189,7 @@ export class RoutedPool {
 }
 
 /** The `driver` TypeORM loads instead of `pg`: pg itself, with its Pool replaced by a RoutedPool of these settings. */
-export function routedDriver(db: Pick<DatabaseConfig, 'poolSize' | 'jobsPoolSize' | 'poolWaitMs' | 'jobsPoolWaitMs' | 'connectTimeoutMs'>): typeof pg {
+export function routedDriver(db: PoolSettings): typeof pg {
   const driver = Object.create(pg) as typeof pg & { Pool: unknown };
   Object.defineProperty(driver, 'Pool', {
     value: class extends RoutedPool {

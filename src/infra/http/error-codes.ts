@@ -23,7 +23,7 @@ export const ErrorCode = {
    * "Device retry contract"); a retry that finds the event committed gets the same incident.
    */
   UNAVAILABLE: {
-    /** [503] Postgres unreachable (refused, or no connection within database.connectTimeoutMs), the connection died mid-transaction, or no free connection within database.poolWaitMs. */
+    /** [503] Postgres unreachable (refused, or no connection within database.connectTimeoutMs), the connection died mid-transaction, no free connection within database.poolWaitMs, or a statement unanswered within database.queryTimeoutMs (a stalled server or a partition). */
     DATABASE: 'UNAVAILABLE.DATABASE',
     /** [503] Redis did not answer within redis.commandTimeoutMs (only routes that cannot work without it: device heartbeats). */
     REDIS: 'UNAVAILABLE.REDIS',

@@ -1,15 +1,17 @@
 import { HttpStatus } from '@nestjs/common';
 import { DatabaseError } from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { DbConnectionUnavailableError } from '../database/pools';
+import { DbConnectionUnavailableError, DbQueryTimeoutError } from '../database/pools';
 import { DomainError, ErrorCode } from './errors';
 
 /**
  * SQLSTATEs meaning "the database could not do it now, try again": class 08 (connection
  * exception), 57P01–57P03 (shutdown, crash, cannot connect now), 53300 (too many connections),
- * 40001/40P01 (serialization failure, deadlock: the transaction was rolled back).
+ * 40001/40P01 (serialization failure, deadlock: the transaction was rolled back), 57014 (cancelled by
+ * statement_timeout = database.queryTimeoutMs: Postgres too busy or a lock held too long; nothing we
+ * cancel otherwise).
  */
-const RETRYABLE_SQLSTATE = /^(08...|57P0[123]|53300|40001|40P01)$/;
+const RETRYABLE_SQLSTATE = /^(08...|57P0[123]|57014|53300|40001|40P01)$/;
 
 /** What node-postgres and the pool say when the server is gone or never answered (no SQLSTATE). */
 const PG_CONNECTION =
@@ -47,6 +49,7 @@ export function fromUnavailable(e: unknown): DomainError | null {
   const code = typeof err.code === 'string' ? err.code : '';
   const db =
     err instanceof DbConnectionUnavailableError ||
+    err instanceof DbQueryTimeoutError ||
     (err instanceof DatabaseError && RETRYABLE_SQLSTATE.test(code)) ||
     (!(err instanceof DatabaseError) && (PG_CONNECTION.test(message) || SOCKET_CODES.has(code))) ||
     (typeof err.name === 'string' && TYPEORM_CONNECTION_GONE.has(err.name));
