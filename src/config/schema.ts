@@ -268,6 +268,8 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.catalogSaveConcurrency': rules.int(1, 64),
   'gb28181.catalogRowsPerStatement': rules.int(1, 1000), // attack notes F10: ≤ 1000 channels per statement
   'gb28181.catalogSubscribeSeconds': rules.int(0, 86400),
+  'gb28181.deviceStatusQuerySeconds': rules.int(0, 86400), // 0 = never
+  'gb28181.deviceStatusQueryMaxChannels': rules.int(1, 10000),
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.alarmRepeatWindowMs': rules.int(1000, 600_000),
   'gb28181.alarmRepeatMaxKeys': rules.int(100, 10_000_000),

@@ -545,6 +545,16 @@ export interface Gb28181Config {
    * 0 = do not subscribe. Devices then NOTIFY channel changes (ON / OFF / VLOST / DEFECT) at once.
    */
   catalogSubscribeSeconds: number;
+  /**
+   * DeviceStatus queries when in doubt (issue 16 §2; GB/T 28181-2016 §9.5.2, §A.2.4.4): a channel
+   * reported down on a device that does not tell us of changes (its Catalog SUBSCRIBE was refused or
+   * not answered, or catalogSubscribeSeconds is 0) is asked about every this many seconds until it is
+   * back, so a camera that recovered is not shown offline until the next full Catalog (a re-register,
+   * maybe days later). Default 300 s: five keepalive periods (§9.6.1, 60 s); 0 = never ask.
+   */
+  deviceStatusQuerySeconds: number;
+  /** Channels of one device asked about per round at most (the rest in later rounds). Default 16. */
+  deviceStatusQueryMaxChannels: number;
   /** How long an answer is kept to answer a retransmitted request identically. */
   transactionTtlMs: number;
   /**

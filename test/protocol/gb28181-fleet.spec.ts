@@ -54,6 +54,7 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         queryTimeoutMs: 1000,
         housekeepingMs: 200,
         catalogSubscribeSeconds: 2,
+        deviceStatusQuerySeconds: 1,
       },
       liveness: { sweepEveryMs: 0 },
     });
@@ -362,6 +363,47 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       await sweep();
       await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'offline', [ch[2]]: 'offline' });
       expect(await transitions(cam3)).toEqual(['offline', 'online', 'offline']);
+    });
+
+    it('asks a device that refuses the Catalog subscription about its channels reported down (DeviceStatus, §9.5.2) and follows the answer', async () => {
+      const deviceId = nvrId();
+      await t.http().patch(`/api/v1/gb28181/devices/${deviceId}`).set(auth(admin)).send({ schoolId: seed.schoolA.id }).expect(200);
+      const dev = new GbCamera({
+        deviceId,
+        password: PASSWORD,
+        platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
+        keepaliveMs: 0,
+        subscribe: 'refuse',
+      });
+      devices.push(dev);
+      await dev.start();
+      const { sn } = await dev.waitForQuery('Catalog');
+      const ch = [1, 2].map((i) => chId(deviceId, i));
+      const items = [
+        { id: ch[0], name: '南门', status: 'ON' },
+        { id: ch[1], name: '北门', status: 'OFF' },
+      ];
+      expect(await dev.message(catalogBody(deviceId, sn, items, 'GB18030', 'GB2312'))).toBe(200);
+      await namesOf(deviceId, 2);
+      await until(async () => (await sweep()) && (await statuses(deviceId))[ch[1]] === 'offline', 10000, 'channel 2 offline');
+      const answer = (q: { sn: string }, online: string) =>
+        `<?xml version="1.0" encoding="GB2312"?>\r\n<Response>\r\n<CmdType>DeviceStatus</CmdType>\r\n<SN>${q.sn}</SN>\r\n<DeviceID>${ch[1]}</DeviceID>\r\n<Result>OK</Result>\r\n<Online>${online}</Online>\r\n<Status>OK</Status>\r\n</Response>\r\n`;
+      // Asked about the channel it reported down (only that one); still OFFLINE: it stays down and is asked again later.
+      const first = await dev.waitForQuery('DeviceStatus', 10000);
+      expect(first.body).toContain(`<DeviceID>${ch[1]}</DeviceID>`);
+      expect(await dev.message(answer(first, 'OFFLINE'))).toBe(200);
+      const second = await dev.waitForQuery('DeviceStatus', 10000);
+      expect(second.body).toContain(`<DeviceID>${ch[1]}</DeviceID>`);
+      await sweep();
+      await expectStatuses(deviceId, { [ch[1]]: 'offline' });
+      // ONLINE: the camera is back at once, and the channel's status is recorded.
+      expect(await dev.message(answer(second, 'ONLINE'))).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[1]]: 'online' });
+      const listed = await t.http().get('/api/v1/gb28181/channels').query({ deviceId }).set(auth(admin)).expect(200);
+      expect(listed.body.items.find((c: { channelId: string }) => c.channelId === ch[1]).status).toBe('ON');
+      const cam2 = (await cameras(deviceId)).find((c) => c.channelId === ch[1])!.id;
+      expect(await transitions(cam2)).toEqual(['offline', 'online']);
+      expect(dev.queries.filter((q) => q.cmdType === 'DeviceStatus' && q.body.includes(ch[0]))).toEqual([]);
     });
 
     it('subscribes to Catalog changes after registration and refreshes the subscription in the same dialog (Call-ID, next CSeq)', async () => {

@@ -93,6 +93,7 @@ export class GbCatalog {
       fromTag: randomBytes(4).toString('hex'),
       cseq: 0,
       timer: null,
+      granted: null,
     });
     if (sub.timer) clearTimeout(sub.timer);
     sub.timer = null;
@@ -101,6 +102,7 @@ export class GbCatalog {
     const ok = r.status >= 200 && r.status < 300;
     sipEvents.inc({ event: ok ? 'catalog_subscribed' : 'catalog_subscribe_failed' });
     if (state.subscription !== sub || !state.registered) return;
+    sub.granted = ok;
     const period = ok && r.expires ? Math.min(r.expires, expires) : expires;
     sub.timer = setTimeout(() => void this.subscribeCatalog(state).catch(() => undefined), Math.max(1000, period * 800));
     sub.timer.unref();

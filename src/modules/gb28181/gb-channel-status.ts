@@ -1,11 +1,14 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { Gb28181Config } from '../../config/sections';
 import { DeviceHealthService } from '../device-health';
 import { GB_ID_PATTERN } from '../registry';
 import { GbCameras } from './gb-cameras';
-import { DeviceState } from './gb-device-states';
+import { DeviceState, GbDeviceStates } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';
 import { Gb28181Store } from './gb28181.store';
-import { child, childText, XmlElement } from './manscdp';
+import { buildManscdp, child, childText, ManscdpMessage, XmlElement } from './manscdp';
+import { SipClient } from './sip-client';
 import { SipEndpoint } from './sip-endpoint';
 
 /** A channel as its device reports it: up, down, or a word we do not know (no change). */
@@ -45,12 +48,19 @@ export function channelReport(word: string | undefined): ChannelReport {
  */
 @Injectable()
 export class GbChannelStatus {
+  private readonly cfg: Gb28181Config;
+
   constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
     private readonly store: Gb28181Store,
     private readonly cameras: GbCameras,
     private readonly health: DeviceHealthService,
     private readonly endpoint: SipEndpoint,
-  ) {}
+    private readonly client: SipClient,
+    private readonly states: GbDeviceStates,
+  ) {
+    this.cfg = config.gb28181;
+  }
 
   /** A complete Catalog was recorded: every channel's Status counts (unknown words change nothing). */
   async onCatalog(state: DeviceState, items: { channelId: string; status: string }[]): Promise<void> {
@@ -102,6 +112,70 @@ export class GbChannelStatus {
       state,
       recovered.map((ch) => [ch, state.offChannels?.has(ch) ? 'off' : 'on']),
     ).catch((e) => this.endpoint.warn(`channel status of ${state.deviceId} not applied: ${(e as Error).message}`));
+  }
+
+  /**
+   * DeviceStatus when in doubt (issue 16 §2; GB/T 28181-2016 §9.5.2): a registered device that does
+   * not tell us of channel changes (its Catalog SUBSCRIBE refused or unanswered, or subscriptions
+   * off) and has channels reported down is asked about them (a DeviceStatus Query naming each
+   * channel, `deviceStatusQueryMaxChannels` a round, in turn) every `deviceStatusQuerySeconds`; the
+   * answers come as MESSAGEs (`onDeviceStatus`). Called by housekeeping; sends in the background.
+   */
+  queryInDoubt(now: number): void {
+    const period = this.cfg.deviceStatusQuerySeconds * 1000;
+    if (period === 0) return;
+    const subscribing = this.cfg.catalogSubscribeSeconds > 0;
+    for (const s of this.states.devices.values()) {
+      // Told of changes: subscribing and not refused (granted, or its first answer still awaited).
+      const toldOfChanges = subscribing && s.subscription?.granted !== false;
+      if (!s.offChannels?.size || !s.registered || !s.peer || toldOfChanges) {
+        s.statusQueryAt = 0;
+        continue;
+      }
+      // In doubt from now: first asked one period later (a channel just reported down is not asked about at once).
+      if (s.statusQueryAt === 0) s.statusQueryAt = now + period;
+      if (s.statusQueryAt > now) continue;
+      s.statusQueryAt = now + period;
+      // In turn: the channels asked about go to the back of the set, so the next round asks the others first.
+      const asked = [...s.offChannels].slice(0, this.cfg.deviceStatusQueryMaxChannels);
+      for (const ch of asked) {
+        s.offChannels.delete(ch);
+        s.offChannels.add(ch);
+      }
+      sipEvents.inc({ event: 'device_status_query' }, asked.length);
+      for (const ch of asked)
+        void this.client
+          .sendMessage(
+            s,
+            buildManscdp('Query', [
+              ['CmdType', 'DeviceStatus'],
+              ['SN', this.client.nextSn()],
+              ['DeviceID', ch],
+            ]),
+          )
+          .catch(() => undefined);
+    }
+  }
+
+  /**
+   * A DeviceStatus response (§A.2.6.5): for one of its channels, `Online` ONLINE with `Status` OK is
+   * that channel up, OFFLINE (or Status ERROR) down; recorded on the channel as a notification is,
+   * then applied. A failed query (`Result` not OK), an answer about the device itself or a word we
+   * do not know changes nothing.
+   */
+  async onDeviceStatus(state: DeviceState, doc: ManscdpMessage): Promise<void> {
+    const ch = doc.deviceId.trim();
+    sipEvents.inc({ event: 'device_status' });
+    if (!GB_ID_PATTERN.test(ch) || ch === state.deviceId) return;
+    const word = (name: string) => (childText(doc.el, name) ?? '').trim().toUpperCase();
+    if (word('Result') !== '' && word('Result') !== 'OK') return;
+    const online = word('Online');
+    const status = word('Status');
+    const r: ChannelReport =
+      online === 'OFFLINE' || status === 'ERROR' ? 'off' : online === 'ONLINE' && (status === '' || status === 'OK' || status === 'ON') ? 'on' : null;
+    if (r === null) return;
+    await this.store.setChannelStatuses(state.deviceId, [{ channelId: ch, status: r === 'on' ? 'ON' : 'OFF' }]);
+    await this.apply(state, [[ch, r]]);
   }
 
   /**

@@ -40,7 +40,9 @@ export interface DeviceState {
   /** Its token bucket of the per-device rate limit (SipEndpoint.deviceLimited); null until its first message. */
   bucket: Bucket | null;
   /** The Catalog subscription (§9.11.1 SUBSCRIBE Event: Catalog) and its refresh timer. */
-  subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null } | null;
+  subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null; granted: boolean | null } | null;
+  /** When its channels reported down are next asked about with DeviceStatus (GbChannelStatus.queryInDoubt); 0 = not scheduled. */
+  statusQueryAt: number;
 }
 
 /**
@@ -126,6 +128,7 @@ export class GbDeviceStates {
       downCameraIds: null,
       heartbeatIds: null,
       subscription: null,
+      statusQueryAt: 0,
       bucket: null,
     };
   }

@@ -105,6 +105,7 @@ export class SipServer {
   private async housekeeping(): Promise<void> {
     const now = Date.now();
     await this.registrar.expireDue(now);
+    this.channels.queryInDoubt(now);
     this.endpoint.prune(now);
     await this.states.flushRegistrations();
   }
@@ -214,6 +215,11 @@ export class SipServer {
     if (doc.root === 'Response' && doc.cmdType === 'Catalog') {
       this.endpoint.reply(req, peer, 200, 'catalog', key);
       return this.catalog.onCatalogPart(state, doc);
+    }
+    if (doc.root === 'Response' && doc.cmdType === 'DeviceStatus') {
+      this.endpoint.reply(req, peer, 200, 'device_status', key);
+      this.channels.onDeviceStatus(state, doc).catch((e) => this.endpoint.warn(`DeviceStatus of ${id} not applied: ${(e as Error).message}`));
+      return;
     }
     if (doc.root === 'Response' && doc.cmdType === 'DeviceInfo') {
       this.endpoint.reply(req, peer, 200, 'device_info', key);

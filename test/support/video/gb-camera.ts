@@ -36,6 +36,8 @@ export interface GbCameraOptions {
   nc?: string;
   /** false: Vias without a branch, as RFC 2543 devices send them (answers are then matched by Call-ID and CSeq). */
   viaBranch?: boolean;
+  /** 'refuse': SUBSCRIBE answered 489 Bad Event (RFC 6665 §8.3.2), as devices without Catalog subscriptions do. */
+  subscribe?: 'grant' | 'refuse';
 }
 
 interface Play {
@@ -266,7 +268,8 @@ export class GbCamera {
         return reply(200);
       }
       case 'SUBSCRIBE':
-        // Granted as asked (§9.11.1).
+        // Granted as asked (§9.11.1), or refused.
+        if (this.o.subscribe === 'refuse') return reply(489);
         return reply(200, { headers: [['Expires', header(msg, 'expires') ?? '3600']] });
       case 'INVITE':
         return void this.onInvite(msg, reply);
