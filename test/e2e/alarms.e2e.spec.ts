@@ -2,6 +2,7 @@ import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { IncidentLifecycleService } from '../../src/modules/alarms/incident-lifecycle.service';
+import { createButton, TestButton } from '../support/devices';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 
@@ -17,7 +18,7 @@ describe('alarms over HTTP', () => {
   let staffA: string;
   let staffB: string;
   let auditor: string;
-  let button: { id: string; authorization: string };
+  let button: TestButton;
   let gateCam: { id: string };
   let sideCam: { id: string };
 
@@ -56,16 +57,13 @@ describe('alarms over HTTP', () => {
     gateCam = await cam('01', '南大门', 'main_gate');
     sideCam = await cam('02', '门卫室', 'gatehouse');
     await cam('03', '操场', 'playground');
-    const dev = (
-      await t
-        .http()
-        .post('/api/v1/alarm-devices')
-        .set(auth(admin))
-        .send({ code: 'BTN-A-1', schoolId: seed.schoolA.id, location: '南门岗亭', areaKind: 'main_gate', policeLinked: true, linkedCameraIds: [sideCam.id] })
-        .expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
-    button = { id: dev.id, authorization: cred.authorization };
+    button = await createButton(t, admin, {
+      schoolId: seed.schoolA.id,
+      code: 'BTN-A-1',
+      location: '南门岗亭',
+      policeLinked: true,
+      linkedCameraIds: [sideCam.id],
+    });
   });
   afterAll(async () => {
     await t.close();

@@ -1,4 +1,5 @@
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { createButton } from '../support/devices';
 import { TestConsole, tryConnect } from '../support/console-client';
 
 /**
@@ -75,10 +76,7 @@ describe('rate limits', () => {
   });
 
   it('folds 47 presses of one button into one incident, records every press, and keeps the console quiet', async () => {
-    const button = (
-      await t.http().post('/api/v1/alarm-devices').set(auth(admin)).send({ schoolId: seed.schoolA.id, code: 'AB-FOLD', areaKind: 'gatehouse' }).expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: button.id }).expect(201)).body;
+    const button = await createButton(t, admin, { schoolId: seed.schoolA.id, code: 'AB-FOLD', areaKind: 'gatehouse' });
     const c = new TestConsole(t.baseUrl, admin);
     open.push(c);
     await c.ready();
@@ -89,7 +87,7 @@ describe('rate limits', () => {
           await t
             .http()
             .post('/api/v1/incidents/press')
-            .set('Authorization', cred.authorization)
+            .set('Authorization', button.authorization)
             .send({ eventId: `fold-${i}` })
         ).status,
       );
@@ -106,16 +104,13 @@ describe('rate limits', () => {
   });
 
   it('refuses a button flooding past its rate with 429 and Retry-After', async () => {
-    const button = (
-      await t.http().post('/api/v1/alarm-devices').set(auth(admin)).send({ schoolId: seed.schoolB.id, code: 'AB-FLOOD', areaKind: 'gatehouse' }).expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: button.id }).expect(201)).body;
+    const button = await createButton(t, admin, { schoolId: seed.schoolB.id, code: 'AB-FLOOD', areaKind: 'gatehouse' });
     const answers = await Promise.all(
       Array.from({ length: 80 }, (_, i) =>
         t
           .http()
           .post('/api/v1/incidents/press')
-          .set('Authorization', cred.authorization)
+          .set('Authorization', button.authorization)
           .send({ eventId: `flood-${i}` }),
       ),
     );

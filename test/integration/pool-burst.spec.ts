@@ -5,7 +5,8 @@ import type { RoutedPool } from '../../src/infra/database/pools';
 import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
-import { alarmButtons, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
+import { createButtons, press, TestButton } from '../support/devices';
+import { seedMinimal, startApp, TestApp } from '../support/harness';
 import { waitFor } from '../support/police-receiver';
 
 /**
@@ -43,9 +44,9 @@ describe('a burst does not starve escalation and notification jobs (slow)', () =
     );
     await t.db.query(`INSERT INTO notification_channels (kind, name, webhook_url, secret) VALUES ('sms', '短信网关', $1, $2)`, [sms.url, SECRET]);
     const seed = await seedMinimal(t, admin);
-    buttons = await alarmButtons(t, admin, seed.schoolA.id, N, 'BURST');
+    buttons = await createButtons(t, admin, seed.schoolA.id, N, 'BURST');
   });
-  let buttons: { id: string; authorization: string }[] = [];
+  let buttons: TestButton[] = [];
 
   afterAll(async () => {
     for (const c of held) c.release();
@@ -61,7 +62,7 @@ describe('a burst does not starve escalation and notification jobs (slow)', () =
     // Every jobs connection taken: a job now waits jobsPoolWaitMs and finds none.
     held = await Promise.all(Array.from({ length: 2 }, () => pools.jobs.connect()));
 
-    const answers = await Promise.all(buttons.map((b, i) => pressButton(t, b, `burst-${i}`, 60_000).then((r) => r.status)));
+    const answers = await Promise.all(buttons.map((b, i) => press(t.baseUrl, b, `burst-${i}`, 60_000).then((r) => r.status)));
     expect(answers.filter((s) => s === 201)).toHaveLength(N);
 
     // The level-1 escalations fall due and are tried with no connection to be had: put back, not failed.

@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import type { RoutedPool } from '../../src/infra/database/pools';
-import { alarmButtons, auth, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
+import { createButtons, press as pressOnce, TestButton } from '../support/devices';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
 
 /**
@@ -23,7 +24,7 @@ describe('intake with Postgres faults (slow)', () => {
   jest.setTimeout(90_000);
   let t: TestApp;
   let proxy: TcpProxy;
-  let button: { id: string; authorization: string };
+  let button: TestButton;
   let admin: string;
 
   beforeAll(async () => {
@@ -43,7 +44,7 @@ describe('intake with Postgres faults (slow)', () => {
     );
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
-    [button] = await alarmButtons(t, admin, seed.schoolA.id, 1, 'PG');
+    [button] = await createButtons(t, admin, seed.schoolA.id, 1, 'PG');
   });
 
   afterAll(async () => {
@@ -52,7 +53,7 @@ describe('intake with Postgres faults (slow)', () => {
     await proxy?.close();
   });
 
-  const press = (eventId: string, timeoutMs: number) => pressButton(t, button, eventId, timeoutMs);
+  const press = (eventId: string, timeoutMs: number) => pressOnce(t.baseUrl, button, eventId, timeoutMs);
   /**
    * The device retry contract: the same event after Retry-After, until a 2xx. Right after Postgres is back a
    * press may still be refused: an attempt begun during the outage may still be failing, and the next

@@ -1,5 +1,6 @@
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { TestConsole } from '../support/console-client';
+import { createButton, press, TestButton } from '../support/devices';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
 import { freePort, Proc, startRedis, stop } from '../support/processes';
@@ -30,7 +31,7 @@ describe('intake with Redis down (slow)', () => {
   let wecom: FakeReceiver;
   let admin: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  const buttons: { id: string; authorization: string }[] = [];
+  const buttons: TestButton[] = [];
   const consoles: TestConsole[] = [];
 
   beforeAll(async () => {
@@ -63,18 +64,8 @@ describe('intake with Redis down (slow)', () => {
         .set(auth(admin))
         .send({ levels: [{ targets: [{ kind: 'group', channelId: channel.id }] }, { targets: [{ kind: 'group', channelId: channel.id }] }] })
         .expect(200);
-    for (let i = 0; i < N; i++) {
-      const dev = (
-        await t
-          .http()
-          .post('/api/v1/alarm-devices')
-          .set(auth(admin))
-          .send({ code: `RO-${i}`, schoolId: seed.schoolA.id, location: `岗亭${i}`, areaKind: 'main_gate', policeLinked: true })
-          .expect(201)
-      ).body;
-      const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
-      buttons.push({ id: dev.id, authorization: cred.authorization });
-    }
+    for (let i = 0; i < N; i++)
+      buttons.push(await createButton(t, admin, { schoolId: seed.schoolA.id, code: `RO-${i}`, location: `岗亭${i}`, policeLinked: true }));
   });
 
   afterAll(async () => {
@@ -112,11 +103,7 @@ describe('intake with Redis down (slow)', () => {
     const ids: string[] = [];
     for (let i = 0; i < N; i++) {
       const sentAt = Date.now();
-      const res = await within1s('/api/v1/incidents/press', {
-        method: 'POST',
-        headers: { Authorization: buttons[i].authorization },
-        body: { eventId: `down-${i}` },
-      });
+      const res = await press(t.baseUrl, buttons[i], `down-${i}`, 1000);
       expect(res.status).toBe(201);
       const body = (await res.json()) as { id: string; firstPressAt: string };
       // The press time is when the request arrived, not when Redis came back.
@@ -125,11 +112,7 @@ describe('intake with Redis down (slow)', () => {
       ids.push(body.id);
     }
     // A retried press (same event id) while Redis is down: the same incident.
-    const again = await within1s('/api/v1/incidents/press', {
-      method: 'POST',
-      headers: { Authorization: buttons[0].authorization },
-      body: { eventId: 'down-0' },
-    });
+    const again = await press(t.baseUrl, buttons[0], 'down-0', 1000);
     expect(again.status).toBe(200);
     expect(((await again.json()) as { id: string }).id).toBe(ids[0]);
     const raised = await within1s('/api/v1/incidents', {
@@ -251,21 +234,8 @@ describe('boot with Redis down (slow)', () => {
   it('boots, takes a press and a login, and is ready once Redis answers', async () => {
     const admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
-    const dev = (
-      await t
-        .http()
-        .post('/api/v1/alarm-devices')
-        .set(auth(admin))
-        .send({ code: 'BOOT-1', schoolId: seed.schoolA.id, location: '西门', areaKind: 'main_gate', policeLinked: false })
-        .expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
-    const res = await fetch(`${t.baseUrl}/api/v1/incidents/press`, {
-      method: 'POST',
-      headers: { Authorization: cred.authorization, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ eventId: 'boot-1' }),
-      signal: AbortSignal.timeout(1000),
-    });
+    const button = await createButton(t, admin, { schoolId: seed.schoolA.id, code: 'BOOT-1', location: '西门' });
+    const res = await press(t.baseUrl, button, 'boot-1', 1000);
     expect(res.status).toBe(201);
     const incidentId = ((await res.json()) as { id: string }).id;
     await t.http().get('/health/ready').expect(503);

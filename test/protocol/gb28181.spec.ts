@@ -8,7 +8,7 @@ import { DeviceHealthService } from '../../src/modules/device-health/device-heal
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
-import { freePort } from '../support/processes';
+import { freePort, until } from '../support/processes';
 
 /**
  * GB/T 28181 against a real SIP peer: sipp (Debian sip-tester) plays the cameras and NVRs with
@@ -132,16 +132,6 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     if (r.code !== 0) throw new Error(`sipp ${scenario} exited ${r.code}:\n${r.log.slice(0, 3000)}`);
   }
 
-  async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 15000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await fn();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
   const device = async (id: string) => {
     const res = await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200);
     return (
@@ -224,7 +214,7 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   it('turns keepalives into device-health heartbeats (a new Call-ID re-registers fine): the camera goes online', async () => {
     expect(await cameraStatus(cameraA)).toBe('unknown');
     await expectSipp('keepalive.xml', { rows: [[DEV_A, creds(DEV_A, 'own-pass-01')]] });
-    await until('camera A online', async () => (await cameraStatus(cameraA)) === 'online');
+    await until(async () => (await cameraStatus(cameraA)) === 'online', 15_000, 'camera A online');
     const { rows } = await t.db.query(`SELECT to_status FROM device_transitions WHERE device_id = $1`, [cameraA]);
     expect(rows).toEqual([{ to_status: 'online' }]);
   });
@@ -299,19 +289,27 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   it('queries Catalog and DeviceInfo after registration; channels of a device without a school wait for an admin', async () => {
     const keys = { devid: DEV_B, ch1: ch(DEV_B, 1), ch2: ch(DEV_B, 2), ch3: ch(DEV_B, 3), org: '34020000002160000001' };
     await expectSipp('catalog.xml', { rows: [[DEV_B, creds(DEV_B, DEFAULT_PASSWORD)]], keys, ooc: 'catalog_ooc.xml' });
-    const list = await until('three unassigned channels', async () => {
-      const res = await t.http().get('/api/v1/gb28181/channels').query({ unassigned: 'true', deviceId: DEV_B }).set(auth(admin)).expect(200);
-      return res.body.total === 3 ? res.body : null;
-    });
+    const list = await until(
+      async () => {
+        const res = await t.http().get('/api/v1/gb28181/channels').query({ unassigned: 'true', deviceId: DEV_B }).set(auth(admin)).expect(200);
+        return res.body.total === 3 ? res.body : null;
+      },
+      15_000,
+      'three unassigned channels',
+    );
     expect(list.items.map((c: { channelId: string; name: string }) => [c.channelId, c.name])).toEqual([
       [keys.ch1, '南大门'],
       [keys.ch2, '东侧围墙'],
       [keys.ch3, '操场'],
     ]);
-    const d = await until('DeviceInfo recorded', async () => {
-      const x = await device(DEV_B);
-      return x?.model ? x : null;
-    });
+    const d = await until(
+      async () => {
+        const x = await device(DEV_B);
+        return x?.model ? x : null;
+      },
+      15_000,
+      'DeviceInfo recorded',
+    );
     expect(d).toMatchObject({ manufacturer: 'Hikvision', model: 'DS-7608N', schoolId: null, registered: true });
     expect((await t.db.query(`SELECT count(*)::int AS n FROM cameras WHERE device_id = $1`, [DEV_B])).rows[0].n).toBe(0);
 
@@ -343,10 +341,14 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     await t.http().patch(`/api/v1/gb28181/devices/${DEV_C}`).set(auth(admin)).send({ schoolId: seed.schoolA.id }).expect(200);
     const keys = { devid: DEV_C, ch1: ch(DEV_C, 1), ch2: ch(DEV_C, 2), ch3: ch(DEV_C, 3), org: '34020000002160000002' };
     await expectSipp('catalog.xml', { rows: [[DEV_C, creds(DEV_C, DEFAULT_PASSWORD)]], keys, ooc: 'catalog_ooc.xml' });
-    const cams = await until('three cameras of DEV_C', async () => {
-      const r = await t.db.query(`SELECT channel_id, name, school_id FROM cameras WHERE device_id = $1 ORDER BY channel_id`, [DEV_C]);
-      return r.rows.length === 3 ? r.rows : null;
-    });
+    const cams = await until(
+      async () => {
+        const r = await t.db.query(`SELECT channel_id, name, school_id FROM cameras WHERE device_id = $1 ORDER BY channel_id`, [DEV_C]);
+        return r.rows.length === 3 ? r.rows : null;
+      },
+      15_000,
+      'three cameras of DEV_C',
+    );
     expect(cams.map((c: { name: string }) => c.name)).toEqual(['南大门', '东侧围墙', '操场']);
     expect(cams.every((c: { school_id: string }) => c.school_id === seed.schoolA.id)).toBe(true);
     const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE entity = 'camera' AND action = 'create' AND after->>'deviceId' = $1`, [
@@ -373,10 +375,14 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
     const reg = await t.http().get('/api/v1/gb28181/devices').query({ registered: 'true', limit: 500 }).set(auth(admin)).expect(200);
     expect(reg.body.items.filter((d: { deviceId: string }) => ids.includes(d.deviceId))).toHaveLength(200);
     await expectSipp('keepalive_only.xml', { rows: ids.map((id) => [id]), rate: 400, localPort });
-    await until('200 cameras online', async () => {
-      const r = await t.db.query(`SELECT count(*)::int AS n FROM cameras WHERE device_id = ANY($1) AND status = 'online'`, [ids]);
-      return r.rows[0].n === 200;
-    });
+    await until(
+      async () => {
+        const r = await t.db.query(`SELECT count(*)::int AS n FROM cameras WHERE device_id = ANY($1) AND status = 'online'`, [ids]);
+        return r.rows[0].n === 200;
+      },
+      15_000,
+      '200 cameras online',
+    );
   });
 
   it('speaks TCP too (Content-Length framing): register and keepalive', async () => {

@@ -4,6 +4,7 @@ import { auth, TestApp } from './harness';
 export interface TestButton {
   id: string;
   code: string;
+  /** The Authorization header a press sends (`Device <keyId>:<secret>`). */
   authorization: string;
 }
 
@@ -11,22 +12,36 @@ export interface TestButton {
 export async function createButton(
   t: TestApp,
   adminToken: string,
-  o: { schoolId: string; code: string; location?: string; areaKind?: string; policeLinked?: boolean },
+  o: { schoolId: string; code: string; location?: string; areaKind?: string; policeLinked?: boolean; linkedCameraIds?: string[] },
 ): Promise<TestButton> {
   const dev = (
     await t
       .http()
       .post('/api/v1/alarm-devices')
       .set(auth(adminToken))
-      .send({ code: o.code, schoolId: o.schoolId, location: o.location ?? '东门', areaKind: o.areaKind ?? 'main_gate', policeLinked: o.policeLinked ?? false })
+      .send({
+        code: o.code,
+        schoolId: o.schoolId,
+        location: o.location ?? '东门',
+        areaKind: o.areaKind ?? 'main_gate',
+        policeLinked: o.policeLinked ?? false,
+        ...(o.linkedCameraIds ? { linkedCameraIds: o.linkedCameraIds } : {}),
+      })
       .expect(201)
   ).body;
   const cred = (await t.http().post('/api/v1/device-credentials').set(auth(adminToken)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
   return { id: dev.id, code: o.code, authorization: cred.authorization };
 }
 
+/** `n` buttons at a school, one after another: codes `<code>-1` … `<code>-n`, at posts "1 号岗" … . */
+export async function createButtons(t: TestApp, adminToken: string, schoolId: string, n: number, code = 'BTN'): Promise<TestButton[]> {
+  const out: TestButton[] = [];
+  for (let i = 1; i <= n; i++) out.push(await createButton(t, adminToken, { schoolId, code: `${code}-${i}`, location: `${i} 号岗` }));
+  return out;
+}
+
 /** One press over real HTTP (fetch, not supertest: a timeout aborts it as a device would give up). */
-export function press(baseUrl: string, button: TestButton, eventId: string, timeoutMs = 10_000): Promise<Response> {
+export function press(baseUrl: string, button: Pick<TestButton, 'authorization'>, eventId: string, timeoutMs = 10_000): Promise<Response> {
   return fetch(`${baseUrl}/api/v1/incidents/press`, {
     method: 'POST',
     headers: { Authorization: button.authorization, 'Content-Type': 'application/json' },

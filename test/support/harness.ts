@@ -163,36 +163,3 @@ export const TIMETABLE = {
   dismissal: { start: '16:30', end: '17:10' },
   schoolHours: { start: '07:30', end: '17:30' },
 };
-
-/** One-click alarm buttons at a school, each with its device credential (`authorization`: the header a press sends). */
-export async function alarmButtons(
-  t: TestApp,
-  adminToken: string,
-  schoolId: string,
-  n: number,
-  code = 'BTN',
-): Promise<{ id: string; authorization: string }[]> {
-  const out: { id: string; authorization: string }[] = [];
-  for (let i = 1; i <= n; i++) {
-    const dev = (
-      await t
-        .http()
-        .post('/api/v1/alarm-devices')
-        .set(auth(adminToken))
-        .send({ code: `${code}-${i}`, schoolId, location: `${i} 号岗`, areaKind: 'main_gate', policeLinked: false })
-        .expect(201)
-    ).body;
-    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(adminToken)).send({ kind: 'alarm_device', subjectId: dev.id }).expect(201)).body;
-    out.push({ id: dev.id, authorization: cred.authorization });
-  }
-  return out;
-}
-
-/** A press of a button (POST /api/v1/incidents/press with its device credential), aborted after `timeoutMs`. */
-export const pressButton = (t: TestApp, button: { authorization: string }, eventId: string, timeoutMs = 10_000) =>
-  fetch(`${t.baseUrl}/api/v1/incidents/press`, {
-    method: 'POST',
-    headers: { Authorization: button.authorization, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ eventId }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until } from './processes';
 
 /**
  * A fake public-security endpoint (outside the system): verifies the HMAC signature, counts
@@ -74,13 +75,7 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
   return out;
 }
 
-/** Polls `check` until it returns a truthy value (bounded by `timeoutMs`). */
-export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** `until` (processes.ts) with a 20 s default: resolves with the first truthy value of `check`. */
+export function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20000, what = 'condition'): Promise<T> {
+  return until(check, timeoutMs, what) as Promise<T>;
 }

@@ -69,11 +69,21 @@ export async function waitHttp(url: string, timeoutMs = 30000, proc?: Proc): Pro
   }
 }
 
-/** Polls `check` until it holds (or throws after `ms`, naming `what`), as bench/lib.js does. */
-export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 20): Promise<void> {
+type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>;
+
+/**
+ * Polls `check` until it gives a truthy value and returns that value, or throws after `ms`, naming
+ * `what`. The first check is at once, the next after 10 ms, each pause then half again as long, up
+ * to 100 ms: a condition that holds soon is seen within milliseconds, and a long wait (often one
+ * HTTP request or query per check) does not load the shared machine. The one polling wait of the
+ * tests (police-receiver.ts `waitFor` is this with its defaults).
+ */
+export async function until<T>(check: () => T | Promise<T>, ms: number, what: string): Promise<Truthy<T>> {
   const deadline = Date.now() + ms;
-  while (!(await check())) {
+  for (let pause = 10; ; pause = Math.min(100, Math.round(pause * 1.5))) {
+    const v = await check();
+    if (v) return v as Truthy<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await new Promise((r) => setTimeout(r, pause));
   }
 }
