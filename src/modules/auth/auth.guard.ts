@@ -9,7 +9,7 @@ import { TokenService } from './token.service';
 
 /**
  * The global guard. A route without an access declaration is refused (403) — secure by default;
- * test/e2e/route-access.spec.ts lists every route to make sure none is left undeclared.
+ * test/e2e/api-surface.e2e.spec.ts (route access) lists every route to make sure none is left undeclared.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
