@@ -3,7 +3,8 @@ import * as iconv from 'iconv-lite';
 import JSZip from 'jszip';
 import { ParsePool, readTable } from '../../src/infra/tabular/tabular';
 import type { AppConfig } from '../../src/config/config';
-import { alarmButtons, auth, pressButton, seedMinimal, startApp, TestApp } from '../support/harness';
+import { createButtons, press, TestButton } from '../support/devices';
+import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 const MAX_ROWS = 2000;
 const MAX_UNZIPPED = 8 * 1024 * 1024;
@@ -76,14 +77,14 @@ describe('hostile and awkward uploads', () => {
   let t: TestApp;
   let admin: string;
   let staff: string;
-  let button: { authorization: string };
+  let button: TestButton;
 
   beforeAll(async () => {
     t = await startApp({ import: { maxRows: MAX_ROWS, maxUnzippedBytes: MAX_UNZIPPED, maxFileBytes: 8 * 1024 * 1024 } });
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
     staff = (await t.userToken('school_security', seed.schoolA.id)).token;
-    [button] = await alarmButtons(t, admin, seed.schoolB.id, 1, 'IMP');
+    [button] = await createButtons(t, admin, seed.schoolB.id, 1, 'IMP');
   });
   afterAll(() => t.close());
 
@@ -216,9 +217,9 @@ describe('hostile and awkward uploads', () => {
       expect(6 * (MAX_ROWS - 1) * chars).toBeGreaterThan(2 * maxTotalChars); // what it would expand to
       const importing = upload('guards', bomb);
       // A press of another school's button, sent while the file is being read: answered, within a bound
-      // (pressButton aborts after it) far below the 8-13 s the attack saw.
-      const press = await pressButton(t, button, 'a4-during-import', 5000);
-      expect(press.status).toBe(201);
+      // (press aborts after it) far below the 8-13 s the attack saw.
+      const pressed = await press(t.baseUrl, button, 'a4-during-import', 5000);
+      expect(pressed.status).toBe(201);
       const res = await importing;
       expect([res.status, res.body.error.code, res.body.error.details.maxTotalChars]).toEqual([400, 'IMPORT.TOO_MUCH_TEXT', maxTotalChars]);
       // Refused at the row where the running total passed the limit (per reference, header included), not after the whole sheet.
@@ -226,7 +227,7 @@ describe('hostile and awkward uploads', () => {
       expect(res.body.error.details.row).toBe(1 + Math.ceil((maxTotalChars - headerChars + 1) / (6 * chars)));
       expect(JSON.stringify(res.body).length).toBeLessThan(1000);
       // The service is still fine afterwards (a new event of the same button joins its open incident: 200).
-      expect((await pressButton(t, button, 'a4-after-import', 5000)).status).toBe(200);
+      expect((await press(t.baseUrl, button, 'a4-after-import', 5000)).status).toBe(200);
     });
 
     it('counts per reference in the reader too, and the biggest legitimate guard roster fits the default', async () => {
