@@ -214,4 +214,46 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
       await phone.close();
     }
   });
+
+  it('a video patrol round plays its cameras on a wall and keeps the picture each verdict was made on (issue 15)', async () => {
+    const desk = await openConsole(browser, t.baseUrl);
+    try {
+      await desk.login('duty_op', PASSWORD);
+      const { page } = desk;
+      await page.click('#nav-rounds');
+      await page.click('#round-start');
+      await page.waitForSelector('#video-wall');
+      const tiles = (await page.$$eval('#video-wall [data-round-camera]', (els) => els.map((e) => e.getAttribute('data-round-camera')))) as string[];
+      expect([...tiles].sort()).toEqual([...cameraIds, offlineId].sort());
+      // Every camera is asked for at once: the live ones play, the offline one says so.
+      for (const id of cameraIds) await page.waitForSelector(`[data-round-camera="${id}"] [data-camera="${id}"][data-state="playing"]`, { timeout: 20000 });
+      await page.waitForSelector(`[data-round-camera="${offlineId}"] [data-camera="${offlineId}"][data-state="error"]`, { timeout: 15000 });
+      await desk.screenshot('video-wall');
+
+      // A verdict keeps the picture it was made on; the offline camera is judged without one, and the tile says so.
+      await page.click(`[data-round-camera="${cameraIds[0]}"] .verdict-normal`);
+      await page.waitForSelector(`[data-round-camera="${cameraIds[0]}"][data-verdict="normal"] .evidence-picture[data-state="shown"] img`, { timeout: 20000 });
+      await page.click(`[data-round-camera="${offlineId}"] .verdict-offline`);
+      await page.waitForSelector(`[data-round-camera="${offlineId}"][data-verdict="offline"] .no-picture`, { timeout: 20000 });
+      await page.click(`[data-round-camera="${cameraIds[1]}"] .verdict-gate_open`);
+      await page.waitForSelector('#round-finished', { timeout: 20000 });
+
+      const items = (
+        await t.db.query(
+          `SELECT i.camera_id AS "cameraId", i.verdict, e.camera_id AS "pictureOf", e.purpose, e.width, i.finding_id IS NOT NULL AS "finding"
+           FROM patrol_round_items i LEFT JOIN video_evidence e ON e.id::text = i.snapshot_ref ORDER BY i.verdict_at`,
+        )
+      ).rows;
+      expect(items).toEqual([
+        { cameraId: cameraIds[0], verdict: 'normal', pictureOf: cameraIds[0], purpose: 'round.verdict', width: 640, finding: false },
+        { cameraId: offlineId, verdict: 'offline', pictureOf: null, purpose: null, width: null, finding: true },
+        { cameraId: cameraIds[1], verdict: 'gate_open', pictureOf: cameraIds[1], purpose: 'round.verdict', width: 640, finding: true },
+      ]);
+      expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+      expect((await desk.state()).missingKeys).toEqual([]);
+      await desk.screenshot('video-wall-judged');
+    } finally {
+      await desk.close();
+    }
+  });
 });

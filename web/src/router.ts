@@ -55,6 +55,13 @@ export const SURFACES: Surface[] = [
     roles: ['supervisor', 'admin', 'auditor', 'operator'],
     component: () => import('@/surfaces/supervisor/SupervisorSurface.vue'),
   },
+  // Video patrol rounds (视频巡查): a wall of live cameras and a verdict per camera; nobody's home, reached from the header.
+  {
+    name: 'rounds',
+    path: '/rounds',
+    roles: ['operator', 'supervisor', 'admin'],
+    component: () => import('@/surfaces/rounds/RoundsSurface.vue'),
+  },
   // Protection-post QR codes to print (the bureau's; school security never see a code, attack F8b): nobody's home, reached from the header.
   {
     name: 'postQr',

@@ -25,7 +25,7 @@ export interface EvidenceRecord {
   bytes: number;
   width: number;
   height: number;
-  /** What it was taken for: `manual`, later `alarm.raise`, `alarm.raise+10s`, `patrol.verdict`, `post.checkin`. */
+  /** What it was taken for: `manual`, later `alarm.raise`, `alarm.raise+10s`, `round.verdict`, `post.checkin`. */
   purpose: string;
   /** The record it belongs to (incident, round item, check-in id), when there is one. */
   refId: string | null;

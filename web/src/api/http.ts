@@ -24,6 +24,8 @@ import type {
   PlayTicket,
   PostCheckin,
   PostQr,
+  PatrolRound,
+  EvidenceItem,
   ProtectionPostItem,
   RaisedIncident,
   RectificationTask,
@@ -89,6 +91,10 @@ export interface ResponseTypes {
   'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
   'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
   'post /api/v1/cameras/{id}/stream': PlayTicket;
+  'post /api/v1/cameras/{id}/evidence': EvidenceItem;
+  'post /api/v1/patrol-rounds': PatrolRound;
+  'get /api/v1/patrol-rounds': Page<Omit<PatrolRound, 'items'>>;
+  'get /api/v1/patrol-rounds/{id}': PatrolRound;
   'get /api/v1/incidents/drill-windows': DrillWindowItem[];
   'post /api/v1/incidents/drill-windows/{id}/approve': DrillWindowItem;
   'post /api/v1/incidents/drill-windows/{id}/end': DrillWindowItem;

@@ -18,6 +18,44 @@ export interface TokenPair {
   user: Me;
 }
 
+/** A camera of a video patrol round (src/modules/patrols/rounds.service.ts `round`). */
+export interface PatrolRoundItem {
+  cameraId: string;
+  schoolId: string;
+  position: number;
+  favoured: boolean;
+  verdict: string | null;
+  note: string;
+  /** The evidence picture the verdict was made on (POST /cameras/{id}/evidence id), when one could be taken. */
+  snapshotRef: string | null;
+  verdictAt: string | null;
+  findingId: string | null;
+  camera: { name: string; location: string; areaKind: string; streamUrl: string; status: string } | null;
+}
+
+/** GET/POST /patrol-rounds(/{id}). */
+export interface PatrolRound {
+  id: string;
+  operatorId: string;
+  operatorName: string;
+  size: number;
+  startedAt: string;
+  finishedAt: string | null;
+  items: PatrolRoundItem[];
+}
+
+/** POST /cameras/{id}/evidence (src/modules/video/evidence.service.ts EvidenceRecord). */
+export interface EvidenceItem {
+  id: string;
+  cameraId: string;
+  sha256: string;
+  width: number;
+  height: number;
+  purpose: string;
+  refId: string | null;
+  capturedAt: string;
+}
+
 /** GET /auth/me. */
 export interface Me {
   id: string;
