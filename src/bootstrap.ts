@@ -41,6 +41,19 @@ function bodyErrorHandler(err: { status?: number; type?: string; message?: strin
 const UPLOAD_ROUTES = /^\/api\/v1\/import\/(?!templates\/)[a-z-]+$/;
 
 /**
+ * The device alarm routes (button press, camera/gateway report): they read their own body after the
+ * device credential is checked (infra/http/device-body.ts) and are never refused for it — a 4xx is
+ * an alarm lost (attack A1). Case-insensitive like Express routing, an optional trailing slash.
+ */
+export const DEVICE_BODY_ROUTES = /^\/api\/v1\/incidents\/(press|device-reports)\/?$/i;
+
+/** A middleware skipped on the device alarm routes. */
+const exceptDeviceRoutes =
+  (mw: (req: Request, res: Response, next: NextFunction) => void) =>
+  (req: Request, res: Response, next: NextFunction): void =>
+    DEVICE_BODY_ROUTES.test(req.path) ? next() : mw(req, res, next);
+
+/**
  * Headers of the OpenAPI UI: its own script and styles only (Swagger UI sets inline styles), no
  * framing (clickjacking), no sniffing.
  */
@@ -75,11 +88,16 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
   app.disable('x-powered-by');
   app.use(requestIdMiddleware);
   // JSON only (no form bodies: a foreign page must not be able to post to us), checked for depth,
-  // key count and UTF-8 before it is parsed, and for storable text once it is.
-  app.use(jsonOnly(UPLOAD_ROUTES));
-  app.use(json({ limit: `${config.http.bodyLimitKb}kb`, verify: jsonVerifier({ maxDepth: config.http.jsonMaxDepth, maxKeys: config.http.jsonMaxKeys }) }));
+  // key count and UTF-8 before it is parsed, and for storable text once it is. Not on the device
+  // alarm routes: they read, bound and repair their own bodies once the device is authenticated.
+  app.use(exceptDeviceRoutes(jsonOnly(UPLOAD_ROUTES)));
+  app.use(
+    exceptDeviceRoutes(
+      json({ limit: `${config.http.bodyLimitKb}kb`, verify: jsonVerifier({ maxDepth: config.http.jsonMaxDepth, maxKeys: config.http.jsonMaxKeys }) }),
+    ),
+  );
   app.use(bodyErrorHandler);
-  app.use(textGuard);
+  app.use(exceptDeviceRoutes(textGuard));
   app.setGlobalPrefix(API_PREFIX, {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

@@ -318,6 +318,14 @@ export interface AlarmsConfig {
    * such transactions at once per process (more wait and join the next group). windowMs 0 = none.
    */
   groupCommit: { windowMs: number; maxBatch: number; maxConcurrent: number };
+  /**
+   * Bytes (KB) of a device alarm body (POST /incidents/press, /incidents/device-reports) that are
+   * read; the rest is dropped and the press still taken, "报文过长，已截断" in its note (attack A1:
+   * a 413 was an alarm lost). Default 64: a well-formed body is under 2 KB (event id ≤ 128, note
+   * ≤ 500 characters, type, priority, camera id) and 64 KB is the largest GB/T 28181 UDP alarm
+   * message we take (gb28181.maxMessageBytes); beyond it only vendor dumps, which are not read.
+   */
+  deviceBodyMaxKb: number;
   /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
   pressesPerSecond: number;
   pressBurst: number;

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import * as iconv from 'iconv-lite';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
@@ -516,6 +518,114 @@ describe('alarms over HTTP', () => {
     expect([200, 201]).toContain(empty.status);
     // Without a credential nothing is taken.
     await t.http().post('/api/v1/incidents/device-reports').send({ eventId: 'x', type: 'video_alarm' }).expect(401);
+  });
+
+  describe('an authenticated device body is never refused for its bytes (attack A1)', () => {
+    let dev: { id: string; authorization: string };
+    let cam: { authorization: string };
+    const POSTGRES_WORDS = /invalid byte sequence|Unicode (low|high) surrogate|0x00|cannot be converted|invalid input syntax/i;
+    beforeAll(async () => {
+      const d = (
+        await t
+          .http()
+          .post('/api/v1/alarm-devices')
+          .set(auth(admin))
+          .send({ code: 'BTN-A1', schoolId: seed.schoolA.id, location: '北门', areaKind: 'playground', policeLinked: false })
+          .expect(201)
+      ).body;
+      const c = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: d.id }).expect(201)).body;
+      dev = { id: d.id, authorization: c.authorization };
+      cam = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
+    });
+    const send = (path: string, authorization: string | null, body: string | Buffer, contentType: string | null) =>
+      fetch(`${t.baseUrl}/api/v1/incidents/${path}`, {
+        method: 'POST',
+        headers: { ...(authorization ? { Authorization: authorization } : {}), ...(contentType !== null ? { 'Content-Type': contentType } : {}) },
+        body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
+      });
+    /** The note recorded for a device event (the incident's own for its first press, else the press's timeline entry). */
+    const noteOf = async (deviceId: string, eventId: string): Promise<string | null> => {
+      const { rows } = await t.db.query(
+        `SELECT CASE WHEN tl.id IS NULL THEN i.note ELSE coalesce(tl.note, '') END AS note
+         FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+         LEFT JOIN incident_timeline tl ON tl.incident_id = p.incident_id AND tl.action = 'press' AND tl.data->>'eventId' = $2
+         WHERE p.device_id = $1 AND p.device_event_id = $2`,
+        [deviceId, eventId],
+      );
+      return rows.length ? rows[0].note : null;
+    };
+    const digest = (b: string | Buffer) => `b-${createHash('sha256').update(b).digest('hex').slice(0, 40)}`;
+    const deep = (n: number) => `${'['.repeat(n)}1${']'.repeat(n)}`;
+
+    it('takes the press for NUL, lone surrogates, cut or non-object JSON, deep bodies, GBK, any Content-Type and oversized bodies', async () => {
+      const gbk = iconv.encode('{"eventId":"gbk-1","note":"有人翻墙进入校园"}', 'gbk');
+      const big = `{"eventId":"big-1","firmwareDump":"${'A'.repeat(3_000_000)}"}`;
+      const cases: [string, string | Buffer, string | null, string, RegExp][] = [
+        // [what, body, Content-Type, event id recorded, what the note must say]
+        ['NUL in an unknown field', '{"eventId":"nul-3","vendor":"a\\u0000b"}', 'application/json', 'nul-3', /设备报文异常.*(NUL|vendor)/],
+        ['NUL in the note', '{"eventId":"nul-2","note":"a\\u0000b"}', 'application/json', 'nul-2', /^ab/],
+        ['lone surrogate as type', '{"eventId":"nul-4","type":"\\ud800"}', 'application/json', 'nul-4', /type 取值未知/],
+        ['NUL in a key', '{"eventId":"nul-5","ven\\u0000dor":1}', 'application/json', 'nul-5', /vendor/],
+        ['cut JSON', '{"eventId":"trunc-1","ty', 'application/json', 'trunc-1', /JSON 无法解析/],
+        ['a JSON string', '"press"', 'application/json', digest('"press"'), /事件编号取自报文摘要/],
+        ['40-deep unknown field', `{"eventId":"deep-1","vendor":${deep(40)}}`, 'application/json', 'deep-1', /嵌套超过 32 层/],
+        ['20,000-deep body', deep(20_000), 'application/json', digest(deep(20_000)), /嵌套超过 32 层/],
+        ['charset=GBK', gbk, 'application/json; charset=GBK', 'gbk-1', /^有人翻墙进入校园$/],
+        ['GBK undeclared', iconv.encode('{"eventId":"gbk-2","note":"报警"}', 'gbk'), 'application/json', 'gbk-2', /报警.*按 GB18030 解码/],
+        ['unknown charset', '{"eventId":"cs-1"}', 'application/json; charset=klingon', 'cs-1', /字符集 klingon 不支持，按 UTF-8 解码/],
+        ['BOM', '\ufeff{"eventId":"bom-1","note":"ok"}', 'application/json', 'bom-1', /^ok$/],
+        ['no Content-Type', '{"eventId":"noct-2"}', null, 'noct-2', /^$/],
+        ['text/plain', '{"eventId":"txt-1"}', 'text/plain', 'txt-1', /^$/],
+        ['octet-stream', '{"eventId":"oct-1"}', 'application/octet-stream', 'oct-1', /^$/],
+        ['a form', 'eventId=form-1&note=%E6%8A%A5%E8%AD%A6', 'application/x-www-form-urlencoded', 'form-1', /^报警（设备报文异常：表单格式报文）$/],
+        ['3 MB', big, 'application/json', 'big-1', /报文过长（2930 KB），已截断/],
+      ];
+      const wrong: string[] = [];
+      for (const [what, body, type, eventId, said] of cases) {
+        const res = await send('press', dev.authorization, body, type);
+        const text = await res.text();
+        const note = await noteOf(dev.id, eventId);
+        if (![200, 201].includes(res.status) || POSTGRES_WORDS.test(text) || note === null || !said.test(note))
+          wrong.push(`${what}: ${res.status} ${text.slice(0, 120)} note=${JSON.stringify(note)}`);
+        // The device's retry of the same bytes is the same press.
+        if (eventId.startsWith('b-') || what === 'cut JSON') {
+          const again = await send('press', dev.authorization, body, type);
+          if (again.status !== 200) wrong.push(`${what} retry: ${again.status}`);
+        }
+      }
+      expect(wrong).toEqual([]);
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n, count(DISTINCT incident_id)::int AS i FROM incident_presses WHERE device_id = $1`, [
+        dev.id,
+      ]);
+      expect(rows[0]).toEqual({ n: cases.length, i: 1 }); // every case one press, all folded into the button's one open alarm
+      const [inc] = (await t.db.query(`SELECT type, note FROM incidents WHERE alarm_device_id = $1`, [dev.id])).rows;
+      expect(inc.note).toMatch(/设备报文异常/);
+      // The camera route too: GB2312, NUL in the note, a lone surrogate in an unknown field.
+      const report = await send(
+        'device-reports',
+        cam.authorization,
+        iconv.encode('{"eventId":"gb-1","type":"intrusion","note":"围墙\\u0000入侵","x":"\\udc00"}', 'gb2312'),
+        'application/json; charset=GB2312',
+      );
+      expect([200, 201]).toContain(report.status);
+      expect(await noteOf(gateCam.id, 'gb-1')).toMatch(/^围墙入侵（设备报文异常：含 NUL 或无效字符，已清理；未知字段 x）$/);
+    });
+
+    it('reads nothing before the credential: no credential or a wrong one is 401, whatever the body', async () => {
+      for (const authorization of [null, 'Device nope:nope', auth(admin).Authorization]) {
+        const res = await send('press', authorization, `{"eventId":"big-x","d":"${'A'.repeat(3_000_000)}"}`, 'application/json');
+        expect(res.status).toBe(401);
+      }
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_event_id = 'big-x'`);
+      expect(rows[0].n).toBe(0);
+      // Other routes keep their strict edge (edge-input.e2e.spec.ts has the rest).
+      const strict = await fetch(`${t.baseUrl}/api/v1/incidents`, {
+        method: 'POST',
+        headers: { ...auth(op1.token), 'Content-Type': 'application/json' },
+        body: '{"type":"fi',
+      });
+      expect([strict.status, ((await strict.json()) as { error: { code: string } }).error.code]).toEqual([400, 'MALFORMED_BODY']);
+    });
   });
 
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {

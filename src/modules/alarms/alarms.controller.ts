@@ -1,6 +1,7 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Res, StreamableFile } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { DeviceBodyLimits, readDeviceBody } from '../../infra/http/device-body';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { ParsePool } from '../../infra/tabular/tabular';
@@ -32,7 +33,7 @@ import {
   StatsExportQuery,
   StatsQuery,
 } from './dto';
-import { noteWithProblems, readDevicePress, readDeviceReport } from './device-alarm-body';
+import { DEVICE_BODY_FIELDS, noteWithProblems, readDevicePress, readDeviceReport } from './device-alarm-body';
 
 /** New incident: 201; a retried event or a press folded into an open incident: 200. */
 function answer(res: Response, r: RaiseResult) {
@@ -49,6 +50,7 @@ export class AlarmsController {
   private readonly notes: RateLimiter;
   /** Per user (this process): alarms raised over REST that open a new incident (attack F17; repeats fold first). */
   private readonly raises: RateLimiter;
+  private readonly deviceBody: DeviceBodyLimits;
 
   constructor(
     private readonly intake: AlarmIntakeService,
@@ -62,17 +64,24 @@ export class AlarmsController {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
     this.notes = new RateLimiter(config.alarms.userNotesPerSecond, config.alarms.userNotesBurst);
     this.raises = new RateLimiter(config.alarms.userRaisesPerMinute / 60, config.alarms.userRaiseBurst);
+    this.deviceBody = { maxBytes: config.alarms.deviceBodyMaxKb * 1024, maxDepth: config.http.jsonMaxDepth, salvage: DEVICE_BODY_FIELDS };
   }
 
   @ApiSecurity('device')
   @DeviceRoute('alarm_device')
   @Post('press')
-  @ApiBody({ type: DevicePressDto, description: 'read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note' })
-  async press(@CurrentDevice() device: AuthDevice, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
-    const { dto, problems } = readDevicePress(body);
+  @ApiBody({
+    type: DevicePressDto,
+    description:
+      'read tolerantly (device-alarm-body.ts): any Content-Type/charset, cut past alarms.deviceBodyMaxKb, odd fields never refuse the alarm, they go into its note',
+  })
+  async press(@CurrentDevice() device: AuthDevice, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     if (!device.subjectId) throw Errors.forbidden(ErrorCode.AUTH.WRONG_DEVICE_KIND, 'credential has no alarm device');
     const wait = this.presses.take(device.subjectId);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
+    // Read here, after the credential (AuthGuard) and the rate limit: no byte of an unauthenticated body is kept (A1).
+    const raw = await readDeviceBody(req, this.deviceBody);
+    const { dto, problems } = readDevicePress(raw.value, raw);
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     // A self-test (issue 11 §3): recorded, no incident, never dispatched — only inside the button's approved test mode.
     // The device's own `test` flag alone never downgrades a press (attack F9: a real press sent as a test is an alarm lost);
@@ -100,8 +109,9 @@ export class AlarmsController {
   @DeviceRoute('camera', 'gateway')
   @Post('device-reports')
   @ApiBody({ type: DeviceReportDto, description: 'read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note' })
-  async deviceReport(@CurrentDevice() device: AuthDevice, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
-    const { dto, problems, cameraIdInvalid } = readDeviceReport(body);
+  async deviceReport(@CurrentDevice() device: AuthDevice, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const raw = await readDeviceBody(req, this.deviceBody); // after the credential (AuthGuard): see press
+    const { dto, problems, cameraIdInvalid } = readDeviceReport(raw.value, raw);
     // A gateway's report names its camera: without a usable one it cannot be placed (the gateway retries with one).
     if (cameraIdInvalid && device.kind === 'gateway') throw Errors.validation([{ field: 'cameraId', reason: 'must be a UUID' }]);
     const cameraId = device.kind === 'camera' ? device.subjectId : dto.cameraId;

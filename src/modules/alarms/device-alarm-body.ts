@@ -3,6 +3,7 @@ import { isUUID } from 'class-validator';
 import { DEVICE_REPORT_TYPES, INCIDENT_TYPES, PRIORITIES } from './alarms.constants';
 import type { IncidentType, Priority } from './alarms.constants';
 import type { DevicePressDto, DeviceReportDto } from './dto';
+import { storableText } from '../../infra/text/storable';
 
 /**
  * Device alarm bodies are read tolerantly: for an authenticated button or camera the request IS
@@ -11,9 +12,10 @@ import type { DevicePressDto, DeviceReportDto } from './dto';
  * no alarm signal may be lost). So nothing in the body's content refuses the alarm: an unknown
  * field is ignored, an unknown type is `other` (a report: `video_alarm`), an unusable priority is
  * the type's default, a malformed event id becomes `x-<sha256 of it>` (the device's retries still
- * find their incident), a missing one a fresh id (its retries fold into the open incident as
- * presses) — and each such problem is written into the incident's note so the district sees the
- * device misbehave. The DTO classes still document the well-formed body (OpenAPI).
+ * find their incident), a body that is not a JSON object `b-<sha256 of its bytes>` (the same), a
+ * missing one a fresh id (its retries fold into the open incident as presses) — and each such problem is written into the incident's note so the district sees the
+ * device misbehave. How the bytes become a value (charset, size cap, text repair, depth) is
+ * infra/http/device-body.ts, run by the route after the device credential was checked (A1). The DTO classes still document the well-formed body (OpenAPI).
  */
 const EVENT_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 const NOTE_MAX = 500;
@@ -30,7 +32,7 @@ const shown = (v: unknown) => {
   return s.length > 24 ? `${s.slice(0, 24)}…` : s;
 };
 
-function common(body: unknown, known: readonly string[]) {
+function common(body: unknown, known: readonly string[], digest: string | null) {
   const problems: string[] = [];
   const b = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
   if (!b) problems.push('无报文体');
@@ -45,12 +47,16 @@ function common(body: unknown, known: readonly string[]) {
       .digest('hex')
       .slice(0, 40)}`;
     problems.push(`事件编号格式不符 ${shown(o.eventId)}`);
+  } else if (digest) {
+    // A body that was not a JSON object (cut, not JSON, a bare value): its bytes name the event, so retries still dedup.
+    eventId = digest;
+    problems.push('事件编号取自报文摘要');
   } else {
     eventId = `gen-${randomUUID()}`;
     problems.push('缺少事件编号');
   }
   let note: string | undefined;
-  if (typeof o.note === 'string') note = o.note.slice(0, NOTE_MAX);
+  if (typeof o.note === 'string') note = storableText(o.note, NOTE_MAX);
   else if (o.note !== undefined) problems.push('备注不是文本');
   return { o, problems, eventId, note };
 }
@@ -74,12 +80,21 @@ function flag(v: unknown, field: string, problems: string[]): boolean | undefine
 export function noteWithProblems(note: string | undefined, problems: string[]): string | undefined {
   if (!problems.length) return note;
   const said = `（设备报文异常：${problems.join('；')}）`.slice(0, PROBLEMS_MAX);
-  return `${note ?? ''}${said}`.slice(-NOTE_MAX);
+  // The cuts may split a surrogate pair: a lone half is refused by Postgres jsonb (the console event carries the note).
+  return storableText(`${note ?? ''}${said}`.slice(-NOTE_MAX));
 }
 
-/** A button press body, read tolerantly (see above). Never throws. */
-export function readDevicePress(body: unknown): Read<DevicePressDto> {
-  const { o, problems, eventId, note } = common(body, ['eventId', 'type', 'note', 'drill', 'test']);
+/** The top-level fields a press or report body may carry (also what is saved from a body that does not parse). */
+export const DEVICE_BODY_FIELDS = ['eventId', 'type', 'note', 'drill', 'test', 'priority', 'cameraId'] as const;
+
+/**
+ * A button press body, read tolerantly (see above). Never throws. `raw`: how the route read it
+ * (infra/http/device-body.ts) — its problems come first in the note, its digest is the event id
+ * of a body that was not a JSON object.
+ */
+export function readDevicePress(body: unknown, raw?: { problems: string[]; digest: string | null }): Read<DevicePressDto> {
+  const { o, problems, eventId, note } = common(body, ['eventId', 'type', 'note', 'drill', 'test'], raw?.digest ?? null);
+  problems.unshift(...(raw?.problems ?? []));
   const type = pick<IncidentType>(o.type, INCIDENT_TYPES, 'type', problems);
   return {
     dto: {
@@ -97,8 +112,9 @@ export function readDevicePress(body: unknown): Read<DevicePressDto> {
  * A camera / gateway report body, read tolerantly (see above). Never throws; `cameraIdInvalid`
  * when a cameraId was given but is not a UUID (a gateway's report cannot be placed without one).
  */
-export function readDeviceReport(body: unknown): Read<DeviceReportDto> & { cameraIdInvalid: boolean } {
-  const { o, problems, eventId, note } = common(body, ['eventId', 'type', 'priority', 'cameraId', 'note']);
+export function readDeviceReport(body: unknown, raw?: { problems: string[]; digest: string | null }): Read<DeviceReportDto> & { cameraIdInvalid: boolean } {
+  const { o, problems, eventId, note } = common(body, ['eventId', 'type', 'priority', 'cameraId', 'note'], raw?.digest ?? null);
+  problems.unshift(...(raw?.problems ?? []));
   const type = pick<IncidentType>(o.type, DEVICE_REPORT_TYPES, 'type', problems) ?? 'video_alarm';
   const priority = pick<Priority>(o.priority, PRIORITIES, 'priority', problems);
   const cameraIdInvalid = o.cameraId !== undefined && o.cameraId !== null && !(typeof o.cameraId === 'string' && isUUID(o.cameraId));

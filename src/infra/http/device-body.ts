@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import type { Request } from 'express';
+import * as iconv from 'iconv-lite';
+import { malformedInput } from '../observability/metrics';
+import { storableText } from '../text/storable';
+
+/**
+ * The body of a device alarm route (one-click button press, camera report), read by the route
+ * itself AFTER the device credential was checked — never refused for what it carries (attack
+ * finding A1: a 4xx is not retried by the device contract, so every refusal here was an alarm
+ * lost). The global edge guards (JSON-only, body-parser, depth/key limits, NUL/surrogate 400s in
+ * input-guards.ts) are skipped for these routes (bootstrap.ts DEVICE_BODY_ROUTES) and replaced by:
+ *
+ * - bounded reading: at most `maxBytes` are kept; the rest is read and thrown away (never buffered)
+ *   and the press is taken with "报文过长，已截断" in its note. An unauthenticated request is
+ *   answered 401 by the guard before any byte is read;
+ * - decoding by the declared charset (UTF-8; GBK, GB2312, GB18030 — common on Chinese embedded
+ *   devices — through GB18030, their superset); none declared: UTF-8 when the bytes are valid
+ *   UTF-8, else GB18030; another charset: the same detection, said in the note. A BOM is dropped;
+ * - any Content-Type (or none): the bytes are tried as JSON; a form body (urlencoded) as its fields;
+ *   anything else that does not parse (truncated, not JSON) keeps the fields that can still be read
+ *   from it (`"eventId": …` and the other known names, best effort) and is said in the note;
+ * - text made storable (infra/text/storable.ts: NUL removed, lone surrogates → U+FFFD) in every
+ *   string and key, and anything nested deeper than `maxDepth` replaced by "…" (so later code
+ *   never recurses through it).
+ *
+ * `digest` identifies the bytes read (`b-<40 hex of SHA-256>`) of a body that is not a JSON object:
+ * its event id when it gives none, so the device's retries of it still find the same press.
+ * Every step is linear in the (capped) byte count.
+ */
+export interface DeviceBodyLimits {
+  /** Bytes kept (alarms.deviceBodyMaxKb × 1024). */
+  maxBytes: number;
+  /** Nesting kept (http.jsonMaxDepth); deeper values become "…". */
+  maxDepth: number;
+  /** Top-level field names worth saving from a body that does not parse. */
+  salvage: readonly string[];
+}
+
+export interface DeviceBody {
+  /** The body as read and repaired: an object, another JSON value, or undefined (empty body). */
+  value: unknown;
+  /** What was odd, in words for the alarm's note (zh-CN, short; the most important first). */
+  problems: string[];
+  /** `b-<sha256 hex, 40>` of the bytes kept when they were not a JSON object (nor empty); else null (the object's own eventId rules). */
+  digest: string | null;
+}
+
+const GB = new Set(['gbk', 'gb2312', 'gb18030', 'cp936', 'x-gbk', 'euc-cn', 'csgb2312', 'windows-936']);
+const UTF8 = new Set(['utf-8', 'utf8']);
+
+/** The raw bytes, at most `max` kept; the rest is read and dropped. `truncated`: there was more. */
+function readCapped(req: Request, max: number): Promise<{ bytes: Buffer; truncated: boolean; total: number }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let total = 0;
+    const onData = (c: Buffer) => {
+      total += c.length;
+      const room = max - kept;
+      if (room <= 0) return; // thrown away: the stream keeps flowing so the device can finish sending and read the answer
+      const part = c.length > room ? c.subarray(0, room) : c;
+      chunks.push(part);
+      kept += part.length;
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve({ bytes: Buffer.concat(chunks, kept), truncated: total > kept, total });
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const onClose = () => {
+      if (!req.complete) onError(new Error('device request aborted before its body ended'));
+    };
+    const cleanup = () => {
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      // `data` stays attached: whatever still arrives is dropped, not buffered.
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+function charsetOf(req: Request): string | null {
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(String(req.headers['content-type'] ?? ''));
+  return m ? m[1].toLowerCase() : null;
+}
+
+/** The text of the bytes by the declared charset (see above), with what had to be guessed. */
+function decode(bytes: Buffer, charset: string | null, problems: string[]): string {
+  let text: string;
+  if (charset !== null && GB.has(charset)) text = iconv.decode(bytes, 'gb18030');
+  else if (charset !== null && UTF8.has(charset)) {
+    if (!isUtf8(bytes)) problems.push('含无效 UTF-8 字节');
+    text = bytes.toString('utf8');
+  } else {
+    const utf8 = isUtf8(bytes);
+    if (charset !== null) problems.push(`字符集 ${storableText(charset, 24)} 不支持，按 ${utf8 ? 'UTF-8' : 'GB18030'} 解码`);
+    else if (!utf8) problems.push('未声明字符集且非 UTF-8，按 GB18030 解码');
+    text = utf8 ? bytes.toString('utf8') : iconv.decode(bytes, 'gb18030');
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** JSON string/number/true/false/null after `"name":`; an unterminated string (a cut body) up to the end. */
+const salvageRes = new Map<string, RegExp>();
+function salvageRe(name: string): RegExp {
+  let re = salvageRes.get(name);
+  if (!re) {
+    re = new RegExp(`"${name}"\\s*:\\s*(?:"((?:[^"\\\\]|\\\\.)*)("|\\\\?$)|(-?\\d+(?:\\.\\d+)?(?:[eE][+-]?\\d+)?|true|false|null))`);
+    salvageRes.set(name, re);
+  }
+  return re;
+}
+
+/** The known top-level fields that can still be read from a body that does not parse (best effort). */
+function salvage(text: string, names: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of names) {
+    const m = salvageRe(name).exec(text);
+    if (!m) continue;
+    const [, str, , scalar] = m; // an unterminated string (a cut body) is what arrived before the cut
+    if (str === undefined) {
+      out[name] = JSON.parse(scalar) as unknown;
+      continue;
+    }
+    try {
+      out[name] = JSON.parse(`"${str}"`) as unknown;
+    } catch {
+      out[name] = str; // a cut escape (\u12…): the text as sent
+    }
+  }
+  return out;
+}
+
+/**
+ * The value with every string and key storable and nothing deeper than maxDepth (iterative: a
+ * body nested 60,000 levels costs a loop, not the stack). Mutates `value` (fresh from JSON.parse).
+ */
+function repair(value: unknown, maxDepth: number, problems: string[]): unknown {
+  let repaired = false;
+  let cut = false;
+  const fix = (s: string) => {
+    const t = storableText(s);
+    if (t !== s) repaired = true;
+    return t;
+  };
+  if (typeof value === 'string') value = fix(value);
+  const stack: [Record<string, unknown>, number][] = value && typeof value === 'object' ? [[value as Record<string, unknown>, 1]] : [];
+  while (stack.length) {
+    const [o, depth] = stack.pop()!;
+    for (const k of Object.keys(o)) {
+      let v = o[k];
+      if (typeof v === 'string') v = fix(v);
+      else if (v && typeof v === 'object') {
+        if (depth >= maxDepth) {
+          v = '…';
+          cut = true;
+        } else stack.push([v as Record<string, unknown>, depth + 1]);
+      }
+      const key = fix(k);
+      if (key !== k) delete o[k];
+      // defineProperty, not assignment: a key named __proto__ stays a plain field.
+      if (key !== k || v !== o[k]) Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  if (cut) problems.push(`嵌套超过 ${maxDepth} 层，深层内容已忽略`);
+  if (repaired) problems.push('含 NUL 或无效字符，已清理');
+  return value;
+}
+
+/** Reads, decodes, parses and repairs a device alarm body (see above). Rejects only when the request was aborted. */
+export async function readDeviceBody(req: Request, limits: DeviceBodyLimits): Promise<DeviceBody> {
+  const problems: string[] = [];
+  // Already parsed (a path spelled so that the edge parser took it): repair what it made.
+  if ((req as Request & { _body?: boolean })._body) return { value: repair(req.body, limits.maxDepth, problems), problems, digest: null };
+  const { bytes, truncated, total } = await readCapped(req, limits.maxBytes);
+  if (truncated) problems.push(`报文过长（${Math.ceil(total / 1024)} KB），已截断`);
+  if (bytes.length === 0) return { value: undefined, problems, digest: null };
+  const digest = `b-${createHash('sha256').update(bytes).digest('hex').slice(0, 40)}`;
+  const text = decode(bytes, charsetOf(req), problems);
+  let value: unknown;
+  let object = false;
+  if (text.trim() === '') value = undefined;
+  else {
+    try {
+      value = JSON.parse(text);
+      object = value !== null && typeof value === 'object' && !Array.isArray(value);
+    } catch {
+      if (req.is('application/x-www-form-urlencoded')) {
+        value = Object.fromEntries(new URLSearchParams(text));
+        problems.push('表单格式报文');
+      } else {
+        value = salvage(text, limits.salvage);
+        problems.push(truncated ? '截断后 JSON 不完整，已尽量读取' : 'JSON 无法解析，已尽量读取');
+      }
+    }
+  }
+  value = repair(value, limits.maxDepth, problems);
+  if (problems.length) malformedInput.inc({ source: 'http', reason: 'device_body_repaired' });
+  return { value, problems, digest: object ? null : digest };
+}
