@@ -326,6 +326,19 @@ export interface AlarmsConfig {
    * message we take (gb28181.maxMessageBytes); beyond it only vendor dumps, which are not read.
    */
   deviceBodyMaxKb: number;
+  /**
+   * How long (s, from its first arrival) a device event id that comes again is the same press — a
+   * retry answered 200 with its incident; after it the id is a new press (attack A8: a button whose
+   * event counter restarts after a reboot re-used the ids of old, resolved alarms and nothing was
+   * raised). Default 600: the device retry contract (docs/ARCHITECTURE.md) repeats a request only
+   * after a 5xx, a 429 or no answer, at once or after Retry-After (1 s), so a retry of an event
+   * already committed comes back within seconds unless the path to us stays broken; 10 minutes
+   * covers such an outage after a lost answer (the Redis/Postgres outages the service is tested
+   * for are seconds to a few minutes). Past it a late retry is one press too many (visible, folded
+   * or closed by an operator); inside it a re-used id is swallowed (lost) — so the window is kept
+   * short. Also the bound for GB/T 28181 alarms here (their ids carry the alarm time: no effect).
+   */
+  deviceEventRepeatWindowSeconds: number;
   /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
   pressesPerSecond: number;
   pressBurst: number;

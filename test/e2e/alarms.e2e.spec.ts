@@ -628,6 +628,68 @@ describe('alarms over HTTP', () => {
     });
   });
 
+  it('takes a re-used device event id as the same press only within alarms.deviceEventRepeatWindowSeconds, then as a new alarm (attack A8)', async () => {
+    const window = t.config.alarms.deviceEventRepeatWindowSeconds;
+    const d = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'BTN-A8', schoolId: seed.schoolA.id, location: '西门', areaKind: 'playground' })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: d.id }).expect(201)).body;
+    const push = (body: object) => t.http().post('/api/v1/incidents/press').set('Authorization', cred.authorization).send(body);
+    const close = async (id: string) => {
+      await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+      await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'genuine' }).expect(200);
+    };
+    /** Moves the event's presses back past the window (instead of waiting for it). */
+    const age = (deviceId: string, eventId: string) =>
+      t.db.query(`UPDATE incident_presses SET at = at - make_interval(secs => $3) WHERE device_id = $1 AND device_event_id = $2`, [
+        deviceId,
+        eventId,
+        window + 1,
+      ]);
+    const first = (await push({ eventId: '1' }).expect(201)).body;
+    // Within the window a retry is the same press — even once the incident is resolved (the answer may have been lost).
+    expect((await push({ eventId: '1' }).expect(200)).body).toMatchObject({ id: first.id, created: false, folded: false });
+    await close(first.id);
+    expect((await push({ eventId: '1' }).expect(200)).body).toMatchObject({ id: first.id, status: 'resolved' });
+    // The button rebooted and its counter restarted: past the window the same id is a new alarm.
+    await age(d.id, '1');
+    const again = (await push({ eventId: '1', type: 'violence', note: 'device rebooted, counter reset' }).expect(201)).body;
+    expect(again).toMatchObject({ status: 'raised', type: 'violence', created: true });
+    expect(again.id).not.toBe(first.id);
+    expect((await push({ eventId: '1', type: 'violence' }).expect(200)).body).toMatchObject({ id: again.id, created: false });
+    // Exactly once under concurrent retries of a stale id: one new alarm, every other answer the same incident.
+    await close(again.id);
+    await age(d.id, '1');
+    const burst = await Promise.all(Array.from({ length: 20 }, () => push({ eventId: '1', type: 'fire' })));
+    expect(burst.map((r) => r.status).sort((a, b) => a - b)).toEqual([...Array(19).fill(200), 201]);
+    expect(new Set(burst.map((r) => r.body.id)).size).toBe(1);
+    const { rows } = await t.db.query(`SELECT repeat_no, incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = '1' ORDER BY repeat_no`, [
+      d.id,
+    ]);
+    expect(rows).toEqual([
+      { repeat_no: 0, incident_id: first.id },
+      { repeat_no: 1, incident_id: again.id },
+      { repeat_no: 2, incident_id: burst[0].body.id },
+    ]);
+    // A stale id while the button's alarm is open is a new press of it (counted), not a silent retry.
+    const pressCount = burst[0].body.pressCount;
+    await age(d.id, '1');
+    expect((await push({ eventId: '1', type: 'fire' }).expect(200)).body).toMatchObject({ id: burst[0].body.id, folded: true, pressCount: pressCount + 1 });
+    // Cameras alike (device-reports).
+    const camCred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
+    const report = (body: object) => t.http().post('/api/v1/incidents/device-reports').set('Authorization', camCred.authorization).send(body);
+    const fault = (await report({ eventId: 'old-1', type: 'device_fault' }).expect(201)).body;
+    await close(fault.id);
+    await age(sideCam.id, 'old-1');
+    const intrusion = (await report({ eventId: 'old-1', type: 'intrusion', priority: 'P1' }).expect(201)).body;
+    expect(intrusion).toMatchObject({ status: 'raised', type: 'intrusion', priority: 'P1' });
+  });
+
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {
     const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
     const r = await t

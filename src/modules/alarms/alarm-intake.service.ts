@@ -422,12 +422,17 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         // too (the device said so, $4, or an approved drill window of the school, $5, covers the press
         // time, $6 — as insertIncident decides), so a real press after the window opens its own real
         // incident instead of vanishing into the drill (adversarial pass F11).
-        sql: `SELECT (SELECT incident_id FROM incident_presses WHERE device_id = $1 AND device_event_id = $2) AS seen,
+        // The event id's latest use ($1, $2) is this press again only within the repeat window ($7 s, from its first
+        // arrival): later the id is a new press (a rebooted button restarts its counter — attack A8), numbered repeat_no.
+        sql: `SELECT CASE WHEN last.at > $6::timestamptz - make_interval(secs => $7::double precision) THEN last.incident_id END AS seen,
+                coalesce(last.repeat_no + 1, 0) AS repeat_no,
                 (SELECT o.id FROM (${e.openSql}) o
                  WHERE NOT o.drill OR $4::boolean OR EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $5::uuid AND w.status = 'approved'
                                                                AND w.starts_at <= $6::timestamptz AND w.ends_at > $6::timestamptz)
-                 ORDER BY o.first_press_at DESC LIMIT 1) AS open_id`,
-        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at],
+                 ORDER BY o.first_press_at DESC LIMIT 1) AS open_id
+              FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT incident_id, at, repeat_no FROM incident_presses
+                                                     WHERE device_id = $1 AND device_event_id = $2 ORDER BY repeat_no DESC LIMIT 1) last ON true`,
+        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at, this.cfg.deviceEventRepeatWindowSeconds],
       },
       press: { deviceId: e.deviceId, eventId: e.eventId },
       spot: e.spot,
@@ -445,11 +450,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
     if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
     const openId = r.openId!;
-    await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) VALUES ($1, $2, $3, $4)`, [
+    await m.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id, at, repeat_no) VALUES ($1, $2, $3, $4, $5)`, [
       openId,
       e.deviceId,
       e.eventId,
       receivedAt,
+      r.repeatNo,
     ]);
     // A more urgent press raises the incident's priority (P1 < P4 as text): a level-1 alarm folded
     // into an open level-4 one stayed P4 — no police relay, escalation after 15 min instead of 30 s
@@ -698,10 +704,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       press?: { deviceId: string; eventId: string };
       /** A staff/operator alarm's client event id (idempotency key, unique per user) with the hash of its request. */
       clientEvent?: { userId: string; eventId: string; hash: string };
-      /** A one-row SELECT of `seen` and `open_id`, with its own parameters from $1. */
+      /** A one-row SELECT of `seen`, `open_id` and `repeat_no` (of the press row to write), with its own parameters from $1. */
       check?: { sql: string; params: unknown[] };
     },
-  ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null }> {
+  ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null; repeatNo: number }> {
     // Not relayed: a button not wired to the police; an unplaced device alarm (no school: the police could not be told where; the district acts on it).
     const relayRequired =
       this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority) && f.policeLinked !== false && f.spot.schoolId !== null;
@@ -776,7 +782,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     }
 
     const p = new SqlParams();
-    const chk = f.check ? f.check.sql : `SELECT NULL::uuid AS seen, NULL::uuid AS open_id`;
+    const chk = f.check ? f.check.sql : `SELECT NULL::uuid AS seen, NULL::uuid AS open_id, 0 AS repeat_no`;
     f.check?.params.forEach((v) => p.add(v));
     const [at, schoolId, actorId] = [p.add(f.at), p.add(f.spot.schoolId), p.add(f.actor.type === 'system' ? null : f.actor.id)];
     const drillSql = `jsonb_build_object('drill', inc.drill)`;
@@ -796,7 +802,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
          INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
          SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc)`,
       f.press
-        ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at) SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at FROM inc)`
+        ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at, repeat_no)
+             SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at, (SELECT repeat_no FROM chk) FROM inc)`
         : null,
       f.clientEvent
         ? `ce AS (INSERT INTO incident_client_events (user_id, client_event_id, incident_id, request_hash)
@@ -808,18 +815,19 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     ].filter(Boolean);
     const [res] = (await m.query(
       `WITH ${ctes.join(',\n')}
-       SELECT chk.seen, chk.open_id, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev) AS notified,
+       SELECT chk.seen, chk.open_id, chk.repeat_no, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev) AS notified,
               ${jobs.length ? `(SELECT json_agg(ob) FROM ob)` : 'NULL::json'} AS outbox, inc.*
        FROM chk LEFT JOIN inc ON true`,
       p.values,
-    )) as (IncidentRow & { seen: string | null; open_id: string | null; notified: unknown; outbox: OutboxRow[] | null })[];
-    const { seen, open_id: openId, notified: _n, outbox, ...row } = res;
-    if (!row.id) return { row: null, jobs: [], seen, openId };
+    )) as (IncidentRow & { seen: string | null; open_id: string | null; repeat_no: number; notified: unknown; outbox: OutboxRow[] | null })[];
+    const { seen, open_id: openId, repeat_no: repeatNo, notified: _n, outbox, ...row } = res;
+    if (!row.id) return { row: null, jobs: [], seen, openId, repeatNo };
     return {
       row: row as IncidentRow,
       jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })),
       seen: null,
       openId: null,
+      repeatNo,
     };
   }
 

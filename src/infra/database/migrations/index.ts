@@ -21,6 +21,7 @@ import { OpenDeviceIncidentPerDrill1764320100000 } from './1764320100000-OpenDev
 import { GbCatalogSemantics1764320500000 } from './1764320500000-GbCatalogSemantics';
 import { GbAuthUsername1764320700000 } from './1764320700000-GbAuthUsername';
 import { ComplianceIntegrity1764320800000 } from './1764320800000-ComplianceIntegrity';
+import { DeviceEventRepeatWindow1764321000000 } from './1764321000000-DeviceEventRepeatWindow';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -47,4 +48,5 @@ export const MIGRATIONS = [
   GbCatalogSemantics1764320500000,
   GbAuthUsername1764320700000,
   ComplianceIntegrity1764320800000,
+  DeviceEventRepeatWindow1764321000000,
 ];
