@@ -103,17 +103,22 @@ describe('boot, health and infrastructure', () => {
       const prefix = `shouhu-test-cli-${process.pid}`;
       const env = { ...process.env, NODE_ENV: 'test', DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, ADMIN_PASSWORD: PASSWORD };
       // dist/ is built by the Jest global setup (test/support/global-setup.js).
-      const cli = await runCli(['create-admin', 'chief'], env);
+      // Runs that do not depend on each other go together (each is a process loading the whole service).
+      const [cli, missing, weak] = await Promise.all([
+        runCli(['create-admin', 'chief'], env),
+        runCli(['create-admin', 'other'], { ...env, ADMIN_PASSWORD: '' }),
+        runCli(['create-admin', 'third'], { ...env, ADMIN_PASSWORD: 'short' }),
+      ]);
       expect(cli.stdout).toContain("admin 'chief' created");
-      const again = await runCli(['create-admin', 'chief'], env);
-      expect(again.stdout).toContain('already exists');
-      const missing = await runCli(['create-admin', 'other'], { ...env, ADMIN_PASSWORD: '' });
       expect(missing.code).toBe(1);
       expect(missing.stderr).toContain('no password');
-      const piped = await runCli(['create-admin', 'other'], { ...env, ADMIN_PASSWORD: '' }, `${PASSWORD}\n`);
-      expect(piped.stdout).toContain("admin 'other' created");
-      const weak = await runCli(['create-admin', 'third'], { ...env, ADMIN_PASSWORD: 'short' });
       expect(weak.code).toBe(1);
+      const [again, piped] = await Promise.all([
+        runCli(['create-admin', 'chief'], env),
+        runCli(['create-admin', 'other'], { ...env, ADMIN_PASSWORD: '' }, `${PASSWORD}\n`),
+      ]);
+      expect(again.stdout).toContain('already exists');
+      expect(piped.stdout).toContain("admin 'other' created");
     } finally {
       await dropDatabase(db.name);
       await deleteRedisPrefix(`shouhu-test-cli-${process.pid}`);

@@ -1,7 +1,7 @@
 import { createSocket, Socket } from 'node:dgram';
 import { createServer, Server } from 'node:net';
 import { Client } from 'pg';
-import { createDatabase, dropDatabase, TEST_REDIS_URL } from '../support/harness';
+import { createDatabase, dropDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
 import { freePort, Proc, start, stop, until, waitHttp } from '../support/processes';
 
 /**
@@ -147,11 +147,20 @@ describe('start-up messages', () => {
   });
 
   it('logs at info what an operator needs and the ready line, not route-by-route narration (debug keeps it)', async () => {
-    const port = await freePort();
+    // The two services (info, and debug further down) start together, each on a database and Redis
+    // prefix of its own: each loads the whole service.
+    const [port, port2] = [await freePort(), await freePort()];
+    const debugDb = await createDatabase({ migrated: true });
     const p = start('node', ['dist/main.js'], env({ PORT: String(port) }));
-    procs.push(p);
-    await waitHttp(`http://127.0.0.1:${port}/health/ready`, 60000, p);
-    await stop(p, 'SIGTERM');
+    const d = start(
+      'node',
+      ['dist/main.js'],
+      env({ PORT: String(port2), LOG_LEVEL: 'debug', DATABASE_URL: debugDb.url, REDIS_KEY_PREFIX: `shouhu-startup-debug-${process.pid}` }),
+    );
+    procs.push(p, d);
+    await Promise.all([waitHttp(`http://127.0.0.1:${port}/health/ready`, 60000, p), waitHttp(`http://127.0.0.1:${port2}/health/ready`, 60000, d)]);
+    await Promise.all([stop(p, 'SIGTERM'), stop(d, 'SIGTERM')]);
+    await releaseDatabase(debugDb.name);
     const lines = p
       .output()
       .trim()
@@ -162,11 +171,6 @@ describe('start-up messages', () => {
     expect(lines.filter((l) => l.level === 'info' && l.msg.startsWith(`ready: all listening on http://127.0.0.1:${port}`))).toHaveLength(1);
     expect(lines.length).toBeLessThan(20);
 
-    const port2 = await freePort();
-    const d = start('node', ['dist/main.js'], env({ PORT: String(port2), LOG_LEVEL: 'debug' }));
-    procs.push(d);
-    await waitHttp(`http://127.0.0.1:${port2}/health/ready`, 60000, d);
-    await stop(d, 'SIGTERM');
     expect(d.output()).toMatch(/"level":"debug","context":"RouterExplorer","msg":"Mapped \{\/metrics, GET\} route"/);
   });
 });
