@@ -239,6 +239,7 @@ export const SCHEMA: ConfigSchema = {
   'patrols.manualSlotMaxAgeHours': rules.int(1, 24 * 366),
   'patrols.guardPatrolMinGapMinutes': rules.int(0, 720), // 0 = no spacing rule
   'patrols.checkinMinGapSeconds': rules.int(0, 3600), // 0 = no spacing rule
+  'patrols.roundVerdictMinSeconds': rules.int(0, 600), // 0 = no spacing rule
   'patrols.postQrWindowMinutes': rules.int(1, 7 * 1440),
   'patrols.postQrGraceWindows': rules.int(0, 30),
   'patrols.postQrSecret': rules.str(), // '' = derived from auth.jwtSecret

@@ -467,6 +467,12 @@ export interface PatrolsConfig {
    */
   checkinMinGapSeconds: number;
   /**
+   * Shortest time between two verdicts of one operator in video patrol rounds (seconds); sooner:
+   * 429 PATROL_ROUND.TOO_FAST (attack F8c: a round "looked at" five cameras in 0.4 s). A live
+   * picture takes a few seconds to arrive and be looked at. Default 3; 0 = no spacing rule.
+   */
+  roundVerdictMinSeconds: number;
+  /**
    * A post's QR code is a signed payload that changes every this many minutes on the
    * Asia/Shanghai clock (src/modules/patrols/post-qr.ts, attack F8b: the old fixed token was
    * readable by the guard, who checked in from anywhere). Default 1440: a printed sheet a day,

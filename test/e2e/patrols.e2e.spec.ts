@@ -36,7 +36,8 @@ describe('patrols and compliance over HTTP', () => {
   const schedulers = () => t.app.get(QueueService).queue(QueueName.Patrols);
 
   beforeAll(async () => {
-    t = await startApp({ patrols: { postCheckEveryMs: 0 }, compliance: { snapshotEnabled: false } });
+    // Verdicts unspaced here (one test turns the spacing on): the round tests judge cameras back to back.
+    t = await startApp({ patrols: { postCheckEveryMs: 0, roundVerdictMinSeconds: 0 }, compliance: { snapshotEnabled: false } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     const h = auth(admin);
@@ -513,6 +514,29 @@ describe('patrols and compliance over HTTP', () => {
       await t.http().get('/api/v1/patrol-coverage').set(auth(secA.token)).expect(403);
       await t.http().post('/api/v1/patrol-rounds').set(auth(secA.token)).send({}).expect(403);
       await t.http().post('/api/v1/patrol-rounds').set(auth(admin)).send({ size: 0 }).expect(400);
+    });
+
+    it('an operator judges cameras no faster than patrols.roundVerdictMinSeconds apart: 429 PATROL_ROUND.TOO_FAST (attack F8c)', async () => {
+      t.config.patrols.roundVerdictMinSeconds = 5;
+      try {
+        const op2 = await t.userToken('operator');
+        // Started ten days on, clear of the rounds above that still hold their cameras (patrols.roundReservationMinutes).
+        const r = await t.app.get(RoundsService).start(asUser(op2, 'operator'), { size: 2, schoolId: seed.schoolA.id }, new Date(Date.now() + 10 * 86_400_000));
+        expect(r.items).toHaveLength(2);
+        const judge = (i: number) =>
+          t.http().post(`/api/v1/patrol-rounds/${r.id}/cameras/${r.items[i].cameraId}/verdict`).set(auth(op2.token)).send({ verdict: 'normal' });
+        await judge(0).expect(200);
+        const fast = await judge(1);
+        expect([fast.status, fast.body.error.code, fast.headers['retry-after']]).toEqual([429, 'PATROL_ROUND.TOO_FAST', expect.stringMatching(/^[1-5]$/)]);
+        const [item] = (await t.db.query(`SELECT verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [r.id, r.items[1].cameraId])).rows;
+        expect(item.verdict).toBeNull();
+        // Once the picture has been looked at long enough, the verdict is taken.
+        const later = new Date(Date.now() + 6000);
+        const done = await t.app.get(RoundsService).verdict(asUser(op2, 'operator'), r.id, r.items[1].cameraId, { verdict: 'normal' }, later);
+        expect(done.finishedAt).toBeTruthy();
+      } finally {
+        t.config.patrols.roundVerdictMinSeconds = 0;
+      }
     });
 
     it('favours gate cameras in their school’s arrival window', async () => {

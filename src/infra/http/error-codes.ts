@@ -355,6 +355,8 @@ export const ErrorCode = {
     NOT_YOURS: 'PATROL_ROUND.NOT_YOURS',
     /** [409] The camera already has a verdict in this round. */
     ALREADY_JUDGED: 'PATROL_ROUND.ALREADY_JUDGED',
+    /** [429] The operator's previous verdict is less than patrols.roundVerdictMinSeconds ago (attack F8c); `details.retryAfterSeconds`. */
+    TOO_FAST: 'PATROL_ROUND.TOO_FAST',
   },
   PATROL_ROUND_ITEM: {
     /** [404] The camera is not in this round. */

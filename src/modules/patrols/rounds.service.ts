@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
@@ -145,6 +145,26 @@ export class RoundsService {
   }
 
   /** Records the verdict on one camera of a round; anything but normal becomes a finding (and a task for the school). */
+  /**
+   * 429 PATROL_ROUND.TOO_FAST when this user's rounds got a verdict less than
+   * patrols.roundVerdictMinSeconds before `now` (attack F8c: cameras "looked at" faster than a
+   * picture arrives). Serialised per user (advisory lock), so parallel verdicts cannot all pass.
+   */
+  private async assertVerdictSpacing(m: EntityManager, user: AuthUser, now: Date): Promise<void> {
+    const gapMs = this.cfg.roundVerdictMinSeconds * 1000;
+    if (gapMs <= 0) return;
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`round-verdict:${user.id}`]);
+    const [last] = (await m.query(
+      `SELECT max(i.verdict_at) AS at FROM patrol_round_items i JOIN patrol_rounds r ON r.id = i.round_id
+        WHERE r.operator_id = $1 AND i.verdict_at > $2 AND i.verdict_at < $3`,
+      [user.id, new Date(now.getTime() - gapMs), new Date(now.getTime() + gapMs)],
+    )) as { at: Date | null }[];
+    if (last?.at) {
+      const wait = Math.max(1, Math.ceil((new Date(last.at).getTime() + gapMs - now.getTime()) / 1000));
+      throw Errors.tooMany(ErrorCode.PATROL_ROUND.TOO_FAST, '巡查结论提交过快', wait);
+    }
+  }
+
   async verdict(user: AuthUser, roundId: string, cameraId: string, dto: { verdict: Verdict; note?: string; snapshotRef?: string }, now = new Date()) {
     await this.db.transaction(async (m) => {
       const [r] = await m.query(`SELECT operator_id, finished_at FROM patrol_rounds WHERE id = $1 FOR UPDATE`, [roundId]);
@@ -153,6 +173,7 @@ export class RoundsService {
       const [item] = await m.query(`SELECT camera_id, school_id, verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [roundId, cameraId]);
       if (!item) throw Errors.notFound(ErrorCode.PATROL_ROUND_ITEM.NOT_FOUND, cameraId);
       if (item.verdict) throw Errors.conflict(ErrorCode.PATROL_ROUND.ALREADY_JUDGED, '该摄像机已记录巡查结论');
+      await this.assertVerdictSpacing(m, user, now);
       let findingId: string | null = null;
       if (dto.verdict !== 'normal') {
         const [cam] = await this.registry.cameras({ ids: [cameraId] });

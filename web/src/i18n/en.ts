@@ -274,6 +274,7 @@ const en: Messages = {
     testModeDailyLimit: "This button's test mode has been used up for today; try again tomorrow",
     checkinTooFrequent: 'Checking in too often; try again shortly',
     patrolTooFrequent: 'Too soon after the last patrol; record it when the patrol is done',
+    roundTooFast: 'Verdicts recorded too fast: look at the picture before recording one',
     notFound: 'Not found (it may have been deleted)',
     validation: 'Some input is invalid; check and try again',
     duplicate: 'A record with the same key exists',

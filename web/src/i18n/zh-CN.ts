@@ -270,6 +270,7 @@ const zhCN = {
     testModeDailyLimit: '该报警按钮今日的测试模式次数已用完，请明天再试',
     checkinTooFrequent: '签到过于频繁，请稍后再试',
     patrolTooFrequent: '距上次巡查时间太短，请完成巡查后再登记',
+    roundTooFast: '巡查结论提交过快，请看清画面后再记录',
     notFound: '记录不存在或已被删除',
     validation: '输入有误，请检查后重试',
     duplicate: '已存在相同的记录',
