@@ -6,6 +6,7 @@ import { QueueModule } from './infra/queue/queue.module';
 import { RetentionModule } from './infra/database/retention';
 import { RedisModule } from './infra/redis/redis.module';
 import { TabularModule } from './infra/tabular/tabular';
+import { HeavyReadsModule } from './infra/http/heavy-reads';
 import { AuditLogModule } from './modules/audit-log';
 import { AuthModule } from './modules/auth';
 import { ConsoleEventsModule } from './modules/console-events';
@@ -48,6 +49,7 @@ export class AppModule {
         QueueModule,
         RetentionModule,
         TabularModule,
+        HeavyReadsModule,
         ...CAPABILITIES,
         ...(api ? [ConsoleModule, OpsModule] : []),
       ],

@@ -253,6 +253,31 @@ export interface ImportConfig {
   previewRows: number;
 }
 
+/**
+ * Heavy district reads (compliance, patrol coverage, response statistics, incident history search;
+ * infra/http/heavy-reads.ts): what one process runs at once and what one user may ask for (attack A14).
+ */
+export interface HeavyReadsConfig {
+  /**
+   * Reads running at once per process. Default 2: the machine has 2 cores, and the heaviest read (a
+   * district's compliance, 500 schools) computes partly on the event loop that takes presses; two at
+   * once is what the export cap (import.maxConcurrent) allows, with presses answered ≤ 0.5 s in the attack.
+   */
+  maxConcurrent: number;
+  /** Reads waiting for a turn beyond maxConcurrent (the console's dashboard asks for four at once). Default 8; past it, 503 HEAVY_READ.BUSY. */
+  maxQueued: number;
+  /** Longest wait for a turn, in ms. Default 5000 (the request pool's own wait, database.poolWaitMs); past it, 503 HEAVY_READ.BUSY with Retry-After. */
+  maxWaitMs: number;
+  /**
+   * Heavy reads per user per minute (sustained) and at once (burst). Defaults 60 and 20: a dashboard
+   * view is four reads, each page of the district's schools or each history search one more, so a
+   * person clicking (or a search box sending a query per pause in typing) never meets it; a script of
+   * 30 in parallel gets 429 HEAVY_READ.TOO_MANY for 10 of them, and most of the rest 503 (queue full).
+   */
+  userPerMinute: number;
+  userBurst: number;
+}
+
 /** The demo district (`npm start`): seeded users, and simulated heartbeats so it looks alive. */
 export interface DemoConfig {
   seedOnStart: boolean;
@@ -789,6 +814,7 @@ export interface AppConfig {
   auth: AuthConfig;
   registry: RegistryConfig;
   import: ImportConfig;
+  heavyReads: HeavyReadsConfig;
   demo: DemoConfig;
   liveness: LivenessConfig;
   alarms: AlarmsConfig;

@@ -1,4 +1,6 @@
 import { readTable } from '../../src/infra/tabular/tabular';
+import { HeavyReads } from '../../src/infra/http/heavy-reads';
+import { createButtons, press, TestButton } from '../support/devices';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -12,6 +14,7 @@ describe('incident history: filters, search, display names, export', () => {
   let staffB: string;
   let auditor: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let button: TestButton;
   const ids: Record<string, string> = {};
 
   const raise = async (schoolId: string, type: string, location: string, note?: string) =>
@@ -33,6 +36,7 @@ describe('incident history: filters, search, display names, export', () => {
     op = (await t.userToken('operator', undefined, 'op.zhang', '值班员张三')).token;
     staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
     auditor = (await t.userToken('auditor')).token;
+    [button] = await createButtons(t, admin, seed.schoolB.id, 1, 'HIST');
     ids.fire = await raise(seed.schoolA.id, 'fire', '=HYPERLINK("http://evil.example","点我")', '厨房冒烟');
     await step(ids.fire, 'acknowledge');
     await step(ids.fire, 'notes', { note: '消防已到场，灭火器扑灭' });
@@ -155,6 +159,63 @@ describe('incident history: filters, search, display names, export', () => {
     const tooMany = await t.http().get('/api/v1/incidents/export').set(auth(op)).query({ format: 'csv' }).expect(400);
     expect(tooMany.body.error.details?.fields ?? tooMany.body.error).toEqual(expect.anything());
     expect(JSON.stringify(tooMany.body.error)).toContain('from');
+  });
+
+  describe('heavy reads are bounded per process and per user (attack A14)', () => {
+    const HEAVY = [
+      '/api/v1/compliance/district?limit=500',
+      '/api/v1/compliance/schools?limit=500',
+      '/api/v1/patrol-coverage',
+      '/api/v1/incidents/stats',
+      '/api/v1/incidents?q=操场',
+    ];
+
+    it('answers 30 parallel heavy reads of one auditor with 200, 429 or 503 (never more than the limits), and a press meanwhile is taken', async () => {
+      const reader = (await t.userToken('auditor')).token;
+      const { userBurst } = t.config.heavyReads;
+      // Sent now (supertest sends on then), all 30 at once.
+      const reads = Array.from({ length: 30 }, (_, i) =>
+        t
+          .http()
+          .get(HEAVY[i % HEAVY.length])
+          .set(auth(reader))
+          .then((r) => r),
+      );
+      // A press of a button sent while the reads run: answered within the bound (press aborts after it).
+      const pressed = await press(t.baseUrl, button, 'a14-during-reads', 5000);
+      expect(pressed.status).toBe(201);
+      const answers = await Promise.all(reads);
+      const by = (status: number) => answers.filter((r) => r.status === status);
+      expect(answers.map((r) => r.status).filter((s) => ![200, 429, 503].includes(s))).toEqual([]);
+      // The user's burst, and a token or two refilled meanwhile, at most: the rest are refused at once.
+      expect(by(200).length + by(503).length).toBeLessThanOrEqual(userBurst + 3);
+      expect(by(429).length).toBeGreaterThanOrEqual(30 - userBurst - 3);
+      for (const r of by(429)) expect([r.body.error.code, r.headers['retry-after']]).toEqual(['HEAVY_READ.TOO_MANY', expect.stringMatching(/^\d+$/)]);
+      for (const r of by(503)) expect([r.body.error.code, r.headers['retry-after']]).toEqual(['HEAVY_READ.BUSY', expect.stringMatching(/^\d+$/)]);
+      expect(t.app.get(HeavyReads).counts()).toEqual({ running: 0, queued: 0 });
+    });
+
+    it('answers 503 HEAVY_READ.BUSY with Retry-After when heavyReads.maxConcurrent run and heavyReads.maxQueued wait, and serves again once they end', async () => {
+      const gate = t.app.get(HeavyReads);
+      const { maxConcurrent, maxQueued } = t.config.heavyReads;
+      const releases: (() => void)[] = [];
+      // Other users' reads hold every slot and every place in the queue (distinct users: no per-user limit meets them).
+      const held = Array.from({ length: maxConcurrent + maxQueued }, (_, i) => gate.run(`holder-${i}`, () => new Promise<void>((r) => releases.push(r))));
+      expect(gate.counts()).toEqual({ running: maxConcurrent, queued: maxQueued });
+      const busy = await t.http().get('/api/v1/compliance/district').set(auth(auditor));
+      expect([busy.status, busy.body.error.code, busy.headers['retry-after']]).toEqual([503, 'HEAVY_READ.BUSY', expect.stringMatching(/^\d+$/)]);
+      // The console's own incident list (no search) is not a heavy read.
+      await t.http().get('/api/v1/incidents?limit=5').set(auth(op)).expect(200);
+      // Each waiting read starts (and can be released) once one before it ends.
+      let settled = 0;
+      held.forEach((p) => void p.then(() => settled++));
+      while (settled < held.length) {
+        releases.splice(0).forEach((r) => r());
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(gate.counts()).toEqual({ running: 0, queued: 0 });
+      await t.http().get('/api/v1/compliance/district').set(auth(auditor)).expect(200);
+    });
   });
 });
 

@@ -177,6 +177,14 @@ export const ErrorCode = {
     BUSY: 'IMPORT.BUSY',
   },
 
+  /** Heavy district reads (compliance, patrol coverage, response statistics, incident history search): infra/http/heavy-reads.ts (attack A14). */
+  HEAVY_READ: {
+    /** [503] heavyReads.maxConcurrent reads running and heavyReads.maxQueued waiting, or no turn within heavyReads.maxWaitMs; `details`: `{ retryAfterSeconds, maxConcurrent }`. */
+    BUSY: 'HEAVY_READ.BUSY',
+    /** [429] One user asking for heavy reads faster than heavyReads.userPerMinute/userBurst; `details.retryAfterSeconds`. */
+    TOO_MANY: 'HEAVY_READ.TOO_MANY',
+  },
+
   // ---- device health
   DEVICE: {
     /** [404] No camera or alarm device with this id (also a device heartbeat for one no longer registered). */

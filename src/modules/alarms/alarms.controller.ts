@@ -6,6 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { ParsePool } from '../../infra/tabular/tabular';
 import { RateLimiter } from '../../infra/http/rate-limit';
+import { HeavyReads } from '../../infra/http/heavy-reads';
 import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
@@ -59,6 +60,7 @@ export class AlarmsController {
     private readonly drills: DrillWindowsService,
     private readonly tests: ButtonTestsService,
     private readonly tabular: ParsePool,
+    private readonly heavy: HeavyReads,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.presses = new RateLimiter(config.alarms.pressesPerSecond, config.alarms.pressBurst);
@@ -167,16 +169,23 @@ export class AlarmsController {
     return answer(res, await this.intake.raiseManual(user, { ...dto, clientEventId: dto.clientEventId ?? header }, limit));
   }
 
+  /**
+   * The incident list. A history search (`q`: words over names, places and notes of every incident) is a
+   * heavy read (infra/http/heavy-reads.ts: 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past its limits);
+   * the console's own list (no `q`) is not limited.
+   */
   @Roles(...READ_ROLES)
   @Get()
   list(@CurrentUser() user: AuthUser, @Query() q: IncidentQuery) {
-    return this.queries.list(user, q, this.config.registry.maxPageSize, this.config.registry.defaultPageSize);
+    const read = () => this.queries.list(user, q, this.config.registry.maxPageSize, this.config.registry.defaultPageSize);
+    return q.q ? this.heavy.run(user.id, read) : read();
   }
 
+  /** Response-time statistics: a heavy read (infra/http/heavy-reads.ts). */
   @Roles(...READ_ROLES)
   @Get('stats')
   stats(@CurrentUser() user: AuthUser, @Query() q: StatsQuery) {
-    return this.queries.stats(user, q);
+    return this.heavy.run(user.id, () => this.queries.stats(user, q));
   }
 
   /** The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN headers, seconds. */

@@ -6,6 +6,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { effectiveSchoolFilter } from '../../infra/access/scope';
+import { HeavyReads } from '../../infra/http/heavy-reads';
 import { ParsePool } from '../../infra/tabular/tabular';
 import { addDays, shanghaiDate } from '../school-day';
 import { ComplianceService, exportRows } from './compliance.service';
@@ -23,6 +24,7 @@ export class ComplianceController {
   constructor(
     private readonly compliance: ComplianceService,
     private readonly tabular: ParsePool,
+    private readonly heavy: HeavyReads,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -38,6 +40,7 @@ export class ComplianceController {
   /**
    * Per school for one day, with reasons (worst first): `{ items: SchoolCompliance[], total, limit, offset }`.
    * School security staff get their own school only (zone/group filters ignored; another school's id: 403 AUTH.OUT_OF_SCOPE).
+   * Compliance reads are heavy reads (infra/http/heavy-reads.ts): 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past their limits.
    */
   @Roles(...SCHOOL_READ)
   @Get('schools')
@@ -45,21 +48,21 @@ export class ComplianceController {
     const date = q.date ?? shanghaiDate(new Date());
     const schoolId = effectiveSchoolFilter(user, q.schoolId);
     const filter = user.role === 'school_security' ? { schoolId } : { ...q, schoolId };
-    const r = await this.compliance.district(date, filter, ...this.page(q));
+    const r = await this.heavy.run(user.id, () => this.compliance.district(date, filter, ...this.page(q)));
     return r.worst;
   }
 
   /** District view: share of schools meeting each target, schools worst first. */
   @Roles(...READ)
   @Get('district')
-  district(@Query() q: ComplianceDayQuery) {
-    return this.compliance.district(q.date ?? shanghaiDate(new Date()), q, ...this.page(q));
+  district(@CurrentUser() user: AuthUser, @Query() q: ComplianceDayQuery) {
+    return this.heavy.run(user.id, () => this.compliance.district(q.date ?? shanghaiDate(new Date()), q, ...this.page(q)));
   }
 
   @Roles(...READ)
   @Get('trend')
-  trend(@Query() q: ComplianceRangeQuery) {
-    return this.compliance.trend(...this.range(q), q);
+  trend(@CurrentUser() user: AuthUser, @Query() q: ComplianceRangeQuery) {
+    return this.heavy.run(user.id, () => this.compliance.trend(...this.range(q), q));
   }
 
   /** CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates. */

@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Patch, Post, Query, Re
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import { HeavyReads } from '../../infra/http/heavy-reads';
 import { PageQuery } from '../../infra/http/pagination';
 import { UuidParam } from '../../infra/http/params';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
@@ -211,6 +212,7 @@ export class FieldController {
 export class RoundsController {
   constructor(
     private readonly rounds: RoundsService,
+    private readonly heavy: HeavyReads,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -240,8 +242,9 @@ export class RoundsController {
   }
 
   @Roles(...READ_ROLES)
+  /** A heavy read (infra/http/heavy-reads.ts): 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past its limits. */
   @Get('patrol-coverage')
-  coverage(@Query() q: CoverageQuery) {
-    return this.rounds.coverage(q);
+  coverage(@CurrentUser() user: AuthUser, @Query() q: CoverageQuery) {
+    return this.heavy.run(user.id, () => this.rounds.coverage(q));
   }
 }

@@ -85,6 +85,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'IMPORT.CELL_TOO_LONG': 'errors.importFile',
   'IMPORT.TOO_MUCH_TEXT': 'errors.importFile',
   'IMPORT.BUSY': 'errors.unavailable',
+  'HEAVY_READ.BUSY': 'errors.readsBusy',
+  'HEAVY_READ.TOO_MANY': 'errors.tooManyReads',
   'UNAVAILABLE.DATABASE': 'errors.unavailable',
   'UNAVAILABLE.REDIS': 'errors.unavailable',
   'DEVICE.NOT_FOUND': 'errors.notFound',

@@ -269,6 +269,8 @@ const en: Messages = {
     invalidCredentials: 'Wrong username or password',
     tooManyAttempts: 'Too many attempts, try again later',
     tooManyRaises: 'Too many alarms sent; repeats at the same spot were merged — try again shortly',
+    tooManyReads: 'Too many report queries; try again shortly',
+    readsBusy: 'Reports are busy; try again in a moment',
     qrExpired: "The post's QR code has expired: scan the code currently shown at the post",
     drillSilenceLimit: 'Drill windows back to back or overlapping would exceed the allowed drill time',
     testModeDailyLimit: "This button's test mode has been used up for today; try again tomorrow",
