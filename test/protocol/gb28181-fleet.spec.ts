@@ -4,11 +4,11 @@ import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { Gb28181Store } from '../../src/modules/gb28181/gb28181.store';
-import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { GB_PLATFORM as PLATFORM, GbSite, startGbSite } from '../support/gb-site';
+import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
-import { GbCamera } from '../support/video/gb-camera';
+import { GbCameraOptions } from '../support/video/gb-camera';
 
 /**
  * GB/T 28181 as real Hikvision / Dahua / Uniview fleets speak it (issue 16), each case against our
@@ -16,7 +16,6 @@ import { GbCamera } from '../support/video/gb-camera';
  * state read back through the HTTP API.
  */
 const PASSWORD = 'fleet-pass-01';
-const PLATFORM = '34020000002000000001';
 let seq = 0;
 /** A fresh NVR id (type 118) and its channel ids (type 131). */
 const nvrId = () => `3402000000118${String(10000000 + ++seq).slice(1)}`;
@@ -37,58 +36,27 @@ function catalogBody(dev: string, sn: string, items: { id: string; name: string;
 }
 
 describe('GB/T 28181 fleets (issue 16)', () => {
+  let site: GbSite;
   let t: TestApp;
   let admin: string;
-  let seed: Awaited<ReturnType<typeof seedMinimal>>;
-  let sipPort: number;
-  const devices: GbCamera[] = [];
+  let seed: NonNullable<GbSite['seed']>;
 
   beforeAll(async () => {
-    t = await startApp({
-      gb28181: {
-        enabled: true,
-        host: '127.0.0.1',
-        port: 0,
-        platformId: PLATFORM,
-        defaultPassword: PASSWORD,
-        queryTimeoutMs: 1000,
-        housekeepingMs: 200,
-        catalogSubscribeSeconds: 2,
-        deviceStatusQuerySeconds: 1,
-      },
-      liveness: { sweepEveryMs: 0 },
+    site = await startGbSite({
+      password: PASSWORD,
+      seed: true,
+      gb28181: { queryTimeoutMs: 1000, housekeepingMs: 200, catalogSubscribeSeconds: 2, deviceStatusQuerySeconds: 1 },
     });
-    sipPort = t.app.get(SipServer).port;
-    admin = (await t.userToken('admin')).token;
-    seed = await seedMinimal(t, admin);
+    ({ t, admin } = site);
+    seed = site.seed!;
   });
 
   afterAll(async () => {
-    for (const d of devices) await d.stop();
-    await t?.close();
+    await site?.close();
   });
 
-  /** A simulated NVR placed in school A (optionally with a charset) and registered; resolves once the platform has queried its Catalog. */
-  async function nvr(o: { charset?: string; transport?: 'UDP' | 'TCP' } = {}) {
-    const deviceId = nvrId();
-    await t
-      .http()
-      .patch(`/api/v1/gb28181/devices/${deviceId}`)
-      .set(auth(admin))
-      .send({ schoolId: seed.schoolA.id, ...(o.charset ? { charset: o.charset } : {}) })
-      .expect(200);
-    const dev = new GbCamera({
-      deviceId,
-      password: PASSWORD,
-      platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
-      keepaliveMs: 0,
-      transport: o.transport,
-    });
-    devices.push(dev);
-    await dev.start();
-    const query = await dev.waitForQuery('Catalog');
-    return { deviceId, dev, sn: query.sn };
-  }
+  /** A simulated NVR placed in school A (optionally with a charset and other device options), registered; resolves once the platform has queried its Catalog. */
+  const nvr = (o: Partial<GbCameraOptions> & { charset?: string } = {}) => site.device(nvrId(), { schoolId: seed.schoolA.id, ...o });
 
   const cameras = async (deviceId: string) =>
     (await t.http().get('/api/v1/cameras').query({ deviceId, limit: 100 }).set(auth(admin)).expect(200)).body.items as {
@@ -366,18 +334,7 @@ describe('GB/T 28181 fleets (issue 16)', () => {
     });
 
     it('asks a device that refuses the Catalog subscription about its channels reported down (DeviceStatus, §9.5.2) and follows the answer', async () => {
-      const deviceId = nvrId();
-      await t.http().patch(`/api/v1/gb28181/devices/${deviceId}`).set(auth(admin)).send({ schoolId: seed.schoolA.id }).expect(200);
-      const dev = new GbCamera({
-        deviceId,
-        password: PASSWORD,
-        platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
-        keepaliveMs: 0,
-        subscribe: 'refuse',
-      });
-      devices.push(dev);
-      await dev.start();
-      const { sn } = await dev.waitForQuery('Catalog');
+      const { deviceId, dev, sn } = await nvr({ subscribe: 'refuse' });
       const ch = [1, 2].map((i) => chId(deviceId, i));
       const items = [
         { id: ch[0], name: '南门', status: 'ON' },
@@ -421,11 +378,7 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       ((await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200)).body.items as Record<string, unknown>[]).find(
         (d) => d.deviceId === deviceId,
       );
-    const sim = (deviceId: string, o: Partial<ConstructorParameters<typeof GbCamera>[0]> = {}) => {
-      const d = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, keepaliveMs: 0, ...o });
-      devices.push(d);
-      return d;
-    };
+    const sim = (deviceId: string, o: Partial<GbCameraOptions> = {}) => site.sim(deviceId, o);
 
     it('registers and keeps alive a device that sends nc=1 (no leading zeros) and Vias without a branch (RFC 2543); the platform reaches it', async () => {
       const deviceId = nvrId();
@@ -612,19 +565,15 @@ describe('GB/T 28181 fleets (issue 16)', () => {
 });
 
 describe('GB/T 28181 TCP and limits (issue 16 §3)', () => {
+  let site: GbSite;
   let t: TestApp;
   let admin: string;
   let sipPort: number;
-  const devices: GbCamera[] = [];
 
   beforeAll(async () => {
-    t = await startApp({
+    site = await startGbSite({
+      password: PASSWORD,
       gb28181: {
-        enabled: true,
-        host: '127.0.0.1',
-        port: 0,
-        platformId: PLATFORM,
-        defaultPassword: PASSWORD,
         queryTimeoutMs: 1000,
         catalogSubscribeSeconds: 0,
         maxMessageBytes: 32768,
@@ -633,32 +582,16 @@ describe('GB/T 28181 TCP and limits (issue 16 §3)', () => {
         deviceRateLimitPerSecond: 400,
         deviceRateLimitBurst: 50,
       },
-      liveness: { sweepEveryMs: 0 },
     });
-    sipPort = t.app.get(SipServer).port;
-    admin = (await t.userToken('admin')).token;
+    ({ t, admin, sipPort } = site);
   });
 
   afterAll(async () => {
-    for (const d of devices) await d.stop();
-    await t?.close();
+    await site?.close();
   });
 
-  async function device(transport: 'UDP' | 'TCP' = 'UDP') {
-    const deviceId = nvrId();
-    const dev = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM }, keepaliveMs: 0, transport });
-    devices.push(dev);
-    await dev.start();
-    return { deviceId, dev, sn: (await dev.waitForQuery('Catalog')).sn };
-  }
-
-  async function metric(name: string, labels: Record<string, string>): Promise<number> {
-    const text = (await t.http().get('/metrics').expect(200)).text;
-    let sum = 0;
-    for (const line of text.split('\n'))
-      if (line.startsWith(name + '{') && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-    return sum;
-  }
+  const device = (transport: 'UDP' | 'TCP' = 'UDP') => site.device(nvrId(), { transport });
+  const metric = (name: string, labels: Record<string, string>) => site.metric(name, labels);
 
   /** Runs `fn` with the limiter's clock standing still (no refill while a burst is measured; the rest is real). */
   async function frozen<T>(fn: () => Promise<T>): Promise<T> {

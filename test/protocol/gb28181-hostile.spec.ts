@@ -1,8 +1,7 @@
 import { GbCatalog } from '../../src/modules/gb28181/gb-catalog';
-import { SipServer } from '../../src/modules/gb28181/sip-server';
-import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { GbSite, startGbSite } from '../support/gb-site';
+import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
-import { GbCamera } from '../support/video/gb-camera';
 
 /**
  * GB/T 28181 under the independent tester's attacks (/work/wt/notes/attack.md F2, F4, F6, F10,
@@ -12,7 +11,6 @@ import { GbCamera } from '../support/video/gb-camera';
  * and the platform's state is read back through the HTTP API.
  */
 const PASSWORD = 'hostile-pass-1';
-const PLATFORM = '34020000002000000001';
 /** Alarms within this of each other (same SN or transaction) are one press; past it a new alarm. */
 const REPEAT_WINDOW_MS = 1500;
 /** Catalogs being assembled at once in all (gb28181.catalogMaxAssemblies, small here). */
@@ -39,21 +37,17 @@ interface Incident {
 }
 
 describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F14 F16)', () => {
+  let site: GbSite;
   let t: TestApp;
   let admin: string;
   let operator: string;
   let schoolId: string;
-  let sipPort: number;
-  const peers: GbCamera[] = [];
 
   beforeAll(async () => {
-    t = await startApp({
+    site = await startGbSite({
+      password: PASSWORD,
+      seed: true,
       gb28181: {
-        enabled: true,
-        host: '127.0.0.1',
-        port: 0,
-        platformId: PLATFORM,
-        defaultPassword: PASSWORD,
         queryTimeoutMs: 1000,
         housekeepingMs: 200,
         catalogSubscribeSeconds: 0,
@@ -64,41 +58,21 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
         catalogSaveConcurrency: 2,
         catalogRowsPerStatement: 10,
       },
-      liveness: { sweepEveryMs: 0 },
     });
-    sipPort = t.app.get(SipServer).port;
-    admin = (await t.userToken('admin')).token;
+    ({ t, admin } = site);
     operator = (await t.userToken('operator')).token;
-    schoolId = (await seedMinimal(t, admin)).schoolA.id;
+    schoolId = site.seed!.schoolA.id;
   });
 
   afterAll(async () => {
-    for (const p of peers) await p.stop();
-    await t?.close();
+    await site?.close();
   });
 
   /** A peer speaking as `deviceId` from its own socket; registered unless `register: false`. */
-  async function peer(deviceId: string, o: { register?: boolean; transport?: 'UDP' | 'TCP' } = {}): Promise<GbCamera> {
-    const p = new GbCamera({
-      deviceId,
-      password: PASSWORD,
-      platform: { host: '127.0.0.1', port: sipPort, id: PLATFORM },
-      keepaliveMs: 0,
-      transport: o.transport,
-    });
-    peers.push(p);
-    await p.start({ register: o.register });
-    return p;
-  }
-
+  const peer = async (deviceId: string, o: { register?: boolean; transport?: 'UDP' | 'TCP' } = {}) => (await site.device(deviceId, o)).dev;
   /** A new device placed at school A, registered; resolves with the SN of the platform's Catalog query. */
-  async function device(o: { transport?: 'UDP' | 'TCP' } = {}) {
-    const deviceId = deviceIdOf(++seq);
-    await t.http().patch(`/api/v1/gb28181/devices/${deviceId}`).set(auth(admin)).send({ schoolId }).expect(200);
-    const dev = await peer(deviceId, o);
-    const query = await dev.waitForQuery('Catalog');
-    return { deviceId, dev, sn: query.sn };
-  }
+  const device = (o: { transport?: 'UDP' | 'TCP' } = {}) => site.device(deviceIdOf(++seq), { schoolId, ...o });
+  const metric = (name: string, labels: Record<string, string>) => site.metric(name, labels);
 
   const incidentsAt = async (channel: string): Promise<Incident[]> =>
     (await t.http().get('/api/v1/incidents').query({ limit: 500 }).set(auth(operator)).expect(200)).body.items.filter((i: Incident) =>
@@ -113,13 +87,6 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
         lastKeepaliveAt: string | null;
       }[]
     ).find((d) => d.deviceId === deviceId);
-  async function metric(name: string, labels: Record<string, string>): Promise<number> {
-    const text = (await t.http().get('/metrics').expect(200)).text;
-    let sum = 0;
-    for (const line of text.split('\n'))
-      if (line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').pop());
-    return sum;
-  }
 
   describe('F2: text that cannot be stored never costs an alarm or a catalog', () => {
     it('raises an alarm whose description holds a NUL byte or a &#xD800; entity, the bad characters removed or replaced', async () => {
