@@ -5114,7 +5114,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note */
+        /** @description read tolerantly (device-alarm-body.ts): any Content-Type/charset, cut past alarms.deviceBodyMaxKb, odd fields never refuse the alarm, they go into its note */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DevicePressDto"];
