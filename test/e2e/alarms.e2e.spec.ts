@@ -690,6 +690,39 @@ describe('alarms over HTTP', () => {
     expect(intrusion).toMatchObject({ status: 'raised', type: 'intrusion', priority: 'P1' });
   });
 
+  it("folds a button's presses only into an open alarm at its current school and spot: a moved button raises at its new place (attack A13)", async () => {
+    const d = (
+      await t
+        .http()
+        .post('/api/v1/alarm-devices')
+        .set(auth(admin))
+        .send({ code: 'BTN-A13', schoolId: seed.schoolA.id, location: '东门', areaKind: 'playground' })
+        .expect(201)
+    ).body;
+    const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: d.id }).expect(201)).body;
+    const push = (eventId: string) => t.http().post('/api/v1/incidents/press').set('Authorization', cred.authorization).send({ eventId });
+    const atA = (await push('m1').expect(201)).body;
+    expect(atA.schoolId).toBe(seed.schoolA.id);
+    expect((await push('m2').expect(200)).body).toMatchObject({ id: atA.id, folded: true });
+    // Moved to school B: the next press is an alarm at B, which B's staff see; A's stays A's.
+    await t.http().patch(`/api/v1/alarm-devices/${d.id}`).set(auth(admin)).send({ schoolId: seed.schoolB.id }).expect(200);
+    const atB = (await push('m3').expect(201)).body;
+    expect(atB).toMatchObject({ schoolId: seed.schoolB.id, created: true, status: 'raised' });
+    expect(atB.id).not.toBe(atA.id);
+    await t.http().get(`/api/v1/incidents/${atB.id}`).set(auth(staffB)).expect(200);
+    expect((await push('m4').expect(200)).body).toMatchObject({ id: atB.id, folded: true });
+    // Moved within B to another spot: its own alarm there too.
+    await t.http().patch(`/api/v1/alarm-devices/${d.id}`).set(auth(admin)).send({ location: '体育馆' }).expect(200);
+    const spot = (await push('m5').expect(201)).body;
+    expect(spot).toMatchObject({ schoolId: seed.schoolB.id, location: '体育馆' });
+    const { rows } = await t.db.query(`SELECT id, press_count FROM incidents WHERE alarm_device_id = $1 ORDER BY first_press_at`, [d.id]);
+    expect(rows).toEqual([
+      { id: atA.id, press_count: 2 },
+      { id: atB.id, press_count: 2 },
+      { id: spot.id, press_count: 1 },
+    ]);
+  });
+
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {
     const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
     const r = await t

@@ -114,7 +114,7 @@ function clientEventLock(userId: string, clientEventId: string): string {
 interface DeviceEvent {
   deviceId: string;
   eventId: string;
-  /** The device's open incidents (id, drill, first_press_at); params $1 device id, $3 type. */
+  /** The device's open incidents (id, drill, first_press_at); params $1 device id, $3 type, $5 school id, $8 location (its place now). */
   openSql: string;
   spot: Spot;
   type: IncidentType;
@@ -223,8 +223,11 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     return {
       deviceId: input.deviceId,
       eventId: input.eventId,
+      // At the device's place as it is now ($5 school, $8 location): a button moved to another school or spot opens
+      // an incident there instead of feeding the one of its old place (attack A13).
       openSql: `SELECT id, drill, first_press_at FROM incidents
-                WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')`,
+                WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
+                  AND school_id = $5::uuid AND location = $8`,
       spot,
       type,
       priority,
@@ -260,7 +263,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         deviceId: key,
         eventId: input.eventId,
         openSql: `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
-                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')`,
+                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
+                    AND i.school_id IS NOT DISTINCT FROM $5::uuid AND i.location = $8`,
         spot,
         type: input.type,
         priority: input.priority ?? this.cfg.priorityByType[input.type],
@@ -432,7 +436,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
                  ORDER BY o.first_press_at DESC LIMIT 1) AS open_id
               FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT incident_id, at, repeat_no FROM incident_presses
                                                      WHERE device_id = $1 AND device_event_id = $2 ORDER BY repeat_no DESC LIMIT 1) last ON true`,
-        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at, this.cfg.deviceEventRepeatWindowSeconds],
+        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at, this.cfg.deviceEventRepeatWindowSeconds, e.spot.location],
       },
       press: { deviceId: e.deviceId, eventId: e.eventId },
       spot: e.spot,

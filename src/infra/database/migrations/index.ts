@@ -22,6 +22,7 @@ import { GbCatalogSemantics1764320500000 } from './1764320500000-GbCatalogSemant
 import { GbAuthUsername1764320700000 } from './1764320700000-GbAuthUsername';
 import { ComplianceIntegrity1764320800000 } from './1764320800000-ComplianceIntegrity';
 import { DeviceEventRepeatWindow1764321000000 } from './1764321000000-DeviceEventRepeatWindow';
+import { OpenDeviceIncidentPerSpot1764321010000 } from './1764321010000-OpenDeviceIncidentPerSpot';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -49,4 +50,5 @@ export const MIGRATIONS = [
   GbAuthUsername1764320700000,
   ComplianceIntegrity1764320800000,
   DeviceEventRepeatWindow1764321000000,
+  OpenDeviceIncidentPerSpot1764321010000,
 ];
