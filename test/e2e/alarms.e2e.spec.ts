@@ -618,7 +618,7 @@ describe('alarms over HTTP', () => {
       }
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_event_id = 'big-x'`);
       expect(rows[0].n).toBe(0);
-      // Other routes keep their strict edge (edge-input.e2e.spec.ts has the rest).
+      // Other routes keep their strict edge (hostile-input.e2e.spec.ts, "edge input", has the rest).
       const strict = await fetch(`${t.baseUrl}/api/v1/incidents`, {
         method: 'POST',
         headers: { ...auth(op1.token), 'Content-Type': 'application/json' },
