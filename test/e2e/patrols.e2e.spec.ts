@@ -318,6 +318,14 @@ describe('patrols and compliance over HTTP', () => {
       const tomorrow = await field.postQr(post.id, new Date(new Date(qr.nextAt).getTime() + 1000));
       expect(tomorrow.payload).not.toBe(qr.payload);
       await expect(field.checkIn(me, { qrToken: tomorrow.payload })).rejects.toMatchObject({ status: 404 });
+      // A lost or photographed sheet: the bureau rotates the post's secret; every code printed so far is refused.
+      await t.http().post(`/api/v1/protection-posts/${post.id}/qr/rotate`).set(auth(secA.token)).expect(403);
+      const fresh = (await t.http().post(`/api/v1/protection-posts/${post.id}/qr/rotate`).set(auth(operator.token)).expect(200)).body;
+      expect(fresh.payload).not.toBe(qr.payload);
+      await expect(field.checkIn(me, { qrToken: qr.payload })).rejects.toMatchObject({ status: 404, code: 'PROTECTION_POST.NOT_FOUND' });
+      const [{ qr_token: rotated }] = (await t.db.query(`SELECT qr_token FROM protection_posts WHERE id = $1`, [post.id])).rows;
+      expect(rotated).not.toBe(secret);
+      post.qrToken = fresh.payload; // the code now posted at the gate, for the cases below
     });
 
     it('school security check in by the QR code of their own school only; the center on their behalf', async () => {

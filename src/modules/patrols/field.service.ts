@@ -195,6 +195,24 @@ export class FieldService {
     };
   }
 
+  /**
+   * Replaces a post's secret token (bureau roles): every code printed for it so far is refused
+   * from now on (404, as a wrong code); answers the new code as postQr does. Audited (without the token).
+   */
+  async rotatePostQr(user: AuthUser, postId: string, at = new Date()) {
+    await this.db.transaction(async (m) => {
+      const post = await this.protectionPosts.rotateQrToken(m, postId);
+      await this.audit.record(m, {
+        action: 'qr_rotate',
+        entity: 'protection_post',
+        entityId: post.id,
+        schoolId: post.schoolId,
+        after: { by: shownName(user) },
+      });
+    });
+    return this.postQr(postId, at);
+  }
+
   /** The name a check-in records (see checkIn: the user themselves, or a roster guard / a named non-guard on behalf); 400 otherwise. */
   private async checkinPerson(user: AuthUser, schoolId: string, onBehalf: boolean, given: string | undefined, role: string): Promise<string> {
     const name = given?.trim() ?? '';

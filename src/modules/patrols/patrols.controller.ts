@@ -174,6 +174,14 @@ export class FieldController {
     return this.field.postQr(id);
   }
 
+  /** A new secret for the post: every code printed so far stops working (a lost or photographed sheet); answers the new code like GET …/qr. */
+  @Roles(...QR_ROLES)
+  @Post('protection-posts/:id/qr/rotate')
+  @HttpCode(200)
+  rotatePostQr(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
+    return this.field.rotatePostQr(user, id);
+  }
+
   @Roles(...FIELD_ROLES)
   @Post('post-checkins')
   checkIn(@CurrentUser() user: AuthUser, @Body() dto: CheckInDto) {

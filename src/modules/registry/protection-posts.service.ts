@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../../infra/database/returning';
+import { newQrToken } from './resource';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { ProtectionPost } from './entities/protection-post.entity';
 
@@ -16,6 +18,18 @@ export class ProtectionPostsService {
          FROM protection_posts WHERE ($1::uuid[] IS NULL OR school_id = ANY($1)) ORDER BY code`,
       [schoolIds ?? null],
     );
+  }
+
+  /**
+   * A new secret token for the post (in the caller's transaction): every QR code printed for it so
+   * far stops working (a lost or photographed sheet, attack F8b). 404 for an unknown post.
+   */
+  async rotateQrToken(m: EntityManager, id: string): Promise<ProtectionPost> {
+    const [row] = returningRows<{ id: string }>(
+      await m.query(`UPDATE protection_posts SET qr_token = $2, updated_at = now() WHERE id = $1 RETURNING id`, [id, newQrToken()]),
+    );
+    if (!row) throw Errors.notFound(ErrorCode.PROTECTION_POST.NOT_FOUND, id);
+    return (await m.getRepository(ProtectionPost).findOneBy({ id }))!;
   }
 
   /** One post with its secret QR token (patrols sign the post's QR codes with it; never sent to a client). */

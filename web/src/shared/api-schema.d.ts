@@ -1824,6 +1824,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/protection-posts/{id}/qr/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["FieldController_rotatePostQr"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rectification-tasks": {
         parameters: {
             query?: never;
@@ -5876,6 +5892,25 @@ export interface operations {
         };
     };
     FieldController_postQr: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    FieldController_rotatePostQr: {
         parameters: {
             query?: never;
             header?: never;
