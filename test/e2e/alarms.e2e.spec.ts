@@ -723,6 +723,28 @@ describe('alarms over HTTP', () => {
     ]);
   });
 
+  it("lets school staff raise an alarm's priority above its type's but not lower it; the control center may, audited (attack A6)", async () => {
+    const raise = (token: string, body: object) =>
+      t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(token))
+        .send({ schoolId: seed.schoolA.id, ...body });
+    const low = await raise(staffA, { type: 'fire', location: 'A6 实验楼', priority: 'P4' }).expect(400);
+    expect(low.body.error).toMatchObject({ code: 'INCIDENT.PRIORITY_BELOW_TYPE', details: { fields: [{ field: 'priority' }], typePriority: 'P1' } });
+    const { rows: none } = await t.db.query(`SELECT count(*)::int AS n FROM incidents WHERE location = 'A6 实验楼'`);
+    expect(none[0].n).toBe(0);
+    expect((await raise(staffA, { type: 'fire', location: 'A6 实验楼', priority: 'P1' }).expect(201)).body).toMatchObject({
+      priority: 'P1',
+      relay: { required: true },
+    });
+    expect((await raise(staffA, { type: 'other', location: 'A6 机房', priority: 'P1' }).expect(201)).body.priority).toBe('P1'); // more urgent: fine
+    const op = (await raise(op1.token, { type: 'fire', location: 'A6 操场', priority: 'P4' }).expect(201)).body;
+    expect(op.priority).toBe('P4');
+    const { rows } = await t.db.query(`SELECT after FROM audit_log WHERE entity = 'incident' AND entity_id = $1 AND action = 'raise'`, [op.id]);
+    expect(rows[0].after).toMatchObject({ type: 'fire', priority: 'P4', typePriority: 'P1' });
+  });
+
   it('takes typed, prioritised reports from cameras (tamper is P3, not relayed)', async () => {
     const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: gateCam.id }).expect(201)).body;
     const r = await t

@@ -211,6 +211,12 @@ export const ErrorCode = {
     TOO_MANY_RAISES: 'INCIDENT.TOO_MANY_RAISES',
     /** [409] A client event id (`clientEventId` / `Idempotency-Key`) this user already sent with a different alarm; `details`: `{ clientEventId, incidentId }`. A retry must repeat the same body. */
     CLIENT_EVENT_REUSED: 'INCIDENT.CLIENT_EVENT_REUSED',
+    /**
+     * [400] School staff asked for a priority less urgent than the type's (alarms.priorityByType; attack A6: a fire
+     * sent as P4 was never relayed to the police and escalated after 15 min). Staff may raise it, not lower it;
+     * control-center roles may (audited). `details`: `{ fields: [{ field: 'priority', reason }], typePriority }`.
+     */
+    PRIORITY_BELOW_TYPE: 'INCIDENT.PRIORITY_BELOW_TYPE',
   },
   ALARM: {
     /** [409] Someone acknowledged first; `details`: `{ acknowledgedBy, acknowledgedAt, status }`. */

@@ -526,6 +526,14 @@ export class AlarmIntakeService implements OnApplicationShutdown {
   async raiseManual(user: AuthUser, input: ManualAlarmInput, beforeCreate?: () => void): Promise<RaiseResult> {
     assertRole(user, RAISE_ROLES);
     assertSchoolScope(user, input.schoolId);
+    // Staff may make an alarm more urgent than its type, never less (attack A6: fire as P4 → no police relay, 15-min
+    // escalation); control-center roles may, and the raise's audit entry says so (insertIncident). 'P1' < 'P4' as text.
+    const typePriority = this.cfg.priorityByType[input.type];
+    if (user.role === 'school_security' && input.priority !== undefined && input.priority > typePriority)
+      throw Errors.badRequest(ErrorCode.INCIDENT.PRIORITY_BELOW_TYPE, `priority ${input.priority} is below the ${input.type} default ${typePriority}`, {
+        fields: [{ field: 'priority', reason: `at most ${typePriority} for ${input.type} (may be more urgent)` }],
+        typePriority,
+      });
     const receivedAt = new Date();
     let linked: string[] = [];
     let areaKind = input.areaKind ?? null;
@@ -785,6 +793,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       });
     }
 
+    // Less urgent than the type's default (an operator's choice, or a device's own priority): audited with the default (attack A6).
+    const typePriority = this.cfg.priorityByType[f.type];
+    const belowType = f.priority > typePriority ? { typePriority } : {};
     const p = new SqlParams();
     const chk = f.check ? f.check.sql : `SELECT NULL::uuid AS seen, NULL::uuid AS open_id, 0 AS repeat_no`;
     f.check?.params.forEach((v) => p.add(v));
@@ -814,7 +825,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
              SELECT ${p.add(f.clientEvent.userId)}::uuid, ${p.add(f.clientEvent.eventId)}, id, ${p.add(f.clientEvent.hash)} FROM inc)`
         : null,
       `ev AS (${this.events.insertFromSql(p, 'inc', { type: 'incident.raised', schoolId: f.spot.schoolId, payload: toSummary(draft) }, drillSql)})`,
-      `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source } }, drillSql)})`,
+      `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source, ...belowType } }, drillSql)})`,
       jobs.length ? `ob AS (${this.outbox.insertSql(p, jobs, 'inc')})` : null,
     ].filter(Boolean);
     const [res] = (await m.query(

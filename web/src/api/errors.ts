@@ -96,6 +96,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'INCIDENT.TOO_MANY_NOTES': 'errors.tooManyAttempts',
   'INCIDENT.TOO_MANY_RAISES': 'errors.tooManyRaises',
   'INCIDENT.CLIENT_EVENT_REUSED': 'errors.conflict',
+  'INCIDENT.PRIORITY_BELOW_TYPE': 'errors.priorityBelowType',
   'CONSOLE.TOO_MANY_ACTIONS': 'errors.tooManyAttempts',
   'CONSOLE.TOO_MANY_SOCKETS': 'errors.tooManyAttempts',
   'INCIDENT.NOT_FOUND': 'errors.notFound',

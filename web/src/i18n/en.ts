@@ -271,6 +271,7 @@ const en: Messages = {
     tooManyRaises: 'Too many alarms sent; repeats at the same spot were merged — try again shortly',
     tooManyReads: 'Too many report queries; try again shortly',
     readsBusy: 'Reports are busy; try again in a moment',
+    priorityBelowType: "A school's alarm cannot be less urgent than its type's default level (it may be more urgent); ask the control center to lower it",
     qrExpired: "The post's QR code has expired: scan the code currently shown at the post",
     drillSilenceLimit: 'Drill windows back to back or overlapping would exceed the allowed drill time',
     testModeDailyLimit: "This button's test mode has been used up for today; try again tomorrow",

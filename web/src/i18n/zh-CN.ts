@@ -267,6 +267,7 @@ const zhCN = {
     tooManyRaises: '报警提交过于频繁；同一地点的重复报警已合并，请稍后再试',
     tooManyReads: '统计查询过于频繁，请稍后再试',
     readsBusy: '统计查询繁忙，请稍后重试',
+    priorityBelowType: '学校报警的级别不能低于该类型的默认级别（可以提高）；如需降级请联系监控中心',
     qrExpired: '岗位二维码已过期，请扫描岗位上当前的二维码',
     drillSilenceLimit: '演练时段连续或重叠，合计超出允许的演练时长',
     testModeDailyLimit: '该报警按钮今日的测试模式次数已用完，请明天再试',
