@@ -206,6 +206,22 @@ describe('drill windows (governed) and drills made real', () => {
     );
     // And the drill itself is still a drill, its press count untouched by the real press.
     expect((await t.db.query(`SELECT drill, press_count FROM incidents WHERE id = $1`, [drill.id])).rows[0]).toEqual({ drill: true, press_count: 2 });
+    // The drill is made real although the button has an open real incident (attack A5: was 409 CONFLICT.DUPLICATE):
+    // exactly one of concurrent attempts wins, the others are told it is no longer a drill.
+    const attempts = await Promise.all(
+      Array.from({ length: 6 }, () => t.http().post(`/api/v1/incidents/${drill.id}/make-real`).set(auth(op)).send({ note: '确为真实警情' })),
+    );
+    expect(attempts.map((r) => r.status).sort((a, b) => a - b)).toEqual([200, 409, 409, 409, 409, 409]);
+    expect(attempts.filter((r) => r.status === 409).map((r) => r.body.error.code)).toEqual(Array(5).fill('ALARM.NOT_A_DRILL'));
+    expect(attempts.find((r) => r.status === 200)!.body).toMatchObject({ id: drill.id, drill: false, status: 'raised' });
+    await waitFor(async () => police.bodies.get(`${drill.id}-real`), 10000, 'the drill relayed as real');
+    const open = await t.db.query(`SELECT id, drill FROM incidents WHERE alarm_device_id = $1 AND status = 'raised' ORDER BY first_press_at`, [button.id]);
+    expect(open.rows).toEqual([
+      { id: drill.id, drill: false },
+      { id: real.id, drill: false },
+    ]);
+    // Further presses fold into the newest open real incident.
+    expect(((await (await press(t.baseUrl, button, 'f11-4')).json()) as { id: string }).id).toBe(real.id);
   });
 
   it('lets the school withdraw its own pending request, and answers 404 for a missing window', async () => {

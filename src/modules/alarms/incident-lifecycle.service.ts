@@ -46,7 +46,9 @@ export class IncidentLifecycleService {
    * same transaction — a police delivery as real (its own key `<incident>-real`, whether or not the
    * drill went out marked) when the incident is one to relay, and escalation timers counted from
    * the raise time (an overdue level fires at once; acknowledged incidents do not escalate).
-   * Control-center roles; 409 ALARM.NOT_A_DRILL when it is not a drill or no longer open.
+   * Control-center roles; 409 ALARM.NOT_A_DRILL when it is not a drill or no longer open. Succeeds
+   * also when the button has an open real incident of its own (attack A5: the drill becomes a second
+   * real incident; migration 1764321020000 says why not a merge).
    */
   async makeReal(user: AuthUser, id: string, note?: string): Promise<IncidentView> {
     assertRole(user, ACT_ROLES);
@@ -54,7 +56,9 @@ export class IncidentLifecycleService {
     let jobs: OutboxRow[] = [];
     const row = await this.db.transaction(async (m) => {
       const [[up]] = (await m.query(
-        `UPDATE incidents SET drill = false, relay_delivered_at = NULL, relay_attempts = 0, relay_late = false, updated_at = now()
+        // made_real_at takes it out of the one-open-incident-per-button index: a real incident the button opened after the
+        // drill window no longer makes this a 409 (attack A5) — both stand, the newest takes further presses.
+        `UPDATE incidents SET drill = false, made_real_at = now(), relay_delivered_at = NULL, relay_attempts = 0, relay_late = false, updated_at = now()
          WHERE id = $1 AND drill AND status = ANY($2) AND ($3::uuid IS NULL OR school_id = $3) RETURNING *`,
         [id, OPEN_STATUSES, scope],
       )) as [IncidentRow[]];

@@ -23,6 +23,7 @@ import { GbAuthUsername1764320700000 } from './1764320700000-GbAuthUsername';
 import { ComplianceIntegrity1764320800000 } from './1764320800000-ComplianceIntegrity';
 import { DeviceEventRepeatWindow1764321000000 } from './1764321000000-DeviceEventRepeatWindow';
 import { OpenDeviceIncidentPerSpot1764321010000 } from './1764321010000-OpenDeviceIncidentPerSpot';
+import { MadeRealOutsideOpenDeviceIndex1764321020000 } from './1764321020000-MadeRealOutsideOpenDeviceIndex';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -51,4 +52,5 @@ export const MIGRATIONS = [
   ComplianceIntegrity1764320800000,
   DeviceEventRepeatWindow1764321000000,
   OpenDeviceIncidentPerSpot1764321010000,
+  MadeRealOutsideOpenDeviceIndex1764321020000,
 ];
