@@ -107,7 +107,8 @@ export class AlarmsOutboxService implements OnApplicationBootstrap, OnApplicatio
   options(name: JobName, availableAt: Date): JobsOptions {
     const delay = Math.max(0, new Date(availableAt).getTime() - Date.now());
     const base: JobsOptions = { ...JOBS[name].options, delay };
-    if (name === JobName.AlarmPoliceRelay) {
+    // The withdrawal retries like the alarm it follows (it also waits for that alarm's delivery).
+    if (name === JobName.AlarmPoliceRelay || name === JobName.AlarmPoliceWithdraw) {
       const r = this.cfg.policeRelay;
       return { ...base, attempts: r.attempts, backoff: { type: 'exponential', delay: r.backoffMs, jitter: 0.2 } };
     }
