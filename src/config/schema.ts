@@ -266,6 +266,8 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.rateLimitBurst': rules.int(1, 1_000_000),
   'gb28181.deviceRateLimitPerSecond': rules.int(0, 1_000_000),
   'gb28181.deviceRateLimitBurst': rules.int(1, 1_000_000),
+  'gb28181.deviceAlarmRateLimitPerSecond': rules.int(0, 1_000_000),
+  'gb28181.deviceAlarmRateLimitBurst': rules.int(1, 1_000_000),
   'gb28181.udpReceiveBufferBytes': rules.int(65536, 256 * 1024 * 1024),
   'gb28181.tcpIdleSeconds': rules.int(10, 86400),
   'gb28181.maxTcpConnections': rules.int(1, 1_000_000),

@@ -559,6 +559,16 @@ export interface Gb28181Config {
    */
   deviceRateLimitPerSecond: number;
   deviceRateLimitBurst: number;
+  /**
+   * The per-device budget of Alarm MESSAGEs (§9.4), apart from the one above: a keepalive or catalog
+   * storm from the device's address (a looping firmware, UDP spoofing) sheds keepalives and never
+   * costs an alarm (attack A3: 3 of 5 alarms answered 503 during 300 keepalives/s). Messages per
+   * second and burst; sized like the device limit (a 256-channel NVR alarming on every channel at once
+   * fits the burst). Over it: 503 with Retry-After (UDP) / held (TCP), as above; the per-source ceiling
+   * (rateLimitPerSecond) still bounds everything. 0 = none.
+   */
+  deviceAlarmRateLimitPerSecond: number;
+  deviceAlarmRateLimitBurst: number;
   udpReceiveBufferBytes: number;
   tcpIdleSeconds: number;
   maxTcpConnections: number;

@@ -5,14 +5,19 @@ import { until } from '../support/processes';
 
 /**
  * GB/T 28181 under the independent tester's attacks (/work/wt/notes/attack.md F2, F4, F6, F10,
- * F14, F16): alarms that must not be lost for odd or unstorable fields, alarm repeats that are
- * not kept for ever, messages bound to the registration, bounded catalog assembly. Each case is
+ * F14, F16; /work/wt/attack-findings.md A3, A9): alarms that must not be lost for odd or unstorable
+ * fields, for keepalive volume or for a NAT rebinding, alarm repeats that are not kept for ever,
+ * messages bound to the registration's host, bounded catalog assembly. Each case is
  * played by our simulated device (a real SIP UA over UDP/TCP, test/support/video/gb-camera.ts)
  * and the platform's state is read back through the HTTP API.
  */
 const PASSWORD = 'hostile-pass-1';
 /** Alarms within this of each other (same SN or transaction) are one press; past it a new alarm. */
 const REPEAT_WINDOW_MS = 1500;
+/** The per-device limit here (default 50/s, burst 500): every case's device stays within the burst; A3 floods past it. */
+const DEVICE_BURST = 30;
+/** Another host than the devices' 127.0.0.1 (Linux loopback takes all of 127.0.0.0/8). */
+const OTHER_HOST = '127.0.0.2';
 /** Catalogs being assembled at once in all (gb28181.catalogMaxAssemblies, small here). */
 const MAX_ASSEMBLIES = 6;
 let seq = 0;
@@ -52,6 +57,9 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
         housekeepingMs: 200,
         catalogSubscribeSeconds: 0,
         alarmRepeatWindowMs: REPEAT_WINDOW_MS,
+        // A3: one token a second, so a bucket emptied by keepalives stays empty while the alarm is sent.
+        deviceRateLimitPerSecond: 1,
+        deviceRateLimitBurst: DEVICE_BURST,
         // F10: small bounds so the cases reach them with a few messages (defaults 4 / 2000 / 2 / 1000).
         catalogMaxAssembliesPerDevice: 4,
         catalogMaxAssemblies: MAX_ASSEMBLIES,
@@ -69,7 +77,8 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
   });
 
   /** A peer speaking as `deviceId` from its own socket; registered unless `register: false`. */
-  const peer = async (deviceId: string, o: { register?: boolean; transport?: 'UDP' | 'TCP' } = {}) => (await site.device(deviceId, o)).dev;
+  const peer = async (deviceId: string, o: { register?: boolean; transport?: 'UDP' | 'TCP'; localAddress?: string } = {}) =>
+    (await site.device(deviceId, o)).dev;
   /** A new device placed at school A, registered; resolves with the SN of the platform's Catalog query. */
   const device = (o: { transport?: 'UDP' | 'TCP' } = {}) => site.device(deviceIdOf(++seq), { schoolId, ...o });
   const metric = (name: string, labels: Record<string, string>) => site.metric(name, labels);
@@ -186,10 +195,10 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
     });
   });
 
-  describe('F6 + F16: MESSAGEs are taken only from where the device registered', () => {
-    it('refuses an alarm, a keepalive and a catalog naming a registered device from another socket (403, counted); the device itself still works', async () => {
+  describe('F6 + F16 + A9: MESSAGEs are taken only from the host the device registered from', () => {
+    it('refuses an alarm, a keepalive and a catalog naming a registered device from another host (403, counted); the device itself still works', async () => {
       const { deviceId, dev, sn } = await device();
-      const spoof = await peer(deviceId, { register: false });
+      const spoof = await peer(deviceId, { register: false, localAddress: OTHER_HOST });
       const ch = channelOf(deviceId, 1);
       const before = await metric('shouhu_gb28181_events_total', { event: 'message_wrong_source' });
       expect(await spoof.message(alarmXml(field('SN', '5') + field('DeviceID', ch) + field('AlarmMethod', '5') + field('AlarmDescription', 'SPOOFED')))).toBe(
@@ -211,14 +220,53 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
       expect((await cameras(deviceId)).map((c) => c.name)).toEqual(['real']);
     });
 
-    it('binds a TCP registration to its connection, and a device that moved is taken again once it registers from there', async () => {
-      const { deviceId } = await device({ transport: 'TCP' });
-      const other = await peer(deviceId, { register: false, transport: 'TCP' });
-      expect(await other.sendKeepalive()).toBe(403);
-      await other.register();
-      expect(await other.sendKeepalive()).toBe(200);
+    it('A9: takes an alarm from the registered IP on a new port (NAT rebinding) or a new TCP connection, and moves the contact there; another IP is refused', async () => {
+      const { deviceId } = await device();
+      const ch = channelOf(deviceId, 1);
+      const alarm = (sn: string, desc: string) =>
+        alarmXml(field('SN', sn) + field('DeviceID', ch) + field('AlarmMethod', '5') + field('AlarmDescription', desc));
+      const moved = await metric('shouhu_gb28181_events_total', { event: 'message_source_moved' });
+      const rebound = await peer(deviceId, { register: false });
+      expect(await rebound.message(alarm('7', 'AFTER-REBIND'))).toBe(200);
+      expect((await incidentsAt(ch)).map((i) => i.note).join()).toContain('AFTER-REBIND');
+      expect(await metric('shouhu_gb28181_events_total', { event: 'message_source_moved' })).toBe(moved + 1);
+      // Our next request goes where the device now is.
+      const asked = await t.http().post(`/api/v1/gb28181/devices/${deviceId}/query`).set(auth(admin)).expect(202);
+      expect(asked.body.catalog).toBe(200);
+      expect((await rebound.waitForQuery('Catalog')).root).toBe('Query');
+      // From another IP: still 403, nothing recorded.
+      const wrong = await metric('shouhu_gb28181_events_total', { event: 'message_wrong_source' });
+      const far = await peer(deviceId, { register: false, localAddress: OTHER_HOST });
+      expect(await far.message(alarm('8', 'FROM-ELSEWHERE'))).toBe(403);
+      expect(await metric('shouhu_gb28181_events_total', { event: 'message_wrong_source' })).toBe(wrong + 1);
+      expect((await incidentsAt(ch)).map((i) => i.note).join()).not.toContain('FROM-ELSEWHERE');
+      // TCP: a device that reconnected is taken on its new connection; a connection from another IP is not.
+      const tcp = await device({ transport: 'TCP' });
+      const reconnected = await peer(tcp.deviceId, { register: false, transport: 'TCP' });
+      expect(await reconnected.sendKeepalive()).toBe(200);
+      expect(await metric('shouhu_gb28181_events_total', { event: 'message_source_moved' })).toBe(moved + 2);
+      expect(await (await peer(tcp.deviceId, { register: false, transport: 'TCP', localAddress: OTHER_HOST })).sendKeepalive()).toBe(403);
     });
   });
+
+  describe('A3: alarms have a budget of their own', () => {
+    it('records every alarm sent in a keepalive flood over the per-device limit (keepalives are the ones answered 503)', async () => {
+      const { deviceId, dev } = await device();
+      const ch = channelOf(deviceId, 1);
+      /** Keepalives until one is answered 503: the device's bucket is then empty. */
+      const flood = async () => {
+        for (let n = 0; n < DEVICE_BURST * 3; n++) if ((await dev.sendKeepalive()) === 503) return;
+        throw new Error('the keepalive flood was never limited');
+      };
+      for (let sn = 9000; sn < 9005; sn++) {
+        await flood();
+        expect([sn, await dev.message(alarmXml(field('SN', String(sn)) + field('DeviceID', ch) + field('AlarmMethod', '5')))]).toEqual([sn, 200]);
+      }
+      await until(async () => (await incidentsAt(ch))[0]?.pressCount === 5, 10000, 'five presses');
+      expect((await incidentsAt(ch)).length).toBe(1);
+    });
+  });
+
   describe('F10: catalogs in many parts and many SNs cannot take over memory or the database pool', () => {
     const channels = async (deviceId: string) =>
       (await t.db.query(`SELECT channel_id, removed_at IS NOT NULL AS removed FROM gb_channels WHERE device_id = $1 ORDER BY channel_id`, [deviceId])).rows as {

@@ -39,6 +39,8 @@ export interface DeviceState {
   heartbeatIds: string[] | null;
   /** Its token bucket of the per-device rate limit (SipEndpoint.deviceLimited); null until its first message. */
   bucket: Bucket | null;
+  /** Its token bucket of Alarm MESSAGEs (gb28181.deviceAlarmRateLimitPerSecond), apart so keepalives never spend it; null until its first alarm. */
+  alarmBucket: Bucket | null;
   /** The Catalog subscription (§9.11.1 SUBSCRIBE Event: Catalog) and its refresh timer. */
   subscription: { callId: string; fromTag: string; cseq: number; timer: NodeJS.Timeout | null; granted: boolean | null } | null;
   /** When its channels reported down are next asked about with DeviceStatus (GbChannelStatus.queryInDoubt); 0 = not scheduled. */
@@ -49,14 +51,25 @@ export interface DeviceState {
  * Whether a message came from where the device registered: the REGISTER's source address and port
  * over UDP, its very connection over TCP. The REGISTER's digest (RFC 2617) authenticates the
  * registration only; MESSAGEs carry no credentials, so anything else naming a registered device id
- * is someone else's (GB/T 28181-2016 §9.1: a device talks to the platform only once registered).
- * A device whose NAT mapping moved registers again (it does when its keepalives are refused, §9.6.1).
+ * is someone else's (GB/T 28181-2016 §9.1: a device talks to the platform only once registered) —
+ * except from the registration's own IP address, see `fromRegisteredHost`.
  */
 export function fromRegisteredPeer(state: DeviceState, peer: Peer): boolean {
   const p = state.peer;
   if (!p || p.transport !== peer.transport) return false;
   if (p.transport === 'TCP') return p.conn !== undefined && p.conn === peer.conn && !p.conn.destroyed;
   return p.port === peer.port && p.address === peer.address;
+}
+
+/**
+ * Whether a message not from the registration's address/port/connection still comes from its IP
+ * address: a UDP NAT mapping that timed out between keepalives and came back on another port, or a
+ * TCP device that reconnected (attack A9: its alarms were refused 403 for minutes until it registered
+ * again). Such a message is taken and the device's contact moved there (SipServer). The trade-off:
+ * a host behind the same NAT as the device could speak for it — it could not from anywhere else.
+ */
+export function fromRegisteredHost(state: DeviceState, peer: Peer): boolean {
+  return !!state.peer && state.peer.address === peer.address;
 }
 
 /** The live view of one device's registration (admin). */
@@ -130,6 +143,7 @@ export class GbDeviceStates {
       subscription: null,
       statusQueryAt: 0,
       bucket: null,
+      alarmBucket: null,
     };
   }
 

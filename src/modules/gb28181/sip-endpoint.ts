@@ -36,20 +36,25 @@ export class SipEndpoint {
   advertised = '';
   /** The per-device limit (gb28181.deviceRateLimitPerSecond); buckets live on the device states. */
   private readonly deviceLimiter: RateLimiter;
+  /** Alarm MESSAGEs' own per-device budget (gb28181.deviceAlarmRateLimitPerSecond): keepalive volume never costs an alarm (attack A3). */
+  private readonly alarmLimiter: RateLimiter;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.cfg = config.gb28181;
     this.deviceLimiter = new RateLimiter(this.cfg.deviceRateLimitPerSecond, this.cfg.deviceRateLimitBurst);
+    this.alarmLimiter = new RateLimiter(this.cfg.deviceAlarmRateLimitPerSecond, this.cfg.deviceAlarmRateLimitBurst);
   }
 
   /**
    * The per-device limit, never silent: true when the request must not be handled — over UDP it
    * has been answered 503 with Retry-After (RFC 3261 §21.5.4: the device retries). Over TCP the
    * request is handled and the connection is held until the device's next token (back-pressure).
+   * `alarm`: an Alarm MESSAGE, taken from the device's alarm budget instead (its own, attack A3).
    */
-  deviceLimited(device: { bucket: Bucket | null }, req: ResponseBasis, peer: Peer): boolean {
-    if (this.deviceLimiter.perSecond <= 0) return false;
-    const wait = this.deviceLimiter.take((device.bucket ??= this.deviceLimiter.fresh()));
+  deviceLimited(device: { bucket: Bucket | null; alarmBucket: Bucket | null }, req: ResponseBasis, peer: Peer, alarm = false): boolean {
+    const limiter = alarm ? this.alarmLimiter : this.deviceLimiter;
+    if (limiter.perSecond <= 0) return false;
+    const wait = alarm ? limiter.take((device.alarmBucket ??= limiter.fresh())) : limiter.take((device.bucket ??= limiter.fresh()));
     if (wait === 0) return false;
     sipEvents.inc({ event: peer.transport === 'TCP' ? 'device_rate_held' : 'device_rate_limited' });
     if (peer.transport === 'TCP') {

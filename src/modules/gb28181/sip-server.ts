@@ -5,7 +5,7 @@ import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
 import { GbChannelStatus } from './gb-channel-status';
-import { fromRegisteredPeer, GbDeviceStates, LiveRegistration } from './gb-device-states';
+import { fromRegisteredHost, fromRegisteredPeer, GbDeviceStates, LiveRegistration } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';
 import { InviteError, PlayAnswer, PlayRequest } from './invite-client';
 import { GbKeepalive } from './gb-keepalive';
@@ -145,8 +145,9 @@ export class SipServer {
           : null;
       // A retransmission: the same answer again, or nothing while the first is being worked on.
       if (key !== null && this.endpoint.retransmitted(key, peer)) return;
-      // The per-device limit (registered devices; unknown ids have the per-source ceiling only).
-      const known = key !== null ? this.states.devices.get(msg.from.user) : undefined;
+      // The per-device limit (registered devices; unknown ids have the per-source ceiling only). MANSCDP
+      // bodies are limited in onManscdp once their CmdType is known: an Alarm has a budget of its own (attack A3).
+      const known = msg.method === 'REGISTER' ? this.states.devices.get(msg.from.user) : undefined;
       if (known && this.endpoint.deviceLimited(known, msg, peer)) return;
       switch (msg.method) {
         case 'REGISTER':
@@ -195,13 +196,26 @@ export class SipServer {
       return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
     // …nor from anywhere but where it registered: a forged From cannot raise alarms, keep a dead device online or create cameras.
     if (!fromRegisteredPeer(state, peer)) {
-      sipEvents.inc({ event: 'message_wrong_source' });
-      this.endpoint.warn(`GB28181 ${doc.cmdType} naming ${id} from ${peer.transport} ${peer.address}:${peer.port}, not its registration: refused (403)`);
-      return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
+      if (!fromRegisteredHost(state, peer)) {
+        sipEvents.inc({ event: 'message_wrong_source' });
+        this.endpoint.warn(`GB28181 ${doc.cmdType} naming ${id} from ${peer.transport} ${peer.address}:${peer.port}, not its registration: refused (403)`);
+        return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
+      }
+      // Its own IP on another port or connection (NAT rebinding, TCP reconnect; attack A9): taken, and our requests follow it there.
+      const from = state.peer!;
+      state.peer = peer;
+      this.states.touch(id);
+      sipEvents.inc({ event: 'message_source_moved' });
+      this.endpoint.warn(
+        `GB28181 ${id} moved from ${from.transport} ${from.address}:${from.port} to ${peer.transport} ${peer.address}:${peer.port} (its ${doc.cmdType}): contact moved`,
+      );
     }
+    const alarm = /^alarm$/i.test(doc.cmdType) && doc.root !== 'Query' && doc.root !== 'Control';
+    // The per-device limit, after the source is known to be the device's: an Alarm spends its own budget, never the keepalives' (attack A3).
+    if (this.endpoint.deviceLimited(state, req, peer, alarm)) return;
     if (doc.root === 'Notify' && keepalive) return this.keepalive.onKeepalive(req, peer, state, now, doc.el);
     // An Alarm under any root a device sends (Notify, or Response as some firmwares do): never dropped (§9.4).
-    if (/^alarm$/i.test(doc.cmdType) && doc.root !== 'Query' && doc.root !== 'Control') {
+    if (alarm) {
       this.endpoint.working(key);
       this.alarms.onAlarm(req, peer, key, state, doc).catch((e) => this.endpoint.fail(req, peer, key, 'alarm', e));
       return;

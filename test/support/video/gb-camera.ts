@@ -38,6 +38,8 @@ export interface GbCameraOptions {
   viaBranch?: boolean;
   /** 'refuse': SUBSCRIBE answered 489 Bad Event (RFC 6665 §8.3.2), as devices without Catalog subscriptions do. */
   subscribe?: 'grant' | 'refuse';
+  /** The local address it speaks from (default 127.0.0.1; Linux loopback takes all of 127.0.0.0/8): another host, for spoofing tests. */
+  localAddress?: string;
 }
 
 interface Play {
@@ -92,11 +94,11 @@ export class GbCamera {
     if (this.transport === 'UDP') {
       const s = createSocket('udp4');
       s.on('message', (m) => this.onData(m));
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(0, this.o.localAddress ?? '127.0.0.1', () => r()));
       this.udp = s;
       this.localPort = (s.address() as AddressInfo).port;
     } else {
-      const c = connect({ host: this.o.platform.host, port: this.o.platform.port });
+      const c = connect({ host: this.o.platform.host, port: this.o.platform.port, localAddress: this.o.localAddress });
       await new Promise<void>((resolve, reject) => {
         c.once('connect', () => resolve());
         c.once('error', reject);
