@@ -411,11 +411,11 @@ describe('GB/T 28181 fleets (issue 16)', () => {
     });
 
     it('a device that registers again over another transport and address is reached there, and that is kept for a restart', async () => {
-      const { deviceId, dev } = await nvr({ transport: 'TCP' });
+      const { deviceId } = await nvr({ transport: 'TCP' });
       const moved = sim(deviceId, { transport: 'UDP' });
       await moved.start();
       await moved.waitForQuery('Catalog');
-      expect(await dev.sendKeepalive()).toBe(403);
+      // (Its old connection is not refused: same host, attack A9 — a MESSAGE there would move the contact back; hostile spec.)
       expect(await moved.sendKeepalive()).toBe(200);
       expect(await device(deviceId)).toMatchObject({ transport: 'UDP', contactAddress: '127.0.0.1', contactPort: moved.sipPort });
       await t.http().post(`/api/v1/gb28181/devices/${deviceId}/query`).set(auth(admin)).expect(202);
