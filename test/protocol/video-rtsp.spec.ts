@@ -105,7 +105,10 @@ describe('RTSP live video and snapshots', () => {
     writeFileSync(file, Buffer.from('not the picture that was taken'));
     expect((await t.http().get(`/api/v1/video/evidence/${ev.id}`).set(auth(admin)).expect(409)).body.error.code).toBe('VIDEO.EVIDENCE_CHECKSUM_MISMATCH');
     const guardB = (await t.userToken('school_security', seed.schoolB.id)).token;
-    await t.http().get(`/api/v1/video/evidence/${second.id}`).set(auth(guardB)).expect(403);
+    // Another school's evidence answers exactly like a missing one (attack note A10, af50f4b): no existence oracle.
+    const otherSchools = await t.http().get(`/api/v1/video/evidence/${second.id}`).set(auth(guardB)).expect(404);
+    const missing = await t.http().get('/api/v1/video/evidence/00000000-0000-4000-8000-000000000000').set(auth(guardB)).expect(404);
+    expect(otherSchools.body.error.code).toBe(missing.body.error.code);
     await t.http().get('/api/v1/video/evidence/00000000-0000-4000-8000-000000000000').set(auth(admin)).expect(404);
     const key2 = (await t.db.query(`SELECT storage_key FROM video_evidence WHERE id = $1`, [second.id])).rows[0].storage_key;
     rmSync(join(evidenceDir, key2));
