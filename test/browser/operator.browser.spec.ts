@@ -390,7 +390,7 @@ describe('operator surface in Chromium', () => {
         .http()
         .post('/api/v1/incidents')
         .set(auth(guard))
-        .send({ schoolId: seed.schoolB.id, type: 'other', location: '演练 操场', priority: 'P3' })
+        .send({ schoolId: seed.schoolB.id, type: 'other', location: '演练 操场' })
         .expect(201)
     ).body as { id: string; drill: boolean };
     expect(drill.drill).toBe(true);
