@@ -46,7 +46,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
         .send({ schoolId: seed.schoolA.id, code: 'PP-D1', gate: '南门', windows: [{ kind: 'arrival' }] })
         .expect(201)
     ).body;
-    await t.http().post('/api/v1/post-checkins').set(h).send({ postId: post.id, personName: '赵六' }).expect(201);
+    await t.http().post('/api/v1/post-checkins').set(h).send({ postId: post.id, personName: '张伟' }).expect(201);
     const cam = async (school: string, n: string, name: string) =>
       (
         await t
@@ -94,7 +94,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     expect(await page.textContent('#card-principal')).toContain('王校长');
     expect(await page.textContent('#card-police')).toContain('鱼洞派出所');
     expect(await page.getAttribute('#card-police a.tel', 'href')).toBe('tel:023-66880110');
-    await page.waitForSelector('#card-on-duty:has-text("赵六")');
+    await page.waitForSelector('#card-on-duty:has-text("张伟")');
     await cp.screenshot('operator-school-card');
     await page.click('.bar .lang-switch');
     await page.waitForSelector('#school-card h3:text("School")');
