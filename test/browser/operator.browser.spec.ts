@@ -386,12 +386,7 @@ describe('operator surface in Chromium', () => {
 
     // An alarm there is a drill; one click makes it real (relayed to the police as real).
     const drill = (
-      await t
-        .http()
-        .post('/api/v1/incidents')
-        .set(auth(guard))
-        .send({ schoolId: seed.schoolB.id, type: 'other', location: '演练 操场' })
-        .expect(201)
+      await t.http().post('/api/v1/incidents').set(auth(guard)).send({ schoolId: seed.schoolB.id, type: 'other', location: '演练 操场' }).expect(201)
     ).body as { id: string; drill: boolean };
     expect(drill.drill).toBe(true);
     await page.click(`#incidents [data-incident-id="${drill.id}"]`);
