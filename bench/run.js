@@ -174,6 +174,8 @@ async function main() {
     HOST: '127.0.0.1',
     ROLE: 'all',
     SHOUHU__DEMO__SEED_ON_START: 'false',
+    // The notifications scenario's fake providers listen on loopback, which notifications.allowPrivateTargets refuses by default (A16).
+    SHOUHU__NOTIFICATIONS__ALLOW_PRIVATE_TARGETS: 'true',
     // The scenarios raise alarms from one admin account at 10–20 a second to measure the server: the per-user limit (attack F17) is not under test.
     SHOUHU__ALARMS__USER_RAISES_PER_MINUTE: '100000',
     SHOUHU__ALARMS__USER_RAISE_BURST: '100000',
