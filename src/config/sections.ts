@@ -352,6 +352,18 @@ export interface AlarmsConfig {
    */
   deviceBodyMaxKb: number;
   /**
+   * How long (ms) the body of a device alarm route may take to arrive, counted from when the route
+   * starts reading it (after the credential). Past it the press is taken with what arrived,
+   * "报文接收超时，已截断" in its note, and the connection is closed once answered — never a 4xx (attack
+   * A1: a 4xx is not retried by the device contract, so it would be an alarm lost). Without it an
+   * authenticated device trickling its body held the request, and its connection, for the server's
+   * request timeout (~300 s). Default 10000: a well-formed body is under 2 KB, one or two TCP
+   * segments — even over a 9.6 kbit/s GPRS-class link about 2 s, and three lost segments cost
+   * 1 + 2 + 4 s of TCP retransmission timeouts (RFC 6298: initial RTO 1 s, doubling); 10 s stays
+   * well inside the 90 s press-to-display bound (NFPA 72 26.6.3.1.10, DESIGN §3).
+   */
+  deviceBodyTimeoutMs: number;
+  /**
    * How long (s, from its first arrival) a device event id that comes again is the same press — a
    * retry answered 200 with its incident; after it the id is a new press (attack A8: a button whose
    * event counter restarts after a reboot re-used the ids of old, resolved alarms and nothing was

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import * as iconv from 'iconv-lite';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
@@ -609,6 +610,63 @@ describe('alarms over HTTP', () => {
       );
       expect([200, 201]).toContain(report.status);
       expect(await noteOf(gateCam.id, 'gb-1')).toMatch(/^围墙入侵（设备报文异常：含 NUL 或无效字符，已清理；未知字段 x）$/);
+    });
+
+    /**
+     * A press sent by hand over TCP: the headers and `sent` of a body announced as `length` bytes, then
+     * nothing more (a slow device) or, with `abort`, the connection closed by us. Resolves with the status
+     * answered once the connection is closed (fails after `ms` when the server holds it open).
+     */
+    const rawPress = (authorization: string, sent: string, length: number, o: { abort?: boolean; ms?: number } = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const { hostname, port } = new URL(t.baseUrl);
+        const sock = connect(Number(port), hostname);
+        let got = '';
+        const timer = setTimeout(() => {
+          sock.destroy();
+          reject(new Error(`no answer within ${o.ms ?? 20000} ms: ${JSON.stringify(got.slice(0, 80))}`));
+        }, o.ms ?? 20000);
+        sock.on('data', (c) => (got += c.toString('latin1')));
+        sock.on('error', () => undefined);
+        sock.on('close', () => {
+          clearTimeout(timer);
+          resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0));
+        });
+        sock.write(
+          `POST /api/v1/incidents/press HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: ${authorization}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`,
+        );
+        sock.write(Buffer.from(sent, 'utf8'), () => {
+          if (o.abort) setTimeout(() => sock.destroy(), 50).unref();
+        });
+      });
+
+    it('takes the press with what arrived when the body is slower than alarms.deviceBodyTimeoutMs, answers and closes the connection', async () => {
+      const was = t.config.alarms.deviceBodyTimeoutMs;
+      t.config.alarms.deviceBodyTimeoutMs = 300;
+      try {
+        // Headers and half of the body, then nothing: answered (not held for the server's ~300 s request timeout) and closed.
+        expect([200, 201]).toContain(await rawPress(dev.authorization, '{"eventId":"slow-1","note":"有人翻墙', 400));
+        expect(await noteOf(dev.id, 'slow-1')).toMatch(/^有人翻墙（设备报文异常：报文接收超时（0\.3 秒），已截断；截断后 JSON 不完整/);
+        // The device's retry of the whole body is the same press.
+        expect((await send('press', dev.authorization, '{"eventId":"slow-1","note":"有人翻墙进入"}', 'application/json')).status).toBe(200);
+        // Cut inside the event id: "slow-2" of "slow-23" is not taken as the id (it could be another press's); the bytes' digest is.
+        const cut = '{"note":"x","eventId":"slow-2';
+        expect([200, 201]).toContain(await rawPress(dev.authorization, cut, 400));
+        expect(await noteOf(dev.id, 'slow-2')).toBeNull();
+        expect(await noteOf(dev.id, digest(cut))).toMatch(/报文接收超时.*事件编号不完整.*事件编号取自报文摘要/);
+      } finally {
+        t.config.alarms.deviceBodyTimeoutMs = was;
+      }
+    });
+
+    it('takes the press with what arrived when the device closes its connection mid-body; its retry is the same press', async () => {
+      await rawPress(dev.authorization, '{"eventId":"gone-1","note":"报警', 400, { abort: true });
+      const note = await waitFor(() => noteOf(dev.id, 'gone-1'), 20000, 'the press of the aborted request');
+      expect(note).toMatch(/^报警（设备报文异常：报文未收完连接已断开，按已收到部分处理；截断后 JSON 不完整/);
+      expect((await send('press', dev.authorization, '{"eventId":"gone-1","note":"报警"}', 'application/json')).status).toBe(200);
+      const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = $1 AND device_event_id = 'gone-1'`, [dev.id]);
+      expect(rows[0].n).toBe(1);
     });
 
     it('reads nothing before the credential: no credential or a wrong one is 401, whatever the body', async () => {

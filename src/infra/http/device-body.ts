@@ -15,6 +15,13 @@ import { storableText } from '../text/storable';
  * - bounded reading: at most `maxBytes` are kept; the rest is read and thrown away (never buffered)
  *   and the press is taken with "报文过长，已截断" in its note. An unauthenticated request is
  *   answered 401 by the guard before any byte is read;
+ * - bounded waiting: a body still arriving after `timeoutMs` is cut there — the press is taken
+ *   with what arrived ("报文接收超时，已截断") and the connection closed once answered, so a slow
+ *   device holds it for seconds, not for the server's request timeout (~300 s). A device that
+ *   closes its connection mid-body ("报文未收完连接已断开") is taken the same way: the credential
+ *   proved a press, and its retry (the device retry contract, docs/ARCHITECTURE.md: no answer →
+ *   the same request again) finds that press by its event id or folds into its incident, while a
+ *   device that cannot retry (power gone, torn off) would otherwise have lost the alarm;
  * - decoding by the declared charset (UTF-8; GBK, GB2312, GB18030 — common on Chinese embedded
  *   devices — through GB18030, their superset); none declared: UTF-8 when the bytes are valid
  *   UTF-8, else GB18030; another charset: the same detection, said in the note. A BOM is dropped;
@@ -36,6 +43,8 @@ export interface DeviceBodyLimits {
   maxDepth: number;
   /** Top-level field names worth saving from a body that does not parse. */
   salvage: readonly string[];
+  /** How long the body may take to arrive, from the first read (alarms.deviceBodyTimeoutMs). */
+  timeoutMs: number;
 }
 
 export interface DeviceBody {
@@ -50,12 +59,21 @@ export interface DeviceBody {
 const GB = new Set(['gbk', 'gb2312', 'gb18030', 'cp936', 'x-gbk', 'euc-cn', 'csgb2312', 'windows-936']);
 const UTF8 = new Set(['utf-8', 'utf8']);
 
-/** The raw bytes, at most `max` kept; the rest is read and dropped. `truncated`: there was more. */
-function readCapped(req: Request, max: number): Promise<{ bytes: Buffer; truncated: boolean; total: number }> {
-  return new Promise((resolve, reject) => {
+/** How reading a body ended: it was all read, the device took longer than alarms.deviceBodyTimeoutMs, or it went away mid-body. */
+type BodyEnd = 'complete' | 'timeout' | 'aborted';
+
+/**
+ * The raw bytes, at most `max` kept; the rest is read and dropped. `truncated`: there was more.
+ * Never rejects: after `timeoutMs` (from the first read, i.e. after the credential) what has
+ * arrived is the body ('timeout'; the connection is closed once answered, see below); a device
+ * that closes its connection mid-body leaves what arrived ('aborted').
+ */
+function readCapped(req: Request, max: number, timeoutMs: number): Promise<{ bytes: Buffer; truncated: boolean; total: number; end: BodyEnd }> {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let kept = 0;
     let total = 0;
+    let timer: NodeJS.Timeout | null = null;
     const onData = (c: Buffer) => {
       total += c.length;
       const room = max - kept;
@@ -64,27 +82,40 @@ function readCapped(req: Request, max: number): Promise<{ bytes: Buffer; truncat
       chunks.push(part);
       kept += part.length;
     };
-    const onEnd = () => {
+    const done = (end: BodyEnd) => {
       cleanup();
-      resolve({ bytes: Buffer.concat(chunks, kept), truncated: total > kept, total });
+      resolve({ bytes: Buffer.concat(chunks, kept), truncated: total > kept, total, end });
     };
-    const onError = (e: Error) => {
-      cleanup();
-      reject(e);
-    };
+    const onEnd = () => done('complete');
+    const onError = () => done('aborted');
     const onClose = () => {
-      if (!req.complete) onError(new Error('device request aborted before its body ended'));
+      if (!req.complete) done('aborted');
+    };
+    const onTimeout = () => {
+      // The rest of the body is never read: the connection cannot be reused for another request. Close it
+      // once the answer is out (Node ends and destroys the socket after a `Connection: close` response), so a
+      // device still trickling bytes holds nothing until the server's request timeout (~300 s).
+      if (!req.res?.headersSent) req.res?.setHeader('Connection', 'close');
+      done('timeout');
     };
     const cleanup = () => {
+      if (timer) clearTimeout(timer);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
       // `data` stays attached: whatever still arrives is dropped, not buffered.
     };
+    if (req.destroyed) {
+      // Gone already (while the credential was checked): what arrived is still buffered. Read before any
+      // `data` listener exists (read() emits `data` too); complete when the device sent it all and hung up.
+      for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) onData(c);
+      return done(req.complete ? 'complete' : 'aborted');
+    }
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('close', onClose);
+    timer = setTimeout(onTimeout, timeoutMs);
   });
 }
 
@@ -120,13 +151,21 @@ function salvageRe(name: string): RegExp {
   return re;
 }
 
-/** The known top-level fields that can still be read from a body that does not parse (best effort). */
-function salvage(text: string, names: readonly string[]): Record<string, unknown> {
+/**
+ * The known top-level fields that can still be read from a body that does not parse (best effort).
+ * An event id cut off mid-string is not taken: "evt-12" of "evt-123" could be another press's id
+ * (a retry of it would be swallowed as this one); without it the bytes' digest names the event.
+ */
+function salvage(text: string, names: readonly string[], problems: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const name of names) {
     const m = salvageRe(name).exec(text);
     if (!m) continue;
-    const [, str, , scalar] = m; // an unterminated string (a cut body) is what arrived before the cut
+    const [, str, quote, scalar] = m; // an unterminated string (a cut body) is what arrived before the cut
+    if (name === 'eventId' && str !== undefined && quote !== '"') {
+      problems.push('事件编号不完整');
+      continue;
+    }
     if (str === undefined) {
       out[name] = JSON.parse(scalar) as unknown;
       continue;
@@ -176,13 +215,18 @@ function repair(value: unknown, maxDepth: number, problems: string[]): unknown {
   return value;
 }
 
-/** Reads, decodes, parses and repairs a device alarm body (see above). Rejects only when the request was aborted. */
+const formatSeconds = (ms: number) => String(Math.round(ms / 100) / 10);
+
+/** Reads, decodes, parses and repairs a device alarm body (see above). Never rejects. */
 export async function readDeviceBody(req: Request, limits: DeviceBodyLimits): Promise<DeviceBody> {
   const problems: string[] = [];
   // Already parsed (a path spelled so that the edge parser took it): repair what it made.
   if ((req as Request & { _body?: boolean })._body) return { value: repair(req.body, limits.maxDepth, problems), problems, digest: null };
-  const { bytes, truncated, total } = await readCapped(req, limits.maxBytes);
+  const { bytes, truncated, total, end } = await readCapped(req, limits.maxBytes, limits.timeoutMs);
+  if (end === 'timeout') problems.push(`报文接收超时（${formatSeconds(limits.timeoutMs)} 秒），已截断`);
+  else if (end === 'aborted') problems.push('报文未收完连接已断开，按已收到部分处理');
   if (truncated) problems.push(`报文过长（${Math.ceil(total / 1024)} KB），已截断`);
+  const cut = truncated || end !== 'complete';
   if (bytes.length === 0) return { value: undefined, problems, digest: null };
   const digest = `b-${createHash('sha256').update(bytes).digest('hex').slice(0, 40)}`;
   const text = decode(bytes, charsetOf(req), problems);
@@ -198,8 +242,8 @@ export async function readDeviceBody(req: Request, limits: DeviceBodyLimits): Pr
         value = Object.fromEntries(new URLSearchParams(text));
         problems.push('表单格式报文');
       } else {
-        value = salvage(text, limits.salvage);
-        problems.push(truncated ? '截断后 JSON 不完整，已尽量读取' : 'JSON 无法解析，已尽量读取');
+        value = salvage(text, limits.salvage, problems);
+        problems.push(cut ? '截断后 JSON 不完整，已尽量读取' : 'JSON 无法解析，已尽量读取');
       }
     }
   }

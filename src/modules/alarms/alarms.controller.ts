@@ -51,7 +51,7 @@ export class AlarmsController {
   private readonly notes: RateLimiter;
   /** Per user (this process): alarms raised over REST that open a new incident (attack F17; repeats fold first). */
   private readonly raises: RateLimiter;
-  private readonly deviceBody: DeviceBodyLimits;
+  private readonly deviceBody: Omit<DeviceBodyLimits, 'timeoutMs'>;
 
   constructor(
     private readonly intake: AlarmIntakeService,
@@ -69,6 +69,11 @@ export class AlarmsController {
     this.deviceBody = { maxBytes: config.alarms.deviceBodyMaxKb * 1024, maxDepth: config.http.jsonMaxDepth, salvage: DEVICE_BODY_FIELDS };
   }
 
+  /** The device body limits; the timeout read per request (config may change at run time in tests). */
+  private bodyLimits(): DeviceBodyLimits {
+    return { ...this.deviceBody, timeoutMs: this.config.alarms.deviceBodyTimeoutMs };
+  }
+
   @ApiSecurity('device')
   @DeviceRoute('alarm_device')
   @Post('press')
@@ -82,7 +87,7 @@ export class AlarmsController {
     const wait = this.presses.take(device.subjectId);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '报警按钮请求过于频繁', Math.ceil(wait / 1000));
     // Read here, after the credential (AuthGuard) and the rate limit: no byte of an unauthenticated body is kept (A1).
-    const raw = await readDeviceBody(req, this.deviceBody);
+    const raw = await readDeviceBody(req, this.bodyLimits());
     const { dto, problems } = readDevicePress(raw.value, raw);
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     // A self-test (issue 11 §3): recorded, no incident, never dispatched — only inside the button's approved test mode.
@@ -112,7 +117,7 @@ export class AlarmsController {
   @Post('device-reports')
   @ApiBody({ type: DeviceReportDto, description: 'read tolerantly (device-alarm-body.ts): odd fields never refuse the alarm, they go into its note' })
   async deviceReport(@CurrentDevice() device: AuthDevice, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const raw = await readDeviceBody(req, this.deviceBody); // after the credential (AuthGuard): see press
+    const raw = await readDeviceBody(req, this.bodyLimits()); // after the credential (AuthGuard): see press
     const { dto, problems, cameraIdInvalid } = readDeviceReport(raw.value, raw);
     // A gateway's report names its camera: without a usable one it cannot be placed (the gateway retries with one).
     if (cameraIdInvalid && device.kind === 'gateway') throw Errors.validation([{ field: 'cameraId', reason: 'must be a UUID' }]);
