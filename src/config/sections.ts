@@ -801,30 +801,57 @@ export interface NotificationsConfig {
 }
 
 /**
- * Typed application configuration: every section, every key (no index signature: a key that is
- * not declared here does not compile, and every leaf has a validation rule in ./schema.ts).
- */
-/**
- * Retention of high-volume records (src/infra/database/retention.ts), purged daily in bounded
- * batches. Incidents with their timelines, presses and evidence, and patrol results are kept (years;
- * no purge yet); snapshots and clips follow video.evidenceRetentionDays (30 days, GB/T 29315);
- * console events console.* (the replay window).
+ * Retention per kind of record (src/infra/database/retention.ts, docs/OPERATIONS.md), one daily job.
+ * The audit log and device transitions are partitioned by month (src/infra/database/partitions.ts):
+ * whole months past their period are dropped, so a record is kept at least its period and at most a
+ * month longer. Incidents and patrol results are deleted in bounded batches. Snapshots and clips
+ * follow video.evidenceRetentionDays (30 days, GB/T 29315-2012); console events console.* (the
+ * replay window).
  */
 export interface RetentionConfig {
-  /** When the purge runs (cron, Asia/Shanghai: the scheduler's zone). */
+  /** When the job runs (cron, Asia/Shanghai: the scheduler's zone). */
   purgeCron: string;
-  /** Audit log, in days: at least 180 (网络安全法 §21: network logs kept no less than six months). */
+  /**
+   * Audit log, in days: at least 184 — 网络安全法 (Cybersecurity Law) §21(3): network logs kept "不少于
+   * 六个月" (no less than six months), and six calendar months span up to 184 days (July–December).
+   */
   auditLogDays: number;
   /** Device status transitions (online/offline/fault history), in days. */
   deviceTransitionsDays: number;
+  /**
+   * Closed incidents (resolved or cancelled) with their timelines, presses and client events, in days
+   * since raised and closed: default 3 years — 民法典 (Civil Code) §188, the general limitation period
+   * of a civil claim (a family's claim over an incident at school) is three years; at least a year.
+   */
+  incidentsDays: number;
+  /**
+   * Patrol results (audit runs with their per-school results and findings, video patrol rounds, guard
+   * patrols, post check-ins, gate events), in days: default 3 years like incidents (the evidence of
+   * the four targets for the bureau's annual supervision, 督导评估, and for a claim); at least a year.
+   */
+  patrolResultsDays: number;
+  /** Monthly partitions kept created ahead of the current month (an insert never waits for one; the DEFAULT partition catches anything else). */
+  partitionMonthsAhead: number;
+  /**
+   * Longest wait, in ms, for the table lock creating or dropping a partition takes: while it waits,
+   * inserts into the table (audit rows of alarm intake) queue behind it. Past it the step is skipped
+   * and the next run tries again.
+   */
+  ddlLockTimeoutMs: number;
   /** Rows deleted per statement: each batch is one short transaction, so intake never waits long on it. */
   batchSize: number;
+  /** The same for kinds whose rows take children with them (an incident its timeline and presses, a run its results, a round its items). */
+  cascadeBatchSize: number;
   /** Pause between batches, in ms (gives the disk and the alarm path room). */
   batchPauseMs: number;
   /** Most batches per kind and run; the rest waits for the next run (a run is bounded in time). */
   maxBatchesPerRun: number;
 }
 
+/**
+ * Typed application configuration: every section, every key (no index signature: a key that is
+ * not declared here does not compile, and every leaf has a validation rule in ./schema.ts).
+ */
 export interface AppConfig {
   role: Role;
   env: Env;

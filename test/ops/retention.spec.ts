@@ -1,74 +1,219 @@
 import { RetentionService } from '../../src/infra/database/retention';
+import { addMonths, monthOf, monthStart, partitionName, parsePartitionName } from '../../src/infra/database/partitions';
 import { loadConfig } from '../../src/config/config';
 import { startApp, TestApp } from '../support/harness';
 
 /**
- * Retention (issue 17 §3): the daily purge deletes audit log and device transitions past their
- * period in bounded batches and nothing younger; the audit log cannot be set below six months
- * (网络安全法 §21). `now` is passed in: nothing depends on today's date.
+ * Retention (issue 17 §3). The audit log and device transitions are partitioned by month
+ * (Asia/Shanghai): the daily job creates partitions ahead, moves rows waiting in the DEFAULT
+ * partition into their month, drops whole months past retention; closed incidents and patrol
+ * results go in bounded batches. Every run takes `now` explicitly — a date ten years after the
+ * migrations ran, so the partitions they made from the wall clock are long past retention whatever
+ * today is; nothing depends on today's date.
  */
-describe('retention purge', () => {
+describe('retention', () => {
   jest.setTimeout(120_000);
   let t: TestApp;
-  const now = new Date('2031-03-15T02:00:00+08:00');
-  const daysBefore = (d: number) => new Date(now.getTime() - d * 86_400_000).toISOString();
+  let svc: RetentionService;
+  const now = new Date('2041-03-15T02:00:00+08:00');
+  const days = (d: number, from = now) => new Date(from.getTime() - d * 86_400_000).toISOString();
+  const school = '00000000-0000-4000-8000-0000000000aa';
 
   beforeAll(async () => {
-    t = await startApp({ retention: { auditLogDays: 200, deviceTransitionsDays: 60, batchSize: 100, batchPauseMs: 0, maxBatchesPerRun: 1000 } });
+    t = await startApp({
+      retention: {
+        auditLogDays: 200,
+        deviceTransitionsDays: 60,
+        incidentsDays: 400,
+        patrolResultsDays: 400,
+        partitionMonthsAhead: 3,
+        batchSize: 100,
+        cascadeBatchSize: 10,
+        batchPauseMs: 0,
+        maxBatchesPerRun: 1000,
+      },
+    });
+    svc = t.app.get(RetentionService);
   });
   afterAll(async () => {
     await t?.close();
   });
 
-  it('deletes only what is past its period, in batches, and reports how many', async () => {
-    // 250 audit rows past 200 days (3 batches of 100), 5 within; 120 transitions past 60 days, 3 within.
-    await t.db.query(
-      `INSERT INTO audit_log (at, actor_type, actor_name, action, entity)
-       SELECT $1::timestamptz - make_interval(days => 200 + (i % 30) + 1), 'system', 'test', 'old', 'x' FROM generate_series(1, 250) i
-       UNION ALL SELECT $1::timestamptz - make_interval(days => 199), 'system', 'test', 'young', 'x' FROM generate_series(1, 5)`,
-      [now.toISOString()],
+  const audit = (at: string, action: string) =>
+    t.db.query(`INSERT INTO audit_log (at, actor_type, actor_name, action, entity) VALUES ($1, 'system', 'test', $2, 'retention-test')`, [at, action]);
+  const transition = (at: string) =>
+    t.db.query(
+      `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at) VALUES ($2::uuid, 'camera', $2::uuid, 'online', 'offline', $1)`,
+      [at, school],
     );
-    const dev = '00000000-0000-4000-8000-000000000001';
-    await t.db.query(
-      `INSERT INTO device_transitions (device_id, kind, school_id, from_status, to_status, at)
-       SELECT $2::uuid, 'camera', $2::uuid, 'online', 'offline', $1::timestamptz - make_interval(days => 61, mins => i) FROM generate_series(1, 120) i
-       UNION ALL SELECT $2::uuid, 'camera', $2::uuid, 'offline', 'online', $1::timestamptz - make_interval(days => 59) FROM generate_series(1, 3)`,
-      [now.toISOString(), dev],
+  /** Where the test's rows are: partition → count. */
+  const placement = async (table: 'audit_log' | 'device_transitions') =>
+    Object.fromEntries(
+      (
+        await t.db.query(
+          `SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM ${table} WHERE ${table === 'audit_log' ? `entity = 'retention-test'` : `device_id = '${school}'`} GROUP BY 1`,
+        )
+      ).rows.map((r: { p: string; n: number }) => [r.p, r.n]),
     );
-    const before = async () => ({
-      audit: (await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE at < $1`, [daysBefore(200)])).rows[0].n,
-      transitions: (await t.db.query(`SELECT count(*)::int AS n FROM device_transitions WHERE at < $1`, [daysBefore(60)])).rows[0].n,
-    });
-    expect(await before()).toEqual({ audit: 250, transitions: 120 });
-    const youngAudit = (await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE at >= $1`, [daysBefore(200)])).rows[0].n;
+  const quiet = { created: [], moved: 0, dropped: [], defaultPurged: 0, skipped: [] };
 
-    expect(await t.app.get(RetentionService).purge(now)).toEqual({ audit_log: 250, device_transitions: 120 });
-    expect(await before()).toEqual({ audit: 0, transitions: 0 });
-    expect((await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE at >= $1`, [daysBefore(200)])).rows[0].n).toBe(youngAudit);
-    expect((await t.db.query(`SELECT count(*)::int AS n FROM device_transitions`)).rows[0].n).toBe(3);
-    // A second run finds nothing.
-    expect(await t.app.get(RetentionService).purge(now)).toEqual({ audit_log: 0, device_transitions: 0 });
+  it('creates this month and the months ahead, moves rows waiting in the default partition, and a second run changes nothing', async () => {
+    // Nothing for 2041 exists yet: these land in the DEFAULT partition (an insert never fails for a missing one).
+    for (let i = 0; i < 5; i++) await audit(days(10), 'recent'); // 2041-03-05
+    for (let i = 0; i < 3; i++) await audit(days(100), 'older'); // 2040-12-05: older than 200 days at the second run below
+    for (let i = 0; i < 4; i++) await audit(days(300), 'expired'); // 2040-05-19: its whole month is past 200 days
+    for (let i = 0; i < 2; i++) await transition(days(10)); // 2041-03-05
+    await transition(days(50)); // 2041-01-24: within 60 days
+    for (let i = 0; i < 2; i++) await transition(days(90)); // 2040-12-15: its whole month is past 60 days
+    expect(await placement('audit_log')).toEqual({ audit_log_default: 12 });
+
+    const first = await svc.purge(now);
+    expect(first.partitions.audit_log).toEqual({
+      created: ['audit_log_p204012', 'audit_log_p204103', 'audit_log_p204104', 'audit_log_p204105', 'audit_log_p204106'],
+      moved: 8,
+      dropped: expect.any(Array),
+      defaultPurged: 4,
+      skipped: [],
+    });
+    // The months the migration made (from the wall clock, years before `now`) are past retention: dropped.
+    expect(first.partitions.audit_log.dropped.length).toBeGreaterThan(0);
+    expect(first.partitions.audit_log.dropped.every((n) => n < 'audit_log_p204008')).toBe(true);
+    expect(first.partitions.device_transitions).toMatchObject({
+      created: [
+        'device_transitions_p204101',
+        'device_transitions_p204103',
+        'device_transitions_p204104',
+        'device_transitions_p204105',
+        'device_transitions_p204106',
+      ],
+      moved: 3,
+      defaultPurged: 2,
+      skipped: [],
+    });
+    expect(await svc.partitionNames('audit_log')).toEqual([
+      'audit_log_p204012',
+      'audit_log_p204103',
+      'audit_log_p204104',
+      'audit_log_p204105',
+      'audit_log_p204106',
+    ]);
+    expect(await placement('audit_log')).toEqual({ audit_log_p204012: 3, audit_log_p204103: 5 });
+    expect(await placement('device_transitions')).toEqual({ device_transitions_p204101: 1, device_transitions_p204103: 2 });
+
+    // Idempotent: the same run again finds everything in place.
+    const second = await svc.purge(now);
+    expect(second.partitions).toEqual({ audit_log: quiet, device_transitions: quiet });
+    expect(await svc.partitionNames('audit_log')).toEqual([
+      'audit_log_p204012',
+      'audit_log_p204103',
+      'audit_log_p204104',
+      'audit_log_p204105',
+      'audit_log_p204106',
+    ]);
+    expect(await placement('audit_log')).toEqual({ audit_log_p204012: 3, audit_log_p204103: 5 });
+  });
+
+  it('drops a month only once all of it is past retention; younger months keep their rows', async () => {
+    // 120 days on, the cutoff (200 days) is 2040-12-25: December 2040 still holds days within it — kept.
+    const later = new Date(now.getTime() + 120 * 86_400_000);
+    const a = await svc.purge(later);
+    expect(a.partitions.audit_log.dropped).toEqual([]);
+    // Transitions (60 days, cutoff 2041-05-14): January, March and April 2041 are wholly past.
+    expect(a.partitions.device_transitions.dropped).toEqual(['device_transitions_p204101', 'device_transitions_p204103', 'device_transitions_p204104']);
+    expect(await placement('device_transitions')).toEqual({});
+    expect(a.partitions.audit_log.created).toEqual(['audit_log_p204107', 'audit_log_p204108', 'audit_log_p204109', 'audit_log_p204110']);
+    expect(await placement('audit_log')).toEqual({ audit_log_p204012: 3, audit_log_p204103: 5 });
+    // Ten days more, the cutoff is 2041-01-04: all of December 2040 is past — its partition goes, March stays.
+    const b = await svc.purge(new Date(later.getTime() + 10 * 86_400_000));
+    expect(b.partitions.audit_log).toMatchObject({ dropped: ['audit_log_p204012'], skipped: [] });
+    expect(await placement('audit_log')).toEqual({ audit_log_p204103: 5 });
+    expect((await t.db.query(`SELECT to_regclass('audit_log_p204012') AS r`)).rows[0].r).toBeNull();
+  });
+
+  it('deletes closed incidents (with their timeline and presses) and patrol results past their period in bounded batches', async () => {
+    const inc = async (status: 'resolved' | 'raised', raised: string) => {
+      const id = (
+        await t.db.query(
+          `INSERT INTO incidents (type, priority, source, school_id, status, first_press_at, last_press_at, resolved_at, outcome)
+           VALUES ('other', 'P3', 'staff', $1, $2, $3, $3, CASE WHEN $2 = 'resolved' THEN $3::timestamptz + interval '1 hour' END, CASE WHEN $2 = 'resolved' THEN 'genuine' END)
+           RETURNING id`,
+          [school, status, raised],
+        )
+      ).rows[0].id as string;
+      await t.db.query(`INSERT INTO incident_timeline (incident_id, actor_type, actor_name, action) VALUES ($1, 'system', 'test', 'raised')`, [id]);
+      await t.db.query(`INSERT INTO incident_presses (incident_id, device_id, device_event_id) VALUES ($1, $2, $3)`, [id, school, `ev-${id}`]);
+      return id;
+    };
+    const oldClosed = [];
+    for (let i = 0; i < 25; i++) oldClosed.push(await inc('resolved', days(401 + i)));
+    const oldOpen = await inc('raised', days(500)); // never closed: kept whatever its age
+    const youngClosed = await inc('resolved', days(399));
+    await t.db.query(
+      `INSERT INTO guard_patrols (school_id, recorded_by, at)
+       SELECT $1::uuid, $1::uuid, $2::timestamptz - make_interval(days => 401 + i % 30) FROM generate_series(1, 250) i
+       UNION ALL SELECT $1::uuid, $1::uuid, $2::timestamptz - make_interval(days => 399) FROM generate_series(1, 5)`,
+      [school, now.toISOString()],
+    );
+
+    const run = await svc.purge(now);
+    // 25 incidents in batches of cascadeBatchSize (10): 3 statements; 250 patrols in batches of 100.
+    expect(run.deleted).toMatchObject({ incidents: 25, guard_patrols: 250 });
+    const left = await t.db.query(`SELECT id FROM incidents WHERE school_id = $1 ORDER BY first_press_at`, [school]);
+    expect(left.rows.map((r: { id: string }) => r.id)).toEqual([oldOpen, youngClosed]);
+    const orphans = await t.db.query(
+      `SELECT (SELECT count(*)::int FROM incident_timeline WHERE incident_id = ANY($1::uuid[])) AS timeline,
+              (SELECT count(*)::int FROM incident_presses WHERE incident_id = ANY($1::uuid[])) AS presses`,
+      [oldClosed],
+    );
+    expect(orphans.rows[0]).toEqual({ timeline: 0, presses: 0 });
+    expect((await t.db.query(`SELECT count(*)::int AS n FROM guard_patrols WHERE school_id = $1`, [school])).rows[0].n).toBe(5);
+    // Idempotent: nothing more to delete.
+    expect(Object.values((await svc.purge(now)).deleted).every((n) => n === 0)).toBe(true);
   });
 
   it('stops a run after maxBatchesPerRun batches (the rest waits for the next run)', async () => {
     await t.db.query(
-      `INSERT INTO audit_log (at, actor_type, actor_name, action, entity)
-       SELECT $1::timestamptz - make_interval(days => 300), 'system', 'test', 'old', 'x' FROM generate_series(1, 350) i`,
-      [now.toISOString()],
+      `INSERT INTO guard_patrols (school_id, recorded_by, at) SELECT $1::uuid, $1::uuid, $2::timestamptz - make_interval(days => 500) FROM generate_series(1, 350) i`,
+      [school, now.toISOString()],
     );
-    const svc = t.app.get(RetentionService);
     const cfg = t.config.retention;
     const saved = cfg.maxBatchesPerRun;
     cfg.maxBatchesPerRun = 2;
     try {
-      expect((await svc.purge(now)).audit_log).toBe(200);
-      expect((await svc.purge(now)).audit_log).toBe(150);
+      expect((await svc.purge(now)).deleted.guard_patrols).toBe(200);
+      expect((await svc.purge(now)).deleted.guard_patrols).toBe(150);
     } finally {
       cfg.maxBatchesPerRun = saved;
     }
   });
 
+  it('never fails an insert for a missing partition, at any date', async () => {
+    for (const at of ['1900-01-01T00:00:00Z', '2199-12-31T23:59:59+08:00', '5000-06-01T00:00:00Z']) {
+      await audit(at, 'far');
+      await transition(at);
+    }
+    expect(await placement('audit_log')).toEqual({ audit_log_p204103: 5, audit_log_default: 3 });
+    expect(await placement('device_transitions')).toEqual({ device_transitions_default: 3 });
+  });
+
   it('refuses an audit log retention under six months, naming the key', () => {
+    // Six calendar months are up to 184 days (July–December): 183 is refused, 184 accepted.
     expect(() => loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__AUDIT_LOG_DAYS: '90' })).toThrow(/retention\.auditLogDays/);
+    expect(() => loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__AUDIT_LOG_DAYS: '183' })).toThrow(/retention\.auditLogDays/);
+    expect(loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__AUDIT_LOG_DAYS: '184' }).retention.auditLogDays).toBe(184);
+  });
+});
+
+describe('partition months (Asia/Shanghai)', () => {
+  it('puts an instant in its Shanghai month and names and bounds partitions by it', () => {
+    // 2041-02-28 23:30 in Shanghai is still February; 16:00Z on the 28th is March 1st there.
+    expect(monthOf(new Date('2041-02-28T15:30:00Z'))).toEqual({ year: 2041, month: 2 });
+    expect(monthOf(new Date('2041-02-28T16:00:00Z'))).toEqual({ year: 2041, month: 3 });
+    expect(monthStart({ year: 2041, month: 3 }).toISOString()).toBe('2041-02-28T16:00:00.000Z');
+    expect(addMonths({ year: 2040, month: 11 }, 3)).toEqual({ year: 2041, month: 2 });
+    expect(partitionName('audit_log', { year: 2041, month: 3 })).toBe('audit_log_p204103');
+    expect(parsePartitionName('audit_log', 'audit_log_p204103')).toEqual({ year: 2041, month: 3 });
+    expect(parsePartitionName('audit_log', 'audit_log_default')).toBeNull();
+    expect(parsePartitionName('audit_log', 'audit_log_p204113')).toBeNull();
   });
 });

@@ -52,7 +52,11 @@ export enum JobName {
   ComplianceSnapshot = 'compliance.snapshot',
   /** Deletes console events older than the replay window (console.pruneEveryMs). */
   ConsolePrune = 'console.prune',
-  /** Deletes audit log and device transitions past their retention, in bounded batches (retention.*, daily). */
+  /**
+   * Retention (retention.*, daily): keeps the monthly partitions of the audit log and device
+   * transitions (creates ahead, drops months past retention) and deletes closed incidents and patrol
+   * results past theirs in bounded batches. Idempotent and self-healing (src/infra/database/retention.ts).
+   */
   RetentionPurge = 'retention.purge',
   /**
    * An incident reached an escalation level: tell the people the escalation policy names (written by

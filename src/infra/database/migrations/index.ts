@@ -24,6 +24,8 @@ import { ComplianceIntegrity1764320800000 } from './1764320800000-ComplianceInte
 import { DeviceEventRepeatWindow1764321000000 } from './1764321000000-DeviceEventRepeatWindow';
 import { OpenDeviceIncidentPerSpot1764321010000 } from './1764321010000-OpenDeviceIncidentPerSpot';
 import { MadeRealOutsideOpenDeviceIndex1764321020000 } from './1764321020000-MadeRealOutsideOpenDeviceIndex';
+import { PartitionAuditAndTransitions1764321230000 } from './1764321230000-PartitionAuditAndTransitions';
+import { RetentionTimeIndexes1764321240000 } from './1764321240000-RetentionTimeIndexes';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -53,4 +55,6 @@ export const MIGRATIONS = [
   DeviceEventRepeatWindow1764321000000,
   OpenDeviceIncidentPerSpot1764321010000,
   MadeRealOutsideOpenDeviceIndex1764321020000,
+  PartitionAuditAndTransitions1764321230000,
+  RetentionTimeIndexes1764321240000,
 ];
