@@ -1,3 +1,6 @@
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { PartitionAuditAndTransitions1764321230000 } from '../../src/infra/database/migrations/1764321230000-PartitionAuditAndTransitions';
 import { RetentionService } from '../../src/infra/database/retention';
 import { addMonths, monthOf, monthStart, partitionName, parsePartitionName } from '../../src/infra/database/partitions';
 import { loadConfig } from '../../src/config/config';
@@ -194,6 +197,71 @@ describe('retention', () => {
     }
     expect(await placement('audit_log')).toEqual({ audit_log_p204103: 5, audit_log_default: 3 });
     expect(await placement('device_transitions')).toEqual({ device_transitions_default: 3 });
+  });
+
+  it('skips a drop that cannot get its table lock (inserts would queue behind it) and does it on the next run', async () => {
+    // 2041-10-20: the cutoff (200 days) is 2041-04-03, so March 2041 is wholly past.
+    const at = new Date('2041-10-20T02:00:00+08:00');
+    const reader = new Client({ connectionString: t.config.database.url });
+    await reader.connect();
+    try {
+      // A long reader of the audit log: DROP needs ACCESS EXCLUSIVE on the table and would wait for it.
+      await reader.query(`BEGIN; LOCK TABLE audit_log IN ACCESS SHARE MODE`);
+      const blocked = (await svc.purge(at)).partitions.audit_log;
+      // Attaching a new month waits for the DEFAULT partition (which the reader holds too): skipped as well.
+      expect(blocked).toMatchObject({ created: [], dropped: [] });
+      expect(blocked.skipped).toEqual([
+        'create audit_log_p204111: lock not available',
+        'create audit_log_p204112: lock not available',
+        'create audit_log_p204201: lock not available',
+        'drop audit_log_p204103: lock not available',
+      ]);
+      expect(await placement('audit_log')).toMatchObject({ audit_log_p204103: 5 });
+    } finally {
+      await reader.query('ROLLBACK');
+      await reader.end();
+    }
+    const healed = (await svc.purge(at)).partitions.audit_log;
+    expect(healed).toMatchObject({ created: ['audit_log_p204111', 'audit_log_p204112', 'audit_log_p204201'], dropped: ['audit_log_p204103'], skipped: [] });
+    expect(await placement('audit_log')).toEqual({ audit_log_default: 2 }); // 2199 and 5000; 1900 was past retention
+  });
+
+  it('the migration converts a plain table with its rows, indexes and id sequence, and back', async () => {
+    const ds = t.app.get(DataSource);
+    const shape = async (table: string) => ({
+      kind: (await t.db.query(`SELECT relkind FROM pg_class WHERE relname = $1`, [table])).rows[0].relkind,
+      rows: (await t.db.query(`SELECT count(*)::int AS n, coalesce(sum(id), 0)::text AS ids FROM ${table}`)).rows[0],
+      indexes: (await t.db.query(`SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY 1`, [table])).rows.map(
+        (r: { indexname: string }) => r.indexname,
+      ),
+      pkey: (await t.db.query(`SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conname = $1`, [`${table}_pkey`])).rows[0].d,
+    });
+    const before = { audit: await shape('audit_log'), transitions: await shape('device_transitions') };
+    expect(before.audit).toMatchObject({ kind: 'p', pkey: 'PRIMARY KEY (id, at)' });
+    const q = ds.createQueryRunner();
+    try {
+      await new PartitionAuditAndTransitions1764321230000().down(q);
+      const plain = await shape('audit_log');
+      expect(plain).toEqual({ ...before.audit, kind: 'r', pkey: 'PRIMARY KEY (id)' });
+      // Rows of the plain table get a partition of their month (up to the migration's horizon, from the wall
+      // clock: rows beyond it, 2199 and 5000 here, wait in the DEFAULT partition as the job would leave them).
+      await audit('2020-05-10T00:00:00+08:00', 'while plain');
+      await new PartitionAuditAndTransitions1764321230000().up(q);
+    } finally {
+      await q.release();
+    }
+    const after = await shape('audit_log');
+    expect(after.kind).toBe('p');
+    expect(after.pkey).toBe('PRIMARY KEY (id, at)');
+    expect(after.indexes).toEqual(before.audit.indexes);
+    expect(after.rows.n).toBe(before.audit.rows.n + 1);
+    expect(await shape('device_transitions')).toEqual(before.transitions);
+    expect(await placement('audit_log')).toEqual({ audit_log_p202005: 1, audit_log_default: 2 });
+    // The id sequence survived the swap: the next row continues it.
+    const [{ max }] = (await t.db.query(`SELECT max(id)::bigint AS max FROM audit_log`)).rows;
+    await audit('2041-03-21T00:00:00+08:00', 'after');
+    const [{ id: next }] = (await t.db.query(`SELECT max(id)::bigint AS id FROM audit_log`)).rows;
+    expect(BigInt(next)).toBeGreaterThan(BigInt(max));
   });
 
   it('refuses an audit log retention under six months, naming the key', () => {

@@ -8,7 +8,8 @@ import { addMonths, boundsSql, defaultPartitionName, monthOf, parseYyyymm, parti
  * column defaults (the same id sequence), CHECKs and every index are kept under their names; the
  * primary key becomes (id, at) — a partitioned table's keys must contain the partition key; ids
  * still come from one sequence. One partition per month present in the data plus this month and
- * the next two (the retention job keeps creating ahead), and a DEFAULT partition for anything else.
+ * the next two (the retention job keeps creating ahead), and a DEFAULT partition for anything else
+ * (rows dated beyond that, a device clock years ahead).
  *
  * Not converted (docs/OPERATIONS.md): incident_presses — its UNIQUE (device_id, device_event_id,
  * repeat_no) is the exactly-once guarantee of a press retried on several processes, and a
@@ -55,8 +56,10 @@ async function toPartitioned(q: QueryRunner, table: string, column: string): Pro
     `CREATE TABLE ${table}_new (LIKE ${table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS) PARTITION BY RANGE (${column})`,
   );
   const present: { m: string }[] = await q.query(`SELECT DISTINCT to_char(${column} AT TIME ZONE 'Asia/Shanghai', 'YYYYMM') AS m FROM ${table}`);
+  // Months ahead of the horizon (a device clock in 2099) stay in the DEFAULT partition, as the job would leave them.
   const now = monthOf(new Date());
-  const months = [...present.map((r) => parseYyyymm(r.m)), now, addMonths(now, 1), addMonths(now, 2)];
+  const horizon = partitionName(table, addMonths(now, 2));
+  const months = [...present.map((r) => parseYyyymm(r.m)), now, addMonths(now, 1), addMonths(now, 2)].filter((m) => partitionName(table, m) <= horizon);
   const byName = new Map(months.map((m) => [partitionName(table, m), m]));
   for (const [name, m] of byName) await q.query(`CREATE TABLE ${name} PARTITION OF ${table}_new ${boundsSql(m)}`);
   await q.query(`CREATE TABLE ${defaultPartitionName(table)} PARTITION OF ${table}_new DEFAULT`);
