@@ -18,8 +18,8 @@ import { addMonths, boundsSql, defaultPartitionName, monthOf, parseYyyymm, parti
  * feed reads by seq (`seq > $1 ORDER BY seq`), which partitions by time cannot prune, and its
  * window is hours: the batched prune by seq keeps it small.
  *
- * Copies every row once: on a large installation run it in a maintenance window (minutes per ten
- * million rows on the reference machine).
+ * Copies every row once, with the tables locked until it commits: on a large installation run it
+ * in a maintenance window.
  */
 export class PartitionAuditAndTransitions1764321230000 implements MigrationInterface {
   name = 'PartitionAuditAndTransitions1764321230000';
