@@ -2,6 +2,7 @@ import * as iconv from 'iconv-lite';
 import { DeviceHealthService } from '../../src/modules/device-health';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
+import { GbCameras } from '../../src/modules/gb28181/gb-cameras';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { Gb28181Store } from '../../src/modules/gb28181/gb28181.store';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
@@ -262,7 +263,7 @@ describe('GB/T 28181 fleets (issue 16)', () => {
      * `match`, until `release` — a write decided earlier made to arrive late, deterministically.
      * `release` resolves when the held write has finished.
      */
-    function holdNextHeartbeatWrite(match: (ids: string[]) => boolean) {
+    function holdNextHeartbeatWrite(match: (ids: string[], keep: ((id: string) => boolean) | undefined) => boolean) {
       const health = t.app.get(DeviceHealthService);
       const original = health.recordHeartbeats;
       let open!: () => void;
@@ -271,7 +272,7 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       const held = new Promise<void>((r) => (reached = r));
       let done: Promise<unknown> = Promise.resolve();
       health.recordHeartbeats = function (this: DeviceHealthService, ...args: Parameters<DeviceHealthService['recordHeartbeats']>) {
-        if (!match(args[0])) return original.apply(this, args);
+        if (!match(args[0], args[2])) return original.apply(this, args);
         health.recordHeartbeats = original;
         reached();
         const write = gate.then(() => original.apply(this, args));
@@ -361,6 +362,32 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       const cam2 = (await cameras(deviceId)).find((c) => c.channelId === ch[1])!.id;
       expect(await transitions(cam2)).toEqual(['offline', 'online']);
       expect(dev.queries.filter((q) => q.cmdType === 'DeviceStatus' && q.body.includes(ch[0]))).toEqual([]);
+    });
+
+    it('a keepalive heartbeat decided before the device unregistered (REGISTER Expires: 0) never lands after it: its cameras stay offline', async () => {
+      const { deviceId, dev, ch, cam } = await nvrWithChannels();
+      expect(await dev.sendKeepalive()).toBe(200);
+      await expectStatuses(deviceId, { [ch[0]]: 'online', [ch[2]]: 'online' });
+      // The keepalive path's write (its keep is GbCameras.mayBeat itself; a Catalog's late ON has its own check).
+      const mayBeat = t.app.get(GbCameras).mayBeat;
+      const keepaliveWrite = holdNextHeartbeatWrite((ids, keep) => keep === mayBeat && ids.includes(cam[0]));
+      try {
+        expect(await dev.sendKeepalive()).toBe(200);
+        await keepaliveWrite.held;
+        await dev.register(0);
+        await until(
+          async () => (await sweep()) && Object.values(await statuses(deviceId)).every((s) => s === 'offline'),
+          10000,
+          'cameras offline after the unregistration',
+        );
+      } finally {
+        keepaliveWrite.restore();
+        await keepaliveWrite.release();
+      }
+      await sweep();
+      await expectStatuses(deviceId, { [ch[0]]: 'offline', [ch[1]]: 'offline', [ch[2]]: 'offline' });
+      expect(await transitions(cam[0])).toEqual(['online', 'offline']);
+      expect(await transitions(cam[2])).toEqual(['online', 'offline']);
     });
 
     it('subscribes to Catalog changes after registration and refreshes the subscription in the same dialog (Call-ID, next CSeq)', async () => {

@@ -53,6 +53,7 @@ export class GbCameras {
         if (off) state.offChannels ??= new Set(off);
         state.cameraIds = cams.map((c) => c.id);
         state.cameraByChannel = new Map(cams.map((c) => [c.channelId, c.id]));
+        for (const c of cams) this.deviceOf.set(c.id, state.deviceId);
         this.recomputeHeartbeats(state);
         if (!state.schoolId && cams.length) {
           state.schoolId = cams[0].schoolId;
@@ -90,8 +91,24 @@ export class GbCameras {
    */
   private readonly down = new Set<string>();
 
-  /** Whether a heartbeat may be written for this camera now (its channel is not reported down); see `down`. */
-  readonly mayBeat = (cameraId: string): boolean => this.down.size === 0 || !this.down.has(cameraId);
+  /**
+   * The device id of each camera looked up (`camerasOf`): a heartbeat is written only while that
+   * device is registered, checked the same way — so a keepalive's heartbeat decided before the
+   * device unregistered (REGISTER Expires: 0) or its registration expired never lands after the
+   * expiry of its cameras and brings them back online.
+   */
+  private readonly deviceOf = new Map<string, string>();
+
+  /**
+   * Whether a heartbeat may be written for this camera now: its channel is not reported down (`down`)
+   * and its device is still registered (`deviceOf`). Asked by DeviceHealthService.recordHeartbeats
+   * in the step that sends the write, on the Redis connection `expire` uses.
+   */
+  readonly mayBeat = (cameraId: string): boolean => {
+    if (this.down.size !== 0 && this.down.has(cameraId)) return false;
+    const deviceId = this.deviceOf.get(cameraId);
+    return deviceId !== undefined && this.states.devices.get(deviceId)?.registered === true;
+  };
 
   /** Camera ids of the device's channels reported down (needs `camerasOf` loaded). */
   downCameras(state: DeviceState): Set<string> {
@@ -106,7 +123,10 @@ export class GbCameras {
     return out;
   }
 
-  /** Registration ended: the device's cameras go offline at the next device-health sweep. */
+  /**
+   * Registration ended (`registered` already false, so `mayBeat` refuses their heartbeats from now):
+   * the device's cameras go offline at the next device-health sweep.
+   */
   async expire(state: DeviceState, at: number): Promise<void> {
     const ids = await this.camerasOf(state);
     if (ids.length) await this.health.expire(ids, new Date(at));
