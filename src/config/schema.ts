@@ -265,6 +265,7 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.advertisedHost': rules.str(),
   'gb28181.platformId': rules.str({ pattern: /^\d{20}$/, hint: 'must be a 20-digit GB/T 28181 id' }),
   'gb28181.defaultPassword': rules.str(),
+  'gb28181.defaultPasswordMaxDevices': rules.int(0, 10_000_000), // 0 = the default password enrols no new device (A11)
   'gb28181.nonceTtlSeconds': rules.int(10, 86400),
   'gb28181.maxMessageBytes': rules.int(1024, 65535),
   'gb28181.maxTcpMessageBytes': rules.int(1024 * 1024, 64 * 1024 * 1024), // ≥ 1 MiB (issue 16 §3)

@@ -546,6 +546,21 @@ export interface Gb28181Config {
   platformId: string;
   /** District default device password, used for devices without their own; '' = none (such devices are refused). */
   defaultPassword: string;
+  /**
+   * Devices the default password may enrol (attack A11: whoever knows the district's shared password
+   * could register thousands of made-up device ids — rows, memory, unplaced alarms on the console).
+   * Counted: devices that registered with the default password (gb_devices rows without their own
+   * password that ever registered, counted at start, plus first registrations since). At the cap a
+   * REGISTER of a new device id with the default password is refused 403 and counted
+   * (shouhu_gb28181_events_total{event="default_password_refused"}, a warning at most every 10 s);
+   * devices already known — registered before, or provisioned by an admin (PATCH
+   * /gb28181/devices/{id}) — still register, and those with their own password are not limited.
+   * Default 5000: a whole district enrolling at first rollout, every one of Banan's 4534 cameras
+   * (DESIGN §1) registering as a device of its own (most sit behind far fewer NVRs); a district that
+   * provisions its devices lowers it (0: the default password enrols no new device). Per SIP server
+   * process: each counts its own first registrations on top of the rows it found at start.
+   */
+  defaultPasswordMaxDevices: number;
   nonceTtlSeconds: number;
   /**
    * Largest UDP message (bytes); a larger datagram is answered 513 Message Too Large (RFC 3261

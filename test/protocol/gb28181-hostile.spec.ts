@@ -1,4 +1,5 @@
 import { GbCatalog } from '../../src/modules/gb28181/gb-catalog';
+import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { GbSite, startGbSite } from '../support/gb-site';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
@@ -246,6 +247,44 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
       expect(await reconnected.sendKeepalive()).toBe(200);
       expect(await metric('shouhu_gb28181_events_total', { event: 'message_source_moved' })).toBe(moved + 2);
       expect(await (await peer(tcp.deviceId, { register: false, transport: 'TCP', localAddress: OTHER_HOST })).sendKeepalive()).toBe(403);
+    });
+  });
+
+  describe('A11: the default password enrols a bounded number of devices', () => {
+    it('refuses a new device id past gb28181.defaultPasswordMaxDevices (403, counted, nothing kept); known, provisioned and own-password devices still register', async () => {
+      const states = t.app.get(GbDeviceStates);
+      const cfg = t.config.gb28181;
+      const was = cfg.defaultPasswordMaxDevices;
+      const known = await device(); // provisioned by an admin, registered with the default password
+      const enrol = (id: string, o: { password?: string } = {}) => site.sim(id, o).start();
+      const refused = () => metric('shouhu_gb28181_events_total', { event: 'default_password_refused' });
+      const before = await refused();
+      cfg.defaultPasswordMaxDevices = states.defaultPasswordDevices + 1;
+      try {
+        await enrol(deviceIdOf(++seq)); // a device nobody provisioned: the last one the cap lets in
+        const over = deviceIdOf(++seq);
+        await expect(enrol(over)).rejects.toThrow('REGISTER: expected 200, got 403');
+        expect(await refused()).toBe(before + 1);
+        // Known devices go on: re-register, unregister, register again.
+        await known.dev.register();
+        await known.dev.register(0);
+        await known.dev.register();
+        // A device an admin provisioned (the default password) and one with its own password register past the cap.
+        await site.device(deviceIdOf(++seq), { schoolId });
+        const ownId = deviceIdOf(++seq);
+        await t.http().patch(`/api/v1/gb28181/devices/${ownId}`).set(auth(admin)).send({ password: 'own-pass-a11' }).expect(200);
+        await enrol(ownId, { password: 'own-pass-a11' });
+        // The refused id stays refused; its unregistration is answered but makes no row either.
+        await expect(enrol(over)).rejects.toThrow('REGISTER: expected 200, got 403');
+        const ghost = site.sim(over);
+        await ghost.start({ register: false });
+        await ghost.register(0);
+        await states.flushRegistrations();
+        expect((await t.db.query(`SELECT device_id FROM gb_devices WHERE device_id = $1`, [over])).rows).toEqual([]);
+        expect(await refused()).toBe(before + 2);
+      } finally {
+        cfg.defaultPasswordMaxDevices = was;
+      }
     });
   });
 

@@ -95,6 +95,11 @@ export class GbDeviceStates {
   readonly devices = new Map<string, DeviceState>();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> | null = null;
+  /**
+   * Devices that registered with the default password (gb28181.defaultPasswordMaxDevices, A11): the
+   * rows found at `load`, plus each first registration since (GbRegistrar).
+   */
+  defaultPasswordDevices = 0;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -105,6 +110,7 @@ export class GbDeviceStates {
 
   /** Resumes the registrations still running when the process stopped; returns how many. */
   async load(): Promise<number> {
+    this.defaultPasswordDevices = await this.store.countDefaultPasswordDevices(this.domain);
     let n = 0;
     const now = Date.now();
     for await (const rows of this.store.registered()) {
@@ -158,6 +164,16 @@ export class GbDeviceStates {
     s = this.devices.get(deviceId) ?? this.fromRow(row, deviceId);
     if (row) this.devices.set(deviceId, s);
     return s;
+  }
+
+  /** Whether the device authenticates with its own password (an HA1 of this realm), not the district default. */
+  ownPassword(state: DeviceState): boolean {
+    return !!state.ha1 && state.ha1Realm === this.domain;
+  }
+
+  /** Whether the device is known here: a row (provisioned by an admin, or registered before) or kept since. */
+  known(state: DeviceState): boolean {
+    return this.devices.get(state.deviceId) === state;
   }
 
   keep(state: DeviceState): void {

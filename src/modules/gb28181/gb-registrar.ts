@@ -67,13 +67,26 @@ export class GbRegistrar {
     // The digest username is the device id (§9.1.2.1) unless an admin set another for this device (issue 16 §5).
     const user = state.authUsername ?? id;
     if (creds.username !== user) return this.endpoint.reply(req, peer, 403, 'register', key);
-    const h1 = state.ha1 && state.ha1Realm === this.domain ? state.ha1 : this.cfg.defaultPassword ? ha1(user, this.domain, this.cfg.defaultPassword) : null;
+    const own = this.states.ownPassword(state);
+    const h1 = own ? state.ha1 : this.cfg.defaultPassword ? ha1(user, this.domain, this.cfg.defaultPassword) : null;
     if (!h1 || !responseMatches(h1, 'REGISTER', creds)) return this.endpoint.reply(req, peer, 403, 'register', key);
     this.nonces.commit(creds.nonce, creds.qop ? creds.nc : undefined);
-    this.states.keep(state);
 
     const now = Date.now();
     const date: [string, string] = ['Date', gbTime(new Date(now))];
+    if (!own && !this.states.known(state)) {
+      // A new device id on the default password (A11). Unregistering ends nothing and is not kept (no row is made for it).
+      if (expires === 0) return this.endpoint.reply(req, peer, 200, 'unregister', key, [date, ['Expires', 0]]);
+      if (this.states.defaultPasswordDevices >= this.cfg.defaultPasswordMaxDevices) {
+        sipEvents.inc({ event: 'default_password_refused' });
+        this.endpoint.warn(
+          `REGISTER of new device ${id} with the default password refused: ${this.states.defaultPasswordDevices} device(s) registered with it, gb28181.defaultPasswordMaxDevices ${this.cfg.defaultPasswordMaxDevices}`,
+        );
+        return this.endpoint.reply(req, peer, 403, 'register', key, [['Warning', '399 shouhu "default password device limit reached"']]);
+      }
+    }
+    this.states.keep(state);
+
     if (expires === 0) {
       const was = state.registered;
       this.unregister(state, now);
@@ -83,6 +96,7 @@ export class GbRegistrar {
     }
     const granted = Math.min(expires, this.cfg.maxExpiresSeconds);
     const fresh = !state.registered || state.expiresAt <= now || state.callId !== req.callId;
+    if (!own && state.registeredAt === null) this.states.defaultPasswordDevices++; // its first registration, on the default password
     state.registered = true;
     state.callId = req.callId;
     state.peer = peer;

@@ -70,6 +70,15 @@ export class Gb28181Store {
     }
   }
 
+  /** Devices that registered with the default password: rows that ever registered without their own password for this realm (A11). */
+  async countDefaultPasswordDevices(realm: string): Promise<number> {
+    const [r] = await this.db.query(
+      `SELECT count(*)::int AS n FROM gb_devices WHERE registered_at IS NOT NULL AND (password_ha1 IS NULL OR ha1_realm IS DISTINCT FROM $1)`,
+      [realm],
+    );
+    return r.n;
+  }
+
   async writeRegistrations(rows: RegistrationWrite[]): Promise<void> {
     if (rows.length === 0) return;
     const col = <K extends keyof RegistrationWrite>(k: K) => rows.map((r) => r[k]);
