@@ -11,6 +11,7 @@ const camera = (n: number, over: Partial<DeviceIndexRow> = {}): DeviceIndexRow =
   channelId: gb('3401000000131', n),
   code: null,
   keepaliveSeconds: null,
+  offlineAfterSeconds: null,
   status: 'online',
   updatedAt: new Date(0),
   ...over,
@@ -33,7 +34,7 @@ describe('LivenessIndex (compact slot index)', () => {
       expect(index.intervalSec(s)).toBe(n % 3 === 0 ? 30 : 0);
     }
     const a = index.slotOfAlarm('BTN-01.a_b');
-    expect(index.device(a)).toEqual({ id: uuid(6000), kind: 'alarm_device', schoolId: uuid(900_000 + (6000 % 7)), intervalSec: 0 });
+    expect(index.device(a)).toEqual({ id: uuid(6000), kind: 'alarm_device', schoolId: uuid(900_000 + (6000 % 7)), intervalSec: 0, offlineAfterSec: 0 });
     expect(index.member(a)).toBe(`a:${uuid(6000)}`);
     expect(index.byExternal(alarmKey('BTN-01.a_b'))?.id).toBe(uuid(6000));
     expect(index.byExternal(cameraKey(gb('3401000000132', 42), gb('3401000000131', 42)))?.id).toBe(uuid(42));
@@ -61,7 +62,11 @@ describe('LivenessIndex (compact slot index)', () => {
     expect(index.size).toBe(2);
     expect(index.slotOfCamera(gb('3401000000132', 1), gb('3401000000131', 1))).toBe(-1); // the old key no longer resolves
     expect(index.slotOfCamera(gb('3401000000132', 77), gb('3401000000131', 1))).toBe(s);
-    expect(index.device(s)).toEqual({ id: uuid(1), kind: 'camera', schoolId: uuid(5), intervalSec: 10 });
+    expect(index.device(s)).toEqual({ id: uuid(1), kind: 'camera', schoolId: uuid(5), intervalSec: 10, offlineAfterSec: 0 });
+    // What its GB/T 28181 device reported of itself (HeartBeatInterval × HeartBeatCount) is kept beside it, and replaced too.
+    index.put(camera(1, { deviceId: gb('3401000000132', 77), schoolId: uuid(5), offlineAfterSeconds: 600 }));
+    expect(index.device(s)).toEqual({ id: uuid(1), kind: 'camera', schoolId: uuid(5), intervalSec: 0, offlineAfterSec: 600 });
+    expect(index.offlineAfterSec(s)).toBe(600);
     // The key handed back to another device resolves to that one.
     index.put(camera(3, { deviceId: gb('3401000000132', 1), channelId: gb('3401000000131', 1) }));
     expect(index.id(index.slotOfCamera(gb('3401000000132', 1), gb('3401000000131', 1)))).toBe(uuid(3));

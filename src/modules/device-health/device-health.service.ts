@@ -72,12 +72,16 @@ export class DeviceHealthService {
   }
 
   /** Milliseconds of silence after which a device is offline. */
-  thresholdMs(d?: Pick<IndexedDevice, 'intervalSec'>): number {
-    return this.thresholdMsOf(d?.intervalSec ?? 0);
+  thresholdMs(d?: Pick<IndexedDevice, 'intervalSec' | 'offlineAfterSec'>): number {
+    return this.thresholdMsOf(d?.intervalSec ?? 0, d?.offlineAfterSec ?? 0);
   }
 
-  /** Same, from a keepalive override in seconds (0 = the configured default). */
-  thresholdMsOf(intervalSec: number): number {
+  /**
+   * Same, from a keepalive override in seconds (0 = the configured default) or, when set, the
+   * silence its GB/T 28181 device reported of itself (HeartBeatInterval × HeartBeatCount, issue 16 §6).
+   */
+  thresholdMsOf(intervalSec: number, offlineAfterSec = 0): number {
+    if (offlineAfterSec > 0) return offlineAfterSec * 1000;
     return (intervalSec || this.cfg.intervalSeconds) * this.cfg.missedBeforeOffline * 1000;
   }
 
@@ -107,7 +111,7 @@ export class DeviceHealthService {
         const slot = target.put(row);
         if (p) {
           const m = target.member(slot);
-          zadd.push(opts.seedAt! + this.thresholdMsOf(target.intervalSec(slot)) + 0.5, m);
+          zadd.push(opts.seedAt! + this.thresholdMsOf(target.intervalSec(slot), target.offlineAfterSec(slot)) + 0.5, m);
           if (row.status !== 'online') down.push(m);
         }
       }
@@ -247,7 +251,8 @@ export class DeviceHealthService {
     for (let i = 0; i < slots.length; i++) {
       const m = index.member(slots[i]);
       const interval = index.intervalSec(slots[i]);
-      zadd[2 + 2 * i] = interval === 0 ? defaultDeadline : at + this.thresholdMsOf(interval);
+      const offlineAfter = index.offlineAfterSec(slots[i]);
+      zadd[2 + 2 * i] = interval === 0 && offlineAfter === 0 ? defaultDeadline : at + this.thresholdMsOf(interval, offlineAfter);
       zadd[3 + 2 * i] = m;
       members[i + 1] = m;
     }

@@ -6,6 +6,8 @@ export interface IndexedDevice {
   kind: WatchedDeviceKind;
   schoolId: string;
   intervalSec: number;
+  /** Silence after which it is offline, in seconds, when its GB/T 28181 device reported its own (0 = intervalSec × missedBeforeOffline). */
+  offlineAfterSec: number;
 }
 
 /** The Redis member naming a device: kind letter + uuid, so the sweep knows the table without a lookup. */
@@ -93,6 +95,8 @@ class IndexData {
   members: string[] = [];
   school: Uint32Array;
   interval: Int32Array;
+  /** Per slot: seconds of silence before offline when set (DeviceIndexRow.offlineAfterSeconds), 0 = from the interval. */
+  offlineAfter: Int32Array;
   /** Per slot: where the external key's bytes are in extPool (length 0 = none). */
   extOff: Int32Array;
   extLen: Uint8Array;
@@ -107,6 +111,7 @@ class IndexData {
     const cap = Math.max(1024, expected);
     this.school = new Uint32Array(cap);
     this.interval = new Int32Array(cap);
+    this.offlineAfter = new Int32Array(cap);
     this.extOff = new Int32Array(cap);
     this.extLen = new Uint8Array(cap);
     this.extPool = new Uint8Array(cap * 40);
@@ -211,10 +216,20 @@ export class LivenessIndex {
   intervalSec(slot: number): number {
     return this.d.interval[slot];
   }
+  /** Seconds of silence before offline the device's GB/T 28181 device reported (0 = from the interval). */
+  offlineAfterSec(slot: number): number {
+    return this.d.offlineAfter[slot];
+  }
 
   /** The device as an object (for the rare paths; the hot path stays on slots). */
   device(slot: number): IndexedDevice {
-    return { id: this.id(slot), kind: this.kind(slot), schoolId: this.schoolId(slot), intervalSec: this.intervalSec(slot) };
+    return {
+      id: this.id(slot),
+      kind: this.kind(slot),
+      schoolId: this.schoolId(slot),
+      intervalSec: this.intervalSec(slot),
+      offlineAfterSec: this.offlineAfterSec(slot),
+    };
   }
 
   get(id: string): IndexedDevice | undefined {
@@ -239,6 +254,7 @@ export class LivenessIndex {
       if (s >= d.school.length) {
         d.school = grown(d.school, s + 1);
         d.interval = grown(d.interval, s + 1);
+        d.offlineAfter = grown(d.offlineAfter, s + 1);
         d.extOff = grown(d.extOff, s + 1);
         d.extLen = grown(d.extLen, s + 1);
       }
@@ -252,6 +268,7 @@ export class LivenessIndex {
     }
     d.school[s] = school;
     d.interval[s] = row.keepaliveSeconds ?? 0;
+    d.offlineAfter[s] = row.offlineAfterSeconds ?? 0;
     if (row.kind === 'camera' && row.deviceId && row.channelId) this.setExt(s, row.deviceId, row.channelId);
     else if (row.kind === 'alarm_device' && row.code) this.setExt(s, ALARM_PREFIX, row.code);
     else d.extLen[s] = 0;

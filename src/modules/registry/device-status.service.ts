@@ -18,6 +18,12 @@ export interface DeviceIndexRow {
   channelId: string | null;
   code: string | null;
   keepaliveSeconds: number | null;
+  /**
+   * Cameras of a GB/T 28181 device whose keepalive settings were learned (gb_devices.offline_after_seconds,
+   * issue 16 §6: HeartBeatInterval × HeartBeatCount) and that have no keepalive_seconds of their own:
+   * the silence after which they are offline. Null: interval × liveness.missedBeforeOffline.
+   */
+  offlineAfterSeconds: number | null;
   status: DeviceStatus;
   updatedAt: Date;
 }
@@ -73,9 +79,12 @@ export class DeviceStatusService {
       // Keyset on the unique external key (cameras: UNIQUE (device_id, channel_id); alarms: UNIQUE code).
       const camera = kind === 'camera';
       const sql = camera
-        ? `SELECT id, school_id, device_id, channel_id, NULL::text AS code, keepalive_seconds, status, updated_at FROM cameras
-            WHERE (device_id, channel_id) > ($2, $3) AND ($1::timestamptz IS NULL OR updated_at >= $1) ORDER BY device_id, channel_id LIMIT $4`
-        : `SELECT id, school_id, NULL::text AS device_id, NULL::text AS channel_id, code, keepalive_seconds, status, updated_at FROM alarm_devices
+        ? // A camera's own keepalive_seconds (an admin's word) comes before what its GB/T 28181 device reported of itself.
+          `SELECT c.id, c.school_id, c.device_id, c.channel_id, NULL::text AS code, c.keepalive_seconds, c.status, c.updated_at,
+                  CASE WHEN c.keepalive_seconds IS NULL THEN g.offline_after_seconds END AS offline_after_seconds
+             FROM cameras c LEFT JOIN gb_devices g ON g.device_id = c.device_id
+            WHERE (c.device_id, c.channel_id) > ($2, $3) AND ($1::timestamptz IS NULL OR c.updated_at >= $1) ORDER BY c.device_id, c.channel_id LIMIT $4`
+        : `SELECT id, school_id, NULL::text AS device_id, NULL::text AS channel_id, code, keepalive_seconds, status, updated_at, NULL::int AS offline_after_seconds FROM alarm_devices
             WHERE code > $2 AND ($1::timestamptz IS NULL OR updated_at >= $1) ORDER BY code LIMIT $3`;
       let after: string[] = camera ? ['', ''] : [''];
       for (;;) {
@@ -91,6 +100,7 @@ export class DeviceStatusService {
           channelId: r.channel_id as string | null,
           code: r.code as string | null,
           keepaliveSeconds: r.keepalive_seconds as number | null,
+          offlineAfterSeconds: (r.offline_after_seconds as number | null) ?? null,
           status: r.status as DeviceStatus,
           updatedAt: r.updated_at as Date,
         }));

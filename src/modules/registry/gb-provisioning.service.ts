@@ -19,6 +19,18 @@ export class GbProvisioningService {
   }
 
   /**
+   * The keepalive settings of a GB/T 28181 device changed (gb_devices.offline_after_seconds): its
+   * cameras are marked changed so every process's liveness index reloads them (incremental refresh
+   * by updated_at, DeviceStatusService.deviceIndexRows). Returns how many.
+   */
+  async gbLivenessChanged(deviceId: string, manager?: EntityManager): Promise<number> {
+    const rows = returningRows<{ id: string }>(
+      await (manager ?? this.db).query(`UPDATE cameras SET updated_at = now() WHERE device_id = $1 RETURNING id`, [deviceId]),
+    );
+    return rows.length;
+  }
+
+  /**
    * Creates cameras for channels a device reported (idempotent on device id + channel id: an
    * existing camera is kept as the operators edited it). Returns every channel's camera id and
    * whether it was created now. Audited in the caller's transaction when given.

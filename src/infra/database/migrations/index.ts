@@ -26,6 +26,7 @@ import { OpenDeviceIncidentPerSpot1764321010000 } from './1764321010000-OpenDevi
 import { MadeRealOutsideOpenDeviceIndex1764321020000 } from './1764321020000-MadeRealOutsideOpenDeviceIndex';
 import { PartitionAuditAndTransitions1764321230000 } from './1764321230000-PartitionAuditAndTransitions';
 import { RetentionTimeIndexes1764321240000 } from './1764321240000-RetentionTimeIndexes';
+import { GbHeartbeatParams1764321260000 } from './1764321260000-GbHeartbeatParams';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -57,4 +58,5 @@ export const MIGRATIONS = [
   MadeRealOutsideOpenDeviceIndex1764321020000,
   PartitionAuditAndTransitions1764321230000,
   RetentionTimeIndexes1764321240000,
+  GbHeartbeatParams1764321260000,
 ];
