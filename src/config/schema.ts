@@ -287,6 +287,12 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.catalogSubscribeSeconds': rules.int(0, 86400),
   'gb28181.deviceStatusQuerySeconds': rules.int(0, 86400), // 0 = never
   'gb28181.deviceStatusQueryMaxChannels': rules.int(1, 10000),
+  'gb28181.commandTimeoutMs': rules.int(100, 120000),
+  'gb28181.recordInfoTimeoutMs': rules.int(100, 600000),
+  'gb28181.recordInfoMaxItems': rules.int(1, 100000),
+  'gb28181.recordInfoMaxRangeHours': rules.int(1, 24 * 366),
+  'gb28181.basicParamOnRegister': rules.bool(),
+  'gb28181.heartbeatMaxOfflineSeconds': rules.int(10, 7 * 86400),
   'gb28181.transactionTtlMs': rules.int(1000, 64000),
   'gb28181.alarmRepeatWindowMs': rules.int(1000, 600_000),
   'gb28181.alarmRepeatMaxKeys': rules.int(100, 10_000_000),

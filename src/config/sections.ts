@@ -644,6 +644,37 @@ export interface Gb28181Config {
   deviceStatusQuerySeconds: number;
   /** Channels of one device asked about per round at most (the rest in later rounds). Default 16. */
   deviceStatusQueryMaxChannels: number;
+  /**
+   * How long an operator's command or query (issue 16 §6: DeviceControl GuardCmd / AlarmCmd /
+   * RecordCmd, ConfigDownload BasicParam, RecordInfo) waits for the device's answer — its Response
+   * MESSAGE (GB/T 28181-2016 §9.3.2, §9.5.1: `<Result>OK|ERROR</Result>`, the BasicParam, the first
+   * RecordInfo part) — after the device took the request (200); past it the route answers 504
+   * GB28181.DEVICE_TIMEOUT. TeleBoot has no answer (the device reboots): its 200 is the answer.
+   * Default 10 s: the 200 itself may take gb28181.queryTimeoutMs, and a device starting to record
+   * or looking up its recordings answers in seconds.
+   */
+  commandTimeoutMs: number;
+  /**
+   * The parts of a RecordInfo answer (SumNum, like a Catalog) are awaited this long after the
+   * query; what arrived by then is returned marked incomplete. Default 30 s (catalogTimeoutMs).
+   */
+  recordInfoTimeoutMs: number;
+  /** Recordings listed at most for one RecordInfo query (the rest are counted, not kept). Default 5000. */
+  recordInfoMaxItems: number;
+  /** The longest time range one RecordInfo query may ask for, in hours. Default 744 (31 days: GB/T 29315 asks ≥ 30 days of retention). */
+  recordInfoMaxRangeHours: number;
+  /**
+   * Ask each device for its ConfigDownload BasicParam after it registers (best effort, answered or
+   * not within commandTimeoutMs) to learn its HeartBeatInterval and HeartBeatCount (issue 16 §6).
+   */
+  basicParamOnRegister: boolean;
+  /**
+   * The longest silence a device's own keepalive settings may make us wait before its cameras are
+   * offline (HeartBeatInterval × HeartBeatCount, capped at this): a device reporting 3600 s × 100 must
+   * not hide an outage for days. Default 3600 s (GB 29315 asks faults repaired within 24 h; an hour of
+   * blindness is the most a setting may buy).
+   */
+  heartbeatMaxOfflineSeconds: number;
   /** How long an answer is kept to answer a retransmitted request identically. */
   transactionTtlMs: number;
   /**

@@ -293,8 +293,14 @@ export const ErrorCode = {
   GB28181: {
     /** [409] The device is not registered, so the platform cannot query it. */
     NOT_REGISTERED: 'GB28181.NOT_REGISTERED',
-    /** [404] No such device, or it has reported no Catalog yet (its organisation tree). */
+    /** [404] No such device or channel, or it has reported no Catalog yet (its organisation tree). */
     NOT_FOUND: 'GB28181.NOT_FOUND',
+    /** [504] The device took the command or query but did not answer it within gb28181.commandTimeoutMs (or did not take it within queryTimeoutMs). */
+    DEVICE_TIMEOUT: 'GB28181.DEVICE_TIMEOUT',
+    /** [502] The device refused the command (`<Result>ERROR</Result>`, or a SIP error to the MESSAGE); `details.sipStatus` / `details.result`. */
+    DEVICE_REFUSED: 'GB28181.DEVICE_REFUSED',
+    /** [503] The SIP server does not run in this process (gb28181.enabled, or a worker): it cannot speak to devices. */
+    SIP_NOT_RUNNING: 'GB28181.SIP_NOT_RUNNING',
   },
 
   // ---- live video, snapshots, evidence (src/modules/video); REST statuses, and the same codes in a player's `{type:'error'}` frame

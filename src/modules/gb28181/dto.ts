@@ -17,6 +17,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
+import { IsStrictDateTime } from '../../infra/http/dates';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
 import { type Charset, CHARSETS } from './charset';
 
@@ -93,4 +94,53 @@ export class AssignChannelsDto {
   @ValidateNested({ each: true })
   @Type(() => AssignChannelDto)
   channels: AssignChannelDto[];
+}
+
+/** The target of a DeviceControl command: a channel of the device, or (absent) the device itself. */
+export class GbControlTargetDto {
+  @ApiPropertyOptional({ description: 'a channel of the device (its 20-digit id); absent = the device itself' })
+  @IsOptional()
+  @Matches(GB_ID_PATTERN, { message: 'channelId must be a 20-digit GB/T 28181 id' })
+  channelId?: string;
+}
+
+export class GbGuardDto extends GbControlTargetDto {
+  @ApiProperty({ description: 'true: arm (GuardCmd SetGuard), false: disarm (ResetGuard)' })
+  @IsIn([true, false], { message: 'arm must be true or false' })
+  arm: boolean;
+}
+
+export class GbRecordDto extends GbControlTargetDto {
+  @ApiProperty({ description: 'true: start recording on the device (RecordCmd Record), false: stop (StopRecord)' })
+  @IsIn([true, false], { message: 'start must be true or false' })
+  start: boolean;
+}
+
+export class GbResetAlarmDto extends GbControlTargetDto {
+  @ApiPropertyOptional({ description: 'only alarms of this AlarmMethod (GB/T 28181-2016 §A.2.6.4: 1 telephone … 7 other); absent = all' })
+  @IsOptional()
+  @Matches(/^[1-7]$/, { message: 'alarmMethod must be 1-7' })
+  alarmMethod?: string;
+
+  @ApiPropertyOptional({ description: 'only alarms of this AlarmType (with alarmMethod)' })
+  @IsOptional()
+  @Matches(/^\d{1,2}$/, { message: 'alarmType must be 1-2 digits' })
+  alarmType?: string;
+}
+
+export const RECORD_TYPES = ['all', 'time', 'alarm', 'manual'] as const;
+
+export class GbRecordInfoQuery {
+  @ApiProperty({ description: 'from (ISO 8601 with offset, e.g. 2026-11-30T08:00:00+08:00)' })
+  @IsStrictDateTime()
+  start: string;
+
+  @ApiProperty({ description: 'until (ISO 8601 with offset); after start, at most gb28181.recordInfoMaxRangeHours later' })
+  @IsStrictDateTime()
+  end: string;
+
+  @ApiPropertyOptional({ enum: RECORD_TYPES, description: 'recording type (GB/T 28181-2016 §A.2.4.5); default all' })
+  @IsOptional()
+  @IsIn(RECORD_TYPES)
+  type?: (typeof RECORD_TYPES)[number];
 }

@@ -4,6 +4,7 @@ import { GB_ID_PATTERN } from '../registry';
 import { ha1, NonceTracker, parseDigest, responseMatches } from './digest';
 import { GbCameras } from './gb-cameras';
 import { GbCatalog } from './gb-catalog';
+import { GbCommands } from './gb-commands';
 import { gbTime } from './gb-codes';
 import { DeviceState, GbDeviceStates } from './gb-device-states';
 import type { Gb28181Config } from '../../config/sections';
@@ -30,6 +31,7 @@ export class GbRegistrar {
     private readonly states: GbDeviceStates,
     private readonly cameras: GbCameras,
     private readonly catalog: GbCatalog,
+    private readonly commands: GbCommands,
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
@@ -111,6 +113,8 @@ export class GbRegistrar {
       // A (re)started device: learn its cameras and school, then ask what it has (§9.5, §9.5.3).
       await this.cameras.camerasOf(state, true);
       void this.catalog.queryDevice(state);
+      // Its own keepalive settings (BasicParam), so its cameras' liveness follows them (issue 16 §6); best effort.
+      this.commands.queryOnRegister(state);
       void this.catalog.subscribeCatalog(state).catch((e) => this.endpoint.warn(`SUBSCRIBE of ${id} failed: ${(e as Error).message}`));
     }
   }

@@ -1,40 +1,59 @@
-import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
-import { Roles } from '../../infra/access/decorators';
+import { CurrentUser, Roles } from '../../infra/access/decorators';
+import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { GB_ID_PATTERN, RegistryService } from '../registry';
 import { ha1 } from './digest';
-import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, UpdateGbDeviceDto } from './dto';
+import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, GbGuardDto, GbRecordDto, GbRecordInfoQuery, GbResetAlarmDto, UpdateGbDeviceDto } from './dto';
 import { GbCameras } from './gb-cameras';
 import { GbCatalog } from './gb-catalog';
+import { ControlCommand, GbCommands } from './gb-commands';
 import { GbDeviceStates } from './gb-device-states';
 import { Gb28181Store } from './gb28181.store';
 
-const GbIdParam = () =>
-  Param('deviceId', {
+/** Who may command a device (reboot, arm, reset its alarm, record): the control center's operators and admins (issue 16 §6). */
+const CONTROL_ROLES: UserRole[] = ['admin', 'operator'];
+/** Who may look at what a device holds (its recordings): the control center's operators, supervisors and admins. */
+const DEVICE_READ_ROLES: UserRole[] = ['admin', 'operator', 'supervisor'];
+
+const GbIdParam = (name = 'deviceId') =>
+  Param(name, {
     transform: (v: string) => {
-      if (!GB_ID_PATTERN.test(v)) throw Errors.validation([{ field: 'deviceId', reason: 'must be a 20-digit GB/T 28181 id' }]);
+      if (!GB_ID_PATTERN.test(v)) throw Errors.validation([{ field: name, reason: 'must be a 20-digit GB/T 28181 id' }]);
       return v;
     },
   });
 
-/** Administration of GB/T 28181 devices: registration state, passwords, schools, channel placement. Admins only. */
+/**
+ * GB/T 28181 devices: administration (registration state, passwords, schools, channel placement;
+ * admins) and what operators ask of a device (issue 16 §6: reboot, arm / disarm, alarm reset,
+ * recording, its keepalive settings, its recordings).
+ */
 @ApiTags('gb28181')
 @ApiBearerAuth()
 @Controller('gb28181')
 export class Gb28181Controller {
+  /** gb28181.recordInfoMaxRangeHours in ms: the longest range one RecordInfo may ask for. */
+  private readonly maxRecordRangeMs: number;
+
   constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
     private readonly states: GbDeviceStates,
     private readonly cameras: GbCameras,
     private readonly catalog: GbCatalog,
+    private readonly commands: GbCommands,
     private readonly store: Gb28181Store,
     private readonly registry: RegistryService,
     private readonly audit: AuditService,
     @InjectDataSource() private readonly db: DataSource,
-  ) {}
+  ) {
+    this.maxRecordRangeMs = config.gb28181.recordInfoMaxRangeHours * 3_600_000;
+  }
 
   /** Devices with their registration state (live where this process runs the SIP server). */
   @Roles('admin')
@@ -169,5 +188,110 @@ export class Gb28181Controller {
     const done = new Set(placed.map((p) => p.deviceId + p.channelId));
     const notFound = dto.channels.filter((c) => !done.has(c.deviceId + c.channelId)).map((c) => ({ deviceId: c.deviceId, channelId: c.channelId }));
     return { placed, notFound };
+  }
+
+  // ------------------------------------------------------------ commands and queries (issue 16 §6)
+
+  /** 400 / 404 before anything is sent: the device is known here, and the channel (when named) is one it reported. */
+  private async target(deviceId: string, channelId: string | undefined): Promise<{ schoolId: string | null; targetId: string }> {
+    const row = await this.store.device(deviceId);
+    if (!row && !this.states.devices.has(deviceId)) throw Errors.notFound(ErrorCode.GB28181.NOT_FOUND, deviceId);
+    if (channelId && channelId !== deviceId && !(await this.store.hasChannel(deviceId, channelId)))
+      throw Errors.notFound(ErrorCode.GB28181.NOT_FOUND, channelId);
+    return { schoolId: row?.schoolId ?? this.states.devices.get(deviceId)?.schoolId ?? null, targetId: channelId ?? deviceId };
+  }
+
+  /** Sends a DeviceControl command and records it in the audit log with its outcome (also when the device refused or did not answer). */
+  private async control(deviceId: string, channelId: string | undefined, cmd: ControlCommand, user: AuthUser) {
+    const { schoolId, targetId } = await this.target(deviceId, channelId);
+    let outcome: string = 'error';
+    try {
+      const r = await this.commands.control(deviceId, targetId, cmd);
+      outcome = r.result;
+      return r;
+    } catch (e) {
+      outcome = (e as { code?: string }).code ?? 'error';
+      throw e;
+    } finally {
+      await this.db
+        .transaction((m) =>
+          this.audit.record(m, {
+            action: 'device_control',
+            entity: 'gb_device',
+            entityId: null,
+            schoolId,
+            after: { deviceId, targetId, command: cmd, outcome, by: user.username },
+          }),
+        )
+        .catch(() => undefined);
+    }
+  }
+
+  /** Remote reboot (DeviceControl TeleBoot, GB/T 28181-2016 §A.2.3.1.2). The device answers nothing but its 200: `result: SENT`. Audited. */
+  @Roles(...CONTROL_ROLES)
+  @Post('devices/:deviceId/reboot')
+  @HttpCode(200)
+  reboot(@GbIdParam() deviceId: string, @CurrentUser() user: AuthUser) {
+    return this.control(deviceId, undefined, { kind: 'teleboot' }, user);
+  }
+
+  /** Arm (SetGuard) or disarm (ResetGuard) the device or one of its channels (DeviceControl GuardCmd, §A.2.3.1.3). Audited. */
+  @Roles(...CONTROL_ROLES)
+  @Post('devices/:deviceId/guard')
+  @HttpCode(200)
+  guard(@GbIdParam() deviceId: string, @Body() dto: GbGuardDto, @CurrentUser() user: AuthUser) {
+    return this.control(deviceId, dto.channelId, { kind: 'guard', arm: dto.arm }, user);
+  }
+
+  /** Reset the device's alarm (DeviceControl AlarmCmd ResetAlarm, §A.2.3.1.4), optionally of one AlarmMethod / AlarmType. Audited. */
+  @Roles(...CONTROL_ROLES)
+  @Post('devices/:deviceId/alarm-reset')
+  @HttpCode(200)
+  resetAlarm(@GbIdParam() deviceId: string, @Body() dto: GbResetAlarmDto, @CurrentUser() user: AuthUser) {
+    if (dto.alarmType && !dto.alarmMethod) throw Errors.validation([{ field: 'alarmType', reason: 'alarmType needs alarmMethod' }]);
+    return this.control(deviceId, dto.channelId, { kind: 'reset_alarm', alarmMethod: dto.alarmMethod, alarmType: dto.alarmType }, user);
+  }
+
+  /** Start or stop recording on the device (DeviceControl RecordCmd Record / StopRecord, §A.2.3.1.5). Audited. */
+  @Roles(...CONTROL_ROLES)
+  @Post('devices/:deviceId/record')
+  @HttpCode(200)
+  record(@GbIdParam() deviceId: string, @Body() dto: GbRecordDto, @CurrentUser() user: AuthUser) {
+    return this.control(deviceId, dto.channelId, { kind: 'record', start: dto.start }, user);
+  }
+
+  /**
+   * Asks the device for its keepalive settings (ConfigDownload BasicParam, §A.2.4.7) and applies
+   * them: its cameras are offline after HeartBeatInterval × HeartBeatCount of silence (at most
+   * gb28181.heartbeatMaxOfflineSeconds) instead of the district default. Also asked after each registration.
+   */
+  @Roles(...CONTROL_ROLES)
+  @Post('devices/:deviceId/basic-param')
+  @HttpCode(200)
+  async basicParam(@GbIdParam() deviceId: string) {
+    await this.target(deviceId, undefined);
+    return this.commands.basicParam(deviceId);
+  }
+
+  /**
+   * The recordings on the device for one of its channels (RecordInfo, §A.2.4.5) between `start`
+   * and `end`, from every part of its answer; `complete: false` when parts were still missing at
+   * gb28181.recordInfoTimeoutMs. For the video issue's playback.
+   */
+  @Roles(...DEVICE_READ_ROLES)
+  @Get('devices/:deviceId/channels/:channelId/records')
+  async records(@Param('deviceId') deviceId: string, @Param('channelId') channelId: string, @Query() q: GbRecordInfoQuery) {
+    // Ids checked here, after the query's own validation, so that every field's error comes in one 400.
+    const fields: { field: string; reason: string }[] = [];
+    if (!GB_ID_PATTERN.test(deviceId)) fields.push({ field: 'deviceId', reason: 'must be a 20-digit GB/T 28181 id' });
+    if (!GB_ID_PATTERN.test(channelId)) fields.push({ field: 'channelId', reason: 'must be a 20-digit GB/T 28181 id' });
+    const start = new Date(q.start);
+    const end = new Date(q.end);
+    if (!(end.getTime() > start.getTime())) fields.push({ field: 'end', reason: 'end must be after start' });
+    else if (end.getTime() - start.getTime() > this.maxRecordRangeMs)
+      fields.push({ field: 'end', reason: `at most ${this.maxRecordRangeMs / 3_600_000} hours after start` });
+    if (fields.length) throw Errors.validation(fields);
+    await this.target(deviceId, channelId);
+    return this.commands.recordInfo(deviceId, channelId, { start, end, type: q.type ?? 'all' });
   }
 }

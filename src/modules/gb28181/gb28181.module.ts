@@ -7,6 +7,7 @@ import { GbAlarms } from './gb-alarms';
 import { GbCameras } from './gb-cameras';
 import { GbChannelStatus } from './gb-channel-status';
 import { GbCatalog } from './gb-catalog';
+import { GbCommands } from './gb-commands';
 import { GbDeviceStates } from './gb-device-states';
 import { GbKeepalive } from './gb-keepalive';
 import { GbRegistrar } from './gb-registrar';
@@ -30,7 +31,20 @@ import { SipServer } from './sip-server';
 @Module({
   imports: [RegistryModule, DeviceHealthModule, AlarmsModule],
   controllers: [Gb28181Controller],
-  providers: [Gb28181Store, GbDeviceStates, SipEndpoint, SipClient, GbCameras, GbChannelStatus, GbCatalog, GbRegistrar, GbKeepalive, GbAlarms, SipServer],
+  providers: [
+    Gb28181Store,
+    GbDeviceStates,
+    SipEndpoint,
+    SipClient,
+    GbCameras,
+    GbChannelStatus,
+    GbCatalog,
+    GbCommands,
+    GbRegistrar,
+    GbKeepalive,
+    GbAlarms,
+    SipServer,
+  ],
   exports: [SipServer],
 })
 export class Gb28181Module implements OnApplicationBootstrap, BeforeApplicationShutdown {

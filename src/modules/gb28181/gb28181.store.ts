@@ -55,6 +55,12 @@ export class Gb28181Store {
     return row ?? null;
   }
 
+  /** Whether the device reported this channel (in a Catalog it has not since removed). */
+  async hasChannel(deviceId: string, channelId: string): Promise<boolean> {
+    const rows = await this.db.query(`SELECT 1 FROM gb_channels WHERE device_id = $1 AND channel_id = $2 AND removed_at IS NULL`, [deviceId, channelId]);
+    return rows.length > 0;
+  }
+
   /** Devices whose registration was still running when the process stopped (reloaded at boot). */
   async *registered(batch = 10_000): AsyncGenerator<GbDeviceRow[]> {
     let after = '';
@@ -115,6 +121,24 @@ export class Gb28181Store {
        ON CONFLICT (device_id) DO UPDATE SET name = $2, manufacturer = $3, model = $4, firmware = $5, channel_count = COALESCE($6, gb_devices.channel_count), updated_at = now()`,
       [deviceId, info.name, info.manufacturer, info.model, info.firmware, info.channelCount],
     );
+  }
+
+  /**
+   * A device's keepalive settings from its BasicParam (issue 16 §6) and the liveness threshold made
+   * of them; true when the threshold changed (its cameras' liveness must follow).
+   */
+  async setHeartbeat(deviceId: string, hb: { interval: number; count: number; offlineAfterSeconds: number }): Promise<boolean> {
+    const [row] = returningRows<{ changed: boolean }>(
+      await this.db.query(
+        // Upserted: a device's row is written behind its registration and may not exist yet.
+        `WITH old AS (SELECT offline_after_seconds FROM gb_devices WHERE device_id = $1)
+         INSERT INTO gb_devices (device_id, heartbeat_interval, heartbeat_count, offline_after_seconds, basic_param_at) VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (device_id) DO UPDATE SET heartbeat_interval = $2, heartbeat_count = $3, offline_after_seconds = $4, basic_param_at = now(), updated_at = now()
+         RETURNING (SELECT offline_after_seconds FROM old) IS DISTINCT FROM $4::int AS changed`,
+        [deviceId, hb.interval, hb.count, hb.offlineAfterSeconds],
+      ),
+    );
+    return !!row?.changed;
   }
 
   /**
@@ -241,6 +265,8 @@ export class Gb28181Store {
         `SELECT device_id AS "deviceId", school_id AS "schoolId", registered AND expires_at > now() AS registered, transport,
                 contact_address AS "contactAddress", contact_port AS "contactPort", registered_at AS "registeredAt", expires_at AS "expiresAt",
                 last_keepalive_at AS "lastKeepaliveAt", name, manufacturer, model, firmware, channel_count AS "channelCount", catalog_at AS "catalogAt",
+                heartbeat_interval AS "heartbeatInterval", heartbeat_count AS "heartbeatCount", offline_after_seconds AS "offlineAfterSeconds",
+                basic_param_at AS "basicParamAt",
                 password_ha1 IS NOT NULL AS "ownPassword", charset, auth_username AS "authUsername",
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.kind <> 'organisation' AND c.removed_at IS NULL) AS channels,
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL AND c.kind = 'camera' AND c.removed_at IS NULL) AS unassigned

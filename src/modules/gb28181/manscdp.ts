@@ -144,10 +144,15 @@ export function child(el: XmlElement, name: string): XmlElement | undefined {
 
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&${{ '<': 'lt', '>': 'gt', '&': 'amp', '"': 'quot', "'": 'apos' }[c]};`);
 
-/** A MANSCDP document (Query / Response / Notify) with flat fields, GB18030-encoded. */
-export function buildManscdp(root: 'Query' | 'Response' | 'Notify', fields: [string, string | number][]): Buffer {
-  const inner = fields.map(([k, v]) => `<${k}>${escapeXml(String(v))}</${k}>\r\n`).join('');
-  return encodeBody(`<?xml version="1.0" encoding="GB2312"?>\r\n<${root}>\r\n${inner}</${root}>\r\n`);
+/** A field of a MANSCDP document: text, or nested fields (`<Info><AlarmMethod>…</AlarmMethod></Info>`). */
+export type ManscdpField = [string, string | number | ManscdpField[]];
+
+const fieldXml = ([k, v]: ManscdpField): string =>
+  Array.isArray(v) ? `<${k}>\r\n${v.map(fieldXml).join('')}</${k}>\r\n` : `<${k}>${escapeXml(String(v))}</${k}>\r\n`;
+
+/** A MANSCDP document (Query / Control / Response / Notify), GB18030-encoded. */
+export function buildManscdp(root: 'Query' | 'Control' | 'Response' | 'Notify', fields: ManscdpField[]): Buffer {
+  return encodeBody(`<?xml version="1.0" encoding="GB2312"?>\r\n<${root}>\r\n${fields.map(fieldXml).join('')}</${root}>\r\n`);
 }
 
 /** What the platform understands of a MANSCDP message. */

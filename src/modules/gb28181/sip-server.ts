@@ -4,6 +4,7 @@ import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCatalog } from './gb-catalog';
+import { GbCommands } from './gb-commands';
 import { GbChannelStatus } from './gb-channel-status';
 import { fromRegisteredHost, fromRegisteredPeer, GbDeviceStates, LiveRegistration } from './gb-device-states';
 import { sipEvents } from './gb28181.metrics';
@@ -27,7 +28,7 @@ const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, NOTIFY, OPTIONS, A
  * provision channels as registry cameras. Runs in the api role (and all); one process owns the
  * SIP port. This class starts and stops the pieces and routes each message to the one that
  * handles it: REGISTER → GbRegistrar, MESSAGE (MANSCDP, by root and CmdType) → GbKeepalive /
- * GbAlarms / GbCatalog, responses → SipClient. New methods and commands get a handler and a line here.
+ * GbAlarms / GbCatalog / GbCommands, responses → SipClient. New methods and commands get a handler and a line here.
  */
 @Injectable()
 export class SipServer {
@@ -45,6 +46,7 @@ export class SipServer {
     private readonly alarms: GbAlarms,
     private readonly catalog: GbCatalog,
     private readonly channels: GbChannelStatus,
+    private readonly commands: GbCommands,
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
@@ -87,6 +89,7 @@ export class SipServer {
     );
     t.unref();
     this.timers.push(t);
+    this.commands.running = true;
     this.endpoint.log(`SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed`);
   }
 
@@ -95,6 +98,7 @@ export class SipServer {
     this.timers = [];
     this.keepalive.stopTimer();
     this.catalog.stop();
+    this.commands.stop();
     this.client.stop();
     await this.endpoint.stop();
     await this.keepalive.flush().catch(() => undefined);
@@ -233,6 +237,12 @@ export class SipServer {
     if (doc.root === 'Response' && doc.cmdType === 'DeviceStatus') {
       this.endpoint.reply(req, peer, 200, 'device_status', key);
       this.channels.onDeviceStatus(state, doc).catch((e) => this.endpoint.warn(`DeviceStatus of ${id} not applied: ${(e as Error).message}`));
+      return;
+    }
+    // Answers to operators' commands and queries (issue 16 §6): DeviceControl Result, ConfigDownload, RecordInfo parts.
+    if (doc.root === 'Response' && (doc.cmdType === 'DeviceControl' || doc.cmdType === 'ConfigDownload' || doc.cmdType === 'RecordInfo')) {
+      this.endpoint.reply(req, peer, 200, 'command_answer', key);
+      this.commands.onResponse(state, doc);
       return;
     }
     if (doc.root === 'Response' && doc.cmdType === 'DeviceInfo') {

@@ -293,6 +293,8 @@ const en: Messages = {
     videoBusy: 'The device is busy and serves no more streams',
     videoRefused: 'The device refused to stream',
     videoNoAnswer: 'The device did not answer',
+    gbDeviceTimeout: 'The device did not answer in time; try again later',
+    gbDeviceRefused: 'The device refused the command',
     videoNoPicture: 'No picture from the camera',
     videoStalled: 'The video stopped',
     videoEnded: 'The camera ended the stream',

@@ -289,6 +289,8 @@ const zhCN = {
     videoBusy: '设备忙，无法提供更多视频流',
     videoRefused: '设备拒绝了视频请求',
     videoNoAnswer: '设备无应答',
+    gbDeviceTimeout: '设备未在规定时间内应答，请稍后重试',
+    gbDeviceRefused: '设备拒绝执行该命令',
     videoNoPicture: '未收到视频画面',
     videoStalled: '视频中断',
     videoEnded: '设备已结束视频',
