@@ -832,6 +832,70 @@ export type paths = {
         patch: operations["Gb28181Controller_update"];
         trace?: never;
     };
+    "/api/v1/gb28181/devices/{deviceId}/alarm-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["Gb28181Controller_resetAlarm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/basic-param": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["Gb28181Controller_basicParam"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/channels/{channelId}/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["Gb28181Controller_records"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/guard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["Gb28181Controller_guard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/gb28181/devices/{deviceId}/organisation": {
         parameters: {
             query?: never;
@@ -858,6 +922,38 @@ export type paths = {
         get?: never;
         put?: never;
         post: operations["Gb28181Controller_query"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/reboot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["Gb28181Controller_reboot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["Gb28181Controller_record"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2314,6 +2410,26 @@ export type components = {
             schoolId?: string;
             /** @enum {string} */
             state: "open" | "closed";
+        };
+        GbGuardDto: {
+            /** @description true: arm (GuardCmd SetGuard), false: disarm (ResetGuard) */
+            arm: boolean;
+            /** @description a channel of the device (its 20-digit id); absent = the device itself */
+            channelId?: string;
+        };
+        GbRecordDto: {
+            /** @description a channel of the device (its 20-digit id); absent = the device itself */
+            channelId?: string;
+            /** @description true: start recording on the device (RecordCmd Record), false: stop (StopRecord) */
+            start: boolean;
+        };
+        GbResetAlarmDto: {
+            /** @description only alarms of this AlarmMethod (GB/T 28181-2016 §A.2.6.4: 1 telephone … 7 other); absent = all */
+            alarmMethod?: string;
+            /** @description only alarms of this AlarmType (with alarmMethod) */
+            alarmType?: string;
+            /** @description a channel of the device (its 20-digit id); absent = the device itself */
+            channelId?: string;
         };
         GuardPatrolDto: {
             guardName?: string;
@@ -4109,6 +4225,98 @@ export interface operations {
             };
         };
     };
+    Gb28181Controller_resetAlarm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GbResetAlarmDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_basicParam: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_records: {
+        parameters: {
+            query: {
+                /** @description until (ISO 8601 with offset); after start, at most gb28181.recordInfoMaxRangeHours later */
+                end: string;
+                /** @description from (ISO 8601 with offset, e.g. 2026-11-30T08:00:00+08:00) */
+                start: string;
+                /** @description recording type (GB/T 28181-2016 §A.2.4.5); default all */
+                type?: "all" | "time" | "alarm" | "manual";
+            };
+            header?: never;
+            path: {
+                channelId: string;
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_guard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GbGuardDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     Gb28181Controller_organisation: {
         parameters: {
             query?: never;
@@ -4140,6 +4348,48 @@ export interface operations {
         requestBody?: never;
         responses: {
             202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_reboot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GbRecordDto"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
