@@ -6,7 +6,7 @@ import { GbCameras } from '../../src/modules/gb28181/gb-cameras';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { Gb28181Store } from '../../src/modules/gb28181/gb28181.store';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
-import { GB_PLATFORM as PLATFORM, GbSite, startGbSite } from '../support/gb-site';
+import { answerNext, GB_PLATFORM as PLATFORM, GbSite, startGbSite } from '../support/gb-site';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { GbCameraOptions } from '../support/video/gb-camera';
@@ -46,7 +46,14 @@ describe('GB/T 28181 fleets (issue 16)', () => {
     site = await startGbSite({
       password: PASSWORD,
       seed: true,
-      gb28181: { queryTimeoutMs: 1000, housekeepingMs: 200, catalogSubscribeSeconds: 2, deviceStatusQuerySeconds: 1 },
+      gb28181: {
+        queryTimeoutMs: 1000,
+        housekeepingMs: 200,
+        catalogSubscribeSeconds: 2,
+        deviceStatusQuerySeconds: 1,
+        commandTimeoutMs: 1500,
+        recordInfoTimeoutMs: 1500,
+      },
     });
     ({ t, admin } = site);
     seed = site.seed!;
@@ -587,6 +594,319 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         (x: { deviceId: string }) => x.deviceId === deviceId,
       );
       expect(d).toMatchObject({ channels: 0, unassigned: 0 });
+    });
+  });
+  describe('control and queries operators use (§6)', () => {
+    const base = (deviceId: string) => `/api/v1/gb28181/devices/${deviceId}`;
+    const auditOf = async (deviceId: string) =>
+      (await t.db.query(`SELECT actor_name, after FROM audit_log WHERE action = 'device_control' AND after->>'deviceId' = $1 ORDER BY id`, [deviceId]))
+        .rows as { actor_name: string; after: { targetId: string; command: { kind: string }; outcome: string } }[];
+    let operator: string;
+    let supervisor: string;
+    beforeAll(async () => {
+      operator = (await t.userToken('operator')).token;
+      supervisor = (await t.userToken('supervisor')).token;
+    });
+
+    /** An NVR placed in school A with two channels reported in its Catalog (cameras made of them). */
+    async function nvrWithChannels() {
+      const n = await nvr();
+      const ch = [1, 2].map((i) => chId(n.deviceId, i));
+      const items = [
+        { id: ch[0], name: '南门', status: 'ON' },
+        { id: ch[1], name: '北门', status: 'ON' },
+      ];
+      expect(await n.dev.message(catalogBody(n.deviceId, n.sn, items, 'GB18030', 'GB2312'))).toBe(200);
+      await namesOf(n.deviceId, 2);
+      return { ...n, ch };
+    }
+
+    it('DeviceControl reaches the device as GB/T 28181 XML and its Result comes back: arm, disarm a channel, alarm reset, record, reboot — each audited', async () => {
+      const { deviceId, dev, ch } = await nvrWithChannels();
+      // Arm the device (GuardCmd SetGuard): Result OK → 200 OK.
+      const armed = t
+        .http()
+        .post(`${base(deviceId)}/guard`)
+        .set(auth(operator))
+        .send({ arm: true });
+      const [res, q] = await Promise.all([armed, answerNext(dev, 'DeviceControl', [{ inner: '<Result>OK</Result>\r\n' }])]);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ deviceId, targetId: deviceId, result: 'OK' });
+      expect(q.root).toBe('Control');
+      expect(q.body).toContain(`<DeviceID>${deviceId}</DeviceID>`);
+      expect(q.body).toContain('<GuardCmd>SetGuard</GuardCmd>');
+      expect(q.sn).toBe(String(res.body.sn));
+      // Disarm one channel (ResetGuard), answered by the channel's id.
+      const disarmed = t
+        .http()
+        .post(`${base(deviceId)}/guard`)
+        .set(auth(admin))
+        .send({ arm: false, channelId: ch[1] });
+      const [res2, q2] = await Promise.all([disarmed, answerNext(dev, 'DeviceControl', [{ deviceId: ch[1], inner: '<Result>OK</Result>\r\n' }])]);
+      expect(res2.status).toBe(200);
+      expect(res2.body).toMatchObject({ targetId: ch[1], result: 'OK' });
+      expect(q2.body).toContain(`<DeviceID>${ch[1]}</DeviceID>`);
+      expect(q2.body).toContain('<GuardCmd>ResetGuard</GuardCmd>');
+      // Alarm reset of one alarm method / type (AlarmCmd ResetAlarm with Info).
+      const reset = t
+        .http()
+        .post(`${base(deviceId)}/alarm-reset`)
+        .set(auth(operator))
+        .send({ channelId: ch[0], alarmMethod: '5', alarmType: '2' });
+      const [res3, q3] = await Promise.all([reset, answerNext(dev, 'DeviceControl', [{ deviceId: ch[0], inner: '<Result>OK</Result>\r\n' }])]);
+      expect(res3.status).toBe(200);
+      expect(q3.body).toContain('<AlarmCmd>ResetAlarm</AlarmCmd>');
+      expect(q3.body).toMatch(/<Info>\s*<AlarmMethod>5<\/AlarmMethod>\s*<AlarmType>2<\/AlarmType>\s*<\/Info>/);
+      // Record on a channel: the device says ERROR → 502 DEVICE_REFUSED with its Result.
+      const rec = t
+        .http()
+        .post(`${base(deviceId)}/record`)
+        .set(auth(operator))
+        .send({ channelId: ch[0], start: true });
+      const [res4, q4] = await Promise.all([rec, answerNext(dev, 'DeviceControl', [{ deviceId: ch[0], inner: '<Result>ERROR</Result>\r\n' }])]);
+      expect(res4.status).toBe(502);
+      expect(res4.body.error).toMatchObject({ code: 'GB28181.DEVICE_REFUSED', details: { result: 'ERROR' } });
+      expect(q4.body).toContain('<RecordCmd>Record</RecordCmd>');
+      // Stop recording, OK.
+      const stop = t
+        .http()
+        .post(`${base(deviceId)}/record`)
+        .set(auth(operator))
+        .send({ channelId: ch[0], start: false });
+      const [res5, q5] = await Promise.all([stop, answerNext(dev, 'DeviceControl', [{ deviceId: ch[0], inner: '<Result>OK</Result>\r\n' }])]);
+      expect(res5.status).toBe(200);
+      expect(q5.body).toContain('<RecordCmd>StopRecord</RecordCmd>');
+      // Reboot (TeleBoot): no Response in the standard, the device's 200 is the answer.
+      const boot = await t
+        .http()
+        .post(`${base(deviceId)}/reboot`)
+        .set(auth(operator))
+        .expect(200);
+      expect(boot.body).toMatchObject({ deviceId, targetId: deviceId, result: 'SENT' });
+      const q6 = await dev.waitForQuery('DeviceControl');
+      expect(q6.body).toContain('<TeleBoot>Boot</TeleBoot>');
+      // Every command is in the audit log with who sent it and what came of it.
+      expect((await auditOf(deviceId)).map((a) => [a.after.command.kind, a.after.targetId, a.after.outcome])).toEqual([
+        ['guard', deviceId, 'OK'],
+        ['guard', ch[1], 'OK'],
+        ['reset_alarm', ch[0], 'OK'],
+        ['record', ch[0], 'GB28181.DEVICE_REFUSED'],
+        ['record', ch[0], 'OK'],
+        ['teleboot', deviceId, 'SENT'],
+      ]);
+    });
+
+    it('a device that takes a command and never answers: 504 GB28181.DEVICE_TIMEOUT (audited); offline 409; unknown device or channel 404; bad input 400; roles', async () => {
+      const { deviceId, dev, ch } = await nvrWithChannels();
+      const silent = t
+        .http()
+        .post(`${base(deviceId)}/guard`)
+        .set(auth(operator))
+        .send({ arm: true });
+      const [res] = await Promise.all([silent, answerNext(dev, 'DeviceControl', [])]);
+      expect(res.status).toBe(504);
+      expect(res.body.error.code).toBe('GB28181.DEVICE_TIMEOUT');
+      expect((await auditOf(deviceId)).map((a) => a.after.outcome)).toEqual(['GB28181.DEVICE_TIMEOUT']);
+      // A device known here but not registered: 409, nothing sent.
+      const { deviceId: off } = await site.device(nvrId(), { schoolId: seed.schoolA.id, register: false });
+      const r409 = await t
+        .http()
+        .post(`${base(off)}/guard`)
+        .set(auth(operator))
+        .send({ arm: true })
+        .expect(409);
+      expect(r409.body.error.code).toBe('GB28181.NOT_REGISTERED');
+      // Unknown device, unknown channel of a known one: 404.
+      expect(
+        (
+          await t
+            .http()
+            .post(`${base(nvrId())}/reboot`)
+            .set(auth(operator))
+            .expect(404)
+        ).body.error.code,
+      ).toBe('GB28181.NOT_FOUND');
+      const unknownCh = chId(deviceId, 9);
+      await t
+        .http()
+        .post(`${base(deviceId)}/record`)
+        .set(auth(operator))
+        .send({ channelId: unknownCh, start: true })
+        .expect(404);
+      // Field-level 400s.
+      const bad = await t
+        .http()
+        .post(`${base(deviceId)}/guard`)
+        .set(auth(operator))
+        .send({ arm: 'yes', channelId: '123' })
+        .expect(400);
+      expect(bad.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['arm', 'channelId']);
+      const badType = await t
+        .http()
+        .post(`${base(deviceId)}/alarm-reset`)
+        .set(auth(operator))
+        .send({ alarmType: '2' })
+        .expect(400);
+      expect(badType.body.error.details.fields[0].field).toBe('alarmType');
+      expect((await t.http().post(`/api/v1/gb28181/devices/abc/reboot`).set(auth(operator)).expect(400)).body.error.details.fields[0].field).toBe('deviceId');
+      // Control is for operators and admins; supervisors and school staff are refused.
+      await t
+        .http()
+        .post(`${base(deviceId)}/guard`)
+        .set(auth(supervisor))
+        .send({ arm: true })
+        .expect(403);
+      const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
+      await t
+        .http()
+        .post(`${base(deviceId)}/reboot`)
+        .set(auth(guard))
+        .expect(403);
+      await t
+        .http()
+        .post(`${base(deviceId)}/reboot`)
+        .expect(401);
+      expect(dev.queries.filter((q) => q.cmdType === 'DeviceControl')).toEqual([]);
+      expect(ch).toHaveLength(2);
+    });
+
+    it('learns HeartBeatInterval × HeartBeatCount from BasicParam after registration: its cameras stay online for 600 s of silence instead of 180 s', async () => {
+      const health = t.app.get(DeviceHealthService);
+      const learned = await nvrWithChannels();
+      const plain = await nvrWithChannels();
+      // Asked after registration (ConfigDownload BasicParam); this one answers 120 s × 5, the other never does.
+      const q = await answerNext(learned.dev, 'ConfigDownload', [
+        {
+          inner:
+            '<Result>OK</Result>\r\n<BasicParam>\r\n<Name>东门录像机</Name>\r\n<Expiration>3600</Expiration>\r\n<Password>secret-1</Password>\r\n' +
+            '<HeartBeatInterval>120</HeartBeatInterval>\r\n<HeartBeatCount>5</HeartBeatCount>\r\n</BasicParam>\r\n',
+        },
+      ]);
+      expect(q.root).toBe('Query');
+      expect(q.body).toContain('<ConfigType>BasicParam</ConfigType>');
+      await plain.dev.waitForQuery('ConfigDownload');
+      const device = async (id: string) =>
+        (await t.http().get('/api/v1/gb28181/devices').query({ limit: 500 }).set(auth(admin)).expect(200)).body.items.find(
+          (d: { deviceId: string }) => d.deviceId === id,
+        );
+      await until(async () => (await device(learned.deviceId))?.offlineAfterSeconds === 600, 10000, 'BasicParam stored');
+      expect(await device(learned.deviceId)).toMatchObject({ heartbeatInterval: 120, heartbeatCount: 5, offlineAfterSeconds: 600 });
+      expect(await device(plain.deviceId)).toMatchObject({ heartbeatInterval: null, offlineAfterSeconds: null });
+      // The liveness threshold of its cameras (the index every deadline is computed from): 600 s; the other NVR's: the default 3 × 60 s.
+      const camsOf = async (id: string) => (await cameras(id)).map((c) => c.id);
+      const [learnedCams, plainCams] = [await camsOf(learned.deviceId), await camsOf(plain.deviceId)];
+      await until(() => learnedCams.every((c) => health.index.get(c)?.offlineAfterSec === 600), 10000, 'the index has the learned threshold');
+      expect(learnedCams.map((c) => health.thresholdMs(health.index.get(c)))).toEqual([600_000, 600_000]);
+      expect(plainCams.map((c) => health.thresholdMs(health.index.get(c)))).toEqual([180_000, 180_000]);
+      // Keepalives bring both online; the deadlines follow the thresholds (sweeps at chosen instants, no waiting on the clock).
+      const before = Date.now();
+      expect(await learned.dev.sendKeepalive()).toBe(200);
+      expect(await plain.dev.sendKeepalive()).toBe(200);
+      const statusOf = async (id: string) => (await cameras(id)).map((c) => c.status);
+      await until(
+        async () => (await statusOf(learned.deviceId)).every((s) => s === 'online') && (await statusOf(plain.deviceId)).every((s) => s === 'online'),
+        10000,
+        'online',
+      );
+      await health.sweep(before + 300_000); // 300 s of silence: past 180 s, within 600 s
+      expect(await statusOf(learned.deviceId)).toEqual(['online', 'online']);
+      expect(await statusOf(plain.deviceId)).toEqual(['offline', 'offline']);
+      await health.sweep(Date.now() + 601_000);
+      expect(await statusOf(learned.deviceId)).toEqual(['offline', 'offline']);
+    });
+
+    it('POST basic-param asks again and answers what the device reports (the Password never), capped at heartbeatMaxOfflineSeconds; no answer 504', async () => {
+      const { deviceId, dev } = await nvrWithChannels();
+      await dev.waitForQuery('ConfigDownload'); // the one after registration, left unanswered
+      const asked = t
+        .http()
+        .post(`${base(deviceId)}/basic-param`)
+        .set(auth(operator));
+      const [res] = await Promise.all([
+        asked,
+        answerNext(dev, 'ConfigDownload', [
+          {
+            enc: 'UTF-8',
+            inner:
+              '<Result>OK</Result>\r\n<BasicParam>\r\n<Name>操场录像机</Name>\r\n<Password>secret-2</Password>\r\n' +
+              '<HeartBeatInterval>3000</HeartBeatInterval>\r\n<HeartBeatCount>3</HeartBeatCount>\r\n</BasicParam>\r\n',
+          },
+        ]),
+      ]);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ deviceId, name: '操场录像机', expiration: null, heartBeatInterval: 3000, heartBeatCount: 3, offlineAfterSeconds: 3600 });
+      expect(JSON.stringify(res.body)).not.toContain('secret');
+      const silent = t
+        .http()
+        .post(`${base(deviceId)}/basic-param`)
+        .set(auth(operator));
+      const [late] = await Promise.all([silent, answerNext(dev, 'ConfigDownload', [])]);
+      expect(late.status).toBe(504);
+      expect(late.body.error.code).toBe('GB28181.DEVICE_TIMEOUT');
+      await t
+        .http()
+        .post(`${base(deviceId)}/basic-param`)
+        .set(auth(supervisor))
+        .expect(403);
+    });
+
+    it('RecordInfo: the recordings of a channel, assembled from a multi-part answer (SumNum), GB18030 and UTF-8 parts; parts missing → complete false', async () => {
+      const { deviceId, dev, ch } = await nvrWithChannels();
+      const item = (n: number, name: string) =>
+        `<Item>\r\n<DeviceID>${ch[0]}</DeviceID>\r\n<Name>${name}</Name>\r\n<FilePath>/rec/${n}.ps</FilePath>\r\n<Address>南门</Address>\r\n` +
+        `<StartTime>2026-11-30T0${n}:00:00</StartTime>\r\n<EndTime>2026-11-30T0${n}:30:00</EndTime>\r\n<Secrecy>0</Secrecy>\r\n<Type>time</Type>\r\n<FileSize>1048576</FileSize>\r\n</Item>\r\n`;
+      const part = (n: number, items: string[]) =>
+        `<Name>南门</Name>\r\n<SumNum>${n}</SumNum>\r\n<RecordList Num="${items.length}">\r\n${items.join('')}</RecordList>\r\n`;
+      const url = `${base(deviceId)}/channels/${ch[0]}/records`;
+      const range = { start: '2026-11-30T00:00:00+08:00', end: '2026-11-30T12:00:00+08:00' };
+      const asked = t
+        .http()
+        .get(url)
+        .query({ ...range, type: 'all' })
+        .set(auth(supervisor));
+      const [res, q] = await Promise.all([
+        asked,
+        answerNext(dev, 'RecordInfo', [
+          { deviceId: ch[0], inner: part(3, [item(3, '南门录像三'), item(1, '南门录像一')]) },
+          { deviceId: ch[0], enc: 'UTF-8', inner: part(3, [item(2, '南门录像二')]) },
+        ]),
+      ]);
+      expect(res.status).toBe(200);
+      expect(q.root).toBe('Query');
+      expect(q.body).toContain(`<DeviceID>${ch[0]}</DeviceID>`);
+      expect(q.body).toContain('<StartTime>2026-11-30T00:00:00</StartTime>'); // Asia/Shanghai local time, as devices read it
+      expect(q.body).toContain('<EndTime>2026-11-30T12:00:00</EndTime>');
+      expect(q.body).toContain('<Type>all</Type>');
+      expect(res.body).toMatchObject({ deviceId, channelId: ch[0], sumNum: 3, complete: true, omitted: 0 });
+      expect(res.body.items.map((i: { name: string; startTime: string }) => [i.name, i.startTime])).toEqual([
+        ['南门录像一', '2026-11-29T17:00:00.000Z'],
+        ['南门录像二', '2026-11-29T18:00:00.000Z'],
+        ['南门录像三', '2026-11-29T19:00:00.000Z'],
+      ]);
+      expect(res.body.items[0]).toMatchObject({ filePath: '/rec/1.ps', address: '南门', type: 'time', fileSize: 1048576, secrecy: 0 });
+      // One part of three arrives: what came, marked incomplete, when recordInfoTimeoutMs runs out.
+      const partial = t.http().get(url).query(range).set(auth(operator));
+      const [res2] = await Promise.all([partial, answerNext(dev, 'RecordInfo', [{ deviceId: ch[0], inner: part(3, [item(1, '南门录像一')]) }])]);
+      expect(res2.status).toBe(200);
+      expect(res2.body).toMatchObject({ sumNum: 3, complete: false });
+      expect(res2.body.items).toHaveLength(1);
+      // No answer at all: 504. Bad ranges: field-level 400s. Unknown channel: 404.
+      const [res3] = await Promise.all([t.http().get(url).query(range).set(auth(operator)), answerNext(dev, 'RecordInfo', [])]);
+      expect(res3.status).toBe(504);
+      const backwards = await t.http().get(url).query({ start: range.end, end: range.start }).set(auth(operator)).expect(400);
+      expect(backwards.body.error.details.fields[0].field).toBe('end');
+      const tooLong = await t.http().get(url).query({ start: '2026-01-01T00:00:00+08:00', end: range.end }).set(auth(operator)).expect(400);
+      expect(tooLong.body.error.details.fields[0].field).toBe('end');
+      const badDate = await t.http().get(url).query({ start: '2026-02-31T00:00:00+08:00', end: range.end }).set(auth(operator)).expect(400);
+      expect(badDate.body.error.details.fields[0].field).toBe('start');
+      await t
+        .http()
+        .get(`${base(deviceId)}/channels/${chId(deviceId, 9)}/records`)
+        .query(range)
+        .set(auth(operator))
+        .expect(404);
+      const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
+      await t.http().get(url).query(range).set(auth(guard)).expect(403);
     });
   });
 });

@@ -1,3 +1,4 @@
+import * as iconv from 'iconv-lite';
 import { SipServer } from '../../src/modules/gb28181/sip-server';
 import { auth, seedMinimal, startApp, TestApp } from './harness';
 import { GbCamera, GbCameraOptions } from './video/gb-camera';
@@ -81,4 +82,35 @@ export async function startGbSite(o: {
       await t.close();
     },
   };
+}
+
+/**
+ * A device's Response MESSAGE body (GB/T 28181-2016 §A.2.6) to a platform query or command: its
+ * CmdType, SN and DeviceID, then `inner` (XML), as GB18030 (declared GB2312, as most firmware does) or UTF-8 bytes.
+ */
+export function gbResponse(o: { cmdType: string; sn: string; deviceId: string; inner: string; enc?: 'GB18030' | 'UTF-8' }): Buffer {
+  const enc = o.enc ?? 'GB18030';
+  const xml =
+    `<?xml version="1.0" encoding="${enc === 'UTF-8' ? 'UTF-8' : 'GB2312'}"?>\r\n<Response>\r\n<CmdType>${o.cmdType}</CmdType>\r\n` +
+    `<SN>${o.sn}</SN>\r\n<DeviceID>${o.deviceId}</DeviceID>\r\n${o.inner}</Response>\r\n`;
+  return enc === 'UTF-8' ? Buffer.from(xml, 'utf8') : iconv.encode(xml, 'gb18030');
+}
+
+/**
+ * Plays the device's side of a command or query (issue 16 §6): waits for the platform's next
+ * MANSCDP request of `cmdType`, then answers it with Response MESSAGEs of its SN — one per entry of
+ * `parts` (a multi-part RecordInfo), or none (a device that takes the request and never answers).
+ * Resolves with the request as the device received it.
+ */
+export async function answerNext(
+  dev: GbCamera,
+  cmdType: string,
+  parts: { deviceId?: string; inner: string; enc?: 'GB18030' | 'UTF-8' }[],
+): Promise<{ root: string; cmdType: string; sn: string; body: string }> {
+  const q = await dev.waitForQuery(cmdType);
+  for (const p of parts) {
+    const status = await dev.message(gbResponse({ cmdType, sn: q.sn, deviceId: p.deviceId ?? dev.o.deviceId, inner: p.inner, enc: p.enc }));
+    if (status !== 200) throw new Error(`the platform answered ${status} to a ${cmdType} Response`);
+  }
+  return q;
 }
