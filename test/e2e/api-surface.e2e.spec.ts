@@ -288,8 +288,11 @@ describe('response allow-lists', () => {
       if (found.length) leaks.push(`${key} → ${res.status}: ${found.join(', ')}`);
     }
     expect(leaks).toEqual([]);
-    // The walk reached the routes' answers, not just their refusals.
-    expect(answered).toBeGreaterThan(ops.length * 0.75);
+    // The walk reached the routes' answers, not just their refusals — but for the commands sent to a GB/T 28181
+    // device, which need one on the other end (no SIP server runs here): their answers are walked in
+    // gb28181-fleet (§6: BasicParam's Password never comes back).
+    const DEVICE_COMMANDS = /^\/api\/v1\/gb28181\/devices\/\{deviceId\}\/(reboot|guard|alarm-reset|record|basic-param|channels\/)/;
+    expect(answered).toBeGreaterThan(ops.filter((o) => !DEVICE_COMMANDS.test(o.path)).length * 0.75);
   });
 });
 
