@@ -648,10 +648,10 @@ export interface Gb28181Config {
    * How long an operator's command or query (issue 16 §6: DeviceControl GuardCmd / AlarmCmd /
    * RecordCmd, ConfigDownload BasicParam, RecordInfo) waits for the device's answer — its Response
    * MESSAGE (GB/T 28181-2016 §9.3.2, §9.5.1: `<Result>OK|ERROR</Result>`, the BasicParam, the first
-   * RecordInfo part) — after the device took the request (200); past it the route answers 504
+   * RecordInfo part) — counted from the moment the request is sent, its 200 included (a request the
+   * device does not even take fails at gb28181.queryTimeoutMs); past it the route answers 504
    * GB28181.DEVICE_TIMEOUT. TeleBoot has no answer (the device reboots): its 200 is the answer.
-   * Default 10 s: the 200 itself may take gb28181.queryTimeoutMs, and a device starting to record
-   * or looking up its recordings answers in seconds.
+   * Default 10 s: a device starting to record or looking up its recordings answers in seconds.
    */
   commandTimeoutMs: number;
   /**
