@@ -305,6 +305,8 @@ export const SCHEMA: ConfigSchema = {
   'console.replayPageSize': rules.int(10, 10000),
   'console.deliveryBatchSize': rules.int(10, 100000),
   'console.pollMs': rules.int(50, 600000), // safety net for missed NOTIFYs
+  'console.gapMaxWaitMs': rules.int(100, 600000),
+  'console.lateMax': rules.int(100, 1_000_000),
   'console.snapshotMaxIncidents': rules.int(1, 10000),
   'console.pruneEveryMs': rules.int(0, 86400000), // 0 = no scheduled pruning
   'console.redisAdapter': rules.bool(),

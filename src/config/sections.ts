@@ -718,6 +718,15 @@ export interface ConsoleConfig extends ConsoleEventsConfig {
   deliveryBatchSize: number;
   /** Safety-net poll of console_events (NOTIFYs can be missed across a reconnect). */
   pollMs: number;
+  /**
+   * How long (ms) a gap in event seqs — a transaction that drew a seq and has not committed yet —
+   * may hold back the events after it. Past it they go on and the held seq follows when it commits,
+   * flagged `late`. Default 1500: GA/T 368 asks for an alarm on screen within 2 s, and one slow
+   * transaction (a big audit, a lock wait) must not hold every console's alarms behind it.
+   */
+  gapMaxWaitMs: number;
+  /** Held seqs watched at most (per api process); beyond, the oldest are dropped with a warning. */
+  lateMax: number;
   snapshotMaxIncidents: number;
   /** Attach the socket.io Redis adapter (cross-node rooms, fetchSockets, the Redis emitter). */
   redisAdapter: boolean;

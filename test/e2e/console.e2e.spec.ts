@@ -2,9 +2,10 @@ import { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { bootstrap } from '../../src/bootstrap';
 import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
+import { ConsoleFeed } from '../../src/modules/console/console-feed.service';
 import { auth, seedMinimal, startApp, TestApp, testConfig } from '../support/harness';
 import { Envelope, TestConsole, tryConnect } from '../support/console-client';
 
@@ -43,7 +44,7 @@ describe('console gateway (socket.io)', () => {
   const hasIncident = (c: TestConsole, id: string) => c.events.some((e) => e.payload.incidentId === id);
 
   beforeAll(async () => {
-    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200, revocationCheckSeconds: 1 } });
+    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200, revocationCheckSeconds: 1, gapMaxWaitMs: 1000 } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     op1 = (await t.userToken('operator')).token;
@@ -262,6 +263,58 @@ describe('console gateway (socket.io)', () => {
     expect(got).toEqual(committed);
     expect(c.arrivals.length).toBe(c.events.length); // no duplicates on a steady connection
     expect(c.reorders).toEqual([]);
+  });
+
+  it('does not hold every console behind one slow transaction: later events go on, the held one follows flagged late; one rolled back is forgotten', async () => {
+    const c = await consoleFor(op1).ready();
+    const events = t.app.get(ConsoleEventsService);
+    const ds = t.app.get(DataSource);
+    const feed = t.app.get(ConsoleFeed);
+    const append = (m: EntityManager, id: string) =>
+      events.append(m, { type: 'patrol.finding', schoolId: null, payload: finding(id, seed.schoolA.id, 'held') });
+    /** A transaction that draws a seq and stays open until told to commit (true) or roll back. */
+    const holdOne = async (id: string) => {
+      let decide!: (commit: boolean) => void;
+      const decided = new Promise<boolean>((r) => (decide = r));
+      let drawn!: (seq: number) => void;
+      const seq = new Promise<number>((r) => (drawn = r));
+      const done = ds
+        .transaction(async (m) => {
+          drawn((await append(m, id))[0]);
+          if (!(await decided)) throw new Error('rollback');
+        })
+        .catch((e: Error) => {
+          if (e.message !== 'rollback') throw e;
+        });
+      return { seq: await seq, decide, done };
+    };
+
+    const held = await holdOne('held-1');
+    const [after] = await ds.transaction((m) => append(m, 'after-1'));
+    // The event after the held one reaches the console while the holder is still open (past console.gapMaxWaitMs)…
+    await c.until(() => c.events.some((e) => e.seq === after), 'the event after the held one');
+    expect(c.events.some((e) => e.seq === held.seq)).toBe(false);
+    // …and the held one follows once it commits, flagged late, once.
+    held.decide(true);
+    await held.done;
+    await c.until(() => c.events.some((e) => e.seq === held.seq), 'the held event');
+    expect(c.lateArrivals).toEqual([held.seq]);
+    expect(c.events.find((e) => e.seq === held.seq)?.late).toBe(true);
+    expect(c.reorders).toEqual([]);
+    // A console connecting afterwards replays both, in seq order.
+    const later = await consoleFor(op1, { lastSeq: held.seq - 1 }).ready();
+    expect(later.events.slice(0, 2).map((e) => e.seq)).toEqual([held.seq, after]);
+
+    // Held past the wait, then rolled back: never sent, and no longer watched.
+    const gone = await holdOne('held-2');
+    const [after2] = await ds.transaction((m) => append(m, 'after-2'));
+    await c.until(() => c.events.some((e) => e.seq === after2), 'the event after the second held one');
+    expect(feed.watchedLate).toBeGreaterThan(0);
+    gone.decide(false);
+    await gone.done;
+    const [last] = await ds.transaction((m) => append(m, 'after-3'));
+    await c.until(() => c.events.some((e) => e.seq === last) && feed.watchedLate === 0, 'the rolled-back seq forgotten');
+    expect(c.events.some((e) => e.seq === gone.seq)).toBe(false);
   });
 
   it('runs operator actions over the socket with the same rules as REST', async () => {

@@ -7,6 +7,7 @@ export interface Envelope {
   at: string;
   schoolId: string | null;
   payload: Record<string, unknown> & { incidentId?: string };
+  late?: true;
 }
 
 export interface Snapshot {
@@ -27,8 +28,10 @@ export class TestConsole {
   events: Envelope[] = [];
   snapshots: Snapshot[] = [];
   lives: number[] = [];
-  /** An event arrived with a seq lower than one already seen and not seen before: a reorder. */
+  /** An event arrived with a seq lower than one already seen and not seen before, not flagged late: a reorder. */
   reorders: number[] = [];
+  /** Events flagged `late` (the server went on without them past console.gapMaxWaitMs) that arrived below lastSeq. */
+  lateArrivals: number[] = [];
   lastSeq = 0;
   private seen = new Set<number>();
   private waiters: (() => void)[] = [];
@@ -45,7 +48,7 @@ export class TestConsole {
     this.socket.on('event', (e: Envelope) => {
       this.arrivals.push(e);
       if (!this.seen.has(e.seq)) {
-        if (e.seq < this.lastSeq) this.reorders.push(e.seq);
+        if (e.seq < this.lastSeq) (e.late ? this.lateArrivals : this.reorders).push(e.seq);
         this.seen.add(e.seq);
         this.events.push(e);
         this.lastSeq = Math.max(this.lastSeq, e.seq);

@@ -658,7 +658,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     const qr = this.db.createQueryRunner();
     await qr.connect();
     try {
-      await qr.query(begin);
+      // BEGIN and the lock wait are one message: when the wait fails (statement timeout) the
+      // transaction is open and aborted — end it, or the pooled connection refuses all later work.
+      await qr.query(begin).catch(async (e: unknown) => {
+        await qr.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      });
       try {
         const result = await fn(qr.manager);
         await qr.query('COMMIT');

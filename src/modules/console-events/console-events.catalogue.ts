@@ -223,4 +223,6 @@ export type ConsoleEvent<T extends ConsoleEventType = ConsoleEventType> = Consol
   seq: number;
   v: number;
   at: string;
+  /** Delivered after later seqs: its transaction held it past console.gapMaxWaitMs. Take it once even though its seq is below the last seen. */
+  late?: true;
 };

@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
 import { CONSOLE_EVENTS_CHANNEL, ConsoleEventType, SCHOOL_ONLY_EVENTS } from '../console-events';
+import { consoleMetrics } from './console.metrics';
 
 /** A console event as sent to clients (one socket.io event name: `event`). */
 export interface ConsoleEnvelope {
@@ -14,6 +15,12 @@ export interface ConsoleEnvelope {
   at: string;
   schoolId: string | null;
   payload: unknown;
+  /**
+   * Set on an event delivered after later ones: its transaction held its seq longer than
+   * console.gapMaxWaitMs, so the feed went on without it (a client takes it once, though its seq
+   * is below the last it saw).
+   */
+  late?: true;
 }
 
 interface EventRow {
@@ -47,10 +54,18 @@ const toEnvelope = (r: EventRow): ConsoleEnvelope => ({
  * Seqs are drawn when a row is inserted, not when it commits, so seq 11 can become visible
  * before seq 10. The feed therefore only advances over a contiguous prefix. A missing seq is
  * either still in flight (wait for it) or rolled back (never comes): it is skipped once every
- * transaction of this database that was running when the gap was seen has ended.
+ * transaction of this database that was running when the gap was seen has ended, and a read
+ * begun after that was seen still lacks it. (That second read matters: the list of running
+ * transactions is read a moment after the rows' snapshot, and a transaction committing in that
+ * moment looks ended while its row was not visible yet — skipping then lost committed events.)
  * ConsoleEventsService makes sure a transaction owns an xid before it draws a seq, so the one
  * holding a missing seq is among them. Only this database's transactions count: a long
  * transaction elsewhere on the server does not hold up delivery.
+ *
+ * Nor may one slow transaction of ours hold up every console (GA/T 368: an alarm on screen within
+ * 2 s): a gap still open after console.gapMaxWaitMs is passed over and its seqs are watched as
+ * "late" — delivered (flagged `late`) when they commit, forgotten when every transaction that
+ * could hold them has ended without them. Who held it is logged (pid, application, its query).
  *
  * Every api process runs its own feed and delivers to its own sockets only (see the gateway).
  */
@@ -66,7 +81,10 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   private ready: Promise<void> = Promise.resolve();
   private running?: Promise<void>;
   private again = false;
-  private gap?: { upTo: number; running: string[] };
+  /** The first visible seq past a hole, the xids that may hold it, since when, and whether they were all seen ended (the next read decides). */
+  private gap?: { upTo: number; running: string[]; since: number; ended: boolean };
+  /** Seqs passed over while a transaction that may hold them was still running → those transactions' xids (empty once seen ended). */
+  private readonly late = new Map<number, string[]>();
   private readonly subscribers: ((events: ConsoleEnvelope[]) => void)[] = [];
   /** The last seq handed to subscribers: everything up to it was delivered (or was a hole). */
   cursor = 0;
@@ -76,6 +94,11 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     @InjectDataSource() private readonly db: DataSource,
   ) {
     this.cfg = config.console;
+  }
+
+  /** Seqs passed over (held past console.gapMaxWaitMs) and still watched for. */
+  get watchedLate(): number {
+    return this.late.size;
   }
 
   subscribe(fn: (events: ConsoleEnvelope[]) => void): void {
@@ -174,24 +197,30 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
   private async round(): Promise<boolean> {
     const limit = this.cfg.deliveryBatchSize;
     // One statement: the rows, and the transactions running when they were read.
-    const rows: (EventRow & { running: string[] })[] = await this.db.query(
-      `SELECT e.*, r.running
-       FROM (${RUNNING_XIDS_SQL}) r
-       LEFT JOIN LATERAL (SELECT seq, v, type, at, school_id, payload FROM console_events WHERE seq > $1 ORDER BY seq LIMIT $2) e ON true`,
-      [this.cursor, limit],
-    );
-    const running = rows[0].running;
-    const out: ConsoleEnvelope[] = [];
+    const rows = await this.readWithRunning(`seq > $1 ORDER BY seq LIMIT $2`, [this.cursor, limit]);
+    const { running } = rows[0];
+    const out: ConsoleEnvelope[] = this.late.size ? await this.lateArrivals() : [];
     let blocked = false;
     for (const r of rows) {
       if (r.seq === null) break; // no new rows (the LEFT JOIN's empty side)
       const seq = Number(r.seq);
       if (seq !== this.cursor + 1) {
-        if (this.gap && this.gap.upTo === seq && !this.gap.running.some((x) => running.includes(x))) {
-          // Every transaction that could have held the missing seqs has ended: rolled back.
+        const g = this.gap?.upTo === seq ? this.gap : undefined;
+        if (g?.ended) {
+          // Its possible holders had all ended before this read began, and it still lacks the seqs: rolled back.
+          this.gap = undefined;
+        } else if (g && Date.now() - g.since >= this.cfg.gapMaxWaitMs) {
+          // Held too long: go on without it, and watch for it.
+          this.passOver(
+            this.cursor + 1,
+            seq - 1,
+            g.running.filter((x) => running.includes(x)),
+          );
           this.gap = undefined;
         } else {
-          if (!this.gap || this.gap.upTo !== seq) this.gap = { upTo: seq, running };
+          if (g)
+            g.ended = !g.running.some((x) => running.includes(x)); // decided by the next read
+          else this.gap = { upTo: seq, running, since: Date.now(), ended: false };
           blocked = true;
           break;
         }
@@ -208,13 +237,79 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
         }
       }
     }
-    if (blocked && this.gap) this.scheduleGapCheck();
+    if (blocked && this.gap) this.scheduleGapCheck(50);
+    else if (this.late.size) this.scheduleGapCheck(250); // held seqs: their commit's NOTIFY wakes us anyway
     return !blocked && out.length === limit;
   }
 
+  /** Rows of console_events matching `where` (over $1…), with this database's xids running just after the rows' snapshot (a gap's possible holders). */
+  private readWithRunning(where: string, params: unknown[]): Promise<(EventRow & { running: string[] })[]> {
+    return this.db.query(
+      `SELECT e.*, r.running
+       FROM (${RUNNING_XIDS_SQL}) r
+       LEFT JOIN LATERAL (SELECT seq, v, type, at, school_id, payload FROM console_events WHERE ${where}) e ON true`,
+      params,
+    );
+  }
+
+  /** Watch seqs from..to as late; log who held them. At most console.lateMax watched (the oldest dropped, said). */
+  private passOver(from: number, to: number, holders: string[]): void {
+    for (let q = Math.max(from, to - this.cfg.lateMax + 1); q <= to; q++) this.late.set(q, holders);
+    let dropped = 0;
+    for (const q of this.late.keys()) {
+      if (this.late.size <= this.cfg.lateMax) break;
+      this.late.delete(q);
+      dropped++;
+    }
+    consoleMetrics.gapsPassedOver.inc();
+    void this.describe(holders).then((who) =>
+      this.logger.warn(
+        `console events ${from}..${to} held longer than ${this.cfg.gapMaxWaitMs} ms by ${who}: later events go on, these follow when committed` +
+          (dropped ? ` (${dropped} older watched seqs dropped)` : ''),
+      ),
+    );
+  }
+
+  /** The sessions holding these xids, for the log (best effort). */
+  private async describe(xids: string[]): Promise<string> {
+    if (!xids.length) return 'a transaction that has since ended';
+    try {
+      const rows: { pid: number; app: string; state: string; secs: number; query: string }[] = await this.db.query(
+        `SELECT pid, application_name AS app, state, extract(epoch FROM now() - xact_start)::int AS secs, left(query, 120) AS query
+         FROM pg_stat_activity WHERE backend_xid::text = ANY($1)`,
+        [xids],
+      );
+      return rows.length
+        ? rows.map((r) => `pid ${r.pid} (${r.app || '?'}, ${r.state}, ${r.secs} s: ${r.query})`).join('; ')
+        : 'a transaction that has since ended';
+    } catch (e) {
+      return `xids ${xids.join(',')} (${(e as Error).message})`;
+    }
+  }
+
+  /** Watched seqs that committed since (delivered, flagged late), and those whose holders all ended without them (forgotten). */
+  private async lateArrivals(): Promise<ConsoleEnvelope[]> {
+    const seqs = [...this.late.keys()];
+    const rows = await this.readWithRunning(`seq = ANY($1::bigint[]) ORDER BY seq`, [seqs]);
+    const { running } = rows[0];
+    const out: ConsoleEnvelope[] = [];
+    for (const r of rows) {
+      if (r.seq === null) break;
+      this.late.delete(Number(r.seq));
+      out.push({ ...toEnvelope(r), late: true });
+    }
+    // Holders seen ended in an earlier read and still missing now: rolled back. Seen ended only now: the next read decides.
+    for (const [q, holders] of this.late) {
+      if (!holders.length) this.late.delete(q);
+      else if (!holders.some((x) => running.includes(x))) this.late.set(q, []);
+    }
+    if (out.length) consoleMetrics.lateDelivered.inc(out.length);
+    return out;
+  }
+
   /** A gap usually closes within milliseconds (its transaction commits and NOTIFYs); re-check soon anyway. */
-  private scheduleGapCheck(): void {
-    setTimeout(() => this.wake(), 50).unref();
+  private scheduleGapCheck(ms: number): void {
+    setTimeout(() => this.wake(), ms).unref();
   }
 
   /** Events in (after, upTo], oldest first, optionally of one school only. */

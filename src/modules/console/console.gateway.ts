@@ -290,12 +290,16 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     if (gen !== s.generation || !s.socket.connected) return;
     const target = this.feed.cursor;
     let sent: number;
+    const replayed = new Set<number>();
     if (await this.feed.canReplay(lastSeq, target, s.scope)) {
       let after = lastSeq;
       for (;;) {
         const page = await this.feed.read(after, target, s.scope, this.cfg.replayPageSize);
         if (gen !== s.generation || !s.socket.connected) return;
-        for (const e of page) s.socket.emit('event', e);
+        for (const e of page) {
+          s.socket.emit('event', e);
+          replayed.add(e.seq);
+        }
         consoleMetrics.replayed.inc(page.length);
         if (page.length < this.cfg.replayPageSize) break;
         after = page[page.length - 1].seq;
@@ -309,11 +313,13 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       sent = target;
     }
     // From here to join, nothing awaits: no live event can slip between the buffer and the room.
+    // A late event (held past console.gapMaxWaitMs) may sit below what was sent: it goes too, unless
+    // the replay already had it; the client takes a late seq once.
     for (const e of s.buffer ?? []) {
       if (e.seq > sent) {
         s.socket.emit('event', e);
         sent = e.seq;
-      }
+      } else if (e.late && e.seq > lastSeq && !replayed.has(e.seq)) s.socket.emit('event', e);
     }
     s.buffer = null;
     this.catchingUp.delete(s);

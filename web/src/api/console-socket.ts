@@ -38,13 +38,15 @@ const AUTH_CODES = new Set(['AUTH.TOKEN_EXPIRED', 'AUTH.TOKEN_REVOKED', 'AUTH.TO
  * The typed console socket (namespace /console). Delivery contract (see the gateway): every
  * event has a `seq`; on each (re)connect we send the highest seq we hold as `auth.lastSeq` and get
  * the events after it (a replay) or a snapshot, then `live`. Anything at or below our seq is a
- * duplicate and dropped. `online` means caught up and live, not merely connected.
+ * duplicate and dropped, except an event flagged `late` (taken once). `online` means caught up and live, not merely connected.
  */
 export class ConsoleConnection {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
   private stopped = false;
   private renewTimer: ReturnType<typeof setTimeout> | null = null;
   lastSeq = 0;
+  /** Late events (below lastSeq) already taken. */
+  private readonly lateSeen = new Set<number>();
 
   constructor(private readonly opts: ConsoleConnectionOptions) {}
 
@@ -67,8 +69,14 @@ export class ConsoleConnection {
       this.opts.onSnapshot(s);
     });
     socket.on('event', (e) => {
-      if (e.seq <= this.lastSeq) return;
-      this.lastSeq = e.seq;
+      if (e.seq > this.lastSeq) this.lastSeq = e.seq;
+      // Below our seq: a duplicate — unless flagged late (its transaction committed after later
+      // events were sent; the server went on without it), taken once.
+      else if (!e.late || this.lateSeen.has(e.seq)) return;
+      else {
+        this.lateSeen.add(e.seq);
+        if (this.lateSeen.size > 1000) this.lateSeen.delete(this.lateSeen.values().next().value as number);
+      }
       this.opts.onEvent(e);
     });
     socket.on('disconnect', (reason) => {
