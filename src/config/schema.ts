@@ -206,6 +206,7 @@ export const SCHEMA: ConfigSchema = {
   'alarms.deviceBodyMaxKb': rules.int(2, 2048),
   'alarms.deviceBodyTimeoutMs': rules.int(100, 120000), // below the server's request timeout (300 s)
   'alarms.deviceEventRepeatWindowSeconds': rules.int(1, 86400),
+  'alarms.deviceRetryWindowSeconds': rules.int(1, 86400),
   'alarms.pressesPerSecond': rules.num(0.1, 10000),
   'alarms.pressBurst': rules.int(1, 100000),
   'alarms.userNotesPerSecond': rules.num(0.01, 1000),

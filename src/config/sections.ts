@@ -376,6 +376,21 @@ export interface AlarmsConfig {
    * short. Also the bound for GB/T 28181 alarms here (their ids carry the alarm time: no effect).
    */
   deviceEventRepeatWindowSeconds: number;
+  /**
+   * How long (s, from an event id's first arrival) a repeat of it still counts as a retry when its
+   * incident is already closed (resolved or cancelled); later it is a new press that raises a new
+   * incident. A closed incident must never answer a real new press (a device sending the same id —
+   * or the same bytes — every time lost its next alarm for deviceEventRepeatWindowSeconds after an
+   * operator closed its incident). The device retry contract (docs/ARCHITECTURE.md) repeats only
+   * after a 5xx, a 429 or no answer, at once or after Retry-After (1 s): the one case that can meet a
+   * closed incident is a committed press whose answer was lost, retried within seconds — or, with
+   * a device HTTP timeout of ~30 s, a few attempts within two minutes. Default 120; a later retry
+   * raises one alarm too many (visible, closed by an operator), which is the safe direction.
+   * A body keyed by its bytes' digest (`b-…`, no usable eventId: the same bytes may be every press of
+   * the device) is a retry only within this window even while its incident is open (later: a press
+   * folded into it) and never once its incident is closed. Capped by deviceEventRepeatWindowSeconds.
+   */
+  deviceRetryWindowSeconds: number;
   /** Requests per second and burst one alarm button may send (HTTP press route, this process); past them 429. */
   pressesPerSecond: number;
   pressBurst: number;

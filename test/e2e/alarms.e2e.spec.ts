@@ -684,6 +684,54 @@ describe('alarms over HTTP', () => {
       });
       expect([strict.status, ((await strict.json()) as { error: { code: string } }).error.code]).toEqual([400, 'MALFORMED_BODY']);
     });
+    it('never answers a new press with a closed incident: the same bytes again after the incident closed raise a new alarm', async () => {
+      const d = (
+        await t
+          .http()
+          .post('/api/v1/alarm-devices')
+          .set(auth(admin))
+          .send({ code: 'BTN-SAME', schoolId: seed.schoolA.id, location: '后门', areaKind: 'playground', policeLinked: false })
+          .expect(201)
+      ).body;
+      const c = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'alarm_device', subjectId: d.id }).expect(201)).body;
+      const close = async (id: string) => {
+        await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+        await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'genuine' }).expect(200);
+      };
+      const pressesOf = async (eventId: string) =>
+        (await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = $1 AND device_event_id = $2`, [d.id, eventId])).rows[0].n;
+      // Firmware that sends the same bytes every time: plain text, a form without an eventId, JSON whose eventId is past the cut.
+      const cutJson = `{"note":"${'A'.repeat(t.config.alarms.deviceBodyMaxKb * 1024)}","eventId":"far-1"}`;
+      const bodies: [string, string, string][] = [
+        ['text', 'ALARM', 'text/plain'],
+        ['form', 'note=%E6%8A%A5%E8%AD%A6', 'application/x-www-form-urlencoded'],
+        ['cut JSON', cutJson, 'application/json'],
+      ];
+      for (const [what, body, type] of bodies) {
+        const first = await send('press', c.authorization, body, type);
+        expect([what, first.status]).toEqual([what, 201]);
+        const x = (await first.json()) as { id: string };
+        // A retry while the alarm is open is the same press.
+        const retry = await send('press', c.authorization, body, type);
+        expect([what, retry.status, ((await retry.json()) as { id: string }).id]).toEqual([what, 200, x.id]);
+        await close(x.id);
+        const next = await send('press', c.authorization, body, type);
+        const got = (await next.json()) as { id: string; status: string; created: boolean; pressCount: number };
+        expect([what, next.status, got.status, got.created, got.pressCount]).toEqual([what, 201, 'raised', true, 1]);
+        expect(got.id).not.toBe(x.id);
+        const key = what === 'cut JSON' ? digest(Buffer.from(cutJson).subarray(0, t.config.alarms.deviceBodyMaxKb * 1024)) : digest(body);
+        expect([what, await pressesOf(key)]).toEqual([what, 2]); // the first and the new press (the retry was not one)
+        await close(got.id);
+      }
+      // While its alarm is open, the same bytes past the retry window are a press of it (counted), not a silent retry.
+      const open = (await (await send('press', c.authorization, 'ALARM', 'text/plain')).json()) as { id: string; pressCount: number };
+      await t.db.query(`UPDATE incident_presses SET at = at - make_interval(secs => $2) WHERE device_id = $1`, [
+        d.id,
+        t.config.alarms.deviceRetryWindowSeconds + 1,
+      ]);
+      const pressed = await send('press', c.authorization, 'ALARM', 'text/plain');
+      expect([pressed.status, await pressed.json()]).toEqual([200, expect.objectContaining({ id: open.id, folded: true, pressCount: open.pressCount + 1 })]);
+    });
   });
 
   it('takes a re-used device event id as the same press only within alarms.deviceEventRepeatWindowSeconds, then as a new alarm (attack A8)', async () => {
@@ -714,6 +762,18 @@ describe('alarms over HTTP', () => {
     expect((await push({ eventId: '1' }).expect(200)).body).toMatchObject({ id: first.id, created: false, folded: false });
     await close(first.id);
     expect((await push({ eventId: '1' }).expect(200)).body).toMatchObject({ id: first.id, status: 'resolved' });
+    // Past alarms.deviceRetryWindowSeconds (still inside the repeat window) a closed incident no longer answers it: a new alarm.
+    const sameId = (await push({ eventId: 'r1' }).expect(201)).body;
+    await close(sameId.id);
+    await t.db.query(`UPDATE incident_presses SET at = at - make_interval(secs => $2) WHERE device_id = $1 AND device_event_id = 'r1'`, [
+      d.id,
+      t.config.alarms.deviceRetryWindowSeconds + 1,
+    ]);
+    expect(t.config.alarms.deviceRetryWindowSeconds + 1).toBeLessThan(window);
+    const fresh = (await push({ eventId: 'r1' }).expect(201)).body;
+    expect(fresh).toMatchObject({ status: 'raised', created: true, pressCount: 1 });
+    expect(fresh.id).not.toBe(sameId.id);
+    await close(fresh.id);
     // The button rebooted and its counter restarted: past the window the same id is a new alarm.
     await age(d.id, '1');
     const again = (await push({ eventId: '1', type: 'violence', note: 'device rebooted, counter reset' }).expect(201)).body;

@@ -33,7 +33,8 @@ import { storableText } from '../text/storable';
  *   never recurses through it).
  *
  * `digest` identifies the bytes read (`b-<40 hex of SHA-256>`) of a body that is not a JSON object:
- * its event id when it gives none, so the device's retries of it still find the same press.
+ * its event id when it gives none, so the device's retries of it still find the same press (as a retry only
+ * within alarms.deviceRetryWindowSeconds and never once its incident is closed: the same bytes may be every press).
  * Every step is linear in the (capped) byte count.
  */
 export interface DeviceBodyLimits {

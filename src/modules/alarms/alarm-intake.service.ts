@@ -35,6 +35,12 @@ export interface DeviceAlarmInput {
   deviceId: string;
   /** The device's own event id: a retried request with the same id returns the same incident. */
   eventId: string;
+  /**
+   * true: the event id is the digest of the body's bytes (`b-…`: no usable eventId in it). The same
+   * bytes may be every press of the device: such an id is a retry only within
+   * alarms.deviceRetryWindowSeconds and never once its incident is closed.
+   */
+  eventIdFromBytes?: boolean;
   type?: IncidentType;
   priority?: Priority;
   note?: string;
@@ -114,6 +120,8 @@ function clientEventLock(userId: string, clientEventId: string): string {
 interface DeviceEvent {
   deviceId: string;
   eventId: string;
+  /** The event id is the digest of the body's bytes (DeviceAlarmInput.eventIdFromBytes). */
+  eventIdFromBytes: boolean;
   /** The device's open incidents (id, drill, first_press_at); params $1 device id, $3 type, $5 school id, $8 location (its place now). */
   openSql: string;
   spot: Spot;
@@ -223,6 +231,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     return {
       deviceId: input.deviceId,
       eventId: input.eventId,
+      eventIdFromBytes: input.eventIdFromBytes ?? false,
       // At the device's place as it is now ($5 school, $8 location): a button moved to another school or spot opens
       // an incident there instead of feeding the one of its old place (attack A13).
       openSql: `SELECT id, drill, first_press_at FROM incidents
@@ -262,6 +271,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       {
         deviceId: key,
         eventId: input.eventId,
+        eventIdFromBytes: false,
         openSql: `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
                   WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
                     AND i.school_id IS NOT DISTINCT FROM $5::uuid AND i.location = $8`,
@@ -428,15 +438,34 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         // incident instead of vanishing into the drill (adversarial pass F11).
         // The event id's latest use ($1, $2) is this press again only within the repeat window ($7 s, from its first
         // arrival): later the id is a new press (a rebooted button restarts its counter — attack A8), numbered repeat_no.
-        sql: `SELECT CASE WHEN last.at > $6::timestamptz - make_interval(secs => $7::double precision) THEN last.incident_id END AS seen,
+        // A closed incident answers a repeat only within the retry window ($9 s): a real new press is never answered
+        // with an old closed incident. An id that is the digest of the body's bytes ($10: the same bytes may be every
+        // press) is a retry only within the retry window, and never once its incident is closed.
+        sql: `SELECT CASE WHEN NOT (last.closed AND $10::boolean)
+                           AND last.at > $6::timestamptz - make_interval(secs => CASE WHEN last.closed OR $10::boolean
+                                                                                 THEN least($9::double precision, $7::double precision)
+                                                                                 ELSE $7::double precision END)
+                          THEN last.incident_id END AS seen,
                 coalesce(last.repeat_no + 1, 0) AS repeat_no,
                 (SELECT o.id FROM (${e.openSql}) o
                  WHERE NOT o.drill OR $4::boolean OR EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $5::uuid AND w.status = 'approved'
                                                                AND w.starts_at <= $6::timestamptz AND w.ends_at > $6::timestamptz)
                  ORDER BY o.first_press_at DESC LIMIT 1) AS open_id
-              FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT incident_id, at, repeat_no FROM incident_presses
-                                                     WHERE device_id = $1 AND device_event_id = $2 ORDER BY repeat_no DESC LIMIT 1) last ON true`,
-        params: [e.deviceId, e.eventId, e.type, e.drill, e.spot.schoolId, e.at, this.cfg.deviceEventRepeatWindowSeconds, e.spot.location],
+              FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT p.incident_id, p.at, p.repeat_no, i.status IN ('resolved','cancelled') AS closed
+                                                     FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+                                                     WHERE p.device_id = $1 AND p.device_event_id = $2 ORDER BY p.repeat_no DESC LIMIT 1) last ON true`,
+        params: [
+          e.deviceId,
+          e.eventId,
+          e.type,
+          e.drill,
+          e.spot.schoolId,
+          e.at,
+          this.cfg.deviceEventRepeatWindowSeconds,
+          e.spot.location,
+          this.cfg.deviceRetryWindowSeconds,
+          e.eventIdFromBytes,
+        ],
       },
       press: { deviceId: e.deviceId, eventId: e.eventId },
       spot: e.spot,

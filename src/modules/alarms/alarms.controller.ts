@@ -106,7 +106,13 @@ export class AlarmsController {
     return answer(
       res,
       await this.intake.raiseFromDevice(
-        { deviceKind: 'alarm_device', deviceId: device.subjectId, ...press, note: noteWithProblems(press.note, problems) },
+        {
+          deviceKind: 'alarm_device',
+          deviceId: device.subjectId,
+          ...press,
+          eventIdFromBytes: raw.digest !== null && press.eventId === raw.digest,
+          note: noteWithProblems(press.note, problems),
+        },
         actor,
       ),
     );
@@ -132,6 +138,7 @@ export class AlarmsController {
         deviceKind: 'camera',
         deviceId: cameraId,
         eventId: dto.eventId,
+        eventIdFromBytes: raw.digest !== null && dto.eventId === raw.digest,
         type: dto.type,
         priority: dto.priority,
         note: noteWithProblems(dto.note, problems),
