@@ -561,6 +561,11 @@ describe('alarms over HTTP', () => {
     it('takes the press for NUL, lone surrogates, cut or non-object JSON, deep bodies, GBK, any Content-Type and oversized bodies', async () => {
       const gbk = iconv.encode('{"eventId":"gbk-1","note":"有人翻墙进入校园"}', 'gbk');
       const big = `{"eventId":"big-1","firmwareDump":"${'A'.repeat(3_000_000)}"}`;
+      // UTF-8 cut by the size cap inside a character (3 bytes each), no charset declared.
+      const u8head = '{"eventId":"u8cut-1","note":"';
+      let u8cut = u8head + '报'.repeat(30_000);
+      if ((t.config.alarms.deviceBodyMaxKb * 1024 - Buffer.byteLength(u8head)) % 3 === 0) u8cut = ` ${u8cut}`;
+      const u16 = (eventId: string, codec: string, bom: boolean) => iconv.encode(`{"eventId":"${eventId}","note":"有人翻墙"}`, codec, { addBOM: bom });
       const cases: [string, string | Buffer, string | null, string, RegExp][] = [
         // [what, body, Content-Type, event id recorded, what the note must say]
         ['NUL in an unknown field', '{"eventId":"nul-3","vendor":"a\\u0000b"}', 'application/json', 'nul-3', /设备报文异常.*(NUL|vendor)/],
@@ -580,6 +585,18 @@ describe('alarms over HTTP', () => {
         ['octet-stream', '{"eventId":"oct-1"}', 'application/octet-stream', 'oct-1', /^$/],
         ['a form', 'eventId=form-1&note=%E6%8A%A5%E8%AD%A6', 'application/x-www-form-urlencoded', 'form-1', /^报警（设备报文异常：表单格式报文）$/],
         ['3 MB', big, 'application/json', 'big-1', /报文过长（2930 KB），已截断/],
+        [
+          'UTF-8 cut inside a character',
+          u8cut,
+          'application/json',
+          'u8cut-1',
+          /^报+（设备报文异常：报文过长（88 KB），已截断；截断后 JSON 不完整，已尽量读取）$/,
+        ],
+        ['charset=utf-16, LE without BOM', u16('u16-1', 'utf-16le', false), 'application/json; charset=utf-16', 'u16-1', /^有人翻墙$/],
+        ['charset=UTF-16, BE with BOM', u16('u16-2', 'utf-16be', true), 'application/json; charset=UTF-16', 'u16-2', /^有人翻墙$/],
+        ['charset=utf-16le with BOM', u16('u16-3', 'utf-16le', true), 'text/plain; charset=utf-16le', 'u16-3', /^有人翻墙$/],
+        ['charset=utf-16be', u16('u16-4', 'utf-16be', false), 'application/json; charset="utf-16be"', 'u16-4', /^有人翻墙$/],
+        ['UTF-16 BOM, no charset', u16('u16-5', 'utf-16le', true), 'application/json', 'u16-5', /^有人翻墙（设备报文异常：未声明字符集，按 UTF-16 解码/],
       ];
       const wrong: string[] = [];
       for (const [what, body, type, eventId, said] of cases) {

@@ -23,8 +23,12 @@ import { storableText } from '../text/storable';
  *   the same request again) finds that press by its event id or folds into its incident, while a
  *   device that cannot retry (power gone, torn off) would otherwise have lost the alarm;
  * - decoding by the declared charset (UTF-8; GBK, GB2312, GB18030 — common on Chinese embedded
- *   devices — through GB18030, their superset); none declared: UTF-8 when the bytes are valid
- *   UTF-8, else GB18030; another charset: the same detection, said in the note. A BOM is dropped;
+ *   devices — through GB18030, their superset; UTF-16 LE/BE, `utf-16` by its BOM or else by its
+ *   bytes); none declared: UTF-16 when it starts with a UTF-16 BOM, UTF-8 when the bytes are valid
+ *   UTF-8, else GB18030; another charset: the same detection, said in the note. A BOM is dropped.
+ *   A cut body (size cap, timeout, hang-up) may end inside a character: that incomplete tail is
+ *   left out of the detection and of the text (a 64 KB cut through a Chinese character made the
+ *   whole UTF-8 body "not UTF-8" and garbled it as GB18030);
  * - any Content-Type (or none): the bytes are tried as JSON; a form body (urlencoded) as its fields;
  *   anything else that does not parse (truncated, not JSON) keeps the fields that can still be read
  *   from it (`"eventId": …` and the other known names, best effort) and is said in the note;
@@ -59,6 +63,30 @@ export interface DeviceBody {
 
 const GB = new Set(['gbk', 'gb2312', 'gb18030', 'cp936', 'x-gbk', 'euc-cn', 'csgb2312', 'windows-936']);
 const UTF8 = new Set(['utf-8', 'utf8']);
+/** Declared UTF-16 charsets → the iconv-lite codec ('utf-16': its BOM, else guessed from the bytes, LE by default). */
+const UTF16 = new Map([
+  ['utf-16', 'utf-16'],
+  ['utf16', 'utf-16'],
+  ['utf-16le', 'utf-16le'],
+  ['utf16le', 'utf-16le'],
+  ['ucs-2', 'utf-16le'],
+  ['utf-16be', 'utf-16be'],
+  ['utf16be', 'utf-16be'],
+]);
+
+/**
+ * How many bytes at the end of `b` are the start of a UTF-8 sequence that the cut left incomplete
+ * (0 when the last sequence is complete, or is not UTF-8 at all: then detection decides).
+ */
+export function incompleteUtf8Tail(b: Uint8Array): number {
+  for (let i = 1; i <= Math.min(4, b.length); i++) {
+    const c = b[b.length - i];
+    if (c >= 0x80 && c <= 0xbf) continue; // a continuation byte: its lead is further back
+    const need = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 1;
+    return need > i ? i : 0;
+  }
+  return 0;
+}
 
 /** How reading a body ended: it was all read, the device took longer than alarms.deviceBodyTimeoutMs, or it went away mid-body. */
 type BodyEnd = 'complete' | 'timeout' | 'aborted';
@@ -125,19 +153,33 @@ function charsetOf(req: Request): string | null {
   return m ? m[1].toLowerCase() : null;
 }
 
-/** The text of the bytes by the declared charset (see above), with what had to be guessed. */
-function decode(bytes: Buffer, charset: string | null, problems: string[]): string {
+/**
+ * The text of the bytes by the declared charset (see above), with what had to be guessed. `cut`: the
+ * body was cut (size cap, timeout, hang-up): a character it ends inside is left out, not guessed from.
+ */
+function decode(bytes: Buffer, charset: string | null, cut: boolean, problems: string[]): string {
   let text: string;
+  // UTF-8 is judged without an incomplete sequence at the cut (the rest of it never arrived).
+  const tail = cut ? incompleteUtf8Tail(bytes) : 0;
+  const whole = tail ? bytes.subarray(0, bytes.length - tail) : bytes;
+  const utf16 = charset !== null ? UTF16.get(charset) : undefined;
+  const bom16 = bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff));
   if (charset !== null && GB.has(charset)) text = iconv.decode(bytes, 'gb18030');
+  else if (utf16) text = iconv.decode(bytes, utf16);
   else if (charset !== null && UTF8.has(charset)) {
-    if (!isUtf8(bytes)) problems.push('含无效 UTF-8 字节');
-    text = bytes.toString('utf8');
+    if (!isUtf8(whole)) problems.push('含无效 UTF-8 字节');
+    text = whole.toString('utf8');
+  } else if (charset === null && bom16) {
+    problems.push('未声明字符集，按 UTF-16 解码（字节序标记）');
+    text = iconv.decode(bytes, 'utf-16');
   } else {
-    const utf8 = isUtf8(bytes);
+    const utf8 = isUtf8(whole);
     if (charset !== null) problems.push(`字符集 ${storableText(charset, 24)} 不支持，按 ${utf8 ? 'UTF-8' : 'GB18030'} 解码`);
     else if (!utf8) problems.push('未声明字符集且非 UTF-8，按 GB18030 解码');
-    text = utf8 ? bytes.toString('utf8') : iconv.decode(bytes, 'gb18030');
+    text = utf8 ? whole.toString('utf8') : iconv.decode(bytes, 'gb18030');
   }
+  // A multibyte character of another charset cut in half decodes as U+FFFD (UTF-16: a lone high surrogate): not sent, dropped.
+  if (cut) text = text.replace(/(?:\uFFFD|[\uD800-\uDBFF])$/, '');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
@@ -230,7 +272,7 @@ export async function readDeviceBody(req: Request, limits: DeviceBodyLimits): Pr
   const cut = truncated || end !== 'complete';
   if (bytes.length === 0) return { value: undefined, problems, digest: null };
   const digest = `b-${createHash('sha256').update(bytes).digest('hex').slice(0, 40)}`;
-  const text = decode(bytes, charsetOf(req), problems);
+  const text = decode(bytes, charsetOf(req), cut, problems);
   let value: unknown;
   let object = false;
   if (text.trim() === '') value = undefined;
