@@ -677,6 +677,39 @@ describe('alarms over HTTP', () => {
       }
     });
 
+    it('dates the press when the request arrived, not when a slowly sent body ended', async () => {
+      // Expect: 100-continue: the server answers "100 Continue" once it has read the headers; the body goes only later.
+      const { hostname, port } = new URL(t.baseUrl);
+      const body = Buffer.from('{"eventId":"late-body-1","note":"慢速报文"}', 'utf8');
+      const sock = connect(Number(port), hostname);
+      let got = '';
+      let bodySentAfter = 0;
+      const answered = new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(got.slice(0, 80))}`)), 20000);
+        sock.on('error', () => undefined);
+        sock.on('data', (c) => {
+          got += c.toString('utf8');
+          if (bodySentAfter === 0 && got.includes('100 Continue')) {
+            bodySentAfter = Date.now(); // the headers arrived before this instant
+            setTimeout(() => sock.write(body), 50); // the body comes strictly later
+          }
+          if (/\r\n\r\n\{.*\}$/s.test(got.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''))) {
+            clearTimeout(timer);
+            sock.destroy();
+            resolve(got);
+          }
+        });
+      });
+      sock.write(
+        `POST /api/v1/incidents/press HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: ${dev.authorization}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      );
+      expect(await answered).toMatch(/HTTP\/1\.1 20[01]/);
+      const { rows } = await t.db.query(`SELECT at FROM incident_presses WHERE device_id = $1 AND device_event_id = 'late-body-1'`, [dev.id]);
+      expect(rows).toHaveLength(1);
+      expect(new Date(rows[0].at).getTime()).toBeLessThanOrEqual(bodySentAfter);
+    });
+
     it('takes the press with what arrived when the device closes its connection mid-body; its retry is the same press', async () => {
       await rawPress(dev.authorization, '{"eventId":"gone-1","note":"报警', 400, { abort: true });
       const note = await waitFor(() => noteOf(dev.id, 'gone-1'), 20000, 'the press of the aborted request');

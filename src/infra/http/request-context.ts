@@ -12,6 +12,11 @@ export interface RequestContext {
   requestId: string;
   ip: string | null;
   actor?: Actor;
+  /**
+   * When the request arrived (its headers were read; set by the first middleware): the time of an
+   * alarm it raises. A device that trickles its body must not have its press dated when the last byte came.
+   */
+  receivedAt?: Date;
 }
 
 /** Per-request context (request id, caller, address) for logs and the audit trail. */

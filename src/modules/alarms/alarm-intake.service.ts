@@ -47,6 +47,8 @@ export interface DeviceAlarmInput {
   drill?: boolean;
   /** For a gateway-reported camera event: the school the gateway is bound to (null = any). */
   gatewaySchoolId?: string | null;
+  /** When the request arrived (RequestContext.receivedAt: its headers, before its body was read): the press time. Default now. */
+  at?: Date;
 }
 
 export interface ManualAlarmInput {
@@ -208,7 +210,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
 
   /** The event of a device alarm: where, what, how urgent (registry reads; no transaction yet). */
   private async deviceEventOf(input: DeviceAlarmInput): Promise<DeviceEvent> {
-    const receivedAt = new Date();
+    const receivedAt = input.at ?? new Date();
     let spot: Spot;
     let type: IncidentType;
     let priority: Priority;
@@ -563,7 +565,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         fields: [{ field: 'priority', reason: `at most ${typePriority} for ${input.type} (may be more urgent)` }],
         typePriority,
       });
-    const receivedAt = new Date();
+    const receivedAt = currentContext()?.receivedAt ?? new Date(); // when the request arrived, not when its body was read
     let linked: string[] = [];
     let areaKind = input.areaKind ?? null;
     if (input.alarmDeviceId) {

@@ -90,6 +90,8 @@ export class AlarmsController {
     const raw = await readDeviceBody(req, this.bodyLimits());
     const { dto, problems } = readDevicePress(raw.value, raw);
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
+    // The press happened when the request arrived (its headers), not when a slow device's last body byte came.
+    const at = currentContext()?.receivedAt ?? new Date();
     // A self-test (issue 11 §3): recorded, no incident, never dispatched — only inside the button's approved test mode.
     // The device's own `test` flag alone never downgrades a press (attack F9: a real press sent as a test is an alarm lost);
     // outside test mode it is a real alarm, the flag noted.
@@ -97,7 +99,7 @@ export class AlarmsController {
     const test = inTestMode ? (dto.test === true ? 'device_flag' : 'test_mode') : null;
     if (dto.test === true && !inTestMode) problems.push('test 标记不在测试模式内，按真实报警处理');
     if (test) {
-      const r = await this.tests.pressed(device.subjectId, dto.eventId, test, actor);
+      const r = await this.tests.pressed(device.subjectId, dto.eventId, test, actor, at);
       res.status(r.created ? 201 : 200);
       return { test: r.test, created: r.created };
     }
@@ -112,6 +114,7 @@ export class AlarmsController {
           ...press,
           eventIdFromBytes: raw.digest !== null && press.eventId === raw.digest,
           note: noteWithProblems(press.note, problems),
+          at,
         },
         actor,
       ),
@@ -143,6 +146,7 @@ export class AlarmsController {
         priority: dto.priority,
         note: noteWithProblems(dto.note, problems),
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
+        at: currentContext()?.receivedAt, // when the request arrived (see press)
       },
       actor,
     );

@@ -136,8 +136,13 @@ export class ButtonTestsService implements OnApplicationBootstrap, OnApplication
    * same record). Committed with its audit entry, console event and (police-linked button, relay
    * configured) the test relay job before the answer.
    */
-  async pressed(alarmDeviceId: string, eventId: string, kind: 'device_flag' | 'test_mode', actor: Actor): Promise<{ test: ButtonTestView; created: boolean }> {
-    const at = new Date();
+  async pressed(
+    alarmDeviceId: string,
+    eventId: string,
+    kind: 'device_flag' | 'test_mode',
+    actor: Actor,
+    at: Date = new Date(), // when the request arrived
+  ): Promise<{ test: ButtonTestView; created: boolean }> {
     const dev = await this.registry.alarmDeviceSpot(alarmDeviceId);
     const relayRequired = dev.policeLinked && this.cfg.policeRelay.url !== '';
     // By whom: the device, and for test mode the guard who started it.
