@@ -113,6 +113,16 @@ describe('notifications: roster, policy, channels, delivery', () => {
         expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['webhookUrl']);
       }
       await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ webhookUrl: 'http://10.0.0.8/hook' }).expect(400);
+      for (const webhookUrl of ['http://[64:ff9b::7f00:1]:3192/', 'http://[2002:7f00:1::]:3192/']) {
+        const r = await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ webhookUrl }).expect(400);
+        expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['webhookUrl']);
+      }
+      // The stored loopback URL is now refused, yet the channel can still be renamed and disabled (only a changed URL is judged).
+      const renamed = await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ name: 'wecom 值班（改名）' }).expect(200);
+      expect(renamed.body.name).toBe('wecom 值班（改名）');
+      const off = await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ enabled: false }).expect(200);
+      expect(off.body).toMatchObject({ enabled: false, state: 'disabled' });
+      await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ enabled: true, name: 'wecom 值班' }).expect(200);
     } finally {
       t.config.notifications.allowPrivateTargets = true;
     }

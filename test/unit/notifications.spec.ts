@@ -3,7 +3,7 @@ import { signLink, verifyLink } from '../../src/modules/notifications/ack-links'
 import { maskUrl } from '../../src/modules/notifications/channels.service';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
 import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce } from '../../src/modules/notifications/providers';
-import { isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
+import { embeddedIPv4, isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
 
 const INCIDENT_ID = '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc';
 const incident = {
@@ -112,6 +112,25 @@ describe('notifications: messages, signatures, links', () => {
     ])
       expect([a, isPrivateAddress(a)]).toEqual([a, true]);
     for (const a of ['8.8.8.8', '101.226.4.6', '2400:3200::1', '172.32.0.1']) expect([a, isPrivateAddress(a)]).toEqual([a, false]);
+    // An IPv6 address carrying a private IPv4 (a NAT64 gateway, 6to4 or Teredo relay would deliver to it) is judged by that IPv4.
+    for (const a of [
+      '64:ff9b::7f00:1', // NAT64 well-known prefix, 127.0.0.1
+      '64:ff9b::127.0.0.1',
+      '64:ff9b:1::a00:1', // NAT64 local-use prefix, 10.0.0.1
+      '2002:7f00:1::', // 6to4, 127.0.0.1
+      '2002:a9fe:a9fe::1', // 6to4, 169.254.169.254
+      '2001:0:4136:e378:8000:63bf:80ff:fffe', // Teredo, client 127.0.0.1 (inverted)
+      '2001:0:a00:1::1', // Teredo, server 10.0.0.1
+      '::127.0.0.1', // IPv4-compatible
+      '::a9fe:a9fe',
+      '::ffff:7f00:1', // IPv4-mapped, hex form
+    ])
+      expect([a, isPrivateAddress(a)]).toEqual([a, true]);
+    for (const a of ['64:ff9b::808:808', '2002:808:808::1', '::8.8.8.8', '2001:0:808:808:0:0:f7f7:f7f7', '2001:db8::1'])
+      expect([a, isPrivateAddress(a)]).toEqual([a, false]);
+    expect(embeddedIPv4('2001:0:4136:e378:8000:63bf:80ff:fffe')).toEqual(['65.54.227.120', '127.0.0.1']);
+    expect(await refusedTarget(new URL('http://[64:ff9b::7f00:1]:3192/'), false)).toMatch(/64:ff9b::7f00:1/);
+    expect(await refusedTarget(new URL('http://[2002:7f00:1::]:3192/'), false)).toMatch(/2002:7f00:1::/);
     expect(await refusedTarget(new URL('http://169.254.169.254/latest/meta-data/'), false)).toMatch(/169\.254\.169\.254/);
     expect(await refusedTarget(new URL('http://[::1]:6379/'), false)).toMatch(/::1/);
     expect(await refusedTarget(new URL('http://localhost:6379/'), false)).toMatch(/localhost/);

@@ -124,7 +124,8 @@ export class ChannelsService {
    * Kind-specific rules: an http(s) URL to a public address (target-address.ts; unless
    * notifications.allowPrivateTargets); the SMS gateway signs with a secret of ≥ 16 characters.
    */
-  private async check(kind: ChannelKind, webhookUrl: string, secret: string): Promise<void> {
+  private async check(kind: ChannelKind, webhookUrl: string, secret: string, urlChanged = true): Promise<void> {
+    if (!urlChanged) return this.checkSecret(kind, secret);
     let u: URL;
     try {
       u = new URL(webhookUrl);
@@ -135,6 +136,10 @@ export class ChannelsService {
     if (this.config.env === 'production' && u.protocol !== 'https:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be https in production' }]);
     const refused = await refusedTarget(u, this.config.notifications.allowPrivateTargets);
     if (refused) throw Errors.validation([{ field: 'webhookUrl', reason: `${refused}: not a provider's address (notifications.allowPrivateTargets)` }]);
+    this.checkSecret(kind, secret);
+  }
+
+  private checkSecret(kind: ChannelKind, secret: string): void {
     if (kind === 'sms' && secret.length < 16)
       throw Errors.validation([{ field: 'secret', reason: 'the SMS gateway signature needs a secret of at least 16 characters' }]);
   }
@@ -161,7 +166,10 @@ export class ChannelsService {
       const before = await this.row(id, m, true);
       const url = dto.webhookUrl ?? before.webhook_url;
       const secret = dto.secret ?? before.secret;
-      await this.check(before.kind, url, secret);
+      // Only what the PATCH changes is judged: a channel saved under looser rules (or whose name now
+      // resolves to a private address) must still be disabled or renamed; sending to it stays refused
+      // at send time (providers.ts re-checks the target before every attempt).
+      if (url !== before.webhook_url || secret !== before.secret) await this.check(before.kind, url, secret, url !== before.webhook_url);
       if (dto.template && before.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
       const [[row]] = (await m.query(
         `UPDATE notification_channels SET name = $2, webhook_url = $3, secret = $4, template = $5, enabled = $6,
