@@ -34,6 +34,19 @@ describe('patrols and compliance over HTTP', () => {
     jti: 'test',
   });
   const schedulers = () => t.app.get(QueueService).queue(QueueName.Patrols);
+  /**
+   * An evidence record as the video wall keeps it before a verdict (POST /cameras/:id/evidence,
+   * purpose round.verdict, refId the round): written directly, as these cameras stream nothing here
+   * (alarm-video.browser.spec takes real pictures).
+   */
+  const picture = async (roundId: string, cameraId: string, purpose = 'round.verdict'): Promise<string> =>
+    (
+      await t.db.query(
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
+         SELECT id, school_id, 'test/' || gen_random_uuid(), repeat('0', 64), 1, 640, 360, $2, $3, now() FROM cameras WHERE id = $1 RETURNING id`,
+        [cameraId, purpose, roundId],
+      )
+    ).rows[0].id;
 
   beforeAll(async () => {
     // Verdicts unspaced here (one test turns the spacing on): the round tests judge cameras back to back.
@@ -481,18 +494,19 @@ describe('patrols and compliance over HTTP', () => {
         .http()
         .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[0].cameraId}/verdict`)
         .set(auth(operator.token))
-        .send({ verdict: 'normal' })
+        .send({ verdict: 'normal', snapshotRef: await picture(r1.id, r1.items[0].cameraId) })
         .expect(200);
+      const snap = await picture(r1.id, r1.items[1].cameraId);
       const done = (
         await t
           .http()
           .post(`/api/v1/patrol-rounds/${r1.id}/cameras/${r1.items[1].cameraId}/verdict`)
           .set(auth(operator.token))
-          .send({ verdict: 'obstructed', note: '镜头被树枝遮挡', snapshotRef: 'snap-1' })
+          .send({ verdict: 'obstructed', note: '镜头被树枝遮挡', snapshotRef: snap })
           .expect(200)
       ).body;
       expect(done.finishedAt).toBeTruthy();
-      expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: 'snap-1' });
+      expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: snap });
       expect(done.items[1].findingId).toBeTruthy();
       const [f] = (await t.db.query(`SELECT school_id, check_name, task_id FROM patrol_findings WHERE id = $1`, [done.items[1].findingId])).rows;
       expect(f).toMatchObject({ check_name: 'round_obstructed', school_id: r1.items[1].schoolId });
@@ -508,7 +522,7 @@ describe('patrols and compliance over HTTP', () => {
         .http()
         .post(`/api/v1/patrol-rounds/${r2.id}/cameras/${r2.items[0].cameraId}/verdict`)
         .set(auth(other.token))
-        .send({ verdict: 'normal' })
+        .send({ verdict: 'normal', snapshotRef: await picture(r2.id, r2.items[0].cameraId) })
         .expect(200);
       // All three patrolled now; the next round starts with the least recently patrolled.
       const r3 = (await t.http().post('/api/v1/patrol-rounds').set(auth(operator.token)).send({ size: 3 }).expect(201)).body;
@@ -531,20 +545,68 @@ describe('patrols and compliance over HTTP', () => {
         // Started ten days on, clear of the rounds above that still hold their cameras (patrols.roundReservationMinutes).
         const r = await t.app.get(RoundsService).start(asUser(op2, 'operator'), { size: 2, schoolId: seed.schoolA.id }, new Date(Date.now() + 10 * 86_400_000));
         expect(r.items).toHaveLength(2);
-        const judge = (i: number) =>
-          t.http().post(`/api/v1/patrol-rounds/${r.id}/cameras/${r.items[i].cameraId}/verdict`).set(auth(op2.token)).send({ verdict: 'normal' });
-        await judge(0).expect(200);
+        const judge = async (i: number) =>
+          t
+            .http()
+            .post(`/api/v1/patrol-rounds/${r.id}/cameras/${r.items[i].cameraId}/verdict`)
+            .set(auth(op2.token))
+            .send({ verdict: 'normal', snapshotRef: await picture(r.id, r.items[i].cameraId) });
+        expect((await judge(0)).status).toBe(200);
         const fast = await judge(1);
         expect([fast.status, fast.body.error.code, fast.headers['retry-after']]).toEqual([429, 'PATROL_ROUND.TOO_FAST', expect.stringMatching(/^[1-5]$/)]);
         const [item] = (await t.db.query(`SELECT verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [r.id, r.items[1].cameraId])).rows;
         expect(item.verdict).toBeNull();
         // Once the picture has been looked at long enough, the verdict is taken.
         const later = new Date(Date.now() + 6000);
-        const done = await t.app.get(RoundsService).verdict(asUser(op2, 'operator'), r.id, r.items[1].cameraId, { verdict: 'normal' }, later);
+        const done = await t.app
+          .get(RoundsService)
+          .verdict(asUser(op2, 'operator'), r.id, r.items[1].cameraId, { verdict: 'normal', snapshotRef: await picture(r.id, r.items[1].cameraId) }, later);
         expect(done.finishedAt).toBeTruthy();
       } finally {
         t.config.patrols.roundVerdictMinSeconds = 0;
       }
+    });
+
+    it('a verdict is made on a picture of that camera taken for the round: no URL, no other record, no "normal" without one', async () => {
+      const op3 = await t.userToken('operator');
+      // Started twenty days on, clear of the rounds above that still hold their cameras.
+      const rounds = t.app.get(RoundsService);
+      const r = await rounds.start(asUser(op3, 'operator'), { size: 2, schoolId: seed.schoolA.id }, new Date(Date.now() + 20 * 86_400_000));
+      const other = await rounds.start(asUser(op3, 'operator'), { size: 1, schoolId: seed.schoolB.id }, new Date(Date.now() + 20 * 86_400_000));
+      const [a, b] = r.items.map((i: { cameraId: string }) => i.cameraId);
+      const judge = (cameraId: string, body: Record<string, unknown>) =>
+        t.http().post(`/api/v1/patrol-rounds/${r.id}/cameras/${cameraId}/verdict`).set(auth(op3.token)).send(body);
+      const fields = (res: { body: { error: { details: { fields: { field: string }[] } } } }) => res.body.error.details.fields.map((f) => f.field);
+      // The attacker's request: any URL as the picture.
+      const url = await judge(a, { verdict: 'normal', snapshotRef: 'https://evil.example/fake.jpg' });
+      expect([url.status, url.body.error.code, fields(url)]).toEqual([400, 'VALIDATION_FAILED', ['snapshotRef']]);
+      // Evidence records that are not this camera's picture for this round.
+      for (const ref of [
+        await picture(r.id, b), // another camera
+        await picture(other.id, a), // another round
+        await picture(r.id, a, 'manual'), // not taken for a verdict
+        '00000000-0000-4000-8000-000000000000', // no such record
+      ]) {
+        const res = await judge(a, { verdict: 'normal', snapshotRef: ref });
+        expect([ref, res.status, fields(res)]).toEqual([ref, 400, ['snapshotRef']]);
+      }
+      // No picture (the camera gave none): "normal" is refused, a verdict saying what is wrong is not.
+      const blind = await judge(a, { verdict: 'normal' });
+      expect([blind.status, blind.body.error.code]).toEqual([400, 'PATROL_ROUND.NORMAL_NEEDS_PICTURE']);
+      const [item] = (await t.db.query(`SELECT verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [r.id, a])).rows;
+      expect(item.verdict).toBeNull();
+      const offline = await judge(a, { verdict: 'offline' }).expect(200);
+      expect(offline.body.items.find((i: { cameraId: string }) => i.cameraId === a)).toMatchObject({ verdict: 'offline', snapshotRef: null });
+      const shot = await picture(r.id, b);
+      const seen = await judge(b, { verdict: 'normal', snapshotRef: shot }).expect(200);
+      expect(seen.body.items.find((i: { cameraId: string }) => i.cameraId === b)).toMatchObject({ verdict: 'normal', snapshotRef: shot });
+      // The other round is closed so it no longer holds its camera for the tests below.
+      await t
+        .http()
+        .post(`/api/v1/patrol-rounds/${other.id}/cameras/${other.items[0].cameraId}/verdict`)
+        .set(auth(op3.token))
+        .send({ verdict: 'other' })
+        .expect(200);
     });
 
     it('favours gate cameras in their school’s arrival window', async () => {

@@ -377,6 +377,11 @@ export const ErrorCode = {
     ALREADY_JUDGED: 'PATROL_ROUND.ALREADY_JUDGED',
     /** [429] The operator's previous verdict is less than patrols.roundVerdictMinSeconds ago (attack F8c); `details.retryAfterSeconds`. */
     TOO_FAST: 'PATROL_ROUND.TOO_FAST',
+    /**
+     * [400] A "normal" verdict without a picture of the camera taken for this round (snapshotRef):
+     * a camera that gives no picture cannot be seen to be fine (abnormal verdicts — offline… — stay possible).
+     */
+    NORMAL_NEEDS_PICTURE: 'PATROL_ROUND.NORMAL_NEEDS_PICTURE',
   },
   PATROL_ROUND_ITEM: {
     /** [404] The camera is not in this round. */

@@ -124,7 +124,14 @@ export class StartRoundDto {
 export class VerdictDto {
   @ApiProperty({ enum: VERDICTS }) @IsIn(VERDICTS) verdict: Verdict;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
-  @ApiPropertyOptional({ description: 'a snapshot reference (image id or URL)' }) @IsOptional() @IsString() @MaxLength(500) snapshotRef?: string;
+  @ApiPropertyOptional({
+    format: 'uuid',
+    description:
+      'the picture the verdict was made on: the id of an evidence record of this camera taken for this round (POST /cameras/{id}/evidence with purpose round.verdict and refId the round id). Required for "normal"; a URL or another record is a 400.',
+  })
+  @IsOptional()
+  @IsUUID()
+  snapshotRef?: string;
 }
 
 export class RoundQuery extends PageQuery {

@@ -35,6 +35,9 @@ export function pickCameras(candidates: Candidate[], n: number): Candidate[] {
     .slice(0, n);
 }
 
+/** The evidence purpose the video wall takes a verdict's picture under (RoundsSurface.vue). */
+export const ROUND_EVIDENCE_PURPOSE = 'round.verdict';
+
 const ITEM_COLS = `i.camera_id AS "cameraId", i.school_id AS "schoolId", i.position, i.favoured, i.verdict, i.note, i.snapshot_ref AS "snapshotRef", i.verdict_at AS "verdictAt", i.finding_id AS "findingId"`;
 
 /**
@@ -165,6 +168,34 @@ export class RoundsService {
     }
   }
 
+  /**
+   * A verdict is made on a picture the service took (attack: a "normal" verdict on an offline
+   * camera, "proved" by any URL): snapshotRef must be an evidence record of this camera, purpose
+   * round.verdict, taken for this round (refId) — else 400 on snapshotRef. "normal" needs one
+   * (400 PATROL_ROUND.NORMAL_NEEDS_PICTURE); other verdicts (offline, obstructed…) may be made
+   * without, since a camera that gives no picture is exactly what they report.
+   */
+  private async assertEvidence(m: EntityManager, roundId: string, cameraId: string, dto: { verdict: Verdict; snapshotRef?: string }): Promise<void> {
+    if (dto.snapshotRef === undefined) {
+      if (dto.verdict === 'normal')
+        throw Errors.badRequest(ErrorCode.PATROL_ROUND.NORMAL_NEEDS_PICTURE, '没有该摄像机本轮的画面，不能判定为正常', { field: 'snapshotRef' });
+      return;
+    }
+    const found = (await m.query(`SELECT 1 FROM video_evidence WHERE id = $1 AND camera_id = $2::uuid AND purpose = $3 AND lower(ref_id) = lower($4)`, [
+      dto.snapshotRef,
+      cameraId,
+      ROUND_EVIDENCE_PURPOSE,
+      roundId,
+    ])) as unknown[];
+    if (found.length === 0)
+      throw Errors.validation([
+        {
+          field: 'snapshotRef',
+          reason: `must be an evidence record of this camera taken for this round (purpose ${ROUND_EVIDENCE_PURPOSE}, refId the round id)`,
+        },
+      ]);
+  }
+
   async verdict(user: AuthUser, roundId: string, cameraId: string, dto: { verdict: Verdict; note?: string; snapshotRef?: string }, now = new Date()) {
     await this.db.transaction(async (m) => {
       const [r] = await m.query(`SELECT operator_id, finished_at FROM patrol_rounds WHERE id = $1 FOR UPDATE`, [roundId]);
@@ -173,6 +204,7 @@ export class RoundsService {
       const [item] = await m.query(`SELECT camera_id, school_id, verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [roundId, cameraId]);
       if (!item) throw Errors.notFound(ErrorCode.PATROL_ROUND_ITEM.NOT_FOUND, cameraId);
       if (item.verdict) throw Errors.conflict(ErrorCode.PATROL_ROUND.ALREADY_JUDGED, '该摄像机已记录巡查结论');
+      await this.assertEvidence(m, roundId, cameraId, dto);
       await this.assertVerdictSpacing(m, user, now);
       let findingId: string | null = null;
       if (dto.verdict !== 'normal') {

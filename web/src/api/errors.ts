@@ -152,6 +152,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'PATROL_ROUND.NOT_YOURS': 'errors.forbidden',
   'PATROL_ROUND.ALREADY_JUDGED': 'errors.conflict',
   'PATROL_ROUND.TOO_FAST': 'errors.roundTooFast',
+  'PATROL_ROUND.NORMAL_NEEDS_PICTURE': 'errors.roundNormalNeedsPicture',
   'PATROL_ROUND_ITEM.NOT_FOUND': 'errors.notFound',
   'POST_CHECKIN.NOT_FOUND': 'errors.notFound',
   'POST_CHECKIN.ALREADY_CHECKED_OUT': 'errors.conflict',

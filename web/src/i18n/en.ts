@@ -278,6 +278,7 @@ const en: Messages = {
     checkinTooFrequent: 'Checking in too often; try again shortly',
     patrolTooFrequent: 'Too soon after the last patrol; record it when the patrol is done',
     roundTooFast: 'Verdicts recorded too fast: look at the picture before recording one',
+    roundNormalNeedsPicture: 'No picture came from this camera, so it cannot be judged normal; choose offline, obstructed or another verdict',
     notFound: 'Not found (it may have been deleted)',
     validation: 'Some input is invalid; check and try again',
     duplicate: 'A record with the same key exists',

@@ -274,6 +274,7 @@ const zhCN = {
     checkinTooFrequent: '签到过于频繁，请稍后再试',
     patrolTooFrequent: '距上次巡查时间太短，请完成巡查后再登记',
     roundTooFast: '巡查结论提交过快，请看清画面后再记录',
+    roundNormalNeedsPicture: '没有取到该摄像机的画面，不能判定为正常；请选择离线、遮挡等结论',
     notFound: '记录不存在或已被删除',
     validation: '输入有误，请检查后重试',
     duplicate: '已存在相同的记录',

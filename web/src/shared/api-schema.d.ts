@@ -2724,7 +2724,10 @@ export type components = {
         };
         VerdictDto: {
             note?: string;
-            /** @description a snapshot reference (image id or URL) */
+            /**
+             * Format: uuid
+             * @description the picture the verdict was made on: the id of an evidence record of this camera taken for this round (POST /cameras/{id}/evidence with purpose round.verdict and refId the round id). Required for "normal"; a URL or another record is a 400.
+             */
             snapshotRef?: string;
             /** @enum {string} */
             verdict: "normal" | "obstructed" | "offline" | "gate_open" | "guard_absent" | "crowding" | "other";
