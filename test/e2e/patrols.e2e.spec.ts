@@ -440,6 +440,55 @@ describe('patrols and compliance over HTTP', () => {
       expect((await field.guardPatrolCounts([seed.schoolA.id], '2026-03-03')).get(seed.schoolA.id)).toBe(3);
     });
 
+    it('one person, one open check-in per post, on their behalf too: a burst takes one (429), a second is 409, the head count counts them once', async () => {
+      // The attacker's burst: six parallel on-behalf check-ins of one volunteer.
+      const burst = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName: '志愿者甲', personRole: 'volunteer' }),
+        ),
+      );
+      expect(burst.map((r) => r.status).sort()).toEqual([201, 429, 429, 429, 429, 429]);
+      expect(burst.find((r) => r.status === 429)!.body.error.code).toBe('POST_CHECKIN.TOO_FREQUENT');
+      const taken = burst.find((r) => r.status === 201)!.body;
+      // A roster guard checked in by the center: 32 ms later 429, later in the same window 409 naming the open check-in.
+      const field = t.app.get(FieldService);
+      const op = asUser(operator, 'operator');
+      const day = '2026-03-04';
+      const first = await field.checkIn(op, { postId: post.id, personName: '保安0' }, sh(day, '07:20'));
+      await expect(field.checkIn(op, { postId: post.id, personName: '保安0' }, new Date(sh(day, '07:20').getTime() + 32))).rejects.toMatchObject({
+        status: 429,
+        code: 'POST_CHECKIN.TOO_FREQUENT',
+      });
+      const again = await t
+        .http()
+        .post('/api/v1/post-checkins')
+        .set(auth(operator.token))
+        .send({ postId: post.id, personName: '志愿者甲', personRole: 'volunteer' });
+      expect(again.status).toBe(429); // the volunteer's own spacing, whoever records it
+      await expect(field.checkIn(op, { postId: post.id, personName: '保安0' }, sh(day, '07:25'))).rejects.toMatchObject({
+        status: 409,
+        code: 'POST_CHECKIN.ALREADY_CHECKED_IN',
+        details: { checkinId: first.id },
+      });
+      // The head count of the arrival window counts the guard once.
+      const [school] = await t.app.get(RegistryService).schoolsIn({ ids: [seed.schoolA.id] });
+      const arrival = (await field.postWindowStatus([school], day, sh(day, '07:45'))).find((w) => w.postId === post.id && w.kind === 'arrival');
+      expect(arrival).toMatchObject({ present: 1 });
+      // Open since the morning (no check-out): the dismissal check-in is taken and ends the forgotten one.
+      const later = await field.checkIn(op, { postId: post.id, personName: '保安0' }, sh(day, '16:25'));
+      const rows = (await t.db.query(`SELECT id, checked_out_at FROM post_checkins WHERE id = ANY($1) ORDER BY checked_in_at`, [[first.id, later.id]])).rows;
+      expect(rows.map((r: { checked_out_at: Date | null }) => r.checked_out_at !== null)).toEqual([true, false]);
+      // The rule holds in the data itself: a second open check-in of the same person at the post cannot be written.
+      await expect(
+        t.db.query(
+          `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at)
+           VALUES ($1, $2, '保安0', 'guard', $3, true, $4)`,
+          [post.id, seed.schoolA.id, operator.userId, sh(day, '16:26')],
+        ),
+      ).rejects.toMatchObject({ code: '23505' });
+      await t.db.query(`DELETE FROM post_checkins WHERE id = ANY($1)`, [[taken.id, first.id, later.id]]);
+    });
+
     it("only the bureau edits a post's windows and head count; school security get 403 (attack F8d)", async () => {
       for (const [method, url, body] of [
         ['patch', `/api/v1/protection-posts/${post.id}`, { requiredHeadcount: 1 }],

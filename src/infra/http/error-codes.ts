@@ -392,8 +392,16 @@ export const ErrorCode = {
     NOT_FOUND: 'POST_CHECKIN.NOT_FOUND',
     /** [409] */
     ALREADY_CHECKED_OUT: 'POST_CHECKIN.ALREADY_CHECKED_OUT',
-    /** [429] The same account checked in less than patrols.checkinMinGapSeconds ago (attack F8c); `details.retryAfterSeconds`. */
+    /**
+     * [429] The same account, or the same person at the same post (on someone's behalf too),
+     * checked in less than patrols.checkinMinGapSeconds ago (attack F8c); `details.retryAfterSeconds`.
+     */
     TOO_FREQUENT: 'POST_CHECKIN.TOO_FREQUENT',
+    /**
+     * [409] The person is still checked in at this post for the same window (an open check-in
+     * less than patrols.postEarlyMinutes + postGraceMinutes old); `details.checkinId` is that check-in.
+     */
+    ALREADY_CHECKED_IN: 'POST_CHECKIN.ALREADY_CHECKED_IN',
   },
   GUARD_PATROL: {
     /** [429] The same guard's last patrol at this school is less than patrols.guardPatrolMinGapMinutes away (attack F8c); `details.retryAfterSeconds`. */

@@ -43,6 +43,9 @@ export interface GateOpening {
   findingId?: string;
 }
 
+/** The unique index on open check-ins, one per (post, person) (migration OpenCheckinPerPerson). */
+const OPEN_CHECKIN_INDEX = 'post_checkins_open_person_uq';
+
 const CHECKIN_COLS = `id, post_id AS "postId", school_id AS "schoolId", person_name AS "personName", person_role AS "personRole", recorded_by AS "recordedBy",
   on_behalf AS "onBehalf", checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt",
   camera_id AS "cameraId", evidence_id AS "evidenceId", evidence_status AS "evidenceStatus", evidence_error AS "evidenceError"`;
@@ -102,6 +105,18 @@ export class FieldService {
    * patrols.checkinMinGapSeconds is refused (429 POST_CHECKIN.TOO_FREQUENT); a person is at one
    * gate at a time, so a check-in checks them out of any other post of the school they were still
    * checked in at (one person never fills two posts' head counts).
+   *
+   * One person, one open check-in per post (attack: six parallel on-behalf check-ins of one
+   * volunteer all 201), for self and on-behalf check-ins alike, serialised per (school, person)
+   * by an advisory lock and backed by a unique index on open check-ins:
+   * - the same person at the same post less than patrols.checkinMinGapSeconds after their last
+   *   check-in there → 429 POST_CHECKIN.TOO_FREQUENT;
+   * - still checked in there for the same window (open, less than postEarlyMinutes +
+   *   postGraceMinutes old — two instants further apart never count for one window) → 409
+   *   POST_CHECKIN.ALREADY_CHECKED_IN with `details.checkinId` (not answered idempotently: the
+   *   caller must see the check-in was not taken now, its time and picture are the first one's);
+   * - an older open check-in there (a check-out forgotten since an earlier window) is ended at
+   *   this check-in's time, as a move to another post is, and the new one is taken.
    */
   async checkIn(user: AuthUser, dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string }, at = new Date()) {
     let post: PostLike | null = null;
@@ -119,21 +134,30 @@ export class FieldService {
     const cameraId = post.gateCameraId ?? null;
     const row = await this.db.transaction(async (m) => {
       if (!onBehalf) await this.assertCheckinSpacing(m, user, at);
-      // Moving to this post ends the person's open check-ins at the school's other posts.
+      const staleBefore = await this.assertNotCheckedIn(m, post, personName, at);
+      // Moving to this post ends the person's open check-ins at the school's other posts, and a
+      // forgotten one at this post from an earlier window.
       const moved: { id: string }[] = returningRows(
         await m.query(
           `UPDATE post_checkins SET checked_out_at = GREATEST($4, checked_in_at)
-            WHERE school_id = $1 AND person_name = $2 AND post_id <> $3 AND checked_out_at IS NULL AND checked_in_at <= $4 RETURNING id`,
-          [post.schoolId, personName, post.id, at],
+            WHERE school_id = $1 AND person_name = $2 AND checked_out_at IS NULL AND checked_in_at <= $4
+              AND (post_id <> $3 OR checked_in_at <= $5) RETURNING id`,
+          [post.schoolId, personName, post.id, at, staleBefore],
         ),
       );
       for (const x of moved)
         await this.audit.record(m, { action: 'check_out', entity: 'post_checkin', entityId: x.id, schoolId: post.schoolId, after: { movedTo: post.id } });
-      const [r] = await m.query(
-        `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at, camera_id, evidence_status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${CHECKIN_COLS}`,
-        [post.id, post.schoolId, personName, personRole, user.id, onBehalf, at, cameraId, cameraId ? 'pending' : 'none'],
-      );
+      const [r] = await m
+        .query(
+          `INSERT INTO post_checkins (post_id, school_id, person_name, person_role, recorded_by, on_behalf, checked_in_at, camera_id, evidence_status)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${CHECKIN_COLS}`,
+          [post.id, post.schoolId, personName, personRole, user.id, onBehalf, at, cameraId, cameraId ? 'pending' : 'none'],
+        )
+        .catch((e: { code?: string; constraint?: string }) => {
+          // The unique index on open check-ins: unreachable under the lock above, kept as the guarantee.
+          if (e.code === '23505' && e.constraint === OPEN_CHECKIN_INDEX) throw Errors.conflict(ErrorCode.POST_CHECKIN.ALREADY_CHECKED_IN, '此人已在该岗位签到');
+          throw e;
+        });
       await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: r.id, schoolId: post.schoolId, after: r });
       return r as { id: string; evidenceStatus: string; evidenceError: string | null };
     });
@@ -229,6 +253,32 @@ export class FieldService {
     if (role === 'guard' && !(await this.registry.isActiveGuard(schoolId, name)))
       throw Errors.validation([{ field: 'personName', reason: "not an active guard on the school's guard roster" }]);
     return name;
+  }
+
+  /**
+   * The per-(post, person) rules of checkIn, under a per-(school, person) transaction lock (the
+   * move to another post is decided under it too): 429 when the person checked in at this post
+   * less than patrols.checkinMinGapSeconds from `at`, 409 when still checked in there for the
+   * same window. Answers the instant before which an open check-in there is stale (to be ended).
+   */
+  private async assertNotCheckedIn(m: EntityManager, post: PostLike, personName: string, at: Date): Promise<Date> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`checkin-person:${post.schoolId}:${personName}`]);
+    const gapMs = this.cfg.checkinMinGapSeconds * 1000;
+    const sameWindowMs = Math.max((this.cfg.postEarlyMinutes + this.cfg.postGraceMinutes) * 60_000, gapMs);
+    const staleBefore = new Date(at.getTime() - sameWindowMs);
+    const rows = (await m.query(
+      `SELECT id, checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt" FROM post_checkins
+        WHERE post_id = $1 AND person_name = $2 AND checked_in_at > $3 ORDER BY checked_in_at DESC`,
+      [post.id, personName, staleBefore],
+    )) as { id: string; checkedInAt: Date; checkedOutAt: Date | null }[];
+    const near = rows.find((r) => Math.abs(new Date(r.checkedInAt).getTime() - at.getTime()) < gapMs);
+    if (near) {
+      const wait = Math.max(1, Math.ceil((new Date(near.checkedInAt).getTime() + gapMs - at.getTime()) / 1000));
+      throw Errors.tooMany(ErrorCode.POST_CHECKIN.TOO_FREQUENT, '该人员在此岗位签到过于频繁', wait);
+    }
+    const open = rows.find((r) => !r.checkedOutAt);
+    if (open) throw Errors.conflict(ErrorCode.POST_CHECKIN.ALREADY_CHECKED_IN, '此人已在该岗位签到', { checkinId: open.id });
+    return staleBefore;
   }
 
   /** 429 when this account checked in less than patrols.checkinMinGapSeconds before `at` (serialised per account). */

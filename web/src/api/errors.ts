@@ -157,6 +157,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'POST_CHECKIN.NOT_FOUND': 'errors.notFound',
   'POST_CHECKIN.ALREADY_CHECKED_OUT': 'errors.conflict',
   'POST_CHECKIN.TOO_FREQUENT': 'errors.checkinTooFrequent',
+  'POST_CHECKIN.ALREADY_CHECKED_IN': 'errors.checkinAlreadyOpen',
   'GUARD_PATROL.TOO_FREQUENT': 'errors.patrolTooFrequent',
   'RECTIFICATION_TASK.NOT_FOUND': 'errors.notFound',
   'RECTIFICATION_TASK.ALREADY_CLOSED': 'errors.conflict',

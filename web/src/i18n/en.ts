@@ -276,6 +276,7 @@ const en: Messages = {
     drillSilenceLimit: 'Drill windows back to back or overlapping would exceed the allowed drill time',
     testModeDailyLimit: "This button's test mode has been used up for today; try again tomorrow",
     checkinTooFrequent: 'Checking in too often; try again shortly',
+    checkinAlreadyOpen: 'This person is already checked in at this post',
     patrolTooFrequent: 'Too soon after the last patrol; record it when the patrol is done',
     roundTooFast: 'Verdicts recorded too fast: look at the picture before recording one',
     roundNormalNeedsPicture: 'No picture came from this camera, so it cannot be judged normal; choose offline, obstructed or another verdict',

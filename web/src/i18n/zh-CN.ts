@@ -272,6 +272,7 @@ const zhCN = {
     drillSilenceLimit: '演练时段连续或重叠，合计超出允许的演练时长',
     testModeDailyLimit: '该报警按钮今日的测试模式次数已用完，请明天再试',
     checkinTooFrequent: '签到过于频繁，请稍后再试',
+    checkinAlreadyOpen: '此人已在该岗位签到，无需重复签到',
     patrolTooFrequent: '距上次巡查时间太短，请完成巡查后再登记',
     roundTooFast: '巡查结论提交过快，请看清画面后再记录',
     roundNormalNeedsPicture: '没有取到该摄像机的画面，不能判定为正常；请选择离线、遮挡等结论',

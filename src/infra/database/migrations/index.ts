@@ -27,6 +27,7 @@ import { MadeRealOutsideOpenDeviceIndex1764321020000 } from './1764321020000-Mad
 import { PartitionAuditAndTransitions1764321230000 } from './1764321230000-PartitionAuditAndTransitions';
 import { RetentionTimeIndexes1764321240000 } from './1764321240000-RetentionTimeIndexes';
 import { GbHeartbeatParams1764321260000 } from './1764321260000-GbHeartbeatParams';
+import { OpenCheckinPerPerson1764321400000 } from './1764321400000-OpenCheckinPerPerson';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -59,4 +60,5 @@ export const MIGRATIONS = [
   PartitionAuditAndTransitions1764321230000,
   RetentionTimeIndexes1764321240000,
   GbHeartbeatParams1764321260000,
+  OpenCheckinPerPerson1764321400000,
 ];
