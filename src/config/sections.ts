@@ -513,9 +513,11 @@ export interface PatrolsConfig {
    */
   guardPatrolMinGapMinutes: number;
   /**
-   * Shortest time between two post check-ins by the same school-security account (seconds);
-   * sooner: 429 POST_CHECKIN.TOO_FREQUENT (attack F8c). A person is at one gate at a time: a
-   * check-in also checks the person out of any other post they were still checked in at. Default 30.
+   * Shortest time between two post check-ins by the same school-security account, and between two
+   * check-ins of the same person at the same post whoever records them (seconds); sooner: 429
+   * POST_CHECKIN.TOO_FREQUENT (attack F8c). A person is at one gate at a time: a check-in also
+   * checks the person out of any other post they were still checked in at, and one still open at
+   * this post for the same window is 409 POST_CHECKIN.ALREADY_CHECKED_IN. Default 30.
    */
   checkinMinGapSeconds: number;
   /**
