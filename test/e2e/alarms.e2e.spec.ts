@@ -478,10 +478,11 @@ describe('alarms over HTTP', () => {
 
   it('a more urgent report folded into an open incident raises its priority, its escalation and its police relay (adversarial pass F3)', async () => {
     const cred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
+    // tamper: P3 by type (not relayed); a device may say more urgent, never less (A6).
     const report = (eventId: string, priority: string, note: string) =>
-      t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId, type: 'video_alarm', priority, note });
-    const low = await report('f3-1', 'P4', '画面异常').expect(201);
-    expect(low.body).toMatchObject({ priority: 'P4', relay: { required: false } });
+      t.http().post('/api/v1/incidents/device-reports').set('Authorization', cred.authorization).send({ eventId, type: 'tamper', priority, note });
+    const low = await report('f3-1', 'P3', '画面异常').expect(201);
+    expect(low.body).toMatchObject({ priority: 'P3', relay: { required: false } });
     const high = await report('f3-2', 'P1', '持刀人员翻越围墙').expect(200);
     expect(high.body).toMatchObject({ id: low.body.id, folded: true, priority: 'P1', relay: { required: true } });
     const got = await t.http().get(`/api/v1/incidents/${low.body.id}`).set(auth(op1.token)).expect(200);
@@ -494,6 +495,46 @@ describe('alarms over HTTP', () => {
     await waitFor(async () => police.accepted.has(low.body.id), 10000, 'relayed once P1');
     // A less urgent report later does not lower it.
     expect((await report('f3-3', 'P3', '再次触发').expect(200)).body.priority).toBe('P1');
+  });
+
+  it("takes a gateway's report without a usable camera at the gateway's school, and never lets a device lower an alarm below its type (A1, A6)", async () => {
+    const gateway = async (schoolId: string) =>
+      (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'gateway', schoolId }).expect(201)).body.authorization as string;
+    const gwA = await gateway(seed.schoolA.id);
+    const gwB = await gateway(seed.schoolB.id);
+    const report = (authorization: string, body: object) => t.http().post('/api/v1/incidents/device-reports').set('Authorization', authorization).send(body);
+    const timelineNote = async (id: string, eventId: string) =>
+      (await t.db.query(`SELECT note FROM incident_timeline WHERE incident_id = $1 AND action = 'press' AND data->>'eventId' = $2`, [id, eventId])).rows[0]
+        ?.note as string | undefined;
+    // No cameraId: raised at the gateway's school, no camera, said in the note.
+    const none = (await report(gwA, { eventId: 'gw-1', type: 'intrusion', note: '周界告警' }).expect(201)).body;
+    expect(none).toMatchObject({ schoolId: seed.schoolA.id, cameraId: null, type: 'intrusion', priority: 'P1', status: 'raised' });
+    expect(none.location).toContain('设备网关');
+    expect(none.note).toMatch(/^周界告警（设备报文异常：缺少摄像机编号 cameraId，按网关所属学校报警）$/);
+    // Not a UUID, an unknown camera: the same alarm (folded), each said.
+    expect((await report(gwA, { eventId: 'gw-2', type: 'intrusion', cameraId: 'not-a-uuid' }).expect(200)).body).toMatchObject({ id: none.id, folded: true });
+    expect(await timelineNote(none.id, 'gw-2')).toMatch(/cameraId 格式不符，按网关所属学校报警/);
+    const unknown = '00000000-0000-4000-8000-00000000abcd';
+    expect((await report(gwA, { eventId: 'gw-3', type: 'intrusion', cameraId: unknown }).expect(200)).body).toMatchObject({ id: none.id, folded: true });
+    expect(await timelineNote(none.id, 'gw-3')).toMatch(/摄像机编号未登记于网关所属学校/);
+    // Another school's camera named by B's gateway: an alarm at B (never at A, and the note does not say A's camera exists).
+    const atB = (await report(gwB, { eventId: 'gw-4', type: 'intrusion', cameraId: gateCam.id }).expect(201)).body;
+    expect(atB).toMatchObject({ schoolId: seed.schoolB.id, cameraId: null });
+    expect(atB.note).toMatch(/摄像机编号未登记于网关所属学校/);
+    await t.http().get(`/api/v1/incidents/${atB.id}`).set(auth(staffB)).expect(200);
+    // The gateway's retry is the same press.
+    expect((await report(gwB, { eventId: 'gw-4', type: 'intrusion', cameraId: gateCam.id }).expect(200)).body).toMatchObject({ id: atB.id, folded: false });
+    // A fire reported as P4 (through a gateway with its camera, or by a camera itself): P1, relayed, said in the note.
+    const fire = (await report(gwA, { eventId: 'gw-5', type: 'fire', priority: 'P4', cameraId: gateCam.id }).expect(201)).body;
+    expect(fire).toMatchObject({ cameraId: gateCam.id, priority: 'P1', relay: { required: true } });
+    expect(fire.note).toMatch(/priority P4 低于该类型默认的 P1，按 P1 处理/);
+    const camCred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
+    // A camera naming another camera reports for itself (the other id ignored, said).
+    const own = (await report(camCred.authorization, { eventId: 'gw-6', type: 'intrusion', priority: 'P3', cameraId: gateCam.id }).expect(201)).body;
+    expect(own).toMatchObject({ cameraId: sideCam.id, priority: 'P1' });
+    expect(own.note).toMatch(/cameraId 与设备凭证的摄像机不符，已忽略.*priority P3 低于该类型默认的 P1/);
+    // More urgent than the type stays.
+    expect((await report(camCred.authorization, { eventId: 'gw-7', type: 'device_fault', priority: 'P2' }).expect(201)).body.priority).toBe('P2');
   });
 
   it("never refuses an authenticated device's alarm for its body: odd fields, types and event ids go into the note (adversarial pass F12)", async () => {

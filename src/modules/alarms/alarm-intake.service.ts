@@ -20,6 +20,7 @@ import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
 import { IncidentRow, IncidentView, toSummary, toView } from './incident-row';
 import { appendTimeline } from './incident-timeline';
+import { storableText } from '../../infra/text/storable';
 import { PressFoldingService } from './press-folding.service';
 
 export interface RaiseResult {
@@ -47,6 +48,14 @@ export interface DeviceAlarmInput {
   drill?: boolean;
   /** For a gateway-reported camera event: the school the gateway is bound to (null = any). */
   gatewaySchoolId?: string | null;
+  /**
+   * A gateway's report (deviceKind 'camera'): the gateway's key (a uuid: its presses, lock and folding
+   * when no camera places the alarm) and its name. A report whose camera is missing (deviceId = key),
+   * unknown or not at the gateway's school is never refused (attack A1: a 4xx is an alarm lost): it is
+   * raised at the gateway's school without a camera (no school: an unplaced alarm the district sees),
+   * the reason in its note.
+   */
+  gateway?: { key: string; name: string };
   /** When the request arrived (RequestContext.receivedAt: its headers, before its body was read): the press time. Default now. */
   at?: Date;
 }
@@ -157,6 +166,9 @@ interface QueuedDeviceEvent {
 /** Runs fn in a request context (or none). */
 const inContext = <T>(ctx: RequestContext | undefined, fn: () => Promise<T>): Promise<T> => (ctx ? requestContext.run(ctx, fn) : requestContext.exit(fn));
 
+/** Longest note kept for a device alarm (device-alarm-body.ts bounds what the body brings to the same). */
+const NOTE_MAX = 500;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -208,47 +220,83 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     return this.deviceEvent(e, actor, ticket);
   }
 
+  /** The note with what the intake had to decide added (bounded like the body's problems). */
+  private static noted(note: string | undefined, said: string[]): string {
+    return said.length ? storableText(`${note ?? ''}（${said.join('；')}）`.slice(-NOTE_MAX)) : (note ?? '');
+  }
+
   /** The event of a device alarm: where, what, how urgent (registry reads; no transaction yet). */
   private async deviceEventOf(input: DeviceAlarmInput): Promise<DeviceEvent> {
     const receivedAt = input.at ?? new Date();
+    const said: string[] = [];
     let spot: Spot;
     let type: IncidentType;
     let priority: Priority;
     let policeLinked = true;
+    let deviceId = input.deviceId;
+    // At the device's place as it is now ($5 school, $8 location): a button moved to another school or spot opens
+    // an incident there instead of feeding the one of its old place (attack A13).
+    const openOf = (foldCol: string) => `SELECT id, drill, first_press_at FROM incidents
+                WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
+                  AND school_id = $5::uuid AND location = $8`;
+    let openSql: string;
+    let cameraId: string | null = null;
     if (input.deviceKind === 'alarm_device') {
       const dev = await this.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
-      priority = input.priority ?? this.cfg.devicePressPriority;
+      // A button's press is never less urgent than its type (attack A6; alarms.devicePressPriority is P1 by default). 'P1' < 'P4' as text.
+      const pressPriority = input.priority ?? this.cfg.devicePressPriority;
+      priority = pressPriority > this.cfg.priorityByType[type] ? this.cfg.priorityByType[type] : pressPriority;
       policeLinked = dev.policeLinked;
+      openSql = openOf('alarm_device_id');
     } else {
-      const [cam] = await this.registry.cameras({ ids: [input.deviceId] });
-      if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
-      if (input.gatewaySchoolId && input.gatewaySchoolId !== cam.schoolId) throw Errors.outOfScope();
-      spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
+      const gw = input.gateway;
+      const [cam] = gw && input.deviceId === gw.key ? [] : await this.registry.cameras({ ids: [input.deviceId] });
+      const foreign = !!cam && !!input.gatewaySchoolId && input.gatewaySchoolId !== cam.schoolId;
       type = input.type ?? 'video_alarm';
-      priority = input.priority ?? this.cfg.priorityByType[type];
+      priority = input.priority ?? this.cfg.priorityByType[type]; // an HTTP report's own is never below its type's (the controller)
+      if (cam && !foreign) {
+        spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
+        cameraId = cam.id;
+        openSql = openOf('camera_id');
+      } else if (gw) {
+        // Unknown and another school's camera are said alike: the note does not tell what exists elsewhere.
+        if (input.deviceId !== gw.key) said.push('摄像机编号未登记于网关所属学校，按网关所属学校报警');
+        deviceId = gw.key;
+        spot = await this.gatewaySpot(input.gatewaySchoolId ?? null, gw.name);
+        openSql = `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+                  WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
+                    AND i.school_id IS NOT DISTINCT FROM $5::uuid AND i.location = $8`;
+      } else if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
+      else throw Errors.outOfScope();
     }
-    const foldCol = input.deviceKind === 'alarm_device' ? 'alarm_device_id' : 'camera_id';
     return {
-      deviceId: input.deviceId,
+      deviceId,
       eventId: input.eventId,
       eventIdFromBytes: input.eventIdFromBytes ?? false,
-      // At the device's place as it is now ($5 school, $8 location): a button moved to another school or spot opens
-      // an incident there instead of feeding the one of its old place (attack A13).
-      openSql: `SELECT id, drill, first_press_at FROM incidents
-                WHERE ${foldCol} = $1 AND type = $3 AND source = 'device' AND status IN ('raised','acknowledged','dispatched','on_scene')
-                  AND school_id = $5::uuid AND location = $8`,
+      openSql,
       spot,
       type,
       priority,
-      note: input.note ?? '',
+      note: AlarmIntakeService.noted(input.note, said),
       alarmDeviceId: input.deviceKind === 'alarm_device' ? input.deviceId : null,
-      cameraId: input.deviceKind === 'camera' ? input.deviceId : null,
+      cameraId,
       drill: input.drill ?? false,
       policeLinked,
       at: receivedAt,
     };
+  }
+
+  /** Where a gateway's report without a usable camera is raised: the gateway's school (none, or since deleted: unplaced, the district sees it). */
+  private async gatewaySpot(schoolId: string | null, name: string): Promise<Spot> {
+    const location = `设备网关 ${name}（未指明摄像机）`;
+    const unplaced: Spot = { schoolId: null, schoolName: '', zoneId: null, location, areaKind: null, cameras: [] };
+    if (!schoolId) return unplaced;
+    return this.spot(schoolId, location, null, []).catch((e: unknown) => {
+      if ((e as { status?: number }).status === 404) return unplaced;
+      throw e;
+    });
   }
 
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiHeader, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
@@ -35,6 +36,12 @@ import {
   StatsQuery,
 } from './dto';
 import { DEVICE_BODY_FIELDS, noteWithProblems, readDevicePress, readDeviceReport } from './device-alarm-body';
+
+/** The key a gateway's reports without a usable camera are pressed, locked and folded under (a uuid-shaped digest of its credential). */
+function gatewayKey(credentialId: string): string {
+  const h = createHash('sha256').update(`gateway\n${credentialId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
 
 /** New incident: 201; a retried event or a press folded into an open incident: 200. */
 function answer(res: Response, r: RaiseResult) {
@@ -128,11 +135,28 @@ export class AlarmsController {
   async deviceReport(@CurrentDevice() device: AuthDevice, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     const raw = await readDeviceBody(req, this.bodyLimits()); // after the credential (AuthGuard): see press
     const { dto, problems, cameraIdInvalid } = readDeviceReport(raw.value, raw);
-    // A gateway's report names its camera: without a usable one it cannot be placed (the gateway retries with one).
-    if (cameraIdInvalid && device.kind === 'gateway') throw Errors.validation([{ field: 'cameraId', reason: 'must be a UUID' }]);
-    const cameraId = device.kind === 'camera' ? device.subjectId : dto.cameraId;
-    if (!cameraId) throw Errors.validation([{ field: 'cameraId', reason: 'required for a gateway' }]);
-    if (device.kind === 'camera' && dto.cameraId && dto.cameraId !== device.subjectId) throw Errors.outOfScope();
+    // Never refused for its camera reference (A1: a 4xx is an alarm lost). A camera reports for itself: another cameraId is
+    // ignored (said in the note). A gateway names its camera; without a usable one (missing, not a UUID, unknown, another
+    // school's) the alarm is raised at the gateway's school without a camera (AlarmIntakeService: gateway).
+    let cameraId: string;
+    if (device.kind === 'camera') {
+      if (dto.cameraId !== undefined && dto.cameraId !== device.subjectId) problems.push('cameraId 与设备凭证的摄像机不符，已忽略');
+      if (cameraIdInvalid) problems.push('cameraId 格式不符，已忽略');
+      cameraId = device.subjectId!;
+    } else {
+      if (cameraIdInvalid) problems.push('cameraId 格式不符，按网关所属学校报警');
+      else if (!dto.cameraId) problems.push('缺少摄像机编号 cameraId，按网关所属学校报警');
+      cameraId = dto.cameraId ?? gatewayKey(device.credentialId);
+    }
+    // Never less urgent than the type's default (attack A6: a fire reported as P4 skipped the police relay and escalated
+    // after 15 min). Staff get a 400 for that (INCIDENT.PRIORITY_BELOW_TYPE); a device's alarm is never refused: it is
+    // raised at the type's default, said in the note. More urgent is kept. 'P1' < 'P4' as text.
+    const typePriority = this.config.alarms.priorityByType[dto.type];
+    let priority = dto.priority;
+    if (priority !== undefined && priority > typePriority) {
+      problems.push(`priority ${priority} 低于该类型默认的 ${typePriority}，按 ${typePriority} 处理`);
+      priority = typePriority;
+    }
     const wait = this.presses.take(`camera:${cameraId}`);
     if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
@@ -143,9 +167,10 @@ export class AlarmsController {
         eventId: dto.eventId,
         eventIdFromBytes: raw.digest !== null && dto.eventId === raw.digest,
         type: dto.type,
-        priority: dto.priority,
+        priority,
         note: noteWithProblems(dto.note, problems),
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
+        gateway: device.kind === 'gateway' ? { key: gatewayKey(device.credentialId), name: device.keyId } : undefined,
         at: currentContext()?.receivedAt, // when the request arrived (see press)
       },
       actor,

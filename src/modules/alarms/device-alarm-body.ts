@@ -110,7 +110,7 @@ export function readDevicePress(body: unknown, raw?: { problems: string[]; diges
 
 /**
  * A camera / gateway report body, read tolerantly (see above). Never throws; `cameraIdInvalid`
- * when a cameraId was given but is not a UUID (a gateway's report cannot be placed without one).
+ * when a cameraId was given but is not a UUID (a gateway's report is then raised at its school, see the controller).
  */
 export function readDeviceReport(body: unknown, raw?: { problems: string[]; digest: string | null }): Read<DeviceReportDto> & { cameraIdInvalid: boolean } {
   const { o, problems, eventId, note } = common(body, ['eventId', 'type', 'priority', 'cameraId', 'note'], raw?.digest ?? null);

@@ -31,8 +31,20 @@ export class DevicePressDto {
 export class DeviceReportDto {
   @ApiProperty() @Matches(EVENT_ID, EVENT_ID_MSG) eventId: string;
   @ApiProperty({ enum: DEVICE_REPORT_TYPES }) @IsIn(DEVICE_REPORT_TYPES) type: IncidentType;
-  @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
-  @ApiPropertyOptional({ description: 'required for a gateway: the camera the event concerns' }) @IsOptional() @IsUUID() cameraId?: string;
+  @ApiPropertyOptional({
+    enum: PRIORITIES,
+    description: "more urgent than the type's default (alarms.priorityByType) is kept; less urgent is raised at the default, said in the note",
+  })
+  @IsOptional()
+  @IsIn(PRIORITIES)
+  priority?: Priority;
+  @ApiPropertyOptional({
+    description:
+      "a gateway's: the camera the event concerns. Without a usable one (missing, not a UUID, unknown, another school's) the alarm is raised at the gateway's school without a camera, said in the note",
+  })
+  @IsOptional()
+  @IsUUID()
+  cameraId?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 

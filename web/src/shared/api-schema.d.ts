@@ -2386,11 +2386,14 @@ export type components = {
             type?: "intrusion" | "violence" | "medical" | "fire" | "video_alarm" | "tamper" | "device_fault" | "other";
         };
         DeviceReportDto: {
-            /** @description required for a gateway: the camera the event concerns */
+            /** @description a gateway's: the camera the event concerns. Without a usable one (missing, not a UUID, unknown, another school's) the alarm is raised at the gateway's school without a camera, said in the note */
             cameraId?: string;
             eventId: string;
             note?: string;
-            /** @enum {string} */
+            /**
+             * @description more urgent than the type's default (alarms.priorityByType) is kept; less urgent is raised at the default, said in the note
+             * @enum {string}
+             */
             priority?: "P1" | "P2" | "P3" | "P4";
             /** @enum {string} */
             type: "video_alarm" | "tamper" | "device_fault" | "intrusion" | "fire" | "other";
