@@ -534,7 +534,13 @@ describe('alarms over HTTP', () => {
     expect(own).toMatchObject({ cameraId: sideCam.id, priority: 'P1' });
     expect(own.note).toMatch(/cameraId 与设备凭证的摄像机不符，已忽略.*priority P3 低于该类型默认的 P1/);
     // More urgent than the type stays.
-    expect((await report(camCred.authorization, { eventId: 'gw-7', type: 'device_fault', priority: 'P2' }).expect(201)).body.priority).toBe('P2');
+    const urgent = (await report(camCred.authorization, { eventId: 'gw-7', type: 'device_fault', priority: 'P2' }).expect(201)).body;
+    expect(urgent.priority).toBe('P2');
+    // Closed again: later tests raise at these cameras.
+    for (const id of [none.id, atB.id, fire.id, own.id, urgent.id]) {
+      await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+      await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'test' }).expect(200);
+    }
   });
 
   it("never refuses an authenticated device's alarm for its body: odd fields, types and event ids go into the note (adversarial pass F12)", async () => {
