@@ -336,15 +336,26 @@ describe('alarms over HTTP', () => {
       .set(auth(staffA))
       .send({ schoolId: seed.schoolA.id, type: 'violence', location: '操场' })
       .expect(201);
+    // A real alarm found to be a drill afterwards went out as live: the police must not keep holding it (attack note, outage round 2).
+    const drillAfter = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '南门' })
+      .expect(201);
     for (const [id, outcome] of [
       [falseAlarm.body.id, 'false_alarm'],
       [genuine.body.id, 'genuine'],
+      [drillAfter.body.id, 'drill'],
     ]) {
       await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
       await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome }).expect(200);
     }
     await waitFor(async () => police.accepted.has(`${falseAlarm.body.id}-withdraw`), 10000, 'withdrawal of the false alarm');
     expect(police.bodies.get(`${falseAlarm.body.id}-withdraw`)).toMatchObject({ withdrawn: true, status: 'resolved', outcome: 'false_alarm' });
+    await waitFor(async () => police.accepted.has(`${drillAfter.body.id}-withdraw`), 10000, 'withdrawal of the alarm resolved as a drill');
+    expect(police.bodies.get(`${drillAfter.body.id}-withdraw`)).toMatchObject({ withdrawn: true, status: 'resolved', outcome: 'drill' });
+    await waitFor(async () => (await timeline(drillAfter.body.id)).includes('relay_withdrawn'), 10000, 'the drill withdrawal on the timeline');
     await waitFor(async () => police.accepted.has(genuine.body.id), 10000, 'the genuine alarm relayed');
     const jobs = await t.db.query(`SELECT job_id FROM alarm_outbox WHERE job_name = 'alarms.police-withdraw' AND payload->>'incidentId' = $1`, [
       genuine.body.id,
@@ -352,6 +363,31 @@ describe('alarms over HTTP', () => {
     expect(jobs.rows).toEqual([]);
     expect(police.accepted.has(`${genuine.body.id}-withdraw`)).toBe(false);
     expect(police.badSignatures).toBe(0);
+  });
+
+  it("counts the withdrawal's own requests, not the runs that waited for the alarm's delivery (attack note, outage round 2)", async () => {
+    police.failing = true; // the alarm itself cannot be delivered yet: the withdrawal waits for it, run after run
+    let id = '';
+    try {
+      id = (await t.http().post('/api/v1/incidents').set(auth(staffA)).send({ schoolId: seed.schoolA.id, type: 'intrusion', location: '东门' }).expect(201))
+        .body.id;
+      await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '误按' }).expect(200);
+      const q = t.app.get(QueueService).queue(JOBS[JobName.AlarmPoliceWithdraw].queue);
+      await waitFor(async () => ((await q.getJob(`withdraw-${id}`))?.attemptsMade ?? 0) >= 2, 10000, 'the withdrawal ran twice while the alarm was pending');
+    } finally {
+      police.failing = false;
+    }
+    await waitFor(async () => police.accepted.has(`${id}-withdraw`), 10000, 'the withdrawal once the alarm is delivered');
+    const entry = await waitFor(
+      async () =>
+        (await t.db.query(`SELECT note, data FROM incident_timeline WHERE incident_id = $1 AND action = 'relay_withdrawn'`, [id])).rows[0] as
+          { note: string; data: { attempt: number } } | undefined,
+      10000,
+      'the withdrawal on the timeline',
+    );
+    expect(police.requests.get(`${id}-withdraw`)).toBe(1);
+    expect(entry.note).toContain('（第 1 次尝试）');
+    expect(entry.data.attempt).toBe(1);
   });
 
   it('escalates an unacknowledged incident at the configured delays, and acknowledgement cancels it', async () => {

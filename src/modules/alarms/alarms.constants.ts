@@ -21,8 +21,12 @@ export const DRILL_WINDOW_STATUSES = ['pending', 'approved'] as const;
 
 export const OUTCOMES = ['genuine', 'false_alarm', 'drill', 'test'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
-/** Outcomes after which an alarm relayed to the police is withdrawn there (a drill was relayed marked as one already). */
-export const WITHDRAWN_OUTCOMES: Outcome[] = ['false_alarm', 'test'];
+/**
+ * Outcomes after which an alarm relayed to the police is withdrawn there: everything but a genuine one.
+ * `drill` included: a real alarm found to be a drill afterwards was relayed as live, and the police
+ * must not keep holding it as one (attack note: a drill outcome withdrew nothing).
+ */
+export const WITHDRAWN_OUTCOMES: Outcome[] = ['false_alarm', 'drill', 'test'];
 
 /** A complete code → name table, looked up by any string a row holds (an unknown code: undefined). */
 const labels = <K extends string>(m: Record<K, string>): Readonly<Record<string, string | undefined>> => m;

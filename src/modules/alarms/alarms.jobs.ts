@@ -10,7 +10,7 @@ import { QueueService } from '../../infra/queue/queue.service';
 import { ConsoleEventsService } from '../console-events';
 import { AlarmsOutboxService, OutboxRow } from './alarms-outbox.service';
 import { ButtonTestsService } from './button-tests.service';
-import { jobIds } from './alarms.constants';
+import { jobIds, OUTCOME_LABEL } from './alarms.constants';
 import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentRow, toSummary } from './incident-row';
 import { appendTimeline } from './incident-timeline';
@@ -177,11 +177,13 @@ export class AlarmsJobs {
 
   /**
    * Tells the police endpoint an alarm it was sent is withdrawn (cancelled by the school, resolved
-   * as a false alarm or a test): same signature and retries as the alarm, under its own key
+   * as a false alarm, a drill or a test — WITHDRAWN_OUTCOMES): same signature and retries as the alarm, under its own key
    * `<incident>-withdraw` (body `withdrawn: true`, the status, outcome, reason and time). The alarm
    * goes first: while its delivery is still pending this throws and is retried; an alarm that was
    * never sent (no endpoint, a drill not relayed) has nothing to withdraw. Sent twice at worst (a run
-   * here and one from BullMQ after an outage) under one key; recorded once.
+   * here and one from BullMQ after an outage) under one key; recorded once. The attempt number on the
+   * timeline counts the withdrawal requests actually sent (incidents.withdraw_attempts), not the job's
+   * attempts — those include the runs that only found the alarm itself still pending.
    */
   async withdraw(incidentId: string, attempt: number): Promise<string> {
     const jobId = jobIds.withdraw(incidentId);
@@ -198,6 +200,10 @@ export class AlarmsJobs {
       await this.outbox.markDone(this.db, [jobId]);
       return 'never relayed';
     }
+    const [[{ n: sent }]] = (await this.db.query(
+      `UPDATE incidents SET withdraw_attempts = withdraw_attempts + 1 WHERE id = $1 RETURNING withdraw_attempts AS n`,
+      [incidentId],
+    )) as [[{ n: number }]];
     await postToPolice(this.cfg.policeRelay, `${row.id}-withdraw`, {
       incidentId: row.id,
       withdrawn: true,
@@ -209,8 +215,11 @@ export class AlarmsJobs {
     });
     await this.db.transaction(async (m) => {
       if ((await this.notices.lockOutboxJob(m, jobId)).done) return;
-      const why = row.status === 'cancelled' ? '报警已撤销' : `处置结果为${row.outcome === 'test' ? '测试' : '误报'}`;
-      await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_withdrawn', `已通知公安联网平台撤警：${why}（第 ${attempt} 次尝试）`, { attempt });
+      const why = row.status === 'cancelled' ? '报警已撤销' : `处置结果为${OUTCOME_LABEL[row.outcome ?? ''] ?? row.outcome}`;
+      await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_withdrawn', `已通知公安联网平台撤警：${why}（第 ${sent} 次尝试）`, {
+        attempt: sent,
+        jobAttempt: attempt,
+      });
       await this.events.append(m, { type: 'incident.updated', schoolId: row.school_id, payload: { ...toSummary(row), change: 'relay_withdrawn' } });
       await this.outbox.markDone(m, [jobId]);
     });

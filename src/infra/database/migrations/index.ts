@@ -28,6 +28,7 @@ import { PartitionAuditAndTransitions1764321230000 } from './1764321230000-Parti
 import { RetentionTimeIndexes1764321240000 } from './1764321240000-RetentionTimeIndexes';
 import { GbHeartbeatParams1764321260000 } from './1764321260000-GbHeartbeatParams';
 import { OpenCheckinPerPerson1764321400000 } from './1764321400000-OpenCheckinPerPerson';
+import { WithdrawAttempts1764321500000 } from './1764321500000-WithdrawAttempts';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -61,4 +62,5 @@ export const MIGRATIONS = [
   RetentionTimeIndexes1764321240000,
   GbHeartbeatParams1764321260000,
   OpenCheckinPerPerson1764321400000,
+  WithdrawAttempts1764321500000,
 ];
