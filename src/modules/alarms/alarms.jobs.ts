@@ -226,20 +226,36 @@ export class AlarmsJobs {
     return 'withdrawn';
   }
 
-  /** Runs `lateAfterSeconds` after the press: undelivered by then → operator-visible warning (not for a drill that is not to be relayed). */
+  /**
+   * Runs `lateAfterSeconds` after the press (the due time of its outbox row): not delivered by then →
+   * operator-visible warning (not for a drill that is not to be relayed). Whatever order the jobs ran
+   * in — after a Redis outage the relay may run before this — a delivery made after that due time is
+   * late too, and is marked so with how late it was.
+   */
   async relayWatch(incidentId: string, real = false): Promise<string> {
+    const jobId = jobIds.relayWatch(incidentId, real);
+    const s = this.cfg.policeRelay.lateAfterSeconds;
     return this.db.transaction(async (m) => {
       const [[up]] = (await m.query(
-        `UPDATE incidents SET relay_late = true, updated_at = now()
-         WHERE id = $1 AND relay_required AND relay_delivered_at IS NULL AND NOT relay_late AND NOT (drill AND $2::boolean) RETURNING *`,
-        [incidentId, this.cfg.drills.relay === 'none'],
-      )) as [IncidentRow[]];
+        `WITH due AS (
+           SELECT coalesce((SELECT available_at FROM alarm_outbox WHERE job_id = $3), i.first_press_at + make_interval(secs => $4)) AS at
+           FROM incidents i WHERE i.id = $1)
+         UPDATE incidents SET relay_late = true, updated_at = now()
+         WHERE id = $1 AND relay_required AND NOT relay_late AND NOT (drill AND $2::boolean)
+           AND (relay_delivered_at IS NULL OR relay_delivered_at > (SELECT at FROM due))
+         RETURNING *, extract(epoch FROM relay_delivered_at - (SELECT at FROM due)) AS late_by`,
+        [incidentId, this.cfg.drills.relay === 'none', jobId, s],
+      )) as [(IncidentRow & { late_by: string | null })[]];
       if (up) {
-        const s = this.cfg.policeRelay.lateAfterSeconds;
-        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_late', `推送公安联网平台超过 ${s} 秒仍未成功，正在重试`, { attempts: up.relay_attempts });
+        const lateBy = up.late_by === null ? null : Math.ceil(Number(up.late_by));
+        const note = lateBy === null ? `推送公安联网平台超过 ${s} 秒仍未成功，正在重试` : `推送公安联网平台超过 ${s} 秒才成功（晚了 ${lateBy} 秒）`;
+        await appendTimeline(m, incidentId, SYSTEM_ACTOR, 'relay_late', note, {
+          attempts: up.relay_attempts,
+          ...(lateBy === null ? {} : { deliveredLateBySeconds: lateBy }),
+        });
         await this.events.append(m, { type: 'incident.relay_late', schoolId: up.school_id, payload: { ...toSummary(up), lateAfterSeconds: s } });
       }
-      await this.outbox.markDone(m, [jobIds.relayWatch(incidentId, real)]);
+      await this.outbox.markDone(m, [jobId]);
       return up ? 'late' : 'on time';
     });
   }
