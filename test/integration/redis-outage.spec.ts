@@ -1,4 +1,5 @@
 import { QueueService } from '../../src/infra/queue/queue.service';
+import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { TestConsole } from '../support/console-client';
 import { createButton, press, TestButton } from '../support/devices';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
@@ -249,5 +250,139 @@ describe('boot with Redis down (slow)', () => {
     const deadlines = await r.zcard(`${t.config.redis.keyPrefix}:liveness:deadlines`);
     await r.quit();
     expect(deadlines).toBeGreaterThanOrEqual(1); // the button got its liveness deadline
+  });
+});
+
+/**
+ * A HUNG Redis (attack note, outage round 2): the process is SIGSTOPped, so TCP still accepts and the
+ * connection stays "ready", but no command is ever answered. That must count as an outage exactly
+ * like a refused connection: once Redis has not answered for queue.outage.afterMs, the police relay,
+ * the escalation, the duty group's message and a withdrawal run from Postgres in the service, and no
+ * request or in-process job waits on the stopped Redis. After SIGCONT nothing is sent twice.
+ * A relay delivered after its late-watch's due time is marked late whatever order the two ran in.
+ */
+describe('hung Redis (SIGSTOP) (slow)', () => {
+  jest.setTimeout(120_000);
+  let t: TestApp;
+  let redis: Proc | undefined;
+  let stopped = false;
+  let police: PoliceReceiver;
+  let wecom: FakeReceiver;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    redis = await startRedis(port);
+    police = await startPoliceReceiver(SECRET);
+    wecom = await startFakeReceiver('wecom');
+    t = await startApp({
+      redis: { url: `redis://127.0.0.1:${port}/0`, commandTimeoutMs: 500 },
+      alarms: {
+        escalationSeconds: { P1: [ESCALATE_AFTER_S, 3600], P2: [ESCALATE_AFTER_S, 3600], P3: [3600], P4: [3600] },
+        policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 200, lateAfterSeconds: 3600 },
+        outbox: { pollMs: 200, redispatchAfterMs: 600_000, batchSize: 200 },
+      },
+      queue: { schedulerReconcileMs: 600_000, outage: { afterMs: 1000, pollMs: 200, leaseMs: 5000, batchSize: 100 } },
+    });
+  });
+
+  afterAll(async () => {
+    if (stopped) redis?.child.kill('SIGCONT'); // never leave a stopped redis-server behind
+    await t?.close();
+    await stop(redis);
+    await police?.close();
+    await wecom?.close();
+  });
+
+  it('treats a Redis that never answers as down: relay, escalation, notification and withdrawal run from Postgres', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const seed = await seedMinimal(t, admin);
+    const channel = (
+      await t.http().post('/api/v1/notifications/channels').set(auth(admin)).send({ kind: 'wecom', name: '值班群', webhookUrl: wecom.url }).expect(201)
+    ).body;
+    await t
+      .http()
+      .put(`/api/v1/notifications/policies/P1`)
+      .set(auth(admin))
+      .send({ levels: [{ targets: [{ kind: 'group', channelId: channel.id }] }, { targets: [{ kind: 'group', channelId: channel.id }] }] })
+      .expect(200);
+    const button = await createButton(t, admin, { schoolId: seed.schoolA.id, code: 'HUNG-1', location: '门卫室', policeLinked: true });
+    const other = await createButton(t, admin, { schoolId: seed.schoolA.id, code: 'HUNG-2', location: '北门', policeLinked: true });
+    const operator = (await t.userToken('operator')).token;
+    const queue = t.app.get(QueueService);
+    await waitFor(async () => queue.redisReady, 10_000, 'redis answering before the test');
+
+    redis!.child.kill('SIGSTOP');
+    stopped = true;
+    await waitFor(async () => !queue.redisReady, 10_000, 'a connected Redis that answers nothing counted as down');
+    const res = await press(t.baseUrl, button, 'hung-1', 5000);
+    expect(res.status).toBe(201);
+    const id = ((await res.json()) as { id: string }).id;
+    const res2 = await press(t.baseUrl, other, 'hung-2', 5000);
+    expect(res2.status).toBe(201);
+    const id2 = ((await res2.json()) as { id: string }).id;
+
+    // Still stopped: everything that must not wait for Redis runs here.
+    await waitFor(async () => police.accepted.get(id) === 1 && police.accepted.get(id2) === 1, 20_000, 'the alarms relayed while Redis hangs');
+    const level = async (x: string) => (await t.db.query(`SELECT escalation_level AS l FROM incidents WHERE id = $1`, [x])).rows[0].l as number;
+    await waitFor(async () => (await level(id)) === 1, 20_000, 'the escalation while Redis hangs');
+    await waitFor(async () => wecom.received.length >= 1, 20_000, 'the duty group told while Redis hangs');
+    // Resolved as a drill while Redis hangs (no request waits on it): the police are told to stand down.
+    const ack = await fetch(`${t.baseUrl}/api/v1/incidents/${id2}/acknowledge`, {
+      method: 'POST',
+      headers: { ...auth(operator), 'Content-Type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(3000),
+    });
+    expect(ack.status).toBe(200);
+    const resolved = await fetch(`${t.baseUrl}/api/v1/incidents/${id2}/resolve`, {
+      method: 'POST',
+      headers: { ...auth(operator), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ outcome: 'drill' }),
+      signal: AbortSignal.timeout(3000),
+    });
+    expect(resolved.status).toBe(200);
+    await waitFor(async () => police.accepted.get(`${id2}-withdraw`) === 1, 20_000, 'the withdrawal while Redis hangs');
+    const withdrawn = async () => (await t.db.query(`SELECT note FROM incident_timeline WHERE incident_id = $1 AND action = 'relay_withdrawn'`, [id2])).rows;
+    await waitFor(async () => (await withdrawn()).length > 0, 20_000, 'the withdrawal on the timeline while Redis hangs');
+    expect(queue.redisReady).toBe(false);
+
+    redis!.child.kill('SIGCONT');
+    stopped = false;
+    await waitFor(async () => queue.redisReady, 15_000, 'redis answering again');
+    await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 15_000, 'ready again');
+    // Nothing twice: one delivery per alarm, one escalation entry, one withdrawal on the timeline.
+    expect(police.delivered.get(id)).toBe(1);
+    expect(police.delivered.get(id2)).toBe(1);
+    expect(police.delivered.get(`${id2}-withdraw`)).toBe(1);
+    const esc = await t.db.query(`SELECT count(*)::int AS n FROM incident_timeline WHERE incident_id = $1 AND action = 'escalated'`, [id]);
+    expect(esc.rows[0].n).toBe(1);
+    const wd = await withdrawn();
+    expect(wd).toHaveLength(1);
+    expect(wd[0].note).toContain('演练');
+  });
+
+  it('marks a relay delivered after its watch was due as late, even when the watch runs after the delivery', async () => {
+    const jobs = t.app.get(AlarmsJobs);
+    const [row] = (await t.db.query(`SELECT id FROM incidents WHERE relay_delivered_at IS NOT NULL AND NOT relay_late LIMIT 2`)).rows as { id: string }[];
+    expect(row).toBeDefined();
+    // After an outage the relay ran first (89 s late in the attack); the watch, due at press + lateAfterSeconds, comes after it.
+    await t.db.query(`UPDATE incidents SET relay_delivered_at = first_press_at + make_interval(secs => $2 + 89) WHERE id = $1`, [
+      row.id,
+      t.config.alarms.policeRelay.lateAfterSeconds,
+    ]);
+    await t.db.query(
+      `UPDATE alarm_outbox SET available_at = (SELECT first_press_at FROM incidents WHERE id = $1) + make_interval(secs => $2) WHERE job_id = $3`,
+      [row.id, t.config.alarms.policeRelay.lateAfterSeconds, `relaywatch-${row.id}`],
+    );
+    expect(await jobs.relayWatch(row.id)).toBe('late');
+    const inc = (await t.db.query(`SELECT relay_late FROM incidents WHERE id = $1`, [row.id])).rows[0];
+    expect(inc.relay_late).toBe(true);
+    const entry = (await t.db.query(`SELECT note, data FROM incident_timeline WHERE incident_id = $1 AND action = 'relay_late'`, [row.id])).rows;
+    expect(entry).toHaveLength(1);
+    expect(entry[0].data.deliveredLateBySeconds).toBe(89);
+    // A delivery within the time is on time, and stays so.
+    const [onTime] = (await t.db.query(`SELECT id FROM incidents WHERE relay_delivered_at IS NOT NULL AND NOT relay_late AND id <> $1 LIMIT 1`, [row.id]))
+      .rows as { id: string }[];
+    expect(await jobs.relayWatch(onTime.id)).toBe('on time');
   });
 });

@@ -65,6 +65,12 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private outageLogged = false;
   private outageTimer?: NodeJS.Timeout;
   private outagePass?: Promise<void>;
+  /** Set while the producers' connection is up but Redis did not answer the last PING within redis.commandTimeoutMs (a hung Redis). */
+  private unansweredSince?: number;
+  /** When the first of the unanswered PINGs in a row was sent (two in a row make Redis count as down). */
+  private firstUnanswered?: number;
+  private probing = false;
+  private probeTimer?: NodeJS.Timeout;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
@@ -100,6 +106,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
       this.connection.on('ready', () => {
         const reconnect = this.connectedOnce;
         this.connectedOnce = true;
+        this.unansweredSince = this.firstUnanswered = undefined; // a new connection that passed its ready check
         if (reconnect) this.logger.log('redis is back: re-creating job schedulers and catching up');
         void this.reconcile({ reconnect });
       });
@@ -119,9 +126,53 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     });
   }
 
-  /** True while the producers' connection to Redis is up. */
+  /**
+   * True while the producers' connection to Redis is up and Redis answers. A hung Redis (SIGSTOPped,
+   * swapping, a stuck network path) keeps the TCP connection open, so the connection's status alone
+   * says nothing: a PING every queue.outage.pollMs that is not answered within redis.commandTimeoutMs
+   * makes this false until one is answered again — callers then skip Redis instead of waiting on it,
+   * and the outage runner counts it as down exactly like a refused connection.
+   */
   get redisReady(): boolean {
-    return this.connection?.status === 'ready';
+    return this.connection?.status === 'ready' && this.unansweredSince === undefined;
+  }
+
+  /**
+   * One PING (at most one in flight), bounded by redis.commandTimeoutMs: two unanswered in a row (one
+   * slow answer on a loaded machine is not an outage) → Redis counts as down from the time the first
+   * was sent; answered after that → up again, and what a reconnect redoes
+   * (schedulers, outbox resync) runs as after a reconnect, since no `ready` event will say so.
+   */
+  private probe(): void {
+    const c = this.connection;
+    if (this.probing || this.closed || !c || c.status !== 'ready') return;
+    this.probing = true;
+    const sentAt = Date.now();
+    void withinMs(
+      c.ping().catch(() => 'failed' as const),
+      this.config.redis.commandTimeoutMs,
+    )
+      .then((r) => {
+        if (r === 'PONG') {
+          this.firstUnanswered = undefined;
+          if (this.unansweredSince !== undefined) {
+            this.unansweredSince = undefined;
+            this.logger.log('redis answers commands again: catching up through the queue');
+            void this.reconcile({ reconnect: true });
+          }
+        } else if (this.firstUnanswered === undefined) {
+          this.firstUnanswered = sentAt;
+        } else if (this.unansweredSince === undefined && c.status === 'ready') {
+          this.unansweredSince = this.firstUnanswered;
+          this.logger.warn(`redis is connected but did not answer PING within ${this.config.redis.commandTimeoutMs} ms: counted as down`);
+        }
+      })
+      .finally(() => (this.probing = false));
+  }
+
+  /** Fails at once while Redis is known not to answer (a caller waits on no command that would time out). */
+  private answering(what: string): void {
+    if (this.unansweredSince !== undefined) throw new Error(`redis: ${what} not sent, redis does not answer`);
   }
 
   /** Registers work to redo on every Redis (re)connect and periodic check (e.g. a module's own schedulers, timers Redis lost). */
@@ -176,7 +227,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
       this.outageLogged = false;
       return 0;
     }
-    this.downSince ??= Date.now();
+    this.downSince ??= this.unansweredSince ?? Date.now();
     if (!this.inOutage || this.outageHooks.length === 0) return 0;
     if (!this.outageLogged) {
       this.outageLogged = true;
@@ -214,6 +265,8 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     this.conn();
     this.reconcileTimer = setInterval(() => void this.reconcile({ reconnect: false }), this.config.queue.schedulerReconcileMs);
     this.reconcileTimer.unref();
+    this.probeTimer = setInterval(() => this.probe(), this.config.queue.outage.pollMs);
+    this.probeTimer.unref();
   }
 
   /**
@@ -272,6 +325,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
 
   /** Adds a job; pass a deterministic `jobId` wherever a duplicate must collapse into one. */
   async add<N extends JobName>(name: N, payload: JobPayloads[N], options: JobsOptions = {}): Promise<string | undefined> {
+    this.answering(`add ${name}`);
     const spec = JOBS[name];
     const job = await this.bounded(this.queue(spec.queue).add(name, payload, { ...spec.options, ...options }), `add ${name}`);
     return job.id;
@@ -279,11 +333,13 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
 
   async addBulk<N extends JobName>(name: N, jobs: { payload: JobPayloads[N]; options?: JobsOptions }[]): Promise<void> {
     if (jobs.length === 0) return;
+    this.answering(`add ${name}`);
     const spec = JOBS[name];
     await this.bounded(this.queue(spec.queue).addBulk(jobs.map((j) => ({ name, data: j.payload, opts: { ...spec.options, ...j.options } }))), `add ${name}`);
   }
 
   async removeJob(name: JobName, jobId: string): Promise<void> {
+    this.answering(`remove ${jobId}`);
     await this.bounded(this.queue(JOBS[name].queue).remove(jobId), `remove ${jobId}`);
   }
 
@@ -398,6 +454,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.outageTimer) clearTimeout(this.outageTimer);
     const stepMs = Math.max(1000, Math.floor(this.config.ops.shutdownDeadlineMs / 3));
     // Jobs started here during an outage: what does not finish within the step stays due in its outbox.
