@@ -429,6 +429,14 @@ export interface AlarmsConfig {
    * raise, once per entry (default 0 and 10), and attached to the incident's timeline. [] = none.
    */
   evidenceSnapshotSeconds: number[];
+  /**
+   * An evidence round that starts more than this many seconds after its scheduled time (raise +
+   * offset; e.g. held up by a Redis outage) says so on each timeline entry — "taken N s after the
+   * scheduled time" — so that nobody takes a picture made minutes later for one "at the alarm".
+   * Default 5 s: a round runs well within a second of its time when the queue is healthy; a few
+   * seconds of slack keep a loaded machine from flagging every round.
+   */
+  evidenceLateToleranceSeconds: number;
   drills: DrillsConfig;
   buttonTests: ButtonTestsConfig;
 }

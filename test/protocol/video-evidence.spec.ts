@@ -110,6 +110,25 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
     expect((await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE ref_id = $1`, [inc.id])).rows[0].n).toBe(2);
   });
 
+  it('a round run later than its scheduled time (held up by a Redis outage) says by how much on every entry', async () => {
+    const inc = await raise('main_gate');
+    await until(async () => (await entries(inc.id)).length === 2 * inc.cameras.length, 20000, 'the rounds on time');
+    // Round 1 as it would run after a two-minute outage: due 120 s ago, not run yet.
+    const jobId = `evidence-${inc.id}-1`;
+    await t.db.query(`UPDATE alarm_outbox SET done_at = NULL, available_at = available_at - interval '120 seconds' WHERE job_id = $1`, [jobId]);
+    await t.db.query(`DELETE FROM incident_timeline WHERE incident_id = $1 AND action LIKE 'evidence%' AND (data->>'round')::int = 1`, [inc.id]);
+    await t.app.get(IncidentEvidenceService).run({ incidentId: inc.id, round: 1, afterSeconds: 2 }, jobId);
+    const rows = (
+      await t.db.query(`SELECT note, data FROM incident_timeline WHERE incident_id = $1 AND action LIKE 'evidence%' AND (data->>'round')::int = 1`, [inc.id])
+    ).rows as { note: string; data: { lateBySeconds?: number; scheduledAt?: string } }[];
+    expect(rows).toHaveLength(inc.cameras.length);
+    for (const r of rows) {
+      expect(r.data.lateBySeconds).toBeGreaterThanOrEqual(120);
+      expect(r.data.scheduledAt).toEqual(expect.any(String));
+      expect(r.note).toContain(`晚 ${r.data.lateBySeconds} 秒`);
+    }
+  });
+
   it('a camera that never answers the INVITE is on the timeline with its reason, bounded by the snapshot timeout', async () => {
     const silent = await camera('playground', { invite: 'silent' });
     const inc = await raise('playground');

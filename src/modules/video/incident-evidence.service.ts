@@ -1,6 +1,7 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName, JobPayloads } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { IncidentNoticesService, type NoticeTimelineEntry } from '../alarms';
@@ -22,6 +23,12 @@ export interface IncidentEvidenceEntry {
   /** Not taken: the video error code (VIDEO.DEVICE_OFFLINE, VIDEO.SNAPSHOT_TIMEOUT…) and its message. */
   code?: string;
   message?: string;
+  /**
+   * Set when the round started more than alarms.evidenceLateToleranceSeconds after its scheduled
+   * time (e.g. held up by a Redis outage): when it was due, and how many seconds after that it ran.
+   */
+  scheduledAt?: string;
+  lateBySeconds?: number;
 }
 
 /** `alarm.raise` for the picture at the raise, `alarm.raise+10s` for the one 10 s later. */
@@ -37,6 +44,9 @@ export const incidentEvidencePurpose = (afterSeconds: number) => (afterSeconds =
  * Idempotent: pictures are keyed `alarm.raise[+Ns]:<incident>:<camera>` (a retry reuses them), and
  * the entries are written with the outbox row marked done, in one transaction that first locks the
  * row (a done row writes nothing again). Postgres/Redis faults throw: the job retries.
+ * A round that starts more than alarms.evidenceLateToleranceSeconds after its scheduled time (the
+ * outbox row's due time) says so on every entry — "taken N s after the scheduled time" — and in
+ * `data` (scheduledAt, lateBySeconds): a picture taken minutes late is not one "at the alarm".
  * Runs in the api processes (QueueName.Video): GB/T 28181 cameras are played where the SIP server is.
  */
 @Injectable()
@@ -44,6 +54,7 @@ export class IncidentEvidenceService {
   private readonly logger = new Logger('IncidentEvidence');
 
   constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly evidence: EvidenceService,
     private readonly notices: IncidentNoticesService,
@@ -60,11 +71,16 @@ export class IncidentEvidenceService {
       return { taken: 0, failed: 0, skipped: true };
     }
     const purpose = incidentEvidencePurpose(p.afterSeconds);
-    const results = await Promise.all(inc.cameras.map((c) => this.one(c, p, purpose)));
+    const late = await this.lateness(jobId);
+    const results = (await Promise.all(inc.cameras.map((c) => this.one(c, p, purpose)))).map((r) => ({ ...r, ...late }));
     const entries: NoticeTimelineEntry[] = results.map((r) => ({
       incidentId: p.incidentId,
       action: r.evidenceId ? 'evidence' : 'evidence_failed',
-      note: r.evidenceId ? `${r.cameraName}：已取证（报警后 ${p.afterSeconds} 秒）` : `${r.cameraName}：未能取证（${r.code}）`,
+      note: r.evidenceId
+        ? late
+          ? `${r.cameraName}：已取证（计划报警后 ${p.afterSeconds} 秒，实际比计划时间晚 ${late.lateBySeconds} 秒拍摄）`
+          : `${r.cameraName}：已取证（报警后 ${p.afterSeconds} 秒）`
+        : `${r.cameraName}：未能取证（${r.code}${late ? `，比计划时间晚 ${late.lateBySeconds} 秒` : ''}）`,
       data: r,
     }));
     let written = false;
@@ -80,6 +96,16 @@ export class IncidentEvidenceService {
     const failed = results.filter((r) => !r.evidenceId).length;
     if (written && failed) this.logger.warn(`incident ${p.incidentId} round ${p.round}: ${failed} of ${results.length} camera(s) gave no picture`);
     return { taken: results.length - failed, failed };
+  }
+
+  /** How late this round starts against its outbox row's due time, when past alarms.evidenceLateToleranceSeconds (else undefined). */
+  private async lateness(jobId: string): Promise<{ scheduledAt: string; lateBySeconds: number } | undefined> {
+    const [row] = (await this.db.query(
+      `SELECT available_at, floor(extract(epoch FROM now() - available_at))::int AS late FROM alarm_outbox WHERE job_id = $1`,
+      [jobId],
+    )) as { available_at: Date; late: number }[];
+    if (!row || row.late <= this.config.alarms.evidenceLateToleranceSeconds) return undefined;
+    return { scheduledAt: new Date(row.available_at).toISOString(), lateBySeconds: row.late };
   }
 
   /** One camera's picture, or why there is none. */
