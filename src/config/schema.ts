@@ -130,6 +130,7 @@ export const SCHEMA: ConfigSchema = {
   'queue.stalledIntervalMs': rules.int(1000, 3_600_000),
   'queue.schedulerReconcileMs': rules.int(1000, 3_600_000),
   'log.level': rules.oneOf(LOG_LEVELS),
+  'log.repeatSummaryMs': rules.int(1000, 3_600_000),
   'auth.jwtSecret': rules.str(),
   'auth.secretsFile': rules.str({ nonEmpty: true }),
   'auth.accessTtlSeconds': rules.int(30, 86400),

@@ -182,6 +182,13 @@ export interface QueueConfig {
 
 export interface LogConfig {
   level: LogLevel;
+  /**
+   * A warning that repeats (Redis down: every queue worker and the socket.io adapter report each
+   * reconnect attempt, ~10 lines every 2 s per process) is logged the first time, then summarised
+   * once per this many ms with how many were held back; the line saying it recovered is never held.
+   * Default 30000: an outage still shows in the log every half minute, without burying everything else.
+   */
+  repeatSummaryMs: number;
 }
 
 export interface AuthConfig {

@@ -4,6 +4,7 @@ import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DbConnectionUnavailableError, inJobsPool } from '../database/pools';
 import { closing, withinMs } from '../lifecycle/shutdown';
+import { RepeatThrottle } from '../observability/repeat-throttle';
 import { createRedis, quitWithin } from '../redis/redis.module';
 import { API_QUEUES, JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
 
@@ -72,7 +73,12 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private probing = false;
   private probeTimer?: NodeJS.Timeout;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  /** Connection warnings of the queues and workers (one per queue per reconnect attempt while Redis is down): first, then a summary per log.repeatSummaryMs. */
+  private readonly connectionWarnings: RepeatThrottle;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.connectionWarnings = new RepeatThrottle(this.logger, 'queue connections', config.log.repeatSummaryMs);
+  }
 
   get prefix(): string {
     return `${this.config.redis.keyPrefix}:bull`;
@@ -312,7 +318,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     let q = this.queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: this.conn(), prefix: this.prefix });
-      q.on('error', (e) => this.logger.warn(`queue ${name}: ${e.message}`));
+      q.on('error', (e) => this.connectionWarnings.warn(`queue ${name}: ${e.message}`));
       this.queues.set(name, q);
     }
     return q;
@@ -406,6 +412,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
       const concurrency = this.concurrency(queueName);
       // BullMQ does not close a connection it was given: keep it to close on shutdown.
       const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
+      connection.on('ready', () => this.connectionWarnings.recovered('queue workers: connected to redis again'));
       this.workerConnections.push(connection);
       const worker = new Worker(queueName, (job: Job, token?: string) => this.run(job, token), {
         connection,
@@ -415,7 +422,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
         stalledInterval: stalledIntervalMs,
       });
       worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
-      worker.on('error', (e) => this.logger.warn(`worker ${queueName}: ${e.message}`));
+      worker.on('error', (e) => this.connectionWarnings.warn(`worker ${queueName}: ${e.message}`));
       this.workers.push(worker);
     }
     if (this.outageJobs().length) this.startOutageLoop();

@@ -7,6 +7,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { closing } from '../../infra/lifecycle/shutdown';
+import { RepeatThrottle } from '../../infra/observability/repeat-throttle';
 import { createRedis, quitWithin, redisKey } from '../../infra/redis/redis.module';
 import { IncidentLifecycleService, IncidentQueriesService, OPEN_STATUSES } from '../alarms';
 import { scopedSchoolId } from '../../infra/access/scope';
@@ -100,7 +101,12 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       // The publisher is bounded (a broadcast with Redis down fails rather than piles up); the subscriber waits.
       const pub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-pub`, this.config.redis);
       const sub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-sub`);
-      for (const c of [pub, sub]) c.on('error', (e) => this.logger.warn(`socket.io redis adapter: ${e.message}`));
+      // Both report every reconnect attempt while Redis is down: the first, then a summary per log.repeatSummaryMs.
+      const warnings = new RepeatThrottle(this.logger, 'socket.io redis adapter', this.config.log.repeatSummaryMs);
+      for (const c of [pub, sub]) {
+        c.on('error', (e) => warnings.warn(`socket.io redis adapter: ${e.message}`));
+        c.on('ready', () => warnings.recovered('socket.io redis adapter: connected to redis again'));
+      }
       this.adapterClients.push(pub, sub);
       ns.server.adapter(createAdapter(pub, sub, { key: redisKey(this.config, this.cfg.adapterKey) }));
     }
