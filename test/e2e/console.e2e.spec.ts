@@ -289,15 +289,24 @@ describe('console gateway (socket.io)', () => {
       return { seq: await seq, decide, done };
     };
 
+    const away = await consoleFor(op1).ready();
     const held = await holdOne('held-1');
     const [after] = await ds.transaction((m) => append(m, 'after-1'));
     // The event after the held one reaches the console while the holder is still open (past console.gapMaxWaitMs)…
     await c.until(() => c.events.some((e) => e.seq === after), 'the event after the held one');
+    await away.until(() => away.events.some((e) => e.seq === after), 'the event after the held one (away)');
+    away.socket.disconnect(); // gone before the held one is delivered: its lastSeq is already past it
     expect(c.events.some((e) => e.seq === held.seq)).toBe(false);
     // …and the held one follows once it commits, flagged late, once.
     held.decide(true);
     await held.done;
     await c.until(() => c.events.some((e) => e.seq === held.seq), 'the held event');
+    // The console that was away names the seq it never got (auth.gaps) and gets it on its return, flagged late.
+    expect(away.gaps()).toContain(held.seq);
+    away.socket.connect();
+    await away.until(() => away.events.some((e) => e.seq === held.seq), 'the held event, after a reconnect');
+    expect(away.events.find((e) => e.seq === held.seq)?.late).toBe(true);
+    expect(away.lateArrivals).toEqual([held.seq]);
     expect(c.lateArrivals).toEqual([held.seq]);
     expect(c.events.find((e) => e.seq === held.seq)?.late).toBe(true);
     expect(c.reorders).toEqual([]);

@@ -34,16 +34,26 @@ export class TestConsole {
   lateArrivals: number[] = [];
   lastSeq = 0;
   private seen = new Set<number>();
+  /** Accounted for up to here (the initial lastSeq, or the last snapshot's seq). */
+  private floor = 0;
+
+  /** Seqs below lastSeq never received, within the server's window (as the web client sends them). */
+  gaps(): number[] {
+    const out: number[] = [];
+    for (let q = this.lastSeq - 1; q > Math.max(this.floor, this.lastSeq - 10_000) && out.length < 1000; q--) if (!this.seen.has(q)) out.push(q);
+    return out;
+  }
   private waiters: (() => void)[] = [];
 
   constructor(url: string, token: string, opts: { lastSeq?: number; reconnection?: boolean } = {}) {
     this.lastSeq = opts.lastSeq ?? 0;
+    this.floor = this.lastSeq;
     this.socket = io(`${url}/console`, {
       transports: ['websocket'],
       reconnection: opts.reconnection ?? false,
       reconnectionDelay: 200,
       reconnectionDelayMax: 1000,
-      auth: (cb) => cb({ token, lastSeq: this.lastSeq }),
+      auth: (cb) => cb({ token, lastSeq: this.lastSeq, gaps: this.gaps() }),
     });
     this.socket.on('event', (e: Envelope) => {
       this.arrivals.push(e);
@@ -58,6 +68,7 @@ export class TestConsole {
     this.socket.on('snapshot', (s: Snapshot) => {
       this.snapshots.push(s);
       this.lastSeq = s.seq;
+      this.floor = s.seq;
       this.notify();
     });
     this.socket.on('live', (m: { seq: number }) => {

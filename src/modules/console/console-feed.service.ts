@@ -322,6 +322,16 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     return rows.map(toEnvelope);
   }
 
+  /** The events with these seqs that exist (a console's gaps), oldest first, optionally of one school only. */
+  async readSeqs(seqs: number[], schoolId: string | null): Promise<ConsoleEnvelope[]> {
+    const rows: EventRow[] = await this.db.query(
+      `SELECT seq, v, type, at, school_id, payload FROM console_events
+       WHERE seq = ANY($1::bigint[]) AND ($2::uuid IS NULL AND type <> ALL($3) OR school_id = $2) ORDER BY seq`,
+      [seqs, schoolId, SCHOOL_ONLY_EVENTS],
+    );
+    return rows.map(toEnvelope);
+  }
+
   /**
    * Can a console that last saw `lastSeq` catch up by replay, or does it need a snapshot? It needs
    * one when its last event is older than the replay window or already pruned, or when it missed

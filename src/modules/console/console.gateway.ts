@@ -47,10 +47,21 @@ interface Session {
 
 const fail = (e: unknown): ActionAnswer => ({ ok: false, error: toActionError(e) });
 
+/** Client-reported gaps (`gaps`: seqs below lastSeq it never received), at most CONSOLE_GAPS_MAX within CONSOLE_GAPS_WINDOW of lastSeq; anything else is ignored. */
+export const CONSOLE_GAPS_MAX = 1000;
+export const CONSOLE_GAPS_WINDOW = 10_000;
+function readGaps(raw: unknown, lastSeq: number): number[] {
+  if (!Array.isArray(raw) || lastSeq <= 0) return [];
+  const out = new Set<number>();
+  for (const g of raw.slice(0, CONSOLE_GAPS_MAX))
+    if (typeof g === 'number' && Number.isSafeInteger(g) && g < lastSeq && g > lastSeq - CONSOLE_GAPS_WINDOW && g > 0) out.add(g);
+  return [...out];
+}
+
 /**
  * The console's socket.io endpoint (namespace /console).
  *
- * Authentication: in the handshake (`auth: { token, lastSeq? }` or an Authorization: Bearer
+ * Authentication: in the handshake (`auth: { token, lastSeq?, gaps? }` or an Authorization: Bearer
  * header); anything else is refused before the connection opens. Control-center roles join the
  * district room, school staff their school's room only. When the access token's `exp` passes,
  * the server sends `auth_expired` and disconnects; a console refreshes its token before that and
@@ -62,6 +73,11 @@ const fail = (e: unknown): ActionAnswer => ({ ok: false, error: toActionError(e)
  * (open incidents, device summary, the seq it stands for) when it was away too long or has no
  * lastSeq — while the live events arriving meanwhile are buffered; then the buffer (events
  * newer than what it was sent) and `live { seq }`, and it joins its room for live events.
+ * An event whose transaction held its seq past console.gapMaxWaitMs arrives after later ones,
+ * flagged `late`; a console that was away meanwhile names the seqs below its lastSeq it never got
+ * (`gaps`, the last CONSOLE_GAPS_WINDOW seqs) and gets those that exist first, flagged late —
+ * the only way to catch one it missed, since its lastSeq is past it (and another process may
+ * never have seen it late).
  *
  * Several api processes: each runs its own ConsoleFeed and emits to its own sockets only
  * (`server.local`). Every process reads the table anyway (for replays), nothing depends on a
@@ -182,7 +198,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     socket.on('resume', (p: unknown) => {
       const limited = this.limits.take(socket.id, user.id); // a catch-up reads the event log: not on every whim
       if (limited) socket.emit('rate_limited', { code: limited.code, message: limited.message, ...limited.details });
-      else this.resume(s, (p as { lastSeq?: unknown } | null)?.lastSeq);
+      else this.resume(s, (p as { lastSeq?: unknown } | null)?.lastSeq, (p as { gaps?: unknown } | null)?.gaps);
     });
     socket.on('reauth', (p: unknown, ack?: unknown) => void this.reauth(s, p, ack));
     for (const [name, action] of Object.entries(CONSOLE_ACTIONS)) {
@@ -213,7 +229,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
         }
       });
     }
-    this.resume(s, (socket.handshake.auth as { lastSeq?: unknown } | undefined)?.lastSeq);
+    const hello = socket.handshake.auth as { lastSeq?: unknown; gaps?: unknown } | undefined;
+    this.resume(s, hello?.lastSeq, hello?.gaps);
   }
 
   /**
@@ -275,15 +292,16 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   /** Catch-up, then live. A later resume supersedes an earlier one still running. */
-  private resume(s: Session, lastSeqRaw: unknown): void {
+  private resume(s: Session, lastSeqRaw: unknown, gapsRaw?: unknown): void {
     const lastSeq = typeof lastSeqRaw === 'number' && Number.isSafeInteger(lastSeqRaw) && lastSeqRaw > 0 ? lastSeqRaw : 0;
+    const gaps = readGaps(gapsRaw, lastSeq);
     const gen = ++s.generation;
     // Leave the room now: from here on, live events for this console go to its buffer.
     void s.socket.leave(s.room);
     s.buffer = [];
     this.catchingUp.add(s);
     s.chain = s.chain
-      .then(() => this.catchUp(s, lastSeq, gen))
+      .then(() => this.catchUp(s, lastSeq, gen, gaps))
       .catch((e) => {
         this.logger.warn(`console catch-up failed for ${s.user.username}: ${(e as Error).message}`);
         s.socket.emit('resync_failed', { code: ErrorCode.CONSOLE.RESYNC_FAILED, message: 'Catch-up failed; reconnecting' });
@@ -291,13 +309,23 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       });
   }
 
-  private async catchUp(s: Session, lastSeq: number, gen: number): Promise<void> {
+  private async catchUp(s: Session, lastSeq: number, gen: number, gaps: number[] = []): Promise<void> {
     await this.feed.whenReady();
     if (gen !== s.generation || !s.socket.connected) return;
     const target = this.feed.cursor;
     let sent: number;
     const replayed = new Set<number>();
     if (await this.feed.canReplay(lastSeq, target, s.scope)) {
+      // Seqs below its lastSeq the console never got (held past console.gapMaxWaitMs and delivered
+      // late while it was away, or by a process that never saw them as late): those that exist now, flagged late.
+      if (gaps.length) {
+        const missed = await this.feed.readSeqs(gaps, s.scope);
+        if (gen !== s.generation || !s.socket.connected) return;
+        for (const e of missed) {
+          s.socket.emit('event', { ...e, late: true });
+          replayed.add(e.seq);
+        }
+      }
       let after = lastSeq;
       for (;;) {
         const page = await this.feed.read(after, target, s.scope, this.cfg.replayPageSize);

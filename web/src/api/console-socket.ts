@@ -32,21 +32,35 @@ export interface ConsoleConnectionOptions {
   renewRetryMs?: number;
 }
 
+/** The server's CONSOLE_GAPS_WINDOW / CONSOLE_GAPS_MAX (console.gateway.ts). */
+const GAP_WINDOW = 10_000;
+const GAPS_MAX = 1000;
+
 const AUTH_CODES = new Set(['AUTH.TOKEN_EXPIRED', 'AUTH.TOKEN_REVOKED', 'AUTH.TOKEN_INVALID', 'AUTH.UNAUTHENTICATED']);
 
 /**
  * The typed console socket (namespace /console). Delivery contract (see the gateway): every
  * event has a `seq`; on each (re)connect we send the highest seq we hold as `auth.lastSeq` and get
  * the events after it (a replay) or a snapshot, then `live`. Anything at or below our seq is a
- * duplicate and dropped, except an event flagged `late` (taken once). `online` means caught up and live, not merely connected.
+ * duplicate and dropped, except an event flagged `late` (taken once); the seqs below lastSeq we
+ * never got are sent as `auth.gaps`, and those that exist come back flagged late. `online` means caught up and live, not merely connected.
  */
 export class ConsoleConnection {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
   private stopped = false;
   private renewTimer: ReturnType<typeof setTimeout> | null = null;
   lastSeq = 0;
-  /** Late events (below lastSeq) already taken. */
-  private readonly lateSeen = new Set<number>();
+  /** Seqs received within the last GAP_WINDOW (to name the gaps on a reconnect, and take a late one once). */
+  private readonly seen = new Set<number>();
+  /** Everything up to here is accounted for (the snapshot's seq). */
+  private floor = 0;
+
+  /** Seqs below lastSeq we never got (rolled back, or held and delivered late while we were away): asked for on reconnect. */
+  private gaps(): number[] {
+    const out: number[] = [];
+    for (let q = this.lastSeq - 1; q > Math.max(this.floor, this.lastSeq - GAP_WINDOW) && out.length < GAPS_MAX; q--) if (!this.seen.has(q)) out.push(q);
+    return out;
+  }
 
   constructor(private readonly opts: ConsoleConnectionOptions) {}
 
@@ -58,7 +72,7 @@ export class ConsoleConnection {
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
       // Called on every (re)connect: the current token and the last seq we hold.
-      auth: (cb) => cb({ token: this.opts.token(), lastSeq: this.lastSeq }),
+      auth: (cb) => cb({ token: this.opts.token(), lastSeq: this.lastSeq, gaps: this.gaps() }),
     });
     this.socket = socket;
     socket.on('connect', () => this.opts.onState('connecting')); // online once caught up (`live`)
@@ -66,17 +80,17 @@ export class ConsoleConnection {
     socket.on('system_state', (s) => this.opts.onSystemState?.(s));
     socket.on('snapshot', (s) => {
       this.lastSeq = s.seq;
+      this.floor = s.seq; // the snapshot stands for everything up to its seq
+      this.seen.clear();
       this.opts.onSnapshot(s);
     });
     socket.on('event', (e) => {
-      if (e.seq > this.lastSeq) this.lastSeq = e.seq;
       // Below our seq: a duplicate — unless flagged late (its transaction committed after later
-      // events were sent; the server went on without it), taken once.
-      else if (!e.late || this.lateSeen.has(e.seq)) return;
-      else {
-        this.lateSeen.add(e.seq);
-        if (this.lateSeen.size > 1000) this.lateSeen.delete(this.lateSeen.values().next().value as number);
-      }
+      // events were sent; the server went on without it) and not seen yet: taken once.
+      if (e.seq <= this.lastSeq && (!e.late || this.seen.has(e.seq) || e.seq <= this.floor)) return;
+      this.lastSeq = Math.max(this.lastSeq, e.seq);
+      this.seen.add(e.seq);
+      if (this.seen.size > 2 * GAP_WINDOW) for (const q of this.seen) if (q <= this.lastSeq - GAP_WINDOW) this.seen.delete(q);
       this.opts.onEvent(e);
     });
     socket.on('disconnect', (reason) => {
