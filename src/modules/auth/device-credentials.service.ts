@@ -12,10 +12,19 @@ import { turnBatch } from '../../infra/database/turn-batch';
 import { sha256 } from './token.service';
 
 interface Cached {
-  device: AuthDevice;
+  /** null: no live credential has this key id (a negative entry, so an unknown key answers as fast as a known one). */
+  device: AuthDevice | null;
   secretHash: Buffer;
   until: number;
 }
+
+/**
+ * What an unknown key id's secret is compared with: the same constant-time comparison as a known
+ * one's, so neither the answer nor its timing tells whether the key id exists.
+ */
+const DUMMY_HASH = randomBytes(32);
+/** One answer for every wrong credential (unknown, revoked, wrong secret): no existence oracle. */
+const invalid = () => Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Invalid device credential');
 
 interface CredentialRow {
   id: string;
@@ -68,6 +77,7 @@ export class DeviceCredentialsService {
         label: dto.label ?? '',
       });
       await m.save(cred);
+      this.cache.delete(keyId); // never a negative entry for a key id just made (another process: key ids are random, none was tried)
       await this.audit.record(m, { action: 'create', entity: 'device_credential', entityId: cred.id, schoolId, after: cred });
       return { id: cred.id, keyId, secret, authorization: `Device ${keyId}:${secret}` };
     });
@@ -99,21 +109,21 @@ export class DeviceCredentialsService {
     const now = Date.now();
     let entry = this.cache.get(keyId);
     if (!entry || entry.until < now) {
+      // Unknown key ids are cached too (same expiry): otherwise an unknown one cost a query every time and a known one
+      // none — a timing oracle. Key ids are random (create): a key id tried before it existed is not a real case.
       const cred = await this.lookup(keyId);
-      if (!cred) {
-        this.cache.delete(keyId);
-        throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Unknown or revoked device credential');
-      }
       entry = {
-        device: { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId },
-        secretHash: Buffer.from(cred.secretHash, 'hex'),
+        device: cred ? { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId } : null,
+        secretHash: cred ? Buffer.from(cred.secretHash, 'hex') : DUMMY_HASH,
         until: now + this.config.auth.deviceCredentialCacheSeconds * 1000,
       };
       if (this.cache.size > 200_000) this.cache.clear();
       this.cache.set(keyId, entry);
     }
     const given = Buffer.from(sha256(secret), 'hex');
-    if (!timingSafeEqual(given, entry.secretHash)) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_INVALID, 'Wrong device secret');
+    // Compared in constant time whether the key id exists or not (DUMMY_HASH); one answer for both.
+    const equal = timingSafeEqual(given, entry.secretHash);
+    if (!equal || !entry.device) throw invalid();
     return entry.device;
   }
 
