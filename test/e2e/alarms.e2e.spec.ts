@@ -807,6 +807,16 @@ describe('alarms over HTTP', () => {
         const res = await send('press', authorization, `{"eventId":"big-x","d":"${'A'.repeat(3_000_000)}"}`, 'application/json');
         expect(res.status).toBe(401);
       }
+      // An unknown key id and a known one with a wrong secret get the same answer (no existence oracle; both compared in constant time).
+      const keyId = /^Device ([^:]+):/.exec(dev.authorization)![1];
+      const answers = [];
+      for (const authorization of [`Device ${keyId}:wrong-secret`, 'Device dk_doesnotexist1:wrong-secret']) {
+        const res = await send('press', authorization, '{"eventId":"cred-x"}', 'application/json');
+        const { error } = (await res.json()) as { error: { code: string; message: string } };
+        answers.push([res.status, error.code, error.message]);
+      }
+      expect(answers[0]).toEqual([401, 'AUTH.DEVICE_CREDENTIALS_INVALID', expect.any(String)]);
+      expect(answers[1]).toEqual(answers[0]);
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_event_id = 'big-x'`);
       expect(rows[0].n).toBe(0);
       // Other routes keep their strict edge (hostile-input.e2e.spec.ts, "edge input", has the rest).

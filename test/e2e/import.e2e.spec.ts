@@ -249,7 +249,14 @@ describe('registry import and export', () => {
     expect(other.body.error).toMatchObject({ code: 'AUTH.OUT_OF_SCOPE', details: { row: 3 } });
     // An existing guard of school A cannot be taken over by a file naming school A from school B's staff.
     const staffB = (await t.userToken('school_security', seed.schoolB.id)).token;
-    await upload('guards', staffB, 'licenceNo,name,schoolCode\nSS-0001,王五,SB\n').expect(403);
+    // Answered as a taken number, a row error in zh-CN: not a 403 confirming that another school holds it.
+    const taken = await upload('guards', staffB, 'licenceNo,name,schoolCode\nSS-0001,王五,SB\n').expect(400);
+    expect(taken.body.error).toMatchObject({ code: 'IMPORT.INVALID_ROWS', details: { errors: [{ row: 2, reason: '该编号已被登记，不能导入' }] } });
+    expect(JSON.stringify(taken.body)).not.toMatch(/school|甲小学/i);
+    expect(other.body.error.message).toMatch(/^第 3 行：[^A-Za-z]+$/);
+    expect((await t.db.query(`SELECT s.code FROM guards g JOIN schools s ON s.id = g.school_id WHERE g.licence_no = 'SS-0001'`)).rows).toEqual([
+      { code: 'SA' },
+    ]);
     expect((await t.db.query(`SELECT count(*)::int AS n FROM guards WHERE licence_no IN ('SS-0002','SS-0003')`)).rows[0].n).toBe(0);
   });
 });

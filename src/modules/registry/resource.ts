@@ -169,6 +169,16 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     );
   }
 
+  /** Whether the user may write a record of this school (assertWriteScope without the throw). */
+  private inWriteScope(user: AuthUser, schoolId: string | null): boolean {
+    try {
+      this.assertWriteScope(user, schoolId);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private assertWriteScope(user: AuthUser, schoolId: string | null): void {
     if (scopedSchoolId(user) !== null && this.def.school === 'none')
       throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, 'District-level records are managed by the control center');
@@ -291,15 +301,24 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
       this.def.stamp?.(row, before, opts.user);
       return { line, before, row };
     });
+    // Rows whose natural key is held by a record outside the user's scope (another school's guard with this licence
+    // number): a row error that says the key is taken — as a duplicate does — never a 403 that would confirm the
+    // record exists and belongs to another school, nor which one.
+    const taken = new Set<number>();
     if (opts.user) {
-      for (const { line, before, row } of work) {
+      for (const [i, { line, before, row }] of work.entries()) {
+        if (before && !this.inWriteScope(opts.user, this.schoolOf(before))) {
+          taken.add(i);
+          problems.push({ field: this.def.naturalKey[0], reason: '该编号已被登记，不能导入', row: line });
+          continue;
+        }
         try {
-          if (before) this.assertWriteScope(opts.user, this.schoolOf(before));
           this.assertWriteScope(opts.user, this.schoolOf(row));
         } catch (e) {
-          throw new DomainError(HttpStatus.FORBIDDEN, (e as DomainError).code ?? ErrorCode.AUTH.OUT_OF_SCOPE, `第 ${line} 行：${(e as Error).message}`, {
-            row: line,
-          });
+          // The row itself names a school (or district record) the user may not write: zh-CN here (English through the code's i18n).
+          const code = (e as DomainError).code ?? ErrorCode.AUTH.OUT_OF_SCOPE;
+          const why = code === ErrorCode.AUTH.ROLE_FORBIDDEN ? '区级数据由监控中心维护' : '只能导入本校的数据';
+          throw new DomainError(HttpStatus.FORBIDDEN, code, `第 ${line} 行：${why}`, { row: line });
         }
       }
     }
@@ -308,6 +327,7 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
     const updates: { before: E; row: E }[] = [];
     let unchanged = 0;
     for (const [i, { line, before, row }] of work.entries()) {
+      if (taken.has(i)) continue; // said above
       const rowProblems = [...refProblems[i], ...(this.def.prepare ? await this.def.prepare(m, row, before) : [])];
       if (rowProblems.length) problems.push(...rowProblems.map((p) => ({ ...p, row: line })));
       else if (!before) inserts.push(row);
