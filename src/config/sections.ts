@@ -216,6 +216,11 @@ export interface AuthConfig {
   bootstrapAdminUsername: string;
   bootstrapAdminPassword: string;
   minPasswordLength: number;
+  /**
+   * How long (s) an api process keeps a device credential it looked up — and an unknown key id it
+   * looked up, so an unknown key answers as fast as a known one (no timing oracle): bounds how long a
+   * revoked credential may still be accepted by another process.
+   */
   deviceCredentialCacheSeconds: number;
   pruneRefreshTokensCron: string;
 }
