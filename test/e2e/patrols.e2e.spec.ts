@@ -451,6 +451,11 @@ describe('patrols and compliance over HTTP', () => {
       expect(burst.map((r) => r.status).sort()).toEqual([201, 429, 429, 429, 429, 429]);
       expect(burst.find((r) => r.status === 429)!.body.error.code).toBe('POST_CHECKIN.TOO_FREQUENT');
       const taken = burst.find((r) => r.status === 201)!.body;
+      // The same person however the name is typed (ideographic or inner space, zero-width space, full width): the same spacing rule.
+      for (const personName of ['志愿者　甲', '志愿者 甲', '志愿者\u200b甲', ' 志愿者甲\u3000']) {
+        const r = await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName, personRole: 'volunteer' });
+        expect([personName, r.status]).toEqual([personName, 429]);
+      }
       // A roster guard checked in by the center: 32 ms later 429, later in the same window 409 naming the open check-in.
       const field = t.app.get(FieldService);
       const op = asUser(operator, 'operator');

@@ -1,3 +1,4 @@
+import { personName } from '../../infra/text/person-name';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -239,9 +240,9 @@ export class FieldService {
 
   /** The name a check-in records (see checkIn: the user themselves, or a roster guard / a named non-guard on behalf); 400 otherwise. */
   private async checkinPerson(user: AuthUser, schoolId: string, onBehalf: boolean, given: string | undefined, role: string): Promise<string> {
-    const name = given?.trim() ?? '';
+    const name = personName(given ?? ''); // one person, one spelling (李 + U+3000 + 四 is 李四)
     if (!onBehalf) {
-      const self = shownName(user).trim();
+      const self = personName(shownName(user));
       if (name && name !== self)
         throw Errors.validation([
           { field: 'personName', reason: 'school security check in themselves; others are checked in with their own account or by the control center' },
