@@ -899,6 +899,11 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       expect(tooLong.body.error.details.fields[0].field).toBe('end');
       const badDate = await t.http().get(url).query({ start: '2026-02-31T00:00:00+08:00', end: range.end }).set(auth(operator)).expect(400);
       expect(badDate.body.error.details.fields[0].field).toBe('start');
+      // A bare day is refused like a date-time without its offset (it would be midnight UTC, 08:00 here), each field named.
+      const dayOnly = await t.http().get(url).query({ start: '2026-11-30', end: '2026-12-01' }).set(auth(operator)).expect(400);
+      expect(dayOnly.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['end', 'start']);
+      const noOffset = await t.http().get(url).query({ start: '2026-11-30T00:00:00', end: range.end }).set(auth(operator)).expect(400);
+      expect(noOffset.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['start']);
       await t
         .http()
         .get(`${base(deviceId)}/channels/${chId(deviceId, 9)}/records`)
@@ -907,6 +912,55 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         .expect(404);
       const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
       await t.http().get(url).query(range).set(auth(guard)).expect(403);
+    });
+
+    it('RecordInfo: a part sent twice counts once (stays incomplete until the second recording); SumNum 0 with an item is raised to what came', async () => {
+      const { deviceId, dev, ch } = await nvrWithChannels();
+      const item = (n: number, filePath = true) =>
+        `<Item>\r\n<DeviceID>${ch[0]}</DeviceID>\r\n<Name>rec${n}</Name>\r\n${filePath ? `<FilePath>/rec/${n}.ps</FilePath>\r\n` : ''}` +
+        `<StartTime>2026-11-30T0${n}:00:00</StartTime>\r\n<EndTime>2026-11-30T0${n}:30:00</EndTime>\r\n<Type>time</Type>\r\n</Item>\r\n`;
+      const part = (n: number, items: string[]) => `<SumNum>${n}</SumNum>\r\n<RecordList Num="${items.length}">\r\n${items.join('')}</RecordList>\r\n`;
+      const url = `${base(deviceId)}/channels/${ch[0]}/records`;
+      const range = { start: '2026-11-30T00:00:00+08:00', end: '2026-11-30T12:00:00+08:00' };
+      // The same part twice (by FilePath): one recording of two, incomplete when the wait runs out.
+      const [twice] = await Promise.all([
+        t.http().get(url).query(range).set(auth(operator)),
+        answerNext(dev, 'RecordInfo', [
+          { deviceId: ch[0], inner: part(2, [item(1)]) },
+          { deviceId: ch[0], inner: part(2, [item(1)]) },
+        ]),
+      ]);
+      expect(twice.status).toBe(200);
+      expect(twice.body).toMatchObject({ sumNum: 2, complete: false, omitted: 0 });
+      expect(twice.body.items.map((i: { filePath: string }) => i.filePath)).toEqual(['/rec/1.ps']);
+      // A repeat, then the second recording: complete with two distinct items.
+      const [then] = await Promise.all([
+        t.http().get(url).query(range).set(auth(operator)),
+        answerNext(dev, 'RecordInfo', [
+          { deviceId: ch[0], inner: part(2, [item(1)]) },
+          { deviceId: ch[0], inner: part(2, [item(1)]) },
+          { deviceId: ch[0], inner: part(2, [item(2)]) },
+        ]),
+      ]);
+      expect(then.body).toMatchObject({ sumNum: 2, complete: true });
+      expect(then.body.items.map((i: { filePath: string }) => i.filePath)).toEqual(['/rec/1.ps', '/rec/2.ps']);
+      // Without FilePath, DeviceID + StartTime + EndTime + Type is the recording.
+      const [noPath] = await Promise.all([
+        t.http().get(url).query(range).set(auth(operator)),
+        answerNext(dev, 'RecordInfo', [
+          { deviceId: ch[0], inner: part(2, [item(3, false)]) },
+          { deviceId: ch[0], inner: part(2, [item(3, false)]) },
+        ]),
+      ]);
+      expect(noPath.body).toMatchObject({ sumNum: 2, complete: false });
+      expect(noPath.body.items).toHaveLength(1);
+      // SumNum 0 with an item: the answer counts what came (sumNum 1, complete, one item), never fewer than it lists.
+      const [zero] = await Promise.all([
+        t.http().get(url).query(range).set(auth(operator)),
+        answerNext(dev, 'RecordInfo', [{ deviceId: ch[0], inner: part(0, [item(4)]) }]),
+      ]);
+      expect(zero.body).toMatchObject({ sumNum: 1, complete: true, omitted: 0 });
+      expect(zero.body.items).toHaveLength(1);
     });
   });
 });

@@ -72,8 +72,12 @@ export interface RecordItem {
 export interface RecordInfoResult {
   deviceId: string;
   channelId: string;
+  /**
+   * The device's SumNum, raised to the distinct recordings received when it sent more than it
+   * declared (a SumNum of 0 with an Item), so that `items.length + omitted <= sumNum` always holds.
+   */
   sumNum: number;
-  /** All parts arrived (items + refused = SumNum) before gb28181.recordInfoTimeoutMs. */
+  /** Distinct recordings received (repeats of one, e.g. a part sent twice, count once) reached SumNum before gb28181.recordInfoTimeoutMs. */
   complete: boolean;
   items: RecordItem[];
   /** Items past gb28181.recordInfoMaxItems, counted and not listed. */
@@ -313,7 +317,8 @@ export class GbCommands {
     ]);
     const max = this.cfg.recordInfoMaxItems;
     const acc: RecordInfoResult = { deviceId, channelId, sumNum: -1, complete: false, items: [], omitted: 0 };
-    let seen = 0;
+    // Distinct recordings: a device repeating a part (or an item) must neither list it twice nor complete the answer with it.
+    const seen = new Set<string>();
     const text = (el: Parameters<typeof childText>[0], name: string, len: number) => storableText((childText(el, name) ?? '').trim(), len);
     const time = (s: string | undefined) => parseGbTime(s)?.toISOString() ?? null;
     return this.ask(state, 'RecordInfo', 'RecordInfo', sn, body, {
@@ -325,7 +330,18 @@ export class GbCommands {
         acc.sumNum = Math.max(acc.sumNum, sumNum);
         for (const item of child(doc.el, 'RecordList')?.children ?? []) {
           if (item.name !== 'Item') continue;
-          seen++;
+          const filePath = (childText(item, 'FilePath') ?? '').trim();
+          const key = filePath
+            ? `f\n${filePath}`
+            : [
+                't',
+                (childText(item, 'DeviceID') ?? '').trim(),
+                time(childText(item, 'StartTime')),
+                time(childText(item, 'EndTime')),
+                (childText(item, 'Type') ?? '').trim(),
+              ].join('\n');
+          if (seen.has(key)) continue;
+          seen.add(key);
           if (acc.items.length >= max) {
             acc.omitted++;
             continue;
@@ -343,7 +359,9 @@ export class GbCommands {
             fileSize: int(childText(item, 'FileSize'), 0, 999_999_999),
           });
         }
-        if (seen < acc.sumNum) return null;
+        // More distinct recordings than the device declared: it has sent at least these, SumNum says so too.
+        acc.sumNum = Math.max(acc.sumNum, seen.size);
+        if (seen.size < acc.sumNum) return null;
         acc.complete = true;
         sipEvents.inc({ event: 'record_info_complete' });
         return acc;
