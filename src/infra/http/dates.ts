@@ -9,6 +9,8 @@ import { ValidateBy, ValidationOptions } from 'class-validator';
  * - `@IsStrictDate()`: `YYYY-MM-DD`, a day that exists (2026-02-29 does not, 2028-02-29 does).
  * - `@IsStrictDateTime()`: `YYYY-MM-DDTHH:mm[:ss[.fff]](Z|±HH:mm)`, or a bare `YYYY-MM-DD`
  *   (midnight UTC) for range filters.
+ * - `@IsStrictInstant()`: only the date-time with its offset — for an instant sent on to a device
+ *   (a bare day would be midnight UTC, 08:00 in Asia/Shanghai, not what was meant).
  */
 
 /** Years a date in this product may fall in: nothing we record happened before 1970 or after 2999. */
@@ -43,6 +45,13 @@ export function strictDateTimeProblem(value: unknown): string | null {
   return dayProblem(Number(m[1]), Number(m[2]), Number(m[3]));
 }
 
+/** Why a value is not a strict ISO 8601 date-time with its offset (a bare day is refused too); null when it is. */
+export function strictInstantProblem(value: unknown): string | null {
+  if (typeof value === 'string' && DATE.test(value))
+    return 'must be an ISO 8601 date-time with its offset, such as 2026-03-02T08:30:00+08:00 or …Z (not a bare day)';
+  return strictDateTimeProblem(value);
+}
+
 const decorator = (name: string, problem: (v: unknown) => string | null, options?: ValidationOptions) =>
   ValidateBy(
     {
@@ -60,3 +69,6 @@ export const IsStrictDate = (options?: ValidationOptions) => decorator('isStrict
 
 /** An ISO 8601 date-time with its offset, or a bare day (see the module comment). */
 export const IsStrictDateTime = (options?: ValidationOptions) => decorator('isStrictDateTime', strictDateTimeProblem, options);
+
+/** An ISO 8601 date-time with its offset only, no bare day (see the module comment). */
+export const IsStrictInstant = (options?: ValidationOptions) => decorator('isStrictInstant', strictInstantProblem, options);

@@ -17,7 +17,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { IsStrictDateTime } from '../../infra/http/dates';
+import { IsStrictInstant } from '../../infra/http/dates';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
 import { type Charset, CHARSETS } from './charset';
 
@@ -131,12 +131,12 @@ export class GbResetAlarmDto extends GbControlTargetDto {
 export const RECORD_TYPES = ['all', 'time', 'alarm', 'manual'] as const;
 
 export class GbRecordInfoQuery {
-  @ApiProperty({ description: 'from (ISO 8601 with offset, e.g. 2026-11-30T08:00:00+08:00)' })
-  @IsStrictDateTime()
+  @ApiProperty({ description: 'from (ISO 8601 date-time with offset, e.g. 2026-11-30T08:00:00+08:00; a bare day is refused)' })
+  @IsStrictInstant()
   start: string;
 
-  @ApiProperty({ description: 'until (ISO 8601 with offset); after start, at most gb28181.recordInfoMaxRangeHours later' })
-  @IsStrictDateTime()
+  @ApiProperty({ description: 'until (ISO 8601 date-time with offset; a bare day is refused); after start, at most gb28181.recordInfoMaxRangeHours later' })
+  @IsStrictInstant()
   end: string;
 
   @ApiPropertyOptional({ enum: RECORD_TYPES, description: 'recording type (GB/T 28181-2016 §A.2.4.5); default all' })

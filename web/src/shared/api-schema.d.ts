@@ -4276,9 +4276,9 @@ export interface operations {
     Gb28181Controller_records: {
         parameters: {
             query: {
-                /** @description until (ISO 8601 with offset); after start, at most gb28181.recordInfoMaxRangeHours later */
+                /** @description until (ISO 8601 date-time with offset; a bare day is refused); after start, at most gb28181.recordInfoMaxRangeHours later */
                 end: string;
-                /** @description from (ISO 8601 with offset, e.g. 2026-11-30T08:00:00+08:00) */
+                /** @description from (ISO 8601 date-time with offset, e.g. 2026-11-30T08:00:00+08:00; a bare day is refused) */
                 start: string;
                 /** @description recording type (GB/T 28181-2016 §A.2.4.5); default all */
                 type?: "all" | "time" | "alarm" | "manual";
