@@ -116,11 +116,17 @@ describe('RTSP live video and snapshots', () => {
 
     const evidence = t.app.get(EvidenceService);
     expect(await evidence.purge(new Date())).toEqual({ rows: 0, files: 0 }); // nothing is 30 days old
+    // 31 days on: the manual picture goes (GB/T 29315: 30 days); the alarm's picture is kept with its incident (retention.incidentsDays), file included.
     const later = new Date(Date.now() + 31 * 86_400_000);
-    expect((await evidence.purge(later)).rows).toBe(2);
+    expect((await evidence.purge(later)).rows).toBe(1);
+    expect(existsSync(file)).toBe(true);
+    expect((await t.db.query(`SELECT purpose FROM video_evidence`)).rows).toEqual([{ purpose: 'alarm.raise' }]);
+    expect(await evidence.purge(later)).toEqual({ rows: 0, files: 0 }); // idempotent
+    // Past the incidents' retention it goes too.
+    const muchLater = new Date(Date.now() + (t.config.retention.incidentsDays + 1) * 86_400_000);
+    expect((await evidence.purge(muchLater)).rows).toBe(1);
     expect(existsSync(file)).toBe(false);
     expect((await t.db.query(`SELECT count(*)::int AS n FROM video_evidence`)).rows[0].n).toBe(0);
-    expect(await evidence.purge(later)).toEqual({ rows: 0, files: 0 }); // idempotent
     await t.http().get(`/api/v1/video/evidence/${ev.id}`).set(auth(admin)).expect(404);
   });
 });

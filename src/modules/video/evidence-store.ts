@@ -15,8 +15,8 @@ export interface EvidenceStore {
   get(key: string): Promise<Buffer>;
   /** Removes a key (absent: nothing to do). */
   delete(key: string): Promise<void>;
-  /** Keys captured before `before` (oldest first), at most `limit`. */
-  listExpired(before: Date, limit: number): Promise<string[]>;
+  /** Keys captured before `before` (oldest first, in key order), after key `after` when given, at most `limit`. */
+  listExpired(before: Date, limit: number, after?: string): Promise<string[]>;
 }
 
 export class EvidenceNotFound extends Error {}
@@ -65,11 +65,11 @@ export class FileEvidenceStore implements EvidenceStore {
     await rmdir(dirname(f)).catch(() => undefined); // only when the day is empty
   }
 
-  async listExpired(before: Date, limit: number): Promise<string[]> {
+  async listExpired(before: Date, limit: number, after?: string): Promise<string[]> {
     const cutoff = before.toISOString().slice(0, 10);
     let days: string[];
     try {
-      days = (await readdir(this.root)).filter((d) => DAY.test(d) && d < cutoff).sort();
+      days = (await readdir(this.root)).filter((d) => DAY.test(d) && d < cutoff && (!after || d >= after.slice(0, 10))).sort();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
@@ -77,11 +77,12 @@ export class FileEvidenceStore implements EvidenceStore {
     const out: string[] = [];
     for (const d of days) {
       for (const f of (await readdir(join(this.root, d))).sort()) {
+        if (after && `${d}/${f}` <= after) continue;
         if (f.endsWith('.tmp')) await rm(join(this.root, d, f), { force: true });
         else out.push(`${d}/${f}`);
         if (out.length >= limit) return out;
       }
-      if (out.length === 0) await rmdir(join(this.root, d)).catch(() => undefined);
+      if (out.length === 0 && !after) await rmdir(join(this.root, d)).catch(() => undefined); // only when empty (rmdir refuses otherwise)
     }
     return out;
   }

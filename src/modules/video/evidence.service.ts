@@ -16,6 +16,8 @@ import { VideoErrors } from './video.errors';
 import { VideoService } from './video.service';
 
 export const EVIDENCE_PURGE_SCHEDULER = 'video.evidence-purge';
+/** Purposes of an incident's pictures (incident-evidence.service.ts: `alarm.raise`, `alarm.raise+10s`…): kept with the incident. */
+export const INCIDENT_PURPOSE_PREFIX = 'alarm.raise';
 
 export interface EvidenceRecord {
   id: string;
@@ -158,28 +160,45 @@ export class EvidenceService {
     return { record, jpeg };
   }
 
-  /** Deletes evidence past retention: rows (and their files), then files the store still has from before the cutoff. Idempotent. */
+  /**
+   * Deletes evidence past retention: an incident's pictures (purpose `alarm.raise…`) are kept as
+   * long as the incident (retention.incidentsDays, Civil Code §188 — an auditor reading a 2-year-old
+   * alarm sees what the cameras showed), every other picture video.evidenceRetentionDays (GB/T
+   * 29315: 30 days). Rows (and their files) first, then files the store still has from before the
+   * cutoff that no row names (a crash between the file and the row). Idempotent.
+   */
   async purge(now = new Date()): Promise<{ rows: number; files: number }> {
     const days = videoConfig(this.config).evidenceRetentionDays;
     const cutoff = new Date(now.getTime() - days * 86_400_000);
+    const incidentCutoff = new Date(now.getTime() - Math.max(days, this.config.retention.incidentsDays) * 86_400_000);
     let rows = 0;
     let files = 0;
     for (;;) {
       const gone = returningRows<{ storage_key: string }>(
         await this.db.query(
-          `DELETE FROM video_evidence WHERE id IN (SELECT id FROM video_evidence WHERE captured_at < $1 ORDER BY captured_at LIMIT 1000) RETURNING storage_key`,
-          [cutoff],
+          `DELETE FROM video_evidence WHERE id IN (
+             SELECT id FROM video_evidence WHERE captured_at < $1 AND (purpose NOT LIKE $3 OR captured_at < $2) ORDER BY captured_at LIMIT 1000)
+           RETURNING storage_key`,
+          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`],
         ),
       );
       for (const g of gone) await this.store.delete(g.storage_key);
       rows += gone.length;
       if (gone.length < 1000) break;
     }
-    // Files without a row (a crash between writing the file and the row) go by their date prefix.
+    // Files without a row go by their date prefix; a file a kept row names stays.
+    let after: string | undefined;
     for (;;) {
-      const keys = await this.store.listExpired(cutoff, 1000);
-      for (const k of keys) await this.store.delete(k);
-      files += keys.length;
+      const keys = await this.store.listExpired(cutoff, 1000, after);
+      if (keys.length === 0) break;
+      const named = new Set(
+        ((await this.db.query(`SELECT storage_key FROM video_evidence WHERE storage_key = ANY($1)`, [keys])) as { storage_key: string }[]).map(
+          (r) => r.storage_key,
+        ),
+      );
+      for (const k of keys) if (!named.has(k)) await this.store.delete(k);
+      files += keys.filter((k) => !named.has(k)).length;
+      after = keys[keys.length - 1];
       if (keys.length < 1000) break;
     }
     if (rows || files) this.logger.log(`purged ${rows} evidence record(s) and ${files} stray file(s) older than ${days} days`);
