@@ -675,6 +675,14 @@ describe('alarms over HTTP', () => {
           'u8cut-1',
           /^报+（设备报文异常：报文过长（88 KB），已截断；截断后 JSON 不完整，已尽量读取）$/,
         ],
+        [
+          // Cut by the device itself (not our cap) inside 门: still UTF-8, the incomplete character left out and said.
+          'UTF-8 cut inside a character by the device',
+          Buffer.concat([Buffer.from('{"eventId":"u8cut-2","note":"南'), Buffer.from('门').subarray(0, 2)]),
+          'application/json',
+          'u8cut-2',
+          /^南（设备报文异常：报文末尾字符不完整，已略去；JSON 无法解析，已尽量读取）$/,
+        ],
         ['charset=utf-16, LE without BOM', u16('u16-1', 'utf-16le', false), 'application/json; charset=utf-16', 'u16-1', /^有人翻墙$/],
         ['charset=UTF-16, BE with BOM', u16('u16-2', 'utf-16be', true), 'application/json; charset=UTF-16', 'u16-2', /^有人翻墙$/],
         ['charset=utf-16le with BOM', u16('u16-3', 'utf-16le', true), 'text/plain; charset=utf-16le', 'u16-3', /^有人翻墙$/],

@@ -26,9 +26,11 @@ import { storableText } from '../text/storable';
  *   devices — through GB18030, their superset; UTF-16 LE/BE, `utf-16` by its BOM or else by its
  *   bytes); none declared: UTF-16 when it starts with a UTF-16 BOM, UTF-8 when the bytes are valid
  *   UTF-8, else GB18030; another charset: the same detection, said in the note. A BOM is dropped.
- *   A cut body (size cap, timeout, hang-up) may end inside a character: that incomplete tail is
- *   left out of the detection and of the text (a 64 KB cut through a Chinese character made the
- *   whole UTF-8 body "not UTF-8" and garbled it as GB18030);
+ *   A body may end inside a UTF-8 character, cut by us (size cap, timeout, hang-up) or by the device
+ *   itself: that incomplete tail (1–3 bytes that begin a multibyte sequence) is left out of the
+ *   detection and of the text, and when the device cut it the note says so (a 64 KB cut through a
+ *   Chinese character, or firmware sending "南" + 2 bytes of "门", made the whole UTF-8 body
+ *   "not UTF-8" and garbled it as GB18030);
  * - any Content-Type (or none): the bytes are tried as JSON; a form body (urlencoded) as its fields;
  *   anything else that does not parse (truncated, not JSON) keeps the fields that can still be read
  *   from it (`"eventId": …` and the other known names, best effort) and is said in the note;
@@ -154,20 +156,27 @@ function charsetOf(req: Request): string | null {
 }
 
 /**
- * The text of the bytes by the declared charset (see above), with what had to be guessed. `cut`: the
- * body was cut (size cap, timeout, hang-up): a character it ends inside is left out, not guessed from.
+ * The text of the bytes by the declared charset (see above), with what had to be guessed. A UTF-8
+ * character the bytes end inside is left out, not guessed from. `cut`: the body was cut by us (size
+ * cap, timeout, hang-up) — the note says so already, and another charset's cut character is dropped too.
  */
 function decode(bytes: Buffer, charset: string | null, cut: boolean, problems: string[]): string {
   let text: string;
-  // UTF-8 is judged without an incomplete sequence at the cut (the rest of it never arrived).
-  const tail = cut ? incompleteUtf8Tail(bytes) : 0;
+  // UTF-8 is judged without an incomplete sequence at the end, whatever cut it (our size cap, the timeout, a
+  // hang-up, or the device itself): the rest of that character never arrived.
+  const tail = incompleteUtf8Tail(bytes);
   const whole = tail ? bytes.subarray(0, bytes.length - tail) : bytes;
+  // Cut by us, the note already says so; cut by the device, say that its last character was left out.
+  const tailNote = () => {
+    if (tail && !cut) problems.push('报文末尾字符不完整，已略去');
+  };
   const utf16 = charset !== null ? UTF16.get(charset) : undefined;
   const bom16 = bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff));
   if (charset !== null && GB.has(charset)) text = iconv.decode(bytes, 'gb18030');
   else if (utf16) text = iconv.decode(bytes, utf16);
   else if (charset !== null && UTF8.has(charset)) {
     if (!isUtf8(whole)) problems.push('含无效 UTF-8 字节');
+    else tailNote();
     text = whole.toString('utf8');
   } else if (charset === null && bom16) {
     problems.push('未声明字符集，按 UTF-16 解码（字节序标记）');
@@ -176,6 +185,7 @@ function decode(bytes: Buffer, charset: string | null, cut: boolean, problems: s
     const utf8 = isUtf8(whole);
     if (charset !== null) problems.push(`字符集 ${storableText(charset, 24)} 不支持，按 ${utf8 ? 'UTF-8' : 'GB18030'} 解码`);
     else if (!utf8) problems.push('未声明字符集且非 UTF-8，按 GB18030 解码');
+    if (utf8) tailNote();
     text = utf8 ? whole.toString('utf8') : iconv.decode(bytes, 'gb18030');
   }
   // A multibyte character of another charset cut in half decodes as U+FFFD (UTF-16: a lone high surrogate): not sent, dropped.
