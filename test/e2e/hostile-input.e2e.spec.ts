@@ -166,6 +166,33 @@ describe('edge input', () => {
       expect(fieldsOf(path.body)).toEqual(['(path)']);
     });
 
+    it('refuses a reversed date range on every list and export with from/to (400 on `to`, not an empty 200)', async () => {
+      const reversed = 'from=2999-01-01T00:00:00Z&to=1970-01-01T00:00:00Z';
+      const days = 'from=2999-01-01&to=1970-01-01';
+      const routes = [
+        `/api/v1/device-health/transitions?${reversed}`,
+        `/api/v1/device-health/online-rate?schoolId=${seed.schoolA.id}&${days}`,
+        `/api/v1/incidents?${reversed}`,
+        `/api/v1/incidents/export?${reversed}`,
+        `/api/v1/incidents/stats?${reversed}`,
+        `/api/v1/incidents/stats/export?${reversed}`,
+        `/api/v1/patrol-findings?${reversed}`,
+        `/api/v1/patrol-rounds?${reversed}`,
+        `/api/v1/duty/shifts?${reversed}`,
+        `/api/v1/compliance/trend?${days}`,
+        `/api/v1/compliance/export?${days}`,
+      ];
+      const answers = [];
+      for (const url of routes) {
+        const res = await t.http().get(url).set(auth(admin));
+        answers.push([url, res.status, res.body.error?.details?.fields]);
+      }
+      expect(answers).toEqual(routes.map((url) => [url, 400, [{ field: 'to', reason: 'to: must not be before from' }]]));
+      // The same day (or instant) at both ends is a range, not a reversed one.
+      const same = await t.http().get('/api/v1/incidents?from=2026-11-30T00:00:00Z&to=2026-11-30T08:00:00%2B08:00').set(auth(admin));
+      expect(same.status).toBe(200);
+    });
+
     it('never stores a lone surrogate (the driver would silently turn it into U+FFFD)', async () => {
       const guard = (
         await t.http().post('/api/v1/guards').set(auth(admin)).send({ schoolId: seed.schoolA.id, name: '王五', licenceNo: 'SUR-0001' }).expect(201)

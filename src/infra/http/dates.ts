@@ -72,3 +72,28 @@ export const IsStrictDateTime = (options?: ValidationOptions) => decorator('isSt
 
 /** An ISO 8601 date-time with its offset only, no bare day (see the module comment). */
 export const IsStrictInstant = (options?: ValidationOptions) => decorator('isStrictInstant', strictInstantProblem, options);
+
+/**
+ * On the end of a range filter (`to`): not before the start named by `startProperty` (`from`). A
+ * reversed range (from=2999-01-01&to=1970-01-01) was answered 200 with an empty list or an empty
+ * export — indistinguishable from "nothing happened" (attack finding); now a field-level 400 on `to`.
+ * Dates and date-times are compared as instants (a bare day is midnight UTC, as the filters read it);
+ * when either side is missing or not a valid date this says nothing (its own validator does).
+ */
+export const IsNotBefore = (startProperty: string, options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isNotBefore',
+      constraints: [startProperty],
+      validator: {
+        validate: (v, args) => {
+          const start = (args?.object as Record<string, unknown> | undefined)?.[startProperty];
+          if (typeof v !== 'string' || typeof start !== 'string') return true;
+          const [a, b] = [Date.parse(start), Date.parse(v)];
+          return Number.isNaN(a) || Number.isNaN(b) || b >= a;
+        },
+        defaultMessage: (args) => `${args?.property}: must not be before ${startProperty}`,
+      },
+    },
+    options,
+  );

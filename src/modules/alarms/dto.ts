@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { AREA_KINDS } from '../registry';
-import { IsStrictDateTime } from '../../infra/http/dates';
+import { IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
 import { DEVICE_REPORT_TYPES, DRILL_WINDOW_STATUSES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 
@@ -127,7 +127,7 @@ export class IncidentQuery {
   q?: string;
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() drill?: boolean;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10000) limit?: number;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
 }
@@ -154,7 +154,7 @@ export class IncidentExportQuery extends IncidentQuery {
 export class StatsQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
 }
 
 export class StatsExportQuery extends StatsQuery {

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsUUID } from 'class-validator';
-import { IsStrictDate } from '../../infra/http/dates';
+import { IsStrictDate, IsNotBefore } from '../../infra/http/dates';
 import { PageQuery } from '../../infra/http/pagination';
 
 export class ComplianceFilterQuery extends PageQuery {
@@ -15,7 +15,7 @@ export class ComplianceDayQuery extends ComplianceFilterQuery {
 
 export class ComplianceRangeQuery extends ComplianceFilterQuery {
   @ApiPropertyOptional({ description: 'YYYY-MM-DD; default 29 days before `to`' }) @IsOptional() @IsStrictDate() from?: string;
-  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @IsStrictDate() to?: string;
+  @ApiPropertyOptional({ description: 'YYYY-MM-DD; default today' }) @IsOptional() @IsStrictDate() @IsNotBefore('from') to?: string;
 }
 
 export class ComplianceExportQuery extends ComplianceRangeQuery {

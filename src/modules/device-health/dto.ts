@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { IsStrictDate, IsStrictDateTime } from '../../infra/http/dates';
+import { IsStrictDate, IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
 import { DEVICE_STATUSES, DeviceStatus, type WatchedDeviceKind } from '../registry';
 
 const KINDS = ['camera', 'alarm_device'] as const;
@@ -25,7 +25,7 @@ export class TransitionQuery extends LimitOffset {
   @ApiPropertyOptional() @IsOptional() @IsUUID() deviceId?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiPropertyOptional({ description: 'ISO 8601, inclusive' }) @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsStrictDateTime() to?: string;
+  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
 }
 
 export class OutageQuery extends LimitOffset {
@@ -47,6 +47,7 @@ export class OnlineRateQuery {
   @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @IsStrictDate() from: string;
   @ApiProperty({ example: '2026-03-06', description: 'last day, inclusive; at most 62 days after from' })
   @IsStrictDate()
+  @IsNotBefore('from')
   to: string;
 }
 

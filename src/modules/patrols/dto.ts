@@ -17,7 +17,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
-import { IsStrictDate, IsStrictDateTime } from '../../infra/http/dates';
+import { IsStrictDate, IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
 import { CHECKS, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
 
@@ -66,7 +66,7 @@ export class FindingQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ['audit', 'round', 'post'] }) @IsOptional() @IsIn(['audit', 'round', 'post']) source?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() runId?: string;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
 }
 
 export class TaskQuery extends PageQuery {
@@ -137,7 +137,7 @@ export class VerdictDto {
 export class RoundQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() operatorId?: string;
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
 }
 
 export class CoverageQuery {
