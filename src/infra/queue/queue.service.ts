@@ -58,6 +58,9 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private readonly hooks: { name: string; fn: ReconcileHook }[] = [];
   private reconcileTimer?: NodeJS.Timeout;
   private reconciling?: Promise<void>;
+  /** Whether the pass running is a reconnect pass; a reconnect asked for during a periodic one runs after it. */
+  private reconcilingReconnect = false;
+  private reconnectAfter?: Promise<void>;
   private connectedOnce = false;
   private closed = false;
   private readonly outageHooks: { name: string; fn: OutageHook }[] = [];
@@ -281,6 +284,14 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
    */
   reconcile(why: { reconnect: boolean }): Promise<void> {
     if (this.closed) return Promise.resolve();
+    // A reconnect asked for while a periodic pass runs must not be lost in it (its hooks redo more):
+    // one reconnect pass follows.
+    if (this.reconciling && why.reconnect && !this.reconcilingReconnect)
+      return (this.reconnectAfter ??= this.reconciling.then(() => {
+        this.reconnectAfter = undefined;
+        return this.reconcile({ reconnect: true });
+      }));
+    if (!this.reconciling) this.reconcilingReconnect = why.reconnect;
     this.reconciling ??= inJobsPool(async () => {
       try {
         const missing = await this.missingSchedulers();

@@ -241,6 +241,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
                   AND school_id = $5::uuid AND location = $8`;
     let openSql: string;
     let cameraId: string | null = null;
+    let eventId = input.eventId;
     if (input.deviceKind === 'alarm_device') {
       const dev = await this.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
@@ -263,6 +264,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       } else if (gw) {
         // Unknown and another school's camera are said alike: the note does not tell what exists elsewhere.
         if (input.deviceId !== gw.key) said.push('摄像机编号未登记于网关所属学校，按网关所属学校报警');
+        // Under the gateway's key, two cameras counting their events from 1 would collide: the named camera stays in the event id.
+        if (input.deviceId !== gw.key) eventId = `${input.deviceId.slice(0, 64)}/${input.eventId}`;
         deviceId = gw.key;
         spot = await this.gatewaySpot(input.gatewaySchoolId ?? null, gw.name);
         openSql = `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
@@ -273,7 +276,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     }
     return {
       deviceId,
-      eventId: input.eventId,
+      eventId,
       eventIdFromBytes: input.eventIdFromBytes ?? false,
       openSql,
       spot,

@@ -200,6 +200,7 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     const rows = await this.readWithRunning(`seq > $1 ORDER BY seq LIMIT $2`, [this.cursor, limit]);
     const { running } = rows[0];
     const out: ConsoleEnvelope[] = this.late.size ? await this.lateArrivals() : [];
+    const lateCount = out.length;
     let blocked = false;
     for (const r of rows) {
       if (r.seq === null) break; // no new rows (the LEFT JOIN's empty side)
@@ -239,7 +240,7 @@ export class ConsoleFeed implements OnApplicationBootstrap, OnApplicationShutdow
     }
     if (blocked && this.gap) this.scheduleGapCheck(50);
     else if (this.late.size) this.scheduleGapCheck(250); // held seqs: their commit's NOTIFY wakes us anyway
-    return !blocked && out.length === limit;
+    return !blocked && out.length - lateCount === limit;
   }
 
   /** Rows of console_events matching `where` (over $1…), with this database's xids running just after the rows' snapshot (a gap's possible holders). */

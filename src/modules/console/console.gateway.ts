@@ -353,7 +353,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       if (e.seq > sent) {
         s.socket.emit('event', e);
         sent = e.seq;
-      } else if (e.late && e.seq > lastSeq && !replayed.has(e.seq)) s.socket.emit('event', e);
+      } else if (e.late && !replayed.has(e.seq)) s.socket.emit('event', e); // below lastSeq too: it may be one of its gaps, committed after they were read (the client takes a seq once)
     }
     s.buffer = null;
     this.catchingUp.delete(s);

@@ -18,6 +18,8 @@ import { VideoService } from './video.service';
 export const EVIDENCE_PURGE_SCHEDULER = 'video.evidence-purge';
 /** Purposes of an incident's pictures (incident-evidence.service.ts: `alarm.raise`, `alarm.raise+10s`…): kept with the incident. */
 export const INCIDENT_PURPOSE_PREFIX = 'alarm.raise';
+/** A video patrol verdict's picture (patrols rounds.service ROUND_EVIDENCE_PURPOSE): the proof of a "normal" verdict, kept as long as patrol results. */
+export const ROUND_VERDICT_PURPOSE = 'round.verdict';
 
 export interface EvidenceRecord {
   id: string;
@@ -163,7 +165,8 @@ export class EvidenceService {
   /**
    * Deletes evidence past retention: an incident's pictures (purpose `alarm.raise…`) are kept as
    * long as the incident (retention.incidentsDays, Civil Code §188 — an auditor reading a 2-year-old
-   * alarm sees what the cameras showed), every other picture video.evidenceRetentionDays (GB/T
+   * alarm sees what the cameras showed), a patrol verdict's picture (`round.verdict`) as long as
+   * patrol results (retention.patrolResultsDays), every other picture video.evidenceRetentionDays (GB/T
    * 29315: 30 days). Rows (and their files) first, then files the store still has from before the
    * cutoff that no row names (a crash between the file and the row). Idempotent.
    */
@@ -171,15 +174,18 @@ export class EvidenceService {
     const days = videoConfig(this.config).evidenceRetentionDays;
     const cutoff = new Date(now.getTime() - days * 86_400_000);
     const incidentCutoff = new Date(now.getTime() - Math.max(days, this.config.retention.incidentsDays) * 86_400_000);
+    const roundCutoff = new Date(now.getTime() - Math.max(days, this.config.retention.patrolResultsDays) * 86_400_000);
     let rows = 0;
     let files = 0;
     for (;;) {
       const gone = returningRows<{ storage_key: string }>(
         await this.db.query(
           `DELETE FROM video_evidence WHERE id IN (
-             SELECT id FROM video_evidence WHERE captured_at < $1 AND (purpose NOT LIKE $3 OR captured_at < $2) ORDER BY captured_at LIMIT 1000)
+             SELECT id FROM video_evidence WHERE captured_at < $1
+               AND CASE WHEN purpose LIKE $3 THEN captured_at < $2 WHEN purpose = $5 THEN captured_at < $4 ELSE true END
+             ORDER BY captured_at LIMIT 1000)
            RETURNING storage_key`,
-          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`],
+          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`, roundCutoff, ROUND_VERDICT_PURPOSE],
         ),
       );
       for (const g of gone) await this.store.delete(g.storage_key);

@@ -87,7 +87,7 @@ export class ConsoleConnection {
     socket.on('event', (e) => {
       // Below our seq: a duplicate — unless flagged late (its transaction committed after later
       // events were sent; the server went on without it) and not seen yet: taken once.
-      if (e.seq <= this.lastSeq && (!e.late || this.seen.has(e.seq) || e.seq <= this.floor)) return;
+      if (e.seq <= this.lastSeq && (!e.late || this.seen.has(e.seq))) return; // a late one may sit below the snapshot's seq too
       this.lastSeq = Math.max(this.lastSeq, e.seq);
       this.seen.add(e.seq);
       if (this.seen.size > 2 * GAP_WINDOW) for (const q of this.seen) if (q <= this.lastSeq - GAP_WINDOW) this.seen.delete(q);
