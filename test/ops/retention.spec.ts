@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { PartitionAuditAndTransitions1764321230000 } from '../../src/infra/database/migrations/1764321230000-PartitionAuditAndTransitions';
 import { RetentionService } from '../../src/infra/database/retention';
 import { addMonths, monthOf, monthStart, partitionName, parsePartitionName } from '../../src/infra/database/partitions';
@@ -262,6 +262,51 @@ describe('retention', () => {
     await audit('2041-03-21T00:00:00+08:00', 'after');
     const [{ id: next }] = (await t.db.query(`SELECT max(id)::bigint AS id FROM audit_log`)).rows;
     expect(BigInt(next)).toBeGreaterThan(BigInt(max));
+  });
+
+  it('creates a month while its rows keep arriving: an insert racing the move waits and lands in the new partition (the ATTACH never fails for it)', async () => {
+    // 2045-06-15: May 2045 has a row waiting in the DEFAULT partition (its partition is created and the row moved in).
+    const at = new Date('2045-06-15T02:00:00+08:00');
+    const race = (when: string) =>
+      `INSERT INTO audit_log (at, actor_type, actor_name, action, entity) VALUES ('${when}', 'system', 'test', 'race', 'retention-race')`;
+    await t.db.query(race('2045-05-10T00:00:00+08:00'));
+    const writer = new Client({ connectionString: t.config.database.url });
+    await writer.connect();
+    const [{ pid }] = (await writer.query(`SELECT pg_backend_pid() AS pid`)).rows;
+    let inserting: Promise<unknown> | undefined;
+    // Just before the ATTACH of May (rows moved), another row of May is inserted: it waits for the step (or, without
+    // its locks, lands in the DEFAULT partition at once and the ATTACH fails on it).
+    const proto = RetentionService.prototype as unknown as { createPartition: (m: EntityManager, ...rest: unknown[]) => Promise<number> };
+    const original = proto.createPartition;
+    const spy = jest.spyOn(proto, 'createPartition').mockImplementation(function (this: RetentionService, m: EntityManager, ...rest: unknown[]) {
+      const wrapped = new Proxy(m, {
+        get: (target, prop) =>
+          prop === 'query'
+            ? async (sql: string, params?: unknown[]) => {
+                if (sql.startsWith('ALTER TABLE audit_log ATTACH PARTITION audit_log_p204505')) {
+                  let settled = false;
+                  inserting = writer.query(race('2045-05-20T00:00:00+08:00')).finally(() => (settled = true));
+                  // Until the insert is done or waits for a lock (pg_stat_activity says which; no clock involved).
+                  while (!settled && (await t.db.query(`SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1`, [pid])).rows[0]?.w !== 'Lock')
+                    await new Promise((r) => setImmediate(r));
+                }
+                return target.query(sql, params);
+              }
+            : Reflect.get(target, prop),
+      });
+      return original.call(this, wrapped, ...rest);
+    });
+    try {
+      const run = (await svc.purge(at)).partitions.audit_log;
+      expect(run.skipped).toEqual([]);
+      expect(run.created).toContain('audit_log_p204505');
+      await inserting;
+    } finally {
+      spy.mockRestore();
+      await writer.end();
+    }
+    const where = (await t.db.query(`SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM audit_log WHERE entity = 'retention-race' GROUP BY 1`)).rows;
+    expect(where).toEqual([{ p: 'audit_log_p204505', n: 2 }]);
   });
 
   it('refuses an audit log retention under six months, naming the key', () => {

@@ -222,12 +222,30 @@ export class RetentionService {
    * only SHARE UPDATE EXCLUSIVE on the parent (inserts go on), where CREATE TABLE … PARTITION OF
    * would take ACCESS EXCLUSIVE. A CHECK matching the bounds spares the attach a scan. Returns the
    * rows moved.
+   *
+   * Rows are moved and the table attached under locks taken first (each within lock_timeout, so a
+   * busy table skips the step rather than queueing inserts behind it): until the ATTACH commits, a
+   * row of that month still lands in the DEFAULT partition, and one inserted between the move and
+   * the ATTACH made the ATTACH fail ("updated partition constraint for default partition would be
+   * violated") — the month was never created while its rows kept arriving.
+   * - the parent in SHARE ROW EXCLUSIVE: inserts wait (reads go on) and, once the ATTACH commits,
+   *   are routed to the new partition. A lock on the DEFAULT partition alone is not enough: an
+   *   insert already routed there waits for it and then FAILS against the DEFAULT partition's new
+   *   constraint ("new row for relation … violates partition constraint", Postgres 15, tried) —
+   *   an audit row of an alarm lost. SHARE ROW EXCLUSIVE also covers what the ATTACH's own SHARE
+   *   UPDATE EXCLUSIVE conflicts with, so that later lock never waits (no upgrade deadlock).
+   * - then the DEFAULT partition in ACCESS EXCLUSIVE, which the ATTACH takes on it anyway (parent
+   *   before partition: the order inserts and readers lock in).
+   * Inserts wait for the move (the month's rows in the DEFAULT partition: normally none) and the
+   * ATTACH's scan of the DEFAULT partition (normally nearly empty): milliseconds.
    */
   private async createPartition(m: EntityManager, table: string, column: string, name: string, month: Month): Promise<number> {
     const [from, to] = [monthStart(month), monthStart(addMonths(month, 1))];
     const def = defaultPartitionName(table);
     await m.query(`CREATE TABLE ${name} (LIKE ${table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)`);
     await m.query(`ALTER TABLE ${name} ADD CONSTRAINT ${name}_bounds CHECK (${column} >= '${from.toISOString()}' AND ${column} < '${to.toISOString()}')`);
+    await m.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+    await m.query(`LOCK TABLE ${def} IN ACCESS EXCLUSIVE MODE`);
     const [{ n }]: { n: number }[] = await m.query(
       `WITH moved AS (DELETE FROM ${def} WHERE ${column} >= $1 AND ${column} < $2 RETURNING *), ins AS (INSERT INTO ${name} SELECT * FROM moved RETURNING 1)
        SELECT count(*)::int AS n FROM ins`,
