@@ -214,7 +214,7 @@ describe('retention', () => {
         'create audit_log_p204111: lock not available',
         'create audit_log_p204112: lock not available',
         'create audit_log_p204201: lock not available',
-        'drop audit_log_p204103: lock not available',
+        'detach audit_log_p204103: lock not available',
       ]);
       expect(await placement('audit_log')).toMatchObject({ audit_log_p204103: 5 });
     } finally {
@@ -307,6 +307,29 @@ describe('retention', () => {
     }
     const where = (await t.db.query(`SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM audit_log WHERE entity = 'retention-race' GROUP BY 1`)).rows;
     expect(where).toEqual([{ p: 'audit_log_p204505', n: 2 }]);
+  });
+
+  it('drops a month by DETACH, then DROP of the detached table; a month detached by an earlier run that could not drop it goes on the next', async () => {
+    const at = new Date('2045-06-15T02:00:00+08:00');
+    // January 2040 (past 200 days) and April 2045 (within), each attached with a row, then detached as a run whose DROP failed would leave them.
+    for (const [name, from, to] of [
+      ['audit_log_p204001', '2040-01-01 00:00:00+08', '2040-02-01 00:00:00+08'],
+      ['audit_log_p204504', '2045-04-01 00:00:00+08', '2045-05-01 00:00:00+08'],
+    ]) {
+      await t.db.query(`CREATE TABLE ${name} PARTITION OF audit_log FOR VALUES FROM ('${from}') TO ('${to}')`);
+      await audit(from.replace(' ', 'T').replace('+08', '+08:00').replace('-01T', '-02T'), 'detached');
+      await t.db.query(`ALTER TABLE audit_log DETACH PARTITION ${name}`);
+    }
+    const run = (await svc.purge(at)).partitions.audit_log;
+    expect(run).toMatchObject({ dropped: ['audit_log_p204001'], skipped: [] });
+    expect((await t.db.query(`SELECT to_regclass('audit_log_p204001') AS r`)).rows[0].r).toBeNull();
+    // A detached month still within retention is left alone (detached by hand: an archive, say).
+    expect((await t.db.query(`SELECT count(*)::int AS n FROM audit_log_p204504`)).rows[0].n).toBe(1);
+    await t.db.query(`DROP TABLE audit_log_p204504`);
+    // Attached months past retention go the same way (detached, then dropped): 2045-06-15 minus 200 days is November 2044.
+    const later = (await svc.purge(new Date('2046-01-15T02:00:00+08:00'))).partitions.audit_log;
+    expect(later.dropped).toEqual(['audit_log_p204505']);
+    expect(await svc.partitionNames('audit_log')).not.toContain('audit_log_p204505');
   });
 
   it('refuses an audit log retention under six months, naming the key', () => {

@@ -72,7 +72,7 @@ export interface PartitionOutcome {
   created: string[];
   /** Rows moved out of the DEFAULT partition into a partition created for them. */
   moved: number;
-  /** Whole partitions dropped: every row in them past retention. */
+  /** Whole partitions dropped (detached, then dropped): every row in them past retention. */
   dropped: string[];
   /** Rows of the DEFAULT partition past retention, deleted in batches. */
   defaultPurged: number;
@@ -160,9 +160,25 @@ export class RetentionService {
       }
     }
 
-    for (const name of [...existing].sort()) {
+    // A month past retention is DETACHed (the parent's lock, for a catalog change), then DROPped in a step of its own
+    // (only the detached table's lock). DETACH … CONCURRENTLY (SHARE UPDATE EXCLUSIVE: inserts and reads go on) is
+    // refused by Postgres while the table has a DEFAULT partition ("cannot detach partitions concurrently when a
+    // default partition exists"), and ours always has one (an insert never fails for a missing month): so a plain
+    // DETACH, ACCESS EXCLUSIVE on the table for a moment within lock_timeout (skipped, not queued). The DROP's own work
+    // (dropping the table's buffers, unlinking its files) then happens without the parent locked.
+    const pastRetention = (name: string) => {
       const month = parsePartitionName(table, name);
-      if (!month || monthStart(addMonths(month, 1)) > cutoff) continue;
+      return !!month && monthStart(addMonths(month, 1)) <= cutoff;
+    };
+    for (const name of [...existing].sort()) {
+      if (!pastRetention(name)) continue;
+      await this.step(table, out, `detach ${name}`, async (m) => {
+        await m.query(`ALTER TABLE ${table} DETACH PARTITION ${name}`);
+        return 0;
+      });
+    }
+    // Every detached month past retention: those just detached, and any an earlier run detached but could not drop.
+    for (const name of (await this.detachedNames(table)).filter(pastRetention)) {
       const done = await this.step(table, out, `drop ${name}`, async (m) => {
         await m.query(`DROP TABLE IF EXISTS ${name}`);
         return 0;
@@ -193,6 +209,19 @@ export class RetentionService {
     const rows: { name: string }[] = await this.db.query(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
       [table],
+    );
+    return rows.map((r) => r.name).filter((n) => parsePartitionName(table, n));
+  }
+
+  /**
+   * Tables named like a month partition of `table` that are not attached: months detached by a
+   * run whose DROP did not happen (or detached by hand). Only those past retention are dropped.
+   */
+  private async detachedNames(table: PartitionedTable): Promise<string[]> {
+    const rows: { name: string }[] = await this.db.query(
+      `SELECT c.relname AS name FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relnamespace = current_schema()::regnamespace
+         AND c.relname LIKE $1 ORDER BY c.relname`,
+      [`${table}\\_p%`],
     );
     return rows.map((r) => r.name).filter((n) => parsePartitionName(table, n));
   }
