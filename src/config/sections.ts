@@ -841,6 +841,14 @@ export interface VideoConfig {
   evidenceDir: string;
   evidenceRetentionDays: number;
   evidencePurgeCron: string;
+  /**
+   * Photos people attach to an alarm (the guard's phone: POST /incidents/:id/photos): JPEG only, at most
+   * photoMaxBytes and photoMaxPixels (width × height), at most photosPerIncident per incident. Kept as long
+   * as the incident (retention.incidentsDays), like the cameras' pictures at the alarm.
+   */
+  photoMaxBytes: number;
+  photoMaxPixels: number;
+  photosPerIncident: number;
 }
 
 /** The operations surface: the OpenAPI document and Prometheus metrics. */

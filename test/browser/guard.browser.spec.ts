@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { crc32, deflateSync } from 'node:zlib';
 import { join } from 'node:path';
 import type { Browser, Route } from 'playwright-core';
 import { DataSource } from 'typeorm';
@@ -19,6 +20,30 @@ import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harne
  * raw keys; an alarm-button test started from the phone; the web app manifest and icons under the console's CSP. Screenshots go to test/artifacts/.
  */
 type Win = { document: { documentElement: { scrollWidth: number } } };
+
+/** A w×h PNG of one colour (what a phone might hand the page; the page re-encodes it as JPEG). */
+function png(w: number, h: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(w * 3, 0x80)]);
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
 
 describe('guard phone surface in Chromium', () => {
   let t: TestApp;
@@ -43,12 +68,12 @@ describe('guard phone surface in Chromium', () => {
   };
 
   beforeAll(async () => {
-    t = await startApp();
+    dir = mkdtempSync(join(tmpdir(), 'shouhu-guard-'));
+    t = await startApp({ video: { evidenceDir: join(dir, 'evidence') } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     await t.userToken('school_security', seed.schoolA.id, 'guard_a');
     browser = await launchChromium();
-    dir = mkdtempSync(join(tmpdir(), 'shouhu-guard-'));
   });
 
   afterEach(async () => {
@@ -103,6 +128,9 @@ describe('guard phone surface in Chromium', () => {
     });
     await page.click('[data-type="medical"]');
     await page.fill('#alarm-place', '南门岗亭');
+    // A photo taken with the phone: re-encoded to a JPEG here, sent once the alarm is received.
+    await page.setInputFiles('#alarm-photo', { name: 'IMG_0001.png', mimeType: 'image/png', buffer: png(2400, 1200) });
+    await page.waitForSelector('#alarm-photo-preview');
     await page.click('#alarm-btn');
     await page.waitForSelector('#alarm-status[data-phase="retrying"]');
     expect(await page.isDisabled('#alarm-btn')).toBe(true); // no second alarm while this one is on its way
@@ -118,9 +146,18 @@ describe('guard phone surface in Chromium', () => {
     expect(list.total).toBe(1);
     const [inc] = list.items;
     expect(inc).toMatchObject({ type: 'medical', location: '南门岗亭', status: 'raised' });
-    expect(inc.note).toContain('GPS 31.230400,121.473700 ±12m');
     expect((await cp.state()) as unknown).toMatchObject({ alarm: { phase: 'received', incidentId: inc.id } });
     expect(await page.textContent('#alarm-status')).toContain('指挥中心已收到报警');
+    // The position is the incident's own (not in the note); the photo is its evidence, scaled to 1600 px.
+    await page.waitForSelector('#alarm-photo-status[data-photo="sent"]');
+    const full = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(admin)).expect(200)).body as {
+      note: string;
+      reporterPosition: unknown;
+      timeline: { action: string; actorType: string; data: { width: number; height: number } }[];
+    };
+    expect(full.note).toBe('');
+    expect(full.reporterPosition).toEqual({ latitude: 31.2304, longitude: 121.4737, accuracyM: 12 });
+    expect(full.timeline.filter((e) => e.action === 'photo').map((e) => [e.actorType, e.data.width, e.data.height])).toEqual([['user', 1600, 800]]);
     await cp.screenshot('guard-alarm-received');
 
     // The school's open alarms, live: it is there with a cancel button; cancelled as a false alarm it leaves the list.

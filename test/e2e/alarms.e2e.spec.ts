@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { IncidentLifecycleService } from '../../src/modules/alarms/incident-lifecycle.service';
+import { EvidenceService } from '../../src/modules/video/evidence.service';
 import { createButton, TestButton } from '../support/devices';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
@@ -24,6 +28,7 @@ describe('alarms over HTTP', () => {
   let button: TestButton;
   let gateCam: { id: string };
   let sideCam: { id: string };
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'alarm-photos-'));
 
   beforeAll(async () => {
     police = await startPoliceReceiver(SECRET);
@@ -34,6 +39,7 @@ describe('alarms over HTTP', () => {
         policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 50, lateAfterSeconds: 0.5 },
         outbox: { pollMs: 100, redispatchAfterMs: 2000, batchSize: 100 },
       },
+      video: { evidenceDir, photoMaxBytes: 20000, photosPerIncident: 2 },
     });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
@@ -71,6 +77,7 @@ describe('alarms over HTTP', () => {
   afterAll(async () => {
     await t.close();
     await police.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
   });
 
   const press = (eventId: string, extra: object = {}) =>
@@ -193,6 +200,87 @@ describe('alarms over HTTP', () => {
     expect(timeline.rows[0].n).toBe(1);
     for (const id of [first.body.id, racing[0].body.id, otherUser.body.id])
       await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(op1.token)).send({ reason: '测试' }).expect(200);
+  });
+
+  it("keeps a guard's phone position with the alarm and its photos as the incident's evidence", async () => {
+    /** A JPEG header as far as the size check reads it (SOF0 w×h), padded to `bytes`. */
+    const jpeg = (w: number, h: number, bytes = 64) => {
+      const head = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, h >> 8, h & 255, w >> 8, w & 255, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+      return Buffer.concat([head, Buffer.alloc(Math.max(0, bytes - head.length - 2)), Buffer.from([0xff, 0xd9])]);
+    };
+    const body = { schoolId: seed.schoolA.id, type: 'medical', location: '操场' };
+    // Out of range or partial positions are field-level 400s.
+    const bad = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ ...body, position: { latitude: 91, longitude: 106.5, accuracyM: -1 } })
+      .expect(400);
+    expect(bad.body.error.details.fields.map((f: { field: string }) => f.field).sort()).toEqual(['position.accuracyM', 'position.latitude']);
+    const partial = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ ...body, position: { latitude: 29.5 } })
+      .expect(400);
+    expect(partial.body.error.details.fields.map((f: { field: string }) => f.field)).toContain('position.longitude');
+    const position = { latitude: 29.382756, longitude: 106.540184, accuracyM: 12.5 };
+    const raised = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .set('Idempotency-Key', 'guard-photo-1')
+      .send({ ...body, position })
+      .expect(201);
+    expect(raised.body.reporterPosition).toEqual(position);
+    // The same client event with another position is another alarm's body: 409.
+    await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .set('Idempotency-Key', 'guard-photo-1')
+      .send({ ...body, position: { ...position, latitude: 29.4 } })
+      .expect(409);
+    const id = raised.body.id as string;
+    const upload = (token: string, file: Buffer | null, key?: string, incident = id) => {
+      const req = t.http().post(`/api/v1/incidents/${incident}/photos`).set(auth(token));
+      if (key) req.set('Idempotency-Key', key);
+      return file ? req.attach('file', file, { filename: 'photo.jpg', contentType: 'image/jpeg' }) : req.send({});
+    };
+    // Not a JPEG, too large (bytes, pixels), no file: refused, nothing stored.
+    expect((await upload(staffA, Buffer.from('GIF89a not a jpeg')).expect(415)).body.error.code).toBe('EVIDENCE.PHOTO_NOT_JPEG');
+    expect((await upload(staffA, jpeg(64, 64, 30000)).expect(413)).body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    await upload(staffA, jpeg(60000, 60000)).expect(413);
+    expect((await upload(staffA, null).expect(400)).body.error.code).toBe('EVIDENCE.PHOTO_MISSING');
+    // Another school's staff and the auditor cannot attach (404 as if missing; 403 role).
+    await upload(staffB, jpeg(640, 480)).expect(404);
+    await upload(auditor, jpeg(640, 480)).expect(403);
+    // Stored once per client key; the retry answers the first (200).
+    const first = await upload(staffA, jpeg(640, 480), 'photo-a').expect(201);
+    expect(first.body).toMatchObject({ cameraId: null, schoolId: seed.schoolA.id, purpose: 'alarm.photo', refId: id, width: 640, height: 480 });
+    const again = await upload(staffA, jpeg(640, 480), 'photo-a').expect(200);
+    expect(again.body.id).toBe(first.body.id);
+    await upload(op1.token, jpeg(800, 600)).expect(201);
+    expect((await upload(staffA, jpeg(640, 480), 'photo-c').expect(409)).body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_LIMIT', details: { limit: 2 } });
+    // Readable by whoever sees the incident (checksum checked); not by another school.
+    const pic = await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(op1.token)).expect(200);
+    expect(pic.headers['content-type']).toBe('image/jpeg');
+    await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(staffB)).expect(404);
+    // On the timeline by its sender, audited, and the position in the detail.
+    const detail = await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200);
+    expect(detail.body.reporterPosition).toEqual(position);
+    const photos = detail.body.timeline.filter((e: { action: string }) => e.action === 'photo');
+    expect(photos.map((e: { actorType: string; data: { evidenceId: string } }) => [e.actorType, e.data.evidenceId])).toEqual([
+      ['user', first.body.id],
+      ['user', expect.any(String)],
+    ]);
+    const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'attach_photo' AND entity_id = $1`, [id]);
+    expect(audit.rows[0].n).toBe(2);
+    // Kept as long as the incident: a purge 100 days on keeps them (other pictures go after 30 days).
+    await t.app.get(EvidenceService).purge(new Date(Date.now() + 100 * 86_400_000));
+    const kept = await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE ref_id = $1`, [id]);
+    expect(kept.rows[0].n).toBe(2);
+    await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '测试' }).expect(200);
   });
 
   it('relays to the police endpoint with a valid signature, once, after the endpoint recovers, and warns when late', async () => {

@@ -41,6 +41,7 @@ const summary: IncidentSummary = {
   acknowledgedBy: null,
   escalationLevel: 0,
   relay: { required: true, deliveredAt: null, attempts: 0, late: false },
+  reporterPosition: null,
 };
 
 const outage: ConsoleEventMap['device.outage'] = {

@@ -1,4 +1,4 @@
-import { deliverAlarm, isTransientStatus, newClientEventId, PendingAlarm, positionNote, TryResult } from '../../web/src/surfaces/guard/alarm-sender';
+import { alarmPosition, deliverAlarm, isTransientStatus, newClientEventId, PendingAlarm, TryResult } from '../../web/src/surfaces/guard/alarm-sender';
 
 /**
  * The guard phone's alarm delivery (web/src/surfaces/guard/alarm-sender.ts): one key per alarm,
@@ -66,11 +66,13 @@ describe('guard alarm delivery', () => {
     expect(r.phases).toEqual(['sending']);
   });
 
-  it('classifies statuses and formats the position for the note', () => {
+  it("classifies statuses and turns the phone's fix into the alarm's position (usable ones only)", () => {
     expect([0, 429, 500, 503].every(isTransientStatus)).toBe(true);
     expect([400, 401, 403, 404, 409].some(isTransientStatus)).toBe(false);
-    expect(positionNote({ latitude: 31.2304, longitude: 121.4737, accuracy: 12.4 })).toBe('GPS 31.230400,121.473700 ±12m');
-    expect(positionNote(null)).toBeUndefined();
-    expect(positionNote({ latitude: NaN, longitude: 1, accuracy: 1 })).toBeUndefined();
+    expect(alarmPosition({ latitude: 31.23040049, longitude: 121.4737, accuracy: 12.44 })).toEqual({ latitude: 31.2304, longitude: 121.4737, accuracyM: 12.4 });
+    expect(alarmPosition(null)).toBeUndefined();
+    expect(alarmPosition({ latitude: NaN, longitude: 1, accuracy: 1 })).toBeUndefined();
+    expect(alarmPosition({ latitude: 95, longitude: 1, accuracy: 1 })).toBeUndefined();
+    expect(alarmPosition({ latitude: 1, longitude: 1, accuracy: 250000 })).toEqual({ latitude: 1, longitude: 1, accuracyM: 100000 });
   });
 });

@@ -355,6 +355,12 @@ export const ErrorCode = {
   EVIDENCE: {
     /** [404] */
     NOT_FOUND: 'EVIDENCE.NOT_FOUND',
+    /** [415] An alarm photo that is not a JPEG (the console re-encodes what the phone took); too large is 413 PAYLOAD_TOO_LARGE. */
+    PHOTO_NOT_JPEG: 'EVIDENCE.PHOTO_NOT_JPEG',
+    /** [400] The upload has no photo: send one file in the multipart field `file`. */
+    PHOTO_MISSING: 'EVIDENCE.PHOTO_MISSING',
+    /** [409] The incident has video.photosPerIncident photos already; `details.limit`. */
+    PHOTO_LIMIT: 'EVIDENCE.PHOTO_LIMIT',
   },
 
   // ---- patrols: audits, rounds, protection posts (护学岗), rectification

@@ -13,7 +13,7 @@ import { ErrorCode, Errors } from '../../infra/http/errors';
 import { Actor, currentContext, requestContext, type RequestContext } from '../../infra/http/request-context';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { AuditService } from '../audit-log';
-import { ConsoleEventsService, type IncidentCamera } from '../console-events';
+import { ConsoleEventsService, type IncidentCamera, type ReporterPosition } from '../console-events';
 import { type AlarmDeviceSpot, RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
 import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
@@ -69,6 +69,8 @@ export interface ManualAlarmInput {
   priority?: Priority;
   alarmDeviceId?: string;
   drill?: boolean;
+  /** The raising phone's position (WGS-84 degrees, accuracy in metres), when its user allows it. */
+  position?: ReporterPosition;
   /**
    * The client's own event id (body `clientEventId` or header `Idempotency-Key`; 1–128 of
    * `A-Za-z0-9_.:-`), unique per user: a retry with the same id and body returns the same incident
@@ -112,7 +114,8 @@ interface Spot {
 
 /** The hash a retry must match: the alarm's fields (not the client event id), in a fixed order, absent = null. */
 function requestHash(i: ManualAlarmInput): string {
-  const fields = [i.schoolId, i.type, i.location, i.areaKind, i.note, i.priority, i.alarmDeviceId, i.drill].map((v) => v ?? null);
+  const pos = i.position ? [i.position.latitude, i.position.longitude, i.position.accuracyM] : null;
+  const fields = [i.schoolId, i.type, i.location, i.areaKind, i.note, i.priority, i.alarmDeviceId, i.drill, ...(pos ? [pos] : [])].map((v) => v ?? null);
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
@@ -680,6 +683,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         alarmDeviceId: input.alarmDeviceId ?? null,
         cameraId: null,
         drill: input.drill ?? false,
+        position: input.position ?? null,
         actor,
         at: receivedAt,
       });
@@ -796,6 +800,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       alarmDeviceId: string | null;
       cameraId: string | null;
       drill: boolean;
+      /** A phone's position at a staff alarm (null/absent: none sent). */
+      position?: ReporterPosition | null;
       /** false: a press of a button not wired to the police (一键报警联网) — never relayed. Staff, operator and camera alarms: true. */
       policeLinked?: boolean;
       actor: Actor;
@@ -850,6 +856,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       relay_delivered_at: null,
       relay_attempts: 0,
       relay_late: false,
+      reporter_latitude: f.position?.latitude ?? null,
+      reporter_longitude: f.position?.longitude ?? null,
+      reporter_accuracy_m: f.position?.accuracyM ?? null,
       created_at: f.at,
       updated_at: f.at,
     };
@@ -892,12 +901,14 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       `chk AS (${chk})`,
       `inc AS (
          INSERT INTO incidents (id, type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
-           first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required)
+           first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required,
+           reporter_latitude, reporter_longitude, reporter_accuracy_m)
          SELECT ${p.add(id)}::uuid, ${p.add(f.type)}, ${p.add(f.priority)}, ${p.add(f.source)}, ${schoolId}::uuid, ${p.add(f.spot.zoneId)}::uuid,
            ${p.add(f.alarmDeviceId)}::uuid, ${p.add(f.cameraId)}::uuid, ${p.add(f.spot.location)}, ${p.add(f.spot.areaKind)}, ${p.add(f.note)}, ${at}::timestamptz, ${at}::timestamptz,
            ${p.add(f.drill)}::boolean OR EXISTS (SELECT 1 FROM drill_windows WHERE school_id = ${schoolId}::uuid AND status = 'approved' AND starts_at <= ${at}::timestamptz AND ends_at > ${at}::timestamptz),
            ${p.add(draft.raised_by_id)}::uuid, ${p.add(f.actor.name)}, clock_timestamp(), ${p.add(draft.linked_camera_ids)}::uuid[], ${p.add(JSON.stringify(f.spot.cameras))}::jsonb,
-           ${p.add(f.spot.schoolName)}, ${p.add(relayRequired)}::boolean
+           ${p.add(f.spot.schoolName)}, ${p.add(relayRequired)}::boolean,
+           ${p.add(draft.reporter_latitude)}::double precision, ${p.add(draft.reporter_longitude)}::double precision, ${p.add(draft.reporter_accuracy_m)}::real
          FROM chk WHERE chk.seen IS NULL AND chk.open_id IS NULL
          RETURNING *)`,
       `tl AS (

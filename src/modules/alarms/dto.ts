@@ -1,6 +1,21 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, MinLength } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
 import { AREA_KINDS } from '../registry';
 import { IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
 import { DEVICE_REPORT_TYPES, DRILL_WINDOW_STATUSES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
@@ -48,6 +63,21 @@ export class DeviceReportDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
+/** The position of the phone that raises an alarm (navigator.geolocation, WGS-84). */
+export class ReporterPositionDto {
+  @ApiProperty({ example: 29.382756, minimum: -90, maximum: 90 }) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(-90) @Max(90) latitude: number;
+  @ApiProperty({ example: 106.540184, minimum: -180, maximum: 180 })
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(-180)
+  @Max(180)
+  longitude: number;
+  @ApiProperty({ example: 15, minimum: 0, maximum: 100000, description: "the phone's accuracy radius in metres" })
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(100000)
+  accuracyM: number;
+}
+
 /** An alarm raised by school security staff or a control-center user. */
 export class RaiseIncidentDto {
   @ApiProperty() @IsUUID() schoolId: string;
@@ -57,6 +87,14 @@ export class RaiseIncidentDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(2000) note?: string;
   @ApiPropertyOptional({ enum: PRIORITIES }) @IsOptional() @IsIn(PRIORITIES) priority?: Priority;
   @ApiPropertyOptional() @IsOptional() @IsUUID() alarmDeviceId?: string;
+  @ApiPropertyOptional({
+    type: ReporterPositionDto,
+    description: "the raising phone's position, when its user allows it (stored with the incident, shown to operators)",
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => ReporterPositionDto)
+  position?: ReporterPositionDto;
   @ApiPropertyOptional({ description: 'control-center roles only (school staff: 403; their drills come from approved drill windows)' })
   @IsOptional()
   @IsBoolean()

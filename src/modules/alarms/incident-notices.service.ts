@@ -55,6 +55,18 @@ export class IncidentNoticesService {
     );
   }
 
+  /** Appends an entry a person made (an alarm photo…), in the caller's transaction. */
+  async appendByUser(m: EntityManager, user: { id: string; name: string }, entry: NoticeTimelineEntry): Promise<void> {
+    await m.query(`INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data) VALUES ($1, 'user', $2, $3, $4, $5, $6)`, [
+      entry.incidentId,
+      user.id,
+      user.name,
+      entry.action,
+      entry.note,
+      entry.data ? JSON.stringify(entry.data) : null,
+    ]);
+  }
+
   /**
    * For handlers of other jobs the alarms outbox carries (VideoIncidentEvidence): locks the job's
    * outbox row in the caller's transaction and says whether it is done already (a retried or

@@ -42,6 +42,9 @@ export interface IncidentRow {
   relay_delivered_at: Date | null;
   relay_attempts: number;
   relay_late: boolean;
+  reporter_latitude: number | null;
+  reporter_longitude: number | null;
+  reporter_accuracy_m: number | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -74,6 +77,10 @@ export function toSummary(r: IncidentRow): IncidentSummary {
     acknowledgedBy: r.acknowledged_at ? { id: r.acknowledged_by_id, name: r.acknowledged_by_name ?? '', at: iso(r.acknowledged_at)! } : null,
     escalationLevel: r.escalation_level,
     relay: { required: r.relay_required, deliveredAt: iso(r.relay_delivered_at), attempts: r.relay_attempts, late: r.relay_late },
+    reporterPosition:
+      r.reporter_latitude === null || r.reporter_longitude === null || r.reporter_accuracy_m === null
+        ? null
+        : { latitude: r.reporter_latitude, longitude: r.reporter_longitude, accuracyM: r.reporter_accuracy_m },
   };
 }
 

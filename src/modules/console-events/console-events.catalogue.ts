@@ -202,7 +202,16 @@ export type IncidentSummary = {
   acknowledgedBy: { id: string | null; name: string; at: string } | null;
   escalationLevel: number;
   relay: { required: boolean; deliveredAt: string | null; attempts: number; late: boolean };
+  /** Where the phone that raised it was (the guard allowed it): WGS-84 degrees and the phone's accuracy in metres; null when not sent. */
+  reporterPosition: ReporterPosition | null;
 };
+
+/** A phone's position at an alarm (navigator.geolocation: WGS-84). */
+export interface ReporterPosition {
+  latitude: number;
+  longitude: number;
+  accuracyM: number;
+}
 
 /**
  * An event to append: a union over the catalogue keyed by `type`, so each type takes exactly its

@@ -9,6 +9,7 @@ export type {
   IncidentCamera,
   IncidentSummary,
   NotificationDeliveryItem,
+  ReporterPosition,
 } from './console-events.catalogue';
 export { ConsoleEventsModule } from './console-events.module';
 export { CONSOLE_EVENTS_CHANNEL, ConsoleEventsService } from './console-events.service';

@@ -18,12 +18,15 @@ import { VideoService } from './video.service';
 export const EVIDENCE_PURGE_SCHEDULER = 'video.evidence-purge';
 /** Purposes of an incident's pictures (incident-evidence.service.ts: `alarm.raise`, `alarm.raise+10s`…): kept with the incident. */
 export const INCIDENT_PURPOSE_PREFIX = 'alarm.raise';
+/** A photo a person attached to an alarm (incident-photos.service.ts): kept with the incident too. */
+export const ALARM_PHOTO_PURPOSE = 'alarm.photo';
 /** A video patrol verdict's picture (patrols rounds.service ROUND_EVIDENCE_PURPOSE): the proof of a "normal" verdict, kept as long as patrol results. */
 export const ROUND_VERDICT_PURPOSE = 'round.verdict';
 
 export interface EvidenceRecord {
   id: string;
-  cameraId: string;
+  /** null: a photo a person attached (an alarm photo from the guard's phone), not a camera's picture. */
+  cameraId: string | null;
   schoolId: string;
   sha256: string;
   bytes: number;
@@ -163,7 +166,8 @@ export class EvidenceService {
   }
 
   /**
-   * Deletes evidence past retention: an incident's pictures (purpose `alarm.raise…`) are kept as
+   * Deletes evidence past retention: an incident's pictures (purpose `alarm.raise…`, and the photos
+   * people attached to it, `alarm.photo`) are kept as
    * long as the incident (retention.incidentsDays, Civil Code §188 — an auditor reading a 2-year-old
    * alarm sees what the cameras showed), a patrol verdict's picture (`round.verdict`) as long as
    * patrol results (retention.patrolResultsDays), every other picture video.evidenceRetentionDays (GB/T
@@ -182,10 +186,10 @@ export class EvidenceService {
         await this.db.query(
           `DELETE FROM video_evidence WHERE id IN (
              SELECT id FROM video_evidence WHERE captured_at < $1
-               AND CASE WHEN purpose LIKE $3 THEN captured_at < $2 WHEN purpose = $5 THEN captured_at < $4 ELSE true END
+               AND CASE WHEN purpose LIKE $3 OR purpose = $6 THEN captured_at < $2 WHEN purpose = $5 THEN captured_at < $4 ELSE true END
              ORDER BY captured_at LIMIT 1000)
            RETURNING storage_key`,
-          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`, roundCutoff, ROUND_VERDICT_PURPOSE],
+          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`, roundCutoff, ROUND_VERDICT_PURPOSE, ALARM_PHOTO_PURPOSE],
         ),
       );
       for (const g of gone) await this.store.delete(g.storage_key);

@@ -1,6 +1,27 @@
-import { Body, Controller, Get, HttpCode, Post, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import {
+  Body,
+  CallHandler,
+  Controller,
+  ExecutionContext,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Injectable,
+  NestInterceptor,
+  Post,
+  Req,
+  Res,
+  UseInterceptors,
+} from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import multer from 'multer';
+import { Observable } from 'rxjs';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { ErrorCode, Errors } from '../../infra/http/errors';
+import { IncidentPhotosService } from './incident-photos.service';
+import { videoConfig } from './video.config';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { UuidParam } from '../../infra/http/params';
@@ -23,6 +44,39 @@ export class CaptureEvidenceDto {
   refId?: string;
 }
 
+const PHOTO_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * Reads an alarm photo (multipart, field `file`) into memory, refusing it past video.photoMaxBytes
+ * (413) before it is all read. Runs after the auth guard: anonymous uploads are never read.
+ */
+@Injectable()
+export class PhotoUploadInterceptor implements NestInterceptor {
+  private readonly limit: number;
+  private readonly upload: ReturnType<ReturnType<typeof multer>['single']>;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.limit = videoConfig(config).photoMaxBytes;
+    this.upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: this.limit, files: 1, fields: 5, parts: 10 } }).single('file');
+  }
+
+  async intercept(ctx: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+    const req = ctx.switchToHttp().getRequest<Request>();
+    const res = ctx.switchToHttp().getResponse<Response>();
+    if (!req.is('multipart/form-data')) throw Errors.badRequest(ErrorCode.EVIDENCE.PHOTO_MISSING, '请以 multipart/form-data 上传照片，字段名为 file');
+    await new Promise<void>((resolve, reject) =>
+      this.upload(req, res, (err?: unknown) => {
+        if (!err) return resolve();
+        const code = (err as { code?: string }).code;
+        if (code === 'LIMIT_FILE_SIZE') reject(Errors.payloadTooLarge(`照片超过 ${this.limit} 字节的上限`));
+        else reject(Errors.badRequest(ErrorCode.EVIDENCE.PHOTO_MISSING, '只能上传一张照片，字段名为 file'));
+      }),
+    );
+    if (!req.file) throw Errors.badRequest(ErrorCode.EVIDENCE.PHOTO_MISSING, '缺少照片：请在字段 file 中上传 JPEG 图片');
+    return next.handle();
+  }
+}
+
 /**
  * Live video and snapshots. Who may play or grab a camera: whoever may read it (every role, a
  * school's security staff only their school's cameras).
@@ -34,7 +88,35 @@ export class VideoController {
   constructor(
     private readonly video: VideoService,
     private readonly evidence: EvidenceService,
+    private readonly photos: IncidentPhotosService,
   ) {}
+
+  /**
+   * Attaches a photo to an alarm (the guard's phone; whoever may see the incident and raise alarms):
+   * multipart field `file`, a JPEG of at most video.photoMaxBytes and video.photoMaxPixels, at most
+   * video.photosPerIncident per incident. Kept as evidence as long as the incident; shown on its
+   * timeline (`photo`, `data.evidenceId` → GET /video/evidence/:id). With `Idempotency-Key` a retry
+   * answers the first upload (200) instead of storing it again. Errors: 404 incident (another school's
+   * too), 413 too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
+   */
+  @Roles('admin', 'operator', 'supervisor', 'school_security')
+  @Post('incidents/:id/photos')
+  @UseInterceptors(PhotoUploadInterceptor)
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: '1–128 of A-Za-z0-9_.:- — a retry with the same key stores nothing twice' })
+  async attachPhoto(
+    @UuidParam() id: string,
+    @Req() req: Request,
+    @Headers('idempotency-key') key: string | undefined,
+    @CurrentUser() user: AuthUser,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
+    const { record, created } = await this.photos.attach(user, id, req.file!.buffer, key);
+    res.status(created ? 201 : 200);
+    return { ...record, created };
+  }
 
   /**
    * Starts (or joins) the camera's live stream and answers once its first keyframe is there:

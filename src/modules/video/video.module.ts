@@ -9,6 +9,7 @@ import { RegistryModule } from '../registry';
 import { CheckinEvidenceService } from './checkin-evidence.service';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
+import { IncidentPhotosService } from './incident-photos.service';
 import { videoConfig } from './video.config';
 import { VideoController } from './video.controller';
 import { VideoService } from './video.service';
@@ -22,7 +23,7 @@ import { VideoWebSocket } from './video-ws';
 @Module({
   imports: [RegistryModule, Gb28181Module, AlarmsModule, PatrolsModule],
   controllers: [VideoController],
-  providers: [VideoService, EvidenceService, IncidentEvidenceService, CheckinEvidenceService, VideoWebSocket],
+  providers: [VideoService, EvidenceService, IncidentEvidenceService, IncidentPhotosService, CheckinEvidenceService, VideoWebSocket],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {

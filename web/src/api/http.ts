@@ -58,6 +58,8 @@ export interface RequestOptions<O> {
   path?: PathParamsOf<O>;
   query?: QueryOf<O>;
   body?: BodyOf<O>;
+  /** A multipart body instead of JSON (the routes that take a file: alarm photos); the browser sets its Content-Type. */
+  form?: FormData;
   /** No Authorization header, no refresh on 401 (login, refresh). */
   anonymous?: boolean;
   /** Extra request headers (e.g. `Idempotency-Key`). */
@@ -211,7 +213,7 @@ export class ApiClient {
     }
     if ([...query.keys()].length) url += `?${query}`;
     const headers: Record<string, string> = { ...opts.headers, Accept: accept };
-    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (opts.body !== undefined && !opts.form) headers['Content-Type'] = 'application/json';
     if (!opts.anonymous) {
       const token = this.auth?.token();
       if (!token) throw new ApiError(401, 'AUTH.UNAUTHENTICATED', 'no session');
@@ -221,7 +223,7 @@ export class ApiClient {
       return await fetch(url, {
         method: method.toUpperCase(),
         headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        body: opts.form ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)),
         signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
       });
     } catch (e) {

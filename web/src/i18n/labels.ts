@@ -36,6 +36,7 @@ const TIMELINE = [
   'notify_cancelled',
   'evidence',
   'evidence_failed',
+  'photo',
 ] as const;
 export const timelineKey = (s: string): MessageKey => (isOneOf(TIMELINE, s) ? `timeline.${s}` : 'timeline.other');
 

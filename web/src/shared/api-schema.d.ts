@@ -1392,6 +1392,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/{id}/photos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["VideoController_attachPhoto"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/{id}/resolve": {
         parameters: {
             query?: never;
@@ -2506,6 +2522,8 @@ export type components = {
             /** @example 南门 */
             location: string;
             note?: string;
+            /** @description the raising phone's position, when its user allows it (stored with the incident, shown to operators) */
+            position?: components["schemas"]["ReporterPositionDto"];
             /** @enum {string} */
             priority?: "P1" | "P2" | "P3" | "P4";
             schoolId: string;
@@ -2514,6 +2532,17 @@ export type components = {
         };
         RefreshDto: {
             refreshToken: string;
+        };
+        ReporterPositionDto: {
+            /**
+             * @description the phone's accuracy radius in metres
+             * @example 15
+             */
+            accuracyM: number;
+            /** @example 29.382756 */
+            latitude: number;
+            /** @example 106.540184 */
+            longitude: number;
         };
         ResolveDto: {
             note?: string;
@@ -5193,6 +5222,38 @@ export interface operations {
         };
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    VideoController_attachPhoto: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1–128 of A-Za-z0-9_.:- — a retry with the same key stores nothing twice */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description JPEG
+                     */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -16,6 +16,8 @@ export interface AlarmBody {
   type: 'intrusion' | 'violence' | 'medical' | 'fire' | 'other';
   location: string;
   note?: string;
+  /** The phone's position when the guard allows it (WGS-84 degrees, accuracy in metres): stored with the incident. */
+  position?: { latitude: number; longitude: number; accuracyM: number };
 }
 
 /** An alarm not yet confirmed by the server (kept in localStorage so a reload resumes it). */
@@ -46,10 +48,11 @@ export function newClientEventId(): string {
 /** A status or error code worth another try: no answer (0), rate limit (429), server trouble (5xx). */
 export const isTransientStatus = (status: number): boolean => status === 0 || status === 429 || status >= 500;
 
-/** "GPS lat,lng ±acc m" for the note (the alarm API has no location fields yet; the operator reads it in the note). */
-export function positionNote(p: { latitude: number; longitude: number; accuracy: number } | null): string | undefined {
-  if (!p || !Number.isFinite(p.latitude) || !Number.isFinite(p.longitude)) return undefined;
-  return `GPS ${p.latitude.toFixed(6)},${p.longitude.toFixed(6)} ±${Math.round(p.accuracy)}m`;
+/** The alarm's `position` from a geolocation fix, or undefined when it is not a usable one (out of range, not finite). */
+export function alarmPosition(p: { latitude: number; longitude: number; accuracy: number } | null): AlarmBody['position'] {
+  if (!p || ![p.latitude, p.longitude, p.accuracy].every(Number.isFinite)) return undefined;
+  if (Math.abs(p.latitude) > 90 || Math.abs(p.longitude) > 180 || p.accuracy < 0) return undefined;
+  return { latitude: Number(p.latitude.toFixed(6)), longitude: Number(p.longitude.toFixed(6)), accuracyM: Math.min(100000, Math.round(p.accuracy * 10) / 10) };
 }
 
 export interface DeliverOptions {

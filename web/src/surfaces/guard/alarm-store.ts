@@ -16,6 +16,7 @@ import {
   TRY_TIMEOUT_MS,
   type TryResult,
 } from './alarm-sender';
+import { type PhotoPhase, uploadPhoto } from './alarm-photo';
 
 const STORAGE_KEY = 'shouhu.guard.pendingAlarm';
 
@@ -53,6 +54,46 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
   const error = ref<Msg | null>(null);
   const incident = shallowRef<RaisedIncident | null>(null);
   let abort: AbortController | null = null;
+  /** The photo chosen for the alarm being made (kept in memory only: a reload sends the alarm without it). */
+  const photo = shallowRef<Blob | null>(null);
+  const photoPhase = ref<PhotoPhase | null>(null);
+  const photoError = ref<Msg | null>(null);
+  /** Photos sent for the received alarm (a key per photo: `<alarm key>.p<n>`). */
+  let photoSeq = 0;
+  let photoKeyBase = '';
+  let photoAbort: AbortController | null = null;
+
+  /** Chooses (or clears) the photo that goes with the next alarm; after a "received", sends it to that alarm at once. */
+  function setPhoto(b: Blob | null): void {
+    photo.value = b;
+    if (b && phase.value === 'received' && incident.value) void sendPhoto();
+  }
+
+  /** Sends the chosen photo to the received alarm (retried on no answer, same key: stored once). */
+  async function sendPhoto(): Promise<void> {
+    const inc = incident.value;
+    const b = photo.value;
+    if (!inc || !b) return;
+    photoAbort?.abort();
+    const mine = new AbortController();
+    photoAbort = mine;
+    const stop = session.scope.onEnd(() => mine.abort());
+    photoError.value = null;
+    const key = `${photoKeyBase || inc.id}.p${++photoSeq}`;
+    const ok = await uploadPhoto(
+      inc.id,
+      b,
+      key,
+      (ph, e) => {
+        photoPhase.value = ph;
+        if (e) photoError.value = anyErrorMsg(e);
+      },
+      mine.signal,
+    );
+    stop();
+    if (ok && photo.value === b) photo.value = null;
+    if (!ok && !mine.signal.aborted) photoSeq--; // "try again" sends the same photo under the same key
+  }
 
   function store(p: PendingAlarm | null): void {
     pending.value = p;
@@ -81,7 +122,10 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
     if (aborted) return;
     if (got) {
       incident.value = got;
+      photoKeyBase = p.key;
+      photoSeq = 0;
       store(null);
+      if (photo.value) void sendPhoto();
     }
   }
 
@@ -112,6 +156,10 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
     if (phase.value === 'received') {
       phase.value = null;
       incident.value = null;
+      photoAbort?.abort();
+      photo.value = null;
+      photoPhase.value = null;
+      photoError.value = null;
     }
   }
 
@@ -130,11 +178,31 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
 
   session.onEnd(() => {
     abort?.abort();
+    photoAbort?.abort();
+    photo.value = null;
+    photoPhase.value = null;
     pending.value = null;
     phase.value = null;
     incident.value = null;
     error.value = null;
   });
 
-  return { pending, phase, attempt, retryAt, error, incident, raise, retry, discard, clear, resume };
+  return {
+    pending,
+    phase,
+    attempt,
+    retryAt,
+    error,
+    incident,
+    photo,
+    photoPhase,
+    photoError,
+    setPhoto,
+    sendPhoto,
+    raise,
+    retry,
+    discard,
+    clear,
+    resume,
+  };
 });

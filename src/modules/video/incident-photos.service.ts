@@ -1,0 +1,119 @@
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import { returningRows } from '../../infra/database/returning';
+import { ErrorCode } from '../../infra/http/error-codes';
+import { DomainError, Errors } from '../../infra/http/errors';
+import { type AuthUser, shownName } from '../../infra/access/roles';
+import { assertRecordInScope } from '../../infra/access/scope';
+import { AuditService } from '../audit-log';
+import { IncidentNoticesService } from '../alarms';
+import { ConsoleEventsService } from '../console-events';
+import { ALARM_PHOTO_PURPOSE, EvidenceService, type EvidenceRecord } from './evidence.service';
+import { jpegSize } from './media/jpeg';
+import { videoConfig } from './video.config';
+
+/** What an alarm photo's timeline entry (`photo`) carries. */
+export interface AlarmPhotoEntry {
+  evidenceId: string;
+  sha256: string;
+  bytes: number;
+  width: number;
+  height: number;
+  capturedAt: string;
+}
+
+const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
+
+/**
+ * Photos attached to an alarm (the guard's phone: taken with the phone camera, re-encoded to JPEG
+ * by the console). Stored like the cameras' evidence pictures (EvidenceStore, SHA-256 recorded,
+ * read back through GET /video/evidence/:id) with purpose `alarm.photo` and the incident as ref,
+ * so they are kept as long as the incident. Each is a `photo` timeline entry by its sender, an
+ * audit entry and an `incident.updated` console event (change `photo`), in one transaction.
+ * JPEG only, at most video.photoMaxBytes / photoMaxPixels, video.photosPerIncident per incident.
+ * With a client key (`Idempotency-Key`) a retry answers the first upload (no second picture).
+ */
+@Injectable()
+export class IncidentPhotosService {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly evidence: EvidenceService,
+    private readonly notices: IncidentNoticesService,
+    private readonly events: ConsoleEventsService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async attach(user: AuthUser, incidentId: string, jpeg: Buffer, clientKey?: string): Promise<{ record: EvidenceRecord; created: boolean }> {
+    const cfg = videoConfig(this.config);
+    const inc = (await this.notices.summaries([incidentId])).get(incidentId);
+    if (!inc) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId);
+    assertRecordInScope(user, inc.schoolId, () => Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId));
+    // An unplaced device alarm (no school) is the district's: nobody on site takes its photos.
+    if (!inc.schoolId) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId);
+    const dedupKey = clientKey ? `${ALARM_PHOTO_PURPOSE}:${incidentId}:${user.id}:${clientKey}` : null;
+    if (dedupKey) {
+      const before = await this.byDedupKey(dedupKey);
+      if (before) return { record: before, created: false };
+    }
+    if (jpeg.length > cfg.photoMaxBytes) throw Errors.payloadTooLarge(`照片超过 ${cfg.photoMaxBytes} 字节的上限`);
+    const size = jpegSize(jpeg);
+    if (!size || size.width === 0 || size.height === 0)
+      throw new DomainError(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EVIDENCE.PHOTO_NOT_JPEG, '照片须为 JPEG 图片');
+    if (size.width * size.height > cfg.photoMaxPixels)
+      throw Errors.payloadTooLarge(`照片像素（${size.width}×${size.height}）超过 ${cfg.photoMaxPixels} 的上限`);
+
+    const at = new Date();
+    const put = await this.evidence.store.put(at, jpeg, 'jpg');
+    try {
+      const out = await this.db.transaction(async (m) => {
+        // One upload of an incident at a time: the count below is then exact.
+        await m.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${ALARM_PHOTO_PURPOSE}:${incidentId}`]);
+        if (dedupKey) {
+          const [prev] = (await m.query(`SELECT ${COLS} FROM video_evidence WHERE dedup_key = $1`, [dedupKey])) as EvidenceRecord[];
+          if (prev) return { record: prev, created: false };
+        }
+        const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM video_evidence WHERE purpose = $1 AND ref_id = $2`, [
+          ALARM_PHOTO_PURPOSE,
+          incidentId,
+        ])) as {
+          n: number;
+        }[];
+        if (n >= cfg.photosPerIncident)
+          throw Errors.conflict(ErrorCode.EVIDENCE.PHOTO_LIMIT, `每条报警最多附 ${cfg.photosPerIncident} 张照片`, { limit: cfg.photosPerIncident });
+        const [record] = returningRows<EvidenceRecord>(
+          await m.query(
+            `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, uploaded_by)
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLS}`,
+            [inc.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, ALARM_PHOTO_PURPOSE, incidentId, at, dedupKey, user.id],
+          ),
+        );
+        const data: AlarmPhotoEntry = {
+          evidenceId: record.id,
+          sha256: record.sha256,
+          bytes: record.bytes,
+          width: record.width,
+          height: record.height,
+          capturedAt: at.toISOString(),
+        };
+        await this.notices.appendByUser(m, { id: user.id, name: shownName(user) }, { incidentId, action: 'photo', note: '现场照片', data });
+        await this.audit.record(m, { action: 'attach_photo', entity: 'incident', entityId: incidentId, schoolId: inc.schoolId, after: data });
+        const now = (await this.notices.summaries([incidentId], m, { lock: true })).get(incidentId) ?? inc;
+        await this.events.append(m, { type: 'incident.updated', schoolId: now.schoolId, payload: { ...now, change: 'photo' } });
+        return { record, created: true };
+      });
+      if (!out.created) await this.evidence.store.delete(put.key);
+      return out;
+    } catch (e) {
+      await this.evidence.store.delete(put.key);
+      throw e;
+    }
+  }
+
+  private async byDedupKey(key: string): Promise<EvidenceRecord | null> {
+    const rows: EvidenceRecord[] = await this.db.query(`SELECT ${COLS} FROM video_evidence WHERE dedup_key = $1`, [key]);
+    return rows[0] ?? null;
+  }
+}
