@@ -109,6 +109,7 @@ export const SCHEMA: ConfigSchema = {
   'retention.deviceTransitionsDays': rules.int(30, 36500),
   'retention.incidentsDays': rules.int(365, 36500),
   'retention.patrolResultsDays': rules.int(365, 36500),
+  'retention.alarmOutboxDays': rules.int(1, 36500),
   'retention.partitionMonthsAhead': rules.int(1, 24),
   'retention.ddlLockTimeoutMs': rules.int(10, 60_000),
   'retention.batchSize': rules.int(100, 100_000),

@@ -930,6 +930,12 @@ export interface RetentionConfig {
    * the four targets for the bureau's annual supervision, 督导评估, and for a claim); at least a year.
    */
   patrolResultsDays: number;
+  /**
+   * Done alarm outbox rows (a job of an alarm that ran: escalation, relay, withdrawal…), in days since
+   * done: then deleted in bounded batches. A row not done (still to be delivered) is never deleted,
+   * nor one of an incident still open (its job id keeps a repeated job from being queued twice).
+   */
+  alarmOutboxDays: number;
   /** Monthly partitions kept created ahead of the current month (an insert never waits for one; the DEFAULT partition catches anything else). */
   partitionMonthsAhead: number;
   /**

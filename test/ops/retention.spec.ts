@@ -332,6 +332,34 @@ describe('retention', () => {
     expect(await svc.partitionNames('audit_log')).not.toContain('audit_log_p204505');
   });
 
+  it('purges done alarm outbox rows past retention.alarmOutboxDays; never one still to be delivered, nor one of an open incident', async () => {
+    const incident = async (status: 'resolved' | 'raised') =>
+      (
+        await t.db.query(
+          `INSERT INTO incidents (type, priority, source, school_id, status, first_press_at, last_press_at, resolved_at, outcome)
+           VALUES ('other', 'P3', 'staff', $1, $2, $3, $3, CASE WHEN $2 = 'resolved' THEN $3::timestamptz END, CASE WHEN $2 = 'resolved' THEN 'genuine' END) RETURNING id`,
+          [school, status, days(40)],
+        )
+      ).rows[0].id as string;
+    const [closed, open] = [await incident('resolved'), await incident('raised')];
+    const row = (jobId: string, incidentId: string, done: string | null, dispatched: string | null) =>
+      t.db.query(
+        `INSERT INTO alarm_outbox (job_name, job_id, payload, available_at, created_at, dispatched_at, done_at) VALUES ('alarm.escalate', $1, $2, $3, $3, $4, $5)`,
+        [jobId, JSON.stringify({ incidentId, level: 1 }), days(40), dispatched, done],
+      );
+    await row('ob-done-old', closed, days(31), days(40));
+    await row('ob-done-young', closed, days(29), days(40));
+    await row('ob-pending-old', closed, null, null); // never handed over: still to be delivered
+    await row('ob-dispatched-old', closed, null, days(40)); // handed to Redis, not done: still to be delivered
+    await row('ob-open-old', open, days(31), days(40)); // done long ago, but its incident is open
+    const run = await svc.purge(now);
+    expect(run.deleted.alarm_outbox).toBe(1);
+    const left = (await t.db.query(`SELECT job_id FROM alarm_outbox WHERE job_id LIKE 'ob-%' ORDER BY job_id`)).rows.map((r: { job_id: string }) => r.job_id);
+    expect(left).toEqual(['ob-dispatched-old', 'ob-done-young', 'ob-open-old', 'ob-pending-old']);
+    expect((await svc.purge(now)).deleted.alarm_outbox).toBe(0);
+    expect(() => loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__ALARM_OUTBOX_DAYS: '0' })).toThrow(/retention\.alarmOutboxDays/);
+  });
+
   it('refuses an audit log retention under six months, naming the key', () => {
     // Six calendar months are up to 184 days (July–December): 183 is refused, 184 accepted.
     expect(() => loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__AUDIT_LOG_DAYS: '90' })).toThrow(/retention\.auditLogDays/);

@@ -54,6 +54,16 @@ export const BATCHED_KINDS = [
   { kind: 'guard_patrols', table: 'guard_patrols', column: 'at', days: 'patrolResultsDays' },
   { kind: 'post_checkins', table: 'post_checkins', column: 'checked_in_at', days: 'patrolResultsDays' },
   { kind: 'gate_events', table: 'gate_events', column: 'at', days: 'patrolResultsDays' },
+  // Done outbox rows only (done_at < cutoff: never a row still to be delivered), and none of an incident still open —
+  // its job ids keep a job asked for again (a priority raised, a press folded) from being queued twice.
+  {
+    kind: 'alarm_outbox',
+    table: 'alarm_outbox',
+    column: 'done_at',
+    days: 'alarmOutboxDays',
+    where: `NOT EXISTS (SELECT 1 FROM incidents i WHERE i.status IN ('raised','acknowledged','dispatched','on_scene')
+      AND i.id = CASE WHEN alarm_outbox.payload->>'incidentId' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN (alarm_outbox.payload->>'incidentId')::uuid END)`,
+  },
 ] as const satisfies readonly {
   kind: string;
   table: string;

@@ -29,6 +29,7 @@ import { RetentionTimeIndexes1764321240000 } from './1764321240000-RetentionTime
 import { GbHeartbeatParams1764321260000 } from './1764321260000-GbHeartbeatParams';
 import { OpenCheckinPerPerson1764321400000 } from './1764321400000-OpenCheckinPerPerson';
 import { WithdrawAttempts1764321500000 } from './1764321500000-WithdrawAttempts';
+import { AlarmOutboxDoneIndex1764321700000 } from './1764321700000-AlarmOutboxDoneIndex';
 import { AlarmPhotoPosition1764321900000 } from './1764321900000-AlarmPhotoPosition';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
@@ -64,5 +65,6 @@ export const MIGRATIONS = [
   GbHeartbeatParams1764321260000,
   OpenCheckinPerPerson1764321400000,
   WithdrawAttempts1764321500000,
+  AlarmOutboxDoneIndex1764321700000,
   AlarmPhotoPosition1764321900000,
 ];
