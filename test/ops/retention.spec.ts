@@ -5,6 +5,10 @@ import { RetentionService } from '../../src/infra/database/retention';
 import { addMonths, monthOf, monthStart, partitionName, parsePartitionName } from '../../src/infra/database/partitions';
 import { loadConfig } from '../../src/config/config';
 import { startApp, TestApp } from '../support/harness';
+import { EvidenceService } from '../../src/modules/video/evidence.service';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Retention (issue 17 §3). The audit log and device transitions are partitioned by month
@@ -21,6 +25,7 @@ describe('retention', () => {
   const now = new Date('2041-03-15T02:00:00+08:00');
   const days = (d: number, from = now) => new Date(from.getTime() - d * 86_400_000).toISOString();
   const school = '00000000-0000-4000-8000-0000000000aa';
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'retention-evidence-'));
 
   beforeAll(async () => {
     t = await startApp({
@@ -35,11 +40,13 @@ describe('retention', () => {
         batchPauseMs: 0,
         maxBatchesPerRun: 1000,
       },
+      video: { evidenceDir, evidenceRetentionDays: 30 },
     });
     svc = t.app.get(RetentionService);
   });
   afterAll(async () => {
     await t?.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
   });
 
   const audit = (at: string, action: string) =>
@@ -358,6 +365,72 @@ describe('retention', () => {
     expect(left).toEqual(['ob-dispatched-old', 'ob-done-young', 'ob-open-old', 'ob-pending-old']);
     expect((await svc.purge(now)).deleted.alarm_outbox).toBe(0);
     expect(() => loadConfig({ NODE_ENV: 'test', SHOUHU__RETENTION__ALARM_OUTBOX_DAYS: '0' })).toThrow(/retention\.alarmOutboxDays/);
+  });
+
+  it("evidence pictures follow their owner: an incident's while it is kept, a verdict's while its round is; the stray sweep walks recent days only", async () => {
+    const evidence = t.app.get(EvidenceService);
+    const incident = async (status: 'resolved' | 'raised', raised: number) =>
+      (
+        await t.db.query(
+          `INSERT INTO incidents (type, priority, source, school_id, status, first_press_at, last_press_at, resolved_at, outcome)
+           VALUES ('other', 'P3', 'staff', $1, $2, $3, $3, CASE WHEN $2 = 'resolved' THEN $4::timestamptz END, CASE WHEN $2 = 'resolved' THEN 'genuine' END) RETURNING id`,
+          [school, status, days(raised), days(1)],
+        )
+      ).rows[0].id as string;
+    const round = async () =>
+      (await t.db.query(`INSERT INTO patrol_rounds (operator_id, operator_name, size, started_at) VALUES ($1, 'op', 1, $2) RETURNING id`, [school, days(500)]))
+        .rows[0].id as string;
+    const gone = '00000000-0000-4000-8000-00000000dead'; // an owner that no longer exists
+    const picture = async (label: string, purpose: string, refId: string | null, capturedDaysAgo: number) => {
+      const at = new Date(days(capturedDaysAgo));
+      const put = await evidence.store.put(at, Buffer.from(label), 'jpg');
+      await t.db.query(
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
+         VALUES ($1, $1, $2, $3, $4, 1, 1, $5, $6, $7)`,
+        [school, put.key, put.sha256, put.bytes, purpose, refId, at],
+      );
+      return { label, file: join(evidenceDir, put.key) };
+    };
+    const pics = [
+      // Raised 500 days ago and still open / closed yesterday: kept with its incident, whatever the pictures' age.
+      await picture('open incident', 'alarm.raise', await incident('raised', 500), 500),
+      await picture('closed yesterday', 'alarm.raise+10s', await incident('resolved', 500), 500),
+      await picture('photo of an open incident', 'alarm.photo', await incident('raised', 500), 500),
+      await picture('verdict of a kept round', 'round.verdict', await round(), 500),
+      // Owners gone: the pictures go once past the 30 days.
+      await picture('incident gone', 'alarm.raise', gone, 40),
+      await picture('round gone', 'round.verdict', gone, 40),
+      await picture('incident gone, recent', 'alarm.raise', gone, 10),
+      // No owner record named (not a uuid): the owner kind's period from capture (400 days).
+      await picture('unnamed owner', 'alarm.raise', 'inc-1', 40),
+      await picture('manual', 'manual', null, 40),
+      await picture('manual, recent', 'manual', null, 10),
+    ];
+    // Stray files (a crash between a capture's file and its row): one just past the cutoff, one years old.
+    const stray = (daysAgo: number) => {
+      const d = join(evidenceDir, days(daysAgo).slice(0, 10));
+      mkdirSync(d, { recursive: true });
+      const f = join(d, `${'0'.repeat(8)}-0000-4000-8000-${String(daysAgo).padStart(12, '0')}.jpg`);
+      writeFileSync(f, 'stray');
+      return f;
+    };
+    const [recentStray, oldStray] = [stray(32), stray(700)];
+    expect(await evidence.purge(now)).toEqual({ rows: 3, files: 1 });
+    const kept = pics.filter((p) => existsSync(p.file)).map((p) => p.label);
+    expect(kept).toEqual([
+      'open incident',
+      'closed yesterday',
+      'photo of an open incident',
+      'verdict of a kept round',
+      'incident gone, recent',
+      'unnamed owner',
+      'manual, recent',
+    ]);
+    const rows = (await t.db.query(`SELECT count(*)::int AS n FROM video_evidence`)).rows[0].n;
+    expect(rows).toBe(kept.length);
+    expect(existsSync(recentStray)).toBe(false);
+    expect(existsSync(oldStray)).toBe(true); // outside the window: not walked (nothing names it, nothing reads it)
+    expect(await evidence.purge(now)).toEqual({ rows: 0, files: 0 });
   });
 
   it('refuses an audit log retention under six months, naming the key', () => {

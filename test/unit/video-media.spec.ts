@@ -219,6 +219,24 @@ describe('evidence store (directory)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('lists only the days from `since` when given (the stray sweep walks a recent window, not every day kept)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ev-'));
+    try {
+      const store = new FileEvidenceStore(dir);
+      const data = Buffer.from('jpeg bytes');
+      const ancient = await store.put(new Date('2023-05-01T10:00:00Z'), data, 'jpg');
+      const edge = await store.put(new Date('2026-01-25T00:00:00Z'), data, 'jpg');
+      const inside = await store.put(new Date('2026-01-30T23:00:00Z'), data, 'jpg');
+      await store.put(new Date('2026-02-01T00:00:00Z'), data, 'jpg'); // not before the cutoff
+      const [before, since] = [new Date('2026-02-01T00:00:00Z'), new Date('2026-01-25T00:00:00Z')];
+      expect(await store.listExpired(before, 10, undefined, since)).toEqual([edge.key, inside.key]);
+      expect(await store.listExpired(before, 1, edge.key, since)).toEqual([inside.key]);
+      expect(await store.listExpired(before, 10)).toEqual([ancient.key, edge.key, inside.key]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('video config', () => {

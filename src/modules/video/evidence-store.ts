@@ -15,8 +15,11 @@ export interface EvidenceStore {
   get(key: string): Promise<Buffer>;
   /** Removes a key (absent: nothing to do). */
   delete(key: string): Promise<void>;
-  /** Keys captured before `before` (oldest first, in key order), after key `after` when given, at most `limit`. */
-  listExpired(before: Date, limit: number, after?: string): Promise<string[]>;
+  /**
+   * Keys captured before `before` (oldest first, in key order), after key `after` when given, at
+   * most `limit`; with `since`, only of the days from `since` on (a recent window, not every day kept).
+   */
+  listExpired(before: Date, limit: number, after?: string, since?: Date): Promise<string[]>;
 }
 
 export class EvidenceNotFound extends Error {}
@@ -65,11 +68,13 @@ export class FileEvidenceStore implements EvidenceStore {
     await rmdir(dirname(f)).catch(() => undefined); // only when the day is empty
   }
 
-  async listExpired(before: Date, limit: number, after?: string): Promise<string[]> {
+  async listExpired(before: Date, limit: number, after?: string, since?: Date): Promise<string[]> {
     const cutoff = before.toISOString().slice(0, 10);
+    const first = since?.toISOString().slice(0, 10);
     let days: string[];
     try {
-      days = (await readdir(this.root)).filter((d) => DAY.test(d) && d < cutoff && (!after || d >= after.slice(0, 10))).sort();
+      // Only the directory names are read for the days outside the window (one readdir of the root).
+      days = (await readdir(this.root)).filter((d) => DAY.test(d) && d < cutoff && (!first || d >= first) && (!after || d >= after.slice(0, 10))).sort();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;

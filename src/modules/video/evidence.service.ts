@@ -22,6 +22,13 @@ export const INCIDENT_PURPOSE_PREFIX = 'alarm.raise';
 export const ALARM_PHOTO_PURPOSE = 'alarm.photo';
 /** A video patrol verdict's picture (patrols rounds.service ROUND_EVIDENCE_PURPOSE): the proof of a "normal" verdict, kept as long as patrol results. */
 export const ROUND_VERDICT_PURPOSE = 'round.verdict';
+/**
+ * Day directories the stray-file sweep walks: the week before the cutoff. Each daily run sees the
+ * days that just passed it; a job stopped for longer leaves those days' strays (bytes only: no row
+ * names them, nothing reads them).
+ */
+export const STRAY_SWEEP_DAYS = 7;
+const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 
 export interface EvidenceRecord {
   id: string;
@@ -166,13 +173,23 @@ export class EvidenceService {
   }
 
   /**
-   * Deletes evidence past retention: an incident's pictures (purpose `alarm.raise…`, and the photos
-   * people attached to it, `alarm.photo`) are kept as
-   * long as the incident (retention.incidentsDays, Civil Code §188 — an auditor reading a 2-year-old
-   * alarm sees what the cameras showed), a patrol verdict's picture (`round.verdict`) as long as
-   * patrol results (retention.patrolResultsDays), every other picture video.evidenceRetentionDays (GB/T
-   * 29315: 30 days). Rows (and their files) first, then files the store still has from before the
-   * cutoff that no row names (a crash between the file and the row). Idempotent.
+   * Deletes evidence past retention. A picture with an owner follows it (by `ref_id`): an
+   * incident's pictures (purpose `alarm.raise…`, and the photos people attached to it,
+   * `alarm.photo`) are kept while the incident is kept
+   * (retention.incidentsDays counts from its close, and an open incident is never deleted — Civil
+   * Code §188: an auditor reading a 2-year-old alarm sees what the cameras showed), a patrol
+   * verdict's picture (`round.verdict`) while its round is kept (retention.patrolResultsDays); once
+   * the owner is gone its pictures go (after video.evidenceRetentionDays at least). By capture time
+   * they went with an incident raised long ago but closed yesterday, or still open. A picture
+   * whose ref_id names no record (not a uuid) keeps the owner kind's period from its capture; every
+   * other picture video.evidenceRetentionDays (GB/T 29315: 30 days).
+   *
+   * Files first, then their rows: a crash between leaves rows without files (the next run deletes
+   * them), never files no row names that the sweep below would not find. The sweep (a crash
+   * between a capture's file and its row) walks only the day directories of the last
+   * STRAY_SWEEP_DAYS before the cutoff — the days that passed it since about a week of runs — not
+   * the whole tree (years of kept incident pictures). Idempotent; walks candidates once per run
+   * (by capture time and id), so kept pictures never stall it.
    */
   async purge(now = new Date()): Promise<{ rows: number; files: number }> {
     const days = videoConfig(this.config).evidenceRetentionDays;
@@ -181,25 +198,41 @@ export class EvidenceService {
     const roundCutoff = new Date(now.getTime() - Math.max(days, this.config.retention.patrolResultsDays) * 86_400_000);
     let rows = 0;
     let files = 0;
+    let after: { at: Date; id: string } | null = null;
     for (;;) {
-      const gone = returningRows<{ storage_key: string }>(
-        await this.db.query(
-          `DELETE FROM video_evidence WHERE id IN (
-             SELECT id FROM video_evidence WHERE captured_at < $1
-               AND CASE WHEN purpose LIKE $3 OR purpose = $6 THEN captured_at < $2 WHEN purpose = $5 THEN captured_at < $4 ELSE true END
-             ORDER BY captured_at LIMIT 1000)
-           RETURNING storage_key`,
-          [cutoff, incidentCutoff, `${INCIDENT_PURPOSE_PREFIX}%`, roundCutoff, ROUND_VERDICT_PURPOSE, ALARM_PHOTO_PURPOSE],
-        ),
+      const batch: { id: string; storage_key: string; captured_at: Date }[] = await this.db.query(
+        `SELECT id, storage_key, captured_at FROM video_evidence
+          WHERE captured_at < $1 AND ($6::timestamptz IS NULL OR (captured_at, id) > ($6::timestamptz, $7::uuid))
+            AND CASE
+              WHEN purpose LIKE $3 OR purpose = $9 THEN CASE WHEN ref_id ~* $8 THEN NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = ref_id::uuid) ELSE captured_at < $2 END
+              WHEN purpose = $5 THEN CASE WHEN ref_id ~* $8 THEN NOT EXISTS (SELECT 1 FROM patrol_rounds r WHERE r.id = ref_id::uuid) ELSE captured_at < $4 END
+              ELSE true END
+          ORDER BY captured_at, id LIMIT 1000`,
+        [
+          cutoff,
+          incidentCutoff,
+          `${INCIDENT_PURPOSE_PREFIX}%`,
+          roundCutoff,
+          ROUND_VERDICT_PURPOSE,
+          after?.at ?? null,
+          after?.id ?? null,
+          UUID_RE,
+          ALARM_PHOTO_PURPOSE,
+        ],
       );
-      for (const g of gone) await this.store.delete(g.storage_key);
-      rows += gone.length;
-      if (gone.length < 1000) break;
+      if (batch.length === 0) break;
+      for (const g of batch) await this.store.delete(g.storage_key);
+      await this.db.query(`DELETE FROM video_evidence WHERE id = ANY($1::uuid[])`, [batch.map((g) => g.id)]);
+      rows += batch.length;
+      const last = batch[batch.length - 1];
+      after = { at: last.captured_at, id: last.id };
+      if (batch.length < 1000) break;
     }
-    // Files without a row go by their date prefix; a file a kept row names stays.
-    let after: string | undefined;
+    // Files without a row, in the recent day directories only; a file a kept row names stays.
+    const since = new Date(cutoff.getTime() - STRAY_SWEEP_DAYS * 86_400_000);
+    let afterKey: string | undefined;
     for (;;) {
-      const keys = await this.store.listExpired(cutoff, 1000, after);
+      const keys = await this.store.listExpired(cutoff, 1000, afterKey, since);
       if (keys.length === 0) break;
       const named = new Set(
         ((await this.db.query(`SELECT storage_key FROM video_evidence WHERE storage_key = ANY($1)`, [keys])) as { storage_key: string }[]).map(
@@ -208,7 +241,7 @@ export class EvidenceService {
       );
       for (const k of keys) if (!named.has(k)) await this.store.delete(k);
       files += keys.filter((k) => !named.has(k)).length;
-      after = keys[keys.length - 1];
+      afterKey = keys[keys.length - 1];
       if (keys.length < 1000) break;
     }
     if (rows || files) this.logger.log(`purged ${rows} evidence record(s) and ${files} stray file(s) older than ${days} days`);
