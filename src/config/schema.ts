@@ -370,6 +370,7 @@ export const SCHEMA: ConfigSchema = {
   'video.publicWsBase': (v) => (v === '' ? null : rules.url(['ws:', 'wss:'])(v)),
   'video.snapshotCacheMs': rules.int(0, 600000),
   'video.snapshotTimeoutMs': rules.int(500, 120000),
+  'video.snapshotFailureMemoMs': rules.int(0, 600000),
   'video.snapshotWarmEncoders': rules.int(0, 16),
   'video.evidenceDir': rules.str({ nonEmpty: true }),
   'video.evidenceRetentionDays': rules.int(1, 3650),

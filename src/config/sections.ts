@@ -835,6 +835,16 @@ export interface VideoConfig {
   /** Snapshots: a camera's JPEG is reused this long; the longest a snapshot may take. */
   snapshotCacheMs: number;
   snapshotTimeoutMs: number;
+  /**
+   * A camera whose snapshot just failed (offline, no picture, stream failed, timeout) answers the
+   * same error at once for this long instead of starting another pull: every pull is an ffmpeg
+   * start or an INVITE, and a burst of alarms at a school with a dead camera would otherwise start
+   * one per alarm and evidence round (measured: 8 ffmpeg starts per alarm took the machine). Counted
+   * from when the failed pull began, and shorter than the evidence rounds' spacing
+   * (alarms.evidenceSnapshotSeconds), so an alarm's later round still tries the camera again. 0 = off.
+   * Live play (POST /cameras/:id/stream) is not held back: an operator's click always tries again.
+   */
+  snapshotFailureMemoMs: number;
   /** ffmpeg JPEG encoders started ahead of snapshots (starting one costs 0.1–0.4 s); 0 = start on demand. */
   snapshotWarmEncoders: number;
   /** Evidence snapshots: directory, retention (GB/T 29315: 30 days), purge schedule. */

@@ -89,6 +89,23 @@ describe('RTSP live video and snapshots', () => {
     expect(r1.body.error.code).toBe('VIDEO.UPSTREAM_FAILED');
     const closed = await camera(`rtsp://127.0.0.1:${await freePort()}/test`);
     expect((await t.http().get(`/api/v1/cameras/${closed}/snapshot`).set(auth(admin)).expect(502)).body.error.code).toBe('VIDEO.UPSTREAM_FAILED');
+    // A burst of alarms at a dead camera does not start one pull per alarm: the failure is answered again for
+    // video.snapshotFailureMemoMs (no new stream), with the same code and when the next pull may be.
+    const video = t.app.get(VideoService);
+    const acquire = jest.spyOn(video, 'acquire');
+    try {
+      const again = await t.http().get(`/api/v1/cameras/${closed}/snapshot`).set(auth(admin)).expect(502);
+      expect(again.body.error).toMatchObject({ code: 'VIDEO.UPSTREAM_FAILED', details: { remembered: true } });
+      expect(Number(again.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      const jobs = await Promise.all([1, 2, 3].map(() => t.app.get(EvidenceService).captureBounded(closed, 'alarm.raise', 'inc-burst', `burst:${closed}`)));
+      expect(jobs.map((j) => j.code)).toEqual(['VIDEO.UPSTREAM_FAILED', 'VIDEO.UPSTREAM_FAILED', 'VIDEO.UPSTREAM_FAILED']);
+      expect(acquire).not.toHaveBeenCalled();
+      // Live play is an operator's explicit try: never held back by the memo.
+      await t.http().post(`/api/v1/cameras/${closed}/stream`).set(auth(admin)).expect(502);
+      expect(acquire).toHaveBeenCalledTimes(1);
+    } finally {
+      acquire.mockRestore();
+    }
     // No SIP server in this process: a camera without an rtsp:// address cannot be played here.
     const gbOnly = await camera('');
     expect((await t.http().post(`/api/v1/cameras/${gbOnly}/stream`).set(auth(admin)).expect(409)).body.error.code).toBe('VIDEO.NO_STREAM_ADDRESS');

@@ -14,7 +14,7 @@ import { JpegEncoders } from './media/jpeg';
 import { RtpPortPool } from './media/rtp-receiver';
 import { StreamClaims, StreamTokens } from './stream-token';
 import { VideoConfig, videoConfig } from './video.config';
-import { VideoErrors } from './video.errors';
+import { asDomainError, VideoErrors } from './video.errors';
 
 const streamsGauge = new Gauge({ name: 'shouhu_video_streams', help: 'Live upstreams (cameras being played) in this process', registers: [metrics] });
 const viewersGauge = new Gauge({ name: 'shouhu_video_viewers', help: 'Video viewers (WebSocket players) in this process', registers: [metrics] });
@@ -47,6 +47,32 @@ export interface PlayTicket {
   transcoded: boolean;
 }
 
+/** Failures that are this server's limits, not the camera's: never remembered against a camera. */
+const LOCAL_LIMIT_CODES = new Set<string>([
+  ErrorCode.VIDEO.CAPACITY,
+  ErrorCode.VIDEO.VIEWER_CAPACITY,
+  ErrorCode.VIDEO.TRANSCODE_CAPACITY,
+  ErrorCode.VIDEO.NO_RTP_PORT,
+  ErrorCode.VIDEO.DISABLED,
+  ErrorCode.VIDEO.SHUTTING_DOWN,
+]);
+
+/** A remembered snapshot failure, answered again: the same status and code, saying when it happened and when the next pull may be. */
+function rememberedFailure(f: { at: number; error: DomainError }, now: number, memoMs: number): DomainError {
+  const retryAfterSeconds = Math.max(1, Math.ceil((memoMs - (now - f.at)) / 1000));
+  return new DomainError(
+    f.error.status,
+    f.error.code,
+    `${f.error.message} (last try ${Math.round((now - f.at) / 1000)} s ago; next try in ${retryAfterSeconds} s)`,
+    {
+      ...f.error.details,
+      remembered: true,
+      failedAt: new Date(f.at).toISOString(),
+      retryAfterSeconds, // also the HTTP Retry-After header (exception.filter)
+    },
+  );
+}
+
 /**
  * Live video: one upstream per camera (GB/T 28181 INVITE or RTSP pull) shared by its viewers,
  * stream tokens for the players, and snapshots (from the running stream's last keyframe, else
@@ -63,6 +89,8 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   private transcodes = 0;
   private ssrcSeq = Math.floor(Math.random() * 10000);
   private readonly snapshots = new Map<string, { at: number; jpeg: Buffer } | Promise<Buffer>>();
+  /** The last failed snapshot per camera, answered again for video.snapshotFailureMemoMs (see `snapshot`). */
+  private readonly snapshotFailures = new Map<string, { at: number; error: DomainError }>();
   private lastWarnAt = 0;
   private closing = false;
   viewerCount = 0;
@@ -215,6 +243,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     } finally {
       release();
     }
+    this.snapshotFailures.delete(c.id); // it plays: a snapshot may pull again
     const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId);
     const q = `camera=${encodeURIComponent(c.id)}&token=${encodeURIComponent(token)}`;
     const info = s.info!;
@@ -253,11 +282,16 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
    * A JPEG of the camera now: from the running stream's last keyframe, else the stream is started
    * for it (and lingers, so a patrol wall's next look is instant). Reused for video.snapshotCacheMs;
    * concurrent requests for one camera share one grab. 504 past video.snapshotTimeoutMs.
+   * A failed grab is answered again (same code, `details.remembered`, `retryAfterSeconds` and a Retry-After header) for
+   * video.snapshotFailureMemoMs instead of starting another pull (see the config's comment).
    */
   async snapshot(user: AuthUser | null, cameraId: string): Promise<{ jpeg: Buffer; takenAt: Date; cameraId: string; schoolId: string }> {
     const c = await this.camera(user, cameraId);
     const cached = this.snapshots.get(c.id);
     const now = Date.now();
+    const failed = this.snapshotFailures.get(c.id);
+    if (failed && now - failed.at < this.cfg.snapshotFailureMemoMs && !(cached instanceof Promise))
+      throw rememberedFailure(failed, now, this.cfg.snapshotFailureMemoMs);
     if (cached && !(cached instanceof Promise) && now - cached.at < this.cfg.snapshotCacheMs)
       return { jpeg: cached.jpeg, takenAt: new Date(cached.at), cameraId: c.id, schoolId: c.schoolId };
     if (cached instanceof Promise) return { jpeg: await cached, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
@@ -266,6 +300,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     try {
       const jpeg = await p;
       this.snapshots.set(c.id, { at: Date.now(), jpeg });
+      this.snapshotFailures.delete(c.id);
       const t = setTimeout(() => {
         const e = this.snapshots.get(c.id);
         if (e && !(e instanceof Promise) && Date.now() - e.at >= this.cfg.snapshotCacheMs) this.snapshots.delete(c.id);
@@ -275,6 +310,17 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
       return { jpeg, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
     } catch (e) {
       this.snapshots.delete(c.id);
+      const error = asDomainError(e);
+      // Only the camera's own failures: this server's limits (streams, transcodes, ports, shutdown) say nothing about the camera.
+      if (this.cfg.snapshotFailureMemoMs > 0 && !LOCAL_LIMIT_CODES.has(error.code)) {
+        // From when the pull began, not when it failed: a pull that timed out is not held back longer than one that was refused.
+        this.snapshotFailures.set(c.id, { at: now, error });
+        const t = setTimeout(() => {
+          const f = this.snapshotFailures.get(c.id);
+          if (f && Date.now() - f.at >= this.cfg.snapshotFailureMemoMs) this.snapshotFailures.delete(c.id);
+        }, this.cfg.snapshotFailureMemoMs + 10);
+        t.unref();
+      }
       throw e;
     }
   }
