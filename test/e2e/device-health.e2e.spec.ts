@@ -207,6 +207,33 @@ describe('device health (liveness)', () => {
       );
     });
 
+    it('loads the index one load at a time: a refresh asked for during a load gets one load that starts after it (shared), with the seed asked for', async () => {
+      let inFlight = 0;
+      let most = 0;
+      const starts: boolean[] = []; // seeded?
+      const load = svc.loadIndex.bind(svc);
+      const spy = jest.spyOn(svc, 'loadIndex').mockImplementation(async (o) => {
+        starts.push(o?.seedAt !== undefined);
+        most = Math.max(most, ++inFlight);
+        try {
+          return await load(o);
+        } finally {
+          inFlight--;
+        }
+      });
+      try {
+        const running = svc.periodicRefresh(false);
+        const before = starts.length; // the running load has started (it may have read before the callers' commits)
+        const asked = [svc.refreshIndex(), svc.refreshIndex({ seed: true }), svc.refreshIndex(), svc.periodicRefresh(false)];
+        await Promise.all([running, ...asked]);
+        expect(most).toBe(1);
+        expect(starts.slice(before)).toContain(true); // a load after the callers asked, seeding as one of them asked
+        expect(starts.length - before).toBeLessThanOrEqual(2); // one follow-up for all of them (a periodic tick may add one)
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
     it('flags a fault open longer than 24 h as overdue, for rectification', async () => {
       // B1 has been offline since V + THRESHOLD.
       await svc.sweep(V + THRESHOLD + 23 * 3_600_000);

@@ -6,7 +6,7 @@ import { GbCameras } from '../../src/modules/gb28181/gb-cameras';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { Gb28181Store } from '../../src/modules/gb28181/gb28181.store';
 import { RateLimiter } from '../../src/modules/gb28181/sip-transport';
-import { answerNext, GB_PLATFORM as PLATFORM, GbSite, startGbSite } from '../support/gb-site';
+import { answerNext, GB_PLATFORM as PLATFORM, gbResponse, GbSite, startGbSite } from '../support/gb-site';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { GbCameraOptions } from '../support/video/gb-camera';
@@ -848,6 +848,43 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         .post(`${base(deviceId)}/basic-param`)
         .set(auth(supervisor))
         .expect(403);
+    });
+
+    it('learns a BasicParam only in answer to a request of ours (device, CmdType, SN): an unrequested one is ignored, a late answer to ours is learned', async () => {
+      const { deviceId, dev } = await nvrWithChannels();
+      const registered = await dev.waitForQuery('ConfigDownload'); // asked after registration, not answered yet
+      const learnt = jest.spyOn(t.app.get(Gb28181Store), 'setHeartbeat');
+      const answer = (sn: string, interval: number, count: number) =>
+        dev.message(
+          gbResponse({
+            cmdType: 'ConfigDownload',
+            sn,
+            deviceId,
+            inner: `<Result>OK</Result>\r\n<BasicParam>\r\n<HeartBeatInterval>${interval}</HeartBeatInterval>\r\n<HeartBeatCount>${count}</HeartBeatCount>\r\n</BasicParam>\r\n`,
+          }),
+        );
+      try {
+        // A ConfigDownload "answer" to an SN we never sent: a device raising its own offline threshold. Taken (200), not learned
+        // (the decision is made before the 200 goes out).
+        expect(await answer(String(Number(registered.sn) + 1_000_000), 86400, 1000)).toBe(200);
+        expect(learnt).not.toHaveBeenCalled();
+        // Our request's wait ends (504 for the operator's, the registration's long before); its answer, late, is still learned — once.
+        const [late] = await Promise.all([
+          t
+            .http()
+            .post(`${base(deviceId)}/basic-param`)
+            .set(auth(operator)),
+          answerNext(dev, 'ConfigDownload', []),
+        ]);
+        expect(late.status).toBe(504);
+        expect(await answer(registered.sn, 30, 4)).toBe(200);
+        expect(learnt).toHaveBeenCalledTimes(1);
+        expect(learnt.mock.calls[0]).toEqual([deviceId, { interval: 30, count: 4, offlineAfterSeconds: 120 }]);
+        expect(await answer(registered.sn, 86400, 1000)).toBe(200); // the same SN again: answered already
+        expect(learnt).toHaveBeenCalledTimes(1);
+      } finally {
+        learnt.mockRestore();
+      }
     });
 
     it('RecordInfo: the recordings of a channel, assembled from a multi-part answer (SumNum), GB18030 and UTF-8 parts; parts missing → complete false', async () => {

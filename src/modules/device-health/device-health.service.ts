@@ -53,7 +53,10 @@ export class DeviceHealthService {
   private readonly downKey: string;
   private lastRefreshAt = 0;
   private lastFullLoadAt = 0;
+  /** The index load running (single-flight: one at a time, whoever asked). */
   private refreshing: Promise<void> | null = null;
+  /** One more load, after the running one, for the callers of `refreshIndex` that came during it. */
+  private followUp: { seed: boolean; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
   private sweeping: Promise<SweepResult> | null = null;
 
   constructor(
@@ -136,17 +139,45 @@ export class DeviceHealthService {
     await this.periodicRefresh(false);
   }
 
-  /** Incremental refresh; a full reload every ten periods drops deleted devices. */
+  /** Incremental refresh; a full reload every ten periods drops deleted devices. A load already running is shared. */
   periodicRefresh(seed: boolean): Promise<void> {
-    this.refreshing ??= (async () => {
+    return this.refreshing ?? this.startLoad(seed);
+  }
+
+  /**
+   * A refresh that sees what the caller committed before asking (a device's learned threshold, new
+   * cameras): the one load path besides boot — never a `loadIndex` of its own, which would run
+   * beside the periodic one (two loads writing the index at once, `lastRefreshAt` moving back).
+   * While a load runs (it may have read before the caller's commit), every caller shares one
+   * follow-up load that starts after it; `seed` gives new devices a deadline.
+   */
+  refreshIndex(opts: { seed?: boolean } = {}): Promise<void> {
+    if (!this.refreshing) return this.startLoad(!!opts.seed);
+    if (!this.followUp) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      this.followUp = { seed: false, done, resolve, reject };
+    }
+    this.followUp.seed ||= !!opts.seed;
+    return this.followUp.done;
+  }
+
+  private startLoad(seed: boolean): Promise<void> {
+    const run = (async () => {
       try {
         const full = Date.now() - this.lastFullLoadAt > this.cfg.indexRefreshSeconds * 10_000;
         await this.loadIndex({ full, seedAt: seed ? Date.now() : undefined });
       } finally {
+        // The follow-up starts here, in the same step that ends this load: no other load can start in between.
+        const next = this.followUp;
+        this.followUp = null;
         this.refreshing = null;
+        if (next) this.startLoad(next.seed).then(next.resolve, next.reject);
       }
     })();
-    return this.refreshing;
+    this.refreshing = run; // before the load's first await: its finally always runs later
+    return run;
   }
 
   /**

@@ -28,9 +28,6 @@ export interface PlacedChannel {
  */
 @Injectable()
 export class GbCameras {
-  private indexLoad: Promise<void> | null = null;
-  private indexAgain = false;
-
   constructor(
     private readonly store: Gb28181Store,
     private readonly states: GbDeviceStates,
@@ -180,20 +177,6 @@ export class GbCameras {
    * one load; a call during a load gets one more load after it (to see rows committed meanwhile).
    */
   private refreshIndex(): Promise<void> {
-    if (this.indexLoad) {
-      this.indexAgain = true;
-      return this.indexLoad;
-    }
-    this.indexLoad = (async () => {
-      try {
-        do {
-          this.indexAgain = false;
-          await this.health.loadIndex({ seedAt: Date.now() });
-        } while (this.indexAgain);
-      } finally {
-        this.indexLoad = null;
-      }
-    })();
-    return this.indexLoad;
+    return this.health.refreshIndex({ seed: true });
   }
 }

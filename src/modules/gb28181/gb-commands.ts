@@ -100,6 +100,9 @@ const gbError = {
   notRunning: () => new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.GB28181.SIP_NOT_RUNNING, 'GB/T 28181 SIP 服务未在此进程运行'),
 };
 
+/** BasicParam requests remembered per device until answered (the oldest forgotten past it). */
+const ASKED_KEPT = 4;
+
 const int = (s: string | undefined, min: number, max: number): number | null => {
   const t = (s ?? '').trim();
   if (!/^\d{1,9}$/.test(t)) return null;
@@ -122,6 +125,13 @@ export class GbCommands {
   private readonly cfg: Gb28181Config;
   /** Answers awaited, by `deviceId \n CmdType \n SN`. */
   private readonly waiters = new Map<string, Waiter>();
+  /**
+   * The SNs of the ConfigDownload BasicParam requests sent to each device and not answered yet
+   * (the last ASKED_KEPT): only an answer to one of them is learned — also when it comes after its
+   * wait. A ConfigDownload "answer" nobody asked for (a device setting its own offline threshold,
+   * say 86400 s × 1000 to never be marked offline) is not.
+   */
+  private readonly askedBasicParam = new Map<string, string[]>();
   running = false;
 
   constructor(
@@ -236,6 +246,8 @@ export class GbCommands {
 
   private queryBasicParam(state: DeviceState): Promise<BasicParam> {
     const sn = this.client.nextSn();
+    const asked = (this.askedBasicParam.get(state.deviceId) ?? []).concat(String(sn)).slice(-ASKED_KEPT);
+    this.askedBasicParam.set(state.deviceId, asked);
     const body = buildManscdp('Query', [
       ['CmdType', 'ConfigDownload'],
       ['SN', sn],
@@ -246,6 +258,7 @@ export class GbCommands {
       timeoutMs: this.cfg.commandTimeoutMs,
       collect: (doc) => doc,
     }).then(async (doc) => {
+      this.takeAsked(state.deviceId, doc.sn);
       const result = (childText(doc.el, 'Result') ?? 'OK').trim().toUpperCase();
       if (result !== 'OK' || !child(doc.el, 'BasicParam'))
         throw gbError.refused(state.deviceId, 'ConfigDownload BasicParam', { result: storableText(result, 20) || null });
@@ -293,7 +306,7 @@ export class GbCommands {
     sipEvents.inc({ event: 'basic_param_learned' });
     if (changed) {
       await this.provisioning.gbLivenessChanged(state.deviceId);
-      await this.health.loadIndex();
+      await this.health.refreshIndex(); // the single-flight path (a load after this commit), never a load beside the periodic one
     }
     return out;
   }
@@ -372,9 +385,20 @@ export class GbCommands {
     });
   }
 
+  /** Whether `sn` is an unanswered BasicParam request of ours to the device; it is answered now (one answer per request). */
+  private takeAsked(deviceId: string, sn: string): boolean {
+    const asked = this.askedBasicParam.get(deviceId);
+    const i = asked?.indexOf(String(sn)) ?? -1;
+    if (i < 0) return false;
+    asked!.splice(i, 1);
+    if (asked!.length === 0) this.askedBasicParam.delete(deviceId);
+    return true;
+  }
+
   /**
    * A Response MESSAGE of a registered device (already answered 200): handed to the command
-   * awaiting it. A BasicParam nobody awaits any more (it came after the wait) is still learned.
+   * awaiting it. A BasicParam answering a request of ours that nobody awaits any more (it came
+   * after the wait) is still learned; one answering no request of ours (device + CmdType + SN) is not.
    * Returns false when it is no answer to a command of ours (the caller treats it as before).
    */
   onResponse(state: DeviceState, doc: ManscdpMessage): boolean {
@@ -389,8 +413,13 @@ export class GbCommands {
       return true;
     }
     sipEvents.inc({ event: 'command_answer_unmatched' });
-    if (doc.cmdType === 'ConfigDownload' && child(doc.el, 'BasicParam') && (childText(doc.el, 'Result') ?? 'OK').trim().toUpperCase() === 'OK')
+    if (doc.cmdType === 'ConfigDownload' && child(doc.el, 'BasicParam') && (childText(doc.el, 'Result') ?? 'OK').trim().toUpperCase() === 'OK') {
+      if (!this.takeAsked(state.deviceId, doc.sn)) {
+        sipEvents.inc({ event: 'basic_param_unrequested' });
+        return true;
+      }
       this.learnBasicParam(state, doc).catch((e) => this.endpoint.warn(`BasicParam of ${state.deviceId} not saved: ${(e as Error).message}`));
+    }
     return true;
   }
 
