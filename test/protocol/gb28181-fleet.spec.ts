@@ -601,6 +601,12 @@ describe('GB/T 28181 fleets (issue 16)', () => {
     const auditOf = async (deviceId: string) =>
       (await t.db.query(`SELECT actor_name, after FROM audit_log WHERE action = 'device_control' AND after->>'deviceId' = $1 ORDER BY id`, [deviceId]))
         .rows as { actor_name: string; after: { targetId: string; command: { kind: string }; outcome: string } }[];
+    const requestedOf = async (deviceId: string) =>
+      (
+        await t.db.query(`SELECT actor_name, after FROM audit_log WHERE action = 'device_control_requested' AND after->>'deviceId' = $1 ORDER BY id`, [
+          deviceId,
+        ])
+      ).rows as { actor_name: string; after: { targetId: string; command: { kind: string } } }[];
     let operator: string;
     let supervisor: string;
     beforeAll(async () => {
@@ -694,6 +700,20 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         ['record', ch[0], 'OK'],
         ['teleboot', deviceId, 'SENT'],
       ]);
+      // …each request recorded before it was sent, with the same request id as its outcome.
+      expect((await requestedOf(deviceId)).map((a) => [a.after.command.kind, a.after.targetId])).toEqual([
+        ['guard', deviceId],
+        ['guard', ch[1]],
+        ['reset_alarm', ch[0]],
+        ['record', ch[0]],
+        ['record', ch[0]],
+        ['teleboot', deviceId],
+      ]);
+      const pairs = await t.db.query(
+        `SELECT count(DISTINCT request_id)::int AS n, count(*)::int AS rows FROM audit_log WHERE action IN ('device_control_requested', 'device_control') AND after->>'deviceId' = $1`,
+        [deviceId],
+      );
+      expect(pairs.rows[0]).toEqual({ n: 6, rows: 12 });
     });
 
     it('a device that takes a command and never answers: 504 GB28181.DEVICE_TIMEOUT (audited); offline 409; unknown device or channel 404; bad input 400; roles', async () => {
@@ -702,8 +722,14 @@ describe('GB/T 28181 fleets (issue 16)', () => {
         .http()
         .post(`${base(deviceId)}/guard`)
         .set(auth(operator))
-        .send({ arm: true });
-      const [res] = await Promise.all([silent, answerNext(dev, 'DeviceControl', [])]);
+        .send({ arm: true })
+        .then((r) => r);
+      // The request is in the audit log before the device has answered (a hung device, a process that dies while waiting: still recorded).
+      await answerNext(dev, 'DeviceControl', []);
+      expect(await requestedOf(deviceId)).toEqual([
+        { actor_name: expect.any(String), after: { deviceId, targetId: deviceId, command: { kind: 'guard', arm: true }, by: expect.any(String) } },
+      ]);
+      const res = await silent;
       expect(res.status).toBe(504);
       expect(res.body.error.code).toBe('GB28181.DEVICE_TIMEOUT');
       expect((await auditOf(deviceId)).map((a) => a.after.outcome)).toEqual(['GB28181.DEVICE_TIMEOUT']);
@@ -843,6 +869,12 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       const [late] = await Promise.all([silent, answerNext(dev, 'ConfigDownload', [])]);
       expect(late.status).toBe(504);
       expect(late.body.error.code).toBe('GB28181.DEVICE_TIMEOUT');
+      // Audited like the controls: the request first, then its outcome.
+      expect((await requestedOf(deviceId)).map((a) => a.after.command.kind)).toEqual(['basic_param', 'basic_param']);
+      expect((await auditOf(deviceId)).map((a) => [a.after.command.kind, a.after.outcome])).toEqual([
+        ['basic_param', 'OK'],
+        ['basic_param', 'GB28181.DEVICE_TIMEOUT'],
+      ]);
       await t
         .http()
         .post(`${base(deviceId)}/basic-param`)

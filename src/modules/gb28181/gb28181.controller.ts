@@ -201,30 +201,40 @@ export class Gb28181Controller {
     return { schoolId: row?.schoolId ?? this.states.devices.get(deviceId)?.schoolId ?? null, targetId: channelId ?? deviceId };
   }
 
-  /** Sends a DeviceControl command and records it in the audit log with its outcome (also when the device refused or did not answer). */
-  private async control(deviceId: string, channelId: string | undefined, cmd: ControlCommand, user: AuthUser) {
-    const { schoolId, targetId } = await this.target(deviceId, channelId);
+  /**
+   * A command to a device, audited twice: the request before anything is sent (who asked what of
+   * which device: a device that never answers, or a process that dies while waiting, still leaves
+   * the record — a request that cannot be audited is not sent), then its outcome (OK, SENT, or the
+   * error code: refused, timeout…). Both carry the HTTP request's id (audit_log.request_id).
+   */
+  private async audited<R extends object>(
+    deviceId: string,
+    targetId: string,
+    schoolId: string | null,
+    command: object,
+    user: AuthUser,
+    send: () => Promise<R>,
+  ): Promise<R> {
+    const entry = (action: string, after: object) =>
+      this.db.transaction((m) => this.audit.record(m, { action, entity: 'gb_device', entityId: null, schoolId, after }));
+    await entry('device_control_requested', { deviceId, targetId, command, by: user.username });
     let outcome: string = 'error';
     try {
-      const r = await this.commands.control(deviceId, targetId, cmd);
-      outcome = r.result;
+      const r = await send();
+      outcome = 'result' in r && typeof r.result === 'string' ? r.result : 'OK';
       return r;
     } catch (e) {
       outcome = (e as { code?: string }).code ?? 'error';
       throw e;
     } finally {
-      await this.db
-        .transaction((m) =>
-          this.audit.record(m, {
-            action: 'device_control',
-            entity: 'gb_device',
-            entityId: null,
-            schoolId,
-            after: { deviceId, targetId, command: cmd, outcome, by: user.username },
-          }),
-        )
-        .catch(() => undefined);
+      await entry('device_control', { deviceId, targetId, command, outcome, by: user.username }).catch(() => undefined);
     }
+  }
+
+  /** Sends a DeviceControl command (audited: see `audited`). */
+  private async control(deviceId: string, channelId: string | undefined, cmd: ControlCommand, user: AuthUser) {
+    const { schoolId, targetId } = await this.target(deviceId, channelId);
+    return this.audited(deviceId, targetId, schoolId, cmd, user, () => this.commands.control(deviceId, targetId, cmd));
   }
 
   /** Remote reboot (DeviceControl TeleBoot, GB/T 28181-2016 §A.2.3.1.2). The device answers nothing but its 200: `result: SENT`. Audited. */
@@ -263,14 +273,15 @@ export class Gb28181Controller {
   /**
    * Asks the device for its keepalive settings (ConfigDownload BasicParam, §A.2.4.7) and applies
    * them: its cameras are offline after HeartBeatInterval × HeartBeatCount of silence (at most
-   * gb28181.heartbeatMaxOfflineSeconds) instead of the district default. Also asked after each registration.
+   * gb28181.heartbeatMaxOfflineSeconds) instead of the district default. Also asked after each registration. Audited.
    */
   @Roles(...CONTROL_ROLES)
   @Post('devices/:deviceId/basic-param')
   @HttpCode(200)
-  async basicParam(@GbIdParam() deviceId: string) {
-    await this.target(deviceId, undefined);
-    return this.commands.basicParam(deviceId);
+  async basicParam(@GbIdParam() deviceId: string, @CurrentUser() user: AuthUser) {
+    const { schoolId } = await this.target(deviceId, undefined);
+    // Audited like the controls: what the device reports changes when its cameras are marked offline.
+    return this.audited(deviceId, deviceId, schoolId, { kind: 'basic_param' }, user, () => this.commands.basicParam(deviceId));
   }
 
   /**
