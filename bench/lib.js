@@ -109,4 +109,30 @@ function meetsTarget(value, target) {
   return { '<=': value <= t, '>=': value >= t, '<': value < t, '>': value > t }[m[1]];
 }
 
-module.exports = { percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix, sleep, until, freePort };
+/**
+ * Leaves the district as a scenario found it: resolves the incidents `where` selects (SQL over
+ * `incidents`, params from $1) as tests and marks their outbox rows done; returns those rows' job
+ * ids. The incidents are locked in id order — as the service's escalation batch does — and a
+ * deadlock or serialization failure against the running service is tried again.
+ */
+async function resolveBenchIncidents(pg, where, params) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pg.query('BEGIN');
+      await pg.query(`SELECT id FROM incidents WHERE (${where}) AND status <> 'resolved' ORDER BY id FOR UPDATE`, params);
+      const { rows } = await pg.query(
+        `WITH r AS (UPDATE incidents SET status = 'resolved', outcome = 'test', resolved_at = now(), resolved_by_name = 'bench' WHERE (${where}) AND status <> 'resolved' RETURNING id)
+         UPDATE alarm_outbox o SET done_at = now() FROM r WHERE o.payload->>'incidentId' = r.id::text AND o.done_at IS NULL RETURNING o.job_id`,
+        params,
+      );
+      await pg.query('COMMIT');
+      return rows.map((r) => r.job_id);
+    } catch (e) {
+      await pg.query('ROLLBACK').catch(() => undefined);
+      if (attempt >= 5 || !['40P01', '40001'].includes(e.code)) throw e;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
+module.exports = { resolveBenchIncidents, percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix, sleep, until, freePort };

@@ -29,7 +29,7 @@
 const { spawn } = require('node:child_process');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { percentile, cpuSeconds, sleep, until } = require('../lib');
+const { percentile, cpuSeconds, resolveBenchIncidents, sleep, until } = require('../lib');
 
 const ROOT = join(__dirname, '..', '..');
 const STEADY_SECONDS = Number(process.env.BENCH_ALARMS_STEADY_SECONDS || 10);
@@ -267,11 +267,7 @@ async function run(ctx) {
 
 /** Leave the district as found: resolve the bench incidents and drop their escalation timers. */
 async function cleanup(ctx, pg, schoolId) {
-  const { rows } = await pg.query(
-    `WITH r AS (UPDATE incidents SET status = 'resolved', outcome = 'test', resolved_at = now(), resolved_by_name = 'bench' WHERE school_id = $1 AND status <> 'resolved' RETURNING id)
-     UPDATE alarm_outbox o SET done_at = now() FROM r WHERE o.payload->>'incidentId' = r.id::text AND o.done_at IS NULL RETURNING o.job_id`,
-    [schoolId],
-  );
+  const rows = (await resolveBenchIncidents(pg, 'school_id = $1', [schoolId])).map((job_id) => ({ job_id }));
   const { Queue } = require('bullmq');
   const Redis = require('ioredis');
   const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });

@@ -18,6 +18,9 @@
  *     when its viewer got ≥ 90 % of the frames sent and the bitrate. Target ≥ 32. Reported: the
  *     service's CPU and the ffmpeg processes' CPU per stream (cores), and this process (cameras
  *     + viewers) for context.
+ *  2b. Alarm press → console while 16 of those streams play (10 presses/s, BENCH_VIDEO_PRESSES
+ *     (100) buttons without linked cameras, an operator's console on the same service): p50/p99,
+ *     target p99 ≤ 100 ms (issue 15), and how many never reached the console (target 0).
  *  3. Snapshot latency while those streams play (from the running stream's last keyframe; cache
  *     off): p50/p99, target p99 ≤ 1 s; and cold snapshots (no stream running: INVITE first).
  */
@@ -26,7 +29,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { Client } = require('pg');
-const { cpuSeconds, freePort, percentile, sleep } = require('../lib');
+const { cpuSeconds, freePort, percentile, resolveBenchIncidents, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const PASSWORD = 'bench-video-password';
@@ -129,6 +132,78 @@ async function startService(ctx, env, log) {
   };
 }
 
+/**
+ * `count` button presses at 10/s (each its own button, no linked camera: the streams are the load
+ * under test) on the video service, received as incident.raised by an operator's console on the
+ * same service; returns press → console receipt (ms) of those received. Leaves the district as
+ * found: its buttons, credentials and incidents are removed.
+ */
+async function pressWhilePlaying(ctx, svc, db, schoolId, count, log) {
+  const { io } = require('socket.io-client');
+  const { loadConfig } = require(path.join(ROOT, 'dist/config/config.js'));
+  const password = loadConfig({ ...process.env, NODE_ENV: 'development' }).demo.userPassword;
+  const codes = Array.from({ length: count }, (_, i) => `BENCH-VP${i}`);
+  const devices = (
+    await db.query(
+      `INSERT INTO alarm_devices (code, school_id, location, area_kind, keepalive_seconds) SELECT c, $1, '视频基准岗亭', 'main_gate', 86400 FROM unnest($2::text[]) c RETURNING id, code`,
+      [schoolId, codes],
+    )
+  ).rows;
+  const deviceIds = devices.map((d) => d.id);
+  await db.query(
+    `INSERT INTO device_credentials (key_id, secret_hash, kind, subject_id, school_id)
+     SELECT 'dk_bvp' || substr(code, 9), encode(sha256(('svp' || substr(code, 9))::bytea), 'hex'), 'alarm_device', id, $1 FROM alarm_devices WHERE id = ANY($2)`,
+    [schoolId, deviceIds],
+  );
+  let socket;
+  try {
+    const login = await fetch(`${svc.base}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'operator1', password }),
+    });
+    if (login.status !== 200) throw new Error(`operator1 login: ${login.status}`);
+    const { accessToken } = await login.json();
+    const received = new Map();
+    let live = false;
+    socket = io(`${svc.base}/console`, { transports: ['websocket'], reconnection: false, auth: { token: accessToken } });
+    socket.on('live', () => (live = true));
+    socket.on('event', (e) => {
+      if (e.type === 'incident.raised' && !received.has(e.payload.incidentId)) received.set(e.payload.incidentId, performance.now());
+    });
+    for (let i = 0; !live; i++) {
+      if (i > 300) throw new Error('the console did not go live');
+      await sleep(100);
+    }
+    log(`${count} presses at 10/s while the streams play…`);
+    const sent = [];
+    const start = performance.now();
+    const pending = [];
+    for (let k = 0; k < count; k++) {
+      const due = start + k * 100;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const i = codes[k].slice(8);
+      pending.push(
+        fetch(`${svc.base}/api/v1/incidents/press`, {
+          method: 'POST',
+          headers: { authorization: `Device dk_bvp${i}:svp${i}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ eventId: `bench-vp-${i}` }),
+        })
+          .then((r) => r.json())
+          .then((b) => b.id && sent.push({ id: b.id, due })),
+      );
+    }
+    await Promise.all(pending);
+    for (let i = 0; i < 50 && sent.some((x) => !received.has(x.id)); i++) await sleep(100);
+    return sent.filter((x) => received.has(x.id)).map((x) => received.get(x.id) - x.due);
+  } finally {
+    socket?.close();
+    await resolveBenchIncidents(db, 'alarm_device_id = ANY($1)', [deviceIds]);
+    await db.query(`DELETE FROM device_credentials WHERE subject_id = ANY($1)`, [deviceIds]);
+  }
+}
+
 async function run(ctx) {
   const log = ctx.log;
   const scenario = 'video';
@@ -141,6 +216,7 @@ async function run(ctx) {
   const STREAMS = Number(process.env.BENCH_VIDEO_STREAMS ?? 32);
   const SECONDS = Number(process.env.BENCH_VIDEO_SECONDS ?? 10);
   const SAMPLES = Number(process.env.BENCH_VIDEO_SAMPLES ?? 20);
+  const PRESSES = Number(process.env.BENCH_VIDEO_PRESSES ?? 100);
   const db = new Client({ connectionString: ctx.databaseUrl });
   await db.connect();
   const ids = Array.from({ length: STREAMS + 3 * SAMPLES + 8 }, (_, i) => `3402000000132${String(8_000_000 + i).padStart(7, '0')}`);
@@ -275,6 +351,14 @@ async function run(ctx) {
       `${healthy}/${live.length} streams ok, ${round(mbps / live.length, 2)} Mbit/s each; service ${round((m1.svc - m0.svc) / secs, 2)} cores, ffmpeg ${round(ffCpu / secs, 2)} cores`,
     );
 
+    // 2b. alarm press → console while 16 of those streams play (issue 15: p99 ≤ 100 ms)
+    for (const l of live.splice(Math.min(16, live.length))) l.v.close();
+    await sleep(500);
+    const press = await pressWhilePlaying(ctx, a, db, schoolId, PRESSES, log);
+    rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.p50`, value: round(percentile(press, 50)), unit: 'ms', target: null });
+    rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.p99`, value: round(percentile(press, 99)), unit: 'ms', target: '<= 100' });
+    rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.lost`, value: PRESSES - press.length, unit: 'alarms', target: '<= 0' });
+
     // 3. snapshots while the streams play (warm), then cold
     const warm = [];
     for (let i = 0; i < 20; i++) {
@@ -297,8 +381,8 @@ async function run(ctx) {
       const d = await device(a, small);
       const t0 = performance.now();
       const res = await fetch(`${a.base}/api/v1/cameras/${d.id}/snapshot`, { headers: { authorization: `Bearer ${ctx.adminToken}` } });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`cold snapshot ${res.status}`);
+      const buf = Buffer.from(await res.arrayBuffer());
+      if (res.status !== 200) throw new Error(`cold snapshot ${res.status}: ${buf.toString().slice(0, 300)}`);
       cold.push(performance.now() - t0);
     }
     rows.push({ scenario, metric: 'snapshot_cold.p50', value: round(percentile(cold, 50)), unit: 'ms', target: null });
