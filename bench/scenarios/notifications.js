@@ -16,7 +16,7 @@ const { readFileSync } = require('node:fs');
 const Module = require('node:module');
 const { join } = require('node:path');
 const { Client } = require('pg');
-const { percentile, until } = require('../lib');
+const { percentile, resolveBenchIncidents, until } = require('../lib');
 
 const ROOT = join(__dirname, '..', '..');
 const N = Number(process.env.BENCH_NOTIFY_ALARMS || 500);
@@ -158,11 +158,7 @@ async function run(ctx) {
   } finally {
     // Leave the district as found: resolve before level 2, drop timers and fixtures.
     if (schoolId) {
-      const { rows } = await pg.query(
-        `WITH r AS (UPDATE incidents SET status = 'resolved', outcome = 'test', resolved_at = now(), resolved_by_name = 'bench' WHERE school_id = $1 AND status <> 'resolved' RETURNING id)
-         UPDATE alarm_outbox o SET done_at = now() FROM r WHERE o.payload->>'incidentId' = r.id::text AND o.done_at IS NULL RETURNING o.job_id`,
-        [schoolId],
-      );
+      const rows = (await resolveBenchIncidents(pg, 'school_id = $1', [schoolId])).map((job_id) => ({ job_id }));
       const { Queue } = require('bullmq');
       const Redis = require('ioredis');
       const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
