@@ -145,6 +145,7 @@ export const SCHEMA: ConfigSchema = {
   'auth.bootstrapAdminPassword': rules.str(),
   'auth.minPasswordLength': rules.int(6, 128),
   'auth.deviceCredentialCacheSeconds': rules.int(0, 3600),
+  'auth.deviceCredentialNegativeCacheMax': rules.int(0, 1_000_000),
   'auth.pruneRefreshTokensCron': rules.cron(),
   'registry.defaultPageSize': rules.int(1, 10000),
   'registry.maxPageSize': rules.int(1, 10000),

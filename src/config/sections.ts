@@ -222,6 +222,12 @@ export interface AuthConfig {
    * revoked credential may still be accepted by another process.
    */
   deviceCredentialCacheSeconds: number;
+  /**
+   * Most unknown key ids an api process remembers (least recently seen forgotten first). Kept apart
+   * from the known credentials: a flood of made-up key ids never evicts a real device's entry (its
+   * next request would wait on Postgres); past this number an unknown key id costs a lookup again.
+   */
+  deviceCredentialNegativeCacheMax: number;
   pruneRefreshTokensCron: string;
 }
 

@@ -1,3 +1,5 @@
+import { DataSource } from 'typeorm';
+import { DeviceCredentialsService } from '../../src/modules/auth/device-credentials.service';
 import { malformedInput } from '../../src/infra/observability/metrics';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
 import { OnlineTimeService } from '../../src/modules/device-health/online-time.service';
@@ -138,6 +140,35 @@ describe('device health (liveness)', () => {
         .send({ heartbeats: [{ deviceId: cams.B1.deviceId, channelId: cams.B1.channelId }, { code: alarm.code }] })
         .expect(200);
       expect(scoped.body).toMatchObject({ accepted: 1, rejected: [{ index: 0, reason: 'out_of_scope' }] });
+    });
+    it('keeps known credentials through a flood of unknown key ids: those go in a bounded cache of their own', async () => {
+      const creds = t.app.get(DeviceCredentialsService);
+      const lookups = jest.spyOn(t.app.get(DataSource), 'query');
+      const looked = () => lookups.mock.calls.filter(([sql]) => String(sql).includes('FROM device_credentials')).length;
+      const cfg = t.config.auth;
+      const saved = cfg.deviceCredentialNegativeCacheMax;
+      cfg.deviceCredentialNegativeCacheMax = 100;
+      try {
+        expect((await creds.verify(cred.camA2)).subjectId).toBe(cams.A2.id); // known, cached
+        // 250 made-up key ids (more than the 100 the negative cache holds): each one 401, as before.
+        const flood = Array.from({ length: 250 }, (_, i) => `Device dk_flood${i}:not-a-secret`);
+        for (let i = 0; i < flood.length; i += 50) {
+          const answers = await Promise.allSettled(flood.slice(i, i + 50).map((h) => creds.verify(h)));
+          expect(answers.every((a) => a.status === 'rejected')).toBe(true);
+        }
+        lookups.mockClear();
+        // The known device still answers from memory: no lookup.
+        expect((await creds.verify(cred.camA2)).subjectId).toBe(cams.A2.id);
+        expect(looked()).toBe(0);
+        // The last unknown ids are remembered; the first were forgotten (bounded): a lookup again.
+        await expect(creds.verify(flood[249])).rejects.toMatchObject({ status: 401 });
+        expect(looked()).toBe(0);
+        await expect(creds.verify(flood[0])).rejects.toMatchObject({ status: 401 });
+        expect(looked()).toBe(1);
+      } finally {
+        cfg.deviceCredentialNegativeCacheMax = saved;
+        lookups.mockRestore();
+      }
     });
   });
 

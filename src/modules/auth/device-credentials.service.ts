@@ -12,8 +12,7 @@ import { turnBatch } from '../../infra/database/turn-batch';
 import { sha256 } from './token.service';
 
 interface Cached {
-  /** null: no live credential has this key id (a negative entry, so an unknown key answers as fast as a known one). */
-  device: AuthDevice | null;
+  device: AuthDevice;
   secretHash: Buffer;
   until: number;
 }
@@ -45,7 +44,14 @@ const SUBJECT_TABLE = { camera: 'cameras', alarm_device: 'alarm_devices' } as co
  */
 @Injectable()
 export class DeviceCredentialsService {
+  /** Live credentials looked up (their number is bounded by the credentials that exist, not by what callers send). */
   private readonly cache = new Map<string, Cached>();
+  /**
+   * Key ids no live credential has → until when that is believed: a map of its own, bounded
+   * (auth.deviceCredentialNegativeCacheMax, least recently seen dropped first), so a flood of
+   * made-up key ids never evicts a known credential (they shared one map, cleared whole when full).
+   */
+  private readonly unknown = new Map<string, number>();
   /** Key ids to look up, read together once per event-loop turn (a burst of devices: one query, not one each). */
 
   constructor(
@@ -77,7 +83,7 @@ export class DeviceCredentialsService {
         label: dto.label ?? '',
       });
       await m.save(cred);
-      this.cache.delete(keyId); // never a negative entry for a key id just made (another process: key ids are random, none was tried)
+      this.unknown.delete(keyId); // never a negative entry for a key id just made (another process: key ids are random, none was tried)
       await this.audit.record(m, { action: 'create', entity: 'device_credential', entityId: cred.id, schoolId, after: cred });
       return { id: cred.id, keyId, secret, authorization: `Device ${keyId}:${secret}` };
     });
@@ -107,24 +113,43 @@ export class DeviceCredentialsService {
     if (!m) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_REQUIRED, 'Device credentials required: Authorization: Device <keyId>:<secret>');
     const [, keyId, secret] = m;
     const now = Date.now();
-    let entry = this.cache.get(keyId);
-    if (!entry || entry.until < now) {
+    let entry: Cached | null = this.cache.get(keyId) ?? null;
+    if (entry && entry.until < now) entry = null;
+    const unknown = !entry && (this.unknown.get(keyId) ?? 0) >= now;
+    if (unknown) this.touchUnknown(keyId, this.unknown.get(keyId)!);
+    if (!entry && !unknown) {
       // Unknown key ids are cached too (same expiry): otherwise an unknown one cost a query every time and a known one
       // none — a timing oracle. Key ids are random (create): a key id tried before it existed is not a real case.
       const cred = await this.lookup(keyId);
-      entry = {
-        device: cred ? { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId } : null,
-        secretHash: cred ? Buffer.from(cred.secretHash, 'hex') : DUMMY_HASH,
-        until: now + this.config.auth.deviceCredentialCacheSeconds * 1000,
-      };
-      if (this.cache.size > 200_000) this.cache.clear();
-      this.cache.set(keyId, entry);
+      const until = now + this.config.auth.deviceCredentialCacheSeconds * 1000;
+      if (cred) {
+        entry = {
+          device: { credentialId: cred.id, keyId, kind: cred.kind, subjectId: cred.subjectId, schoolId: cred.schoolId },
+          secretHash: Buffer.from(cred.secretHash, 'hex'),
+          until,
+        };
+        if (this.cache.size > 200_000) this.cache.clear(); // more live credentials than that: not a district's
+        this.cache.set(keyId, entry);
+        this.unknown.delete(keyId);
+      } else {
+        this.cache.delete(keyId); // revoked since it was cached
+        this.touchUnknown(keyId, until);
+      }
     }
     const given = Buffer.from(sha256(secret), 'hex');
     // Compared in constant time whether the key id exists or not (DUMMY_HASH); one answer for both.
-    const equal = timingSafeEqual(given, entry.secretHash);
-    if (!equal || !entry.device) throw invalid();
+    const equal = timingSafeEqual(given, entry ? entry.secretHash : DUMMY_HASH);
+    if (!equal || !entry) throw invalid();
     return entry.device;
+  }
+
+  /** Remembers an unknown key id as the most recently seen; the least recently seen go past the bound. */
+  private touchUnknown(keyId: string, until: number): void {
+    const max = this.config.auth.deviceCredentialNegativeCacheMax;
+    this.unknown.delete(keyId);
+    if (max <= 0) return;
+    while (this.unknown.size >= max) this.unknown.delete(this.unknown.keys().next().value!);
+    this.unknown.set(keyId, until);
   }
 
   /** A live (not revoked) credential by key id, or null; the lookups of one event-loop turn share one query. */
