@@ -329,6 +329,14 @@ export interface LivenessConfig {
   /** Most heartbeats accepted in one batch (HTTP intake and SIP keepalive batching). */
   maxBatchSize: number;
   indexRefreshSeconds: number;
+  /**
+   * Maintenance windows (维护时段: a device, a school or the district): at most maintenanceMaxHours long,
+   * starting at most maintenanceMaxLeadDays ahead and no earlier than maintenanceMaxStartPastMinutes ago
+   * (a window declared after the fact must not hide an outage that happened).
+   */
+  maintenanceMaxHours: number;
+  maintenanceMaxLeadDays: number;
+  maintenanceMaxStartPastMinutes: number;
 }
 
 export interface PoliceRelayConfig {

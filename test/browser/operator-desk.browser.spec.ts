@@ -132,6 +132,29 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     expect(await page.textContent('#drill-total')).toContain('共 1 条');
     await cp.screenshot('operator-device-drill');
 
+    // A device row's "设为维护": a window for that device; the server's bounds come back as field errors in zh-CN.
+    const shanghai = (ms: number) => new Date(Date.now() + ms + 8 * 3_600_000).toISOString().slice(0, 16); // datetime-local, Asia/Shanghai
+    await page.click(`#drill-devices tr[data-device-id="${cams.unknown}"] .mw-for`);
+    await page.waitForSelector('#mw-form');
+    expect(await page.inputValue('#mw-scope')).toBe('device');
+    await page.fill('#mw-starts', shanghai(-2 * 3_600_000));
+    await page.fill('#mw-reason', '更换摄像机');
+    await page.click('#mw-save');
+    await page.waitForSelector('#mw-err-startsAt:text("开始时间不能早于现在")');
+    await page.fill('#mw-starts', shanghai(3_600_000));
+    await page.fill('#mw-ends', shanghai(100 * 3_600_000));
+    await page.click('#mw-save');
+    await page.waitForSelector('#mw-err-endsAt:text("时长超过上限")');
+    expect(await page.$('#mw-err-startsAt')).toBeNull();
+    await page.fill('#mw-ends', shanghai(3 * 3_600_000));
+    await page.click('#mw-save');
+    await page.waitForSelector('#mw-list tr[data-status="upcoming"]');
+    const windows = (await t.http().get('/api/v1/device-health/maintenance-windows').set(auth(admin)).expect(200)).body.items;
+    expect(windows).toEqual([expect.objectContaining({ deviceId: cams.unknown, schoolId: seed.schoolB.id, reason: '更换摄像机', status: 'upcoming' })]);
+    await cp.screenshot('operator-maintenance');
+    await page.click('#mw-list tr[data-status="upcoming"] .mw-remove');
+    await page.waitForSelector('#mw-list tr[data-status="upcoming"]', { state: 'detached' });
+
     await page.click('[data-drill="outages"]');
     await page.waitForSelector('#drill-outages');
     await page.click('#drill-close');

@@ -170,10 +170,11 @@ describe('response allow-lists', () => {
     const plan = await make('patrol-plans', { name: '巡查', cron: '0 9 * * *', scope: { kind: 'district' }, checks: ['guard_staffing', 'gate_open'] });
     const run = (await t.http().post(`/api/v1/patrol-plans/${plan.id}/run`).set(auth(admin)).send({}).expect(201)).body;
     const checkin = await make('post-checkins', { postId: post.id, personName: '王警官', personRole: 'police' });
+    // Maintenance windows are bounded from now (liveness.maintenance*): a fixed date would be refused one day.
     const maintenance = await make('device-health/maintenance-windows', {
       schoolId: A,
-      startsAt: '2026-03-02T08:00:00+08:00',
-      endsAt: '2026-03-02T09:00:00+08:00',
+      startsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      endsAt: new Date(Date.now() + 7_200_000).toISOString(),
       reason: '检修',
     });
     const round = await make('patrol-rounds', { size: 1 }, (await t.userToken('operator')).token);
@@ -229,7 +230,12 @@ describe('response allow-lists', () => {
       'PATCH /api/v1/guards/{id}': { phone: '023-1234567' },
       'POST /api/v1/protection-posts': { schoolId: A, code: 'PP-2', gate: '北门', windows: [{ kind: 'dismissal' }] },
       'PATCH /api/v1/protection-posts/{id}': { requiredHeadcount: 3 },
-      'POST /api/v1/device-health/maintenance-windows': { startsAt: '2026-03-03T08:00:00Z', endsAt: '2026-03-03T09:00:00Z', reason: '全区检修' },
+      'POST /api/v1/device-health/maintenance-windows': {
+        startsAt: new Date(Date.now() + 3_600_000).toISOString(),
+        endsAt: new Date(Date.now() + 7_200_000).toISOString(),
+        reason: '全区检修',
+      },
+      'PATCH /api/v1/device-health/maintenance-windows/{id}': { reason: '检修（改）' },
       'POST /api/v1/incidents/press': { eventId: 'walker-1' },
       'POST /api/v1/incidents/device-reports': { eventId: 'walker-2', type: 'video_alarm', cameraId: camera.id },
       'POST /api/v1/device/heartbeats': { heartbeats: [{ deviceId: camera.id, kind: 'camera' }] },

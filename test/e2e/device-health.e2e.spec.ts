@@ -362,18 +362,24 @@ describe('device health (liveness)', () => {
       expect(r1.body.days[0]).toMatchObject({ date: '2025-03-03', schoolDay: true, countedSeconds: 36000, devices: 1, onlineRate: 0.5 });
       expect(r1.body.days[1]).toMatchObject({ date: '2025-03-04', onlineRate: 0 });
       expect(r1.body.days[5]).toMatchObject({ date: '2025-03-08', schoolDay: false, onlineRate: null });
-      const mw = await t
-        .http()
-        .post('/api/v1/device-health/maintenance-windows')
-        .set(auth(admin))
-        .send({ schoolId: seed.schoolB.id, startsAt: '2025-03-03T12:30:00+08:00', endsAt: '2025-03-03T17:30:00+08:00', reason: '机房电源检修' })
-        .expect(201);
+      // Windows of the past as if declared then (the API takes none that start more than a few minutes ago).
+      const window = async (cols: { schoolId: string; deviceId?: string }) =>
+        (
+          await t.db.query(
+            `INSERT INTO maintenance_windows (school_id, device_id, device_kind, starts_at, ends_at, reason)
+             VALUES ($1, $2, $3, '2025-03-03T12:30:00+08:00', '2025-03-03T17:30:00+08:00', '机房电源检修') RETURNING id`,
+            [cols.schoolId, cols.deviceId ?? null, cols.deviceId ? 'camera' : null],
+          )
+        ).rows[0].id as string;
+      const schoolWindow = await window({ schoolId: seed.schoolB.id });
       const r2 = await t.http().get('/api/v1/device-health/online-rate').query(q).set(auth(op)).expect(200);
       expect(r2.body.days[0]).toMatchObject({ countedSeconds: 18000, onlineRate: 1 });
-      await t.http().get('/api/v1/device-health/maintenance-windows').query({ schoolId: seed.schoolB.id }).set(auth(op)).expect(200);
-      await t.http().delete(`/api/v1/device-health/maintenance-windows/${mw.body.id}`).set(auth(admin)).expect(204);
-      const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'maintenance_window' ORDER BY id`);
-      expect(audit.rows.map((r) => r.action)).toEqual(['create', 'delete']);
+      await t.db.query(`DELETE FROM maintenance_windows WHERE id = $1`, [schoolWindow]);
+      // A device's own window leaves that device's time out (the school's hours stay counted for the others).
+      const deviceWindow = await window({ schoolId: seed.schoolB.id, deviceId: cams.B1.id });
+      const r3 = await t.http().get('/api/v1/device-health/online-rate').query(q).set(auth(op)).expect(200);
+      expect(r3.body.days[0]).toMatchObject({ countedSeconds: 36000, onlineRate: 1 });
+      await t.db.query(`DELETE FROM maintenance_windows WHERE id = $1`, [deviceWindow]);
     });
 
     it('counts online time one way for the report and the audits: up to now, from the current status when there is no history', async () => {
@@ -434,10 +440,11 @@ describe('device health (liveness)', () => {
         .set(auth(staff))
         .expect(403);
       const op = (await t.userToken('operator')).token;
+      const auditor = (await t.userToken('auditor')).token;
       await t
         .http()
         .post('/api/v1/device-health/maintenance-windows')
-        .set(auth(op))
+        .set(auth(auditor))
         .send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T13:30:00Z', reason: 'x' })
         .expect(403);
       const bad = await t.http().get('/api/v1/device-health/online-rate').query({ schoolId: seed.schoolB.id, from: 'yesterday' }).set(auth(op)).expect(400);
@@ -451,6 +458,113 @@ describe('device health (liveness)', () => {
         .set(auth(admin))
         .send({ startsAt: '2025-03-03T12:30:00Z', endsAt: '2025-03-03T11:30:00Z', reason: 'x' })
         .expect(400);
+    });
+
+    it('maintenance windows: declared by the control center for the district, a school or a device, bounded, changed, ended, deleted, audited', async () => {
+      const op = (await t.userToken('operator')).token;
+      const staffA = (await t.userToken('school_security', seed.schoolA.id)).token;
+      const iso = (ms: number) => new Date(Date.now() + ms).toISOString();
+      const H = 3_600_000;
+      const post = (token: string, body: object) => t.http().post('/api/v1/device-health/maintenance-windows').set(auth(token)).send(body);
+      // Bounds (liveness.maintenance*: 72 h long, 30 days ahead, 5 min in the past), each a field-level 400.
+      const fields = async (body: object) => (await post(op, body).expect(400)).body.error.details.fields.map((f: { field: string }) => f.field);
+      expect(await fields({ schoolId: seed.schoolA.id, startsAt: iso(-H), endsAt: iso(H), reason: '补登' })).toEqual(['startsAt']);
+      expect(await fields({ schoolId: seed.schoolA.id, startsAt: iso(H), endsAt: iso(74 * H), reason: '太长' })).toEqual(['endsAt']);
+      expect(await fields({ schoolId: seed.schoolA.id, startsAt: iso(31 * 24 * H), endsAt: iso(31 * 24 * H + H), reason: '太远' })).toEqual(['startsAt']);
+      expect(await fields({ deviceId: cams.B1.id, schoolId: seed.schoolA.id, startsAt: iso(H), endsAt: iso(2 * H), reason: 'x' })).toEqual(['deviceId']);
+      await post(staffA, { schoolId: seed.schoolA.id, startsAt: iso(H), endsAt: iso(2 * H), reason: 'x' }).expect(403);
+      // A school's, a device's (its school from the registry) and a district-wide one; the operator may declare them.
+      const school = (await post(op, { schoolId: seed.schoolA.id, startsAt: iso(H), endsAt: iso(3 * H), reason: '机房电源检修' }).expect(201)).body;
+      expect(school).toMatchObject({ schoolId: seed.schoolA.id, deviceId: null, status: 'upcoming' });
+      const device = (await post(op, { deviceId: cams.B1.id, startsAt: iso(0), endsAt: iso(2 * H), reason: '更换摄像机' }).expect(201)).body;
+      expect(device).toMatchObject({ schoolId: seed.schoolB.id, deviceId: cams.B1.id, deviceKind: 'camera', status: 'active' });
+      const district = (await post(admin, { startsAt: iso(0), endsAt: iso(H), reason: '全区网络割接' }).expect(201)).body;
+      // A school's staff read their school's and the district's, not another school's device window.
+      const seen = await t.http().get('/api/v1/device-health/maintenance-windows').set(auth(staffA)).expect(200);
+      expect(seen.body.items.map((w: { id: string }) => w.id).sort()).toEqual([school.id, district.id].sort());
+      await t.http().get(`/api/v1/device-health/maintenance-windows/${device.id}`).set(auth(staffA)).expect(404);
+      const active = await t.http().get('/api/v1/device-health/maintenance-windows').query({ status: 'active' }).set(auth(op)).expect(200);
+      expect(active.body.items.map((w: { id: string }) => w.id).sort()).toEqual([device.id, district.id].sort());
+      // The console's status: windows in force.
+      const summary = await t.http().get('/api/v1/device-health/summary').set(auth(op)).expect(200);
+      expect(summary.body.maintenance).toMatchObject({ windowsTotal: 2, devicesOffline: expect.any(Number) });
+      // Changes: an upcoming window's times and reason; a started one keeps its start; ended early; deleted only before it starts.
+      const patch = (id: string, body: object) => t.http().patch(`/api/v1/device-health/maintenance-windows/${id}`).set(auth(op)).send(body);
+      expect((await patch(school.id, { endsAt: iso(4 * H), reason: '机房电源检修（延长）' }).expect(200)).body).toMatchObject({
+        reason: '机房电源检修（延长）',
+      });
+      expect((await patch(device.id, { startsAt: iso(-30 * 60_000) }).expect(400)).body.error.details.fields[0].field).toBe('startsAt');
+      expect((await patch(device.id, { endsAt: iso(80 * H) }).expect(400)).body.error.details.fields[0].field).toBe('endsAt');
+      expect((await t.http().delete(`/api/v1/device-health/maintenance-windows/${device.id}`).set(auth(op)).expect(409)).body.error.code).toBe(
+        'MAINTENANCE_WINDOW.STARTED',
+      );
+      expect((await t.http().post(`/api/v1/device-health/maintenance-windows/${school.id}/end`).set(auth(op)).expect(409)).body.error.code).toBe(
+        'MAINTENANCE_WINDOW.NOT_STARTED',
+      );
+      const ended = (await t.http().post(`/api/v1/device-health/maintenance-windows/${device.id}/end`).set(auth(op)).expect(200)).body;
+      expect(ended).toMatchObject({ status: 'ended', endedBy: expect.any(String) });
+      expect(ended.endedEarlyAt).not.toBeNull();
+      expect((await t.http().post(`/api/v1/device-health/maintenance-windows/${device.id}/end`).set(auth(op)).expect(409)).body.error.code).toBe(
+        'MAINTENANCE_WINDOW.OVER',
+      );
+      expect((await patch(device.id, { reason: '晚了' }).expect(409)).body.error.code).toBe('MAINTENANCE_WINDOW.OVER');
+      await t.http().delete(`/api/v1/device-health/maintenance-windows/${school.id}`).set(auth(op)).expect(204);
+      await t.http().post(`/api/v1/device-health/maintenance-windows/${district.id}/end`).set(auth(admin)).expect(200);
+      const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'maintenance_window' AND entity_id = ANY($1::text[]) ORDER BY id`, [
+        [school.id, device.id, district.id],
+      ]);
+      expect(audit.rows.map((r) => r.action)).toEqual(['create', 'create', 'create', 'update', 'end', 'delete', 'end']);
+      const events = await t.db.query(`SELECT payload->>'change' AS change FROM console_events WHERE type = 'device.maintenance' ORDER BY seq`);
+      expect(events.rows.map((r) => r.change)).toEqual(['created', 'created', 'created', 'updated', 'ended', 'deleted', 'ended']);
+    });
+
+    it('a device going offline inside a maintenance window is maintenance, not an outage; still offline after it, a fault from its end', async () => {
+      const m1 = (
+        await t
+          .http()
+          .post('/api/v1/cameras')
+          .set(auth(admin))
+          .send({ schoolId: seed.schoolA.id, deviceId: '50011300001188888801', channelId: '50011300001328888801', name: 'M1', areaKind: 'perimeter' })
+          .expect(201)
+      ).body;
+      await svc.loadIndex({ seedAt: Date.now() });
+      const W = V + 40 * 86_400_000;
+      const H = 3_600_000;
+      // M1's own window W … W+2h (in virtual time: inserted as if declared then).
+      await t.db.query(
+        `INSERT INTO maintenance_windows (school_id, device_id, device_kind, starts_at, ends_at, reason) VALUES ($1, $2, 'camera', $3, $4, '更换摄像机')`,
+        [seed.schoolA.id, m1.id, new Date(W), new Date(W + 2 * H)],
+      );
+      const fault = async () => (await t.db.query(`SELECT since, recovered_at FROM device_faults WHERE device_id = $1 ORDER BY since DESC`, [m1.id])).rows;
+      await svc.recordHeartbeats([m1.id], new Date(W + MIN));
+      await svc.sweep(W + MIN + THRESHOLD);
+      expect((await status(m1.id)).status).toBe('offline');
+      expect(await fault()).toEqual([]);
+      const batch = (
+        await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.status_batch' AND payload::text LIKE $1 ORDER BY seq DESC LIMIT 1`, [
+          `%${m1.id}%`,
+        ])
+      ).rows[0];
+      expect(batch.payload.changes.find((c: { deviceId: string }) => c.deviceId === m1.id)).toMatchObject({ to: 'offline', maintenance: true });
+      const op = (await t.userToken('operator')).token;
+      const list = await t.http().get('/api/v1/device-health/devices').query({ schoolId: seed.schoolA.id, status: 'offline' }).set(auth(op)).expect(200);
+      expect(list.body.items.find((d: { id: string }) => d.id === m1.id)).toMatchObject({ maintenance: true });
+      expect((await t.http().get('/api/v1/device-health/summary').set(auth(op)).expect(200)).body.maintenance.devicesOffline).toBe(1);
+      // Still inside the window: nothing changes.
+      await svc.sweep(W + H);
+      expect(await fault()).toEqual([]);
+      // The window is over and M1 is still offline: a fault (and the school's outage) from the window's end.
+      await svc.sweep(W + 2 * H + MIN);
+      expect((await fault()).map((f) => new Date(f.since).getTime())).toEqual([W + 2 * H]);
+      const outage = (
+        await t.db.query(`SELECT payload FROM console_events WHERE type = 'device.outage' AND school_id = $1 ORDER BY seq DESC LIMIT 1`, [seed.schoolA.id])
+      ).rows[0];
+      expect(outage.payload.wentOffline).toEqual([m1.id]);
+      expect((await t.http().get('/api/v1/device-health/summary').set(auth(op)).expect(200)).body.maintenance.devicesOffline).toBe(0);
+      // Back: the fault recovers as any other.
+      await svc.recordHeartbeats([m1.id], new Date(W + 3 * H));
+      expect((await fault())[0].recovered_at).not.toBeNull();
+      await t.http().delete(`/api/v1/cameras/${m1.id}`).set(auth(admin)).expect(204);
     });
   });
 

@@ -195,8 +195,14 @@ export const ErrorCode = {
     NOT_FOUND: 'OUTAGE.NOT_FOUND',
   },
   MAINTENANCE_WINDOW: {
-    /** [404] */
+    /** [404] (another school's device window too: no existence oracle) */
     NOT_FOUND: 'MAINTENANCE_WINDOW.NOT_FOUND',
+    /** [409] Delete: the window has started (it is part of the record): end it instead; `details.startsAt`. */
+    STARTED: 'MAINTENANCE_WINDOW.STARTED',
+    /** [409] End: the window has not begun (delete or change it instead); `details.startsAt`. */
+    NOT_STARTED: 'MAINTENANCE_WINDOW.NOT_STARTED',
+    /** [409] Change or end: the window is over; `details.endsAt`. */
+    OVER: 'MAINTENANCE_WINDOW.OVER',
   },
 
   // ---- alarms (一键报警) and the incident lifecycle

@@ -15,7 +15,10 @@ export interface ConsoleEventMap {
   /** Delivery of an incident to the police endpoint is late. */
   'incident.relay_late': IncidentSummary & { lateAfterSeconds: number };
   /** Device status transitions found by one liveness sweep, batched (never one event per device). */
-  'device.status_batch': { changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string }[] };
+  'device.status_batch': {
+    /** maintenance: went offline inside a maintenance window (no fault, no outage). */
+    changes: { deviceId: string; kind: string; schoolId: string; from: string; to: string; at: string; maintenance?: boolean }[];
+  };
   /**
    * A school's "devices offline" outage incident opened, changed or closed (src/modules/device-health).
    * A liveness sweep adds the devices of this school that went offline / came back in it
@@ -59,6 +62,11 @@ export interface ConsoleEventMap {
     by: string;
     testModeUntil: string | null;
   };
+  /**
+   * A maintenance window (维护时段: the district, a school or one device) was declared, changed, ended early or
+   * deleted (src/modules/device-health): consoles refresh the device status (offline inside a window is maintenance).
+   */
+  'device.maintenance': { windowId: string; schoolId: string | null; deviceId: string | null; change: 'created' | 'updated' | 'ended' | 'deleted' };
   /** Devices started flapping (bounced more than liveness.flapCount times in flapWindowMinutes): reported once per episode. */
   'device.flapping': { schoolId: string; devices: { deviceId: string; kind: string; bounces: number }[] };
   /**

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { UuidParam } from '../../infra/http/params';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
@@ -6,6 +6,7 @@ import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSchoolId } from '../../infra/access/scope';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { DeviceHealthQueries } from './device-health.queries';
+import { MaintenanceWindowsService } from './maintenance-windows.service';
 import { OnlineTimeService } from './online-time.service';
 import {
   CreateMaintenanceWindowDto,
@@ -16,7 +17,11 @@ import {
   OverdueQuery,
   SummaryQuery,
   TransitionQuery,
+  UpdateMaintenanceWindowDto,
 } from './dto';
+
+/** Who declares maintenance windows: the control center. */
+const MAINTENANCE_ROLES = ['admin', 'operator'] as const;
 
 /** What operators see of device liveness. School security staff see their own school only. */
 @ApiTags('device-health')
@@ -26,6 +31,7 @@ export class DeviceHealthController {
   constructor(
     private readonly q: DeviceHealthQueries,
     private readonly onlineTime: OnlineTimeService,
+    private readonly maintenanceWindows: MaintenanceWindowsService,
   ) {}
 
   /** Online / offline / unknown counts, online rate per zone and a page of schools (worst first). */
@@ -91,22 +97,50 @@ export class DeviceHealthController {
     return this.onlineTime.dailyRate(query.schoolId, query.from, query.to);
   }
 
+  /** Maintenance windows (维护时段) of the caller's scope: a school's staff see their school's (its devices' too) and the district-wide ones. */
   @Roles(...ALL_ROLES)
   @Get('maintenance-windows')
   maintenance(@Query() query: MaintenanceQuery, @CurrentUser() user: AuthUser) {
-    return this.q.listMaintenance({ schoolId: effectiveSchoolFilter(user, query.schoolId) }, query.limit, query.offset);
+    return this.maintenanceWindows.list(user, query);
   }
 
-  @Roles('admin')
+  @Roles(...ALL_ROLES)
+  @Get('maintenance-windows/:id')
+  maintenanceWindow(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+    return this.maintenanceWindows.get(user, id);
+  }
+
+  /**
+   * Declares a window for the district, a school or one device. Bounded (liveness.maintenanceMaxHours long,
+   * maintenanceMaxLeadDays ahead, no earlier than maintenanceMaxStartPastMinutes ago): else a field-level 400.
+   * A device going offline inside it is maintenance, not an outage fault. Audited.
+   */
+  @Roles(...MAINTENANCE_ROLES)
   @Post('maintenance-windows')
   createMaintenance(@Body() dto: CreateMaintenanceWindowDto, @CurrentUser() user: AuthUser) {
-    return this.q.createMaintenance(dto, user.id);
+    return this.maintenanceWindows.create(user, dto);
   }
 
-  @Roles('admin')
+  /** Changes a window not yet over (start only before it begins; end not in the past; reason). 409 MAINTENANCE_WINDOW.OVER. */
+  @Roles(...MAINTENANCE_ROLES)
+  @Patch('maintenance-windows/:id')
+  updateMaintenance(@UuidParam() id: string, @Body() dto: UpdateMaintenanceWindowDto, @CurrentUser() user: AuthUser) {
+    return this.maintenanceWindows.update(user, id, dto);
+  }
+
+  /** Ends a window in force now; devices still offline then become outage faults. 409 NOT_STARTED / OVER. */
+  @Roles(...MAINTENANCE_ROLES)
+  @Post('maintenance-windows/:id/end')
+  @HttpCode(200)
+  endMaintenance(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+    return this.maintenanceWindows.end(user, id);
+  }
+
+  /** Deletes a window that has not begun (one that has is part of the record: 409 MAINTENANCE_WINDOW.STARTED, end it instead). */
+  @Roles(...MAINTENANCE_ROLES)
   @Delete('maintenance-windows/:id')
   @HttpCode(204)
   async deleteMaintenance(@UuidParam() id: string): Promise<void> {
-    await this.q.deleteMaintenance(id);
+    await this.maintenanceWindows.delete(id);
   }
 }

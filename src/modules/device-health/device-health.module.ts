@@ -8,6 +8,7 @@ import { DeviceHealthQueries } from './device-health.queries';
 import { DeviceHealthService } from './device-health.service';
 import { DeviceIntakeController } from './device-intake.controller';
 import { DeviceTransitionsService } from './device-transitions.service';
+import { MaintenanceWindowsService } from './maintenance-windows.service';
 import { OnlineTimeService } from './online-time.service';
 
 const SWEEP_SCHEDULER = 'device-health.sweep';
@@ -19,8 +20,8 @@ const SWEEP_SCHEDULER = 'device-health.sweep';
 @Module({
   imports: [RegistryModule],
   controllers: [DeviceIntakeController, DeviceHealthController],
-  providers: [DeviceHealthService, DeviceTransitionsService, DeviceHealthQueries, OnlineTimeService],
-  exports: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService],
+  providers: [DeviceHealthService, DeviceTransitionsService, DeviceHealthQueries, OnlineTimeService, MaintenanceWindowsService],
+  exports: [DeviceHealthService, DeviceHealthQueries, OnlineTimeService, MaintenanceWindowsService],
 })
 export class DeviceHealthModule implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('DeviceHealth');

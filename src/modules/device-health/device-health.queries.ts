@@ -2,13 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { returningRows } from '../../infra/database/returning';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { Page } from '../../infra/http/pagination';
-import { AuditService } from '../audit-log';
 import { type DeviceStatus, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
 import { DeviceHealthService } from './device-health.service';
-import type { CreateMaintenanceWindowDto } from './dto';
+import { MaintenanceWindowsService } from './maintenance-windows.service';
 
 type Counts = { online: number; offline: number; unknown: number; fault: number; total: number; onlineRate: number | null };
 const emptyCounts = (): Counts => ({ online: 0, offline: 0, unknown: 0, fault: 0, total: 0, onlineRate: null });
@@ -28,7 +26,7 @@ export class DeviceHealthQueries {
     private readonly registry: RegistryService,
     private readonly statuses: DeviceStatusService,
     private readonly health: DeviceHealthService,
-    private readonly audit: AuditService,
+    private readonly maintenance: MaintenanceWindowsService,
   ) {}
 
   /** District (or one school's) counts with online rate per zone and a page of schools, worst first. */
@@ -51,9 +49,12 @@ export class DeviceHealthQueries {
       `SELECT count(*)::int AS open FROM device_outages WHERE closed_at IS NULL AND ($1::uuid IS NULL OR school_id = $1)`,
       [filter.schoolId ?? null],
     );
+    const inForce = await this.maintenance.inForce(filter.schoolId ?? null, 20);
     return {
       totals: finish(total),
       openOutages: open as number,
+      /** Windows in force now (the first 20, ending soonest first) and the devices offline under them (maintenance, not outages). */
+      maintenance: { windows: inForce.windows, windowsTotal: inForce.total, devicesOffline: inForce.devicesOffline },
       zones: [...zones.values()].map(finish),
       schools: { items: schoolList.slice(offset, offset + limit), total: schoolList.length, limit, offset },
     };
@@ -78,8 +79,16 @@ export class DeviceHealthQueries {
 
   async devices(filter: { schoolId?: string; status?: DeviceStatus; kind?: WatchedDeviceKind }, limit = 50, offset = 0) {
     const page = await this.statuses.deviceStatusPage(filter, limit, offset);
-    const seen = await this.health.lastSeen(page.items);
-    return { items: page.items.map((d, i) => ({ ...d, lastHeartbeatAt: seen[i] })), total: page.total, limit, offset };
+    const [seen, maint] = await Promise.all([
+      this.health.lastSeen(page.items),
+      this.maintenance.offlineUnderMaintenance(page.items.filter((d) => d.status !== 'online').map((d) => d.id)),
+    ]);
+    return {
+      items: page.items.map((d, i) => ({ ...d, lastHeartbeatAt: seen[i], maintenance: maint.has(d.id) })),
+      total: page.total,
+      limit,
+      offset,
+    };
   }
 
   async device(id: string) {
@@ -162,44 +171,7 @@ export class DeviceHealthQueries {
       [cutoff, schoolIds ?? null],
     );
   }
-
-  // ---------------------------------------------------------------- maintenance windows
-
-  async listMaintenance(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
-    const where = `WHERE ($1::uuid IS NULL OR school_id = $1 OR school_id IS NULL)`;
-    const [items, [{ total }]] = await Promise.all([
-      this.db.query(`SELECT ${MW_COLS} FROM maintenance_windows ${where} ORDER BY starts_at DESC LIMIT $2 OFFSET $3`, [f.schoolId ?? null, limit, offset]),
-      this.db.query(`SELECT count(*)::int AS total FROM maintenance_windows ${where}`, [f.schoolId ?? null]),
-    ]);
-    return { items, total, limit, offset };
-  }
-
-  async createMaintenance(dto: CreateMaintenanceWindowDto, userId: string) {
-    if (Date.parse(dto.endsAt) <= Date.parse(dto.startsAt)) throw Errors.validation([{ field: 'endsAt', reason: 'must be after startsAt' }]);
-    if (dto.schoolId)
-      await this.registry.school(dto.schoolId).catch(() => {
-        throw Errors.validation([{ field: 'schoolId', reason: 'no such school' }]);
-      });
-    return this.db.transaction(async (m) => {
-      const [row] = await m.query(
-        `INSERT INTO maintenance_windows (school_id, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING ${MW_COLS}`,
-        [dto.schoolId ?? null, dto.startsAt, dto.endsAt, dto.reason.trim(), userId],
-      );
-      await this.audit.record(m, { action: 'create', entity: 'maintenance_window', entityId: row.id, schoolId: row.schoolId, after: row });
-      return row;
-    });
-  }
-
-  async deleteMaintenance(id: string): Promise<void> {
-    await this.db.transaction(async (m) => {
-      const [row] = returningRows<{ schoolId: string | null }>(await m.query(`DELETE FROM maintenance_windows WHERE id = $1 RETURNING ${MW_COLS}`, [id]));
-      if (!row) throw Errors.notFound(ErrorCode.MAINTENANCE_WINDOW.NOT_FOUND, id);
-      await this.audit.record(m, { action: 'delete', entity: 'maintenance_window', entityId: id, schoolId: row.schoolId, before: row });
-    });
-  }
 }
-
-const MW_COLS = `id, school_id AS "schoolId", starts_at AS "startsAt", ends_at AS "endsAt", reason, created_by AS "createdBy", created_at AS "createdAt"`;
 
 function outageDto(o: Record<string, unknown>) {
   return {

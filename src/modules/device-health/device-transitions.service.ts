@@ -17,11 +17,34 @@ export interface Transition {
   at: Date;
 }
 
+/** A maintenance window in force (the columns transitions need). */
+interface WindowRow {
+  id: string;
+  school_id: string | null;
+  device_id: string | null;
+  starts_at: Date;
+  ends_at: Date;
+}
+
+/** The window covering a device at `at` (its own, its school's or a district-wide one; the one ending last), if any. */
+export function coveringWindow(windows: WindowRow[], d: { deviceId: string; schoolId: string }, at: Date): WindowRow | undefined {
+  let best: WindowRow | undefined;
+  for (const w of windows) {
+    if (!(w.starts_at <= at && at < w.ends_at)) continue;
+    const covers = w.device_id ? w.device_id === d.deviceId : w.school_id === null || w.school_id === d.schoolId;
+    if (covers && (!best || w.ends_at > best.ends_at)) best = w;
+  }
+  return best;
+}
+
 /**
  * What follows from device status transitions, in Postgres: the history rows, per-school outages
  * (open / update / auto-close, overdue faults), flapping, and the console events that report
  * them — one per school, never one per device. The liveness hot path and the sweep decide the
  * transitions (DeviceHealthService); this records them in the caller's transaction.
+ * A device going offline inside a maintenance window (its own, its school's, the district's) opens
+ * no fault and no outage: it is held in `device_maintenance_offline` (the console shows it as
+ * maintenance), and housekeeping opens its fault once no window covers it and it is still offline.
  */
 @Injectable()
 export class DeviceTransitionsService {
@@ -47,28 +70,35 @@ export class DeviceTransitionsService {
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])`,
       [ts.map((t) => t.deviceId), ts.map((t) => t.kind), ts.map((t) => t.schoolId), ts.map((t) => t.from), ts.map((t) => t.to), ts.map((t) => t.at)],
     );
-    const down = ts.filter((t) => t.to === 'offline');
+    const offline = ts.filter((t) => t.to === 'offline');
     const up = ts.filter((t) => t.to === 'online');
     const touched = new Set<string>();
-    if (down.length) {
-      const schools = [...new Set(down.map((t) => t.schoolId))];
-      await m.query(
-        `INSERT INTO device_outages (school_id, opened_at) SELECT s, $2 FROM unnest($1::uuid[]) s
-         ON CONFLICT (school_id) WHERE closed_at IS NULL DO NOTHING`,
-        [schools, now],
+    // Inside a maintenance window: held aside, no fault (windows in force are few: read once, matched here).
+    const inWindow = new Map<string, string>();
+    if (offline.length) {
+      const times = offline.map((t) => t.at.getTime());
+      const windows: WindowRow[] = await m.query(
+        `SELECT id, school_id, device_id, starts_at, ends_at FROM maintenance_windows WHERE starts_at <= $2 AND ends_at > $1`,
+        [new Date(Math.min(...times)), new Date(Math.max(...times))],
       );
-      const rows: { outage_id: string }[] = await m.query(
-        `INSERT INTO device_faults (outage_id, device_id, kind, school_id, since)
-         SELECT o.id, v.device_id, v.kind, v.school_id, v.at
-           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[]) AS v(device_id, kind, school_id, at)
-           JOIN device_outages o ON o.school_id = v.school_id AND o.closed_at IS NULL
-         ON CONFLICT (device_id) WHERE recovered_at IS NULL DO NOTHING
-         RETURNING outage_id`,
-        [down.map((t) => t.deviceId), down.map((t) => t.kind), down.map((t) => t.schoolId), down.map((t) => t.at)],
-      );
-      for (const r of rows) touched.add(r.outage_id);
+      if (windows.length)
+        for (const t of offline) {
+          const w = coveringWindow(windows, t, t.at);
+          if (w) inWindow.set(t.deviceId, w.id);
+        }
     }
+    const held = offline.filter((t) => inWindow.has(t.deviceId));
+    const down = offline.filter((t) => !inWindow.has(t.deviceId));
+    if (held.length)
+      await m.query(
+        `INSERT INTO device_maintenance_offline (device_id, kind, school_id, since, window_id)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::uuid[])
+         ON CONFLICT (device_id) DO UPDATE SET since = EXCLUDED.since, window_id = EXCLUDED.window_id`,
+        [held.map((t) => t.deviceId), held.map((t) => t.kind), held.map((t) => t.schoolId), held.map((t) => t.at), held.map((t) => inWindow.get(t.deviceId))],
+      );
+    if (down.length) for (const id of await this.openFaults(m, down, now)) touched.add(id);
     if (up.length) {
+      await m.query(`DELETE FROM device_maintenance_offline WHERE device_id = ANY($1::uuid[])`, [up.map((t) => t.deviceId)]);
       const rows = returningRows<{ outage_id: string }>(
         await m.query(
           `UPDATE device_faults f SET recovered_at = v.at FROM unnest($1::uuid[], $2::timestamptz[]) AS v(device_id, at)
@@ -78,21 +108,7 @@ export class DeviceTransitionsService {
       );
       for (const r of rows) touched.add(r.outage_id);
     }
-    let outages: OutageRow[] = [];
-    if (touched.size) {
-      outages = returningRows<OutageRow>(
-        await m.query(
-          `UPDATE device_outages o
-            SET offline_count = c.open, affected_count = c.total, peak_count = GREATEST(o.peak_count, c.open), updated_at = $2,
-                closed_at = CASE WHEN c.open = 0 THEN GREATEST($2, o.opened_at) ELSE NULL END
-           FROM (SELECT outage_id, count(*) FILTER (WHERE recovered_at IS NULL)::int AS open, count(*)::int AS total
-                   FROM device_faults WHERE outage_id = ANY($1::uuid[]) GROUP BY outage_id) c
-          WHERE o.id = c.outage_id
-          RETURNING o.*`,
-          [[...touched], now],
-        ),
-      );
-    }
+    const outages = await this.refreshOutages(m, touched, now);
     const flapping = await this.detectFlapping(m, ts, now);
 
     const events: ConsoleEventInput[] = [];
@@ -102,7 +118,17 @@ export class DeviceTransitionsService {
       events.push({
         type: 'device.status_batch',
         schoolId,
-        payload: { changes: list.map((t) => ({ deviceId: t.deviceId, kind: t.kind, schoolId, from: t.from, to: t.to, at: t.at.toISOString() })) },
+        payload: {
+          changes: list.map((t) => ({
+            deviceId: t.deviceId,
+            kind: t.kind,
+            schoolId,
+            from: t.from,
+            to: t.to,
+            at: t.at.toISOString(),
+            ...(inWindow.has(t.deviceId) ? { maintenance: true } : {}),
+          })),
+        },
       });
     }
     for (const o of outages) {
@@ -119,6 +145,73 @@ export class DeviceTransitionsService {
     }
     for (const [schoolId, devices] of flapping) events.push({ type: 'device.flapping', schoolId, payload: { schoolId, devices } });
     await this.consoleEvents.append(m, events);
+  }
+
+  /** Opens faults (and the school's outage when none is open) for devices gone offline; the outages touched. */
+  private async openFaults(m: EntityManager, down: { deviceId: string; kind: string; schoolId: string; at: Date }[], now: Date): Promise<string[]> {
+    const schools = [...new Set(down.map((t) => t.schoolId))];
+    await m.query(
+      `INSERT INTO device_outages (school_id, opened_at) SELECT s, $2 FROM unnest($1::uuid[]) s
+       ON CONFLICT (school_id) WHERE closed_at IS NULL DO NOTHING`,
+      [schools, now],
+    );
+    const rows: { outage_id: string }[] = await m.query(
+      `INSERT INTO device_faults (outage_id, device_id, kind, school_id, since)
+       SELECT o.id, v.device_id, v.kind, v.school_id, v.at
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[]) AS v(device_id, kind, school_id, at)
+         JOIN device_outages o ON o.school_id = v.school_id AND o.closed_at IS NULL
+       ON CONFLICT (device_id) WHERE recovered_at IS NULL DO NOTHING
+       RETURNING outage_id`,
+      [down.map((t) => t.deviceId), down.map((t) => t.kind), down.map((t) => t.schoolId), down.map((t) => t.at)],
+    );
+    return rows.map((r) => r.outage_id);
+  }
+
+  /** Recounts the outages touched (offline / affected / peak), closing those with nothing offline. */
+  private async refreshOutages(m: EntityManager, touched: Set<string>, now: Date): Promise<OutageRow[]> {
+    if (touched.size === 0) return [];
+    return returningRows<OutageRow>(
+      await m.query(
+        `UPDATE device_outages o
+          SET offline_count = c.open, affected_count = c.total, peak_count = GREATEST(o.peak_count, c.open), updated_at = $2,
+              closed_at = CASE WHEN c.open = 0 THEN GREATEST($2, o.opened_at) ELSE NULL END
+         FROM (SELECT outage_id, count(*) FILTER (WHERE recovered_at IS NULL)::int AS open, count(*)::int AS total
+                 FROM device_faults WHERE outage_id = ANY($1::uuid[]) GROUP BY outage_id) c
+        WHERE o.id = c.outage_id
+        RETURNING o.*`,
+        [[...touched], now],
+      ),
+    );
+  }
+
+  /**
+   * Devices that went offline inside a maintenance window and are offline still when no window covers
+   * them any more (it ended, was ended early or deleted): their faults open now — from the window's end
+   * when it ended on time, else from now — with the school's outage and a `device.outage` event.
+   * Locks the rows it converts (a device coming online meanwhile deletes its row first: it is skipped).
+   */
+  private async maintenanceOver(m: EntityManager, now: Date): Promise<ConsoleEventInput[]> {
+    const over = returningRows<{ device_id: string; kind: string; school_id: string; since: Date }>(
+      await m.query(
+        `DELETE FROM device_maintenance_offline d USING (
+           SELECT o.device_id, LEAST($1::timestamptz, COALESCE((SELECT w.ends_at FROM maintenance_windows w WHERE w.id = o.window_id), $1::timestamptz)) AS since
+             FROM device_maintenance_offline o
+            WHERE NOT EXISTS (SELECT 1 FROM maintenance_windows w WHERE w.starts_at <= $1 AND w.ends_at > $1
+                                AND (w.device_id = o.device_id OR (w.device_id IS NULL AND (w.school_id IS NULL OR w.school_id = o.school_id))))
+            ORDER BY o.device_id LIMIT 10000 FOR UPDATE OF o) x
+          WHERE d.device_id = x.device_id
+          RETURNING d.device_id, d.kind, d.school_id, x.since`,
+        [now],
+      ),
+    );
+    if (over.length === 0) return [];
+    const down = over.map((r) => ({ deviceId: r.device_id, kind: r.kind, schoolId: r.school_id, at: new Date(r.since) }));
+    const outages = await this.refreshOutages(m, new Set(await this.openFaults(m, down, now)), now);
+    return outages.map((o): ConsoleEventInput<'device.outage'> => ({
+      type: 'device.outage',
+      schoolId: o.school_id,
+      payload: { ...outagePayload(o), wentOffline: down.filter((d) => d.schoolId === o.school_id).map((d) => d.deviceId), recovered: [] },
+    }));
   }
 
   /**
@@ -147,11 +240,15 @@ export class DeviceTransitionsService {
     return out;
   }
 
-  /** Flags faults open past faultOverdueHours (GB/T 29315) and forgets flapping that calmed down. */
+  /**
+   * Flags faults open past faultOverdueHours (GB/T 29315), forgets flapping that calmed down, and
+   * opens the faults of devices still offline after their maintenance window.
+   */
   async housekeeping(now: Date): Promise<number> {
     return this.db.transaction(async (m) => {
       const windowStart = new Date(now.getTime() - this.cfg.flapWindowMinutes * 60_000);
       await m.query(`DELETE FROM device_flapping WHERE last_bounce_at < $1`, [windowStart]);
+      await this.consoleEvents.append(m, await this.maintenanceOver(m, now));
       const overdueBefore = new Date(now.getTime() - this.cfg.faultOverdueHours * 3_600_000);
       const faults = returningRows<{ outage_id: string; device_id: string; kind: string }>(
         await m.query(

@@ -51,13 +51,29 @@ export class OnlineRateQuery {
   to: string;
 }
 
+const MAINTENANCE_STATUSES = ['upcoming', 'active', 'ended'] as const;
+
 export class MaintenanceQuery extends LimitOffset {
-  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional({ description: "a school's windows (its devices' too) and the district-wide ones" }) @IsOptional() @IsUUID() schoolId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() deviceId?: string;
+  @ApiPropertyOptional({ enum: MAINTENANCE_STATUSES }) @IsOptional() @IsIn(MAINTENANCE_STATUSES) status?: (typeof MAINTENANCE_STATUSES)[number];
 }
 
 export class CreateMaintenanceWindowDto {
-  @ApiPropertyOptional({ description: 'omit for a district-wide window' }) @IsOptional() @IsUUID() schoolId?: string;
-  @ApiProperty() @IsStrictDateTime() startsAt: string;
-  @ApiProperty() @IsStrictDateTime() endsAt: string;
+  @ApiPropertyOptional({ description: 'a school (omit both schoolId and deviceId for a district-wide window)' })
+  @IsOptional()
+  @IsUUID()
+  schoolId?: string;
+  @ApiPropertyOptional({ description: 'one camera or alarm button (its school is taken from the registry)' }) @IsOptional() @IsUUID() deviceId?: string;
+  @ApiProperty({ description: 'no earlier than liveness.maintenanceMaxStartPastMinutes ago, at most maintenanceMaxLeadDays ahead' })
+  @IsStrictDateTime()
+  startsAt: string;
+  @ApiProperty({ description: 'after startsAt, at most liveness.maintenanceMaxHours after it' }) @IsStrictDateTime() endsAt: string;
   @ApiProperty({ example: '机房电源检修' }) @IsString() @MinLength(1) @MaxLength(500) reason: string;
+}
+
+export class UpdateMaintenanceWindowDto {
+  @ApiPropertyOptional({ description: 'only before the window begins' }) @IsOptional() @IsStrictDateTime() startsAt?: string;
+  @ApiPropertyOptional({ description: 'not in the past (ending now: POST …/end)' }) @IsOptional() @IsStrictDateTime() endsAt?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(500) reason?: string;
 }

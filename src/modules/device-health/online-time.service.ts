@@ -164,15 +164,18 @@ export class OnlineTimeService {
            CROSS JOIN LATERAL (SELECT from_status FROM device_transitions WHERE device_id = d.id AND at >= $2 ORDER BY at, id LIMIT 1) t`,
         [ids, rangeEnd],
       ) as Promise<{ deviceId: string; from: DeviceStatus }[]>,
-      this.db.query(`SELECT starts_at, ends_at FROM maintenance_windows WHERE (school_id = $1 OR school_id IS NULL) AND starts_at < $3 AND ends_at > $2`, [
-        schoolId,
-        rangeStart,
-        rangeEnd,
-      ]) as Promise<{ starts_at: Date; ends_at: Date }[]>,
+      this.db.query(
+        `SELECT device_id, starts_at, ends_at FROM maintenance_windows WHERE (school_id = $1 OR school_id IS NULL) AND starts_at < $3 AND ends_at > $2`,
+        [schoolId, rangeStart, rangeEnd],
+      ) as Promise<{ device_id: string | null; starts_at: Date; ends_at: Date }[]>,
     ]);
     const changes = changesByDevice(during);
     const statusAtEnd = new Map(after.map((r) => [r.deviceId, r.from]));
-    const holes = maintenance.map((w) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number]);
+    const spanOf = (w: { starts_at: Date; ends_at: Date }) => [new Date(w.starts_at).getTime(), new Date(w.ends_at).getTime()] as [number, number];
+    // The school's and the district's windows leave the time out for every device; a device's own window for that device.
+    const holes = maintenance.filter((w) => w.device_id === null).map(spanOf);
+    const deviceHoles = new Map<string, [number, number][]>();
+    for (const w of maintenance) if (w.device_id) (deviceHoles.get(w.device_id) ?? deviceHoles.set(w.device_id, []).get(w.device_id)!).push(spanOf(w));
 
     const days: DailyOnlineRate[] = [];
     for (let date = from; date <= to; date = addDays(date, 1)) {
@@ -181,10 +184,16 @@ export class OnlineTimeService {
       const counted = w.end > w.start ? subtractIntervals([[w.start.getTime(), w.end.getTime()]], holes) : [];
       const countedMs = counted.reduce((s, [a, b]) => s + (b - a), 0);
       let onlineMs = 0;
+      let denominator = 0;
       if (countedMs > 0)
-        for (const d of devices)
-          for (const [a, b] of counted) onlineMs += onlineWithin(statusAtEnd.get(d.id) ?? d.status, changes.get(d.id) ?? [], new Date(a), new Date(b)).onlineMs;
-      const denominator = countedMs * devices.length;
+        for (const d of devices) {
+          const own = deviceHoles.get(d.id);
+          const mine = own ? subtractIntervals(counted, own) : counted;
+          for (const [a, b] of mine) {
+            denominator += b - a;
+            onlineMs += onlineWithin(statusAtEnd.get(d.id) ?? d.status, changes.get(d.id) ?? [], new Date(a), new Date(b)).onlineMs;
+          }
+        }
       days.push({
         date,
         schoolDay: hours !== null,

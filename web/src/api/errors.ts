@@ -92,6 +92,9 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'DEVICE.NOT_FOUND': 'errors.notFound',
   'OUTAGE.NOT_FOUND': 'errors.notFound',
   'MAINTENANCE_WINDOW.NOT_FOUND': 'errors.notFound',
+  'MAINTENANCE_WINDOW.STARTED': 'errors.maintenanceStarted',
+  'MAINTENANCE_WINDOW.NOT_STARTED': 'errors.maintenanceNotStarted',
+  'MAINTENANCE_WINDOW.OVER': 'errors.maintenanceOver',
   'INCIDENT.TOO_MANY_PRESSES': 'errors.tooManyAttempts',
   'INCIDENT.TOO_MANY_NOTES': 'errors.tooManyAttempts',
   'INCIDENT.TOO_MANY_RAISES': 'errors.tooManyRaises',
@@ -193,3 +196,38 @@ export function errorMsg(e: { code: string; details?: Record<string, unknown>; r
 export function anyErrorMsg(e: unknown): Msg {
   return e instanceof ApiError ? errorMsg(e) : { key: 'errors.network' };
 }
+
+/**
+ * Field-level errors of a 400 (`details.fields`: `{ field, reason }`, from the server's validation) as
+ * messages in the page's language, by field name. The server's reason is English text for developers:
+ * it is matched against known kinds of problem here (out of range, too long, in the past…), anything else
+ * is "not valid". A nested field (`scope.schoolIds.0`) counts for its first part too.
+ */
+export function fieldErrors(e: unknown): Record<string, Msg> {
+  const out: Record<string, Msg> = {};
+  if (!(e instanceof ApiError) || e.status !== 400) return out;
+  const list = (e.details?.fields ?? []) as { field?: unknown; reason?: unknown }[];
+  for (const f of list) {
+    if (typeof f?.field !== 'string') continue;
+    const reason = typeof f.reason === 'string' ? f.reason : '';
+    const msg: Msg = { key: FIELD_REASONS.find(([re]) => re.test(reason))?.[1] ?? 'fieldErrors.invalid' };
+    out[f.field] ??= msg;
+    const head = f.field.split('.')[0];
+    out[head] ??= msg;
+  }
+  return out;
+}
+
+const FIELD_REASONS: [RegExp, MessageKey][] = [
+  [/should not be empty|must not be empty|must be longer than or equal to 1|is required|should not be null/i, 'fieldErrors.required'],
+  [/longer than or equal to|shorter than or equal to|characters/i, 'fieldErrors.tooLong'],
+  [/minutes in the past|must not be in the past/i, 'fieldErrors.past'],
+  [/days ahead/i, 'fieldErrors.tooFar'],
+  [/hours after/i, 'fieldErrors.tooLongWindow'],
+  [/must be after|not be before/i, 'fieldErrors.beforeStart'],
+  [/has started/i, 'fieldErrors.started'],
+  [/no such device|not a device of/i, 'fieldErrors.noDevice'],
+  [/no such school/i, 'fieldErrors.noSchool'],
+  [/cron|schedule/i, 'fieldErrors.cron'],
+  [/at least 1 element|should not be empty/i, 'fieldErrors.required'],
+];

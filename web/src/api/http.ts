@@ -7,6 +7,7 @@ import type {
   ComplianceTrend,
   ButtonTest,
   DeviceStatusItem,
+  MaintenanceWindow,
   DeviceSummary,
   DutyNow,
   FindingItem,
@@ -117,6 +118,10 @@ export interface ResponseTypes {
   'post /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
   'delete /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
   'get /api/v1/alarm-buttons/{id}/tests': ButtonTest[];
+  'get /api/v1/device-health/maintenance-windows': Page<MaintenanceWindow>;
+  'post /api/v1/device-health/maintenance-windows': MaintenanceWindow;
+  'patch /api/v1/device-health/maintenance-windows/{id}': MaintenanceWindow;
+  'post /api/v1/device-health/maintenance-windows/{id}/end': MaintenanceWindow;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 
@@ -148,6 +153,10 @@ export class ApiClient {
 
   post<P extends PathFor<'post'>>(path: P, opts: RequestOptions<Op<P, 'post'>> = {}): Promise<ResponseOf<'post', P>> {
     return this.request('post', path, opts);
+  }
+
+  patch<P extends PathFor<'patch'>>(path: P, opts: RequestOptions<Op<P, 'patch'>> = {}): Promise<ResponseOf<'patch', P>> {
+    return this.request('patch', path, opts);
   }
 
   delete<P extends PathFor<'delete'>>(path: P, opts: RequestOptions<Op<P, 'delete'>> = {}): Promise<ResponseOf<'delete', P>> {

@@ -152,6 +152,8 @@ export interface DeviceCounts {
 export interface DeviceSummary {
   totals: DeviceCounts;
   openOutages: number;
+  /** Maintenance windows in force (the first 20) and the devices offline under them: maintenance, not outages. */
+  maintenance?: { windows: MaintenanceWindow[]; windowsTotal: number; devicesOffline: number };
   zones: (DeviceCounts & { zoneId: string | null })[];
   schools: Page<DeviceCounts & { schoolId: string; name: string; zoneId: string | null }>;
 }
@@ -167,6 +169,25 @@ export interface DeviceStatusItem {
   lastSeenAt: string | null;
   lastHeartbeatAt: string | null;
   keepaliveSeconds: number | null;
+  /** Offline inside a maintenance window (not a fault). */
+  maintenance?: boolean;
+}
+
+/** A maintenance window (维护时段; src/modules/device-health/maintenance-windows.service.ts `MaintenanceWindowView`). */
+export interface MaintenanceWindow {
+  id: string;
+  schoolId: string | null;
+  deviceId: string | null;
+  deviceKind: 'camera' | 'alarm_device' | null;
+  startsAt: string;
+  endsAt: string;
+  reason: string;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  endedEarlyAt: string | null;
+  endedBy: string | null;
+  status: 'upcoming' | 'active' | 'ended';
 }
 
 /** GET /device-health/outages items (device-health.queries.ts `outageDto`). */

@@ -423,10 +423,26 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        get: operations["DeviceHealthController_maintenanceWindow"];
         put?: never;
         post?: never;
         delete: operations["DeviceHealthController_deleteMaintenance"];
+        options?: never;
+        head?: never;
+        patch: operations["DeviceHealthController_updateMaintenance"];
+        trace?: never;
+    };
+    "/api/v1/device-health/maintenance-windows/{id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["DeviceHealthController_endMaintenance"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2292,11 +2308,15 @@ export type components = {
             schoolId: string;
         };
         CreateMaintenanceWindowDto: {
+            /** @description one camera or alarm button (its school is taken from the registry) */
+            deviceId?: string;
+            /** @description after startsAt, at most liveness.maintenanceMaxHours after it */
             endsAt: string;
             /** @example 机房电源检修 */
             reason: string;
-            /** @description omit for a district-wide window */
+            /** @description a school (omit both schoolId and deviceId for a district-wide window) */
             schoolId?: string;
+            /** @description no earlier than liveness.maintenanceMaxStartPastMinutes ago, at most maintenanceMaxLeadDays ahead */
             startsAt: string;
         };
         CreatePlanDto: {
@@ -2675,6 +2695,13 @@ export type components = {
             name?: string;
             phone?: string;
             schoolId?: string;
+        };
+        UpdateMaintenanceWindowDto: {
+            /** @description not in the past (ending now: POST …/end) */
+            endsAt?: string;
+            reason?: string;
+            /** @description only before the window begins */
+            startsAt?: string;
         };
         UpdatePlanDto: {
             checks?: ("camera_online_rate" | "device_offline_24h" | "alarm_button" | "post_unstaffed" | "guard_staffing" | "gate_open" | "guard_patrol_count")[];
@@ -3506,9 +3533,12 @@ export interface operations {
     DeviceHealthController_maintenance: {
         parameters: {
             query?: {
+                deviceId?: string;
                 limit?: number;
                 offset?: number;
+                /** @description a school's windows (its devices' too) and the district-wide ones */
                 schoolId?: string;
+                status?: "upcoming" | "active" | "ended";
             };
             header?: never;
             path?: never;
@@ -3545,6 +3575,25 @@ export interface operations {
             };
         };
     };
+    DeviceHealthController_maintenanceWindow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     DeviceHealthController_deleteMaintenance: {
         parameters: {
             query?: never;
@@ -3557,6 +3606,48 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DeviceHealthController_updateMaintenance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMaintenanceWindowDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    DeviceHealthController_endMaintenance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -31,6 +31,7 @@ import { OpenCheckinPerPerson1764321400000 } from './1764321400000-OpenCheckinPe
 import { WithdrawAttempts1764321500000 } from './1764321500000-WithdrawAttempts';
 import { AlarmOutboxDoneIndex1764321700000 } from './1764321700000-AlarmOutboxDoneIndex';
 import { AlarmPhotoPosition1764321900000 } from './1764321900000-AlarmPhotoPosition';
+import { MaintenanceWindowsDevices1764321900100 } from './1764321900100-MaintenanceWindowsDevices';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -67,4 +68,5 @@ export const MIGRATIONS = [
   WithdrawAttempts1764321500000,
   AlarmOutboxDoneIndex1764321700000,
   AlarmPhotoPosition1764321900000,
+  MaintenanceWindowsDevices1764321900100,
 ];
