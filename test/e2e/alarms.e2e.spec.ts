@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
+import { AlarmsController } from '../../src/modules/alarms/alarms.controller';
+import { RateLimiter } from '../../src/infra/http/rate-limit';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { IncidentLifecycleService } from '../../src/modules/alarms/incident-lifecycle.service';
 import { EvidenceService } from '../../src/modules/video/evidence.service';
@@ -627,6 +629,8 @@ describe('alarms over HTTP', () => {
     const gwA = await gateway(seed.schoolA.id);
     const gwB = await gateway(seed.schoolB.id);
     const report = (authorization: string, body: object) => t.http().post('/api/v1/incidents/device-reports').set('Authorization', authorization).send(body);
+    // The rate-limit buckets the reports take (per camera; per gateway when the camera is not one of its school).
+    const buckets = jest.spyOn((t.app.get(AlarmsController) as unknown as { presses: RateLimiter }).presses, 'take');
     const timelineNote = async (id: string, eventId: string) =>
       (await t.db.query(`SELECT note FROM incident_timeline WHERE incident_id = $1 AND action = 'press' AND data->>'eventId' = $2`, [id, eventId])).rows[0]
         ?.note as string | undefined;
@@ -645,6 +649,12 @@ describe('alarms over HTTP', () => {
     const other = '00000000-0000-4000-8000-00000000abce';
     expect((await report(gwA, { eventId: 'gw-3', type: 'intrusion', cameraId: other }).expect(200)).body).toMatchObject({ id: none.id, folded: true });
     expect(await timelineNote(none.id, `${other}/gw-3`)).toMatch(/摄像机编号未登记于网关所属学校/);
+    // Four reports of gateway A without a usable camera, made-up ids included: one bucket, the gateway's — never one per made-up id.
+    const keys = buckets.mock.calls.map(([key]) => key);
+    expect(keys).toHaveLength(4);
+    expect(new Set(keys).size).toBe(1);
+    expect(keys.some((k) => k.includes(unknown) || k.includes(other))).toBe(false);
+    buckets.mockClear();
     // Another school's camera named by B's gateway: an alarm at B (never at A, and the note does not say A's camera exists).
     const atB = (await report(gwB, { eventId: 'gw-4', type: 'intrusion', cameraId: gateCam.id }).expect(201)).body;
     expect(atB).toMatchObject({ schoolId: seed.schoolB.id, cameraId: null });
@@ -656,6 +666,8 @@ describe('alarms over HTTP', () => {
     const fire = (await report(gwA, { eventId: 'gw-5', type: 'fire', priority: 'P4', cameraId: gateCam.id }).expect(201)).body;
     expect(fire).toMatchObject({ cameraId: gateCam.id, priority: 'P1', relay: { required: true } });
     expect(fire.note).toMatch(/priority P4 低于该类型默认的 P1，按 P1 处理/);
+    expect(buckets.mock.calls.map(([key]) => key)).toEqual([expect.any(String), expect.any(String), `camera:${gateCam.id}`]); // B's gateway twice, then a known camera: its own
+    buckets.mockRestore();
     const camCred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
     // A camera naming another camera reports for itself (the other id ignored, said).
     const own = (await report(camCred.authorization, { eventId: 'gw-6', type: 'intrusion', priority: 'P3', cameraId: gateCam.id }).expect(201)).body;

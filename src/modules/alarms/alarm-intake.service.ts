@@ -56,6 +56,13 @@ export interface DeviceAlarmInput {
    * the reason in its note.
    */
   gateway?: { key: string; name: string };
+  /**
+   * The caller's rate limit, called with the key the alarm is taken under once it is known — the
+   * camera, or for a gateway's report without a usable camera the gateway's key (a bucket per
+   * made-up camera id would let a gateway past any limit) — before anything is written; what it
+   * throws (429) is the answer.
+   */
+  limit?: (key: string) => void;
   /** When the request arrived (RequestContext.receivedAt: its headers, before its body was read): the press time. Default now. */
   at?: Date;
 }
@@ -277,6 +284,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       } else if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
       else throw Errors.outOfScope();
     }
+    input.limit?.(deviceId);
     return {
       deviceId,
       eventId,

@@ -157,8 +157,6 @@ export class AlarmsController {
       problems.push(`priority ${priority} 低于该类型默认的 ${typePriority}，按 ${typePriority} 处理`);
       priority = typePriority;
     }
-    const wait = this.presses.take(`camera:${cameraId}`);
-    if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     const r = await this.intake.raiseFromDevice(
       {
@@ -171,6 +169,11 @@ export class AlarmsController {
         note: noteWithProblems(dto.note, problems),
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
         gateway: device.kind === 'gateway' ? { key: gatewayKey(device.credentialId), name: device.keyId } : undefined,
+        // Per camera; per gateway when its report names no camera of its school (the key the intake takes it under).
+        limit: (key) => {
+          const wait = this.presses.take(`camera:${key}`);
+          if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
+        },
         at: currentContext()?.receivedAt, // when the request arrived (see press)
       },
       actor,
