@@ -939,6 +939,28 @@ describe('alarms over HTTP', () => {
       });
       expect([strict.status, ((await strict.json()) as { error: { code: string } }).error.code]).toEqual([400, 'MALFORMED_BODY']);
     });
+    it("floors a button press at its type's default through the same rule as device reports (alarms.devicePressPriority below it)", async () => {
+      const cfg = t.config.alarms;
+      const saved = cfg.devicePressPriority;
+      cfg.devicePressPriority = 'P4';
+      try {
+        const res = await send('press', dev.authorization, '{"eventId":"prio-1","type":"fire"}', 'application/json');
+        const body = (await res.json()) as { id: string; priority: string };
+        expect(body.priority).toBe('P1');
+        const other = (await (await send('press', dev.authorization, '{"eventId":"prio-2","type":"device_fault"}', 'application/json')).json()) as {
+          id: string;
+          priority: string;
+        };
+        expect(other.priority).toBe('P4'); // device_fault's own default is P4
+        for (const id of [body.id, other.id]) {
+          await t.http().post(`/api/v1/incidents/${id}/acknowledge`).set(auth(op1.token)).send({}).expect(200);
+          await t.http().post(`/api/v1/incidents/${id}/resolve`).set(auth(op1.token)).send({ outcome: 'test' }).expect(200);
+        }
+      } finally {
+        cfg.devicePressPriority = saved;
+      }
+    });
+
     it('never answers a new press with a closed incident: the same bytes again after the incident closed raise a new alarm', async () => {
       const d = (
         await t

@@ -1,4 +1,6 @@
 import { allowedFrom, transition } from '../../src/modules/alarms/incident-state';
+import { devicePriority } from '../../src/modules/alarms/device-priority';
+import type { IncidentType, Priority } from '../../src/modules/alarms/alarms.constants';
 
 describe('incident state machine', () => {
   it('walks the lifecycle raised → acknowledged → dispatched → on_scene → resolved', () => {
@@ -40,5 +42,21 @@ describe('incident state machine', () => {
     expect(transition('raised', 'dispatch')).toMatchObject({ ok: false });
     expect(transition('resolved', 'dispatch')).toMatchObject({ ok: false });
     expect(allowedFrom('on_scene')).toEqual(['acknowledged', 'dispatched']);
+  });
+});
+
+describe('device priority (every device intake path: HTTP reports, buttons, GB/T 28181)', () => {
+  const byType = { fire: 'P1', video_alarm: 'P2', tamper: 'P3', device_fault: 'P4', other: 'P2' } as Record<IncidentType, Priority>;
+  it("never lets a device lower an alarm below its type's default (A6); more urgent is kept; the note says what the device sent", () => {
+    expect(devicePriority(byType, 'fire', 'P4', { floor: 'type' })).toEqual({ priority: 'P1', said: 'priority P4 低于该类型默认的 P1，按 P1 处理' });
+    expect(devicePriority(byType, 'tamper', 'P1', { floor: 'type' })).toEqual({ priority: 'P1', said: null });
+    expect(devicePriority(byType, 'video_alarm', undefined, { floor: 'type' })).toEqual({ priority: 'P2', said: null });
+    // A button's configured press priority below its type: floored, nothing said (the device sent none).
+    expect(devicePriority(byType, 'fire', undefined, { floor: 'type', fallback: 'P3' })).toEqual({ priority: 'P1', said: null });
+    expect(devicePriority(byType, 'device_fault', undefined, { floor: 'type', fallback: 'P1' })).toEqual({ priority: 'P1', said: null });
+  });
+  it('GB/T 28181 (floor none): as reported, the type default only when none', () => {
+    expect(devicePriority(byType, 'fire', 'P4', { floor: 'none' })).toEqual({ priority: 'P4', said: null });
+    expect(devicePriority(byType, 'other', undefined, { floor: 'none' })).toEqual({ priority: 'P2', said: null });
   });
 });

@@ -18,6 +18,7 @@ import { type AlarmDeviceSpot, RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
 import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
+import { devicePriority, DevicePriorityFloor } from './device-priority';
 import { IncidentRow, IncidentView, toSummary, toView } from './incident-row';
 import { appendTimeline } from './incident-timeline';
 import { storableText } from '../../infra/text/storable';
@@ -65,6 +66,12 @@ export interface DeviceAlarmInput {
   limit?: (key: string) => void;
   /** When the request arrived (RequestContext.receivedAt: its headers, before its body was read): the press time. Default now. */
   at?: Date;
+  /**
+   * How the device's priority meets its type's default (device-priority.ts): 'type' (the default:
+   * never less urgent than the type, said in the note) or 'none' (as reported: GB/T 28181 alarms,
+   * a product decision — see GbAlarms).
+   */
+  priorityFloor?: DevicePriorityFloor;
 }
 
 export interface ManualAlarmInput {
@@ -256,9 +263,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       const dev = await this.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
-      // A button's press is never less urgent than its type (attack A6; alarms.devicePressPriority is P1 by default). 'P1' < 'P4' as text.
-      const pressPriority = input.priority ?? this.cfg.devicePressPriority;
-      priority = pressPriority > this.cfg.priorityByType[type] ? this.cfg.priorityByType[type] : pressPriority;
+      // A button's press is never less urgent than its type (attack A6; alarms.devicePressPriority is P1 by default).
+      const p = devicePriority(this.cfg.priorityByType, type, input.priority, { floor: input.priorityFloor ?? 'type', fallback: this.cfg.devicePressPriority });
+      priority = p.priority;
+      if (p.said) said.push(p.said);
       policeLinked = dev.policeLinked;
       openSql = openOf('alarm_device_id');
     } else {
@@ -266,7 +274,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       const [cam] = gw && input.deviceId === gw.key ? [] : await this.registry.cameras({ ids: [input.deviceId] });
       const foreign = !!cam && !!input.gatewaySchoolId && input.gatewaySchoolId !== cam.schoolId;
       type = input.type ?? 'video_alarm';
-      priority = input.priority ?? this.cfg.priorityByType[type]; // an HTTP report's own is never below its type's (the controller)
+      const p = devicePriority(this.cfg.priorityByType, type, input.priority, { floor: input.priorityFloor ?? 'type' });
+      priority = p.priority;
+      if (p.said) said.push(p.said);
       if (cam && !foreign) {
         spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
         cameraId = cam.id;
@@ -341,7 +351,8 @@ export class AlarmIntakeService implements OnApplicationShutdown {
                     AND i.school_id IS NOT DISTINCT FROM $5::uuid AND i.location = $8`,
         spot,
         type: input.type,
-        priority: input.priority ?? this.cfg.priorityByType[input.type],
+        // GB/T 28181 only (an unplaced channel): as reported, like a placed channel's alarm (GbAlarms says why).
+        priority: devicePriority(this.cfg.priorityByType, input.type, input.priority, { floor: 'none' }).priority,
         note: input.note,
         alarmDeviceId: null,
         cameraId: null,

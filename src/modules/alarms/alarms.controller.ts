@@ -148,15 +148,7 @@ export class AlarmsController {
       else if (!dto.cameraId) problems.push('缺少摄像机编号 cameraId，按网关所属学校报警');
       cameraId = dto.cameraId ?? gatewayKey(device.credentialId);
     }
-    // Never less urgent than the type's default (attack A6: a fire reported as P4 skipped the police relay and escalated
-    // after 15 min). Staff get a 400 for that (INCIDENT.PRIORITY_BELOW_TYPE); a device's alarm is never refused: it is
-    // raised at the type's default, said in the note. More urgent is kept. 'P1' < 'P4' as text.
-    const typePriority = this.config.alarms.priorityByType[dto.type];
-    let priority = dto.priority;
-    if (priority !== undefined && priority > typePriority) {
-      problems.push(`priority ${priority} 低于该类型默认的 ${typePriority}，按 ${typePriority} 处理`);
-      priority = typePriority;
-    }
+    // Never less urgent than the type's default: decided by the intake (device-priority.ts), like every device path.
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     const r = await this.intake.raiseFromDevice(
       {
@@ -165,7 +157,7 @@ export class AlarmsController {
         eventId: dto.eventId,
         eventIdFromBytes: raw.digest !== null && dto.eventId === raw.digest,
         type: dto.type,
-        priority,
+        priority: dto.priority,
         note: noteWithProblems(dto.note, problems),
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
         gateway: device.kind === 'gateway' ? { key: gatewayKey(device.credentialId), name: device.keyId } : undefined,

@@ -127,7 +127,22 @@ export class GbAlarms {
     } else {
       const actor: Actor = { type: 'device', id: cam.id, name };
       await requestContext.run({ requestId, ip: peer.address, actor }, () =>
-        this.intake.raiseFromDevice({ deviceKind: 'camera', deviceId: cam.id, eventId, type: incidentType, priority: incidentPriority, note }, actor),
+        this.intake.raiseFromDevice(
+          {
+            deviceKind: 'camera',
+            deviceId: cam.id,
+            eventId,
+            type: incidentType,
+            priority: incidentPriority,
+            note,
+            // Not floored at the type's default, unlike HTTP device reports and buttons (attack A6): a product decision,
+            // kept as it was. A GB/T 28181 device classifies its alarm itself (AlarmPriority 1–4, 一级…四级警情, §A.2.6.4),
+            // mapped by the district's table gb28181.alarmPriorities; that level is taken as the device states it.
+            // Changing it is the product owner's call — the floor is one option away (priorityFloor 'type').
+            priorityFloor: 'none',
+          },
+          actor,
+        ),
       );
     }
     this.endpoint.reply(req, peer, 200, 'alarm', key);
