@@ -375,6 +375,7 @@ export const SCHEMA: ConfigSchema = {
   'video.snapshotCacheMs': rules.int(0, 600000),
   'video.snapshotTimeoutMs': rules.int(500, 120000),
   'video.snapshotFailureMemoMs': rules.int(0, 600000),
+  'video.playbackMaxSeconds': rules.int(10, 86400),
   'video.snapshotWarmEncoders': rules.int(0, 16),
   'video.evidenceDir': rules.str({ nonEmpty: true }),
   'video.evidenceRetentionDays': rules.int(1, 3650),

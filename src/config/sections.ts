@@ -859,6 +859,8 @@ export interface VideoConfig {
    * Live play (POST /cameras/:id/stream) is not held back: an operator's click always tries again.
    */
   snapshotFailureMemoMs: number;
+  /** Playback of recordings (GB/T 28181 §9.8): the longest range one request may ask for (seconds). */
+  playbackMaxSeconds: number;
   /** ffmpeg JPEG encoders started ahead of snapshots (starting one costs 0.1–0.4 s); 0 = start on demand. */
   snapshotWarmEncoders: number;
   /** Evidence snapshots: directory, retention (GB/T 29315: 30 days), purge schedule. */

@@ -212,6 +212,72 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     await until(() => b.cam.dialogs('BYE') === 1, 3000, 'BYE of the stalled stream');
   });
 
+  it('plays back a recording (§9.8): INVITE Playback with the range and a history SSRC, apart from live; MediaStatus 121 ends it (viewers told, BYE); audited; bad ranges 400, RTSP 409', async () => {
+    const { id, cam } = await camera();
+    const start = new Date(Math.floor(Date.now() / 1000) * 1000 - 120_000);
+    const end = new Date(start.getTime() + 60_000);
+    const pb = (body: object) => t.http().post(`/api/v1/cameras/${id}/playback`).set(auth(admin)).send(body);
+    const res = await pb({ start: start.toISOString(), end: end.toISOString() }).expect(200);
+    expect(res.body).toMatchObject({ cameraId: id, playbackId: expect.any(String), start: start.toISOString(), end: end.toISOString(), width: 320 });
+    const offer = cam.log.find((l) => l.method === 'INVITE')!.body;
+    expect(offer).toMatch(/^s=Playback\r$/m);
+    expect(offer).toContain(`\r\nu=${cam.o.deviceId}:0\r\n`);
+    expect(offer).toContain(`\r\nt=${start.getTime() / 1000} ${end.getTime() / 1000}\r\n`);
+    expect(offer).toMatch(/^y=1\d{9}\r$/m);
+    const v = await openViewer(t.baseUrl, res.body.url);
+    await v.frames(5);
+    // Live play of the same camera is an INVITE of its own: a recording is never shown as the live picture.
+    const live = await play(id).expect(200);
+    expect(cam.dialogs('INVITE')).toBe(2);
+    expect(cam.log.filter((l) => l.method === 'INVITE')[1].body).toMatch(/^s=Play\r$/m);
+    // The device has played the recording to its end (an out-of-dialog MESSAGE, as many devices send it).
+    const status = await cam.message(
+      `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>MediaStatus</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>${cam.o.deviceId}</DeviceID>\r\n<NotifyType>121</NotifyType>\r\n</Notify>\r\n`,
+    );
+    expect(status).toBe(200);
+    await v.closed;
+    expect(v.watched).toMatchObject({ closeCode: 4001, closeReason: 'ended', errors: [] });
+    await until(() => cam.dialogs('BYE') === 1, 5000, 'BYE of the ended playback');
+    expect(t.app.get(VideoService).stream(id)).toBeDefined(); // the live stream plays on
+    // Its ticket opens nothing any more.
+    const again = await openViewer(t.baseUrl, res.body.url);
+    await again.closed;
+    expect(again.watched.errors[0]?.code).toBe('VIDEO.PLAYBACK_ENDED');
+    const v2 = await openViewer(t.baseUrl, live.body.url);
+    await v2.frames(3);
+    v2.close();
+    // Audited before the device was asked.
+    const audit = await t.db.query(`SELECT after FROM audit_log WHERE action = 'video_playback' AND entity_id = $1`, [id]);
+    expect(audit.rows).toEqual([{ after: expect.objectContaining({ start: start.toISOString(), end: end.toISOString(), playbackId: res.body.playbackId }) }]);
+    // Ranges: end not after start, longer than video.playbackMaxSeconds, in the future, not an instant.
+    const field = async (body: object) => (await pb(body).expect(400)).body.error.details.fields.map((f: { field: string }) => f.field);
+    expect(await field({ start: end.toISOString(), end: start.toISOString() })).toEqual(['end']);
+    expect(await field({ start: start.toISOString(), end: new Date(start.getTime() + 3601_000).toISOString() })).toEqual(['end']);
+    expect(await field({ start: new Date(Date.now() + 3_600_000).toISOString(), end: new Date(Date.now() + 3_660_000).toISOString() })).toEqual(['start']);
+    expect(await field({ start: '2026-11-30', end: end.toISOString() })).toEqual(['start']);
+    // An RTSP camera has no standard playback request.
+    const rtsp = await t
+      .http()
+      .post('/api/v1/cameras')
+      .set(auth(admin))
+      .send({
+        schoolId: seed.schoolA.id,
+        deviceId: '34020000001320099991',
+        channelId: '34020000001320099991',
+        name: 'RTSP 回放',
+        areaKind: 'main_gate',
+        streamUrl: 'rtsp://127.0.0.1:9/x',
+      })
+      .expect(201);
+    const refused = await t
+      .http()
+      .post(`/api/v1/cameras/${rtsp.body.id}/playback`)
+      .set(auth(admin))
+      .send({ start: start.toISOString(), end: end.toISOString() });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('VIDEO.PLAYBACK_UNSUPPORTED');
+  });
+
   it('restarts a crashed ffmpeg while viewers remain (same INVITE; the player gets a new init segment)', async () => {
     const { id, cam } = await camera();
     const v = await openViewer(t.baseUrl, (await play(id).expect(200)).body.url);

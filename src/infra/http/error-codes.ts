@@ -345,6 +345,10 @@ export const ErrorCode = {
     DISABLED: 'VIDEO.DISABLED',
     /** [503] The server is shutting down. */
     SHUTTING_DOWN: 'VIDEO.SHUTTING_DOWN',
+    /** [409] Playback of recordings is GB/T 28181 only (§9.8); an RTSP camera's recorder has no standard playback request. */
+    PLAYBACK_UNSUPPORTED: 'VIDEO.PLAYBACK_UNSUPPORTED',
+    /** [410] (WebSocket) The playback session ended (played to its end, or left idle past video.lingerMs): ask for a new one. */
+    PLAYBACK_ENDED: 'VIDEO.PLAYBACK_ENDED',
     /** [401] (WebSocket upgrade) The stream token is missing, malformed or not ours. */
     TOKEN_INVALID: 'VIDEO.TOKEN_INVALID',
     /** [401] (WebSocket upgrade) The stream token expired: ask for a new ticket. */

@@ -22,6 +22,12 @@ export interface PlayRequest {
   ssrc: string;
   media: { host: string; port: number; transport: MediaTransport };
   timeoutMs: number;
+  /**
+   * Playback of the device's recording over [start, end) (GB/T 28181-2016 §9.8: `s=Playback`,
+   * `u=<channel>:0`, `t=<start> <end>` in Unix seconds, SSRC beginning with 1 — Annex F);
+   * absent: real-time play.
+   */
+  playback?: { start: Date; end: Date };
 }
 
 export interface PlayAnswer {
@@ -64,6 +70,10 @@ interface Dialog {
   ended: boolean;
   onEnded: ((why: string) => void)[];
   ack: Buffer;
+  /** The device and channel, and whether it plays a recording (ended by the device's MediaStatus 121). */
+  deviceId: string;
+  channelId: string;
+  playback: boolean;
 }
 
 interface InviteTx {
@@ -82,6 +92,7 @@ interface InviteTx {
   timeout?: NodeJS.Timeout;
   resolve: (r: { dialog: Dialog; answer: PlayAnswer }) => void;
   reject: (e: InviteError) => void;
+  req: PlayRequest;
 }
 
 const T1 = 500;
@@ -89,16 +100,21 @@ const T2 = 4000;
 
 const hostPort = (peer: Peer) => `${peer.address.includes(':') ? `[${peer.address}]` : peer.address}:${peer.port}`;
 
-/** The SDP offer of a real-time play (GB/T 28181-2016 §9.2.2 and Annex F: `y=` SSRC, PS over RTP payload 96). */
+/**
+ * The SDP offer of a real-time play (GB/T 28181-2016 §9.2.2 and Annex F: `y=` SSRC, PS over RTP
+ * payload 96), or of a playback (§9.8.2: `s=Playback`, `u=` the channel, `t=` the range).
+ */
 export function playOffer(platformId: string, req: PlayRequest): string {
   const tcp = req.media.transport !== 'udp';
   const ip = req.media.host.includes(':') ? 'IP6' : 'IP4';
+  const unix = (d: Date) => Math.floor(d.getTime() / 1000);
   return [
     'v=0',
     `o=${platformId} 0 0 IN ${ip} ${req.media.host}`,
-    's=Play',
+    req.playback ? 's=Playback' : 's=Play',
+    ...(req.playback ? [`u=${req.channelId}:0`] : []),
     `c=IN ${ip} ${req.media.host}`,
-    't=0 0',
+    req.playback ? `t=${unix(req.playback.start)} ${unix(req.playback.end)}` : 't=0 0',
     `m=video ${req.media.port} ${tcp ? 'TCP/RTP/AVP' : 'RTP/AVP'} 96`,
     'a=recvonly',
     'a=rtpmap:96 PS/90000',
@@ -173,6 +189,7 @@ export class InviteClient {
             onEnded: (cb) => (dialog.ended ? cb('ended') : dialog.onEnded.push(cb)),
           }),
         reject,
+        req,
       };
       this.txs.set(branch, tx);
       tx.timeout = setTimeout(() => this.giveUp(tx, req.timeoutMs), req.timeoutMs);
@@ -282,6 +299,9 @@ export class InviteClient {
       ended: false,
       onEnded: [],
       ack: this.simple('ACK', tx, `z9hG4bK${randomBytes(8).toString('hex')}`, tx.cseq, toRaw, remoteTarget),
+      deviceId: tx.req.deviceId,
+      channelId: tx.req.channelId,
+      playback: !!tx.req.playback,
     };
     this.dialogs.set(tx.callId, dialog);
     this.ctx.send(tx.peer, dialog.ack);
@@ -313,6 +333,26 @@ export class InviteClient {
     if (!d) return null;
     this.end(d, 'the device sent BYE');
     return buildResponse(req, 200, { toTag: d.localTag, source: { address: peer.address, port: peer.port } });
+  }
+
+  /**
+   * The device's MediaStatus 121 (§9.8.2: the recording is played to its end): the playback's
+   * dialog is ended and BYEd, as the standard asks of the platform. The dialog is the one of the
+   * MESSAGE's Call-ID when it was sent inside it, else every playback of that device (and channel,
+   * when named) — devices differ. Returns how many were ended.
+   */
+  mediaEnded(callId: string, deviceId: string, channelId?: string): number {
+    const inDialog = this.dialogs.get(callId);
+    const targets = inDialog?.playback
+      ? [inDialog]
+      : [...this.dialogs.values()].filter(
+          (d) => d.playback && (d.deviceId === deviceId || d.channelId === deviceId) && (!channelId || channelId === deviceId || d.channelId === channelId),
+        );
+    for (const d of targets) {
+      for (const cb of d.onEnded.splice(0)) cb('the recording ended (MediaStatus 121)');
+      this.bye(d);
+    }
+    return targets.length;
   }
 
   private end(d: Dialog, why: string): void {

@@ -62,6 +62,11 @@ export class SipClient {
     return this.invites.invite(target.peer, req);
   }
 
+  /** The device's MediaStatus 121: its playback dialog(s) end (InviteClient.mediaEnded). */
+  mediaEnded(callId: string, deviceId: string, channelId?: string): number {
+    return this.invites.mediaEnded(callId, deviceId, channelId);
+  }
+
   /** A request inside one of our dialogs (the device's BYE): the response to send, or null when it is not ours. */
   onDialogRequest(req: SipRequest, peer: Peer): Buffer | null {
     return this.invites.onRequest(req, peer);

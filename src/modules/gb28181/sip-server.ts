@@ -14,7 +14,7 @@ import { GbRegistrar } from './gb-registrar';
 import type { Gb28181Config } from '../../config/sections';
 import { sipDomain } from './gb28181.config';
 import { scanKeepalive } from './keepalive-fast';
-import { ManscdpMessage, parseManscdp, XmlError } from './manscdp';
+import { childText, ManscdpMessage, parseManscdp, XmlError } from './manscdp';
 import { SipClient } from './sip-client';
 import { SipEndpoint } from './sip-endpoint';
 import { header, parseSip, SipParseError, SipRequest } from './sip-message';
@@ -249,7 +249,13 @@ export class SipServer {
       this.endpoint.reply(req, peer, 200, 'device_info', key);
       return this.catalog.onDeviceInfo(state, doc);
     }
-    // Other notifications (MediaStatus, MobilePosition…) are acknowledged and not used.
+    // The end of a recording being played back (§9.8.2, NotifyType 121): that playback ends (BYE), its viewers are told.
+    if (doc.root === 'Notify' && doc.cmdType === 'MediaStatus') {
+      this.endpoint.reply(req, peer, 200, 'media_status', key);
+      if (childText(doc.el, 'NotifyType')?.trim() === '121') this.client.mediaEnded(req.callId, id, childText(doc.el, 'DeviceID')?.trim());
+      return;
+    }
+    // Other notifications (MobilePosition…) are acknowledged and not used.
     this.endpoint.reply(req, peer, 200, 'message_other', key);
   }
 }

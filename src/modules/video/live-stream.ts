@@ -7,7 +7,16 @@ import type { VideoConfig } from './video.config';
 import { asDomainError, VideoErrors } from './video.errors';
 
 /** Where a camera's picture comes from. */
-export type StreamSource = { kind: 'gb'; deviceId: string; channelId: string; transport: VideoConfig['gbTransport'] } | { kind: 'url'; url: string };
+export type StreamSource =
+  | {
+      kind: 'gb';
+      deviceId: string;
+      channelId: string;
+      transport: VideoConfig['gbTransport'];
+      /** A recording played back over [start, end) (GB/T 28181 §9.8) instead of the live picture. */
+      playback?: { start: Date; end: Date };
+    }
+  | { kind: 'url'; url: string };
 
 /** A live dialog with a GB/T 28181 device (the gb28181 module's INVITE client behind a narrow interface). */
 export interface GbDialog {
@@ -23,6 +32,7 @@ export interface GbPlayer {
     ssrc: string;
     media: { host: string; port: number; transport: VideoConfig['gbTransport'] };
     timeoutMs: number;
+    playback?: { start: Date; end: Date };
   }): Promise<GbDialog>;
 }
 
@@ -174,10 +184,12 @@ export class LiveStream {
       ssrc,
       media: { host: this.d.rtpAdvertisedHost, port, transport: src.transport },
       timeoutMs: this.cfg.inviteTimeoutMs,
+      playback: src.playback,
     });
     if (this.isStopped()) return dialog.bye();
     this.dialog = dialog;
-    dialog.onEnded((why) => this.fail(VideoErrors.upstreamEnded(why)));
+    // A playback the device ends after its last picture (MediaStatus 121, or its BYE) has ended, not failed.
+    dialog.onEnded((why) => (src.playback && this.state === 'live' ? this.end(why) : this.fail(VideoErrors.upstreamEnded(why))));
     // Some devices use an SSRC of their own and say so in the answer's y= (accepted, as peers do).
     if (this.cfg.ssrcCheck && dialog.answer.ssrc && /^\d{1,10}$/.test(dialog.answer.ssrc)) receiver.expectSsrc(Number(dialog.answer.ssrc));
     if (src.transport === 'tcp-active') await receiver.connectTo(dialog.answer.host, dialog.answer.port, this.cfg.firstMediaTimeoutMs);
@@ -413,6 +425,18 @@ export class LiveStream {
     }
     this.teardown();
     this.readyReject(err);
+  }
+
+  /** A playback played to its end: viewers are told (`{type:'ended'}`) and closed normally. */
+  end(why: string): void {
+    if (this.state === 'stopped') return;
+    const msg = JSON.stringify({ type: 'ended', message: why });
+    for (const v of this.viewers) {
+      v.sink.sendText(msg);
+      v.sink.close(CLOSE_IDLE, 'ended');
+    }
+    this.teardown();
+    this.readyReject(VideoErrors.stopped());
   }
 
   /** Stops the stream (idle, or shutdown): viewers are closed, the device gets its BYE. */

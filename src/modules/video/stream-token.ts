@@ -17,6 +17,8 @@ export interface StreamClaims {
   /** Expiry, Unix seconds. */
   e: number;
   n: string;
+  /** A playback session of that camera (POST /cameras/:id/playback) instead of its live picture. */
+  p?: string;
 }
 
 export type TokenProblem = 'malformed' | 'bad_signature' | 'expired' | 'wrong_camera';
@@ -32,9 +34,9 @@ export class StreamTokens {
     this.key = Buffer.from(hkdfSync('sha256', secret, 'shouhu', 'video-stream-token-v1', 32));
   }
 
-  mint(userId: string, cameraId: string, schoolId: string): { token: string; expiresAt: Date } {
+  mint(userId: string, cameraId: string, schoolId: string, playbackId?: string): { token: string; expiresAt: Date } {
     const e = Math.floor(this.now() / 1000) + this.ttlSeconds;
-    const claims: StreamClaims = { u: userId, c: cameraId, s: schoolId, e, n: randomBytes(6).toString('base64url') };
+    const claims: StreamClaims = { u: userId, c: cameraId, s: schoolId, e, n: randomBytes(6).toString('base64url'), ...(playbackId ? { p: playbackId } : {}) };
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
     return { token: `${body}.${this.sign(body)}`, expiresAt: new Date(e * 1000) };
   }
@@ -59,6 +61,7 @@ export class StreamTokens {
       return 'malformed';
     }
     if (typeof claims?.e !== 'number' || typeof claims.c !== 'string' || typeof claims.u !== 'string') return 'malformed';
+    if (claims.p !== undefined && typeof claims.p !== 'string') return 'malformed';
     if (claims.e * 1000 <= this.now()) return 'expired';
     if (cameraId !== undefined && claims.c !== cameraId) return 'wrong_camera';
     return claims;

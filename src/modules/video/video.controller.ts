@@ -23,7 +23,8 @@ import { ErrorCode, Errors } from '../../infra/http/errors';
 import { IncidentPhotosService } from './incident-photos.service';
 import { videoConfig } from './video.config';
 import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsNotBefore, IsStrictInstant } from '../../infra/http/dates';
 import { UuidParam } from '../../infra/http/params';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
 import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
@@ -42,6 +43,17 @@ export class CaptureEvidenceDto {
   @IsString()
   @MaxLength(100)
   refId?: string;
+}
+
+export class PlaybackDto {
+  @ApiProperty({ description: 'start of the recording to play, an ISO 8601 instant with offset (e.g. 2026-11-30T03:00:00+08:00); not in the future' })
+  @IsStrictInstant()
+  start!: string;
+
+  @ApiProperty({ description: 'end of the range (after start, at most video.playbackMaxSeconds later); a time after now is cut to now' })
+  @IsStrictInstant()
+  @IsNotBefore('start')
+  end!: string;
 }
 
 const PHOTO_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -129,6 +141,28 @@ export class VideoController {
   @HttpCode(200)
   play(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
     return this.video.play(user, id);
+  }
+
+  /**
+   * Plays the camera's recording over [start, end) (GB/T 28181 §9.8 INVITE Playback): a ticket as
+   * for `stream` (its WebSocket carries this playback only) with `playbackId` and the range played.
+   * Audited (who watched which camera's recording, which range). 400 on the range (end not after
+   * start, longer than video.playbackMaxSeconds, start in the future), 409
+   * VIDEO.PLAYBACK_UNSUPPORTED for a camera that is not a GB/T 28181 channel; otherwise as `stream`.
+   */
+  @Roles(...ALL_ROLES)
+  @Post('cameras/:id/playback')
+  @HttpCode(200)
+  async playback(@UuidParam() id: string, @Body() dto: PlaybackDto, @CurrentUser() user: AuthUser) {
+    const start = new Date(dto.start);
+    const end = new Date(dto.end);
+    const fields: { field: string; reason: string }[] = [];
+    if (end.getTime() <= start.getTime()) fields.push({ field: 'end', reason: 'must be after start' });
+    else if (end.getTime() - start.getTime() > this.video.cfg.playbackMaxSeconds * 1000)
+      fields.push({ field: 'end', reason: `at most ${this.video.cfg.playbackMaxSeconds} s after start (video.playbackMaxSeconds)` });
+    if (start.getTime() > Date.now()) fields.push({ field: 'start', reason: 'must not be in the future: there is no recording yet' });
+    if (fields.length) throw Errors.validation(fields);
+    return this.video.playback(user, id, { start, end });
   }
 
   /** A JPEG of the camera now (from the running stream, else a short pull); cached video.snapshotCacheMs. Errors as for stream. */

@@ -36,6 +36,13 @@ export const VideoErrors = {
   noRtpPort: () => new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.NO_RTP_PORT, 'no free RTP port in video.rtpPortMin..rtpPortMax'),
   snapshotTimeout: (ms: number) => new DomainError(HttpStatus.GATEWAY_TIMEOUT, ErrorCode.VIDEO.SNAPSHOT_TIMEOUT, `no snapshot within ${ms} ms`),
   disabled: () => new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.DISABLED, 'live video is not served by this process (video.enabled)'),
+  playbackUnsupported: (cameraId: string) =>
+    new DomainError(
+      HttpStatus.CONFLICT,
+      ErrorCode.VIDEO.PLAYBACK_UNSUPPORTED,
+      `camera ${cameraId} is not a GB/T 28181 channel: playback of recordings is GB/T 28181 only (§9.8)`,
+    ),
+  playbackEnded: () => new DomainError(HttpStatus.GONE, ErrorCode.VIDEO.PLAYBACK_ENDED, 'the playback session has ended: ask POST /cameras/:id/playback again'),
   stopped: () => new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.SHUTTING_DOWN, 'the server is shutting down'),
 };
 

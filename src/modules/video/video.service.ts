@@ -1,5 +1,8 @@
 import { BeforeApplicationShutdown, HttpStatus, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { Gauge, Counter } from 'prom-client';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode } from '../../infra/http/error-codes';
@@ -8,6 +11,7 @@ import { metrics } from '../../infra/observability/metrics';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope } from '../../infra/access/scope';
 import { InviteError, SipServer } from '../gb28181';
+import { AuditService } from '../audit-log';
 import { RegistryService } from '../registry';
 import { GbPlayer, LiveStream, StreamSource, ViewerSink } from './live-stream';
 import { JpegEncoders } from './media/jpeg';
@@ -85,6 +89,8 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   readonly cfg: VideoConfig;
   readonly tokens: StreamTokens;
   private readonly streams = new Map<string, LiveStream>();
+  /** Playbacks of recordings, by session id: each its own INVITE (a range of one viewer), never shared. */
+  private readonly playbacks = new Map<string, LiveStream>();
   private readonly pool: RtpPortPool;
   private transcodes = 0;
   private ssrcSeq = Math.floor(Math.random() * 10000);
@@ -101,6 +107,8 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly registry: RegistryService,
+    private readonly audit: AuditService,
+    @InjectDataSource() private readonly db: DataSource,
     @Optional() private readonly gb?: SipServer,
   ) {
     this.cfg = videoConfig(config);
@@ -168,11 +176,11 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     };
   }
 
-  /** GB/T 28181-2016 Annex F: 0 (real time) + digits 4–8 of the SIP domain + a 4-digit sequence. */
-  private nextSsrc(): string {
+  /** GB/T 28181-2016 Annex F: 0 (real time) or 1 (history: playback) + digits 4–8 of the SIP domain + a 4-digit sequence. */
+  private nextSsrc(history = false): string {
     this.ssrcSeq = (this.ssrcSeq + 1) % 10000;
     const domain = (this.config.gb28181 as { platformId: string }).platformId.slice(0, 10);
-    return `0${domain.slice(3, 8)}${String(this.ssrcSeq).padStart(4, '0')}`;
+    return `${history ? 1 : 0}${domain.slice(3, 8)}${String(this.ssrcSeq).padStart(4, '0')}`;
   }
 
   private advertisedHost(): string {
@@ -192,28 +200,37 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     const running = this.streams.get(c.id);
     if (running && !running.isStopped()) return running;
     const source = this.sourceOf(c);
-    if (this.streams.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
-    const s = new LiveStream(c.id, source, {
+    const s = this.newStream(c.id, source, (x) => {
+      if (this.streams.get(x.cameraId) === x) this.streams.delete(x.cameraId);
+    });
+    this.streams.set(c.id, s);
+    streamsGauge.set(this.streams.size + this.playbacks.size);
+    s.start();
+    return s;
+  }
+
+  /** A stream of this process (503 past video.maxStreams, live and playbacks together); `forget` removes it from its map when it closes. */
+  private newStream(cameraId: string, source: StreamSource, forget: (s: LiveStream) => void): LiveStream {
+    if (this.streams.size + this.playbacks.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
+    const history = source.kind === 'gb' && !!source.playback;
+    const s = new LiveStream(cameraId, source, {
       cfg: this.cfg,
       gb: this.gbPlayer(),
       pool: this.pool,
       rtpAdvertisedHost: this.advertisedHost(),
-      nextSsrc: () => this.nextSsrc(),
+      nextSsrc: () => this.nextSsrc(history),
       transcodes: {
         take: () => (this.transcodes < this.cfg.maxTranscodes ? (this.transcodes++, true) : false),
         give: () => (this.transcodes = Math.max(0, this.transcodes - 1)),
       },
       onClosed: (x) => {
-        if (this.streams.get(x.cameraId) === x) this.streams.delete(x.cameraId);
-        streamsGauge.set(this.streams.size);
+        forget(x);
+        streamsGauge.set(this.streams.size + this.playbacks.size);
         streamEvents.inc({ event: x.error ? `failed:${x.error.code}` : 'stopped' });
       },
       warn: (m) => this.warn(m),
     });
-    this.streams.set(c.id, s);
-    streamsGauge.set(this.streams.size);
-    streamEvents.inc({ event: 'started' });
-    s.start();
+    streamEvents.inc({ event: history ? 'playback_started' : 'started' });
     return s;
   }
 
@@ -259,10 +276,67 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     };
   }
 
-  /** A WebSocket viewer with a verified token: attached to the camera's stream (started again if it lingered out). */
+  /**
+   * `POST /cameras/:id/playback`: plays the camera's recording over [start, end) from its GB/T 28181
+   * device (§9.8 INVITE Playback; `end` after now is cut to now; longer than
+   * video.playbackMaxSeconds: 400 on the DTO). Each request is a session of its own (one INVITE,
+   * SSRC 1…), ended by the device's MediaStatus 121 at the recording's end (viewers get
+   * `{type:'ended'}`), or after video.lingerMs without a viewer (BYE). Errors as for `play`, and
+   * 409 VIDEO.PLAYBACK_UNSUPPORTED for a camera that is not a GB/T 28181 channel.
+   */
+  async playback(
+    user: AuthUser,
+    cameraId: string,
+    range: { start: Date; end: Date },
+  ): Promise<PlayTicket & { playbackId: string; start: string; end: string }> {
+    const c = await this.camera(user, cameraId);
+    if (!this.cfg.enabled) throw VideoErrors.disabled();
+    if (this.closing) throw VideoErrors.stopped();
+    const source = this.sourceOf(c);
+    if (source.kind !== 'gb') throw VideoErrors.playbackUnsupported(c.id);
+    const end = new Date(Math.min(range.end.getTime(), Date.now()));
+    const playbackId = randomUUID();
+    // Audited before the device is asked: who watched which camera's recording of which range (a request that cannot be audited is not made).
+    await this.audit.record(this.db.manager, {
+      action: 'video_playback',
+      entity: 'camera',
+      entityId: c.id,
+      schoolId: c.schoolId,
+      after: { start: range.start.toISOString(), end: end.toISOString(), playbackId },
+    });
+    const s = this.newStream(c.id, { ...source, playback: { start: range.start, end } }, () => this.playbacks.delete(playbackId));
+    this.playbacks.set(playbackId, s);
+    streamsGauge.set(this.streams.size + this.playbacks.size);
+    s.start();
+    const release = s.hold();
+    try {
+      await s.ready;
+    } finally {
+      release();
+    }
+    const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId, playbackId);
+    const q = `camera=${encodeURIComponent(c.id)}&token=${encodeURIComponent(token)}`;
+    const info = s.info!;
+    return {
+      cameraId: c.id,
+      token,
+      expiresAt,
+      url: `${this.cfg.publicWsBase.replace(/\/$/, '')}${WS_PATH}?${q}`,
+      codec: info.codec,
+      width: info.width,
+      height: info.height,
+      transcoded: s.transcoded,
+      playbackId,
+      start: range.start.toISOString(),
+      end: end.toISOString(),
+    };
+  }
+
+  /** A WebSocket viewer with a verified token: attached to the camera's stream (started again if it lingered out), or to its playback session (410 when it has ended). */
   async attach(claims: StreamClaims, sink: ViewerSink): Promise<() => void> {
     const c = await this.camera(null, claims.c);
-    const s = this.acquire(c);
+    const s = claims.p ? this.playbacks.get(claims.p) : this.acquire(c);
+    if (!s || s.isStopped() || s.cameraId !== c.id) throw VideoErrors.playbackEnded();
     const v = s.addViewer(sink);
     this.viewerCount++;
     viewersGauge.set(this.viewerCount);
@@ -361,6 +435,6 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   beforeApplicationShutdown(): void {
     this.closing = true;
     this.jpeg?.close();
-    for (const s of [...this.streams.values()]) s.stop('shutdown');
+    for (const s of [...this.streams.values(), ...this.playbacks.values()]) s.stop('shutdown');
   }
 }

@@ -141,6 +141,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'VIDEO.SNAPSHOT_TIMEOUT': 'errors.videoNoPicture',
   'VIDEO.DISABLED': 'errors.videoFailed',
   'VIDEO.SHUTTING_DOWN': 'errors.unavailable',
+  'VIDEO.PLAYBACK_UNSUPPORTED': 'errors.videoPlaybackUnsupported',
+  'VIDEO.PLAYBACK_ENDED': 'errors.videoPlaybackEnded',
   'VIDEO.TOKEN_INVALID': 'errors.videoToken',
   'VIDEO.TOKEN_EXPIRED': 'errors.videoToken',
   'VIDEO.TOKEN_WRONG_CAMERA': 'errors.videoToken',

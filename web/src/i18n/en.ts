@@ -310,6 +310,8 @@ const en: Messages = {
     videoStalled: 'The video stopped',
     videoEnded: 'The camera ended the stream',
     videoFailed: 'The stream cannot be played',
+    videoPlaybackUnsupported: 'This camera has no recording playback (GB/T 28181 devices only)',
+    videoPlaybackEnded: 'The playback has ended; open it again',
     videoCapacity: 'The video service is at capacity, try again shortly',
     videoToken: 'The play ticket is invalid or expired: open the camera again',
     videoTooSlow: 'The connection is too slow: video disconnected',

@@ -306,6 +306,8 @@ const zhCN = {
     videoStalled: '视频中断',
     videoEnded: '设备已结束视频',
     videoFailed: '视频流无法播放',
+    videoPlaybackUnsupported: '该摄像机不支持录像回放（仅 GB/T 28181 设备）',
+    videoPlaybackEnded: '回放已结束，请重新打开',
     videoCapacity: '视频服务已满载，请稍后再试',
     videoToken: '播放凭证无效或已过期，请重新打开',
     videoTooSlow: '网络太慢，视频已断开',
