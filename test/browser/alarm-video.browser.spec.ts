@@ -164,6 +164,17 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     expect((await cp.state()).missingKeys).toEqual([]);
     await cp.screenshot('alarm-video');
 
+    // What happened before anyone pressed: the first cameras switch to their recordings around the raise (GB/T 28181 playback), then back to live.
+    const playable = autoplayed.filter((id) => id !== offlineId);
+    await page.click('#incident-cameras .video-playback-toggle');
+    for (const id of playable) await page.waitForSelector(`[data-camera="${id}"][data-mode="playback"][data-state="playing"]`, { timeout: 20000 });
+    expect(await page.textContent(`[data-camera="${playable[0]}"] figcaption .playback`)).toMatch(/^回放 /);
+    const playbackOffers = cams.flatMap((c) => c.log.filter((l) => l.method === 'INVITE' && /^s=Playback\r$/m.test(l.body)));
+    expect(playbackOffers.length).toBe(playable.length);
+    await page.click('#incident-cameras .video-playback-toggle');
+    for (const id of playable) await page.waitForSelector(`[data-camera="${id}"][data-mode="live"][data-state="playing"]`, { timeout: 20000 });
+    expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+
     // Another incident selected: the detail goes, its players' sockets close, the streams linger out (BYE).
     const other = (await t.http().post('/api/v1/incidents').set(auth(raiser)).send({ schoolId: seed.schoolB.id, type: 'other', location: '操场' }).expect(201))
       .body as { id: string };

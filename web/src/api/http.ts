@@ -94,6 +94,7 @@ export interface ResponseTypes {
   'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
   'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
   'post /api/v1/cameras/{id}/stream': PlayTicket;
+  'post /api/v1/cameras/{id}/playback': PlayTicket & { playbackId: string; start: string; end: string };
   'post /api/v1/cameras/{id}/evidence': EvidenceItem;
   'post /api/v1/patrol-rounds': PatrolRound;
   'get /api/v1/patrol-rounds': Page<Omit<PatrolRound, 'items'>>;

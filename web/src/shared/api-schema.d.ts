@@ -208,6 +208,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cameras/{id}/playback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["VideoController_playback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cameras/{id}/snapshot": {
         parameters: {
             query?: never;
@@ -2502,6 +2518,12 @@ export type components = {
             /** @enum {string} */
             kind: "district" | "zone" | "group" | "schools";
         };
+        PlaybackDto: {
+            /** @description end of the range (after start, at most video.playbackMaxSeconds later); a time after now is cut to now */
+            end: string;
+            /** @description start of the recording to play, an ISO 8601 instant with offset (e.g. 2026-11-30T03:00:00+08:00); not in the future */
+            start: string;
+        };
         PolicyLevelDto: {
             /** @description channels for the people of this level; null or omitted = every enabled channel */
             channelIds?: string[] | null;
@@ -3227,6 +3249,29 @@ export interface operations {
         };
         responses: {
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    VideoController_playback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackDto"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
