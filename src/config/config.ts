@@ -182,6 +182,10 @@ export function validateConfig(raw: Json): AppConfig {
     // pg-pool bounds opening a connection by the pool's wait too: a shorter wait would cut connects short and read as an outage.
     for (const k of ['poolWaitMs', 'jobsPoolWaitMs'] as const)
       if (cfg.database[k] < cfg.database.connectTimeoutMs) problems.push(`database.${k}: must not be less than database.connectTimeoutMs`);
+    const cascade = cfg.gb28181.cascade;
+    if (cascade.enabled && cascade.superiors.length === 0)
+      problems.push('gb28181.cascade.superiors: must list at least one superior platform when gb28181.cascade.enabled');
+    if (cascade.retryMinMs > cascade.retryMaxMs) problems.push('gb28181.cascade.retryMinMs: must not exceed gb28181.cascade.retryMaxMs');
     if (cfg.video.restartBackoffMinMs > cfg.video.restartBackoffMaxMs) problems.push('video.restartBackoffMinMs: must not exceed video.restartBackoffMaxMs');
     const relay = cfg.alarms.policeRelay;
     if (relay.url && relay.hmacSecret.length < 16)

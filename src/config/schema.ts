@@ -1,5 +1,18 @@
 import { isIP } from 'node:net';
-import { AppConfig, DRILL_RELAY_MODES, DUTY_ROLES, ENVS, GB_ALARM_PRIORITIES, INCIDENT_TYPES, LOG_LEVELS, PRIORITIES, ROLES, STAFFING_RULES } from './sections';
+import {
+  AppConfig,
+  DRILL_RELAY_MODES,
+  GB_CASCADE_SOURCES,
+  GB_CASCADE_TRANSPORTS,
+  DUTY_ROLES,
+  ENVS,
+  GB_ALARM_PRIORITIES,
+  INCIDENT_TYPES,
+  LOG_LEVELS,
+  PRIORITIES,
+  ROLES,
+  STAFFING_RULES,
+} from './sections';
 
 /**
  * The validation rules of every config key. SCHEMA is keyed by the leaf paths of AppConfig, so
@@ -14,6 +27,38 @@ function isProxyAddress(entry: string): boolean {
   if (bits === undefined && ['loopback', 'linklocal', 'uniquelocal'].includes(addr)) return true;
   const family = isIP(addr);
   return family !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+}
+
+/**
+ * gb28181.cascade.superiors: a list of superior platforms; a problem names the entry and its field
+ * (`[0].host: must not be empty`), so a bad entry stops boot saying which.
+ */
+function superiorsRule(v: unknown): string | null {
+  if (!Array.isArray(v)) return `must be a list of superior platforms (got ${JSON.stringify(v)})`;
+  const problems: string[] = [];
+  const ids = new Set<string>();
+  v.forEach((s: unknown, i) => {
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) return problems.push(`[${i}]: must be an object`);
+    const e = s as Record<string, unknown>;
+    const known = ['id', 'domain', 'host', 'port', 'transport', 'password', 'localId'];
+    for (const k of Object.keys(e)) if (!known.includes(k)) problems.push(`[${i}].${k}: is not a known key (${known.join(', ')})`);
+    const check = (k: string, r: Rule) => {
+      const p = e[k] === undefined ? 'is missing' : r(e[k]);
+      if (p) problems.push(`[${i}].${k}: ${p}`);
+    };
+    check('id', rules.str({ pattern: /^\d{20}$/, hint: 'must be a 20-digit GB/T 28181 id' }));
+    check('domain', rules.str({ pattern: /^[A-Za-z0-9.-]{0,64}$/, hint: "must be '' or a SIP domain (digits, letters, dots)" }));
+    check('host', rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9.:-]+$/, hint: 'must be an IP address or host name' }));
+    check('port', rules.int(1, 65535));
+    check('transport', rules.oneOf(GB_CASCADE_TRANSPORTS));
+    check('password', rules.str({ nonEmpty: true }));
+    check('localId', rules.str({ pattern: /^(\d{20})?$/, hint: "must be '' or a 20-digit GB/T 28181 id" }));
+    if (typeof e.id === 'string') {
+      if (ids.has(e.id)) problems.push(`[${i}].id: ${e.id} is listed twice`);
+      ids.add(e.id);
+    }
+  });
+  return problems.length ? problems.join('; ') : null;
 }
 
 /** A rule for one key; returns a problem description or null. */
@@ -307,6 +352,28 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),
   ...perKey('gb28181.alarmPriorities', GB_ALARM_PRIORITIES, rules.oneOf(PRIORITIES)),
+  // cascade to higher-level platforms (issue 16 §7)
+  'gb28181.cascade.enabled': rules.bool(),
+  'gb28181.cascade.localId': rules.str({ pattern: /^(\d{20})?$/, hint: "must be '' or a 20-digit GB/T 28181 id" }),
+  'gb28181.cascade.civilCode': rules.str({ pattern: /^(\d{2}|\d{4}|\d{6}|\d{8})?$/, hint: "must be '' or a civil code of 2, 4, 6 or 8 digits" }),
+  'gb28181.cascade.name': rules.str(),
+  'gb28181.cascade.superiors': superiorsRule,
+  'gb28181.cascade.registerExpiresSeconds': rules.int(60, 86400),
+  'gb28181.cascade.keepaliveSeconds': rules.int(1, 3600),
+  'gb28181.cascade.keepaliveMaxMissed': rules.int(1, 100),
+  'gb28181.cascade.retryMinMs': rules.int(100, 3_600_000),
+  'gb28181.cascade.retryMaxMs': rules.int(100, 3_600_000),
+  'gb28181.cascade.requestTimeoutMs': rules.int(100, 120_000),
+  'gb28181.cascade.catalogItemsPerMessage': rules.int(1, 200),
+  'gb28181.cascade.charset': rules.oneOf(['GB18030', 'UTF-8']),
+  'gb28181.cascade.forwardAlarms': rules.bool(),
+  'gb28181.cascade.alarmSources': (v) =>
+    Array.isArray(v) && v.every((x) => rules.oneOf(GB_CASCADE_SOURCES)(x) === null)
+      ? null
+      : `must be a list of ${GB_CASCADE_SOURCES.join(', ')} (got ${JSON.stringify(v)})`,
+  'gb28181.cascade.alarmPollMs': rules.int(50, 600_000),
+  'gb28181.cascade.alarmLookbackSeconds': rules.int(10, 7 * 86400),
+  'gb28181.cascade.alarmMaxAttempts': rules.int(1, 1000),
   // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
   'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
   'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot

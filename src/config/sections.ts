@@ -746,6 +746,64 @@ export interface Gb28181Config {
    * urgent … 4 四级警情). An alarm without one (or another value) takes `alarms.priorityByType` of its type.
    */
   alarmPriorities: Record<GbAlarmPriority, Priority>;
+  /** Cascade to higher-level platforms (级联, issue 16 §7; GB/T 28181-2016 §9.1, §9.6, §9.4, Annex A): off by default. */
+  cascade: GbCascadeConfig;
+}
+
+/** Transports of the upward link: UDP (GB/T 28181-2016 §4.3: the default; TCP is not offered upward yet). */
+export const GB_CASCADE_TRANSPORTS = ['udp'] as const;
+export const GB_CASCADE_SOURCES = ['device', 'staff', 'operator'] as const;
+export type GbCascadeSource = (typeof GB_CASCADE_SOURCES)[number];
+
+/** One superior platform we register with (a district center reporting to the city). */
+export interface GbSuperior {
+  /** The superior's 20-digit SIP id (the Request-URI and To of what we send it). */
+  id: string;
+  /** The superior's SIP domain (digest realm it usually challenges with); '' = the first 10 digits of its id. */
+  domain: string;
+  host: string;
+  port: number;
+  transport: (typeof GB_CASCADE_TRANSPORTS)[number];
+  /** The password the superior gave us (digest, MD5 as GB/T 28181-2016 §9.1.2.1 requires). */
+  password: string;
+  /** Our 20-digit id as the superior knows us; '' = gb28181.cascade.localId. */
+  localId: string;
+}
+
+export interface GbCascadeConfig {
+  enabled: boolean;
+  /** Our 20-digit id as seen upward (the superior's lower platform); '' = gb28181.platformId. */
+  localId: string;
+  /** The civil code (GB/T 2260, 2–8 digits) our Catalog's tree hangs from; '' = the first 6 digits of localId. */
+  civilCode: string;
+  /** The Name of our civil-code node and of the business group ('' = the first district's name). */
+  name: string;
+  /** The superiors (usually one: the city). Each is registered with, kept alive, answered and told of alarms on its own. */
+  superiors: GbSuperior[];
+  /** The Expires we ask for; refreshed at 2/3 of what the superior grants. */
+  registerExpiresSeconds: number;
+  /** Keepalive Notify period (§9.6.1: 60 s). */
+  keepaliveSeconds: number;
+  /** Keepalives unanswered in a row before we register again (§9.6.1: 3). */
+  keepaliveMaxMissed: number;
+  /** Re-registration backoff after a failure: from min, doubling, up to max (ms). */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** How long one request upward (REGISTER, MESSAGE) waits for its final answer (ms). */
+  requestTimeoutMs: number;
+  /** Catalog items per Response MESSAGE (SumNum split as real platforms do: at most 20–50 per message over UDP). */
+  catalogItemsPerMessage: number;
+  /** Charset of what we send upward: GB18030 (declared GB2312, what every platform reads) or UTF-8. */
+  charset: 'GB18030' | 'UTF-8';
+  /** Forward alarms upward as Alarm Notify (§9.4). */
+  forwardAlarms: boolean;
+  /** Which incidents are forwarded, by source (device: cameras, GB/T 28181 devices and alarm buttons; staff: school staff's alarms; operator). */
+  alarmSources: GbCascadeSource[];
+  /** How often new incidents are looked for (ms), and how far back (s) an incident raised is still forwarded. */
+  alarmPollMs: number;
+  alarmLookbackSeconds: number;
+  /** Attempts per alarm and superior before it is given up (counted, shown in the status). */
+  alarmMaxAttempts: number;
 }
 
 /** The `AlarmPriority` values of GB/T 28181-2016 §A.2.6.4. */

@@ -25,6 +25,19 @@ export interface IncidentListQuery {
   offset?: number;
 }
 
+/** An incident as a forwarder upward reads it (IncidentQueriesService.forForwarding). */
+export interface ForwardedIncident {
+  id: string;
+  type: string;
+  priority: string;
+  source: string;
+  firstPressAt: Date;
+  note: string;
+  schoolName: string;
+  location: string;
+  channelId: string | null;
+}
+
 /** Reads of incidents within the user's school scope: one with its timeline, pages, response-time statistics. */
 @Injectable()
 export class IncidentQueriesService {
@@ -43,6 +56,30 @@ export class IncidentQueriesService {
       [behindSeconds],
     )) as { queueBehind: number; policeRelayFailing: number }[];
     return r;
+  }
+
+  /**
+   * Incidents raised (first press) since `since`, not drills, of these sources — ids only, oldest
+   * first, at most `limit`: for forwarders that keep their own record of what they sent (the GB/T
+   * 28181 cascade to a superior platform, issue 16 §7). District-wide, no access check.
+   */
+  async raisedSince(since: Date, sources: string[], limit: number): Promise<string[]> {
+    const rows = (await this.db.query(
+      `SELECT id FROM incidents WHERE first_press_at > $1 AND NOT drill AND source = ANY($2::text[]) ORDER BY first_press_at LIMIT $3`,
+      [since, sources, limit],
+    )) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  /** What an alarm forwarded upward says of these incidents (the camera's GB/T 28181 channel id when raised by one). */
+  async forForwarding(ids: string[]): Promise<ForwardedIncident[]> {
+    if (ids.length === 0) return [];
+    return this.db.query(
+      `SELECT i.id, i.type, i.priority, i.source, i.first_press_at AS "firstPressAt", i.note, i.school_name AS "schoolName", i.location,
+              c.channel_id AS "channelId"
+         FROM incidents i LEFT JOIN cameras c ON c.id = i.camera_id WHERE i.id = ANY($1::uuid[])`,
+      [ids],
+    );
   }
 
   async get(user: AuthUser, id: string) {

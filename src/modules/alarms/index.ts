@@ -6,5 +6,5 @@ export { AlarmsModule } from './alarms.module';
 export { CancelDto, NoteDto, OptionalNoteDto, ResolveDto } from './dto';
 export { IncidentLifecycleService } from './incident-lifecycle.service';
 export { IncidentNoticesService, type NoticeTimelineEntry } from './incident-notices.service';
-export { IncidentQueriesService } from './incident-queries.service';
+export { IncidentQueriesService, type ForwardedIncident } from './incident-queries.service';
 export type { IncidentView } from './incident-row';

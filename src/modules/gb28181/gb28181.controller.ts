@@ -11,6 +11,7 @@ import { GB_ID_PATTERN, RegistryService } from '../registry';
 import { ha1 } from './digest';
 import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, GbGuardDto, GbRecordDto, GbRecordInfoQuery, GbResetAlarmDto, UpdateGbDeviceDto } from './dto';
 import { GbCameras } from './gb-cameras';
+import { GbCascade } from './gb-cascade';
 import { GbCatalog } from './gb-catalog';
 import { ControlCommand, GbCommands } from './gb-commands';
 import { GbDeviceStates } from './gb-device-states';
@@ -47,6 +48,7 @@ export class Gb28181Controller {
     private readonly cameras: GbCameras,
     private readonly catalog: GbCatalog,
     private readonly commands: GbCommands,
+    private readonly cascadeLinks: GbCascade,
     private readonly store: Gb28181Store,
     private readonly registry: RegistryService,
     private readonly audit: AuditService,
@@ -304,5 +306,21 @@ export class Gb28181Controller {
     if (fields.length) throw Errors.validation(fields);
     await this.target(deviceId, channelId);
     return this.commands.recordInfo(deviceId, channelId, { start, end, type: q.type ?? 'all' });
+  }
+
+  /**
+   * The cascade to higher-level platforms (issue 16 §7): per superior, whether we are registered, the
+   * last keepalive and its answer, the last error and counts; alarms forwarded by state. `running`
+   * is false in a process that does not run the SIP server (the live state is in the one that does).
+   */
+  @Roles('admin')
+  @Get('cascade')
+  async cascade() {
+    return {
+      enabled: this.cascadeLinks.enabled,
+      running: this.cascadeLinks.active,
+      superiors: this.cascadeLinks.status(),
+      alarms: await this.cascadeLinks.alarmCounts(),
+    };
   }
 }

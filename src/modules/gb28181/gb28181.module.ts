@@ -5,6 +5,7 @@ import { DeviceHealthModule } from '../device-health';
 import { RegistryModule } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCameras } from './gb-cameras';
+import { GbCascade } from './gb-cascade';
 import { GbChannelStatus } from './gb-channel-status';
 import { GbCatalog } from './gb-catalog';
 import { GbCommands } from './gb-commands';
@@ -43,6 +44,7 @@ import { SipServer } from './sip-server';
     GbRegistrar,
     GbKeepalive,
     GbAlarms,
+    GbCascade,
     SipServer,
   ],
   exports: [SipServer],

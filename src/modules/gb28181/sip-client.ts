@@ -142,6 +142,17 @@ export class SipClient {
       body: r.body,
       contentType: 'Application/MANSCDP+xml',
     });
+    return this.transact(peer, buf, branch, this.cfg.queryTimeoutMs);
+  }
+
+  /**
+   * Sends a request built by the caller (its top Via carries `branch`) as a non-INVITE client
+   * transaction (RFC 3261 §17.1.2: over UDP retransmitted from T1 doubling up to T2) and resolves
+   * with the final response, 408 after `timeoutMs`, 503 when the peer cannot be reached. Used by the
+   * requests above and by the cascade's requests upward (REGISTER, MESSAGE to a superior platform).
+   */
+  transact(peer: Peer, buf: Buffer, branch: string, timeoutMs: number): Promise<SipResponse | number> {
+    if (!this.endpoint.reachable(peer)) return Promise.resolve(503);
     return new Promise<SipResponse | number>((resolve) => {
       const tx: ClientTx = {
         resolve: (status, res) => {
@@ -150,7 +161,7 @@ export class SipClient {
           this.pending.delete(branch);
           resolve(res ?? status);
         },
-        timeout: setTimeout(() => tx.resolve(408), this.cfg.queryTimeoutMs),
+        timeout: setTimeout(() => tx.resolve(408), timeoutMs),
       };
       tx.timeout.unref();
       if (peer.transport === 'UDP') {

@@ -3,6 +3,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
+import { GbCascade } from './gb-cascade';
 import { GbCatalog } from './gb-catalog';
 import { GbCommands } from './gb-commands';
 import { GbChannelStatus } from './gb-channel-status';
@@ -28,7 +29,7 @@ const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, NOTIFY, OPTIONS, A
  * provision channels as registry cameras. Runs in the api role (and all); one process owns the
  * SIP port. This class starts and stops the pieces and routes each message to the one that
  * handles it: REGISTER → GbRegistrar, MESSAGE (MANSCDP, by root and CmdType) → GbKeepalive /
- * GbAlarms / GbCatalog / GbCommands, responses → SipClient. New methods and commands get a handler and a line here.
+ * GbAlarms / GbCatalog / GbCommands (from a superior platform: GbCascade), responses → SipClient. New methods and commands get a handler and a line here.
  */
 @Injectable()
 export class SipServer {
@@ -47,6 +48,7 @@ export class SipServer {
     private readonly catalog: GbCatalog,
     private readonly channels: GbChannelStatus,
     private readonly commands: GbCommands,
+    private readonly cascade: GbCascade,
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
@@ -90,12 +92,14 @@ export class SipServer {
     t.unref();
     this.timers.push(t);
     this.commands.running = true;
+    this.cascade.start();
     this.endpoint.log(`SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed`);
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.cascade.stop(); // withdraws our registrations upward while the socket is open
     this.keepalive.stopTimer();
     this.catalog.stop();
     this.commands.stop();
@@ -193,6 +197,9 @@ export class SipServer {
       malformedInput.inc({ source: 'sip', reason: e instanceof XmlError ? 'manscdp' : 'body' });
       return this.endpoint.reply(req, peer, 400, 'message', key);
     }
+    // A superior platform we cascade to (issue 16 §7): its queries about us and its answers to our alarms.
+    const superior = this.cascade.superiorOf(id, peer);
+    if (superior) return this.cascade.onMessage(superior, req, peer, key, doc);
     const now = Date.now();
     const keepalive = doc.cmdType === 'Keepalive';
     // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1)…

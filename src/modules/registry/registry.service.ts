@@ -179,6 +179,31 @@ export class RegistryService {
     return new Map(rows.map((r) => [r.id, r.name]));
   }
 
+  /**
+   * What the district reports to a superior GB/T 28181 platform (gb28181 cascade, issue 16 §7): the
+   * first district's name, the zones, the schools with their zone, and every camera with its school,
+   * channel id, name, place, status (device health) and make. Light rows, the whole district.
+   */
+  async cascadeInventory(): Promise<{
+    districtName: string;
+    zones: { id: string; name: string; code: string }[];
+    schools: { id: string; name: string; code: string; zoneId: string | null }[];
+    cameras: { schoolId: string; channelId: string; name: string; location: string; status: string; vendor: string; model: string }[];
+  }> {
+    const [district] = (await this.db.query(`SELECT name FROM districts ORDER BY created_at, code LIMIT 1`)) as { name: string }[];
+    const zones = (await this.db.query(`SELECT id, name, code FROM school_zones ORDER BY code`)) as { id: string; name: string; code: string }[];
+    const schools = (await this.db.query(`SELECT id, name, code, zone_id AS "zoneId" FROM schools ORDER BY code`)) as {
+      id: string;
+      name: string;
+      code: string;
+      zoneId: string | null;
+    }[];
+    const cameras = (await this.db.query(
+      `SELECT school_id AS "schoolId", channel_id AS "channelId", name, location, status, vendor, model FROM cameras ORDER BY school_id, channel_id, id`,
+    )) as { schoolId: string; channelId: string; name: string; location: string; status: string; vendor: string; model: string }[];
+    return { districtName: district?.name ?? '', zones, schools, cameras };
+  }
+
   /** Cameras as patrol rounds pick them: id, school, zone, area kind (the whole fleet, light rows). */
   cameraPicks(filter: { zoneId?: string; schoolId?: string } = {}): Promise<{ id: string; schoolId: string; zoneId: string | null; areaKind: string }[]> {
     return this.db.query(

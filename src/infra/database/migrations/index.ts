@@ -32,6 +32,7 @@ import { WithdrawAttempts1764321500000 } from './1764321500000-WithdrawAttempts'
 import { AlarmOutboxDoneIndex1764321700000 } from './1764321700000-AlarmOutboxDoneIndex';
 import { AlarmPhotoPosition1764321900000 } from './1764321900000-AlarmPhotoPosition';
 import { MaintenanceWindowsDevices1764321900100 } from './1764321900100-MaintenanceWindowsDevices';
+import { GbCascade1764322000000 } from './1764322000000-GbCascade';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -69,4 +70,5 @@ export const MIGRATIONS = [
   AlarmOutboxDoneIndex1764321700000,
   AlarmPhotoPosition1764321900000,
   MaintenanceWindowsDevices1764321900100,
+  GbCascade1764322000000,
 ];

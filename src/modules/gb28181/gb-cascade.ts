@@ -1,0 +1,748 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, AppConfig } from '../../config/config';
+import type { GbCascadeConfig, GbSuperior } from '../../config/sections';
+import { inJobsPool } from '../../infra/database/pools';
+import { ForwardedIncident, IncidentQueriesService } from '../alarms';
+import { RegistryService } from '../registry';
+import { expectedResponse, ha1 } from './digest';
+import { CascadeTree, catalogParts, encodeDoc, fieldsXml, loadCascadeTree } from './gb-cascade-catalog';
+import { gbTime } from './gb-codes';
+import { cascadeEvents, cascadeRegistered } from './gb28181.metrics';
+import { childText, ManscdpMessage } from './manscdp';
+import { SipClient } from './sip-client';
+import { SipEndpoint } from './sip-endpoint';
+import { buildRequest, header, params, SipRequest, SipResponse } from './sip-message';
+import { Peer } from './sip-transport';
+
+/** What the status route shows of one superior. */
+export interface CascadeLinkStatus {
+  superiorId: string;
+  host: string;
+  port: number;
+  transport: string;
+  localId: string;
+  registered: boolean;
+  registeredAt: string | null;
+  expiresAt: string | null;
+  lastRegisterStatus: number | null;
+  lastKeepaliveAt: string | null;
+  lastKeepaliveStatus: number | null;
+  lastKeepaliveAnsweredAt: string | null;
+  missedKeepalives: number;
+  nextAttemptAt: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  counts: Record<string, number>;
+}
+
+interface Link {
+  sup: GbSuperior;
+  localId: string;
+  /** The superior's domain (Request-URI and To) and ours (From). */
+  domain: string;
+  localDomain: string;
+  peer: Peer | null;
+  registered: boolean;
+  registeredAt: number | null;
+  expiresAt: number | null;
+  lastRegisterStatus: number | null;
+  lastKeepaliveAt: number | null;
+  lastKeepaliveStatus: number | null;
+  lastKeepaliveAnsweredAt: number | null;
+  missed: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  nextAttemptAt: number | null;
+  /** Failures in a row (the backoff's exponent). */
+  failures: number;
+  /** Registration dialog: one Call-ID and From tag, CSeq counting up (RFC 3261 §10.2). */
+  callId: string;
+  fromTag: string;
+  cseq: number;
+  /** The superior's last challenge, reused for the unregistration at shutdown. */
+  challenge: { header: 'Authorization' | 'Proxy-Authorization'; realm: string; nonce: string; qop: string | null; opaque: string | null; nc: number } | null;
+  timer: NodeJS.Timeout | null;
+  keepalive: NodeJS.Timeout | null;
+  keepaliveInFlight: boolean;
+  registering: boolean;
+  counts: Record<string, number>;
+}
+
+/** A forward due (gb_cascade_alarms) with what the incident says (alarms' IncidentQueriesService.forForwarding). */
+type AlarmRow = { incidentId: string; superiorId: string; attempts: number; sn: number | null; incident: ForwardedIncident };
+
+/** Incidents whose first press was this long before the previous round are looked at again (a transaction committing late). */
+const ALARM_OVERLAP_MS = 60_000;
+/** Incidents taken per round at most (a burst is taken over the next rounds). */
+const ALARM_ROUND_MAX = 1000;
+
+const PRIORITY_GB: Record<string, number> = { P1: 1, P2: 2, P3: 3, P4: 4 };
+
+/**
+ * Cascade to higher-level platforms (级联, issue 16 §7): we are the lower platform of each
+ * configured superior (a district center reporting to the city). Per superior:
+ *
+ * - REGISTER with digest (GB/T 28181-2016 §9.1.2: 401/407 challenge, MD5, qop=auth or none),
+ *   refreshed at 2/3 of the Expires granted; a refused or unanswered registration is retried with
+ *   backoff (retryMinMs doubling up to retryMaxMs);
+ * - Keepalive Notify MESSAGEs every keepaliveSeconds (§9.6); keepaliveMaxMissed unanswered in a row,
+ *   or any 4xx/5xx answer (a superior that restarted no longer knows us), and we register again;
+ * - its Catalog query answered with our district as a tree (gb-cascade-catalog.ts) in parts of
+ *   catalogItemsPerMessage items (SumNum), its DeviceInfo and DeviceStatus queries about us (or about
+ *   one camera);
+ * - incidents forwarded as Alarm Notify (§9.4) — see `pollAlarms`.
+ *
+ * Runs in the process that runs the SIP server (the upward link shares its socket and port).
+ */
+@Injectable()
+export class GbCascade {
+  private readonly logger = new Logger('GB28181-cascade');
+  private readonly cfg: GbCascadeConfig;
+  private readonly links: Link[] = [];
+  private running = false;
+  private alarmTimer: NodeJS.Timeout | null = null;
+  private polling = false;
+  private lastPrune = 0;
+  /** Where the next round looks from (first press time); null: alarmLookbackSeconds back. */
+  private alarmsFrom: Date | null = null;
+
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly endpoint: SipEndpoint,
+    private readonly client: SipClient,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: RegistryService,
+    private readonly incidents: IncidentQueriesService,
+  ) {
+    this.cfg = config.gb28181.cascade;
+    const platformId = config.gb28181.platformId;
+    for (const sup of this.cfg.superiors) {
+      const localId = sup.localId || this.cfg.localId || platformId;
+      this.links.push({
+        sup,
+        localId,
+        domain: sup.domain || sup.id.slice(0, 10),
+        localDomain: localId.slice(0, 10),
+        peer: null,
+        registered: false,
+        registeredAt: null,
+        expiresAt: null,
+        lastRegisterStatus: null,
+        lastKeepaliveAt: null,
+        lastKeepaliveStatus: null,
+        lastKeepaliveAnsweredAt: null,
+        missed: 0,
+        lastError: null,
+        lastErrorAt: null,
+        nextAttemptAt: null,
+        failures: 0,
+        callId: '',
+        fromTag: '',
+        cseq: 0,
+        challenge: null,
+        timer: null,
+        keepalive: null,
+        keepaliveInFlight: false,
+        registering: false,
+        counts: {},
+      });
+    }
+  }
+
+  get enabled(): boolean {
+    return this.cfg.enabled;
+  }
+
+  /** True in the process whose SIP server runs the cascade. */
+  get active(): boolean {
+    return this.running;
+  }
+
+  /** Starts registering with every superior (the SIP endpoint is up). */
+  start(): void {
+    if (!this.cfg.enabled || this.running) return;
+    this.running = true;
+    for (const l of this.links) {
+      l.callId = `${randomBytes(8).toString('hex')}@${this.endpoint.advertised}`;
+      l.fromTag = randomBytes(4).toString('hex');
+      cascadeRegistered.set({ superior: l.sup.id }, 0);
+      void this.register(l);
+    }
+    if (this.cfg.forwardAlarms && this.cfg.alarmSources.length) {
+      this.alarmTimer = setInterval(() => void this.pollAlarms(), this.cfg.alarmPollMs);
+      this.alarmTimer.unref();
+    }
+    this.endpoint.log(`cascade: registering with ${this.links.map((l) => `${l.sup.id}@${l.sup.host}:${l.sup.port}`).join(', ')}`);
+  }
+
+  /** Shutdown: timers stop; each registration is withdrawn (Expires: 0), waited for at most a second. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.alarmTimer) clearInterval(this.alarmTimer);
+    this.alarmTimer = null;
+    const bye: Promise<unknown>[] = [];
+    for (const l of this.links) {
+      this.clearTimers(l);
+      if (l.registered && l.peer) bye.push(this.sendRegister(l, 0, l.challenge));
+      this.setRegistered(l, false);
+    }
+    await Promise.race([Promise.allSettled(bye), new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+
+  /** Where each superior stands (the status route). */
+  status(): CascadeLinkStatus[] {
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    return this.links.map((l) => ({
+      superiorId: l.sup.id,
+      host: l.sup.host,
+      port: l.sup.port,
+      transport: l.sup.transport,
+      localId: l.localId,
+      registered: l.registered,
+      registeredAt: iso(l.registeredAt),
+      expiresAt: iso(l.expiresAt),
+      lastRegisterStatus: l.lastRegisterStatus,
+      lastKeepaliveAt: iso(l.lastKeepaliveAt),
+      lastKeepaliveStatus: l.lastKeepaliveStatus,
+      lastKeepaliveAnsweredAt: iso(l.lastKeepaliveAnsweredAt),
+      missedKeepalives: l.missed,
+      nextAttemptAt: iso(l.nextAttemptAt),
+      lastError: l.lastError,
+      lastErrorAt: iso(l.lastErrorAt),
+      counts: { ...l.counts },
+    }));
+  }
+
+  /**
+   * The superior a request comes from: its id in From, from the superior's address (any port: it may
+   * send from another socket than it listens on). Null for everything else (devices).
+   */
+  superiorOf(fromId: string, peer: Peer): Link | null {
+    if (!this.running) return null;
+    for (const l of this.links) if (l.sup.id === fromId && l.peer && l.peer.address === peer.address) return l;
+    return null;
+  }
+
+  // ------------------------------------------------------------------ registration
+
+  private count(l: Link, event: string): void {
+    l.counts[event] = (l.counts[event] ?? 0) + 1;
+    cascadeEvents.inc({ superior: l.sup.id, event });
+  }
+
+  private fail(l: Link, why: string): void {
+    l.lastError = why;
+    l.lastErrorAt = Date.now();
+    this.endpoint.warn(`cascade ${l.sup.id}: ${why}`);
+  }
+
+  private clearTimers(l: Link): void {
+    if (l.timer) clearTimeout(l.timer);
+    if (l.keepalive) clearInterval(l.keepalive);
+    l.timer = null;
+    l.keepalive = null;
+  }
+
+  private setRegistered(l: Link, on: boolean): void {
+    l.registered = on;
+    cascadeRegistered.set({ superior: l.sup.id }, on ? 1 : 0);
+    if (!on) {
+      l.expiresAt = null;
+      if (l.keepalive) clearInterval(l.keepalive);
+      l.keepalive = null;
+    }
+  }
+
+  private schedule(l: Link, ms: number): void {
+    if (!this.running) return;
+    if (l.timer) clearTimeout(l.timer);
+    l.nextAttemptAt = Date.now() + ms;
+    l.timer = setTimeout(() => void this.register(l), ms);
+    l.timer.unref();
+  }
+
+  /** After a failure: retryMinMs doubling per failure in a row, up to retryMaxMs (± 10 % so superiors restarting do not see a wave). */
+  private retry(l: Link): void {
+    const base = Math.min(this.cfg.retryMaxMs, this.cfg.retryMinMs * 2 ** Math.min(l.failures, 20));
+    l.failures++;
+    this.schedule(l, Math.round(base * (0.9 + Math.random() * 0.2)));
+  }
+
+  /** We are not (or no longer) registered: register again, now (the first attempt) then with backoff. */
+  private lost(l: Link, why: string): void {
+    this.fail(l, why);
+    this.setRegistered(l, false);
+    if (l.failures === 0) {
+      l.failures = 1;
+      this.schedule(l, 0);
+    } else this.retry(l);
+  }
+
+  private async register(l: Link): Promise<void> {
+    if (!this.running || l.registering) return;
+    l.registering = true;
+    l.nextAttemptAt = null;
+    try {
+      try {
+        const { address } = await lookup(l.sup.host, { family: 4 });
+        l.peer = { transport: 'UDP', address, port: l.sup.port };
+      } catch (e) {
+        this.count(l, 'register_failed');
+        this.fail(l, `cannot resolve ${l.sup.host}: ${(e as Error).message}`);
+        this.setRegistered(l, false);
+        return this.retry(l);
+      }
+      let r = await this.sendRegister(l, this.cfg.registerExpiresSeconds, null);
+      if (typeof r !== 'number' && (r.status === 401 || r.status === 407)) {
+        const challenge = this.challengeOf(r);
+        if (!challenge) {
+          l.lastRegisterStatus = r.status;
+          this.count(l, 'register_failed');
+          this.fail(l, `REGISTER answered ${r.status} without a usable MD5 Digest challenge`);
+          this.setRegistered(l, false);
+          return this.retry(l);
+        }
+        l.challenge = challenge;
+        r = await this.sendRegister(l, this.cfg.registerExpiresSeconds, challenge);
+      }
+      const status = typeof r === 'number' ? r : r.status;
+      l.lastRegisterStatus = status;
+      if (!this.running) return;
+      if (typeof r !== 'number' && status >= 200 && status < 300) {
+        const granted = this.grantedExpires(r) ?? this.cfg.registerExpiresSeconds;
+        if (granted <= 0) {
+          this.count(l, 'register_failed');
+          this.fail(l, 'REGISTER answered 200 with Expires 0');
+          this.setRegistered(l, false);
+          return this.retry(l);
+        }
+        const now = Date.now();
+        const first = !l.registered;
+        this.setRegistered(l, true);
+        l.registeredAt = first ? now : (l.registeredAt ?? now);
+        l.expiresAt = now + granted * 1000;
+        l.failures = 0;
+        l.missed = 0;
+        this.count(l, 'registered');
+        if (first) this.endpoint.log(`cascade: registered with ${l.sup.id} at ${l.sup.host}:${l.sup.port} as ${l.localId} for ${granted} s`);
+        // Refresh at 2/3 of what was granted (a superior that shortens it is followed).
+        this.schedule(l, Math.max(500, Math.floor((granted * 1000 * 2) / 3)));
+        if (!l.keepalive) {
+          l.keepalive = setInterval(() => void this.sendKeepalive(l), this.cfg.keepaliveSeconds * 1000);
+          l.keepalive.unref();
+          void this.sendKeepalive(l);
+        }
+        return;
+      }
+      this.count(l, 'register_failed');
+      this.fail(l, status === 408 ? 'REGISTER not answered' : `REGISTER answered ${status}`);
+      this.setRegistered(l, false);
+      this.retry(l);
+    } finally {
+      l.registering = false;
+    }
+  }
+
+  /** The Expires the superior granted: the Contact's expires parameter, else the Expires header. */
+  private grantedExpires(r: SipResponse): number | null {
+    const contact = header(r, 'contact');
+    const p = contact ? params(contact.slice(contact.lastIndexOf('>') + 1)).get('expires') : undefined;
+    const v = p ?? header(r, 'expires');
+    return v !== undefined && /^\d{1,10}$/.test(v.trim()) ? Number(v.trim()) : null;
+  }
+
+  /** The Digest challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate); null unless MD5. */
+  private challengeOf(r: SipResponse): Link['challenge'] {
+    const proxy = r.status === 407;
+    const raw = header(r, proxy ? 'proxy-authenticate' : 'www-authenticate');
+    const m = raw && /^\s*Digest\s+(.*)$/is.exec(raw);
+    if (!m) return null;
+    const p: Record<string, string> = {};
+    const re = /([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)/g;
+    for (let x = re.exec(m[1]); x; x = re.exec(m[1])) p[x[1].toLowerCase()] = x[2] ?? x[3];
+    if (!p.nonce || p.realm === undefined) return null;
+    if (p.algorithm && p.algorithm.toUpperCase() !== 'MD5') return null;
+    const qops = (p.qop ?? '').split(',').map((s) => s.trim().toLowerCase());
+    return {
+      header: proxy ? 'Proxy-Authorization' : 'Authorization',
+      realm: p.realm,
+      nonce: p.nonce,
+      qop: qops.includes('auth') ? 'auth' : null,
+      opaque: p.opaque ?? null,
+      nc: 0,
+    };
+  }
+
+  private uri(l: Link): string {
+    return `sip:${l.sup.id}@${l.sup.host}:${l.sup.port}`;
+  }
+
+  private via(l: Link, branch: string): string {
+    return `SIP/2.0/UDP ${this.endpoint.advertised}:${this.endpoint.port};rport;branch=${branch}`;
+  }
+
+  private sendRegister(l: Link, expires: number, challenge: Link['challenge']): Promise<SipResponse | number> {
+    if (!l.peer) return Promise.resolve(503);
+    const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
+    const uri = this.uri(l);
+    const headers: [string, string | number][] = [
+      ['Contact', `<sip:${l.localId}@${this.endpoint.advertised}:${this.endpoint.port}>`],
+      ['Expires', expires],
+      ['User-Agent', 'Shouhu'],
+    ];
+    if (challenge) {
+      const h1 = ha1(l.localId, challenge.realm, l.sup.password);
+      const c = { nonce: challenge.nonce, uri, qop: challenge.qop ?? undefined, nc: undefined as string | undefined, cnonce: undefined as string | undefined };
+      if (challenge.qop) {
+        challenge.nc++;
+        c.nc = challenge.nc.toString(16).padStart(8, '0');
+        c.cnonce = randomBytes(8).toString('hex');
+      }
+      const response = expectedResponse(h1, 'REGISTER', c);
+      let v = `Digest username="${l.localId}", realm="${challenge.realm}", nonce="${challenge.nonce}", uri="${uri}", response="${response}", algorithm=MD5`;
+      if (challenge.qop) v += `, qop=auth, nc=${c.nc}, cnonce="${c.cnonce}"`;
+      if (challenge.opaque !== null) v += `, opaque="${challenge.opaque}"`;
+      headers.push([challenge.header, v]);
+    }
+    const buf = buildRequest({
+      method: 'REGISTER',
+      uri,
+      via: this.via(l, branch),
+      from: `<sip:${l.localId}@${l.localDomain}>;tag=${l.fromTag}`,
+      to: `<sip:${l.localId}@${l.localDomain}>`,
+      callId: l.callId,
+      cseq: ++l.cseq,
+      headers,
+      body: Buffer.alloc(0),
+      contentType: 'Application/MANSCDP+xml',
+    });
+    return this.client.transact(l.peer, buf, branch, this.cfg.requestTimeoutMs);
+  }
+
+  /** A MANSCDP MESSAGE to the superior (its own transaction); resolves with the final status (408 unanswered, 503 unreachable). */
+  private async message(l: Link, body: Buffer): Promise<number> {
+    if (!l.peer) return 503;
+    const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
+    const buf = buildRequest({
+      method: 'MESSAGE',
+      uri: this.uri(l),
+      via: this.via(l, branch),
+      from: `<sip:${l.localId}@${l.localDomain}>;tag=${randomBytes(4).toString('hex')}`,
+      to: `<sip:${l.sup.id}@${l.domain}>`,
+      callId: `${randomBytes(8).toString('hex')}@${this.endpoint.advertised}`,
+      cseq: 1,
+      headers: [['User-Agent', 'Shouhu']],
+      body,
+      contentType: 'Application/MANSCDP+xml',
+    });
+    const r = await this.client.transact(l.peer, buf, branch, this.cfg.requestTimeoutMs);
+    return typeof r === 'number' ? r : r.status;
+  }
+
+  // ------------------------------------------------------------------ keepalive
+
+  /**
+   * Keepalive Notify (§9.6.1). 200: alive. Unanswered keepaliveMaxMissed times in a row: the link is
+   * taken as down and we register again. Any 4xx/5xx at once: the superior no longer takes our
+   * messages (it restarted and forgot us, or dropped our registration) — register again.
+   */
+  private async sendKeepalive(l: Link): Promise<void> {
+    if (!this.running || !l.registered || l.keepaliveInFlight) return;
+    l.keepaliveInFlight = true;
+    l.lastKeepaliveAt = Date.now();
+    try {
+      const status = await this.message(
+        l,
+        encodeDoc(
+          'Notify',
+          fieldsXml([
+            ['CmdType', 'Keepalive'],
+            ['SN', this.client.nextSn()],
+            ['DeviceID', l.localId],
+            ['Status', 'OK'],
+          ]),
+          this.cfg.charset,
+        ),
+      );
+      l.lastKeepaliveStatus = status;
+      if (!this.running || !l.registered) return;
+      if (status >= 200 && status < 300) {
+        l.missed = 0;
+        l.lastKeepaliveAnsweredAt = Date.now();
+        this.count(l, 'keepalive_ok');
+        return;
+      }
+      if (status === 408 || status === 503) {
+        l.missed++;
+        this.count(l, 'keepalive_missed');
+        if (l.missed >= this.cfg.keepaliveMaxMissed) this.lost(l, `${l.missed} keepalives unanswered: registering again`);
+        return;
+      }
+      l.lastKeepaliveAnsweredAt = Date.now();
+      this.count(l, 'keepalive_refused');
+      this.lost(l, `keepalive answered ${status}: registering again`);
+    } finally {
+      l.keepaliveInFlight = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ the superior's requests
+
+  /**
+   * A MANSCDP MESSAGE from a superior (already known to come from it): its queries about us, or its
+   * Response to one of our alarms. Answered 200 at once; query answers follow as MESSAGEs of our own.
+   */
+  onMessage(l: Link, req: SipRequest, peer: Peer, key: string, doc: ManscdpMessage): void {
+    this.endpoint.reply(req, peer, 200, 'cascade', key);
+    if (doc.root === 'Query' && doc.cmdType === 'Catalog')
+      return void this.answerCatalog(l, doc).catch((e) => this.fail(l, `Catalog answer failed: ${(e as Error).message}`));
+    if (doc.root === 'Query' && doc.cmdType === 'DeviceInfo')
+      return void this.answerDeviceInfo(l, doc).catch((e) => this.fail(l, `DeviceInfo answer failed: ${(e as Error).message}`));
+    if (doc.root === 'Query' && doc.cmdType === 'DeviceStatus')
+      return void this.answerDeviceStatus(l, doc).catch((e) => this.fail(l, `DeviceStatus answer failed: ${(e as Error).message}`));
+    if (doc.root === 'Response' && /^alarm$/i.test(doc.cmdType)) return void this.onAlarmResponse(l, doc).catch(() => undefined);
+    this.count(l, 'request_ignored');
+  }
+
+  private tree(): Promise<CascadeTree> {
+    return loadCascadeTree(this.db, this.registry, {
+      localId: this.cfg.localId || this.links[0]?.localId || '',
+      civilCode: this.cfg.civilCode,
+      name: this.cfg.name,
+    });
+  }
+
+  /** Catalog (§9.5.3, §A.2.6.4): the whole tree, catalogItemsPerMessage items per MESSAGE, one after another. */
+  private async answerCatalog(l: Link, doc: ManscdpMessage): Promise<void> {
+    const tree = await loadCascadeTree(this.db, this.registry, { localId: l.localId, civilCode: this.cfg.civilCode, name: this.cfg.name });
+    const parts = catalogParts({ sn: doc.sn, localId: l.localId, items: tree.items, perMessage: this.cfg.catalogItemsPerMessage, charset: this.cfg.charset });
+    for (let i = 0; i < parts.length; i++) {
+      const status = await this.message(l, parts[i]);
+      if (status !== 200) {
+        this.count(l, 'catalog_failed');
+        return this.fail(l, `Catalog part ${i + 1}/${parts.length} answered ${status}: the rest not sent`);
+      }
+    }
+    this.count(l, 'catalog_answered');
+  }
+
+  private async answerDeviceInfo(l: Link, doc: ManscdpMessage): Promise<void> {
+    const tree = await this.tree();
+    const status = await this.message(
+      l,
+      encodeDoc(
+        'Response',
+        fieldsXml([
+          ['CmdType', 'DeviceInfo'],
+          ['SN', doc.sn],
+          ['DeviceID', l.localId],
+          ['DeviceName', this.cfg.name || tree.items[0]?.name || 'Shouhu'],
+          ['Result', 'OK'],
+          ['Manufacturer', 'Shouhu'],
+          ['Model', 'Shouhu school-safety platform'],
+          ['Firmware', '1.0'],
+          ['Channel', tree.cameras],
+        ]),
+        this.cfg.charset,
+      ),
+    );
+    this.count(l, status === 200 ? 'device_info_answered' : 'device_info_failed');
+  }
+
+  /** DeviceStatus (§A.2.6.3) of our platform, or of one camera when the query names its channel id. */
+  private async answerDeviceStatus(l: Link, doc: ManscdpMessage): Promise<void> {
+    let online = true;
+    const id = doc.deviceId || l.localId;
+    if (id !== l.localId) {
+      const tree = await this.tree();
+      const s = tree.cameraStatus.get(id);
+      if (s === undefined) {
+        const status = await this.message(
+          l,
+          encodeDoc(
+            'Response',
+            fieldsXml([
+              ['CmdType', 'DeviceStatus'],
+              ['SN', doc.sn],
+              ['DeviceID', id],
+              ['Result', 'ERROR'],
+            ]),
+            this.cfg.charset,
+          ),
+        );
+        this.count(l, status === 200 ? 'device_status_answered' : 'device_status_failed');
+        return;
+      }
+      online = s === 'ON';
+    }
+    const status = await this.message(
+      l,
+      encodeDoc(
+        'Response',
+        fieldsXml([
+          ['CmdType', 'DeviceStatus'],
+          ['SN', doc.sn],
+          ['DeviceID', id],
+          ['Result', 'OK'],
+          ['Online', online ? 'ONLINE' : 'OFFLINE'],
+          ['Status', online ? 'OK' : 'ERROR'],
+          ['Encode', 'ON'],
+          ['Record', 'OFF'],
+          ['DeviceTime', gbTime(new Date()).slice(0, 19)],
+        ]) + '<Alarmstatus Num="0">\r\n</Alarmstatus>\r\n',
+        this.cfg.charset,
+      ),
+    );
+    this.count(l, status === 200 ? 'device_status_answered' : 'device_status_failed');
+  }
+
+  // ------------------------------------------------------------------ alarms upward
+
+  /**
+   * Alarm forwarding (§9.4), durable and never in the intake's way: every alarmPollMs the incidents
+   * raised in the last alarmLookbackSeconds of a forwarded source (not drills) get a row per superior
+   * in gb_cascade_alarms (its key: at most one forward per incident and superior, whatever restarts
+   * or retries happen); rows due are sent as Alarm Notify to superiors we are registered with. 200 →
+   * sent; otherwise retried with backoff up to alarmMaxAttempts, then failed (counted, shown). A retry
+   * carries the same SN, so a superior that got the first and lost our 200 can fold it. The superior's
+   * Alarm Response (Result) marks the row acknowledged.
+   */
+  async pollAlarms(): Promise<void> {
+    if (!this.running || this.polling) return;
+    this.polling = true;
+    try {
+      await inJobsPool(async () => {
+        const started = Date.now();
+        const floor = started - this.cfg.alarmLookbackSeconds * 1000;
+        const from = new Date(Math.max(floor, this.alarmsFrom ? this.alarmsFrom.getTime() - ALARM_OVERLAP_MS : floor));
+        const raised = await this.incidents.raisedSince(from, this.cfg.alarmSources, ALARM_ROUND_MAX);
+        if (raised.length) {
+          await this.db.query(
+            `INSERT INTO gb_cascade_alarms (incident_id, superior_id)
+             SELECT i, s FROM unnest($1::uuid[]) AS i CROSS JOIN unnest($2::text[]) AS s ON CONFLICT DO NOTHING`,
+            [raised, this.links.map((l) => l.sup.id)],
+          );
+        }
+        // A full round: the next one starts from the last taken (the rest of a burst); else from this round's start.
+        this.alarmsFrom = raised.length >= ALARM_ROUND_MAX ? await this.firstPressOf(raised[raised.length - 1], started) : new Date(started);
+        const ready = this.links.filter((l) => l.registered).map((l) => l.sup.id);
+        if (ready.length) {
+          const due = (await this.db.query(
+            `SELECT incident_id AS "incidentId", superior_id AS "superiorId", attempts, sn FROM gb_cascade_alarms
+             WHERE state = 'pending' AND next_at <= now() AND superior_id = ANY($1::text[]) ORDER BY next_at LIMIT 50`,
+            [ready],
+          )) as Omit<AlarmRow, 'incident'>[];
+          const incidents = new Map((await this.incidents.forForwarding([...new Set(due.map((d) => d.incidentId))])).map((i) => [i.id, i]));
+          await Promise.all(
+            due.map((d) => {
+              const incident = incidents.get(d.incidentId);
+              return incident ? this.forward({ ...d, incident }) : this.giveUp(d, 'incident gone');
+            }),
+          );
+        }
+        const now = Date.now();
+        if (now - this.lastPrune > 3_600_000) {
+          this.lastPrune = now;
+          // A row keeps its incident from going twice while it can be looked at again (lookback); kept a day for the record.
+          await this.db.query(`UPDATE gb_cascade_alarms SET state = 'failed' WHERE state = 'pending' AND created_at < now() - interval '1 day'`);
+          await this.db.query(
+            `DELETE FROM gb_cascade_alarms WHERE state <> 'pending' AND created_at < now() - make_interval(secs => greatest($1::int, 86400))`,
+            [this.cfg.alarmLookbackSeconds],
+          );
+        }
+      });
+    } catch (e) {
+      this.endpoint.warn(`cascade: alarm forwarding round failed: ${(e as Error).message}`);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async firstPressOf(incidentId: string, fallback: number): Promise<Date> {
+    const [i] = await this.incidents.forForwarding([incidentId]);
+    return i ? new Date(i.firstPressAt) : new Date(fallback);
+  }
+
+  private async giveUp(d: Omit<AlarmRow, 'incident'>, why: string): Promise<void> {
+    await this.db.query(`UPDATE gb_cascade_alarms SET state = 'failed' WHERE incident_id = $1 AND superior_id = $2 AND state = 'pending'`, [
+      d.incidentId,
+      d.superiorId,
+    ]);
+    this.endpoint.warn(`cascade: alarm of incident ${d.incidentId} not forwarded: ${why}`);
+  }
+
+  /** The Alarm Notify of one incident (§A.2.5.4). */
+  alarmBody(l: Link, i: ForwardedIncident, sn: number): Buffer {
+    // AlarmMethod (§A.2.6.4): 1 phone (staff / operator alarms), 2 device (alarm buttons, device alarms), 5 video (camera analytics).
+    const video = i.channelId !== null && ['video_alarm', 'intrusion', 'tamper'].includes(i.type);
+    const method = i.source === 'device' ? (video ? 5 : 2) : 1;
+    const what = [i.schoolName, i.location, i.note].filter((s) => s && s.trim()).join(' ');
+    const fields: [string, string | number][] = [
+      ['CmdType', 'Alarm'],
+      ['SN', sn],
+      ['DeviceID', i.channelId ?? l.localId],
+      ['AlarmPriority', PRIORITY_GB[i.priority] ?? 4],
+      ['AlarmMethod', method],
+      ['AlarmTime', gbTime(new Date(i.firstPressAt)).slice(0, 19)],
+      ['AlarmDescription', what.slice(0, 200)],
+    ];
+    let inner = fieldsXml(fields);
+    if (method === 5 && i.type === 'intrusion') inner += '<Info>\r\n<AlarmType>6</AlarmType>\r\n</Info>\r\n';
+    return encodeDoc('Notify', inner, this.cfg.charset);
+  }
+
+  private async forward(r: AlarmRow): Promise<void> {
+    const l = this.links.find((x) => x.sup.id === r.superiorId.trim());
+    if (!l || !l.registered) return;
+    const sn = r.sn ?? this.client.nextSn();
+    const attempts = r.attempts + 1;
+    // The SN is recorded before sending: the superior's Alarm Response may come before our 200 is taken.
+    if (r.sn === null)
+      await this.db.query(`UPDATE gb_cascade_alarms SET sn = $3 WHERE incident_id = $1 AND superior_id = $2 AND sn IS NULL`, [r.incidentId, l.sup.id, sn]);
+    const status = await this.message(l, this.alarmBody(l, r.incident, sn));
+    if (status === 200) {
+      this.count(l, 'alarm_sent');
+      await this.db.query(
+        `UPDATE gb_cascade_alarms SET state = 'sent', attempts = $3, sn = $4, last_status = $5, sent_at = now() WHERE incident_id = $1 AND superior_id = $2 AND state = 'pending'`,
+        [r.incidentId, l.sup.id, attempts, sn, status],
+      );
+      return;
+    }
+    const give = attempts >= this.cfg.alarmMaxAttempts;
+    this.count(l, give ? 'alarm_failed' : 'alarm_retry');
+    this.fail(l, `Alarm Notify of incident ${r.incidentId} answered ${status}${give ? `: given up after ${attempts} attempts` : ''}`);
+    const delay = Math.min(this.cfg.retryMaxMs, this.cfg.retryMinMs * 2 ** Math.min(attempts - 1, 20));
+    await this.db.query(
+      `UPDATE gb_cascade_alarms SET state = $3, attempts = $4, sn = $5, last_status = $6, next_at = now() + make_interval(secs => $7::double precision / 1000)
+       WHERE incident_id = $1 AND superior_id = $2 AND state = 'pending'`,
+      [r.incidentId, l.sup.id, give ? 'failed' : 'pending', attempts, sn, status, delay],
+    );
+    // 4xx/5xx other than a timeout: the superior does not take our messages any more — register again.
+    if (status !== 408 && status !== 503 && l.registered) this.lost(l, `Alarm Notify answered ${status}: registering again`);
+  }
+
+  /** The superior's Response to an Alarm Notify (§9.4.2): marks the forward acknowledged. */
+  private async onAlarmResponse(l: Link, doc: ManscdpMessage): Promise<void> {
+    const sn = Number(doc.sn);
+    if (!Number.isInteger(sn)) return;
+    const result = (childText(doc.el, 'Result') ?? 'OK').trim().toUpperCase();
+    this.count(l, result === 'OK' ? 'alarm_acknowledged' : 'alarm_refused');
+    await inJobsPool(() =>
+      this.db.query(
+        `UPDATE gb_cascade_alarms SET state = 'acknowledged', acknowledged_at = now() WHERE superior_id = $1 AND sn = $2 AND state IN ('sent','pending')`,
+        [l.sup.id, sn],
+      ),
+    );
+  }
+
+  /** Forwarded alarms by state (the status route). */
+  async alarmCounts(): Promise<Record<string, number>> {
+    const rows = (await this.db.query(`SELECT state, count(*)::int AS n FROM gb_cascade_alarms GROUP BY state`)) as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+}
