@@ -374,6 +374,7 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.cascade.alarmPollMs': rules.int(50, 600_000),
   'gb28181.cascade.alarmLookbackSeconds': rules.int(10, 7 * 86400),
   'gb28181.cascade.alarmMaxAttempts': rules.int(1, 1000),
+  'gb28181.cascade.alarmBatchMax': rules.int(1, 100_000),
   // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
   'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
   'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot

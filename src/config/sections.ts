@@ -804,6 +804,8 @@ export interface GbCascadeConfig {
   alarmLookbackSeconds: number;
   /** Attempts per alarm and superior before it is given up (counted, shown in the status). */
   alarmMaxAttempts: number;
+  /** Incidents taken per round at most; a larger burst is walked over the next rounds (by first press, id). */
+  alarmBatchMax: number;
 }
 
 /** The `AlarmPriority` values of GB/T 28181-2016 §A.2.6.4. */

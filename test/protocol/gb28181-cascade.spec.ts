@@ -47,6 +47,7 @@ describe('GB/T 28181 cascade to a superior platform', () => {
           requestTimeoutMs: 600,
           catalogItemsPerMessage: 3,
           alarmPollMs: 100,
+          alarmBatchMax: 2, // a burst of more is walked over several rounds
         },
       },
     });
@@ -181,6 +182,19 @@ describe('GB/T 28181 cascade to a superior platform', () => {
       'two more keepalives',
     );
     expect(sup.seen('MESSAGE', 'Alarm', 'Notify')).toHaveLength(1);
+  });
+
+  it('forwards a burst larger than one round (alarmBatchMax 2) over several rounds, each alarm once', async () => {
+    const before = sup.seen('MESSAGE', 'Alarm', 'Notify').length;
+    const buttons = [];
+    for (let i = 1; i <= 5; i++)
+      buttons.push(await createButton(site.t, site.admin, { schoolId: site.seed!.schoolB.id, code: `BURST-${i}`, location: `${i} 号岗` }));
+    await Promise.all(buttons.map(async (b, i) => expect((await press(site.t.baseUrl, b, `burst-${i}`)).status).toBeLessThan(300)));
+    await sup.until(() => sup.seen('MESSAGE', 'Alarm', 'Notify').length >= before + 5, 8000, 'five Alarm Notifies');
+    const burst = sup.seen('MESSAGE', 'Alarm', 'Notify').slice(before);
+    expect(burst).toHaveLength(5);
+    expect(new Set(burst.map((r) => r.doc!.sn)).size).toBe(5);
+    for (let i = 1; i <= 5; i++) expect(burst.filter((r) => childText(r.doc!.el, 'AlarmDescription')!.includes(`${i} 号岗`))).toHaveLength(1);
   });
 
   it("forwards a camera's own GB/T 28181 alarm with the camera's channel id as DeviceID (video alarm)", async () => {

@@ -59,16 +59,18 @@ export class IncidentQueriesService {
   }
 
   /**
-   * Incidents raised (first press) since `since`, not drills, of these sources — ids only, oldest
+   * Incidents raised (first press) after `since`, and after `after` in (first press, id) order when
+   * given (a keyset, so a caller walks a burst page by page), not drills, of these sources — oldest
    * first, at most `limit`: for forwarders that keep their own record of what they sent (the GB/T
    * 28181 cascade to a superior platform, issue 16 §7). District-wide, no access check.
    */
-  async raisedSince(since: Date, sources: string[], limit: number): Promise<string[]> {
-    const rows = (await this.db.query(
-      `SELECT id FROM incidents WHERE first_press_at > $1 AND NOT drill AND source = ANY($2::text[]) ORDER BY first_press_at LIMIT $3`,
-      [since, sources, limit],
-    )) as { id: string }[];
-    return rows.map((r) => r.id);
+  async raisedSince(since: Date, after: { at: Date; id: string } | null, sources: string[], limit: number): Promise<{ id: string; firstPressAt: Date }[]> {
+    return this.db.query(
+      `SELECT id, first_press_at AS "firstPressAt" FROM incidents
+        WHERE first_press_at > $1 AND ($2::timestamptz IS NULL OR (first_press_at, id) > ($2, $3::uuid)) AND NOT drill AND source = ANY($4::text[])
+        ORDER BY first_press_at, id LIMIT $5`,
+      [since, after?.at ?? null, after?.id ?? null, sources, limit],
+    );
   }
 
   /** What an alarm forwarded upward says of these incidents (the camera's GB/T 28181 channel id when raised by one). */

@@ -77,8 +77,6 @@ type AlarmRow = { incidentId: string; superiorId: string; attempts: number; sn: 
 
 /** Incidents whose first press was this long before the previous round are looked at again (a transaction committing late). */
 const ALARM_OVERLAP_MS = 60_000;
-/** Incidents taken per round at most (a burst is taken over the next rounds). */
-const ALARM_ROUND_MAX = 1000;
 
 const PRIORITY_GB: Record<string, number> = { P1: 1, P2: 2, P3: 3, P4: 4 };
 
@@ -109,6 +107,8 @@ export class GbCascade {
   private lastPrune = 0;
   /** Where the next round looks from (first press time); null: alarmLookbackSeconds back. */
   private alarmsFrom: Date | null = null;
+  /** The last incident taken by a full round (the next one goes on after it: a burst is walked page by page). */
+  private alarmsAfter: { at: Date; id: string } | null = null;
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -620,7 +620,8 @@ export class GbCascade {
         const started = Date.now();
         const floor = started - this.cfg.alarmLookbackSeconds * 1000;
         const from = new Date(Math.max(floor, this.alarmsFrom ? this.alarmsFrom.getTime() - ALARM_OVERLAP_MS : floor));
-        const raised = await this.incidents.raisedSince(from, this.cfg.alarmSources, ALARM_ROUND_MAX);
+        const page = await this.incidents.raisedSince(from, this.alarmsAfter, this.cfg.alarmSources, this.cfg.alarmBatchMax);
+        const raised = page.map((i) => i.id);
         if (raised.length) {
           await this.db.query(
             `INSERT INTO gb_cascade_alarms (incident_id, superior_id)
@@ -629,7 +630,13 @@ export class GbCascade {
           );
         }
         // A full round: the next one starts from the last taken (the rest of a burst); else from this round's start.
-        this.alarmsFrom = raised.length >= ALARM_ROUND_MAX ? await this.firstPressOf(raised[raised.length - 1], started) : new Date(started);
+        if (page.length >= this.cfg.alarmBatchMax) {
+          const last = page[page.length - 1];
+          this.alarmsAfter = { at: new Date(last.firstPressAt), id: last.id };
+        } else {
+          this.alarmsAfter = null;
+          this.alarmsFrom = new Date(started);
+        }
         const ready = this.links.filter((l) => l.registered).map((l) => l.sup.id);
         if (ready.length) {
           const due = (await this.db.query(
@@ -661,11 +668,6 @@ export class GbCascade {
     } finally {
       this.polling = false;
     }
-  }
-
-  private async firstPressOf(incidentId: string, fallback: number): Promise<Date> {
-    const [i] = await this.incidents.forForwarding([incidentId]);
-    return i ? new Date(i.firstPressAt) : new Date(fallback);
   }
 
   private async giveUp(d: Omit<AlarmRow, 'incident'>, why: string): Promise<void> {
