@@ -1,4 +1,5 @@
 'use strict';
+const path = require('node:path');
 /**
  * Helpers shared by bench scenarios (plain Node, no build step).
  *   const { runConcurrent, summarize, percentile, prng, cpuSeconds } = require('../lib');
@@ -135,4 +136,92 @@ async function resolveBenchIncidents(pg, where, params) {
   }
 }
 
-module.exports = { resolveBenchIncidents, percentile, runConcurrent, summarize, prng, cpuSeconds, meetsTarget, deleteRedisPrefix, sleep, until, freePort };
+/**
+ * `count` button presses at 10/s (each its own button, no linked camera: the load under test is
+ * elsewhere) on the service at `baseUrl`, received as incident.raised by operator1's console on the
+ * same service; returns press → console receipt (ms) of those received (fewer than `count`: lost).
+ * `onStarted` (optional) runs once the first press is sent, e.g. to start the load under test.
+ * Leaves the district as found: its incidents resolved, its button credentials removed.
+ */
+async function pressesToConsole(baseUrl, db, schoolId, count, log, what = '', onStarted = null) {
+  const { io } = require('socket.io-client');
+  const { loadConfig } = require(path.join(__dirname, '..', 'dist/config/config.js'));
+  const password = loadConfig({ ...process.env, NODE_ENV: 'development' }).demo.userPassword;
+  const tag = Math.random().toString(36).slice(2, 6).toUpperCase();
+  const codes = Array.from({ length: count }, (_, i) => `BENCH-P${tag}X${i}`);
+  const devices = (
+    await db.query(
+      `INSERT INTO alarm_devices (code, school_id, location, area_kind, keepalive_seconds) SELECT c, $1, '视频基准岗亭', 'main_gate', 86400 FROM unnest($2::text[]) c RETURNING id, code`,
+      [schoolId, codes],
+    )
+  ).rows;
+  const deviceIds = devices.map((d) => d.id);
+  await db.query(
+    `INSERT INTO device_credentials (key_id, secret_hash, kind, subject_id, school_id)
+     SELECT 'dk_bp' || lower(substr(code, 7)), encode(sha256(('sp' || lower(substr(code, 7)))::bytea), 'hex'), 'alarm_device', id, $1 FROM alarm_devices WHERE id = ANY($2)`,
+    [schoolId, deviceIds],
+  );
+  let socket;
+  try {
+    const login = await fetch(`${baseUrl}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'operator1', password }),
+    });
+    if (login.status !== 200) throw new Error(`operator1 login: ${login.status}`);
+    const { accessToken } = await login.json();
+    const received = new Map();
+    let live = false;
+    socket = io(`${baseUrl}/console`, { transports: ['websocket'], reconnection: false, auth: { token: accessToken } });
+    socket.on('live', () => (live = true));
+    socket.on('event', (e) => {
+      if (e.type === 'incident.raised' && !received.has(e.payload.incidentId)) received.set(e.payload.incidentId, performance.now());
+    });
+    for (let i = 0; !live; i++) {
+      if (i > 300) throw new Error('the console did not go live');
+      await sleep(100);
+    }
+    log(`${count} presses at 10/s ${what}…`);
+    const sent = [];
+    const start = performance.now();
+    const pending = [];
+    for (let k = 0; k < count; k++) {
+      const due = start + k * 100;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const i = codes[k].slice(6).toLowerCase();
+      pending.push(
+        fetch(`${baseUrl}/api/v1/incidents/press`, {
+          method: 'POST',
+          headers: { authorization: `Device dk_bp${i}:sp${i}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ eventId: `bench-${i}` }),
+        })
+          .then((r) => r.json())
+          .then((b) => b.id && sent.push({ id: b.id, due })),
+      );
+      if (k === 0 && onStarted) onStarted();
+    }
+    await Promise.all(pending);
+    for (let i = 0; i < 50 && sent.some((x) => !received.has(x.id)); i++) await sleep(100);
+    return sent.filter((x) => received.has(x.id)).map((x) => received.get(x.id) - x.due);
+  } finally {
+    socket?.close();
+    await resolveBenchIncidents(db, 'alarm_device_id = ANY($1)', [deviceIds]);
+    await db.query(`DELETE FROM device_credentials WHERE subject_id = ANY($1)`, [deviceIds]);
+  }
+}
+
+module.exports = {
+  pressesToConsole,
+  resolveBenchIncidents,
+  percentile,
+  runConcurrent,
+  summarize,
+  prng,
+  cpuSeconds,
+  meetsTarget,
+  deleteRedisPrefix,
+  sleep,
+  until,
+  freePort,
+};

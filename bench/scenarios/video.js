@@ -29,7 +29,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { Client } = require('pg');
-const { cpuSeconds, freePort, percentile, resolveBenchIncidents, sleep } = require('../lib');
+const { cpuSeconds, freePort, percentile, pressesToConsole, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const PASSWORD = 'bench-video-password';
@@ -130,78 +130,6 @@ async function startService(ctx, env, log) {
       await exited;
     },
   };
-}
-
-/**
- * `count` button presses at 10/s (each its own button, no linked camera: the streams are the load
- * under test) on the video service, received as incident.raised by an operator's console on the
- * same service; returns press → console receipt (ms) of those received. Leaves the district as
- * found: its buttons, credentials and incidents are removed.
- */
-async function pressWhilePlaying(ctx, svc, db, schoolId, count, log) {
-  const { io } = require('socket.io-client');
-  const { loadConfig } = require(path.join(ROOT, 'dist/config/config.js'));
-  const password = loadConfig({ ...process.env, NODE_ENV: 'development' }).demo.userPassword;
-  const codes = Array.from({ length: count }, (_, i) => `BENCH-VP${i}`);
-  const devices = (
-    await db.query(
-      `INSERT INTO alarm_devices (code, school_id, location, area_kind, keepalive_seconds) SELECT c, $1, '视频基准岗亭', 'main_gate', 86400 FROM unnest($2::text[]) c RETURNING id, code`,
-      [schoolId, codes],
-    )
-  ).rows;
-  const deviceIds = devices.map((d) => d.id);
-  await db.query(
-    `INSERT INTO device_credentials (key_id, secret_hash, kind, subject_id, school_id)
-     SELECT 'dk_bvp' || substr(code, 9), encode(sha256(('svp' || substr(code, 9))::bytea), 'hex'), 'alarm_device', id, $1 FROM alarm_devices WHERE id = ANY($2)`,
-    [schoolId, deviceIds],
-  );
-  let socket;
-  try {
-    const login = await fetch(`${svc.base}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'operator1', password }),
-    });
-    if (login.status !== 200) throw new Error(`operator1 login: ${login.status}`);
-    const { accessToken } = await login.json();
-    const received = new Map();
-    let live = false;
-    socket = io(`${svc.base}/console`, { transports: ['websocket'], reconnection: false, auth: { token: accessToken } });
-    socket.on('live', () => (live = true));
-    socket.on('event', (e) => {
-      if (e.type === 'incident.raised' && !received.has(e.payload.incidentId)) received.set(e.payload.incidentId, performance.now());
-    });
-    for (let i = 0; !live; i++) {
-      if (i > 300) throw new Error('the console did not go live');
-      await sleep(100);
-    }
-    log(`${count} presses at 10/s while the streams play…`);
-    const sent = [];
-    const start = performance.now();
-    const pending = [];
-    for (let k = 0; k < count; k++) {
-      const due = start + k * 100;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      const i = codes[k].slice(8);
-      pending.push(
-        fetch(`${svc.base}/api/v1/incidents/press`, {
-          method: 'POST',
-          headers: { authorization: `Device dk_bvp${i}:svp${i}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ eventId: `bench-vp-${i}` }),
-        })
-          .then((r) => r.json())
-          .then((b) => b.id && sent.push({ id: b.id, due })),
-      );
-    }
-    await Promise.all(pending);
-    for (let i = 0; i < 50 && sent.some((x) => !received.has(x.id)); i++) await sleep(100);
-    return sent.filter((x) => received.has(x.id)).map((x) => received.get(x.id) - x.due);
-  } finally {
-    socket?.close();
-    await resolveBenchIncidents(db, 'alarm_device_id = ANY($1)', [deviceIds]);
-    await db.query(`DELETE FROM device_credentials WHERE subject_id = ANY($1)`, [deviceIds]);
-  }
 }
 
 async function run(ctx) {
@@ -354,7 +282,7 @@ async function run(ctx) {
     // 2b. alarm press → console while 16 of those streams play (issue 15: p99 ≤ 100 ms)
     for (const l of live.splice(Math.min(16, live.length))) l.v.close();
     await sleep(500);
-    const press = await pressWhilePlaying(ctx, a, db, schoolId, PRESSES, log);
+    const press = await pressesToConsole(a.base, db, schoolId, PRESSES, log, 'while the streams play');
     rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.p50`, value: round(percentile(press, 50)), unit: 'ms', target: null });
     rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.p99`, value: round(percentile(press, 99)), unit: 'ms', target: '<= 100' });
     rows.push({ scenario, metric: `press_to_console_with_${live.length}_streams.lost`, value: PRESSES - press.length, unit: 'alarms', target: '<= 0' });
