@@ -16,6 +16,7 @@ import { JsonLogger } from './infra/observability/json-logger';
 import { ErrorCode } from './infra/http/error-codes';
 import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
 import { UsersService } from './modules/auth';
+import { QueueBoard } from './modules/ops';
 import { BootError, bootListeners, checkPorts, checkRedis, describeBindError } from './preflight';
 
 export const API_PREFIX = 'api/v1';
@@ -168,6 +169,8 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
   }
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger, bodyParser: false, abortOnError: false });
   configureHttp(app, config);
+  // The admins' queue dashboard (bull-board): a page of its own under /admin/queues, before Nest's routes.
+  app.get(QueueBoard).mount(app);
   await prepare(app, config, log).catch(closeAndThrow(app));
   await app.listen(config.http.port, config.http.host).catch(async (e: NodeJS.ErrnoException) => {
     await app.close().catch(() => undefined);

@@ -457,5 +457,6 @@ export const SCHEMA: ConfigSchema = {
   'ops.stateEveryMs': rules.int(200, 60000),
   'ops.queueBehindSeconds': rules.int(1, 3600),
   'ops.readyCheckTimeoutMs': rules.int(100, 30000),
+  'ops.queueBoard': rules.bool(),
   'ops.metricsToken': rules.str({ pattern: /^$|^[\x21-\x7e]{16,256}$/, hint: "'' or 16–256 printable ASCII characters" }),
 };

@@ -951,6 +951,8 @@ export interface OpsConfig {
   queueBehindSeconds: number;
   /** GET /health/ready: each dependency check (Postgres, Redis, job schedulers) fails as `timeout` after this many ms. */
   readyCheckTimeoutMs: number;
+  /** The queue dashboard (bull-board) at /admin/queues, for admins only (their session, through a cookie set by the console). */
+  queueBoard: boolean;
 }
 
 /**

@@ -1,5 +1,6 @@
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
+import { ARTIFACTS, ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
@@ -21,6 +22,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     await t.userToken('operator', undefined, 'desk_op');
+    await t.userToken('admin', undefined, 'desk_admin');
     await t.userToken('operator', undefined, 'next_op', '白班值班员');
     const h = auth(admin);
     await t
@@ -160,6 +162,23 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     await page.click('#drill-close');
     await page.waitForSelector('#drill', { state: 'detached' });
     expect(await rawKeysOnPage(page)).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+  });
+
+  it('admins open the queue dashboard (bull-board) from the console in a new tab, under the strict CSP; operators have no link', async () => {
+    const asOperator = await login();
+    expect(await asOperator.page.$('#nav-queues')).toBeNull();
+    const cp = await openConsole(browser, t.baseUrl);
+    open.push(cp);
+    await cp.login('desk_admin', PASSWORD);
+    const [tab] = await Promise.all([cp.context.waitForEvent('page'), cp.page.click('#nav-queues')]);
+    const errors: string[] = [];
+    tab.on('pageerror', (e) => errors.push(e.message));
+    await tab.waitForURL(/\/admin\/queues\/$/);
+    await tab.getByText('notifications', { exact: true }).first().waitFor();
+    expect(await tab.evaluate(() => (globalThis as unknown as { __cspViolations?: string[] }).__cspViolations ?? [])).toEqual([]);
+    expect(errors).toEqual([]);
+    await tab.screenshot({ path: join(ARTIFACTS, 'admin-queue-board.png') });
     expect(await cp.problems()).toEqual([]);
   });
 

@@ -1,3 +1,4 @@
+import { QUEUE_BOARD_CSP } from '../../src/modules/ops/queue-board';
 import { auth, PASSWORD, startApp, TestApp } from '../support/harness';
 
 describe('authentication', () => {
@@ -95,6 +96,45 @@ describe('authentication', () => {
     const after = await t.http().get('/api/v1/auth/me').set(auth(s.accessToken)).expect(401);
     expect(after.body.error.code).toBe('AUTH.TOKEN_REVOKED');
     await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }).expect(401);
+  });
+
+  it('serves the queue dashboard (bull-board) to admins only, through their session, under the strict CSP', async () => {
+    const board = (cookie?: string, path = '/admin/queues/') => {
+      const req = t.http().get(path);
+      return cookie ? req.set('Cookie', `shouhu_queue_board=${cookie}`) : req;
+    };
+    // No session: 401, with the CSP all the same.
+    const anon = await board().expect(401);
+    expect(anon.body.error.code).toBe('AUTH.UNAUTHENTICATED');
+    expect(anon.headers['content-security-policy']).toBe(QUEUE_BOARD_CSP);
+    // Another role: the console cannot open it (403), nor can its token as the cookie.
+    const op = await t.userToken('operator');
+    await t.http().post('/api/v1/ops/queue-board/session').set(auth(op.token)).send({}).expect(403);
+    expect((await board(op.token).expect(403)).body.error.code).toBe('AUTH.ROLE_FORBIDDEN');
+    // An admin's console opens it: an HttpOnly, SameSite=Strict cookie for the dashboard's path only.
+    await t.userToken('admin', undefined, 'board.admin');
+    const s = (await login('board.admin').expect(200)).body;
+    const opened = await t.http().post('/api/v1/ops/queue-board/session').set(auth(s.accessToken)).send({}).expect(200);
+    expect(opened.body.url).toBe('/admin/queues/');
+    const cookie = opened.headers['set-cookie'][0] as string;
+    expect(cookie).toMatch(/^shouhu_queue_board=[^;]+; Max-Age=\d+; Path=\/admin\/queues; Expires=[^;]+; HttpOnly; SameSite=Strict$/);
+    const page = await board(s.accessToken).expect(200);
+    expect(page.headers['content-security-policy']).toBe(QUEUE_BOARD_CSP);
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.text).toContain('<base href="/admin/queues/"');
+    expect(page.text).not.toMatch(/style="|<style|fonts\.googleapis/); // nothing the CSP would block
+    const queues = await board(s.accessToken, '/admin/queues/api/queues').expect(200);
+    expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(['alarms', 'notifications', 'system']));
+    // Changes are audited; adding jobs or wiping a queue is not offered.
+    await t.http().put('/admin/queues/api/queues/system/pause').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
+    await t.http().put('/admin/queues/api/queues/system/resume').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
+    await t.http().put('/admin/queues/api/queues/alarms/obliterate').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(403);
+    await t.http().post('/admin/queues/api/queues/alarms/add').set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'x' }).expect(403);
+    const audit = await t.db.query(`SELECT after->>'path' AS path FROM audit_log WHERE action = 'queue_board' ORDER BY id`);
+    expect(audit.rows.map((r) => r.path)).toEqual(['/admin/queues/api/queues/system/pause', '/admin/queues/api/queues/system/resume']);
+    // Logged out: the cookie's token is revoked with the session.
+    await t.http().post('/api/v1/auth/logout').set(auth(s.accessToken)).send({ refreshToken: s.refreshToken }).expect(204);
+    expect((await board(s.accessToken).expect(401)).body.error.code).toBe('AUTH.TOKEN_REVOKED');
   });
 
   it('disabling a user revokes their tokens at once', async () => {

@@ -123,6 +123,7 @@ export interface ResponseTypes {
   'post /api/v1/device-health/maintenance-windows': MaintenanceWindow;
   'patch /api/v1/device-health/maintenance-windows/{id}': MaintenanceWindow;
   'post /api/v1/device-health/maintenance-windows/{id}/end': MaintenanceWindow;
+  'post /api/v1/ops/queue-board/session': { url: string; expiresAt: string };
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

@@ -385,7 +385,7 @@ const en: Messages = {
     next: 'Next',
     page: 'Page {page} of {pages}',
   },
-  nav: { operator: 'Live alarms' },
+  nav: { operator: 'Live alarms', queues: 'Queue dashboard' },
   handover: {
     title: 'Shift handover',
     start: 'Hand over',

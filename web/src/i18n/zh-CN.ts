@@ -381,7 +381,7 @@ const zhCN = {
     next: '下一页',
     page: '第 {page} / {pages} 页',
   },
-  nav: { operator: '实时报警' },
+  nav: { operator: '实时报警', queues: '队列面板' },
   handover: {
     title: '交接班',
     start: '交班',

@@ -1728,6 +1728,22 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/ops/queue-board/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["QueueBoardController_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/patrol-coverage": {
         parameters: {
             query?: never;
@@ -5863,6 +5879,23 @@ export interface operations {
                 "application/json": components["schemas"]["UpdatePolicyDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    QueueBoardController_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
