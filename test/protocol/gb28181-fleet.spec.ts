@@ -919,6 +919,110 @@ describe('GB/T 28181 fleets (issue 16)', () => {
       }
     });
 
+    it('DeviceStatus: GET …/status asks the device or a channel and answers what it says (online, recording, clock, alarm inputs); the answer also sets the channel; 504 / 409 / 404 / 502 / roles', async () => {
+      const { deviceId, dev, ch } = await nvrWithChannels();
+      const status = (q: Record<string, string> = {}, token = supervisor) =>
+        t
+          .http()
+          .get(`${base(deviceId)}/status`)
+          .query(q)
+          .set(auth(token));
+      // The device itself: every field of §A.2.6.5, the clock in Asia/Shanghai local time, its two alarm inputs.
+      const [res, q] = await Promise.all([
+        status(),
+        answerNext(dev, 'DeviceStatus', [
+          {
+            inner:
+              '<Result>OK</Result>\r\n<Online>ONLINE</Online>\r\n<Status>OK</Status>\r\n<Encode>ON</Encode>\r\n<Record>OFF</Record>\r\n' +
+              '<DeviceTime>2026-11-30T09:15:00</DeviceTime>\r\n<Alarmstatus Num="2">\r\n' +
+              `<Item><DeviceID>${deviceId.slice(0, 10)}1340000001</DeviceID><DutyStatus>ONDUTY</DutyStatus></Item>\r\n` +
+              `<Item><DeviceID>${deviceId.slice(0, 10)}1340000002</DeviceID><DutyStatus>ALARM</DutyStatus></Item>\r\n</Alarmstatus>\r\n`,
+          },
+        ]),
+      ]);
+      expect(res.status).toBe(200);
+      expect(q.root).toBe('Query');
+      expect(q.body).toContain(`<DeviceID>${deviceId}</DeviceID>`);
+      expect(res.body).toEqual({
+        deviceId,
+        targetId: deviceId,
+        sn: Number(q.sn),
+        online: 'ONLINE',
+        status: 'OK',
+        reason: null,
+        encode: 'ON',
+        record: 'OFF',
+        deviceTime: '2026-11-30T01:15:00.000Z',
+        alarmStatus: [
+          { deviceId: `${deviceId.slice(0, 10)}1340000001`, dutyStatus: 'ONDUTY' },
+          { deviceId: `${deviceId.slice(0, 10)}1340000002`, dutyStatus: 'ALARM' },
+        ],
+      });
+      // A channel that says it is offline: the operator sees it, and the channel's camera goes offline like any DeviceStatus answer takes it.
+      const [res2, q2] = await Promise.all([
+        status({ channelId: ch[1] }, operator),
+        answerNext(dev, 'DeviceStatus', [
+          { deviceId: ch[1], inner: '<Result>OK</Result>\r\n<Online>OFFLINE</Online>\r\n<Status>ERROR</Status>\r\n<Reason>视频丢失</Reason>\r\n' },
+        ]),
+      ]);
+      expect(res2.status).toBe(200);
+      expect(q2.body).toContain(`<DeviceID>${ch[1]}</DeviceID>`);
+      expect(res2.body).toMatchObject({
+        targetId: ch[1],
+        online: 'OFFLINE',
+        status: 'ERROR',
+        reason: '视频丢失',
+        encode: null,
+        record: null,
+        deviceTime: null,
+        alarmStatus: [],
+      });
+      await until(
+        async () => (await t.db.query(`SELECT status FROM gb_channels WHERE channel_id = $1`, [ch[1]])).rows[0]?.status === 'OFF',
+        10000,
+        'channel OFF',
+      );
+      // Result ERROR: 502 DEVICE_REFUSED; no answer: 504 DEVICE_TIMEOUT.
+      const [refused] = await Promise.all([status(), answerNext(dev, 'DeviceStatus', [{ inner: '<Result>ERROR</Result>\r\n' }])]);
+      expect(refused.status).toBe(502);
+      expect(refused.body.error).toMatchObject({ code: 'GB28181.DEVICE_REFUSED', details: { result: 'ERROR' } });
+      const [silent] = await Promise.all([status(), answerNext(dev, 'DeviceStatus', [])]);
+      expect(silent.status).toBe(504);
+      expect(silent.body.error.code).toBe('GB28181.DEVICE_TIMEOUT');
+      // Not registered 409; unknown device or channel 404; a bad channel id 400; school staff 403.
+      const { deviceId: off } = await site.device(nvrId(), { schoolId: seed.schoolA.id, register: false });
+      expect(
+        (
+          await t
+            .http()
+            .get(`${base(off)}/status`)
+            .set(auth(operator))
+            .expect(409)
+        ).body.error.code,
+      ).toBe('GB28181.NOT_REGISTERED');
+      expect(
+        (
+          await t
+            .http()
+            .get(`${base(nvrId())}/status`)
+            .set(auth(operator))
+            .expect(404)
+        ).body.error.code,
+      ).toBe('GB28181.NOT_FOUND');
+      await status({ channelId: chId(deviceId, 9) }).expect(404);
+      expect((await status({ channelId: '123' }).expect(400)).body.error.details.fields[0].field).toBe('channelId');
+      const guard = (await t.userToken('school_security', seed.schoolA.id)).token;
+      await status({}, guard).expect(403);
+      // The device panel's view of it: registration and last keepalive, no password or address; supervisors may read it.
+      const view = (await t.http().get(base(deviceId)).set(auth(supervisor)).expect(200)).body;
+      expect(view).toMatchObject({ deviceId, schoolId: seed.schoolA.id, registered: true, transport: 'UDP', channels: 2 });
+      expect(view).not.toHaveProperty('ownPassword');
+      expect(view).not.toHaveProperty('contactAddress');
+      expect(view).not.toHaveProperty('authUsername');
+      await t.http().get(base(deviceId)).set(auth(guard)).expect(403);
+      expect((await t.http().get(base(nvrId())).set(auth(operator)).expect(404)).body.error.code).toBe('GB28181.NOT_FOUND');
+    });
+
     it('RecordInfo: the recordings of a channel, assembled from a multi-part answer (SumNum), GB18030 and UTF-8 parts; parts missing → complete false', async () => {
       const { deviceId, dev, ch } = await nvrWithChannels();
       const item = (n: number, name: string) =>

@@ -104,6 +104,14 @@ export class GbControlTargetDto {
   channelId?: string;
 }
 
+/** DeviceStatus of the device or (channelId) one of its channels. */
+export class GbStatusQuery {
+  @ApiPropertyOptional({ description: 'a channel of the device (its 20-digit id); absent = the device itself' })
+  @IsOptional()
+  @Matches(GB_ID_PATTERN, { message: 'channelId must be a 20-digit GB/T 28181 id' })
+  channelId?: string;
+}
+
 export class GbGuardDto extends GbControlTargetDto {
   @ApiProperty({ description: 'true: arm (GuardCmd SetGuard), false: disarm (ResetGuard)' })
   @IsIn([true, false], { message: 'arm must be true or false' })

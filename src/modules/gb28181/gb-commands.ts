@@ -84,6 +84,32 @@ export interface RecordInfoResult {
   omitted: number;
 }
 
+/** What a device says of itself or one of its channels in a DeviceStatus Response (GB/T 28181-2016 §A.2.6.5). Words it sends that the standard does not know are null. */
+export interface DeviceStatusResult {
+  deviceId: string;
+  /** The device, or the channel asked about. */
+  targetId: string;
+  sn: number;
+  /** Online: ONLINE / OFFLINE (ON / OFF as some firmware sends them). */
+  online: 'ONLINE' | 'OFFLINE' | null;
+  /** Status: OK (working) / ERROR, with the device's Reason. */
+  status: 'OK' | 'ERROR' | null;
+  reason: string | null;
+  /** Encode / Record: ON / OFF, absent on devices that do not report them. */
+  encode: 'ON' | 'OFF' | null;
+  record: 'ON' | 'OFF' | null;
+  /** DeviceTime (the device's clock, Asia/Shanghai when it names no zone), ISO 8601 UTC. */
+  deviceTime: string | null;
+  /** Alarmstatus: each alarm input's DutyStatus (ONDUTY armed, OFFDUTY disarmed, ALARM alarming); at most ALARM_STATUS_KEPT. */
+  alarmStatus: { deviceId: string; dutyStatus: 'ONDUTY' | 'OFFDUTY' | 'ALARM' | null }[];
+}
+
+/** Alarmstatus items kept of one DeviceStatus answer (an NVR lists one per alarm input; more are left out). */
+const ALARM_STATUS_KEPT = 512;
+
+/** A word of a DeviceStatus answer, upper-cased, mapped to the standard's: unknown → null. */
+const statusWord = <T extends string>(s: string | undefined, map: Record<string, T>): T | null => map[(s ?? '').trim().toUpperCase()] ?? null;
+
 interface Waiter {
   /** A Response of this device, command type and SN: true when it was the last one awaited. */
   onAnswer: (doc: ManscdpMessage) => boolean;
@@ -385,6 +411,48 @@ export class GbCommands {
     });
   }
 
+  /**
+   * DeviceStatus (§9.5.2, query §A.2.4.4, answer §A.2.6.5): what the device (or one of its channels,
+   * `targetId`) says of itself — online, working, encoding, recording, its clock and each alarm
+   * input's duty status. Within gb28181.commandTimeoutMs, else 504; a Result other than OK is 502
+   * GB28181.DEVICE_REFUSED. The answer also reaches the channel-status handler as any DeviceStatus
+   * answer does (SipServer): a channel reported offline is taken offline.
+   */
+  async deviceStatus(deviceId: string, targetId: string): Promise<DeviceStatusResult> {
+    const state = this.registered(deviceId);
+    const sn = this.client.nextSn();
+    const body = buildManscdp('Query', [
+      ['CmdType', 'DeviceStatus'],
+      ['SN', sn],
+      ['DeviceID', targetId],
+    ]);
+    sipEvents.inc({ event: 'device_status_asked' });
+    const doc = await this.ask(state, 'DeviceStatus', 'DeviceStatus', sn, body, { timeoutMs: this.cfg.commandTimeoutMs, collect: (d) => d });
+    const result = (childText(doc.el, 'Result') ?? 'OK').trim().toUpperCase();
+    if (result !== 'OK') throw gbError.refused(deviceId, 'DeviceStatus', { result: storableText(result, 20) || null });
+    const el = doc.el;
+    const alarms = child(el, 'Alarmstatus') ?? child(el, 'AlarmStatus');
+    const reason = (childText(el, 'Reason') ?? '').trim();
+    return {
+      deviceId,
+      targetId,
+      sn,
+      online: statusWord(childText(el, 'Online'), { ONLINE: 'ONLINE', ON: 'ONLINE', OFFLINE: 'OFFLINE', OFF: 'OFFLINE' }),
+      status: statusWord(childText(el, 'Status'), { OK: 'OK', ON: 'OK', ERROR: 'ERROR' }),
+      reason: reason ? storableText(reason, 200) : null,
+      encode: statusWord(childText(el, 'Encode'), { ON: 'ON', OFF: 'OFF' }),
+      record: statusWord(childText(el, 'Record'), { ON: 'ON', OFF: 'OFF' }),
+      deviceTime: parseGbTime(childText(el, 'DeviceTime'))?.toISOString() ?? null,
+      alarmStatus: (alarms?.children ?? [])
+        .filter((c) => c.name === 'Item')
+        .slice(0, ALARM_STATUS_KEPT)
+        .map((item) => ({
+          deviceId: storableText((childText(item, 'DeviceID') ?? '').trim(), 20),
+          dutyStatus: statusWord(childText(item, 'DutyStatus'), { ONDUTY: 'ONDUTY', OFFDUTY: 'OFFDUTY', ALARM: 'ALARM' }),
+        })),
+    };
+  }
+
   /** Whether `sn` is an unanswered BasicParam request of ours to the device; it is answered now (one answer per request). */
   private takeAsked(deviceId: string, sn: string): boolean {
     const asked = this.askedBasicParam.get(deviceId);
@@ -400,10 +468,14 @@ export class GbCommands {
    * awaiting it. A BasicParam answering a request of ours that nobody awaits any more (it came
    * after the wait) is still learned; one answering no request of ours (device + CmdType + SN) is not.
    * Returns false when it is no answer to a command of ours (the caller treats it as before).
+   * A DeviceStatus answer is only handed to an operator's query waiting for it (false otherwise:
+   * the housekeeping queries' answers are not awaited here); SipServer gives every one to the
+   * channel-status handler as well.
    */
   onResponse(state: DeviceState, doc: ManscdpMessage): boolean {
-    if (doc.cmdType !== 'DeviceControl' && doc.cmdType !== 'ConfigDownload' && doc.cmdType !== 'RecordInfo') return false;
+    if (doc.cmdType !== 'DeviceControl' && doc.cmdType !== 'ConfigDownload' && doc.cmdType !== 'RecordInfo' && doc.cmdType !== 'DeviceStatus') return false;
     const w = this.waiters.get(`${state.deviceId}\n${doc.cmdType}\n${doc.sn}`);
+    if (!w && doc.cmdType === 'DeviceStatus') return false;
     if (w) {
       try {
         w.onAnswer(doc);

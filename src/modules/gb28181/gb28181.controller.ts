@@ -9,7 +9,17 @@ import { CurrentUser, Roles } from '../../infra/access/decorators';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { GB_ID_PATTERN, RegistryService } from '../registry';
 import { ha1 } from './digest';
-import { AssignChannelsDto, GbChannelQuery, GbDeviceQuery, GbGuardDto, GbRecordDto, GbRecordInfoQuery, GbResetAlarmDto, UpdateGbDeviceDto } from './dto';
+import {
+  AssignChannelsDto,
+  GbChannelQuery,
+  GbDeviceQuery,
+  GbGuardDto,
+  GbRecordDto,
+  GbRecordInfoQuery,
+  GbResetAlarmDto,
+  GbStatusQuery,
+  UpdateGbDeviceDto,
+} from './dto';
 import { GbCameras } from './gb-cameras';
 import { GbCascade } from './gb-cascade';
 import { GbCatalog } from './gb-catalog';
@@ -284,6 +294,52 @@ export class Gb28181Controller {
     const { schoolId } = await this.target(deviceId, undefined);
     // Audited like the controls: what the device reports changes when its cameras are marked offline.
     return this.audited(deviceId, deviceId, schoolId, { kind: 'basic_param' }, user, () => this.commands.basicParam(deviceId));
+  }
+
+  /**
+   * One device as the console's device panel shows it to the control center (operators,
+   * supervisors, admins): its registration (live where this process runs the SIP server), last
+   * keepalive, what it reported of itself and its keepalive settings — not its password, digest
+   * username or address (admins have those in the list). 404 for a device never seen.
+   */
+  @Roles(...DEVICE_READ_ROLES)
+  @Get('devices/:deviceId')
+  async device(@GbIdParam() deviceId: string) {
+    await this.states.flushRegistrations().catch(() => undefined);
+    const [d] = (await this.store.listDevices({ deviceId, limit: 1, offset: 0 })).items;
+    if (!d) throw Errors.notFound(ErrorCode.GB28181.NOT_FOUND, deviceId);
+    const live = this.states.live(deviceId);
+    return {
+      deviceId,
+      schoolId: d.schoolId,
+      name: d.name,
+      manufacturer: d.manufacturer,
+      model: d.model,
+      firmware: d.firmware,
+      transport: live?.transport ?? d.transport,
+      registered: live ? live.registered : d.registered,
+      registeredAt: d.registeredAt,
+      expiresAt: live ? live.expiresAt : d.expiresAt,
+      lastKeepaliveAt: live ? (live.lastKeepaliveAt ?? d.lastKeepaliveAt) : d.lastKeepaliveAt,
+      channels: d.channels,
+      heartbeatInterval: d.heartbeatInterval,
+      heartbeatCount: d.heartbeatCount,
+      offlineAfterSeconds: d.offlineAfterSeconds,
+    };
+  }
+
+  /**
+   * DeviceStatus (GB/T 28181-2016 §9.5.2, §A.2.4.4 / §A.2.6.5): asks the device — or one of its
+   * channels (`channelId`) — how it is now (online, working, encoding, recording, its clock, each
+   * alarm input's duty status) and answers what it said. A query, like the recordings: read roles,
+   * not audited. Errors as the commands: 409 GB28181.NOT_REGISTERED, 504 DEVICE_TIMEOUT (no answer
+   * within gb28181.commandTimeoutMs), 502 DEVICE_REFUSED (Result not OK), 404 unknown device or channel.
+   */
+  @Roles(...DEVICE_READ_ROLES)
+  @Get('devices/:deviceId/status')
+  async status(@GbIdParam() deviceId: string, @Query() q: GbStatusQuery) {
+    const { targetId } = await this.target(deviceId, q.channelId);
+    return this.commands.deviceStatus(deviceId, targetId);
   }
 
   /**

@@ -253,13 +253,15 @@ export class Gb28181Store {
   // ---- admin reads ----
 
   async listDevices(f: {
+    /** One device (the console's device panel). */
+    deviceId?: string;
     schoolId?: string;
     registered?: boolean;
     limit: number;
     offset: number;
   }): Promise<{ items: Record<string, unknown>[]; total: number }> {
-    const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::boolean IS NULL OR (registered AND expires_at > now()) = $2)`;
-    const params = [f.schoolId ?? null, f.registered ?? null];
+    const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::boolean IS NULL OR (registered AND expires_at > now()) = $2) AND ($3::text IS NULL OR device_id = $3)`;
+    const params = [f.schoolId ?? null, f.registered ?? null, f.deviceId ?? null];
     const [items, [{ total }]] = await Promise.all([
       this.db.query(
         `SELECT device_id AS "deviceId", school_id AS "schoolId", registered AND expires_at > now() AS registered, transport,
@@ -270,7 +272,7 @@ export class Gb28181Store {
                 password_ha1 IS NOT NULL AS "ownPassword", charset, auth_username AS "authUsername",
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.kind <> 'organisation' AND c.removed_at IS NULL) AS channels,
                 (SELECT count(*)::int FROM gb_channels c WHERE c.device_id = d.device_id AND c.camera_id IS NULL AND c.kind = 'camera' AND c.removed_at IS NULL) AS unassigned
-           FROM gb_devices d ${where} ORDER BY device_id LIMIT $3 OFFSET $4`,
+           FROM gb_devices d ${where} ORDER BY device_id LIMIT $4 OFFSET $5`,
         [...params, f.limit, f.offset],
       ),
       this.db.query(`SELECT count(*)::int AS total FROM gb_devices ${where}`, params),

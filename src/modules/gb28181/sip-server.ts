@@ -243,6 +243,8 @@ export class SipServer {
     }
     if (doc.root === 'Response' && doc.cmdType === 'DeviceStatus') {
       this.endpoint.reply(req, peer, 200, 'device_status', key);
+      // To an operator's query awaiting it (GET …/status), if any, and in every case to the channel status it reports.
+      this.commands.onResponse(state, doc);
       this.channels.onDeviceStatus(state, doc).catch((e) => this.endpoint.warn(`DeviceStatus of ${id} not applied: ${(e as Error).message}`));
       return;
     }

@@ -871,7 +871,7 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        get: operations["Gb28181Controller_device"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1002,6 +1002,22 @@ export type paths = {
         get?: never;
         put?: never;
         post: operations["Gb28181Controller_record"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/gb28181/devices/{deviceId}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["Gb28181Controller_status"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4422,6 +4438,25 @@ export interface operations {
             };
         };
     };
+    Gb28181Controller_device: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     Gb28181Controller_update: {
         parameters: {
             query?: never;
@@ -4608,6 +4643,28 @@ export interface operations {
                 "application/json": components["schemas"]["GbRecordDto"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    Gb28181Controller_status: {
+        parameters: {
+            query?: {
+                /** @description a channel of the device (its 20-digit id); absent = the device itself */
+                channelId?: string;
+            };
+            header?: never;
+            path: {
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {
