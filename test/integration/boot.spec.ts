@@ -5,7 +5,7 @@ import request from 'supertest';
 import { io } from 'socket.io-client';
 import { bootstrap } from '../../src/bootstrap';
 import { freePort, ROOT } from '../support/processes';
-import { auth, createDatabase, deleteRedisPrefix, dropDatabase, PASSWORD, startApp, TEST_REDIS_URL, TestApp, testConfig } from '../support/harness';
+import { auth, createDatabase, deleteRedisPrefix, PASSWORD, releaseDatabase, startApp, TEST_REDIS_URL, TestApp, testConfig } from '../support/harness';
 
 /** Runs the compiled CLI with standard input closed (or fed `input`). */
 function runCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -84,12 +84,12 @@ describe('boot, health and infrastructure', () => {
       const r = new Redis(port, '127.0.0.1', { retryStrategy: (n) => (n > 50 ? null : 100) });
       await r.ping(); // queued until the server accepts connections
       await r.quit();
-      const db = await createDatabase();
+      const db = await createDatabase({ migrated: true });
       try {
         const config = testConfig(db.url, { redis: { url: `redis://127.0.0.1:${port}/0` } });
         await expect(bootstrap(config)).rejects.toThrow(/maxmemory-policy is 'allkeys-lru'.*noeviction/);
       } finally {
-        await dropDatabase(db.name);
+        await releaseDatabase(db.name);
       }
     } finally {
       server.kill('SIGKILL');
@@ -120,13 +120,14 @@ describe('boot, health and infrastructure', () => {
       expect(again.stdout).toContain('already exists');
       expect(piped.stdout).toContain("admin 'other' created");
     } finally {
-      await dropDatabase(db.name);
+      await releaseDatabase(db.name);
       await deleteRedisPrefix(`shouhu-test-cli-${process.pid}`);
     }
   });
 
   it('lets the configured first admin log in', async () => {
-    const db = await createDatabase();
+    // A migrated copy: migrating an empty database at boot is proven by the CLI test above and test/ops.
+    const db = await createDatabase({ migrated: true });
     const config = testConfig(db.url, { auth: { bootstrapAdminUsername: 'boss', bootstrapAdminPassword: PASSWORD } });
     const app = await bootstrap(config);
     try {
@@ -137,7 +138,7 @@ describe('boot, health and infrastructure', () => {
       expect(me.body.username).toBe('boss');
     } finally {
       await app.close();
-      await dropDatabase(db.name);
+      await releaseDatabase(db.name);
       await deleteRedisPrefix(config.redis.keyPrefix);
     }
   });

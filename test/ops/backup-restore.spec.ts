@@ -10,7 +10,7 @@ import { bootstrap } from '../../src/bootstrap';
 import { JOBS, JobName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { TestConsole } from '../support/console-client';
-import { auth, createDatabase, deleteRedisPrefix, dropDatabase, seedMinimal, startApp, testConfig, TestApp } from '../support/harness';
+import { auth, createDatabase, deleteRedisPrefix, releaseDatabase, seedMinimal, startApp, testConfig, TestApp } from '../support/harness';
 
 /**
  * Backup and restore as docs/OPERATIONS.md tells it (issue 17 §4): `pg_dump -Fc` of a running
@@ -34,7 +34,7 @@ describe('backup (pg_dump) and restore (pg_restore) onto an empty Redis', () => 
     await app2?.close();
     if (prefix2) await deleteRedisPrefix(prefix2);
     await t?.close();
-    if (restored) await dropDatabase(restored.name);
+    if (restored) await releaseDatabase(restored.name);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { createDatabase, dropDatabase, TEST_REDIS_URL } from '../support/harness';
+import { createDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
 import { dockerIgnore, Instruction, parseDockerfile, Stage } from '../support/dockerfile';
 import { freePort, Proc, ROOT, start, stop, waitHttp } from '../support/processes';
 
@@ -62,7 +62,7 @@ describe('Docker image build (no engine: the Dockerfile played in empty folders)
 
   afterAll(async () => {
     await stop(api, 'SIGKILL');
-    if (db) await dropDatabase(db.name);
+    if (db) await releaseDatabase(db.name);
     rmSync(work, { recursive: true, force: true });
   });
 

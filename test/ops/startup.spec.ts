@@ -1,7 +1,7 @@
 import { createSocket, Socket } from 'node:dgram';
 import { createServer, Server } from 'node:net';
 import { Client } from 'pg';
-import { createDatabase, dropDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
+import { createDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
 import { freePort, Proc, start, stop, until, waitHttp } from '../support/processes';
 
 /**
@@ -64,7 +64,7 @@ describe('start-up messages', () => {
     for (const p of procs) await stop(p);
     udp?.close();
     await new Promise((r) => holder.close(r));
-    await dropDatabase(db.name);
+    await releaseDatabase(db.name);
   });
 
   it('node dist/main.js: a busy HTTP port stops it before migrations, saying "set PORT", without a stack', async () => {
