@@ -750,8 +750,8 @@ export interface Gb28181Config {
   cascade: GbCascadeConfig;
 }
 
-/** Transports of the upward link: UDP (GB/T 28181-2016 §4.3: the default; TCP is not offered upward yet). */
-export const GB_CASCADE_TRANSPORTS = ['udp'] as const;
+/** Transports of the upward link (GB/T 28181-2016 §4.3): UDP, or TCP (one connection of ours, reopened when it closes). */
+export const GB_CASCADE_TRANSPORTS = ['udp', 'tcp'] as const;
 export const GB_CASCADE_SOURCES = ['device', 'staff', 'operator'] as const;
 export type GbCascadeSource = (typeof GB_CASCADE_SOURCES)[number];
 

@@ -17,6 +17,7 @@ import { until } from '../support/processes';
  */
 
 const SUPERIOR = '50000000002000000001';
+const SUPERIOR_TCP = '50000000002000000002'; // a second superior, over TCP
 const PASSWORD = 'city-gives-us-this-1';
 const DEV_A = '34020000001320000071';
 const DEV_B = '34020000001320000072';
@@ -24,6 +25,7 @@ const DEV_B = '34020000001320000072';
 describe('GB/T 28181 cascade to a superior platform', () => {
   let site: GbSite;
   let sup: GbSuperior;
+  let supTcp: GbSuperior;
   let cameraA: string;
   let devA: GbCamera;
 
@@ -32,13 +34,18 @@ describe('GB/T 28181 cascade to a superior platform', () => {
   beforeAll(async () => {
     sup = new GbSuperior({ id: SUPERIOR, realm: '5000000000', password: PASSWORD });
     await sup.start();
+    supTcp = new GbSuperior({ id: SUPERIOR_TCP, realm: '5000000000', password: PASSWORD, transport: 'TCP' });
+    await supTcp.start();
     site = await startGbSite({
       password: 'district-default-1',
       seed: true,
       gb28181: {
         cascade: {
           enabled: true,
-          superiors: [{ id: SUPERIOR, domain: '', host: '127.0.0.1', port: sup.port, transport: 'udp', password: PASSWORD, localId: '' }],
+          superiors: [
+            { id: SUPERIOR, domain: '', host: '127.0.0.1', port: sup.port, transport: 'udp', password: PASSWORD, localId: '' },
+            { id: SUPERIOR_TCP, domain: '', host: '127.0.0.1', port: supTcp.port, transport: 'tcp', password: PASSWORD, localId: '' },
+          ],
           registerExpiresSeconds: 60,
           keepaliveSeconds: 1,
           keepaliveMaxMissed: 2,
@@ -65,6 +72,7 @@ describe('GB/T 28181 cascade to a superior platform', () => {
   afterAll(async () => {
     await site?.close();
     sup?.stop();
+    supTcp?.stop();
   });
 
   it('registers upward with digest (401 challenge, MD5 qop=auth) and keeps alive', async () => {
@@ -229,6 +237,23 @@ describe('GB/T 28181 cascade to a superior platform', () => {
     sup.mode = 'normal';
     await sup.until(() => sup.seen('REGISTER').filter((r) => r.authorized).length > before, 8000, 'registration after the outage');
     await until(async () => (await status()).superiors[0].registered === true, 5000, 'registered again');
+  });
+
+  it('keeps a second superior over TCP on one connection of ours, and connects and registers again when it drops it', async () => {
+    await supTcp.until(() => supTcp.registered.has(GB_PLATFORM), 5000, 'TCP registration');
+    expect(supTcp.seen('REGISTER')[0].authorized).toBe(false);
+    await supTcp.until(() => supTcp.seen('MESSAGE', 'Keepalive').length >= 1, 5000, 'a keepalive over TCP');
+    expect(await supTcp.query(site.sipPort, GB_PLATFORM, 'Catalog', 9001)).toBe(200);
+    await supTcp.until(() => supTcp.seen('MESSAGE', 'Catalog', 'Response').length === 3, 5000, 'the Catalog over TCP');
+    expect(supTcp.connections).toBe(1);
+    const registrations = supTcp.seen('REGISTER').filter((r) => r.authorized).length;
+    supTcp.restart();
+    supTcp.dropConnections();
+    await supTcp.until(() => supTcp.registered.has(GB_PLATFORM), 8000, 'TCP registration after the drop');
+    expect(supTcp.connections).toBe(2);
+    expect(supTcp.seen('REGISTER').filter((r) => r.authorized).length).toBeGreaterThan(registrations);
+    const s = (await status()).superiors.find((x: { superiorId: string }) => x.superiorId === SUPERIOR_TCP);
+    expect(s).toMatchObject({ transport: 'tcp', registered: true });
   });
 
   it('refuses a bad cascade configuration at boot, naming the key', () => {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
-import { AddressInfo } from 'node:net';
+import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { decodeBody } from '../../src/modules/gb28181/charset';
 import { ha1, parseDigest, responseMatches } from '../../src/modules/gb28181/digest';
 import { parseManscdp, ManscdpMessage } from '../../src/modules/gb28181/manscdp';
-import { buildRequest, buildResponse, header, parseSip, SipRequest, SipResponse } from '../../src/modules/gb28181/sip-message';
+import { buildRequest, buildResponse, header, headerEnd, parseSip, SipRequest, SipResponse } from '../../src/modules/gb28181/sip-message';
 
 /**
  * A superior platform of our own for cascade tests (issue 16 §7): a small UDP SIP peer that plays
@@ -12,7 +12,9 @@ import { buildRequest, buildResponse, header, parseSip, SipRequest, SipResponse 
  * without qop=auth), answers MESSAGEs 200 while the lower platform is registered (403 when it is not:
  * a platform that restarted and forgot it), records every request, and sends queries downward.
  *
- * `mode`: 'normal'; 'silent' (answers nothing: a superior that is down or cut off).
+ * `mode`: 'normal'; 'silent' (answers nothing: a superior that is down or cut off). Over UDP, or over
+ * TCP (`transport: 'TCP'`: the lower platform connects; messages framed by Content-Length; `dropConnections`
+ * closes them, as a restarting superior does).
  */
 export class GbSuperior {
   readonly requests: { method: string; at: number; authorized: boolean; expires: string | undefined; doc: ManscdpMessage | null; raw: Buffer; text: string }[] =
@@ -24,24 +26,69 @@ export class GbSuperior {
   /** Expires granted to a REGISTER (the lower platform asks for its configured value). */
   grant = 60;
   private socket!: UdpSocket;
+  private server?: Server;
+  private readonly conns = new Set<Socket>();
+  /** The lower platform's connection (TCP): where our requests go. */
+  private lastConn: Socket | null = null;
   private nonce = randomBytes(8).toString('hex');
   private waiters: { test: () => boolean; resolve: () => void }[] = [];
   private pending = new Map<string, (r: SipResponse) => void>();
 
-  constructor(readonly o: { id: string; realm: string; password: string }) {}
+  constructor(readonly o: { id: string; realm: string; password: string; transport?: 'UDP' | 'TCP' }) {}
 
   get port(): number {
-    return (this.socket.address() as AddressInfo).port;
+    return this.server ? (this.server.address() as AddressInfo).port : (this.socket.address() as AddressInfo).port;
   }
 
+  /** Connections the lower platform opened (TCP). */
+  connections = 0;
+
   async start(): Promise<void> {
+    if (this.o.transport === 'TCP') {
+      this.server = createServer((c) => {
+        this.connections++;
+        this.conns.add(c);
+        this.lastConn = c;
+        c.on('error', () => undefined);
+        c.on('close', () => this.conns.delete(c));
+        let pending = Buffer.alloc(0);
+        c.on('data', (chunk: Buffer) => {
+          pending = Buffer.concat([pending, chunk]);
+          for (;;) {
+            const end = headerEnd(pending);
+            if (!end) return;
+            const cl = /content-length:\s*(\d+)/i.exec(pending.toString('latin1', 0, end.at));
+            const total = end.at + end.sepLen + Number(cl?.[1] ?? 0);
+            if (pending.length < total) return;
+            const msg = pending.subarray(0, total);
+            pending = pending.subarray(total);
+            this.onData(msg, c.remoteAddress!, c.remotePort!, c);
+          }
+        });
+      });
+      await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+      return;
+    }
     this.socket = createSocket('udp4');
     this.socket.on('message', (m, rinfo) => this.onData(m, rinfo.address, rinfo.port));
     await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
   }
 
   stop(): void {
-    this.socket.close();
+    if (this.server) {
+      this.dropConnections();
+      this.server.close();
+    } else this.socket.close();
+  }
+
+  /** Closes every connection of the lower platform (TCP). */
+  dropConnections(): void {
+    for (const c of this.conns) c.destroy();
+  }
+
+  private out(buf: Buffer, address: string, port: number, conn?: Socket): void {
+    if (conn) conn.write(buf);
+    else this.socket.send(buf, port, address);
   }
 
   /** The platform restarts: it forgets every registration and issues new nonces. */
@@ -72,8 +119,8 @@ export class GbSuperior {
     });
   }
 
-  private onData(buf: Buffer, address: string, port: number): void {
-    const msg = parseSip(buf, { datagram: true, maxBytes: 1 << 20 });
+  private onData(buf: Buffer, address: string, port: number, conn?: Socket): void {
+    const msg = parseSip(buf, { datagram: !conn, maxBytes: 1 << 20 });
     if (msg.kind === 'response') {
       this.pending.get(msg.via.branch)?.(msg);
       return;
@@ -81,7 +128,7 @@ export class GbSuperior {
     if (this.mode === 'silent') return;
     const req = msg as SipRequest;
     const reply = (status: number, headers: [string, string | number][] = []) =>
-      this.socket.send(buildResponse(req, status, { toTag: 'sup1', source: { address, port }, headers }), port, address);
+      this.out(buildResponse(req, status, { toTag: 'sup1', source: { address, port }, headers }), address, port, conn);
     let authorized = false;
     let doc: ManscdpMessage | null = null;
     const text = req.body.length ? decodeBody(req.body) : '';
@@ -118,7 +165,7 @@ export class GbSuperior {
     const buf = buildRequest({
       method: 'MESSAGE',
       uri: `sip:${to}@127.0.0.1:${port}`,
-      via: `SIP/2.0/UDP 127.0.0.1:${this.port};rport;branch=${branch}`,
+      via: `SIP/2.0/${this.server ? 'TCP' : 'UDP'} 127.0.0.1:${this.port};rport;branch=${branch}`,
       from: `<sip:${this.o.id}@${this.o.realm}>;tag=${randomBytes(4).toString('hex')}`,
       to: `<sip:${to}@${to.slice(0, 10)}>`,
       callId: `${randomBytes(6).toString('hex')}@127.0.0.1`,
@@ -134,7 +181,10 @@ export class GbSuperior {
         this.pending.delete(branch);
         resolve(r.status);
       });
-      this.socket.send(buf, port, '127.0.0.1');
+      if (this.server) {
+        if (!this.lastConn || this.lastConn.destroyed) return reject(new Error('superior: no connection from the lower platform'));
+        this.lastConn.write(buf);
+      } else this.socket.send(buf, port, '127.0.0.1');
     });
   }
 

@@ -290,10 +290,18 @@ export class GbCascade {
     try {
       try {
         const { address } = await lookup(l.sup.host, { family: 4 });
-        l.peer = { transport: 'UDP', address, port: l.sup.port };
+        if (l.sup.transport === 'udp') l.peer = { transport: 'UDP', address, port: l.sup.port };
+        else if (!l.peer?.conn || l.peer.conn.destroyed) {
+          // TCP: one connection of ours, reused for every request; when it closes we connect and register again.
+          const peer = await this.endpoint.connect(address, l.sup.port, this.cfg.requestTimeoutMs);
+          l.peer = peer;
+          peer.conn!.once('close', () => {
+            if (this.running && l.peer === peer) this.lost(l, 'TCP connection to the superior closed: connecting again');
+          });
+        }
       } catch (e) {
         this.count(l, 'register_failed');
-        this.fail(l, `cannot resolve ${l.sup.host}: ${(e as Error).message}`);
+        this.fail(l, `cannot reach ${l.sup.host}:${l.sup.port}: ${(e as Error).message}`);
         this.setRegistered(l, false);
         return this.retry(l);
       }
@@ -383,7 +391,7 @@ export class GbCascade {
   }
 
   private via(l: Link, branch: string): string {
-    return `SIP/2.0/UDP ${this.endpoint.advertised}:${this.endpoint.port};rport;branch=${branch}`;
+    return `SIP/2.0/${l.peer?.transport ?? 'UDP'} ${this.endpoint.advertised}:${this.endpoint.port};rport;branch=${branch}`;
   }
 
   private sendRegister(l: Link, expires: number, challenge: Link['challenge']): Promise<SipResponse | number> {
@@ -391,7 +399,7 @@ export class GbCascade {
     const branch = `z9hG4bK${randomBytes(8).toString('hex')}`;
     const uri = this.uri(l);
     const headers: [string, string | number][] = [
-      ['Contact', `<sip:${l.localId}@${this.endpoint.advertised}:${this.endpoint.port}>`],
+      ['Contact', `<sip:${l.localId}@${this.endpoint.advertised}:${this.endpoint.port}${l.sup.transport === 'tcp' ? ';transport=tcp' : ''}>`],
       ['Expires', expires],
       ['User-Agent', 'Shouhu'],
     ];

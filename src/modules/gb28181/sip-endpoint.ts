@@ -137,6 +137,12 @@ export class SipEndpoint {
     this.transport?.send(peer, buf);
   }
 
+  /** A TCP connection of our own to `host:port` (the cascade upward over TCP), read like an accepted one. */
+  connect(host: string, port: number, timeoutMs: number): Promise<Peer> {
+    if (!this.transport) return Promise.reject(new Error('the SIP endpoint is not running'));
+    return this.transport.connect(host, port, timeoutMs);
+  }
+
   warn(message: string): void {
     // At most one warning per 10 s: a failing dependency must not flood the log at packet rate.
     const now = Date.now();

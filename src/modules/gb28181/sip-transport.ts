@@ -1,6 +1,6 @@
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { lookup as dnsLookup, LookupOneOptions } from 'node:dns';
-import { createServer, isIP, Server, Socket } from 'node:net';
+import { connect, createServer, isIP, Server, Socket } from 'node:net';
 import { headerEnd } from './sip-message';
 
 /** Where a message came from, and how to answer it (the same socket for TCP). */
@@ -186,7 +186,32 @@ export class SipTransport {
     this.onMessage(buf, peer);
   }
 
-  private accept(c: Socket): void {
+  /**
+   * Opens a TCP connection of our own (the cascade's link to a superior platform over TCP) and reads
+   * it like an accepted one: messages framed by Content-Length to `onMessage`, the same limits. Rejects
+   * when the connection cannot be made within `timeoutMs`.
+   */
+  async connect(host: string, port: number, timeoutMs: number): Promise<Peer> {
+    if (!this.tcp) throw new Error('the SIP transport is not running');
+    const c = connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        c.destroy();
+        reject(new Error(`TCP connection to ${host}:${port} timed out`));
+      }, timeoutMs);
+      c.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      c.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+    return this.accept(c);
+  }
+
+  private accept(c: Socket): Peer {
     this.conns.add(c);
     c.setNoDelay(true);
     c.setTimeout(this.opts.tcpIdleSeconds * 1000, () => c.destroy());
@@ -253,6 +278,7 @@ export class SipTransport {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       drain();
     });
+    return peer;
   }
 
   private kill(c: Socket, reason: DropReason): void {
