@@ -921,6 +921,18 @@ export interface VideoConfig {
   snapshotFailureMemoMs: number;
   /** Playback of recordings (GB/T 28181 §9.8): the longest range one request may ask for (seconds). */
   playbackMaxSeconds: number;
+  /** How far back a playback may start (days): older recordings are not kept by recorders (GB/T 28181 / GA/T 1400 ask ≥ 30 days; 90 covers long-keeping NVRs). */
+  playbackMaxAgeDays: number;
+  /**
+   * Playbacks running at once in this process, per user and per camera. Their own budget, apart
+   * from video.maxStreams: live pictures and alarm evidence never wait for recordings (attack: one
+   * school guard's 64 playbacks took every stream). Per camera because a device serves few streams (2–4).
+   */
+  maxPlaybacks: number;
+  maxPlaybacksPerUser: number;
+  maxPlaybacksPerCamera: number;
+  /** A playback ends by itself this long after its range has played (devices that never send MediaStatus 121 would stream on). */
+  playbackOverrunSeconds: number;
   /** ffmpeg JPEG encoders started ahead of snapshots (starting one costs 0.1–0.4 s); 0 = start on demand. */
   snapshotWarmEncoders: number;
   /** Evidence snapshots: directory, retention (GB/T 29315: 30 days), purge schedule. */

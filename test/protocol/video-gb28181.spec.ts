@@ -29,7 +29,7 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     site = await startGbVideoSite({
       password: PASSWORD,
       gb28181: { queryTimeoutMs: 1000 },
-      video: { lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000, stallTimeoutMs: 2500 },
+      video: { lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000, stallTimeoutMs: 2500, maxPlaybacksPerCamera: 2, playbackOverrunSeconds: 30 },
     });
     ({ t, admin, seed } = site);
   });
@@ -214,9 +214,10 @@ describe('GB/T 28181 live video (simulated camera)', () => {
 
   it('plays back a recording (§9.8): INVITE Playback with the range and a history SSRC, apart from live; MediaStatus 121 ends it (viewers told, BYE); audited; bad ranges 400, RTSP 409', async () => {
     const { id, cam } = await camera();
-    const start = new Date(Math.floor(Date.now() / 1000) * 1000 - 120_000);
-    const end = new Date(start.getTime() + 60_000);
-    const pb = (body: object) => t.http().post(`/api/v1/cameras/${id}/playback`).set(auth(admin)).send(body);
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const start = new Date(now - 120_000);
+    const end = new Date(start.getTime() + 4_000);
+    const pb = (body: object, camId = id) => t.http().post(`/api/v1/cameras/${camId}/playback`).set(auth(admin)).send(body);
     const res = await pb({ start: start.toISOString(), end: end.toISOString() }).expect(200);
     expect(res.body).toMatchObject({ cameraId: id, playbackId: expect.any(String), start: start.toISOString(), end: end.toISOString(), width: 320 });
     const offer = cam.log.find((l) => l.method === 'INVITE')!.body;
@@ -226,11 +227,15 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     expect(offer).toMatch(/^y=1\d{9}\r$/m);
     const v = await openViewer(t.baseUrl, res.body.url);
     await v.frames(5);
+    // A second, long playback of the same camera (video.maxPlaybacksPerCamera is 2 here): not due, so the device's end of the short one leaves it playing.
+    const long = await pb({ start: new Date(now - 3_000_000).toISOString(), end: new Date(now - 2_400_000).toISOString() }).expect(200);
+    const vLong = await openViewer(t.baseUrl, long.body.url);
+    await vLong.frames(3);
     // Live play of the same camera is an INVITE of its own: a recording is never shown as the live picture.
     const live = await play(id).expect(200);
-    expect(cam.dialogs('INVITE')).toBe(2);
-    expect(cam.log.filter((l) => l.method === 'INVITE')[1].body).toMatch(/^s=Play\r$/m);
-    // The device has played the recording to its end (an out-of-dialog MESSAGE, as many devices send it).
+    expect(cam.dialogs('INVITE')).toBe(3);
+    expect(cam.log.filter((l) => l.method === 'INVITE')[2].body).toMatch(/^s=Play\r$/m);
+    // The device has played the short recording to its end (an out-of-dialog MESSAGE, as many devices send it).
     const status = await cam.message(
       `<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>MediaStatus</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>${cam.o.deviceId}</DeviceID>\r\n<NotifyType>121</NotifyType>\r\n</Notify>\r\n`,
     );
@@ -238,7 +243,11 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     await v.closed;
     expect(v.watched).toMatchObject({ closeCode: 4001, closeReason: 'ended', errors: [] });
     await until(() => cam.dialogs('BYE') === 1, 5000, 'BYE of the ended playback');
-    expect(t.app.get(VideoService).stream(id)).toBeDefined(); // the live stream plays on
+    const before = vLong.watched.binary.length;
+    await vLong.frames(before + 10);
+    expect(vLong.watched.closeCode).toBeNull(); // the long playback plays on
+    vLong.close();
+    expect(t.app.get(VideoService).stream(id)).toBeDefined(); // and so does live
     // Its ticket opens nothing any more.
     const again = await openViewer(t.baseUrl, res.body.url);
     await again.closed;
@@ -247,13 +256,16 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     await v2.frames(3);
     v2.close();
     // Audited before the device was asked.
-    const audit = await t.db.query(`SELECT after FROM audit_log WHERE action = 'video_playback' AND entity_id = $1`, [id]);
-    expect(audit.rows).toEqual([{ after: expect.objectContaining({ start: start.toISOString(), end: end.toISOString(), playbackId: res.body.playbackId }) }]);
-    // Ranges: end not after start, longer than video.playbackMaxSeconds, in the future, not an instant.
+    const audit = await t.db.query(`SELECT after FROM audit_log WHERE action = 'video_playback' AND entity_id = $1 ORDER BY at`, [id]);
+    expect(audit.rows[0]).toEqual({ after: expect.objectContaining({ start: start.toISOString(), end: end.toISOString(), playbackId: res.body.playbackId }) });
+    // Ranges, in whole seconds: end not a second after start, longer than video.playbackMaxSeconds, start in the future or older
+    // than video.playbackMaxAgeDays (1970: SDP t=0 would mean unbounded), not an instant.
     const field = async (body: object) => (await pb(body).expect(400)).body.error.details.fields.map((f: { field: string }) => f.field);
+    const iso = (ms: number) => new Date(ms).toISOString();
     expect(await field({ start: end.toISOString(), end: start.toISOString() })).toEqual(['end']);
-    expect(await field({ start: start.toISOString(), end: new Date(start.getTime() + 3601_000).toISOString() })).toEqual(['end']);
-    expect(await field({ start: new Date(Date.now() + 3_600_000).toISOString(), end: new Date(Date.now() + 3_660_000).toISOString() })).toEqual(['start']);
+    expect(await field({ start: iso(now - 7_200_000), end: iso(now - 7_200_000 + 3_601_000) })).toEqual(['end']);
+    expect(await field({ start: iso(now + 3_600_000), end: iso(now + 3_660_000) })).toContain('start');
+    expect(await field({ start: '1970-01-01T00:00:00Z', end: '1970-01-01T00:05:00Z' })).toEqual(['start']);
     expect(await field({ start: '2026-11-30', end: end.toISOString() })).toEqual(['start']);
     // An RTSP camera has no standard playback request.
     const rtsp = await t
@@ -269,13 +281,42 @@ describe('GB/T 28181 live video (simulated camera)', () => {
         streamUrl: 'rtsp://127.0.0.1:9/x',
       })
       .expect(201);
-    const refused = await t
-      .http()
-      .post(`/api/v1/cameras/${rtsp.body.id}/playback`)
-      .set(auth(admin))
-      .send({ start: start.toISOString(), end: end.toISOString() });
+    const refused = await pb({ start: start.toISOString(), end: end.toISOString() }, rtsp.body.id);
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('VIDEO.PLAYBACK_UNSUPPORTED');
+  });
+
+  it('keeps playbacks to their own budget (per camera, per user) with Retry-After, and ends one whose device never says the recording ended', async () => {
+    const video = t.app.get(VideoService);
+    const a = await camera();
+    const b = await camera();
+    const c = await camera();
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const range = { start: new Date(now - 600_000).toISOString(), end: new Date(now - 597_000).toISOString() };
+    const pb = (id: string) => t.http().post(`/api/v1/cameras/${id}/playback`).set(auth(admin)).send(range);
+    await until(() => video.playbackCount === 0, 5000, "the earlier test's playbacks to linger out");
+    video.cfg.maxPlaybacksPerCamera = 1;
+    video.cfg.playbackOverrunSeconds = 1;
+    try {
+      const first = await pb(a.id).expect(200);
+      const perCamera = await pb(a.id).expect(503);
+      expect(perCamera.body.error).toMatchObject({ code: 'VIDEO.PLAYBACK_CAPACITY', details: { scope: 'camera', max: 1 } });
+      expect(perCamera.headers['retry-after']).toBe('10');
+      await pb(b.id).expect(200);
+      const perUser = await pb(c.id).expect(503); // video.maxPlaybacksPerUser: 2
+      expect(perUser.body.error.details).toMatchObject({ scope: 'user', max: 2 });
+      // Live and evidence are not held back by playbacks.
+      await play(c.id).expect(200);
+      // The device never sends MediaStatus 121: the 3 s range has played, plus the overrun, and the playback ends (BYE).
+      const v = await openViewer(t.baseUrl, first.body.url);
+      await v.closed;
+      expect(v.watched).toMatchObject({ closeCode: 4001, closeReason: 'ended' });
+      await until(() => a.cam.dialogs('BYE') === 1, 5000, 'BYE of the playback past its range');
+      await until(async () => (await pb(a.id)).status === 200, 5000, 'its slot to be free again');
+    } finally {
+      video.cfg.maxPlaybacksPerCamera = 2;
+      video.cfg.playbackOverrunSeconds = 30;
+    }
   });
 
   it('restarts a crashed ffmpeg while viewers remain (same INVITE; the player gets a new init segment)', async () => {

@@ -347,6 +347,8 @@ export const ErrorCode = {
     SHUTTING_DOWN: 'VIDEO.SHUTTING_DOWN',
     /** [409] Playback of recordings is GB/T 28181 only (§9.8); an RTSP camera's recorder has no standard playback request. */
     PLAYBACK_UNSUPPORTED: 'VIDEO.PLAYBACK_UNSUPPORTED',
+    /** [503] Playbacks at capacity: `details.scope` process (video.maxPlaybacks), user (maxPlaybacksPerUser) or camera (maxPlaybacksPerCamera); Retry-After. */
+    PLAYBACK_CAPACITY: 'VIDEO.PLAYBACK_CAPACITY',
     /** [410] (WebSocket) The playback session ended (played to its end, or left idle past video.lingerMs): ask for a new one. */
     PLAYBACK_ENDED: 'VIDEO.PLAYBACK_ENDED',
     /** [401] (WebSocket upgrade) The stream token is missing, malformed or not ours. */

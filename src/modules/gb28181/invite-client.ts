@@ -74,6 +74,9 @@ interface Dialog {
   deviceId: string;
   channelId: string;
   playback: boolean;
+  /** When the dialog was established, and the playback range's length (ms): when its end is due. */
+  establishedAt: number;
+  rangeMs: number;
 }
 
 interface InviteTx {
@@ -302,6 +305,8 @@ export class InviteClient {
       deviceId: tx.req.deviceId,
       channelId: tx.req.channelId,
       playback: !!tx.req.playback,
+      establishedAt: Date.now(),
+      rangeMs: tx.req.playback ? tx.req.playback.end.getTime() - tx.req.playback.start.getTime() : 0,
     };
     this.dialogs.set(tx.callId, dialog);
     this.ctx.send(tx.peer, dialog.ack);
@@ -338,15 +343,24 @@ export class InviteClient {
   /**
    * The device's MediaStatus 121 (§9.8.2: the recording is played to its end): the playback's
    * dialog is ended and BYEd, as the standard asks of the platform. The dialog is the one of the
-   * MESSAGE's Call-ID when it was sent inside it, else every playback of that device (and channel,
-   * when named) — devices differ. Returns how many were ended.
+   * MESSAGE's Call-ID when it was sent inside it. Sent outside (many devices do), it names no
+   * session: only playbacks of that device (and channel, when named) whose range is due to have
+   * played — within max(5 s, 20 %) of its length since the dialog began — are ended, so one
+   * recording's end never stops another viewer's longer one (attack finding); a playback that is
+   * not due plays on, and ends by itself at video.playbackOverrunSeconds past its range.
+   * Returns how many were ended.
    */
-  mediaEnded(callId: string, deviceId: string, channelId?: string): number {
+  mediaEnded(callId: string, deviceId: string, channelId?: string, now = Date.now()): number {
     const inDialog = this.dialogs.get(callId);
+    const due = (d: Dialog) => now - d.establishedAt >= d.rangeMs - Math.max(5000, d.rangeMs * 0.2);
     const targets = inDialog?.playback
       ? [inDialog]
       : [...this.dialogs.values()].filter(
-          (d) => d.playback && (d.deviceId === deviceId || d.channelId === deviceId) && (!channelId || channelId === deviceId || d.channelId === channelId),
+          (d) =>
+            d.playback &&
+            due(d) &&
+            (d.deviceId === deviceId || d.channelId === deviceId) &&
+            (!channelId || channelId === deviceId || d.channelId === channelId),
         );
     for (const d of targets) {
       for (const cb of d.onEnded.splice(0)) cb('the recording ended (MediaStatus 121)');

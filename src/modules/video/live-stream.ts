@@ -94,6 +94,7 @@ export class LiveStream {
   private holdsTranscode = false;
   private restarts: number[] = [];
   private restartTimer?: NodeJS.Timeout;
+  private playbackEndTimer?: NodeJS.Timeout;
   private restarting = false;
   private lingerTimer?: NodeJS.Timeout;
   private firstMediaTimer?: NodeJS.Timeout;
@@ -287,6 +288,7 @@ export class LiveStream {
         this.state = 'live';
         this.firstKeyframeAt = Date.now();
         clearTimeout(this.firstMediaTimer);
+        this.armPlaybackEnd();
         this.readyResolve();
       }
     } else if (this.gop.length) {
@@ -353,6 +355,24 @@ export class LiveStream {
       }
       this.startRemuxer(input);
     }, delay);
+  }
+
+  /**
+   * A playback ends by itself once its range has played (at 1×) plus video.playbackOverrunSeconds:
+   * a device that never sends MediaStatus 121 (or loops) would otherwise stream on, holding a
+   * playback slot and the device's stream forever.
+   */
+  private armPlaybackEnd(): void {
+    if (this.source.kind !== 'gb' || !this.source.playback) return;
+    const rangeMs = this.source.playback.end.getTime() - this.source.playback.start.getTime();
+    this.playbackEndTimer = setTimeout(() => this.end('the range has played'), rangeMs + this.cfg.playbackOverrunSeconds * 1000);
+    this.playbackEndTimer.unref();
+  }
+
+  /** When a playback's range is due to have played (ms since epoch), or null for a live stream or before its first picture. */
+  get playbackDueAt(): number | null {
+    if (this.source.kind !== 'gb' || !this.source.playback || !this.firstKeyframeAt) return null;
+    return this.firstKeyframeAt + this.source.playback.end.getTime() - this.source.playback.start.getTime();
   }
 
   private checkStall(): void {
@@ -453,6 +473,7 @@ export class LiveStream {
     this.cancelLinger();
     clearTimeout(this.firstMediaTimer);
     clearTimeout(this.restartTimer);
+    clearTimeout(this.playbackEndTimer);
     clearInterval(this.stallTimer);
     this.remuxer?.stop();
     this.remuxer = undefined;

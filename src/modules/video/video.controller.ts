@@ -146,23 +146,15 @@ export class VideoController {
   /**
    * Plays the camera's recording over [start, end) (GB/T 28181 §9.8 INVITE Playback): a ticket as
    * for `stream` (its WebSocket carries this playback only) with `playbackId` and the range played.
-   * Audited (who watched which camera's recording, which range). 400 on the range (end not after
-   * start, longer than video.playbackMaxSeconds, start in the future), 409
+   * Audited (who watched which camera's recording, which range). 400 on the range (see
+   * VideoService.playback), 503 VIDEO.PLAYBACK_CAPACITY past the playback caps, 409
    * VIDEO.PLAYBACK_UNSUPPORTED for a camera that is not a GB/T 28181 channel; otherwise as `stream`.
    */
   @Roles(...ALL_ROLES)
   @Post('cameras/:id/playback')
   @HttpCode(200)
   async playback(@UuidParam() id: string, @Body() dto: PlaybackDto, @CurrentUser() user: AuthUser) {
-    const start = new Date(dto.start);
-    const end = new Date(dto.end);
-    const fields: { field: string; reason: string }[] = [];
-    if (end.getTime() <= start.getTime()) fields.push({ field: 'end', reason: 'must be after start' });
-    else if (end.getTime() - start.getTime() > this.video.cfg.playbackMaxSeconds * 1000)
-      fields.push({ field: 'end', reason: `at most ${this.video.cfg.playbackMaxSeconds} s after start (video.playbackMaxSeconds)` });
-    if (start.getTime() > Date.now()) fields.push({ field: 'start', reason: 'must not be in the future: there is no recording yet' });
-    if (fields.length) throw Errors.validation(fields);
-    return this.video.playback(user, id, { start, end });
+    return this.video.playback(user, id, { start: new Date(dto.start), end: new Date(dto.end) });
   }
 
   /** A JPEG of the camera now (from the running stream, else a short pull); cached video.snapshotCacheMs. Errors as for stream. */

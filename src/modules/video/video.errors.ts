@@ -24,7 +24,9 @@ export const VideoErrors = {
   upstreamEnded: (why: string) => new DomainError(HttpStatus.BAD_GATEWAY, ErrorCode.VIDEO.UPSTREAM_ENDED, `the camera ended the stream: ${why}`),
   upstreamFailed: (why: string) => new DomainError(HttpStatus.BAD_GATEWAY, ErrorCode.VIDEO.UPSTREAM_FAILED, `the stream could not be remuxed: ${why}`),
   capacity: (max: number) =>
-    new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.CAPACITY, `this server already plays ${max} cameras (video.maxStreams)`),
+    new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.CAPACITY, `this server already plays ${max} cameras (video.maxStreams)`, {
+      retryAfterSeconds: 10,
+    }),
   viewerCapacity: (max: number) =>
     new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.VIEWER_CAPACITY, `this camera already has ${max} viewers (video.maxViewersPerStream)`),
   transcodeCapacity: (max: number) =>
@@ -41,6 +43,13 @@ export const VideoErrors = {
       HttpStatus.CONFLICT,
       ErrorCode.VIDEO.PLAYBACK_UNSUPPORTED,
       `camera ${cameraId} is not a GB/T 28181 channel: playback of recordings is GB/T 28181 only (§9.8)`,
+    ),
+  playbackCapacity: (scope: 'process' | 'user' | 'camera', max: number) =>
+    new DomainError(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      ErrorCode.VIDEO.PLAYBACK_CAPACITY,
+      `${max} playback(s) already run for this ${scope === 'process' ? 'server (video.maxPlaybacks)' : scope === 'user' ? 'user (video.maxPlaybacksPerUser)' : 'camera (video.maxPlaybacksPerCamera)'}`,
+      { scope, max, retryAfterSeconds: 10 },
     ),
   playbackEnded: () => new DomainError(HttpStatus.GONE, ErrorCode.VIDEO.PLAYBACK_ENDED, 'the playback session has ended: ask POST /cameras/:id/playback again'),
   stopped: () => new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.VIDEO.SHUTTING_DOWN, 'the server is shutting down'),

@@ -91,6 +91,8 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly streams = new Map<string, LiveStream>();
   /** Playbacks of recordings, by session id: each its own INVITE (a range of one viewer), never shared. */
   private readonly playbacks = new Map<string, LiveStream>();
+  /** Each playback's slot (who, which camera) from its request until its stream closes: the caps count these. */
+  private readonly playbackSlots = new Map<string, { userId: string; cameraId: string }>();
   private readonly pool: RtpPortPool;
   private transcodes = 0;
   private ssrcSeq = Math.floor(Math.random() * 10000);
@@ -209,9 +211,9 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     return s;
   }
 
-  /** A stream of this process (503 past video.maxStreams, live and playbacks together); `forget` removes it from its map when it closes. */
+  /** A stream of this process (a live one: 503 past video.maxStreams; playbacks are counted by `playback`); `forget` removes it from its map when it closes. */
   private newStream(cameraId: string, source: StreamSource, forget: (s: LiveStream) => void): LiveStream {
-    if (this.streams.size + this.playbacks.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
+    if (!(source.kind === 'gb' && source.playback) && this.streams.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
     const history = source.kind === 'gb' && !!source.playback;
     const s = new LiveStream(cameraId, source, {
       cfg: this.cfg,
@@ -236,6 +238,11 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
 
   stream(cameraId: string): LiveStream | undefined {
     return this.streams.get(cameraId);
+  }
+
+  /** Playbacks asked for or running (tests, diagnostics). */
+  get playbackCount(): number {
+    return this.playbackSlots.size;
   }
 
   get streamCount(): number {
@@ -294,17 +301,36 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     if (this.closing) throw VideoErrors.stopped();
     const source = this.sourceOf(c);
     if (source.kind !== 'gb') throw VideoErrors.playbackUnsupported(c.id);
-    const end = new Date(Math.min(range.end.getTime(), Date.now()));
+    const { start, end } = this.playbackRange(range);
+    // Their own budget (video.maxPlaybacks, per user, per camera), apart from live and evidence: see the config.
+    // Checked and reserved in one synchronous step (requests at once cannot all pass), released if the audit fails.
+    const slots = [...this.playbackSlots.values()];
+    if (slots.length >= this.cfg.maxPlaybacks) throw VideoErrors.playbackCapacity('process', this.cfg.maxPlaybacks);
+    if (slots.filter((x) => x.userId === user.id).length >= this.cfg.maxPlaybacksPerUser)
+      throw VideoErrors.playbackCapacity('user', this.cfg.maxPlaybacksPerUser);
+    if (slots.filter((x) => x.cameraId === c.id).length >= this.cfg.maxPlaybacksPerCamera)
+      throw VideoErrors.playbackCapacity('camera', this.cfg.maxPlaybacksPerCamera);
     const playbackId = randomUUID();
-    // Audited before the device is asked: who watched which camera's recording of which range (a request that cannot be audited is not made).
-    await this.audit.record(this.db.manager, {
-      action: 'video_playback',
-      entity: 'camera',
-      entityId: c.id,
-      schoolId: c.schoolId,
-      after: { start: range.start.toISOString(), end: end.toISOString(), playbackId },
-    });
-    const s = this.newStream(c.id, { ...source, playback: { start: range.start, end } }, () => this.playbacks.delete(playbackId));
+    this.playbackSlots.set(playbackId, { userId: user.id, cameraId: c.id });
+    let s: LiveStream;
+    try {
+      // Audited before the device is asked: who watched which camera's recording of which range (a request that cannot be audited is not made).
+      await this.audit.record(this.db.manager, {
+        action: 'video_playback',
+        entity: 'camera',
+        entityId: c.id,
+        schoolId: c.schoolId,
+        after: { start: start.toISOString(), end: end.toISOString(), playbackId },
+      });
+      if (this.closing) throw VideoErrors.stopped();
+      s = this.newStream(c.id, { ...source, playback: { start, end } }, () => {
+        this.playbacks.delete(playbackId);
+        this.playbackSlots.delete(playbackId);
+      });
+    } catch (e) {
+      this.playbackSlots.delete(playbackId);
+      throw e;
+    }
     this.playbacks.set(playbackId, s);
     streamsGauge.set(this.streams.size + this.playbacks.size);
     s.start();
@@ -327,9 +353,33 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
       height: info.height,
       transcoded: s.transcoded,
       playbackId,
-      start: range.start.toISOString(),
+      start: start.toISOString(),
       end: end.toISOString(),
     };
+  }
+
+  /**
+   * The range a playback asks of the device, in whole seconds (SDP `t=` is in seconds): start cut
+   * down and end up to the second, end cut to now. 400 (field-level): start older than
+   * video.playbackMaxAgeDays (no recorder keeps it; and `t=0` would mean "unbounded", RFC 4566) or
+   * in the future; end not at least a second after start; longer than video.playbackMaxSeconds.
+   */
+  private playbackRange(range: { start: Date; end: Date }, now = Date.now()): { start: Date; end: Date } {
+    const start = Math.floor(range.start.getTime() / 1000) * 1000;
+    const end = Math.min(Math.ceil(range.end.getTime() / 1000) * 1000, Math.floor(now / 1000) * 1000);
+    const fields: { field: string; reason: string }[] = [];
+    if (start > now) fields.push({ field: 'start', reason: 'must not be in the future: there is no recording yet' });
+    else if (start < now - this.cfg.playbackMaxAgeDays * 86_400_000)
+      fields.push({
+        field: 'start',
+        reason: `must be within the last ${this.cfg.playbackMaxAgeDays} days (video.playbackMaxAgeDays): recorders keep no older video`,
+      });
+    if (range.end.getTime() <= range.start.getTime() || end - start < 1000)
+      fields.push({ field: 'end', reason: 'must be at least a second after start (and not after now)' });
+    else if (end - start > this.cfg.playbackMaxSeconds * 1000)
+      fields.push({ field: 'end', reason: `at most ${this.cfg.playbackMaxSeconds} s after start (video.playbackMaxSeconds)` });
+    if (fields.length) throw Errors.validation(fields);
+    return { start: new Date(start), end: new Date(end) };
   }
 
   /** A WebSocket viewer with a verified token: attached to the camera's stream (started again if it lingered out), or to its playback session (410 when it has ended). */

@@ -143,6 +143,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'VIDEO.SHUTTING_DOWN': 'errors.unavailable',
   'VIDEO.PLAYBACK_UNSUPPORTED': 'errors.videoPlaybackUnsupported',
   'VIDEO.PLAYBACK_ENDED': 'errors.videoPlaybackEnded',
+  'VIDEO.PLAYBACK_CAPACITY': 'errors.videoPlaybackCapacity',
   'VIDEO.TOKEN_INVALID': 'errors.videoToken',
   'VIDEO.TOKEN_EXPIRED': 'errors.videoToken',
   'VIDEO.TOKEN_WRONG_CAMERA': 'errors.videoToken',

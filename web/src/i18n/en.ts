@@ -315,6 +315,7 @@ const en: Messages = {
     videoFailed: 'The stream cannot be played',
     videoPlaybackUnsupported: 'This camera has no recording playback (GB/T 28181 devices only)',
     videoPlaybackEnded: 'The playback has ended; open it again',
+    videoPlaybackCapacity: "Too many playbacks at once (yours, this camera's or this server's); close another first",
     videoCapacity: 'The video service is at capacity, try again shortly',
     videoToken: 'The play ticket is invalid or expired: open the camera again',
     videoTooSlow: 'The connection is too slow: video disconnected',

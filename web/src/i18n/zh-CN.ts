@@ -311,6 +311,7 @@ const zhCN = {
     videoFailed: '视频流无法播放',
     videoPlaybackUnsupported: '该摄像机不支持录像回放（仅 GB/T 28181 设备）',
     videoPlaybackEnded: '回放已结束，请重新打开',
+    videoPlaybackCapacity: '同时回放的路数已满（本人、该摄像机或本服务器），请先关闭其他回放',
     videoCapacity: '视频服务已满载，请稍后再试',
     videoToken: '播放凭证无效或已过期，请重新打开',
     videoTooSlow: '网络太慢，视频已断开',
