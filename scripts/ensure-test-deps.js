@@ -2,7 +2,8 @@
 /*
  * `npm test` pre-step: the protocol tests need a real SIP peer (sipp, Debian package sip-tester),
  * the video tests ffmpeg and an RTSP camera (GStreamer's RTSP server through Debian's python3-gi),
- * and the browser tests Debian's chromium (+ a CJK font for readable screenshots). On a fresh
+ * the browser tests Debian's chromium (+ a CJK font for readable screenshots), and the several-machines
+ * test (test/ops/multinode.spec.ts) iproute2 and HAProxy. On a fresh
  * Debian machine where we are root, install what is missing; elsewhere say exactly what to do.
  */
 'use strict';
@@ -10,6 +11,8 @@ const { execFileSync, spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+/** Also where Debian puts administrators' commands, outside a normal user's PATH. */
+const hasSbin = (cmd) => has(cmd) || existsSync(`/usr/sbin/${cmd}`) || existsSync(`/sbin/${cmd}`);
 const hasCjkFont = () => spawnSync('sh', ['-c', "fc-list 2>/dev/null | grep -qi 'wqy\\|wenquanyi\\|noto.*cjk'"], { stdio: 'ignore' }).status === 0;
 
 /** GStreamer's RTSP server and the encoders the RTSP test camera uses, seen from Debian's python3. */
@@ -35,6 +38,9 @@ const missing = [];
 if (!has('sipp')) missing.push('sip-tester');
 if (!has('ffmpeg') || !has('ffprobe')) missing.push('ffmpeg');
 if (!has('setpriv')) missing.push('util-linux');
+// test/ops/multinode.spec.ts: machines in network namespaces (ip netns, veth, bridge) behind HAProxy.
+if (!hasSbin('ip')) missing.push('iproute2');
+if (!hasSbin('haproxy')) missing.push('haproxy');
 if (!hasGstRtsp()) missing.push(...GST);
 if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
 if (!hasCjkFont()) missing.push('fonts-wqy-zenhei');
@@ -47,11 +53,11 @@ if (!root || !has('apt-get')) {
     `[test] missing system packages: ${missing.join(' ')}\n` +
       `       Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}\n` +
       `       (sipp plays GB/T 28181 cameras in test/protocol; ffmpeg and GStreamer's RTSP server serve the video tests;\n` +
-      `        chromium drives the console in test/browser)\n`,
+      `        chromium drives the console in test/browser; haproxy and iproute2 run test/ops/multinode.spec.ts)\n`,
   );
   process.exit(fatal.length ? 1 : 0);
 }
-process.stdout.write(`[test] installing ${missing.join(' ')} (Debian packages) for the protocol and browser tests…\n`);
+process.stdout.write(`[test] installing ${missing.join(' ')} (Debian packages) for the protocol, browser and several-machines tests…\n`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
 execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });

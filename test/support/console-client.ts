@@ -45,11 +45,16 @@ export class TestConsole {
   }
   private waiters: (() => void)[] = [];
 
-  constructor(url: string, token: string, opts: { lastSeq?: number; reconnection?: boolean } = {}) {
+  /**
+   * `transports`: websocket only by default; `['polling']` polls as the web console does when a websocket cannot
+   * get through (with cookies kept, as a browser would: a load balancer's stickiness cookie).
+   */
+  constructor(url: string, token: string, opts: { lastSeq?: number; reconnection?: boolean; transports?: ('websocket' | 'polling')[] } = {}) {
     this.lastSeq = opts.lastSeq ?? 0;
     this.floor = this.lastSeq;
     this.socket = io(`${url}/console`, {
-      transports: ['websocket'],
+      transports: opts.transports ?? ['websocket'],
+      withCredentials: opts.transports?.includes('polling') ?? false,
       reconnection: opts.reconnection ?? false,
       reconnectionDelay: 200,
       reconnectionDelayMax: 1000,

@@ -17,19 +17,28 @@ export interface PoliceReceiver {
   delivered: Map<string, number>;
   /** Every request per key, including failed ones and repeats. */
   requests: Map<string, number>;
+  /** The sender's address of every request per key (which process sent it, when processes have their own addresses). */
+  senders: Map<string, string[]>;
+  /** Requests held while hanging, per sender address. */
+  heldFrom: Map<string, number>;
   bodies: Map<string, Record<string, unknown>>;
   badSignatures: number;
   failing: boolean;
-  /** Take requests and never answer them (until close). */
+  /** Take requests and never answer them (until close or release). */
   hanging: boolean;
+  /** Drops the connections of the requests held so far (their senders see them fail and retry). */
+  release: () => void;
   close: () => Promise<void>;
 }
 
-export async function startPoliceReceiver(secret: string): Promise<PoliceReceiver> {
-  const r: Omit<PoliceReceiver, 'url' | 'close'> = {
+/** `host`: where it listens (default 127.0.0.1). */
+export async function startPoliceReceiver(secret: string, host = '127.0.0.1'): Promise<PoliceReceiver> {
+  const r: Omit<PoliceReceiver, 'url' | 'close' | 'release'> = {
     accepted: new Map(),
     delivered: new Map(),
     requests: new Map(),
+    senders: new Map(),
+    heldFrom: new Map(),
     bodies: new Map(),
     badSignatures: 0,
     failing: false,
@@ -43,6 +52,8 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
       const body = Buffer.concat(chunks).toString('utf8');
       const key = String(req.headers['idempotency-key'] ?? '');
       r.requests.set(key, (r.requests.get(key) ?? 0) + 1);
+      const from = req.socket.remoteAddress ?? '';
+      r.senders.set(key, [...(r.senders.get(key) ?? []), from]);
       const ts = String(req.headers['x-shouhu-timestamp'] ?? '');
       const expected = `sha256=${createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex')}`;
       if (req.headers['x-shouhu-signature'] !== expected) {
@@ -52,6 +63,7 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
       }
       if (r.hanging) {
         held.add(res);
+        r.heldFrom.set(from, (r.heldFrom.get(from) ?? 0) + 1);
         return;
       }
       if (r.failing) {
@@ -64,12 +76,16 @@ export async function startPoliceReceiver(secret: string): Promise<PoliceReceive
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   const out = r as PoliceReceiver;
-  out.url = `http://127.0.0.1:${port}/alarm`;
-  out.close = () => {
+  out.url = `http://${host}:${port}/alarm`;
+  out.release = () => {
     for (const res of held) res.destroy();
+    held.clear();
+  };
+  out.close = () => {
+    out.release();
     return new Promise((resolve) => server.close(() => resolve()));
   };
   return out;

@@ -39,11 +39,13 @@ export async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGKIL
   await p.exited;
 }
 
-/** A private redis-server (no persistence) on a free port: restarting it loses everything in it. */
-export async function startRedis(port: number): Promise<Proc> {
+/** A private redis-server (no persistence) on a free port: restarting it loses everything in it. `bind`: its address (default 127.0.0.1). */
+export async function startRedis(port: number, bind = '127.0.0.1'): Promise<Proc> {
+  // Bound to another address than loopback (a lab bridge), it must take clients from there.
+  const protectedMode = bind === '127.0.0.1' ? [] : ['--protected-mode', 'no'];
   const p = start(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+    ['--port', String(port), '--bind', bind, ...protectedMode, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
     process.env,
   );
   const deadline = Date.now() + 10000;

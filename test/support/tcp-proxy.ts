@@ -22,7 +22,8 @@ export interface TcpProxy {
   readonly open: number;
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number, port = 0): Promise<TcpProxy> {
+/** `host`: where the proxy listens (default 127.0.0.1; e.g. a lab bridge's address for processes in network namespaces). */
+export async function startTcpProxy(targetHost: string, targetPort: number, port = 0, host = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   /** Accepted while dropping (blackhole, freeze): never forwarded. */
   const limbo = new Set<Socket>();
@@ -55,7 +56,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
       forward(client, upstream);
       forward(upstream, client);
     });
-    await new Promise<void>((resolve) => server!.listen(boundPort, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server!.listen(boundPort, host, resolve));
     boundPort = (server.address() as AddressInfo).port;
   };
   await listen();
