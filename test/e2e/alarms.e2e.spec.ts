@@ -262,6 +262,9 @@ describe('alarms over HTTP', () => {
     expect(first.body).toMatchObject({ cameraId: null, schoolId: seed.schoolA.id, purpose: 'alarm.photo', refId: id, width: 640, height: 480 });
     const again = await upload(staffA, jpeg(640, 480), 'photo-a').expect(200);
     expect(again.body.id).toBe(first.body.id);
+    // The same key with another picture is not a retry: 409 naming the first, the second not lost silently.
+    const reused = await upload(staffA, jpeg(320, 240), 'photo-a').expect(409);
+    expect(reused.body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_KEY_REUSED', details: { evidenceId: first.body.id } });
     await upload(op1.token, jpeg(800, 600)).expect(201);
     expect((await upload(staffA, jpeg(640, 480), 'photo-c').expect(409)).body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_LIMIT', details: { limit: 2 } });
     // Readable by whoever sees the incident (checksum checked); not by another school.

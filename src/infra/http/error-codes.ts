@@ -373,6 +373,8 @@ export const ErrorCode = {
     PHOTO_MISSING: 'EVIDENCE.PHOTO_MISSING',
     /** [409] The incident has video.photosPerIncident photos already; `details.limit`. */
     PHOTO_LIMIT: 'EVIDENCE.PHOTO_LIMIT',
+    /** [409] The Idempotency-Key was used for another photo of this incident (other bytes): `details.evidenceId` is that photo. Use a new key per photo. */
+    PHOTO_KEY_REUSED: 'EVIDENCE.PHOTO_KEY_REUSED',
   },
 
   // ---- patrols: audits, rounds, protection posts (护学岗), rectification

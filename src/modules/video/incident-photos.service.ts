@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -26,6 +27,18 @@ export interface AlarmPhotoEntry {
 
 const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
 
+/** What was sent for a stored photo (rows from before upload_sha256: the stored bytes are what was sent). */
+const UPLOAD_SHA = `COALESCE(upload_sha256, sha256) AS "uploadSha256"`;
+type WithUpload = EvidenceRecord & { uploadSha256: string };
+
+/** A retry's answer: the first upload when the bytes are the same; another photo under a used key is 409. */
+function sameUpload(prev: WithUpload, uploadSha256: string): EvidenceRecord {
+  const { uploadSha256: sent, ...record } = prev;
+  if (sent !== uploadSha256)
+    throw Errors.conflict(ErrorCode.EVIDENCE.PHOTO_KEY_REUSED, '该上传编号已用于另一张照片；每张照片须用新的编号', { evidenceId: prev.id });
+  return record;
+}
+
 /**
  * Photos attached to an alarm (the guard's phone: taken with the phone camera, re-encoded to JPEG
  * by the console). Stored like the cameras' evidence pictures (EvidenceStore, SHA-256 recorded,
@@ -33,7 +46,9 @@ const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, byte
  * so they are kept as long as the incident. Each is a `photo` timeline entry by its sender, an
  * audit entry and an `incident.updated` console event (change `photo`), in one transaction.
  * JPEG only, at most video.photoMaxBytes / photoMaxPixels, video.photosPerIncident per incident.
- * With a client key (`Idempotency-Key`) a retry answers the first upload (no second picture).
+ * With a client key (`Idempotency-Key`) a retry answers the first upload (no second picture); the
+ * same key with other bytes (SHA-256 of what was sent, `upload_sha256`) is another photo: 409
+ * EVIDENCE.PHOTO_KEY_REUSED naming the first, never a silently dropped picture.
  */
 @Injectable()
 export class IncidentPhotosService {
@@ -54,9 +69,10 @@ export class IncidentPhotosService {
     // An unplaced device alarm (no school) is the district's: nobody on site takes its photos.
     if (!inc.schoolId) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId);
     const dedupKey = clientKey ? `${ALARM_PHOTO_PURPOSE}:${incidentId}:${user.id}:${clientKey}` : null;
+    const uploadSha256 = createHash('sha256').update(jpeg).digest('hex');
     if (dedupKey) {
       const before = await this.byDedupKey(dedupKey);
-      if (before) return { record: before, created: false };
+      if (before) return { record: sameUpload(before, uploadSha256), created: false };
     }
     if (jpeg.length > cfg.photoMaxBytes) throw Errors.payloadTooLarge(`照片超过 ${cfg.photoMaxBytes} 字节的上限`);
     const size = jpegSize(jpeg);
@@ -72,8 +88,8 @@ export class IncidentPhotosService {
         // One upload of an incident at a time: the count below is then exact.
         await m.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${ALARM_PHOTO_PURPOSE}:${incidentId}`]);
         if (dedupKey) {
-          const [prev] = (await m.query(`SELECT ${COLS} FROM video_evidence WHERE dedup_key = $1`, [dedupKey])) as EvidenceRecord[];
-          if (prev) return { record: prev, created: false };
+          const [prev] = (await m.query(`SELECT ${COLS}, ${UPLOAD_SHA} FROM video_evidence WHERE dedup_key = $1`, [dedupKey])) as WithUpload[];
+          if (prev) return { record: sameUpload(prev, uploadSha256), created: false };
         }
         const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM video_evidence WHERE purpose = $1 AND ref_id = $2`, [
           ALARM_PHOTO_PURPOSE,
@@ -85,9 +101,9 @@ export class IncidentPhotosService {
           throw Errors.conflict(ErrorCode.EVIDENCE.PHOTO_LIMIT, `每条报警最多附 ${cfg.photosPerIncident} 张照片`, { limit: cfg.photosPerIncident });
         const [record] = returningRows<EvidenceRecord>(
           await m.query(
-            `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, uploaded_by)
-             VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLS}`,
-            [inc.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, ALARM_PHOTO_PURPOSE, incidentId, at, dedupKey, user.id],
+            `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, uploaded_by, upload_sha256)
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLS}`,
+            [inc.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, ALARM_PHOTO_PURPOSE, incidentId, at, dedupKey, user.id, uploadSha256],
           ),
         );
         const data: AlarmPhotoEntry = {
@@ -112,8 +128,8 @@ export class IncidentPhotosService {
     }
   }
 
-  private async byDedupKey(key: string): Promise<EvidenceRecord | null> {
-    const rows: EvidenceRecord[] = await this.db.query(`SELECT ${COLS} FROM video_evidence WHERE dedup_key = $1`, [key]);
+  private async byDedupKey(key: string): Promise<WithUpload | null> {
+    const rows: WithUpload[] = await this.db.query(`SELECT ${COLS}, ${UPLOAD_SHA} FROM video_evidence WHERE dedup_key = $1`, [key]);
     return rows[0] ?? null;
   }
 }

@@ -108,15 +108,20 @@ export class VideoController {
    * multipart field `file`, a JPEG of at most video.photoMaxBytes and video.photoMaxPixels, at most
    * video.photosPerIncident per incident. Kept as evidence as long as the incident; shown on its
    * timeline (`photo`, `data.evidenceId` → GET /video/evidence/:id). With `Idempotency-Key` a retry
-   * answers the first upload (200) instead of storing it again. Errors: 404 incident (another school's
-   * too), 413 too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
+   * answers the first upload (200) instead of storing it again; the same key with another file is 409
+   * EVIDENCE.PHOTO_KEY_REUSED (`details.evidenceId`). Errors: 404 incident (another school's too), 413
+   * too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
    */
   @Roles('admin', 'operator', 'supervisor', 'school_security')
   @Post('incidents/:id/photos')
   @UseInterceptors(PhotoUploadInterceptor)
   @ApiConsumes('multipart/form-data')
   @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: '1–128 of A-Za-z0-9_.:- — a retry with the same key stores nothing twice' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: '1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409',
+  })
   async attachPhoto(
     @UuidParam() id: string,
     @Req() req: Request,

@@ -154,6 +154,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'EVIDENCE.PHOTO_NOT_JPEG': 'errors.photoNotJpeg',
   'EVIDENCE.PHOTO_MISSING': 'errors.photoMissing',
   'EVIDENCE.PHOTO_LIMIT': 'errors.photoLimit',
+  'EVIDENCE.PHOTO_KEY_REUSED': 'errors.photoKeyReused',
   'PATROL_PLAN.NOT_FOUND': 'errors.notFound',
   'PATROL_RUN.NOT_FOUND': 'errors.notFound',
   'PATROL_ROUND.NOT_FOUND': 'errors.notFound',

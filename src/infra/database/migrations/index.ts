@@ -33,6 +33,7 @@ import { AlarmOutboxDoneIndex1764321700000 } from './1764321700000-AlarmOutboxDo
 import { AlarmPhotoPosition1764321900000 } from './1764321900000-AlarmPhotoPosition';
 import { MaintenanceWindowsDevices1764321900100 } from './1764321900100-MaintenanceWindowsDevices';
 import { GbCascade1764322000000 } from './1764322000000-GbCascade';
+import { PhotoUploadHash1764322200000 } from './1764322200000-PhotoUploadHash';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -71,4 +72,5 @@ export const MIGRATIONS = [
   AlarmPhotoPosition1764321900000,
   MaintenanceWindowsDevices1764321900100,
   GbCascade1764322000000,
+  PhotoUploadHash1764322200000,
 ];
