@@ -14,11 +14,12 @@ describe('supervisor and auditor surface in Chromium', () => {
   let t: TestApp;
   let browser: Browser;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
+  let adminToken: string;
   const open: ConsolePage[] = [];
 
   beforeAll(async () => {
     t = await startApp();
-    const admin = (await t.userToken('admin')).token;
+    const admin = (adminToken = (await t.userToken('admin')).token);
     seed = await seedMinimal(t, admin);
     const op = (await t.userToken('operator', undefined, 'stats_op')).token;
     await t.userToken('supervisor', undefined, 'sup_1');
@@ -115,12 +116,65 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect((await cp.state()).missingKeys).toEqual([]);
   });
 
+  it("a supervisor creates, edits and disables a patrol plan; the server's field errors show in zh-CN next to the field", async () => {
+    const cp = await login('sup_1', { path: '/console/supervisor' });
+    const { page } = cp;
+    await page.click('[data-tab="patrol"]');
+    await page.click('#plan-new');
+    await page.click('#plan-save'); // no name
+    await page.waitForSelector('#plan-err-name:text("必填")');
+    await page.fill('#plan-name', '工作日上午巡查');
+    await page.fill('#plan-cron', '61 9 * * *');
+    await page.selectOption('#plan-kind', 'schools');
+    await page.click('#plan-save');
+    await page.waitForSelector('#plan-err-cron:text("执行时间格式不正确")');
+    await page.waitForSelector('#plan-err-scope:text("请选择巡查范围")');
+    expect(await page.$('#plan-err-name')).toBeNull();
+    await page.fill('#plan-cron', '* * * * *');
+    await page.selectOption('#plan-ids', [seed.schoolA.id]);
+    await page.click('#plan-save');
+    await page.waitForSelector('#plan-err-cron:text("执行过于频繁")');
+    expect(await page.$('#plan-err-scope')).toBeNull();
+    await page.fill('#plan-cron', '0 9 * * 1-5');
+    await page.click('[data-check="gate_open"]'); // one check fewer than all
+    await page.click('#plan-save');
+    await page.waitForSelector('#plan-saved');
+    const plans = (await t.http().get('/api/v1/patrol-plans').set(auth(adminToken)).expect(200)).body.items as {
+      id: string;
+      name: string;
+      cron: string;
+      scope: unknown;
+      checks: string[];
+      enabled: boolean;
+    }[];
+    const plan = plans.find((p) => p.name === '工作日上午巡查')!;
+    expect(plan).toMatchObject({ cron: '0 9 * * 1-5', scope: { kind: 'schools', ids: [seed.schoolA.id] }, enabled: true });
+    expect(plan.checks).not.toContain('gate_open');
+    const row = `#plan-list tr[data-plan-id="${plan.id}"]`;
+    await page.click(`${row} .plan-edit`);
+    await page.fill('#plan-name', '工作日上午巡查（含南门）');
+    await page.click('#plan-save');
+    await page.waitForSelector(`${row} td:text("工作日上午巡查（含南门）")`);
+    await page.click(`${row} .plan-toggle`);
+    await page.waitForSelector(`${row}[data-enabled="false"]`);
+    expect((await t.http().get(`/api/v1/patrol-plans/${plan.id}`).set(auth(adminToken)).expect(200)).body).toMatchObject({
+      name: '工作日上午巡查（含南门）',
+      enabled: false,
+    });
+    await cp.screenshot('supervisor-patrol-plans');
+    expect(await cp.problems()).toEqual([]);
+  });
+
   it('an auditor on a phone gets the same read-only page: no action buttons anywhere', async () => {
     const cp = await login('audit_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
     const { page } = cp;
     await page.waitForSelector('#s-count:text("4")');
     await page.waitForSelector('#chart-response canvas');
     expect(await page.$$('.act, #act-acknowledge, #act-resolve, #takeover')).toHaveLength(0);
+    await page.click('[data-tab="patrol"]');
+    await page.waitForSelector('#plan-list');
+    expect(await page.$$('#plan-new, .plan-edit, .plan-toggle')).toHaveLength(0);
+    await page.click('[data-tab="stats"]');
     await cp.screenshot('supervisor-auditor-phone');
     expect(await cp.problems()).toEqual([]);
   });

@@ -207,14 +207,15 @@ export function anyErrorMsg(e: unknown): Msg {
  * it is matched against known kinds of problem here (out of range, too long, in the past…), anything else
  * is "not valid". A nested field (`scope.schoolIds.0`) counts for its first part too.
  */
-export function fieldErrors(e: unknown): Record<string, Msg> {
+export function fieldErrors(e: unknown, fallback: Record<string, MessageKey> = {}): Record<string, Msg> {
   const out: Record<string, Msg> = {};
   if (!(e instanceof ApiError) || e.status !== 400) return out;
   const list = (e.details?.fields ?? []) as { field?: unknown; reason?: unknown }[];
   for (const f of list) {
     if (typeof f?.field !== 'string') continue;
     const reason = typeof f.reason === 'string' ? f.reason : '';
-    const msg: Msg = { key: FIELD_REASONS.find(([re]) => re.test(reason))?.[1] ?? 'fieldErrors.invalid' };
+    const head0 = f.field.split('.')[0];
+    const msg: Msg = { key: FIELD_REASONS.find(([re]) => re.test(reason))?.[1] ?? fallback[f.field] ?? fallback[head0] ?? 'fieldErrors.invalid' };
     out[f.field] ??= msg;
     const head = f.field.split('.')[0];
     out[head] ??= msg;
@@ -232,6 +233,7 @@ const FIELD_REASONS: [RegExp, MessageKey][] = [
   [/has started/i, 'fieldErrors.started'],
   [/no such device|not a device of/i, 'fieldErrors.noDevice'],
   [/no such school/i, 'fieldErrors.noSchool'],
-  [/cron|schedule/i, 'fieldErrors.cron'],
+  [/more often than/i, 'fieldErrors.cronTooOften'],
+  [/required for scope|must be empty for the whole district/i, 'fieldErrors.scopeIds'],
   [/at least 1 element|should not be empty/i, 'fieldErrors.required'],
 ];

@@ -8,6 +8,8 @@ import type {
   ButtonTest,
   DeviceStatusItem,
   MaintenanceWindow,
+  PatrolPlan,
+  RegistryUnit,
   DeviceSummary,
   DutyNow,
   FindingItem,
@@ -124,6 +126,11 @@ export interface ResponseTypes {
   'patch /api/v1/device-health/maintenance-windows/{id}': MaintenanceWindow;
   'post /api/v1/device-health/maintenance-windows/{id}/end': MaintenanceWindow;
   'post /api/v1/ops/queue-board/session': { url: string; expiresAt: string };
+  'get /api/v1/patrol-plans': Page<PatrolPlan>;
+  'post /api/v1/patrol-plans': PatrolPlan;
+  'patch /api/v1/patrol-plans/{id}': PatrolPlan;
+  'get /api/v1/zones': Page<RegistryUnit>;
+  'get /api/v1/groups': Page<RegistryUnit>;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

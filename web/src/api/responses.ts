@@ -173,6 +173,27 @@ export interface DeviceStatusItem {
   maintenance?: boolean;
 }
 
+/** A patrol plan (src/modules/patrols/audits.service.ts PLAN_COLS): a scheduled audit of some schools. */
+export interface PatrolPlan {
+  id: string;
+  name: string;
+  /** Asia/Shanghai, 5 fields (or 6 with seconds). */
+  cron: string;
+  scope: { kind: 'district' | 'zone' | 'group' | 'schools'; ids?: string[] };
+  checks: string[];
+  enabled: boolean;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A zone or group of the registry (the fields the plan form uses). */
+export interface RegistryUnit {
+  id: string;
+  name: string;
+  code: string;
+}
+
 /** A maintenance window (维护时段; src/modules/device-health/maintenance-windows.service.ts `MaintenanceWindowView`). */
 export interface MaintenanceWindow {
   id: string;
