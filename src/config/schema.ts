@@ -231,6 +231,7 @@ export const SCHEMA: ConfigSchema = {
   'liveness.maintenanceMaxHours': rules.int(1, 720),
   'liveness.maintenanceMaxLeadDays': rules.int(0, 365),
   'liveness.maintenanceMaxStartPastMinutes': rules.int(0, 1440),
+  'liveness.maintenanceMinGapMinutes': rules.int(1, 1440),
   'liveness.indexRefreshSeconds': rules.int(1, 86400),
   // alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay
   ...perKey('alarms.escalationSeconds', PRIORITIES, (v) =>

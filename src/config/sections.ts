@@ -337,6 +337,12 @@ export interface LivenessConfig {
   maintenanceMaxHours: number;
   maintenanceMaxLeadDays: number;
   maintenanceMaxStartPastMinutes: number;
+  /**
+   * Windows that cover the same device (the same device, its school, the district) never overlap and
+   * are at least this far apart, so chained windows cannot keep a device silent past maintenanceMaxHours:
+   * a device still offline in the gap becomes an outage fault (more than the sweep period).
+   */
+  maintenanceMinGapMinutes: number;
 }
 
 export interface PoliceRelayConfig {

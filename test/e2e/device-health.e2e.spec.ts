@@ -478,16 +478,49 @@ describe('device health (liveness)', () => {
       expect(school).toMatchObject({ schoolId: seed.schoolA.id, deviceId: null, status: 'upcoming' });
       const device = (await post(op, { deviceId: cams.B1.id, startsAt: iso(0), endsAt: iso(2 * H), reason: '更换摄像机' }).expect(201)).body;
       expect(device).toMatchObject({ schoolId: seed.schoolB.id, deviceId: cams.B1.id, deviceKind: 'camera', status: 'active' });
-      const district = (await post(admin, { startsAt: iso(0), endsAt: iso(H), reason: '全区网络割接' }).expect(201)).body;
+      // A district-wide window silences every device: the admin's (403 for an operator). It may not meet the others (below).
+      expect((await post(op, { startsAt: iso(10 * H), endsAt: iso(11 * H), reason: '全区网络割接' }).expect(403)).body.error.code).toBe(
+        'MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY',
+      );
+      const district = (await post(admin, { startsAt: iso(10 * H), endsAt: iso(11 * H), reason: '全区网络割接' }).expect(201)).body;
+      // Windows covering the same devices never overlap, touch or come within liveness.maintenanceMinGapMinutes (60) of each
+      // other — chained 71 h apart, 72 h each, they kept a school silent 355 h: 409 naming the window in the way.
+      const overlap = async (token: string, body: object, windowId: string) =>
+        expect((await post(token, body).expect(409)).body.error).toMatchObject({
+          code: 'MAINTENANCE_WINDOW.OVERLAP',
+          details: { windowId, startsAt: expect.stringMatching(/^\d{4}-.*Z$/), minGapMinutes: 60 },
+        });
+      await overlap(op, { schoolId: seed.schoolA.id, startsAt: iso(H), endsAt: iso(3 * H), reason: '重复' }, school.id); // identical
+      await overlap(op, { schoolId: seed.schoolA.id, startsAt: iso(3 * H), endsAt: iso(74 * H), reason: '接着' }, school.id); // adjacent
+      await overlap(op, { schoolId: seed.schoolA.id, startsAt: iso(3 * H + 30 * 60_000), endsAt: iso(6 * H), reason: '紧接' }, school.id);
+      await overlap(op, { deviceId: cams.A1.id, startsAt: iso(2 * H), endsAt: iso(5 * H), reason: '设备' }, school.id); // its school's
+      await overlap(op, { deviceId: cams.B1.id, startsAt: iso(H), endsAt: iso(4 * H), reason: '同设备' }, device.id);
+      await overlap(op, { schoolId: seed.schoolB.id, startsAt: iso(H), endsAt: iso(4 * H), reason: '其设备' }, device.id); // a device of it
+      await overlap(op, { schoolId: seed.schoolA.id, startsAt: iso(11 * H), endsAt: iso(12 * H), reason: '全区后' }, district.id);
+      await overlap(admin, { startsAt: iso(9 * H + 30 * 60_000), endsAt: iso(9 * H + 45 * 60_000), reason: '全区' }, district.id);
+      // Far enough apart, or another school: fine (deleted again below).
+      const later = (await post(op, { schoolId: seed.schoolA.id, startsAt: iso(4 * H + 60_000), endsAt: iso(5 * H), reason: '另一次' }).expect(201)).body;
+      // A change that would make one meet another is refused the same way.
+      expect(
+        (
+          await t
+            .http()
+            .patch(`/api/v1/device-health/maintenance-windows/${later.id}`)
+            .set(auth(op))
+            .send({ endsAt: iso(9 * H + 30 * 60_000) })
+            .expect(409)
+        ).body.error.code,
+      ).toBe('MAINTENANCE_WINDOW.OVERLAP');
+      await t.http().delete(`/api/v1/device-health/maintenance-windows/${later.id}`).set(auth(op)).expect(204);
       // A school's staff read their school's and the district's, not another school's device window.
       const seen = await t.http().get('/api/v1/device-health/maintenance-windows').set(auth(staffA)).expect(200);
       expect(seen.body.items.map((w: { id: string }) => w.id).sort()).toEqual([school.id, district.id].sort());
       await t.http().get(`/api/v1/device-health/maintenance-windows/${device.id}`).set(auth(staffA)).expect(404);
       const active = await t.http().get('/api/v1/device-health/maintenance-windows').query({ status: 'active' }).set(auth(op)).expect(200);
-      expect(active.body.items.map((w: { id: string }) => w.id).sort()).toEqual([device.id, district.id].sort());
+      expect(active.body.items.map((w: { id: string }) => w.id)).toEqual([device.id]);
       // The console's status: windows in force.
       const summary = await t.http().get('/api/v1/device-health/summary').set(auth(op)).expect(200);
-      expect(summary.body.maintenance).toMatchObject({ windowsTotal: 2, devicesOffline: expect.any(Number) });
+      expect(summary.body.maintenance).toMatchObject({ windowsTotal: 1, devicesOffline: expect.any(Number) });
       // Changes: an upcoming window's times and reason; a started one keeps its start; ended early; deleted only before it starts.
       const patch = (id: string, body: object) => t.http().patch(`/api/v1/device-health/maintenance-windows/${id}`).set(auth(op)).send(body);
       expect((await patch(school.id, { endsAt: iso(4 * H), reason: '机房电源检修（延长）' }).expect(200)).body).toMatchObject({
@@ -498,9 +531,11 @@ describe('device health (liveness)', () => {
       expect((await t.http().delete(`/api/v1/device-health/maintenance-windows/${device.id}`).set(auth(op)).expect(409)).body.error.code).toBe(
         'MAINTENANCE_WINDOW.STARTED',
       );
-      expect((await t.http().post(`/api/v1/device-health/maintenance-windows/${school.id}/end`).set(auth(op)).expect(409)).body.error.code).toBe(
-        'MAINTENANCE_WINDOW.NOT_STARTED',
-      );
+      // Its details' times are ISO strings (a Date went out as {}).
+      expect((await t.http().post(`/api/v1/device-health/maintenance-windows/${school.id}/end`).set(auth(op)).expect(409)).body.error).toMatchObject({
+        code: 'MAINTENANCE_WINDOW.NOT_STARTED',
+        details: { startsAt: new Date(school.startsAt).toISOString() },
+      });
       const ended = (await t.http().post(`/api/v1/device-health/maintenance-windows/${device.id}/end`).set(auth(op)).expect(200)).body;
       expect(ended).toMatchObject({ status: 'ended', endedBy: expect.any(String) });
       expect(ended.endedEarlyAt).not.toBeNull();
@@ -509,13 +544,15 @@ describe('device health (liveness)', () => {
       );
       expect((await patch(device.id, { reason: '晚了' }).expect(409)).body.error.code).toBe('MAINTENANCE_WINDOW.OVER');
       await t.http().delete(`/api/v1/device-health/maintenance-windows/${school.id}`).set(auth(op)).expect(204);
-      await t.http().post(`/api/v1/device-health/maintenance-windows/${district.id}/end`).set(auth(admin)).expect(200);
+      // Ending early or deleting a district window only brings alerting back: an operator may; changing it may not.
+      expect((await patch(district.id, { reason: '改' }).expect(403)).body.error.code).toBe('MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY');
+      await t.http().delete(`/api/v1/device-health/maintenance-windows/${district.id}`).set(auth(op)).expect(204);
       const audit = await t.db.query(`SELECT action FROM audit_log WHERE entity = 'maintenance_window' AND entity_id = ANY($1::text[]) ORDER BY id`, [
         [school.id, device.id, district.id],
       ]);
-      expect(audit.rows.map((r) => r.action)).toEqual(['create', 'create', 'create', 'update', 'end', 'delete', 'end']);
+      expect(audit.rows.map((r) => r.action)).toEqual(['create', 'create', 'create', 'update', 'end', 'delete', 'delete']);
       const events = await t.db.query(`SELECT payload->>'change' AS change FROM console_events WHERE type = 'device.maintenance' ORDER BY seq`);
-      expect(events.rows.map((r) => r.change)).toEqual(['created', 'created', 'created', 'updated', 'ended', 'deleted', 'ended']);
+      expect(events.rows.map((r) => r.change)).toEqual(['created', 'created', 'created', 'created', 'deleted', 'updated', 'ended', 'deleted', 'deleted']);
     });
 
     it('a device going offline inside a maintenance window is maintenance, not an outage; still offline after it, a fault from its end', async () => {

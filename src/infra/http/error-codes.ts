@@ -203,6 +203,14 @@ export const ErrorCode = {
     NOT_STARTED: 'MAINTENANCE_WINDOW.NOT_STARTED',
     /** [409] Change or end: the window is over; `details.endsAt`. */
     OVER: 'MAINTENANCE_WINDOW.OVER',
+    /**
+     * [409] Create or change: the window would overlap, touch or come within liveness.maintenanceMinGapMinutes of
+     * another window covering the same devices (same device, its school, the district), which would chain silence
+     * past maintenanceMaxHours; `details.windowId` (and its schoolId, deviceId, startsAt, endsAt) is that window.
+     */
+    OVERLAP: 'MAINTENANCE_WINDOW.OVERLAP',
+    /** [403] A district-wide window (every device of the district silenced) is declared or changed by an admin only. */
+    DISTRICT_ADMIN_ONLY: 'MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY',
   },
 
   // ---- alarms (一键报警) and the incident lifecycle

@@ -57,12 +57,14 @@ export function excerpt(s: string, max = EXCERPT_CHARS): string {
 }
 
 /**
- * An error's details made safe to send: every string cut to an excerpt, lists cut to
+ * An error's details made safe to send: every string cut to an excerpt, Dates as ISO strings, lists cut to
  * ERROR_LIST_ITEMS (with a `{ truncated: n }` marker), nesting cut at 6 levels. Applied by the
  * exception filter to every answer, so no route can echo unbounded input.
  */
 export function boundDetails(v: unknown, depth = 0): unknown {
   if (typeof v === 'string') return excerpt(v);
+  // A Date (a row's timestamptz) goes out as its ISO time, never as the `{}` JSON makes of it.
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
   if (v === null || typeof v !== 'object') return v;
   if (depth >= MAX_DEPTH) return '…';
   if (Array.isArray(v)) {

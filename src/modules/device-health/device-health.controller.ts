@@ -113,7 +113,9 @@ export class DeviceHealthController {
   /**
    * Declares a window for the district, a school or one device. Bounded (liveness.maintenanceMaxHours long,
    * maintenanceMaxLeadDays ahead, no earlier than maintenanceMaxStartPastMinutes ago): else a field-level 400.
-   * A device going offline inside it is maintenance, not an outage fault. Audited.
+   * A device going offline inside it is maintenance, not an outage fault. Audited. 409 MAINTENANCE_WINDOW.OVERLAP
+   * when it overlaps or comes within liveness.maintenanceMinGapMinutes of another window covering the same devices;
+   * a district-wide one is admin only (403 MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY).
    */
   @Roles(...MAINTENANCE_ROLES)
   @Post('maintenance-windows')
@@ -121,7 +123,7 @@ export class DeviceHealthController {
     return this.maintenanceWindows.create(user, dto);
   }
 
-  /** Changes a window not yet over (start only before it begins; end not in the past; reason). 409 MAINTENANCE_WINDOW.OVER. */
+  /** Changes a window not yet over (start only before it begins; end not in the past; reason). 409 MAINTENANCE_WINDOW.OVER / OVERLAP; a district one: admin only. */
   @Roles(...MAINTENANCE_ROLES)
   @Patch('maintenance-windows/:id')
   updateMaintenance(@UuidParam() id: string, @Body() dto: UpdateMaintenanceWindowDto, @CurrentUser() user: AuthUser) {

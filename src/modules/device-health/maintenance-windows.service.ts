@@ -12,6 +12,11 @@ import { ConsoleEventsService } from '../console-events';
 import { DeviceStatusService, RegistryService } from '../registry';
 import type { CreateMaintenanceWindowDto, MaintenanceQuery, UpdateMaintenanceWindowDto } from './dto';
 
+/** A district-wide window silences every device of the district: the admin's call, not an operator's. */
+function districtByAdmin(user: AuthUser): void {
+  if (user.role !== 'admin') throw Errors.forbidden(ErrorCode.MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY, '全区维护时段须由管理员设置');
+}
+
 export type MaintenanceStatus = 'upcoming' | 'active' | 'ended';
 
 /** A maintenance window as the API shows it. */
@@ -54,6 +59,15 @@ const STATUS_SQL: Record<MaintenanceStatus, string> = {
  * declared after the fact must not turn an outage that happened into maintenance. For the same
  * reason a started window is not deleted (ended instead) and its start is not moved. Every change
  * is audited and told to consoles (`device.maintenance`).
+ *
+ * Windows covering the same device (that device's, its school's, the district's) never overlap and
+ * are at least maintenanceMinGapMinutes apart (409 MAINTENANCE_WINDOW.OVERLAP naming the other):
+ * else chained or stacked windows kept a school silent far past maintenanceMaxHours (5 × 71 h
+ * apart, 72 h each: 355 h). A window ended early counts with its real end, so ending one and
+ * declaring the next at once is refused too. Writes take one advisory lock, so two declared at once
+ * cannot both pass the check. A district-wide window silences every device: admin only (403
+ * MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY to declare or change one; ending or deleting one only
+ * brings alerting back, so operators may).
  */
 @Injectable()
 export class MaintenanceWindowsService {
@@ -138,7 +152,10 @@ export class MaintenanceWindowsService {
     }
     errors.push(...this.bounds(dto.startsAt, dto.endsAt, now, { checkStart: true }));
     if (errors.length) throw Errors.validation(errors);
+    if (schoolId === null) districtByAdmin(user);
     return this.db.transaction(async (m) => {
+      await this.lockWrites(m);
+      await this.refuseOverlap(m, { schoolId, deviceId: dto.deviceId ?? null, startsAt: dto.startsAt, endsAt: dto.endsAt });
       const [row] = (await m.query(
         `INSERT INTO maintenance_windows (school_id, device_id, device_kind, starts_at, ends_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLS}`,
         [schoolId, dto.deviceId ?? null, deviceKind, dto.startsAt, dto.endsAt, dto.reason.trim(), user.id],
@@ -155,7 +172,9 @@ export class MaintenanceWindowsService {
    */
   async update(user: AuthUser, id: string, dto: UpdateMaintenanceWindowDto): Promise<MaintenanceWindowView> {
     return this.db.transaction(async (m) => {
+      await this.lockWrites(m);
       const before = await this.row(m, id, true);
+      if (before.schoolId === null) districtByAdmin(user);
       const now = Date.now();
       if (new Date(before.endsAt).getTime() <= now)
         throw Errors.conflict(ErrorCode.MAINTENANCE_WINDOW.OVER, '维护时段已结束，不能修改', { endsAt: before.endsAt });
@@ -168,6 +187,8 @@ export class MaintenanceWindowsService {
       errors.push(...this.bounds(startsAt, endsAt, now, { checkStart: dto.startsAt !== undefined && !started }));
       if (dto.endsAt !== undefined && Date.parse(dto.endsAt) < now - 1000) errors.push({ field: 'endsAt', reason: 'must not be in the past (end it instead)' });
       if (errors.length) throw Errors.validation(errors);
+      if (dto.startsAt !== undefined || dto.endsAt !== undefined)
+        await this.refuseOverlap(m, { schoolId: before.schoolId, deviceId: before.deviceId, startsAt, endsAt, except: id });
       const [row] = returningRows<MaintenanceWindowView>(
         await m.query(`UPDATE maintenance_windows SET starts_at = $2, ends_at = $3, reason = $4, updated_at = now() WHERE id = $1 RETURNING ${COLS}`, [
           id,
@@ -212,6 +233,38 @@ export class MaintenanceWindowsService {
       await this.audit.record(m, { action: 'delete', entity: 'maintenance_window', entityId: id, schoolId: before.schoolId, before });
       await this.tell(m, before, 'deleted');
     });
+  }
+
+  /** One writer of windows at a time: the overlap check then sees every window committed before it. */
+  private async lockWrites(m: EntityManager): Promise<void> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtext('maintenance_windows'))`);
+  }
+
+  /**
+   * 409 OVERLAP when another window covering any of the same devices overlaps [startsAt, endsAt) or
+   * comes within maintenanceMinGapMinutes of it: a district window meets every window; a school's
+   * meets the district's, its own and its devices'; a device's meets the district's, its school's
+   * and its own. Windows over before (startsAt − gap) do not matter, ended-early ones count to their real end.
+   */
+  private async refuseOverlap(
+    m: EntityManager,
+    w: { schoolId: string | null; deviceId: string | null; startsAt: string; endsAt: string; except?: string },
+  ): Promise<void> {
+    const gap = this.config.liveness.maintenanceMinGapMinutes;
+    const [other] = (await m.query(
+      `SELECT id, school_id AS "schoolId", device_id AS "deviceId", starts_at AS "startsAt", ends_at AS "endsAt" FROM maintenance_windows
+        WHERE ($1::uuid IS NULL OR school_id IS NULL OR (school_id = $1 AND ($2::uuid IS NULL OR device_id IS NULL OR device_id = $2)))
+          AND starts_at < $4::timestamptz + make_interval(mins => $5) AND ends_at > $3::timestamptz - make_interval(mins => $5)
+          AND ($6::uuid IS NULL OR id <> $6)
+        ORDER BY starts_at LIMIT 1`,
+      [w.schoolId, w.deviceId, w.startsAt, w.endsAt, gap, w.except ?? null],
+    )) as { id: string; schoolId: string | null; deviceId: string | null; startsAt: Date; endsAt: Date }[];
+    if (other)
+      throw Errors.conflict(
+        ErrorCode.MAINTENANCE_WINDOW.OVERLAP,
+        `与维护时段 ${other.id} 重叠或相隔不足 ${gap} 分钟（同一设备的维护不得连续超过 ${this.config.liveness.maintenanceMaxHours} 小时）：请修改该时段`,
+        { windowId: other.id, schoolId: other.schoolId, deviceId: other.deviceId, startsAt: other.startsAt, endsAt: other.endsAt, minGapMinutes: gap },
+      );
   }
 
   /** Field errors of a window's times against the configured bounds. */

@@ -95,6 +95,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'MAINTENANCE_WINDOW.STARTED': 'errors.maintenanceStarted',
   'MAINTENANCE_WINDOW.NOT_STARTED': 'errors.maintenanceNotStarted',
   'MAINTENANCE_WINDOW.OVER': 'errors.maintenanceOver',
+  'MAINTENANCE_WINDOW.OVERLAP': 'errors.maintenanceOverlap',
+  'MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY': 'errors.forbidden',
   'INCIDENT.TOO_MANY_PRESSES': 'errors.tooManyAttempts',
   'INCIDENT.TOO_MANY_NOTES': 'errors.tooManyAttempts',
   'INCIDENT.TOO_MANY_RAISES': 'errors.tooManyRaises',

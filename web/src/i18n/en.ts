@@ -327,6 +327,7 @@ const en: Messages = {
     photoKeyReused: 'This upload key was used for another photo: send the photo again',
     maintenanceStarted: 'The maintenance window has started: end it instead of deleting it',
     maintenanceNotStarted: 'The maintenance window has not begun: delete or change it',
+    maintenanceOverlap: 'Another maintenance window covers these devices at that time or just before or after it: change that one instead',
     maintenanceOver: 'The maintenance window is over',
     unknown: 'Failed (error code {code})',
   },

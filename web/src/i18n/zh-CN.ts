@@ -323,6 +323,7 @@ const zhCN = {
     photoKeyReused: '上传编号已用于另一张照片，请重新发送照片',
     maintenanceStarted: '维护时段已开始，不能删除；请提前结束',
     maintenanceNotStarted: '维护时段尚未开始：请删除或修改',
+    maintenanceOverlap: '该时段与覆盖这些设备的另一维护时段重叠或相隔太近：请修改那一时段',
     maintenanceOver: '维护时段已结束',
     unknown: '操作失败（错误代码 {code}）',
   },

@@ -5475,7 +5475,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description 1–128 of A-Za-z0-9_.:- — a retry with the same key stores nothing twice */
+                /** @description 1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409 */
                 "Idempotency-Key"?: string;
             };
             path: {
