@@ -130,8 +130,11 @@ describe('authentication', () => {
     await t.http().put('/admin/queues/api/queues/system/resume').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
     await t.http().put('/admin/queues/api/queues/alarms/obliterate').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(403);
     await t.http().post('/admin/queues/api/queues/alarms/add').set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'x' }).expect(403);
-    const audit = await t.db.query(`SELECT after->>'path' AS path FROM audit_log WHERE action = 'queue_board' ORDER BY id`);
-    expect(audit.rows.map((r) => r.path)).toEqual(['/admin/queues/api/queues/system/pause', '/admin/queues/api/queues/system/resume']);
+    const audit = await t.db.query(`SELECT actor_name, after->>'path' AS path FROM audit_log WHERE action = 'queue_board' ORDER BY id`);
+    expect(audit.rows.map((r) => [r.actor_name, r.path])).toEqual([
+      ['board.admin', '/admin/queues/api/queues/system/pause'],
+      ['board.admin', '/admin/queues/api/queues/system/resume'],
+    ]);
     // Logged out: the cookie's token is revoked with the session.
     await t.http().post('/api/v1/auth/logout').set(auth(s.accessToken)).send({ refreshToken: s.refreshToken }).expect(204);
     expect((await board(s.accessToken).expect(401)).body.error.code).toBe('AUTH.TOKEN_REVOKED');

@@ -12,6 +12,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Roles } from '../../infra/access/decorators';
 import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
+import { currentContext } from '../../infra/http/request-context';
 import { QueueName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuditService } from '../audit-log';
@@ -91,8 +92,8 @@ function readCookie(req: Request, name: string): string | null {
  * session) asks `POST /api/v1/ops/queue-board/session`, which sets an HttpOnly, SameSite=Strict
  * cookie holding the session's access token for this path only; every request to the dashboard
  * (page, assets, its API) is checked like a bearer token — expired or revoked (logout): 401, any
- * other role: 403. Served with the console's strict CSP. What an admin changes through it (retry,
- * clean, pause…) is audited (`queue_board`); adding, emptying and obliterating are refused (REFUSED).
+ * other role: 403. Served with the console's strict CSP. What an admin asks to change through it
+ * (retry, clean, pause…) is audited first (`queue_board`); adding, emptying and obliterating are refused (REFUSED).
  */
 @Injectable()
 export class QueueBoard {
@@ -145,20 +146,19 @@ export class QueueBoard {
       if (!token) throw Errors.unauthorized(ErrorCode.AUTH.UNAUTHENTICATED, 'Open the queue dashboard from the console as an admin');
       const user = await this.tokens.verifyAccess(token);
       if (user.role !== 'admin') throw Errors.forbidden(ErrorCode.AUTH.ROLE_FORBIDDEN, `Role ${user.role} may not open the queue dashboard`);
+      const ctx = currentContext();
+      if (ctx) ctx.actor = { type: 'user', id: user.id, name: user.username };
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         if (REFUSED.test(req.path))
           throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'This queue dashboard action is not offered (add, empty, obliterate, limits)');
-        res.on('finish', () => {
-          if (res.statusCode >= 400) return;
-          this.db
-            .transaction((m) =>
-              this.audit.record(m, { action: 'queue_board', entity: 'queue', entityId: null, after: { method: req.method, path: req.originalUrl } }),
-            )
-            .catch((e: Error) => this.logger.warn(`queue dashboard change not audited: ${e.message}`));
-        });
+        // Audited before it is done (an admin action through the dashboard is never unaudited: no entry, no change).
+        await this.db.transaction((m) =>
+          this.audit.record(m, { action: 'queue_board', entity: 'queue', entityId: null, after: { method: req.method, path: req.originalUrl } }),
+        );
       }
     } catch (e) {
-      const err = e instanceof DomainError ? e : Errors.unauthorized();
+      if (!(e instanceof DomainError)) this.logger.warn(`queue dashboard request refused: ${(e as Error).message}`);
+      const err = e instanceof DomainError ? e : new DomainError(HttpStatus.SERVICE_UNAVAILABLE, ErrorCode.UNAVAILABLE.DATABASE, 'Try again shortly');
       res.status(err.status).json({ error: { code: err.code, message: err.message, requestId: res.getHeader('X-Request-Id') } });
       return;
     }
