@@ -455,7 +455,7 @@ export const SCHEMA: ConfigSchema = {
   'video.evidenceRetentionDays': rules.int(1, 3650),
   'video.evidencePurgeCron': rules.cron(),
   'video.photoMaxBytes': rules.int(10240, 52428800),
-  'video.photoMaxPixels': rules.int(10000, 100000000),
+  'video.photoMaxPixels': rules.int(10000, 40000000),
   'video.photosPerIncident': rules.int(1, 50),
   // ops: the OpenAPI document and the metrics endpoint
   'ops.apiDocs': rules.bool(),

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as iconv from 'iconv-lite';
+import * as jpegJs from 'jpeg-js';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { JobName, JOBS } from '../../src/infra/queue/queue.catalogue';
 import { AlarmsController } from '../../src/modules/alarms/alarms.controller';
@@ -41,7 +42,7 @@ describe('alarms over HTTP', () => {
         policeRelay: { url: police.url, hmacSecret: SECRET, timeoutMs: 2000, attempts: 50, backoffMs: 50, lateAfterSeconds: 0.5 },
         outbox: { pollMs: 100, redispatchAfterMs: 2000, batchSize: 100 },
       },
-      video: { evidenceDir, photoMaxBytes: 20000, photosPerIncident: 2 },
+      video: { evidenceDir, photoMaxBytes: 60000, photosPerIncident: 2 },
     });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
@@ -205,10 +206,22 @@ describe('alarms over HTTP', () => {
   });
 
   it("keeps a guard's phone position with the alarm and its photos as the incident's evidence", async () => {
-    /** A JPEG header as far as the size check reads it (SOF0 w×h), padded to `bytes`. */
-    const jpeg = (w: number, h: number, bytes = 64) => {
+    /** A JPEG header as far as the size check reads it (SOF0 w×h), padded to `bytes`: no picture in it. */
+    const header = (w: number, h: number, bytes = 64) => {
       const head = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, h >> 8, h & 255, w >> 8, w & 255, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
       return Buffer.concat([head, Buffer.alloc(Math.max(0, bytes - head.length - 2)), Buffer.from([0xff, 0xd9])]);
+    };
+    /** A real w×h JPEG (a gradient, `shade` telling pictures apart). */
+    const jpeg = (w: number, h: number, shade = 0) => {
+      const data = Buffer.alloc(w * h * 4);
+      for (let i = 0; i < w * h; i++) data.set([(i % w) & 255, (i / w + shade) & 255, 96, 255], i * 4);
+      return jpegJs.encode({ data, width: w, height: h }, 80).data;
+    };
+    /** The same JPEG with an APP1 EXIF segment (a GPS tag's text in it) after SOI. */
+    const withExif = (j: Buffer) => {
+      const payload = Buffer.concat([Buffer.from('Exif\0\0'), Buffer.from('GPSLatitude 29.382756 GPSLongitude 106.540184')]);
+      const seg = Buffer.concat([Buffer.from([0xff, 0xe1, (payload.length + 2) >> 8, (payload.length + 2) & 255]), payload]);
+      return Buffer.concat([j.subarray(0, 2), seg, j.subarray(2)]);
     };
     const body = { schoolId: seed.schoolA.id, type: 'medical', location: '操场' };
     // Out of range or partial positions are field-level 400s.
@@ -251,25 +264,46 @@ describe('alarms over HTTP', () => {
     };
     // Not a JPEG, too large (bytes, pixels), no file: refused, nothing stored.
     expect((await upload(staffA, Buffer.from('GIF89a not a jpeg')).expect(415)).body.error.code).toBe('EVIDENCE.PHOTO_NOT_JPEG');
-    expect((await upload(staffA, jpeg(64, 64, 30000)).expect(413)).body.error.code).toBe('PAYLOAD_TOO_LARGE');
-    await upload(staffA, jpeg(60000, 60000)).expect(413);
+    expect((await upload(staffA, header(64, 64, 70000)).expect(413)).body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    await upload(staffA, header(60000, 60000)).expect(413);
+    // Decoded for real: a header without a picture, a size the scan does not fill, a cut scan are not photos (415).
+    expect((await upload(staffA, header(320, 240)).expect(415)).body.error.code).toBe('EVIDENCE.PHOTO_NOT_JPEG');
+    const real = jpeg(160, 120);
+    const sof = real.indexOf(Buffer.from([0xff, 0xc0]));
+    const madeUp = Buffer.from(real);
+    madeUp.writeUInt16BE(1200, sof + 5);
+    madeUp.writeUInt16BE(1600, sof + 7);
+    await upload(staffA, madeUp).expect(415);
+    await upload(staffA, real.subarray(0, real.length >> 1)).expect(415);
     expect((await upload(staffA, null).expect(400)).body.error.code).toBe('EVIDENCE.PHOTO_MISSING');
     // Another school's staff and the auditor cannot attach (404 as if missing; 403 role).
     await upload(staffB, jpeg(640, 480)).expect(404);
     await upload(auditor, jpeg(640, 480)).expect(403);
     // Stored once per client key; the retry answers the first (200).
-    const first = await upload(staffA, jpeg(640, 480), 'photo-a').expect(201);
+    // The stored picture is the decoded one encoded anew: its true size, no EXIF (GPS) and nothing after its end —
+    // here a second frame claiming 65500×65500 after the first picture's end-of-image.
+    const trailer = Buffer.concat([header(65500, 65500), Buffer.from('trailing')]);
+    const first = await upload(staffA, Buffer.concat([withExif(jpeg(640, 480)), trailer]), 'photo-a').expect(201);
     expect(first.body).toMatchObject({ cameraId: null, schoolId: seed.schoolA.id, purpose: 'alarm.photo', refId: id, width: 640, height: 480 });
-    const again = await upload(staffA, jpeg(640, 480), 'photo-a').expect(200);
+    const again = await upload(staffA, Buffer.concat([withExif(jpeg(640, 480)), trailer]), 'photo-a').expect(200);
     expect(again.body.id).toBe(first.body.id);
     // The same key with another picture is not a retry: 409 naming the first, the second not lost silently.
-    const reused = await upload(staffA, jpeg(320, 240), 'photo-a').expect(409);
+    const reused = await upload(staffA, jpeg(640, 480, 1), 'photo-a').expect(409);
     expect(reused.body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_KEY_REUSED', details: { evidenceId: first.body.id } });
     await upload(op1.token, jpeg(800, 600)).expect(201);
     expect((await upload(staffA, jpeg(640, 480), 'photo-c').expect(409)).body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_LIMIT', details: { limit: 2 } });
     // Readable by whoever sees the incident (checksum checked); not by another school.
-    const pic = await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(op1.token)).expect(200);
-    expect(pic.headers['content-type']).toBe('image/jpeg');
+    const pic = await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(op1.token)).buffer(true).expect(200);
+    expect(pic.headers).toMatchObject({
+      'content-type': 'image/jpeg',
+      'x-content-type-options': 'nosniff',
+      'content-disposition': `inline; filename="evidence-${first.body.id}.jpg"`,
+    });
+    const stored = pic.body as Buffer;
+    expect(stored.includes('Exif')).toBe(false);
+    expect(stored.includes('GPSLatitude')).toBe(false);
+    expect(stored.includes('trailing')).toBe(false);
+    expect(jpegJs.decode(stored)).toMatchObject({ width: 640, height: 480 });
     await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(staffB)).expect(404);
     // On the timeline by its sender, audited, and the position in the detail.
     const detail = await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200);
@@ -286,6 +320,13 @@ describe('alarms over HTTP', () => {
     const kept = await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE ref_id = $1`, [id]);
     expect(kept.rows[0].n).toBe(2);
     await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staffA)).send({ reason: '测试' }).expect(200);
+    // A closed incident is part of the record: no photo is added to it (409), the limit aside.
+    const raised2 = await t.http().post('/api/v1/incidents').set(auth(staffA)).send(body).expect(201);
+    await t.http().post(`/api/v1/incidents/${raised2.body.id}/cancel`).set(auth(staffA)).send({ reason: '测试' }).expect(200);
+    expect((await upload(staffA, jpeg(64, 48), undefined, raised2.body.id).expect(409)).body.error).toMatchObject({
+      code: 'EVIDENCE.INCIDENT_CLOSED',
+      details: { status: 'cancelled' },
+    });
   });
 
   it('relays to the police endpoint with a valid signature, once, after the endpoint recovers, and warns when late', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HttpStatus, Inject, Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -9,10 +9,11 @@ import { DomainError, Errors } from '../../infra/http/errors';
 import { type AuthUser, shownName } from '../../infra/access/roles';
 import { assertRecordInScope } from '../../infra/access/scope';
 import { AuditService } from '../audit-log';
-import { IncidentNoticesService } from '../alarms';
+import { IncidentNoticesService, OPEN_STATUSES } from '../alarms';
 import { ConsoleEventsService } from '../console-events';
 import { ALARM_PHOTO_PURPOSE, EvidenceService, type EvidenceRecord } from './evidence.service';
-import { jpegSize } from './media/jpeg';
+import { jpegHasScan, jpegSize } from './media/jpeg';
+import { PhotoCleaner, PhotoUndecodable } from './media/photo-cleaner';
 import { videoConfig } from './video.config';
 
 /** What an alarm photo's timeline entry (`photo`) carries. */
@@ -26,6 +27,17 @@ export interface AlarmPhotoEntry {
 }
 
 const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
+
+/** Quality of the re-encoded photo (jpeg-js 1–100): the phone sends ~0.85 already. */
+const PHOTO_QUALITY = 85;
+
+const notJpeg = () => new DomainError(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EVIDENCE.PHOTO_NOT_JPEG, '照片须为可解码的 JPEG 图片');
+
+/** A resolved or cancelled incident is part of the record: no photos are added to it. */
+function refuseClosed(status: string, incidentId: string): void {
+  if (!(OPEN_STATUSES as string[]).includes(status))
+    throw Errors.conflict(ErrorCode.EVIDENCE.INCIDENT_CLOSED, '报警已结束，不能再添加照片', { incidentId, status });
+}
 
 /** What was sent for a stored photo (rows from before upload_sha256: the stored bytes are what was sent). */
 const UPLOAD_SHA = `COALESCE(upload_sha256, sha256) AS "uploadSha256"`;
@@ -45,13 +57,20 @@ function sameUpload(prev: WithUpload, uploadSha256: string): EvidenceRecord {
  * read back through GET /video/evidence/:id) with purpose `alarm.photo` and the incident as ref,
  * so they are kept as long as the incident. Each is a `photo` timeline entry by its sender, an
  * audit entry and an `incident.updated` console event (change `photo`), in one transaction.
- * JPEG only, at most video.photoMaxBytes / photoMaxPixels, video.photosPerIncident per incident.
+ * JPEG only, at most video.photoMaxBytes / photoMaxPixels, video.photosPerIncident per incident,
+ * open incidents only (409 EVIDENCE.INCIDENT_CLOSED). The upload is decoded for real (PhotoCleaner,
+ * a worker thread) and what is stored is its pixels encoded anew: a header without a picture, a
+ * made-up size or a cut scan is 415; the stored width/height are the decoded ones; EXIF (the
+ * phone's GPS position, its make, the time), comments and anything after the first picture never
+ * reach the store.
  * With a client key (`Idempotency-Key`) a retry answers the first upload (no second picture); the
  * same key with other bytes (SHA-256 of what was sent, `upload_sha256`) is another photo: 409
  * EVIDENCE.PHOTO_KEY_REUSED naming the first, never a silently dropped picture.
  */
 @Injectable()
-export class IncidentPhotosService {
+export class IncidentPhotosService implements OnModuleDestroy {
+  private readonly cleaner: PhotoCleaner;
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
@@ -59,7 +78,13 @@ export class IncidentPhotosService {
     private readonly notices: IncidentNoticesService,
     private readonly events: ConsoleEventsService,
     private readonly audit: AuditService,
-  ) {}
+  ) {
+    this.cleaner = new PhotoCleaner({ maxPixels: videoConfig(config).photoMaxPixels, quality: PHOTO_QUALITY, timeoutMs: 20_000 });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.cleaner.close();
+  }
 
   async attach(user: AuthUser, incidentId: string, jpeg: Buffer, clientKey?: string): Promise<{ record: EvidenceRecord; created: boolean }> {
     const cfg = videoConfig(this.config);
@@ -68,6 +93,7 @@ export class IncidentPhotosService {
     assertRecordInScope(user, inc.schoolId, () => Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId));
     // An unplaced device alarm (no school) is the district's: nobody on site takes its photos.
     if (!inc.schoolId) throw Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, incidentId);
+    refuseClosed(inc.status, incidentId);
     const dedupKey = clientKey ? `${ALARM_PHOTO_PURPOSE}:${incidentId}:${user.id}:${clientKey}` : null;
     const uploadSha256 = createHash('sha256').update(jpeg).digest('hex');
     if (dedupKey) {
@@ -75,18 +101,26 @@ export class IncidentPhotosService {
       if (before) return { record: sameUpload(before, uploadSha256), created: false };
     }
     if (jpeg.length > cfg.photoMaxBytes) throw Errors.payloadTooLarge(`照片超过 ${cfg.photoMaxBytes} 字节的上限`);
-    const size = jpegSize(jpeg);
-    if (!size || size.width === 0 || size.height === 0)
-      throw new DomainError(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EVIDENCE.PHOTO_NOT_JPEG, '照片须为 JPEG 图片');
-    if (size.width * size.height > cfg.photoMaxPixels)
-      throw Errors.payloadTooLarge(`照片像素（${size.width}×${size.height}）超过 ${cfg.photoMaxPixels} 的上限`);
+    // The header first (cheap): what is no JPEG, or says it is too large, is not decoded at all.
+    const header = jpegSize(jpeg);
+    if (!header || header.width === 0 || header.height === 0) throw notJpeg();
+    if (header.width * header.height > cfg.photoMaxPixels)
+      throw Errors.payloadTooLarge(`照片像素（${header.width}×${header.height}）超过 ${cfg.photoMaxPixels} 的上限`);
+    if (!jpegHasScan(jpeg)) throw notJpeg();
+    const clean = await this.cleaner.clean(jpeg).catch((e: unknown) => {
+      throw e instanceof PhotoUndecodable ? notJpeg() : e;
+    });
+    const size = { width: clean.width, height: clean.height };
 
     const at = new Date();
-    const put = await this.evidence.store.put(at, jpeg, 'jpg');
+    const put = await this.evidence.store.put(at, clean.jpeg, 'jpg');
     try {
       const out = await this.db.transaction(async (m) => {
         // One upload of an incident at a time: the count below is then exact.
         await m.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${ALARM_PHOTO_PURPOSE}:${incidentId}`]);
+        // Closed while the photo was decoded: refused the same way (the row is locked until commit).
+        const locked = (await this.notices.summaries([incidentId], m, { lock: true })).get(incidentId);
+        refuseClosed(locked?.status ?? inc.status, incidentId);
         if (dedupKey) {
           const [prev] = (await m.query(`SELECT ${COLS}, ${UPLOAD_SHA} FROM video_evidence WHERE dedup_key = $1`, [dedupKey])) as WithUpload[];
           if (prev) return { record: sameUpload(prev, uploadSha256), created: false };

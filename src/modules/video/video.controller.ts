@@ -89,6 +89,13 @@ export class PhotoUploadInterceptor implements NestInterceptor {
   }
 }
 
+/** A stored or taken picture: a JPEG shown in the page, never sniffed into something else (an upload is re-encoded, still). */
+function pictureHeaders(res: Response, filename: string): void {
+  res.setHeader('Content-Type', 'image/jpeg');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Content-Disposition', `inline; filename="${filename}"`);
+}
+
 /**
  * Live video and snapshots. Who may play or grab a camera: whoever may read it (every role, a
  * school's security staff only their school's cameras).
@@ -169,7 +176,7 @@ export class VideoController {
   @ApiOkResponse({ description: 'image/jpeg' })
   async snapshot(@UuidParam() id: string, @CurrentUser() user: AuthUser, @Res() res: Response): Promise<void> {
     const shot = await this.video.snapshot(user, id);
-    res.setHeader('Content-Type', 'image/jpeg');
+    pictureHeaders(res, `snapshot-${id}.jpg`);
     res.setHeader('Cache-Control', `private, max-age=${Math.floor(this.video.cfg.snapshotCacheMs / 1000)}`);
     res.setHeader('X-Snapshot-Taken-At', shot.takenAt.toISOString());
     res.end(shot.jpeg);
@@ -188,7 +195,7 @@ export class VideoController {
   @ApiProduces('image/jpeg')
   async evidencePicture(@UuidParam() id: string, @CurrentUser() user: AuthUser, @Res() res: Response): Promise<void> {
     const { record, jpeg } = await this.evidence.read(user, id);
-    res.setHeader('Content-Type', 'image/jpeg');
+    pictureHeaders(res, `evidence-${record.id}.jpg`);
     res.setHeader('Cache-Control', 'private, max-age=3600, immutable');
     res.setHeader('X-Content-SHA256', record.sha256);
     res.end(jpeg);

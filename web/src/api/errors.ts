@@ -157,6 +157,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'EVIDENCE.PHOTO_MISSING': 'errors.photoMissing',
   'EVIDENCE.PHOTO_LIMIT': 'errors.photoLimit',
   'EVIDENCE.PHOTO_KEY_REUSED': 'errors.photoKeyReused',
+  'EVIDENCE.INCIDENT_CLOSED': 'errors.photoIncidentClosed',
   'PATROL_PLAN.NOT_FOUND': 'errors.notFound',
   'PATROL_RUN.NOT_FOUND': 'errors.notFound',
   'PATROL_ROUND.NOT_FOUND': 'errors.notFound',

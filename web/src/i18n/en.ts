@@ -324,6 +324,7 @@ const en: Messages = {
     photoNotJpeg: 'This photo format is not supported: take it again',
     photoMissing: 'No photo arrived: choose it again',
     photoLimit: 'This alarm has as many photos as it may have',
+    photoIncidentClosed: 'This alarm is over: no more photos can be added',
     photoKeyReused: 'This upload key was used for another photo: send the photo again',
     maintenanceStarted: 'The maintenance window has started: end it instead of deleting it',
     maintenanceNotStarted: 'The maintenance window has not begun: delete or change it',

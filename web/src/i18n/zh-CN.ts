@@ -320,6 +320,7 @@ const zhCN = {
     photoNotJpeg: '照片格式不受支持，请重拍',
     photoMissing: '没有收到照片，请重新选择',
     photoLimit: '该报警的照片已达上限',
+    photoIncidentClosed: '该报警已结束，不能再添加照片',
     photoKeyReused: '上传编号已用于另一张照片，请重新发送照片',
     maintenanceStarted: '维护时段已开始，不能删除；请提前结束',
     maintenanceNotStarted: '维护时段尚未开始：请删除或修改',

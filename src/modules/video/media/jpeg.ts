@@ -20,6 +20,39 @@ export function jpegSize(buf: Buffer): { width: number; height: number } | null 
   return null;
 }
 
+/**
+ * Whether a JPEG has a frame and a scan with data after it: a start-of-frame, then a start-of-scan
+ * whose header is followed by entropy-coded bytes (a header alone decodes to a blank picture).
+ */
+export function jpegHasScan(buf: Buffer): boolean {
+  if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) return false;
+  let at = 2;
+  let frame = false;
+  while (at + 4 <= buf.length) {
+    if (buf[at] !== 0xff) return false;
+    const marker = buf[at + 1];
+    if (marker === 0xff) {
+      at += 1;
+      continue;
+    }
+    if (marker === 0xd9) return false;
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      at += 2;
+      continue;
+    }
+    const len = buf.readUInt16BE(at + 2);
+    if (len < 2) return false;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) frame = true;
+    if (marker === 0xda) {
+      const data = at + 2 + len;
+      // Some entropy-coded data, not straight the end-of-image marker.
+      return frame && data + 2 < buf.length && !(buf[data] === 0xff && buf[data + 1] === 0xd9);
+    }
+    at += 2 + len;
+  }
+  return false;
+}
+
 const JPEG_ARGS = [
   '-hide_banner',
   '-loglevel',
