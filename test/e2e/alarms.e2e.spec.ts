@@ -257,6 +257,30 @@ describe('alarms over HTTP', () => {
       .send({ ...body, position: { ...position, latitude: 29.4 } })
       .expect(409);
     const id = raised.body.id as string;
+    // The guard presses again (folds into this alarm): each press's position is on its timeline entry; a better fix
+    // (smaller accuracyM) becomes the incident's, said on the entry; a worse one does not.
+    const pressAgain = (p: object) =>
+      t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(staffA))
+        .send({ ...body, position: p })
+        .expect(200);
+    const sharper = { latitude: 29.382801, longitude: 106.540201, accuracyM: 5 };
+    expect((await pressAgain(sharper)).body).toMatchObject({ id, folded: true, reporterPosition: sharper });
+    const vaguer = { latitude: 29.39, longitude: 106.55, accuracyM: 50 };
+    expect((await pressAgain(vaguer)).body).toMatchObject({ id, folded: true, reporterPosition: sharper });
+    const tl = (await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200)).body.timeline as {
+      action: string;
+      note: string;
+      data: Record<string, unknown>;
+    }[];
+    expect(tl.find((e) => e.action === 'raised')!.data.position).toEqual(position);
+    expect(tl.filter((e) => e.action === 'press').map((e) => [e.data.position, e.data.positionUpdated])).toEqual([
+      [sharper, true],
+      [vaguer, false],
+    ]);
+    expect(tl.find((e) => e.action === 'press')!.note).toContain('位置更新');
     const upload = (token: string, file: Buffer | null, key?: string, incident = id) => {
       const req = t.http().post(`/api/v1/incidents/${incident}/photos`).set(auth(token));
       if (key) req.set('Idempotency-Key', key);
@@ -307,7 +331,7 @@ describe('alarms over HTTP', () => {
     await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(staffB)).expect(404);
     // On the timeline by its sender, audited, and the position in the detail.
     const detail = await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200);
-    expect(detail.body.reporterPosition).toEqual(position);
+    expect(detail.body.reporterPosition).toEqual(sharper);
     const photos = detail.body.timeline.filter((e: { action: string }) => e.action === 'photo');
     expect(photos.map((e: { actorType: string; data: { evidenceId: string } }) => [e.actorType, e.data.evidenceId])).toEqual([
       ['user', first.body.id],

@@ -679,6 +679,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
           input.note ?? '',
           receivedAt,
           foldMs,
+          input.position ?? null,
         );
         if (folded) {
           if (client)
@@ -710,7 +711,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     }).then((r) => this.afterRaise(r));
   }
 
-  /** The user's own open alarm of this spot pressed within `foldMs`, with this press folded in (see raiseManual); null when there is none. */
+  /**
+   * The user's own open alarm of this spot pressed within `foldMs`, with this press folded in (see
+   * raiseManual); null when there is none. The press's position is on its timeline entry
+   * (`data.position`); when it is a better fix than the incident's (smaller accuracyM, or the
+   * incident had none) it becomes the incident's position and the entry says so (`positionUpdated`).
+   */
   private async foldStaffAlarm(
     m: EntityManager,
     user: AuthUser,
@@ -719,22 +725,36 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     note: string,
     at: Date,
     foldMs: number,
+    position: ReporterPosition | null,
   ): Promise<IncidentRow | null> {
-    const [updated] = returningRows<IncidentRow>(
-      await m.query(
-        `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $6), updated_at = now()
-        WHERE id = (SELECT id FROM incidents
+    const [found] = (await m.query(
+      `SELECT id, reporter_accuracy_m AS acc FROM incidents
                      WHERE source = 'staff' AND raised_by_id = $1 AND school_id = $2 AND type = $3 AND location = $4 AND priority = $5 AND NOT drill
                        AND status IN ('raised','acknowledged','dispatched','on_scene') AND last_press_at > $7
                        -- inside an approved drill window the alarm is a drill of its own (never folded into a real one, nor the reverse: F11)
                        AND NOT EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $2 AND w.status = 'approved' AND w.starts_at <= $6 AND w.ends_at > $6)
-                     ORDER BY last_press_at DESC LIMIT 1)
-        RETURNING *`,
-        [user.id, key.schoolId, key.type, key.location, key.priority, at, new Date(at.getTime() - foldMs)],
+                     ORDER BY last_press_at DESC LIMIT 1
+        FOR UPDATE`,
+      [user.id, key.schoolId, key.type, key.location, key.priority, at, new Date(at.getTime() - foldMs)],
+    )) as { id: string; acc: number | null }[];
+    if (!found) return null;
+    const better = position !== null && (found.acc === null || position.accuracyM < found.acc);
+    const [updated] = returningRows<IncidentRow>(
+      await m.query(
+        `UPDATE incidents SET press_count = press_count + 1, last_press_at = greatest(last_press_at, $2), updated_at = now(),
+           reporter_latitude = CASE WHEN $3 THEN $4::double precision ELSE reporter_latitude END,
+           reporter_longitude = CASE WHEN $3 THEN $5::double precision ELSE reporter_longitude END,
+           reporter_accuracy_m = CASE WHEN $3 THEN $6::real ELSE reporter_accuracy_m END
+         WHERE id = $1 RETURNING *`,
+        [found.id, at, better, position?.latitude ?? null, position?.longitude ?? null, position?.accuracyM ?? null],
       ),
     );
-    if (!updated) return null;
-    await appendTimeline(m, updated.id, actor, 'press', note, { pressCount: updated.press_count, source: 'staff' });
+    const told = better ? `位置更新为更精确的定位（±${position!.accuracyM} 米${found.acc === null ? '' : `，原 ±${found.acc} 米`}）` : '';
+    await appendTimeline(m, updated.id, actor, 'press', [note, told].filter(Boolean).join('；'), {
+      pressCount: updated.press_count,
+      source: 'staff',
+      ...(position ? { position, positionUpdated: better } : {}),
+    });
     await this.folding.folded(m, updated);
     return updated;
   }
@@ -932,7 +952,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
          RETURNING *)`,
       `tl AS (
          INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
-         SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note, jsonb_build_object('type', type, 'priority', priority, 'drill', drill) FROM inc)`,
+         SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note,
+           jsonb_build_object('type', type, 'priority', priority, 'drill', drill) || CASE WHEN reporter_latitude IS NULL THEN '{}'::jsonb
+             ELSE jsonb_build_object('position', jsonb_build_object('latitude', reporter_latitude, 'longitude', reporter_longitude, 'accuracyM', reporter_accuracy_m)) END
+         FROM inc)`,
       f.press
         ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at, repeat_no)
              SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at, (SELECT repeat_no FROM chk) FROM inc)`
