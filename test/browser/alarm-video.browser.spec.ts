@@ -12,8 +12,9 @@ import { GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
  * offered on demand and, its device never registered, says "设备离线" when asked. The evidence
  * strip shows the pictures taken at the raise and 1 s later (and the offline camera's reason).
  * Closing the detail (another incident selected) closes the players' sockets. A guard's check-in
- * at a post with a gate camera shows that camera's picture of the moment on the phone. Leaves
- * test/artifacts/alarm-video.png and guard-gate-picture.png.
+ * at a post with a gate camera shows that camera's picture of the moment on the phone. From a
+ * camera of the detail the operator opens its GB/T 28181 device panel: status, recordings, and one
+ * played back. Leaves test/artifacts/alarm-video.png, guard-gate-picture.png and gb-device-panel.png.
  */
 const PASSWORD_CAM = 'cam-pass-alarm-video';
 type VideoEl = { currentTime: number; videoWidth: number; videoHeight: number };
@@ -79,7 +80,8 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     raiser = (await t.userToken('operator', undefined, 'raiser')).token;
     await t.userToken('operator', undefined, 'duty_op');
     for (const n of [1, 2]) {
-      const c = await site.camera({ name: `南门${n}`, device: {} });
+      // Answering DeviceStatus and RecordInfo as a working camera does: the device panel's case.
+      const c = await site.camera({ name: `南门${n}`, device: { answerQueries: true } });
       cameraIds.push(c.id);
       cams.push(c.cam!);
     }
@@ -264,6 +266,46 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
       expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
       expect((await desk.state()).missingKeys).toEqual([]);
       await desk.screenshot('video-wall-judged');
+    } finally {
+      await desk.close();
+    }
+  });
+
+  it("opens a camera's GB/T 28181 device panel from the alarm detail: queries its status, lists its recordings and plays one back", async () => {
+    const inc = (
+      await t
+        .http()
+        .post('/api/v1/incidents')
+        .set(auth(raiser))
+        .send({ schoolId: seed.schoolA.id, type: 'other', location: '南大门', areaKind: 'main_gate' })
+        .expect(201)
+    ).body as { id: string };
+    const cam = cams[0];
+    const desk = await openConsole(browser, t.baseUrl);
+    try {
+      await desk.login('duty_op', PASSWORD);
+      const { page } = desk;
+      await page.click(`#incidents [data-incident-id="${inc.id}"]`);
+      await page.click(`#incident-cameras .gb-device-open[data-camera-id="${cameraIds[0]}"]`);
+      await page.waitForSelector(`#gb-device-panel[data-device-id="${cam.o.deviceId}"][data-registered="true"]`);
+      // Operators have the commands; DeviceStatus answered by the device, shown.
+      await page.waitForSelector('#gb-device-panel .gb-reboot');
+      await page.click('#gb-device-panel .gb-status-query');
+      await page.waitForSelector('#gb-status [data-field="online"]');
+      expect(await page.textContent('#gb-status [data-field="online"]')).toBe('在线');
+      expect(await page.textContent('#gb-status [data-field="record"]')).toBe('开启');
+      expect(cam.log.some((l) => l.method === 'MESSAGE' && l.body.includes('<CmdType>DeviceStatus</CmdType>'))).toBe(true);
+      // The channel's recordings over the last hour (RecordInfo), one played back in the panel's player.
+      await page.click('#gb-device-panel .gb-records-query');
+      await page.waitForSelector('#gb-records tr[data-record="0"]');
+      const invites = cam.log.filter((l) => l.method === 'INVITE' && /^s=Playback\r$/m.test(l.body)).length;
+      await page.click('#gb-records tr[data-record="0"] .gb-playback');
+      await page.waitForSelector(`#gb-device-panel [data-camera="${cameraIds[0]}"][data-mode="playback"][data-state="playing"]`, { timeout: 20000 });
+      expect(cam.log.filter((l) => l.method === 'INVITE' && /^s=Playback\r$/m.test(l.body)).length).toBe(invites + 1);
+      expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+      expect(await desk.problems()).toEqual([]);
+      expect((await desk.state()).missingKeys).toEqual([]);
+      await desk.screenshot('gb-device-panel');
     } finally {
       await desk.close();
     }

@@ -27,3 +27,11 @@ export const ALLOWED_FROM: Record<IncidentAction, readonly string[]> = {
   note: ['raised', 'acknowledged', 'dispatched', 'on_scene', 'resolved', 'cancelled'],
   cancel: ['raised'],
 };
+
+/**
+ * GB/T 28181 device panel — mirrors gb28181.controller.ts: commands (reboot, arm / disarm, alarm
+ * reset, recording) for operators and admins; the device, its status and its recordings also for
+ * supervisors. Other roles are not offered the panel.
+ */
+export const GB_CONTROL_ROLES: readonly Role[] = ['operator', 'admin'];
+export const GB_READ_ROLES: readonly Role[] = ['operator', 'supervisor', 'admin'];

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
 import { expectedResponse, ha1 } from '../../../src/modules/gb28181/digest';
+import { gbTime } from '../../../src/modules/gb28181/gb-codes';
 import { buildRequest, buildResponse, header, headerEnd, parseSip, SipMessage, SipRequest } from '../../../src/modules/gb28181/sip-message';
 import { Clip } from './elementary';
 import { frame4571, playClip } from './rtp-send';
@@ -18,6 +19,9 @@ import { frame4571, playClip } from './rtp-send';
  * (200 but sends nothing). Every SIP request it receives is recorded in `log` (MANSCDP queries
  * also in `queries`, see `waitForQuery`); `message` sends any MANSCDP body as raw bytes (charsets,
  * catalogs, channel status). Without a clip it plays the signalling device of an NVR (INVITE: 488).
+ * With `answerQueries` it also answers like a working camera (browser tests of the device panel):
+ * DeviceStatus (online, OK, encoding, recording, its clock now), RecordInfo (its `recordings`,
+ * by default one of the 20 minutes ending 2 minutes ago) and DeviceControl (Result OK).
  */
 export interface GbCameraOptions {
   deviceId: string;
@@ -40,6 +44,10 @@ export interface GbCameraOptions {
   subscribe?: 'grant' | 'refuse';
   /** The local address it speaks from (default 127.0.0.1; Linux loopback takes all of 127.0.0.0/8): another host, for spoofing tests. */
   localAddress?: string;
+  /** Answer DeviceStatus, RecordInfo and DeviceControl as a working camera does (see the class comment). */
+  answerQueries?: boolean;
+  /** The recordings RecordInfo lists (with `answerQueries`), whatever range is asked; default one of the 20 minutes ending 2 minutes ago. */
+  recordings?: { start: Date; end: Date }[];
 }
 
 interface Play {
@@ -266,8 +274,11 @@ export class GbCamera {
         const text = msg.body.toString('latin1');
         const root = /<(Query|Control|Notify|Response)>/.exec(text)?.[1];
         const cmdType = /<CmdType>([^<]*)<\/CmdType>/.exec(text)?.[1];
-        if (root && cmdType) this.queries.push({ root, cmdType, sn: /<SN>(\d+)<\/SN>/.exec(text)?.[1] ?? '', body: text });
-        return reply(200);
+        const sn = /<SN>(\d+)<\/SN>/.exec(text)?.[1] ?? '';
+        if (root && cmdType) this.queries.push({ root, cmdType, sn, body: text });
+        reply(200);
+        if (this.o.answerQueries && root && cmdType && root !== 'Response') void this.answerQuery(cmdType, sn, text).catch(() => undefined);
+        return;
       }
       case 'SUBSCRIBE':
         // Granted as asked (§9.11.1), or refused.
@@ -294,6 +305,34 @@ export class GbCamera {
       default:
         return reply(405);
     }
+  }
+
+  /** With `answerQueries`: a working camera's Response to the platform's DeviceStatus, RecordInfo or DeviceControl (not TeleBoot). */
+  private async answerQuery(cmdType: string, sn: string, text: string): Promise<void> {
+    const target = /<DeviceID>(\d{20})<\/DeviceID>/.exec(text)?.[1] ?? this.o.deviceId;
+    const t = (d: Date) => gbTime(d).slice(0, 19);
+    let inner: string;
+    if (cmdType === 'DeviceStatus')
+      inner =
+        '<Result>OK</Result>\r\n<Online>ONLINE</Online>\r\n<Status>OK</Status>\r\n<Encode>ON</Encode>\r\n<Record>ON</Record>\r\n' +
+        `<DeviceTime>${t(new Date())}</DeviceTime>\r\n<Alarmstatus Num="0">\r\n</Alarmstatus>\r\n`;
+    else if (cmdType === 'RecordInfo') {
+      const now = Date.now();
+      const recs = this.o.recordings ?? [{ start: new Date(now - 22 * 60_000), end: new Date(now - 2 * 60_000) }];
+      const items = recs
+        .map(
+          (r, i) =>
+            `<Item>\r\n<DeviceID>${target}</DeviceID>\r\n<Name>rec${i + 1}</Name>\r\n<FilePath>/rec/${i + 1}.ps</FilePath>\r\n` +
+            `<StartTime>${t(r.start)}</StartTime>\r\n<EndTime>${t(r.end)}</EndTime>\r\n<Secrecy>0</Secrecy>\r\n<Type>time</Type>\r\n</Item>\r\n`,
+        )
+        .join('');
+      inner = `<Name>cam</Name>\r\n<SumNum>${recs.length}</SumNum>\r\n<RecordList Num="${recs.length}">\r\n${items}</RecordList>\r\n`;
+    } else if (cmdType === 'DeviceControl' && !text.includes('<TeleBoot>')) inner = '<Result>OK</Result>\r\n';
+    else return;
+    const body =
+      `<?xml version="1.0" encoding="GB2312"?>\r\n<Response>\r\n<CmdType>${cmdType}</CmdType>\r\n<SN>${sn}</SN>\r\n` +
+      `<DeviceID>${target}</DeviceID>\r\n${inner}</Response>\r\n`;
+    await this.message(body);
   }
 
   private readonly tags = new Map<string, string>();

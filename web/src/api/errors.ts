@@ -121,7 +121,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'DRILL_WINDOW.SILENCE_LIMIT': 'errors.drillSilenceLimit',
   'BUTTON_TEST.DAILY_LIMIT': 'errors.testModeDailyLimit',
   'CONSOLE.RESYNC_FAILED': 'errors.unavailable',
-  'GB28181.NOT_REGISTERED': 'errors.conflict',
+  'GB28181.NOT_REGISTERED': 'errors.gbNotRegistered',
   'GB28181.NOT_FOUND': 'errors.notFound',
   'GB28181.DEVICE_TIMEOUT': 'errors.gbDeviceTimeout',
   'GB28181.DEVICE_REFUSED': 'errors.gbDeviceRefused',

@@ -4,6 +4,7 @@ import type { DrillWindowItem } from '@/shared/server';
 import type {
   AlarmButton,
   AuditEntryItem,
+  CameraItem,
   ComplianceTrend,
   ButtonTest,
   DeviceStatusItem,
@@ -13,6 +14,10 @@ import type {
   DeviceSummary,
   DutyNow,
   FindingItem,
+  GbControlResult,
+  GbDeviceStatus,
+  GbDeviceView,
+  GbRecordInfo,
   GuardItem,
   GuardPatrol,
   HandoverView,
@@ -131,6 +136,15 @@ export interface ResponseTypes {
   'patch /api/v1/patrol-plans/{id}': PatrolPlan;
   'get /api/v1/zones': Page<RegistryUnit>;
   'get /api/v1/groups': Page<RegistryUnit>;
+  'get /api/v1/cameras/{id}': CameraItem;
+  'get /api/v1/cameras': Page<CameraItem>;
+  'get /api/v1/gb28181/devices/{deviceId}': GbDeviceView;
+  'get /api/v1/gb28181/devices/{deviceId}/status': GbDeviceStatus;
+  'get /api/v1/gb28181/devices/{deviceId}/channels/{channelId}/records': GbRecordInfo;
+  'post /api/v1/gb28181/devices/{deviceId}/reboot': GbControlResult;
+  'post /api/v1/gb28181/devices/{deviceId}/guard': GbControlResult;
+  'post /api/v1/gb28181/devices/{deviceId}/alarm-reset': GbControlResult;
+  'post /api/v1/gb28181/devices/{deviceId}/record': GbControlResult;
 }
 type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
 

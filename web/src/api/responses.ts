@@ -352,6 +352,71 @@ export interface PlayTicket {
   transcoded: boolean;
 }
 
+/** GET /cameras/{id} and /cameras items (registry resources.ts CAMERAS view). */
+export interface CameraItem {
+  id: string;
+  schoolId: string;
+  /** The GB/T 28181 device id (20 digits) for GB cameras. */
+  deviceId: string;
+  channelId: string;
+  name: string;
+  location: string;
+  areaKind: string;
+  status: string;
+  lastSeenAt: string | null;
+}
+
+/** GET /gb28181/devices/{deviceId} (gb28181.controller.ts `device`): one device as the device panel shows it. */
+export interface GbDeviceView {
+  deviceId: string;
+  schoolId: string | null;
+  name: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  firmware: string | null;
+  transport: string | null;
+  registered: boolean;
+  registeredAt: string | null;
+  expiresAt: string | null;
+  lastKeepaliveAt: string | null;
+  channels: number;
+  heartbeatInterval: number | null;
+  heartbeatCount: number | null;
+  offlineAfterSeconds: number | null;
+}
+
+/** GET /gb28181/devices/{deviceId}/status (gb-commands.ts `DeviceStatusResult`). */
+export interface GbDeviceStatus {
+  deviceId: string;
+  targetId: string;
+  sn: number;
+  online: 'ONLINE' | 'OFFLINE' | null;
+  status: 'OK' | 'ERROR' | null;
+  reason: string | null;
+  encode: 'ON' | 'OFF' | null;
+  record: 'ON' | 'OFF' | null;
+  deviceTime: string | null;
+  alarmStatus: { deviceId: string; dutyStatus: 'ONDUTY' | 'OFFDUTY' | 'ALARM' | null }[];
+}
+
+/** A DeviceControl's answer (gb-commands.ts `control`): OK, or SENT for a reboot (the device answers nothing else). */
+export interface GbControlResult {
+  deviceId: string;
+  targetId: string;
+  result: 'OK' | 'SENT';
+  sn: number;
+}
+
+/** GET /gb28181/devices/{deviceId}/channels/{channelId}/records (gb-commands.ts `RecordInfoResult`). */
+export interface GbRecordInfo {
+  deviceId: string;
+  channelId: string;
+  sumNum: number;
+  complete: boolean;
+  items: { deviceId: string; name: string; filePath: string; address: string; startTime: string | null; endTime: string | null; type: string }[];
+  omitted: number;
+}
+
 /** POST /incidents: the incident, and whether this request made it (201) or an earlier try did (200, a retry with the same Idempotency-Key). */
 export type RaisedIncident = IncidentView & { created: boolean; folded: boolean };
 
