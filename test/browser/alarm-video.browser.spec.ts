@@ -271,7 +271,7 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     }
   });
 
-  it("opens a camera's GB/T 28181 device panel from the alarm detail: queries its status, lists its recordings and plays one back", async () => {
+  it("opens a camera's GB/T 28181 device panel from the alarm detail: queries its status, lists its recordings, plays one back; arms it, reboots it only once confirmed", async () => {
     const inc = (
       await t
         .http()
@@ -302,6 +302,24 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
       await page.click('#gb-records tr[data-record="0"] .gb-playback');
       await page.waitForSelector(`#gb-device-panel [data-camera="${cameraIds[0]}"][data-mode="playback"][data-state="playing"]`, { timeout: 20000 });
       expect(cam.log.filter((l) => l.method === 'INVITE' && /^s=Playback\r$/m.test(l.body)).length).toBe(invites + 1);
+      // Commands: arm answered OK by the device; a reboot only after its confirmation (cancelled: nothing sent).
+      await page.click('#gb-device-panel .gb-arm');
+      await page.waitForSelector('#gb-device-panel .gb-notice');
+      expect(await page.textContent('#gb-device-panel .gb-notice')).toBe('设备已执行：布防');
+      const teleboots = () => cam.log.filter((l) => l.method === 'MESSAGE' && l.body.includes('<TeleBoot>Boot</TeleBoot>')).length;
+      await page.click('#gb-device-panel .gb-reboot');
+      await page.click('.gb-reboot-dialog .gb-reboot-cancel');
+      await page.waitForSelector('.gb-reboot-dialog', { state: 'hidden' });
+      expect(teleboots()).toBe(0);
+      await page.click('#gb-device-panel .gb-reboot');
+      await page.click('.gb-reboot-dialog .gb-reboot-ok');
+      await page.waitForFunction(() => {
+        const el = (globalThis as unknown as { document: { querySelector: (s: string) => { textContent: string } | null } }).document.querySelector(
+          '#gb-device-panel .gb-notice',
+        );
+        return el?.textContent === '重启命令已发送，设备将重新注册';
+      });
+      expect(teleboots()).toBe(1);
       expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
       expect(await desk.problems()).toEqual([]);
       expect((await desk.state()).missingKeys).toEqual([]);
