@@ -238,7 +238,19 @@ describe('alarms over HTTP', () => {
       .set(auth(staffA))
       .send({ ...body, position: { latitude: 29.5 } })
       .expect(400);
-    expect(partial.body.error.details.fields.map((f: { field: string }) => f.field)).toContain('position.longitude');
+    // One clear reason per field: a missing one is "required" (not "must be a number", "≥ 0" and "≤ 100000" at once).
+    expect(partial.body.error.details.fields).toEqual([
+      { field: 'position.longitude', reason: 'longitude is required' },
+      { field: 'position.accuracyM', reason: 'accuracyM is required' },
+    ]);
+    // The position is sent as `position` (the web console's name); `reporterPosition` is what the incident returns, and says so.
+    const misnamed = await t
+      .http()
+      .post('/api/v1/incidents')
+      .set(auth(staffA))
+      .send({ ...body, reporterPosition: { latitude: 29.5, longitude: 106.5, accuracyM: 5 } })
+      .expect(400);
+    expect(misnamed.body.error.details.fields).toEqual([{ field: 'reporterPosition', reason: expect.stringContaining('as `position`') }]);
     const position = { latitude: 29.382756, longitude: 106.540184, accuracyM: 12.5 };
     const raised = await t
       .http()
@@ -692,7 +704,7 @@ describe('alarms over HTTP', () => {
   });
 
   it("takes a gateway's report without a usable camera at the gateway's school, and never lets a device lower an alarm below its type (A1, A6)", async () => {
-    const gateway = async (schoolId: string) =>
+    const gateway = async (schoolId?: string) =>
       (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'gateway', schoolId }).expect(201)).body.authorization as string;
     const gwA = await gateway(seed.schoolA.id);
     const gwB = await gateway(seed.schoolB.id);
@@ -736,6 +748,15 @@ describe('alarms over HTTP', () => {
     expect(fire.note).toMatch(/priority P4 低于该类型默认的 P1，按 P1 处理/);
     expect(buckets.mock.calls.map(([key]) => key)).toEqual([expect.any(String), expect.any(String), `camera:${gateCam.id}`]); // B's gateway twice, then a known camera: its own
     buckets.mockRestore();
+    // A district gateway (no school): its alarm is placed nowhere and its note says so, never "at the gateway's school".
+    const gwDistrict = await gateway();
+    const lost = (await report(gwDistrict, { eventId: 'gw-d1', type: 'intrusion', cameraId: unknown }).expect(201)).body;
+    expect(lost).toMatchObject({ schoolId: null, cameraId: null });
+    expect(lost.note).toMatch(/摄像机编号未登记，网关不属于任何学校：报警未定位到学校/);
+    expect(lost.note).not.toMatch(/网关所属学校/);
+    expect((await report(gwDistrict, { eventId: 'gw-d2', type: 'intrusion' }).expect(200)).body).toMatchObject({ id: lost.id, folded: true });
+    expect(await timelineNote(lost.id, 'gw-d2')).toMatch(/缺少摄像机编号 cameraId，网关不属于任何学校/);
+    await t.http().post(`/api/v1/incidents/${lost.id}/cancel`).set(auth(op1.token)).send({ reason: '测试' }).expect(200);
     const camCred = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'camera', subjectId: sideCam.id }).expect(201)).body;
     // A camera naming another camera reports for itself (the other id ignored, said).
     const own = (await report(camCred.authorization, { eventId: 'gw-6', type: 'intrusion', priority: 'P3', cameraId: gateCam.id }).expect(201)).body;

@@ -24,6 +24,9 @@ import { appendTimeline } from './incident-timeline';
 import { storableText } from '../../infra/text/storable';
 import { PressFoldingService } from './press-folding.service';
 
+/** What a report of a gateway without a school, naming no usable camera, became (said in its note). */
+export const GATEWAY_UNPLACED = '网关不属于任何学校：报警未定位到学校，由区级值守处理';
+
 export interface RaiseResult {
   incident: IncidentView;
   /** true: a new incident; false: a retried event or a press folded into an open incident. */
@@ -282,12 +285,14 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         cameraId = cam.id;
         openSql = openOf('camera_id');
       } else if (gw) {
-        // Unknown and another school's camera are said alike: the note does not tell what exists elsewhere.
-        if (input.deviceId !== gw.key) said.push('摄像机编号未登记于网关所属学校，按网关所属学校报警');
         // Under the gateway's key, two cameras counting their events from 1 would collide: the named camera stays in the event id.
         if (input.deviceId !== gw.key) eventId = `${input.deviceId.slice(0, 64)}/${input.eventId}`;
         deviceId = gw.key;
         spot = await this.gatewaySpot(input.gatewaySchoolId ?? null, gw.name);
+        // Unknown and another school's camera are said alike: the note does not tell what exists elsewhere. It says
+        // where the alarm went: the gateway's school, or — a district gateway, or its school since deleted — nowhere placed.
+        if (input.deviceId !== gw.key)
+          said.push(spot.schoolId ? '摄像机编号未登记于网关所属学校，按网关所属学校报警' : `摄像机编号未登记，${GATEWAY_UNPLACED}`);
         openSql = `SELECT DISTINCT i.id, i.drill, i.first_press_at FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
                   WHERE p.device_id = $1 AND i.type = $3 AND i.source = 'device' AND i.status IN ('raised','acknowledged','dispatched','on_scene')
                     AND i.school_id IS NOT DISTINCT FROM $5::uuid AND i.location = $8`;

@@ -12,7 +12,7 @@ import { UuidParam } from '../../infra/http/params';
 import { currentContext, SYSTEM_ACTOR } from '../../infra/http/request-context';
 import { CurrentDevice, CurrentUser, DeviceRoute, Roles } from '../../infra/access/decorators';
 import type { AuthDevice, AuthUser } from '../../infra/access/roles';
-import { AlarmIntakeService, RaiseResult } from './alarm-intake.service';
+import { AlarmIntakeService, GATEWAY_UNPLACED, RaiseResult } from './alarm-intake.service';
 import { ACT_ROLES, CANCEL_ROLES, RAISE_ROLES, READ_ROLES } from './alarms.access';
 import { ButtonTestsService } from './button-tests.service';
 import { DrillWindowsService } from './drill-windows.service';
@@ -144,8 +144,10 @@ export class AlarmsController {
       if (cameraIdInvalid) problems.push('cameraId 格式不符，已忽略');
       cameraId = device.subjectId!;
     } else {
-      if (cameraIdInvalid) problems.push('cameraId 格式不符，按网关所属学校报警');
-      else if (!dto.cameraId) problems.push('缺少摄像机编号 cameraId，按网关所属学校报警');
+      // Where the alarm goes: the gateway's school, or (a district gateway) no school — said truly either way.
+      const where = device.schoolId ? '按网关所属学校报警' : GATEWAY_UNPLACED;
+      if (cameraIdInvalid) problems.push(`cameraId 格式不符，${where}`);
+      else if (!dto.cameraId) problems.push(`缺少摄像机编号 cameraId，${where}`);
       cameraId = dto.cameraId ?? gatewayKey(device.credentialId);
     }
     // Never less urgent than the type's default: decided by the intake (device-priority.ts), like every device path.
@@ -202,7 +204,8 @@ export class AlarmsController {
       const wait = this.raises.take(user.id);
       if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_RAISES, '报警提交过于频繁', Math.ceil(wait / 1000));
     };
-    return answer(res, await this.intake.raiseManual(user, { ...dto, clientEventId: dto.clientEventId ?? header }, limit));
+    const { reporterPosition: _returnedName, ...body } = dto; // only ever empty here (RaiseIncidentDto)
+    return answer(res, await this.intake.raiseManual(user, { ...body, clientEventId: dto.clientEventId ?? header }, limit));
   }
 
   /**

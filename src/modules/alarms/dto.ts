@@ -1,8 +1,9 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiHideProperty, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   IsBoolean,
+  IsEmpty,
   IsIn,
   IsInt,
   IsNumber,
@@ -89,12 +90,17 @@ export class RaiseIncidentDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() alarmDeviceId?: string;
   @ApiPropertyOptional({
     type: ReporterPositionDto,
-    description: "the raising phone's position, when its user allows it (stored with the incident, shown to operators)",
+    description:
+      "the raising phone's position, when its user allows it (stored with the incident, shown to operators; the incident returns it as `reporterPosition`)",
   })
   @IsOptional()
   @ValidateNested()
   @Type(() => ReporterPositionDto)
   position?: ReporterPositionDto;
+  /** The name the incident returns the position under: sent, it is told where the position goes (not just "should not exist"). */
+  @ApiHideProperty()
+  @IsEmpty({ message: 'send the phone position as `position` (`reporterPosition` is the name the incident returns it under)' })
+  reporterPosition?: unknown;
   @ApiPropertyOptional({ description: 'control-center roles only (school staff: 403; their drills come from approved drill windows)' })
   @IsOptional()
   @IsBoolean()

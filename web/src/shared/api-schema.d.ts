@@ -2612,7 +2612,7 @@ export type components = {
             /** @example 南门 */
             location: string;
             note?: string;
-            /** @description the raising phone's position, when its user allows it (stored with the incident, shown to operators) */
+            /** @description the raising phone's position, when its user allows it (stored with the incident, shown to operators; the incident returns it as `reporterPosition`) */
             position?: components["schemas"]["ReporterPositionDto"];
             /** @enum {string} */
             priority?: "P1" | "P2" | "P3" | "P4";
