@@ -6,7 +6,11 @@
  *     database.embeddedFallback is on, starts an embedded Postgres under .data/pg;
  *  0. checks first that the ports it will listen on are free (else: "set PORT"), before anything else;
  *  3. checks Redis at REDIS_URL and, if it does not answer, says exactly what to do (no stack);
- *  4. migrates, seeds the demo district (idempotent), and starts the service (role "all").
+ *  4. migrates, seeds the demo district (idempotent), and starts the service (role "all");
+ *  5. SIGTERM/SIGINT shut it down gracefully, as `node dist/main.js` does (exitOnSignals: module
+ *     hooks — cameras told BYE, queues drained —, then exit; ops.shutdownDeadlineMs at most), and
+ *     then stop an embedded Postgres. npm passes the signal to this process; without these
+ *     handlers Node died at once on it (no BYE, no drain).
  */
 'use strict';
 const { execFileSync } = require('node:child_process');
@@ -75,6 +79,9 @@ async function startEmbedded(config) {
   return { url, stop };
 }
 
+/** The embedded Postgres to stop once the service has (set when one was started). */
+let stopEmbedded = null;
+
 async function main() {
   say('building…');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
@@ -95,10 +102,7 @@ async function main() {
     process.env.DATABASE_URL = embedded.url;
     await ensureDatabase(embedded.url);
     config = loadConfig();
-    const shutdown = async () => {
-      await embedded.stop();
-    };
-    process.on('SIGTERM', shutdown);
+    stopEmbedded = embedded.stop;
   } else {
     throw new Error(`Postgres at ${config.database.url} does not answer: ${reach.message}`);
   }
@@ -133,6 +137,17 @@ async function main() {
   }
   const { bootstrap } = require(path.join(root, 'dist/bootstrap.js'));
   const app = await bootstrap(config, { migrate: false });
+  const { exitOnSignals } = require(path.join(root, 'dist/infra/lifecycle/shutdown.js'));
+  exitOnSignals(
+    {
+      close: async () => {
+        await app.close();
+        if (stopEmbedded) await stopEmbedded();
+      },
+    },
+    config.ops.shutdownDeadlineMs,
+    (level, msg) => (level === 'error' ? process.stderr.write(`[start] ${msg}\n`) : say(msg)),
+  );
   const base = `http://localhost:${config.http.port}`;
   say(`ready: console ${base}/console · API docs ${base}/api/docs · health ${base}/health/ready`);
   if (config.demo.simulateHeartbeats) {

@@ -1,4 +1,6 @@
 import { createSocket, Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, Server } from 'node:net';
 import { Client } from 'pg';
 import { createDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
@@ -132,6 +134,14 @@ describe('start-up messages', () => {
     expect(lines.filter((l) => l.msg.includes('Redis does not answer'))).toHaveLength(1);
     expect(out).not.toContain('s3cret');
     noStack(out);
+  });
+
+  it('npm start: the signal reaches the service (package.json execs node, no shell left between npm and it)', () => {
+    // npm passes SIGTERM to its child: with "node scripts/start.js" that child was sh (dash), which died and left the
+    // service unsignalled (no BYE to cameras, no drain). scripts/start.js then shuts down as dist/main.js does (exitOnSignals).
+    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe('exec node scripts/start.js');
+    expect(readFileSync(join(__dirname, '../../scripts/start.js'), 'utf8')).toMatch(/exitOnSignals\(/);
   });
 
   it('npm start: an unreachable Redis prints the good message with no ioredis stack before it', async () => {
