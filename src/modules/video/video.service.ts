@@ -268,7 +268,12 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
       release();
     }
     this.snapshotFailures.delete(c.id); // it plays: a snapshot may pull again
-    const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId);
+    return this.ticket(user, c, s);
+  }
+
+  /** The player's ticket for a stream that has its first picture: a signed token (bound to the playback session, if one) and its WebSocket URL. */
+  private ticket(user: AuthUser, c: CameraRef, s: LiveStream, playbackId?: string): PlayTicket {
+    const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId, playbackId);
     const q = `camera=${encodeURIComponent(c.id)}&token=${encodeURIComponent(token)}`;
     const info = s.info!;
     return {
@@ -340,22 +345,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     } finally {
       release();
     }
-    const { token, expiresAt } = this.tokens.mint(user.id, c.id, c.schoolId, playbackId);
-    const q = `camera=${encodeURIComponent(c.id)}&token=${encodeURIComponent(token)}`;
-    const info = s.info!;
-    return {
-      cameraId: c.id,
-      token,
-      expiresAt,
-      url: `${this.cfg.publicWsBase.replace(/\/$/, '')}${WS_PATH}?${q}`,
-      codec: info.codec,
-      width: info.width,
-      height: info.height,
-      transcoded: s.transcoded,
-      playbackId,
-      start: start.toISOString(),
-      end: end.toISOString(),
-    };
+    return { ...this.ticket(user, c, s, playbackId), playbackId, start: start.toISOString(), end: end.toISOString() };
   }
 
   /**
