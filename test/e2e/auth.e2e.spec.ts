@@ -130,6 +130,24 @@ describe('authentication', () => {
     await t.http().put('/admin/queues/api/queues/system/resume').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
     await t.http().put('/admin/queues/api/queues/alarms/obliterate').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(403);
     await t.http().post('/admin/queues/api/queues/alarms/add').set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'x' }).expect(403);
+    // An allow-list, not a deny-list: other casings, encodings, job schedulers, job edits and a pause of every queue are refused too (attack pass 2).
+    for (const [method, path] of [
+      ['put', '/admin/queues/api/queues/video/OBLITERATE'],
+      ['put', '/admin/queues/api/queues/system/EMPTY'],
+      ['put', '/admin/queues/api/queues/system/Concurrency'],
+      ['put', '/admin/queues/api/queues/system/%6Fbliterate'],
+      ['post', '/admin/queues/api/queues/system/Add'],
+      ['put', '/admin/queues/api/queues/system/job-schedulers/retention.purge/remove'],
+      ['patch', '/admin/queues/api/queues/system/job-schedulers/retention.purge'],
+      ['put', '/admin/queues/api/queues/system/job-schedulers/retention.purge/run'],
+      ['patch', '/admin/queues/api/queues/system/123/update-data'],
+      ['put', '/admin/queues/api/queues/system/123/delay'],
+      ['put', '/admin/queues/api/queues/pause'],
+      ['delete', '/admin/queues/api/queues/system/123'],
+    ] as const)
+      await t.http()[method](path).set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'evil', data: {} }).expect(403);
+    const schedulers = await board(s.accessToken, '/admin/queues/api/job-schedulers').expect(200);
+    expect(JSON.stringify(schedulers.body)).toContain('retention.purge');
     const audit = await t.db.query(`SELECT actor_name, after->>'path' AS path FROM audit_log WHERE action = 'queue_board' ORDER BY id`);
     expect(audit.rows.map((r) => [r.actor_name, r.path])).toEqual([
       ['board.admin', '/admin/queues/api/queues/system/pause'],

@@ -71,12 +71,34 @@ export function cleanBoardPage(html: string): string {
 }
 
 /**
- * Changes the dashboard does not offer here: adding a job of any name and payload to our queues (the
- * handlers trust what the outbox wrote), emptying or obliterating a queue (escalation timers and police
- * relays would be lost until the next outbox resync), and changing a queue's concurrency or rate limit
- * (set by config). Retry, promote, clean, pause and resume stay.
+ * The only changes the dashboard offers here (an allow-list: anything else that is not a read is
+ * refused): retry, promote and clean — of a queue's jobs in a state, or of one job — and pausing or
+ * resuming one queue (resuming all). Not offered: adding a job of any name and payload (the handlers
+ * trust what the outbox wrote), emptying or obliterating a queue (escalation timers and police relays
+ * would be lost until the next outbox resync), concurrency and rate limits (set by config), removing,
+ * changing or running job schedulers (the liveness sweep, retention…), editing a job's data, delay or
+ * priority, pausing every queue at once, metrics purges. Matched on the decoded, lower-cased path:
+ * the dashboard's router is case-insensitive (attack pass 2: `…/video/OBLITERATE` got through a
+ * case-sensitive deny-list).
  */
-const REFUSED = /^\/api\/queues\/[^/]+\/(add|obliterate|empty|concurrency|rate-limit(\/release)?)\/?$/;
+const ALLOWED_CHANGES = [
+  /^\/api\/queues\/[^/]+\/(pause|resume|promote)$/,
+  /^\/api\/queues\/resume$/,
+  /^\/api\/queues\/[^/]+\/(retry|clean)\/[a-z-]+$/,
+  /^\/api\/queues\/[^/]+\/[^/]+\/(retry|clean|promote)$/,
+];
+
+/** Whether a non-read request to the dashboard is one of ALLOWED_CHANGES (a path that does not decode is not). */
+export function queueBoardChangeAllowed(method: string, path: string): boolean {
+  if (method !== 'PUT') return false;
+  let p: string;
+  try {
+    p = decodeURIComponent(path).toLowerCase().replace(/\/+$/, '');
+  } catch {
+    return false;
+  }
+  return ALLOWED_CHANGES.some((r) => r.test(p));
+}
 
 function readCookie(req: Request, name: string): string | null {
   for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -93,7 +115,7 @@ function readCookie(req: Request, name: string): string | null {
  * cookie holding the session's access token for this path only; every request to the dashboard
  * (page, assets, its API) is checked like a bearer token — expired or revoked (logout): 401, any
  * other role: 403. Served with the console's strict CSP. What an admin asks to change through it
- * (retry, clean, pause…) is audited first (`queue_board`); adding, emptying and obliterating are refused (REFUSED).
+ * (retry, clean, pause…) is audited first (`queue_board`); anything not in ALLOWED_CHANGES is refused.
  */
 @Injectable()
 export class QueueBoard {
@@ -149,8 +171,8 @@ export class QueueBoard {
       const ctx = currentContext();
       if (ctx) ctx.actor = { type: 'user', id: user.id, name: user.username };
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        if (REFUSED.test(req.path))
-          throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'This queue dashboard action is not offered (add, empty, obliterate, limits)');
+        if (!queueBoardChangeAllowed(req.method, req.path))
+          throw Errors.forbidden(ErrorCode.AUTH.FORBIDDEN, 'This queue dashboard action is not offered here (only retry, promote, clean, pause and resume)');
         // Audited before it is done (an admin action through the dashboard is never unaudited: no entry, no change).
         await this.db.transaction((m) =>
           this.audit.record(m, { action: 'queue_board', entity: 'queue', entityId: null, after: { method: req.method, path: req.originalUrl } }),
