@@ -366,6 +366,7 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.cascade.retryMaxMs': rules.int(100, 3_600_000),
   'gb28181.cascade.requestTimeoutMs': rules.int(100, 120_000),
   'gb28181.cascade.catalogItemsPerMessage': rules.int(1, 200),
+  'gb28181.cascade.catalogMinIntervalMs': rules.int(0, 3600000),
   'gb28181.cascade.charset': rules.oneOf(['GB18030', 'UTF-8']),
   'gb28181.cascade.forwardAlarms': rules.bool(),
   'gb28181.cascade.alarmSources': (v) =>

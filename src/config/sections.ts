@@ -799,6 +799,12 @@ export interface GbCascadeConfig {
   requestTimeoutMs: number;
   /** Catalog items per Response MESSAGE (SumNum split as real platforms do: at most 20–50 per message over UDP). */
   catalogItemsPerMessage: number;
+  /**
+   * The whole tree goes to a superior at most once per this interval (ms): queries while one is being
+   * sent, or sooner, are answered 200 and served together by one later send with the newest SN. One
+   * ~300-byte query otherwise sent the whole district (238 MESSAGEs); 300 of them stalled the service.
+   */
+  catalogMinIntervalMs: number;
   /** Charset of what we send upward: GB18030 (declared GB2312, what every platform reads) or UTF-8. */
   charset: 'GB18030' | 'UTF-8';
   /** Forward alarms upward as Alarm Notify (§9.4). */

@@ -53,6 +53,7 @@ describe('GB/T 28181 cascade to a superior platform', () => {
           retryMaxMs: 1000,
           requestTimeoutMs: 600,
           catalogItemsPerMessage: 3,
+          catalogMinIntervalMs: 1000,
           alarmPollMs: 100,
           alarmBatchMax: 2, // a burst of more is walked over several rounds
         },
@@ -140,6 +141,15 @@ describe('GB/T 28181 cascade to a superior platform', () => {
       .filter((r) => r.doc!.sn === '7002')
       .flatMap((p) => child(p.doc!.el, 'DeviceList')!.children.map((i) => childText(i, 'DeviceID')));
     expect(again).toEqual(items.map((i) => i.DeviceID));
+
+    // A flood of queries (attack pass 2: each one sent the whole district) costs one tree per catalogMinIntervalMs:
+    // those asked while one is sent, or sooner, wait, and the newest SN is answered.
+    const before = sup.seen('MESSAGE', 'Catalog', 'Response').length;
+    for (let sn = 7100; sn < 7130; sn++) expect(await sup.query(site.sipPort, GB_PLATFORM, 'Catalog', sn)).toBe(200);
+    await sup.until(() => sup.seen('MESSAGE', 'Catalog', 'Response').some((r) => r.doc!.sn === '7129'), 8000, 'the newest query answered');
+    const sent = sup.seen('MESSAGE', 'Catalog', 'Response').slice(before);
+    expect(new Set(sent.map((r) => r.doc!.sn)).size).toBeLessThanOrEqual(2); // the first of the flood (maybe), then the newest
+    expect(sent.length).toBeLessThanOrEqual(6);
   });
 
   it('answers DeviceInfo and DeviceStatus about our platform and about one camera', async () => {

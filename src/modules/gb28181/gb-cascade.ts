@@ -70,6 +70,8 @@ interface Link {
   keepaliveInFlight: boolean;
   registering: boolean;
   counts: Record<string, number>;
+  /** Catalog answers (see catalogMinIntervalMs): one send at a time, the newest query waiting for the next. */
+  catalog: { sending: boolean; lastStartedAt: number; waiting: ManscdpMessage | null; timer: NodeJS.Timeout | null };
 }
 
 /** A forward due (gb_cascade_alarms) with what the incident says (alarms' IncidentQueriesService.forForwarding). */
@@ -145,6 +147,7 @@ export class GbCascade {
         cseq: 0,
         challenge: null,
         timer: null,
+        catalog: { sending: false, lastStartedAt: 0, waiting: null, timer: null },
         keepalive: null,
         keepaliveInFlight: false,
         registering: false,
@@ -243,6 +246,9 @@ export class GbCascade {
 
   private clearTimers(l: Link): void {
     if (l.timer) clearTimeout(l.timer);
+    if (l.catalog.timer) clearTimeout(l.catalog.timer);
+    l.catalog.timer = null;
+    l.catalog.waiting = null;
     if (l.keepalive) clearInterval(l.keepalive);
     l.timer = null;
     l.keepalive = null;
@@ -507,8 +513,7 @@ export class GbCascade {
    */
   onMessage(l: Link, req: SipRequest, peer: Peer, key: string, doc: ManscdpMessage): void {
     this.endpoint.reply(req, peer, 200, 'cascade', key);
-    if (doc.root === 'Query' && doc.cmdType === 'Catalog')
-      return void this.answerCatalog(l, doc).catch((e) => this.fail(l, `Catalog answer failed: ${(e as Error).message}`));
+    if (doc.root === 'Query' && doc.cmdType === 'Catalog') return this.catalogAsked(l, doc);
     if (doc.root === 'Query' && doc.cmdType === 'DeviceInfo')
       return void this.answerDeviceInfo(l, doc).catch((e) => this.fail(l, `DeviceInfo answer failed: ${(e as Error).message}`));
     if (doc.root === 'Query' && doc.cmdType === 'DeviceStatus')
@@ -523,6 +528,44 @@ export class GbCascade {
       civilCode: this.cfg.civilCode,
       name: this.cfg.name,
     });
+  }
+
+  /**
+   * A Catalog query: answered now when no answer is being sent and the last began at least
+   * catalogMinIntervalMs ago; otherwise it waits (only the newest: its SN is the one answered) for
+   * the next send — so repeated or flooded queries cost one tree per interval, never one each
+   * (attack pass 2: one query sent 238 MESSAGEs, 300 stalled the service).
+   */
+  private catalogAsked(l: Link, doc: ManscdpMessage): void {
+    const c = l.catalog;
+    if (c.waiting) this.count(l, 'catalog_coalesced');
+    c.waiting = doc;
+    if (c.sending || c.timer) return;
+    const wait = c.lastStartedAt + this.cfg.catalogMinIntervalMs - Date.now();
+    if (wait > 0) {
+      c.timer = setTimeout(() => {
+        c.timer = null;
+        this.catalogNext(l);
+      }, wait);
+      c.timer.unref();
+      return;
+    }
+    this.catalogNext(l);
+  }
+
+  private catalogNext(l: Link): void {
+    const c = l.catalog;
+    const doc = c.waiting;
+    if (!doc || !this.running) return;
+    c.waiting = null;
+    c.sending = true;
+    c.lastStartedAt = Date.now();
+    void this.answerCatalog(l, doc)
+      .catch((e) => this.fail(l, `Catalog answer failed: ${(e as Error).message}`))
+      .finally(() => {
+        c.sending = false;
+        if (c.waiting) this.catalogAsked(l, c.waiting);
+      });
   }
 
   /** Catalog (§9.5.3, §A.2.6.4): the whole tree, catalogItemsPerMessage items per MESSAGE, one after another. */
