@@ -4,8 +4,8 @@ import { jpegSize } from '../../src/modules/video/media/jpeg';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { makeClip } from '../support/video/elementary';
-import { GbCameraOptions } from '../support/video/gb-camera';
-import { gbCameraId, GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
+import { GbCamera, GbCameraOptions } from '../support/video/gb-camera';
+import { GB_PLATFORM_ID, gbCameraId, GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
 import { openViewer, probe } from '../support/video/player-client';
 import { moofStartsWithKeyframe } from '../../src/modules/video/media/fmp4';
 import { StreamTokens } from '../../src/modules/video/stream-token';
@@ -114,6 +114,19 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     b.close();
     await until(() => cam.dialogs('BYE') === 1, 5000, 'BYE after the last viewer');
     expect(cam.dialogs('INVITE')).toBe(1);
+  });
+
+  it('does not remember "offline" against a camera: one that registers a moment after a failed snapshot is pictured at once', async () => {
+    const { id, deviceId } = await site.camera();
+    const first = await t.http().get(`/api/v1/cameras/${id}/snapshot`).set(auth(admin)).expect(503);
+    expect(first.body.error.code).toBe('VIDEO.DEVICE_OFFLINE');
+    const cam = new GbCamera({ deviceId, password: PASSWORD, platform: { host: '127.0.0.1', port: site.sipPort, id: GB_PLATFORM_ID }, clip: site.clip });
+    try {
+      await cam.start();
+      await t.http().get(`/api/v1/cameras/${id}/snapshot`).set(auth(admin)).expect(200);
+    } finally {
+      await cam.stop();
+    }
   });
 
   it('answers clear errors and never hangs: unknown camera 404, no address 409, device offline 503, busy 503, no answer 504, no media 504 (and BYE)', async () => {

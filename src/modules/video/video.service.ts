@@ -51,8 +51,14 @@ export interface PlayTicket {
   transcoded: boolean;
 }
 
-/** Failures that are this server's limits, not the camera's: never remembered against a camera. */
-const LOCAL_LIMIT_CODES = new Set<string>([
+/**
+ * Failures never remembered against a camera: this server's limits (not the camera's), and what is
+ * decided before any pull starts (not registered, no address) — cheap to ask again, and a camera that
+ * registers a moment later must not be answered "offline" from memory (the video bench's cold snapshots were).
+ */
+const NOT_REMEMBERED = new Set<string>([
+  ErrorCode.VIDEO.DEVICE_OFFLINE,
+  ErrorCode.VIDEO.NO_STREAM_ADDRESS,
   ErrorCode.VIDEO.CAPACITY,
   ErrorCode.VIDEO.VIEWER_CAPACITY,
   ErrorCode.VIDEO.TRANSCODE_CAPACITY,
@@ -426,7 +432,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
       this.snapshots.delete(c.id);
       const error = asDomainError(e);
       // Only the camera's own failures: this server's limits (streams, transcodes, ports, shutdown) say nothing about the camera.
-      if (this.cfg.snapshotFailureMemoMs > 0 && !LOCAL_LIMIT_CODES.has(error.code)) {
+      if (this.cfg.snapshotFailureMemoMs > 0 && !NOT_REMEMBERED.has(error.code)) {
         // From when the pull began, not when it failed: a pull that timed out is not held back longer than one that was refused.
         this.snapshotFailures.set(c.id, { at: now, error });
         const t = setTimeout(() => {
