@@ -469,6 +469,13 @@ export interface AlarmsConfig {
    * seconds of slack keep a loaded machine from flagging every round.
    */
   evidenceLateToleranceSeconds: number;
+  /**
+   * Cameras pictured per evidence round: the first of the incident's cameras (linked ones first).
+   * Every picture of a camera not already playing is an INVITE and an ffmpeg; a spot with many
+   * cameras (the video bench's gate had ~100) made each alarm start that many and held every later
+   * press for seconds. The console still shows them all.
+   */
+  evidenceMaxCameras: number;
   drills: DrillsConfig;
   buttonTests: ButtonTestsConfig;
 }

@@ -1,6 +1,7 @@
 import { jpegSize } from '../../src/modules/video/media/jpeg';
 import { CheckinEvidenceService } from '../../src/modules/video/checkin-evidence.service';
 import { IncidentEvidenceService } from '../../src/modules/video/incident-evidence.service';
+import { APP_CONFIG, type AppConfig } from '../../src/config/config';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { GbCameraOptions } from '../support/video/gb-camera';
@@ -126,6 +127,19 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
       expect(r.data.lateBySeconds).toBeGreaterThanOrEqual(120);
       expect(r.data.scheduledAt).toEqual(expect.any(String));
       expect(r.note).toContain(`晚 ${r.data.lateBySeconds} 秒`);
+    }
+  });
+
+  it('pictures at most alarms.evidenceMaxCameras cameras per round (each picture of an idle camera is an INVITE and an ffmpeg)', async () => {
+    const cfg = t.app.get<AppConfig>(APP_CONFIG).alarms;
+    cfg.evidenceMaxCameras = 1;
+    try {
+      const inc = await raise('main_gate');
+      expect(inc.cameras.length).toBeGreaterThan(1);
+      await until(async () => (await entries(inc.id)).length === 2, 20000, 'one entry per round');
+      expect((await entries(inc.id)).map((e) => e.data.cameraId)).toEqual([inc.cameras[0].id, inc.cameras[0].id]);
+    } finally {
+      cfg.evidenceMaxCameras = 4;
     }
   });
 

@@ -37,7 +37,7 @@ export const incidentEvidencePurpose = (afterSeconds: number) => (afterSeconds =
 /**
  * Evidence at an alarm (issue 15): the VideoIncidentEvidence job — written by the alarms intake
  * into its outbox, committed with the incident, one per offset of alarms.evidenceSnapshotSeconds
- * (0 and 10 s) — grabs a JPEG of each linked camera, in parallel, each bounded by
+ * (0 and 10 s) — grabs a JPEG of each linked camera (the first alarms.evidenceMaxCameras), in parallel, each bounded by
  * video.snapshotTimeoutMs (+ a margin for the store), and writes one timeline entry per camera:
  * `evidence` (with the evidence id) or `evidence_failed` (with the video error code: offline,
  * busy, no answer, timeout). A camera that cannot be grabbed is an answer, never a hang or a retry.
@@ -72,7 +72,8 @@ export class IncidentEvidenceService {
     }
     const purpose = incidentEvidencePurpose(p.afterSeconds);
     const late = await this.lateness(jobId);
-    const results = (await Promise.all(inc.cameras.map((c) => this.one(c, p, purpose)))).map((r) => ({ ...r, ...late }));
+    const cameras = inc.cameras.slice(0, this.config.alarms.evidenceMaxCameras);
+    const results = (await Promise.all(cameras.map((c) => this.one(c, p, purpose)))).map((r) => ({ ...r, ...late }));
     const entries: NoticeTimelineEntry[] = results.map((r) => ({
       incidentId: p.incidentId,
       action: r.evidenceId ? 'evidence' : 'evidence_failed',
