@@ -211,7 +211,32 @@ async function pressesToConsole(baseUrl, db, schoolId, count, log, what = '', on
   }
 }
 
+/**
+ * The service's Prometheus figures (GET /metrics) as { 'name{labels}': value }: scrape before and
+ * after a phase and subtract (histogramMeans) to say where the phase's time went.
+ */
+async function scrapeMetrics(baseUrl) {
+  const out = {};
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return out;
+}
+
+/** Mean of a histogram over a phase, per label set matching `labels` (e.g. 'phase="commit"'): Δsum ÷ Δcount, with Δcount. */
+function histogramMean(before, after, name, labels = '') {
+  const key = (suffix) => `${name}_${suffix}${labels ? `{${labels}}` : ''}`;
+  const count = (after[key('count')] ?? 0) - (before[key('count')] ?? 0);
+  const sum = (after[key('sum')] ?? 0) - (before[key('sum')] ?? 0);
+  return { count, mean: count > 0 ? sum / count : null };
+}
+
 module.exports = {
+  scrapeMetrics,
+  histogramMean,
   pressesToConsole,
   resolveBenchIncidents,
   percentile,

@@ -190,7 +190,17 @@ async function main() {
       await exited;
       clearTimeout(timer);
     }
+    // WITH (FORCE) ends connections a scenario left open; a client of ours without an 'error' listener would end the run with it.
+    const stray = (e) => {
+      // 57P01 'terminating connection due to administrator command', then the socket's 'Connection terminated unexpectedly'.
+      if (e && (e.code === '57P01' || /^Connection terminated/.test(e.message)))
+        log(`a connection left open by a scenario was ended by the drop (${e.message})`);
+      else throw e;
+    };
+    process.on('uncaughtException', stray);
     await pgAdmin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => log(`could not drop ${dbName}: ${e.message}`));
+    await new Promise((r) => setTimeout(r, 200)); // the ended connections' errors arrive now
+    process.off('uncaughtException', stray);
     const Redis = require('ioredis');
     const r = new Redis(redisUrl);
     await deleteRedisPrefix(r, keyPrefix);
@@ -200,6 +210,13 @@ async function main() {
 
   const rows = [];
   let failed = 0;
+  // Written after every scenario and again at the end: a crash later (a scenario's stray connection killed by
+  // the database drop took the whole run's figures with it once) loses nothing measured.
+  const save = () => {
+    const md = `# Benchmark results\n\n${new Date().toISOString()} · node ${process.version} · ${require('node:os').cpus().length} cores\n\n${table(rows)}`;
+    fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(rows, null, 2) + '\n');
+    fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  };
   try {
     await pgAdmin(`CREATE DATABASE ${dbName}`);
     log(`database ${dbName}, Redis prefix ${keyPrefix}`);
@@ -212,7 +229,10 @@ async function main() {
 
     const logFile = fs.openSync(path.join(resultsDir, 'service.log'), 'w');
     started = performance.now();
-    child = spawn(process.execPath, ['dist/main.js'], { cwd: root, env, stdio: ['ignore', logFile, logFile] });
+    // BENCH_SERVICE_NODE_ARGS: Node flags for the service alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+    // (then bench/tools/cpuprofile-top.js); NODE_OPTIONS refuses --cpu-prof and would reach every process.
+    const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], { cwd: root, env, stdio: ['ignore', logFile, logFile] });
     await waitReady(baseUrl, child, 60_000);
     rows.push({ scenario: 'service', metric: 'boot_to_ready', value: Math.round(performance.now() - started), unit: 'ms', target: null });
     log(`service pid ${child.pid} ready at ${baseUrl}`);
@@ -240,14 +260,14 @@ async function main() {
         log(`scenario ${name} FAILED: ${e.stack || e.message}`);
         rows.push({ scenario: name, metric: 'failed', value: 1, unit: 'count', target: '<= 0' });
       }
+      save();
     }
   } finally {
+    save();
     await cleanup();
   }
 
-  const md = `# Benchmark results\n\n${new Date().toISOString()} · node ${process.version} · ${require('node:os').cpus().length} cores\n\n${table(rows)}`;
-  fs.writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(rows, null, 2) + '\n');
-  fs.writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  save();
   process.stdout.write('\n' + table(rows));
   log('written bench/results/latest.json and latest.md');
   if (failed) process.exitCode = 1;

@@ -137,6 +137,7 @@ async function main() {
   }
   const { bootstrap } = require(path.join(root, 'dist/bootstrap.js'));
   const app = await bootstrap(config, { migrate: false });
+  require(path.join(root, 'dist/infra/lifecycle/unhandled.js')).keepRunningOnUnhandledRejections(); // as dist/main.js
   const { exitOnSignals } = require(path.join(root, 'dist/infra/lifecycle/shutdown.js'));
   exitOnSignals(
     {

@@ -2,22 +2,25 @@ import { INestApplication, INestApplicationContext, Logger, RequestMethod } from
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import type Redis from 'ioredis';
 import { json, NextFunction, Request, Response } from 'express';
+import { DataSource } from 'typeorm';
 import { malformedInput } from './infra/observability/metrics';
 import { AppModule } from './app.module';
 import { APP_CONFIG, AppConfig } from './config/config';
 import { runMigrations } from './infra/database/data-source';
 import { GlobalExceptionFilter } from './infra/http/exception.filter';
+import { installFallbacks } from './infra/http/fallback';
 import { requestIdMiddleware } from './infra/http/request-id.middleware';
 import { makeValidationPipe } from './infra/http/validation';
 import { BODY_ERRORS, jsonOnly, jsonVerifier, textGuard } from './infra/http/input-guards';
 import { JsonLogger } from './infra/observability/json-logger';
 import { ErrorCode } from './infra/http/error-codes';
-import { checkEvictionPolicy, REDIS } from './infra/redis/redis.module';
+import { checkEvictionPolicy, REDIS, type RedisClient } from './infra/redis/redis.module';
 import { UsersService } from './modules/auth';
 import { QueueBoard } from './modules/ops';
 import { BootError, bootListeners, checkPorts, checkRedis, describeBindError } from './preflight';
+import { applyResponses } from './infra/http/openapi';
+import { OPENAPI_RESPONSES } from './infra/http/openapi-responses.generated';
 
 export const API_PREFIX = 'api/v1';
 
@@ -109,15 +112,19 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
   app.useGlobalPipes(makeValidationPipe());
   app.useGlobalFilters(new GlobalExceptionFilter());
   // Signals are handled by main.ts (exitOnSignals: a deadline, and what did not close named).
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Shouhu (守护) API')
-      .setDescription('School-safety monitoring: registry, devices, alarms, console, patrols, compliance')
-      .setVersion('1')
-      .addBearerAuth()
-      .addApiKey({ type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device <keyId>:<secret>' }, 'device')
-      .build(),
+  // Request side from the DTO classes; response side (schemas, error answers) derived from the code by scripts/openapi-responses.js.
+  const doc = applyResponses(
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('Shouhu (守护) API')
+        .setDescription('School-safety monitoring: registry, devices, alarms, console, patrols, compliance')
+        .setVersion('1')
+        .addBearerAuth()
+        .addApiKey({ type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device <keyId>:<secret>' }, 'device')
+        .build(),
+    ),
+    OPENAPI_RESPONSES,
   );
   // The document tells an attacker every route and field: served only where ops.apiDocs is on (off in production).
   if (config.ops.apiDocs) {
@@ -129,7 +136,7 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
 
 /** Checks run once before serving: Redis eviction policy, migrations, first admin. */
 async function prepare(app: INestApplicationContext, config: AppConfig, logger: Logger): Promise<void> {
-  const redis = app.get<Redis>(REDIS);
+  const redis = app.get<RedisClient>(REDIS);
   const problem = await checkEvictionPolicy(redis);
   if (problem) throw new BootError(problem);
   const { bootstrapAdminUsername: user, bootstrapAdminPassword: pass } = config.auth;
@@ -137,6 +144,25 @@ async function prepare(app: INestApplicationContext, config: AppConfig, logger: 
     const result = await app.get(UsersService).ensureAdmin(user, pass);
     if (result === 'created') logger.log(`created the first admin '${user}' from configuration`);
   }
+}
+
+/**
+ * Development only: a database without a single school gets one line, after the ready line, saying how to fill
+ * it. `npm start` seeds the demo district (demo.seedOnStart); `node dist/main.js` — the image's command, also
+ * used in production — never seeds, and a newcomer starting it met an empty console with no word why. A failed
+ * check says nothing (it never stops a boot).
+ */
+async function sayIfEmpty(app: INestApplicationContext, config: AppConfig, logger: JsonLogger): Promise<void> {
+  if (config.env !== 'development') return;
+  const rows: { any: boolean }[] = await app
+    .get(DataSource)
+    .query(`SELECT EXISTS (SELECT 1 FROM schools) AS any`)
+    .catch(() => [{ any: true }]);
+  if (!rows[0]?.any)
+    logger.warn(
+      'the database is empty (no schools): seed the demo district with `node dist/cli.js seed` (or `npm run seed`), or start with `npm start`, which seeds it',
+      'Boot',
+    );
 }
 
 /** A failed boot must not leave connections retrying in the background. */
@@ -172,6 +198,9 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
   // The admins' queue dashboard (bull-board): a page of its own under /admin/queues, before Nest's routes.
   app.get(QueueBoard).mount(app);
   await prepare(app, config, log).catch(closeAndThrow(app));
+  // Routes are registered by init; what answers when none of them did goes after them (fallback.ts).
+  await app.init().catch(closeAndThrow(app));
+  installFallbacks(app);
   await app.listen(config.http.port, config.http.host).catch(async (e: NodeJS.ErrnoException) => {
     await app.close().catch(() => undefined);
     // Taken between checkPorts and now: the same message as the check's.
@@ -179,6 +208,7 @@ export async function bootstrap(config: AppConfig, opts: { migrate?: boolean; lo
     throw http && (e.code === 'EADDRINUSE' || e.code === 'EACCES') ? new BootError(describeBindError(http, e)) : e;
   });
   logger.log(`ready: ${config.role} listening on http://${config.http.host}:${config.http.port}${config.ops.apiDocs ? ' (docs at /api/docs)' : ''}`, 'Boot');
+  await sayIfEmpty(app, config, logger);
   return app;
 }
 

@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
+import { clusterSeeds, type RedisClient } from './infra/redis/redis.module';
 import type { AppConfig } from './config/config';
 
 /** A boot failure the operator can fix: main.ts and `npm start` print its message alone (no stack) and exit 1. */
@@ -80,6 +81,42 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * Cluster mode pointed at a Redis that answers but is not a cluster node (cluster_enabled:0) would
+ * only warn "Failed to refresh slots cache" for ever: that is a configuration mistake, so boot stops
+ * naming the keys. A seed that does not answer is not refused here: as in single mode, the service
+ * starts without Redis (checkRedis warns once) and connects when it answers.
+ */
+async function refuseNonClusterSeeds(config: AppConfig): Promise<void> {
+  const seeds = clusterSeeds(config.redis);
+  const urls = config.redis.clusterNodes.length ? config.redis.clusterNodes : [config.redis.url];
+  for (const [i, node] of seeds.nodes.entries()) {
+    const r = new Redis({
+      ...seeds.options,
+      host: node.host,
+      port: node.port,
+      lazyConnect: true,
+      connectTimeout: config.redis.connectTimeoutMs,
+      commandTimeout: config.redis.connectTimeoutMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      connectionName: `shouhu-${config.role}-preflight`,
+    });
+    r.on('error', () => undefined);
+    const info = await r
+      .connect()
+      .then(() => r.info('cluster'))
+      .catch(() => null)
+      .finally(() => r.disconnect());
+    if (info !== null && /cluster_enabled:0/.test(info))
+      throw new BootError(
+        `redis.mode is 'cluster' (REDIS_MODE) but ${redactUrl(urls[i])} is not a cluster node (cluster_enabled:0): ` +
+          `list the cluster's nodes in redis.clusterNodes (REDIS_CLUSTER_NODES), or set redis.mode to 'single' for one Redis.`,
+      );
+  }
+}
+
+/**
  * Waits until Redis answers PING, trying again every 500 ms for at most `redis.bootTimeoutMs`
  * (a Redis started alongside gets that long). Returns null when it answered, else one line for the
  * log saying where it looked — no ioredis error events or stacks reach the console. Failure
@@ -87,20 +124,30 @@ export function redactUrl(url: string): string {
  * outage; queued work catches up from the outbox when Redis returns), so the caller only warns.
  */
 export async function checkRedis(config: AppConfig): Promise<string | null> {
+  if (config.redis.mode === 'cluster') await refuseNonClusterSeeds(config);
   const timeoutMs = config.redis.bootTimeoutMs;
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   for (;;) {
     const left = Math.max(deadline - Date.now(), 100);
-    const r = new Redis(config.redis.url, {
+    const options = {
       lazyConnect: true,
       connectTimeout: left,
       commandTimeout: left,
       maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      enableOfflineQueue: false,
       connectionName: `shouhu-${config.role}-preflight`,
-    });
+    };
+    const seeds = config.redis.mode === 'cluster' ? clusterSeeds(config.redis) : null;
+    // A cluster answers once its slot map is loaded from a seed (CLUSTER SLOTS) and a node answers PING.
+    const r: RedisClient = seeds
+      ? new Cluster(seeds.nodes, {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          clusterRetryStrategy: () => null,
+          slotsRefreshTimeout: left,
+          redisOptions: { ...seeds.options, ...options },
+        })
+      : new Redis(config.redis.url, { ...options, retryStrategy: () => null, enableOfflineQueue: false });
     let cause: string | undefined;
     r.on('error', (e: Error) => (cause = e.message)); // said once, by the caller, without ioredis's stack
     try {
@@ -115,8 +162,12 @@ export async function checkRedis(config: AppConfig): Promise<string | null> {
     if (Date.now() + 500 >= deadline) break;
     await new Promise((res) => setTimeout(res, 500));
   }
+  const where =
+    config.redis.mode === 'cluster'
+      ? `cluster seeds ${(config.redis.clusterNodes.length ? config.redis.clusterNodes : [config.redis.url]).map(redactUrl).join(', ')} (REDIS_CLUSTER_NODES, redis.clusterNodes)`
+      : `${redactUrl(config.redis.url)} (REDIS_URL, redis.url)`;
   return (
-    `Redis does not answer at ${redactUrl(config.redis.url)} (REDIS_URL, redis.url) after ${timeoutMs} ms: ${last}. ` +
+    `Redis does not answer at ${where} after ${timeoutMs} ms: ${last}. ` +
     `Starting without it: alarms and logins are taken into Postgres, queued work catches up when Redis answers. ` +
     `Shouhu needs Redis ≥ 6.2 with maxmemory-policy noeviction: start it, or set REDIS_URL.`
   );

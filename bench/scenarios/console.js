@@ -21,6 +21,9 @@ const CLIENTS = Number(process.env.BENCH_CONSOLE_CLIENTS || 100);
 const ALARMS = Number(process.env.BENCH_CONSOLE_ALARMS || 100);
 const EVENTS = Number(process.env.BENCH_CONSOLE_EVENTS || 2000);
 const BATCH = 100;
+/** Consoles per operator account and login (console.maxSocketsPerToken is 5 by default, maxSocketsPerUser 20). */
+const PER_USER = 5;
+const USER_PASSWORD = 'Bench-console-pass-0123456789';
 const round = (x) => Math.round(x * 10) / 10;
 
 /** A realistic payload: an incident summary of the usual size. */
@@ -51,11 +54,25 @@ async function run(ctx) {
   const scenario = 'console';
 
   // --- 100 consoles on the service ----------------------------------------------------------
+  // Operators of our own, PER_USER consoles each: one login may hold console.maxSocketsPerToken (5) sockets
+  // and one account maxSocketsPerUser (20); the consoles past them were refused (this scenario had timed out
+  // since those limits came).
+  const tokens = [];
+  for (let u = 0; u < Math.ceil(CLIENTS / PER_USER); u++) {
+    const username = `bench.console${u}.${process.pid}`;
+    const made = await ctx.http('POST', '/api/v1/users', { username, password: USER_PASSWORD, role: 'operator', displayName: `压测值班员${u}` });
+    if (made.status !== 201) throw new Error(`create ${username}: ${made.status} ${JSON.stringify(made.body)}`);
+    const login = await ctx.http('POST', '/api/v1/auth/login', { username, password: USER_PASSWORD }, null);
+    if (login.status !== 200) throw new Error(`login ${username}: ${login.status}`);
+    tokens.push(login.body.accessToken);
+  }
   const clients = [];
+  let refused = null;
   for (let i = 0; i < CLIENTS; i++) {
     const c = { socket: null, live: false, count: 0, raisedAt: new Map() };
-    c.socket = io(`${ctx.baseUrl}/console`, { transports: ['websocket'], reconnection: false, auth: { token: ctx.adminToken } });
+    c.socket = io(`${ctx.baseUrl}/console`, { transports: ['websocket'], reconnection: false, auth: { token: tokens[Math.floor(i / PER_USER)] } });
     c.socket.on('live', () => (c.live = true));
+    c.socket.on('connect_error', (e) => (refused = e.message));
     c.socket.on('event', (e) => {
       c.count++;
       if (e.type === 'incident.raised') c.raisedAt.set(e.payload.incidentId, performance.now());
@@ -63,7 +80,9 @@ async function run(ctx) {
     clients.push(c);
   }
   try {
-    await until(() => clients.every((c) => c.live), 30000, 'consoles live');
+    await until(() => clients.every((c) => c.live), 30000, 'consoles live').catch((e) => {
+      throw new Error(`${e.message}: ${clients.filter((c) => c.live).length}/${CLIENTS} live${refused ? `, refused: ${refused}` : ''}`);
+    });
     ctx.log(`console: ${CLIENTS} consoles live`);
 
     // 1. raise → receipt

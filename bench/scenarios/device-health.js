@@ -226,19 +226,26 @@ async function run(ctx = {}) {
     worker = await bootstrap(config, { migrate: false });
     const health = worker.get(dist('modules/device-health/device-health.service').DeviceHealthService);
     const seedSeconds = (Date.now() - t0) / 1000;
-    const deadlinesKey = `${prefix}:liveness:deadlines`;
-    const tracked = await redis.zcard(deadlinesKey);
+    // The deadlines are sharded (liveness.shards key pairs under their own hash tags).
+    const deadlineKeys = dist('modules/device-health/device-health.service')
+      .shardKeys(config)
+      .map((k) => k.deadlines);
+    let tracked = 0;
+    for (const k of deadlineKeys) tracked += await redis.zcard(k);
     log(`worker boot (index + deadline seeding of ${tracked} devices) ${seedSeconds.toFixed(1)} s`);
     let s0 = performance.now();
     await health.runSweep(Date.now());
     const idleSweepMs = performance.now() - s0;
     // Make 1 % of the fleet due (as if they fell silent 3 intervals ago).
     const dueCount = Math.max(1, Math.round(N / 100));
-    const members = await redis.zrange(deadlinesKey, 0, -1);
     const now = Date.now();
-    const pick = [];
-    for (let i = 0; i < dueCount; i++) pick.push(members[Math.floor((i * members.length) / dueCount)]);
-    for (let i = 0; i < pick.length; i += 10000) await redis.call('ZADD', [deadlinesKey, 'XX', ...pick.slice(i, i + 10000).flatMap((m) => [now - 1000, m])]);
+    for (const k of deadlineKeys) {
+      const members = await redis.zrange(k, 0, -1);
+      const share = Math.round((dueCount * members.length) / tracked);
+      const pick = [];
+      for (let i = 0; i < share; i++) pick.push(members[Math.floor((i * members.length) / share)]);
+      for (let i = 0; i < pick.length; i += 10000) await redis.call('ZADD', [k, 'XX', ...pick.slice(i, i + 10000).flatMap((m) => [now - 1000, m])]);
+    }
     s0 = performance.now();
     const res = await health.runSweep(now);
     const sweepMs = performance.now() - s0;

@@ -136,6 +136,8 @@ async function run(ctx = {}) {
         SHOUHU__GB28181__PORT: String(sipPort),
         SHOUHU__GB28181__DEFAULT_PASSWORD: PASSWORD,
         SHOUHU__GB28181__RATE_LIMIT_PER_SECOND: '0',
+        // Every simulated device speaks from one address: no per-source REGISTER limit either (gb28181.registerRateLimitPerSecond).
+        SHOUHU__GB28181__REGISTER_RATE_LIMIT_PER_SECOND: '0',
       },
     });
     let svcErr = '';
@@ -226,4 +228,4 @@ async function run(ctx = {}) {
   }
 }
 
-module.exports = { run };
+module.exports = { run, runSipp, cpuSeconds, keepalivesAnswered, ECHO, PASSWORD };

@@ -162,7 +162,7 @@ async function run(ctx) {
       const { Queue } = require('bullmq');
       const Redis = require('ioredis');
       const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
-      const q = new Queue('alarms', { connection, prefix: `${ctx.keyPrefix}:bull` });
+      const q = new Queue('alarms', { connection, prefix: `${ctx.keyPrefix}:{${ctx.keyPrefix}:bull:alarms}` });
       for (let i = 0; i < rows.length; i += 500) await Promise.all(rows.slice(i, i + 500).map((r) => q.remove(r.job_id)));
       await q.close();
       connection.disconnect();

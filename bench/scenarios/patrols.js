@@ -157,6 +157,8 @@ async function generate(db, S, C) {
 }
 
 async function cleanup(db) {
+  // A failure mid-setup leaves its transaction open and aborted: end it, or every statement here fails and hides that error.
+  await db.query('ROLLBACK').catch(() => undefined);
   await db.query('BEGIN');
   const ids = `SELECT id FROM schools WHERE code LIKE 'BP-S%'`;
   await db.query(`DELETE FROM device_faults WHERE school_id IN (${ids})`);

@@ -53,7 +53,7 @@ async function run(ctx) {
     const { Queue } = require('bullmq');
     const Redis = require('ioredis');
     const connection = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
-    const q = new Queue('system', { connection, prefix: `${ctx.keyPrefix}:bull` });
+    const q = new Queue('system', { connection, prefix: `${ctx.keyPrefix}:{${ctx.keyPrefix}:bull:system}` });
     let purgeStart = 0;
     const gone = async () => (await db.query(`SELECT to_regclass($1) IS NULL AS gone`, [name])).rows[0].gone;
     try {

@@ -94,6 +94,8 @@ async function startService(ctx, env, log) {
       SHOUHU__GB28181__PORT: String(sipPort),
       SHOUHU__GB28181__DEFAULT_PASSWORD: PASSWORD,
       SHOUHU__GB28181__RATE_LIMIT_PER_SECOND: '0',
+      // Every simulated device speaks from one address: no per-source REGISTER limit either (gb28181.registerRateLimitPerSecond).
+      SHOUHU__GB28181__REGISTER_RATE_LIMIT_PER_SECOND: '0',
       SHOUHU__VIDEO__RTP_HOST: '127.0.0.1',
       SHOUHU__VIDEO__RTP_PORT_MIN: String(rtpBase),
       SHOUHU__VIDEO__RTP_PORT_MAX: String(rtpBase + 99),

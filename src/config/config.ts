@@ -29,12 +29,15 @@ const ENV_ALIASES: Record<string, string> = {
   DATABASE_URL: 'database.url',
   REDIS_URL: 'redis.url',
   REDIS_KEY_PREFIX: 'redis.keyPrefix',
+  REDIS_MODE: 'redis.mode',
+  REDIS_CLUSTER_NODES: 'redis.clusterNodes',
   LOG_LEVEL: 'log.level',
   JWT_SECRET: 'auth.jwtSecret',
   ADMIN_USERNAME: 'auth.bootstrapAdminUsername',
   ADMIN_PASSWORD: 'auth.bootstrapAdminPassword',
   METRICS_TOKEN: 'ops.metricsToken',
   POST_QR_SECRET: 'patrols.postQrSecret',
+  DEVICE_CREDENTIAL_KEY: 'video.credentialKey',
 };
 
 type Json = Record<string, unknown>;
@@ -69,6 +72,9 @@ function getPath(obj: Json, path: string): unknown {
 function coerce(raw: string, like: unknown): unknown {
   if (typeof like === 'number') return raw.trim() === '' ? NaN : Number(raw);
   if (typeof like === 'boolean') return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : raw;
+  // A list may also be given comma-separated (REDIS_CLUSTER_NODES=redis://a:7000,redis://b:7000).
+  // Empty: the empty list. An empty item (",,,", "a,,b") is kept, so that validation refuses it naming the key.
+  if (Array.isArray(like) && !raw.trim().startsWith('[')) return raw.trim() === '' ? [] : raw.split(',').map((x) => x.trim());
   if (Array.isArray(like) || isObject(like)) {
     try {
       return JSON.parse(raw);
@@ -186,6 +192,8 @@ export function validateConfig(raw: Json): AppConfig {
     if (cascade.enabled && cascade.superiors.length === 0)
       problems.push('gb28181.cascade.superiors: must list at least one superior platform when gb28181.cascade.enabled');
     if (cascade.retryMinMs > cascade.retryMaxMs) problems.push('gb28181.cascade.retryMinMs: must not exceed gb28181.cascade.retryMaxMs');
+    if (cascade.subscribeMinSeconds > cascade.subscribeMaxSeconds)
+      problems.push('gb28181.cascade.subscribeMinSeconds: must not exceed gb28181.cascade.subscribeMaxSeconds');
     if (cfg.video.restartBackoffMinMs > cfg.video.restartBackoffMaxMs) problems.push('video.restartBackoffMinMs: must not exceed video.restartBackoffMaxMs');
     const relay = cfg.alarms.policeRelay;
     if (relay.url && relay.hmacSecret.length < 16)

@@ -3,6 +3,7 @@ import {
   AppConfig,
   DRILL_RELAY_MODES,
   GB_CASCADE_SOURCES,
+  GB_CASCADE_STATUS_NOTIFY,
   GB_CASCADE_TRANSPORTS,
   DUTY_ROLES,
   ENVS,
@@ -27,6 +28,23 @@ function isProxyAddress(entry: string): boolean {
   if (bits === undefined && ['loopback', 'linklocal', 'uniquelocal'].includes(addr)) return true;
   const family = isIP(addr);
   return family !== 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+}
+
+/** One entry of video.snapshotUriAllowHosts: a host name, an IP address, or a subnet (address/bits). */
+function isSnapshotHost(entry: string): boolean {
+  const [addr, bits, more] = entry.trim().split('/');
+  if (more !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (bits !== undefined) return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  return family !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(addr);
+}
+
+/** One entry of video.onvifAllowedNetworks: an IP address or a subnet (address/bits). */
+function isNetwork(entry: string): boolean {
+  const [addr, bits, more] = entry.trim().split('/');
+  const family = isIP(addr ?? '');
+  if (more !== undefined || family === 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 }
 
 /**
@@ -143,6 +161,17 @@ export const SCHEMA: ConfigSchema = {
   'database.jobsPoolWaitMs': rules.int(100, 600000),
   'database.queryTimeoutMs': rules.int(500, 600000),
   'database.jobsQueryTimeoutMs': rules.int(500, 3_600_000),
+  'redis.mode': rules.oneOf(['single', 'cluster']),
+  'redis.clusterNodes': (v) => {
+    if (!Array.isArray(v)) return `must be a list of redis:// URLs (got ${JSON.stringify(v)})`;
+    const problems = v.map((u, i) => {
+      const p = rules.url(['redis:', 'rediss:'])(u);
+      if (p) return `[${i}]: ${p}`;
+      const db = new URL(u as string).pathname.replace(/^\//, '');
+      return db === '' || db === '0' ? null : `[${i}]: a cluster has database 0 only (got /${db})`;
+    });
+    return problems.filter(Boolean).join('; ') || null;
+  },
   'redis.url': rules.url(['redis:', 'rediss:']),
   'redis.keyPrefix': rules.str({ nonEmpty: true, pattern: /^[A-Za-z0-9_.:-]+$/, hint: 'letters, digits and _.:- only' }),
   'redis.commandTimeoutMs': rules.int(50, 60000),
@@ -166,12 +195,13 @@ export const SCHEMA: ConfigSchema = {
   'queue.notificationsConcurrency': rules.int(1, 1000),
   'queue.batchMax': rules.int(1, 10000),
   'queue.batchConcurrency': rules.int(1, 100),
-  'queue.videoConcurrency': rules.int(1, 1000),
+  'queue.videoConcurrency': rules.int(0, 1000),
   'queue.noConnectionRetryMs': rules.int(100, 600000),
   'queue.outage.afterMs': rules.int(0, 600000),
   'queue.outage.pollMs': rules.int(50, 60000),
   'queue.outage.leaseMs': rules.int(1000, 3_600_000),
   'queue.outage.batchSize': rules.int(1, 10000),
+  'queue.workerStallMs': rules.int(0, 3_600_000), // 0 = no watchdog
   'queue.lockDurationMs': rules.int(1000, 3_600_000),
   'queue.stalledIntervalMs': rules.int(1000, 3_600_000),
   'queue.schedulerReconcileMs': rules.int(1000, 3_600_000),
@@ -223,6 +253,7 @@ export const SCHEMA: ConfigSchema = {
   'liveness.sweepEveryMs': rules.int(0, 3_600_000), // 0 = no scheduled sweep (tests drive it)
   'liveness.sweepBatchSize': rules.int(1, 100_000),
   'liveness.sweepParallelism': rules.int(1, 8),
+  'liveness.shards': rules.int(1, 1024),
   'liveness.bootGraceSeconds': rules.int(0, 7 * 86400), // 0 = intervalSeconds × missedBeforeOffline
   'liveness.flapCount': rules.int(1, 1000),
   'liveness.flapWindowMinutes': rules.int(1, 1440),
@@ -297,6 +328,7 @@ export const SCHEMA: ConfigSchema = {
   'patrols.guardPatrolDailyMinimum': rules.int(0, 1000),
   'patrols.gateOpenToleranceMinutes': rules.int(0, 1440),
   'patrols.taskDeadlineHours': rules.int(1, 24 * 365),
+  'patrols.exportMaxRows': rules.int(1, 1000000),
   'patrols.roundDefaultSize': rules.int(1, 1000),
   'patrols.roundMaxSize': rules.int(1, 1000),
   'patrols.roundReservationMinutes': rules.int(1, 1440),
@@ -353,6 +385,17 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.alarmRepeatMaxKeys': rules.int(100, 10_000_000),
   'gb28181.maxExpiresSeconds': rules.int(60, 7 * 86400),
   'gb28181.housekeepingMs': rules.int(100, 600000),
+  'gb28181.processes': rules.int(1, 64),
+  'gb28181.registerMaxInFlight': rules.int(1, 1_000_000),
+  'gb28181.registerRateLimitPerSecond': rules.int(0, 1_000_000), // 0 = none (attack pass 4 #1)
+  'gb28181.registerRateLimitBurst': rules.int(1, 1_000_000),
+  'gb28181.registerLookupConcurrency': rules.int(1, 1000), // keep it well below database.poolSize
+  'gb28181.registerLookupQueue': rules.int(0, 1_000_000),
+  'gb28181.unknownIdCacheSeconds': rules.int(0, 3600), // 0 = no negative cache
+  'gb28181.unknownIdCacheMax': rules.int(0, 10_000_000),
+  'gb28181.registerRetryAfterSeconds': rules.int(1, 3600),
+  'gb28181.afterRegisterConcurrency': rules.int(1, 10_000),
+  'gb28181.restartGraceSeconds': rules.int(0, 86400),
   ...perKey('gb28181.alarmPriorities', GB_ALARM_PRIORITIES, rules.oneOf(PRIORITIES)),
   // cascade to higher-level platforms (issue 16 §7)
   'gb28181.cascade.enabled': rules.bool(),
@@ -378,6 +421,13 @@ export const SCHEMA: ConfigSchema = {
   'gb28181.cascade.alarmLookbackSeconds': rules.int(10, 7 * 86400),
   'gb28181.cascade.alarmMaxAttempts': rules.int(1, 1000),
   'gb28181.cascade.alarmBatchMax': rules.int(1, 100_000),
+  'gb28181.cascade.statusNotify': rules.oneOf(GB_CASCADE_STATUS_NOTIFY),
+  'gb28181.cascade.statusPollMs': rules.int(100, 600_000),
+  'gb28181.cascade.statusMessagesPerSecond': rules.num(0.1, 1000),
+  'gb28181.cascade.subscribeMinSeconds': rules.int(1, 86400),
+  'gb28181.cascade.subscribeMaxSeconds': rules.int(1, 7 * 86400),
+  'gb28181.cascade.controlPerSecond': rules.num(0.1, 1000),
+  'gb28181.cascade.checkFromDomain': rules.bool(),
   // console (src/modules/console): replay window for reconnecting consoles, delivery, retention
   'console.replayWindowSeconds': rules.int(10, 7 * 86400), // away longer (or events pruned): a snapshot instead of a replay
   'console.replayMaxEvents': rules.int(1, 1_000_000), // more missed events than this: a snapshot
@@ -386,6 +436,7 @@ export const SCHEMA: ConfigSchema = {
   'console.pollMs': rules.int(50, 600000), // safety net for missed NOTIFYs
   'console.gapMaxWaitMs': rules.int(100, 600000),
   'console.lateMax': rules.int(100, 1_000_000),
+  'console.throughMs': rules.int(50, 60000),
   'console.snapshotMaxIncidents': rules.int(1, 10000),
   'console.pruneEveryMs': rules.int(0, 86400000), // 0 = no scheduled pruning
   'console.redisAdapter': rules.bool(),
@@ -446,6 +497,14 @@ export const SCHEMA: ConfigSchema = {
   'video.snapshotCacheMs': rules.int(0, 600000),
   'video.snapshotTimeoutMs': rules.int(500, 120000),
   'video.snapshotFailureMemoMs': rules.int(0, 600000),
+  'video.snapshotUriTimeoutMs': rules.int(200, 120000),
+  'video.snapshotUriMaxBytes': rules.int(65536, 52428800),
+  'video.snapshotUriAllowHosts': (v) =>
+    Array.isArray(v) && v.every((e) => typeof e === 'string' && isSnapshotHost(e))
+      ? null
+      : `must be a list of host names, IP addresses or subnets such as '10.20.0.0/16' (got ${JSON.stringify(v)})`,
+  'video.snapshotUriFallback': rules.bool(),
+  'video.snapshotUriAuthCameras': rules.int(0, 1_000_000),
   'video.playbackMaxSeconds': rules.int(10, 86400),
   'video.playbackMaxAgeDays': rules.int(1, 3650),
   'video.maxPlaybacks': rules.int(0, 1000),
@@ -453,6 +512,23 @@ export const SCHEMA: ConfigSchema = {
   'video.maxPlaybacksPerCamera': rules.int(1, 16),
   'video.playbackOverrunSeconds': rules.int(1, 3600),
   'video.snapshotWarmEncoders': rules.int(0, 16),
+  'video.onvifTimeoutMs': rules.int(200, 60000),
+  'video.onvifProbeMaxMs': rules.int(1000, 300000),
+  'video.onvifMaxAnswerBytes': rules.int(16384, 16777216),
+  'video.onvifProbeConcurrency': rules.int(1, 32),
+  'video.onvifAllowedNetworks': (v) =>
+    Array.isArray(v) && v.every((e) => typeof e === 'string' && isNetwork(e))
+      ? null
+      : `must be a list of IP addresses or subnets such as '10.0.0.0/8', 'fd00::/8' (got ${JSON.stringify(v)})`,
+  'video.credentialKey': rules.str({ pattern: /^$|^[\x21-\x7e]{32,256}$/, hint: "'' or 32–256 printable ASCII characters" }),
+  'video.recorderTimeZone': (v) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: String(v) });
+      return typeof v === 'string' && v ? null : 'an IANA time zone name';
+    } catch {
+      return 'an IANA time zone name (e.g. Asia/Shanghai)';
+    }
+  },
   'video.evidenceDir': rules.str({ nonEmpty: true }),
   'video.evidenceRetentionDays': rules.int(1, 3650),
   'video.evidencePurgeCron': rules.cron(),
@@ -466,5 +542,6 @@ export const SCHEMA: ConfigSchema = {
   'ops.queueBehindSeconds': rules.int(1, 3600),
   'ops.readyCheckTimeoutMs': rules.int(100, 30000),
   'ops.queueBoard': rules.bool(),
+  'ops.queueBoardTtlSeconds': rules.int(30, 3600),
   'ops.metricsToken': rules.str({ pattern: /^$|^[\x21-\x7e]{16,256}$/, hint: "'' or 16–256 printable ASCII characters" }),
 };

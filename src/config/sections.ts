@@ -106,6 +106,15 @@ export interface DatabaseConfig {
 }
 
 export interface RedisConfig {
+  /**
+   * 'single': one Redis at `url` (the default; dev, test and one-district deployments).
+   * 'cluster': a Redis Cluster (≥ 7.0: the socket.io adapter uses sharded pub/sub) reached through
+   * `clusterNodes`; every key layout is the same in both modes and Cluster-safe (hash tags: see
+   * docs/OPERATIONS.md 'Redis Cluster').
+   */
+  mode: 'single' | 'cluster';
+  /** In cluster mode, the seed nodes (redis:// or rediss:// URLs, database 0; the first one's user/password/TLS apply to all). Empty: `url` is the only seed. */
+  clusterNodes: string[];
   url: string;
   /** Prefix of every Redis key and BullMQ queue of this deployment. */
   keyPrefix: string;
@@ -147,6 +156,9 @@ export interface QueueConfig {
    * Jobs of the video queue (incident evidence, check-in pictures) worked at once per api process: each
    * grabs pictures (ffmpeg, RTP ports, camera sessions); a burst of alarms queues them instead of
    * starting hundreds of grabs on a 2-core machine.
+   * 0: this process does not work the video queue — with several api nodes and GB/T 28181 cameras, every
+   * api node but the SIP node (a GB camera's picture can only be taken where its SIP server runs;
+   * docs/OPERATIONS.md, "Video on one node").
    */
   videoConcurrency: number;
   lockDurationMs: number;
@@ -178,6 +190,14 @@ export interface QueueConfig {
    * process that died mid-run, or a failed run's retry pause) and runs them. Back to BullMQ once Redis answers.
    */
   outage: { afterMs: number; pollMs: number; leaseMs: number; batchSize: number };
+  /**
+   * A worker of this process that has started no job for this long (ms) while its queue has a job
+   * runnable for as long (waiting, or delayed and overdue) is closed and started again, logged and
+   * counted (shouhu_queue_worker_restarts_total). After a Redis Cluster failover a BullMQ worker
+   * was seen (about one failover in seven) to stay connected and fetch nothing for good — the
+   * escalations due meanwhile never fired. Default 30000; 0 = off. Checked every third of it (at least queue.outage.pollMs).
+   */
+  workerStallMs: number;
 }
 
 export interface LogConfig {
@@ -210,7 +230,7 @@ export interface AuthConfig {
    * (account, address) limit loginMaxAttemptsPerAccount, so one address cannot lock everyone out).
    */
   loginMaxAttemptsPerAccountGlobal: number;
-  /** How often (ms) an api process reads revocations other processes wrote (Postgres is the truth; memory the cache). */
+  /** How often (ms) an api process reads revocations other processes wrote (Postgres is the truth; memory the cache). The backstop: each is also pushed at its commit (NOTIFY), read at once by every api process listening. */
   revocationSyncMs: number;
   /** Created at boot when set and no such user exists. */
   bootstrapAdminUsername: string;
@@ -319,6 +339,14 @@ export interface LivenessConfig {
   sweepBatchSize: number;
   /** Batches of disjoint schools swept at once (Postgres connections used by a sweep). */
   sweepParallelism: number;
+  /**
+   * The liveness deadline set and "not online" set are split into this many key pairs (a device's
+   * pair chosen by a hash of its id), each pair under its own Redis Cluster hash tag, so that no
+   * single slot (one node's memory and CPU) holds a whole city's fleet: 16 shards keep one slot
+   * under ~65k members at a million devices. Changing it moves no member: the old shards' members
+   * are moved at the sweeping process's boot.
+   */
+  shards: number;
   /** Silence tolerated after boot before a device is declared offline; 0 = intervalSeconds × missedBeforeOffline. */
   bootGraceSeconds: number;
   /** Transitions within flapWindowMinutes that make a device "flapping". */
@@ -470,7 +498,8 @@ export interface AlarmsConfig {
    */
   evidenceLateToleranceSeconds: number;
   /**
-   * Cameras pictured per evidence round: the first of the incident's cameras (linked ones first).
+   * Cameras pictured per evidence round: the incident's online cameras (linked ones first, then the
+   * others); only when none is online, the first of them (their entries say why there is no picture).
    * Every picture of a camera not already playing is an INVITE and an ffmpeg; a spot with many
    * cameras (the video bench's gate had ~100) made each alarm start that many and held every later
    * press for seconds. The console still shows them all.
@@ -543,6 +572,8 @@ export interface PatrolsConfig {
   guardPatrolDailyMinimum: number;
   gateOpenToleranceMinutes: number;
   taskDeadlineHours: number;
+  /** Most findings or rectification tasks one export (GET /patrol-findings/export, /rectification-tasks/export) may hold; more matching is a 400 asking for a narrower filter. Rows; like alarms.exportMaxRows. */
+  exportMaxRows: number;
   roundDefaultSize: number;
   roundMaxSize: number;
   /** How long a round holds its cameras from other operators' rounds. */
@@ -650,6 +681,14 @@ export interface Gb28181Config {
    */
   deviceRateLimitPerSecond: number;
   deviceRateLimitBurst: number;
+  /*
+   * Per process: with gb28181.processes > 1 each helper process keeps its own buckets for the keepalives it
+   * answers, so a device's keepalives may reach up to processes × this; REGISTERs, alarms and every other
+   * request are handled by the primary alone and spend its bucket only. A REGISTER spends it only once its
+   * digest is verified (attack pass 4 #4: unauthenticated REGISTERs naming a device from elsewhere used up
+   * its budget and 27 of 40 of its keepalives were answered 503); before that it counts against its source
+   * (registerRateLimitPerSecond).
+   */
   /**
    * The per-device budget of Alarm MESSAGEs (§9.4), apart from the one above: a keepalive or catalog
    * storm from the device's address (a looping firmware, UDP spoofing) sheds keepalives and never
@@ -755,6 +794,73 @@ export interface Gb28181Config {
   /** Period of expiry checks, nonce pruning and registration write-behind. */
   housekeepingMs: number;
   /**
+   * SIP processes sharing the SIP port (issue 16 §8): this process (the primary: REGISTER, alarms,
+   * every request the platform originates — INVITE, queries, SUBSCRIBE, cascade — and all TCP) plus
+   * `processes − 1` helper processes forked at start that read the same UDP socket and answer the
+   * keepalives of registered devices themselves (docs/DEPLOYMENT.md). Default 1 (one process, as
+   * before); at most the cores of the host are useful.
+   */
+  processes: number;
+  /**
+   * REGISTERs being worked on at once (digest checked, device looked up, registration written);
+   * past it a REGISTER is answered 503 Service Unavailable with Retry-After (RFC 3261 §21.5.4,
+   * §20.33), never dropped silently and never 486 (wvp-GB28181-pro #1935: a full signalling queue
+   * answered 486 Busy and devices gave up). Default 2000.
+   */
+  registerMaxInFlight: number;
+  /**
+   * REGISTERs per second and burst per source address (IP), authenticated or not, before any other
+   * work (attack pass 4 #1: ~5,000 REGISTER/s for made-up ids from one host). Over it: 503 with
+   * Retry-After (RFC 3261 §21.5.4), counted (shouhu_gb28181_events_total{event="register_source_limited"}).
+   * A registration takes two REGISTERs (RFC 2617 challenge, then credentials); the burst lets the
+   * devices behind one NAT or gateway all re-register at once after an outage (2000: 1,000 devices),
+   * the rate a few hundred a minute after. 0 = none.
+   */
+  registerRateLimitPerSecond: number;
+  registerRateLimitBurst: number;
+  /**
+   * Device rows read at once for REGISTERs (a device neither in memory nor recently found absent):
+   * they use the request pool, which alarm intake needs (attack pass 4 #1: a REGISTER flood made HTTP
+   * presses 503 UNAVAILABLE.DATABASE within 6 s). Default 4 of database.poolSize 20.
+   */
+  registerLookupConcurrency: number;
+  /**
+   * REGISTERs waiting for such a read; past it 503 with Retry-After (register_lookup_busy). Default 2000,
+   * registerMaxInFlight's: a registration storm of devices not in memory waits its turn rather than
+   * being turned away (256 refused some of 200 sipp devices registering at once on a loaded machine).
+   */
+  registerLookupQueue: number;
+  /**
+   * How long a device id found absent from gb_devices is believed absent, in seconds (a negative
+   * cache, attack pass 4 #1): REGISTERs for it cost no read meanwhile. Short, since another process
+   * may provision it (here provisioning forgets it at once). Default 10; 0 = no cache.
+   */
+  unknownIdCacheSeconds: number;
+  /** Ids kept in that cache at most (the oldest forgotten first). Default 100000 (~10 MB). */
+  unknownIdCacheMax: number;
+  /**
+   * The Retry-After of that 503, in seconds: each answer draws 1…this at random so a refused wave
+   * comes back spread out, not all at once again. Default 10.
+   */
+  registerRetryAfterSeconds: number;
+  /**
+   * Devices whose after-registration work (camera look-up, Catalog/DeviceInfo queries, BasicParam,
+   * SUBSCRIBE) runs at once; the rest wait their turn in arrival order. A registration storm
+   * (every device re-registering after a restart) is answered at the pace REGISTERs arrive and the
+   * queries follow at this pace instead of 4 requests per device at once. Default 16: each
+   * holds a database connection for its camera look-up, and the request pool must stay free for
+   * REGISTERs and the console.
+   */
+  afterRegisterConcurrency: number;
+  /**
+   * After the SIP server starts, the cameras of GB/T 28181 devices are not declared offline for
+   * this long (their liveness deadlines are lifted to start + this): a device whose keepalives
+   * went nowhere while the platform restarted, or whose re-registration waits in a storm, is not a
+   * false offline (wvp-GB28181-pro #814). Default 180 s = 3 missed keepalives of 60 s (GB/T
+   * 28181-2016 §9.6.1). 0 = none.
+   */
+  restartGraceSeconds: number;
+  /**
    * The incident priority of an alarm's `AlarmPriority` (GB/T 28181-2016 §A.2.6.4: 1 一级警情, the most
    * urgent … 4 四级警情). An alarm without one (or another value) takes `alarms.priorityByType` of its type.
    */
@@ -766,6 +872,8 @@ export interface Gb28181Config {
 /** Transports of the upward link (GB/T 28181-2016 §4.3): UDP, or TCP (one connection of ours, reopened when it closes). */
 export const GB_CASCADE_TRANSPORTS = ['udp', 'tcp'] as const;
 export const GB_CASCADE_SOURCES = ['device', 'staff', 'operator'] as const;
+/** gb28181.cascade.statusNotify: to whom camera status changes are pushed. */
+export const GB_CASCADE_STATUS_NOTIFY = ['always', 'subscribed', 'off'] as const;
 export type GbCascadeSource = (typeof GB_CASCADE_SOURCES)[number];
 
 /** One superior platform we register with (a district center reporting to the city). */
@@ -825,6 +933,37 @@ export interface GbCascadeConfig {
   alarmMaxAttempts: number;
   /** Incidents taken per round at most; a larger burst is walked over the next rounds (by first press, id). */
   alarmBatchMax: number;
+  /**
+   * Camera status changes pushed upward as Catalog Notify (GB/T 28181-2016 §9.11 / §A.2.5.3: an Item
+   * per camera with its Event ON, OFF or DEFECT): 'always' — to every superior we are registered with,
+   * inside its Catalog subscription (NOTIFY) when it holds one, else as a MESSAGE (superiors take
+   * unsolicited Catalog notifies; wvp-GB28181-pro does); 'subscribed' — only to superiors holding a
+   * Catalog subscription; 'off'.
+   */
+  statusNotify: (typeof GB_CASCADE_STATUS_NOTIFY)[number];
+  /** How often camera transitions are read for the status pushes (ms); the changes of one round go together. */
+  statusPollMs: number;
+  /**
+   * Status Notify messages per superior per second at most (catalogItemsPerMessage items each): a mass
+   * outage becomes a few batched messages, the rest waits its turn coalesced (a camera back before its
+   * turn is not told at all), never thousands of MESSAGEs.
+   */
+  statusMessagesPerSecond: number;
+  /**
+   * A superior's SUBSCRIBE (Catalog or Alarm, §9.11; RFC 6665): the Expires granted is at most
+   * subscribeMaxSeconds; a shorter one than subscribeMinSeconds (not 0: un-subscribe) is answered 423
+   * with Min-Expires (RFC 6665 §4.2.1.1).
+   */
+  subscribeMinSeconds: number;
+  subscribeMaxSeconds: number;
+  /**
+   * DeviceControl / DeviceConfig from a superior: answered Result ERROR (a superior does not reboot,
+   * arm or record the district's devices, and we have no PTZ), each audited; at most this many per
+   * second per superior (burst the same), beyond that 503 with Retry-After — no answer, no audit row.
+   */
+  controlPerSecond: number;
+  /** A superior's requests must name its domain, its configured host or its address in From (besides its id, from its address), and our id in To. */
+  checkFromDomain: boolean;
 }
 
 /** The `AlarmPriority` values of GB/T 28181-2016 §A.2.6.4. */
@@ -857,6 +996,14 @@ export interface ConsoleConfig extends ConsoleEventsConfig {
   gapMaxWaitMs: number;
   /** Held seqs watched at most (per api process); beyond, the oldest are dropped with a warning. */
   lateMax: number;
+  /**
+   * How often (ms, at most) a live console is told `through { seq, watched }`: every event of its
+   * scope up to `seq` was sent to it, except the `watched` seqs (held, may follow flagged late).
+   * A school's console skips the other schools' seqs; without this it named them as gaps on a
+   * reconnect — up to the 1,000 it may name, crowding out a held seq of its own (which it then
+   * never got). Default 1000; one small message per console per interval while events flow.
+   */
+  throughMs: number;
   snapshotMaxIncidents: number;
   /** Attach the socket.io Redis adapter (cross-node rooms, fetchSockets, the Redis emitter). */
   redisAdapter: boolean;
@@ -938,6 +1085,30 @@ export interface VideoConfig {
    * Live play (POST /cameras/:id/stream) is not held back: an operator's click always tries again.
    */
   snapshotFailureMemoMs: number;
+  /**
+   * Cameras with an ONVIF snapshot URI (GetSnapshotUri, kept by "probe camera"): their pictures —
+   * snapshots, evidence at an alarm, patrol verdicts, check-in gate pictures — are an HTTP GET of the
+   * JPEG the camera encodes itself (its ONVIF account by HTTP Digest, else Basic, when it asks),
+   * instead of a stream setup and an ffmpeg decode (~50–100 ms of CPU each). The GET may take at most
+   * snapshotUriTimeoutMs of the snapshot's video.snapshotTimeoutMs (the rest is left to the stream
+   * pull when snapshotUriFallback), and the JPEG at most snapshotUriMaxBytes. Only the camera's ONVIF
+   * host is asked, or hosts named in snapshotUriAllowHosts (host names, IP addresses or subnets
+   * such as '10.20.0.0/16': a recorder that serves its cameras' pictures); a redirect elsewhere is
+   * refused. snapshotUriFallback: a failed GET (refused, wrong account, timeout, not a JPEG) falls
+   * back to the stream pull; false: the snapshot fails with the GET's error code.
+   */
+  snapshotUriTimeoutMs: number;
+  snapshotUriMaxBytes: number;
+  snapshotUriAllowHosts: string[];
+  snapshotUriFallback: boolean;
+  /**
+   * Cameras (per process) whose last snapshot URI challenge is kept — an HTTP Digest nonce with its
+   * nonce count (RFC 7616 §3.4), or that they take Basic — so that their next picture is one request
+   * instead of two (a 401, then the answer); a nonce the camera no longer takes costs one request
+   * more. The most recently used are kept (~300 bytes each; 5000 covers the demo district's 4534
+   * cameras in ~1.5 MB). Nonces only, never an account. 0 = none kept (two requests per picture).
+   */
+  snapshotUriAuthCameras: number;
   /** Playback of recordings (GB/T 28181 §9.8): the longest range one request may ask for (seconds). */
   playbackMaxSeconds: number;
   /** How far back a playback may start (days): older recordings are not kept by recorders (GB/T 28181 / GA/T 1400 ask ≥ 30 days; 90 covers long-keeping NVRs). */
@@ -952,6 +1123,55 @@ export interface VideoConfig {
   maxPlaybacksPerCamera: number;
   /** A playback ends by itself this long after its range has played (devices that never send MediaStatus 121 would stream on). */
   playbackOverrunSeconds: number;
+  /**
+   * ONVIF "probe camera" (admin): the longest wait for each SOAP answer from the camera (connect
+   * included); past it the probe fails VIDEO.ONVIF_UNREACHABLE. ONVIF Core (§5.12) sets no figure;
+   * cameras answer in well under a second on a LAN, 5 s covers a school's uplink.
+   */
+  onvifTimeoutMs: number;
+  /**
+   * The whole ONVIF probe (all its requests and the reading of their answers, which runs in a worker
+   * thread): past it the worker is terminated, its connections with it, and the probe fails
+   * VIDEO.ONVIF_UNREACHABLE (details.probeMaxMs). Bounds a camera answering slowly byte by byte and
+   * an answer built to make the XML reading slow (attack pass: 300 KB froze the service 36 s).
+   */
+  onvifProbeMaxMs: number;
+  /**
+   * The largest answer one ONVIF request may bring (bytes, headers included), counted as it arrives:
+   * past it the connection is cut and the probe fails VIDEO.ONVIF_ANSWER_TOO_LARGE. Real answers are
+   * a few KB (GetProfiles of a 4-profile camera ≈ 20 KB); 512 KB leaves room for odd firmware.
+   */
+  onvifMaxAnswerBytes: number;
+  /**
+   * ONVIF probes run at once in this process (each a worker thread with up to 64 MB of heap, its
+   * sockets, up to onvifProbeMaxMs): past it a probe is refused 503 VIDEO.ONVIF_PROBE_BUSY with
+   * Retry-After, before anything is changed or asked. Our figure, not a standard's: an admin probes
+   * one camera at a time from the console (a probe takes about a second), a commissioning script a
+   * few; 2 bounds what probes can take from the api process to ~128 MB and two threads.
+   */
+  onvifProbeConcurrency: number;
+  /**
+   * Networks the ONVIF probe may connect to (CIDR or single addresses; a name is resolved first and
+   * every address it has must be inside). Cameras live on private networks: default RFC 1918,
+   * carrier-grade NAT (100.64.0.0/10) and RFC 4193 (fc00::/7); add '0.0.0.0/0' / '::/0' for cameras
+   * on public addresses. Loopback, link-local (169.254/16: the cloud metadata service; fe80::/10),
+   * unspecified, multicast and reserved addresses are refused whatever this says unless an entry
+   * inside them names them (e.g. '127.0.0.0/8' for a test bench). Refused: 400 VIDEO.ONVIF_ADDRESS_REFUSED.
+   */
+  onvifAllowedNetworks: string[];
+  /**
+   * Key (≥ 32 characters) that encrypts the device passwords kept for ONVIF and RTSP (AES-256-GCM;
+   * ONVIF's UsernameToken digest and RTSP digest auth need the password itself, so it cannot be kept
+   * as a hash like GB/T 28181's HA1). '' = derived from auth.jwtSecret (rotating that secret then
+   * asks for the passwords again). Env DEVICE_CREDENTIAL_KEY.
+   */
+  credentialKey: string;
+  /**
+   * Time zone of recorders whose playback URL template asks for local time ({start:…} / {end:…};
+   * {startUtc:…} / {endUtc:…} are UTC). Chinese NVRs run on Beijing time (GB/T 28181 §9.8 ranges are
+   * local time too); an IANA name.
+   */
+  recorderTimeZone: string;
   /** ffmpeg JPEG encoders started ahead of snapshots (starting one costs 0.1–0.4 s); 0 = start on demand. */
   snapshotWarmEncoders: number;
   /** Evidence snapshots: directory, retention (GB/T 29315: 30 days), purge schedule. */
@@ -986,6 +1206,13 @@ export interface OpsConfig {
   readyCheckTimeoutMs: number;
   /** The queue dashboard (bull-board) at /admin/queues, for admins only (their session, through a cookie set by the console). */
   queueBoard: boolean;
+  /**
+   * How long a queue dashboard session (its own token, cookie for /admin/queues only) lives, never
+   * past the console session that opened it: 300 s, the top of the 2–5 min idle timeout the OWASP
+   * Session Management Cheat Sheet gives for high-value applications (an admin tool that can retry
+   * and clean jobs). Expired: the admin opens it again from the console.
+   */
+  queueBoardTtlSeconds: number;
 }
 
 /**

@@ -29,6 +29,58 @@ const DEMO_STAFF: { username: string; role: UserRole; displayName: string }[] = 
   { username: 'auditor1', role: 'auditor', displayName: '督导室审计员' },
 ];
 
+/**
+ * The demo's scheduled patrol audits (issue 13: "the demo seeds patrol plans so that audits run out of
+ * the box"), day and night over the whole district, cron in Asia/Shanghai. Matched by name: a second
+ * run adds none; one an admin changed is left as it is.
+ */
+export const DEMO_PLANS: { name: string; cron: string; checks: string[] }[] = [
+  {
+    name: '日间巡查（工作日 9:00）',
+    cron: '0 9 * * 1-5',
+    checks: ['camera_online_rate', 'device_offline_24h', 'alarm_button', 'post_unstaffed', 'guard_staffing', 'gate_open'],
+  },
+  { name: '夜间巡查（每日 22:00）', cron: '0 22 * * *', checks: ['device_offline_24h', 'alarm_button', 'guard_patrol_count'] },
+];
+
+/** Days of demo roster kept ahead of today (each seed, and so each `npm start`, tops it up). */
+export const DEMO_ROSTER_DAYS = 14;
+
+/**
+ * The demo's duty roster (值班表, issue 14), so that a newcomer sees who is on duty and escalations
+ * reach someone instead of "无人值班" and roster-gap banners: the operator desk in two 12-hour shifts
+ * (operator1 08:00–20:00, operator2 20:00–08:00, Asia/Shanghai), the duty supervisor (supervisor1)
+ * and the bureau leader (admin) a day at a time, from yesterday (so that now is covered) for DEMO_ROSTER_DAYS days ahead. A slot already
+ * covered by any shift of its role (an admin's own roster) is left alone: a second run adds nothing
+ * until the days move on. Returns the shifts inserted.
+ */
+async function seedDemoRoster(db: DataSource, audit: AuditService): Promise<number> {
+  return db.transaction(async (m) => {
+    const rows: Row[] = await m.query(
+      `WITH day AS (
+         SELECT (date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai') + make_interval(days => g)) AS d FROM generate_series(-1, $1::int - 1) g),
+       slot AS (
+         SELECT 'operator_desk' AS role, 'operator1' AS who, d + interval '8 hours' AS f, d + interval '20 hours' AS t FROM day
+         UNION ALL SELECT 'operator_desk', 'operator2', d + interval '20 hours', d + interval '32 hours' FROM day
+         UNION ALL SELECT 'duty_supervisor', 'supervisor1', d + interval '8 hours', d + interval '32 hours' FROM day
+         UNION ALL SELECT 'bureau_leader', 'admin', d + interval '8 hours', d + interval '32 hours' FROM day)
+       INSERT INTO duty_shifts (duty_role, user_id, starts_at, ends_at, note)
+       SELECT s.role, u.id, s.f AT TIME ZONE 'Asia/Shanghai', s.t AT TIME ZONE 'Asia/Shanghai', '演示排班'
+         FROM slot s JOIN users u ON lower(u.username) = s.who AND NOT u.disabled
+        WHERE NOT EXISTS (SELECT 1 FROM duty_shifts x WHERE x.duty_role = s.role
+                            AND x.starts_at < s.t AT TIME ZONE 'Asia/Shanghai' AND x.ends_at > s.f AT TIME ZONE 'Asia/Shanghai')
+       RETURNING *`,
+      [DEMO_ROSTER_DAYS],
+    );
+    if (rows.length)
+      await audit.record(
+        m,
+        rows.map((r) => ({ action: 'seed_create', entity: 'duty_shift', entityId: r.id as string, schoolId: null, after: r })),
+      );
+    return rows.length;
+  });
+}
+
 type Row = Record<string, unknown>;
 const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -183,7 +235,7 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
       );
       const linked = d.alarms.flatMap((a) => a.linkedCameras);
       const camRows: { id: string; device_id: string; channel_id: string; school_id: string }[] = await m.query(
-        `SELECT c.id, c.device_id, c.channel_id, c.school_id FROM cameras c JOIN unnest($1::text[], $2::text[]) AS k(d, ch) ON c.device_id = k.d AND c.channel_id = k.ch`,
+        `SELECT c.id, c.device_id, c.channel_id, c.school_id FROM cameras c JOIN unnest($1::bpchar[], $2::bpchar[]) AS k(d, ch) ON c.device_id = k.d AND c.channel_id = k.ch`,
         [linked.map((l) => l.deviceId), linked.map((l) => l.channelId)],
       );
       const camId = new Map(camRows.map((c) => [`${c.device_id}/${c.channel_id}|${c.school_id}`, c.id]));
@@ -217,6 +269,20 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
         d.posts.map((p) => ({ ...p, schoolId: bySchool(p.schoolCode), qrToken: newQrToken() })),
         ownSchool,
       );
+      // Patrol plans have no unique key: one per name, inserted only when that name is absent (the advisory lock above keeps two seeds apart).
+      const plans: Row[] = await m.query(
+        `INSERT INTO patrol_plans (name, cron, scope, checks)
+         SELECT x.name, x.cron, '{"kind":"district"}'::jsonb, x.checks FROM jsonb_to_recordset($1::jsonb) AS x(name text, cron text, checks text[])
+         WHERE NOT EXISTS (SELECT 1 FROM patrol_plans p WHERE p.name = x.name) RETURNING *`,
+        [JSON.stringify(DEMO_PLANS)],
+      );
+      created.patrol_plans = plans.length;
+      await audit.record(
+        m,
+        plans.map((r) => ({ action: 'seed_create', entity: 'patrol_plan', entityId: r.id as string, schoolId: null, after: r })),
+      );
+      // Their job schedulers come from the plans table: at boot (npm start seeds first) or at the next reconcile (queue.schedulerReconcileMs).
+      say(`seed: ${'patrol_plans'.padEnd(16)} ${String(DEMO_PLANS.length).padStart(5)} (${plans.length} new)`);
     }),
   );
 
@@ -261,6 +327,8 @@ export async function seedDemoDistrict(ctx: INestApplicationContext, config: App
     });
     say(`seed: demo users (${usersCreated.length} new; password from demo.userPassword):`);
     for (const u of users) say(`  ${u.username.padEnd(20)} ${u.role}${u.school ? ` · ${u.school}` : ''}`);
+    const shifts = await seedDemoRoster(db, audit);
+    say(`seed: ${'duty_shifts'.padEnd(16)} ${String(DEMO_ROSTER_DAYS).padStart(5)} days (${shifts} new shifts)`);
   }
 
   const present: Record<string, number> = {};

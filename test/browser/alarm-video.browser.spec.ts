@@ -3,6 +3,7 @@ import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '
 import { auth, PASSWORD, TestApp } from '../support/harness';
 import { GbCamera } from '../support/video/gb-camera';
 import { GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
+import { testJpeg } from '../support/video/snapshot-camera';
 
 /**
  * Alarm detail plays the incident's cameras (issue 15 phase 2) in real headless Chromium against
@@ -10,7 +11,9 @@ import { GbVideoSite, startGbVideoSite } from '../support/video/gb-video-site';
  * two — simulated GB/T 28181 cameras (ffmpeg test pattern as real-camera PS over RTP) — play at
  * once side by side (currentTime advances, a frame is not blank), one INVITE each; the third is
  * offered on demand and, its device never registered, says "设备离线" when asked. The evidence
- * strip shows the pictures taken at the raise and 1 s later (and the offline camera's reason).
+ * strip shows the pictures taken at the raise and 1 s later (and the offline camera's reason), each
+ * saying when it was taken (school time) and where it came from (a frame of the stream; a phone's
+ * photo: uploaded), in Chinese and English.
  * Closing the detail (another incident selected) closes the players' sockets. A guard's check-in
  * at a post with a gate camera shows that camera's picture of the moment on the phone. From a
  * camera of the detail the operator opens its GB/T 28181 device panel: status, recordings, and one
@@ -107,6 +110,13 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     expect(inc.cameras.map((c) => c.id).sort()).toEqual([...cameraIds, offlineId].sort());
     const autoplayed = inc.cameras.slice(0, 2).map((c) => c.id);
     const onDemand = inc.cameras[2].id;
+    // A photo from someone on site (a phone upload), shown beside the cameras' pictures.
+    await t
+      .http()
+      .post(`/api/v1/incidents/${inc.id}/photos`)
+      .set(auth(raiser))
+      .attach('file', testJpeg(160, 120), { filename: 'photo.jpg', contentType: 'image/jpeg' })
+      .expect(201);
 
     cp = await openConsole(browser, t.baseUrl);
     await cp.login('duty_op', PASSWORD);
@@ -161,7 +171,42 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
     expect(widths).toEqual([640, 640, 640, 640]);
     expect(await page.textContent('#evidence-strip figure[data-state="failed"] .missing')).toBe('设备离线');
     await page.waitForSelector('#detail .timeline li[data-action="evidence_failed"]');
+    // Each picture says where it came from: the cameras' are frames of their GB/T 28181 streams, the photo a phone upload.
+    const sources = () =>
+      page.$$eval('#evidence-strip figure[data-state="shown"] .evidence-source, #detail-photos .evidence-picture[data-state="shown"] .evidence-source', (els) =>
+        els.map((e) => [e.getAttribute('data-source'), e.textContent?.trim()]),
+      );
+    await page.waitForSelector('#detail-photos .evidence-picture[data-state="shown"] .evidence-source');
+    expect(await sources()).toEqual([['upload', '手机上传'], ...Array(4).fill(['stream', '视频流截帧'])]); // the photos stand above the strip
+    expect(await page.$$eval('#evidence-strip figure[data-state="failed"] .evidence-source', (els) => els.length)).toBe(0); // no picture, no source
+    // And when it was taken, in school time (Asia/Shanghai): its entry's capturedAt, not when the round's entry was written.
+    const timeline = (await t.http().get(`/api/v1/incidents/${inc.id}`).set(auth(raiser)).expect(200)).body.timeline as {
+      action: string;
+      data: { capturedAt?: string } | null;
+    }[];
+    const shanghai = new Intl.DateTimeFormat('zh-CN', {
+      timeZone: 'Asia/Shanghai',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hour12: false,
+    });
+    const taken = timeline.filter((e) => e.action === 'evidence' || e.action === 'photo').map((e) => e.data!.capturedAt!);
+    expect(taken).toHaveLength(5);
+    const times = await page.$$eval('#evidence-strip figure[data-state="shown"] .evidence-time, #detail-photos .evidence-time', (els) =>
+      els.map((e) => [e.getAttribute('datetime'), e.textContent?.trim()]),
+    );
+    expect(times.sort()).toEqual(taken.map((at) => [at, shanghai.format(new Date(at))]).sort());
     expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+    await page.click('.bar .lang-switch');
+    await page.waitForSelector('#evidence-strip .evidence-source:has-text("frame from the stream")');
+    expect(await sources()).toEqual([['upload', 'phone upload'], ...Array(4).fill(['stream', 'frame from the stream'])]);
+    expect(await rawKeysOnPage(page, ['duty_op'])).toEqual([]);
+    await page.click('.bar .lang-switch');
+    await page.waitForSelector('#evidence-strip .evidence-source:has-text("视频流截帧")');
     expect(await cp.problems()).toEqual([]);
     expect((await cp.state()).missingKeys).toEqual([]);
     await cp.screenshot('alarm-video');
@@ -221,6 +266,8 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
         img,
       );
       expect(await phone.page.$eval(img, (i) => (i as unknown as { naturalWidth: number }).naturalWidth)).toBe(640);
+      const source = `#checkin-list li[data-checkin-id="${checkin.id}"] .evidence-picture .evidence-source`;
+      expect([await phone.page.getAttribute(source, 'data-source'), await phone.page.textContent(source)]).toEqual(['stream', '视频流截帧']);
       expect(await phone.problems()).toEqual([]);
       expect(await rawKeysOnPage(phone.page, ['guard_gate'])).toEqual([]);
       await phone.screenshot('guard-gate-picture');
@@ -247,6 +294,7 @@ describe('alarm detail plays the linked cameras (Chromium)', () => {
       // A verdict keeps the picture it was made on; the offline camera is judged without one, and the tile says so.
       await page.click(`[data-round-camera="${cameraIds[0]}"] .verdict-normal`);
       await page.waitForSelector(`[data-round-camera="${cameraIds[0]}"][data-verdict="normal"] .evidence-picture[data-state="shown"] img`, { timeout: 20000 });
+      expect(await page.textContent(`[data-round-camera="${cameraIds[0]}"] .evidence-picture .evidence-source`)).toBe('视频流截帧');
       await page.click(`[data-round-camera="${offlineId}"] .verdict-offline`);
       await page.waitForSelector(`[data-round-camera="${offlineId}"][data-verdict="offline"] .no-picture`, { timeout: 20000 });
       await page.click(`[data-round-camera="${cameraIds[1]}"] .verdict-gate_open`);

@@ -156,4 +156,84 @@ describe('escalation on the console (Chromium)', () => {
     expect((await state(cp)).missingKeys).toEqual([]);
     wecom.failUntil = 0;
   });
+  it('a supervisor keeps the roster on the console: adds a shift, hands the shift on duty over, silences a channel for maintenance; operators only read (issue 14)', async () => {
+    const leader = await t.userToken('supervisor', undefined, 'leader_li');
+    await t.app.get(UsersService).update(leader.userId, { displayName: '李局长' });
+    const SH = new Intl.DateTimeFormat('sv-SE', {
+      timeZone: 'Asia/Shanghai',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+    });
+    const input = (ms: number) => SH.format(new Date(ms)).replace(' ', 'T');
+    const cp = await openConsole(browser, t.baseUrl);
+    open.push(cp);
+    await cp.login('sup_zhang', PASSWORD);
+    const { page } = cp;
+    // From the duty strip to the roster: the bureau leader's duty is a gap.
+    await page.click('#duty-link');
+    await page.waitForSelector('#duty-page');
+    await page.waitForSelector('#d-gaps [data-duty-role="bureau_leader"]');
+    expect(await page.textContent('#d-now [data-duty-role="bureau_leader"]')).toContain('无人值班');
+
+    // A shift that ends before it starts: the field says so, in zh-CN.
+    await page.selectOption('#d-role', 'bureau_leader');
+    await page.selectOption('#d-user', leader.userId);
+    await page.fill('#d-starts', input(Date.now() - 3_600_000));
+    await page.fill('#d-ends', input(Date.now() - 7_200_000));
+    await page.click('#d-add');
+    await page.waitForSelector('#d-new .error');
+    expect(await page.textContent('#d-new')).toContain('结束时间须晚于开始时间');
+    // The leader on duty from an hour ago for two days: on duty now, the gap (notifications.rosterLookaheadHours ahead) gone.
+    await page.fill('#d-ends', input(Date.now() + 2 * 86_400_000));
+    await page.fill('#d-note', '夜班带班');
+    await page.click('#d-add');
+    await page.waitForSelector('#d-done:text("已添加排班")');
+    await page.waitForSelector('#d-now [data-duty-role="bureau_leader"] .on-duty:has-text("李局长")');
+    expect(await page.$('#d-gaps [data-duty-role="bureau_leader"]')).toBeNull();
+    expect(await page.textContent('#d-shifts')).toContain('夜班带班');
+
+    // 张主管 hands his shift over to 李局长, with what he must know.
+    const mine = '#d-now [data-duty-role="duty_supervisor"]';
+    await page.click(`${mine} .handover-btn`);
+    await page.selectOption(`${mine} .handover-to`, leader.userId);
+    await page.fill(`${mine} .handover-note`, '北门摄像头待修');
+    await page.click(`${mine} .handover-confirm`);
+    await page.waitForSelector('#d-done:text("已交接给 李局长")');
+    await page.waitForSelector(`${mine} .on-duty:has-text("李局长")`);
+    const dutyNow = (await t.http().get('/api/v1/duty/now').set(auth(raiser)).expect(200)).body;
+    expect(dutyNow.onDuty.duty_supervisor.map((x: { userName: string }) => x.userName)).toEqual(['李局长']);
+
+    // The group robot's provider has maintenance tonight: silenced (audited), then back.
+    const channel = '#d-channels [data-channel-id]';
+    await page.click(`${channel} .silence-btn`);
+    await page.fill(`${channel} .silence-reason`, '运营商网关维护');
+    await page.click(`${channel} .silence-confirm`);
+    await page.waitForSelector(`${channel}[data-state="silenced"]`);
+    expect(await page.textContent(channel)).toContain('运营商网关维护');
+    expect(await rawKeysOnPage(page, ['sup_zhang', 'leader_li'])).toEqual([]);
+    await cp.screenshot('duty-roster');
+    await page.click(`${channel} .unsilence-btn`);
+    await page.waitForSelector(`${channel}:not([data-state="silenced"])`);
+    const audit = (await t.db.query(`SELECT action FROM audit_log WHERE entity = 'notification_channel' ORDER BY id`)).rows.map((r) => r.action);
+    expect(audit).toEqual(expect.arrayContaining(['silence', 'unsilence']));
+    // English: the same page in words.
+    await page.click('.lang-switch');
+    await page.waitForSelector('#duty-page h2:text("Duty roster and notification channels")');
+    expect(await rawKeysOnPage(page, ['sup_zhang', 'leader_li'])).toEqual([]);
+    await page.click('.lang-switch');
+    expect(await cp.problems()).toEqual([]);
+
+    // An operator reads the roster: no form, no handover, no silence.
+    const reader = await openConsole(browser, t.baseUrl, { path: '/console/duty' });
+    open.push(reader);
+    await reader.login('raiser', PASSWORD);
+    await reader.page.waitForSelector('#duty-page');
+    await reader.page.waitForSelector('#d-now [data-duty-role="bureau_leader"] .on-duty');
+    expect(await reader.page.$$('#d-new, .handover-btn, .silence-btn, .unsilence-btn, .shift-remove')).toHaveLength(0);
+    expect(await reader.page.textContent('#duty-page')).toContain('当前角色只能查看值班表');
+    expect(await reader.problems()).toEqual([]);
+  });
 });

@@ -177,6 +177,10 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     await tab.waitForURL(/\/admin\/queues\/$/);
     await tab.getByText('notifications', { exact: true }).first().waitFor();
     expect(await tab.evaluate(() => (globalThis as unknown as { __cspViolations?: string[] }).__cspViolations ?? [])).toEqual([]);
+    // A change the dashboard makes itself carries this server's Origin (its page's Referrer-Policy lets
+    // the browser send it): the cross-site check lets it through; the same request from another origin is refused.
+    expect(await tab.evaluate(async () => (await fetch('api/queues/system/pause', { method: 'PUT' })).status)).toBe(200);
+    expect(await tab.evaluate(async () => (await fetch('api/queues/system/resume', { method: 'PUT' })).status)).toBe(200);
     expect(errors).toEqual([]);
     await tab.screenshot({ path: join(ARTIFACTS, 'admin-queue-board.png') });
     expect(await cp.problems()).toEqual([]);

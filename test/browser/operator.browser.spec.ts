@@ -221,6 +221,50 @@ describe('operator surface in Chromium', () => {
     await expectClean(cp);
   });
 
+  it('an operator reading the history or the statistics still gets the alarm: connection live, banner, sound and the P1 takeover; acknowledging leads back to the live alarms', async () => {
+    const cp = await loggedIn();
+    const { page } = cp;
+    await page.click('#nav-history');
+    await page.waitForSelector('#history');
+    const p1 = await raise('操场 西侧', 'intrusion');
+    // The takeover comes up over the history page, and the sound goes on.
+    await page.waitForSelector(`#takeover[data-incident-id="${p1.id}"]`);
+    await page.waitForSelector('body[data-alert="on"]');
+    const beeps = (await cp.state()).sound.beeps;
+    await page.waitForFunction((n) => (globalThis as unknown as { __consoleState: { sound: { beeps: number } } }).__consoleState.sound.beeps >= n + 2, beeps);
+    expect(await page.textContent('#alert-banner-link')).toContain('未确认报警：1 起');
+    await cp.screenshot('operator-takeover-over-history');
+    await page.click('#takeover-ack');
+    await page.waitForSelector('#takeover', { state: 'detached' });
+    // Dispatch follows on the live alarms, with the alarm selected.
+    await page.waitForURL(/\/console\/operator$/);
+    await page.waitForSelector(`#incidents [data-incident-id="${p1.id}"]`);
+    expect((await cp.state()).selected).toBe(p1.id);
+    expect(await timeline(p1.id)).toContain('acknowledge');
+
+    // A surface opened directly (a bookmark, a reload) is live too: the header says online, not "reconnecting".
+    await page.goto(`${t.baseUrl}/console/supervisor`);
+    await page.waitForSelector('#supervisor');
+    await page.waitForSelector('body[data-conn="online"]');
+    expect(await page.textContent('#conn')).toContain('在线');
+    await expectClean(cp);
+  });
+
+  it('auditors on the statistics page are connected, with no takeover', async () => {
+    await raise('审计 北门', 'intrusion');
+    const cp = await loggedIn('audit_1');
+    const { page } = cp;
+    await page.click('#nav-supervisor');
+    await page.waitForSelector('#supervisor');
+    await page.goto(`${t.baseUrl}/console/supervisor`);
+    await page.waitForSelector('body[data-conn="online"]');
+    await page.waitForTimeout(1000);
+    expect(await page.$('#takeover')).toBeNull();
+    // The feed runs here: the alarm is known (no takeover, auditors do not acknowledge).
+    expect((await cp.state()).unacked).toBeGreaterThanOrEqual(1);
+    await expectClean(cp);
+  });
+
   it('when the console is opened again with alarms open, a blocking prompt turns the sound on', async () => {
     await raise('南门');
     const cp = await loggedIn();
@@ -298,6 +342,9 @@ describe('operator surface in Chromium', () => {
     expect(text).toContain('Delivery to the police platform is late');
     expect(text).toContain('escalated to level 1');
     expect(text).not.toMatch(/推送|升级|已通知/); // the server's Chinese notes are not shown as such
+    // Notices name duty roles in the page's language (the server composes recipients in Chinese: '值班主管', '张三（值班主管）').
+    expect(text).toMatch(/Level 1 · (Operator desk|Duty supervisor|Bureau leader) · —: Nobody to notify/);
+    expect(text).not.toMatch(/值班|带班/);
     expect(await rawKeysOnPage(page, names)).toEqual([]);
     await cp.screenshot('operator-english');
     await expectClean(cp);
@@ -366,6 +413,55 @@ describe('operator surface in Chromium', () => {
     expect(await page.$('#takeover')).toBeNull();
     expect(await page.textContent('#who')).toContain('审计员');
     await expectClean(cp);
+  });
+
+  it('a browser that will not start audio never traps the operator: one tap puts the sound prompt aside, and a P1 takeover comes first and is acknowledged', async () => {
+    await raise('东门'); // an unacknowledged alarm (not P1): the sound prompt's reason
+    const cp = await console();
+    // Audio that never starts, whatever the gestures (a phone call in progress, a browser policy): attack pass 6 F4.
+    await cp.context.addInitScript(() => {
+      const A = (globalThis as unknown as { AudioContext: { prototype: object } }).AudioContext;
+      Object.defineProperty(A.prototype, 'state', { configurable: true, get: () => 'suspended' });
+      Object.defineProperty(A.prototype, 'resume', { configurable: true, value: () => Promise.resolve() });
+    });
+    await cp.page.reload();
+    await cp.login('duty_op', PASSWORD);
+    const { page } = cp;
+    await page.waitForSelector('body[data-conn="online"]');
+    await page.waitForSelector('#sound-prompt', { state: 'visible' });
+    await page.click('#sound-enable');
+    await page.waitForSelector('#sound-prompt', { state: 'hidden' });
+    expect((await cp.state()).sound.state).toBe('suspended'); // still no audio: the prompt stepped aside all the same
+    await page.click('#incidents li', { trial: true, timeout: 5000 }); // the page is usable
+
+    // A P1 now: its takeover shows although audio is off, and the prompt does not come back over it.
+    const fire = await raise('北楼二层', 'fire');
+    await page.waitForSelector(`#takeover[data-incident-id="${fire.id}"]`);
+    expect(await page.isVisible('#sound-prompt')).toBe(false);
+    expect(await page.isEnabled('#takeover-ack')).toBe(true);
+    await page.click('#takeover-ack');
+    await page.waitForSelector('#takeover', { state: 'hidden' });
+    expect(await timeline(fire.id)).toContain('acknowledge');
+    await expectClean(cp);
+  });
+
+  it('with the live socket down (HTTP still up), the P1 takeover is acknowledged over REST', async () => {
+    const cp = await loggedIn();
+    const { page } = cp;
+    const fire = await raise('西楼三层', 'fire');
+    await page.waitForSelector(`#takeover[data-incident-id="${fire.id}"]`);
+    // The console socket cannot connect (websocket closed at once, long-polling refused); the REST API answers.
+    await page.routeWebSocket(/socket\.io/, (ws) => ws.close());
+    await page.route(/\/socket\.io\//, (route) => route.abort());
+    await page.evaluate(() => (globalThis as unknown as { __consoleTest: { dropConnection: () => void } }).__consoleTest.dropConnection());
+    await page.waitForSelector('body[data-conn="offline"]', { timeout: 15000 });
+    expect(await page.isEnabled('#takeover-ack')).toBe(true);
+    // Still offline at the click (socket.io keeps retrying; the routes refuse each try): the answer can only come over REST.
+    expect(await page.getAttribute('body', 'data-conn')).not.toBe('online');
+    await page.click('#takeover-ack');
+    await page.waitForSelector('#takeover', { state: 'hidden' });
+    expect(await timeline(fire.id)).toContain('acknowledge');
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
   });
 
   it('drill windows (issue 11 §2): the school requests one, the operator approves it on the console, sees it while active, makes a drill real and ends it', async () => {

@@ -2,7 +2,7 @@ import type { Browser } from 'playwright-core';
 import { DataSource } from 'typeorm';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
-import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import { auth, PASSWORD, seedMinimal, startApp, TestApp, TIMETABLE } from '../support/harness';
 
 /**
  * Supervisor and auditor surface (issue 13): response times and the false-alarm rate as ECharts
@@ -89,6 +89,8 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(download.suggestedFilename()).toMatch(/\.xlsx$/);
     const [stats] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-stats')]);
     expect(stats.suggestedFilename()).toMatch(/^响应统计_.*\.xlsx$/);
+    const [online] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-online')]);
+    expect(online.suggestedFilename()).toMatch(/^设备在线率_\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}\.xlsx$/);
 
     await page.click('[data-tab="compliance"]');
     await page.waitForSelector('#chart-trend canvas');
@@ -106,9 +108,18 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.click('[data-tab="audit"]');
     await page.waitForSelector('#s-audit tr[data-audit-id]');
     expect(await page.textContent('#s-audit')).toContain('stats_op');
+    // What was done and to what, in words (the code on hover): an alarm raised, a login, a user created.
+    const actions = await page.$$eval('#s-audit .a-action', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
+    expect(actions).toEqual(expect.arrayContaining(['报警', '处置完毕', '登录', '新增']));
+    expect(await page.$$eval('#s-audit .a-entity .label', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()))).toEqual(
+      expect.arrayContaining(['报警', '用户']),
+    );
+    expect(await page.$$('#s-audit .a-action code')).toHaveLength(0);
 
     await page.click('.bar .lang-switch');
     await page.waitForSelector('[data-tab="audit"]:text("Audit log")');
+    await page.waitForSelector('#s-audit .a-action:text("Log in")');
+    expect(await rawKeysOnPage(page, ['sup_1', 'stats_op', 'audit_1', 'admin'])).toEqual([]);
     await page.click('[data-tab="stats"]');
     await page.waitForSelector('#s-false-rate');
     expect(await rawKeysOnPage(page, ['sup_1'])).toEqual([]);
@@ -165,6 +176,141 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(await cp.problems()).toEqual([]);
   });
 
+  it('shows the four targets for the district, each zone and each school with why they fail; a zone or a school narrows the trend (issue 13)', async () => {
+    const h = auth(adminToken);
+    const zone2 = (await t.http().post('/api/v1/zones').set(h).send({ districtId: seed.district.id, code: 'Z2', name: '二学区', level: 'middle' }).expect(201))
+      .body;
+    const schoolC = (
+      await t
+        .http()
+        .post('/api/v1/schools')
+        .set(h)
+        .send({
+          districtId: seed.district.id,
+          zoneId: zone2.id,
+          code: 'SC',
+          name: '丙中学',
+          type: 'middle',
+          studentCount: 300,
+          staffCount: 30,
+          timetable: TIMETABLE,
+        })
+        .expect(201)
+    ).body;
+
+    const cp = await login('sup_1', { path: '/console/supervisor' });
+    const { page } = cp;
+    await page.click('[data-tab="compliance"]');
+    await page.waitForSelector('#chart-trend canvas');
+    expect(await page.textContent('#c-trend-title')).toBe('全区：达标学校占比（%）');
+    // The day's shares, per zone, and every school with why it misses each target.
+    await page.waitForSelector('#c-day [data-share="guards"] strong:text("0%")');
+    expect(await page.$$eval('#c-zones tbody tr', (rows) => rows.length)).toBe(2);
+    expect(await page.textContent('#c-zones')).toContain('二学区');
+    expect(await page.$$eval('#c-schools tbody tr', (rows) => rows.length)).toBe(3);
+    const c = `#c-schools [data-school-id="${schoolC.id}"]`;
+    expect(await page.textContent(`${c} [data-target="guards"]`)).toMatch(/^专职保安：专职保安员 0\/\d+ 人，缺 \d+ 人$/);
+    expect(await page.textContent(`${c} [data-target="networked"]`)).toContain('未接入摄像机');
+    expect(await rawKeysOnPage(page)).toEqual([]);
+    await cp.screenshot('supervisor-compliance');
+
+    // A zone: its schools only, the trend of that zone.
+    await page.click(`#c-zones [data-zone-id="${zone2.id}"] button`);
+    await page.waitForSelector('#c-trend-title:text("二学区：达标学校占比（%）")');
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { querySelectorAll: (s: string) => { length: number } } }).document.querySelectorAll('#c-schools tbody tr')
+          .length === 1,
+    );
+    expect(await page.$('#c-zones')).toBeNull();
+    expect(await page.inputValue('#c-zone')).toBe(zone2.id);
+    // A school: its trend and its reasons.
+    await page.click(`${c} button`);
+    await page.waitForSelector('#c-school-filter');
+    await page.waitForSelector('#c-trend-title:text("丙中学：达标学校占比（%）")');
+    expect(await page.textContent('#c-school-reasons')).toContain('未配备一键报警');
+    await page.click('#c-school-filter button');
+    await page.waitForSelector('#c-schools');
+
+    // English: the same page in words, no raw keys.
+    await page.click('.lang-switch');
+    await page.waitForSelector('#c-trend-title:text("二学区: share of schools meeting each target (%)")');
+    expect(await page.textContent(`${c} [data-target="networked"]`)).toContain('No camera connected');
+    expect(await rawKeysOnPage(page)).toEqual([]);
+    await page.click('.lang-switch');
+    expect(await cp.problems()).toEqual([]);
+  });
+
+  it("shows the plans' latest runs; a run opens to its failing schools and the checks they failed (issue 13)", async () => {
+    const plan = (
+      await t
+        .http()
+        .post('/api/v1/patrol-plans')
+        .set(auth(adminToken))
+        .send({ name: '保安配备检查', cron: '0 9 * * 1-5', scope: { kind: 'schools', ids: [seed.schoolA.id, seed.schoolB.id] }, checks: ['guard_staffing'] })
+        .expect(201)
+    ).body as { id: string };
+    const run = (await t.http().post(`/api/v1/patrol-plans/${plan.id}/run`).set(auth(adminToken)).send({}).expect(201)).body as { id: string };
+    const cp = await login('audit_1', { path: '/console/supervisor' });
+    const { page } = cp;
+    await page.click('[data-tab="patrol"]');
+    const row = `#s-runs tr[data-run-id="${run.id}"]`;
+    await page.waitForSelector(row);
+    expect(await page.textContent(row)).toContain('保安配备检查');
+    expect(await page.textContent(row)).toContain('手动');
+    await page.click(`${row} button`);
+    await page.waitForSelector('#s-runs .run-detail li');
+    const failing = await page.$$eval('#s-runs .run-detail li', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
+    expect(failing.sort()).toEqual(['乙小学：保安配备', '甲小学：保安配备']);
+    expect(await rawKeysOnPage(page, ['audit_1'])).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+    await t.http().delete(`/api/v1/patrol-plans/${plan.id}`).set(auth(adminToken)).expect(204);
+  });
+
+  it('a supervisor sends a closed rectification task back with a reason; the school sees why on the phone and closes it again (issue 13)', async () => {
+    const guard = await t.userToken('school_security', seed.schoolB.id, 'guard_b');
+    const tasks = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open' }).set(auth(guard.token)).expect(200)).body.items as {
+      id: string;
+    }[];
+    const taskId = tasks[0].id;
+    await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(guard.token)).send({ note: '已重启录像机' }).expect(200);
+
+    const cp = await login('sup_1', { path: '/console/supervisor' });
+    const { page } = cp;
+    await page.click('[data-tab="patrol"]');
+    await page.click('[data-task-filter="closed"]');
+    const row = `#s-tasks [data-task-id="${taskId}"]`;
+    await page.click(`${row} .reopen-btn`);
+    // A reason is required: said in the page's language, nothing sent.
+    await page.click(`${row} .reopen-confirm`);
+    expect(await page.textContent(`${row} .reopen-form .error`)).toBe('请填写退回原因');
+    await page.fill(`${row} .reopen-reason`, '录像机仍然离线，请联系厂家维修');
+    await page.click(`${row} .reopen-confirm`);
+    await page.waitForSelector('#s-reopened:text("已退回学校重新整改")');
+    await page.waitForSelector(row, { state: 'detached' });
+    await page.click('[data-task-filter="open"]');
+    expect(await page.textContent(`${row} .reopened`)).toBe('已退回 1 次：录像机仍然离线，请联系厂家维修');
+    expect(await rawKeysOnPage(page)).toEqual([]);
+    await cp.screenshot('supervisor-task-sent-back');
+    expect(await cp.problems()).toEqual([]);
+
+    // The school's phone shows why, and what it wrote last time; it closes the task again.
+    const phone = await login('guard_b', { viewport: PHONE, isMobile: true });
+    await phone.page.click('#tab-tasks');
+    const mine = `#guard-tasks [data-task-id="${taskId}"]`;
+    expect(await phone.page.textContent(`${mine} .task-reopened`)).toContain('被退回重办：录像机仍然离线，请联系厂家维修');
+    expect(await phone.page.textContent(mine)).toContain('上次整改情况：已重启录像机');
+    await phone.page.fill(`${mine} .task-note`, '厂家已更换录像机');
+    await phone.page.click(`${mine} .task-close`);
+    await phone.page.waitForSelector('#tasks-closed');
+    expect((await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(guard.token)).expect(200)).body).toMatchObject({
+      status: 'closed',
+      closeNote: '厂家已更换录像机',
+      reopenCount: 1,
+    });
+    expect(await phone.problems()).toEqual([]);
+  });
+
   it('an auditor on a phone gets the same read-only page: no action buttons anywhere', async () => {
     const cp = await login('audit_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
     const { page } = cp;
@@ -174,6 +320,16 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.click('[data-tab="patrol"]');
     await page.waitForSelector('#plan-list');
     expect(await page.$$('#plan-new, .plan-edit, .plan-toggle')).toHaveLength(0);
+    // Closed tasks are there to read, never to send back.
+    await page.click('[data-task-filter="closed"]');
+    await page.waitForSelector('#s-tasks [data-task-id]');
+    expect(await page.$$('.reopen-btn, .reopen-form')).toHaveLength(0);
+    // Reading includes exporting: the tasks this filter shows, and the findings (issue 13: exports of findings and tasks).
+    const [tasks] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-tasks')]);
+    expect(tasks.suggestedFilename()).toMatch(/^整改任务_\d{4}-\d{2}-\d{2}\.xlsx$/);
+    const [findings] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-findings')]);
+    expect(findings.suggestedFilename()).toMatch(/^巡查发现_\d{4}-\d{2}-\d{2}\.xlsx$/);
+    expect(await page.$('#s-patrol .error')).toBeNull();
     await page.click('[data-tab="stats"]');
     await cp.screenshot('supervisor-auditor-phone');
     expect(await cp.problems()).toEqual([]);

@@ -320,9 +320,17 @@ describe('alarms over HTTP', () => {
     // here a second frame claiming 65500×65500 after the first picture's end-of-image.
     const trailer = Buffer.concat([header(65500, 65500), Buffer.from('trailing')]);
     const first = await upload(staffA, Buffer.concat([withExif(jpeg(640, 480)), trailer]), 'photo-a').expect(201);
-    expect(first.body).toMatchObject({ cameraId: null, schoolId: seed.schoolA.id, purpose: 'alarm.photo', refId: id, width: 640, height: 480 });
+    expect(first.body).toMatchObject({
+      cameraId: null,
+      schoolId: seed.schoolA.id,
+      purpose: 'alarm.photo',
+      refId: id,
+      width: 640,
+      height: 480,
+      source: 'upload',
+    });
     const again = await upload(staffA, Buffer.concat([withExif(jpeg(640, 480)), trailer]), 'photo-a').expect(200);
-    expect(again.body.id).toBe(first.body.id);
+    expect(again.body).toMatchObject({ id: first.body.id, source: 'upload' }); // a retry reads the record back: its source is kept with it
     // The same key with another picture is not a retry: 409 naming the first, the second not lost silently.
     const reused = await upload(staffA, jpeg(640, 480, 1), 'photo-a').expect(409);
     expect(reused.body.error).toMatchObject({ code: 'EVIDENCE.PHOTO_KEY_REUSED', details: { evidenceId: first.body.id } });
@@ -335,6 +343,7 @@ describe('alarms over HTTP', () => {
       'x-content-type-options': 'nosniff',
       'content-disposition': `inline; filename="evidence-${first.body.id}.jpg"`,
     });
+    expect(pic.headers['x-evidence-source']).toBe('upload');
     const stored = pic.body as Buffer;
     expect(stored.includes('Exif')).toBe(false);
     expect(stored.includes('GPSLatitude')).toBe(false);
@@ -345,10 +354,11 @@ describe('alarms over HTTP', () => {
     const detail = await t.http().get(`/api/v1/incidents/${id}`).set(auth(op1.token)).expect(200);
     expect(detail.body.reporterPosition).toEqual(sharper);
     const photos = detail.body.timeline.filter((e: { action: string }) => e.action === 'photo');
-    expect(photos.map((e: { actorType: string; data: { evidenceId: string } }) => [e.actorType, e.data.evidenceId])).toEqual([
-      ['user', first.body.id],
-      ['user', expect.any(String)],
+    expect(photos.map((e: { actorType: string; data: { evidenceId: string; source: string } }) => [e.actorType, e.data.evidenceId, e.data.source])).toEqual([
+      ['user', first.body.id, 'upload'],
+      ['user', expect.any(String), 'upload'],
     ]);
+    expect((await t.db.query(`SELECT DISTINCT source FROM video_evidence WHERE ref_id = $1`, [id])).rows).toEqual([{ source: 'upload' }]);
     const audit = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'attach_photo' AND entity_id = $1`, [id]);
     expect(audit.rows[0].n).toBe(2);
     // Kept as long as the incident: a purge 100 days on keeps them (other pictures go after 30 days).
@@ -1001,6 +1011,28 @@ describe('alarms over HTTP', () => {
       expect((await send('press', dev.authorization, '{"eventId":"gone-1","note":"报警"}', 'application/json')).status).toBe(200);
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = $1 AND device_event_id = 'gone-1'`, [dev.id]);
       expect(rows[0].n).toBe(1);
+    });
+
+    it('takes the Device scheme in any case (RFC 9110 §11.1): firmware sending "device" or "DEVICE" is not refused — devices never retry a 401', async () => {
+      const [, cred] = /^Device (.+)$/.exec(dev.authorization)!;
+      const answers = [];
+      for (const [i, scheme] of ['device', 'DEVICE', 'dEvIcE'].entries()) {
+        const res = await send('press', `${scheme} ${cred}`, `{"eventId":"scheme-${i}"}`, 'application/json');
+        answers.push([scheme, res.status]);
+      }
+      expect(answers.map(([, status]) => [200, 201].includes(status as number))).toEqual([true, true, true]);
+      // The secret stays exact: the scheme's case is all that is forgiven.
+      const [keyId, secret] = cred.split(':');
+      expect(
+        (
+          await send(
+            'press',
+            `device ${keyId}:${secret.toUpperCase() === secret ? secret.toLowerCase() : secret.toUpperCase()}`,
+            '{"eventId":"scheme-x"}',
+            'application/json',
+          )
+        ).status,
+      ).toBe(401);
     });
 
     it('reads nothing before the credential: no credential or a wrong one is 401, whatever the body', async () => {

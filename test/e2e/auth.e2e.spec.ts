@@ -98,39 +98,52 @@ describe('authentication', () => {
     await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }).expect(401);
   });
 
-  it('serves the queue dashboard (bull-board) to admins only, through their session, under the strict CSP', async () => {
+  it('serves the queue dashboard (bull-board) to admins only, through a dashboard-only session, under the strict CSP', async () => {
     const board = (cookie?: string, path = '/admin/queues/') => {
       const req = t.http().get(path);
       return cookie ? req.set('Cookie', `shouhu_queue_board=${cookie}`) : req;
     };
+    const open = async (accessToken: string) => {
+      const opened = await t.http().post('/api/v1/ops/queue-board/session').set(auth(accessToken)).send({}).expect(200);
+      const setCookie = opened.headers['set-cookie'][0] as string;
+      return { body: opened.body, setCookie, token: decodeURIComponent(/^shouhu_queue_board=([^;]+)/.exec(setCookie)![1]) };
+    };
+    const change = (method: 'put' | 'post' | 'patch' | 'delete', path: string, cookie: string) =>
+      t.http()[method](path).set('Cookie', `shouhu_queue_board=${cookie}`).set('Origin', t.baseUrl);
     // No session: 401, with the CSP all the same.
     const anon = await board().expect(401);
     expect(anon.body.error.code).toBe('AUTH.UNAUTHENTICATED');
     expect(anon.headers['content-security-policy']).toBe(QUEUE_BOARD_CSP);
-    // Another role: the console cannot open it (403), nor can its token as the cookie.
+    // Another role: the console cannot open it (403).
     const op = await t.userToken('operator');
     await t.http().post('/api/v1/ops/queue-board/session').set(auth(op.token)).send({}).expect(403);
-    expect((await board(op.token).expect(403)).body.error.code).toBe('AUTH.ROLE_FORBIDDEN');
-    // An admin's console opens it: an HttpOnly, SameSite=Strict cookie for the dashboard's path only.
+    // An admin's console opens it: an HttpOnly, SameSite=Strict cookie for the dashboard's path only, short-lived.
     await t.userToken('admin', undefined, 'board.admin');
     const s = (await login('board.admin').expect(200)).body;
-    const opened = await t.http().post('/api/v1/ops/queue-board/session').set(auth(s.accessToken)).send({}).expect(200);
+    const opened = await open(s.accessToken);
     expect(opened.body.url).toBe('/admin/queues/');
-    const cookie = opened.headers['set-cookie'][0] as string;
-    expect(cookie).toMatch(/^shouhu_queue_board=[^;]+; Max-Age=\d+; Path=\/admin\/queues; Expires=[^;]+; HttpOnly; SameSite=Strict$/);
-    const page = await board(s.accessToken).expect(200);
+    expect(opened.setCookie).toMatch(/^shouhu_queue_board=[^;]+; Max-Age=\d+; Path=\/admin\/queues; Expires=[^;]+; HttpOnly; SameSite=Strict$/);
+    const maxAge = Number(/Max-Age=(\d+)/.exec(opened.setCookie)![1]);
+    expect(maxAge).toBeLessThanOrEqual(t.config.ops.queueBoardTtlSeconds);
+    expect(Date.parse(opened.body.expiresAt) - Date.now()).toBeLessThanOrEqual(t.config.ops.queueBoardTtlSeconds * 1000);
+    // The cookie is not the session's access token, and neither token works in the other's place.
+    expect(opened.token).not.toBe(s.accessToken);
+    expect((await board(s.accessToken).expect(401)).body.error.code).toBe('AUTH.TOKEN_INVALID');
+    expect((await t.http().get('/api/v1/auth/me').set(auth(opened.token)).expect(401)).body.error.code).toBe('AUTH.TOKEN_INVALID');
+    await t.http().post('/api/v1/ops/queue-board/session').set(auth(opened.token)).send({}).expect(401);
+    const page = await board(opened.token).expect(200);
     expect(page.headers['content-security-policy']).toBe(QUEUE_BOARD_CSP);
     expect(page.headers['x-frame-options']).toBe('DENY');
     expect(page.text).toContain('<base href="/admin/queues/"');
     expect(page.text).not.toMatch(/style="|<style|fonts\.googleapis/); // nothing the CSP would block
-    const queues = await board(s.accessToken, '/admin/queues/api/queues').expect(200);
+    const queues = await board(opened.token, '/admin/queues/api/queues').expect(200);
     expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(['alarms', 'notifications', 'system']));
     // Changes are audited; adding jobs or wiping a queue is not offered.
-    await t.http().put('/admin/queues/api/queues/system/pause').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
-    await t.http().put('/admin/queues/api/queues/system/resume').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(200);
-    await t.http().put('/admin/queues/api/queues/alarms/obliterate').set('Cookie', `shouhu_queue_board=${s.accessToken}`).expect(403);
-    await t.http().post('/admin/queues/api/queues/alarms/add').set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'x' }).expect(403);
-    // An allow-list, not a deny-list: other casings, encodings, job schedulers, job edits and a pause of every queue are refused too (attack pass 2).
+    await change('put', '/admin/queues/api/queues/system/pause', opened.token).expect(200);
+    await change('put', '/admin/queues/api/queues/system/resume', opened.token).expect(200);
+    await change('put', '/admin/queues/api/queues/alarms/obliterate', opened.token).expect(403);
+    await change('post', '/admin/queues/api/queues/alarms/add', opened.token).send({ name: 'x' }).expect(403);
+    // An allow-list, not a deny-list: other casings, encodings, job schedulers and job edits are refused too (attack pass 2); the protected queues' policy (409): queue-board.e2e.spec.ts.
     for (const [method, path] of [
       ['put', '/admin/queues/api/queues/video/OBLITERATE'],
       ['put', '/admin/queues/api/queues/system/EMPTY'],
@@ -142,20 +155,78 @@ describe('authentication', () => {
       ['put', '/admin/queues/api/queues/system/job-schedulers/retention.purge/run'],
       ['patch', '/admin/queues/api/queues/system/123/update-data'],
       ['put', '/admin/queues/api/queues/system/123/delay'],
-      ['put', '/admin/queues/api/queues/pause'],
       ['delete', '/admin/queues/api/queues/system/123'],
     ] as const)
-      await t.http()[method](path).set('Cookie', `shouhu_queue_board=${s.accessToken}`).send({ name: 'evil', data: {} }).expect(403);
-    const schedulers = await board(s.accessToken, '/admin/queues/api/job-schedulers').expect(200);
+      await change(method, path, opened.token).send({ name: 'evil', data: {} }).expect(403);
+    // Cross-site request forgery: a change from another origin, from a page with no origin, or with none at all is refused before anything is done.
+    for (const headers of [
+      { Origin: 'https://evil.example' },
+      { Origin: 'null' },
+      { Referer: 'https://evil.example/x' },
+      {},
+      { Origin: t.baseUrl.replace('127.0.0.1', 'localhost') },
+    ]) {
+      const refused = await t.http().put('/admin/queues/api/queues/system/pause').set('Cookie', `shouhu_queue_board=${opened.token}`).set(headers).expect(403);
+      expect(refused.body.error.message).toMatch(/Cross-origin/);
+    }
+    // A Referer of this server stands in for a missing Origin.
+    await t
+      .http()
+      .put('/admin/queues/api/queues/system/resume')
+      .set('Cookie', `shouhu_queue_board=${opened.token}`)
+      .set('Referer', `${t.baseUrl}/admin/queues/`)
+      .expect(200);
+    const schedulers = await board(opened.token, '/admin/queues/api/job-schedulers').expect(200);
     expect(JSON.stringify(schedulers.body)).toContain('retention.purge');
     const audit = await t.db.query(`SELECT actor_name, after->>'path' AS path FROM audit_log WHERE action = 'queue_board' ORDER BY id`);
     expect(audit.rows.map((r) => [r.actor_name, r.path])).toEqual([
       ['board.admin', '/admin/queues/api/queues/system/pause'],
       ['board.admin', '/admin/queues/api/queues/system/resume'],
+      ['board.admin', '/admin/queues/api/queues/system/resume'],
     ]);
-    // Logged out: the cookie's token is revoked with the session.
+    // Logged out: the dashboard token is revoked with the session that opened it.
     await t.http().post('/api/v1/auth/logout').set(auth(s.accessToken)).send({ refreshToken: s.refreshToken }).expect(204);
-    expect((await board(s.accessToken).expect(401)).body.error.code).toBe('AUTH.TOKEN_REVOKED');
+    expect((await board(opened.token).expect(401)).body.error.code).toBe('AUTH.TOKEN_REVOKED');
+    // A dashboard token past its time is refused like an expired session.
+    const jwt = await import('jsonwebtoken');
+    const stale = jwt.sign(
+      {
+        usr: 'board.admin',
+        role: 'admin',
+        sch: null,
+        ims: Date.now(),
+        pur: 'queue-board',
+        sid: '00000000-0000-4000-8000-000000000009',
+        exp: Math.floor(Date.now() / 1000) - 5,
+      },
+      t.config.auth.jwtSecret,
+      {
+        algorithm: 'HS256',
+        subject: '00000000-0000-4000-8000-000000000008',
+        jwtid: '00000000-0000-4000-8000-000000000007',
+        issuer: 'shouhu',
+        audience: 'shouhu:queue-board',
+      },
+    );
+    expect((await board(stale).expect(401)).body.error.code).toBe('AUTH.TOKEN_EXPIRED');
+    // A dashboard token of another role (signed with the server's key) is still refused by role.
+    const asOperator = jwt.sign(
+      {
+        usr: 'op',
+        role: 'operator',
+        sch: null,
+        ims: Date.now(),
+        pur: 'queue-board',
+        sid: '00000000-0000-4000-8000-000000000006',
+        exp: Math.floor(Date.now() / 1000) + 60,
+      },
+      t.config.auth.jwtSecret,
+      { algorithm: 'HS256', subject: op.userId, jwtid: '00000000-0000-4000-8000-000000000005', issuer: 'shouhu', audience: 'shouhu:queue-board' },
+    );
+    expect((await board(asOperator).expect(403)).body.error.code).toBe('AUTH.ROLE_FORBIDDEN');
+    // Signed in again: the console opens the dashboard again.
+    const s2 = (await login('board.admin').expect(200)).body;
+    await board((await open(s2.accessToken)).token).expect(200);
   });
 
   it('disabling a user revokes their tokens at once', async () => {

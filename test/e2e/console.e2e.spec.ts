@@ -2,6 +2,7 @@ import { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import request from 'supertest';
 import { DataSource, EntityManager } from 'typeorm';
 import { bootstrap } from '../../src/bootstrap';
 import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
@@ -44,7 +45,7 @@ describe('console gateway (socket.io)', () => {
   const hasIncident = (c: TestConsole, id: string) => c.events.some((e) => e.payload.incidentId === id);
 
   beforeAll(async () => {
-    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200, revocationCheckSeconds: 1, gapMaxWaitMs: 1000 } });
+    t = await startApp({ console: { replayMaxEvents: 40, pollMs: 200, revocationCheckSeconds: 1, gapMaxWaitMs: 1000, throughMs: 200 } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     op1 = (await t.userToken('operator')).token;
@@ -189,6 +190,9 @@ describe('console gateway (socket.io)', () => {
     const missed = [];
     for (let i = 0; i < 5; i++) missed.push((await raise(seed.schoolA.id, `教学楼${i}`)).id);
     const back = await consoleFor(op1, { lastSeq }).ready();
+    // The replay goes up to what this process's feed has read (its LISTEN cursor): the last press, answered
+    // a moment ago, may not be read yet and then follows live, right after the `live` marker (a loaded CI run).
+    await back.until(() => raised(back).length >= missed.length, 'all missed incidents');
     expect(back.snapshots).toHaveLength(0);
     expect(raised(back).map((e) => e.payload.incidentId)).toEqual(missed);
     expect(back.events.every((e, i) => i === 0 || e.seq > back.events[i - 1].seq)).toBe(true);
@@ -238,6 +242,7 @@ describe('console gateway (socket.io)', () => {
     const events = t.app.get(ConsoleEventsService);
     const ds = t.app.get(DataSource);
     const committed: number[] = [];
+    const drawn: number[] = [];
     // 30 transactions, each appending 3 events and lingering a little before it commits, so
     // commits land out of seq order; every fifth rolls back (its seqs become holes).
     await Promise.all(
@@ -248,6 +253,7 @@ describe('console gateway (socket.io)', () => {
               m,
               [0, 1, 2].map((j) => ({ type: 'patrol.finding' as const, schoolId: null, payload: finding(`c${k}-${j}`, seed.schoolA.id, 'order') })),
             );
+            drawn.push(...seqs);
             await new Promise((r) => setTimeout(r, (k * 7919) % 60));
             if (k % 5 === 0) throw new Error('rollback');
             committed.push(...seqs);
@@ -259,7 +265,8 @@ describe('console gateway (socket.io)', () => {
     );
     committed.sort((a, b) => a - b);
     await c.until(() => c.lastSeq >= committed[committed.length - 1], 'all committed events');
-    const got = c.events.filter((e) => e.type === 'patrol.finding').map((e) => e.seq);
+    // Only this test's seqs: under load the feed may deliver the previous test's 45 events after this console's snapshot.
+    const got = c.events.filter((e) => e.type === 'patrol.finding' && e.seq >= Math.min(...drawn)).map((e) => e.seq);
     expect(got).toEqual(committed);
     expect(c.arrivals.length).toBe(c.events.length); // no duplicates on a steady connection
     expect(c.reorders).toEqual([]);
@@ -324,6 +331,71 @@ describe('console gateway (socket.io)', () => {
     const [last] = await ds.transaction((m) => append(m, 'after-3'));
     await c.until(() => c.events.some((e) => e.seq === last) && feed.watchedLate === 0, 'the rolled-back seq forgotten');
     expect(c.events.some((e) => e.seq === gone.seq)).toBe(false);
+  });
+
+  it('reads each committed event once while a gap holds delivery (a burst: every commit wakes the feed)', async () => {
+    const c = await consoleFor(op1).ready();
+    const events = t.app.get(ConsoleEventsService);
+    const ds = t.app.get(DataSource);
+    const rowsRead = async () => Number(/^shouhu_console_feed_rows_read_total (\d+)/m.exec((await t.http().get('/metrics').expect(200)).text)?.[1] ?? NaN);
+    const append = (m: EntityManager, id: string) =>
+      events.append(m, { type: 'patrol.finding', schoolId: null, payload: finding(id, seed.schoolA.id, 'burst') });
+    const before = await rowsRead();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let drawn!: (seq: number) => void;
+    const heldSeq = new Promise<number>((r) => (drawn = r));
+    const holder = ds.transaction(async (m) => {
+      drawn((await append(m, 'burst-held'))[0]);
+      await released;
+    });
+    const held = await heldSeq;
+    // 30 commits after the held seq, each its own NOTIFY (and round) while the gap is open.
+    const after: number[] = [];
+    for (let i = 0; i < 30; i++) after.push(...(await ds.transaction((m) => append(m, `burst-${i}`))));
+    release();
+    await holder;
+    await c.until(() => c.lastSeq >= after[after.length - 1] && c.events.some((e) => e.seq === held), 'the held event and the 30 after it');
+    const got = c.events.filter((e) => e.seq >= held).map((e) => e.seq);
+    expect([...got].sort((a, b) => a - b)).toEqual([held, ...after]);
+    // Each of the 31 rows read once (a held seq passed over is read once more as it arrives late); before, every round read all rows past the gap again.
+    expect((await rowsRead()) - before).toBeLessThanOrEqual(31 + 2);
+  });
+
+  it("a school's console does not name the other schools' seqs as gaps: its own held seq, delivered while it was away, reaches it", async () => {
+    const c = await consoleFor(staffA).ready();
+    const events = t.app.get(ConsoleEventsService);
+    const ds = t.app.get(DataSource);
+    const ofSchool = (schoolId: string, id: string) => ({ type: 'patrol.finding' as const, schoolId, payload: finding(id, schoolId, 'gate') });
+    // School A's event held open (a slow transaction), then 1,200 of school B's (more than the 1,000 gaps a console may name).
+    let release!: (commit: boolean) => void;
+    const decided = new Promise<boolean>((r) => (release = r));
+    let drawn!: (seq: number) => void;
+    const heldSeq = new Promise<number>((r) => (drawn = r));
+    const holder = ds.transaction(async (m) => {
+      drawn((await events.append(m, ofSchool(seed.schoolA.id, 'a-held')))[0]);
+      if (!(await decided)) throw new Error('rollback');
+    });
+    const held = await heldSeq;
+    await ds.transaction((m) =>
+      events.append(
+        m,
+        Array.from({ length: 1200 }, (_, i) => ofSchool(seed.schoolB.id, `b-${i}`)),
+      ),
+    );
+    const [mine] = await ds.transaction((m) => events.append(m, ofSchool(seed.schoolA.id, 'a-after')));
+    // Its own later event arrives (the held one passed over), and the server says what it watches.
+    await c.until(() => c.events.some((e) => e.seq === mine), 'its event after the held one');
+    await c.until(() => c.throughs.some((x) => x.seq >= mine && x.watched.includes(held)), 'a through naming the held seq as watched');
+    expect(c.events.some((e) => e.seq === held)).toBe(false);
+    c.socket.disconnect();
+    expect(c.gaps()).toEqual([held]); // not the 1,000 of school B's seqs just below its lastSeq
+    release(true);
+    await holder;
+    c.socket.connect();
+    await c.until(() => c.events.some((e) => e.seq === held), 'the held event, after a reconnect');
+    expect(c.events.find((e) => e.seq === held)?.late).toBe(true);
+    expect(c.events.some((e) => e.schoolId === seed.schoolB.id)).toBe(false);
   });
 
   it('runs operator actions over the socket with the same rules as REST', async () => {
@@ -445,6 +517,32 @@ describe('console gateway (socket.io)', () => {
       // And an action taken on B is seen on A.
       expect(await onB.emitAck('incident:acknowledge', { id: inc.id })).toMatchObject({ ok: true });
       await onA.until(() => onA.events.some((e) => e.payload.incidentId === inc.id && e.payload.change === 'acknowledge'), 'ack from B on A');
+    } finally {
+      for (const c of open.splice(0)) c.close();
+      await b.close();
+    }
+  });
+
+  it('closes consoles on api process B at once when their user logs out or is disabled through api process A: the revocation is pushed, not waited for', async () => {
+    // B reads revocations only once a minute: only the push (Postgres NOTIFY at commit) can tell it in time.
+    const configB = testConfig(t.config.database.url, { role: 'api', redis: { keyPrefix: t.config.redis.keyPrefix }, auth: { revocationSyncMs: 60_000 } });
+    const b = (await bootstrap(configB, { migrate: false })) as INestApplication;
+    try {
+      const urlB = `http://127.0.0.1:${(b.getHttpServer().address() as AddressInfo).port}`;
+      const within = <T>(p: Promise<T>, what: string, ms = 5000) =>
+        Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
+      const out = await t.userToken('operator');
+      const c = await consoleFor(out.token, {}, urlB).ready();
+      const ended = new Promise<{ code: string }>((r) => c.socket.on('auth_expired', r));
+      await t.http().post('/api/v1/auth/logout').set(auth(out.token)).send({}).expect(204);
+      expect((await within(ended, 'the console on B closed after a logout on A')).code).toBe('AUTH.TOKEN_REVOKED');
+      await request(b.getHttpServer()).get('/api/v1/auth/me').set(auth(out.token)).expect(401);
+
+      const gone = await t.userToken('operator');
+      const d = await consoleFor(gone.token, {}, urlB).ready();
+      const closed = new Promise<{ code: string }>((r) => d.socket.on('auth_expired', r));
+      await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+      expect((await within(closed, 'the console on B closed after a disable on A')).code).toBe('AUTH.TOKEN_REVOKED');
     } finally {
       for (const c of open.splice(0)) c.close();
       await b.close();

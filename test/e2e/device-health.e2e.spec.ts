@@ -3,6 +3,7 @@ import { DeviceCredentialsService } from '../../src/modules/auth/device-credenti
 import { malformedInput } from '../../src/infra/observability/metrics';
 import { DeviceHealthService } from '../../src/modules/device-health/device-health.service';
 import { OnlineTimeService } from '../../src/modules/device-health/online-time.service';
+import { readTable } from '../../src/infra/tabular/tabular';
 import { simulate } from '../../src/tools/simulate';
 import { auth, seedMinimal, startApp, TestApp, TIMETABLE } from '../support/harness';
 
@@ -169,6 +170,50 @@ describe('device health (liveness)', () => {
         cfg.deviceCredentialNegativeCacheMax = saved;
         lookups.mockRestore();
       }
+    });
+
+    it('marks a camera registered after boot online at its first heartbeat, however the index learned of it (attack pass 3)', async () => {
+      // A camera the sweeping role's seeded refresh has not seen yet was never put in the "not online" set: its first
+      // heartbeats were taken and it stayed `unknown` until that refresh (liveness.indexRefreshSeconds) and the heartbeat after.
+      const mkNew = async (n: number) => {
+        const deviceId = `500113000013277${String(n).padStart(5, '0')}`;
+        const channelId = `500113000013177${String(n).padStart(5, '0')}`;
+        const res = await t
+          .http()
+          .post('/api/v1/cameras')
+          .set(auth(admin))
+          .send({ schoolId: seed.schoolB.id, deviceId, channelId, name: `N${n}`, areaKind: 'perimeter' })
+          .expect(201);
+        expect((await status(res.body.id)).status).toBe('unknown');
+        return { id: res.body.id as string, deviceId, channelId };
+      };
+      const beat = (c: { deviceId: string; channelId: string }) =>
+        t
+          .http()
+          .post('/api/v1/device/heartbeats')
+          .set('Authorization', cred.gateway)
+          .send({ heartbeats: [{ deviceId: c.deviceId, channelId: c.channelId }] })
+          .expect(200);
+      // 1. The index learns of it from the heartbeat itself (the refresh on a miss, at most once a second).
+      const first = await mkNew(1);
+      await new Promise((r) => setTimeout(r, 1100));
+      const t0 = Date.now();
+      expect((await beat(first)).body).toMatchObject({ accepted: 1, rejected: [] });
+      expect((await status(first.id)).status).toBe('online');
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(await transitions(first.id)).toEqual([expect.objectContaining({ from_status: 'unknown', to_status: 'online' })]);
+      // 2. From a refresh that seeds nothing (an api process's periodic one) before its first heartbeat.
+      const second = await mkNew(2);
+      await svc.periodicRefresh(false);
+      expect(svc.isIndexed(second.id)).toBe(true);
+      expect((await beat(second)).body.accepted).toBe(1);
+      expect((await status(second.id)).status).toBe('online');
+      expect(await transitions(second.id)).toEqual([expect.objectContaining({ from_status: 'unknown', to_status: 'online' })]);
+      // A known camera already online is not put back in the set by a reload: its next heartbeat records nothing.
+      await svc.loadIndex({ full: true });
+      await beat(second);
+      expect(await transitions(second.id)).toHaveLength(1);
+      for (const c of [first, second]) await t.http().delete(`/api/v1/cameras/${c.id}`).set(auth(admin)).expect(204);
     });
   });
 
@@ -423,6 +468,65 @@ describe('device health (liveness)', () => {
       expect(day.notAlwaysOnline).toEqual([{ id: c1.id, kind: 'camera', name: 'C1', onlineMs: 4 * 3_600_000, windowMs: 5 * 3_600_000 }]);
       // Leave the fleet as the later tests count it.
       await t.http().delete(`/api/v1/cameras/${c1.id}`).set(auth(admin)).expect(204);
+    });
+
+    it('exports the online rate of every school per day, the same figures as the report (issue 13: exports of online rates)', async () => {
+      const op = (await t.userToken('operator')).token;
+      const range = { from: '2025-03-03', to: '2025-03-08' };
+      const res = await t
+        .http()
+        .get('/api/v1/device-health/online-rate/export')
+        .query({ ...range, format: 'csv' })
+        .set(auth(op))
+        .buffer(true)
+        .expect(200);
+      expect(res.headers['content-type']).toContain('text/csv');
+      const buf = Buffer.isBuffer(res.body) ? res.body : Buffer.from(res.text, 'utf8');
+      expect([...buf.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+      const table = await readTable(buf);
+      expect(table.header).toEqual(['日期', '学校代码', '学校名称', '上课日', '统计时长（小时）', '设备数', '在线率（%）']);
+      // Six days of every school (A and B, and C of the test before, with no device left: no rate).
+      expect(table.rows.filter((r) => [seed.schoolA.name, seed.schoolB.name].includes(String(r.cells[2])))).toHaveLength(6 * 2);
+      expect(table.rows.filter((r) => r.cells[2] === '丙小学').every((r) => (r.cells[6] ?? '') === '')).toBe(true);
+      // Each line says what the per-school report says for that school and day.
+      for (const school of [seed.schoolA, seed.schoolB]) {
+        const report = (
+          await t
+            .http()
+            .get('/api/v1/device-health/online-rate')
+            .query({ schoolId: school.id, ...range })
+            .set(auth(op))
+            .expect(200)
+        ).body.days as { date: string; schoolDay: boolean; devices: number; onlineRate: number | null }[];
+        const lines = table.rows.filter((r) => r.cells[2] === school.name).map((r) => r.cells);
+        expect(lines.map((c) => [c[0], c[3], Number(c[5]), (c[6] ?? '') === '' ? null : Number(c[6])])).toEqual(
+          report.map((d) => [d.date, d.schoolDay ? '是' : '否', d.devices, d.onlineRate === null ? null : Math.round(d.onlineRate * 10_000) / 100]),
+        );
+      }
+      const b = table.rows.filter((r) => r.cells[2] === seed.schoolB.name).map((r) => r.cells);
+      expect(b[0]).toEqual(['2025-03-03', 'SB', seed.schoolB.name, '是', '10', '1', '50']);
+      // School staff: their own school, whatever they ask; XLSX by default; a range over 31 days is a field-level 400.
+      const staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+      const mine = await t
+        .http()
+        .get('/api/v1/device-health/online-rate/export')
+        .query({ ...range, format: 'csv' })
+        .set(auth(staff))
+        .buffer(true)
+        .expect(200);
+      const own = await readTable(Buffer.isBuffer(mine.body) ? mine.body : Buffer.from(mine.text, 'utf8'));
+      expect(new Set(own.rows.map((r) => r.cells[2]))).toEqual(new Set([seed.schoolA.name]));
+      await t
+        .http()
+        .get('/api/v1/device-health/online-rate/export')
+        .query({ ...range, schoolId: seed.schoolB.id })
+        .set(auth(staff))
+        .expect(403);
+      const xlsx = await t.http().get('/api/v1/device-health/online-rate/export').query(range).set(auth(op)).buffer(true).expect(200);
+      expect(xlsx.headers['content-type']).toContain('spreadsheetml');
+      const long = await t.http().get('/api/v1/device-health/online-rate/export').query({ from: '2025-03-01', to: '2025-04-01' }).set(auth(op)).expect(400);
+      expect(long.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['to']);
+      await t.http().get('/api/v1/device-health/online-rate/export').query(range).expect(401);
     });
 
     it('answers 401 without a token, 403 outside role or school, 400 on bad input', async () => {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { connect } from 'node:net';
 import { TestConsole } from '../support/console-client';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
@@ -136,6 +137,140 @@ describe('edge input', () => {
 
   const fieldsOf = (body: { error?: { details?: { fields?: { field: string }[] } } }) => (body.error?.details?.fields ?? []).map((f) => f.field);
   const POSTGRES_WORDS = /invalid byte sequence|Unicode (low|high) surrogate|0x00|cannot be converted|invalid input syntax/i;
+
+  it('survives what killed the process in attack pass 4: a cookie that does not decode, an upgrade request whose URL does not parse', async () => {
+    // The queue dashboard's cookie (%E0%A4%A: decodeURIComponent threw in a handler started with `void`).
+    const cookie = await t.http().get('/admin/queues/').set('Cookie', 'shouhu_queue_board=%E0%A4%A');
+    expect([cookie.status, cookie.body.error?.code]).toEqual([401, 'AUTH.UNAUTHENTICATED']);
+    // A websocket upgrade whose request target is no URL (new URL threw in the 'upgrade' listener).
+    const { port } = new URL(t.baseUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(Number(port), '127.0.0.1', () =>
+        s.write(
+          'GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        ),
+      );
+      let got = '';
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('"VALIDATION_FAILED"');
+    await t.http().get('/health/live').expect(200); // still serving
+  });
+
+  it('answers odd URLs and requests Node cannot parse in the JSON error envelope, never an HTML page or an empty body', async () => {
+    const { port } = new URL(t.baseUrl);
+    /** One request written as is (supertest would normalise the URL), the whole answer read until the server closes. */
+    const raw = (request: string) =>
+      new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+        const s = connect(Number(port), '127.0.0.1', () => s.write(request));
+        const chunks: Buffer[] = [];
+        s.setTimeout(10_000, () => s.destroy(new Error(`no answer to ${JSON.stringify(request.slice(0, 60))}`)));
+        s.on('data', (d) => chunks.push(d));
+        s.on('error', reject);
+        s.on('close', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const [head, ...rest] = text.split('\r\n\r\n');
+          resolve({
+            status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0),
+            type: /^content-type: *(.*)$/im.exec(head)?.[1] ?? '',
+            body: rest.join('\r\n\r\n'),
+          });
+        });
+      });
+    const get = (method: string, target: string, headers = '') => raw(`${method} ${target} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`);
+    const answers: Record<string, { status: number; type: string; body: string }> = {
+      'GET /%': await get('GET', '/%'),
+      'GET /api/v1/%E0%A4%A': await get('GET', '/api/v1/%E0%A4%A'),
+      'GET /api/v1/schools/%ZZ (authorised)': await get('GET', '/api/v1/schools/%ZZ', `Authorization: Bearer ${admin}\r\n`),
+      'GET //api/v1/schools': await get('GET', '//api/v1/schools'),
+      'GET /health/%': await get('GET', '/health/%'),
+      'GET /api/docs/%': await get('GET', '/api/docs/%'),
+      'GET /..%2f..%2fetc/passwd': await get('GET', '/..%2f..%2fetc/passwd'),
+      'GET /\\': await get('GET', '/\\'),
+      'GET /nope?x=%': await get('GET', '/nope?x=%'),
+      'GET absolute-form /%': await get('GET', 'http://x/%'),
+      'OPTIONS *': await get('OPTIONS', '*'),
+      // Targets Express's router cannot parse: it skipped every route and answered with its HTML page (attack pass 6 F5).
+      'GET http://[/api': await get('GET', 'http://[/api'),
+      'GET https://[::1/x': await get('GET', 'https://[::1/x'),
+      'GET /api/v1/video/ws (no upgrade)': await get('GET', '/api/v1/video/ws?x=1'),
+      // WebSocket upgrades: to a path nothing serves (no answer at all before), and the player's without a ticket.
+      ...Object.fromEntries(
+        await Promise.all(
+          ['/api/v1/nowhere', '/console/ws', '/admin/queues/', '/api/v1/video/ws?camera=x'].map(
+            async (path) =>
+              [
+                `upgrade ${path}`,
+                await raw(
+                  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+                    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+                ),
+              ] as const,
+          ),
+        ),
+      ),
+      'TRACE /': await get('TRACE', '/'),
+      'DELETE /': await get('DELETE', '/'),
+      'PROPFIND /': await get('PROPFIND', '/'),
+      'GET /console/assets/%': await get('GET', '/console/assets/%'),
+      'GET /api/v1/…7,000 characters': await get('GET', `/api/v1/${'a'.repeat(7000)}`),
+      // What Node's parser refuses before Express runs: a request line past its 16 KiB, bad framing, not HTTP.
+      'GET /…20,000 characters': await get('GET', `/${'a'.repeat(20_000)}`),
+      'a header past 16 KiB': await get('GET', '/', `X-Long: ${'a'.repeat(20_000)}\r\n`),
+      'Content-Length: -1': await get('GET', '/', 'Content-Length: -1\r\n'),
+      'a control character in a header': await get('GET', '/', 'X-Odd: a\u0001b\r\n'),
+      'Transfer-Encoding and Content-Length': await raw(
+        'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
+      ),
+      'HTTP/9.9': await raw('GET / HTTP/9.9\r\nHost: x\r\n\r\n'),
+      'not HTTP': await raw('GARBAGE\r\n\r\n'),
+    };
+    const wrong: string[] = [];
+    for (const [what, a] of Object.entries(answers)) {
+      let error: { code?: unknown; message?: unknown; requestId?: unknown } | undefined;
+      try {
+        error = (JSON.parse(a.body) as { error?: typeof error }).error;
+      } catch {
+        // not JSON: reported below
+      }
+      const ok =
+        a.status >= 400 &&
+        a.status < 500 &&
+        /^application\/json/.test(a.type) &&
+        typeof error?.code === 'string' &&
+        typeof error.message === 'string' &&
+        typeof error.requestId === 'string';
+      if (!ok) wrong.push(`${what} → ${a.status} [${a.type}] ${a.body.slice(0, 120)}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(Object.values(answers).map((a) => JSON.parse(a.body).error.message as string)).not.toContainEqual(
+      expect.stringMatching(/Failed to decode|Cannot GET/),
+    );
+    expect(answers['GET /%'].status).toBe(404);
+    expect(['/api/v1/nowhere', '/console/ws'].map((p) => answers[`upgrade ${p}`].status)).toEqual([404, 404]);
+    // The path as the client sent it (not relative to a router's mount point), without its query.
+    expect(JSON.parse(answers['GET /api/v1/video/ws (no upgrade)'].body).error.message).toBe('No such route: GET /api/v1/video/ws');
+    expect([answers['GET http://[/api'].status, JSON.parse(answers['GET http://[/api'].body).error.message]).toEqual([
+      400,
+      'The request target is not a valid URL',
+    ]);
+    expect(JSON.parse(answers['GET /api/v1/%E0%A4%A'].body).error).toMatchObject({ code: 'VALIDATION_FAILED', details: { fields: [{ field: '(path)' }] } });
+    expect([answers['GET /…20,000 characters'].status, JSON.parse(answers['GET /…20,000 characters'].body).error.code]).toEqual([
+      431,
+      'REQUEST_HEADERS_TOO_LARGE',
+    ]);
+    // A HEAD gets the same status and type, without a body.
+    const head = await get('HEAD', '/%');
+    expect([head.status, head.type, head.body]).toEqual([404, 'application/json; charset=utf-8', '']);
+    // Paths of the console are the console app's (client-side routes), whatever they carry.
+    const app = await get('GET', '/console/%');
+    expect([app.status, app.type]).toEqual([200, 'text/html; charset=utf-8']);
+    await t.http().get('/health/live').expect(200); // still serving
+  });
 
   describe('ill-formed text is a 400 naming the field, wherever it is', () => {
     const BAD = ['ad\u0000min', '\ud800', 'a\udc00b', '\udbff\udbff'];

@@ -163,6 +163,40 @@ describe('notifications: roster, policy, channels, delivery', () => {
       await t.http().get('/api/v1/duty/shifts/00000000-0000-4000-8000-000000000000').set(auth(op.token)).expect(404);
     });
 
+    it("lists who may hold a duty for the roster's pickers: control-center users not disabled, to supervisors and admins", async () => {
+      const gone = await t.userToken('operator', undefined, 'gone_op');
+      await t.app.get(UsersService).update(gone.userId, { disabled: true });
+      const staff = await t.userToken('school_security', seed.schoolA.id);
+      const items = (await t.http().get('/api/v1/duty/people').set(auth(sup.token)).expect(200)).body.items as { id: string; name: string; role: string }[];
+      expect(items).toEqual(
+        expect.arrayContaining([{ id: sup.userId, name: '张主管', role: 'supervisor' }, expect.objectContaining({ id: op.userId, role: 'operator' })]),
+      );
+      expect(items.map((p) => p.id)).not.toContain(gone.userId);
+      expect(items.map((p) => p.id)).not.toContain(staff.userId);
+      expect(new Set(items.map((p) => p.role))).toEqual(new Set(['operator', 'supervisor', 'admin']));
+      expect((await t.http().get('/api/v1/duty/people').set(auth(admin)).expect(200)).body.items).toHaveLength(items.length);
+      await t.http().get('/api/v1/duty/people').set(auth(op.token)).expect(403);
+      await t.http().get('/api/v1/duty/people').set(auth(auditor)).expect(403);
+      await t.http().get('/api/v1/duty/people').expect(401);
+    });
+
+    it('a shift held by a user who was disabled covers nothing: the role is a gap again (attack pass 7 F1)', async () => {
+      const roster = t.app.get(RosterService);
+      const held = await t.userToken('supervisor', undefined, 'leaving_leader');
+      const from = Date.now() + 10 * 86400_000;
+      const to = from + 86400_000;
+      await t
+        .http()
+        .post('/api/v1/duty/shifts')
+        .set(auth(sup.token))
+        .send({ dutyRole: 'bureau_leader', userId: held.userId, startsAt: iso(from), endsAt: iso(to) })
+        .expect(201);
+      const leaderGaps = async () => (await roster.gaps(new Date(from), new Date(to))).filter((g) => g.dutyRole === 'bureau_leader');
+      expect(await leaderGaps()).toEqual([]);
+      await t.http().patch(`/api/v1/users/${held.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+      expect((await leaderGaps()).map((g) => [g.from, g.to])).toEqual([[iso(from), null]]); // uncovered from then on: no later shift
+    });
+
     it('reports a gap once, shows who is on duty now, and hands a shift over (audited)', async () => {
       const roster = t.app.get(RosterService);
       // Nobody on the roster yet: every role is a gap, reported once to the console.

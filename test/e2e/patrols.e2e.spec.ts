@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
 import type { AuthUser } from '../../src/infra/access/roles';
-import { ComplianceService } from '../../src/modules/compliance/compliance.service';
+import { ComplianceService, exportRows } from '../../src/modules/compliance/compliance.service';
 import { readTable } from '../../src/infra/tabular/tabular';
 import { AuditsService } from '../../src/modules/patrols/audits.service';
 import { DAY_FACTS, DayFactsService } from '../../src/modules/patrols/day-facts.service';
@@ -40,12 +40,12 @@ describe('patrols and compliance over HTTP', () => {
    * purpose round.verdict, refId the round): written directly, as these cameras stream nothing here
    * (alarm-video.browser.spec takes real pictures).
    */
-  const picture = async (roundId: string, cameraId: string, purpose = 'round.verdict'): Promise<string> =>
+  const picture = async (roundId: string, cameraId: string, purpose = 'round.verdict', source = 'stream'): Promise<string> =>
     (
       await t.db.query(
-        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
-         SELECT id, school_id, 'test/' || gen_random_uuid(), repeat('0', 64), 1, 640, 360, $2, $3, now() FROM cameras WHERE id = $1 RETURNING id`,
-        [cameraId, purpose, roundId],
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, source)
+         SELECT id, school_id, 'test/' || gen_random_uuid(), repeat('0', 64), 1, 640, 360, $2, $3, now(), $4 FROM cameras WHERE id = $1 RETURNING id`,
+        [cameraId, purpose, roundId, source],
       )
     ).rows[0].id;
 
@@ -203,7 +203,7 @@ describe('patrols and compliance over HTTP', () => {
       const audits = t.app.get(AuditsService);
       const slot2 = new Date('2026-03-03T01:00:00.000Z');
       const [a, b] = await Promise.all([audits.runPlan(planId, { slot: slot2 }), audits.runPlan(planId, { slot: slot2 })]);
-      expect(a!.run.id).toBe(b!.run.id);
+      expect(a!.run!.id).toBe(b!.run!.id);
       expect([a!.duplicate, b!.duplicate].sort()).toEqual([false, true]);
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM patrol_runs WHERE plan_id = $1`, [planId]);
       expect(rows[0].n).toBe(2);
@@ -293,6 +293,139 @@ describe('patrols and compliance over HTTP', () => {
       expect(stored).toHaveLength(3);
       expect(stored.every((r) => r.task_id === first[0].taskId)).toBe(true);
       expect(stored.filter((r) => r.dedup_key === 'edge:gate:1')).toHaveLength(1);
+    });
+
+    it('a supervisor sends a closed task back with a reason: open again with a new deadline, the school sees why and closes it again (issue 13)', async () => {
+      const svc = t.app.get(FindingsService);
+      const db = t.app.get(DataSource);
+      const finding = (at: Date) => ({
+        source: 'audit' as const,
+        check: 'gate_open',
+        schoolId: seed.schoolB.id,
+        subjectKind: 'gate' as const,
+        subjectLabel: '西门',
+        message: '西门 上课时段开启',
+        dedupKey: null,
+        at,
+      });
+      const [{ taskId }] = await db.transaction((m) => svc.record(m, [finding(new Date())], new Date()));
+      const url = `/api/v1/rectification-tasks/${taskId}/reopen`;
+      const sup = await t.userToken('supervisor');
+      // Only a closed task goes back.
+      const open = await t.http().post(url).set(auth(sup.token)).send({ reason: '未整改' }).expect(409);
+      expect(open.body.error.code).toBe('RECTIFICATION_TASK.NOT_CLOSED');
+      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '已关门', evidenceRef: 'photo:7' }).expect(200);
+
+      // Supervisors and admins follow tasks to closure; others may not send one back; a reason is required.
+      const auditor = (await t.userToken('auditor')).token;
+      for (const token of [auditor, operator.token, secB.token]) await t.http().post(url).set(auth(token)).send({ reason: '未整改' }).expect(403);
+      const blank = await t.http().post(url).set(auth(sup.token)).send({ reason: '   ' }).expect(400);
+      expect(blank.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['reason']);
+      await t.http().post(url).set(auth(sup.token)).send({}).expect(400);
+      await t.http().post(`/api/v1/rectification-tasks/00000000-0000-4000-8000-000000000000/reopen`).set(auth(sup.token)).send({ reason: 'x' }).expect(404);
+      await t.http().post(url).send({ reason: 'x' }).expect(401);
+
+      const before = Date.now();
+      const back = (await t.http().post(url).set(auth(sup.token)).send({ reason: '  照片显示西门仍开着  ' }).expect(200)).body;
+      expect(back).toMatchObject({
+        status: 'open',
+        closedAt: null,
+        closedBy: null,
+        reopenReason: '照片显示西门仍开着',
+        reopenedBy: sup.userId,
+        reopenCount: 1,
+        // What the school wrote last time stays for it to see.
+        closeNote: '已关门',
+        evidenceRef: 'photo:7',
+      });
+      expect(Date.parse(back.deadline)).toBeGreaterThanOrEqual(before + t.config.patrols.taskDeadlineHours * 3_600_000 - 1000);
+      const audit = await t.db.query(`SELECT actor_id FROM audit_log WHERE entity = 'rectification_task' AND entity_id = $1 AND action = 'reopen'`, [taskId]);
+      expect(audit.rows).toEqual([{ actor_id: sup.userId }]);
+      // The school sees it among its open tasks, with the reason; it closes it again.
+      const mine = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open' }).set(auth(secB.token)).expect(200)).body.items;
+      expect(mine.find((x: { id: string }) => x.id === taskId)).toMatchObject({ reopenReason: '照片显示西门仍开着', reopenCount: 1 });
+      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '已加装闭门器' }).expect(200);
+      expect((await t.http().post(url).set(auth(admin)).send({ reason: '仍未关闭' }).expect(200)).body.reopenCount).toBe(2);
+      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '门卫专人值守' }).expect(200);
+
+      // Found again since its closing: the problem has an open task already; that one is followed instead.
+      const [again] = await db.transaction((m) => svc.record(m, [finding(new Date())], new Date()));
+      expect(again.taskId).not.toBe(taskId);
+      const taken = await t.http().post(url).set(auth(sup.token)).send({ reason: '仍未关闭' }).expect(409);
+      expect(taken.body.error).toMatchObject({ code: 'RECTIFICATION_TASK.OPEN_TASK_EXISTS', details: { openTaskId: again.taskId } });
+    });
+
+    it('exports findings and rectification tasks as CSV or XLSX: zh-CN headers and labels, school names, the school staff their own (issue 13)', async () => {
+      const auditor = (await t.userToken('auditor')).token;
+      const csv = async (path: string, token: string, query: Record<string, string>) => {
+        const res = await t
+          .http()
+          .get(path)
+          .set(auth(token))
+          .query({ format: 'csv', ...query })
+          .buffer(true)
+          .expect(200);
+        expect(res.headers['content-type']).toContain('text/csv');
+        expect(res.headers['content-disposition']).toContain(`filename*=UTF-8''`);
+        const buf = Buffer.isBuffer(res.body) ? res.body : Buffer.from(res.text, 'utf8');
+        expect([...buf.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+        return readTable(buf);
+      };
+      // Tasks: as many lines as the list counts, each with its school's name, the check's label and its sending back.
+      const listed = (await t.http().get('/api/v1/rectification-tasks').query({ schoolId: seed.schoolB.id }).set(auth(auditor)).expect(200)).body;
+      const tasks = await csv('/api/v1/rectification-tasks/export', auditor, { schoolId: seed.schoolB.id });
+      expect(tasks.header).toEqual([
+        '编号',
+        '学校',
+        '检查项',
+        '问题',
+        '状态',
+        '是否逾期',
+        '发现次数',
+        '下达时间',
+        '整改期限',
+        '完成时间',
+        '整改情况',
+        '整改凭证',
+        '退回次数',
+        '退回原因',
+      ]);
+      expect(tasks.rows).toHaveLength(listed.total);
+      const col = (row: { cells: unknown[] }, name: string) => row.cells[tasks.header.indexOf(name)];
+      expect(new Set(tasks.rows.map((r) => col(r, '学校')))).toEqual(new Set(['乙小学']));
+      // An open task (one sent back included) shows no closing note or evidence: those of a rejected closing are not current.
+      for (const r of tasks.rows.filter((x) => col(x, '状态') === '未完成')) expect([col(r, '整改情况'), col(r, '整改凭证')]).toEqual(['', '']);
+      const sentBack = tasks.rows.find((r) => String(col(r, '退回次数')) === '2')!;
+      expect(sentBack.cells).toEqual(expect.arrayContaining(['上课期间校门未关闭', '已完成', '仍未关闭', '门卫专人值守']));
+      expect(String(col(sentBack, '整改期限'))).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+      // Findings: newest first, the source and check in words.
+      const findings = await csv('/api/v1/patrol-findings/export', auditor, { schoolId: seed.schoolB.id, check: 'gate_open' });
+      const listedFindings = (
+        await t.http().get('/api/v1/patrol-findings').query({ schoolId: seed.schoolB.id, check: 'gate_open' }).set(auth(auditor)).expect(200)
+      ).body;
+      expect(findings.header).toEqual(['时间', '来源', '检查项', '学校', '对象', '问题描述', '整改任务编号']);
+      expect(findings.rows).toHaveLength(listedFindings.total);
+      expect(findings.rows[0].cells.slice(1, 4)).toEqual(['定时巡查', '上课期间校门未关闭', '乙小学']);
+      // School staff: their own school only, whatever they ask for.
+      const mine = await csv('/api/v1/rectification-tasks/export', secA.token, {});
+      expect(mine.rows.length).toBeGreaterThan(0);
+      expect(new Set(mine.rows.map((r) => col(r, '学校')))).toEqual(new Set(['甲小学']));
+      await t.http().get('/api/v1/rectification-tasks/export').query({ schoolId: seed.schoolB.id }).set(auth(secA.token)).expect(403);
+      // XLSX by default; bad input and too many rows are field-level 400s; no token 401.
+      const xlsx = await t.http().get('/api/v1/patrol-findings/export').set(auth(auditor)).buffer(true).expect(200);
+      expect(xlsx.headers['content-type']).toContain('spreadsheetml');
+      await t.http().get('/api/v1/patrol-findings/export').query({ format: 'pdf' }).set(auth(auditor)).expect(400);
+      const max = t.config.patrols.exportMaxRows;
+      t.config.patrols.exportMaxRows = 1;
+      try {
+        const many = await t.http().get('/api/v1/patrol-findings/export').set(auth(auditor)).expect(400);
+        expect(many.body.error.details.fields[0]).toMatchObject({ field: 'from', reason: expect.stringContaining('patrols.exportMaxRows') });
+        const manyTasks = await t.http().get('/api/v1/rectification-tasks/export').set(auth(auditor)).expect(400);
+        expect(manyTasks.body.error.details.fields[0].field).toBe('status');
+      } finally {
+        t.config.patrols.exportMaxRows = max;
+      }
+      await t.http().get('/api/v1/rectification-tasks/export').expect(401);
     });
   });
 
@@ -456,6 +589,21 @@ describe('patrols and compliance over HTTP', () => {
         const r = await t.http().post('/api/v1/post-checkins').set(auth(operator.token)).send({ postId: post.id, personName, personRole: 'volunteer' });
         expect([personName, r.status]).toEqual([personName, 429]);
       }
+      // Latin names in another case are the same person too: the spacing rule, the open check-in and the head count; shown as first typed.
+      const lat = asUser(operator, 'operator');
+      const latDay = '2026-03-05';
+      const li = await t.app.get(FieldService).checkIn(lat, { postId: post.id, personName: 'Li Lei', personRole: 'volunteer' }, sh(latDay, '07:20'));
+      const at0 = sh(latDay, '07:20').getTime();
+      for (const [personName, at, code] of [
+        ['li lei', at0 + 32, 'POST_CHECKIN.TOO_FREQUENT'],
+        ['LI  LEI', at0 + 1000, 'POST_CHECKIN.TOO_FREQUENT'],
+        ['ｌｉ ｌｅｉ', sh(latDay, '07:30').getTime(), 'POST_CHECKIN.ALREADY_CHECKED_IN'],
+      ] as const)
+        await expect(t.app.get(FieldService).checkIn(lat, { postId: post.id, personName, personRole: 'volunteer' }, new Date(at))).rejects.toMatchObject({
+          code,
+        });
+      expect((await t.db.query(`SELECT person_name FROM post_checkins WHERE id = $1`, [li.id])).rows[0].person_name).toBe('Li Lei');
+      await t.db.query(`DELETE FROM post_checkins WHERE id = $1`, [li.id]);
       // A roster guard checked in by the center: 32 ms later 429, later in the same window 409 naming the open check-in.
       const field = t.app.get(FieldService);
       const op = asUser(operator, 'operator');
@@ -551,7 +699,7 @@ describe('patrols and compliance over HTTP', () => {
         .set(auth(operator.token))
         .send({ verdict: 'normal', snapshotRef: await picture(r1.id, r1.items[0].cameraId) })
         .expect(200);
-      const snap = await picture(r1.id, r1.items[1].cameraId);
+      const snap = await picture(r1.id, r1.items[1].cameraId, 'round.verdict', 'snapshot_uri');
       const done = (
         await t
           .http()
@@ -561,7 +709,9 @@ describe('patrols and compliance over HTTP', () => {
           .expect(200)
       ).body;
       expect(done.finishedAt).toBeTruthy();
-      expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: snap });
+      // The round says where each verdict's picture came from (the evidence record's source).
+      expect(done.items[0]).toMatchObject({ verdict: 'normal', snapshotSource: 'stream' });
+      expect(done.items[1]).toMatchObject({ verdict: 'obstructed', snapshotRef: snap, snapshotSource: 'snapshot_uri' });
       expect(done.items[1].findingId).toBeTruthy();
       const [f] = (await t.db.query(`SELECT school_id, check_name, task_id FROM patrol_findings WHERE id = $1`, [done.items[1].findingId])).rows;
       expect(f).toMatchObject({ check_name: 'round_obstructed', school_id: r1.items[1].schoolId });
@@ -651,7 +801,11 @@ describe('patrols and compliance over HTTP', () => {
       const [item] = (await t.db.query(`SELECT verdict FROM patrol_round_items WHERE round_id = $1 AND camera_id = $2`, [r.id, a])).rows;
       expect(item.verdict).toBeNull();
       const offline = await judge(a, { verdict: 'offline' }).expect(200);
-      expect(offline.body.items.find((i: { cameraId: string }) => i.cameraId === a)).toMatchObject({ verdict: 'offline', snapshotRef: null });
+      expect(offline.body.items.find((i: { cameraId: string }) => i.cameraId === a)).toMatchObject({
+        verdict: 'offline',
+        snapshotRef: null,
+        snapshotSource: null,
+      });
       const shot = await picture(r.id, b);
       const seen = await judge(b, { verdict: 'normal', snapshotRef: shot }).expect(200);
       expect(seen.body.items.find((i: { cameraId: string }) => i.cameraId === b)).toMatchObject({ verdict: 'normal', snapshotRef: shot });
@@ -728,6 +882,27 @@ describe('patrols and compliance over HTTP', () => {
         rate: Math.round(((2 * windowMs - 20 * 60_000) / (2 * windowMs)) * 10_000) / 10_000,
         worst: [{ id: cams[1].id, onlineRate: Math.round(((windowMs - 20 * 60_000) / windowMs) * 10_000) / 10_000 }],
       });
+      // Offline only inside a declared maintenance window of that camera (10:50–11:30): not held against the school,
+      // said as 维护中 in the reasons, the export and the audit; its maintenance time is out of the rate.
+      const mw = (
+        await t.db.query(
+          `INSERT INTO maintenance_windows (school_id, device_id, device_kind, starts_at, ends_at, reason) VALUES ($1, $2, 'camera', $3, $4, '更换摄像机') RETURNING id`,
+          [seed.schoolA.id, cams[1].id, sh(date, '10:50'), sh(date, '11:30')],
+        )
+      ).rows[0].id as string;
+      const a3 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
+      expect(a3.networked).toBe(true);
+      expect(a3.reasons.networked).toBeUndefined();
+      expect(a3.reasons.maintenance).toEqual({ cameras: 1, buttons: 0 });
+      expect(exportRows([a3]).rows[0][9]).toContain('维护中（不计）：摄像机 1 路');
+      const inMw = (await t.app.get(AuditsService).evaluate([schoolA], ['camera_online_rate'], now)).results.get(seed.schoolA.id)!.camera_online_rate;
+      expect(inMw).toMatchObject({ cameras: 2, notAlwaysOnline: 0, inMaintenance: 1, rate: 1, worst: [] });
+      // A window covering only part of the outage excuses nothing: the rest still counts.
+      await t.db.query(`UPDATE maintenance_windows SET ends_at = $2 WHERE id = $1`, [mw, sh(date, '11:10')]);
+      const a4 = (await compliance.compute(date, { schoolId: seed.schoolA.id }, now))[0];
+      expect(a4.networked).toBe(false);
+      expect(a4.reasons.maintenance).toBeUndefined();
+      await t.db.query(`DELETE FROM maintenance_windows WHERE id = $1`, [mw]);
 
       await compliance.snapshot(date, now);
       await compliance.snapshot(date, now);
@@ -738,6 +913,8 @@ describe('patrols and compliance over HTTP', () => {
       const district = (await t.http().get('/api/v1/compliance/district').query({ date }).set(auth(auditor)).expect(200)).body;
       expect(district.shares).toEqual({ closedCampus: 0.5, guards: 0.5, networked: 0, posts: 0.5, allMet: 0 });
       expect(district.worst.items[0].failedCount).toBeGreaterThanOrEqual(district.worst.items[1].failedCount);
+      // Per zone too (issue 13: the four targets for the district, zones and schools): both schools are in the one zone.
+      expect(district.zones).toEqual([{ zoneId: seed.zone.id, schools: 2, shares: district.shares }]);
       const perSchool = (await t.http().get('/api/v1/compliance/schools').query({ date, zoneId: seed.zone.id }).set(auth(auditor)).expect(200)).body;
       expect(perSchool.total).toBe(2);
       const trend = (await t.http().get('/api/v1/compliance/trend').query({ from: '2026-03-01', to: '2026-03-03' }).set(auth(auditor)).expect(200)).body;

@@ -1,3 +1,4 @@
+import { DataSource } from 'typeorm';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { createButton } from '../support/devices';
 import { TestConsole, tryConnect } from '../support/console-client';
@@ -120,6 +121,68 @@ describe('rate limits', () => {
     expect(limited[0].body.error).toMatchObject({ code: 'INCIDENT.TOO_MANY_PRESSES', details: { retryAfterSeconds: expect.any(Number) } });
     expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
+
+  it('refuses a device report past its rate before any database read: a refused request makes no query (camera, gateway naming a camera, gateway naming none)', async () => {
+    const cam = (
+      await t
+        .http()
+        .post('/api/v1/cameras')
+        .set(auth(admin))
+        .send({ schoolId: seed.schoolA.id, deviceId: '50011300001320000099', channelId: '50011300001310000099', name: '限流摄像机', areaKind: 'perimeter' })
+        .expect(201)
+    ).body as { id: string };
+    const credential = async (body: object) =>
+      (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send(body).expect(201)).body.authorization as string;
+    const camCred = await credential({ kind: 'camera', subjectId: cam.id });
+    const gw = await credential({ kind: 'gateway', schoolId: seed.schoolA.id });
+    // The queries of the report path (the camera lookup, the spot's school and cameras, the incident), counted by the data
+    // source's logger (TypeORM calls logQuery for each one); the app's own timers (outbox, test modes) run meanwhile and are not counted.
+    const ds = t.app.get(DataSource);
+    const queries: string[] = [];
+    const logQuery = jest.spyOn(ds.logger, 'logQuery').mockImplementation((q: string) => {
+      if (/\bcameras\b|\bschools\b|\bincidents\b|incident_presses/.test(q)) queries.push(q);
+    });
+    try {
+      for (const [name, authorization, body] of [
+        ['camera', camCred, {}],
+        ['gateway naming the camera', gw, { cameraId: cam.id }],
+        ['gateway naming no camera', gw, {}],
+      ] as const) {
+        // Empty the bucket (burst 60, 1/s), then: refused, and not one query for it.
+        let n = 0;
+        let refused = false;
+        while (!refused && n < 200) {
+          const r = await t
+            .http()
+            .post('/api/v1/incidents/device-reports')
+            .set('Authorization', authorization)
+            .send({ eventId: `rl-${name}-${n++}`, type: 'intrusion', ...body });
+          refused = r.status === 429;
+        }
+        expect(refused).toBe(true);
+        // Each refused request is checked on its own: on a slow machine a token refills (1/s) between two of them and that
+        // one is served (CI once saw a 200 here) — which is the limiter working, not the property under test.
+        let refusedAfter = 0;
+        for (let i = 0; i < 5; i++) {
+          queries.length = 0;
+          const r = await t
+            .http()
+            .post('/api/v1/incidents/device-reports')
+            .set('Authorization', authorization)
+            .send({ eventId: `rl-${name}-x${i}`, type: 'intrusion', ...body });
+          if (r.status !== 429) {
+            expect([name, r.status]).toEqual([name, 200]);
+            continue;
+          }
+          refusedAfter++;
+          expect([name, r.body.error?.code, queries]).toEqual([name, 'INCIDENT.TOO_MANY_PRESSES', []]);
+        }
+        expect(refusedAfter).toBeGreaterThanOrEqual(1);
+      }
+    } finally {
+      logQuery.mockRestore();
+    }
+  }, 180_000); // ~200 sequential reports: three buckets emptied one request at a time
 });
 
 /** Connects and keeps the socket: its result ('connected' or the refusal code), the refusal data, and close(). */

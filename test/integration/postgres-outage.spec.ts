@@ -20,6 +20,19 @@ import { startTcpProxy, TcpProxy } from '../support/tcp-proxy';
  * - A busy pool is not an outage: with the request pool's one connection held longer than the
  *   connect bound, a request waits its own bound (database.poolWaitMs) and is answered 2xx.
  */
+/** A TCP proxy in front of the test Postgres (a fault the shared server cannot be given). */
+const postgresProxy = () => {
+  const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  return startTcpProxy(target.hostname, Number(target.port || 5432));
+};
+/** The service's database address through the proxy. */
+const through = (proxy: TcpProxy) => (url: string) => {
+  const u = new URL(url);
+  u.hostname = '127.0.0.1';
+  u.port = String(proxy.port);
+  return u.toString();
+};
+
 describe('intake with Postgres faults (slow)', () => {
   jest.setTimeout(90_000);
   let t: TestApp;
@@ -28,19 +41,11 @@ describe('intake with Postgres faults (slow)', () => {
   let admin: string;
 
   beforeAll(async () => {
-    const target = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-    proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    proxy = await postgresProxy();
     t = await startApp(
       // One request connection: the busy-pool case below holds it; the jobs pool is apart and never lends it.
       { database: { poolSize: 1 } },
-      {
-        appDbUrl: (url) => {
-          const u = new URL(url);
-          u.hostname = '127.0.0.1';
-          u.port = String(proxy.port);
-          return u.toString();
-        },
-      },
+      { appDbUrl: through(proxy) },
     );
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
@@ -169,5 +174,49 @@ describe('intake with Postgres faults (slow)', () => {
     await t.db.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [button.id]);
     expect([200, 201]).toContain((await held).status); // 200: folded into the button's open incident
     expect((await waiting).status).toBe(200);
+  });
+});
+
+/**
+ * A Postgres slow to accept new connections (loaded, or at max_connections) while it answers on the
+ * open ones is not unreachable (attack pass 4: a registration storm on a loaded machine turned every
+ * caller away — 254 REGISTERs answered 503 — after one connect took longer than
+ * database.connectTimeoutMs). The caller whose attempt failed answers 503; the pool does not turn
+ * 'unreachable', and the callers queued behind are served by the open connection.
+ */
+describe('a Postgres slow to accept connections (slow)', () => {
+  jest.setTimeout(60_000);
+  let t: TestApp;
+  let proxy: TcpProxy;
+  let admin: string;
+
+  beforeAll(async () => {
+    proxy = await postgresProxy();
+    t = await startApp({ database: { poolSize: 3, connectTimeoutMs: 500 } }, { appDbUrl: through(proxy) });
+    admin = (await t.userToken('admin')).token;
+    await seedMinimal(t, admin);
+  });
+
+  afterAll(async () => {
+    proxy?.slowNew(0);
+    await proxy?.up();
+    await t?.close();
+    await proxy?.close();
+  });
+
+  it('serves the callers queued behind a slow connect from the open connections instead of answering all 503', async () => {
+    const get = () => fetch(`${t.baseUrl}/api/v1/zones?limit=5`, { headers: auth(admin), signal: AbortSignal.timeout(20_000) }).then((r) => r.status);
+    // One open request connection: every other one cut (the pool drops them), then one request opens it.
+    proxy.cut();
+    for (let i = 0; i < 20 && (await get()) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    proxy.slowNew(1500); // a new connection takes 1.5 s to be accepted; database.connectTimeoutMs is 0.5 s
+    const statuses = await Promise.all(Array.from({ length: 150 }, get));
+    const refused = statuses.filter((s) => s === 503).length;
+    // Only callers whose own connection attempt timed out (a few: 2 of 150 here) answer 503; the rest waited for the
+    // open one. On the old code the first timed-out attempt turned the pool 'unreachable': 97 of 150 answered 503.
+    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(refused).toBeLessThanOrEqual(6);
+    proxy.slowNew(0);
+    expect(await get()).toBe(200);
   });
 });

@@ -1,10 +1,14 @@
 import { QueueService } from '../../src/infra/queue/queue.service';
 import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
+import { DeviceHealthService, shardKeys } from '../../src/modules/device-health/device-health.service';
 import { TestConsole } from '../support/console-client';
 import { createButton, press, TestButton } from '../support/devices';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 import { PoliceReceiver, startPoliceReceiver, waitFor } from '../support/police-receiver';
-import { freePort, Proc, startRedis, stop } from '../support/processes';
+import { freePort, Proc, start, startRedis, stop, until } from '../support/processes';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
 import Redis from 'ioredis';
 
@@ -255,7 +259,8 @@ describe('boot with Redis down (slow)', () => {
     // The button gets its liveness deadline: seeded by the reconcile hooks, which run after the
     // schedulers that make it ready (a single read right after readiness lost that race under load).
     const r = new Redis(`redis://127.0.0.1:${redisPort}/0`);
-    const deadlines = await waitFor(async () => r.zcard(`${t.config.redis.keyPrefix}:liveness:deadlines`), 15_000, 'the liveness deadline once Redis answers');
+    const zcards = async () => (await Promise.all(shardKeys(t.config).map((k) => r.zcard(k.deadlines)))).reduce((x, y) => x + y, 0);
+    const deadlines = await waitFor(zcards, 15_000, 'the liveness deadline once Redis answers');
     await r.quit();
     expect(deadlines).toBeGreaterThanOrEqual(1);
   });
@@ -276,9 +281,10 @@ describe('hung Redis (SIGSTOP) (slow)', () => {
   let stopped = false;
   let police: PoliceReceiver;
   let wecom: FakeReceiver;
+  let port: number;
 
   beforeAll(async () => {
-    const port = await freePort();
+    port = await freePort();
     redis = await startRedis(port);
     police = await startPoliceReceiver(SECRET);
     wecom = await startFakeReceiver('wecom');
@@ -392,5 +398,167 @@ describe('hung Redis (SIGSTOP) (slow)', () => {
     const [onTime] = (await t.db.query(`SELECT id FROM incidents WHERE relay_delivered_at IS NOT NULL AND NOT relay_late AND id <> $1 LIMIT 1`, [row.id]))
       .rows as { id: string }[];
     expect(await jobs.relayWatch(onTime.id)).toBe('on time');
+  });
+
+  it('treats a Redis that answers PING but refuses writes (maxmemory under noeviction) as down: the escalation runs from Postgres, readiness names it', async () => {
+    // Attack pass 4: readiness said ok and the escalation was 50 s late (the outbox relay's writes refused, OOM).
+    const admin = (await t.userToken('admin')).token;
+    const [{ id: schoolId }] = (await t.db.query(`SELECT id FROM schools ORDER BY code LIMIT 1`)).rows as { id: string }[];
+    const button = await createButton(t, admin, { schoolId, code: 'OOM-1', location: '东门', policeLinked: false });
+    const camera = { deviceId: '50011300001320000777', channelId: '50011300001310000777' };
+    await t
+      .http()
+      .post('/api/v1/cameras')
+      .set(auth(admin))
+      .send({ schoolId, ...camera, name: 'OOM 摄像机', areaKind: 'perimeter' })
+      .expect(201);
+    const gateway = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'gateway' }).expect(201)).body.authorization as string;
+    const queue = t.app.get(QueueService);
+    await waitFor(async () => queue.redisReady, 15_000, 'redis answering before the test');
+    await t.app.get(DeviceHealthService).loadIndex({ seedAt: Date.now() }); // the camera known to liveness (as the periodic refresh does)
+    const direct = new Redis(`redis://127.0.0.1:${port}/0`);
+    let id: string;
+    try {
+      await direct.config('SET', 'maxmemory', '1'); // every write refused: OOM command not allowed (noeviction)
+      await waitFor(async () => !queue.redisReady, 10_000, 'a Redis refusing writes counted as down');
+      const ready = await fetch(`${t.baseUrl}/health/ready`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { checks: { redis: { error: string } } }).checks.redis.error).toBe('refuses_writes');
+      // A heartbeat Redis refuses to record: 503 UNAVAILABLE.REDIS, retryable, as for a Redis that is gone (attack pass 5: 500).
+      const hb = await t
+        .http()
+        .post('/api/v1/device/heartbeats')
+        .set('Authorization', gateway)
+        .send({ heartbeats: [camera] });
+      expect([hb.status, hb.body.error?.code]).toEqual([503, 'UNAVAILABLE.REDIS']);
+      const res = await press(t.baseUrl, button, 'oom-1', 5000);
+      expect(res.status).toBe(201);
+      id = ((await res.json()) as { id: string }).id;
+      const level = async () => (await t.db.query(`SELECT escalation_level AS l FROM incidents WHERE id = $1`, [id])).rows[0].l as number;
+      await waitFor(async () => (await level()) === 1, 20_000, 'the escalation while Redis refuses writes');
+    } finally {
+      await direct.config('SET', 'maxmemory', '0');
+      direct.disconnect();
+    }
+    await waitFor(async () => queue.redisReady, 15_000, 'redis taking writes again');
+    await waitFor(async () => (await fetch(`${t.baseUrl}/health/ready`)).status === 200, 15_000, 'ready again');
+    const esc = await t.db.query(`SELECT count(*)::int AS n FROM incident_timeline WHERE incident_id = $1 AND action = 'escalated'`, [id!]);
+    expect(esc.rows[0].n).toBe(1);
+  });
+});
+
+/**
+ * Heartbeats sent while Redis is down are not recorded (the HTTP route answers 503). With a Redis that
+ * keeps its data over a restart (AOF, as compose runs it), a device that kept beating through an
+ * outage longer than its threshold must not go offline when Redis is back — every camera of the
+ * district did, with an outage per school, before the sweep's cutoff; one that fell silent before
+ * the outage still goes, and one silent since goes once the grace is over.
+ */
+describe('liveness across a Redis restart that keeps its data (slow)', () => {
+  jest.setTimeout(90_000);
+  let t: TestApp;
+  let redis: Proc | undefined;
+  let port: number;
+  const dir = mkdtempSync(join(tmpdir(), 'shouhu-aof-'));
+  /** redis-server with AOF in `dir`: a restart on the same port finds what it had. */
+  const startPersistentRedis = async () => {
+    const p = start(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      process.env,
+    );
+    await until(() => p.output().includes('Ready to accept connections') || p.child.exitCode !== null, 10_000, 'redis-server with AOF');
+    if (p.child.exitCode !== null) throw new Error(`redis-server did not start: ${p.output()}`);
+    return p;
+  };
+
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startPersistentRedis();
+    t = await startApp({
+      redis: { url: `redis://127.0.0.1:${port}/0`, commandTimeoutMs: 500 },
+      // Threshold 2 s (1 s × 2 missed), grace 3 s after Redis is back; swept by hand.
+      liveness: { intervalSeconds: 1, missedBeforeOffline: 2, bootGraceSeconds: 3, sweepEveryMs: 0 },
+      queue: { schedulerReconcileMs: 600_000, outage: { afterMs: 1000, pollMs: 200, leaseMs: 5000, batchSize: 100 } },
+    });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await stop(redis);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('does not take a device offline for heartbeats Redis could not record; one silent before the outage goes', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const seed = await seedMinimal(t, admin);
+    const cam = async (n: number) => {
+      const deviceId = `5001130000132${String(900 + n).padStart(7, '0')}`;
+      const channelId = `5001130000131${String(900 + n).padStart(7, '0')}`;
+      const res = await t
+        .http()
+        .post('/api/v1/cameras')
+        .set(auth(admin))
+        .send({ schoolId: seed.schoolA.id, deviceId, channelId, name: `L${n}`, areaKind: 'perimeter' })
+        .expect(201);
+      return { id: res.body.id as string, deviceId, channelId };
+    };
+    const [beating, silentBefore] = [await cam(1), await cam(2)];
+    const gateway = (await t.http().post('/api/v1/device-credentials').set(auth(admin)).send({ kind: 'gateway' }).expect(201)).body.authorization as string;
+    const svc = t.app.get(DeviceHealthService);
+    const queue = t.app.get(QueueService);
+    await svc.loadIndex({ seedAt: Date.now() });
+    const beat = (c: { deviceId: string; channelId: string }) =>
+      fetch(`${t.baseUrl}/api/v1/device/heartbeats`, {
+        method: 'POST',
+        headers: { Authorization: gateway, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ heartbeats: [{ deviceId: c.deviceId, channelId: c.channelId }] }),
+        signal: AbortSignal.timeout(5000),
+      }).then((r) => r.status);
+    const status = async (id: string) => (await t.db.query(`SELECT status FROM cameras WHERE id = $1`, [id])).rows[0].status as string;
+    const wentOffline = async (id: string) =>
+      (await t.db.query(`SELECT count(*)::int AS n FROM device_transitions WHERE device_id = $1 AND to_status = 'offline'`, [id])).rows[0].n as number;
+
+    expect([await beat(beating), await beat(silentBefore)]).toEqual([200, 200]);
+    await waitFor(async () => (await status(beating.id)) === 'online' && (await status(silentBefore.id)) === 'online', 10_000, 'both online');
+    await new Promise((r) => setTimeout(r, 2500)); // silentBefore's deadline passes (beating beats on)
+    expect(await beat(beating)).toBe(200);
+
+    await stop(redis, 'SIGKILL'); // the AOF (fsync always) keeps every deadline written
+    await waitFor(async () => !queue.redisReady, 10_000, 'Redis counted as down');
+    // Longer than the threshold; the device beats on, and is answered 503 (not recorded).
+    const during: number[] = [];
+    for (const end = Date.now() + 3500; Date.now() < end; await new Promise((r) => setTimeout(r, 500))) during.push(await beat(beating));
+    expect(during.every((s) => s === 503)).toBe(true);
+    redis = await startPersistentRedis();
+    await waitFor(async () => queue.redisReady, 15_000, 'Redis answering again');
+
+    // At once: the device silent before the outage goes offline; the one that beat through it does not.
+    await svc.sweep();
+    expect(await wentOffline(silentBefore.id)).toBe(1);
+    expect(await wentOffline(beating.id)).toBe(0);
+    expect(await status(beating.id)).toBe('online');
+    // It beats again (recorded now) and stays online past the grace: a sweep after it takes only real silences.
+    expect(await beat(beating)).toBe(200);
+    await new Promise((r) => setTimeout(r, 3200));
+    expect(await beat(beating)).toBe(200);
+    await svc.sweep();
+    expect(await wentOffline(beating.id)).toBe(0);
+    expect(await status(beating.id)).toBe('online');
   });
 });

@@ -1,4 +1,5 @@
-import { seedDemoDistrict, SeedSummary } from '../../src/tools/seed';
+import { AuditsService } from '../../src/modules/patrols/audits.service';
+import { DEMO_PLANS, DEMO_ROSTER_DAYS, seedDemoDistrict, SeedSummary } from '../../src/tools/seed';
 import { buildDistrict, requiredGuards } from '../../src/tools/seed/district';
 import { GB_ID_PATTERN } from '../../src/modules/registry/registry.constants';
 import { auth, startApp, TestApp } from '../support/harness';
@@ -135,12 +136,64 @@ describe('demo district seed', () => {
     expect(cams.body.total).toBe(await count(`SELECT count(*) AS n FROM cameras WHERE area_kind = 'gatehouse'`));
   });
 
+  it('seeds day and night patrol plans for the whole district: scheduled, and an audit runs out of the box', async () => {
+    const supervisor = await t.http().post('/api/v1/auth/login').send({ username: 'supervisor1', password: t.config.demo.userPassword }).expect(200);
+    const token = supervisor.body.accessToken as string;
+    const plans = (await t.http().get('/api/v1/patrol-plans').set(auth(token)).expect(200)).body.items as {
+      id: string;
+      name: string;
+      cron: string;
+      enabled: boolean;
+      scope: { kind: string };
+      checks: string[];
+    }[];
+    expect(plans.map((p) => p.name).sort()).toEqual(DEMO_PLANS.map((p) => p.name).sort());
+    for (const p of plans) expect(p).toMatchObject({ enabled: true, scope: { kind: 'district' } });
+    expect(plans.flatMap((p) => p.checks)).toEqual(expect.arrayContaining(['camera_online_rate', 'guard_staffing', 'guard_patrol_count']));
+    // Their schedulers follow the plans table (at boot and every reconcile).
+    expect(await t.app.get(AuditsService).reconcileSchedulers()).toMatchObject({ upserted: DEMO_PLANS.length });
+    // A supervisor runs the day plan now: every school audited, the short-staffed ones found.
+    const day = plans.find((p) => p.cron === '0 9 * * 1-5')!;
+    const run = await t.http().post(`/api/v1/patrol-plans/${day.id}/run`).set(auth(token)).send({}).expect(201);
+    expect(run.body.schoolCount).toBe(await count(`SELECT count(*) AS n FROM schools`));
+    expect(run.body.failedSchoolCount).toBeGreaterThan(0);
+    expect(await count(`SELECT count(*) AS n FROM patrol_findings WHERE check_name = 'guard_staffing'`)).toBeGreaterThan(0);
+  });
+
+  it('keeps a demo duty roster: someone on duty now for every role, no gap ahead, in 12-hour operator shifts', async () => {
+    const supervisor = await t.http().post('/api/v1/auth/login').send({ username: 'supervisor1', password: t.config.demo.userPassword }).expect(200);
+    const now = (
+      await t
+        .http()
+        .get('/api/v1/duty/now')
+        .set(auth(supervisor.body.accessToken as string))
+        .expect(200)
+    ).body as {
+      onDuty: Record<string, { username?: string; userName?: string }[]>;
+      gaps: unknown[];
+    };
+    expect(Object.keys(now.onDuty).sort()).toEqual(['bureau_leader', 'duty_supervisor', 'operator_desk']);
+    for (const [role, people] of Object.entries(now.onDuty)) expect({ role, n: people.length }).toEqual({ role, n: 1 });
+    expect(now.gaps).toEqual([]);
+    // The desk: operator1 by day, operator2 by night (Asia/Shanghai), for DEMO_ROSTER_DAYS days ahead.
+    const desk = (
+      await t.db.query(
+        `SELECT u.username, to_char(s.starts_at AT TIME ZONE 'Asia/Shanghai', 'HH24:MI') AS f, (extract(epoch FROM s.ends_at - s.starts_at) / 3600)::int AS h
+           FROM duty_shifts s JOIN users u ON u.id = s.user_id WHERE s.duty_role = 'operator_desk'`,
+      )
+    ).rows as { username: string; f: string; h: number }[];
+    expect(new Set(desk.map((d) => `${d.username} ${d.f} ${d.h}h`))).toEqual(new Set(['operator1 08:00 12h', 'operator2 20:00 12h']));
+    expect(desk.length).toBe(2 * (DEMO_ROSTER_DAYS + 1));
+  });
+
   it('changes nothing when run a second time', async () => {
     const snapshot = async () =>
       (
         await t.db.query(`SELECT
           (SELECT count(*) FROM audit_log) AS audit, (SELECT max(id) FROM audit_log) AS last_audit,
           (SELECT count(*) FROM users) AS users, (SELECT max(updated_at) FROM users) AS users_at,
+          (SELECT count(*) || '/' || max(updated_at) FROM patrol_plans) AS patrol_plans,
+          (SELECT count(*) || '/' || max(updated_at) FROM duty_shifts) AS duty_shifts,
           ${['schools', 'cameras', 'alarm_devices', 'guards', 'protection_posts', 'school_zones', 'education_groups']
             .map((tb) => `(SELECT count(*) || '/' || max(updated_at) FROM ${tb}) AS ${tb}`)
             .join(', ')}`)

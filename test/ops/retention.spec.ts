@@ -385,8 +385,8 @@ describe('retention', () => {
       const at = new Date(days(capturedDaysAgo));
       const put = await evidence.store.put(at, Buffer.from(label), 'jpg');
       await t.db.query(
-        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
-         VALUES ($1, $1, $2, $3, $4, 1, 1, $5, $6, $7)`,
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, source)
+         VALUES ($1, $1, $2, $3, $4, 1, 1, $5, $6, $7, 'stream')`,
         [school, put.key, put.sha256, put.bytes, purpose, refId, at],
       );
       return { label, file: join(evidenceDir, put.key) };

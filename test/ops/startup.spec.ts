@@ -1,7 +1,8 @@
-import { createSocket, Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer, Server } from 'node:net';
+import { createServer, Server, Socket } from 'node:net';
 import { Client } from 'pg';
 import { createDatabase, releaseDatabase, TEST_REDIS_URL } from '../support/harness';
 import { freePort, Proc, start, stop, until, waitHttp } from '../support/processes';
@@ -18,8 +19,9 @@ describe('start-up messages', () => {
   jest.setTimeout(240_000);
   let db: { url: string; name: string };
   let holder: Server;
+  const held = new Set<Socket>();
   let heldPort: number;
-  let udp: Socket | undefined;
+  let udp: UdpSocket | undefined;
   const procs: Proc[] = [];
 
   const env = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
@@ -49,6 +51,12 @@ describe('start-up messages', () => {
     await c.end();
     return rows[0].m || rows[0].s;
   };
+  /** The service's log lines (one JSON object a line). */
+  const logLines = (out: string) =>
+    out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; context?: string; msg: string });
   const noStack = (out: string) => {
     expect(out).not.toMatch(/\n\s+at \S+.*\(.*:\d+:\d+\)/);
     expect(out).not.toMatch(/"stack"|Unhandled error event|\[ioredis\]/);
@@ -57,7 +65,12 @@ describe('start-up messages', () => {
   beforeAll(async () => {
     // dist/ (node dist/main.js) is built by the Jest global setup (test/support/global-setup.js).
     db = await createDatabase();
-    holder = createServer();
+    // The held port accepts and never speaks; its connections are ended with it (close() waits for them otherwise).
+    holder = createServer((socket) => {
+      held.add(socket);
+      socket.on('close', () => held.delete(socket));
+      socket.on('error', () => undefined);
+    });
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     heldPort = (holder.address() as { port: number }).port;
   });
@@ -65,6 +78,7 @@ describe('start-up messages', () => {
   afterAll(async () => {
     for (const p of procs) await stop(p);
     udp?.close();
+    for (const socket of held) socket.destroy();
     await new Promise((r) => holder.close(r));
     await releaseDatabase(db.name);
   });
@@ -76,6 +90,15 @@ describe('start-up messages', () => {
     expect(out).toContain('set PORT to a free port');
     noStack(out);
     expect(await migrated()).toBe(false);
+  });
+
+  it('node dist/main.js: a database that does not answer at boot is one message naming DATABASE_URL, without a stack', async () => {
+    // The held port accepts the connection and never speaks: Postgres overloaded or a black hole (attack pass 1 saw a stack here).
+    const { code, out } = await run(['dist/main.js'], env({ PORT: '0', DATABASE_URL: `postgres://postgres@127.0.0.1:${heldPort}/nowhere` }));
+    expect(code).toBe(1);
+    expect(out).toContain('the database did not answer at boot');
+    expect(out).toContain('DATABASE_URL');
+    noStack(out);
   });
 
   it('node dist/main.js: a busy SIP port names gb28181.port and its setting', async () => {
@@ -121,10 +144,7 @@ describe('start-up messages', () => {
     expect(p.child.exitCode).toBeNull();
     await stop(p, 'SIGKILL');
     const out = p.output();
-    const lines = out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { level: string; context?: string; msg: string });
+    const lines = logLines(out);
     expect(lines[0]).toEqual({
       time: expect.any(String),
       level: 'warn',
@@ -156,6 +176,43 @@ describe('start-up messages', () => {
     noStack(out);
   });
 
+  it('node dist/main.js in development on an empty database: after the ready line, one line says how to seed the demo district', async () => {
+    // `npm start` seeds the demo district; `node dist/main.js` (the image's command) never does, and a newcomer who ran it
+    // met an empty console and an empty log (attack pass 3). Secrets from the environment: no .data/secrets.json written here.
+    const port = await freePort();
+    const empty = await createDatabase({ migrated: true });
+    const p = start(
+      'node',
+      ['dist/main.js'],
+      env({
+        NODE_ENV: 'development',
+        PORT: String(port),
+        DATABASE_URL: empty.url,
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        SHOUHU__NOTIFICATIONS__LINK_SECRET: randomBytes(32).toString('hex'),
+        REDIS_KEY_PREFIX: `shouhu-startup-dev-${process.pid}`,
+      }),
+    );
+    procs.push(p);
+    await waitHttp(`http://127.0.0.1:${port}/health/ready`, 60000, p);
+    await until(() => /database is empty/.test(p.output()), 10000, 'the empty-database line');
+    await stop(p, 'SIGTERM');
+    await releaseDatabase(empty.name);
+    const lines = logLines(p.output());
+    const said = lines.filter((l) => /database is empty/.test(l.msg));
+    expect(said).toEqual([
+      {
+        time: expect.any(String),
+        level: 'warn',
+        context: 'Boot',
+        msg: 'the database is empty (no schools): seed the demo district with `node dist/cli.js seed` (or `npm run seed`), or start with `npm start`, which seeds it',
+      },
+    ]);
+    // After the ready line: the last thing a newcomer reads.
+    expect(lines.findIndex((l) => l.msg.startsWith('ready: all listening'))).toBeLessThan(lines.indexOf(said[0]));
+    noStack(p.output());
+  });
+
   it('logs at info what an operator needs and the ready line, not route-by-route narration (debug keeps it)', async () => {
     // The two services (info, and debug further down) start together, each on a database and Redis
     // prefix of its own: each loads the whole service.
@@ -171,15 +228,12 @@ describe('start-up messages', () => {
     await Promise.all([waitHttp(`http://127.0.0.1:${port}/health/ready`, 60000, p), waitHttp(`http://127.0.0.1:${port2}/health/ready`, 60000, d)]);
     await Promise.all([stop(p, 'SIGTERM'), stop(d, 'SIGTERM')]);
     await releaseDatabase(debugDb.name);
-    const lines = p
-      .output()
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { level: string; context?: string; msg: string });
+    const lines = logLines(p.output());
     expect(lines.filter((l) => l.level === 'info' && /Mapped \{|dependencies initialized|subscribed to the/.test(l.msg))).toEqual([]);
     expect(lines.filter((l) => ['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'WebSocketsController'].includes(l.context ?? ''))).toEqual([]);
     expect(lines.filter((l) => l.level === 'info' && l.msg.startsWith(`ready: all listening on http://127.0.0.1:${port}`))).toHaveLength(1);
     expect(lines.length).toBeLessThan(20);
+    expect(p.output()).not.toContain('database is empty'); // development only (NODE_ENV=test here)
 
     expect(d.output()).toMatch(/"level":"debug","context":"RouterExplorer","msg":"Mapped \{\/metrics, GET\} route"/);
   });

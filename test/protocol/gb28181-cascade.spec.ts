@@ -42,10 +42,7 @@ describe('GB/T 28181 cascade to a superior platform', () => {
       gb28181: {
         cascade: {
           enabled: true,
-          superiors: [
-            { id: SUPERIOR, domain: '', host: '127.0.0.1', port: sup.port, transport: 'udp', password: PASSWORD, localId: '' },
-            { id: SUPERIOR_TCP, domain: '', host: '127.0.0.1', port: supTcp.port, transport: 'tcp', password: PASSWORD, localId: '' },
-          ],
+          superiors: [sup.entry(), supTcp.entry()],
           registerExpiresSeconds: 60,
           keepaliveSeconds: 1,
           keepaliveMaxMissed: 2,

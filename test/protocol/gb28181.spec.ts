@@ -140,12 +140,20 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   };
   const cameraStatus = async (id: string) => (await t.db.query(`SELECT status FROM cameras WHERE id = $1`, [id])).rows[0]?.status;
 
-  /** One raw UDP exchange from Node (for what sipp cannot send); resolves with the answers received within `waitMs`. */
+  /**
+   * One raw UDP exchange from Node (for what sipp cannot send); resolves with the answers (SIP
+   * responses) received within `waitMs`. Requests are not answers: the ephemeral port may be one a
+   * sipp device registered from earlier, and the server's queries to that device (Catalog,
+   * ConfigDownload) then arrive here (a CI run saw 60 of them).
+   */
   function udp(packets: (string | Buffer)[], waitMs = 400): Promise<string[]> {
     return new Promise((resolve) => {
       const s = createSocket('udp4');
       const got: string[] = [];
-      s.on('message', (m) => got.push(m.toString('latin1')));
+      s.on('message', (m) => {
+        const text = m.toString('latin1');
+        if (text.startsWith('SIP/2.0 ')) got.push(text);
+      });
       s.bind(0, '127.0.0.1', () => {
         for (const p of packets) s.send(typeof p === 'string' ? Buffer.from(p, 'latin1') : p, port, '127.0.0.1');
         setTimeout(() => {
@@ -184,7 +192,15 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
   it('registers a device with digest (its own password), with a GB Date, and adopts the school of its cameras', async () => {
     await expectSipp('register.xml', { rows: [[DEV_A, creds(DEV_A, 'own-pass-01')]] });
     await t.app.get(GbDeviceStates).flushRegistrations();
-    const d = await device(DEV_A);
+    // Its school is learned from its cameras after the registration is answered (GbRegistrar.afterRegister).
+    const d = await until(
+      async () => {
+        const x = await device(DEV_A);
+        return x?.schoolId ? x : null;
+      },
+      10_000,
+      'the school learned from its cameras',
+    );
     expect(d).toMatchObject({ registered: true, schoolId: seed.schoolA.id, transport: 'UDP' });
   });
 

@@ -344,7 +344,8 @@ describe('GB/T 28181 live video (simulated camera)', () => {
     const n = v.watched.binary.length;
     await v.frames(n + 10);
     expect(stream.remuxerPid).not.toBe(pid);
-    expect(stream.remuxerStarts).toBe(2);
+    // At least the restart after the kill (a clean-clone CI run at load 30 saw one more: its stall watchdog); one INVITE whatever the count.
+    expect(stream.remuxerStarts).toBeGreaterThanOrEqual(2);
     expect(cam.dialogs('INVITE')).toBe(1);
     // What came after the restart decodes on its own (a fresh init + keyframe).
     const restartAt = v.watched.binary.findIndex((b, i) => i > 0 && b.toString('latin1', 4, 8) === 'ftyp');

@@ -116,6 +116,9 @@ describe('RTSP live video and snapshots', () => {
     const ev = (await t.http().post(`/api/v1/cameras/${id}/evidence`).set(auth(admin)).send({ purpose: 'alarm.raise', refId: 'inc-1' }).expect(201)).body;
     const second = (await t.http().post(`/api/v1/cameras/${id}/evidence`).set(auth(admin)).send({}).expect(201)).body;
     expect(second.purpose).toBe('manual');
+    // No snapshot URI: a frame of the RTSP stream (ffmpeg), said in the answer and kept with the record.
+    expect([ev.source, second.source]).toEqual(['stream', 'stream']);
+    expect((await t.db.query(`SELECT DISTINCT source FROM video_evidence`)).rows).toEqual([{ source: 'stream' }]);
     const { rows } = await t.db.query(`SELECT storage_key FROM video_evidence WHERE id = $1`, [ev.id]);
     const file = join(evidenceDir, rows[0].storage_key);
     expect(existsSync(file)).toBe(true);

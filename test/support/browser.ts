@@ -116,7 +116,39 @@ export async function openConsole(
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) errors.push(`console: ${m.text()}`);
   });
+  // What the page asked for and did not get: named when the app fails to start (a CI run once saw
+  // no login form after 30 s and nothing else to go on).
+  const failed: string[] = [];
+  const pending = new Set<string>();
+  page.on('request', (r) => pending.add(r.url()));
+  page.on('requestfinished', (r) => pending.delete(r.url()));
+  page.on('requestfailed', (r) => {
+    pending.delete(r.url());
+    failed.push(`${r.url()}: ${r.failure()?.errorText ?? 'failed'}`);
+  });
+  const started = Date.now();
   await page.goto(`${baseUrl}${opts.path ?? '/console/'}`);
+  // The app has mounted once #app has content (the login form or the console); a slow CI machine
+  // gets 40 s, and a failure says why.
+  await page
+    .waitForFunction(
+      () =>
+        ((globalThis as unknown as { document: { querySelector: (s: string) => { childElementCount: number } | null } }).document.querySelector('#app')
+          ?.childElementCount ?? 0) > 0,
+      null,
+      {
+        timeout: 40_000,
+        polling: 100,
+      },
+    )
+    .catch(async (e: Error) => {
+      const html = await page.content().catch(() => '(no content)');
+      throw new Error(
+        `the console did not start in ${Date.now() - started} ms (${e.message.split('\n')[0]}); ` +
+          `page errors: ${JSON.stringify(errors)}; failed requests: ${JSON.stringify(failed)}; still pending: ${JSON.stringify([...pending])}; ` +
+          `page: ${html.slice(0, 600)}`,
+      );
+    });
   const cp: ConsolePage = {
     context,
     page,

@@ -34,12 +34,16 @@ export class TestConsole {
   lateArrivals: number[] = [];
   lastSeq = 0;
   private seen = new Set<number>();
-  /** Accounted for up to here (the initial lastSeq, or the last snapshot's seq). */
+  /** Accounted for up to here (the initial lastSeq, the last snapshot's seq, or the server's `live`/`through`), but `watched`. */
   private floor = 0;
+  /** Held seqs the server watches (its last `live`/`through`). */
+  private watched: number[] = [];
+  /** Every `through` as it arrived. */
+  throughs: { seq: number; watched: number[] }[] = [];
 
-  /** Seqs below lastSeq never received, within the server's window (as the web client sends them). */
+  /** Seqs below lastSeq never received, within the server's window, watched ones first (as the web client sends them). */
   gaps(): number[] {
-    const out: number[] = [];
+    const out = this.watched.filter((q) => q < this.lastSeq && q > this.lastSeq - 10_000 && !this.seen.has(q)).slice(-1000);
     for (let q = this.lastSeq - 1; q > Math.max(this.floor, this.lastSeq - 10_000) && out.length < 1000; q--) if (!this.seen.has(q)) out.push(q);
     return out;
   }
@@ -74,10 +78,19 @@ export class TestConsole {
       this.snapshots.push(s);
       this.lastSeq = s.seq;
       this.floor = s.seq;
+      this.watched = [];
       this.notify();
     });
-    this.socket.on('live', (m: { seq: number }) => {
+    this.socket.on('live', (m: { seq: number; watched?: number[] }) => {
       this.lives.push(m.seq);
+      this.floor = Math.max(this.floor, m.seq);
+      this.watched = m.watched ?? [];
+      this.notify();
+    });
+    this.socket.on('through', (m: { seq: number; watched: number[] }) => {
+      this.throughs.push(m);
+      this.floor = Math.max(this.floor, m.seq);
+      this.watched = m.watched;
       this.notify();
     });
   }

@@ -14,15 +14,29 @@ import { buildRequest, buildResponse, header, headerEnd, parseSip, SipRequest, S
  *
  * `mode`: 'normal'; 'silent' (answers nothing: a superior that is down or cut off). Over UDP, or over
  * TCP (`transport: 'TCP'`: the lower platform connects; messages framed by Content-Length; `dropConnections`
- * closes them, as a restarting superior does).
+ * closes them, as a restarting superior does). It also subscribes (`subscribe`: Catalog / Alarm, one
+ * dialog per package, refreshed in the dialog) and answers the NOTIFYs that follow (`notifyStatus`).
  */
 export class GbSuperior {
-  readonly requests: { method: string; at: number; authorized: boolean; expires: string | undefined; doc: ManscdpMessage | null; raw: Buffer; text: string }[] =
-    [];
+  readonly requests: {
+    method: string;
+    at: number;
+    authorized: boolean;
+    expires: string | undefined;
+    doc: ManscdpMessage | null;
+    raw: Buffer;
+    text: string;
+    sip: SipRequest;
+  }[] = [];
   /** The lower platforms registered now (by id). */
   readonly registered = new Set<string>();
   mode: 'normal' | 'silent' = 'normal';
-  qop = true;
+  /** The digest challenge's qop: auth, auth-int (RFC 2617 §3.2.2.3), or none (false: the RFC 2069 form). */
+  qop: boolean | 'auth-int' = true;
+  /** How NOTIFYs are answered (481: a superior that forgot the subscription). */
+  notifyStatus = 200;
+  /** Our subscriptions to the lower platform, by package: the dialog (its To tag once answered). */
+  readonly dialogs = new Map<string, { callId: string; fromTag: string; toTag: string | null; cseq: number }>();
   /** Expires granted to a REGISTER (the lower platform asks for its configured value). */
   grant = 60;
   private socket!: UdpSocket;
@@ -38,6 +52,19 @@ export class GbSuperior {
 
   get port(): number {
     return this.server ? (this.server.address() as AddressInfo).port : (this.socket.address() as AddressInfo).port;
+  }
+
+  /** This superior as an entry of gb28181.cascade.superiors (domain and localId defaulted). */
+  entry(): { id: string; domain: string; host: string; port: number; transport: 'udp' | 'tcp'; password: string; localId: string } {
+    return {
+      id: this.o.id,
+      domain: '',
+      host: '127.0.0.1',
+      port: this.port,
+      transport: this.o.transport === 'TCP' ? 'tcp' : 'udp',
+      password: this.o.password,
+      localId: '',
+    };
   }
 
   /** Connections the lower platform opened (TCP). */
@@ -138,9 +165,11 @@ export class GbSuperior {
         !!creds &&
         creds.nonce === this.nonce &&
         creds.realm === this.o.realm &&
-        responseMatches(ha1(creds.username, this.o.realm, this.o.password), 'REGISTER', creds);
+        (this.qop === 'auth-int' ? creds.qop === 'auth-int' : true) &&
+        responseMatches(ha1(creds.username, this.o.realm, this.o.password), 'REGISTER', creds, req.body);
       if (!authorized) {
-        reply(401, [['WWW-Authenticate', `Digest realm="${this.o.realm}", nonce="${this.nonce}"${this.qop ? ', qop="auth"' : ''}, algorithm=MD5`]]);
+        const qop = this.qop === 'auth-int' ? ', qop="auth-int"' : this.qop ? ', qop="auth"' : '';
+        reply(401, [['WWW-Authenticate', `Digest realm="${this.o.realm}", nonce="${this.nonce}"${qop}, algorithm=MD5`]]);
       } else {
         const expires = Number(header(req, 'expires') ?? 3600);
         if (expires === 0) this.registered.delete(req.from.user);
@@ -150,8 +179,11 @@ export class GbSuperior {
     } else if (req.method === 'MESSAGE') {
       doc = parseManscdp(req.body);
       reply(this.registered.has(req.from.user) ? 200 : 403);
+    } else if (req.method === 'NOTIFY') {
+      doc = req.body.length ? parseManscdp(req.body) : null;
+      reply(this.notifyStatus);
     } else reply(405);
-    this.requests.push({ method: req.method, at: Date.now(), authorized, expires: header(req, 'expires'), doc, raw: req.body, text });
+    this.requests.push({ method: req.method, at: Date.now(), authorized, expires: header(req, 'expires'), doc, raw: req.body, text, sip: req });
     for (const w of [...this.waiters])
       if (w.test()) {
         this.waiters = this.waiters.filter((x) => x !== w);
@@ -159,33 +191,90 @@ export class GbSuperior {
       }
   }
 
-  /** Sends a MANSCDP MESSAGE to the lower platform (at 127.0.0.1:`port`) as the superior; resolves with its answer's status. */
-  send(port: number, to: string, body: string): Promise<number> {
+  /**
+   * Sends a MANSCDP MESSAGE to the lower platform (at 127.0.0.1:`port`) as the superior; resolves with its answer's status.
+   * `fromHost`: the host of From (default: its realm, the domain); `toUser`: the user of To and the Request-URI (default `to`).
+   */
+  async send(port: number, to: string, body: string, o: { fromHost?: string; toUser?: string; toHeader?: string } = {}): Promise<number> {
+    return (await this.request(port, 'MESSAGE', to, Buffer.from(body, 'latin1'), o)).status;
+  }
+
+  /** A request to the lower platform; resolves with its final response. */
+  request(
+    port: number,
+    method: string,
+    to: string,
+    body: Buffer,
+    o: {
+      fromHost?: string;
+      toUser?: string;
+      /** The whole To header (e.g. without a user part); default `<sip:user@domain>`. */
+      toHeader?: string;
+      callId?: string;
+      fromTag?: string;
+      toTag?: string | null;
+      cseq?: number;
+      headers?: [string, string | number][];
+    } = {},
+  ): Promise<SipResponse> {
     const branch = `z9hG4bK${randomBytes(6).toString('hex')}`;
+    const user = o.toUser ?? to;
     const buf = buildRequest({
-      method: 'MESSAGE',
-      uri: `sip:${to}@127.0.0.1:${port}`,
+      method,
+      uri: `sip:${user}@127.0.0.1:${port}`,
       via: `SIP/2.0/${this.server ? 'TCP' : 'UDP'} 127.0.0.1:${this.port};rport;branch=${branch}`,
-      from: `<sip:${this.o.id}@${this.o.realm}>;tag=${randomBytes(4).toString('hex')}`,
-      to: `<sip:${to}@${to.slice(0, 10)}>`,
-      callId: `${randomBytes(6).toString('hex')}@127.0.0.1`,
-      cseq: 1,
-      body: Buffer.from(body, 'latin1'),
+      from: `<sip:${this.o.id}@${o.fromHost ?? this.o.realm}>;tag=${o.fromTag ?? randomBytes(4).toString('hex')}`,
+      to: `${o.toHeader ?? `<sip:${user}@${user.slice(0, 10)}>`}${o.toTag ? `;tag=${o.toTag}` : ''}`,
+      callId: o.callId ?? `${randomBytes(6).toString('hex')}@127.0.0.1`,
+      cseq: o.cseq ?? 1,
+      headers: o.headers,
+      body,
       contentType: 'Application/MANSCDP+xml',
     });
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<SipResponse>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('superior: no answer from the lower platform')), 3000);
       this.pending.set(branch, (r) => {
         if (r.status < 200) return;
         clearTimeout(timer);
         this.pending.delete(branch);
-        resolve(r.status);
+        resolve(r);
       });
       if (this.server) {
         if (!this.lastConn || this.lastConn.destroyed) return reject(new Error('superior: no connection from the lower platform'));
         this.lastConn.write(buf);
       } else this.socket.send(buf, port, '127.0.0.1');
     });
+  }
+
+  /**
+   * SUBSCRIBE to the lower platform's `kind` (Catalog or Alarm) for `expires` seconds, with the
+   * Catalog/Alarm Query as body and `Event: <event>` (default the package): a new dialog the first
+   * time (or with `fresh`), else a refresh in the dialog. Resolves with the answer.
+   */
+  async subscribe(
+    port: number,
+    to: string,
+    kind: 'Catalog' | 'Alarm',
+    expires: number,
+    o: { fresh?: boolean; event?: string; sn?: number } = {},
+  ): Promise<SipResponse> {
+    let d = this.dialogs.get(kind);
+    if (!d || o.fresh)
+      this.dialogs.set(kind, (d = { callId: `${randomBytes(6).toString('hex')}@127.0.0.1`, fromTag: randomBytes(4).toString('hex'), toTag: null, cseq: 0 }));
+    const body = `<?xml version="1.0" encoding="GB2312"?>\r\n<Query>\r\n<CmdType>${kind}</CmdType>\r\n<SN>${o.sn ?? 1}</SN>\r\n<DeviceID>${to}</DeviceID>\r\n</Query>\r\n`;
+    const r = await this.request(port, 'SUBSCRIBE', to, Buffer.from(body, 'latin1'), {
+      callId: d.callId,
+      fromTag: d.fromTag,
+      toTag: d.toTag,
+      cseq: ++d.cseq,
+      headers: [
+        ['Event', o.event ?? `${kind};id=${o.sn ?? 1}`],
+        ['Expires', expires],
+        ['Contact', `<sip:${this.o.id}@127.0.0.1:${this.port}>`],
+      ],
+    });
+    if (r.status === 200 && !d.toTag) d.toTag = r.to.tag;
+    return r;
   }
 
   /** A Query MESSAGE (Catalog, DeviceInfo, DeviceStatus) of SN `sn` about `deviceId`. */

@@ -40,15 +40,78 @@ export async function releaseDatabase(name: string): Promise<void> {
   if (!process.env[RUN_ENV]) await dropDatabase(name);
 }
 
-export async function deleteRedisPrefix(prefix: string): Promise<void> {
-  const r = new Redis(TEST_REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length) await r.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await r.quit();
+/**
+ * TEST_REDIS_CLUSTER_NODES (comma-separated redis:// seeds, e.g. of `node scripts/redis-cluster.js
+ * 7101 7102 7103`) runs every service a test starts in cluster mode against that Redis Cluster.
+ */
+export const TEST_REDIS_CLUSTER_NODES = (process.env.TEST_REDIS_CLUSTER_NODES ?? '').split(',').filter(Boolean);
+
+/** The redis section of a test's config: its prefix, on the test Redis or cluster. */
+export function testRedis(keyPrefix: string, clusterNodes = TEST_REDIS_CLUSTER_NODES): Record<string, unknown> {
+  return clusterNodes.length ? { mode: 'cluster', clusterNodes, url: clusterNodes[0], keyPrefix } : { url: TEST_REDIS_URL, keyPrefix };
+}
+
+/**
+ * A connection for the tests' own Redis housekeeping that never retries: a node that is down (a
+ * master a test killed) fails its command at once with "Connection is closed" or ECONNREFUSED, instead
+ * of ioredis's default of 20 reconnects per command, ending in MaxRetriesPerRequestError (20) some
+ * 11 s later — with an 'error' event on each try that, without a listener, ioredis prints as
+ * "[ioredis] Unhandled error event". Connect with `connect()`; end with `disconnect()`.
+ */
+export function oneShotRedis(url: string): Redis {
+  const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 5000 });
+  r.on('error', () => undefined); // the command that failed says why
+  return r;
+}
+
+/**
+ * Deletes a prefix's keys: on the one Redis, or on every master of the cluster `clusterNodes` belongs
+ * to (the slot map read from the first seed that answers: a SCAN sees one node's keys, and the
+ * masters are not always the seeds — after a failover a seed may be a dead master or a replica).
+ * A node that does not answer is skipped: its keys went with it.
+ */
+export async function deleteRedisPrefix(prefix: string, clusterNodes = TEST_REDIS_CLUSTER_NODES): Promise<void> {
+  let urls = clusterNodes.length ? clusterNodes : [TEST_REDIS_URL];
+  if (clusterNodes.length) urls = await clusterMasters(clusterNodes);
+  for (const url of urls) {
+    const r = oneShotRedis(url);
+    try {
+      await r.connect();
+    } catch {
+      r.disconnect();
+      continue;
+    }
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        // One key per DEL (pipelined): on a cluster node, keys of several slots in one DEL are refused (CROSSSLOT).
+        if (keys.length) await keys.reduce((p, k) => p.del(k), r.pipeline()).exec();
+        cursor = next;
+      } while (cursor !== '0');
+    } finally {
+      r.disconnect();
+    }
+  }
+}
+
+/** The masters (redis:// URLs) of a cluster's slot map, from the first seed that answers; the seeds themselves when none does. */
+async function clusterMasters(seeds: string[]): Promise<string[]> {
+  for (const seed of seeds) {
+    const r = oneShotRedis(seed);
+    try {
+      await r.connect();
+      const ranges = await r.cluster('SLOTS');
+      const auth = new URL(seed);
+      const creds = auth.username ? `${auth.username}:${auth.password}@` : '';
+      return [...new Set(ranges.map(([, , [host, port]]) => `${auth.protocol}//${creds}${host}:${port}`))];
+    } catch {
+      /* the next seed */
+    } finally {
+      r.disconnect();
+    }
+  }
+  return seeds;
 }
 
 export function testConfig(dbUrl: string, overrides: Record<string, unknown> = {}): AppConfig {
@@ -59,7 +122,7 @@ export function testConfig(dbUrl: string, overrides: Record<string, unknown> = {
       {
         role: 'all',
         database: { url: dbUrl, poolSize: 5, jobsPoolSize: 5 },
-        redis: { url: TEST_REDIS_URL, keyPrefix: prefix },
+        redis: testRedis(prefix),
         http: { port: 0, host: '127.0.0.1' },
       },
       overrides,
@@ -120,7 +183,7 @@ export async function startApp(overrides: Record<string, unknown> = {}, opts: { 
       await db.end();
       await app.close();
       await releaseDatabase(name);
-      await deleteRedisPrefix(config.redis.keyPrefix);
+      await deleteRedisPrefix(config.redis.keyPrefix, config.redis.mode === 'cluster' ? config.redis.clusterNodes : []);
     },
   };
   return t;

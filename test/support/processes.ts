@@ -32,11 +32,21 @@ export function start(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd =
   return { child, output: () => out, exited };
 }
 
-/** Kills a process we started (by its own handle) and waits until it is gone. */
+/**
+ * Kills a process we started (by its own handle) and waits until it is gone. A process that has not
+ * gone 20 s after a gentler signal is killed (SIGKILL): a test's clean-up never waits for ever.
+ */
 export async function stop(p: Proc | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (!p || p.child.exitCode !== null || p.child.signalCode !== null) return;
   p.child.kill(signal);
-  await p.exited;
+  if (signal === 'SIGKILL') return void (await p.exited);
+  let timer: NodeJS.Timeout | undefined;
+  const gone = await Promise.race([p.exited.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), 20000)))]);
+  clearTimeout(timer);
+  if (!gone) {
+    p.child.kill('SIGKILL');
+    await p.exited;
+  }
 }
 
 /** A private redis-server (no persistence) on a free port: restarting it loses everything in it. `bind`: its address (default 127.0.0.1). */

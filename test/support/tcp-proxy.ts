@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
  * refused), `freeze()` keeps the open connections but stops forwarding on them, holding their bytes
  * (a stalled server or a network partition: the client's queries go unanswered; new connections are
  * accepted and never answered), `up()` forwards again (after a freeze, the held bytes first).
+ * `slowNew(ms)` forwards a new connection only `ms` after it was accepted (its bytes wait), the open
+ * ones as usual: a server that answers but is slow to accept (loaded, at max_connections); 0 = off.
  */
 export interface TcpProxy {
   port: number;
@@ -17,6 +19,7 @@ export interface TcpProxy {
   blackhole: () => Promise<void>;
   freeze: () => void;
   up: () => Promise<void>;
+  slowNew: (ms: number) => void;
   close: () => Promise<void>;
   /** Client connections currently open through the proxy (forwarded ones only). */
   readonly open: number;
@@ -33,6 +36,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
   let dropping = false;
   let frozen = false;
   let held: [Socket, Buffer][] = [];
+  let slowNewMs = 0;
   const listen = async () => {
     server = createServer((client) => {
       if (dropping) {
@@ -41,23 +45,35 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
         client.on('error', () => undefined);
         return; // accepted, never answered
       }
-      const upstream = createConnection(targetPort, targetHost);
-      clients.add(client);
-      client.on('close', () => clients.delete(client));
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-        s.on('error', () => undefined);
+      if (slowNewMs > 0) {
+        client.pause(); // its bytes wait in the socket until forwarded
+        sockets.add(client); // cut() ends it too
+        const wait = setTimeout(() => !client.destroyed && forwardFrom(client), slowNewMs);
+        client.on('close', () => (clearTimeout(wait), sockets.delete(client)));
+        client.on('error', () => undefined);
+        return;
       }
-      const forward = (from: Socket, to: Socket) => {
-        from.on('data', (chunk: Buffer) => (frozen ? held.push([to, chunk]) : to.write(chunk)));
-        from.on('close', () => to.destroy());
-      };
-      forward(client, upstream);
-      forward(upstream, client);
+      forwardFrom(client);
     });
     await new Promise<void>((resolve) => server!.listen(boundPort, host, resolve));
     boundPort = (server.address() as AddressInfo).port;
+  };
+  const forwardFrom = (client: Socket) => {
+    const upstream = createConnection(targetPort, targetHost);
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    const forward = (from: Socket, to: Socket) => {
+      from.on('data', (chunk: Buffer) => (frozen ? held.push([to, chunk]) : to.write(chunk)));
+      from.on('close', () => to.destroy());
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+    client.resume();
   };
   await listen();
   const dropLimbo = () => {
@@ -103,6 +119,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number, port
       frozen = false;
       for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
       if (!server) await listen();
+    },
+    slowNew: (ms: number) => {
+      slowNewMs = ms;
     },
     close: down,
   };

@@ -39,6 +39,8 @@ describe('audit checks (one pure function each)', () => {
       devices: { camera: cameras, alarm_device: 0 },
       onlineMs: { camera: onlineMs, alarm_device: 0 },
       notAlwaysOnline: down.map((d) => ({ ...d, kind: 'camera' as const, name: d.id, windowMs: 5 * H })),
+      inMaintenance: { camera: 0, alarm_device: 0 },
+      maintenanceMs: { camera: 0, alarm_device: 0 },
     });
     it('passes at the threshold, fails below it with the worst cameras first and one school finding', () => {
       const pass = cameraOnlineRate(school, { online: online(20, 20 * 5 * H - 5 * H, [{ id: 'c1', onlineMs: 0 }]) }, ctx(MONDAY, '12:30'));

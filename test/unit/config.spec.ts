@@ -28,6 +28,9 @@ describe('configuration', () => {
     [{ SHOUHU__HTTP__TRUST_PROXY: '10.0.0.0/33' }, 'http.trustProxy'],
     [{ SHOUHU__HTTP__TRUST_PROXY: '11' }, 'http.trustProxy'],
     [{ SHOUHU__DATABASE__JOBS_POOL_WAIT_MS: '200' }, 'database.jobsPoolWaitMs'],
+    // Only empty items: not the empty list (which falls back to redis.url), a mistake.
+    [{ REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: ',,,' }, 'redis.clusterNodes'],
+    [{ REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: 'redis://a:7000,,redis://b:7000' }, 'redis.clusterNodes'],
   ])('refuses %j naming the key %s', (extra, key) => {
     expect(() => loadConfig(env(extra))).toThrow(ConfigError);
     try {

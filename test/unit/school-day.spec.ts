@@ -1,4 +1,4 @@
-import { gateWindows, isSchoolDay, postWindows, schoolHours, shanghaiDate } from '../../src/modules/school-day/calendar';
+import { gateWindows, isSchoolDay, postWindows, schoolHours, shanghaiDate, shanghaiStamp } from '../../src/modules/school-day/calendar';
 import { requiredGuards, requiredGuardsFor } from '../../src/modules/school-day/staffing';
 
 const TT = {
@@ -61,5 +61,13 @@ describe('school days and protection-post windows (Asia/Shanghai)', () => {
     expect(schoolHours(TT, calendar, '2026-03-07')).toBeNull();
     expect(shanghaiDate(new Date('2026-03-01T16:00:00Z'))).toBe('2026-03-02');
     expect(shanghaiDate(new Date('2026-03-01T15:59:59Z'))).toBe('2026-03-01');
+  });
+});
+
+describe('shanghaiStamp', () => {
+  it('writes an instant on the Asia/Shanghai clock, across the date line, and nothing for none', () => {
+    expect(shanghaiStamp('2026-11-30T16:05:09.900Z')).toBe('2026-12-01 00:05:09');
+    expect(shanghaiStamp(new Date('2026-06-01T00:00:00Z'))).toBe('2026-06-01 08:00:00');
+    expect([shanghaiStamp(null), shanghaiStamp(undefined), shanghaiStamp('')]).toEqual(['', '', '']);
   });
 });

@@ -62,6 +62,20 @@ export const SURFACES: Surface[] = [
     roles: ['operator', 'supervisor', 'admin'],
     component: () => import('@/surfaces/rounds/RoundsSurface.vue'),
   },
+  // The district's schools drawn by their coordinates, coloured by their state (ECharts, in this chunk only); nobody's home, reached from the header.
+  {
+    name: 'map',
+    path: '/map',
+    roles: ['operator', 'supervisor', 'admin', 'auditor'],
+    component: () => import('@/surfaces/map/MapSurface.vue'),
+  },
+  // The duty roster and notification channels (issue 14): supervisors and admins edit, operators and auditors read; reached from the header and the duty strip.
+  {
+    name: 'duty',
+    path: '/duty',
+    roles: ['operator', 'supervisor', 'admin', 'auditor'],
+    component: () => import('@/surfaces/duty/DutySurface.vue'),
+  },
   // Protection-post QR codes to print (the bureau's; school security never see a code, attack F8b): nobody's home, reached from the header.
   {
     name: 'postQr',

@@ -40,6 +40,8 @@ export class GuardedClient extends Client {
   constructor(
     config?: string | ClientConfig,
     private readonly queryTimeoutMs = 0,
+    /** Called when Postgres answered a statement on this connection (rows, or an error of its own: a SQLSTATE). */
+    private readonly onAnswer?: () => void,
   ) {
     super(config);
     this.on('error', (e: Error) => log.warn(`a database connection failed: ${e.message}`));
@@ -51,29 +53,37 @@ export class GuardedClient extends Client {
     const ms = this.queryTimeoutMs;
     if (!ms || this.abandoned) return call(...args) as never;
     const timer = setTimeout(() => this.abandon(ms), ms);
-    const done = () => clearTimeout(timer);
+    const done = (err?: unknown) => {
+      clearTimeout(timer);
+      const code = (err as { code?: unknown } | undefined)?.code;
+      if (!this.abandoned && (!err || (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)))) this.onAnswer?.();
+    };
     const last = args.length - 1;
-    const first = args[0] as { submit?: unknown; callback?: Callback; once?: (ev: string, f: () => void) => void } | undefined;
+    const first = args[0] as { submit?: unknown; callback?: Callback; once?: (ev: string, f: (e?: unknown) => void) => void } | undefined;
     if (typeof args[last] === 'function') {
       const cb = args[last] as Callback;
-      args[last] = (...r: unknown[]) => (done(), cb(...r));
+      args[last] = (...r: unknown[]) => (done(r[0]), cb(...r));
     } else if (first && typeof first.submit === 'function') {
       if (typeof first.callback === 'function') {
         const cb = first.callback;
-        first.callback = (...r: unknown[]) => (done(), cb(...r));
+        first.callback = (...r: unknown[]) => (done(r[0]), cb(...r));
       } else if (typeof first.once === 'function') {
-        first.once('end', done);
-        first.once('error', done);
+        first.once('end', () => done());
+        first.once('error', (e: unknown) => done(e));
       }
     }
     let result: unknown;
     try {
       result = call(...args);
     } catch (e) {
-      done();
+      done(e);
       throw e;
     }
-    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(done, done);
+    if (result && typeof (result as Promise<unknown>).then === 'function')
+      (result as Promise<unknown>).then(
+        () => done(),
+        (e: unknown) => done(e),
+      );
     return result as never;
   }
 

@@ -29,6 +29,9 @@ export { DbQueryTimeoutError };
  *   time probes with a new connection, at most once per connectTimeoutMs, and every other caller fails
  *   at once; a failed attempt fails the callers queued behind it too. A press answers 503
  *   UNAVAILABLE.DATABASE within about one connectTimeoutMs, never queued behind attempts that fail too.
+ *   An attempt that fails while Postgres answered a statement on one of the pool's open connections
+ *   (after the attempt began) is no sign of that: Postgres is slow to accept (loaded, max_connections),
+ *   so only its own caller fails and the others wait for a connection as usual.
  *
  * Failure direction: every failure to obtain a connection is a `DbConnectionUnavailableError`
  * (nothing was run): a request answers 503 UNAVAILABLE.DATABASE with Retry-After (the device
@@ -102,6 +105,8 @@ export class RoutedPool {
   private readonly unreachable: Record<PoolName, boolean> = { request: false, jobs: false };
   private readonly probing: Record<PoolName, boolean> = { request: false, jobs: false };
   private readonly failedAt: Record<PoolName, number> = { request: 0, jobs: 0 };
+  /** Per pool: when Postgres last answered a statement on one of its open connections. */
+  private readonly answeredAt: Record<PoolName, number> = { request: 0, jobs: 0 };
   private readonly connectTimeoutMs: number;
   private readonly waiters: Record<PoolName, Set<Waiter>> = { request: new Set(), jobs: new Set() };
 
@@ -110,17 +115,22 @@ export class RoutedPool {
     this.connectTimeoutMs = connectTimeoutMs;
     // The pool's connectionTimeoutMillis is the wait for a free client; each client's own one bounds opening it.
     // GuardedClient: every connection keeps an 'error' listener and, with a bound, discards itself when a statement goes unanswered.
-    const client = (queryTimeoutMs: number) =>
+    const answered = this.answeredAt;
+    const client = (name: PoolName, queryTimeoutMs: number) =>
       class BoundedClient extends GuardedClient {
         constructor(config?: pg.ClientConfig) {
-          super({ ...config, connectionTimeoutMillis: connectTimeoutMs, ...(queryTimeoutMs > 0 ? { statement_timeout: queryTimeoutMs } : {}) }, queryTimeoutMs);
+          super(
+            { ...config, connectionTimeoutMillis: connectTimeoutMs, ...(queryTimeoutMs > 0 ? { statement_timeout: queryTimeoutMs } : {}) },
+            queryTimeoutMs,
+            () => (answered[name] = Date.now()),
+          );
         }
       };
-    const make = (max: number, waitMs: number, queryTimeoutMs: number) =>
-      new pg.Pool({ ...options, max, connectionTimeoutMillis: waitMs, Client: client(queryTimeoutMs) });
+    const make = (name: PoolName, max: number, waitMs: number, queryTimeoutMs: number) =>
+      new pg.Pool({ ...options, max, connectionTimeoutMillis: waitMs, Client: client(name, queryTimeoutMs) });
     this.pools = {
-      request: make(db.poolSize, db.poolWaitMs, db.queryTimeoutMs),
-      jobs: make(db.jobsPoolSize, db.jobsPoolWaitMs, db.jobsQueryTimeoutMs),
+      request: make('request', db.poolSize, db.poolWaitMs, db.queryTimeoutMs),
+      jobs: make('jobs', db.jobsPoolSize, db.jobsPoolWaitMs, db.jobsQueryTimeoutMs),
     };
   }
 
@@ -141,6 +151,7 @@ export class RoutedPool {
       if (probe) this.probing[name] = true;
       const waiter: Waiter = { settled: false, fail: (e) => ((waiter.settled = true), reject(e)) };
       this.waiters[name].add(waiter);
+      const attemptAt = Date.now();
       pool.connect((err, client, release) => {
         this.waiters[name].delete(waiter);
         if (probe) this.probing[name] = false;
@@ -152,7 +163,11 @@ export class RoutedPool {
         waiter.settled = true;
         if (err || !client) {
           const waited = err?.message === POOL_WAIT_MESSAGE;
-          if (!waited) {
+          // Postgres answered on an open connection while this one failed to open: it is reachable, only slow to
+          // accept (a loaded server, max_connections): this caller fails, the pool does not turn 'unreachable' and
+          // the callers queued behind wait for a connection as usual (attack pass 4: a registration storm on a
+          // loaded machine turned every caller away for a slow connect).
+          if (!waited && this.answeredAt[name] < attemptAt) {
             this.unreachable[name] = true;
             this.failedAt[name] = Date.now();
             // Callers queued behind this attempt would each try again and wait as long: they fail now.

@@ -30,9 +30,9 @@ export const ErrorCode = {
   },
   /** A framework HttpException, by status (any other status: `HTTP_<status>`). */
   HTTP: {
-    /** [400] */
+    /** [400] Also a request Node's HTTP parser cannot read (bad framing, a control character in a header). */
     BAD_REQUEST: 'BAD_REQUEST',
-    /** [404] No such route. */
+    /** [404] No such route (under /api/v1 or anywhere else: infra/http/fallback.ts). */
     NOT_FOUND: 'NOT_FOUND',
     /** [405] */
     METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
@@ -42,6 +42,10 @@ export const ErrorCode = {
     UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
     /** [429] */
     RATE_LIMITED: 'RATE_LIMITED',
+    /** [431] The request line and headers are longer than Node's HTTP parser takes (16 KiB): a very long URL (infra/http/fallback.ts). */
+    REQUEST_HEADERS_TOO_LARGE: 'REQUEST_HEADERS_TOO_LARGE',
+    /** [408] The request did not arrive within the server's request timeout (infra/http/fallback.ts). */
+    REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
   },
   /** Integrity violations only Postgres caught (pg-errors.ts); `details`: `{ constraint, fields }`. */
   CONFLICT: {
@@ -353,7 +357,7 @@ export const ErrorCode = {
     DISABLED: 'VIDEO.DISABLED',
     /** [503] The server is shutting down. */
     SHUTTING_DOWN: 'VIDEO.SHUTTING_DOWN',
-    /** [409] Playback of recordings is GB/T 28181 only (§9.8); an RTSP camera's recorder has no standard playback request. */
+    /** [409] The camera has no way to play recordings: not a GB/T 28181 channel (§9.8), and no RTSP playback URL template (Hikvision / Dahua NVR) is set for it. */
     PLAYBACK_UNSUPPORTED: 'VIDEO.PLAYBACK_UNSUPPORTED',
     /** [503] Playbacks at capacity: `details.scope` process (video.maxPlaybacks), user (maxPlaybacksPerUser) or camera (maxPlaybacksPerCamera); Retry-After. */
     PLAYBACK_CAPACITY: 'VIDEO.PLAYBACK_CAPACITY',
@@ -371,6 +375,30 @@ export const ErrorCode = {
     EVIDENCE_CHECKSUM_MISMATCH: 'VIDEO.EVIDENCE_CHECKSUM_MISMATCH',
     /** [410] An evidence picture is recorded but gone from the store. */
     EVIDENCE_MISSING: 'VIDEO.EVIDENCE_MISSING',
+    /** [504] ONVIF probe: the camera's ONVIF service did not answer within video.onvifTimeoutMs (refused, no route, no answer); `details.target`. */
+    ONVIF_UNREACHABLE: 'VIDEO.ONVIF_UNREACHABLE',
+    /** [502] ONVIF probe: the camera refused the username or password (SOAP fault ter:NotAuthorized, or HTTP 401). */
+    ONVIF_AUTH_FAILED: 'VIDEO.ONVIF_AUTH_FAILED',
+    /** [502] ONVIF probe: the address answers, but not as an ONVIF device (no SOAP, no media service, no profile, no RTSP stream URI). */
+    ONVIF_NOT_ONVIF: 'VIDEO.ONVIF_NOT_ONVIF',
+    /** [409] ONVIF probe: the camera has no ONVIF address (host) set, or its kept password can no longer be read (video.credentialKey changed): enter it again. */
+    ONVIF_NOT_CONFIGURED: 'VIDEO.ONVIF_NOT_CONFIGURED',
+    /** [502] Snapshot URI (ONVIF GetSnapshotUri): not asked — its host is neither the camera's ONVIF host nor in video.snapshotUriAllowHosts (a redirect to another host included), or it is not an http(s) URI. */
+    SNAPSHOT_URI_REFUSED: 'VIDEO.SNAPSHOT_URI_REFUSED',
+    /** [502] Snapshot URI: the camera answered 401 to its kept ONVIF account (HTTP Digest or Basic), or no account is kept. */
+    SNAPSHOT_URI_AUTH_FAILED: 'VIDEO.SNAPSHOT_URI_AUTH_FAILED',
+    /** [504] Snapshot URI: no whole picture within video.snapshotUriTimeoutMs. */
+    SNAPSHOT_URI_TIMEOUT: 'VIDEO.SNAPSHOT_URI_TIMEOUT',
+    /** [502] Snapshot URI: the answer is not a JPEG picture (an HTML page, a header alone) or is larger than video.snapshotUriMaxBytes; `details.reason` not_jpeg / too_large. */
+    SNAPSHOT_URI_NOT_JPEG: 'VIDEO.SNAPSHOT_URI_NOT_JPEG',
+    /** [502] Snapshot URI: refused connection, no route, or an HTTP status other than 200. */
+    SNAPSHOT_URI_FAILED: 'VIDEO.SNAPSHOT_URI_FAILED',
+    /** [400] ONVIF probe: the address (or what its name resolves to) is not probed — loopback, link-local, multicast, reserved, or outside video.onvifAllowedNetworks; `details.target`. */
+    ONVIF_ADDRESS_REFUSED: 'VIDEO.ONVIF_ADDRESS_REFUSED',
+    /** [502] ONVIF probe: an answer larger than video.onvifMaxAnswerBytes (cut as it arrived), or one that took more than the probe's heap to read; `details.maxAnswerBytes`. */
+    ONVIF_ANSWER_TOO_LARGE: 'VIDEO.ONVIF_ANSWER_TOO_LARGE',
+    /** [503] ONVIF probe: video.onvifProbeConcurrency probes already run in this process; nothing was changed or asked; `details.max`, Retry-After. */
+    ONVIF_PROBE_BUSY: 'VIDEO.ONVIF_PROBE_BUSY',
   },
   EVIDENCE: {
     /** [404] */
@@ -385,6 +413,21 @@ export const ErrorCode = {
     PHOTO_KEY_REUSED: 'EVIDENCE.PHOTO_KEY_REUSED',
     /** [409] The incident is resolved or cancelled: no photo is added to a closed record; `details.status`. */
     INCIDENT_CLOSED: 'EVIDENCE.INCIDENT_CLOSED',
+  },
+
+  // ---- ops: the admins' queue dashboard (bull-board at /admin/queues; src/modules/ops/queue-board.ts)
+  QUEUE_BOARD: {
+    /** [403] A change the dashboard does not offer (adding a job, emptying or obliterating a queue, concurrency, rate limits, job schedulers, editing a job…). */
+    NOT_OFFERED: 'QUEUE_BOARD.NOT_OFFERED',
+    /**
+     * [409] A change that would drop or hold back pending jobs of a queue whose work must not wait — the queues
+     * of the catalogue's `duringOutage` jobs (alarms: escalations, relay watches; police-relay; notifications):
+     * pausing it (or every queue at once), cleaning its jobs in a state other than completed or failed, removing
+     * one of its jobs. Their timers are re-created from the outbox only outbox.redispatchAfterMs after they were
+     * due, so a supervisor's call would come late. Resuming, retrying, promoting and cleaning finished jobs stay
+     * allowed. `details`: `{ queue, action }`.
+     */
+    PROTECTED_QUEUE: 'QUEUE_BOARD.PROTECTED_QUEUE',
   },
 
   // ---- patrols: audits, rounds, protection posts (护学岗), rectification
@@ -442,6 +485,13 @@ export const ErrorCode = {
     NOT_FOUND: 'RECTIFICATION_TASK.NOT_FOUND',
     /** [409] */
     ALREADY_CLOSED: 'RECTIFICATION_TASK.ALREADY_CLOSED',
+    /** [409] Only a closed task can be reopened. */
+    NOT_CLOSED: 'RECTIFICATION_TASK.NOT_CLOSED',
+    /**
+     * [409] The same problem already has an open task (found again after this one was closed): follow that one;
+     * `details.openTaskId` names it.
+     */
+    OPEN_TASK_EXISTS: 'RECTIFICATION_TASK.OPEN_TASK_EXISTS',
   },
 } as const;
 

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { boundDetails, DomainError, ErrorCode, excerpt } from './errors';
+import { noSuchRoute } from './fallback';
 import { fromPostgres } from './pg-errors';
 import { fromUnavailable } from './unavailable';
 import { currentContext } from './request-context';
@@ -37,11 +38,21 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       body = { code: domain.code, message: domain.message, details: domain.details && (boundDetails(domain.details) as Record<string, unknown>) };
       const retry = domain.details?.retryAfterSeconds;
       if (typeof retry === 'number') res.setHeader('Retry-After', String(retry));
+    } else if (exception instanceof HttpException && exception.cause instanceof URIError) {
+      // The router could not decode a path parameter (`/cameras/%E0%A4%A`): Express's words ("Failed to decode param…") are not ours.
+      status = HttpStatus.BAD_REQUEST;
+      body = {
+        code: ErrorCode.VALIDATION_FAILED,
+        message: 'The URL is not valid percent-encoding',
+        details: { fields: [{ field: '(path)', reason: 'is not valid percent-encoded UTF-8' }] },
+      };
     } else if (exception instanceof HttpException) {
       status = exception.getStatus();
       const r = exception.getResponse();
       const message = typeof r === 'string' ? r : ((r as { message?: unknown }).message ?? exception.message);
       body = { code: httpCode(status), message: Array.isArray(message) ? message.join('; ') : String(message) };
+      // Nest's router's "Cannot GET /x": the same words as a path outside /api/v1 gets (fallback.ts).
+      if (status === 404 && /^Cannot [A-Z]+ /.test(body.message)) body.message = noSuchRoute(req);
     } else if (isBodyParserError(exception)) {
       status = exception.status;
       body = {

@@ -31,6 +31,18 @@ export class RateLimiter {
     return Math.ceil(((1 - b.tokens) / this.perSecond) * 1000);
   }
 
+  /**
+   * What take(key) would answer, taking nothing and keeping nothing: 0 when a token is there (or
+   * `key` has no bucket yet), else the milliseconds until one is. For refusing a request before
+   * the work that names its final key (a key never taken never gets a bucket here).
+   */
+  wait(key: string, now = Date.now()): number {
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.perSecond) * 1000);
+  }
+
   /** Drops full buckets (keys idle long enough to have refilled); all of them if none is. */
   private prune(now: number): void {
     for (const [k, b] of this.buckets) if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);

@@ -25,8 +25,13 @@ const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'
  */
 const TYPEORM_CONNECTION_GONE = new Set(['QueryRunnerProviderAlreadyReleasedError', 'QueryRunnerAlreadyReleasedError', 'ConnectionIsNotSetError']);
 
-/** What ioredis and our bounded queue calls say when Redis is down or too slow. */
-const REDIS_DOWN = /^(Command timed out|Stream isn't writeable|Connection is closed|Reached the max retries per request limit|redis: .* not answered within)/;
+/**
+ * What ioredis and our bounded queue calls say when Redis is down or too slow — and Redis's own
+ * replies when it answers but takes no write (maxmemory under noeviction, a failed snapshot, a
+ * replica), which the queue's probe counts as down too (attack pass 5: heartbeats answered 500).
+ */
+const REDIS_DOWN =
+  /^(Command timed out|Stream isn't writeable|Connection is closed|Reached the max retries per request limit|redis: .* not answered within|OOM command not allowed|MISCONF |READONLY )/;
 
 /** Seconds a client should wait before the retry. */
 const RETRY_AFTER_SECONDS = 1;

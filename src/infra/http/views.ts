@@ -8,8 +8,13 @@ export function pick<T extends object, K extends keyof T>(row: T, keys: readonly
   return out;
 }
 
-/** The view function of an allow-list: `view(row)` keeps only `keys`. */
+/**
+ * The view function of an allow-list: `viewOf<User>()(['id', 'username'])(row)` keeps only those keys.
+ * Curried so the keys are inferred as literals: the view's type is then exactly what is sent (the
+ * OpenAPI document is derived from it: scripts/openapi-responses.js).
+ */
 export const viewOf =
-  <T extends object, K extends keyof T>(keys: readonly K[]) =>
+  <T extends object>() =>
+  <K extends keyof T>(keys: readonly K[]) =>
   (row: T): Pick<T, K> =>
     pick(row, keys);

@@ -1,12 +1,21 @@
+import { Cluster } from 'ioredis';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { DelayedError, Job, JobsOptions, Queue, Worker } from 'bullmq';
-import type Redis from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { DbConnectionUnavailableError, inJobsPool } from '../database/pools';
 import { closing, withinMs } from '../lifecycle/shutdown';
+import { Counter } from 'prom-client';
+import { metrics } from '../observability/metrics';
 import { RepeatThrottle } from '../observability/repeat-throttle';
-import { createRedis, quitWithin } from '../redis/redis.module';
+import { createRedis, pingMasters, quitWithin, type RedisClient, taggedKey } from '../redis/redis.module';
 import { API_QUEUES, JOBS, JobHandler, JobName, JobPayloads, QueueName, slotFromJobId } from './queue.catalogue';
+
+const workerRestarts = new Counter({
+  name: 'shouhu_queue_worker_restarts_total',
+  help: 'Queue workers the stall watchdog restarted (queue.workerStallMs): no job started while one was runnable',
+  labelNames: ['queue'],
+  registers: [metrics],
+});
 
 export interface SchedulerRepeat {
   /** Cron pattern, evaluated in `tz` (default Asia/Shanghai). */
@@ -52,8 +61,17 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private readonly handlers = new Map<JobName, JobHandler<JobName>>();
   private readonly queues = new Map<QueueName, Queue>();
   private readonly workers: Worker[] = [];
-  private readonly workerConnections: Redis[] = [];
-  private connection?: Redis;
+  private readonly workerConnections: RedisClient[] = [];
+  /**
+   * Per worker, for the stall watchdog: the jobs it runs now (one with any is busy — a hung handler is
+   * its lock's business — not stalled) and when it last started one (or was started, or reconnected).
+   */
+  private readonly workerState = new WeakMap<Worker, { active: number; lastStart: number }>();
+  /** Per queue: the oldest waiting job the watchdog saw and when it first saw it waiting. */
+  private readonly waitingSeen = new Map<string, { id: string; at: number }>();
+  private watchdogTimer?: NodeJS.Timeout;
+  private watching = false;
+  private connection?: RedisClient;
   private readonly wanted = new Map<string, WantedScheduler>();
   private readonly hooks: { name: string; fn: ReconcileHook }[] = [];
   private reconcileTimer?: NodeJS.Timeout;
@@ -66,6 +84,8 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private readonly outageHooks: { name: string; fn: OutageHook }[] = [];
   private readonly runningHere = new Map<string, Promise<void>>();
   private downSince?: number;
+  /** The last outage seen by outageTick, once Redis answered again: [first seen down, seen back]. */
+  private lastOutageWindow?: { from: number; to: number };
   private outageLogged = false;
   private outageTimer?: NodeJS.Timeout;
   private outagePass?: Promise<void>;
@@ -83,8 +103,16 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     this.connectionWarnings = new RepeatThrottle(this.logger, 'queue connections', config.log.repeatSummaryMs);
   }
 
-  get prefix(): string {
-    return `${this.config.redis.keyPrefix}:bull`;
+  /**
+   * The BullMQ prefix of a queue: `<redis.keyPrefix>:{<redis.keyPrefix>:bull:<queue>}`. BullMQ's
+   * scripts touch many keys of one queue at once, so in a Redis Cluster they must share a slot: the
+   * hash tag puts each queue in one slot, and the queues (one tag each) spread over the masters.
+   * Same layout in single mode. Never change it lightly: jobs under another prefix are not seen (the
+   * keys of the layout before issue 17, `<keyPrefix>:bull:<queue>:…`, are left for the operator to
+   * delete — docs/OPERATIONS.md 'Redis Cluster'; the outbox resync re-creates what they held).
+   */
+  prefixOf(queue: QueueName): string {
+    return taggedKey(this.config, `bull:${queue}`);
   }
 
   private firstReady?: Promise<boolean>;
@@ -107,11 +135,28 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     return this.firstReady.then((ok) => ok && c.status === 'ready');
   }
 
-  private conn(): Redis {
+  private conn(): RedisClient {
     if (!this.connection) {
       const { queueCommandTimeoutMs, connectTimeoutMs } = this.config.redis;
-      this.connection = createRedis(this.config.redis.url, `shouhu-${this.config.role}-queue`, { commandTimeoutMs: queueCommandTimeoutMs, connectTimeoutMs });
+      this.connection = createRedis(this.config.redis, `shouhu-${this.config.role}-queue`, { commandTimeoutMs: queueCommandTimeoutMs, connectTimeoutMs });
       this.connection.on('error', () => undefined); // reported by the queues' own error events
+      // A cluster stays 'ready' while one master is gone: its node's end counts as Redis down at once
+      // (not after two unanswered probes — presses in between would wait on it); the probe, which
+      // pings every master of the slot map, says when all answer again. Only a master of the slot map
+      // left without a connection counts: the pool also drops replicas and nodes that no longer hold
+      // slots, and replaces stale connections ('-node' for each) — with replicas that counted a
+      // healthy cluster as down.
+      const cluster = this.connection;
+      if (cluster instanceof Cluster)
+        cluster.on('-node', (n: { options: { host?: string; port?: number } }) => {
+          if (this.unansweredSince !== undefined || this.closed) return;
+          const key = `${n.options.host}:${n.options.port}`;
+          const pool = (cluster as unknown as { connectionPool: { getInstanceByKey(key: string): { status: string } | undefined } }).connectionPool;
+          const live = pool.getInstanceByKey(key);
+          if (!cluster.slots.some((s) => s?.[0] === key) || (live && live.status !== 'end' && live.status !== 'close')) return;
+          this.unansweredSince = this.firstUnanswered = Date.now();
+          this.logger.warn(`redis cluster node ${n.options.host}:${n.options.port} is gone: counted as down until every master answers`);
+        });
       this.connection.on('ready', () => {
         const reconnect = this.connectedOnce;
         this.connectedOnce = true;
@@ -157,9 +202,21 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     if (this.probing || this.closed || !c || c.status !== 'ready') return;
     this.probing = true;
     const sentAt = Date.now();
+    const ms = this.config.redis.commandTimeoutMs;
+    // Every master must answer and take a write (pingMasters): a PING through a Cluster reaches any one
+    // node and answers while a master is gone, and a Redis out of memory (noeviction), unable to
+    // snapshot (MISCONF) or a replica (READONLY) answers PING and takes no job.
+    const ping: Promise<unknown> = pingMasters(c, ms, this.config.redis.keyPrefix).then((rs) =>
+      rs.every((r) => r.ok)
+        ? 'PONG'
+        : rs
+            .filter((r) => !r.ok)
+            .map((r) => `${r.node}: ${r.error}`)
+            .join('; '),
+    );
     void withinMs(
-      c.ping().catch(() => 'failed' as const),
-      this.config.redis.commandTimeoutMs,
+      ping.catch(() => 'failed' as const),
+      ms,
     )
       .then((r) => {
         if (r === 'PONG') {
@@ -173,7 +230,9 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
           this.firstUnanswered = sentAt;
         } else if (this.unansweredSince === undefined && c.status === 'ready') {
           this.unansweredSince = this.firstUnanswered;
-          this.logger.warn(`redis is connected but did not answer PING within ${this.config.redis.commandTimeoutMs} ms: counted as down`);
+          this.logger.warn(
+            `redis is connected but did not answer and take a write within ${this.config.redis.commandTimeoutMs} ms (${r === 'timeout' ? 'no answer' : String(r)}): counted as down`,
+          );
         }
       })
       .finally(() => (this.probing = false));
@@ -197,6 +256,17 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
    */
   duringOutage(name: string, fn: OutageHook): void {
     this.outageHooks.push({ name, fn });
+  }
+
+  /**
+   * When Redis was last unreachable for this process (ms since the epoch): `from` when it was first
+   * seen down (a PING unanswered, a write refused, the connection lost — to within queue.outage.pollMs),
+   * `to` when it was seen answering again, or now while it has not been seen back. Undefined if never.
+   * For what happened meanwhile without Redis: heartbeats were not recorded (the liveness sweep).
+   */
+  lastOutage(): { from: number; to: number } | undefined {
+    if (this.downSince !== undefined) return { from: this.downSince, to: Date.now() };
+    return this.lastOutageWindow;
   }
 
   /** True once Redis has been unreachable for queue.outage.afterMs (outbox owners then run due work here). */
@@ -232,6 +302,10 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   private async outageTick(): Promise<number> {
     if (this.redisReady) {
       if (this.outageLogged) this.logger.log('redis answers again: jobs go through the queue again');
+      if (this.downSince !== undefined) {
+        this.lastOutageWindow = { from: this.downSince, to: Date.now() };
+        for (const w of this.workers) this.workerState.get(w)!.lastStart = Date.now(); // the watchdog counts from Redis's return
+      }
       this.downSince = undefined;
       this.outageLogged = false;
       return 0;
@@ -328,7 +402,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.conn(), prefix: this.prefix });
+      q = new Queue(name, { connection: this.conn(), prefix: this.prefixOf(name) });
       q.on('error', (e) => this.connectionWarnings.warn(`queue ${name}: ${e.message}`));
       this.queues.set(name, q);
     }
@@ -405,38 +479,138 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     );
   }
 
-  /** The queues this process works: worker → all but API_QUEUES; api → API_QUEUES; all → every queue. */
+  /**
+   * The queues this process works: worker → all but API_QUEUES; api → API_QUEUES; all → every queue;
+   * less a queue whose concurrency is 0 here (queue.videoConcurrency on the api nodes that are not the SIP node).
+   */
   workedQueues(): QueueName[] {
     const all = [...new Set(Object.values(JOBS).map((j) => j.queue))];
     const role = this.config.role;
-    if (role === 'all') return all;
-    return all.filter((q) => API_QUEUES.includes(q) === (role === 'api'));
+    return all.filter((q) => (role === 'all' || API_QUEUES.includes(q) === (role === 'api')) && this.concurrency(q) > 0);
   }
 
   onApplicationBootstrap(): void {
     const worked = this.workedQueues();
+    if (this.config.role === 'all' && this.config.queue.videoConcurrency === 0)
+      this.logger.warn('queue.videoConcurrency is 0: this process takes no alarm evidence or check-in pictures — some api node must');
     if (worked.length === 0) return;
     const missing = (Object.keys(JOBS) as JobName[]).filter((n) => worked.includes(JOBS[n].queue) && !this.handlers.has(n));
     if (missing.length) throw new Error(`No handler registered for job(s): ${missing.join(', ')}`);
-    const { lockDurationMs, stalledIntervalMs } = this.config.queue;
     for (const queueName of worked) {
-      const concurrency = this.concurrency(queueName);
-      // BullMQ does not close a connection it was given: keep it to close on shutdown.
-      const connection = createRedis(this.config.redis.url, `shouhu-worker-${queueName}`);
-      connection.on('ready', () => this.connectionWarnings.recovered('queue workers: connected to redis again'));
-      this.workerConnections.push(connection);
-      const worker = new Worker(queueName, (job: Job, token?: string) => this.run(job, token), {
-        connection,
-        prefix: this.prefix,
-        concurrency,
-        lockDuration: lockDurationMs,
-        stalledInterval: stalledIntervalMs,
-      });
-      worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
-      worker.on('error', (e) => this.connectionWarnings.warn(`worker ${queueName}: ${e.message}`));
+      const { worker, connection } = this.startWorker(queueName);
       this.workers.push(worker);
+      this.workerConnections.push(connection);
     }
     if (this.outageJobs().length) this.startOutageLoop();
+    if (this.config.queue.workerStallMs > 0) {
+      // A third of the stall bound (at least queue.outage.pollMs): an idle worker's queue is asked of Redis that often, not every poll.
+      const every = Math.max(this.config.queue.outage.pollMs, Math.floor(this.config.queue.workerStallMs / 3));
+      this.watchdogTimer = setInterval(() => void this.watchWorkers(), every);
+      this.watchdogTimer.unref();
+    }
+  }
+
+  /** A worker for a queue on a connection of its own (BullMQ does not close a connection it was given: kept to close on shutdown). */
+  private startWorker(queueName: QueueName): { worker: Worker; connection: RedisClient } {
+    const { lockDurationMs, stalledIntervalMs } = this.config.queue;
+    const connection = createRedis(this.config.redis, `shouhu-worker-${queueName}`);
+    const state = { active: 0, lastStart: Date.now() };
+    connection.on('ready', () => {
+      this.connectionWarnings.recovered('queue workers: connected to redis again');
+      state.lastStart = Date.now(); // a reconnected worker gets a full period to start fetching
+    });
+    const worker = new Worker(
+      queueName,
+      async (job: Job, token?: string) => {
+        state.active++;
+        state.lastStart = Date.now();
+        try {
+          return await this.run(job, token);
+        } finally {
+          state.active--;
+        }
+      },
+      {
+        connection,
+        prefix: this.prefixOf(queueName),
+        concurrency: this.concurrency(queueName),
+        lockDuration: lockDurationMs,
+        stalledInterval: stalledIntervalMs,
+      },
+    );
+    this.workerState.set(worker, state);
+    worker.on('failed', (job, err) => this.logger.warn(`job ${job?.name} ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
+    worker.on('error', (e) => this.connectionWarnings.warn(`worker ${queueName}: ${e.message}`));
+    return { worker, connection };
+  }
+
+  /**
+   * The stall watchdog (queue.workerStallMs): a worker running no job that started none for that long while its
+   * queue holds a job runnable for as long — waiting, or delayed and overdue (a worker promotes
+   * delayed jobs itself) — is closed (force, bounded) and replaced. Only while Redis answers (an
+   * outage is the outage runner's). A healthy idle worker has no runnable job waiting: never touched.
+   */
+  private async watchWorkers(): Promise<void> {
+    if (this.watching || this.closed || !this.redisReady) return;
+    this.watching = true;
+    try {
+      const stallMs = this.config.queue.workerStallMs;
+      for (let i = 0; i < this.workers.length && !this.closed; i++) {
+        const name = this.workers[i].name as QueueName;
+        const state = this.workerState.get(this.workers[i])!;
+        const now = Date.now();
+        if (now - state.lastStart < stallMs || state.active > 0) continue;
+        const runnableSince = await this.oldestRunnable(name);
+        if (runnableSince === undefined || now - runnableSince < stallMs || this.closed) continue;
+        this.logger.warn(
+          `queue ${name}: its worker started no job for ${Math.round((now - state.lastStart) / 1000)} s while a job has been runnable for ${Math.round((now - runnableSince) / 1000)} s: worker restarted`,
+        );
+        workerRestarts.inc({ queue: name });
+        const [old, oldConnection] = [this.workers[i], this.workerConnections[i]];
+        const fresh = this.startWorker(name);
+        this.workers[i] = fresh.worker;
+        this.workerConnections[i] = fresh.connection;
+        // The stuck one: its running jobs (none, or stuck too) are retried after their lock lapses.
+        void withinMs(
+          old.close(true).catch(() => undefined),
+          2000,
+        ).finally(() => oldConnection.disconnect());
+      }
+    } catch (e) {
+      this.logger.warn(`queue worker watchdog: ${(e as Error).message}`);
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  /**
+   * Since when (ms) the queue's oldest runnable job has been runnable, or undefined if none: the
+   * earliest delayed job's due time, read from its score in the delayed set (a job waiting out a retry
+   * back-off keeps its creation timestamp, and timestamp + delay named a due time long past: attack
+   * pass 5 saw a worker restarted while the only job waited out a 50 s back-off), and the oldest
+   * waiting job since this watchdog first saw it waiting (its entry time is not kept by BullMQ).
+   */
+  private async oldestRunnable(name: QueueName): Promise<number | undefined> {
+    const q = this.queue(name);
+    const read = async () => {
+      const [waiting, delayed] = await Promise.all([
+        q.getJobs(['wait', 'prioritized'], 0, 0, true),
+        this.conn().zrange(q.keys.delayed, '0', '0', 'WITHSCORES'),
+      ]);
+      return { waitingId: waiting[0]?.id, delayedScore: delayed[1] };
+    };
+    const r = await withinMs(read(), this.config.redis.commandTimeoutMs);
+    if (r === 'timeout') return undefined; // Redis slow: the probe decides about it, not this
+    const now = Date.now();
+    const seen = this.waitingSeen.get(name);
+    if (r.waitingId === undefined) this.waitingSeen.delete(name);
+    else if (seen?.id !== r.waitingId) this.waitingSeen.set(name, { id: r.waitingId, at: now });
+    const since = [
+      ...(r.waitingId !== undefined ? [this.waitingSeen.get(name)!.at] : []),
+      // BullMQ scores a delayed job by due time × 0x1000 (plus a counter in the low 12 bits).
+      ...(r.delayedScore !== undefined ? [Math.floor(Number(r.delayedScore) / 0x1000)] : []),
+    ].filter((t) => t <= now);
+    return since.length ? Math.min(...since) : undefined;
   }
 
   /** Jobs worked at once for a queue (queue.alarmsConcurrency, notificationsConcurrency, videoConcurrency, else queue.concurrency). */
@@ -474,6 +648,7 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.outageTimer) clearTimeout(this.outageTimer);
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     const stepMs = Math.max(1000, Math.floor(this.config.ops.shutdownDeadlineMs / 3));
     // Jobs started here during an outage: what does not finish within the step stays due in its outbox.
     await closing('jobs run during the redis outage', () => withinMs(Promise.allSettled([this.outagePass, ...this.runningHere.values()]), stepMs));

@@ -7,6 +7,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { AlarmsConfig } from '../../config/sections';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertSchoolScope } from '../../infra/access/scope';
+import { preparedQuery } from '../../infra/database/prepared';
 import { SqlParams } from '../../infra/database/sql-params';
 import { turnBatch } from '../../infra/database/turn-batch';
 import { ErrorCode, Errors } from '../../infra/http/errors';
@@ -20,6 +21,7 @@ import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
 import { devicePriority, DevicePriorityFloor } from './device-priority';
 import { IncidentRow, IncidentView, toSummary, toView } from './incident-row';
+import { intakeMetrics, type IntakePhase } from './alarms.metrics';
 import { appendTimeline } from './incident-timeline';
 import { storableText } from '../../infra/text/storable';
 import { PressFoldingService } from './press-folding.service';
@@ -63,8 +65,9 @@ export interface DeviceAlarmInput {
   /**
    * The caller's rate limit, called with the key the alarm is taken under once it is known — the
    * camera, or for a gateway's report without a usable camera the gateway's key (a bucket per
-   * made-up camera id would let a gateway past any limit) — before anything is written; what it
-   * throws (429) is the answer.
+   * made-up camera id would let a gateway past any limit) — as soon as that key is known, before
+   * any further read (the spot) and anything written; what it throws (429) is the answer. A caller
+   * that knows the key before the intake (a camera's own report) limits first and passes none.
    */
   limit?: (key: string) => void;
   /** When the request arrived (RequestContext.receivedAt: its headers, before its body was read): the press time. Default now. */
@@ -263,6 +266,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     let cameraId: string | null = null;
     let eventId = input.eventId;
     if (input.deviceKind === 'alarm_device') {
+      input.limit?.(input.deviceId);
       const dev = await this.alarmDeviceSpot(input.deviceId);
       spot = { schoolId: dev.schoolId, schoolName: dev.schoolName, zoneId: dev.zoneId, location: dev.location, areaKind: dev.areaKind, cameras: dev.cameras };
       type = input.type ?? 'other';
@@ -281,6 +285,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       priority = p.priority;
       if (p.said) said.push(p.said);
       if (cam && !foreign) {
+        input.limit?.(cam.id); // before the spot's reads: a refused report reads no more
         spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
         cameraId = cam.id;
         openSql = openOf('camera_id');
@@ -288,6 +293,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         // Under the gateway's key, two cameras counting their events from 1 would collide: the named camera stays in the event id.
         if (input.deviceId !== gw.key) eventId = `${input.deviceId.slice(0, 64)}/${input.eventId}`;
         deviceId = gw.key;
+        input.limit?.(deviceId); // before the spot's reads: a refused report reads no more
         spot = await this.gatewaySpot(input.gatewaySchoolId ?? null, gw.name);
         // Unknown and another school's camera are said alike: the note does not tell what exists elsewhere. It says
         // where the alarm went: the gateway's school, or — a district gateway, or its school since deleted — nowhere placed.
@@ -299,7 +305,6 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       } else if (!cam) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, input.deviceId);
       else throw Errors.outOfScope();
     }
-    input.limit?.(deviceId);
     return {
       deviceId,
       eventId,
@@ -385,6 +390,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     await ticket.turn; // the device's earlier arrivals are queued first
     return new Promise<RaiseResult>((resolve, reject) => {
       this.queued.push({ e, actor, ctx: currentContext(), since: performance.now(), resolve, reject });
+      intakeMetrics.queued.set(this.queued.length);
       ticket.done();
       this.scheduleGroup();
     });
@@ -450,6 +456,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     }
     if (batch.length === 0) return; // every waiting device is committing: the finishing group schedules again
     this.queued.splice(0, this.queued.length, ...rest);
+    intakeMetrics.queued.set(rest.length);
+    intakeMetrics.groupSize.observe(batch.length);
+    const now = performance.now();
+    for (const q of batch) intakeMetrics.phase.observe({ phase: 'queued' }, (now - q.since) / 1000);
     const devices = new Set(batch.map((q) => q.e.deviceId));
     for (const id of devices) this.devicesInFlight.add(id);
     this.groupsInFlight++;
@@ -777,6 +787,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    * each must be a uuid.
    */
   private async transaction<T>(lockKeys: string[] | null, fn: (m: EntityManager) => Promise<T>): Promise<T> {
+    let t = performance.now();
+    const phase = (name: IntakePhase) => {
+      const now = performance.now();
+      intakeMetrics.phase.observe({ phase: name }, (now - t) / 1000);
+      t = now;
+    };
     const keys = [...new Set(lockKeys ?? [])];
     for (const k of keys) if (!UUID.test(k)) throw new Error(`advisory lock key is not a uuid: ${k}`);
     const begin =
@@ -787,6 +803,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
           : `BEGIN; SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h FROM unnest(ARRAY['${keys.join("','")}']) k ORDER BY 1 OFFSET 0) s`;
     const qr = this.db.createQueryRunner();
     await qr.connect();
+    phase('connect');
     try {
       // BEGIN and the lock wait are one message: when the wait fails (statement timeout) the
       // transaction is open and aborted — end it, or the pooled connection refuses all later work.
@@ -794,9 +811,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         await qr.query('ROLLBACK').catch(() => undefined);
         throw e;
       });
+      phase('lock');
       try {
         const result = await fn(qr.manager);
+        phase('apply');
         await qr.query('COMMIT');
+        phase('commit');
         return result;
       } catch (e) {
         await qr.query('ROLLBACK').catch(() => undefined);
@@ -973,7 +993,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source, ...belowType } }, drillSql)})`,
       jobs.length ? `ob AS (${this.outbox.insertSql(p, jobs, 'inc')})` : null,
     ].filter(Boolean);
-    const [res] = (await m.query(
+    // Prepared: Postgres plans this statement once per connection (infra/database/prepared.ts says why).
+    const [res] = (await preparedQuery(
+      m,
       `WITH ${ctes.join(',\n')}
        SELECT chk.seen, chk.open_id, chk.repeat_no, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev) AS notified,
               ${jobs.length ? `(SELECT json_agg(ob) FROM ob)` : 'NULL::json'} AS outbox, inc.*

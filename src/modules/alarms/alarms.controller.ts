@@ -81,6 +81,7 @@ export class AlarmsController {
     return { ...this.deviceBody, timeoutMs: this.config.alarms.deviceBodyTimeoutMs };
   }
 
+  /** A one-click alarm button's press (device credential): a new incident (201) or folded into the button's open one (200). Never refused for an odd body. */
   @ApiSecurity('device')
   @DeviceRoute('alarm_device')
   @Post('press')
@@ -128,6 +129,7 @@ export class AlarmsController {
     );
   }
 
+  /** A camera's or gateway's alarm report (device credential): raised at the camera's school, or at the gateway's without a camera; never refused for its camera reference. */
   @ApiSecurity('device')
   @DeviceRoute('camera', 'gateway')
   @Post('device-reports')
@@ -150,6 +152,16 @@ export class AlarmsController {
       else if (!dto.cameraId) problems.push(`缺少摄像机编号 cameraId，${where}`);
       cameraId = dto.cameraId ?? gatewayKey(device.credentialId);
     }
+    // The rate limit before any read (a refused flood costs no query): a camera's own report and a gateway's report naming
+    // no camera have their bucket now (the camera; the gateway) and take it here. A gateway naming a camera is refused now
+    // when that camera's bucket is empty; the intake takes the bucket once the lookup says whose it is (the camera if one of
+    // the gateway's school, else the gateway's).
+    const bucket = (key: string, take: boolean) => {
+      const wait = take ? this.presses.take(`camera:${key}`) : this.presses.wait(`camera:${key}`);
+      if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
+    };
+    const decided = device.kind === 'camera' || cameraId === gatewayKey(device.credentialId);
+    bucket(cameraId, decided);
     // Never less urgent than the type's default: decided by the intake (device-priority.ts), like every device path.
     const actor = currentContext()?.actor ?? SYSTEM_ACTOR;
     const r = await this.intake.raiseFromDevice(
@@ -164,10 +176,7 @@ export class AlarmsController {
         gatewaySchoolId: device.kind === 'gateway' ? device.schoolId : null,
         gateway: device.kind === 'gateway' ? { key: gatewayKey(device.credentialId), name: device.keyId } : undefined,
         // Per camera; per gateway when its report names no camera of its school (the key the intake takes it under).
-        limit: (key) => {
-          const wait = this.presses.take(`camera:${key}`);
-          if (wait) throw Errors.tooMany(ErrorCode.INCIDENT.TOO_MANY_PRESSES, '设备报警请求过于频繁', Math.ceil(wait / 1000));
-        },
+        limit: decided ? undefined : (key) => bucket(key, true),
         at: currentContext()?.receivedAt, // when the request arrived (see press)
       },
       actor,
@@ -274,12 +283,14 @@ export class AlarmsController {
     return this.drills.createDrillWindow(user, dto);
   }
 
+  /** Lists drill windows (演练) of the caller's scope: pending, approved, active, ended. */
   @Roles(...READ_ROLES)
   @Get('drill-windows')
   listDrills(@CurrentUser() user: AuthUser, @Query() q: DrillWindowQuery) {
     return this.drills.listDrillWindows(user, q);
   }
 
+  /** Approves a school's pending drill window request (control center). Audited. */
   @Roles(...ACT_ROLES)
   @Post('drill-windows/:id/approve')
   @HttpCode(200)
@@ -287,6 +298,7 @@ export class AlarmsController {
     return this.drills.approve(user, id);
   }
 
+  /** Ends a drill window now. Audited. */
   @Roles(...ACT_ROLES)
   @Post('drill-windows/:id/end')
   @HttpCode(200)
@@ -302,12 +314,14 @@ export class AlarmsController {
     await this.drills.remove(user, id);
   }
 
+  /** One incident with its timeline. */
   @Roles(...READ_ROLES)
   @Get(':id')
   get(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
     return this.queries.get(user, id);
   }
 
+  /** Acknowledges an alarm (first one wins: 409 ALARM.ALREADY_ACKNOWLEDGED after); cancels its pending escalations. */
   @Roles(...ACT_ROLES)
   @Post(':id/acknowledge')
   @HttpCode(200)
@@ -315,6 +329,7 @@ export class AlarmsController {
     return this.lifecycle.acknowledge(user, id, dto.note);
   }
 
+  /** Marks an acknowledged alarm dispatched (someone is on the way). */
   @Roles(...ACT_ROLES)
   @Post(':id/dispatch')
   @HttpCode(200)
@@ -322,6 +337,7 @@ export class AlarmsController {
     return this.lifecycle.dispatch(user, id, dto.note);
   }
 
+  /** Marks that someone is on the scene. */
   @Roles(...ACT_ROLES)
   @Post(':id/on-scene')
   @HttpCode(200)
@@ -329,6 +345,7 @@ export class AlarmsController {
     return this.lifecycle.onScene(user, id, dto.note);
   }
 
+  /** Closes an alarm with its outcome (real, false alarm, test …) and a note. */
   @Roles(...ACT_ROLES)
   @Post(':id/resolve')
   @HttpCode(200)
@@ -344,6 +361,7 @@ export class AlarmsController {
     return this.lifecycle.makeReal(user, id, dto.note);
   }
 
+  /** Cancels an unacknowledged alarm as false, with a reason (school staff: only an alarm they raised). */
   @Roles(...CANCEL_ROLES)
   @Post(':id/cancel')
   @HttpCode(200)
@@ -351,6 +369,7 @@ export class AlarmsController {
     return this.lifecycle.cancel(user, id, dto.reason);
   }
 
+  /** Adds a note to an incident's timeline (rate limited per user: 429 INCIDENT.TOO_MANY_NOTES). */
   @Roles(...RAISE_ROLES)
   @Post(':id/notes')
   @HttpCode(200)

@@ -22,6 +22,7 @@ export class ButtonTestsController {
     return this.tests.startTestMode(user, id, dto.minutes);
   }
 
+  /** Ends a button's test mode now: its presses are real alarms again. */
   @Roles(...RAISE_ROLES)
   @Delete(':id/test-mode')
   @HttpCode(200)
@@ -29,6 +30,7 @@ export class ButtonTestsController {
     return this.tests.endTestMode(user, id);
   }
 
+  /** An alarm button's self-test records (test presses, tests by resolution), latest first. */
   @Roles(...READ_ROLES)
   @Get(':id/tests')
   list(@CurrentUser() user: AuthUser, @UuidParam() id: string) {

@@ -1,18 +1,6 @@
-import { TZ } from '../school-day';
+import { shanghaiStamp } from '../school-day';
 import { INCIDENT_TYPE_LABEL, OUTCOME_LABEL, STATUS_LABEL } from './alarms.constants';
 import type { IncidentView } from './incident-row';
-
-const stamp = new Intl.DateTimeFormat('sv-SE', {
-  timeZone: TZ,
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-  hour: '2-digit',
-  minute: '2-digit',
-  second: '2-digit',
-});
-/** 'YYYY-MM-DD HH:mm:ss' in Asia/Shanghai (the district's clock), '' for none. */
-const local = (iso: string | null | undefined): string => (iso ? stamp.format(new Date(iso)) : '');
 
 /**
  * GET /incidents/export: one line per incident, zh-CN headers and names, times in Asia/Shanghai.
@@ -49,11 +37,11 @@ export function incidentExportRows(items: IncidentView[]): { header: string[]; r
       i.outcome ? (OUTCOME_LABEL[i.outcome] ?? i.outcome) : '',
       i.drill ? '是' : '否',
       i.location,
-      local(i.firstPressAt),
+      shanghaiStamp(i.firstPressAt),
       i.raisedBy,
-      local(i.acknowledgedBy?.at),
+      shanghaiStamp(i.acknowledgedBy?.at),
       i.acknowledgedBy?.name ?? '',
-      local(i.resolvedAt),
+      shanghaiStamp(i.resolvedAt),
       i.resolvedBy ?? '',
       i.cancelReason ?? '',
       i.note,

@@ -8,6 +8,7 @@ import type { Page } from '../../infra/http/pagination';
 import { assertRole, READ_ROLES } from './alarms.access';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 import { IncidentRow, IncidentView, toView } from './incident-row';
+import type { TimelineEntryView } from './incident-timeline';
 
 export interface IncidentListQuery {
   schoolId?: string;
@@ -26,6 +27,27 @@ export interface IncidentListQuery {
 }
 
 /** An incident as a forwarder upward reads it (IncidentQueriesService.forForwarding). */
+/** A row of GET /incidents/stats (by school, zone or day; the other keys null): durations in ms from the first press, null without data. */
+export interface IncidentStatsRow {
+  schoolId: string | null;
+  schoolName: string | null;
+  zoneId: string | null;
+  day: string | null;
+  count: number;
+  closed: number;
+  falseAlarms: number;
+  toConsoleP50: number | null;
+  toConsoleP90: number | null;
+  toAcknowledgedP50: number | null;
+  toAcknowledgedP90: number | null;
+  toRelayedP50: number | null;
+  toRelayedP90: number | null;
+  toOnSceneP50: number | null;
+  toOnSceneP90: number | null;
+  toResolvedP50: number | null;
+  toResolvedP90: number | null;
+}
+
 export interface ForwardedIncident {
   id: string;
   type: string;
@@ -90,7 +112,7 @@ export class IncidentQueriesService {
     const missing = () => Errors.notFound(ErrorCode.INCIDENT.NOT_FOUND, id);
     if (!row) throw missing();
     assertRecordInScope(user, row.school_id, missing);
-    const timeline = await this.db.query(
+    const timeline: TimelineEntryView[] = await this.db.query(
       `SELECT at, actor_type AS "actorType", actor_id AS "actorId", actor_name AS "actorName", action, note, data FROM incident_timeline WHERE incident_id = $1 ORDER BY id`,
       [id],
     );
@@ -191,10 +213,15 @@ export class IncidentQueriesService {
        ORDER BY dim, "schoolName", day`,
       [from, to, schoolId ?? null],
     );
-    const pick = (dim: string) =>
+    const pick = (dim: string): IncidentStatsRow[] =>
       rows
         .filter((r) => r.dim === dim)
-        .map(({ dim: _d, ...r }) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /P[59]0$/.test(k) ? Number(v) : v])));
-    return { from, to, unit: 'ms', bySchool: pick('school'), byZone: pick('zone'), byDay: pick('day') };
+        .map(
+          ({ dim: _d, ...r }) =>
+            Object.fromEntries(
+              Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /P[59]0$/.test(k) ? Number(v) : v]),
+            ) as unknown as IncidentStatsRow,
+        );
+    return { from, to, unit: 'ms' as const, bySchool: pick('school'), byZone: pick('zone'), byDay: pick('day') };
   }
 }

@@ -1,6 +1,18 @@
 import type { EntityManager } from 'typeorm';
 import type { Actor } from '../../infra/http/request-context';
 
+/** A timeline entry as GET /incidents/{id} answers it. */
+export interface TimelineEntryView {
+  at: Date;
+  actorType: Actor['type'];
+  actorId: string | null;
+  /** The actor's display name when recorded. */
+  actorName: string;
+  action: string;
+  note: string;
+  data: Record<string, unknown> | null;
+}
+
 /** One entry on an incident's timeline (who did what, with a note and data), in the caller's transaction. */
 export async function appendTimeline(
   m: EntityManager,

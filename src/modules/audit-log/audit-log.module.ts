@@ -6,6 +6,7 @@ import { IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-va
 import { Roles } from '../../infra/access/decorators';
 import { AuditEntry } from './audit-entry.entity';
 import { AuditService } from './audit.service';
+import { viewOf } from '../../infra/http/views';
 
 class AuditQuery {
   @ApiPropertyOptional() @IsOptional() @IsString() entity?: string;
@@ -16,16 +17,34 @@ class AuditQuery {
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000) limit?: number;
 }
 
+/** What an audit reader sees of an entry (an allow-list: a column added later stays out until listed). before/after are scrubbed when written. */
+const auditEntryView = viewOf<AuditEntry>()([
+  'id',
+  'at',
+  'actorType',
+  'actorId',
+  'actorName',
+  'ip',
+  'requestId',
+  'action',
+  'entity',
+  'entityId',
+  'schoolId',
+  'before',
+  'after',
+]);
+
 @ApiTags('audit-log')
 @ApiBearerAuth()
 @Controller('audit-log')
 class AuditLogController {
   constructor(private readonly audit: AuditService) {}
 
+  /** The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`. */
   @Roles('admin', 'auditor', 'supervisor')
   @Get()
   async list(@Query() q: AuditQuery) {
-    const items = await this.audit.list({ ...q, limit: q.limit ?? 100 });
+    const items = (await this.audit.list({ ...q, limit: q.limit ?? 100 })).map(auditEntryView);
     return { items, nextBeforeId: items.length ? items[items.length - 1].id : null };
   }
 }

@@ -15,6 +15,7 @@ export class AuthController {
     private readonly users: UsersService,
   ) {}
 
+  /** Logs in with username and password: an access token and a refresh token. Attempts are limited per account and address (auth.login*): 429 with Retry-After past them. */
   @Public()
   @Post('login')
   @HttpCode(200)
@@ -22,6 +23,7 @@ export class AuthController {
     return this.auth.login(dto.username, dto.password, req.ip ?? null);
   }
 
+  /** Exchanges a refresh token for a new pair (the old refresh token is spent; a reused one revokes the family). */
   @Public()
   @Post('refresh')
   @HttpCode(200)
@@ -29,6 +31,7 @@ export class AuthController {
     return this.auth.refresh(dto.refreshToken, req.ip ?? null);
   }
 
+  /** Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed. */
   @ApiBearerAuth()
   @Roles(...ALL_ROLES)
   @Post('logout')
@@ -37,6 +40,7 @@ export class AuthController {
     await this.auth.logout(user, dto.refreshToken);
   }
 
+  /** The logged-in user: id, username, display name, role and school. */
   @ApiBearerAuth()
   @Roles(...ALL_ROLES)
   @Get('me')
@@ -45,6 +49,7 @@ export class AuthController {
     return { id: u.id, username: u.username, displayName: u.displayName, role: u.role, schoolId: u.schoolId };
   }
 
+  /** Changes one's own password (the current one is required). */
   @ApiBearerAuth()
   @Roles(...ALL_ROLES)
   @Post('password')

@@ -9,7 +9,7 @@ import { AuditService } from '../audit-log';
 import { RefreshToken } from './entities/refresh-token.entity';
 import { User } from './entities/user.entity';
 import { dummyHash, verifyPassword } from './password';
-import type { AuthUser } from '../../infra/access/roles';
+import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { sha256, TokenService } from './token.service';
 
 export interface TokenPair {
@@ -17,7 +17,7 @@ export interface TokenPair {
   refreshToken: string;
   tokenType: 'Bearer';
   expiresIn: number;
-  user: { id: string; username: string; displayName: string; role: string; schoolId: string | null };
+  user: { id: string; username: string; displayName: string; role: UserRole; schoolId: string | null };
 }
 
 /** Login, refresh-token rotation and logout. */

@@ -107,9 +107,13 @@ export class DeviceCredentialsService {
     });
   }
 
-  /** Parses and verifies an Authorization header value; throws 401 on anything wrong. */
+  /**
+   * Parses and verifies an Authorization header value; throws 401 on anything wrong. The scheme
+   * name is case-insensitive (RFC 9110 §11.1): firmware sending `device` or `DEVICE` got a 401,
+   * which devices do not retry — the alarm was lost (attack pass 1). Key and secret stay exact.
+   */
   async verify(header: string | undefined): Promise<AuthDevice> {
-    const m = header ? /^Device\s+([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,128})$/.exec(header.trim()) : null;
+    const m = header ? /^Device\s+([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,128})$/i.exec(header.trim()) : null;
     if (!m) throw Errors.unauthorized(ErrorCode.AUTH.DEVICE_CREDENTIALS_REQUIRED, 'Device credentials required: Authorization: Device <keyId>:<secret>');
     const [, keyId, secret] = m;
     const now = Date.now();

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { Client } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 
@@ -17,12 +18,19 @@ interface Row {
 /** Rows written this long ago are read again on every sync: ids of concurrent transactions may commit out of order. */
 const OVERLAP_SECONDS = 10;
 
+/** The Postgres channel a revocation is announced on (NOTIFY in the transaction that writes it: heard only once it commits). Stored in no data: may be renamed with all processes. */
+export const REVOCATIONS_CHANNEL = 'shouhu_token_revocations';
+
 /**
  * Access-token revocations: Postgres (token_revocations) is the truth, this process's memory the
  * cache every request checks — no request waits on Redis or Postgres to verify a token.
  *
  * - A revocation is written to Postgres (in the caller's transaction when it has one) and applied
- *   to this process's memory at once; other api processes read it within auth.revocationSyncMs.
+ *   to this process's memory at once. It is pushed to the other api processes (issue 12 §12): the
+ *   same statement NOTIFYs REVOCATIONS_CHANNEL, delivered when the transaction commits, and every
+ *   api process LISTENs on a connection of its own and reads the new rows as it hears one — its
+ *   consoles of that token or user close at once. Reading every auth.revocationSyncMs stays as the
+ *   backstop (a listener reconnecting after Postgres went away hears nothing of the meantime).
  * - Failure direction: while Postgres cannot be read, the cache keeps what it knew (revocations
  *   made elsewhere during that time take effect when the read succeeds again, at worst when the
  *   tokens expire: auth.accessTtlSeconds). A Redis outage or a Redis that comes back empty
@@ -41,6 +49,11 @@ export class RevocationsService implements OnModuleInit, OnApplicationShutdown {
   private syncing?: Promise<void>;
   private failing = false;
   private stopped = false;
+  /** A notification arrived while a read ran (that read may have begun before the commit): read once more. */
+  private again = false;
+  private listener?: Client;
+  private listening = false;
+  private reconnectTimer?: NodeJS.Timeout;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -49,6 +62,8 @@ export class RevocationsService implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     if (this.config.role === 'worker') return; // workers verify no tokens
+    // Listening first: a revocation committed between the first read and the LISTEN would otherwise wait for the poll.
+    await this.listen().catch((e: Error) => this.onListenerLost(e));
     await this.sync();
     this.timer = setInterval(() => void this.sync(), this.config.auth.revocationSyncMs);
     this.timer.unref();
@@ -57,7 +72,43 @@ export class RevocationsService implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.reconnectTimer);
     await this.syncing;
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  private async listen(): Promise<void> {
+    const c = new Client({
+      connectionString: this.config.database.url,
+      application_name: 'shouhu-revocations',
+      connectionTimeoutMillis: this.config.database.connectTimeoutMs,
+    });
+    this.listener = c;
+    c.on('notification', () => void this.sync());
+    c.on('error', (e) => this.onListenerLost(e));
+    c.on('end', () => this.onListenerLost(new Error('connection ended')));
+    await c.connect();
+    await c.query(`LISTEN ${REVOCATIONS_CHANNEL}`);
+    if (!this.listening) this.logger.log('listening for revocations from other processes');
+    this.listening = true;
+    void this.sync(); // whatever committed while nobody listened
+  }
+
+  /** Reconnects every second (said once per loss); meanwhile the periodic read carries revocations. */
+  private onListenerLost(e: Error): void {
+    if (this.stopped || this.reconnectTimer) return;
+    if (this.listening) this.logger.warn(`revocation listener lost (${e.message}): reconnecting; read every ${this.config.auth.revocationSyncMs} ms meanwhile`);
+    this.listening = false;
+    const old = this.listener;
+    this.listener = undefined;
+    old?.removeAllListeners();
+    old?.on('error', () => undefined);
+    void old?.end().catch(() => undefined);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopped) this.listen().catch((err: Error) => this.onListenerLost(err));
+    }, 1000);
+    this.reconnectTimer.unref();
   }
 
   /** Is a token with this jti, of this user, issued at `issuedAtMs`, revoked? (memory only) */
@@ -74,7 +125,11 @@ export class RevocationsService implements OnModuleInit, OnApplicationShutdown {
   /** Revokes one access token until it would expire (`exp`, seconds). */
   async revokeToken(jti: string, exp: number, m?: EntityManager): Promise<void> {
     const expiresAtMs = exp * 1000;
-    await (m ?? this.db).query(`INSERT INTO token_revocations (kind, subject, expires_at) VALUES ('token', $1, to_timestamp($2 / 1000.0))`, [jti, expiresAtMs]);
+    await (m ?? this.db).query(
+      `WITH r AS (INSERT INTO token_revocations (kind, subject, expires_at) VALUES ('token', $1, to_timestamp($2 / 1000.0)) RETURNING id)
+       SELECT pg_notify($3, r.id::text) FROM r`,
+      [jti, expiresAtMs, REVOCATIONS_CHANNEL],
+    );
     this.apply({ kind: 'token', jti, expiresAtMs });
   }
 
@@ -83,24 +138,37 @@ export class RevocationsService implements OnModuleInit, OnApplicationShutdown {
     const revokedBeforeMs = Date.now();
     const expiresAtMs = revokedBeforeMs + (this.config.auth.accessTtlSeconds + 5) * 1000;
     await (m ?? this.db).query(
-      `INSERT INTO token_revocations (kind, subject, revoked_before_ms, expires_at) VALUES ('user', $1, $2, to_timestamp($3 / 1000.0))`,
-      [userId, revokedBeforeMs, expiresAtMs],
+      `WITH r AS (INSERT INTO token_revocations (kind, subject, revoked_before_ms, expires_at) VALUES ('user', $1, $2, to_timestamp($3 / 1000.0)) RETURNING id)
+       SELECT pg_notify($4, r.id::text) FROM r`,
+      [userId, revokedBeforeMs, expiresAtMs, REVOCATIONS_CHANNEL],
     );
     this.apply({ kind: 'user', userId, revokedBeforeMs, expiresAtMs });
   }
 
-  /** Reads revocations other processes wrote (one at a time; failures keep the cache as it is). */
+  /**
+   * Reads revocations other processes wrote (one read at a time; failures keep the cache as it is).
+   * Asked while a read runs — a notification, whose commit that read may not have seen — it reads once
+   * more after it.
+   */
   sync(): Promise<void> {
-    this.syncing ??= this.readNew()
-      .then(() => {
-        if (this.failing) this.logger.log('revocations read again from Postgres');
-        this.failing = false;
-      })
-      .catch((e: Error) => {
-        if (!this.failing && !this.stopped) this.logger.warn(`revocations not read (the cache keeps what it knew): ${e.message}`);
-        this.failing = true;
-      })
-      .finally(() => (this.syncing = undefined));
+    if (this.syncing) {
+      this.again = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      do {
+        this.again = false;
+        await this.readNew()
+          .then(() => {
+            if (this.failing) this.logger.log('revocations read again from Postgres');
+            this.failing = false;
+          })
+          .catch((e: Error) => {
+            if (!this.failing && !this.stopped) this.logger.warn(`revocations not read (the cache keeps what it knew): ${e.message}`);
+            this.failing = true;
+          });
+      } while (this.again && !this.stopped && !this.failing);
+    })().finally(() => (this.syncing = undefined));
     return this.syncing;
   }
 

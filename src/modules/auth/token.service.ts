@@ -18,6 +18,18 @@ interface AccessClaims {
   /** Issue time in milliseconds: revocation compares against it (iat has only seconds). */
   ims: number;
   exp: number;
+  /** Set only on tokens for one narrow use (QUEUE_BOARD_AUDIENCE): never an API access token. */
+  aud?: string | string[];
+}
+
+/** The audience of a queue dashboard token: valid at /admin/queues only, refused by verifyAccess (and so by /api). */
+export const QUEUE_BOARD_AUDIENCE = 'shouhu:queue-board';
+
+interface QueueBoardClaims extends AccessClaims {
+  /** What the token is for (with aud): 'queue-board'. */
+  pur: 'queue-board';
+  /** The jti of the access token (session) it was issued to: that session's logout revokes it too. */
+  sid: string;
 }
 
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -68,8 +80,47 @@ export class TokenService {
         expired ? 'Access token expired' : 'Access token invalid',
       );
     }
+    // A token for one narrow use (the queue dashboard's) is not an API token.
+    if (claims.aud !== undefined || (claims as Partial<QueueBoardClaims>).pur !== undefined)
+      throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
+    return { id: claims.sub, username: claims.usr, displayName: claims.dn ?? '', role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
+  }
+
+  /**
+   * A token for the queue dashboard only (audience QUEUE_BOARD_AUDIENCE, purpose 'queue-board'),
+   * issued to the access token `session`: it lives ops.queueBoardTtlSeconds and never past that
+   * session's expiry, and stops working when the session is revoked (logout, user disabled,
+   * password change). verifyAccess refuses it, so it is no API token.
+   */
+  signQueueBoard(session: AuthUser & { exp: number }): { token: string; exp: number } {
+    const now = Math.floor(Date.now() / 1000);
+    const exp = Math.min(session.exp, now + this.config.ops.queueBoardTtlSeconds);
+    const token = jwt.sign(
+      { usr: session.username, dn: session.displayName, role: session.role, sch: session.schoolId, ims: Date.now(), pur: 'queue-board', sid: session.jti, exp },
+      this.config.auth.jwtSecret,
+      { algorithm: 'HS256', subject: session.id, jwtid: randomUUID(), issuer: 'shouhu', audience: QUEUE_BOARD_AUDIENCE },
+    );
+    return { token, exp };
+  }
+
+  /** Verifies a queue dashboard token: signature, expiry, audience and purpose, its own and its session's revocation; 401 otherwise (an API token too). */
+  async verifyQueueBoard(token: string): Promise<AuthUser & { exp: number }> {
+    let claims: QueueBoardClaims;
+    try {
+      claims = jwt.verify(token, this.config.auth.jwtSecret, { algorithms: ['HS256'], issuer: 'shouhu', audience: QUEUE_BOARD_AUDIENCE }) as QueueBoardClaims;
+    } catch (e) {
+      const expired = (e as Error).name === 'TokenExpiredError';
+      throw Errors.unauthorized(
+        expired ? ErrorCode.AUTH.TOKEN_EXPIRED : ErrorCode.AUTH.TOKEN_INVALID,
+        expired ? 'Queue dashboard session expired: open it again from the console' : 'Queue dashboard token invalid',
+      );
+    }
+    if (claims.pur !== 'queue-board' || typeof claims.sid !== 'string' || !ROLE_NAMES.includes(claims.role))
+      throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Queue dashboard token invalid');
+    if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims) || this.revocations.isRevoked(claims.sid, claims.sub, claims.ims))
+      throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Queue dashboard session revoked');
     return { id: claims.sub, username: claims.usr, displayName: claims.dn ?? '', role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
   }
 

@@ -12,7 +12,7 @@ import type { User } from './entities/user.entity';
 import { viewOf } from '../../infra/http/views';
 
 /** What a user record shows (never its password hash): the response allow-list of /users. */
-const userView = viewOf<User, keyof User>(['id', 'username', 'displayName', 'role', 'schoolId', 'phone', 'disabled', 'lastLoginAt', 'createdAt', 'updatedAt']);
+const userView = viewOf<User>()(['id', 'username', 'displayName', 'role', 'schoolId', 'phone', 'disabled', 'lastLoginAt', 'createdAt', 'updatedAt']);
 
 class UserQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ROLE_NAMES }) @IsOptional() @IsIn(ROLE_NAMES) role?: string;
@@ -28,6 +28,7 @@ export class UsersController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** Lists users (filter by role and school), paged: `{ items, total, limit, offset }`; never a password hash. */
   @Roles('admin')
   @Get()
   async list(@Query() q: UserQuery) {
@@ -37,18 +38,21 @@ export class UsersController {
     return { items: page.items.map(userView), total: page.total, limit, offset };
   }
 
+  /** One user by id. */
   @Roles('admin')
   @Get(':id')
   async get(@UuidParam() id: string) {
     return userView(await this.users.get(id));
   }
 
+  /** Creates a user (admin): role, display name, school for school staff; the password is checked against auth.minPasswordLength. Audited. */
   @Roles('admin')
   @Post()
   async create(@Body() dto: CreateUserDto) {
     return userView(await this.users.create(dto));
   }
 
+  /** Changes a user (admin): display name, role, school, phone, password, disabled; a password, role or disabled change revokes their sessions. Audited. */
   @Roles('admin')
   @Patch(':id')
   async update(@UuidParam() id: string, @Body() dto: UpdateUserDto) {

@@ -52,13 +52,17 @@ export class ComplianceController {
     return r.worst;
   }
 
-  /** District view: share of schools meeting each target, schools worst first. */
+  /**
+   * One day of the district (or a zone, group or school): the share of schools meeting each target, the same per zone, and the
+   * schools worst first with their reasons (paged). A heavy read.
+   */
   @Roles(...READ)
   @Get('district')
   district(@CurrentUser() user: AuthUser, @Query() q: ComplianceDayQuery) {
     return this.heavy.run(user.id, () => this.compliance.district(q.date ?? shanghaiDate(new Date()), q, ...this.page(q)));
   }
 
+  /** The four targets' trend: share of schools meeting each target per day over a range (default the last 30 days), for the district or a zone or group. */
   @Roles(...READ)
   @Get('trend')
   trend(@CurrentUser() user: AuthUser, @Query() q: ComplianceRangeQuery) {

@@ -34,6 +34,22 @@ export interface SchoolCompliance {
   reasons: Record<string, unknown>;
 }
 
+/** Shares of schools meeting each target (0–1; null with no school), as in the district view. */
+export interface ComplianceShares {
+  closedCampus: number | null;
+  guards: number | null;
+  networked: number | null;
+  posts: number | null;
+  allMet: number | null;
+}
+
+/** One zone's day: its schools and the share of them meeting each target. */
+export interface ZoneCompliance {
+  zoneId: string | null;
+  schools: number;
+  shares: ComplianceShares;
+}
+
 export interface ComplianceFilter {
   zoneId?: string;
   groupId?: string;
@@ -130,6 +146,9 @@ export class ComplianceService {
           ...(cameras === 0 ? { noCamera: true } : {}),
         };
       if (!result.posts) reasons.posts = { windows: unstaffed.map(windowReason) };
+      // Devices offline only under a declared maintenance window are not held against the school: said, whatever the verdict.
+      if (o.inMaintenance.camera || o.inMaintenance.alarm_device)
+        reasons.maintenance = { cameras: o.inMaintenance.camera, buttons: o.inMaintenance.alarm_device };
       return {
         date,
         schoolId: s.id,
@@ -218,10 +237,26 @@ export class ComplianceService {
   }
 
   /** District view of a day: share of schools meeting each target, and schools worst first. */
+  /**
+   * One day of the district (or of the filter's zone / group / school): the share of schools meeting each target, the same
+   * per zone (schools without a zone under `zoneId: null`; lowest all-four share first), and the schools worst first
+   * (most targets missed), a page of them with their reasons.
+   */
   async district(date: string, filter: ComplianceFilter, limit: number, offset: number, now = new Date()) {
     const rows = await this.day(date, filter, now);
     const worst = [...rows].sort((a, b) => b.failedCount - a.failedCount || a.schoolCode.localeCompare(b.schoolCode));
-    return { date, schools: rows.length, shares: shares(rows), worst: { items: worst.slice(offset, offset + limit), total: worst.length, limit, offset } };
+    const byZone = new Map<string | null, SchoolCompliance[]>();
+    for (const r of rows) (byZone.get(r.zoneId) ?? byZone.set(r.zoneId, []).get(r.zoneId)!).push(r);
+    const zones: ZoneCompliance[] = [...byZone]
+      .map(([zoneId, rs]) => ({ zoneId, schools: rs.length, shares: shares(rs) }))
+      .sort((a, b) => (a.shares.allMet ?? 1) - (b.shares.allMet ?? 1) || String(a.zoneId).localeCompare(String(b.zoneId)));
+    return {
+      date,
+      schools: rows.length,
+      shares: shares(rows),
+      zones,
+      worst: { items: worst.slice(offset, offset + limit), total: worst.length, limit, offset },
+    };
   }
 
   async trend(from: string, to: string, filter: ComplianceFilter, now = new Date()) {
@@ -232,7 +267,7 @@ export class ComplianceService {
   }
 }
 
-function shares(rows: SchoolCompliance[]) {
+function shares(rows: SchoolCompliance[]): ComplianceShares {
   const n = rows.length;
   const share = (k: Target | 'allMet') => (n ? Math.round((rows.filter((r) => r[k]).length / n) * 10_000) / 10_000 : null);
   return { closedCampus: share('closedCampus'), guards: share('guards'), networked: share('networked'), posts: share('posts'), allMet: share('allMet') };
@@ -296,5 +331,7 @@ function describe(reasons: Record<string, unknown>): string {
   }
   const p = reasons.posts as { windows: { gate: string; window: string; present: number; required: number }[] } | undefined;
   if (p) out.push(p.windows.map((w) => `护学岗 ${w.gate}${w.window === 'arrival' ? '上学' : '放学'} ${w.present}/${w.required}`).join('；'));
+  const m = reasons.maintenance as { cameras: number; buttons: number } | undefined;
+  if (m) out.push(`维护中（不计）：${[m.cameras ? `摄像机 ${m.cameras} 路` : '', m.buttons ? `一键报警 ${m.buttons} 个` : ''].filter(Boolean).join('，')}`);
   return out.join('；');
 }

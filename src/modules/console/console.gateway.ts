@@ -1,14 +1,13 @@
 import { Inject, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
-import { createAdapter } from '@socket.io/redis-adapter';
-import type Redis from 'ioredis';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import type { Namespace, Socket } from 'socket.io';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { ConsoleConfig } from '../../config/sections';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { closing } from '../../infra/lifecycle/shutdown';
 import { RepeatThrottle } from '../../infra/observability/repeat-throttle';
-import { createRedis, quitWithin, redisKey } from '../../infra/redis/redis.module';
+import { createRedis, quitWithin, type RedisClient, redisKey } from '../../infra/redis/redis.module';
 import { IncidentLifecycleService, IncidentQueriesService, OPEN_STATUSES } from '../alarms';
 import { scopedSchoolId } from '../../infra/access/scope';
 import { RevocationsService, TokenService } from '../auth';
@@ -77,7 +76,21 @@ function readGaps(raw: unknown, lastSeq: number): number[] {
  * flagged `late`; a console that was away meanwhile names the seqs below its lastSeq it never got
  * (`gaps`, the last CONSOLE_GAPS_WINDOW seqs) and gets those that exist first, flagged late —
  * the only way to catch one it missed, since its lastSeq is past it (and another process may
- * never have seen it late).
+ * never have seen it late). `live { seq, watched }` and, at most every console.throughMs while
+ * events flow, `through { seq, watched }` say which seqs a console has no reason to name: every
+ * event of its scope up to `seq` was sent to it, except the `watched` seqs (passed over, not
+ * committed yet). A school's console skips the other schools' seqs, and naming those crowded its
+ * own held seqs out of the CONSOLE_GAPS_MAX it may name.
+ *
+ * Known limitation, kept on purpose (issue 12 review): seqs are district-wide, so a school's console
+ * learns how many events the district had — from `through` (sent to every live room while any
+ * event flows: the district's volume about once a second), from `live`/`snapshot` (the cursor; a
+ * `resume {}` asks for one), and from the distance between its own events' seqs. Never which school,
+ * type or content. Giving school sessions their own last seq instead of the cursor would stop the
+ * first two only, at a price in delivery: a quiet school (no event of its own in the replay window)
+ * would get a snapshot on every reconnect instead of a replay, and a held seq of its own could again
+ * be crowded out of the gaps it names in the moment between its next event and the next `through`.
+ * The real fix is a sequence per school for school sessions (seq, gaps and replay per scope).
  *
  * Several api processes: each runs its own ConsoleFeed and emits to its own sockets only
  * (`server.local`). Every process reads the table anyway (for replays), nothing depends on a
@@ -92,8 +105,10 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   private readonly cfg: ConsoleConfig;
   private readonly catchingUp = new Set<Session>();
   private readonly sessions = new Set<Session>();
-  private readonly adapterClients: Redis[] = [];
+  private readonly adapterClients: RedisClient[] = [];
   private readonly limits: ConsoleLimits;
+  /** The pending `through` (console.throughMs after the first batch delivered since the last one). */
+  private throughTimer?: NodeJS.Timeout;
   @WebSocketServer() server: Namespace;
 
   constructor(
@@ -115,8 +130,12 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     this.server ??= ns;
     if (this.cfg.redisAdapter) {
       // The publisher is bounded (a broadcast with Redis down fails rather than piles up); the subscriber waits.
-      const pub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-pub`, this.config.redis);
-      const sub = createRedis(this.config.redis.url, `shouhu-${this.config.role}-io-sub`);
+      // On a Redis Cluster the adapter uses sharded pub/sub (Redis ≥ 7: SPUBLISH/SSUBSCRIBE): a message
+      // goes to the one master owning its channel's slot instead of being broadcast over the cluster
+      // bus to every node — the classic PUBLISH would make every node carry every console broadcast.
+      const sharded = this.config.redis.mode === 'cluster';
+      const pub = createRedis(this.config.redis, `shouhu-${this.config.role}-io-pub`, this.config.redis);
+      const sub = createRedis(this.config.redis, `shouhu-${this.config.role}-io-sub`, undefined, { shardedSubscribers: sharded });
       // Both report every reconnect attempt while Redis is down: the first, then a summary per log.repeatSummaryMs.
       const warnings = new RepeatThrottle(this.logger, 'socket.io redis adapter', this.config.log.repeatSummaryMs);
       for (const c of [pub, sub]) {
@@ -124,7 +143,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
         c.on('ready', () => warnings.recovered('socket.io redis adapter: connected to redis again'));
       }
       this.adapterClients.push(pub, sub);
-      ns.server.adapter(createAdapter(pub, sub, { key: redisKey(this.config, this.cfg.adapterKey) }));
+      const key = redisKey(this.config, this.cfg.adapterKey);
+      ns.server.adapter(sharded ? createShardedAdapter(pub, sub, { channelPrefix: key }) : createAdapter(pub, sub, { key }));
     }
     ns.use(async (socket: Socket, next) => {
       const fromAuth = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
@@ -149,8 +169,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     this.state.onChange((st) => {
       for (const s of this.sessions) s.socket.emit('system_state', this.stateFor(s, st));
     });
-    // A logout, password change or disabled account (in any api process: heard within
-    // auth.revocationSyncMs) closes the affected consoles at once (issue 12 §12).
+    // A logout, password change or disabled account (in any api process: pushed by Postgres NOTIFY,
+    // auth.revocationSyncMs at worst) closes the affected consoles at once (issue 12 §12).
     this.revocations.onRevoked((r) => {
       for (const s of this.sessions) if (r.kind === 'token' ? s.user.jti === r.jti : s.user.id === r.userId) void this.stillValid(s);
     });
@@ -159,6 +179,7 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearTimeout(this.throughTimer);
     await closing('socket.io redis adapter', () => Promise.all(this.adapterClients.map((c) => quitWithin(c, this.config.redis.commandTimeoutMs))));
   }
 
@@ -358,7 +379,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     s.buffer = null;
     this.catchingUp.delete(s);
     void s.socket.join(s.room);
-    s.socket.emit('live', { seq: sent });
+    // Everything of its scope up to the feed's cursor was sent, but held seqs (they follow flagged late).
+    s.socket.emit('live', { seq: Math.max(sent, target), watched: this.feed.watchedLateSeqs(CONSOLE_GAPS_MAX) });
   }
 
   /** What a console starts from when it cannot replay: open incidents and the device summary. */
@@ -384,5 +406,16 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
       for (const s of this.catchingUp) if (s.buffer && (s.scope === null ? !schoolOnly : s.scope === e.schoolId)) s.buffer.push(e);
     }
     consoleMetrics.delivered.inc(events.length);
+    this.throughTimer ??= setTimeout(() => this.sendThrough(), this.cfg.throughMs);
+  }
+
+  /**
+   * `through { seq, watched }` to every live console of this process (in its room: one catching up
+   * gets `live` instead — told earlier, it could stop naming gaps its replay has not sent yet).
+   */
+  private sendThrough(): void {
+    this.throughTimer = undefined;
+    const rooms = [...this.server.adapter.rooms.keys()].filter((r) => r === DISTRICT_ROOM || r.startsWith(schoolRoom('')));
+    if (rooms.length) this.server.local.to(rooms).emit('through', { seq: this.feed.cursor, watched: this.feed.watchedLateSeqs(CONSOLE_GAPS_MAX) });
   }
 }

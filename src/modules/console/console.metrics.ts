@@ -16,6 +16,11 @@ export const consoleMetrics = {
     help: 'Console events delivered after later ones (their transaction held them past console.gapMaxWaitMs)',
     registers: [metrics],
   }),
+  rowsRead: new Counter({
+    name: 'shouhu_console_feed_rows_read_total',
+    help: 'console_events rows the live feed of this api process read (each committed event once, unless more than 4 × console.deliveryBatchSize wait behind a gap)',
+    registers: [metrics],
+  }),
   snapshots: new Counter({ name: 'shouhu_console_snapshots_total', help: 'Snapshots sent to consoles that could not replay', registers: [metrics] }),
   actions: new Counter({
     name: 'shouhu_console_actions_total',

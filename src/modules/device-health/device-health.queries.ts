@@ -7,6 +7,7 @@ import type { Page } from '../../infra/http/pagination';
 import { type DeviceStatus, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
 import { DeviceHealthService } from './device-health.service';
 import { MaintenanceWindowsService } from './maintenance-windows.service';
+import type { OutageRow } from './device-transitions.service';
 
 type Counts = { online: number; offline: number; unknown: number; fault: number; total: number; onlineRate: number | null };
 const emptyCounts = (): Counts => ({ online: 0, offline: 0, unknown: 0, fault: 0, total: 0, onlineRate: null });
@@ -64,8 +65,8 @@ export class DeviceHealthQueries {
   async school(schoolId: string) {
     await this.registry.school(schoolId);
     const summary = await this.summary({ schoolId }, 1, 0);
-    const [outage] = await this.db.query(`SELECT * FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [schoolId]);
-    const flapping = await this.db.query(
+    const [outage]: OutageRow[] = await this.db.query(`SELECT * FROM device_outages WHERE school_id = $1 AND closed_at IS NULL`, [schoolId]);
+    const flapping: FlappingView[] = await this.db.query(
       `SELECT device_id AS "deviceId", kind, since, last_bounce_at AS "lastBounceAt", bounces FROM device_flapping WHERE school_id = $1 ORDER BY since LIMIT 500`,
       [schoolId],
     );
@@ -95,15 +96,15 @@ export class DeviceHealthQueries {
     const d = await this.statuses.deviceStatus(id);
     if (!d) throw Errors.notFound(ErrorCode.DEVICE.NOT_FOUND, id);
     const [seen] = await this.health.lastSeen([d]);
-    const [flap] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);
-    const [fault] = await this.db.query(
+    const [flap]: { since: Date; bounces: number }[] = await this.db.query(`SELECT since, bounces FROM device_flapping WHERE device_id = $1`, [id]);
+    const [fault]: { outageId: string; since: Date; overdueAt: Date | null }[] = await this.db.query(
       `SELECT outage_id AS "outageId", since, overdue_at AS "overdueAt" FROM device_faults WHERE device_id = $1 AND recovered_at IS NULL`,
       [id],
     );
     return { ...d, lastHeartbeatAt: seen, flapping: flap ?? null, openFault: fault ?? null };
   }
 
-  async transitions(f: { deviceId?: string; schoolId?: string; from?: string; to?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
+  async transitions(f: { deviceId?: string; schoolId?: string; from?: string; to?: string }, limit = 50, offset = 0): Promise<Page<TransitionView>> {
     const where = `WHERE ($1::uuid IS NULL OR device_id = $1) AND ($2::uuid IS NULL OR school_id = $2)
                      AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)`;
     const params = [f.deviceId ?? null, f.schoolId ?? null, f.from ?? null, f.to ?? null];
@@ -118,7 +119,7 @@ export class DeviceHealthQueries {
     return { items, total, limit, offset };
   }
 
-  async outages(f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean }, limit = 50, offset = 0): Promise<Page<unknown>> {
+  async outages(f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean }, limit = 50, offset = 0): Promise<Page<OutageView>> {
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1)
                      AND ($2::text IS NULL OR ($2 = 'open') = (closed_at IS NULL))
                      AND ($3::boolean IS NULL OR $3 = (overdue_at IS NOT NULL))`;
@@ -127,17 +128,17 @@ export class DeviceHealthQueries {
       this.db.query(`SELECT * FROM device_outages ${where} ORDER BY opened_at DESC LIMIT $4 OFFSET $5`, [...params, limit, offset]),
       this.db.query(`SELECT count(*)::int AS total FROM device_outages ${where}`, params),
     ]);
-    return { items: items.map(outageDto), total, limit, offset };
+    return { items: (items as OutageRow[]).map(outageDto), total, limit, offset };
   }
 
-  async outage(id: string) {
-    const [o] = await this.db.query(`SELECT * FROM device_outages WHERE id = $1`, [id]);
+  async outage(id: string): Promise<OutageWithFaults> {
+    const [o]: OutageRow[] = await this.db.query(`SELECT * FROM device_outages WHERE id = $1`, [id]);
     if (!o) throw Errors.notFound(ErrorCode.OUTAGE.NOT_FOUND, id);
     return this.outageWithFaults(o);
   }
 
-  private async outageWithFaults(o: Record<string, unknown>) {
-    const faults = await this.db.query(
+  private async outageWithFaults(o: OutageRow): Promise<OutageWithFaults> {
+    const faults: FaultView[] = await this.db.query(
       `SELECT device_id AS "deviceId", kind, since, recovered_at AS "recoveredAt", overdue_at AS "overdueAt"
          FROM device_faults WHERE outage_id = $1 ORDER BY (recovered_at IS NULL) DESC, since LIMIT 1000`,
       [o.id],
@@ -146,7 +147,7 @@ export class DeviceHealthQueries {
   }
 
   /** Devices offline longer than faultOverdueHours: to be rectified (the patrol capability turns them into tasks). */
-  async overdueFaults(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<unknown>> {
+  async overdueFaults(f: { schoolId?: string }, limit = 50, offset = 0): Promise<Page<OverdueFaultView>> {
     const where = `WHERE recovered_at IS NULL AND overdue_at IS NOT NULL AND ($1::uuid IS NULL OR school_id = $1)`;
     const [items, [{ total }]] = await Promise.all([
       this.db.query(
@@ -173,7 +174,7 @@ export class DeviceHealthQueries {
   }
 }
 
-function outageDto(o: Record<string, unknown>) {
+function outageDto(o: OutageRow): OutageView {
   return {
     id: o.id,
     schoolId: o.school_id,
@@ -186,4 +187,62 @@ function outageDto(o: Record<string, unknown>) {
     overdue: o.overdue_at !== null,
     overdueAt: o.overdue_at,
   };
+}
+
+/** A school's outage: some of its devices offline at once (device_outages). */
+export interface OutageView {
+  id: string;
+  schoolId: string;
+  status: 'open' | 'closed';
+  openedAt: Date;
+  closedAt: Date | null;
+  /** Devices offline now / at most at once / ever during the outage. */
+  offline: number;
+  peak: number;
+  affected: number;
+  overdue: boolean;
+  overdueAt: Date | null;
+}
+
+/** A device's stretch offline within an outage (device_faults). */
+export interface FaultView {
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  since: Date;
+  recoveredAt: Date | null;
+  overdueAt: Date | null;
+}
+
+export interface OutageWithFaults extends OutageView {
+  faults: FaultView[];
+}
+
+/** A device that went up and down too often (device_flapping). */
+export interface FlappingView {
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  since: Date;
+  lastBounceAt: Date;
+  bounces: number;
+}
+
+/** One status change of a device (device_transitions); the id is a 64-bit serial, as a string. */
+export interface TransitionView {
+  id: string;
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  from: DeviceStatus;
+  to: DeviceStatus;
+  at: Date;
+}
+
+/** An open fault past liveness.faultOverdueHours. */
+export interface OverdueFaultView {
+  deviceId: string;
+  kind: WatchedDeviceKind;
+  schoolId: string;
+  outageId: string;
+  since: Date;
+  overdueAt: Date;
 }

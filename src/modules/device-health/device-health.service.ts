@@ -1,14 +1,15 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import type { LivenessConfig } from '../../config/sections';
-import { REDIS, redisKey } from '../../infra/redis/redis.module';
+import { Cluster } from 'ioredis';
+import { QueueService } from '../../infra/queue/queue.service';
+import { keySlot, REDIS, type RedisClient, redisKey, taggedKey } from '../../infra/redis/redis.module';
 import { type DeviceStatus, DeviceStatusService, WatchedDeviceKind } from '../registry';
 import { DeviceTransitionsService, Transition } from './device-transitions.service';
 import { RejectedEntry, resolveEntries } from './gateway-heartbeats';
-import { IndexedDevice, LivenessIndex, memberOf, parseMember } from './liveness-index';
+import { IndexedDevice, LivenessIndex, memberOf, parseMember, shardOf } from './liveness-index';
 
 export interface SweepResult {
   offline: number;
@@ -35,22 +36,36 @@ for i = 2, #ARGV do
 end
 return out`;
 
+/** One liveness shard's two keys: they share a hash tag, so CLAIM_LUA and a pipeline over both stay in one cluster slot. */
+export interface Shard {
+  deadlines: string;
+  down: string;
+}
+
 /**
- * Device liveness. Hot path: one ZADD (deadline = now + missed × interval, GT keeps the latest)
- * and one SMISMEMBER against the "not online" set per batch, pipelined; no Postgres unless a
+ * Device liveness. Hot path: per shard touched, one ZADD (deadline = now + missed × interval, GT
+ * keeps the latest) and one SMISMEMBER against the "not online" set, pipelined; no Postgres unless a
  * device comes back. The sweep (BullMQ scheduler, worker role) pulls expired deadlines in
  * batches and records offline transitions, outages and console events in one transaction per
- * batch. Redis keys:
- *   <prefix>:liveness:deadlines  ZSET member c:<uuid>|a:<uuid>, score = deadline (ms). A score
- *                                with a .5 fraction was seeded at boot, not set by a heartbeat.
- *   <prefix>:liveness:down       SET of members whose recorded status is not online.
+ * batch. Redis keys, split into liveness.shards shards (a device's shard: shardOf its uuid), each
+ * pair under its own hash tag so no single Redis Cluster slot holds the whole fleet:
+ *   <prefix>:{<prefix>:liveness:<n>}:deadlines  ZSET member c:<uuid>|a:<uuid>, score = deadline (ms).
+ *                                A score with a .5 fraction was seeded at boot, not set by a heartbeat.
+ *   <prefix>:{<prefix>:liveness:<n>}:down       SET of members whose recorded status is not online.
+ *   <prefix>:liveness:layout     the shard count the keys were written with; the sweeping process's
+ *                                boot drops keys of another layout (and of the unsharded one before
+ *                                issue 17) and seeds every deadline again, as for a Redis that lost them.
+ * Commands on several shards go in one pipeline on a single Redis, one pipeline per shard on a
+ * cluster (a cluster pipeline must stay on one node).
  */
 @Injectable()
 export class DeviceHealthService {
   private readonly logger = new Logger('DeviceHealth');
   readonly index = new LivenessIndex();
-  private readonly deadlinesKey: string;
-  private readonly downKey: string;
+  private readonly shards: Shard[];
+  private readonly layoutKey: string;
+  /** Each shard's Redis Cluster slot (its pair's hash tag). */
+  private readonly shardSlots: number[];
   private lastRefreshAt = 0;
   private lastFullLoadAt = 0;
   /** The index load running (single-flight: one at a time, whoever asked). */
@@ -61,13 +76,38 @@ export class DeviceHealthService {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @InjectDataSource() private readonly db: DataSource,
     private readonly statuses: DeviceStatusService,
     private readonly transitions: DeviceTransitionsService,
+    private readonly queue: QueueService,
   ) {
-    this.deadlinesKey = redisKey(config, 'liveness', 'deadlines');
-    this.downKey = redisKey(config, 'liveness', 'down');
+    this.shards = shardKeys(config, config.liveness.shards);
+    this.layoutKey = redisKey(config, 'liveness', 'layout');
+    this.shardSlots = this.shards.map((k) => keySlot(k.deadlines));
+  }
+
+  /** The shard of a member (c:<uuid> / a:<uuid>). */
+  private shardOfMember(m: string): number {
+    return shardOf(m.slice(2), this.shards.length);
+  }
+
+  /**
+   * Pipelines over shards: one on a single Redis; on a cluster one per master (the shards whose slots
+   * it serves, per the client's slot map — a cluster pipeline must stay on one node), or per shard
+   * while the slot map is not known yet.
+   */
+  private pipelines(): ShardPipelines {
+    const redis = this.redis;
+    if (!(redis instanceof Cluster)) return new ShardPipelines(redis, () => 0);
+    return new ShardPipelines(redis, (shard) => redis.slots[this.shardSlots[shard]]?.[0] ?? `shard:${shard}`);
+  }
+
+  /** Members grouped by shard (index = shard). */
+  private byShard(members: readonly string[]): string[][] {
+    const out: string[][] = this.shards.map(() => []);
+    for (const m of members) out[this.shardOfMember(m)].push(m);
+    return out;
   }
 
   get cfg(): LivenessConfig {
@@ -97,8 +137,12 @@ export class DeviceHealthService {
   /**
    * Loads the registry into the index. `full` rebuilds it (drops removed devices); otherwise
    * only rows changed since the last load. With `seedAt`, devices get a deadline if they have
-   * none (seedAt + threshold) and those not recorded online join the "not online" set, so their
-   * first heartbeat records the transition.
+   * none (seedAt + threshold). Devices not recorded online join the "not online" set — all of
+   * them with `seedAt`, and in every load (any role, the refresh on a heartbeat's miss too) those
+   * new to this process's index — in the same pipeline step as they enter the index, so their
+   * first heartbeat records the transition. Without it a camera registered after boot stayed
+   * `unknown` after its first heartbeats (the hot path checks only that set) until the sweeping
+   * role's next seeded refresh and the heartbeat after it: a minute or more (attack pass 3).
    */
   async loadIndex(opts: { full?: boolean; seedAt?: number } = {}): Promise<number> {
     const startedAt = Date.now();
@@ -107,21 +151,30 @@ export class DeviceHealthService {
     const since = opts.full || this.lastRefreshAt === 0 ? undefined : new Date(this.lastRefreshAt - 10_000);
     let n = 0;
     for await (const rows of this.statuses.deviceIndexRows({ updatedSince: since })) {
-      const p = opts.seedAt !== undefined ? this.redis.pipeline() : null;
-      const zadd: (string | number)[] = [this.deadlinesKey, 'NX'];
-      const down: string[] = [];
+      const seed = opts.seedAt !== undefined;
+      const zadd: (string | number)[][] = this.shards.map((k) => [k.deadlines, 'NX']);
+      const down: string[][] = this.shards.map((k) => [k.down]);
+      let writes = false;
       for (const row of rows) {
+        // Asked of the live index (a full load fills a new one): new here = never resolved by this process's heartbeats.
+        const fresh = this.index.slotOf(row.id) < 0;
         const slot = target.put(row);
-        if (p) {
-          const m = target.member(slot);
-          zadd.push(opts.seedAt! + this.thresholdMsOf(target.intervalSec(slot), target.offlineAfterSec(slot)) + 0.5, m);
-          if (row.status !== 'online') down.push(m);
-        }
+        if (!seed && !(fresh && row.status !== 'online')) continue;
+        const m = target.member(slot);
+        const k = this.shardOfMember(m);
+        if (seed) zadd[k].push(opts.seedAt! + this.thresholdMsOf(target.intervalSec(slot), target.offlineAfterSec(slot)) + 0.5, m);
+        if (row.status !== 'online') down[k].push(m);
+        writes = true;
       }
-      if (p) {
-        p.call('ZADD', zadd);
-        if (down.length) p.call('SADD', [this.downKey, ...down]);
-        await execOrThrow(p);
+      // No await between the puts above and this pipeline's send (exec sends in the same step): a heartbeat
+      // resolving a new device's slot is sent after its SADD on the same connection and finds it not online.
+      if (writes) {
+        const p = this.pipelines();
+        for (let k = 0; k < this.shards.length; k++) {
+          if (zadd[k].length > 2) p.call(k, 'ZADD', zadd[k]);
+          if (down[k].length > 1) p.call(k, 'SADD', down[k]);
+        }
+        await p.exec();
       }
       n += rows.length;
     }
@@ -187,15 +240,62 @@ export class DeviceHealthService {
    * before a full threshold has passed (wvp-GB28181-pro #814: false offlines after a restart).
    */
   async seedAtBoot(bootAt = Date.now()): Promise<void> {
+    await this.dropOtherLayouts();
     await this.loadIndex({ full: true, seedAt: bootAt - this.thresholdMs() + this.bootGraceMs() });
     const lifted = bootAt + this.bootGraceMs() + 0.5;
-    for (;;) {
-      const stale = await this.redis.zrange(this.deadlinesKey, '-inf', `(${bootAt}`, 'BYSCORE', 'LIMIT', 0, 10_000);
-      if (stale.length === 0) break;
-      const args: (string | number)[] = [this.deadlinesKey, 'XX', 'GT'];
-      for (const m of stale) args.push(lifted, m);
-      await this.redis.call('ZADD', args);
+    for (const shard of this.shards) {
+      for (;;) {
+        const stale = await this.redis.zrange(shard.deadlines, '-inf', `(${bootAt}`, 'BYSCORE', 'LIMIT', 0, 10_000);
+        if (stale.length === 0) break;
+        const args: (string | number)[] = [shard.deadlines, 'XX', 'GT'];
+        for (const m of stale) args.push(lifted, m);
+        await this.redis.call('ZADD', args);
+      }
     }
+  }
+
+  /**
+   * Keys written with another liveness.shards (or the single pair before issue 17) are deleted: their
+   * members sit in the wrong shard for this layout. The seeding that follows gives every device a
+   * deadline again and the "not online" set from Postgres, as after a Redis that lost them (a device
+   * silent since is offline one boot grace later). One DEL per key: they are in different slots.
+   */
+  private async dropOtherLayouts(): Promise<void> {
+    const layout = `sharded:${this.shards.length}`;
+    const was = await this.redis.get(this.layoutKey);
+    if (was === layout) return;
+    const old = /^sharded:(\d+)$/.exec(was ?? '');
+    const keys = old
+      ? shardKeys(this.config, Number(old[1])).flatMap((k) => [k.deadlines, k.down])
+      : [redisKey(this.config, 'liveness', 'deadlines'), redisKey(this.config, 'liveness', 'down')];
+    let dropped = 0;
+    for (const k of keys) dropped += await this.redis.unlink(k);
+    await this.redis.set(this.layoutKey, layout);
+    if (dropped) this.logger.log(`liveness keys of layout ${was ?? 'unsharded'} dropped (now ${layout}): deadlines seeded again`);
+  }
+
+  /**
+   * Devices a protocol front end has just started listening for again (the GB/T 28181 SIP server
+   * after a restart): none of them is declared offline before `until` — deadlines earlier than it
+   * are lifted to it (a heartbeat since keeps a later one; devices without a deadline are left to
+   * the sweeping role's seeding). Unknown ids are skipped. Returns how many were lifted.
+   */
+  async holdOffline(ids: string[], until: number): Promise<number> {
+    let lifted = 0;
+    for (let i = 0; i < ids.length; i += 10_000) {
+      const byShard = new Map<number, (string | number)[]>();
+      for (const id of ids.slice(i, i + 10_000)) {
+        const slot = this.index.slotOf(id);
+        if (slot < 0) continue;
+        const m = this.index.member(slot);
+        const k = this.shards.length === 1 ? 0 : this.shardOfMember(m);
+        let args = byShard.get(k);
+        if (!args) byShard.set(k, (args = [this.shards[k].deadlines, 'XX', 'GT', 'CH']));
+        args.push(until + 0.5, m);
+      }
+      for (const args of byShard.values()) lifted += Number(await this.redis.call('ZADD', args));
+    }
+    return lifted;
   }
 
   // ---------------------------------------------------------------- hot path
@@ -273,26 +373,39 @@ export class DeviceHealthService {
   async recordSlots(slots: readonly number[], at: number): Promise<void> {
     if (slots.length === 0) return;
     const index = this.index;
-    const zadd: (string | number)[] = new Array(2 + slots.length * 2);
-    const members: string[] = new Array(slots.length + 1);
-    zadd[0] = this.deadlinesKey;
-    zadd[1] = 'GT';
-    members[0] = this.downKey;
+    const n = this.shards.length;
+    const zadd: (string | number)[][] = new Array(n);
+    const members: string[][] = new Array(n);
+    /** Per shard, the positions in `slots` of its members, in SMISMEMBER's order. */
+    const pos: number[][] = new Array(n);
     const defaultDeadline = at + this.thresholdMsOf(0);
     for (let i = 0; i < slots.length; i++) {
       const m = index.member(slots[i]);
+      const k = n === 1 ? 0 : this.shardOfMember(m);
+      if (!zadd[k]) {
+        zadd[k] = [this.shards[k].deadlines, 'GT'];
+        members[k] = [this.shards[k].down];
+        pos[k] = [];
+      }
       const interval = index.intervalSec(slots[i]);
       const offlineAfter = index.offlineAfterSec(slots[i]);
-      zadd[2 + 2 * i] = interval === 0 && offlineAfter === 0 ? defaultDeadline : at + this.thresholdMsOf(interval, offlineAfter);
-      zadd[3 + 2 * i] = m;
-      members[i + 1] = m;
+      zadd[k].push(interval === 0 && offlineAfter === 0 ? defaultDeadline : at + this.thresholdMsOf(interval, offlineAfter), m);
+      members[k].push(m);
+      pos[k].push(i);
     }
-    const p = this.redis.pipeline();
-    p.call('ZADD', zadd);
-    p.call('SMISMEMBER', members);
-    const [, flags] = (await execOrThrow(p)) as [unknown, number[]];
+    const p = this.pipelines();
+    const reads: [number, number][] = [];
+    for (let k = 0; k < n; k++) {
+      if (!zadd[k]) continue;
+      p.call(k, 'ZADD', zadd[k]);
+      reads.push([k, p.call(k, 'SMISMEMBER', members[k])]);
+    }
+    const res = await p.exec();
     const back: IndexedDevice[] = [];
-    for (let i = 0; i < slots.length; i++) if (flags[i] === 1) back.push(index.device(slots[i]));
+    for (const [k, h] of reads) {
+      const flags = res[h] as number[];
+      for (let j = 0; j < flags.length; j++) if (flags[j] === 1) back.push(index.device(slots[pos[k][j]]));
+    }
     if (back.length) await this.markOnline(back, at);
   }
 
@@ -303,10 +416,14 @@ export class DeviceHealthService {
    */
   private async markOnline(devices: IndexedDevice[], at: number): Promise<void> {
     const unique = [...new Map(devices.map((d) => [d.id, d])).values()];
-    const p = this.redis.pipeline();
-    for (const d of unique) p.srem(this.downKey, memberOf(d));
-    const res = await execOrThrow(p);
-    const claimed = unique.filter((_, i) => res[i] === 1);
+    const p = this.pipelines();
+    const handles = unique.map((d) => {
+      const m = memberOf(d);
+      const k = this.shardOfMember(m);
+      return p.call(k, 'SREM', [this.shards[k].down, m]);
+    });
+    const res = await p.exec();
+    const claimed = unique.filter((_, i) => res[handles[i]] === 1);
     if (claimed.length === 0) return;
     const atDate = new Date(at);
     try {
@@ -330,7 +447,9 @@ export class DeviceHealthService {
         await this.transitions.applyTransitions(m, transitions, atDate);
       });
     } catch (e) {
-      await this.redis.sadd(this.downKey, ...claimed.map(memberOf)).catch(() => undefined);
+      const back = this.pipelines();
+      this.byShard(claimed.map(memberOf)).forEach((ms, k) => ms.length && back.call(k, 'SADD', [this.shards[k].down, ...ms]));
+      await back.exec().catch(() => undefined);
       this.logger.warn(`recording ${claimed.length} online transition(s) failed, will retry on next heartbeat: ${(e as Error).message}`);
     }
   }
@@ -346,7 +465,9 @@ export class DeviceHealthService {
       .filter((d): d is IndexedDevice => !!d)
       .map(memberOf);
     if (members.length === 0) return;
-    await this.redis.call('ZADD', [this.deadlinesKey, 'XX', ...members.flatMap((m) => [at.getTime(), m])]);
+    const p = this.pipelines();
+    this.byShard(members).forEach((ms, k) => ms.length && p.call(k, 'ZADD', [this.shards[k].deadlines, 'XX', ...ms.flatMap((m) => [at.getTime(), m])]));
+    await p.exec();
   }
 
   // ---------------------------------------------------------------- sweep
@@ -357,18 +478,39 @@ export class DeviceHealthService {
     return this.sweeping;
   }
 
+  /**
+   * The latest deadline a sweep at `now` may take. While Redis was unreachable heartbeats were not
+   * recorded (HTTP answered 503, a SIP keepalive 200), so a deadline that passed during an outage is
+   * no silence the device chose: until a grace (liveness.bootGraceSeconds, else a full threshold)
+   * after Redis is back, only deadlines that passed before the outage are taken — devices heard from
+   * since have new ones; the silent ones go offline once the grace is over. Without this, every device
+   * whose deadline fell in an outage longer than the threshold went offline at once when Redis came
+   * back (as after a restart: wvp-GB28181-pro #814), with outages and console events for each school.
+   */
+  sweepCutoff(now: number): number {
+    const o = this.queue.lastOutage();
+    return o && now < o.to + this.bootGraceMs() ? Math.min(now, o.from) : now;
+  }
+
   /** One full sweep without sharing a run in progress (tests use it to prove concurrent sweeps are harmless). */
   async runSweep(now: number): Promise<SweepResult> {
+    const upTo = this.sweepCutoff(now);
     const result: SweepResult = { offline: 0, batches: 0, overdue: 0 };
     const lanes = Math.max(1, this.cfg.sweepParallelism);
+    // Each round reads a share of the expired members from every shard (devices hash evenly over
+    // them, so a mass outage fills every share); members a round did not take are read again by the next.
+    const perShard = Math.max(1, Math.ceil((this.cfg.sweepBatchSize * lanes) / this.shards.length));
     for (;;) {
-      const raw = await this.redis.zrange(this.deadlinesKey, '-inf', String(now), 'BYSCORE', 'LIMIT', 0, this.cfg.sweepBatchSize * lanes);
+      const p = this.pipelines();
+      const handles = this.shards.map((k, i) => p.call(i, 'ZRANGE', [k.deadlines, '-inf', String(upTo), 'BYSCORE', 'LIMIT', 0, perShard]));
+      const read = await p.exec();
+      const raw = handles.flatMap((h) => read[h] as string[]);
       if (raw.length === 0) break;
       // A mass outage is bound by Postgres writes on one connection; batches of disjoint schools
       // run side by side (they share no device, outage or flapping row, so they cannot deadlock
       // or wait on each other).
       const parts = lanes === 1 ? [raw] : this.splitBySchool(raw, lanes);
-      const settled = await Promise.allSettled(parts.filter((p) => p.length).map((p) => this.sweepBatch(p, now)));
+      const settled = await Promise.allSettled(parts.filter((p) => p.length).map((p) => this.sweepBatch(p, now, upTo)));
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
       for (const r of settled) if (r.status === 'fulfilled') result.offline += r.value;
       result.batches += settled.length;
@@ -396,7 +538,7 @@ export class DeviceHealthService {
    * return waits for this commit and then sees it offline), claim in Redis what is still
    * expired, update the registry status, record transitions, outages and console events.
    */
-  private async sweepBatch(members: string[], now: number): Promise<number> {
+  private async sweepBatch(members: string[], now: number, upTo = now): Promise<number> {
     const byKind = { camera: [] as string[], alarm_device: [] as string[] };
     for (const m of members) {
       const { kind, id } = parseMember(m);
@@ -409,11 +551,22 @@ export class DeviceHealthService {
         for (const kind of ['camera', 'alarm_device'] as const) for (const r of await this.statuses.lockDevices(m, kind, byKind[kind])) locked.set(r.id, r);
         // Members whose device left the registry: drop them, nothing to record.
         const gone = members.filter((mem) => !locked.has(parseMember(mem).id));
-        if (gone.length) await this.redis.zrem(this.deadlinesKey, ...gone);
+        if (gone.length) {
+          const p = this.pipelines();
+          this.byShard(gone).forEach((ms, k) => ms.length && p.call(k, 'ZREM', [this.shards[k].deadlines, ...ms]));
+          await p.exec();
+        }
         const candidates = members.filter((mem) => locked.has(parseMember(mem).id));
         if (candidates.length === 0) return 0;
-        const out = (await this.redis.eval(CLAIM_LUA, 2, this.deadlinesKey, this.downKey, now, ...candidates)) as string[];
+        // One claim per shard: the script touches that shard's two keys only (one slot).
+        const claims = this.byShard(candidates).map((ms, k) =>
+          ms.length ? (this.redis.eval(CLAIM_LUA, 2, this.shards[k].deadlines, this.shards[k].down, upTo, ...ms) as Promise<string[]>) : Promise.resolve([]),
+        );
+        const settled = await Promise.allSettled(claims);
+        const out: string[] = [];
+        for (const r of settled) if (r.status === 'fulfilled') out.push(...r.value);
         claimed = out.filter((_, i) => i % 2 === 0);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
         const transitions: Transition[] = [];
         for (const kind of ['camera', 'alarm_device'] as const) {
           const changes: { id: string; lastSeenAt: Date | null; deadline: number }[] = [];
@@ -437,9 +590,12 @@ export class DeviceHealthService {
     } catch (e) {
       // Give the claimed devices back (due now) so the next sweep retries them.
       if (claimed.length) {
-        const p = this.redis.pipeline();
-        p.call('ZADD', [this.deadlinesKey, 'NX', ...claimed.flatMap((c) => [now, c])]);
-        p.call('SREM', [this.downKey, ...claimed]);
+        const p = this.pipelines();
+        this.byShard(claimed).forEach((ms, k) => {
+          if (!ms.length) return;
+          p.call(k, 'ZADD', [this.shards[k].deadlines, 'NX', ...ms.flatMap((c) => [now, c])]);
+          p.call(k, 'SREM', [this.shards[k].down, ...ms]);
+        });
         await p.exec().catch(() => undefined);
       }
       throw e;
@@ -451,7 +607,14 @@ export class DeviceHealthService {
   /** Last heartbeat time derived from the deadline (null if none since boot / offline). */
   async lastSeen(devices: { id: string; kind: WatchedDeviceKind }[]): Promise<(Date | null)[]> {
     if (devices.length === 0) return [];
-    const scores = (await this.redis.call('ZMSCORE', [this.deadlinesKey, ...devices.map(memberOf)])) as (string | null)[];
+    const p = this.pipelines();
+    const ms = devices.map(memberOf);
+    const byShard = this.byShard(ms);
+    const handles = byShard.map((list, k) => (list.length ? p.call(k, 'ZMSCORE', [this.shards[k].deadlines, ...list]) : -1));
+    const res = await p.exec();
+    const score = new Map<string, string | null>();
+    byShard.forEach((list, k) => list.forEach((m, j) => score.set(m, (res[handles[k]] as (string | null)[])[j])));
+    const scores = ms.map((m) => score.get(m) ?? null);
     return scores.map((s, i) => {
       if (s === null || Number(s) % 1 !== 0) return null;
       return new Date(Number(s) - this.thresholdMs(this.index.get(devices[i].id)));
@@ -459,8 +622,68 @@ export class DeviceHealthService {
   }
 }
 
+/** The keys of `n` liveness shards (see DeviceHealthService). */
+export function shardKeys(config: AppConfig, n = config.liveness.shards): Shard[] {
+  return Array.from({ length: n }, (_, i) => ({
+    deadlines: taggedKey(config, `liveness:${i}`, 'deadlines'),
+    down: taggedKey(config, `liveness:${i}`, 'down'),
+  }));
+}
+
+/**
+ * Commands addressed to shards, sent as pipelines: one for all on a single Redis, one per shard on a
+ * cluster. `call` returns a handle; `exec` sends every pipeline in the same tick (so commands keep
+ * their order per connection with what the caller sent before) and returns results by handle,
+ * throwing the first command error.
+ */
+class ShardPipelines {
+  private readonly calls: [shard: number, command: string, args: (string | number)[]][] = [];
+  /** `group(shard)`: the pipeline a shard's commands join (one for all on a single Redis; a cluster: the master serving its slot). */
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly group: (shard: number) => string | number,
+  ) {}
+
+  call(shard: number, command: string, args: (string | number)[]): number {
+    this.calls.push([shard, command, args]);
+    return this.calls.length - 1;
+  }
+
+  async exec(): Promise<unknown[]> {
+    try {
+      return await this.send(this.group);
+    } catch (e) {
+      // The slot map changed between grouping and sending (a resharding): ioredis refused the pipeline
+      // before sending anything. Once more with one pipeline per shard (always within one slot).
+      if (!/slots allocation group/.test((e as Error).message)) throw e;
+      return this.send((shard) => `shard:${shard}`);
+    }
+  }
+
+  private async send(group: (shard: number) => string | number): Promise<unknown[]> {
+    const pipes = new Map<string | number, { p: ReturnType<RedisClient['pipeline']>; n: number }>();
+    const at: [string | number, number][] = [];
+    for (const [shard, command, args] of this.calls) {
+      const key = group(shard);
+      let e = pipes.get(key);
+      if (!e) pipes.set(key, (e = { p: this.redis.pipeline(), n: 0 }));
+      e.p.call(command, args);
+      at.push([key, e.n++]);
+    }
+    const keys = [...pipes.keys()];
+    const settled = await Promise.allSettled(keys.map((k) => execOrThrow(pipes.get(k)!.p)));
+    const byKey = new Map<string | number, unknown[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const r = settled[i];
+      if (r.status === 'rejected') throw r.reason;
+      byKey.set(keys[i], r.value);
+    }
+    return at.map(([k, i]) => byKey.get(k)![i]);
+  }
+}
+
 /** Runs a pipeline and throws the first command error (ioredis reports them per command). */
-async function execOrThrow(p: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+async function execOrThrow(p: ReturnType<RedisClient['pipeline']>): Promise<unknown[]> {
   const res = (await p.exec()) ?? [];
   const out: unknown[] = new Array(res.length);
   for (let i = 0; i < res.length; i++) {

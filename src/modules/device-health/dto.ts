@@ -42,6 +42,18 @@ export class OverdueQuery extends LimitOffset {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
 }
 
+/** GET /device-health/online-rate/export: every school of the district (or a zone, or one school) per day. */
+export class OnlineRateExportQuery {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() zoneId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
+  @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @IsStrictDate() from: string;
+  @ApiProperty({ example: '2026-03-06', description: 'last day, inclusive; at most 31 days from `from`; days after today are left out' })
+  @IsStrictDate()
+  @IsNotBefore('from')
+  to: string;
+  @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';
+}
+
 export class OnlineRateQuery {
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ example: '2026-03-02', description: 'first day (Asia/Shanghai)' }) @IsStrictDate() from: string;

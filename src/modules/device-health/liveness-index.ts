@@ -19,6 +19,11 @@ export function parseMember(m: string): { kind: WatchedDeviceKind; id: string } 
   return { kind: m.charCodeAt(0) === 99 /* c */ ? 'camera' : 'alarm_device', id: m.slice(2) };
 }
 
+/** The liveness shard (0 … shards-1) holding a device's deadline and "not online" membership: a hash of its uuid. */
+export function shardOf(id: string, shards: number): number {
+  return shards === 1 ? 0 : (hash2(id, '') >>> 0) % shards;
+}
+
 /** External key of a camera (GB/T 28181 device id + channel id) or an alarm button (code). */
 export const cameraKey = (deviceId: string, channelId: string) => deviceId + channelId;
 export const alarmKey = (code: string) => 'a:' + code;

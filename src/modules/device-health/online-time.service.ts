@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Errors } from '../../infra/http/errors';
 import { type DeviceStatus, DeviceStatusService, RegistryService, WatchedDeviceKind } from '../registry';
-import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, TZ } from '../school-day';
+import { addDays, dayStart, Interval, SchoolCalendar, schoolHours, shanghaiDate, TZ } from '../school-day';
 import { changesByDevice, countedWindow, onlineWithin, StatusChange, subtractIntervals } from './online-time';
 
 /** One device's online time in the counted window (milliseconds). */
@@ -30,8 +30,20 @@ export interface SchoolOnlineTime {
   devices: Record<WatchedDeviceKind, number>;
   /** Online milliseconds summed over the devices of each kind; at most devices × window length. */
   onlineMs: Record<WatchedDeviceKind, number>;
-  /** Devices not online throughout the window (for a zero-length window: not online at `asOf`), in registry order, uncapped. */
+  /**
+   * Devices not online throughout the window outside declared maintenance windows (theirs, their
+   * school's, the district's), in registry order, uncapped. For a zero-length window: not online
+   * at `asOf` and not under maintenance then.
+   */
   notAlwaysOnline: DeviceOnlineTime[];
+  /**
+   * Devices of each kind excused by maintenance (维护中): not online throughout the window, but
+   * online whenever no maintenance window covered them (or covered all the window). Not in
+   * notAlwaysOnline; still in `devices`.
+   */
+  inMaintenance: Record<WatchedDeviceKind, number>;
+  /** Device-time of each kind covered by maintenance windows (of the devices read one by one), left out of the rate: online / (devices × window − this). */
+  maintenanceMs: Record<WatchedDeviceKind, number>;
 }
 
 /** The online rate of one school on one day, as the online-rate report gives it. */
@@ -48,6 +60,8 @@ export interface DailyOnlineRate {
 type TransitionRow = StatusChange & { deviceId: string; schoolId: string; from: DeviceStatus; to: DeviceStatus };
 
 const DAY_MS = 86_400_000;
+/** Days one online-rate export may span: each day is one batched pass over the district's devices and transitions. */
+export const ONLINE_EXPORT_MAX_DAYS = 31;
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
 /**
@@ -73,8 +87,9 @@ export class OnlineTimeService {
    * since the day began (read up to `now`, so the current status closes each history); every
    * other device was online throughout and is counted per school in SQL. `wholeDistrict`: the
    * schools are the whole registry (no id list is shipped to Postgres). Declared maintenance
-   * windows are not excluded here (audits and compliance judge them like any other time); the
-   * online-rate report excludes them.
+   * windows (a device's own, its school's, district-wide) are left out of each device's time, as
+   * the online-rate report does: a device offline only while under maintenance is counted in
+   * inMaintenance (维护中), not in notAlwaysOnline, and the covered time in maintenanceMs.
    */
   async inSchoolHours(
     schools: (SchoolCalendar & { id: string })[],
@@ -86,10 +101,26 @@ export class OnlineTimeService {
     if (schools.length === 0 || opts.kinds.length === 0) return out;
     const filter = opts.wholeDistrict ? undefined : schools.map((s) => s.id);
     const until = new Date(Math.max(asOf.getTime(), (opts.now ?? new Date()).getTime()) + 1);
-    const [changes, buttons] = await Promise.all([
+    const [changes, buttons, maintenance] = await Promise.all([
       this.transitionsBetween(dayStart(date), until).then((rows) => changesByDevice(rows)),
       opts.kinds.includes('alarm_device') ? this.statuses.alarmDeviceStates(filter) : [],
+      this.db.query(
+        `SELECT school_id AS "schoolId", device_id AS "deviceId", starts_at AS "startsAt", ends_at AS "endsAt" FROM maintenance_windows
+          WHERE starts_at < $2 AND ends_at > $1 AND ($3::uuid[] IS NULL OR school_id IS NULL OR school_id = ANY($3))`,
+        [dayStart(date), until, filter ?? null],
+      ) as Promise<{ schoolId: string | null; deviceId: string | null; startsAt: Date; endsAt: Date }[]>,
     ]);
+    // Maintenance spans: district-wide, per school (device_id null), per device.
+    const span = (w: { startsAt: Date; endsAt: Date }): [number, number] => [new Date(w.startsAt).getTime(), new Date(w.endsAt).getTime()];
+    const district: [number, number][] = [];
+    const bySchool = new Map<string, [number, number][]>();
+    const byDevice = new Map<string, [number, number][]>();
+    const add = (m: Map<string, [number, number][]>, k: string, s: [number, number]) => (m.get(k) ?? m.set(k, []).get(k)!).push(s);
+    for (const w of maintenance) {
+      if (w.deviceId) add(byDevice, w.deviceId, span(w));
+      else if (w.schoolId) add(bySchool, w.schoolId, span(w));
+      else district.push(span(w));
+    }
     const census = opts.kinds.includes('camera') ? await this.statuses.cameraCensus(filter, [...changes.keys()]) : null;
 
     for (const s of schools) {
@@ -101,17 +132,40 @@ export class OnlineTimeService {
         devices: { camera: census?.counts.get(s.id) ?? 0, alarm_device: 0 },
         onlineMs: { camera: 0, alarm_device: 0 },
         notAlwaysOnline: [],
+        inMaintenance: { camera: 0, alarm_device: 0 },
+        maintenanceMs: { camera: 0, alarm_device: 0 },
       });
     }
     const watched = new Map<string, Record<WatchedDeviceKind, number>>();
     const watch = (d: { id: string; kind: WatchedDeviceKind; schoolId: string; name: string; status: string }) => {
       const o = out.get(d.schoolId);
       if (!o) return;
-      const r = onlineWithin(d.status, changes.get(d.id) ?? [], o.window.start, o.window.end);
-      o.onlineMs[d.kind] += r.onlineMs;
+      const history = changes.get(d.id) ?? [];
+      const r = onlineWithin(d.status, history, o.window.start, o.window.end);
       const w = watched.get(d.schoolId) ?? watched.set(d.schoolId, { camera: 0, alarm_device: 0 }).get(d.schoolId)!;
       w[d.kind]++;
-      if (!r.onlineThroughout) o.notAlwaysOnline.push({ id: d.id, kind: d.kind, name: d.name, onlineMs: r.onlineMs, windowMs: r.windowMs });
+      const holes = [...district, ...(bySchool.get(d.schoolId) ?? []), ...(byDevice.get(d.id) ?? [])];
+      if (r.onlineThroughout || holes.length === 0) {
+        o.onlineMs[d.kind] += r.onlineMs;
+        if (!r.onlineThroughout) o.notAlwaysOnline.push({ id: d.id, kind: d.kind, name: d.name, onlineMs: r.onlineMs, windowMs: r.windowMs });
+        return;
+      }
+      // Fell short: judged on the time outside maintenance only (a zero-length window: covered when a window holds `asOf`).
+      const [ws, we] = [o.window.start.getTime(), o.window.end.getTime()];
+      const parts: [number, number][] = ws === we ? (holes.some(([a, b]) => a <= ws && ws < b) ? [] : [[ws, we]]) : subtractIntervals([[ws, we]], holes);
+      let onlineMs = 0;
+      let windowMs = 0;
+      let throughout = true;
+      for (const [a, b] of parts) {
+        const p = onlineWithin(d.status, history, new Date(a), new Date(b));
+        onlineMs += p.onlineMs;
+        windowMs += p.windowMs;
+        throughout &&= p.onlineThroughout;
+      }
+      o.onlineMs[d.kind] += onlineMs;
+      o.maintenanceMs[d.kind] += we - ws - windowMs;
+      if (throughout) o.inMaintenance[d.kind]++;
+      else o.notAlwaysOnline.push({ id: d.id, kind: d.kind, name: d.name, onlineMs, windowMs });
     };
     for (const d of census?.watch ?? []) watch(d);
     for (const b of buttons) {
@@ -203,6 +257,51 @@ export class OnlineTimeService {
       });
     }
     return { schoolId, timezone: TZ, schoolHours: school.timetable.schoolHours, days };
+  }
+
+  /**
+   * The online rate of every school of `scope` per day from `from` to `to` (Asia/Shanghai, inclusive, at most
+   * ONLINE_EXPORT_MAX_DAYS days; days after today are left out): the online-rate report's figure for many schools at
+   * once — online device-time / device-time over school hours up to `now`, maintenance windows left out, cameras and
+   * alarm buttons — counted by inSchoolHours (the audits' and compliance's one reconstruction), one batched pass per day.
+   * Errors: 400 `to` before `from` or too far after it.
+   */
+  async dailyRates(
+    scope: { zoneId?: string; schoolId?: string },
+    from: string,
+    to: string,
+    now = new Date(),
+  ): Promise<{ date: string; school: { id: string; code: string; name: string; zoneId: string | null }; rate: DailyOnlineRate }[]> {
+    const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS;
+    if (!(span >= 0)) throw Errors.validation([{ field: 'to', reason: 'must not be before from' }]);
+    if (span >= ONLINE_EXPORT_MAX_DAYS) throw Errors.validation([{ field: 'to', reason: `at most ${ONLINE_EXPORT_MAX_DAYS} days from from` }]);
+    const schools = await this.registry.schoolsIn({ zoneIds: scope.zoneId ? [scope.zoneId] : undefined, ids: scope.schoolId ? [scope.schoolId] : undefined });
+    const whole = !scope.zoneId && !scope.schoolId;
+    const today = shanghaiDate(now);
+    const out: { date: string; school: { id: string; code: string; name: string; zoneId: string | null }; rate: DailyOnlineRate }[] = [];
+    // One day at a time: each is a handful of queries over the whole scope, never one per school.
+    for (let date = from; date <= to && date <= today; date = addDays(date, 1)) {
+      const asOf = date === today ? now : dayStart(addDays(date, 1));
+      const day = await this.inSchoolHours(schools, date, asOf, { kinds: ['camera', 'alarm_device'], wholeDistrict: whole, now });
+      for (const s of schools) {
+        const o = day.get(s.id)!;
+        const windowMs = o.window.end.getTime() - o.window.start.getTime();
+        const devices = o.devices.camera + o.devices.alarm_device;
+        const denominator = devices * windowMs - o.maintenanceMs.camera - o.maintenanceMs.alarm_device;
+        out.push({
+          date,
+          school: { id: s.id, code: s.code, name: s.name, zoneId: s.zoneId ?? null },
+          rate: {
+            date,
+            schoolDay: o.hours !== null,
+            countedSeconds: Math.round(windowMs / 1000),
+            devices,
+            onlineRate: denominator > 0 ? round4((o.onlineMs.camera + o.onlineMs.alarm_device) / denominator) : null,
+          },
+        });
+      }
+    }
+    return out;
   }
 
   /** Every status transition in [from, to), oldest first (a day's are bounded by fleet churn, never one row per heartbeat). */

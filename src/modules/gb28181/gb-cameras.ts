@@ -36,6 +36,21 @@ export class GbCameras {
   ) {}
 
   /**
+   * The SIP server (re)started: no camera of a GB/T 28181 device is declared offline before
+   * `until` (gb28181.restartGraceSeconds) — its keepalives went nowhere while we were down, and its
+   * re-registration may wait its turn in the storm that follows. Returns how many deadlines were lifted.
+   */
+  async restartGrace(until: number): Promise<number> {
+    const devices = await this.store.deviceIds();
+    let lifted = 0;
+    for (let i = 0; i < devices.length; i += 10_000) {
+      const cams = await this.provisioning.camerasOfDevices(devices.slice(i, i + 10_000));
+      lifted += await this.health.holdOffline(cams, until);
+    }
+    return lifted;
+  }
+
+  /**
    * Registry cameras of a device (looked up once, then after catalogs and assignments). A device
    * with no school yet inherits the school of cameras already registered under its id.
    */

@@ -170,3 +170,40 @@ export function catalogParts(o: { sn: string; localId: string; items: CascadeIte
   }
   return out;
 }
+
+/** What a superior is told of one camera's status (§A.2.5.3 Event): up, down, or down as faulty. */
+export type CascadeEvent = 'ON' | 'OFF' | 'DEFECT';
+
+/** A camera's health status as its Catalog Notify Event: online ON, fault DEFECT, anything else (offline, unknown) OFF. */
+export function cascadeEventOf(status: string): CascadeEvent {
+  return status === 'online' ? 'ON' : status === 'fault' ? 'DEFECT' : 'OFF';
+}
+
+/**
+ * A Catalog Notify of camera status changes (GB/T 28181-2016 §9.11 / §A.2.5.3, the form
+ * wvp-GB28181-pro sends and reads): our id, then an Item per camera with its DeviceID and Event.
+ * Each message stands alone: SumNum is its own item count.
+ */
+export function statusNotifyBody(o: {
+  sn: number;
+  localId: string;
+  changes: { channelId: string; event: CascadeEvent }[];
+  charset: 'GB18030' | 'UTF-8';
+}): Buffer {
+  const items = o.changes
+    .map(
+      (c) =>
+        `<Item>\r\n${fieldsXml([
+          ['DeviceID', c.channelId],
+          ['Event', c.event],
+        ])}</Item>\r\n`,
+    )
+    .join('');
+  const head = fieldsXml([
+    ['CmdType', 'Catalog'],
+    ['SN', o.sn],
+    ['DeviceID', o.localId],
+    ['SumNum', o.changes.length],
+  ]);
+  return encodeDoc('Notify', `${head}<DeviceList Num="${o.changes.length}">\r\n${items}</DeviceList>\r\n`, o.charset);
+}

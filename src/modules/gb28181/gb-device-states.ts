@@ -37,6 +37,8 @@ export interface DeviceState {
   downCameraIds: Set<string> | null;
   /** The cameras a keepalive refreshes: `cameraIds` without those of down channels (recomputed when either changes). */
   heartbeatIds: string[] | null;
+  /** The CSeq of the REGISTER that made the registration under `callId` (RFC 3261 §10.3 step 7); 0 = not known (memory only). */
+  cseq: number;
   /** Its token bucket of the per-device rate limit (SipEndpoint.deviceLimited); null until its first message. */
   bucket: Bucket | null;
   /** Its token bucket of Alarm MESSAGEs (gb28181.deviceAlarmRateLimitPerSecond), apart so keepalives never spend it; null until its first alarm. */
@@ -101,11 +103,16 @@ export class GbDeviceStates {
    */
   defaultPasswordDevices = 0;
 
+  private readonly unknownIdCacheMs: number;
+  private readonly unknownIdCacheMax: number;
+
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly store: Gb28181Store,
   ) {
     this.domain = sipDomain(config.gb28181);
+    this.unknownIdCacheMs = config.gb28181.unknownIdCacheSeconds * 1000;
+    this.unknownIdCacheMax = config.gb28181.unknownIdCacheMax;
   }
 
   /** Resumes the registrations still running when the process stopped; returns how many. */
@@ -148,9 +155,28 @@ export class GbDeviceStates {
       heartbeatIds: null,
       subscription: null,
       statusQueryAt: 0,
+      cseq: 0,
       bucket: null,
       alarmBucket: null,
     };
+  }
+
+  /**
+   * Ids read from gb_devices and found absent, until when (ms) that is believed (gb28181.unknownIdCacheSeconds), oldest
+   * first, at most gb28181.unknownIdCacheMax: a REGISTER flood for made-up ids costs one read per id and period, not one
+   * per packet (attack pass 4 #1). Forgotten when the id is kept or provisioned here.
+   */
+  private readonly absent = new Map<string, number>();
+
+  /** The state of a device when it needs no read: in memory, or a fresh state for an id recently found absent; else null. */
+  cached(deviceId: string, now = Date.now()): DeviceState | null {
+    const s = this.devices.get(deviceId);
+    if (s) return s;
+    const until = this.absent.get(deviceId);
+    if (until === undefined) return null;
+    if (until > now) return this.fromRow(null, deviceId);
+    this.absent.delete(deviceId);
+    return null;
   }
 
   /**
@@ -158,12 +184,30 @@ export class GbDeviceStates {
    * id gets a fresh state that is kept once it authenticates (`keep`).
    */
   async stateOf(deviceId: string): Promise<DeviceState> {
-    let s = this.devices.get(deviceId);
-    if (s) return s;
+    const c = this.cached(deviceId);
+    if (c) return c;
     const row = await this.store.device(deviceId);
-    s = this.devices.get(deviceId) ?? this.fromRow(row, deviceId);
+    const s = this.devices.get(deviceId) ?? this.fromRow(row, deviceId);
     if (row) this.devices.set(deviceId, s);
+    else if (this.unknownIdCacheMs > 0 && this.unknownIdCacheMax > 0 && !this.devices.has(deviceId)) {
+      this.absent.delete(deviceId);
+      this.absent.set(deviceId, Date.now() + this.unknownIdCacheMs);
+      if (this.absent.size > this.unknownIdCacheMax) this.absent.delete(this.absent.keys().next().value!);
+    }
     return s;
+  }
+
+  /** Ids believed absent (tests, metrics). */
+  get absentCached(): number {
+    return this.absent.size;
+  }
+
+  /** Housekeeping: ids believed absent past their time are forgotten (the oldest first: stop at the first still fresh). */
+  pruneAbsent(now = Date.now()): void {
+    for (const [id, until] of this.absent) {
+      if (until > now) break;
+      this.absent.delete(id);
+    }
   }
 
   /** Whether the device authenticates with its own password (an HA1 of this realm), not the district default. */
@@ -177,12 +221,17 @@ export class GbDeviceStates {
   }
 
   keep(state: DeviceState): void {
+    this.absent.delete(state.deviceId);
     this.devices.set(state.deviceId, state);
   }
 
-  /** The device's registration state changed: it is written at the next flush. */
+  /** Told of every change (SipWorkers: the helper processes' replica follows). */
+  onTouch: ((deviceId: string) => void) | null = null;
+
+  /** The device's registration state changed: it is written at the next flush (and the SIP helper processes hear of it). */
   touch(deviceId: string): void {
     this.dirty.add(deviceId);
+    this.onTouch?.(deviceId);
   }
 
   /** Writes the registration state of changed devices (one statement per 5000); callers share a write in progress. */
@@ -239,6 +288,7 @@ export class GbDeviceStates {
 
   /** After an admin change: the new password / school take effect at once. */
   applyAdminChange(deviceId: string, change: { ha1?: string | null; authUsername?: string | null; schoolId?: string | null; charset?: Charset }): void {
+    this.absent.delete(deviceId); // provisioned: its row exists now
     const s = this.devices.get(deviceId);
     if (!s) return;
     if (change.ha1 !== undefined) {

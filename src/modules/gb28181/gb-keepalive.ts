@@ -43,7 +43,7 @@ export class GbKeepalive {
    */
   onFast(ka: FastKeepalive, peer: Peer): boolean {
     const id = ka.from.user;
-    if (!this.endpoint.noneCached && this.endpoint.retransmitted(`${ka.via.branch}\n${ka.cseq.seq}MESSAGE\n${id}\n${ka.callId}`, peer)) return true;
+    if (!this.endpoint.noneCached && this.endpoint.retransmitted(this.endpoint.txKey(ka, 'MESSAGE', peer), peer)) return true;
     if (!GB_ID_PATTERN.test(id)) return false;
     const state = this.states.devices.get(id);
     const now = Date.now();
@@ -64,12 +64,36 @@ export class GbKeepalive {
     // Not cached: the answer is deterministic (To tag from the branch), and a repeat is harmless.
     this.endpoint.reply(req, peer, 200, 'keepalive', null);
     state.lastKeepaliveAt = now;
+    this.heartbeatsOf(state);
+  }
+
+  /** The heartbeats of a device's cameras queued (its cameras looked up first when not known yet). */
+  private heartbeatsOf(state: DeviceState): void {
     if (state.heartbeatIds) this.queueHeartbeats(state.heartbeatIds);
     else
       void this.cameras.camerasOf(state).then(
         () => this.queueHeartbeats(state.heartbeatIds ?? []),
         (e) => this.endpoint.warn(`camera lookup failed: ${(e as Error).message}`),
       );
+  }
+
+  /**
+   * Keepalives a SIP helper process answered (SipWorkers): recorded as those answered here — the
+   * device's last keepalive, its faulty-channel list cleared if it had one, its cameras' heartbeats.
+   * A device no longer registered by now (it unregistered meanwhile) gets no heartbeat.
+   */
+  onRemote(ids: string[], now = Date.now()): void {
+    for (const id of ids) {
+      const state = this.states.devices.get(id);
+      if (!state || !state.registered || state.expiresAt <= now) continue;
+      try {
+        if (state.faultyChannels.size) this.channels.onKeepalive(state, null);
+        state.lastKeepaliveAt = now;
+        this.heartbeatsOf(state);
+      } catch (e) {
+        this.endpoint.warn(`keepalive of ${id} (helper process) not recorded: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** Heartbeats are batched (one pipelined Redis round trip per batch), as the HTTP gateway route does. */

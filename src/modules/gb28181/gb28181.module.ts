@@ -17,6 +17,7 @@ import { Gb28181Store } from './gb28181.store';
 import { SipClient } from './sip-client';
 import { SipEndpoint } from './sip-endpoint';
 import { SipServer } from './sip-server';
+import { SipWorkers } from './sip-workers';
 
 /**
  * GB/T 28181 (issue 7). The SIP server runs in the api and all roles when `gb28181.enabled`;
@@ -36,6 +37,7 @@ import { SipServer } from './sip-server';
     Gb28181Store,
     GbDeviceStates,
     SipEndpoint,
+    SipWorkers,
     SipClient,
     GbCameras,
     GbChannelStatus,

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../../infra/database/returning';
+import { turnBatch } from '../../infra/database/turn-batch';
 import type { Charset } from './charset';
 import type { ChannelKind } from './gb-codes';
 
@@ -22,6 +23,55 @@ export interface GbDeviceRow {
   charset: Charset;
   /** The digest username when it is not the device id (issue 16 §5); null = the device id. */
   authUsername: string | null;
+}
+
+/** A device as the control center's list shows it (admins: listDevices' own SELECT); never its password. */
+export interface GbDeviceListItem {
+  deviceId: string;
+  schoolId: string | null;
+  /** Registered and the registration not expired. */
+  registered: boolean;
+  transport: 'UDP' | 'TCP' | null;
+  contactAddress: string | null;
+  contactPort: number | null;
+  registeredAt: Date | null;
+  expiresAt: Date | null;
+  lastKeepaliveAt: Date | null;
+  name: string;
+  manufacturer: string;
+  model: string;
+  firmware: string;
+  channelCount: number | null;
+  catalogAt: Date | null;
+  heartbeatInterval: number | null;
+  heartbeatCount: number | null;
+  offlineAfterSeconds: number | null;
+  basicParamAt: Date | null;
+  /** Whether the device has a password of its own (else the district's). */
+  ownPassword: boolean;
+  charset: Charset;
+  authUsername: string | null;
+  /** Channels reported (not organisation nodes), and camera channels not yet assigned to a camera. */
+  channels: number;
+  unassigned: number;
+}
+
+/** A channel as the control center's list shows it (listChannels' SELECT). */
+export interface GbChannelListItem {
+  deviceId: string;
+  channelId: string;
+  name: string;
+  manufacturer: string;
+  model: string;
+  status: string;
+  parentId: string;
+  longitude: number | null;
+  latitude: number | null;
+  cameraId: string | null;
+  reportedAt: Date;
+  kind: ChannelKind;
+  /** Gone from the device's latest Catalog. */
+  removed: boolean;
 }
 
 /** Registration state written behind the SIP hot path, many devices per statement. */
@@ -74,6 +124,12 @@ export class Gb28181Store {
       yield rows;
       if (rows.length < batch) return;
     }
+  }
+
+  /** Every known device id (the restart grace covers them all: registered, or expired while the platform was down). */
+  async deviceIds(): Promise<string[]> {
+    const rows: { deviceId: string }[] = await this.db.query(`SELECT device_id AS "deviceId" FROM gb_devices`);
+    return rows.map((r) => r.deviceId);
   }
 
   /** Devices that registered with the default password: rows that ever registered without their own password for this realm (A11). */
@@ -214,14 +270,27 @@ export class Gb28181Store {
     );
   }
 
-  /** Channels of a device whose last reported status is down (GB/T 28181 Status OFF, Event OFF/VLOST/DEFECT). */
-  async downChannels(deviceId: string): Promise<string[]> {
-    const rows: { channelId: string }[] = await this.db.query(
-      `SELECT channel_id AS "channelId" FROM gb_channels WHERE device_id = $1 AND (removed_at IS NOT NULL OR upper(status) IN ('OFF', 'OFFLINE', 'VLOST', 'DEFECT'))`,
-      [deviceId],
-    );
-    return rows.map((r) => r.channelId);
-  }
+  /**
+   * Channels of a device whose last reported status is down (GB/T 28181 Status OFF, Event OFF/VLOST/DEFECT).
+   * One query for the look-ups of one event-loop turn (a registration storm: see GbProvisioningService.gbDeviceCameras).
+   */
+  readonly downChannels = turnBatch<string, string[]>(
+    async (deviceIds) => {
+      const rows: { deviceId: string; channelId: string }[] = await this.db.query(
+        `SELECT device_id AS "deviceId", channel_id AS "channelId" FROM gb_channels
+          WHERE device_id = ANY($1::bpchar[]) AND (removed_at IS NOT NULL OR upper(status) IN ('OFF', 'OFFLINE', 'VLOST', 'DEFECT'))`,
+        [deviceIds],
+      );
+      const byDevice = new Map<string, string[]>();
+      for (const r of rows) {
+        const list = byDevice.get(r.deviceId);
+        if (list) list.push(r.channelId);
+        else byDevice.set(r.deviceId, [r.channelId]);
+      }
+      return byDevice;
+    },
+    () => [],
+  );
 
   /** Records channels' status as reported by a Catalog notification (channels not in gb_channels yet are skipped). */
   async setChannelStatuses(deviceId: string, changes: { channelId: string; status: string }[]): Promise<void> {
@@ -259,7 +328,7 @@ export class Gb28181Store {
     registered?: boolean;
     limit: number;
     offset: number;
-  }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+  }): Promise<{ items: GbDeviceListItem[]; total: number }> {
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::boolean IS NULL OR (registered AND expires_at > now()) = $2) AND ($3::text IS NULL OR device_id = $3)`;
     const params = [f.schoolId ?? null, f.registered ?? null, f.deviceId ?? null];
     const [items, [{ total }]] = await Promise.all([
@@ -280,12 +349,7 @@ export class Gb28181Store {
     return { items, total };
   }
 
-  async listChannels(f: {
-    deviceId?: string;
-    unassigned?: boolean;
-    limit: number;
-    offset: number;
-  }): Promise<{ items: Record<string, unknown>[]; total: number }> {
+  async listChannels(f: { deviceId?: string; unassigned?: boolean; limit: number; offset: number }): Promise<{ items: GbChannelListItem[]; total: number }> {
     // Organisation nodes (civil codes, type codes 200-299) are never cameras: not listed (see catalogTree); alarm inputs/outputs are, with their kind.
     const where = `WHERE ($1::text IS NULL OR device_id = $1) AND ($2::boolean IS NULL OR (camera_id IS NULL AND kind = 'camera' AND removed_at IS NULL) = $2)
                      AND kind <> 'organisation'`;

@@ -1,20 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { malformedInput } from '../../infra/observability/metrics';
 import type { Gb28181Config } from '../../config/sections';
 import { sipDropped, sipEvents, sipRequests } from './gb28181.metrics';
-import { buildResponse, ResponseBasis } from './sip-message';
+import { buildResponse, ResponseBasis, tagOf } from './sip-message';
 import { Bucket, DropReason, Peer, RateLimiter, SipTransport } from './sip-transport';
-
-/** FNV-1a: a cheap deterministic tag, so a retransmitted request gets the very same To tag. */
-function tagOf(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, '0');
-}
 
 /**
  * The platform's SIP endpoint: the UDP+TCP socket (with its per-source rate limit), the cache of
@@ -123,6 +114,26 @@ export class SipEndpoint {
     this.transport = undefined;
   }
 
+  /** The bound UDP socket, shared with the SIP helper processes (SipWorkers). */
+  get udpSocket(): UdpSocket | undefined {
+    return this.transport?.udpSocket;
+  }
+
+  /** A datagram read by a helper process from the shared socket: handled as if read here. */
+  inject(buf: Buffer, peer: Peer): void {
+    this.transport?.inject(buf, peer);
+  }
+
+  /** What a helper process answered or refused on its own (SipWorkers), counted as if answered here. */
+  countRemote(answered: number, limited: number, dropped: number): void {
+    if (answered) this.counter('keepalive', 200).inc(answered);
+    if (limited) {
+      this.counter('rate_limited', 503).inc(limited);
+      sipEvents.inc({ event: 'device_rate_limited' }, limited);
+    }
+    if (dropped) sipDropped.inc({ reason: 'rate_limited' }, dropped);
+  }
+
   /** Forgets idle rate-limit buckets (housekeeping). */
   prune(now: number): void {
     this.transport?.limiter.prune(now);
@@ -157,6 +168,33 @@ export class SipEndpoint {
 
   // ------------------------------------------------------------------ server transactions
 
+  /** A number per TCP connection, so a transaction key names the connection a request came on. */
+  private readonly connIds = new WeakMap<object, number>();
+  private nextConnId = 1;
+
+  /**
+   * The server-transaction key of a request (RFC 3261 §17.2.3: branch, sent-by, method — here also
+   * CSeq, From user and Call-ID for RFC 2543 peers without a branch) and where it came from: the
+   * transport and the source address:port, or the TCP connection. Without the source a stranger who
+   * guessed a device's next branch/Call-ID/CSeq had its refusal cached and replayed to the device's
+   * own later request (attack pass: the device's alarm got the stranger's 403 and was never taken).
+   */
+  txKey(req: { via: { branch: string }; cseq: { seq: number }; callId: string; from: { user: string } }, method: string, peer: Peer): string {
+    let src: string;
+    if (peer.transport === 'TCP' && peer.conn) {
+      let id = this.connIds.get(peer.conn);
+      if (id === undefined) this.connIds.set(peer.conn, (id = this.nextConnId++));
+      src = `T${id}`;
+    } else src = `${peer.transport[0]}${peer.address}:${peer.port}`;
+    return `${src}\n${req.via.branch}\n${req.cseq.seq}${method}\n${req.from.user}\n${req.callId}`;
+  }
+
+  /** Forgets the transaction `key` (its answer was not to be cached: a retransmission is handled anew). */
+  forget(key: string): void {
+    this.txCurrent.delete(key);
+    this.txPrevious.delete(key);
+  }
+
   /** True while no answer is cached (the keepalive fast path then skips building a key). */
   get noneCached(): boolean {
     return this.txCurrent.size === 0 && this.txPrevious.size === 0;
@@ -179,20 +217,30 @@ export class SipEndpoint {
   }
 
   /** An unexpected failure: answer 500 (not cached, so a retransmission retries) and log rarely. */
-  fail(req: ResponseBasis | null, peer: Peer, key: string | null, kind: string, e: unknown): void {
+  fail(req: ResponseBasis | null, peer: Peer, key: string | null, kind: string, e: unknown, retryAfterSeconds = 0): void {
     if (key) {
       this.txCurrent.delete(key);
       this.txPrevious.delete(key);
     }
     this.warn(`GB28181 ${kind} failed: ${(e as Error)?.message ?? e}`);
-    if (req) this.reply(req, peer, 500, kind, null);
+    // With a Retry-After: 503, the platform cannot decide now (its database did not answer) and the device is to try again then (RFC 3261 §21.5.4).
+    if (req && retryAfterSeconds > 0) this.reply(req, peer, 503, kind, null, [['Retry-After', retryAfterSeconds]]);
+    else if (req) this.reply(req, peer, 500, kind, null);
+  }
+
+  /**
+   * The To tag our answer to `req` carries (its own when it has one): deterministic, so a retransmission
+   * gets the very same answer; without a branch (RFC 2543) the CSeq tells requests of one Call-ID apart.
+   * A dialog we accept (a superior's SUBSCRIBE) is known by it.
+   */
+  toTagFor(req: ResponseBasis): string {
+    return req.to.tag ?? tagOf((req.via.branch || `${req.cseq.seq}`) + req.callId);
   }
 
   /** Answers `req`; with a `key`, the answer is cached for its retransmissions. */
   reply(req: ResponseBasis, peer: Peer, status: number, kind: string, key: string | null, headers?: [string, string | number][], body?: Buffer): void {
     const buf = buildResponse(req, status, {
-      // Deterministic, so a retransmission gets the very same answer; without a branch (RFC 2543) the CSeq tells requests of one Call-ID apart.
-      toTag: tagOf((req.via.branch || `${req.cseq.seq}`) + req.callId),
+      toTag: this.toTagFor(req),
       source: { address: peer.address, port: peer.port },
       headers,
       body,
@@ -202,13 +250,17 @@ export class SipEndpoint {
     this.transport?.send(peer, buf);
   }
 
-  private readonly counters = new Map<string, { inc: () => void }>();
+  private readonly counters = new Map<string, { inc: (n?: number) => void }>();
 
   /** Labelled counter children cached: resolving labels per packet is measurable at keepalive rates. */
-  private countRequest(kind: string, status: number): void {
+  private counter(kind: string, status: number): { inc: (n?: number) => void } {
     const k = kind + status;
     let c = this.counters.get(k);
     if (!c) this.counters.set(k, (c = sipRequests.labels(kind, String(status))));
-    c.inc();
+    return c;
+  }
+
+  private countRequest(kind: string, status: number): void {
+    this.counter(kind, status).inc();
   }
 }

@@ -39,6 +39,8 @@ export class SipParseError extends Error {
   constructor(
     public readonly reason: string,
     public readonly basis?: ResponseBasis,
+    /** The request's method, with `basis` (an ACK is never answered). */
+    public readonly method?: string,
   ) {
     super(reason);
     this.name = 'SipParseError';
@@ -195,6 +197,8 @@ export function parseSip(buf: Buffer, opts: { datagram: boolean; maxBytes: numbe
   const headers = new Map<string, string[]>();
   let last: string | null = null;
   let count = 0;
+  /** A fault found before the request could be identified: thrown, with what a 400 needs, once it can be. */
+  let deferred: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     if (line === '') throw new SipParseError('bad_header');
@@ -210,7 +214,9 @@ export function parseSip(buf: Buffer, opts: { datagram: boolean; maxBytes: numbe
     let name = line.slice(0, colon).trim().toLowerCase();
     if (!TOKEN.test(name)) throw new SipParseError('bad_header');
     name = COMPACT[name] ?? name;
-    if (++count > 100) throw new SipParseError('too_many_headers');
+    // Past 100 headers the message is refused, answered 400 once it can be identified (below); the header section is
+    // bounded by maxBytes, so reading on costs no more than a message within the limit does.
+    if (++count > 100) deferred ??= 'too_many_headers';
     const value = line.slice(colon + 1).trim();
     const list = headers.get(name);
     if (list) list.push(value);
@@ -239,20 +245,28 @@ export function parseSip(buf: Buffer, opts: { datagram: boolean; maxBytes: numbe
   const from = parseNameAddr(one('from'), 'from');
   const to = parseNameAddr(one('to'), 'to');
   const callId = one('call-id');
-  if (callId.length > 256 || /\s/.test(callId)) throw new SipParseError('bad_call-id');
   const cs = /^(\d{1,10})\s+([A-Z]{2,16})$/.exec(one('cseq'));
-  if (!cs || Number(cs[1]) > 2 ** 31 - 1) throw new SipParseError('bad_cseq');
+  if (!cs) throw new SipParseError('bad_cseq');
   const cseq = { seq: Number(cs[1]), method: cs[2] };
-  if (msg.kind === 'request' && cseq.method !== msg.method) throw new SipParseError('cseq_method_mismatch');
+  // From here the request can be identified (Via, From, To, Call-ID, CSeq): a fault is answered 400 (RFC 3261 §8.2.2, §21.4.1),
+  // not dropped in silence (attack pass 4 #5) — the device learns its request will never be taken.
+  const fault = (reason: string): SipParseError =>
+    new SipParseError(reason, msg.kind === 'request' ? { vias, via, from, to, callId, cseq } : undefined, msg.kind === 'request' ? msg.method : undefined);
+  if (deferred) throw fault(deferred);
+  if (callId.length > 256 || /\s/.test(callId)) throw fault('bad_call-id');
+  // RFC 3261 §8.1.1.5: the sequence number is below 2**31; the method matches the request's.
+  if (cseq.seq > 2 ** 31 - 1) throw fault('bad_cseq');
+  if (msg.kind === 'request' && cseq.method !== msg.method) throw fault('cseq_method_mismatch');
 
   const bodyStart = end.at + end.sepLen;
   const available = buf.length - bodyStart;
   let length = available;
   const cl = headers.get('content-length');
   if (cl) {
-    if (cl.length > 1 || !/^\d{1,9}$/.test(cl[0])) throw new SipParseError('bad_content_length');
+    if (cl.length > 1) throw fault('duplicate_content-length');
+    if (!/^\d{1,9}$/.test(cl[0])) throw fault('bad_content_length');
     length = Number(cl[0]);
-    if (length > available) throw new SipParseError('truncated_body', msg.kind === 'request' ? { vias, via, from, to, callId, cseq } : undefined);
+    if (length > available) throw fault('truncated_body');
   } else if (!opts.datagram) throw new SipParseError('missing_content-length');
   const body = buf.subarray(bodyStart, bodyStart + length);
   return { ...msg, headers, vias, via, from, to, callId, cseq, body } as SipMessage;
@@ -286,6 +300,7 @@ const REASONS: Record<number, string> = {
   423: 'Interval Too Brief',
   481: 'Call/Transaction Does Not Exist',
   486: 'Busy Here',
+  489: 'Bad Event',
   500: 'Server Internal Error',
   501: 'Not Implemented',
   503: 'Service Unavailable',
@@ -293,6 +308,16 @@ const REASONS: Record<number, string> = {
 
 /** What a response is built from (a parsed request, or the keepalive fast path's scan of one). */
 export type ResponseBasis = Pick<SipRequest, 'vias' | 'via' | 'from' | 'to' | 'callId' | 'cseq'>;
+
+/** FNV-1a: a cheap deterministic tag, so a retransmitted request gets the very same To tag. */
+export function tagOf(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
 
 /** A response to `req` (RFC 3261 §8.2.6): Via, From, To (+tag), Call-ID and CSeq copied. */
 export function buildResponse(req: ResponseBasis, status: number, opts: ResponseOptions): Buffer {

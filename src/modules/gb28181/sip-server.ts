@@ -4,6 +4,7 @@ import { malformedInput } from '../../infra/observability/metrics';
 import { GB_ID_PATTERN } from '../registry';
 import { GbAlarms } from './gb-alarms';
 import { GbCascade } from './gb-cascade';
+import { GbCameras } from './gb-cameras';
 import { GbCatalog } from './gb-catalog';
 import { GbCommands } from './gb-commands';
 import { GbChannelStatus } from './gb-channel-status';
@@ -20,8 +21,20 @@ import { SipClient } from './sip-client';
 import { SipEndpoint } from './sip-endpoint';
 import { header, parseSip, SipParseError, SipRequest } from './sip-message';
 import { Peer } from './sip-transport';
+import { SipWorkers } from './sip-workers';
 
 const ALLOW: [string, string] = ['Allow', 'REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE'];
+
+/** The Warning text of a 400 for each parse fault of an identified request. */
+const PARSE_FAULTS: Record<string, string> = {
+  truncated_body: 'Content-Length exceeds the body',
+  bad_content_length: 'Content-Length must be a non-negative integer',
+  'duplicate_content-length': 'more than one Content-Length',
+  too_many_headers: 'more than 100 headers',
+  bad_cseq: 'CSeq number must be below 2**31',
+  cseq_method_mismatch: 'CSeq method differs from the request method',
+  'bad_call-id': 'Call-ID longer than 256 characters or holding white space',
+};
 
 /**
  * The GB/T 28181 SIP front end: device registration (digest), keepalives into device health,
@@ -49,6 +62,8 @@ export class SipServer {
     private readonly channels: GbChannelStatus,
     private readonly commands: GbCommands,
     private readonly cascade: GbCascade,
+    private readonly workers: SipWorkers,
+    private readonly cameras: GbCameras,
   ) {
     this.cfg = config.gb28181;
     this.domain = sipDomain(this.cfg);
@@ -81,10 +96,17 @@ export class SipServer {
 
   async start(): Promise<void> {
     const n = await this.states.load();
+    // A restart is not an outage of the devices: their cameras get a grace before the sweep may call them offline (wvp-GB28181-pro #814).
+    if (this.cfg.restartGraceSeconds > 0)
+      await this.cameras
+        .restartGrace(Date.now() + this.cfg.restartGraceSeconds * 1000)
+        .catch((e) => this.endpoint.warn(`restart grace not applied: ${(e as Error).message}`));
     await this.endpoint.start(
       (buf, peer) => this.onMessage(buf, peer),
       (buf, peer) => this.onOversized(buf, peer),
     );
+    // More SIP processes on the same socket (gb28181.processes): keepalives of UDP devices are answered by all of them.
+    await this.workers.start((ids) => this.keepalive.onRemote(ids));
     const t = setInterval(
       () => void this.housekeeping().catch((e) => this.endpoint.warn(`housekeeping failed: ${(e as Error).message}`)),
       this.cfg.housekeepingMs,
@@ -93,7 +115,9 @@ export class SipServer {
     this.timers.push(t);
     this.commands.running = true;
     this.cascade.start();
-    this.endpoint.log(`SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed`);
+    this.endpoint.log(
+      `SIP server on ${this.cfg.host}:${this.port} (UDP+TCP), domain ${this.domain}, ${n} registration(s) resumed, ${1 + this.workers.serving} SIP process(es)`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -104,6 +128,7 @@ export class SipServer {
     this.catalog.stop();
     this.commands.stop();
     this.client.stop();
+    await this.workers.stop();
     await this.endpoint.stop();
     await this.keepalive.flush().catch(() => undefined);
     await this.states.flushRegistrations().catch(() => undefined);
@@ -139,26 +164,28 @@ export class SipServer {
       msg = parseSip(buf, { datagram: peer.transport === 'UDP', maxBytes });
     } catch (e) {
       malformedInput.inc({ source: 'sip', reason: e instanceof SipParseError ? e.reason : 'parse' });
-      // A datagram whose body is shorter than its Content-Length (RFC 3261 §18.3): 400, so the device knows.
-      if (e instanceof SipParseError && e.basis)
-        this.endpoint.reply(e.basis, peer, 400, 'malformed', null, [['Warning', '399 shouhu "Content-Length exceeds the body"']]);
+      // A request that can be identified but is malformed (a datagram whose body is shorter than its Content-Length, RFC
+      // 3261 §18.3; a bad or doubled Content-Length, > 100 headers, CSeq out of range or naming another method, an
+      // over-long Call-ID): 400 with what was wrong, so the device knows (attack pass 4 #5). Unidentifiable ones are dropped.
+      if (e instanceof SipParseError && e.basis && e.method !== 'ACK')
+        this.endpoint.reply(e.basis, peer, 400, 'malformed', null, [['Warning', `399 shouhu "${PARSE_FAULTS[e.reason] ?? 'malformed request'}"`]]);
       return;
     }
     try {
       if (msg.kind === 'response') return this.client.onResponse(msg);
       if (msg.method === 'ACK') return;
       const key =
-        msg.method === 'MESSAGE' || msg.method === 'REGISTER' || msg.method === 'NOTIFY'
-          ? `${msg.via.branch}\n${msg.cseq.seq}${msg.method}\n${msg.from.user}\n${msg.callId}`
+        msg.method === 'MESSAGE' || msg.method === 'REGISTER' || msg.method === 'NOTIFY' || msg.method === 'SUBSCRIBE'
+          ? this.endpoint.txKey(msg, msg.method, peer)
           : null;
       // A retransmission: the same answer again, or nothing while the first is being worked on.
       if (key !== null && this.endpoint.retransmitted(key, peer)) return;
-      // The per-device limit (registered devices; unknown ids have the per-source ceiling only). MANSCDP
-      // bodies are limited in onManscdp once their CmdType is known: an Alarm has a budget of its own (attack A3).
-      const known = msg.method === 'REGISTER' ? this.states.devices.get(msg.from.user) : undefined;
-      if (known && this.endpoint.deviceLimited(known, msg, peer)) return;
+      // The per-device limit is spent only by what is known to come from the device: a REGISTER once its digest is verified
+      // (GbRegistrar; before that it counts against its source, attack pass 4 #4), a MANSCDP body in onManscdp once its
+      // source is the registration's and its CmdType known (an Alarm has a budget of its own, attack A3).
       switch (msg.method) {
         case 'REGISTER':
+          if (!this.registrar.admit(msg, peer, key!)) return;
           this.endpoint.working(key!);
           this.registrar.onRegister(msg, peer, key!).catch((e) => this.endpoint.fail(msg, peer, key, 'register', e));
           return;
@@ -166,6 +193,13 @@ export class SipServer {
         case 'NOTIFY': // in our Catalog subscription (§9.11.2): a MANSCDP body like a MESSAGE's
           this.onManscdp(msg, peer, key!);
           return;
+        case 'SUBSCRIBE': {
+          // A superior platform subscribing to our Catalog changes or alarms (issue 16 §7); devices do not subscribe to us.
+          const superior = this.cascade.superiorOf(msg.from.user, peer);
+          if (superior) return this.cascade.onSubscribe(superior, msg, peer, key!);
+          this.endpoint.reply(msg, peer, 405, 'other', null, [ALLOW]);
+          return;
+        }
         case 'OPTIONS':
           this.endpoint.reply(msg, peer, 200, 'options', null, [ALLOW]);
           return;
@@ -203,14 +237,15 @@ export class SipServer {
     const now = Date.now();
     const keepalive = doc.cmdType === 'Keepalive';
     // Unlike some platforms, nothing is accepted from a device that is not registered (§9.1)…
-    if (!state || !state.registered || state.expiresAt <= now)
-      return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
+    // Refusals to a source that is not the registration's are never cached: the key names the source, and a retransmission is
+    // simply refused again — nothing a stranger sends can become the answer to the device's own request (attack pass 4 #2).
+    if (!state || !state.registered || state.expiresAt <= now) return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', null);
     // …nor from anywhere but where it registered: a forged From cannot raise alarms, keep a dead device online or create cameras.
     if (!fromRegisteredPeer(state, peer)) {
       if (!fromRegisteredHost(state, peer)) {
         sipEvents.inc({ event: 'message_wrong_source' });
         this.endpoint.warn(`GB28181 ${doc.cmdType} naming ${id} from ${peer.transport} ${peer.address}:${peer.port}, not its registration: refused (403)`);
-        return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', keepalive ? null : key);
+        return this.endpoint.reply(req, peer, 403, keepalive ? 'keepalive' : 'message', null);
       }
       // Its own IP on another port or connection (NAT rebinding, TCP reconnect; attack A9): taken, and our requests follow it there.
       const from = state.peer!;

@@ -177,6 +177,23 @@ export class SipTransport {
     return this.udp ? this.udp.address().port : 0;
   }
 
+  /** The bound UDP socket (handed to the SIP helper processes, SipWorkers); undefined when not running. */
+  get udpSocket(): UdpSocket | undefined {
+    return this.udp;
+  }
+
+  /**
+   * A datagram a helper process read from the shared socket and handed over: taken as if read here,
+   * past the per-source ceiling (the helper applied its own).
+   */
+  inject(buf: Buffer, peer: Peer): void {
+    if (buf.length > this.opts.maxMessageBytes) {
+      this.onDrop('too_large', peer);
+      return this.onOversized(buf, peer);
+    }
+    this.onMessage(buf, peer);
+  }
+
   private receive(buf: Buffer, peer: Peer): void {
     if (this.limiter.perSecond > 0 && this.limiter.take(this.limiter.source(peer.address, peer.port)) > 0) return this.onDrop('rate_limited', peer);
     if (buf.length > this.opts.maxMessageBytes) {

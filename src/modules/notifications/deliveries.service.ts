@@ -383,6 +383,8 @@ export class DeliveriesService {
         channel: r.channel_kind,
         channelName: r.channel_name,
         recipient: r.recipient_name,
+        // The console names the role in its own language (recipient_name is composed in Chinese).
+        dutyRole: r.duty_role,
         status: r.status,
         attempt: r.attempts,
         providerCode: answer?.code ?? r.provider_code,

@@ -51,6 +51,7 @@ export class DutyController {
     return { at: at.toISOString(), onDuty: await this.roster.onDuty(at), gaps };
   }
 
+  /** The duty roster's gaps (a role with nobody on duty) in the next `hours` (default notifications.rosterLookaheadHours). */
   @Roles(...CENTER_ROLES)
   @Get('gaps')
   async gaps(@Query() q: GapQuery) {
@@ -60,30 +61,42 @@ export class DutyController {
     return { from: at.toISOString(), hours, gaps: gaps.map(({ dutyRole, from, to }) => ({ dutyRole, from, to })) };
   }
 
+  /** Everyone who may hold a duty (operators, supervisors, admins; not disabled), for the roster's pickers: `{ items: DutyPerson[] }`. */
+  @Roles(...ROSTER_ROLES)
+  @Get('people')
+  async people() {
+    return { items: await this.roster.dutyPeople() };
+  }
+
+  /** Lists duty shifts (值班表) by role, person and time window. */
   @Roles(...CENTER_ROLES)
   @Get('shifts')
   list(@Query() q: ShiftQuery) {
     return this.roster.list(q);
   }
 
+  /** One duty shift by id. */
   @Roles(...CENTER_ROLES)
   @Get('shifts/:id')
   get(@UuidParam() id: string) {
     return this.roster.get(id);
   }
 
+  /** Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited. */
   @Roles(...ROSTER_ROLES)
   @Post('shifts')
   create(@Body() dto: CreateShiftDto, @CurrentUser() user: AuthUser) {
     return this.roster.create(dto, user.id);
   }
 
+  /** Changes a duty shift (person, role, window). Audited. */
   @Roles(...ROSTER_ROLES)
   @Patch('shifts/:id')
   update(@UuidParam() id: string, @Body() dto: UpdateShiftDto) {
     return this.roster.update(id, dto);
   }
 
+  /** Deletes a duty shift. Audited. */
   @Roles(...ROSTER_ROLES)
   @Delete('shifts/:id')
   @HttpCode(204)
@@ -110,24 +123,28 @@ export class NotificationsController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** Lists notification channels (WeCom, DingTalk, Feishu, SMS/voice gateway) with their state (ok, failing, silenced); webhook keys masked, never the secret. */
   @Roles(...CENTER_ROLES)
   @Get('channels')
   listChannels() {
     return this.channels.list();
   }
 
+  /** Creates a notification channel: kind, name, webhook URL, signing secret, SMS template. Audited. */
   @Roles('admin')
   @Post('channels')
   createChannel(@Body() dto: CreateChannelDto) {
     return this.channels.create(dto);
   }
 
+  /** Changes a notification channel. Audited. */
   @Roles('admin')
   @Patch('channels/:id')
   updateChannel(@UuidParam() id: string, @Body() dto: UpdateChannelDto) {
     return this.channels.update(id, dto);
   }
 
+  /** Deletes a notification channel. Audited. */
   @Roles('admin')
   @Delete('channels/:id')
   @HttpCode(204)
@@ -151,18 +168,21 @@ export class NotificationsController {
     return this.channels.silence(id, dto);
   }
 
+  /** Ends a channel's silence now. Audited. */
   @Roles(...ROSTER_ROLES)
   @Delete('channels/:id/silence')
   unsilence(@UuidParam() id: string) {
     return this.channels.unsilence(id);
   }
 
+  /** The escalation policy of each priority: per level, after how many seconds, whom to notify and through which channels (stored, or the configuration's default). */
   @Roles(...CENTER_ROLES)
   @Get('policies')
   policies() {
     return this.policy.list();
   }
 
+  /** Sets the escalation policy of one priority: one level per escalation delay (alarms.escalationSeconds), each naming targets (duty role, user, group channel) and channels. Audited. */
   @Roles('admin')
   @Put('policies/:priority')
   updatePolicy(@Param() p: PriorityParam, @Body() dto: UpdatePolicyDto, @CurrentUser() user: AuthUser) {
@@ -193,6 +213,7 @@ export class IncidentNotificationsController {
     private readonly incidents: IncidentQueriesService,
   ) {}
 
+  /** The messages sent about one incident: level, channel, recipient, status (queued, sent, failed, retrying, suppressed) and the provider's answer. */
   @Roles(...CENTER_ROLES)
   @Get(':id/notifications')
   async list(@UuidParam() id: string, @CurrentUser() user: AuthUser) {

@@ -8,7 +8,7 @@ import { UsersService } from '../auth';
 import { ConsoleEventsService } from '../console-events';
 import { CreateShiftDto, HandoverDto, UpdateShiftDto } from './dto';
 import { DUTY_ROLES, DutyRole } from './notifications.constants';
-import { assertDutyPerson, maskPhone, people } from './users';
+import { assertDutyPerson, DUTY_USER_ROLES, maskPhone, people } from './users';
 
 interface ShiftRow {
   id: string;
@@ -32,6 +32,14 @@ export interface ShiftView {
   endsAt: string;
   note: string;
   handedOverFromId: string | null;
+}
+
+/** Someone who may hold a duty (a control-center user, not disabled), as the roster's person pickers list them. */
+export interface DutyPerson {
+  id: string;
+  /** Display name, else the username. */
+  name: string;
+  role: 'operator' | 'supervisor' | 'admin';
 }
 
 /** Hours in which nobody holds a duty role. `from`/`to` clipped to the window asked about; `to` null = beyond it. */
@@ -87,6 +95,16 @@ export class RosterService {
       [from, to, q.dutyRole ?? null],
     )) as ShiftRow[];
     return this.views(rows);
+  }
+
+  /** Everyone who may hold a duty (DUTY_USER_ROLES, not disabled), by role then name: what the roster's pickers offer. */
+  async dutyPeople(): Promise<DutyPerson[]> {
+    const out: DutyPerson[] = [];
+    for (const role of DUTY_USER_ROLES) {
+      const { items } = await this.users.list({ role, limit: 10_000, offset: 0 });
+      for (const u of items) if (!u.disabled) out.push({ id: u.id, name: u.displayName || u.username, role: role as DutyPerson['role'] });
+    }
+    return out;
   }
 
   async get(id: string): Promise<ShiftView> {
@@ -204,10 +222,17 @@ export class RosterService {
 
   /** Uncovered hours per role in [from, to): merged shift intervals, subtracted from the window. */
   async gaps(from: Date, to: Date): Promise<(RosterGap & { realFrom: Date | null; realTo: Date | null })[]> {
-    const rows: { duty_role: DutyRole; starts_at: Date; ends_at: Date }[] = await this.db.query(
-      `SELECT duty_role, starts_at, ends_at FROM duty_shifts WHERE ends_at > $1 AND starts_at < $2 ORDER BY duty_role, starts_at`,
+    const shifts: { duty_role: DutyRole; user_id: string; starts_at: Date; ends_at: Date }[] = await this.db.query(
+      `SELECT duty_role, user_id, starts_at, ends_at FROM duty_shifts WHERE ends_at > $1 AND starts_at < $2 ORDER BY duty_role, starts_at`,
       [from, to],
     );
+    // A shift held by a disabled (or deleted) user covers nothing: deliveries skip that person, so the roster must say
+    // the role is uncovered (attack pass 7 F1: an escalation reached nobody while no gap was reported).
+    const who = await people(
+      this.users,
+      shifts.map((r) => r.user_id),
+    );
+    const rows = shifts.filter((r) => who.get(r.user_id)?.disabled === false);
     // The shift ends just before the window and starts just after it: a gap's real bounds (a gap is reported once per bounds).
     const edges: { duty_role: DutyRole; before: Date | null; after: Date | null }[] = await this.db.query(
       `SELECT r AS duty_role,

@@ -2,12 +2,11 @@ import { Controller, Get, HttpStatus, Inject, Logger, Res } from '@nestjs/common
 import { ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Response } from 'express';
-import type Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { Public } from '../../infra/access/decorators';
 import { QueueService } from '../../infra/queue/queue.service';
-import { REDIS } from '../../infra/redis/redis.module';
+import { pingMasters, REDIS, type RedisClient } from '../../infra/redis/redis.module';
 
 class CheckTimeout extends Error {}
 
@@ -22,7 +21,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENET
  * message (it carries host names, ports, user names and SQL — issue 12: no internal text in answers).
  * The detail goes to the log.
  */
-export type ReadyFailure = 'timeout' | 'unreachable' | 'failed' | 'missing_schedulers';
+export type ReadyFailure = 'timeout' | 'unreachable' | 'refuses_writes' | 'failed' | 'missing_schedulers';
 
 const failureOf = (e: unknown): ReadyFailure => {
   if (e instanceof CheckTimeout) return 'timeout';
@@ -32,6 +31,8 @@ const failureOf = (e: unknown): ReadyFailure => {
   if (/Command timed out/i.test(msg)) return 'timeout'; // ioredis commandTimeout
   // ioredis with its offline queue off / a closed client, and pg's pool after a terminated connection
   if (/Connection is closed|Stream isn't writeable|max retries per request|Connection terminated|ECONNREFUSED/i.test(msg)) return 'unreachable';
+  // Redis answering but taking no write: out of memory under noeviction, a failed snapshot (stop-writes-on-bgsave-error), a replica.
+  if (/\b(OOM|MISCONF|READONLY)\b/.test(msg)) return 'refuses_writes';
   return 'failed';
 };
 
@@ -45,7 +46,7 @@ export class HealthController {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(QueueService) private readonly queue: QueueService,
   ) {}
 
@@ -72,6 +73,7 @@ export class HealthController {
   @Get('ready')
   async ready(@Res({ passthrough: true }) res: Response) {
     let missing: string[] = [];
+    let redisNodes: { node: number; ok: boolean }[] | undefined;
     const timeoutMs = this.config.ops.readyCheckTimeoutMs;
     const check = async (name: string, fn: () => Promise<unknown>) => {
       const t = Date.now();
@@ -91,7 +93,15 @@ export class HealthController {
     };
     const [postgres, redis, schedulers] = await Promise.all([
       check('postgres', () => this.db.query('SELECT 1')),
-      check('redis', () => this.redis.ping()),
+      check('redis', async () => {
+        // Each master in a cluster (one PING through the Cluster answers while a master is down);
+        // the failed ones are named in the log by address, in the answer by their position only.
+        const rs = await pingMasters(this.redis, timeoutMs, this.config.redis.keyPrefix);
+        // Per master only on a cluster: a single Redis answers as before ({ ok, error }; redis-outage spec).
+        if (rs.length > 1) redisNodes = rs.map((r, i) => ({ node: i + 1, ok: r.ok }));
+        const failed = rs.filter((r) => !r.ok);
+        if (failed.length) throw Object.assign(new Error(`redis ${failed.map((r) => `${r.node}: ${r.error}`).join('; ')}`), { nodes: failed });
+      }),
       check('schedulers', async () => {
         missing = await this.queue.missingSchedulers();
         if (missing.length) throw new Error(`missing job schedulers: ${missing.join(', ')}`);
@@ -99,6 +109,9 @@ export class HealthController {
     ]);
     const ok = postgres.ok && redis.ok && schedulers.ok;
     res.status(ok ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
-    return { status: ok ? 'ok' : 'unavailable', checks: { postgres, redis, schedulers: { ...schedulers, missing } } };
+    return {
+      status: ok ? 'ok' : 'unavailable',
+      checks: { postgres, redis: { ...redis, ...(redisNodes ? { nodes: redisNodes } : {}) }, schedulers: { ...schedulers, missing } },
+    };
   }
 }

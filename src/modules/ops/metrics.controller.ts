@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Inject, Req } from '@nestjs/common';
+import { ApiOkResponse } from '@nestjs/swagger';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { APP_CONFIG, AppConfig } from '../../config/config';
@@ -20,9 +21,11 @@ export class MetricsController {
     this.token = config.ops.metricsToken ? digest(config.ops.metricsToken) : null;
   }
 
+  /** Prometheus metrics in the text exposition format (with ops.metricsToken set: `Authorization: Bearer <token>`, else 401). */
   @Public()
   @Get('metrics')
   @Header('Content-Type', metrics.contentType)
+  @ApiOkResponse({ description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } })
   scrape(@Req() req: Request): Promise<string> {
     if (this.token) {
       const header = req.headers.authorization ?? '';

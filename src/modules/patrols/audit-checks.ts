@@ -10,12 +10,9 @@ import type { DayFact, SchoolDayFacts } from './day-facts.service';
 import { unstaffedFinding, windowReason } from './field.service';
 import type { NewFinding } from './findings.service';
 import type { CheckName } from './patrols.constants';
+import type { CheckResult } from './views';
 
-/** One check's verdict for one school in a run (stored in patrol_run_schools.results). */
-export interface CheckResult {
-  status: 'pass' | 'fail' | 'n/a';
-  [k: string]: unknown;
-}
+export type { CheckResult };
 
 export interface CheckOutcome {
   result: CheckResult;
@@ -40,7 +37,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 /**
  * Camera online rate in school hours so far (online camera-time / camera-time, device-health's
  * count) at least patrols.onlineRateThreshold. n/a without school, before school hours, or
- * without cameras. Lists the cameras not online throughout, worst first.
+ * without cameras. Lists the cameras not online throughout, worst first. Time under a declared
+ * maintenance window is left out; cameras offline only then are counted as 维护中 (inMaintenance).
  */
 export const cameraOnlineRate: Check = (s, f, { now, cfg }) => {
   const o = f.online!;
@@ -48,13 +46,22 @@ export const cameraOnlineRate: Check = (s, f, { now, cfg }) => {
   if (!o.hours || now <= o.hours.start || cameras === 0)
     return { result: { status: 'n/a', reason: !o.hours ? 'no school today' : cameras === 0 ? 'no cameras' : 'before school hours' }, findings: [] };
   const threshold = cfg.onlineRateThreshold;
-  const total = cameras * (o.window.end.getTime() - o.window.start.getTime());
-  const rate = total ? round4(o.onlineMs.camera / total) : 1;
+  const total = cameras * (o.window.end.getTime() - o.window.start.getTime()) - o.maintenanceMs.camera;
+  const rate = total > 0 ? round4(o.onlineMs.camera / total) : 1;
+  const inMaintenance = o.inMaintenance.camera;
   const worst = o.notAlwaysOnline
     .map((d) => ({ id: d.id, name: d.name, onlineRate: d.windowMs ? round4(d.onlineMs / d.windowMs) : 0 }))
     .sort((a, b) => a.onlineRate - b.onlineRate);
   const ok = rate >= threshold;
-  const result: CheckResult = { status: ok ? 'pass' : 'fail', rate, threshold, cameras, notAlwaysOnline: worst.length, worst: worst.slice(0, LIST_CAP) };
+  const result: CheckResult = {
+    status: ok ? 'pass' : 'fail',
+    rate,
+    threshold,
+    cameras,
+    notAlwaysOnline: worst.length,
+    worst: worst.slice(0, LIST_CAP),
+    ...(inMaintenance ? { inMaintenance } : {}),
+  };
   if (ok) return { result, findings: [] };
   return {
     result,
@@ -65,7 +72,7 @@ export const cameraOnlineRate: Check = (s, f, { now, cfg }) => {
         schoolId: s.id,
         subjectKind: 'school',
         subjectLabel: s.name,
-        message: `${s.name} 上课时段摄像机在线率 ${pct(rate)}，低于 ${pct(threshold)}`,
+        message: `${s.name} 上课时段摄像机在线率 ${pct(rate)}，低于 ${pct(threshold)}${inMaintenance ? `（维护中 ${inMaintenance} 路不计）` : ''}`,
         detail: { rate, threshold, cameras, worst: worst.slice(0, LIST_CAP) },
         at: now,
       },

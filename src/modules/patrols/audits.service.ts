@@ -15,6 +15,7 @@ import { DayFactsService } from './day-facts.service';
 import { FindingsService, NewFinding } from './findings.service';
 import { CheckName } from './patrols.constants';
 import { cronMinGapSeconds, cronProblem, cronSlot, toMinute } from './schedule';
+import type { PatrolPlanView, PatrolRunSchoolView, PatrolRunView } from './views';
 
 export type PlanScope = { kind: 'district' } | { kind: 'zone' | 'group' | 'schools'; ids: string[] };
 export interface PlanInput {
@@ -76,7 +77,7 @@ export class AuditsService {
     if (fields.length) throw Errors.validation(fields);
   }
 
-  async createPlan(dto: PlanInput, userId: string) {
+  async createPlan(dto: PlanInput, userId: string): Promise<PatrolPlanView> {
     this.validate(dto);
     const plan = await this.db.transaction(async (m) => {
       const [row] = await m.query(
@@ -90,12 +91,12 @@ export class AuditsService {
     return plan;
   }
 
-  async updatePlan(id: string, dto: Partial<PlanInput>) {
+  async updatePlan(id: string, dto: Partial<PlanInput>): Promise<PatrolPlanView> {
     this.validate(dto);
     const plan = await this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${PLAN_COLS} FROM patrol_plans WHERE id = $1 FOR UPDATE`, [id]);
       if (!before) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
-      const [after] = returningRows<Record<string, unknown>>(
+      const [after] = returningRows<PatrolPlanView>(
         await m.query(
           `UPDATE patrol_plans SET name = COALESCE($2, name), cron = COALESCE($3, cron), scope = COALESCE($4, scope), checks = COALESCE($5, checks),
                   enabled = COALESCE($6, enabled), updated_at = now() WHERE id = $1 RETURNING ${PLAN_COLS}`,
@@ -125,13 +126,13 @@ export class AuditsService {
     await this.syncScheduler({ id, cron: '', enabled: false });
   }
 
-  async plan(id: string) {
+  async plan(id: string): Promise<PatrolPlanView> {
     const [row] = await this.db.query(`SELECT ${PLAN_COLS} FROM patrol_plans WHERE id = $1`, [id]);
     if (!row) throw Errors.notFound(ErrorCode.PATROL_PLAN.NOT_FOUND, id);
     return row;
   }
 
-  async plans(limit: number, offset: number): Promise<Page<unknown>> {
+  async plans(limit: number, offset: number): Promise<Page<PatrolPlanView>> {
     const [items, [{ total }]] = await Promise.all([
       this.db.query(`SELECT ${PLAN_COLS} FROM patrol_plans ORDER BY created_at, id LIMIT $1 OFFSET $2`, [limit, offset]),
       this.db.query(`SELECT count(*)::int AS total FROM patrol_plans`),
@@ -249,18 +250,18 @@ export class AuditsService {
     return { run: await this.runById(run), duplicate: false };
   }
 
-  private async findRun(planId: string, slot: Date) {
+  private async findRun(planId: string, slot: Date): Promise<PatrolRunView | null> {
     const [row] = await this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE plan_id = $1 AND slot = $2`, [planId, slot]);
     return row ?? null;
   }
 
-  async runById(id: string) {
+  async runById(id: string): Promise<PatrolRunView> {
     const [row] = await this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE id = $1`, [id]);
     if (!row) throw Errors.notFound(ErrorCode.PATROL_RUN.NOT_FOUND, id);
     return row;
   }
 
-  async runs(f: { planId?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+  async runs(f: { planId?: string }, limit: number, offset: number): Promise<Page<PatrolRunView>> {
     const [items, [{ total }]] = await Promise.all([
       this.db.query(`SELECT ${RUN_COLS} FROM patrol_runs WHERE ($1::uuid IS NULL OR plan_id = $1) ORDER BY slot DESC, id LIMIT $2 OFFSET $3`, [
         f.planId ?? null,
@@ -273,7 +274,7 @@ export class AuditsService {
   }
 
   /** A run's per-school results, failing schools first. */
-  async runSchools(runId: string, f: { failedOnly?: boolean }, limit: number, offset: number): Promise<Page<unknown>> {
+  async runSchools(runId: string, f: { failedOnly?: boolean }, limit: number, offset: number): Promise<Page<PatrolRunSchoolView>> {
     await this.runById(runId);
     const where = `WHERE run_id = $1 AND ($2::boolean IS NOT TRUE OR NOT passed)`;
     const [items, [{ total }]] = await Promise.all([

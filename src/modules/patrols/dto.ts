@@ -10,6 +10,7 @@ import {
   IsOptional,
   IsString,
   IsUUID,
+  Matches,
   Max,
   MaxLength,
   Min,
@@ -69,10 +70,28 @@ export class FindingQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
 }
 
+/** GET /patrol-findings/export: the list's filters and the file format (default XLSX). */
+export class FindingExportQuery extends FindingQuery {
+  @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';
+}
+
 export class TaskQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
   @ApiPropertyOptional({ enum: ['open', 'closed'] }) @IsOptional() @IsIn(['open', 'closed']) status?: 'open' | 'closed';
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() overdue?: boolean;
+}
+
+/** GET /rectification-tasks/export: the list's filters and the file format (default XLSX). */
+export class TaskExportQuery extends TaskQuery {
+  @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';
+}
+
+export class ReopenTaskDto {
+  @ApiProperty({ example: '照片显示摄像机仍无画面，请重新整改', description: 'why the closing is not accepted (the school sees it)' })
+  @IsString()
+  @Matches(/\S/, { message: 'reason must not be blank' })
+  @MaxLength(1000)
+  reason: string;
 }
 
 export class CloseTaskDto {

@@ -1,4 +1,4 @@
-import { personName } from '../../infra/text/person-name';
+import { personName, personNameKey } from '../../infra/text/person-name';
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -15,6 +15,7 @@ import { assertRecordInScope, assertSchoolScope, effectiveSchoolFilter, scopedSc
 import { ProtectionPostsService, RegistryService } from '../registry';
 import { FindingsService, NewFinding } from './findings.service';
 import { addDays, dayStart, postWindows, PostWindowOnDay, schoolHours, shanghaiDate } from '../school-day';
+import type { GateEventView, GuardPatrolView, PostCheckinView } from './views';
 
 type SchoolLike = Awaited<ReturnType<RegistryService['schoolsIn']>>[number];
 type PostLike = Awaited<ReturnType<ProtectionPostsService['posts']>>[number];
@@ -49,7 +50,8 @@ const OPEN_CHECKIN_INDEX = 'post_checkins_open_person_uq';
 
 const CHECKIN_COLS = `id, post_id AS "postId", school_id AS "schoolId", person_name AS "personName", person_role AS "personRole", recorded_by AS "recordedBy",
   on_behalf AS "onBehalf", checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt",
-  camera_id AS "cameraId", evidence_id AS "evidenceId", evidence_status AS "evidenceStatus", evidence_error AS "evidenceError"`;
+  camera_id AS "cameraId", evidence_id AS "evidenceId", evidence_status AS "evidenceStatus", evidence_error AS "evidenceError",
+  (SELECT e.source FROM video_evidence e WHERE e.id = post_checkins.evidence_id) AS "evidenceSource"`;
 
 /** A check-in as the gate-camera snapshot job reads it (src/modules/video). */
 export interface CheckinForSnapshot {
@@ -107,7 +109,7 @@ export class FieldService {
    * gate at a time, so a check-in checks them out of any other post of the school they were still
    * checked in at (one person never fills two posts' head counts).
    *
-   * One person, one open check-in per post (attack: six parallel on-behalf check-ins of one
+   * One person (names compared by personNameKey: "Li Lei" is "li lei"), one open check-in per post (attack: six parallel on-behalf check-ins of one
    * volunteer all 201), for self and on-behalf check-ins alike, serialised per (school, person)
    * by an advisory lock and backed by a unique index on open check-ins:
    * - the same person at the same post less than patrols.checkinMinGapSeconds after their last
@@ -119,7 +121,11 @@ export class FieldService {
    * - an older open check-in there (a check-out forgotten since an earlier window) is ended at
    *   this check-in's time, as a move to another post is, and the new one is taken.
    */
-  async checkIn(user: AuthUser, dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string }, at = new Date()) {
+  async checkIn(
+    user: AuthUser,
+    dto: { qrToken?: string; postId?: string; personName?: string; personRole?: string },
+    at = new Date(),
+  ): Promise<PostCheckinView & { postCode: string; gate: string }> {
     let post: PostLike | null = null;
     if (dto.qrToken) post = await this.postOfQr(user, dto.qrToken, at);
     else if (dto.postId) {
@@ -141,7 +147,7 @@ export class FieldService {
       const moved: { id: string }[] = returningRows(
         await m.query(
           `UPDATE post_checkins SET checked_out_at = GREATEST($4, checked_in_at)
-            WHERE school_id = $1 AND person_name = $2 AND checked_out_at IS NULL AND checked_in_at <= $4
+            WHERE school_id = $1 AND person_key = lower($2) AND checked_out_at IS NULL AND checked_in_at <= $4
               AND (post_id <> $3 OR checked_in_at <= $5) RETURNING id`,
           [post.schoolId, personName, post.id, at, staleBefore],
         ),
@@ -160,7 +166,7 @@ export class FieldService {
           throw e;
         });
       await this.audit.record(m, { action: 'check_in', entity: 'post_checkin', entityId: r.id, schoolId: post.schoolId, after: r });
-      return r as { id: string; evidenceStatus: string; evidenceError: string | null };
+      return r as PostCheckinView;
     });
     // The gate camera's picture of this moment (src/modules/video takes it). Redis down: the
     // check-in stands and says the picture could not be asked for (never a pending one forever).
@@ -243,7 +249,7 @@ export class FieldService {
     const name = personName(given ?? ''); // one person, one spelling (李 + U+3000 + 四 is 李四)
     if (!onBehalf) {
       const self = personName(shownName(user));
-      if (name && name !== self)
+      if (name && personNameKey(name) !== personNameKey(self))
         throw Errors.validation([
           { field: 'personName', reason: 'school security check in themselves; others are checked in with their own account or by the control center' },
         ]);
@@ -263,13 +269,13 @@ export class FieldService {
    * same window. Answers the instant before which an open check-in there is stale (to be ended).
    */
   private async assertNotCheckedIn(m: EntityManager, post: PostLike, personName: string, at: Date): Promise<Date> {
-    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`checkin-person:${post.schoolId}:${personName}`]);
+    await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`checkin-person:${post.schoolId}:${personNameKey(personName)}`]);
     const gapMs = this.cfg.checkinMinGapSeconds * 1000;
     const sameWindowMs = Math.max((this.cfg.postEarlyMinutes + this.cfg.postGraceMinutes) * 60_000, gapMs);
     const staleBefore = new Date(at.getTime() - sameWindowMs);
     const rows = (await m.query(
       `SELECT id, checked_in_at AS "checkedInAt", checked_out_at AS "checkedOutAt" FROM post_checkins
-        WHERE post_id = $1 AND person_name = $2 AND checked_in_at > $3 ORDER BY checked_in_at DESC`,
+        WHERE post_id = $1 AND person_key = lower($2) AND checked_in_at > $3 ORDER BY checked_in_at DESC`,
       [post.id, personName, staleBefore],
     )) as { id: string; checkedInAt: Date; checkedOutAt: Date | null }[];
     const near = rows.find((r) => Math.abs(new Date(r.checkedInAt).getTime() - at.getTime()) < gapMs);
@@ -319,14 +325,14 @@ export class FieldService {
     return rows.length > 0;
   }
 
-  async checkOut(user: AuthUser, id: string, at = new Date()) {
+  async checkOut(user: AuthUser, id: string, at = new Date()): Promise<PostCheckinView> {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${CHECKIN_COLS} FROM post_checkins WHERE id = $1 FOR UPDATE`, [id]);
       const missing = () => Errors.notFound(ErrorCode.POST_CHECKIN.NOT_FOUND, id);
       if (!before) throw missing();
       assertRecordInScope(user, before.schoolId, missing);
       if (before.checkedOutAt) throw Errors.conflict(ErrorCode.POST_CHECKIN.ALREADY_CHECKED_OUT, '已签退');
-      const [after] = returningRows<Record<string, unknown>>(
+      const [after] = returningRows<PostCheckinView>(
         await m.query(`UPDATE post_checkins SET checked_out_at = GREATEST($2, checked_in_at) WHERE id = $1 RETURNING ${CHECKIN_COLS}`, [id, at]),
       );
       await this.audit.record(m, { action: 'check_out', entity: 'post_checkin', entityId: id, schoolId: before.schoolId, before, after });
@@ -334,7 +340,7 @@ export class FieldService {
     });
   }
 
-  async checkins(user: AuthUser, f: { schoolId?: string; postId?: string; date?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+  async checkins(user: AuthUser, f: { schoolId?: string; postId?: string; date?: string }, limit: number, offset: number): Promise<Page<PostCheckinView>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const from = f.date ? dayStart(f.date) : null;
     const to = f.date ? dayStart(addDays(f.date, 1)) : null;
@@ -364,7 +370,7 @@ export class FieldService {
     if (due.length === 0) return [];
     const early = this.cfg.postEarlyMinutes * 60_000;
     const counts: { i: number; n: number }[] = await this.db.query(
-      `SELECT v.i, count(DISTINCT c.person_name)::int AS n
+      `SELECT v.i, count(DISTINCT c.person_key)::int AS n
          FROM unnest($1::int[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS v(i, post_id, earliest, deadline)
          LEFT JOIN post_checkins c ON c.post_id = v.post_id AND c.checked_in_at >= v.earliest AND c.checked_in_at <= v.deadline
                                   AND (c.checked_out_at IS NULL OR c.checked_out_at > v.deadline)
@@ -414,7 +420,11 @@ export class FieldService {
    * patrols at a school are at least patrols.guardPatrolMinGapMinutes apart (429
    * GUARD_PATROL.TOO_FREQUENT with Retry-After): five records in 0.4 s are not five patrols.
    */
-  async recordGuardPatrol(user: AuthUser, dto: { schoolId?: string; guardName?: string; route?: string; note?: string }, at = new Date()) {
+  async recordGuardPatrol(
+    user: AuthUser,
+    dto: { schoolId?: string; guardName?: string; route?: string; note?: string },
+    at = new Date(),
+  ): Promise<GuardPatrolView> {
     const schoolId = dto.schoolId ?? scopedSchoolId(user);
     if (!schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required' }]);
     assertSchoolScope(user, schoolId);
@@ -467,7 +477,11 @@ export class FieldService {
     return new Map(rows.map((r) => [r.school_id, r.n]));
   }
 
-  async recordGateEvent(user: AuthUser, dto: { schoolId?: string; gate: string; state: 'open' | 'closed'; at?: string }, now = new Date()) {
+  async recordGateEvent(
+    user: AuthUser,
+    dto: { schoolId?: string; gate: string; state: 'open' | 'closed'; at?: string },
+    now = new Date(),
+  ): Promise<GateEventView> {
     const schoolId = dto.schoolId ?? scopedSchoolId(user);
     if (!schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required' }]);
     assertSchoolScope(user, schoolId);

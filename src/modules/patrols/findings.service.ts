@@ -11,6 +11,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { type ConsoleEventInput, ConsoleEventsService } from '../console-events';
 import { CHECK_LABEL } from './patrols.constants';
+import type { FindingView, RectificationTaskView } from './views';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */
 export interface NewFinding {
@@ -44,7 +45,8 @@ const EVENT_FINDINGS_CAP = 50;
 const SCHOOLS_PER_EVENT = 500;
 
 const TASK_COLS = `id, school_id AS "schoolId", subject_key AS "subjectKey", check_name AS "check", title, status, deadline, finding_count AS "findingCount",
-  closed_at AS "closedAt", closed_by AS "closedBy", close_note AS "closeNote", evidence_ref AS "evidenceRef", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  closed_at AS "closedAt", closed_by AS "closedBy", close_note AS "closeNote", evidence_ref AS "evidenceRef",
+  reopened_at AS "reopenedAt", reopened_by AS "reopenedBy", reopen_reason AS "reopenReason", reopen_count AS "reopenCount", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const FINDING_COLS = `id, source, check_name AS "check", school_id AS "schoolId", subject_kind AS "subjectKind", subject_id AS "subjectId", subject_label AS "subjectLabel",
   message, detail, run_id AS "runId", round_id AS "roundId", task_id AS "taskId", at, created_at AS "createdAt"`;
 
@@ -218,7 +220,7 @@ export class FindingsService {
     f: { schoolId?: string; check?: string; source?: string; runId?: string; from?: string; to?: string },
     limit: number,
     offset: number,
-  ): Promise<Page<unknown>> {
+  ): Promise<Page<FindingView>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR check_name = $2) AND ($3::text IS NULL OR source = $3)
                      AND ($4::uuid IS NULL OR run_id = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)`;
@@ -236,7 +238,7 @@ export class FindingsService {
     limit: number,
     offset: number,
     now = new Date(),
-  ): Promise<Page<unknown>> {
+  ): Promise<Page<RectificationTaskView>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR status = $2)
                      AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4))`;
@@ -249,32 +251,112 @@ export class FindingsService {
       ]),
       this.db.query(`SELECT count(*)::int AS total FROM rectification_tasks ${where}`, params),
     ]);
-    return { items: items.map((t: Record<string, unknown>) => ({ ...t, checkLabel: CHECK_LABEL[t.check as string] ?? t.check })), total, limit, offset };
+    return { items: (items as RectificationTaskView[]).map((t) => ({ ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check })), total, limit, offset };
   }
 
-  async task(user: AuthUser, id: string) {
-    const [t] = await this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1`, [id]);
+  /**
+   * Every finding the list's filters match (newest first) with its school's name, for an export; more than `maxRows`
+   * matching is a 400 on `from` (narrow the range).
+   */
+  async findingsForExport(
+    user: AuthUser,
+    f: { schoolId?: string; check?: string; source?: string; runId?: string; from?: string; to?: string },
+    maxRows: number,
+  ): Promise<(FindingView & { schoolName: string | null })[]> {
+    const page = await this.findings(user, f, 0, 0);
+    if (page.total > maxRows)
+      throw Errors.validation([{ field: 'from', reason: `${page.total} findings match, more than ${maxRows} (patrols.exportMaxRows): narrow the time range` }]);
+    const schoolId = effectiveSchoolFilter(user, f.schoolId);
+    // The list's own columns, then the school's name (joined outside, so the columns stay those of the list).
+    return this.db.query(
+      `SELECT x.*, s.name AS "schoolName" FROM (
+         SELECT ${FINDING_COLS} FROM patrol_findings
+          WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR check_name = $2) AND ($3::text IS NULL OR source = $3)
+            AND ($4::uuid IS NULL OR run_id = $4) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)
+          ORDER BY at DESC, id LIMIT $7) x
+       LEFT JOIN schools s ON s.id = x."schoolId" ORDER BY x.at DESC, x.id`,
+      [schoolId ?? null, f.check ?? null, f.source ?? null, f.runId ?? null, f.from ?? null, f.to ?? null, maxRows],
+    );
+  }
+
+  /**
+   * Every task the list's filters match (open first, by deadline) with its school's name, for an export; more than
+   * `maxRows` matching is a 400 on `status` (narrow the filter).
+   */
+  async tasksForExport(
+    user: AuthUser,
+    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean },
+    maxRows: number,
+    now = new Date(),
+  ): Promise<(RectificationTaskView & { schoolName: string | null })[]> {
+    const page = await this.tasks(user, f, 0, 0, now);
+    if (page.total > maxRows)
+      throw Errors.validation([{ field: 'status', reason: `${page.total} tasks match, more than ${maxRows} (patrols.exportMaxRows): narrow the filter` }]);
+    const schoolId = effectiveSchoolFilter(user, f.schoolId);
+    return this.db.query(
+      `SELECT x.*, s.name AS "schoolName" FROM (
+         SELECT ${TASK_COLS} FROM rectification_tasks
+          WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR status = $2)
+            AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4))
+          ORDER BY (status = 'open') DESC, deadline, id LIMIT $5) x
+       LEFT JOIN schools s ON s.id = x."schoolId" ORDER BY (x.status = 'open') DESC, x.deadline, x.id`,
+      [schoolId ?? null, f.status ?? null, f.overdue ?? null, now, maxRows],
+    );
+  }
+
+  async task(user: AuthUser, id: string): Promise<RectificationTaskView & { findings: FindingView[] }> {
+    const [t]: RectificationTaskView[] = await this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1`, [id]);
     const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
     if (!t) throw missing();
     assertRecordInScope(user, t.schoolId, missing);
-    const findings = await this.db.query(`SELECT ${FINDING_COLS} FROM patrol_findings WHERE task_id = $1 ORDER BY at DESC LIMIT 100`, [id]);
+    const findings: FindingView[] = await this.db.query(`SELECT ${FINDING_COLS} FROM patrol_findings WHERE task_id = $1 ORDER BY at DESC LIMIT 100`, [id]);
     return { ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check, findings };
   }
 
-  async closeTask(user: AuthUser, id: string, dto: { note: string; evidenceRef?: string }, now = new Date()) {
+  async closeTask(user: AuthUser, id: string, dto: { note: string; evidenceRef?: string }, now = new Date()): Promise<RectificationTaskView> {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1 FOR UPDATE`, [id]);
       const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
       if (!before) throw missing();
       assertRecordInScope(user, before.schoolId, missing);
       if (before.status === 'closed') throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.ALREADY_CLOSED, '该整改任务已关闭');
-      const [after] = returningRows<Record<string, unknown>>(
+      const [after] = returningRows<RectificationTaskView>(
         await m.query(
           `UPDATE rectification_tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4, evidence_ref = $5, updated_at = $2 WHERE id = $1 RETURNING ${TASK_COLS}`,
           [id, now, user.id, dto.note.trim(), dto.evidenceRef ?? null],
         ),
       );
       await this.audit.record(m, { action: 'close', entity: 'rectification_task', entityId: id, schoolId: before.schoolId, before, after });
+      return after;
+    });
+  }
+
+  /**
+   * Sends a closed task back to its school (issue 13: follow tasks to closure, reopen with a reason): open again
+   * with a new deadline (patrols.taskDeadlineHours from now), the reason and who sent it back recorded, the count
+   * raised. The last closing note and evidence reference stay, so the school sees what was not accepted. 404 as
+   * for the task; 409 RECTIFICATION_TASK.NOT_CLOSED on an open task; 409 RECTIFICATION_TASK.OPEN_TASK_EXISTS when
+   * the same problem already has an open task (found again since), `details.openTaskId`. Audited ('reopen').
+   */
+  async reopenTask(user: AuthUser, id: string, dto: { reason: string }, now = new Date()): Promise<RectificationTaskView> {
+    return this.db.transaction(async (m) => {
+      const [before] = await m.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1 FOR UPDATE`, [id]);
+      const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
+      if (!before) throw missing();
+      assertRecordInScope(user, before.schoolId, missing);
+      if (before.status !== 'closed') throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.NOT_CLOSED, '该整改任务尚未完成，无需退回');
+      // One open task per subject (rectification_tasks_open_uq): a finding since the closing may have opened another.
+      const [open] = await m.query(`SELECT id FROM rectification_tasks WHERE subject_key = $1 AND status = 'open'`, [before.subjectKey]);
+      if (open) throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.OPEN_TASK_EXISTS, '同一问题已有未完成的整改任务，请跟进该任务', { openTaskId: open.id });
+      const deadline = new Date(now.getTime() + this.config.patrols.taskDeadlineHours * 3_600_000);
+      const [after] = returningRows<RectificationTaskView>(
+        await m.query(
+          `UPDATE rectification_tasks SET status = 'open', closed_at = NULL, closed_by = NULL, deadline = $2, reopened_at = $3, reopened_by = $4,
+                  reopen_reason = $5, reopen_count = reopen_count + 1, updated_at = $3 WHERE id = $1 RETURNING ${TASK_COLS}`,
+          [id, deadline, now, user.id, dto.reason.trim()],
+        ),
+      );
+      await this.audit.record(m, { action: 'reopen', entity: 'rectification_task', entityId: id, schoolId: before.schoolId, before, after });
       return after;
     });
   }

@@ -62,3 +62,5 @@ export const FIELD_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'scho
 export const QR_ROLES: UserRole[] = ['admin', 'supervisor', 'operator'];
 export const TASK_READ_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor', 'school_security'];
 export const TASK_CLOSE_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];
+/** Who follows tasks to closure and may send one back (issue 13: supervisors; auditors only read). */
+export const TASK_REOPEN_ROLES: UserRole[] = ['admin', 'supervisor'];

@@ -10,6 +10,7 @@ import { RegistryService } from '../registry';
 import { FindingsService } from './findings.service';
 import { GATE_AREA_KINDS, Verdict, VERDICT_CHECK, VERDICT_LABEL } from './patrols.constants';
 import { addDays, dayStart, gateWindows, shanghaiDate } from '../school-day';
+import type { PatrolRoundItemView, PatrolRoundSummary, PatrolRoundView } from './views';
 
 export interface Candidate {
   id: string;
@@ -38,7 +39,9 @@ export function pickCameras(candidates: Candidate[], n: number): Candidate[] {
 /** The evidence purpose the video wall takes a verdict's picture under (RoundsSurface.vue). */
 export const ROUND_EVIDENCE_PURPOSE = 'round.verdict';
 
-const ITEM_COLS = `i.camera_id AS "cameraId", i.school_id AS "schoolId", i.position, i.favoured, i.verdict, i.note, i.snapshot_ref AS "snapshotRef", i.verdict_at AS "verdictAt", i.finding_id AS "findingId"`;
+/** snapshotSource: the verdict picture's evidence source (older verdicts may name something that is no evidence id: null then). */
+const ITEM_COLS = `i.camera_id AS "cameraId", i.school_id AS "schoolId", i.position, i.favoured, i.verdict, i.note, i.snapshot_ref AS "snapshotRef", i.verdict_at AS "verdictAt", i.finding_id AS "findingId",
+  (SELECT e.source FROM video_evidence e WHERE e.id = CASE WHEN i.snapshot_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN i.snapshot_ref::uuid END) AS "snapshotSource"`;
 
 /**
  * Video patrol rounds: an operator looks at N cameras and records a verdict per camera. The
@@ -61,7 +64,7 @@ export class RoundsService {
     return this.config.patrols;
   }
 
-  async start(user: AuthUser, dto: { size?: number; zoneId?: string; schoolId?: string }, now = new Date()) {
+  async start(user: AuthUser, dto: { size?: number; zoneId?: string; schoolId?: string }, now = new Date()): Promise<PatrolRoundView> {
     const size = Math.min(dto.size ?? this.cfg.roundDefaultSize, this.cfg.roundMaxSize);
     const [cams, marks, held, schools] = await Promise.all([
       this.registry.cameraPicks({ zoneId: dto.zoneId, schoolId: dto.schoolId }),
@@ -115,26 +118,27 @@ export class RoundsService {
     return this.round(id);
   }
 
-  async round(id: string) {
-    const [r] = await this.db.query(
+  async round(id: string): Promise<PatrolRoundView> {
+    const [r]: PatrolRoundSummary[] = await this.db.query(
       `SELECT id, operator_id AS "operatorId", operator_name AS "operatorName", size, started_at AS "startedAt", finished_at AS "finishedAt" FROM patrol_rounds WHERE id = $1`,
       [id],
     );
     if (!r) throw Errors.notFound(ErrorCode.PATROL_ROUND.NOT_FOUND, id);
-    const items: Record<string, unknown>[] = await this.db.query(`SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`, [
-      id,
-    ]);
-    const cams = new Map((await this.registry.cameras({ ids: items.map((i) => i.cameraId as string) })).map((c) => [c.id, c]));
+    const items: Omit<PatrolRoundItemView, 'camera'>[] = await this.db.query(
+      `SELECT ${ITEM_COLS} FROM patrol_round_items i WHERE i.round_id = $1 ORDER BY i.position`,
+      [id],
+    );
+    const cams = new Map((await this.registry.cameras({ ids: items.map((i) => i.cameraId) })).map((c) => [c.id, c]));
     return {
       ...r,
       items: items.map((i) => {
-        const c = cams.get(i.cameraId as string);
+        const c = cams.get(i.cameraId);
         return { ...i, camera: c ? { name: c.name, location: c.location, areaKind: c.areaKind, streamUrl: c.streamUrl, status: c.status } : null };
       }),
     };
   }
 
-  async rounds(f: { operatorId?: string; from?: string; to?: string }, limit: number, offset: number): Promise<Page<unknown>> {
+  async rounds(f: { operatorId?: string; from?: string; to?: string }, limit: number, offset: number): Promise<Page<PatrolRoundSummary>> {
     const where = `WHERE ($1::uuid IS NULL OR operator_id = $1) AND ($2::timestamptz IS NULL OR started_at >= $2) AND ($3::timestamptz IS NULL OR started_at < $3)`;
     const params = [f.operatorId ?? null, f.from ?? null, f.to ?? null];
     const [items, [{ total }]] = await Promise.all([
@@ -196,7 +200,13 @@ export class RoundsService {
       ]);
   }
 
-  async verdict(user: AuthUser, roundId: string, cameraId: string, dto: { verdict: Verdict; note?: string; snapshotRef?: string }, now = new Date()) {
+  async verdict(
+    user: AuthUser,
+    roundId: string,
+    cameraId: string,
+    dto: { verdict: Verdict; note?: string; snapshotRef?: string },
+    now = new Date(),
+  ): Promise<PatrolRoundView> {
     await this.db.transaction(async (m) => {
       const [r] = await m.query(`SELECT operator_id, finished_at FROM patrol_rounds WHERE id = $1 FOR UPDATE`, [roundId]);
       if (!r) throw Errors.notFound(ErrorCode.PATROL_ROUND.NOT_FOUND, roundId);

@@ -2,8 +2,16 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../../infra/database/returning';
+import { turnBatch } from '../../infra/database/turn-batch';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
+
+/** A camera made from a GB/T 28181 device's channel. */
+export interface GbDeviceCamera {
+  id: string;
+  channelId: string;
+  schoolId: string;
+}
 
 /** Cameras provisioned from GB/T 28181 devices' channels (used by the SIP front end). */
 @Injectable()
@@ -13,9 +21,33 @@ export class GbProvisioningService {
     private readonly audit: AuditService,
   ) {}
 
-  /** The cameras (channels) registered under a GB/T 28181 device id. */
-  gbDeviceCameras(deviceId: string): Promise<{ id: string; channelId: string; schoolId: string }[]> {
-    return this.db.query(`SELECT id, channel_id AS "channelId", school_id AS "schoolId" FROM cameras WHERE device_id = $1 ORDER BY channel_id`, [deviceId]);
+  /**
+   * The cameras (channels) registered under a GB/T 28181 device id, by channel id. The look-ups asked
+   * for in one event-loop turn are one query: after a platform restart every device re-registers at
+   * once, and a query per device queued 100,000 waiters on the pool (issue 16 §8).
+   */
+  readonly gbDeviceCameras = turnBatch<string, GbDeviceCamera[]>(
+    async (deviceIds) => {
+      const rows: (GbDeviceCamera & { deviceId: string })[] = await this.db.query(
+        `SELECT device_id AS "deviceId", id, channel_id AS "channelId", school_id AS "schoolId" FROM cameras WHERE device_id = ANY($1::bpchar[]) ORDER BY device_id, channel_id`,
+        [deviceIds],
+      );
+      const byDevice = new Map<string, GbDeviceCamera[]>();
+      for (const { deviceId, ...cam } of rows) {
+        const list = byDevice.get(deviceId);
+        if (list) list.push(cam);
+        else byDevice.set(deviceId, [cam]);
+      }
+      return byDevice;
+    },
+    () => [],
+  );
+
+  /** The ids of the cameras under any of these GB/T 28181 device ids (the SIP server's restart grace). */
+  async camerasOfDevices(deviceIds: string[]): Promise<string[]> {
+    if (deviceIds.length === 0) return [];
+    const rows: { id: string }[] = await this.db.query(`SELECT id FROM cameras WHERE device_id = ANY($1::bpchar[])`, [deviceIds]);
+    return rows.map((r) => r.id);
   }
 
   /**
@@ -74,7 +106,7 @@ export class GbProvisioningService {
         })),
       );
       const all: { id: string; device_id: string; channel_id: string }[] = await m.query(
-        `SELECT c.id, c.device_id, c.channel_id FROM cameras c JOIN unnest($1::text[], $2::text[]) AS v(d, ch) ON c.device_id = v.d AND c.channel_id = v.ch`,
+        `SELECT c.id, c.device_id, c.channel_id FROM cameras c JOIN unnest($1::bpchar[], $2::bpchar[]) AS v(d, ch) ON c.device_id = v.d AND c.channel_id = v.ch`,
         [channels.map((c) => c.deviceId), channels.map((c) => c.channelId)],
       );
       const fresh = new Set(created.map((r) => r.id));

@@ -17,30 +17,35 @@ export function resourceController(def: ResourceDef): Type<unknown> {
   class ResourceController {
     constructor(@Inject(serviceToken(def)) private readonly svc: ResourceService<{ id: string }>) {}
 
+    /** Lists {resource} (filters and paging as the query says). */
     @Roles(...def.readRoles)
     @Get()
     list(@Query() query: Record<string, unknown>, @CurrentUser() user: AuthUser) {
       return this.svc.list(user, query);
     }
 
+    /** One of {resource} by id. */
     @Roles(...def.readRoles)
     @Get(':id')
     async get(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
       return this.svc.view(await this.svc.get(user, id));
     }
 
+    /** Creates one of {resource}. Audited. */
     @Roles(...def.writeRoles)
     @Post()
     async create(@Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
       return this.svc.view(await this.svc.create(user, body));
     }
 
+    /** Changes one of {resource}. Audited. */
     @Roles(...def.writeRoles)
     @Patch(':id')
     async update(@UuidParam() id: string, @Body() body: Record<string, unknown>, @CurrentUser() user: AuthUser) {
       return this.svc.view(await this.svc.update(user, id, body));
     }
 
+    /** Deletes one of {resource}. Audited. */
     @Roles(...def.writeRoles)
     @Delete(':id')
     @HttpCode(204)

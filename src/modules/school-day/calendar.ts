@@ -63,6 +63,12 @@ export function shanghaiDate(at: Date | number): string {
   return new Date(new Date(at).getTime() + OFFSET_MS).toISOString().slice(0, 10);
 }
 
+/** 'YYYY-MM-DD HH:mm:ss' of an instant on the Asia/Shanghai clock (exports, for people and spreadsheets); '' for none. */
+export function shanghaiStamp(at: Date | string | number | null | undefined): string {
+  if (at === null || at === undefined || at === '') return '';
+  return new Date(new Date(at).getTime() + OFFSET_MS).toISOString().slice(0, 19).replace('T', ' ');
+}
+
 /** The instant a Shanghai wall-clock time (HH:mm) happens on a date. */
 export function shanghaiTime(date: string, hhmm: string): Date {
   return new Date(Date.parse(`${date}T${hhmm}:00Z`) - OFFSET_MS);

@@ -11,6 +11,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope } from '../../infra/access/scope';
 import { EvidenceNotFound, EvidenceStore, FileEvidenceStore, sha256 } from './evidence-store';
 import { jpegSize } from './media/jpeg';
+import type { SnapshotSource } from './snapshot-uri';
 import { videoConfig } from './video.config';
 import { VideoErrors } from './video.errors';
 import { VideoService } from './video.service';
@@ -30,6 +31,14 @@ export const ROUND_VERDICT_PURPOSE = 'round.verdict';
 export const STRAY_SWEEP_DAYS = 7;
 const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 
+/**
+ * Where an evidence picture came from (video_evidence.source, CHECK-ed by its migration): a camera's
+ * own JPEG from its ONVIF snapshot URI ('snapshot_uri'), a frame of its stream ('stream': ffmpeg over
+ * RTSP, or GB/T 28181 INVITE), a photo a person sent from a phone ('upload'), or 'unknown' for a
+ * picture kept before sources were recorded. The camera values are shouhu_video_snapshot_sources_total's.
+ */
+export type EvidenceSource = SnapshotSource | 'upload' | 'unknown';
+
 export interface EvidenceRecord {
   id: string;
   /** null: a photo a person attached (an alarm photo from the guard's phone), not a camera's picture. */
@@ -44,9 +53,18 @@ export interface EvidenceRecord {
   /** The record it belongs to (incident, round item, check-in id), when there is one. */
   refId: string | null;
   capturedAt: Date;
+  /** Where the picture came from (kept with it): see EvidenceSource. */
+  source: EvidenceSource;
+  /**
+   * Set on the answer of a capture that took the picture (not on records read back): when the
+   * stream stood in for a failed snapshot URI, that failure's code (VIDEO.SNAPSHOT_URI_TIMEOUT…).
+   */
+  snapshotUriError?: string;
 }
 
-const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
+/** The columns of an evidence record as answered (an allow-list: storage_key, dedup_key, uploaded_by and upload_sha256 stay out). */
+export const EVIDENCE_COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt", source`;
+const COLS = EVIDENCE_COLS;
 
 /**
  * Evidence snapshots: a JPEG of a camera at a moment, stored (video.evidenceDir by default) with
@@ -91,13 +109,13 @@ export class EvidenceService {
     const put = await this.store.put(shot.takenAt, shot.jpeg, 'jpg');
     const [row] = returningRows<EvidenceRecord>(
       await this.db.query(
-        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING ${COLS}`,
-        [shot.cameraId, shot.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, purpose, refId, shot.takenAt, dedupKey],
+        [shot.cameraId, shot.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, purpose, refId, shot.takenAt, dedupKey, shot.source],
       ),
     );
-    if (row) return row;
+    if (row) return { ...row, ...(shot.snapshotUriError ? { snapshotUriError: shot.snapshotUriError } : {}) };
     await this.store.delete(put.key);
     const first = await this.byDedupKey(dedupKey!);
     if (!first) throw new Error(`evidence ${dedupKey} conflicted but cannot be read back`);

@@ -6,7 +6,8 @@ import { JobName, JobPayloads } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { IncidentNoticesService, type NoticeTimelineEntry } from '../alarms';
 import { ConsoleEventsService, type IncidentCamera } from '../console-events';
-import { EvidenceService } from './evidence.service';
+import { RegistryService } from '../registry';
+import { EvidenceService, type EvidenceSource } from './evidence.service';
 
 /** What one camera gave for an incident's evidence round (the timeline entry's `data`). */
 export interface IncidentEvidenceEntry {
@@ -20,6 +21,10 @@ export interface IncidentEvidenceEntry {
   width?: number;
   height?: number;
   capturedAt?: string;
+  /** Where the picture came from (the evidence record's source): the camera's ONVIF snapshot URI (no stream pulled) or its stream. */
+  source?: EvidenceSource;
+  /** The snapshot URI's failure code (VIDEO.SNAPSHOT_URI_TIMEOUT…) when the stream stood in for it. */
+  snapshotUriError?: string;
   /** Not taken: the video error code (VIDEO.DEVICE_OFFLINE, VIDEO.SNAPSHOT_TIMEOUT…) and its message. */
   code?: string;
   message?: string;
@@ -31,13 +36,25 @@ export interface IncidentEvidenceEntry {
   lateBySeconds?: number;
 }
 
+/**
+ * The cameras an evidence round pictures, at most `max`: the online ones in the incident's order
+ * (linked cameras first, then the rest of the spot's), so linked+online, then other online; only
+ * when none is online, the first `max` as listed (their entries then say why there is no picture).
+ * An offline camera's picture cannot be taken: with a cap, picking it would leave an online
+ * camera of the spot out of the evidence for nothing.
+ */
+export function evidenceCameras<T extends { id: string }>(cameras: T[], online: (id: string) => boolean, max: number): T[] {
+  const up = cameras.filter((c) => online(c.id));
+  return (up.length ? up : cameras).slice(0, max);
+}
+
 /** `alarm.raise` for the picture at the raise, `alarm.raise+10s` for the one 10 s later. */
 export const incidentEvidencePurpose = (afterSeconds: number) => (afterSeconds === 0 ? 'alarm.raise' : `alarm.raise+${afterSeconds}s`);
 
 /**
  * Evidence at an alarm (issue 15): the VideoIncidentEvidence job — written by the alarms intake
  * into its outbox, committed with the incident, one per offset of alarms.evidenceSnapshotSeconds
- * (0 and 10 s) — grabs a JPEG of each linked camera (the first alarms.evidenceMaxCameras), in parallel, each bounded by
+ * (0 and 10 s) — grabs a JPEG of each linked camera (at most alarms.evidenceMaxCameras, online ones first: evidenceCameras), in parallel, each bounded by
  * video.snapshotTimeoutMs (+ a margin for the store), and writes one timeline entry per camera:
  * `evidence` (with the evidence id) or `evidence_failed` (with the video error code: offline,
  * busy, no answer, timeout). A camera that cannot be grabbed is an answer, never a hang or a retry.
@@ -59,6 +76,7 @@ export class IncidentEvidenceService {
     private readonly evidence: EvidenceService,
     private readonly notices: IncidentNoticesService,
     private readonly events: ConsoleEventsService,
+    private readonly registry: RegistryService,
     queue: QueueService,
   ) {
     queue.handle(JobName.VideoIncidentEvidence, (p, meta) => this.run(p, meta.jobId));
@@ -72,7 +90,9 @@ export class IncidentEvidenceService {
     }
     const purpose = incidentEvidencePurpose(p.afterSeconds);
     const late = await this.lateness(jobId);
-    const cameras = inc.cameras.slice(0, this.config.alarms.evidenceMaxCameras);
+    // Online now (the registry's status at the round, not at the raise: the second round is seconds later).
+    const online = new Set((await this.registry.cameras({ ids: inc.cameras.map((c) => c.id) })).filter((c) => c.status === 'online').map((c) => c.id));
+    const cameras = evidenceCameras(inc.cameras, (id) => online.has(id), this.config.alarms.evidenceMaxCameras);
     const results = (await Promise.all(cameras.map((c) => this.one(c, p, purpose)))).map((r) => ({ ...r, ...late }));
     const entries: NoticeTimelineEntry[] = results.map((r) => ({
       incidentId: p.incidentId,
@@ -115,6 +135,15 @@ export class IncidentEvidenceService {
     const r = await this.evidence.captureBounded(c.id, purpose, p.incidentId, `${purpose}:${p.incidentId}:${c.id}`);
     if (!r.record) return { ...base, code: r.code, message: r.message };
     const rec = r.record;
-    return { ...base, evidenceId: rec.id, sha256: rec.sha256, width: rec.width, height: rec.height, capturedAt: new Date(rec.capturedAt).toISOString() };
+    return {
+      ...base,
+      evidenceId: rec.id,
+      sha256: rec.sha256,
+      width: rec.width,
+      height: rec.height,
+      capturedAt: new Date(rec.capturedAt).toISOString(),
+      source: rec.source,
+      ...(rec.snapshotUriError ? { snapshotUriError: rec.snapshotUriError } : {}),
+    };
   }
 }

@@ -11,7 +11,7 @@ import { assertRecordInScope } from '../../infra/access/scope';
 import { AuditService } from '../audit-log';
 import { IncidentNoticesService, OPEN_STATUSES } from '../alarms';
 import { ConsoleEventsService } from '../console-events';
-import { ALARM_PHOTO_PURPOSE, EvidenceService, type EvidenceRecord } from './evidence.service';
+import { ALARM_PHOTO_PURPOSE, EVIDENCE_COLS, EvidenceService, type EvidenceRecord } from './evidence.service';
 import { jpegHasScan, jpegSize } from './media/jpeg';
 import { PhotoCleaner, PhotoUndecodable } from './media/photo-cleaner';
 import { videoConfig } from './video.config';
@@ -24,9 +24,11 @@ export interface AlarmPhotoEntry {
   width: number;
   height: number;
   capturedAt: string;
+  /** Always 'upload' (a person's photo, not a camera's picture): said as the cameras' `evidence` entries say theirs. */
+  source: 'upload';
 }
 
-const COLS = `id, camera_id AS "cameraId", school_id AS "schoolId", sha256, bytes, width, height, purpose, ref_id AS "refId", captured_at AS "capturedAt"`;
+const COLS = EVIDENCE_COLS;
 
 /** Quality of the re-encoded photo (jpeg-js 1–100): the phone sends ~0.85 already. */
 const PHOTO_QUALITY = 85;
@@ -135,8 +137,8 @@ export class IncidentPhotosService implements OnModuleDestroy {
           throw Errors.conflict(ErrorCode.EVIDENCE.PHOTO_LIMIT, `每条报警最多附 ${cfg.photosPerIncident} 张照片`, { limit: cfg.photosPerIncident });
         const [record] = returningRows<EvidenceRecord>(
           await m.query(
-            `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, uploaded_by, upload_sha256)
-             VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLS}`,
+            `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, dedup_key, uploaded_by, upload_sha256, source)
+             VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'upload') RETURNING ${COLS}`,
             [inc.schoolId, put.key, put.sha256, put.bytes, size.width, size.height, ALARM_PHOTO_PURPOSE, incidentId, at, dedupKey, user.id, uploadSha256],
           ),
         );
@@ -147,6 +149,7 @@ export class IncidentPhotosService implements OnModuleDestroy {
           width: record.width,
           height: record.height,
           capturedAt: at.toISOString(),
+          source: 'upload',
         };
         await this.notices.appendByUser(m, { id: user.id, name: shownName(user) }, { incidentId, action: 'photo', note: '现场照片', data });
         await this.audit.record(m, { action: 'attach_photo', entity: 'incident', entityId: incidentId, schoolId: inc.schoolId, after: data });

@@ -5,6 +5,7 @@ import { PsScanner } from './media/ps-scan';
 import { RtpPortPool, RtpReceiver } from './media/rtp-receiver';
 import type { VideoConfig } from './video.config';
 import { asDomainError, VideoErrors } from './video.errors';
+import { hideAccount } from './camera-urls';
 
 /** Where a camera's picture comes from. */
 export type StreamSource =
@@ -16,7 +17,13 @@ export type StreamSource =
       /** A recording played back over [start, end) (GB/T 28181 §9.8) instead of the live picture. */
       playback?: { start: Date; end: Date };
     }
-  | { kind: 'url'; url: string };
+  | {
+      kind: 'url';
+      /** What ffmpeg pulls (may carry the camera's account: never shown, see hideAccount). */
+      url: string;
+      /** A recorder's recording over [start, end) (its RTSP playback URL) instead of the live picture. */
+      playback?: { start: Date; end: Date };
+    };
 
 /** A live dialog with a GB/T 28181 device (the gb28181 module's INVITE client behind a narrow interface). */
 export interface GbDialog {
@@ -331,7 +338,10 @@ export class LiveStream {
   private onRemuxerExit(r: Remuxer, input: RemuxInput, e: { code: number | null; signal: string | null; stderr: string; requested: boolean }): void {
     if (this.remuxer !== r || this.state === 'stopped' || e.requested) return;
     this.remuxer = undefined;
-    const why = e.stderr.split('\n').filter(Boolean).pop() ?? `ffmpeg exited (${e.signal ?? e.code})`;
+    // ffmpeg names the URL it pulled, account included: never passed on to callers or viewers.
+    const why = hideAccount(e.stderr.split('\n').filter(Boolean).pop() ?? `ffmpeg exited (${e.signal ?? e.code})`);
+    // A recorder's playback that ends its stream once it has played (ffmpeg exits 0 at the end of the stream) has ended, not failed.
+    if (this.source.playback && this.state === 'live' && e.code === 0) return this.end('the recording has ended');
     // Before the first picture a crash is not transient (camera refused, bad stream, no ffmpeg): say so now.
     if (this.state === 'starting') return this.fail(VideoErrors.upstreamFailed(why));
     const now = Date.now();
@@ -363,7 +373,7 @@ export class LiveStream {
    * playback slot and the device's stream forever.
    */
   private armPlaybackEnd(): void {
-    if (this.source.kind !== 'gb' || !this.source.playback) return;
+    if (!this.source.playback) return;
     const rangeMs = this.source.playback.end.getTime() - this.source.playback.start.getTime();
     this.playbackEndTimer = setTimeout(() => this.end('the range has played'), rangeMs + this.cfg.playbackOverrunSeconds * 1000);
     this.playbackEndTimer.unref();
@@ -371,7 +381,7 @@ export class LiveStream {
 
   /** When a playback's range is due to have played (ms since epoch), or null for a live stream or before its first picture. */
   get playbackDueAt(): number | null {
-    if (this.source.kind !== 'gb' || !this.source.playback || !this.firstKeyframeAt) return null;
+    if (!this.source.playback || !this.firstKeyframeAt) return null;
     return this.firstKeyframeAt + this.source.playback.end.getTime() - this.source.playback.start.getTime();
   }
 

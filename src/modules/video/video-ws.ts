@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ErrorCode } from '../../infra/http/error-codes';
@@ -22,7 +23,19 @@ export class VideoWebSocket implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger('VideoWS');
   private wss?: WebSocketServer;
   private server?: Server;
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head);
+  /**
+   * An 'upgrade' listener that throws kills the process (it runs inside the HTTP parser's emit):
+   * attack pass 4 did it with `GET http://[ HTTP/1.1` (new URL threw). Whatever goes wrong is a 400 here.
+   */
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    try {
+      this.upgrade(req, socket, head);
+    } catch (e) {
+      malformedInput.inc({ source: 'video_ws', reason: 'bad_request' });
+      this.logger.warn(`video websocket upgrade refused: ${(e as Error).message}`);
+      if (!socket.destroyed) this.refuse(socket, 400, ErrorCode.VALIDATION_FAILED, 'malformed upgrade request');
+    }
+  };
 
   constructor(
     private readonly host: HttpAdapterHost,
@@ -38,9 +51,9 @@ export class VideoWebSocket implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private refuse(socket: Duplex, status: number, code: string, message: string): void {
-    const body = JSON.stringify({ error: { code, message } });
+    const body = JSON.stringify({ error: { code, message, requestId: randomUUID() } });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 404 ? 'Not Found' : 'Forbidden'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
 

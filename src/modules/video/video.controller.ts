@@ -9,6 +9,7 @@ import {
   Inject,
   Injectable,
   NestInterceptor,
+  Patch,
   Post,
   Req,
   Res,
@@ -22,7 +23,8 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { IncidentPhotosService } from './incident-photos.service';
 import { videoConfig } from './video.config';
-import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
+import { CameraMediaService } from './camera-media.service';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsNotBefore, IsStrictInstant } from '../../infra/http/dates';
 import { UuidParam } from '../../infra/http/params';
@@ -54,6 +56,60 @@ export class PlaybackDto {
   @IsStrictInstant()
   @IsNotBefore('start')
   end!: string;
+}
+
+/**
+ * A camera's ONVIF account and recorder playback template (admin). Every field optional; null
+ * clears. The password is kept encrypted and never returned (`onvifPwKept` says whether one is kept).
+ */
+export class CameraMediaDto {
+  @ApiPropertyOptional({
+    type: String,
+    description: "the camera's ONVIF address: host name or IP (the device service is http://host:port/onvif/device_service)",
+    nullable: true,
+  })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @Matches(/^[A-Za-z0-9.:-]{1,253}$/, { message: 'onvifHost: a host name or IP address' })
+  onvifHost?: string | null;
+
+  @ApiPropertyOptional({ type: Number, description: 'ONVIF HTTP port (null = 80)', nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  onvifPort?: number | null;
+
+  @ApiPropertyOptional({ type: String, description: "the camera's account (ONVIF, and RTSP digest auth for its streams)", nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @Matches(/^[\x21-\x7e]{1,64}$/, { message: 'onvifUsername: 1–64 visible ASCII characters' })
+  onvifUsername?: string | null;
+
+  @ApiPropertyOptional({ type: String, description: 'its password (kept encrypted, never returned); null forgets it', nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @Matches(/^[\x20-\x7e]{1,128}$/, { message: 'onvifPassword: 1–128 printable ASCII characters' })
+  onvifPassword?: string | null;
+
+  @ApiPropertyOptional({ type: String, description: 'the media profile to play (null = the first H.264 profile the probe finds)', nullable: true })
+  @IsOptional()
+  @ValidateIf((_, v) => v !== null)
+  @Matches(/^[\x21-\x7e]{1,64}$/, { message: 'onvifProfileToken: 1–64 visible ASCII characters' })
+  onvifProfileToken?: string | null;
+
+  @ApiPropertyOptional({
+    type: String,
+    description:
+      "RTSP playback URL of the camera's recorder ('' = none), with {start:FMT} {end:FMT} (recorder local time, video.recorderTimeZone) or " +
+      '{startUtc:FMT} {endUtc:FMT} (UTC); FMT tokens YYYY MM DD HH mm ss. Hikvision: rtsp://nvr:554/Streaming/tracks/101?starttime={startUtc:YYYYMMDDTHHmmssZ}&endtime={endUtc:YYYYMMDDTHHmmssZ}; ' +
+      'Dahua: rtsp://nvr:554/cam/playback?channel=1&subtype=0&starttime={start:YYYY_MM_DD_HH_mm_ss}&endtime={end:YYYY_MM_DD_HH_mm_ss}',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
+  playbackUrlTemplate?: string;
 }
 
 const PHOTO_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -100,6 +156,9 @@ function pictureHeaders(res: Response, filename: string): void {
  * Live video and snapshots. Who may play or grab a camera: whoever may read it (every role, a
  * school's security staff only their school's cameras).
  */
+/** A picture route's answer: the JPEG bytes themselves. */
+const JPEG_ANSWER = { description: 'the picture', content: { 'image/jpeg': { schema: { type: 'string' as const, format: 'binary' } } } };
+
 @ApiTags('video')
 @ApiBearerAuth()
 @Controller()
@@ -108,7 +167,41 @@ export class VideoController {
     private readonly video: VideoService,
     private readonly evidence: EvidenceService,
     private readonly photos: IncidentPhotosService,
+    private readonly media: CameraMediaService,
   ) {}
+
+  /** A camera's media settings (admin): ONVIF address and account (never the password), last probe, snapshot URI, playback URL template. */
+  @Roles('admin')
+  @Get('cameras/:id/media')
+  mediaSettings(@UuidParam() id: string) {
+    return this.media.get(id);
+  }
+
+  /** Changes a camera's media settings (admin; audited, the password as 'set' / null). 400 on a playback URL template without start/end placeholders. */
+  @Roles('admin')
+  @Patch('cameras/:id/media')
+  updateMediaSettings(@UuidParam() id: string, @Body() dto: CameraMediaDto) {
+    return this.media.update(id, dto);
+  }
+
+  /**
+   * "Probe camera" (admin): keeps the settings given, asks the camera over ONVIF (device
+   * information, profiles, RTSP stream URI, snapshot URI) and fills its stream address. Errors: 409
+   * VIDEO.ONVIF_NOT_CONFIGURED (no host, or the kept password cannot be read), 504
+   * VIDEO.ONVIF_UNREACHABLE (no answer within video.onvifTimeoutMs, or the whole probe past
+   * video.onvifProbeMaxMs), 502 VIDEO.ONVIF_AUTH_FAILED, 502 VIDEO.ONVIF_NOT_ONVIF, 502
+   * VIDEO.ONVIF_ANSWER_TOO_LARGE (an answer past video.onvifMaxAnswerBytes), 400
+   * VIDEO.ONVIF_ADDRESS_REFUSED (loopback, link-local…, or outside video.onvifAllowedNetworks), 503
+   * VIDEO.ONVIF_PROBE_BUSY (video.onvifProbeConcurrency; Retry-After). A failure's message and
+   * details are ours (`details.step`: the ONVIF request that failed); what the device said is in the
+   * `onvif_probe_failed` audit entry, never in the answer.
+   */
+  @Roles('admin')
+  @Post('cameras/:id/onvif-probe')
+  @HttpCode(200)
+  probeOnvif(@UuidParam() id: string, @Body() dto: CameraMediaDto) {
+    return this.media.probe(id, dto);
+  }
 
   /**
    * Attaches a photo to an alarm (the guard's phone; whoever may see the incident and raise alarms):
@@ -169,35 +262,57 @@ export class VideoController {
     return this.video.playback(user, id, { start: new Date(dto.start), end: new Date(dto.end) });
   }
 
-  /** A JPEG of the camera now (from the running stream, else a short pull); cached video.snapshotCacheMs. Errors as for stream. */
+  /**
+   * How the console can show the camera before it asks for a stream: `{ cameraId, live, snapshotUri }` — `live` false when
+   * there is no stream to play (no usable stream address; or a snapshot URI, no stream address and no registered GB/T 28181
+   * device), so the player shows the latest snapshot instead of asking for a stream it cannot have. Errors: 404 camera (another school's too).
+   */
+  @Roles(...ALL_ROLES)
+  @Get('cameras/:id/live-source')
+  liveSource(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+    return this.video.liveSource(user, id);
+  }
+
+  /**
+   * A JPEG of the camera now: from its ONVIF snapshot URI when it has one, else (or when that fails) from the running stream
+   * or a short pull; cached video.snapshotCacheMs; X-Snapshot-Source says which. Errors as for stream, and VIDEO.SNAPSHOT_URI_*
+   * when the snapshot URI failed and the stream cannot stand in (no address, or video.snapshotUriFallback false).
+   */
   @Roles(...ALL_ROLES)
   @Get('cameras/:id/snapshot')
   @ApiProduces('image/jpeg')
-  @ApiOkResponse({ description: 'image/jpeg' })
+  @ApiOkResponse(JPEG_ANSWER)
   async snapshot(@UuidParam() id: string, @CurrentUser() user: AuthUser, @Res() res: Response): Promise<void> {
     const shot = await this.video.snapshot(user, id);
     pictureHeaders(res, `snapshot-${id}.jpg`);
     res.setHeader('Cache-Control', `private, max-age=${Math.floor(this.video.cfg.snapshotCacheMs / 1000)}`);
     res.setHeader('X-Snapshot-Taken-At', shot.takenAt.toISOString());
+    res.setHeader('X-Snapshot-Source', shot.source); // snapshot_uri (the camera's own JPEG) or stream
     res.end(shot.jpeg);
   }
 
-  /** Keeps a snapshot of the camera as evidence (SHA-256 recorded; retention video.evidenceRetentionDays). */
+  /**
+   * Keeps a snapshot of the camera as evidence (SHA-256 recorded; retention video.evidenceRetentionDays). The record says
+   * where the picture came from (`source`: snapshot_uri or stream) and, when the stream stood in for a failed snapshot URI,
+   * that failure's code (`snapshotUriError`).
+   */
   @Roles('admin', 'operator', 'supervisor', 'school_security')
   @Post('cameras/:id/evidence')
   capture(@UuidParam() id: string, @Body() body: CaptureEvidenceDto, @CurrentUser() user: AuthUser) {
     return this.evidence.capture(user, id, body.purpose ?? 'manual', body.refId ?? null);
   }
 
-  /** An evidence picture, checked against its recorded SHA-256 (409 when altered, 410 when gone). */
+  /** An evidence picture, checked against its recorded SHA-256 (409 when altered, 410 when gone); X-Evidence-Source says where it came from. */
   @Roles(...ALL_ROLES)
   @Get('video/evidence/:id')
   @ApiProduces('image/jpeg')
+  @ApiOkResponse(JPEG_ANSWER)
   async evidencePicture(@UuidParam() id: string, @CurrentUser() user: AuthUser, @Res() res: Response): Promise<void> {
     const { record, jpeg } = await this.evidence.read(user, id);
     pictureHeaders(res, `evidence-${record.id}.jpg`);
     res.setHeader('Cache-Control', 'private, max-age=3600, immutable');
     res.setHeader('X-Content-SHA256', record.sha256);
+    res.setHeader('X-Evidence-Source', record.source); // snapshot_uri, stream, upload or unknown (kept before sources were)
     res.end(jpeg);
   }
 }

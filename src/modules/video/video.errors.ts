@@ -42,7 +42,7 @@ export const VideoErrors = {
     new DomainError(
       HttpStatus.CONFLICT,
       ErrorCode.VIDEO.PLAYBACK_UNSUPPORTED,
-      `camera ${cameraId} is not a GB/T 28181 channel: playback of recordings is GB/T 28181 only (§9.8)`,
+      `camera ${cameraId} cannot play recordings: it is not a GB/T 28181 channel (§9.8) and has no RTSP playback URL template (PATCH /cameras/:id/media)`,
     ),
   playbackCapacity: (scope: 'process' | 'user' | 'camera', max: number) =>
     new DomainError(

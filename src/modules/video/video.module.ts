@@ -6,6 +6,7 @@ import { Gb28181Module } from '../gb28181';
 import { AlarmsModule } from '../alarms';
 import { PatrolsModule } from '../patrols';
 import { RegistryModule } from '../registry';
+import { CameraMediaService } from './camera-media.service';
 import { CheckinEvidenceService } from './checkin-evidence.service';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
@@ -23,7 +24,7 @@ import { VideoWebSocket } from './video-ws';
 @Module({
   imports: [RegistryModule, Gb28181Module, AlarmsModule, PatrolsModule],
   controllers: [VideoController],
-  providers: [VideoService, EvidenceService, IncidentEvidenceService, IncidentPhotosService, CheckinEvidenceService, VideoWebSocket],
+  providers: [VideoService, CameraMediaService, EvidenceService, IncidentEvidenceService, IncidentPhotosService, CheckinEvidenceService, VideoWebSocket],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {

@@ -13,8 +13,12 @@ import { assertRecordInScope } from '../../infra/access/scope';
 import { InviteError, SipServer } from '../gb28181';
 import { AuditService } from '../audit-log';
 import { RegistryService } from '../registry';
+import { CameraMediaService, CameraPullSettings } from './camera-media.service';
+import { fillPlaybackTemplate, withAccount } from './camera-urls';
 import { GbPlayer, LiveStream, StreamSource, ViewerSink } from './live-stream';
 import { JpegEncoders } from './media/jpeg';
+import { fetchSnapshotUri, SnapshotSource } from './snapshot-uri';
+import { CameraAuthMemory } from './http-digest';
 import { RtpPortPool } from './media/rtp-receiver';
 import { StreamClaims, StreamTokens } from './stream-token';
 import { VideoConfig, videoConfig } from './video.config';
@@ -29,7 +33,21 @@ const streamEvents = new Counter({
   registers: [metrics],
 });
 
+const snapshotSources = new Counter({
+  name: 'shouhu_video_snapshot_sources_total',
+  help: "Camera pictures taken, by where they came from: the camera's ONVIF snapshot URI, or a stream pull (ffmpeg decode / INVITE); and snapshot URI failures by code",
+  labelNames: ['source', 'result'],
+  registers: [metrics],
+});
+
 export const WS_PATH = '/api/v1/video/ws';
+
+/** A camera's picture and where it came from; `snapshotUriError`: the code of a failed snapshot URI GET the stream pull stood in for. */
+export interface Shot {
+  jpeg: Buffer;
+  source: SnapshotSource;
+  snapshotUriError?: string;
+}
 
 export interface CameraRef {
   id: string;
@@ -37,6 +55,17 @@ export interface CameraRef {
   deviceId: string;
   channelId: string;
   streamUrl: string;
+  /** The ONVIF account (added to RTSP pulls only) and the recorder's playback URL template; absent: none. */
+  pull?: CameraPullSettings;
+}
+
+/** How the console can show a camera (VideoService.liveSource). */
+export interface CameraLiveSource {
+  cameraId: string;
+  /** A stream can be asked for (POST /cameras/:id/stream); false: there is none to play. */
+  live: boolean;
+  /** The camera keeps an ONVIF snapshot URI: GET /cameras/:id/snapshot gives its own JPEG. */
+  snapshotUri: boolean;
 }
 
 export interface PlayTicket {
@@ -102,9 +131,11 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly pool: RtpPortPool;
   private transcodes = 0;
   private ssrcSeq = Math.floor(Math.random() * 10000);
-  private readonly snapshots = new Map<string, { at: number; jpeg: Buffer } | Promise<Buffer>>();
+  private readonly snapshots = new Map<string, ({ at: number } & Shot) | Promise<Shot>>();
   /** The last failed snapshot per camera, answered again for video.snapshotFailureMemoMs (see `snapshot`). */
   private readonly snapshotFailures = new Map<string, { at: number; error: DomainError }>();
+  /** What each camera's snapshot URI asked last (Digest nonce, Basic): its next picture is one request (video.snapshotUriAuthCameras). */
+  readonly snapshotAuth: CameraAuthMemory;
   private lastWarnAt = 0;
   private closing = false;
   viewerCount = 0;
@@ -117,11 +148,13 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly registry: RegistryService,
     private readonly audit: AuditService,
     @InjectDataSource() private readonly db: DataSource,
+    private readonly media: CameraMediaService,
     @Optional() private readonly gb?: SipServer,
   ) {
     this.cfg = videoConfig(config);
     this.pool = new RtpPortPool(this.cfg.rtpPortMin, this.cfg.rtpPortMax);
     this.tokens = new StreamTokens(this.cfg.tokenSecret || config.auth.jwtSecret, this.cfg.tokenTtlSeconds);
+    this.snapshotAuth = new CameraAuthMemory(this.cfg.snapshotUriAuthCameras);
   }
 
   /** Says at boot (not at the first click) when ffmpeg is missing; the rest of the service runs on. Not awaited: boot does not wait for it. */
@@ -148,21 +181,45 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     const [c] = await this.registry.cameras({ ids: [id] });
     if (!c) throw Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, id);
     if (user) assertRecordInScope(user, c.schoolId, () => Errors.notFound(ErrorCode.CAMERA.NOT_FOUND, id));
-    return { id: c.id, schoolId: c.schoolId, deviceId: c.deviceId, channelId: c.channelId, streamUrl: c.streamUrl };
+    const pull = await this.media.pullSettings(c.id);
+    return { id: c.id, schoolId: c.schoolId, deviceId: c.deviceId, channelId: c.channelId, streamUrl: c.streamUrl, pull };
   }
 
   /**
-   * How a camera is played: its `streamUrl` when it is rtsp/rtmp/http(s) (ffmpeg pulls it), else
+   * How a camera is played: its `streamUrl` when it is rtsp/rtmp/http(s) (ffmpeg pulls it, with the
+   * camera's ONVIF account for RTSP digest auth when one is kept and the address has none), else
    * GB/T 28181 live play of device + channel through the SIP server of this process.
    */
   sourceOf(c: CameraRef): StreamSource {
     const url = c.streamUrl.trim();
-    if (/^(rtsp|rtsps|rtmp|https?):\/\//i.test(url)) return { kind: 'url', url };
+    if (/^(rtsp|rtsps|rtmp|https?):\/\//i.test(url)) return { kind: 'url', url: withAccount(url, c.pull?.account ?? null) };
     if (url) throw VideoErrors.noStreamAddress(c.id, `unsupported stream address scheme (${url.split(':')[0]})`);
     if (!this.gb?.running) throw VideoErrors.noStreamAddress(c.id, 'no rtsp:// address, and GB/T 28181 is not enabled in this process');
     const live = this.gb.live(c.deviceId);
     if (!live?.registered) throw VideoErrors.deviceOffline(c.deviceId);
     return { kind: 'gb', deviceId: c.deviceId, channelId: c.channelId, transport: this.cfg.gbTransport };
+  }
+
+  /**
+   * How the console can show a camera, before it asks for a stream: `live` false when it has no
+   * stream to play — no stream address the server can use (what POST /cameras/:id/stream answers
+   * with 409 VIDEO.NO_STREAM_ADDRESS), or, keeping an ONVIF snapshot URI, no stream address and no
+   * registered GB/T 28181 device (a snapshot-only camera: its URI is not a stream) — and
+   * `snapshotUri` true when it keeps a snapshot URI (GET /cameras/:id/snapshot then gives the
+   * camera's own JPEG). A camera that may play but is offline or busy is `live`: the stream answer
+   * says why. Errors: 404 camera (or another school's).
+   */
+  async liveSource(user: AuthUser, cameraId: string): Promise<CameraLiveSource> {
+    const c = await this.camera(user, cameraId);
+    const snapshotUri = !!c.pull?.snapshotUrl;
+    let live = true;
+    try {
+      this.sourceOf(c);
+    } catch (e) {
+      const code = e instanceof DomainError ? e.code : null;
+      if (code === ErrorCode.VIDEO.NO_STREAM_ADDRESS || (snapshotUri && code === ErrorCode.VIDEO.DEVICE_OFFLINE)) live = false;
+    }
+    return { cameraId: c.id, live, snapshotUri };
   }
 
   private gbPlayer(): GbPlayer | null {
@@ -219,8 +276,8 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** A stream of this process (a live one: 503 past video.maxStreams; playbacks are counted by `playback`); `forget` removes it from its map when it closes. */
   private newStream(cameraId: string, source: StreamSource, forget: (s: LiveStream) => void): LiveStream {
-    if (!(source.kind === 'gb' && source.playback) && this.streams.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
-    const history = source.kind === 'gb' && !!source.playback;
+    const history = !!source.playback;
+    if (!history && this.streams.size >= this.cfg.maxStreams) throw VideoErrors.capacity(this.cfg.maxStreams);
     const s = new LiveStream(cameraId, source, {
       cfg: this.cfg,
       gb: this.gbPlayer(),
@@ -296,11 +353,14 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
 
   /**
    * `POST /cameras/:id/playback`: plays the camera's recording over [start, end) from its GB/T 28181
-   * device (§9.8 INVITE Playback; `end` after now is cut to now; longer than
-   * video.playbackMaxSeconds: 400 on the DTO). Each request is a session of its own (one INVITE,
-   * SSRC 1…), ended by the device's MediaStatus 121 at the recording's end (viewers get
-   * `{type:'ended'}`), or after video.lingerMs without a viewer (BYE). Errors as for `play`, and
-   * 409 VIDEO.PLAYBACK_UNSUPPORTED for a camera that is not a GB/T 28181 channel.
+   * device (§9.8 INVITE Playback) or, for an RTSP camera, from the recorder URL its playback URL
+   * template gives (Hikvision / Dahua NVRs; see fillPlaybackTemplate for the time zone); `end` after
+   * now is cut to now; longer than video.playbackMaxSeconds: 400 on the DTO. Each request is a
+   * session of its own (one INVITE, SSRC 1…, or one RTSP pull), with the same budget and audit for
+   * both kinds; ended by the device's MediaStatus 121 / the recorder's end of stream at the
+   * recording's end (viewers get `{type:'ended'}`), once the range has played, or after
+   * video.lingerMs without a viewer (BYE / teardown). Errors as for `play`, and 409
+   * VIDEO.PLAYBACK_UNSUPPORTED for a camera that is neither a GB/T 28181 channel nor has a template.
    */
   async playback(
     user: AuthUser,
@@ -310,9 +370,19 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     const c = await this.camera(user, cameraId);
     if (!this.cfg.enabled) throw VideoErrors.disabled();
     if (this.closing) throw VideoErrors.stopped();
-    const source = this.sourceOf(c);
-    if (source.kind !== 'gb') throw VideoErrors.playbackUnsupported(c.id);
+    const live = this.sourceOf(c);
+    if (live.kind !== 'gb' && !c.pull?.playbackUrlTemplate) throw VideoErrors.playbackUnsupported(c.id);
     const { start, end } = this.playbackRange(range);
+    // GB/T 28181: INVITE s=Playback. RTSP: the recorder's playback URL (its template filled with the range, in the time
+    // zone it expects), pulled like a live camera with the same account; the range also bounds how long it plays.
+    let source: StreamSource;
+    if (live.kind === 'gb') source = { ...live, playback: { start, end } };
+    else
+      source = {
+        kind: 'url',
+        url: withAccount(fillPlaybackTemplate(c.pull!.playbackUrlTemplate, { start, end }, this.cfg.recorderTimeZone), c.pull!.account),
+        playback: { start, end },
+      };
     // Their own budget (video.maxPlaybacks, per user, per camera), apart from live and evidence: see the config.
     // Checked and reserved in one synchronous step (requests at once cannot all pass), released if the audit fails.
     const slots = [...this.playbackSlots.values()];
@@ -334,7 +404,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
         after: { start: start.toISOString(), end: end.toISOString(), playbackId },
       });
       if (this.closing) throw VideoErrors.stopped();
-      s = this.newStream(c.id, { ...source, playback: { start, end } }, () => {
+      s = this.newStream(c.id, source, () => {
         this.playbacks.delete(playbackId);
         this.playbackSlots.delete(playbackId);
       });
@@ -404,22 +474,29 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
    * concurrent requests for one camera share one grab. 504 past video.snapshotTimeoutMs.
    * A failed grab is answered again (same code, `details.remembered`, `retryAfterSeconds` and a Retry-After header) for
    * video.snapshotFailureMemoMs instead of starting another pull (see the config's comment).
+   * A camera with an ONVIF snapshot URI is asked for its own JPEG first (no stream, no ffmpeg:
+   * `source` 'snapshot_uri'), the stream pull standing in when that fails (video.snapshotUriFallback).
    */
-  async snapshot(user: AuthUser | null, cameraId: string): Promise<{ jpeg: Buffer; takenAt: Date; cameraId: string; schoolId: string }> {
+  async snapshot(
+    user: AuthUser | null,
+    cameraId: string,
+  ): Promise<{ jpeg: Buffer; takenAt: Date; cameraId: string; schoolId: string; source: SnapshotSource; snapshotUriError?: string }> {
     const c = await this.camera(user, cameraId);
     const cached = this.snapshots.get(c.id);
     const now = Date.now();
     const failed = this.snapshotFailures.get(c.id);
     if (failed && now - failed.at < this.cfg.snapshotFailureMemoMs && !(cached instanceof Promise))
       throw rememberedFailure(failed, now, this.cfg.snapshotFailureMemoMs);
-    if (cached && !(cached instanceof Promise) && now - cached.at < this.cfg.snapshotCacheMs)
-      return { jpeg: cached.jpeg, takenAt: new Date(cached.at), cameraId: c.id, schoolId: c.schoolId };
-    if (cached instanceof Promise) return { jpeg: await cached, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
+    if (cached && !(cached instanceof Promise) && now - cached.at < this.cfg.snapshotCacheMs) {
+      const { at, ...shot } = cached;
+      return { ...shot, takenAt: new Date(at), cameraId: c.id, schoolId: c.schoolId };
+    }
+    if (cached instanceof Promise) return { ...(await cached), takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
     const p = this.grab(c);
     this.snapshots.set(c.id, p);
     try {
-      const jpeg = await p;
-      this.snapshots.set(c.id, { at: Date.now(), jpeg });
+      const shot = await p;
+      this.snapshots.set(c.id, { at: Date.now(), ...shot });
       this.snapshotFailures.delete(c.id);
       const t = setTimeout(() => {
         const e = this.snapshots.get(c.id);
@@ -427,7 +504,7 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
       }, this.cfg.snapshotCacheMs + 10);
       t.unref();
       streamEvents.inc({ event: 'snapshot' });
-      return { jpeg, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
+      return { ...shot, takenAt: new Date(), cameraId: c.id, schoolId: c.schoolId };
     } catch (e) {
       this.snapshots.delete(c.id);
       const error = asDomainError(e);
@@ -445,14 +522,58 @@ export class VideoService implements OnApplicationBootstrap, BeforeApplicationSh
     }
   }
 
-  private async grab(c: CameraRef): Promise<Buffer> {
+  /**
+   * One picture of the camera within video.snapshotTimeoutMs: its snapshot URI first when it has one
+   * (at most video.snapshotUriTimeoutMs of it), else — or when that fails and
+   * video.snapshotUriFallback — a pull of its stream in the time left. A camera whose stream
+   * cannot be pulled at all (no address) answers the snapshot URI's error, the more telling one.
+   */
+  private async grab(c: CameraRef): Promise<Shot> {
+    if (!this.cfg.enabled) throw VideoErrors.disabled();
+    if (this.closing) throw VideoErrors.stopped();
     const deadline = Date.now() + this.cfg.snapshotTimeoutMs;
+    let uriError: DomainError | undefined;
+    if (c.pull?.snapshotUrl) {
+      try {
+        const got = await fetchSnapshotUri({
+          url: c.pull.snapshotUrl,
+          onvifHost: c.pull.onvifHost,
+          allowHosts: this.cfg.snapshotUriAllowHosts,
+          account: c.pull.account,
+          timeoutMs: Math.min(this.cfg.snapshotUriTimeoutMs, this.cfg.snapshotTimeoutMs),
+          maxBytes: this.cfg.snapshotUriMaxBytes,
+          auth: { memory: this.snapshotAuth, camera: c.id },
+        });
+        snapshotSources.inc({ source: 'snapshot_uri', result: 'ok' });
+        return { jpeg: got.jpeg, source: 'snapshot_uri' };
+      } catch (e) {
+        uriError = asDomainError(e);
+        snapshotSources.inc({ source: 'snapshot_uri', result: uriError.code });
+        // The message names scheme, host and path only (never the account, never the query).
+        this.warn(
+          `camera ${c.id}: snapshot URI failed (${uriError.code}: ${uriError.message})${this.cfg.snapshotUriFallback ? '; pulling its stream instead' : ''}`,
+        );
+        if (!this.cfg.snapshotUriFallback) throw uriError;
+      }
+    }
+    try {
+      const jpeg = await this.grabFromStream(c, deadline);
+      snapshotSources.inc({ source: 'stream', result: 'ok' });
+      return { jpeg, source: 'stream', ...(uriError ? { snapshotUriError: uriError.code } : {}) };
+    } catch (e) {
+      if (uriError && e instanceof DomainError && e.code === ErrorCode.VIDEO.NO_STREAM_ADDRESS) throw uriError;
+      throw e;
+    }
+  }
+
+  /** A picture from the camera's stream (running, else started for it): its keyframe through a warm ffmpeg JPEG encoder, by `deadline`. */
+  private async grabFromStream(c: CameraRef, deadline: number): Promise<Buffer> {
     const s = this.acquire(c);
     const release = s.hold();
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(this.cfg.snapshotTimeoutMs)), this.cfg.snapshotTimeoutMs);
+        timer = setTimeout(() => reject(VideoErrors.snapshotTimeout(this.cfg.snapshotTimeoutMs)), Math.max(0, deadline - Date.now()));
       });
       await Promise.race([s.ready, timeout]);
       const k = s.keyframe();

@@ -1,6 +1,6 @@
 import type { components } from '@/shared/api-schema';
-import type { ConsoleEvent, ConsoleEventType } from '@/shared/server';
-import type { DeviceSummary, IncidentView } from './responses';
+import type { ConsoleEvent, ConsoleEventType, IncidentView } from '@/shared/server';
+import type { DeviceSummary } from './responses';
 
 /**
  * The console socket's protocol (namespace /console, src/modules/console/console.gateway.ts).
@@ -65,7 +65,10 @@ export interface ServerToClientEvents {
   session: (s: { v: number; user: { id: string; username: string; role: string; schoolId: string | null }; tokenExpiresAt: string }) => void;
   snapshot: (s: Snapshot) => void;
   event: (e: AnyConsoleEvent) => void;
-  live: (l: { seq: number }) => void;
+  /** Caught up: every event of this console's scope up to `seq` was sent, except `watched` (held; may follow flagged late). */
+  live: (l: { seq: number; watched?: number[] }) => void;
+  /** The same, while live (at most every console.throughMs): the other schools' seqs are not gaps. */
+  through: (t: { seq: number; watched: number[] }) => void;
   auth_expired: (e: { code: string; message: string }) => void;
   resync_failed: (e: { code: string; message: string }) => void;
 }

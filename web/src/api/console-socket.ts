@@ -52,14 +52,27 @@ export class ConsoleConnection {
   lastSeq = 0;
   /** Seqs received within the last GAP_WINDOW (to name the gaps on a reconnect, and take a late one once). */
   private readonly seen = new Set<number>();
-  /** Everything up to here is accounted for (the snapshot's seq). */
+  /** Everything up to here is accounted for (the snapshot's seq, or the server's `live`/`through`), but `watched`. */
   private floor = 0;
+  /** Seqs the server passed over (held, not committed yet) as of its last `live`/`through`: they may follow flagged late. */
+  private watched: number[] = [];
 
-  /** Seqs below lastSeq we never got (rolled back, or held and delivered late while we were away): asked for on reconnect. */
+  /**
+   * Seqs below lastSeq we never got (rolled back, or held and delivered late while we were away):
+   * asked for on reconnect. Those the server said it watches first, then any past its last
+   * `through` — not every unseen seq: a school's console never gets the other schools' events, and
+   * naming those crowded its own held ones out of the GAPS_MAX it may name.
+   */
   private gaps(): number[] {
-    const out: number[] = [];
+    const out = this.watched.filter((q) => q < this.lastSeq && q > this.lastSeq - GAP_WINDOW && !this.seen.has(q)).slice(-GAPS_MAX);
     for (let q = this.lastSeq - 1; q > Math.max(this.floor, this.lastSeq - GAP_WINDOW) && out.length < GAPS_MAX; q--) if (!this.seen.has(q)) out.push(q);
     return out;
+  }
+
+  /** The server's word on what was sent (`live`, `through`): below `seq`, only `watched` may still come. */
+  private accounted(seq: number, watched: number[] = []): void {
+    this.floor = Math.max(this.floor, seq);
+    this.watched = watched;
   }
 
   constructor(private readonly opts: ConsoleConnectionOptions) {}
@@ -76,11 +89,16 @@ export class ConsoleConnection {
     });
     this.socket = socket;
     socket.on('connect', () => this.opts.onState('connecting')); // online once caught up (`live`)
-    socket.on('live', () => this.opts.onState('online'));
+    socket.on('live', (l) => {
+      this.accounted(l.seq, l.watched);
+      this.opts.onState('online');
+    });
+    socket.on('through', (t) => this.accounted(t.seq, t.watched));
     socket.on('system_state', (s) => this.opts.onSystemState?.(s));
     socket.on('snapshot', (s) => {
       this.lastSeq = s.seq;
       this.floor = s.seq; // the snapshot stands for everything up to its seq
+      this.watched = [];
       this.seen.clear();
       this.opts.onSnapshot(s);
     });

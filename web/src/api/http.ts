@@ -1,53 +1,11 @@
 import type { paths } from '@/shared/api-schema';
 import { ApiError } from './errors';
-import type { DrillWindowItem } from '@/shared/server';
-import type {
-  AlarmButton,
-  AuditEntryItem,
-  CameraItem,
-  ComplianceTrend,
-  ButtonTest,
-  DeviceStatusItem,
-  MaintenanceWindow,
-  PatrolPlan,
-  RegistryUnit,
-  DeviceSummary,
-  DutyNow,
-  FindingItem,
-  GbControlResult,
-  GbDeviceStatus,
-  GbDeviceView,
-  GbRecordInfo,
-  GuardItem,
-  GuardPatrol,
-  HandoverView,
-  IncidentDetail,
-  IncidentStats,
-  IncidentView,
-  Me,
-  NotificationChannel,
-  NotificationDelivery,
-  OutageItem,
-  Page,
-  PlayTicket,
-  PostCheckin,
-  PostQr,
-  PatrolRound,
-  EvidenceItem,
-  ProtectionPostItem,
-  RaisedIncident,
-  RectificationTask,
-  SchoolItem,
-  SchoolCompliance,
-  TestModeAnswer,
-  TokenPair,
-} from './responses';
 
 /**
  * The typed REST client. Paths, path parameters, query strings and JSON bodies are checked
  * against the api's OpenAPI document (web/src/shared/api-schema.d.ts, generated); response bodies
- * against `ResponseTypes` below until the document declares them. Errors become `ApiError` with
- * the server's stable code; a request never waits longer than `timeoutMs`.
+ * too (the document declares every route's answer; api/responses.ts names the ones the console
+ * passes around). Errors become `ApiError` with the server's stable code; a request never waits longer than `timeoutMs`.
  */
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 type Op<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
@@ -76,77 +34,11 @@ export interface RequestOptions<O> {
   timeoutMs?: number;
 }
 
-/** Response bodies by `method path` (hand-written: see api/responses.ts). */
-export interface ResponseTypes {
-  'post /api/v1/auth/login': TokenPair;
-  'post /api/v1/auth/refresh': TokenPair;
-  'post /api/v1/auth/logout': void;
-  'get /api/v1/auth/me': Me;
-  'get /api/v1/incidents': Page<IncidentView>;
-  'get /api/v1/incidents/{id}': IncidentDetail;
-  'get /api/v1/schools': Page<SchoolItem>;
-  'get /api/v1/schools/{id}': SchoolItem;
-  'get /api/v1/guards': Page<GuardItem>;
-  'get /api/v1/device-health/devices': Page<DeviceStatusItem>;
-  'get /api/v1/device-health/outages': Page<OutageItem>;
-  'get /api/v1/incidents/stats': IncidentStats;
-  'get /api/v1/handovers': { items: HandoverView[] };
-  'post /api/v1/handovers': HandoverView;
-  'post /api/v1/handovers/{id}/acknowledge': HandoverView;
-  'get /api/v1/compliance/trend': ComplianceTrend;
-  'get /api/v1/audit-log': { items: AuditEntryItem[]; nextBeforeId: string | null };
-  'get /api/v1/device-health/summary': DeviceSummary;
-  'get /api/v1/duty/now': DutyNow;
-  'get /api/v1/notifications/channels': NotificationChannel[];
-  'get /api/v1/incidents/{id}/notifications': { items: NotificationDelivery[] };
-  'get /api/v1/notifications/links/{token}': { incidentId: string; expiresAt: string };
-  'post /api/v1/cameras/{id}/stream': PlayTicket;
-  'post /api/v1/cameras/{id}/playback': PlayTicket & { playbackId: string; start: string; end: string };
-  'post /api/v1/cameras/{id}/evidence': EvidenceItem;
-  'post /api/v1/patrol-rounds': PatrolRound;
-  'get /api/v1/patrol-rounds': Page<Omit<PatrolRound, 'items'>>;
-  'get /api/v1/patrol-rounds/{id}': PatrolRound;
-  'get /api/v1/incidents/drill-windows': DrillWindowItem[];
-  'post /api/v1/incidents/drill-windows/{id}/approve': DrillWindowItem;
-  'post /api/v1/incidents/drill-windows/{id}/end': DrillWindowItem;
-  'post /api/v1/incidents/{id}/make-real': IncidentView;
-  'post /api/v1/incidents': RaisedIncident;
-  'post /api/v1/incidents/{id}/cancel': IncidentView;
-  'post /api/v1/post-checkins': PostCheckin;
-  'get /api/v1/protection-posts': Page<ProtectionPostItem>;
-  'get /api/v1/protection-posts/{id}/qr': PostQr;
-  'get /api/v1/post-checkins': Page<PostCheckin>;
-  'post /api/v1/post-checkins/{id}/checkout': PostCheckin;
-  'post /api/v1/guard-patrols': GuardPatrol;
-  'get /api/v1/rectification-tasks': Page<RectificationTask>;
-  'get /api/v1/patrol-findings': Page<FindingItem>;
-  'post /api/v1/rectification-tasks/{id}/close': RectificationTask;
-  'get /api/v1/compliance/schools': Page<SchoolCompliance>;
-  'get /api/v1/alarm-devices': Page<AlarmButton>;
-  'post /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
-  'delete /api/v1/alarm-buttons/{id}/test-mode': TestModeAnswer;
-  'get /api/v1/alarm-buttons/{id}/tests': ButtonTest[];
-  'get /api/v1/device-health/maintenance-windows': Page<MaintenanceWindow>;
-  'post /api/v1/device-health/maintenance-windows': MaintenanceWindow;
-  'patch /api/v1/device-health/maintenance-windows/{id}': MaintenanceWindow;
-  'post /api/v1/device-health/maintenance-windows/{id}/end': MaintenanceWindow;
-  'post /api/v1/ops/queue-board/session': { url: string; expiresAt: string };
-  'get /api/v1/patrol-plans': Page<PatrolPlan>;
-  'post /api/v1/patrol-plans': PatrolPlan;
-  'patch /api/v1/patrol-plans/{id}': PatrolPlan;
-  'get /api/v1/zones': Page<RegistryUnit>;
-  'get /api/v1/groups': Page<RegistryUnit>;
-  'get /api/v1/cameras/{id}': CameraItem;
-  'get /api/v1/cameras': Page<CameraItem>;
-  'get /api/v1/gb28181/devices/{deviceId}': GbDeviceView;
-  'get /api/v1/gb28181/devices/{deviceId}/status': GbDeviceStatus;
-  'get /api/v1/gb28181/devices/{deviceId}/channels/{channelId}/records': GbRecordInfo;
-  'post /api/v1/gb28181/devices/{deviceId}/reboot': GbControlResult;
-  'post /api/v1/gb28181/devices/{deviceId}/guard': GbControlResult;
-  'post /api/v1/gb28181/devices/{deviceId}/alarm-reset': GbControlResult;
-  'post /api/v1/gb28181/devices/{deviceId}/record': GbControlResult;
-}
-type ResponseOf<M extends Method, P> = `${M} ${P & string}` extends keyof ResponseTypes ? ResponseTypes[`${M} ${P & string}`] : unknown;
+/** The JSON body of an operation's 2xx answer as the OpenAPI document declares it (never: none declared). */
+type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : never;
+type Documented<O> = O extends { responses: infer R } ? { [K in keyof R]: K extends 200 | 201 | 202 ? JsonOf<R[K]> : never }[keyof R] : never;
+/** The JSON body of `method path`'s 2xx answer as the document declares it (api/responses.ts names the console's); unknown for an answer with no JSON body. */
+export type Answer<M extends Method, P> = P extends PathFor<M> ? ([Documented<Op<P, M>>] extends [never] ? unknown : Documented<Op<P, M>>) : unknown;
 
 /** 'invalid': the server refused to renew the session; 'unavailable': it could not answer now (network, 5xx). */
 export type RefreshResult = 'ok' | 'invalid' | 'unavailable';
@@ -170,23 +62,23 @@ export class ApiClient {
     this.auth = auth;
   }
 
-  get<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}): Promise<ResponseOf<'get', P>> {
+  get<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}): Promise<Answer<'get', P>> {
     return this.request('get', path, opts);
   }
 
-  post<P extends PathFor<'post'>>(path: P, opts: RequestOptions<Op<P, 'post'>> = {}): Promise<ResponseOf<'post', P>> {
+  post<P extends PathFor<'post'>>(path: P, opts: RequestOptions<Op<P, 'post'>> = {}): Promise<Answer<'post', P>> {
     return this.request('post', path, opts);
   }
 
-  patch<P extends PathFor<'patch'>>(path: P, opts: RequestOptions<Op<P, 'patch'>> = {}): Promise<ResponseOf<'patch', P>> {
+  patch<P extends PathFor<'patch'>>(path: P, opts: RequestOptions<Op<P, 'patch'>> = {}): Promise<Answer<'patch', P>> {
     return this.request('patch', path, opts);
   }
 
-  delete<P extends PathFor<'delete'>>(path: P, opts: RequestOptions<Op<P, 'delete'>> = {}): Promise<ResponseOf<'delete', P>> {
+  delete<P extends PathFor<'delete'>>(path: P, opts: RequestOptions<Op<P, 'delete'>> = {}): Promise<Answer<'delete', P>> {
     return this.request('delete', path, opts);
   }
 
-  async request<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, retried = false): Promise<ResponseOf<M, P>> {
+  async request<M extends Method, P extends PathFor<M>>(method: M, path: P, opts: RequestOptions<Op<P, M>>, retried = false): Promise<Answer<M, P>> {
     const res = await this.send(method, path, opts, 'application/json');
     const text = res.status === 204 ? '' : await res.text().catch(() => '');
     let data: unknown = undefined;
@@ -201,15 +93,20 @@ export class ApiClient {
       if (r === 'unavailable') throw new ApiError(503, 'UNAVAILABLE', 'session renewal unavailable');
     }
     if (!res.ok) throw this.failure(res, data);
-    return data as ResponseOf<M, P>;
+    return data as Answer<M, P>;
   }
 
   /** A binary answer (evidence pictures: `<img>` cannot send the session token) as a Blob; errors as for `request`. */
-  async blob<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}, retried = false): Promise<Blob> {
+  async blob<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}): Promise<Blob> {
+    return (await this.binary(path, opts)).blob;
+  }
+
+  /** A binary answer with its headers (a snapshot's X-Snapshot-Taken-At); errors as for `request`. */
+  async binary<P extends PathFor<'get'>>(path: P, opts: RequestOptions<Op<P, 'get'>> = {}, retried = false): Promise<{ blob: Blob; headers: Headers }> {
     const res = await this.send('get', path, opts, '*/*');
     if (res.status === 401 && !opts.anonymous && !retried && this.auth) {
       const r = await this.auth.refresh();
-      if (r === 'ok') return this.blob(path, opts, true);
+      if (r === 'ok') return this.binary(path, opts, true);
       if (r === 'unavailable') throw new ApiError(503, 'UNAVAILABLE', 'session renewal unavailable');
     }
     if (!res.ok) {
@@ -223,7 +120,7 @@ export class ApiClient {
       throw this.failure(res, data);
     }
     try {
-      return await res.blob();
+      return { blob: await res.blob(), headers: res.headers };
     } catch (e) {
       throw new ApiError(0, 'NETWORK', (e as Error)?.message ?? 'network error');
     }

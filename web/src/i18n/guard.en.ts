@@ -99,6 +99,8 @@ const guardEn: Messages['guard'] = {
     close: 'Mark done',
     needNote: 'Say what was done',
     closed: 'Task done',
+    reopened: 'Sent back: ',
+    lastClose: 'Last time: ',
   },
   compliance: {
     title: 'My school against the four 100% targets',
@@ -113,6 +115,7 @@ const guardEn: Messages['guard'] = {
       gates: 'Gate open in school hours: {gates}',
       guards: 'Full-time guards {actual}/{required}, {short} short',
       offlineCameras: '{n} cameras offline',
+      maintenance: 'Under maintenance (not counted): {cameras} cameras, {buttons} alarm buttons',
       offlineButtons: '{n} alarm buttons offline',
       notLinked: '{n} alarm buttons not linked to the police',
       noButton: 'No alarm button',

@@ -100,6 +100,8 @@ const guardZhCN = {
     close: '完成整改',
     needNote: '请填写整改情况',
     closed: '已完成整改',
+    reopened: '被退回重办：',
+    lastClose: '上次整改情况：',
   },
   compliance: {
     title: '本校“四个100%”达标情况',
@@ -114,6 +116,7 @@ const guardZhCN = {
       gates: '上课期间校门开启：{gates}',
       guards: '专职保安员 {actual}/{required} 人，缺 {short} 人',
       offlineCameras: '{n} 路摄像机离线',
+      maintenance: '维护中（不计）：摄像机 {cameras} 路，一键报警 {buttons} 个',
       offlineButtons: '{n} 个一键报警离线',
       notLinked: '{n} 个一键报警未联网公安',
       noButton: '未配备一键报警',

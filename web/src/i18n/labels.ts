@@ -38,7 +38,86 @@ const TIMELINE = [
   'evidence_failed',
   'photo',
 ] as const;
+const AUDIT_ACTIONS = [
+  'create',
+  'update',
+  'delete',
+  'seed_create',
+  'import_create',
+  'import_update',
+  'login',
+  'login_failed',
+  'logout',
+  'refresh_reuse',
+  'revoke',
+  'raise',
+  'acknowledge',
+  'dispatch',
+  'on_scene',
+  'resolve',
+  'cancel',
+  'note',
+  'make_real',
+  'priority_raised',
+  'attach_photo',
+  'close',
+  'reopen',
+  'check_in',
+  'check_out',
+  'verify',
+  'handover',
+  'take_over',
+  'silence',
+  'unsilence',
+  'test_mode_start',
+  'test_mode_end',
+  'snapshot',
+  'queue_board',
+  'end',
+  'run',
+] as const;
+/** An audit entry's action by name (null: a code not listed yet, shown as it is). */
+export const auditActionKey = (s: string): MessageKey | null => (isOneOf(AUDIT_ACTIONS, s) ? `auditAction.${s}` : null);
+const AUDIT_ENTITIES = [
+  'user',
+  'device_credential',
+  'district',
+  'zone',
+  'group',
+  'school',
+  'camera',
+  'alarm_device',
+  'guard',
+  'protection_post',
+  'incident',
+  'drill_window',
+  'patrol_plan',
+  'patrol_round',
+  'rectification_task',
+  'post_checkin',
+  'guard_patrol',
+  'gate_event',
+  'maintenance_window',
+  'duty_shift',
+  'shift_handover',
+  'notification_channel',
+  'escalation_policy',
+  'compliance_daily',
+  'gb_device',
+  'gb_cascade',
+  'camera_media_settings',
+  'queue',
+] as const;
+export const auditEntityKey = (s: string): MessageKey | null => (isOneOf(AUDIT_ENTITIES, s) ? `auditEntity.${s}` : null);
+
 export const timelineKey = (s: string): MessageKey => (isOneOf(TIMELINE, s) ? `timeline.${s}` : 'timeline.other');
+
+/** Where an evidence picture came from (the evidence record's `source`, video_evidence.source). */
+const EVIDENCE_SOURCES = ['snapshot_uri', 'stream', 'upload', 'unknown'] as const;
+export const evidenceSourceKey = (s: string | null | undefined): MessageKey => (isOneOf(EVIDENCE_SOURCES, s) ? `video.source.${s}` : 'video.source.unknown');
+/** Its longer explanation (a tooltip). */
+export const evidenceSourceTitleKey = (s: string | null | undefined): MessageKey =>
+  isOneOf(EVIDENCE_SOURCES, s) ? `video.sourceTitle.${s}` : 'video.sourceTitle.unknown';
 
 const PATROL_SOURCES = ['audit', 'round', 'post'] as const;
 export const patrolSourceKey = (s: string | null | undefined): MessageKey => (isOneOf(PATROL_SOURCES, s) ? `patrol.source.${s}` : 'patrol.source.other');

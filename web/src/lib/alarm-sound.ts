@@ -12,6 +12,12 @@ export const sound = reactive({
   beeps: 0,
   /** Escalation tones played (tests read it). */
   escalations: 0,
+  /**
+   * The user answered the sound prompt (answerSoundPrompt): the blocking prompt does not come back in this
+   * page even if the browser still will not start audio (a phone call in progress, a browser policy) —
+   * the header's sound button says so instead (attack pass 6 F4: the prompt trapped the user).
+   */
+  asked: false,
 });
 
 let ctx: AudioContext | null = null;
@@ -85,4 +91,10 @@ export function escalationTone(): void {
     o.start(t0 + i * 0.3);
     o.stop(t0 + i * 0.3 + 0.28);
   });
+}
+
+/** The sound prompt's button: starts audio, and the prompt does not ask again in this page (sound.asked). */
+export function answerSoundPrompt(): void {
+  sound.asked = true;
+  unlockSound();
 }

@@ -9,7 +9,15 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Presses of this button in the next `minutes` are test presses
+         * @description Presses of this button in the next `minutes` are test presses. School staff: own school (else 404).
+         */
         post: operations["ButtonTestsController_start"];
+        /**
+         * Ends a button's test mode now: its presses are real alarms again
+         * @description Ends a button's test mode now: its presses are real alarms again.
+         */
         delete: operations["ButtonTestsController_end"];
         options?: never;
         head?: never;
@@ -23,6 +31,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * An alarm button's self-test records (test presses, tests by resolution), latest first
+         * @description An alarm button's self-test records (test presses, tests by resolution), latest first.
+         */
         get: operations["ButtonTestsController_list"];
         put?: never;
         post?: never;
@@ -39,8 +51,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists alarm-devices (filters and paging as the query says)
+         * @description Lists alarm-devices (filters and paging as the query says).
+         */
         get: operations["AlarmDevicesController_list"];
         put?: never;
+        /**
+         * Creates one of alarm-devices
+         * @description Creates one of alarm-devices. Audited.
+         */
         post: operations["AlarmDevicesController_create"];
         delete?: never;
         options?: never;
@@ -55,12 +75,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of alarm-devices by id
+         * @description One of alarm-devices by id.
+         */
         get: operations["AlarmDevicesController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of alarm-devices
+         * @description Deletes one of alarm-devices. Audited.
+         */
         delete: operations["AlarmDevicesController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of alarm-devices
+         * @description Changes one of alarm-devices. Audited.
+         */
         patch: operations["AlarmDevicesController_update"];
         trace?: never;
     };
@@ -71,6 +103,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The audit log, newest first (keyset
+         * @description The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.
+         */
         get: operations["AuditLogController_list"];
         put?: never;
         post?: never;
@@ -89,6 +125,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Logs in with username and password: an access token and a refresh token
+         * @description Logs in with username and password: an access token and a refresh token. Attempts are limited per account and address (auth.login*): 429 with Retry-After past them.
+         */
         post: operations["AuthController_login"];
         delete?: never;
         options?: never;
@@ -105,6 +145,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed
+         * @description Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed.
+         */
         post: operations["AuthController_logout"];
         delete?: never;
         options?: never;
@@ -119,6 +163,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The logged-in user: id, username, display name, role and school
+         * @description The logged-in user: id, username, display name, role and school.
+         */
         get: operations["AuthController_me"];
         put?: never;
         post?: never;
@@ -137,6 +185,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Changes one's own password (the current one is required)
+         * @description Changes one's own password (the current one is required).
+         */
         post: operations["AuthController_changePassword"];
         delete?: never;
         options?: never;
@@ -153,6 +205,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Exchanges a refresh token for a new pair (the old refresh token is spent; a reused one revokes the family)
+         * @description Exchanges a refresh token for a new pair (the old refresh token is spent; a reused one revokes the family).
+         */
         post: operations["AuthController_refresh"];
         delete?: never;
         options?: never;
@@ -167,8 +223,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists cameras (filters and paging as the query says)
+         * @description Lists cameras (filters and paging as the query says).
+         */
         get: operations["CamerasController_list"];
         put?: never;
+        /**
+         * Creates one of cameras
+         * @description Creates one of cameras. Audited.
+         */
         post: operations["CamerasController_create"];
         delete?: never;
         options?: never;
@@ -183,12 +247,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of cameras by id
+         * @description One of cameras by id.
+         */
         get: operations["CamerasController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of cameras
+         * @description Deletes one of cameras. Audited.
+         */
         delete: operations["CamerasController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of cameras
+         * @description Changes one of cameras. Audited.
+         */
         patch: operations["CamerasController_update"];
         trace?: never;
     };
@@ -201,7 +277,88 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Keeps a snapshot of the camera as evidence (SHA-256 recorded; retention video.evidenceRetentionDays)
+         * @description Keeps a snapshot of the camera as evidence (SHA-256 recorded; retention video.evidenceRetentionDays). The record says
+         *     where the picture came from (`source`: snapshot_uri or stream) and, when the stream stood in for a failed snapshot URI,
+         *     that failure's code (`snapshotUriError`).
+         */
         post: operations["VideoController_capture"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cameras/{id}/live-source": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How the console can show the camera before it asks for a stream
+         * @description How the console can show the camera before it asks for a stream: `{ cameraId, live, snapshotUri }` — `live` false when
+         *     there is no stream to play (no usable stream address; or a snapshot URI, no stream address and no registered GB/T 28181
+         *     device), so the player shows the latest snapshot instead of asking for a stream it cannot have. Errors: 404 camera (another school's too).
+         */
+        get: operations["VideoController_liveSource"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cameras/{id}/media": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A camera's media settings (admin): ONVIF address and account (never the password), last probe, snapshot URI, playback…
+         * @description A camera's media settings (admin): ONVIF address and account (never the password), last probe, snapshot URI, playback URL template.
+         */
+        get: operations["VideoController_mediaSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Changes a camera's media settings (admin; audited, the password as 'set' / null)
+         * @description Changes a camera's media settings (admin; audited, the password as 'set' / null). 400 on a playback URL template without start/end placeholders.
+         */
+        patch: operations["VideoController_updateMediaSettings"];
+        trace?: never;
+    };
+    "/api/v1/cameras/{id}/onvif-probe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * "Probe camera" (admin): keeps the settings given, asks the camera over ONVIF (device information, profiles, RTSP stream…
+         * @description "Probe camera" (admin): keeps the settings given, asks the camera over ONVIF (device
+         *     information, profiles, RTSP stream URI, snapshot URI) and fills its stream address. Errors: 409
+         *     VIDEO.ONVIF_NOT_CONFIGURED (no host, or the kept password cannot be read), 504
+         *     VIDEO.ONVIF_UNREACHABLE (no answer within video.onvifTimeoutMs, or the whole probe past
+         *     video.onvifProbeMaxMs), 502 VIDEO.ONVIF_AUTH_FAILED, 502 VIDEO.ONVIF_NOT_ONVIF, 502
+         *     VIDEO.ONVIF_ANSWER_TOO_LARGE (an answer past video.onvifMaxAnswerBytes), 400
+         *     VIDEO.ONVIF_ADDRESS_REFUSED (loopback, link-local…, or outside video.onvifAllowedNetworks), 503
+         *     VIDEO.ONVIF_PROBE_BUSY (video.onvifProbeConcurrency; Retry-After). A failure's message and
+         *     details are ours (`details.step`: the ONVIF request that failed); what the device said is in the
+         *     `onvif_probe_failed` audit entry, never in the answer.
+         */
+        post: operations["VideoController_probeOnvif"];
         delete?: never;
         options?: never;
         head?: never;
@@ -217,6 +374,14 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Plays the camera's recording over [start, end) (GB/T 28181 §9.8 INVITE Playback): a ticket as for `stream` (its…
+         * @description Plays the camera's recording over [start, end) (GB/T 28181 §9.8 INVITE Playback): a ticket as
+         *     for `stream` (its WebSocket carries this playback only) with `playbackId` and the range played.
+         *     Audited (who watched which camera's recording, which range). 400 on the range (see
+         *     VideoService.playback), 503 VIDEO.PLAYBACK_CAPACITY past the playback caps, 409
+         *     VIDEO.PLAYBACK_UNSUPPORTED for a camera that is not a GB/T 28181 channel; otherwise as `stream`.
+         */
         post: operations["VideoController_playback"];
         delete?: never;
         options?: never;
@@ -231,6 +396,12 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * A JPEG of the camera now: from its ONVIF snapshot URI when it has one, else (or when that fails) from the running…
+         * @description A JPEG of the camera now: from its ONVIF snapshot URI when it has one, else (or when that fails) from the running stream
+         *     or a short pull; cached video.snapshotCacheMs; X-Snapshot-Source says which. Errors as for stream, and VIDEO.SNAPSHOT_URI_*
+         *     when the snapshot URI failed and the stream cannot stand in (no address, or video.snapshotUriFallback false).
+         */
         get: operations["VideoController_snapshot"];
         put?: never;
         post?: never;
@@ -249,6 +420,13 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Starts (or joins) the camera's live stream and answers once its first keyframe is there
+         * @description Starts (or joins) the camera's live stream and answers once its first keyframe is there:
+         *     `{ token, expiresAt, url, codec, width, height }` — the player opens `url` (a WebSocket) within
+         *     the token's life (video.tokenTtlSeconds). Errors: 404 camera, 403 other school, 409 no stream
+         *     address, 503 device offline / busy / capacity, 502 device refused, 504 no answer / no picture.
+         */
         post: operations["VideoController_play"];
         delete?: never;
         options?: never;
@@ -263,6 +441,11 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One day of the district (or a zone, group or school): the share of schools meeting each target, the same per zone, and…
+         * @description One day of the district (or a zone, group or school): the share of schools meeting each target, the same per zone, and the
+         *     schools worst first with their reasons (paged). A heavy read.
+         */
         get: operations["ComplianceController_district"];
         put?: never;
         post?: never;
@@ -279,6 +462,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates
+         * @description CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates.
+         */
         get: operations["ComplianceController_export"];
         put?: never;
         post?: never;
@@ -295,6 +482,12 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Per school for one day, with reasons (worst first)
+         * @description Per school for one day, with reasons (worst first): `{ items: SchoolCompliance[], total, limit, offset }`.
+         *     School security staff get their own school only (zone/group filters ignored; another school's id: 403 AUTH.OUT_OF_SCOPE).
+         *     Compliance reads are heavy reads (infra/http/heavy-reads.ts): 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past their limits.
+         */
         get: operations["ComplianceController_schools"];
         put?: never;
         post?: never;
@@ -313,6 +506,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Takes (or retakes) a day's snapshot now; the daily job does the same
+         * @description Takes (or retakes) a day's snapshot now; the daily job does the same.
+         */
         post: operations["ComplianceController_snapshot"];
         delete?: never;
         options?: never;
@@ -327,6 +524,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The four targets' trend: share of schools meeting each target per day over a range (default the last 30 days), for the…
+         * @description The four targets' trend: share of schools meeting each target per day over a range (default the last 30 days), for the district or a zone or group.
+         */
         get: operations["ComplianceController_trend"];
         put?: never;
         post?: never;
@@ -343,8 +544,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists device credentials (kind, subject, school, label, revoked); never the secret or its hash
+         * @description Lists device credentials (kind, subject, school, label, revoked); never the secret or its hash.
+         */
         get: operations["DeviceCredentialsController_list"];
         put?: never;
+        /**
+         * Creates a device credential
+         * @description Creates a device credential. The secret is shown once, in this response; only its hash is stored.
+         */
         post: operations["DeviceCredentialsController_create"];
         delete?: never;
         options?: never;
@@ -362,6 +571,10 @@ export type paths = {
         get?: never;
         put?: never;
         post?: never;
+        /**
+         * Revokes a device credential: the device's next request is refused 401
+         * @description Revokes a device credential: the device's next request is refused 401. Audited.
+         */
         delete: operations["DeviceCredentialsController_revoke"];
         options?: never;
         head?: never;
@@ -375,6 +588,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists devices (cameras and alarm buttons) by school, state and kind, with their last sign of life
+         * @description Lists devices (cameras and alarm buttons) by school, state and kind, with their last sign of life.
+         */
         get: operations["DeviceHealthController_devices"];
         put?: never;
         post?: never;
@@ -391,6 +608,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One device's health: state, last seen, open fault
+         * @description One device's health: state, last seen, open fault.
+         */
         get: operations["DeviceHealthController_device"];
         put?: never;
         post?: never;
@@ -407,6 +628,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Faults open longer than liveness.faultOverdueHours (GB/T 29315: 24 h), flagged for rectification
+         * @description Faults open longer than liveness.faultOverdueHours (GB/T 29315: 24 h), flagged for rectification.
+         */
         get: operations["DeviceHealthController_overdue"];
         put?: never;
         post?: never;
@@ -423,8 +648,20 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Maintenance windows (维护时段) of the caller's scope: a school's staff see their school's (its devices' too) and the…
+         * @description Maintenance windows (维护时段) of the caller's scope: a school's staff see their school's (its devices' too) and the district-wide ones.
+         */
         get: operations["DeviceHealthController_maintenance"];
         put?: never;
+        /**
+         * Declares a window for the district, a school or one device
+         * @description Declares a window for the district, a school or one device. Bounded (liveness.maintenanceMaxHours long,
+         *     maintenanceMaxLeadDays ahead, no earlier than maintenanceMaxStartPastMinutes ago): else a field-level 400.
+         *     A device going offline inside it is maintenance, not an outage fault. Audited. 409 MAINTENANCE_WINDOW.OVERLAP
+         *     when it overlaps or comes within liveness.maintenanceMinGapMinutes of another window covering the same devices;
+         *     a district-wide one is admin only (403 MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY).
+         */
         post: operations["DeviceHealthController_createMaintenance"];
         delete?: never;
         options?: never;
@@ -439,12 +676,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One maintenance window by id
+         * @description One maintenance window by id.
+         */
         get: operations["DeviceHealthController_maintenanceWindow"];
         put?: never;
         post?: never;
+        /**
+         * Deletes a window that has not begun (one that has is part of the record: 409 MAINTENANCE_WINDOW.STARTED, end it instead)
+         * @description Deletes a window that has not begun (one that has is part of the record: 409 MAINTENANCE_WINDOW.STARTED, end it instead).
+         */
         delete: operations["DeviceHealthController_deleteMaintenance"];
         options?: never;
         head?: never;
+        /**
+         * Changes a window not yet over (start only before it begins; end not in the past; reason)
+         * @description Changes a window not yet over (start only before it begins; end not in the past; reason). 409 MAINTENANCE_WINDOW.OVER / OVERLAP; a district one: admin only.
+         */
         patch: operations["DeviceHealthController_updateMaintenance"];
         trace?: never;
     };
@@ -457,6 +706,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Ends a window in force now; devices still offline then become outage faults
+         * @description Ends a window in force now; devices still offline then become outage faults. 409 NOT_STARTED / OVER.
+         */
         post: operations["DeviceHealthController_endMaintenance"];
         delete?: never;
         options?: never;
@@ -471,7 +724,34 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Online rate per day for one school, school hours (up to now) only, maintenance windows excluded
+         * @description Online rate per day for one school, school hours (up to now) only, maintenance windows excluded.
+         */
         get: operations["DeviceHealthController_onlineRate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/device-health/online-rate/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The online rate of every school (of a zone, or one school) per day from `from` to `to` (at most 31 days; days after…
+         * @description The online rate of every school (of a zone, or one school) per day from `from` to `to` (at most 31 days; days after
+         *     today left out), as CSV (UTF-8 with BOM) or XLSX (default): the report's figure — online device-time over school
+         *     hours up to now, maintenance windows left out, cameras and alarm buttons. School staff get their own school. A heavy
+         *     read (429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past its limits); the file is built in the tabular worker pool.
+         */
+        get: operations["DeviceHealthController_onlineRateExport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -487,6 +767,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists outages (a school's devices going offline together) by school, state and time
+         * @description Lists outages (a school's devices going offline together) by school, state and time.
+         */
         get: operations["DeviceHealthController_outages"];
         put?: never;
         post?: never;
@@ -503,6 +787,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One outage by id
+         * @description One outage by id.
+         */
         get: operations["DeviceHealthController_outage"];
         put?: never;
         post?: never;
@@ -519,6 +807,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One school's device health: counts by state, its devices not online, open outages
+         * @description One school's device health: counts by state, its devices not online, open outages.
+         */
         get: operations["DeviceHealthController_school"];
         put?: never;
         post?: never;
@@ -535,6 +827,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Online / offline / unknown counts, online rate per zone and a page of schools (worst first)
+         * @description Online / offline / unknown counts, online rate per zone and a page of schools (worst first).
+         */
         get: operations["DeviceHealthController_summary"];
         put?: never;
         post?: never;
@@ -551,6 +847,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Device state transitions (online / offline / fault) by device, school and time
+         * @description Device state transitions (online / offline / fault) by device, school and time.
+         */
         get: operations["DeviceHealthController_transitions"];
         put?: never;
         post?: never;
@@ -569,6 +869,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A camera or alarm button reporting for itself (no body)
+         * @description A camera or alarm button reporting for itself (no body).
+         */
         post: operations["DeviceIntakeController_heartbeat"];
         delete?: never;
         options?: never;
@@ -585,6 +889,11 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A gateway / NVR reporting many devices
+         * @description A gateway / NVR reporting many devices: `{ heartbeats: [{ deviceId, channelId } | { code }] }`.
+         *     Good entries are accepted; bad ones come back by index with a reason.
+         */
         post: operations["DeviceIntakeController_batch"];
         delete?: never;
         options?: never;
@@ -599,8 +908,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists districts (filters and paging as the query says)
+         * @description Lists districts (filters and paging as the query says).
+         */
         get: operations["DistrictsController_list"];
         put?: never;
+        /**
+         * Creates one of districts
+         * @description Creates one of districts. Audited.
+         */
         post: operations["DistrictsController_create"];
         delete?: never;
         options?: never;
@@ -615,12 +932,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of districts by id
+         * @description One of districts by id.
+         */
         get: operations["DistrictsController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of districts
+         * @description Deletes one of districts. Audited.
+         */
         delete: operations["DistrictsController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of districts
+         * @description Changes one of districts. Audited.
+         */
         patch: operations["DistrictsController_update"];
         trace?: never;
     };
@@ -631,6 +960,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The duty roster's gaps (a role with nobody on duty) in the next `hours` (default notifications.rosterLookaheadHours)
+         * @description The duty roster's gaps (a role with nobody on duty) in the next `hours` (default notifications.rosterLookaheadHours).
+         */
         get: operations["DutyController_gaps"];
         put?: never;
         post?: never;
@@ -647,7 +980,31 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours)
+         * @description Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours).
+         */
         get: operations["DutyController_now"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/duty/people": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everyone who may hold a duty (operators, supervisors, admins; not disabled), for the roster's pickers
+         * @description Everyone who may hold a duty (operators, supervisors, admins; not disabled), for the roster's pickers: `{ items: DutyPerson[] }`.
+         */
+        get: operations["DutyController_people"];
         put?: never;
         post?: never;
         delete?: never;
@@ -663,8 +1020,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists duty shifts (值班表) by role, person and time window
+         * @description Lists duty shifts (值班表) by role, person and time window.
+         */
         get: operations["DutyController_list"];
         put?: never;
+        /**
+         * Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window…
+         * @description Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.
+         */
         post: operations["DutyController_create"];
         delete?: never;
         options?: never;
@@ -679,12 +1044,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One duty shift by id
+         * @description One duty shift by id.
+         */
         get: operations["DutyController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes a duty shift
+         * @description Deletes a duty shift. Audited.
+         */
         delete: operations["DutyController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes a duty shift (person, role, window)
+         * @description Changes a duty shift (person, role, window). Audited.
+         */
         patch: operations["DutyController_update"];
         trace?: never;
     };
@@ -697,6 +1074,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * 交接班: the shift on duty now ends now and the incoming person takes the role until its planned end
+         * @description 交接班: the shift on duty now ends now and the incoming person takes the role until its planned end.
+         */
         post: operations["DutyController_handover"];
         delete?: never;
         options?: never;
@@ -711,6 +1092,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Exports alarm-devices (the list's filters) as CSV (UTF-8 with BOM) or XLSX
+         * @description Exports alarm-devices (the list's filters) as CSV (UTF-8 with BOM) or XLSX.
+         */
         get: operations["AlarmDevicesImportController_export"];
         put?: never;
         post?: never;
@@ -727,6 +1112,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Exports cameras (the list's filters) as CSV (UTF-8 with BOM) or XLSX
+         * @description Exports cameras (the list's filters) as CSV (UTF-8 with BOM) or XLSX.
+         */
         get: operations["CamerasImportController_export"];
         put?: never;
         post?: never;
@@ -743,6 +1132,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Exports guards (the list's filters) as CSV (UTF-8 with BOM) or XLSX
+         * @description Exports guards (the list's filters) as CSV (UTF-8 with BOM) or XLSX.
+         */
         get: operations["GuardsImportController_export"];
         put?: never;
         post?: never;
@@ -759,6 +1152,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Exports protection-posts (the list's filters) as CSV (UTF-8 with BOM) or XLSX
+         * @description Exports protection-posts (the list's filters) as CSV (UTF-8 with BOM) or XLSX.
+         */
         get: operations["ProtectionPostsImportController_export"];
         put?: never;
         post?: never;
@@ -775,6 +1172,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Exports schools (the list's filters) as CSV (UTF-8 with BOM) or XLSX
+         * @description Exports schools (the list's filters) as CSV (UTF-8 with BOM) or XLSX.
+         */
         get: operations["SchoolsImportController_export"];
         put?: never;
         post?: never;
@@ -793,6 +1194,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Records a gate event (opened, closed) for the school; an open gate in school hours is a finding
+         * @description Records a gate event (opened, closed) for the school; an open gate in school hours is a finding.
+         */
         post: operations["FieldController_gateEvent"];
         delete?: never;
         options?: never;
@@ -807,6 +1212,12 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The cascade to higher-level platforms (issue 16 §7): per superior, whether we are registered, the last keepalive and…
+         * @description The cascade to higher-level platforms (issue 16 §7): per superior, whether we are registered, the
+         *     last keepalive and its answer, the last error and counts; alarms forwarded by state. `running`
+         *     is false in a process that does not run the SIP server (the live state is in the one that does).
+         */
         get: operations["Gb28181Controller_cascade"];
         put?: never;
         post?: never;
@@ -823,6 +1234,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Reported channels; `unassigned=true`: those waiting for an admin to place them in a school
+         * @description Reported channels; `unassigned=true`: those waiting for an admin to place them in a school.
+         */
         get: operations["Gb28181Controller_channels"];
         put?: never;
         post?: never;
@@ -841,6 +1256,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Places reported channels as cameras of a school
+         * @description Places reported channels as cameras of a school.
+         */
         post: operations["Gb28181Controller_assign"];
         delete?: never;
         options?: never;
@@ -855,6 +1274,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Devices with their registration state (live where this process runs the SIP server)
+         * @description Devices with their registration state (live where this process runs the SIP server).
+         */
         get: operations["Gb28181Controller_devices"];
         put?: never;
         post?: never;
@@ -871,12 +1294,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One device as the console's device panel shows it to the control center (operators, supervisors, admins): its…
+         * @description One device as the console's device panel shows it to the control center (operators,
+         *     supervisors, admins): its registration (live where this process runs the SIP server), last
+         *     keepalive, what it reported of itself and its keepalive settings — not its password, digest
+         *     username or address (admins have those in the list). 404 for a device never seen.
+         */
         get: operations["Gb28181Controller_device"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
+        /**
+         * Sets a device's own password, its school and/or its charset (auto / GB18030 / UTF-8, for firmware that declares one…
+         * @description Sets a device's own password, its school and/or its charset (auto / GB18030 / UTF-8, for firmware
+         *     that declares one encoding and sends another); with a school, its unplaced channels become cameras there.
+         */
         patch: operations["Gb28181Controller_update"];
         trace?: never;
     };
@@ -889,6 +1324,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Reset the device's alarm (DeviceControl AlarmCmd ResetAlarm, §A.2.3.1.4), optionally of one AlarmMethod / AlarmType
+         * @description Reset the device's alarm (DeviceControl AlarmCmd ResetAlarm, §A.2.3.1.4), optionally of one AlarmMethod / AlarmType. Audited.
+         */
         post: operations["Gb28181Controller_resetAlarm"];
         delete?: never;
         options?: never;
@@ -905,6 +1344,12 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Asks the device for its keepalive settings (ConfigDownload BasicParam, §A.2.4.7) and applies them: its cameras are…
+         * @description Asks the device for its keepalive settings (ConfigDownload BasicParam, §A.2.4.7) and applies
+         *     them: its cameras are offline after HeartBeatInterval × HeartBeatCount of silence (at most
+         *     gb28181.heartbeatMaxOfflineSeconds) instead of the district default. Also asked after each registration. Audited.
+         */
         post: operations["Gb28181Controller_basicParam"];
         delete?: never;
         options?: never;
@@ -919,6 +1364,12 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The recordings on the device for one of its channels (RecordInfo, §A.2.4.5) between `start` and `end`, from every part…
+         * @description The recordings on the device for one of its channels (RecordInfo, §A.2.4.5) between `start`
+         *     and `end`, from every part of its answer; `complete: false` when parts were still missing at
+         *     gb28181.recordInfoTimeoutMs. For the video issue's playback.
+         */
         get: operations["Gb28181Controller_records"];
         put?: never;
         post?: never;
@@ -937,6 +1388,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Arm (SetGuard) or disarm (ResetGuard) the device or one of its channels (DeviceControl GuardCmd, §A.2.3.1.3)
+         * @description Arm (SetGuard) or disarm (ResetGuard) the device or one of its channels (DeviceControl GuardCmd, §A.2.3.1.3). Audited.
+         */
         post: operations["Gb28181Controller_guard"];
         delete?: never;
         options?: never;
@@ -951,6 +1406,14 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * A device's organisation tree as its Catalog reports it (GB/T 28181-2016 §A.2.6.3, Appendix D): civil codes (GB/T 2260,…
+         * @description A device's organisation tree as its Catalog reports it (GB/T 28181-2016 §A.2.6.3, Appendix D):
+         *     civil codes (GB/T 2260, 2–8 digits), business groups (215), virtual organisations (216) and the
+         *     channels under them. A node's parent: the last ParentID segment that is a node of the tree, else
+         *     its BusinessGroupID, else the longest civil code its id starts with; nodes with none are roots.
+         *     Removed items are left out. 404 when the device reported nothing.
+         */
         get: operations["Gb28181Controller_organisation"];
         put?: never;
         post?: never;
@@ -969,6 +1432,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Asks a registered device for its Catalog and DeviceInfo again
+         * @description Asks a registered device for its Catalog and DeviceInfo again.
+         */
         post: operations["Gb28181Controller_query"];
         delete?: never;
         options?: never;
@@ -985,6 +1452,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Remote reboot (DeviceControl TeleBoot, GB/T 28181-2016 §A.2.3.1.2)
+         * @description Remote reboot (DeviceControl TeleBoot, GB/T 28181-2016 §A.2.3.1.2). The device answers nothing but its 200: `result: SENT`. Audited.
+         */
         post: operations["Gb28181Controller_reboot"];
         delete?: never;
         options?: never;
@@ -1001,6 +1472,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Start or stop recording on the device (DeviceControl RecordCmd Record / StopRecord, §A.2.3.1.5)
+         * @description Start or stop recording on the device (DeviceControl RecordCmd Record / StopRecord, §A.2.3.1.5). Audited.
+         */
         post: operations["Gb28181Controller_record"];
         delete?: never;
         options?: never;
@@ -1015,6 +1490,14 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * DeviceStatus (GB/T 28181-2016 §9.5.2, §A.2.4.4 / §A.2.6.5): asks the device — or one of its channels (`channelId`) —…
+         * @description DeviceStatus (GB/T 28181-2016 §9.5.2, §A.2.4.4 / §A.2.6.5): asks the device — or one of its
+         *     channels (`channelId`) — how it is now (online, working, encoding, recording, its clock, each
+         *     alarm input's duty status) and answers what it said. A query, like the recordings: read roles,
+         *     not audited. Errors as the commands: 409 GB28181.NOT_REGISTERED, 504 DEVICE_TIMEOUT (no answer
+         *     within gb28181.commandTimeoutMs), 502 DEVICE_REFUSED (Result not OK), 404 unknown device or channel.
+         */
         get: operations["Gb28181Controller_status"];
         put?: never;
         post?: never;
@@ -1031,8 +1514,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists groups (filters and paging as the query says)
+         * @description Lists groups (filters and paging as the query says).
+         */
         get: operations["GroupsController_list"];
         put?: never;
+        /**
+         * Creates one of groups
+         * @description Creates one of groups. Audited.
+         */
         post: operations["GroupsController_create"];
         delete?: never;
         options?: never;
@@ -1047,12 +1538,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of groups by id
+         * @description One of groups by id.
+         */
         get: operations["GroupsController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of groups
+         * @description Deletes one of groups. Audited.
+         */
         delete: operations["GroupsController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of groups
+         * @description Changes one of groups. Audited.
+         */
         patch: operations["GroupsController_update"];
         trace?: never;
     };
@@ -1065,6 +1568,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Records a guard patrol check-in (who, where, when) for the school; counts for the guard_patrol_count check
+         * @description Records a guard patrol check-in (who, where, when) for the school; counts for the guard_patrol_count check.
+         */
         post: operations["FieldController_guardPatrol"];
         delete?: never;
         options?: never;
@@ -1079,8 +1586,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists guards (filters and paging as the query says)
+         * @description Lists guards (filters and paging as the query says).
+         */
         get: operations["GuardsController_list"];
         put?: never;
+        /**
+         * Creates one of guards
+         * @description Creates one of guards. Audited.
+         */
         post: operations["GuardsController_create"];
         delete?: never;
         options?: never;
@@ -1095,12 +1610,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of guards by id
+         * @description One of guards by id.
+         */
         get: operations["GuardsController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of guards
+         * @description Deletes one of guards. Audited.
+         */
         delete: operations["GuardsController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of guards
+         * @description Changes one of guards. Audited.
+         */
         patch: operations["GuardsController_update"];
         trace?: never;
     };
@@ -1113,6 +1640,12 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Verifies a declared guard: they count for the full-time-guards target from now on (200 with the guard's view; already…
+         * @description Verifies a declared guard: they count for the full-time-guards target from now on (200 with
+         *     the guard's view; already verified: unchanged). Bureau roles only (school staff: 403 — they
+         *     cannot vouch for their own declaration); 404 GUARD.NOT_FOUND.
+         */
         post: operations["GuardVerificationController_verify"];
         delete?: never;
         options?: never;
@@ -1127,8 +1660,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Latest first
+         * @description Latest first: `{ items: HandoverView[] }`; `pending=true`: those not taken over yet.
+         */
         get: operations["HandoversController_list"];
         put?: never;
+        /**
+         * Records the open alarms now, the shift's events and notes, and the note
+         * @description Records the open alarms now, the shift's events and notes, and the note: `HandoverView`.
+         */
         post: operations["HandoversController_create"];
         delete?: never;
         options?: never;
@@ -1145,6 +1686,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * The next operator takes over (once; not the one who handed over)
+         * @description The next operator takes over (once; not the one who handed over).
+         */
         post: operations["HandoversController_acknowledge"];
         delete?: never;
         options?: never;
@@ -1161,6 +1706,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Imports alarm-devices from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true`…
+         * @description Imports alarm-devices from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing.
+         */
         post: operations["AlarmDevicesImportController_import"];
         delete?: never;
         options?: never;
@@ -1177,6 +1726,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Imports cameras from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true`…
+         * @description Imports cameras from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing.
+         */
         post: operations["CamerasImportController_import"];
         delete?: never;
         options?: never;
@@ -1193,6 +1746,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Imports guards from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks…
+         * @description Imports guards from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing.
+         */
         post: operations["GuardsImportController_import"];
         delete?: never;
         options?: never;
@@ -1209,6 +1766,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Imports protection-posts from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field;…
+         * @description Imports protection-posts from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing.
+         */
         post: operations["ProtectionPostsImportController_import"];
         delete?: never;
         options?: never;
@@ -1225,6 +1786,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Imports schools from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true`…
+         * @description Imports schools from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing.
+         */
         post: operations["SchoolsImportController_import"];
         delete?: never;
         options?: never;
@@ -1239,6 +1804,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The import template of alarm-devices (headers and an example row), as CSV or XLSX
+         * @description The import template of alarm-devices (headers and an example row), as CSV or XLSX.
+         */
         get: operations["AlarmDevicesImportController_template"];
         put?: never;
         post?: never;
@@ -1255,6 +1824,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The import template of cameras (headers and an example row), as CSV or XLSX
+         * @description The import template of cameras (headers and an example row), as CSV or XLSX.
+         */
         get: operations["CamerasImportController_template"];
         put?: never;
         post?: never;
@@ -1271,6 +1844,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The import template of guards (headers and an example row), as CSV or XLSX
+         * @description The import template of guards (headers and an example row), as CSV or XLSX.
+         */
         get: operations["GuardsImportController_template"];
         put?: never;
         post?: never;
@@ -1287,6 +1864,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The import template of protection-posts (headers and an example row), as CSV or XLSX
+         * @description The import template of protection-posts (headers and an example row), as CSV or XLSX.
+         */
         get: operations["ProtectionPostsImportController_template"];
         put?: never;
         post?: never;
@@ -1303,6 +1884,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The import template of schools (headers and an example row), as CSV or XLSX
+         * @description The import template of schools (headers and an example row), as CSV or XLSX.
+         */
         get: operations["SchoolsImportController_template"];
         put?: never;
         post?: never;
@@ -1319,8 +1904,21 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The incident list
+         * @description The incident list. A history search (`q`: words over names, places and notes of every incident) is a
+         *     heavy read (infra/http/heavy-reads.ts: 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past its limits);
+         *     the console's own list (no `q`) is not limited.
+         */
         get: operations["AlarmsController_list"];
         put?: never;
+        /**
+         * New incident: 201; a retry of a client event id (body `clientEventId` or `Idempotency-Key`) already taken: 200, the…
+         * @description New incident: 201; a retry of a client event id (body `clientEventId` or `Idempotency-Key`) already taken: 200, the same incident;
+         *     a school-security user's repeat of their own open alarm (same school, type, location, priority, within alarms.staffFoldSeconds):
+         *     200 `folded: true`, the same incident with its press count raised (attack F17). More new incidents from one user than
+         *     alarms.userRaisesPerMinute/userRaiseBurst: 429 INCIDENT.TOO_MANY_RAISES with Retry-After.
+         */
         post: operations["AlarmsController_raise"];
         delete?: never;
         options?: never;
@@ -1335,6 +1933,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One incident with its timeline
+         * @description One incident with its timeline.
+         */
         get: operations["AlarmsController_get"];
         put?: never;
         post?: never;
@@ -1353,6 +1955,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Acknowledges an alarm (first one wins: 409 ALARM.ALREADY_ACKNOWLEDGED after); cancels its pending escalations
+         * @description Acknowledges an alarm (first one wins: 409 ALARM.ALREADY_ACKNOWLEDGED after); cancels its pending escalations.
+         */
         post: operations["AlarmsController_acknowledge"];
         delete?: never;
         options?: never;
@@ -1369,6 +1975,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Cancels an unacknowledged alarm as false, with a reason (school staff: only an alarm they raised)
+         * @description Cancels an unacknowledged alarm as false, with a reason (school staff: only an alarm they raised).
+         */
         post: operations["AlarmsController_cancel"];
         delete?: never;
         options?: never;
@@ -1385,6 +1995,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Marks an acknowledged alarm dispatched (someone is on the way)
+         * @description Marks an acknowledged alarm dispatched (someone is on the way).
+         */
         post: operations["AlarmsController_dispatch"];
         delete?: never;
         options?: never;
@@ -1401,6 +2015,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A drill turned into a real alarm with one action: relayed as real, escalates (issue 11 §2)
+         * @description A drill turned into a real alarm with one action: relayed as real, escalates (issue 11 §2).
+         */
         post: operations["AlarmsController_makeReal"];
         delete?: never;
         options?: never;
@@ -1417,6 +2035,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Adds a note to an incident's timeline (rate limited per user: 429 INCIDENT.TOO_MANY_NOTES)
+         * @description Adds a note to an incident's timeline (rate limited per user: 429 INCIDENT.TOO_MANY_NOTES).
+         */
         post: operations["AlarmsController_note"];
         delete?: never;
         options?: never;
@@ -1431,6 +2053,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The messages sent about one incident: level, channel, recipient, status (queued, sent, failed, retrying, suppressed)…
+         * @description The messages sent about one incident: level, channel, recipient, status (queued, sent, failed, retrying, suppressed) and the provider's answer.
+         */
         get: operations["IncidentNotificationsController_list"];
         put?: never;
         post?: never;
@@ -1449,6 +2075,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Marks that someone is on the scene
+         * @description Marks that someone is on the scene.
+         */
         post: operations["AlarmsController_onScene"];
         delete?: never;
         options?: never;
@@ -1465,6 +2095,16 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Attaches a photo to an alarm (the guard's phone; whoever may see the incident and raise alarms): multipart field…
+         * @description Attaches a photo to an alarm (the guard's phone; whoever may see the incident and raise alarms):
+         *     multipart field `file`, a JPEG of at most video.photoMaxBytes and video.photoMaxPixels, at most
+         *     video.photosPerIncident per incident. Kept as evidence as long as the incident; shown on its
+         *     timeline (`photo`, `data.evidenceId` → GET /video/evidence/:id). With `Idempotency-Key` a retry
+         *     answers the first upload (200) instead of storing it again; the same key with another file is 409
+         *     EVIDENCE.PHOTO_KEY_REUSED (`details.evidenceId`). Errors: 404 incident (another school's too), 413
+         *     too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
+         */
         post: operations["VideoController_attachPhoto"];
         delete?: never;
         options?: never;
@@ -1481,6 +2121,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Closes an alarm with its outcome (real, false alarm, test …) and a note
+         * @description Closes an alarm with its outcome (real, false alarm, test …) and a note.
+         */
         post: operations["AlarmsController_resolve"];
         delete?: never;
         options?: never;
@@ -1497,6 +2141,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A camera's or gateway's alarm report (device credential): raised at the camera's school, or at the gateway's without a…
+         * @description A camera's or gateway's alarm report (device credential): raised at the camera's school, or at the gateway's without a camera; never refused for its camera reference.
+         */
         post: operations["AlarmsController_deviceReport"];
         delete?: never;
         options?: never;
@@ -1511,8 +2159,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists drill windows (演练) of the caller's scope: pending, approved, active, ended
+         * @description Lists drill windows (演练) of the caller's scope: pending, approved, active, ended.
+         */
         get: operations["AlarmsController_listDrills"];
         put?: never;
+        /**
+         * Control center: an approved window (201); school staff: a pending request (201, status 'pending') for an operator to…
+         * @description Control center: an approved window (201); school staff: a pending request (201, status 'pending') for an operator to approve.
+         */
         post: operations["AlarmsController_createDrill"];
         delete?: never;
         options?: never;
@@ -1530,6 +2186,10 @@ export type paths = {
         get?: never;
         put?: never;
         post?: never;
+        /**
+         * Control center: any window; school staff: withdraw a pending request of their school
+         * @description Control center: any window; school staff: withdraw a pending request of their school. 204.
+         */
         delete: operations["AlarmsController_deleteDrill"];
         options?: never;
         head?: never;
@@ -1545,6 +2205,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Approves a school's pending drill window request (control center)
+         * @description Approves a school's pending drill window request (control center). Audited.
+         */
         post: operations["AlarmsController_approveDrill"];
         delete?: never;
         options?: never;
@@ -1561,6 +2225,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Ends a drill window now
+         * @description Ends a drill window now. Audited.
+         */
         post: operations["AlarmsController_endDrill"];
         delete?: never;
         options?: never;
@@ -1575,6 +2243,12 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The incidents the list's filters match (outcome, search, school, type, time …), oldest first, as CSV (UTF-8 with BOM)…
+         * @description The incidents the list's filters match (outcome, search, school, type, time …), oldest first, as
+         *     CSV (UTF-8 with BOM) or XLSX (default): zh-CN headers, Asia/Shanghai times, formula-like text
+         *     neutralised. More than alarms.exportMaxRows matching: 400 on `from` (narrow the range).
+         */
         get: operations["AlarmsController_export"];
         put?: never;
         post?: never;
@@ -1593,6 +2267,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A one-click alarm button's press (device credential): a new incident (201) or folded into the button's open one (200)
+         * @description A one-click alarm button's press (device credential): a new incident (201) or folded into the button's open one (200). Never refused for an odd body.
+         */
         post: operations["AlarmsController_press"];
         delete?: never;
         options?: never;
@@ -1607,6 +2285,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Response-time statistics: a heavy read (infra/http/heavy-reads.ts)
+         * @description Response-time statistics: a heavy read (infra/http/heavy-reads.ts).
+         */
         get: operations["AlarmsController_stats"];
         put?: never;
         post?: never;
@@ -1623,6 +2305,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN…
+         * @description The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN headers, seconds.
+         */
         get: operations["AlarmsController_statsExport"];
         put?: never;
         post?: never;
@@ -1639,8 +2325,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists notification channels (WeCom, DingTalk, Feishu, SMS/voice gateway) with their state (ok, failing, silenced);…
+         * @description Lists notification channels (WeCom, DingTalk, Feishu, SMS/voice gateway) with their state (ok, failing, silenced); webhook keys masked, never the secret.
+         */
         get: operations["NotificationsController_listChannels"];
         put?: never;
+        /**
+         * Creates a notification channel: kind, name, webhook URL, signing secret, SMS template
+         * @description Creates a notification channel: kind, name, webhook URL, signing secret, SMS template. Audited.
+         */
         post: operations["NotificationsController_createChannel"];
         delete?: never;
         options?: never;
@@ -1658,9 +2352,17 @@ export type paths = {
         get?: never;
         put?: never;
         post?: never;
+        /**
+         * Deletes a notification channel
+         * @description Deletes a notification channel. Audited.
+         */
         delete: operations["NotificationsController_removeChannel"];
         options?: never;
         head?: never;
+        /**
+         * Changes a notification channel
+         * @description Changes a notification channel. Audited.
+         */
         patch: operations["NotificationsController_updateChannel"];
         trace?: never;
     };
@@ -1673,7 +2375,15 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A maintenance window: messages due meanwhile are recorded as suppressed; the console is never silenced
+         * @description A maintenance window: messages due meanwhile are recorded as suppressed; the console is never silenced.
+         */
         post: operations["NotificationsController_silence"];
+        /**
+         * Ends a channel's silence now
+         * @description Ends a channel's silence now. Audited.
+         */
         delete: operations["NotificationsController_unsilence"];
         options?: never;
         head?: never;
@@ -1689,6 +2399,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Sends a test message now and answers the provider's reply (`ok`, `code`, `detail`)
+         * @description Sends a test message now and answers the provider's reply (`ok`, `code`, `detail`).
+         */
         post: operations["NotificationsController_testChannel"];
         delete?: never;
         options?: never;
@@ -1703,6 +2417,11 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Resolves the link of a message (after login): the incident it opens
+         * @description Resolves the link of a message (after login): the incident it opens. 400 NOTIFICATION_LINK.INVALID,
+         *     410 NOTIFICATION_LINK.EXPIRED (notifications.linkTtlSeconds).
+         */
         get: operations["NotificationsController_link"];
         put?: never;
         post?: never;
@@ -1719,6 +2438,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The escalation policy of each priority: per level, after how many seconds, whom to notify and through which channels…
+         * @description The escalation policy of each priority: per level, after how many seconds, whom to notify and through which channels (stored, or the configuration's default).
+         */
         get: operations["NotificationsController_policies"];
         put?: never;
         post?: never;
@@ -1736,6 +2459,10 @@ export type paths = {
             cookie?: never;
         };
         get?: never;
+        /**
+         * Sets the escalation policy of one priority: one level per escalation delay (alarms.escalationSeconds), each naming…
+         * @description Sets the escalation policy of one priority: one level per escalation delay (alarms.escalationSeconds), each naming targets (duty role, user, group channel) and channels. Audited.
+         */
         put: operations["NotificationsController_updatePolicy"];
         post?: never;
         delete?: never;
@@ -1753,6 +2480,12 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Opens the queue dashboard for this admin session: sets its cookie (HttpOnly, SameSite=Strict, path /admin/queues, a…
+         * @description Opens the queue dashboard for this admin session: sets its cookie (HttpOnly, SameSite=Strict,
+         *     path /admin/queues, a dashboard-only token for ops.queueBoardTtlSeconds, never past this
+         *     session) and answers where it is. 404 when ops.queueBoard is off.
+         */
         post: operations["QueueBoardController_session"];
         delete?: never;
         options?: never;
@@ -1767,6 +2500,11 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Video patrol coverage over the last `periodDays` (default patrols.coveragePeriodDays): share of cameras patrolled per…
+         * @description Video patrol coverage over the last `periodDays` (default patrols.coveragePeriodDays): share of cameras patrolled per school
+         *     and zone, rounds per operator per day. A heavy read (infra/http/heavy-reads.ts): 429 HEAVY_READ.TOO_MANY / 503 HEAVY_READ.BUSY past its limits.
+         */
         get: operations["RoundsController_coverage"];
         put?: never;
         post?: never;
@@ -1783,7 +2521,33 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists patrol findings (audits, video rounds, posts) by school, check, source and time; school staff get their own…
+         * @description Lists patrol findings (audits, video rounds, posts) by school, check, source and time; school staff get their own school's.
+         */
         get: operations["FindingsController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/patrol-findings/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The findings the list's filters match (school, check, source, run, time), newest first, as CSV (UTF-8 with BOM) or XLSX…
+         * @description The findings the list's filters match (school, check, source, run, time), newest first, as CSV (UTF-8 with BOM) or
+         *     XLSX (default): zh-CN headers and labels, school names, Asia/Shanghai times, formula-like text neutralised. School
+         *     staff get their own school's. More than patrols.exportMaxRows matching: 400 on `from` (narrow the range).
+         */
+        get: operations["FindingsController_exportFindings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1799,8 +2563,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists patrol plans with their schedule, scope, checks and whether they are enabled
+         * @description Lists patrol plans with their schedule, scope, checks and whether they are enabled.
+         */
         get: operations["PatrolPlansController_list"];
         put?: never;
+        /**
+         * Creates a patrol plan: name, cron (Asia/Shanghai), scope (district, zones, groups or schools) and checks; its job…
+         * @description Creates a patrol plan: name, cron (Asia/Shanghai), scope (district, zones, groups or schools) and checks; its job scheduler follows. Audited.
+         */
         post: operations["PatrolPlansController_create"];
         delete?: never;
         options?: never;
@@ -1815,12 +2587,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One patrol plan by id
+         * @description One patrol plan by id.
+         */
         get: operations["PatrolPlansController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes a patrol plan and its scheduler (its runs and findings go with it)
+         * @description Deletes a patrol plan and its scheduler (its runs and findings go with it). Audited.
+         */
         delete: operations["PatrolPlansController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes a patrol plan (name, cron, scope, checks, enabled); its job scheduler follows
+         * @description Changes a patrol plan (name, cron, scope, checks, enabled); its job scheduler follows. Audited.
+         */
         patch: operations["PatrolPlansController_update"];
         trace?: never;
     };
@@ -1833,6 +2617,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Runs a plan now (or for a given slot): 201 with the run, 200 if that slot had already run
+         * @description Runs a plan now (or for a given slot): 201 with the run, 200 if that slot had already run.
+         */
         post: operations["PatrolPlansController_run"];
         delete?: never;
         options?: never;
@@ -1847,8 +2635,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists video patrol rounds (by operator and time)
+         * @description Lists video patrol rounds (by operator and time).
+         */
         get: operations["RoundsController_list"];
         put?: never;
+        /**
+         * Starts (or resumes) the caller's video patrol round: 4 or 9 cameras picked by the server, least recently patrolled…
+         * @description Starts (or resumes) the caller's video patrol round: 4 or 9 cameras picked by the server, least recently patrolled first, gates first at arrival and dismissal.
+         */
         post: operations["RoundsController_start"];
         delete?: never;
         options?: never;
@@ -1863,6 +2659,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One video patrol round with its cameras and verdicts
+         * @description One video patrol round with its cameras and verdicts.
+         */
         get: operations["RoundsController_get"];
         put?: never;
         post?: never;
@@ -1881,6 +2681,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Records the verdict on one camera of a round, made on a picture taken for it; anything but normal becomes a finding and…
+         * @description Records the verdict on one camera of a round, made on a picture taken for it; anything but normal becomes a finding and a rectification task. At most one per patrols.roundVerdictMinSeconds per operator (429).
+         */
         post: operations["RoundsController_verdict"];
         delete?: never;
         options?: never;
@@ -1895,6 +2699,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists patrol runs (latest first, by plan and time): schools audited, schools failing, findings
+         * @description Lists patrol runs (latest first, by plan and time): schools audited, schools failing, findings.
+         */
         get: operations["PatrolRunsController_list"];
         put?: never;
         post?: never;
@@ -1911,6 +2719,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One patrol run by id
+         * @description One patrol run by id.
+         */
         get: operations["PatrolRunsController_get"];
         put?: never;
         post?: never;
@@ -1927,6 +2739,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The schools of one patrol run with their result and reasons, failing first
+         * @description The schools of one patrol run with their result and reasons, failing first.
+         */
         get: operations["PatrolRunsController_schools"];
         put?: never;
         post?: never;
@@ -1943,8 +2759,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists post check-ins of a day (by school and post), with the gate camera's picture of the moment when there is one
+         * @description Lists post check-ins of a day (by school and post), with the gate camera's picture of the moment when there is one.
+         */
         get: operations["FieldController_checkins"];
         put?: never;
+        /**
+         * Checks in at a protection post: school staff themselves with the post's current QR code, the center on behalf of a…
+         * @description Checks in at a protection post: school staff themselves with the post's current QR code, the center on behalf of a roster guard. 429 on a burst, 409 when already checked in.
+         */
         post: operations["FieldController_checkIn"];
         delete?: never;
         options?: never;
@@ -1961,6 +2785,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Checks out of a protection post (the check-in's own person, or the center)
+         * @description Checks out of a protection post (the check-in's own person, or the center).
+         */
         post: operations["FieldController_checkOut"];
         delete?: never;
         options?: never;
@@ -1975,8 +2803,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists protection-posts (filters and paging as the query says)
+         * @description Lists protection-posts (filters and paging as the query says).
+         */
         get: operations["ProtectionPostsController_list"];
         put?: never;
+        /**
+         * Creates one of protection-posts
+         * @description Creates one of protection-posts. Audited.
+         */
         post: operations["ProtectionPostsController_create"];
         delete?: never;
         options?: never;
@@ -1991,12 +2827,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of protection-posts by id
+         * @description One of protection-posts by id.
+         */
         get: operations["ProtectionPostsController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of protection-posts
+         * @description Deletes one of protection-posts. Audited.
+         */
         delete: operations["ProtectionPostsController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of protection-posts
+         * @description Changes one of protection-posts. Audited.
+         */
         patch: operations["ProtectionPostsController_update"];
         trace?: never;
     };
@@ -2007,6 +2855,13 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The QR code to print (or show on a gatehouse screen) at a post
+         * @description The QR code to print (or show on a gatehouse screen) at a post: `{ postId, postCode, schoolId,
+         *     gate, payload, validFrom, validUntil, nextAt, windowMinutes }` — the console draws `payload` as
+         *     a QR code. Bureau roles only (school security never see a code they could scan from home,
+         *     attack F8b); 404 for an unknown post. The payload changes every patrols.postQrWindowMinutes.
+         */
         get: operations["FieldController_postQr"];
         put?: never;
         post?: never;
@@ -2025,6 +2880,10 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * A new secret for the post: every code printed so far stops working (a lost or photographed sheet); answers the new code…
+         * @description A new secret for the post: every code printed so far stops working (a lost or photographed sheet); answers the new code like GET …/qr.
+         */
         post: operations["FieldController_rotatePostQr"];
         delete?: never;
         options?: never;
@@ -2039,6 +2898,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists rectification tasks (open, closed, overdue) by school and check; school staff get their own school's
+         * @description Lists rectification tasks (open, closed, overdue) by school and check; school staff get their own school's.
+         */
         get: operations["FindingsController_tasks"];
         put?: never;
         post?: never;
@@ -2055,6 +2918,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One rectification task by id, with its findings count, deadline and closing note
+         * @description One rectification task by id, with its findings count, deadline and closing note.
+         */
         get: operations["FindingsController_task"];
         put?: never;
         post?: never;
@@ -2073,7 +2940,54 @@ export type paths = {
         };
         get?: never;
         put?: never;
+        /**
+         * Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's
+         * @description Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's. Audited.
+         */
         post: operations["FindingsController_close"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rectification-tasks/{id}/reopen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a closed task back to its school with a reason (supervisors, admins): open again with a new deadline…
+         * @description Sends a closed task back to its school with a reason (supervisors, admins): open again with a new deadline
+         *     (patrols.taskDeadlineHours). 409 RECTIFICATION_TASK.NOT_CLOSED / OPEN_TASK_EXISTS. Audited.
+         */
+        post: operations["FindingsController_reopen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rectification-tasks/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8 with…
+         * @description The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8
+         *     with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note and evidence,
+         *     times sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.
+         */
+        get: operations["FindingsController_exportTasks"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2087,8 +3001,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists schools (filters and paging as the query says)
+         * @description Lists schools (filters and paging as the query says).
+         */
         get: operations["SchoolsController_list"];
         put?: never;
+        /**
+         * Creates one of schools
+         * @description Creates one of schools. Audited.
+         */
         post: operations["SchoolsController_create"];
         delete?: never;
         options?: never;
@@ -2103,12 +3025,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of schools by id
+         * @description One of schools by id.
+         */
         get: operations["SchoolsController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of schools
+         * @description Deletes one of schools. Audited.
+         */
         delete: operations["SchoolsController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of schools
+         * @description Changes one of schools. Audited.
+         */
         patch: operations["SchoolsController_update"];
         trace?: never;
     };
@@ -2119,8 +3053,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists users (filter by role and school), paged
+         * @description Lists users (filter by role and school), paged: `{ items, total, limit, offset }`; never a password hash.
+         */
         get: operations["UsersController_list"];
         put?: never;
+        /**
+         * Creates a user (admin): role, display name, school for school staff; the password is checked against…
+         * @description Creates a user (admin): role, display name, school for school staff; the password is checked against auth.minPasswordLength. Audited.
+         */
         post: operations["UsersController_create"];
         delete?: never;
         options?: never;
@@ -2135,12 +3077,20 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One user by id
+         * @description One user by id.
+         */
         get: operations["UsersController_get"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
+        /**
+         * Changes a user (admin): display name, role, school, phone, password, disabled; a password, role or disabled change…
+         * @description Changes a user (admin): display name, role, school, phone, password, disabled; a password, role or disabled change revokes their sessions. Audited.
+         */
         patch: operations["UsersController_update"];
         trace?: never;
     };
@@ -2151,6 +3101,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * An evidence picture, checked against its recorded SHA-256 (409 when altered, 410 when gone); X-Evidence-Source says…
+         * @description An evidence picture, checked against its recorded SHA-256 (409 when altered, 410 when gone); X-Evidence-Source says where it came from.
+         */
         get: operations["VideoController_evidencePicture"];
         put?: never;
         post?: never;
@@ -2167,8 +3121,16 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Lists zones (filters and paging as the query says)
+         * @description Lists zones (filters and paging as the query says).
+         */
         get: operations["ZonesController_list"];
         put?: never;
+        /**
+         * Creates one of zones
+         * @description Creates one of zones. Audited.
+         */
         post: operations["ZonesController_create"];
         delete?: never;
         options?: never;
@@ -2183,12 +3145,24 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * One of zones by id
+         * @description One of zones by id.
+         */
         get: operations["ZonesController_get"];
         put?: never;
         post?: never;
+        /**
+         * Deletes one of zones
+         * @description Deletes one of zones. Audited.
+         */
         delete: operations["ZonesController_remove"];
         options?: never;
         head?: never;
+        /**
+         * Changes one of zones
+         * @description Changes one of zones. Audited.
+         */
         patch: operations["ZonesController_update"];
         trace?: never;
     };
@@ -2199,6 +3173,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * The process is up (for restart decisions)
+         * @description The process is up (for restart decisions).
+         */
         get: operations["HealthController_live"];
         put?: never;
         post?: never;
@@ -2215,6 +3193,19 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Postgres and Redis answer, and every job scheduler this deployment needs exists in Redis (a Redis that came back empty…
+         * @description Postgres and Redis answer, and every job scheduler this deployment needs exists in Redis (a
+         *     Redis that came back empty has none until they are re-created: QueueService.reconcile). 503
+         *     while any is not so; `checks.schedulers.missing` names the missing ones. Alarm intake keeps
+         *     working through a Redis outage — this tells the operator and the load balancer, it is not a
+         *     reason to stop taking alarms on this process alone.
+         *
+         *     Answer: `{ status: 'ok' | 'unavailable', checks: { postgres, redis, schedulers } }`, each check
+         *     `{ ok: true, ms }` or `{ ok: false, error: ReadyFailure }` (a fixed word; the driver's message is
+         *     logged once per change, never returned — this endpoint is public). Each check gives up after
+         *     `ops.readyCheckTimeoutMs` (`timeout`).
+         */
         get: operations["HealthController_ready"];
         put?: never;
         post?: never;
@@ -2231,6 +3222,10 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Prometheus metrics in the text exposition format (with ops.metricsToken set
+         * @description Prometheus metrics in the text exposition format (with ops.metricsToken set: `Authorization: Bearer <token>`, else 401).
+         */
         get: operations["MetricsController_scrape"];
         put?: never;
         post?: never;
@@ -2244,6 +3239,32 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        AlarmDeviceView: {
+            /** @enum {string} */
+            areaKind: "canteen" | "classroom_corridor" | "dormitory" | "gatehouse" | "main_gate" | "other" | "parking" | "perimeter" | "playground" | "side_gate" | "stairwell" | "teaching_building";
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            id: string;
+            keepaliveSeconds: number | null;
+            /** Format: date-time */
+            lastPoliceRelayAt: string | null;
+            /** Format: date-time */
+            lastSeenAt: string | null;
+            /** Format: date-time */
+            lastTestAt: string | null;
+            lastTestByName: string | null;
+            linkedCameraIds: string[];
+            location: string;
+            policeLinked: boolean;
+            schoolId: string;
+            /** @enum {string} */
+            status: "fault" | "offline" | "online" | "unknown";
+            /** Format: date-time */
+            testModeUntil: string | null;
+            /** Format: date-time */
+            updatedAt: string;
+        };
         AssignChannelDto: {
             /** @enum {string} */
             areaKind?: "main_gate" | "side_gate" | "gatehouse" | "perimeter" | "stairwell" | "dormitory" | "canteen" | "playground" | "classroom_corridor" | "teaching_building" | "parking" | "other";
@@ -2256,6 +3277,31 @@ export type components = {
             channels: components["schemas"]["AssignChannelDto"][];
             schoolId: string;
         };
+        BasicParam: {
+            deviceId: string;
+            expiration: number | null;
+            heartBeatCount: number | null;
+            heartBeatInterval: number | null;
+            name: string | null;
+            offlineAfterSeconds: number | null;
+        };
+        ButtonTestView: {
+            alarmDeviceId: string;
+            at: string;
+            by: string;
+            deviceEventId: string | null;
+            id: string;
+            incidentId: string | null;
+            /** @enum {string} */
+            kind: "device_flag" | "outcome" | "test_mode";
+            policeLinked: boolean;
+            relay: {
+                attempts: number;
+                deliveredAt: string | null;
+                required: boolean;
+            };
+            schoolId: string;
+        };
         CalendarDto: {
             /**
              * @example [
@@ -2264,6 +3310,81 @@ export type components = {
              */
             holidays: string[];
             terms: components["schemas"]["DateRangeDto"][];
+        };
+        CameraLiveSource: {
+            cameraId: string;
+            live: boolean;
+            snapshotUri: boolean;
+        };
+        CameraMediaDto: {
+            /** @description the camera's ONVIF address: host name or IP (the device service is http://host:port/onvif/device_service) */
+            onvifHost?: string | null;
+            /** @description its password (kept encrypted, never returned); null forgets it */
+            onvifPassword?: string | null;
+            /** @description ONVIF HTTP port (null = 80) */
+            onvifPort?: number | null;
+            /** @description the media profile to play (null = the first H.264 profile the probe finds) */
+            onvifProfileToken?: string | null;
+            /** @description the camera's account (ONVIF, and RTSP digest auth for its streams) */
+            onvifUsername?: string | null;
+            /** @description RTSP playback URL of the camera's recorder ('' = none), with {start:FMT} {end:FMT} (recorder local time, video.recorderTimeZone) or {startUtc:FMT} {endUtc:FMT} (UTC); FMT tokens YYYY MM DD HH mm ss. Hikvision: rtsp://nvr:554/Streaming/tracks/101?starttime={startUtc:YYYYMMDDTHHmmssZ}&endtime={endUtc:YYYYMMDDTHHmmssZ}; Dahua: rtsp://nvr:554/cam/playback?channel=1&subtype=0&starttime={start:YYYY_MM_DD_HH_mm_ss}&endtime={end:YYYY_MM_DD_HH_mm_ss} */
+            playbackUrlTemplate?: string;
+        };
+        CameraMediaView: {
+            cameraId: string;
+            lastProbe: {
+                at: string;
+                device: {
+                    firmwareVersion: string;
+                    hardwareId: string;
+                    manufacturer: string;
+                    model: string;
+                    serialNumber: string;
+                };
+                /** @enum {number} */
+                media: 1 | 2;
+                profiles: {
+                    encoding: string;
+                    height: number | null;
+                    name: string;
+                    token: string;
+                    width: number | null;
+                }[];
+                profileToken: string;
+                snapshotUri: string;
+                streamUri: string;
+            } | null;
+            onvifHost: string | null;
+            onvifPort: number | null;
+            onvifProfileToken: string | null;
+            onvifPwKept: boolean;
+            onvifUsername: string | null;
+            playbackUrlTemplate: string;
+            /** Format: date-time */
+            probedAt: string | null;
+            snapshotUrl: string;
+        };
+        CameraView: {
+            /** @enum {string} */
+            areaKind: "canteen" | "classroom_corridor" | "dormitory" | "gatehouse" | "main_gate" | "other" | "parking" | "perimeter" | "playground" | "side_gate" | "stairwell" | "teaching_building";
+            channelId: string;
+            /** Format: date-time */
+            createdAt: string;
+            deviceId: string;
+            id: string;
+            keepaliveSeconds: number | null;
+            /** Format: date-time */
+            lastSeenAt: string | null;
+            location: string;
+            model: string;
+            name: string;
+            schoolId: string;
+            /** @enum {string} */
+            status: "fault" | "offline" | "online" | "unknown";
+            streamUrl: string;
+            /** Format: date-time */
+            updatedAt: string;
+            vendor: string;
         };
         CancelDto: {
             /** @example 误按 */
@@ -2275,9 +3396,53 @@ export type components = {
             /** @description the record it belongs to (incident id…) */
             refId?: string;
         };
+        CascadeLinkStatus: {
+            counts: {
+                [key: string]: number;
+            };
+            expiresAt: string | null;
+            host: string;
+            lastError: string | null;
+            lastErrorAt: string | null;
+            lastKeepaliveAnsweredAt: string | null;
+            lastKeepaliveAt: string | null;
+            lastKeepaliveStatus: number | null;
+            lastRegisterStatus: number | null;
+            localId: string;
+            missedKeepalives: number;
+            nextAttemptAt: string | null;
+            port: number;
+            registered: boolean;
+            registeredAt: string | null;
+            statusPending: number;
+            subscriptions: {
+                alarm: string | null;
+                catalog: string | null;
+            };
+            superiorId: string;
+            transport: string;
+        };
         ChangePasswordDto: {
             currentPassword: string;
             newPassword: string;
+        };
+        ChannelView: {
+            enabled: boolean;
+            failingSince: string | null;
+            hasSecret: boolean;
+            id: string;
+            /** @enum {string} */
+            kind: "dingtalk" | "feishu" | "sms" | "wecom";
+            lastError: string | null;
+            name: string;
+            silencedUntil: string | null;
+            silenceReason: string | null;
+            /** @enum {string} */
+            state: "disabled" | "failing" | "ok" | "silenced";
+            template: {
+                [key: string]: unknown;
+            } | null;
+            webhookUrl: string;
         };
         CheckInDto: {
             /** @example 王建国 */
@@ -2289,11 +3454,32 @@ export type components = {
             /** @description what the post's QR code says (school security): the signed, rotating payload of GET /protection-posts/{id}/qr */
             qrToken?: string;
         };
+        CheckResult: {
+            /** @enum {string} */
+            status: "fail" | "n/a" | "pass";
+        } & {
+            [key: string]: unknown;
+        };
         CloseTaskDto: {
             /** @description a reference to evidence (photo id, file URL) */
             evidenceRef?: string;
             /** @example 已更换摄像机电源 */
             note: string;
+        };
+        ComplianceShares: {
+            allMet: number | null;
+            closedCampus: number | null;
+            guards: number | null;
+            networked: number | null;
+            posts: number | null;
+        };
+        Counts: {
+            fault: number;
+            offline: number;
+            online: number;
+            onlineRate: number | null;
+            total: number;
+            unknown: number;
         };
         CreateAlarmDeviceDto: {
             /** @enum {string} */
@@ -2468,11 +3654,37 @@ export type components = {
             /** @example 鱼洞小学学区 */
             name: string;
         };
+        DailyOnlineRate: {
+            countedSeconds: number;
+            date: string;
+            devices: number;
+            onlineRate: number | null;
+            schoolDay: boolean;
+        };
         DateRangeDto: {
             /** @example 2027-01-20 */
             end: string;
             /** @example 2026-09-01 */
             start: string;
+        };
+        DeliveryView: {
+            address: string | null;
+            attempts: number;
+            channelId: string | null;
+            channelKind: string | null;
+            channelName: string | null;
+            deliveryId: string;
+            dueAt: string;
+            dutyRole: string | null;
+            incidentId: string;
+            lastError: string | null;
+            level: number;
+            providerCode: string | null;
+            recipientName: string;
+            sentAt: string | null;
+            /** @enum {string} */
+            status: "cancelled" | "failed" | "no_recipient" | "pending" | "retrying" | "sent" | "suppressed";
+            updatedAt: string;
         };
         DevicePressDto: {
             /** @description ignored: a press is a drill (演练) only inside an approved drill window (issue 11 §2) */
@@ -2498,6 +3710,36 @@ export type components = {
             /** @enum {string} */
             type: "video_alarm" | "tamper" | "device_fault" | "intrusion" | "fire" | "other";
         };
+        DeviceStatusResult: {
+            alarmStatus: {
+                deviceId: string;
+                /** @enum {string|null} */
+                dutyStatus: "ALARM" | "OFFDUTY" | "ONDUTY" | null;
+            }[];
+            deviceId: string;
+            deviceTime: string | null;
+            /** @enum {string|null} */
+            encode: "OFF" | "ON" | null;
+            /** @enum {string|null} */
+            online: "OFFLINE" | "ONLINE" | null;
+            reason: string | null;
+            /** @enum {string|null} */
+            record: "OFF" | "ON" | null;
+            sn: number;
+            /** @enum {string|null} */
+            status: "ERROR" | "OK" | null;
+            targetId: string;
+        };
+        DistrictView: {
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            id: string;
+            name: string;
+            timezone: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
         DrillWindowDto: {
             /** @description ISO 8601 with offset; after startsAt, at most alarms.drills.maxWindowMinutes later */
             endsAt: string;
@@ -2506,6 +3748,109 @@ export type components = {
             /** @description ISO 8601 with offset; not more than alarms.drills.maxStartPastMinutes ago */
             startsAt: string;
         };
+        DrillWindowItem: {
+            approvedAt: string | null;
+            approvedBy: string | null;
+            createdBy: string;
+            endedAt: string | null;
+            endedBy: string | null;
+            endsAt: string;
+            id: string;
+            note: string;
+            schoolId: string;
+            schoolName: string;
+            startsAt: string;
+            /** @enum {string} */
+            status: "approved" | "pending";
+        };
+        DutyPerson: {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            role: "admin" | "operator" | "supervisor";
+        };
+        EducationGroupView: {
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            districtId: string;
+            id: string;
+            name: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        ErrorEnvelope: {
+            error: {
+                /** @description stable error code (src/infra/http/error-codes.ts), e.g. VALIDATION_FAILED, AUTH.OUT_OF_SCOPE */
+                code: string;
+                /** @description VALIDATION_FAILED: `fields` [{ field, reason, row? }]; 429/503: `retryAfterSeconds`; others per code */
+                details?: {
+                    [key: string]: unknown;
+                };
+                /** @description for people (zh-CN or English) */
+                message: string;
+                /** @description the X-Request-Id of the request, also in the log */
+                requestId?: string;
+            };
+        };
+        EvidenceRecord: {
+            bytes: number;
+            cameraId: string | null;
+            /** Format: date-time */
+            capturedAt: string;
+            height: number;
+            id: string;
+            purpose: string;
+            refId: string | null;
+            schoolId: string;
+            sha256: string;
+            snapshotUriError?: string;
+            /** @enum {string} */
+            source: "snapshot_uri" | "stream" | "unknown" | "upload";
+            width: number;
+        };
+        FaultView: {
+            deviceId: string;
+            /** @enum {string} */
+            kind: "alarm_device" | "camera";
+            /** Format: date-time */
+            overdueAt: string | null;
+            /** Format: date-time */
+            recoveredAt: string | null;
+            /** Format: date-time */
+            since: string;
+        };
+        FindingView: {
+            /** Format: date-time */
+            at: string;
+            check: string;
+            /** Format: date-time */
+            createdAt: string;
+            detail: {
+                [key: string]: unknown;
+            };
+            id: string;
+            message: string;
+            roundId: string | null;
+            runId: string | null;
+            schoolId: string | null;
+            /** @enum {string} */
+            source: "audit" | "post" | "round";
+            subjectId: string | null;
+            subjectKind: string | null;
+            subjectLabel: string;
+            taskId: string | null;
+        };
+        FlappingView: {
+            bounces: number;
+            deviceId: string;
+            /** @enum {string} */
+            kind: "alarm_device" | "camera";
+            /** Format: date-time */
+            lastBounceAt: string;
+            /** Format: date-time */
+            since: string;
+        };
         GateEventDto: {
             at?: string;
             /** @example 南大门 */
@@ -2513,6 +3858,65 @@ export type components = {
             schoolId?: string;
             /** @enum {string} */
             state: "open" | "closed";
+        };
+        GateEventView: {
+            /** Format: date-time */
+            at: string;
+            gate: string;
+            id: string;
+            schoolId: string;
+            /** @enum {string} */
+            state: "closed" | "open";
+        };
+        GbChannelListItem: {
+            cameraId: string | null;
+            channelId: string;
+            deviceId: string;
+            /** @enum {string} */
+            kind: "alarm_input" | "alarm_output" | "camera" | "organisation";
+            latitude: number | null;
+            longitude: number | null;
+            manufacturer: string;
+            model: string;
+            name: string;
+            parentId: string;
+            removed: boolean;
+            /** Format: date-time */
+            reportedAt: string;
+            status: string;
+        };
+        GbDeviceListItem: {
+            authUsername: string | null;
+            /** Format: date-time */
+            basicParamAt: string | null;
+            /** Format: date-time */
+            catalogAt: string | null;
+            channelCount: number | null;
+            channels: number;
+            /** @enum {string} */
+            charset: "GB18030" | "UTF-8" | "auto";
+            contactAddress: string | null;
+            contactPort: number | null;
+            deviceId: string;
+            /** Format: date-time */
+            expiresAt: string | null;
+            firmware: string;
+            heartbeatCount: number | null;
+            heartbeatInterval: number | null;
+            /** Format: date-time */
+            lastKeepaliveAt: string | null;
+            manufacturer: string;
+            model: string;
+            name: string;
+            offlineAfterSeconds: number | null;
+            ownPassword: boolean;
+            registered: boolean;
+            /** Format: date-time */
+            registeredAt: string | null;
+            schoolId: string | null;
+            /** @enum {string|null} */
+            transport: "TCP" | "UDP" | null;
+            unassigned: number;
         };
         GbGuardDto: {
             /** @description true: arm (GuardCmd SetGuard), false: disarm (ResetGuard) */
@@ -2542,10 +3946,117 @@ export type components = {
             /** @description required for control-center users; school security record for their own school */
             schoolId?: string;
         };
+        GuardPatrolView: {
+            /** Format: date-time */
+            at: string;
+            guardName: string;
+            id: string;
+            note: string;
+            route: string;
+            schoolId: string;
+        };
+        GuardView: {
+            active: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            fullTime: boolean;
+            id: string;
+            licenceNo: string;
+            name: string;
+            phone: string;
+            schoolId: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** Format: date-time */
+            verifiedAt: string | null;
+            verifiedByName: string | null;
+        };
         HandoverDto: {
             /** @description what the incoming person must know (交接事项) */
             note?: string;
             toUserId: string;
+        };
+        HandoverSummary: {
+            cancelled: number;
+            escalations: number;
+            falseAlarms: number;
+            latestNotes: {
+                actorName: string;
+                at: string;
+                incidentId: string;
+                note: string;
+            }[];
+            notes: number;
+            oldestOpen: {
+                firstPressAt: string;
+                id: string;
+                location: string;
+                priority: string;
+                schoolName: string;
+                status: string;
+                type: string;
+            }[];
+            open: number;
+            raised: number;
+            resolved: number;
+            unacknowledged: number;
+        };
+        HandoverView: {
+            acknowledgedBy: {
+                at: string;
+                id: string;
+                name: string;
+            } | null;
+            at: string;
+            fromName: string;
+            fromUserId: string;
+            id: string;
+            note: string;
+            shiftFrom: string;
+            summary: components["schemas"]["HandoverSummary"];
+        };
+        ImportResult: {
+            created: number;
+            dryRun: boolean;
+            /** @enum {string} */
+            encoding: "GB18030" | "UTF-16BE (BOM)" | "UTF-16LE (BOM)" | "UTF-8" | "UTF-8 (BOM)" | "XLSX";
+            preview?: {
+                header: string[];
+                rows: {
+                    cells: string[];
+                    line: number;
+                }[];
+            };
+            rows: number;
+            unchanged: number;
+            updated: number;
+        };
+        IncidentCamera: {
+            areaKind: string;
+            id: string;
+            location: string;
+            name: string;
+            status: string;
+            streamUrl: string;
+        };
+        IncidentStatsRow: {
+            closed: number;
+            count: number;
+            day: string | null;
+            falseAlarms: number;
+            schoolId: string | null;
+            schoolName: string | null;
+            toAcknowledgedP50: number | null;
+            toAcknowledgedP90: number | null;
+            toConsoleP50: number | null;
+            toConsoleP90: number | null;
+            toOnSceneP50: number | null;
+            toOnSceneP90: number | null;
+            toRelayedP50: number | null;
+            toRelayedP90: number | null;
+            toResolvedP50: number | null;
+            toResolvedP90: number | null;
+            zoneId: string | null;
         };
         LoginDto: {
             password: string;
@@ -2555,11 +4066,194 @@ export type components = {
         LogoutDto: {
             refreshToken?: string;
         };
+        MaintenanceWindowView: {
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            deviceId: string | null;
+            /** @enum {string|null} */
+            deviceKind: "alarm_device" | "camera" | null;
+            endedBy: string | null;
+            /** Format: date-time */
+            endedEarlyAt: string | null;
+            /** Format: date-time */
+            endsAt: string;
+            id: string;
+            reason: string;
+            schoolId: string | null;
+            /** Format: date-time */
+            startsAt: string;
+            /** @enum {string} */
+            status: "active" | "ended" | "upcoming";
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        Node: {
+            cameraId: string | null;
+            children: components["schemas"]["Node"][];
+            id: string;
+            kind: string;
+            name: string;
+        };
         NoteDto: {
             note: string;
         };
+        OnvifProbeResult: {
+            device: {
+                firmwareVersion: string;
+                hardwareId: string;
+                manufacturer: string;
+                model: string;
+                serialNumber: string;
+            };
+            /** @enum {number} */
+            media: 1 | 2;
+            profiles: {
+                encoding: string;
+                height: number | null;
+                name: string;
+                token: string;
+                width: number | null;
+            }[];
+            profileToken: string;
+            snapshotUri: string;
+            streamUri: string;
+        };
         OptionalNoteDto: {
             note?: string;
+        };
+        OutageView: {
+            affected: number;
+            /** Format: date-time */
+            closedAt: string | null;
+            id: string;
+            offline: number;
+            /** Format: date-time */
+            openedAt: string;
+            overdue: boolean;
+            /** Format: date-time */
+            overdueAt: string | null;
+            peak: number;
+            schoolId: string;
+            /** @enum {string} */
+            status: "closed" | "open";
+        };
+        OutageWithFaults: {
+            affected: number;
+            /** Format: date-time */
+            closedAt: string | null;
+            faults: components["schemas"]["FaultView"][];
+            id: string;
+            offline: number;
+            /** Format: date-time */
+            openedAt: string;
+            overdue: boolean;
+            /** Format: date-time */
+            overdueAt: string | null;
+            peak: number;
+            schoolId: string;
+            /** @enum {string} */
+            status: "closed" | "open";
+        };
+        OverdueFaultView: {
+            deviceId: string;
+            /** @enum {string} */
+            kind: "alarm_device" | "camera";
+            outageId: string;
+            /** Format: date-time */
+            overdueAt: string;
+            schoolId: string;
+            /** Format: date-time */
+            since: string;
+        };
+        PatrolPlanView: {
+            checks: ("alarm_button" | "camera_online_rate" | "device_offline_24h" | "gate_open" | "guard_patrol_count" | "guard_staffing" | "post_unstaffed")[];
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            cron: string;
+            enabled: boolean;
+            id: string;
+            name: string;
+            scope: {
+                ids?: string[];
+                /** @enum {string} */
+                kind: "district" | "group" | "schools" | "zone";
+            };
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        PatrolRoundItemView: {
+            camera: {
+                areaKind: string;
+                location: string;
+                name: string;
+                status: string;
+                streamUrl: string;
+            } | null;
+            cameraId: string;
+            favoured: boolean;
+            findingId: string | null;
+            note: string;
+            position: number;
+            schoolId: string;
+            snapshotRef: string | null;
+            /** @enum {string|null} */
+            snapshotSource: "snapshot_uri" | "stream" | "unknown" | "upload" | null;
+            verdict: string | null;
+            /** Format: date-time */
+            verdictAt: string | null;
+        };
+        PatrolRoundSummary: {
+            /** Format: date-time */
+            finishedAt: string | null;
+            id: string;
+            operatorId: string;
+            operatorName: string;
+            size: number;
+            /** Format: date-time */
+            startedAt: string;
+        };
+        PatrolRoundView: {
+            /** Format: date-time */
+            finishedAt: string | null;
+            id: string;
+            items: components["schemas"]["PatrolRoundItemView"][];
+            operatorId: string;
+            operatorName: string;
+            size: number;
+            /** Format: date-time */
+            startedAt: string;
+        };
+        PatrolRunSchoolView: {
+            passed: boolean;
+            results: {
+                [key: string]: components["schemas"]["CheckResult"];
+            };
+            schoolId: string;
+        };
+        PatrolRunView: {
+            checks: ("alarm_button" | "camera_online_rate" | "device_offline_24h" | "gate_open" | "guard_patrol_count" | "guard_staffing" | "post_unstaffed")[];
+            /** Format: date-time */
+            createdAt: string;
+            durationMs: number;
+            /** Format: date-time */
+            evaluatedAt: string;
+            failedSchoolCount: number;
+            findingCount: number;
+            id: string;
+            planId: string;
+            schoolCount: number;
+            /** Format: date-time */
+            slot: string;
+            /** @enum {string} */
+            trigger: "manual" | "schedule";
+        };
+        PlacedChannel: {
+            cameraId: string;
+            channelId: string;
+            created: boolean;
+            deviceId: string;
         };
         PlanScopeDto: {
             ids?: string[];
@@ -2571,6 +4265,17 @@ export type components = {
             end: string;
             /** @description start of the recording to play, an ISO 8601 instant with offset (e.g. 2026-11-30T03:00:00+08:00); not in the future */
             start: string;
+        };
+        PlayTicket: {
+            cameraId: string;
+            codec: string;
+            /** Format: date-time */
+            expiresAt: string;
+            height: number;
+            token: string;
+            transcoded: boolean;
+            url: string;
+            width: number;
         };
         PolicyLevelDto: {
             /** @description channels for the people of this level; null or omitted = every enabled channel */
@@ -2590,6 +4295,59 @@ export type components = {
             /** @description kind user */
             userId?: string;
         };
+        PolicyView: {
+            levels: {
+                afterSeconds: number;
+                channelIds: string[] | null;
+                level: number;
+                targets: ({
+                    /** @enum {string} */
+                    dutyRole: "bureau_leader" | "duty_supervisor" | "operator_desk";
+                    /** @enum {string} */
+                    kind: "duty";
+                } | {
+                    /** @enum {string} */
+                    kind: "user";
+                    userId: string;
+                } | {
+                    channelId: string;
+                    /** @enum {string} */
+                    kind: "group";
+                })[];
+            }[];
+            /** @enum {string} */
+            priority: "P1" | "P2" | "P3" | "P4";
+            /** @enum {string} */
+            source: "default" | "stored";
+            updatedAt: string | null;
+        };
+        PostCheckinView: {
+            cameraId: string | null;
+            /** Format: date-time */
+            checkedInAt: string;
+            /** Format: date-time */
+            checkedOutAt: string | null;
+            evidenceError: string | null;
+            evidenceId: string | null;
+            /** @enum {string|null} */
+            evidenceSource: "snapshot_uri" | "stream" | "unknown" | "upload" | null;
+            /** @enum {string} */
+            evidenceStatus: "failed" | "none" | "pending" | "taken";
+            id: string;
+            onBehalf: boolean;
+            personName: string;
+            /** @enum {string} */
+            personRole: "guard" | "police" | "staff" | "volunteer";
+            postId: string;
+            recordedBy: string;
+            schoolId: string;
+        };
+        PostWindow: {
+            end?: string;
+            /** @enum {string} */
+            kind: "arrival" | "dismissal";
+            start?: string;
+        };
         PostWindowDto: {
             /** @description override of the timetable end */
             end?: string;
@@ -2597,6 +4355,25 @@ export type components = {
             kind: "arrival" | "dismissal";
             /** @description override of the timetable start */
             start?: string;
+        };
+        ProtectionPostView: {
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            gate: string;
+            gateCameraId: string | null;
+            id: string;
+            requiredHeadcount: number;
+            schoolId: string;
+            /** Format: date-time */
+            updatedAt: string;
+            windows: components["schemas"]["PostWindow"][];
+        };
+        ProviderAnswer: {
+            code: string;
+            detail: string;
+            ok: boolean;
+            retryable: boolean;
         };
         RaiseIncidentDto: {
             alarmDeviceId?: string;
@@ -2620,8 +4397,72 @@ export type components = {
             /** @enum {string} */
             type: "intrusion" | "violence" | "medical" | "fire" | "other";
         };
+        RecordInfoResult: {
+            channelId: string;
+            complete: boolean;
+            deviceId: string;
+            items: components["schemas"]["RecordItem"][];
+            omitted: number;
+            sumNum: number;
+        };
+        RecordItem: {
+            address: string;
+            deviceId: string;
+            endTime: string | null;
+            filePath: string;
+            fileSize: number | null;
+            name: string;
+            recorderId: string;
+            secrecy: number | null;
+            startTime: string | null;
+            type: string;
+        };
+        RectificationTaskView: {
+            check: string;
+            checkLabel?: string;
+            /** Format: date-time */
+            closedAt: string | null;
+            closedBy: string | null;
+            closeNote: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            deadline: string;
+            evidenceRef: string | null;
+            findingCount: number;
+            id: string;
+            reopenCount: number;
+            /** Format: date-time */
+            reopenedAt: string | null;
+            reopenedBy: string | null;
+            reopenReason: string | null;
+            schoolId: string;
+            /** @enum {string} */
+            status: "closed" | "open";
+            subjectKey: string;
+            title: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
         RefreshDto: {
             refreshToken: string;
+        };
+        RejectedEntry: {
+            index: number;
+            /** @enum {string} */
+            reason: "malformed" | "out_of_scope" | "unknown_device";
+        };
+        ReopenTaskDto: {
+            /**
+             * @description why the closing is not accepted (the school sees it)
+             * @example 照片显示摄像机仍无画面，请重新整改
+             */
+            reason: string;
+        };
+        ReporterPosition: {
+            accuracyM: number;
+            latitude: number;
+            longitude: number;
         };
         ReporterPositionDto: {
             /**
@@ -2643,11 +4484,69 @@ export type components = {
             /** @description the time slot to run (default: the latest cron occurrence); the same slot runs once */
             slot?: string;
         };
+        SchoolCompliance: {
+            allMet: boolean;
+            closedCampus: boolean;
+            date: string;
+            failedCount: number;
+            groupId: string | null;
+            guards: boolean;
+            networked: boolean;
+            posts: boolean;
+            reasons: {
+                [key: string]: unknown;
+            };
+            schoolCode: string;
+            schoolDay: boolean;
+            schoolId: string;
+            schoolName: string;
+            zoneId: string | null;
+        };
+        SchoolView: {
+            address: string;
+            boarding: boolean;
+            calendar: components["schemas"]["TermCalendar"];
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            districtId: string;
+            groupId: string | null;
+            id: string;
+            lat: number | null;
+            lng: number | null;
+            name: string;
+            policeStationName: string;
+            policeStationPhone: string;
+            principalName: string;
+            principalPhone: string;
+            securityChiefName: string;
+            securityChiefPhone: string;
+            staffCount: number;
+            studentCount: number;
+            timetable: components["schemas"]["Timetable"];
+            /** @enum {string} */
+            type: "high" | "kindergarten" | "middle" | "nine_year" | "primary" | "vocational";
+            /** Format: date-time */
+            updatedAt: string;
+            zoneId: string | null;
+        };
         ShiftHandoverDto: {
             /** @description for the next operator: what to watch, what was promised */
             note?: string;
             /** @description start of the shift handed over (ISO 8601); default: the last handover, else alarms.handoverDefaultShiftHours ago */
             since?: string;
+        };
+        ShiftView: {
+            /** @enum {string} */
+            dutyRole: "bureau_leader" | "duty_supervisor" | "operator_desk";
+            endsAt: string;
+            handedOverFromId: string | null;
+            id: string;
+            note: string;
+            phone: string | null;
+            startsAt: string;
+            userId: string;
+            userName: string;
         };
         SilenceChannelDto: {
             /** @example 运营商短信网关维护 */
@@ -2664,9 +4563,35 @@ export type components = {
             size?: number;
             zoneId?: string;
         };
+        TermCalendar: {
+            holidays: string[];
+            terms: {
+                end: string;
+                start: string;
+            }[];
+        };
         TestModeDto: {
             /** @description minutes (default alarms.buttonTests.testModeMinutes, at most testModeMaxMinutes) */
             minutes?: number;
+        };
+        TimelineEntryView: {
+            action: string;
+            actorId: string | null;
+            actorName: string;
+            /** @enum {string} */
+            actorType: "device" | "system" | "user";
+            /** Format: date-time */
+            at: string;
+            data: {
+                [key: string]: unknown;
+            } | null;
+            note: string;
+        };
+        Timetable: {
+            arrival: components["schemas"]["TimeWindow"];
+            dismissal: components["schemas"]["TimeWindow"];
+            schoolHours: components["schemas"]["TimeWindow"];
+            weekdays: number[];
         };
         TimetableDto: {
             arrival: components["schemas"]["TimeWindowDto"];
@@ -2684,11 +4609,43 @@ export type components = {
              */
             weekdays: string[];
         };
+        TimeWindow: {
+            end: string;
+            start: string;
+        };
         TimeWindowDto: {
             /** @example 08:10 */
             end: string;
             /** @example 07:30 */
             start: string;
+        };
+        TokenPair: {
+            accessToken: string;
+            expiresIn: number;
+            refreshToken: string;
+            /** @enum {string} */
+            tokenType: "Bearer";
+            user: {
+                displayName: string;
+                id: string;
+                /** @enum {string} */
+                role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                schoolId: string | null;
+                username: string;
+            };
+        };
+        TransitionView: {
+            /** Format: date-time */
+            at: string;
+            deviceId: string;
+            /** @enum {string} */
+            from: "fault" | "offline" | "online" | "unknown";
+            id: string;
+            /** @enum {string} */
+            kind: "alarm_device" | "camera";
+            schoolId: string;
+            /** @enum {string} */
+            to: "fault" | "offline" | "online" | "unknown";
         };
         UpdateAlarmDeviceDto: {
             /** @enum {string} */
@@ -2861,6 +4818,23 @@ export type components = {
             /** @enum {string} */
             verdict: "normal" | "obstructed" | "offline" | "gate_open" | "guard_absent" | "crowding" | "other";
         };
+        ZoneCompliance: {
+            schools: number;
+            shares: components["schemas"]["ComplianceShares"];
+            zoneId: string | null;
+        };
+        ZoneView: {
+            code: string;
+            /** Format: date-time */
+            createdAt: string;
+            districtId: string;
+            id: string;
+            /** @enum {string} */
+            level: "middle" | "mixed" | "primary";
+            name: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -2885,11 +4859,62 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        alarmDeviceId: string;
+                        testModeUntil: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: ALARM_DEVICE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: BUTTON_TEST.DAILY_LIMIT */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -2904,11 +4929,62 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        alarmDeviceId: string;
+                        testModeUntil: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: ALARM_DEVICE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: BUTTON_TEST.DAILY_LIMIT */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -2923,11 +4999,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ButtonTestView"][];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: ALARM_DEVICE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -2953,11 +5068,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AlarmDeviceView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -2974,11 +5124,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["AlarmDeviceView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -2993,11 +5182,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["AlarmDeviceView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3012,11 +5240,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3035,11 +5309,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["AlarmDeviceView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3060,11 +5382,64 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: {
+                            action: string;
+                            actorId: string | null;
+                            actorName: string;
+                            /** @enum {string} */
+                            actorType: "device" | "system" | "user";
+                            after: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** Format: date-time */
+                            at: string;
+                            before: {
+                                [key: string]: unknown;
+                            } | null;
+                            entity: string;
+                            entityId: string | null;
+                            id: string;
+                            ip: string | null;
+                            requestId: string | null;
+                            schoolId: string | null;
+                        }[];
+                        nextBeforeId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3081,11 +5456,41 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.INVALID_CREDENTIALS */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: AUTH.TOO_MANY_ATTEMPTS */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3102,11 +5507,39 @@ export interface operations {
             };
         };
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3119,11 +5552,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        displayName: string;
+                        id: string;
+                        /** @enum {string} */
+                        role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                        schoolId: string | null;
+                        username: string;
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3140,11 +5610,48 @@ export interface operations {
             };
         };
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3161,11 +5668,32 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.REFRESH_INVALID, AUTH.REFRESH_REUSED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3191,11 +5719,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["CameraView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3212,11 +5775,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CameraView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3231,11 +5833,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CameraView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3250,11 +5891,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3273,11 +5960,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CameraView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3296,11 +6031,384 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EvidenceRecord"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.NO_STREAM_ADDRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: VIDEO.BAD_ANSWER, VIDEO.DEVICE_REJECTED, VIDEO.SNAPSHOT_URI_AUTH_FAILED, VIDEO.SNAPSHOT_URI_FAILED, VIDEO.SNAPSHOT_URI_NOT_JPEG, VIDEO.SNAPSHOT_URI_REFUSED, VIDEO.UPSTREAM_ENDED, VIDEO.UPSTREAM_FAILED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.CAPACITY, VIDEO.DEVICE_BUSY, VIDEO.DEVICE_OFFLINE, VIDEO.DISABLED, VIDEO.NO_RTP_PORT, VIDEO.SHUTTING_DOWN */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: VIDEO.INVITE_TIMEOUT, VIDEO.NO_MEDIA, VIDEO.SNAPSHOT_TIMEOUT, VIDEO.SNAPSHOT_URI_TIMEOUT, VIDEO.STALLED */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_liveSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraLiveSource"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.NO_STREAM_ADDRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.DEVICE_OFFLINE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_mediaSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraMediaView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_updateMediaSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CameraMediaDto"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CameraMediaView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_probeOnvif: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CameraMediaDto"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        result: components["schemas"]["OnvifProbeResult"];
+                        settings: components["schemas"]["CameraMediaView"];
+                        streamUrl: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, VIDEO.ONVIF_ADDRESS_REFUSED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.ONVIF_NOT_CONFIGURED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: VIDEO.ONVIF_ANSWER_TOO_LARGE, VIDEO.ONVIF_AUTH_FAILED, VIDEO.ONVIF_NOT_ONVIF */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.ONVIF_PROBE_BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: VIDEO.ONVIF_UNREACHABLE */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3319,11 +6427,99 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        cameraId: string;
+                        codec: string;
+                        end: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        height: number;
+                        playbackId: string;
+                        start: string;
+                        token: string;
+                        transcoded: boolean;
+                        url: string;
+                        width: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.NO_STREAM_ADDRESS, VIDEO.PLAYBACK_UNSUPPORTED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: VIDEO.BAD_ANSWER, VIDEO.DEVICE_REJECTED, VIDEO.UPSTREAM_ENDED, VIDEO.UPSTREAM_FAILED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.CAPACITY, VIDEO.DEVICE_BUSY, VIDEO.DEVICE_OFFLINE, VIDEO.DISABLED, VIDEO.NO_RTP_PORT, VIDEO.PLAYBACK_CAPACITY, VIDEO.SHUTTING_DOWN */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: VIDEO.INVITE_TIMEOUT, VIDEO.NO_MEDIA, VIDEO.STALLED */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3338,12 +6534,86 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description image/jpeg */
+            /** @description the picture */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.NO_STREAM_ADDRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: VIDEO.BAD_ANSWER, VIDEO.DEVICE_REJECTED, VIDEO.SNAPSHOT_URI_AUTH_FAILED, VIDEO.SNAPSHOT_URI_FAILED, VIDEO.SNAPSHOT_URI_NOT_JPEG, VIDEO.SNAPSHOT_URI_REFUSED, VIDEO.UPSTREAM_ENDED, VIDEO.UPSTREAM_FAILED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.CAPACITY, VIDEO.DEVICE_BUSY, VIDEO.DEVICE_OFFLINE, VIDEO.DISABLED, VIDEO.NO_RTP_PORT, VIDEO.SHUTTING_DOWN */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: VIDEO.INVITE_TIMEOUT, VIDEO.NO_MEDIA, VIDEO.SNAPSHOT_TIMEOUT, VIDEO.SNAPSHOT_URI_TIMEOUT, VIDEO.STALLED */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3358,11 +6628,86 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PlayTicket"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.NO_STREAM_ADDRESS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: VIDEO.BAD_ANSWER, VIDEO.DEVICE_REJECTED, VIDEO.UPSTREAM_ENDED, VIDEO.UPSTREAM_FAILED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: VIDEO.CAPACITY, VIDEO.DEVICE_BUSY, VIDEO.DEVICE_OFFLINE, VIDEO.DISABLED, VIDEO.NO_RTP_PORT, VIDEO.SHUTTING_DOWN */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: VIDEO.INVITE_TIMEOUT, VIDEO.NO_MEDIA, VIDEO.STALLED */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3385,11 +6730,70 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        date: string;
+                        schools: number;
+                        shares: components["schemas"]["ComplianceShares"];
+                        worst: {
+                            items: components["schemas"]["SchoolCompliance"][];
+                            limit: number;
+                            offset: number;
+                            total: number;
+                        };
+                        zones: components["schemas"]["ZoneCompliance"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3415,11 +6819,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3442,11 +6886,64 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SchoolCompliance"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3463,11 +6960,44 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        date: string;
+                        schools: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3492,11 +7022,67 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        days: {
+                            date: string;
+                            schools: number;
+                            shares: components["schemas"]["ComplianceShares"];
+                        }[];
+                        from: string;
+                        to: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3512,11 +7098,53 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        id: string;
+                        keyId: string;
+                        /** @enum {string} */
+                        kind: "alarm_device" | "camera" | "gateway";
+                        label: string;
+                        /** Format: date-time */
+                        revokedAt: string | null;
+                        schoolId: string | null;
+                        subjectId: string | null;
+                    }[];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3533,11 +7161,46 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        authorization: string;
+                        id: string;
+                        keyId: string;
+                        secret: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3552,11 +7215,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DEVICE_CREDENTIAL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3575,11 +7275,60 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: {
+                            id: string;
+                            keepaliveSeconds: number | null;
+                            /** @enum {string} */
+                            kind: "alarm_device" | "camera";
+                            /** Format: date-time */
+                            lastHeartbeatAt: string | null;
+                            /** Format: date-time */
+                            lastSeenAt: string | null;
+                            maintenance: boolean;
+                            name: string;
+                            schoolId: string;
+                            /** @enum {string} */
+                            status: "fault" | "offline" | "online" | "unknown";
+                        }[];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3594,11 +7343,75 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        flapping: {
+                            bounces: number;
+                            /** Format: date-time */
+                            since: string;
+                        };
+                        id: string;
+                        keepaliveSeconds: number | null;
+                        /** @enum {string} */
+                        kind: "alarm_device" | "camera";
+                        /** Format: date-time */
+                        lastHeartbeatAt: string | null;
+                        /** Format: date-time */
+                        lastSeenAt: string | null;
+                        name: string;
+                        openFault: {
+                            outageId: string;
+                            /** Format: date-time */
+                            overdueAt: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        };
+                        schoolId: string;
+                        /** @enum {string} */
+                        status: "fault" | "offline" | "online" | "unknown";
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DEVICE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3615,11 +7428,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["OverdueFaultView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3639,11 +7487,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["MaintenanceWindowView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3660,11 +7543,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MaintenanceWindowView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: MAINTENANCE_WINDOW.OVERLAP */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3679,11 +7610,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MaintenanceWindowView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: MAINTENANCE_WINDOW.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3698,11 +7668,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: MAINTENANCE_WINDOW.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: MAINTENANCE_WINDOW.STARTED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3721,11 +7737,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MaintenanceWindowView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: MAINTENANCE_WINDOW.DISTRICT_ADMIN_ONLY */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: MAINTENANCE_WINDOW.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: MAINTENANCE_WINDOW.OVER, MAINTENANCE_WINDOW.OVERLAP */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3740,11 +7804,59 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MaintenanceWindowView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: MAINTENANCE_WINDOW.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: MAINTENANCE_WINDOW.NOT_STARTED, MAINTENANCE_WINDOW.OVER */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3763,11 +7875,132 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        days: components["schemas"]["DailyOnlineRate"][];
+                        schoolHours: {
+                            end: string;
+                            start: string;
+                        };
+                        schoolId: string;
+                        timezone: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    DeviceHealthController_onlineRateExport: {
+        parameters: {
+            query: {
+                format?: "csv" | "xlsx";
+                /** @description first day (Asia/Shanghai) */
+                from: string;
+                schoolId?: string;
+                /** @description last day, inclusive; at most 31 days from `from`; days after today are left out */
+                to: string;
+                zoneId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY, IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3786,11 +8019,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["OutageView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3805,11 +8073,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["OutageWithFaults"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: OUTAGE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3824,11 +8131,55 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        counts: components["schemas"]["Counts"];
+                        flapping: components["schemas"]["FlappingView"][];
+                        openOutage: components["schemas"]["OutageWithFaults"] | null;
+                        schoolId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3845,11 +8196,74 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        maintenance: {
+                            devicesOffline: number;
+                            windows: components["schemas"]["MaintenanceWindowView"][];
+                            windowsTotal: number;
+                        };
+                        openOutages: number;
+                        schools: {
+                            items: {
+                                fault: number;
+                                name: string;
+                                offline: number;
+                                online: number;
+                                onlineRate: number | null;
+                                schoolId: string;
+                                total: number;
+                                unknown: number;
+                                zoneId: string | null;
+                            }[];
+                            limit: number;
+                            offset: number;
+                            total: number;
+                        };
+                        totals: components["schemas"]["Counts"];
+                        zones: {
+                            fault: number;
+                            offline: number;
+                            online: number;
+                            onlineRate: number | null;
+                            total: number;
+                            unknown: number;
+                            zoneId: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3871,11 +8285,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["TransitionView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3888,11 +8337,44 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        accepted: number;
+                        at: string;
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DEVICE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3905,11 +8387,45 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        accepted: number;
+                        at: string;
+                        rejected: components["schemas"]["RejectedEntry"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3927,11 +8443,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DistrictView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3948,11 +8499,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DistrictView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3967,11 +8557,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DistrictView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -3986,11 +8615,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4009,11 +8684,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DistrictView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4029,11 +8752,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        from: string;
+                        gaps: {
+                            /** @enum {string} */
+                            dutyRole: "bureau_leader" | "duty_supervisor" | "operator_desk";
+                            from: string;
+                            to: string | null;
+                        }[];
+                        hours: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4046,11 +8808,94 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        at: string;
+                        gaps: {
+                            /** @enum {string} */
+                            dutyRole: "bureau_leader" | "duty_supervisor" | "operator_desk";
+                            from: string;
+                            to: string | null;
+                        }[];
+                        onDuty: {
+                            bureau_leader: components["schemas"]["ShiftView"][];
+                            duty_supervisor: components["schemas"]["ShiftView"][];
+                            operator_desk: components["schemas"]["ShiftView"][];
+                        };
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    DutyController_people: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DutyPerson"][];
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4069,11 +8914,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ShiftView"][];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4090,11 +8974,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ShiftView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4109,11 +9032,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ShiftView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DUTY_SHIFT.NOT_FOUND, USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4128,11 +9090,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DUTY_SHIFT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4151,11 +9150,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ShiftView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DUTY_SHIFT.NOT_FOUND, USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4174,11 +9212,62 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        ended: components["schemas"]["ShiftView"];
+                        started: components["schemas"]["ShiftView"];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DUTY_SHIFT.NOT_FOUND, USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.NOT_ON_DUTY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4205,11 +9294,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4236,11 +9365,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4268,11 +9437,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4296,11 +9505,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4325,11 +9574,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4346,11 +9635,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["GateEventView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4363,11 +9691,39 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        alarms: {
+                            [key: string]: number;
+                        };
+                        enabled: boolean;
+                        running: boolean;
+                        superiors: components["schemas"]["CascadeLinkStatus"][];
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4386,11 +9742,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["GbChannelListItem"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4407,11 +9798,56 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        notFound: {
+                            channelId: string;
+                            deviceId: string;
+                        }[];
+                        placed: components["schemas"]["PlacedChannel"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4430,11 +9866,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["GbDeviceListItem"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4449,11 +9920,69 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        channels: number;
+                        deviceId: string;
+                        /** Format: date-time */
+                        expiresAt: string | null;
+                        firmware: string;
+                        heartbeatCount: number | null;
+                        heartbeatInterval: number | null;
+                        /** Format: date-time */
+                        lastKeepaliveAt: string | null;
+                        manufacturer: string;
+                        model: string;
+                        name: string;
+                        offlineAfterSeconds: number | null;
+                        registered: boolean;
+                        /** Format: date-time */
+                        registeredAt: string | null;
+                        schoolId: string | null;
+                        transport: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4472,11 +10001,58 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        authUsername?: string | null;
+                        /** @enum {string} */
+                        charset?: "GB18030" | "UTF-8" | "auto";
+                        deviceId: string;
+                        ownPassword?: boolean;
+                        placed: components["schemas"]["PlacedChannel"][];
+                        schoolId?: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4495,11 +10071,92 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        deviceId: string;
+                        /** @enum {string} */
+                        result: "OK" | "SENT";
+                        sn: number;
+                        targetId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4514,11 +10171,86 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["BasicParam"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4541,11 +10273,86 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RecordInfoResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4564,11 +10371,92 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        deviceId: string;
+                        /** @enum {string} */
+                        result: "OK" | "SENT";
+                        sn: number;
+                        targetId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4583,11 +10471,53 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        deviceId: string;
+                        roots: components["schemas"]["Node"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4602,11 +10532,53 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        catalog: number;
+                        deviceInfo: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4621,11 +10593,92 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        deviceId: string;
+                        /** @enum {string} */
+                        result: "OK" | "SENT";
+                        sn: number;
+                        targetId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4644,11 +10697,92 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        deviceId: string;
+                        /** @enum {string} */
+                        result: "OK" | "SENT";
+                        sn: number;
+                        targetId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4666,11 +10800,86 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DeviceStatusResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GB28181.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: GB28181.NOT_REGISTERED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream answered wrongly — codes: GB28181.DEVICE_REFUSED */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: GB28181.SIP_NOT_RUNNING */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The device or upstream did not answer in time — codes: GB28181.DEVICE_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4689,11 +10898,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["EducationGroupView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4710,11 +10954,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EducationGroupView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4729,11 +11012,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EducationGroupView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4748,11 +11070,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4771,11 +11139,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["EducationGroupView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4792,11 +11208,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["GuardPatrolView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: GUARD_PATROL.TOO_FREQUENT */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4823,11 +11287,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["GuardView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4844,11 +11343,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["GuardView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4863,11 +11401,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["GuardView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4882,11 +11459,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4905,11 +11528,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["GuardView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4924,11 +11595,65 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        active: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                        fullTime: boolean;
+                        id: string;
+                        licenceNo: string;
+                        name: string;
+                        phone: string;
+                        schoolId: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        /** Format: date-time */
+                        verifiedAt: string | null;
+                        verifiedByName: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: GUARD.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4945,11 +11670,43 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["HandoverView"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4966,11 +11723,41 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HandoverView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -4985,11 +11772,59 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["HandoverView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: HANDOVER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: HANDOVER.ALREADY_ACKNOWLEDGED, HANDOVER.OWN */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5015,11 +11850,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.INVALID_HEADER, IMPORT.INVALID_ROWS, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5045,11 +11919,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.INVALID_HEADER, IMPORT.INVALID_ROWS, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5075,11 +11988,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.INVALID_HEADER, IMPORT.INVALID_ROWS, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5105,11 +12057,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.INVALID_HEADER, IMPORT.INVALID_ROWS, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5135,11 +12126,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.INVALID_HEADER, IMPORT.INVALID_ROWS, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5154,11 +12184,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5173,11 +12243,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5192,11 +12302,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5211,11 +12361,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5230,11 +12420,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5263,11 +12493,111 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: {
+                            acknowledgedBy: {
+                                at: string;
+                                id: string | null;
+                                name: string;
+                            } | null;
+                            alarmDeviceId: string | null;
+                            areaKind: string | null;
+                            cameraId: string | null;
+                            cameras: components["schemas"]["IncidentCamera"][];
+                            cancelledAt: string | null;
+                            cancelReason: string | null;
+                            createdAt: string | null;
+                            dispatchedAt: string | null;
+                            drill: boolean;
+                            escalationLevel: number;
+                            firstPressAt: string;
+                            id: string;
+                            incidentId: string;
+                            lastPressAt: string;
+                            location: string;
+                            note: string;
+                            onSceneAt: string | null;
+                            outcome: string | null;
+                            pressCount: number;
+                            /** @enum {string} */
+                            priority: "P1" | "P2" | "P3" | "P4";
+                            raisedBy: string;
+                            raisedById: string | null;
+                            relay: {
+                                attempts: number;
+                                deliveredAt: string | null;
+                                late: boolean;
+                                required: boolean;
+                            };
+                            reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                            resolvedAt: string | null;
+                            resolvedBy: string | null;
+                            schoolId: string | null;
+                            schoolName: string;
+                            shownAt: string | null;
+                            /** @enum {string} */
+                            source: "device" | "operator" | "staff";
+                            status: string;
+                            type: string;
+                            updatedAt: string | null;
+                            zoneId: string | null;
+                        }[];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5287,11 +12617,117 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        created: boolean;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        folded: boolean;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, INCIDENT.PRIORITY_BELOW_TYPE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: ALARM_DEVICE.NOT_FOUND, INCIDENT.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: INCIDENT.CLIENT_EVENT_REUSED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: INCIDENT.TOO_MANY_RAISES */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5306,11 +12742,98 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        timeline: components["schemas"]["TimelineEntryView"][];
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5329,11 +12852,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5352,11 +12970,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5375,11 +13088,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5398,11 +13206,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: ALARM.NOT_A_DRILL */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5421,11 +13324,115 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: INCIDENT.TOO_MANY_NOTES */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5440,11 +13447,52 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["DeliveryView"][];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5463,11 +13511,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5495,11 +13638,93 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        bytes: number;
+                        cameraId: string | null;
+                        /** Format: date-time */
+                        capturedAt: string;
+                        created: boolean;
+                        height: number;
+                        id: string;
+                        purpose: string;
+                        refId: string | null;
+                        schoolId: string;
+                        sha256: string;
+                        snapshotUriError?: string;
+                        /** @enum {string} */
+                        source: "snapshot_uri" | "stream" | "unknown" | "upload";
+                        width: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: EVIDENCE.INCIDENT_CLOSED, EVIDENCE.PHOTO_KEY_REUSED, EVIDENCE.PHOTO_LIMIT */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large — codes: PAYLOAD_TOO_LARGE */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type — codes: EVIDENCE.PHOTO_NOT_JPEG */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5518,11 +13743,106 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: ALARM.CANCEL_NOT_OWN, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: INCIDENT.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5540,11 +13860,108 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        created: boolean;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        folded: boolean;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: CAMERA.NOT_FOUND, INCIDENT.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: INCIDENT.TOO_MANY_PRESSES */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5562,11 +13979,41 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DrillWindowItem"][];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5583,11 +14030,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DrillWindowItem"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: DRILL_WINDOW.SILENCE_LIMIT */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5602,11 +14097,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DRILL_WINDOW.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5621,11 +14153,59 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DrillWindowItem"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DRILL_WINDOW.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: DRILL_WINDOW.NOT_PENDING, DRILL_WINDOW.OVER */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5640,11 +14220,59 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["DrillWindowItem"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: DRILL_WINDOW.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: DRILL_WINDOW.NOT_APPROVED, DRILL_WINDOW.OVER */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5674,11 +14302,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5696,11 +14364,111 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        acknowledgedBy: {
+                            at: string;
+                            id: string | null;
+                            name: string;
+                        } | null;
+                        alarmDeviceId: string | null;
+                        areaKind: string | null;
+                        cameraId: string | null;
+                        cameras: components["schemas"]["IncidentCamera"][];
+                        cancelledAt: string | null;
+                        cancelReason: string | null;
+                        created: boolean;
+                        createdAt: string | null;
+                        dispatchedAt: string | null;
+                        drill: boolean;
+                        escalationLevel: number;
+                        firstPressAt: string;
+                        folded: boolean;
+                        id: string;
+                        incidentId: string;
+                        lastPressAt: string;
+                        location: string;
+                        note: string;
+                        onSceneAt: string | null;
+                        outcome: string | null;
+                        pressCount: number;
+                        /** @enum {string} */
+                        priority: "P1" | "P2" | "P3" | "P4";
+                        raisedBy: string;
+                        raisedById: string | null;
+                        relay: {
+                            attempts: number;
+                            deliveredAt: string | null;
+                            late: boolean;
+                            required: boolean;
+                        };
+                        reporterPosition: components["schemas"]["ReporterPosition"] | null;
+                        resolvedAt: string | null;
+                        resolvedBy: string | null;
+                        schoolId: string | null;
+                        schoolName: string;
+                        shownAt: string | null;
+                        /** @enum {string} */
+                        source: "device" | "operator" | "staff";
+                        status: string;
+                        type: string;
+                        updatedAt: string | null;
+                        zoneId: string | null;
+                    } | {
+                        created: boolean;
+                        test: components["schemas"]["ButtonTestView"];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.WRONG_DEVICE_KIND */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: ALARM_DEVICE.NOT_FOUND, CAMERA.NOT_FOUND, INCIDENT.NOT_FOUND, SCHOOL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: INCIDENT.TOO_MANY_PRESSES */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5717,11 +14485,67 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        byDay: components["schemas"]["IncidentStatsRow"][];
+                        bySchool: components["schemas"]["IncidentStatsRow"][];
+                        byZone: components["schemas"]["IncidentStatsRow"][];
+                        from: string;
+                        to: string;
+                        /** @enum {string} */
+                        unit: "ms";
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5739,11 +14563,51 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5756,11 +14620,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ChannelView"][];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5777,11 +14662,41 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5796,11 +14711,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5819,11 +14771,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5842,11 +14833,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5861,11 +14891,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5880,11 +14949,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProviderAnswer"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5899,11 +15007,53 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        expiresAt: string;
+                        incidentId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, NOTIFICATION_LINK.INVALID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Gone — codes: NOTIFICATION_LINK.EXPIRED */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5916,11 +15066,32 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PolicyView"][];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5937,11 +15108,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PolicyView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5954,11 +15164,44 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        expiresAt: string;
+                        url: string;
+                    };
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.TOKEN_INVALID, AUTH.TOKEN_REVOKED, AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -5974,11 +15217,90 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        periodDays: number;
+                        roundsPerOperatorPerDay: {
+                            cameras: number;
+                            date: string;
+                            operatorId: string;
+                            operatorName: string;
+                            rounds: number;
+                        }[];
+                        schools: {
+                            cameras: number;
+                            name: string;
+                            patrolled: number;
+                            schoolId: string;
+                            share: number | null;
+                        }[];
+                        /** Format: date-time */
+                        since: string;
+                        total: {
+                            cameras: number;
+                            patrolled: number;
+                            share: number | null;
+                        };
+                        /** Format: date-time */
+                        until: string;
+                        zones: {
+                            cameras: number;
+                            patrolled: number;
+                            share: number | null;
+                            zoneId: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: HEAVY_READ.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6002,11 +15324,115 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["FindingView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    FindingsController_exportFindings: {
+        parameters: {
+            query?: {
+                check?: string;
+                format?: "csv" | "xlsx";
+                from?: string;
+                limit?: number;
+                offset?: number;
+                runId?: string;
+                schoolId?: string;
+                /** @description comma-separated fields, "-" for descending */
+                sort?: string;
+                source?: "audit" | "round" | "post";
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6024,11 +15450,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PatrolPlanView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6045,11 +15506,41 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolPlanView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6064,11 +15555,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolPlanView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_PLAN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6083,11 +15613,48 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_PLAN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6106,11 +15673,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolPlanView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_PLAN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6129,11 +15735,67 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        checks?: ("alarm_button" | "camera_online_rate" | "device_offline_24h" | "gate_open" | "guard_patrol_count" | "guard_staffing" | "post_unstaffed")[];
+                        /** Format: date-time */
+                        createdAt?: string;
+                        duplicate: boolean;
+                        durationMs?: number;
+                        /** Format: date-time */
+                        evaluatedAt?: string;
+                        failedSchoolCount?: number;
+                        findingCount?: number;
+                        id?: string;
+                        planId?: string;
+                        schoolCount?: number;
+                        /** Format: date-time */
+                        slot?: string;
+                        /** @enum {string} */
+                        trigger?: "manual" | "schedule";
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_PLAN.NOT_FOUND, PATROL_RUN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6154,11 +15816,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PatrolRoundSummary"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6175,11 +15872,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolRoundView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_ROUND.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: PATROL_ROUND.NO_CAMERAS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6194,11 +15939,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolRoundView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_ROUND.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6218,11 +16002,68 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolRoundView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, PATROL_ROUND.NORMAL_NEEDS_PICTURE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: PATROL_ROUND.NOT_YOURS */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_ROUND.NOT_FOUND, PATROL_ROUND_ITEM.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: PATROL_ROUND.ALREADY_JUDGED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: PATROL_ROUND.TOO_FAST */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6241,11 +16082,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PatrolRunView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6260,11 +16136,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PatrolRunView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_RUN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6285,11 +16200,55 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PatrolRunSchoolView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PATROL_RUN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6310,11 +16269,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PostCheckinView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6331,11 +16325,90 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        cameraId: string | null;
+                        /** Format: date-time */
+                        checkedInAt: string;
+                        /** Format: date-time */
+                        checkedOutAt: string | null;
+                        evidenceError: string | null;
+                        evidenceId: string | null;
+                        /** @enum {string|null} */
+                        evidenceSource: "snapshot_uri" | "stream" | "unknown" | "upload" | null;
+                        /** @enum {string} */
+                        evidenceStatus: "failed" | "none" | "pending" | "taken";
+                        gate: string;
+                        id: string;
+                        onBehalf: boolean;
+                        personName: string;
+                        /** @enum {string} */
+                        personRole: "guard" | "police" | "staff" | "volunteer";
+                        postCode: string;
+                        postId: string;
+                        recordedBy: string;
+                        schoolId: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, PROTECTION_POST.QR_EXPIRED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PROTECTION_POST.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: POST_CHECKIN.ALREADY_CHECKED_IN */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: POST_CHECKIN.TOO_FREQUENT */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6350,11 +16423,59 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PostCheckinView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: POST_CHECKIN.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: POST_CHECKIN.ALREADY_CHECKED_OUT */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6377,11 +16498,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ProtectionPostView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6398,11 +16554,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProtectionPostView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6417,11 +16612,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProtectionPostView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6436,11 +16670,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6459,11 +16739,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProtectionPostView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6478,11 +16806,60 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        gate: string;
+                        nextAt: string;
+                        payload: string;
+                        postCode: string;
+                        postId: string;
+                        schoolId: string;
+                        validFrom: string;
+                        validUntil: string;
+                        windowMinutes: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PROTECTION_POST.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6497,11 +16874,60 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        gate: string;
+                        nextAt: string;
+                        payload: string;
+                        postCode: string;
+                        postId: string;
+                        schoolId: string;
+                        validFrom: string;
+                        validUntil: string;
+                        windowMinutes: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: PROTECTION_POST.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6522,11 +16948,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RectificationTaskView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6541,11 +17002,77 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        check: string;
+                        checkLabel?: string;
+                        /** Format: date-time */
+                        closedAt: string | null;
+                        closedBy: string | null;
+                        closeNote: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        deadline: string;
+                        evidenceRef: string | null;
+                        findingCount: number;
+                        findings: components["schemas"]["FindingView"][];
+                        id: string;
+                        reopenCount: number;
+                        /** Format: date-time */
+                        reopenedAt: string | null;
+                        reopenedBy: string | null;
+                        reopenReason: string | null;
+                        schoolId: string;
+                        /** @enum {string} */
+                        status: "closed" | "open";
+                        subjectKey: string;
+                        title: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6564,11 +17091,196 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RectificationTaskView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: RECTIFICATION_TASK.ALREADY_CLOSED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    FindingsController_reopen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReopenTaskDto"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RectificationTaskView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: RECTIFICATION_TASK.NOT_CLOSED, RECTIFICATION_TASK.OPEN_TASK_EXISTS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    FindingsController_exportTasks: {
+        parameters: {
+            query?: {
+                format?: "csv" | "xlsx";
+                limit?: number;
+                offset?: number;
+                overdue?: boolean;
+                schoolId?: string;
+                /** @description comma-separated fields, "-" for descending */
+                sort?: string;
+                status?: "open" | "closed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A CSV (UTF-8 with BOM) or XLSX file, as `format` asks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED, IMPORT.TOO_LARGE_CONTENT, IMPORT.UNREADABLE_FILE */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6592,11 +17304,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SchoolView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6613,11 +17360,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SchoolView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6632,11 +17418,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SchoolView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6651,11 +17476,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6674,11 +17545,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SchoolView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6698,11 +17617,61 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            createdAt: string;
+                            disabled: boolean;
+                            displayName: string;
+                            id: string;
+                            /** Format: date-time */
+                            lastLoginAt: string | null;
+                            phone: string;
+                            /** @enum {string} */
+                            role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                            schoolId: string | null;
+                            /** Format: date-time */
+                            updatedAt: string;
+                            username: string;
+                        }[];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6719,11 +17688,65 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        disabled: boolean;
+                        displayName: string;
+                        id: string;
+                        /** Format: date-time */
+                        lastLoginAt: string | null;
+                        phone: string;
+                        /** @enum {string} */
+                        role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                        schoolId: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        username: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: USER.USERNAME_TAKEN */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6738,11 +17761,65 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        disabled: boolean;
+                        displayName: string;
+                        id: string;
+                        /** Format: date-time */
+                        lastLoginAt: string | null;
+                        phone: string;
+                        /** @enum {string} */
+                        role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                        schoolId: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        username: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6761,11 +17838,65 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        disabled: boolean;
+                        displayName: string;
+                        id: string;
+                        /** Format: date-time */
+                        lastLoginAt: string | null;
+                        phone: string;
+                        /** @enum {string} */
+                        role: "admin" | "auditor" | "operator" | "school_security" | "supervisor";
+                        schoolId: string | null;
+                        /** Format: date-time */
+                        updatedAt: string;
+                        username: string;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6780,11 +17911,68 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the picture */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: EVIDENCE.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: VIDEO.EVIDENCE_CHECKSUM_MISMATCH */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Gone — codes: VIDEO.EVIDENCE_MISSING */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6804,11 +17992,46 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ZoneView"][];
+                        limit: number;
+                        offset: number;
+                        total: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6825,11 +18048,50 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ZoneView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6844,11 +18106,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ZoneView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6863,11 +18164,57 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description No content */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6886,11 +18233,59 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ZoneView"];
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: CONFLICT.DUPLICATE, CONFLICT.REFERENCE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };
@@ -6903,11 +18298,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        status: string;
+                    };
+                };
             };
         };
     };
@@ -6920,11 +18320,58 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        checks: {
+                            postgres: {
+                                ms: number;
+                                /** @enum {boolean} */
+                                ok: true;
+                            } | {
+                                /** @enum {string} */
+                                error: "failed" | "missing_schedulers" | "refuses_writes" | "timeout" | "unreachable";
+                                /** @enum {boolean} */
+                                ok: false;
+                            };
+                            redis: {
+                                ms: number;
+                                nodes?: {
+                                    node: number;
+                                    ok: boolean;
+                                }[];
+                                /** @enum {boolean} */
+                                ok: true;
+                            } | {
+                                /** @enum {string} */
+                                error: "failed" | "missing_schedulers" | "refuses_writes" | "timeout" | "unreachable";
+                                nodes?: {
+                                    node: number;
+                                    ok: boolean;
+                                }[];
+                                /** @enum {boolean} */
+                                ok: false;
+                            };
+                            schedulers: {
+                                missing: string[];
+                                ms: number;
+                                /** @enum {boolean} */
+                                ok: true;
+                            } | {
+                                /** @enum {string} */
+                                error: "failed" | "missing_schedulers" | "refuses_writes" | "timeout" | "unreachable";
+                                missing: string[];
+                                /** @enum {boolean} */
+                                ok: false;
+                            };
+                        };
+                        status: string;
+                    };
+                };
             };
         };
     };
@@ -6937,11 +18384,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
             };
         };
     };

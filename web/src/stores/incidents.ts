@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia';
 import { computed, reactive, ref, shallowRef } from 'vue';
-import type { AnyConsoleEvent, Snapshot } from '@/api/console-protocol';
+import type { ActionAnswer, AnyConsoleEvent, Snapshot } from '@/api/console-protocol';
 import { ApiError, errorMsg } from '@/api/errors';
 import { api } from '@/api/http';
 import type { IncidentDetail, IncidentView } from '@/api/responses';
@@ -229,6 +229,16 @@ export const useIncidents = defineStore('incidents', () => {
   }
 
   // ---------- actions ----------
+  /** POST /incidents/:id/acknowledge, answered like a socket action. */
+  async function acknowledgeOverRest(id: string, body: { note?: string }): Promise<ActionAnswer> {
+    try {
+      return { ok: true, incident: (await api.post('/api/v1/incidents/{id}/acknowledge', { path: { id }, body })) as IncidentView };
+    } catch (e) {
+      const err = e instanceof ApiError ? e : new ApiError(0, 'NETWORK', (e as Error).message);
+      return { ok: false, error: { status: err.status, code: err.code, message: err.message, details: err.details } };
+    }
+  }
+
   async function act(action: IncidentAction, id: string): Promise<boolean> {
     const role = session.role;
     if (!role || !can(role, action) || busy.has(id)) return false;
@@ -247,13 +257,16 @@ export const useIncidents = defineStore('incidents', () => {
     busy.add(id);
     const scope = session.scope;
     const version = versions.get(id) ?? 0;
-    const answer = await (action === 'resolve'
-      ? feed.act('incident:resolve', { id, outcome: d.outcome!, ...withNote })
-      : action === 'cancel'
-        ? feed.act('incident:cancel', { id, reason: d.cancelReason.trim() })
-        : action === 'note'
-          ? feed.act('incident:note', { id, note })
-          : feed.act(`incident:${action}`, { id, ...withNote }));
+    // An acknowledgement must not wait for the live socket (the P1 takeover would hold the screen): without it, REST.
+    const answer = await (action === 'acknowledge' && feed.conn !== 'online'
+      ? acknowledgeOverRest(id, withNote)
+      : action === 'resolve'
+        ? feed.act('incident:resolve', { id, outcome: d.outcome!, ...withNote })
+        : action === 'cancel'
+          ? feed.act('incident:cancel', { id, reason: d.cancelReason.trim() })
+          : action === 'note'
+            ? feed.act('incident:note', { id, note })
+            : feed.act(`incident:${action}`, { id, ...withNote }));
     busy.delete(id);
     if (scope.ended) return false; // logged out meanwhile: the answer belongs to a finished session
     if (!answer.ok) {

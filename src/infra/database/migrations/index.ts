@@ -34,6 +34,11 @@ import { AlarmPhotoPosition1764321900000 } from './1764321900000-AlarmPhotoPosit
 import { MaintenanceWindowsDevices1764321900100 } from './1764321900100-MaintenanceWindowsDevices';
 import { GbCascade1764322000000 } from './1764322000000-GbCascade';
 import { PhotoUploadHash1764322200000 } from './1764322200000-PhotoUploadHash';
+import { CameraMediaSettings1764323200000 } from './1764323200000-CameraMediaSettings';
+import { CheckinPersonKey1764323500000 } from './1764323500000-CheckinPersonKey';
+import { IncidentOpenDeviceIndex1764323900000 } from './1764323900000-IncidentOpenDeviceIndex';
+import { EvidenceSource1764324500000 } from './1764324500000-EvidenceSource';
+import { TaskReopen1764325000000 } from './1764325000000-TaskReopen';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -73,4 +78,9 @@ export const MIGRATIONS = [
   MaintenanceWindowsDevices1764321900100,
   GbCascade1764322000000,
   PhotoUploadHash1764322200000,
+  CameraMediaSettings1764323200000,
+  CheckinPersonKey1764323500000,
+  IncidentOpenDeviceIndex1764323900000,
+  EvidenceSource1764324500000,
+  TaskReopen1764325000000,
 ];

@@ -107,6 +107,7 @@ export function importController(def: ResourceDef, kind: ImportKind): Type<unkno
       private readonly imports: ImportService,
     ) {}
 
+    /** Imports {resource} from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing. */
     @Roles(...def.writeRoles)
     @Post(`import/${kind}`)
     @HttpCode(200)
@@ -119,6 +120,7 @@ export function importController(def: ResourceDef, kind: ImportKind): Type<unkno
       return this.imports.importFile(kind, this.svc, user, req.file!.buffer, query.dryRun === true);
     }
 
+    /** Exports {resource} (the list's filters) as CSV (UTF-8 with BOM) or XLSX. */
     @Roles(...def.readRoles)
     @Get(`export/${kind}`)
     async export(@Query() query: ExportQuery, @CurrentUser() user: AuthUser, @Res({ passthrough: true }) res: Response) {
@@ -126,6 +128,7 @@ export function importController(def: ResourceDef, kind: ImportKind): Type<unkno
       return send(res, await this.imports.exportFile(kind, this.svc, user, filters, format));
     }
 
+    /** The import template of {resource} (headers and an example row), as CSV or XLSX. */
     @Roles(...def.readRoles)
     @Get(`import/templates/${kind}`)
     async template(@Query() query: FormatQuery, @Res({ passthrough: true }) res: Response) {
