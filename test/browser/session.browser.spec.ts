@@ -1,4 +1,5 @@
 import type { Browser } from 'playwright-core';
+import jwt from 'jsonwebtoken';
 import { TokenService } from '../../src/modules/auth/token.service';
 import { ConsolePage, launchChromium, openConsole } from '../support/browser';
 import { auth, PASSWORD, startApp, TestApp } from '../support/harness';
@@ -50,13 +51,12 @@ describe('console session in Chromium', () => {
     await page.waitForSelector(`[data-incident-id="${incident.id}"]`);
 
     // An access token that lasts 3 s (the real signer, a short life), while renewal answers 503.
-    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 3 } }, null as never).signAccess({
-      id: user.userId,
-      username: 'night_op',
-      role: 'operator',
-      schoolId: null,
-    });
     const s = await stored();
+    const session = (jwt.decode(s.accessToken) as { fam: string }).fam; // the same login session as the page's own token
+    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 3 } }, null as never).signAccess(
+      { id: user.userId, username: 'night_op', role: 'operator', schoolId: null },
+      session,
+    );
     let refreshes = 0;
     await page.route('**/api/v1/auth/refresh', (route) => {
       refreshes++;

@@ -98,6 +98,24 @@ describe('authentication', () => {
     await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }).expect(401);
   });
 
+  it("logout with only the Bearer ends the whole session: its refresh tokens and its earlier access tokens, not the user's other sessions", async () => {
+    // Attack pass 7 F2: a client that logs out without sending its refresh token (the console's silent refresh kept such a session alive).
+    await t.userToken('operator', undefined, 'op.out');
+    const first = (await login('op.out').expect(200)).body;
+    const other = (await login('op.out').expect(200)).body; // the same user on another desk
+    const renewed = (await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(200)).body;
+    await t.http().post('/api/v1/auth/logout').set(auth(renewed.accessToken)).send({}).expect(204);
+    for (const token of [renewed.accessToken, first.accessToken]) {
+      expect((await t.http().get('/api/v1/auth/me').set(auth(token)).expect(401)).body.error.code).toBe('AUTH.TOKEN_REVOKED');
+    }
+    // Ended, not stolen: the refresh tokens are refused as invalid, without the reuse alarm that would end the other desk's session.
+    for (const refreshToken of [renewed.refreshToken, first.refreshToken]) {
+      expect((await t.http().post('/api/v1/auth/refresh').send({ refreshToken }).expect(401)).body.error.code).toBe('AUTH.REFRESH_INVALID');
+    }
+    await t.http().get('/api/v1/auth/me').set(auth(other.accessToken)).expect(200);
+    await t.http().post('/api/v1/auth/refresh').send({ refreshToken: other.refreshToken }).expect(200);
+  });
+
   it('serves the queue dashboard (bull-board) to admins only, through a dashboard-only session, under the strict CSP', async () => {
     const board = (cookie?: string, path = '/admin/queues/') => {
       const req = t.http().get(path);

@@ -14,6 +14,13 @@ export interface AuthUser {
   /** Set for school_security: the one school they may see and change. */
   schoolId: string | null;
   jti: string;
+  /**
+   * The login session the access token belongs to: its refresh-token family id. A logout ends the
+   * session — every access token and refresh token of it — whether or not the client sends its refresh
+   * token (attack pass 7: a logout with only the Bearer left the console's silent refresh alive).
+   * Absent on tokens issued before it was carried.
+   */
+  session?: string;
   /** The name people know them by (users.display_name); empty or absent: shown by username. */
   displayName?: string;
 }

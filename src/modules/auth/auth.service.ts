@@ -122,19 +122,39 @@ export class AuthService {
     return result;
   }
 
-  /** Revokes the refresh token (if given) and the access token in use. */
+  /**
+   * Ends the login session: every refresh token of its family (the access token's session, and the
+   * family of `refreshToken` when one is sent) and every access token of it — the one in use and those
+   * issued before the last refresh. A client that sends only its Bearer is logged out as well (attack
+   * pass 7: the console's silent refresh kept such a session alive). Tokens issued before sessions were
+   * carried (no fam) fall back to the token in use and the refresh token sent.
+   */
   async logout(user: AuthUser & { exp?: number }, refreshToken?: string): Promise<void> {
-    if (refreshToken) {
-      await this.db.getRepository(RefreshToken).update({ tokenHash: sha256(refreshToken), userId: user.id, revokedAt: IsNull() }, { revokedAt: new Date() });
-    }
+    const now = Math.floor(Date.now() / 1000);
     await this.db.transaction(async (m) => {
-      await this.tokens.denyAccessToken(user.jti, user.exp ?? Math.floor(Date.now() / 1000) + this.config.auth.accessTtlSeconds, m);
+      const repo = m.getRepository(RefreshToken);
+      const families = new Set<string>(user.session ? [user.session] : []);
+      if (refreshToken) {
+        const row = await repo.findOneBy({ tokenHash: sha256(refreshToken), userId: user.id });
+        if (row) families.add(row.familyId);
+      }
+      for (const familyId of families) {
+        // Ended, not stolen: the family's tokens also expire now, so a late silent refresh from the logged-out
+        // page is 401 REFRESH_INVALID instead of a "reuse" that would revoke the user's other sessions.
+        await m.query(
+          `UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()), expires_at = least(expires_at, now())
+            WHERE family_id = $1 AND user_id = $2`,
+          [familyId, user.id],
+        );
+        await this.tokens.denyAccessToken(familyId, now + this.config.auth.accessTtlSeconds, m);
+      }
+      await this.tokens.denyAccessToken(user.jti, user.exp ?? now + this.config.auth.accessTtlSeconds, m);
       await this.audit.record(m, { action: 'logout', entity: 'user', entityId: user.id });
     });
   }
 
   private async issue(repo: import('typeorm').Repository<RefreshToken>, user: User, familyId: string, ip: string | null): Promise<TokenPair> {
-    const access = this.tokens.signAccess(user);
+    const access = this.tokens.signAccess(user, familyId);
     const refresh = this.tokens.newRefreshToken();
     await repo.insert({
       userId: user.id,

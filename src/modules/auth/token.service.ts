@@ -18,6 +18,8 @@ interface AccessClaims {
   /** Issue time in milliseconds: revocation compares against it (iat has only seconds). */
   ims: number;
   exp: number;
+  /** The login session (refresh-token family id); a logout revokes it as a whole. Absent on older tokens. */
+  fam?: string;
   /** Set only on tokens for one narrow use (QUEUE_BOARD_AUDIENCE): never an API access token. */
   aud?: string | string[];
 }
@@ -47,7 +49,11 @@ export class TokenService {
     private readonly revocations: RevocationsService,
   ) {}
 
-  signAccess(user: { id: string; username: string; displayName?: string; role: UserRole; schoolId: string | null }): {
+  /** An access token for `user` in the login session `session` (its refresh-token family id). */
+  signAccess(
+    user: { id: string; username: string; displayName?: string; role: UserRole; schoolId: string | null },
+    session: string,
+  ): {
     token: string;
     expiresIn: number;
     jti: string;
@@ -55,7 +61,7 @@ export class TokenService {
     const jti = randomUUID();
     const expiresIn = this.config.auth.accessTtlSeconds;
     const token = jwt.sign(
-      { usr: user.username, dn: user.displayName ?? '', role: user.role, sch: user.schoolId, ims: Date.now() },
+      { usr: user.username, dn: user.displayName ?? '', role: user.role, sch: user.schoolId, ims: Date.now(), fam: session },
       this.config.auth.jwtSecret,
       {
         algorithm: 'HS256',
@@ -84,8 +90,8 @@ export class TokenService {
     if (claims.aud !== undefined || (claims as Partial<QueueBoardClaims>).pur !== undefined)
       throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
     if (!ROLE_NAMES.includes(claims.role)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Access token invalid');
-    if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
-    return { id: claims.sub, username: claims.usr, displayName: claims.dn ?? '', role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
+    if (this.revoked(claims)) throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Access token revoked');
+    return this.user(claims);
   }
 
   /**
@@ -98,7 +104,17 @@ export class TokenService {
     const now = Math.floor(Date.now() / 1000);
     const exp = Math.min(session.exp, now + this.config.ops.queueBoardTtlSeconds);
     const token = jwt.sign(
-      { usr: session.username, dn: session.displayName, role: session.role, sch: session.schoolId, ims: Date.now(), pur: 'queue-board', sid: session.jti, exp },
+      {
+        usr: session.username,
+        dn: session.displayName,
+        role: session.role,
+        sch: session.schoolId,
+        ims: Date.now(),
+        pur: 'queue-board',
+        sid: session.jti,
+        fam: session.session,
+        exp,
+      },
       this.config.auth.jwtSecret,
       { algorithm: 'HS256', subject: session.id, jwtid: randomUUID(), issuer: 'shouhu', audience: QUEUE_BOARD_AUDIENCE },
     );
@@ -119,12 +135,38 @@ export class TokenService {
     }
     if (claims.pur !== 'queue-board' || typeof claims.sid !== 'string' || !ROLE_NAMES.includes(claims.role))
       throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_INVALID, 'Queue dashboard token invalid');
-    if (this.revocations.isRevoked(claims.jti, claims.sub, claims.ims) || this.revocations.isRevoked(claims.sid, claims.sub, claims.ims))
+    if (this.revoked(claims) || this.revocations.isRevoked(claims.sid, claims.sub, claims.ims))
       throw Errors.unauthorized(ErrorCode.AUTH.TOKEN_REVOKED, 'Queue dashboard session revoked');
-    return { id: claims.sub, username: claims.usr, displayName: claims.dn ?? '', role: claims.role, schoolId: claims.sch, jti: claims.jti, exp: claims.exp };
+    return this.user(claims);
   }
 
-  /** The access token stops working (in `m`'s transaction when given). */
+  /** Revoked by its own jti, by its user's "revoked before" time, or with its whole login session (fam). */
+  private revoked(claims: AccessClaims): boolean {
+    return (
+      this.revocations.isRevoked(claims.jti, claims.sub, claims.ims) ||
+      (typeof claims.fam === 'string' && this.revocations.isRevoked(claims.fam, claims.sub, claims.ims))
+    );
+  }
+
+  private user(claims: AccessClaims): AuthUser & { exp: number } {
+    const u: AuthUser & { exp: number } = {
+      id: claims.sub,
+      username: claims.usr,
+      displayName: claims.dn ?? '',
+      role: claims.role,
+      schoolId: claims.sch,
+      jti: claims.jti,
+      exp: claims.exp,
+    };
+    if (typeof claims.fam === 'string') u.session = claims.fam;
+    return u;
+  }
+
+  /**
+   * The access token stops working (in `m`'s transaction when given). Also used with a login session's
+   * id (refresh-token family): every access token carrying it (fam) stops working; `exp` is then the
+   * latest expiry any of them can have (now + auth.accessTtlSeconds).
+   */
   async denyAccessToken(jti: string, exp: number, m?: EntityManager): Promise<void> {
     await this.revocations.revokeToken(jti, exp, m);
   }

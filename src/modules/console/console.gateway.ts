@@ -172,7 +172,8 @@ export class ConsoleGateway implements OnGatewayInit, OnApplicationShutdown {
     // A logout, password change or disabled account (in any api process: pushed by Postgres NOTIFY,
     // auth.revocationSyncMs at worst) closes the affected consoles at once (issue 12 §12).
     this.revocations.onRevoked((r) => {
-      for (const s of this.sessions) if (r.kind === 'token' ? s.user.jti === r.jti : s.user.id === r.userId) void this.stillValid(s);
+      for (const s of this.sessions)
+        if (r.kind === 'token' ? s.user.jti === r.jti || s.user.session === r.jti : s.user.id === r.userId) void this.stillValid(s);
     });
     this.feed.subscribe((events) => this.deliver(events));
     this.logger.log('console gateway ready on /console');
