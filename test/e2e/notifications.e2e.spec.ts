@@ -163,6 +163,56 @@ describe('notifications: roster, policy, channels, delivery', () => {
       await t.http().get('/api/v1/duty/shifts/00000000-0000-4000-8000-000000000000').set(auth(op.token)).expect(404);
     });
 
+    it('refuses a second shift of the same person and role over the same time (409 naming the other) and a shift that has ended (400); other roles and adjacent shifts are fine (attack pass 7 F4)', async () => {
+      const held = await t.userToken('supervisor', undefined, 'double_booked');
+      const day = 86400_000;
+      const from = Date.now() + 20 * day;
+      const post = (body: object) => t.http().post('/api/v1/duty/shifts').set(auth(sup.token)).send(body);
+      const a = (await post({ dutyRole: 'duty_supervisor', userId: held.userId, startsAt: iso(from), endsAt: iso(from + 8 * 3600_000) }).expect(201)).body;
+      const clash = await post({ dutyRole: 'duty_supervisor', userId: held.userId, startsAt: iso(from + 3600_000), endsAt: iso(from + 12 * 3600_000) }).expect(
+        409,
+      );
+      expect(clash.body.error).toMatchObject({ code: 'DUTY_SHIFT.OVERLAP', details: { shiftId: a.id, startsAt: iso(from), endsAt: iso(from + 8 * 3600_000) } });
+      // Two at once: exactly one is planned.
+      const both = await Promise.all(
+        [1, 2].map(() => post({ dutyRole: 'operator_desk', userId: held.userId, startsAt: iso(from + 2 * day), endsAt: iso(from + 2 * day + 3600_000) })),
+      );
+      expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+      // Back to back, and the same hours in another role, are not overlaps.
+      const b = (
+        await post({ dutyRole: 'duty_supervisor', userId: held.userId, startsAt: iso(from + 8 * 3600_000), endsAt: iso(from + 16 * 3600_000) }).expect(201)
+      ).body;
+      await post({ dutyRole: 'operator_desk', userId: held.userId, startsAt: iso(from), endsAt: iso(from + 8 * 3600_000) }).expect(201);
+      // Moving one shift onto the other is the same conflict; moving it onto itself is not.
+      expect(
+        (
+          await t
+            .http()
+            .patch(`/api/v1/duty/shifts/${b.id}`)
+            .set(auth(sup.token))
+            .send({ startsAt: iso(from + 7 * 3600_000) })
+            .expect(409)
+        ).body.error.code,
+      ).toBe('DUTY_SHIFT.OVERLAP');
+      await t
+        .http()
+        .patch(`/api/v1/duty/shifts/${b.id}`)
+        .set(auth(sup.token))
+        .send({ endsAt: iso(from + 15 * 3600_000) })
+        .expect(200);
+      // Wholly past: refused, field endsAt.
+      const past = await post({ dutyRole: 'duty_supervisor', userId: held.userId, startsAt: iso(Date.now() - 2 * day), endsAt: iso(Date.now() - day) }).expect(
+        400,
+      );
+      expect(past.body.error.details.fields).toEqual([expect.objectContaining({ field: 'endsAt' })]);
+      await t
+        .http()
+        .patch(`/api/v1/duty/shifts/${a.id}`)
+        .set(auth(sup.token))
+        .send({ endsAt: iso(Date.now() - 1000) })
+        .expect(400);
+    });
+
     it("lists who may hold a duty for the roster's pickers: control-center users not disabled, to supervisors and admins", async () => {
       const gone = await t.userToken('operator', undefined, 'gone_op');
       await t.app.get(UsersService).update(gone.userId, { disabled: true });

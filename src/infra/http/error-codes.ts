@@ -285,6 +285,8 @@ export const ErrorCode = {
     NOT_FOUND: 'DUTY_SHIFT.NOT_FOUND',
     /** [409] Only a shift on duty now (started, not ended) can be handed over. */
     NOT_ON_DUTY: 'DUTY_SHIFT.NOT_ON_DUTY',
+    /** [409] The same person already holds the same duty role for part of this time (details: the other shift's id and times). */
+    OVERLAP: 'DUTY_SHIFT.OVERLAP',
   },
   NOTIFICATION_CHANNEL: {
     /** [404] */

@@ -3365,7 +3365,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: 'Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai)',
       description: 'Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.',
       schema: { $ref: '#/components/schemas/ShiftView' },
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'], '409': ['DUTY_SHIFT.OVERLAP'] },
     },
     DutyController_gaps: {
       summary: "The duty roster's gaps (a role with nobody on duty) in the next `hours` (default notifications.rosterLookaheadHours)",
@@ -3390,7 +3390,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         },
         required: ['from', 'hours', 'gaps'],
       },
-      errors: {},
+      errors: { '404': ['USER.NOT_FOUND'] },
     },
     DutyController_get: {
       summary: 'One duty shift by id',
@@ -3406,7 +3406,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         properties: { ended: { $ref: '#/components/schemas/ShiftView' }, started: { $ref: '#/components/schemas/ShiftView' } },
         required: ['ended', 'started'],
       },
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'], '409': ['DUTY_SHIFT.NOT_ON_DUTY'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'], '409': ['DUTY_SHIFT.NOT_ON_DUTY', 'DUTY_SHIFT.OVERLAP'] },
     },
     DutyController_list: {
       summary: 'Lists duty shifts (值班表) by role, person and time window',
@@ -3463,7 +3463,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: 'Changes a duty shift (person, role, window)',
       description: 'Changes a duty shift (person, role, window). Audited.',
       schema: { $ref: '#/components/schemas/ShiftView' },
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'], '409': ['DUTY_SHIFT.OVERLAP'] },
     },
     FieldController_checkIn: {
       summary: "Checks in at a protection post: school staff themselves with the post's current QR code, the center on behalf of a roster guard",

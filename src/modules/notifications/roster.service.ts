@@ -136,6 +136,38 @@ export class RosterService {
     if (endsAt.getTime() - startsAt.getTime() > 31 * 86400_000) throw Errors.validation([{ field: 'endsAt', reason: 'a shift lasts at most 31 days' }]);
   }
 
+  /**
+   * A person holds one duty role at most once at any instant: a shift overlapping another of the same
+   * person and role (except `exceptId`) is 409 DUTY_SHIFT.OVERLAP naming the other (attack pass 7 F4:
+   * two overlapping shifts counted one person twice and hid a gap). Serialised per person and role by a
+   * transaction advisory lock, so two requests at once cannot both pass.
+   */
+  private async assertNoOverlap(
+    m: EntityManager,
+    shift: { dutyRole: DutyRole; userId: string; startsAt: Date; endsAt: Date },
+    exceptId: string | null,
+  ): Promise<void> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtext('duty_shift:' || $1 || ':' || $2))`, [shift.userId, shift.dutyRole]);
+    const [other] = (await m.query(
+      `SELECT id, starts_at, ends_at FROM duty_shifts
+        WHERE user_id = $1 AND duty_role = $2 AND starts_at < $4 AND ends_at > $3 AND ($5::uuid IS NULL OR id <> $5::uuid)
+        ORDER BY starts_at LIMIT 1`,
+      [shift.userId, shift.dutyRole, shift.startsAt, shift.endsAt, exceptId],
+    )) as { id: string; starts_at: Date; ends_at: Date }[];
+    if (other)
+      throw Errors.conflict(ErrorCode.DUTY_SHIFT.OVERLAP, 'The same person already holds this duty role for part of that time', {
+        shiftId: other.id,
+        startsAt: new Date(other.starts_at).toISOString(),
+        endsAt: new Date(other.ends_at).toISOString(),
+      });
+  }
+
+  /** A shift planned or moved must not have ended already: a roster entry wholly in the past changes nobody's duty (attack pass 7 F4). */
+  private notEnded(endsAt: Date): void {
+    if (endsAt.getTime() <= Date.now())
+      throw Errors.validation([{ field: 'endsAt', reason: 'must be in the future: a shift that has ended cannot be planned' }]);
+  }
+
   private async changed(m: EntityManager, shiftId: string, change: 'created' | 'updated' | 'deleted' | 'handover'): Promise<void> {
     await this.events.append(m, { type: 'duty.roster_changed', schoolId: null, payload: { shiftId, change } });
   }
@@ -143,8 +175,10 @@ export class RosterService {
   async create(dto: CreateShiftDto, actorId: string | null): Promise<ShiftView> {
     const [startsAt, endsAt] = [new Date(dto.startsAt), new Date(dto.endsAt)];
     this.window(startsAt, endsAt);
+    this.notEnded(endsAt);
     await assertDutyPerson(this.users, dto.userId, 'userId');
     const row = await this.db.transaction(async (m) => {
+      await this.assertNoOverlap(m, { dutyRole: dto.dutyRole, userId: dto.userId, startsAt, endsAt }, null);
       const [row] = (await m.query(
         `INSERT INTO duty_shifts (duty_role, user_id, starts_at, ends_at, note, created_by_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
         [dto.dutyRole, dto.userId, startsAt, endsAt, dto.note ?? '', actorId],
@@ -164,6 +198,9 @@ export class RosterService {
       const startsAt = dto.startsAt ? new Date(dto.startsAt) : new Date(before.starts_at);
       const endsAt = dto.endsAt ? new Date(dto.endsAt) : new Date(before.ends_at);
       this.window(startsAt, endsAt);
+      // Only a change of its times must lie ahead: a past shift's note or person can still be corrected.
+      if ((dto.startsAt || dto.endsAt) && endsAt.getTime() !== new Date(before.ends_at).getTime()) this.notEnded(endsAt);
+      await this.assertNoOverlap(m, { dutyRole: before.duty_role, userId: dto.userId ?? before.user_id, startsAt, endsAt }, id);
       const [[row]] = (await m.query(
         `UPDATE duty_shifts SET user_id = $2, starts_at = $3, ends_at = $4, note = $5, updated_at = now() WHERE id = $1 RETURNING *`,
         [id, dto.userId ?? before.user_id, startsAt, endsAt, dto.note ?? before.note],
@@ -200,6 +237,7 @@ export class RosterService {
           endsAt: new Date(cur.ends_at).toISOString(),
         });
       if (cur.user_id === dto.toUserId) throw Errors.validation([{ field: 'toUserId', reason: 'is already on this shift' }]);
+      await this.assertNoOverlap(m, { dutyRole: cur.duty_role, userId: dto.toUserId, startsAt: now, endsAt: new Date(cur.ends_at) }, null);
       // A shift that started this very instant would become empty: it ends a microsecond after it starts instead.
       const [[ended]] = (await m.query(
         `UPDATE duty_shifts SET ends_at = greatest(now(), starts_at + interval '1 millisecond'), updated_at = now() WHERE id = $1 RETURNING *`,

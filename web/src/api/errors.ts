@@ -194,6 +194,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'QUEUE_BOARD.PROTECTED_QUEUE': 'errors.queueBoardProtected',
   'DUTY_SHIFT.NOT_FOUND': 'errors.notFound',
   'DUTY_SHIFT.NOT_ON_DUTY': 'errors.notOnDuty',
+  'DUTY_SHIFT.OVERLAP': 'errors.shiftOverlap',
   'NOTIFICATION_CHANNEL.NOT_FOUND': 'errors.notFound',
   'NOTIFICATION_LINK.INVALID': 'errors.linkInvalid',
   'NOTIFICATION_LINK.EXPIRED': 'errors.linkExpired',

@@ -375,6 +375,7 @@ const en: Messages = {
   },
   errors: {
     notOnDuty: 'Only a shift on duty now can be handed over',
+    shiftOverlap: 'This person already holds this duty role for part of that time',
     linkInvalid: 'This link is not valid: find the alarm on the console',
     linkExpired: 'This link has expired: find the alarm on the console',
     alreadyAcknowledged: 'Already acknowledged by {name}',

@@ -372,6 +372,7 @@ const zhCN = {
   },
   errors: {
     notOnDuty: '只能交接正在值班的班次',
+    shiftOverlap: '此人在该时段已有同一岗位的班次',
     linkInvalid: '链接无效，请在控制台中查找该报警',
     linkExpired: '链接已过期，请在控制台中查找该报警',
     alreadyAcknowledged: '该报警已被 {name} 确认',

@@ -8797,6 +8797,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description No such record — codes: USER.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     DutyController_now: {
@@ -9019,6 +9028,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.OVERLAP */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     DutyController_get: {
@@ -9195,6 +9213,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.OVERLAP */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     DutyController_handover: {
@@ -9260,7 +9287,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.NOT_ON_DUTY */
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.NOT_ON_DUTY, DUTY_SHIFT.OVERLAP */
             409: {
                 headers: {
                     [name: string]: unknown;
