@@ -246,15 +246,23 @@ class RedisCloser implements OnApplicationShutdown {
       useFactory: (config: AppConfig) => {
         const redis = createRedis(config.redis, `shouhu-${config.role}`, config.redis);
         const logger = new Logger('Redis');
-        // One line per outage, not one per reconnect attempt.
-        let down = false;
+        // One line per outage and kind of error, not one per reconnect attempt: a connection that stays down after
+        // Redis is back (seen once under heavy CI load, 'max retries per request' for 150 s) then says why (a ready
+        // check timing out, a refused connection) and for how long.
+        let downSince: number | null = null;
+        const said = new Set<string>();
         redis.on('error', (e) => {
-          if (!down) logger.warn(`redis: ${e.message}`);
-          down = true;
+          downSince ??= Date.now();
+          const kind = e.message.replace(/\d+/g, 'N');
+          if (said.size < 5 && !said.has(kind)) {
+            said.add(kind);
+            logger.warn(`redis: ${e.message}${said.size > 1 ? ` (down ${Math.round((Date.now() - downSince) / 1000)} s)` : ''}`);
+          }
         });
         redis.on('ready', () => {
-          if (down) logger.log('redis: connected again');
-          down = false;
+          if (downSince !== null) logger.log(`redis: connected again after ${((Date.now() - downSince) / 1000).toFixed(1)} s`);
+          downSince = null;
+          said.clear();
         });
         return redis;
       },
