@@ -11,6 +11,7 @@ import { CheckinEvidenceService } from './checkin-evidence.service';
 import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
 import { IncidentPhotosService } from './incident-photos.service';
+import { PhotoUploadsService } from './photo-uploads.service';
 import { videoConfig } from './video.config';
 import { VideoController } from './video.controller';
 import { VideoService } from './video.service';
@@ -24,7 +25,16 @@ import { VideoWebSocket } from './video-ws';
 @Module({
   imports: [RegistryModule, Gb28181Module, AlarmsModule, PatrolsModule],
   controllers: [VideoController],
-  providers: [VideoService, CameraMediaService, EvidenceService, IncidentEvidenceService, IncidentPhotosService, CheckinEvidenceService, VideoWebSocket],
+  providers: [
+    VideoService,
+    CameraMediaService,
+    EvidenceService,
+    PhotoUploadsService,
+    IncidentPhotosService,
+    IncidentEvidenceService,
+    CheckinEvidenceService,
+    VideoWebSocket,
+  ],
   exports: [VideoService, EvidenceService],
 })
 export class VideoModule implements OnModuleInit {
