@@ -535,6 +535,7 @@ export const SCHEMA: ConfigSchema = {
   'video.photoMaxBytes': rules.int(10240, 52428800),
   'video.photoMaxPixels': rules.int(10000, 40000000),
   'video.photosPerIncident': rules.int(1, 50),
+  'video.photosPerTask': rules.int(1, 200),
   // ops: the OpenAPI document and the metrics endpoint
   'ops.apiDocs': rules.bool(),
   'ops.shutdownDeadlineMs': rules.int(1000, 600000),

@@ -1188,6 +1188,12 @@ export interface VideoConfig {
   photoMaxBytes: number;
   photoMaxPixels: number;
   photosPerIncident: number;
+  /**
+   * Photos a school may upload for one rectification task over its life (POST /rectification-tasks/:id/photos; each
+   * closing names 1–6 of them, a task sent back is closed again with new ones). Same checks as alarm photos (JPEG,
+   * photoMaxBytes, photoMaxPixels, re-encoded); kept as long as the task. The next one is 409 EVIDENCE.PHOTO_LIMIT.
+   */
+  photosPerTask: number;
 }
 
 /** The operations surface: the OpenAPI document and Prometheus metrics. */

@@ -16,7 +16,7 @@ import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harne
  * is lost on the way back — the retry with the same Idempotency-Key yields the one incident — and
  * cancelling it as a false alarm; protection-post check-in by scanning the post's QR code with
  * the camera (Chromium's fake camera plays a video made here from the real token); the school's
- * own rectification tasks (closed), patrol log and compliance with its reasons; English without
+ * own rectification tasks (closed with a photo of the fix from the phone camera), patrol log and compliance with its reasons; English without
  * raw keys; an alarm-button test started from the phone; the web app manifest and icons under the console's CSP. Screenshots go to test/artifacts/.
  */
 type Win = { document: { documentElement: { scrollWidth: number } } };
@@ -315,11 +315,24 @@ describe('guard phone surface in Chromium', () => {
     await page.click('#guard-tasks .task-close');
     await page.waitForSelector('#guard-tasks .g-error:text("请填写整改情况")');
     await page.fill('#guard-tasks .task-note', '已更换摄像机电源');
-    await page.fill('#guard-tasks .task-evidence', 'IMG_0042');
+    // A closing shows the fix: without a photo nothing is sent.
+    await page.click('#guard-tasks .task-close');
+    await page.waitForSelector('#guard-tasks .g-error:text("请至少拍摄 1 张整改照片")');
+    // The phone camera's picture (here a PNG handed to the capture input): re-encoded to a JPEG here, uploaded at once, shown small.
+    await page.setInputFiles('#guard-tasks .task-photo', { name: 'IMG_0042.png', mimeType: 'image/png', buffer: png(2400, 1200) });
+    await page.waitForSelector('#guard-tasks .task-photos li[data-photo="sent"] img');
+    expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
+    await cp.screenshot('guard-task-photo');
     await page.click('#guard-tasks .task-close');
     await page.waitForSelector('#tasks-closed');
     const task = (await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(admin)).expect(200)).body as Record<string, unknown>;
-    expect(task).toMatchObject({ schoolId: seed.schoolA.id, status: 'closed', closeNote: '已更换摄像机电源', evidenceRef: 'IMG_0042' });
+    expect(task).toMatchObject({ schoolId: seed.schoolA.id, status: 'closed', closeNote: '已更换摄像机电源', closePhotoIds: [expect.any(String)] });
+    // The photo is the task's evidence, scaled to 1600 px on the phone; the district reads it as a JPEG.
+    const [photoId] = task.closePhotoIds as string[];
+    const stored = await t.db.query(`SELECT purpose, ref_id, school_id, width, height, source FROM video_evidence WHERE id = $1`, [photoId]);
+    expect(stored.rows).toEqual([{ purpose: 'rectification.photo', ref_id: taskId, school_id: seed.schoolA.id, width: 1600, height: 800, source: 'upload' }]);
+    const pic = await t.http().get(`/api/v1/video/evidence/${photoId}`).set(auth(admin)).buffer(true).expect(200);
+    expect(pic.headers['content-type']).toBe('image/jpeg');
 
     await page.click('#tab-patrol');
     await page.fill('#patrol-route', '教学楼-操场-围墙');

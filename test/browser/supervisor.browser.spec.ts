@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { DataSource } from 'typeorm';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp, TIMETABLE } from '../support/harness';
+import { jpeg } from '../support/photos';
 
 /**
  * Supervisor and auditor surface (issue 13): response times and the false-alarm rate as ECharts
@@ -16,9 +20,10 @@ describe('supervisor and auditor surface in Chromium', () => {
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
   let adminToken: string;
   const open: ConsolePage[] = [];
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'supervisor-evidence-'));
 
   beforeAll(async () => {
-    t = await startApp();
+    t = await startApp({ video: { evidenceDir } });
     const admin = (adminToken = (await t.userToken('admin')).token);
     seed = await seedMinimal(t, admin);
     const op = (await t.userToken('operator', undefined, 'stats_op')).token;
@@ -56,6 +61,7 @@ describe('supervisor and auditor surface in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await t?.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
   });
 
   const login = async (user: string, opts: Parameters<typeof openConsole>[2] = {}) => {
@@ -273,13 +279,31 @@ describe('supervisor and auditor surface in Chromium', () => {
       id: string;
     }[];
     const taskId = tasks[0].id;
-    await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(guard.token)).send({ note: '已重启录像机' }).expect(200);
+    const photo = (
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${taskId}/photos`)
+        .set(auth(guard.token))
+        .attach('file', jpeg(640, 360), { filename: 'fix.jpg', contentType: 'image/jpeg' })
+        .expect(201)
+    ).body.id as string;
+    await t
+      .http()
+      .post(`/api/v1/rectification-tasks/${taskId}/close`)
+      .set(auth(guard.token))
+      .send({ note: '已重启录像机', photoIds: [photo] })
+      .expect(200);
 
     const cp = await login('sup_1', { path: '/console/supervisor' });
     const { page } = cp;
     await page.click('[data-tab="patrol"]');
     await page.click('[data-task-filter="closed"]');
     const row = `#s-tasks [data-task-id="${taskId}"]`;
+    // The closing's photos, fetched when asked for.
+    expect(await page.textContent(`${row} .task-photos-btn`)).toBe('整改照片（1 张）');
+    expect(await page.$(`${row} .evidence-picture`)).toBeNull();
+    await page.click(`${row} .task-photos-btn`);
+    await page.waitForSelector(`${row} .evidence-picture[data-evidence-id="${photo}"][data-state="shown"]`);
     await page.click(`${row} .reopen-btn`);
     // A reason is required: said in the page's language, nothing sent.
     await page.click(`${row} .reopen-confirm`);
@@ -290,6 +314,8 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.waitForSelector(row, { state: 'detached' });
     await page.click('[data-task-filter="open"]');
     expect(await page.textContent(`${row} .reopened`)).toBe('已退回 1 次：录像机仍然离线，请联系厂家维修');
+    // The photos of the closing sent back stay with the task.
+    expect(await page.textContent(`${row} .task-photos-btn`)).toBe('被退回的整改照片（1 张）');
     expect(await rawKeysOnPage(page)).toEqual([]);
     await cp.screenshot('supervisor-task-sent-back');
     expect(await cp.problems()).toEqual([]);
@@ -300,14 +326,15 @@ describe('supervisor and auditor surface in Chromium', () => {
     const mine = `#guard-tasks [data-task-id="${taskId}"]`;
     expect(await phone.page.textContent(`${mine} .task-reopened`)).toContain('被退回重办：录像机仍然离线，请联系厂家维修');
     expect(await phone.page.textContent(mine)).toContain('上次整改情况：已重启录像机');
+    await phone.page.waitForSelector(`${mine} .task-last-photos .evidence-picture[data-evidence-id="${photo}"][data-state="shown"]`);
     await phone.page.fill(`${mine} .task-note`, '厂家已更换录像机');
+    await phone.page.setInputFiles(`${mine} .task-photo`, { name: 'fix2.jpg', mimeType: 'image/jpeg', buffer: jpeg(1200, 900, 7) });
+    await phone.page.waitForSelector(`${mine} .task-photos li[data-photo="sent"]`);
     await phone.page.click(`${mine} .task-close`);
     await phone.page.waitForSelector('#tasks-closed');
-    expect((await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(guard.token)).expect(200)).body).toMatchObject({
-      status: 'closed',
-      closeNote: '厂家已更换录像机',
-      reopenCount: 1,
-    });
+    const closedAgain = (await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(guard.token)).expect(200)).body;
+    expect(closedAgain).toMatchObject({ status: 'closed', closeNote: '厂家已更换录像机', reopenCount: 1, closePhotoIds: [expect.any(String)] });
+    expect(closedAgain.closePhotoIds).not.toContain(photo); // this closing's own photo
     expect(await phone.problems()).toEqual([]);
   });
 
@@ -324,6 +351,9 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.click('[data-task-filter="closed"]');
     await page.waitForSelector('#s-tasks [data-task-id]');
     expect(await page.$$('.reopen-btn, .reopen-form')).toHaveLength(0);
+    // Reading includes the closing's photos.
+    await page.click('#s-tasks .task-photos-btn');
+    await page.waitForSelector('#s-tasks .evidence-picture[data-state="shown"]');
     // Reading includes exporting: the tasks this filter shows, and the findings (issue 13: exports of findings and tasks).
     const [tasks] = await Promise.all([page.waitForEvent('download'), page.click('#s-export-tasks')]);
     expect(tasks.suggestedFilename()).toMatch(/^整改任务_\d{4}-\d{2}-\d{2}\.xlsx$/);

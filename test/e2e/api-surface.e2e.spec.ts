@@ -183,6 +183,14 @@ describe('response allow-lists', () => {
       [A],
     );
     const task = (await t.http().get('/api/v1/rectification-tasks').set(auth(admin)).expect(200)).body.items[0];
+    // A photo of the fix for the closing to name (its row only: the walk sends JSON, not the upload's multipart).
+    const [{ id: taskPhoto }] = (
+      await t.db.query(
+        `INSERT INTO video_evidence (school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at, source)
+         VALUES ($1, to_char(now(), 'YYYY-MM-DD') || '/' || gen_random_uuid() || '.jpg', repeat('0', 64), 1, 64, 48, 'rectification.photo', $2, now(), 'upload') RETURNING id`,
+        [A, task.id],
+      )
+    ).rows;
 
     const ids: Record<string, string> = {
       users: user.id,
@@ -251,7 +259,7 @@ describe('response allow-lists', () => {
       'POST /api/v1/incidents/{id}/notes': { note: '已到场' },
       'POST /api/v1/patrol-plans': { name: '夜巡', cron: '0 22 * * *', scope: { kind: 'district' }, checks: ['gate_open'] },
       'PATCH /api/v1/patrol-plans/{id}': { name: '巡查 2' },
-      'POST /api/v1/rectification-tasks/{id}/close': { note: '已关门' },
+      'POST /api/v1/rectification-tasks/{id}/close': { note: '已关门', photoIds: [taskPhoto] },
       'POST /api/v1/post-checkins': { postId: post.id, personName: '张伟' }, // a guard on the roster (attack F8a)
       'POST /api/v1/guard-patrols': { schoolId: A, guardName: '张伟' },
       'POST /api/v1/gate-events': { schoolId: A, gate: '南门', state: 'closed' },
@@ -372,7 +380,8 @@ describe('no existence oracles', () => {
 
   it("answers another school's record exactly like a missing one, on every route by id", async () => {
     const doc = (await t.http().get('/api/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
-    const bodies: Record<string, object> = { notes: { note: '看看' }, cancel: { reason: '误按' }, close: { note: '已处理' } };
+    // A valid body, so that what is compared is the record's lookup, not the body's validation.
+    const bodies: Record<string, object> = { notes: { note: '看看' }, cancel: { reason: '误按' }, close: { note: '已处理', photoIds: [randomUUID()] } };
     const differ: string[] = [];
     let compared = 0;
     for (const [template, id] of Object.entries(idsOfB)) {

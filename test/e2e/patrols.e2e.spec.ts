@@ -1,4 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { QueueName } from '../../src/infra/queue/queue.catalogue';
 import { QueueService } from '../../src/infra/queue/queue.service';
@@ -13,6 +16,7 @@ import { RoundsService } from '../../src/modules/patrols/rounds.service';
 import { RegistryService } from '../../src/modules/registry/registry.service';
 import { schoolHours } from '../../src/modules/school-day/calendar';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
+import { jpeg } from '../support/photos';
 
 /** Shanghai wall-clock time on a date as an instant. */
 const sh = (date: string, hhmm: string) => new Date(`${date}T${hhmm}:00+08:00`);
@@ -49,9 +53,25 @@ describe('patrols and compliance over HTTP', () => {
       )
     ).rows[0].id;
 
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'patrols-evidence-'));
+  /** A photo of the fix uploaded for a task (a closing names at least one; task-photos.e2e tests them): its evidence id. */
+  const fixPhoto = async (token: string, taskId: string): Promise<string> =>
+    (
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${taskId}/photos`)
+        .set(auth(token))
+        .attach('file', jpeg(64, 48), { filename: 'fix.jpg', contentType: 'image/jpeg' })
+        .expect(201)
+    ).body.id;
+
   beforeAll(async () => {
     // Verdicts unspaced here (one test turns the spacing on): the round tests judge cameras back to back.
-    t = await startApp({ patrols: { postCheckEveryMs: 0, roundVerdictMinSeconds: 0 }, compliance: { snapshotEnabled: false } });
+    t = await startApp({
+      patrols: { postCheckEveryMs: 0, roundVerdictMinSeconds: 0 },
+      compliance: { snapshotEnabled: false },
+      video: { evidenceDir },
+    });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     const h = auth(admin);
@@ -103,7 +123,10 @@ describe('patrols and compliance over HTTP', () => {
     const qr = (await t.http().get(`/api/v1/protection-posts/${p.id}/qr`).set(auth(operator.token)).expect(200)).body;
     post = { id: p.id, qrToken: qr.payload };
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
+  });
 
   describe('patrol plans ↔ job schedulers', () => {
     it('create, change, disable and delete a plan; its scheduler follows in Redis', async () => {
@@ -244,18 +267,41 @@ describe('patrols and compliance over HTTP', () => {
       const own = (await t.http().get('/api/v1/rectification-tasks').set(auth(secB.token)).expect(200)).body;
       expect(own.items.every((x: { schoolId: string }) => x.schoolId === seed.schoolB.id)).toBe(true);
       await t.http().get('/api/v1/rectification-tasks').query({ schoolId: seed.schoolB.id }).set(auth(secA.token)).expect(403);
-      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secA.token)).send({ note: 'x' }).expect(404); // another school's: as if missing
+      const photo = await fixPhoto(secB.token, staffing.id);
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${staffing.id}/close`)
+        .set(auth(secA.token))
+        .send({ note: 'x', photoIds: [photo] })
+        .expect(404); // another school's: as if missing
       await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({}).expect(400);
       const auditor = (await t.userToken('auditor')).token;
-      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(auditor)).send({ note: 'x' }).expect(403);
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${staffing.id}/close`)
+        .set(auth(auditor))
+        .send({ note: 'x', photoIds: [photo] })
+        .expect(403);
       const closed = await t
         .http()
         .post(`/api/v1/rectification-tasks/${staffing.id}/close`)
         .set(auth(secB.token))
-        .send({ note: '已招聘保安一名', evidenceRef: 'photo:123' })
+        .send({ note: '已招聘保安一名', evidenceRef: 'photo:123', photoIds: [photo] })
         .expect(200);
-      expect(closed.body).toMatchObject({ status: 'closed', closeNote: '已招聘保安一名', evidenceRef: 'photo:123', closedBy: secB.userId });
-      await t.http().post(`/api/v1/rectification-tasks/${staffing.id}/close`).set(auth(secB.token)).send({ note: 'again' }).expect(409);
+      // evidenceRef (free text) is still kept for older clients; the photos are the evidence.
+      expect(closed.body).toMatchObject({
+        status: 'closed',
+        closeNote: '已招聘保安一名',
+        evidenceRef: 'photo:123',
+        closePhotoIds: [photo],
+        closedBy: secB.userId,
+      });
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${staffing.id}/close`)
+        .set(auth(secB.token))
+        .send({ note: 'again', photoIds: [photo] })
+        .expect(409);
       const detail = (await t.http().get(`/api/v1/rectification-tasks/${staffing.id}`).set(auth(secB.token)).expect(200)).body;
       expect(detail.findings).toHaveLength(2);
       // Found again after closing: a new task.
@@ -314,7 +360,13 @@ describe('patrols and compliance over HTTP', () => {
       // Only a closed task goes back.
       const open = await t.http().post(url).set(auth(sup.token)).send({ reason: '未整改' }).expect(409);
       expect(open.body.error.code).toBe('RECTIFICATION_TASK.NOT_CLOSED');
-      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '已关门', evidenceRef: 'photo:7' }).expect(200);
+      const firstPhoto = await fixPhoto(secB.token, taskId!);
+      await t
+        .http()
+        .post(`/api/v1/rectification-tasks/${taskId}/close`)
+        .set(auth(secB.token))
+        .send({ note: '已关门', evidenceRef: 'photo:7', photoIds: [firstPhoto] })
+        .expect(200);
 
       // Supervisors and admins follow tasks to closure; others may not send one back; a reason is required.
       const auditor = (await t.userToken('auditor')).token;
@@ -337,6 +389,7 @@ describe('patrols and compliance over HTTP', () => {
         // What the school wrote last time stays for it to see.
         closeNote: '已关门',
         evidenceRef: 'photo:7',
+        closePhotoIds: [firstPhoto],
       });
       expect(Date.parse(back.deadline)).toBeGreaterThanOrEqual(before + t.config.patrols.taskDeadlineHours * 3_600_000 - 1000);
       const audit = await t.db.query(`SELECT actor_id FROM audit_log WHERE entity = 'rectification_task' AND entity_id = $1 AND action = 'reopen'`, [taskId]);
@@ -344,9 +397,16 @@ describe('patrols and compliance over HTTP', () => {
       // The school sees it among its open tasks, with the reason; it closes it again.
       const mine = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open' }).set(auth(secB.token)).expect(200)).body.items;
       expect(mine.find((x: { id: string }) => x.id === taskId)).toMatchObject({ reopenReason: '照片显示西门仍开着', reopenCount: 1 });
-      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '已加装闭门器' }).expect(200);
+      const close = async (note: string) =>
+        t
+          .http()
+          .post(`/api/v1/rectification-tasks/${taskId}/close`)
+          .set(auth(secB.token))
+          .send({ note, photoIds: [await fixPhoto(secB.token, taskId!)] })
+          .expect(200);
+      await close('已加装闭门器');
       expect((await t.http().post(url).set(auth(admin)).send({ reason: '仍未关闭' }).expect(200)).body.reopenCount).toBe(2);
-      await t.http().post(`/api/v1/rectification-tasks/${taskId}/close`).set(auth(secB.token)).send({ note: '门卫专人值守' }).expect(200);
+      await close('门卫专人值守');
 
       // Found again since its closing: the problem has an open task already; that one is followed instead.
       const [again] = await db.transaction((m) => svc.record(m, [finding(new Date())], new Date()));
@@ -387,6 +447,7 @@ describe('patrols and compliance over HTTP', () => {
         '完成时间',
         '整改情况',
         '整改凭证',
+        '整改照片',
         '退回次数',
         '退回原因',
       ]);
@@ -394,9 +455,11 @@ describe('patrols and compliance over HTTP', () => {
       const col = (row: { cells: unknown[] }, name: string) => row.cells[tasks.header.indexOf(name)];
       expect(new Set(tasks.rows.map((r) => col(r, '学校')))).toEqual(new Set(['乙小学']));
       // An open task (one sent back included) shows no closing note or evidence: those of a rejected closing are not current.
-      for (const r of tasks.rows.filter((x) => col(x, '状态') === '未完成')) expect([col(r, '整改情况'), col(r, '整改凭证')]).toEqual(['', '']);
+      for (const r of tasks.rows.filter((x) => col(x, '状态') === '未完成'))
+        expect([col(r, '整改情况'), col(r, '整改凭证'), col(r, '整改照片')]).toEqual(['', '', '']);
       const sentBack = tasks.rows.find((r) => String(col(r, '退回次数')) === '2')!;
       expect(sentBack.cells).toEqual(expect.arrayContaining(['上课期间校门未关闭', '已完成', '仍未关闭', '门卫专人值守']));
+      expect(String(col(sentBack, '整改照片'))).toBe('1'); // the last closing's photos
       expect(String(col(sentBack, '整改期限'))).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
       // Findings: newest first, the source and check in words.
       const findings = await csv('/api/v1/patrol-findings/export', auditor, { schoolId: seed.schoolB.id, check: 'gate_open' });

@@ -405,11 +405,11 @@ export const ErrorCode = {
   EVIDENCE: {
     /** [404] */
     NOT_FOUND: 'EVIDENCE.NOT_FOUND',
-    /** [415] An alarm photo that is not a JPEG that decodes (header only, cut, made-up size; the console re-encodes what the phone took); too large is 413 PAYLOAD_TOO_LARGE. */
+    /** [415] A photo (an alarm's, a rectification task's) that is not a JPEG that decodes (header only, cut, made-up size; the console re-encodes what the phone took); too large is 413 PAYLOAD_TOO_LARGE. */
     PHOTO_NOT_JPEG: 'EVIDENCE.PHOTO_NOT_JPEG',
     /** [400] The upload has no photo: send one file in the multipart field `file`. */
     PHOTO_MISSING: 'EVIDENCE.PHOTO_MISSING',
-    /** [409] The incident has video.photosPerIncident photos already; `details.limit`. */
+    /** [409] The incident has video.photosPerIncident photos already (a rectification task: video.photosPerTask); `details.limit`. */
     PHOTO_LIMIT: 'EVIDENCE.PHOTO_LIMIT',
     /** [409] The Idempotency-Key was used for another photo of this incident (other bytes): `details.evidenceId` is that photo. Use a new key per photo. */
     PHOTO_KEY_REUSED: 'EVIDENCE.PHOTO_KEY_REUSED',

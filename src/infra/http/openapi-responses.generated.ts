@@ -1179,6 +1179,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         closedBy: { type: 'string', nullable: true },
         closeNote: { type: 'string', nullable: true },
         evidenceRef: { type: 'string', nullable: true },
+        closePhotoIds: { type: 'array', items: { type: 'string' } },
         reopenedAt: { type: 'string', format: 'date-time', nullable: true },
         reopenedBy: { type: 'string', nullable: true },
         reopenReason: { type: 'string', nullable: true },
@@ -1199,6 +1200,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         'closedBy',
         'closeNote',
         'evidenceRef',
+        'closePhotoIds',
         'reopenedAt',
         'reopenedBy',
         'reopenReason',
@@ -3590,10 +3592,12 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: { '404': ['PROTECTION_POST.NOT_FOUND'] },
     },
     FindingsController_close: {
-      summary: "Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's",
-      description: "Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's. Audited.",
+      summary:
+        "Closes a rectification task with what was done (`note`) and 1–6 photos of the fix (`photoIds`, uploaded first with POST /rectification-tasks/{id}/photos); school staff close their own school's",
+      description:
+        "Closes a rectification task with what was done (`note`) and 1–6 photos of the fix (`photoIds`, uploaded first with\nPOST /rectification-tasks/{id}/photos); school staff close their own school's. No photo, or one that is not this\ntask's: 400 on `photoIds`. Audited.",
       schema: { $ref: '#/components/schemas/RectificationTaskView' },
-      errors: { '404': ['RECTIFICATION_TASK.NOT_FOUND'], '409': ['RECTIFICATION_TASK.ALREADY_CLOSED'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['RECTIFICATION_TASK.NOT_FOUND'], '409': ['RECTIFICATION_TASK.ALREADY_CLOSED'] },
     },
     FindingsController_exportFindings: {
       summary:
@@ -3605,9 +3609,9 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     },
     FindingsController_exportTasks: {
       summary:
-        "The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8 with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note and evidence, times sent back and why",
+        "The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8 with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note, evidence and photo count, times sent back and why",
       description:
-        "The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8\nwith BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note and evidence,\ntimes sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.",
+        "The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8\nwith BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note, evidence and photo count,\ntimes sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.",
       file: true,
       errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '403': ['AUTH.OUT_OF_SCOPE'], '503': ['IMPORT.BUSY'] },
     },
@@ -3634,8 +3638,9 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: { '404': ['RECTIFICATION_TASK.NOT_FOUND'], '409': ['RECTIFICATION_TASK.NOT_CLOSED', 'RECTIFICATION_TASK.OPEN_TASK_EXISTS'] },
     },
     FindingsController_task: {
-      summary: 'One rectification task by id, with its findings count, deadline and closing note',
-      description: 'One rectification task by id, with its findings count, deadline and closing note.',
+      summary: 'One rectification task by id, with its findings count, deadline, closing note and closing photos (`closePhotoIds` → GET /video/evidence/{id})',
+      description:
+        'One rectification task by id, with its findings count, deadline, closing note and closing photos (`closePhotoIds` → GET /video/evidence/{id}).',
       schema: {
         type: 'object',
         properties: {
@@ -3652,6 +3657,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           closedBy: { type: 'string', nullable: true },
           closeNote: { type: 'string', nullable: true },
           evidenceRef: { type: 'string', nullable: true },
+          closePhotoIds: { type: 'array', items: { type: 'string' } },
           reopenedAt: { type: 'string', format: 'date-time', nullable: true },
           reopenedBy: { type: 'string', nullable: true },
           reopenReason: { type: 'string', nullable: true },
@@ -3673,6 +3679,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           'closedBy',
           'closeNote',
           'evidenceRef',
+          'closePhotoIds',
           'reopenedAt',
           'reopenedBy',
           'reopenReason',
@@ -4675,6 +4682,38 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         '400': ['VALIDATION_FAILED'],
         '404': ['INCIDENT.NOT_FOUND'],
         '409': ['EVIDENCE.INCIDENT_CLOSED', 'EVIDENCE.PHOTO_KEY_REUSED', 'EVIDENCE.PHOTO_LIMIT'],
+        '413': ['PAYLOAD_TOO_LARGE'],
+        '415': ['EVIDENCE.PHOTO_NOT_JPEG'],
+      },
+    },
+    VideoController_attachTaskPhoto: {
+      summary:
+        "Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a JPEG checked and stored as for alarm photos (re-encoded: no EXIF/GPS), at most video.photosPerTask per task",
+      description:
+        "Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a\nJPEG checked and stored as for alarm photos (re-encoded: no EXIF/GPS), at most video.photosPerTask per task. The\nanswer's `id` goes in POST /rectification-tasks/{id}/close `photoIds`; the picture is GET /video/evidence/{id}\n(the task's school and the district; kept as long as the task). Whoever may close the task (its school's staff,\noperators, supervisors, admins); `Idempotency-Key` as for alarm photos. Errors: 404 task (another school's too),\n409 RECTIFICATION_TASK.ALREADY_CLOSED, 413 too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.",
+      schema: {
+        type: 'object',
+        properties: {
+          created: { type: 'boolean' },
+          id: { type: 'string' },
+          cameraId: { type: 'string', nullable: true },
+          schoolId: { type: 'string' },
+          sha256: { type: 'string' },
+          bytes: { type: 'number' },
+          width: { type: 'number' },
+          height: { type: 'number' },
+          purpose: { type: 'string' },
+          refId: { type: 'string', nullable: true },
+          capturedAt: { type: 'string', format: 'date-time' },
+          source: { type: 'string', enum: ['snapshot_uri', 'stream', 'unknown', 'upload'] },
+          snapshotUriError: { type: 'string' },
+        },
+        required: ['created', 'id', 'cameraId', 'schoolId', 'sha256', 'bytes', 'width', 'height', 'purpose', 'refId', 'capturedAt', 'source'],
+      },
+      errors: {
+        '400': ['VALIDATION_FAILED'],
+        '404': ['RECTIFICATION_TASK.NOT_FOUND'],
+        '409': ['EVIDENCE.PHOTO_KEY_REUSED', 'EVIDENCE.PHOTO_LIMIT', 'RECTIFICATION_TASK.ALREADY_CLOSED'],
         '413': ['PAYLOAD_TOO_LARGE'],
         '415': ['EVIDENCE.PHOTO_NOT_JPEG'],
       },

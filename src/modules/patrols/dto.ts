@@ -3,6 +3,7 @@ import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
+  ArrayUnique,
   IsArray,
   IsBoolean,
   IsIn,
@@ -19,7 +20,7 @@ import {
 } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
 import { IsStrictDate, IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
-import { CHECKS, VERDICTS } from './patrols.constants';
+import { CHECKS, CLOSE_PHOTOS_MAX, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
 
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
@@ -94,9 +95,30 @@ export class ReopenTaskDto {
   reason: string;
 }
 
+/**
+ * Closing a task: what was done, and 1–6 photos that show it (required: a closing without one is a 400 on
+ * `photoIds`). Each id is the answer of POST /rectification-tasks/{id}/photos for this task.
+ */
 export class CloseTaskDto {
   @ApiProperty({ example: '已更换摄像机电源' }) @IsString() @MinLength(1) @MaxLength(2000) note: string;
-  @ApiPropertyOptional({ description: 'a reference to evidence (photo id, file URL)' }) @IsOptional() @IsString() @MaxLength(500) evidenceRef?: string;
+  @ApiProperty({
+    type: [String],
+    format: 'uuid',
+    minItems: 1,
+    maxItems: CLOSE_PHOTOS_MAX,
+    description: `the photos of the fix: 1–${CLOSE_PHOTOS_MAX} evidence ids uploaded for this task (POST /rectification-tasks/{id}/photos); another task's or school's, or a camera's picture, is a 400`,
+  })
+  @IsArray()
+  @ArrayMinSize(1, { message: 'photoIds: at least one photo of the fix (POST /rectification-tasks/{id}/photos)' })
+  @ArrayMaxSize(CLOSE_PHOTOS_MAX)
+  @ArrayUnique()
+  @IsUUID('all', { each: true })
+  photoIds: string[];
+  @ApiPropertyOptional({ description: 'a free-text reference to other evidence (kept for older clients; the photos are photoIds)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
+  evidenceRef?: string;
 }
 
 export class CheckInDto {

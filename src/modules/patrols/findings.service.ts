@@ -10,7 +10,7 @@ import { AuditService } from '../audit-log';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { type ConsoleEventInput, ConsoleEventsService } from '../console-events';
-import { CHECK_LABEL } from './patrols.constants';
+import { CHECK_LABEL, RECTIFICATION_PHOTO_PURPOSE } from './patrols.constants';
 import type { FindingView, RectificationTaskView } from './views';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */
@@ -30,6 +30,13 @@ export interface NewFinding {
   at: Date;
 }
 
+/** What the video module needs of a task to store a photo for it (POST /rectification-tasks/:id/photos). */
+export interface TaskForPhotos {
+  id: string;
+  schoolId: string;
+  status: 'open' | 'closed';
+}
+
 export interface StoredFinding {
   id: string;
   schoolId: string | null;
@@ -45,7 +52,7 @@ const EVENT_FINDINGS_CAP = 50;
 const SCHOOLS_PER_EVENT = 500;
 
 const TASK_COLS = `id, school_id AS "schoolId", subject_key AS "subjectKey", check_name AS "check", title, status, deadline, finding_count AS "findingCount",
-  closed_at AS "closedAt", closed_by AS "closedBy", close_note AS "closeNote", evidence_ref AS "evidenceRef",
+  closed_at AS "closedAt", closed_by AS "closedBy", close_note AS "closeNote", evidence_ref AS "evidenceRef", close_photo_ids AS "closePhotoIds",
   reopened_at AS "reopenedAt", reopened_by AS "reopenedBy", reopen_reason AS "reopenReason", reopen_count AS "reopenCount", created_at AS "createdAt", updated_at AS "updatedAt"`;
 const FINDING_COLS = `id, source, check_name AS "check", school_id AS "schoolId", subject_kind AS "subjectKind", subject_id AS "subjectId", subject_label AS "subjectLabel",
   message, detail, run_id AS "runId", round_id AS "roundId", task_id AS "taskId", at, created_at AS "createdAt"`;
@@ -313,17 +320,66 @@ export class FindingsService {
     return { ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check, findings };
   }
 
-  async closeTask(user: AuthUser, id: string, dto: { note: string; evidenceRef?: string }, now = new Date()): Promise<RectificationTaskView> {
+  /**
+   * A task as the photo upload sees it (video's RectificationPhotosService): 404 RECTIFICATION_TASK.NOT_FOUND when
+   * missing or another school's (no existence oracle). Inside a transaction (`m`) the row is held FOR SHARE until
+   * commit, so a closing waits for the upload (and an upload after a closing sees it closed).
+   */
+  async taskForPhotos(user: AuthUser, id: string, m?: EntityManager): Promise<TaskForPhotos> {
+    const [t]: TaskForPhotos[] = await (m ?? this.db).query(
+      `SELECT id, school_id AS "schoolId", status FROM rectification_tasks WHERE id = $1${m ? ' FOR SHARE' : ''}`,
+      [id],
+    );
+    const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
+    if (!t) throw missing();
+    assertRecordInScope(user, t.schoolId, missing);
+    return t;
+  }
+
+  /**
+   * Closes a task with what was done (`note`) and the photos that show it (`photoIds`: 1–CLOSE_PHOTOS_MAX evidence
+   * ids, each a photo uploaded for this task — POST /rectification-tasks/:id/photos, purpose
+   * RECTIFICATION_PHOTO_PURPOSE, ref the task, the task's school). A closing without a photo, or naming anything else
+   * (another task's photo, a camera's picture, an unknown id), is a field-level 400 on `photoIds` (the DTO checks the
+   * count; this the ownership): the school proves the fix, the supervisor sees it. The ids are kept on the task
+   * (`closePhotoIds`) and stay when it is sent back, like the note. `evidenceRef` (free text) is still taken and kept
+   * for older clients. 404 as for the task; 409 RECTIFICATION_TASK.ALREADY_CLOSED. Audited ('close').
+   */
+  async closeTask(
+    user: AuthUser,
+    id: string,
+    dto: { note: string; evidenceRef?: string; photoIds: string[] },
+    now = new Date(),
+  ): Promise<RectificationTaskView> {
     return this.db.transaction(async (m) => {
       const [before] = await m.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1 FOR UPDATE`, [id]);
       const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
       if (!before) throw missing();
       assertRecordInScope(user, before.schoolId, missing);
       if (before.status === 'closed') throw Errors.conflict(ErrorCode.RECTIFICATION_TASK.ALREADY_CLOSED, '该整改任务已关闭');
+      const photoIds = [...new Set(dto.photoIds.map((p) => p.toLowerCase()))];
+      // The photos live in the video module's evidence table (a higher layer, so read here by SQL like a round
+      // verdict's picture, rounds.service): ids, purpose, task and school must all match.
+      const found = new Set(
+        (
+          (await m.query(`SELECT id FROM video_evidence WHERE id = ANY($1::uuid[]) AND purpose = $2 AND ref_id = $3 AND school_id = $4`, [
+            photoIds,
+            RECTIFICATION_PHOTO_PURPOSE,
+            before.id,
+            before.schoolId,
+          ])) as { id: string }[]
+        ).map((r) => r.id),
+      );
+      const foreign = photoIds.filter((p) => !found.has(p));
+      if (foreign.length)
+        throw Errors.validation([
+          { field: 'photoIds', reason: `not photos of this task (POST /rectification-tasks/${before.id}/photos): ${foreign.join(', ')}` },
+        ]);
       const [after] = returningRows<RectificationTaskView>(
         await m.query(
-          `UPDATE rectification_tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4, evidence_ref = $5, updated_at = $2 WHERE id = $1 RETURNING ${TASK_COLS}`,
-          [id, now, user.id, dto.note.trim(), dto.evidenceRef ?? null],
+          `UPDATE rectification_tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4, evidence_ref = $5, close_photo_ids = $6::uuid[], updated_at = $2
+            WHERE id = $1 RETURNING ${TASK_COLS}`,
+          [id, now, user.id, dto.note.trim(), dto.evidenceRef ?? null, photoIds],
         ),
       );
       await this.audit.record(m, { action: 'close', entity: 'rectification_task', entityId: id, schoolId: before.schoolId, before, after });
@@ -334,7 +390,8 @@ export class FindingsService {
   /**
    * Sends a closed task back to its school (issue 13: follow tasks to closure, reopen with a reason): open again
    * with a new deadline (patrols.taskDeadlineHours from now), the reason and who sent it back recorded, the count
-   * raised. The last closing note and evidence reference stay, so the school sees what was not accepted. 404 as
+   * raised. The last closing note, evidence reference and photos (`closePhotoIds`) stay, so the school and the
+   * supervisor see what was not accepted. 404 as
    * for the task; 409 RECTIFICATION_TASK.NOT_CLOSED on an open task; 409 RECTIFICATION_TASK.OPEN_TASK_EXISTS when
    * the same problem already has an open task (found again since), `details.openTaskId`. Audited ('reopen').
    */

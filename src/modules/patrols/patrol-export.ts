@@ -28,7 +28,8 @@ export function findingExportRows(items: (FindingView & { schoolName: string | n
 
 /**
  * GET /rectification-tasks/export: one line per task, open ones first by deadline — zh-CN headers, the school's
- * name, whether it is overdue at `now`, its closing and the last time it was sent back, Asia/Shanghai times.
+ * name, whether it is overdue at `now`, its closing (note, evidence reference, number of photos) and the last time it
+ * was sent back, Asia/Shanghai times.
  */
 export function taskExportRows(items: (RectificationTaskView & { schoolName: string | null })[], now: Date): Table {
   return {
@@ -45,6 +46,7 @@ export function taskExportRows(items: (RectificationTaskView & { schoolName: str
       '完成时间',
       '整改情况',
       '整改凭证',
+      '整改照片',
       '退回次数',
       '退回原因',
     ],
@@ -62,6 +64,8 @@ export function taskExportRows(items: (RectificationTaskView & { schoolName: str
       // An open task's closing note and evidence are those of a closing sent back: not shown as if current (attack pass 7 F3).
       t.status === 'closed' ? (t.closeNote ?? '') : '',
       t.status === 'closed' ? (t.evidenceRef ?? '') : '',
+      // How many photos the closing shows (their ids: GET /rectification-tasks/:id); none for an open task, as above.
+      t.status === 'closed' ? (t.closePhotoIds?.length ?? 0) : '',
       t.reopenCount,
       t.reopenReason ?? '',
     ]),

@@ -61,6 +61,16 @@ export const FIELD_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'scho
 /** Who print a post's QR code (the bureau: attack F8b — never the school security who scan it). */
 export const QR_ROLES: UserRole[] = ['admin', 'supervisor', 'operator'];
 export const TASK_READ_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'auditor', 'school_security'];
+/** Who close a task — and so who upload its closing photos (video's POST /rectification-tasks/:id/photos). */
 export const TASK_CLOSE_ROLES: UserRole[] = ['admin', 'supervisor', 'operator', 'school_security'];
 /** Who follows tasks to closure and may send one back (issue 13: supervisors; auditors only read). */
 export const TASK_REOPEN_ROLES: UserRole[] = ['admin', 'supervisor'];
+
+/**
+ * The purpose a rectification task's photos are stored under (video_evidence.purpose, ref_id the task; the video
+ * module stores them through POST /rectification-tasks/:id/photos and keeps them while the task is kept). Stored in
+ * data: never rename it.
+ */
+export const RECTIFICATION_PHOTO_PURPOSE = 'rectification.photo';
+/** Photos one closing names (POST /rectification-tasks/:id/close `photoIds`): at least one, at most this many. */
+export const CLOSE_PHOTOS_MAX = 6;

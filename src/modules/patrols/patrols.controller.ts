@@ -169,7 +169,7 @@ export class FindingsController {
 
   /**
    * The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8
-   * with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note and evidence,
+   * with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note, evidence and photo count,
    * times sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.
    */
   @Roles(...TASK_READ_ROLES)
@@ -195,14 +195,18 @@ export class FindingsController {
     return this.findings.tasks(user, q, ...page(this.config, q));
   }
 
-  /** One rectification task by id, with its findings count, deadline and closing note. */
+  /** One rectification task by id, with its findings count, deadline, closing note and closing photos (`closePhotoIds` → GET /video/evidence/{id}). */
   @Roles(...TASK_READ_ROLES)
   @Get('rectification-tasks/:id')
   task(@CurrentUser() user: AuthUser, @UuidParam() id: string) {
     return this.findings.task(user, id);
   }
 
-  /** Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's. Audited. */
+  /**
+   * Closes a rectification task with what was done (`note`) and 1–6 photos of the fix (`photoIds`, uploaded first with
+   * POST /rectification-tasks/{id}/photos); school staff close their own school's. No photo, or one that is not this
+   * task's: 400 on `photoIds`. Audited.
+   */
   @Roles(...TASK_CLOSE_ROLES)
   @Post('rectification-tasks/:id/close')
   @HttpCode(200)

@@ -83,6 +83,11 @@ export interface RectificationTaskView {
   closedBy: string | null;
   closeNote: string | null;
   evidenceRef: string | null;
+  /**
+   * The photos of the last closing (evidence ids, purpose rectification.photo → GET /video/evidence/:id); kept when
+   * the task is sent back (the closing not accepted), replaced by the next closing; empty for a task never closed.
+   */
+  closePhotoIds: string[];
   /** The last time a supervisor sent the task back, and why (POST …/reopen); null if never. */
   reopenedAt: Date | null;
   reopenedBy: string | null;

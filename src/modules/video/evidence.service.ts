@@ -9,6 +9,7 @@ import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope } from '../../infra/access/scope';
+import { RECTIFICATION_PHOTO_PURPOSE } from '../patrols';
 import { EvidenceNotFound, EvidenceStore, FileEvidenceStore, sha256 } from './evidence-store';
 import { jpegSize } from './media/jpeg';
 import type { SnapshotSource } from './snapshot-uri';
@@ -48,9 +49,9 @@ export interface EvidenceRecord {
   bytes: number;
   width: number;
   height: number;
-  /** What it was taken for: `manual`, later `alarm.raise`, `alarm.raise+10s`, `round.verdict`, `post.checkin`. */
+  /** What it was taken for: `manual`, later `alarm.raise`, `alarm.raise+10s`, `alarm.photo`, `round.verdict`, `post.checkin`, `rectification.photo`. */
   purpose: string;
-  /** The record it belongs to (incident, round item, check-in id), when there is one. */
+  /** The record it belongs to (incident, round, check-in, rectification task id), when there is one. */
   refId: string | null;
   capturedAt: Date;
   /** Where the picture came from (kept with it): see EvidenceSource. */
@@ -196,7 +197,9 @@ export class EvidenceService {
    * `alarm.photo`) are kept while the incident is kept
    * (retention.incidentsDays counts from its close, and an open incident is never deleted — Civil
    * Code §188: an auditor reading a 2-year-old alarm sees what the cameras showed), a patrol
-   * verdict's picture (`round.verdict`) while its round is kept (retention.patrolResultsDays); once
+   * verdict's picture (`round.verdict`) while its round is kept (retention.patrolResultsDays), a
+   * rectification task's photos (`rectification.photo`, patrols' RECTIFICATION_PHOTO_PURPOSE) while
+   * the task is (tasks have no retention period today: a closing's proof stays with it); once
    * the owner is gone its pictures go (after video.evidenceRetentionDays at least). By capture time
    * they went with an incident raised long ago but closed yesterday, or still open. A picture
    * whose ref_id names no record (not a uuid) keeps the owner kind's period from its capture; every
@@ -224,6 +227,7 @@ export class EvidenceService {
             AND CASE
               WHEN purpose LIKE $3 OR purpose = $9 THEN CASE WHEN ref_id ~* $8 THEN NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = ref_id::uuid) ELSE captured_at < $2 END
               WHEN purpose = $5 THEN CASE WHEN ref_id ~* $8 THEN NOT EXISTS (SELECT 1 FROM patrol_rounds r WHERE r.id = ref_id::uuid) ELSE captured_at < $4 END
+              WHEN purpose = $10 THEN CASE WHEN ref_id ~* $8 THEN NOT EXISTS (SELECT 1 FROM rectification_tasks t WHERE t.id = ref_id::uuid) ELSE captured_at < $4 END
               ELSE true END
           ORDER BY captured_at, id LIMIT 1000`,
         [
@@ -236,6 +240,7 @@ export class EvidenceService {
           after?.id ?? null,
           UUID_RE,
           ALARM_PHOTO_PURPOSE,
+          RECTIFICATION_PHOTO_PURPOSE,
         ],
       );
       if (batch.length === 0) break;

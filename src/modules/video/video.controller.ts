@@ -21,7 +21,9 @@ import multer from 'multer';
 import { Observable } from 'rxjs';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
+import { TASK_CLOSE_ROLES } from '../patrols';
 import { IncidentPhotosService } from './incident-photos.service';
+import { RectificationPhotosService } from './rectification-photos.service';
 import { videoConfig } from './video.config';
 import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { CameraMediaService } from './camera-media.service';
@@ -115,7 +117,7 @@ export class CameraMediaDto {
 const PHOTO_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
- * Reads an alarm photo (multipart, field `file`) into memory, refusing it past video.photoMaxBytes
+ * Reads a photo (an alarm's, a rectification task's; multipart, field `file`) into memory, refusing it past video.photoMaxBytes
  * (413) before it is all read. Runs after the auth guard: anonymous uploads are never read.
  */
 @Injectable()
@@ -167,6 +169,7 @@ export class VideoController {
     private readonly video: VideoService,
     private readonly evidence: EvidenceService,
     private readonly photos: IncidentPhotosService,
+    private readonly taskPhotos: RectificationPhotosService,
     private readonly media: CameraMediaService,
   ) {}
 
@@ -231,6 +234,37 @@ export class VideoController {
   ) {
     if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
     const { record, created } = await this.photos.attach(user, id, req.file!.buffer, key);
+    res.status(created ? 201 : 200);
+    return { ...record, created };
+  }
+
+  /**
+   * Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a
+   * JPEG checked and stored as for alarm photos (re-encoded: no EXIF/GPS), at most video.photosPerTask per task. The
+   * answer's `id` goes in POST /rectification-tasks/{id}/close `photoIds`; the picture is GET /video/evidence/{id}
+   * (the task's school and the district; kept as long as the task). Whoever may close the task (its school's staff,
+   * operators, supervisors, admins); `Idempotency-Key` as for alarm photos. Errors: 404 task (another school's too),
+   * 409 RECTIFICATION_TASK.ALREADY_CLOSED, 413 too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
+   */
+  @Roles(...TASK_CLOSE_ROLES)
+  @Post('rectification-tasks/:id/photos')
+  @UseInterceptors(PhotoUploadInterceptor)
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: '1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409',
+  })
+  async attachTaskPhoto(
+    @UuidParam() id: string,
+    @Req() req: Request,
+    @Headers('idempotency-key') key: string | undefined,
+    @CurrentUser() user: AuthUser,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
+    const { record, created } = await this.taskPhotos.attach(user, id, req.file!.buffer, key);
     res.status(created ? 201 : 200);
     return { ...record, created };
   }

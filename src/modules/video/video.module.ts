@@ -12,6 +12,7 @@ import { EVIDENCE_PURGE_SCHEDULER, EvidenceService } from './evidence.service';
 import { IncidentEvidenceService } from './incident-evidence.service';
 import { IncidentPhotosService } from './incident-photos.service';
 import { PhotoUploadsService } from './photo-uploads.service';
+import { RectificationPhotosService } from './rectification-photos.service';
 import { videoConfig } from './video.config';
 import { VideoController } from './video.controller';
 import { VideoService } from './video.service';
@@ -31,6 +32,7 @@ import { VideoWebSocket } from './video-ws';
     EvidenceService,
     PhotoUploadsService,
     IncidentPhotosService,
+    RectificationPhotosService,
     IncidentEvidenceService,
     CheckinEvidenceService,
     VideoWebSocket,

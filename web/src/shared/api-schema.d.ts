@@ -2919,8 +2919,8 @@ export type paths = {
             cookie?: never;
         };
         /**
-         * One rectification task by id, with its findings count, deadline and closing note
-         * @description One rectification task by id, with its findings count, deadline and closing note.
+         * One rectification task by id, with its findings count, deadline, closing note and closing photos (`closePhotoIds` → GET…
+         * @description One rectification task by id, with its findings count, deadline, closing note and closing photos (`closePhotoIds` → GET /video/evidence/{id}).
          */
         get: operations["FindingsController_task"];
         put?: never;
@@ -2941,10 +2941,37 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's
-         * @description Closes a rectification task with what was done (`note`) and an evidence reference; school staff close their own school's. Audited.
+         * Closes a rectification task with what was done (`note`) and 1–6 photos of the fix (`photoIds`, uploaded first with POST…
+         * @description Closes a rectification task with what was done (`note`) and 1–6 photos of the fix (`photoIds`, uploaded first with
+         *     POST /rectification-tasks/{id}/photos); school staff close their own school's. No photo, or one that is not this
+         *     task's: 400 on `photoIds`. Audited.
          */
         post: operations["FindingsController_close"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rectification-tasks/{id}/photos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a JPEG…
+         * @description Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a
+         *     JPEG checked and stored as for alarm photos (re-encoded: no EXIF/GPS), at most video.photosPerTask per task. The
+         *     answer's `id` goes in POST /rectification-tasks/{id}/close `photoIds`; the picture is GET /video/evidence/{id}
+         *     (the task's school and the district; kept as long as the task). Whoever may close the task (its school's staff,
+         *     operators, supervisors, admins); `Idempotency-Key` as for alarm photos. Errors: 404 task (another school's too),
+         *     409 RECTIFICATION_TASK.ALREADY_CLOSED, 413 too large, 415 not a JPEG, 409 EVIDENCE.PHOTO_LIMIT.
+         */
+        post: operations["VideoController_attachTaskPhoto"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2982,7 +3009,7 @@ export type paths = {
         /**
          * The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8 with…
          * @description The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8
-         *     with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note and evidence,
+         *     with BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note, evidence and photo count,
          *     times sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.
          */
         get: operations["FindingsController_exportTasks"];
@@ -3461,10 +3488,12 @@ export type components = {
             [key: string]: unknown;
         };
         CloseTaskDto: {
-            /** @description a reference to evidence (photo id, file URL) */
+            /** @description a free-text reference to other evidence (kept for older clients; the photos are photoIds) */
             evidenceRef?: string;
             /** @example 已更换摄像机电源 */
             note: string;
+            /** @description the photos of the fix: 1–6 evidence ids uploaded for this task (POST /rectification-tasks/{id}/photos); another task's or school's, or a camera's picture, is a 400 */
+            photoIds: string[];
         };
         ComplianceShares: {
             allMet: number | null;
@@ -4424,6 +4453,7 @@ export type components = {
             closedAt: string | null;
             closedBy: string | null;
             closeNote: string | null;
+            closePhotoIds: string[];
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -17042,6 +17072,7 @@ export interface operations {
                         closedAt: string | null;
                         closedBy: string | null;
                         closeNote: string | null;
+                        closePhotoIds: string[];
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -17165,6 +17196,120 @@ export interface operations {
             };
             /** @description Conflicts with the current state of the record — codes: RECTIFICATION_TASK.ALREADY_CLOSED */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_attachTaskPhoto: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description JPEG
+                     */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bytes: number;
+                        cameraId: string | null;
+                        /** Format: date-time */
+                        capturedAt: string;
+                        created: boolean;
+                        height: number;
+                        id: string;
+                        purpose: string;
+                        refId: string | null;
+                        schoolId: string;
+                        sha256: string;
+                        snapshotUriError?: string;
+                        /** @enum {string} */
+                        source: "snapshot_uri" | "stream" | "unknown" | "upload";
+                        width: number;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: EVIDENCE.PHOTO_KEY_REUSED, EVIDENCE.PHOTO_LIMIT, RECTIFICATION_TASK.ALREADY_CLOSED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large — codes: PAYLOAD_TOO_LARGE */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type — codes: EVIDENCE.PHOTO_NOT_JPEG */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

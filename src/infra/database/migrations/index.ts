@@ -39,6 +39,7 @@ import { CheckinPersonKey1764323500000 } from './1764323500000-CheckinPersonKey'
 import { IncidentOpenDeviceIndex1764323900000 } from './1764323900000-IncidentOpenDeviceIndex';
 import { EvidenceSource1764324500000 } from './1764324500000-EvidenceSource';
 import { TaskReopen1764325000000 } from './1764325000000-TaskReopen';
+import { TaskClosePhotos1764325640000 } from './1764325640000-TaskClosePhotos';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -83,4 +84,5 @@ export const MIGRATIONS = [
   IncidentOpenDeviceIndex1764323900000,
   EvidenceSource1764324500000,
   TaskReopen1764325000000,
+  TaskClosePhotos1764325640000,
 ];

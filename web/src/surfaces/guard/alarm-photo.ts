@@ -1,9 +1,10 @@
 /**
- * The photo a guard attaches to an alarm: taken with the phone camera (or chosen), re-encoded here
+ * The photo a guard attaches to an alarm — or to a rectification task before closing it
+ * (GuardTasks.vue): taken with the phone camera (or chosen), re-encoded here
  * to a JPEG of at most PHOTO_MAX_EDGE pixels a side — a phone's 12-megapixel picture becomes a few
  * hundred KB that a school's mobile network sends in seconds, in the one format the server takes,
- * without the phone's EXIF (its GPS and serial number). Uploaded only after the alarm is received:
- * the alarm never waits for its photo.
+ * without the phone's EXIF (its GPS and serial number). An alarm's is uploaded only after the alarm is
+ * received: the alarm never waits for its photo.
  */
 import { ApiError } from '@/api/errors';
 import { api } from '@/api/http';
@@ -42,32 +43,49 @@ export async function preparePhoto(file: Blob): Promise<Blob> {
 export type PhotoPhase = 'uploading' | 'retrying' | 'sent' | 'failed';
 
 /**
- * Uploads a photo to an incident with a client key (a retry stores nothing twice), trying again
- * on no answer, timeouts, 5xx and 429 like the alarm itself. Resolves true once the server has it.
+ * Where a photo goes: an alarm (POST /incidents/:id/photos, the timeline shows it) or a rectification task before
+ * it is closed (POST /rectification-tasks/:id/photos; the closing names the evidence ids). Both take the same file.
+ */
+export type PhotoTarget = { incidentId: string } | { taskId: string };
+
+/** One try: the stored photo's evidence id. */
+async function sendOnce(target: PhotoTarget, photo: Blob, key: string): Promise<string> {
+  const form = new FormData();
+  form.append('file', photo, 'photo.jpg');
+  const opts = { form, headers: { 'Idempotency-Key': key }, timeoutMs: PHOTO_TRY_TIMEOUT_MS };
+  const stored =
+    'taskId' in target
+      ? await api.post('/api/v1/rectification-tasks/{id}/photos', { path: { id: target.taskId }, ...opts })
+      : await api.post('/api/v1/incidents/{id}/photos', { path: { id: target.incidentId }, ...opts });
+  return stored.id;
+}
+
+/**
+ * Uploads a photo with a client key (a retry stores nothing twice), trying again on no answer,
+ * timeouts, 5xx and 429 like the alarm itself. Resolves the stored photo's evidence id once the
+ * server has it, null when it gave up (or was aborted).
  */
 export async function uploadPhoto(
-  incidentId: string,
+  target: PhotoTarget,
   photo: Blob,
   key: string,
   onPhase: (p: PhotoPhase, error?: unknown) => void,
   signal?: AbortSignal,
   delays: readonly number[] = RETRY_DELAYS_MS,
-): Promise<boolean> {
+): Promise<string | null> {
   for (let attempt = 0; ; attempt++) {
-    if (signal?.aborted) return false;
+    if (signal?.aborted) return null;
     onPhase(attempt === 0 ? 'uploading' : 'retrying');
     try {
-      const form = new FormData();
-      form.append('file', photo, 'photo.jpg');
-      await api.post('/api/v1/incidents/{id}/photos', { path: { id: incidentId }, form, headers: { 'Idempotency-Key': key }, timeoutMs: PHOTO_TRY_TIMEOUT_MS });
+      const id = await sendOnce(target, photo, key);
       onPhase('sent');
-      return true;
+      return id;
     } catch (e) {
       const status = e instanceof ApiError ? e.status : 0;
       const wait = delays[attempt];
       if (!isTransientStatus(status) || wait === undefined) {
         onPhase('failed', e);
-        return false;
+        return null;
       }
       onPhase('retrying', e);
       await new Promise<void>((resolve) => {

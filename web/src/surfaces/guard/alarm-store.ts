@@ -80,8 +80,8 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
     const stop = session.scope.onEnd(() => mine.abort());
     photoError.value = null;
     const key = `${photoKeyBase || inc.id}.p${++photoSeq}`;
-    const ok = await uploadPhoto(
-      inc.id,
+    const stored = await uploadPhoto(
+      { incidentId: inc.id },
       b,
       key,
       (ph, e) => {
@@ -91,6 +91,7 @@ export const useGuardAlarm = defineStore('guardAlarm', () => {
       mine.signal,
     );
     stop();
+    const ok = stored !== null;
     if (ok && photo.value === b) photo.value = null;
     if (!ok && !mine.signal.aborted) photoSeq--; // "try again" sends the same photo under the same key
   }
