@@ -26,7 +26,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     t = await startApp({ video: { evidenceDir } });
     const admin = (adminToken = (await t.userToken('admin')).token);
     seed = await seedMinimal(t, admin);
-    const op = (await t.userToken('operator', undefined, 'stats_op')).token;
+    const op = (await t.userToken('operator', undefined, 'stats_op', '王值班')).token;
     await t.userToken('supervisor', undefined, 'sup_1');
     await t.userToken('auditor', undefined, 'audit_1');
     const raise = async (schoolId: string, location: string) =>
@@ -113,7 +113,14 @@ describe('supervisor and auditor surface in Chromium', () => {
 
     await page.click('[data-tab="audit"]');
     await page.waitForSelector('#s-audit tr[data-audit-id]');
-    expect(await page.textContent('#s-audit')).toContain('stats_op');
+    // Who did it, by the name people know them by (the username recorded on hover); a user without one by username.
+    const actors = await page.$$eval('#s-audit .a-actor', (els) =>
+      els.map((e) => [(e as unknown as { title: string }).title, (e as unknown as { textContent: string }).textContent.trim()]),
+    );
+    expect(actors).toContainEqual(['stats_op', '王值班']);
+    expect(actors.filter(([username]) => username === 'stats_op').every(([, shown]) => shown === '王值班')).toBe(true);
+    expect(actors).toContainEqual(['sup_1', 'sup_1']);
+    expect(await page.textContent('#s-audit')).not.toContain('stats_op');
     // What was done and to what, in words (the code on hover): an alarm raised, a login, a user created.
     const actions = await page.$$eval('#s-audit .a-action', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
     expect(actions).toEqual(expect.arrayContaining(['报警', '处置完毕', '登录', '新增']));
@@ -131,6 +138,21 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(await rawKeysOnPage(page, ['sup_1'])).toEqual([]);
     expect(await cp.problems()).toEqual([]);
     expect((await cp.state()).missingKeys).toEqual([]);
+  });
+
+  it("the audit log answers with each user actor's display name beside the username recorded (null: none set, or not a user)", async () => {
+    const items = (await t.http().get('/api/v1/audit-log').query({ limit: 1000 }).set(auth(adminToken)).expect(200)).body.items as {
+      actorType: string;
+      actorName: string;
+      actorDisplayName: string | null;
+    }[];
+    const byOp = items.filter((x) => x.actorName === 'stats_op');
+    expect(byOp.length).toBeGreaterThan(0);
+    expect(byOp.every((x) => x.actorType === 'user' && x.actorDisplayName === '王值班')).toBe(true);
+    const bySup = items.filter((x) => x.actorName === 'sup_1'); // no display name set
+    expect(bySup.length).toBeGreaterThan(0);
+    expect(bySup.every((x) => x.actorType === 'user' && x.actorDisplayName === null)).toBe(true);
+    expect(items.filter((x) => x.actorType !== 'user').every((x) => x.actorDisplayName === null)).toBe(true);
   });
 
   it("a supervisor creates, edits and disables a patrol plan; the server's field errors show in zh-CN next to the field", async () => {

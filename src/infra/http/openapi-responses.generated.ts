@@ -2758,7 +2758,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     },
     AuditLogController_list: {
       summary: 'The audit log, newest first (keyset',
-      description: 'The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.',
+      description:
+        "The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.\n`actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display\nname now (null: not a user, or none set), which the console shows first.",
       schema: {
         type: 'object',
         properties: {
@@ -2767,21 +2768,37 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
             items: {
               type: 'object',
               properties: {
+                actorDisplayName: { type: 'string', nullable: true },
+                entity: { type: 'string' },
+                entityId: { type: 'string', nullable: true },
+                actorId: { type: 'string', nullable: true },
+                schoolId: { type: 'string', nullable: true },
                 id: { type: 'string' },
                 at: { type: 'string', format: 'date-time' },
                 actorType: { type: 'string', enum: ['device', 'system', 'user'] },
-                actorId: { type: 'string', nullable: true },
                 actorName: { type: 'string' },
                 ip: { type: 'string', nullable: true },
                 requestId: { type: 'string', nullable: true },
                 action: { type: 'string' },
-                entity: { type: 'string' },
-                entityId: { type: 'string', nullable: true },
-                schoolId: { type: 'string', nullable: true },
                 before: { type: 'object', properties: {}, additionalProperties: true, nullable: true },
                 after: { type: 'object', properties: {}, additionalProperties: true, nullable: true },
               },
-              required: ['id', 'at', 'actorType', 'actorId', 'actorName', 'ip', 'requestId', 'action', 'entity', 'entityId', 'schoolId', 'before', 'after'],
+              required: [
+                'actorDisplayName',
+                'entity',
+                'entityId',
+                'actorId',
+                'schoolId',
+                'id',
+                'at',
+                'actorType',
+                'actorName',
+                'ip',
+                'requestId',
+                'action',
+                'before',
+                'after',
+              ],
             },
           },
           nextBeforeId: { type: 'string', nullable: true },
@@ -2997,8 +3014,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         items: {
           type: 'object',
           properties: {
-            id: { type: 'string' },
             schoolId: { type: 'string', nullable: true },
+            id: { type: 'string' },
             createdAt: { type: 'string', format: 'date-time' },
             revokedAt: { type: 'string', format: 'date-time', nullable: true },
             keyId: { type: 'string' },
@@ -3006,7 +3023,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
             subjectId: { type: 'string', nullable: true },
             label: { type: 'string' },
           },
-          required: ['id', 'schoolId', 'createdAt', 'revokedAt', 'keyId', 'kind', 'subjectId', 'label'],
+          required: ['schoolId', 'id', 'createdAt', 'revokedAt', 'keyId', 'kind', 'subjectId', 'label'],
         },
       },
       errors: {},
@@ -4009,8 +4026,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          id: { type: 'string' },
           schoolId: { type: 'string' },
+          id: { type: 'string' },
           phone: { type: 'string' },
           createdAt: { type: 'string', format: 'date-time' },
           updatedAt: { type: 'string', format: 'date-time' },
@@ -4021,7 +4038,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           verifiedAt: { type: 'string', format: 'date-time', nullable: true },
           verifiedByName: { type: 'string', nullable: true },
         },
-        required: ['id', 'schoolId', 'phone', 'createdAt', 'updatedAt', 'name', 'licenceNo', 'fullTime', 'active', 'verifiedAt', 'verifiedByName'],
+        required: ['schoolId', 'id', 'phone', 'createdAt', 'updatedAt', 'name', 'licenceNo', 'fullTime', 'active', 'verifiedAt', 'verifiedByName'],
       },
       errors: { '404': ['GUARD.NOT_FOUND'] },
     },
@@ -4563,8 +4580,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          id: { type: 'string' },
           schoolId: { type: 'string', nullable: true },
+          id: { type: 'string' },
           username: { type: 'string' },
           disabled: { type: 'boolean' },
           lastLoginAt: { type: 'string', format: 'date-time', nullable: true },
@@ -4574,7 +4591,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           createdAt: { type: 'string', format: 'date-time' },
           updatedAt: { type: 'string', format: 'date-time' },
         },
-        required: ['id', 'schoolId', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
+        required: ['schoolId', 'id', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
       },
       errors: { '400': ['VALIDATION_FAILED'], '409': ['USER.USERNAME_TAKEN'] },
     },
@@ -4584,8 +4601,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          id: { type: 'string' },
           schoolId: { type: 'string', nullable: true },
+          id: { type: 'string' },
           username: { type: 'string' },
           disabled: { type: 'boolean' },
           lastLoginAt: { type: 'string', format: 'date-time', nullable: true },
@@ -4595,7 +4612,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           createdAt: { type: 'string', format: 'date-time' },
           updatedAt: { type: 'string', format: 'date-time' },
         },
-        required: ['id', 'schoolId', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
+        required: ['schoolId', 'id', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
       },
       errors: { '404': ['USER.NOT_FOUND'] },
     },
@@ -4610,8 +4627,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
             items: {
               type: 'object',
               properties: {
-                id: { type: 'string' },
                 schoolId: { type: 'string', nullable: true },
+                id: { type: 'string' },
                 username: { type: 'string' },
                 disabled: { type: 'boolean' },
                 lastLoginAt: { type: 'string', format: 'date-time', nullable: true },
@@ -4621,7 +4638,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
                 createdAt: { type: 'string', format: 'date-time' },
                 updatedAt: { type: 'string', format: 'date-time' },
               },
-              required: ['id', 'schoolId', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
+              required: ['schoolId', 'id', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
             },
           },
           total: { type: 'number' },
@@ -4639,8 +4656,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          id: { type: 'string' },
           schoolId: { type: 'string', nullable: true },
+          id: { type: 'string' },
           username: { type: 'string' },
           disabled: { type: 'boolean' },
           lastLoginAt: { type: 'string', format: 'date-time', nullable: true },
@@ -4650,7 +4667,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           createdAt: { type: 'string', format: 'date-time' },
           updatedAt: { type: 'string', format: 'date-time' },
         },
-        required: ['id', 'schoolId', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
+        required: ['schoolId', 'id', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
       },
       errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'] },
     },

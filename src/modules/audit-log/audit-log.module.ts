@@ -1,9 +1,10 @@
-import { Controller, Get, Global, Module, Query } from '@nestjs/common';
+import { Controller, Get, Global, Inject, Module, Optional, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, IsUUID, Matches, Max, Min } from 'class-validator';
 import { Roles } from '../../infra/access/decorators';
+import { ACTOR_NAMES, type ActorNames } from './actor-names';
 import { AuditEntry } from './audit-entry.entity';
 import { AuditService } from './audit.service';
 import { viewOf } from '../../infra/http/views';
@@ -38,13 +39,27 @@ const auditEntryView = viewOf<AuditEntry>()([
 @ApiBearerAuth()
 @Controller('audit-log')
 class AuditLogController {
-  constructor(private readonly audit: AuditService) {}
+  constructor(
+    private readonly audit: AuditService,
+    // Provided by the auth module (global); absent only where no auth module is loaded: usernames alone then.
+    @Optional() @Inject(ACTOR_NAMES) private readonly actorNames?: ActorNames,
+  ) {}
 
-  /** The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`. */
+  /**
+   * The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.
+   * `actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display
+   * name now (null: not a user, or none set), which the console shows first.
+   */
   @Roles('admin', 'auditor', 'supervisor')
   @Get()
   async list(@Query() q: AuditQuery) {
-    const items = (await this.audit.list({ ...q, limit: q.limit ?? 100 })).map(auditEntryView);
+    const rows = await this.audit.list({ ...q, limit: q.limit ?? 100 });
+    const userIds = [...new Set(rows.filter((r) => r.actorType === 'user' && r.actorId).map((r) => r.actorId!))];
+    const names = userIds.length && this.actorNames ? await this.actorNames.displayNames(userIds) : new Map<string, string>();
+    const items = rows.map((r) => ({
+      ...auditEntryView(r),
+      actorDisplayName: (r.actorType === 'user' && r.actorId ? names.get(r.actorId) : undefined) ?? null,
+    }));
     return { items, nextBeforeId: items.length ? items[items.length - 1].id : null };
   }
 }

@@ -2,3 +2,4 @@
 export { AuditLogModule } from './audit-log.module';
 export { AuditService } from './audit.service';
 export type { AuditRecord } from './audit.service';
+export { ACTOR_NAMES, type ActorNames } from './actor-names';

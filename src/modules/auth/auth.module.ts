@@ -2,6 +2,7 @@ import { Global, Inject, Module, OnModuleInit } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
+import { ACTOR_NAMES } from '../audit-log';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AuthController } from './auth.controller';
@@ -21,8 +22,17 @@ import { UsersService } from './users.service';
 @Module({
   imports: [TypeOrmModule.forFeature([User, RefreshToken, DeviceCredential])],
   controllers: [AuthController, UsersController, DeviceCredentialsController],
-  providers: [RevocationsService, TokenService, AuthService, UsersService, DeviceCredentialsService, { provide: APP_GUARD, useClass: AuthGuard }],
-  exports: [RevocationsService, TokenService, UsersService, DeviceCredentialsService],
+  providers: [
+    RevocationsService,
+    TokenService,
+    AuthService,
+    UsersService,
+    DeviceCredentialsService,
+    { provide: APP_GUARD, useClass: AuthGuard },
+    // The audit log names its actors by display name through this (audit-log is a layer below: it cannot import us).
+    { provide: ACTOR_NAMES, useExisting: UsersService },
+  ],
+  exports: [RevocationsService, TokenService, UsersService, DeviceCredentialsService, ACTOR_NAMES],
 })
 export class AuthModule implements OnModuleInit {
   constructor(

@@ -3,14 +3,14 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
-import { AuditService } from '../audit-log';
+import { AuditService, type ActorNames } from '../audit-log';
 import { CreateUserDto, UpdateUserDto } from './dto';
 import { User } from './entities/user.entity';
 import { hashPassword, verifyPassword } from './password';
 import { TokenService } from './token.service';
 
 @Injectable()
-export class UsersService {
+export class UsersService implements ActorNames {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
@@ -34,6 +34,16 @@ export class UsersService {
     if (filter.schoolId) qb.andWhere('u.school_id = :schoolId', { schoolId: filter.schoolId });
     const [items, total] = await qb.getManyAndCount();
     return { items, total };
+  }
+
+  /** The display names (trimmed, non-empty) of these users, by id: how the audit log names its actors (ACTOR_NAMES). */
+  async displayNames(userIds: readonly string[]): Promise<Map<string, string>> {
+    if (userIds.length === 0) return new Map();
+    const rows: { id: string; name: string }[] = await this.db.query(
+      `SELECT id, btrim(display_name) AS name FROM users WHERE id = ANY($1::uuid[]) AND btrim(display_name) <> ''`,
+      [userIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.name]));
   }
 
   async get(id: string): Promise<User> {

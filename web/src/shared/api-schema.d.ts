@@ -106,6 +106,8 @@ export type paths = {
         /**
          * The audit log, newest first (keyset
          * @description The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.
+         *     `actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display
+         *     name now (null: not a user, or none set), which the console shows first.
          */
         get: operations["AuditLogController_list"];
         put?: never;
@@ -5421,6 +5423,7 @@ export interface operations {
                     "application/json": {
                         items: {
                             action: string;
+                            actorDisplayName: string | null;
                             actorId: string | null;
                             actorName: string;
                             /** @enum {string} */
