@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { ConsoleEventsService } from '../../src/modules/console-events/console-events.service';
+import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ConsolePage, launchChromium, openConsole } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 import type { Browser } from 'playwright-core';
@@ -137,50 +137,53 @@ describe('web console in Chromium', () => {
     await page.click('.bar .lang-switch');
     expect(await page.textContent('#conn')).toContain('在线');
 
-    // Patrol findings show up live in their panel, newest first: a post check at one school,
-    // then a district audit summary (two chunks of one run, merged into one entry).
+    // Patrol findings show up live in their panel — the open ones, newest first, and how many are open: a post check
+    // at one school, then an audit's findings at two schools. A message is shown as text, never as markup.
+    await page.waitForSelector('#patrol-empty');
     expect(await page.textContent('#patrol-count')).toBe('0');
-    const events = t.app.get(ConsoleEventsService);
+    const findings = t.app.get(FindingsService);
     const ds = t.app.get(DataSource);
     const postMessage = '护学岗 南门（P-01）早高峰时段在岗 0 人，应到 2 人<img src=x onerror=alert(1)>';
+    const found = new Date();
     await ds.transaction((m) =>
-      events.append(m, {
-        type: 'patrol.finding',
-        schoolId: seed.schoolA.id,
-        payload: {
-          schoolId: seed.schoolA.id,
-          source: 'post',
-          runId: null,
-          total: 1,
-          findings: [{ findingId: 'pf-post-1', check: 'post_unstaffed', message: postMessage, subjectLabel: 'P-01 南门', taskId: null }],
-        },
-      }),
+      findings.record(
+        m,
+        [
+          {
+            source: 'post',
+            check: 'post_unstaffed',
+            schoolId: seed.schoolA.id,
+            subjectKind: 'post',
+            subjectLabel: 'P-01 南门',
+            message: postMessage,
+            at: found,
+          },
+        ],
+        found,
+      ),
     );
-    await page.waitForSelector('#patrol-list [data-finding-id="pf-post-1"]');
-    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .msg')).toBe(postMessage); // text, never markup
+    const post = `#patrol-list li[data-school-id="${seed.schoolA.id}"]`;
+    await page.waitForSelector(post);
+    expect(await page.textContent(`${post} .what`)).toBe(postMessage);
     expect(await page.$('#patrol-list img')).toBeNull();
-    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .sub')).toContain('护学岗未到岗');
-    expect(await page.textContent('#patrol-list [data-finding-id="pf-post-1"] .src')).toBe('护学岗检查');
-    const chunk = (index: number, schoolId: string, n: number) => ({
-      type: 'patrol.finding' as const,
-      schoolId: null,
-      payload: {
-        schoolId: null,
-        source: 'audit' as const,
-        runId: 'run-browser-1',
-        total: n,
-        chunk: { index, of: 2 },
-        schools: [{ schoolId, total: n, checks: { alarm_button: n } }],
-        findings: [{ findingId: `af-${index}`, check: 'alarm_button', message: `甲小学 未配备一键报警 ${index}`, subjectLabel: '甲小学', taskId: null }],
-      },
+    expect(await page.textContent(`${post} .src`)).toBe('护学岗未到岗');
+    expect(await page.textContent(`${post} .school`)).toBe('甲小学');
+    expect(await page.textContent('#patrol-count')).toBe('1');
+    const later = new Date(found.getTime() + 1000);
+    const audit = (schoolId: string, label: string) => ({
+      source: 'audit' as const,
+      check: 'alarm_button',
+      schoolId,
+      subjectKind: 'school' as const,
+      subjectId: schoolId,
+      subjectLabel: label,
+      message: `${label} 未配备一键报警`,
+      at: later,
     });
-    await ds.transaction((m) => events.append(m, chunk(0, seed.schoolA.id, 2)));
-    await page.waitForSelector('#patrol-list .kind-summary[data-run-id="run-browser-1"]');
-    await ds.transaction((m) => events.append(m, chunk(1, seed.schoolB.id, 3)));
-    await page.waitForFunction(() => (globalThis as unknown as { __consoleState: { patrol: { total: number } } }).__consoleState.patrol.total === 6);
-    expect(await page.$$('#patrol-list .kind-summary')).toHaveLength(1);
-    expect(await page.textContent('#patrol-list li:first-child .msg')).toBe('5 项发现，涉及 2 所学校');
-    expect(await page.textContent('#patrol-count')).toBe('6');
+    await ds.transaction((m) => findings.record(m, [audit(seed.schoolA.id, '甲小学'), audit(seed.schoolB.id, '乙小学')], later));
+    await page.waitForSelector('#patrol-count:text("3")');
+    expect(await page.$$('#patrol-list li[data-task-id]')).toHaveLength(3);
+    expect(await page.textContent('#patrol-list li:last-child .src')).toBe('护学岗未到岗'); // the oldest last
     expect(await page.isVisible('#patrol-empty')).toBe(false);
 
     await page.click(`[data-incident-id="${missed[1].id}"]`);

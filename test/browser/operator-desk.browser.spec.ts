@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
+import { DataSource } from 'typeorm';
+import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ARTIFACTS, ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
 
@@ -7,7 +9,8 @@ import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harne
  * Operator desk, issue 13 phase 2: the school card on an alarm (address, whom to call, who guards
  * the school now, the area's police station) and the drill-down behind the district strip's
  * figures (which devices are offline or of unknown state and since when, open outages, a status
- * grid of the schools). Chromium at 1440×900, both languages; screenshots in test/artifacts/.
+ * grid of the schools), and the patrol findings panel (open findings, each opening to its detail).
+ * Chromium at 1440×900, both languages; screenshots in test/artifacts/.
  */
 describe('operator desk in Chromium: school card and device drill-down', () => {
   let t: TestApp;
@@ -206,5 +209,113 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     await page.waitForSelector('#handover .pending', { state: 'detached' });
     expect(await rawKeysOnPage(page, ['desk_op'])).toEqual([]);
     expect(await cp.problems()).toEqual([]);
+  });
+
+  it('the patrol findings panel lists the open findings, newest first, with how many are open; one opens to its school, what failed and each time it was found (issue 13)', async () => {
+    const findings = t.app.get(FindingsService);
+    const ds = t.app.get(DataSource);
+    const offline = (at: Date) => ({
+      source: 'audit' as const,
+      check: 'device_offline_24h',
+      schoolId: seed.schoolA.id,
+      subjectKind: 'camera' as const,
+      subjectId: cams.offline,
+      subjectLabel: '南门枪机',
+      message: '南门枪机 离线超过 24 小时',
+      at,
+    });
+    // School A's gate camera found offline three hours ago and again now (one open finding, found twice), past its
+    // deadline; school B's gate found open a minute ago (newer, so listed first).
+    const earlier = new Date(Date.now() - 3 * 3_600_000);
+    await ds.transaction((m) => findings.record(m, [offline(earlier)], earlier));
+    await ds.transaction((m) => findings.record(m, [offline(new Date())], new Date()));
+    const minuteAgo = new Date(Date.now() - 60_000);
+    await ds.transaction((m) =>
+      findings.record(
+        m,
+        [
+          {
+            source: 'round',
+            check: 'gate_open',
+            schoolId: seed.schoolB.id,
+            subjectKind: 'gate',
+            subjectLabel: '北门',
+            message: '北门 上课时间校门未关闭',
+            at: minuteAgo,
+          },
+        ],
+        minuteAgo,
+      ),
+    );
+    await t.db.query(`UPDATE rectification_tasks SET deadline = now() - interval '1 hour' WHERE school_id = $1`, [seed.schoolA.id]);
+    const taskA = (await t.db.query(`SELECT id FROM rectification_tasks WHERE school_id = $1`, [seed.schoolA.id])).rows[0].id as string;
+
+    const cp = await login();
+    const { page } = cp;
+    await page.waitForSelector('#patrol-count:text("2")');
+    const order = () =>
+      page.$$eval('#patrol-list li[data-task-id]', (els) => els.map((e) => (e as unknown as { dataset: { schoolId: string } }).dataset.schoolId));
+    expect(await order()).toEqual([seed.schoolB.id, seed.schoolA.id]);
+    const rowA = `#patrol-list li[data-task-id="${taskA}"]`;
+    expect(await page.textContent(`${rowA} .school`)).toBe('甲小学');
+    expect(await page.textContent(`${rowA} .src`)).toBe('设备离线超 24 小时');
+    expect(await page.textContent(`${rowA} .sev`)).toBe('已逾期');
+    expect(await page.textContent(`${rowA} .times`)).toBe('发现 2 次');
+    expect(await page.textContent(`${rowA} time`)).toMatch(/^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}$/);
+
+    // A click opens it: the school, the check, what failed, overdue since when, and each time it was found.
+    await page.click(`${rowA} button`);
+    const d = `#finding-detail[data-task-id="${taskA}"]`;
+    await page.waitForSelector(d);
+    expect(await page.textContent(`${d} .fd-school`)).toBe('甲小学');
+    expect(await page.textContent(`${d} .fd-check`)).toBe('设备离线超 24 小时');
+    expect(await page.textContent(`${d} .fd-what`)).toBe('南门枪机 离线超过 24 小时');
+    expect((await page.textContent(`${d} .fd-state`))?.trim()).toBe('未整改（已逾期）');
+    expect(await page.textContent(`${d} .fd-count`)).toBe('发现 2 次');
+    expect(await page.$$(`${d} .fd-findings li[data-finding-id]`)).toHaveLength(2);
+    expect(await page.textContent(`${d} .fd-findings`)).toContain('南门枪机：南门枪机 离线超过 24 小时');
+    expect(await page.textContent(`${d} .fd-findings`)).toContain('巡查审计');
+    // (The screenshot once the drawer has slid in.)
+    await page.waitForFunction(
+      () => !(globalThis as unknown as { document: { querySelector(s: string): unknown } }).document.querySelector('.el-drawer-fade-enter-active'),
+    );
+    await cp.screenshot('operator-patrol-finding');
+
+    // A new finding arrives live: listed first, counted.
+    await ds.transaction((m) =>
+      findings.record(
+        m,
+        [
+          {
+            source: 'post',
+            check: 'post_unstaffed',
+            schoolId: seed.schoolB.id,
+            subjectKind: 'post',
+            subjectLabel: 'PP-B1 北门',
+            message: '护学岗 北门 在岗 0 人，应到 2 人',
+            at: new Date(),
+          },
+        ],
+        new Date(),
+      ),
+    );
+    await page.waitForSelector('#patrol-count:text("3")');
+    expect(await page.textContent('#patrol-list li:first-child .src')).toBe('护学岗未到岗');
+
+    // English: the same detail in words, no raw keys. (The drawer closes with Escape and opens again.)
+    await page.keyboard.press('Escape');
+    await page.waitForSelector(d, { state: 'hidden' });
+    await page.click('.bar .lang-switch');
+    await page.click(`${rowA} button`);
+    await page.waitForSelector(`${d} .fd-state:text("Open (overdue)")`);
+    expect(await page.textContent(`${d} .fd-check`)).toBe('Device offline > 24 h');
+    expect(await rawKeysOnPage(page, ['desk_op'])).toEqual([]);
+
+    // The way on: the supervisor page's patrol follow-up, where the task is listed.
+    await page.click('#finding-follow-up');
+    await page.waitForURL(/\/console\/supervisor\?tab=patrol$/);
+    await page.waitForSelector(`#s-tasks [data-task-id="${taskA}"]`);
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
   });
 });

@@ -341,6 +341,30 @@ describe('patrols and compliance over HTTP', () => {
       expect(stored.filter((r) => r.dedup_key === 'edge:gate:1')).toHaveLength(1);
     });
 
+    it("lists open tasks newest first (order=newest: the operator's findings panel) or by deadline, each with its school's name; a bad order is a 400 on it", async () => {
+      const h = auth(admin);
+      const newest = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open', order: 'newest', limit: 3 }).set(h).expect(200)).body;
+      const expected = (
+        await t.db.query(`SELECT id FROM rectification_tasks WHERE status = 'open' ORDER BY coalesce(reopened_at, created_at) DESC, id LIMIT 3`)
+      ).rows.map((r) => r.id);
+      expect(expected.length).toBeGreaterThan(1);
+      expect(newest.items.map((x: { id: string }) => x.id)).toEqual(expected);
+      const { rows: open } = await t.db.query(`SELECT count(*)::int AS n FROM rectification_tasks WHERE status = 'open'`);
+      expect(newest.total).toBe(open[0].n);
+      const names = new Map([
+        [seed.schoolA.id, seed.schoolA.name],
+        [seed.schoolB.id, seed.schoolB.name],
+      ]);
+      for (const x of newest.items as { schoolId: string; schoolName: string }[]) expect(x.schoolName).toBe(names.get(x.schoolId));
+      // The default stays: open first, the nearest deadline first.
+      const byDeadline = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open' }).set(h).expect(200)).body.items as { deadline: string }[];
+      expect(byDeadline.map((x) => x.deadline)).toEqual([...byDeadline.map((x) => x.deadline)].sort());
+      const one = (await t.http().get(`/api/v1/rectification-tasks/${newest.items[0].id}`).set(h).expect(200)).body;
+      expect(one.schoolName).toBe(names.get(one.schoolId));
+      const bad = await t.http().get('/api/v1/rectification-tasks').query({ order: 'oldest' }).set(h).expect(400);
+      expect(bad.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['order']);
+    });
+
     it('a supervisor sends a closed task back with a reason: open again with a new deadline, the school sees why and closes it again (issue 13)', async () => {
       const svc = t.app.get(FindingsService);
       const db = t.app.get(DataSource);

@@ -57,7 +57,7 @@ export interface ConsoleState {
   alerting?: boolean;
   takeover?: string | null;
   selected?: string | null;
-  patrol?: { total: number; entries: { kind: string; source: string; message?: string; findingId?: string }[] };
+  patrol?: { total: number; items: { taskId: string; schoolId: string; check: string; findingCount: number }[] };
 }
 
 export interface ConsolePage {

@@ -82,6 +82,11 @@ export class TaskQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() overdue?: boolean;
 }
 
+/** GET /rectification-tasks: the filters, and the order (`newest`: the most recently opened or sent back first). */
+export class TaskListQuery extends TaskQuery {
+  @ApiPropertyOptional({ enum: ['deadline', 'newest'], default: 'deadline' }) @IsOptional() @IsIn(['deadline', 'newest']) order?: 'deadline' | 'newest';
+}
+
 /** GET /rectification-tasks/export: the list's filters and the file format (default XLSX). */
 export class TaskExportQuery extends TaskQuery {
   @ApiPropertyOptional({ enum: ['csv', 'xlsx'], default: 'xlsx' }) @IsOptional() @IsIn(['csv', 'xlsx']) format?: 'csv' | 'xlsx';

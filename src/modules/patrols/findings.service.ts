@@ -11,7 +11,7 @@ import type { AuthUser } from '../../infra/access/roles';
 import { assertRecordInScope, effectiveSchoolFilter } from '../../infra/access/scope';
 import { type ConsoleEventInput, ConsoleEventsService } from '../console-events';
 import { CHECK_LABEL, RECTIFICATION_PHOTO_PURPOSE } from './patrols.constants';
-import type { FindingView, RectificationTaskView } from './views';
+import type { FindingView, RectificationTaskItem, RectificationTaskView } from './views';
 
 /** A problem found by an audit, a video round or a post check, before it is stored. */
 export interface NewFinding {
@@ -239,26 +239,35 @@ export class FindingsService {
     return { items, total, limit, offset };
   }
 
+  /**
+   * Tasks by school, status and overdue, with their school's name. `order`: 'deadline' (default) open first, the
+   * nearest deadline first; 'newest' the most recently opened (or sent back) first — the operator's panel of open findings.
+   */
   async tasks(
     user: AuthUser,
-    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean },
+    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean; order?: 'deadline' | 'newest' },
     limit: number,
     offset: number,
     now = new Date(),
-  ): Promise<Page<RectificationTaskView>> {
+  ): Promise<Page<RectificationTaskItem>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR status = $2)
                      AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4))`;
     const params = [schoolId ?? null, f.status ?? null, f.overdue ?? null, now];
+    const order = (x: string) =>
+      f.order === 'newest' ? `coalesce(${x}reopened_at, ${x}created_at) DESC, ${x}id` : `(${x}status = 'open') DESC, ${x}deadline, ${x}id`;
+    const outer = (x: string) =>
+      f.order === 'newest' ? `coalesce(${x}"reopenedAt", ${x}"createdAt") DESC, ${x}id` : `(${x}status = 'open') DESC, ${x}deadline, ${x}id`;
     const [items, [{ total }]] = await Promise.all([
-      this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY (status = 'open') DESC, deadline, id LIMIT $5 OFFSET $6`, [
-        ...params,
-        limit,
-        offset,
-      ]),
+      // The page first, then its schools' names (joined outside, so the columns stay those of the task).
+      this.db.query(
+        `SELECT x.*, s.name AS "schoolName" FROM (SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY ${order('')} LIMIT $5 OFFSET $6) x
+           LEFT JOIN schools s ON s.id = x."schoolId" ORDER BY ${outer('x.')}`,
+        [...params, limit, offset],
+      ),
       this.db.query(`SELECT count(*)::int AS total FROM rectification_tasks ${where}`, params),
     ]);
-    return { items: (items as RectificationTaskView[]).map((t) => ({ ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check })), total, limit, offset };
+    return { items: (items as RectificationTaskItem[]).map((t) => ({ ...t, checkLabel: CHECK_LABEL[t.check] ?? t.check })), total, limit, offset };
   }
 
   /**
@@ -311,8 +320,11 @@ export class FindingsService {
     );
   }
 
-  async task(user: AuthUser, id: string): Promise<RectificationTaskView & { findings: FindingView[] }> {
-    const [t]: RectificationTaskView[] = await this.db.query(`SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1`, [id]);
+  async task(user: AuthUser, id: string): Promise<RectificationTaskItem & { findings: FindingView[] }> {
+    const [t]: RectificationTaskItem[] = await this.db.query(
+      `SELECT x.*, s.name AS "schoolName" FROM (SELECT ${TASK_COLS} FROM rectification_tasks WHERE id = $1) x LEFT JOIN schools s ON s.id = x."schoolId"`,
+      [id],
+    );
     const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
     if (!t) throw missing();
     assertRecordInScope(user, t.schoolId, missing);

@@ -26,7 +26,7 @@ import {
   RunSchoolsQuery,
   StartRoundDto,
   TaskExportQuery,
-  TaskQuery,
+  TaskListQuery,
   UpdatePlanDto,
   VerdictDto,
 } from './dto';
@@ -188,10 +188,13 @@ export class FindingsController {
     return this.findings.findings(user, q, ...page(this.config, q));
   }
 
-  /** Lists rectification tasks (open, closed, overdue) by school and check; school staff get their own school's. */
+  /**
+   * Lists rectification tasks (open, closed, overdue) by school, each with its school's name; school staff get their own
+   * school's. `order=newest`: the most recently opened first (the operator's open findings), else the nearest deadline first.
+   */
   @Roles(...TASK_READ_ROLES)
   @Get('rectification-tasks')
-  tasks(@CurrentUser() user: AuthUser, @Query() q: TaskQuery) {
+  tasks(@CurrentUser() user: AuthUser, @Query() q: TaskListQuery) {
     return this.findings.tasks(user, q, ...page(this.config, q));
   }
 

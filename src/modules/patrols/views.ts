@@ -98,6 +98,11 @@ export interface RectificationTaskView {
   updatedAt: Date;
 }
 
+/** A rectification task as listed (GET /rectification-tasks, GET /rectification-tasks/{id}): with its school's name. */
+export interface RectificationTaskItem extends RectificationTaskView {
+  schoolName: string | null;
+}
+
 /**
  * Where an evidence picture came from: video_evidence.source, the video module's EvidenceSource
  * (a higher layer, so named again here; the column's CHECK holds the same four values).

@@ -141,6 +141,12 @@ export type GuardPatrol = Schemas['GuardPatrolView'];
 /** A rectification task (`title` is the server's zh-CN text). */
 export type RectificationTask = Schemas['RectificationTaskView'];
 
+/** A rectification task as listed, with its school's name (GET /rectification-tasks items): an open one is an open finding. */
+export type RectificationTaskItem = Schemas['RectificationTaskItem'];
+
+/** GET /rectification-tasks/{id}: the task with its school's name and its findings (newest first). */
+export type RectificationTaskDetail = Answer<'get', '/api/v1/rectification-tasks/{id}'>;
+
 /** GET /patrol-findings items. */
 export type FindingItem = ItemOf<Answer<'get', '/api/v1/patrol-findings'>>;
 

@@ -2901,8 +2901,9 @@ export type paths = {
             cookie?: never;
         };
         /**
-         * Lists rectification tasks (open, closed, overdue) by school and check; school staff get their own school's
-         * @description Lists rectification tasks (open, closed, overdue) by school and check; school staff get their own school's.
+         * Lists rectification tasks (open, closed, overdue) by school, each with its school's name; school staff get their own…
+         * @description Lists rectification tasks (open, closed, overdue) by school, each with its school's name; school staff get their own
+         *     school's. `order=newest`: the most recently opened first (the operator's open findings), else the nearest deadline first.
          */
         get: operations["FindingsController_tasks"];
         put?: never;
@@ -4447,6 +4448,35 @@ export type components = {
             secrecy: number | null;
             startTime: string | null;
             type: string;
+        };
+        RectificationTaskItem: {
+            check: string;
+            checkLabel?: string;
+            /** Format: date-time */
+            closedAt: string | null;
+            closedBy: string | null;
+            closeNote: string | null;
+            closePhotoIds: string[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            deadline: string;
+            evidenceRef: string | null;
+            findingCount: number;
+            id: string;
+            reopenCount: number;
+            /** Format: date-time */
+            reopenedAt: string | null;
+            reopenedBy: string | null;
+            reopenReason: string | null;
+            schoolId: string;
+            schoolName: string | null;
+            /** @enum {string} */
+            status: "closed" | "open";
+            subjectKey: string;
+            title: string;
+            /** Format: date-time */
+            updatedAt: string;
         };
         RectificationTaskView: {
             check: string;
@@ -16996,6 +17026,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 offset?: number;
+                order?: "deadline" | "newest";
                 overdue?: boolean;
                 schoolId?: string;
                 /** @description comma-separated fields, "-" for descending */
@@ -17015,7 +17046,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: components["schemas"]["RectificationTaskView"][];
+                        items: components["schemas"]["RectificationTaskItem"][];
                         limit: number;
                         offset: number;
                         total: number;
@@ -17090,6 +17121,7 @@ export interface operations {
                         reopenedBy: string | null;
                         reopenReason: string | null;
                         schoolId: string;
+                        schoolName: string | null;
                         /** @enum {string} */
                         status: "closed" | "open";
                         subjectKey: string;

@@ -1,93 +1,90 @@
 import { defineStore } from 'pinia';
 import { ref } from 'vue';
 import type { AnyConsoleEvent } from '@/api/console-protocol';
-import type { ConsoleEventMap } from '@/shared/server';
+import { anyErrorMsg } from '@/api/errors';
+import { api } from '@/api/http';
+import type { RectificationTaskItem } from '@/api/responses';
+import type { Msg } from '@/i18n';
 import { useFeed } from './feed';
 import { useSession } from './session';
 
-/** Findings kept on screen, newest first. */
-const MAX_ENTRIES = 50;
-
-export type PatrolEntry =
-  | {
-      kind: 'summary';
-      key: string;
-      seq: number;
-      at: string;
-      source: string;
-      runId: string | null;
-      total: number;
-      schools: string[];
-      parts: number;
-      of: number;
-      sample: string[];
-    }
-  | { kind: 'finding'; key: string; seq: number; at: string; source: string; findingId: string; check: string; message: string; subjectLabel: string }
-  | { kind: 'more'; key: string; seq: number; at: string; source: string; more: number };
+/** Open findings listed in the panel (the count says how many there are in all). */
+export const SHOWN = 10;
+/** Findings of one district run arrive as several events: one reload for them all. */
+const RELOAD_AFTER_EVENT_MS = 800;
 
 /**
- * The patrol findings panel. District audit runs arrive as summaries (schoolId null, `schools`
- * per school, maybe in chunks): one entry per run, chunks merged. Per-school events (rounds, post
- * checks, a school's own audit findings) give one entry per finding listed, plus "N more".
+ * The operator's patrol findings panel: the open findings — open rectification tasks, one per
+ * problem at a school (a problem found again joins its task) — the most recently opened first, and
+ * how many are open in all (GET /rectification-tasks?status=open&order=newest; school staff get
+ * their own school's). Reloaded when findings arrive on the console feed, on a fresh snapshot
+ * (after a reconnect), and by the panel every minute (a task closed elsewhere sends no event).
  */
 export const usePatrol = defineStore('patrol', () => {
   const session = useSession();
   const feed = useFeed();
-  const entries = ref<PatrolEntry[]>([]);
-  /** Findings received since login (the badge). */
+  const items = ref<RectificationTaskItem[]>([]);
+  /** Open findings in all (the badge). */
   const total = ref(0);
+  /** Whether a list has been read since login (until then "none" is not said). */
+  const loaded = ref(false);
+  const error = ref<Msg | null>(null);
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let loading: Promise<void> | null = null;
+  let again = false;
 
-  function add(e: { seq: number; at: string }, p: ConsoleEventMap['patrol.finding'] | ConsoleEventMap['patrol.school_findings']): void {
-    const findings = Array.isArray(p.findings) ? p.findings : [];
-    const count = Number.isFinite(p.total) ? p.total : findings.length;
-    const base = { seq: e.seq, at: e.at, source: String(p.source ?? '') };
-    total.value += count;
-    let items: PatrolEntry[];
-    const run = p as ConsoleEventMap['patrol.finding'];
-    const schools = run.schools;
-    if (!p.schoolId && Array.isArray(schools)) {
-      const prev = p.runId ? entries.value.find((x): x is Extract<PatrolEntry, { kind: 'summary' }> => x.kind === 'summary' && x.runId === p.runId) : undefined;
-      const ids = new Set(prev?.schools ?? []);
-      for (const s of schools) if ((s.total ?? 1) > 0 && s.schoolId) ids.add(s.schoolId);
-      items = [
-        {
-          ...base,
-          kind: 'summary',
-          key: `run-${p.runId ?? e.seq}`,
-          runId: p.runId,
-          total: (prev?.total ?? 0) + count,
-          schools: [...ids],
-          parts: (prev?.parts ?? 0) + 1,
-          of: run.chunk?.of ?? 1,
-          sample: [...(prev?.sample ?? []), ...findings.map((f) => f.message)].slice(0, 3),
-        },
-      ];
-      if (prev) entries.value = entries.value.filter((x) => x !== prev);
-    } else {
-      items = findings.map((f) => ({
-        ...base,
-        kind: 'finding' as const,
-        key: `f-${f.findingId}`,
-        findingId: f.findingId,
-        check: f.check,
-        message: f.message,
-        subjectLabel: f.subjectLabel,
-      }));
-      if (count > findings.length) items.push({ ...base, kind: 'more', key: `more-${e.seq}`, more: count - findings.length });
+  async function read(): Promise<void> {
+    try {
+      const p = await api.get('/api/v1/rectification-tasks', { query: { status: 'open', order: 'newest', limit: SHOWN } });
+      items.value = p.items;
+      total.value = p.total;
+      loaded.value = true;
+      error.value = null;
+    } catch (e) {
+      error.value = anyErrorMsg(e); // the list stays as it was; the next reload retries
     }
-    entries.value = [...items, ...entries.value].slice(0, MAX_ENTRIES);
+  }
+
+  /** Reads the list now; a call while one is under way reads once more after it (never two at once). */
+  function load(): Promise<void> {
+    if (loading) {
+      again = true;
+      return loading;
+    }
+    loading = (async () => {
+      do {
+        again = false;
+        await read();
+      } while (again && session.authenticated);
+      loading = null;
+    })();
+    return loading;
+  }
+
+  function loadSoon(): void {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      void load();
+    }, RELOAD_AFTER_EVENT_MS);
   }
 
   feed.subscribe({
-    snapshot: () => undefined,
+    snapshot: () => {
+      if (loaded.value) loadSoon();
+    },
     event: (e: AnyConsoleEvent) => {
-      if (e.type === 'patrol.finding' || e.type === 'patrol.school_findings') add(e, e.payload);
+      if (e.type === 'patrol.finding' || e.type === 'patrol.school_findings') loadSoon();
     },
   });
   session.onEnd(() => {
-    entries.value = [];
+    if (timer) clearTimeout(timer);
+    timer = null;
+    items.value = [];
     total.value = 0;
+    loaded.value = false;
+    error.value = null;
   });
 
-  return { entries, total };
+  return { items, total, loaded, error, load };
 });
