@@ -7,6 +7,7 @@ import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ConsolePage, launchChromium, openConsole, PHONE, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp, TIMETABLE } from '../support/harness';
 import { jpeg } from '../support/photos';
+import zhCN from '../../web/src/i18n/zh-CN';
 
 /**
  * Supervisor and auditor surface (issue 13): response times and the false-alarm rate as ECharts
@@ -86,7 +87,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(scripts.some((u) => /SupervisorSurface/.test(u))).toBe(true);
     expect(await page.textContent('#s-false-rate')).toBe('25.0%');
     expect(await page.textContent(`#s-schools tr[data-school-id="${seed.schoolA.id}"] .false-rate`)).toBe('50.0%');
-    await page.waitForSelector('#chart-response canvas');
+    await page.waitForSelector('#chart-response svg');
     expect(Number(await page.getAttribute('#chart-response', 'data-points'))).toBeGreaterThan(0);
     expect(Number(await page.getAttribute('#chart-false', 'data-points'))).toBe(2);
     await cp.screenshot('supervisor-stats');
@@ -99,7 +100,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(online.suggestedFilename()).toMatch(/^设备在线率_\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}\.xlsx$/);
 
     await page.click('[data-tab="compliance"]');
-    await page.waitForSelector('#chart-trend canvas');
+    await page.waitForSelector('#chart-trend svg');
     expect(Number(await page.getAttribute('#chart-trend', 'data-points'))).toBeGreaterThan(0);
 
     await page.click('[data-tab="patrol"]');
@@ -153,6 +154,60 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(bySup.length).toBeGreaterThan(0);
     expect(bySup.every((x) => x.actorType === 'user' && x.actorDisplayName === null)).toBe(true);
     expect(items.filter((x) => x.actorType !== 'user').every((x) => x.actorDisplayName === null)).toBe(true);
+  });
+
+  it('on a phone the charts put their legend below the plot in one scrolling row, clear of the plot and its axes; a desktop keeps it on top (issue 13)', async () => {
+    /** The chart's drawn texts: the legend's (series names, its pager "1/2") and all the others (axis labels and names). */
+    const texts = (chart: string, names: string[]) =>
+      page().evaluate(
+        ([sel, legendNames]) => {
+          type Box = { left: number; top: number; right: number; bottom: number; width: number; height: number };
+          type El = { textContent: string | null; getBoundingClientRect(): Box };
+          const doc = (globalThis as unknown as { document: { querySelector(s: string): El; querySelectorAll(s: string): ArrayLike<El> } }).document;
+          const box = (e: El) => {
+            const b = e.getBoundingClientRect();
+            return { left: b.left, top: b.top, right: b.right, bottom: b.bottom, visible: b.width > 0 && b.height > 0 };
+          };
+          const all = Array.from(doc.querySelectorAll(`${sel} svg text`));
+          const isLegend = (e: El) => legendNames.includes((e.textContent ?? '').trim()) || /^\d+\/\d+$/.test((e.textContent ?? '').trim());
+          return { chart: box(doc.querySelector(sel)), legend: all.filter(isLegend).map(box), others: all.filter((e) => !isLegend(e)).map(box) };
+        },
+        [chart, names] as const,
+      );
+    let current: ConsolePage;
+    const page = () => current.page;
+    /** The legend below everything else drawn (the plot lies within its axes' labels), inside the chart. */
+    const legendBelow = async (chart: string, names: string[]) => {
+      const { chart: c, legend, others } = await texts(chart, names);
+      const shown = legend.filter((b) => b.visible);
+      expect(shown.length).toBeGreaterThan(0);
+      expect(others.length).toBeGreaterThan(0);
+      const plotBottom = Math.max(...others.map((b) => b.bottom));
+      for (const b of shown) {
+        expect(b.top).toBeGreaterThanOrEqual(plotBottom);
+        expect(b.bottom).toBeLessThanOrEqual(c.bottom);
+      }
+    };
+    const targets = Object.values(zhCN.sup.target);
+    const responses = [zhCN.sup.ackP50, zhCN.sup.ackP90, zhCN.sup.resolveP50];
+
+    current = await login('audit_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
+    await page().waitForSelector('#chart-response[data-layout="narrow"] svg text');
+    await legendBelow('#chart-response', responses);
+    await page().click('[data-tab="compliance"]');
+    await page().waitForSelector('#chart-trend[data-layout="narrow"] svg text');
+    await legendBelow('#chart-trend', targets);
+    await current.screenshot('supervisor-compliance-phone');
+    expect(await current.problems()).toEqual([]);
+
+    // A desktop: as before, the legend on top, above the plot.
+    current = await login('audit_1', { path: '/console/supervisor?tab=compliance' });
+    await page().waitForSelector('#chart-trend[data-layout="wide"] svg text');
+    const wide = await texts('#chart-trend', targets);
+    const plotTop = Math.min(...wide.others.map((b) => b.top));
+    expect(wide.legend.length).toBe(targets.length);
+    for (const b of wide.legend) expect(b.top).toBeLessThan(plotTop);
+    expect(await current.problems()).toEqual([]);
   });
 
   it("a supervisor creates, edits and disables a patrol plan; the server's field errors show in zh-CN next to the field", async () => {
@@ -229,7 +284,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     const cp = await login('sup_1', { path: '/console/supervisor' });
     const { page } = cp;
     await page.click('[data-tab="compliance"]');
-    await page.waitForSelector('#chart-trend canvas');
+    await page.waitForSelector('#chart-trend svg');
     expect(await page.textContent('#c-trend-title')).toBe('全区：达标学校占比（%）');
     // The day's shares, per zone, and every school with why it misses each target.
     await page.waitForSelector('#c-day [data-share="guards"] strong:text("0%")');
@@ -364,7 +419,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     const cp = await login('audit_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
     const { page } = cp;
     await page.waitForSelector('#s-count:text("4")');
-    await page.waitForSelector('#chart-response canvas');
+    await page.waitForSelector('#chart-response svg');
     expect(await page.$$('.act, #act-acknowledge, #act-resolve, #takeover')).toHaveLength(0);
     await page.click('[data-tab="patrol"]');
     await page.waitForSelector('#plan-list');
