@@ -211,6 +211,7 @@ export const SCHEMA: ConfigSchema = {
   'auth.secretsFile': rules.str({ nonEmpty: true }),
   'auth.accessTtlSeconds': rules.int(30, 86400),
   'auth.refreshTtlSeconds': rules.int(300, 90 * 86400),
+  'auth.refreshReuseGraceSeconds': rules.int(0, 300),
   'auth.loginMaxAttemptsPerAccount': rules.int(1, 1000),
   'auth.loginMaxAttemptsPerAddress': rules.int(1, 100000),
   'auth.loginWindowSeconds': rules.int(1, 86400),

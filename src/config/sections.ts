@@ -222,6 +222,12 @@ export interface AuthConfig {
   secretsFile: string;
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  /**
+   * A refresh token presented again this soon (s) after it was rotated is a retry (a lost answer, two
+   * requests racing), not a theft: 401 AUTH.REFRESH_INVALID without revoking the session or the user's
+   * others (attack pass 8 F7). Later, the reuse revokes the family (RFC 9700 §4.14.2). 0: never a retry.
+   */
+  refreshReuseGraceSeconds: number;
   loginMaxAttemptsPerAccount: number;
   loginMaxAttemptsPerAddress: number;
   loginWindowSeconds: number;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { QUEUE_BOARD_CSP } from '../../src/modules/ops/queue-board';
 import { auth, PASSWORD, startApp, TestApp } from '../support/harness';
 
@@ -77,11 +78,61 @@ describe('authentication', () => {
     expect(status).toBe(401);
   });
 
+  const spentSecondsAgo = (refreshToken: string, seconds: number) =>
+    t.db.query(`UPDATE refresh_tokens SET revoked_at = revoked_at - make_interval(secs => $2) WHERE token_hash = $1`, [
+      createHash('sha256').update(refreshToken).digest('hex'),
+      seconds,
+    ]);
+
+  it('a refresh retried moments after it succeeded (a lost answer) is refused without ending any session (attack pass 8 F7)', async () => {
+    await t.userToken('operator', undefined, 'op.retry');
+    const other = (await login('op.retry').expect(200)).body; // the same user on another desk
+    const first = (await login('op.retry').expect(200)).body;
+    const renewed = (await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(200)).body;
+    const retry = await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(401);
+    expect(retry.body.error.code).toBe('AUTH.REFRESH_INVALID');
+    // Nothing was revoked: the renewed pair and the other desk work on.
+    await t.http().get('/api/v1/auth/me').set(auth(renewed.accessToken)).expect(200);
+    await t.http().get('/api/v1/auth/me').set(auth(other.accessToken)).expect(200);
+    await t.http().post('/api/v1/auth/refresh').send({ refreshToken: renewed.refreshToken }).expect(200);
+  });
+
+  it('a refresh racing a logout of its session never outlives the logout (attack pass 8 F1)', async () => {
+    await t.userToken('operator', undefined, 'op.race2');
+    for (let i = 0; i < 8; i++) {
+      const s = (await login('op.race2').expect(200)).body;
+      const [refreshed] = await Promise.all([
+        t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken }),
+        t
+          .http()
+          .post('/api/v1/auth/logout')
+          .set(auth(s.accessToken))
+          .send(i % 2 ? { refreshToken: s.refreshToken } : {})
+          .expect(204),
+      ]);
+      if (refreshed.status !== 200) {
+        expect(refreshed.body.error.code).toBe('AUTH.REFRESH_INVALID');
+        continue;
+      }
+      // The refresh went first: what it issued ended with the session.
+      expect((await t.http().get('/api/v1/auth/me').set(auth(refreshed.body.accessToken))).status).toBe(401);
+      const again = await t.http().post('/api/v1/auth/refresh').send({ refreshToken: refreshed.body.refreshToken }).expect(401);
+      expect(again.body.error.code).toBe('AUTH.REFRESH_INVALID');
+      const rows = await t.db.query(
+        `SELECT count(*)::int AS n FROM refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND expires_at > now()`,
+        [createHash('sha256').update(s.refreshToken).digest('hex')],
+      );
+      expect(rows.rows[0].n).toBe(0);
+    }
+  });
+
   it('rotates refresh tokens and revokes the family when a spent one is reused', async () => {
     await t.userToken('supervisor', undefined, 'sup.rot');
     const first = (await login('sup.rot').expect(200)).body;
     const second = (await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(200)).body;
     expect(second.refreshToken).not.toBe(first.refreshToken);
+    // Past the retry grace (auth.refreshReuseGraceSeconds): the rotation is moved back in time rather than waited for.
+    await spentSecondsAgo(first.refreshToken, t.config.auth.refreshReuseGraceSeconds + 1);
     const reuse = await t.http().post('/api/v1/auth/refresh').send({ refreshToken: first.refreshToken }).expect(401);
     expect(reuse.body.error.code).toBe('AUTH.REFRESH_REUSED');
     // the whole family is gone, including the token issued by the rotation

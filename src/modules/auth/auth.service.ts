@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, IsNull } from 'typeorm';
+import { DataSource, EntityManager, IsNull } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { currentContext } from '../../infra/http/request-context';
@@ -93,16 +93,25 @@ export class AuthService {
     });
   }
 
-  /** Rotates the refresh token. Presenting a spent token revokes its whole family (theft). */
+  /**
+   * Rotates the refresh token. Presenting a spent token revokes its whole family (theft), unless it was
+   * spent within auth.refreshReuseGraceSeconds (a retry: refused, nothing revoked). Serialised with a
+   * logout of the same session by the family's lock (lockFamily), so a refresh racing a logout either
+   * finishes first — and the logout then ends what it issued — or finds the session ended.
+   */
   async refresh(refreshToken: string, ip: string | null): Promise<TokenPair> {
     const result = await this.db.transaction(async (m): Promise<TokenPair | { reusedBy: string }> => {
       const repo = m.getRepository(RefreshToken);
-      const row = await repo
-        .createQueryBuilder('r')
-        .setLock('pessimistic_write')
-        .where('r.token_hash = :h', { h: sha256(refreshToken) })
-        .getOne();
-      if (!row || row.expiresAt.getTime() < Date.now()) throw Errors.unauthorized(ErrorCode.AUTH.REFRESH_INVALID, 'Refresh token invalid or expired');
+      const invalid = () => Errors.unauthorized(ErrorCode.AUTH.REFRESH_INVALID, 'Refresh token invalid or expired');
+      const hash = sha256(refreshToken);
+      const found = await repo.findOne({ where: { tokenHash: hash }, select: { id: true, familyId: true } });
+      if (!found) throw invalid();
+      await this.lockFamily(m, found.familyId);
+      // Read again under the family's lock: a logout that held it has committed, and this statement sees it.
+      const row = await repo.createQueryBuilder('r').setLock('pessimistic_write').where('r.token_hash = :h', { h: hash }).getOne();
+      if (!row || row.expiresAt.getTime() <= Date.now()) throw invalid();
+      if (row.revokedAt && Date.now() - row.revokedAt.getTime() < this.config.auth.refreshReuseGraceSeconds * 1000)
+        throw Errors.unauthorized(ErrorCode.AUTH.REFRESH_INVALID, 'Refresh token already renewed moments ago; sign in again if this client lost the answer');
       if (row.revokedAt) {
         // Commit the family revocation; the 401 is thrown after the transaction (a throw would roll it back).
         await repo.update({ familyId: row.familyId, revokedAt: IsNull() }, { revokedAt: new Date() });
@@ -138,7 +147,11 @@ export class AuthService {
         const row = await repo.findOneBy({ tokenHash: sha256(refreshToken), userId: user.id });
         if (row) families.add(row.familyId);
       }
-      for (const familyId of families) {
+      // Sorted: two logouts locking the same families never wait on each other in a circle.
+      for (const familyId of [...families].sort()) {
+        // A refresh of this session in flight finishes first; the UPDATE below (a statement begun after the
+        // lock) then sees the token it issued (attack pass 8 F1: a refresh racing the logout kept the session).
+        await this.lockFamily(m, familyId);
         // Ended, not stolen: the family's tokens also expire now, so a late silent refresh from the logged-out
         // page is 401 REFRESH_INVALID instead of a "reuse" that would revoke the user's other sessions.
         await m.query(
@@ -151,6 +164,11 @@ export class AuthService {
       await this.tokens.denyAccessToken(user.jti, user.exp ?? now + this.config.auth.accessTtlSeconds, m);
       await this.audit.record(m, { action: 'logout', entity: 'user', entityId: user.id });
     });
+  }
+
+  /** The transaction lock of one login session (refresh-token family): refresh and logout of it take turns. */
+  private async lockFamily(m: EntityManager, familyId: string): Promise<void> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtext('refresh_family:' || $1))`, [familyId]);
   }
 
   private async issue(repo: import('typeorm').Repository<RefreshToken>, user: User, familyId: string, ip: string | null): Promise<TokenPair> {
