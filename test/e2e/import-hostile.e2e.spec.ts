@@ -154,6 +154,29 @@ describe('hostile and awkward uploads', () => {
         await pool.onModuleDestroy();
       }
     });
+
+    it('hands a table back in parts, one per event-loop turn, whole and in order (a 50,000-row table in one message held the loop ~70 ms)', async () => {
+      const pool = new ParsePool({ import: { ...t.config.import, maxRows: 10_000 } } as AppConfig);
+      try {
+        const n = 5_001; // three parts of TABLE_CHUNK_ROWS (2,000), the last short
+        const file = Buffer.from('licenceNo,name,schoolCode\n' + Array.from({ length: n }, (_, i) => `P-${i},张伟${i},SA`).join('\n') + '\n');
+        let turns = 0;
+        let counting = true;
+        const tick = () => {
+          turns++;
+          if (counting) setImmediate(tick);
+        };
+        setImmediate(tick);
+        const table = await pool.read(file);
+        counting = false;
+        expect(table.rows).toHaveLength(n);
+        expect(table.rows.map((r) => r.line)).toEqual(Array.from({ length: n }, (_, i) => i + 2));
+        expect(table.rows[n - 1].cells).toEqual([`P-${n - 1}`, `张伟${n - 1}`, 'SA']);
+        expect(turns).toBeGreaterThanOrEqual(3); // the loop turned between the parts
+      } finally {
+        await pool.onModuleDestroy();
+      }
+    });
   });
 
   describe('a cell cannot grow past import.maxCellChars, and errors never echo it (attack F13)', () => {

@@ -21,4 +21,4 @@ export class TurnBudget {
 }
 
 /** The turn length long loops on a request path use (ms): well below the 100 ms an operator's console may wait. */
-export const REQUEST_TURN_BUDGET_MS = 8;
+export const REQUEST_TURN_BUDGET_MS = 4;

@@ -20,6 +20,8 @@ type Request = { kind: 'read'; bytes: Uint8Array } | Omit<Extract<ParseRequest, 
 interface Job {
   id: number;
   req: Request;
+  /** The rows of a table read received so far (it comes in parts: tabular.worker TABLE_CHUNK_ROWS). */
+  rows?: Table['rows'];
   resolve: (t: Table | Buffer) => void;
   reject: (e: unknown) => void;
 }
@@ -32,6 +34,9 @@ interface Slot {
 
 type Answer = {
   id: number;
+  /** Part of a table read; without `table`, more follow when asked for. */
+  rows?: Table['rows'];
+  /** The table read, with its rows in the parts (`rows`) sent before and with this answer. */
   table?: Table;
   bytes?: Uint8Array;
   error?: { status: number; code: ErrorCode; message: string; details?: Record<string, unknown> };
@@ -141,8 +146,14 @@ export class ParsePool implements OnModuleDestroy {
     worker.on('message', (a: Answer) => {
       const job = slot.job;
       if (!job || job.id !== a.id) return;
+      if (a.rows) {
+        job.rows ??= [];
+        for (const r of a.rows) job.rows.push(r);
+        // The next part after an event-loop turn: alarms and console events go through between the parts.
+        if (!a.table) return void setImmediate(() => slot.job === job && slot.worker.postMessage({ id: job.id, kind: 'more' } satisfies ParseRequest));
+      }
       this.done(slot);
-      if (a.table) job.resolve(a.table);
+      if (a.table) job.resolve({ ...a.table, rows: job.rows ?? [] });
       else if (a.bytes) job.resolve(Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength));
       else if (a.error) job.reject(new DomainError(a.error.status, a.error.code, a.error.message, a.error.details));
       else {

@@ -282,12 +282,13 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
    * report every bad row and roll back. With `user`, every row (and the record it replaces)
    * must be inside the user's scope, or the whole call fails with a 403 naming the row.
    * Existing rows are fetched in one query and new rows inserted in batches: an import of
-   * thousands of rows is a handful of statements plus one per updated row.
+   * thousands of rows is a handful of statements plus one per updated row. `audit: false` (a dry
+   * run that the caller rolls back) writes no audit records.
    */
   async upsertRows(
     m: EntityManager,
     rows: { line: number; data: Partial<E> }[],
-    opts: { user?: AuthUser } = {},
+    opts: { user?: AuthUser; audit?: boolean } = {},
   ): Promise<{ created: number; updated: number; unchanged: number; problems: FieldError[] }> {
     const problems: FieldError[] = [];
     const repo = m.getRepository(this.def.entity);
@@ -361,6 +362,9 @@ export class ResourceService<E extends ObjectLiteral & { id: string }> {
         .where('id = :id', { id: before.id })
         .execute();
     }
+    // A dry run rolls back: its audit records would be written only to be thrown away — for 50,000 rows ~100 MB of
+    // WAL that every alarm committed meanwhile must wait to flush behind (console p99 during a dry run, issue 12 §3).
+    if (opts.audit === false) return { created: inserts.length, updated: updates.length, unchanged, problems };
     await this.audit.record(m, [
       ...inserts.map((row) => ({ action: 'import_create', entity: this.def.name, entityId: row.id, schoolId: this.schoolOf(row), after: row })),
       ...updates.map(({ before, row }) => ({

@@ -110,7 +110,7 @@ export class ImportService {
       }
       // The valid rows still go through the upsert so that reference and rule problems of
       // every row come back in the same report; nothing is committed unless all is well.
-      const result = await svc.upsertRows(m, good as never, { user });
+      const result = await svc.upsertRows(m, good as never, { user, audit: !dryRun });
       for (const p of result.problems) errors.push({ row: p.row ?? 0, column: columnOfField(IMPORT_KINDS[kind], p.field), reason: p.reason });
       if (errors.length) {
         await qr.rollbackTransaction();
