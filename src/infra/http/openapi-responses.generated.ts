@@ -4730,7 +4730,6 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          created: { type: 'boolean' },
           id: { type: 'string' },
           cameraId: { type: 'string', nullable: true },
           schoolId: { type: 'string' },
@@ -4743,8 +4742,9 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           capturedAt: { type: 'string', format: 'date-time' },
           source: { type: 'string', enum: ['snapshot_uri', 'stream', 'unknown', 'upload'] },
           snapshotUriError: { type: 'string' },
+          created: { type: 'boolean' },
         },
-        required: ['created', 'id', 'cameraId', 'schoolId', 'sha256', 'bytes', 'width', 'height', 'purpose', 'refId', 'capturedAt', 'source'],
+        required: ['id', 'cameraId', 'schoolId', 'sha256', 'bytes', 'width', 'height', 'purpose', 'refId', 'capturedAt', 'source', 'created'],
       },
       errors: {
         '400': ['VALIDATION_FAILED'],
@@ -4762,7 +4762,6 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       schema: {
         type: 'object',
         properties: {
-          created: { type: 'boolean' },
           id: { type: 'string' },
           cameraId: { type: 'string', nullable: true },
           schoolId: { type: 'string' },
@@ -4775,8 +4774,9 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
           capturedAt: { type: 'string', format: 'date-time' },
           source: { type: 'string', enum: ['snapshot_uri', 'stream', 'unknown', 'upload'] },
           snapshotUriError: { type: 'string' },
+          created: { type: 'boolean' },
         },
-        required: ['created', 'id', 'cameraId', 'schoolId', 'sha256', 'bytes', 'width', 'height', 'purpose', 'refId', 'capturedAt', 'source'],
+        required: ['id', 'cameraId', 'schoolId', 'sha256', 'bytes', 'width', 'height', 'purpose', 'refId', 'capturedAt', 'source', 'created'],
       },
       errors: {
         '400': ['VALIDATION_FAILED'],

@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   Body,
   CallHandler,
   Controller,
@@ -147,6 +148,31 @@ export class PhotoUploadInterceptor implements NestInterceptor {
   }
 }
 
+/** A photo upload route: multipart `file` (a JPEG) read by PhotoUploadInterceptor, and its optional Idempotency-Key (photoKey). */
+const PhotoUpload = () =>
+  applyDecorators(
+    UseInterceptors(PhotoUploadInterceptor),
+    ApiConsumes('multipart/form-data'),
+    ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } }),
+    ApiHeader({
+      name: 'Idempotency-Key',
+      required: false,
+      description: '1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409',
+    }),
+  );
+
+/** The Idempotency-Key of a photo upload, checked: 400 naming the header when it is not 1–128 of A-Za-z0-9_.:-. */
+function photoKey(key: string | undefined): string | undefined {
+  if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
+  return key;
+}
+
+/** 201 with the stored photo, or 200 with the one a retry under the same key stored before. */
+function photoAnswer<R extends object>(res: Response, { record, created }: { record: R; created: boolean }): R & { created: boolean } {
+  res.status(created ? 201 : 200);
+  return { ...record, created };
+}
+
 /** A stored or taken picture: a JPEG shown in the page, never sniffed into something else (an upload is re-encoded, still). */
 function pictureHeaders(res: Response, filename: string): void {
   res.setHeader('Content-Type', 'image/jpeg');
@@ -217,14 +243,7 @@ export class VideoController {
    */
   @Roles('admin', 'operator', 'supervisor', 'school_security')
   @Post('incidents/:id/photos')
-  @UseInterceptors(PhotoUploadInterceptor)
-  @ApiConsumes('multipart/form-data')
-  @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } })
-  @ApiHeader({
-    name: 'Idempotency-Key',
-    required: false,
-    description: '1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409',
-  })
+  @PhotoUpload()
   async attachPhoto(
     @UuidParam() id: string,
     @Req() req: Request,
@@ -232,10 +251,7 @@ export class VideoController {
     @CurrentUser() user: AuthUser,
     @Res({ passthrough: true }) res: Response,
   ) {
-    if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
-    const { record, created } = await this.photos.attach(user, id, req.file!.buffer, key);
-    res.status(created ? 201 : 200);
-    return { ...record, created };
+    return photoAnswer(res, await this.photos.attach(user, id, req.file!.buffer, photoKey(key)));
   }
 
   /**
@@ -248,14 +264,7 @@ export class VideoController {
    */
   @Roles(...TASK_CLOSE_ROLES)
   @Post('rectification-tasks/:id/photos')
-  @UseInterceptors(PhotoUploadInterceptor)
-  @ApiConsumes('multipart/form-data')
-  @ApiBody({ schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'JPEG' } } } })
-  @ApiHeader({
-    name: 'Idempotency-Key',
-    required: false,
-    description: '1–128 of A-Za-z0-9_.:- — a retry with the same key and file stores nothing twice; another file under a used key is 409',
-  })
+  @PhotoUpload()
   async attachTaskPhoto(
     @UuidParam() id: string,
     @Req() req: Request,
@@ -263,10 +272,7 @@ export class VideoController {
     @CurrentUser() user: AuthUser,
     @Res({ passthrough: true }) res: Response,
   ) {
-    if (key !== undefined && !PHOTO_KEY.test(key)) throw Errors.validation([{ field: 'Idempotency-Key', reason: '1–128 letters, digits or _.:-' }]);
-    const { record, created } = await this.taskPhotos.attach(user, id, req.file!.buffer, key);
-    res.status(created ? 201 : 200);
-    return { ...record, created };
+    return photoAnswer(res, await this.taskPhotos.attach(user, id, req.file!.buffer, photoKey(key)));
   }
 
   /**
