@@ -89,6 +89,8 @@ describe('route access', () => {
     for (const [path, ops] of Object.entries(doc.paths) as [string, Record<string, Op>][]) {
       for (const [method, op] of Object.entries(ops)) {
         if (!['post', 'put', 'patch'].includes(method) || !op.requestBody?.content?.['application/json']) continue;
+        // A logout ends its session whatever the body says (auth.e2e: odd bodies still log out); it is not refused.
+        if (`${method.toUpperCase()} ${path}` === 'POST /api/v1/auth/logout') continue;
         const http = t.http();
         const res = await http[method as 'post'](path.replace(/\{[^}]+\}/g, id))
           .set(auth(admin))

@@ -84,6 +84,19 @@ describe('authentication', () => {
       seconds,
     ]);
 
+  it('a logout never fails for its body: odd refreshToken values and extra fields still end the session (attack pass 8)', async () => {
+    await t.userToken('operator', undefined, 'op.oddout');
+    for (const body of [{ refreshToken: 123 }, { refreshToken: 'x'.repeat(5000) }, { refreshToken: ['a'] }, { other: true }, []]) {
+      const s = (await login('op.oddout').expect(200)).body;
+      await t.http().post('/api/v1/auth/logout').set(auth(s.accessToken)).send(body).expect(204);
+      expect([JSON.stringify(body).slice(0, 30), (await t.http().get('/api/v1/auth/me').set(auth(s.accessToken))).status]).toEqual([
+        JSON.stringify(body).slice(0, 30),
+        401,
+      ]);
+      expect((await t.http().post('/api/v1/auth/refresh').send({ refreshToken: s.refreshToken })).status).toBe(401);
+    }
+  });
+
   it('a refresh retried moments after it succeeded (a lost answer) is refused without ending any session (attack pass 8 F7)', async () => {
     await t.userToken('operator', undefined, 'op.retry');
     const other = (await login('op.retry').expect(200)).body; // the same user on another desk

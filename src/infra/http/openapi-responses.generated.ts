@@ -2869,8 +2869,10 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: { '401': ['AUTH.INVALID_CREDENTIALS'], '429': ['AUTH.TOO_MANY_ATTEMPTS'] },
     },
     AuthController_logout: {
-      summary: 'Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed',
-      description: 'Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed.',
+      summary:
+        'Logs out: the session of the access token ends at once — its access and refresh tokens, its console sockets, its queue dashboard cookie — with or without `refreshToken` in the body (never a 400 for the body)',
+      description:
+        'Logs out: the session of the access token ends at once — its access and refresh tokens, its console sockets,\nits queue dashboard cookie — with or without `refreshToken` in the body (never a 400 for the body).',
       empty: true,
       errors: {},
     },

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
 import { AuthService } from './auth.service';
@@ -31,13 +31,19 @@ export class AuthController {
     return this.auth.refresh(dto.refreshToken, req.ip ?? null);
   }
 
-  /** Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed. */
+  /**
+   * Logs out: the session of the access token ends at once — its access and refresh tokens, its console sockets,
+   * its queue dashboard cookie — with or without `refreshToken` in the body (never a 400 for the body).
+   */
   @ApiBearerAuth()
   @Roles(...ALL_ROLES)
   @Post('logout')
   @HttpCode(204)
-  async logout(@CurrentUser() user: AuthUser & { exp: number }, @Body() dto: LogoutDto): Promise<void> {
-    await this.auth.logout(user, dto.refreshToken);
+  @ApiBody({ type: LogoutDto, required: false })
+  async logout(@CurrentUser() user: AuthUser & { exp: number }, @Body() body: unknown): Promise<void> {
+    // Read by hand, not validated: no field of the body may keep the session alive (LogoutDto).
+    const rt = body && typeof body === 'object' ? (body as LogoutDto).refreshToken : undefined;
+    await this.auth.logout(user, typeof rt === 'string' && rt.length <= 256 ? rt : undefined);
   }
 
   /** The logged-in user: id, username, display name, role and school. */

@@ -148,8 +148,9 @@ export type paths = {
         get?: never;
         put?: never;
         /**
-         * Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed
-         * @description Logs out: the access token and the refresh token stop working at once, and the console socket of this session is closed.
+         * Logs out: the session of the access token ends at once — its access and refresh tokens, its console sockets, its queue…
+         * @description Logs out: the session of the access token ends at once — its access and refresh tokens, its console sockets,
+         *     its queue dashboard cookie — with or without `refreshToken` in the body (never a 400 for the body).
          */
         post: operations["AuthController_logout"];
         delete?: never;
@@ -4096,7 +4097,8 @@ export type components = {
             username: string;
         };
         LogoutDto: {
-            refreshToken?: string;
+            /** @description ignored unless a string of at most 256 characters */
+            refreshToken?: Record<string, never>;
         };
         MaintenanceWindowView: {
             /** Format: date-time */
@@ -5564,7 +5566,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["LogoutDto"];
             };
