@@ -45,7 +45,8 @@ export default tseslint.config(
             {
               name: 'class-validator',
               importNames: ['IsISO8601', 'IsDateString', 'IsDate', 'MinDate', 'MaxDate'],
-              message: 'Dates go through the one strict validator: IsStrictDate / IsStrictDateTime / IsStrictInstant from src/infra/http/dates.ts.',
+              message:
+                'Dates go through the one strict validator: IsStrictDate / IsStrictDateTime (an instant) / IsStrictDateTimeOrDay (the bound of a range filter) from src/infra/http/dates.ts.',
             },
           ],
         },

@@ -7,10 +7,14 @@ import { ValidateBy, ValidationOptions } from 'class-validator';
  * would be read in the server's zone.
  *
  * - `@IsStrictDate()`: `YYYY-MM-DD`, a day that exists (2026-02-29 does not, 2028-02-29 does).
- * - `@IsStrictDateTime()`: `YYYY-MM-DDTHH:mm[:ss[.fff]](Z|±HH:mm)`, or a bare `YYYY-MM-DD`
- *   (midnight UTC) for range filters.
- * - `@IsStrictInstant()`: only the date-time with its offset — for an instant sent on to a device
- *   (a bare day would be midnight UTC, 08:00 in Asia/Shanghai, not what was meant).
+ * - `@IsStrictDateTime()`: `YYYY-MM-DDTHH:mm[:ss[.fff]](Z|±HH:mm)` only — every instant a record keeps
+ *   or a device is sent (a shift's start, a window's end, a slot). A bare day is refused: it would be
+ *   midnight UTC, 08:00 in Asia/Shanghai, not what was meant (attack finding: a duty shift entered as
+ *   startsAt "2027-01-10" began at 08:00, while a date-time without its offset was refused).
+ * - `@IsStrictDateTimeOrDay()`: the same, or a bare `YYYY-MM-DD` (midnight UTC) — only for the bounds
+ *   of a range filter (`from`/`to` of a list or export), where "from that day" is what a person types.
+ *
+ * The lenient one has the longer name on purpose: the obvious choice must be the strict one.
  */
 
 /** Years a date in this product may fall in: nothing we record happened before 1970 or after 2999. */
@@ -36,19 +40,18 @@ export function strictDateProblem(value: unknown): string | null {
   return dayProblem(Number(m[1]), Number(m[2]), Number(m[3]));
 }
 
-/** Why a value is not a strict ISO 8601 date-time with an offset (or a bare day); null when it is. */
+/** Why a value is not a strict ISO 8601 date-time with its offset (a bare day is refused); null when it is. */
 export function strictDateTimeProblem(value: unknown): string | null {
   if (typeof value !== 'string') return 'must be an ISO 8601 date-time such as 2026-03-02T08:30:00+08:00';
-  if (DATE.test(value)) return strictDateProblem(value);
+  if (DATE.test(value)) return 'must be an ISO 8601 date-time with its offset, such as 2026-03-02T08:30:00+08:00 or …Z (not a bare day)';
   const m = DATE_TIME.exec(value);
   if (!m) return 'must be an ISO 8601 date-time with its offset, such as 2026-03-02T08:30:00+08:00 or …Z';
   return dayProblem(Number(m[1]), Number(m[2]), Number(m[3]));
 }
 
-/** Why a value is not a strict ISO 8601 date-time with its offset (a bare day is refused too); null when it is. */
-export function strictInstantProblem(value: unknown): string | null {
-  if (typeof value === 'string' && DATE.test(value))
-    return 'must be an ISO 8601 date-time with its offset, such as 2026-03-02T08:30:00+08:00 or …Z (not a bare day)';
+/** Why a value is neither a strict date-time with its offset nor a bare real day (a range filter's bound); null when it is. */
+export function strictDateTimeOrDayProblem(value: unknown): string | null {
+  if (typeof value === 'string' && DATE.test(value)) return strictDateProblem(value);
   return strictDateTimeProblem(value);
 }
 
@@ -67,11 +70,11 @@ const decorator = (name: string, problem: (v: unknown) => string | null, options
 /** A real calendar day `YYYY-MM-DD` (see the module comment). `{ each: true }` for arrays. */
 export const IsStrictDate = (options?: ValidationOptions) => decorator('isStrictDate', strictDateProblem, options);
 
-/** An ISO 8601 date-time with its offset, or a bare day (see the module comment). */
+/** An ISO 8601 date-time with its offset; a bare day is refused (see the module comment). */
 export const IsStrictDateTime = (options?: ValidationOptions) => decorator('isStrictDateTime', strictDateTimeProblem, options);
 
-/** An ISO 8601 date-time with its offset only, no bare day (see the module comment). */
-export const IsStrictInstant = (options?: ValidationOptions) => decorator('isStrictInstant', strictInstantProblem, options);
+/** A range filter's bound: an ISO 8601 date-time with its offset, or a bare day read as midnight UTC (see the module comment). */
+export const IsStrictDateTimeOrDay = (options?: ValidationOptions) => decorator('isStrictDateTimeOrDay', strictDateTimeOrDayProblem, options);
 
 /**
  * On the end of a range filter (`to`): not before the start named by `startProperty` (`from`). A

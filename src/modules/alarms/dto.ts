@@ -18,7 +18,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { AREA_KINDS } from '../registry';
-import { IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
+import { IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { DEVICE_REPORT_TYPES, DRILL_WINDOW_STATUSES, INCIDENT_TYPES, MANUAL_TYPES, OUTCOMES, PRIORITIES, STATUSES } from './alarms.constants';
 import type { IncidentStatus, IncidentType, Outcome, Priority } from './alarms.constants';
 
@@ -170,8 +170,8 @@ export class IncidentQuery {
   @MaxLength(100)
   q?: string;
   @ApiPropertyOptional() @IsOptional() @Transform(toBool) @IsBoolean() drill?: boolean;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() @IsNotBefore('from') to?: string;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10000) limit?: number;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(10_000_000) offset?: number;
 }
@@ -197,8 +197,8 @@ export class IncidentExportQuery extends IncidentQuery {
 
 export class StatsQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() @IsNotBefore('from') to?: string;
 }
 
 export class StatsExportQuery extends StatsQuery {

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Max, MaxLength, Min, MinLength } from 'class-validator';
-import { IsStrictDate, IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
+import { IsStrictDate, IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { DEVICE_STATUSES, DeviceStatus, type WatchedDeviceKind } from '../registry';
 
 const KINDS = ['camera', 'alarm_device'] as const;
@@ -24,8 +24,8 @@ export class DeviceListQuery extends LimitOffset {
 export class TransitionQuery extends LimitOffset {
   @ApiPropertyOptional() @IsOptional() @IsUUID() deviceId?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() schoolId?: string;
-  @ApiPropertyOptional({ description: 'ISO 8601, inclusive' }) @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
+  @ApiPropertyOptional({ description: 'ISO 8601, inclusive' }) @IsOptional() @IsStrictDateTimeOrDay() from?: string;
+  @ApiPropertyOptional({ description: 'ISO 8601, exclusive' }) @IsOptional() @IsStrictDateTimeOrDay() @IsNotBefore('from') to?: string;
 }
 
 export class OutageQuery extends LimitOffset {

@@ -17,7 +17,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
-import { IsStrictInstant } from '../../infra/http/dates';
+import { IsStrictDateTime } from '../../infra/http/dates';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
 import { type Charset, CHARSETS } from './charset';
 
@@ -140,11 +140,11 @@ export const RECORD_TYPES = ['all', 'time', 'alarm', 'manual'] as const;
 
 export class GbRecordInfoQuery {
   @ApiProperty({ description: 'from (ISO 8601 date-time with offset, e.g. 2026-11-30T08:00:00+08:00; a bare day is refused)' })
-  @IsStrictInstant()
+  @IsStrictDateTime()
   start: string;
 
   @ApiProperty({ description: 'until (ISO 8601 date-time with offset; a bare day is refused); after start, at most gb28181.recordInfoMaxRangeHours later' })
-  @IsStrictInstant()
+  @IsStrictDateTime()
   end: string;
 
   @ApiPropertyOptional({ enum: RECORD_TYPES, description: 'recording type (GB/T 28181-2016 §A.2.4.5); default all' })

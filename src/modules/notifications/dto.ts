@@ -17,7 +17,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
+import { IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
 import type { ChannelKind, DutyRole } from './notifications.constants';
 
@@ -44,10 +44,10 @@ export class HandoverDto {
 }
 
 export class ShiftQuery {
-  @ApiPropertyOptional({ description: 'default: 1 day ago' }) @IsOptional() @IsStrictDateTime() from?: string;
+  @ApiPropertyOptional({ description: 'default: 1 day ago' }) @IsOptional() @IsStrictDateTimeOrDay() from?: string;
   @ApiPropertyOptional({ description: 'default: 7 days ahead (at most 62 days after from)' })
   @IsOptional()
-  @IsStrictDateTime()
+  @IsStrictDateTimeOrDay()
   @IsNotBefore('from')
   to?: string;
   @ApiPropertyOptional({ enum: DUTY_ROLES }) @IsOptional() @IsIn(DUTY_ROLES) dutyRole?: DutyRole;

@@ -19,7 +19,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { PageQuery } from '../../infra/http/pagination';
-import { IsStrictDate, IsStrictDateTime, IsNotBefore } from '../../infra/http/dates';
+import { IsStrictDate, IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { CHECKS, CLOSE_PHOTOS_MAX, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
 
@@ -67,8 +67,8 @@ export class FindingQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(64) check?: string;
   @ApiPropertyOptional({ enum: ['audit', 'round', 'post'] }) @IsOptional() @IsIn(['audit', 'round', 'post']) source?: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() runId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() @IsNotBefore('from') to?: string;
 }
 
 /** GET /patrol-findings/export: the list's filters and the file format (default XLSX). */
@@ -182,8 +182,8 @@ export class VerdictDto {
 
 export class RoundQuery extends PageQuery {
   @ApiPropertyOptional() @IsOptional() @IsUUID() operatorId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() from?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() @IsNotBefore('from') to?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() from?: string;
+  @ApiPropertyOptional() @IsOptional() @IsStrictDateTimeOrDay() @IsNotBefore('from') to?: string;
 }
 
 export class CoverageQuery {

@@ -29,7 +29,7 @@ import { videoConfig } from './video.config';
 import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { CameraMediaService } from './camera-media.service';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsNotBefore, IsStrictInstant } from '../../infra/http/dates';
+import { IsNotBefore, IsStrictDateTime } from '../../infra/http/dates';
 import { UuidParam } from '../../infra/http/params';
 import { CurrentUser, Roles } from '../../infra/access/decorators';
 import { ALL_ROLES, AuthUser } from '../../infra/access/roles';
@@ -52,11 +52,11 @@ export class CaptureEvidenceDto {
 
 export class PlaybackDto {
   @ApiProperty({ description: 'start of the recording to play, an ISO 8601 instant with offset (e.g. 2026-11-30T03:00:00+08:00); not in the future' })
-  @IsStrictInstant()
+  @IsStrictDateTime()
   start!: string;
 
   @ApiProperty({ description: 'end of the range (after start, at most video.playbackMaxSeconds later); a time after now is cut to now' })
-  @IsStrictInstant()
+  @IsStrictDateTime()
   @IsNotBefore('start')
   end!: string;
 }
