@@ -464,6 +464,7 @@ export const SCHEMA: ConfigSchema = {
       : `must be a non-empty list of ${DUTY_ROLES.join(', ')} (got ${JSON.stringify(v)})`,
   'notifications.rosterCheckEveryMs': rules.int(0, 86_400_000),
   'notifications.rosterLookaheadHours': rules.int(1, 24 * 31),
+  'notifications.rosterMaxBackdateMinutes': rules.int(0, 24 * 60),
   'notifications.allowPrivateTargets': rules.bool(),
   // video (src/modules/video): media path, GB/T 28181 live play, snapshots, evidence (GB/T 29315: 30 days)
   'video.enabled': rules.bool(),

@@ -1253,6 +1253,12 @@ export interface NotificationsConfig {
   rosterCheckEveryMs: number;
   rosterLookaheadHours: number;
   /**
+   * How far in the past a new shift (or a planned shift moved) may start: entering the shift someone began
+   * this hour a little late is normal; further back is rewriting the roster's history (field-level 400 on
+   * startsAt). A shift that has ended is part of the record and is not changed at all (409 DUTY_SHIFT.ENDED).
+   */
+  rosterMaxBackdateMinutes: number;
+  /**
    * May a channel's webhook be a private, loopback, link-local or reserved address (attack note A16:
    * an admin could point one at the metadata service or Redis)? false: providers are public services;
    * true for a gateway inside the bureau's own network (and the tests' fake providers on loopback).

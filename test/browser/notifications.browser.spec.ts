@@ -80,7 +80,7 @@ describe('escalation on the console (Chromium)', () => {
       .send({
         dutyRole: 'duty_supervisor',
         userId: sup.userId,
-        startsAt: new Date(now - 3600_000).toISOString(),
+        startsAt: new Date(now - 1800_000).toISOString(), // entered late: within notifications.rosterMaxBackdateMinutes
         endsAt: new Date(now + 3 * 86400_000).toISOString(),
       })
       .expect(201);
@@ -181,12 +181,12 @@ describe('escalation on the console (Chromium)', () => {
     // A shift that ends before it starts: the field says so, in zh-CN.
     await page.selectOption('#d-role', 'bureau_leader');
     await page.selectOption('#d-user', leader.userId);
-    await page.fill('#d-starts', input(Date.now() - 3_600_000));
+    await page.fill('#d-starts', input(Date.now() - 1_800_000));
     await page.fill('#d-ends', input(Date.now() - 7_200_000));
     await page.click('#d-add');
     await page.waitForSelector('#d-new .error');
     expect(await page.textContent('#d-new')).toContain('结束时间须晚于开始时间');
-    // The leader on duty from an hour ago for two days: on duty now, the gap (notifications.rosterLookaheadHours ahead) gone.
+    // The leader on duty from half an hour ago for two days: on duty now, the gap (notifications.rosterLookaheadHours ahead) gone.
     await page.fill('#d-ends', input(Date.now() + 2 * 86_400_000));
     await page.fill('#d-note', '夜班带班');
     await page.click('#d-add');

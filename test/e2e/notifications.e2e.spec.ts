@@ -268,10 +268,11 @@ describe('notifications: roster, policy, channels, delivery', () => {
           .send({ dutyRole, userId, startsAt: iso(from), endsAt: iso(to), note: '白班' })
           .expect(201)
           .then((r) => r.body);
-      const supShift = await mk('duty_supervisor', sup.userId, now - 3600_000, now + 2 * day);
-      await mk('bureau_leader', leader.userId, now - 3600_000, now + 2 * day);
+      // Begun half an hour ago (entered late: within notifications.rosterMaxBackdateMinutes).
+      const supShift = await mk('duty_supervisor', sup.userId, now - 1800_000, now + 2 * day);
+      await mk('bureau_leader', leader.userId, now - 1800_000, now + 2 * day);
       // The operator desk is covered only for the next 2 hours, then again from hour 4: a gap of two hours.
-      await mk('operator_desk', op.userId, now - 3600_000, now + 2 * 3600_000);
+      await mk('operator_desk', op.userId, now - 1800_000, now + 2 * 3600_000);
       await mk('operator_desk', op.userId, now + 4 * 3600_000, now + 2 * day);
       const gapCheck = await roster.checkGaps();
       expect(gapCheck.gaps).toEqual([{ dutyRole: 'operator_desk', from: iso(now + 2 * 3600_000), to: iso(now + 4 * 3600_000) }]);
@@ -482,12 +483,16 @@ describe('notifications: roster, policy, channels, delivery', () => {
       );
       expect(audit.rows.map((r) => r.action)).toEqual(['silence', 'unsilence']);
 
-      // The duty supervisor's shift is removed: the next escalation records that nobody was on duty.
-      const shifts = (await t.http().get('/api/v1/duty/shifts?dutyRole=duty_supervisor').set(auth(op.token)).expect(200)).body as {
-        id: string;
-        endsAt: string;
-      }[];
-      for (const x of shifts) await t.http().delete(`/api/v1/duty/shifts/${x.id}`).set(auth(sup.token)).expect(204);
+      // The duty supervisor's shift is handed over to a supervisor who is then disabled (a shift on duty is the record:
+      // not deleted). Their shift covers nothing: the next escalation records that nobody was on duty (finding F4).
+      const [onDuty] = (await t.http().get('/api/v1/duty/now').set(auth(op.token)).expect(200)).body.onDuty.duty_supervisor as { id: string }[];
+      await t.http().delete(`/api/v1/duty/shifts/${onDuty.id}`).set(auth(sup.token)).expect(409);
+      const leaving = await t.userToken('supervisor', undefined, 'leaving_sup');
+      await t.http().post(`/api/v1/duty/shifts/${onDuty.id}/handover`).set(auth(sup.token)).send({ toUserId: leaving.userId }).expect(200);
+      await t.http().patch(`/api/v1/users/${leaving.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+      const now = (await t.http().get('/api/v1/duty/now').set(auth(op.token)).expect(200)).body;
+      expect(now.onDuty.duty_supervisor).toEqual([]);
+      expect(now.notCounted).toEqual([expect.objectContaining({ userId: leaving.userId, dutyRole: 'duty_supervisor', notCounted: 'user_disabled' })]);
       const inc2 = await raise('五号楼', 'P2');
       await waitFor(async () => (await deliveries(inc2.id)).some((d) => d.status === 'no_recipient'), 20000, 'no recipient recorded');
       const tl = await timeline(inc2.id);

@@ -287,6 +287,16 @@ export const ErrorCode = {
     NOT_ON_DUTY: 'DUTY_SHIFT.NOT_ON_DUTY',
     /** [409] The same person already holds the same duty role for part of this time (details: the other shift's id and times). */
     OVERLAP: 'DUTY_SHIFT.OVERLAP',
+    /**
+     * [409] Change (other than its note) or delete: the shift has ended, it is part of the record of who was on duty;
+     * `details.endsAt`.
+     */
+    ENDED: 'DUTY_SHIFT.ENDED',
+    /**
+     * [409] Change of its start or person, or delete: the shift is on duty now (its start and person are history) —
+     * hand it over to pass it on, or move its end; `details.startsAt`.
+     */
+    STARTED: 'DUTY_SHIFT.STARTED',
   },
   NOTIFICATION_CHANNEL: {
     /** [404] */

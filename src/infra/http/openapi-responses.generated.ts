@@ -1367,8 +1367,9 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         endsAt: { type: 'string' },
         note: { type: 'string' },
         handedOverFromId: { type: 'string', nullable: true },
+        notCounted: { type: 'string', enum: ['user_deleted', 'user_disabled', 'user_role', null], nullable: true },
       },
-      required: ['id', 'dutyRole', 'userId', 'userName', 'phone', 'startsAt', 'endsAt', 'note', 'handedOverFromId'],
+      required: ['id', 'dutyRole', 'userId', 'userName', 'phone', 'startsAt', 'endsAt', 'note', 'handedOverFromId', 'notCounted'],
     },
     TermCalendar: {
       type: 'object',
@@ -3432,7 +3433,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     },
     DutyController_create: {
       summary: 'Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai)',
-      description: 'Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.',
+      description:
+        'Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.\nNot ended already (400 on endsAt), starting at most notifications.rosterMaxBackdateMinutes in the past (400 on startsAt).',
       schema: { $ref: '#/components/schemas/ShiftView' },
       errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'], '409': ['DUTY_SHIFT.OVERLAP'] },
     },
@@ -3485,7 +3487,8 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     },
     DutyController_now: {
       summary: 'Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours)',
-      description: 'Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours).',
+      description:
+        'Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours). A shift whose\nperson was since disabled or left the control-center roles counts for nothing: not in `onDuty` (its hours are a gap),\nlisted in `notCounted` with the reason, so the console can say why.',
       schema: {
         type: 'object',
         properties: {
@@ -3499,6 +3502,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
             },
             required: ['operator_desk', 'duty_supervisor', 'bureau_leader'],
           },
+          notCounted: { type: 'array', items: { $ref: '#/components/schemas/ShiftView' } },
           gaps: {
             type: 'array',
             items: {
@@ -3512,7 +3516,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
             },
           },
         },
-        required: ['at', 'onDuty', 'gaps'],
+        required: ['at', 'onDuty', 'notCounted', 'gaps'],
       },
       errors: { '404': ['USER.NOT_FOUND'] },
     },
@@ -3523,16 +3527,22 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: {},
     },
     DutyController_remove: {
-      summary: 'Deletes a duty shift',
-      description: 'Deletes a duty shift. Audited.',
+      summary: 'Deletes a duty shift not yet begun',
+      description:
+        'Deletes a duty shift not yet begun. Audited. One that has begun is part of the record: 409 DUTY_SHIFT.STARTED (end it or hand it over) / ENDED.',
       empty: true,
-      errors: { '404': ['DUTY_SHIFT.NOT_FOUND'] },
+      errors: { '404': ['DUTY_SHIFT.NOT_FOUND'], '409': ['DUTY_SHIFT.ENDED', 'DUTY_SHIFT.STARTED'] },
     },
     DutyController_update: {
-      summary: 'Changes a duty shift (person, role, window)',
-      description: 'Changes a duty shift (person, role, window). Audited.',
+      summary: 'Changes a duty shift',
+      description:
+        'Changes a duty shift. Audited. One not yet begun: anything (its start at most notifications.rosterMaxBackdateMinutes\nin the past). One on duty now: its end (not in the past) and note; its start or person: 409 DUTY_SHIFT.STARTED\n(hand it over). One that has ended is the record: its note only, else 409 DUTY_SHIFT.ENDED.',
       schema: { $ref: '#/components/schemas/ShiftView' },
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'], '409': ['DUTY_SHIFT.OVERLAP'] },
+      errors: {
+        '400': ['VALIDATION_FAILED'],
+        '404': ['DUTY_SHIFT.NOT_FOUND', 'USER.NOT_FOUND'],
+        '409': ['DUTY_SHIFT.ENDED', 'DUTY_SHIFT.OVERLAP', 'DUTY_SHIFT.STARTED'],
+      },
     },
     FieldController_checkIn: {
       summary: "Checks in at a protection post: school staff themselves with the post's current QR code, the center on behalf of a roster guard",

@@ -21,20 +21,29 @@ import { IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infr
 import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
 import type { ChannelKind, DutyRole } from './notifications.constants';
 
-/** A duty shift (值班): who holds a duty role from when to when (ISO 8601 with offset, e.g. 2026-12-01T08:00:00+08:00). */
+/**
+ * A duty shift (值班): who holds a duty role from when to when — ISO 8601 date-times with their offset
+ * (e.g. 2026-12-01T08:00:00+08:00; a bare day is refused), kept to the millisecond.
+ */
 export class CreateShiftDto {
   @ApiProperty({ enum: DUTY_ROLES }) @IsIn(DUTY_ROLES) dutyRole: DutyRole;
   @ApiProperty() @IsUUID() userId: string;
-  @ApiProperty({ example: '2026-12-01T08:00:00+08:00' }) @IsStrictDateTime() startsAt: string;
-  @ApiProperty({ example: '2026-12-01T20:00:00+08:00' }) @IsStrictDateTime() endsAt: string;
+  @ApiProperty({ example: '2026-12-01T08:00:00+08:00', description: 'at most notifications.rosterMaxBackdateMinutes in the past' })
+  @IsStrictDateTime()
+  startsAt: string;
+  @ApiProperty({ example: '2026-12-01T20:00:00+08:00', description: 'after startsAt, in the future' }) @IsStrictDateTime() endsAt: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
+/** What may change depends on where the shift stands: ended — its note only; on duty now — its end and note; not yet begun — anything. */
 export class UpdateShiftDto {
-  @ApiPropertyOptional() @IsOptional() @IsUUID() userId?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() startsAt?: string;
-  @ApiPropertyOptional() @IsOptional() @IsStrictDateTime() endsAt?: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(500) note?: string;
+  @ApiPropertyOptional({ description: 'only before the shift begins (on duty: hand it over)' }) @IsOptional() @IsUUID() userId?: string;
+  @ApiPropertyOptional({ description: 'only before the shift begins; at most notifications.rosterMaxBackdateMinutes in the past' })
+  @IsOptional()
+  @IsStrictDateTime()
+  startsAt?: string;
+  @ApiPropertyOptional({ description: 'not in the past; not once the shift has ended' }) @IsOptional() @IsStrictDateTime() endsAt?: string;
+  @ApiPropertyOptional({ description: 'also of a shift that has ended (audited)' }) @IsOptional() @IsString() @MaxLength(500) note?: string;
 }
 
 /** 交接班: the shift on duty now ends now, and the incoming person holds the role until the shift's end. */

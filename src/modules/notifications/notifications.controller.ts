@@ -41,14 +41,19 @@ export class DutyController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours). */
+  /**
+   * Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours). A shift whose
+   * person was since disabled or left the control-center roles counts for nothing: not in `onDuty` (its hours are a gap),
+   * listed in `notCounted` with the reason, so the console can say why.
+   */
   @Roles(...CENTER_ROLES)
   @Get('now')
   async now() {
     const at = new Date();
     const to = new Date(at.getTime() + this.config.notifications.rosterLookaheadHours * 3600_000);
     const gaps = (await this.roster.gaps(at, to)).map(({ dutyRole, from, to: end }) => ({ dutyRole, from, to: end }));
-    return { at: at.toISOString(), onDuty: await this.roster.onDuty(at), gaps };
+    const { onDuty, notCounted } = await this.roster.onDuty(at);
+    return { at: at.toISOString(), onDuty, notCounted, gaps };
   }
 
   /** The duty roster's gaps (a role with nobody on duty) in the next `hours` (default notifications.rosterLookaheadHours). */
@@ -82,21 +87,28 @@ export class DutyController {
     return this.roster.get(id);
   }
 
-  /** Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited. */
+  /**
+   * Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.
+   * Not ended already (400 on endsAt), starting at most notifications.rosterMaxBackdateMinutes in the past (400 on startsAt).
+   */
   @Roles(...ROSTER_ROLES)
   @Post('shifts')
   create(@Body() dto: CreateShiftDto, @CurrentUser() user: AuthUser) {
     return this.roster.create(dto, user.id);
   }
 
-  /** Changes a duty shift (person, role, window). Audited. */
+  /**
+   * Changes a duty shift. Audited. One not yet begun: anything (its start at most notifications.rosterMaxBackdateMinutes
+   * in the past). One on duty now: its end (not in the past) and note; its start or person: 409 DUTY_SHIFT.STARTED
+   * (hand it over). One that has ended is the record: its note only, else 409 DUTY_SHIFT.ENDED.
+   */
   @Roles(...ROSTER_ROLES)
   @Patch('shifts/:id')
   update(@UuidParam() id: string, @Body() dto: UpdateShiftDto) {
     return this.roster.update(id, dto);
   }
 
-  /** Deletes a duty shift. Audited. */
+  /** Deletes a duty shift not yet begun. Audited. One that has begun is part of the record: 409 DUTY_SHIFT.STARTED (end it or hand it over) / ENDED. */
   @Roles(...ROSTER_ROLES)
   @Delete('shifts/:id')
   @HttpCode(204)

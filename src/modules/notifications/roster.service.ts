@@ -2,13 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { ErrorCode, Errors } from '../../infra/http/errors';
+import { ErrorCode, Errors, type FieldError } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
 import { UsersService } from '../auth';
 import { ConsoleEventsService } from '../console-events';
 import { CreateShiftDto, HandoverDto, UpdateShiftDto } from './dto';
 import { DUTY_ROLES, DutyRole } from './notifications.constants';
-import { assertDutyPerson, DUTY_USER_ROLES, maskPhone, people } from './users';
+import { assertDutyPerson, DUTY_USER_ROLES, dutyRefusal, type DutyRefusal, maskPhone, people } from './users';
 
 interface ShiftRow {
   id: string;
@@ -32,6 +32,18 @@ export interface ShiftView {
   endsAt: string;
   note: string;
   handedOverFromId: string | null;
+  /**
+   * Why this shift covers nothing, null when it counts: its person was deleted, disabled or is no longer in a
+   * control-center role since it was planned. Such a shift is not on duty, leaves a gap and reaches nobody.
+   */
+  notCounted: DutyRefusal | null;
+}
+
+/** Who is on duty at an instant, per role (every role present), and the shifts covering it that do not count. */
+export interface OnDuty {
+  onDuty: Record<DutyRole, ShiftView[]>;
+  /** Shifts covering the instant whose person may no longer hold a duty (see ShiftView.notCounted): shown, never counted. */
+  notCounted: ShiftView[];
 }
 
 /** Someone who may hold a duty (a control-center user, not disabled), as the roster's person pickers list them. */
@@ -50,12 +62,29 @@ export interface RosterGap {
 }
 
 const MAX_RANGE_MS = 62 * 86400_000;
+/** A client's clock a little behind ours: an end "now" sent by it is not refused as past. */
+const CLOCK_SLACK_MS = 1000;
 
 /**
  * The duty roster (值班表): who holds each duty role — operator desk, duty supervisor, bureau
  * leader — from when to when (stored UTC, entered and shown in Asia/Shanghai). Shifts of one role
  * may overlap (a handover, two supervisors): everyone on duty is told. Hours nobody covers are
  * gaps: listed on request and reported once each to the console by a scheduled check.
+ *
+ * The roster is the record of who was on duty, so what has happened stays as it was (attack finding F3;
+ * the same rules as maintenance windows):
+ * - a shift that has ended is not changed or deleted (409 DUTY_SHIFT.ENDED) — only its note may be
+ *   corrected (who and when stay; the audit log keeps the note it had);
+ * - a shift on duty now keeps its start and its person (409 DUTY_SHIFT.STARTED: hand it over); its end
+ *   may move, not into the past; it is not deleted (409 STARTED: end it or hand it over);
+ * - a shift not yet begun may change in every way; a new or moved start lies at most
+ *   notifications.rosterMaxBackdateMinutes in the past (entering a shift begun this hour is normal,
+ *   a week back is rewriting the record): else a field-level 400 on startsAt.
+ * Times are stored to the millisecond, as the API shows them (a DB check holds it).
+ *
+ * A shift counts as cover only while its person may hold a duty (dutyRefusal in ./users, the rule that
+ * admitted them): one whose person was disabled or demoted since is not on duty, leaves a gap and
+ * reaches nobody (attack finding F4).
  */
 @Injectable()
 export class RosterService {
@@ -82,7 +111,17 @@ export class RosterService {
       endsAt: new Date(r.ends_at).toISOString(),
       note: r.note,
       handedOverFromId: r.handed_over_from_id,
+      notCounted: dutyRefusal(who.get(r.user_id)),
     }));
+  }
+
+  /** Of these shifts, those whose person may hold a duty now (dutyRefusal): the only ones that cover anything. */
+  private async counting<T extends { user_id: string }>(rows: T[]): Promise<T[]> {
+    const who = await people(
+      this.users,
+      rows.map((r) => r.user_id),
+    );
+    return rows.filter((r) => dutyRefusal(who.get(r.user_id)) === null);
   }
 
   async list(q: { from?: string; to?: string; dutyRole?: DutyRole }): Promise<ShiftView[]> {
@@ -97,12 +136,12 @@ export class RosterService {
     return this.views(rows);
   }
 
-  /** Everyone who may hold a duty (DUTY_USER_ROLES, not disabled), by role then name: what the roster's pickers offer. */
+  /** Everyone who may hold a duty (dutyRefusal: DUTY_USER_ROLES, not disabled), by role then name: what the roster's pickers offer. */
   async dutyPeople(): Promise<DutyPerson[]> {
     const out: DutyPerson[] = [];
     for (const role of DUTY_USER_ROLES) {
       const { items } = await this.users.list({ role, limit: 10_000, offset: 0 });
-      for (const u of items) if (!u.disabled) out.push({ id: u.id, name: u.displayName || u.username, role: role as DutyPerson['role'] });
+      for (const u of items) if (dutyRefusal(u) === null) out.push({ id: u.id, name: u.displayName || u.username, role: role as DutyPerson['role'] });
     }
     return out;
   }
@@ -113,20 +152,24 @@ export class RosterService {
     return (await this.views([row]))[0];
   }
 
-  /** Who is on duty at `at`, per role (every role present, possibly with nobody). */
-  async onDuty(at = new Date()): Promise<Record<DutyRole, ShiftView[]>> {
+  /** Who is on duty at `at`, per role (every role present, possibly with nobody); shifts that do not count apart. */
+  async onDuty(at = new Date()): Promise<OnDuty> {
     const rows = (await this.db.query(`SELECT * FROM duty_shifts WHERE starts_at <= $1 AND ends_at > $1 ORDER BY starts_at`, [at])) as ShiftRow[];
     const views = await this.views(rows);
-    return Object.fromEntries(DUTY_ROLES.map((r) => [r, views.filter((v) => v.dutyRole === r)])) as Record<DutyRole, ShiftView[]>;
+    const counted = views.filter((v) => v.notCounted === null);
+    return {
+      onDuty: Object.fromEntries(DUTY_ROLES.map((r) => [r, counted.filter((v) => v.dutyRole === r)])) as Record<DutyRole, ShiftView[]>,
+      notCounted: views.filter((v) => v.notCounted !== null),
+    };
   }
 
-  /** The user ids on duty in a role at `at` (the escalation's recipients). */
+  /** The user ids on duty in a role at `at` (the escalation's recipients): only people who may hold a duty. */
   async onDutyUserIds(role: DutyRole, at = new Date()): Promise<string[]> {
     const rows: { user_id: string }[] = await this.db.query(
       `SELECT DISTINCT user_id FROM duty_shifts WHERE duty_role = $1 AND starts_at <= $2 AND ends_at > $2`,
       [role, at],
     );
-    return rows.map((r) => r.user_id);
+    return (await this.counting(rows)).map((r) => r.user_id);
   }
 
   private window(startsAt: Date, endsAt: Date): void {
@@ -162,10 +205,16 @@ export class RosterService {
       });
   }
 
-  /** A shift planned or moved must not have ended already: a roster entry wholly in the past changes nobody's duty (attack pass 7 F4). */
+  /** A shift planned must not have ended already: a roster entry wholly in the past changes nobody's duty (attack pass 7 F4). */
   private notEnded(endsAt: Date): void {
     if (endsAt.getTime() <= Date.now())
       throw Errors.validation([{ field: 'endsAt', reason: 'must be in the future: a shift that has ended cannot be planned' }]);
+  }
+
+  /** A start entered or moved lies at most rosterMaxBackdateMinutes in the past: beyond that it rewrites the record (attack finding F3). */
+  private backdated(startsAt: Date, now: number): FieldError | null {
+    const max = this.config.notifications.rosterMaxBackdateMinutes;
+    return startsAt.getTime() < now - max * 60_000 ? { field: 'startsAt', reason: `must not be more than ${max} minutes in the past` } : null;
   }
 
   private async changed(m: EntityManager, shiftId: string, change: 'created' | 'updated' | 'deleted' | 'handover'): Promise<void> {
@@ -176,6 +225,8 @@ export class RosterService {
     const [startsAt, endsAt] = [new Date(dto.startsAt), new Date(dto.endsAt)];
     this.window(startsAt, endsAt);
     this.notEnded(endsAt);
+    const tooEarly = this.backdated(startsAt, Date.now());
+    if (tooEarly) throw Errors.validation([tooEarly]);
     await assertDutyPerson(this.users, dto.userId, 'userId');
     const row = await this.db.transaction(async (m) => {
       await this.assertNoOverlap(m, { dutyRole: dto.dutyRole, userId: dto.userId, startsAt, endsAt }, null);
@@ -190,17 +241,52 @@ export class RosterService {
     return (await this.views([row]))[0];
   }
 
+  /** Where a shift stands at `now`: ended (the record), on duty (started, not ended) or ahead. */
+  private static phase(row: ShiftRow, now: number): 'ended' | 'on_duty' | 'ahead' {
+    if (new Date(row.ends_at).getTime() <= now) return 'ended';
+    return new Date(row.starts_at).getTime() <= now ? 'on_duty' : 'ahead';
+  }
+
+  private static ended(row: ShiftRow): never {
+    throw Errors.conflict(ErrorCode.DUTY_SHIFT.ENDED, 'The shift has ended: it is part of the record of who was on duty', {
+      endsAt: new Date(row.ends_at).toISOString(),
+    });
+  }
+
+  private static started(row: ShiftRow, what: string): never {
+    throw Errors.conflict(ErrorCode.DUTY_SHIFT.STARTED, `The shift is on duty now: ${what}`, { startsAt: new Date(row.starts_at).toISOString() });
+  }
+
+  /**
+   * Changes a shift, by where it stands (see the class comment): ended — its note only; on duty — its end
+   * (not into the past) and note, its start and person given again unchanged are no change; ahead — anything,
+   * its start at most rosterMaxBackdateMinutes in the past. A new person must be one who may hold a duty.
+   */
   async update(id: string, dto: UpdateShiftDto): Promise<ShiftView> {
-    if (dto.userId) await assertDutyPerson(this.users, dto.userId, 'userId');
     const row = await this.db.transaction(async (m) => {
       const [before] = (await m.query(`SELECT * FROM duty_shifts WHERE id = $1 FOR UPDATE`, [id])) as ShiftRow[];
       if (!before) throw Errors.notFound(ErrorCode.DUTY_SHIFT.NOT_FOUND, id);
+      const now = Date.now();
+      const phase = RosterService.phase(before, now);
+      if (phase === 'ended' && (dto.userId !== undefined || dto.startsAt !== undefined || dto.endsAt !== undefined)) RosterService.ended(before);
+      const movesStart = dto.startsAt !== undefined && new Date(dto.startsAt).getTime() !== new Date(before.starts_at).getTime();
+      const changesPerson = dto.userId !== undefined && dto.userId !== before.user_id;
+      if (phase === 'on_duty' && changesPerson) RosterService.started(before, 'its person cannot change (hand it over instead)');
+      if (phase === 'on_duty' && movesStart) RosterService.started(before, 'its start cannot change');
       const startsAt = dto.startsAt ? new Date(dto.startsAt) : new Date(before.starts_at);
       const endsAt = dto.endsAt ? new Date(dto.endsAt) : new Date(before.ends_at);
-      this.window(startsAt, endsAt);
-      // Only a change of its times must lie ahead: a past shift's note or person can still be corrected.
-      if ((dto.startsAt || dto.endsAt) && endsAt.getTime() !== new Date(before.ends_at).getTime()) this.notEnded(endsAt);
-      await this.assertNoOverlap(m, { dutyRole: before.duty_role, userId: dto.userId ?? before.user_id, startsAt, endsAt }, id);
+      const movesEnd = endsAt.getTime() !== new Date(before.ends_at).getTime();
+      if (movesStart || movesEnd) this.window(startsAt, endsAt);
+      const errors: FieldError[] = [];
+      const tooEarly = movesStart ? this.backdated(startsAt, now) : null;
+      if (tooEarly) errors.push(tooEarly);
+      if (dto.endsAt !== undefined && endsAt.getTime() < now - CLOCK_SLACK_MS)
+        errors.push({ field: 'endsAt', reason: 'must not be in the past (a shift that has ended is part of the record)' });
+      if (errors.length) throw Errors.validation(errors);
+      if (changesPerson) await assertDutyPerson(this.users, dto.userId!, 'userId');
+      // A note alone changes nobody's hours: a shift kept from before the overlap rule can still have it corrected.
+      if (movesStart || movesEnd || changesPerson)
+        await this.assertNoOverlap(m, { dutyRole: before.duty_role, userId: dto.userId ?? before.user_id, startsAt, endsAt }, id);
       const [[row]] = (await m.query(
         `UPDATE duty_shifts SET user_id = $2, starts_at = $3, ends_at = $4, note = $5, updated_at = now() WHERE id = $1 RETURNING *`,
         [id, dto.userId ?? before.user_id, startsAt, endsAt, dto.note ?? before.note],
@@ -212,10 +298,15 @@ export class RosterService {
     return (await this.views([row]))[0];
   }
 
+  /** Deletes a shift not yet begun (one that has is part of the record: 409 ENDED, or STARTED — end it or hand it over). */
   async remove(id: string): Promise<void> {
     await this.db.transaction(async (m) => {
+      const [before] = (await m.query(`SELECT * FROM duty_shifts WHERE id = $1 FOR UPDATE`, [id])) as ShiftRow[];
+      if (!before) throw Errors.notFound(ErrorCode.DUTY_SHIFT.NOT_FOUND, id);
+      const phase = RosterService.phase(before, Date.now());
+      if (phase === 'ended') RosterService.ended(before);
+      if (phase === 'on_duty') RosterService.started(before, 'it cannot be deleted (end it or hand it over)');
       const [[row]] = (await m.query(`DELETE FROM duty_shifts WHERE id = $1 RETURNING *`, [id])) as [ShiftRow[]];
-      if (!row) throw Errors.notFound(ErrorCode.DUTY_SHIFT.NOT_FOUND, id);
       await this.audit.record(m, { action: 'delete', entity: 'duty_shift', entityId: id, before: row });
       await this.changed(m, id, 'deleted');
     });
@@ -238,9 +329,11 @@ export class RosterService {
         });
       if (cur.user_id === dto.toUserId) throw Errors.validation([{ field: 'toUserId', reason: 'is already on this shift' }]);
       await this.assertNoOverlap(m, { dutyRole: cur.duty_role, userId: dto.toUserId, startsAt: now, endsAt: new Date(cur.ends_at) }, null);
-      // A shift that started this very instant would become empty: it ends a microsecond after it starts instead.
+      // Ends now, to the millisecond as every shift time is stored (what the API shows, the next shift's start);
+      // a shift that started this very millisecond would become empty: it ends a millisecond after it starts instead.
       const [[ended]] = (await m.query(
-        `UPDATE duty_shifts SET ends_at = greatest(now(), starts_at + interval '1 millisecond'), updated_at = now() WHERE id = $1 RETURNING *`,
+        `UPDATE duty_shifts SET ends_at = greatest(date_trunc('milliseconds', now()), starts_at + interval '1 millisecond'), updated_at = now()
+          WHERE id = $1 RETURNING *`,
         [id],
       )) as [ShiftRow[]];
       const [started] = (await m.query(
@@ -264,21 +357,10 @@ export class RosterService {
       `SELECT duty_role, user_id, starts_at, ends_at FROM duty_shifts WHERE ends_at > $1 AND starts_at < $2 ORDER BY duty_role, starts_at`,
       [from, to],
     );
-    // A shift held by a disabled (or deleted) user covers nothing: deliveries skip that person, so the roster must say
-    // the role is uncovered (attack pass 7 F1: an escalation reached nobody while no gap was reported).
-    const who = await people(
-      this.users,
-      shifts.map((r) => r.user_id),
-    );
-    const rows = shifts.filter((r) => who.get(r.user_id)?.disabled === false);
-    // The shift ends just before the window and starts just after it: a gap's real bounds (a gap is reported once per bounds).
-    const edges: { duty_role: DutyRole; before: Date | null; after: Date | null }[] = await this.db.query(
-      `SELECT r AS duty_role,
-         (SELECT max(ends_at) FROM duty_shifts WHERE duty_role = r AND ends_at <= $1) AS before,
-         (SELECT min(starts_at) FROM duty_shifts WHERE duty_role = r AND starts_at >= $2) AS after
-       FROM unnest($3::text[]) AS r`,
-      [from, to, [...DUTY_ROLES]],
-    );
+    // A shift whose person may not hold a duty (deleted, disabled, demoted: dutyRefusal) covers nothing: nobody is told
+    // through it, so the roster must say the role is uncovered (attack pass 7 F1; finding F4 for a demoted person).
+    const rows = await this.counting(shifts);
+    const edges = await this.edges(from, to);
     const out: (RosterGap & { realFrom: Date | null; realTo: Date | null })[] = [];
     for (const role of DUTY_ROLES) {
       const edge = edges.find((e) => e.duty_role === role);
@@ -304,6 +386,32 @@ export class RosterService {
       if (cursor < to.getTime()) push(to.getTime(), edge?.after ? new Date(edge.after) : null);
     }
     return out;
+  }
+
+  /**
+   * Per role, the end of the last counting shift before `from` and the start of the first after `to`: a gap's real
+   * bounds (a gap is reported once per bounds). Shifts that do not count are skipped: the edge query is asked again
+   * without the people found not to count, so a few rounds at most (one when everyone on the roster may hold a duty).
+   */
+  private async edges(from: Date, to: Date): Promise<{ duty_role: DutyRole; before: Date | null; after: Date | null }[]> {
+    const skip = new Set<string>();
+    for (;;) {
+      const edges: { duty_role: DutyRole; before: Date | null; before_user: string | null; after: Date | null; after_user: string | null }[] =
+        await this.db.query(
+          `SELECT r AS duty_role, b.ends_at AS before, b.user_id AS before_user, a.starts_at AS after, a.user_id AS after_user
+             FROM unnest($3::text[]) AS r
+             LEFT JOIN LATERAL (SELECT ends_at, user_id FROM duty_shifts
+                                 WHERE duty_role = r AND ends_at <= $1 AND user_id <> ALL($4::uuid[]) ORDER BY ends_at DESC LIMIT 1) b ON true
+             LEFT JOIN LATERAL (SELECT starts_at, user_id FROM duty_shifts
+                                 WHERE duty_role = r AND starts_at >= $2 AND user_id <> ALL($4::uuid[]) ORDER BY starts_at LIMIT 1) a ON true`,
+          [from, to, [...DUTY_ROLES], [...skip]],
+        );
+      const users = edges.flatMap((e) => [e.before_user, e.after_user]).filter((u): u is string => u !== null);
+      const counted = new Set((await this.counting(users.map((user_id) => ({ user_id })))).map((u) => u.user_id));
+      const notCounted = users.filter((u) => !counted.has(u));
+      if (notCounted.length === 0) return edges.map(({ duty_role, before, after }) => ({ duty_role, before, after }));
+      for (const u of notCounted) skip.add(u);
+    }
   }
 
   /**

@@ -30,11 +30,33 @@ export async function people(users: UsersService, ids: string[]): Promise<Map<st
 /** Roles that may hold a duty or be named in a policy: the control center's, never school staff. */
 export const DUTY_USER_ROLES: UserRole[] = ['operator', 'supervisor', 'admin'];
 
+/** Why a person may not hold a duty: deleted, disabled, or no longer (or never) in a control-center role. */
+export const DUTY_REFUSALS = ['user_deleted', 'user_disabled', 'user_role'] as const;
+export type DutyRefusal = (typeof DUTY_REFUSALS)[number];
+
+const REFUSAL_REASON: Record<DutyRefusal, string> = {
+  user_deleted: 'no such user',
+  user_disabled: 'the user is disabled',
+  user_role: `must be a control-center user (${DUTY_USER_ROLES.join(', ')})`,
+};
+
+/**
+ * The one rule of who may hold a duty, null when this person may. It decides who can be put on a shift
+ * (assertDutyPerson), whom the roster's pickers offer, and whether a shift counts as cover at all: a
+ * shift whose person was disabled or demoted after it was planned covers nothing — not on duty now, a
+ * gap, no escalation recipient (attack finding F4: a disabled or demoted user stayed on duty).
+ */
+export function dutyRefusal(p: Pick<Person, 'role' | 'disabled'> | undefined): DutyRefusal | null {
+  if (!p) return 'user_deleted';
+  if (p.disabled) return 'user_disabled';
+  if (!DUTY_USER_ROLES.includes(p.role)) return 'user_role';
+  return null;
+}
+
 export async function assertDutyPerson(users: UsersService, id: string, field: string): Promise<Person> {
   const p = (await people(users, [id])).get(id);
-  if (!p) throw Errors.validation([{ field, reason: 'no such user' }]);
-  if (p.disabled) throw Errors.validation([{ field, reason: 'the user is disabled' }]);
-  if (!DUTY_USER_ROLES.includes(p.role)) throw Errors.validation([{ field, reason: `must be a control-center user (${DUTY_USER_ROLES.join(', ')})` }]);
+  const why = dutyRefusal(p);
+  if (why || !p) throw Errors.validation([{ field, reason: REFUSAL_REASON[why ?? 'user_deleted'] }]);
   return p;
 }
 

@@ -195,6 +195,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'DUTY_SHIFT.NOT_FOUND': 'errors.notFound',
   'DUTY_SHIFT.NOT_ON_DUTY': 'errors.notOnDuty',
   'DUTY_SHIFT.OVERLAP': 'errors.shiftOverlap',
+  'DUTY_SHIFT.ENDED': 'errors.shiftEnded',
+  'DUTY_SHIFT.STARTED': 'errors.shiftStarted',
   'NOTIFICATION_CHANNEL.NOT_FOUND': 'errors.notFound',
   'NOTIFICATION_LINK.INVALID': 'errors.linkInvalid',
   'NOTIFICATION_LINK.EXPIRED': 'errors.linkExpired',

@@ -388,6 +388,8 @@ const en: Messages = {
   errors: {
     notOnDuty: 'Only a shift on duty now can be handed over',
     shiftOverlap: 'This person already holds this duty role for part of that time',
+    shiftEnded: 'This shift has ended: it is part of the record of who was on duty and cannot be changed or deleted',
+    shiftStarted: 'This shift is on duty now: its person and start cannot change and it cannot be deleted; hand it over or move its end',
     linkInvalid: 'This link is not valid: find the alarm on the console',
     linkExpired: 'This link has expired: find the alarm on the console',
     alreadyAcknowledged: 'Already acknowledged by {name}',

@@ -385,6 +385,8 @@ const zhCN = {
   errors: {
     notOnDuty: '只能交接正在值班的班次',
     shiftOverlap: '此人在该时段已有同一岗位的班次',
+    shiftEnded: '该班次已结束，是值班记录，不能修改或删除',
+    shiftStarted: '该班次正在值班，不能删除或更换值班人、开始时间；请交接班或调整结束时间',
     linkInvalid: '链接无效，请在控制台中查找该报警',
     linkExpired: '链接已过期，请在控制台中查找该报警',
     alreadyAcknowledged: '该报警已被 {name} 确认',

@@ -985,7 +985,9 @@ export type paths = {
         };
         /**
          * Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours)
-         * @description Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours).
+         * @description Who is on duty now, per role, and the gaps in the hours ahead (notifications.rosterLookaheadHours). A shift whose
+         *     person was since disabled or left the control-center roles counts for nothing: not in `onDuty` (its hours are a gap),
+         *     listed in `notCounted` with the reason, so the console can say why.
          */
         get: operations["DutyController_now"];
         put?: never;
@@ -1032,6 +1034,7 @@ export type paths = {
         /**
          * Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window…
          * @description Adds a duty shift: a person on a duty role (operator desk, duty supervisor, bureau leader) over a time window (Asia/Shanghai). Audited.
+         *     Not ended already (400 on endsAt), starting at most notifications.rosterMaxBackdateMinutes in the past (400 on startsAt).
          */
         post: operations["DutyController_create"];
         delete?: never;
@@ -1055,15 +1058,17 @@ export type paths = {
         put?: never;
         post?: never;
         /**
-         * Deletes a duty shift
-         * @description Deletes a duty shift. Audited.
+         * Deletes a duty shift not yet begun
+         * @description Deletes a duty shift not yet begun. Audited. One that has begun is part of the record: 409 DUTY_SHIFT.STARTED (end it or hand it over) / ENDED.
          */
         delete: operations["DutyController_remove"];
         options?: never;
         head?: never;
         /**
-         * Changes a duty shift (person, role, window)
-         * @description Changes a duty shift (person, role, window). Audited.
+         * Changes a duty shift
+         * @description Changes a duty shift. Audited. One not yet begun: anything (its start at most notifications.rosterMaxBackdateMinutes
+         *     in the past). One on duty now: its end (not in the past) and note; its start or person: 409 DUTY_SHIFT.STARTED
+         *     (hand it over). One that has ended is the record: its note only, else 409 DUTY_SHIFT.ENDED.
          */
         patch: operations["DutyController_update"];
         trace?: never;
@@ -3660,10 +3665,16 @@ export type components = {
         CreateShiftDto: {
             /** @enum {string} */
             dutyRole: "operator_desk" | "duty_supervisor" | "bureau_leader";
-            /** @example 2026-12-01T20:00:00+08:00 */
+            /**
+             * @description after startsAt, in the future
+             * @example 2026-12-01T20:00:00+08:00
+             */
             endsAt: string;
             note?: string;
-            /** @example 2026-12-01T08:00:00+08:00 */
+            /**
+             * @description at most notifications.rosterMaxBackdateMinutes in the past
+             * @example 2026-12-01T08:00:00+08:00
+             */
             startsAt: string;
             userId: string;
         };
@@ -4606,6 +4617,8 @@ export type components = {
             endsAt: string;
             handedOverFromId: string | null;
             id: string;
+            /** @enum {string|null} */
+            notCounted: "user_deleted" | "user_disabled" | "user_role" | null;
             note: string;
             phone: string | null;
             startsAt: string;
@@ -4849,9 +4862,13 @@ export type components = {
             zoneId?: Record<string, never> | null;
         };
         UpdateShiftDto: {
+            /** @description not in the past; not once the shift has ended */
             endsAt?: string;
+            /** @description also of a shift that has ended (audited) */
             note?: string;
+            /** @description only before the shift begins; at most notifications.rosterMaxBackdateMinutes in the past */
             startsAt?: string;
+            /** @description only before the shift begins (on duty: hand it over) */
             userId?: string;
         };
         UpdateUserDto: {
@@ -8896,6 +8913,7 @@ export interface operations {
                             from: string;
                             to: string | null;
                         }[];
+                        notCounted: components["schemas"]["ShiftView"][];
                         onDuty: {
                             bureau_leader: components["schemas"]["ShiftView"][];
                             duty_supervisor: components["schemas"]["ShiftView"][];
@@ -9216,6 +9234,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.ENDED, DUTY_SHIFT.STARTED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     DutyController_update: {
@@ -9278,7 +9305,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.OVERLAP */
+            /** @description Conflicts with the current state of the record — codes: DUTY_SHIFT.ENDED, DUTY_SHIFT.OVERLAP, DUTY_SHIFT.STARTED */
             409: {
                 headers: {
                     [name: string]: unknown;

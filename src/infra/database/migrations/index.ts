@@ -40,6 +40,7 @@ import { IncidentOpenDeviceIndex1764323900000 } from './1764323900000-IncidentOp
 import { EvidenceSource1764324500000 } from './1764324500000-EvidenceSource';
 import { TaskReopen1764325000000 } from './1764325000000-TaskReopen';
 import { TaskClosePhotos1764325640000 } from './1764325640000-TaskClosePhotos';
+import { DutyShiftMilliseconds1764326100000 } from './1764326100000-DutyShiftMilliseconds';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -85,4 +86,5 @@ export const MIGRATIONS = [
   EvidenceSource1764324500000,
   TaskReopen1764325000000,
   TaskClosePhotos1764325640000,
+  DutyShiftMilliseconds1764326100000,
 ];
