@@ -30,6 +30,7 @@ describe('escalation on the console (Chromium)', () => {
   let browser: Browser;
   let wecom: FakeReceiver;
   let raiser: string;
+  let admin: string;
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
   const open: ConsolePage[] = [];
 
@@ -44,7 +45,7 @@ describe('escalation on the console (Chromium)', () => {
       alarms: { escalationSeconds: { P1: [600], P2: [600], P3: [600], P4: [600] } },
       notifications: { retryDelayMs: 200, reconcileEveryMs: 0, rosterCheckEveryMs: 0 },
     });
-    const admin = (await t.userToken('admin')).token;
+    admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     raiser = (await t.userToken('operator', undefined, 'raiser')).token;
     const sup = await t.userToken('supervisor', undefined, 'sup_zhang');
@@ -205,6 +206,14 @@ describe('escalation on the console (Chromium)', () => {
     await page.waitForSelector(`${mine} .on-duty:has-text("李局长")`);
     const dutyNow = (await t.http().get('/api/v1/duty/now').set(auth(raiser)).expect(200)).body;
     expect(dutyNow.onDuty.duty_supervisor.map((x: { userName: string }) => x.userName)).toEqual(['李局长']);
+    // Shifts that have begun are the record: no delete, and the button says why (the server would answer 409).
+    const ended = dutyNow.onDuty.duty_supervisor[0].handedOverFromId as string;
+    const removeOf = (id: string) => `#d-shifts tr[data-shift-id="${id}"] .shift-remove`;
+    expect(await page.isDisabled(removeOf(ended))).toBe(true);
+    expect(await page.getAttribute(`#d-shifts tr[data-shift-id="${ended}"] span[title]`, 'title')).toContain('已结束的班次是值班记录');
+    const onDutyId = dutyNow.onDuty.duty_supervisor[0].id as string;
+    expect(await page.isDisabled(removeOf(onDutyId))).toBe(true);
+    expect(await page.getAttribute(`#d-shifts tr[data-shift-id="${onDutyId}"] span[title]`, 'title')).toContain('请交接班');
 
     // The group robot's provider has maintenance tonight: silenced (audited), then back.
     const channel = '#d-channels [data-channel-id]';
@@ -224,6 +233,27 @@ describe('escalation on the console (Chromium)', () => {
     await page.waitForSelector('#duty-page h2:text("Duty roster and notification channels")');
     expect(await rawKeysOnPage(page, ['sup_zhang', 'leader_li'])).toEqual([]);
     await page.click('.lang-switch');
+
+    // The operator desk's person is disabled mid-shift: the shift is shown, but as not counted, and the desk as unmanned.
+    const gone = await t.userToken('operator', undefined, 'op_gone', '王值班');
+    const desk = await t
+      .http()
+      .post('/api/v1/duty/shifts')
+      .set(auth(admin))
+      .send({
+        dutyRole: 'operator_desk',
+        userId: gone.userId,
+        startsAt: new Date(Date.now() - 600_000).toISOString(),
+        endsAt: new Date(Date.now() + 8 * 3_600_000).toISOString(),
+      })
+      .expect(201);
+    await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
+    await page.reload();
+    const deskNow = '#d-now [data-duty-role="operator_desk"]';
+    await page.waitForSelector(`${deskNow} .not-counted`);
+    expect(await page.textContent(`${deskNow} .not-counted`)).toContain('王值班（不计入值班：用户已停用）');
+    expect(await page.textContent(deskNow)).toContain('无人值班');
+    expect(await page.textContent(`#d-shifts tr[data-shift-id="${desk.body.id}"]`)).toContain('不计入值班：用户已停用');
     expect(await cp.problems()).toEqual([]);
 
     // An operator reads the roster: no form, no handover, no silence.

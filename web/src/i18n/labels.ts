@@ -144,3 +144,6 @@ const CHANNEL_KINDS = ['wecom', 'dingtalk', 'feishu', 'sms'] as const;
 export const channelKindKey = (s: string | null): MessageKey => (isOneOf(CHANNEL_KINDS, s) ? `notify.channel.${s}` : 'notify.channel.none');
 const DUTY_ROLES = ['operator_desk', 'duty_supervisor', 'bureau_leader'] as const;
 export const dutyRoleKey = (s: string | null): MessageKey => (isOneOf(DUTY_ROLES, s) ? `duty.role.${s}` : 'timeline.other');
+const NOT_COUNTED = ['user_deleted', 'user_disabled', 'user_role'] as const;
+/** Why a shift does not count as cover (ShiftView.notCounted); an unknown reason still says it does not count. */
+export const notCountedKey = (s: string): MessageKey => (isOneOf(NOT_COUNTED, s) ? `duty.notCounted.${s}` : 'duty.notCounted.other');
