@@ -41,8 +41,11 @@ function bodyErrorHandler(err: { status?: number; type?: string; message?: strin
   });
 }
 
-/** The routes that take a multipart file upload instead of JSON (registry import, alarm and rectification task photos). */
-const UPLOAD_ROUTES = /^\/api\/v1\/(import\/(?!templates\/)[a-z-]+|(incidents|rectification-tasks)\/[0-9a-f-]{36}\/photos)$/i;
+/**
+ * The routes that take a multipart file upload instead of JSON (registry import, alarm and rectification task photos).
+ * Any id passes here: the route itself answers one that is no UUID (400 on `id`, before the file is read).
+ */
+const UPLOAD_ROUTES = /^\/api\/v1\/(import\/(?!templates\/)[a-z-]+|(incidents|rectification-tasks)\/[^/]+\/photos)$/i;
 
 /**
  * The device alarm routes (button press, camera/gateway report): they read their own body after the

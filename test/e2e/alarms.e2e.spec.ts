@@ -300,7 +300,7 @@ describe('alarms over HTTP', () => {
     };
     // Not a JPEG, too large (bytes, pixels), no file: refused, nothing stored.
     expect((await upload(staffA, Buffer.from('GIF89a not a jpeg')).expect(415)).body.error.code).toBe('EVIDENCE.PHOTO_NOT_JPEG');
-    expect((await upload(staffA, header(64, 64, 70000)).expect(413)).body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect((await upload(staffA, header(64, 64, 70000)).expect(413)).body.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: '照片超过 58 KB 的上限' });
     await upload(staffA, header(60000, 60000)).expect(413);
     // Decoded for real: a header without a picture, a size the scan does not fill, a cut scan are not photos (415).
     expect((await upload(staffA, header(320, 240)).expect(415)).body.error.code).toBe('EVIDENCE.PHOTO_NOT_JPEG');

@@ -84,6 +84,8 @@ describe('rectification task photos', () => {
     expect([theirs.body.error.code, none.body.error.code]).toEqual(['RECTIFICATION_TASK.NOT_FOUND', 'RECTIFICATION_TASK.NOT_FOUND']);
     expect((await upload(auditor, taskA, jpeg(64, 48)).expect(403)).body.error.code).toBe('AUTH.ROLE_FORBIDDEN');
     await t.http().post(`/api/v1/rectification-tasks/${taskA}/photos`).attach('file', jpeg(64, 48), 'x.jpg').expect(401);
+    // Not a task id at all: a 400 on `id` before the upload is read (not a 415 about JSON).
+    for (const bad of ['not-a-uuid', '123']) expect(fields(await upload(staffA.token, bad, jpeg(64, 48)).expect(400))).toEqual(['id']);
     expect((await t.db.query(`SELECT count(*)::int AS n FROM video_evidence`)).rows[0].n).toBe(0);
 
     // Stored re-encoded: its true size, no EXIF (GPS) and nothing after the picture's end.
@@ -120,6 +122,13 @@ describe('rectification task photos', () => {
       expect(jpegJs.decode(stored)).toMatchObject({ width: 640, height: 480 });
     }
     expect((await t.http().get(`/api/v1/video/evidence/${first.body.id}`).set(auth(staffB)).expect(404)).body.error.code).toBe('EVIDENCE.NOT_FOUND');
+  });
+
+  it('the task list takes one task by id (a link to it); another school sees nothing of it', async () => {
+    const one = await t.http().get('/api/v1/rectification-tasks').query({ id: otherTaskA }).set(auth(supervisor)).expect(200);
+    expect([one.body.total, one.body.items.map((x: { id: string }) => x.id)]).toEqual([1, [otherTaskA]]);
+    expect((await t.http().get('/api/v1/rectification-tasks').query({ id: otherTaskA }).set(auth(staffB)).expect(200)).body.total).toBe(0);
+    expect(fields(await t.http().get('/api/v1/rectification-tasks').query({ id: 'x' }).set(auth(supervisor)).expect(400))).toEqual(['id']);
   });
 
   it('a closing names 1–6 photos of this very task (400 otherwise); a task sent back keeps them, the next closing brings its own', async () => {
@@ -172,13 +181,35 @@ describe('rectification task photos', () => {
     expect(listed.find((x: { id: string }) => x.id === taskA).closePhotoIds).toEqual([mine.id]);
     await t.http().get(`/api/v1/video/evidence/${mine.id}`).set(auth(staffA.token)).expect(200);
 
-    // Closed again with new photos (the supervisor may take them too); video.photosPerTask (3 here) bounds the task's photos.
+    // The rejected closing's photo does not close it again: the new closing brings photos taken since.
+    const stale = await close(staffA.token, taskA, { note: '已重新调整', photoIds: [mine.id] }).expect(400);
+    expect(stale.body.error.details.fields).toEqual([{ field: 'photoIds', reason: expect.stringContaining('须上传退回后的新照片') }]);
+    expect(stale.body.error.details.fields[0].reason).toContain(mine.id);
+    const round = () => t.http().get(`/api/v1/rectification-tasks/${taskA}/photos`).set(auth(staffA.token)).expect(200);
+    expect((await round()).body).toMatchObject({ items: [], limit: 3 }); // the earlier round's photo is not offered
+
+    // video.photosPerTask (3 here) bounds this round's photos (the earlier round's one does not count); the supervisor
+    // may take them too. A photo withdrawn by its sender no longer counts; another's, or an earlier round's, stays.
     const second = (await upload(staffA.token, taskA, jpeg(320, 240, 1)).expect(201)).body.id as string;
     const third = (await upload(supervisor, taskA, jpeg(320, 240, 2)).expect(201)).body.id as string;
-    expect((await upload(staffA.token, taskA, jpeg(320, 240, 3)).expect(409)).body.error).toMatchObject({
+    const wrong = (await upload(staffA.token, taskA, jpeg(320, 240, 3)).expect(201)).body.id as string;
+    expect((await upload(staffA.token, taskA, jpeg(320, 240, 4)).expect(409)).body.error).toMatchObject({
       code: 'EVIDENCE.PHOTO_LIMIT',
       details: { limit: 3 },
     });
+    expect((await round()).body.items.map((p: { id: string }) => p.id)).toEqual([second, third, wrong]);
+    const removePhoto = (token: string, id: string) => t.http().delete(`/api/v1/rectification-tasks/${taskA}/photos/${id}`).set(auth(token));
+    for (const id of [third, mine.id, other]) expect((await removePhoto(staffA.token, id).expect(404)).body.error.code).toBe('EVIDENCE.NOT_FOUND');
+    await removePhoto(staffB, wrong).expect(404);
+    await removePhoto(staffA.token, wrong).expect(204);
+    expect((await round()).body.items.map((p: { id: string }) => p.id)).toEqual([second, third]);
+    const removed = await t.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'remove_photo' AND entity_id = $1`, [taskA]);
+    expect(removed.rows[0].n).toBe(1);
+    const fourth = (await upload(staffA.token, taskA, jpeg(320, 240, 5)).expect(201)).body.id as string;
+    expect(fields(await close(staffA.token, taskA, { note: '已重新调整', photoIds: [second, wrong] }).expect(400))).toEqual(['photoIds']);
+    await removePhoto(staffA.token, fourth).expect(204);
+    // A blank note is refused on its field (as the reopen reason is).
+    for (const note of ['   ', '  \n ']) expect(fields(await close(staffA.token, taskA, { note, photoIds: [second, third] }).expect(400))).toEqual(['note']);
     const again = (await close(staffA.token, taskA, { note: '闭门器已调整，照片为关闭状态', photoIds: [second, third] }).expect(200)).body;
     expect(again.closePhotoIds.sort()).toEqual([second, third].sort());
     const closings = await t.db.query(
@@ -186,11 +217,13 @@ describe('rectification task photos', () => {
       [taskA],
     );
     expect(closings.rows.map((r) => r.ids.length)).toEqual([1, 2]); // every closing's photos stay in the audit log
+    // Closed: nothing is withdrawn any more.
+    expect((await removePhoto(staffA.token, second).expect(409)).body.error.code).toBe('RECTIFICATION_TASK.ALREADY_CLOSED');
 
     // Kept as long as the task: a purge 100 days on (pictures without an owner go after 30) keeps every one of them.
     await t.app.get(EvidenceService).purge(new Date(Date.now() + 100 * 86_400_000));
     const kept = await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE purpose = 'rectification.photo' AND ref_id = $1`, [taskA]);
-    expect(kept.rows[0].n).toBe(3);
+    expect(kept.rows[0].n).toBe(3); // mine, second, third (the withdrawn ones are gone)
     expect((await t.db.query(`SELECT count(*)::int AS n FROM video_evidence WHERE id = $1`, [cameraPicture])).rows[0].n).toBe(0);
     await t.http().get(`/api/v1/video/evidence/${mine.id}`).set(auth(supervisor)).expect(200);
 

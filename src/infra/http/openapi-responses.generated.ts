@@ -4914,6 +4914,13 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         '504': ['VIDEO.ONVIF_UNREACHABLE'],
       },
     },
+    VideoController_removeTaskPhoto: {
+      summary: "Withdraws a photo the caller uploaded in the task's current round (the task open): it goes, and no longer counts toward video.photosPerTask",
+      description:
+        "Withdraws a photo the caller uploaded in the task's current round (the task open): it goes, and no longer counts\ntoward video.photosPerTask. 204; 404 EVIDENCE.NOT_FOUND for anything else (another person's, an earlier round's,\nanother task's photo); 409 RECTIFICATION_TASK.ALREADY_CLOSED. Audited.",
+      empty: true,
+      errors: { '404': ['EVIDENCE.NOT_FOUND', 'RECTIFICATION_TASK.NOT_FOUND'], '409': ['RECTIFICATION_TASK.ALREADY_CLOSED'] },
+    },
     VideoController_snapshot: {
       summary:
         'A JPEG of the camera now: from its ONVIF snapshot URI when it has one, else (or when that fails) from the running stream or a short pull; cached video.snapshotCacheMs; X-Snapshot-Source says which',
@@ -4936,6 +4943,22 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         '503': ['VIDEO.CAPACITY', 'VIDEO.DEVICE_BUSY', 'VIDEO.DEVICE_OFFLINE', 'VIDEO.DISABLED', 'VIDEO.NO_RTP_PORT', 'VIDEO.SHUTTING_DOWN'],
         '504': ['VIDEO.INVITE_TIMEOUT', 'VIDEO.NO_MEDIA', 'VIDEO.SNAPSHOT_TIMEOUT', 'VIDEO.SNAPSHOT_URI_TIMEOUT', 'VIDEO.STALLED'],
       },
+    },
+    VideoController_taskPhotoList: {
+      summary:
+        "The photos of the task's current closing round (since it was created, or last sent back), oldest first: what a closing may name (`photoIds`), shown on the phone after a reload; `limit` is video.photosPerTask for the round",
+      description:
+        "The photos of the task's current closing round (since it was created, or last sent back), oldest first: what a\nclosing may name (`photoIds`), shown on the phone after a reload; `limit` is video.photosPerTask for the round.\nWhoever may see the task (404 for another school's).",
+      schema: {
+        type: 'object',
+        properties: {
+          items: { type: 'array', items: { $ref: '#/components/schemas/EvidenceRecord' } },
+          limit: { type: 'number' },
+          roundStart: { type: 'string', format: 'date-time', nullable: true },
+        },
+        required: ['items', 'limit', 'roundStart'],
+      },
+      errors: { '404': ['RECTIFICATION_TASK.NOT_FOUND'] },
     },
     VideoController_updateMediaSettings: {
       summary: "Changes a camera's media settings (admin; audited, the password as 'set' / null)",

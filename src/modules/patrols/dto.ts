@@ -85,6 +85,10 @@ export class TaskQuery extends PageQuery {
 /** GET /rectification-tasks: the filters, and the order (`newest`: the most recently opened or sent back first). */
 export class TaskListQuery extends TaskQuery {
   @ApiPropertyOptional({ enum: ['deadline', 'newest'], default: 'deadline' }) @IsOptional() @IsIn(['deadline', 'newest']) order?: 'deadline' | 'newest';
+  @ApiPropertyOptional({ format: 'uuid', description: 'this one task only (a link to it: the console opens the list on it)' })
+  @IsOptional()
+  @IsUUID()
+  id?: string;
 }
 
 /** GET /rectification-tasks/export: the list's filters and the file format (default XLSX). */
@@ -105,7 +109,11 @@ export class ReopenTaskDto {
  * `photoIds`). Each id is the answer of POST /rectification-tasks/{id}/photos for this task.
  */
 export class CloseTaskDto {
-  @ApiProperty({ example: '已更换摄像机电源' }) @IsString() @MinLength(1) @MaxLength(2000) note: string;
+  @ApiProperty({ example: '已更换摄像机电源', description: 'what was done (not blank)' })
+  @IsString()
+  @Matches(/\S/, { message: '整改说明不能为空白（note must not be blank）' })
+  @MaxLength(2000)
+  note: string;
   @ApiProperty({
     type: [String],
     format: 'uuid',

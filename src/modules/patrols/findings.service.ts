@@ -35,6 +35,12 @@ export interface TaskForPhotos {
   id: string;
   schoolId: string;
   status: 'open' | 'closed';
+  /**
+   * When the current closing round began: the last time the task was sent back (null: never, the round is the
+   * task's whole life). Photos taken before it belong to a closing that was not accepted: they neither count toward
+   * video.photosPerTask nor close the task again.
+   */
+  roundStart: Date | null;
 }
 
 export interface StoredFinding {
@@ -245,15 +251,16 @@ export class FindingsService {
    */
   async tasks(
     user: AuthUser,
-    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean; order?: 'deadline' | 'newest' },
+    f: { schoolId?: string; status?: 'open' | 'closed'; overdue?: boolean; order?: 'deadline' | 'newest'; id?: string },
     limit: number,
     offset: number,
     now = new Date(),
   ): Promise<Page<RectificationTaskItem>> {
     const schoolId = effectiveSchoolFilter(user, f.schoolId);
+    // `id`: one task (a link to it); another school's is simply not listed.
     const where = `WHERE ($1::uuid IS NULL OR school_id = $1) AND ($2::text IS NULL OR status = $2)
-                     AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4))`;
-    const params = [schoolId ?? null, f.status ?? null, f.overdue ?? null, now];
+                     AND ($3::boolean IS NULL OR $3 = (status = 'open' AND deadline < $4)) AND ($5::uuid IS NULL OR id = $5)`;
+    const params = [schoolId ?? null, f.status ?? null, f.overdue ?? null, now, f.id ?? null];
     const order = (x: string) =>
       f.order === 'newest' ? `coalesce(${x}reopened_at, ${x}created_at) DESC, ${x}id` : `(${x}status = 'open') DESC, ${x}deadline, ${x}id`;
     const outer = (x: string) =>
@@ -261,7 +268,7 @@ export class FindingsService {
     const [items, [{ total }]] = await Promise.all([
       // The page first, then its schools' names (joined outside, so the columns stay those of the task).
       this.db.query(
-        `SELECT x.*, s.name AS "schoolName" FROM (SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY ${order('')} LIMIT $5 OFFSET $6) x
+        `SELECT x.*, s.name AS "schoolName" FROM (SELECT ${TASK_COLS} FROM rectification_tasks ${where} ORDER BY ${order('')} LIMIT $6 OFFSET $7) x
            LEFT JOIN schools s ON s.id = x."schoolId" ORDER BY ${outer('x.')}`,
         [...params, limit, offset],
       ),
@@ -339,7 +346,7 @@ export class FindingsService {
    */
   async taskForPhotos(user: AuthUser, id: string, m?: EntityManager): Promise<TaskForPhotos> {
     const [t]: TaskForPhotos[] = await (m ?? this.db).query(
-      `SELECT id, school_id AS "schoolId", status FROM rectification_tasks WHERE id = $1${m ? ' FOR SHARE' : ''}`,
+      `SELECT id, school_id AS "schoolId", status, reopened_at AS "roundStart" FROM rectification_tasks WHERE id = $1${m ? ' FOR SHARE' : ''}`,
       [id],
     );
     const missing = () => Errors.notFound(ErrorCode.RECTIFICATION_TASK.NOT_FOUND, id);
@@ -387,6 +394,17 @@ export class FindingsService {
         throw Errors.validation([
           { field: 'photoIds', reason: `not photos of this task (POST /rectification-tasks/${before.id}/photos): ${foreign.join(', ')}` },
         ]);
+      // A task sent back is closed again with photos taken since (the round's): the rejected closing's photos
+      // (or any older one) do not prove the new fix. captured_at is stamped in the upload's transaction, which holds
+      // the task row, so a photo is never dated before the reopening it follows.
+      if (before.reopenedAt) {
+        const old: { id: string }[] = await m.query(`SELECT id FROM video_evidence WHERE id = ANY($1::uuid[]) AND captured_at < $2 ORDER BY id`, [
+          photoIds,
+          before.reopenedAt,
+        ]);
+        if (old.length)
+          throw Errors.validation([{ field: 'photoIds', reason: `须上传退回后的新照片（退回前拍的照片不能再用）: ${old.map((r) => r.id).join(', ')}` }]);
+      }
       const [after] = returningRows<RectificationTaskView>(
         await m.query(
           `UPDATE rectification_tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4, evidence_ref = $5, close_photo_ids = $6::uuid[], updated_at = $2

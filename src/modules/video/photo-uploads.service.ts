@@ -19,6 +19,13 @@ const PHOTO_QUALITY = 85;
 
 const notJpeg = () => new DomainError(HttpStatus.UNSUPPORTED_MEDIA_TYPE, ErrorCode.EVIDENCE.PHOTO_NOT_JPEG, '照片须为可解码的 JPEG 图片');
 
+/** "照片超过 5 MB 的上限": the size limit as people say it (MB, one decimal when not whole; KB under 1 MB). */
+export function photoTooLarge(maxBytes: number): string {
+  const mb = maxBytes / 1_048_576;
+  const size = mb >= 1 ? `${Number.isInteger(mb) ? mb : mb.toFixed(1)} MB` : `${Math.floor(maxBytes / 1024)} KB`;
+  return `照片超过 ${size} 的上限`;
+}
+
 /** What was sent for a stored photo (rows from before upload_sha256: the stored bytes are what was sent). */
 const UPLOAD_SHA = `COALESCE(upload_sha256, sha256) AS "uploadSha256"`;
 type WithUpload = EvidenceRecord & { uploadSha256: string };
@@ -42,14 +49,18 @@ export interface PhotoOwner {
   refId: string;
   /** The record's school: the photo is read back by whoever may see that school (GET /video/evidence/:id). */
   schoolId: string;
-  /** At most this many photos per record; the next is 409 EVIDENCE.PHOTO_LIMIT (`details.limit`) with `limitMessage`. */
+  /**
+   * At most this many photos per record (those taken since the time `recheck` answers, when it answers one); the
+   * next is 409 EVIDENCE.PHOTO_LIMIT (`details.limit`) with `limitMessage`.
+   */
   limit: number;
   limitMessage: string;
   /**
    * Runs first in the upload's transaction: lock the record and refuse it if it takes no photo any more (closed while
-   * the photo was decoded). Throw the record's own DomainError.
+   * the photo was decoded). Throw the record's own DomainError. May answer `countSince`: only the record's photos
+   * taken since then count toward `limit` (a rectification task's current closing round).
    */
-  recheck(m: EntityManager): Promise<void>;
+  recheck(m: EntityManager): Promise<{ countSince: Date | null } | void>;
   /** Runs in the same transaction after the row is written: what the record keeps of it (timeline entry, audit, event). */
   recorded(m: EntityManager, record: EvidenceRecord, at: Date): Promise<void>;
 }
@@ -90,7 +101,7 @@ export class PhotoUploadsService implements OnModuleDestroy {
       const before = await this.byDedupKey(dedupKey);
       if (before) return { record: sameUpload(before, uploadSha256), created: false };
     }
-    if (jpeg.length > cfg.photoMaxBytes) throw Errors.payloadTooLarge(`照片超过 ${cfg.photoMaxBytes} 字节的上限`);
+    if (jpeg.length > cfg.photoMaxBytes) throw Errors.payloadTooLarge(photoTooLarge(cfg.photoMaxBytes));
     // The header first (cheap): what is no JPEG, or says it is too large, is not decoded at all.
     const header = jpegSize(jpeg);
     if (!header || header.width === 0 || header.height === 0) throw notJpeg();
@@ -101,20 +112,22 @@ export class PhotoUploadsService implements OnModuleDestroy {
       throw e instanceof PhotoUndecodable ? notJpeg() : e;
     });
 
-    const at = new Date();
-    const put = await this.evidence.store.put(at, clean.jpeg, 'jpg');
+    const put = await this.evidence.store.put(new Date(), clean.jpeg, 'jpg');
     try {
       const out = await this.db.transaction(async (m) => {
         // One upload per record at a time: the count below is then exact.
         await m.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${owner.purpose}:${owner.refId}`]);
-        await owner.recheck(m);
+        const since = (await owner.recheck(m))?.countSince ?? null;
+        // Dated here, with the record held: a photo is never dated before a change of the record it waited for.
+        const at = new Date();
         if (dedupKey) {
           const [prev] = (await m.query(`SELECT ${COLS}, ${UPLOAD_SHA} FROM video_evidence WHERE dedup_key = $1`, [dedupKey])) as WithUpload[];
           if (prev) return { record: sameUpload(prev, uploadSha256), created: false };
         }
-        const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM video_evidence WHERE purpose = $1 AND ref_id = $2`, [owner.purpose, owner.refId])) as {
-          n: number;
-        }[];
+        const [{ n }] = (await m.query(
+          `SELECT count(*)::int AS n FROM video_evidence WHERE purpose = $1 AND ref_id = $2 AND ($3::timestamptz IS NULL OR captured_at >= $3)`,
+          [owner.purpose, owner.refId, since],
+        )) as { n: number }[];
         if (n >= owner.limit) throw Errors.conflict(ErrorCode.EVIDENCE.PHOTO_LIMIT, owner.limitMessage, { limit: owner.limit });
         const [record] = returningRows<EvidenceRecord>(
           await m.query(

@@ -3,6 +3,7 @@ import {
   Body,
   CallHandler,
   Controller,
+  Delete,
   ExecutionContext,
   Get,
   Headers,
@@ -24,9 +25,10 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { TASK_CLOSE_ROLES } from '../patrols';
 import { IncidentPhotosService } from './incident-photos.service';
+import { photoTooLarge } from './photo-uploads.service';
 import { RectificationPhotosService } from './rectification-photos.service';
 import { videoConfig } from './video.config';
-import { IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
+import { isUUID, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf } from 'class-validator';
 import { CameraMediaService } from './camera-media.service';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsNotBefore, IsStrictDateTime } from '../../infra/http/dates';
@@ -134,12 +136,14 @@ export class PhotoUploadInterceptor implements NestInterceptor {
   async intercept(ctx: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     const req = ctx.switchToHttp().getRequest<Request>();
     const res = ctx.switchToHttp().getResponse<Response>();
+    // The record's id first (as UuidParam would answer it), so a wrong address is never read as an upload.
+    if (!isUUID(String(req.params?.id ?? ''))) throw Errors.validation([{ field: 'id', reason: 'must be a UUID' }]);
     if (!req.is('multipart/form-data')) throw Errors.badRequest(ErrorCode.EVIDENCE.PHOTO_MISSING, '请以 multipart/form-data 上传照片，字段名为 file');
     await new Promise<void>((resolve, reject) =>
       this.upload(req, res, (err?: unknown) => {
         if (!err) return resolve();
         const code = (err as { code?: string }).code;
-        if (code === 'LIMIT_FILE_SIZE') reject(Errors.payloadTooLarge(`照片超过 ${this.limit} 字节的上限`));
+        if (code === 'LIMIT_FILE_SIZE') reject(Errors.payloadTooLarge(photoTooLarge(this.limit)));
         else reject(Errors.badRequest(ErrorCode.EVIDENCE.PHOTO_MISSING, '只能上传一张照片，字段名为 file'));
       }),
     );
@@ -273,6 +277,29 @@ export class VideoController {
     @Res({ passthrough: true }) res: Response,
   ) {
     return photoAnswer(res, await this.taskPhotos.attach(user, id, req.file!.buffer, photoKey(key)));
+  }
+
+  /**
+   * The photos of the task's current closing round (since it was created, or last sent back), oldest first: what a
+   * closing may name (`photoIds`), shown on the phone after a reload; `limit` is video.photosPerTask for the round.
+   * Whoever may see the task (404 for another school's).
+   */
+  @Roles(...ALL_ROLES)
+  @Get('rectification-tasks/:id/photos')
+  taskPhotoList(@UuidParam() id: string, @CurrentUser() user: AuthUser) {
+    return this.taskPhotos.list(user, id);
+  }
+
+  /**
+   * Withdraws a photo the caller uploaded in the task's current round (the task open): it goes, and no longer counts
+   * toward video.photosPerTask. 204; 404 EVIDENCE.NOT_FOUND for anything else (another person's, an earlier round's,
+   * another task's photo); 409 RECTIFICATION_TASK.ALREADY_CLOSED. Audited.
+   */
+  @Roles(...TASK_CLOSE_ROLES)
+  @Delete('rectification-tasks/:id/photos/:photoId')
+  @HttpCode(204)
+  async removeTaskPhoto(@UuidParam() id: string, @UuidParam('photoId') photoId: string, @CurrentUser() user: AuthUser): Promise<void> {
+    await this.taskPhotos.remove(user, id, photoId);
   }
 
   /**

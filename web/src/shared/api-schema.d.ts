@@ -2969,7 +2969,13 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The photos of the task's current closing round (since it was created, or last sent back), oldest first: what a closing…
+         * @description The photos of the task's current closing round (since it was created, or last sent back), oldest first: what a
+         *     closing may name (`photoIds`), shown on the phone after a reload; `limit` is video.photosPerTask for the round.
+         *     Whoever may see the task (404 for another school's).
+         */
+        get: operations["VideoController_taskPhotoList"];
         put?: never;
         /**
          * Uploads a photo of a rectification task's fix (the school's phone, before closing it): multipart field `file`, a JPEG…
@@ -2982,6 +2988,28 @@ export type paths = {
          */
         post: operations["VideoController_attachTaskPhoto"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rectification-tasks/{id}/photos/{photoId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Withdraws a photo the caller uploaded in the task's current round (the task open): it goes, and no longer counts toward…
+         * @description Withdraws a photo the caller uploaded in the task's current round (the task open): it goes, and no longer counts
+         *     toward video.photosPerTask. 204; 404 EVIDENCE.NOT_FOUND for anything else (another person's, an earlier round's,
+         *     another task's photo); 409 RECTIFICATION_TASK.ALREADY_CLOSED. Audited.
+         */
+        delete: operations["VideoController_removeTaskPhoto"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3499,7 +3527,10 @@ export type components = {
         CloseTaskDto: {
             /** @description a free-text reference to other evidence (kept for older clients; the photos are photoIds) */
             evidenceRef?: string;
-            /** @example 已更换摄像机电源 */
+            /**
+             * @description what was done (not blank)
+             * @example 已更换摄像机电源
+             */
             note: string;
             /** @description the photos of the fix: 1–6 evidence ids uploaded for this task (POST /rectification-tasks/{id}/photos); another task's or school's, or a camera's picture, is a 400 */
             photoIds: string[];
@@ -17053,6 +17084,8 @@ export interface operations {
     FindingsController_tasks: {
         parameters: {
             query?: {
+                /** @description this one task only (a link to it: the console opens the list on it) */
+                id?: string;
                 limit?: number;
                 offset?: number;
                 order?: "deadline" | "newest";
@@ -17269,6 +17302,69 @@ export interface operations {
             };
         };
     };
+    VideoController_taskPhotoList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["EvidenceRecord"][];
+                        limit: number;
+                        /** Format: date-time */
+                        roundStart: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     VideoController_attachTaskPhoto: {
         parameters: {
             query?: never;
@@ -17374,6 +17470,72 @@ export interface operations {
             };
             /** @description Unsupported media type — codes: EVIDENCE.PHOTO_NOT_JPEG */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    VideoController_removeTaskPhoto: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                photoId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid: VALIDATION_FAILED names each field in `details.fields` ([{ field, reason }]) — codes: VALIDATION_FAILED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No valid credentials — codes: AUTH.UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.ROLE_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such record — codes: EVIDENCE.NOT_FOUND, RECTIFICATION_TASK.NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: RECTIFICATION_TASK.ALREADY_CLOSED */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
