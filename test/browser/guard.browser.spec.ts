@@ -323,6 +323,18 @@ describe('guard phone surface in Chromium', () => {
     await page.waitForSelector('#guard-tasks .task-photos li[data-photo="sent"] img');
     expect(await phoneWidth(cp)).toBeLessThanOrEqual(PHONE.width);
     await cp.screenshot('guard-task-photo');
+    // A reload keeps what was uploaded: the task's photos of this round come back from the server (GET …/photos).
+    await page.reload();
+    await page.waitForSelector('#guard');
+    await page.click('#tab-tasks');
+    await page.waitForSelector('#guard-tasks .task-photos li[data-photo="sent"]');
+    // 移除 withdraws it on the server (it no longer counts toward the round's limit); another one is taken.
+    await page.click('#guard-tasks .task-photo-remove');
+    await page.waitForSelector('#guard-tasks .task-photos li', { state: 'detached' });
+    expect((await t.http().get(`/api/v1/rectification-tasks/${taskId}/photos`).set(auth(admin)).expect(200)).body.items).toEqual([]);
+    await page.fill('#guard-tasks .task-note', '已更换摄像机电源');
+    await page.setInputFiles('#guard-tasks .task-photo', { name: 'IMG_0043.png', mimeType: 'image/png', buffer: png(2400, 1200) });
+    await page.waitForSelector('#guard-tasks .task-photos li[data-photo="sent"] img');
     await page.click('#guard-tasks .task-close');
     await page.waitForSelector('#tasks-closed');
     const task = (await t.http().get(`/api/v1/rectification-tasks/${taskId}`).set(auth(admin)).expect(200)).body as Record<string, unknown>;
@@ -333,6 +345,28 @@ describe('guard phone surface in Chromium', () => {
     expect(stored.rows).toEqual([{ purpose: 'rectification.photo', ref_id: taskId, school_id: seed.schoolA.id, width: 1600, height: 800, source: 'upload' }]);
     const pic = await t.http().get(`/api/v1/video/evidence/${photoId}`).set(auth(admin)).buffer(true).expect(200);
     expect(pic.headers['content-type']).toBe('image/jpeg');
+
+    // Another task, closed meanwhile on another device: the phone says so in words (not "conflict, refresh"), and
+    // offers neither another upload nor closing it again.
+    await t.app.get(DataSource).transaction((m) => findings.record(m, [{ ...finding(seed.schoolA.id, '甲小学'), check: 'gate_open' }], new Date()));
+    await page.click('#guard-tasks h2 .g-link');
+    const next = await page.waitForSelector(`#guard-tasks li[data-task-id]:not([data-task-id="${taskId}"])`);
+    const nextId = (await next.getAttribute('data-task-id'))!;
+    const item = `#guard-tasks li[data-task-id="${nextId}"]`;
+    await page.setInputFiles(`${item} .task-photo`, { name: 'IMG_0044.png', mimeType: 'image/png', buffer: png(800, 600) });
+    await page.waitForSelector(`${item} .task-photos li[data-photo="sent"] img`);
+    const [elsewhere] = (await t.http().get(`/api/v1/rectification-tasks/${nextId}/photos`).set(auth(admin)).expect(200)).body.items as { id: string }[];
+    await t
+      .http()
+      .post(`/api/v1/rectification-tasks/${nextId}/close`)
+      .set(auth(admin))
+      .send({ note: '值班室已处理', photoIds: [elsewhere.id] })
+      .expect(200);
+    await page.fill(`${item} .task-note`, '已关门');
+    await page.click(`${item} .task-close`);
+    await page.waitForSelector(`${item} .g-error:text("该整改任务已关闭")`);
+    expect(await page.isDisabled(`${item} .task-close`)).toBe(true);
+    expect(await page.$$(`${item} .task-photo`)).toHaveLength(0);
 
     await page.click('#tab-patrol');
     await page.fill('#patrol-route', '教学楼-操场-围墙');

@@ -311,10 +311,12 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     expect(await page.textContent(`${d} .fd-check`)).toBe('Device offline > 24 h');
     expect(await rawKeysOnPage(page, ['desk_op'])).toEqual([]);
 
-    // The way on: the supervisor page's patrol follow-up, where the task is listed.
+    // The way on: the supervisor page's patrol follow-up, opened on this very task (the list otherwise pages).
     await page.click('#finding-follow-up');
-    await page.waitForURL(/\/console\/supervisor\?tab=patrol$/);
+    await page.waitForURL(new RegExp(`/console/supervisor\\?tab=patrol&task=${taskA}$`));
     await page.waitForSelector(`#s-tasks [data-task-id="${taskA}"]`);
+    await page.waitForSelector('#s-only-task');
+    expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(1);
     expect(await cp.problems()).toEqual([]);
     expect((await cp.state()).missingKeys).toEqual([]);
   });

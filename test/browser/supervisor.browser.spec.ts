@@ -441,4 +441,53 @@ describe('supervisor and auditor surface in Chromium', () => {
     await cp.screenshot('supervisor-auditor-phone');
     expect(await cp.problems()).toEqual([]);
   });
+
+  it('the task list pages through every task (50 a page); a link to one task shows it alone until 显示全部', async () => {
+    const findings = t.app.get(FindingsService);
+    const many = Array.from({ length: 60 }, (_, i) => ({
+      source: 'audit' as const,
+      check: 'gate_open',
+      schoolId: seed.schoolA.id,
+      subjectKind: 'gate' as const,
+      subjectLabel: `门 ${i + 1}`,
+      message: `门 ${i + 1} 上课时段开启`,
+      at: new Date(),
+    }));
+    const stored = await t.app.get(DataSource).transaction((m) => findings.record(m, many, new Date()));
+    const all = (await t.http().get('/api/v1/rectification-tasks').query({ status: 'open', limit: 1 }).set(auth(adminToken)).expect(200)).body.total as number;
+    expect(all).toBeGreaterThan(60);
+
+    const cp = await login('sup_1', { path: '/console/supervisor' });
+    const { page } = cp;
+    await page.click('[data-tab="patrol"]');
+    await page.waitForSelector(`#s-tasks-total:text("共 ${all} 条")`);
+    expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(50);
+    const first = await page.getAttribute('#s-tasks tr[data-task-id]', 'data-task-id');
+    await page.click('#s-tasks-pages .el-pager li:has-text("2")');
+    await page.waitForFunction(
+      (id) =>
+        (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(a: string): string } | null } }).document
+          .querySelector('#s-tasks tr[data-task-id]')
+          ?.getAttribute('data-task-id') !== id,
+      first,
+    );
+    expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(all - 50);
+
+    // A link to one task (the operator's findings drawer): that task alone, whatever the filter; 显示全部 goes back.
+    const one = stored[59].taskId!;
+    await page.goto(`${t.baseUrl}/console/supervisor?tab=patrol&task=${one}`);
+    await page.waitForSelector('#s-only-task');
+    await page.waitForSelector(`#s-tasks tr[data-task-id="${one}"]`);
+    expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(1);
+    expect(await page.$('#s-tasks-pages')).toBeNull();
+    await page.click('#s-only-task button');
+    await page.waitForSelector('#s-only-task', { state: 'detached' });
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll('#s-tasks tr[data-task-id]')
+          .length === 50,
+    );
+    expect(page.url()).not.toContain('task=');
+    expect(await cp.problems()).toEqual([]);
+  });
 });

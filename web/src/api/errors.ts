@@ -187,8 +187,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'POST_CHECKIN.ALREADY_CHECKED_IN': 'errors.checkinAlreadyOpen',
   'GUARD_PATROL.TOO_FREQUENT': 'errors.patrolTooFrequent',
   'RECTIFICATION_TASK.NOT_FOUND': 'errors.notFound',
-  'RECTIFICATION_TASK.ALREADY_CLOSED': 'errors.conflict',
-  'RECTIFICATION_TASK.NOT_CLOSED': 'errors.conflict',
+  'RECTIFICATION_TASK.ALREADY_CLOSED': 'errors.taskAlreadyClosed',
+  'RECTIFICATION_TASK.NOT_CLOSED': 'errors.taskNotClosed',
   'RECTIFICATION_TASK.OPEN_TASK_EXISTS': 'errors.taskOpenExists',
   'QUEUE_BOARD.NOT_OFFERED': 'errors.queueBoardNotOffered',
   'QUEUE_BOARD.PROTECTED_QUEUE': 'errors.queueBoardProtected',
@@ -248,6 +248,10 @@ export function fieldErrors(e: unknown, fallback: Record<string, MessageKey> = {
 }
 
 const FIELD_REASONS: [RegExp, MessageKey][] = [
+  [/须上传退回后的新照片/, 'fieldErrors.photoBeforeReopen'],
+  [/not photos of this task/i, 'fieldErrors.photoNotOfTask'],
+  [/at least one photo/i, 'fieldErrors.photoNeeded'],
+  [/must not be blank|不能为空白/i, 'fieldErrors.blank'],
   [/should not be empty|must not be empty|must be longer than or equal to 1|is required|should not be null/i, 'fieldErrors.required'],
   [/longer than or equal to|shorter than or equal to|characters/i, 'fieldErrors.tooLong'],
   [/minutes in the past|must not be in the past/i, 'fieldErrors.past'],

@@ -115,6 +115,7 @@ const guardEn: Messages['guard'] = {
       needOne: 'Take at least one photo of the fix',
       wait: 'Photos are still uploading; wait a moment',
       last: 'Photos last time: ',
+      tooMany: 'A closing takes at most {max} photos: remove the extra ones',
     },
   },
   compliance: {

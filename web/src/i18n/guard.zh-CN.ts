@@ -116,6 +116,7 @@ const guardZhCN = {
       needOne: '请至少拍摄 1 张整改照片',
       wait: '照片仍在上传，请稍候',
       last: '上次整改照片：',
+      tooMany: '一次整改最多选用 {max} 张照片，请移除多余的',
     },
   },
   compliance: {
