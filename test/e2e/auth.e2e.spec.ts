@@ -378,6 +378,49 @@ describe('authentication', () => {
     expect(JSON.stringify(list.body)).not.toContain('argon2');
   });
 
+  it('refuses display names with bidi overrides and other invisible characters (a field-level 400); stored ones are shown stripped', async () => {
+    const admin = (await t.userToken('admin')).token;
+    const bad = [
+      '\u202eevil\u202c 操作员',
+      '王\u200e五',
+      'a\u2066b\u2069',
+      '\u061c李四',
+      '张\u200b三',
+      '赵\u200d六',
+      'x\ny',
+      'tab\there',
+      '\ufeff钱七',
+      '孙\u00ad八',
+    ];
+    for (const displayName of bad) {
+      const r = await t
+        .http()
+        .post('/api/v1/users')
+        .set(auth(admin))
+        .send({ username: 'op.bidi', password: PASSWORD, role: 'operator', displayName })
+        .expect(400);
+      expect(r.body.error.details.fields).toEqual([{ field: 'displayName', reason: expect.stringContaining('invisible') }]);
+    }
+    const ok = await t
+      .http()
+      .post('/api/v1/users')
+      .set(auth(admin))
+      .send({ username: 'op.bidi', password: PASSWORD, role: 'operator', displayName: '王五 Wang' })
+      .expect(201);
+    const patch = await t.http().patch(`/api/v1/users/${ok.body.id}`).set(auth(admin)).send({ displayName: '\u202eevil\u202c' }).expect(400);
+    expect(patch.body.error.details.fields[0].field).toBe('displayName');
+    // A name stored before the rule: the user's own profile and the audit log show it without the controls.
+    await t.db.query(`UPDATE users SET display_name = $2 WHERE id = $1`, [ok.body.id, '\u202eevil\u202c 操作员']);
+    const login = await t.http().post('/api/v1/auth/login').send({ username: 'op.bidi', password: PASSWORD }).expect(200);
+    expect(login.body.user.displayName).toBe('evil 操作员');
+    const me = await t.http().get('/api/v1/auth/me').set(auth(login.body.accessToken)).expect(200);
+    expect(me.body.displayName).toBe('evil 操作员');
+    const log = await t.http().get('/api/v1/audit-log').query({ entity: 'user', entityId: ok.body.id }).set(auth(admin)).expect(200);
+    const mine = log.body.items.find((i: { actorId: string }) => i.actorId === ok.body.id);
+    expect(mine.actorDisplayName).toBe('evil 操作员');
+    expect(mine.entityName).toBe('evil 操作员');
+  });
+
   it('changes the own password, checking the current one', async () => {
     const u = await t.userToken('operator', undefined, 'op.pw');
     await t.http().post('/api/v1/auth/password').set(auth(u.token)).send({ currentPassword: 'wrong-one-here', newPassword: 'a-new-long-password' }).expect(400);

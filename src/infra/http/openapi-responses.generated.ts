@@ -2808,7 +2808,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     AuditLogController_list: {
       summary: 'The audit log, newest first (keyset',
       description:
-        "The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.\n`actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display\nname now (null: not a user, or none set), which the console shows first.",
+        "The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.\n`actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display\nname now (null: not a user, or none set), which the console shows first. `entityName` is the display name now of\nthe record acted on where one is read cheaply (entity `user`; null otherwise: the console shows the id).",
       schema: {
         type: 'object',
         properties: {
@@ -2818,6 +2818,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
               type: 'object',
               properties: {
                 actorDisplayName: { type: 'string', nullable: true },
+                entityName: { type: 'string', nullable: true },
                 entity: { type: 'string' },
                 entityId: { type: 'string', nullable: true },
                 actorId: { type: 'string', nullable: true },
@@ -2834,6 +2835,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
               },
               required: [
                 'actorDisplayName',
+                'entityName',
                 'entity',
                 'entityId',
                 'actorId',

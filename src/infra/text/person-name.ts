@@ -23,3 +23,28 @@ export function personName(s: string): string {
 export function personNameKey(s: string): string {
   return personName(s).toLowerCase();
 }
+
+/**
+ * Characters a display name may not hold: controls (Cc: NUL, tab, newline…), formatting characters
+ * (Cf: the bidi marks U+200E/F and U+061C, embeddings/overrides U+202A–202E, isolates U+2066–2069,
+ * zero-width space/joiners, word joiner, BOM, soft hyphen, tags) and the line/paragraph separators.
+ * "\u202Eevil\u202C 操作员" shows as "live 操作员": a name that is not what it reads as lets one person pass
+ * for another in the audit log. ZWJ (U+200D) is refused too: it only matters for emoji sequences, and a
+ * person's name on a safety console needs none.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+const INVISIBLE_ALL = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+
+/** Whether a display name holds none of the INVISIBLE characters (what users' create/update accept). */
+export function isVisibleName(s: string): boolean {
+  return !INVISIBLE.test(s);
+}
+
+/** A stored name as shown: INVISIBLE characters removed (names stored before they were refused), trimmed. */
+export function visibleName(s: string): string {
+  return s.replace(INVISIBLE_ALL, '').trim();
+}
+
+/** A whole name without INVISIBLE characters (for class-validator's @Matches), and the reason of its 400. */
+export const VISIBLE_NAME = /^[^\p{Cc}\p{Cf}\u2028\u2029]*$/u;
+export const INVISIBLE_NAME_REASON = 'must not contain control or invisible formatting characters (bidi overrides, zero-width characters)';

@@ -9,6 +9,8 @@ import { AuditEntry } from './audit-entry.entity';
 import { AuditService } from './audit.service';
 import { viewOf } from '../../infra/http/views';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 class AuditQuery {
   @ApiPropertyOptional() @IsOptional() @IsString() entity?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() entityId?: string;
@@ -48,17 +50,25 @@ class AuditLogController {
   /**
    * The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.
    * `actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display
-   * name now (null: not a user, or none set), which the console shows first.
+   * name now (null: not a user, or none set), which the console shows first. `entityName` is the display name now of
+   * the record acted on where one is read cheaply (entity `user`; null otherwise: the console shows the id).
    */
   @Roles('admin', 'auditor', 'supervisor')
   @Get()
   async list(@Query() q: AuditQuery) {
     const rows = await this.audit.list({ ...q, limit: q.limit ?? 100 });
-    const userIds = [...new Set(rows.filter((r) => r.actorType === 'user' && r.actorId).map((r) => r.actorId!))];
+    // One read names the actors and the users acted on (entity 'user'): the console shows names, not ids.
+    const userIds = [
+      ...new Set([
+        ...rows.filter((r) => r.actorType === 'user' && r.actorId).map((r) => r.actorId!),
+        ...rows.filter((r) => r.entity === 'user' && r.entityId && UUID.test(r.entityId)).map((r) => r.entityId!),
+      ]),
+    ];
     const names = userIds.length && this.actorNames ? await this.actorNames.displayNames(userIds) : new Map<string, string>();
     const items = rows.map((r) => ({
       ...auditEntryView(r),
       actorDisplayName: (r.actorType === 'user' && r.actorId ? names.get(r.actorId) : undefined) ?? null,
+      entityName: (r.entity === 'user' && r.entityId ? names.get(r.entityId) : undefined) ?? null,
     }));
     return { items, nextBeforeId: items.length ? items[items.length - 1].id : null };
   }

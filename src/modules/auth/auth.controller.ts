@@ -6,6 +6,7 @@ import { AuthService } from './auth.service';
 import { CurrentUser, Public, Roles } from '../../infra/access/decorators';
 import { ChangePasswordDto, LoginDto, LogoutDto, RefreshDto } from './dto';
 import { UsersService } from './users.service';
+import { visibleName } from '../../infra/text/person-name';
 
 @ApiTags('auth')
 @Controller('auth')
@@ -52,7 +53,7 @@ export class AuthController {
   @Get('me')
   async me(@CurrentUser() user: AuthUser) {
     const u = await this.users.get(user.id);
-    return { id: u.id, username: u.username, displayName: u.displayName, role: u.role, schoolId: u.schoolId };
+    return { id: u.id, username: u.username, displayName: visibleName(u.displayName), role: u.role, schoolId: u.schoolId };
   }
 
   /** Changes one's own password (the current one is required). */

@@ -11,6 +11,7 @@ import { User } from './entities/user.entity';
 import { dummyHash, verifyPassword } from './password';
 import type { AuthUser, UserRole } from '../../infra/access/roles';
 import { sha256, TokenService } from './token.service';
+import { visibleName } from '../../infra/text/person-name';
 
 export interface TokenPair {
   accessToken: string;
@@ -186,7 +187,7 @@ export class AuthService {
       refreshToken: refresh.token,
       tokenType: 'Bearer',
       expiresIn: access.expiresIn,
-      user: { id: user.id, username: user.username, displayName: user.displayName, role: user.role, schoolId: user.schoolId },
+      user: { id: user.id, username: user.username, displayName: visibleName(user.displayName), role: user.role, schoolId: user.schoolId },
     };
   }
 

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { DEVICE_KINDS, DeviceKind, ROLE_NAMES, UserRole } from '../../infra/access/roles';
+import { INVISIBLE_NAME_REASON, VISIBLE_NAME } from '../../infra/text/person-name';
 
 export class LoginDto {
   @ApiProperty({ example: 'operator1' }) @IsString() @MinLength(1) @MaxLength(64) username: string;
@@ -26,7 +27,12 @@ export class CreateUserDto {
   @IsString()
   @Matches(/^[A-Za-z0-9_.@-]{3,64}$/, { message: 'username: 3–64 letters, digits or _.@-' })
   username: string;
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) displayName?: string;
+  @ApiPropertyOptional({ description: 'no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  displayName?: string;
   @ApiProperty() @IsString() @MinLength(1) @MaxLength(256) password: string;
   @ApiProperty({ enum: ROLE_NAMES }) @IsIn(ROLE_NAMES) role: UserRole;
   @ApiPropertyOptional({ description: 'required for school_security, forbidden otherwise' })
@@ -37,7 +43,12 @@ export class CreateUserDto {
 }
 
 export class UpdateUserDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(100) displayName?: string;
+  @ApiPropertyOptional({ description: 'no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  displayName?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(256) password?: string;
   @ApiPropertyOptional({ enum: ROLE_NAMES }) @IsOptional() @IsIn(ROLE_NAMES) role?: UserRole;
   @ApiPropertyOptional({ nullable: true }) @IsOptional() @ValidateIf((_, v) => v !== null) @IsUUID() schoolId?: string | null;

@@ -8,6 +8,7 @@ import { CreateUserDto, UpdateUserDto } from './dto';
 import { User } from './entities/user.entity';
 import { hashPassword, verifyPassword } from './password';
 import { TokenService } from './token.service';
+import { visibleName } from '../../infra/text/person-name';
 
 @Injectable()
 export class UsersService implements ActorNames {
@@ -43,7 +44,8 @@ export class UsersService implements ActorNames {
       `SELECT id, btrim(display_name) AS name FROM users WHERE id = ANY($1::uuid[]) AND btrim(display_name) <> ''`,
       [userIds],
     );
-    return new Map(rows.map((r) => [r.id, r.name]));
+    // Names stored before invisible characters were refused are shown without them (a bidi override reversing the text).
+    return new Map(rows.map((r) => [r.id, visibleName(r.name)]).filter(([, n]) => n !== '') as [string, string][]);
   }
 
   async get(id: string): Promise<User> {

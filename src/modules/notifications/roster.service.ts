@@ -9,6 +9,7 @@ import { ConsoleEventsService } from '../console-events';
 import { CreateShiftDto, HandoverDto, UpdateShiftDto } from './dto';
 import { DUTY_ROLES, DutyRole } from './notifications.constants';
 import { assertDutyPerson, DUTY_USER_ROLES, dutyRefusal, type DutyRefusal, maskPhone, people } from './users';
+import { visibleName } from '../../infra/text/person-name';
 
 interface ShiftRow {
   id: string;
@@ -141,7 +142,8 @@ export class RosterService {
     const out: DutyPerson[] = [];
     for (const role of DUTY_USER_ROLES) {
       const { items } = await this.users.list({ role, limit: 10_000, offset: 0 });
-      for (const u of items) if (dutyRefusal(u) === null) out.push({ id: u.id, name: u.displayName || u.username, role: role as DutyPerson['role'] });
+      for (const u of items)
+        if (dutyRefusal(u) === null) out.push({ id: u.id, name: visibleName(u.displayName) || u.username, role: role as DutyPerson['role'] });
     }
     return out;
   }

@@ -1,6 +1,7 @@
 import type { UsersService } from '../auth';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import type { UserRole } from '../../infra/access/roles';
+import { visibleName } from '../../infra/text/person-name';
 
 /** A user as the notifications need them (read through the auth module's service, never its table). */
 export interface Person {
@@ -18,7 +19,7 @@ export async function people(users: UsersService, ids: string[]): Promise<Map<st
     [...new Set(ids)].map(async (id) => {
       try {
         const u = await users.get(id);
-        out.set(id, { id, name: u.displayName || u.username, role: u.role, phone: u.phone, disabled: u.disabled });
+        out.set(id, { id, name: visibleName(u.displayName) || u.username, role: u.role, phone: u.phone, disabled: u.disabled });
       } catch (e) {
         if ((e as { code?: string }).code !== ErrorCode.USER.NOT_FOUND) throw e;
       }

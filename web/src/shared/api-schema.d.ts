@@ -107,7 +107,8 @@ export type paths = {
          * The audit log, newest first (keyset
          * @description The audit log, newest first (keyset: `beforeId`), filtered by entity, record, actor and school: `{ items, nextBeforeId }`.
          *     `actorName` is what was recorded (a user's username, a device's key id); `actorDisplayName` is the user's display
-         *     name now (null: not a user, or none set), which the console shows first.
+         *     name now (null: not a user, or none set), which the console shows first. `entityName` is the display name now of
+         *     the record acted on where one is read cheaply (entity `user`; null otherwise: the console shows the id).
          */
         get: operations["AuditLogController_list"];
         put?: never;
@@ -3710,6 +3711,7 @@ export type components = {
             userId: string;
         };
         CreateUserDto: {
+            /** @description no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width) */
             displayName?: string;
             password: string;
             phone?: string;
@@ -4904,6 +4906,7 @@ export type components = {
         };
         UpdateUserDto: {
             disabled?: boolean;
+            /** @description no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width) */
             displayName?: string;
             password?: string;
             phone?: string;
@@ -5518,6 +5521,7 @@ export interface operations {
                             } | null;
                             entity: string;
                             entityId: string | null;
+                            entityName: string | null;
                             id: string;
                             ip: string | null;
                             requestId: string | null;
