@@ -187,6 +187,19 @@ describe('escalation on the console (Chromium)', () => {
     await page.click('#d-add');
     await page.waitForSelector('#d-new .error');
     expect(await page.textContent('#d-new')).toContain('结束时间须晚于开始时间');
+    // The server's own reasons, by field, each submit starting clean: a shift longer than 31 days…
+    await page.fill('#d-ends', input(Date.now() + 40 * 86_400_000));
+    await page.click('#d-add');
+    await page.waitForSelector('#d-new .error:text("一个班次最长 31 天")');
+    expect(await page.textContent('#d-new')).not.toContain('结束时间须晚于开始时间');
+    // …and one wholly in the past.
+    await page.fill('#d-starts', input(Date.now() - 5 * 3_600_000));
+    await page.fill('#d-ends', input(Date.now() - 4 * 3_600_000));
+    await page.click('#d-add');
+    await page.waitForSelector('#d-new .error:text("已结束的班次不能再排")');
+    expect(await page.textContent('#d-new')).not.toContain('一个班次最长');
+    expect(await page.textContent('#d-new')).not.toContain('填写有误');
+    await page.fill('#d-starts', input(Date.now() - 1_800_000));
     // The leader on duty from half an hour ago for two days: on duty now, the gap (notifications.rosterLookaheadHours ahead) gone.
     await page.fill('#d-ends', input(Date.now() + 2 * 86_400_000));
     await page.fill('#d-note', '夜班带班');
@@ -195,6 +208,26 @@ describe('escalation on the console (Chromium)', () => {
     await page.waitForSelector('#d-now [data-duty-role="bureau_leader"] .on-duty:has-text("李局长")');
     expect(await page.$('#d-gaps [data-duty-role="bureau_leader"]')).toBeNull();
     expect(await page.textContent('#d-shifts')).toContain('夜班带班');
+    // The same duty for the same person again: the 409 names the shift it clashes with, in Beijing time.
+    const leaderShift = (await t.http().get('/api/v1/duty/now').set(auth(raiser)).expect(200)).body.onDuty.bureau_leader[0];
+    await page.selectOption('#d-role', 'bureau_leader');
+    await page.selectOption('#d-user', leader.userId);
+    await page.fill('#d-starts', input(Date.now() + 3_600_000));
+    await page.fill('#d-ends', input(Date.now() + 5 * 3_600_000));
+    await page.click('#d-add');
+    await page.waitForSelector('#d-add-error');
+    const beijing = (iso: string) =>
+      new Intl.DateTimeFormat('zh-CN', {
+        timeZone: 'Asia/Shanghai',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        hour12: false,
+      }).format(new Date(iso));
+    expect(await page.textContent('#d-add-error')).toBe(`此人在该时段已有同一岗位的班次（${beijing(leaderShift.startsAt)} – ${beijing(leaderShift.endsAt)}）`);
 
     // 张主管 hands his shift over to 李局长, with what he must know.
     const mine = '#d-now [data-duty-role="duty_supervisor"]';

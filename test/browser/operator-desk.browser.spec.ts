@@ -271,7 +271,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     expect(await page.textContent(`${d} .fd-check`)).toBe('设备离线超 24 小时');
     expect(await page.textContent(`${d} .fd-what`)).toBe('南门枪机 离线超过 24 小时');
     expect((await page.textContent(`${d} .fd-state`))?.trim()).toBe('未整改（已逾期）');
-    expect(await page.textContent(`${d} .fd-count`)).toBe('发现 2 次');
+    expect(await page.textContent(`${d} .fd-count`)).toBe('2 次'); // under 发现次数: the word once
     expect(await page.$$(`${d} .fd-findings li[data-finding-id]`)).toHaveLength(2);
     expect(await page.textContent(`${d} .fd-findings`)).toContain('南门枪机：南门枪机 离线超过 24 小时');
     expect(await page.textContent(`${d} .fd-findings`)).toContain('巡查审计');

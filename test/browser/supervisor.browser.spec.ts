@@ -112,16 +112,34 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.waitForSelector('#s-tasks-total:text("共 0 条")');
     await cp.screenshot('supervisor-patrol');
 
+    // An operator calling himself 系统管理员, one created before bidi controls were refused (written straight to the table), and one of his actions.
+    const fake = await t.userToken('operator', undefined, 'fake.admin', '系统管理员');
+    await t.http().post('/api/v1/auth/logout').set(auth(fake.token)).send({});
+    const evil = (await t.http().post('/api/v1/users').set(auth(adminToken)).send({ username: 'evil.op', password: PASSWORD, role: 'operator' }).expect(201))
+      .body.id;
+    await t.db.query(`UPDATE users SET display_name = $2 WHERE id = $1`, [evil, '\u202eevil\u202c 操作员']);
+    await t.http().patch(`/api/v1/users/${evil}`).set(auth(adminToken)).send({ role: 'operator' }).expect(200);
     await page.click('[data-tab="audit"]');
     await page.waitForSelector('#s-audit tr[data-audit-id]');
-    // Who did it, by the name people know them by (the username recorded on hover); a user without one by username.
+    // Who did it, by the name people know them by with the username beside it (a display name is free text: a phone
+    // has no hover to tell "系统管理员" from the admin); a user without one by username alone.
     const actors = await page.$$eval('#s-audit .a-actor', (els) =>
       els.map((e) => [(e as unknown as { title: string }).title, (e as unknown as { textContent: string }).textContent.trim()]),
     );
-    expect(actors).toContainEqual(['stats_op', '王值班']);
-    expect(actors.filter(([username]) => username === 'stats_op').every(([, shown]) => shown === '王值班')).toBe(true);
+    expect(actors).toContainEqual(['stats_op', '王值班（stats_op）']);
+    expect(actors.filter(([username]) => username === 'stats_op').every(([, shown]) => shown === '王值班（stats_op）')).toBe(true);
     expect(actors).toContainEqual(['sup_1', 'sup_1']);
-    expect(await page.textContent('#s-audit')).not.toContain('stats_op');
+    expect(actors).toContainEqual(['fake.admin', '系统管理员（fake.admin）']);
+    // A user acted on is named (the fake admin's creation), a stored bidi override is shown stripped; other records by a short id, the whole one on hover.
+    expect(await page.$$eval('#s-audit .a-entity .entity-name', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()))).toEqual(
+      expect.arrayContaining(['系统管理员', 'evil 操作员']),
+    );
+    const ids = await page.$$eval('#s-audit .a-entity .entity-id', (els) =>
+      els.map((e) => [(e as unknown as { title: string }).title, (e as unknown as { textContent: string }).textContent.trim()]),
+    );
+    expect(ids.length).toBeGreaterThan(0);
+    for (const [full, shown] of ids) expect(full.startsWith(shown.replace('…', ''))).toBe(true);
+    expect(ids.some(([full, shown]) => full.length > shown.length)).toBe(true);
     // What was done and to what, in words (the code on hover): an alarm raised, a login, a user created.
     const actions = await page.$$eval('#s-audit .a-action', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
     expect(actions).toEqual(expect.arrayContaining(['报警', '处置完毕', '登录', '新增']));
@@ -156,7 +174,7 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(items.filter((x) => x.actorType !== 'user').every((x) => x.actorDisplayName === null)).toBe(true);
   });
 
-  it('on a phone the charts put their legend below the plot in one scrolling row, clear of the plot and its axes; a desktop keeps it on top (issue 13)', async () => {
+  it('on a phone the charts wrap their legend onto rows below the plot, every name whole and shown, clear of the plot and its axes; a desktop keeps it on top (issue 13)', async () => {
     /** The chart's drawn texts: the legend's (series names, its pager "1/2") and all the others (axis labels and names). */
     const texts = (chart: string, names: string[]) =>
       page().evaluate(
@@ -166,7 +184,7 @@ describe('supervisor and auditor surface in Chromium', () => {
           const doc = (globalThis as unknown as { document: { querySelector(s: string): El; querySelectorAll(s: string): ArrayLike<El> } }).document;
           const box = (e: El) => {
             const b = e.getBoundingClientRect();
-            return { left: b.left, top: b.top, right: b.right, bottom: b.bottom, visible: b.width > 0 && b.height > 0 };
+            return { text: (e.textContent ?? '').trim(), left: b.left, top: b.top, right: b.right, bottom: b.bottom, visible: b.width > 0 && b.height > 0 };
           };
           const all = Array.from(doc.querySelectorAll(`${sel} svg text`));
           const isLegend = (e: El) => legendNames.includes((e.textContent ?? '').trim()) || /^\d+\/\d+$/.test((e.textContent ?? '').trim());
@@ -186,7 +204,19 @@ describe('supervisor and auditor surface in Chromium', () => {
       for (const b of shown) {
         expect(b.top).toBeGreaterThanOrEqual(plotBottom);
         expect(b.bottom).toBeLessThanOrEqual(c.bottom);
+        // Inside the chart sideways too: nothing cut at the edge.
+        expect(b.left).toBeGreaterThanOrEqual(c.left);
+        expect(b.right).toBeLessThanOrEqual(c.right);
       }
+      // Every series named in full (no "专职保" cut, none hidden behind a pager's arrow), and no pager ("1/2") at all.
+      expect(shown.map((b) => b.text).sort()).toEqual([...names].sort());
+      expect(legend.some((b) => /^\d+\/\d+$/.test(b.text))).toBe(false);
+      // Wrapped: the names lie on as many rows as the chart made room for (data-legend-rows), and they do not overlap.
+      const rowTops = [...new Set(shown.map((b) => Math.round(b.top)))];
+      expect(Number(await page().getAttribute(chart, 'data-legend-rows'))).toBeGreaterThanOrEqual(rowTops.length);
+      for (const a of shown)
+        for (const b of shown) if (a !== b) expect(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top).toBe(true);
+      return rowTops.length;
     };
     const targets = Object.values(zhCN.sup.target);
     const responses = [zhCN.sup.ackP50, zhCN.sup.ackP90, zhCN.sup.resolveP50];
@@ -196,7 +226,8 @@ describe('supervisor and auditor surface in Chromium', () => {
     await legendBelow('#chart-response', responses);
     await page().click('[data-tab="compliance"]');
     await page().waitForSelector('#chart-trend[data-layout="narrow"] svg text');
-    await legendBelow('#chart-trend', targets);
+    // Five targets do not fit one row of a phone: two rows or more, all of them shown.
+    expect(await legendBelow('#chart-trend', targets)).toBeGreaterThanOrEqual(2);
     await current.screenshot('supervisor-compliance-phone');
     expect(await current.problems()).toEqual([]);
 
@@ -208,6 +239,44 @@ describe('supervisor and auditor surface in Chromium', () => {
     expect(wide.legend.length).toBe(targets.length);
     for (const b of wide.legend) expect(b.top).toBeLessThan(plotTop);
     expect(await current.problems()).toEqual([]);
+  });
+
+  it('on a phone in English the findings name their school (not one letter), and the follow-up table scrolls sideways instead of squeezing it', async () => {
+    const cp = await login('stats_op', { viewport: PHONE, isMobile: true });
+    const { page } = cp;
+    await page.evaluate(() => (globalThis as unknown as { localStorage: { setItem(k: string, v: string): void } }).localStorage.setItem('shouhu.lang', 'en'));
+    await page.reload();
+    await page.waitForSelector('#patrol-list li[data-task-id] .school');
+    const schools = await page.$$eval('#patrol-list .finding .school', (els) =>
+      els.map((e) => ({
+        text: (e.textContent ?? '').trim(),
+        shown: e.getBoundingClientRect().width,
+        needed: (e as unknown as { scrollWidth: number }).scrollWidth,
+      })),
+    );
+    expect(schools.map((x) => x.text).sort()).toEqual(['乙小学', '甲小学']);
+    for (const x of schools) expect(x.shown).toBeGreaterThanOrEqual(x.needed); // the whole name, no ellipsis
+    // The drawer says how many times once: "Times found" then the number.
+    await page.click('#patrol-list li[data-task-id] .finding');
+    await page.waitForSelector('#finding-detail .fd-count');
+    expect((await page.textContent('#finding-detail .fd-count'))?.trim()).toBe('1');
+    expect(await rawKeysOnPage(page, ['stats_op'])).toEqual([]);
+
+    const sup = await login('sup_1', { viewport: PHONE, isMobile: true, path: '/console/supervisor' });
+    await sup.page.click('[data-tab="patrol"]');
+    await sup.page.waitForSelector('#s-tasks tr[data-task-id]');
+    const cell = await sup.page.$eval('#s-tasks td.task-school', (e) => ({ width: e.getBoundingClientRect().width, height: e.getBoundingClientRect().height }));
+    expect(cell.width).toBeGreaterThanOrEqual(60); // 甲小学 on one line, not a character a line
+    expect(cell.height).toBeLessThan(60);
+    const scroll = await sup.page.$eval('#s-tasks-scroll', (e) => {
+      const el = e as unknown as { scrollWidth: number; clientWidth: number };
+      return { scrollWidth: el.scrollWidth, clientWidth: el.clientWidth };
+    });
+    expect(scroll.scrollWidth).toBeGreaterThan(scroll.clientWidth);
+    // The page itself does not scroll sideways: only the table does.
+    expect(
+      await sup.page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth),
+    ).toBeLessThanOrEqual(PHONE.width);
   });
 
   it("a supervisor creates, edits and disables a patrol plan; the server's field errors show in zh-CN next to the field", async () => {

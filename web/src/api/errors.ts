@@ -1,6 +1,7 @@
 import type { Msg } from '@/i18n';
 import type { MessageKey } from '@/i18n/zh-CN';
 import type { ErrorCode } from '@/shared/server';
+import { fmtTime } from '@/lib/format';
 
 /** A failed request or socket action: the server's stable `code`, never its (English) message. */
 export class ApiError extends Error {
@@ -211,6 +212,12 @@ export function errorMsg(e: { code: string; details?: Record<string, unknown>; r
     const by = (e.details?.acknowledgedBy as { name?: unknown } | undefined)?.name;
     return { key: 'errors.alreadyAcknowledged', params: { name: typeof by === 'string' && by ? by : '—' } };
   }
+  if (e.code === 'DUTY_SHIFT.OVERLAP') {
+    // The clashing shift (details.startsAt/endsAt), in school-local time (Asia/Shanghai).
+    const from = typeof e.details?.startsAt === 'string' ? e.details.startsAt : null;
+    const to = typeof e.details?.endsAt === 'string' ? e.details.endsAt : null;
+    if (from && to) return { key: 'errors.shiftOverlapWith', params: { from: fmtTime(from), to: fmtTime(to) } };
+  }
   if (e.code === 'INTERNAL') return { key: 'errors.internal', params: { requestId: e.requestId ?? '—' } };
   const key = (BY_CODE as Record<string, MessageKey | undefined>)[e.code];
   if (key) return { key };
@@ -239,7 +246,7 @@ export function fieldErrors(e: unknown, fallback: Record<string, MessageKey> = {
     if (typeof f?.field !== 'string') continue;
     const reason = typeof f.reason === 'string' ? f.reason : '';
     const head0 = f.field.split('.')[0];
-    const msg: Msg = { key: FIELD_REASONS.find(([re]) => re.test(reason))?.[1] ?? fallback[f.field] ?? fallback[head0] ?? 'fieldErrors.invalid' };
+    const msg: Msg = reasonMsg(reason) ?? { key: fallback[f.field] ?? fallback[head0] ?? 'fieldErrors.invalid' };
     out[f.field] ??= msg;
     const head = f.field.split('.')[0];
     out[head] ??= msg;
@@ -247,11 +254,25 @@ export function fieldErrors(e: unknown, fallback: Record<string, MessageKey> = {
   return out;
 }
 
+/** The message for a server's field reason, with its number (days, minutes) where the reason gives one; null when unknown. */
+function reasonMsg(reason: string): Msg | null {
+  for (const [re, key] of FIELD_REASONS) {
+    const m = re.exec(reason);
+    if (m) return m[1] ? { key, params: { n: Number(m[1]) } } : { key };
+  }
+  return null;
+}
+
+/** Known kinds of reason (the first match wins); a capture group is the `{n}` of the message. */
 const FIELD_REASONS: [RegExp, MessageKey][] = [
   [/须上传退回后的新照片/, 'fieldErrors.photoBeforeReopen'],
   [/not photos of this task/i, 'fieldErrors.photoNotOfTask'],
   [/at least one photo/i, 'fieldErrors.photoNeeded'],
   [/must not be blank|不能为空白/i, 'fieldErrors.blank'],
+  [/must be in the future: a shift that has ended/i, 'fieldErrors.shiftEnded'],
+  [/must be in the future/i, 'fieldErrors.future'],
+  [/lasts at most (\d+) days/i, 'fieldErrors.tooManyDays'],
+  [/more than (\d+) minutes in the past/i, 'fieldErrors.backdated'],
   [/should not be empty|must not be empty|must be longer than or equal to 1|is required|should not be null/i, 'fieldErrors.required'],
   [/longer than or equal to|shorter than or equal to|characters/i, 'fieldErrors.tooLong'],
   [/minutes in the past|must not be in the past/i, 'fieldErrors.past'],

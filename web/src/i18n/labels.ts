@@ -77,7 +77,9 @@ const AUDIT_ACTIONS = [
   'run',
 ] as const;
 /** An audit entry's action by name (null: a code not listed yet, shown as it is). */
-export const auditActionKey = (s: string): MessageKey | null => (isOneOf(AUDIT_ACTIONS, s) ? `auditAction.${s}` : null);
+export const auditActionKey = (s: string, entity?: string): MessageKey | null =>
+  // One action code, two things: an alarm's scene photo and a rectification task's photo (整改照片).
+  s === 'attach_photo' && entity === 'rectification_task' ? 'auditAction.attach_photo_task' : isOneOf(AUDIT_ACTIONS, s) ? `auditAction.${s}` : null;
 const AUDIT_ENTITIES = [
   'user',
   'device_credential',

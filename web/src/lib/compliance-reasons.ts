@@ -1,4 +1,5 @@
 import { tr } from '@/i18n';
+import { fmtList } from '@/lib/format';
 
 export const TARGETS = ['closedCampus', 'guards', 'networked', 'posts'] as const;
 export type Target = (typeof TARGETS)[number];
@@ -25,7 +26,7 @@ export function complianceReasons(reasons: unknown, target: Target): string[] {
   const r = reasons as Reasons | undefined | null;
   if (!r) return [];
   if (target === 'closedCampus' && r.closedCampus)
-    return [tr('guard.compliance.reason.gates', { gates: [...new Set(r.closedCampus.gates.map((g) => g.gate))].join('、') })];
+    return [tr('guard.compliance.reason.gates', { gates: fmtList([...new Set(r.closedCampus.gates.map((g) => g.gate))]) })];
   if (target === 'guards' && r.guards)
     return [tr('guard.compliance.reason.guards', { actual: r.guards.actual, required: r.guards.required, short: r.guards.short })];
   if (target === 'networked' && (r.networked || r.maintenance)) {

@@ -50,3 +50,13 @@ const dayFormat = new Intl.DateTimeFormat('sv-SE', { timeZone: 'Asia/Shanghai', 
 export function shanghaiDate(at: number | Date = Date.now()): string {
   return dayFormat.format(at);
 }
+
+/**
+ * A list of names or labels in the page's language: "甲、乙、丙" in Chinese, "a, b, c" in English (Intl.ListFormat's unit
+ * list; never the Chinese "、" in an English sentence). No "and": these are lists of checks, people, gates.
+ */
+const listFormats = computed(() => (currentLocale.value === 'en' ? new Intl.ListFormat('en', { type: 'unit', style: 'short' }) : null));
+export function fmtList(items: readonly string[]): string {
+  const f = listFormats.value;
+  return f ? f.format(items) : items.join('、');
+}
