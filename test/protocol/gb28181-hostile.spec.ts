@@ -1,3 +1,4 @@
+import * as iconv from 'iconv-lite';
 import { GbCatalog } from '../../src/modules/gb28181/gb-catalog';
 import { GbDeviceStates } from '../../src/modules/gb28181/gb-device-states';
 import { GbSite, startGbSite } from '../support/gb-site';
@@ -119,6 +120,39 @@ describe('GB/T 28181 against hostile and odd peers (attack notes F2 F4 F6 F10 F1
       expect(await dev.message(Buffer.from(catalogXml(deviceId, sn, 3, items), 'latin1'))).toBe(200);
       await until(async () => (await cameras(deviceId)).length === 3, 10000, 'three cameras');
       expect((await cameras(deviceId)).map((c) => c.name).sort()).toEqual(['badname', 'cam 1', 'cam 3']);
+    });
+  });
+
+  describe('attack pass 8 F5: a BOM is a claim about the bytes, not proof', () => {
+    it('decodes GB18030 text behind a UTF-8 BOM as GB18030, and counts an alarm with bytes valid in no charset instead of silently storing U+FFFD', async () => {
+      const { deviceId, dev } = await device();
+      const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+      const alarm = (ch: string, sn: string, desc: Buffer) =>
+        Buffer.concat([
+          Buffer.from(
+            `<?xml version="1.0" encoding="UTF-8"?>\r\n` +
+              alarmXml(field('SN', sn) + field('DeviceID', ch) + field('AlarmMethod', '5')).replace('</Notify>', '<AlarmDescription>'),
+            'latin1',
+          ),
+          desc,
+          Buffer.from('</AlarmDescription>\r\n</Notify>\r\n', 'latin1'),
+        ]);
+      const liar = channelOf(deviceId, 1);
+      expect(await dev.message(Buffer.concat([bom, alarm(liar, '1', iconv.encode('张三丰翻越东侧围墙', 'gb18030'))]))).toBe(200);
+      const [a] = await incidentsAt(liar);
+      expect(a.note).toContain('张三丰翻越东侧围墙');
+      expect(a.note).not.toContain('\ufffd');
+      // A GB18030 description with a stray FF byte: the alarm is raised, the unreadable byte marked, and the message counted.
+      const before = await metric('shouhu_malformed_input_total', { source: 'sip', reason: 'undecodable_bytes' });
+      const broken = channelOf(deviceId, 2);
+      expect(
+        await dev.message(
+          Buffer.concat([bom, alarm(broken, '2', Buffer.concat([iconv.encode('东门', 'gb18030'), Buffer.from([0xff]), iconv.encode('有人', 'gb18030')]))]),
+        ),
+      ).toBe(200);
+      const [b] = await incidentsAt(broken);
+      expect(b.note).toContain('东门\ufffd有人');
+      expect(await metric('shouhu_malformed_input_total', { source: 'sip', reason: 'undecodable_bytes' })).toBe(before + 1);
     });
   });
 

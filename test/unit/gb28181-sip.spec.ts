@@ -201,6 +201,33 @@ describe('MANSCDP and GB codes', () => {
     expect(parseManscdp(bom).cmdType).toBe('Alarm');
   });
 
+  it('takes a BOM or an override as a claim: bytes invalid in it are read in the charset they are valid in, and bytes valid in neither are said (import8 F5)', () => {
+    const alarm = (desc: string) =>
+      `<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>34020000001320000001</DeviceID><AlarmDescription>${desc}</AlarmDescription></Notify>`;
+    const desc = (doc: ReturnType<typeof parseManscdp>) => doc.el.children.find((c) => c.name === 'AlarmDescription')!.text;
+    const utf8Bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const gbBom = Buffer.from([0x84, 0x31, 0x95, 0x33]);
+    // A UTF-8 BOM before GB18030 bytes (the tester's file, as firmware sends it): GB18030, no replacement characters.
+    const liar = Buffer.concat([utf8Bom, iconv.encode(alarm('张三丰翻越围墙'), 'gb18030')]);
+    expect(detectCharset(liar)).toEqual({ charset: 'GB18030', bomLength: 3 });
+    const doc = parseManscdp(liar);
+    expect([desc(doc), doc.undecodableAt]).toEqual(['张三丰翻越围墙', undefined]);
+    // The GB18030 BOM before UTF-8 bytes; a device override that the bytes contradict.
+    expect(desc(parseManscdp(Buffer.concat([gbBom, Buffer.from(alarm('东侧围墙 ✓'), 'utf8')])))).toBe('东侧围墙 ✓');
+    expect(desc(parseManscdp(iconv.encode(alarm('操场'), 'gb18030'), 'UTF-8'))).toBe('操场');
+    expect(desc(parseManscdp(Buffer.from(alarm('喆镕堃 ✓'), 'utf8'), 'GB18030'))).toBe('喆镕堃 ✓');
+    // Valid in neither (a GB18030 body cut by a stray FF byte): still an alarm, but where the bytes went is said.
+    const body = iconv.encode(alarm('东门有人'), 'gb18030');
+    const broken = Buffer.concat([utf8Bom, body.subarray(0, body.indexOf(0x3c, 100) - 2), Buffer.from([0xff]), body.subarray(body.indexOf(0x3c, 100) - 2)]);
+    const lossy = parseManscdp(broken);
+    expect(lossy.cmdType).toBe('Alarm');
+    expect(lossy.undecodableAt).toBe(broken.indexOf(0xff));
+    expect(desc(lossy)).toContain('\uFFFD');
+    expect(detectCharset(broken).undecodableAt).toBe(broken.indexOf(0xff));
+    // Unassigned four-byte GB18030 (iconv-lite would read FE 39 FE 39 as lone surrogates) counts as undecodable too.
+    expect(detectCharset(Buffer.concat([Buffer.from(alarm('门'), 'latin1').subarray(0, 20), Buffer.from([0xfe, 0x39, 0xfe, 0x39])])).undecodableAt).toBe(20);
+  });
+
   it('refuses broken XML and DOCTYPE', () => {
     expect(() => parseXml('<a><b></a>')).toThrow(XmlError);
     expect(() => parseXml('<!DOCTYPE x [<!ENTITY e "x">]><a/>')).toThrow(XmlError);

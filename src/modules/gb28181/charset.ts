@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import * as iconv from 'iconv-lite';
+import { firstInvalidGb18030, firstInvalidUtf8 } from '../../infra/text/encodings';
 
 /**
  * The character set of MANSCDP bodies. GB/T 28181-2016 §A.1 declares GB2312 (the 2022 edition
@@ -8,8 +9,12 @@ import * as iconv from 'iconv-lite';
  * with a byte-order mark. Decoding (iconv-lite for GB18030, Node for UTF-8):
  *
  * - pure ASCII (every keepalive): the same in all three, decoded as latin1 without further checks;
- * - a BOM (UTF-8 EF BB BF, GB18030 84 31 95 33) says which, and is stripped;
- * - a per-device override (`gb_devices.charset`: GB18030 / UTF-8) wins over everything else;
+ * - a BOM (UTF-8 EF BB BF, GB18030 84 31 95 33) says which, and is stripped — when the bytes after
+ *   it are valid in that charset: a BOM is a claim, and firmware that puts a UTF-8 BOM before GB2312
+ *   bytes exists; a BOM the bytes contradict is ignored and the charset detected as below;
+ * - a per-device override (`gb_devices.charset`: GB18030 / UTF-8) wins over everything else, unless
+ *   the bytes are not valid in it and are in the other (decoding them in the override would only
+ *   give U+FFFD);
  * - `auto`: the declared encoding (`<?xml … encoding="…"?>`) when the bytes are valid in it —
  *   declared UTF-8 and valid UTF-8 → UTF-8; declared GB2312/GBK/GB18030 (or nothing) and valid,
  *   plausible GB18030 → GB18030; otherwise detected: valid UTF-8 → UTF-8, else GB18030.
@@ -19,6 +24,12 @@ import * as iconv from 'iconv-lite';
  * four-byte sequences. UTF-8 Chinese read as GB18030 almost always puts a continuation byte
  * (80–BF) where a GB2312 trail or lead cannot be; real GB text beyond GB2312 (萳, 喆镕堃, 㐀, 𠀾)
  * is never valid UTF-8, so it never reaches this test.
+ *
+ * Bytes valid in neither charset (a corrupt or truncated body) are still decoded — an alarm is not
+ * dropped for one bad byte of its description — in the charset that reads further before its first
+ * bad byte (on a tie the claimed one: BOM, override, declaration; GB18030 by default), with U+FFFD
+ * where bytes could not be read; `decodeManscdpBody` says where the
+ * first one was, and the SIP server counts and logs it (never silently).
  */
 export const CHARSETS = ['auto', 'GB18030', 'UTF-8'] as const;
 export type Charset = (typeof CHARSETS)[number];
@@ -69,8 +80,15 @@ function declaredEncoding(b: Buffer, from: number): string {
 
 const GB_FAMILY = new Set(['GB2312', 'GBK', 'GB18030', 'GB_2312-80', 'CP936', 'EUC-CN', 'X-GBK']);
 
+export interface DetectedCharset {
+  charset: 'ASCII' | 'GB18030' | 'UTF-8';
+  bomLength: number;
+  /** Offset of the first byte that is not a character in `charset` (valid in neither charset); absent when all are. */
+  undecodableAt?: number;
+}
+
 /** Which charset `decodeBody` would use for these bytes (after a BOM), for tests and metrics. */
-export function detectCharset(body: Buffer, override: Charset = 'auto'): { charset: 'ASCII' | 'GB18030' | 'UTF-8'; bomLength: number } {
+export function detectCharset(body: Buffer, override: Charset = 'auto'): DetectedCharset {
   let bom = 0;
   let byBom: 'GB18030' | 'UTF-8' | null = null;
   if (body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) {
@@ -81,25 +99,45 @@ export function detectCharset(body: Buffer, override: Charset = 'auto'): { chars
     byBom = 'GB18030';
   }
   if (isAscii(body, bom)) return { charset: 'ASCII', bomLength: bom };
-  if (override !== 'auto') return { charset: override, bomLength: bom };
-  if (byBom) return { charset: byBom, bomLength: bom };
-  const rest = bom ? body.subarray(bom) : body;
-  const utf8 = isUtf8(rest);
+  const utf8 = isUtf8(bom ? body.subarray(bom) : body);
+  let gbBad: number | undefined;
+  const gbValid = () => (gbBad ??= firstInvalidGb18030(body, bom)) < 0;
+  const valid = (c: 'GB18030' | 'UTF-8') => (c === 'UTF-8' ? utf8 : gbValid());
+  const other = (c: 'GB18030' | 'UTF-8') => (c === 'UTF-8' ? 'GB18030' : 'UTF-8');
+  // Valid in neither: decoded in the charset that reads further before its first bad byte (the claimed one on a tie),
+  // with U+FFFD for what cannot be read, and said where.
+  const lossy = (claimed: 'GB18030' | 'UTF-8'): DetectedCharset => {
+    const at = { 'UTF-8': firstInvalidUtf8(body, bom), GB18030: (gbBad ??= firstInvalidGb18030(body, bom)) };
+    const c = at[other(claimed)] > at[claimed] ? other(claimed) : claimed;
+    return { charset: c, bomLength: bom, undecodableAt: at[c] };
+  };
+  const claimed = override !== 'auto' ? override : byBom;
+  if (claimed) {
+    if (valid(claimed)) return { charset: claimed, bomLength: bom };
+    if (valid(other(claimed))) return { charset: other(claimed), bomLength: bom };
+    return lossy(claimed);
+  }
   const declared = declaredEncoding(body, bom);
-  if (declared === 'UTF-8' || declared === 'UTF8') return { charset: utf8 ? 'UTF-8' : 'GB18030', bomLength: bom };
-  if (!utf8) return { charset: 'GB18030', bomLength: bom };
+  if (declared === 'UTF-8' || declared === 'UTF8')
+    return utf8 ? { charset: 'UTF-8', bomLength: bom } : gbValid() ? { charset: 'GB18030', bomLength: bom } : lossy('UTF-8');
+  if (!utf8) return gbValid() ? { charset: 'GB18030', bomLength: bom } : lossy('GB18030');
   // Valid UTF-8, declared GB-something or nothing: GB18030 only when it is that too and reads as GB2312 text.
   const gb = gb18030Shape(body, bom);
   const gbDeclared = declared === '' || GB_FAMILY.has(declared);
   return { charset: gbDeclared && gb.valid && gb.plausible ? 'GB18030' : 'UTF-8', bomLength: bom };
 }
 
+/** A MANSCDP body as text, and where its first undecodable byte was (-1: none; see the module comment). */
+export function decodeManscdpBody(body: Buffer, override: Charset = 'auto'): { text: string; undecodableAt: number } {
+  const { charset, bomLength, undecodableAt = -1 } = detectCharset(body, override);
+  if (charset === 'ASCII') return { text: body.toString('latin1', bomLength), undecodableAt };
+  if (charset === 'UTF-8') return { text: body.toString('utf8', bomLength), undecodableAt };
+  return { text: iconv.decode(bomLength ? body.subarray(bomLength) : body, 'gb18030'), undecodableAt };
+}
+
 /** A MANSCDP body as text (see the module comment for the rules); `override` is the device's setting. */
 export function decodeBody(body: Buffer, override: Charset = 'auto'): string {
-  const { charset, bomLength } = detectCharset(body, override);
-  if (charset === 'ASCII') return body.toString('latin1', bomLength);
-  if (charset === 'UTF-8') return body.toString('utf8', bomLength);
-  return iconv.decode(bomLength ? body.subarray(bomLength) : body, 'gb18030');
+  return decodeManscdpBody(body, override).text;
 }
 
 /** What the platform sends: GB18030 (declared GB2312, GB/T 28181-2016 §A.1), which every device reads. */

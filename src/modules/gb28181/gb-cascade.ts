@@ -906,6 +906,7 @@ export class GbCascade {
         this.count(l, 'subscribe_refused');
         return this.endpoint.reply(req, peer, 400, 'cascade', key);
       }
+      if (doc.undecodableAt !== undefined) this.count(l, 'undecodable_bytes'); // read with U+FFFD there (charset.ts), not silently
     }
     const kind = subscriptionKind(header(req, 'event'), doc);
     if (!kind) {

@@ -1,5 +1,5 @@
 import { storableText } from '../../infra/text/storable';
-import { Charset, decodeBody, encodeBody } from './charset';
+import { Charset, decodeBody, decodeManscdpBody, encodeBody } from './charset';
 
 export { decodeBody, encodeBody };
 
@@ -162,6 +162,8 @@ export interface ManscdpMessage {
   sn: string;
   deviceId: string;
   el: XmlElement;
+  /** Offset of the first byte that was neither UTF-8 nor GB18030 (decoded as U+FFFD: charset.ts); absent when every byte was read. */
+  undecodableAt?: number;
 }
 
 /** Longest SN kept (GB/T 28181 says an integer; devices send millisecond timestamps, negatives, text). */
@@ -177,7 +179,7 @@ const MAX_SN_CHARS = 32;
  * message). Throws XmlError when nothing usable can be read.
  */
 export function parseManscdp(body: Buffer, charset: Charset = 'auto'): ManscdpMessage {
-  const text = decodeBody(body, charset);
+  const { text, undecodableAt } = decodeManscdpBody(body, charset);
   let el: XmlElement;
   try {
     el = parseXml(text);
@@ -190,7 +192,7 @@ export function parseManscdp(body: Buffer, charset: Charset = 'auto'): ManscdpMe
   if (!cmdType) throw new XmlError('CmdType is required');
   const sn = (childText(el, 'SN') ?? '').trim().slice(0, MAX_SN_CHARS);
   const deviceId = (childText(el, 'DeviceID') ?? '').trim();
-  return { root: el.name, cmdType, sn, deviceId, el };
+  return { root: el.name, cmdType, sn, deviceId, el, ...(undecodableAt >= 0 ? { undecodableAt } : {}) };
 }
 
 /** The flat fields of a broken body that says it is an Alarm (leaf elements by regular expression), or null. */

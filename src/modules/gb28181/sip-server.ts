@@ -231,6 +231,14 @@ export class SipServer {
       malformedInput.inc({ source: 'sip', reason: e instanceof XmlError ? 'manscdp' : 'body' });
       return this.endpoint.reply(req, peer, 400, 'message', key);
     }
+    // Bytes valid in neither UTF-8 nor GB18030 (charset.ts): the message is still taken — an alarm is not lost for a
+    // bad byte of its description — with U+FFFD where they were, and never silently: counted and logged.
+    if (doc.undecodableAt !== undefined) {
+      malformedInput.inc({ source: 'sip', reason: 'undecodable_bytes' });
+      this.endpoint.warn(
+        `GB28181 ${doc.cmdType} from ${id}: body byte ${doc.undecodableAt} is neither UTF-8 nor GB18030 (BOM, declaration and gb_devices.charset considered); read with U+FFFD in its place`,
+      );
+    }
     // A superior platform we cascade to (issue 16 §7): its queries about us and its answers to our alarms.
     const superior = this.cascade.superiorOf(id, peer);
     if (superior) return this.cascade.onMessage(superior, req, peer, key, doc);
