@@ -185,6 +185,10 @@ export function validateConfig(raw: Json): AppConfig {
   if (problems.length === 0) {
     if (cfg.registry.defaultPageSize > cfg.registry.maxPageSize) problems.push('registry.defaultPageSize: must not exceed registry.maxPageSize');
     if (cfg.video.rtpPortMin > cfg.video.rtpPortMax) problems.push('video.rtpPortMin: must not exceed video.rtpPortMax');
+    // One user must never hold every import (or export) slot (ParsePool.exclusive).
+    const { maxConcurrent, maxConcurrentPerUser } = cfg.import;
+    if (maxConcurrent > 1 ? maxConcurrentPerUser >= maxConcurrent : maxConcurrentPerUser > 1)
+      problems.push('import.maxConcurrentPerUser: must be less than import.maxConcurrent (1 when that is 1): one user must never hold every slot');
     // pg-pool bounds opening a connection by the pool's wait too: a shorter wait would cut connects short and read as an outage.
     for (const k of ['poolWaitMs', 'jobsPoolWaitMs'] as const)
       if (cfg.database[k] < cfg.database.connectTimeoutMs) problems.push(`database.${k}: must not be less than database.connectTimeoutMs`);

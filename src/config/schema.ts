@@ -232,6 +232,7 @@ export const SCHEMA: ConfigSchema = {
   'import.maxCellChars': rules.int(100, 1_000_000),
   'import.maxTotalChars': rules.int(10_000, 1_000_000_000),
   'import.maxConcurrent': rules.int(1, 64),
+  'import.maxConcurrentPerUser': rules.int(1, 64),
   'import.charsetMinScore': rules.num(0.5, 1),
   'import.parseWorkers': rules.int(1, 64),
   'import.parseQueue': rules.int(0, 1000),

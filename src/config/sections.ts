@@ -284,8 +284,17 @@ export interface ImportConfig {
    * to 600 M (1.2 GB).
    */
   maxTotalChars: number;
-  /** Imports and exports running at once in this process (reading, checking, writing, building the file); past it, 503 IMPORT.BUSY with Retry-After. */
+  /**
+   * Imports running at once in this process (reading, checking, writing), and separately exports (query, building the
+   * file): exports do not wait behind imports. Past it, 503 IMPORT.BUSY with Retry-After.
+   */
   maxConcurrent: number;
+  /**
+   * Imports and exports one user may run at once (together), in this process. Default 1; must stay below maxConcurrent
+   * (1 when that is 1), so one account can never hold every slot (attack pass 8 F2: two looped 50,000-row dry runs
+   * held both, and everyone else got 503). Past it, 429 IMPORT.BUSY_FOR_USER with Retry-After.
+   */
+  maxConcurrentPerUser: number;
   /** Plausibility (0–1) a CSV's decoding needs before it is believed (infra/tabular/charset.ts); below it, "save as UTF-8". */
   charsetMinScore: number;
   /** Worker threads parsing uploads, files waiting beyond them (then 503), time and heap per file. */

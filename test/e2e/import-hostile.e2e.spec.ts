@@ -77,13 +77,16 @@ describe('hostile and awkward uploads', () => {
   let t: TestApp;
   let admin: string;
   let staff: string;
+  let staffId: string;
+  let operator: string;
   let button: TestButton;
 
   beforeAll(async () => {
     t = await startApp({ import: { maxRows: MAX_ROWS, maxUnzippedBytes: MAX_UNZIPPED, maxFileBytes: 8 * 1024 * 1024 } });
     admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
-    staff = (await t.userToken('school_security', seed.schoolA.id)).token;
+    ({ token: staff, userId: staffId } = await t.userToken('school_security', seed.schoolA.id));
+    operator = (await t.userToken('operator')).token;
     [button] = await createButtons(t, admin, seed.schoolB.id, 1, 'IMP');
   });
   afterAll(() => t.close());
@@ -215,19 +218,56 @@ describe('hostile and awkward uploads', () => {
       expect(JSON.stringify(res.body).length).toBeLessThan(1000);
     });
 
-    it('answers 503 with Retry-After when import.maxConcurrent imports/exports are running, and runs again once one ends', async () => {
+    /** Holds `n` slots of a lane for the given user ids until the returned release is called (a long import or export of theirs). */
+    const hold = (lane: 'import' | 'export', users: string[]) => {
       const pool = t.app.get(ParsePool);
       const releases: (() => void)[] = [];
-      const held = Array.from({ length: t.config.import.maxConcurrent }, () => pool.exclusive(() => new Promise<void>((r) => releases.push(r))));
+      const held = users.map((u) => pool.exclusive(u, lane, () => new Promise<void>((r) => releases.push(r))));
+      return async () => {
+        releases.forEach((r) => r());
+        await Promise.all(held);
+      };
+    };
+    const others = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}-holder-${i}`);
+    const csvFile = 'licenceNo,name,schoolCode\nC-0003,张伟,SA\n';
+
+    it('answers 503 with Retry-After when import.maxConcurrent imports are running, and runs again once one ends; exports do not wait behind them', async () => {
+      const release = hold('import', others(t.config.import.maxConcurrent, 'imp'));
+      const busy = await upload('guards', csvFile);
+      expect([busy.status, busy.body.error.code, busy.headers['retry-after']]).toEqual([503, 'IMPORT.BUSY', expect.stringMatching(/^\d+$/)]);
+      // Exports are a lane of their own (attack pass 8 F2: an operator's export was refused while imports held the slots).
+      expect((await t.http().get('/api/v1/export/guards').set(auth(admin))).status).toBe(200);
+      await release();
+      expect((await upload('guards', csvFile)).status).toBe(200);
+    });
+
+    it('answers 503 with Retry-After when import.maxConcurrent exports are running, and runs again once one ends; imports do not wait behind them', async () => {
+      const release = hold('export', others(t.config.import.maxConcurrent, 'exp'));
       const busy = await t.http().get('/api/v1/export/guards?format=xlsx').set(auth(staff));
       expect([busy.status, busy.body.error.code, busy.headers['retry-after']]).toEqual([503, 'IMPORT.BUSY', expect.stringMatching(/^\d+$/)]);
-      expect((await upload('guards', 'licenceNo,name,schoolCode\nC-0003,张伟,SA\n')).status).toBe(503);
-      releases.forEach((r) => r());
-      await Promise.all(held);
+      expect((await upload('guards', csvFile)).status).toBe(200);
+      await release();
       // Free again; the XLSX is built in a worker thread and reads back.
       const file = await t.http().get('/api/v1/export/guards?format=xlsx').set(auth(staff)).buffer(true).parse(binary);
       expect(file.status).toBe(200);
       expect((await readTable(file.body as Buffer)).header).toContain('licenceNo');
+    });
+
+    it('lets one user run import.maxConcurrentPerUser imports/exports at once: their next is 429 IMPORT.BUSY_FOR_USER, and everyone else carries on (attack pass 8 F2)', async () => {
+      expect(t.config.import.maxConcurrentPerUser).toBe(1);
+      // The school account's long dry run holds one slot; the attack looped two to hold both.
+      const release = hold('import', [staffId]);
+      const second = await upload('guards', csvFile);
+      expect([second.status, second.body.error.code, second.headers['retry-after']]).toEqual([429, 'IMPORT.BUSY_FOR_USER', expect.stringMatching(/^\d+$/)]);
+      expect(second.body.error.details.retryAfterSeconds).toBeGreaterThan(0);
+      // Its exports count with its imports…
+      const export_ = await t.http().get('/api/v1/export/guards').set(auth(staff));
+      expect([export_.status, export_.body.error?.code]).toEqual([429, 'IMPORT.BUSY_FOR_USER']);
+      // …while an admin's import and an operator's export go through (they got 503 IMPORT.BUSY 10/10 in the attack).
+      expect((await upload('guards', csvFile, '?dryRun=true', admin)).status).toBe(200);
+      expect((await t.http().get('/api/v1/export/guards').set(auth(operator))).status).toBe(200);
+      await release();
+      expect((await upload('guards', csvFile)).status).toBe(200);
     });
   });
 

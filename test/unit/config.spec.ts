@@ -28,6 +28,9 @@ describe('configuration', () => {
     [{ SHOUHU__HTTP__TRUST_PROXY: '10.0.0.0/33' }, 'http.trustProxy'],
     [{ SHOUHU__HTTP__TRUST_PROXY: '11' }, 'http.trustProxy'],
     [{ SHOUHU__DATABASE__JOBS_POOL_WAIT_MS: '200' }, 'database.jobsPoolWaitMs'],
+    // One user must never hold every import slot (attack pass 8 F2).
+    [{ SHOUHU__IMPORT__MAX_CONCURRENT_PER_USER: '2' }, 'import.maxConcurrentPerUser'],
+    [{ SHOUHU__IMPORT__MAX_CONCURRENT: '1', SHOUHU__IMPORT__MAX_CONCURRENT_PER_USER: '2' }, 'import.maxConcurrentPerUser'],
     // Only empty items: not the empty list (which falls back to redis.url), a mistake.
     [{ REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: ',,,' }, 'redis.clusterNodes'],
     [{ REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: 'redis://a:7000,,redis://b:7000' }, 'redis.clusterNodes'],

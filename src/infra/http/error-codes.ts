@@ -177,8 +177,13 @@ export const ErrorCode = {
     CELL_TOO_LONG: 'IMPORT.CELL_TOO_LONG',
     /** [400] The file's cells add up to more than import.maxTotalChars characters (a shared string counts at every cell that uses it); refused while reading; `details`: `{ maxTotalChars, row }`. */
     TOO_MUCH_TEXT: 'IMPORT.TOO_MUCH_TEXT',
-    /** [503] Every file parser is busy and the queue is full (import.parseQueue), or import.maxConcurrent imports/exports are running; `details.retryAfterSeconds`. */
+    /** [503] Every file parser is busy and the queue is full (import.parseQueue), or import.maxConcurrent imports (or, apart, exports) are running; `details.retryAfterSeconds`. */
     BUSY: 'IMPORT.BUSY',
+    /**
+     * [429] This user already runs import.maxConcurrentPerUser imports/exports (default 1): wait for it to finish; Retry-After,
+     * `details.retryAfterSeconds`. One account can never hold every slot (attack pass 8 F2).
+     */
+    BUSY_FOR_USER: 'IMPORT.BUSY_FOR_USER',
   },
 
   /** Heavy district reads (compliance, patrol coverage, response statistics, incident history search): infra/http/heavy-reads.ts (attack A14). */

@@ -43,13 +43,16 @@ type Answer = {
   fault?: string;
 };
 
+/** Whole imports and whole exports are counted apart: see `exclusive`. */
+export type Lane = 'import' | 'export';
+
 /**
  * Uploaded spreadsheets are parsed, and export files built, in worker threads, never on the event
  * loop that delivers alarms: a small pool (import.parseWorkers), each worker with a heap cap
  * (import.parseMemoryMb) and a time limit per file (import.parseTimeoutMs: the worker is
  * terminated and replaced), and a bounded queue (import.parseQueue) — past it, 503 IMPORT.BUSY
  * with Retry-After instead of piling up uploads in memory. `exclusive` bounds whole imports and
- * exports (read, check, write; query, build) per process to import.maxConcurrent, also 503.
+ * exports (read, check, write; query, build) per process and per user.
  */
 @Injectable()
 export class ParsePool implements OnModuleDestroy {
@@ -59,7 +62,9 @@ export class ParsePool implements OnModuleDestroy {
   private readonly queue: Job[] = [];
   private seq = 0;
   private closed = false;
-  private running = 0;
+  private readonly running: Record<Lane, number> = { import: 0, export: 0 };
+  /** Imports and exports running per user id (entries removed at 0). */
+  private readonly perUser = new Map<string, number>();
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.cfg = config.import;
@@ -75,22 +80,43 @@ export class ParsePool implements OnModuleDestroy {
   }
 
   /**
-   * Runs one whole import or export, at most import.maxConcurrent at once in this process; past
-   * it, 503 IMPORT.BUSY with Retry-After at once (nothing is read or queried).
+   * Runs one whole import or export of `userId`; past a limit, refused at once (nothing is read or
+   * queried), with Retry-After:
+   * - per user, import.maxConcurrentPerUser imports and exports together (default 1; the
+   *   configuration keeps it below import.maxConcurrent): 429 IMPORT.BUSY_FOR_USER. One account
+   *   looping two 50,000-row dry runs held both slots and every other user got 503 for as long as it
+   *   lasted (attack pass 8 F2); now it holds at most one, and its own second request is what waits.
+   * - per process, import.maxConcurrent imports and, separately, import.maxConcurrent exports:
+   *   503 IMPORT.BUSY. Exports do not queue behind imports (an operator's GET /export/guards was
+   *   refused while imports held the slots), nor imports behind exports; both lanes still share the
+   *   parse workers and their bounded queue (import.parseWorkers, import.parseQueue), which is what
+   *   bounds the CPU they take together.
    */
-  async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    if (this.running >= this.cfg.maxConcurrent) {
+  async exclusive<T>(userId: string, lane: Lane, work: () => Promise<T>): Promise<T> {
+    const mine = this.perUser.get(userId) ?? 0;
+    if (mine >= this.cfg.maxConcurrentPerUser) {
+      throw Errors.tooMany(
+        ErrorCode.IMPORT.BUSY_FOR_USER,
+        `您已有 ${mine} 个导入或导出正在进行，请等它完成后再试（每人同时最多 ${this.cfg.maxConcurrentPerUser} 个）`,
+        this.retryAfter,
+      );
+    }
+    if (this.running[lane] >= this.cfg.maxConcurrent) {
       const retry = this.retryAfter;
-      throw new DomainError(503, ErrorCode.IMPORT.BUSY, `正在进行的导入导出过多，请 ${retry} 秒后重试`, {
+      throw new DomainError(503, ErrorCode.IMPORT.BUSY, `正在进行的${lane === 'import' ? '导入' : '导出'}过多，请 ${retry} 秒后重试`, {
         retryAfterSeconds: retry,
         maxConcurrent: this.cfg.maxConcurrent,
       });
     }
-    this.running++;
+    this.running[lane]++;
+    this.perUser.set(userId, mine + 1);
     try {
       return await work();
     } finally {
-      this.running--;
+      this.running[lane]--;
+      const left = (this.perUser.get(userId) ?? 1) - 1;
+      if (left > 0) this.perUser.set(userId, left);
+      else this.perUser.delete(userId);
     }
   }
 

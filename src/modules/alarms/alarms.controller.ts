@@ -243,7 +243,7 @@ export class AlarmsController {
     const { format = 'xlsx', ...range } = q;
     const stats = await this.queries.stats(user, range);
     const table = statsExportRows(stats as unknown as Parameters<typeof statsExportRows>[0]);
-    const body = await this.tabular.exclusive(() => this.tabular.write(format, '响应统计', table.header, table.rows));
+    const body = await this.tabular.exclusive(user.id, 'export', () => this.tabular.write(format, '响应统计', table.header, table.rows));
     const span = `${stats.from.slice(0, 10)}_${stats.to.slice(0, 10)}`;
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
     res.setHeader(
@@ -262,8 +262,8 @@ export class AlarmsController {
   @Get('export')
   async export(@CurrentUser() user: AuthUser, @Query() q: IncidentExportQuery, @Res({ passthrough: true }) res: Response) {
     const { format = 'xlsx', limit: _l, offset: _o, ...filters } = q;
-    // Bounded per process (import.maxConcurrent) and built in a worker thread: never on the loop that takes presses.
-    const body = await this.tabular.exclusive(async () => {
+    // Bounded per process and per user (ParsePool.exclusive) and built in a worker thread: never on the loop that takes presses.
+    const body = await this.tabular.exclusive(user.id, 'export', async () => {
       const table = incidentExportRows(await this.queries.all(user, filters, this.config.alarms.exportMaxRows));
       return this.tabular.write(format, '报警记录', table.header, table.rows);
     });

@@ -72,11 +72,11 @@ export class ComplianceController {
   /** CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates. */
   @Roles(...READ)
   @Get('export')
-  async export(@Query() q: ComplianceExportQuery, @Res({ passthrough: true }) res: Response) {
+  async export(@CurrentUser() user: AuthUser, @Query() q: ComplianceExportQuery, @Res({ passthrough: true }) res: Response) {
     const [from, to] = this.range(q);
     const format = q.format ?? 'xlsx';
-    // Bounded per process (import.maxConcurrent) and built in a worker thread: never on the loop that takes presses.
-    const body = await this.tabular.exclusive(async () => {
+    // Bounded per process and per user (ParsePool.exclusive) and built in a worker thread: never on the loop that takes presses.
+    const body = await this.tabular.exclusive(user.id, 'export', async () => {
       const rows = (await this.compliance.range(from, to, q)).sort((a, b) => a.date.localeCompare(b.date) || a.schoolCode.localeCompare(b.schoolCode));
       const table = exportRows(rows);
       return this.tabular.write(format, '四个100%', table.header, table.rows);

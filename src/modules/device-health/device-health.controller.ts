@@ -131,7 +131,7 @@ export class DeviceHealthController {
       r.rate.devices,
       r.rate.onlineRate === null ? '' : Math.round(r.rate.onlineRate * 10_000) / 100,
     ]);
-    const body = await this.tabular.exclusive(() => this.tabular.write(format, '设备在线率', header, table));
+    const body = await this.tabular.exclusive(user.id, 'export', () => this.tabular.write(format, '设备在线率', header, table));
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
     res.setHeader(
       'Content-Disposition',

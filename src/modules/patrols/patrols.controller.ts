@@ -142,9 +142,15 @@ export class FindingsController {
   ) {}
 
   /** Sends a table as a CSV (UTF-8 with BOM) or XLSX download, named in English and zh-CN with today's date. */
-  private async file(res: Response, format: 'csv' | 'xlsx', name: { en: string; zh: string }, table: { header: string[]; rows: (string | number)[][] }) {
-    // Bounded per process (import.maxConcurrent) and built in a worker thread: never on the loop that takes presses.
-    const body = await this.tabular.exclusive(() => this.tabular.write(format, name.zh, table.header, table.rows));
+  private async file(
+    user: AuthUser,
+    res: Response,
+    format: 'csv' | 'xlsx',
+    name: { en: string; zh: string },
+    table: { header: string[]; rows: (string | number)[][] },
+  ) {
+    // Bounded per process and per user (ParsePool.exclusive) and built in a worker thread: never on the loop that takes presses.
+    const body = await this.tabular.exclusive(user.id, 'export', () => this.tabular.write(format, name.zh, table.header, table.rows));
     const day = new Date().toISOString().slice(0, 10);
     res.setHeader('Content-Type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
     res.setHeader(
@@ -164,7 +170,7 @@ export class FindingsController {
   async exportFindings(@CurrentUser() user: AuthUser, @Query() q: FindingExportQuery, @Res({ passthrough: true }) res: Response) {
     const { format = 'xlsx', limit: _l, offset: _o, ...filters } = q;
     const rows = await this.findings.findingsForExport(user, filters, this.config.patrols.exportMaxRows);
-    return this.file(res, format, { en: 'patrol-findings', zh: '巡查发现' }, findingExportRows(rows));
+    return this.file(user, res, format, { en: 'patrol-findings', zh: '巡查发现' }, findingExportRows(rows));
   }
 
   /**
@@ -178,7 +184,7 @@ export class FindingsController {
     const { format = 'xlsx', limit: _l, offset: _o, ...filters } = q;
     const now = new Date();
     const rows = await this.findings.tasksForExport(user, filters, this.config.patrols.exportMaxRows, now);
-    return this.file(res, format, { en: 'rectification-tasks', zh: '整改任务' }, taskExportRows(rows, now));
+    return this.file(user, res, format, { en: 'rectification-tasks', zh: '整改任务' }, taskExportRows(rows, now));
   }
 
   /** Lists patrol findings (audits, video rounds, posts) by school, check, source and time; school staff get their own school's. */

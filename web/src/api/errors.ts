@@ -88,6 +88,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'IMPORT.CELL_TOO_LONG': 'errors.importFile',
   'IMPORT.TOO_MUCH_TEXT': 'errors.importFile',
   'IMPORT.BUSY': 'errors.unavailable',
+  'IMPORT.BUSY_FOR_USER': 'errors.importBusyForUser',
   'HEAVY_READ.BUSY': 'errors.readsBusy',
   'HEAVY_READ.TOO_MANY': 'errors.tooManyReads',
   'UNAVAILABLE.DATABASE': 'errors.unavailable',

@@ -443,6 +443,7 @@ const en: Messages = {
     taskNotClosed: 'This rectification task is not done yet: nothing to send back',
     tooLarge: 'Too large',
     importFile: 'The import file has problems',
+    importBusyForUser: 'You already have an import or export running; wait for it to finish',
     network: 'Cannot reach the server; check the network',
     timeout: 'The server did not answer; try again',
     unavailable: 'The server is unavailable for now; retrying',

@@ -440,6 +440,7 @@ const zhCN = {
     taskNotClosed: '该整改任务尚未完成，无需退回',
     tooLarge: '内容过大',
     importFile: '导入文件有误',
+    importBusyForUser: '您已有导入或导出正在进行，请等它完成后再试',
     network: '无法连接服务器，请检查网络',
     timeout: '服务器无响应，请稍后重试',
     unavailable: '服务器暂时不可用，正在重试',

@@ -66,9 +66,9 @@ export class ImportService {
     private readonly parser: ParsePool,
   ) {}
 
-  /** One import: at most import.maxConcurrent at once per process (503 IMPORT.BUSY past it). */
+  /** One import: at most import.maxConcurrent at once per process (503 IMPORT.BUSY), import.maxConcurrentPerUser per user (429 IMPORT.BUSY_FOR_USER). */
   importFile(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
-    return this.parser.exclusive(() => this.importNow(kind, svc, user, file, dryRun));
+    return this.parser.exclusive(user.id, 'import', () => this.importNow(kind, svc, user, file, dryRun));
   }
 
   private async importNow(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
@@ -211,9 +211,9 @@ export class ImportService {
     };
   }
 
-  /** One export (query, then the file built in a worker thread): at most import.maxConcurrent imports/exports at once per process. */
+  /** One export (query, then the file built in a worker thread): in the export lane of ParsePool.exclusive (not behind imports), per user with imports. */
   exportFile(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
-    return this.parser.exclusive(() => this.exportNow(kind, svc, user, query, format));
+    return this.parser.exclusive(user.id, 'export', () => this.exportNow(kind, svc, user, query, format));
   }
 
   private async exportNow(kind: ImportKind, svc: Svc, user: AuthUser, query: Record<string, unknown>, format: FileFormat): Promise<FileOut> {
