@@ -376,5 +376,226 @@ describe('hostile and awkward uploads', () => {
       const { rows } = await t.db.query(`SELECT count(*)::int AS n FROM guards WHERE licence_no = 'E-0009'`);
       expect(rows[0].n).toBe(0);
     });
+
+    const guardsStored = async (prefix: string) =>
+      (await t.db.query(`SELECT name FROM guards WHERE licence_no LIKE $1 ORDER BY licence_no`, [`${prefix}%`])).rows.map((r) => r.name as string);
+
+    it('takes a BOM as a claim: a UTF-8 BOM before GB18030 bytes is refused naming the first invalid byte and its line, never stored as U+FFFD (attack pass 8 F5)', async () => {
+      const header = 'licenceNo,name,schoolCode\n';
+      const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), iconv.encode(`${header}BGB-0001,张三丰,SA\n`, 'gb18030')]);
+      for (const query of ['?dryRun=true', '']) {
+        const res = await upload('guards', bytes, query);
+        expect([res.status, res.body.error?.code]).toEqual([400, 'IMPORT.UNSURE_ENCODING']);
+        // The first byte of 张 (GB18030 D5 C5) after the BOM, the header and "BGB-0001,".
+        expect(res.body.error.details).toEqual({ encoding: 'UTF-8 (BOM)', byteOffset: 3 + header.length + 'BGB-0001,'.length, line: 2 });
+        expect(res.body.error.message).toContain('第 2 行');
+        expect(res.body.error.message).toContain('UTF-8');
+      }
+      expect(await guardsStored('BGB-')).toEqual([]);
+      // The same text really in UTF-8 behind its BOM imports.
+      await upload('guards', Buffer.from(`\uFEFF${header}BGB-0002,张三丰,SA\n`, 'utf8'), '').expect(200);
+      expect(await guardsStored('BGB-')).toEqual(['张三丰']);
+    });
+
+    it('checks a UTF-16 BOM the same way: well-formed UTF-16 is read, an unpaired surrogate or a lone last byte is refused with its line', async () => {
+      const text = '\uFEFFlicenceNo,name,schoolCode\nU16-0001,张三丰,SA\nU16-0002,李四,SA\n';
+      const le = Buffer.from(text, 'utf16le');
+      const ok = await upload('guards', le).expect(200);
+      expect([ok.body.encoding, ok.body.preview.rows.map((r: { cells: string[] }) => r.cells[1])]).toEqual(['UTF-16LE (BOM)', ['张三丰', '李四']]);
+      const be = Buffer.from(le);
+      be.swap16();
+      expect((await upload('guards', be).expect(200)).body.encoding).toBe('UTF-16BE (BOM)');
+      // A high surrogate followed by 李 (line 3), and a file cut one byte into its last character.
+      const lone = Buffer.from(text.replace('李', '\uD800李'), 'utf16le');
+      const cut = le.subarray(0, le.length - 1);
+      for (const [bytes, line, offset] of [
+        [lone, 3, Buffer.from(text.slice(0, text.indexOf('李')), 'utf16le').length],
+        [cut, 3, le.length - 2],
+      ] as const) {
+        const res = await upload('guards', bytes);
+        expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([
+          400,
+          'IMPORT.UNSURE_ENCODING',
+          { encoding: 'UTF-16LE (BOM)', byteOffset: offset, line },
+        ]);
+      }
+    });
+
+    it('refuses a GBK file with a byte that is no GB18030 character instead of decoding it as U+FFFD', async () => {
+      const good = iconv.encode(csv, 'gbk');
+      const at = good.indexOf(iconv.encode('校园', 'gbk'));
+      const bad = Buffer.concat([good.subarray(0, at), Buffer.from([0xff]), good.subarray(at)]);
+      const res = await upload('guards', bad);
+      expect([res.status, res.body.error?.code, res.body.error?.details]).toEqual([
+        400,
+        'IMPORT.UNSURE_ENCODING',
+        { encoding: 'GB18030', byteOffset: at, line: 3 },
+      ]);
+    });
+  });
+  describe('XLSX cells that are not text are read deliberately, never as "[object Object]" (attack pass 8 F6)', () => {
+    /** An XLSX whose first sheet's rows are the given `<row>` XML (inline strings, formulas… as other writers save them). */
+    async function sheetXlsx(rowsXml: string[]): Promise<Buffer> {
+      const base = await guardsXlsx(0);
+      const zip = await JSZip.loadAsync(base);
+      const path = 'xl/worksheets/sheet1.xml';
+      const xml = await zip.file(path)!.async('string');
+      zip.file(
+        path,
+        xml.replace(/<dimension [^>]*\/>/, '').replace(/<sheetData>[\s\S]*<\/sheetData>|<sheetData\/>/, `<sheetData>${rowsXml.join('')}</sheetData>`),
+      );
+      return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE' });
+    }
+    const str = (ref: string, s: string) => `<c r="${ref}" t="inlineStr"><is><t>${s}</t></is></c>`;
+    const header = `<row r="1">${str('A1', 'licenceNo')}${str('B1', 'name')}${str('C1', 'schoolCode')}${str('D1', 'fullTime')}${str('E1', 'phone')}</row>`;
+    const errorsOf = (res: { body: { error: { details: { errors: { row: number; column: string; reason: string }[] } } } }) =>
+      res.body.error.details.errors.map((e) => [e.row, e.column, e.reason]);
+
+    it('reports a formula without a cached result as a row error naming its column, and reads one with a result as that result', async () => {
+      const rows: Record<string, ExcelJS.CellValue[]> = {
+        // Written by a script: formulas with no cached value (the tester's file)…
+        noResult: ['FX-0001', { formula: 'CONCAT("张","三")' } as ExcelJS.CellFormulaValue, 'SA', { formula: 'TRUE()' } as ExcelJS.CellFormulaValue],
+        // …the same with their values, as Excel saves them; rich text and a hyperlink.
+        result: [
+          'FX-0002',
+          { formula: 'CONCAT("李","四")', result: '李四' } as ExcelJS.CellFormulaValue,
+          'SA',
+          { formula: 'TRUE()', result: true } as ExcelJS.CellFormulaValue,
+        ],
+        rich: [
+          'FX-0003',
+          { richText: [{ text: '王' }, { font: { bold: true }, text: '五' }] },
+          'SA',
+          false,
+          { text: '13800000000', hyperlink: 'tel:13800000000' },
+        ],
+        error: ['FX-0004', { error: '#N/A' } as ExcelJS.CellErrorValue, 'SA'],
+        errorResult: ['FX-0005', { formula: '1/0', result: { error: '#DIV/0!' } } as ExcelJS.CellFormulaValue, 'SA'],
+      };
+      const book = async (which: string[]) => {
+        const wb = new ExcelJS.Workbook();
+        const ws = wb.addWorksheet('Sheet1');
+        ws.addRow(GUARD_HEADERS);
+        for (const k of which) ws.addRow(rows[k]);
+        return Buffer.from(await wb.xlsx.writeBuffer());
+      };
+      const res = await upload('guards', await book(['noResult', 'result', 'rich', 'error', 'errorResult']));
+      expect([res.status, res.body.error.code]).toEqual([400, 'IMPORT.INVALID_ROWS']);
+      expect(JSON.stringify(res.body)).not.toContain('[object Object]');
+      expect(errorsOf(res)).toEqual([
+        [2, 'name', '公式没有计算结果，请在 Excel 中重新计算后保存'],
+        [2, 'fullTime', '公式没有计算结果，请在 Excel 中重新计算后保存'],
+        [5, 'name', '单元格是错误值 #N/A，请改正后保存'],
+        [6, 'name', '单元格是错误值 #DIV/0!，请改正后保存'],
+      ]);
+      // The good rows alone: the cached result, the rich text's and the hyperlink's text.
+      const ok = await upload('guards', await book(['result', 'rich']), '').expect(200);
+      expect(ok.body).toMatchObject({ rows: 2, created: 2 });
+      const { rows: stored } = await t.db.query(`SELECT licence_no, name, full_time, phone FROM guards WHERE licence_no LIKE 'FX-%' ORDER BY licence_no`);
+      expect(stored).toEqual([
+        { licence_no: 'FX-0002', name: '李四', full_time: true, phone: '' },
+        { licence_no: 'FX-0003', name: '王五', full_time: false, phone: '13800000000' },
+      ]);
+    });
+
+    it('reads shared formulas by their cached value, joins inline rich-text runs, and reports ISO date cells and empty formulas', async () => {
+      const file = await sheetXlsx([
+        header,
+        // openpyxl's inline rich text, with a phonetic guide that is not part of the text; a shared formula's master.
+        `<row r="2">${str('A2', 'SF-0001')}<c r="B2" t="inlineStr"><is><r><t>张</t></r><r><rPr><b/></rPr><t xml:space="preserve">三丰</t></r><rPh sb="0" eb="1"><t>zhang</t></rPh></is></c>${str('C2', 'SA')}<c r="D2" t="b"><f t="shared" ref="D2:D4" si="0">TRUE()</f><v>1</v></c></row>`,
+        // A formula giving text, and the shared formula's second cell with its value.
+        `<row r="3">${str('A3', 'SF-0002')}<c r="B3" t="str"><f>"李"&amp;"四"</f><v>李四</v></c>${str('C3', 'SA')}<c r="D3" t="b"><f t="shared" si="0"/><v>0</v></c><c r="E3"><v></v></c></row>`,
+        // The shared formula's third cell saved without a value; an ISO 8601 date cell (t="d") where a name goes.
+        `<row r="4">${str('A4', 'SF-0003')}${str('B4', '王五')}${str('C4', 'SA')}<c r="D4" t="b"><f t="shared" si="0"/></c></row>`,
+        `<row r="5">${str('A5', 'SF-0004')}<c r="B5" t="d"><v>2026-09-01T00:00:00Z</v></c>${str('C5', 'SA')}</row>`,
+      ]);
+      const table = await readTable(file);
+      expect(table.rows.map((r) => r.cells)).toEqual([
+        ['SF-0001', '张三丰', 'SA', 'true'],
+        ['SF-0002', '李四', 'SA', 'false'],
+        ['SF-0003', '王五', 'SA', ''],
+        ['SF-0004', '2026-09-01', 'SA'],
+      ]);
+      expect(table.rows.map((r) => r.marks)).toEqual([undefined, undefined, { 3: { kind: 'formula' } }, { 1: { kind: 'date' } }]);
+      const res = await upload('guards', file);
+      expect(errorsOf(res)).toEqual([
+        [4, 'fullTime', '公式没有计算结果，请在 Excel 中重新计算后保存'],
+        [5, 'name', expect.stringContaining('Excel 把该单元格存成了日期（2026-09-01）')],
+      ]);
+    });
+
+    it('takes dates and times per column: a time where a time goes, a holiday date, and refuses what Excel made of 1-5 or a licence number', async () => {
+      const wb = new ExcelJS.Workbook();
+      const ws = wb.addWorksheet('Sheet1');
+      const cols = [
+        'code',
+        'name',
+        'type',
+        'weekdays',
+        'arrivalStart',
+        'arrivalEnd',
+        'dismissalStart',
+        'dismissalEnd',
+        'schoolHoursStart',
+        'schoolHoursEnd',
+        'holidays',
+      ];
+      ws.addRow(cols);
+      const at = (h: number, m: number) => new Date(Date.UTC(1899, 11, 30, h, m));
+      const times = [at(7, 30), at(8, 10), at(16, 30), at(17, 30), at(8, 0), at(17, 0)];
+      ws.addRow(['DT-1', '日期小学', 'primary', '1-5', ...times, new Date(Date.UTC(2026, 9, 1))]);
+      // Excel turned "1-5" into 5 January and a time cell holds a date.
+      ws.addRow(['DT-2', '日期中学', 'middle', new Date(Date.UTC(2026, 0, 5)), new Date(Date.UTC(2026, 8, 1)), ...times.slice(1), '']);
+      for (let c = 5; c <= 10; c++) ws.getColumn(c).numFmt = 'hh:mm';
+      ws.getColumn(11).numFmt = 'yyyy-mm-dd';
+      ws.getCell('D3').numFmt = 'm-d';
+      ws.getCell('E3').numFmt = 'yyyy-mm-dd';
+      const guards = new ExcelJS.Workbook();
+      const gs = guards.addWorksheet('Sheet1');
+      gs.addRow(GUARD_HEADERS);
+      // 2021-12 typed as a licence number became December 2021; an 18-digit number keeps only 15 digits in Excel.
+      gs.addRow([new Date(Date.UTC(2021, 11, 1)), '张伟', 'SA']);
+      gs.addRow([Number('123456789012345678'), '李四', 'SA']); // as Excel holds it: 123456789012345680
+      gs.getCell('A2').numFmt = 'yyyy-mm';
+      const file = Buffer.from(await wb.xlsx.writeBuffer());
+      const res = await upload('schools', file, '?dryRun=true', admin);
+      expect(errorsOf(res)).toEqual([
+        [3, 'weekdays', expect.stringContaining('Excel 把该单元格存成了日期（2026-01-05）')],
+        [3, 'arrivalStart', expect.stringContaining('该列应为时间')],
+      ]);
+      const table = await readTable(file);
+      expect(table.rows[0].cells.slice(3)).toEqual(['1-5', '07:30', '08:10', '16:30', '17:30', '08:00', '17:00', '2026-10-01']);
+      const g = await upload('guards', Buffer.from(await guards.xlsx.writeBuffer()));
+      expect(errorsOf(g)).toEqual([
+        [2, 'licenceNo', expect.stringContaining('Excel 把该单元格存成了日期（2021-12-01）')],
+        [3, 'licenceNo', expect.stringContaining('数字超过 15 位有效数字')],
+      ]);
+    });
+
+    it('refuses a header cell that is a formula without its result, naming the column', async () => {
+      const file = await sheetXlsx([
+        `<row r="1">${str('A1', 'licenceNo')}<c r="B1"><f>"name"</f></c>${str('C1', 'schoolCode')}</row>`,
+        `<row r="2">${str('A2', 'H-0001')}</row>`,
+      ]);
+      const res = await upload('guards', file);
+      expect([res.status, res.body.error.code, errorsOf(res)]).toEqual([
+        400,
+        'IMPORT.INVALID_HEADER',
+        [[1, '#2', '公式没有计算结果，请在 Excel 中重新计算后保存']],
+      ]);
+    });
+
+    it('reads Chinese text whose UTF-8 bytes straddle two inflated chunks of the sheet (exceljs made two U+FFFD of it)', async () => {
+      const wb = new ExcelJS.Workbook();
+      const ws = wb.addWorksheet('Sheet1');
+      ws.addRow(GUARD_HEADERS);
+      const surnames =
+        '张王李赵刘陈杨黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文';
+      const name = (i: number) => surnames[i % 97] + surnames[(i * 7) % 97] + surnames[(i * 13) % 97] + i;
+      for (let i = 0; i < 20_000; i++) ws.addRow([`N-${i}`, name(i), 'SA']);
+      const table = await readTable(Buffer.from(await wb.xlsx.writeBuffer()));
+      expect(table.rows.filter((r) => r.cells.some((c) => c.includes('\uFFFD')))).toEqual([]);
+      expect(table.rows.map((r) => r.cells[1])).toEqual(Array.from({ length: 20_000 }, (_, i) => name(i)));
+    });
   });
 });

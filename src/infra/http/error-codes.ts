@@ -169,7 +169,11 @@ export const ErrorCode = {
     TOO_MANY_ROWS: 'IMPORT.TOO_MANY_ROWS',
     /** [400] Some rows are invalid; `details.errors`: `[{ row, column, reason }]`. */
     INVALID_ROWS: 'IMPORT.INVALID_ROWS',
-    /** [400] A CSV whose encoding cannot be told for sure (UTF-8 vs GBK, or another code page): save as UTF-8; `details`: `{ scores, detected }`. */
+    /**
+     * [400] A CSV whose encoding cannot be told for sure (UTF-8 vs GBK, or another code page): save as UTF-8; `details`: `{ scores, detected }`.
+     * Also bytes that are not valid in the encoding a BOM claims or detection chose (a GBK file behind a UTF-8 BOM): `details`:
+     * `{ encoding, byteOffset, line }` of the first invalid byte — such a file is never decoded into replacement characters.
+     */
     UNSURE_ENCODING: 'IMPORT.UNSURE_ENCODING',
     /** [400] More columns than import.maxColumns, or a sheet bigger than import.maxUnzippedBytes unpacked (a zip bomb); `details` names the limit. */
     TOO_LARGE_CONTENT: 'IMPORT.TOO_LARGE_CONTENT',

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { parse } from 'csv-parse';
 import type ExcelJS from 'exceljs';
 import type unzipper from 'unzipper';
@@ -32,13 +32,51 @@ export interface ReadLimits {
 
 export type FileFormat = 'csv' | 'xlsx';
 
+/**
+ * An XLSX cell that is not plain text (CSV cells never are): a formula with no cached result, an
+ * error value (#N/A), a number past Excel's 15 significant digits, something unrecognisable — each a
+ * problem (`cellProblem`) — or a date or time Excel typed, which each column takes or refuses
+ * (columns.ts `dates`). Its text is '' for the problems, the rendering for dates
+ * (`YYYY-MM-DD`, `HH:mm`, `YYYY-MM-DD HH:mm`) and the digits for an imprecise number.
+ */
+export type CellMarkKind = 'formula' | 'error' | 'imprecise' | 'unknown' | 'date' | 'time' | 'datetime';
+export interface CellMark {
+  kind: CellMarkKind;
+  /** The error value (#N/A…) of an `error` cell. */
+  note?: string;
+}
+export type DateKind = Extract<CellMarkKind, 'date' | 'time' | 'datetime'>;
+
+/** One data row: its spreadsheet row number (header = row 1), cells (trimmed, storable) and the marks of its non-text cells by column index. */
+export interface Row {
+  line: number;
+  cells: string[];
+  marks?: Record<number, CellMark>;
+}
+
 export interface Table {
   format: FileFormat;
   /** How the file was read: the CSV text encoding, or 'XLSX'. */
   encoding: TextEncoding | 'XLSX';
   header: string[];
-  /** Non-blank data rows with their spreadsheet row number (header = row 1). */
-  rows: { line: number; cells: string[] }[];
+  /** Non-blank data rows. */
+  rows: Row[];
+}
+
+/** Why a marked cell cannot be imported as it is, whatever its column (null for dates and times: the column decides). */
+export function cellProblem(mark: CellMark, text: string): string | null {
+  switch (mark.kind) {
+    case 'formula':
+      return '公式没有计算结果，请在 Excel 中重新计算后保存';
+    case 'error':
+      return `单元格是错误值 ${mark.note ?? ''}，请改正后保存`;
+    case 'imprecise':
+      return `数字超过 15 位有效数字，Excel 已丢失精度（${excerpt(text, 40)}）；请把该列设为“文本”格式后重新输入`;
+    case 'unknown':
+      return '无法识别的单元格内容';
+    default:
+      return null;
+  }
 }
 
 const unreadable = (why: string) => Errors.badRequest(ErrorCode.IMPORT.UNREADABLE_FILE, `无法读取文件：${why}`);
@@ -80,18 +118,22 @@ export const XML_BYTES_PER_CHAR = 10;
 const GUARDED = /^'[=+\-@\t\r]/;
 export const unguard = (cell: string) => (GUARDED.test(cell) ? cell.slice(1) : cell);
 
+const headerProblem = (errors: { row: number; column: string; reason: string }[]) =>
+  Errors.badRequest(ErrorCode.IMPORT.INVALID_HEADER, '表头有误，未导入任何数据', { errors, errorCount: errors.length });
+
 /** Collects records into a Table, enforcing the row and column limits as they arrive. */
 class Collector {
   header: string[] | null = null;
-  rows: Table['rows'] = [];
+  rows: Row[] = [];
   /** Characters of every kept cell so far (per reference, before trimming). */
   private chars = 0;
 
   constructor(private readonly limits: ReadLimits) {}
 
-  add(line: number, raw: string[]): void {
+  /** One record; `marks` (XLSX) by column index. A marked cell counts as filled, whatever its text. */
+  add(line: number, raw: string[], marks?: Map<number, CellMark>): void {
     let last = raw.length;
-    while (last > 0 && (raw[last - 1] ?? '').trim() === '') last--;
+    while (last > 0 && (raw[last - 1] ?? '').trim() === '' && !marks?.has(last - 1)) last--;
     if (last > this.limits.maxColumns) throw tooManyColumns(this.limits.maxColumns, line);
     for (let i = 0; i < last; i++) {
       const n = (raw[i] ?? '').length;
@@ -103,12 +145,16 @@ class Collector {
     const cells = raw.slice(0, last).map((c) => storableText((c ?? '').trim()));
     if (this.header === null) {
       if (cells.length === 0 || line !== 1) throw unreadable('第 1 行应为表头');
+      const problems = [...(marks ?? [])]
+        .map(([i, m]) => ({ row: 1, column: `#${i + 1}`, reason: cellProblem(m, cells[i] ?? '') }))
+        .filter((p): p is { row: number; column: string; reason: string } => p.reason !== null);
+      if (problems.length) throw headerProblem(problems);
       this.header = cells.map((h) => h.replace(/^\uFEFF/, ''));
       return;
     }
     if (cells.length === 0) return;
     if (this.rows.length >= this.limits.maxRows) throw tooManyRows(this.limits.maxRows);
-    this.rows.push({ line, cells });
+    this.rows.push(marks?.size ? { line, cells, marks: Object.fromEntries(marks) } : { line, cells });
   }
 
   table(format: FileFormat, encoding: Table['encoding']): Table {
@@ -233,24 +279,184 @@ function dimensionProblem(head: string, limits: ReadLimits) {
 
 const column = (letters: string) => [...letters].reduce((n, c) => n * 26 + c.charCodeAt(0) - 64, 0);
 
-async function readXlsx(buf: Buffer, limits: ReadLimits): Promise<Table> {
-  await preflightXlsx(buf, limits);
-  const out = new Collector(limits);
-  const reader = new (await loadExcel()).stream.xlsx.WorkbookReader(Readable.from([buf]), {
+/**
+ * exceljs's streaming WorkbookReader, with what it gets wrong in our files put right before it sees
+ * the XML (exceljs 4.4):
+ * - it decodes every inflated chunk of a sheet or of the shared strings on its own, so a character
+ *   whose UTF-8 bytes straddle two chunks became two U+FFFD (8 of 20,000 Chinese names in an
+ *   exceljs-written roster): the XML is decoded here, across chunks, refusing bytes that are not
+ *   UTF-8;
+ * - cells are rewritten by `rewriteCells` (formulas, inline rich text, ISO dates, empty values).
+ */
+type SaxChunks = AsyncIterable<Buffer | string>;
+interface ExcelReaderInternals {
+  _parseSharedStrings(entry: NodeJS.ReadableStream): AsyncGenerator<unknown>;
+  _parseWorksheet(iterator: SaxChunks, sheetNo: string): Generator<unknown>;
+  properties?: { model?: { date1904?: boolean } };
+}
+
+function utf8Chunks(): (chunk: Buffer | string, last?: boolean) => string {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  return (chunk, last = false) => {
+    try {
+      return typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: !last });
+    } catch {
+      throw unreadable('XLSX 中的文本不是有效的 UTF-8');
+    }
+  };
+}
+
+async function* sheetXml(chunks: SaxChunks): AsyncGenerator<string> {
+  const decode = utf8Chunks();
+  const cells = new CellRewriter();
+  for await (const chunk of chunks) {
+    const out = cells.push(decode(chunk));
+    if (out) yield out;
+  }
+  const out = cells.push(decode(Buffer.alloc(0), true)) + cells.end();
+  if (out) yield out;
+}
+
+async function excelReader(buf: Buffer): Promise<AsyncIterable<ExcelJS.stream.xlsx.WorksheetReader> & ExcelReaderInternals> {
+  const Base = (await loadExcel()).stream.xlsx.WorkbookReader as unknown as new (input: Readable, options: object) => ExcelReaderInternals;
+  class Reader extends Base {
+    _parseSharedStrings(entry: NodeJS.ReadableStream) {
+      const decode = utf8Chunks();
+      const strings = new Transform({
+        readableObjectMode: true,
+        transform(chunk: Buffer, _enc, done) {
+          try {
+            done(null, decode(chunk));
+          } catch (e) {
+            done(e as Error);
+          }
+        },
+        flush(done) {
+          try {
+            const tail = decode(Buffer.alloc(0), true);
+            done(null, tail || undefined);
+          } catch (e) {
+            done(e as Error);
+          }
+        },
+      });
+      entry.on('error', (e) => strings.destroy(e));
+      return super._parseSharedStrings(entry.pipe(strings));
+    }
+    _parseWorksheet(iterator: SaxChunks, sheetNo: string) {
+      return super._parseWorksheet(sheetXml(iterator), sheetNo);
+    }
+  }
+  return new Reader(Readable.from([buf]), {
     worksheets: 'emit',
     sharedStrings: 'cache',
     styles: 'cache', // dates and times are numbers with a date format
-    hyperlinks: 'ignore',
+    hyperlinks: 'ignore', // a hyperlink cell reads as its text
     entries: 'ignore',
-  });
+  }) as unknown as AsyncIterable<ExcelJS.stream.xlsx.WorksheetReader> & ExcelReaderInternals;
+}
+
+/** A cell whose value follows: `<v>` not empty. */
+const HAS_VALUE = /<v(?:\s[^>]*)?>\s*[^<\s]/;
+const FORMULA = /<f(?:\s[^>]*)?(?:\/>|>[\s\S]*?<\/f>)/;
+const EMPTY_VALUE = /<v(?:\s[^>]*)?(?:\/>|>\s*<\/v>)/;
+const INLINE = /<is(?:\s[^>]*)?>([\s\S]*?)<\/is>/;
+const PHONETIC = /<rPh(?:\s[^>]*)?>[\s\S]*?<\/rPh>/g;
+const RUN_TEXT = /<t(?:\s[^>]*)?(?:\/>|>([\s\S]*?)<\/t>)/g;
+const ISO_DATE = /^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?)?Z?$/;
+/** Anything in a run of sheet XML worth rewriting; nearly every chunk of a typical sheet has none. */
+const WORTH_A_LOOK = /<f[\s>/]|<is[\s>]|\st="d"|<v\s*\/>|<v>\s*<\/v>/;
+const CELL = /<c((?:\s[^>]*)?)(?<!\/)>([\s\S]*?)<\/c>/g;
+
+/**
+ * One `<c>` element's XML as exceljs should see it:
+ * - a formula with a cached value → that value alone (the number, text, boolean, date or error
+ *   value Excel shows): exceljs would give `{ formula, result }` with a date formula's result as a
+ *   bare number, a boolean's as 1/0 and an error's (#DIV/0!) as nothing at all;
+ * - an empty `<v></v>` → no value (exceljs read it as NaN): a formula without a value is then a
+ *   formula without a cached result, which `readCell` reports;
+ * - inline rich text (`<is><r><t>张</t></r><r><t>三丰</t></r></is>`, as openpyxl writes it) → one
+ *   `<t>` with every run's text (exceljs kept only the last run: "三丰"); phonetic guides dropped;
+ * - an ISO 8601 date cell (`t="d"`, which exceljs reads with parseFloat: "2026-09-01" → 2026) → an
+ *   error cell `#DATE:…` that `readCell` turns back into the date (real error values never start so).
+ */
+export function rewriteCell(attrs: string, body: string): string {
+  if (EMPTY_VALUE.test(body)) body = body.replace(EMPTY_VALUE, '');
+  if (HAS_VALUE.test(body)) body = body.replace(FORMULA, '');
+  const inline = INLINE.exec(body);
+  if (inline) {
+    let text = '';
+    for (const m of inline[1].replace(PHONETIC, '').matchAll(RUN_TEXT)) text += m[1] ?? '';
+    body = body.replace(INLINE, `<is><t xml:space="preserve">${text}</t></is>`);
+  }
+  if (/\st="d"/.test(attrs)) {
+    const v = /<v(?:\s[^>]*)?>([^<]*)<\/v>/.exec(body);
+    attrs = attrs.replace(/\st="d"/, ' t="e"');
+    body = v ? `<v>#DATE:${v[1].trim()}</v>` : body;
+  }
+  return `<c${attrs}>${body}</c>`;
+}
+
+/** Rewrites cells (`rewriteCell`) in sheet XML arriving in chunks, holding back an unfinished tag or cell until its end arrives. */
+export class CellRewriter {
+  private carry = '';
+
+  push(chunk: string): string {
+    const all = this.carry + chunk;
+    let cut = all.length;
+    const lt = all.lastIndexOf('<');
+    if (lt > all.lastIndexOf('>')) cut = lt; // an unfinished tag
+    const open = lastCellStart(all, cut);
+    if (open >= 0 && all.indexOf('</c>', open) < 0) cut = open; // an unfinished cell
+    this.carry = all.slice(cut);
+    return rewriteCells(all.slice(0, cut));
+  }
+
+  end(): string {
+    const rest = rewriteCells(this.carry);
+    this.carry = '';
+    return rest;
+  }
+}
+
+/** Start of the last `<c …>` that is not self-closing (`<c r="A1"/>`) before `end`, or -1. */
+function lastCellStart(xml: string, end: number): number {
+  for (let i = xml.lastIndexOf('<c', end - 1); i >= 0; i = i === 0 ? -1 : xml.lastIndexOf('<c', i - 1)) {
+    const next = xml[i + 2];
+    if (next !== '>' && next !== ' ' && next !== '\t' && next !== '\n' && next !== '\r') continue; // <col>, <cols>…
+    const close = xml.indexOf('>', i);
+    if (close < 0 || close >= end) return i;
+    return xml[close - 1] === '/' ? -1 : i;
+  }
+  return -1;
+}
+
+function rewriteCells(xml: string): string {
+  if (!WORTH_A_LOOK.test(xml)) return xml;
+  return xml.replace(CELL, (all, attrs: string, body: string) => (WORTH_A_LOOK.test(all) ? rewriteCell(attrs, body) : all));
+}
+
+async function readXlsx(buf: Buffer, limits: ReadLimits): Promise<Table> {
+  await preflightXlsx(buf, limits);
+  const out = new Collector(limits);
+  const reader = await excelReader(buf);
   let sheets = 0;
   try {
     for await (const sheet of reader) {
       sheets++;
+      const date1904 = reader.properties?.model?.date1904 === true;
       for await (const row of sheet) {
         const values = (row as ExcelJS.Row).values as ExcelJS.CellValue[];
-        if (values.length - 1 > limits.maxColumns * 4) throw tooManyColumns(limits.maxColumns, (row as ExcelJS.Row).number);
-        out.add((row as ExcelJS.Row).number, values.slice(1).map(cellText));
+        const line = (row as ExcelJS.Row).number;
+        if (values.length - 1 > limits.maxColumns * 4) throw tooManyColumns(limits.maxColumns, line);
+        const texts: string[] = [];
+        let marks: Map<number, CellMark> | undefined;
+        for (let i = 1; i < values.length; i++) {
+          const cell = readCell(values[i], date1904);
+          texts.push(cell.text);
+          if (cell.mark) (marks ??= new Map()).set(i - 1, cell.mark);
+        }
+        out.add(line, texts, marks);
       }
       break; // the first sheet only; nothing after it is read
     }
@@ -263,22 +469,54 @@ async function readXlsx(buf: Buffer, limits: ReadLimits): Promise<Table> {
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
+const DAY_MS = 86_400_000;
+/** Excel's day 0 (1899-12-30; 1904-01-01 in the 1904 date system): a date on it is a time of day alone. */
+const EPOCH_1900 = Date.UTC(1899, 11, 30);
+const EPOCH_1904 = Date.UTC(1904, 0, 1);
+/** Excel keeps 15 significant digits: an integer from here on may not be what was typed (a 20-digit device id). */
+const PRECISE_BELOW = 1e15;
 
-/** A spreadsheet cell as the text a user typed. */
-export function cellText(v: ExcelJS.CellValue | undefined): string {
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (v instanceof Date) {
-    // Excel stores a typed time (07:30) as a date on 1899-12-30; a typed date as midnight UTC.
-    if (v.getUTCFullYear() <= 1900) return `${pad(v.getUTCHours())}:${pad(v.getUTCMinutes())}`;
-    return `${v.getUTCFullYear()}-${pad(v.getUTCMonth() + 1)}-${pad(v.getUTCDate())}`;
+/** A date/time cell: its kind (time of day, date, both) and the text of it. */
+function readDate(d: Date, date1904: boolean): { text: string; mark?: CellMark } {
+  const ms = d.getTime();
+  if (Number.isNaN(ms)) return { text: '', mark: { kind: 'unknown' } };
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${d.getUTCSeconds() ? `:${pad(d.getUTCSeconds())}` : ''}`;
+  const since = ms - (date1904 ? EPOCH_1904 : EPOCH_1900);
+  if (since >= 0 && since < DAY_MS) return { text: time, mark: { kind: 'time' } };
+  const date = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  if (ms % DAY_MS === 0) return { text: date, mark: { kind: 'date' } };
+  return { text: `${date} ${time}`, mark: { kind: 'datetime' } };
+}
+
+/**
+ * A spreadsheet cell as the text a user typed, and a mark when it is not plain text (`CellMark`):
+ * every kind of value exceljs's reader gives is handled here, none by String(object).
+ */
+export function readCell(v: ExcelJS.CellValue | undefined, date1904 = false): { text: string; mark?: CellMark } {
+  if (v === null || v === undefined) return { text: '' };
+  if (typeof v === 'string') return { text: v };
+  if (typeof v === 'boolean') return { text: String(v) };
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) return { text: '', mark: { kind: 'unknown' } };
+    return Math.abs(v) >= PRECISE_BELOW ? { text: BigInt(Math.round(v)).toString(), mark: { kind: 'imprecise' } } : { text: String(v) };
   }
+  if (v instanceof Date) return readDate(v, date1904);
   if (typeof v === 'object') {
-    if ('richText' in v) return v.richText.map((t) => t.text).join('');
-    if ('result' in v) return cellText((v as { result?: ExcelJS.CellValue }).result ?? null);
-    if ('text' in v) return String((v as { text: unknown }).text);
-    if ('error' in v) return '';
+    // Rich text (shared strings): the runs' text.
+    if ('richText' in v && Array.isArray(v.richText)) return { text: v.richText.map((r) => (typeof r?.text === 'string' ? r.text : '')).join('') };
+    if ('error' in v) {
+      const error = String((v as { error: unknown }).error);
+      const iso = ISO_DATE.exec(error.startsWith('#DATE:') ? error.slice(6) : '');
+      if (iso) return readDate(new Date(Date.UTC(+iso[1], +iso[2] - 1, +iso[3], +(iso[4] ?? 0), +(iso[5] ?? 0), +(iso[6] ?? 0))), false);
+      return { text: '', mark: { kind: 'error', note: excerpt(error, 40) } };
+    }
+    // A formula: rewriteCell left only those without a cached value (written by a script, or saved without recalculating).
+    if ('formula' in v || 'sharedFormula' in v) {
+      const result = (v as { result?: ExcelJS.CellValue }).result;
+      return result === undefined || result === null ? { text: '', mark: { kind: 'formula' } } : readCell(result, date1904);
+    }
+    // A hyperlink: its text (which may itself be rich text).
+    if ('text' in v) return readCell((v as { text: ExcelJS.CellValue }).text, date1904);
   }
-  return String(v);
+  return { text: '', mark: { kind: 'unknown' } };
 }

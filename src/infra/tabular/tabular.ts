@@ -2,12 +2,13 @@ import { readTableBytes, ReadLimits, Table } from './table-reader';
 
 /**
  * Reading and writing the spreadsheet files of bulk import/export. A file becomes a header plus
- * rows of strings; row numbers are those a spreadsheet user sees (header = row 1). Uploads are
- * read off the event loop by ParsePool (parse-pool.ts → tabular.worker.ts → table-reader.ts);
- * readTable reads in-process, for tests and tools. Export files are built off the event loop by
- * ParsePool.write (writer.ts in the same workers).
+ * rows of strings (with marks for XLSX cells that are not text); row numbers are those a
+ * spreadsheet user sees (header = row 1). Uploads are read off the event loop by ParsePool
+ * (parse-pool.ts → tabular.worker.ts → table-reader.ts); readTable reads in-process, for tests and
+ * tools. Export files are built off the event loop by ParsePool.write (writer.ts in the same workers).
  */
-export type { FileFormat, ReadLimits, Table } from './table-reader';
+export type { CellMark, DateKind, FileFormat, ReadLimits, Row, Table } from './table-reader';
+export { cellProblem } from './table-reader';
 export { ParsePool } from './parse-pool';
 export { TabularModule } from './tabular.module';
 export { neutralise, writeCsv, writeXlsx } from './writer';

@@ -1,4 +1,5 @@
 import type { ObjectLiteral } from 'typeorm';
+import type { DateKind } from '../../../infra/tabular/tabular';
 
 /**
  * The file layout of each importable registry list. Rows refer to other records by code, never
@@ -34,6 +35,12 @@ export interface Column {
   /** Exported for information, ignored on import (runtime state such as status). */
   readOnly?: boolean;
   hint?: string;
+  /**
+   * The dates and times Excel typed (an XLSX date cell) the column takes, as their text (`YYYY-MM-DD`,
+   * `HH:mm`, `YYYY-MM-DD HH:mm`); any other is a row error. None by default: Excel turns `1-5` (weekdays),
+   * `3-12` or `2021-12` (a code or licence number) into dates, and those must not import as `2026-01-05`.
+   */
+  dates?: readonly DateKind[];
   /** Writes the cell into the DTO draft; returns a reason when the cell cannot be understood. */
   read?: (cell: string, draft: Draft, refs: Lookups) => string | void;
   /** The cell value for an entity on export. */
@@ -164,6 +171,7 @@ export function formatWeekdays(days: number[]): string {
 
 const time = (header: string, aliases: string[], field: string): Column => ({
   ...col.text(header, aliases, field, { required: true, hint: 'HH:mm，如 07:30' }),
+  dates: ['time'], // 7:30 typed in Excel is a time cell
   // Excel may have turned 7:30 into "7:30"; the DTO wants two-digit hours.
   read: (cell, d) => setPath(d, field, cell === '' ? undefined : /^\d:\d\d$/.test(cell) ? `0${cell}` : cell),
 });
@@ -238,6 +246,7 @@ const schoolColumns: Column[] = [
     aliases: ['假日'],
     field: 'calendar.holidays',
     hint: '2026-10-01;2026-10-02',
+    dates: ['date'], // one holiday typed in Excel is a date cell
     read: (cell, d) => {
       setPath(
         d,
