@@ -159,6 +159,28 @@ describe('registry import and export', () => {
     expect(p.qr_token).toBeTruthy();
   });
 
+  it("treats a guard's licence number without regard to case: in a file, on the CRUD routes and against what is stored (attack pass 8)", async () => {
+    const dup = await upload('guards', admin, 'licenceNo,name,schoolCode\nDUP-0002,张三,SA\ndup-0002,李四,SA\n', 'f.csv', '?dryRun=true');
+    expect([dup.status, dup.body.error.code, dup.body.error.details.errors]).toEqual([
+      400,
+      'IMPORT.INVALID_ROWS',
+      [{ row: 3, column: 'licenceNo', reason: '与第 2 行重复（DUP-0002，不区分大小写）' }],
+    ]);
+    // Created in lower case with spaces around it: stored trimmed and upper-cased; the same licence in another case is a 409.
+    const guards = () => t.http().post('/api/v1/guards').set(auth(admin));
+    const created = await guards().send({ schoolId: seed.schoolA.id, name: '王五', licenceNo: ' case-0001 ' }).expect(201);
+    expect(created.body.licenceNo).toBe('CASE-0001');
+    const clash = await guards().send({ schoolId: seed.schoolA.id, name: '赵六', licenceNo: 'Case-0001' });
+    expect([clash.status, clash.body.error.code]).toEqual([409, 'GUARD.DUPLICATE']);
+    // An import naming it in lower case finds it (nothing created), and updates it by that key.
+    expect((await upload('guards', admin, 'licenceNo,name,schoolCode\ncase-0001,王五,SA\n').expect(200)).body).toMatchObject({ created: 0, unchanged: 1 });
+    expect((await upload('guards', admin, 'licenceNo,name,schoolCode\ncAsE-0001,王五一,SA\n').expect(200)).body).toMatchObject({ created: 0, updated: 1 });
+    const patched = await t.http().patch(`/api/v1/guards/${created.body.id}`).set(auth(admin)).send({ licenceNo: 'case-0002' }).expect(200);
+    expect(patched.body.licenceNo).toBe('CASE-0002');
+    const { rows } = await t.db.query(`SELECT licence_no, name FROM guards WHERE upper(licence_no) LIKE 'CASE-%' OR upper(licence_no) LIKE 'DUP-%'`);
+    expect(rows).toEqual([{ licence_no: 'CASE-0002', name: '王五一' }]);
+  });
+
   it('reports a school name repeated inside the file as a row error', async () => {
     const head = 'code,name,type,weekdays,arrivalStart,arrivalEnd,dismissalStart,dismissalEnd,schoolHoursStart,schoolHoursEnd';
     const csv = [head, 'SD,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30', 'SE,同名小学,primary,1-5,07:30,08:10,16:30,17:10,07:30,17:30'].join('\n');

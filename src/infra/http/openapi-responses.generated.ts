@@ -1461,7 +1461,12 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: "Exports {resource} (the list's filters) as CSV (UTF-8 with BOM) or XLSX",
       description: "Exports {resource} (the list's filters) as CSV (UTF-8 with BOM) or XLSX.",
       file: true,
-      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '403': ['AUTH.OUT_OF_SCOPE'], '503': ['IMPORT.BUSY'] },
+      errors: {
+        '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'],
+        '403': ['AUTH.OUT_OF_SCOPE'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
+        '503': ['IMPORT.BUSY'],
+      },
     },
     '*ImportController_import': {
       summary: 'Imports {resource} from a CSV (UTF-8 or GB18030) or XLSX file: rows checked, errors per row and field; `dryRun=true` checks without writing',
@@ -1471,6 +1476,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: {
         '400': ['IMPORT.INVALID_HEADER', 'IMPORT.INVALID_ROWS', 'IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE'],
         '403': ['AUTH.OUT_OF_SCOPE', 'AUTH.ROLE_FORBIDDEN'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
         '503': ['IMPORT.BUSY'],
       },
     },
@@ -1960,6 +1966,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: {
         '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'],
         '403': ['AUTH.OUT_OF_SCOPE', 'AUTH.ROLE_FORBIDDEN'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
         '503': ['IMPORT.BUSY'],
       },
     },
@@ -2803,7 +2810,12 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: 'The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN headers, seconds',
       description: 'The response-time statistics (same range and school as GET /incidents/stats) as CSV (BOM) or XLSX (default), zh-CN headers, seconds.',
       file: true,
-      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE'], '403': ['AUTH.OUT_OF_SCOPE', 'AUTH.ROLE_FORBIDDEN'], '503': ['IMPORT.BUSY'] },
+      errors: {
+        '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE'],
+        '403': ['AUTH.OUT_OF_SCOPE', 'AUTH.ROLE_FORBIDDEN'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
+        '503': ['IMPORT.BUSY'],
+      },
     },
     AuditLogController_list: {
       summary: 'The audit log, newest first (keyset',
@@ -3002,7 +3014,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: 'CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates',
       description: 'CSV (UTF-8 with BOM) or XLSX, one line per school and day, filtered by zone, group and dates.',
       file: true,
-      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '503': ['IMPORT.BUSY'] },
+      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '429': ['IMPORT.BUSY_FOR_USER'], '503': ['IMPORT.BUSY'] },
     },
     ComplianceController_schools: {
       summary: 'Per school for one day, with reasons (worst first)',
@@ -3221,7 +3233,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       errors: {
         '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'],
         '403': ['AUTH.OUT_OF_SCOPE'],
-        '429': ['HEAVY_READ.TOO_MANY'],
+        '429': ['HEAVY_READ.TOO_MANY', 'IMPORT.BUSY_FOR_USER'],
         '503': ['HEAVY_READ.BUSY', 'IMPORT.BUSY'],
       },
     },
@@ -3684,7 +3696,12 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       description:
         "The findings the list's filters match (school, check, source, run, time), newest first, as CSV (UTF-8 with BOM) or\nXLSX (default): zh-CN headers and labels, school names, Asia/Shanghai times, formula-like text neutralised. School\nstaff get their own school's. More than patrols.exportMaxRows matching: 400 on `from` (narrow the range).",
       file: true,
-      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '403': ['AUTH.OUT_OF_SCOPE'], '503': ['IMPORT.BUSY'] },
+      errors: {
+        '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'],
+        '403': ['AUTH.OUT_OF_SCOPE'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
+        '503': ['IMPORT.BUSY'],
+      },
     },
     FindingsController_exportTasks: {
       summary:
@@ -3692,7 +3709,12 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       description:
         "The rectification tasks the list's filters match (school, status, overdue), open first by deadline, as CSV (UTF-8\nwith BOM) or XLSX (default): school, check, problem, status, overdue, findings, deadline, closing note, evidence and photo count,\ntimes sent back and why. School staff get their own school's. More than patrols.exportMaxRows: 400 on `status`.",
       file: true,
-      errors: { '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'], '403': ['AUTH.OUT_OF_SCOPE'], '503': ['IMPORT.BUSY'] },
+      errors: {
+        '400': ['IMPORT.TOO_LARGE_CONTENT', 'IMPORT.UNREADABLE_FILE', 'VALIDATION_FAILED'],
+        '403': ['AUTH.OUT_OF_SCOPE'],
+        '429': ['IMPORT.BUSY_FOR_USER'],
+        '503': ['IMPORT.BUSY'],
+      },
     },
     FindingsController_list: {
       summary: "Lists patrol findings (audits, video rounds, posts) by school, check, source and time; school staff get their own school's",

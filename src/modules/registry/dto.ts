@@ -172,7 +172,14 @@ export class UpdateAlarmDeviceDto extends PartialType(CreateAlarmDeviceDto) {}
 export class CreateGuardDto {
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ example: '张伟' }) @IsString() @MinLength(1) @MaxLength(50) name: string;
-  @ApiProperty({ example: 'CQ-BA-2021-00017' }) @Matches(/^[A-Za-z0-9-]{4,32}$/, { message: 'licenceNo: 4–32 letters, digits or dashes' }) licenceNo: string;
+  /**
+   * The 保安员证 number, without regard to case (`cq-ba-2021-00017` is the same licence): stored trimmed and upper-cased
+   * here and in imports (columns.ts), so one licence can never be two guards (attack pass 8).
+   */
+  @ApiProperty({ example: 'CQ-BA-2021-00017', description: 'case-insensitive: stored trimmed and upper-cased' })
+  @Transform(({ value }) => (typeof value === 'string' ? value.trim().toUpperCase() : value))
+  @Matches(/^[A-Za-z0-9-]{4,32}$/, { message: 'licenceNo: 4–32 letters, digits or dashes' })
+  licenceNo: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() fullTime?: boolean;
   @ApiPropertyOptional() @IsOptional() @Matches(PHONE, PHONE_MSG) phone?: string;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() active?: boolean;

@@ -3620,7 +3620,10 @@ export type components = {
         CreateGuardDto: {
             active?: boolean;
             fullTime?: boolean;
-            /** @example CQ-BA-2021-00017 */
+            /**
+             * @description case-insensitive: stored trimmed and upper-cased
+             * @example CQ-BA-2021-00017
+             */
             licenceNo: string;
             /** @example 张伟 */
             name: string;
@@ -4826,7 +4829,10 @@ export type components = {
         UpdateGuardDto: {
             active?: boolean;
             fullTime?: boolean;
-            /** @example CQ-BA-2021-00017 */
+            /**
+             * @description case-insensitive: stored trimmed and upper-cased
+             * @example CQ-BA-2021-00017
+             */
             licenceNo?: string;
             /** @example 张伟 */
             name?: string;
@@ -6973,6 +6979,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -8101,7 +8116,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY */
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: HEAVY_READ.TOO_MANY, IMPORT.BUSY_FOR_USER */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9485,6 +9500,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -9549,6 +9573,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9628,6 +9661,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -9689,6 +9731,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9758,6 +9809,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12040,6 +12100,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -12102,6 +12171,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12178,6 +12256,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -12247,6 +12334,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -12309,6 +12405,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14493,6 +14598,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Unavailable now (a store, capacity): retryable — codes: IMPORT.BUSY */
             503: {
                 headers: {
@@ -14747,6 +14861,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE, AUTH.ROLE_FORBIDDEN */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15572,6 +15695,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17668,6 +17800,15 @@ export interface operations {
             };
             /** @description Not allowed for this role, or the record belongs to another school (AUTH.OUT_OF_SCOPE) — codes: AUTH.OUT_OF_SCOPE */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too many requests: retry after `details.retryAfterSeconds` (and Retry-After) — codes: IMPORT.BUSY_FOR_USER */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

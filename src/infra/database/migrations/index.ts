@@ -41,6 +41,7 @@ import { EvidenceSource1764324500000 } from './1764324500000-EvidenceSource';
 import { TaskReopen1764325000000 } from './1764325000000-TaskReopen';
 import { TaskClosePhotos1764325640000 } from './1764325640000-TaskClosePhotos';
 import { DutyShiftMilliseconds1764326100000 } from './1764326100000-DutyShiftMilliseconds';
+import { GuardLicenceUpperCase1764327200000 } from './1764327200000-GuardLicenceUpperCase';
 
 /** Every migration, in order. A capability adds its own file here; never edit a landed one. */
 export const MIGRATIONS = [
@@ -87,4 +88,5 @@ export const MIGRATIONS = [
   TaskReopen1764325000000,
   TaskClosePhotos1764325640000,
   DutyShiftMilliseconds1764326100000,
+  GuardLicenceUpperCase1764327200000,
 ];

@@ -41,6 +41,8 @@ export interface Column {
    * `3-12` or `2021-12` (a code or licence number) into dates, and those must not import as `2026-01-05`.
    */
   dates?: readonly DateKind[];
+  /** Natural-key text compared without regard to case: stored trimmed and upper-cased, in files and on the CRUD routes. */
+  upperCase?: boolean;
   /** Writes the cell into the DTO draft; returns a reason when the cell cannot be understood. */
   read?: (cell: string, draft: Draft, refs: Lookups) => string | void;
   /** The cell value for an entity on export. */
@@ -61,7 +63,7 @@ function getPath(obj: ObjectLiteral, path: string): unknown {
 const TRUE = new Set(['true', '1', 'yes', 'y', '是', '√', 't']);
 const FALSE = new Set(['false', '0', 'no', 'n', '否', '×', 'f']);
 
-type ColOpts = Partial<Pick<Column, 'required' | 'hint'>>;
+type ColOpts = Partial<Pick<Column, 'required' | 'hint' | 'upperCase'>>;
 
 const col = {
   /** Text; empty is '' for optional text, undefined (→ a DTO error) for required text. */
@@ -70,7 +72,7 @@ const col = {
     aliases,
     field,
     ...o,
-    read: (cell, d) => setPath(d, field, cell === '' && o.required ? undefined : cell),
+    read: (cell, d) => setPath(d, field, cell === '' && o.required ? undefined : o.upperCase ? cell.toUpperCase() : cell),
     write: (r) => (getPath(r, field) as string | null) ?? '',
   }),
   /** A whole number or a decimal; empty is null when nullable, else left unset. */
@@ -312,7 +314,7 @@ const alarmDeviceColumns: Column[] = [
 ];
 
 const guardColumns: Column[] = [
-  col.text('licenceNo', ['保安员证号', '证号'], 'licenceNo', { required: true }),
+  col.text('licenceNo', ['保安员证号', '证号'], 'licenceNo', { required: true, upperCase: true, hint: '不区分大小写（按大写保存）' }),
   col.text('name', ['姓名'], 'name', { required: true }),
   schoolCode,
   col.bool('fullTime', ['专职'], 'fullTime'),

@@ -103,6 +103,7 @@ export class ImportService {
   private async importNow(kind: ImportKind, svc: Svc, user: AuthUser, file: Buffer, dryRun: boolean): Promise<ImportResult> {
     const table = await this.parser.read(file); // in a worker thread, within the row/column/size limits
     const columns = this.mapHeader(kind, table.header);
+    const keyColumn = IMPORT_KINDS[kind].find((c) => c.field === svc.def.naturalKey[0]);
 
     const qr = this.db.createQueryRunner();
     await qr.connect();
@@ -132,7 +133,7 @@ export class ImportService {
             rowErrors.errors.push({
               row: line,
               column: this.headerOf(kind, svc.def.naturalKey[0]),
-              reason: `与第 ${first} 行重复（${key.join(' + ')}）`,
+              reason: `与第 ${first} 行重复（${key.join(' + ')}${keyColumn?.upperCase ? '，不区分大小写' : ''}）`,
             });
           else seen.set(JSON.stringify(key), line);
         }
