@@ -174,10 +174,16 @@ describe('duty roster: the record of who was on duty', () => {
     // The outgoing person comes back at the end shown: adjacent, not an overlap.
     const back = await post({ dutyRole: 'duty_supervisor', userId: a, startsAt: ended.endsAt, endsAt: iso(now + 10 * HOUR) }).expect(201);
     expect(back.body.startsAt).toBe(ended.endsAt);
-    // The table keeps milliseconds whoever writes it.
-    await expect(t.db.query(`UPDATE duty_shifts SET ends_at = ends_at + interval '1 microsecond' WHERE id = $1`, [started.id])).rejects.toThrow(
-      /duty_shifts_milliseconds/,
+    // The table keeps milliseconds whoever writes it (a trigger cuts them): SQL with now() is stored to the millisecond.
+    await t.db.query(`UPDATE duty_shifts SET ends_at = ends_at + interval '1 microsecond', starts_at = starts_at + interval '7 microseconds' WHERE id = $1`, [
+      started.id,
+    ]);
+    const cut = await t.db.query(
+      `SELECT starts_at = date_trunc('milliseconds', starts_at) AND ends_at = date_trunc('milliseconds', ends_at) AS ms, ends_at = $2::timestamptz AS same
+         FROM duty_shifts WHERE id = $1`,
+      [started.id, started.endsAt],
     );
+    expect(cut.rows).toEqual([{ ms: true, same: true }]);
   });
 
   it('a disabled or demoted person covers nothing: not on duty now (listed apart, with why), a gap, no escalation recipient; counted again when restored', async () => {
