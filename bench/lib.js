@@ -234,7 +234,44 @@ function histogramMean(before, after, name, labels = '') {
   return { count, mean: count > 0 ? sum / count : null };
 }
 
+/**
+ * POSTs ready-made `{ heartbeats: [...] }` bodies to /api/v1/device/heartbeats on 127.0.0.1:`port` over C keep-alive
+ * connections with a gateway `authorization`; resolves with the answer's `accepted`, rejects on any other status.
+ * `post.close()` ends the connections.
+ */
+function heartbeatPoster(port, authorization, C) {
+  const http = require('node:http');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: C });
+  const post = (body) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/api/v1/device/heartbeats',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': body.length, authorization },
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () =>
+            res.statusCode === 200
+              ? resolve(JSON.parse(Buffer.concat(chunks).toString()).accepted)
+              : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  post.close = () => agent.destroy();
+  return post;
+}
+
 module.exports = {
+  heartbeatPoster,
   scrapeMetrics,
   histogramMean,
   pressesToConsole,

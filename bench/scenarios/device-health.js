@@ -16,12 +16,11 @@
  */
 const { spawn } = require('node:child_process');
 const { createHash, randomBytes } = require('node:crypto');
-const http = require('node:http');
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { Client } = require('pg');
 const Redis = require('ioredis');
-const { deleteRedisPrefix, cpuSeconds, sleep } = require('../lib');
+const { deleteRedisPrefix, cpuSeconds, heartbeatPoster, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const dist = (p) => require(path.join(ROOT, 'dist', p));
@@ -156,31 +155,7 @@ async function run(ctx = {}) {
       }
       bodies.push(Buffer.from(JSON.stringify({ heartbeats: hb })));
     }
-    const agent = new http.Agent({ keepAlive: true, maxSockets: C });
-    const post = (body) =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            port,
-            path: '/api/v1/device/heartbeats',
-            method: 'POST',
-            agent,
-            headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Device dk_bench:${secret}` },
-          },
-          (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () =>
-              res.statusCode === 200
-                ? resolve(JSON.parse(Buffer.concat(chunks).toString()).accepted)
-                : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`)),
-            );
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
+    const post = heartbeatPoster(port, `Device dk_bench:${secret}`, C);
     let accepted = 0;
     let requests = 0;
     const apiCpu0 = cpuSeconds(api.pid);
@@ -212,7 +187,7 @@ async function run(ctx = {}) {
     const genCpuSeconds = (genCpu.user + genCpu.system) / 1e6;
     const apiCpuSeconds = accepted / perApiCpu;
     const rssAfter = rssMb(api.pid);
-    agent.destroy();
+    post.close();
     log(
       `http batch ingest: ${Math.round(ingestRate)} heartbeats/s over ${requests} requests (${C} connections), ${Math.round(perApiCpu)} per api CPU-second; api CPU ${apiCpuSeconds.toFixed(1)} s, load generator CPU ${genCpuSeconds.toFixed(1)} s; api RSS ${rssAfter} MB`,
     );

@@ -17,10 +17,9 @@
  */
 const { spawn } = require('node:child_process');
 const { createHash, randomBytes } = require('node:crypto');
-const http = require('node:http');
 const path = require('node:path');
 const { Client } = require('pg');
-const { cpuSeconds, freePort, sleep } = require('../lib');
+const { cpuSeconds, freePort, heartbeatPoster, sleep } = require('../lib');
 
 const ROOT = path.join(__dirname, '..', '..');
 const gb = (prefix, n) => prefix + String(n).padStart(7, '0');
@@ -108,31 +107,7 @@ async function run(ctx = {}) {
         if (ok) break;
         await sleep(250);
       }
-      const agent = new http.Agent({ keepAlive: true, maxSockets: C });
-      const post = (body) =>
-        new Promise((resolve, reject) => {
-          const req = http.request(
-            {
-              host: '127.0.0.1',
-              port,
-              path: '/api/v1/device/heartbeats',
-              method: 'POST',
-              agent,
-              headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Device dk_bench:${secret}` },
-            },
-            (res) => {
-              const chunks = [];
-              res.on('data', (c) => chunks.push(c));
-              res.on('end', () =>
-                res.statusCode === 200
-                  ? resolve(JSON.parse(Buffer.concat(chunks).toString()).accepted)
-                  : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`)),
-              );
-            },
-          );
-          req.on('error', reject);
-          req.end(body);
-        });
+      const post = heartbeatPoster(port, `Device dk_bench:${secret}`, C);
       // Warm-up: the index is loaded, the cluster's slot map known, the connections open.
       for (let i = 0; i < C; i++) await post(bodies[i % bodies.length]);
       let accepted = 0;
@@ -154,7 +129,7 @@ async function run(ctx = {}) {
       if (accepted !== requests * 1000) throw new Error(`${mode}: accepted ${accepted} heartbeats over ${requests} requests of 1000`);
       const rate = accepted / ((Date.now() - t0) / 1000);
       const perCpu = accepted / (cpuSeconds(api.pid) - cpu0);
-      agent.destroy();
+      post.close();
       api.kill('SIGTERM');
       await new Promise((r) => api.once('exit', r));
       api = undefined;
