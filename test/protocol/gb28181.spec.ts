@@ -88,6 +88,10 @@ describe('GB/T 28181 over SIP (sipp as the devices)', () => {
       '30s',
       '-timeout_error',
       '-trace_err',
+      // One sipp socket stands for hundreds of devices with a receive buffer each: sipp's own 64 KB overflowed on a loaded
+      // machine and REGISTERs timed out (gb28181-processes.spec.ts, the registration storm).
+      '-buff_size',
+      String(4 * 1024 * 1024),
       ...(process.env.SIPP_TRACE ? ['-trace_msg'] : []),
     ];
     args.push('-m', String(opts.calls ?? opts.rows?.length ?? 1), '-r', String(opts.rate ?? 50), '-l', '500');
