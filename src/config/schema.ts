@@ -320,6 +320,8 @@ export const SCHEMA: ConfigSchema = {
       : `must be a list of at most 5 increasing whole seconds from 0 to 3600 (got ${JSON.stringify(v)})`,
   'alarms.evidenceLateToleranceSeconds': rules.int(0, 3600),
   'alarms.evidenceMaxCameras': rules.int(1, 64),
+  'alarms.yieldToIntakeAtPerSecond': rules.int(0, 1_000_000),
+  'alarms.yieldToIntakeMaxSeconds': rules.int(0, 600),
   // patrols (src/modules/patrols): audits, protection posts, video rounds, staffing rule (公治〔2015〕168号 / GB/T 29315-2022)
   'patrols.staffingRule': rules.oneOf(STAFFING_RULES),
   'patrols.onlineRateThreshold': rules.num(0, 1),

@@ -520,6 +520,16 @@ export interface AlarmsConfig {
    * press for seconds. The console still shows them all.
    */
   evidenceMaxCameras: number;
+  /**
+   * Work that can come a little later (the incident evidence rounds) yields to alarm intake while this
+   * many device alarm events (presses, GB/T 28181 alarms) arrived in the last second in this process:
+   * at a mass event every alarm taken and shown comes before pictures of alarms already shown (the
+   * alarms bench: evidence rounds took half of the CPU per alarm during a burst). Default 50/s, an
+   * order of magnitude past a district's busiest ordinary second; 0 = never yield.
+   */
+  yieldToIntakeAtPerSecond: number;
+  /** Longest a yielding round waits for a burst to pass (then it runs whatever the pressure; it says it is late). Default 20 s. */
+  yieldToIntakeMaxSeconds: number;
   drills: DrillsConfig;
   buttonTests: ButtonTestsConfig;
 }

@@ -2,6 +2,8 @@ import { jpegSize } from '../../src/modules/video/media/jpeg';
 import { CheckinEvidenceService } from '../../src/modules/video/checkin-evidence.service';
 import { IncidentEvidenceService } from '../../src/modules/video/incident-evidence.service';
 import { APP_CONFIG, type AppConfig } from '../../src/config/config';
+import { IntakePressure } from '../../src/modules/alarms';
+import { createButton, press } from '../support/devices';
 import { auth, TestApp } from '../support/harness';
 import { until } from '../support/processes';
 import { GbCameraOptions } from '../support/video/gb-camera';
@@ -36,7 +38,8 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
       password: PASSWORD,
       gb28181: { queryTimeoutMs: 1000 },
       video: { lingerMs: 800, inviteTimeoutMs: 1500, firstMediaTimeoutMs: 3000 },
-      overrides: { alarms: { evidenceSnapshotSeconds: [0, 2] } },
+      // Rounds yield to intake past 5 presses/s here (default 50), so that one button pressed 8 times a second is a burst.
+      overrides: { alarms: { evidenceSnapshotSeconds: [0, 2], yieldToIntakeAtPerSecond: 5, yieldToIntakeMaxSeconds: 60 } },
     });
     ({ t, admin, seed } = site);
     operator = (await t.userToken('operator')).token;
@@ -264,6 +267,41 @@ describe('evidence at an alarm (simulated GB/T 28181 cameras)', () => {
     const bad = await t.http().patch(`/api/v1/protection-posts/${withCam.id}`).set(auth(admin)).send({ gateCameraId: otherCam }).expect(400);
     expect(JSON.stringify(bad.body)).toContain('gateCameraId');
   });
+
+  it('during a burst of presses the rounds wait for intake (alarms.yieldToIntakeAtPerSecond), then run and say how late they are', async () => {
+    const pressure = t.app.get(IntakePressure);
+    // A button at a spot without cameras (its presses open one incident and fold into it: no evidence of their own).
+    const button = await createButton(t, admin, { schoolId: seed.schoolA.id, code: 'YIELD-1', areaKind: 'dormitory', location: '宿舍' });
+    const cam = await camera('parking', {});
+    await onlineInRegistry(cam);
+    let pressing = true;
+    let n = 0;
+    const presses: Promise<void>[] = [];
+    const presser = setInterval(() => {
+      if (pressing) presses.push(press(t.baseUrl, button, `yield-${++n}`).then((r) => expect(r.status).toBeLessThan(300)));
+    }, 125);
+    try {
+      await until(() => pressure.pressed(), 10000, 'intake pressed (8 presses/s)');
+      const inc = await raise('parking'); // one online camera there: two rounds due at 0 and 2 s
+      await new Promise((r) => setTimeout(r, 7000));
+      expect(pressure.pressed()).toBe(true);
+      expect(await entries(inc.id)).toEqual([]); // both rounds are due, and wait while the presses go on
+      pressing = false;
+      await until(() => !pressure.pressed(), 5000, 'the burst over');
+      await until(async () => (await entries(inc.id)).length === 2, 20000, 'both rounds once the burst is over');
+      const rows = (
+        await t.db.query(`SELECT note, data FROM incident_timeline WHERE incident_id = $1 AND action LIKE 'evidence%' AND (data->>'round')::int = 0`, [inc.id])
+      ).rows as { note: string; data: { lateBySeconds?: number } }[];
+      expect(rows).toHaveLength(1);
+      expect(rows[0].data.lateBySeconds).toBeGreaterThanOrEqual(6);
+      expect(rows[0].note).toContain(`晚 ${rows[0].data.lateBySeconds} 秒`);
+    } finally {
+      pressing = false;
+      clearInterval(presser);
+      await Promise.all(presses);
+    }
+    expect(n).toBeGreaterThan(60);
+  }, 60_000);
 
   it('an incident without cameras gets no evidence jobs', async () => {
     const inc = await raise('dormitory');

@@ -17,6 +17,7 @@ import { AuditService } from '../audit-log';
 import { ConsoleEventsService, type IncidentCamera, type ReporterPosition } from '../console-events';
 import { type AlarmDeviceSpot, RegistryService } from '../registry';
 import { AlarmsOutboxService, OutboxJob, OutboxRow } from './alarms-outbox.service';
+import { IntakePressure } from './intake-pressure';
 import { assertRole, RAISE_ROLES, userActor } from './alarms.access';
 import { IncidentSource, IncidentType, jobIds, Priority } from './alarms.constants';
 import { devicePriority, DevicePriorityFloor } from './device-priority';
@@ -223,6 +224,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     private readonly audit: AuditService,
     private readonly outbox: AlarmsOutboxService,
     private readonly folding: PressFoldingService,
+    private readonly pressure: IntakePressure,
   ) {
     this.cfg = config.alarms;
   }
@@ -232,6 +234,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    * One-click presses fold into the device's open incident; event ids make retries idempotent.
    */
   async raiseFromDevice(input: DeviceAlarmInput, actor: Actor): Promise<RaiseResult> {
+    this.pressure.note();
     const ticket = this.arrive(input.deviceId);
     let e: DeviceEvent;
     try {

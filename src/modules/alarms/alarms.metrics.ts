@@ -22,6 +22,13 @@ export const intakeMetrics = {
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
     registers: [metrics],
   }),
+  /** Seconds work that yields to intake (incident evidence rounds, IntakePressure) waited for a burst of presses to pass. */
+  yieldWait: new Histogram({
+    name: 'shouhu_alarm_yield_wait_seconds',
+    help: 'Seconds work that yields to alarm intake (incident evidence rounds) waited for a burst of presses to pass',
+    buckets: [0, 0.1, 0.5, 1, 2, 5, 10, 20, 60],
+    registers: [metrics],
+  }),
   /** Device events waiting for a group transaction now. */
   queued: new Gauge({ name: 'shouhu_alarm_intake_queued', help: 'Device alarm events waiting for a group transaction', registers: [metrics] }),
 };

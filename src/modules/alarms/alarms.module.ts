@@ -12,6 +12,7 @@ import { HandoversService } from './handovers.service';
 import { IncidentLifecycleService } from './incident-lifecycle.service';
 import { IncidentNoticesService } from './incident-notices.service';
 import { IncidentQueriesService } from './incident-queries.service';
+import { IntakePressure } from './intake-pressure';
 import { PressFoldingService } from './press-folding.service';
 
 /**
@@ -34,7 +35,8 @@ import { PressFoldingService } from './press-folding.service';
     PressFoldingService,
     ButtonTestsService,
     HandoversService,
+    IntakePressure,
   ],
-  exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService],
+  exports: [AlarmIntakeService, IncidentLifecycleService, IncidentQueriesService, IncidentNoticesService, IntakePressure],
 })
 export class AlarmsModule {}

@@ -8,3 +8,4 @@ export { IncidentLifecycleService } from './incident-lifecycle.service';
 export { IncidentNoticesService, type NoticeTimelineEntry } from './incident-notices.service';
 export { IncidentQueriesService, type ForwardedIncident } from './incident-queries.service';
 export type { IncidentView } from './incident-row';
+export { IntakePressure } from './intake-pressure';

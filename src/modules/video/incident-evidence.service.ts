@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName, JobPayloads } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
-import { IncidentNoticesService, type NoticeTimelineEntry } from '../alarms';
+import { IncidentNoticesService, IntakePressure, type NoticeTimelineEntry } from '../alarms';
 import { ConsoleEventsService, type IncidentCamera } from '../console-events';
 import { RegistryService } from '../registry';
 import { EvidenceService, type EvidenceSource } from './evidence.service';
@@ -75,6 +75,7 @@ export class IncidentEvidenceService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly evidence: EvidenceService,
     private readonly notices: IncidentNoticesService,
+    private readonly pressure: IntakePressure,
     private readonly events: ConsoleEventsService,
     private readonly registry: RegistryService,
     queue: QueueService,
@@ -83,6 +84,9 @@ export class IncidentEvidenceService {
   }
 
   async run(p: JobPayloads[JobName.VideoIncidentEvidence], jobId: string): Promise<{ taken: number; failed: number; skipped?: boolean }> {
+    // During a burst of presses every alarm taken and shown comes first (alarms.yieldToIntakeAtPerSecond); a round held
+    // past alarms.evidenceLateToleranceSeconds says it was late (lateness below is measured after the wait).
+    await this.pressure.yieldToIntake();
     const inc = (await this.notices.summaries([p.incidentId])).get(p.incidentId);
     if (!inc || inc.cameras.length === 0) {
       await this.notices.outboxJobsDone(this.db, [jobId]);
