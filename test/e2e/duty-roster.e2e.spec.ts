@@ -1,4 +1,5 @@
 import { RosterService } from '../../src/modules/notifications/roster.service';
+import { TestConsole } from '../support/console-client';
 import { auth, startApp, TestApp } from '../support/harness';
 import { type OpenApiDoc, responseValidator } from '../support/openapi-schema';
 
@@ -245,5 +246,65 @@ describe('duty roster: the record of who was on duty', () => {
     await t.http().patch(`/api/v1/users/${x}`).set(auth(admin)).send({ role: 'supervisor' }).expect(200);
     expect(await state()).toEqual(counted);
     expect(await day4Gaps()).toEqual([[iso(day4 + 12 * HOUR), null, iso(day4 + 12 * HOUR)]]);
+  });
+
+  it("an operator's console hears at once when an admin disables, demotes or renames the supervisor on duty: on duty now follows; a change the roster does not show tells nobody", async () => {
+    const x = (await t.userToken('supervisor', undefined, `roster_p${++n}`, '赵主任')).userId;
+    const later = (await t.userToken('operator', undefined, `roster_p${++n}`, '钱值班')).userId;
+    const done = (await t.userToken('operator', undefined, `roster_p${++n}`, '孙值班')).userId;
+    const now = Date.now();
+    const s = (await post({ dutyRole: 'duty_supervisor', userId: x, startsAt: iso(now - 10 * MIN), endsAt: iso(now + 8 * HOUR) }).expect(201)).body;
+    const ahead = (await post({ dutyRole: 'operator_desk', userId: later, startsAt: iso(now + DAY), endsAt: iso(now + DAY + 8 * HOUR) }).expect(201)).body;
+    await pastShift('operator_desk', done, now - DAY - 8 * HOUR, now - DAY);
+    const op = await new TestConsole(t.baseUrl, (await t.userToken('operator')).token).ready();
+    try {
+      /** x as "on duty now" lists them among the duty supervisors (other tests' people are there too). */
+      const dutySupervisors = async () =>
+        ((await t.http().get('/api/v1/duty/now').set(auth(sup)).expect(200)).body.onDuty.duty_supervisor as { userId: string; userName: string }[])
+          .filter((v) => v.userId === x)
+          .map((v) => [v.userId, v.userName]);
+      const rosterEvents = () => op.events.filter((e) => e.type === 'duty.roster_changed').map((e) => e.payload);
+      /** The admin's change, and how long after it was sent the operator's console heard the roster changed (the event's payload). */
+      const change = async (userId: string, body: object) => {
+        const heard = rosterEvents().length;
+        const sent = Date.now();
+        await t.http().patch(`/api/v1/users/${userId}`).set(auth(admin)).send(body).expect(200);
+        await op.until(() => rosterEvents().length > heard, 'duty.roster_changed', 5000);
+        return { ms: Date.now() - sent, payloads: rosterEvents().slice(heard) };
+      };
+      expect(await dutySupervisors()).toEqual([[x, '赵主任']]);
+
+      const disabled = await change(x, { disabled: true });
+      expect(disabled.payloads).toEqual([{ shiftId: s.id, change: 'person', userId: x }]);
+      expect(disabled.ms).toBeLessThan(1000);
+      expect(await dutySupervisors()).toEqual([]);
+      await change(x, { disabled: false });
+      expect(await dutySupervisors()).toEqual([[x, '赵主任']]);
+
+      const renamed = await change(x, { displayName: '赵副主任' });
+      expect(renamed.payloads).toEqual([{ shiftId: s.id, change: 'person', userId: x }]);
+      expect(renamed.ms).toBeLessThan(1000);
+      expect(await dutySupervisors()).toEqual([[x, '赵副主任']]);
+
+      const demoted = await change(x, { role: 'auditor' });
+      expect(demoted.payloads).toEqual([{ shiftId: s.id, change: 'person', userId: x }]);
+      expect(demoted.ms).toBeLessThan(1000);
+      expect(await dutySupervisors()).toEqual([]);
+
+      // Nothing the roster shows: a password, a move between two roles that may both hold a duty, the same name again;
+      // someone whose shifts have all ended. Then a change to a shift ahead: the only events since are about it.
+      const b = await person('supervisor');
+      const bs = (await post({ dutyRole: 'bureau_leader', userId: b, startsAt: iso(now + 2 * DAY), endsAt: iso(now + 2 * DAY + HOUR) }).expect(201)).body;
+      await op.until(() => rosterEvents().some((p) => p.shiftId === bs.id), 'the new shift');
+      const heard = rosterEvents().length;
+      await t.http().patch(`/api/v1/users/${b}`).set(auth(admin)).send({ password: 'another-horse-battery', role: 'admin' }).expect(200);
+      await t.http().patch(`/api/v1/users/${x}`).set(auth(admin)).send({ displayName: '赵副主任' }).expect(200);
+      await t.http().patch(`/api/v1/users/${done}`).set(auth(admin)).send({ disabled: true, displayName: '孙某' }).expect(200);
+      const planned = await change(later, { disabled: true });
+      expect(planned.payloads).toEqual([{ shiftId: ahead.id, change: 'person', userId: later }]);
+      expect(rosterEvents().length).toBe(heard + 1);
+    } finally {
+      op.close();
+    }
   });
 });

@@ -3,4 +3,4 @@ export { AuthModule } from './auth.module';
 export { DeviceCredentialsService } from './device-credentials.service';
 export { RevocationsService, type Revocation } from './revocations.service';
 export { TokenService } from './token.service';
-export { UsersService } from './users.service';
+export { UsersService, type UserChanged, type UserChangedListener, type UserFacts } from './users.service';

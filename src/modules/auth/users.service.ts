@@ -9,15 +9,57 @@ import { User } from './entities/user.entity';
 import { hashPassword, verifyPassword } from './password';
 import { TokenService } from './token.service';
 import { visibleName } from '../../infra/text/person-name';
+import type { UserRole } from '../../infra/access/roles';
+
+/** A user as the modules above auth may read it when it changes: who, in which role and scope, reachable how, allowed in. */
+export interface UserFacts {
+  username: string;
+  displayName: string;
+  role: UserRole;
+  schoolId: string | null;
+  phone: string;
+  disabled: boolean;
+}
+
+/** A user was changed (PATCH /users/:id, a password change): as it was and as it is. */
+export interface UserChanged {
+  userId: string;
+  before: UserFacts;
+  after: UserFacts;
+}
+
+/** Reacts to a user's change inside its transaction (UsersService.onChanged): writes only its own module's rows. */
+export type UserChangedListener = (m: EntityManager, change: UserChanged) => Promise<void>;
+
+const facts = (u: User): UserFacts => ({
+  username: u.username,
+  displayName: u.displayName,
+  role: u.role,
+  schoolId: u.schoolId,
+  phone: u.phone,
+  disabled: u.disabled,
+});
 
 @Injectable()
 export class UsersService implements ActorNames {
+  private readonly changeListeners: UserChangedListener[] = [];
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
     private readonly tokens: TokenService,
     private readonly audit: AuditService,
   ) {}
+
+  /**
+   * How the modules above auth (which it cannot import) hear that a user changed — the roster shows people on duty
+   * by name and only while they may hold a duty. Each listener runs inside the change's transaction, after the user
+   * and its audit entry are written: what it writes (its own rows, a console event) commits with the change or not at
+   * all, and a listener that throws fails the change.
+   */
+  onChanged(listener: UserChangedListener): void {
+    this.changeListeners.push(listener);
+  }
 
   checkPasswordStrength(password: string, field = 'password'): void {
     const min = this.config.auth.minPasswordLength;
@@ -101,6 +143,8 @@ export class UsersService implements ActorNames {
         await m.query(`DELETE FROM refresh_tokens WHERE user_id = $1`, [id]);
         await this.tokens.revokeAllForUser(id, m);
       }
+      const change: UserChanged = { userId: id, before: facts(before), after: facts(user) };
+      for (const listener of this.changeListeners) await listener(m, change);
       return user;
     });
     return user;

@@ -117,8 +117,12 @@ export interface ConsoleEventMap {
    * `from`/`to` are clipped to the hours checked; `to` null = still uncovered at the end of them. District only.
    */
   'duty.roster_gap': { gaps: { dutyRole: string; from: string; to: string | null }[] };
-  /** A duty shift was added, changed, removed or handed over: consoles refresh "on duty now". District only. */
-  'duty.roster_changed': { shiftId: string; change: 'created' | 'updated' | 'deleted' | 'handover' };
+  /**
+   * A duty shift was added, changed, removed or handed over — or (`person`) someone holding a shift now or later changed
+   * as the roster shows them: disabled or enabled, moved out of or into a role that may hold a duty, renamed, a new
+   * phone (`userId` them, `shiftId` their shift on duty now or next). Consoles refresh "on duty now". District only.
+   */
+  'duty.roster_changed': { shiftId: string; change: 'created' | 'updated' | 'deleted' | 'handover' } | { shiftId: string; change: 'person'; userId: string };
 }
 
 /** One message to one recipient through one channel, as the console lists it under the incident. */

@@ -3,7 +3,7 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { JobName } from '../../infra/queue/queue.catalogue';
 import { QueueService } from '../../infra/queue/queue.service';
 import { AlarmsModule } from '../alarms';
-import { AuthModule } from '../auth';
+import { AuthModule, UsersService } from '../auth';
 import { ChannelsService } from './channels.service';
 import { DeliveriesService } from './deliveries.service';
 import { DutyController, IncidentNotificationsController, NotificationsController } from './notifications.controller';
@@ -15,7 +15,8 @@ import { RosterService } from './roster.service';
  * Escalation that reaches a person: the duty roster (值班表), the escalation policy, outbound
  * channels (WeCom, DingTalk, Feishu, an SMS/voice gateway) and tracked delivery. It sits above
  * alarms and reacts to escalations through the job the alarms escalate handler writes to its
- * outbox (JobName.NotifyEscalation); alarms never imports it.
+ * outbox (JobName.NotifyEscalation); alarms never imports it. It hears of changed users the same way round (auth's
+ * UsersService.onChanged): a person on the roster disabled, demoted or renamed is a roster change for the consoles.
  */
 @Module({
   imports: [AlarmsModule, AuthModule],
@@ -29,7 +30,9 @@ export class NotificationsModule implements OnModuleInit {
     private readonly queue: QueueService,
     private readonly deliveries: DeliveriesService,
     roster: RosterService,
+    users: UsersService,
   ) {
+    users.onChanged((m, change) => roster.personChanged(m, change));
     queue.handle(JobName.NotifyEscalation, (p) => deliveries.escalation(p.incidentId, p.level));
     queue.handle(JobName.NotifyDeliver, (p, meta) => deliveries.deliver(p.deliveryId, meta.attempt));
     queue.handle(JobName.NotifyReconcile, () => deliveries.reconcile());

@@ -4,12 +4,11 @@ import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors, type FieldError } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
-import { UsersService } from '../auth';
+import { UsersService, type UserChanged, type UserFacts } from '../auth';
 import { ConsoleEventsService } from '../console-events';
 import { CreateShiftDto, HandoverDto, UpdateShiftDto } from './dto';
 import { DUTY_ROLES, DutyRole } from './notifications.constants';
-import { assertDutyPerson, DUTY_USER_ROLES, dutyRefusal, type DutyRefusal, maskPhone, people } from './users';
-import { visibleName } from '../../infra/text/person-name';
+import { assertDutyPerson, DUTY_USER_ROLES, dutyRefusal, type DutyRefusal, maskPhone, people, personName } from './users';
 
 interface ShiftRow {
   id: string;
@@ -142,8 +141,7 @@ export class RosterService {
     const out: DutyPerson[] = [];
     for (const role of DUTY_USER_ROLES) {
       const { items } = await this.users.list({ role, limit: 10_000, offset: 0 });
-      for (const u of items)
-        if (dutyRefusal(u) === null) out.push({ id: u.id, name: visibleName(u.displayName) || u.username, role: role as DutyPerson['role'] });
+      for (const u of items) if (dutyRefusal(u) === null) out.push({ id: u.id, name: personName(u), role: role as DutyPerson['role'] });
     }
     return out;
   }
@@ -221,6 +219,22 @@ export class RosterService {
 
   private async changed(m: EntityManager, shiftId: string, change: 'created' | 'updated' | 'deleted' | 'handover'): Promise<void> {
     await this.events.append(m, { type: 'duty.roster_changed', schoolId: null, payload: { shiftId, change } });
+  }
+
+  /**
+   * A user changed (auth's UsersService.onChanged, inside that change's transaction). When the roster would show them
+   * otherwise — they may no longer hold a duty or may again (disabled, enabled, demoted, promoted: dutyRefusal), another
+   * name, another phone — and they hold a shift now or later, consoles are told (`duty.roster_changed`, change
+   * `person`): "on duty now" follows at once, not at its next reload. A change the roster does not show (a password, a
+   * move between two control-center roles) or of someone with no shift ahead (an ended shift is the record) tells nobody.
+   */
+  async personChanged(m: EntityManager, c: UserChanged): Promise<void> {
+    const shown = (u: UserFacts) => [dutyRefusal(u), personName(u), maskPhone(u.phone)].join('\n');
+    if (shown(c.before) === shown(c.after)) return;
+    const [next] = (await m.query(`SELECT id FROM duty_shifts WHERE user_id = $1 AND ends_at > now() ORDER BY starts_at LIMIT 1`, [c.userId])) as {
+      id: string;
+    }[];
+    if (next) await this.events.append(m, { type: 'duty.roster_changed', schoolId: null, payload: { shiftId: next.id, change: 'person', userId: c.userId } });
   }
 
   async create(dto: CreateShiftDto, actorId: string | null): Promise<ShiftView> {

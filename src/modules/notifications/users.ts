@@ -12,6 +12,11 @@ export interface Person {
   disabled: boolean;
 }
 
+/** How the roster names a person: the display name (invisible characters dropped), else the username. */
+export function personName(u: { displayName: string; username: string }): string {
+  return visibleName(u.displayName) || u.username;
+}
+
 /** Users by id (missing ids are absent). Few distinct people per call: one read each, in parallel. */
 export async function people(users: UsersService, ids: string[]): Promise<Map<string, Person>> {
   const out = new Map<string, Person>();
@@ -19,7 +24,7 @@ export async function people(users: UsersService, ids: string[]): Promise<Map<st
     [...new Set(ids)].map(async (id) => {
       try {
         const u = await users.get(id);
-        out.set(id, { id, name: visibleName(u.displayName) || u.username, role: u.role, phone: u.phone, disabled: u.disabled });
+        out.set(id, { id, name: personName(u), role: u.role, phone: u.phone, disabled: u.disabled });
       } catch (e) {
         if ((e as { code?: string }).code !== ErrorCode.USER.NOT_FOUND) throw e;
       }
