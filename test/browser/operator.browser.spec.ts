@@ -331,7 +331,7 @@ describe('operator surface in Chromium', () => {
     await page.click('.bar .lang-switch');
     await page.waitForSelector('#conn:text("Online")');
     expect(await page.textContent('#act-message')).toBe('Failed: Already acknowledged by other_op');
-    expect(await page.textContent('#who')).toContain('duty_op（Operator）');
+    expect(await page.textContent('#who')).toContain('duty_op (Operator)'); // ASCII brackets in English
     // Usernames are data (here they have underscores, like keys).
     const names = ['duty_op', 'other_op'];
     expect(await rawKeysOnPage(page, names)).toEqual([]);

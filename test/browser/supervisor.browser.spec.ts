@@ -388,6 +388,8 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.click('.lang-switch');
     await page.waitForSelector('#c-trend-title:text("二学区: share of schools meeting each target (%)")');
     expect(await page.textContent(`${c} [data-target="networked"]`)).toContain('No camera connected');
+    // The target, then why, in English punctuation (a colon and a semicolon with spaces, not '：' and '；').
+    expect(await page.textContent(`${c} [data-target="networked"]`)).toBe('Networked: No camera connected; No alarm button');
     expect(await rawKeysOnPage(page)).toEqual([]);
     await page.click('.lang-switch');
     expect(await cp.problems()).toEqual([]);
@@ -415,6 +417,12 @@ describe('supervisor and auditor surface in Chromium', () => {
     const failing = await page.$$eval('#s-runs .run-detail li', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
     expect(failing.sort()).toEqual(['乙小学：保安配备', '甲小学：保安配备']);
     expect(await rawKeysOnPage(page, ['audit_1'])).toEqual([]);
+    // English: the school, an ASCII colon and a space, the checks — never the Chinese full-width colon.
+    await page.click('.lang-switch');
+    await page.waitForSelector('#s-runs .run-detail li:has-text("Guard staffing")');
+    const failingEn = await page.$$eval('#s-runs .run-detail li', (els) => els.map((e) => (e as unknown as { textContent: string }).textContent.trim()));
+    expect(failingEn.sort()).toEqual(['乙小学: Guard staffing', '甲小学: Guard staffing']);
+    await page.click('.lang-switch');
     expect(await cp.problems()).toEqual([]);
     await t.http().delete(`/api/v1/patrol-plans/${plan.id}`).set(auth(adminToken)).expect(204);
   });
@@ -460,6 +468,9 @@ describe('supervisor and auditor surface in Chromium', () => {
     await page.waitForSelector(row, { state: 'detached' });
     await page.click('[data-task-filter="open"]');
     expect(await page.textContent(`${row} .reopened`)).toBe('已退回 1 次：录像机仍然离线，请联系厂家维修');
+    await page.click('.lang-switch');
+    await page.waitForSelector(`${row} .reopened:text("sent back 1×: 录像机仍然离线，请联系厂家维修")`);
+    await page.click('.lang-switch');
     // The photos of the closing sent back stay with the task.
     expect(await page.textContent(`${row} .task-photos-btn`)).toBe('被退回的整改照片（1 张）');
     expect(await rawKeysOnPage(page)).toEqual([]);

@@ -76,4 +76,26 @@ describe('web console dictionaries', () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it('no template or script writes Chinese punctuation itself (：；（）、): it comes from the dictionaries, so English reads "School: checks"', () => {
+    // Where Chinese punctuation is data, not text shown: recipient names the server stores composed in Chinese
+    // (read apart, then shown in the page's language), and fmtList's Chinese branch (the English one is Intl's).
+    const reads = new Set([join('surfaces', 'operator', 'notice-text.ts'), join('lib', 'format.ts')]);
+    const dictionaries = new Set([join('i18n', 'zh-CN.ts'), join('i18n', 'guard.zh-CN.ts')]);
+    const found: string[] = [];
+    for (const file of sources(WEB_SRC)) {
+      const where = relative(WEB_SRC, file);
+      if (dictionaries.has(where) || reads.has(where)) continue;
+      // Comments say what the Chinese page shows: blank them, keeping the line numbers.
+      const blank = (c: string) => c.replace(/[^\n]/g, ' ');
+      const code = readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, blank)
+        .replace(/<!--[\s\S]*?-->/g, blank)
+        .replace(/(^|[\s;{}(),])\/\/.*$/gm, (c) => blank(c));
+      code.split('\n').forEach((line, i) => {
+        if (/[：；（）、]/.test(line)) found.push(`${where}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(found).toEqual([]);
+  });
 });

@@ -356,6 +356,7 @@ const en: Messages = {
       unknown: 'Kept before picture sources were recorded',
     },
   },
+  punct: { colon: ': ', semicolon: '; ', paren: ' ({text})' },
   duration: { s: '{s} s', ms: '{m} min {s} s', hm: '{h} h {m} min', dh: '{d} d {h} h' },
   patrol: {
     title: 'Patrol findings',

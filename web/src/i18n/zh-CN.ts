@@ -353,6 +353,11 @@ const zhCN = {
       unknown: '该图片保存时尚未记录来源',
     },
   },
+  /**
+   * Punctuation between a label and what follows, between clauses, around an aside: full-width in Chinese, ASCII
+   * with spaces in English (a template never writes '：' or '（）' itself: the English page would show them).
+   */
+  punct: { colon: '：', semicolon: '；', paren: '（{text}）' },
   duration: { s: '{s} 秒', ms: '{m} 分 {s} 秒', hm: '{h} 小时 {m} 分', dh: '{d} 天 {h} 小时' },
   patrol: {
     title: '巡查发现',
