@@ -1,9 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { DataSource } from 'typeorm';
 import { FindingsService } from '../../src/modules/patrols/findings.service';
 import { ARTIFACTS, ConsolePage, launchChromium, openConsole, rawKeysOnPage } from '../support/browser';
 import { auth, PASSWORD, seedMinimal, startApp, TestApp } from '../support/harness';
+import { jpeg } from '../support/photos';
 
 /**
  * Operator desk, issue 13 phase 2: the school card on an alarm (address, whom to call, who guards
@@ -19,9 +22,10 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
   let seed: Awaited<ReturnType<typeof seedMinimal>>;
   const open: ConsolePage[] = [];
   const cams: Record<string, string> = {};
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'operator-desk-evidence-'));
 
   beforeAll(async () => {
-    t = await startApp();
+    t = await startApp({ video: { evidenceDir } });
     admin = (await t.userToken('admin')).token;
     seed = await seedMinimal(t, admin);
     await t.userToken('operator', undefined, 'desk_op');
@@ -77,6 +81,7 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
   afterAll(async () => {
     await browser?.close();
     await t?.close();
+    rmSync(evidenceDir, { recursive: true, force: true });
   });
 
   const login = async () => {
@@ -317,6 +322,113 @@ describe('operator desk in Chromium: school card and device drill-down', () => {
     await page.waitForSelector(`#s-tasks [data-task-id="${taskA}"]`);
     await page.waitForSelector('#s-only-task');
     expect(await page.$$('#s-tasks tr[data-task-id]')).toHaveLength(1);
+    expect(await cp.problems()).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+  });
+
+  it("a finding the school has closed shows, in its drawer, the closing's photos: counted, fetched when scrolled to, each opening full size; none, nothing", async () => {
+    const findings = t.app.get(FindingsService);
+    const ds = t.app.get(DataSource);
+    const gate = (schoolId: string, label: string) => ({
+      source: 'round' as const,
+      check: 'gate_open',
+      schoolId,
+      subjectKind: 'gate' as const,
+      subjectLabel: label,
+      message: `${label} 上课时间校门未关闭`,
+      at: new Date(),
+    });
+    await ds.transaction((m) => findings.record(m, [gate(seed.schoolA.id, '东门'), gate(seed.schoolB.id, '西门')], new Date()));
+    const taskOf = async (label: string) =>
+      (await t.db.query(`SELECT id FROM rectification_tasks WHERE title LIKE $1 AND status = 'open'`, [`${label}%`])).rows[0].id as string;
+    const [withPhotos, without] = [await taskOf('东门'), await taskOf('西门')];
+
+    // Listed as open; then the schools close them — the list says so at its next reload, the drawer at once.
+    const cp = await login();
+    const { page } = cp;
+    const row = (id: string) => `#patrol-list li[data-task-id="${id}"] button`;
+    await page.waitForSelector(row(withPhotos));
+    await page.waitForSelector(row(without));
+    const guard = await t.userToken('school_security', seed.schoolA.id, 'desk_guard');
+    const upload = async (shade: number) =>
+      (
+        await t
+          .http()
+          .post(`/api/v1/rectification-tasks/${withPhotos}/photos`)
+          .set(auth(guard.token))
+          .attach('file', jpeg(640, 360, shade), { filename: `fix-${shade}.jpg`, contentType: 'image/jpeg' })
+          .expect(201)
+      ).body.id as string;
+    const photos = [await upload(1), await upload(2)];
+    await t
+      .http()
+      .post(`/api/v1/rectification-tasks/${withPhotos}/close`)
+      .set(auth(guard.token))
+      .send({ note: '东门已加装闭门器', photoIds: photos })
+      .expect(200);
+    // Closed before closings carried photos: none.
+    await t.db.query(`UPDATE rectification_tasks SET status = 'closed', closed_at = now(), close_note = '已关门' WHERE id = $1`, [without]);
+
+    // (Within a minute of the login: the panel's periodic reload has not yet dropped the closed rows.)
+    await page.click(row(without));
+    await page.waitForSelector(`#finding-detail[data-task-id="${without}"][data-status="closed"]`);
+    expect((await page.textContent('#finding-detail .fd-state'))?.trim()).toBe('已整改');
+    expect(await page.$$('#finding-detail .fd-photos, #finding-detail .fd-photos-title, #finding-detail .evidence-picture')).toHaveLength(0);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#finding-detail', { state: 'hidden' });
+
+    // A short window: the photos lie below it, and nothing is fetched until they are scrolled to.
+    const evidenceAsked: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/v1/video/evidence/')) evidenceAsked.push(r.url());
+    });
+    await page.setViewportSize({ width: 1440, height: 240 });
+    const d = `#finding-detail[data-task-id="${withPhotos}"]`;
+    await page.click(row(withPhotos));
+    await page.waitForSelector(`${d}[data-status="closed"] .fd-photos`);
+    expect(await page.textContent(`${d} .fd-photos-title`)).toBe('整改照片（2 张）');
+    expect(await page.getAttribute(`${d} .fd-photos`, 'data-count')).toBe('2');
+    const figures = `${d} .fd-photos .evidence-picture`;
+    expect(await page.$$eval(figures, (els) => els.map((e) => e.getAttribute('data-evidence-id')))).toEqual(photos);
+    const below = await page.$eval(figures, (e) => e.getBoundingClientRect().top);
+    expect(below).toBeGreaterThan(240 + 100); // the premise: past the window and its 100 px look-ahead
+    await page.waitForTimeout(300);
+    expect(await page.$$eval(figures, (els) => els.map((e) => e.getAttribute('data-state')))).toEqual(['idle', 'idle']);
+    expect(evidenceAsked).toEqual([]);
+    await page.$eval(`${d} .fd-photos`, (e) => e.scrollIntoView());
+    for (const id of photos) await page.waitForSelector(`${d} .evidence-picture[data-evidence-id="${id}"][data-state="shown"]`);
+    expect(evidenceAsked.map((u) => u.split('/').pop())).toEqual(expect.arrayContaining(photos));
+    expect(evidenceAsked).toHaveLength(2);
+    await page.setViewportSize({ width: 1440, height: 900 });
+
+    // A thumbnail opens the picture full size; Escape closes the picture, not the drawer.
+    const thumb = await page.$eval(`${d} .evidence-picture[data-evidence-id="${photos[0]}"] img`, (e) => e.getBoundingClientRect().width);
+    await page.click(`${d} .evidence-picture[data-evidence-id="${photos[0]}"] .evidence-zoom`);
+    const full = '.el-image-viewer__wrapper img.el-image-viewer__img';
+    await page.waitForSelector(full);
+    const shown = await page.$eval(full, (e) => {
+      const img = e as unknown as { naturalWidth: number; naturalHeight: number; src: string; getBoundingClientRect(): { width: number } };
+      return { w: img.naturalWidth, h: img.naturalHeight, src: img.src, width: img.getBoundingClientRect().width };
+    });
+    expect(shown).toMatchObject({ w: 640, h: 360, src: expect.stringMatching(/^blob:/) });
+    expect(shown.width).toBeGreaterThan(thumb * 3);
+    await page.waitForFunction(
+      () => !(globalThis as unknown as { document: { querySelector(s: string): unknown } }).document.querySelector('.viewer-fade-enter-active'),
+    );
+    await cp.screenshot('operator-patrol-finding-photo');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('.el-image-viewer__wrapper', { state: 'detached' });
+    expect(await page.isVisible(d)).toBe(true);
+    await cp.screenshot('operator-patrol-finding-closed');
+
+    // English: the count in words, no raw keys.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector(d, { state: 'hidden' });
+    await page.click('.bar .lang-switch');
+    await page.click(row(withPhotos));
+    await page.waitForSelector(`${d} .fd-photos-title:text("Photos of the fix (2)")`);
+    expect((await page.textContent(`${d} .fd-state`))?.trim()).toBe('Rectified');
+    expect(await rawKeysOnPage(page, ['desk_op'])).toEqual([]);
     expect(await cp.problems()).toEqual([]);
     expect((await cp.state()).missingKeys).toEqual([]);
   });

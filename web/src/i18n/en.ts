@@ -348,6 +348,7 @@ const en: Messages = {
     evidenceAt: '{after} s after the alarm',
     evidenceAtLate: 'due {after} s after the alarm, taken {late} s late',
     pictureMissing: 'picture unavailable',
+    pictureFull: 'View full size',
     source: { snapshot_uri: 'camera snapshot', stream: 'frame from the stream', upload: 'phone upload', unknown: 'source not recorded' },
     sourceTitle: {
       snapshot_uri: "The camera's own picture (its ONVIF snapshot URI)",

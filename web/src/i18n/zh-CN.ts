@@ -344,6 +344,7 @@ const zhCN = {
     evidenceAt: '报警后 {after} 秒',
     evidenceAtLate: '计划报警后 {after} 秒，晚 {late} 秒拍摄',
     pictureMissing: '图片无法显示',
+    pictureFull: '查看原图',
     /** Where a picture came from (evidence `source`). */
     source: { snapshot_uri: '摄像机抓图', stream: '视频流截帧', upload: '手机上传', unknown: '来源未记录' },
     sourceTitle: {
