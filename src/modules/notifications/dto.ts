@@ -84,7 +84,11 @@ export class CreateChannelDto {
   @IsString()
   @MaxLength(200)
   secret?: string;
-  @ApiPropertyOptional({ description: 'SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: 'SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings',
+  })
   @IsOptional()
   @IsObject()
   template?: Record<string, unknown>;
@@ -95,7 +99,10 @@ export class UpdateChannelDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(100) name?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(2000) webhookUrl?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(200) secret?: string;
-  @ApiPropertyOptional() @IsOptional() @IsObject() template?: Record<string, unknown>;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'SMS gateway only; omit to keep' })
+  @IsOptional()
+  @IsObject()
+  template?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
 }
 

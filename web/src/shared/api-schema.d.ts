@@ -3589,7 +3589,9 @@ export type components = {
             /** @description DingTalk 加签 / Feishu 签名校验 secret, SMS gateway HMAC key; write-only */
             secret?: string;
             /** @description SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings */
-            template?: Record<string, never>;
+            template?: {
+                [key: string]: unknown;
+            };
             /** @description the robot webhook (with its key/access_token) or the gateway URL; write-only, answered masked */
             webhookUrl: string;
         };
@@ -4794,7 +4796,10 @@ export type components = {
             name?: string;
             /** @description omit to keep */
             secret?: string;
-            template?: Record<string, never>;
+            /** @description SMS gateway only; omit to keep */
+            template?: {
+                [key: string]: unknown;
+            };
             /** @description omit to keep */
             webhookUrl?: string;
         };
