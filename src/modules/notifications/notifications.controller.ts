@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Put, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiParam, ApiTags } from '@nestjs/swagger';
 import { IsIn } from 'class-validator';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { PRIORITIES, type Priority } from '../../config/sections';
@@ -197,6 +197,7 @@ export class NotificationsController {
   /** Sets the escalation policy of one priority: one level per escalation delay (alarms.escalationSeconds), each naming targets (duty role, user, group channel) and channels. Audited. */
   @Roles('admin')
   @Put('policies/:priority')
+  @ApiParam({ name: 'priority', enum: PRIORITIES }) // validated as a whole object (PriorityParam), which the document cannot see
   updatePolicy(@Param() p: PriorityParam, @Body() dto: UpdatePolicyDto, @CurrentUser() user: AuthUser) {
     return this.policy.update(p.priority, dto, user.id);
   }

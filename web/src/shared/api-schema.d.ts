@@ -15381,7 +15381,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                priority: "P1" | "P2" | "P3" | "P4";
+            };
             cookie?: never;
         };
         requestBody: {
