@@ -267,6 +267,18 @@ function reasonMsg(reason: string): Msg | null {
 /** Known kinds of reason (the first match wins); a capture group is the `{n}` of the message. */
 const FIELD_REASONS: [RegExp, MessageKey][] = [
   [/须上传退回后的新照片/, 'fieldErrors.photoBeforeReopen'],
+  // Notification channels and escalation policies (channels.service.ts, policy.service.ts, users.ts).
+  [/needs a secret of at least (\d+) characters/i, 'fieldErrors.minSecret'],
+  [/^must be a URL$|^must be http or https$/i, 'fieldErrors.url'],
+  [/must be https in production/i, 'fieldErrors.https'],
+  [/not a provider's address/i, 'fieldErrors.privateAddress'],
+  [/only an SMS gateway takes a template/i, 'fieldErrors.smsOnly'],
+  [/^no such channel$/i, 'fieldErrors.noChannel'],
+  [/^no such user$/i, 'fieldErrors.noUser'],
+  [/^the user is disabled$/i, 'fieldErrors.userDisabled'],
+  [/must be a control-center user/i, 'fieldErrors.notDutyUser'],
+  [/escalates (\d+) time\(s\)/i, 'fieldErrors.levelCount'],
+  [/required for kind/i, 'fieldErrors.required'],
   [/not photos of this task/i, 'fieldErrors.photoNotOfTask'],
   [/at least one photo/i, 'fieldErrors.photoNeeded'],
   [/must not be blank|不能为空白/i, 'fieldErrors.blank'],

@@ -70,6 +70,10 @@ export class ApiClient {
     return this.request('post', path, opts);
   }
 
+  put<P extends PathFor<'put'>>(path: P, opts: RequestOptions<Op<P, 'put'>> = {}): Promise<Answer<'put', P>> {
+    return this.request('put', path, opts);
+  }
+
   patch<P extends PathFor<'patch'>>(path: P, opts: RequestOptions<Op<P, 'patch'>> = {}): Promise<Answer<'patch', P>> {
     return this.request('patch', path, opts);
   }

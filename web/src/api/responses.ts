@@ -102,6 +102,12 @@ export type DutyPerson = Schemas['DutyPerson'];
 /** A notification channel. */
 export type NotificationChannel = Schemas['ChannelView'];
 
+/** POST /notifications/channels/{id}/test: the provider's answer to a test message. */
+export type ProviderAnswer = Schemas['ProviderAnswer'];
+
+/** GET /notifications/policies items, PUT /notifications/policies/{priority}: a priority's escalation levels. */
+export type EscalationPolicy = Schemas['PolicyView'];
+
 /** One message about an incident (GET /incidents/{id}/notifications items). */
 export type NotificationDelivery = Schemas['DeliveryView'];
 

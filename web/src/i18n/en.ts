@@ -1,4 +1,5 @@
 import guardEn from './guard.en';
+import ntfEn from './ntf.en';
 import type { Messages } from './zh-CN';
 
 /** English: the same keys as zh-CN (the compiler refuses a missing or extra one). */
@@ -682,6 +683,16 @@ const en: Messages = {
     future: 'Must be in the future',
     tooManyDays: 'A shift lasts at most {n} days',
     backdated: 'The start cannot be in the past by more than {n} minutes',
+    url: 'Must be a full address starting with http or https',
+    https: 'Must be an https address in production',
+    privateAddress: "A private, loopback or reserved address: not a provider's",
+    minSecret: 'The secret needs at least {n} characters',
+    smsOnly: 'Only an SMS / voice gateway takes a template',
+    noChannel: 'No such channel (deleted?)',
+    noUser: 'No such user',
+    userDisabled: 'The user is disabled',
+    notDutyUser: 'Must be a control-center user (operator, supervisor or admin)',
+    levelCount: 'This priority needs exactly {n} levels',
   },
   plans: {
     title: 'Patrol plans',
@@ -850,6 +861,7 @@ const en: Messages = {
     count: '{n}',
   },
   guard: guardEn,
+  ntf: ntfEn,
 };
 
 export default en;

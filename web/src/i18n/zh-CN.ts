@@ -1,4 +1,5 @@
 import guardZhCN from './guard.zh-CN';
+import ntfZhCN from './ntf.zh-CN';
 
 /**
  * Every string the console shows, in Simplified Chinese (the default language). The English
@@ -681,6 +682,16 @@ const zhCN = {
     future: '须晚于现在',
     tooManyDays: '一个班次最长 {n} 天',
     backdated: '开始时间不能早于现在 {n} 分钟以上',
+    url: '须为 http 或 https 开头的完整地址',
+    https: '生产环境须使用 https 地址',
+    privateAddress: '该地址是内网、本机或保留地址，不是服务商的地址',
+    minSecret: '密钥至少 {n} 个字符',
+    smsOnly: '只有短信/语音网关可以设置模板',
+    noChannel: '渠道不存在（可能已被删除）',
+    noUser: '用户不存在',
+    userDisabled: '该用户已停用',
+    notDutyUser: '须为指挥中心用户（值班员、值班主管或管理员）',
+    levelCount: '该优先级须正好有 {n} 级',
   },
   plans: {
     title: '巡查计划',
@@ -849,6 +860,7 @@ const zhCN = {
     count: '{n} 项',
   },
   guard: guardZhCN,
+  ntf: ntfZhCN,
 } as const;
 
 type Widen<T> = { -readonly [K in keyof T]: T[K] extends string ? string : Widen<T[K]> };
