@@ -54,6 +54,7 @@ const ntfEn: Messages['ntf'] = {
   provider: { wecom: 'WeCom', dingtalk: 'DingTalk', feishu: 'Feishu', sms: 'the SMS / voice gateway' },
   policy: {
     title: 'Escalation policies',
+    heading: '{priority} alarms',
     hint: 'An alarm nobody acknowledges is escalated level by level; the wait before each level is set in the configuration (alarm escalation delays).',
     readOnly: 'Escalation policies are kept by the system administrator',
     sourceDefault: 'Default policy (configuration)',

@@ -56,6 +56,7 @@ const ntfZhCN = {
   provider: { wecom: '企业微信', dingtalk: '钉钉', feishu: '飞书', sms: '短信/语音网关' },
   policy: {
     title: '升级策略',
+    heading: '{priority}报警',
     hint: '报警无人确认时逐级通知；每一级的等待时间由系统配置（报警升级时间）决定。',
     readOnly: '升级策略由系统管理员维护',
     sourceDefault: '默认策略（系统配置）',
