@@ -100,7 +100,10 @@ export function configureHttp(app: NestExpressApplication, config: AppConfig): O
   app.use(exceptDeviceRoutes(jsonOnly(UPLOAD_ROUTES)));
   app.use(
     exceptDeviceRoutes(
-      json({ limit: `${config.http.bodyLimitKb}kb`, verify: jsonVerifier({ maxDepth: config.http.jsonMaxDepth, maxKeys: config.http.jsonMaxKeys }) }),
+      json({
+        limit: `${config.http.bodyLimitKb}kb`,
+        verify: jsonVerifier({ maxDepth: config.http.jsonMaxDepth, maxKeys: config.http.jsonMaxKeys, maxObjectKeys: config.http.jsonMaxObjectKeys }),
+      }),
     ),
   );
   app.use(bodyErrorHandler);

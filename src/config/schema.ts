@@ -150,6 +150,7 @@ export const SCHEMA: ConfigSchema = {
       : `must be false, true, a hop count 1–10, or proxy addresses/subnets such as 'loopback, 10.0.0.0/8' (got ${JSON.stringify(v)})`,
   'http.jsonMaxDepth': rules.int(4, 1000),
   'http.jsonMaxKeys': rules.int(100, 10_000_000),
+  'http.jsonMaxObjectKeys': rules.int(10, 100_000),
   'database.url': rules.url(['postgres:', 'postgresql:']),
   'database.poolSize': rules.int(1, 500),
   'database.jobsPoolSize': rules.int(1, 500),

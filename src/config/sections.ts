@@ -44,6 +44,8 @@ export interface HttpConfig {
   /** Deepest nesting of a JSON body, and most object keys in one (refused with 400 BODY_TOO_COMPLEX before parsing). */
   jsonMaxDepth: number;
   jsonMaxKeys: number;
+  /** Most keys of any one object in a JSON body (default 1,000; input-guards.ts says why). */
+  jsonMaxObjectKeys: number;
 }
 
 export interface DatabaseConfig {

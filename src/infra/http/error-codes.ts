@@ -11,7 +11,7 @@ export const ErrorCode = {
   VALIDATION_FAILED: 'VALIDATION_FAILED',
   /** [400] The body is not valid JSON. */
   MALFORMED_BODY: 'MALFORMED_BODY',
-  /** [400] The JSON body is nested deeper or has more keys than allowed (http.jsonMaxDepth, http.jsonMaxKeys). */
+  /** [400] The JSON body is nested deeper or has more keys than allowed (http.jsonMaxDepth, http.jsonMaxKeys, http.jsonMaxObjectKeys). */
   BODY_TOO_COMPLEX: 'BODY_TOO_COMPLEX',
   /** [413] The body or the uploaded file is over its limit. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',

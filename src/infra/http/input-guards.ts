@@ -25,6 +25,13 @@ export interface JsonLimits {
   maxDepth: number;
   /** Most object members in one body, counted over all levels (http.jsonMaxKeys). */
   maxKeys: number;
+  /**
+   * Most members of any one object (http.jsonMaxObjectKeys). class-transformer's plainToInstance
+   * slows down quadratically with one object's member count: a 484 KB login body whose unknown
+   * `extra` object had 45,000 keys (under jsonMaxKeys) held the event loop 12.5 s before its 400,
+   * unauthenticated (attack pass 9 #1). Arrays of many small objects (heartbeat batches) stay fine.
+   */
+  maxObjectKeys: number;
 }
 
 const OPEN_OBJ = 0x7b;
@@ -44,6 +51,8 @@ export function jsonShapeProblem(body: Buffer, limits: JsonLimits): string | nul
   let depth = 0;
   let keys = 0;
   let inString = false;
+  // Members so far of each open object (null for an open array), innermost last.
+  const open: (number | null)[] = [];
   for (let i = 0; i < body.length; i++) {
     const b = body[i];
     if (inString) {
@@ -54,8 +63,15 @@ export function jsonShapeProblem(body: Buffer, limits: JsonLimits): string | nul
     if (b === QUOTE) inString = true;
     else if (b === OPEN_OBJ || b === OPEN_ARR) {
       if (++depth > limits.maxDepth) return `nested deeper than ${limits.maxDepth} levels`;
-    } else if (b === CLOSE_OBJ || b === CLOSE_ARR) depth--;
-    else if (b === COLON && ++keys > limits.maxKeys) return `more than ${limits.maxKeys} keys`;
+      open.push(b === OPEN_OBJ ? 0 : null);
+    } else if (b === CLOSE_OBJ || b === CLOSE_ARR) {
+      depth--;
+      open.pop();
+    } else if (b === COLON) {
+      if (++keys > limits.maxKeys) return `more than ${limits.maxKeys} keys`;
+      const top = open.length - 1;
+      if (top >= 0 && open[top] !== null && (open[top] = open[top]! + 1) > limits.maxObjectKeys) return `an object with more than ${limits.maxObjectKeys} keys`;
+    }
   }
   return null;
 }
