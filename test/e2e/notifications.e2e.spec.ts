@@ -128,6 +128,29 @@ describe('notifications: roster, policy, channels, delivery', () => {
     }
   });
 
+  it('keeps webhook keys out of what operators and auditors read: a URL with a user name or password is refused, a stored failure text is shown cut (attack pass 9 #2)', async () => {
+    const r = await t
+      .http()
+      .post('/api/v1/notifications/channels')
+      .set(auth(admin))
+      .send({ kind: 'dingtalk', name: '带账号的地址', webhookUrl: 'https://u:p@oapi.dingtalk.com/robot/send?access_token=TOPSECRET' })
+      .expect(400);
+    expect(r.body.error.details.fields).toEqual([{ field: 'webhookUrl', reason: 'must not carry a user name or password' }]);
+    // A failure text stored before answers were scrubbed (it quoted the request URL with its key and signature).
+    await t.db.query(`UPDATE notification_channels SET failing_since = now(), last_error = $2 WHERE id = $1`, [
+      ch.wecom,
+      'fetch failed: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=TOPSECRET&sign=xyz',
+    ]);
+    try {
+      const list = (await t.http().get('/api/v1/notifications/channels').set(auth(op.token)).expect(200)).body as { id: string; lastError: string | null }[];
+      const w = list.find((c) => c.id === ch.wecom)!;
+      expect(w.lastError).toBe('fetch failed: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?…');
+      expect(JSON.stringify(list)).not.toContain('TOPSECRET');
+    } finally {
+      await t.db.query(`UPDATE notification_channels SET failing_since = NULL, last_error = NULL WHERE id = $1`, [ch.wecom]);
+    }
+  });
+
   describe('duty roster', () => {
     it('refuses bad shifts with field-level 400s and non-supervisors with 403', async () => {
       const now = Date.now();

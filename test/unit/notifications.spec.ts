@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { signLink, verifyLink } from '../../src/modules/notifications/ack-links';
 import { maskUrl } from '../../src/modules/notifications/channels.service';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
-import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce } from '../../src/modules/notifications/providers';
+import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce, withoutUrlSecrets } from '../../src/modules/notifications/providers';
 import { embeddedIPv4, isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
 
 const INCIDENT_ID = '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc';
@@ -158,5 +158,23 @@ describe('notifications: messages, signatures, links', () => {
       'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…5aaa',
     );
     expect(maskUrl('https://open.feishu.cn/open-apis/bot/v2/hook/abcdefghijklmnopqrstuvwxyz')).toBe('https://open.feishu.cn/open-apis/bot/v2/hook/…wxyz');
+  });
+
+  it('provider answers and errors quote no URL secrets: user name, password, query (keys, timestamps, signatures), fragment (attack pass 9 #2)', async () => {
+    const text =
+      'Request cannot be constructed from a URL that includes credentials: https://u:p@oapi.dingtalk.com/robot/send?access_token=TOPSECRET&timestamp=1&sign=abc#x and http://h/p';
+    const out = withoutUrlSecrets(text);
+    expect(out).toBe('Request cannot be constructed from a URL that includes credentials: https://oapi.dingtalk.com/robot/send?… and http://h/p');
+    for (const secret of ['TOPSECRET', 'u:p@', 'sign=abc', 'timestamp']) expect(out).not.toContain(secret);
+    // sendOnce's own failures go through it: a URL fetch cannot take.
+    const a = await sendOnce(
+      { kind: 'wecom', webhookUrl: 'https://user:pw@8.8.8.8/cgi-bin/webhook/send?key=SECRETKEY', secret: '', template: null },
+      msg,
+      opts,
+    );
+    expect(a).toMatchObject({ ok: false, code: 'NETWORK' });
+    expect(a.detail).toContain('https://8.8.8.8/cgi-bin/webhook/send?…');
+    expect(a.detail).not.toContain('SECRETKEY');
+    expect(a.detail).not.toContain('pw@');
   });
 });

@@ -9,7 +9,7 @@ import { CreateChannelDto, SilenceChannelDto, UpdateChannelDto } from './dto';
 import { renderMessage } from './message';
 import type { ChannelKind } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
-import { ChannelTarget, ProviderAnswer, sendOnce } from './providers';
+import { ChannelTarget, ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
 import { refusedTarget } from './target-address';
 
 export interface ChannelRow {
@@ -100,7 +100,7 @@ export class ChannelsService {
       silencedUntil: silenced ? new Date(c.silenced_until!).toISOString() : null,
       silenceReason: silenced ? c.silence_reason : null,
       failingSince: c.failing_since ? new Date(c.failing_since).toISOString() : null,
-      lastError: c.last_error,
+      lastError: c.last_error === null ? null : withoutUrlSecrets(c.last_error), // stored before answers were scrubbed, too
       state: !c.enabled ? 'disabled' : silenced ? 'silenced' : c.failing_since ? 'failing' : 'ok',
     };
   }
@@ -133,6 +133,8 @@ export class ChannelsService {
       throw Errors.validation([{ field: 'webhookUrl', reason: 'must be a URL' }]);
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be http or https' }]);
+    // fetch refuses a URL with credentials (and its error quoted the whole URL, keys included: attack pass 9 #2); providers take keys in the query.
+    if (u.username || u.password) throw Errors.validation([{ field: 'webhookUrl', reason: 'must not carry a user name or password' }]);
     if (this.config.env === 'production' && u.protocol !== 'https:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be https in production' }]);
     const refused = await refusedTarget(u, this.config.notifications.allowPrivateTargets);
     if (refused) throw Errors.validation([{ field: 'webhookUrl', reason: `${refused}: not a provider's address (notifications.allowPrivateTargets)` }]);

@@ -15,7 +15,7 @@ import { renderMessage } from './message';
 import { CHANNEL_LABEL, DUTY_ROLE_LABEL, DutyRole, DeliveryStatus, notifyJobIds, OPEN_DELIVERY } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
 import { PolicyLevel, PolicyService, PolicyView } from './policy.service';
-import { ProviderAnswer, sendOnce } from './providers';
+import { ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
 import { RosterService } from './roster.service';
 import { maskPhone, people, Person } from './users';
 
@@ -111,7 +111,7 @@ export class DeliveriesService {
       sentAt: r.sent_at ? new Date(r.sent_at).toISOString() : null,
       updatedAt: new Date(r.updated_at).toISOString(),
       address: maskPhone(r.address),
-      lastError: r.last_error,
+      lastError: r.last_error === null ? null : withoutUrlSecrets(r.last_error),
       dueAt: new Date(r.due_at).toISOString(),
     };
   }

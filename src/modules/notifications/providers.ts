@@ -175,8 +175,30 @@ export function readAnswer(kind: ChannelKind, status: number, text: string): Pro
   return { ok: false, retryable: TRANSIENT[kind].has(code), code: String(code), detail: msg.slice(0, 200) };
 }
 
-/** One attempt: builds the request, posts it with a timeout, reads the answer. Never throws. */
+/**
+ * Text with every URL in it cut to scheme, host and path (no user name, password, query or fragment): an
+ * error's text may quote the request's URL, whose query carries the robot's key, timestamp and signature,
+ * and a provider answer's detail is stored (channel lastError, delivery, audit) and shown to operators and
+ * auditors (attack pass 9 #2).
+ */
+export function withoutUrlSecrets(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (raw) => {
+    try {
+      const u = new URL(raw);
+      return `${u.protocol}//${u.host}${u.pathname}${u.search || u.hash ? '?…' : ''}`;
+    } catch {
+      return '…';
+    }
+  });
+}
+
+/** One attempt: builds the request, posts it with a timeout, reads the answer. Never throws; the answer's detail quotes no URL secrets. */
 export async function sendOnce(ch: ChannelTarget, m: OutboundMessage, o: SendOptions): Promise<ProviderAnswer> {
+  const a = await attempt(ch, m, o);
+  return { ...a, detail: withoutUrlSecrets(a.detail) };
+}
+
+async function attempt(ch: ChannelTarget, m: OutboundMessage, o: SendOptions): Promise<ProviderAnswer> {
   let req: ProviderRequest;
   try {
     req = buildRequest(ch, m, o);

@@ -270,6 +270,7 @@ const FIELD_REASONS: [RegExp, MessageKey][] = [
   // Notification channels and escalation policies (channels.service.ts, policy.service.ts, users.ts).
   [/needs a secret of at least (\d+) characters/i, 'fieldErrors.minSecret'],
   [/^must be a URL$|^must be http or https$/i, 'fieldErrors.url'],
+  [/must not carry a user name or password/i, 'fieldErrors.urlCredentials'],
   [/must be https in production/i, 'fieldErrors.https'],
   [/not a provider's address/i, 'fieldErrors.privateAddress'],
   [/only an SMS gateway takes a template/i, 'fieldErrors.smsOnly'],
