@@ -470,4 +470,33 @@ describe('login limits behind a reverse proxy (http.trustProxy names the proxies
     expect(statuses.slice(0, 8).every((s) => s === 401)).toBe(true);
     expect(statuses.slice(8)).toEqual([429, 429]);
   });
+
+  it('never leaves the district without an enabled admin: the last one cannot be demoted or disabled, even by two admins at once (attack pass 9 #3)', async () => {
+    const a1 = await t.userToken('admin');
+    const a2 = await t.userToken('admin');
+    // Only these two are enabled admins now (the others are switched off for this case and back afterwards).
+    const { rows: others } = await t.db.query(`UPDATE users SET disabled = true WHERE role = 'admin' AND NOT disabled AND id <> ALL($1::uuid[]) RETURNING id`, [
+      [a1.userId, a2.userId],
+    ]);
+    try {
+      // Each demotes the other at the same moment: one wins, the other is refused (or finds its own token void).
+      const [r1, r2] = await Promise.all([
+        t.http().patch(`/api/v1/users/${a2.userId}`).set(auth(a1.token)).send({ role: 'operator' }),
+        t.http().patch(`/api/v1/users/${a1.userId}`).set(auth(a2.token)).send({ role: 'operator' }),
+      ]);
+      expect([r1.status, r2.status].filter((s) => s === 200)).toHaveLength(1);
+      const { rows } = await t.db.query(`SELECT id FROM users WHERE role = 'admin' AND NOT disabled AND id = ANY($1::uuid[])`, [[a1.userId, a2.userId]]);
+      expect(rows).toHaveLength(1);
+      const last = rows[0].id === a1.userId ? a1 : a2;
+      const token = (await t.http().post('/api/v1/auth/login').send({ username: last.username, password: PASSWORD }).expect(200)).body.accessToken;
+      for (const change of [{ role: 'supervisor' }, { disabled: true }]) {
+        const r = await t.http().patch(`/api/v1/users/${last.userId}`).set(auth(token)).send(change).expect(409);
+        expect(r.body.error.code).toBe('USER.LAST_ADMIN');
+      }
+      // Other changes of the last admin are fine.
+      await t.http().patch(`/api/v1/users/${last.userId}`).set(auth(token)).send({ displayName: '最后的管理员' }).expect(200);
+    } finally {
+      await t.db.query(`UPDATE users SET disabled = false WHERE id = ANY($1::uuid[])`, [others.map((o: { id: string }) => o.id)]);
+    }
+  });
 });

@@ -93,6 +93,8 @@ export const ErrorCode = {
     NOT_FOUND: 'USER.NOT_FOUND',
     /** [409] */
     USERNAME_TAKEN: 'USER.USERNAME_TAKEN',
+    /** [409] The change would leave the district without an enabled admin (demoting or disabling the last one). */
+    LAST_ADMIN: 'USER.LAST_ADMIN',
   },
   DEVICE_CREDENTIAL: {
     /** [404] */

@@ -2874,7 +2874,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
       summary: "Changes one's own password (the current one is required)",
       description: "Changes one's own password (the current one is required).",
       empty: true,
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'], '409': ['USER.LAST_ADMIN'] },
     },
     AuthController_login: {
       summary: 'Logs in with username and password: an access token and a refresh token',
@@ -4756,7 +4756,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
         },
         required: ['schoolId', 'id', 'username', 'disabled', 'lastLoginAt', 'displayName', 'role', 'phone', 'createdAt', 'updatedAt'],
       },
-      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'] },
+      errors: { '400': ['VALIDATION_FAILED'], '404': ['USER.NOT_FOUND'], '409': ['USER.LAST_ADMIN'] },
     },
     VideoController_attachPhoto: {
       summary:

@@ -1,8 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
-import { ErrorCode, Errors } from '../../infra/http/errors';
+import { DomainError, ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService, type ActorNames } from '../audit-log';
 import { CreateUserDto, UpdateUserDto } from './dto';
 import { User } from './entities/user.entity';
@@ -133,6 +133,7 @@ export class UsersService implements ActorNames {
       if (user.role !== 'school_security') user.schoolId = null;
       if (user.role === 'school_security' && !user.schoolId) throw Errors.validation([{ field: 'schoolId', reason: 'required for school_security' }]);
       if (user.schoolId && user.schoolId !== before.schoolId) await this.assertSchoolExists(m, user.schoolId);
+      if (before.role === 'admin' && !before.disabled && (user.role !== 'admin' || user.disabled)) await this.assertAnotherAdmin(m, id);
       if (dto.password !== undefined) user.passwordHash = await hashPassword(dto.password);
       await m.save(user);
       await this.audit.record(m, { action: 'update', entity: 'user', entityId: id, schoolId: user.schoolId, before, after: user });
@@ -148,6 +149,22 @@ export class UsersService implements ActorNames {
       return user;
     });
     return user;
+  }
+
+  /**
+   * 409 USER.LAST_ADMIN unless an enabled admin other than `id` remains: demoting or disabling the last one left the
+   * district with nobody to manage users, and `create-admin` does nothing for an existing username (attack pass 9 #3).
+   * Serialised by an advisory lock, so two admins demoting each other at once cannot both pass.
+   */
+  private async assertAnotherAdmin(m: EntityManager, id: string): Promise<void> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtext('users.last-admin'))`);
+    const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM users WHERE role = 'admin' AND NOT disabled AND id <> $1`, [id])) as { n: number }[];
+    if (n === 0)
+      throw new DomainError(
+        HttpStatus.CONFLICT,
+        ErrorCode.USER.LAST_ADMIN,
+        'the only enabled admin cannot be demoted or disabled: make another user admin first',
+      );
   }
 
   async changeOwnPassword(id: string, current: string, next: string): Promise<void> {

@@ -58,6 +58,7 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'AUTH.REFRESH_REUSED': 'errors.tokenRevoked',
   'USER.NOT_FOUND': 'errors.notFound',
   'USER.USERNAME_TAKEN': 'errors.duplicate',
+  'USER.LAST_ADMIN': 'errors.lastAdmin',
   'DEVICE_CREDENTIAL.NOT_FOUND': 'errors.notFound',
   'DISTRICT.NOT_FOUND': 'errors.notFound',
   'DISTRICT.DUPLICATE': 'errors.duplicate',

@@ -441,6 +441,7 @@ const en: Messages = {
     notFound: 'Not found (it may have been deleted)',
     validation: 'Some input is invalid; check and try again',
     duplicate: 'A record with the same key exists',
+    lastAdmin: 'This is the only enabled admin and cannot be demoted or disabled; make someone else an admin first',
     conflict: 'Conflicts with the current data; refresh and retry',
     taskAlreadyClosed: 'This rectification task is closed already',
     taskNotClosed: 'This rectification task is not done yet: nothing to send back',

@@ -442,6 +442,7 @@ const zhCN = {
     notFound: '记录不存在或已被删除',
     validation: '输入有误，请检查后重试',
     duplicate: '已存在相同的记录',
+    lastAdmin: '这是唯一一个启用的管理员，不能降级或停用；请先设置另一位管理员',
     conflict: '与当前数据冲突，请刷新后重试',
     taskAlreadyClosed: '该整改任务已关闭',
     taskNotClosed: '该整改任务尚未完成，无需退回',

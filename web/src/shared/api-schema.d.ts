@@ -5781,6 +5781,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Conflicts with the current state of the record — codes: USER.LAST_ADMIN */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     AuthController_refresh: {
@@ -18441,6 +18450,15 @@ export interface operations {
             };
             /** @description No such record — codes: USER.NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: USER.LAST_ADMIN */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
