@@ -117,6 +117,21 @@ export class PolicyService {
     }
     if (problems.length) throw Errors.validation(problems);
     return this.db.transaction(async (m) => {
+      // The channels it names are held (FOR SHARE, before the policy row: the order a channel's delete or disable locks in)
+      // until this commits: one deleted meanwhile is refused here, and a delete waiting on them then sees this policy.
+      const named = [...new Set(levels.flatMap((l) => [...(l.channelIds ?? []), ...l.targets.flatMap((t) => (t.kind === 'group' ? [t.channelId] : []))]))];
+      const held = new Set(
+        ((await m.query(`SELECT id FROM notification_channels WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`, [named.sort()])) as { id: string }[]).map(
+          (r) => r.id,
+        ),
+      );
+      const gone = levels.flatMap((l, i) => [
+        ...l.targets.flatMap((t, j) =>
+          t.kind === 'group' && !held.has(t.channelId) ? [{ field: `levels[${i}].targets[${j}].channelId`, reason: 'no such channel' }] : [],
+        ),
+        ...(l.channelIds ?? []).flatMap((c, j) => (held.has(c) ? [] : [{ field: `levels[${i}].channelIds[${j}]`, reason: 'no such channel' }])),
+      ]);
+      if (gone.length) throw Errors.validation(gone);
       const [before] = (await m.query(`SELECT levels FROM escalation_policies WHERE priority = $1 FOR UPDATE`, [p])) as { levels: PolicyLevel[] }[];
       const [row] = (await m.query(
         `INSERT INTO escalation_policies (priority, levels, updated_by_id, updated_at) VALUES ($1, $2, $3, now())
