@@ -312,6 +312,19 @@ export const ErrorCode = {
   NOTIFICATION_CHANNEL: {
     /** [404] */
     NOT_FOUND: 'NOTIFICATION_CHANNEL.NOT_FOUND',
+    /**
+     * [409] Delete or disable: stored escalation policy levels name the channel (in a level's channel list or as a group
+     * target), and the request did not say `detach=true` to take it out of them; nothing changed. `details`: `{ channelId,
+     * levels: [{ priority, level, usedAs: ('channels'|'group')[], onlyChannel, allEnabledChannels, leftUnreachable:
+     * 'nobody'|'people_without_channel'|null }] }` — a level with leftUnreachable set would refuse the detach too.
+     */
+    IN_USE: 'NOTIFICATION_CHANNEL.IN_USE',
+    /**
+     * [409] Delete or disable with `detach=true`: without the channel a level would notify nobody, or the people it names
+     * would have no channel left in its list (a level that uses every enabled channel keeps them); nothing changed. Choose
+     * another channel for that level first. `details` as IN_USE (the levels with leftUnreachable set are why).
+     */
+    LEVEL_LEFT_UNREACHABLE: 'NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE',
   },
   NOTIFICATION_LINK: {
     /** [400] The link is not one of ours (malformed or the signature does not match). */

@@ -5,10 +5,12 @@ import { APP_CONFIG, AppConfig } from '../../config/config';
 import { ErrorCode, Errors } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
 import { ConsoleEventsService } from '../console-events';
+import type { ChannelUse } from './channel-uses';
 import { CreateChannelDto, SilenceChannelDto, UpdateChannelDto } from './dto';
 import { renderMessage } from './message';
 import type { ChannelKind } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
+import { PolicyService } from './policy.service';
 import { ChannelTarget, ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
 import { refusedTarget } from './target-address';
 
@@ -85,6 +87,7 @@ export class ChannelsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly audit: AuditService,
     private readonly events: ConsoleEventsService,
+    private readonly policy: PolicyService,
   ) {}
 
   view(c: ChannelRow, now = new Date()): ChannelView {
@@ -163,7 +166,35 @@ export class ChannelsService {
     return this.view(row);
   }
 
-  async update(id: string, dto: UpdateChannelDto): Promise<ChannelView> {
+  /**
+   * Escalation levels that name the channel, before it stops sending (deleted, or disabled): refused with the levels
+   * named (409 IN_USE) unless `detach`, which takes it out of them in the caller's transaction (audited); refused
+   * even then (409 LEVEL_LEFT_UNREACHABLE) when a level would be left reaching nobody, or its people with no channel.
+   * Answers the levels it was taken out of. The channel's row must be locked already (its lock comes before the policies').
+   */
+  private async release(m: EntityManager, c: ChannelRow, detach: boolean, actorId: string | null, what: 'delete' | 'disable'): Promise<ChannelUse[]> {
+    const uses = await this.policy.channelUses(m, c.id);
+    if (!uses.length) return [];
+    const where = uses.map((u) => `${u.priority} level ${u.level}${u.onlyChannel ? ' (its only channel)' : ''}`).join(', ');
+    const details = { channelId: c.id, levels: uses };
+    if (!detach)
+      throw Errors.conflict(
+        ErrorCode.NOTIFICATION_CHANNEL.IN_USE,
+        `Escalation policies name this channel (${where}): to ${what} it, repeat with detach=true to take it out of those levels as well`,
+        details,
+      );
+    const stuck = uses.filter((u) => u.leftUnreachable);
+    if (stuck.length)
+      throw Errors.conflict(
+        ErrorCode.NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE,
+        `Without this channel ${stuck.map((u) => `${u.priority} level ${u.level}`).join(', ')} could not notify the people it names: choose another channel for it in the escalation policy first`,
+        details,
+      );
+    await this.policy.detachChannel(m, c.id, actorId);
+    return uses;
+  }
+
+  async update(id: string, dto: UpdateChannelDto, detach = false, actorId: string | null = null): Promise<ChannelView> {
     const row = await this.db.transaction(async (m) => {
       const before = await this.row(id, m, true);
       const url = dto.webhookUrl ?? before.webhook_url;
@@ -173,6 +204,7 @@ export class ChannelsService {
       // at send time (providers.ts re-checks the target before every attempt).
       if (url !== before.webhook_url || secret !== before.secret) await this.check(before.kind, url, secret, url !== before.webhook_url);
       if (dto.template && before.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
+      const detached = before.enabled && dto.enabled === false ? await this.release(m, before, detach, actorId, 'disable') : [];
       const [[row]] = (await m.query(
         `UPDATE notification_channels SET name = $2, webhook_url = $3, secret = $4, template = $5, enabled = $6,
            failing_since = CASE WHEN $3 <> webhook_url OR $4 <> secret THEN NULL ELSE failing_since END, updated_at = now()
@@ -186,17 +218,34 @@ export class ChannelsService {
           dto.enabled ?? before.enabled,
         ],
       )) as [ChannelRow[]];
-      await this.audit.record(m, { action: 'update', entity: 'notification_channel', entityId: id, before: this.audited(before), after: this.audited(row) });
+      await this.audit.record(m, {
+        action: 'update',
+        entity: 'notification_channel',
+        entityId: id,
+        before: this.audited(before),
+        after: {
+          ...this.audited(row),
+          ...(detached.length ? { detachedFrom: detached.map(({ priority, level, usedAs }) => ({ priority, level, usedAs })) } : {}),
+        },
+      });
       return row;
     });
     return this.view(row);
   }
 
-  async remove(id: string): Promise<void> {
+  /** Deletes a channel; one escalation levels name only with `detach` (release). */
+  async remove(id: string, detach = false, actorId: string | null = null): Promise<void> {
     await this.db.transaction(async (m) => {
       const before = await this.row(id, m, true);
+      const detached = await this.release(m, before, detach, actorId, 'delete');
       await m.query(`DELETE FROM notification_channels WHERE id = $1`, [id]);
-      await this.audit.record(m, { action: 'delete', entity: 'notification_channel', entityId: id, before: this.audited(before) });
+      await this.audit.record(m, {
+        action: 'delete',
+        entity: 'notification_channel',
+        entityId: id,
+        before: this.audited(before),
+        after: detached.length ? { detachedFrom: detached.map(({ priority, level, usedAs }) => ({ priority, level, usedAs })) } : null,
+      });
     });
   }
 

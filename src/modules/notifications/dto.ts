@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
+import { Transform, Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
@@ -104,6 +104,20 @@ export class UpdateChannelDto {
   @IsObject()
   template?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
+}
+
+const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+
+/** Deleting or disabling a channel that escalation levels name (409 NOTIFICATION_CHANNEL.IN_USE otherwise). */
+export class ChannelReleaseQuery {
+  @ApiPropertyOptional({
+    description:
+      'true: also take the channel out of the escalation policy levels that name it (channel lists and group targets), in the same transaction (audited); still refused (409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE) when a level would be left unable to notify the people it names',
+  })
+  @IsOptional()
+  @Transform(toBool)
+  @IsBoolean()
+  detach?: boolean;
 }
 
 /** Silences a channel for a maintenance window (never the console: it is not a channel). */

@@ -12,6 +12,7 @@ import { verifyLink } from './ack-links';
 import { ChannelsService } from './channels.service';
 import { DeliveriesService } from './deliveries.service';
 import {
+  ChannelReleaseQuery,
   CreateChannelDto,
   CreateShiftDto,
   GapQuery,
@@ -149,19 +150,30 @@ export class NotificationsController {
     return this.channels.create(dto);
   }
 
-  /** Changes a notification channel. Audited. */
+  /**
+   * Changes a notification channel. Audited. Disabling one that escalation policy levels name is refused as a delete is
+   * (409 NOTIFICATION_CHANNEL.IN_USE naming the levels; `?detach=true` also takes it out of them; 409
+   * NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify): a maintenance window is a silence.
+   */
   @Roles('admin')
   @Patch('channels/:id')
-  updateChannel(@UuidParam() id: string, @Body() dto: UpdateChannelDto) {
-    return this.channels.update(id, dto);
+  updateChannel(@UuidParam() id: string, @Body() dto: UpdateChannelDto, @Query() q: ChannelReleaseQuery, @CurrentUser() user: AuthUser) {
+    return this.channels.update(id, dto, q.detach ?? false, user.id);
   }
 
-  /** Deletes a notification channel. Audited. */
+  /**
+   * Deletes a notification channel. Audited. One that escalation policy levels name (a level's channel list or a group
+   * target; defaults from the configuration name none) is refused: 409 NOTIFICATION_CHANNEL.IN_USE, `details.levels`
+   * `[{ priority, level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }]`. With `?detach=true` it is also taken
+   * out of those levels in the same transaction (audited, naming them), unless a level would then notify nobody, or its
+   * people would have no channel left in its list: 409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE, same details (a level
+   * that reaches its people through every enabled channel keeps them).
+   */
   @Roles('admin')
   @Delete('channels/:id')
   @HttpCode(204)
-  async removeChannel(@UuidParam() id: string) {
-    await this.channels.remove(id);
+  async removeChannel(@UuidParam() id: string, @Query() q: ChannelReleaseQuery, @CurrentUser() user: AuthUser) {
+    await this.channels.remove(id, q.detach ?? false, user.id);
   }
 
   /** Sends a test message now and answers the provider's reply (`ok`, `code`, `detail`). */

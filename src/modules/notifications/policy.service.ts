@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../config/config';
 import { PRIORITIES, type Priority } from '../../config/sections';
 import { Errors, FieldError } from '../../infra/http/errors';
 import { AuditService } from '../audit-log';
 import { UsersService } from '../auth';
+import { ChannelUse, channelUses, namesChannel, withoutChannel } from './channel-uses';
 import { UpdatePolicyDto } from './dto';
 import type { DutyRole } from './notifications.constants';
 import { assertDutyPerson } from './users';
@@ -147,5 +148,51 @@ export class PolicyService {
       });
       return this.shape(p, row.levels, 'stored', row.updated_at);
     });
+  }
+
+  /**
+   * The stored policies' levels that name a channel, each with what it would be left with without it (channel-uses.ts), in the
+   * caller's transaction; the stored policies stay locked until it ends (the caller may detach the channel next). Defaults from
+   * the configuration never name a channel (duty roles, every enabled channel), so they never count. Only the levels the
+   * escalation delays reach count (alarms.escalationSeconds: a stored level past them is never used).
+   */
+  async channelUses(m: EntityManager, channelId: string): Promise<ChannelUse[]> {
+    const rows = (await m.query(`SELECT priority, levels FROM escalation_policies ORDER BY priority FOR UPDATE`)) as {
+      priority: Priority;
+      levels: PolicyLevel[];
+    }[];
+    if (!rows.some((r) => r.levels.some((l) => namesChannel(l, channelId)))) return [];
+    const enabled = new Set(((await m.query(`SELECT id FROM notification_channels WHERE enabled`)) as { id: string }[]).map((r) => r.id));
+    const live = rows.map((r) => ({ priority: r.priority, levels: r.levels.slice(0, this.delays(r.priority).length) }));
+    return channelUses(live, channelId, (id) => enabled.has(id));
+  }
+
+  /**
+   * Takes a channel out of every stored level that names it (its channel list, its group targets), in the caller's transaction
+   * after channelUses (which locked the policies and said what each level keeps); one audit entry per policy changed, naming the
+   * channel and the levels. A channel list left empty stays an empty list: it is never widened to "every enabled channel".
+   */
+  async detachChannel(m: EntityManager, channelId: string, actorId: string | null): Promise<void> {
+    const rows = (await m.query(`SELECT priority, levels FROM escalation_policies ORDER BY priority FOR UPDATE`)) as {
+      priority: Priority;
+      levels: PolicyLevel[];
+    }[];
+    for (const r of rows) {
+      const changed = r.levels.flatMap((l, i) => (namesChannel(l, channelId) ? [i + 1] : []));
+      if (!changed.length) continue;
+      const levels = r.levels.map((l) => withoutChannel(l, channelId));
+      await m.query(`UPDATE escalation_policies SET levels = $2, updated_by_id = $3, updated_at = now() WHERE priority = $1`, [
+        r.priority,
+        JSON.stringify(levels),
+        actorId,
+      ]);
+      await this.audit.record(m, {
+        action: 'detach_channel',
+        entity: 'escalation_policy',
+        entityId: null,
+        before: { priority: r.priority, levels: r.levels },
+        after: { priority: r.priority, levels, channelId, changedLevels: changed },
+      });
+    }
   }
 }

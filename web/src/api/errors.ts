@@ -201,6 +201,8 @@ const BY_CODE: Record<ErrorCode | ClientCode, MessageKey> = {
   'DUTY_SHIFT.ENDED': 'errors.shiftEnded',
   'DUTY_SHIFT.STARTED': 'errors.shiftStarted',
   'NOTIFICATION_CHANNEL.NOT_FOUND': 'errors.notFound',
+  'NOTIFICATION_CHANNEL.IN_USE': 'errors.channelInUse',
+  'NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE': 'errors.channelLevelUnreachable',
   'NOTIFICATION_LINK.INVALID': 'errors.linkInvalid',
   'NOTIFICATION_LINK.EXPIRED': 'errors.linkExpired',
   NETWORK: 'errors.network',

@@ -406,6 +406,8 @@ const en: Messages = {
     shiftStarted: 'This shift is on duty now: its person and start cannot change and it cannot be deleted; hand it over or move its end',
     linkInvalid: 'This link is not valid: find the alarm on the console',
     linkExpired: 'This link has expired: find the alarm on the console',
+    channelInUse: 'Escalation policy levels use this channel: confirm taking it out of them, or change the policy first',
+    channelLevelUnreachable: 'Without this channel an escalation level could not notify its people: choose another channel for that level in the policy first',
     alreadyAcknowledged: 'Already acknowledged by {name}',
     invalidTransition: 'Not possible in the current state',
     latched: 'The alarm is latched: only duty staff can clear it',

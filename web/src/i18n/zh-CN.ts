@@ -407,6 +407,8 @@ const zhCN = {
     shiftStarted: '该班次正在值班，不能删除或更换值班人、开始时间；请交接班或调整结束时间',
     linkInvalid: '链接无效，请在控制台中查找该报警',
     linkExpired: '链接已过期，请在控制台中查找该报警',
+    channelInUse: '升级策略中有级别使用该渠道：请确认从这些级别中移除，或先修改升级策略',
+    channelLevelUnreachable: '移除该渠道后，升级策略中有级别将无法通知其人员：请先在升级策略中为该级别选择其他渠道',
     alreadyAcknowledged: '该报警已被 {name} 确认',
     invalidTransition: '当前状态下不能执行此操作',
     latched: '报警已锁定，只能由值班人员人工解除',

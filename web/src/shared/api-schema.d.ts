@@ -2363,14 +2363,21 @@ export type paths = {
         post?: never;
         /**
          * Deletes a notification channel
-         * @description Deletes a notification channel. Audited.
+         * @description Deletes a notification channel. Audited. One that escalation policy levels name (a level's channel list or a group
+         *     target; defaults from the configuration name none) is refused: 409 NOTIFICATION_CHANNEL.IN_USE, `details.levels`
+         *     `[{ priority, level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }]`. With `?detach=true` it is also taken
+         *     out of those levels in the same transaction (audited, naming them), unless a level would then notify nobody, or its
+         *     people would have no channel left in its list: 409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE, same details (a level
+         *     that reaches its people through every enabled channel keeps them).
          */
         delete: operations["NotificationsController_removeChannel"];
         options?: never;
         head?: never;
         /**
          * Changes a notification channel
-         * @description Changes a notification channel. Audited.
+         * @description Changes a notification channel. Audited. Disabling one that escalation policy levels name is refused as a delete is
+         *     (409 NOTIFICATION_CHANNEL.IN_USE naming the levels; `?detach=true` also takes it out of them; 409
+         *     NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify): a maintenance window is a silence.
          */
         patch: operations["NotificationsController_updateChannel"];
         trace?: never;
@@ -14993,7 +15000,10 @@ export interface operations {
     };
     NotificationsController_removeChannel: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: also take the channel out of the escalation policy levels that name it (channel lists and group targets), in the same transaction (audited); still refused (409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE) when a level would be left unable to notify the people it names */
+                detach?: boolean;
+            };
             header?: never;
             path: {
                 id: string;
@@ -15045,11 +15055,23 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Conflicts with the current state of the record — codes: NOTIFICATION_CHANNEL.IN_USE, NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
         };
     };
     NotificationsController_updateChannel: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description true: also take the channel out of the escalation policy levels that name it (channel lists and group targets), in the same transaction (audited); still refused (409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE) when a level would be left unable to notify the people it names */
+                detach?: boolean;
+            };
             header?: never;
             path: {
                 id: string;
@@ -15100,6 +15122,15 @@ export interface operations {
             };
             /** @description No such record — codes: NOTIFICATION_CHANNEL.NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflicts with the current state of the record — codes: NOTIFICATION_CHANNEL.IN_USE, NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

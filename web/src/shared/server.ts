@@ -15,3 +15,4 @@ export type {
 } from '../../../src/modules/console-events/console-events.catalogue';
 export type { ErrorCode } from '../../../src/infra/http/error-codes';
 export type { IncidentView } from '../../../src/modules/alarms/incident-row';
+export type { ChannelUse } from '../../../src/modules/notifications/channel-uses';
