@@ -228,4 +228,77 @@ describe('notification channels and escalation policies on the duty page (Chromi
       expect(await cp.problems()).toEqual([]);
     }
   });
+
+  it('deleting a channel escalation levels use names those levels: blocked when one would notify nobody, else deleted and taken out of them', async () => {
+    const [ch] = await channels();
+    // P2 level 1 tells the duty supervisor through this channel only, and its group: without it, nobody.
+    const { cp, page } = await dutyPage('admin_wang');
+    await page.click(`${row(ch.id)} .channel-remove`);
+    await page.click(`${row(ch.id)} .remove-yes`);
+    const panel = `${row(ch.id)} .channel-in-use`;
+    await page.waitForSelector(`${panel}[data-blocked="true"]`);
+    expect(await page.textContent(`${panel} .use-level[data-priority="P2"][data-level="1"]`)).toMatch(
+      /二级报警第 1 级（人员通知渠道、群通知对象、唯一渠道）\s*移除后该级别将无法通知任何人/,
+    );
+    expect(await page.textContent(`${panel} .use-blocked`)).toContain('不能删除：请先在升级策略中为上述级别选择其他渠道');
+    expect(await page.$(`${panel} .detach-yes`)).toBeNull();
+    await cp.screenshot('notification-editor-channel-in-use-blocked');
+    await page.click(`${panel} .detach-no`);
+    await page.waitForSelector(`${row(ch.id)} .channel-remove`);
+    expect((await channels()).map((c) => c.id)).toContain(ch.id);
+
+    // With a second channel for the supervisor (and P4 no longer using it), the same delete takes it out of P2 level 1.
+    const spare = (
+      await t
+        .http()
+        .post('/api/v1/notifications/channels')
+        .set(auth(admin))
+        .send({ kind: 'wecom', name: '备用企业微信群', webhookUrl: 'https://example.com/spare' })
+        .expect(201)
+    ).body as Channel;
+    const sup = { kind: 'duty', dutyRole: 'duty_supervisor' };
+    await t
+      .http()
+      .put('/api/v1/notifications/policies/P2')
+      .set(auth(admin))
+      .send({ levels: [{ targets: [sup, { kind: 'group', channelId: ch.id }], channelIds: [ch.id, spare.id] }, { targets: [sup] }] })
+      .expect(200);
+    await t
+      .http()
+      .put('/api/v1/notifications/policies/P4')
+      .set(auth(admin))
+      .send({ levels: [{ targets: [sup] }, { targets: [sup], channelIds: [spare.id] }] })
+      .expect(200);
+    await page.reload();
+    await page.click(`${row(ch.id)} .channel-remove`);
+    await page.click(`${row(ch.id)} .remove-yes`);
+    await page.waitForSelector(`${panel}[data-blocked="false"]`);
+    expect(await page.textContent(`${panel} p`)).toContain('升级策略中以下级别使用渠道“指挥中心钉钉群”');
+    expect((await page.textContent(`${panel} .use-level`))!.trim()).toBe('二级报警第 1 级（人员通知渠道、群通知对象）');
+    expect(await page.textContent(`${panel} .detach-yes`)).toContain('删除并从这些级别中移除');
+    await page.click(`${panel} .detach-yes`);
+    await page.waitForSelector('#d-done:text("已删除渠道 指挥中心钉钉群，并已从 1 个升级级别中移除")');
+    expect(await page.$(row(ch.id))).toBeNull();
+    // The policies shown are read again: P2 level 1 now goes through the spare channel only.
+    const p2 = '#d-policies .policy[data-priority="P2"] .policy-level[data-level="1"]';
+    await page.waitForSelector(`${p2} .level-channels:text-is("备用企业微信群")`);
+    expect(await page.textContent(`${p2} .level-targets`)).toBe('值班主管（当班者）');
+    expect((await policies()).find((p) => p.priority === 'P2')!.levels[0]).toMatchObject({ targets: [sup], channelIds: [spare.id] });
+
+    // Disabling the spare channel in its form: the last channel of P2 level 1 and P4 level 2, so refused, saying why.
+    await page.click(`${row(spare.id)} .channel-edit`);
+    await page.uncheck('#ch-enabled');
+    await page.click('#ch-save');
+    await page.waitForSelector('#ch-form .channel-in-use[data-blocked="true"]');
+    expect(await page.textContent('#ch-form .channel-in-use .use-blocked')).toContain('不能停用');
+    expect(await page.$$eval('#ch-form .use-level', (els) => els.map((e) => `${e.getAttribute('data-priority')}-${e.getAttribute('data-level')}`))).toEqual([
+      'P2-1',
+      'P4-2',
+    ]);
+    expect(await page.$('#ch-error')).toBeNull();
+    expect((await channels()).find((c) => c.id === spare.id)).toMatchObject({ enabled: true });
+    expect(await rawKeysOnPage(page, ['admin_wang'])).toEqual([]);
+    expect((await cp.state()).missingKeys).toEqual([]);
+    expect(await cp.problems()).toEqual([]);
+  });
 });
