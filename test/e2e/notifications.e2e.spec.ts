@@ -136,6 +136,20 @@ describe('notifications: roster, policy, channels, delivery', () => {
       .send({ kind: 'dingtalk', name: '带账号的地址', webhookUrl: 'https://u:p@oapi.dingtalk.com/robot/send?access_token=TOPSECRET' })
       .expect(400);
     expect(r.body.error.details.fields).toEqual([{ field: 'webhookUrl', reason: 'must not carry a user name or password' }]);
+    // An SMS template is a few fields, not megabytes listed to every operator and read with every delivery batch (attack pass 9 #5).
+    const big = await t
+      .http()
+      .post('/api/v1/notifications/channels')
+      .set(auth(admin))
+      .send({
+        kind: 'sms',
+        name: '大模板',
+        webhookUrl: 'https://sms.example.com/send',
+        secret: 'a-secret-of-24-characters',
+        template: { text: 'x'.repeat(9000) },
+      })
+      .expect(400);
+    expect(big.body.error.details.fields).toEqual([{ field: 'template', reason: 'must be at most 8192 characters as JSON' }]);
     // A failure text stored before answers were scrubbed (it quoted the request URL with its key and signature).
     await t.db.query(`UPDATE notification_channels SET failing_since = now(), last_error = $2 WHERE id = $1`, [
       ch.wecom,
@@ -521,6 +535,41 @@ describe('notifications: roster, policy, channels, delivery', () => {
       const tl = await timeline(inc2.id);
       expect(tl.map((e) => e.note)).toEqual(expect.arrayContaining([expect.stringContaining('值班主管当前无人值班')]));
       await t.http().post(`/api/v1/incidents/${inc2.id}/acknowledge`).set(auth(sup.token)).send({}).expect(200);
+    });
+
+    it('a person named in a policy and later demoted to school staff is not told the alarm; the timeline says why (attack pass 9 #4)', async () => {
+      const before = (await t.http().get('/api/v1/notifications/policies').set(auth(op.token)).expect(200)).body.find(
+        (p: { priority: string }) => p.priority === 'P2',
+      ) as { source: string; levels: { targets: unknown[]; channelIds: string[] | null }[] };
+      const named = await t.userToken('operator', undefined, 'named_then_demoted', '被点名的值班员');
+      await t
+        .http()
+        .put('/api/v1/notifications/policies/P2')
+        .set(auth(admin))
+        .send({
+          levels: [
+            { targets: [{ kind: 'user', userId: named.userId }], channelIds: null },
+            { targets: [{ kind: 'user', userId: named.userId }], channelIds: null },
+          ],
+        })
+        .expect(200);
+      try {
+        await t.http().patch(`/api/v1/users/${named.userId}`).set(auth(admin)).send({ role: 'school_security', schoolId: seed.schoolA.id }).expect(200);
+        const inc = await raise('六号楼', 'P2');
+        await waitFor(async () => (await deliveries(inc.id)).some((d) => d.status === 'no_recipient'), 20000, 'no recipient recorded');
+        expect((await deliveries(inc.id)).filter((d) => d.status !== 'no_recipient')).toEqual([]);
+        expect((await timeline(inc.id)).map((e) => e.note)).toEqual(expect.arrayContaining([expect.stringContaining('已不是巡查中心人员')]));
+        await t.http().post(`/api/v1/incidents/${inc.id}/acknowledge`).set(auth(sup.token)).send({}).expect(200);
+      } finally {
+        if (before.source === 'stored')
+          await t
+            .http()
+            .put('/api/v1/notifications/policies/P2')
+            .set(auth(admin))
+            .send({ levels: before.levels.map((l) => ({ targets: l.targets, channelIds: l.channelIds })) })
+            .expect(200);
+        else await t.db.query(`DELETE FROM escalation_policies WHERE priority = 'P2'`);
+      }
     });
 
     it('the link in a message opens its incident after login; forged or expired links are refused', async () => {

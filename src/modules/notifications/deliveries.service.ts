@@ -17,7 +17,7 @@ import { notificationMetrics } from './notifications.metrics';
 import { PolicyLevel, PolicyService, PolicyView } from './policy.service';
 import { ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
 import { RosterService } from './roster.service';
-import { maskPhone, people, Person } from './users';
+import { dutyRefusal, maskPhone, people, Person } from './users';
 
 export interface DeliveryRow {
   id: string;
@@ -278,8 +278,11 @@ export class DeliveriesService {
       seen.add(w.userId);
       const p: Person | undefined = who.get(w.userId);
       const name = p ? `${p.name}${w.role ? `（${DUTY_ROLE_LABEL[w.role]}）` : ''}` : '（已删除的用户）';
-      if (!p || p.disabled) {
-        out.push(none(`user-${w.userId}`, name, w.role, '用户不存在或已停用'));
+      // The roster's one rule (dutyRefusal): a person named in a policy and later demoted to school staff is not told the
+      // district's alarms any more than one taken off duty (attack pass 9 #4); the timeline says why nobody was.
+      const refused = dutyRefusal(p);
+      if (refused || !p) {
+        out.push(none(`user-${w.userId}`, name, w.role, refused === 'user_role' ? '用户已不是巡查中心人员，不再接收报警通知' : '用户不存在或已停用'));
         continue;
       }
       if (personChannels.length === 0) {

@@ -686,6 +686,7 @@ const zhCN = {
     tooManyDays: '一个班次最长 {n} 天',
     backdated: '开始时间不能早于现在 {n} 分钟以上',
     url: '须为 http 或 https 开头的完整地址',
+    templateTooLong: '模板过长：JSON 文本最多 {n} 个字符',
     urlCredentials: '地址中不能含用户名或密码（机器人的 key 放在地址的参数里）',
     https: '生产环境须使用 https 地址',
     privateAddress: '该地址是内网、本机或保留地址，不是服务商的地址',
