@@ -165,6 +165,19 @@ describe('notifications: roster, policy, channels, delivery', () => {
     }
   });
 
+  it('refuses channel names that are blank or hide characters, and SMS secrets that are blanks or short in characters (attack pass 9 #6, #8)', async () => {
+    const post = (body: Record<string, unknown>) => t.http().post('/api/v1/notifications/channels').set(auth(admin)).send(body);
+    for (const name of ['   ', '值班\u202e群', '值班\u200b群', '值班\n群', '\u3164']) {
+      const r = await post({ kind: 'wecom', name, webhookUrl: 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k' }).expect(400);
+      expect({ name, fields: r.body.error.details.fields.map((f: { field: string }) => f.field) }).toEqual({ name, fields: ['name'] });
+    }
+    await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ name: '  ' }).expect(400);
+    for (const secret of [' '.repeat(16), '🔔'.repeat(8)]) {
+      const r = await post({ kind: 'sms', name: '短信网关 X', webhookUrl: 'https://sms.example.com/send', secret }).expect(400);
+      expect(r.body.error.details.fields.map((f: { field: string }) => f.field)).toEqual(['secret']);
+    }
+  });
+
   describe('duty roster', () => {
     it('refuses bad shifts with field-level 400s and non-supervisors with 403', async () => {
       const now = Date.now();

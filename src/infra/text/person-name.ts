@@ -30,10 +30,15 @@ export function personNameKey(s: string): string {
  * zero-width space/joiners, word joiner, BOM, soft hyphen, tags) and the line/paragraph separators.
  * "\u202Eevil\u202C 操作员" shows as "live 操作员": a name that is not what it reads as lets one person pass
  * for another in the audit log. ZWJ (U+200D) is refused too: it only matters for emoji sequences, and a
- * person's name on a safety console needs none.
+ * person's name on a safety console needs none. Also the letters and marks that draw nothing (Hangul fillers
+ * U+115F/U+1160/U+3164/U+FFA0, the braille blank U+2800, the combining grapheme joiner U+034F, Khmer and Mongolian
+ * invisibles, variation selectors): a name made of them showed the person on duty as blank (attack pass 9 #10).
  */
-const INVISIBLE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
-const INVISIBLE_ALL = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+const BLANK_LOOKING = '\\u034F\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u2800\\u3164\\uFE00-\\uFE0F\\uFFA0';
+// eslint-disable-next-line no-misleading-character-class -- each escape is one code point refused on its own, not a combined character
+const INVISIBLE = new RegExp(`[\\p{Cc}\\p{Cf}\\u2028\\u2029${BLANK_LOOKING}]`, 'u');
+// eslint-disable-next-line no-misleading-character-class -- each escape is one code point refused on its own, not a combined character
+const INVISIBLE_ALL = new RegExp(`[\\p{Cc}\\p{Cf}\\u2028\\u2029${BLANK_LOOKING}]`, 'gu');
 
 /** Whether a display name holds none of the INVISIBLE characters (what users' create/update accept). */
 export function isVisibleName(s: string): boolean {
@@ -46,5 +51,6 @@ export function visibleName(s: string): string {
 }
 
 /** A whole name without INVISIBLE characters (for class-validator's @Matches), and the reason of its 400. */
-export const VISIBLE_NAME = /^[^\p{Cc}\p{Cf}\u2028\u2029]*$/u;
+// eslint-disable-next-line no-misleading-character-class -- each escape is one code point refused on its own, not a combined character
+export const VISIBLE_NAME = new RegExp(`^[^\\p{Cc}\\p{Cf}\\u2028\\u2029${BLANK_LOOKING}]*$`, 'u');
 export const INVISIBLE_NAME_REASON = 'must not contain control or invisible formatting characters (bidi overrides, zero-width characters)';

@@ -157,7 +157,8 @@ export class ChannelsService {
   }
 
   private checkSecret(kind: ChannelKind, secret: string): void {
-    if (kind === 'sms' && secret.length < 16)
+    // Characters, not UTF-16 units (8 emoji were "16"), and not blanks (16 spaces passed: attack pass 9 #8).
+    if (kind === 'sms' && [...secret.trim()].length < 16)
       throw Errors.validation([{ field: 'secret', reason: 'the SMS gateway signature needs a secret of at least 16 characters' }]);
   }
 

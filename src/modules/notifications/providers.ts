@@ -69,7 +69,8 @@ export function feishuSign(secret: string, timestampSec: number): string {
 
 /** Replaces {{name}} in every string of a JSON template (values are data: substituted after parsing, so no escaping breaks the JSON). */
 export function fillTemplate(template: unknown, vars: Record<string, string>): unknown {
-  if (typeof template === 'string') return template.replace(/\{\{\s*([A-Za-z]+)\s*\}\}/g, (all, k: string) => vars[k] ?? all);
+  // Own properties only: {{constructor}} read Object.prototype's and sent "function Object() { [native code] }" (attack pass 9 #7).
+  if (typeof template === 'string') return template.replace(/\{\{\s*([A-Za-z]+)\s*\}\}/g, (all, k: string) => (Object.hasOwn(vars, k) ? vars[k] : all));
   if (Array.isArray(template)) return template.map((x) => fillTemplate(x, vars));
   if (template && typeof template === 'object') return Object.fromEntries(Object.entries(template).map(([k, v]) => [k, fillTemplate(v, vars)]));
   return template;
