@@ -391,6 +391,16 @@ describe('notifications: roster, policy, channels, delivery', () => {
         .send({ levels: [{ targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }] }, { targets: [{ kind: 'duty', dutyRole: 'bureau_leader' }] }] })
         .expect(400);
       expect(wrong.body.error.details.fields[0].field).toBe('levels');
+      // People told through no channel at all (attack pass 9 #9): refused; left out means every enabled channel.
+      const none = await t
+        .http()
+        .put('/api/v1/notifications/policies/P3')
+        .set(auth(admin))
+        .send({ levels: [{ targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: [] }] })
+        .expect(400);
+      expect(none.body.error.details.fields).toEqual([
+        { field: 'levels[0].channelIds', reason: 'must name at least one channel, or be left out for every enabled channel' },
+      ]);
       const missing = await t
         .http()
         .put('/api/v1/notifications/policies/P3')

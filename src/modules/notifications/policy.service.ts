@@ -114,7 +114,14 @@ export class PolicyService {
       }
       for (const [j, c] of (l.channelIds ?? []).entries())
         if (!channelIds.has(c)) problems.push({ field: `levels[${i}].channelIds[${j}]`, reason: 'no such channel' });
-      levels.push({ targets, channelIds: l.channelIds ?? null });
+      // [] is "through no channel": the level's people would be told nothing (attack pass 9 #9). Null/absent is every enabled channel.
+      if (l.channelIds && l.channelIds.length === 0 && l.targets.some((t) => t.kind !== 'group'))
+        problems.push({ field: `levels[${i}].channelIds`, reason: 'must name at least one channel, or be left out for every enabled channel' });
+      // A person or group named twice is told once anyway: stored once.
+      const unique = [
+        ...new Map(targets.map((t) => [t.kind === 'duty' ? `d${t.dutyRole}` : t.kind === 'user' ? `u${t.userId}` : `g${t.channelId}`, t])).values(),
+      ];
+      levels.push({ targets: unique, channelIds: l.channelIds ? [...new Set(l.channelIds)] : null });
     }
     if (problems.length) throw Errors.validation(problems);
     return this.db.transaction(async (m) => {

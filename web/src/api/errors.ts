@@ -275,6 +275,7 @@ const FIELD_REASONS: [RegExp, MessageKey][] = [
   [/^must be a URL$|^must be http or https$/i, 'fieldErrors.url'],
   [/must not carry a user name or password/i, 'fieldErrors.urlCredentials'],
   [/control or invisible formatting characters/i, 'fieldErrors.invisible'],
+  [/must name at least one channel, or be left out/i, 'fieldErrors.noChannelForPeople'],
   [/must be at most (\d+) characters as JSON/i, 'fieldErrors.templateTooLong'],
   [/must be https in production/i, 'fieldErrors.https'],
   [/not a provider's address/i, 'fieldErrors.privateAddress'],

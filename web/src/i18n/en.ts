@@ -688,6 +688,7 @@ const en: Messages = {
     backdated: 'The start cannot be in the past by more than {n} minutes',
     url: 'Must be a full address starting with http or https',
     invisible: 'Must not contain control or invisible characters (direction marks, zero-width or blank filler characters)',
+    noChannelForPeople: 'Choose at least one channel (or "all enabled channels"), or the people of this level are told nothing',
     templateTooLong: 'The template is too long: at most {n} characters as JSON',
     urlCredentials: 'The address must not contain a user name or password (the robot key goes in its query)',
     https: 'Must be an https address in production',

@@ -687,6 +687,7 @@ const zhCN = {
     backdated: '开始时间不能早于现在 {n} 分钟以上',
     url: '须为 http 或 https 开头的完整地址',
     invisible: '不能含控制字符或不可见字符（如方向控制符、零宽字符、空白填充字）',
+    noChannelForPeople: '须至少选择一个渠道（或选“全部启用的渠道”），否则这一级的人员收不到通知',
     templateTooLong: '模板过长：JSON 文本最多 {n} 个字符',
     urlCredentials: '地址中不能含用户名或密码（机器人的 key 放在地址的参数里）',
     https: '生产环境须使用 https 地址',
