@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
-import type { QueryRunner } from 'typeorm';
 import { EvidenceSource1764324500000 } from '../../src/infra/database/migrations/1764324500000-EvidenceSource';
-import { createDatabase, releaseDatabase } from '../support/harness';
+import { useMigrationDatabase } from '../support/migration-db';
 
 /**
  * The migration that keeps an evidence picture's source fills the rows taken before it from what is
@@ -11,22 +9,8 @@ import { createDatabase, releaseDatabase } from '../support/harness';
  * the same id); anything else is 'unknown'. After it, an insert must name a source, one of four.
  */
 describe('migration EvidenceSource', () => {
-  let db: { url: string; name: string };
-  let c: Client;
-
-  beforeAll(async () => {
-    db = await createDatabase({ migrated: true });
-    c = new Client({ connectionString: db.url });
-    await c.connect();
-  });
-
-  afterAll(async () => {
-    await c?.end();
-    if (db) await releaseDatabase(db.name);
-  });
-
-  /** The migration's query runner: only `query` is used. */
-  const runner = { query: (sql: string, params?: unknown[]) => c.query(sql, params).then((r) => r.rows) } as unknown as QueryRunner;
+  const m = useMigrationDatabase();
+  const runner = m.runner;
 
   it('fills older rows from what is known and then requires a source on every insert', async () => {
     const school = randomUUID();
@@ -34,7 +18,7 @@ describe('migration EvidenceSource', () => {
     await new EvidenceSource1764324500000().down(runner); // the table as it was before
     const incident = async () =>
       (
-        await c.query(
+        await m.client.query(
           `INSERT INTO incidents (type, priority, source, school_id, status, first_press_at, last_press_at)
            VALUES ('other', 'P3', 'staff', $1, 'raised', now(), now()) RETURNING id`,
           [school],
@@ -42,14 +26,14 @@ describe('migration EvidenceSource', () => {
       ).rows[0].id as string;
     const picture = async (cameraId: string | null, purpose: string, refId: string | null) =>
       (
-        await c.query(
+        await m.client.query(
           `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, ref_id, captured_at)
            VALUES ($1, $2, $3, repeat('0', 64), 1, 1, 1, $4, $5, now()) RETURNING id`,
           [cameraId, school, `test/${randomUUID()}`, purpose, refId],
         )
       ).rows[0].id as string;
     const entry = (incidentId: string, data: object) =>
-      c.query(`INSERT INTO incident_timeline (incident_id, actor_type, actor_name, action, data) VALUES ($1, 'system', 'system', 'evidence', $2)`, [
+      m.client.query(`INSERT INTO incident_timeline (incident_id, actor_type, actor_name, action, data) VALUES ($1, 'system', 'system', 'evidence', $2)`, [
         incidentId,
         data,
       ]);
@@ -71,7 +55,9 @@ describe('migration EvidenceSource', () => {
 
     await new EvidenceSource1764324500000().up(runner);
 
-    const rows = new Map((await c.query(`SELECT id, source FROM video_evidence`)).rows.map((r: { id: string; source: string }) => [r.id, r.source] as const));
+    const rows = new Map(
+      (await m.client.query(`SELECT id, source FROM video_evidence`)).rows.map((r: { id: string; source: string }) => [r.id, r.source] as const),
+    );
     expect(Object.fromEntries([viaUri, viaStream, noSource, elsewhere, photo, manual, checkin, oddRef].map((id) => [id, rows.get(id)]))).toEqual({
       [viaUri]: 'snapshot_uri',
       [viaStream]: 'stream',
@@ -85,7 +71,7 @@ describe('migration EvidenceSource', () => {
     // No default is left behind: an insert that does not say where its picture came from fails, as does a made-up source.
     await expect(picture(camera, 'manual', null)).rejects.toThrow(/null value in column "source"/);
     await expect(
-      c.query(
+      m.client.query(
         `INSERT INTO video_evidence (camera_id, school_id, storage_key, sha256, bytes, width, height, purpose, captured_at, source)
          VALUES ($1, $2, 'test/x', repeat('0', 64), 1, 1, 1, 'manual', now(), 'guess')`,
         [camera, school],

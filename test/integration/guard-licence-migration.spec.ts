@@ -1,7 +1,5 @@
-import { Client } from 'pg';
-import type { QueryRunner } from 'typeorm';
 import { GuardLicenceUpperCase1764327200000 } from '../../src/infra/database/migrations/1764327200000-GuardLicenceUpperCase';
-import { createDatabase, releaseDatabase } from '../support/harness';
+import { useMigrationDatabase } from '../support/migration-db';
 
 /**
  * Licence numbers are compared without regard to case from this migration on: it upper-cases the
@@ -9,26 +7,15 @@ import { createDatabase, releaseDatabase } from '../support/harness';
  * and the migration must not fail on it (nor merge two guards).
  */
 describe('migration GuardLicenceUpperCase', () => {
-  let db: { url: string; name: string };
-  let c: Client;
-
-  beforeAll(async () => {
-    db = await createDatabase({ migrated: true });
-    c = new Client({ connectionString: db.url });
-    await c.connect();
-  });
-
-  afterAll(async () => {
-    await c?.end();
-    if (db) await releaseDatabase(db.name);
-  });
-
-  const runner = { query: (sql: string, params?: unknown[]) => c.query(sql, params).then((r) => r.rows) } as unknown as QueryRunner;
+  const m = useMigrationDatabase();
+  const runner = m.runner;
 
   it('upper-cases stored licence numbers and leaves a pair that differs only in case as it is', async () => {
-    const district = (await c.query(`INSERT INTO districts (code, name) VALUES ('m1', '迁移区') RETURNING id`)).rows[0].id;
+    const district = (await m.client.query(`INSERT INTO districts (code, name) VALUES ('m1', '迁移区') RETURNING id`)).rows[0].id;
     const school = (
-      await c.query(`INSERT INTO schools (district_id, code, name, type, timetable) VALUES ($1, 'MS1', '迁移小学', 'primary', '{}') RETURNING id`, [district])
+      await m.client.query(`INSERT INTO schools (district_id, code, name, type, timetable) VALUES ($1, 'MS1', '迁移小学', 'primary', '{}') RETURNING id`, [
+        district,
+      ])
     ).rows[0].id;
     for (const [name, licence] of [
       ['甲', 'low-0001'],
@@ -36,9 +23,9 @@ describe('migration GuardLicenceUpperCase', () => {
       ['丙', 'Pair-0003'],
       ['丁', 'PAIR-0003'],
     ])
-      await c.query(`INSERT INTO guards (school_id, name, licence_no) VALUES ($1, $2, $3)`, [school, name, licence]);
+      await m.client.query(`INSERT INTO guards (school_id, name, licence_no) VALUES ($1, $2, $3)`, [school, name, licence]);
     await new GuardLicenceUpperCase1764327200000().up(runner);
-    const { rows } = await c.query(`SELECT name, licence_no FROM guards WHERE school_id = $1 ORDER BY name COLLATE "C"`, [school]);
+    const { rows } = await m.client.query(`SELECT name, licence_no FROM guards WHERE school_id = $1 ORDER BY name COLLATE "C"`, [school]);
     expect(rows).toEqual([
       { name: '丁', licence_no: 'PAIR-0003' },
       { name: '丙', licence_no: 'Pair-0003' },

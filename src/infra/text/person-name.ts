@@ -1,3 +1,6 @@
+import { applyDecorators } from '@nestjs/common';
+import { IsString, Matches, MaxLength } from 'class-validator';
+
 /**
  * A person's name as typed by someone else (an operator checking in a volunteer), in one form, so
  * that one person is one name: Unicode NFKC (full-width Latin → ASCII, the ideographic space
@@ -54,3 +57,16 @@ export function visibleName(s: string): string {
 // eslint-disable-next-line no-misleading-character-class -- each escape is one code point refused on its own, not a combined character
 export const VISIBLE_NAME = new RegExp(`^[^\\p{Cc}\\p{Cf}\\u2028\\u2029${BLANK_LOOKING}]*$`, 'u');
 export const INVISIBLE_NAME_REASON = 'must not contain control or invisible formatting characters (bidi overrides, zero-width characters)';
+
+/**
+ * class-validator rules of a name people read (display names, channel names): a string of at most `max`
+ * characters holding none of the INVISIBLE characters; with `notBlank`, not only whitespace either.
+ */
+export function VisibleText(max: number, opts: { notBlank?: boolean } = {}): PropertyDecorator {
+  return applyDecorators(
+    IsString(),
+    MaxLength(max),
+    ...(opts.notBlank ? [Matches(/\S/, { message: 'must not be blank' })] : []),
+    Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON }),
+  );
+}

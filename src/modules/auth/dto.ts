@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength, ValidateIf } from 'class-validator';
 import { DEVICE_KINDS, DeviceKind, ROLE_NAMES, UserRole } from '../../infra/access/roles';
-import { INVISIBLE_NAME_REASON, VISIBLE_NAME } from '../../infra/text/person-name';
+import { VisibleText } from '../../infra/text/person-name';
 
 export class LoginDto {
   @ApiProperty({ example: 'operator1' }) @IsString() @MinLength(1) @MaxLength(64) username: string;
@@ -29,9 +29,7 @@ export class CreateUserDto {
   username: string;
   @ApiPropertyOptional({ description: 'no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width)' })
   @IsOptional()
-  @IsString()
-  @MaxLength(100)
-  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  @VisibleText(100)
   displayName?: string;
   @ApiProperty() @IsString() @MinLength(1) @MaxLength(256) password: string;
   @ApiProperty({ enum: ROLE_NAMES }) @IsIn(ROLE_NAMES) role: UserRole;
@@ -45,9 +43,7 @@ export class CreateUserDto {
 export class UpdateUserDto {
   @ApiPropertyOptional({ description: 'no control or invisible formatting characters (Cc, Cf: bidi overrides, zero-width)' })
   @IsOptional()
-  @IsString()
-  @MaxLength(100)
-  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  @VisibleText(100)
   displayName?: string;
   @ApiPropertyOptional() @IsOptional() @IsString() @MinLength(1) @MaxLength(256) password?: string;
   @ApiPropertyOptional({ enum: ROLE_NAMES }) @IsOptional() @IsIn(ROLE_NAMES) role?: UserRole;

@@ -13,12 +13,11 @@ import {
   IsOptional,
   IsString,
   IsUUID,
-  Matches,
   MaxLength,
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { INVISIBLE_NAME_REASON, VISIBLE_NAME } from '../../infra/text/person-name';
+import { VisibleText } from '../../infra/text/person-name';
 import { IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
 import type { ChannelKind, DutyRole } from './notifications.constants';
@@ -78,10 +77,7 @@ export class CreateChannelDto {
   @ApiProperty({ enum: CHANNEL_KINDS }) @IsIn(CHANNEL_KINDS) kind: ChannelKind;
   /** Shown on the console, in timelines and the audit log: not blank, no control or invisible characters (attack pass 9 #6). */
   @ApiProperty({ example: '指挥中心值班群' })
-  @IsString()
-  @MaxLength(100)
-  @Matches(/\S/, { message: 'must not be blank' })
-  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  @VisibleText(100, { notBlank: true })
   name: string;
   @ApiProperty({ description: 'the robot webhook (with its key/access_token) or the gateway URL; write-only, answered masked' })
   @IsString()
@@ -106,10 +102,7 @@ export class CreateChannelDto {
 export class UpdateChannelDto {
   @ApiPropertyOptional()
   @IsOptional()
-  @IsString()
-  @MaxLength(100)
-  @Matches(/\S/, { message: 'must not be blank' })
-  @Matches(VISIBLE_NAME, { message: INVISIBLE_NAME_REASON })
+  @VisibleText(100, { notBlank: true })
   name?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(2000) webhookUrl?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(200) secret?: string;
