@@ -210,12 +210,17 @@ describe('a Postgres slow to accept connections (slow)', () => {
     proxy.cut();
     for (let i = 0; i < 20 && (await get()) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
     proxy.slowNew(1500); // a new connection takes 1.5 s to be accepted; database.connectTimeoutMs is 0.5 s
+    const started = Date.now();
     const statuses = await Promise.all(Array.from({ length: 150 }, get));
+    const elapsedMs = Date.now() - started;
     const refused = statuses.filter((s) => s === 503).length;
-    // Only callers whose own connection attempt timed out (a few: 2 of 150 here) answer 503; the rest waited for the
-    // open one. On the old code the first timed-out attempt turned the pool 'unreachable': 97 of 150 answered 503.
+    // Only callers whose own connection attempt timed out answer 503; the rest waited for the open one. On the old code
+    // the first timed-out attempt turned the pool 'unreachable': 97 of 150 answered 503. How many attempts time out
+    // depends on how long the open connection takes to serve the queue (2 of 150 on a quiet machine, 8 on a loaded CI
+    // run, ci4 of 2026-12-01): at most one per free pool slot (poolSize - 1 = 2) per connectTimeoutMs (0.5 s) meanwhile.
     expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
-    expect(refused).toBeLessThanOrEqual(6);
+    expect(refused).toBeLessThanOrEqual(2 * (Math.ceil(elapsedMs / 500) + 1));
+    expect(refused).toBeLessThan(statuses.length / 5);
     proxy.slowNew(0);
     expect(await get()).toBe(200);
   });
