@@ -162,6 +162,7 @@ export const SCHEMA: ConfigSchema = {
   'database.jobsPoolWaitMs': rules.int(100, 600000),
   'database.queryTimeoutMs': rules.int(500, 600000),
   'database.jobsQueryTimeoutMs': rules.int(500, 3_600_000),
+  'database.migrateConnectWaitMs': rules.int(0, 600_000),
   'redis.mode': rules.oneOf(['single', 'cluster']),
   'redis.clusterNodes': (v) => {
     if (!Array.isArray(v)) return `must be a list of redis:// URLs (got ${JSON.stringify(v)})`;

@@ -105,6 +105,12 @@ export interface DatabaseConfig {
    * connection, and no batched background statement comes near it.
    */
   jobsQueryTimeoutMs: number;
+  /**
+   * How long applying migrations at boot (and `cli.js migrate`) keeps trying to reach Postgres, in ms:
+   * attempts of connectTimeoutMs, doubling, until this has passed (a Postgres still starting under
+   * docker compose, or slow on a loaded host). 0 = one attempt. Wrong credentials fail at once.
+   */
+  migrateConnectWaitMs: number;
 }
 
 export interface RedisConfig {
