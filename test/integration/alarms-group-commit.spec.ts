@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { requestContext } from '../../src/infra/http/request-context';
 import { AlarmIntakeService } from '../../src/modules/alarms';
 import { intakeMetrics } from '../../src/modules/alarms/alarms.metrics';
@@ -20,7 +21,7 @@ describe('alarm intake: group commit', () => {
     t = await startApp({ alarms: { groupCommit: { windowMs: 50, maxBatch: 100, maxConcurrent: 2 } } });
     const admin = (await t.userToken('admin')).token;
     const seed = await seedMinimal(t, admin);
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 60; i++) {
       const res = await t
         .http()
         .post('/api/v1/alarm-devices')
@@ -88,6 +89,42 @@ describe('alarm intake: group commit', () => {
     // Every new incident's console event and outbox rows were written (one set each).
     const ev = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = ANY($1)`, [ids]);
     expect(ev.rows[0].n).toBe(31);
+  });
+
+  it('takes the first event of each button in a group in few statements: new alarms, retries and presses on open ones alike', async () => {
+    // Ten buttons with an open incident each (one group).
+    const first = await Promise.all(buttons.slice(40, 50).map((b, i) => press(b, `s-${i}`)));
+    expect(first.every((r) => r.created)).toBe(true);
+    const spy = jest.spyOn(Client.prototype, 'query'); // every statement of the service's pools (GuardedClient is a pg Client)
+    try {
+      // Together: retries of three (the same incident, no press), new presses on three (fold into the open one),
+      // and a first alarm of ten other buttons — each the first event of its button in the group.
+      const calls = [
+        ...[0, 1, 2].map((i) => ({ device: buttons[40 + i], event: `s-${i}` })),
+        ...[3, 4, 5].map((i) => ({ device: buttons[40 + i], event: `s2-${i}` })),
+        ...buttons.slice(50, 60).map((b, i) => ({ device: b, event: `n-${i}` })),
+      ];
+      const results = await Promise.all(calls.map((c) => press(c.device, c.event)));
+      expect(results.map((r) => [r.created, r.folded])).toEqual([
+        ...[0, 1, 2].map(() => [false, false]),
+        ...[3, 4, 5].map(() => [false, true]),
+        ...Array.from({ length: 10 }, () => [true, false]),
+      ]);
+      results.slice(0, 6).forEach((r, i) => expect(r.incident.id).toBe(first[i].incident.id));
+      expect(results.slice(3, 6).map((r) => r.incident.pressCount)).toEqual([2, 2, 2]);
+      // 16 events: one statement for up to alarms.groupCommit.statementMaxEvents (16) of them per group, not one each.
+      const texts = spy.mock.calls.map(([q]) => (typeof q === 'string' ? q : ((q as { text?: string } | undefined)?.text ?? '')));
+      const intakeStatements = texts.filter((text) => text.includes('INSERT INTO incidents')).length;
+      expect(intakeStatements).toBeLessThanOrEqual(4);
+      const presses = await t.db.query(`SELECT count(*)::int AS n FROM incident_presses WHERE device_id = ANY($1)`, [buttons.slice(40, 60)]);
+      expect(presses.rows[0].n).toBe(10 + 3 + 10);
+      const raised = await t.db.query(`SELECT count(*)::int AS n FROM console_events WHERE type = 'incident.raised' AND payload->>'incidentId' = ANY($1)`, [
+        results.slice(6).map((r) => r.incident.id),
+      ]);
+      expect(raised.rows[0].n).toBe(10);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('reads the credentials and spots of presses arriving together in one go, each press answered on its own', async () => {

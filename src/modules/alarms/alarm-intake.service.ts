@@ -187,6 +187,89 @@ interface QueuedDeviceEvent {
   reject: (e: unknown) => void;
 }
 
+/** What a new incident is made of (insertIncident). */
+interface IncidentInsertFields {
+  spot: Spot;
+  type: IncidentType;
+  priority: Priority;
+  source: IncidentSource;
+  note: string;
+  alarmDeviceId: string | null;
+  cameraId: string | null;
+  drill: boolean;
+  /** A phone's position at a staff alarm (null/absent: none sent). */
+  position?: ReporterPosition | null;
+  /** false: a press of a button not wired to the police (一键报警联网) — never relayed. Staff, operator and camera alarms: true. */
+  policeLinked?: boolean;
+  actor: Actor;
+  at: Date;
+  press?: { deviceId: string; eventId: string };
+  /** A staff/operator alarm's client event id (idempotency key, unique per user) with the hash of its request. */
+  clientEvent?: { userId: string; eventId: string; hash: string };
+  /** A one-row SELECT of `seen`, `open_id` and `repeat_no` (of the press row to write), with its own parameters from $1. */
+  check?: { sql: string; params: unknown[] };
+}
+
+/** A new incident's insert (incidentInsertPart): `text` with {S}/{K} and its own $1… over `values`. */
+interface IncidentInsertPart {
+  text: string;
+  values: unknown[];
+}
+
+/** What the insert found or wrote: the new row with its outbox rows, or the event already `seen`, or the device's open incident. */
+interface IncidentInsertResult {
+  row: IncidentRow | null;
+  jobs: OutboxRow[];
+  seen: string | null;
+  openId: string | null;
+  repeatNo: number;
+}
+
+type IncidentInsertRow = IncidentRow & { seen: string | null; open_id: string | null; repeat_no: number; notified: unknown; outbox: OutboxRow[] | null };
+
+function insertResult(res: IncidentInsertRow): IncidentInsertResult {
+  const { seen, open_id: openId, repeat_no: repeatNo, notified: _n, outbox, k: _k, ...row } = res as IncidentInsertRow & { k?: number };
+  if (!row.id) return { row: null, jobs: [], seen, openId, repeatNo };
+  return {
+    row: row as IncidentRow,
+    jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })),
+    seen: null,
+    openId: null,
+    repeatNo,
+  };
+}
+
+/** Combined statement texts by part text and count (a few per shape: chunkSize's ladder). */
+const combinedTexts = new Map<string, string>();
+
+/**
+ * `count` parts of one text as one statement: part k's CTEs suffixed `_k`, its placeholders moved
+ * past the parts before it, and its SELECT (numbered k) joined to the others' with UNION ALL.
+ * One part alone keeps its names (no suffix).
+ */
+function combinedInsertText(partText: string, count: number, paramsPerPart: number): string {
+  const key = `${count}\n${partText}`;
+  const known = combinedTexts.get(key);
+  if (known) return known;
+  const cut = partText.lastIndexOf('\nSELECT {K}::int AS k');
+  const [ctes, select] = [partText.slice(0, cut), partText.slice(cut + 1)];
+  const one = (t: string, k: number) =>
+    t
+      .replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + k * paramsPerPart}`)
+      .replace(/\{S\}/g, count === 1 ? '' : `_${k}`)
+      .replace(/\{K\}/g, String(k));
+  const ks = [...Array(count).keys()];
+  const text = `WITH ${ks.map((k) => one(ctes, k)).join(',\n')}\n${ks.map((k) => one(select, k)).join('\nUNION ALL\n')}`;
+  if (combinedTexts.size > 256) combinedTexts.clear(); // a handful of shapes × ladder sizes in practice
+  combinedTexts.set(key, text);
+  return text;
+}
+
+/** The next chunk's size for `left` parts: the largest of max, 4 and 1 that fits (few distinct texts to prepare). */
+function chunkSize(left: number, max: number): number {
+  return [max, 4, 1].find((n) => n <= left && n <= max) ?? 1;
+}
+
 /** Runs fn in a request context (or none). */
 const inContext = <T>(ctx: RequestContext | undefined, fn: () => Promise<T>): Promise<T> => (ctx ? requestContext.run(ctx, fn) : requestContext.exit(fn));
 
@@ -497,8 +580,9 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       results = await this.transaction(
         batch.map((q) => q.e.deviceId),
         async (m) => {
+          const inserted = await this.insertFirstEvents(m, batch);
           const out: (RaiseResult & { jobs?: OutboxRow[] })[] = [];
-          for (const q of batch) out.push(await inContext(q.ctx, () => this.applyDeviceEvent(m, q.e, q.actor)));
+          for (const q of batch) out.push(await inContext(q.ctx, () => this.applyDeviceEvent(m, q.e, q.actor, inserted.get(q))));
           return out;
         },
       );
@@ -518,12 +602,24 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     batch.forEach((q, i) => q.resolve({ incident: results[i].incident, created: results[i].created, folded: results[i].folded }));
   }
 
-  /** A device event inside a transaction holding its device's lock. */
-  private async applyDeviceEvent(m: EntityManager, e: DeviceEvent, actor: Actor): Promise<RaiseResult & { jobs?: OutboxRow[] }> {
-    const receivedAt = e.at;
-    // One round trip: was this event seen already, is an alarm of this device open — and if
-    // neither, the new incident with everything that goes with it.
-    const r = await this.insertIncident(m, {
+  /**
+   * The first event of each device in a group, taken together (insertIncidents): new incidents
+   * inserted, retries and open incidents found. A device's later events in the group, and what an
+   * open incident does with a press, run after, one by one in arrival order (applyDeviceEvent).
+   * Each event's part is built in its caller's request context (the audit entry names the caller).
+   */
+  private async insertFirstEvents(m: EntityManager, batch: QueuedDeviceEvent[]): Promise<Map<QueuedDeviceEvent, IncidentInsertResult>> {
+    const devices = new Set<string>();
+    const firsts = batch.filter((q) => !devices.has(q.e.deviceId) && devices.add(q.e.deviceId));
+    if (firsts.length < 2 || this.cfg.groupCommit.statementMaxEvents < 2) return new Map();
+    const parts = await Promise.all(firsts.map((q) => inContext(q.ctx, async () => this.incidentInsertPart(this.deviceInsertFields(q.e, q.actor)))));
+    const results = await this.insertIncidents(m, parts);
+    return new Map(firsts.map((q, i) => [q, results[i]]));
+  }
+
+  /** A device event's insert: the check (seen, open incident, repeat number) and the new incident it would open. */
+  private deviceInsertFields(e: DeviceEvent, actor: Actor): IncidentInsertFields {
+    return {
       check: {
         // A real incident takes any press of its device; a drill takes only presses that are drills
         // too (the device said so, $4, or an approved drill window of the school, $5, covers the press
@@ -535,18 +631,18 @@ export class AlarmIntakeService implements OnApplicationShutdown {
         // with an old closed incident. An id that is the digest of the body's bytes ($10: the same bytes may be every
         // press) is a retry only within the retry window, and never once its incident is closed.
         sql: `SELECT CASE WHEN NOT (last.closed AND $10::boolean)
-                           AND last.at > $6::timestamptz - make_interval(secs => CASE WHEN last.closed OR $10::boolean
-                                                                                 THEN least($9::double precision, $7::double precision)
-                                                                                 ELSE $7::double precision END)
-                          THEN last.incident_id END AS seen,
-                coalesce(last.repeat_no + 1, 0) AS repeat_no,
-                (SELECT o.id FROM (${e.openSql}) o
-                 WHERE NOT o.drill OR $4::boolean OR EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $5::uuid AND w.status = 'approved'
-                                                               AND w.starts_at <= $6::timestamptz AND w.ends_at > $6::timestamptz)
-                 ORDER BY o.first_press_at DESC LIMIT 1) AS open_id
-              FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT p.incident_id, p.at, p.repeat_no, i.status IN ('resolved','cancelled') AS closed
-                                                     FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
-                                                     WHERE p.device_id = $1 AND p.device_event_id = $2 ORDER BY p.repeat_no DESC LIMIT 1) last ON true`,
+                         AND last.at > $6::timestamptz - make_interval(secs => CASE WHEN last.closed OR $10::boolean
+                                                                               THEN least($9::double precision, $7::double precision)
+                                                                               ELSE $7::double precision END)
+                        THEN last.incident_id END AS seen,
+              coalesce(last.repeat_no + 1, 0) AS repeat_no,
+              (SELECT o.id FROM (${e.openSql}) o
+               WHERE NOT o.drill OR $4::boolean OR EXISTS (SELECT 1 FROM drill_windows w WHERE w.school_id = $5::uuid AND w.status = 'approved'
+                                                             AND w.starts_at <= $6::timestamptz AND w.ends_at > $6::timestamptz)
+               ORDER BY o.first_press_at DESC LIMIT 1) AS open_id
+            FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT p.incident_id, p.at, p.repeat_no, i.status IN ('resolved','cancelled') AS closed
+                                                   FROM incident_presses p JOIN incidents i ON i.id = p.incident_id
+                                                   WHERE p.device_id = $1 AND p.device_event_id = $2 ORDER BY p.repeat_no DESC LIMIT 1) last ON true`,
         params: [
           e.deviceId,
           e.eventId,
@@ -571,8 +667,24 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       drill: e.drill,
       policeLinked: e.policeLinked,
       actor,
-      at: receivedAt,
-    });
+      at: e.at,
+    };
+  }
+
+  /**
+   * A device event inside a transaction holding its device's lock. `inserted`: its insert already
+   * ran (insertIncidents, with other devices' first events of its group).
+   */
+  private async applyDeviceEvent(
+    m: EntityManager,
+    e: DeviceEvent,
+    actor: Actor,
+    inserted?: IncidentInsertResult,
+  ): Promise<RaiseResult & { jobs?: OutboxRow[] }> {
+    const receivedAt = e.at;
+    // One round trip: was this event seen already, is an alarm of this device open — and if
+    // neither, the new incident with everything that goes with it.
+    const r = inserted ?? (await this.insertIncident(m, this.deviceInsertFields(e, actor)));
     if (r.row) return { incident: toView(r.row), created: true, folded: false, jobs: r.jobs };
     if (r.seen) return { incident: toView(await this.row(m, r.seen)), created: false, folded: false };
     const openId = r.openId!;
@@ -856,30 +968,47 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    * With `check` (device intake), nothing is written if it finds the event seen or an incident
    * open: the caller gets `seen` / `openId` instead of `row`.
    */
-  private async insertIncident(
-    m: EntityManager,
-    f: {
-      spot: Spot;
-      type: IncidentType;
-      priority: Priority;
-      source: IncidentSource;
-      note: string;
-      alarmDeviceId: string | null;
-      cameraId: string | null;
-      drill: boolean;
-      /** A phone's position at a staff alarm (null/absent: none sent). */
-      position?: ReporterPosition | null;
-      /** false: a press of a button not wired to the police (一键报警联网) — never relayed. Staff, operator and camera alarms: true. */
-      policeLinked?: boolean;
-      actor: Actor;
-      at: Date;
-      press?: { deviceId: string; eventId: string };
-      /** A staff/operator alarm's client event id (idempotency key, unique per user) with the hash of its request. */
-      clientEvent?: { userId: string; eventId: string; hash: string };
-      /** A one-row SELECT of `seen`, `open_id` and `repeat_no` (of the press row to write), with its own parameters from $1. */
-      check?: { sql: string; params: unknown[] };
-    },
-  ): Promise<{ row: IncidentRow | null; jobs: OutboxRow[]; seen: string | null; openId: string | null; repeatNo: number }> {
+  private async insertIncident(m: EntityManager, f: IncidentInsertFields): Promise<IncidentInsertResult> {
+    const part = this.incidentInsertPart(f);
+    // Prepared: Postgres plans this statement once per connection (infra/database/prepared.ts says why).
+    const [res] = await preparedQuery<IncidentInsertRow>(m, combinedInsertText(part.text, 1, part.values.length), part.values);
+    return insertResult(res);
+  }
+
+  /**
+   * Several device events' incident inserts (each as insertIncident would do it) in as few statements as
+   * their shapes allow: parts of one text go together, at most alarms.groupCommit.statementMaxEvents per
+   * statement, in chunks whose sizes come from a short ladder so each connection prepares only a few
+   * texts. Under a burst of presses, one round trip per press bound the intake (issue 11 §6).
+   * The parts must be of different devices: a statement's sub-statements see one snapshot, and a
+   * device's second event must see its first. Returns one result per part, in order.
+   */
+  private async insertIncidents(m: EntityManager, parts: IncidentInsertPart[]): Promise<IncidentInsertResult[]> {
+    const out: IncidentInsertResult[] = new Array(parts.length);
+    const byText = new Map<string, number[]>();
+    parts.forEach((pt, i) => byText.set(pt.text, [...(byText.get(pt.text) ?? []), i]));
+    for (const [text, idx] of byText) {
+      for (let at = 0; at < idx.length;) {
+        const chunk = idx.slice(at, at + chunkSize(idx.length - at, this.cfg.groupCommit.statementMaxEvents));
+        at += chunk.length;
+        const rows = await preparedQuery<IncidentInsertRow & { k: number }>(
+          m,
+          combinedInsertText(text, chunk.length, parts[chunk[0]].values.length),
+          chunk.flatMap((i) => parts[i].values),
+        );
+        for (const r of rows) out[chunk[r.k]] = insertResult(r);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * One incident's insert as a statement part: data-modifying CTEs (each table's own module writes
+   * its part) and the SELECT of its outcome, with `{S}` for its CTE names' suffix, `{K}` for its
+   * index in a combined statement, and placeholders $1… numbered over its own `values` alone (see
+   * combinedInsertText). Two parts with the same text differ only in their values.
+   */
+  private incidentInsertPart(f: IncidentInsertFields): IncidentInsertPart {
     // Not relayed: a button not wired to the police; an unplaced device alarm (no school: the police could not be told where; the district acts on it).
     const relayRequired =
       this.cfg.policeRelay.url !== '' && this.cfg.relayPriorities.includes(f.priority) && f.policeLinked !== false && f.spot.schoolId !== null;
@@ -963,10 +1092,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
     const chk = f.check ? f.check.sql : `SELECT NULL::uuid AS seen, NULL::uuid AS open_id, 0 AS repeat_no`;
     f.check?.params.forEach((v) => p.add(v));
     const [at, schoolId, actorId] = [p.add(f.at), p.add(f.spot.schoolId), p.add(f.actor.type === 'system' ? null : f.actor.id)];
-    const drillSql = `jsonb_build_object('drill', inc.drill)`;
+    const drillSql = `jsonb_build_object('drill', inc{S}.drill)`;
     const ctes = [
-      `chk AS (${chk})`,
-      `inc AS (
+      `chk{S} AS (${chk})`,
+      `inc{S} AS (
          INSERT INTO incidents (id, type, priority, source, school_id, zone_id, alarm_device_id, camera_id, location, area_kind, note,
            first_press_at, last_press_at, drill, raised_by_id, raised_by_name, shown_at, linked_camera_ids, cameras, school_name, relay_required,
            reporter_latitude, reporter_longitude, reporter_accuracy_m)
@@ -976,44 +1105,30 @@ export class AlarmIntakeService implements OnApplicationShutdown {
            ${p.add(draft.raised_by_id)}::uuid, ${p.add(f.actor.name)}, clock_timestamp(), ${p.add(draft.linked_camera_ids)}::uuid[], ${p.add(JSON.stringify(f.spot.cameras))}::jsonb,
            ${p.add(f.spot.schoolName)}, ${p.add(relayRequired)}::boolean,
            ${p.add(draft.reporter_latitude)}::double precision, ${p.add(draft.reporter_longitude)}::double precision, ${p.add(draft.reporter_accuracy_m)}::real
-         FROM chk WHERE chk.seen IS NULL AND chk.open_id IS NULL
+         FROM chk{S} WHERE chk{S}.seen IS NULL AND chk{S}.open_id IS NULL
          RETURNING *)`,
-      `tl AS (
+      `tl{S} AS (
          INSERT INTO incident_timeline (incident_id, actor_type, actor_id, actor_name, action, note, data)
          SELECT id, ${p.add(f.actor.type)}, ${actorId}::uuid, raised_by_name, 'raised', note,
            jsonb_build_object('type', type, 'priority', priority, 'drill', drill) || CASE WHEN reporter_latitude IS NULL THEN '{}'::jsonb
              ELSE jsonb_build_object('position', jsonb_build_object('latitude', reporter_latitude, 'longitude', reporter_longitude, 'accuracyM', reporter_accuracy_m)) END
-         FROM inc)`,
+         FROM inc{S})`,
       f.press
-        ? `pr AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at, repeat_no)
-             SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at, (SELECT repeat_no FROM chk) FROM inc)`
+        ? `pr{S} AS (INSERT INTO incident_presses (incident_id, device_id, device_event_id, at, repeat_no)
+             SELECT id, ${p.add(f.press.deviceId)}::uuid, ${p.add(f.press.eventId)}, first_press_at, (SELECT repeat_no FROM chk{S}) FROM inc{S})`
         : null,
       f.clientEvent
-        ? `ce AS (INSERT INTO incident_client_events (user_id, client_event_id, incident_id, request_hash)
-             SELECT ${p.add(f.clientEvent.userId)}::uuid, ${p.add(f.clientEvent.eventId)}, id, ${p.add(f.clientEvent.hash)} FROM inc)`
+        ? `ce{S} AS (INSERT INTO incident_client_events (user_id, client_event_id, incident_id, request_hash)
+             SELECT ${p.add(f.clientEvent.userId)}::uuid, ${p.add(f.clientEvent.eventId)}, id, ${p.add(f.clientEvent.hash)} FROM inc{S})`
         : null,
-      `ev AS (${this.events.insertFromSql(p, 'inc', { type: 'incident.raised', schoolId: f.spot.schoolId, payload: toSummary(draft) }, drillSql)})`,
-      `au AS (${this.audit.insertFromSql(p, 'inc', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source, ...belowType } }, drillSql)})`,
-      jobs.length ? `ob AS (${this.outbox.insertSql(p, jobs, 'inc')})` : null,
+      `ev{S} AS (${this.events.insertFromSql(p, 'inc{S}', { type: 'incident.raised', schoolId: f.spot.schoolId, payload: toSummary(draft) }, drillSql)})`,
+      `au{S} AS (${this.audit.insertFromSql(p, 'inc{S}', { action: 'raise', entity: 'incident', entityId: id, schoolId: f.spot.schoolId, after: { type: f.type, priority: f.priority, source: f.source, ...belowType } }, drillSql)})`,
+      jobs.length ? `ob{S} AS (${this.outbox.insertSql(p, jobs, 'inc{S}')})` : null,
     ].filter(Boolean);
-    // Prepared: Postgres plans this statement once per connection (infra/database/prepared.ts says why).
-    const [res] = (await preparedQuery(
-      m,
-      `WITH ${ctes.join(',\n')}
-       SELECT chk.seen, chk.open_id, chk.repeat_no, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev) AS notified,
-              ${jobs.length ? `(SELECT json_agg(ob) FROM ob)` : 'NULL::json'} AS outbox, inc.*
-       FROM chk LEFT JOIN inc ON true`,
-      p.values,
-    )) as (IncidentRow & { seen: string | null; open_id: string | null; repeat_no: number; notified: unknown; outbox: OutboxRow[] | null })[];
-    const { seen, open_id: openId, repeat_no: repeatNo, notified: _n, outbox, ...row } = res;
-    if (!row.id) return { row: null, jobs: [], seen, openId, repeatNo };
-    return {
-      row: row as IncidentRow,
-      jobs: (outbox ?? []).map((o) => ({ ...o, id: String(o.id), available_at: new Date(o.available_at) })),
-      seen: null,
-      openId: null,
-      repeatNo,
-    };
+    const select = `SELECT {K}::int AS k, chk{S}.seen, chk{S}.open_id, chk{S}.repeat_no, (SELECT ${this.events.notifySql(p, 'seq')} FROM ev{S}) AS notified,
+              ${jobs.length ? `(SELECT json_agg(ob{S}) FROM ob{S})` : 'NULL::json'} AS outbox, inc{S}.*
+       FROM chk{S} LEFT JOIN inc{S} ON true`;
+    return { text: `${ctes.join(',\n')}\n${select}`, values: p.values };
   }
 
   /** An incident row by id (404 if none). */
