@@ -10,6 +10,7 @@ import {
   GB_ALARM_PRIORITIES,
   INCIDENT_TYPES,
   LOG_LEVELS,
+  MAX_ESCALATION_LEVELS,
   PRIORITIES,
   ROLES,
   STAFFING_RULES,
@@ -270,9 +271,11 @@ export const SCHEMA: ConfigSchema = {
   'liveness.indexRefreshSeconds': rules.int(1, 86400),
   // alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay
   ...perKey('alarms.escalationSeconds', PRIORITIES, (v) =>
-    Array.isArray(v) && v.length <= 5 && v.every((x, i) => typeof x === 'number' && x > 0 && x <= 86400 && (i === 0 || x > (v[i - 1] as number)))
+    Array.isArray(v) &&
+    v.length <= MAX_ESCALATION_LEVELS &&
+    v.every((x, i) => typeof x === 'number' && x > 0 && x <= 86400 && (i === 0 || x > (v[i - 1] as number)))
       ? null
-      : `must be a list of increasing delays in seconds, one per escalation level (got ${JSON.stringify(v)})`,
+      : `must be a list of increasing delays in seconds, one per escalation level, at most ${MAX_ESCALATION_LEVELS} (got ${JSON.stringify(v)})`,
   ),
   ...perKey('alarms.priorityByType', INCIDENT_TYPES, rules.oneOf(PRIORITIES)),
   'alarms.devicePressPriority': rules.oneOf(PRIORITIES),

@@ -15,6 +15,12 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Alarm priorities. Stored in the database (incidents table): never rename one without a migration. */
 export const PRIORITIES = ['P1', 'P2', 'P3', 'P4'] as const;
 export type Priority = (typeof PRIORITIES)[number];
+/**
+ * Most escalation levels a priority may have (alarms.escalationSeconds, one delay per level; an escalation policy
+ * has one level per delay): the operator desk, the duty supervisor, the bureau leader and a step or two above
+ * them is all a district's chain of command holds.
+ */
+export const MAX_ESCALATION_LEVELS = 5;
 /** Incident types. Stored in the database (incidents table): never rename one without a migration. */
 export const INCIDENT_TYPES = ['intrusion', 'violence', 'medical', 'fire', 'video_alarm', 'tamper', 'device_fault', 'other'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
@@ -410,7 +416,7 @@ export interface PoliceRelayConfig {
 
 /** Alarms (src/modules/alarms): escalation delays per priority, police relay, outbox relay. */
 export interface AlarmsConfig {
-  /** Delays (s, increasing, at most 5) after which an unacknowledged incident escalates one level. */
+  /** Delays (s, increasing, at most MAX_ESCALATION_LEVELS) after which an unacknowledged incident escalates one level. */
   escalationSeconds: Record<Priority, number[]>;
   priorityByType: Record<IncidentType, Priority>;
   /** Priority of a one-click alarm (一键报警) press. */

@@ -11,7 +11,7 @@ import { waitFor } from '../support/police-receiver';
 /**
  * Escalation that reaches a person, end to end on the real app with fake WeCom / DingTalk / Feishu /
  * SMS receivers that check signatures as the platforms do. Escalation delays are short (config);
- * nothing here measures time.
+ * nothing here measures time but how soon an oversized policy is refused (a bound far above its cost).
  */
 describe('notifications: roster, policy, channels, delivery', () => {
   jest.setTimeout(90_000);
@@ -411,6 +411,13 @@ describe('notifications: roster, policy, channels, delivery', () => {
         'levels[0].targets[0].channelId',
         'levels[0].targets[1].userId',
       ]);
+      // 3,000 levels (attack pass 10 #1): refused on the field at once, not after every level was built and validated (~4 s).
+      const levels = Array.from({ length: 3000 }, () => ({ targets: [{ kind: 'duty', dutyRole: 'duty_supervisor' }], channelIds: [ch.wecom] }));
+      const t0 = performance.now();
+      const huge = await t.http().put('/api/v1/notifications/policies/P3').set(auth(admin)).send({ levels }).expect(400);
+      const ms = performance.now() - t0;
+      expect(huge.body.error.details.fields).toEqual([{ field: 'levels', reason: 'levels must contain no more than 5 elements' }]);
+      expect(ms).toBeLessThan(1000);
       await t.http().put('/api/v1/notifications/policies/P9').set(auth(admin)).send({ levels: [] }).expect(400);
       await t.http().put('/api/v1/notifications/policies/P3').set(auth(sup.token)).send({ levels: [] }).expect(403);
       const list = (await t.http().get('/api/v1/notifications/policies').set(auth(op.token)).expect(200)).body;

@@ -1,6 +1,9 @@
 import { createHmac } from 'node:crypto';
+import { MAX_ESCALATION_LEVELS } from '../../src/config/sections';
+import { makeValidationPipe } from '../../src/infra/http/validation';
 import { signLink, verifyLink } from '../../src/modules/notifications/ack-links';
 import { maskUrl } from '../../src/modules/notifications/channels.service';
+import { CreateChannelDto, LEVEL_CHANNELS_MAX, LEVEL_TARGETS_MAX, UpdatePolicyDto } from '../../src/modules/notifications/dto';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
 import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce, withoutUrlSecrets } from '../../src/modules/notifications/providers';
 import { embeddedIPv4, isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
@@ -176,5 +179,39 @@ describe('notifications: messages, signatures, links', () => {
     expect(a.detail).toContain('https://8.8.8.8/cgi-bin/webhook/send?…');
     expect(a.detail).not.toContain('SECRETKEY');
     expect(a.detail).not.toContain('pw@');
+  });
+
+  it('refuses a policy with too many levels, targets or channels, and a huge SMS template, before looking at any item (attack pass 10 #1)', async () => {
+    const pipe = makeValidationPipe();
+    const fields = async (body: unknown, metatype: new () => object = UpdatePolicyDto) =>
+      pipe.transform(body, { type: 'body', metatype }).then(
+        () => 'accepted',
+        (e: { details?: { fields?: unknown } }) => e.details?.fields,
+      );
+    // Items that count every look at them: class-transformer and class-validator walked each one (3,000 levels: ~4 s).
+    let looks = 0;
+    const trap = new Proxy({}, { get: () => (looks++, undefined), ownKeys: () => (looks++, []), has: () => (looks++, false) });
+    const target = { kind: 'duty', dutyRole: 'duty_supervisor' };
+    const level = { targets: [target], channelIds: null };
+    expect(await fields({ levels: Array(3000).fill(trap) })).toEqual([
+      { field: 'levels', reason: `levels must contain no more than ${MAX_ESCALATION_LEVELS} elements` },
+    ]);
+    // Within a level too, named as the pipe names nested fields; every oversized array is named at once.
+    expect(await fields({ levels: [level, { targets: Array(5000).fill(trap), channelIds: Array(5000).fill(trap) }] })).toEqual([
+      { field: 'levels.1.targets', reason: `targets must contain no more than ${LEVEL_TARGETS_MAX} elements` },
+      { field: 'levels.1.channelIds', reason: `channelIds must contain no more than ${LEVEL_CHANNELS_MAX} elements` },
+    ]);
+    expect(looks).toBe(0);
+    // A template is free-form JSON: measured as text on the raw body, not copied key by key first.
+    const template = { rows: Array.from({ length: 1000 }, (_, i) => ({ i, text: '{{text}}' })) };
+    expect(await fields({ kind: 'sms', name: '短信网关', webhookUrl: 'https://sms.example.com/send', template }, CreateChannelDto)).toEqual([
+      { field: 'template', reason: 'must be at most 8192 characters as JSON' },
+    ]);
+    // At the bounds, everything is validated as before, items included.
+    expect(await fields({ levels: Array(MAX_ESCALATION_LEVELS).fill(level) })).toBe('accepted');
+    expect(await fields({ levels: [{ targets: Array(LEVEL_TARGETS_MAX).fill(target), channelIds: [] }] })).toBe('accepted');
+    expect(await fields({ levels: [level, { targets: [{ kind: 'duty', dutyRole: 'janitor' }] }] })).toEqual([
+      { field: 'levels.1.targets.0.dutyRole', reason: expect.stringContaining('dutyRole must be one of') },
+    ]);
   });
 });

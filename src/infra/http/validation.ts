@@ -1,4 +1,5 @@
-import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
+import { outOfBounds } from './body-bounds';
 import { Errors, FieldError } from './errors';
 
 /** Constraints that say what a value must be at all: when one fails, the others (its range, length…) mean nothing. */
@@ -47,13 +48,30 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
   return out;
 }
 
+/**
+ * The ValidationPipe, with values bigger than their BoundedArray / BoundedJson refused first (body-bounds.ts):
+ * before class-transformer and class-validator walk every item of them.
+ */
+class BoundedValidationPipe extends ValidationPipe {
+  constructor(private readonly bodyType: (new (...args: never[]) => unknown) | undefined) {
+    super({
+      expectedType: bodyType,
+      transform: true,
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transformOptions: { enableImplicitConversion: false },
+      exceptionFactory: (errors) => Errors.validation(flattenValidationErrors(errors)),
+    });
+  }
+
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const cls = this.bodyType ?? metadata.metatype;
+    const tooBig = typeof cls === 'function' ? outOfBounds(cls as new () => object, value) : [];
+    if (tooBig.length) throw Errors.validation(tooBig);
+    return super.transform(value, metadata);
+  }
+}
+
 export function makeValidationPipe(expectedType?: new (...args: never[]) => unknown): ValidationPipe {
-  return new ValidationPipe({
-    expectedType,
-    transform: true,
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    transformOptions: { enableImplicitConversion: false },
-    exceptionFactory: (errors) => Errors.validation(flattenValidationErrors(errors)),
-  });
+  return new BoundedValidationPipe(expectedType);
 }

@@ -64,18 +64,6 @@ export function maskUrl(raw: string): string {
   }
 }
 
-/** Longest SMS gateway template, as JSON text (characters). */
-export const TEMPLATE_MAX_CHARS = 8192;
-
-/**
- * An SMS gateway's body template is a few fields (phone, text, sign name); it is stored on the channel, listed to every
- * control-center role and read with every delivery batch: a 1.9 MB one made each of those heavy (attack pass 9 #5).
- */
-function checkTemplateSize(template: Record<string, unknown> | undefined | null): void {
-  if (template && JSON.stringify(template).length > TEMPLATE_MAX_CHARS)
-    throw Errors.validation([{ field: 'template', reason: `must be at most ${TEMPLATE_MAX_CHARS} characters as JSON` }]);
-}
-
 export function isSilenced(c: Pick<ChannelRow, 'silenced_until'>, now = new Date()): boolean {
   return !!c.silenced_until && new Date(c.silenced_until) > now;
 }
@@ -168,7 +156,6 @@ export class ChannelsService {
     const secret = dto.secret ?? '';
     await this.check(dto.kind, dto.webhookUrl, secret);
     if (dto.template && dto.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
-    checkTemplateSize(dto.template);
     const row = await this.db.transaction(async (m) => {
       const [row] = (await m.query(
         `INSERT INTO notification_channels (kind, name, webhook_url, secret, template, enabled) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
@@ -218,7 +205,6 @@ export class ChannelsService {
       // at send time (providers.ts re-checks the target before every attempt).
       if (url !== before.webhook_url || secret !== before.secret) await this.check(before.kind, url, secret, url !== before.webhook_url);
       if (dto.template && before.kind !== 'sms') throw Errors.validation([{ field: 'template', reason: 'only an SMS gateway takes a template' }]);
-      checkTemplateSize(dto.template);
       const detached = before.enabled && dto.enabled === false ? await this.release(m, before, detach, actorId, 'disable') : [];
       const [[row]] = (await m.query(
         `UPDATE notification_channels SET name = $2, webhook_url = $3, secret = $4, template = $5, enabled = $6,

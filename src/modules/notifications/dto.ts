@@ -1,22 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
-  IsBoolean,
-  IsIn,
-  IsInt,
-  Max,
-  Min,
-  IsObject,
-  IsOptional,
-  IsString,
-  IsUUID,
-  MaxLength,
-  MinLength,
-  ValidateNested,
-} from 'class-validator';
+import { ArrayMinSize, IsBoolean, IsIn, IsInt, Max, Min, IsObject, IsOptional, IsString, IsUUID, MaxLength, MinLength } from 'class-validator';
+import { MAX_ESCALATION_LEVELS } from '../../config/sections';
+import { BoundedArray, BoundedJson } from '../../infra/http/body-bounds';
 import { VisibleText } from '../../infra/text/person-name';
 import { IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { CHANNEL_KINDS, DUTY_ROLES } from './notifications.constants';
@@ -73,6 +59,13 @@ export class GapQuery {
   hours?: number;
 }
 
+/**
+ * Longest SMS gateway template, as JSON text (characters). The body is a few fields (phone, text, sign name); it
+ * is stored on the channel, listed to every control-center role and read with every delivery batch: a 1.9 MB one
+ * made each of those heavy (attack pass 9 #5). Checked on the raw body (BoundedJson), before it is copied.
+ */
+export const TEMPLATE_MAX_CHARS = 8192;
+
 export class CreateChannelDto {
   @ApiProperty({ enum: CHANNEL_KINDS }) @IsIn(CHANNEL_KINDS) kind: ChannelKind;
   /** Shown on the console, in timelines and the audit log: not blank, no control or invisible characters (attack pass 9 #6). */
@@ -91,10 +84,11 @@ export class CreateChannelDto {
   @ApiPropertyOptional({
     type: 'object',
     additionalProperties: true,
-    description: 'SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings',
+    description: `SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings; at most ${TEMPLATE_MAX_CHARS} characters as JSON`,
   })
   @IsOptional()
   @IsObject()
+  @BoundedJson(TEMPLATE_MAX_CHARS)
   template?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
 }
@@ -106,9 +100,14 @@ export class UpdateChannelDto {
   name?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(2000) webhookUrl?: string;
   @ApiPropertyOptional({ description: 'omit to keep' }) @IsOptional() @IsString() @MaxLength(200) secret?: string;
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'SMS gateway only; omit to keep' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: `SMS gateway only; at most ${TEMPLATE_MAX_CHARS} characters as JSON; omit to keep`,
+  })
   @IsOptional()
   @IsObject()
+  @BoundedJson(TEMPLATE_MAX_CHARS)
   template?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsBoolean() enabled?: boolean;
 }
@@ -143,28 +142,40 @@ export class PolicyTargetDto {
   @ApiPropertyOptional({ description: 'kind group' }) @IsOptional() @IsUUID() channelId?: string;
 }
 
+/**
+ * Most targets one escalation level names: its duty roles (three), the people named besides them and a group
+ * or two. Twenty is far more than a level that someone must still read at 3 a.m. holds.
+ */
+export const LEVEL_TARGETS_MAX = 20;
+/** Most channels one level's people are told through: a handful of robots and a gateway (four kinds), with room to spare. */
+export const LEVEL_CHANNELS_MAX = 20;
+
 export class PolicyLevelDto {
-  @ApiProperty({ type: [PolicyTargetDto] })
-  @IsArray()
+  @ApiProperty({ type: [PolicyTargetDto], minItems: 1, maxItems: LEVEL_TARGETS_MAX })
+  @BoundedArray(LEVEL_TARGETS_MAX, () => PolicyTargetDto)
   @ArrayMinSize(1)
-  @ArrayMaxSize(20)
-  @ValidateNested({ each: true })
-  @Type(() => PolicyTargetDto)
   targets: PolicyTargetDto[];
-  @ApiPropertyOptional({ type: [String], nullable: true, description: 'channels for the people of this level; null or omitted = every enabled channel' })
+  @ApiPropertyOptional({
+    type: [String],
+    nullable: true,
+    maxItems: LEVEL_CHANNELS_MAX,
+    description: 'channels for the people of this level; null or omitted = every enabled channel',
+  })
   @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(20)
+  @BoundedArray(LEVEL_CHANNELS_MAX)
   @IsUUID('all', { each: true })
   channelIds?: string[] | null;
 }
 
 export class UpdatePolicyDto {
-  @ApiProperty({ type: [PolicyLevelDto], description: 'one entry per escalation level of the priority (alarms.escalationSeconds)' })
-  @IsArray()
+  /** Arrays longer than their bound (here and in each level) are refused before any item is looked at (array-bounds.ts). */
+  @ApiProperty({
+    type: [PolicyLevelDto],
+    minItems: 1,
+    maxItems: MAX_ESCALATION_LEVELS,
+    description: 'one entry per escalation level of the priority (alarms.escalationSeconds)',
+  })
+  @BoundedArray(MAX_ESCALATION_LEVELS, () => PolicyLevelDto)
   @ArrayMinSize(1)
-  @ArrayMaxSize(5)
-  @ValidateNested({ each: true })
-  @Type(() => PolicyLevelDto)
   levels: PolicyLevelDto[];
 }

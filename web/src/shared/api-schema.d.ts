@@ -3595,7 +3595,7 @@ export type components = {
             name: string;
             /** @description DingTalk 加签 / Feishu 签名校验 secret, SMS gateway HMAC key; write-only */
             secret?: string;
-            /** @description SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings */
+            /** @description SMS gateway: JSON body with {{phone}}, {{text}}, {{link}}, {{incidentId}}, {{level}}… in its strings; at most 8192 characters as JSON */
             template?: {
                 [key: string]: unknown;
             };
@@ -4803,7 +4803,7 @@ export type components = {
             name?: string;
             /** @description omit to keep */
             secret?: string;
-            /** @description SMS gateway only; omit to keep */
+            /** @description SMS gateway only; at most 8192 characters as JSON; omit to keep */
             template?: {
                 [key: string]: unknown;
             };
