@@ -129,7 +129,12 @@ describe('notification channels named by escalation policies', () => {
     }
     expect(await policies()).toEqual(before);
     expect(await exists(ch.sms)).toBe(true);
-    expect((await audits('escalation_policy')).map((a) => a.action)).toEqual(['update', 'update', 'update']);
+    // Each change names its policy by its key, the priority (attack pass 10 #2: it was null, the priority only in the data).
+    expect((await audits('escalation_policy')).map((a) => [a.action, a.entity_id])).toEqual([
+      ['update', 'P1'],
+      ['update', 'P2'],
+      ['update', 'P1'],
+    ]);
 
     await del(ch.sms, '?detach=true').expect(204);
     expect(await exists(ch.sms)).toBe(false);
@@ -164,6 +169,14 @@ describe('notification channels named by escalation policies', () => {
     expect((detached[0].before as { levels: Level[] }).levels[0].channelIds).toEqual([ch.sms, ch.dingtalk]);
     expect(new Set([gone.request_id, ...detached.map((a) => a.request_id)]).size).toBe(1);
     expect(gone.request_id).toBeTruthy();
+    expect(detached.map((a) => a.entity_id)).toEqual(['P1', 'P2']);
+    // An auditor asking for one policy's history gets its changes, whichever way they came.
+    const auditor = (await t.userToken('auditor')).token;
+    const p2History = await t.http().get('/api/v1/audit-log?entity=escalation_policy&entityId=P2').set(auth(auditor)).expect(200);
+    expect(p2History.body.items.map((e: { action: string; entityId: string }) => [e.action, e.entityId])).toEqual([
+      ['detach_channel', 'P2'],
+      ['update', 'P2'],
+    ]);
   });
 
   it('refuses even with detach a level that would notify nobody (only a group, that group), unless its people use every enabled channel', async () => {

@@ -146,10 +146,11 @@ export class PolicyService {
          ON CONFLICT (priority) DO UPDATE SET levels = EXCLUDED.levels, updated_by_id = EXCLUDED.updated_by_id, updated_at = now() RETURNING *`,
         [p, JSON.stringify(levels), actorId],
       )) as { levels: PolicyLevel[]; updated_at: Date }[];
+      // The policy's row is its priority (escalation_policies' key): what an auditor filters the log by (attack pass 10 #2).
       await this.audit.record(m, {
         action: 'update',
         entity: 'escalation_policy',
-        entityId: null,
+        entityId: p,
         before: before ?? { default: this.defaults(p) },
         after: { priority: p, levels },
       });
@@ -196,7 +197,7 @@ export class PolicyService {
       await this.audit.record(m, {
         action: 'detach_channel',
         entity: 'escalation_policy',
-        entityId: null,
+        entityId: r.priority,
         before: { priority: r.priority, levels: r.levels },
         after: { priority: r.priority, levels, channelId, changedLevels: changed },
       });
