@@ -1300,6 +1300,8 @@ export interface NotificationsConfig {
    * May a channel's webhook be a private, loopback, link-local or reserved address (attack note A16:
    * an admin could point one at the metadata service or Redis)? false: providers are public services;
    * true for a gateway inside the bureau's own network (and the tests' fake providers on loopback).
+   * With false, a host name whose address cannot be checked (no DNS answer within 2 s, no such name) is
+   * refused too: not saved (400), not sent to (target-address.ts).
    */
   allowPrivateTargets: boolean;
 }

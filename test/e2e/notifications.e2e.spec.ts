@@ -4,6 +4,7 @@ import { AlarmsJobs } from '../../src/modules/alarms/alarms.jobs';
 import { UsersService } from '../../src/modules/auth/users.service';
 import { DeliveriesService } from '../../src/modules/notifications/deliveries.service';
 import { RosterService } from '../../src/modules/notifications/roster.service';
+import { TargetResolver } from '../../src/modules/notifications/target-address';
 import { FakeReceiver, startFakeReceiver } from '../support/fake-receivers';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
 import { waitFor } from '../support/police-receiver';
@@ -125,6 +126,47 @@ describe('notifications: roster, policy, channels, delivery', () => {
       await t.http().patch(`/api/v1/notifications/channels/${ch.wecom}`).set(auth(admin)).send({ enabled: true, name: 'wecom 值班' }).expect(200);
     } finally {
       t.config.notifications.allowPrivateTargets = true;
+    }
+  });
+
+  it('refuses a webhook whose name cannot be checked, at save and at send: never sent unchecked (attack pass 10 #3)', async () => {
+    // The app's resolver is replaced (TargetResolver): this machine has no DNS to rely on, and the point is a slow one.
+    const lookup = jest.spyOn(t.app.get(TargetResolver), 'resolve');
+    const post = (name: string, webhookUrl: string) =>
+      t.http().post('/api/v1/notifications/channels').set(auth(admin)).send({ kind: 'wecom', name, webhookUrl, enabled: false });
+    t.config.notifications.allowPrivateTargets = false;
+    let saved: string | null = null;
+    try {
+      // A name answering a public address is saved (disabled: escalations here do not reach it).
+      lookup.mockImplementation(async () => [{ address: '203.0.113.10' }]);
+      saved = (await post('慢解析的群', 'https://slow-dns.provider.test/cgi-bin/webhook/send?key=k').expect(201)).body.id as string;
+      // DNS answering after the check's 2 s (the metadata service, at that): passed unchecked before; now a 400 on the field.
+      lookup.mockImplementation(() => new Promise((resolve) => setTimeout(() => resolve([{ address: '169.254.169.254' }]), 3000).unref()));
+      const late = await post('另一个慢解析的群', 'https://stall.provider.test/hook').expect(400);
+      expect(late.body.error.details.fields).toEqual([
+        {
+          field: 'webhookUrl',
+          reason: 'stall.provider.test: no DNS answer within 2000 ms, so its address could not be checked: try again, or check the host name',
+        },
+      ]);
+      // The saved channel's name now stalls too: a test send is not made, and the answer and the channel's last error say why.
+      const answer = await t.http().post(`/api/v1/notifications/channels/${saved}/test`).set(auth(admin)).expect(200);
+      expect(answer.body).toMatchObject({ ok: false, retryable: true, code: 'UNRESOLVED' });
+      const listed = (await t.http().get('/api/v1/notifications/channels').set(auth(admin)).expect(200)).body as { id: string; lastError: string | null }[];
+      expect(listed.find((c) => c.id === saved)!.lastError).toBe(
+        'UNRESOLVED slow-dns.provider.test: no DNS answer within 2000 ms, so its address could not be checked: not sent',
+      );
+      // A lookup that fails outright (no such name) is refused as well.
+      lookup.mockRejectedValue(Object.assign(new Error('getaddrinfo ENOTFOUND nowhere.provider.test'), { code: 'ENOTFOUND' }));
+      const missing = await post('不存在的域名', 'https://nowhere.provider.test/hook').expect(400);
+      expect(missing.body.error.details.fields).toEqual([
+        { field: 'webhookUrl', reason: expect.stringMatching(/^ENOTFOUND nowhere\.provider\.test: .*could not be checked/) },
+      ]);
+      expect(lookup).toHaveBeenCalledWith('nowhere.provider.test');
+    } finally {
+      lookup.mockRestore();
+      t.config.notifications.allowPrivateTargets = true;
+      if (saved) await t.http().delete(`/api/v1/notifications/channels/${saved}`).set(auth(admin)).expect(204);
     }
   });
 

@@ -6,7 +6,7 @@ import { maskUrl } from '../../src/modules/notifications/channels.service';
 import { CreateChannelDto, LEVEL_CHANNELS_MAX, LEVEL_TARGETS_MAX, UpdatePolicyDto } from '../../src/modules/notifications/dto';
 import { renderMessage, shanghaiDateTime, waitedZh } from '../../src/modules/notifications/message';
 import { buildRequest, dingtalkSign, feishuSign, fillTemplate, readAnswer, sendOnce, withoutUrlSecrets } from '../../src/modules/notifications/providers';
-import { embeddedIPv4, isPrivateAddress, refusedTarget } from '../../src/modules/notifications/target-address';
+import { embeddedIPv4, isPrivateAddress, LOOKUP_MS, refusedTarget } from '../../src/modules/notifications/target-address';
 
 const INCIDENT_ID = '3f2b8c1e-0d4a-4e5f-9a7b-123456789abc';
 const incident = {
@@ -132,16 +132,59 @@ describe('notifications: messages, signatures, links', () => {
     for (const a of ['64:ff9b::808:808', '2002:808:808::1', '::8.8.8.8', '2001:0:808:808:0:0:f7f7:f7f7', '2001:db8::1'])
       expect([a, isPrivateAddress(a)]).toEqual([a, false]);
     expect(embeddedIPv4('2001:0:4136:e378:8000:63bf:80ff:fffe')).toEqual(['65.54.227.120', '127.0.0.1']);
-    expect(await refusedTarget(new URL('http://[64:ff9b::7f00:1]:3192/'), false)).toMatch(/64:ff9b::7f00:1/);
-    expect(await refusedTarget(new URL('http://[2002:7f00:1::]:3192/'), false)).toMatch(/2002:7f00:1::/);
-    expect(await refusedTarget(new URL('http://169.254.169.254/latest/meta-data/'), false)).toMatch(/169\.254\.169\.254/);
-    expect(await refusedTarget(new URL('http://[::1]:6379/'), false)).toMatch(/::1/);
-    expect(await refusedTarget(new URL('http://localhost:6379/'), false)).toMatch(/localhost/);
+    const refused = (re: RegExp) => ({ refused: expect.stringMatching(re) });
+    expect(await refusedTarget(new URL('http://[64:ff9b::7f00:1]:3192/'), false)).toEqual(refused(/64:ff9b::7f00:1/));
+    expect(await refusedTarget(new URL('http://[2002:7f00:1::]:3192/'), false)).toEqual(refused(/2002:7f00:1::/));
+    expect(await refusedTarget(new URL('http://169.254.169.254/latest/meta-data/'), false)).toEqual(refused(/169\.254\.169\.254/));
+    expect(await refusedTarget(new URL('http://[::1]:6379/'), false)).toEqual(refused(/::1/));
+    expect(await refusedTarget(new URL('http://localhost:6379/'), false)).toEqual(refused(/localhost/));
     expect(await refusedTarget(new URL('http://127.0.0.1:6379/'), true)).toBeNull();
     expect(await refusedTarget(new URL('https://8.8.8.8/robot/send'), false)).toBeNull();
     // Checked again at send time: nothing is sent, and the attempt is not retried.
     const answer = await sendOnce({ kind: 'wecom', webhookUrl: 'http://127.0.0.1:9/cgi-bin/webhook/send?key=k', secret: '', template: null }, msg, opts);
     expect(answer).toMatchObject({ ok: false, retryable: false, code: 'BLOCKED_ADDRESS' });
+  });
+
+  it('refuses a webhook whose name cannot be checked: a lookup that fails, finds nothing or answers too late (attack pass 10 #3)', async () => {
+    // Injected resolvers: the test machine has no DNS to rely on. The names are never looked up for real.
+    const answering =
+      (addresses: string[], afterMs = 0) =>
+      (host: string) =>
+        new Promise<{ address: string }[]>((resolve) => setTimeout(() => resolve(addresses.map((address) => ({ address }))), afterMs).unref()).then((a) => {
+          asked.push(host);
+          return a;
+        });
+    const asked: string[] = [];
+    const url = new URL('https://hook.provider.test/robot/send?key=k');
+    expect(await refusedTarget(url, false, { resolve: answering(['8.8.8.8']) })).toBeNull();
+    expect(await refusedTarget(url, false, { resolve: answering(['8.8.8.8', '10.0.0.8']) })).toEqual({ refused: expect.stringContaining('10.0.0.8') });
+    expect(asked).toEqual(['hook.provider.test', 'hook.provider.test']);
+    // Answering after the wait (a public address, or the metadata service) was "pass" before: unchecked, then sent.
+    const late = await refusedTarget(url, false, { resolve: answering(['169.254.169.254'], 500), lookupMs: 50 });
+    expect(late).toEqual({ unresolved: 'hook.provider.test: no DNS answer within 50 ms, so its address could not be checked' });
+    const failing = () => Promise.reject(Object.assign(new Error('queryA ENOTFOUND'), { code: 'ENOTFOUND' }));
+    expect(await refusedTarget(url, false, { resolve: failing })).toEqual({
+      unresolved: expect.stringMatching(/^ENOTFOUND hook\.provider\.test: .*could not be checked$/),
+    });
+    expect(await refusedTarget(url, false, { resolve: answering([]) })).toEqual({ unresolved: expect.stringContaining('could not be checked') });
+    // Private targets allowed (a gateway in the bureau's own network): nothing is looked up.
+    expect(await refusedTarget(url, true, { resolve: failing })).toBeNull();
+    // At send time the default wait (LOOKUP_MS) applies: a resolver that never answers fails the attempt, nothing is sent, and it may be retried.
+    const never = () => new Promise<{ address: string }[]>(() => undefined);
+    const t0 = Date.now();
+    const slow = await sendOnce({ kind: 'wecom', webhookUrl: url.toString(), secret: '', template: null }, msg, { ...opts, resolve: never });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(LOOKUP_MS - 50);
+    expect(slow).toEqual({
+      ok: false,
+      retryable: true,
+      code: 'UNRESOLVED',
+      detail: `hook.provider.test: no DNS answer within ${LOOKUP_MS} ms, so its address could not be checked: not sent`,
+    });
+    expect(await sendOnce({ kind: 'wecom', webhookUrl: url.toString(), secret: '', template: null }, msg, { ...opts, resolve: failing })).toMatchObject({
+      ok: false,
+      retryable: true,
+      code: 'UNRESOLVED',
+    });
   });
 
   it('signs links that expire and cannot be forged', () => {

@@ -36,6 +36,7 @@ describe('channel test answers in plain words', () => {
     expect(reasonKey('dingtalk', 'HTTP 200')).toEqual({ key: 'ntf.answer.unreadable', status: 200 });
     expect(reasonKey('wecom', 'TIMEOUT').key).toBe('ntf.answer.timeout');
     expect(reasonKey('wecom', 'BLOCKED_ADDRESS').key).toBe('ntf.answer.blocked');
+    expect(reasonKey('wecom', 'UNRESOLVED').key).toBe('ntf.answer.unresolved');
     expect(reasonKey('wecom', 'CONFIG').key).toBe('ntf.answer.config');
     for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'NETWORK', 'UND_ERR_SOCKET']) expect(reasonKey('feishu', code).key).toBe('ntf.answer.network');
   });
@@ -47,5 +48,8 @@ describe('channel test answers in plain words', () => {
     );
     expect(answerText(t, 'sms', { ok: false, code: 'HTTP 503' })).toBe('测试消息未送达：短信/语音网关暂时不可用（HTTP 503），请稍后再试');
     expect(answerText(t, 'feishu', { ok: false, code: 'TIMEOUT' })).toBe('测试消息未送达：飞书没有在规定时间内应答（超时）');
+    expect(answerText(t, 'wecom', { ok: false, code: 'UNRESOLVED' })).toBe(
+      '测试消息未送达：无法解析企业微信的域名（查询失败或超时），无法确认地址安全，未发送',
+    );
   });
 });

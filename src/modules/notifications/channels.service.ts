@@ -12,7 +12,7 @@ import type { ChannelKind } from './notifications.constants';
 import { notificationMetrics } from './notifications.metrics';
 import { PolicyService } from './policy.service';
 import { ChannelTarget, ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
-import { refusedTarget } from './target-address';
+import { refusedTarget, TargetResolver } from './target-address';
 
 export interface ChannelRow {
   id: string;
@@ -88,6 +88,7 @@ export class ChannelsService {
     private readonly audit: AuditService,
     private readonly events: ConsoleEventsService,
     private readonly policy: PolicyService,
+    private readonly resolver: TargetResolver,
   ) {}
 
   view(c: ChannelRow, now = new Date()): ChannelView {
@@ -139,8 +140,11 @@ export class ChannelsService {
     // fetch refuses a URL with credentials (and its error quoted the whole URL, keys included: attack pass 9 #2); providers take keys in the query.
     if (u.username || u.password) throw Errors.validation([{ field: 'webhookUrl', reason: 'must not carry a user name or password' }]);
     if (this.config.env === 'production' && u.protocol !== 'https:') throw Errors.validation([{ field: 'webhookUrl', reason: 'must be https in production' }]);
-    const refused = await refusedTarget(u, this.config.notifications.allowPrivateTargets);
-    if (refused) throw Errors.validation([{ field: 'webhookUrl', reason: `${refused}: not a provider's address (notifications.allowPrivateTargets)` }]);
+    const target = await refusedTarget(u, this.config.notifications.allowPrivateTargets, { resolve: (h) => this.resolver.resolve(h) });
+    if (target && 'refused' in target)
+      throw Errors.validation([{ field: 'webhookUrl', reason: `${target.refused}: not a provider's address (notifications.allowPrivateTargets)` }]);
+    // A name whose address cannot be checked now is not saved: sending to it would be refused too (attack pass 10 #3).
+    if (target) throw Errors.validation([{ field: 'webhookUrl', reason: `${target.unresolved}: try again, or check the host name` }]);
     this.checkSecret(kind, secret);
   }
 
@@ -339,6 +343,7 @@ export class ChannelsService {
     const answer = await sendOnce(toTarget(c), msg, {
       timeoutMs: this.config.notifications.timeoutMs,
       allowPrivateTargets: this.config.notifications.allowPrivateTargets,
+      resolve: (h) => this.resolver.resolve(h),
       idempotencyKey: `test-${id}-${now.getTime()}`,
       now,
       mentionMobiles: [],

@@ -17,6 +17,7 @@ import { notificationMetrics } from './notifications.metrics';
 import { PolicyLevel, PolicyService, PolicyView } from './policy.service';
 import { ProviderAnswer, sendOnce, withoutUrlSecrets } from './providers';
 import { RosterService } from './roster.service';
+import { TargetResolver } from './target-address';
 import { dutyRefusal, maskPhone, people, Person } from './users';
 
 export interface DeliveryRow {
@@ -88,6 +89,7 @@ export class DeliveriesService {
     private readonly policy: PolicyService,
     private readonly channels: ChannelsService,
     private readonly events: ConsoleEventsService,
+    private readonly resolver: TargetResolver,
   ) {
     this.cfg = config.notifications;
     const batch = { maxBatch: config.queue.batchMax, maxConcurrent: config.queue.batchConcurrency };
@@ -527,6 +529,7 @@ export class DeliveriesService {
     const answer = await sendOnce(toTarget(channel), msg, {
       timeoutMs: this.cfg.timeoutMs,
       allowPrivateTargets: this.cfg.allowPrivateTargets,
+      resolve: (h) => this.resolver.resolve(h),
       idempotencyKey: row.dedup_key,
       now,
       mentionMobiles: channel.kind !== 'sms' && row.address ? [row.address] : [],

@@ -10,6 +10,7 @@ import { DutyController, IncidentNotificationsController, NotificationsControlle
 import { notifyJobIds } from './notifications.constants';
 import { PolicyService } from './policy.service';
 import { RosterService } from './roster.service';
+import { TargetResolver } from './target-address';
 
 /**
  * Escalation that reaches a person: the duty roster (值班表), the escalation policy, outbound
@@ -21,7 +22,7 @@ import { RosterService } from './roster.service';
 @Module({
   imports: [AlarmsModule, AuthModule],
   controllers: [DutyController, NotificationsController, IncidentNotificationsController],
-  providers: [RosterService, ChannelsService, PolicyService, DeliveriesService],
+  providers: [RosterService, ChannelsService, PolicyService, DeliveriesService, TargetResolver],
   exports: [RosterService, ChannelsService, PolicyService, DeliveriesService],
 })
 export class NotificationsModule implements OnModuleInit {

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { OutboundMessage } from './message';
 import type { ChannelKind } from './notifications.constants';
-import { refusedTarget } from './target-address';
+import { refusedTarget, type ResolveAll } from './target-address';
 
 /** A channel as the senders need it (secrets included: never sent to a client). */
 export interface ChannelTarget {
@@ -25,6 +25,8 @@ export interface SendOptions {
   timeoutMs: number;
   /** notifications.allowPrivateTargets: may the webhook be a private, loopback or reserved address (target-address.ts). */
   allowPrivateTargets: boolean;
+  /** How the webhook's host name is resolved for that check (TargetResolver; default the system resolver). */
+  resolve?: ResolveAll;
   /** The message's dedup key (incident, level, recipient, channel): sent to gateways that deduplicate. */
   idempotencyKey: string;
   now: Date;
@@ -206,8 +208,10 @@ async function attempt(ch: ChannelTarget, m: OutboundMessage, o: SendOptions): P
   } catch (e) {
     return { ok: false, retryable: false, code: 'CONFIG', detail: (e as Error).message };
   }
-  const refused = await refusedTarget(new URL(req.url), o.allowPrivateTargets);
-  if (refused) return { ok: false, retryable: false, code: 'BLOCKED_ADDRESS', detail: refused };
+  const target = await refusedTarget(new URL(req.url), o.allowPrivateTargets, { resolve: o.resolve });
+  if (target && 'refused' in target) return { ok: false, retryable: false, code: 'BLOCKED_ADDRESS', detail: target.refused };
+  // Not checked is not sent (attack pass 10 #3); DNS may answer on a later attempt, so this one may be retried.
+  if (target) return { ok: false, retryable: true, code: 'UNRESOLVED', detail: `${target.unresolved}: not sent` };
   try {
     const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'error' });
     return readAnswer(ch.kind, res.status, await res.text());

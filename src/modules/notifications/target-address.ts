@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { Injectable } from '@nestjs/common';
 import { withinMs } from '../../infra/lifecycle/shutdown';
 import { embeddedIPv4 } from '../../infra/net/ip-ranges';
 
@@ -16,8 +17,10 @@ export { embeddedIPv4 };
  *
  * Checked when a channel is saved (literal address or name resolving there → 400 naming
  * webhookUrl) and again before every send (the name may resolve elsewhere by then → the attempt
- * fails with code BLOCKED_ADDRESS, not retried). The send then resolves the name once more itself,
- * so a DNS answer changed between the two lookups is not caught (documented residual risk).
+ * fails with code BLOCKED_ADDRESS, not retried). A name that cannot be checked (no answer in time,
+ * no address) is refused the same way, but retried at send time (UNRESOLVED). The send then resolves
+ * the name once more itself, so a DNS answer changed between the two lookups is not caught
+ * (documented residual risk).
  */
 const blocked = new BlockList();
 for (const [net, bits] of [
@@ -56,23 +59,53 @@ export function isPrivateAddress(address: string): boolean {
   return embeddedIPv4(address).some((a) => blocked.check(a, 'ipv4'));
 }
 
-/** How long a name lookup may take before the check gives up on it (the send's own timeout then decides). */
-const LOOKUP_MS = 2000;
+/** How long a name lookup may take (ms) before the check gives up on it, and with it on the send. */
+export const LOOKUP_MS = 2000;
+
+/** Every address a host name has (node:dns lookup, all: true): what the check asks; TargetResolver wraps it. */
+export type ResolveAll = (host: string) => Promise<{ address: string }[]>;
+
+export const systemResolve: ResolveAll = (host) => lookup(host, { all: true, verbatim: true });
 
 /**
- * Why `url` may not be sent to, or null when it may. A name that does not resolve (now) is not
- * refused here: sending to it fails on its own, as for any unreachable provider.
+ * How the notifications module resolves webhook host names for the check: the system resolver, one provider
+ * (notifications.module.ts) so that the tests can put a slow or failing one in its place (they have no DNS to rely on).
  */
-export async function refusedTarget(url: URL, allowPrivate: boolean): Promise<string | null> {
+@Injectable()
+export class TargetResolver {
+  resolve(host: string): Promise<{ address: string }[]> {
+    return systemResolve(host);
+  }
+}
+
+export interface TargetCheckOptions {
+  /** Default: the system resolver. */
+  resolve?: ResolveAll;
+  /** Default LOOKUP_MS. */
+  lookupMs?: number;
+}
+
+/**
+ * Whether `url` may be sent to: null when it may; `refused` when it names or resolves to an address a
+ * provider cannot have; `unresolved` when its name could not be checked — the lookup failed, found
+ * nothing or took longer than LOOKUP_MS. That is refused too (fail closed): it used to pass, so a name
+ * whose DNS answered slowly (a resolver an attacker controls answering after 2 s) was sent to unchecked,
+ * the send resolving it again itself (attack pass 10 #3). Saving such a URL is a 400; a send is not made
+ * and counts as a failed attempt that may be retried (a DNS outage passes).
+ */
+export async function refusedTarget(url: URL, allowPrivate: boolean, o: TargetCheckOptions = {}): Promise<{ refused: string } | { unresolved: string } | null> {
   if (allowPrivate) return null;
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(host)) return isPrivateAddress(host) ? `${host} is a private, loopback or reserved address` : null;
-  if (/^localhost\.?$/i.test(host) || /\.localhost\.?$/i.test(host)) return `${host} is the service's own machine`;
+  if (isIP(host)) return isPrivateAddress(host) ? { refused: `${host} is a private, loopback or reserved address` } : null;
+  if (/^localhost\.?$/i.test(host) || /\.localhost\.?$/i.test(host)) return { refused: `${host} is the service's own machine` };
+  const ms = o.lookupMs ?? LOOKUP_MS;
   const found = await withinMs(
-    lookup(host, { all: true }).catch(() => []),
-    LOOKUP_MS,
+    (o.resolve ?? systemResolve)(host).catch((e: NodeJS.ErrnoException) => `${e.code ?? 'ENOTFOUND'} ${host}`),
+    ms,
   );
-  if (found === 'timeout') return null;
+  if (found === 'timeout') return { unresolved: `${host}: no DNS answer within ${ms} ms, so its address could not be checked` };
+  if (typeof found === 'string') return { unresolved: `${found}: the lookup failed, so its address could not be checked` };
+  if (!found.length) return { unresolved: `${host} has no address, so it could not be checked` };
   const bad = found.find((a) => isPrivateAddress(a.address));
-  return bad ? `${host} resolves to ${bad.address}, a private, loopback or reserved address` : null;
+  return bad ? { refused: `${host} resolves to ${bad.address}, a private, loopback or reserved address` } : null;
 }

@@ -279,6 +279,7 @@ const FIELD_REASONS: [RegExp, MessageKey][] = [
   [/must be at most (\d+) characters as JSON/i, 'fieldErrors.templateTooLong'],
   [/must be https in production/i, 'fieldErrors.https'],
   [/not a provider's address/i, 'fieldErrors.privateAddress'],
+  [/could not be checked/i, 'fieldErrors.unresolvedHost'],
   [/only an SMS gateway takes a template/i, 'fieldErrors.smsOnly'],
   [/^no such channel$/i, 'fieldErrors.noChannel'],
   [/^no such user$/i, 'fieldErrors.noUser'],

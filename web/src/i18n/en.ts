@@ -693,6 +693,7 @@ const en: Messages = {
     urlCredentials: 'The address must not contain a user name or password (the robot key goes in its query)',
     https: 'Must be an https address in production',
     privateAddress: "A private, loopback or reserved address: not a provider's",
+    unresolvedHost: 'The host name did not resolve (lookup failed or timed out), so it cannot be checked not to be a private address: check it and try again',
     minSecret: 'The secret needs at least {n} characters',
     smsOnly: 'Only an SMS / voice gateway takes a template',
     noChannel: 'No such channel (deleted?)',

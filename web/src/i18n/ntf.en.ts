@@ -57,6 +57,7 @@ const ntfEn: Messages['ntf'] = {
     timeout: '{provider} did not answer in time (timeout)',
     network: 'Cannot reach {provider}: address unreachable or connection refused',
     blocked: 'This is a private, loopback or reserved address: sending there is not allowed',
+    unresolved: "{provider}'s host name did not resolve (lookup failed or timed out), so its address could not be checked: not sent",
     config: 'The channel is misconfigured: no request could be built (check the webhook URL)',
     auth: '{provider} refused the request: signature or authentication failed, check the secret',
     notFound: '{provider} has no such address: check the webhook URL',

@@ -58,6 +58,7 @@ const ntfZhCN = {
     timeout: '{provider}没有在规定时间内应答（超时）',
     network: '无法连接{provider}：地址不可达或连接被拒绝',
     blocked: '该地址是内网、本机或保留地址，不允许向其发送',
+    unresolved: '无法解析{provider}的域名（查询失败或超时），无法确认地址安全，未发送',
     config: '渠道配置有误，无法生成请求（请检查 Webhook 地址）',
     auth: '{provider}拒绝了请求：签名或鉴权失败，请核对密钥',
     notFound: '{provider}地址不存在，请核对 Webhook 地址',

@@ -692,6 +692,7 @@ const zhCN = {
     urlCredentials: '地址中不能含用户名或密码（机器人的 key 放在地址的参数里）',
     https: '生产环境须使用 https 地址',
     privateAddress: '该地址是内网、本机或保留地址，不是服务商的地址',
+    unresolvedHost: '无法解析该域名（查询失败或超时），无法确认它不是内网地址：请核对主机名后重试',
     minSecret: '密钥至少 {n} 个字符',
     smsOnly: '只有短信/语音网关可以设置模板',
     noChannel: '渠道不存在（可能已被删除）',

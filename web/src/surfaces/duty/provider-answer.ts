@@ -24,6 +24,7 @@ const CODES: Record<Kind, Record<string, Reason>> = {
 const LOCAL: Record<string, MessageKey> = {
   TIMEOUT: 'ntf.answer.timeout',
   BLOCKED_ADDRESS: 'ntf.answer.blocked',
+  UNRESOLVED: 'ntf.answer.unresolved',
   CONFIG: 'ntf.answer.config',
 };
 
