@@ -285,16 +285,28 @@ describe('notification channels and escalation policies on the duty page (Chromi
     expect(await page.textContent(`${p2} .level-targets`)).toBe('值班主管（当班者）');
     expect((await policies()).find((p) => p.priority === 'P2')!.levels[0]).toMatchObject({ targets: [sup], channelIds: [spare.id] });
 
-    // Disabling the spare channel in its form: the last channel of P2 level 1 and P4 level 2, so refused, saying why.
+    // Disabling the spare channel in its form: the last channel of P2 level 1 and P4 level 2, so refused, saying why. It is the
+    // last enabled channel too: every other level (the defaults of P1 and P3 among them) tells its people through every enabled
+    // channel, and would reach nobody (attack pass 10 #4).
     await page.click(`${row(spare.id)} .channel-edit`);
     await page.uncheck('#ch-enabled');
     await page.click('#ch-save');
     await page.waitForSelector('#ch-form .channel-in-use[data-blocked="true"]');
     expect(await page.textContent('#ch-form .channel-in-use .use-blocked')).toContain('不能停用');
+    expect(await page.textContent('#ch-form .channel-in-use .use-blocked')).toContain('这是最后一个启用的渠道：请先新增或启用其他渠道');
     expect(await page.$$eval('#ch-form .use-level', (els) => els.map((e) => `${e.getAttribute('data-priority')}-${e.getAttribute('data-level')}`))).toEqual([
+      'P1-1',
+      'P1-2',
       'P2-1',
+      'P2-2',
+      'P3-1',
+      'P3-2',
+      'P4-1',
       'P4-2',
     ]);
+    expect(await page.textContent('#ch-form .use-level[data-priority="P1"][data-level="1"]')).toMatch(
+      /一级报警第 1 级（人员经全部启用的渠道通知，而这是最后一个启用的渠道）\s*移除后该级别将无法通知任何人/,
+    );
     expect(await page.$('#ch-error')).toBeNull();
     expect((await channels()).find((c) => c.id === spare.id)).toMatchObject({ enabled: true });
     expect(await rawKeysOnPage(page, ['admin_wang'])).toEqual([]);

@@ -60,7 +60,7 @@ describe('notification channels named by escalation policies', () => {
     await t?.close();
   });
 
-  it('a channel no policy names is deleted as before (204, audited); the default policies name no channel, so they never hold one', async () => {
+  it('a channel no policy names is deleted as before (204, audited); the default policies name no channel, so they hold none while another is enabled', async () => {
     expect((await policies()).map((p) => p.source)).toEqual(['default', 'default', 'default', 'default']);
     expect((await policies()).flatMap((p) => p.levels.map((l) => l.channelIds))).toEqual(Array(8).fill(null));
     const spare = await channel('wecom', '旧群');
@@ -290,5 +290,62 @@ describe('notification channels named by escalation policies', () => {
       await t.db.query(`ROLLBACK`).catch(() => undefined);
     }
     expect((await policy('P2')).levels[0].channelIds).toBeNull(); // as it was
+  });
+
+  it('the last enabled channel is not deleted or disabled while levels reach their people through every enabled channel, defaults included (attack pass 10 #4)', async () => {
+    // The configured defaults everywhere: each level tells a duty role through every enabled channel.
+    await t.db.query(`DELETE FROM escalation_policies`);
+    const enabledIds = async () => (await t.db.query(`SELECT id FROM notification_channels WHERE enabled ORDER BY name`)).rows.map((r) => r.id as string);
+    await patch(ch.wecom2, { enabled: true }).expect(200);
+    expect((await enabledIds()).sort()).toEqual([ch.dingtalk, ch.wecom, ch.wecom2].sort());
+    // Another enabled channel is left: deleted as before.
+    await del(ch.dingtalk).expect(204);
+    await patch(ch.wecom2, { enabled: false }).expect(200);
+    expect(await enabledIds()).toEqual([ch.wecom]);
+
+    // The last one: no level names it, yet without it every level would tell its duty role through nothing at all.
+    const everyLevel = ['P1', 'P2', 'P3', 'P4'].flatMap((priority) =>
+      [1, 2].map((level) => ({ priority, level, usedAs: [], onlyChannel: true, allEnabledChannels: true, leftUnreachable: 'nobody' })),
+    );
+    for (const attempt of [
+      () => del(ch.wecom),
+      () => del(ch.wecom, '?detach=true'),
+      () => patch(ch.wecom, { enabled: false }),
+      () => patch(ch.wecom, { enabled: false }, '?detach=true'),
+    ]) {
+      const r = await attempt().expect(409);
+      expect(r.body.error.code).toBe('NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE');
+      expect(r.body.error.details).toEqual({ channelId: ch.wecom, levels: everyLevel });
+      expect(r.body.error.message).toContain('P1 level 1 (every enabled channel: this is the last one enabled)');
+    }
+    expect(await enabledIds()).toEqual([ch.wecom]);
+    // A stored level naming it is listed as before; IN_USE comes first without detach, and detach cannot help.
+    await put('P2', [{ targets: [supervisor], channelIds: [ch.wecom] }, { targets: [leader] }]);
+    const named = await del(ch.wecom).expect(409);
+    expect(named.body.error.code).toBe('NOTIFICATION_CHANNEL.IN_USE');
+    expect(named.body.error.details.levels.filter((u: Use) => u.priority === 'P2')).toEqual([
+      { priority: 'P2', level: 1, usedAs: ['channels'], onlyChannel: true, allEnabledChannels: false, leftUnreachable: 'nobody' },
+      { priority: 'P2', level: 2, usedAs: [], onlyChannel: true, allEnabledChannels: true, leftUnreachable: 'nobody' },
+    ]);
+    expect((await del(ch.wecom, '?detach=true').expect(409)).body.error.code).toBe('NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE');
+    // A maintenance window is a silence, still allowed: the channel stays enabled (messages due meanwhile are recorded as suppressed).
+    await t
+      .http()
+      .post(`/api/v1/notifications/channels/${ch.wecom}/silence`)
+      .set(auth(sup))
+      .send({ until: new Date(Date.now() + 3600_000).toISOString(), reason: '维护' })
+      .expect(200);
+    await t.http().delete(`/api/v1/notifications/channels/${ch.wecom}/silence`).set(auth(sup)).expect(200);
+    // A disabled channel is not the last enabled one: it goes.
+    await del(ch.wecom2).expect(204);
+    expect((await audits('notification_channel')).filter((a) => a.action === 'delete' && a.entity_id === ch.wecom)).toEqual([]);
+
+    // Two admins each removing one of the last two enabled channels at once: one goes, the other is refused (never both).
+    await t.db.query(`DELETE FROM escalation_policies`);
+    const spare = await channel('wecom', '备用群');
+    const [deleted, disabled] = await Promise.all([del(ch.wecom).then((r) => r.status), patch(spare, { enabled: false }).then((r) => r.status)]);
+    expect([deleted, disabled].filter((status) => status === 409)).toHaveLength(1);
+    expect([deleted === 204, disabled === 200].filter(Boolean)).toHaveLength(1);
+    expect(await enabledIds()).toHaveLength(1);
   });
 });

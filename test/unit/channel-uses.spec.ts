@@ -6,8 +6,9 @@ describe('channel uses of escalation levels', () => {
   const user = { kind: 'user', userId: 'u1' };
   const group = (channelId: string) => ({ kind: 'group', channelId });
   const enabled = new Set(['x', 'a', 'b']); // 'off' exists but is disabled; 'gone' was deleted
-  const uses = (levels: { targets: { kind: string; channelId?: string }[]; channelIds: string[] | null }[]) =>
-    channelUses([{ priority: 'P1', levels }], 'x', (id) => enabled.has(id)).map(({ level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }) => ({
+  type Level = { targets: { kind: string; channelId?: string }[]; channelIds: string[] | null };
+  const uses = (levels: Level[], on: ReadonlySet<string> = enabled, channelId = 'x') =>
+    channelUses([{ priority: 'P1', levels }], channelId, on).map(({ level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }) => ({
       level,
       usedAs,
       onlyChannel,
@@ -40,6 +41,29 @@ describe('channel uses of escalation levels', () => {
     expect(uses([{ targets: [sup, group('x')], channelIds: [] }])).toEqual([
       { level: 1, usedAs: ['group'], onlyChannel: true, allEnabledChannels: false, leftUnreachable: 'nobody' },
     ]);
+  });
+
+  it('the last enabled channel: levels whose people go through every enabled channel would reach nobody, named or not (attack pass 10 #4)', () => {
+    const levels: Level[] = [
+      { targets: [sup], channelIds: null }, // names no channel: every enabled channel, and x is the last
+      { targets: [sup, group('x')], channelIds: null }, // its group and its people's channels both go
+      { targets: [group('a')], channelIds: null }, // no people: 'a' is disabled already, x takes nothing from it
+      { targets: [user], channelIds: ['x'] }, // a list, as before
+      { targets: [sup], channelIds: ['a'] }, // a list without x: untouched (its channel is disabled already)
+    ];
+    const onlyX = new Set(['x']);
+    expect(uses(levels, onlyX)).toEqual([
+      { level: 1, usedAs: [], onlyChannel: true, allEnabledChannels: true, leftUnreachable: 'nobody' },
+      { level: 2, usedAs: ['group'], onlyChannel: true, allEnabledChannels: true, leftUnreachable: 'nobody' },
+      { level: 4, usedAs: ['channels'], onlyChannel: true, allEnabledChannels: false, leftUnreachable: 'nobody' },
+    ]);
+    // Another enabled channel left ('off' does not count; a silenced one would): those levels keep their people.
+    expect(uses(levels, new Set(['x', 'b'])).map((u) => [u.level, u.leftUnreachable])).toEqual([
+      [2, null],
+      [4, 'nobody'],
+    ]);
+    // Deleting a channel that is disabled already takes nobody's last channel: nothing to refuse for levels not naming it.
+    expect(uses(levels, new Set(), 'off')).toEqual([]);
   });
 
   it('takes the channel out of a level: a list stays a list (never widened to every channel), other targets stay', () => {

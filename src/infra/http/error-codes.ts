@@ -316,13 +316,16 @@ export const ErrorCode = {
      * [409] Delete or disable: stored escalation policy levels name the channel (in a level's channel list or as a group
      * target), and the request did not say `detach=true` to take it out of them; nothing changed. `details`: `{ channelId,
      * levels: [{ priority, level, usedAs: ('channels'|'group')[], onlyChannel, allEnabledChannels, leftUnreachable:
-     * 'nobody'|'people_without_channel'|null }] }` — a level with leftUnreachable set would refuse the detach too.
+     * 'nobody'|'people_without_channel'|null }] }` — a level with leftUnreachable set would refuse the detach too. A level
+     * with `usedAs` empty names no channel: its people go through every enabled channel and this is the last one enabled.
      */
     IN_USE: 'NOTIFICATION_CHANNEL.IN_USE',
     /**
-     * [409] Delete or disable with `detach=true`: without the channel a level would notify nobody, or the people it names
-     * would have no channel left in its list (a level that uses every enabled channel keeps them); nothing changed. Choose
-     * another channel for that level first. `details` as IN_USE (the levels with leftUnreachable set are why).
+     * [409] Delete or disable (with `detach=true`, or of the last enabled channel): without the channel a level would notify
+     * nobody, or the people it names would have no channel left in its list — for the last enabled channel, also every level
+     * whose people go through every enabled channel (the configuration's default policies among them); nothing changed.
+     * Choose another channel for that level, or add or enable another channel, first. `details` as IN_USE (the levels with
+     * leftUnreachable set are why).
      */
     LEVEL_LEFT_UNREACHABLE: 'NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE',
   },

@@ -4321,7 +4321,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     NotificationsController_removeChannel: {
       summary: 'Deletes a notification channel',
       description:
-        "Deletes a notification channel. Audited. One that escalation policy levels name (a level's channel list or a group\ntarget; defaults from the configuration name none) is refused: 409 NOTIFICATION_CHANNEL.IN_USE, `details.levels`\n`[{ priority, level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }]`. With `?detach=true` it is also taken\nout of those levels in the same transaction (audited, naming them), unless a level would then notify nobody, or its\npeople would have no channel left in its list: 409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE, same details (a level\nthat reaches its people through every enabled channel keeps them).",
+        "Deletes a notification channel. Audited. One that escalation policy levels name (a level's channel list or a group\ntarget; defaults from the configuration name none) is refused: 409 NOTIFICATION_CHANNEL.IN_USE, `details.levels`\n`[{ priority, level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }]`. With `?detach=true` it is also taken\nout of those levels in the same transaction (audited, naming them), unless a level would then notify nobody, or its\npeople would have no channel left in its list: 409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE, same details (a level\nthat reaches its people through every enabled channel keeps them, unless this is the last enabled channel: then those\nlevels are listed too, with `usedAs` empty, and the answer is LEVEL_LEFT_UNREACHABLE with or without `detach` — IN_USE\nfirst when levels also name the channel and `detach` is not given).",
       empty: true,
       errors: { '404': ['NOTIFICATION_CHANNEL.NOT_FOUND'], '409': ['NOTIFICATION_CHANNEL.IN_USE', 'NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE'] },
     },
@@ -4346,7 +4346,7 @@ export const OPENAPI_RESPONSES: OpenApiResponses = {
     NotificationsController_updateChannel: {
       summary: 'Changes a notification channel',
       description:
-        'Changes a notification channel. Audited. Disabling one that escalation policy levels name is refused as a delete is\n(409 NOTIFICATION_CHANNEL.IN_USE naming the levels; `?detach=true` also takes it out of them; 409\nNOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify): a maintenance window is a silence.',
+        'Changes a notification channel. Audited. Disabling one that escalation policy levels name is refused as a delete is\n(409 NOTIFICATION_CHANNEL.IN_USE naming the levels; `?detach=true` also takes it out of them; 409\nNOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify, as with the last enabled\nchannel while a level uses every enabled channel): a maintenance window is a silence.',
       schema: { $ref: '#/components/schemas/ChannelView' },
       errors: {
         '400': ['VALIDATION_FAILED'],

@@ -174,29 +174,35 @@ export class ChannelsService {
   /**
    * Escalation levels that name the channel, before it stops sending (deleted, or disabled): refused with the levels
    * named (409 IN_USE) unless `detach`, which takes it out of them in the caller's transaction (audited); refused
-   * even then (409 LEVEL_LEFT_UNREACHABLE) when a level would be left reaching nobody, or its people with no channel.
+   * even then (409 LEVEL_LEFT_UNREACHABLE) when a level would be left reaching nobody, or its people with no channel —
+   * which includes, for the last enabled channel, every level whose people go through every enabled channel: nothing
+   * can be taken out of those, so that is the answer with or without `detach` (IN_USE first, as ever, when levels also name
+   * the channel and `detach` is not given; attack pass 10 #4).
    * Answers the levels it was taken out of. The channel's row must be locked already (its lock comes before the policies').
    */
   private async release(m: EntityManager, c: ChannelRow, detach: boolean, actorId: string | null, what: 'delete' | 'disable'): Promise<ChannelUse[]> {
     const uses = await this.policy.channelUses(m, c.id);
     if (!uses.length) return [];
+    const named = uses.filter((u) => u.usedAs.length > 0);
     const where = uses.map((u) => `${u.priority} level ${u.level}${u.onlyChannel ? ' (its only channel)' : ''}`).join(', ');
     const details = { channelId: c.id, levels: uses };
-    if (!detach)
+    if (!detach && named.length)
       throw Errors.conflict(
         ErrorCode.NOTIFICATION_CHANNEL.IN_USE,
         `Escalation policies name this channel (${where}): to ${what} it, repeat with detach=true to take it out of those levels as well`,
         details,
       );
-    const stuck = uses.filter((u) => u.leftUnreachable);
+    const stuck = uses
+      .filter((u) => u.leftUnreachable)
+      .map((u) => `${u.priority} level ${u.level}${u.usedAs.length ? '' : ' (every enabled channel: this is the last one enabled)'}`);
     if (stuck.length)
       throw Errors.conflict(
         ErrorCode.NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE,
-        `Without this channel ${stuck.map((u) => `${u.priority} level ${u.level}`).join(', ')} could not notify the people it names: choose another channel for it in the escalation policy first`,
+        `Without this channel ${stuck.join(', ')} could not notify the people it names: choose another channel for it in the escalation policy, or add or enable another channel, first`,
         details,
       );
     await this.policy.detachChannel(m, c.id, actorId);
-    return uses;
+    return named;
   }
 
   async update(id: string, dto: UpdateChannelDto, detach = false, actorId: string | null = null): Promise<ChannelView> {

@@ -153,7 +153,8 @@ export class NotificationsController {
   /**
    * Changes a notification channel. Audited. Disabling one that escalation policy levels name is refused as a delete is
    * (409 NOTIFICATION_CHANNEL.IN_USE naming the levels; `?detach=true` also takes it out of them; 409
-   * NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify): a maintenance window is a silence.
+   * NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE when a level would be left unable to notify, as with the last enabled
+   * channel while a level uses every enabled channel): a maintenance window is a silence.
    */
   @Roles('admin')
   @Patch('channels/:id')
@@ -167,7 +168,9 @@ export class NotificationsController {
    * `[{ priority, level, usedAs, onlyChannel, allEnabledChannels, leftUnreachable }]`. With `?detach=true` it is also taken
    * out of those levels in the same transaction (audited, naming them), unless a level would then notify nobody, or its
    * people would have no channel left in its list: 409 NOTIFICATION_CHANNEL.LEVEL_LEFT_UNREACHABLE, same details (a level
-   * that reaches its people through every enabled channel keeps them).
+   * that reaches its people through every enabled channel keeps them, unless this is the last enabled channel: then those
+   * levels are listed too, with `usedAs` empty, and the answer is LEVEL_LEFT_UNREACHABLE with or without `detach` — IN_USE
+   * first when levels also name the channel and `detach` is not given).
    */
   @Roles('admin')
   @Delete('channels/:id')

@@ -159,20 +159,26 @@ export class PolicyService {
   }
 
   /**
-   * The stored policies' levels that name a channel, each with what it would be left with without it (channel-uses.ts), in the
-   * caller's transaction; the stored policies stay locked until it ends (the caller may detach the channel next). Defaults from
-   * the configuration never name a channel (duty roles, every enabled channel), so they never count. Only the levels the
-   * escalation delays reach count (alarms.escalationSeconds: a stored level past them is never used).
+   * The levels the channel's removal touches, each with what it would be left with without it (channel-uses.ts), in the caller's
+   * transaction: those of the stored policies that name it and, when it is the last enabled channel, every level whose people go
+   * through every enabled channel — the defaults from the configuration included (duty roles, every enabled channel), for the
+   * priorities with no stored policy. Only the levels the escalation delays reach count (alarms.escalationSeconds: a stored
+   * level past them is never used). The stored policies stay locked until the transaction ends (the caller may detach the channel
+   * next); removals are taken one at a time, so that two admins each removing one of the last two enabled channels cannot both
+   * see the other one still there.
    */
   async channelUses(m: EntityManager, channelId: string): Promise<ChannelUse[]> {
+    await m.query(`SELECT pg_advisory_xact_lock(hashtext('notification_channels.release'))`);
     const rows = (await m.query(`SELECT priority, levels FROM escalation_policies ORDER BY priority FOR UPDATE`)) as {
       priority: Priority;
       levels: PolicyLevel[];
     }[];
-    if (!rows.some((r) => r.levels.some((l) => namesChannel(l, channelId)))) return [];
     const enabled = new Set(((await m.query(`SELECT id FROM notification_channels WHERE enabled`)) as { id: string }[]).map((r) => r.id));
-    const live = rows.map((r) => ({ priority: r.priority, levels: r.levels.slice(0, this.delays(r.priority).length) }));
-    return channelUses(live, channelId, (id) => enabled.has(id));
+    const live = PRIORITIES.map((p) => ({
+      priority: p,
+      levels: (rows.find((r) => r.priority === p)?.levels ?? this.defaults(p)).slice(0, this.delays(p).length),
+    }));
+    return channelUses(live, channelId, enabled);
   }
 
   /**

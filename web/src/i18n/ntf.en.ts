@@ -39,11 +39,13 @@ const ntfEn: Messages['ntf'] = {
       asGroup: 'a group it tells',
       only: 'its only channel',
       allChannels: 'its people still get every enabled channel',
+      lastEnabled: 'its people get every enabled channel, and this is the last one enabled',
       nobody: 'without it this level would notify nobody',
       peopleWithout: "without it this level's people would have no channel",
       blockedDelete: 'Cannot delete: first choose another channel or recipient for the levels above in the escalation policy.',
       blockedDisable:
         'Cannot disable: first choose another channel or recipient for the levels above in the escalation policy; for maintenance, silence it instead.',
+      lastEnabledHint: 'This is the last enabled channel: add or enable another channel first.',
       detachDelete: 'Delete and take it out of these levels',
       detachDisable: 'Disable and take it out of these levels',
       detachedDelete: 'Channel {name} deleted and taken out of {count} escalation level(s)',
