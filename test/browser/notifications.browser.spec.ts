@@ -267,7 +267,8 @@ describe('escalation on the console (Chromium)', () => {
     expect(await rawKeysOnPage(page, ['sup_zhang', 'leader_li'])).toEqual([]);
     await page.click('.lang-switch');
 
-    // The operator desk's person is disabled mid-shift: the shift is shown, but as not counted, and the desk as unmanned.
+    // What others change is shown as it happens, no reload (console events, as on the duty strip; attack pass 10 #5).
+    // A shift for the operator desk added on another console:
     const gone = await t.userToken('operator', undefined, 'op_gone', '王值班');
     const desk = await t
       .http()
@@ -280,13 +281,22 @@ describe('escalation on the console (Chromium)', () => {
         endsAt: new Date(Date.now() + 8 * 3_600_000).toISOString(),
       })
       .expect(201);
-    await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
-    await page.reload();
     const deskNow = '#d-now [data-duty-role="operator_desk"]';
+    const deskRow = `#d-shifts tr[data-shift-id="${desk.body.id}"]`;
+    await page.waitForSelector(`${deskNow} .on-duty:has-text("王值班")`);
+    await page.waitForSelector(deskRow);
+    // Its person renamed by an admin (change 'person'): on duty now, the shift's row and the people to pick say the new name.
+    await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ displayName: '王值班员' }).expect(200);
+    await page.waitForSelector(`${deskRow}:has-text("王值班员")`);
+    await page.waitForSelector(`${deskNow} .on-duty:has-text("王值班员")`);
+    expect(await page.textContent(`#d-user option[value="${gone.userId}"]`)).toContain('王值班员');
+    // Then disabled mid-shift: the shift is shown, but as not counted, the desk as unmanned, and nobody offers them any more.
+    await t.http().patch(`/api/v1/users/${gone.userId}`).set(auth(admin)).send({ disabled: true }).expect(200);
     await page.waitForSelector(`${deskNow} .not-counted`);
-    expect(await page.textContent(`${deskNow} .not-counted`)).toContain('王值班（不计入值班：用户已停用）');
+    expect(await page.textContent(`${deskNow} .not-counted`)).toContain('王值班员（不计入值班：用户已停用）');
     expect(await page.textContent(deskNow)).toContain('无人值班');
-    expect(await page.textContent(`#d-shifts tr[data-shift-id="${desk.body.id}"]`)).toContain('不计入值班：用户已停用');
+    expect(await page.textContent(deskRow)).toContain('不计入值班：用户已停用');
+    await page.waitForSelector(`#d-user option[value="${gone.userId}"]`, { state: 'detached' });
     expect(await cp.problems()).toEqual([]);
 
     // An operator reads the roster: no form, no handover, no silence.
