@@ -318,7 +318,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    */
   async raiseFromDevice(input: DeviceAlarmInput, actor: Actor): Promise<RaiseResult> {
     this.pressure.note();
-    const ticket = this.arrive(input.deviceId);
+    const ticket = this.arrive(input.deviceId.toLowerCase()); // one line per camera however a gateway spells its uuid (deviceEventOf)
     let e: DeviceEvent;
     try {
       e = await this.deviceEventOf(input);
@@ -371,6 +371,10 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       priority = p.priority;
       if (p.said) said.push(p.said);
       if (cam && !foreign) {
+        // Keyed by the registry's id, not as the report spelled it: a gateway writing the camera's uuid in capitals is the
+        // same camera (Postgres compares uuids so), and a second spelling was a second device — its own lock, and in a
+        // group a second first event in the same combined statement, which both opened an incident (attack pass 11 #1).
+        deviceId = cam.id;
         input.limit?.(cam.id); // before the spot's reads: a refused report reads no more
         spot = await this.spot(cam.schoolId, cam.location || cam.name, cam.areaKind, [cam.id]);
         cameraId = cam.id;
