@@ -592,13 +592,19 @@ export class AlarmIntakeService implements OnApplicationShutdown {
       );
     } catch (err) {
       if (batch.length === 1) return batch[0].reject(err);
+      // Devices in parallel, each device's events one after another in arrival order: all at once, a device's
+      // later press could take its lock first — opening the incident its first press then folded into, the presses
+      // recorded out of order (attack pass 11 #2).
+      const lines = new Map<string, QueuedDeviceEvent[]>();
+      for (const q of batch) lines.set(q.e.deviceId, [...(lines.get(q.e.deviceId) ?? []), q]);
       await Promise.all(
-        batch.map((q) =>
-          inContext(q.ctx, () => this.transaction([q.e.deviceId], (m) => this.applyDeviceEvent(m, q.e, q.actor))).then(
-            (r) => q.resolve(this.afterRaise(r)),
-            (e: unknown) => q.reject(e),
-          ),
-        ),
+        [...lines.values()].map(async (line) => {
+          for (const q of line)
+            await inContext(q.ctx, () => this.transaction([q.e.deviceId], (m) => this.applyDeviceEvent(m, q.e, q.actor))).then(
+              (r) => q.resolve(this.afterRaise(r)),
+              (e: unknown) => q.reject(e),
+            );
+        }),
       );
       return;
     }
