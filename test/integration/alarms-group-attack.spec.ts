@@ -405,4 +405,23 @@ describe('alarm intake: combined statement attacks', () => {
     expect(got.audit).toEqual(base.audit);
     expect(got.outbox).toEqual(base.outbox);
   });
+
+  it("keeps a button's presses in arrival order without group commit (windowMs 0)", async () => {
+    const saved = cfg().groupCommit.windowMs;
+    cfg().groupCommit.windowMs = 0;
+    try {
+      for (let round = 0; round < 6; round++) {
+        const b = buttons[16 + (round % 4)].id;
+        const settled = await Promise.all(Array.from({ length: 8 }, (_, k) => pressAs(b, `w0-${round}-${k}`)));
+        const order = await t.db.query(`SELECT device_event_id FROM incident_presses WHERE device_id = $1 AND device_event_id LIKE $2 ORDER BY id`, [
+          b,
+          `w0-${round}-%`,
+        ]);
+        expect(order.rows.map((r: { device_event_id: string }) => r.device_event_id)).toEqual(Array.from({ length: 8 }, (_, k) => `w0-${round}-${k}`));
+        expect(settled.map((r) => r.folded)).toEqual(Array.from({ length: 8 }, (_, k) => round >= 4 || k > 0));
+      }
+    } finally {
+      cfg().groupCommit.windowMs = saved;
+    }
+  });
 });

@@ -474,8 +474,12 @@ export class AlarmIntakeService implements OnApplicationShutdown {
    */
   private async deviceEvent(e: DeviceEvent, actor: Actor, ticket: ArrivalTicket): Promise<RaiseResult> {
     if (this.cfg.groupCommit.windowMs === 0) {
-      ticket.done(); // the device's lock orders its events
-      return this.transaction([e.deviceId], (m) => this.applyDeviceEvent(m, e, actor)).then((r) => this.afterRaise(r));
+      // One after another per device, in arrival order, until committed: the device's lock alone did not order them —
+      // each event on its own connection, a later press could take the lock first (attack pass 11 #3).
+      await ticket.turn;
+      return this.transaction([e.deviceId], (m) => this.applyDeviceEvent(m, e, actor))
+        .then((r) => this.afterRaise(r))
+        .finally(() => ticket.done());
     }
     await ticket.turn; // the device's earlier arrivals are queued first
     return new Promise<RaiseResult>((resolve, reject) => {
