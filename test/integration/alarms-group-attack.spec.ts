@@ -374,6 +374,11 @@ describe('alarm intake: combined statement attacks', () => {
       const texts = spy.mock.calls.map(([q]) => (typeof q === 'string' ? q : ((q as { text?: string } | undefined)?.text ?? '')));
       // The combined path was taken (parts joined by UNION ALL).
       expect(texts.filter((x) => x.includes('INSERT INTO incidents') && x.includes('UNION ALL')).length).toBeGreaterThan(0);
+      // Few texts for connections to prepare (each stays prepared for the connection's life): sizes from the ladder only,
+      // one text per shape and size whatever the values (19 statements, 7 texts here).
+      const intakeTexts = new Set(texts.filter((x) => x.includes('INSERT INTO incidents')));
+      expect([...new Set([...intakeTexts].map((x) => (x.match(/UNION ALL/g) ?? []).length + 1))].sort((x, y) => x - y)).toEqual([1, 4, 16]);
+      expect(intakeTexts.size).toBeLessThanOrEqual(8);
     } finally {
       spy.mockRestore();
     }
@@ -423,5 +428,30 @@ describe('alarm intake: combined statement attacks', () => {
     } finally {
       cfg().groupCommit.windowMs = saved;
     }
+  });
+
+  it('fails only the bad event of a full combined statement: the 15 others commit once each, every caller answered', async () => {
+    const more: TestButton[] = [];
+    for (let i = 0; i < 16; i++) more.push(await createButton(t, admin, { schoolId: seed.schoolB.id, code: `ISO-${i}`, location: `隔离岗${i}` }));
+    const bad = more.pop()!;
+    // 15 good first events and the bad one (NUL: Postgres refuses it) in one statement of 16, plus a second event of a good button.
+    const calls = [...more.map((b, i) => pressAs(b.id, `iso-${i}`)), pressAs(bad.id, 'iso-bad', 'bad\u0000note'), pressAs(more[0].id, 'iso-0b')];
+    const settled = await Promise.allSettled(calls);
+    expect(settled.map((s) => s.status)).toEqual([...more.map(() => 'fulfilled'), 'rejected', 'fulfilled']);
+    const got = settled
+      .filter((s) => s.status === 'fulfilled')
+      .map((s) => (s as PromiseFulfilledResult<{ created: boolean; folded: boolean; incident: { id: string } }>).value);
+    expect(got.map((r) => [r.created, r.folded])).toEqual([...more.map(() => [true, false]), [false, true]]);
+    const ids = got.slice(0, more.length).map((r) => r.incident.id);
+    expect(new Set(ids).size).toBe(more.length);
+    const counts = await t.db.query(
+      `SELECT (SELECT count(*)::int FROM incidents WHERE alarm_device_id = ANY($1)) AS incidents,
+              (SELECT count(*)::int FROM incident_presses WHERE device_id = ANY($1)) AS presses,
+              (SELECT count(*)::int FROM console_events WHERE type = 'incident.raised' AND (payload->>'incidentId')::uuid = ANY($2)) AS raised,
+              (SELECT count(*)::int FROM audit_log WHERE entity = 'incident' AND action = 'raise' AND entity_id::uuid = ANY($2)) AS audited,
+              (SELECT count(*)::int FROM incident_timeline WHERE action = 'raised' AND incident_id = ANY($2)) AS timeline`,
+      [[...more, bad].map((b) => b.id), ids],
+    );
+    expect(counts.rows[0]).toEqual({ incidents: 15, presses: 16, raised: 15, audited: 15, timeline: 15 });
   });
 });
