@@ -258,7 +258,8 @@ describe('alarm intake: combined statement attacks', () => {
       relayRequired: (r.incident.relay as { required?: boolean } | undefined)?.required,
     }));
     const ids = [...labels.keys()];
-    const rows = async (sql: string) => (await t.db.query(sql, [ids])).rows.map((r: Record<string, unknown>) => ({ ...r, incident: label(r.incident) }));
+    const rows = async (sql: string): Promise<(Record<string, unknown> & { incident: unknown })[]> =>
+      (await t.db.query(sql, [ids])).rows.map((r: Record<string, unknown>) => ({ ...r, incident: label(r.incident) }));
     const presses = await rows(
       `SELECT incident_id AS incident, device_event_id, repeat_no FROM incident_presses WHERE incident_id = ANY($1) ORDER BY incident_id, id`,
     );
