@@ -293,7 +293,7 @@ export const SCHEMA: ConfigSchema = {
   'alarms.groupCommit.windowMs': rules.int(0, 50),
   'alarms.groupCommit.maxBatch': rules.int(1, 1000),
   'alarms.groupCommit.maxConcurrent': rules.int(1, 100),
-  'alarms.groupCommit.statementMaxEvents': rules.int(1, 64),
+  'alarms.groupCommit.statementMaxEvents': rules.int(1, 16),
   'alarms.deviceBodyMaxKb': rules.int(2, 2048),
   'alarms.deviceBodyTimeoutMs': rules.int(100, 120000), // below the server's request timeout (300 s)
   'alarms.deviceEventRepeatWindowSeconds': rules.int(1, 86400),

@@ -431,10 +431,11 @@ export interface AlarmsConfig {
    * arrival order under its advisory lock), at most `maxBatch` per transaction and `maxConcurrent`
    * such transactions at once per process (more wait and join the next group). windowMs 0 = none.
    * `statementMaxEvents`: the first events of up to that many devices of a group are taken in one
-   * statement (new incidents inserted, retries and open incidents found), in chunks of that size, 4
-   * and 1; 1 = one statement per event. Default 16: under a burst one round trip per press bound
-   * the intake (issue 11 §6), and a larger statement costs Postgres more to plan (once per connection
-   * and size) for less gain.
+   * statement (new incidents inserted, retries and open incidents found), in chunks of that size, 2
+   * and 1; 1 = one statement per event. Default 8: under a burst one round trip per press bound the
+   * intake (issue 11 §6; 8 per statement halved the service's CPU per alarm). The statement repeats
+   * each event's part, so what Postgres keeps of it per pooled connection grows with the size
+   * (prepared: about 0.6 MB per event, attack pass 11 #4) — at most 16.
    */
   groupCommit: { windowMs: number; maxBatch: number; maxConcurrent: number; statementMaxEvents: number };
   /**

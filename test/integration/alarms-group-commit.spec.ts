@@ -112,7 +112,7 @@ describe('alarm intake: group commit', () => {
       ]);
       results.slice(0, 6).forEach((r, i) => expect(r.incident.id).toBe(first[i].incident.id));
       expect(results.slice(3, 6).map((r) => r.incident.pressCount)).toEqual([2, 2, 2]);
-      // 16 events: one statement for up to alarms.groupCommit.statementMaxEvents (16) of them per group, not one each.
+      // 16 events: one statement for up to alarms.groupCommit.statementMaxEvents (8) of them per group, not one each.
       const texts = spy.mock.calls.map(([q]) => (typeof q === 'string' ? q : ((q as { text?: string } | undefined)?.text ?? '')));
       const intakeStatements = texts.filter((text) => text.includes('INSERT INTO incidents')).length;
       expect(intakeStatements).toBeLessThanOrEqual(4);

@@ -40,7 +40,7 @@ describe('combined intake statements while Postgres backends are terminated (slo
     const device = async (b: TestButton) => {
       for (let n = 0; n < 6; n++) {
         const eventId = `${b.code}-ev-${n}`;
-        for (let afterKills = 0; ; ) {
+        for (let afterKills = 0; ;) {
           let status = -1;
           try {
             const res = await press(t.baseUrl, b, eventId, 15_000);

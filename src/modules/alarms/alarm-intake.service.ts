@@ -265,9 +265,9 @@ function combinedInsertText(partText: string, count: number, paramsPerPart: numb
   return text;
 }
 
-/** The next chunk's size for `left` parts: the largest of max, 4 and 1 that fits (few distinct texts to prepare). */
+/** The next chunk's size for `left` parts: the largest of max, 2 and 1 that fits (few distinct texts to prepare). */
 function chunkSize(left: number, max: number): number {
-  return [max, 4, 1].find((n) => n <= left && n <= max) ?? 1;
+  return [max, 2, 1].find((n) => n <= left && n <= max) ?? 1;
 }
 
 /** Runs fn in a request context (or none). */
@@ -992,7 +992,7 @@ export class AlarmIntakeService implements OnApplicationShutdown {
   /**
    * Several device events' incident inserts (each as insertIncident would do it) in as few statements as
    * their shapes allow: parts of one text go together, at most alarms.groupCommit.statementMaxEvents per
-   * statement, in chunks whose sizes come from a short ladder so each connection prepares only a few
+   * statement, in chunks whose sizes come from a short ladder (max, 2, 1) so each connection prepares only a few
    * texts. Under a burst of presses, one round trip per press bound the intake (issue 11 §6).
    * The parts must be of different devices: a statement's sub-statements see one snapshot, and a
    * device's second event must see its first. Returns one result per part, in order.
