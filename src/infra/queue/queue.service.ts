@@ -429,6 +429,22 @@ export class QueueService implements OnModuleInit, OnApplicationBootstrap, OnApp
     await this.bounded(this.queue(spec.queue).addBulk(jobs.map((j) => ({ name, data: j.payload, opts: { ...spec.options, ...j.options } }))), `add ${name}`);
   }
 
+  /**
+   * Runs a job waiting out its backoff (or its delay) now: a job that waits for something that has just
+   * happened need not wait the rest of its backoff. Returns whether there was such a job; a job not
+   * held, or not delayed (running, waiting, done), is left as it is. Bounded like every queue call.
+   */
+  async promoteJob(name: JobName, jobId: string): Promise<boolean> {
+    this.answering(`promote ${jobId}`);
+    const job = await this.bounded(this.queue(JOBS[name].queue).getJob(jobId), `job ${jobId}`);
+    if (!job || !(await this.bounded(job.isDelayed(), `job ${jobId}`))) return false;
+    // Between the check and the promotion it may have started: BullMQ then refuses, and there is nothing to hurry.
+    return this.bounded(job.promote(), `promote ${jobId}`).then(
+      () => true,
+      () => false,
+    );
+  }
+
   async removeJob(name: JobName, jobId: string): Promise<void> {
     this.answering(`remove ${jobId}`);
     await this.bounded(this.queue(JOBS[name].queue).remove(jobId), `remove ${jobId}`);

@@ -35,7 +35,7 @@ export class AlarmsJobs {
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
     @InjectDataSource() private readonly db: DataSource,
-    queue: QueueService,
+    private readonly queue: QueueService,
     private readonly events: ConsoleEventsService,
     private readonly outbox: AlarmsOutboxService,
     private readonly buttonTests: ButtonTestsService,
@@ -172,6 +172,10 @@ export class AlarmsJobs {
       }
       await this.outbox.markDone(m, [jobId]);
     });
+    // A withdrawal that found this alarm still pending waits out its backoff (1 s, 2 s, 4 s… up to minutes):
+    // the police should hear of the withdrawal right after the alarm, not that much later. Best effort: the
+    // backoff still runs it if Redis does not answer now.
+    await this.queue.promoteJob(JobName.AlarmPoliceWithdraw, jobIds.withdraw(incidentId)).catch(() => false);
     return 'delivered';
   }
 
