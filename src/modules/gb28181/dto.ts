@@ -1,9 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize,
   ArrayMinSize,
-  IsArray,
   IsIn,
   IsInt,
   IsOptional,
@@ -15,11 +13,11 @@ import {
   Min,
   MinLength,
   ValidateIf,
-  ValidateNested,
 } from 'class-validator';
 import { IsStrictDateTime } from '../../infra/http/dates';
 import { AREA_KINDS, GB_ID_PATTERN } from '../registry';
 import { type Charset, CHARSETS } from './charset';
+import { BoundedArray } from '../../infra/http/body-bounds';
 
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
 
@@ -88,11 +86,8 @@ export class AssignChannelDto {
 export class AssignChannelsDto {
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ type: [AssignChannelDto] })
-  @IsArray()
+  @BoundedArray(1000, () => AssignChannelDto)
   @ArrayMinSize(1)
-  @ArrayMaxSize(1000)
-  @ValidateNested({ each: true })
-  @Type(() => AssignChannelDto)
   channels: AssignChannelDto[];
 }
 

@@ -1,7 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
   IsArray,
@@ -22,13 +21,14 @@ import { PageQuery } from '../../infra/http/pagination';
 import { IsStrictDate, IsStrictDateTime, IsStrictDateTimeOrDay, IsNotBefore } from '../../infra/http/dates';
 import { CHECKS, CLOSE_PHOTOS_MAX, VERDICTS } from './patrols.constants';
 import type { CheckName, Verdict } from './patrols.constants';
+import { BoundedArray } from '../../infra/http/body-bounds';
 
 const toBool = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
 
 export class PlanScopeDto {
   @ApiProperty({ enum: ['district', 'zone', 'group', 'schools'] }) @IsIn(['district', 'zone', 'group', 'schools']) kind:
     'district' | 'zone' | 'group' | 'schools';
-  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(10000) @IsUUID('all', { each: true }) ids?: string[];
+  @ApiPropertyOptional({ type: [String] }) @IsOptional() @BoundedArray(10000) @IsUUID('all', { each: true }) ids?: string[];
 }
 
 export class CreatePlanDto {
@@ -121,9 +121,8 @@ export class CloseTaskDto {
     maxItems: CLOSE_PHOTOS_MAX,
     description: `the photos of the fix: 1–${CLOSE_PHOTOS_MAX} evidence ids uploaded for this task (POST /rectification-tasks/{id}/photos); another task's or school's, or a camera's picture, is a 400`,
   })
-  @IsArray()
+  @BoundedArray(CLOSE_PHOTOS_MAX)
   @ArrayMinSize(1, { message: 'photoIds: at least one photo of the fix (POST /rectification-tasks/{id}/photos)' })
-  @ArrayMaxSize(CLOSE_PHOTOS_MAX)
   @ArrayUnique()
   @IsUUID('all', { each: true })
   photoIds: string[];

@@ -1,10 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
-  ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
-  IsArray,
   IsBoolean,
   IsIn,
   IsInt,
@@ -36,6 +34,7 @@ import {
   ZONE_LEVELS,
   ZoneLevel,
 } from './registry.constants';
+import { BoundedArray } from '../../infra/http/body-bounds';
 
 const CODE_MSG = { message: '$property: letters, digits and _.- (at most 64), starting with a letter or digit' };
 const HHMM_MSG = { message: '$property: a time HH:mm (00:00–23:59)' };
@@ -78,9 +77,8 @@ export class TimeWindowDto {
 
 export class TimetableDto {
   @ApiProperty({ example: [1, 2, 3, 4, 5], description: 'ISO weekdays that are school days' })
-  @IsArray()
+  @BoundedArray(7)
   @ArrayMinSize(1)
-  @ArrayMaxSize(7)
   @ArrayUnique()
   @IsInt({ each: true })
   @Min(1, { each: true })
@@ -97,8 +95,8 @@ export class DateRangeDto {
 }
 
 export class CalendarDto {
-  @ApiProperty({ type: [DateRangeDto] }) @IsArray() @ArrayMaxSize(20) @ValidateNested({ each: true }) @Type(() => DateRangeDto) terms: DateRangeDto[];
-  @ApiProperty({ example: ['2026-10-01'] }) @IsArray() @ArrayMaxSize(366) @IsStrictDate({ each: true }) holidays: string[];
+  @ApiProperty({ type: [DateRangeDto] }) @BoundedArray(20, () => DateRangeDto) terms: DateRangeDto[];
+  @ApiProperty({ example: ['2026-10-01'] }) @BoundedArray(366) @IsStrictDate({ each: true }) holidays: string[];
 }
 
 export class CreateSchoolDto {
@@ -158,8 +156,7 @@ export class CreateAlarmDeviceDto {
   @ApiPropertyOptional() @IsOptional() @IsBoolean() policeLinked?: boolean;
   @ApiPropertyOptional({ type: [String] })
   @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(64)
+  @BoundedArray(64)
   @ArrayUnique()
   @IsUUID(undefined, { each: true })
   linkedCameraIds?: string[];
@@ -197,11 +194,8 @@ export class CreateProtectionPostDto {
   @ApiProperty() @IsUUID() schoolId: string;
   @ApiProperty({ example: '南大门' }) @IsString() @MinLength(1) @MaxLength(100) gate: string;
   @ApiProperty({ type: [PostWindowDto] })
-  @IsArray()
+  @BoundedArray(8, () => PostWindowDto)
   @ArrayMinSize(1)
-  @ArrayMaxSize(8)
-  @ValidateNested({ each: true })
-  @Type(() => PostWindowDto)
   windows: PostWindowDto[];
   @ApiPropertyOptional({ minimum: 1, maximum: 50 }) @IsOptional() @IsInt() @Min(1) @Max(50) requiredHeadcount?: number;
   @ApiPropertyOptional({ description: "the camera that sees the gate (a camera of the post's school); null unlinks", nullable: true })
