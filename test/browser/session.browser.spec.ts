@@ -50,10 +50,12 @@ describe('console session in Chromium', () => {
     ).body as { id: string };
     await page.waitForSelector(`[data-incident-id="${incident.id}"]`);
 
-    // An access token that lasts 3 s (the real signer, a short life), while renewal answers 503.
+    // An access token that lasts 10 s (the real signer, a short life), while renewal answers 503. Long enough for the
+    // reloaded page to connect on a loaded host (ci2: with 3 s the token expired before the socket was up, and the page
+    // never got online: renewal answers 503 here), short enough to expire within the test.
     const s = await stored();
     const session = (jwt.decode(s.accessToken) as { fam: string }).fam; // the same login session as the page's own token
-    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 3 } }, null as never).signAccess(
+    const short = new TokenService({ ...t.config, auth: { ...t.config.auth, accessTtlSeconds: 10 } }, null as never).signAccess(
       { id: user.userId, username: 'night_op', role: 'operator', schoolId: null },
       session,
     );
@@ -75,7 +77,7 @@ describe('console session in Chromium', () => {
     await page.waitForSelector(`[data-incident-id="${incident.id}"]`);
 
     // The server ends the socket session at expiry; renewal fails and is retried; no logout.
-    await page.waitForSelector('body[data-conn="offline"]', { timeout: 15000 });
+    await page.waitForSelector('body[data-conn="offline"]', { timeout: 25000 });
     const until = Date.now() + 8000;
     while (Date.now() < until && refreshes < 2) await page.waitForTimeout(250);
     expect(refreshes).toBeGreaterThanOrEqual(2);
