@@ -433,7 +433,7 @@ export interface AlarmsConfig {
    * `statementMaxEvents`: the first events of up to that many devices of a group are taken in one
    * statement (new incidents inserted, retries and open incidents found), in chunks of that size, 2
    * and 1; 1 = one statement per event. Default 8: under a burst one round trip per press bound the
-   * intake (issue 11 §6; 8 per statement halved the service's CPU per alarm). The statement repeats
+   * intake (issue 11 §6; on the bench 8 per statement took a third off the service's CPU per alarm, 16 half). The statement repeats
    * each event's part, so what Postgres keeps of it per pooled connection grows with the size
    * (prepared: about 0.6 MB per event, attack pass 11 #4) — at most 16.
    */
