@@ -1,9 +1,10 @@
-import { createButton, press, TestButton } from '../support/devices';
+import { pressWhileBackendsKilled } from '../support/backend-kills';
+import { createButton, TestButton } from '../support/devices';
 import { seedMinimal, startApp, TestApp } from '../support/harness';
 
 /**
  * Postgres backends terminated while groups of presses are taken in combined statements (attack
- * pass 11): 24 buttons, so a group's first events fill a statement of 16. Every press is answered
+ * pass 11): 24 buttons, so a group's first events fill statements of alarms.groupCommit.statementMaxEvents. Every press is answered
  * 201/200 or a 503 with Retry-After; the device retries the same event id; afterwards each event is
  * one press, each button one incident with its presses in the order sent, and each incident was
  * announced and audited once.
@@ -23,40 +24,7 @@ describe('combined intake statements while Postgres backends are terminated (slo
   afterAll(() => t?.close());
 
   it('loses and doubles nothing', async () => {
-    const dbName = new URL(t.config.database.url).pathname.slice(1);
-    let killed = 0;
-    const killUntil = Date.now() + 6000;
-    const killer = (async () => {
-      while (Date.now() < killUntil) {
-        const { rows } = await t.db.query(
-          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-          [dbName],
-        );
-        killed += rows[0].n;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
-    const unexpected: string[] = [];
-    const device = async (b: TestButton) => {
-      for (let n = 0; n < 6; n++) {
-        const eventId = `${b.code}-ev-${n}`;
-        for (let afterKills = 0; ;) {
-          let status = -1;
-          try {
-            const res = await press(t.baseUrl, b, eventId, 15_000);
-            status = res.status;
-            if (status === 503 && !res.headers.get('retry-after')) unexpected.push(`${eventId}: 503 without Retry-After`);
-            if (![200, 201, 503].includes(status)) unexpected.push(`${eventId}: ${status} ${await res.text()}`);
-          } catch {
-            /* retried */
-          }
-          if (status === 200 || status === 201) break;
-          if (Date.now() > killUntil && ++afterKills > 40) throw new Error(`${eventId} never committed after the kills stopped`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    };
-    await Promise.all([killer, ...buttons.map(device)]);
+    const { killed, unexpected } = await pressWhileBackendsKilled(t, buttons, { events: 6, forMs: 6000, everyMs: 200, retryMs: 100 });
     expect(unexpected).toEqual([]);
     expect(killed).toBeGreaterThan(0);
     const { rows } = await t.db.query(

@@ -42,7 +42,7 @@ function connectMayRecover(e: unknown): boolean {
  * Postgres still starting (docker compose up) or slow to accept on a loaded host does not fail the boot
  * (CI ci5: one 1 s connect timed out). Past the wait, the last error is thrown and names the cause.
  */
-export async function runMigrations(config: Pick<AppConfig, 'database'>, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<string[]> {
+export async function runMigrations(config: Pick<AppConfig, 'database'>): Promise<string[]> {
   const deadline = Date.now() + config.database.migrateConnectWaitMs;
   for (let attemptMs = config.database.connectTimeoutMs; ; attemptMs *= 2) {
     const left = deadline - Date.now();
@@ -69,7 +69,7 @@ export async function runMigrations(config: Pick<AppConfig, 'database'>, sleep =
       // Safe to run again: no statement ran on a connection that could not be had, and each migration
       // is its own transaction (an applied one is recorded, a failed one rolled back).
       if (!connectMayRecover(e) || Date.now() >= deadline) throw e;
-      await sleep(Math.min(250, Math.max(0, deadline - Date.now())));
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
     }
   }
 }

@@ -239,8 +239,8 @@ function insertResult(res: IncidentInsertRow): IncidentInsertResult {
   };
 }
 
-/** Combined statement texts by part text and count (a few per shape: chunkSize's ladder). */
-const combinedTexts = new Map<string, string>();
+/** Combined statement texts by part text, then count (a few per shape: chunkSize's ladder). Keyed in two steps: no key string built per event. */
+const combinedTexts = new Map<string, Map<number, string>>();
 
 /**
  * `count` parts of one text as one statement: part k's CTEs suffixed `_k`, its placeholders moved
@@ -248,8 +248,8 @@ const combinedTexts = new Map<string, string>();
  * One part alone keeps its names (no suffix).
  */
 function combinedInsertText(partText: string, count: number, paramsPerPart: number): string {
-  const key = `${count}\n${partText}`;
-  const known = combinedTexts.get(key);
+  const byCount = combinedTexts.get(partText);
+  const known = byCount?.get(count);
   if (known) return known;
   const cut = partText.lastIndexOf('\nSELECT {K}::int AS k');
   const [ctes, select] = [partText.slice(0, cut), partText.slice(cut + 1)];
@@ -260,8 +260,8 @@ function combinedInsertText(partText: string, count: number, paramsPerPart: numb
       .replace(/\{K\}/g, String(k));
   const ks = [...Array(count).keys()];
   const text = `WITH ${ks.map((k) => one(ctes, k)).join(',\n')}\n${ks.map((k) => one(select, k)).join('\nUNION ALL\n')}`;
-  if (combinedTexts.size > 256) combinedTexts.clear(); // a handful of shapes × ladder sizes in practice
-  combinedTexts.set(key, text);
+  if (!byCount && combinedTexts.size >= 64) combinedTexts.clear(); // a handful of shapes in practice
+  combinedTexts.set(partText, (byCount ?? new Map<number, string>()).set(count, text));
   return text;
 }
 

@@ -157,7 +157,7 @@ export class AlarmsJobs {
       await this.db.query(`UPDATE incidents SET relay_attempts = greatest(relay_attempts, $2) WHERE id = $1`, [incidentId, attempt]);
       throw e;
     }
-    await this.db.transaction(async (m) => {
+    const closed = await this.db.transaction(async (m) => {
       const [[up]] = (await m.query(
         `UPDATE incidents SET relay_delivered_at = now(), relay_attempts = greatest(relay_attempts, $2), updated_at = now()
          WHERE id = $1 AND relay_delivered_at IS NULL RETURNING *`,
@@ -171,11 +171,14 @@ export class AlarmsJobs {
         if (up.alarm_device_id) await this.buttonTests.relayed(m, up.alarm_device_id);
       }
       await this.outbox.markDone(m, [jobId]);
+      return up?.status === 'cancelled' || up?.status === 'resolved';
     });
     // A withdrawal that found this alarm still pending waits out its backoff (1 s, 2 s, 4 s… up to minutes):
-    // the police should hear of the withdrawal right after the alarm, not that much later. Best effort: the
-    // backoff still runs it if Redis does not answer now.
-    await this.queue.promoteJob(JobName.AlarmPoliceWithdraw, jobIds.withdraw(incidentId)).catch(() => false);
+    // the police should hear of the withdrawal right after the alarm, not that much later. Asked of Redis only
+    // when the incident is closed: the UPDATE above holds the row, so a cancel committing after it comes after
+    // this delivery, and its withdrawal finds the alarm delivered on its first run. Best effort: the backoff
+    // still runs it if Redis does not answer now.
+    if (closed) await this.queue.promoteJob(JobName.AlarmPoliceWithdraw, jobIds.withdraw(incidentId)).catch(() => false);
     return 'delivered';
   }
 
