@@ -6,7 +6,7 @@ import type { DeviceAlarmInput } from '../../src/modules/alarms/alarm-intake.ser
 import { PoliceReceiver, startPoliceReceiver } from '../support/police-receiver';
 import { AlarmIntakeService } from '../../src/modules/alarms';
 import { auth, seedMinimal, startApp, TestApp } from '../support/harness';
-import { createButton, TestButton } from '../support/devices';
+import { createButton, createCamera, TestButton } from '../support/devices';
 
 /**
  * Adversarial pass 11 on group commit's combined statement (alarms.groupCommit.statementMaxEvents):
@@ -39,21 +39,14 @@ describe('alarm intake: combined statement attacks', () => {
     cams = [];
     for (let i = 0; i < 4; i++)
       cams.push(
-        (
-          await t
-            .http()
-            .post('/api/v1/cameras')
-            .set(auth(admin))
-            .send({
-              schoolId: seed.schoolA.id,
-              deviceId: `500113000013200000${10 + i}`,
-              channelId: `500113000013100000${10 + i}`,
-              name: `攻击摄像机${i}`,
-              areaKind: 'playground',
-              streamUrl: `rtsp://nvr/${10 + i}`,
-            })
-            .expect(201)
-        ).body,
+        await createCamera(t, admin, {
+          schoolId: seed.schoolA.id,
+          deviceId: `500113000013200000${10 + i}`,
+          channelId: `500113000013100000${10 + i}`,
+          name: `攻击摄像机${i}`,
+          areaKind: 'playground',
+          streamUrl: `rtsp://nvr/${10 + i}`,
+        }),
       );
     for (let i = 0; i < 20; i++) buttons.push(await createButton(t, admin, { schoolId: seed.schoolA.id, code: `ATK-${i}`, location: `攻击岗${i}` }));
     intake = t.app.get(AlarmIntakeService);
@@ -293,21 +286,14 @@ describe('alarm intake: combined statement attacks', () => {
     const made: { id: string }[] = [];
     for (let i = 0; i < 4; i++)
       made.push(
-        (
-          await t
-            .http()
-            .post('/api/v1/cameras')
-            .set(auth(admin))
-            .send({
-              schoolId: seed.schoolA.id,
-              deviceId: `5001130000132${String(num).padStart(5, '0')}${i}0`,
-              channelId: `5001130000131${String(num).padStart(5, '0')}${i}0`,
-              name: `${tag}摄像机${i}`,
-              areaKind: 'canteen',
-              streamUrl: `rtsp://nvr/${tag}/${i}`,
-            })
-            .expect(201)
-        ).body,
+        await createCamera(t, admin, {
+          schoolId: seed.schoolA.id,
+          deviceId: `5001130000132${String(num).padStart(5, '0')}${i}0`,
+          channelId: `5001130000131${String(num).padStart(5, '0')}${i}0`,
+          name: `${tag}摄像机${i}`,
+          areaKind: 'canteen',
+          streamUrl: `rtsp://nvr/${tag}/${i}`,
+        }),
       );
     const bs: TestButton[] = [];
     for (let i = 0; i < 18; i++) {

@@ -33,6 +33,16 @@ export async function createButton(
   return { id: dev.id, code: o.code, authorization: cred.authorization };
 }
 
+/** Creates a camera of the registry at a school (admin token); GB/T 28181 device and channel ids of 20 digits. */
+export async function createCamera(
+  t: TestApp,
+  adminToken: string,
+  o: { schoolId: string; deviceId: string; channelId: string; name: string; areaKind?: string; streamUrl?: string },
+): Promise<{ id: string }> {
+  const body = { areaKind: 'main_gate', ...o };
+  return (await t.http().post('/api/v1/cameras').set(auth(adminToken)).send(body).expect(201)).body as { id: string };
+}
+
 /** `n` buttons at a school, one after another: codes `<code>-1` … `<code>-n`, at posts "1 号岗" … . */
 export async function createButtons(t: TestApp, adminToken: string, schoolId: string, n: number, code = 'BTN'): Promise<TestButton[]> {
   const out: TestButton[] = [];
