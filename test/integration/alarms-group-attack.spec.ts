@@ -180,7 +180,9 @@ describe('alarm intake: combined statement attacks', () => {
       raise({ deviceId: b[10], eventId: 'g1-10' }),
       cam(0, 'g1-c0'),
     ]);
-    await t.db.query(`UPDATE drill_windows SET ends_at = now() WHERE id = $1`, [windowId]);
+    // Ended a millisecond ago: a press time is the request's arrival in whole milliseconds, so a press in the same
+    // millisecond as a window ended at now() (microseconds) still fell inside it — 1 run in 5 here made group 2 a drill.
+    await t.db.query(`UPDATE drill_windows SET ends_at = now() - interval '1 millisecond' WHERE id = $1`, [windowId]);
     // Group 2: real presses after the drill, a retry, types and priorities, odd notes, buttons with and without cameras,
     // police-linked or not, a button twice, cameras, a gateway with and without a camera, an unplaced GB/T 28181 channel.
     await group([
