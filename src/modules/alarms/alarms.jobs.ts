@@ -137,6 +137,13 @@ export class AlarmsJobs {
       await this.outbox.markDone(this.db, [jobId]);
       return 'drill not relayed';
     }
+    // The drill's own delivery (key `<incident>`) after it was made real: the `-real` job delivers it, as
+    // real; this one would send a real body under the drill's key (deduplicated away by the platform if
+    // the drill went out) and, recorded as the delivery, make the `-real` job find nothing to do.
+    if (!real && row.made_real_at) {
+      await this.outbox.markDone(this.db, [jobId]);
+      return 'made real: delivered by the real relay';
+    }
     const body = {
       incidentId: row.id,
       drill: row.drill, // 演练: the receiver must not dispatch officers for a drill
@@ -160,8 +167,11 @@ export class AlarmsJobs {
     const closed = await this.db.transaction(async (m) => {
       const [[up]] = (await m.query(
         `UPDATE incidents SET relay_delivered_at = now(), relay_attempts = greatest(relay_attempts, $2), updated_at = now()
-         WHERE id = $1 AND relay_delivered_at IS NULL RETURNING *`,
-        [incidentId, attempt],
+         WHERE id = $1 AND relay_delivered_at IS NULL AND ($3::boolean OR made_real_at IS NULL) RETURNING *`,
+        // A drill delivered while it was being made real (make-real cleared relay_delivered_at and committed
+        // after the read above) is not the delivery of the real alarm: recording it would stop the `-real`
+        // job, and the withdrawal would go out with the police told only of a drill (attack pass 12).
+        [incidentId, attempt, real],
       )) as [IncidentRow[]];
       if (up) {
         const what = up.drill ? `（${this.cfg.drills.relayLabel}）` : '';
@@ -194,16 +204,20 @@ export class AlarmsJobs {
    */
   async withdraw(incidentId: string, attempt: number): Promise<string> {
     const jobId = jobIds.withdraw(incidentId);
-    const [row] = (await this.db.query(`SELECT * FROM incidents WHERE id = $1`, [incidentId])) as IncidentRow[];
+    // One statement, one snapshot: the relay marks its delivery and its outbox row done in one transaction,
+    // so read apart a delivery committing between the two reads looked like 'never relayed' and the
+    // withdrawal was dropped (attack pass 12).
+    const [row] = (await this.db.query(
+      `SELECT i.*, EXISTS (SELECT 1 FROM alarm_outbox WHERE job_id = ANY($2) AND done_at IS NULL) AS relay_pending
+         FROM incidents i WHERE i.id = $1`,
+      [incidentId, [jobIds.relay(incidentId), jobIds.relay(incidentId, true)]],
+    )) as (IncidentRow & { relay_pending: boolean })[];
     if (!row || !this.cfg.policeRelay.url) {
       await this.outbox.markDone(this.db, [jobId]);
       return 'nothing to do';
     }
     if (!row.relay_delivered_at) {
-      const pending = (await this.db.query(`SELECT 1 FROM alarm_outbox WHERE job_id = ANY($1) AND done_at IS NULL`, [
-        [jobIds.relay(incidentId), jobIds.relay(incidentId, true)],
-      ])) as unknown[];
-      if (pending.length) throw new Error(`incident ${incidentId}: the alarm is not delivered to the police yet; withdrawn after it`);
+      if (row.relay_pending) throw new Error(`incident ${incidentId}: the alarm is not delivered to the police yet; withdrawn after it`);
       await this.outbox.markDone(this.db, [jobId]);
       return 'never relayed';
     }

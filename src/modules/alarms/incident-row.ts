@@ -20,6 +20,8 @@ export interface IncidentRow {
   first_press_at: Date;
   last_press_at: Date;
   drill: boolean;
+  /** When a drill was made real (its delivery as real goes under `<incident>-real`); null otherwise (absent in a draft not yet inserted). */
+  made_real_at?: Date | null;
   outcome: Outcome | null;
   raised_by_id: string | null;
   raised_by_name: string;
