@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, getMetadataStorage, IsArray, ValidateBy, ValidateNested, ValidationTypes } from 'class-validator';
 import type { FieldError } from './errors';
 
 type Dto = new (...args: never[]) => object;
@@ -12,15 +12,16 @@ interface Bound {
   of?: () => Dto;
 }
 
-/** The bounded properties declared on each DTO prototype (its own; inherited ones are found up the prototype chain). */
-const bounds = new WeakMap<object, Bound[]>();
+/**
+ * The class-validator name under which a bound is declared. A bound lives in class-validator's metadata (as a
+ * check that always passes, carrying the bound as its constraint) rather than on the DTO's prototype: mapped
+ * types (PartialType, PickType…) copy class-validator metadata to a class that does not extend its source,
+ * so an update DTO `extends PartialType(CreateXDto)` keeps its create DTO's bounds (attack pass 12 #3).
+ */
+const BOUND = 'shouhuBodyBound';
 
 function declare(bound: Omit<Bound, 'property'>): PropertyDecorator {
-  return (target, key) => {
-    const own = bounds.get(target) ?? [];
-    if (!bounds.has(target)) bounds.set(target, own);
-    own.push({ ...bound, property: String(key) });
-  };
+  return ValidateBy({ name: BOUND, constraints: [bound], validator: { validate: () => true } });
 }
 
 /**
@@ -54,24 +55,46 @@ export function BoundedJson(maxChars: number): PropertyDecorator {
   });
 }
 
-function boundsOf(cls: Dto): Bound[] {
-  const out: Bound[] = [];
-  for (let p: object | null = cls.prototype as object; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null)
-    out.push(...(bounds.get(p) ?? []));
-  return out;
+interface Shape {
+  bounds: Bound[];
+  /** Properties validated as one nested object (ValidateNested on a property whose declared type is a DTO class): their bounds are checked too. */
+  nested: { property: string; of: Dto }[];
+}
+
+/** Per DTO class (metadata is complete once the classes are loaded): its bounds and nested objects, own and inherited. */
+const shapes = new WeakMap<Dto, Shape>();
+
+function shapeOf(cls: Dto): Shape {
+  let shape = shapes.get(cls);
+  if (shape) return shape;
+  shape = { bounds: [], nested: [] };
+  const seen = new Set<string>();
+  for (const m of getMetadataStorage().getTargetValidationMetadatas(cls, '', false, false)) {
+    if (m.name === BOUND) shape.bounds.push({ ...(m.constraints[0] as Omit<Bound, 'property'>), property: m.propertyName });
+    else if (m.type === ValidationTypes.NESTED_VALIDATION && !m.each && !seen.has(m.propertyName)) {
+      seen.add(m.propertyName);
+      // design:type is copied by mapped types too; an array (ValidateNested each) is a BoundedArray's business.
+      const t = Reflect.getMetadata('design:type', cls.prototype as object, m.propertyName) as unknown;
+      if (typeof t === 'function' && t !== Array && t !== Object) shape.nested.push({ property: m.propertyName, of: t as Dto });
+    }
+  }
+  shapes.set(cls, shape);
+  return shape;
 }
 
 /**
  * The bounded properties of `value` (a raw body for `cls`) that are too big, as field errors named as the
- * ValidationPipe names them (`levels`, `levels.0.targets`). The global ValidationPipe (makeValidationPipe) asks
- * first and refuses such a body at once, naming only these fields. Goes into the items of an array only when
- * that array is within its bound, so the work is bounded by the bounds, never by the body; anything else (a
- * value of the wrong type, a wrong item) is left to the pipe.
+ * ValidationPipe names them (`levels`, `levels.0.targets`, `calendar.terms`). The global ValidationPipe
+ * (makeValidationPipe) asks first and refuses such a body at once, naming only these fields. Goes into the
+ * items of an array only when that array is within its bound, and into a nested object (ValidateNested of a
+ * DTO class: a school's timetable and calendar), so the work is bounded by the bounds and the body's depth
+ * (http.jsonMaxDepth), never by its arrays; anything else (a value of the wrong type, a wrong item) is left to the pipe.
  */
 export function outOfBounds(cls: Dto, value: unknown, prefix = ''): FieldError[] {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return [];
   const out: FieldError[] = [];
-  for (const b of boundsOf(cls)) {
+  const shape = shapeOf(cls);
+  for (const b of shape.bounds) {
     const v = (value as Record<string, unknown>)[b.property];
     const field = `${prefix}${b.property}`;
     const reason = b.tooBig(v, b.property);
@@ -81,5 +104,6 @@ export function outOfBounds(cls: Dto, value: unknown, prefix = ''): FieldError[]
       v.forEach((item, i) => out.push(...outOfBounds(of, item, `${field}.${i}.`)));
     }
   }
+  for (const n of shape.nested) out.push(...outOfBounds(n.of, (value as Record<string, unknown>)[n.property], `${prefix}${n.property}.`));
   return out;
 }
