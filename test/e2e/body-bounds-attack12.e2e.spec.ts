@@ -24,9 +24,8 @@ describe('bounded arrays nested in objects and in PATCH bodies (attack pass 12)'
         .send({ code: 'PP-A12', schoolId: seed.schoolA.id, gate: '南门', windows: [{ kind: 'arrival' }] })
         .expect(201)
     ).body.id;
-    deviceId = (
-      await t.http().post('/api/v1/alarm-devices').set(h).send({ code: 'AB-A12', schoolId: seed.schoolA.id, areaKind: 'main_gate' }).expect(201)
-    ).body.id;
+    deviceId = (await t.http().post('/api/v1/alarm-devices').set(h).send({ code: 'AB-A12', schoolId: seed.schoolA.id, areaKind: 'main_gate' }).expect(201)).body
+      .id;
   });
   afterAll(async () => {
     await t.close();
@@ -46,11 +45,46 @@ describe('bounded arrays nested in objects and in PATCH bodies (attack pass 12)'
 
   const cases: [string, 'post' | 'patch', () => string, () => Record<string, unknown>, string, number][] = [
     ['POST school, calendar.terms', 'post', () => '/api/v1/schools', () => school({ calendar: { terms: terms(24_000), holidays: [] } }), 'calendar.terms', 20],
-    ['POST school, calendar.holidays', 'post', () => '/api/v1/schools', () => school({ calendar: { terms: [], holidays: holidays(140_000) } }), 'calendar.holidays', 366],
-    ['POST school, timetable.weekdays', 'post', () => '/api/v1/schools', () => school({ timetable: { ...TIMETABLE, weekdays: Array(300_000).fill(1) } }), 'timetable.weekdays', 7],
-    ['PATCH school, calendar.terms', 'patch', () => `/api/v1/schools/${seed.schoolA.id}`, () => ({ calendar: { terms: terms(24_000), holidays: [] } }), 'calendar.terms', 20],
-    ['PATCH protection post, windows', 'patch', () => `/api/v1/protection-posts/${postId}`, () => ({ windows: Array.from({ length: 24_000 }, () => ({ kind: 'arrival' })) }), 'windows', 8],
-    ['PATCH alarm device, linkedCameraIds', 'patch', () => `/api/v1/alarm-devices/${deviceId}`, () => ({ linkedCameraIds: uuids(50_000) }), 'linkedCameraIds', 64],
+    [
+      'POST school, calendar.holidays',
+      'post',
+      () => '/api/v1/schools',
+      () => school({ calendar: { terms: [], holidays: holidays(140_000) } }),
+      'calendar.holidays',
+      366,
+    ],
+    [
+      'POST school, timetable.weekdays',
+      'post',
+      () => '/api/v1/schools',
+      () => school({ timetable: { ...TIMETABLE, weekdays: Array(300_000).fill(1) } }),
+      'timetable.weekdays',
+      7,
+    ],
+    [
+      'PATCH school, calendar.terms',
+      'patch',
+      () => `/api/v1/schools/${seed.schoolA.id}`,
+      () => ({ calendar: { terms: terms(24_000), holidays: [] } }),
+      'calendar.terms',
+      20,
+    ],
+    [
+      'PATCH protection post, windows',
+      'patch',
+      () => `/api/v1/protection-posts/${postId}`,
+      () => ({ windows: Array.from({ length: 24_000 }, () => ({ kind: 'arrival' })) }),
+      'windows',
+      8,
+    ],
+    [
+      'PATCH alarm device, linkedCameraIds',
+      'patch',
+      () => `/api/v1/alarm-devices/${deviceId}`,
+      () => ({ linkedCameraIds: uuids(50_000) }),
+      'linkedCameraIds',
+      64,
+    ],
   ];
 
   it.each(cases)('%s: refused by length at once, naming the field', async (_name, method, path, body, field, max) => {

@@ -61,7 +61,8 @@ describe('police relay and withdrawal interleavings (attack pass 12)', () => {
 
   it('sends the withdrawal when the alarm is delivered between its two reads (incident row, then the relay outbox row)', async () => {
     police.failing = true;
-    const id = (await t.http().post('/api/v1/incidents').set(auth(staff)).send({ schoolId, type: 'intrusion', location: '北门' }).expect(201)).body.id as string;
+    const id = (await t.http().post('/api/v1/incidents').set(auth(staff)).send({ schoolId, type: 'intrusion', location: '北门' }).expect(201)).body
+      .id as string;
     await waitFor(async () => (police.requests.get(id) ?? 0) >= 1, 10_000, 'the first delivery attempt');
     await t.http().post(`/api/v1/incidents/${id}/cancel`).set(auth(staff)).send({ reason: '误按' }).expect(200);
     await waitFor(async () => (await jobState(JobName.AlarmPoliceWithdraw, jobIds.withdraw(id))) === 'delayed', 10_000, 'the withdrawal waiting');
@@ -86,7 +87,9 @@ describe('police relay and withdrawal interleavings (attack pass 12)', () => {
       },
     });
     jobs.withdraw = ((incidentId: string, attempt: number) =>
-      incidentId === id ? AlarmsJobs.prototype.withdraw.call(withDb(stalling), incidentId, attempt) : origWithdraw(incidentId, attempt)) as AlarmsJobs['withdraw'];
+      incidentId === id
+        ? AlarmsJobs.prototype.withdraw.call(withDb(stalling), incidentId, attempt)
+        : origWithdraw(incidentId, attempt)) as AlarmsJobs['withdraw'];
     restore.push(() => {
       jobs.withdraw = origWithdraw as AlarmsJobs['withdraw'];
     });
@@ -95,7 +98,8 @@ describe('police relay and withdrawal interleavings (attack pass 12)', () => {
     // That run may have to wait for its backoff (the relay's promote found it running); its end is simulated.
     await waitFor(
       async () => {
-        if ((await jobState(JobName.AlarmPoliceWithdraw, jobIds.withdraw(id))) === 'delayed') await queue.promoteJob(JobName.AlarmPoliceWithdraw, jobIds.withdraw(id));
+        if ((await jobState(JobName.AlarmPoliceWithdraw, jobIds.withdraw(id))) === 'delayed')
+          await queue.promoteJob(JobName.AlarmPoliceWithdraw, jobIds.withdraw(id));
         return (await t.db.query(`SELECT done_at FROM alarm_outbox WHERE job_id = $1`, [jobIds.withdraw(id)])).rows[0]?.done_at;
       },
       10_000,
@@ -127,7 +131,9 @@ describe('police relay and withdrawal interleavings (attack pass 12)', () => {
       },
     });
     jobs.relay = ((incidentId: string, attempt: number, real = false) =>
-      incidentId === id && !real && !madeReal ? AlarmsJobs.prototype.relay.call(withDb(stalling), incidentId, attempt, real) : origRelay(incidentId, attempt, real)) as AlarmsJobs['relay'];
+      incidentId === id && !real && !madeReal
+        ? AlarmsJobs.prototype.relay.call(withDb(stalling), incidentId, attempt, real)
+        : origRelay(incidentId, attempt, real)) as AlarmsJobs['relay'];
     restore.push(() => {
       jobs.relay = origRelay as AlarmsJobs['relay'];
     });
@@ -163,7 +169,9 @@ describe('police relay and withdrawal interleavings (attack pass 12)', () => {
       },
     });
     jobs.relay = ((incidentId: string, attempt: number, real = false) =>
-      incidentId === id && !real && !madeReal ? AlarmsJobs.prototype.relay.call(withDb(stalling), incidentId, attempt, real) : origRelay(incidentId, attempt, real)) as AlarmsJobs['relay'];
+      incidentId === id && !real && !madeReal
+        ? AlarmsJobs.prototype.relay.call(withDb(stalling), incidentId, attempt, real)
+        : origRelay(incidentId, attempt, real)) as AlarmsJobs['relay'];
     restore.push(() => {
       jobs.relay = origRelay as AlarmsJobs['relay'];
     });
